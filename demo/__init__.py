@@ -1,0 +1,1 @@
+"""The sandbox: a FlowMastery-like target API and its staging users (tracereplay.demo)."""

@@ -1,0 +1,110 @@
+"""The `tracereplay` command: thin typer wrappers over plain functions.
+
+Each stage is imported inside its command, so `capture` and `model` never load gevent
+(only replay code imports locust). `main` turns every `TraceReplayError` and usage error
+into one line on stderr and exit code 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from tracereplay.errors import TraceReplayError
+
+app = typer.Typer(
+    name="tracereplay",
+    help="Trace-replay traffic simulator for HTTP APIs: capture, model, replay, compare.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+SeedOpt = Annotated[
+    int | None, typer.Option(help="Seed of the sandbox's data and accounts [default: 7].")
+]
+
+
+@app.command("info")
+def info_cmd(
+    trace: Annotated[Path, typer.Argument(help="Trace directory (traces/NAME).")],
+) -> None:
+    """Show what a trace holds: rows, files, time span, where it came from."""
+    from tracereplay.trace.info import describe_trace, render_trace_info
+
+    render_trace_info(describe_trace(trace))
+
+
+@app.command("demo-target")
+def demo_target_cmd(
+    port: Annotated[int | None, typer.Option(help="TCP port [default: 8000].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind [default: 127.0.0.1].")] = None,
+    seed: SeedOpt = None,
+    service_time_scale: Annotated[
+        float | None,
+        typer.Option(help="Multiply the simulated service times (0 = answer at once)."),
+    ] = None,
+    login_rate_limit: Annotated[
+        int | None,
+        typer.Option(help="Login attempts per client per minute before 429 (0 = off)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML settings file ([target] table).")
+    ] = None,
+    print_accounts: Annotated[
+        bool, typer.Option("--print-accounts", help="Print the test accounts as CSV and exit.")
+    ] = False,
+) -> None:
+    """Run the sandbox target: a FlowMastery-like API on 127.0.0.1 (Ctrl-C stops it)."""
+    from tracereplay.demo.accounts import accounts_csv, sandbox_accounts
+    from tracereplay.demo.target import load_settings, serve
+
+    settings = load_settings(
+        config,
+        flags={
+            "port": port,
+            "host": host,
+            "seed": seed,
+            "service_time_scale": service_time_scale,
+            "login_rate_limit": login_rate_limit,
+        },
+    )
+    if print_accounts:
+        sys.stdout.write(accounts_csv(sandbox_accounts(settings.seed)))
+        return
+    serve(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    try:
+        result = app(args=argv, prog_name="tracereplay", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "tracereplay"
+        _fail(f"{where}: {exc.format_message()} (see {where} --help)")
+        return EXIT_USAGE
+    except TraceReplayError as exc:
+        _fail(str(exc))
+        return EXIT_USAGE
+    except (KeyboardInterrupt, click.Abort):
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _fail(message: str) -> None:
+    line = " ".join(message.split())
+    sys.stderr.write(f"tracereplay: error: {line}\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Settings flow one way: defaults, then a TOML file, then environment, then flags.
+
+`resolve_settings` is the one function that merges them into a frozen dataclass that is
+then passed explicitly; nothing reads the environment behind a caller's back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tracereplay.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def resolve_settings(
+    cls: type[T],
+    *,
+    file: Path | None = None,
+    section: str | None = None,
+    env: Mapping[str, str] | None = None,
+    env_prefix: str = "",
+    flags: Mapping[str, Any] | None = None,
+) -> T:
+    """An instance of the frozen dataclass `cls`, each field taken from the last layer
+    that sets it: its default, the TOML `file` (its `[section]` when given), the
+    environment variable `env_prefix + FIELD_NAME` (upper case), then `flags` whose
+    value is not None.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    if file is not None:
+        values.update(_from_file(file, section, fields))
+    environ = os.environ if env is None else env
+    for name in fields:
+        key = f"{env_prefix}{name}".upper()
+        if key in environ:
+            values[name] = _coerce(environ[key], hints[name], key)
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return cls(**values)
+
+
+def _from_file(
+    file: Path, section: str | None, fields: Mapping[str, dataclasses.Field[Any]]
+) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read settings file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+    if section is not None:
+        data = data.get(section, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: [{section}] must be a table")
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ConfigError(f"{file}: unknown setting(s): {', '.join(sorted(unknown))}")
+    return dict(data)
+
+
+def _coerce(text: str, hint: Any, key: str) -> Any:
+    """The environment's string as the field's type (bool, int, float, str, Path)."""
+    if isinstance(hint, types.UnionType):  # `X | None`: use X
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    try:
+        if hint is bool:
+            lowered = text.strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(text)
+            return lowered in {"1", "true", "yes", "on"}
+        if hint in (int, float, str, Path):
+            return hint(text)
+    except ValueError:
+        raise ConfigError(f"{key}={text!r}: not a valid {hint.__name__}") from None
+    raise ConfigError(f"{key}: this setting cannot be set from the environment")

@@ -1,0 +1,59 @@
+"""Every error tracereplay raises on purpose, in one hierarchy.
+
+Library code raises these; only the CLI prints them, as one line, and exits 2.
+
+    TraceReplayError                 base: bad input or an environment problem, never a bug
+    ├── UsageError                   an option or argument value that cannot work
+    ├── ConfigError                  a settings or policy file that cannot be used
+    ├── TraceError                   a trace directory that cannot be read or written
+    │   ├── TraceNotFoundError       no such directory
+    │   ├── TraceEmptyError          a directory with no trace rows in it
+    │   ├── TraceSchemaError         a file written with another schema
+    │   ├── TraceCorruptError        a file that is not readable Parquet / Arrow
+    │   └── TraceExistsError         refusing to write over rows already captured
+    └── TargetError                  a target server that cannot be started or reached
+
+Bugs stay ordinary Python exceptions (with a traceback) so that they get reported.
+"""
+
+from __future__ import annotations
+
+
+class TraceReplayError(Exception):
+    """Base of every error tracereplay raises on purpose."""
+
+
+class UsageError(TraceReplayError):
+    """An option or argument value that cannot work."""
+
+
+class ConfigError(TraceReplayError):
+    """A settings or policy file that cannot be used."""
+
+
+class TraceError(TraceReplayError):
+    """A trace directory that cannot be read or written."""
+
+
+class TraceNotFoundError(TraceError):
+    """The trace directory does not exist."""
+
+
+class TraceEmptyError(TraceError):
+    """The trace directory holds no rows."""
+
+
+class TraceSchemaError(TraceError):
+    """A file in the trace was written with another schema."""
+
+
+class TraceCorruptError(TraceError):
+    """A file in the trace is not readable."""
+
+
+class TraceExistsError(TraceError):
+    """Writing would mix new rows into a trace that already has some."""
+
+
+class TargetError(TraceReplayError):
+    """A target server that cannot be started or reached."""

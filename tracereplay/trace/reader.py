@@ -1,0 +1,109 @@
+"""Opening a trace directory as one dataset, with every file checked first.
+
+Complete Parquet parts are read through pyarrow.dataset; rows still in a journal (a writer
+running, or one that was killed) are read from it and added, so a crashed capture is
+readable as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from tracereplay.errors import (
+    TraceCorruptError,
+    TraceEmptyError,
+    TraceNotFoundError,
+    TraceSchemaError,
+)
+from tracereplay.trace.schema import SCHEMA_ID, TRACE_SCHEMA, TraceMetadata, schema_id_of
+from tracereplay.trace.store import live_journals, read_journal
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A checked trace directory."""
+
+    path: Path
+    dataset: ds.Dataset
+    metadata: TraceMetadata
+    """Metadata of the first file (all files of one capture carry the same)."""
+    files: tuple[Path, ...]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.dataset.count_rows())
+
+    def to_table(self, columns: list[str] | None = None, *, sort: bool = True) -> pa.Table:
+        """The rows (optionally only `columns`), in order of `ts` unless `sort=False`."""
+        wanted = columns if columns is None or not sort or "ts" in columns else [*columns, "ts"]
+        table = self.dataset.to_table(columns=wanted)
+        if sort:
+            table = table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending")]))
+            if columns is not None and "ts" not in columns:
+                table = table.drop_columns(["ts"])
+        return table
+
+
+def open_trace(path: str | Path) -> Trace:
+    """Open and check a trace directory; raises a `TraceError` saying what is wrong."""
+    directory = Path(path)
+    if not directory.exists():
+        raise TraceNotFoundError(f"{directory}: no such trace directory")
+    if not directory.is_dir():
+        raise TraceNotFoundError(f"{directory}: not a directory (a trace is a directory)")
+    parquet_files = sorted(
+        p for p in directory.glob("*.parquet") if not p.name.startswith((".", "_"))
+    )
+    metadata = [_check_parquet(p) for p in parquet_files]
+    journal_tables = []
+    for journal in live_journals(directory):
+        table = read_journal(journal)
+        if table is not None:
+            metadata.append(_check_meta(journal, table.schema))
+            journal_tables.append(table)
+    files = tuple(parquet_files) + tuple(live_journals(directory))
+    if not metadata:
+        raise TraceEmptyError(f"{directory}: no trace files (part-*.parquet) in this directory")
+    parts = [ds.dataset([str(p) for p in parquet_files], format="parquet", schema=TRACE_SCHEMA)]
+    parts += [ds.dataset(t.cast(TRACE_SCHEMA)) for t in journal_tables if t.num_rows]
+    dataset = ds.dataset(parts) if len(parts) > 1 else parts[0]
+    trace = Trace(directory, dataset, metadata[0], files)
+    if trace.num_rows == 0:
+        raise TraceEmptyError(f"{directory}: the trace holds no rows")
+    return trace
+
+
+def read_trace(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """All rows of a trace directory, in order of `ts`."""
+    return open_trace(path).to_table(columns)
+
+
+def _check_parquet(path: Path) -> TraceMetadata:
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TraceCorruptError(
+            f"{path}: not a readable Parquet file ({_first_line(exc)})"
+        ) from None
+    return _check_meta(path, schema)
+
+
+def _check_meta(path: Path, schema: pa.Schema) -> TraceMetadata:
+    found = schema_id_of(schema.metadata)
+    if found != SCHEMA_ID:
+        said = f"schema {found!r}" if found else "no tracereplay schema id"
+        raise TraceSchemaError(f"{path}: not a {SCHEMA_ID} file ({said})")
+    if not schema.remove_metadata().equals(TRACE_SCHEMA):
+        raise TraceSchemaError(f"{path}: columns differ from {SCHEMA_ID}")
+    return TraceMetadata.from_arrow(schema.metadata)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

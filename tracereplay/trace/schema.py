@@ -1,0 +1,153 @@
+"""The trace row `tracereplay.trace/1`: its record type and its Arrow schema, side by side.
+
+One row per HTTP exchange. Producers build `TraceRecord`s; `records_to_batch` turns a list
+of them into an Arrow record batch of exactly `TRACE_SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from tracereplay import __version__
+
+SCHEMA_ID = "tracereplay.trace/1"
+
+# File-level metadata keys (Parquet key-value metadata and Arrow IPC schema metadata).
+META_SCHEMA = "tracereplay.schema"
+META_VERSION = "tracereplay.version"
+META_CAPTURE_START = "tracereplay.capture_start"
+META_POLICY_HASH = "tracereplay.policy_hash"
+META_SOURCE = "tracereplay.source"
+
+Headers = Sequence[tuple[str, str]]
+"""Header (name, value) pairs in order; a name may repeat (Set-Cookie)."""
+
+_DICT_STRING = pa.dictionary(pa.int32(), pa.string())
+_HEADER_MAP = pa.map_(pa.string(), pa.string())
+
+TRACE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("duration_ms", pa.float64()),
+    pa.field("session", pa.string()),
+    pa.field("client", pa.string()),
+    pa.field("method", _DICT_STRING, nullable=False),
+    pa.field("scheme", _DICT_STRING),
+    pa.field("host", _DICT_STRING),
+    pa.field("path", pa.string(), nullable=False),
+    pa.field("query", pa.string()),
+    pa.field("req_headers", _HEADER_MAP),
+    pa.field("req_body", pa.binary()),
+    pa.field("req_body_size", pa.int64()),
+    pa.field("status", pa.int16()),
+    pa.field("resp_headers", _HEADER_MAP),
+    pa.field("resp_body", pa.binary()),
+    pa.field("resp_body_size", pa.int64()),
+    pa.field("error", pa.string()),
+)
+TRACE_COLUMNS: tuple[str, ...] = tuple(f.name for f in TRACE_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """One HTTP exchange as stored; field names and meaning are the trace columns."""
+
+    ts: datetime
+    method: str
+    path: str
+    duration_ms: float | None = None
+    session: str | None = None
+    client: str | None = None
+    scheme: str | None = None
+    host: str | None = None
+    query: str | None = None
+    req_headers: Headers = ()
+    req_body: bytes | None = None
+    req_body_size: int = 0
+    status: int | None = None
+    resp_headers: Headers = ()
+    resp_body: bytes | None = None
+    resp_body_size: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TraceMetadata:
+    """What every file of a trace says about where its rows came from."""
+
+    source: str
+    """How the rows were made: capture, import-har, import-mitm, synthesize, replay, test, ..."""
+    capture_start: datetime = field(default_factory=lambda: datetime.now(UTC))
+    policy_hash: str = ""
+    """Hash of the anonymization policy applied (empty when none was)."""
+    version: str = __version__
+
+    def to_arrow(self) -> dict[bytes, bytes]:
+        return {
+            META_SCHEMA.encode(): SCHEMA_ID.encode(),
+            META_VERSION.encode(): self.version.encode(),
+            META_CAPTURE_START.encode(): self.capture_start.isoformat().encode(),
+            META_POLICY_HASH.encode(): self.policy_hash.encode(),
+            META_SOURCE.encode(): self.source.encode(),
+        }
+
+    @classmethod
+    def from_arrow(cls, meta: dict[bytes, bytes] | None) -> TraceMetadata:
+        """Read back what `to_arrow` wrote; the caller has checked the schema id."""
+        meta = meta or {}
+
+        def get(key: str) -> str:
+            return meta.get(key.encode(), b"").decode()
+
+        start = get(META_CAPTURE_START)
+        epoch = datetime.fromtimestamp(0, UTC)
+        return cls(
+            source=get(META_SOURCE),
+            capture_start=datetime.fromisoformat(start) if start else epoch,
+            policy_hash=get(META_POLICY_HASH),
+            version=get(META_VERSION),
+        )
+
+
+def schema_id_of(meta: dict[bytes, bytes] | None) -> str | None:
+    """The trace schema id a file declares, or None when it declares none."""
+    if not meta or META_SCHEMA.encode() not in meta:
+        return None
+    return meta[META_SCHEMA.encode()].decode(errors="replace")
+
+
+def trace_schema(metadata: TraceMetadata | None = None) -> pa.Schema:
+    """`TRACE_SCHEMA`, carrying `metadata` when given."""
+    schema = pa.schema(TRACE_FIELDS)
+    return schema.with_metadata(metadata.to_arrow()) if metadata else schema
+
+
+TRACE_SCHEMA = trace_schema()
+
+
+def records_to_batch(
+    records: Sequence[TraceRecord], schema: pa.Schema = TRACE_SCHEMA
+) -> pa.RecordBatch:
+    """Columnar form of `records`, typed exactly as `schema` (a `trace_schema()`)."""
+    arrays = [
+        pa.array([getattr(r, f.name) for r in records], type=f.type)
+        if not pa.types.is_dictionary(f.type)
+        else pa.array([getattr(r, f.name) for r in records], type=pa.string()).dictionary_encode()
+        for f in schema
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def row_to_record(row: dict[str, Any]) -> TraceRecord:
+    """A `TraceRecord` from one row of `Table.to_pylist()`."""
+    values = {f.name: row[f.name] for f in dataclasses.fields(TraceRecord)}
+    for name in ("req_headers", "resp_headers"):
+        values[name] = tuple(values[name] or ())
+    for name in ("req_body_size", "resp_body_size"):
+        values[name] = values[name] or 0
+    return TraceRecord(**values)

@@ -1,0 +1,54 @@
+"""Parsing of human-written quantities: durations and listen addresses.
+
+Every CLI option with a unit goes through here, so they all accept the same forms.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from tracereplay.errors import UsageError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration_s(text: str) -> float:
+    """Seconds in "90", "90s", "1.5m", "1h30m", "250ms"; a bare number is seconds.
+
+    >>> parse_duration_s("1h30m")
+    5400.0
+    """
+    value = text.strip().lower()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pos, seconds = 0, 0.0
+        for match in _DURATION_PART.finditer(value):
+            if match.start() != pos:
+                break
+            seconds += float(match.group(1)) * _UNIT_S[match.group(2)]
+            pos = match.end()
+        if pos != len(value) or not value:
+            raise UsageError(
+                f"not a duration: {text!r} (use seconds or forms like 90s, 5m, 1h30m)"
+            ) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UsageError(f"not a duration: {text!r} (must be a finite number >= 0)")
+    return seconds
+
+
+def parse_host_port(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """("127.0.0.1", 8080) from "127.0.0.1:8080", ":8080" or "8080"."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "", text
+    host = host.strip("[]") or default_host
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise UsageError(f"not a HOST:PORT address: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise UsageError(f"port out of range in {text!r}")
+    return host, port
