@@ -1,0 +1,146 @@
+"""Real servers for tests: a free port, a process started and stopped, a wait for health.
+
+Everything binds 127.0.0.1. `running_server` always stops what it started, so a failing
+test leaves no process behind; `sandbox_target` runs `tracereplay demo-target`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from tracereplay.demo.accounts import Account, sandbox_accounts
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+# A fixed secret so that tests can craft tokens (e.g. an expired one) the target accepts.
+TEST_JWT_SECRET = "tests-only-secret-0123456789abcdef-0123456789"
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port that was free a moment ago (bound to port 0, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A server started by `running_server`: where it listens and what it printed."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    stderr_path: Path
+    _final_stderr: str | None = None  # kept once the process is gone with its temp dir
+
+    def stderr(self) -> str:
+        """What the server wrote to stderr so far (all of it once it has stopped)."""
+        if self._final_stderr is not None:
+            return self._final_stderr
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+
+def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Poll `url` until it answers 200; fail early if the process exits first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode} before {url}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no answer from {url} within {timeout_s:.0f}s")
+        time.sleep(0.05)
+
+
+def stop_process(
+    process: subprocess.Popen[bytes],
+    sig: signal.Signals = signal.SIGTERM,
+    timeout_s: float = STOP_TIMEOUT_S,
+) -> int:
+    """Signal the process, wait, kill it if it lingers; returns its exit code."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@contextmanager
+def running_server(
+    argv: Sequence[str],
+    *,
+    port: int,
+    health_path: str = "/health",
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+) -> Iterator[ServerProcess]:
+    """Start `argv` (which must listen on `port`), wait for `health_path`, stop at exit."""
+    with tempfile.TemporaryDirectory(prefix="tracereplay-server-") as tmp:
+        stderr_path = Path(tmp) / "stderr.txt"
+        with stderr_path.open("wb") as stderr:
+            process = subprocess.Popen(
+                list(argv),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env={**os.environ, **(env or {})},
+            )
+        server = ServerProcess(f"http://{HOST}:{port}", port, process, stderr_path)
+        try:
+            wait_for_http(server.url + health_path, process, timeout_s)
+            yield server
+        except BaseException:
+            stop_process(process)
+            sys.stderr.write(server.stderr())  # pytest shows it with the failure
+            raise
+        finally:
+            stop_process(process)
+            server._final_stderr = server.stderr()
+
+
+def target_argv(port: int, *options: str) -> list[str]:
+    """The command line of `tracereplay demo-target` on `port` with extra options."""
+    return [sys.executable, "-m", "tracereplay.cli", "demo-target", "--port", str(port), *options]
+
+
+@dataclass
+class SandboxTarget:
+    """A running sandbox target and what a test needs to talk to it."""
+
+    url: str
+    port: int
+    accounts: list[Account]
+    jwt_secret: str
+    server: ServerProcess = field(repr=False)
+
+    def account(self, role: str, index: int = 0) -> Account:
+        """The `index`-th account with `role` ("admin" or "client")."""
+        return [a for a in self.accounts if a.role == role][index]
+
+
+@contextmanager
+def sandbox_target(*options: str, seed: int = 7) -> Iterator[SandboxTarget]:
+    """`tracereplay demo-target` on a free port with `options`, stopped at exit."""
+    port = free_port()
+    env = {"TRACEREPLAY_TARGET_JWT_SECRET": TEST_JWT_SECRET}
+    argv = target_argv(port, "--seed", str(seed), *options)
+    with running_server(argv, port=port, env=env) as server:
+        yield SandboxTarget(server.url, port, sandbox_accounts(seed), TEST_JWT_SECRET, server)
