@@ -82,6 +82,50 @@ def demo_target_cmd(
     serve(settings)
 
 
+@app.command("demo-traffic")
+def demo_traffic_cmd(
+    host: Annotated[
+        str, typer.Option(help="Target base URL, loopback only (e.g. http://127.0.0.1:8000).")
+    ],
+    duration: Annotated[
+        str, typer.Option(help="Wall time the compressed 24 h day takes (e.g. 90s, 2m, 1h).")
+    ] = "2m",
+    users: Annotated[int, typer.Option(help="Peak number of simulated users.")] = 30,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the users' choices and of the sandbox accounts.")
+    ] = 7,
+    accounts: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV email,password,role (demo-target --print-accounts) to sign in "
+            "with [default: the sandbox's accounts for --seed]."
+        ),
+    ] = None,
+    grace: Annotated[
+        str, typer.Option(help="How long running sessions may finish after --duration.")
+    ] = "20s",
+    summary_json: Annotated[
+        Path | None, typer.Option(help="Also write the end-of-run summary here as JSON.")
+    ] = None,
+) -> None:
+    """Play the sandbox's staging users: a bounded, seeded Locust population (loopback only)."""
+    from tracereplay.demo.traffic.settings import staging_settings
+    from tracereplay.units import parse_duration_s
+
+    settings = staging_settings(
+        host,
+        parse_duration_s(duration),
+        users,
+        seed,
+        accounts=accounts,
+        grace_s=parse_duration_s(grace),
+    )
+    from tracereplay.demo.traffic.runner import run_and_report  # loads locust (gevent)
+
+    if run_and_report(settings, summary_json).interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:
