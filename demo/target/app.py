@@ -46,12 +46,12 @@ def create_app(settings: TargetSettings, *, now: datetime | None = None) -> Fast
         title="FlowMastery sandbox",
         version=__version__,
         description="A FlowMastery-like n8n platform API with seeded in-memory data.",
-        # No OpenTelemetry: its per-request provider lookups cost a third of a simple GET.
+        # The sandbox exports no telemetry: skip FastAPI's per-request OpenTelemetry checks.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.target = state
-    # Routes go straight onto the app's router: an included router is matched as a second,
-    # nested pass on every request, which costs a simple GET about a fifth of its time.
+    # Routes go straight onto the app's router: FastAPI matches an included router as a
+    # second, nested pass on every request (measured here: ~10-40 µs more per request).
     for module in (system, auth, clients, n8n, metrics, workflows):
         module.add_routes(app.router, state)
     install_error_handlers(app)

@@ -1,5 +1,5 @@
 """`tracereplay demo-target` as a command: --print-accounts, a busy port (exit 2, one
-line, no traceback), bad settings, and stopping on SIGTERM / SIGINT."""
+line, no traceback), bad settings, and stopping on SIGTERM / SIGINT (real processes)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tests.servers import SandboxTarget, free_port, running_server, target_argv
+from tracereplay.cli import main
 
 RUN_TIMEOUT_S = 60
 
@@ -27,18 +28,25 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_print_accounts_is_deterministic_csv() -> None:
-    first = run_cli("demo-target", "--print-accounts")
-    assert first.returncode == 0, first.stderr
-    rows = list(csv.DictReader(io.StringIO(first.stdout)))
-    assert first.stdout.startswith("email,password,role\n")
+def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`tracereplay ARGS...` through `main` in this process: (exit code, stdout, stderr)."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_print_accounts_is_deterministic_csv(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_in_process(capsys, "demo-target", "--print-accounts")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert out.startswith("email,password,role\n")
     assert len(rows) == 20
     assert {r["role"] for r in rows} == {"admin", "client"}
     assert sum(r["role"] == "admin" for r in rows) == 4
     assert all(r["email"].rsplit(".", 1)[0].endswith("@example") for r in rows)
-    assert run_cli("demo-target", "--print-accounts").stdout == first.stdout
-    other = run_cli("demo-target", "--print-accounts", "--seed", "8")
-    assert other.returncode == 0 and other.stdout != first.stdout
+    assert run_in_process(capsys, "demo-target", "--print-accounts")[1] == out
+    other = run_in_process(capsys, "demo-target", "--print-accounts", "--seed", "8")
+    assert other[0] == 0 and other[1] != out
 
 
 def test_busy_port_exits_2_with_one_line(sandbox_target: SandboxTarget) -> None:
@@ -58,10 +66,12 @@ def test_busy_port_exits_2_with_one_line(sandbox_target: SandboxTarget) -> None:
         (["--port", "70000"], "port=70000: must be 0..65535"),
     ],
 )
-def test_bad_settings_exit_2(options: list[str], message: str) -> None:
-    result = run_cli("demo-target", *options)
-    assert result.returncode == 2
-    assert result.stderr == f"tracereplay: error: target setting {message}\n"
+def test_bad_settings_exit_2(
+    capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    code, _, err = run_in_process(capsys, "demo-target", *options)
+    assert code == 2
+    assert err == f"tracereplay: error: target setting {message}\n"
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
