@@ -163,14 +163,15 @@ class SessionScript:
     def _page_gap(self) -> None:
         self.pause(PAGE_GAP.sample(self.rng))
 
-    def _client_target(self) -> str | None:
-        """The client the next client-level action is about (admins: seen in a list)."""
+    def _client_target(self, *, browse: bool = False) -> str | None:
+        """The client a client-level action is about: a client user's own; an admin's
+        focus, else (or when `browse`-ing to another) one seen in a list."""
         v = self.visit
         if not self.is_admin:
             return v.own_client_id
-        if v.focus is not None:
-            return v.focus
         seen = [c for c in v.clients if not self._foreign(c)]
+        if v.focus is not None and not (browse and seen):
+            return v.focus
         return self.rng.choice(seen) if seen else None
 
     def _has_client_target(self) -> bool:
@@ -215,7 +216,7 @@ class SessionScript:
             self._remember_clients(answer.data.get("items", []))
 
     def client(self) -> None:
-        target = self._client_target()
+        target = self._client_target(browse=True)
         assert target is not None
         answer = self.send("GET", "/api/v1/clients/{client_id}", ids={"client_id": target})
         self.visit.focus = target

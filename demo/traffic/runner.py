@@ -180,9 +180,15 @@ def _summarize(
 
 def run_and_report(settings: StagingSettings, summary_json: Path | None) -> StagingSummary:
     """The `demo-traffic` command: live progress on stderr, the summary tables on stdout."""
-    summary = run_settings(settings, console=Console(stderr=True))
+    progress = Console(stderr=True)
+    summary = run_settings(settings, console=progress if progress.is_terminal else _wide(True))
     if summary_json is not None:
         summary.write_json(summary_json)
     out = Console()
-    render_summary(summary, out if out.is_terminal else Console(width=120))  # logs, pipes
+    render_summary(summary, out if out.is_terminal else _wide(False))
     return summary
+
+
+def _wide(stderr: bool) -> Console:
+    """For logs and pipes, where rich would otherwise wrap at 80 columns."""
+    return Console(stderr=stderr, width=120)

@@ -240,3 +240,14 @@ def test_every_action_of_a_behavior_runs_against_the_fake(behavior: Behavior) ->
         # executions_more only runs when the first page said there is a next one
         assert ran[-1] == action or ran == ["executions"]
     assert all(c.route.startswith(("/api/v1/", "/health")) for c in api.calls)
+
+
+def test_admins_browse_the_clients_a_list_showed() -> None:
+    api = FakeApi()
+    script, _ = script_for(ADMIN_BROWSER, api)
+    script.run("clients")
+    for _ in range(20):
+        script.run("client")
+    viewed = {c.ids["client_id"] for c in api.calls if c.route == "/api/v1/clients/{client_id}"}
+    assert len(viewed) > 1
+    assert viewed <= set(api.clients)
