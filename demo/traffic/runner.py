@@ -6,11 +6,13 @@ command and `python -m tracereplay.demo.traffic` import this module.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import gevent
+from gevent.event import Event
 from locust.env import Environment
 from locust.runners import STATE_STOPPED, LocalRunner
 from rich.console import Console
@@ -75,19 +77,24 @@ def run_settings(settings: StagingSettings, *, console: Console | None = None) -
 
     env.events.user_error.add_listener(count_user_error)  # type: ignore[no-untyped-call]
     runner = env.create_local_runner()
+    # Ctrl-C / SIGTERM only set a flag: gevent's hub would otherwise print the interrupt.
+    stop = Event()
+    handlers = [gevent.signal_handler(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)]
     started = time.monotonic()
-    max_users, interrupted = 0, False
+    max_users = [0]
     runner.start_shape()
     try:
-        max_users = _watch(runner, env, settings, started, console)
+        _watch(runner, env, settings, started, console, stop, max_users)
     except KeyboardInterrupt:
-        interrupted = True
+        stop.set()
     finally:
         if runner.state != STATE_STOPPED:
             env.stop_timeout = 0.0  # interrupted or overdue: stop every seat now
         runner.quit()
+        for handler in handlers:
+            handler.cancel()
     elapsed_s = time.monotonic() - started
-    return _summarize(env, settings, context, elapsed_s, max_users, user_errors, interrupted)
+    return _summarize(env, settings, context, elapsed_s, max_users[0], user_errors, stop.is_set())
 
 
 def _watch(
@@ -96,17 +103,21 @@ def _watch(
     settings: StagingSettings,
     started: float,
     console: Console | None,
-) -> int:
-    """Wait for the shape to end the run, showing progress; returns the most seats seen."""
+    stop: Event,
+    max_users: list[int],
+) -> None:
+    """Wait for the shape (or `stop`) to end the run, showing progress; `max_users[0]`
+    keeps the most seats seen (a list, so that it survives an interrupt)."""
     deadline = started + settings.duration_s + settings.grace_s + HARD_STOP_MARGIN_S
-    max_users, next_log = 0, started
+    next_log = started
     live = Live(console=console, auto_refresh=False) if console and console.is_terminal else None
     if live is not None:
         live.start()
     try:
         while runner.state != STATE_STOPPED and time.monotonic() < deadline:
-            gevent.sleep(POLL_S)
-            max_users = max(max_users, runner.user_count)
+            if stop.wait(POLL_S):
+                return
+            max_users[0] = max(max_users[0], runner.user_count)
             line = _progress_line(runner, env, settings, time.monotonic() - started)
             if live is not None:
                 live.update(line, refresh=True)
@@ -116,7 +127,6 @@ def _watch(
     finally:
         if live is not None:
             live.stop()
-    return max_users
 
 
 def _progress_line(
