@@ -24,9 +24,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.servers
 
-from tracereplay.demo.accounts import sandbox_accounts
-
 from tests.servers import free_port, running_server, target_argv
+from tracereplay.demo.accounts import sandbox_accounts
 
 GOAL_RPS = 2000
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}

@@ -7,32 +7,21 @@ test leaves no process behind; `sandbox_target` runs `tracereplay demo-target`.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from tracereplay.demo.accounts import Account, sandbox_accounts
+from tracereplay.processes import free_port, stop_process, wait_for_http
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 # A fixed secret so that tests can craft tokens (e.g. an expired one) the target accepts.
 TEST_JWT_SECRET = "tests-only-secret-0123456789abcdef-0123456789"
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port that was free a moment ago (bound to port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -50,38 +39,6 @@ class ServerProcess:
         if self._final_stderr is not None:
             return self._final_stderr
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-
-def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """Poll `url` until it answers 200; fail early if the process exits first."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with code {process.returncode} before {url}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no answer from {url} within {timeout_s:.0f}s")
-        time.sleep(0.05)
-
-
-def stop_process(
-    process: subprocess.Popen[bytes],
-    sig: signal.Signals = signal.SIGTERM,
-    timeout_s: float = STOP_TIMEOUT_S,
-) -> int:
-    """Signal the process, wait, kill it if it lingers; returns its exit code."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 @contextmanager

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from tracereplay.errors import TraceReplayError
@@ -126,22 +125,47 @@ def demo_traffic_cmd(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Directory for the results [default: reports/demo-DATE-TIME]."),
+    ] = None,
+    duration: Annotated[
+        str, typer.Option(help="Length of the staging users' compressed day (e.g. 2m).")
+    ] = "2m",
+    users: Annotated[int, typer.Option(help="Staging users at the day's peak.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the sandbox data and the users.")] = 7,
+) -> int:
+    """Run the pipeline on the bundled sandbox: target up, staging users, summary."""
+    from tracereplay.demo.pipeline import default_out_dir, run_demo
+    from tracereplay.units import parse_duration_s
+
+    result = run_demo(
+        out or default_out_dir(), duration_s=parse_duration_s(duration), users=users, seed=seed
+    )
+    return EXIT_INTERRUPTED if result.staging.interrupted else EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:
         result = app(args=argv, prog_name="tracereplay", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.UsageError as exc:
-        where = exc.ctx.command_path if exc.ctx else "tracereplay"
-        _fail(f"{where}: {exc.format_message()} (see {where} --help)")
-        return EXIT_USAGE
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
     except TraceReplayError as exc:
         _fail(str(exc))
         return EXIT_USAGE
-    except (KeyboardInterrupt, click.Abort):
-        _fail("interrupted")
-        return EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # typer's (vendored click's) usage errors
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "tracereplay"
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if message:  # empty when no arguments were given and the help was printed
+            _fail(f"{where}: {message} (see {where} --help)")
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
     return result if isinstance(result, int) else EXIT_OK
 
 

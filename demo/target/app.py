@@ -9,12 +9,12 @@ from datetime import datetime
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tracereplay import __version__
 from tracereplay.demo.target.envelope import install_error_handlers
 from tracereplay.demo.target.routes import auth, clients, metrics, n8n, system, workflows
 from tracereplay.demo.target.settings import TargetSettings
 from tracereplay.demo.target.state import RequestCounters, TargetState
-
-from tracereplay import __version__
 
 
 class CountRequests:

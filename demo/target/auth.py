@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
+
 from tracereplay.demo.target.envelope import ApiError
 from tracereplay.demo.target.state import TargetState
 from tracereplay.demo.target.store import Client, User

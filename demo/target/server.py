@@ -13,10 +13,10 @@ import sys
 from types import FrameType
 
 import uvicorn
+
 from tracereplay.demo.accounts import sandbox_accounts
 from tracereplay.demo.target.app import create_app
 from tracereplay.demo.target.settings import TargetSettings
-
 from tracereplay.errors import TargetError
 
 GRACEFUL_SHUTDOWN_S = 5

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from faker import Faker
+
 from tracereplay.demo.accounts import Role, sandbox_accounts, sandbox_client_ids, seeded_uuid
 
 ExecutionStatus = Literal["success", "error", "running", "waiting"]

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from faker import Faker
+
 from tracereplay.demo.traffic.behaviors import ACTIONS, PAGE_GAP, PREREQUISITE, Behavior, choose
 from tracereplay.demo.traffic.settings import StagingAccount
 

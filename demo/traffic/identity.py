@@ -10,6 +10,7 @@ import random
 from collections.abc import Sequence
 
 from faker import Faker
+
 from tracereplay.demo.traffic.behaviors import BEHAVIORS, Behavior
 from tracereplay.demo.traffic.settings import StagingAccount
 

@@ -19,7 +19,6 @@ from tracereplay.demo.traffic.settings import (
     staging_settings,
 )
 from tracereplay.demo.traffic.summary import StagingSummary
-
 from tracereplay.errors import UsageError
 
 EXIT_MARGIN_S = 60.0

@@ -18,6 +18,7 @@ from locust.runners import STATE_STOPPED, LocalRunner
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
+
 from tracereplay.demo.traffic.daycurve import clock_label
 from tracereplay.demo.traffic.settings import (
     DEFAULT_DURATION_S,

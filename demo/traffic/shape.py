@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from locust import LoadTestShape, User
 from locust.dispatch import UsersDispatcher
 from locust.runners import WorkerNode
+
 from tracereplay.demo.traffic.daycurve import users_at
 
 

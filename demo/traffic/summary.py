@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
+
 from tracereplay.demo.traffic.behaviors import BEHAVIORS
 
 SUMMARY_SCHEMA = "tracereplay.staging-summary/1"

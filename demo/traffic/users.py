@@ -23,6 +23,7 @@ import gevent
 from faker import Faker
 from locust import HttpUser, task
 from locust.env import Environment
+
 from tracereplay.demo.traffic.actions import Answer, SessionScript
 from tracereplay.demo.traffic.behaviors import (
     ADMIN_API,

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import jwt
-from tracereplay.demo.accounts import Account
 
 from tests.servers import SandboxTarget
+from tracereplay.demo.accounts import Account
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 

@@ -7,7 +7,6 @@ import time
 
 import httpx
 import pytest
-from tracereplay.demo.accounts import Account
 
 from tests.demo.target_api import (
     Session,
@@ -20,6 +19,7 @@ from tests.demo.target_api import (
     sign_in,
 )
 from tests.servers import SandboxTarget
+from tracereplay.demo.accounts import Account
 
 ME = "/api/v1/auth/me"
 

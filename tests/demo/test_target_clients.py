@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tracereplay.demo.accounts import CLIENT_COUNT, sandbox_client_ids
 
 from tests.demo.target_api import UNKNOWN_ID, Session, api_client, data, error
 from tests.servers import SandboxTarget
+from tracereplay.demo.accounts import CLIENT_COUNT, sandbox_client_ids
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+
 from tracereplay.demo.accounts import (
     ADMIN_COUNT,
     CLIENT_USER_COUNT,
@@ -36,7 +37,6 @@ from tracereplay.demo.target.service_time import (
 )
 from tracereplay.demo.target.store import build_store, user_id
 from tracereplay.demo.target.tokens import TokenRejected, TokenService
-
 from tracereplay.errors import ConfigError
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from faker import Faker
+
 from tracereplay.demo.traffic.actions import HISTORY_DAYS, Answer, SessionScript
 from tracereplay.demo.traffic.behaviors import (
     ADMIN_API,

@@ -6,6 +6,7 @@ import random
 from collections import Counter
 
 import pytest
+
 from tracereplay.demo.traffic.actions import SessionScript
 from tracereplay.demo.traffic.behaviors import (
     ACTIONS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tracereplay.demo.traffic.daycurve import (
     BURST_CENTER_H,
     HOURLY_LEVEL,

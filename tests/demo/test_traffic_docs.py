@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+
 from tracereplay.demo.traffic.behaviors import BEHAVIORS, END, Behavior, seat_shares
 from tracereplay.demo.traffic.daycurve import day_curve, users_at
 

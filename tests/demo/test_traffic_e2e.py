@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tracereplay.demo.accounts import accounts_csv
-from tracereplay.demo.traffic.summary import StagingSummary
 
 from tests.servers import SandboxTarget, sandbox_target
+from tracereplay.demo.accounts import accounts_csv
+from tracereplay.demo.traffic.summary import StagingSummary
 
 DURATION_S, GRACE_S, USERS = 25, 8, 10
 RUN_TIMEOUT_S = DURATION_S + GRACE_S + 60

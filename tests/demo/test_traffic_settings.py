@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tracereplay.cli import main
 from tracereplay.demo.traffic.launch import run_staging_users_in_subprocess, staging_users_argv
 from tracereplay.demo.traffic.settings import (
     StagingAccount,
@@ -14,8 +16,6 @@ from tracereplay.demo.traffic.settings import (
     read_accounts_csv,
     staging_settings,
 )
-
-from tracereplay.cli import main
 from tracereplay.errors import UsageError
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from faker import Faker
 from rich.console import Console
+
 from tracereplay.demo.traffic.behaviors import ADMIN_API, ADMIN_BROWSER, CLIENT_API, CLIENT_BROWSER
 from tracereplay.demo.traffic.identity import browser_user_agent, identity_headers, seat_account
 from tracereplay.demo.traffic.settings import sandbox_staging_accounts

@@ -11,6 +11,7 @@ import sys
 
 from locust.dispatch import UsersDispatcher
 from locust.runners import WorkerNode
+
 from tracereplay.demo.traffic.shape import StableMixDispatcher
 from tracereplay.demo.traffic.users import USER_CLASSES
 

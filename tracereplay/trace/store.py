@@ -33,8 +33,11 @@ from tracereplay.errors import TraceExistsError
 
 PART_RE = re.compile(r"^part-(\d{6,})\.parquet$")
 JOURNAL_RE = re.compile(r"^_journal-(\d{6,})\.arrows$")
-DEFAULT_ROWS_PER_PART = 250_000
+DEFAULT_ROWS_PER_PART = 100_000
 PARQUET_COMPRESSION = "zstd"
+# Dictionary-encode only columns with few distinct values; on bodies and paths Parquet
+# would build a dictionary only to give it up (measured ~15 % slower compaction).
+DICTIONARY_COLUMNS = ["method", "scheme", "host", "session", "client", "status", "error"]
 
 
 def part_path(directory: Path, seq: int) -> Path:
@@ -87,7 +90,7 @@ def read_journal(path: Path) -> pa.Table | None:
 def write_part(table: pa.Table, target: Path) -> None:
     """Write `table` as Parquet at `target`, visible only once complete and on disk."""
     tmp = target.with_name(f".{target.name}.tmp")
-    pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
+    pq.write_table(table, tmp, compression=PARQUET_COMPRESSION, use_dictionary=DICTIONARY_COLUMNS)
     with tmp.open("rb+") as handle:
         os.fsync(handle.fileno())
     tmp.replace(target)

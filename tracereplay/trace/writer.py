@@ -86,7 +86,8 @@ class TraceWriter:
 
     def write(self, record: TraceRecord) -> None:
         """Queue one row; cheap, never blocks on IO."""
-        self._check()
+        if self._closing or self._error is not None:
+            self._check()
         with self._buffer_lock:
             self._buffer.append(record)
             full = len(self._buffer) >= self.max_buffer_rows

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
 from starlette.responses import Response
+
 from tracereplay.demo.target.auth import (
     ACCESS_COOKIE,
     REFRESH_COOKIE,

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
+
 from tracereplay.demo.accounts import seeded_uuid
 from tracereplay.demo.target.auth import SignedIn, require_admin, visible_client
 from tracereplay.demo.target.envelope import ok

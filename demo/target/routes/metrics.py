@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
+
 from tracereplay.demo.target import metrics
 from tracereplay.demo.target.auth import SignedIn, visible_client
 from tracereplay.demo.target.cache import ALL_CLIENTS

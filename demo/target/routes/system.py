@@ -9,12 +9,12 @@ import uuid
 
 from fastapi import APIRouter
 from starlette.responses import Response
+
+from tracereplay import __version__
 from tracereplay.demo.target.auth import SignedIn, require_admin, visible_client
 from tracereplay.demo.target.envelope import ok
 from tracereplay.demo.target.service_time import RouteClass
 from tracereplay.demo.target.state import TargetState
-
-from tracereplay import __version__
 
 _HEALTHY = ok({"status": "healthy"}).body  # the hot path answers pre-rendered bytes
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from starlette.responses import Response
+
 from tracereplay.demo.target.auth import SignedIn, require_client_access
 from tracereplay.demo.target.envelope import ApiError, ok
 from tracereplay.demo.target.schemas import WorkflowPatch

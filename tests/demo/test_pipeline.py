@@ -1,0 +1,42 @@
+"""`tracereplay demo` end to end: target up, staging users, summary, everything stopped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracereplay.cli import main
+from tracereplay.processes import http_ok
+
+
+def test_demo_runs_the_staging_users_against_the_sandbox_and_stops_it(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "tracereplay.cli", "demo", "--out", str(out),
+         "--duration", "12s", "--users", "4"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "staging-summary.json").read_text())
+    assert summary["requests"] > 10
+    assert summary["failures"] == 0
+    assert sum(s["started"] for s in summary["sessions"]) >= 2
+    assert "sandbox target on http://127.0.0.1:" in (out / "target.log").read_text()
+    assert "Requests by endpoint" in done.stdout
+    # The target it started is gone.
+    assert not http_ok(summary["host"] + "/health", timeout_s=0.5)
+
+
+def test_demo_refuses_a_directory_with_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "old.txt").write_text("results of an earlier run")
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"tracereplay: error: {tmp_path} is not empty; choose a new --out directory\n"
+    )
+    assert (tmp_path / "old.txt").read_text() == "results of an earlier run"
