@@ -51,6 +51,27 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], timeout_s: float) 
         time.sleep(0.05)
 
 
+def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on host:port right now."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait until host:port accepts connections (for servers whose requests get recorded,
+    like the capture proxy, where an HTTP probe would become a trace row)."""
+    deadline = time.monotonic() + timeout_s
+    while not port_open(host, port):
+        if process.poll() is not None:
+            raise TargetError(f"{process.args!r} exited with code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise TargetError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
+        time.sleep(0.05)
+
+
 def stop_process(
     process: subprocess.Popen[bytes],
     sig: signal.Signals = signal.SIGTERM,
@@ -72,11 +93,13 @@ def running(
     argv: Sequence[str],
     *,
     ready_url: str | None = None,
+    ready_port: tuple[str, int] | None = None,
     start_timeout_s: float = 30.0,
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start `argv`, wait until `ready_url` answers 200, and stop it when the block ends.
+    """Start `argv`, wait until `ready_url` answers 200 (or `ready_port` accepts
+    connections), and stop it when the block ends.
 
     The child's output goes to `log` (else nowhere); it gets its own process group so a
     Ctrl-C in the terminal reaches only us, and we stop it in order.
@@ -97,6 +120,8 @@ def running(
     try:
         if ready_url is not None:
             wait_for_http(ready_url, process, start_timeout_s)
+        if ready_port is not None:
+            wait_for_port(*ready_port, process, start_timeout_s)
         yield process
     finally:
         stop_process(process)

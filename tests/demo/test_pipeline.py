@@ -11,9 +11,10 @@ import pytest
 
 from tracereplay.cli import main
 from tracereplay.processes import http_ok
+from tracereplay.trace import read_trace
 
 
-def test_demo_runs_the_staging_users_against_the_sandbox_and_stops_it(tmp_path: Path) -> None:
+def test_demo_captures_the_staging_users_and_stops_everything(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     done = subprocess.run(
         [sys.executable, "-m", "tracereplay.cli", "demo", "--out", str(out),
@@ -27,6 +28,10 @@ def test_demo_runs_the_staging_users_against_the_sandbox_and_stops_it(tmp_path: 
     assert sum(s["started"] for s in summary["sessions"]) >= 2
     assert "sandbox target on http://127.0.0.1:" in (out / "target.log").read_text()
     assert "Requests by endpoint" in done.stdout
+    # Everything the staging users sent went through the capture proxy into the trace.
+    trace = read_trace(out / "trace")
+    assert trace.num_rows == summary["requests"]
+    assert "leak scan clean" in " ".join(done.stderr.split())  # rich wraps at 80 columns
     # The target it started is gone.
     assert not http_ok(summary["host"] + "/health", timeout_s=0.5)
 

@@ -32,6 +32,7 @@ def open_writer(
 
 
 __all__ = [
+    "DEFAULT_FLUSH_INTERVAL_S",
     "SCHEMA_ID",
     "TRACE_COLUMNS",
     "TRACE_SCHEMA",

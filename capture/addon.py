@@ -1,0 +1,166 @@
+"""`TraceCapture`: the mitmproxy addon that records every exchange into an anonymized trace.
+
+Use it embedded (`tracereplay capture`) or in your own mitmproxy:
+    mitmdump -s capture/addon.py --set tracereplay_out=traces/NAME [--set tracereplay_policy=FILE]
+Absolute imports only: mitmproxy loads this file as a script, outside its package.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mitmproxy import ctx, exceptions, flowfilter, http
+from mitmproxy.addonmanager import Loader
+
+from tracereplay.capture.anonymize.policy import Policy, load_policy
+from tracereplay.capture.anonymize.pseudonyms import load_key
+from tracereplay.capture.anonymize.record import Anonymizer
+from tracereplay.capture.exchange import exchange_from_flow
+from tracereplay.capture.recorder import Recorder, RecorderStats
+from tracereplay.errors import TraceReplayError
+from tracereplay.trace import DEFAULT_FLUSH_INTERVAL_S, TraceMetadata, open_writer
+
+logger = logging.getLogger(__name__)
+
+KEY_ENV = "TRACEREPLAY_KEY"
+_OPTIONS = (
+    "tracereplay_out",
+    "tracereplay_policy",
+    "tracereplay_key_file",
+    "tracereplay_flush_ms",
+    "tracereplay_append",
+    "tracereplay_filter",
+)
+_SEEN = "tracereplay.recorded"
+
+
+class TraceCapture:
+    """Records each completed exchange and each transport error as one trace row."""
+
+    def __init__(self) -> None:
+        self.recorder: Recorder | None = None
+        self.policy: Policy | None = None
+        self.key_source = ""
+        self.final_stats: RecorderStats | None = None
+        self._filter: flowfilter.TFilter | None = None
+        self._lock = threading.Lock()
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "tracereplay_out", str | None, None,  # type: ignore[arg-type]  # mitmproxy takes Optional[str]
+            "Trace directory to record into (traces/NAME); nothing is recorded without it.",
+        )  # fmt: skip
+        loader.add_option(
+            "tracereplay_policy", str | None, None,  # type: ignore[arg-type]  # mitmproxy takes Optional[str]
+            "Anonymization policy (TOML); default: tracereplay's built-in policy.",
+        )  # fmt: skip
+        loader.add_option(
+            "tracereplay_key_file", str | None, None,  # type: ignore[arg-type]  # mitmproxy takes Optional[str]
+            f"File holding the pseudonym key; default: ${KEY_ENV}, else a random key "
+            "for this capture only.",
+        )  # fmt: skip
+        loader.add_option(
+            "tracereplay_flush_ms", int, round(DEFAULT_FLUSH_INTERVAL_S * 1000),
+            "Milliseconds between writes of buffered rows to disk (at most this much is "
+            "lost if the process is killed).",
+        )  # fmt: skip
+        loader.add_option(
+            "tracereplay_append", bool, False,
+            "Add rows to an existing trace instead of refusing to touch it.",
+        )  # fmt: skip
+        loader.add_option(
+            "tracereplay_filter", str | None, None,  # type: ignore[arg-type]  # mitmproxy takes Optional[str]
+            "Record only the flows matching this mitmproxy filter expression.",
+        )  # fmt: skip
+
+    def configure(self, updated: set[str]) -> None:
+        if not any(name in updated for name in _OPTIONS):
+            return
+        opts = ctx.options
+        if opts.tracereplay_flush_ms <= 0:
+            raise exceptions.OptionsError("tracereplay_flush_ms must be > 0")
+        try:
+            self._filter = (
+                flowfilter.parse(opts.tracereplay_filter) if opts.tracereplay_filter else None
+            )
+        except ValueError as exc:
+            raise exceptions.OptionsError(f"tracereplay_filter: {exc}") from None
+        if not opts.tracereplay_out:
+            if self.recorder is None:
+                logger.warning("tracereplay: set tracereplay_out to record a trace")
+            return
+        try:
+            self.start(
+                Path(opts.tracereplay_out),
+                policy_file=Path(opts.tracereplay_policy) if opts.tracereplay_policy else None,
+                key_file=Path(opts.tracereplay_key_file) if opts.tracereplay_key_file else None,
+                flush_interval_s=opts.tracereplay_flush_ms / 1000,
+                append=opts.tracereplay_append,
+            )
+        except TraceReplayError as exc:
+            raise exceptions.OptionsError(str(exc)) from None
+
+    def start(
+        self,
+        out: Path,
+        *,
+        policy_file: Path | None = None,
+        key_file: Path | None = None,
+        flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+        append: bool = False,
+    ) -> None:
+        """Open the trace (closing any previous one); raises TraceReplayError on bad input."""
+        policy = load_policy(policy_file)
+        key, self.key_source = load_key(KEY_ENV, key_file)
+        if self.key_source == "random":
+            logger.warning(
+                "tracereplay: no key in $%s or a key file: pseudonyms are random for this "
+                "capture and will not match another capture's",
+                KEY_ENV,
+            )
+        metadata = TraceMetadata(
+            source="capture", capture_start=datetime.now(UTC), policy_hash=policy.hash
+        )
+        writer = open_writer(out, metadata, append=append, flush_interval_s=flush_interval_s)
+        anonymizer = Anonymizer(policy, key)
+        with self._lock:
+            previous, self.recorder = self.recorder, Recorder(anonymizer.record, writer)
+            self.policy = policy
+        if previous is not None:
+            self.final_stats = previous.close()
+
+    def stats(self) -> RecorderStats | None:
+        recorder = self.recorder
+        return recorder.stats() if recorder is not None else None
+
+    # -- hooks: copy what a row needs, hand it over, let the flow go ------------------
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if not flow.metadata.get(_SEEN):  # an error after the response was recorded
+            self._record(flow)
+
+    def _record(self, flow: http.HTTPFlow) -> None:
+        recorder = self.recorder
+        if recorder is None or (self._filter is not None and not self._filter(flow)):
+            return
+        flow.metadata[_SEEN] = True
+        recorder.submit(exchange_from_flow(flow))
+
+    def done(self) -> None:
+        self.close()
+
+    def close(self) -> RecorderStats | None:
+        """Write everything recorded so far and close the trace."""
+        with self._lock:
+            recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            self.final_stats = recorder.close()
+        return self.final_stats
+
+
+addons = [TraceCapture()]

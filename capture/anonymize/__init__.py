@@ -1,0 +1,1 @@
+"""Anonymization at the source: detectors, keyed pseudonyms, the policy and the record builder."""

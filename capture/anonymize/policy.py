@@ -1,0 +1,157 @@
+"""The anonymization policy: a TOML file read into a frozen `Policy`, with its hash.
+
+The default policy ships as `default_policy.toml` beside this module and documents every
+setting; `load_policy(path)` reads another one, checked strictly (unknown keys are errors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tracereplay.errors import ConfigError
+
+from .detectors import KINDS
+
+DEFAULT_POLICY_NAME = "default_policy.toml"
+
+_SECTIONS: dict[str, dict[str, type]] = {
+    "bodies": {"max_bytes": int},
+    "fields": {
+        "remove_words": list,
+        "secret_words": list,
+        "person_names": list,
+        "phones": list,
+    },
+    "ids": {"uuids": bool, "integer_path_segments": bool, "integer_id_fields": bool},
+    "headers": {"secret": list, "drop": list, "urls": list},
+    "detectors": {"enabled": list},
+    "session": {"cookies": list, "credential_fields": list},
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What gets removed, pseudonymized and detected; see default_policy.toml."""
+
+    max_body_bytes: int
+    remove_words: frozenset[str]
+    secret_words: frozenset[str]
+    person_names: frozenset[str]
+    phone_fields: frozenset[str]
+    pseudonymize_uuids: bool
+    integer_path_segments: bool
+    integer_id_fields: bool
+    secret_headers: frozenset[str]
+    drop_headers: frozenset[str]
+    url_headers: frozenset[str]
+    detectors: tuple[str, ...]
+    session_cookies: frozenset[str]
+    credential_fields: frozenset[str]
+    hash: str
+    """sha256 (first 16 hex digits) of the policy's canonical JSON form."""
+    source: str
+    """Where it was read from: "default" or the file's path."""
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """The policy in `path`, or the default one; ConfigError on anything unusable."""
+    if path is None:
+        text = resources.files(__package__).joinpath(DEFAULT_POLICY_NAME).read_text("utf-8")
+        return parse_policy(text, source="default")
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"policy {path}: cannot read it ({_reason(exc)})") from None
+    return parse_policy(text, source=str(path))
+
+
+def parse_policy(text: str, *, source: str = "<string>") -> Policy:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"policy {source}: not valid TOML ({exc})") from None
+    checked = _check(raw, source)
+    canonical = json.dumps(checked, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def words(section: str, key: str) -> frozenset[str]:
+        return frozenset(str(v).lower() for v in checked[section][key])
+
+    detectors = tuple(checked["detectors"]["enabled"])
+    unknown = [d for d in detectors if d not in KINDS]
+    if unknown:
+        raise ConfigError(
+            f"policy {source}: unknown detector {unknown[0]!r} (known: {', '.join(KINDS)})"
+        )
+    max_bytes = checked["bodies"]["max_bytes"]
+    if max_bytes < 0:
+        raise ConfigError(f"policy {source}: bodies.max_bytes must be >= 0")
+    return Policy(
+        max_body_bytes=max_bytes,
+        remove_words=words("fields", "remove_words"),
+        secret_words=words("fields", "secret_words"),
+        person_names=words("fields", "person_names"),
+        phone_fields=words("fields", "phones"),
+        pseudonymize_uuids=checked["ids"]["uuids"],
+        integer_path_segments=checked["ids"]["integer_path_segments"],
+        integer_id_fields=checked["ids"]["integer_id_fields"],
+        secret_headers=words("headers", "secret"),
+        drop_headers=words("headers", "drop"),
+        url_headers=words("headers", "urls"),
+        detectors=detectors,
+        session_cookies=words("session", "cookies"),
+        credential_fields=words("session", "credential_fields"),
+        hash=digest,
+        source=source,
+    )
+
+
+def _check(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Every section and key present, of the right type, and nothing else."""
+    extra = set(raw) - set(_SECTIONS) - {"version"}
+    if extra:
+        raise ConfigError(f"policy {source}: unknown section {sorted(extra)[0]!r}")
+    if raw.get("version", 1) != 1:
+        raise ConfigError(f"policy {source}: version {raw['version']!r} not supported (want 1)")
+    checked: dict[str, Any] = {}
+    for section, keys in _SECTIONS.items():
+        table = raw.get(section)
+        if not isinstance(table, dict):
+            raise ConfigError(f"policy {source}: missing [{section}] table")
+        unknown = set(table) - set(keys)
+        if unknown:
+            raise ConfigError(f"policy {source}: unknown key {section}.{sorted(unknown)[0]}")
+        checked[section] = {}
+        for key, kind in keys.items():
+            if key not in table:
+                raise ConfigError(f"policy {source}: missing {section}.{key}")
+            value = table[key]
+            ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+            if ok and kind is list:
+                ok = all(isinstance(v, str) for v in value)
+            if not ok:
+                want = {list: "a list of strings", int: "an integer", bool: "true or false"}
+                raise ConfigError(f"policy {source}: {section}.{key} must be {want[kind]}")
+            checked[section][key] = value
+    return checked
+
+
+_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def name_words(name: str) -> frozenset[str]:
+    """The words of a field or header name: `X-Api-Key`, `apiKey`, `api_key` → api, key."""
+    spaced = _CAMEL.sub("_", name).lower()
+    return frozenset(w for w in _WORD_SPLIT.split(spaced) if w)
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or type(exc).__name__

@@ -1,0 +1,275 @@
+"""Keyed, shape-preserving pseudonyms: the same value and key always give the same stand-in.
+
+Also owns the capture key: where it comes from (`load_key`); it is never logged or stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import re
+import secrets
+import string
+import threading
+import uuid
+from base64 import urlsafe_b64encode
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from itertools import count
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tracereplay.capture.anonymize.detectors import (
+    PSEUDO_EMAIL_DOMAIN,
+    PSEUDO_IPV4_NET,
+    PSEUDO_IPV6_NET,
+    PSEUDO_JWT_HEADER,
+    PSEUDO_TOKEN_PREFIX,
+    find_all,
+    looks_like_jwt,
+    luhn_ok,
+)
+from tracereplay.errors import ConfigError
+
+if TYPE_CHECKING:
+    from faker import Faker
+
+__all__ = ["PSEUDO_JWT_HEADER", "Pseudonymizer", "load_key"]
+
+_BASE62 = string.digits + string.ascii_letters
+_TOKEN_MIN, _TOKEN_MAX = 16, 128
+_JWT_PART_MIN = 16
+_NON_DIGIT = re.compile(r"\D")
+_PHONE_EXTENSION = re.compile(r"\s*(?:x|ext\.?|#)\s*(\d+)\s*$", re.IGNORECASE)
+
+
+def _name_pool(names: Iterable[object]) -> tuple[str, ...]:
+    # faker's en_US name tables, letters only so they fit an email local part
+    return tuple(str(n).lower() for n in names if str(n).isascii() and str(n).isalpha())
+
+
+class Pseudonymizer:
+    """Pseudonyms for one capture: HMAC-SHA256 of (kind, value) under the capture key.
+
+    Namespaced by kind only, never by where a value was found, so a value becomes the same
+    pseudonym in a path, a header, a query or a body. Results are memoised (bounded LRU).
+    """
+
+    def __init__(self, key: bytes, *, cache_size: int = 65536) -> None:
+        if not key:
+            raise ValueError("the pseudonym key must not be empty")
+        self._key = key
+        self._faker: Faker | None = None
+        self._faker_lock = threading.Lock()  # seed + draw must not interleave across threads
+        # Per instance, not on the class, so the cache dies with the instance.
+        self._memo = lru_cache(maxsize=cache_size)(self._make)
+        self._makers: dict[str, Callable[[str], str]] = {
+            "email": self._email,
+            "jwt": self._jwt,
+            "token": self._token,
+            "uuid": self._uuid,
+            "integer": self._integer,
+            "phone": self._phone,
+            "card": self._card,
+            "ipv4": self._ipv4,
+            "ipv6": self._ipv6,
+            "name": self._name,
+        }
+
+    def __repr__(self) -> str:
+        return "Pseudonymizer(key=<hidden>)"
+
+    # --- public API -----------------------------------------------------------------------
+
+    def email(self, value: str) -> str:
+        return self._memo("email", value)
+
+    def jwt(self, value: str) -> str:
+        return self._memo("jwt", value)
+
+    def token(self, value: str) -> str:
+        return self._memo("token", value)
+
+    def secret(self, value: str) -> str:
+        """A JWT stays JWT-shaped (clients split it); anything else becomes an opaque token."""
+        return self.jwt(value) if looks_like_jwt(value) else self.token(value)
+
+    def uuid(self, value: str) -> str:
+        return self._memo("uuid", value)
+
+    def integer(self, value: str) -> str:
+        return self._memo("integer", value)
+
+    def phone(self, value: str) -> str:
+        return self._memo("phone", value)
+
+    def card(self, value: str) -> str:
+        return self._memo("card", value)
+
+    def ipv4(self, value: str) -> str:
+        return self._memo("ipv4", value)
+
+    def ipv6(self, value: str) -> str:
+        return self._memo("ipv6", value)
+
+    def name(self, value: str) -> str:
+        return self._memo("name", value)
+
+    def for_kind(self, kind: str, value: str) -> str:
+        """The pseudonym for a detector finding of `kind` (see detectors.KINDS)."""
+        if kind in ("bearer", "jwt"):
+            return self.secret(value)
+        if kind in ("email", "card", "phone", "ipv4", "ipv6"):
+            return self._memo(kind, value)
+        raise ValueError(f"no pseudonym for detector kind {kind!r}")
+
+    def digest(self, kind: str, value: str, length: int = 16) -> str:
+        """Hex of HMAC-SHA256(key, kind + "\\0" + value), cut to `length` (1..64) chars."""
+        if not 1 <= length <= 64:
+            raise ValueError(f"digest length must be 1..64, not {length}")
+        return self._mac(kind, value).hex()[:length]
+
+    # --- keyed randomness -----------------------------------------------------------------
+
+    def _mac(self, kind: str, value: str) -> bytes:
+        message = f"{kind}\0{value}".encode("utf-8", "surrogatepass")
+        return hmac.digest(self._key, message, "sha256")
+
+    def _bytes(self, kind: str, value: str, size: int, attempt: int = 0) -> bytes:
+        """`size` bytes that only the key and (kind, value) decide; SHAKE-256 stretches the MAC."""
+        return hashlib.shake_256(self._mac(kind, value) + attempt.to_bytes(4)).digest(size)
+
+    def _make(self, kind: str, value: str) -> str:
+        return self._makers[kind](value)
+
+    # --- one maker per shape --------------------------------------------------------------
+
+    def _email(self, value: str) -> str:
+        encoded_at = "@" not in value and "%40" in value
+        normal = value.replace("%40", "@").strip().lower()
+        raw = self._bytes("email", normal, 10)
+        first_names, last_names = _name_pools()
+        first = first_names[int.from_bytes(raw[:4]) % len(first_names)]
+        last = last_names[int.from_bytes(raw[4:8]) % len(last_names)]
+        at = "%40" if encoded_at else "@"
+        return f"{first}.{last}{raw[8:].hex()}{at}{PSEUDO_EMAIL_DOMAIN}"
+
+    def _jwt(self, value: str) -> str:
+        parts = value.split(".")
+        payload_len = max(len(parts[1]) if len(parts) > 1 else 0, _JWT_PART_MIN)
+        signature_len = max(len(parts[2]) if len(parts) > 2 else 0, _JWT_PART_MIN)
+        size = payload_len + signature_len
+        chars = urlsafe_b64encode(self._bytes("jwt", value, size)).decode()
+        return f"{PSEUDO_JWT_HEADER}.{chars[:payload_len]}.{chars[payload_len:size]}"
+
+    def _token(self, value: str) -> str:
+        length = min(max(len(value), _TOKEN_MIN), _TOKEN_MAX) - len(PSEUDO_TOKEN_PREFIX)
+        raw = self._bytes("token", value, length)
+        return PSEUDO_TOKEN_PREFIX + "".join(_BASE62[b % 62] for b in raw)
+
+    def _uuid(self, value: str) -> str:
+        try:
+            normal = str(uuid.UUID(value))  # one identity for every spelling of the UUID
+        except ValueError:
+            normal = value.lower()
+        made = uuid.UUID(bytes=self._bytes("uuid", normal, 16), version=4)
+        text = made.hex if "-" not in value and len(value.strip("{}")) == 32 else str(made)
+        return text.upper() if any("A" <= c <= "F" for c in value) else text
+
+    def _integer(self, value: str) -> str:
+        sign = "-" if value.startswith("-") else ""
+        digits = value.lstrip("-+")
+        if digits == "0" or not digits:
+            return value
+        normal = sign + (digits.lstrip("0") or "0")
+        # A stand-in for an id must not look like a phone or a card to the leak scanner:
+        # draw again (deterministically) until no detector fires.
+        for attempt in count():
+            raw = self._bytes("integer", normal, len(digits), attempt)
+            made = str(1 + raw[0] % 9) + "".join(str(b % 10) for b in raw[1:])
+            if not find_all(made, ("card", "phone")):
+                return sign + made
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _phone(self, value: str) -> str:
+        extension = _PHONE_EXTENSION.search(value)
+        main = value[: extension.start()] if extension else value
+        digits = _NON_DIGIT.sub("", main)
+        if len(digits) == 13 and digits.startswith("001"):  # NANP dialled from abroad
+            digits = digits[3:]
+        elif len(digits) == 11 and digits.startswith("1"):
+            digits = digits[1:]
+        normal = digits + (f"x{extension.group(1)}" if extension else "")
+        raw = self._bytes("phone", normal, 4)
+        area = 200 + int.from_bytes(raw[:2]) % 800
+        line = raw[2] % 100
+        return f"+1-{area}-555-01{line:02d}"
+
+    def _card(self, value: str) -> str:
+        digit_count = sum(c.isdigit() for c in value)
+        raw = self._bytes("card", _NON_DIGIT.sub("", value), max(digit_count, 1))
+        made = [str(b % 10) for b in raw[: digit_count - 1]]
+        prefix = "".join(made)
+        # Any last digit but the one Luhn wants, so a pseudonym is never a card number.
+        wrong = [d for d in "0123456789" if not luhn_ok(prefix + d)]
+        made.append(wrong[raw[-1] % len(wrong)])
+        stream = iter(made)
+        return "".join(next(stream) if c.isdigit() else c for c in value)
+
+    def _ipv4(self, value: str) -> str:
+        raw = self._bytes("ipv4", value.strip(), 4)
+        offset = int.from_bytes(raw) % PSEUDO_IPV4_NET.num_addresses
+        return str(PSEUDO_IPV4_NET[offset])
+
+    def _ipv6(self, value: str) -> str:
+        try:
+            normal = str(ipaddress.IPv6Address(value))
+        except ValueError:
+            normal = value.lower()
+        offset = int.from_bytes(self._bytes("ipv6", normal, 12))
+        return str(PSEUDO_IPV6_NET[offset])
+
+    def _name(self, value: str) -> str:
+        normal = " ".join(value.split()).casefold()
+        seed = int.from_bytes(self._bytes("name", normal, 8))
+        with self._faker_lock:
+            if self._faker is None:
+                from faker import Faker  # slow to build: only for captures that use names
+
+                self._faker = Faker("en_US")
+            self._faker.seed_instance(seed)
+            return str(self._faker.name())
+
+
+@lru_cache(maxsize=1)
+def _name_pools() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """faker's en_US first and last names, loaded on first use (importing faker takes ~0.1 s)."""
+    from faker.providers.person.en_US import Provider
+
+    return _name_pool(Provider.first_names), _name_pool(Provider.last_names)
+
+
+def load_key(env_var: str = "TRACEREPLAY_KEY", key_file: Path | None = None) -> tuple[bytes, str]:
+    """The capture key and where it came from: "file", "env" or "random".
+
+    A key file wins (surrounding whitespace stripped, so `echo k > file` and
+    `TRACEREPLAY_KEY=k` agree), then the environment variable, else 32 random bytes for this
+    process only: the caller should warn that pseudonyms will not match another capture's.
+    """
+    if key_file is not None:
+        try:
+            key = key_file.read_bytes().strip()
+        except FileNotFoundError:
+            raise ConfigError(f"{key_file}: key file not found") from None
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(f"{key_file}: key file cannot be read ({reason})") from None
+        if not key:
+            raise ConfigError(f"{key_file}: key file is empty")
+        return key, "file"
+    from_env = os.environ.get(env_var, "")
+    if from_env:
+        return from_env.encode(), "env"
+    return secrets.token_bytes(32), "random"

@@ -1,0 +1,192 @@
+"""`run_capture`: mitmproxy embedded with the `TraceCapture` addon, for `tracereplay capture`.
+
+Reverse proxy in front of one target by default, or a regular proxy for clients that are
+configured with one. Stops on --duration, SIGINT or SIGTERM, always closing the trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mitmproxy import options
+from mitmproxy.addons import default_addons
+from mitmproxy.master import Master
+
+from tracereplay.errors import TargetError, UsageError
+
+from .addon import TraceCapture
+from .recorder import RecorderStats
+
+MODES = ("reverse", "regular")
+STATUS_INTERVAL_S = 0.5
+_STARTUP_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    out: Path
+    target: str | None = None
+    """Base URL of the server to capture in front of (required in reverse mode)."""
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    mode: str = "reverse"
+    policy_file: Path | None = None
+    key_file: Path | None = None
+    duration_s: float | None = None
+    flush_interval_s: float = 1.0
+    append: bool = False
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    stats: RecorderStats
+    elapsed_s: float
+    stopped_by: str
+    """"duration", "SIGINT" or "SIGTERM"."""
+    listen: str
+    key_source: str
+
+
+StatusCallback = Callable[[RecorderStats, float], None]
+
+
+def check_settings(settings: CaptureSettings) -> tuple[str, str | None]:
+    """The mitmproxy mode spec and flow filter for `settings`; UsageError when unusable."""
+    if settings.mode not in MODES:
+        raise UsageError(f"--mode {settings.mode!r}: want reverse or regular")
+    if settings.duration_s is not None and settings.duration_s <= 0:
+        raise UsageError("--duration must be > 0")
+    target_filter = None
+    if settings.target:
+        parts = urlsplit(settings.target)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"--target {settings.target!r}: want an http(s)://host[:port] URL")
+        target_filter = f"~d {parts.hostname}"
+    if settings.mode == "reverse":
+        if not settings.target:
+            raise UsageError("--target is required in reverse mode")
+        return f"reverse:{settings.target}", None
+    return "regular", target_filter
+
+
+def run_capture(
+    settings: CaptureSettings,
+    on_status: StatusCallback | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> CaptureResult:
+    """Run the capture proxy until --duration or a signal; the trace is closed on return."""
+    mode, flow_filter = check_settings(settings)
+    return asyncio.run(_capture(settings, mode, flow_filter, on_status, on_ready))
+
+
+async def _capture(
+    settings: CaptureSettings,
+    mode: str,
+    flow_filter: str | None,
+    on_status: StatusCallback | None,
+    on_ready: Callable[[str], None] | None,
+) -> CaptureResult:
+    opts = options.Options(
+        listen_host=settings.listen_host, listen_port=settings.listen_port, mode=[mode]
+    )
+    master = Master(opts, with_termlog=False)
+    master.addons.add(*default_addons())
+    capture = TraceCapture()
+    master.addons.add(capture)
+    if flow_filter:
+        opts.update(tracereplay_filter=flow_filter)
+    created = not settings.out.exists()
+    capture.start(
+        settings.out,
+        policy_file=settings.policy_file,
+        key_file=settings.key_file,
+        flush_interval_s=settings.flush_interval_s,
+        append=settings.append,
+    )
+    errors = _ErrorLog()
+    logging.getLogger().addHandler(errors)
+    stopped_by = ["duration"]
+    loop = asyncio.get_running_loop()
+
+    def stop(name: str) -> None:
+        stopped_by[0] = name
+        master.shutdown()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig.name)
+    started = time.monotonic()
+    run_task = asyncio.create_task(master.run())
+    try:
+        try:
+            listen = await _wait_listening(master, run_task, errors, settings)
+        except TargetError:
+            await asyncio.wait({run_task}, timeout=10)
+            capture.close()
+            if created and not any(settings.out.iterdir()):
+                settings.out.rmdir()  # leave no empty trace behind a proxy that never ran
+            raise
+        if on_ready is not None:
+            on_ready(listen)
+        deadline = started + settings.duration_s if settings.duration_s else None
+        while not run_task.done():
+            if deadline is not None and time.monotonic() >= deadline:
+                master.shutdown()
+            stats = capture.stats()
+            if on_status is not None and stats is not None:
+                on_status(stats, time.monotonic() - started)
+            await asyncio.wait({run_task}, timeout=STATUS_INTERVAL_S)
+        run_task.result()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        logging.getLogger().removeHandler(errors)
+        if not run_task.done():
+            master.shutdown()
+            await asyncio.wait({run_task}, timeout=10)
+        final = capture.close()
+    assert final is not None
+    return CaptureResult(
+        stats=final,
+        elapsed_s=time.monotonic() - started,
+        stopped_by=stopped_by[0],
+        listen=listen,
+        key_source=capture.key_source,
+    )
+
+
+async def _wait_listening(
+    master: Master, run_task: asyncio.Task[None], errors: _ErrorLog, settings: CaptureSettings
+) -> str:
+    """host:port the proxy listens on, once it does; TargetError when it cannot."""
+    proxyserver = master.addons.get("proxyserver")
+    deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline and not run_task.done():
+        if proxyserver.is_running:
+            addrs = proxyserver.listen_addrs()
+            if addrs:
+                host, port = addrs[0][:2]
+                return f"{host}:{port}"
+            break
+        await asyncio.sleep(0.05)
+    master.shutdown()
+    reason = errors.first or "the proxy did not start"
+    raise TargetError(f"cannot listen on {settings.listen_host}:{settings.listen_port}: {reason}")
+
+
+class _ErrorLog(logging.Handler):
+    """Keeps the first error mitmproxy logs (a failed bind is logged, not raised)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.first: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.first is None:
+            self.first = " ".join(record.getMessage().split())
