@@ -180,6 +180,118 @@ def scan_cmd(
     return EXIT_OK if report.clean else EXIT_THRESHOLD
 
 
+@app.command("model")
+def model_cmd(
+    trace: Annotated[Path, typer.Argument(help="Trace directory (traces/NAME).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Model file to write [default: traces/NAME.model.json].")
+    ] = None,
+    session_timeout: Annotated[
+        str, typer.Option(help="Inactivity that ends a session (e.g. 30m).")
+    ] = "30m",
+) -> None:
+    """Learn a model (templates, sessions, behaviors, arrivals, payloads, correlations)."""
+    from rich.console import Console
+
+    from tracereplay.models.model import build_model, default_model_path, write_model
+    from tracereplay.units import parse_duration_s
+
+    timeout_s = parse_duration_s(session_timeout)
+    if timeout_s <= 0:
+        raise UsageError("--session-timeout must be > 0")
+    console = Console(stderr=True)
+    with console.status("modelling…") as status:
+
+        def stage(name: str) -> None:
+            status.update(f"modelling: {name}…")
+            if not console.is_terminal:
+                console.print(f"model: {name}", highlight=False)
+
+        model = build_model(trace, session_timeout_s=timeout_s, progress=stage)
+    path = write_model(model, out or default_model_path(trace))
+    prov = model["provenance"]
+    console.print(
+        f"model of {prov['rows']} requests, {prov['sessions']} sessions, "
+        f"{len(model['endpoints'])} endpoints, {len(model['behaviors'])} behaviors, "
+        f"{len(model['correlations'])} correlations → {path}",
+        highlight=False,
+    )
+
+
+@app.command("synthesize")
+def synthesize_cmd(
+    model: Annotated[Path, typer.Argument(help="Model file (from tracereplay model).")],
+    out: Annotated[Path, typer.Option(help="Trace directory to write (traces/NAME).")],
+    scale: Annotated[float, typer.Option(help="N × the modeled arrival rate.")] = 1.0,
+    duration: Annotated[
+        str | None, typer.Option(help="Length of the synthetic trace [default: the model's].")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed: same model + seed → same trace.")] = 0,
+    arrivals: Annotated[
+        str,
+        typer.Option(
+            help="stratified (each time bucket gets its expected sessions) or poisson "
+            "(adds count noise)."
+        ),
+    ] = "stratified",
+) -> None:
+    """Write synthetic sessions drawn from a model (request side; no target needed)."""
+    from rich.console import Console
+
+    from tracereplay.models.model import load_model
+    from tracereplay.models.synthesize import synthesize
+    from tracereplay.units import parse_duration_s
+
+    loaded = load_model(model)
+    console = Console(stderr=True)
+    with console.status("synthesizing…") as status:
+        result = synthesize(
+            loaded,
+            out,
+            scale=scale,
+            duration_s=parse_duration_s(duration) if duration else None,
+            seed=seed,
+            arrivals=arrivals,
+            progress=lambda done, total: status.update(f"synthesizing… {done}/{total} sessions"),
+        )
+    console.print(
+        f"{result.sessions} sessions, {result.requests} requests over {result.duration_s:g} s "
+        f"at {result.scale:g}× → {result.out}",
+        highlight=False,
+    )
+
+
+@app.command("compare")
+def compare_cmd(
+    real: Annotated[Path, typer.Argument(help="The real trace (traces/NAME).")],
+    other: Annotated[Path, typer.Argument(help="A synthetic or replayed trace.")],
+    out: Annotated[Path | None, typer.Option(help="Directory for compare.json.")] = None,
+    scale: Annotated[
+        float | None,
+        typer.Option(help="N of the other trace [default: estimated from session rates]."),
+    ] = None,
+    session_timeout: Annotated[
+        str, typer.Option(help="Inactivity that ends a session (e.g. 30m).")
+    ] = "30m",
+) -> int:
+    """Say how close OTHER is to REAL (endpoint mix, sessions, think times, arrivals);
+    exit 1 if a fidelity goal is missed."""
+    from rich.console import Console
+
+    from tracereplay.models.compare import compare_traces, render_compare, write_compare
+    from tracereplay.units import parse_duration_s
+
+    result = compare_traces(
+        real, other, scale=scale, session_timeout_s=parse_duration_s(session_timeout)
+    )
+    render_compare(result, Console())
+    if out is not None:
+        path = write_compare(result, out)
+        Console(stderr=True).print(f"wrote {path}", highlight=False)
+    # Exit 1 when a fidelity goal that could be computed was missed (DESIGN: thresholds).
+    return EXIT_THRESHOLD if result.fidelity_passed is False else EXIT_OK
+
+
 @app.command("demo-target")
 def demo_target_cmd(
     port: Annotated[int | None, typer.Option(help="TCP port [default: 8000].")] = None,

@@ -1,0 +1,292 @@
+"""Behaviors: sessions clustered by their transitions, each a first-order Markov chain over
+endpoints (entry, transitions, exit) with empirical think-time quantiles per transition.
+
+Think times are kept as empirical quantiles (21 points, 0 %..100 %) rather than a fitted
+family: real pauses mix several regimes (reading a page, a script's fixed delay, a human
+coming back) that one lognormal or gamma misses in the tails, and quantiles stay readable.
+A transition with fewer than `MIN_THINK_SAMPLES` pauses borrows the pooled pauses of its
+target endpoint in the behavior, then of the behavior, then of the whole trace.
+
+Session tempo: pauses within one session are not independent (a person reading slowly is
+slow all session; a script is fast all session), so drawing every pause independently
+would make session durations too alike. Each session gets a tempo, the shrunk geometric
+mean of its pauses relative to the trace-wide median of each transition; the stored
+think-time quantiles are of pause / tempo, and each behavior keeps its tempo quantiles.
+Synthesis draws one tempo per session and multiplies every pause by it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+
+END = "END"
+QUANTILE_POINTS = np.linspace(0.0, 1.0, 21)
+MIN_THINK_SAMPLES = 20
+MAX_BEHAVIORS = 6
+# Below this mean silhouette, the clusters are not clearly apart: one behavior is kept.
+MIN_SILHOUETTE = 0.25
+MIN_SESSIONS_PER_BEHAVIOR = 15
+# Shrinkage of a session's tempo toward 1: tempo = exp(sum of log ratios / (pauses + k)),
+# so a session with one or two pauses does not get an extreme tempo from them alone.
+TEMPO_SHRINK = 2.0
+NO_PAUSE_TEMPO = 1.0
+# Weight of the standardised log tempo beside the transition vector (unit length) when
+# clustering: one standard deviation of tempo counts like a very different path.
+TEMPO_WEIGHT = 1.0
+
+
+def sig(x: float, digits: int = 5) -> float:
+    """`x` rounded to `digits` significant digits (stable JSON, readable numbers)."""
+    if x == 0 or not np.isfinite(x):
+        return 0.0 if not np.isfinite(x) else float(x)
+    return float(f"{x:.{digits}g}")
+
+
+@dataclass(frozen=True)
+class ThinkTime:
+    quantiles_s: tuple[float, ...]
+    samples: int
+    pooled_from: str
+    """"transition", "endpoint", "behavior" or "trace": where the pauses came from."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"q": list(self.quantiles_s), "n": self.samples, "from": self.pooled_from}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ThinkTime:
+        return cls(tuple(float(v) for v in data["q"]), int(data["n"]), str(data["from"]))
+
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
+        """Inverse-CDF draws, linear between the stored quantiles."""
+        u = rng.random(size)
+        return np.interp(u, QUANTILE_POINTS, np.asarray(self.quantiles_s))
+
+
+@dataclass(frozen=True)
+class Behavior:
+    name: str
+    share: float
+    sessions: int
+    entry: dict[str, float]
+    transitions: dict[str, dict[str, float]]
+    """from endpoint → {to endpoint or END: probability}."""
+    think: dict[str, dict[str, ThinkTime]]
+    """from endpoint → {to endpoint: think time before the `to` request}."""
+    mean_length: float
+    tempo: ThinkTime
+    """Session tempo (dimensionless multiplier of every pause), drawn once per session."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tempo": self.tempo.to_json(),
+            "name": self.name,
+            "share": self.share,
+            "sessions": self.sessions,
+            "mean_length": self.mean_length,
+            "entry": self.entry,
+            "transitions": self.transitions,
+            "think_s": {
+                a: {b: t.to_json() for b, t in sorted(tos.items())}
+                for a, tos in sorted(self.think.items())
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Behavior:
+        return cls(
+            name=str(data["name"]),
+            share=float(data["share"]),
+            sessions=int(data["sessions"]),
+            entry={k: float(v) for k, v in data["entry"].items()},
+            transitions={
+                a: {b: float(p) for b, p in tos.items()} for a, tos in data["transitions"].items()
+            },
+            think={
+                a: {b: ThinkTime.from_json(t) for b, t in tos.items()}
+                for a, tos in data["think_s"].items()
+            },
+            mean_length=float(data["mean_length"]),
+            tempo=ThinkTime.from_json(data["tempo"]),
+        )
+
+
+def session_paths(sessions: pd.DataFrame) -> list[tuple[list[str], list[float]]]:
+    """Per session (by session_id): its endpoints in order and the pauses before each."""
+    out: list[tuple[list[str], list[float]]] = []
+    for _, group in sessions.groupby("session_id", sort=True):
+        out.append((group["endpoint"].tolist(), group["think_s"].tolist()))
+    return out
+
+
+def transition_features(paths: list[list[str]]) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Transition-count vectors (START→first, a→b, last→END), each row normalised to sum 1
+    and square-rooted (Hellinger geometry: k-means distances between distributions)."""
+    pairs: list[Counter[tuple[str, str]]] = []
+    for path in paths:
+        steps = ["START", *path, END]
+        pairs.append(Counter(pairwise(steps)))
+    vocab = sorted({p for c in pairs for p in c})
+    index = {p: i for i, p in enumerate(vocab)}
+    matrix = np.zeros((len(paths), len(vocab)))
+    for row, counts in enumerate(pairs):
+        for pair, n in counts.items():
+            matrix[row, index[pair]] = n
+    matrix /= matrix.sum(axis=1, keepdims=True)
+    return np.sqrt(matrix), vocab
+
+
+def choose_clusters(
+    features: np.ndarray, seed: int = 0, max_behaviors: int = MAX_BEHAVIORS
+) -> np.ndarray:
+    """Cluster labels; K chosen by the best mean silhouette over 2..max_behaviors, or 1."""
+    n = len(features)
+    labels = np.zeros(n, dtype=int)
+    distinct = len(np.unique(features, axis=0))
+    max_k = min(max_behaviors, n // MIN_SESSIONS_PER_BEHAVIOR, distinct)
+    if max_k < 2:
+        return labels
+    best = (MIN_SILHOUETTE, labels)
+    for k in range(2, max_k + 1):
+        model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(features)
+        if np.bincount(model.labels_).min() < MIN_SESSIONS_PER_BEHAVIOR:
+            continue
+        score = float(silhouette_score(features, model.labels_, random_state=seed))
+        if score > best[0]:
+            best = (score, model.labels_.astype(int))
+    return best[1]
+
+
+def fit_behaviors(
+    sessions: pd.DataFrame, seed: int = 0, max_behaviors: int = MAX_BEHAVIORS
+) -> list[Behavior]:
+    """Behaviors of a sessionized frame with an `endpoint` column, largest first."""
+    paths = session_paths(sessions)
+    if not paths:
+        return []
+    features, _ = transition_features([p for p, _ in paths])
+    paths, tempos = _apply_tempo(paths)
+    features = np.hstack([features, _tempo_feature(tempos)])
+    labels = choose_clusters(features, seed, max_behaviors)
+    all_pauses = [t for _, thinks in paths for t in thinks[1:] if np.isfinite(t)]
+    order = sorted(set(labels.tolist()), key=lambda k: (-int((labels == k).sum()), k))
+    behaviors = []
+    for rank, label in enumerate(order):
+        index = np.flatnonzero(labels == label)
+        members = [paths[i] for i in index]
+        member_tempos = [tempos[i] for i in index if np.isfinite(tempos[i])]
+        behaviors.append(_chain(f"b{rank + 1}", members, len(paths), all_pauses, member_tempos))
+    return behaviors
+
+
+def _tempo_feature(tempos: list[float]) -> np.ndarray:
+    """log tempo, standardised and weighted by TEMPO_WEIGHT, as one more clustering column
+    (0 for sessions without pauses): fast scripts and slow readers become apart."""
+    logs = np.log(np.asarray(tempos, dtype=float))
+    finite = np.isfinite(logs)
+    column = np.zeros(len(logs))
+    if finite.sum() >= 2 and np.std(logs[finite]) > 0:
+        column[finite] = (logs[finite] - np.mean(logs[finite])) / np.std(logs[finite])
+    return (TEMPO_WEIGHT * column)[:, None]
+
+
+def _apply_tempo(
+    paths: list[tuple[list[str], list[float]]],
+) -> tuple[list[tuple[list[str], list[float]]], list[float]]:
+    """Each session's tempo (NaN without pauses) and its pauses divided by it."""
+    by_transition: dict[tuple[str, str], list[float]] = {}
+    for path, thinks in paths:
+        for a, b, t in zip(path[:-1], path[1:], thinks[1:], strict=True):
+            if np.isfinite(t) and t > 0:
+                by_transition.setdefault((a, b), []).append(t)
+    medians = {k: float(np.median(v)) for k, v in by_transition.items()}
+    scaled: list[tuple[list[str], list[float]]] = []
+    tempos: list[float] = []
+    for path, thinks in paths:
+        logs = [
+            np.log(t / medians[(a, b)])
+            for a, b, t in zip(path[:-1], path[1:], thinks[1:], strict=True)
+            if np.isfinite(t) and t > 0
+        ]
+        if not logs:
+            scaled.append((path, thinks))
+            tempos.append(float("nan"))
+            continue
+        tempo = float(np.exp(np.sum(logs) / (len(logs) + TEMPO_SHRINK)))
+        scaled.append((path, [t / tempo if np.isfinite(t) else t for t in thinks]))
+        tempos.append(tempo)
+    return scaled, tempos
+
+
+def _chain(
+    name: str,
+    members: list[tuple[list[str], list[float]]],
+    total_sessions: int,
+    trace_pauses: list[float],
+    tempos: list[float],
+) -> Behavior:
+    entry: Counter[str] = Counter()
+    moves: dict[str, Counter[str]] = {}
+    pauses: dict[tuple[str, str], list[float]] = {}
+    for path, thinks in members:
+        entry[path[0]] += 1
+        steps = [*path, END]
+        for i, (a, b) in enumerate(pairwise(steps)):
+            moves.setdefault(a, Counter())[b] += 1
+            if b != END and np.isfinite(thinks[i + 1]):
+                pauses.setdefault((a, b), []).append(float(thinks[i + 1]))
+    by_target: dict[str, list[float]] = {}
+    for (_, b), values in pauses.items():
+        by_target.setdefault(b, []).extend(values)
+    behavior_pauses = [v for values in pauses.values() for v in values]
+    think: dict[str, dict[str, ThinkTime]] = {}
+    for a, tos in moves.items():
+        for b in tos:
+            if b == END:
+                continue
+            think.setdefault(a, {})[b] = _think_time(
+                [
+                    ("transition", pauses.get((a, b), [])),
+                    ("endpoint", by_target.get(b, [])),
+                    ("behavior", behavior_pauses),
+                    ("trace", trace_pauses),
+                ]
+            )
+    lengths = [len(p) for p, _ in members]
+    return Behavior(
+        name=name,
+        share=sig(len(members) / total_sessions),
+        sessions=len(members),
+        entry=_probabilities(entry),
+        transitions={a: _probabilities(tos) for a, tos in sorted(moves.items())},
+        think=think,
+        mean_length=sig(float(np.mean(lengths))),
+        tempo=_tempo(tempos),
+    )
+
+
+def _tempo(tempos: list[float]) -> ThinkTime:
+    if not tempos:
+        return ThinkTime(tuple(NO_PAUSE_TEMPO for _ in QUANTILE_POINTS), 0, "none")
+    q = np.quantile(np.asarray(tempos), QUANTILE_POINTS)
+    return ThinkTime(tuple(sig(float(v), 4) for v in q), len(tempos), "sessions")
+
+
+def _think_time(levels: list[tuple[str, list[float]]]) -> ThinkTime:
+    for level, values in levels:
+        if len(values) >= MIN_THINK_SAMPLES or (level == "trace" and values):
+            q = np.quantile(np.asarray(values), QUANTILE_POINTS)
+            return ThinkTime(tuple(sig(float(v), 4) for v in q), len(values), level)
+    return ThinkTime(tuple(0.0 for _ in QUANTILE_POINTS), 0, "none")
+
+
+def _probabilities(counts: Counter[str]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {k: sig(n / total) for k, n in sorted(counts.items())}

@@ -1,0 +1,479 @@
+"""Correlations: values a response yields that later requests of the same session reuse,
+and how a session obtains, refreshes and drops its credential (login, refresh, logout).
+
+Input is a sessionized frame (`sessions.sessionize`) with an `endpoint` column ("METHOD
+/path/{param}"). A 2xx/3xx response *yields* the JSON leaves of its body (strings of at
+least `min_value_len` characters or integers of at least 4 digits, but no dates), its
+Set-Cookie values and its non-standard headers, unless the request that got it sent the
+same value (an echo yields nothing new). A request *uses* its path segments, query
+values, header values (Authorization without its scheme), cookies, JSON body leaves and
+form fields. A use whose value an earlier response of the same session yielded is
+explained by the most recent such response.
+
+A value that responses of at least `CONSTANT_SHARE` of all sessions (and at least
+`CONSTANT_MIN_SESSIONS` sessions) yield is a constant of the API ("success", a fixed id),
+not a correlation: it is never indexed. With fewer sessions nothing counts as constant.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import pandas as pd
+
+from tracereplay.errors import ConfigError, UsageError
+
+DEFAULT_MIN_VALUE_LEN = 6
+CONSTANT_SHARE = 0.5
+CONSTANT_MIN_SESSIONS = 3
+MIN_INT_DIGITS = 4
+CONFIDENCE_DIGITS = 4  # significant digits kept in the model file
+# Transport headers never carry a value a server handed out; skipping them saves work.
+_TRANSPORT_HEADERS = frozenset(
+    {"host", "content-length", "content-type", "accept", "accept-encoding", "accept-language",
+     "connection", "user-agent", "cookie", "te", "transfer-encoding", "x-forwarded-for"}
+)  # fmt: skip
+_RESPONSE_META = _TRANSPORT_HEADERS | {
+    "date", "server", "content-encoding", "cache-control", "expires", "last-modified", "vary",
+    "age", "retry-after", "strict-transport-security", "x-content-type-options", "via"}  # fmt: skip
+_DATE = re.compile(r"\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$")
+_CREDENTIAL_HEADER = re.compile(r"auth|token|session|api[-_]?key|secret", re.IGNORECASE)
+# When one response carries the value in several places, prefer the place a client reads.
+_WHERE_ORDER = {"json": 0, "cookie": 1, "header": 2, "path": 3, "query": 4, "form": 5}
+_LOGIN_MAX_CREDENTIALED = 0.5  # a login is mostly sent without the credential it yields
+_LOGOUT_TERMINAL_SHARE = 0.9  # ... and a logout is (almost) always the credential's last use
+_LOGOUT_MIN_SHARE = 0.1  # of the sessions that use the credential
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # these change nothing: never a logout
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """Where a value sits: json (JSON pointer, arrays as `*`), header (lower-case name),
+    cookie (name), path (template parameter or segment index), query, form (field)."""
+
+    where: str
+    key: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"where": self.where, "key": self.key}
+
+    @staticmethod
+    def from_json(data: Any) -> Location:
+        if not isinstance(data, dict) or not {"where", "key"} <= data.keys():
+            raise ConfigError(f"model: a location needs `where` and `key`, got {data!r}")
+        return Location(str(data["where"]), str(data["key"]))
+
+
+@dataclass(frozen=True, order=True)
+class CorrelationRule:
+    """The value at `source` in responses of `source_endpoint` is sent at `target` by
+    later requests to `target_endpoint`: seen in `support` sessions, explaining the share
+    `confidence` of the target requests that carry a value there."""
+
+    source_endpoint: str
+    source: Location
+    target_endpoint: str
+    target: Location
+    support: int
+    confidence: float
+
+
+@dataclass(frozen=True)
+class AuthInfo:
+    """How a session obtains its credential (`login_endpoint` yields it at `credential`),
+    sends it (`used_as`), renews it and drops it; all None/empty when none was found."""
+
+    login_endpoint: str | None
+    credential: Location | None
+    used_as: tuple[Location, ...]
+    refresh_endpoint: str | None
+    logout_endpoint: str | None
+
+
+NO_AUTH = AuthInfo(None, None, (), None, None)
+_COLUMNS = ("session_id", "endpoint", "path", "query", "req_headers", "req_body", "status",
+            "resp_headers", "resp_body")  # fmt: skip
+Values = list[tuple[Location, str]]
+
+
+# ---- values in requests and responses -------------------------------------------------
+
+
+def _text(value: object, min_len: int) -> str | None:
+    """The value as matchable text, or None when it is too short or not an id-like leaf.
+    Dates and timestamps are left out: clients take them from their clock, so a match
+    with a response's date is a coincidence of the day, not a data flow."""
+    if isinstance(value, bool) or value is None or (isinstance(value, str) and _DATE.match(value)):
+        return None
+    if isinstance(value, int):
+        return str(value) if abs(value) >= 10 ** (MIN_INT_DIGITS - 1) else None
+    if isinstance(value, str):
+        digits = value.removeprefix("-")
+        if len(value) >= min_len or (digits.isdigit() and len(digits) >= MIN_INT_DIGITS):
+            return value
+    return None
+
+
+def _json_leaves(doc: object, pointer: str = "") -> Iterator[tuple[str, object]]:
+    if isinstance(doc, dict):
+        for name, child in doc.items():
+            escaped = str(name).replace("~", "~0").replace("/", "~1")
+            yield from _json_leaves(child, f"{pointer}/{escaped}")
+    elif isinstance(doc, list):
+        for child in doc:
+            yield from _json_leaves(child, f"{pointer}/*")
+    else:
+        yield pointer, doc
+
+
+def _pairs(headers: object) -> list[tuple[str, str]]:
+    """Header pairs with lower-case names, from a list of pairs, a mapping or nothing."""
+    items = headers.items() if isinstance(headers, dict) else headers
+    if not isinstance(items, Iterable) or isinstance(items, str):
+        return []
+    return [(str(name).lower(), str(value)) for name, value in items]
+
+
+def _decode(body: object) -> str:
+    if isinstance(body, bytes | bytearray):
+        return bytes(body).decode("utf-8", "replace")
+    return body if isinstance(body, str) else ""
+
+
+def _json_values(body: object) -> list[tuple[Location, object]]:
+    try:
+        doc = json.loads(_decode(body))
+    except ValueError:
+        return []  # no body, not JSON, or cut at the capture's body limit
+    return [(Location("json", pointer), leaf) for pointer, leaf in _json_leaves(doc)]
+
+
+def _eligible(values: Iterable[tuple[Location, object]], min_len: int) -> Values:
+    return [(loc, text) for loc, v in values if (text := _text(v, min_len)) is not None]
+
+
+def _cookie_pairs(header: str) -> Iterator[tuple[str, str]]:
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name:
+            yield name.strip(), value.strip().strip('"')
+
+
+def _path_values(path: str, endpoint: str) -> Iterator[tuple[Location, object]]:
+    template = endpoint.partition(" ")[2].partition("?")[0] or endpoint
+    segments, slots = path.split("/"), template.split("/")
+    if len(slots) != len(segments):
+        slots = [""] * len(segments)
+    for index, (raw, slot) in enumerate(zip(segments, slots, strict=True)):
+        if slot.startswith("{") and slot.endswith("}"):
+            yield Location("path", slot[1:-1]), unquote(raw)
+        elif raw != slot:  # a literal segment of the template names the endpoint
+            yield Location("path", str(index)), unquote(raw)
+
+
+def request_values(row: dict[str, Any], min_len: int) -> Values:
+    """Every value a request sends, with where it sends it."""
+    out = list(_path_values(str(row["path"] or ""), str(row["endpoint"])))
+    query = row["query"] if isinstance(row["query"], str) else ""
+    out += [(Location("query", k), v) for k, v in parse_qsl(query, keep_blank_values=True)]
+    headers = _pairs(row["req_headers"])
+    for name, value in headers:
+        if name == "cookie":
+            out += [(Location("cookie", k), v) for k, v in _cookie_pairs(value)]
+        elif name not in _TRANSPORT_HEADERS:
+            _, _, token = value.partition(" ")
+            credential = name in ("authorization", "proxy-authorization") and token
+            out.append((Location("header", name), token.strip() if credential else value))
+    content_type = next((v for k, v in headers if k == "content-type"), "")
+    if "x-www-form-urlencoded" in content_type:
+        form = parse_qsl(_decode(row["req_body"]), keep_blank_values=True)
+        out += [(Location("form", k), v) for k, v in form]
+    else:
+        out += _json_values(row["req_body"])
+    return _eligible(out, min_len)
+
+
+def response_values(row: dict[str, Any], min_len: int) -> Values:
+    """Every value a response yields (JSON leaves, Set-Cookie values, other headers),
+    echoes included."""
+    out = _json_values(row["resp_body"])
+    for name, header in _pairs(row["resp_headers"]):
+        if name == "set-cookie":
+            out += [(Location("cookie", k), v) for k, v in _cookie_pairs(header.partition(";")[0])]
+        elif name not in _RESPONSE_META:  # e.g. a CSRF token or an ETag sent back later
+            out.append((Location("header", name), header))
+    return _eligible(out, min_len)
+
+
+# ---- the walk: which request values earlier responses explain -------------------------
+
+
+@dataclass(frozen=True)
+class _Use:
+    session: int
+    seq: int
+    target_endpoint: str
+    target: Location
+    source_endpoint: str
+    source: Location
+    value: str
+
+    @property
+    def rule(self) -> tuple[str, Location, str, Location]:
+        return (self.source_endpoint, self.source, self.target_endpoint, self.target)
+
+
+@dataclass
+class _Walk:
+    uses: list[_Use]
+    carried: Counter[tuple[str, Location]]  # requests of an endpoint sending a value there
+    requests: Counter[str]  # requests per endpoint
+    rows: list[dict[str, Any]]
+
+
+def _rows(sessions: pd.DataFrame) -> list[dict[str, Any]]:
+    for column in ("session_id", "endpoint", "path"):
+        if column not in sessions.columns:
+            raise UsageError(f"correlations need a sessionized frame with `{column}`")
+    order = [c for c in ("session_id", "seq") if c in sessions.columns]
+    ordered = sessions.sort_values(order, kind="stable")
+    absent = [None] * len(ordered)
+    columns = {c: ordered[c].tolist() if c in ordered.columns else absent for c in _COLUMNS}
+    # `seq` becomes the position in the walk: unique, and increasing within a session.
+    return [
+        dict(zip(_COLUMNS, values, strict=True), seq=seq)
+        for seq, values in enumerate(zip(*columns.values(), strict=True))
+    ]
+
+
+def _pick(places: list[Location], target: Location) -> Location:
+    """Of the places one response holds the value, the one `target` most likely reads:
+    the same kind of place, then the same field name, then JSON over cookies over headers."""
+
+    def rank(place: Location) -> tuple[bool, bool, int, int, str]:
+        same_name = place.key.rsplit("/", 1)[-1].lower() == target.key.rsplit("/", 1)[-1].lower()
+        where = _WHERE_ORDER.get(place.where, 9)
+        return (place.where != target.where, not same_name, where, len(place.key), place.key)
+
+    return min(places, key=rank)
+
+
+def _ok(status: object) -> bool:
+    return isinstance(status, int | float) and 200 <= status < 400
+
+
+def _walk(sessions: pd.DataFrame, min_len: int) -> _Walk:
+    rows = _rows(sessions)
+    sent = [request_values(row, min_len) for row in rows]
+    got = [response_values(row, min_len) if _ok(row["status"]) else [] for row in rows]
+    seen_in: defaultdict[str, set[int]] = defaultdict(set)
+    for row, values in zip(rows, got, strict=True):
+        for _, value in values:
+            seen_in[value].add(int(row["session_id"]))
+    n_sessions = len({row["session_id"] for row in rows})
+    floor = max(CONSTANT_MIN_SESSIONS, CONSTANT_SHARE * n_sessions)
+    constant = {value for value, where in seen_in.items() if len(where) >= floor}
+
+    walk = _Walk([], Counter(), Counter(), rows)
+    index: dict[str, tuple[str, list[Location]]] = {}
+    current = -1
+    for row, req, resp in zip(rows, sent, got, strict=True):
+        if int(row["session_id"]) != current:
+            current, index = int(row["session_id"]), {}
+        endpoint = str(row["endpoint"])
+        walk.requests[endpoint] += 1
+        walk.carried.update({(endpoint, loc) for loc, _ in req})
+        for loc, value in set(req):
+            if value in index:
+                source_endpoint, places = index[value]
+                source = _pick(places, loc)
+                walk.uses.append(
+                    _Use(current, row["seq"], endpoint, loc, source_endpoint, source, value)
+                )
+        echoed = {value for _, value in req}
+        fresh: dict[str, list[Location]] = {}
+        for loc, value in resp:
+            if value not in echoed and value not in constant:
+                fresh.setdefault(value, []).append(loc)
+        index.update({value: (endpoint, places) for value, places in fresh.items()})
+    return walk
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.{CONFIDENCE_DIGITS}g}")
+
+
+def find_correlations(
+    sessions: pd.DataFrame, *, min_support: int = 2, min_value_len: int = DEFAULT_MIN_VALUE_LEN
+) -> list[CorrelationRule]:
+    """The correlation rules of `sessions`, seen in at least `min_support` sessions,
+    sorted by source endpoint, source, target endpoint, target."""
+    if min_support < 1 or min_value_len < 1:
+        raise UsageError("min_support and min_value_len must be at least 1")
+    if sessions.empty:
+        return []
+    walk = _walk(sessions, min_value_len)
+    seen: defaultdict[tuple[str, Location, str, Location], set[tuple[int, int]]]
+    seen = defaultdict(set)
+    for use in walk.uses:
+        seen[use.rule].add((use.session, use.seq))
+    rules = []
+    for (src_ep, src, tgt_ep, tgt), requests in seen.items():
+        support = len({session for session, _ in requests})
+        if support >= min_support:
+            confidence = _round(len(requests) / walk.carried[(tgt_ep, tgt)])
+            rules.append(CorrelationRule(src_ep, src, tgt_ep, tgt, support, confidence))
+    return sorted(rules)
+
+
+# ---- auth -------------------------------------------------------------------------------
+
+
+def is_credential(loc: Location) -> bool:
+    """A place requests send credentials: a cookie, Authorization or an auth-named header."""
+    return loc.where == "cookie" or (
+        loc.where == "header" and _CREDENTIAL_HEADER.search(loc.key) is not None
+    )
+
+
+def _best(counts: Counter[str]) -> str | None:
+    """The most voted name, ties broken by name so that the result is deterministic."""
+    return min(counts, key=lambda name: (-counts[name], name)) if counts else None
+
+
+def find_auth(
+    sessions: pd.DataFrame,
+    rules: Sequence[CorrelationRule],
+    *,
+    min_value_len: int = DEFAULT_MIN_VALUE_LEN,
+) -> AuthInfo:
+    """The login endpoint (its response yields a value later requests send as a credential
+    and it is sent without one), the credential, how it is sent, refresh and logout."""
+    if sessions.empty or not rules:
+        return NO_AUTH
+    kept = {(r.source_endpoint, r.source, r.target_endpoint, r.target) for r in rules}
+    walk = _walk(sessions, min_value_len)
+    uses = [u for u in walk.uses if u.rule in kept]
+    creds = [u for u in uses if is_credential(u.target)]
+    credentialed = Counter(
+        ep for ep, _, _ in {(u.target_endpoint, u.session, u.seq) for u in creds}
+    )
+    login_votes: Counter[str] = Counter()
+    for endpoint, _ in {(u.source_endpoint, u.session) for u in creds}:
+        if credentialed[endpoint] < _LOGIN_MAX_CREDENTIALED * walk.requests[endpoint]:
+            login_votes[endpoint] += 1
+    login = _best(login_votes)
+    if login is None:
+        return NO_AUTH
+    from_login = [u for u in creds if u.source_endpoint == login]
+    by_source = Counter(u.source for u in from_login)
+    credential = min(by_source, key=lambda s: (-by_source[s], _WHERE_ORDER.get(s.where, 9), s))
+    # The login response may carry the credential twice (JSON field and Set-Cookie): every
+    # place that holds the same value is the credential, wherever later requests send it.
+    aliases = set()
+    for row in walk.rows:
+        if row["endpoint"] == login and _ok(row["status"]):
+            got = response_values(row, min_value_len)
+            tokens = {value for loc, value in got if loc == credential}
+            aliases |= {loc for loc, value in got if value in tokens}
+    used_as = tuple(sorted({u.target for u in from_login if u.source in aliases}))
+
+    # A refresh is sent with a value the login (or an earlier refresh) yielded, and yields
+    # a new credential that later requests send where they sent the login's.
+    fed_by: defaultdict[str, set[str]] = defaultdict(set)
+    for u in uses:
+        fed_by[u.target_endpoint].add(u.source_endpoint)
+    refresh_votes: Counter[str] = Counter()
+    for endpoint, _ in {(u.source_endpoint, u.session) for u in creds if u.target in used_as}:
+        if endpoint != login and fed_by[endpoint] & {login, endpoint}:
+            refresh_votes[endpoint] += 1
+    refresh = _best(refresh_votes)
+    return AuthInfo(login, credential, used_as, refresh, _logout(creds, used_as, login, refresh))
+
+
+def _logout(
+    creds: list[_Use], used_as: tuple[Location, ...], login: str, refresh: str | None
+) -> str | None:
+    """The endpoint after which a session never sends its credential again."""
+    carriers: defaultdict[int, list[tuple[int, str]]] = defaultdict(list)
+    for u in creds:
+        if u.target in used_as:
+            carriers[u.session].append((u.seq, u.target_endpoint))
+    sent_in: Counter[str] = Counter()
+    last_in: Counter[str] = Counter()
+    for requests in carriers.values():
+        sent_in.update({endpoint for _, endpoint in requests})
+        last_in[max(requests)[1]] += 1
+    floor = max(2.0, _LOGOUT_MIN_SHARE * len(carriers))
+    for endpoint, n in list(last_in.items()):
+        terminal = n >= floor and n >= _LOGOUT_TERMINAL_SHARE * sent_in[endpoint]
+        safe = endpoint.partition(" ")[0] in _SAFE_METHODS
+        if not terminal or safe or endpoint in (login, refresh):
+            del last_in[endpoint]
+    return _best(last_in)
+
+
+# ---- model file ---------------------------------------------------------------------------
+
+
+def correlations_to_json(rules: Sequence[CorrelationRule]) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": {"endpoint": r.source_endpoint, **r.source.to_json()},
+            "target": {"endpoint": r.target_endpoint, **r.target.to_json()},
+            "support": r.support,
+            "confidence": _round(r.confidence),
+        }
+        for r in sorted(rules)
+    ]
+
+
+def correlations_from_json(data: Any) -> list[CorrelationRule]:
+    if not isinstance(data, list):
+        raise ConfigError("model: `correlations` must be a list")
+    try:
+        return sorted(
+            CorrelationRule(
+                str(item["source"]["endpoint"]),
+                Location.from_json(item["source"]),
+                str(item["target"]["endpoint"]),
+                Location.from_json(item["target"]),
+                int(item["support"]),
+                float(item["confidence"]),
+            )
+            for item in data
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"model: bad correlation rule ({exc})") from exc
+
+
+def auth_to_json(auth: AuthInfo) -> dict[str, Any]:
+    return {
+        "login": auth.login_endpoint,
+        "credential": auth.credential.to_json() if auth.credential else None,
+        "used_as": [loc.to_json() for loc in auth.used_as],
+        "refresh": auth.refresh_endpoint,
+        "logout": auth.logout_endpoint,
+    }
+
+
+def auth_from_json(data: Any) -> AuthInfo:
+    if not isinstance(data, dict):
+        raise ConfigError("model: `auth` must be an object")
+    login, refresh, logout = (
+        None if data.get(k) is None else str(data[k]) for k in ("login", "refresh", "logout")
+    )
+    credential = data.get("credential")
+    return AuthInfo(
+        login,
+        None if credential is None else Location.from_json(credential),
+        tuple(Location.from_json(loc) for loc in data.get("used_as") or []),
+        refresh,
+        logout,
+    )

@@ -1,0 +1,98 @@
+"""Sessions: requests grouped by session key and split at an inactivity timeout.
+
+Adds `session_id` (0.. in order of session start), `seq` (0.. within the session) and
+`think_s` (pause before this request: from the end of the previous response, or from the
+previous request's start when durations are unknown; NaN for a session's first request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_SESSION_TIMEOUT_S = 30 * 60.0
+
+
+def sessionize(df: pd.DataFrame, timeout_s: float = DEFAULT_SESSION_TIMEOUT_S) -> pd.DataFrame:
+    """`df` (from `requests_frame`) with session_id, seq and think_s; sorted by
+    (session_id, seq). A gap longer than `timeout_s` between two requests of one key
+    starts a new session."""
+    if timeout_s <= 0:
+        raise ValueError("session timeout must be > 0")
+    out = df.sort_values(["session_key", "t_s"], kind="stable").copy()
+    duration_s = (
+        out["duration_ms"].fillna(0.0).to_numpy(float) / 1000.0
+        if ("duration_ms" in out.columns)
+        else np.zeros(len(out))
+    )
+    t = out["t_s"].to_numpy(float)
+    keys = out["session_key"].to_numpy(object)
+    same_key = np.zeros(len(out), dtype=bool)
+    same_key[1:] = keys[1:] == keys[:-1]
+    prev_end = np.empty(len(out))
+    prev_end[0] = np.nan
+    prev_end[1:] = t[:-1] + duration_s[:-1]
+    gap_start = np.full(len(out), np.nan)
+    gap_start[1:] = t[1:] - t[:-1]
+    new_session = ~same_key | (gap_start > timeout_s)
+    think = np.where(new_session, np.nan, np.maximum(t - prev_end, 0.0))
+    local_id = np.cumsum(new_session) - 1
+    out["think_s"] = think
+    out["_local"] = local_id
+    starts = out.groupby("_local", sort=False)["t_s"].transform("min")
+    out["_start"] = starts
+    # Number sessions by start time (ties by key), so ids do not depend on key spelling.
+    order = (
+        out[["_local", "_start", "session_key"]]
+        .drop_duplicates("_local")
+        .sort_values(["_start", "session_key"], kind="stable")
+    )
+    renumber = dict(zip(order["_local"], range(len(order)), strict=True))
+    out["session_id"] = out["_local"].map(renumber).astype(np.int64)
+    out = out.drop(columns=["_local", "_start"])
+    out = out.sort_values(["session_id", "t_s"], kind="stable").reset_index(drop=True)
+    out["seq"] = out.groupby("session_id").cumcount().astype(np.int64)
+    return out
+
+
+@dataclass(frozen=True)
+class SessionStats:
+    sessions: int
+    mean_length: float
+    median_length: float
+    mean_duration_s: float
+    median_think_s: float
+
+    def to_json(self) -> dict[str, float | int]:
+        return {
+            "sessions": self.sessions,
+            "mean_length": round(self.mean_length, 4),
+            "median_length": round(self.median_length, 4),
+            "mean_duration_s": round(self.mean_duration_s, 4),
+            "median_think_s": round(self.median_think_s, 4),
+        }
+
+
+def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
+    """One row per session: start_s, length (requests), duration_s (first start to last
+    start)."""
+    grouped = sessions.groupby("session_id", sort=True)["t_s"]
+    table = pd.DataFrame(
+        {"start_s": grouped.min(), "length": grouped.size(), "end_s": grouped.max()}
+    )
+    table["duration_s"] = table["end_s"] - table["start_s"]
+    return table.drop(columns=["end_s"])
+
+
+def session_stats(sessions: pd.DataFrame) -> SessionStats:
+    table = session_table(sessions)
+    think = sessions["think_s"].dropna()
+    return SessionStats(
+        sessions=len(table),
+        mean_length=float(table["length"].mean()),
+        median_length=float(table["length"].median()),
+        mean_duration_s=float(table["duration_s"].mean()),
+        median_think_s=float(think.median()) if len(think) else 0.0,
+    )

@@ -1,0 +1,178 @@
+"""`synthesize`: sessions drawn from a model, written as a trace (request side only).
+
+Arrivals follow the model's rate curve × N; each session picks a behavior by share and
+walks its Markov chain with the modeled think times, so per-session statistics are the
+same at every N. One seed decides everything: same model + seed → same rows.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from faker import Faker
+
+from tracereplay.errors import UsageError
+from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
+
+from .arrivals import ArrivalModel, sample_arrivals
+from .behaviors import END, Behavior
+from .params import fresh_value
+from .payloads import BodyModel, QueryModel
+
+MAX_SESSION_LENGTH = 1000
+_PARAM = "{"
+
+
+@dataclass(frozen=True)
+class SynthesisResult:
+    out: Path
+    sessions: int
+    requests: int
+    scale: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    method: str
+    template: str
+    params: dict[str, dict[str, Any]]
+    body: BodyModel | None
+    query: QueryModel | None
+
+
+class Synthesizer:
+    """Draws sessions from one model with one seed."""
+
+    def __init__(self, model: dict[str, Any], seed: int = 0) -> None:
+        self.model = model
+        self.rng = np.random.default_rng(seed)
+        self.py_rng = random.Random(seed)
+        self.fake = Faker()
+        self.fake.seed_instance(seed)
+        self.behaviors = [Behavior.from_json(b) for b in model["behaviors"]]
+        shares = np.array([b.share for b in self.behaviors], dtype=float)
+        self.behavior_p = shares / shares.sum()
+        self.arrivals = ArrivalModel.from_json(model["arrivals"])
+        self.endpoints = {
+            name: _Endpoint(
+                method=spec["method"],
+                template=spec["template"],
+                params=spec.get("params", {}),
+                body=BodyModel.from_json(spec["body"]) if spec.get("body") else None,
+                query=QueryModel.from_json(spec["query"]) if spec.get("query") else None,
+            )
+            for name, spec in model["endpoints"].items()
+        }
+        self.start = datetime.fromisoformat(model["provenance"]["first_ts"])
+
+    def session_starts(
+        self,
+        scale: float,
+        duration_s: float | None,
+        speed: float = 1.0,
+        process: str = "stratified",
+    ) -> np.ndarray:
+        return np.asarray(
+            sample_arrivals(
+                self.arrivals,
+                self.rng,
+                scale=scale,
+                speed=speed,
+                duration_s=duration_s,
+                process=process,
+            )
+        )
+
+    def session(self, index: int, start_s: float) -> Iterator[TraceRecord]:
+        """One synthetic session starting at `start_s` seconds after the model's start."""
+        behavior = self.behaviors[int(self.rng.choice(len(self.behaviors), p=self.behavior_p))]
+        current = _draw(self.rng, behavior.entry)
+        t = start_s
+        values: dict[str, str] = {}  # one value per parameter name per session
+        tempo = float(behavior.tempo.sample(self.rng))
+        key = f"synth:{index:08d}"
+        for _ in range(MAX_SESSION_LENGTH):
+            yield self._request(current, t, key, values)
+            following = behavior.transitions.get(current)
+            if not following:
+                return
+            nxt = _draw(self.rng, following)
+            if nxt == END:
+                return
+            think = behavior.think.get(current, {}).get(nxt)
+            t += tempo * float(think.sample(self.rng)) if think is not None else 0.0
+            current = nxt
+
+    def _request(self, name: str, t_s: float, key: str, values: dict[str, str]) -> TraceRecord:
+        endpoint = self.endpoints[name]
+        path = endpoint.template
+        if _PARAM in path:
+            for param, spec in endpoint.params.items():
+                if param not in values:
+                    values[param] = fresh_value(spec, self.rng)
+                path = path.replace("{" + param + "}", values[param])
+        query = endpoint.query.render(self.py_rng, self.fake) if endpoint.query else None
+        body = endpoint.body.render(self.py_rng, self.fake) if endpoint.body else None
+        headers: tuple[tuple[str, str], ...] = ()
+        if body is not None and endpoint.body is not None:
+            headers = (("content-type", endpoint.body.media_type),)
+        return TraceRecord(
+            ts=self.start + timedelta(seconds=t_s),
+            method=endpoint.method,
+            path=path,
+            session=key,
+            client=key,
+            query=query or None,
+            req_headers=headers,
+            req_body=body,
+            req_body_size=len(body) if body else 0,
+        )
+
+
+def _draw(rng: np.random.Generator, probabilities: dict[str, float]) -> str:
+    names = list(probabilities)
+    p = np.array([probabilities[n] for n in names], dtype=float)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def synthesize(
+    model: dict[str, Any],
+    out: Path,
+    *,
+    scale: float = 1.0,
+    duration_s: float | None = None,
+    seed: int = 0,
+    arrivals: str = "stratified",
+    progress: Callable[[int, int], None] | None = None,
+) -> SynthesisResult:
+    """Write synthetic sessions of `model` at `scale` × its arrival rate into trace `out`."""
+    if scale <= 0:
+        raise UsageError("--scale must be > 0")
+    if duration_s is not None and duration_s <= 0:
+        raise UsageError("--duration must be > 0")
+    synth = Synthesizer(model, seed)
+    starts = synth.session_starts(scale, duration_s, process=arrivals)
+    meta = TraceMetadata(
+        source="synthesize",
+        capture_start=synth.start,
+        policy_hash=str(model["provenance"].get("policy_hash", "")),
+    )
+    requests = 0
+    with open_writer(out, meta) as writer:
+        for index, start_s in enumerate(starts):
+            for record in synth.session(index, float(start_s)):
+                writer.write(record)
+                requests += 1
+            if progress is not None and index % 200 == 0:
+                progress(index + 1, len(starts))
+    if progress is not None:
+        progress(len(starts), len(starts))
+    span = duration_s if duration_s is not None else synth.arrivals.span_s
+    return SynthesisResult(out, len(starts), requests, scale, float(span))

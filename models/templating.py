@@ -1,0 +1,411 @@
+"""Endpoint templates: concrete request paths → `METHOD /template`, learned from one trace.
+
+`Templater.fit` learns the templates, `to_json`/`from_json` keep them in the model file, and
+`endpoint`/`params` apply them to any path (of this trace or another one, for compare).
+
+Rules, applied to the segments of a path (`path.split("/")`, query and fragment dropped):
+
+* **Shapes.** A segment is a parameter value when (after percent-decoding) it is an integer,
+  a UUID (any case), a date or timestamp (`2026-11-26`, `2026-11-26T10:00:00Z`; `20261126`
+  is an integer), a hex digest (≥ 8 hex characters with a digit and a letter, or ≥ 16), an
+  email (`a@b.c`, also `a%40b.c`), a tracereplay pseudonym (`anon_…`, JWT-shaped `eyJ….….…`)
+  or a long token (≥ 16 characters of base64/base62 with ≥ 2 digits that is not words joined
+  by `-`/`_`). Everything else looks literal: `v1`, `api`, `health`, `data-freshness`.
+* **Cardinality.** Paths form a tree of segments, built over all methods. Under one
+  prefix, a literal-looking child is *frequent* when it carries ≥ `frequent_min` requests and
+  ≥ `frequent_share` of the requests of its literal siblings. When ≥ `min_distinct` children
+  are not frequent, they are values of a parameter (slugs: `/articles/my-first-post`), merged
+  with any shaped values there; frequent siblings stay literal. A few distinct words
+  (`/metrics/overview|workflows|…`) stay literal, and so does `stats` beside
+  `/clients/{uuid}`. The empty segment (trailing slash) is never a parameter value.
+* **Names.** A parameter is named after the literal segment just before it, singularized
+  (`clients/{…}` → `{client_id}`, `cache/client/{…}` → `{client_id}`); else `{id}`. A name
+  used twice in one template gets a number: `{id}`, `{id2}`.
+* **Exactness.** A trailing slash is kept: `/clients/` and `/clients` are two templates.
+  The method is part of the endpoint. Query strings are not part of the template.
+* **Applying.** A path takes the learned template it fully matches (literal segments first,
+  then parameters: a shape-learned parameter takes shaped values only, a cardinality-learned
+  one any non-empty value), preferring a template of the same method. A path that matches
+  none follows the learned tree as far as it goes; the rest of its segments get the shape
+  rules, unknown literal segments kept as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote
+
+import pandas as pd
+
+from tracereplay.errors import ConfigError, UsageError
+
+DEFAULT_MIN_DISTINCT = 10
+DEFAULT_FREQUENT_SHARE = 0.05
+DEFAULT_FREQUENT_MIN = 3
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+_INT = re.compile(r"[0-9]+")
+_HEX = re.compile(r"[0-9a-f]{8,}", re.I)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}\S*)?", re.I)
+_EMAIL = re.compile(r"[^@\s/]+@[^@\s/]+\.[^@\s/]+")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.~=]{16,}")
+_TOKEN_SEPARATORS = re.compile(r"[-_.~=]")
+_WORD = re.compile(r"[A-Za-z][A-Za-z_-]*")
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PSEUDONYM_PREFIX = "anon_"
+
+
+@lru_cache(maxsize=4096)  # literal segments (`api`, `v1`) recur on every request
+def value_kind(segment: str) -> str | None:
+    """The shape of a path segment that is a parameter value (int, uuid, date, hex, email,
+    token), or None when it looks like a literal word."""
+    if not segment:
+        return None
+    text = unquote(segment) if "%" in segment else segment
+    return next((kind for kind, test in _KINDS if test(text)), None)
+
+
+def _has_digit_and_letter(text: str) -> bool:
+    return any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
+
+
+def _is_token(text: str) -> bool:
+    if not _TOKEN.fullmatch(text) or sum(c.isdigit() for c in text) < 2:
+        return False
+    # `refresh-cache-v2`, `2fa-setup-step-12`: words, numbers and short tags joined by
+    # separators are names, not credentials; a random token has long mixed parts.
+    parts = [p for p in _TOKEN_SEPARATORS.split(text) if p]
+    return not all(p.isalpha() or p.isdigit() or len(p) <= 3 for p in parts)
+
+
+def _is_pseudonym(text: str) -> bool:
+    prefixed = text.startswith(_PSEUDONYM_PREFIX) and len(text) > len(_PSEUDONYM_PREFIX)
+    return prefixed or _JWT.fullmatch(text) is not None
+
+
+# In order: `20261126` is an int before it could be hex; a UUID is hex-like too.
+_KINDS: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("int", lambda t: _INT.fullmatch(t) is not None),
+    ("uuid", lambda t: _UUID.fullmatch(t) is not None),
+    ("date", lambda t: _DATE.fullmatch(t) is not None),
+    ("hex", lambda t: _HEX.fullmatch(t) is not None and (len(t) >= 16 or _has_digit_and_letter(t))),
+    ("email", lambda t: _EMAIL.fullmatch(t) is not None),
+    ("token", lambda t: _is_pseudonym(t) or _is_token(t)),
+)
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "xes", "ches", "shes", "zes", "uses")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def _param_base(previous: str | None) -> str:
+    if previous is None or not _WORD.fullmatch(previous):
+        return "id"
+    return _singular(previous.lower()).replace("-", "_") + "_id"
+
+
+def _template(parts: list[str | None]) -> str:
+    """Join segments back into a template; None marks a parameter, named after the literal
+    segment before it."""
+    used: set[str] = set()
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if part is not None:
+            out.append(part)
+            continue
+        base = _param_base(parts[i - 1] if i > 0 else None)
+        name, number = base, 2
+        while name in used:
+            name, number = f"{base}{number}", number + 1
+        used.add(name)
+        out.append("{" + name + "}")
+    return "/".join(out)
+
+
+def _segments(path: str) -> list[str]:
+    path = path.split("?", 1)[0].split("#", 1)[0] or "/"
+    return path.split("/")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint: a method and a path template; `str()` reads `GET /clients/{client_id}`."""
+
+    method: str
+    template: str
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.template}"
+
+
+# --- learning: a counted tree of segments ------------------------------------------------
+
+
+@dataclass
+class _Count:
+    n: int = 0
+    literals: dict[str, _Count] = field(default_factory=dict)
+    param: _Count | None = None
+    any_value: bool = False  # `param` takes any value, not only shaped ones
+
+    def merge(self, other: _Count) -> None:
+        self.n += other.n
+        self.any_value = self.any_value or other.any_value
+        for key, child in other.literals.items():
+            if key in self.literals:
+                self.literals[key].merge(child)
+            else:
+                self.literals[key] = child
+        if other.param is not None:
+            if self.param is None:
+                self.param = other.param
+            else:
+                self.param.merge(other.param)
+
+
+def _insert(root: _Count, segments: list[str], n: int) -> None:
+    node = root
+    node.n += n
+    for segment in segments:
+        if value_kind(segment):
+            node.param = node.param or _Count()
+            node = node.param
+        else:
+            node = node.literals.setdefault(segment, _Count())
+        node.n += n
+
+
+def _decide(root: _Count, min_distinct: int, frequent_share: float, frequent_min: int) -> None:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        literal_total = sum(child.n for child in node.literals.values())
+        floor = max(frequent_min, frequent_share * literal_total)
+        rare = sorted(k for k, child in node.literals.items() if k and child.n < floor)
+        if len(rare) >= min_distinct:
+            merged = node.param or _Count()
+            for key in rare:
+                merged.merge(node.literals.pop(key))
+            node.param = merged
+            node.any_value = True
+        stack.extend(node.literals[k] for k in sorted(node.literals))
+        if node.param is not None:
+            stack.append(node.param)
+
+
+def _learned_parts(root: _Count, segments: list[str]) -> tuple[list[str | None], list[bool]]:
+    """The fitted tree's reading of a fitted path: literal or None (a parameter) per
+    segment, and whether that parameter takes any value."""
+    parts: list[str | None] = []
+    any_value: list[bool] = []
+    node = root
+    for segment in segments:
+        child = node.literals.get(segment)
+        any_value.append(child is None and node.any_value)
+        if child is not None:
+            parts.append(segment)
+            node = child
+        else:
+            assert node.param is not None, "every fitted segment is a literal or a parameter"
+            parts.append(None)
+            node = node.param
+    return parts, any_value
+
+
+# --- applying: a tree of learned templates -----------------------------------------------
+
+
+@dataclass
+class _Node:
+    literals: dict[str, _Node] = field(default_factory=dict)
+    param: _Node | None = None
+    any_value: bool = False  # `param` takes any value, not only shaped ones
+    ends: dict[str, str] = field(default_factory=dict)  # method -> template
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    template: str
+    any_value: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"method": self.method, "template": self.template}
+        if self.any_value:
+            out["any_value"] = list(self.any_value)
+        return out
+
+
+class Templater:
+    """Endpoint templates learned from a trace (see the module docstring for the rules)."""
+
+    def __init__(self, routes: Iterable[_Route], options: Mapping[str, float | int]) -> None:
+        self._routes = sorted(set(routes), key=lambda r: (r.template, r.method))
+        self.options = dict(sorted(options.items()))
+        self._root = _Node()
+        for route in self._routes:
+            node = self._root
+            for segment in route.template.split("/"):
+                match = _PARAM.fullmatch(segment)
+                if match is None:
+                    node = node.literals.setdefault(segment, _Node())
+                else:
+                    node.param = node.param or _Node()
+                    node.any_value = node.any_value or match.group(1) in route.any_value
+                    node = node.param
+            node.ends[route.method] = route.template
+
+    @classmethod
+    def fit(
+        cls,
+        method_paths: Iterable[tuple[str, str]],
+        *,
+        min_distinct: int = DEFAULT_MIN_DISTINCT,
+        frequent_share: float = DEFAULT_FREQUENT_SHARE,
+        frequent_min: int = DEFAULT_FREQUENT_MIN,
+    ) -> Templater:
+        """Learn the templates of these (method, path) pairs, one per request."""
+        if min_distinct < 2:
+            raise UsageError(f"min_distinct must be ≥ 2, not {min_distinct}")
+        if not 0.0 <= frequent_share <= 1.0:
+            raise UsageError(f"frequent_share must be within [0, 1], not {frequent_share}")
+        root = _Count()
+        readings: set[tuple[str, tuple[str | None, ...], tuple[bool, ...]]] = set()
+        requests = Counter((str(method).upper(), str(path)) for method, path in method_paths)
+        for (_, path), n in sorted(requests.items()):
+            _insert(root, _segments(path), n)
+        _decide(root, min_distinct, frequent_share, frequent_min)
+        for method, path in requests:
+            parts, any_value = _learned_parts(root, _segments(path))
+            readings.add((method, tuple(parts), tuple(any_value)))
+        routes = set()
+        for method, reading, any_flags in readings:
+            template = _template(list(reading))
+            labels = template.split("/")
+            names = tuple(labels[i][1:-1] for i, flag in enumerate(any_flags) if flag)
+            routes.add(_Route(method, template, names))
+        options = {
+            "min_distinct": min_distinct,
+            "frequent_share": frequent_share,
+            "frequent_min": frequent_min,
+        }
+        return cls(routes, options)
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        """The learned endpoints, sorted by template then method."""
+        return [Endpoint(r.method, r.template) for r in self._routes]
+
+    def endpoint(self, method: str, path: str) -> Endpoint:
+        """The endpoint of one request; paths never seen in `fit` get one too."""
+        method = method.upper()
+        segments = _segments(path)
+        other_method: _Node | None = None
+        for node in self._full_matches(self._root, segments, 0):
+            if method in node.ends:
+                return Endpoint(method, node.ends[method])
+            other_method = other_method or node
+        if other_method is not None:
+            return Endpoint(method, min(other_method.ends.values()))
+        return Endpoint(method, _template(self._partial_parts(segments)))
+
+    def params(self, method: str, path: str) -> dict[str, str]:
+        """Parameter name → concrete value (as it appears in the path) for one request."""
+        return _path_params(self.endpoint(method, path).template, path)
+
+    def _full_matches(self, node: _Node, segments: list[str], i: int) -> Iterator[_Node]:
+        # Literal children first, so `/clients/stats` wins over `/clients/{client_id}`.
+        if i == len(segments):
+            if node.ends:
+                yield node
+            return
+        segment = segments[i]
+        child = node.literals.get(segment)
+        if child is not None:
+            yield from self._full_matches(child, segments, i + 1)
+        if node.param is not None and _fits_param(node, segment):
+            yield from self._full_matches(node.param, segments, i + 1)
+
+    def _partial_parts(self, segments: list[str]) -> list[str | None]:
+        parts: list[str | None] = []
+        node: _Node | None = self._root
+        for segment in segments:
+            if node is not None:
+                child = node.literals.get(segment)
+                if child is not None:
+                    parts.append(segment)
+                    node = child
+                    continue
+                if node.param is not None and _fits_param(node, segment):
+                    parts.append(None)
+                    node = node.param
+                    continue
+                node = None
+            parts.append(None if value_kind(segment) else segment)
+        return parts
+
+    def to_json(self) -> dict[str, Any]:
+        """{"options": …, "endpoints": [{"method", "template", "any_value"?}, …]}, sorted."""
+        return {
+            "options": dict(self.options),
+            "endpoints": [route.to_json() for route in self._routes],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Templater:
+        """The templater `to_json` wrote."""
+        try:
+            routes = [
+                _Route(
+                    str(item["method"]).upper(),
+                    str(item["template"]),
+                    tuple(str(name) for name in item.get("any_value", ())),
+                )
+                for item in data["endpoints"]
+            ]
+            options = {str(k): v for k, v in dict(data.get("options", {})).items()}
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"endpoint templates: unreadable model section ({exc!r})") from exc
+        return cls(routes, options)
+
+
+def _path_params(template: str, path: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for label, value in zip(template.split("/"), _segments(path), strict=True):
+        match = _PARAM.fullmatch(label)
+        if match is not None:
+            out[match.group(1)] = value
+    return out
+
+
+def _fits_param(node: _Node, segment: str) -> bool:
+    return bool(segment) and (node.any_value or value_kind(segment) is not None)
+
+
+def add_endpoints(df: pd.DataFrame, templater: Templater) -> pd.DataFrame:
+    """A copy of `df` with `endpoint` ("METHOD /template") and `path_params` (dict) columns."""
+    out = df.copy()
+    methods = out["method"].fillna("").astype(str).str.upper().tolist()
+    paths = out["path"].fillna("/").astype(str).tolist()
+    # Many requests share a path: template each distinct (method, path) once.
+    cache: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+    for key in zip(methods, paths, strict=True):
+        if key not in cache:
+            endpoint = templater.endpoint(*key)
+            cache[key] = (str(endpoint), _path_params(endpoint.template, key[1]))
+    keys = list(zip(methods, paths, strict=True))
+    out["endpoint"] = pd.Series([cache[k][0] for k in keys], index=out.index, dtype=object)
+    out["path_params"] = pd.Series([dict(cache[k][1]) for k in keys], index=out.index, dtype=object)
+    return out

@@ -1,0 +1,222 @@
+"""compare: endpoint mix, session and arrival distances, null sections, JSON and table."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from tests.factories import write_trace
+from tests.models.compare_factory import (
+    frame,
+    session_records,
+    session_records_list,
+    sessions_frame,
+)
+from tracereplay.errors import TraceEmptyError, UsageError
+from tracereplay.models.compare import (
+    FIDELITY_GOALS,
+    compare_frames,
+    compare_traces,
+    render_compare,
+    write_compare,
+)
+
+REQUIRED_KEYS = (
+    "endpoint_mix.jsd",
+    "endpoint_mix.max_share_error",
+    "session_length.ks",
+    "think_time.ks",
+    "interarrival.ks",
+    "arrival_rate.mape",
+    "status_mix.jsd",
+    "slo.passed",
+)
+
+
+def _get(doc: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        doc = doc[part]
+    return doc
+
+
+def _floats(value: Any) -> list[float]:
+    if isinstance(value, float):
+        return [value]
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in _floats(v)]
+    if isinstance(value, list):
+        return [f for v in value for f in _floats(v)]
+    return []
+
+
+def test_identical_traces_are_at_distance_zero() -> None:
+    real = sessions_frame(40)
+    result = compare_frames(real, real.copy())
+    doc = result.to_json()
+    assert doc["scale"] == 1.0 and doc["scale_source"] == "estimated"
+    assert doc["endpoint_mix"]["jsd"] == 0.0
+    assert doc["endpoint_mix"]["max_share_error"] == 0.0
+    assert doc["endpoint_mix"]["worst_endpoint"] is None
+    for name in ("session_length", "session_duration", "think_time", "interarrival"):
+        assert doc[name]["ks"] == 0.0, name
+    assert doc["arrival_rate"]["mape"] == 0.0
+    assert doc["status_mix"]["jsd"] == 0.0
+    assert doc["fidelity"]["passed"] == dict.fromkeys(FIDELITY_GOALS, True)
+    assert result.fidelity_passed is True
+    assert doc["slo"] == {"passed": None, "checked": False}
+    for key in REQUIRED_KEYS:
+        _get(doc, key)  # present
+
+
+def test_doubled_endpoint_share_gives_hand_computed_divergence() -> None:
+    real = frame(session_records("s", 0, ["/api/a", "/api/b", "/api/b", "/api/b"]))
+    other = frame(session_records("s", 0, ["/api/a", "/api/a", "/api/b", "/api/b"]))
+    mix = compare_frames(real, other, scale=1).endpoint_mix
+    # P = (1/4, 3/4), Q = (1/2, 1/2), M = (3/8, 5/8); divergence in bits.
+    kl_pm = 0.25 * math.log2(0.25 / 0.375) + 0.75 * math.log2(0.75 / 0.625)
+    kl_qm = 0.5 * math.log2(0.5 / 0.375) + 0.5 * math.log2(0.5 / 0.625)
+    assert mix.jsd == pytest.approx((kl_pm + kl_qm) / 2)
+    assert mix.jsd == pytest.approx(0.048794, abs=1e-6)
+    assert mix.max_share_error == pytest.approx(0.25)
+    assert mix.worst == "GET /api/a"  # ties broken by the sorted label
+    assert mix.real == {"GET /api/a": 0.25, "GET /api/b": 0.75}
+    assert mix.other == {"GET /api/a": 0.5, "GET /api/b": 0.5}
+
+
+def test_endpoint_only_in_other_counts_against_it() -> None:
+    real = frame(session_records("s", 0, ["/api/a", "/api/a"]))
+    other = frame(session_records("s", 0, ["/api/a", "/api/zzz"]))
+    mix = compare_frames(real, other, scale=1).endpoint_mix
+    assert mix.other == {"GET /api/a": 0.5, "GET /api/zzz": 0.5}
+    assert mix.max_share_error == pytest.approx(0.5)
+    assert 0 < (mix.jsd or 0) <= 1
+
+
+def test_twice_the_sessions_matches_after_scaling() -> None:
+    real = sessions_frame(40, every_s=10)
+    # The same sessions twice, the copies 5 s later: 2x the sessions, same shapes.
+    doubled = session_records_list(40, every_s=10, prefix="a") + session_records_list(
+        40, every_s=10, offset_s=5, prefix="b"
+    )
+    result = compare_frames(real, frame(doubled))
+    assert result.scale == 2.0 and result.scale_estimated
+    assert result.sessions == (40, 80)
+    assert result.session_length.ks == 0.0
+    # Microsecond timestamps make equal gaps differ in the last float bits.
+    assert (result.think_time.ks or 0) < 0.02 and result.think_time.real_mean == pytest.approx(
+        result.think_time.other_mean
+    )
+    assert result.interarrival.ks == 0.0  # other's 5 s gaps x 2 = real's 10 s gaps
+    assert result.arrival_rate.mape is not None and result.arrival_rate.mape < 0.05
+    assert result.endpoint_mix.jsd == 0.0
+    # Unscaled, the same traces are far apart on rates and gaps.
+    unscaled = compare_frames(real, frame(doubled), scale=1)
+    assert unscaled.arrival_rate.mape == pytest.approx(1.0, abs=0.05)
+    assert unscaled.interarrival.ks == 1.0
+    assert unscaled.fidelity_passed is False
+
+
+@pytest.mark.parametrize(("other_count", "other_every_s", "expected"), [(40, 5, 1.9), (30, 3, 3.1)])
+def test_scale_is_estimated_to_two_significant_digits(
+    other_count: int, other_every_s: float, expected: float
+) -> None:
+    # 20 sessions over 194 s; 40 over 199 s (1.95 rounds down), 30 over 93 s (3.13).
+    real = sessions_frame(20, every_s=10)
+    other = sessions_frame(other_count, every_s=other_every_s)
+    real_rate = 20 / real["t_s"].max()
+    other_rate = other_count / other["t_s"].max()
+    assert float(f"{other_rate / real_rate:.2g}") == expected  # the example is what we think
+    result = compare_frames(real, other)
+    assert result.scale == expected
+    assert result.to_json()["scale_source"] == "estimated"
+    assert compare_frames(real, other, scale=5).to_json()["scale_source"] == "given"
+
+
+def test_synthetic_other_has_null_status_errors_and_latency() -> None:
+    real = sessions_frame(12)
+    other = sessions_frame(12, status=None, duration_ms=None, resp_body=None)
+    doc = compare_frames(real, other, scale=1).to_json()
+    assert doc["status_mix"]["jsd"] is None
+    assert doc["status_mix"]["other"] is None
+    assert doc["status_mix"]["real"] == {"200": 1.0}
+    assert "synthetic" in doc["status_mix"]["reason"]
+    assert doc["errors"]["other_rate"] is None and doc["errors"]["real_rate"] == 0.0
+    assert doc["errors"]["reason"]
+    assert doc["latency_ms"]["other"] is None and doc["latency_ms"]["reason"]
+    assert doc["latency_ms"]["real"] == {"p50": 12.5, "p95": 12.5, "p99": 12.5}
+    by_endpoint = doc["latency_ms"]["by_endpoint"]
+    assert sorted(by_endpoint) == ["GET /api/items", "GET /api/orders", "GET /api/users"]
+    assert all(v["other"] is None for v in by_endpoint.values())
+
+
+def test_status_codes_and_errors_are_compared_exactly() -> None:
+    ok = session_records_list(3, status=200)
+    failing = session_records("x", 100, ["/api/items"], status=503)
+    lost = session_records("y", 101, ["/api/items"], status=None, error="connect refused")
+    doc = compare_frames(frame(ok), frame(ok + failing + lost), scale=1).to_json()
+    other = doc["status_mix"]["other"]
+    assert set(other) == {"200", "503", "none"}
+    assert doc["status_mix"]["jsd"] > 0
+    assert doc["status_mix"]["worst_status"] == "200"
+    assert doc["errors"]["other_rate"] == pytest.approx(2 / 9)
+
+
+def test_json_is_deterministic_and_rounded(tmp_path: Path) -> None:
+    real = sessions_frame(30, every_s=7)
+    other = sessions_frame(50, every_s=3.3, status=201)
+    first = write_compare(compare_frames(real, other), tmp_path / "a")
+    second = write_compare(compare_frames(real.copy(), other.copy()), tmp_path / "b" / "c")
+    assert first.name == "compare.json" and first.read_bytes() == second.read_bytes()
+    doc = json.loads(first.read_text())
+    assert list(doc) == sorted(doc)
+    for value in _floats(doc):
+        assert value == float(f"{value:.6g}")
+    for key in REQUIRED_KEYS:
+        _get(doc, key)
+
+
+def test_render_mentions_every_metric() -> None:
+    real = sessions_frame(20)
+    other = sessions_frame(20, status=None, duration_ms=None)
+    console = Console(record=True, width=200)
+    render_compare(compare_frames(real, other, scale=1), console)
+    text = console.export_text()
+    for metric in (*REQUIRED_KEYS, "session_duration.ks", "errors.rate", "throughput_rps"):
+        assert metric in text, metric
+    assert "pass" in text and "not checked" in text and "synthetic" in text
+
+
+def test_degenerate_traces_give_nulls_not_crashes(tmp_path: Path) -> None:
+    one = frame(session_records("s", 0, ["/api/a"]))
+    result = compare_frames(one, one.copy())
+    doc = result.to_json()
+    assert doc["interarrival"]["ks"] is None and doc["interarrival"]["reason"]
+    assert doc["think_time"]["ks"] is None
+    assert doc["arrival_rate"]["mape"] is None and doc["arrival_rate"]["reason"]
+    assert doc["session_length"]["ks"] == 0.0
+    assert doc["throughput_rps"] == {"real": None, "other": None}
+    assert result.fidelity()["interarrival.ks"] is None
+    write_compare(result, tmp_path)
+    render_compare(result, Console(record=True, width=200))
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    real = sessions_frame(3)
+    with pytest.raises(TraceEmptyError, match="other"):
+        compare_frames(real, real.iloc[0:0])
+    with pytest.raises(UsageError, match="scale"):
+        compare_frames(real, real, scale=0)
+
+
+def test_compare_traces_reads_directories(tmp_path: Path) -> None:
+    records = session_records_list(8)
+    real = write_trace(tmp_path / "real", records)
+    other = write_trace(tmp_path / "other", records)
+    result = compare_traces(real, other, session_timeout_s=60)
+    assert result.requests == (len(records), len(records))
+    assert result.endpoint_mix.jsd == 0.0
