@@ -2,7 +2,9 @@
 
 Arrivals follow the model's rate curve × N; each session picks a behavior by share and
 walks its Markov chain with the modeled think times, so per-session statistics are the
-same at every N. One seed decides everything: same model + seed → same rows.
+same at every N. One seed decides everything: same model + seed → same rows. Session i
+draws from its own generators, seeded by (seed, i), so any subset of sessions (a replay
+worker's shard) can be built alone and comes out as in the full run.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ class SynthesisResult:
 
 
 @dataclass(frozen=True)
+class SyntheticRequest:
+    """One synthesized request with what the trace record does not keep."""
+
+    endpoint: str
+    """The model's endpoint name, "METHOD /template"."""
+    record: TraceRecord
+    think_s: float
+    """Pause before this request (0 for a session's first)."""
+    path_params: dict[str, str]
+
+
+@dataclass(frozen=True)
 class _Endpoint:
     method: str
     template: str
@@ -52,6 +66,7 @@ class Synthesizer:
 
     def __init__(self, model: dict[str, Any], seed: int = 0) -> None:
         self.model = model
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.py_rng = random.Random(seed)
         self.fake = Faker()
@@ -79,10 +94,11 @@ class Synthesizer:
         speed: float = 1.0,
         process: str = "stratified",
     ) -> np.ndarray:
+        # A generator of its own, so start times do not depend on sessions drawn before.
         return np.asarray(
             sample_arrivals(
                 self.arrivals,
-                self.rng,
+                np.random.default_rng(self.seed),
                 scale=scale,
                 speed=speed,
                 duration_s=duration_s,
@@ -92,38 +108,63 @@ class Synthesizer:
 
     def session(self, index: int, start_s: float) -> Iterator[TraceRecord]:
         """One synthetic session starting at `start_s` seconds after the model's start."""
+        for request in self.session_requests(index, start_s):
+            yield request.record
+
+    def session_requests(self, index: int, start_s: float) -> list[SyntheticRequest]:
+        """Session `index`, drawn from generators seeded by (seed, index) alone."""
+        self._reseed(index)
         behavior = self.behaviors[int(self.rng.choice(len(self.behaviors), p=self.behavior_p))]
         current = _draw(self.rng, behavior.entry)
         t = start_s
+        think_s = 0.0
         values: dict[str, str] = {}  # one value per parameter name per session
         tempo = float(behavior.tempo.sample(self.rng))
         key = f"synth:{index:08d}"
+        out: list[SyntheticRequest] = []
         for _ in range(MAX_SESSION_LENGTH):
-            yield self._request(current, t, key, values)
+            record, params = self._request(current, t, key, values)
+            out.append(SyntheticRequest(current, record, think_s, params))
             following = behavior.transitions.get(current)
             if not following:
-                return
+                break
             nxt = _draw(self.rng, following)
             if nxt == END:
-                return
+                break
             think = behavior.think.get(current, {}).get(nxt)
-            t += tempo * float(think.sample(self.rng)) if think is not None else 0.0
+            think_s = tempo * float(think.sample(self.rng)) if think is not None else 0.0
+            t += think_s
             current = nxt
+        return out
 
-    def _request(self, name: str, t_s: float, key: str, values: dict[str, str]) -> TraceRecord:
+    def _reseed(self, index: int) -> None:
+        sequence = np.random.SeedSequence([self.seed, index])
+        self.rng = np.random.default_rng(sequence)
+        # random.Random and Faker take an int; derive one without consuming `self.rng`.
+        py_seed = int(sequence.generate_state(1, np.uint64)[0])
+        self.py_rng = random.Random(py_seed)
+        self.fake.seed_instance(py_seed)
+
+    def _request(
+        self, name: str, t_s: float, key: str, values: dict[str, str]
+    ) -> tuple[TraceRecord, dict[str, str]]:
         endpoint = self.endpoints[name]
         path = endpoint.template
+        params: dict[str, str] = {}
         if _PARAM in path:
             for param, spec in endpoint.params.items():
                 if param not in values:
                     values[param] = fresh_value(spec, self.rng)
-                path = path.replace("{" + param + "}", values[param])
+                placeholder = "{" + param + "}"
+                if placeholder in path:
+                    params[param] = values[param]
+                path = path.replace(placeholder, values[param])
         query = endpoint.query.render(self.py_rng, self.fake) if endpoint.query else None
         body = endpoint.body.render(self.py_rng, self.fake) if endpoint.body else None
         headers: tuple[tuple[str, str], ...] = ()
         if body is not None and endpoint.body is not None:
             headers = (("content-type", endpoint.body.media_type),)
-        return TraceRecord(
+        record = TraceRecord(
             ts=self.start + timedelta(seconds=t_s),
             method=endpoint.method,
             path=path,
@@ -134,6 +175,7 @@ class Synthesizer:
             req_body=body,
             req_body_size=len(body) if body else 0,
         )
+        return record, params
 
 
 def _draw(rng: np.random.Generator, probabilities: dict[str, float]) -> str:

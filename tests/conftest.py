@@ -5,7 +5,10 @@ The server helpers themselves live in tests/servers.py so other packages can sta
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,3 +22,21 @@ def sandbox_target() -> Iterator[SandboxTarget]:
     login rate limit, a known JWT secret (`.jwt_secret`)."""
     with start_sandbox_target("--service-time-scale", "0", "--login-rate-limit", "0") as target:
         yield target
+
+
+# A real staging-users trace: `tracereplay demo` (sandbox target, capture proxy, staging
+# users) run once per test session for a short compressed day.
+STAGING_DURATION = "75s"
+STAGING_USERS = "24"
+
+
+@pytest.fixture(scope="session")
+def staging_trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    out = tmp_path_factory.mktemp("staging") / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "tracereplay.cli", "demo", "--out", str(out),
+         "--duration", STAGING_DURATION, "--users", STAGING_USERS],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    yield out / "trace"

@@ -292,6 +292,72 @@ def compare_cmd(
     return EXIT_THRESHOLD if result.fidelity_passed is False else EXIT_OK
 
 
+@app.command("replay")
+def replay_cmd(
+    source: Annotated[Path, typer.Argument(help="Model file or trace directory to replay.")],
+    host: Annotated[str, typer.Option(help="Base URL of the target; nothing else is sent to.")],
+    out: Annotated[Path, typer.Option(help="Run directory (reports/RUN), new or empty.")],
+    scale: Annotated[
+        float, typer.Option(help="N × the real arrival rate (trace: N copies per session).")
+    ] = 1.0,
+    duration: Annotated[
+        str | None, typer.Option(help="Window of session starts [default: the source's span].")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="Time compression of arrivals and think times (1 = real).")
+    ] = 1.0,
+    processes: Annotated[int, typer.Option(help="Locust worker processes (1 = local).")] = 1,
+    max_rps: Annotated[float | None, typer.Option(help="Hard cap on requests per second.")] = None,
+    credentials: Annotated[
+        Path | None, typer.Option(help="CSV email,password[,role] for the sessions' logins.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the plan.")] = 0,
+    ui: Annotated[bool, typer.Option("--ui", help="Run with Locust's web UI.")] = False,
+    grace: Annotated[
+        str, typer.Option(help="How long sessions may run past the last planned start.")
+    ] = "30s",
+    arrivals: Annotated[
+        str, typer.Option(help="stratified or poisson session arrivals (model source).")
+    ] = "stratified",
+) -> int:
+    """Replay a model's or a trace's sessions open-loop at N× with Locust."""
+    from rich.console import Console
+
+    from tracereplay.replay.run import ReplaySettings, run_replay
+    from tracereplay.units import parse_duration_s
+
+    settings = ReplaySettings(
+        source=source,
+        host=host.rstrip("/"),
+        out=out,
+        scale=scale,
+        duration_s=parse_duration_s(duration) if duration else None,
+        speed=speed,
+        processes=processes,
+        max_rps=max_rps,
+        credentials=credentials,
+        seed=seed,
+        ui=ui,
+        grace_s=parse_duration_s(grace),
+        arrivals=arrivals,
+    )
+    console = Console(stderr=True)
+    with console.status("replaying…") as status:
+        outcome = run_replay(
+            settings,
+            on_tick=lambda t, w: status.update(f"replaying… {t:.0f} s (plan window {w:.0f} s)"),
+        )
+    s = outcome.summary
+    console.print(
+        f"{s['sessions_started']}/{s['sessions_planned']} sessions, {s['requests']} requests, "
+        f"{s['failures']} failures, {s['achieved_rps']} req/s; latency p95 "
+        f"{s['latency_ms']['p95']} ms (from intended send {s['latency_intended_ms']['p95']} ms)"
+        f" → {outcome.out}",
+        highlight=False,
+    )
+    return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+
+
 @app.command("demo-target")
 def demo_target_cmd(
     port: Annotated[int | None, typer.Option(help="TCP port [default: 8000].")] = None,

@@ -1,0 +1,62 @@
+"""A ready locustfile: `locust -f replay/locustfile.py --host URL --replay-source MODEL|TRACE`.
+
+Every `ReplayUser` setting is a command-line option here (Locust's own argument hooks);
+`tracereplay replay` runs this file headless. Run one user per process (`-u 1`, or with
+`--master --expect-workers P`, `-u P` and `--replay-workers P`): each is one driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import events
+from locust.runners import MasterRunner
+
+from tracereplay.replay.user import DONE_MESSAGE, ReplayUser
+
+
+@events.init_command_line_parser.add_listener
+def add_arguments(parser: Any) -> None:
+    group = parser.add_argument_group("tracereplay", "Replay a model or a trace open-loop")
+    group.add_argument("--replay-source", default="", help="Model file or trace directory")
+    group.add_argument("--replay-out", default="reports/replay", help="Run directory")
+    group.add_argument("--replay-scale", type=float, default=1.0, help="N x the real rate")
+    group.add_argument("--replay-speed", type=float, default=1.0, help="Time compression")
+    group.add_argument("--replay-duration", type=float, default=None, help="Seconds of starts")
+    group.add_argument("--replay-seed", type=int, default=0, help="Seed of the plan")
+    group.add_argument("--replay-max-rps", type=float, default=None, help="Hard cap, req/s")
+    group.add_argument("--replay-credentials", default=None, help="CSV email,password[,role]")
+    group.add_argument("--replay-workers", type=int, default=1, help="Processes sharing it")
+    group.add_argument("--replay-grace", type=float, default=30.0, help="Seconds to finish")
+    group.add_argument("--replay-arrivals", default="stratified", help="stratified|poisson")
+
+
+class TraceReplay(ReplayUser):
+    """Settings come from the --replay-* options (see `configure`)."""
+
+
+@events.init.add_listener
+def configure(environment: Any, **_: Any) -> None:
+    options = environment.parsed_options
+    if options is not None and options.replay_source:
+        TraceReplay.source = options.replay_source
+        TraceReplay.out = options.replay_out
+        TraceReplay.scale = options.replay_scale
+        TraceReplay.speed = options.replay_speed
+        TraceReplay.duration_s = options.replay_duration
+        TraceReplay.seed = options.replay_seed
+        TraceReplay.max_rps = options.replay_max_rps
+        TraceReplay.credentials = options.replay_credentials
+        TraceReplay.workers = options.replay_workers
+        TraceReplay.grace_s = options.replay_grace
+        TraceReplay.arrivals = options.replay_arrivals
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        done: set[int] = set()
+
+        def on_done(message: Any, **_: Any) -> None:
+            done.add(int(message.data.get("worker", -1)))
+            if len(done) >= TraceReplay.workers:
+                runner.quit()  # every worker played its shard: the run is over
+
+        runner.register_message(DONE_MESSAGE, on_done)

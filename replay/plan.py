@@ -1,0 +1,60 @@
+"""The replay plan: which sessions start when, and what each one sends (no locust here).
+
+A plan comes from a model (sessions synthesized, seeded per session) or from a trace
+(captured sessions, copied N times). Every session has its own seed, so a worker that
+builds only its shard (`index % workers == worker`) gets exactly the sessions a single
+process would have run with those indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One request of a session, before runtime correlation fills in live values."""
+
+    endpoint: str
+    """"METHOD /template": the name requests are reported under."""
+    method: str
+    path: str
+    """Concrete path (captured or synthesized values; correlation may replace some)."""
+    query: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    think_s: float = 0.0
+    """Pause between the previous response (or the session start) and this request."""
+    path_params: dict[str, str] = field(default_factory=dict)
+    """Template parameter → value in `path`, so correlation can swap one by name."""
+
+
+@dataclass(frozen=True)
+class PlannedSession:
+    index: int
+    """0.. in order of start; shards are index % workers."""
+    start_s: float
+    """Planned start, seconds after the replay's time zero."""
+    requests: tuple[PlannedRequest, ...]
+    role: str | None = None
+    """Behavior role when the model knows one (matched to --credentials roles)."""
+    copy: int = 0
+    """0 for a captured session, 1..N-1 for the copies that --scale N adds (trace source)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    sessions: tuple[PlannedSession, ...]
+    duration_s: float
+    source: str
+    """"model" or "trace"."""
+    scale: float
+    speed: float
+    seed: int
+
+    def shard(self, worker: int, workers: int) -> Plan:
+        """The sessions worker `worker` of `workers` runs (index % workers == worker)."""
+        if workers < 1 or not 0 <= worker < workers:
+            raise ValueError(f"worker {worker} of {workers}")
+        mine = tuple(s for s in self.sessions if s.index % workers == worker)
+        return Plan(mine, self.duration_s, self.source, self.scale, self.speed, self.seed)

@@ -1,0 +1,233 @@
+"""What a replay measured: one `RequestResult` per request sent, written as it happens,
+and `summary.json` computed from them (no locust here: the runner and the CLI share it).
+
+Per worker, results go to `<out>/.workers/worker-K/`: `replayed/` (the trace schema: what
+was sent, no bodies — live tokens and passwords must not reach the disk), `timing.arrows`
+(full-precision latencies from the actual and from the intended send) and `sessions.json`.
+`merge_workers` joins them into `<out>/replayed/`, `<out>/timing.parquet` and
+`<out>/summary.json` once every process has stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import ipc
+
+from tracereplay.errors import TraceEmptyError
+from tracereplay.trace import TraceMetadata, TraceRecord, TraceWriter, open_writer, read_trace
+
+WORKERS_DIR = ".workers"
+TIMING_FIELDS = [
+    pa.field("session", pa.int64()),
+    pa.field("seq", pa.int32()),
+    pa.field("endpoint", pa.string()),
+    pa.field("intended_s", pa.float64()),
+    pa.field("sent_s", pa.float64()),
+    pa.field("latency_ms", pa.float64()),
+    pa.field("latency_intended_ms", pa.float64()),
+    pa.field("status", pa.int32()),
+    pa.field("ok", pa.bool_()),
+]
+TIMING_SCHEMA = pa.schema(TIMING_FIELDS)
+KEPT_HEADERS = ("content-type", "accept", "user-agent")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestResult:
+    session: int
+    seq: int
+    endpoint: str
+    method: str
+    path: str
+    query: str | None
+    intended_s: float
+    """Epoch seconds the request should have been sent at (plan or previous answer + think)."""
+    sent_s: float
+    """Epoch seconds it was actually sent at."""
+    latency_ms: float
+    """From the actual send to the end of the response."""
+    status: int | None
+    error: str | None
+    req_headers: tuple[tuple[str, str], ...]
+    req_body_size: int
+    resp_body_size: int
+
+    @property
+    def latency_intended_ms(self) -> float:
+        return (self.sent_s - self.intended_s) * 1000.0 + self.latency_ms
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and self.status < 400
+
+
+@dataclass
+class SessionLog:
+    """Per worker: sessions planned, started, how late, and how they ended."""
+
+    planned: int = 0
+    started: int = 0
+    completed: int = 0
+    login_failed: int = 0
+    cut: int = 0
+    lateness_ms: list[float] = field(default_factory=list)
+
+
+class ResultWriter:
+    """Writes results of one worker as they come (rows durable within a second)."""
+
+    def __init__(self, directory: Path, *, host: str, scheme: str, start: datetime) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = TraceMetadata(source="replay", capture_start=start)
+        self._trace: TraceWriter = open_writer(directory / "replayed", meta)
+        self._timing_file = pa.OSFile(str(directory / "timing.arrows"), "wb")
+        self._timing = ipc.new_stream(self._timing_file, TIMING_SCHEMA)
+        self._pending: list[RequestResult] = []
+        self.host, self.scheme = host, scheme
+        self.sessions = SessionLog()
+
+    def add(self, result: RequestResult) -> None:
+        self._trace.write(
+            TraceRecord(
+                ts=datetime.fromtimestamp(result.sent_s, UTC),
+                method=result.method,
+                path=result.path,
+                duration_ms=result.latency_ms if result.status is not None else None,
+                session=f"replay:{result.session:08d}",
+                client="replay",
+                scheme=self.scheme,
+                host=self.host,
+                query=result.query,
+                req_headers=tuple(
+                    (k, v) for k, v in result.req_headers if k.lower() in KEPT_HEADERS
+                ),
+                req_body_size=result.req_body_size,
+                status=result.status,
+                resp_body_size=result.resp_body_size,
+                error=result.error,
+            )
+        )
+        self._pending.append(result)
+        if len(self._pending) >= 256:
+            self.flush_timing()
+
+    def flush_timing(self) -> None:
+        if not self._pending:
+            return
+        rows = self._pending
+        self._pending = []
+        columns = {f.name: [] for f in TIMING_FIELDS}  # type: dict[str, list[Any]]
+        for r in rows:
+            columns["session"].append(r.session)
+            columns["seq"].append(r.seq)
+            columns["endpoint"].append(r.endpoint)
+            columns["intended_s"].append(r.intended_s)
+            columns["sent_s"].append(r.sent_s)
+            columns["latency_ms"].append(r.latency_ms)
+            columns["latency_intended_ms"].append(r.latency_intended_ms)
+            columns["status"].append(r.status)
+            columns["ok"].append(r.ok)
+        self._timing.write_batch(pa.record_batch(columns, schema=TIMING_SCHEMA))
+
+    def close(self) -> None:
+        self.flush_timing()
+        self._timing.close()
+        self._timing_file.close()
+        self._trace.close()
+        (self.directory / "sessions.json").write_text(json.dumps(asdict(self.sessions)))
+
+
+def _read_timing(path: Path) -> pa.Table:
+    try:
+        reader = ipc.open_stream(pa.memory_map(str(path)))
+    except (pa.ArrowInvalid, OSError):
+        return TIMING_SCHEMA.empty_table()
+    batches = []
+    while True:
+        try:
+            batches.append(reader.read_next_batch())
+        except (StopIteration, pa.ArrowInvalid, OSError):
+            break
+    return pa.Table.from_batches(batches, schema=TIMING_SCHEMA)
+
+
+def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
+    """Join the workers' results into out/replayed, out/timing.parquet, out/summary.json."""
+    workers = sorted((out / WORKERS_DIR).glob("worker-*"))
+    logs = SessionLog()
+    timing_tables = []
+    tables = []
+    meta: TraceMetadata | None = None
+    for directory in workers:
+        sessions_file = directory / "sessions.json"
+        if sessions_file.exists():
+            data = json.loads(sessions_file.read_text())
+            for key in ("planned", "started", "completed", "login_failed", "cut"):
+                setattr(logs, key, getattr(logs, key) + int(data.get(key, 0)))
+            logs.lateness_ms.extend(float(v) for v in data.get("lateness_ms", []))
+        timing_tables.append(_read_timing(directory / "timing.arrows"))
+        replayed = directory / "replayed"
+        if replayed.exists() and any(replayed.iterdir()):
+            try:
+                tables.append(read_trace(replayed))
+            except TraceEmptyError:  # a worker that sent nothing has no rows
+                continue
+            if meta is None:
+                from tracereplay.trace import open_trace
+
+                meta = open_trace(replayed).metadata
+    timing = pa.concat_tables(timing_tables) if timing_tables else TIMING_SCHEMA.empty_table()
+    pq.write_table(timing, out / "timing.parquet")
+    if tables:
+        merged = pa.concat_tables(tables)
+        with open_writer(out / "replayed", meta or TraceMetadata(source="replay")) as writer:
+            writer.write_batch(merged)
+    summary = summarize(timing, logs, duration_s)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(out / WORKERS_DIR, ignore_errors=True)
+    return summary
+
+
+def _percentiles(values: np.ndarray) -> dict[str, float | None]:
+    if not len(values):
+        return {"p50": None, "p95": None, "p99": None}
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3)}
+
+
+def summarize(timing: pa.Table, logs: SessionLog, duration_s: float) -> dict[str, Any]:
+    """summary.json: the keys DESIGN.md lists, and a few more."""
+    requests = timing.num_rows
+    ok = np.asarray(timing.column("ok").to_pylist(), dtype=bool) if requests else np.zeros(0)
+    sent = np.asarray(timing.column("sent_s").to_numpy(zero_copy_only=False), dtype=float)
+    span = float(sent.max() - sent.min()) if requests > 1 else 0.0
+    latency = np.asarray(timing.column("latency_ms").to_numpy(zero_copy_only=False), dtype=float)
+    intended = np.asarray(
+        timing.column("latency_intended_ms").to_numpy(zero_copy_only=False), dtype=float
+    )
+    lateness = np.asarray(logs.lateness_ms, dtype=float)
+    p_late = _percentiles(lateness)
+    return {
+        "sessions_planned": logs.planned,
+        "sessions_started": logs.started,
+        "sessions_completed": logs.completed,
+        "sessions_login_failed": logs.login_failed,
+        "sessions_cut": logs.cut,
+        "requests": requests,
+        "failures": int(requests - int(ok.sum())),
+        "achieved_rps": round(requests / span, 3) if span > 0 else float(requests),
+        "duration_s": duration_s,
+        "latency_ms": _percentiles(latency),
+        "latency_intended_ms": _percentiles(intended),
+        "start_lateness_ms": {"p50": p_late["p50"], "p99": p_late["p99"]},
+    }

@@ -1,0 +1,140 @@
+"""`ReplayUser`: an abstract Locust user that replays a model or a trace, open-loop.
+
+Subclass it in your own locustfile and set the class attributes (or use the ready
+`replay/locustfile.py`, which reads them from command-line options):
+
+    from tracereplay.replay.user import ReplayUser
+
+    class Staging(ReplayUser):
+        source = "traces/staging.model.json"   # a model file or a trace directory
+        scale = 5.0                            # N × the real arrival rate
+        out = "reports/my-run"
+
+Run it with one user per process (`-u 1`, or `-u P` with P workers): each instance is a
+driver that releases its share of the planned sessions on time, each session in its own
+greenlet with its own cookies and connections; requests are reported to Locust under
+their endpoint template.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import gevent
+from locust import FastHttpUser, constant, task
+from locust.exception import StopUser
+from locust.runners import LocalRunner, WorkerRunner
+
+from tracereplay.models.correlations import (
+    AuthInfo,
+    CorrelationRule,
+    auth_from_json,
+    correlations_from_json,
+)
+from tracereplay.models.model import load_model
+
+from .correlate import load_credentials
+from .driver import DriverSettings, ReplayDriver
+from .plan import Plan
+from .ratelimit import RateLimiter
+from .results import WORKERS_DIR, ResultWriter
+from .sources import load_source, plan_from_model, plan_from_trace
+
+DONE_MESSAGE = "tracereplay_done"
+
+
+class ReplayUser(FastHttpUser):
+    abstract = True
+    wait_time = constant(0)
+
+    source: ClassVar[str] = ""
+    """Model file (tracereplay model) or trace directory to replay."""
+    out: ClassVar[str] = "reports/replay"
+    """Run directory: replayed/, timing.parquet, summary.json go here."""
+    scale: ClassVar[float] = 1.0
+    """N × the modeled arrival rate (model) or N copies of each session (trace)."""
+    speed: ClassVar[float] = 1.0
+    """Explicit time compression (think times and arrivals), 1 = real time."""
+    duration_s: ClassVar[float | None] = None
+    """Window of planned session starts [default: the model's or trace's span / speed]."""
+    seed: ClassVar[int] = 0
+    max_rps: ClassVar[float | None] = None
+    """Hard cap on requests per second over all processes."""
+    credentials: ClassVar[str | None] = None
+    """CSV email,password[,role] the sessions log in with."""
+    workers: ClassVar[int] = 1
+    """Processes the plan is sharded over (one ReplayUser each)."""
+    grace_s: ClassVar[float] = 30.0
+    arrivals: ClassVar[str] = "stratified"
+
+    @task
+    def replay(self) -> None:
+        worker = (
+            getattr(self.environment.runner, "worker_index", 0)
+            if isinstance(self.environment.runner, WorkerRunner)
+            else 0
+        )
+        workers = max(1, int(self.workers))
+        plan, rules, auth = self._plan(worker, workers)
+        creds = load_credentials(Path(self.credentials)) if self.credentials else []
+        zero_wall, zero_mono = time.time(), time.monotonic()
+        writer = ResultWriter(
+            Path(self.out) / WORKERS_DIR / f"worker-{worker}",
+            host=self.host or "",
+            scheme=(self.host or "http").split(":", 1)[0],
+            start=datetime.fromtimestamp(zero_wall, UTC),
+        )
+        limiter = RateLimiter(self.max_rps / workers, sleep=gevent.sleep) if self.max_rps else None
+        driver = ReplayDriver(
+            self,
+            plan,
+            rules=rules,
+            auth=auth,
+            credentials=creds,
+            writer=writer,
+            limiter=limiter,
+            settings=DriverSettings(host=self.host or "", grace_s=self.grace_s),
+        )
+        driver.run(zero_wall, zero_mono)
+        self._finish()
+
+    def _plan(self, worker: int, workers: int) -> tuple[Plan, list[CorrelationRule], AuthInfo]:
+        kind = load_source(Path(self.source))
+        if kind == "model":
+            model = load_model(Path(self.source))
+            plan = plan_from_model(
+                model,
+                scale=self.scale,
+                duration_s=self.duration_s,
+                speed=self.speed,
+                seed=self.seed,
+                worker=worker,
+                workers=workers,
+                arrivals=self.arrivals,
+            )
+            return (
+                plan,
+                correlations_from_json(model["correlations"]),
+                auth_from_json(model["auth"]),
+            )
+        plan, knowledge = plan_from_trace(
+            Path(self.source),
+            scale=max(1, round(self.scale)),
+            speed=self.speed,
+            duration_s=self.duration_s,
+            seed=self.seed,
+            worker=worker,
+            workers=workers,
+        )
+        return plan, knowledge.rules, knowledge.auth
+
+    def _finish(self) -> None:
+        runner = self.environment.runner
+        if isinstance(runner, LocalRunner):
+            runner.quit()
+        elif isinstance(runner, WorkerRunner):
+            runner.send_message(DONE_MESSAGE, {"worker": runner.worker_index})
+        raise StopUser()
