@@ -278,7 +278,8 @@ def compare_cmd(
     exit 1 if a fidelity goal is missed."""
     from rich.console import Console
 
-    from tracereplay.models.compare import compare_traces, render_compare, write_compare
+    from tracereplay.models.compare import compare_traces, write_compare
+    from tracereplay.models.compare_render import render_compare
     from tracereplay.units import parse_duration_s
 
     result = compare_traces(

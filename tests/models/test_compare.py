@@ -22,9 +22,9 @@ from tracereplay.models.compare import (
     FIDELITY_GOALS,
     compare_frames,
     compare_traces,
-    render_compare,
     write_compare,
 )
+from tracereplay.models.compare_render import render_compare
 
 REQUIRED_KEYS = (
     "endpoint_mix.jsd",
