@@ -95,6 +95,7 @@ class ResultWriter:
         self._pending: list[RequestResult] = []
         self.host, self.scheme = host, scheme
         self.sessions = SessionLog()
+        self.closed = False
 
     def add(self, result: RequestResult) -> None:
         self._trace.write(
@@ -140,6 +141,12 @@ class ResultWriter:
         self._timing.write_batch(pa.record_batch(columns, schema=TIMING_SCHEMA))
 
     def close(self) -> None:
+        """Write what is buffered and sessions.json; safe to call twice (Ctrl-C path)."""
+        if self.closed:
+            return
+        self.closed = True
+        log = self.sessions
+        log.cut = max(log.cut, log.started - log.completed - log.login_failed)
         self.flush_timing()
         self._timing.close()
         self._timing_file.close()

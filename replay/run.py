@@ -121,7 +121,13 @@ def run_replay(
         "--stop-timeout", "5", "--html", str(settings.out / "locust.html"),
         "--csv", str(settings.out / "locust"), "--only-summary",
     ]  # fmt: skip
-    main += ["--web-host", LOOPBACK, "--autostart"] if settings.ui else ["--headless"]
+    # With the web UI the run still starts at once and ends by itself (a minute after the
+    # test, to look at the charts); without it, headless.
+    main += (
+        ["--web-host", LOOPBACK, "--autostart", "--autoquit", "60"]
+        if settings.ui
+        else ["--headless"]
+    )
     log = (settings.out / "locust.log").open("ab")
     processes: list[subprocess.Popen[bytes]] = []
     interrupted = False

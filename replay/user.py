@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import gevent
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
 
@@ -44,6 +44,15 @@ from .results import WORKERS_DIR, ResultWriter
 from .sources import load_source, plan_from_model, plan_from_trace
 
 DONE_MESSAGE = "tracereplay_done"
+_OPEN_WRITERS: list[ResultWriter] = []
+
+
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def _close_writers(**_: object) -> None:
+    """A run stopped early (Ctrl-C, --run-time) kills the drivers' greenlets; whatever
+    they gathered is still written here, before the process exits."""
+    while _OPEN_WRITERS:
+        _OPEN_WRITERS.pop().close()
 
 
 class ReplayUser(FastHttpUser):
@@ -87,6 +96,7 @@ class ReplayUser(FastHttpUser):
             scheme=(self.host or "http").split(":", 1)[0],
             start=datetime.fromtimestamp(zero_wall, UTC),
         )
+        _OPEN_WRITERS.append(writer)
         limiter = RateLimiter(self.max_rps / workers, sleep=gevent.sleep) if self.max_rps else None
         driver = ReplayDriver(
             self,

@@ -4,6 +4,9 @@ short bounded runs."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -155,3 +158,23 @@ def test_bad_replay_input_is_one_line_exit_2(
                  "--out", str(tmp_path / "b")]) == 2  # fmt: skip
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and all(e.startswith("tracereplay: error: ") for e in errors)
+
+
+def test_ctrl_c_stops_and_keeps_what_was_gathered(tmp_path: Path) -> None:
+    model = tiny_model(tmp_path, sessions=40, span_s=60.0)
+    out = tmp_path / "int"
+    with stub_server() as stub:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tracereplay.cli", "replay", str(model), "--host", stub.url,
+             "--out", str(out)],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(stub.received) < 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    s = summary(out)
+    assert s["requests"] >= 10 and s["sessions_started"] < s["sessions_planned"]  # type: ignore[operator]
+    assert read_trace(out / "replayed").num_rows == s["requests"]
