@@ -1,8 +1,9 @@
 """`tracereplay demo`: the pipeline on the bundled sandbox, start to finish, bounded.
 
-Today: start the sandbox target and the capture proxy in front of it, drive the staging
-users through the proxy for a bounded time, and say what happened and what was captured.
-Every process it starts is stopped at the end, also on Ctrl-C.
+Start the sandbox target and the capture proxy in front of it, drive the staging users
+through the proxy for a bounded time, model the captured trace, replay the model at N×
+against the target, and compare. Every process it starts is stopped at the end, also on
+Ctrl-C or failure.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from tracereplay.capture.scan import scan_trace
+from tracereplay.demo.accounts import accounts_csv, sandbox_accounts
 from tracereplay.demo.traffic.launch import run_staging_users_in_subprocess
 from tracereplay.demo.traffic.summary import StagingSummary
 from tracereplay.errors import UsageError
@@ -30,6 +34,8 @@ class DemoResult:
     trace: TraceInfo
     leaks: int
     """Findings of the leak scanner over the captured trace (0 = clean)."""
+    compare: dict[str, Any] | None = None
+    """compare.json of the replay against the captured trace (None: not replayed)."""
 
 
 def default_out_dir(now: datetime | None = None) -> Path:
@@ -43,6 +49,7 @@ def run_demo(
     duration_s: float = 120.0,
     users: int = 30,
     seed: int = 7,
+    replay_scale: float = 5.0,
     console: Console | None = None,
 ) -> DemoResult:
     """Run the demo into `out_dir` (which must be new or empty)."""
@@ -54,9 +61,11 @@ def run_demo(
     url = f"http://{LOOPBACK}:{port}"
     proxy_url = f"http://{LOOPBACK}:{proxy_port}"
     trace_dir = out_dir / "trace"
+    # The login rate limit is per client address: a replay at 5× sends every login from
+    # 127.0.0.1, so the demo's target runs without it (demo-target --help has the option).
     target_argv = [
         sys.executable, "-m", "tracereplay.cli", "demo-target",
-        "--port", str(port), "--seed", str(seed),
+        "--port", str(port), "--seed", str(seed), "--login-rate-limit", "0",
     ]  # fmt: skip
     capture_argv = [
         sys.executable, "-m", "tracereplay.cli", "capture", "--target", url,
@@ -64,11 +73,16 @@ def run_demo(
     ]  # fmt: skip
     # A fresh pseudonym key per run, handed to the capture through its environment only.
     capture_env = {"TRACEREPLAY_KEY": secrets.token_hex(32)}
+    replaying = replay_scale > 0
+    steps = 6 if replaying else 3
     console.rule("tracereplay demo")
-    console.print(f"[1/3] starting the sandbox target on {url} (log: {out_dir / 'target.log'})")
+    console.print(
+        f"[1/{steps}] starting the sandbox target on {url} (log: {out_dir / 'target.log'})"
+    )
+    compare_doc: dict[str, Any] | None = None
     with running(target_argv, ready_url=f"{url}/health", log=out_dir / "target.log"):
         console.print(
-            f"[2/3] starting the capture proxy on {proxy_url} → {trace_dir}"
+            f"[2/{steps}] starting the capture proxy on {proxy_url} → {trace_dir}"
             f" (log: {out_dir / 'capture.log'})"
         )
         with running(
@@ -78,20 +92,75 @@ def run_demo(
             log=out_dir / "capture.log",
         ):
             console.print(
-                f"[3/3] staging users through the proxy: {users} at peak over a compressed"
-                f" day of {duration_s:g} s"
+                f"[3/{steps}] staging users through the proxy: {users} at peak over a "
+                f"compressed day of {duration_s:g} s"
             )
             staging = run_staging_users_in_subprocess(
                 proxy_url, duration_s, users, seed, quiet=False
             )
-    staging.write_json(out_dir / "staging-summary.json")
-    from tracereplay.capture.scan import scan_trace
+        staging.write_json(out_dir / "staging-summary.json")
+        trace = describe_trace(trace_dir)
+        scan = scan_trace(trace_dir)
+        console.print(
+            f"captured {trace.rows} rows in {trace.sessions} sessions into {trace_dir}; "
+            + ("leak scan clean" if scan.clean else f"leak scan: {scan.findings} findings!")
+        )
+        if replaying and not staging.interrupted:
+            compare_doc = _model_replay_compare(out_dir, url, seed, replay_scale, console)
+    console.print(f"results in {out_dir}/")
+    return DemoResult(out_dir, url, staging, trace, scan.findings, compare_doc)
 
-    trace = describe_trace(trace_dir)
-    scan = scan_trace(trace_dir)
+
+def _model_replay_compare(
+    out_dir: Path, url: str, seed: int, scale: float, console: Console
+) -> dict[str, Any]:
+    """Steps 4–6: model the captured trace, replay the model at N× against the target,
+    compare the replayed requests with the captured ones."""
+    from tracereplay.models.compare import compare_traces, write_compare
+    from tracereplay.models.compare_render import render_compare
+    from tracereplay.models.model import build_model, write_model
+    from tracereplay.models.report import load_pair, render_report, write_report
+    from tracereplay.models.slo import load_slos, render_slos
+    from tracereplay.replay.run import ReplaySettings, run_replay
+
+    trace_dir = out_dir / "trace"
+    console.print("[4/6] modelling the captured trace")
+    model = build_model(trace_dir)
+    model_path = write_model(model, out_dir / "trace.model.json")
     console.print(
-        f"captured {trace.rows} rows in {trace.sessions} sessions into {trace_dir}; "
-        + ("leak scan clean" if scan.clean else f"leak scan: {scan.findings} findings!")
+        f"      {len(model['endpoints'])} endpoints, {len(model['behaviors'])} behaviors, "
+        f"{len(model['correlations'])} correlations → {model_path}"
     )
-    console.print(f"results in {out_dir}/ (trace/, staging-summary.json, target.log, capture.log)")
-    return DemoResult(out_dir, url, staging, trace, scan.findings)
+    accounts = out_dir / "accounts.csv"  # the sandbox's fake test accounts
+    accounts.write_text(accounts_csv(sandbox_accounts(seed)), encoding="utf-8")
+    console.print(f"[5/6] replaying the model at {scale:g}× against {url} (Locust, open loop)")
+    outcome = run_replay(
+        ReplaySettings(
+            source=model_path,
+            host=url,
+            out=out_dir / "replay",
+            scale=scale,
+            credentials=accounts,
+            seed=seed,
+            grace_s=15.0,
+        )
+    )
+    s = outcome.summary
+    console.print(
+        f"      {s['sessions_started']} sessions, {s['requests']} requests, "
+        f"{s['failures']} failures, {s['achieved_rps']} req/s"
+    )
+    console.print("[6/6] comparing the replay with the captured trace")
+    result = compare_traces(
+        trace_dir, out_dir / "replay" / "replayed", scale=scale, slos=load_slos()
+    )
+    write_compare(result, out_dir)
+    real_s, other_s = load_pair(trace_dir, out_dir / "replay" / "replayed")
+    title = f"tracereplay demo: staging users vs the model replayed at {scale:g}×"
+    report = write_report(render_report(result.to_json(), real_s, other_s, title=title), out_dir)
+    render_compare(result, console)
+    if result.slo_results:
+        render_slos(result.slo_results, console)
+    console.print(f"report: {report}")
+    doc: dict[str, Any] = result.to_json()
+    return doc

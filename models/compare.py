@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from .arrivals import (
 )
 from .frame import load_requests
 from .sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
+from .slo import Slo, SloResult, evaluate_slos, slo_json
 from .templating import Templater, add_endpoints
 
 FIDELITY_GOALS: dict[str, float] = {
@@ -130,6 +131,16 @@ class CompareResult:
     latency_ms: Json
     errors: tuple[float | None, float | None]
     throughput_rps: tuple[float | None, float | None]
+    slo_results: tuple[SloResult, ...] | None = None
+    """OTHER's requests against the SLOs, when some were given."""
+
+    @property
+    def slo(self) -> Json | None:
+        return None if self.slo_results is None else slo_json(self.slo_results)
+
+    @property
+    def slo_passed(self) -> bool | None:
+        return None if self.slo is None else self.slo.get("passed")
 
     def metric_values(self) -> dict[str, float | None]:
         """The values the fidelity goals refer to, by compare.json key."""
@@ -185,8 +196,7 @@ class CompareResult:
                 "passed": self.fidelity(),
                 "all_passed": self.fidelity_passed,
             },
-            # SLOs come with their own issue; until then say plainly they were not checked.
-            "slo": {"passed": None, "checked": False},
+            "slo": self.slo if self.slo is not None else {"passed": None, "checked": False},
         }
         rounded: Json = _round_floats(doc)
         return rounded
@@ -199,6 +209,8 @@ def compare_frames(
     scale: float | None = None,
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
     templater: Templater | None = None,
+    slos: Sequence[Slo] | None = None,
+    enable_slos: Sequence[str] = (),
 ) -> CompareResult:
     """Compare two request frames (from `load_requests`). Endpoints of both come from a
     templater fitted on REAL, so they line up; `scale` defaults to an estimate."""
@@ -243,6 +255,9 @@ def compare_frames(
         latency_ms=_latency(real_s, other_s),
         errors=(_error_rate(real_s), _error_rate(other_s) if has_status else None),
         throughput_rps=(_per_s(len(real_s), real_span), _per_s(len(other_s), other_span)),
+        slo_results=(
+            tuple(evaluate_slos(slos, other_s, enable=enable_slos)) if slos is not None else None
+        ),
     )
 
 

@@ -49,7 +49,7 @@ def render_compare(result: CompareResult, console: Console) -> None:
         ("status_mix.jsd", _count(sm["real"], "codes"), _count(sm["other"], "codes"), sm["jsd"]),
         ("errors.rate", doc["errors"]["real_rate"], doc["errors"]["other_rate"], None),
         ("throughput_rps", doc["throughput_rps"]["real"], doc["throughput_rps"]["other"], None),
-        ("slo.passed", None, None, "not checked"),
+        ("slo.passed", None, None, _slo_verdict(doc["slo"])),
     ]
     passed = result.fidelity()
     for metric, real, other, value in rows:
@@ -80,3 +80,9 @@ def _count(mapping: Mapping[str, Any] | None, unit: str) -> str | None:
 
 def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
+
+
+def _slo_verdict(slo: Mapping[str, Any]) -> str:
+    if not slo.get("checked"):
+        return "not checked"
+    return {True: "passed", False: "FAILED", None: "not checkable"}[slo.get("passed")]

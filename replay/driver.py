@@ -147,7 +147,9 @@ class ReplayDriver:
             allow_redirects=False,
         ) as response:
             status = int(response.status_code or 0) or None
-            error = getattr(response, "error", None)
+            # An HTTP answer is not a transport error, whatever its status (Locust sets
+            # `error` for 4xx/5xx too); the status says what went wrong.
+            error = getattr(response, "error", None) if status is None else None
             if error is None and status is not None and status >= 400:
                 response.failure(f"HTTP {status}")
             elif error is None and status is not None:

@@ -35,7 +35,7 @@ def staging_trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("staging") / "demo"
     done = subprocess.run(
         [sys.executable, "-m", "tracereplay.cli", "demo", "--out", str(out),
-         "--duration", STAGING_DURATION, "--users", STAGING_USERS],
+         "--duration", STAGING_DURATION, "--users", STAGING_USERS, "--scale", "0"],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

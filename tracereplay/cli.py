@@ -265,7 +265,9 @@ def synthesize_cmd(
 def compare_cmd(
     real: Annotated[Path, typer.Argument(help="The real trace (traces/NAME).")],
     other: Annotated[Path, typer.Argument(help="A synthetic or replayed trace.")],
-    out: Annotated[Path | None, typer.Option(help="Directory for compare.json.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Directory for compare.json and report.html.")
+    ] = None,
     scale: Annotated[
         float | None,
         typer.Option(help="N of the other trace [default: estimated from session rates]."),
@@ -273,24 +275,49 @@ def compare_cmd(
     session_timeout: Annotated[
         str, typer.Option(help="Inactivity that ends a session (e.g. 30m).")
     ] = "30m",
+    slo: Annotated[
+        Path | None,
+        typer.Option(help="SLO thresholds (TOML) [default: the FlowMastery plan's]."),
+    ] = None,
+    enable_slo: Annotated[
+        list[str] | None,
+        typer.Option(help="Turn on an SLO that is off by default (e.g. throughput)."),
+    ] = None,
 ) -> int:
-    """Say how close OTHER is to REAL (endpoint mix, sessions, think times, arrivals);
-    exit 1 if a fidelity goal is missed."""
+    """Say how close OTHER is to REAL (endpoint mix, sessions, think times, arrivals) and
+    check OTHER against the SLOs; exit 1 if a fidelity goal or an SLO is missed."""
     from rich.console import Console
 
     from tracereplay.models.compare import compare_traces, write_compare
     from tracereplay.models.compare_render import render_compare
+    from tracereplay.models.slo import load_slos, render_slos
     from tracereplay.units import parse_duration_s
 
     result = compare_traces(
-        real, other, scale=scale, session_timeout_s=parse_duration_s(session_timeout)
+        real,
+        other,
+        scale=scale,
+        session_timeout_s=parse_duration_s(session_timeout),
+        slos=load_slos(slo),
+        enable_slos=enable_slo or (),
     )
-    render_compare(result, Console())
+    console = Console()
+    render_compare(result, console)
+    if result.slo_results:
+        render_slos(result.slo_results, console)
     if out is not None:
+        from tracereplay.models.report import load_pair, render_report, write_report
+
         path = write_compare(result, out)
-        Console(stderr=True).print(f"wrote {path}", highlight=False)
+        real_s, other_s = load_pair(
+            real, other, session_timeout_s=parse_duration_s(session_timeout)
+        )
+        title = f"{real.name} vs {other.name}"
+        report = write_report(render_report(result.to_json(), real_s, other_s, title=title), out)
+        Console(stderr=True).print(f"wrote {path} and {report}", highlight=False)
     # Exit 1 when a fidelity goal that could be computed was missed (DESIGN: thresholds).
-    return EXIT_THRESHOLD if result.fidelity_passed is False else EXIT_OK
+    failed = result.fidelity_passed is False or result.slo_passed is False
+    return EXIT_THRESHOLD if failed else EXIT_OK
 
 
 @app.command("replay")
@@ -451,16 +478,26 @@ def demo_cmd(
     ] = None,
     duration: Annotated[
         str, typer.Option(help="Length of the staging users' compressed day (e.g. 2m).")
-    ] = "2m",
+    ] = "60s",
     users: Annotated[int, typer.Option(help="Staging users at the day's peak.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the sandbox data and the users.")] = 7,
+    scale: Annotated[
+        float, typer.Option(help="Replay the model at N× (0 = stop after the capture).")
+    ] = 5.0,
 ) -> int:
-    """Run the pipeline on the bundled sandbox: target, capture proxy, staging users."""
+    """Run the pipeline on the bundled sandbox: target, capture proxy, staging users,
+    model, replay at N×, compare."""
     from tracereplay.demo.pipeline import default_out_dir, run_demo
     from tracereplay.units import parse_duration_s
 
+    if scale < 0:
+        raise UsageError("--scale must be >= 0")
     result = run_demo(
-        out or default_out_dir(), duration_s=parse_duration_s(duration), users=users, seed=seed
+        out or default_out_dir(),
+        duration_s=parse_duration_s(duration),
+        users=users,
+        seed=seed,
+        replay_scale=scale,
     )
     if result.staging.interrupted:
         return EXIT_INTERRUPTED

@@ -14,12 +14,12 @@ from tracereplay.processes import http_ok
 from tracereplay.trace import read_trace
 
 
-def test_demo_captures_the_staging_users_and_stops_everything(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_pipeline_and_stops_everything(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     done = subprocess.run(
         [sys.executable, "-m", "tracereplay.cli", "demo", "--out", str(out),
-         "--duration", "12s", "--users", "4"],
-        capture_output=True, text=True, timeout=180, check=False,
+         "--duration", "15s", "--users", "6", "--scale", "2"],
+        capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "staging-summary.json").read_text())
@@ -32,6 +32,13 @@ def test_demo_captures_the_staging_users_and_stops_everything(tmp_path: Path) ->
     trace = read_trace(out / "trace")
     assert trace.num_rows == summary["requests"]
     assert "leak scan clean" in " ".join(done.stderr.split())  # rich wraps at 80 columns
+    # The model of that trace, replayed at 2× against the target, compared with it.
+    assert json.loads((out / "trace.model.json").read_text())["format"] == "tracereplay.model/1"
+    replay = json.loads((out / "replay" / "summary.json").read_text())
+    assert replay["sessions_started"] == replay["sessions_planned"] > 0
+    compare = json.loads((out / "compare.json").read_text())
+    assert compare["scale"] == 2 and compare["slo"]["checked"] is True
+    assert compare["requests"]["other"] == replay["requests"]
     # The target it started is gone.
     assert not http_ok(summary["host"] + "/health", timeout_s=0.5)
 
