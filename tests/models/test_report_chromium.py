@@ -3,6 +3,7 @@ file offline, and each chart's screenshot shows the real and the other colour dr
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +12,10 @@ import pytest
 from PIL import Image
 
 from tests.models.test_report import _render
-from tracereplay.models.report import COLORS
+from tracereplay.models.compare import compare_traces
+from tracereplay.models.model import build_model
+from tracereplay.models.report import COLORS, load_pair, render_report, write_report
+from tracereplay.models.synthesize import synthesize
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
@@ -58,3 +62,20 @@ def test_each_chart_renders_both_sides_in_chromium(tmp_path: Path) -> None:
         shot = screenshot(path, tmp_path / f"{chart}.png")
         real, other = pixels_near(shot, COLORS["real"]), pixels_near(shot, COLORS["other"])
         assert real > 150 and other > 150, (chart, real, other)
+
+
+def test_report_of_a_real_staging_trace(staging_trace: Path, tmp_path: Path) -> None:
+    """A synthetic 5× trace against the staging capture, rendered and photographed whole.
+    With TRACEREPLAY_SCREENSHOT=PATH the screenshot is kept there (docs/report.png in the
+    README is made this way)."""
+    model = build_model(staging_trace)
+    synthesize(model, tmp_path / "syn", scale=5, seed=1)
+    result = compare_traces(staging_trace, tmp_path / "syn", scale=5)
+    real_s, other_s = load_pair(staging_trace, tmp_path / "syn")
+    html = render_report(result.to_json(), real_s, other_s, title="staging users vs model, 5×")
+    report = write_report(html, tmp_path)
+    png = tmp_path / "report.png"
+    shot = screenshot(report, png, width=1100, height=2400)
+    assert pixels_near(shot, COLORS["real"]) > 2000 and pixels_near(shot, COLORS["other"]) > 2000
+    if target := os.environ.get("TRACEREPLAY_SCREENSHOT"):
+        shutil.copyfile(png, target)
