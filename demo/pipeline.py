@@ -116,10 +116,10 @@ def _model_replay_compare(
 ) -> dict[str, Any]:
     """Steps 4–6: model the captured trace, replay the model at N× against the target,
     compare the replayed requests with the captured ones."""
-    from tracereplay.models.compare import compare_traces, write_compare
+    from tracereplay.models.compare import compare_sessionized, load_pair, write_compare
     from tracereplay.models.compare_render import render_compare
     from tracereplay.models.model import build_model, write_model
-    from tracereplay.models.report import load_pair, render_report, write_report
+    from tracereplay.models.report import render_report, write_report
     from tracereplay.models.slo import load_slos, render_slos
     from tracereplay.replay.run import ReplaySettings, run_replay
 
@@ -151,11 +151,9 @@ def _model_replay_compare(
         f"{s['failures']} failures, {s['achieved_rps']} req/s"
     )
     console.print("[6/6] comparing the replay with the captured trace")
-    result = compare_traces(
-        trace_dir, out_dir / "replay" / "replayed", scale=scale, slos=load_slos()
-    )
-    write_compare(result, out_dir)
     real_s, other_s = load_pair(trace_dir, out_dir / "replay" / "replayed")
+    result = compare_sessionized(real_s, other_s, scale=scale, slos=load_slos())
+    write_compare(result, out_dir)
     title = f"tracereplay demo: staging users vs the model replayed at {scale:g}×"
     report = write_report(render_report(result.to_json(), real_s, other_s, title=title), out_dir)
     render_compare(result, console)

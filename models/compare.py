@@ -219,12 +219,45 @@ def compare_frames(
             raise TraceEmptyError(f"{name}: the trace holds no requests")
     if scale is not None and not (math.isfinite(scale) and scale > 0):
         raise UsageError(f"scale must be a positive number, not {scale}")
+    real_s, other_s = sessionized_pair(
+        real, other, templater=templater, session_timeout_s=session_timeout_s
+    )
+    return compare_sessionized(real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos)
+
+
+def sessionized_pair(
+    real: pd.DataFrame,
+    other: pd.DataFrame,
+    *,
+    templater: Templater | None = None,
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two request frames with endpoints and sessions, endpoints from a templater fitted
+    on REAL unless one is given: what `compare_sessionized` and the report take."""
     if templater is None:
-        templater = Templater.fit(
-            zip(real["method"].astype(str), real["path"].fillna("/").astype(str), strict=True)
-        )
+        pairs = zip(real["method"].astype(str), real["path"].fillna("/").astype(str), strict=True)
+        templater = Templater.fit(pairs)
     real_s = sessionize(add_endpoints(real, templater), session_timeout_s)
-    other_s = sessionize(add_endpoints(other, templater), session_timeout_s)
+    return real_s, sessionize(add_endpoints(other, templater), session_timeout_s)
+
+
+def load_pair(real_path: Path, other_path: Path, **kw: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`sessionized_pair` over two trace directories."""
+    return sessionized_pair(load_requests(real_path), load_requests(other_path), **kw)
+
+
+def compare_sessionized(
+    real_s: pd.DataFrame,
+    other_s: pd.DataFrame,
+    *,
+    scale: float | None = None,
+    slos: Sequence[Slo] | None = None,
+    enable_slos: Sequence[str] = (),
+) -> CompareResult:
+    """`compare_frames` on frames `sessionized_pair` made (so a caller that also renders
+    the report reads and sessionizes each trace once)."""
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise UsageError(f"scale must be a positive number, not {scale}")
     real_t, other_t = session_table(real_s), session_table(other_s)
     real_span, other_span = _span_s(real_s), _span_s(other_s)
     n = scale or _estimate_scale(len(real_t), real_span, len(other_t), other_span)

@@ -15,9 +15,10 @@ import pandas as pd
 from tracereplay.errors import TraceEmptyError, UsageError
 
 from . import svg
-from .frame import load_requests
-from .sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
-from .templating import Templater, add_endpoints
+from .compare import load_pair, sessionized_pair
+from .sessions import session_table
+
+__all__ = ["load_pair", "render_report", "sessionized_pair", "write_report"]
 
 SIDES = ("real", "other")
 COLORS = {"real": "#2563eb", "other": "#ea580c"}
@@ -52,27 +53,6 @@ th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e5e7eb} th,.n{whi
 
 Json = Mapping[str, Any]
 Section = tuple[str, str, str]  # id, heading, inner HTML
-
-
-def sessionized_pair(
-    real: pd.DataFrame,
-    other: pd.DataFrame,
-    *,
-    templater: Templater | None = None,
-    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two request frames with endpoints and sessions, as `compare_frames` makes them
-    (endpoints from a templater fitted on REAL unless one is given)."""
-    if templater is None:
-        pairs = zip(real["method"].astype(str), real["path"].fillna("/").astype(str), strict=True)
-        templater = Templater.fit(pairs)
-    real_s = sessionize(add_endpoints(real, templater), session_timeout_s)
-    return real_s, sessionize(add_endpoints(other, templater), session_timeout_s)
-
-
-def load_pair(real_path: Path, other_path: Path, **kw: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`sessionized_pair` over two trace directories."""
-    return sessionized_pair(load_requests(real_path), load_requests(other_path), **kw)
 
 
 def render_report(doc: Json, real: pd.DataFrame, other: pd.DataFrame, *, title: str) -> str:

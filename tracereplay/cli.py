@@ -288,30 +288,25 @@ def compare_cmd(
     check OTHER against the SLOs; exit 1 if a fidelity goal or an SLO is missed."""
     from rich.console import Console
 
-    from tracereplay.models.compare import compare_traces, write_compare
+    from tracereplay.models.compare import compare_sessionized, load_pair, write_compare
     from tracereplay.models.compare_render import render_compare
     from tracereplay.models.slo import load_slos, render_slos
     from tracereplay.units import parse_duration_s
 
-    result = compare_traces(
-        real,
-        other,
-        scale=scale,
-        session_timeout_s=parse_duration_s(session_timeout),
-        slos=load_slos(slo),
-        enable_slos=enable_slo or (),
+    slos = load_slos(slo)
+    # Each trace is read and sessionized once, for the numbers and the report alike.
+    real_s, other_s = load_pair(real, other, session_timeout_s=parse_duration_s(session_timeout))
+    result = compare_sessionized(
+        real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slo or ()
     )
     console = Console()
     render_compare(result, console)
     if result.slo_results:
         render_slos(result.slo_results, console)
     if out is not None:
-        from tracereplay.models.report import load_pair, render_report, write_report
+        from tracereplay.models.report import render_report, write_report
 
         path = write_compare(result, out)
-        real_s, other_s = load_pair(
-            real, other, session_timeout_s=parse_duration_s(session_timeout)
-        )
         title = f"{real.name} vs {other.name}"
         report = write_report(render_report(result.to_json(), real_s, other_s, title=title), out)
         Console(stderr=True).print(f"wrote {path} and {report}", highlight=False)

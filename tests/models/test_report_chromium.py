@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.models.test_report import _render
-from tracereplay.models.compare import compare_traces
+from tracereplay.models.compare import compare_sessionized
 from tracereplay.models.model import build_model
 from tracereplay.models.report import COLORS, load_pair, render_report, write_report
 from tracereplay.models.synthesize import synthesize
@@ -70,8 +70,8 @@ def test_report_of_a_real_staging_trace(staging_trace: Path, tmp_path: Path) -> 
     README is made this way)."""
     model = build_model(staging_trace)
     synthesize(model, tmp_path / "syn", scale=5, seed=1)
-    result = compare_traces(staging_trace, tmp_path / "syn", scale=5)
     real_s, other_s = load_pair(staging_trace, tmp_path / "syn")
+    result = compare_sessionized(real_s, other_s, scale=5)
     html = render_report(result.to_json(), real_s, other_s, title="staging users vs model, 5×")
     report = write_report(html, tmp_path)
     png = tmp_path / "report.png"
