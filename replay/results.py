@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 from pyarrow import ipc
 
 from tracereplay.errors import TraceEmptyError
-from tracereplay.trace import TraceMetadata, TraceRecord, TraceWriter, open_writer, read_trace
+from tracereplay.trace import TraceMetadata, TraceRecord, TraceWriter, open_trace, open_writer
+from tracereplay.trace.store import read_journal
 
 WORKERS_DIR = ".workers"
 TIMING_FIELDS = [
@@ -154,20 +155,6 @@ class ResultWriter:
         (self.directory / "sessions.json").write_text(json.dumps(asdict(self.sessions)))
 
 
-def _read_timing(path: Path) -> pa.Table:
-    try:
-        reader = ipc.open_stream(pa.memory_map(str(path)))
-    except (pa.ArrowInvalid, OSError):
-        return TIMING_SCHEMA.empty_table()
-    batches = []
-    while True:
-        try:
-            batches.append(reader.read_next_batch())
-        except (StopIteration, pa.ArrowInvalid, OSError):
-            break
-    return pa.Table.from_batches(batches, schema=TIMING_SCHEMA)
-
-
 def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
     """Join the workers' results into out/replayed, out/timing.parquet, out/summary.json."""
     workers = sorted((out / WORKERS_DIR).glob("worker-*"))
@@ -182,17 +169,20 @@ def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
             for key in ("planned", "started", "completed", "login_failed", "cut"):
                 setattr(logs, key, getattr(logs, key) + int(data.get(key, 0)))
             logs.lateness_ms.extend(float(v) for v in data.get("lateness_ms", []))
-        timing_tables.append(_read_timing(directory / "timing.arrows"))
+        # The timing stream is a journal like the trace's: read it the same way (a worker
+        # killed mid-write leaves a torn tail that is skipped).
+        timing_part = read_journal(directory / "timing.arrows")
+        timing_tables.append(
+            timing_part if timing_part is not None else TIMING_SCHEMA.empty_table()
+        )
         replayed = directory / "replayed"
         if replayed.exists() and any(replayed.iterdir()):
             try:
-                tables.append(read_trace(replayed))
+                trace = open_trace(replayed)
+                tables.append(trace.to_table())
             except TraceEmptyError:  # a worker that sent nothing has no rows
                 continue
-            if meta is None:
-                from tracereplay.trace import open_trace
-
-                meta = open_trace(replayed).metadata
+            meta = meta or trace.metadata
     timing = pa.concat_tables(timing_tables) if timing_tables else TIMING_SCHEMA.empty_table()
     pq.write_table(timing, out / "timing.parquet")
     if tables:
