@@ -18,11 +18,9 @@ from __future__ import annotations
 import math
 import operator
 import re
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from tracereplay.config import parse_toml, read_config_text
 from tracereplay.errors import ConfigError, UsageError
 
 DEFAULT_SLO_NAME = "default_slo.toml"
@@ -88,24 +87,16 @@ class SloResult:
 
 def load_slos(path: Path | None = None) -> list[Slo]:
     """The SLOs in `path`, or the default ones; ConfigError on anything unusable."""
-    if path is None:
-        text = resources.files(__package__).joinpath(DEFAULT_SLO_NAME).read_text("utf-8")
-        return parse_slos(text, source="default")
-    try:
-        text = Path(path).read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise ConfigError(f"SLO file {path}: cannot read it ({reason})") from None
-    return parse_slos(text, source=str(path))
+    text, source = read_config_text(
+        path, label="SLO file", package=__package__ or "", default_name=DEFAULT_SLO_NAME
+    )
+    return parse_slos(text, source=source)
 
 
 def parse_slos(text: str, *, source: str = "<string>") -> list[Slo]:
     """SLOs from TOML text, in file order; checked strictly (unknown keys are errors)."""
     where = f"SLO file {source}"
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    raw = parse_toml(text, where)
     extra = sorted(set(raw) - {"version", "slo"})
     if extra:
         raise ConfigError(f"{where}: unknown key {extra[0]!r} (want version and [slo.NAME])")

@@ -12,6 +12,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,15 +52,37 @@ def resolve_settings(
     return cls(**values)
 
 
+def read_config_text(
+    path: Path | None, *, label: str, package: str, default_name: str
+) -> tuple[str, str]:
+    """(text, source) of a TOML file a user may give (policy, SLOs), else of the default
+    shipped as `default_name` in `package` (source "default"). ConfigError when unreadable:
+    "<label> <path>: cannot read it (<reason>)"."""
+    if path is None:
+        return resources.files(package).joinpath(default_name).read_text("utf-8"), "default"
+    try:
+        return Path(path).read_text("utf-8"), str(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigError(f"{label} {path}: cannot read it ({reason})") from None
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """TOML text as a dict; ConfigError "<where>: not valid TOML (<why>)" otherwise."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+
+
 def _from_file(
     file: Path, section: str | None, fields: Mapping[str, dataclasses.Field[Any]]
 ) -> dict[str, Any]:
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read settings file ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+    data = parse_toml(text, str(file))
     if section is not None:
         data = data.get(section, {})
         if not isinstance(data, dict):

@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tracereplay.config import parse_toml, read_config_text
 from tracereplay.errors import ConfigError
 
 from .detectors import KINDS
@@ -62,21 +61,14 @@ class Policy:
 
 def load_policy(path: Path | None = None) -> Policy:
     """The policy in `path`, or the default one; ConfigError on anything unusable."""
-    if path is None:
-        text = resources.files(__package__).joinpath(DEFAULT_POLICY_NAME).read_text("utf-8")
-        return parse_policy(text, source="default")
-    try:
-        text = Path(path).read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"policy {path}: cannot read it ({_reason(exc)})") from None
-    return parse_policy(text, source=str(path))
+    text, source = read_config_text(
+        path, label="policy", package=__package__ or "", default_name=DEFAULT_POLICY_NAME
+    )
+    return parse_policy(text, source=source)
 
 
 def parse_policy(text: str, *, source: str = "<string>") -> Policy:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"policy {source}: not valid TOML ({exc})") from None
+    raw = parse_toml(text, f"policy {source}")
     checked = _check(raw, source)
     canonical = json.dumps(checked, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -151,7 +143,3 @@ def name_words(name: str) -> frozenset[str]:
     """The words of a field or header name: `X-Api-Key`, `apiKey`, `api_key` → api, key."""
     spaced = _CAMEL.sub("_", name).lower()
     return frozenset(w for w in _WORD_SPLIT.split(spaced) if w)
-
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or type(exc).__name__
