@@ -120,7 +120,7 @@ def _header(doc: Json, title: str) -> str:
         for m in sorted(set(goals) | set(passed))
     )  # fmt: skip
     fidelity_table = _table(["", "metric", "value", "goal", ""], rows, numeric=(2, 3))
-    slo_ok, slo_table = _slo_table(doc.get("slo"))
+    slo_ok, slos = slo_table(doc.get("slo"))
     verdicts = [v for v in (fidelity.get("all_passed"), slo_ok) if isinstance(v, bool)]
     cls, word = _verdict(all(verdicts) if verdicts else None)
     synthetic = (doc.get("errors") or {}).get("other_rate") is None
@@ -129,11 +129,11 @@ def _header(doc: Json, title: str) -> str:
     return (
         f'<header><div class="verdict {cls}">{word}</div><h1>{escape(title)}</h1>'
         f'<p class="meta">{meta}</p>{_glance(doc)}<h2>Fidelity</h2>{fidelity_table}'
-        f"<h2>SLOs</h2>{slo_table}</header>"
+        f"<h2>SLOs</h2>{slos}</header>"
     )
 
 
-def _slo_table(slo: Any) -> tuple[bool | None, str]:
+def slo_table(slo: Any) -> tuple[bool | None, str]:
     """The SLO verdict and table from compare.json's `slo` (see models/slo.py `slo_json`):
     one row per result, in file order; absent, null or empty says "not checked"."""
     if not isinstance(slo, Mapping) or not slo.get("results"):

@@ -93,11 +93,14 @@ class Synthesizer:
         duration_s: float | None,
         speed: float = 1.0,
         process: str = "stratified",
+        arrivals: ArrivalModel | None = None,
     ) -> np.ndarray:
+        """Session start times (s) from the model's arrival curve, or from `arrivals` (a
+        reshaped curve, as replay profiles make)."""
         # A generator of its own, so start times do not depend on sessions drawn before.
         return np.asarray(
             sample_arrivals(
-                self.arrivals,
+                self.arrivals if arrivals is None else arrivals,
                 np.random.default_rng(self.seed),
                 scale=scale,
                 speed=speed,

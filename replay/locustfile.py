@@ -29,6 +29,7 @@ def add_arguments(parser: Any) -> None:
     group.add_argument("--replay-workers", type=int, default=1, help="Processes sharing it")
     group.add_argument("--replay-grace", type=float, default=30.0, help="Seconds to finish")
     group.add_argument("--replay-arrivals", default="stratified", help="stratified|poisson")
+    group.add_argument("--replay-profile", default=None, help="peak|spike|soak|stress (model)")
 
 
 class TraceReplay(ReplayUser):
@@ -50,6 +51,7 @@ def configure(environment: Any, **_: Any) -> None:
         TraceReplay.workers = options.replay_workers
         TraceReplay.grace_s = options.replay_grace
         TraceReplay.arrivals = options.replay_arrivals
+        TraceReplay.profile = options.replay_profile
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         done: set[int] = set()

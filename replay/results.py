@@ -81,6 +81,8 @@ class SessionLog:
     login_failed: int = 0
     cut: int = 0
     lateness_ms: list[float] = field(default_factory=list)
+    zero_s: float = 0.0
+    """Epoch seconds of the worker's plan time 0 (its sessions' start times count from it)."""
 
 
 class ResultWriter:
@@ -95,7 +97,7 @@ class ResultWriter:
         self._timing = ipc.new_stream(self._timing_file, TIMING_SCHEMA)
         self._pending: list[RequestResult] = []
         self.host, self.scheme = host, scheme
-        self.sessions = SessionLog()
+        self.sessions = SessionLog(zero_s=start.timestamp())
         self.closed = False
 
     def add(self, result: RequestResult) -> None:
@@ -169,6 +171,8 @@ def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
             for key in ("planned", "started", "completed", "login_failed", "cut"):
                 setattr(logs, key, getattr(logs, key) + int(data.get(key, 0)))
             logs.lateness_ms.extend(float(v) for v in data.get("lateness_ms", []))
+            zero = float(data.get("zero_s", 0.0))
+            logs.zero_s = min(logs.zero_s, zero) if logs.zero_s and zero else logs.zero_s or zero
         # The timing stream is a journal like the trace's: read it the same way (a worker
         # killed mid-write leaves a torn tail that is skipped).
         timing_part = read_journal(directory / "timing.arrows")
@@ -227,4 +231,5 @@ def summarize(timing: pa.Table, logs: SessionLog, duration_s: float) -> dict[str
         "latency_ms": _percentiles(latency),
         "latency_intended_ms": _percentiles(intended),
         "start_lateness_ms": {"p50": p_late["p50"], "p99": p_late["p99"]},
+        "start_s": round(logs.zero_s, 3) if logs.zero_s else None,
     }

@@ -17,9 +17,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import psutil
+import pyarrow.parquet as pq
+
 from tracereplay.errors import UsageError
+from tracereplay.models.arrivals import ArrivalModel
 from tracereplay.processes import LOOPBACK, free_port, stop_process
 
+from .profiles import (
+    MEMORY_SAMPLE_S,
+    Shape,
+    check_profile,
+    shape,
+    soak_report,
+    spike_report,
+)
 from .results import merge_workers
 from .sources import load_source
 
@@ -42,6 +54,10 @@ class ReplaySettings:
     ui: bool = False
     grace_s: float = 30.0
     arrivals: str = "stratified"
+    profile: str | None = None
+    """A scenario profile (replay/profiles.py); model sources only."""
+    watch_pids: tuple[int, ...] = ()
+    """Processes (the target's) whose memory a soak run samples, beside its own."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +85,37 @@ def check(settings: ReplaySettings) -> float:
         raise UsageError(f"--credentials {settings.credentials}: no such file")
     if settings.out.exists() and any(settings.out.iterdir()):
         raise UsageError(f"{settings.out} is not empty; choose a new --out directory")
-    kind = load_source(settings.source)
+    for pid in settings.watch_pids:
+        if not psutil.pid_exists(pid):
+            raise UsageError(f"--watch-pid {pid}: no such process")
+    return _window_s(settings, load_source(settings.source))
+
+
+def _window_s(settings: ReplaySettings, kind: str) -> float:
+    check_profile(settings.profile)
+    if settings.profile is not None:
+        if kind != "model":
+            raise UsageError(
+                f"--profile {settings.profile} shapes a model's arrivals: replay a model file "
+                "(tracereplay model TRACE) instead of a trace"
+            )
+        return profile_shape(settings).window_s
     if settings.duration_s is not None:
         return settings.duration_s
     return _span_s(settings.source, kind) / settings.speed
+
+
+def profile_shape(settings: ReplaySettings) -> Shape:
+    """The arrival curve the settings' profile replays (the same one each worker plans)."""
+    assert settings.profile is not None
+    model = json.loads(settings.source.read_text(encoding="utf-8"))
+    return shape(
+        settings.profile,
+        ArrivalModel.from_json(model["arrivals"]),
+        scale=settings.scale,
+        speed=settings.speed,
+        duration_s=settings.duration_s,
+    )
 
 
 def _span_s(source: Path, kind: str) -> float:
@@ -100,6 +143,7 @@ def locust_argv(settings: ReplaySettings, run_time_s: float) -> list[str]:
         "--replay-duration": settings.duration_s,
         "--replay-max-rps": settings.max_rps,
         "--replay-credentials": settings.credentials,
+        "--replay-profile": settings.profile,
     }
     for flag, value in replay.items():
         if value is not None:
@@ -130,6 +174,7 @@ def run_replay(
     )
     log = (settings.out / "locust.log").open("ab")
     processes: list[subprocess.Popen[bytes]] = []
+    memory: list[tuple[float, str, int]] = []
     interrupted = False
     try:
         if settings.processes > 1:
@@ -141,10 +186,12 @@ def run_replay(
             worker = [*base, "--worker", "--master-host", LOOPBACK, "--master-port", str(port)]
             processes.append(_start(worker, log))
         started = time.monotonic()
+        watched = _watched(settings, processes)
         while processes[0].poll() is None:
             if on_tick is not None:
                 on_tick(time.monotonic() - started, window_s)
-            time.sleep(0.5)
+            memory.extend(_rss(watched, time.monotonic() - started))
+            time.sleep(MEMORY_SAMPLE_S)
     except KeyboardInterrupt:
         interrupted = True
         for process in processes:
@@ -155,7 +202,63 @@ def run_replay(
             stop_process(process, timeout_s=30)
         log.close()
     summary = merge_workers(settings.out, duration_s=window_s)
+    if settings.profile is not None:
+        summary["profile"] = _profile_report(settings, summary, memory)
+        (settings.out / "summary.json").write_text(
+            json.dumps(summary, indent=2, sort_keys=True) + "\n"
+        )
     return ReplayOutcome(summary, interrupted, settings.out)
+
+
+def _profile_report(
+    settings: ReplaySettings, summary: dict[str, Any], memory: list[tuple[float, str, int]]
+) -> dict[str, Any]:
+    shaped = profile_shape(settings)
+    report: dict[str, Any] = {
+        "name": shaped.profile,
+        "scale": settings.scale,
+        "speed": settings.speed,
+        "window_s": round(shaped.window_s, 3),
+        **shaped.info,
+    }
+    timing = pq.read_table(settings.out / "timing.parquet").to_pandas()
+    zero_s = float(summary.get("start_s") or 0.0)
+    if shaped.profile == "spike":
+        report.update(spike_report(timing, zero_s, shaped))
+    elif shaped.profile == "soak":
+        report.update(soak_report(timing, zero_s, memory))
+    return report
+
+
+def _watched(
+    settings: ReplaySettings, processes: list[subprocess.Popen[bytes]]
+) -> list[tuple[str, psutil.Process]]:
+    """What a soak run samples: the Locust processes, and the --watch-pid ones."""
+    if settings.profile != "soak":
+        return []
+    labels = (
+        ["locust"]
+        if len(processes) == 1
+        else ["locust-master"] + [f"locust-worker-{k}" for k in range(len(processes) - 1)]
+    )
+    watched = []
+    for label, pid in [*zip(labels, (p.pid for p in processes), strict=True),
+                       *((f"pid-{pid}", pid) for pid in settings.watch_pids)]:  # fmt: skip
+        try:
+            watched.append((label, psutil.Process(pid)))
+        except psutil.Error:
+            continue
+    return watched
+
+
+def _rss(watched: list[tuple[str, psutil.Process]], t_s: float) -> list[tuple[float, str, int]]:
+    out = []
+    for label, process in watched:
+        try:
+            out.append((t_s, label, int(process.memory_info().rss)))
+        except psutil.Error:  # it ended: its samples so far stand
+            continue
+    return out
 
 
 def _start(argv: list[str], log: Any) -> subprocess.Popen[bytes]:

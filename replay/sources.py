@@ -32,6 +32,7 @@ from tracereplay.models.templating import Templater, add_endpoints
 from tracereplay.trace import open_trace
 
 from .plan import Plan, PlannedRequest, PlannedSession
+from .profiles import shape
 
 # Copies of a captured session start within ±jitter of it; by default half the median gap
 # between session starts (copies stay in the same stretch of the arrival curve, but do
@@ -100,15 +101,25 @@ def plan_from_model(
     worker: int = 0,
     workers: int = 1,
     arrivals: str = "stratified",
+    profile: str | None = None,
 ) -> Plan:
     """Sessions synthesized from `model` at `scale` × its arrival curve, `speed` × faster
-    (starts and think times compressed); only worker `worker`'s shard gets requests."""
+    (starts and think times compressed), or along a scenario profile's curve (see
+    replay/profiles.py); only worker `worker`'s shard gets requests."""
     _check_common(speed, duration_s, worker, workers)
     _check_seed(seed)
     if not math.isfinite(scale) or scale <= 0:
         raise UsageError(f"--scale must be > 0, not {scale!r}")
     synth = Synthesizer(model, seed)
-    starts = synth.session_starts(scale, duration_s, speed=speed, process=arrivals)
+    if profile is None:
+        starts = synth.session_starts(scale, duration_s, speed=speed, process=arrivals)
+        window = duration_s if duration_s is not None else synth.arrivals.span_s / speed
+    else:
+        shaped = shape(profile, synth.arrivals, scale=scale, speed=speed, duration_s=duration_s)
+        starts = synth.session_starts(
+            shaped.scale, None, speed=speed, process=arrivals, arrivals=shaped.arrivals
+        )
+        window = shaped.window_s
     sessions = []
     for index in range(worker, len(starts), workers):
         start_s = float(starts[index])
@@ -126,7 +137,6 @@ def plan_from_model(
             for r in synth.session_requests(index, start_s)
         )
         sessions.append(PlannedSession(index, start_s, requests))
-    window = duration_s if duration_s is not None else synth.arrivals.span_s / speed
     return Plan(tuple(sessions), float(window), "model", float(scale), float(speed), seed)
 
 

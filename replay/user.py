@@ -28,6 +28,7 @@ from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
 
+from tracereplay.errors import UsageError
 from tracereplay.models.correlations import (
     AuthInfo,
     CorrelationRule,
@@ -78,6 +79,8 @@ class ReplayUser(FastHttpUser):
     """Processes the plan is sharded over (one ReplayUser each)."""
     grace_s: ClassVar[float] = 30.0
     arrivals: ClassVar[str] = "stratified"
+    profile: ClassVar[str | None] = None
+    """A scenario profile: peak, spike, soak or stress (replay/profiles.py); models only."""
 
     @task
     def replay(self) -> None:
@@ -124,12 +127,15 @@ class ReplayUser(FastHttpUser):
                 worker=worker,
                 workers=workers,
                 arrivals=self.arrivals,
+                profile=self.profile,
             )
             return (
                 plan,
                 correlations_from_json(model["correlations"]),
                 auth_from_json(model["auth"]),
             )
+        if self.profile is not None:
+            raise UsageError(f"profile {self.profile}: profiles shape a model, not a trace")
         plan, knowledge = plan_from_trace(
             Path(self.source),
             scale=max(1, round(self.scale)),

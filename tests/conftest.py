@@ -40,3 +40,11 @@ def staging_trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     yield out / "trace"
+
+
+@pytest.fixture(scope="session")
+def staging_model(staging_trace: Path) -> Path:
+    """The model of `staging_trace` (tracereplay model), written once per test session."""
+    from tracereplay.models.model import build_model, write_model
+
+    return write_model(build_model(staging_trace), staging_trace.parent / "staging.model.json")

@@ -29,6 +29,13 @@ EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 SeedOpt = Annotated[
     int | None, typer.Option(help="Seed of the sandbox's data and accounts [default: 7].")
 ]
+SloOpt = Annotated[
+    Path | None, typer.Option(help="SLO thresholds (TOML) [default: the FlowMastery plan's].")
+]
+EnableSloOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="Turn on an SLO that is off by default (e.g. throughput)."),
+]
 
 
 @app.command("info")
@@ -275,14 +282,8 @@ def compare_cmd(
     session_timeout: Annotated[
         str, typer.Option(help="Inactivity that ends a session (e.g. 30m).")
     ] = "30m",
-    slo: Annotated[
-        Path | None,
-        typer.Option(help="SLO thresholds (TOML) [default: the FlowMastery plan's]."),
-    ] = None,
-    enable_slo: Annotated[
-        list[str] | None,
-        typer.Option(help="Turn on an SLO that is off by default (e.g. throughput)."),
-    ] = None,
+    slo: SloOpt = None,
+    enable_slo: EnableSloOpt = None,
 ) -> int:
     """Say how close OTHER is to REAL (endpoint mix, sessions, think times, arrivals) and
     check OTHER against the SLOs; exit 1 if a fidelity goal or an SLO is missed."""
@@ -342,8 +343,27 @@ def replay_cmd(
     arrivals: Annotated[
         str, typer.Option(help="stratified or poisson session arrivals (model source).")
     ] = "stratified",
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Scenario (model source): peak, spike, soak or stress (see --help)."),
+    ] = None,
+    steps: Annotated[
+        str, typer.Option(help="stress: the N of each step, increasing.")
+    ] = "1,2,4,8,16,32,64",
+    slo: SloOpt = None,
+    enable_slo: EnableSloOpt = None,
+    watch_pid: Annotated[
+        list[int] | None, typer.Option(help="soak: also sample this process's memory.")
+    ] = None,
 ) -> int:
-    """Replay a model's or a trace's sessions open-loop at N× with Locust."""
+    """Replay a model's or a trace's sessions open-loop at N× with Locust.
+
+    Profiles reshape a model's arrivals: peak replays the busiest window (--duration wide,
+    default 1/12 of the span) at N×; spike runs the mean rate with an N× burst in the
+    middle fifth; soak runs N× the mean rate for --duration and reports latency and memory
+    drift; stress replays the busiest window at each N of --steps until an SLO fails and
+    reports the capacity (exit 1 when even the first step fails).
+    """
     from rich.console import Console
 
     from tracereplay.replay.run import ReplaySettings, run_replay
@@ -363,8 +383,14 @@ def replay_cmd(
         ui=ui,
         grace_s=parse_duration_s(grace),
         arrivals=arrivals,
+        profile=profile,
+        watch_pids=tuple(watch_pid or ()),
     )
     console = Console(stderr=True)
+    if profile == "stress":
+        from tracereplay.replay.stress import stress_cli
+
+        return stress_cli(settings, steps, slo, enable_slo or (), console)
     with console.status("replaying…") as status:
         outcome = run_replay(
             settings,
@@ -378,6 +404,10 @@ def replay_cmd(
         f" → {outcome.out}",
         highlight=False,
     )
+    if "profile" in s:
+        from tracereplay.replay.profiles import describe
+
+        console.print(describe(s["profile"]), highlight=False)
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
 
 
