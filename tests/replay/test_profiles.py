@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.replay.stub_server import stub_server
 from tests.replay.test_replay_e2e import tiny_model
+from tracereplay.cli import main
 from tracereplay.errors import UsageError
 from tracereplay.models.arrivals import ArrivalModel, fit_arrivals
 from tracereplay.replay.profiles import (
@@ -251,3 +253,49 @@ def test_baseline_failures_do_not_end_the_ladder(tmp_path: Path) -> None:
     assert outcome.baseline_failed == ["metrics"]
     assert outcome.steps[-1].failed == ["latency"]
     assert verdict_line(outcome).startswith("capacity 8× (N = 64 failed: latency); metrics")
+
+
+def replay_cli(*args: str) -> int:
+    return main(["replay", *args, "--grace", "3s"])
+
+
+def test_profile_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tiny_model(tmp_path)
+    host = ("--host", "http://127.0.0.1:9")
+    cases = [
+        ((str(tmp_path / "trace"), "--profile", "peak"), "replay a model file"),
+        ((str(model), "--profile", "ramp"), "choose one of peak, spike, soak, stress"),
+        ((str(model), "--profile", "stress", "--steps", "2,1"), "steps must increase"),
+        ((str(model), "--profile", "spike", "--scale", "1"), "N > 1"),
+        ((str(model), "--profile", "soak", "--watch-pid", "999999999"), "no such process"),
+    ]
+    for k, (args, message) in enumerate(cases):
+        assert replay_cli(*args, *host, "--out", str(tmp_path / f"o{k}")) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+        assert not any((tmp_path / f"o{k}").glob("*"))  # nothing started, nothing written
+
+
+SLO_LATENCY = 'version = 1\n[slo.latency]\nmetric = "latency_p95_ms"\nop = "<"\nthreshold = {}\n'
+
+
+@pytest.mark.slow
+def test_stress_exit_codes_follow_the_capacity(tmp_path: Path) -> None:
+    model = tiny_model(tmp_path)
+    loose, tight = tmp_path / "loose.toml", tmp_path / "tight.toml"
+    loose.write_text(SLO_LATENCY.format(10_000))
+    tight.write_text(SLO_LATENCY.format(0.001))  # no HTTP answer is that fast
+    with stub_server() as stub:
+        common = (str(model), "--host", stub.url, "--profile", "stress", "--duration", "2s")
+        held = replay_cli(*common, "--steps", "1,2", "--slo", str(loose), "--out",
+                          str(tmp_path / "held"))  # fmt: skip
+        failed = replay_cli(*common, "--steps", "1,2", "--slo", str(tight), "--out",
+                            str(tmp_path / "failed"))  # fmt: skip
+    assert held == 0
+    doc = json.loads((tmp_path / "held" / "stress.json").read_text())
+    assert doc["capacity"] == 2.0 and doc["limit_found"] is False
+    assert [s["dir"] for s in doc["steps"]] == ["step-01-x1", "step-02-x2"]
+    assert failed == 1
+    doc = json.loads((tmp_path / "failed" / "stress.json").read_text())
+    assert doc["capacity"] is None and doc["baseline_failed_slos"] == ["latency"]
+    assert len(doc["steps"]) == 1  # nothing left to judge the load by: the ladder stops
