@@ -1,6 +1,6 @@
 """What the `capture`, `import` and `scan` commands print: live status lines and summaries.
 
-Kept apart from the typer wrappers in tracereplay/cli.py so the wrappers stay thin.
+Kept apart from the typer wrappers in tracereplay/commands/traces.py so the wrappers stay thin.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The commands of `tracereplay`, one module per stage; importing one registers it."""

@@ -1,0 +1,140 @@
+"""`tracereplay model | synthesize | compare`: learn a model, draw from it, judge a trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracereplay.cli_app import EXIT_OK, EXIT_THRESHOLD, EnableSloOpt, SloOpt, app
+from tracereplay.errors import UsageError
+
+
+@app.command("model")
+def model_cmd(
+    trace: Annotated[Path, typer.Argument(help="Trace directory (traces/NAME).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Model file to write [default: traces/NAME.model.json].")
+    ] = None,
+    session_timeout: Annotated[
+        str, typer.Option(help="Inactivity that ends a session (e.g. 30m).")
+    ] = "30m",
+) -> None:
+    """Learn a model (templates, sessions, behaviors, arrivals, payloads, correlations)."""
+    from rich.console import Console
+
+    from tracereplay.models.model import build_model, default_model_path, write_model
+    from tracereplay.units import parse_duration_s
+
+    timeout_s = parse_duration_s(session_timeout)
+    if timeout_s <= 0:
+        raise UsageError("--session-timeout must be > 0")
+    console = Console(stderr=True)
+    with console.status("modelling…") as status:
+
+        def stage(name: str) -> None:
+            status.update(f"modelling: {name}…")
+            if not console.is_terminal:
+                console.print(f"model: {name}", highlight=False)
+
+        model = build_model(trace, session_timeout_s=timeout_s, progress=stage)
+    path = write_model(model, out or default_model_path(trace))
+    prov = model["provenance"]
+    console.print(
+        f"model of {prov['rows']} requests, {prov['sessions']} sessions, "
+        f"{len(model['endpoints'])} endpoints, {len(model['behaviors'])} behaviors, "
+        f"{len(model['correlations'])} correlations → {path}",
+        highlight=False,
+    )
+
+
+@app.command("synthesize")
+def synthesize_cmd(
+    model: Annotated[Path, typer.Argument(help="Model file (from tracereplay model).")],
+    out: Annotated[Path, typer.Option(help="Trace directory to write (traces/NAME).")],
+    scale: Annotated[float, typer.Option(help="N × the modeled arrival rate.")] = 1.0,
+    duration: Annotated[
+        str | None, typer.Option(help="Length of the synthetic trace [default: the model's].")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed: same model + seed → same trace.")] = 0,
+    arrivals: Annotated[
+        str,
+        typer.Option(
+            help="stratified (each time bucket gets its expected sessions) or poisson "
+            "(adds count noise)."
+        ),
+    ] = "stratified",
+) -> None:
+    """Write synthetic sessions drawn from a model (request side; no target needed)."""
+    from rich.console import Console
+
+    from tracereplay.models.model import load_model
+    from tracereplay.models.synthesize import synthesize
+    from tracereplay.units import parse_duration_s
+
+    loaded = load_model(model)
+    console = Console(stderr=True)
+    with console.status("synthesizing…") as status:
+        result = synthesize(
+            loaded,
+            out,
+            scale=scale,
+            duration_s=parse_duration_s(duration) if duration else None,
+            seed=seed,
+            arrivals=arrivals,
+            progress=lambda done, total: status.update(f"synthesizing… {done}/{total} sessions"),
+        )
+    console.print(
+        f"{result.sessions} sessions, {result.requests} requests over {result.duration_s:g} s "
+        f"at {result.scale:g}× → {result.out}",
+        highlight=False,
+    )
+
+
+@app.command("compare")
+def compare_cmd(
+    real: Annotated[Path, typer.Argument(help="The real trace (traces/NAME).")],
+    other: Annotated[Path, typer.Argument(help="A synthetic or replayed trace.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Directory for compare.json and report.html.")
+    ] = None,
+    scale: Annotated[
+        float | None,
+        typer.Option(help="N of the other trace [default: estimated from session rates]."),
+    ] = None,
+    session_timeout: Annotated[
+        str, typer.Option(help="Inactivity that ends a session (e.g. 30m).")
+    ] = "30m",
+    slo: SloOpt = None,
+    enable_slo: EnableSloOpt = None,
+) -> int:
+    """Say how close OTHER is to REAL (endpoint mix, sessions, think times, arrivals) and
+    check OTHER against the SLOs; exit 1 if a fidelity goal or an SLO is missed."""
+    from rich.console import Console
+
+    from tracereplay.models.compare import compare_sessionized, load_pair, write_compare
+    from tracereplay.models.compare_render import render_compare
+    from tracereplay.models.slo import load_slos, render_slos
+    from tracereplay.units import parse_duration_s
+
+    slos = load_slos(slo)
+    # Each trace is read and sessionized once, for the numbers and the report alike.
+    real_s, other_s = load_pair(real, other, session_timeout_s=parse_duration_s(session_timeout))
+    result = compare_sessionized(
+        real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slo or ()
+    )
+    console = Console()
+    render_compare(result, console)
+    if result.slo_results:
+        render_slos(result.slo_results, console)
+    if out is not None:
+        from tracereplay.models.report import render_report, write_report
+
+        path = write_compare(result, out)
+        title = f"{real.name} vs {other.name}"
+        report = write_report(render_report(result.to_json(), real_s, other_s, title=title), out)
+        Console(stderr=True).print(f"wrote {path} and {report}", highlight=False)
+    # Exit 1 when a fidelity goal that could be computed was missed (DESIGN: thresholds).
+    failed = result.fidelity_passed is False or result.slo_passed is False
+    return EXIT_THRESHOLD if failed else EXIT_OK

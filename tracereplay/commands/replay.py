@@ -1,0 +1,105 @@
+"""`tracereplay replay`: a model or a trace replayed open-loop with Locust, or a profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracereplay.cli_app import EXIT_INTERRUPTED, EXIT_OK, EnableSloOpt, SloOpt, app
+
+
+@app.command("replay")
+def replay_cmd(
+    source: Annotated[Path, typer.Argument(help="Model file or trace directory to replay.")],
+    host: Annotated[str, typer.Option(help="Base URL of the target; nothing else is sent to.")],
+    out: Annotated[Path, typer.Option(help="Run directory (reports/RUN), new or empty.")],
+    scale: Annotated[
+        float, typer.Option(help="N × the real arrival rate (trace: N copies per session).")
+    ] = 1.0,
+    duration: Annotated[
+        str | None, typer.Option(help="Window of session starts [default: the source's span].")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="Time compression of arrivals and think times (1 = real).")
+    ] = 1.0,
+    processes: Annotated[int, typer.Option(help="Locust worker processes (1 = local).")] = 1,
+    max_rps: Annotated[float | None, typer.Option(help="Hard cap on requests per second.")] = None,
+    credentials: Annotated[
+        Path | None, typer.Option(help="CSV email,password[,role] for the sessions' logins.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the plan.")] = 0,
+    ui: Annotated[bool, typer.Option("--ui", help="Run with Locust's web UI.")] = False,
+    grace: Annotated[
+        str, typer.Option(help="How long sessions may run past the last planned start.")
+    ] = "30s",
+    arrivals: Annotated[
+        str, typer.Option(help="stratified or poisson session arrivals (model source).")
+    ] = "stratified",
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Scenario (model source): peak, spike, soak or stress (see --help)."),
+    ] = None,
+    steps: Annotated[
+        str, typer.Option(help="stress: the N of each step, increasing.")
+    ] = "1,2,4,8,16,32,64",
+    slo: SloOpt = None,
+    enable_slo: EnableSloOpt = None,
+    watch_pid: Annotated[
+        list[int] | None, typer.Option(help="soak: also sample this process's memory.")
+    ] = None,
+) -> int:
+    """Replay a model's or a trace's sessions open-loop at N× with Locust.
+
+    Profiles reshape a model's arrivals: peak replays the busiest window (--duration wide,
+    default 1/12 of the span) at N×; spike runs the mean rate with an N× burst in the
+    middle fifth; soak runs N× the mean rate for --duration and reports latency and memory
+    drift; stress replays the busiest window at each N of --steps until an SLO fails and
+    reports the capacity (exit 1 when even the first step fails).
+    """
+    from rich.console import Console
+
+    from tracereplay.replay.run import ReplaySettings, run_replay
+    from tracereplay.units import parse_duration_s
+
+    settings = ReplaySettings(
+        source=source,
+        host=host.rstrip("/"),
+        out=out,
+        scale=scale,
+        duration_s=parse_duration_s(duration) if duration else None,
+        speed=speed,
+        processes=processes,
+        max_rps=max_rps,
+        credentials=credentials,
+        seed=seed,
+        ui=ui,
+        grace_s=parse_duration_s(grace),
+        arrivals=arrivals,
+        profile=profile,
+        watch_pids=tuple(watch_pid or ()),
+    )
+    console = Console(stderr=True)
+    if profile == "stress":
+        from tracereplay.replay.stress import stress_cli
+
+        return stress_cli(settings, steps, slo, enable_slo or (), console)
+    with console.status("replaying…") as status:
+        outcome = run_replay(
+            settings,
+            on_tick=lambda t, w: status.update(f"replaying… {t:.0f} s (plan window {w:.0f} s)"),
+        )
+    s = outcome.summary
+    console.print(
+        f"{s['sessions_started']}/{s['sessions_planned']} sessions, {s['requests']} requests, "
+        f"{s['failures']} failures, {s['achieved_rps']} req/s; latency p95 "
+        f"{s['latency_ms']['p95']} ms (from intended send {s['latency_intended_ms']['p95']} ms)"
+        f" → {outcome.out}",
+        highlight=False,
+    )
+    if "profile" in s:
+        from tracereplay.replay.profiles import describe
+
+        console.print(describe(s["profile"]), highlight=False)
+    return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
