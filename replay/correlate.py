@@ -22,6 +22,12 @@ I/O here. Choices where the rules alone do not decide:
   body becomes {"email", "password"}; any other body is sent as planned.
 - Refresh: values its response holds where the login's does replace the login's, so every
   target the login fed (token, refresh token) gets the renewed value.
+- Tokens in bodies: a planned body field named like a token that the login handed out in
+  its JSON (`refresh_token`) holds a captured pseudonym, never a live token, so while
+  logged in it gets the session's latest such token, rule or not (as the credential header
+  does: a rule too rare in the trace to be learned would leave the pseudonym, and a 401).
+  Rules still win where they have a value. An answer to the refresh, or to any request
+  that sent such a token, that hands out new ones renews them (a rotation).
 """
 
 from __future__ import annotations
@@ -35,7 +41,14 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from tracereplay.models.correlations import AuthInfo, CorrelationRule, Location
 
-from .credentials import Credential, credential_for, fill_login_body, load_credentials
+from .credentials import (
+    Credential,
+    credential_for,
+    fill_handed_tokens,
+    fill_login_body,
+    handed_tokens,
+    load_credentials,
+)
 from .plan import PlannedRequest
 
 __all__ = [  # the runner imports the credential helpers from here too
@@ -124,6 +137,7 @@ class SessionCorrelator:
                 self._sources.setdefault(endpoint, set()).add(auth.credential)
         self._values: dict[_Key, _Seen] = {}
         self._jar: dict[str, str] = {}  # what the client's cookie jar holds, by name
+        self._tokens: dict[str, str] = {}  # tokens the login / refreshes handed out, by field
         self._order = 0
         self._logged_in = False
         self._login_failed = False
@@ -144,8 +158,11 @@ class SessionCorrelator:
         """The request with the most recent live value at each of its rules' targets."""
         headers = list(request.headers)
         body = request.body
-        if request.endpoint == self.auth.login_endpoint and self.credential is not None:
-            body, headers = fill_login_body(body, headers, self.credential)
+        if request.endpoint == self.auth.login_endpoint:
+            if self.credential is not None:
+                body, headers = fill_login_body(body, headers, self.credential)
+        elif self._logged_in:
+            body = fill_handed_tokens(body, headers, self._tokens)
         live = self._live(request.endpoint, headers)
         path, query = request.path, request.query
         if paths := {t.key: str(s.value) for t, s in live.items() if t.where == "path"}:
@@ -235,6 +252,9 @@ class SessionCorrelator:
         if not ok:
             return  # an error answer hands out nothing a client would reuse
         response = _Response(headers, body, set_cookies)
+        sent = fill_handed_tokens(request.body, request.headers, self._tokens)
+        if sent is not request.body or endpoint in (auth.login_endpoint, auth.refresh_endpoint):
+            self._tokens |= handed_tokens(body)  # the login's, or renewed ones
         for source in self._sources.get(endpoint, ()):
             self._store((endpoint, source), response.value_at(source), source.where == "cookie")
         if endpoint == auth.refresh_endpoint and auth.login_endpoint is not None:

@@ -1,8 +1,9 @@
 """Accounts a replay logs in with (--credentials CSV), which session gets which, and
-filling one into a planned login body.
+filling one into a planned login body; tokens a login hands out into later bodies.
 
 Captured login bodies hold pseudonymized emails and removed passwords, so a replayed
-session signs in with a real account from this list instead, chosen round-robin.
+session signs in with a real account from this list instead, chosen round-robin. A
+captured body that sends a token back (`{"refresh_token": …}`) holds a pseudonym too.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
@@ -20,6 +21,9 @@ from tracereplay.errors import UsageError
 _REQUIRED = ("email", "password")
 _IDENTITY_FIELD = re.compile(r"mail|user_?name|^user$|^login$|^account$|identifier", re.I)
 _SECRET_FIELD = re.compile(r"password|passwd|pwd|passphrase", re.I)
+# A field of a login or refresh answer whose value the client sends back as a credential
+# (access_token, refreshToken, id_token, session_id, api_key, client_secret; not token_type).
+_TOKEN_FIELD = re.compile(r"(token|secret|session_?id|api_?key)$", re.I)
 
 
 @dataclass(frozen=True)
@@ -88,20 +92,72 @@ def fill_login_body(
             return credential.password
         return credential.email if _IDENTITY_FIELD.search(name) else None
 
-    content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
     if not body or not body.strip():
         doc = {"email": credential.email, "password": credential.password}
-        if content_type is None:
+        if _content_type(headers) is None:
             headers = [*headers, ("Content-Type", "application/json")]
         return json.dumps(doc).encode(), headers
-    if "x-www-form-urlencoded" in (content_type or "").lower():
+    return _fill_fields(body, headers, value_for), headers
+
+
+def handed_tokens(body: bytes | None) -> dict[str, str]:
+    """The tokens an answer hands out in its JSON body (a login's, a refresh's), by field
+    name without case, `_` or `-` (at any depth, the first of each name): text leaves named
+    like a token, a secret, a session id or an API key."""
+    try:
+        doc = json.loads(body or b"")
+    except ValueError:
+        return {}
+    tokens: dict[str, str] = {}
+
+    def collect(node: object) -> None:
+        if isinstance(node, list):
+            for item in node:
+                collect(item)
+        elif isinstance(node, dict):
+            for name, value in node.items():
+                if isinstance(value, dict | list):
+                    collect(value)
+                elif isinstance(value, str) and value and _TOKEN_FIELD.search(str(name)):
+                    tokens.setdefault(_field_key(str(name)), value)
+
+    collect(doc)
+    return tokens
+
+
+def fill_handed_tokens(
+    body: bytes | None, headers: Sequence[tuple[str, str]], tokens: dict[str, str]
+) -> bytes | None:
+    """A planned body (JSON, at any depth, or a form) with the live `tokens` in its fields
+    of the same names: the captured values there are pseudonyms the target never issued.
+    The very same object when no field changed."""
+    if not body or not tokens:
+        return body
+    return _fill_fields(body, headers, lambda name: tokens.get(_field_key(name)))
+
+
+def _field_key(name: str) -> str:
+    """refresh_token, refreshToken and Refresh-Token name the same field."""
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def _content_type(headers: Sequence[tuple[str, str]]) -> str | None:
+    return next((v for k, v in headers if k.lower() == "content-type"), None)
+
+
+def _fill_fields(
+    body: bytes, headers: Sequence[tuple[str, str]], value_for: Callable[[str], str | None]
+) -> bytes:
+    """`body` (a form, or JSON at any depth) with each field `value_for` has a value for
+    set to it; the same bytes when nothing changed or the body is neither."""
+    if "x-www-form-urlencoded" in (_content_type(headers) or "").lower():
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         filled = [(name, value_for(name) or value) for name, value in pairs]
-        return (urlencode(filled).encode() if filled != pairs else body), headers
+        return urlencode(filled).encode() if filled != pairs else body
     try:
         doc = json.loads(body)
     except ValueError:
-        return body, headers
+        return body
 
     def fill(node: object) -> bool:
         changed = False
@@ -117,4 +173,4 @@ def fill_login_body(
                 changed = fill(item) or changed
         return changed
 
-    return (json.dumps(doc, ensure_ascii=False).encode() if fill(doc) else body), headers
+    return json.dumps(doc, ensure_ascii=False).encode() if fill(doc) else body

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.capture.proxies import capture_proxy, captured, stop
-from tests.models.test_correlations import ApiClient, api_session, trace
+from tests.models.test_correlations import ApiClient, api_session, ex, trace
 from tests.servers import SandboxTarget
 from tracereplay.demo.accounts import accounts_csv, sandbox_accounts
 from tracereplay.errors import UsageError
@@ -302,6 +302,81 @@ def test_rules_learned_from_a_trace_drive_a_replayed_session() -> None:
     assert body_of(sent[refresh]) == {"refresh_token": "R0" + "r" * 20}
     assert all(a == f"Bearer T{refresh}" + "t" * 20 for a in auth[refresh + 1 :])
     assert sent[endpoints.index("GET /items/{id}")].path == "/items/I2" + "i" * 20
+
+
+def token_pair(access: str, refresh: str) -> dict[str, Any]:
+    """A login's or a refresh's answer, as the sandbox gives it."""
+    tokens = {"access_token": access, "refresh_token": refresh, "token_type": "bearer"}
+    return {"status": "success", "data": tokens}
+
+
+def sandbox_like_session(s: int, *, refreshes: int = 0) -> list[dict[str, Any]]:
+    """An API session shaped like the sandbox's: the login answers access_token,
+    refresh_token and token_type; a refresh sends {"refresh_token": …} and rotates both."""
+    access, refresh = f"acc-{s}-0-" + "a" * 24, f"ref-{s}-0-" + "r" * 24
+    login = {"email": f"user{s}@anon.invalid", "password": "[removed]"}
+    steps = [
+        ex("POST", "/auth/login", body=login, resp=token_pair(access, refresh)),
+        ex("GET", "/me", token=access, resp={"status": "success", "data": {"id": s}}),
+    ]
+    for n in range(1, refreshes + 1):
+        new_access, new_refresh = f"acc-{s}-{n}-" + "a" * 24, f"ref-{s}-{n}-" + "r" * 24
+        steps += [
+            ex("POST", "/auth/refresh", token=access, body={"refresh_token": refresh},
+               resp=token_pair(new_access, new_refresh)),
+            ex("GET", "/me", token=new_access, resp={"status": "success", "data": {"id": s}}),
+        ]  # fmt: skip
+        access, refresh = new_access, new_refresh
+    return [*steps, ex("POST", "/auth/logout", token=access, resp={"status": "success"})]
+
+
+def test_a_refresh_too_rare_for_a_rule_still_sends_the_live_refresh_token() -> None:
+    # One session of the trace refreshes: the login → refresh body flow is seen in one
+    # session, under min_support, so no rule covers it. The captured body holds the
+    # pseudonym of a refresh token the target never issued: sent as is, a 401.
+    df = trace(
+        [sandbox_like_session(0, refreshes=2), sandbox_like_session(1), sandbox_like_session(2)]
+    )
+    rules = find_correlations(df)
+    auth = find_auth(df, rules)
+    assert auth.login_endpoint == "POST /auth/login"
+    assert not [r for r in rules if r.target_endpoint == "POST /auth/refresh"]
+    session = SessionCorrelator(rules, auth, ALICE)
+    first = df[df["session_id"] == df["session_id"].min()]
+    sent: dict[str, list[PreparedRequest]] = {}
+    rotation = 0
+    for row in first.to_dict("records"):
+        planned = req(row["endpoint"], row["path"], body=row["req_body"], headers=[JSON])
+        sent.setdefault(planned.endpoint, []).append(session.prepare(planned))
+        answer = {"status": "success", "data": {"id": 7}}
+        if planned.endpoint in ("POST /auth/login", "POST /auth/refresh"):
+            answer = token_pair(f"live-acc-{rotation}", f"live-ref-{rotation}")
+            rotation += 1
+        session.observe(planned, 200, [JSON], json.dumps(answer).encode())
+    refreshes = [body_of(p) for p in sent["POST /auth/refresh"]]
+    # Each refresh spends the latest refresh token (single use): the login's, then the
+    # first refresh's; never the captured pseudonym.
+    assert refreshes == [{"refresh_token": "live-ref-0"}, {"refresh_token": "live-ref-1"}]
+    assert header(sent["GET /me"][0], "authorization") == "Bearer live-acc-0"
+
+
+def test_handed_out_tokens_fill_form_and_nested_bodies_until_logout() -> None:
+    session = SessionCorrelator([], AUTH, ALICE)
+    answer = {"data": {"accessToken": "live-acc", "refreshToken": "live-ref", "tokenType": "x"}}
+    session.observe(req(LOGIN), 200, [JSON], json.dumps(answer).encode())
+    form = [("Content-Type", "application/x-www-form-urlencoded")]
+    planned = req(REFRESH, body=b"grant_type=refresh_token&refresh_token=anon_r", headers=form)
+    assert session.prepare(planned).body == b"grant_type=refresh_token&refresh_token=live-ref"
+    nested = req("POST /revoke", body={"token": {"refresh-token": "anon_r"}, "note": "anon_n"})
+    assert body_of(session.prepare(nested)) == {
+        "token": {"refresh-token": "live-ref"},
+        "note": "anon_n",
+    }
+    # A body without such a field is sent as planned (the same bytes).
+    plain = req("POST /items/", body={"name": "x", "token_type": "bearer"}, headers=[JSON])
+    assert session.prepare(plain).body is plain.body
+    session.observe(req(LOGOUT), 200, [], None)
+    assert session.prepare(planned).body == planned.body
 
 
 def test_credentials_csv_as_the_sandbox_prints_it(tmp_path: Path) -> None:

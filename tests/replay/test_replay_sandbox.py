@@ -38,5 +38,7 @@ def test_trace_replay_sends_the_captured_sequences_with_live_credentials(
     same = sum(1 for index, endpoints in sent.items() if endpoints == planned[index])
     assert same >= 0.95 * len(planned)  # in order; a cut or failed login ends a session early
     statuses = timing["status"].value_counts().to_dict()
-    assert 401 not in statuses, statuses  # tokens came from the live logins
+    unauthorized = timing[timing["status"] == 401][["session", "seq", "endpoint"]]
+    # Tokens came from the live logins (the captured sessions got no 401 either).
+    assert 401 not in statuses, (statuses, unauthorized.to_dict("records"))
     assert (timing["status"] < 400).mean() >= 0.9
