@@ -17,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: …]" is not a markup tag
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -31,4 +32,11 @@ SloOpt = Annotated[
 EnableSloOpt = Annotated[
     list[str] | None,
     typer.Option(help="Turn on an SLO that is off by default (e.g. throughput)."),
+]
+PolicyOpt = Annotated[
+    Path | None, typer.Option(help="Anonymization policy TOML [default: built-in].")
+]
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(help="Pseudonym key file [default: $TRACEREPLAY_KEY, else random]."),
 ]

@@ -28,7 +28,15 @@ def test_every_command_has_help_text(capsys: pytest.CaptureFixture[str]) -> None
             if param.param_type_name == "option" and param.name != "help":
                 assert getattr(param, "help", None), f"{name} {param.name} has no help"
         assert main([name, "--help"]) == 0
-        assert "Usage" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "Usage" in out
+        # Help is plain text: a "[default: …]" in it is shown, not eaten as rich markup
+        # (compared without whitespace: the help is wrapped, also at hyphens).
+        squeezed = "".join(out.split())
+        for param in command.params:
+            text = "".join(str(getattr(param, "help", "") or "").split())
+            if "[default:" in text:
+                assert text[text.index("[default:") :] in squeezed, (name, param.name)
 
 
 def test_usage_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

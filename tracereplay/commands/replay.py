@@ -56,7 +56,7 @@ def replay_cmd(
     default 1/12 of the span) at N×; spike runs the mean rate with an N× burst in the
     middle fifth; soak runs N× the mean rate for --duration and reports latency and memory
     drift; stress replays the busiest window at each N of --steps until an SLO fails and
-    reports the capacity (exit 1 when even the first step fails).
+    reports the capacity (exit 1 when an SLO fails at the first step).
     """
     from rich.console import Console
 

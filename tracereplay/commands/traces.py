@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tracereplay.cli_app import EXIT_OK, EXIT_THRESHOLD, app
+from tracereplay.cli_app import EXIT_OK, EXIT_THRESHOLD, KeyFileOpt, PolicyOpt, app
 from tracereplay.errors import UsageError
 
 
@@ -37,13 +37,8 @@ def capture_cmd(
     mode: Annotated[
         str, typer.Option(help="reverse (in front of --target) or regular (an HTTP proxy).")
     ] = "reverse",
-    policy: Annotated[
-        Path | None, typer.Option(help="Anonymization policy TOML [default: built-in].")
-    ] = None,
-    key_file: Annotated[
-        Path | None,
-        typer.Option(help="Pseudonym key file [default: $TRACEREPLAY_KEY, else random]."),
-    ] = None,
+    policy: PolicyOpt = None,
+    key_file: KeyFileOpt = None,
     duration: Annotated[
         str | None, typer.Option(help="Stop after this long (e.g. 10m) [default: Ctrl-C].")
     ] = None,
@@ -104,13 +99,8 @@ def import_cmd(
     fmt: Annotated[
         str, typer.Option("--format", help="auto, har or mitm (mitmdump -w files).")
     ] = "auto",
-    policy: Annotated[
-        Path | None, typer.Option(help="Anonymization policy TOML [default: built-in].")
-    ] = None,
-    key_file: Annotated[
-        Path | None,
-        typer.Option(help="Pseudonym key file [default: $TRACEREPLAY_KEY, else random]."),
-    ] = None,
+    policy: PolicyOpt = None,
+    key_file: KeyFileOpt = None,
 ) -> None:
     """Import HAR 1.2 files or mitmproxy dumps into an anonymized trace (all or nothing)."""
     from rich.console import Console
