@@ -40,8 +40,11 @@ from tracereplay.models.arrivals import ArrivalModel
 
 PROFILES = ("peak", "spike", "soak", "stress")
 PEAK_DEFAULT_SHARE = 1 / 12
-SPIKE_PHASES = (0.4, 0.6)  # the burst, as fractions of the window
 SPIKE_PIECES = 5  # the window is drawn as five equal pieces, the middle one N×
+SPIKE_PHASES = (  # the burst, as fractions of the window: [0.4, 0.6)
+    (SPIKE_PIECES // 2) / SPIKE_PIECES,
+    (SPIKE_PIECES // 2 + 1) / SPIKE_PIECES,
+)
 DRIFT_SLICES = 10
 DRIFT_MIN_REQUESTS = 20  # per slice; fewer slices when the run is small
 DRIFT_MIN_CHANGE = 0.20
@@ -110,8 +113,8 @@ def busiest_window(arrivals: ArrivalModel, width_s: float) -> tuple[float, float
     with the most expected sessions; the earliest of equals."""
     if not 0 < width_s <= arrivals.span_s * (1 + 1e-9):
         raise UsageError(
-            f"a peak window of {width_s:g} trace seconds must be > 0 and fit the model's "
-            f"span of {arrivals.span_s:g} s"
+            f"a peak window of {width_s:g} trace seconds (--duration × --speed) must be > 0 "
+            f"and fit the model's span of {arrivals.span_s:g} s"
         )
     b = arrivals.bucket_s
     rates = np.asarray(arrivals.rates_per_s, dtype=float)
