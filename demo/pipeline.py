@@ -160,5 +160,12 @@ def _model_replay_compare(
     if result.slo_results:
         render_slos(result.slo_results, console)
     console.print(f"report: {report}")
+    console.print(
+        "next, the scenario profiles on this model (README: Scenario profiles), e.g. with "
+        "`tracereplay demo-target --login-rate-limit 0` running: `tracereplay replay "
+        f"{model_path} --host http://127.0.0.1:8000 --credentials {accounts} --out "
+        f"{out_dir / 'stress'} --profile stress --duration 10s`",
+        highlight=False,
+    )
     doc: dict[str, Any] = result.to_json()
     return doc
