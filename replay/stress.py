@@ -116,6 +116,7 @@ def run_stress(
     enable: Sequence[str] = (),
     on_step: Callable[[int, float], None] | None = None,
     on_tick: Callable[[float, float], None] | None = None,
+    on_result: Callable[[StressStep], None] | None = None,
 ) -> StressOutcome:
     """Replay the busiest window at each N of `steps` until an SLO fails; see the module
     doc. `settings.scale` is ignored (each step sets it)."""
@@ -137,6 +138,8 @@ def run_stress(
                 baseline = frozenset(judged["failed"])
             step = StressStep(float(n), step_out, outcome.summary, judged, baseline)
             done.append(step)
+            if on_result is not None:
+                on_result(step)
             interrupted = outcome.interrupted
             if interrupted or not step.passed:
                 break
@@ -311,8 +314,18 @@ def stress_cli(
                 f"{t:.0f} s (plan window {window:.0f} s)"
             )
 
+        def on_result(step: StressStep) -> None:
+            latency = step.summary.get("latency_ms") or {}
+            verdict = "pass" if step.passed else "FAIL " + (", ".join(step.failed) or "n/a")
+            console.print(
+                f"step {current['k'] + 1}/{len(steps)} N = {svg.num(step.scale)}: "
+                f"{step.summary.get('requests')} requests, {step.summary.get('achieved_rps')} "
+                f"req/s, p95 {latency.get('p95')} ms: {verdict}",
+                highlight=False,
+            )
+
         outcome = run_stress(settings, steps, slos, enable=enable, on_step=on_step,
-                             on_tick=on_tick)  # fmt: skip
+                             on_tick=on_tick, on_result=on_result)  # fmt: skip
     if not outcome.steps:
         console.print("interrupted before the first step was done", highlight=False)
         return 130
