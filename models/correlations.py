@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, unquote
 
 import pandas as pd
 
+from tracereplay.cookies import cookie_pairs
 from tracereplay.errors import ConfigError, UsageError
 
 DEFAULT_MIN_VALUE_LEN = 6
@@ -158,13 +159,6 @@ def _eligible(values: Iterable[tuple[Location, object]], min_len: int) -> Values
     return [(loc, text) for loc, v in values if (text := _text(v, min_len)) is not None]
 
 
-def _cookie_pairs(header: str) -> Iterator[tuple[str, str]]:
-    for part in header.split(";"):
-        name, sep, value = part.strip().partition("=")
-        if sep and name:
-            yield name.strip(), value.strip().strip('"')
-
-
 def _path_values(path: str, endpoint: str) -> Iterator[tuple[Location, object]]:
     template = endpoint.partition(" ")[2].partition("?")[0] or endpoint
     segments, slots = path.split("/"), template.split("/")
@@ -185,7 +179,7 @@ def request_values(row: dict[str, Any], min_len: int) -> Values:
     headers = _pairs(row["req_headers"])
     for name, value in headers:
         if name == "cookie":
-            out += [(Location("cookie", k), v) for k, v in _cookie_pairs(value)]
+            out += [(Location("cookie", k), v) for k, v in cookie_pairs(value, unquote=True)]
         elif name not in _TRANSPORT_HEADERS:
             _, _, token = value.partition(" ")
             credential = name in ("authorization", "proxy-authorization") and token
@@ -205,7 +199,8 @@ def response_values(row: dict[str, Any], min_len: int) -> Values:
     out = _json_values(row["resp_body"])
     for name, header in _pairs(row["resp_headers"]):
         if name == "set-cookie":
-            out += [(Location("cookie", k), v) for k, v in _cookie_pairs(header.partition(";")[0])]
+            pair = header.partition(";")[0]
+            out += [(Location("cookie", k), v) for k, v in cookie_pairs(pair, unquote=True)]
         elif name not in _RESPONSE_META:  # e.g. a CSRF token or an ETag sent back later
             out.append((Location("header", name), header))
     return _eligible(out, min_len)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
+from tracereplay.cookies import cookie_pairs
 from tracereplay.models.correlations import AuthInfo, CorrelationRule, Location
 
 from .credentials import (
@@ -214,7 +215,7 @@ class SessionCorrelator:
     ) -> list[tuple[str, str]]:
         planned = _header(headers, "cookie")
         if planned is not None:  # it stops the client's jar: it must carry the jar's values
-            merged = dict(_cookie_pairs(planned)) | self._jar
+            merged = dict(cookie_pairs(planned)) | self._jar
             merged |= {name: str(seen.value) for name, seen in cookies.items()}
             return _set_header(headers, "cookie", _cookie_text(merged))
         needed = {n: str(s.value) for n, s in cookies.items() if not (s.set_cookie or s.fallback)}
@@ -227,7 +228,7 @@ class SessionCorrelator:
         cookie_header = _header(headers, "cookie")
         if cookie_header is None or _header(headers, "authorization") is not None:
             return False
-        names = {name for name, _ in _cookie_pairs(cookie_header)}
+        names = {name for name, _ in cookie_pairs(cookie_header)}
         return any(loc.where == "cookie" and loc.key in names for loc in self.auth.used_as)
 
     # ---- after a response ---------------------------------------------------------------
@@ -396,13 +397,6 @@ def _header_value(target: Location, seen: _Seen, headers: list[tuple[str, str]])
     return f"{scheme if space else 'Bearer'} {seen.value}"
 
 
-def _cookie_pairs(header: str) -> Iterator[tuple[str, str]]:
-    for part in header.split(";"):
-        name, sep, value = part.strip().partition("=")
-        if sep and name:
-            yield name.strip(), value.strip()
-
-
 def _cookie_text(cookies: dict[str, str]) -> str:
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
@@ -413,7 +407,7 @@ def _set_cookies(headers: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]
         if name.lower() == "set-cookie":
             pair, _, attributes = header.partition(";")
             expired = "max-age=0" in attributes.lower().replace(" ", "")
-            yield from ((k, "" if expired else v) for k, v in _cookie_pairs(pair))
+            yield from ((k, "" if expired else v) for k, v in cookie_pairs(pair))
 
 
 def _set_path(request: PlannedRequest, values: dict[str, str]) -> str:
