@@ -2,8 +2,10 @@
 it) is replayed at N = each step in turn, one full replay per step into
 `<out>/step-KK-xN/`, and each step is judged by the SLOs over what it sent (latency from
 the actual send, as `compare` judges a replay). The ladder stops at the first step that
-fails an SLO; the capacity is the highest N that passed. `stress.json` and a self-contained
-`stress.html` (latency and throughput against N) go to `<out>`.
+fails an SLO; `refine` more steps then bisect (geometric mean) between the highest N that
+passed and the lowest that failed. The capacity is the highest N that passed.
+`stress.json` and a self-contained `stress.html` (latency and throughput against N) go to
+`<out>`.
 
 SLOs that already fail at the first step fail whatever the load (a query that is slow on
 an idle target): they are reported as such ("baseline-failed"), make the command exit 1,
@@ -90,6 +92,16 @@ class StressOutcome:
         return max(passed) if passed else None
 
     @property
+    def by_scale(self) -> list[StressStep]:
+        """The steps in order of N (a refined ladder runs them out of order)."""
+        return sorted(self.steps, key=lambda s: s.scale)
+
+    @property
+    def lowest_failure(self) -> StressStep | None:
+        """The failed step of the lowest N: the limit the capacity is under."""
+        return next((s for s in self.by_scale if not s.passed), None)
+
+    @property
     def limit_found(self) -> bool:
         """A step failed: the capacity is a measured limit, not a lower bound."""
         return any(not s.passed for s in self.steps)
@@ -114,35 +126,56 @@ def run_stress(
     slos: Sequence[Slo],
     *,
     enable: Sequence[str] = (),
+    refine: int = 0,
     on_step: Callable[[int, float], None] | None = None,
     on_tick: Callable[[float, float], None] | None = None,
     on_result: Callable[[StressStep], None] | None = None,
 ) -> StressOutcome:
-    """Replay the busiest window at each N of `steps` until an SLO fails; see the module
-    doc. `settings.scale` is ignored (each step sets it)."""
+    """Replay the busiest window at each N of `steps` until an SLO fails, then `refine`
+    more steps bisecting (geometric mean, 3 significant digits) between the highest N
+    that passed and the one that failed; see the module doc. `settings.scale` is ignored
+    (each step sets it)."""
     base = replace(settings, profile="stress", scale=float(steps[0]))
     check(base)  # every option, once, before the first step starts anything
     done: list[StressStep] = []
     interrupted = False
     baseline: frozenset[str] = frozenset()
+
+    def run_step(n: float) -> tuple[StressStep, bool]:
+        """One step at N = n, judged; and whether it was interrupted."""
+        nonlocal baseline
+        index = len(done)
+        if on_step is not None:
+            on_step(index, n)
+        step_out = settings.out / f"step-{index + 1:02d}-x{n:g}"
+        outcome = run_replay(replace(base, scale=float(n), out=step_out), on_tick=on_tick)
+        timing = pq.read_table(step_out / "timing.parquet").to_pandas()
+        judged = slo_json(evaluate_slos(slos, timing, latency_column="latency_ms",
+                                        enable=enable))  # fmt: skip
+        if index == 0:
+            baseline = frozenset(judged["failed"])
+        step = StressStep(float(n), step_out, outcome.summary, judged, baseline)
+        done.append(step)
+        if on_result is not None:
+            on_result(step)
+        return step, outcome.interrupted
+
     try:
-        for index, n in enumerate(steps):
-            if on_step is not None:
-                on_step(index, n)
-            step_out = settings.out / f"step-{index + 1:02d}-x{n:g}"
-            outcome = run_replay(replace(base, scale=float(n), out=step_out), on_tick=on_tick)
-            timing = pq.read_table(step_out / "timing.parquet").to_pandas()
-            judged = slo_json(evaluate_slos(slos, timing, latency_column="latency_ms",
-                                            enable=enable))  # fmt: skip
-            if index == 0:
-                baseline = frozenset(judged["failed"])
-            step = StressStep(float(n), step_out, outcome.summary, judged, baseline)
-            done.append(step)
-            if on_result is not None:
-                on_result(step)
-            interrupted = outcome.interrupted
+        for n in steps:
+            step, interrupted = run_step(n)
             if interrupted or not step.passed:
                 break
+        passed = [s.scale for s in done if s.passed]
+        if not interrupted and passed and not done[-1].passed:
+            low, high = max(passed), done[-1].scale
+            for _ in range(refine):
+                middle = float(f"{math.sqrt(low * high):.3g}")
+                if not low < middle < high:
+                    break
+                step, interrupted = run_step(middle)
+                if interrupted:
+                    break
+                low, high = (middle, high) if step.passed else (low, middle)
     except KeyboardInterrupt:
         interrupted = True
     result = StressOutcome(tuple(done), interrupted, settings.out)
@@ -202,20 +235,21 @@ def verdict_line(outcome: StressOutcome) -> str:
         return f"no capacity: the first step (N = {svg.num(first.scale)}) failed: {names}{baseline}"
     if not outcome.limit_found:
         return f"capacity ≥ {svg.num(capacity)}× (no step failed; try higher steps){baseline}"
-    last = outcome.steps[-1]
-    names = ", ".join(last.failed) or "nothing could be judged"
-    return f"capacity {svg.num(capacity)}× (N = {svg.num(last.scale)} failed: {names}){baseline}"
+    limit = outcome.lowest_failure
+    assert limit is not None  # limit_found
+    names = ", ".join(limit.failed) or "nothing could be judged"
+    return f"capacity {svg.num(capacity)}× (N = {svg.num(limit.scale)} failed: {names}){baseline}"
 
 
 def _latency_chart(outcome: StressOutcome, thresholds: Sequence[float]) -> str:
-    scales = [s.scale for s in outcome.steps]
+    scales = [s.scale for s in outcome.by_scale]
     geometric = len(scales) > 2 and scales[-1] / scales[0] >= 8
     x = (svg.log_axis if geometric else svg.linear_axis)(
         min(scales) if geometric else 0.0, max(scales), "N × the busiest window's rate"
     )
     series, highest = [], 1.0
     for q, color in QUANTILE_COLORS.items():
-        points = [(s.scale, (s.summary.get("latency_ms") or {}).get(q)) for s in outcome.steps]
+        points = [(s.scale, (s.summary.get("latency_ms") or {}).get(q)) for s in outcome.by_scale]
         kept: list[svg.Point] = [(n, float(v)) for n, v in points if v is not None]
         highest = max([highest, *(p[1] for p in kept if p is not None)])
         series.append(svg.Series(f"latency {q}", color, kept, markers=True))
@@ -225,11 +259,11 @@ def _latency_chart(outcome: StressOutcome, thresholds: Sequence[float]) -> str:
 
 
 def _throughput_chart(outcome: StressOutcome) -> str:
-    first = outcome.steps[0]
+    first = outcome.by_scale[0]
     per_n = float(first.summary.get("achieved_rps") or 0.0) / first.scale
     achieved: list[svg.Point] = [(s.scale, float(s.summary.get("achieved_rps") or 0.0))
-                                 for s in outcome.steps]  # fmt: skip
-    ideal: list[svg.Point] = [(s.scale, per_n * s.scale) for s in outcome.steps]
+                                 for s in outcome.by_scale]  # fmt: skip
+    ideal: list[svg.Point] = [(s.scale, per_n * s.scale) for s in outcome.by_scale]
     top = max([1.0, *(p[1] for p in [*achieved, *ideal] if p is not None)])
     x = svg.linear_axis(0.0, max(s.scale for s in outcome.steps), "N")
     y = svg.linear_axis(0.0, top * 1.1, "requests/s")
@@ -247,7 +281,7 @@ def render_stress(outcome: StressOutcome) -> str:
          if r.get("metric") == "latency_p95_ms" and r.get("passed") is not None}
     )  # fmt: skip
     rows = []
-    for s in outcome.steps:
+    for s in outcome.by_scale:
         latency = s.summary.get("latency_ms") or {}
         badge = (
             '<span class="badge pass">pass</span>'
@@ -269,7 +303,8 @@ def render_stress(outcome: StressOutcome) -> str:
         for h in ("", "N", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "failed SLOs")
     )
     capacity = outcome.capacity
-    last_slo = slo_table(outcome.steps[-1].slo)[1] if outcome.steps else ""
+    shown = outcome.lowest_failure or outcome.by_scale[-1]  # the limit, else the top step
+    slos = slo_table(shown.slo)[1]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>tracereplay stress</title>"
@@ -286,7 +321,7 @@ def render_stress(outcome: StressOutcome) -> str:
         f"{_latency_chart(outcome, thresholds)}</section>\n"
         f'<section id="stress-throughput"><h2>Throughput against N</h2>'
         f"{_throughput_chart(outcome)}</section>\n"
-        f'<section id="stress-slo"><h2>SLOs at the last step</h2>{last_slo}</section>\n'
+        f'<section id="stress-slo"><h2>SLOs at N = {svg.num(shown.scale)}</h2>{slos}</section>\n'
         "</main></body></html>\n"
     )
 
@@ -297,11 +332,14 @@ def stress_cli(
     slo_path: Path | None,
     enable: Sequence[str],
     console: Console,
+    refine: int = 0,
 ) -> int:
     """`tracereplay replay MODEL --profile stress`: progress, a table, the verdict; exit 0
     with a capacity, 1 when the first step failed, 130 when interrupted."""
     slos = load_slos(slo_path)
     steps = parse_steps(steps_text)
+    if refine < 0:
+        raise UsageError(f"--refine must be >= 0, not {refine}")
     with console.status("stress…") as status:
         current = {"n": steps[0], "k": 0}
 
@@ -310,7 +348,7 @@ def stress_cli(
 
         def on_tick(t: float, window: float) -> None:
             status.update(
-                f"stress step {current['k'] + 1}/{len(steps)}: N = {svg.num(current['n'])}, "
+                f"stress step {current['k'] + 1}: N = {svg.num(current['n'])}, "
                 f"{t:.0f} s (plan window {window:.0f} s)"
             )
 
@@ -318,21 +356,21 @@ def stress_cli(
             latency = step.summary.get("latency_ms") or {}
             verdict = "pass" if step.passed else "FAIL " + (", ".join(step.failed) or "n/a")
             console.print(
-                f"step {current['k'] + 1}/{len(steps)} N = {svg.num(step.scale)}: "
+                f"step {current['k'] + 1} N = {svg.num(step.scale)}: "
                 f"{step.summary.get('requests')} requests, {step.summary.get('achieved_rps')} "
                 f"req/s, p95 {latency.get('p95')} ms: {verdict}",
                 highlight=False,
             )
 
-        outcome = run_stress(settings, steps, slos, enable=enable, on_step=on_step,
-                             on_tick=on_tick, on_result=on_result)  # fmt: skip
+        outcome = run_stress(settings, steps, slos, enable=enable, refine=refine,
+                             on_step=on_step, on_tick=on_tick, on_result=on_result)  # fmt: skip
     if not outcome.steps:
         console.print("interrupted before the first step was done", highlight=False)
         return 130
     table = Table(title="stress")
     for column in ("N", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "verdict"):
         table.add_column(column, justify="right")
-    for s in outcome.steps:
+    for s in outcome.by_scale:
         latency = s.summary.get("latency_ms") or {}
         verdict = "pass" if s.passed else "FAIL " + (", ".join(s.failed) or "n/a")
         if s.generator_bound:

@@ -4,6 +4,7 @@ what they report from given timings (replay/profiles.py, replay/stress.py)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from tests.replay.test_replay_e2e import tiny_model
 from tracereplay.cli import main
 from tracereplay.errors import UsageError
 from tracereplay.models.arrivals import ArrivalModel, fit_arrivals
+from tracereplay.models.slo import parse_slos
 from tracereplay.replay.profiles import (
     busiest_window,
     latency_drift,
@@ -22,13 +24,15 @@ from tracereplay.replay.profiles import (
     shape,
     spike_report,
 )
-from tracereplay.replay.run import ReplaySettings, check
+from tracereplay.replay.run import ReplayOutcome, ReplaySettings, check
 from tracereplay.replay.sources import plan_from_model
 from tracereplay.replay.stress import (
+    DEFAULT_STEPS,
     StressOutcome,
     StressStep,
     parse_steps,
     render_stress,
+    run_stress,
     stress_json,
     verdict_line,
 )
@@ -299,3 +303,55 @@ def test_stress_exit_codes_follow_the_capacity(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "failed" / "stress.json").read_text())
     assert doc["capacity"] is None and doc["baseline_failed_slos"] == ["latency"]
     assert len(doc["steps"]) == 1  # nothing left to judge the load by: the ladder stops
+
+
+def fake_replays(monkeypatch: pytest.MonkeyPatch, interrupt_at: float | None = None) -> None:
+    """run_replay stand-in for the stress ladder: every request of a step at N takes
+    10 × N ms; Ctrl-C during the step at `interrupt_at`."""
+
+    def run_replay(settings: ReplaySettings, on_tick: object = None) -> ReplayOutcome:
+        if settings.scale == interrupt_at:
+            raise KeyboardInterrupt
+        settings.out.mkdir(parents=True)
+        latency = 10.0 * settings.scale
+        pd.DataFrame(
+            {"endpoint": ["GET /x"] * 50, "latency_ms": [latency] * 50, "status": [200] * 50,
+             "sent_s": np.linspace(0, 5, 50)}
+        ).to_parquet(settings.out / "timing.parquet")  # fmt: skip
+        summary = {"requests": 50, "achieved_rps": 10.0 * settings.scale,
+                   "latency_ms": {"p50": latency, "p95": latency, "p99": latency}}  # fmt: skip
+        return ReplayOutcome(summary, False, settings.out)
+
+    monkeypatch.setattr("tracereplay.replay.stress.run_replay", run_replay)
+
+
+def test_stress_ladder_stops_at_the_first_failure_and_refines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_replays(monkeypatch)
+    slos = parse_slos(SLO_LATENCY.format(300))  # passes while 10 × N < 300
+    settings = ReplaySettings(source=tiny_model(tmp_path), host="http://127.0.0.1:9",
+                              out=tmp_path / "stress")  # fmt: skip
+    outcome = run_stress(settings, DEFAULT_STEPS, slos, refine=3)
+    assert [s.scale for s in outcome.steps] == [1, 2, 4, 8, 16, 32, 22.6, 26.9, 29.3]
+    assert outcome.capacity == 29.3 and outcome.limit_found
+    assert outcome.lowest_failure is not None and outcome.lowest_failure.scale == 32
+    assert verdict_line(outcome) == "capacity 29.3× (N = 32 failed: latency)"
+    doc = json.loads((tmp_path / "stress" / "stress.json").read_text())
+    assert doc["capacity"] == 29.3
+    assert doc["steps"][-1]["dir"] == "step-09-x29.3"
+    assert [s.scale for s in outcome.by_scale][-1] == 32  # charts and tables go by N
+    unrefined = run_stress(replace(settings, out=tmp_path / "plain"), DEFAULT_STEPS, slos)
+    assert unrefined.capacity == 16 and len(unrefined.steps) == 6
+
+
+def test_stress_interrupted_keeps_the_steps_that_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_replays(monkeypatch, interrupt_at=4.0)
+    settings = ReplaySettings(source=tiny_model(tmp_path), host="http://127.0.0.1:9",
+                              out=tmp_path / "stress")  # fmt: skip
+    outcome = run_stress(settings, (1, 2, 4, 8), parse_slos(SLO_LATENCY.format(300)))
+    assert outcome.interrupted and [s.scale for s in outcome.steps] == [1, 2]
+    doc = json.loads((tmp_path / "stress" / "stress.json").read_text())
+    assert doc["interrupted"] is True and doc["capacity"] == 2.0

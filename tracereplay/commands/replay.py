@@ -44,6 +44,9 @@ def replay_cmd(
     steps: Annotated[
         str, typer.Option(help="stress: the N of each step, increasing.")
     ] = "1,2,4,8,16,32,64",
+    refine: Annotated[
+        int, typer.Option(help="stress: extra steps bisecting between the last pass and fail.")
+    ] = 0,
     slo: SloOpt = None,
     enable_slo: EnableSloOpt = None,
     watch_pid: Annotated[
@@ -84,7 +87,7 @@ def replay_cmd(
     if profile == "stress":
         from tracereplay.replay.stress import stress_cli
 
-        return stress_cli(settings, steps, slo, enable_slo or (), console)
+        return stress_cli(settings, steps, slo, enable_slo or (), console, refine)
     with console.status("replaying…") as status:
         outcome = run_replay(
             settings,
