@@ -4,7 +4,7 @@ nothing fetched) showing REAL beside OTHER chart by chart, verdicts on top; `wri
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,14 @@ from tracereplay.errors import TraceEmptyError, UsageError
 
 from . import svg
 from .compare import load_pair, sessionized_pair
+from .html import CSS, slo_table
+from .html import badge as _badge
+from .html import caption as _caption
+from .html import empty as _empty
+from .html import pct as _pct
+from .html import table as _table
+from .html import val as _val
+from .html import verdict as _verdict
 from .sessions import session_table
 
 __all__ = ["load_pair", "render_report", "sessionized_pair", "write_report"]
@@ -34,22 +42,6 @@ METRIC_MEANING = {
     "interarrival.ks": "gaps between session starts (other × N)",
     "arrival_rate.mape": "session start rate over time (other ÷ N)",
 }
-CSS = """*{box-sizing:border-box} svg.chart{display:block;width:100%;height:auto}
-body{margin:0;background:#f3f4f6;color:#111827;font:15px/1.5 system-ui,-apple-system,sans-serif}
-main{max-width:1000px;margin:0 auto;padding:24px 16px 48px} h2{margin:0 0 6px;font-size:19px}
-header,section{background:#fff;border-radius:10px;padding:18px 22px;margin:0 0 18px;overflow-x:auto}
-h1{margin:0 0 4px;font-size:24px} .meta,.caption,.muted{color:#4b5563}
-code{font-size:13px;overflow-wrap:anywhere}
-.caption{margin:0 0 12px;max-width:80ch} nav a{margin-right:12px;white-space:nowrap}
-.verdict{float:right;font-size:20px;font-weight:700;padding:6px 16px;border-radius:8px}
-.badge{display:inline-block;min-width:44px;text-align:center;font-size:12px;border-radius:9px}
-.pass{background:#dcfce7;color:#166534} .fail{background:#fee2e2;color:#991b1b}
-.na{background:#e5e7eb;color:#374151} .badge,.real,.other{font-weight:700}
-table{border-collapse:collapse;width:100%;font-size:14px;margin:8px 0}
-th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e5e7eb} th,.n{white-space:nowrap}
-.n{text-align:right;font-variant-numeric:tabular-nums} .real{color:#2563eb} .other{color:#ea580c}
-.empty{padding:18px;background:#f9fafb;border-radius:8px;color:#4b5563}
-"""
 
 Json = Mapping[str, Any]
 Section = tuple[str, str, str]  # id, heading, inner HTML
@@ -131,38 +123,6 @@ def _header(doc: Json, title: str) -> str:
         f'<p class="meta">{meta}</p>{_glance(doc)}<h2>Fidelity</h2>{fidelity_table}'
         f"<h2>SLOs</h2>{slos}</header>"
     )
-
-
-def slo_table(slo: Any) -> tuple[bool | None, str]:
-    """The SLO verdict and table from compare.json's `slo` (see models/slo.py `slo_json`):
-    one row per result, in file order; absent, null or empty says "not checked"."""
-    if not isinstance(slo, Mapping) or not slo.get("results"):
-        return None, _table([], [[_badge(None), '<span class="muted">not checked</span>']])
-    results = slo["results"]
-    items: Iterable[Any] = (
-        sorted(results.items()) if isinstance(results, Mapping) else enumerate(results)
-    )
-    rows, verdicts = [], []
-    for key, result in items:
-        entry = result if isinstance(result, Mapping) else {"passed": result}
-        ok = entry.get("passed") if isinstance(entry.get("passed"), bool) else None
-        metric = str(entry.get("metric") or "")
-        fmt = _pct if metric.endswith("_rate") else _val  # rates are shares: shown as %
-        rule = f"{metric} {entry.get('op') or ''} " if "threshold" in entry else ""
-        endpoints = entry.get("endpoints") or []
-        where = ", ".join(map(str, endpoints)) if isinstance(endpoints, list) else str(endpoints)
-        name = escape(str(entry.get("name") or key))
-        note = escape(str(entry.get("reason") or ""))
-        threshold, value = escape(rule) + fmt(entry.get("threshold")), fmt(entry.get("value"))
-        requests = _val(entry.get("requests"))
-        rows.append(
-            [_badge(ok), f"<code>{name}</code>", threshold, value, escape(where), requests, note]
-        )
-        verdicts += [ok] if ok is not None else []
-    head = ["", "SLO", "threshold", "measured", "endpoints", "requests", ""]
-    passed = slo.get("passed")
-    verdict = passed if isinstance(passed, bool) else (all(verdicts) if verdicts else None)
-    return verdict, _table(head, rows, numeric=(3, 5))
 
 
 def _glance(doc: Json) -> str:
@@ -353,18 +313,6 @@ def _latency_time_section(doc: Json, real: pd.DataFrame, other: pd.DataFrame) ->
 # --- small helpers --------------------------------------------------------------------
 
 
-def _table(head: Sequence[str], rows: Iterable[Sequence[str]], numeric: Container[int] = ()) -> str:
-    """A table of cells that are HTML already; `numeric` columns are aligned right."""
-
-    def row(cells: Sequence[str], tag: str) -> str:
-        cls = [' class="n"' if i in numeric else "" for i in range(len(cells))]
-        return "<tr>" + "".join(f"<{tag}{c}>{x}</{tag}>" for c, x in zip(cls, cells, strict=True))
-
-    return (
-        "<table>" + row(head, "th") * bool(head) + "".join(row(r, "td") for r in rows) + "</table>"
-    )
-
-
 def _series(side: str, name: str, points: Sequence[svg.Point], **kw: Any) -> svg.Series:
     return svg.Series(name, COLORS[side], points, width=WIDTHS[side], **kw)
 
@@ -415,34 +363,3 @@ def _goal(doc: Json, metric: str, what: str) -> str:
     )
     verdict = _badge((fidelity.get("passed") or {}).get(metric))
     return f"{escape(what)} = {_val(value)} (goal ≤ {_val(goal)}) {verdict}"
-
-
-def _verdict(passed: bool | None) -> tuple[str, str]:
-    return {True: ("pass", "PASS"), False: ("fail", "FAIL"), None: ("na", "n/a")}[passed]
-
-
-def _badge(passed: Any) -> str:
-    cls, word = _verdict(passed if isinstance(passed, bool) else None)
-    return f'<span class="badge {cls}">{word}</span>'
-
-
-def _val(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return f"{value:,}"
-    return svg.num(value) if isinstance(value, float) else escape(str(value))
-
-
-def _pct(value: Any) -> str:
-    return svg.pct(float(value)) if isinstance(value, int | float) else "–"
-
-
-def _caption(html: str) -> str:
-    return f'<p class="caption">{html}</p>\n'
-
-
-def _empty(text: str) -> str:
-    return f'<p class="empty">{escape(text)}</p>'

@@ -33,7 +33,7 @@ from rich.table import Table
 
 from tracereplay.errors import UsageError
 from tracereplay.models import svg
-from tracereplay.models.report import CSS, slo_table
+from tracereplay.models.html import CSS, badge, slo_table
 from tracereplay.models.slo import Slo, evaluate_slos, load_slos, slo_json
 
 from .run import ReplaySettings, check, run_replay
@@ -283,16 +283,11 @@ def render_stress(outcome: StressOutcome) -> str:
     rows = []
     for s in outcome.by_scale:
         latency = s.summary.get("latency_ms") or {}
-        badge = (
-            '<span class="badge pass">pass</span>'
-            if s.passed
-            else '<span class="badge fail">FAIL</span>'
-        )
         note = ", ".join(s.failed)
         if s.generator_bound:
             note += " (generator-bound: sessions started late)"
         rows.append(
-            f"<tr><td>{badge}</td><td class=n>{svg.num(s.scale)}×</td>"
+            f"<tr><td>{badge(s.passed)}</td><td class=n>{svg.num(s.scale)}×</td>"
             f"<td class=n>{s.summary.get('requests')}</td>"
             f"<td class=n>{svg.num(float(s.summary.get('achieved_rps') or 0))}</td>"
             + "".join(f"<td class=n>{latency.get(q)}</td>" for q in QUANTILE_COLORS)
