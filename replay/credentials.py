@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from tracereplay.errors import UsageError
 
+from .rewrite import header, is_form
+
 _REQUIRED = ("email", "password")
 _IDENTITY_FIELD = re.compile(r"mail|user_?name|^user$|^login$|^account$|identifier", re.I)
 _SECRET_FIELD = re.compile(r"password|passwd|pwd|passphrase", re.I)
@@ -94,7 +96,7 @@ def fill_login_body(
 
     if not body or not body.strip():
         doc = {"email": credential.email, "password": credential.password}
-        if _content_type(headers) is None:
+        if header(headers, "content-type") is None:
             headers = [*headers, ("Content-Type", "application/json")]
         return json.dumps(doc).encode(), headers
     return _fill_fields(body, headers, value_for), headers
@@ -141,16 +143,12 @@ def _field_key(name: str) -> str:
     return name.replace("_", "").replace("-", "").lower()
 
 
-def _content_type(headers: Sequence[tuple[str, str]]) -> str | None:
-    return next((v for k, v in headers if k.lower() == "content-type"), None)
-
-
 def _fill_fields(
     body: bytes, headers: Sequence[tuple[str, str]], value_for: Callable[[str], str | None]
 ) -> bytes:
     """`body` (a form, or JSON at any depth) with each field `value_for` has a value for
     set to it; the same bytes when nothing changed or the body is neither."""
-    if "x-www-form-urlencoded" in (_content_type(headers) or "").lower():
+    if is_form(headers):
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         filled = [(name, value_for(name) or value) for name, value in pairs]
         return urlencode(filled).encode() if filled != pairs else body

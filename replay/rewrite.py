@@ -117,7 +117,7 @@ def _like(planned: object, value: Scalar) -> object:
 # ---- request parts ------------------------------------------------------------------------
 
 
-def header(headers: list[tuple[str, str]], name: str) -> str | None:
+def header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
     return next((v for k, v in headers if k.lower() == name), None)
 
 
@@ -178,7 +178,7 @@ def set_query(query: str | None, values: dict[str, str]) -> str:
     return urlencode(out + [(n, v) for n, v in values.items() if n not in done])
 
 
-def _is_form(headers: list[tuple[str, str]]) -> bool:
+def is_form(headers: Sequence[tuple[str, str]]) -> bool:
     return "x-www-form-urlencoded" in (header(headers, "content-type") or "").lower()
 
 
@@ -186,7 +186,7 @@ def set_body_fields(
     body: bytes, headers: list[tuple[str, str]], fields: dict[Location, Scalar]
 ) -> bytes:
     """The body with existing JSON leaves / form fields replaced (its shape kept)."""
-    if _is_form(headers):
+    if is_form(headers):
         form = {t.key: str(v) for t, v in fields.items() if t.where == "form"}
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         if not any(name in form for name, _ in pairs):
