@@ -37,6 +37,7 @@ from scipy import stats
 
 from tracereplay.errors import UsageError
 from tracereplay.models.arrivals import ArrivalModel
+from tracereplay.models.measures import error_rate
 
 PROFILES = ("peak", "spike", "soak", "stress")
 PEAK_DEFAULT_SHARE = 1 / 12
@@ -193,14 +194,12 @@ def _p95(values: Any) -> float | None:
 
 
 def _phase(frame: pd.DataFrame, seconds: float) -> dict[str, Any]:
-    status = pd.to_numeric(frame["status"], errors="coerce")
-    failed = status.isna() | (status >= 500)
     return {
         "requests": len(frame),
         "rps": _r(len(frame) / seconds) if seconds > 0 else None,
         "latency_p95_ms": _p95(frame["latency_ms"]),
         "latency_intended_p95_ms": _p95(frame["latency_intended_ms"]),
-        "error_rate": _r(float(failed.mean())) if len(frame) else None,
+        "error_rate": _r(error_rate(frame)) if len(frame) else None,
     }
 
 
