@@ -161,6 +161,7 @@ def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
     """Join the workers' results into out/replayed, out/timing.parquet, out/summary.json."""
     workers = sorted((out / WORKERS_DIR).glob("worker-*"))
     logs = SessionLog()
+    zeros: list[float] = []  # each worker's plan time 0; the run's is the earliest
     timing_tables = []
     tables = []
     meta: TraceMetadata | None = None
@@ -171,8 +172,7 @@ def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
             for key in ("planned", "started", "completed", "login_failed", "cut"):
                 setattr(logs, key, getattr(logs, key) + int(data.get(key, 0)))
             logs.lateness_ms.extend(float(v) for v in data.get("lateness_ms", []))
-            zero = float(data.get("zero_s", 0.0))
-            logs.zero_s = min(logs.zero_s, zero) if logs.zero_s and zero else logs.zero_s or zero
+            zeros.append(float(data.get("zero_s", 0.0)))
         # The timing stream is a journal like the trace's: read it the same way (a worker
         # killed mid-write leaves a torn tail that is skipped).
         timing_part = read_journal(directory / "timing.arrows")
@@ -187,6 +187,7 @@ def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
             except TraceEmptyError:  # a worker that sent nothing has no rows
                 continue
             meta = meta or trace.metadata
+    logs.zero_s = min((z for z in zeros if z > 0), default=0.0)
     timing = pa.concat_tables(timing_tables) if timing_tables else TIMING_SCHEMA.empty_table()
     pq.write_table(timing, out / "timing.parquet")
     if tables:
