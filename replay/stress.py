@@ -70,6 +70,11 @@ class StressStep:
         return bool(judged) and not self.failed
 
     @property
+    def verdict(self) -> str:
+        """ "pass", or "FAIL" and the SLOs that failed here."""
+        return "pass" if self.passed else "FAIL " + (", ".join(self.failed) or "n/a")
+
+    @property
     def generator_bound(self) -> bool:
         late = (self.summary.get("start_lateness_ms") or {}).get("p99")
         return late is not None and late > GENERATOR_LATE_MS
@@ -349,11 +354,10 @@ def stress_cli(
 
         def on_result(step: StressStep) -> None:
             latency = step.summary.get("latency_ms") or {}
-            verdict = "pass" if step.passed else "FAIL " + (", ".join(step.failed) or "n/a")
             console.print(
                 f"step {current['k'] + 1} N = {svg.num(step.scale)}: "
                 f"{step.summary.get('requests')} requests, {step.summary.get('achieved_rps')} "
-                f"req/s, p95 {latency.get('p95')} ms: {verdict}",
+                f"req/s, p95 {latency.get('p95')} ms: {step.verdict}",
                 highlight=False,
             )
 
@@ -367,7 +371,7 @@ def stress_cli(
         table.add_column(column, justify="right")
     for s in outcome.by_scale:
         latency = s.summary.get("latency_ms") or {}
-        verdict = "pass" if s.passed else "FAIL " + (", ".join(s.failed) or "n/a")
+        verdict = s.verdict
         if s.generator_bound:
             verdict += " (generator-bound)"
         table.add_row(svg.num(s.scale), str(s.summary.get("requests")),
