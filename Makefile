@@ -24,11 +24,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # mypy cannot follow setuptools' editable import hook, so lay the sources out as they are
-# installed (tracereplay/{capture,models,replay,demo}) in a tree of symlinks and check that.
+# installed (tracereplay/{capture,models,replay,compare,demo}) in a tree of symlinks and check that.
 typecheck: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck/tracereplay
 	for f in tracereplay/*; do ln -s ../../../$$f build/typecheck/tracereplay/; done
-	for d in capture models replay demo; do ln -s ../../../$$d build/typecheck/tracereplay/$$d; done
+	for d in capture models replay compare demo; do ln -s ../../../$$d build/typecheck/tracereplay/$$d; done
 	$(BIN)/mypy
 
 pytest: $(STAMP)

@@ -34,8 +34,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from tracereplay.compare.compare import FIDELITY_GOALS, CompareResult, compare_traces
 from tracereplay.models.arrivals import arrival_rate_mape, rate_curve
-from tracereplay.models.compare import FIDELITY_GOALS, CompareResult, compare_traces
 from tracereplay.models.frame import load_requests
 from tracereplay.models.model import build_model
 from tracereplay.models.sessions import session_table, sessionize

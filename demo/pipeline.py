@@ -116,11 +116,11 @@ def _model_replay_compare(
 ) -> dict[str, Any]:
     """Steps 4–6: model the captured trace, replay the model at N× against the target,
     compare the replayed requests with the captured ones."""
-    from tracereplay.models.compare import compare_sessionized, load_pair, write_compare
-    from tracereplay.models.compare_render import render_compare
+    from tracereplay.compare.compare import compare_sessionized, load_pair, write_compare
+    from tracereplay.compare.compare_render import render_compare
+    from tracereplay.compare.report import render_report, write_report
+    from tracereplay.compare.slo import load_slos, render_slos
     from tracereplay.models.model import build_model, write_model
-    from tracereplay.models.report import render_report, write_report
-    from tracereplay.models.slo import load_slos, render_slos
     from tracereplay.replay.run import ReplaySettings, run_replay
 
     trace_dir = out_dir / "trace"

@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tracereplay.compare.measures import error_rate
 from tracereplay.errors import UsageError
 from tracereplay.models.arrivals import ArrivalModel
-from tracereplay.models.measures import error_rate
 
 PROFILES = ("peak", "spike", "soak", "stress")
 PEAK_DEFAULT_SHARE = 1 / 12

@@ -31,10 +31,10 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
+from tracereplay.compare import svg
+from tracereplay.compare.html import CSS, badge, slo_table
+from tracereplay.compare.slo import Slo, evaluate_slos, load_slos, slo_json
 from tracereplay.errors import UsageError
-from tracereplay.models import svg
-from tracereplay.models.html import CSS, badge, slo_table
-from tracereplay.models.slo import Slo, evaluate_slos, load_slos, slo_json
 
 from .run import ReplaySettings, check, run_replay
 

@@ -14,9 +14,9 @@ import pytest
 from tests.replay.stub_server import stub_server
 from tests.replay.test_replay_e2e import tiny_model
 from tracereplay.cli import main
+from tracereplay.compare.slo import parse_slos
 from tracereplay.errors import UsageError
 from tracereplay.models.arrivals import ArrivalModel, fit_arrivals
-from tracereplay.models.slo import parse_slos
 from tracereplay.replay.profiles import (
     busiest_window,
     latency_drift,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.models.test_report_chromium import CHROMIUM, pixels_near, screenshot
+from tests.compare.test_report_chromium import CHROMIUM, pixels_near, screenshot
 from tests.replay.test_profiles import step
 from tracereplay.replay.stress import QUANTILE_COLORS, StressOutcome, render_stress
 

@@ -113,9 +113,9 @@ def compare_cmd(
     check OTHER against the SLOs; exit 1 if a fidelity goal or an SLO is missed."""
     from rich.console import Console
 
-    from tracereplay.models.compare import compare_sessionized, load_pair, write_compare
-    from tracereplay.models.compare_render import render_compare
-    from tracereplay.models.slo import load_slos, render_slos
+    from tracereplay.compare.compare import compare_sessionized, load_pair, write_compare
+    from tracereplay.compare.compare_render import render_compare
+    from tracereplay.compare.slo import load_slos, render_slos
     from tracereplay.units import parse_duration_s
 
     slos = load_slos(slo)
@@ -129,7 +129,7 @@ def compare_cmd(
     if result.slo_results:
         render_slos(result.slo_results, console)
     if out is not None:
-        from tracereplay.models.report import render_report, write_report
+        from tracereplay.compare.report import render_report, write_report
 
         path = write_compare(result, out)
         title = f"{real.name} vs {other.name}"

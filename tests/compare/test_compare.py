@@ -10,21 +10,21 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from tests.factories import write_trace
-from tests.models.compare_factory import (
+from tests.compare.compare_factory import (
     frame,
     session_records,
     session_records_list,
     sessions_frame,
 )
-from tracereplay.errors import TraceEmptyError, UsageError
-from tracereplay.models.compare import (
+from tests.factories import write_trace
+from tracereplay.compare.compare import (
     FIDELITY_GOALS,
     compare_frames,
     compare_traces,
     write_compare,
 )
-from tracereplay.models.compare_render import render_compare
+from tracereplay.compare.compare_render import render_compare
+from tracereplay.errors import TraceEmptyError, UsageError
 
 REQUIRED_KEYS = (
     "endpoint_mix.jsd",

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from tracereplay.errors import ConfigError, UsageError
-from tracereplay.models.slo import (
+from tracereplay.compare.slo import (
     DISABLED,
     NO_RESPONSES,
     Slo,
@@ -22,6 +21,7 @@ from tracereplay.models.slo import (
     render_slos,
     slo_json,
 )
+from tracereplay.errors import ConfigError, UsageError
 
 LOGIN = "POST /api/v1/auth/login"
 CLIENT = "GET /api/v1/clients/{client_id}"

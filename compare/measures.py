@@ -1,6 +1,6 @@
 """The measurements `compare` is made of, one trace or a pair at a time: KS tests, mix
 divergences, the arrival-rate curve and burstiness, latency percentiles, error rates, and
-the comparison records they fill (models/compare.py documents the definitions).
+the comparison records they fill (compare/compare.py documents the definitions).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
-from .arrivals import (
+from tracereplay.models.arrivals import (
     MIN_WINDOWS,
     arrival_rate_mape,
     dispersion_index,

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tracereplay.errors import TraceEmptyError, UsageError
+from tracereplay.models.sessions import session_table
 
 from . import svg
 from .compare import load_pair, sessionized_pair
@@ -24,7 +25,6 @@ from .html import pct as _pct
 from .html import table as _table
 from .html import val as _val
 from .html import verdict as _verdict
-from .sessions import session_table
 
 __all__ = ["load_pair", "render_report", "sessionized_pair", "write_report"]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.models.test_report import _render
-from tracereplay.models.compare import compare_sessionized
+from tests.compare.test_report import _render
+from tracereplay.compare.compare import compare_sessionized
+from tracereplay.compare.report import COLORS, load_pair, render_report, write_report
 from tracereplay.models.model import build_model
-from tracereplay.models.report import COLORS, load_pair, render_report, write_report
 from tracereplay.models.synthesize import synthesize
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -36,12 +36,14 @@ import numpy as np
 import pandas as pd
 
 from tracereplay.errors import TraceEmptyError, UsageError
-
-from .arrivals import (
+from tracereplay.models.arrivals import (
     DISPERSION_WINDOWS_S,
     MIN_WINDOWS,
 )
-from .frame import load_requests
+from tracereplay.models.frame import load_requests
+from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
+from tracereplay.models.templating import Templater, add_endpoints
+
 from .measures import (
     NO_STATUS,
     ArrivalComparison,
@@ -61,9 +63,7 @@ from .measures import (
     span_s,
     status_labels,
 )
-from .sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
 from .slo import Slo, SloResult, evaluate_slos, slo_json
-from .templating import Templater, add_endpoints
 
 FIDELITY_GOALS: dict[str, float] = {
     "endpoint_mix.jsd": 0.01,

@@ -73,7 +73,7 @@ def empty(text: str) -> str:
 
 
 def slo_table(slo: Any) -> tuple[bool | None, str]:
-    """The SLO verdict and table from compare.json's `slo` (see models/slo.py `slo_json`):
+    """The SLO verdict and table from compare.json's `slo` (see compare/slo.py `slo_json`):
     one row per result, in file order; absent, null or empty says "not checked"."""
     if not isinstance(slo, Mapping) or not slo.get("results"):
         return None, table([], [[badge(None), '<span class="muted">not checked</span>']])

@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.models.compare_factory import frame, session_records, session_records_list
+from tests.compare.compare_factory import frame, session_records, session_records_list
+from tracereplay.compare.compare import compare_frames
+from tracereplay.compare.report import render_report, sessionized_pair, write_report
+from tracereplay.compare.slo import DISABLED, Slo, SloResult, slo_json
 from tracereplay.errors import TraceEmptyError, UsageError
-from tracereplay.models.compare import compare_frames
-from tracereplay.models.report import render_report, sessionized_pair, write_report
-from tracereplay.models.slo import DISABLED, Slo, SloResult, slo_json
 
 EVIL_PATH = "/<script>alert(1)</script>"
 CHARTS = (
