@@ -1,9 +1,10 @@
 """How close a synthetic or replayed trace (OTHER) is to a real one (REAL): the numbers of
-`tracereplay compare`, their compare.json form and a short rich table.
+`tracereplay compare`, their verdicts and their compare.json form.
 
 Definitions (both traces sessionized alike; endpoints from a templater fitted on REAL):
 - Jensen-Shannon divergence: `scipy.spatial.distance.jensenshannon(p, q, base=2) ** 2`,
-  i.e. the squared JS distance, in [0, 1]; the fidelity goal 0.01 refers to it.
+  i.e. the squared JS distance, in [0, 1]; its p-value is the chi-square test of the two
+  count tables.
 - `max_share_error`: max over endpoints of |share_real - share_other|, in share units.
 - KS: the two-sample statistic D of `scipy.stats.ks_2samp`, with its p-value.
 - Scale N: given, else estimated as other sessions/s over real sessions/s (each over its
@@ -11,24 +12,29 @@ Definitions (both traces sessionized alike; endpoints from a templater fitted on
 - Interarrival: gaps between consecutive session starts; OTHER's gaps are multiplied by N
   because N times more sessions arrive N times closer together.
 - Arrival rate: session starts per second on the bucket grid of REAL's `fit_arrivals`;
-  OTHER's curve divided by N; MAPE (`arrival_rate_mape`, buckets where REAL > 0) over the
-  whole buckets both traces cover (each trace's clock starts at its first request, so a
-  shorter OTHER is compared over its own length; one bucket when the overlap is shorter).
+  OTHER's starts are its sessions' first requests as sent (a replay), or as planned (a
+  synthetic trace: nothing was sent; `arrival_rate.source` says which); OTHER's curve
+  divided by N; MAPE (buckets where REAL > 0) over the whole buckets both traces cover.
 - Think time: the sessions' `think_s` (NaN dropped); session length in requests, duration
-  from first to last request start.
+  from first to last request start. Sessions a replay cut (run_summary.py) are left out
+  of length and duration: a cut session says how long the run was, not the model.
 - Status mix: shares of exact status codes ("none" when no response came).
-- Error rate: share of requests with a transport error, no response, or status >= 500.
-- A synthetic OTHER (no status, no error anywhere) has null status mix, error rate and
+- Errors, as users count them: `error_rate` = status >= 400, a transport error or no
+  response; `client_error_rate` = 4xx; `server_error_rate` = 5xx, transport error or none.
+- A synthetic OTHER (no status, no error anywhere) has null status mix, error rates and
   latency, with a reason: never zero.
-- Burstiness: `dispersion_index` of session starts per window, as in the model file.
+- Burstiness: `dispersion_index` of session starts per window, as in the model file;
+  OTHER's per-window counts are divided by N first (`other_scaled` = its index ÷ N), so a
+  trace of N times the sessions with the same shape has the same value.
+Verdicts (pass / noise / fail), noise floors and goals: verdicts.py.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +42,23 @@ import numpy as np
 import pandas as pd
 
 from tracereplay.errors import TraceEmptyError, UsageError
-from tracereplay.models.arrivals import (
-    DISPERSION_WINDOWS_S,
-    MIN_WINDOWS,
-)
+from tracereplay.models.arrivals import DISPERSION_WINDOWS_S, MIN_WINDOWS
 from tracereplay.models.frame import load_requests
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
 from tracereplay.models.templating import Templater, add_endpoints
 
+from .bindings import Learned, learned_from_frame
 from .measures import (
     NO_STATUS,
+    PLANNED_STARTS,
+    SENT_STARTS,
     ArrivalComparison,
     Json,
     MixComparison,
     SampleComparison,
     arrival_rate,
     dispersion,
-    error_rate,
+    error_rates,
     estimate_scale,
     ks,
     latency,
@@ -61,22 +67,33 @@ from .measures import (
     responded,
     round_floats,
     span_s,
+    status_by_endpoint,
     status_labels,
 )
-from .slo import Slo, SloResult, evaluate_slos, slo_json
+from .run_summary import Load, achieved_load, cut_session_keys, read_run_summary, session_ids_of
+from .slo import Slo, SloResult, evaluate_slos, needs_binding, slo_json
+from .verdicts import (
+    KS_METRICS,
+    ROUNDS,
+    SEED,
+    Goals,
+    HalfNoise,
+    Judgement,
+    RealSample,
+    half_noise,
+    judge_metrics,
+    load_goals,
+    worst,
+)
 
-FIDELITY_GOALS: dict[str, float] = {
-    "endpoint_mix.jsd": 0.01,
-    "session_length.ks": 0.05,
-    "think_time.ks": 0.05,
-    "interarrival.ks": 0.05,
-    "arrival_rate.mape": 0.10,
-}
+FIDELITY_GOALS: dict[str, float] = dict(load_goals().goals)
+"""The default goals (default_goals.toml), by compare.json key."""
+ERROR_KEYS = ("error_rate", "client_error_rate", "server_error_rate")
 
 
 @dataclass(frozen=True)
 class CompareResult:
-    """Everything `compare` measured; `to_json` is the compare.json document."""
+    """Everything `compare` measured and judged; `to_json` is the compare.json document."""
 
     requests: tuple[int, int]
     sessions: tuple[int, int]
@@ -91,8 +108,14 @@ class CompareResult:
     status_mix: MixComparison
     burstiness: tuple[tuple[float, float | None, float | None], ...]
     latency_ms: Json
-    errors: tuple[float | None, float | None]
+    errors: tuple[Mapping[str, float], Mapping[str, float] | None]
     throughput_rps: tuple[float | None, float | None]
+    status_by_endpoint: tuple[Json, ...] = ()
+    load: Load | None = None
+    cut: Json = field(default_factory=dict)
+    """OTHER's sessions a replay cut: count, how they were found, left out of the shape."""
+    judgements: Mapping[str, Judgement] = field(default_factory=dict)
+    goals: Goals = field(default_factory=load_goals)
     slo_results: tuple[SloResult, ...] | None = None
     """OTHER's requests against the SLOs, when some were given."""
 
@@ -105,31 +128,53 @@ class CompareResult:
         return None if self.slo is None else self.slo.get("passed")
 
     def metric_values(self) -> dict[str, float | None]:
-        """The values the fidelity goals refer to, by compare.json key."""
+        """The values verdicts are given to, by compare.json key."""
         return {
             "endpoint_mix.jsd": self.endpoint_mix.jsd,
+            "status_mix.jsd": self.status_mix.jsd,
             "session_length.ks": self.session_length.ks,
+            "session_duration.ks": self.session_duration.ks,
             "think_time.ks": self.think_time.ks,
             "interarrival.ks": self.interarrival.ks,
             "arrival_rate.mape": self.arrival_rate.mape,
         }
 
+    def verdicts(self) -> dict[str, str | None]:
+        """Per metric with a goal: "pass", "noise", "fail", or None (not computable)."""
+        return {m: j.verdict for m, j in self.judgements.items() if j.goal is not None}
+
     def fidelity(self) -> dict[str, bool | None]:
-        """Per goal: value <= goal; None when the value could not be computed."""
-        values = self.metric_values()
-        return {
-            name: None if (value := values[name]) is None else value <= goal
-            for name, goal in FIDELITY_GOALS.items()
-        }
+        """Per goal: True on pass, False on fail, None on noise or no value."""
+        return {m: {"pass": True, "fail": False}.get(v or "") for m, v in self.verdicts().items()}
+
+    @property
+    def fidelity_verdict(self) -> str | None:
+        """fail if any metric fails, else noise if any is noise, else pass; None: none."""
+        return worst(self.verdicts().values())
 
     @property
     def fidelity_passed(self) -> bool | None:
-        """All computed goals met; None when none could be computed."""
-        checked = [ok for ok in self.fidelity().values() if ok is not None]
-        return all(checked) if checked else None
+        """False when a metric fails, True when every judged one passes, else None."""
+        return {"pass": True, "fail": False}.get(self.fidelity_verdict or "")
+
+    @property
+    def verdict(self) -> str | None:
+        """The whole comparison: fidelity's verdict, made fail by a failed SLO."""
+        slo = None if self.slo_passed is None else ("pass" if self.slo_passed else "fail")
+        return worst([self.fidelity_verdict, slo])
+
+    @property
+    def failed(self) -> bool:
+        """What makes `compare` exit 1: a FAIL (never a NOISE)."""
+        return self.verdict == "fail"
 
     def to_json(self) -> Json:
+        judged = {m: j.to_json() for m, j in self.judgements.items()}
+        errors = {
+            k: {"real": self.errors[0][k], "other": _get(self.errors[1], k)} for k in ERROR_KEYS
+        }
         doc: Json = {
+            "verdict": self.verdict,
             "requests": {"real": self.requests[0], "other": self.requests[1]},
             "sessions": {"real": self.sessions[0], "other": self.sessions[1]},
             "scale": self.scale,
@@ -141,50 +186,68 @@ class CompareResult:
             "interarrival": self.interarrival.to_json(),
             "arrival_rate": self.arrival_rate.to_json(self.scale),
             "status_mix": self.status_mix.to_json("worst_status"),
+            "status_by_endpoint": list(self.status_by_endpoint),
             "burstiness": {
-                f"{window:g}s": {"real": real, "other": other}
+                f"{window:g}s": {
+                    "real": real,
+                    "other": other,
+                    "other_scaled": None if other is None else other / self.scale,
+                }
                 for window, real, other in self.burstiness
             },
             "latency_ms": self.latency_ms,
             "errors": {
-                "real_rate": self.errors[0],
-                "other_rate": self.errors[1],
+                **errors,
                 "reason": None if self.errors[1] is not None else NO_STATUS,
             },
             "throughput_rps": {"real": self.throughput_rps[0], "other": self.throughput_rps[1]},
+            "load": self.load.to_json() if self.load is not None else None,
+            "cut_sessions": dict(self.cut),
             "fidelity": {
-                "goal": dict(FIDELITY_GOALS),
+                "goal": dict(self.goals.goals),
+                "alpha": self.goals.alpha,
+                "goals_source": self.goals.source,
                 "value": self.metric_values(),
+                "verdict": {m: j.verdict for m, j in self.judgements.items()},
+                "noise_floor": {m: j.noise_floor for m, j in self.judgements.items()},
+                "pvalue": {m: j.pvalue for m, j in self.judgements.items()},
+                "sessions_needed": {m: j.sessions_needed for m, j in self.judgements.items()},
                 "passed": self.fidelity(),
                 "all_passed": self.fidelity_passed,
+                "overall": self.fidelity_verdict,
+                "bootstrap": {"rounds": ROUNDS, "seed": SEED, "split": "real sessions in halves"},
             },
             "slo": self.slo if self.slo is not None else {"passed": None, "checked": False},
         }
+        for metric, part in judged.items():
+            section = doc[metric.split(".")[0]]
+            section.update(part)
         rounded: Json = round_floats(doc)
         return rounded
+
+
+def _get(mapping: Mapping[str, float] | None, key: str) -> float | None:
+    return None if mapping is None else mapping[key]
 
 
 def compare_frames(
     real: pd.DataFrame,
     other: pd.DataFrame,
     *,
-    scale: float | None = None,
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
     templater: Templater | None = None,
-    slos: Sequence[Slo] | None = None,
-    enable_slos: Sequence[str] = (),
+    **kw: Any,
 ) -> CompareResult:
     """Compare two request frames (from `load_requests`). Endpoints of both come from a
     templater fitted on REAL, so they line up; `scale` defaults to an estimate."""
     for name, frame in (("real", real), ("other", other)):
         if frame.empty:
             raise TraceEmptyError(f"{name}: the trace holds no requests")
-    if scale is not None and not (math.isfinite(scale) and scale > 0):
-        raise UsageError(f"scale must be a positive number, not {scale}")
+    _check_scale(kw.get("scale"))
     real_s, other_s = sessionized_pair(
         real, other, templater=templater, session_timeout_s=session_timeout_s
     )
-    return compare_sessionized(real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos)
+    return compare_sessionized(real_s, other_s, **kw)
 
 
 def sessionized_pair(
@@ -208,6 +271,11 @@ def load_pair(real_path: Path, other_path: Path, **kw: Any) -> tuple[pd.DataFram
     return sessionized_pair(load_requests(real_path), load_requests(other_path), **kw)
 
 
+def _check_scale(scale: float | None) -> None:
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise UsageError(f"scale must be a positive number, not {scale}")
+
+
 def compare_sessionized(
     real_s: pd.DataFrame,
     other_s: pd.DataFrame,
@@ -215,28 +283,41 @@ def compare_sessionized(
     scale: float | None = None,
     slos: Sequence[Slo] | None = None,
     enable_slos: Sequence[str] = (),
+    goals: Goals | None = None,
+    run_summary: Mapping[str, Any] | None = None,
+    learned: Learned | None = None,
+    rounds: int = ROUNDS,
 ) -> CompareResult:
     """`compare_frames` on frames `sessionized_pair` made (so a caller that also renders
-    the report reads and sessionizes each trace once)."""
-    if scale is not None and not (math.isfinite(scale) and scale > 0):
-        raise UsageError(f"scale must be a positive number, not {scale}")
+    the report reads and sessionizes each trace once). `run_summary` is the replay's
+    summary.json (achieved load, cut sessions); `learned` what SLO classes bind to
+    (default: learned from REAL when an SLO needs it)."""
+    _check_scale(scale)
+    goals = goals or load_goals()
     real_t, other_t = session_table(real_s), session_table(other_s)
     real_span, other_span = span_s(real_s), span_s(other_s)
     n = scale or estimate_scale(len(real_t), real_span, len(other_t), other_span)
     starts_r = np.sort(real_t["start_s"].to_numpy(float))
     starts_o = np.sort(other_t["start_s"].to_numpy(float))
     has_status = responded(other_s)
-    return CompareResult(
+    starts_source = SENT_STARTS if has_status else PLANNED_STARTS
+    cut_keys, cut_how = cut_session_keys(other_s, run_summary) if has_status else ((), None)
+    cut_ids = session_ids_of(other_s, cut_keys)
+    kept_o = other_t[~other_t.index.isin(sorted(cut_ids))]
+    throughput = (per_s(len(real_s), real_span), per_s(len(other_s), other_span))
+    if slos is not None and learned is None and needs_binding(slos):
+        learned = learned_from_frame(real_s)
+    result = CompareResult(
         requests=(len(real_s), len(other_s)),
         sessions=(len(real_t), len(other_t)),
         scale=n,
         scale_estimated=scale is None,
         endpoint_mix=mix(real_s["endpoint"].map(str), other_s["endpoint"].map(str)),
-        session_length=ks(real_t["length"], other_t["length"]),
-        session_duration=ks(real_t["duration_s"], other_t["duration_s"]),
+        session_length=ks(real_t["length"], kept_o["length"]),
+        session_duration=ks(real_t["duration_s"], kept_o["duration_s"]),
         think_time=ks(real_s["think_s"], other_s["think_s"]),
         interarrival=ks(np.diff(starts_r), np.diff(starts_o) * n),
-        arrival_rate=arrival_rate(starts_r, real_span, starts_o, other_span, n),
+        arrival_rate=arrival_rate(starts_r, real_span, starts_o, other_span, n, starts_source),
         status_mix=(
             mix(status_labels(real_s), status_labels(other_s))
             if has_status
@@ -248,16 +329,51 @@ def compare_sessionized(
             if max(real_span, other_span) >= MIN_WINDOWS * w
         ),
         latency_ms=latency(real_s, other_s),
-        errors=(error_rate(real_s), error_rate(other_s) if has_status else None),
-        throughput_rps=(per_s(len(real_s), real_span), per_s(len(other_s), other_span)),
+        errors=(error_rates(real_s), error_rates(other_s) if has_status else None),
+        throughput_rps=throughput,
+        status_by_endpoint=tuple(status_by_endpoint(real_s, other_s if has_status else None)),
+        load=achieved_load(run_summary, n, throughput) if has_status else None,
+        cut={
+            "count": len(cut_ids),
+            "how": cut_how,
+            "session_keys": list(cut_keys),
+            "skipped": (run_summary or {}).get("skipped") if has_status else None,
+            "left_out_of": ["session_length", "session_duration"] if cut_ids else [],
+        },
+        goals=goals,
         slo_results=(
-            tuple(evaluate_slos(slos, other_s, enable=enable_slos)) if slos is not None else None
+            tuple(evaluate_slos(slos, other_s, enable=enable_slos, learned=learned))
+            if slos is not None
+            else None
         ),
     )
+    bucket_s = result.arrival_rate.bucket_s
+    sample = RealSample.of(real_s, real_t, bucket_s=bucket_s, with_status=has_status)
+    noise = half_noise(sample, rounds=rounds)
+    judgements = _judgements(result, noise, goals, len(real_t))
+    return replace(result, judgements=judgements)
+
+
+def _judgements(
+    result: CompareResult, noise: Mapping[str, HalfNoise], goals: Goals, real_sessions: int
+) -> dict[str, Judgement]:
+    """Each metric's verdict, judged at the comparison's own sample sizes."""
+    mixes = {"endpoint_mix.jsd": result.endpoint_mix, "status_mix.jsd": result.status_mix}
+    sizes = {m: (mix.real_n, mix.other_n) for m, mix in mixes.items()}
+    pvalues = {m: mix.pvalue for m, mix in mixes.items()}
+    sizes["arrival_rate.mape"] = result.sessions
+    pvalues["arrival_rate.mape"] = result.arrival_rate.pvalue
+    for name in KS_METRICS:
+        part: SampleComparison = getattr(result, name)
+        sizes[f"{name}.ks"] = (part.real_n, part.other_n)
+        pvalues[f"{name}.ks"] = part.pvalue
+    return judge_metrics(result.metric_values(), sizes, pvalues, noise, goals, real_sessions)
 
 
 def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResult:
-    """`compare_frames` over two trace directories."""
+    """`compare_frames` over two trace directories (with the replay's summary.json when
+    OTHER is a replay's replayed/ trace)."""
+    kw.setdefault("run_summary", read_run_summary(other_path))
     return compare_frames(load_requests(real_path), load_requests(other_path), **kw)
 
 

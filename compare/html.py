@@ -22,6 +22,7 @@ code{font-size:13px;overflow-wrap:anywhere}
 .badge{display:inline-block;min-width:44px;text-align:center;font-size:12px;border-radius:9px}
 .pass{background:#dcfce7;color:#166534} .fail{background:#fee2e2;color:#991b1b}
 .na{background:#e5e7eb;color:#374151} .badge,.real,.other{font-weight:700}
+.noise,.warn{background:#fef3c7;color:#92400e}
 table{border-collapse:collapse;width:100%;font-size:14px;margin:8px 0}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e5e7eb} th,.n{white-space:nowrap}
 .n{text-align:right;font-variant-numeric:tabular-nums} .real{color:#2563eb} .other{color:#ea580c}
@@ -41,12 +42,21 @@ def table(head: Sequence[str], rows: Iterable[Sequence[str]], numeric: Container
     )
 
 
-def verdict(passed: bool | None) -> tuple[str, str]:
-    return {True: ("pass", "PASS"), False: ("fail", "FAIL"), None: ("na", "n/a")}[passed]
+VERDICT_WORDS = {"pass": "PASS", "noise": "NOISE", "fail": "FAIL", "warn": "WARN", "off": "off"}
 
 
-def badge(passed: Any) -> str:
-    cls, word = verdict(passed if isinstance(passed, bool) else None)
+def verdict(value: Any) -> tuple[str, str]:
+    """CSS class and word of a verdict: "pass", "noise", "fail", "warn" or "off", or a
+    boolean (True pass, False fail); anything else is n/a."""
+    if isinstance(value, bool):
+        value = "pass" if value else "fail"
+    if value in VERDICT_WORDS:
+        return ("na" if value == "off" else str(value)), VERDICT_WORDS[value]
+    return "na", "n/a"
+
+
+def badge(value: Any) -> str:
+    cls, word = verdict(value)
     return f'<span class="badge {cls}">{word}</span>'
 
 
@@ -74,7 +84,8 @@ def empty(text: str) -> str:
 
 def slo_table(slo: Any) -> tuple[bool | None, str]:
     """The SLO verdict and table from compare.json's `slo` (see compare/slo.py `slo_json`):
-    one row per result, in file order; absent, null or empty says "not checked"."""
+    one row per result, in file order, with the endpoints a class SLO bound to; absent,
+    null or empty says "not checked"."""
     if not isinstance(slo, Mapping) or not slo.get("results"):
         return None, table([], [[badge(None), '<span class="muted">not checked</span>']])
     results = slo["results"]
@@ -88,17 +99,25 @@ def slo_table(slo: Any) -> tuple[bool | None, str]:
         metric = str(entry.get("metric") or "")
         fmt = pct if metric.endswith("_rate") else val  # rates are shares: shown as %
         rule = f"{metric} {entry.get('op') or ''} " if "threshold" in entry else ""
-        endpoints = entry.get("endpoints") or []
-        where = ", ".join(map(str, endpoints)) if isinstance(endpoints, list) else str(endpoints)
         name = escape(str(entry.get("name") or key))
-        note = escape(str(entry.get("reason") or ""))
+        note = escape(str(entry.get("warning") or entry.get("reason") or ""))
         threshold, value = escape(rule) + fmt(entry.get("threshold")), fmt(entry.get("value"))
         requests = val(entry.get("requests"))
-        rows.append(
-            [badge(ok), f"<code>{name}</code>", threshold, value, escape(where), requests, note]
-        )
+        shown = entry.get("verdict", ok)
+        rows.append([badge(shown), f"<code>{name}</code>", threshold, value, _where(entry),
+                     requests, note])  # fmt: skip
         verdicts += [ok] if ok is not None else []
     head = ["", "SLO", "threshold", "measured", "endpoints", "requests", ""]
     passed = slo.get("passed")
     verdict = passed if isinstance(passed, bool) else (all(verdicts) if verdicts else None)
     return verdict, table(head, rows, numeric=(3, 5))
+
+
+def _where(entry: Mapping[str, Any]) -> str:
+    """An SLO's selector: its patterns, or its class and the endpoints that bound to."""
+    endpoints = entry.get("endpoints") or []
+    if entry.get("binds") and not endpoints:
+        matched = entry.get("matched") or []
+        names = "<br>".join(f"<code>{escape(str(e))}</code>" for e in matched) or "–"
+        return f"{escape(str(entry['binds']))}: {names}"
+    return escape(", ".join(map(str, endpoints)) if isinstance(endpoints, list) else str(endpoints))

@@ -6,6 +6,7 @@ the comparison records they fill (compare/compare.py documents the definitions).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import ks_2samp
+from scipy.stats import chi2, chi2_contingency, ks_2samp
 
 from tracereplay.models.arrivals import (
     MIN_WINDOWS,
@@ -27,6 +28,8 @@ LATENCY_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 SIGNIFICANT_DIGITS = 6
 NO_STATUS = "other trace has no responses (synthetic): nothing to compare"
 NO_DURATION = "other trace has no durations (synthetic): nothing to compare"
+SENT_STARTS = "first request sent in each session"
+PLANNED_STARTS = "planned session starts (synthetic trace: nothing was sent)"
 
 Json = dict[str, Any]
 
@@ -57,6 +60,10 @@ class MixComparison:
     real: Mapping[str, float]
     other: Mapping[str, float] | None
     reason: str | None = None
+    pvalue: float | None = None
+    """Chi-square test of the two count tables (None when it cannot be computed)."""
+    real_n: int = 0
+    other_n: int = 0
 
     def to_json(self, worst_key: str) -> Json:
         doc = asdict(self)
@@ -71,6 +78,10 @@ class ArrivalComparison:
     real: tuple[float, ...]
     other_scaled: tuple[float, ...]
     reason: str | None = None
+    source: str = SENT_STARTS
+    """What OTHER's session starts are: SENT_STARTS or PLANNED_STARTS."""
+    pvalue: float | None = None
+    """`rates_pvalue` of the bucket counts."""
 
     def to_json(self, scale: float) -> Json:
         return {**asdict(self), "scale": scale}
@@ -86,7 +97,11 @@ def ks(real: Any, other: Any) -> SampleComparison:
     if not r.size or not o.size:
         side = "real" if not r.size else "other"
         return SampleComparison(None, None, mean_r, mean_o, r.size, o.size, f"no {side} samples")
-    test = ks_2samp(r, o)
+    with warnings.catch_warnings():
+        # scipy falls back from the exact p-value to the asymptotic one on some sizes, and
+        # says so: the fallback is the documented behaviour, not a problem to report.
+        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation", RuntimeWarning)
+        test = ks_2samp(r, o)
     return SampleComparison(
         float(test.statistic), float(test.pvalue), mean_r, mean_o, r.size, o.size
     )
@@ -95,16 +110,35 @@ def ks(real: Any, other: Any) -> SampleComparison:
 def mix(real: pd.Series, other: pd.Series | None, reason: str | None = None) -> MixComparison:
     real_shares = _shares(real)
     if other is None:
-        return MixComparison(None, None, None, real_shares, None, reason)
+        return MixComparison(None, None, None, real_shares, None, reason, real_n=len(real))
     other_shares = _shares(other)
     labels = sorted(set(real_shares) | set(other_shares))
-    p = np.array([real_shares.get(k, 0.0) for k in labels])
-    q = np.array([other_shares.get(k, 0.0) for k in labels])
-    jsd = float(jensenshannon(p, q, base=2) ** 2)
-    errors = np.abs(p - q)
+    real_counts, other_counts = real.map(str).value_counts(), other.map(str).value_counts()
+    p = np.array([real_counts.get(k, 0) for k in labels], dtype=float)
+    q = np.array([other_counts.get(k, 0) for k in labels], dtype=float)
+    errors = np.abs(p / p.sum() - q / q.sum())
     worst = int(np.argmax(errors))  # first of equal maxima: labels are sorted, so stable
     worst_label = labels[worst] if errors[worst] > 0 else None
-    return MixComparison(jsd, float(errors[worst]), worst_label, real_shares, other_shares)
+    return MixComparison(
+        jsd(p, q), float(errors[worst]), worst_label, real_shares, other_shares,
+        pvalue=counts_pvalue(p, q), real_n=len(real), other_n=len(other),
+    )  # fmt: skip
+
+
+def jsd(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
+    """Jensen-Shannon divergence, base 2 (the squared JS distance: in [0, 1]), of two count
+    or share vectors over the same labels."""
+    return float(jensenshannon(p_counts, q_counts, base=2) ** 2)
+
+
+def counts_pvalue(p_counts: np.ndarray, q_counts: np.ndarray) -> float | None:
+    """p-value of the chi-square test that two count vectors come from one distribution;
+    None when there is nothing to test (one label, or an empty side)."""
+    table = np.vstack([p_counts, q_counts])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or not (table.sum(axis=1) > 0).all():
+        return None
+    return float(chi2_contingency(table).pvalue)
 
 
 def _shares(labels: pd.Series) -> dict[str, float]:
@@ -114,10 +148,18 @@ def _shares(labels: pd.Series) -> dict[str, float]:
 
 
 def arrival_rate(
-    starts_r: np.ndarray, span_r: float, starts_o: np.ndarray, span_o: float, scale: float
+    starts_r: np.ndarray,
+    span_r: float,
+    starts_o: np.ndarray,
+    span_o: float,
+    scale: float,
+    source: str = SENT_STARTS,
 ) -> ArrivalComparison:
+    """Session start rates on REAL's bucket grid; OTHER's starts are its sessions' first
+    requests, sent (a replay) or planned (a synthetic trace): `source` says which."""
     if span_r <= 0 or span_o <= 0:
-        return ArrivalComparison(None, None, (), (), "a trace spans no time: no rate curve")
+        reason = "a trace spans no time: no rate curve"
+        return ArrivalComparison(None, None, (), (), reason, source)
     bucket_s = float(fit_arrivals(starts_r, span_r).bucket_s)
     real = np.asarray(rate_curve(starts_r, span_r, bucket_s), dtype=float)
     other = np.asarray(rate_curve(starts_o, span_o, bucket_s), dtype=float)
@@ -133,7 +175,25 @@ def arrival_rate(
         tuple(float(x) for x in real),
         tuple(float(x) for x in scaled),
         None if math.isfinite(mape) else "MAPE undefined (real rate is zero everywhere)",
+        source,
+        rates_pvalue(np.rint(real * bucket_s), np.rint(other * bucket_s), scale),
     )
+
+
+def rates_pvalue(real_counts: np.ndarray, other_counts: np.ndarray, scale: float) -> float | None:
+    """p-value that OTHER's starts are N × REAL's rate in every bucket (counts of one
+    grid). Given a bucket's total t, OTHER's share of it is Binomial(t, N / (1 + N)) when
+    the rates are as claimed; the squared standardized differences, summed over the
+    buckets with a start, are chi-square with one degree of freedom per bucket."""
+    total = real_counts + other_counts
+    used = total > 0
+    if not used.any():
+        return None
+    share = scale / (1.0 + scale)
+    expected = total[used] * share
+    variance = expected * (1.0 - share)
+    statistic = float(np.sum((other_counts[used] - expected) ** 2 / variance))
+    return float(chi2.sf(statistic, int(used.sum())))
 
 
 def dispersion(starts: np.ndarray, span_s: float, window_s: float) -> float | None:
@@ -175,12 +235,85 @@ def _quantiles(values: pd.Series) -> dict[str, float]:
     return {name: float(np.quantile(sample, q)) for name, q in LATENCY_QUANTILES.items()}
 
 
-def error_rate(df: pd.DataFrame) -> float:
-    status = _status(df)
-    failed = status.isna() | (status >= 500)
+def failure_masks(status: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(client, server) failures of each request, as users count them: client = a 4xx;
+    server = a 5xx, a transport error or no response at all. `status` is float (NaN: none),
+    `error` bool (a transport error was recorded). Failed = client | server."""
+    with np.errstate(invalid="ignore"):  # NaN statuses compare False, as wanted
+        server = error | np.isnan(status) | (status >= 500)
+        client = ~server & (status >= 400)
+    return client, server
+
+
+def _failures(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    status = _status(df).to_numpy(float)
+    error = np.zeros(len(df), bool)
     if "error" in df.columns:
-        failed |= df["error"].notna() & (df["error"].astype(object) != "")
-    return float(failed.mean())
+        error = (df["error"].notna() & (df["error"].astype(object) != "")).to_numpy(bool)
+    return failure_masks(status, error)
+
+
+def error_rate(df: pd.DataFrame) -> float:
+    """Share of requests that failed as a user counts it: status >= 400, a transport
+    error or no response (what Locust counts as a failure)."""
+    client, server = _failures(df)
+    return float((client | server).mean()) if len(df) else math.nan
+
+
+def error_rates(df: pd.DataFrame) -> dict[str, float]:
+    """error_rate beside its two parts, client_error_rate (4xx) and server_error_rate (5xx,
+    transport error or no response)."""
+    client, server = _failures(df)
+    return {
+        "error_rate": float((client | server).mean()),
+        "client_error_rate": float(client.mean()),
+        "server_error_rate": float(server.mean()),
+    }
+
+
+def status_by_endpoint(real: pd.DataFrame, other: pd.DataFrame | None) -> list[Json]:
+    """Per endpoint, the status mix and error rate of each side, the largest share
+    difference first (endpoints one side lacks count as all of their shares); without an
+    OTHER (synthetic), REAL's endpoints by name."""
+    sides = {"real": _statuses(real), "other": _statuses(other) if other is not None else {}}
+    rows = []
+    for endpoint in sorted(set(sides["real"]) | set(sides["other"])):
+        entry: Json = {"endpoint": endpoint}
+        for side, table in sides.items():
+            entry[side] = table.get(endpoint)
+        if other is None:
+            entry["other"], entry["difference"], entry["worst_status"] = None, None, None
+        else:
+            real_shares = (entry["real"] or {}).get("shares", {})
+            other_shares = (entry["other"] or {}).get("shares", {})
+            gaps = {
+                s: abs(real_shares.get(s, 0.0) - other_shares.get(s, 0.0))
+                for s in sorted(set(real_shares) | set(other_shares))
+            }
+            worst = max(gaps, key=lambda s: (gaps[s], s)) if gaps else None
+            entry["difference"] = gaps[worst] if worst else 0.0
+            entry["worst_status"] = worst
+        rows.append(entry)
+    if other is not None:
+        rows.sort(key=lambda e: (-e["difference"], e["endpoint"]))
+    return rows
+
+
+def _statuses(df: pd.DataFrame) -> dict[str, Json]:
+    labels = status_labels(df)
+    client, server = _failures(df)
+    frame = pd.DataFrame(
+        {"endpoint": df["endpoint"].astype(str).to_numpy(), "status": labels.to_numpy(),
+         "failed": client | server}
+    )  # fmt: skip
+    out: dict[str, Json] = {}
+    for endpoint, group in frame.groupby("endpoint", sort=True):
+        out[str(endpoint)] = {
+            "requests": len(group),
+            "shares": _shares(group["status"]),
+            "error_rate": float(group["failed"].mean()),
+        }
+    return out
 
 
 # --- small helpers ------------------------------------------------------------------

@@ -1,41 +1,66 @@
-"""SLOs: thresholds on latency percentiles, error and success rates and throughput, per
-endpoint pattern or overall, read from a TOML file (default_slo.toml documents it), judged.
+"""SLOs judged: thresholds on latency percentiles, error and success rates and throughput,
+per endpoint pattern or SLO class or overall (the file: slo_file.py, default_slo.toml).
 
-Definitions (over the requests an SLO selects; see default_slo.toml for the file format):
+Definitions (over the requests an SLO selects):
 - latency_pNN_ms: `np.quantile` (linear) of the latency column over selected requests
   that got a response (a status) and have a finite latency.
-- error_rate: share with a transport error, no response, or status >= 500 (as in
-  compare.json's error rate); 4xx are client errors, left to success_rate.
+- error_rate: share that failed as a user counts it: status >= 400, a transport error or
+  no response (what Locust counts as a failure); client_error_rate: the 4xx;
+  server_error_rate: 5xx, transport errors and no response (compare.json's, measures.py).
 - success_rate: share with a response, no transport error and status < 400.
 - throughput_rps: selected requests over the run's span (`span_s`, else first to last
   request start of the whole frame).
-An SLO is not checkable (passed None, with a reason) when it selects no request, or when
-the frame has no responses at all (a synthesized trace), or its metric has no samples.
+An SLO that binds to a class (login, crud, complex) and names no endpoints selects the
+endpoints `learned` holds for that class (bindings.py). An SLO that selects no endpoint
+(or whose class nothing was learned for) is a WARN: shown, with a warning, never silent.
+An SLO is not checkable (passed None, with a reason) when the frame has no responses at
+all (a synthesized trace), or its metric has no samples.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from tracereplay.config import parse_toml, read_config_text
-from tracereplay.errors import ConfigError, UsageError
+from tracereplay.errors import UsageError
 
-DEFAULT_SLO_NAME = "default_slo.toml"
-LATENCY_METRICS = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
-RATE_METRICS = ("error_rate", "success_rate")
-METRICS = (*LATENCY_METRICS, *RATE_METRICS, "throughput_rps")
+from .bindings import Learned
+from .measures import failure_masks
+from .slo_file import (
+    DEFAULT_SLO_NAME,
+    LATENCY_METRICS,
+    METRICS,
+    RATE_METRICS,
+    Slo,
+    load_slos,
+    parse_slos,
+)
+
+__all__ = [
+    "DEFAULT_SLO_NAME",
+    "DISABLED",
+    "METRICS",
+    "NO_RESPONSES",
+    "Slo",
+    "SloResult",
+    "evaluate_slos",
+    "load_slos",
+    "needs_binding",
+    "parse_slos",
+    "render_slos",
+    "slo_json",
+]
+
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -44,30 +69,8 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 }
 NO_RESPONSES = "the trace has no responses (synthetic?): nothing to judge"
 DISABLED = "disabled: measured, not judged unless enabled by name"
+NO_SPAN = "the trace spans no time: no throughput"
 SIGNIFICANT_DIGITS = 6
-
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_KEYS = {"metric", "op", "threshold", "endpoints", "enabled"}
-
-
-@dataclass(frozen=True)
-class Slo:
-    """One threshold: `metric op threshold` over the requests `endpoints` select."""
-
-    name: str
-    metric: str
-    op: str
-    threshold: float
-    endpoints: tuple[str, ...] = ("*",)
-    """Glob patterns over "METHOD /template"; "*" selects every request."""
-    enabled: bool = True
-
-    def describe(self) -> str:
-        """The threshold as people write it: "< 500 ms", ">= 99 %", ">= 1000 req/s"."""
-        if self.metric in RATE_METRICS:
-            return f"{self.op} {_g(self.threshold * 100)} %"
-        unit = "req/s" if self.metric == "throughput_rps" else "ms"
-        return f"{self.op} {_g(self.threshold)} {unit}"
 
 
 @dataclass(frozen=True)
@@ -80,78 +83,24 @@ class SloResult:
     requests: int
     """How many requests the SLO's endpoints selected."""
     reason: str | None
+    matched: tuple[str, ...] = ()
+    """The endpoints it selected (those present in the frame), by name."""
+    warning: str | None = None
+    """Set when the SLO selects nothing: a WARN row and a line on stderr."""
+
+    @property
+    def verdict(self) -> str:
+        """pass, fail, warn (selects nothing), off (disabled) or n/a (not checkable)."""
+        if self.warning:
+            return "warn"
+        if self.reason == DISABLED:
+            return "off"
+        return {True: "pass", False: "fail", None: "n/a"}[self.passed]
 
 
-# --- the file ---------------------------------------------------------------------------
-
-
-def load_slos(path: Path | None = None) -> list[Slo]:
-    """The SLOs in `path`, or the default ones; ConfigError on anything unusable."""
-    text, source = read_config_text(
-        path, label="SLO file", package=__package__ or "", default_name=DEFAULT_SLO_NAME
-    )
-    return parse_slos(text, source=source)
-
-
-def parse_slos(text: str, *, source: str = "<string>") -> list[Slo]:
-    """SLOs from TOML text, in file order; checked strictly (unknown keys are errors)."""
-    where = f"SLO file {source}"
-    raw = parse_toml(text, where)
-    extra = sorted(set(raw) - {"version", "slo"})
-    if extra:
-        raise ConfigError(f"{where}: unknown key {extra[0]!r} (want version and [slo.NAME])")
-    if raw.get("version", 1) != 1:
-        raise ConfigError(f"{where}: version {raw['version']!r} not supported (want 1)")
-    tables = raw.get("slo")
-    if not isinstance(tables, dict) or not tables:
-        raise ConfigError(f"{where}: no [slo.NAME] tables")
-    return [_slo(name, table, where) for name, table in tables.items()]
-
-
-def _slo(name: str, table: Any, where: str) -> Slo:
-    key = f"slo.{name}"
-    if not _NAME.fullmatch(name):
-        raise ConfigError(f"{where}: SLO name {name!r} must be letters, digits, _ or -")
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: {key} must be a table")
-    unknown = sorted(set(table) - _KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {key}.{unknown[0]}")
-    for required in ("metric", "op", "threshold"):
-        if required not in table:
-            raise ConfigError(f"{where}: missing {key}.{required}")
-    metric, op, threshold = table["metric"], table["op"], table["threshold"]
-    if metric not in METRICS:
-        raise ConfigError(f"{where}: {key}.metric {metric!r} unknown (known: {', '.join(METRICS)})")
-    if op not in OPS:
-        raise ConfigError(f"{where}: {key}.op {op!r} unknown (known: {', '.join(OPS)})")
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        raise ConfigError(f"{where}: {key}.threshold must be a number")
-    threshold = float(threshold)
-    if metric in RATE_METRICS and not 0.0 <= threshold <= 1.0:
-        raise ConfigError(f"{where}: {key}.threshold must be a fraction in [0, 1] (0.01 = 1 %)")
-    if not (math.isfinite(threshold) and threshold >= 0):
-        raise ConfigError(f"{where}: {key}.threshold must be a finite number >= 0")
-    enabled = table.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"{where}: {key}.enabled must be true or false")
-    endpoints = table.get("endpoints", ["*"])
-    if not isinstance(endpoints, list) or not endpoints:
-        raise ConfigError(f"{where}: {key}.endpoints must be a non-empty list of patterns")
-    patterns = tuple(_pattern(p, f"{where}: {key}.endpoints") for p in endpoints)
-    return Slo(name, metric, op, threshold, patterns, enabled)
-
-
-def _pattern(pattern: Any, where: str) -> str:
-    """A "*" or a "METHOD /path" glob, its method upper-cased as endpoint names have it."""
-    if pattern == "*":
-        return "*"
-    method, _, path = pattern.partition(" ") if isinstance(pattern, str) else ("", "", "")
-    if not method or not path.startswith(("/", "*")) or " " in path:
-        raise ConfigError(
-            f'{where}: {pattern!r} must be "*" or look like "METHOD /path" (e.g. "POST */login")'
-        )
-    return f"{method.upper()} {path}"
+def needs_binding(slos: Sequence[Slo]) -> bool:
+    """Whether any SLO selects by class, so something must be learned first."""
+    return any(slo.needs_binding for slo in slos)
 
 
 # --- judging ----------------------------------------------------------------------------
@@ -164,10 +113,12 @@ def evaluate_slos(
     latency_column: str = "duration_ms",
     enable: Sequence[str] = (),
     span_s: float | None = None,
+    learned: Learned | None = None,
 ) -> list[SloResult]:
     """Measure and judge each SLO over `requests` (columns: endpoint "METHOD /template",
     the latency column, status, error, and t_s, sent_s or ts for throughput). `enable`
-    turns disabled SLOs on by name; `span_s` overrides the run's span for throughput."""
+    turns disabled SLOs on by name; `span_s` overrides the run's span for throughput;
+    `learned` gives the endpoints of the SLO classes."""
     names = {slo.name for slo in slos}
     unknown = [name for name in enable if name not in names]
     if unknown:
@@ -177,9 +128,9 @@ def evaluate_slos(
     frame = _Frame.of(requests, latency_column, span_s)
     results = []
     for slo in slos:
-        result = _evaluate(slo, frame)
-        if not (slo.enabled or slo.name in enable):
-            result = SloResult(slo, result.value, None, result.requests, DISABLED)
+        result = _evaluate(slo, frame, learned)
+        if not (slo.enabled or slo.name in enable) and result.warning is None:
+            result = SloResult(slo, result.value, None, result.requests, DISABLED, result.matched)
         results.append(result)
     return results
 
@@ -192,6 +143,8 @@ class _Frame:
     latency_ms: np.ndarray
     has_status: np.ndarray
     failed: np.ndarray
+    client_failed: np.ndarray
+    server_failed: np.ndarray
     ok: np.ndarray
     has_responses: bool
     span_s: float | None
@@ -214,15 +167,15 @@ class _Frame:
             if latency_column in df.columns
             else np.full(n, np.nan)
         )
-        with np.errstate(invalid="ignore"):  # NaN statuses compare False, as wanted
-            failed = error | ~has_status | (status >= 500)
-            ok = ~error & has_status & (status < 400)
+        client, server = failure_masks(status, error)
         return cls(
             endpoints=df["endpoint"].astype(str).to_numpy(object),
             latency_ms=latency,
             has_status=has_status,
-            failed=failed,
-            ok=ok,
+            failed=client | server,
+            client_failed=client,
+            server_failed=server,
+            ok=~(client | server),
             # A synthesized trace was never sent: no status and no error anywhere. A
             # replay where everything failed still has errors, and is judged.
             has_responses=bool(has_status.any() or error.any()),
@@ -230,43 +183,69 @@ class _Frame:
             latency_column=latency_column,
         )
 
-    def select(self, patterns: Sequence[str]) -> np.ndarray:
-        if "*" in patterns:
+    def select(self, slo: Slo, names: frozenset[str] | None) -> np.ndarray:
+        """Requests of the endpoints `names` (exact), else of the SLO's patterns."""
+        if names is None and "*" in slo.endpoints:
             return np.ones(len(self.endpoints), dtype=bool)
         # Endpoints repeat: match each distinct name once.
-        names = {str(e) for e in self.endpoints}
-        chosen = {e for e in names if any(fnmatchcase(e, p) for p in patterns)}
+        present = {str(e) for e in self.endpoints}
+        if names is not None:
+            chosen = present & names
+        else:
+            chosen = {e for e in present if any(fnmatchcase(e, p) for p in slo.endpoints)}
         return np.fromiter((e in chosen for e in self.endpoints), bool, len(self.endpoints))
 
 
-def _evaluate(slo: Slo, frame: _Frame) -> SloResult:
-    selected = frame.select(slo.endpoints)
+def _bind(slo: Slo, learned: Learned | None) -> tuple[frozenset[str] | None, str | None]:
+    """The endpoint names a class SLO binds to (None: the SLO selects by its patterns), or
+    why it cannot bind."""
+    if not slo.needs_binding:
+        return None, None
+    if learned is None:
+        return None, f"binds to {slo.binds}, but nothing was learned to bind it to"
+    names = frozenset(learned.endpoints(str(slo.binds)))
+    if not names:
+        return None, f"binds to {slo.binds}: the {learned.source} has no {slo.binds} endpoint"
+    return names, None
+
+
+def _evaluate(slo: Slo, frame: _Frame, learned: Learned | None) -> SloResult:
+    names, unbound = _bind(slo, learned)
+    if unbound:
+        return SloResult(slo, None, None, 0, unbound, warning=unbound)
+    selected = frame.select(slo, names)
     count = int(selected.sum())
+    matched = tuple(sorted({str(e) for e in frame.endpoints[selected]}))
+    if count == 0 and len(frame.endpoints):
+        wanted = sorted(names) if names is not None else slo.endpoints
+        nothing = f"no request matches {', '.join(wanted)}"
+        return SloResult(slo, None, None, 0, nothing, warning=nothing)
+    value, reason = _measure(slo.metric, frame, selected, count)
+    if value is None:
+        return SloResult(slo, None, None, count, reason, matched)
+    return SloResult(slo, value, OPS[slo.op](value, slo.threshold), count, None, matched)
 
-    def unchecked(reason: str) -> SloResult:
-        return SloResult(slo, None, None, count, reason)
 
+def _measure(
+    metric: str, frame: _Frame, selected: np.ndarray, count: int
+) -> tuple[float | None, str | None]:
+    """The metric over the selected requests, or why it has no value."""
     if count == 0:
-        if not len(frame.endpoints):
-            return unchecked("the trace holds no requests")
-        return unchecked(f"no request matches {', '.join(slo.endpoints)}")
-    if slo.metric == "throughput_rps":
-        if frame.span_s is None or not frame.span_s > 0:
-            return unchecked("the trace spans no time: no throughput")
-        value = count / frame.span_s
-    elif not frame.has_responses:
-        return unchecked(NO_RESPONSES)
-    elif slo.metric == "error_rate":
-        value = float(frame.failed[selected].mean())
-    elif slo.metric == "success_rate":
-        value = float(frame.ok[selected].mean())
-    else:
-        latency = frame.latency_ms[selected & frame.has_status]
-        latency = latency[np.isfinite(latency)]
-        if not latency.size:
-            return unchecked(f"no {frame.latency_column} among the selected responses")
-        value = float(np.quantile(latency, LATENCY_METRICS[slo.metric]))
-    return SloResult(slo, value, OPS[slo.op](value, slo.threshold), count, None)
+        return None, "the trace holds no requests"
+    if metric == "throughput_rps":
+        span = frame.span_s or 0.0
+        return (count / span, None) if span > 0 else (None, NO_SPAN)
+    if not frame.has_responses:
+        return None, NO_RESPONSES
+    if metric in RATE_METRICS:
+        column = {"error_rate": frame.failed, "client_error_rate": frame.client_failed,
+                  "server_error_rate": frame.server_failed, "success_rate": frame.ok}  # fmt: skip
+        return float(column[metric][selected].mean()), None
+    latency = frame.latency_ms[selected & frame.has_status]
+    latency = latency[np.isfinite(latency)]
+    if not latency.size:
+        return None, f"no {frame.latency_column} among the selected responses"
+    return float(np.quantile(latency, LATENCY_METRICS[metric])), None
 
 
 def _span_s(df: pd.DataFrame) -> float | None:
@@ -286,12 +265,14 @@ def _span_s(df: pd.DataFrame) -> float | None:
 
 def slo_json(results: Sequence[SloResult]) -> dict[str, Any]:
     """compare.json's "slo": passed is all checked SLOs held (None when none could be
-    checked, then checked is false), and one entry per SLO in file order."""
+    checked, then checked is false), the names of the failed and the warned ones, and one
+    entry per SLO in file order."""
     verdicts = [r.passed for r in results if r.passed is not None]
     return {
         "passed": all(verdicts) if verdicts else None,
         "checked": bool(verdicts),
         "failed": [r.slo.name for r in results if r.passed is False],
+        "warnings": [r.slo.name for r in results if r.warning],
         "results": [
             {
                 "name": r.slo.name,
@@ -299,38 +280,56 @@ def slo_json(results: Sequence[SloResult]) -> dict[str, Any]:
                 "op": r.slo.op,
                 "threshold": r.slo.threshold,
                 "endpoints": list(r.slo.endpoints),
+                "binds": r.slo.binds,
+                "matched": list(r.matched),
                 "enabled": r.slo.enabled,
                 "value": _round(r.value),
                 "passed": r.passed,
+                "verdict": r.verdict,
                 "requests": r.requests,
                 "reason": r.reason,
+                "warning": r.warning,
             }
             for r in results
         ],
     }
 
 
+def slo_warnings(results: Sequence[SloResult]) -> list[str]:
+    """One line per SLO that selects nothing, for stderr."""
+    return [f"warning: SLO {r.slo.name!r} {r.warning}" for r in results if r.warning]
+
+
 def render_slos(results: Sequence[SloResult], console: Console) -> None:
-    """A table: slo, endpoints, requests, value, threshold, verdict; then the reasons."""
-    table = Table(title="SLOs")
-    for column in ("slo", "endpoints", "requests", "value", "threshold", "verdict"):
-        table.add_column(column, justify="left" if column in ("slo", "endpoints") else "right")
+    """A table: slo, endpoints (what it matched), requests, value, threshold, verdict;
+    then the reasons."""
+    table = Table(title="SLOs", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("slo", no_wrap=True)
+    table.add_column("endpoints", overflow="fold")
+    for column in ("requests", "value", "threshold", "verdict"):
+        table.add_column(column, justify="right", no_wrap=True)
     for r in results:
-        verdict = {True: "pass", False: "[red]FAIL[/red]", None: "n/a"}[r.passed]
-        if r.reason == DISABLED:
-            verdict = "off"
+        verdict = {"pass": "pass", "fail": "[red]FAIL[/red]", "warn": "[yellow]WARN[/yellow]",
+                   "off": "off", "n/a": "n/a"}[r.verdict]  # fmt: skip
         table.add_row(
-            r.slo.name,
-            ", ".join(r.slo.endpoints),
-            str(r.requests),
-            _value(r.slo, r.value),
-            r.slo.describe(),
+            r.slo.name, _where(r), str(r.requests), _value(r.slo, r.value), r.slo.describe(),
             verdict,
-        )
+        )  # fmt: skip
     console.print(table)
     for r in results:
+        if r.slo.needs_binding and r.matched:
+            bound = ", ".join(r.matched)
+            console.print(f"[dim]{r.slo.name}: {r.slo.binds} = {bound}[/dim]", highlight=False)
         if r.reason and r.reason != DISABLED:
-            console.print(f"[dim]{r.slo.name}: {r.reason}[/dim]")
+            console.print(f"[dim]{r.slo.name}: {r.reason}[/dim]", highlight=False)
+
+
+def _where(r: SloResult) -> str:
+    """The SLO's selector: its patterns, or its class and how many endpoints that bound to
+    (listed under the table)."""
+    if r.slo.needs_binding:
+        return f"{r.slo.binds} ({len(r.matched)})"
+    return "\n".join(r.slo.endpoints)
 
 
 def _value(slo: Slo, value: float | None) -> str:
@@ -344,7 +343,3 @@ def _round(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
     return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
-
-
-def _g(number: float) -> str:
-    return f"{number:g}"

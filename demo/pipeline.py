@@ -116,10 +116,8 @@ def _model_replay_compare(
 ) -> dict[str, Any]:
     """Steps 4–6: model the captured trace, replay the model at N× against the target,
     compare the replayed requests with the captured ones."""
-    from tracereplay.compare.compare import compare_sessionized, load_pair, write_compare
-    from tracereplay.compare.compare_render import render_compare
-    from tracereplay.compare.report import render_report, write_report
-    from tracereplay.compare.slo import load_slos, render_slos
+    from tracereplay.compare.run import run_compare
+    from tracereplay.compare.slo import load_slos
     from tracereplay.models.model import build_model, write_model
     from tracereplay.replay.run import ReplaySettings, run_replay
 
@@ -151,15 +149,12 @@ def _model_replay_compare(
         f"{s['failures']} failures, {s['achieved_rps']} req/s"
     )
     console.print("[6/6] comparing the replay with the captured trace")
-    real_s, other_s = load_pair(trace_dir, out_dir / "replay" / "replayed")
-    result = compare_sessionized(real_s, other_s, scale=scale, slos=load_slos())
-    write_compare(result, out_dir)
-    title = f"tracereplay demo: staging users vs the model replayed at {scale:g}×"
-    report = write_report(render_report(result.to_json(), real_s, other_s, title=title), out_dir)
-    render_compare(result, console)
-    if result.slo_results:
-        render_slos(result.slo_results, console)
-    console.print(f"report: {report}")
+    result = run_compare(
+        trace_dir, out_dir / "replay" / "replayed", out=out_dir, scale=scale, slos=load_slos(),
+        title=f"tracereplay demo: staging users vs the model replayed at {scale:g}×",
+        console=console, errors=console,
+    )  # fmt: skip
+    console.print(f"report: {out_dir / 'report.html'}")
     console.print(
         "next, the scenario profiles on this model (README: Scenario profiles), e.g. with "
         "`tracereplay demo-target --login-rate-limit 0` running: `tracereplay replay "

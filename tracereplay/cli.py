@@ -20,7 +20,7 @@ from tracereplay.errors import TraceReplayError
 __all__ = ["app", "main"]
 
 # Importing a command module registers its commands; `--help` lists them in this order.
-for _stage in ("traces", "models", "replay", "demo"):
+for _stage in ("traces", "models", "replay", "compare", "demo"):
     importlib.import_module(f"tracereplay.commands.{_stage}")
 
 

@@ -24,6 +24,7 @@ from tracereplay.compare.compare import (
     write_compare,
 )
 from tracereplay.compare.compare_render import render_compare
+from tracereplay.compare.measures import PLANNED_STARTS, SENT_STARTS
 from tracereplay.errors import TraceEmptyError, UsageError
 
 REQUIRED_KEYS = (
@@ -145,8 +146,11 @@ def test_synthetic_other_has_null_status_errors_and_latency() -> None:
     assert doc["status_mix"]["other"] is None
     assert doc["status_mix"]["real"] == {"200": 1.0}
     assert "synthetic" in doc["status_mix"]["reason"]
-    assert doc["errors"]["other_rate"] is None and doc["errors"]["real_rate"] == 0.0
+    for key in ("error_rate", "client_error_rate", "server_error_rate"):
+        assert doc["errors"][key] == {"real": 0.0, "other": None}, key
     assert doc["errors"]["reason"]
+    assert doc["load"] is None  # nothing was sent: no load to speak of
+    assert doc["arrival_rate"]["source"] == PLANNED_STARTS
     assert doc["latency_ms"]["other"] is None and doc["latency_ms"]["reason"]
     assert doc["latency_ms"]["real"] == {"p50": 12.5, "p95": 12.5, "p99": 12.5}
     by_endpoint = doc["latency_ms"]["by_endpoint"]
@@ -163,7 +167,35 @@ def test_status_codes_and_errors_are_compared_exactly() -> None:
     assert set(other) == {"200", "503", "none"}
     assert doc["status_mix"]["jsd"] > 0
     assert doc["status_mix"]["worst_status"] == "200"
-    assert doc["errors"]["other_rate"] == pytest.approx(2 / 9)
+    assert doc["errors"]["error_rate"]["other"] == pytest.approx(2 / 9)
+    assert doc["errors"]["server_error_rate"]["other"] == pytest.approx(2 / 9)
+    assert doc["errors"]["client_error_rate"]["other"] == 0.0
+    assert doc["arrival_rate"]["source"] == SENT_STARTS
+
+
+def test_errors_count_4xx_as_users_do() -> None:
+    """error_rate = 4xx + 5xx + no response (as Locust counts failures), with its two
+    parts beside it; the status-per-endpoint table puts the largest difference first."""
+    real = session_records_list(4, status=200)
+    other = session_records_list(4, status=200, prefix="o")
+    other += session_records("x", 100, ["/api/orders", "/api/orders"], status=401)
+    other += session_records("y", 101, ["/api/users"], status=404)
+    other += session_records("z", 102, ["/api/users"], status=502)
+    other += session_records("w", 103, ["/api/users"], status=None, error="reset")
+    doc = compare_frames(frame(real), frame(other), scale=1).to_json()
+    n = 10 + 5  # four sessions of SHAPES hold 10 requests
+    errors = doc["errors"]
+    assert errors["client_error_rate"] == {"real": 0.0, "other": pytest.approx(3 / n, rel=1e-5)}
+    assert errors["server_error_rate"] == {"real": 0.0, "other": pytest.approx(2 / n, rel=1e-5)}
+    assert errors["error_rate"] == {"real": 0.0, "other": pytest.approx(5 / n, rel=1e-5)}
+    rows = doc["status_by_endpoint"]
+    assert [r["endpoint"] for r in rows] == ["GET /api/orders", "GET /api/users", "GET /api/items"]
+    orders = rows[0]
+    assert orders["worst_status"] == "401" and orders["difference"] == pytest.approx(2 / 4)
+    assert orders["other"]["shares"] == {"200": 0.5, "401": 0.5}
+    assert orders["other"]["error_rate"] == 0.5 and orders["real"]["error_rate"] == 0.0
+    assert rows[-1]["difference"] == 0.0
+    assert doc["fidelity"]["goal"]["status_mix.jsd"] == 0.01
 
 
 def test_json_is_deterministic_and_rounded(tmp_path: Path) -> None:
@@ -186,7 +218,14 @@ def test_render_mentions_every_metric() -> None:
     console = Console(record=True, width=200)
     render_compare(compare_frames(real, other, scale=1), console)
     text = console.export_text()
-    for metric in (*REQUIRED_KEYS, "session_duration.ks", "errors.rate", "throughput_rps"):
+    for metric in (
+        *REQUIRED_KEYS,
+        "session_duration.ks",
+        "errors.error_rate",
+        "errors.client_error_rate",
+        "errors.server_error_rate",
+        "throughput_rps",
+    ):
         assert metric in text, metric
     assert "pass" in text and "not checked" in text and "synthetic" in text
 

@@ -27,7 +27,8 @@ CHARTS = (
     "chart-arrival-rate",
     "chart-burstiness",
 )
-LATENCY_CHARTS = ("chart-latency-endpoint", "chart-latency-time")
+# Charts of responses: OTHER must have some (a synthetic trace has none).
+LATENCY_CHARTS = ("chart-status-endpoint", "chart-latency-endpoint", "chart-latency-time")
 MARKS = {"rect", "path", "polyline", "circle"}
 
 
@@ -69,6 +70,7 @@ def _traces(*, synthetic: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     replay (slower responses, a few 500s) or as a synthesis (no status, no durations)."""
     real = session_records_list(30, every_s=7.0)
     real += session_records("evil", 3.0, ["/api/items", EVIL_PATH])
+    real += session_records("gone", 5.0, ["/api/orders", "/api/users"], status=404)
     if synthetic:
         other = session_records_list(36, every_s=6.0, prefix="o", status=None, duration_ms=None)
     else:
@@ -118,7 +120,7 @@ def test_synthetic_other_says_no_responses_instead_of_drawing_latency() -> None:
         assert page.marks.get(chart, 0) >= 1, chart
     for chart in LATENCY_CHARTS:
         assert chart not in page.marks, chart
-    assert html.count("No responses in OTHER") == 2
+    assert html.count("No responses in OTHER") == 3
     assert "synthetic: no responses" in html
 
 

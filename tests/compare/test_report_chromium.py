@@ -22,8 +22,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromiu
 
 # Section ids of the charts that draw both sides (status mix and latency over time may
 # show one side only, by design, when a side has no responses).
-CHARTS = ["endpoint-mix", "session-length", "session-duration", "think-time", "interarrival",
-          "arrival-rate", "burstiness", "latency"]  # fmt: skip
+CHARTS = ["endpoint-mix", "status-by-endpoint", "session-length", "session-duration",
+          "think-time", "interarrival", "arrival-rate", "burstiness", "latency"]  # fmt: skip
 
 
 def screenshot(html: Path, png: Path, width: int = 1100, height: int = 900) -> Image.Image:

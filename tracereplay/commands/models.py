@@ -1,4 +1,4 @@
-"""`tracereplay model | synthesize | compare`: learn a model, draw from it, judge a trace."""
+"""`tracereplay model | synthesize`: learn a model, draw from it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tracereplay.cli_app import EXIT_OK, EXIT_THRESHOLD, EnableSloOpt, SloOpt, app
+from tracereplay.cli_app import app
 from tracereplay.errors import UsageError
 
 
@@ -90,51 +90,3 @@ def synthesize_cmd(
         f"at {result.scale:g}× → {result.out}",
         highlight=False,
     )
-
-
-@app.command("compare")
-def compare_cmd(
-    real: Annotated[Path, typer.Argument(help="The real trace (traces/NAME).")],
-    other: Annotated[Path, typer.Argument(help="A synthetic or replayed trace.")],
-    out: Annotated[
-        Path | None, typer.Option(help="Directory for compare.json and report.html.")
-    ] = None,
-    scale: Annotated[
-        float | None,
-        typer.Option(help="N of the other trace [default: estimated from session rates]."),
-    ] = None,
-    session_timeout: Annotated[
-        str, typer.Option(help="Inactivity that ends a session (e.g. 30m).")
-    ] = "30m",
-    slo: SloOpt = None,
-    enable_slo: EnableSloOpt = None,
-) -> int:
-    """Say how close OTHER is to REAL (endpoint mix, sessions, think times, arrivals) and
-    check OTHER against the SLOs; exit 1 if a fidelity goal or an SLO is missed."""
-    from rich.console import Console
-
-    from tracereplay.compare.compare import compare_sessionized, load_pair, write_compare
-    from tracereplay.compare.compare_render import render_compare
-    from tracereplay.compare.slo import load_slos, render_slos
-    from tracereplay.units import parse_duration_s
-
-    slos = load_slos(slo)
-    # Each trace is read and sessionized once, for the numbers and the report alike.
-    real_s, other_s = load_pair(real, other, session_timeout_s=parse_duration_s(session_timeout))
-    result = compare_sessionized(
-        real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slo or ()
-    )
-    console = Console()
-    render_compare(result, console)
-    if result.slo_results:
-        render_slos(result.slo_results, console)
-    if out is not None:
-        from tracereplay.compare.report import render_report, write_report
-
-        path = write_compare(result, out)
-        title = f"{real.name} vs {other.name}"
-        report = write_report(render_report(result.to_json(), real_s, other_s, title=title), out)
-        Console(stderr=True).print(f"wrote {path} and {report}", highlight=False)
-    # Exit 1 when a fidelity goal that could be computed was missed (DESIGN: thresholds).
-    failed = result.fidelity_passed is False or result.slo_passed is False
-    return EXIT_THRESHOLD if failed else EXIT_OK

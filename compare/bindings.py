@@ -1,0 +1,145 @@
+"""What the SLO classes of the plan bind to on any target, learned from the real trace (or
+read from its model file), never from one API's paths:
+
+- `login`: the login endpoint the correlations found (its response yields the credential
+  later requests send; models/correlations.py `find_auth`);
+- `crud`: the endpoints of each resource seen both created and deleted with success: a
+  `POST P` (or `POST P/`) and a `DELETE P/{param}` answered 2xx; the resource's CRUD
+  endpoints are every method on `P`, `P/` and `P/{param}` (not the actions below an item,
+  such as `P/{param}/sync`);
+- `complex`: the slowest tenth (at least one) of the endpoints by the real trace's p95
+  latency, among those with at least `MIN_TIMED` timed responses (all timed ones if none
+  has that many), leaving out login, refresh and logout (slow password hashing is not a
+  query).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CLASSES = ("login", "crud", "complex")
+MIN_TIMED = 5
+SLOWEST_SHARE = 0.1
+_ITEM = re.compile(r"^(?P<collection>.*)/\{[^/{}]+\}$")
+
+
+@dataclass(frozen=True)
+class Learned:
+    """The endpoints ("METHOD /template") each SLO class binds to."""
+
+    login: str | None
+    crud: tuple[str, ...]
+    complex: tuple[str, ...]
+    source: str
+    """Where it was learned: "real trace" or a model file's path."""
+
+    def endpoints(self, slo_class: str) -> tuple[str, ...]:
+        if slo_class == "login":
+            return (self.login,) if self.login else ()
+        return {"crud": self.crud, "complex": self.complex}[slo_class]
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    name: str
+    succeeded: bool
+    """Answered 2xx at least once."""
+    p95_ms: float | None
+    timed: int
+
+
+def learned_from_frame(real_s: pd.DataFrame) -> Learned:
+    """From a sessionized real frame (endpoint, status, duration_ms, and what the
+    correlations need: path, query, headers, bodies)."""
+    from tracereplay.models.correlations import find_auth, find_correlations
+
+    auth = find_auth(real_s, find_correlations(real_s))
+    status = pd.to_numeric(real_s["status"], errors="coerce") if "status" in real_s else None
+    duration = (
+        pd.to_numeric(real_s["duration_ms"], errors="coerce")
+        if "duration_ms" in real_s
+        else pd.Series(np.nan, index=real_s.index)
+    )
+    endpoints = []
+    for name, index in real_s.groupby(real_s["endpoint"].astype(str), sort=True).groups.items():
+        codes = status.loc[index] if status is not None else pd.Series(dtype=float)
+        timed = duration.loc[index].dropna().to_numpy(float)
+        endpoints.append(
+            _Endpoint(
+                str(name),
+                bool(((codes >= 200) & (codes < 300)).any()),
+                float(np.quantile(timed, 0.95)) if timed.size else None,
+                int(timed.size),
+            )
+        )
+    auth_endpoints = (auth.login_endpoint, auth.refresh_endpoint, auth.logout_endpoint)
+    return _learned(endpoints, auth.login_endpoint, auth_endpoints, "real trace")
+
+
+def learned_from_model(model: Mapping[str, Any], source: str = "model") -> Learned:
+    """From a model file (`tracereplay model`): its auth, endpoint statuses and latencies.
+    Gives what `learned_from_frame` gives on the trace the model was built from."""
+    auth = model.get("auth") or {}
+    endpoints = []
+    for name, entry in sorted((model.get("endpoints") or {}).items()):
+        shares = entry.get("status") or {}
+        latency = entry.get("latency_ms") or {}
+        endpoints.append(
+            _Endpoint(
+                str(name),
+                any(200 <= int(code) < 300 and share > 0 for code, share in shares.items()),
+                latency.get("p95"),
+                # The model keeps latency quantiles, not the timed count: its request
+                # count stands in (they differ only by unanswered requests).
+                int(entry.get("count") or 0) if latency else 0,
+            )
+        )
+    auth_endpoints = (auth.get("login"), auth.get("refresh"), auth.get("logout"))
+    return _learned(endpoints, auth.get("login"), auth_endpoints, source)
+
+
+def _learned(
+    endpoints: list[_Endpoint], login: str | None, auth: Iterable[str | None], source: str
+) -> Learned:
+    return Learned(login, crud_endpoints(endpoints), _slowest(endpoints, set(auth)), source)
+
+
+def crud_endpoints(endpoints: Iterable[_Endpoint]) -> tuple[str, ...]:
+    """Every endpoint of the resources seen created and deleted (module docstring)."""
+    by_name = {e.name: e for e in endpoints}
+    paths: dict[str, set[str]] = {}
+    for name in by_name:
+        method, _, path = name.partition(" ")
+        paths.setdefault(path, set()).add(method)
+    resources: set[str] = set()
+    for path, methods in paths.items():
+        item = _ITEM.match(path)
+        if not item or "DELETE" not in methods or not by_name[f"DELETE {path}"].succeeded:
+            continue
+        collection = item.group("collection")
+        created = [f"POST {c}" for c in (collection, f"{collection}/")]
+        if any(c in by_name and by_name[c].succeeded for c in created):
+            resources.add(path)
+    chosen = []
+    for path in sorted(resources):
+        collection = _ITEM.match(path).group("collection")  # type: ignore[union-attr]
+        for p in (collection, f"{collection}/", path):
+            chosen += [f"{m} {p}" for m in sorted(paths.get(p, ()))]
+    return tuple(sorted(set(chosen)))
+
+
+def _slowest(endpoints: list[_Endpoint], leave_out: set[str | None]) -> tuple[str, ...]:
+    timed = [e for e in endpoints if e.p95_ms is not None and e.name not in leave_out]
+    enough = [e for e in timed if e.timed >= MIN_TIMED] or timed
+    if not enough:
+        return ()
+    count = max(1, math.ceil(len(enough) * SLOWEST_SHARE))
+    ranked = sorted(enough, key=lambda e: (-float(e.p95_ms or 0.0), e.name))
+    return tuple(e.name for e in ranked[:count])

@@ -1,0 +1,352 @@
+"""Fidelity verdicts that know their sample size: the goals (default_goals.toml or
+`--goals FILE`), the noise floor of each metric and the PASS / NOISE / FAIL rule.
+
+Noise floor: the real trace's sessions are split at random into two halves, `ROUNDS`
+times (seeded: the same trace gives the same floors), and each metric is computed between
+the halves; the floor is the 95th percentile of those values, rescaled from the halves'
+sample sizes (a, b) to the comparison's (n real, m other): × √((1/n + 1/m) / (1/a + 1/b))
+for KS D and MAPE (their sampling noise shrinks as 1/√size), × (1/n + 1/m) / (1/a + 1/b)
+for a JSD (which shrinks as 1/size). Whole sessions go to a half, so pauses and requests
+that hang together within a session (a slow reader stays slow) widen the floor as they
+should; a KS p-value, which assumes independent samples, cannot see that.
+
+Verdict of a metric with a goal: PASS when value <= goal; else NOISE when the difference
+cannot be told from sampling noise (value <= floor, or the test's p-value >= alpha: KS
+p-value of `ks_2samp`, chi-square test of the count table for a JSD; MAPE has no test);
+else FAIL. `sessions_needed`: how many real sessions (with OTHER as many times larger as
+now) would bring the floor, and the KS critical value, down to the goal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import ks_2samp
+
+from tracereplay.config import parse_toml, read_config_text
+from tracereplay.errors import ConfigError
+from tracereplay.models.arrivals import arrival_rate_mape, rate_curve
+
+from .measures import jsd, status_labels
+
+DEFAULT_GOALS_NAME = "default_goals.toml"
+KS_METRICS = ("session_length", "session_duration", "think_time", "interarrival")
+JSD_METRICS = ("endpoint_mix", "status_mix")
+METRICS = (
+    "endpoint_mix.jsd", "status_mix.jsd", *(f"{m}.ks" for m in KS_METRICS), "arrival_rate.mape",
+)  # fmt: skip
+ROUNDS = 200
+SEED = 0
+FLOOR_QUANTILE = 0.95
+VERDICTS = ("pass", "noise", "fail")
+
+
+# --- goals ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Goals:
+    """The goal of each judged metric (absent: measured, not judged) and alpha."""
+
+    goals: Mapping[str, float]
+    alpha: float = 0.05
+    source: str = "default"
+
+
+def load_goals(path: Path | None = None) -> Goals:
+    """The defaults, with `path`'s goals over them; ConfigError on anything unusable."""
+    text, _ = read_config_text(
+        None, label="goals file", package=__package__ or "", default_name=DEFAULT_GOALS_NAME
+    )
+    defaults = parse_goals(text, source="default")
+    if path is None:
+        return defaults
+    text, source = read_config_text(
+        path, label="goals file", package=__package__ or "", default_name=DEFAULT_GOALS_NAME
+    )
+    return parse_goals(text, source=source, base=defaults)
+
+
+def parse_goals(text: str, *, source: str = "<string>", base: Goals | None = None) -> Goals:
+    """Goals from TOML text over `base` (a metric set to false loses its goal)."""
+    where = f"goals file {source}"
+    raw = parse_toml(text, where)
+    extra = sorted(set(raw) - {"version", "alpha", "goals"})
+    if extra:
+        raise ConfigError(f"{where}: unknown key {extra[0]!r} (want version, alpha and [goals])")
+    if raw.get("version", 1) != 1:
+        raise ConfigError(f"{where}: version {raw['version']!r} not supported (want 1)")
+    alpha = raw.get("alpha", base.alpha if base else 0.05)
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise ConfigError(f"{where}: alpha must be a number between 0 and 1 (e.g. 0.05)")
+    table = raw.get("goals", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: goals must be a table ([goals])")
+    goals = dict(base.goals) if base else {}
+    for metric, value in _flatten(table).items():
+        if metric not in METRICS:
+            raise ConfigError(f"{where}: unknown metric {metric!r} (known: {', '.join(METRICS)})")
+        if value is False:
+            goals.pop(metric, None)
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: goals.{metric} must be a number or false")
+        elif not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{where}: goals.{metric} must be a finite number >= 0")
+        else:
+            goals[metric] = float(value)
+    return Goals({m: goals[m] for m in METRICS if m in goals}, float(alpha), source)
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} → {"a.b": 1}: TOML reads a bare `a.b = 1` as a nested table."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        out.update(_flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
+    return out
+
+
+# --- one metric's verdict ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A metric's value, what it was judged by, and the verdict (None: not judged)."""
+
+    value: float | None
+    goal: float | None
+    noise_floor: float | None
+    pvalue: float | None
+    alpha: float
+    verdict: str | None
+    sessions_needed: int | None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "judged_by": {
+                "goal": self.goal,
+                "noise_floor": self.noise_floor,
+                "pvalue": self.pvalue,
+                "alpha": self.alpha,
+                "sessions_needed": self.sessions_needed,
+                "reason": self.reason,
+            },
+        }
+
+
+def judge(
+    value: float | None,
+    goal: float | None,
+    *,
+    floor: float | None,
+    pvalue: float | None,
+    alpha: float,
+    needed: int | None,
+) -> Judgement:
+    """The rule in the module docstring."""
+    if value is None or goal is None:
+        reason = "no value" if value is None else "no goal: measured, not judged"
+        return Judgement(value, goal, floor, pvalue, alpha, None, needed, reason)
+    if value <= goal:
+        return Judgement(value, goal, floor, pvalue, alpha, "pass", needed)
+    noise = []
+    if floor is not None and value <= floor:
+        noise.append(f"value <= noise floor {floor:.3g}")
+    if pvalue is not None and pvalue >= alpha:
+        noise.append(f"p = {pvalue:.3g} >= {alpha:g}")
+    if noise:
+        return Judgement(value, goal, floor, pvalue, alpha, "noise", needed, "; ".join(noise))
+    return Judgement(value, goal, floor, pvalue, alpha, "fail", needed)
+
+
+def judge_metrics(
+    values: Mapping[str, float | None],
+    sizes: Mapping[str, tuple[int, int]],
+    pvalues: Mapping[str, float | None],
+    noise: Mapping[str, HalfNoise],
+    goals: Goals,
+    real_sessions: int,
+) -> dict[str, Judgement]:
+    """Every metric judged, its floor taken at its own sample sizes (real, other)."""
+    out = {}
+    for metric in METRICS:
+        half = noise.get(metric)
+        floor = half.floor(*sizes[metric]) if half is not None else None
+        goal = goals.goals.get(metric)
+        power = 1.0 if metric.endswith(".jsd") else 0.5
+        critical = ks_critical(*sizes[metric], goals.alpha) if metric.endswith(".ks") else None
+        needed = sessions_needed(real_sessions, goal, floor, power, critical)
+        out[metric] = judge(
+            values[metric], goal, floor=floor, pvalue=pvalues[metric], alpha=goals.alpha,
+            needed=needed,
+        )  # fmt: skip
+    return out
+
+
+def worst(verdicts: Any) -> str | None:
+    """fail over noise over pass; None when nothing was judged."""
+    judged = [v for v in verdicts if v in VERDICTS]
+    return max(judged, key=VERDICTS.index) if judged else None
+
+
+# --- noise floors -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HalfNoise:
+    """A metric between two random halves of the real trace: the 95th percentile over the
+    rounds, and the halves' mean sample sizes."""
+
+    q95: float
+    sizes: tuple[float, float]
+    power: float
+    """1/2 for KS and MAPE, 1 for JSD: how the noise scales with 1/size."""
+
+    def floor(self, n: int, m: int) -> float | None:
+        """The floor at sample sizes n (real) and m (other)."""
+        a, b = self.sizes
+        if min(n, m, a, b) <= 0:
+            return None
+        return float(self.q95 * ((1 / n + 1 / m) / (1 / a + 1 / b)) ** self.power)
+
+
+@dataclass(frozen=True)
+class RealSample:
+    """What the bootstrap needs of the real trace, one entry per session (sessions in
+    `session_id` order) or per request."""
+
+    session_of_request: np.ndarray
+    """Index of each request's session (0..sessions-1)."""
+    endpoint_codes: np.ndarray
+    status_codes: np.ndarray | None
+    think_s: np.ndarray
+    length: np.ndarray
+    duration_s: np.ndarray
+    start_s: np.ndarray
+    span_s: float
+    bucket_s: float | None
+    keep_for_shape: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    """Sessions counted in length and duration (all, unless some are left out)."""
+
+    @classmethod
+    def of(
+        cls, real_s: pd.DataFrame, table: pd.DataFrame, *, bucket_s: float | None,
+        with_status: bool,
+    ) -> RealSample:  # fmt: skip
+        # session_table is indexed by session_id, 0.. in order: a request's id is its row.
+        return cls(
+            session_of_request=real_s["session_id"].to_numpy(np.int64),
+            endpoint_codes=pd.factorize(real_s["endpoint"].astype(str))[0],
+            status_codes=pd.factorize(status_labels(real_s))[0] if with_status else None,
+            think_s=real_s["think_s"].to_numpy(float),
+            length=table["length"].to_numpy(float),
+            duration_s=table["duration_s"].to_numpy(float),
+            start_s=table["start_s"].to_numpy(float),
+            span_s=float(real_s["t_s"].max()),
+            bucket_s=bucket_s,
+            keep_for_shape=np.ones(len(table), bool),
+        )
+
+
+def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> dict[str, HalfNoise]:
+    """Each metric between two random halves of the real sessions, `rounds` times."""
+    sessions = sample.length.size
+    if sessions < 4:
+        return {}
+    rng = np.random.default_rng(seed)
+    values: dict[str, list[float]] = {}
+    sizes: dict[str, list[tuple[int, int]]] = {}
+
+    def add(name: str, value: float | None, a: int, b: int) -> None:
+        if value is not None and math.isfinite(value):
+            values.setdefault(name, []).append(value)
+            sizes.setdefault(name, []).append((a, b))
+
+    for _ in range(rounds):
+        in_a = np.zeros(sessions, bool)
+        in_a[rng.permutation(sessions)[: sessions // 2]] = True
+        halves = (in_a, ~in_a)
+        shape = [h & sample.keep_for_shape for h in halves]
+        for name in ("length", "duration_s"):
+            metric = "session_length.ks" if name == "length" else "session_duration.ks"
+            column = getattr(sample, name)
+            add(metric, *_ks(column[shape[0]], column[shape[1]]))
+        request_halves = [h[sample.session_of_request] for h in halves]
+        think = [sample.think_s[r] for r in request_halves]
+        add("think_time.ks", *_ks(think[0], think[1]))
+        starts = [np.sort(sample.start_s[h]) for h in halves]
+        add("interarrival.ks", *_ks(np.diff(starts[0]), np.diff(starts[1])))
+        add("endpoint_mix.jsd", *_jsd(sample.endpoint_codes, request_halves))
+        if sample.status_codes is not None:
+            add("status_mix.jsd", *_jsd(sample.status_codes, request_halves))
+        if sample.bucket_s:
+            add("arrival_rate.mape", *_mape(starts, sample.span_s, sample.bucket_s))
+    return {
+        name: HalfNoise(
+            float(np.quantile(v, FLOOR_QUANTILE)),
+            (
+                float(np.mean([s[0] for s in sizes[name]])),
+                float(np.mean([s[1] for s in sizes[name]])),
+            ),
+            1.0 if name.endswith(".jsd") else 0.5,
+        )
+        for name, v in values.items()
+    }
+
+
+def _ks(a: np.ndarray, b: np.ndarray) -> tuple[float | None, int, int]:
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size < 2 or b.size < 2:  # a D of one value against one says nothing
+        return None, a.size, b.size
+    # Only D is used here: the asymptotic method skips the exact p-value's cost.
+    return float(ks_2samp(a, b, method="asymp").statistic), a.size, b.size
+
+
+def _jsd(codes: np.ndarray, halves: list[np.ndarray]) -> tuple[float | None, int, int]:
+    k = int(codes.max()) + 1 if codes.size else 0
+    counts = [np.bincount(codes[h], minlength=k).astype(float) for h in halves]
+    if not all(c.sum() for c in counts):
+        return None, 0, 0
+    return jsd(counts[0], counts[1]), int(counts[0].sum()), int(counts[1].sum())
+
+
+def _mape(
+    starts: list[np.ndarray], span_s: float, bucket_s: float
+) -> tuple[float | None, int, int]:
+    whole = max(1, math.floor(span_s / bucket_s + 1e-9))  # whole buckets, as compare takes
+    curves = [np.asarray(rate_curve(s, span_s, bucket_s), float)[:whole] for s in starts]
+    value = float(arrival_rate_mape(curves[0], curves[1], 1.0))
+    return (value if math.isfinite(value) else None), starts[0].size, starts[1].size
+
+
+# --- sample size ------------------------------------------------------------------------
+
+
+def sessions_needed(
+    real_sessions: int, goal: float | None, floor: float | None, power: float,
+    critical: float | None = None,
+) -> int | None:  # fmt: skip
+    """Real sessions at which the floor (and the test's critical value, when given) fall to
+    the goal, with OTHER growing in proportion: both shrink as (1/k)^power for k times the
+    sessions."""
+    if goal is None or goal <= 0 or floor is None or real_sessions <= 0:
+        return None
+    limit = max(floor, critical or 0.0)
+    factor = float((limit / goal) ** (1 / power))
+    return math.ceil(real_sessions * factor)
+
+
+def ks_critical(n: int, m: int, alpha: float) -> float | None:
+    """Two-sample KS D that samples of sizes n, m of one distribution exceed with
+    probability alpha (asymptotic: c(alpha) √((n + m) / (n m)))."""
+    if n <= 0 or m <= 0:
+        return None
+    return math.sqrt(-math.log(alpha / 2) / 2) * math.sqrt((n + m) / (n * m))
