@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -25,6 +26,13 @@ from tracereplay.compare.compare import (
 )
 from tracereplay.compare.compare_render import render_compare
 from tracereplay.compare.measures import PLANNED_STARTS, SENT_STARTS
+from tracereplay.compare.run_summary import (
+    CUT_ESTIMATED,
+    CUT_LISTED,
+    FROM_RATES,
+    FROM_SUMMARY,
+    FROM_THROUGHPUT,
+)
 from tracereplay.errors import TraceEmptyError, UsageError
 
 REQUIRED_KEYS = (
@@ -120,6 +128,24 @@ def test_twice_the_sessions_matches_after_scaling() -> None:
     assert unscaled.arrival_rate.mape == pytest.approx(1.0, abs=0.05)
     assert unscaled.interarrival.ks == 1.0
     assert unscaled.fidelity_passed is False
+
+
+def test_burstiness_compares_counts_divided_by_n() -> None:
+    """Each real session three times over at the same instants: every window holds 3× the
+    starts, so the index of dispersion is 3× (var 9×, mean 3×); divided by N it is REAL's."""
+    rng = np.random.default_rng(3)
+    starts = np.cumsum(rng.exponential(4.0, 150))
+    real = [r for i, s in enumerate(starts) for r in session_records(f"s{i}", s, ["/api/a"])]
+    tripled = [
+        r for k in range(3) for i, s in enumerate(starts)
+        for r in session_records(f"c{k}-{i}", s, ["/api/a"])
+    ]  # fmt: skip
+    doc = compare_frames(frame(real), frame(tripled), scale=3).to_json()
+    burst = [b for b in doc["burstiness"].values() if b["real"] is not None]
+    assert len(burst) >= 2
+    for b in burst:
+        assert b["other"] == pytest.approx(3 * b["real"], rel=1e-4)
+        assert b["other_scaled"] == pytest.approx(b["real"], rel=1e-4)
 
 
 @pytest.mark.parametrize(("other_count", "other_every_s", "expected"), [(40, 5, 1.9), (30, 3, 3.1)])
@@ -259,3 +285,56 @@ def test_compare_traces_reads_directories(tmp_path: Path) -> None:
     result = compare_traces(real, other, session_timeout_s=60)
     assert result.requests == (len(records), len(records))
     assert result.endpoint_mix.jsd == 0.0
+
+
+def _replay_run(tmp_path: Path, summary: dict[str, Any] | None) -> tuple[Path, Path]:
+    """A real trace, and a replay of it (reports/RUN/replayed) whose two longest sessions
+    were cut short: both the last to send, as cut sessions are."""
+    real = write_trace(tmp_path / "real", session_records_list(12, every_s=10))
+    records = session_records_list(12, every_s=10, prefix="r")
+    records += session_records("cut-a", 130, ["/api/items"])
+    records += session_records("cut-b", 131, ["/api/items"])
+    run = tmp_path / "run"
+    other = write_trace(run / "replayed", records)
+    if summary is not None:
+        (run / "summary.json").write_text(json.dumps(summary))
+    return real, other
+
+
+def test_a_replays_summary_gives_the_load_and_the_cut_sessions(tmp_path: Path) -> None:
+    summary = {"sessions_planned": 14, "sessions_started": 14, "sessions_completed": 12,
+               "sessions_cut": 2, "achieved_rps": 0.5, "achieved_scale": 0.96}  # fmt: skip
+    real, other = _replay_run(tmp_path, summary)
+    doc = compare_traces(real, other, scale=1, session_timeout_s=60).to_json()
+    load = doc["load"]
+    assert (load["achieved_scale"], load["source"]) == (0.96, FROM_SUMMARY)
+    assert (load["sessions_planned"], load["sessions_cut"]) == (14, 2)
+    cut = doc["cut_sessions"]
+    assert (cut["count"], cut["how"]) == (2, CUT_ESTIMATED)
+    assert cut["session_keys"] == ["cut-a", "cut-b"]
+    # Left out of length and duration only: 12 sessions there, 14 everywhere else.
+    assert doc["session_length"]["other_n"] == doc["session_duration"]["other_n"] == 12
+    assert doc["sessions"]["other"] == 14
+    assert doc["session_length"]["ks"] == 0.0  # the twelve finished ones are the real shapes
+    text = Console(record=True, width=200)
+    render_compare(compare_traces(real, other, scale=1, session_timeout_s=60), text)
+    assert "achieved 0.96× (summary.json achieved_scale)" in text.export_text()
+
+
+def test_listed_cut_sessions_and_the_other_sources_of_the_load(tmp_path: Path) -> None:
+    summary = {"sessions_cut": 1, "sessions_cut_keys": ["cut-a"], "offered_rps": 2.0,
+               "achieved_rps": 1.5}  # fmt: skip
+    real, other = _replay_run(tmp_path, summary)
+    doc = compare_traces(real, other, scale=2, session_timeout_s=60).to_json()
+    assert (doc["cut_sessions"]["how"], doc["cut_sessions"]["session_keys"]) == (
+        CUT_LISTED, ["cut-a"],
+    )  # fmt: skip
+    assert doc["load"]["achieved_scale"] == 1.5 and doc["load"]["source"] == FROM_RATES
+    # No summary.json: the throughput ratio, labelled as such; nothing is called cut.
+    real, other = _replay_run(tmp_path / "none", None)
+    doc = compare_traces(real, other, scale=1, session_timeout_s=60).to_json()
+    assert doc["load"]["source"] == FROM_THROUGHPUT
+    assert doc["load"]["achieved_scale"] == pytest.approx(
+        doc["throughput_rps"]["other"] / doc["throughput_rps"]["real"], rel=1e-4
+    )
+    assert doc["cut_sessions"]["count"] == 0
