@@ -16,7 +16,7 @@ body{margin:0;background:#f3f4f6;color:#111827;font:15px/1.5 system-ui,-apple-sy
 main{max-width:1000px;margin:0 auto;padding:24px 16px 48px} h2{margin:0 0 6px;font-size:19px}
 header,section{background:#fff;border-radius:10px;padding:18px 22px;margin:0 0 18px;overflow-x:auto}
 h1{margin:0 0 4px;font-size:24px} .meta,.caption,.muted{color:#4b5563}
-code{font-size:13px;overflow-wrap:anywhere}
+code{font-size:13px;overflow-wrap:anywhere} code.nw{white-space:nowrap;overflow-wrap:normal}
 .caption{margin:0 0 12px;max-width:80ch} nav a{margin-right:12px;white-space:nowrap}
 .verdict{float:right;font-size:20px;font-weight:700;padding:6px 16px;border-radius:8px}
 .badge{display:inline-block;min-width:44px;text-align:center;font-size:12px;border-radius:9px}

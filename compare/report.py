@@ -25,6 +25,7 @@ from .html import val as _val
 from .html import verdict as _verdict
 from .report_sections import COLORS, SIDES
 from .run_summary import session_ids_of
+from .verdicts import worst
 
 __all__ = ["COLORS", "load_pair", "render_report", "sessionized_pair", "write_report"]
 
@@ -111,12 +112,12 @@ def write_report(html: str, out_dir: Path) -> Path:
 
 def _header(doc: Json, title: str) -> str:
     slo_ok, slos = slo_table(doc.get("slo"))
-    verdict = doc.get("verdict")
-    if verdict is None:  # a document from before verdicts had words: from its booleans
-        fidelity_ok = (doc.get("fidelity") or {}).get("all_passed")
-        known = [v for v in (fidelity_ok, slo_ok) if isinstance(v, bool)]
-        verdict = None if not known else ("pass" if all(known) else "fail")
-    cls, word = _verdict(verdict)
+    fidelity = doc.get("fidelity") or {}
+    overall = fidelity.get("overall")
+    if overall is None and isinstance(fidelity.get("all_passed"), bool):  # older documents
+        overall = "pass" if fidelity["all_passed"] else "fail"
+    slo = None if slo_ok is None else ("pass" if slo_ok else "fail")
+    cls, word = _verdict(worst([overall, slo]))
     synthetic = (doc.get("errors") or {}).get("reason") is not None
     meta = "REAL beside OTHER" + (" (synthetic: no responses)" if synthetic else "")
     meta += f" · scale N = {_val(doc.get('scale'))} ({escape(str(doc.get('scale_source')))})"
@@ -145,8 +146,9 @@ def _fidelity_table(doc: Json) -> str:
                 "would tell</span>"
             )
         goal = f"≤ {_val(goals[m])}" if m in goals else "no goal"
-        rows.append([_badge(verdict), f"<code>{escape(m)}</code>", _val(values.get(m)), goal,
-                     _val(floors.get(m)), _val(pvalues.get(m)), note])  # fmt: skip
+        name = f'<code class="nw">{escape(m)}</code>'
+        rows.append([_badge(verdict), name, _val(values.get(m)), goal, _val(floors.get(m)),
+                     _val(pvalues.get(m)), note])  # fmt: skip
     head = ["", "metric", "value", "goal", "noise floor", "p", ""]
     caption = (
         '<p class="caption">PASS: within the goal. NOISE: above it, but two random halves of '

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tests.factories import T0, make_record, make_table
@@ -28,6 +29,29 @@ def session_records(
 
 def frame(records: Sequence[TraceRecord]) -> pd.DataFrame:
     return requests_frame(make_table(list(records)))
+
+
+ENDPOINTS = ("/api/items", "/api/users", "/api/orders")
+
+
+def workload(
+    sessions: int, *, seed: int, think_s: float = 1.0, prefix: str = "s",
+    mix: tuple[float, ...] = (0.5, 0.3, 0.2),
+) -> list[TraceRecord]:  # fmt: skip
+    """`sessions` sessions starting about every 3 s (exponential gaps), 2–8 requests each
+    drawn from `mix` over ENDPOINTS, pauses exponential with mean `think_s`."""
+    rng = np.random.default_rng(seed)
+    records, start = [], 0.0
+    for i in range(sessions):
+        start += float(rng.exponential(3.0))
+        t = start
+        for j in range(int(rng.integers(2, 9))):
+            if j:
+                t += float(rng.exponential(think_s))
+            path = ENDPOINTS[int(rng.choice(len(ENDPOINTS), p=mix))]
+            when = T0 + timedelta(seconds=t)
+            records.append(make_record(ts=when, path=path, session=f"{prefix}{i}"))
+    return records
 
 
 # Session shapes cycled over, so that a trace's sessions differ in length and endpoints.

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.compare.compare_factory import frame, session_records
+from tests.compare.compare_factory import ENDPOINTS, frame, session_records, workload
 from tests.factories import T0, make_record, write_trace
 from tracereplay.cli import main
 from tracereplay.compare.compare import compare_frames
@@ -24,28 +24,6 @@ from tracereplay.compare.verdicts import (
 )
 from tracereplay.errors import ConfigError
 from tracereplay.trace import TraceRecord
-
-ENDPOINTS = ("/api/items", "/api/users", "/api/orders")
-
-
-def workload(
-    sessions: int, *, seed: int, think_s: float = 1.0, prefix: str = "s",
-    mix: tuple[float, ...] = (0.5, 0.3, 0.2),
-) -> list[TraceRecord]:  # fmt: skip
-    """`sessions` sessions starting about every 3 s (exponential gaps), 2–8 requests each
-    drawn from `mix` over ENDPOINTS, pauses exponential with mean `think_s`."""
-    rng = np.random.default_rng(seed)
-    records, start = [], 0.0
-    for i in range(sessions):
-        start += float(rng.exponential(3.0))
-        t = start
-        for j in range(int(rng.integers(2, 9))):
-            if j:
-                t += float(rng.exponential(think_s))
-            path = ENDPOINTS[int(rng.choice(len(ENDPOINTS), p=mix))]
-            when = T0 + timedelta(seconds=t)
-            records.append(make_record(ts=when, path=path, session=f"{prefix}{i}"))
-    return records
 
 
 def judged(real: pd.DataFrame, other: pd.DataFrame, metric: str) -> tuple[str | None, dict]:
