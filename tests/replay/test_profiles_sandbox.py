@@ -92,7 +92,7 @@ metric = "latency_p95_ms"
 op = "<"
 threshold = 500
 [slo.errors]
-metric = "error_rate"
+metric = "server_error_rate"
 op = "<"
 threshold = 0.01
 """
