@@ -97,8 +97,11 @@ def one_run(result: CompareResult, fine: float) -> dict[str, Any]:
         sizes[name] = [part.real_n, part.other_n]
     endpoints = len(set(result.endpoint_mix.real) | set(result.endpoint_mix.other or {}))
     floors["endpoint_mix.jsd"] = jsd_floor(endpoints, *result.requests)
+    judged = result.judgements  # compare's own: bootstrap floor, p-value, verdict
     return {
         "values": values, "floors": floors, "sample_sizes": sizes,
+        "boot_floors": {m: j.noise_floor for m, j in judged.items()},
+        "verdicts": {m: j.verdict for m, j in judged.items()},
         "requests": list(result.requests), "sessions": list(result.sessions),
         "model_bucket_s": result.arrival_rate.bucket_s,
     }  # fmt: skip
@@ -110,11 +113,15 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for metric in METRICS:
         values = [r["values"][metric] for r in runs if r["values"][metric] is not None]
         floors = [f for r in runs if (f := r["floors"].get(metric)) is not None]
+        boot = [f for r in runs if (f := r["boot_floors"].get(metric)) is not None]
+        verdicts = [v for r in runs if (v := r["verdicts"].get(metric))]
         goal = GOALS.get(metric)
         mean = float(np.mean(values)) if values else None
         out[metric] = {
             "mean": mean, "min": min(values, default=None), "max": max(values, default=None),
             "floor_mean": float(np.mean(floors)) if floors else None, "goal": goal,
+            "boot_floor_mean": float(np.mean(boot)) if boot else None,
+            "verdicts": {v: verdicts.count(v) for v in ("pass", "noise", "fail") if v in verdicts},
             "passed": None if goal is None or mean is None else mean <= goal,
             "seeds_passed": None if goal is None else sum(v <= goal for v in values),
         }  # fmt: skip
@@ -158,6 +165,8 @@ def render(summary: dict[str, Any], seeds: int, console: Console) -> None:
     for column in ("metric", "scale", "process", "mean", "min–max", "noise floor", "goal"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     table.add_column("pass (mean, seeds)", justify="right")
+    table.add_column("bootstrap floor", justify="right")
+    table.add_column("compare's verdicts", justify="right")
     for metric in METRICS:
         for key, part in summary.items():
             s = part[metric]
@@ -169,13 +178,16 @@ def render(summary: dict[str, Any], seeds: int, console: Console) -> None:
                 metric, scale, process, _fmt(s["mean"], metric),
                 f"{_fmt(s['min'], metric)}–{_fmt(s['max'], metric)}",
                 _fmt(s["floor_mean"], metric), _fmt(s["goal"], metric), verdict,
+                _fmt(s["boot_floor_mean"], metric),
+                " ".join(f"{k} {n}" for k, n in s["verdicts"].items()),
             )  # fmt: skip
         table.add_section()
     console.print(table)
     console.print(
         "noise floor: KS critical D at α=0.05 for the sample sizes; JSD of two iid samples of "
-        "the real endpoint mix (first order). mape_fine: MAPE on model bucket / "
-        f"{FINE_DIVISOR}."
+        "the real endpoint mix (first order). bootstrap floor and verdicts: compare's own "
+        "(two halves of the real sessions, compare/verdicts.py). mape_fine: MAPE on model "
+        f"bucket / {FINE_DIVISOR}."
     )
 
 
