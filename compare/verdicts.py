@@ -12,16 +12,17 @@ should; a KS p-value, which assumes independent samples, cannot see that.
 
 Verdict of a metric with a goal: PASS when value <= goal; else NOISE when the difference
 cannot be told from sampling noise (value <= floor, or the test's p-value >= alpha: KS
-p-value of `ks_2samp`, chi-square test of the count table for a JSD; MAPE has no test);
-else FAIL. `sessions_needed`: how many real sessions (with OTHER as many times larger as
-now) would bring the floor, and the KS critical value, down to the goal.
+p-value of `ks_2samp`, chi-square test of the count tables for a JSD, the per-bucket rate
+test of `measures.rates_pvalue` for the arrival MAPE); else FAIL. `sessions_needed`: how
+many real sessions (with OTHER as many times larger as now) would bring the floor, and
+the KS critical value, down to the goal.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,6 @@ from .measures import jsd, status_labels
 
 DEFAULT_GOALS_NAME = "default_goals.toml"
 KS_METRICS = ("session_length", "session_duration", "think_time", "interarrival")
-JSD_METRICS = ("endpoint_mix", "status_mix")
 METRICS = (
     "endpoint_mix.jsd", "status_mix.jsd", *(f"{m}.ks" for m in KS_METRICS), "arrival_rate.mape",
 )  # fmt: skip
@@ -233,8 +233,6 @@ class RealSample:
     start_s: np.ndarray
     span_s: float
     bucket_s: float | None
-    keep_for_shape: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    """Sessions counted in length and duration (all, unless some are left out)."""
 
     @classmethod
     def of(
@@ -252,7 +250,6 @@ class RealSample:
             start_s=table["start_s"].to_numpy(float),
             span_s=float(real_s["t_s"].max()),
             bucket_s=bucket_s,
-            keep_for_shape=np.ones(len(table), bool),
         )
 
 
@@ -274,11 +271,10 @@ def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> di
         in_a = np.zeros(sessions, bool)
         in_a[rng.permutation(sessions)[: sessions // 2]] = True
         halves = (in_a, ~in_a)
-        shape = [h & sample.keep_for_shape for h in halves]
         for name in ("length", "duration_s"):
             metric = "session_length.ks" if name == "length" else "session_duration.ks"
             column = getattr(sample, name)
-            add(metric, *_ks(column[shape[0]], column[shape[1]]))
+            add(metric, *_ks(column[halves[0]], column[halves[1]]))
         request_halves = [h[sample.session_of_request] for h in halves]
         think = [sample.think_s[r] for r in request_halves]
         add("think_time.ks", *_ks(think[0], think[1]))
