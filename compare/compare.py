@@ -118,6 +118,8 @@ class CompareResult:
     goals: Goals = field(default_factory=load_goals)
     slo_results: tuple[SloResult, ...] | None = None
     """OTHER's requests against the SLOs, when some were given."""
+    bound_from: str | None = None
+    """Where the SLO classes' endpoints were learned (the real trace, or its model)."""
 
     @property
     def slo(self) -> Json | None:
@@ -217,7 +219,11 @@ class CompareResult:
                 "overall": self.fidelity_verdict,
                 "bootstrap": {"rounds": ROUNDS, "seed": SEED, "split": "real sessions in halves"},
             },
-            "slo": self.slo if self.slo is not None else {"passed": None, "checked": False},
+            "slo": (
+                {**self.slo, "bound_from": self.bound_from}
+                if self.slo is not None
+                else {"passed": None, "checked": False}
+            ),
         }
         for metric, part in judged.items():
             section = doc[metric.split(".")[0]]
@@ -346,6 +352,7 @@ def compare_sessionized(
             if slos is not None
             else None
         ),
+        bound_from=learned.source if learned is not None else None,
     )
     bucket_s = result.arrival_rate.bucket_s
     sample = RealSample.of(real_s, real_t, bucket_s=bucket_s, with_status=has_status)

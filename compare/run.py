@@ -9,12 +9,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tracereplay.errors import TraceReplayError
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 
+from .bindings import Learned, learned_from_model
 from .compare import CompareResult, compare_sessionized, load_pair, write_compare
 from .compare_render import render_compare
 from .run_summary import read_run_summary
-from .slo import Slo, render_slos, slo_warnings
+from .slo import Slo, needs_binding, render_slos, slo_warnings
 from .verdicts import Goals
 
 
@@ -37,9 +39,10 @@ def run_compare(
 
     # Each trace is read and sessionized once, for the numbers and the report alike.
     real_s, other_s = load_pair(real, other, session_timeout_s=session_timeout_s)
+    learned = model_beside(real, len(real_s)) if slos and needs_binding(slos) else None
     result = compare_sessionized(
         real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos, goals=goals,
-        run_summary=read_run_summary(other),
+        run_summary=read_run_summary(other), learned=learned,
     )  # fmt: skip
     render_compare(result, console)
     if result.slo_results:
@@ -51,3 +54,21 @@ def run_compare(
         report = write_report(render_report(result.to_json(), real_s, other_s, title=title), out)
         errors.print(f"wrote {path} and {report}", highlight=False, soft_wrap=True)
     return result
+
+
+def model_beside(real: Path, rows: int) -> Learned | None:
+    """What REAL's own model file (traces/NAME.model.json) learned, when there is one of
+    this trace (as many rows): reading it is much faster than finding the correlations
+    again. None otherwise: compare then learns from REAL itself."""
+    from tracereplay.models.model import default_model_path, load_model
+
+    path = default_model_path(real)
+    if not path.is_file():
+        return None
+    try:
+        model = load_model(path)
+    except TraceReplayError:
+        return None
+    if (model.get("provenance") or {}).get("rows") != rows:
+        return None
+    return learned_from_model(model, source=f"model {path}")

@@ -18,7 +18,7 @@ from tracereplay.cli import main
 from tracereplay.compare.bindings import learned_from_frame, learned_from_model
 from tracereplay.compare.compare import compare_frames, sessionized_pair
 from tracereplay.compare.slo import load_slos
-from tracereplay.models.model import build_model
+from tracereplay.models.model import build_model, default_model_path, write_model
 from tracereplay.trace import TraceRecord
 
 LOGIN = "POST /v2/session"
@@ -91,6 +91,25 @@ def test_the_model_file_binds_the_same_way(tmp_path: Path) -> None:
     assert (from_model.login, from_model.crud, from_model.complex) == (
         from_frame.login, from_frame.crud, from_frame.complex,
     )  # fmt: skip
+
+
+def test_compare_reads_the_model_beside_real_when_it_is_of_that_trace(tmp_path: Path) -> None:
+    real = write_trace(tmp_path / "shop", shop_records())
+    out = tmp_path / "out"
+    args = ["compare", str(real), str(real), "--scale", "1", "--out", str(out)]
+    # Exit 1: the default "p95 < 500 ms over all requests" fails on the slow report.
+    assert main(args) == 1
+    assert json.loads((out / "compare.json").read_text())["slo"]["bound_from"] == "real trace"
+    model = write_model(build_model(real), default_model_path(real))
+    assert main(args) == 1
+    doc = json.loads((out / "compare.json").read_text())
+    assert doc["slo"]["bound_from"] == f"model {model}"
+    assert {r["name"]: r["matched"] for r in doc["slo"]["results"]}["login_success"] == [LOGIN]
+    # A model of another trace (other rows) is not used.
+    write_trace(tmp_path / "half", shop_records(6))
+    write_model(build_model(tmp_path / "half"), model)
+    assert main(args) == 1
+    assert json.loads((out / "compare.json").read_text())["slo"]["bound_from"] == "real trace"
 
 
 def test_default_slos_judge_the_shop_by_its_own_endpoints() -> None:
