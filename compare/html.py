@@ -104,8 +104,8 @@ def slo_table(slo: Any) -> tuple[bool | None, str]:
         threshold, value = escape(rule) + fmt(entry.get("threshold")), fmt(entry.get("value"))
         requests = val(entry.get("requests"))
         shown = entry.get("verdict", ok)
-        rows.append([badge(shown), f"<code>{name}</code>", threshold, value, _where(entry),
-                     requests, note])  # fmt: skip
+        rows.append([badge(shown), f'<code class="nw">{name}</code>', threshold, value,
+                     _where(entry), requests, note])  # fmt: skip
         verdicts += [ok] if ok is not None else []
     head = ["", "SLO", "threshold", "measured", "endpoints", "requests", ""]
     passed = slo.get("passed")
@@ -118,6 +118,6 @@ def _where(entry: Mapping[str, Any]) -> str:
     endpoints = entry.get("endpoints") or []
     if entry.get("binds") and not endpoints:
         matched = entry.get("matched") or []
-        names = "<br>".join(f"<code>{escape(str(e))}</code>" for e in matched) or "–"
+        names = "<br>".join(f'<code class="nw">{escape(str(e))}</code>' for e in matched) or "–"
         return f"{escape(str(entry['binds']))}: {names}"
     return escape(", ".join(map(str, endpoints)) if isinstance(endpoints, list) else str(endpoints))

@@ -143,10 +143,10 @@ def test_verdicts_show_fidelity_and_each_slo_in_file_order() -> None:
     ]
     html, doc = _render(slo=slo_json(results))
     assert '<div class="verdict fail">FAIL</div>' in html
-    assert "<code>p95 &lt;b&gt;fast&lt;/b&gt;</code>" in html
+    assert '<code class="nw">p95 &lt;b&gt;fast&lt;/b&gt;</code>' in html
     assert "latency_p95_ms &lt; 500" in html and "812" in html and "GET /api/*" in html
     assert "error_rate &lt; 1 %" in html and "0.1 %" in html
-    assert html.index("fast&lt;/b&gt;") < html.index("<code>errors</code>") < html.index("spare")
+    assert html.index("fast&lt;/b&gt;") < html.index(">errors</code>") < html.index("spare")
     assert DISABLED in html
     for metric in doc["fidelity"]["goal"]:
         assert f'<code class="nw">{metric}</code>' in html
@@ -161,7 +161,7 @@ def test_slo_absent_or_not_checked_is_not_a_verdict(slo: Any) -> None:
 
 def test_slo_results_as_mapping_by_name_are_read_leniently() -> None:
     html, _ = _render(slo={"checked": True, "results": {"latency": {"passed": True}}})
-    assert "<code>latency</code>" in html
+    assert '<code class="nw">latency</code>' in html
 
 
 def test_unsessionized_or_empty_frames_are_refused() -> None:
