@@ -84,6 +84,7 @@ class Pseudonymizer:
             "ipv6": self._ipv6,
             "name": self._name,
             "words": self._words,
+            "hex": self._hex,
             "host": self._host,
             "dob": self._dob,
             "ssn": self._ssn,
@@ -134,6 +135,10 @@ class Pseudonymizer:
         Latin lorem word of the same length and case, each run of digits other digits,
         everything else stays (`Acme-42 Ltd.` → `Quia-17 Sit.`)."""
         return self._memo("words", value)
+
+    def hex(self, value: str) -> str:
+        """A hex string of the same length and case (a short digest or handle)."""
+        return self._memo("hex", value)
 
     def host(self, value: str) -> str:
         return self._memo("host", value)
@@ -293,6 +298,14 @@ class Pseudonymizer:
             made = _RUNS.sub(swap, value)
             # A stand-in must not look like a phone, a card or an address to the scanner.
             if not find_all(made):
+                return made
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _hex(self, value: str) -> str:
+        for attempt in count():
+            made = self._bytes("hex", value, (len(value) + 1) // 2, attempt).hex()[: len(value)]
+            made = made.upper() if value.isupper() else made
+            if not find_all(made) and not made.isdigit():
                 return made
         raise AssertionError("unreachable")  # pragma: no cover
 

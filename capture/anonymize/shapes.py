@@ -69,6 +69,8 @@ def looks_secret(value: str) -> bool:
     and digits with high entropy, that is not words joined by separators."""
     if len(value) < 16 or not _B64ISH.fullmatch(value):
         return False
+    if value.isdigit():
+        return False  # a long number is an id or a count: the integer rules judge it
     if _HEX.fullmatch(value):
         return True
     if not (any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):

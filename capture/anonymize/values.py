@@ -35,6 +35,7 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.\-]{1,15}://[^\s<>\"'`]+", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"[A-Za-z_$@][\w$@.:\-\[\]]{0,63}")
 _CARD_DIGITS = range(13, 20)
+_SHORT_HEX = re.compile(r"[0-9a-f]{6,}|[0-9A-F]{6,}")
 _QUOTED = 2
 
 
@@ -177,6 +178,8 @@ class ValueAnonymizer:
             return self.host(value)
         if looks_secret(value):
             return self.pseudo.token(value)
+        if _SHORT_HEX.fullmatch(value) and not value.isalpha():
+            return self.pseudo.hex(value)
         return self.pseudo.words(value)
 
     def free_text(self, value: str) -> str:

@@ -110,7 +110,7 @@ class Vocabulary:
                 return False
             if letters.isupper() and len(letters) <= 3:  # codes: USD, EN, GMT, OK
                 continue
-            if len(letters) <= 2 and letters.islower():  # en, de, id, ok
+            if len(letters) <= 3 and letters.islower():  # en, de, ok, ops, crm
                 continue
             if not self.knows(letters):
                 return False
