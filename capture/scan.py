@@ -14,11 +14,12 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, unquote_plus
+from urllib.parse import parse_qsl, unquote
 
 import pyarrow.compute as pc
 
 from tracereplay.capture.anonymize.detectors import KINDS
+from tracereplay.capture.anonymize.headers import split_set_cookie
 from tracereplay.capture.scan_checks import CHECK_KINDS, Checker, Finding, markup_leaves
 from tracereplay.errors import UsageError
 from tracereplay.trace import open_trace
@@ -122,7 +123,7 @@ def scan_trace(  # noqa: PLR0913
                 if cell is None:
                     continue
                 tally.values += 1
-                tally.add(column, _cell(checker, column, cell))
+                tally.add(column, cell_findings(checker, column, cell))
         rows += batch.num_rows
         if progress is not None:
             progress(rows, total)
@@ -135,7 +136,8 @@ def scan_trace(  # noqa: PLR0913
     )
 
 
-def _cell(checker: Checker, column: str, cell: Any) -> Iterator[Finding]:  # noqa: PLR0911
+def cell_findings(checker: Checker, column: str, cell: Any) -> Iterator[Finding]:  # noqa: PLR0911
+    """What the checks find in one stored cell of `column` (raw values: for tests and tools)."""
     if column in ("session", "client"):
         if not checker.session_key(cell):
             yield from checker.anywhere(cell)
@@ -174,25 +176,36 @@ def _path(checker: Checker, path: str) -> Iterator[Finding]:
 
 
 def _query(checker: Checker, query: str) -> Iterator[Finding]:
-    yield from checker.anywhere(unquote_plus(query))
+    yield from checker.anywhere(unquote(query))
     for name, value in parse_qsl(query.replace(";", "&"), keep_blank_values=True):
-        yield from (f for f in checker.value(value, name) if f[0] not in ("email", "canary"))
+        yield from _checks_only(checker.value(value, name))
+
+
+def _checks_only(found: Iterable[Finding]) -> Iterator[Finding]:
+    """Findings of the value checks, without the detectors' and canaries' (counted already
+    over the whole cell)."""
+    return (f for f in found if f[0] in CHECK_KINDS and f[0] != "canary")
 
 
 def _header(checker: Checker, name: str, value: str) -> Iterator[Finding]:
     if name in ("authorization", "proxy-authorization"):
+        yield from checker.anywhere(value)
         credential = value.partition(" ")[2] or value
-        yield from checker.value(credential, "token")
-    elif name in ("cookie", "set-cookie"):
-        for part in value.replace(",", ";").split(";"):
+        yield from _checks_only(checker.value(credential, "token"))
+    elif name == "cookie":
+        for part in value.split(";"):
             cookie_name, eq, cookie_value = part.strip().partition("=")
-            if not eq:
-                continue
-            if cookie_name.lower() in ("path", "domain"):
-                yield from checker.anywhere(cookie_value)
-                yield from checker.urls(cookie_value)
-            elif cookie_name.lower() not in ("expires", "max-age", "samesite", "priority"):
-                yield from checker.value(cookie_value, "cookie")
+            yield from checker.value(cookie_value if eq else cookie_name, "cookie")
+    elif name == "set-cookie":
+        for cookie in split_set_cookie(value):
+            first, _, attributes = cookie.partition(";")
+            cookie_name, eq, cookie_value = first.strip().partition("=")
+            yield from checker.value(cookie_value if eq else cookie_name, "cookie")
+            for attribute in attributes.split(";"):
+                attribute_name, _, attribute_value = attribute.strip().partition("=")
+                if attribute_name.lower() in ("path", "domain"):
+                    yield from checker.anywhere(attribute_value)
+                    yield from checker.urls(attribute_value)
     elif name in _URL_HEADERS:
         yield from checker.anywhere(unquote(value))
         yield from checker.urls(value)
@@ -208,12 +221,10 @@ def _body(checker: Checker, text: str) -> Iterator[Finding]:
     yield from checker.anywhere(text)
     leaves = _leaves(text)
     if leaves is None:
-        yield from (f for f in checker.value(text) if f[0] not in ("email", "canary"))
+        yield from _checks_only(checker.value(text))
         return
     for name, value in leaves:
-        found = checker.value(value, name)
-        # Detector findings and canaries were counted over the whole body already.
-        yield from (f for f in found if f[0] in CHECK_KINDS and f[0] != "canary")
+        yield from _checks_only(checker.value(value, name))
 
 
 def _leaves(text: str) -> list[tuple[str | None, str]] | None:

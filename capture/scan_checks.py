@@ -19,6 +19,7 @@ from tracereplay.capture.anonymize.detectors import (
     PSEUDO_JWT_HEADER,
     PSEUDO_TOKEN_PREFIX,
     find_all,
+    is_pseudonym,
 )
 from tracereplay.capture.anonymize.policy import load_policy, name_words
 from tracereplay.capture.anonymize.shapes import (
@@ -108,12 +109,13 @@ class Checker:
             return tuple(found)
         rest = _PSEUDO_ADDRESS.sub(" ", value) if ".invalid" in value.lower() else value
         found.extend(("entropy", t) for t in _TOKENS.findall(rest) if _secret_token(t))
-        words = _WORDS.findall(value)
-        if len(words) >= 2 and any(c.isspace() for c in value) and not is_lorem_text(value):
-            found.append(("free-text", value))
-        elif len(words) == 1 and not any(c.isspace() for c in value):
-            if not self._explained(value):
-                found.append(("word", value))
+        tokens = value.split()
+        if len(tokens) >= 2:
+            # Free text: a pseudonym's is Latin words; emails, tokens, numbers may stand in it.
+            if any(_WORDS.search(t) and not _in_free_text(t.strip(_PUNCTUATION)) for t in tokens):
+                found.append(("free-text", value))
+        elif _WORDS.search(value) and not self._explained(value):
+            found.append(("word", value))
         return tuple(found)
 
     def _explained(self, token: str) -> bool:
@@ -135,6 +137,9 @@ class Checker:
             return
         words = name_words(field)
         snake = _CAMEL.sub("_", field).lower()
+        if len(words) == 1:  # `oldpassword`, `accesstoken`: the longer words inside count
+            whole = next(iter(words))
+            words = words | {w for w in _PASSWORD_WORDS | _SECRET_WORDS if len(w) >= 5 and w in whole}
         if words & _PASSWORD_WORDS:
             if value != REMOVED:
                 yield "field", value
@@ -181,6 +186,21 @@ class Checker:
     @staticmethod
     def session_key(value: str) -> bool:
         return _SESSION_KEY.fullmatch(value) is not None
+
+
+_PUNCTUATION = ".,;:!?()[]{}<>\"'|/\\-_*&#+="
+
+
+def _in_free_text(token: str) -> bool:
+    """A word of free text that a pseudonym could hold (not: any English word)."""
+    return (
+        is_lorem_text(token)
+        or _is_pseudonym(token)
+        or is_structural(token)
+        or UUID.fullmatch(token) is not None
+        or is_pseudonym("ipv6", token)
+        or not _WORDS.search(token)
+    )
 
 
 def _is_pseudonym(value: str) -> bool:

@@ -128,15 +128,27 @@ def find_national_ids(text: str, kinds: Collection[str]) -> Spans:
 # written with a trunk prefix 0 has no country code, so phonenumbers tries the regions
 # whose numbers are most often written so.
 NATIONAL_REGIONS = ("DE", "GB", "FR", "IT", "NL", "ES", "AT", "CH", "BE", "AU", "JP", "BR")
+# International numbers in the forms the NANP-shaped detector does not take:
+# `+49 (0) 9065 805191`, `+44(0)20 7946 0958`, `+33 1 83 41 77 76`.
+_INTERNATIONAL = re.compile(r"\+(?<![\w+]\+)[1-9][0-9 ()./-]{6,22}[0-9](?![\w-]|[.,][0-9])")
 _NATIONAL = re.compile(
     r"\(?0(?<![\w+.-]0)(?<![\w+.-]\(0)(?<![0-9][ -]0)[0-9]{1,4}\)?(?:[ /.-]?[0-9]{2,8}){1,4}(?![\w.-]|[.,][0-9])"
 )
 
 
 def national_phones(text: str, _kinds: Collection[str] = ()) -> Spans:
+    import phonenumbers
+
+    if "+" in text:
+        for match in _INTERNATIONAL.finditer(text):
+            try:
+                number = phonenumbers.parse(match.group(), None)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                yield "phone", *match.span()
     if "0" not in text:
         return
-    import phonenumbers
 
     for match in _NATIONAL.finditer(text):
         candidate = match.group()

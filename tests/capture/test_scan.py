@@ -144,8 +144,8 @@ def test_kinds_filter(tmp_path: Path, fake: Faker) -> None:
     report = scan_trace(trace, kinds=["phone"])
     assert {kind for kind, _ in report.counts} == {"phone"}
     assert report.kinds == ("phone",)
-    with pytest.raises(UsageError, match="unknown detector kind 'ssn'"):
-        scan_trace(trace, kinds=["phone", "ssn"])
+    with pytest.raises(UsageError, match="unknown finding kind 'phones'"):
+        scan_trace(trace, kinds=["phone", "phones"])
 
 
 def test_missing_trace_is_a_trace_error(tmp_path: Path) -> None:
