@@ -70,7 +70,7 @@ class ScanReport:
 
 
 def read_canaries(path: Path) -> tuple[str, ...]:
-    """One value a line (blank lines and lines starting with # ignored); UsageError if unreadable."""
+    """One value a line (blank lines and # comments ignored); UsageError if unreadable."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -83,7 +83,7 @@ def read_canaries(path: Path) -> tuple[str, ...]:
     return values
 
 
-def scan_trace(  # noqa: PLR0913
+def scan_trace(
     path: Path,
     *,
     kinds: Collection[str] = ALL_KINDS,
@@ -136,7 +136,7 @@ def scan_trace(  # noqa: PLR0913
     )
 
 
-def cell_findings(checker: Checker, column: str, cell: Any) -> Iterator[Finding]:  # noqa: PLR0911
+def cell_findings(checker: Checker, column: str, cell: Any) -> Iterator[Finding]:
     """What the checks find in one stored cell of `column` (raw values: for tests and tools)."""
     if column in ("session", "client"):
         if not checker.session_key(cell):

@@ -139,7 +139,9 @@ class Checker:
         snake = _CAMEL.sub("_", field).lower()
         if len(words) == 1:  # `oldpassword`, `accesstoken`: the longer words inside count
             whole = next(iter(words))
-            words = words | {w for w in _PASSWORD_WORDS | _SECRET_WORDS if len(w) >= 5 and w in whole}
+            words = words | {
+                w for w in _PASSWORD_WORDS | _SECRET_WORDS if len(w) >= 5 and w in whole
+            }
         if words & _PASSWORD_WORDS:
             if value != REMOVED:
                 yield "field", value

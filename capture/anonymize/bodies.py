@@ -105,7 +105,7 @@ def _is_binary(mtype: str) -> bool:
     return any(mtype.endswith(sub) or f"/{sub}" in mtype for sub in _BINARY_SUBTYPES)
 
 
-def anonymize_text(values: ValueAnonymizer, text: str, mtype: str) -> str | None:  # noqa: PLR0911
+def anonymize_text(values: ValueAnonymizer, text: str, mtype: str) -> str | None:
     """A decoded body through the parser its media type or content calls for; None when it
     does not parse as what it claims to be."""
     head = text.lstrip()[:1]
@@ -116,9 +116,9 @@ def anonymize_text(values: ValueAnonymizer, text: str, mtype: str) -> str | None
             return made
     if mtype == "application/x-www-form-urlencoded":
         return values.query(text.strip())
-    if mtype in _XML_TYPES or mtype.endswith("+xml") or (head == "<" and _looks_xml(text)):
-        if "html" not in mtype:
-            return anonymize_xml(values, text)
+    xml = mtype in _XML_TYPES or mtype.endswith("+xml") or (head == "<" and _looks_xml(text))
+    if xml and "html" not in mtype:
+        return anonymize_xml(values, text)
     if "html" in mtype or (head == "<" and mtype in ("", "text/plain")):
         return anonymize_html(values, text)
     if mtype in ("", "text/plain") and _FORM.fullmatch(text.strip()):

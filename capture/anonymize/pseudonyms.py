@@ -12,14 +12,12 @@ import os
 import re
 import secrets
 import string
-import threading
 import uuid
 from base64 import urlsafe_b64encode
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from itertools import count
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tracereplay.capture.anonymize.detectors import (
     PSEUDO_EMAIL_DOMAIN,
@@ -33,9 +31,6 @@ from tracereplay.capture.anonymize.detectors import (
 )
 from tracereplay.capture.anonymize.words import lorem_by_length
 from tracereplay.errors import ConfigError
-
-if TYPE_CHECKING:
-    from faker import Faker
 
 __all__ = ["PSEUDO_JWT_HEADER", "Pseudonymizer", "load_key"]
 
@@ -68,8 +63,7 @@ class Pseudonymizer:
         if not key:
             raise ValueError("the pseudonym key must not be empty")
         self._key = key
-        self._faker: Faker | None = None
-        self._faker_lock = threading.Lock()  # seed + draw must not interleave across threads
+        self._cache_size = cache_size
         # Per instance, not on the class, so the cache dies with the instance.
         self._memo = lru_cache(maxsize=cache_size)(self._make)
         self._makers: dict[str, Callable[[str], str]] = {
@@ -93,6 +87,15 @@ class Pseudonymizer:
 
     def __repr__(self) -> str:
         return "Pseudonymizer(key=<hidden>)"
+
+    # Picklable (a worker process gets its own copy, memo empty): the key and cache size.
+    def __getstate__(self) -> dict[str, object]:
+        return {"key": self._key, "cache_size": self._cache_size}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        key, size = state["key"], state["cache_size"]
+        assert isinstance(key, bytes) and isinstance(size, int)
+        self.__init__(key, cache_size=size)  # type: ignore[misc]
 
     # --- public API -----------------------------------------------------------------------
 
@@ -288,12 +291,11 @@ class Pseudonymizer:
                 letters, digits = match.group(1), match.group(2)
                 if digits is not None:
                     return "".join(str(next(raw) % 10) for _ in digits)
-                out = []
-                while len("".join(out)) < len(letters):
-                    want = min(len(letters) - len("".join(out)), longest)
-                    choices = pool[want]
-                    out.append(choices[next(raw) % len(choices)])
-                return _same_case(letters, "".join(out)[: len(letters)])
+                made = ""
+                while len(made) < len(letters):  # whole Latin words (pools hold 1-14 letters)
+                    choices = pool[min(len(letters) - len(made), longest)]
+                    made += choices[next(raw) % len(choices)]
+                return _same_case(letters, made)
 
             made = _RUNS.sub(swap, value)
             # A stand-in must not look like a phone, a card or an address to the scanner.
@@ -317,6 +319,7 @@ class Pseudonymizer:
         raw = self._bytes("dob", value.strip(), 1)
         year = str(1940 + raw[0] % 66)
         dated = _YEAR.sub(year, value, count=1)
+
         # Every other number (day, month, time) becomes 1 (or 0 where it was 0), same width.
         def one(match: re.Match[str]) -> str:
             text = match.group()
@@ -337,9 +340,13 @@ class Pseudonymizer:
         # Check digits 00 are never valid (ISO 13616 uses 02-98): the stand-in fails the check.
         compact = value.replace(" ", "")
         raw = self._bytes("iban", compact, len(compact))
-        made = compact[:2] + "00" + "".join(
-            str(b % 10) if c.isdigit() else chr(65 + b % 26)
-            for b, c in zip(raw[4:], compact[4:], strict=False)
+        made = (
+            compact[:2]
+            + "00"
+            + "".join(
+                str(b % 10) if c.isdigit() else chr(65 + b % 26)
+                for b, c in zip(raw[4:], compact[4:], strict=False)
+            )
         )
         stream = iter(made)
         return "".join(next(stream) if c != " " else c for c in value)

@@ -43,8 +43,7 @@ def is_structural(value: str) -> bool:
     if INTEGER.fullmatch(value):
         return len(value.lstrip("+-")) <= 4
     return bool(
-        _NUMBER.fullmatch(value)
-        and any(c.isdigit() for c in value)
+        (_NUMBER.fullmatch(value) and any(c.isdigit() for c in value))
         or _TIMESTAMP.fullmatch(value)
         or _VERSION.fullmatch(value)
         or _MEDIA_TYPE.fullmatch(value)

@@ -60,8 +60,10 @@ def _segment(values: ValueAnonymizer, segment: str) -> str:
         return segment
     if ";" in segment:  # matrix parameters: /a;jsessionid=XYZ
         head, _, params = segment.partition(";")
-        return _segment(values, head) + ";" + query(values, params) if head else ";" + query(
-            values, params
+        return (
+            _segment(values, head) + ";" + query(values, params)
+            if head
+            else ";" + query(values, params)
         )
     if values.policy.integer_path_segments and segment.isdigit():
         return values.pseudo.integer(segment)

@@ -19,8 +19,9 @@ _SEPARATORS = re.compile(r"[_\-.:/ ]+")
 
 @lru_cache(maxsize=1)
 def english_words() -> frozenset[str]:
-    """faker's common English words (its lorem list and parts of speech), without the words that are also first or last names
-    (`mark`, `brown`, `grace`): a name must never pass for an enum value."""
+    """faker's common English words (its lorem list and parts of speech), without the words
+    that are also first or last names (`mark`, `brown`, `grace`): a name must never pass
+    for an enum value."""
     from faker.providers.lorem.en_US import Provider as Lorem
     from faker.providers.person.en_US import Provider as Person
 
@@ -118,7 +119,22 @@ class Vocabulary:
 
 
 def is_lorem_text(value: str) -> bool:
-    """Every run of letters in `value` is a Latin lorem word: the shape of a text pseudonym."""
+    """Every run of letters in `value` is made of Latin lorem words: the shape of a text
+    pseudonym (a long run is several words back to back)."""
     runs = _LETTERS.findall(value.lower())
+    return bool(runs) and all(_lorem_run(r) for r in runs)
+
+
+@lru_cache(maxsize=65536)
+def _lorem_run(run: str) -> bool:
     words = lorem_set()
-    return bool(runs) and all(r in words for r in runs)
+    if run in words:
+        return True
+    longest = max(map(len, words))
+    ends = {0}  # positions where a split into whole words can end
+    for end in range(1, len(run) + 1):
+        if any(
+            start in ends and run[start:end] in words for start in range(max(0, end - longest), end)
+        ):
+            ends.add(end)
+    return len(run) in ends

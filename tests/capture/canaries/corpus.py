@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-
 from urllib.parse import urlencode
 
 from faker import Faker
@@ -86,7 +85,10 @@ _FIELDS: list[tuple[str, Callable[[Faker], str]]] = [
     ("aws_access", lambda f: "AKIA" + f.pystr(min_chars=16, max_chars=16).upper()),
     ("gh", lambda f: "ghp_" + f.pystr(min_chars=36, max_chars=36)),
     ("stripe", lambda f: "sk_live_" + f.pystr(min_chars=24, max_chars=24)),
-    ("slack_hook", lambda f: f"xoxb-{f.random_int(1000, 9999)}-{f.pystr(min_chars=24, max_chars=24).lower()}"),  # noqa: E501
+    (
+        "slack_hook",
+        lambda f: f"xoxb-{f.random_int(1000, 9999)}-{f.pystr(min_chars=24, max_chars=24).lower()}",
+    ),
     ("maps", lambda f: "AIza" + f.pystr(min_chars=35, max_chars=35)),
     ("pem", _pem),
     ("ssn", lambda f: f.ssn()),
@@ -164,7 +166,7 @@ def _response_header(
 ) -> Callable[[Faker], Case]:
     def case(fake: Faker) -> Case:
         value = make(fake)
-        headers = (*JSON_TYPE, (name.split(" ")[0], template.format(value)))
+        headers = (*JSON_TYPE, (name.split(" ", maxsplit=1)[0], template.format(value)))
         return Case(f"{name}", value, status=status, resp_headers=headers)
 
     return case
@@ -205,7 +207,9 @@ def _typed_json(kind: str, content_type: str, bom: bool = False) -> Callable[[Fa
     def case(fake: Faker) -> Case:
         secret = _password(fake)
         body = json.dumps({"password": secret, "name": fake.name()}).encode()
-        return _answer(f"body {kind}", secret, (b"\xef\xbb\xbf" if bom else b"") + body, content_type)
+        return _answer(
+            f"body {kind}", secret, (b"\xef\xbb\xbf" if bom else b"") + body, content_type
+        )
 
     return case
 
@@ -230,7 +234,9 @@ def _truncated(fake: Faker) -> Case:
 
 def _plain(fake: Faker) -> Case:
     name = fake.name()
-    return _answer("body text/plain", name, f"Dear {name}, your order shipped.".encode(), "text/plain")
+    return _answer(
+        "body text/plain", name, f"Dear {name}, your order shipped.".encode(), "text/plain"
+    )
 
 
 def _html(fake: Faker) -> Case:
@@ -276,16 +282,18 @@ PLACES: list[Callable[[Faker], Case]] = [
     _header("X-Api-Sig", lambda f: f.sha1()),
     _header("X-Display-Name", lambda f: f.name()),
     _header("X-Forwarded-For", lambda f: f.ipv4_public(), "{}, 10.0.0.1"),
-    _header("Referer", lambda f: _token(f), "https://app.example.com/page#tok={}"),
+    _header("Referer", _token, "https://app.example.com/page#tok={}"),
     _query("sig", lambda f: f.sha256()[:40], "sig={}&page=2"),
     _query("code", lambda f: _token(f, 24), "code={}&state=ok"),
-    _query(";token", lambda f: _token(f), "a=1;token={}"),
+    _query(";token", _token, "a=1;token={}"),
     _query("q name", lambda f: f.name(), "q={}&limit=10"),
     _response_header(
         "Location fragment", _token, "https://client.example.com/cb#access_token={}&x=1", 302
     ),
     _response_header("Location code", lambda f: _token(f, 24), "/callback?code={}", 302),
-    _response_header("Link", _token, '<https://api.example.com/items?page=2&access_token={}>; rel="next"'),  # noqa: E501
+    _response_header(
+        "Link", _token, '<https://api.example.com/items?page=2&access_token={}>; rel="next"'
+    ),
     _response_header("Refresh", _token, "0; url=/welcome?session_token={}"),
     _response_header("Content-Location", lambda f: f.email(), "/users/{}"),
     _path_token,

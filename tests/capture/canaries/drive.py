@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, unquote_plus
 
 import httpx
@@ -100,9 +100,7 @@ def write_corpus_dump(path: Path, cases: Sequence[Case]) -> Path:
         flow.request.host = HOST
         flow.request.method = case.method
         flow.request.path = target(case)
-        flow.request.headers = http.Headers(
-            [(k.encode(), v.encode()) for k, v in case.req_headers]
-        )
+        flow.request.headers = http.Headers([(k.encode(), v.encode()) for k, v in case.req_headers])
         flow.request.content = case.req_body
         assert flow.response is not None
         flow.response.status_code = case.status
@@ -118,8 +116,8 @@ def write_corpus_dump(path: Path, cases: Sequence[Case]) -> Path:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    cases: dict[int, Case] = {}
-    seen: set[int] = set()
+    cases: ClassVar[dict[int, Case]] = {}
+    seen: ClassVar[set[int]] = set()
 
     def log_message(self, *_args: object) -> None:  # quiet
         pass
@@ -220,9 +218,7 @@ def leaked(cases: Sequence[Case], trace_dir: Path) -> list[Case]:
     """The cases whose canary is in any byte of the trace's files or any decoded cell."""
     blobs = [p.read_bytes() for p in trace_dir.rglob("*") if p.is_file()]
     views = "\n".join(stored_views(trace_dir))
-    return [
-        c for c in cases if c.canary in views or any(c.canary.encode() in b for b in blobs)
-    ]
+    return [c for c in cases if c.canary in views or any(c.canary.encode() in b for b in blobs)]
 
 
 def tally(cases: Sequence[Case], missed: Sequence[Case]) -> dict[str, tuple[int, int]]:
