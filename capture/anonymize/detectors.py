@@ -21,7 +21,7 @@ from functools import lru_cache
 # numbers with no finding, ~10 µs over a Date header, ~1 µs over a value with no digit,
 # '@', "eyJ" or "bearer". Hence: one anchor check first, every detector skipped unless its
 # anchor is present, and patterns that start with a character class (see below).
-from .keys import KEY_KINDS, find_keys, find_national_ids, national_phones
+from .keys import KEY_KINDS, find_keys, find_national_ids, has_key_prefix, national_phones
 
 KINDS = ("email", "jwt", "bearer", "card", "phone", "ipv4", "ipv6", *KEY_KINDS)
 
@@ -322,8 +322,8 @@ _DETECTORS: tuple[tuple[frozenset[str], Callable[[str, Collection[str]], Spans]]
 
 
 # Every finding holds a digit, '@', a JWT's "eyJ", the word bearer (a@b.co is the shortest),
-# a PEM block's dashes or the prefix of a key that may lack digits.
-_ANY_ANCHOR = re.compile(r"[0-9@]|eyJ|earer|EARER|-----|AKIA|ASIA|AIza|gh[pousr]_|_live_|xox")
+# a PEM block's dashes; or else a service key's prefix (keys.has_key_prefix).
+_ANY_ANCHOR = re.compile(r"[0-9@]|eyJ|earer|EARER|-----")
 
 
 def find_all(text: str, kinds: Collection[str] = KINDS) -> list[Finding]:
@@ -332,7 +332,8 @@ def find_all(text: str, kinds: Collection[str] = KINDS) -> list[Finding]:
 
     Kinds not in KINDS are ignored.
     """
-    if len(text) < 6 or _ANY_ANCHOR.search(text) is None:  # most header values end here
+    anchored = _ANY_ANCHOR.search(text) is not None or has_key_prefix(text)
+    if len(text) < 6 or not anchored:  # most header values end here
         return []
     # Claimed spans never overlap, so sorted starts and ends answer "overlaps?" by bisection.
     starts: list[int] = []

@@ -36,8 +36,9 @@ _PLUGINS = (
 # Each pattern above and below starts with one of these: a few substring searches (C speed)
 # rule out most strings before the alternation (~70 ns a character) runs.
 _PREFIXES = (
-    "A3T", "ABIA", "ACCA", "AKIA", "ASIA", "gh", "gl", "GR1348941", "k_live_", "k_test_",
-    "xox", "hooks.slack.com", "SG.", "T3BlbkFJ", "pypi-", "sq0csp-", "AccountKey=", "AIza",
+    "A3T", "ABIA", "ACCA", "AKIA", "ASIA", "gh", "github_pat_", "gl", "GR1348941", "k_live_",
+    "k_test_", "xox", "hooks.slack.com", "SG.", "T3BlbkFJ", "pypi-", "sq0csp-", "AccountKey=",
+    "AIza",
 )  # fmt: skip
 # Formats detect-secrets 1.5 does not know.
 _OWN_KEY_PATTERNS = (
@@ -63,8 +64,12 @@ def _key_pattern() -> re.Pattern[str]:
     return re.compile(rf"(?<![A-Za-z0-9])(?:{body})")
 
 
+def has_key_prefix(text: str) -> bool:
+    return any(prefix in text for prefix in _PREFIXES)
+
+
 def _keys(text: str) -> Spans:
-    if not any(prefix in text for prefix in _PREFIXES):
+    if not has_key_prefix(text):
         return
     for match in _key_pattern().finditer(text):
         start, end = match.span()
@@ -131,6 +136,7 @@ NATIONAL_REGIONS = ("DE", "GB", "FR", "IT", "NL", "ES", "AT", "CH", "BE", "AU", 
 # International numbers in the forms the NANP-shaped detector does not take:
 # `+49 (0) 9065 805191`, `+44(0)20 7946 0958`, `+33 1 83 41 77 76`.
 _INTERNATIONAL = re.compile(r"\+(?<![\w+]\+)[1-9][0-9 ()./-]{6,22}[0-9](?![\w-]|[.,][0-9])")
+_ISO_YEAR = re.compile(r"\+[0-9]{4,6}-[0-9]{2}-[0-9]{2}")
 _NATIONAL = re.compile(
     r"\(?0(?<![\w+.-]0)(?<![\w+.-]\(0)(?<![0-9][ -]0)"
     r"[0-9]{1,4}\)?(?:[ /.-]?[0-9]{2,8}){1,4}(?![\w.-]|[.,][0-9])"
@@ -142,11 +148,14 @@ def national_phones(text: str, _kinds: Collection[str] = ()) -> Spans:
 
     if "+" in text:
         for match in _INTERNATIONAL.finditer(text):
+            if _ISO_YEAR.match(text, match.start()):  # +2026-11-26: an ISO 8601 expanded year
+                continue
             try:
                 number = phonenumbers.parse(match.group(), None)
             except phonenumbers.NumberParseException:
                 continue
-            if phonenumbers.is_valid_number(number):
+            # A country code and a possible length: the + says it is a phone number.
+            if phonenumbers.is_possible_number(number):
                 yield "phone", *match.span()
     if "0" not in text:
         return

@@ -337,19 +337,24 @@ class Pseudonymizer:
         return "".join(next(stream) if c.isdigit() else c for c in value)
 
     def _iban(self, value: str) -> str:
-        # Check digits 00 are never valid (ISO 13616 uses 02-98): the stand-in fails the check.
+        # Same country and length, other digits and letters, drawn again until the checksum
+        # fails (check digits 00 alone are not enough: 00 ≡ 97 mod 97).
         compact = value.replace(" ", "")
-        raw = self._bytes("iban", compact, len(compact))
-        made = (
-            compact[:2]
-            + "00"
-            + "".join(
-                str(b % 10) if c.isdigit() else chr(65 + b % 26)
-                for b, c in zip(raw[4:], compact[4:], strict=False)
+        for attempt in count():
+            raw = self._bytes("iban", compact, len(compact), attempt)
+            made = (
+                compact[:2]
+                + "00"
+                + "".join(
+                    str(b % 10) if c.isdigit() else chr(65 + b % 26)
+                    for b, c in zip(raw[4:], compact[4:], strict=False)
+                )
             )
-        )
-        stream = iter(made)
-        return "".join(next(stream) if c != " " else c for c in value)
+            stream = iter(made)
+            text = "".join(next(stream) if c != " " else c for c in value)
+            if not find_all(text, ("iban",)):
+                return text
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _same_case(model: str, word: str) -> str:
