@@ -9,6 +9,7 @@ prints. A clean report means no check fired anywhere.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ SCANNED_COLUMNS = STRING_COLUMNS + HEADER_COLUMNS + BODY_COLUMNS
 # read-ahead keep memory bounded on big traces.
 _BATCH_ROWS = 512
 _READ_AHEAD = {"batch_readahead": 2, "fragment_readahead": 1}
+_JSONP = re.compile(r"[\w$.]{1,64}\s*\((.*)\)\s*;?", re.DOTALL)
 _URL_HEADERS = frozenset(("referer", "origin", "location", "content-location", "link", "refresh"))
 
 
@@ -237,6 +239,9 @@ def _leaves(text: str) -> list[tuple[str | None, str]] | None:
             for doc in docs:
                 _json_leaves(doc, None, out)
             return out
+    padded = _JSONP.fullmatch(stripped)
+    if padded is not None:
+        return _leaves(padded.group(1))
     if stripped.startswith("<"):
         return markup_leaves(stripped)
     if "=" in stripped and not any(c.isspace() for c in stripped):

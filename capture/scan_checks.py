@@ -24,6 +24,7 @@ from tracereplay.capture.anonymize.detectors import (
 from tracereplay.capture.anonymize.policy import load_policy, name_words
 from tracereplay.capture.anonymize.shapes import (
     HOST,
+    URL_START,
     UUID,
     is_host,
     is_structural,
@@ -41,6 +42,7 @@ _TOKENS = re.compile(r"[A-Za-z0-9_\-+/=.~]{16,}")
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 _URLS = re.compile(r"\b[a-z][a-z0-9+.\-]{1,15}://[^\s<>\"'`]+", re.IGNORECASE)
 _PSEUDO_ADDRESS = re.compile(r"[\w.+%@-]+\.invalid\b", re.IGNORECASE)
+_PSEUDO_IBAN = re.compile(r"[A-Z]{2}00(?: ?[A-Z0-9]){11,30}")
 _SESSION_KEY = re.compile(r"[a-z]+:[0-9a-f]{16}")
 _DATE_DIGITS = re.compile(r"[0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -130,6 +132,7 @@ class Checker:
             or is_host(token)  # judged by urls()
             or token == REMOVED
             or not any(c.isalpha() for c in token)
+            or URL_START.match(token) is not None  # its host is judged by urls()
         )
 
     def _field(self, value: str, field: str | None) -> Iterator[Finding]:
@@ -207,7 +210,8 @@ def _in_free_text(token: str) -> bool:
 
 def _is_pseudonym(value: str) -> bool:
     return (
-        value.startswith(PSEUDO_TOKEN_PREFIX)
+        _PSEUDO_IBAN.fullmatch(value) is not None  # check digits 00: never issued
+        or value.startswith(PSEUDO_TOKEN_PREFIX)
         or value.startswith(PSEUDO_JWT_HEADER + ".")
         or value.lower().endswith(".invalid")
         or value.startswith(("Bearer anon_", "Basic anon_", f"Bearer {PSEUDO_JWT_HEADER}."))
