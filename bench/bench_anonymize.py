@@ -70,7 +70,9 @@ def make_exchanges(count: int, seed: int) -> list[Exchange]:
     out: list[Exchange] = []
     for i in range(count):
         ts = T0 + timedelta(milliseconds=50 * i)
-        token = jwt.encode({"sub": fake.uuid4(), "email": fake.email()}, fake.sha256(), algorithm="HS256")
+        token = jwt.encode(
+            {"sub": fake.uuid4(), "email": fake.email()}, fake.sha256(), algorithm="HS256"
+        )
         headers = [
             ("Host", "127.0.0.1:8000"), ("User-Agent", fake.user_agent()), ("Accept", "*/*"),
             ("Authorization", f"Bearer {token}"), ("Cookie", f"access_token={token}"),
@@ -172,7 +174,10 @@ def main() -> int:
         f"each): old {best['old']:.0f}, new {best['new']:.0f}, "
         f"new/old {result['ratio_new_over_old']:.2f}x"
     )
-    print("  runs: " + "; ".join(f"{k} " + ", ".join(f"{v:.0f}" for v in vs) for k, vs in runs.items()))
+    print(
+        "  runs: "
+        + "; ".join(f"{k} " + ", ".join(f"{v:.0f}" for v in vs) for k, vs in runs.items())
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

@@ -38,6 +38,7 @@ SCANNED_COLUMNS = STRING_COLUMNS + HEADER_COLUMNS + BODY_COLUMNS
 # read-ahead keep memory bounded on big traces.
 _BATCH_ROWS = 512
 _READ_AHEAD = {"batch_readahead": 2, "fragment_readahead": 1}
+_JSON_STRING = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?')
 _JSONP = re.compile(r"[\w$.]{1,64}\s*\((.*)\)\s*;?", re.DOTALL)
 _URL_HEADERS = frozenset(("referer", "origin", "location", "content-location", "link", "refresh"))
 
@@ -234,11 +235,12 @@ def _leaves(text: str) -> list[tuple[str | None, str]] | None:
     stripped = text.strip()
     if stripped[:1] in ("{", "["):
         docs = _json_docs(stripped)
-        if docs is not None:
-            out: list[tuple[str | None, str]] = []
-            for doc in docs:
-                _json_leaves(doc, None, out)
-            return out
+        if docs is None:  # cut at the capture's size limit: its string literals still count
+            return _json_strings(stripped)
+        out: list[tuple[str | None, str]] = []
+        for doc in docs:
+            _json_leaves(doc, None, out)
+        return out
     padded = _JSONP.fullmatch(stripped)
     if padded is not None:
         return _leaves(padded.group(1))
@@ -247,6 +249,22 @@ def _leaves(text: str) -> list[tuple[str | None, str]] | None:
     if "=" in stripped and not any(c.isspace() for c in stripped):
         return [(k, v) for k, v in parse_qsl(stripped, keep_blank_values=True)]
     return None
+
+
+def _json_strings(text: str) -> list[tuple[str | None, str]]:
+    """(field, value) of the string literals of broken JSON: a literal before `:` is a key."""
+    out: list[tuple[str | None, str]] = []
+    field: str | None = None
+    for match in _JSON_STRING.finditer(text):
+        try:
+            literal = json.loads(match.group(1))
+        except ValueError:
+            continue
+        if match.group(2):
+            field = literal
+        else:
+            out.append((field, literal))
+    return out
 
 
 def _json_docs(text: str) -> list[Any] | None:

@@ -42,6 +42,7 @@ _TOKENS = re.compile(r"[A-Za-z0-9_\-+/=.~]{16,}")
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 _URLS = re.compile(r"\b[a-z][a-z0-9+.\-]{1,15}://[^\s<>\"'`]+", re.IGNORECASE)
 _PSEUDO_ADDRESS = re.compile(r"[\w.+%@-]+\.invalid\b", re.IGNORECASE)
+_HEX_HANDLE = re.compile(r"[0-9a-f]{6,}|[0-9A-F]{6,}")
 _PSEUDO_IBAN = re.compile(r"[A-Z]{2}00(?: ?[A-Z0-9]){11,30}")
 _SESSION_KEY = re.compile(r"[a-z]+:[0-9a-f]{16}")
 _DATE_DIGITS = re.compile(r"[0-9]+")
@@ -133,6 +134,7 @@ class Checker:
             or token == REMOVED
             or not any(c.isalpha() for c in token)
             or URL_START.match(token) is not None  # its host is judged by urls()
+            or _HEX_HANDLE.fullmatch(token) is not None  # a digest or handle: no one's name
         )
 
     def _field(self, value: str, field: str | None) -> Iterator[Finding]:

@@ -235,9 +235,7 @@ class ValueAnonymizer:
             or bare.endswith(".invalid")
         ):
             return host
-        from .detectors import find_all as detect
-
-        if detect(bare, ("ipv4", "ipv6")) or bare.replace(".", "").isdigit():
+        if find_all(bare, ("ipv4", "ipv6")) or bare.replace(".", "").isdigit():
             return self.text(name) + colon + port
         return self.pseudo.host(bare) + colon + port
 
