@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, flowfilter, http
 from mitmproxy.addonmanager import Loader
 
 from tracereplay.capture.anonymize.policy import Policy, load_policy
+from tracereplay.capture.anonymize.provenance import trace_metadata
 from tracereplay.capture.anonymize.pseudonyms import load_key
 from tracereplay.capture.anonymize.record import Anonymizer
 from tracereplay.capture.exchange import exchange_from_flow
 from tracereplay.capture.recorder import Recorder, RecorderStats
 from tracereplay.errors import TraceReplayError
-from tracereplay.trace import DEFAULT_FLUSH_INTERVAL_S, TraceMetadata, open_writer
+from tracereplay.trace import DEFAULT_FLUSH_INTERVAL_S, open_writer
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +121,7 @@ class TraceCapture:
                 "capture and will not match another capture's",
                 KEY_ENV,
             )
-        metadata = TraceMetadata(
-            source="capture", capture_start=datetime.now(UTC), policy_hash=policy.hash
-        )
+        metadata = trace_metadata(out, "capture", policy, key, append=append)
         writer = open_writer(out, metadata, append=append, flush_interval_s=flush_interval_s)
         anonymizer = Anonymizer(policy, key)
         with self._lock:
