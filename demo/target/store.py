@@ -230,24 +230,32 @@ def build_store(seed: int, now: datetime) -> Store:
     return Store(users, clients, workflows, executions, seeded_at=now)
 
 
+def _workflow(
+    rng: random.Random, client: Client, kind: str, created: datetime, creator: str
+) -> Workflow:
+    """One n8n workflow of `client`, its details drawn from `rng`."""
+    return Workflow(
+        id=seeded_uuid(rng),
+        client_id=client.id,
+        n8n_workflow_id=f"{rng.getrandbits(48):012x}",
+        name=kind,
+        active=rng.random() < 0.8,
+        node_count=rng.randint(3, 24),
+        tags=sorted(rng.sample(_TAGS, 2)),
+        created_at=created,
+        updated_at=created,
+        created_by=creator,
+    )
+
+
 def _seed_workflows(rng: random.Random, client: Client, now: datetime) -> list[Workflow]:
     kinds = rng.sample(_WORKFLOW_KINDS, rng.randint(3, 7))
     result = []
     for kind in kinds:
         created = client.created_at + timedelta(days=rng.randint(0, 40))
-        result.append(
-            Workflow(
-                id=seeded_uuid(rng),
-                client_id=client.id,
-                n8n_workflow_id=f"{rng.getrandbits(48):012x}",
-                name=kind,
-                active=rng.random() < 0.8,
-                node_count=rng.randint(3, 24),
-                tags=sorted(rng.sample(_TAGS, 2)),
-                created_at=created,
-                updated_at=min(now, created + timedelta(days=rng.randint(0, 200))),
-            )
-        )
+        workflow = _workflow(rng, client, kind, created, SEED_CREATOR)
+        workflow.updated_at = min(now, created + timedelta(days=rng.randint(0, 200)))
+        result.append(workflow)
     return result
 
 
@@ -255,21 +263,8 @@ def synced_workflows(seed: int, client: Client, creator: str, now: datetime) -> 
     """What a client's first n8n sync finds: 2-4 workflows (the same for the same client),
     created by the user who ran the sync."""
     rng = random.Random(f"{seed}/sync/{client.id}")
-    return [
-        Workflow(
-            id=seeded_uuid(rng),
-            client_id=client.id,
-            n8n_workflow_id=f"{rng.getrandbits(48):012x}",
-            name=kind,
-            active=rng.random() < 0.8,
-            node_count=rng.randint(3, 24),
-            tags=sorted(rng.sample(_TAGS, 2)),
-            created_at=now,
-            updated_at=now,
-            created_by=creator,
-        )
-        for kind in rng.sample(_WORKFLOW_KINDS, rng.randint(2, 4))
-    ]
+    kinds = rng.sample(_WORKFLOW_KINDS, rng.randint(2, 4))
+    return [_workflow(rng, client, kind, now, creator) for kind in kinds]
 
 
 def _seed_executions(rng: random.Random, workflow: Workflow, now: datetime) -> list[Execution]:
