@@ -137,7 +137,7 @@ def test_every_write_on_a_seeded_object_counts_as_foreign(
     assert after["objects"] == before["objects"]  # no object was created or removed
 
 
-def test_refused_writes_and_reads_are_not_counted(
+def test_refused_writes_reads_and_id_less_actions_are_not_counted(
     http: httpx.Client, alice: Session, carol: Session
 ) -> None:
     other = next(c for c in sandbox_client_ids(7) if c != carol.user["client_id"])
@@ -147,6 +147,7 @@ def test_refused_writes_and_reads_are_not_counted(
     unknown = "00000000-0000-4000-8000-000000000000"
     error(http.delete(f"/api/v1/clients/{unknown}", headers=alice.headers), 404)
     data(http.get(f"/api/v1/clients/{other}", headers=alice.headers))
+    data(http.post("/api/v1/metrics/refresh-cache", headers=carol.headers))  # no id named
     assert http.get(f"/api/v1/clients/{other}/export", headers=alice.headers).status_code == 200
     after = audit(http, alice)
     assert after["foreign_writes"] == before["foreign_writes"]

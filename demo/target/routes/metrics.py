@@ -165,7 +165,7 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
     ) -> Response:
         key = scope(user, client_id)
         await times.sleep(RouteClass.WRITE)
-        if key != ALL_CLIENTS and (client := store.clients.get(key)) is not None:
-            state.writes.write(request, user, client.created_by)
+        if client_id is not None and (client := store.clients.get(key)) is not None:
+            state.writes.write(request, user, client.created_by)  # an action on a named id
         cleared = cache.clear() if key == ALL_CLIENTS else cache.clear_client(key)
         return ok({"refreshed": True, "cleared": cleared})
