@@ -12,7 +12,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracereplay import __version__
 from tracereplay.demo.target.envelope import install_error_handlers
-from tracereplay.demo.target.routes import auth, clients, metrics, n8n, system, workflows
+from tracereplay.demo.target.routes import (
+    auth,
+    clients,
+    exports,
+    metrics,
+    n8n,
+    system,
+    workflows,
+)
 from tracereplay.demo.target.settings import TargetSettings
 from tracereplay.demo.target.state import RequestCounters, TargetState
 
@@ -52,7 +60,7 @@ def create_app(settings: TargetSettings, *, now: datetime | None = None) -> Fast
     app.state.target = state
     # Routes go straight onto the app's router: FastAPI matches an included router as a
     # second, nested pass on every request (measured here: ~10-40 µs more per request).
-    for module in (system, auth, clients, n8n, metrics, workflows):
+    for module in (system, auth, clients, n8n, exports, metrics, workflows):
         module.add_routes(app.router, state)
     install_error_handlers(app)
     app.add_middleware(CountRequests, counters=state.counters)

@@ -59,13 +59,8 @@ async def _current_user(request: Request) -> User:
     return authenticate(request)[0]
 
 
-async def _current_session(request: Request) -> tuple[User, Claims]:
-    return authenticate(request)
-
-
-# Route parameters: `user: SignedIn` is the caller (401 otherwise); `Session` adds claims.
+# Route parameter: `user: SignedIn` is the caller (401 otherwise).
 SignedIn = Annotated[User, Depends(_current_user)]
-Session = Annotated[tuple[User, Claims], Depends(_current_session)]
 
 
 def require_admin(user: User) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
+from tracereplay.demo.target.pagination import page
 from tracereplay.demo.target.store import EXECUTION_STATUSES, Execution, Workflow, iso
 
 Period = Literal["hour", "day", "week", "month"]
@@ -92,12 +93,7 @@ def filter_executions(
 ) -> dict[str, Any]:
     """A page of executions (newest first), optionally of one status."""
     chosen = runs if status is None else [r for r in runs if r.status == status]
-    return {
-        "items": [r.view() for r in chosen[offset : offset + limit]],
-        "total": len(chosen),
-        "limit": limit,
-        "offset": offset,
-    }
+    return page(chosen, limit, offset, Execution.view)
 
 
 def history_error(period: Period, start: date, end: date) -> str | None:

@@ -24,12 +24,12 @@ class RouteClass(Enum):
     SIMPLE_GET = (2.0, 8.0)
     LIST = (4.0, 15.0)
     WRITE = (10.0, 30.0)
-    LOGIN = (20.0, 40.0)
     CACHE_MISS = (10.0, 40.0)
     CACHE_HIT = (1.0, 3.0)
     HEALTH_CHECK = (5.0, 20.0)
     TEST_CONNECTION = (50.0, 150.0)
     SYNC = (100.0, 400.0)
+    EXPORT = (30.0, 120.0)
 
     @property
     def mu_sigma(self) -> tuple[float, float]:

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from tracereplay.demo.target.audit import WriteLedger
 from tracereplay.demo.target.cache import MetricsCache
 from tracereplay.demo.target.ratelimit import SlidingWindowLimiter
 from tracereplay.demo.target.service_time import ServiceTimes
@@ -36,6 +37,7 @@ class TargetState:
     times: ServiceTimes
     counters: RequestCounters
     started_monotonic: float
+    writes: WriteLedger = field(default_factory=WriteLedger)
 
     @classmethod
     def from_settings(cls, settings: TargetSettings, now: datetime | None = None) -> TargetState:

@@ -14,11 +14,14 @@ from typing import Any, Literal
 from faker import Faker
 
 from tracereplay.demo.accounts import Role, sandbox_accounts, sandbox_client_ids, seeded_uuid
+from tracereplay.demo.target.passwords import hash_password
 
 ExecutionStatus = Literal["success", "error", "running", "waiting"]
 EXECUTION_STATUSES: tuple[ExecutionStatus, ...] = ("success", "error", "running", "waiting")
 HISTORY_DAYS = 30  # executions are kept for the last 30 days
 N8N_VERSION = "1.64.3"
+SEED_CREATOR = "seed"
+"""`created_by` of the seeded records: no account created them."""
 _USER_NAMESPACE = uuid.UUID("5f0c1c8e-3a53-4c52-9d3e-6a1bc1b0e7a1")
 _WORKFLOW_KINDS = (
     "Lead intake",
@@ -32,6 +35,7 @@ _WORKFLOW_KINDS = (
     "Backup export",
     "Calendar sync",
 )
+_TAGS = ("sales", "ops", "finance", "support", "ai")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -45,7 +49,7 @@ def iso(moment: datetime | None) -> str | None:
 class User:
     id: str
     email: str
-    password: str
+    password_hash: str  # PBKDF2 (passwords.py); the plaintext is never kept
     name: str
     role: Role
     client_id: str | None
@@ -74,6 +78,7 @@ class Client:
     n8n_api_key: str | None = None  # stored, never rendered
     last_sync_at: datetime | None = None
     is_active: bool = True
+    created_by: str = SEED_CREATOR  # the user id that created it (not rendered)
 
     @property
     def n8n_configured(self) -> bool:
@@ -107,6 +112,7 @@ class Workflow:
     tags: list[str]
     created_at: datetime
     updated_at: datetime
+    created_by: str = SEED_CREATOR  # the user id whose sync created it (not rendered)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -184,10 +190,11 @@ def build_store(seed: int, now: datetime) -> Store:
     rng = random.Random(seed)
     users = {}
     for account in sandbox_accounts(seed):
+        uid = user_id(account.email)
         user = User(
-            id=user_id(account.email),
+            id=uid,
             email=account.email,
-            password=account.password,
+            password_hash=hash_password(account.password, uuid.UUID(uid).bytes),
             name=account.name,
             role=account.role,
             client_id=account.client_id,
@@ -223,25 +230,41 @@ def build_store(seed: int, now: datetime) -> Store:
     return Store(users, clients, workflows, executions, seeded_at=now)
 
 
+def _workflow(
+    rng: random.Random, client: Client, kind: str, created: datetime, creator: str
+) -> Workflow:
+    """One n8n workflow of `client`, its details drawn from `rng`."""
+    return Workflow(
+        id=seeded_uuid(rng),
+        client_id=client.id,
+        n8n_workflow_id=f"{rng.getrandbits(48):012x}",
+        name=kind,
+        active=rng.random() < 0.8,
+        node_count=rng.randint(3, 24),
+        tags=sorted(rng.sample(_TAGS, 2)),
+        created_at=created,
+        updated_at=created,
+        created_by=creator,
+    )
+
+
 def _seed_workflows(rng: random.Random, client: Client, now: datetime) -> list[Workflow]:
     kinds = rng.sample(_WORKFLOW_KINDS, rng.randint(3, 7))
     result = []
     for kind in kinds:
         created = client.created_at + timedelta(days=rng.randint(0, 40))
-        result.append(
-            Workflow(
-                id=seeded_uuid(rng),
-                client_id=client.id,
-                n8n_workflow_id=f"{rng.getrandbits(48):012x}",
-                name=kind,
-                active=rng.random() < 0.8,
-                node_count=rng.randint(3, 24),
-                tags=sorted(rng.sample(["sales", "ops", "finance", "support", "ai"], 2)),
-                created_at=created,
-                updated_at=min(now, created + timedelta(days=rng.randint(0, 200))),
-            )
-        )
+        workflow = _workflow(rng, client, kind, created, SEED_CREATOR)
+        workflow.updated_at = min(now, created + timedelta(days=rng.randint(0, 200)))
+        result.append(workflow)
     return result
+
+
+def synced_workflows(seed: int, client: Client, creator: str, now: datetime) -> list[Workflow]:
+    """What a client's first n8n sync finds: 2-4 workflows (the same for the same client),
+    created by the user who ran the sync."""
+    rng = random.Random(f"{seed}/sync/{client.id}")
+    kinds = rng.sample(_WORKFLOW_KINDS, rng.randint(2, 4))
+    return [_workflow(rng, client, kind, now, creator) for kind in kinds]
 
 
 def _seed_executions(rng: random.Random, workflow: Workflow, now: datetime) -> list[Execution]:

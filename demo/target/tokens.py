@@ -1,14 +1,19 @@
-"""JWT access and refresh tokens (HS256): issuing, checking, rotation and revocation.
+"""JWT access and refresh tokens (HS256) as most real backends make them.
 
-A login opens a session (`sid` claim) shared by its token pair and every rotated pair;
-logout revokes the session, refresh consumes the refresh token's `jti` (single use).
+The claims are `sub, role, type, iat, exp` with `iat` in whole seconds and no random
+`jti`, so one account signing in twice within a second gets the very same tokens.
+Access tokens are stateless: valid until they expire (logout cannot recall them).
+Refresh tokens are also kept server-side as rows, one per issue (login or refresh): a
+refresh spends one row of its token and adds the new pair's, logout deletes one row,
+and a token with no row left is refused. Two logins in one second hold one token with
+two rows, so neither user's refresh or logout breaks the other's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,8 +22,8 @@ import jwt
 
 TokenType = Literal["access", "refresh"]
 ALGORITHM = "HS256"
-_REQUIRED_CLAIMS = ["sub", "role", "type", "jti", "sid", "iat", "exp"]
-_PRUNE_AT = 10_000  # revocation entries kept before expired ones are dropped
+_REQUIRED_CLAIMS = ["sub", "role", "type", "iat", "exp"]
+_PRUNE_AT = 10_000  # refresh rows kept before expired ones are dropped
 # PyJWT spends ~150 µs checking one HS256 token, more than the rest of a simple GET; a
 # session sends the same token many times, so verified tokens are remembered (bounded).
 _VERIFIED_CACHE_SIZE = 4096
@@ -33,8 +38,7 @@ class Claims:
     sub: str
     role: str
     type: TokenType
-    jti: str
-    sid: str
+    iat: int
     exp: int
 
 
@@ -53,19 +57,42 @@ class TokenPair:
         }
 
 
-class _ExpiringSet:
-    """Ids remembered until their token would have expired anyway."""
+class RefreshRows:
+    """The refresh-token table: how many live rows each token has, and until when.
+
+    Keyed by a digest of the token, as a backend that stores token hashes would."""
 
     def __init__(self) -> None:
-        self._until: dict[str, int] = {}
+        self._rows: dict[bytes, list[int]] = {}  # digest -> [rows, exp]
+        self._prune_at = _PRUNE_AT
 
-    def add(self, key: str, exp: int, now: float) -> None:
-        self._until[key] = max(exp, self._until.get(key, 0))
-        if len(self._until) > _PRUNE_AT:
-            self._until = {k: v for k, v in self._until.items() if v > now}
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.blake2b(token.encode(), digest_size=16).digest()
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._until
+    def add(self, token: str, exp: int, now: float) -> None:
+        if len(self._rows) >= self._prune_at:  # drop expired rows, at amortized O(1)
+            self._rows = {k: v for k, v in self._rows.items() if v[1] > now}
+            self._prune_at = max(_PRUNE_AT, 2 * len(self._rows))
+        row = self._rows.setdefault(self._key(token), [0, exp])
+        row[0] += 1
+
+    def live(self, token: str) -> bool:
+        return self._key(token) in self._rows
+
+    def take(self, token: str) -> bool:
+        """Delete one row of `token`; False when it had none."""
+        key = self._key(token)
+        row = self._rows.get(key)
+        if row is None:
+            return False
+        row[0] -= 1
+        if row[0] <= 0:
+            del self._rows[key]
+        return True
+
+    def __len__(self) -> int:
+        return sum(row[0] for row in self._rows.values())
 
 
 class TokenService:
@@ -82,22 +109,23 @@ class TokenService:
         self.access_ttl_s = access_ttl_s
         self.refresh_ttl_s = refresh_ttl_s
         self._clock = clock
-        self._revoked_sessions = _ExpiringSet()
-        self._used_refresh = _ExpiringSet()
+        self.refresh_rows = RefreshRows()
         self._verified: dict[str, Claims] = {}
 
-    def issue_pair(self, user_id: str, role: str, sid: str | None = None) -> TokenPair:
-        """A new access + refresh pair; `sid` continues a session (rotation)."""
+    def issue_pair(self, user_id: str, role: str) -> TokenPair:
+        """The pair for `user_id` at the current whole second (and a refresh row)."""
         now = int(self._clock())
-        sid = sid or str(uuid.uuid4())
+        refresh = self._encode(user_id, role, "refresh", now, self.refresh_ttl_s)
+        self.refresh_rows.add(refresh, now + self.refresh_ttl_s, now)
         return TokenPair(
-            access_token=self._encode(user_id, role, "access", sid, now, self.access_ttl_s),
-            refresh_token=self._encode(user_id, role, "refresh", sid, now, self.refresh_ttl_s),
+            access_token=self._encode(user_id, role, "access", now, self.access_ttl_s),
+            refresh_token=refresh,
             expires_in=self.access_ttl_s,
         )
 
     def check(self, token: str, expected: TokenType) -> Claims:
-        """The claims of a valid, unrevoked token of the expected type, else TokenRejected."""
+        """The claims of a valid token of the expected type (a refresh token must still
+        have a row), else TokenRejected."""
         claims = self._verified.get(token)
         if claims is None:
             claims = self._verify(token)
@@ -105,10 +133,8 @@ class TokenService:
             raise TokenRejected("Token has expired")
         if claims.type != expected:
             raise TokenRejected(f"Wrong token type (expected {expected})")
-        if claims.sid in self._revoked_sessions:
-            raise TokenRejected("Token has been revoked")
-        if expected == "refresh" and claims.jti in self._used_refresh:
-            raise TokenRejected("Refresh token has already been used")
+        if expected == "refresh" and not self.refresh_rows.live(token):
+            raise TokenRejected("Refresh token has been used or revoked")
         return claims
 
     def _verify(self, token: str) -> Claims:
@@ -131,8 +157,7 @@ class TokenService:
             sub=str(payload["sub"]),
             role=str(payload["role"]),
             type=kind,
-            jti=str(payload["jti"]),
-            sid=str(payload["sid"]),
+            iat=int(payload["iat"]),
             exp=int(payload["exp"]),
         )
         if len(self._verified) >= _VERIFIED_CACHE_SIZE:
@@ -140,26 +165,22 @@ class TokenService:
         self._verified[token] = claims
         return claims
 
-    def rotate(self, refresh: Claims) -> TokenPair:
-        """Spend a checked refresh token and issue the session's next pair."""
-        self._used_refresh.add(refresh.jti, refresh.exp, self._clock())
-        return self.issue_pair(refresh.sub, refresh.role, sid=refresh.sid)
+    def rotate(self, refresh_token: str) -> TokenPair:
+        """Spend one row of a refresh token and issue the next pair (TokenRejected when a
+        concurrent refresh or logout spent the last row meanwhile)."""
+        claims = self.check(refresh_token, "refresh")
+        if not self.refresh_rows.take(refresh_token):
+            raise TokenRejected("Refresh token has been used or revoked")
+        return self.issue_pair(claims.sub, claims.role)
 
-    def revoke_session(self, claims: Claims) -> None:
-        """Every token of the session stops working (logout)."""
-        longest = int(self._clock()) + max(self.access_ttl_s, self.refresh_ttl_s)
-        self._revoked_sessions.add(claims.sid, longest, self._clock())
+    def revoke_refresh(self, refresh_token: str, user_id: str) -> bool:
+        """Logout: delete one row of the user's refresh token; False if there was none."""
+        try:
+            claims = self.check(refresh_token, "refresh")
+        except TokenRejected:
+            return False
+        return claims.sub == user_id and self.refresh_rows.take(refresh_token)
 
-    def _encode(
-        self, user_id: str, role: str, kind: TokenType, sid: str, now: int, ttl_s: int
-    ) -> str:
-        claims = {
-            "sub": user_id,
-            "role": role,
-            "type": kind,
-            "jti": uuid.uuid4().hex,
-            "sid": sid,
-            "iat": now,
-            "exp": now + ttl_s,
-        }
+    def _encode(self, user_id: str, role: str, kind: TokenType, now: int, ttl_s: int) -> str:
+        claims = {"sub": user_id, "role": role, "type": kind, "iat": now, "exp": now + ttl_s}
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)

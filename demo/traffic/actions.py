@@ -17,6 +17,7 @@ from faker import Faker
 from tracereplay.demo.traffic.behaviors import ACTIONS, PAGE_GAP, PREREQUISITE, Behavior, choose
 from tracereplay.demo.traffic.settings import StagingAccount
 
+EXPORT_DAYS = {"1": 0.3, "7": 0.6, "30": 0.1}
 EXECUTION_STATUS = {"": 0.5, "success": 0.2, "error": 0.15, "running": 0.1, "waiting": 0.05}
 HISTORY_PERIOD = {"day": 0.45, "hour": 0.2, "week": 0.2, "month": 0.15}
 HISTORY_DAYS = {"hour": (1, 7), "day": (7, 90), "week": (28, 182), "month": (90, 730)}
@@ -110,7 +111,12 @@ class SessionScript:
         return True
 
     def logout(self) -> None:
-        self.send("POST", "/api/v1/auth/logout")
+        """Browsers send the refresh cookie along (its path is /api/v1/auth); API clients
+        hand their refresh token back in the body, so the target can revoke it."""
+        body = None
+        if self.visit.behavior.kind == "api" and self.visit.refresh_token:
+            body = {"refresh_token": self.visit.refresh_token}
+        self.send("POST", "/api/v1/auth/logout", json=body)
 
     def run(self, action: str) -> list[str]:
         """Run `action`, first what it needs (a think time apart); returns what ran.
@@ -141,6 +147,7 @@ class SessionScript:
             return "client"  # learn whether n8n is configured first
         ready = {
             "client": self._has_client_target(),
+            "export": self._has_client_target(),
             "update_client": self._has_client_target(),
             "configure_n8n": self._has_client_target(),
             "test_connection": bool(v.configured.get(v.focus or "")),
@@ -307,6 +314,16 @@ class SessionScript:
             offset = int(params["offset"]) + int(params["limit"])
             if offset < int(answer.data.get("total", 0)):
                 self.visit.next_executions = {**params, "offset": offset}
+
+    def export(self) -> None:
+        """The executions CSV of the client in view (its filename header is Latin-1)."""
+        target = self._client_target()
+        assert target is not None
+        params: dict[str, str | int] = {"days": choose(self.rng, EXPORT_DAYS)}
+        if self.rng.random() < 0.3:
+            params["status"] = self.rng.choice(("success", "error"))
+        ids = {"client_id": target}
+        self.send("GET", "/api/v1/clients/{client_id}/export", ids=ids, params=params)
 
     def historical(self) -> None:
         period = choose(self.rng, HISTORY_PERIOD)

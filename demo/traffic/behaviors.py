@@ -46,6 +46,7 @@ ACTIONS: Mapping[str, Action] = {
     "execution_stats": Action(1, False, "GET /metrics/execution-stats"),
     "executions": Action(1, False, "GET /metrics/executions, first page, random status filter"),
     "executions_more": Action(1, False, "GET /metrics/executions, next page"),
+    "export": Action(1, False, "GET /clients/{client_id}/export, an executions CSV"),
     "historical": Action(1, False, "GET /metrics/historical, random period and date range"),
     "freshness": Action(1, False, "GET /metrics/data-freshness"),
     "refresh_cache": Action(1, False, "POST /metrics/refresh-cache"),
@@ -64,6 +65,7 @@ ACTIONS: Mapping[str, Action] = {
 
 PREREQUISITE: Mapping[str, str] = {
     "client": "clients",
+    "export": "clients",
     "update_client": "clients",
     "configure_n8n": "clients",
     "delete_client": "create_client",
@@ -134,8 +136,8 @@ ADMIN_BROWSER = Behavior(
             "client": 0.45, "create_client": 0.15, "clients": 0.1, "dashboard": 0.2, END: 0.1,
         },
         "client": {
-            "dashboard": 0.3, "update_client": 0.15, "configure_n8n": 0.1, "workflows": 0.2,
-            "clients": 0.15, END: 0.1,
+            "dashboard": 0.25, "update_client": 0.15, "configure_n8n": 0.1, "workflows": 0.2,
+            "export": 0.05, "clients": 0.15, END: 0.1,
         },
         "create_client": {
             "client": 0.3, "configure_n8n": 0.3, "clients": 0.15, "delete_client": 0.15, END: 0.1,
@@ -147,12 +149,13 @@ ADMIN_BROWSER = Behavior(
             "refresh_token": 0.05, "freshness": 0.05, "refresh_cache": 0.05, END: 0.1,
         },
         "executions": {
-            "executions_more": 0.3, "executions": 0.2, "historical": 0.2, "dashboard": 0.15,
-            END: 0.15,
+            "executions_more": 0.3, "executions": 0.15, "export": 0.05, "historical": 0.2,
+            "dashboard": 0.15, END: 0.15,
         },
         "executions_more": {
             "executions_more": 0.3, "executions": 0.3, "dashboard": 0.25, END: 0.15,
         },
+        "export": {"executions": 0.3, "dashboard": 0.5, END: 0.2},
         "historical": {
             "historical": 0.35, "dashboard": 0.2, "executions": 0.15, "refresh_token": 0.05,
             "clients": 0.15, END: 0.1,
@@ -238,16 +241,17 @@ CLIENT_BROWSER = Behavior(
         },
         "client": {
             "update_client": 0.2, "configure_n8n": 0.15, "test_connection": 0.1,
-            "dashboard": 0.35, END: 0.2,
+            "dashboard": 0.3, "export": 0.05, END: 0.2,
         },
         "update_client": {"client": 0.5, "dashboard": 0.3, END: 0.2},
         "executions": {
-            "executions_more": 0.3, "executions": 0.2, "historical": 0.2, "dashboard": 0.15,
-            END: 0.15,
+            "executions_more": 0.3, "executions": 0.15, "export": 0.05, "historical": 0.2,
+            "dashboard": 0.15, END: 0.15,
         },
         "executions_more": {
             "executions_more": 0.3, "executions": 0.25, "dashboard": 0.3, END: 0.15,
         },
+        "export": {"dashboard": 0.5, "executions": 0.3, END: 0.2},
         "historical": {"historical": 0.4, "dashboard": 0.25, "executions": 0.2, END: 0.15},
         "workflows": {
             "workflow": 0.35, "toggle_workflow": 0.25, "dashboard": 0.25, END: 0.15,

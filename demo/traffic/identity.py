@@ -1,17 +1,19 @@
-"""Who a seat is: its account, client address and headers, all drawn from its seed.
+"""Who a seat is: its account, client address and headers.
 
 A seat keeps them for its whole life, as a person at a browser or an integration would;
 the address goes out as X-Forwarded-For (the target rate-limits logins per address).
+Address and headers are drawn from the seat's seed; the account is shared with other
+live seats of its role (`pick_account`).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from faker import Faker
 
-from tracereplay.demo.traffic.behaviors import BEHAVIORS, Behavior
+from tracereplay.demo.traffic.behaviors import Behavior
 from tracereplay.demo.traffic.settings import StagingAccount
 
 API_USER_AGENTS = (
@@ -59,18 +61,26 @@ def browser_user_agent(rng: random.Random) -> str:
     return chrome
 
 
-def seat_account(
-    accounts: Sequence[StagingAccount], behavior: Behavior, index: int, seed: int
-) -> StagingAccount:
-    """The account the `index`-th seat of `behavior` signs in with.
+def account_order(accounts: Sequence[StagingAccount], role: str, seed: int) -> list[StagingAccount]:
+    """The accounts of `role` in the order seats fill them (rotated by the seed)."""
+    mine = [a for a in accounts if a.role == role]
+    start = seed % len(mine)
+    return mine[start:] + mine[:start]
 
-    Seats of the behaviors that share a role take turns through that role's accounts,
-    so concurrent seats use different accounts while there are enough of them.
+
+def pick_account(
+    ordered: Sequence[StagingAccount], live: Mapping[str, int], per_account: int
+) -> StagingAccount:
+    """The account a new seat signs in with: the first in `ordered` that fewer than
+    `per_account` live seats use; when every one is full, the least used (first of those).
+
+    So n live seats of a role share ceil(n / per_account) accounts, per_account at a time,
+    as colleagues share a login; a seat keeps its account for its whole life.
     """
-    same_role = [b.name for b in BEHAVIORS if b.role == behavior.role]
-    mine = [a for a in accounts if a.role == behavior.role]
-    turn = index * len(same_role) + same_role.index(behavior.name)
-    return mine[(seed + turn) % len(mine)]
+    for account in ordered:
+        if live.get(account.email, 0) < per_account:
+            return account
+    return min(ordered, key=lambda account: live.get(account.email, 0))
 
 
 def identity_headers(behavior: Behavior, rng: random.Random, fake: Faker) -> dict[str, str]:

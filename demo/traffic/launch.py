@@ -16,6 +16,7 @@ from tracereplay.demo.traffic.settings import (
     DEFAULT_GRACE_S,
     DEFAULT_SEED,
     DEFAULT_USERS,
+    DEFAULT_USERS_PER_ACCOUNT,
     staging_settings,
 )
 from tracereplay.demo.traffic.summary import StagingSummary
@@ -34,12 +35,14 @@ def staging_users_argv(
     accounts_file: Path | None,
     grace_s: float,
     summary_json: Path,
+    users_per_account: int = DEFAULT_USERS_PER_ACCOUNT,
 ) -> list[str]:
     """The child's command line."""
     argv = [
         sys.executable, "-m", "tracereplay.demo.traffic",
         "--host", host, "--duration", f"{duration_s:g}s", "--users", str(users),
         "--seed", str(seed), "--grace", f"{grace_s:g}s", "--summary-json", str(summary_json),
+        "--users-per-account", str(users_per_account),
     ]  # fmt: skip
     if accounts_file is not None:
         argv += ["--accounts", str(accounts_file)]
@@ -54,11 +57,18 @@ def run_staging_users_in_subprocess(
     *,
     accounts_file: Path | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    users_per_account: int = DEFAULT_USERS_PER_ACCOUNT,
     quiet: bool = True,
 ) -> StagingSummary:
     """`run_staging_users` in a child process; its output is dropped when `quiet`."""
     settings = staging_settings(
-        host, duration_s, users, seed, accounts=accounts_file, grace_s=grace_s
+        host,
+        duration_s,
+        users,
+        seed,
+        accounts=accounts_file,
+        grace_s=grace_s,
+        users_per_account=users_per_account,
     )  # fail here, with the same message, before starting anything
     with tempfile.TemporaryDirectory(prefix="tracereplay-staging-") as scratch:
         summary_json = Path(scratch) / "summary.json"
@@ -70,6 +80,7 @@ def run_staging_users_in_subprocess(
             accounts_file=accounts_file,
             grace_s=settings.grace_s,
             summary_json=summary_json,
+            users_per_account=settings.users_per_account,
         )
         output = subprocess.DEVNULL if quiet else None
         done = subprocess.run(  # noqa: S603  # our own interpreter, argv from checked settings

@@ -25,6 +25,7 @@ from tracereplay.demo.traffic.settings import (
     DEFAULT_GRACE_S,
     DEFAULT_SEED,
     DEFAULT_USERS,
+    DEFAULT_USERS_PER_ACCOUNT,
     StagingAccount,
     StagingSettings,
     staging_settings,
@@ -52,16 +53,25 @@ def run_staging_users(
     *,
     accounts: Sequence[StagingAccount] | Path | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    users_per_account: int = DEFAULT_USERS_PER_ACCOUNT,
     console: Console | None = None,
 ) -> StagingSummary:
     """Play the staging users against `host` (loopback only) for one compressed day."""
-    settings = staging_settings(host, duration_s, users, seed, accounts=accounts, grace_s=grace_s)
+    settings = staging_settings(
+        host,
+        duration_s,
+        users,
+        seed,
+        accounts=accounts,
+        grace_s=grace_s,
+        users_per_account=users_per_account,
+    )
     return run_settings(settings, console=console)
 
 
 def run_settings(settings: StagingSettings, *, console: Console | None = None) -> StagingSummary:
     """Run checked settings; progress goes to `console` (none when it is None)."""
-    context = RunContext(settings.seed, settings.accounts)
+    context = RunContext(settings.seed, settings.accounts, settings.users_per_account)
     configure_run(context)
     env = Environment(
         user_classes=list(USER_CLASSES),
@@ -186,6 +196,8 @@ def _summarize(
         errors=errors,
         user_errors=user_errors,
         interrupted=interrupted,
+        users_per_account=settings.users_per_account,
+        accounts=context.log.account_stats(),
     )
 
 

@@ -22,6 +22,8 @@ DEFAULT_DURATION_S = 120.0
 DEFAULT_USERS = 30
 DEFAULT_SEED = 7
 DEFAULT_GRACE_S = 20.0
+DEFAULT_USERS_PER_ACCOUNT = 3
+MAX_USERS_PER_ACCOUNT = 50
 MAX_USERS = 500
 MAX_DURATION_S = 24 * 3600.0
 MAX_GRACE_S = 300.0
@@ -55,6 +57,8 @@ class StagingSettings:
     accounts: tuple[StagingAccount, ...]
     grace_s: float
     """How long sessions may run on after a seat is stopped (Locust's stop_timeout)."""
+    users_per_account: int = DEFAULT_USERS_PER_ACCOUNT
+    """How many live seats share one account before the next account is used."""
 
 
 def loopback_base_url(url: str) -> str:
@@ -127,6 +131,7 @@ def staging_settings(
     *,
     accounts: Sequence[StagingAccount] | Path | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    users_per_account: int = DEFAULT_USERS_PER_ACCOUNT,
 ) -> StagingSettings:
     """Checked settings; accounts default to the sandbox's for `seed`. UsageError if bad."""
     base_url = loopback_base_url(host)
@@ -136,6 +141,11 @@ def staging_settings(
         raise UsageError(f"--users must be between 1 and {MAX_USERS}, not {users}")
     if not 0 <= grace_s <= MAX_GRACE_S:
         raise UsageError(f"--grace must be between 0 and {MAX_GRACE_S:g} s, not {grace_s:g} s")
+    if not 1 <= users_per_account <= MAX_USERS_PER_ACCOUNT:
+        raise UsageError(
+            f"--users-per-account must be between 1 and {MAX_USERS_PER_ACCOUNT}, "
+            f"not {users_per_account}"
+        )
     if accounts is None:
         chosen = sandbox_staging_accounts(seed)
     elif isinstance(accounts, Path):
@@ -145,7 +155,9 @@ def staging_settings(
     roles = {account.role for account in chosen}
     if roles != {"admin", "client"}:
         raise UsageError("the staging users need at least one admin and one client account")
-    return StagingSettings(base_url, float(duration_s), users, seed, chosen, float(grace_s))
+    return StagingSettings(
+        base_url, float(duration_s), users, seed, chosen, float(grace_s), users_per_account
+    )
 
 
 def login_pacing_delay_s(

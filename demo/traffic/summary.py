@@ -52,6 +52,19 @@ class SessionStats:
 
 
 @dataclass(frozen=True)
+class AccountStats:
+    """One account and the seats (users) that shared it."""
+
+    email: str
+    role: str
+    users: int
+    """Seats that signed in with it over the run (each its own connections)."""
+    peak_concurrent_users: int
+    """Most seats using it at the same time."""
+    sessions: int
+
+
+@dataclass(frozen=True)
 class ErrorStats:
     method: str
     name: str
@@ -78,10 +91,19 @@ class StagingSummary:
     user_errors: int
     """Exceptions in the users' own code (bugs), not failed requests."""
     interrupted: bool = False
+    users_per_account: int = 1
+    """The run's setting: live seats that share one account."""
+    accounts: tuple[AccountStats, ...] = ()
+    """Per account used, in first-use order."""
 
     @property
     def sessions_started(self) -> int:
         return sum(s.started for s in self.sessions)
+
+    @property
+    def users_started(self) -> int:
+        """Seats (users) that signed in over the run."""
+        return sum(a.users for a in self.accounts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SUMMARY_SCHEMA, **dataclasses.asdict(self)}
@@ -95,6 +117,7 @@ class StagingSummary:
         values["endpoints"] = tuple(EndpointStats(**e) for e in data["endpoints"])
         values["sessions"] = tuple(SessionStats(**s) for s in data["sessions"])
         values["errors"] = tuple(ErrorStats(**e) for e in data["errors"])
+        values["accounts"] = tuple(AccountStats(**a) for a in data.get("accounts", ()))
         return cls(**values)
 
     def write_json(self, path: Path) -> None:
@@ -106,14 +129,33 @@ class StagingSummary:
 
 
 class SessionLog:
-    """Counts sessions as the users start and finish them (one process, no locking)."""
+    """Counts sessions as the users start and finish them, and which seats use which
+    account (one process, no locking)."""
 
     def __init__(self) -> None:
         self.started: Counter[str] = Counter()
         self.finished: Counter[tuple[str, Outcome]] = Counter()
+        self.live: Counter[str] = Counter()  # account email -> seats using it now
+        self._seats: Counter[str] = Counter()
+        self._peak: Counter[str] = Counter()
+        self._sessions: Counter[str] = Counter()
+        self._roles: dict[str, str] = {}  # in first-use order
 
-    def start(self, behavior: str) -> None:
+    def join(self, email: str, role: str) -> None:
+        """A seat starts using the account `email`."""
+        self._roles.setdefault(email, role)
+        self.live[email] += 1
+        self._seats[email] += 1
+        self._peak[email] = max(self._peak[email], self.live[email])
+
+    def leave(self, email: str) -> None:
+        """A seat stops (it never uses another account)."""
+        self.live[email] -= 1
+
+    def start(self, behavior: str, email: str | None = None) -> None:
         self.started[behavior] += 1
+        if email is not None:
+            self._sessions[email] += 1
 
     def finish(self, behavior: str, outcome: Outcome) -> None:
         self.finished[behavior, outcome] += 1
@@ -132,6 +174,12 @@ class SessionLog:
                 )
             )  # fmt: skip
         return tuple(rows)
+
+    def account_stats(self) -> tuple[AccountStats, ...]:
+        return tuple(
+            AccountStats(email, role, self._seats[email], self._peak[email], self._sessions[email])
+            for email, role in self._roles.items()
+        )
 
 
 def render_summary(summary: StagingSummary, console: Console) -> None:
@@ -157,6 +205,18 @@ def render_summary(summary: StagingSummary, console: Console) -> None:
         )  # fmt: skip
     console.print(sessions)
 
+    if summary.accounts:
+        accounts = Table(title="Accounts shared by users", title_justify="left")
+        accounts.add_column("account", no_wrap=True)
+        accounts.add_column("role")
+        for column in ("users", "at once (max)", "sessions"):
+            accounts.add_column(column, justify="right")
+        for a in summary.accounts:
+            accounts.add_row(
+                a.email, a.role, str(a.users), str(a.peak_concurrent_users), str(a.sessions)
+            )
+        console.print(accounts)
+
     if summary.errors:
         errors = Table(title="Failures", title_justify="left")
         errors.add_column("endpoint", no_wrap=True)
@@ -170,6 +230,9 @@ def render_summary(summary: StagingSummary, console: Console) -> None:
     console.print(
         f"{summary.requests} requests, {summary.failures} failures, "
         f"{summary.sessions_started} sessions in {summary.elapsed_s:.1f} s "
-        f"({summary.total_rps:.1f} rps; peak {summary.max_users} of {summary.peak_users} users)"
-        f"{state}; user errors: {summary.user_errors}"
+        f"({summary.total_rps:.1f} rps; peak {summary.max_users} of {summary.peak_users} users; "
+        f"{summary.users_started} users on {len(summary.accounts)} accounts, at most "
+        f"{max((a.peak_concurrent_users for a in summary.accounts), default=0)} at once on one)"
+        f"{state}; "
+        f"user errors: {summary.user_errors}"
     )

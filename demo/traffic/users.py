@@ -1,7 +1,9 @@
 """The Locust side of the staging users: one user class per behavior, one session a task.
 
 Imports locust (so gevent). A Locust user is a *seat*: a person or an integration with a
-stable account, address and User-Agent. Its one task is a whole session (login, the
+stable account (shared with up to `users_per_account` other live seats), address and
+User-Agent, and its own HTTP session object, so its connections are never another
+seat's. Its one task is a whole session (login, the
 behavior's Markov chain with think times slept inside the task, maybe logout); Locust's
 `wait_time` is the gap before the seat's next session. Because think times are plain
 gevent sleeps, a seat that Locust stops gracefully finishes its session first (see
@@ -35,8 +37,9 @@ from tracereplay.demo.traffic.behaviors import (
     Behavior,
     next_action,
 )
-from tracereplay.demo.traffic.identity import identity_headers, seat_account
+from tracereplay.demo.traffic.identity import account_order, identity_headers, pick_account
 from tracereplay.demo.traffic.settings import (
+    DEFAULT_USERS_PER_ACCOUNT,
     LOGINS_PER_WINDOW,
     StagingAccount,
     login_pacing_delay_s,
@@ -55,6 +58,7 @@ class RunContext:
 
     seed: int
     accounts: tuple[StagingAccount, ...]
+    users_per_account: int = DEFAULT_USERS_PER_ACCOUNT
     log: SessionLog = field(default_factory=SessionLog)
     created_by_staging: set[str] = field(default_factory=set)
     _indexes: dict[str, itertools.count[int]] = field(default_factory=dict)
@@ -62,6 +66,13 @@ class RunContext:
     def next_index(self, behavior: str) -> int:
         """0, 1, 2, … per behavior in spawn order (Locust's dispatcher is deterministic)."""
         return next(self._indexes.setdefault(behavior, itertools.count()))
+
+    def take_account(self, role: str) -> StagingAccount:
+        """The account a starting seat of `role` shares (see `identity.pick_account`)."""
+        ordered = account_order(self.accounts, role, self.seed)
+        account = pick_account(ordered, self.log.live, self.users_per_account)
+        self.log.join(account.email, account.role)
+        return account
 
 
 class StagingUser(HttpUser):
@@ -81,7 +92,7 @@ class StagingUser(HttpUser):
         self.rng = random.Random(f"{context.seed}/{self.behavior.name}/{index}")
         self.fake = Faker("en_US")
         self.fake.seed_instance(self.rng.getrandbits(64))
-        self.account = seat_account(context.accounts, self.behavior, index, context.seed)
+        self.account: StagingAccount | None = None  # taken when the seat starts
         self.client.headers.update(identity_headers(self.behavior, self.rng, self.fake))
         if self.behavior.kind == "api":
             self.client.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
@@ -94,15 +105,20 @@ class StagingUser(HttpUser):
         return gap + login_pacing_delay_s(self.logins, time.monotonic() + gap)
 
     def on_start(self) -> None:
+        self.account = self.run_context.take_account(self.behavior.role)
         gevent.sleep(self.rng.uniform(0.0, ARRIVAL_SPREAD_S))
 
     def on_stop(self) -> None:
         if self.script is not None:  # stopped in the middle of a session
             self._finish("cut")
+        if self.account is not None:
+            self.run_context.log.leave(self.account.email)
+            self.account = None
 
     @task
     def session(self) -> None:
-        behavior = self.behavior
+        behavior, account = self.behavior, self.account
+        assert account is not None, "on_start takes the account"
         self.client.cookies.clear()
         self.script = SessionScript(
             behavior,
@@ -113,10 +129,10 @@ class StagingUser(HttpUser):
             time.monotonic,
             self.run_context.created_by_staging,
         )
-        self.run_context.log.start(behavior.name)
+        self.run_context.log.start(behavior.name, account.email)
         self.logins.append(time.monotonic())
         try:
-            if not self.script.login(self.account):
+            if not self.script.login(account):
                 self._finish("failed")
                 return
             action: str | None = None

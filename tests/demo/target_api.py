@@ -5,8 +5,8 @@ Plain helpers over httpx, shared by the tests/demo/test_target_*.py modules.
 
 from __future__ import annotations
 
+import math
 import time
-import uuid
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
@@ -94,10 +94,26 @@ def craft_token(
         "sub": user_id,
         "role": "admin",
         "type": "access",
-        "jti": uuid.uuid4().hex,
-        "sid": str(uuid.uuid4()),
         "iat": now,
         "exp": now + 600,
         **claims,
     }
     return jwt.encode(payload, secret or target.jwt_secret, algorithm="HS256")
+
+
+def next_second() -> None:
+    """Sleep into the next whole second: the target's tokens differ only across seconds."""
+    now = time.time()
+    time.sleep(math.floor(now) + 1.02 - now)
+
+
+def same_second(*calls: Any) -> list[Any]:
+    """Run `calls` (thunks) within one whole second of the clock, retrying at the start
+    of the next second when a boundary fell in between; their results in order."""
+    for _ in range(5):
+        start = time.time()
+        results = [call() for call in calls]
+        if math.floor(time.time()) == math.floor(start):
+            return results
+        next_second()
+    raise AssertionError("could not fit the calls into one second")

@@ -42,7 +42,7 @@ def other_client_id(session: Session) -> str:
 
 def test_admin_lists_every_seeded_client(api: httpx.Client, admin: Session) -> None:
     page = data(api.get("/clients/", params={"limit": 100}, headers=admin.headers))
-    assert set(page) == {"items", "total", "limit", "offset"}
+    assert set(page) == {"items", "total", "limit", "offset", "next_offset"}
     ids = {c["id"] for c in page["items"]}
     assert set(sandbox_client_ids(7)) <= ids
     assert page["total"] >= CLIENT_COUNT
@@ -58,7 +58,7 @@ def test_list_paginates_and_searches(api: httpx.Client, admin: Session) -> None:
     found = data(api.get("/clients/", params={"search": name.upper()}, headers=admin.headers))
     assert name in [c["name"] for c in found["items"]]
     none = data(api.get("/clients/", params={"search": "zz-no-such-zz"}, headers=admin.headers))
-    assert none == {"items": [], "total": 0, "limit": 20, "offset": 0}
+    assert none == {"items": [], "total": 0, "limit": 20, "offset": 0, "next_offset": None}
 
 
 def test_client_user_lists_only_their_client(api: httpx.Client, client_user: Session) -> None:
@@ -216,9 +216,16 @@ def test_configure_test_connection_and_sync(
     assert connection["n8n_version"]
     synced = data(api.post(f"{base}/sync", headers=admin.headers))
     assert set(synced) == {"synced_workflows", "synced_executions", "last_sync_at"}
-    assert synced["synced_workflows"] == 0
+    assert 2 <= synced["synced_workflows"] <= 4  # the first sync finds the n8n workflows
+    assert synced["synced_executions"] == 0
     after = data(api.get(base, headers=admin.headers))
     assert after["last_sync_at"] == synced["last_sync_at"]
+    found = data(
+        api.get("/workflows/", params={"client_id": new_client["id"]}, headers=admin.headers)
+    )
+    assert found["total"] == synced["synced_workflows"]
+    again = data(api.post(f"{base}/sync", headers=admin.headers))
+    assert again["synced_workflows"] == synced["synced_workflows"]  # only the first adds
 
 
 @pytest.mark.parametrize(

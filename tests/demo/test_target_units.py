@@ -11,6 +11,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -28,6 +29,12 @@ from tracereplay.demo.target import TargetSettings, load_settings
 from tracereplay.demo.target.cache import ALL_CLIENTS, MetricsCache
 from tracereplay.demo.target.envelope import error_response, ok
 from tracereplay.demo.target.metrics import Period, historical, history_error, overview
+from tracereplay.demo.target.passwords import (
+    KDF_ITERATIONS,
+    hash_password,
+    kdf_iterations,
+    verify_password,
+)
 from tracereplay.demo.target.ratelimit import SlidingWindowLimiter
 from tracereplay.demo.target.service_time import (
     HISTORICAL_CAP_S,
@@ -140,6 +147,39 @@ def test_store_users_and_executions() -> None:
     assert "n8n_api_key" not in json.dumps([c.view() for c in store.clients.values()])
 
 
+def test_passwords_are_kept_only_as_kdf_hashes() -> None:
+    store = build_store(7, NOW)
+    for account in sandbox_accounts(7):
+        user = store.users_by_email[account.email.lower()]
+        assert not hasattr(user, "password")
+        assert user.password_hash.startswith(f"pbkdf2_sha256${KDF_ITERATIONS}$")
+        assert account.password not in user.password_hash
+    user = store.users_by_email[account.email.lower()]
+    assert verify_password(account.password, user.password_hash)
+    assert not verify_password(account.password + "x", user.password_hash)
+    assert not verify_password(account.password, "md5$1$c2FsdA$AAAA")
+
+
+def _fastest_s(check: Callable[[], object], tries: int = 5) -> float:
+    """The least time `check` took: noise on a shared machine only ever adds to it."""
+    times = []
+    for _ in range(tries):
+        start = time.perf_counter()
+        check()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def test_a_password_check_costs_real_cpu() -> None:
+    """The default cost takes well over 10 ms (about 25 ms here); a cheap hash, which
+    this check must tell apart, takes microseconds."""
+    slow = hash_password("correct horse", b"0123456789abcdef")
+    cheap = hash_password("correct horse", b"0123456789abcdef", iterations=1)
+    assert kdf_iterations(slow) == KDF_ITERATIONS >= 50_000
+    assert _fastest_s(lambda: verify_password("wrong", slow)) >= 0.010
+    assert _fastest_s(lambda: verify_password("wrong", cheap)) < 0.001
+
+
 def test_overview_of_nothing_is_zeros() -> None:
     empty = overview("x", [], [])
     assert empty["total_executions"] == 0
@@ -204,23 +244,33 @@ def test_cache_counts_and_expires() -> None:
     assert cache.clear() == 1
 
 
-def test_tokens_check_rotate_and_revoke() -> None:
-    tokens = TokenService(SECRET, access_ttl_s=60, refresh_ttl_s=600)
+def test_tokens_repeat_within_a_second_and_rotate_by_rows() -> None:
+    second = int(time.time()) - 5  # PyJWT refuses an iat in the future
+    clock = FakeClock(second + 0.4)
+    tokens = TokenService(SECRET, access_ttl_s=60, refresh_ttl_s=600, clock=clock)
     pair = tokens.issue_pair("user-1", "admin")
     access = tokens.check(pair.access_token, "access")
     assert (access.sub, access.role, access.type) == ("user-1", "admin", "access")
+    assert (access.iat, access.exp) == (second, second + 60)
     with pytest.raises(TokenRejected, match="expected refresh"):
         tokens.check(pair.access_token, "refresh")
-    refresh = tokens.check(pair.refresh_token, "refresh")
-    rotated = tokens.rotate(refresh)
-    with pytest.raises(TokenRejected, match="already been used"):
+    clock.now += 0.5  # the same whole second: the same pair, a second row
+    assert tokens.issue_pair("user-1", "admin") == pair
+    assert len(tokens.refresh_rows) == 2
+    assert tokens.issue_pair("user-2", "admin") != pair
+    clock.now += 1
+    rotated = tokens.rotate(pair.refresh_token)
+    assert rotated != pair
+    assert tokens.rotate(pair.refresh_token) == rotated  # its second row, the same second
+    with pytest.raises(TokenRejected, match="used or revoked"):
         tokens.check(pair.refresh_token, "refresh")
-    assert tokens.check(rotated.access_token, "access").sid == access.sid
-    tokens.revoke_session(access)
-    with pytest.raises(TokenRejected, match="revoked"):
-        tokens.check(rotated.access_token, "access")
-    with pytest.raises(TokenRejected, match="revoked"):
-        tokens.check(rotated.refresh_token, "refresh")
+    assert tokens.revoke_refresh(rotated.refresh_token, "user-2") is False  # not theirs
+    assert tokens.revoke_refresh(rotated.refresh_token, "user-1") is True
+    assert tokens.revoke_refresh(rotated.refresh_token, "user-1") is True
+    assert tokens.revoke_refresh(rotated.refresh_token, "user-1") is False
+    with pytest.raises(TokenRejected, match="used or revoked"):
+        tokens.rotate(rotated.refresh_token)
+    assert tokens.check(rotated.access_token, "access").sub == "user-1"  # stateless
 
 
 def test_remembered_token_expires_with_the_clock() -> None:

@@ -252,3 +252,28 @@ def test_admins_browse_the_clients_a_list_showed() -> None:
     viewed = {c.ids["client_id"] for c in api.calls if c.route == "/api/v1/clients/{client_id}"}
     assert len(viewed) > 1
     assert viewed <= set(api.clients)
+
+
+def test_logout_hands_the_refresh_token_back_only_from_api_clients() -> None:
+    api = FakeApi()
+    script, _ = script_for(CLIENT_API, api)
+    script.logout()
+    assert api.calls[-1].json == {"refresh_token": "r1"}
+    assert api.calls[-1].headers == {"Authorization": "Bearer a1"}
+    browser, _ = script_for(CLIENT_BROWSER, api)
+    browser.logout()
+    assert api.calls[-1].json is None and api.calls[-1].headers == {}  # the cookies do it
+
+
+def test_exports_download_the_client_in_view() -> None:
+    api = FakeApi()
+    script, _ = script_for(CLIENT_BROWSER, api, seed=5)
+    for _ in range(60):
+        script.run("export")
+    exports = api.calls[1:]
+    assert {c.route for c in exports} == {"/api/v1/clients/{client_id}/export"}
+    assert {c.ids["client_id"] for c in exports} == {OWN}
+    assert {c.params["days"] for c in exports} == {"1", "7", "30"}
+    assert {c.params.get("status") for c in exports} == {None, "success", "error"}
+    admin, _ = script_for(ADMIN_BROWSER, FakeApi())
+    assert admin.run("export") == ["clients", "export"]  # an admin first finds a client

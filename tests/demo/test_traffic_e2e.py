@@ -71,3 +71,11 @@ def test_demo_traffic_plays_a_short_day_without_failures(
     } <= routes
     assert not any(re.search(r"[0-9a-f]{8}-[0-9a-f]{4}", r) for r in routes)  # templates only
     assert summary.requests == sum(e.requests for e in summary.endpoints) > 50
+
+    # users share accounts, up to --users-per-account (3 by default) at once
+    assert summary.users_per_account == 3
+    assert summary.users_started >= summary.max_users
+    assert max(a.peak_concurrent_users for a in summary.accounts) >= 2
+    assert all(a.peak_concurrent_users <= 3 for a in summary.accounts)
+    assert len(summary.accounts) < summary.users_started
+    assert sum(a.sessions for a in summary.accounts) == summary.sessions_started

@@ -82,6 +82,8 @@ def test_cli_refuses_bad_duration(capsys: pytest.CaptureFixture[str]) -> None:
         ({"users": 0}, "--users"),
         ({"users": 10_000}, "--users"),
         ({"grace_s": -1.0}, "--grace"),
+        ({"users_per_account": 0}, "--users-per-account"),
+        ({"users_per_account": 51}, "--users-per-account"),
     ],
 )
 def test_run_is_bounded(kwargs: dict[str, float], message: str) -> None:
@@ -96,6 +98,7 @@ def test_default_accounts_are_the_sandbox_accounts_of_the_seed() -> None:
     assert [a.email for a in settings.accounts] == [a.email for a in sandbox_accounts(3)]
     assert {a.role for a in settings.accounts} == {"admin", "client"}
     assert settings.users == 30 and settings.duration_s == 120.0 and settings.seed == 3
+    assert settings.users_per_account == 3
 
 
 def test_accounts_csv(tmp_path: Path) -> None:
@@ -139,7 +142,7 @@ def test_launcher_builds_the_demo_traffic_command_and_checks_first(tmp_path: Pat
     assert argv[3:] == [
         "--host", "http://127.0.0.1:9", "--duration", "90s", "--users", "5", "--seed", "11",
         "--grace", "4s", "--summary-json", str(tmp_path / "s.json"),
-        "--accounts", str(tmp_path / "a.csv"),
+        "--users-per-account", "3", "--accounts", str(tmp_path / "a.csv"),
     ]  # fmt: skip
     with pytest.raises(UsageError, match="only loopback"):
         run_staging_users_in_subprocess("http://example.com", 5.0)

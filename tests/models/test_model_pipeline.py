@@ -27,6 +27,7 @@ SANDBOX_ROUTES = {
     "GET /api/v1/clients/{client_id}", "PUT /api/v1/clients/{client_id}",
     "DELETE /api/v1/clients/{client_id}", "POST /api/v1/clients/{client_id}/configure",
     "POST /api/v1/clients/{client_id}/test-connection", "POST /api/v1/clients/{client_id}/sync",
+    "GET /api/v1/clients/{client_id}/export",
     "GET /api/v1/metrics/overview", "GET /api/v1/metrics/workflows",
     "GET /api/v1/metrics/execution-stats", "GET /api/v1/metrics/executions",
     "GET /api/v1/metrics/historical", "GET /api/v1/metrics/data-freshness",

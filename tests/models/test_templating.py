@@ -258,6 +258,7 @@ SANDBOX_ROUTES = [
     ("POST", "/api/v1/clients/{client_id}/configure"),
     ("POST", "/api/v1/clients/{client_id}/test-connection"),
     ("POST", "/api/v1/clients/{client_id}/sync"),
+    ("GET", "/api/v1/clients/{client_id}/export"),
     ("GET", "/api/v1/metrics/overview"),
     ("GET", "/api/v1/metrics/workflows"),
     ("GET", "/api/v1/metrics/execution-stats"),

@@ -77,6 +77,9 @@ def demo_traffic_cmd(
     summary_json: Annotated[
         Path | None, typer.Option(help="Also write the end-of-run summary here as JSON.")
     ] = None,
+    users_per_account: Annotated[
+        int, typer.Option(help="Concurrent users that share one account.")
+    ] = 3,
 ) -> None:
     """Play the sandbox's staging users: a bounded, seeded Locust population (loopback only)."""
     from tracereplay.demo.traffic.settings import staging_settings
@@ -89,6 +92,7 @@ def demo_traffic_cmd(
         seed,
         accounts=accounts,
         grace_s=parse_duration_s(grace),
+        users_per_account=users_per_account,
     )
     from tracereplay.demo.traffic.runner import run_and_report  # loads locust (gevent)
 

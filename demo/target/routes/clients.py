@@ -10,12 +10,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from tracereplay.demo.accounts import seeded_uuid
 from tracereplay.demo.target.auth import SignedIn, require_admin, visible_client
 from tracereplay.demo.target.envelope import ok
+from tracereplay.demo.target.pagination import PageLimit, PageOffset, page
 from tracereplay.demo.target.schemas import ClientCreate, ClientUpdate
 from tracereplay.demo.target.service_time import RouteClass
 from tracereplay.demo.target.state import TargetState
@@ -29,8 +30,8 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
     @api.get("/api/v1/clients/", tags=["clients"])
     async def list_clients(
         user: SignedIn,
-        limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: PageLimit = 20,
+        offset: PageOffset = 0,
         search: Annotated[str | None, Query(max_length=100)] = None,
     ) -> Response:
         await times.sleep(RouteClass.LIST)
@@ -43,15 +44,7 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
             needle = search.lower()
             chosen = [c for c in chosen if needle in _haystack(c)]
         chosen.sort(key=lambda c: (c.name.lower(), c.id))
-        page = chosen[offset : offset + limit]
-        return ok(
-            {
-                "items": [c.view() for c in page],
-                "total": len(chosen),
-                "limit": limit,
-                "offset": offset,
-            }
-        )
+        return ok(page(chosen, limit, offset, Client.view))
 
     @api.post("/api/v1/clients/", status_code=201, tags=["clients"])
     async def create_client(user: SignedIn, body: ClientCreate) -> Response:
@@ -59,7 +52,11 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
         await times.sleep(RouteClass.WRITE)
         now = datetime.now(UTC)
         client = Client(
-            id=seeded_uuid(new_ids), created_at=now, updated_at=now, **body.model_dump()
+            id=seeded_uuid(new_ids),
+            created_at=now,
+            updated_at=now,
+            created_by=user.id,
+            **body.model_dump(),
         )
         store.clients[client.id] = client
         store.executions[client.id] = []
@@ -72,10 +69,13 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
         return ok(client.view())
 
     @api.put("/api/v1/clients/{client_id}", tags=["clients"])
-    async def update_client(client_id: uuid.UUID, user: SignedIn, body: ClientUpdate) -> Response:
+    async def update_client(
+        request: Request, client_id: uuid.UUID, user: SignedIn, body: ClientUpdate
+    ) -> Response:
         visible_client(state, user, str(client_id))
         await times.sleep(RouteClass.WRITE)
         client = visible_client(state, user, str(client_id))  # it may be gone meanwhile
+        state.writes.write(request, user, client.created_by)
         for name, value in body.model_dump(exclude_unset=True).items():
             if name == "name" and value is None:
                 continue  # a client always has a name; null means "leave it"
@@ -85,11 +85,12 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
         return ok(client.view())
 
     @api.delete("/api/v1/clients/{client_id}", tags=["clients"])
-    async def delete_client(client_id: uuid.UUID, user: SignedIn) -> Response:
+    async def delete_client(request: Request, client_id: uuid.UUID, user: SignedIn) -> Response:
         require_admin(user)
         visible_client(state, user, str(client_id))
         await times.sleep(RouteClass.WRITE)
-        visible_client(state, user, str(client_id))
+        client = visible_client(state, user, str(client_id))
+        state.writes.write(request, user, client.created_by)
         store.delete_client(str(client_id))
         state.cache.clear_client(str(client_id))
         return ok({"deleted": True, "id": str(client_id)})

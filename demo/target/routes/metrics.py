@@ -9,16 +9,17 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from tracereplay.demo.target import metrics
 from tracereplay.demo.target.auth import SignedIn, visible_client
 from tracereplay.demo.target.cache import ALL_CLIENTS
 from tracereplay.demo.target.envelope import ApiError, ok
+from tracereplay.demo.target.pagination import PageLimit, PageOffset, page
 from tracereplay.demo.target.service_time import RouteClass
 from tracereplay.demo.target.state import TargetState
-from tracereplay.demo.target.store import Execution, User, Workflow, iso
+from tracereplay.demo.target.store import Client, Execution, User, Workflow, iso
 
 ClientIdQuery = Annotated[uuid.UUID | None, Query()]
 StatusQuery = Literal["success", "error", "running", "waiting"]
@@ -104,8 +105,8 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
     async def executions(
         user: SignedIn,
         client_id: ClientIdQuery = None,
-        limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: PageLimit = 20,
+        offset: PageOffset = 0,
         status: StatusQuery | None = None,
     ) -> Response:
         key = scope(user, client_id)
@@ -135,7 +136,9 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
         return ok({"client_id": _client_field(key), **data})
 
     @api.get("/api/v1/metrics/data-freshness", tags=["metrics"])
-    async def data_freshness(user: SignedIn) -> Response:
+    async def data_freshness(
+        user: SignedIn, limit: PageLimit = 50, offset: PageOffset = 0
+    ) -> Response:
         await times.sleep(RouteClass.SIMPLE_GET)
         now = datetime.now(UTC)
         if user.role == "admin":
@@ -143,23 +146,26 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
         else:
             own = store.clients.get(user.client_id or "")
             visible = [own] if own else []
-        items = []
-        for client in visible:
+
+        def freshness(client: Client) -> dict[str, Any]:
             staleness = (now - client.last_sync_at).total_seconds() if client.last_sync_at else None
-            items.append(
-                {
-                    "client_id": client.id,
-                    "name": client.name,
-                    "last_sync_at": iso(client.last_sync_at),
-                    "staleness_s": None if staleness is None else round(staleness, 1),
-                    "stale": staleness is None or staleness > state.settings.stale_after_s,
-                }
-            )
-        return ok({"items": items, "total": len(items), "checked_at": iso(now)})
+            return {
+                "client_id": client.id,
+                "name": client.name,
+                "last_sync_at": iso(client.last_sync_at),
+                "staleness_s": None if staleness is None else round(staleness, 1),
+                "stale": staleness is None or staleness > state.settings.stale_after_s,
+            }
+
+        return ok({**page(visible, limit, offset, freshness), "checked_at": iso(now)})
 
     @api.post("/api/v1/metrics/refresh-cache", tags=["metrics"])
-    async def refresh_cache(user: SignedIn, client_id: ClientIdQuery = None) -> Response:
+    async def refresh_cache(
+        request: Request, user: SignedIn, client_id: ClientIdQuery = None
+    ) -> Response:
         key = scope(user, client_id)
         await times.sleep(RouteClass.WRITE)
+        if client_id is not None and (client := store.clients.get(key)) is not None:
+            state.writes.write(request, user, client.created_by)  # an action on a named id
         cleared = cache.clear() if key == ALL_CLIENTS else cache.clear_client(key)
         return ok({"refreshed": True, "cleared": cleared})

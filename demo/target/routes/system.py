@@ -1,16 +1,19 @@
-"""Health and cache routes: /health, /api/v1/system/health[/detailed], /api/v1/cache/*.
+"""Health, audit and cache routes: /health, /api/v1/system/health[/detailed],
+/api/v1/system/audit, /api/v1/cache/*.
 
-The detailed health and cache management are admin-only; the rest is open or signed-in.
+The detailed health, the audit and cache management are admin-only; the rest is open or
+signed-in.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tracereplay import __version__
+from tracereplay.demo.target.audit import audit_view
 from tracereplay.demo.target.auth import SignedIn, require_admin, visible_client
 from tracereplay.demo.target.envelope import ok
 from tracereplay.demo.target.service_time import RouteClass
@@ -66,6 +69,12 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
             }
         )
 
+    @api.get("/api/v1/system/audit", tags=["system"])
+    async def system_audit(user: SignedIn) -> Response:
+        """Writes to objects another account (or the seed) created, and object counts."""
+        require_admin(user)
+        return ok(audit_view(state.writes, store))
+
     @api.get("/api/v1/cache/stats", tags=["cache"])
     async def cache_stats(user: SignedIn) -> Response:
         await times.sleep(RouteClass.CACHE_HIT)
@@ -78,10 +87,13 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
         return ok({"cleared": cache.clear()})
 
     @api.delete("/api/v1/cache/client/{client_id}", tags=["cache"])
-    async def cache_clear_client(client_id: uuid.UUID, user: SignedIn) -> Response:
+    async def cache_clear_client(
+        request: Request, client_id: uuid.UUID, user: SignedIn
+    ) -> Response:
         require_admin(user)
         client = visible_client(state, user, str(client_id))
         await times.sleep(RouteClass.WRITE)
+        state.writes.write(request, user, client.created_by)
         return ok({"cleared": cache.clear_client(client.id)})
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tracereplay.demo.target.auth import SignedIn, require_client_access
 from tracereplay.demo.target.envelope import ApiError, ok
+from tracereplay.demo.target.pagination import PageLimit, PageOffset, page
 from tracereplay.demo.target.schemas import WorkflowPatch
 from tracereplay.demo.target.service_time import RouteClass
 from tracereplay.demo.target.state import TargetState
@@ -34,6 +35,8 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
         user: SignedIn,
         client_id: uuid.UUID | None = None,
         active: bool | None = None,
+        limit: PageLimit = 50,
+        offset: PageOffset = 0,
     ) -> Response:
         if client_id is not None:
             require_client_access(user, str(client_id))
@@ -42,11 +45,11 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
         await times.sleep(RouteClass.LIST)
         wanted = str(client_id) if client_id else (None if user.role == "admin" else user.client_id)
         chosen = [
-            w.view()
+            w
             for w in store.workflows.values()
             if (wanted is None or w.client_id == wanted) and (active is None or w.active == active)
         ]
-        return ok({"items": chosen, "total": len(chosen)})
+        return ok(page(chosen, limit, offset, Workflow.view))
 
     @api.get("/api/v1/workflows/{workflow_id}", tags=["workflows"])
     async def get_workflow(workflow_id: uuid.UUID, user: SignedIn) -> Response:
@@ -56,11 +59,12 @@ def add_routes(api: APIRouter, state: TargetState) -> None:
 
     @api.patch("/api/v1/workflows/{workflow_id}", tags=["workflows"])
     async def patch_workflow(
-        workflow_id: uuid.UUID, user: SignedIn, body: WorkflowPatch
+        request: Request, workflow_id: uuid.UUID, user: SignedIn, body: WorkflowPatch
     ) -> Response:
         owned_workflow(user, workflow_id)
         await times.sleep(RouteClass.WRITE)
         workflow = owned_workflow(user, workflow_id)
+        state.writes.write(request, user, workflow.created_by)
         if body.name is not None:
             workflow.name = body.name
         if body.active is not None:
