@@ -20,9 +20,10 @@ from mitmproxy.addons import default_addons
 from mitmproxy.master import Master
 
 from tracereplay.errors import TargetError, UsageError
+from tracereplay.trace.store import LOCK_NAME
 
 from .addon import TraceCapture
-from .recorder import RecorderStats
+from .recorder import DEFAULT_MAX_BACKLOG_BYTES, RecorderStats
 
 MODES = ("reverse", "regular")
 STATUS_INTERVAL_S = 0.5
@@ -42,6 +43,9 @@ class CaptureSettings:
     duration_s: float | None = None
     flush_interval_s: float = 1.0
     append: bool = False
+    workers: int | None = None
+    """Anonymizing worker processes; None: the usable cores less one."""
+    max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class CaptureResult:
     stats: RecorderStats
     elapsed_s: float
     stopped_by: str
-    """"duration", "SIGINT" or "SIGTERM"."""
+    """"duration", "SIGINT", "SIGTERM" or "write failure" (then `stats.failure` says why)."""
     listen: str
     key_source: str
 
@@ -63,6 +67,11 @@ def check_settings(settings: CaptureSettings) -> tuple[str, str | None]:
         raise UsageError(f"--mode {settings.mode!r}: want reverse or regular")
     if settings.duration_s is not None and settings.duration_s <= 0:
         raise UsageError("--duration must be > 0")
+    if settings.workers is not None and settings.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    if settings.max_backlog_bytes <= 0:
+        raise UsageError("--max-backlog must be > 0")
+    check_out(settings.out)
     target_filter = None
     if settings.target:
         parts = urlsplit(settings.target)
@@ -74,6 +83,19 @@ def check_settings(settings: CaptureSettings) -> tuple[str, str | None]:
             raise UsageError("--target is required in reverse mode")
         return f"reverse:{settings.target}", None
     return "regular", target_filter
+
+
+def check_out(out: Path) -> None:
+    """A one-line UsageError for an --out that cannot become a trace directory.
+
+    (A read-only place, or one another capture is writing, is refused when the trace is
+    opened: a `TraceError` naming it.)
+    """
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    parent = out.absolute().parent
+    if not out.exists() and not parent.is_dir():
+        raise UsageError(f"--out {out}: parent directory {parent} does not exist")
 
 
 def run_capture(
@@ -103,21 +125,16 @@ async def _capture(
     if flow_filter:
         opts.update(tracereplay_filter=flow_filter)
     created = not settings.out.exists()
-    capture.start(
-        settings.out,
-        policy_file=settings.policy_file,
-        key_file=settings.key_file,
-        flush_interval_s=settings.flush_interval_s,
-        append=settings.append,
-    )
+    _start_recording(capture, settings)
     errors = _ErrorLog()
     logging.getLogger().addHandler(errors)
     stopped_by = ["duration"]
     loop = asyncio.get_running_loop()
 
     def stop(name: str) -> None:
-        stopped_by[0] = name
-        master.shutdown()
+        if stopped_by[0] != "write failure":  # a signal after it does not hide it
+            stopped_by[0] = name
+            master.shutdown()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, sig.name)
@@ -129,18 +146,14 @@ async def _capture(
         except TargetError:
             await asyncio.wait({run_task}, timeout=10)
             capture.close()
-            if created and not any(settings.out.iterdir()):
-                settings.out.rmdir()  # leave no empty trace behind a proxy that never ran
+            if created:
+                _remove_if_empty(settings.out)  # no empty trace behind a proxy that never ran
             raise
         if on_ready is not None:
             on_ready(listen)
         deadline = started + settings.duration_s if settings.duration_s else None
         while not run_task.done():
-            if deadline is not None and time.monotonic() >= deadline:
-                master.shutdown()
-            stats = capture.stats()
-            if on_status is not None and stats is not None:
-                on_status(stats, time.monotonic() - started)
+            _poll(capture, master, stop, deadline, started, on_status)
             await asyncio.wait({run_task}, timeout=STATUS_INTERVAL_S)
         run_task.result()
     finally:
@@ -159,6 +172,38 @@ async def _capture(
         listen=listen,
         key_source=capture.key_source,
     )
+
+
+def _poll(
+    capture: TraceCapture, master: Master, stop: Callable[[str], None],
+    deadline: float | None, started: float, on_status: StatusCallback | None,
+) -> None:  # fmt: skip
+    """One look at the running capture: time up, writer failed, status line."""
+    if deadline is not None and time.monotonic() >= deadline:
+        master.shutdown()
+    stats = capture.stats()
+    if stats is not None and stats.failure is not None:
+        stop("write failure")  # the writer said why, once
+    if on_status is not None and stats is not None:
+        on_status(stats, time.monotonic() - started)
+
+
+def _start_recording(capture: TraceCapture, settings: CaptureSettings) -> None:
+    capture.start(
+        settings.out,
+        policy_file=settings.policy_file,
+        key_file=settings.key_file,
+        flush_interval_s=settings.flush_interval_s,
+        append=settings.append,
+        workers=settings.workers,
+        max_backlog_bytes=settings.max_backlog_bytes,
+    )
+
+
+def _remove_if_empty(out: Path) -> None:
+    if {p.name for p in out.iterdir()} <= {LOCK_NAME}:
+        (out / LOCK_NAME).unlink(missing_ok=True)
+        out.rmdir()
 
 
 async def _wait_listening(

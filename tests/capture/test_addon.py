@@ -16,8 +16,10 @@ from mitmproxy.test import taddons, tflow
 
 from tests.capture.canaries import make_canaries
 from tracereplay.capture.addon import TraceCapture
+from tracereplay.capture.exchange import Exchange, exchange_from_flow
 from tracereplay.capture.recorder import Recorder
-from tracereplay.trace import TRACE_SCHEMA, MemorySink, TraceRecord, TraceWriter, read_trace
+from tracereplay.capture.workers import Anonymized
+from tracereplay.trace import TRACE_SCHEMA, MemorySink, TraceWriter, read_trace
 
 
 def context(addon: TraceCapture) -> taddons.context:
@@ -126,16 +128,23 @@ def test_no_flow_is_referenced_after_its_hook(tmp_path: Path) -> None:
     assert all(r() is None for r in refs)
 
 
-def test_recorder_drops_what_it_cannot_anonymize() -> None:
+class FailingSpec:
+    """A worker spec whose anonymizer always fails (with raw data in its message)."""
+
+    def build(self) -> Callable[[int, Exchange], Anonymized]:
+        def anonymize(seq: int, ex: Exchange) -> Anonymized:
+            raise ValueError(f"raw secret in the message {ex.path}")
+
+        return anonymize
+
+
+def test_recorder_drops_what_it_cannot_anonymize(caplog: pytest.LogCaptureFixture) -> None:
     sink = MemorySink(TRACE_SCHEMA)
     writer = TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=0.05)
-
-    def to_record(_: object) -> TraceRecord:
-        raise ValueError("raw secret in the message")
-
-    recorder = Recorder(to_record, writer)  # type: ignore[arg-type]
-    from tracereplay.capture.exchange import exchange_from_flow
-
+    recorder = Recorder(FailingSpec(), writer, workers=1)
     recorder.submit(exchange_from_flow(tflow.tflow(resp=True)))
     stats = recorder.close()
     assert stats.dropped == 1 and stats.rows == 0 and sink.table().num_rows == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not anonymize an exchange (ValueError); left out"
+    ]

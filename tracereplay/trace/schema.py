@@ -167,7 +167,7 @@ def has_trace_columns(schema: pa.Schema) -> bool:
     """Whether `schema` holds the trace columns, in order (additive ones may be missing)."""
     present = {f.name for f in schema}
     expected = [f for f in TRACE_FIELDS if f.name in present or f.name not in ADDITIVE_COLUMNS]
-    return schema.remove_metadata().equals(pa.schema(expected))
+    return bool(schema.remove_metadata().equals(pa.schema(expected)))
 
 
 def with_additive_columns(table: pa.Table) -> pa.Table:
@@ -180,7 +180,7 @@ def with_additive_columns(table: pa.Table) -> pa.Table:
 
 def row_to_record(row: dict[str, Any]) -> TraceRecord:
     """A `TraceRecord` from one row of `Table.to_pylist()`."""
-    values = {f.name: row.get(f.name) for f in dataclasses.fields(TraceRecord)}
+    values: dict[str, Any] = {f.name: row.get(f.name) for f in dataclasses.fields(TraceRecord)}
     for name in ("req_headers", "resp_headers"):
         values[name] = tuple(values[name] or ())
     for name in ("req_body_size", "resp_body_size"):
