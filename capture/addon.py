@@ -137,16 +137,16 @@ class TraceCapture:
         """Open the trace (closing any previous one); raises TraceReplayError on bad input."""
         policy = load_policy(policy_file)
         key, self.key_source = load_key(KEY_ENV, key_file)
-        if self.key_source == "random":
+        metadata = TraceMetadata(
+            source="capture", capture_start=datetime.now(UTC), policy_hash=policy.hash
+        )
+        writer = open_writer(out, metadata, append=append, flush_interval_s=flush_interval_s)
+        if self.key_source == "random":  # after the checks: a refused --out is one line
             logger.warning(
                 "tracereplay: no key in $%s or a key file: pseudonyms are random for this "
                 "capture and will not match another capture's",
                 KEY_ENV,
             )
-        metadata = TraceMetadata(
-            source="capture", capture_start=datetime.now(UTC), policy_hash=policy.hash
-        )
-        writer = open_writer(out, metadata, append=append, flush_interval_s=flush_interval_s)
         spec = AnonymizerSpec(policy, key)
         try:
             recorder = Recorder(

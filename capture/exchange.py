@@ -95,28 +95,36 @@ class Exchange:
     escaped: tuple[str, ...] = ()
     """Trace columns whose text had bytes that were not UTF-8, now `\\xNN` escapes."""
 
-    def __post_init__(self) -> None:
-        # The one place text enters the capture: live flows, HAR entries and flow dumps
-        # all come through here, so neither the anonymizer nor the writer ever sees a
-        # str that cannot be encoded.
-        escaped = list(self.escaped)
-        for name in _TEXT_FIELDS:
-            value = getattr(self, name)
-            if value is not None and (fixed := valid_text(value)) is not None:
-                setattr(self, name, fixed)
-                escaped.append(_COLUMN.get(name, name))
-        for name in ("req_headers", "resp_headers"):
-            headers = getattr(self, name)
-            if headers and not all(n.isascii() and v.isascii() for n, v in headers):
+    def __setattr__(self, name: str, value: object) -> None:
+        # The one door text comes in by: live flows, HAR entries and flow dumps all set
+        # fields here (at construction or later), so neither the anonymizer nor the writer
+        # ever sees a str that cannot be encoded.
+        if name not in _CHECKED:
+            object.__setattr__(self, name, value)
+            return
+        column = None
+        if isinstance(value, str) and name in _TEXT_FIELDS:
+            if (fixed := valid_text(value)) is not None:
+                value, column = fixed, _COLUMN.get(name, name)
+        elif name in _HEADER_FIELDS and value:
+            headers: Headers = value  # type: ignore[assignment]
+            if not all(n.isascii() and v.isascii() for n, v in headers):
                 fixed_headers = [(_text(n), _text(v)) for n, v in headers]
                 if fixed_headers != headers:
-                    setattr(self, name, fixed_headers)
-                    escaped.append(name)
-        if escaped:
-            self.escaped = tuple(dict.fromkeys(escaped))
+                    value, column = fixed_headers, name
+        elif name == "escaped":
+            value = tuple(dict.fromkeys((*getattr(self, "escaped", ()), *value)))  # type: ignore[misc]
+        object.__setattr__(self, name, value)
+        if column is not None:
+            flags = (*getattr(self, "escaped", ()), column)
+            object.__setattr__(self, "escaped", tuple(dict.fromkeys(flags)))
 
 
-_TEXT_FIELDS = ("method", "path", "query", "scheme", "host", "client_addr", "error", "http_version")
+_TEXT_FIELDS = frozenset(
+    ("method", "path", "query", "scheme", "host", "client_addr", "error", "http_version")
+)
+_HEADER_FIELDS = frozenset(("req_headers", "resp_headers"))
+_CHECKED = _TEXT_FIELDS | _HEADER_FIELDS | {"escaped"}
 # Exchange fields stored under another column name (the client address becomes `client`).
 _COLUMN = {"client_addr": "client"}
 

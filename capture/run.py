@@ -130,6 +130,7 @@ async def _capture(
     logging.getLogger().addHandler(errors)
     stopped_by = ["duration"]
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancellation)
 
     def stop(name: str) -> None:
         if stopped_by[0] != "write failure":  # a signal after it does not hide it
@@ -172,6 +173,13 @@ async def _capture(
         listen=listen,
         key_source=capture.key_source,
     )
+
+
+def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """Connections still open when the proxy stops end in CancelledError: no traceback."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
 
 
 def _poll(
