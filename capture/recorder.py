@@ -30,7 +30,8 @@ from .workers import Anonymized, WorkerSpec, worker_main
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BACKLOG_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BACKLOG_BYTES = 4 * 1024 * 1024
+"""~900 exchanges of 4.6 KB: seconds of anonymizing to drain after Ctrl-C, not minutes."""
 _HEADER_BYTES = 64  # what one header pair costs, roughly, in the backlog's accounting
 _STOP_WAIT_S = 10.0
 

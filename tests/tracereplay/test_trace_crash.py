@@ -20,7 +20,7 @@ import pytest
 from tests.factories import TEST_META, make_record, realistic_records
 from tests.tmpfs import fill, small_tmpfs
 from tracereplay.errors import TraceError
-from tracereplay.trace import open_trace, open_writer, read_trace
+from tracereplay.trace import open_trace, open_writer, read_trace, store
 from tracereplay.trace.store import scan_directory, scan_journal
 
 FLUSH_INTERVAL_S = 1.0
@@ -130,22 +130,21 @@ def test_a_full_disk_keeps_every_row_written_before_readable(tmp_path: Path) -> 
 def test_a_short_write_is_cut_back_and_later_writes_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A fake filesystem: the third frame is written halfway, then the disk is full.
-    calls = {"n": 0}
-    real_writev = os.writev
+    # A fake filesystem: from the third frame on, a write stores half its bytes, then the
+    # disk is full.
+    full = {"now": False}
+    real_write_all = store._write_all
 
-    def writev(fd: int, buffers: list[object]) -> int:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            real_writev(fd, [bytes(memoryview(buffers[0]))[:10]])  # type: ignore[call-overload]
-            return 10
-        if calls["n"] > 3:
+    def write_all(fd: int, data: bytes | memoryview) -> None:
+        if full["now"]:
+            real_write_all(fd, memoryview(data)[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_writev(fd, buffers)  # type: ignore[arg-type]
+        real_write_all(fd, data)
 
-    monkeypatch.setattr("tracereplay.trace.store.os.writev", writev)
+    monkeypatch.setattr(store, "_write_all", write_all)
     writer = open_writer(tmp_path / "t", TEST_META)
     for i in range(3):
+        full["now"] = i == 2
         writer.write(make_record(path=f"/r/{i}"))
         with contextlib.suppress(TraceError):
             writer.flush()

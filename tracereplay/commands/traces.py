@@ -58,7 +58,7 @@ def capture_cmd(
             help="Exchanges waiting to be anonymized may hold this much; beyond it they are "
             "left out and counted (dropped_backlog), so the proxy never slows down."
         ),
-    ] = "64MiB",
+    ] = "4MiB",
 ) -> int:
     """Record live traffic through mitmproxy into an anonymized trace (Ctrl-C stops it).
 

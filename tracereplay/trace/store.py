@@ -55,6 +55,7 @@ DICTIONARY_COLUMNS = ["method", "scheme", "host", "session", "client", "status",
 # Frame header: magic, payload length, CRC-32 of the payload, 4 bytes of padding, CRC-32
 # of the 20 bytes before. 24 bytes, and IPC streams are multiples of 8, so every payload
 # starts 8-byte aligned in a memory map (Arrow's compute engine warns on unaligned data).
+# All zeros while its frame is being written.
 FRAME_MAGIC = b"TRJ1"
 _HEADER = struct.Struct("<4sQI4x")
 _HEADER_SIZE = _HEADER.size + 4
@@ -90,14 +91,56 @@ def live_journals(directory: Path) -> list[Path]:
 # -- journal frames ----------------------------------------------------------------------
 
 
-def encode_frame(batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer]:
-    """(header, payload) of the journal frame holding `batch`."""
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, batch.schema) as stream:
-        stream.write_batch(batch)
-    payload = sink.getvalue()
-    head = _HEADER.pack(FRAME_MAGIC, payload.size, zlib.crc32(payload))
-    return head + struct.pack("<I", zlib.crc32(head)), payload
+def frame_header(size: int, crc: int) -> bytes:
+    head = _HEADER.pack(FRAME_MAGIC, size, crc)
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def append_frame(fd: int, batch: pa.RecordBatch) -> None:
+    """Append the frame holding `batch`; on failure cut the file back to where it began.
+
+    The IPC writer streams straight to the file through `_ChecksumSink` (no copy of the
+    batch in memory); the header goes in last, so a frame cut short reads as a torn tail.
+    """
+    start = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        _write_all(fd, bytes(_HEADER_SIZE))  # zeros until the payload is complete
+        sink = _ChecksumSink(fd)
+        with ipc.new_stream(pa.PythonFile(sink, mode="w"), batch.schema) as stream:
+            stream.write_batch(batch)
+        os.pwrite(fd, frame_header(sink.size, sink.crc), start)
+    except OSError:
+        with contextlib.suppress(OSError):  # a torn frame is skipped anyway; tidier without
+            os.ftruncate(fd, start)
+        raise
+
+
+class _ChecksumSink:
+    """A file object for `pa.PythonFile`: writes to `fd`, keeping a CRC-32 and a length."""
+
+    closed = False
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.crc, self.size = fd, 0, 0
+
+    def write(self, data: bytes | pa.Buffer) -> int:
+        view = memoryview(data)
+        self.crc = zlib.crc32(view, self.crc)
+        self.size += len(view)
+        _write_all(self.fd, view)
+        return len(view)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:  # short writes: a signal, or the disk filling up
+        view = view[os.write(fd, view) :]
 
 
 @dataclass(frozen=True)
@@ -121,19 +164,17 @@ def scan_journal(path: Path) -> JournalContents:
         return JournalContents(None, 0, ())
     if data[:4].to_pybytes() == _IPC_CONTINUATION:
         return _scan_plain_stream(path)
-    batches: list[pa.RecordBatch] = []
-    schema: pa.Schema | None = None
+    tables: list[pa.Table] = []
     skipped: list[str] = []
-    offset, frame, end_of_data = 0, 0, data.size
-    while offset < end_of_data:
+    offset, frame = 0, 0
+    while offset < data.size:
         frame += 1
         head = data[offset : offset + _HEADER_SIZE].to_pybytes()
-        if len(head) < _HEADER_SIZE:
-            skipped.append(f"torn tail ({end_of_data - offset} bytes)")
+        if len(head) < _HEADER_SIZE or head == bytes(_HEADER_SIZE):
+            skipped.append(f"torn tail (frame {frame} incomplete)")  # zeros: being written
             break
         magic, size, crc = _HEADER.unpack_from(head)
-        (head_crc,) = struct.unpack_from("<I", head, _HEADER.size)
-        if magic != FRAME_MAGIC or zlib.crc32(head[: _HEADER.size]) != head_crc:
+        if magic != FRAME_MAGIC or zlib.crc32(head[:-4]) != int.from_bytes(head[-4:], "little"):
             skipped.append(f"frame {frame}: damaged header")
             resync = data.to_pybytes().find(FRAME_MAGIC, offset + 1)  # rare: copy is fine
             if resync < 0:
@@ -141,26 +182,35 @@ def scan_journal(path: Path) -> JournalContents:
             offset = resync
             continue
         start, offset = offset + _HEADER_SIZE, offset + _HEADER_SIZE + size
-        if offset > end_of_data:
+        if offset > data.size:
             skipped.append(f"torn tail (frame {frame} cut short)")
             break
-        payload = data.slice(start, size)
-        if zlib.crc32(payload) != crc:
-            skipped.append(f"frame {frame}: checksum mismatch")
-            continue
-        try:
-            table = ipc.open_stream(payload).read_all()
-        except (pa.ArrowInvalid, OSError):
-            skipped.append(f"frame {frame}: not an Arrow stream")
-            continue
-        if schema is None:
-            schema = table.schema
-        elif not table.schema.equals(schema, check_metadata=True):
-            skipped.append(f"frame {frame}: another schema")
-            continue
-        batches.extend(table.to_batches())
-    table = None if schema is None else pa.Table.from_batches(batches, schema=schema)
-    return JournalContents(table, frame, tuple(skipped))
+        table, reason = _frame_table(data.slice(start, size), crc, tables)
+        if reason:
+            skipped.append(f"frame {frame}: {reason}")
+        elif table is not None:
+            tables.append(table)
+    if not tables:
+        return JournalContents(None, frame, tuple(skipped))
+    batches = [b for t in tables for b in t.to_batches()]
+    return JournalContents(
+        pa.Table.from_batches(batches, schema=tables[0].schema), frame, tuple(skipped)
+    )
+
+
+def _frame_table(
+    payload: pa.Buffer, crc: int, before: list[pa.Table]
+) -> tuple[pa.Table | None, str]:
+    """A frame's rows, or why they cannot be used."""
+    if zlib.crc32(payload) != crc:
+        return None, "checksum mismatch"
+    try:
+        table = ipc.open_stream(payload).read_all()
+    except (pa.ArrowInvalid, OSError):
+        return None, "not an Arrow stream"
+    if before and not table.schema.equals(before[0].schema, check_metadata=True):
+        return None, "another schema"
+    return table, ""
 
 
 def _scan_plain_stream(path: Path) -> JournalContents:
@@ -323,12 +373,11 @@ class ParquetDirSink:
     def write_batch(self, batch: pa.RecordBatch) -> None:
         if self._failed is not None:
             raise self._failed
-        head, payload = encode_frame(batch)
         try:
             if self._fd is None:
                 path = journal_path(self.directory, self._seq)
                 self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
-            _write_all(self._fd, head, payload)
+            append_frame(self._fd, batch)
         except OSError as exc:
             self._failed = exc
             raise
@@ -366,21 +415,3 @@ class ParquetDirSink:
         self._fd = None
         self._journal_rows = 0
         self._seq += 1
-
-
-def _write_all(fd: int, head: bytes, payload: pa.Buffer) -> None:
-    """Append one frame; on failure, cut the file back to where the frame started."""
-    start = os.lseek(fd, 0, os.SEEK_END)
-    view = memoryview(payload)
-    try:
-        done = os.writev(fd, [head, view])
-        total = len(head) + len(view)
-        while done < total:  # short writes: a signal, or the disk filling up
-            if done < len(head):
-                done += os.writev(fd, [head[done:], view])
-            else:
-                done += os.write(fd, view[done - len(head) :])
-    except OSError:
-        with contextlib.suppress(OSError):  # a torn frame is skipped anyway; tidier without
-            os.ftruncate(fd, start)
-        raise

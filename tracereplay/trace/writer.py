@@ -77,12 +77,12 @@ class TraceWriter:
         self.max_buffer_rows = max_buffer_rows
         self._sink = sink
         self._buffer: list[TraceRecord] = []
-        self._buffer_lock = threading.Lock()
         self._sink_lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
         self._closed = False
         self._error: TraceError | None = None
+        self._refusing = False  # closing or failed: the one flag write() reads
         self.rows_flushed = 0
         """Rows the sink has taken (durable: a killed process keeps them)."""
         self.rows_rejected = 0
@@ -103,17 +103,16 @@ class TraceWriter:
 
     def write(self, record: TraceRecord) -> None:
         """Queue one row; cheap, never blocks on IO."""
-        if self._closing or self._error is not None:
+        if self._refusing:
             self._refuse(1)
-        with self._buffer_lock:
-            self._buffer.append(record)
-            full = len(self._buffer) >= self.max_buffer_rows
-        if full:
+        buffer = self._buffer
+        buffer.append(record)  # atomic; only the flusher removes, from the front
+        if len(buffer) >= self.max_buffer_rows:
             self._wake.set()
 
     def write_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Hand an already columnar batch straight to the sink (after what is buffered)."""
-        if self._closing or self._error is not None:
+        if self._refusing:
             self._refuse(batch.num_rows)
         self.flush()
         batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
@@ -129,8 +128,10 @@ class TraceWriter:
     def flush(self) -> None:
         """Send every buffered row to the sink now; a `TraceError` once the sink failed."""
         with self._sink_lock:
-            with self._buffer_lock:
-                records, self._buffer = self._buffer, []
+            buffer = self._buffer
+            count = len(buffer)
+            records = buffer[:count]
+            del buffer[:count]  # rows appended meanwhile stay, for the next flush
             if self._error is not None:
                 self.rows_lost += len(records)
                 raise self._error
@@ -150,7 +151,7 @@ class TraceWriter:
         """Flush everything and close the sink. Idempotent; raises the sink's failure."""
         if self._closed:
             return
-        self._closing = True
+        self._closing = self._refusing = True
         self._wake.set()
         self._thread.join()
         try:
@@ -181,6 +182,7 @@ class TraceWriter:
         raise self._error
 
     def _fail(self, exc: Exception, rows: int) -> None:
+        self._refusing = True
         self.rows_lost += rows
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         self._error = TraceError(
