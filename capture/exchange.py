@@ -3,10 +3,11 @@
 The addon and the importers turn what they read (a live mitmproxy flow, a HAR entry, a
 dumped flow) into an `Exchange`; the anonymizer turns an `Exchange` into a `TraceRecord`.
 An `Exchange` holds no reference to a mitmproxy object, so the addon can hand it to a
-worker process and let the flow go. It holds only valid text: bytes that were not UTF-8
-(a Latin-1 header, a raw 0xff in a path, a lone surrogate in a HAR file) are written as
-`\\xNN` escapes when it is built, and the parts that had some are named in `escaped`
-(stored in the trace's `escaped` column; see tracereplay/trace/schema.py).
+worker process and let the flow go. Text reaches the anonymizer only valid: `check()`
+writes bytes that were not UTF-8 (a Latin-1 header, a raw 0xff in a path, a lone
+surrogate in a HAR file) as `\\xNN` escapes and names the parts that had some in
+`escaped` (the trace's `escaped` column; see tracereplay/trace/schema.py); `anonymizing`
+runs it on every exchange before the anonymizer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from tracereplay.trace import TraceRecord
@@ -95,36 +97,29 @@ class Exchange:
     escaped: tuple[str, ...] = ()
     """Trace columns whose text had bytes that were not UTF-8, now `\\xNN` escapes."""
 
-    def __setattr__(self, name: str, value: object) -> None:
-        # The one door text comes in by: live flows, HAR entries and flow dumps all set
-        # fields here (at construction or later), so neither the anonymizer nor the writer
-        # ever sees a str that cannot be encoded.
-        if name not in _CHECKED:
-            object.__setattr__(self, name, value)
-            return
-        column = None
-        if isinstance(value, str) and name in _TEXT_FIELDS:
-            if (fixed := valid_text(value)) is not None:
-                value, column = fixed, _COLUMN.get(name, name)
-        elif name in _HEADER_FIELDS and value:
-            headers: Headers = value  # type: ignore[assignment]
-            if not all(n.isascii() and v.isascii() for n, v in headers):
+    def check(self) -> None:
+        """Make every text field valid: `\\xNN` escapes, the fields named in `escaped`.
+
+        Idempotent. `anonymizing` calls it before the anonymizer sees the exchange (in the
+        capture's worker process, so the proxy's event loop does not pay for it).
+        """
+        escaped = list(self.escaped)
+        for name in _TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (fixed := valid_text(value)) is not None:
+                setattr(self, name, fixed)
+                escaped.append(_COLUMN.get(name, name))
+        for name in ("req_headers", "resp_headers"):
+            headers = getattr(self, name)
+            if headers and not all(map(str.isascii, chain.from_iterable(headers))):
                 fixed_headers = [(_text(n), _text(v)) for n, v in headers]
                 if fixed_headers != headers:
-                    value, column = fixed_headers, name
-        elif name == "escaped":
-            value = tuple(dict.fromkeys((*getattr(self, "escaped", ()), *value)))  # type: ignore[misc]
-        object.__setattr__(self, name, value)
-        if column is not None:
-            flags = (*getattr(self, "escaped", ()), column)
-            object.__setattr__(self, "escaped", tuple(dict.fromkeys(flags)))
+                    setattr(self, name, fixed_headers)
+                    escaped.append(name)
+        self.escaped = tuple(dict.fromkeys(escaped))
 
 
-_TEXT_FIELDS = frozenset(
-    ("method", "path", "query", "scheme", "host", "client_addr", "error", "http_version")
-)
-_HEADER_FIELDS = frozenset(("req_headers", "resp_headers"))
-_CHECKED = _TEXT_FIELDS | _HEADER_FIELDS | {"escaped"}
+_TEXT_FIELDS = ("method", "path", "query", "scheme", "host", "client_addr", "error", "http_version")
 # Exchange fields stored under another column name (the client address becomes `client`).
 _COLUMN = {"client_addr": "client"}
 
@@ -134,12 +129,17 @@ def _text(value: str) -> str:
     return value if fixed is None else fixed
 
 
-def keeping_flags(
+def anonymizing(
     to_record: Callable[[Exchange], TraceRecord],
 ) -> Callable[[Exchange], TraceRecord]:
-    """`to_record` (the anonymizer) that also carries `Exchange.escaped` into the row."""
+    """`to_record` (the anonymizer) given only checked exchanges, flags carried into the row.
+
+    The one way from an `Exchange` to a row (live capture and imports alike), so the
+    anonymizer and the writer never see text that is not valid.
+    """
 
     def record(exchange: Exchange) -> TraceRecord:
+        exchange.check()
         made = to_record(exchange)
         if exchange.escaped:
             return dataclasses.replace(made, escaped=exchange.escaped)

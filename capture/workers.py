@@ -19,9 +19,9 @@ from typing import Protocol
 from tracereplay.trace import TraceRecord
 
 from .anonymize.policy import Policy
-from .exchange import Exchange, keeping_flags
+from .exchange import Exchange, anonymizing
 
-WORKER_NICENESS = 10
+WORKER_NICENESS = 19
 """Workers yield the CPU to the proxy: a busy capture leaves exchanges out, never slows traffic."""
 
 Credential = tuple[str, str]
@@ -63,7 +63,7 @@ class AnonymizerSpec:
         from .anonymize.sessions import request_credentials, response_credentials
 
         policy = self.policy
-        to_record = keeping_flags(Anonymizer(policy, self.key).record)
+        to_record = anonymizing(Anonymizer(policy, self.key).record)
 
         def anonymize(seq: int, ex: Exchange) -> Anonymized:
             record = to_record(ex)

@@ -12,8 +12,15 @@ from hypothesis import strategies as st
 from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow
 
-from tracereplay.capture.exchange import Exchange, exchange_from_flow, unescape, valid_text
-from tracereplay.trace import read_trace
+from tests.factories import make_record
+from tracereplay.capture.exchange import (
+    Exchange,
+    anonymizing,
+    exchange_from_flow,
+    unescape,
+    valid_text,
+)
+from tracereplay.trace import TraceRecord, read_trace
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -28,20 +35,28 @@ def test_escaping_gives_the_bytes_back(raw: bytes) -> None:
         assert unescape(stored) == raw
 
 
-def test_every_way_in_is_checked() -> None:
-    latin1 = 'attachment; filename="Müller.pdf"'.encode("latin-1").decode(
-        "utf-8", "surrogateescape"
-    )
+def test_anonymizing_checks_every_exchange_first() -> None:
+    raw = 'attachment; filename="Müller.pdf"'.encode("latin-1")
+    latin1 = raw.decode("utf-8", "surrogateescape")
     ex = Exchange(ts=T0, method="GET", path="/a/\udcff", query="q=\udcfe")
-    assert (ex.path, ex.query, ex.escaped) == ("/a/\\xff", "q=\\xfe", ("path", "query"))
     ex.resp_headers = [("Content-Disposition", latin1), ("X-Ok", "ü")]  # set later (HAR does)
     ex.error = "lone \ud800 surrogate"  # as a HAR file's JSON can hold
+    seen: list[Exchange] = []
+
+    def to_record(exchange: Exchange) -> TraceRecord:
+        seen.append(exchange)
+        return make_record(path=exchange.path)
+
+    row = anonymizing(to_record)(ex)
+    assert (ex.path, ex.query) == ("/a/\\xff", "q=\\xfe")
     assert ex.resp_headers == [("Content-Disposition", 'attachment; filename="M\\xfcller.pdf"'),
                                ("X-Ok", "ü")]  # fmt: skip
     assert ex.error == "lone \\ud800 surrogate"
-    assert ex.escaped == ("path", "query", "resp_headers", "error")
+    assert seen == [ex] and row.escaped == ("path", "query", "error", "resp_headers")
+    ex.check()  # idempotent
+    assert ex.escaped == ("path", "query", "error", "resp_headers")
     clean = Exchange(ts=T0, method="GET", path="/ü", req_headers=[("a", "b")])
-    assert clean.escaped == () and clean.path == "/ü"
+    assert anonymizing(to_record)(clean).escaped is None and clean.path == "/ü"
 
 
 def test_a_mitmdump_file_with_a_latin1_header_imports(tmp_path: Path) -> None:
@@ -53,7 +68,9 @@ def test_a_mitmdump_file_with_a_latin1_header_imports(tmp_path: Path) -> None:
     dump = tmp_path / "flows.mitm"
     with dump.open("wb") as handle:
         FlowWriter(handle).add(flow)
-    assert exchange_from_flow(flow).escaped == ("path", "resp_headers")
+    copied = exchange_from_flow(flow)
+    copied.check()
+    assert copied.escaped == ("path", "resp_headers")
     out = tmp_path / "trace"
     done = subprocess.run(
         [sys.executable, "-m", "tracereplay.cli", "import", str(dump), "--out", str(out)],

@@ -121,7 +121,7 @@ def import_cmd(
     from tracereplay.capture.anonymize.policy import load_policy
     from tracereplay.capture.anonymize.pseudonyms import load_key
     from tracereplay.capture.anonymize.record import Anonymizer
-    from tracereplay.capture.exchange import keeping_flags
+    from tracereplay.capture.exchange import anonymizing
     from tracereplay.capture.importers.run import import_files
 
     console = Console(stderr=True)
@@ -138,7 +138,7 @@ def import_cmd(
         result = import_files(
             files,
             out,
-            to_record=keeping_flags(anonymizer.record),
+            to_record=anonymizing(anonymizer.record),
             policy_hash=loaded.hash,
             fmt=fmt,
             progress=lambda rows: status.update(f"importing… {rows} rows"),
