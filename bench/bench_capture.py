@@ -187,6 +187,9 @@ def one_run(kind: str, target: str, args: argparse.Namespace, pace: dict[str, fl
             figures = {
                 "saturated": saturated, "paced": paced, "rss_mib": round(rss, 1),
                 "proxy_cpu_s": round(cpu[process.pid], 2),
+                "proxy_cpu_ms_per_request": round(
+                    1000 * cpu[process.pid] / (saturated["requests"] + paced["requests"]), 3
+                ),
                 "workers_cpu_s": round(sum(v for p, v in cpu.items() if p != process.pid), 2),
                 "sigterm_to_exit_s": round(time.monotonic() - stopping, 2), "exit_code": code,
                 "drain_after_load_s": round(drain_s, 1),
@@ -282,7 +285,7 @@ def row(kind: str, pair: int, f: dict[str, Any]) -> str:
     text = (f"pair {pair} {kind:8} {s['requests_per_s']:8.1f} req/s  p50 {lat['p50']:7.2f}"
             f"  p99 {lat['p99']:7.2f} ms")  # fmt: skip
     text += f" | paced p50 {p['latency_ms']['p50']:6.2f} p99 {p['latency_ms']['p99']:6.2f} ms"
-    text += f" | proxy CPU {f['proxy_cpu_s']} s, workers {f['workers_cpu_s']} s"
+    text += f" | proxy CPU {f['proxy_cpu_ms_per_request']} ms/req, workers {f['workers_cpu_s']} s"
     if "rows" in f:
         text += (f" | flows {f['flows']} rows {f['rows']} dropped_backlog {f['dropped_backlog']}"
                  f" dropped {f['dropped']}, drained {f['drain_after_load_s']} s after the load,"
@@ -292,12 +295,13 @@ def row(kind: str, pair: int, f: dict[str, Any]) -> str:
 
 def summarize(results: dict[str, Any]) -> None:
     runs = results["runs"]
-    ratios, added_p99 = [], []
+    ratios, added_p99, cpu_ratios = [], [], []
     for pair in sorted({r["pair"] for r in runs}):
         bare = next(r for r in runs if r["pair"] == pair and r["kind"] == "bare")
         cap = next(r for r in runs if r["pair"] == pair and r["kind"] == "capture")
         ratios.append(cap["saturated"]["requests_per_s"] / bare["saturated"]["requests_per_s"])
         added_p99.append(cap["paced"]["latency_ms"]["p99"] - bare["paced"]["latency_ms"]["p99"])
+        cpu_ratios.append(bare["proxy_cpu_ms_per_request"] / cap["proxy_cpu_ms_per_request"])
     captures = [r for r in runs if r["kind"] == "capture"]
     recorded = sum(r["rows"] for r in captures) / max(1, sum(r["flows"] for r in captures))
     worker_ms = (
@@ -307,6 +311,7 @@ def summarize(results: dict[str, Any]) -> None:
         "capture_over_bare_rps": [round(x, 3) for x in ratios],
         "median_ratio": round(statistics.median(ratios), 3),
         "added_p99_ms_paced": [round(x, 2) for x in added_p99],
+        "bare_over_capture_proxy_cpu_per_request": [round(x, 3) for x in cpu_ratios],
         "share_of_flows_recorded": round(recorded, 3),
         "worker_cpu_ms_per_row": round(worker_ms, 2),
     }

@@ -18,7 +18,12 @@ from mitmproxy.addonmanager import Loader
 from tracereplay.capture.anonymize.policy import Policy, load_policy
 from tracereplay.capture.anonymize.pseudonyms import load_key
 from tracereplay.capture.exchange import exchange_from_flow
-from tracereplay.capture.recorder import DEFAULT_MAX_BACKLOG_BYTES, Recorder, RecorderStats
+from tracereplay.capture.recorder import (
+    DEFAULT_MAX_BACKLOG_BYTES,
+    Recorder,
+    RecorderStats,
+    backlog_bytes,
+)
 from tracereplay.capture.workers import AnonymizerSpec
 from tracereplay.errors import TraceReplayError
 from tracereplay.trace import DEFAULT_FLUSH_INTERVAL_S, TraceMetadata, open_writer
@@ -182,7 +187,13 @@ class TraceCapture:
         if recorder is None or (self._filter is not None and not self._filter(flow)):
             return
         flow.metadata[_SEEN] = True
-        recorder.submit(exchange_from_flow(flow))
+        request, response = flow.request, flow.response
+        bodies, headers = len(request.raw_content or b""), len(request.headers)
+        if response is not None:
+            bodies += len(response.raw_content or b"")
+            headers += len(response.headers)
+        size = backlog_bytes(bodies, len(request.path), headers)
+        recorder.offer(size, lambda: exchange_from_flow(flow), flow.error is not None)
 
     def done(self) -> None:
         self.close()

@@ -45,7 +45,12 @@ def exchange_bytes(ex: Exchange) -> int:
     """What an exchange weighs in the backlog: bodies, path, query, headers."""
     headers = len(ex.req_headers or ()) + len(ex.resp_headers or ())
     bodies = len(ex.req_body or b"") + len(ex.resp_body or b"")
-    return bodies + len(ex.path) + len(ex.query) + _HEADER_BYTES * (headers + 1)
+    return backlog_bytes(bodies, len(ex.path) + len(ex.query), headers)
+
+
+def backlog_bytes(bodies: int, target: int, headers: int) -> int:
+    """The backlog's weight of an exchange from its sizes (see `exchange_bytes`)."""
+    return bodies + target + _HEADER_BYTES * (headers + 1)
 
 
 @dataclass(frozen=True)
@@ -152,12 +157,19 @@ class Recorder:
 
     def submit(self, exchange: Exchange) -> bool:
         """Queue one exchange; never blocks, never does IO. False when left out."""
+        return self.offer(exchange_bytes(exchange), lambda: exchange, exchange.error is not None)
+
+    def offer(self, size: int, make: Callable[[], Exchange], transport_error: bool) -> bool:
+        """Queue the exchange `make()` builds, if `size` bytes fit in the backlog.
+
+        `make` is only called when it fits: under overload most exchanges are left out,
+        and copying them out of the flow would be work the proxy does for nothing.
+        """
         if self._closing:
             raise RuntimeError("recorder is closed")
-        size = exchange_bytes(exchange)
         with self._lock:
             self._flows += 1
-            if exchange.error is not None:
+            if transport_error:
                 self._errors += 1
             if self._failure is not None:
                 self._refused += 1  # nothing more can be written
@@ -170,7 +182,7 @@ class Recorder:
             self._next_seq += 1
             worker = min(self._workers, key=lambda w: len(w.outstanding))
             worker.outstanding[seq] = size
-        worker.send(seq, exchange)
+        worker.send(seq, make())
         return True
 
     def stats(self) -> RecorderStats:
@@ -211,15 +223,21 @@ class Recorder:
             waitables: list[object] = [w.results for w in live]
             for connection in wait(waitables, timeout=0.2):  # type: ignore[arg-type]
                 worker = next(w for w in live if w.results is connection)
-                try:
-                    result: Anonymized = worker.results.recv()
-                except (EOFError, OSError):
-                    self._worker_died(worker)
-                    continue
+                self._receive(worker)
+            self._write_in_order()
+
+    def _receive(self, worker: _Worker) -> None:
+        """Every result `worker` has ready (one `wait()` per batch, not per row)."""
+        try:
+            while True:
+                result: Anonymized = worker.results.recv()
                 with self._lock:
                     self._backlog_bytes -= worker.outstanding.pop(result.seq, 0)
                 self._done[result.seq] = result
-            self._write_in_order()
+                if not worker.results.poll():
+                    return
+        except (EOFError, OSError):
+            self._worker_died(worker)
 
     def _worker_died(self, worker: _Worker) -> None:
         worker.results.close()
