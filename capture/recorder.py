@@ -241,10 +241,16 @@ class Recorder:
 
     def _worker_died(self, worker: _Worker) -> None:
         worker.results.close()
-        with self._lock:
+        worker.process.join(timeout=1.0)  # its pipe closed as it exited: reap it
+        # Started before taking the lock (spawning takes a while): `offer` never waits on it.
+        name = worker.process.name or "trace-anonymizer"
+        replacement = None if self._closing else _Worker(self._spec, name)
+        with self._lock:  # swapped and emptied at once: no exchange is left with the dead
             lost = dict(worker.outstanding)
             worker.outstanding.clear()
             self._backlog_bytes -= sum(lost.values())
+            if replacement is not None:
+                self._workers[self._workers.index(worker)] = replacement
         for seq in lost:
             self._done[seq] = None
         if lost or not self._closing:
@@ -253,9 +259,6 @@ class Recorder:
                 worker.process.exitcode,
                 len(lost),
             )
-        if not self._closing:  # keep the pool at its size
-            index = self._workers.index(worker)
-            self._workers[index] = _Worker(self._spec, worker.process.name or "trace-anonymizer")
 
     def _write_in_order(self) -> None:
         while self._written_seq in self._done:

@@ -6,6 +6,8 @@ import asyncio
 import functools
 import gc
 import json
+import os
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +17,10 @@ from mitmproxy import exceptions
 from mitmproxy.test import taddons, tflow
 
 from tests.capture.canaries import make_canaries
+from tests.factories import make_record
 from tracereplay.capture.addon import TraceCapture
 from tracereplay.capture.exchange import Exchange, exchange_from_flow
-from tracereplay.capture.recorder import Recorder
+from tracereplay.capture.recorder import Recorder, RecorderStats
 from tracereplay.capture.workers import Anonymized
 from tracereplay.trace import TRACE_SCHEMA, MemorySink, TraceWriter, read_trace
 
@@ -147,4 +150,43 @@ def test_recorder_drops_what_it_cannot_anonymize(caplog: pytest.LogCaptureFixtur
     assert stats.dropped == 1 and stats.rows == 0 and sink.table().num_rows == 0
     assert [r.getMessage() for r in caplog.records] == [
         "could not anonymize an exchange (ValueError); left out"
+    ]
+
+
+class DyingSpec:
+    """Anonymizes to a plain row, but its process dies on the exchange for /die."""
+
+    def build(self) -> Callable[[int, Exchange], Anonymized]:
+        def anonymize(seq: int, ex: Exchange) -> Anonymized:
+            if ex.path == "/die":
+                os._exit(3)
+            return Anonymized(seq, make_record(path=ex.path))
+
+        return anonymize
+
+
+def test_a_dead_worker_is_replaced_and_what_it_held_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = MemorySink(TRACE_SCHEMA)
+    writer = TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=0.05)
+    recorder = Recorder(DyingSpec(), writer, workers=1)
+
+    def send(path: str, until: Callable[[RecorderStats], bool]) -> None:
+        flow = tflow.tflow(resp=True)
+        flow.request.path = path
+        recorder.submit(exchange_from_flow(flow))
+        deadline = time.monotonic() + 60
+        while not until(recorder.stats()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    send("/a", lambda s: s.rows == 1)  # the worker is up
+    send("/die", lambda s: s.dropped == 1)  # it died, and it was noticed
+    send("/b", lambda s: True)  # to the replacement
+    send("/c", lambda s: True)
+    stats = recorder.close()
+    assert sink.table()["path"].to_pylist() == ["/a", "/b", "/c"]  # in order
+    assert stats.dropped == 1 and stats.rows == 3 and stats.backlog == 0
+    assert "an anonymizer process ended (exit code 3); 1 exchanges it held are lost" in [
+        r.getMessage() for r in caplog.records
     ]
