@@ -88,12 +88,16 @@ def test_option_errors_are_options_errors(tmp_path: Path) -> None:
             tctx.configure(addon, tracereplay_flush_ms=0)
         with pytest.raises(exceptions.OptionsError, match="tracereplay_filter"):
             tctx.configure(addon, tracereplay_flush_ms=1000, tracereplay_filter="~nonsense(")
+        with pytest.raises(exceptions.OptionsError, match="tracereplay_max_backlog: not a size"):
+            tctx.configure(addon, tracereplay_filter=None, tracereplay_max_backlog="lots")
+        with pytest.raises(exceptions.OptionsError, match="tracereplay_workers must be >= 0"):
+            tctx.configure(addon, tracereplay_max_backlog="1MiB", tracereplay_workers=-1)
         bad = tmp_path / "policy.toml"
         bad.write_text("version = 7\n")
         with pytest.raises(exceptions.OptionsError, match="version 7 not supported"):
             tctx.configure(
                 addon,
-                tracereplay_filter=None,
+                tracereplay_workers=0,
                 tracereplay_out=str(tmp_path / "t"),
                 tracereplay_policy=str(bad),
             )

@@ -245,6 +245,10 @@ def test_capture_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
           "--policy", str(bad_policy), "--listen", f"127.0.0.1:{port}"], "not valid TOML"),
         (["capture", "--out", str(tmp_path / "d"), "--target", "http://127.0.0.1:9",
           "--mode", "socks"], "want reverse or regular"),
+        (["capture", "--out", str(tmp_path / "e"), "--target", "http://127.0.0.1:9",
+          "--workers", "0"], "--workers must be >= 1"),
+        (["capture", "--out", str(tmp_path / "f"), "--target", "http://127.0.0.1:9",
+          "--max-backlog", "lots"], "not a size: 'lots'"),
     ]  # fmt: skip
     for args, message in cases:
         result = run_cli(*args)

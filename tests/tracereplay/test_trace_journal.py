@@ -53,10 +53,10 @@ def test_overwritten_bytes_mid_journal_are_skipped_not_read(
 ) -> None:
     journal, sizes = journal_of_three_batches(tmp_path / "t")
     data = bytearray(journal.read_bytes())
-    second = frame_offsets(bytes(data))[1]
-    # 64 bytes inside the second frame's payload: the reproduction changed
-    # resp_body_size silently
-    data[second + 400 : second + 464] = bytes(range(64))
+    third = frame_offsets(bytes(data))[2]
+    # 64 bytes in the column data of the second frame (its last buffers, before the end
+    # of stream marker): unchecked, such bytes were read back as changed values
+    data[third - 200 : third - 136] = bytes(range(64))
     journal.write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING):
         table = read_trace(tmp_path / "t", ["path", "resp_body_size"])
