@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, flowfilter, http
 from mitmproxy.addonmanager import Loader
 
 from tracereplay.capture.anonymize.policy import Policy, load_policy
+from tracereplay.capture.anonymize.provenance import trace_metadata
 from tracereplay.capture.anonymize.pseudonyms import load_key
 from tracereplay.capture.exchange import exchange_from_flow
 from tracereplay.capture.recorder import (
@@ -26,7 +26,7 @@ from tracereplay.capture.recorder import (
 )
 from tracereplay.capture.workers import AnonymizerSpec
 from tracereplay.errors import TraceReplayError
-from tracereplay.trace import DEFAULT_FLUSH_INTERVAL_S, TraceMetadata, open_writer
+from tracereplay.trace import DEFAULT_FLUSH_INTERVAL_S, open_writer
 from tracereplay.units import parse_size_bytes
 
 logger = logging.getLogger(__name__)
@@ -142,9 +142,7 @@ class TraceCapture:
         """Open the trace (closing any previous one); raises TraceReplayError on bad input."""
         policy = load_policy(policy_file)
         key, self.key_source = load_key(KEY_ENV, key_file)
-        metadata = TraceMetadata(
-            source="capture", capture_start=datetime.now(UTC), policy_hash=policy.hash
-        )
+        metadata = trace_metadata(out, "capture", policy, key, append=append)
         writer = open_writer(out, metadata, append=append, flush_interval_s=flush_interval_s)
         if self.key_source == "random":  # after the checks: a refused --out is one line
             logger.warning(

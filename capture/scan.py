@@ -1,28 +1,34 @@
-"""The leak scanner: runs the detectors over every stored string of a trace.
+"""The leak scanner: looks at every stored value of a trace without trusting its policy.
 
-`scan_trace` builds a `ScanReport` (counts and masked examples, never a raw value);
-`render_scan` prints it. A clean report means no detector fired anywhere.
+`scan_trace` parses what the trace stores (paths, queries, headers, cookies, JSON, NDJSON,
+forms, XML and HTML bodies) into values and runs the checks of `scan_checks` on each;
+it builds a `ScanReport` (counts and masked examples, never a raw value) that `render_scan`
+prints. A clean report means no check fired anywhere.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote
 
-import pyarrow as pa
+import pyarrow.compute as pc
 
-from tracereplay.capture.anonymize.detectors import KINDS, Finding, find_all
+from tracereplay.capture.anonymize.detectors import KINDS
+from tracereplay.capture.anonymize.headers import split_set_cookie
+from tracereplay.capture.scan_checks import CHECK_KINDS, Checker, Finding, markup_leaves
 from tracereplay.errors import UsageError
 from tracereplay.trace import open_trace
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+ALL_KINDS = (*KINDS, *CHECK_KINDS)
 STRING_COLUMNS = ("session", "client", "host", "path", "query", "error")
 HEADER_COLUMNS = ("req_headers", "resp_headers")
 BODY_COLUMNS = ("req_body", "resp_body")
@@ -32,7 +38,9 @@ SCANNED_COLUMNS = STRING_COLUMNS + HEADER_COLUMNS + BODY_COLUMNS
 # read-ahead keep memory bounded on big traces.
 _BATCH_ROWS = 512
 _READ_AHEAD = {"batch_readahead": 2, "fragment_readahead": 1}
-_MEMO_MAX_CHARS = 256  # short values (hosts, header names, sessions) repeat on every row
+_JSON_STRING = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?')
+_JSONP = re.compile(r"[\w$.]{1,64}\s*\((.*)\)\s*;?", re.DOTALL)
+_URL_HEADERS = frozenset(("referer", "origin", "location", "content-location", "link", "refresh"))
 
 
 def mask(value: str) -> str:
@@ -46,15 +54,15 @@ class ScanReport:
 
     rows: int
     values: int
-    """Strings scanned: every non-null cell, header name and header value."""
+    """Cells scanned: every non-null cell and header; bodies and queries count once."""
     counts: dict[tuple[str, str], int]
     """Findings per (kind, column)."""
     examples: dict[str, tuple[tuple[str, str], ...]]
     """Per kind, up to `max_examples` distinct (column, masked value) pairs."""
-    kinds: tuple[str, ...] = KINDS
-    """The detector kinds that ran."""
+    kinds: tuple[str, ...] = ALL_KINDS
+    """The kinds of finding looked for."""
     clean: bool = field(init=False)
-    """No detector fired anywhere."""
+    """No check fired anywhere."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "clean", not any(self.counts.values()))
@@ -64,82 +72,251 @@ class ScanReport:
         return sum(self.counts.values())
 
 
+def read_canaries(path: Path) -> tuple[str, ...]:
+    """One value a line (blank lines and # comments ignored); UsageError if unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--canaries {path}: cannot read ({exc.__class__.__name__})") from None
+    values = tuple(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+    if not values:
+        raise UsageError(f"--canaries {path}: no values in the file")
+    return values
+
+
 def scan_trace(
     path: Path,
     *,
-    kinds: Collection[str] = KINDS,
+    kinds: Collection[str] = ALL_KINDS,
+    canaries: Iterable[str] = (),
+    allow_hosts: Iterable[str] = (),
     max_examples: int = 5,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScanReport:
-    """Scan every stored string of the trace at `path`, batch by batch (bounded memory).
+    """Scan every stored value of the trace at `path`, batch by batch (bounded memory).
 
-    `progress(rows_done, rows_total)` is called after each batch. Raises `TraceError` for an
-    unreadable trace and `UsageError` for an unknown kind.
+    Hosts the trace was sent to (its `host` column) and `allow_hosts` may appear in URLs;
+    any other host is a finding. `progress(rows_done, rows_total)` is called after each
+    batch. Raises `TraceError` for an unreadable trace and `UsageError` for an unknown kind.
     """
-    unknown = sorted(set(kinds) - set(KINDS))
+    unknown = sorted(set(kinds) - set(ALL_KINDS))
     if unknown:
-        raise UsageError(f"unknown detector kind {unknown[0]!r} (known: {', '.join(KINDS)})")
-    wanted = tuple(k for k in KINDS if k in kinds)
+        raise UsageError(f"unknown finding kind {unknown[0]!r} (known: {', '.join(ALL_KINDS)})")
+    wanted = tuple(k for k in ALL_KINDS if k in kinds)
     trace = open_trace(path)
     total = trace.num_rows
-    scanner = _Scanner(wanted, max_examples)
+    own = trace.dataset.to_table(columns=["host"]).column("host")
+    hosts = pc.unique(own.cast("string")).to_pylist()
+    own_hosts = {str(h).rsplit(":", 1)[0].lower() for h in hosts if h}
+    checker = Checker(
+        own_hosts=frozenset(own_hosts),
+        allow_hosts=frozenset(h.lower() for h in allow_hosts),
+        canaries=tuple(canaries),
+    )
+    tally = _Tally(frozenset(wanted), max_examples)
     rows = 0
     batches = trace.dataset.to_batches(
         columns=list(SCANNED_COLUMNS), batch_size=_BATCH_ROWS, **_READ_AHEAD
     )
     for batch in batches:
         for column in SCANNED_COLUMNS:
-            scanner.scan(column, _strings(batch.column(column), column))
+            for cell in batch.column(column).to_pylist():
+                if cell is None:
+                    continue
+                tally.values += 1
+                tally.add(column, cell_findings(checker, column, cell))
         rows += batch.num_rows
         if progress is not None:
             progress(rows, total)
     return ScanReport(
         rows=rows,
-        values=scanner.values,
-        counts=dict(sorted(scanner.counts.items())),
-        examples={k: tuple(v) for k, v in scanner.examples.items() if v},
+        values=tally.values,
+        counts=dict(sorted(tally.counts.items())),
+        examples={k: tuple(v) for k, v in tally.examples.items() if v},
         kinds=wanted,
     )
 
 
-def _strings(array: pa.Array, column: str) -> Iterable[str]:
-    """The non-null strings a column holds; header maps give their names and values."""
+def cell_findings(checker: Checker, column: str, cell: Any) -> Iterator[Finding]:
+    """What the checks find in one stored cell of `column` (raw values: for tests and tools)."""
+    if column in ("session", "client"):
+        if not checker.session_key(cell):
+            yield from checker.anywhere(cell)
+        return
+    if column == "host":
+        yield from checker.anywhere(cell)
+        return
+    if column == "error":
+        yield from checker.anywhere(cell)
+        yield from checker.urls(cell)
+        return
+    if column == "path":
+        yield from _path(checker, cell)
+        return
+    if column == "query":
+        yield from _query(checker, cell)
+        return
     if column in HEADER_COLUMNS:
-        # Row by row: MapArray.keys/.items ignore the slice a batch may be.
-        maps: list[list[tuple[str, str | None]] | None] = array.to_pylist()
-        return (s for pairs in maps if pairs for pair in pairs for s in pair if s is not None)
-    if column in BODY_COLUMNS:
-        # Stored bodies are already decoded; binary or broken UTF-8 must still be scannable.
-        return (b.decode("utf-8", "replace") for b in array.to_pylist() if b is not None)
-    return (s for s in array.to_pylist() if s is not None)
+        for name, value in cell:
+            yield from checker.anywhere(name)
+            yield from _header(checker, name.lower(), value or "")
+        return
+    yield from _body(checker, bytes(cell).decode("utf-8", "replace"))
 
 
-class _Scanner:
+def _path(checker: Checker, path: str) -> Iterator[Finding]:
+    decoded = unquote(path)
+    yield from checker.anywhere(decoded)
+    for segment in decoded.split("/"):
+        head, _, params = segment.partition(";")
+        if params:
+            yield from _query(checker, params)
+        found = checker.value(head)
+        # Route words are not the capture's to replace: only tokens and text count here.
+        yield from (f for f in found if f[0] in ("entropy", "free-text"))
+
+
+def _query(checker: Checker, query: str) -> Iterator[Finding]:
+    yield from checker.anywhere(unquote(query))
+    for name, value in parse_qsl(query.replace(";", "&"), keep_blank_values=True):
+        yield from _checks_only(checker.value(value, name))
+
+
+def _checks_only(found: Iterable[Finding]) -> Iterator[Finding]:
+    """Findings of the value checks, without the detectors' and canaries' (counted already
+    over the whole cell)."""
+    return (f for f in found if f[0] in CHECK_KINDS and f[0] != "canary")
+
+
+def _header(checker: Checker, name: str, value: str) -> Iterator[Finding]:
+    if name in ("authorization", "proxy-authorization"):
+        yield from checker.anywhere(value)
+        credential = value.partition(" ")[2] or value
+        yield from _checks_only(checker.value(credential, "token"))
+    elif name == "cookie":
+        for part in value.split(";"):
+            cookie_name, eq, cookie_value = part.strip().partition("=")
+            yield from checker.value(cookie_value if eq else cookie_name, "cookie")
+    elif name == "set-cookie":
+        for cookie in split_set_cookie(value):
+            first, _, attributes = cookie.partition(";")
+            cookie_name, eq, cookie_value = first.strip().partition("=")
+            yield from checker.value(cookie_value if eq else cookie_name, "cookie")
+            for attribute in attributes.split(";"):
+                attribute_name, _, attribute_value = attribute.strip().partition("=")
+                if attribute_name.lower() in ("path", "domain"):
+                    yield from checker.anywhere(attribute_value)
+                    yield from checker.urls(attribute_value)
+    elif name in _URL_HEADERS:
+        yield from checker.anywhere(unquote(value))
+        yield from checker.urls(value)
+        for part in value.replace("#", "?").split("?")[1:]:
+            yield from _query(checker, part.split(">")[0])
+    elif name in checker.known_headers:
+        yield from checker.anywhere(value)
+    else:
+        yield from checker.value(value, name)
+
+
+def _body(checker: Checker, text: str) -> Iterator[Finding]:
+    yield from checker.anywhere(text)
+    leaves = _leaves(text)
+    if leaves is None:
+        yield from _checks_only(checker.value(text))
+        return
+    for name, value in leaves:
+        yield from _checks_only(checker.value(value, name))
+
+
+def _leaves(text: str) -> list[tuple[str | None, str]] | None:
+    """(field, value) of every string a body holds, or None for plain text."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):
+        docs = _json_docs(stripped)
+        if docs is None:  # cut at the capture's size limit: its string literals still count
+            return _json_strings(stripped)
+        out: list[tuple[str | None, str]] = []
+        for doc in docs:
+            _json_leaves(doc, None, out)
+        return out
+    padded = _JSONP.fullmatch(stripped)
+    if padded is not None:
+        return _leaves(padded.group(1))
+    if stripped.startswith("<"):
+        return markup_leaves(stripped)
+    if "=" in stripped and not any(c.isspace() for c in stripped):
+        return [(k, v) for k, v in parse_qsl(stripped, keep_blank_values=True)]
+    return None
+
+
+def _json_strings(text: str) -> list[tuple[str | None, str]]:
+    """(field, value) of the string literals of broken JSON: a literal before `:` is a key."""
+    out: list[tuple[str | None, str]] = []
+    field: str | None = None
+    for match in _JSON_STRING.finditer(text):
+        try:
+            literal = json.loads(match.group(1))
+        except ValueError:
+            continue
+        if match.group(2):
+            field = literal
+        else:
+            out.append((field, literal))
+    return out
+
+
+def _json_docs(text: str) -> list[Any] | None:
+    try:
+        return [json.loads(text)]
+    except ValueError:
+        pass
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError:
+        return None
+
+
+def _json_leaves(node: Any, name: str | None, out: list[tuple[str | None, str]]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not key.isidentifier():
+                out.append((None, key))
+            _json_leaves(value, key, out)
+    elif isinstance(node, list):
+        for item in node:
+            _json_leaves(item, name, out)
+    elif isinstance(node, str):
+        nested = _json_docs(node) if node[:1] in ("{", "[") else None
+        if nested is not None:
+            for doc in nested:
+                _json_leaves(doc, name, out)
+        else:
+            out.append((name, node))
+    elif isinstance(node, int) and not isinstance(node, bool):
+        out.append((name, str(node)))
+
+
+class _Tally:
     """Counts findings per (kind, column) and keeps a few masked examples per kind."""
 
-    def __init__(self, kinds: tuple[str, ...], max_examples: int) -> None:
+    def __init__(self, kinds: frozenset[str], max_examples: int) -> None:
         self.kinds = kinds
         self.max_examples = max_examples
         self.values = 0
         self.counts: Counter[tuple[str, str]] = Counter()
         self.examples: dict[str, list[tuple[str, str]]] = {k: [] for k in kinds}
-        self._find_short = lru_cache(maxsize=65536)(self._find)
 
-    def _find(self, text: str) -> tuple[Finding, ...]:
-        # Percent-decoded first, so "%2B1-234…" or "%40" in a raw query or form body is seen.
-        decoded = unquote(text) if "%" in text else text
-        return tuple(find_all(decoded, self.kinds))
-
-    def scan(self, column: str, texts: Iterable[str]) -> None:
-        for text in texts:
-            self.values += 1
-            found = self._find_short(text) if len(text) <= _MEMO_MAX_CHARS else self._find(text)
-            for finding in found:
-                self.counts[finding.kind, column] += 1
-                examples = self.examples[finding.kind]
-                example = (column, mask(finding.value))
-                if len(examples) < self.max_examples and example not in examples:
-                    examples.append(example)
+    def add(self, column: str, found: Iterable[Finding]) -> None:
+        for kind, value in found:
+            if kind not in self.kinds:
+                continue
+            self.counts[kind, column] += 1
+            examples = self.examples[kind]
+            example = (column, mask(value))
+            if len(examples) < self.max_examples and example not in examples:
+                examples.append(example)
 
 
 def render_scan(report: ScanReport, console: Console) -> None:
@@ -148,7 +325,7 @@ def render_scan(report: ScanReport, console: Console) -> None:
 
     scanned = f"{report.rows:,} rows, {report.values:,} values scanned"
     if report.clean:
-        console.print(f"[green]clean[/green]: no detector fired ({scanned}).")
+        console.print(f"[green]clean[/green]: no check fired ({scanned}).")
         return
     table = Table(title=f"Possible leaks: {report.findings:,} findings ({scanned})")
     table.add_column("kind")

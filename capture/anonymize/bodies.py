@@ -1,7 +1,9 @@
-"""Request and response bodies: undo Content-Encoding, anonymize by media type, cut at a limit.
+"""Request and response bodies: undo Content-Encoding, parse, anonymize, cut at a limit.
 
-JSON is anonymized field by field, urlencoded forms per field, other text through the
-detectors; binary bodies and multipart uploads are not stored (only their size).
+Every stored body went through a parser: JSON (found by media type or by content: a BOM,
+text/json, x-json, javascript, NDJSON, JSONP), urlencoded forms, XML (defusedxml), HTML
+(html.parser), or plain text as free text. A body that is binary, does not parse as what
+it claims to be, or is too large to parse within bounds is stored as its size only.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from email.message import Message
 
 from mitmproxy.net import encoding as mitm_encoding
 
+from .markup import anonymize_html, anonymize_xml
 from .values import ValueAnonymizer
 
-# Bodies beyond this multiple of the storage limit are not parsed as JSON or forms: only
-# their head is scanned as text (bounded CPU per exchange on huge downloads).
+# Bodies beyond this multiple of the storage limit are not parsed (bounded CPU per exchange
+# on huge downloads): they are stored as their size only, never as a raw prefix.
 _PARSE_LIMIT_FACTOR = 16
-# Text scanned past the cut, so that a secret straddling the limit is still recognised.
-_SCAN_MARGIN = 1024
+_JSON_TYPES = ("json", "javascript", "ecmascript", "ndjson", "jsonl", "json-seq")
+_XML_TYPES = ("application/xml", "text/xml")
+_JSONP = re.compile(r"\s*([\w$.]{1,64})\s*\((.*)\)\s*;?\s*", re.DOTALL)
+_BOMS = ("\ufeff",)
 _FORM = re.compile(r"[\w.%+\-\[\]]+=[^&\s]*(?:&[\w.%+\-\[\]]+=[^&\s]*)*")
 _BINARY_TYPES = ("image/", "audio/", "video/", "font/", "application/octet-stream")
 _BINARY_SUBTYPES = ("zip", "gzip", "pdf", "protobuf", "grpc", "wasm", "msgpack")
@@ -81,16 +86,15 @@ def anonymize_body(
     size = len(data)
     limit = values.policy.max_body_bytes
     mtype, charset = media_type(headers)
-    if _is_binary(mtype):
+    if _is_binary(mtype) or size > limit * _PARSE_LIMIT_FACTOR:
         return StoredBody(None, size)
-    if size > limit * _PARSE_LIMIT_FACTOR:
-        data = data[: limit + _SCAN_MARGIN]
-        mtype = "text/plain"
     try:
-        text = data.decode(charset)
+        text = data.decode("utf-8-sig" if charset.lower().replace("_", "-") == "utf-8" else charset)
     except (UnicodeDecodeError, LookupError):
-        return StoredBody(None, size)  # binary or non-UTF-8 text: not storable safely
-    out = _anonymize_text(values, text, mtype)
+        return StoredBody(None, size)  # binary or mislabelled text: not storable safely
+    out = anonymize_text(values, text.lstrip("".join(_BOMS)), mtype)
+    if out is None:
+        return StoredBody(None, size)
     encoded = out.encode("utf-8")
     return StoredBody(encoded[:limit] if len(encoded) > limit else encoded, size)
 
@@ -101,23 +105,57 @@ def _is_binary(mtype: str) -> bool:
     return any(mtype.endswith(sub) or f"/{sub}" in mtype for sub in _BINARY_SUBTYPES)
 
 
-def _anonymize_text(values: ValueAnonymizer, text: str, mtype: str) -> str:
-    if mtype == "application/json" or mtype.endswith("+json") or _looks_json(mtype, text):
+def anonymize_text(values: ValueAnonymizer, text: str, mtype: str) -> str | None:
+    """A decoded body through the parser its media type or content calls for; None when it
+    does not parse as what it claims to be."""
+    head = text.lstrip()[:1]
+    jsonish = any(t in mtype for t in _JSON_TYPES)
+    if jsonish or (head in ("{", "[") and not _is_markup(mtype)):
+        made = _json(values, text)
+        if made is not None or jsonish:
+            return made
+    if mtype == "application/x-www-form-urlencoded":
+        return values.query(text.strip())
+    xml = mtype in _XML_TYPES or mtype.endswith("+xml") or (head == "<" and _looks_xml(text))
+    if xml and "html" not in mtype:
+        return anonymize_xml(values, text)
+    if "html" in mtype or (head == "<" and mtype in ("", "text/plain")):
+        return anonymize_html(values, text)
+    if mtype in ("", "text/plain") and _FORM.fullmatch(text.strip()):
+        return values.query(text.strip())
+    return values.string(text)
+
+
+def _is_markup(mtype: str) -> bool:
+    return "html" in mtype or "xml" in mtype
+
+
+def _looks_xml(text: str) -> bool:
+    start = text.lstrip()[:100].lower()
+    return start.startswith("<?xml") or not start.startswith(("<!doctype html", "<html"))
+
+
+def _json(values: ValueAnonymizer, text: str) -> str | None:
+    """JSON, NDJSON (one document a line) or JSONP (`callback({...})`), anonymized."""
+    try:
+        return _dump(values.json_value(json.loads(text)))
+    except ValueError:
+        pass
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
         try:
-            tree = json.loads(text)
+            docs = [json.loads(line) for line in lines]
         except ValueError:
             pass
         else:
-            return json.dumps(values.json_value(tree), ensure_ascii=False, separators=(",", ":"))
-    if mtype == "application/x-www-form-urlencoded" or (
-        mtype in ("", "text/plain") and _FORM.fullmatch(text.strip())
-    ):
-        return values.query(text.strip())
-    return values.text(text)
+            return "\n".join(_dump(values.json_value(d)) for d in docs) + "\n"
+    padded = _JSONP.fullmatch(text)
+    if padded is not None:
+        inner = _json(values, padded.group(2))
+        if inner is not None:
+            return f"{values.key(padded.group(1))}({inner});"
+    return None
 
 
-def _looks_json(mtype: str, text: str) -> bool:
-    if mtype not in ("", "text/plain"):
-        return False
-    head = text.lstrip()[:1]
-    return head in ("{", "[")
+def _dump(tree: object) -> str:
+    return json.dumps(tree, ensure_ascii=False, separators=(",", ":"))

@@ -21,8 +21,9 @@ from functools import lru_cache
 # numbers with no finding, ~10 µs over a Date header, ~1 µs over a value with no digit,
 # '@', "eyJ" or "bearer". Hence: one anchor check first, every detector skipped unless its
 # anchor is present, and patterns that start with a character class (see below).
+from .keys import KEY_KINDS, find_keys, find_national_ids, has_key_prefix, national_phones
 
-KINDS = ("email", "jwt", "bearer", "card", "phone", "ipv4", "ipv6")
+KINDS = ("email", "jwt", "bearer", "card", "phone", "ipv4", "ipv6", *KEY_KINDS)
 
 # --- reserved shapes of pseudonyms (pseudonyms.py makes them, find_all skips them) ---------
 
@@ -121,6 +122,8 @@ _PSEUDONYM_SHAPES: dict[str, Callable[[str], bool]] = {
     "card": lambda v: not luhn_ok(v.replace(" ", "").replace("-", "")),
     "ipv4": lambda v: _in_net(_ipv4(v), PSEUDO_IPV4_NET),
     "ipv6": lambda v: _in_net(_ipv6(v), PSEUDO_IPV6_NET),
+    "key": lambda v: v.startswith(PSEUDO_TOKEN_PREFIX),
+    "private_key": lambda v: v.startswith(PSEUDO_TOKEN_PREFIX),
 }
 
 
@@ -307,16 +310,20 @@ def _ipv6s(text: str, _kinds: Collection[str]) -> Spans:
 # Priority order: a span claimed by an earlier detector hides overlapping later ones. A JWT
 # after "Bearer" is therefore reported once, as jwt; an email's digits never count as a phone.
 _DETECTORS: tuple[tuple[frozenset[str], Callable[[str, Collection[str]], Spans]], ...] = (
+    (frozenset(("private_key", "key")), find_keys),
     (frozenset(("jwt",)), _jwts),
     (frozenset(("bearer",)), _bearers),
     (frozenset(("email",)), _emails),
     (frozenset(("ipv6",)), _ipv6s),
     (frozenset(_NUMERIC_PARTS), _numerics),
+    (frozenset(("ssn", "iban")), find_national_ids),
+    (frozenset(("phone",)), national_phones),
 )
 
 
-# Every finding holds a digit, '@', a JWT's "eyJ" or the word bearer (a@b.co is the shortest).
-_ANY_ANCHOR = re.compile(r"[0-9@]|eyJ|earer|EARER")
+# Every finding holds a digit, '@', a JWT's "eyJ", the word bearer (a@b.co is the shortest),
+# a PEM block's dashes; or else a service key's prefix (keys.has_key_prefix).
+_ANY_ANCHOR = re.compile(r"[0-9@]|eyJ|earer|EARER|-----")
 
 
 def find_all(text: str, kinds: Collection[str] = KINDS) -> list[Finding]:
@@ -325,7 +332,8 @@ def find_all(text: str, kinds: Collection[str] = KINDS) -> list[Finding]:
 
     Kinds not in KINDS are ignored.
     """
-    if len(text) < 6 or _ANY_ANCHOR.search(text) is None:  # most header values end here
+    anchored = _ANY_ANCHOR.search(text) is not None or has_key_prefix(text)
+    if len(text) < 6 or not anchored:  # most header values end here
         return []
     # Claimed spans never overlap, so sorted starts and ends answer "overlaps?" by bisection.
     starts: list[int] = []

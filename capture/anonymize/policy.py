@@ -19,6 +19,8 @@ from tracereplay.errors import ConfigError
 from .detectors import KINDS
 
 DEFAULT_POLICY_NAME = "default_policy.toml"
+RULES_VERSION = 2
+"""1: deny-list (field words and detectors); 2: default deny (values kept only by a rule)."""
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "bodies": {"max_bytes": int},
@@ -27,11 +29,19 @@ _SECTIONS: dict[str, dict[str, type]] = {
         "secret_words": list,
         "person_names": list,
         "phones": list,
+        "dates_of_birth": list,
     },
     "ids": {"uuids": bool, "integer_path_segments": bool, "integer_id_fields": bool},
     "headers": {"secret": list, "drop": list, "urls": list},
     "detectors": {"enabled": list},
     "session": {"cookies": list, "credential_fields": list},
+    "keep": {"fields": list, "words": list, "headers": list, "hosts": list},
+}
+# Added after policy files were first written: a file without them gets these (an empty
+# [keep] keeps nothing beyond the built-in shapes).
+_OPTIONAL: dict[str, dict[str, Any]] = {
+    "fields": {"dates_of_birth": []},
+    "keep": {"fields": [], "words": [], "headers": [], "hosts": []},
 }
 
 
@@ -44,6 +54,7 @@ class Policy:
     secret_words: frozenset[str]
     person_names: frozenset[str]
     phone_fields: frozenset[str]
+    dob_fields: frozenset[str]
     pseudonymize_uuids: bool
     integer_path_segments: bool
     integer_id_fields: bool
@@ -53,6 +64,14 @@ class Policy:
     detectors: tuple[str, ...]
     session_cookies: frozenset[str]
     credential_fields: frozenset[str]
+    keep_fields: frozenset[str]
+    """Fields whose values are stored as they are (detectors still run)."""
+    keep_words: frozenset[str]
+    """Words an enum value may be made of, beyond common English."""
+    keep_headers: frozenset[str]
+    """Headers of known syntax whose values are stored as they are (detectors still run)."""
+    keep_hosts: frozenset[str]
+    """Hosts that URLs may name as they are, beyond the exchange's own."""
     hash: str
     """sha256 (first 16 hex digits) of the policy's canonical JSON form."""
     source: str
@@ -70,7 +89,11 @@ def load_policy(path: Path | None = None) -> Policy:
 def parse_policy(text: str, *, source: str = "<string>") -> Policy:
     raw = parse_toml(text, f"policy {source}")
     checked = _check(raw, source)
-    canonical = json.dumps(checked, sort_keys=True, separators=(",", ":"))
+    # The rules' version is part of the hash: the same file applied by other rules is
+    # another policy (so --append never mixes them).
+    canonical = json.dumps(
+        {**checked, "rules": RULES_VERSION}, sort_keys=True, separators=(",", ":")
+    )
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def words(section: str, key: str) -> frozenset[str]:
@@ -91,6 +114,7 @@ def parse_policy(text: str, *, source: str = "<string>") -> Policy:
         secret_words=words("fields", "secret_words"),
         person_names=words("fields", "person_names"),
         phone_fields=words("fields", "phones"),
+        dob_fields=words("fields", "dates_of_birth"),
         pseudonymize_uuids=checked["ids"]["uuids"],
         integer_path_segments=checked["ids"]["integer_path_segments"],
         integer_id_fields=checked["ids"]["integer_id_fields"],
@@ -100,6 +124,10 @@ def parse_policy(text: str, *, source: str = "<string>") -> Policy:
         detectors=detectors,
         session_cookies=words("session", "cookies"),
         credential_fields=words("session", "credential_fields"),
+        keep_fields=words("keep", "fields"),
+        keep_words=words("keep", "words"),
+        keep_headers=words("keep", "headers"),
+        keep_hosts=words("keep", "hosts"),
         hash=digest,
         source=source,
     )
@@ -114,9 +142,10 @@ def _check(raw: dict[str, Any], source: str) -> dict[str, Any]:
         raise ConfigError(f"policy {source}: version {raw['version']!r} not supported (want 1)")
     checked: dict[str, Any] = {}
     for section, keys in _SECTIONS.items():
-        table = raw.get(section)
+        table = raw.get(section, {} if section in _OPTIONAL else None)
         if not isinstance(table, dict):
             raise ConfigError(f"policy {source}: missing [{section}] table")
+        table = {**_OPTIONAL.get(section, {}), **table}
         unknown = set(table) - set(keys)
         if unknown:
             raise ConfigError(f"policy {source}: unknown key {section}.{sorted(unknown)[0]}")

@@ -12,14 +12,12 @@ import os
 import re
 import secrets
 import string
-import threading
 import uuid
 from base64 import urlsafe_b64encode
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from itertools import count
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tracereplay.capture.anonymize.detectors import (
     PSEUDO_EMAIL_DOMAIN,
@@ -31,10 +29,8 @@ from tracereplay.capture.anonymize.detectors import (
     looks_like_jwt,
     luhn_ok,
 )
+from tracereplay.capture.anonymize.words import lorem_by_length
 from tracereplay.errors import ConfigError
-
-if TYPE_CHECKING:
-    from faker import Faker
 
 __all__ = ["PSEUDO_JWT_HEADER", "Pseudonymizer", "load_key"]
 
@@ -42,6 +38,12 @@ _BASE62 = string.digits + string.ascii_letters
 _TOKEN_MIN, _TOKEN_MAX = 16, 128
 _JWT_PART_MIN = 16
 _NON_DIGIT = re.compile(r"\D")
+# Runs of letters (any script), of digits, and the rest (kept as it is).
+_RUNS = re.compile(r"([^\W\d_]+)|([0-9]+)")
+_YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
+_DATE_PART = re.compile(r"[0-9]+")
+PSEUDO_HOST_SUFFIX = ".anon.invalid"
+"""Pseudonymized host names end so: RFC 2606 reserves .invalid (as for emails)."""
 _PHONE_EXTENSION = re.compile(r"\s*(?:x|ext\.?|#)\s*(\d+)\s*$", re.IGNORECASE)
 
 
@@ -61,8 +63,7 @@ class Pseudonymizer:
         if not key:
             raise ValueError("the pseudonym key must not be empty")
         self._key = key
-        self._faker: Faker | None = None
-        self._faker_lock = threading.Lock()  # seed + draw must not interleave across threads
+        self._cache_size = cache_size
         # Per instance, not on the class, so the cache dies with the instance.
         self._memo = lru_cache(maxsize=cache_size)(self._make)
         self._makers: dict[str, Callable[[str], str]] = {
@@ -76,10 +77,25 @@ class Pseudonymizer:
             "ipv4": self._ipv4,
             "ipv6": self._ipv6,
             "name": self._name,
+            "words": self._words,
+            "hex": self._hex,
+            "host": self._host,
+            "dob": self._dob,
+            "ssn": self._ssn,
+            "iban": self._iban,
         }
 
     def __repr__(self) -> str:
         return "Pseudonymizer(key=<hidden>)"
+
+    # Picklable (a worker process gets its own copy, memo empty): the key and cache size.
+    def __getstate__(self) -> dict[str, object]:
+        return {"key": self._key, "cache_size": self._cache_size}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        key, size = state["key"], state["cache_size"]
+        assert isinstance(key, bytes) and isinstance(size, int)
+        self.__init__(key, cache_size=size)  # type: ignore[misc]
 
     # --- public API -----------------------------------------------------------------------
 
@@ -117,11 +133,30 @@ class Pseudonymizer:
     def name(self, value: str) -> str:
         return self._memo("name", value)
 
+    def words(self, value: str) -> str:
+        """Free text or an unknown token in the same shape: each run of letters becomes a
+        Latin lorem word of the same length and case, each run of digits other digits,
+        everything else stays (`Acme-42 Ltd.` → `Quia-17 Sit.`)."""
+        return self._memo("words", value)
+
+    def hex(self, value: str) -> str:
+        """A hex string of the same length and case (a short digest or handle)."""
+        return self._memo("hex", value)
+
+    def host(self, value: str) -> str:
+        return self._memo("host", value)
+
+    def date_of_birth(self, value: str) -> str:
+        """A date of birth in the same format: another year, on the 1st of January."""
+        return self._memo("dob", value)
+
     def for_kind(self, kind: str, value: str) -> str:
         """The pseudonym for a detector finding of `kind` (see detectors.KINDS)."""
         if kind in ("bearer", "jwt"):
             return self.secret(value)
-        if kind in ("email", "card", "phone", "ipv4", "ipv6"):
+        if kind in ("key", "private_key"):
+            return self.token(value)
+        if kind in ("email", "card", "phone", "ipv4", "ipv6", "ssn", "iban"):
             return self._memo(kind, value)
         raise ValueError(f"no pseudonym for detector kind {kind!r}")
 
@@ -209,14 +244,18 @@ class Pseudonymizer:
 
     def _card(self, value: str) -> str:
         digit_count = sum(c.isdigit() for c in value)
-        raw = self._bytes("card", _NON_DIGIT.sub("", value), max(digit_count, 1))
-        made = [str(b % 10) for b in raw[: digit_count - 1]]
-        prefix = "".join(made)
-        # Any last digit but the one Luhn wants, so a pseudonym is never a card number.
-        wrong = [d for d in "0123456789" if not luhn_ok(prefix + d)]
-        made.append(wrong[raw[-1] % len(wrong)])
-        stream = iter(made)
-        return "".join(next(stream) if c.isdigit() else c for c in value)
+        for attempt in count():
+            raw = self._bytes("card", _NON_DIGIT.sub("", value), max(digit_count, 1), attempt)
+            made = [str(b % 10) for b in raw[: digit_count - 1]]
+            prefix = "".join(made)
+            # Any last digit but the one Luhn wants, so a pseudonym is never a card number.
+            wrong = [d for d in "0123456789" if not luhn_ok(prefix + d)]
+            made.append(wrong[raw[-1] % len(wrong)])
+            stream = iter(made)
+            text = "".join(next(stream) if c.isdigit() else c for c in value)
+            if not find_all(text, ("phone", "ssn", "iban")):  # nor a national phone number
+                return text
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _ipv4(self, value: str) -> str:
         raw = self._bytes("ipv4", value.strip(), 4)
@@ -232,15 +271,98 @@ class Pseudonymizer:
         return str(PSEUDO_IPV6_NET[offset])
 
     def _name(self, value: str) -> str:
+        # Title-cased lorem words, as many as the name has (at least two): it still reads
+        # as a name to the model, and scan recognises it as a pseudonym.
         normal = " ".join(value.split()).casefold()
-        seed = int.from_bytes(self._bytes("name", normal, 8))
-        with self._faker_lock:
-            if self._faker is None:
-                from faker import Faker  # slow to build: only for captures that use names
+        count = min(max(len(normal.split()), 2), 4)
+        raw = self._bytes("name", normal, 2 * count)
+        pool = lorem_by_length()
+        words = [pool[5 + raw[2 * i] % 4][raw[2 * i + 1] % len(pool[5 + raw[2 * i] % 4])]
+                 for i in range(count)]  # fmt: skip
+        return " ".join(w.capitalize() for w in words)
 
-                self._faker = Faker("en_US")
-            self._faker.seed_instance(seed)
-            return str(self._faker.name())
+    def _words(self, value: str) -> str:
+        pool = lorem_by_length()
+        longest = max(pool)
+        for attempt in count():
+            raw = iter(self._bytes("words", value, 2 * len(value) + 8, attempt))
+
+            def swap(match: re.Match[str], raw: Iterator[int] = raw) -> str:
+                letters, digits = match.group(1), match.group(2)
+                if digits is not None:
+                    return "".join(str(next(raw) % 10) for _ in digits)
+                made = ""
+                while len(made) < len(letters):  # whole Latin words (pools hold 1-14 letters)
+                    choices = pool[min(len(letters) - len(made), longest)]
+                    made += choices[next(raw) % len(choices)]
+                return _same_case(letters, made)
+
+            made = _RUNS.sub(swap, value)
+            # A stand-in must not look like a phone, a card or an address to the scanner.
+            if not find_all(made):
+                return made
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _hex(self, value: str) -> str:
+        for attempt in count():
+            made = self._bytes("hex", value, (len(value) + 1) // 2, attempt).hex()[: len(value)]
+            made = made.upper() if value.isupper() else made
+            if not find_all(made) and not made.isdigit():
+                return made
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _host(self, value: str) -> str:
+        host = value.strip().lower().rstrip(".")
+        return f"h{self.digest('host', host, 10)}{PSEUDO_HOST_SUFFIX}"
+
+    def _dob(self, value: str) -> str:
+        raw = self._bytes("dob", value.strip(), 1)
+        year = str(1940 + raw[0] % 66)
+        dated = _YEAR.sub(year, value, count=1)
+
+        # Every other number (day, month, time) becomes 1 (or 0 where it was 0), same width.
+        def one(match: re.Match[str]) -> str:
+            text = match.group()
+            if text == year or not text.strip("0"):
+                return text
+            return "1".zfill(len(text))
+
+        return _DATE_PART.sub(one, dated)
+
+    def _ssn(self, value: str) -> str:
+        # Area numbers 900-999 are never issued: the stand-in is no one's number.
+        raw = self._bytes("ssn", _NON_DIGIT.sub("", value), 9)
+        digits = "9" + "".join(str(b % 10) for b in raw[1:])
+        stream = iter(digits)
+        return "".join(next(stream) if c.isdigit() else c for c in value)
+
+    def _iban(self, value: str) -> str:
+        # Same country and length, other digits and letters, drawn again until the checksum
+        # fails (check digits 00 alone are not enough: 00 ≡ 97 mod 97).
+        compact = value.replace(" ", "")
+        for attempt in count():
+            raw = self._bytes("iban", compact, len(compact), attempt)
+            made = (
+                compact[:2]
+                + "00"
+                + "".join(
+                    str(b % 10) if c.isdigit() else chr(65 + b % 26)
+                    for b, c in zip(raw[4:], compact[4:], strict=False)
+                )
+            )
+            stream = iter(made)
+            text = "".join(next(stream) if c != " " else c for c in value)
+            if not find_all(text, ("iban",)):
+                return text
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _same_case(model: str, word: str) -> str:
+    if model.isupper() and len(model) > 1:
+        return word.upper()
+    if model[:1].isupper():
+        return word.capitalize()
+    return word
 
 
 @lru_cache(maxsize=1)

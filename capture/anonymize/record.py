@@ -30,6 +30,7 @@ class Anonymizer:
 
     def record(self, ex: Exchange) -> TraceRecord:
         values = self.values
+        values.own_host = ex.host
         req_headers = anonymize_headers(values, ex.req_headers)
         req_body = anonymize_body(values, ex.req_body, ex.req_body_encoding, ex.req_headers)
         resp_headers = anonymize_headers(values, ex.resp_headers)

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .headers import split_cookies
+from .headers import split_cookies, split_set_cookie
 from .policy import Policy
 from .pseudonyms import Pseudonymizer
 
@@ -104,10 +104,11 @@ def response_credentials(
     found: list[Credential] = []
     for name, value in headers:
         if name.lower() == "set-cookie":
-            cname, _, rest = value.partition("=")
-            cvalue = rest.split(";", 1)[0].strip().strip('"')
-            if cname.strip().lower() in policy.session_cookies and cvalue:
-                found.append(("cookie", cvalue))
+            for cookie in split_set_cookie(value):
+                cname, _, rest = cookie.partition("=")
+                cvalue = rest.split(";", 1)[0].strip().strip('"')
+                if cname.strip().lower() in policy.session_cookies and cvalue:
+                    found.append(("cookie", cvalue))
     found.extend(body_credentials(policy, body))
     return found
 

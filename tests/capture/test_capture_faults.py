@@ -24,7 +24,6 @@ import pytest
 from tests.capture.proxies import TEST_KEY, capture_argv, capture_proxy, stop
 from tests.capture.test_capture_proxy import children, run_cli, wait_for_rows
 from tests.tmpfs import fill, small_tmpfs
-from tracereplay.capture.exchange import unescape
 from tracereplay.processes import free_port
 from tracereplay.trace import open_trace, read_trace
 
@@ -112,29 +111,26 @@ def test_bytes_that_are_not_utf8_are_kept_escaped_and_flagged(backend: str, tmp_
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
     flows, rows = summary(stderr)[1:3]
     assert flows == rows
-    table = read_trace(out)
-    by_path = {r["path"]: r for r in table.to_pylist()}
-    download = by_path["/download"]
-    disposition = {k.lower(): v for k, v in download["resp_headers"]}["content-disposition"]
-    assert disposition == 'attachment; filename="M\\xfcller-Bericht.pdf"'
-    assert unescape(disposition).decode("latin-1").endswith(f'"{LATIN1_NAME}"')
+    rows = read_trace(out).to_pylist()
+    # What is stored of each value is the anonymizer's call (default deny); the rows are
+    # there, flagged, and hold only valid text (Arrow would not have taken anything else).
+    download = next(r for r in rows if r["path"] == "/download")
     assert download["escaped"] == ["resp_headers"]
-    raw_path = next(r for r in table.to_pylist() if r["path"].startswith("/files/"))
-    assert raw_path["path"] == "/files/caf\\xe9/\\xff" and raw_path["escaped"] == ["path", "query"]
-    assert unescape(raw_path["path"]) == b"/files/caf\xe9/\xff"
-    header_rows = [r for r in table.to_pylist() if r["escaped"] == ["req_headers"]]
-    assert len(header_rows) == 1
-    assert ("x-customer", "M\\xfcller") in [
-        (k.lower(), v) for k, v in header_rows[0]["req_headers"]
-    ]
-    assert sum(1 for r in table.to_pylist() if r["escaped"] is None) == len(table) - 3
+    disposition = {k.lower(): v for k, v in download["resp_headers"]}["content-disposition"]
+    assert "Müller" not in disposition and "M\\xfcller" not in disposition  # pseudonymized
+    assert [r["escaped"] for r in rows if r["escaped"]] == [
+        ["resp_headers"], ["path", "query"], ["req_headers"]
+    ]  # fmt: skip
+    assert sum(1 for r in rows if r["escaped"] is None) == len(rows) - 3
 
 
 def test_a_second_capture_into_the_same_out_is_refused(backend: str, tmp_path: Path) -> None:
     out = tmp_path / "trace"
     with capture_proxy(backend, out, "--append") as first:
-        other = run_cli("capture", "--target", backend, "--out", str(out), "--append",
-                        "--listen", f"127.0.0.1:{free_port()}")  # fmt: skip
+        other = subprocess.run(
+            capture_argv(backend, out, free_port(), "--append"), capture_output=True,
+            text=True, check=False, timeout=60, env={**os.environ, "TRACEREPLAY_KEY": TEST_KEY},
+        )  # fmt: skip
         with httpx.Client(base_url=first.url, timeout=10) as http:
             assert http.get("/items").status_code == 200
         assert stop(first) == 0

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from tracereplay.capture.anonymize.detectors import find_all, luhn_ok
 from tracereplay.capture.anonymize.pseudonyms import PSEUDO_JWT_HEADER, Pseudonymizer, load_key
+from tracereplay.capture.anonymize.words import is_lorem_text
 from tracereplay.errors import ConfigError
 
 KEY = b"test-key-0123456789"
@@ -59,6 +60,12 @@ MAKERS: dict[str, tuple[str, Callable[[Faker], str]]] = {
     "ipv4": ("ipv4", lambda f: f.ipv4()),
     "ipv6": ("ipv6", lambda f: f.ipv6()),
     "name": ("name", lambda f: f.name()),
+    "words": ("words", lambda f: f.sentence() + " " + f.company() + " " + str(f.random_int())),
+    "hex": ("hex", lambda f: f.sha1()[: f.random_int(6, 15)]),
+    "host": ("host", lambda f: f.domain_name(levels=2)),
+    "dob": ("date_of_birth", lambda f: f.date_of_birth().isoformat()),
+    "ssn": ("_ssn", lambda f: f.ssn()),
+    "iban": ("_iban", lambda f: f.iban()),
 }
 
 
@@ -73,10 +80,14 @@ def test_pseudonyms_are_never_findings(pseudo: Pseudonymizer, fake: Faker, shape
             assert find_all(f"Authorization: Bearer {made}") == [], made
 
 
-@given(st.sampled_from(sorted(set(MAKERS) - {"card"})), st.text(max_size=40))
+# card(), ssn() and iban() keep the input's non-digit characters, date_of_birth() its
+# format: only inputs of their own shape are clean there.
+@given(
+    st.sampled_from(sorted(set(MAKERS) - {"card", "ssn", "iban", "dob", "hex"})),
+    st.text(max_size=40),
+)
 def test_any_input_gives_a_clean_pseudonym(shape: str, value: str) -> None:
-    # card() keeps the input's non-digit characters, so only card-like inputs are clean there
-    made = getattr(Pseudonymizer(KEY), shape)(value)
+    made = getattr(Pseudonymizer(KEY), MAKERS[shape][0])(value)
     assert isinstance(made, str)
     assert find_all(made) == []
 
@@ -170,10 +181,38 @@ def test_ip_shapes(pseudo: Pseudonymizer, fake: Faker) -> None:
         assert str(ipaddress.ip_address(made6)) == made6  # compressed form
 
 
-def test_name_is_a_faker_name(pseudo: Pseudonymizer) -> None:
+def test_name_is_latin_words(pseudo: Pseudonymizer) -> None:
     made = pseudo.name("Jane Q. Public")
-    assert len(made.split()) >= 2
+    assert len(made.split()) == 3 and all(w[0].isupper() for w in made.split())
+    assert is_lorem_text(made)  # scan recognises it as a pseudonym
     assert pseudo.name("  jane q.  PUBLIC ") == made
+
+
+def test_words_keep_the_shape(pseudo: Pseudonymizer) -> None:
+    for text in ["Test client for Smith-Jones LLC", "Müller & Söhne GmbH, Berlin 10115", "x"]:
+        made = pseudo.words(text)
+        assert made != text and is_lorem_text(made)
+        assert [len(w) for w in made.split()] == [len(w) for w in text.split()]
+        assert [c for c in made if not c.isalnum()] == [c for c in text if not c.isalnum()]
+    assert (
+        pseudo.words("ACME-42") == pseudo.words("ACME-42") and pseudo.words("ACME-42")[:4].isupper()
+    )
+
+
+def test_host_date_ssn_iban_shapes(pseudo: Pseudonymizer, fake: Faker) -> None:
+    from stdnum import iban
+    from stdnum.us import ssn
+
+    assert pseudo.host("api.partner.com").endswith(".anon.invalid")
+    assert pseudo.host("API.partner.com.") == pseudo.host("api.partner.com")
+    made = pseudo.date_of_birth("03/12/1985")
+    assert re.fullmatch(r"01/01/(19[4-9][0-9]|200[0-5])", made), made
+    for _ in range(200):
+        number, account = fake.ssn(), fake.iban()
+        made_ssn, made_iban = pseudo.for_kind("ssn", number), pseudo.for_kind("iban", account)
+        assert made_ssn.startswith("9") and not ssn.is_valid(made_ssn)
+        assert len(made_iban) == len(account) and not iban.is_valid(made_iban)
+    assert pseudo.hex("822218a7a763") != "822218a7a763" and len(pseudo.hex("822218a7a763")) == 12
 
 
 def test_digest(pseudo: Pseudonymizer) -> None:

@@ -153,12 +153,21 @@ def import_cmd(
 @app.command("scan")
 def scan_cmd(
     trace: Annotated[Path, typer.Argument(help="Trace directory (traces/NAME).")],
+    canaries: Annotated[
+        Path | None,
+        typer.Option(help="File of values (one a line) that must not appear anywhere."),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="A host URLs may name besides the trace's own (repeatable)."),
+    ] = None,
 ) -> int:
     """Look for personal data and secrets left in a trace (exit 1 if anything is found)."""
     from rich.console import Console
 
-    from tracereplay.capture.scan import render_scan, scan_trace
+    from tracereplay.capture.scan import read_canaries, render_scan, scan_trace
 
-    report = scan_trace(trace)
+    listed = read_canaries(canaries) if canaries is not None else ()
+    report = scan_trace(trace, canaries=listed, allow_hosts=allow_host or ())
     render_scan(report, Console())
     return EXIT_OK if report.clean else EXIT_THRESHOLD

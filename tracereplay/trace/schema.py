@@ -36,6 +36,7 @@ META_VERSION = "tracereplay.version"
 META_CAPTURE_START = "tracereplay.capture_start"
 META_POLICY_HASH = "tracereplay.policy_hash"
 META_SOURCE = "tracereplay.source"
+META_KEY_FINGERPRINT = "tracereplay.key_fingerprint"
 
 Headers = Sequence[tuple[str, str]]
 """Header (name, value) pairs in order; a name may repeat (Set-Cookie)."""
@@ -103,6 +104,8 @@ class TraceMetadata:
     policy_hash: str = ""
     """Hash of the anonymization policy applied (empty when none was)."""
     version: str = __version__
+    key_fingerprint: str = ""
+    """A keyed fingerprint of the pseudonym key (never the key; empty when unknown)."""
 
     def to_arrow(self) -> dict[bytes, bytes]:
         return {
@@ -111,6 +114,7 @@ class TraceMetadata:
             META_CAPTURE_START.encode(): self.capture_start.isoformat().encode(),
             META_POLICY_HASH.encode(): self.policy_hash.encode(),
             META_SOURCE.encode(): self.source.encode(),
+            META_KEY_FINGERPRINT.encode(): self.key_fingerprint.encode(),
         }
 
     @classmethod
@@ -128,6 +132,7 @@ class TraceMetadata:
             capture_start=datetime.fromisoformat(start) if start else epoch,
             policy_hash=get(META_POLICY_HASH),
             version=get(META_VERSION),
+            key_fingerprint=get(META_KEY_FINGERPRINT),
         )
 
 

@@ -1,4 +1,9 @@
-"""Seeded fake secrets and personal data ("canaries") that must never reach a trace raw."""
+"""Seeded fake secrets and personal data ("canaries") that must never reach a trace raw.
+
+`make_canaries` gives eight kinds for the end-to-end tests; `corpus.build_corpus` gives the
+≥150 cases in the places real APIs put them, driven through live capture, HAR and mitmdump
+import by `drive.py` (test_corpus.py).
+"""
 
 from __future__ import annotations
 
