@@ -5,7 +5,8 @@ JSON page of 20 clients (faker names, unique emails, phones, UUIDs, timestamps: 
 repeats, so pseudonyms are made, not looked up), then in A/B pairs puts a bare `mitmdump
 --mode reverse:` and `tracereplay capture` in front of it and drives each with wrk
 (bearer + cookie, 127.0.0.1 only): saturated (`-c16`), and at a fixed rate (half the
-first bare run's, `-c4` with a Lua delay) for latency. Nothing is pinned: proxy,
+first bare run's, `-c4` with a Lua delay) for latency, once the workers have drained the
+saturated run's backlog (a capture that keeps up). Nothing is pinned: proxy,
 anonymizer workers, target and wrk share the machine's cores, as on a staging host.
 Also times the anonymizer in-process on distinct and on repeated exchanges.
 
@@ -178,8 +179,9 @@ def one_run(kind: str, target: str, args: argparse.Namespace, pace: dict[str, fl
             rss = rss_mib(process.pid)
             if "delay_ms" not in pace:  # 4 connections, each waiting this long between
                 pace["delay_ms"] = 4 * 1000 / (args.paced_share * saturated["requests_per_s"])
-            paced = wrk(url, args.duration, 4, pace["delay_ms"])
-            drain_s = wait_idle(pids[1:])  # the workers finish their backlog
+            drain_s = wait_idle(pids[1:])  # the workers finish the saturated run's backlog
+            paced = wrk(url, args.duration, 4, pace["delay_ms"])  # steady state: no backlog
+            wait_idle(pids[1:])
             cpu = {pid: cpu_s(pid) - cpu0[pid] for pid in pids}
             stopping = time.monotonic()
             process.send_signal(signal.SIGTERM)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from types import TracebackType
 from typing import Protocol
 
@@ -20,6 +21,9 @@ from tracereplay.trace.schema import TraceRecord, records_to_batch
 logger = logging.getLogger(__name__)
 
 DEFAULT_FLUSH_INTERVAL_S = 1.0
+CONVERT_CHUNK_ROWS = 1024
+"""Rows converted to Arrow at a time (~5 ms under the GIL): a proxy sharing the process
+waits at most that long for the flusher, and one journal frame holds at most this many."""
 
 
 class TraceSink(Protocol):
@@ -135,17 +139,18 @@ class TraceWriter:
             if self._error is not None:
                 self.rows_lost += len(records)
                 raise self._error
-            if not records:
-                return
-            batch = self._to_batch(records)
-            if batch is None:
-                return
-            try:
-                self._sink.write_batch(batch)
-            except Exception as exc:
-                self._fail(exc, batch.num_rows)
-                raise self._error from exc  # type: ignore[misc]  # set by _fail
-            self.rows_flushed += batch.num_rows
+            for start in range(0, len(records), CONVERT_CHUNK_ROWS):
+                if start:
+                    time.sleep(0)  # Arrow's conversion holds the GIL: let others run between
+                batch = self._to_batch(records[start : start + CONVERT_CHUNK_ROWS])
+                if batch is None:
+                    continue
+                try:
+                    self._sink.write_batch(batch)
+                except Exception as exc:
+                    self._fail(exc, len(records) - start)
+                    raise self._error from exc  # type: ignore[misc]  # set by _fail
+                self.rows_flushed += batch.num_rows
 
     def close(self) -> None:
         """Flush everything and close the sink. Idempotent; raises the sink's failure."""
