@@ -96,8 +96,10 @@ def check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
     parent = out.absolute().parent
+    if not out.exists() and not parent.exists():
+        raise UsageError(f"--out {out}: the directory {parent} does not exist; create it first")
     if not out.exists() and not parent.is_dir():
-        raise UsageError(f"--out {out}: parent directory {parent} does not exist")
+        raise UsageError(f"--out {out}: {parent} is not a directory")
 
 
 def run_capture(

@@ -172,7 +172,7 @@ def test_an_out_that_cannot_be_written_is_one_line_exit_2(
         message = f"--out {out}: exists and is not a directory"
     elif case == "missing-parent":
         out = tmp_path / "no" / "such" / "trace"
-        message = f"--out {out}: parent directory {out.parent} does not exist"
+        message = f"--out {out}: the directory {out.parent} does not exist; create it first"
     if case == "read-only":
         with small_tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
             out = ro / "trace"
