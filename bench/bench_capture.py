@@ -1,12 +1,16 @@
-"""Capture-proxy cost: wrk direct vs through `tracereplay capture`, and its memory over time.
+"""Capture cost against a bare `mitmdump` reverse proxy: same target, same cores, same run.
 
-Starts the sandbox target (service time 0, no login limit) and the capture proxy pinned to
-one core, wrk pinned to another, all on 127.0.0.1; drives the authenticated
-`GET /api/v1/clients/` (faker emails and phones: real anonymizing work) directly, then
-through a capture (rows checked against wrk's count), then through a fresh capture for a
-longer soak while sampling the proxy's RSS from /proc.
+Starts a small target (uvicorn, raw ASGI) that answers every request with a new 4-5 KB
+JSON page of 20 clients (faker names, unique emails, phones, UUIDs, timestamps: nothing
+repeats, so pseudonyms are made, not looked up), then in A/B pairs puts a bare `mitmdump
+--mode reverse:` and `tracereplay capture` in front of it and drives each with wrk
+(bearer + cookie, 127.0.0.1 only): saturated (`-c16`), and at a fixed rate (half the
+first bare run's, `-c4` with a Lua delay) for latency, once the workers have drained the
+saturated run's backlog (a capture that keeps up). Nothing is pinned: proxy,
+anonymizer workers, target and wrk share the machine's cores, as on a staging host.
+Also times the anonymizer in-process on distinct and on repeated exchanges.
 
-    .venv/bin/python bench/bench_capture.py [--duration 15] [--soak 60] [--json out.json]
+    .venv/bin/python bench/bench_capture.py [--pairs 2] [--duration 15] [--json out.json]
 """
 
 from __future__ import annotations
@@ -15,224 +19,306 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import httpx
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.* and bench.*
 
-from bench.bench_target import run_wrk
-from tests.capture.proxies import TEST_KEY, capture_argv
-from tests.servers import running_server, target_argv
-from tracereplay.demo.accounts import sandbox_accounts
+from bench.bench_target import parse_wrk
+from tests.capture.proxies import TEST_KEY, capture_argv, mitmdump_argv
 from tracereplay.processes import LOOPBACK, free_port, running
 from tracereplay.trace import read_trace
 
-ENDPOINT = "/api/v1/clients/"
-SAMPLE_EVERY_S = 2.0
-SOAK_WARMUP_S = 5.0
-STOP_WAIT_S = 600.0  # the recorder drains its whole backlog before the process exits
-_STATUS = re.compile(
-    r"([\d.]+)s\s+flows (\d+)\s+rows written (\d+)\s+transport errors (\d+)"
-    r"\s+dropped (\d+)\s+backlog (\d+)"
+PATH = "/api/v1/clients/"
+HEADERS = [
+    "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJlLWJlbmNo",
+    "Cookie: session=sess-7f3a9c2e4b1d8f60a5e3c7b9d2f4a6e8; theme=dark",
+]
+SUMMARY = re.compile(
+    r"(\d+) flows, (\d+) rows written .*?, (\d+) dropped, (\d+) dropped_backlog", re.S
 )
 
 
-def rss_mib(pid: int) -> float:
-    """Resident set size of `pid` (VmRSS), in MiB."""
-    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-    kib = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-    return int(kib.group(1)) / 1024 if kib else float("nan")
+# -- the target: a new page of clients per request -------------------------------------
+class Pages:
+    """Distinct 4-5 KB JSON pages: pools drawn once from faker, combined per request."""
+
+    def __init__(self, seed: int = 7) -> None:
+        from faker import Faker
+
+        fake = Faker("en_US")
+        fake.seed_instance(seed)
+        self.first = [fake.first_name() for _ in range(400)]
+        self.last = [fake.last_name() for _ in range(400)]
+        self.companies = [fake.company() for _ in range(300)]
+        self.domains = [fake.free_email_domain() for _ in range(20)] + ["acme.example"]
+        self.rng = random.Random(seed)
+        self.t0 = datetime(2026, 1, 5, tzinfo=UTC)
+        self.page = 0
+
+    def next(self) -> bytes:
+        rng, self.page = self.rng, self.page + 1
+        items = []
+        for _ in range(20):
+            first, last = rng.choice(self.first), rng.choice(self.last)
+            created = self.t0 + timedelta(seconds=rng.randrange(10**7))
+            items.append({
+                "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "name": f"{first} {last}",
+                "email": f"{first}.{last}{rng.randrange(10**6)}@{rng.choice(self.domains)}".lower(),
+                "phone": f"+1-{rng.randrange(201, 989)}-555-{rng.randrange(10**4):04d}",
+                "company": rng.choice(self.companies),
+                "status": rng.choice(("active", "inactive", "pending")),
+                "created_at": created.isoformat(),
+                "owner_id": rng.randrange(10**6),
+            })  # fmt: skip
+        page = {"status": "success", "data": {"items": items, "page": self.page, "total": 20}}
+        return json.dumps(page).encode()
 
 
+def serve(port: int) -> None:
+    """The target process: every GET gets `Pages.next()`."""
+    import uvicorn
+
+    pages = Pages()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = pages.next()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(app, host=LOOPBACK, port=port, log_level="warning", access_log=False,
+                loop="uvloop", http="httptools")  # fmt: skip
+
+
+# -- measuring ----------------------------------------------------------------------------
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds `pid` has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drive(
-    url: str, args: argparse.Namespace, pin: list[str], duration_s: float, headers: list[str],
-    pids: dict[str, int], rss_pid: int | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """One wrk run; adds each pid's CPU use (% of one core) and, if asked, RSS samples."""
-    cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
-    samples: list[tuple[float, float]] = []
-    with ThreadPoolExecutor(1) as pool:
-        job = pool.submit(run_wrk, url, args, pin, duration_s, headers)
-        started = time.monotonic()
-        while not job.done():
-            if rss_pid is not None:
-                samples.append((round(time.monotonic() - started, 2), rss_mib(rss_pid)))
-            wait([job], timeout=SAMPLE_EVERY_S)
-        figures = job.result()
-    figures["cpu_pct"] = {
-        name: round(100 * (cpu_s(pid) - cpu_before[name]) / duration_s, 1)
-        for name, pid in pids.items()
-    }
-    if samples:
-        figures["rss_samples_mib"] = samples
-    return figures
+def rss_mib(pid: int) -> float:
+    kib = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+    return int(kib.group(1)) / 1024 if kib else float("nan")
 
 
-def rss_summary(samples: list[tuple[float, float]], rps: float) -> dict[str, Any]:
-    """RSS after warm-up, mid-run and at the end, and its slope per 100k requests."""
-    kept = [(t, rss) for t, rss in samples if t >= SOAK_WARMUP_S]
-    t = np.array([s[0] for s in kept])
-    rss = np.array([s[1] for s in kept])
-    slope, _ = np.polyfit(t * rps, rss, 1)
-    return {
-        "start_mib": round(rss[0], 1),
-        "mid_mib": round(rss[len(rss) // 2], 1),
-        "end_mib": round(rss[-1], 1),
-        "slope_mib_per_100k_requests": round(float(slope) * 100_000, 2),
-        "samples_fitted": len(kept),
-    }
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
-def through_capture(
-    target_url: str, args: argparse.Namespace, pins: tuple[list[str], list[str]],
-    headers: list[str], target_pid: int, duration_s: float, warmup_s: float,
-) -> dict[str, Any]:  # fmt: skip
-    """wrk through a fresh capture, then SIGTERM: figures, drain time, rows vs requests."""
-    server_pin, client_pin = pins
+def wrk(url: str, duration_s: float, connections: int, delay_ms: float | None = None) -> dict:
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{duration_s:g}s", "--latency", "--timeout", "5s"]
+    for header in HEADERS:
+        argv += ["-H", header]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f"function delay() return {delay_ms or 0:.1f} end\n")
+    if delay_ms:
+        argv += ["-s", script.name]
+    try:
+        done = subprocess.run([*argv, url], capture_output=True, text=True, check=True,
+                              timeout=duration_s + 30)  # fmt: skip
+    finally:
+        Path(script.name).unlink()
+    return parse_wrk(done.stdout)
+
+
+def wait_idle(pids: list[int], quiet_s: float = 1.0, limit_s: float = 300.0) -> float:
+    """Seconds until `pids` use no more CPU for `quiet_s` (their backlog is done)."""
+    start = last_busy = time.monotonic()
+    before = sum(cpu_s(p) for p in pids)
+    while pids and time.monotonic() - last_busy < quiet_s and time.monotonic() - start < limit_s:
+        time.sleep(0.2)
+        now = sum(cpu_s(p) for p in pids)
+        if now - before > 0.02:
+            last_busy = time.monotonic()
+        before = now
+    return last_busy - start
+
+
+@contextmanager
+def proxy(kind: str, target: str, out: Path, log: Path) -> Iterator[tuple[str, Any]]:
     port = free_port()
-    env = {"TRACEREPLAY_KEY": TEST_KEY, "COLUMNS": "200"}
+    argv = (capture_argv if kind == "capture" else mitmdump_argv)(target, out, port)
+    if kind == "bare":
+        argv = [a for a in argv if a not in ("-s", argv[argv.index("-s") + 1])]
+        argv = argv[: argv.index("--set")]
+    env = {"TRACEREPLAY_KEY": TEST_KEY, "COLUMNS": "300"}
+    with running(argv, ready_port=(LOOPBACK, port), env=env, log=log) as process:
+        yield f"http://{LOOPBACK}:{port}{PATH}", process
+
+
+def one_run(kind: str, target: str, args: argparse.Namespace, pace: dict[str, float]) -> dict:
+    """Saturated then paced wrk runs through a fresh proxy; the first run fixes the pace."""
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
-        out, log = Path(tmp) / "trace", Path(tmp) / "capture.log"
-        argv = [*server_pin, *capture_argv(target_url, out, port)]
-        # Ready when the port accepts connections: an HTTP probe would become a row.
-        with running(argv, ready_port=(LOOPBACK, port), env=env, log=log) as proxy:
-            url = f"http://{LOOPBACK}:{port}{ENDPOINT}"
-            requests = 0
-            if warmup_s > 0:
-                requests = run_wrk(url, args, client_pin, warmup_s, headers)["requests"]
-            pids = {"capture": proxy.pid, "target": target_pid}
-            figures = drive(url, args, client_pin, duration_s, headers, pids, proxy.pid)
-            figures["rss_end_mib"] = round(rss_mib(proxy.pid), 1)
+        out, log = Path(tmp) / "trace", Path(tmp) / "proxy.log"
+        with proxy(kind, target, out, log) as (url, process):
+            wrk(url, args.warmup, args.connections)  # also starts the anonymizer workers
+            pids = [process.pid, *children(process.pid)]
+            cpu0 = {pid: cpu_s(pid) for pid in pids}
+            saturated = wrk(url, args.duration, args.connections)
+            rss = rss_mib(process.pid)
+            if "delay_ms" not in pace:  # 4 connections, each waiting this long between
+                pace["delay_ms"] = 4 * 1000 / (args.paced_share * saturated["requests_per_s"])
+            drain_s = wait_idle(pids[1:])  # the workers finish the saturated run's backlog
+            paced = wrk(url, args.duration, 4, pace["delay_ms"])  # steady state: no backlog
+            wait_idle(pids[1:])
+            cpu = {pid: cpu_s(pid) - cpu0[pid] for pid in pids}
             stopping = time.monotonic()
-            proxy.send_signal(signal.SIGTERM)
-            figures["capture_exit_code"] = proxy.wait(timeout=STOP_WAIT_S)
-            figures["sigterm_to_exit_s"] = round(time.monotonic() - stopping, 2)
-        table = read_trace(out)
-        statuses = table.column("status").to_pylist()
-        figures["wrk_requests_total"] = requests + figures["requests"]
-        figures["trace_rows"] = table.num_rows
-        figures["trace_rows_200"] = sum(1 for s in statuses if s == 200)
-        figures["status_lines"] = [
-            {"elapsed_s": float(m[0]), "flows": int(m[1]), "rows_written": int(m[2]),
-             "backlog": int(m[5])}
-            for m in _STATUS.findall(log.read_text(encoding="utf-8", errors="replace"))
-        ]  # fmt: skip
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=600)
+            figures = {
+                "saturated": saturated, "paced": paced, "rss_mib": round(rss, 1),
+                "proxy_cpu_s": round(cpu[process.pid], 2),
+                "proxy_cpu_ms_per_request": round(
+                    1000 * cpu[process.pid] / (saturated["requests"] + paced["requests"]), 3
+                ),
+                "workers_cpu_s": round(sum(v for p, v in cpu.items() if p != process.pid), 2),
+                "sigterm_to_exit_s": round(time.monotonic() - stopping, 2), "exit_code": code,
+                "drain_after_load_s": round(drain_s, 1),
+            }  # fmt: skip
+        if kind == "capture":
+            found = SUMMARY.search(log.read_text(encoding="utf-8", errors="replace"))
+            assert found, log.read_text()
+            flows, rows, dropped, backlog = (int(g) for g in found.groups())
+            figures |= {"flows": flows, "rows": rows, "dropped": dropped,
+                        "dropped_backlog": backlog,
+                        "trace_rows": read_trace(out).num_rows}  # fmt: skip
     return figures
 
 
-def machine_info() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    model = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.MULTILINE)
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
-    return {
-        "cpu_model": model.group(1) if model else platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "mitmproxy": version("mitmproxy"),
-        "wrk": (wrk.stdout + wrk.stderr).split("[")[0].strip(),
-        "machine": platform.machine(),
-    }
+def anonymizer_cost(rounds: int = 3, n: int = 300) -> dict[str, float]:
+    """µs per exchange through the capture's anonymizer: distinct pages vs one page."""
+    from tracereplay.capture.anonymize.policy import load_policy
+    from tracereplay.capture.exchange import Exchange
+    from tracereplay.capture.workers import AnonymizerSpec
 
+    pages = Pages(seed=11)
+    head = [(h.split(": ", 1)[0], h.split(": ", 1)[1]) for h in HEADERS]
 
-def row(name: str, f: dict[str, Any]) -> str:
-    lat, cpu = f["latency_ms"], f["cpu_pct"]
-    capture = f"{cpu['capture']:8.0f}%" if "capture" in cpu else f"{'-':>9}"
-    return (
-        f"{name:16} {f['requests_per_s']:8.1f} {lat.get('p50', 0):8.2f} {lat.get('p90', 0):8.2f}"
-        f" {lat.get('p99', 0):8.2f} {f['non_2xx']:7} {capture}"
-        f" {cpu['target']:9.0f}%"
-    )
+    def exchange(body: bytes) -> Exchange:
+        return Exchange(ts=datetime.now(UTC), method="GET", path=PATH, req_headers=head,
+                        status=200, resp_headers=[("content-type", "application/json")],
+                        resp_body=body, client_addr="127.0.0.1")  # fmt: skip
+
+    spec = AnonymizerSpec(load_policy(None), TEST_KEY.encode())
+    best: dict[str, float] = {}
+    for name in ("distinct", "repeated"):
+        for _ in range(rounds):
+            anonymize = spec.build()  # fresh caches each round
+            anonymize(-1, exchange(pages.next()))  # faker and the policy loaded, not timed
+            same = pages.next()
+            bodies = [pages.next() if name == "distinct" else same for _ in range(n)]
+            exchanges = [exchange(b) for b in bodies]
+            start = time.perf_counter()
+            for seq, ex in enumerate(exchanges):
+                anonymize(seq, ex)
+            per = (time.perf_counter() - start) / n * 1e6
+            best[name] = min(best.get(name, per), per)
+    return {f"{k}_us": round(v) for k, v in best.items()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds per measurement")
-    parser.add_argument("--soak", type=float, default=60.0, help="seconds of the memory run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="wrk seconds before each")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--pairs", type=int, default=2, help="bare/capture A/B pairs")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--paced-share", type=float, default=0.5,
+                        help="fixed rate as a share of the first bare run's req/s")  # fmt: skip
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the target process
     args = parser.parse_args()
-
+    if args.serve:
+        serve(args.serve)
+        return 0
     if shutil.which("wrk") is None:
         sys.stderr.write("bench_capture: wrk is not installed (apt-get install -y wrk)\n")
         return 2
-    pinned = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
-    pins = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if pinned else ([], [])
+    load = os.getloadavg()
     results: dict[str, Any] = {
-        "tool": "wrk", "endpoint": f"GET {ENDPOINT} (bearer)", "threads": args.threads,
-        "connections": args.connections, "duration_s": args.duration, "soak_s": args.soak,
-        "pinned": pinned, **machine_info(),
+        "cpu_count": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in load],
+        "python": platform.python_version(), "mitmproxy": version("mitmproxy"),
+        "connections": args.connections, "duration_s": args.duration, "runs": [],
     }  # fmt: skip
     port = free_port()
-    options = ("--service-time-scale", "0", "--login-rate-limit", "0")
-    with running_server([*pins[0], *target_argv(port, *options)], port=port) as server:
-        admin = next(a for a in sandbox_accounts(7) if a.role == "admin")
-        with httpx.Client(base_url=server.url) as http:
-            login = http.post(
-                "/api/v1/auth/login", json={"email": admin.email, "password": admin.password}
-            )
-            token = login.raise_for_status().json()["data"]["access_token"]
-            body = http.get(ENDPOINT, headers={"Authorization": f"Bearer {token}"})
-            results["response_bytes"] = len(body.raise_for_status().content)
-        headers = [f"Authorization: Bearer {token}"]
-        target_pid = server.process.pid
-        print(
-            f"target on {server.url}{', target+capture on cpu 0, wrk on cpu 1' if pinned else ''}"
-            f"; wrk -t{args.threads} -c{args.connections}, {args.duration:g}s, "
-            f"soak {args.soak:g}s"
-        )
-        if args.warmup > 0:
-            run_wrk(server.url + ENDPOINT, args, pins[1], args.warmup, headers)
-        direct = drive(
-            server.url + ENDPOINT, args, pins[1], args.duration, headers, {"target": target_pid}
-        )
-        proxied = through_capture(
-            server.url, args, pins, headers, target_pid, args.duration, args.warmup
-        )
-        soak = through_capture(server.url, args, pins, headers, target_pid, args.soak, 0)
-    soak["rss"] = rss_summary(soak["rss_samples_mib"], soak["requests_per_s"])
-    results.update(direct=direct, capture=proxied, soak=soak)
-    results["capture_over_direct"] = round(proxied["requests_per_s"] / direct["requests_per_s"], 3)
-
-    print(f"{'run':16} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>7}"
-          f" {'capture CPU':>9} {'target CPU':>10}")  # fmt: skip
-    for name, figures in (("direct", direct), ("through capture", proxied), ("soak", soak)):
-        print(row(name, figures))
-    print(f"through capture / direct: {results['capture_over_direct']:.3f}")
-    for name, f in (("capture", proxied), ("soak", soak)):
-        backlogs = [s["backlog"] for s in f["status_lines"]]
-        print(
-            f"{name}: wrk requests {f['wrk_requests_total']}, trace rows {f['trace_rows']} "
-            f"({f['trace_rows_200']} with 200), SIGTERM -> exit {f['sigterm_to_exit_s']} s "
-            f"(code {f['capture_exit_code']}), backlog seen {backlogs}"
-        )
-    rss = soak["rss"]
-    print(
-        f"soak RSS: start {rss['start_mib']} MiB, mid {rss['mid_mib']} MiB, end "
-        f"{rss['end_mib']} MiB; slope {rss['slope_mib_per_100k_requests']} MiB/100k requests"
-    )
+    target_argv = [sys.executable, __file__, "--serve", str(port)]
+    with tempfile.TemporaryDirectory() as tmp, running(
+        target_argv, ready_port=(LOOPBACK, port), log=Path(tmp) / "target.log"
+    ):  # fmt: skip
+        target = f"http://{LOOPBACK}:{port}"
+        pace: dict[str, float] = {}
+        for pair in range(args.pairs):
+            order = ("bare", "capture") if pair % 2 == 0 else ("capture", "bare")
+            for kind in order:
+                figures = one_run(kind, target, args, pace)
+                results["runs"].append({"pair": pair, "kind": kind, **figures})
+                print(row(kind, pair, figures), flush=True)
+    results["paced_rps"] = round(4 * 1000 / pace["delay_ms"], 1)
+    results["anonymizer"] = anonymizer_cost()
+    summarize(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def row(kind: str, pair: int, f: dict[str, Any]) -> str:
+    s, p = f["saturated"], f["paced"]
+    lat = s["latency_ms"]
+    text = (f"pair {pair} {kind:8} {s['requests_per_s']:8.1f} req/s  p50 {lat['p50']:7.2f}"
+            f"  p99 {lat['p99']:7.2f} ms")  # fmt: skip
+    text += f" | paced p50 {p['latency_ms']['p50']:6.2f} p99 {p['latency_ms']['p99']:6.2f} ms"
+    text += f" | proxy CPU {f['proxy_cpu_ms_per_request']} ms/req, workers {f['workers_cpu_s']} s"
+    if "rows" in f:
+        text += (f" | flows {f['flows']} rows {f['rows']} dropped_backlog {f['dropped_backlog']}"
+                 f" dropped {f['dropped']}, drained {f['drain_after_load_s']} s after the load,"
+                 f" SIGTERM->exit {f['sigterm_to_exit_s']} s")  # fmt: skip
+    return text
+
+
+def summarize(results: dict[str, Any]) -> None:
+    runs = results["runs"]
+    ratios, added_p99, cpu_ratios = [], [], []
+    for pair in sorted({r["pair"] for r in runs}):
+        bare = next(r for r in runs if r["pair"] == pair and r["kind"] == "bare")
+        cap = next(r for r in runs if r["pair"] == pair and r["kind"] == "capture")
+        ratios.append(cap["saturated"]["requests_per_s"] / bare["saturated"]["requests_per_s"])
+        added_p99.append(cap["paced"]["latency_ms"]["p99"] - bare["paced"]["latency_ms"]["p99"])
+        cpu_ratios.append(bare["proxy_cpu_ms_per_request"] / cap["proxy_cpu_ms_per_request"])
+    captures = [r for r in runs if r["kind"] == "capture"]
+    recorded = sum(r["rows"] for r in captures) / max(1, sum(r["flows"] for r in captures))
+    worker_ms = (
+        1000 * sum(r["workers_cpu_s"] for r in captures) / max(1, sum(r["rows"] for r in captures))
+    )
+    results["summary"] = {
+        "capture_over_bare_rps": [round(x, 3) for x in ratios],
+        "median_ratio": round(statistics.median(ratios), 3),
+        "added_p99_ms_paced": [round(x, 2) for x in added_p99],
+        "bare_over_capture_proxy_cpu_per_request": [round(x, 3) for x in cpu_ratios],
+        "share_of_flows_recorded": round(recorded, 3),
+        "worker_cpu_ms_per_row": round(worker_ms, 2),
+    }
+    print(json.dumps({"summary": results["summary"], "anonymizer": results["anonymizer"],
+                      "paced_rps": results["paced_rps"]}, indent=1))  # fmt: skip
 
 
 if __name__ == "__main__":

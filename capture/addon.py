@@ -17,11 +17,17 @@ from mitmproxy.addonmanager import Loader
 from tracereplay.capture.anonymize.policy import Policy, load_policy
 from tracereplay.capture.anonymize.provenance import trace_metadata
 from tracereplay.capture.anonymize.pseudonyms import load_key
-from tracereplay.capture.anonymize.record import Anonymizer
 from tracereplay.capture.exchange import exchange_from_flow
-from tracereplay.capture.recorder import Recorder, RecorderStats
+from tracereplay.capture.recorder import (
+    DEFAULT_MAX_BACKLOG_BYTES,
+    Recorder,
+    RecorderStats,
+    backlog_bytes,
+)
+from tracereplay.capture.workers import AnonymizerSpec
 from tracereplay.errors import TraceReplayError
 from tracereplay.trace import DEFAULT_FLUSH_INTERVAL_S, open_writer
+from tracereplay.units import parse_size_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +39,8 @@ _OPTIONS = (
     "tracereplay_flush_ms",
     "tracereplay_append",
     "tracereplay_filter",
+    "tracereplay_workers",
+    "tracereplay_max_backlog",
 )
 _SEEN = "tracereplay.recorded"
 
@@ -75,6 +83,15 @@ class TraceCapture:
             "tracereplay_filter", str | None, None,  # type: ignore[arg-type]  # mitmproxy takes Optional[str]
             "Record only the flows matching this mitmproxy filter expression.",
         )  # fmt: skip
+        loader.add_option(
+            "tracereplay_workers", int, 0,
+            "Anonymizing worker processes; 0: the usable cores less one (at least one).",
+        )  # fmt: skip
+        loader.add_option(
+            "tracereplay_max_backlog", str, f"{DEFAULT_MAX_BACKLOG_BYTES // 2**20}MiB",
+            "Exchanges waiting to be anonymized may hold this much (e.g. 64MiB); beyond "
+            "it, exchanges are left out and counted, so the proxy never slows down.",
+        )  # fmt: skip
 
     def configure(self, updated: set[str]) -> None:
         if not any(name in updated for name in _OPTIONS):
@@ -82,6 +99,12 @@ class TraceCapture:
         opts = ctx.options
         if opts.tracereplay_flush_ms <= 0:
             raise exceptions.OptionsError("tracereplay_flush_ms must be > 0")
+        if opts.tracereplay_workers < 0:
+            raise exceptions.OptionsError("tracereplay_workers must be >= 0")
+        try:
+            max_backlog = parse_size_bytes(opts.tracereplay_max_backlog)
+        except TraceReplayError as exc:
+            raise exceptions.OptionsError(f"tracereplay_max_backlog: {exc}") from None
         try:
             self._filter = (
                 flowfilter.parse(opts.tracereplay_filter) if opts.tracereplay_filter else None
@@ -99,6 +122,8 @@ class TraceCapture:
                 key_file=Path(opts.tracereplay_key_file) if opts.tracereplay_key_file else None,
                 flush_interval_s=opts.tracereplay_flush_ms / 1000,
                 append=opts.tracereplay_append,
+                workers=opts.tracereplay_workers or None,
+                max_backlog_bytes=max_backlog,
             )
         except TraceReplayError as exc:
             raise exceptions.OptionsError(str(exc)) from None
@@ -111,21 +136,34 @@ class TraceCapture:
         key_file: Path | None = None,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
         append: bool = False,
+        workers: int | None = None,
+        max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES,
     ) -> None:
         """Open the trace (closing any previous one); raises TraceReplayError on bad input."""
         policy = load_policy(policy_file)
         key, self.key_source = load_key(KEY_ENV, key_file)
-        if self.key_source == "random":
+        metadata = trace_metadata(out, "capture", policy, key, append=append)
+        writer = open_writer(out, metadata, append=append, flush_interval_s=flush_interval_s)
+        if self.key_source == "random":  # after the checks: a refused --out is one line
             logger.warning(
                 "tracereplay: no key in $%s or a key file: pseudonyms are random for this "
                 "capture and will not match another capture's",
                 KEY_ENV,
             )
-        metadata = trace_metadata(out, "capture", policy, key, append=append)
-        writer = open_writer(out, metadata, append=append, flush_interval_s=flush_interval_s)
-        anonymizer = Anonymizer(policy, key)
+        spec = AnonymizerSpec(policy, key)
+        try:
+            recorder = Recorder(
+                spec,
+                writer,
+                order=spec.session_order().apply,
+                workers=workers,
+                max_backlog_bytes=max_backlog_bytes,
+            )
+        except BaseException:
+            writer.close()
+            raise
         with self._lock:
-            previous, self.recorder = self.recorder, Recorder(anonymizer.record, writer)
+            previous, self.recorder = self.recorder, recorder
             self.policy = policy
         if previous is not None:
             self.final_stats = previous.close()
@@ -147,7 +185,13 @@ class TraceCapture:
         if recorder is None or (self._filter is not None and not self._filter(flow)):
             return
         flow.metadata[_SEEN] = True
-        recorder.submit(exchange_from_flow(flow))
+        request, response = flow.request, flow.response
+        bodies, headers = len(request.raw_content or b""), len(request.headers)
+        if response is not None:
+            bodies += len(response.raw_content or b"")
+            headers += len(response.headers)
+        size = backlog_bytes(bodies, len(request.path), headers)
+        recorder.offer(size, lambda: exchange_from_flow(flow), flow.error is not None)
 
     def done(self) -> None:
         self.close()

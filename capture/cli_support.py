@@ -23,8 +23,21 @@ def stats_line(stats: RecorderStats, elapsed_s: float) -> str:
     return (
         f"{elapsed_s:6.1f}s  flows {stats.flows}  rows written {stats.rows_flushed}"
         f"  transport errors {stats.transport_errors}  dropped {stats.dropped}"
-        f"  backlog {stats.backlog}"
+        f"  dropped_backlog {stats.dropped_backlog}  backlog {stats.backlog}"
     )
+
+
+def summary_line(stats: RecorderStats, out: object, stopped_by: str, elapsed_s: float) -> str:
+    """The one line a capture ends with: what was seen, kept, left out and lost."""
+    line = (
+        f"stopped ({stopped_by}) after {elapsed_s:.1f}s: {stats.flows} flows, "
+        f"{stats.rows_flushed} rows written to {out}, {stats.transport_errors} transport "
+        f"errors, {stats.dropped} dropped, {stats.dropped_backlog} dropped_backlog "
+        "(anonymizers behind)"
+    )
+    if stats.failure is not None:
+        line += f"; {stats.rows_lost} rows lost: {stats.failure}"
+    return line
 
 
 @contextmanager

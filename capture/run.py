@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,12 +21,14 @@ from mitmproxy.addons import default_addons
 from mitmproxy.master import Master
 
 from tracereplay.errors import TargetError, UsageError
+from tracereplay.trace.store import LOCK_NAME
 
 from .addon import TraceCapture
-from .recorder import RecorderStats
+from .recorder import DEFAULT_MAX_BACKLOG_BYTES, RecorderStats
 
 MODES = ("reverse", "regular")
 STATUS_INTERVAL_S = 0.5
+GIL_SWITCH_INTERVAL_S = 0.001
 _STARTUP_TIMEOUT_S = 15.0
 
 
@@ -42,6 +45,9 @@ class CaptureSettings:
     duration_s: float | None = None
     flush_interval_s: float = 1.0
     append: bool = False
+    workers: int | None = None
+    """Anonymizing worker processes; None: the usable cores less one."""
+    max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class CaptureResult:
     stats: RecorderStats
     elapsed_s: float
     stopped_by: str
-    """"duration", "SIGINT" or "SIGTERM"."""
+    """"duration", "SIGINT", "SIGTERM" or "write failure" (then `stats.failure` says why)."""
     listen: str
     key_source: str
 
@@ -63,6 +69,11 @@ def check_settings(settings: CaptureSettings) -> tuple[str, str | None]:
         raise UsageError(f"--mode {settings.mode!r}: want reverse or regular")
     if settings.duration_s is not None and settings.duration_s <= 0:
         raise UsageError("--duration must be > 0")
+    if settings.workers is not None and settings.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    if settings.max_backlog_bytes <= 0:
+        raise UsageError("--max-backlog must be > 0")
+    check_out(settings.out)
     target_filter = None
     if settings.target:
         parts = urlsplit(settings.target)
@@ -76,6 +87,21 @@ def check_settings(settings: CaptureSettings) -> tuple[str, str | None]:
     return "regular", target_filter
 
 
+def check_out(out: Path) -> None:
+    """A one-line UsageError for an --out that cannot become a trace directory.
+
+    (A read-only place, or one another capture is writing, is refused when the trace is
+    opened: a `TraceError` naming it.)
+    """
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    parent = out.absolute().parent
+    if not out.exists() and not parent.exists():
+        raise UsageError(f"--out {out}: the directory {parent} does not exist; create it first")
+    if not out.exists() and not parent.is_dir():
+        raise UsageError(f"--out {out}: {parent} is not a directory")
+
+
 def run_capture(
     settings: CaptureSettings,
     on_status: StatusCallback | None = None,
@@ -83,6 +109,9 @@ def run_capture(
 ) -> CaptureResult:
     """Run the capture proxy until --duration or a signal; the trace is closed on return."""
     mode, flow_filter = check_settings(settings)
+    # The recorder's threads (feeder, collector, writer) share the proxy's GIL: hand it
+    # back to the event loop after 1 ms of their Python work instead of 5.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     return asyncio.run(_capture(settings, mode, flow_filter, on_status, on_ready))
 
 
@@ -103,21 +132,17 @@ async def _capture(
     if flow_filter:
         opts.update(tracereplay_filter=flow_filter)
     created = not settings.out.exists()
-    capture.start(
-        settings.out,
-        policy_file=settings.policy_file,
-        key_file=settings.key_file,
-        flush_interval_s=settings.flush_interval_s,
-        append=settings.append,
-    )
+    _start_recording(capture, settings)
     errors = _ErrorLog()
     logging.getLogger().addHandler(errors)
     stopped_by = ["duration"]
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancellation)
 
     def stop(name: str) -> None:
-        stopped_by[0] = name
-        master.shutdown()
+        if stopped_by[0] != "write failure":  # a signal after it does not hide it
+            stopped_by[0] = name
+            master.shutdown()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, sig.name)
@@ -129,18 +154,14 @@ async def _capture(
         except TargetError:
             await asyncio.wait({run_task}, timeout=10)
             capture.close()
-            if created and not any(settings.out.iterdir()):
-                settings.out.rmdir()  # leave no empty trace behind a proxy that never ran
+            if created:
+                _remove_if_empty(settings.out)  # no empty trace behind a proxy that never ran
             raise
         if on_ready is not None:
             on_ready(listen)
         deadline = started + settings.duration_s if settings.duration_s else None
         while not run_task.done():
-            if deadline is not None and time.monotonic() >= deadline:
-                master.shutdown()
-            stats = capture.stats()
-            if on_status is not None and stats is not None:
-                on_status(stats, time.monotonic() - started)
+            _poll(capture, master, stop, deadline, started, on_status)
             await asyncio.wait({run_task}, timeout=STATUS_INTERVAL_S)
         run_task.result()
     finally:
@@ -159,6 +180,45 @@ async def _capture(
         listen=listen,
         key_source=capture.key_source,
     )
+
+
+def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """Connections still open when the proxy stops end in CancelledError: no traceback."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
+
+
+def _poll(
+    capture: TraceCapture, master: Master, stop: Callable[[str], None],
+    deadline: float | None, started: float, on_status: StatusCallback | None,
+) -> None:  # fmt: skip
+    """One look at the running capture: time up, writer failed, status line."""
+    if deadline is not None and time.monotonic() >= deadline:
+        master.shutdown()
+    stats = capture.stats()
+    if stats is not None and stats.failure is not None:
+        stop("write failure")  # the writer said why, once
+    if on_status is not None and stats is not None:
+        on_status(stats, time.monotonic() - started)
+
+
+def _start_recording(capture: TraceCapture, settings: CaptureSettings) -> None:
+    capture.start(
+        settings.out,
+        policy_file=settings.policy_file,
+        key_file=settings.key_file,
+        flush_interval_s=settings.flush_interval_s,
+        append=settings.append,
+        workers=settings.workers,
+        max_backlog_bytes=settings.max_backlog_bytes,
+    )
+
+
+def _remove_if_empty(out: Path) -> None:
+    if {p.name for p in out.iterdir()} <= {LOCK_NAME}:
+        (out / LOCK_NAME).unlink(missing_ok=True)
+        out.rmdir()
 
 
 async def _wait_listening(

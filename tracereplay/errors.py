@@ -10,7 +10,8 @@ Library code raises these; only the CLI prints them, as one line, and exits 2.
     │   ├── TraceEmptyError          a directory with no trace rows in it
     │   ├── TraceSchemaError         a file written with another schema
     │   ├── TraceCorruptError        a file that is not readable Parquet / Arrow
-    │   └── TraceExistsError         refusing to write over rows already captured
+    │   ├── TraceExistsError         refusing to write over rows already captured
+    │   └── TraceLockedError         another writer holds the trace directory
     └── TargetError                  a target server that cannot be started or reached
 
 Bugs stay ordinary Python exceptions (with a traceback) so that they get reported.
@@ -53,6 +54,10 @@ class TraceCorruptError(TraceError):
 
 class TraceExistsError(TraceError):
     """Writing would mix new rows into a trace that already has some."""
+
+
+class TraceLockedError(TraceError):
+    """Another process (or writer) is writing the same trace directory."""
 
 
 class TargetError(TraceReplayError):

@@ -52,3 +52,20 @@ def parse_host_port(text: str, *, default_host: str = "127.0.0.1") -> tuple[str,
     if not 0 <= port <= 65535:
         raise UsageError(f"port out of range in {text!r}")
     return host, port
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?")
+_SIZE_UNIT = {"k": 1e3, "m": 1e6, "g": 1e9, "ki": 1024.0, "mi": 1024.0**2, "gi": 1024.0**3}
+
+
+def parse_size_bytes(text: str) -> int:
+    """Bytes in "65536", "64MiB", "500k", "1.5GB" (k/M/G are 1000s, Ki/Mi/Gi 1024s).
+
+    >>> parse_size_bytes("64MiB")
+    67108864
+    """
+    match = _SIZE.fullmatch(text.strip().lower())
+    if match is None:
+        raise UsageError(f"not a size: {text!r} (use bytes or forms like 500k, 64MiB, 1G)")
+    unit = (match.group(2) or "b").removesuffix("b") if match.group(2) != "b" else ""
+    return int(float(match.group(1)) * _SIZE_UNIT.get(unit, 1.0))

@@ -6,6 +6,8 @@ import asyncio
 import functools
 import gc
 import json
+import os
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +17,12 @@ from mitmproxy import exceptions
 from mitmproxy.test import taddons, tflow
 
 from tests.capture.canaries import make_canaries
+from tests.factories import make_record
 from tracereplay.capture.addon import TraceCapture
-from tracereplay.capture.recorder import Recorder
-from tracereplay.trace import TRACE_SCHEMA, MemorySink, TraceRecord, TraceWriter, read_trace
+from tracereplay.capture.exchange import Exchange, exchange_from_flow
+from tracereplay.capture.recorder import Recorder, RecorderStats
+from tracereplay.capture.workers import Anonymized
+from tracereplay.trace import TRACE_SCHEMA, MemorySink, TraceWriter, read_trace
 
 
 def context(addon: TraceCapture) -> taddons.context:
@@ -83,12 +88,16 @@ def test_option_errors_are_options_errors(tmp_path: Path) -> None:
             tctx.configure(addon, tracereplay_flush_ms=0)
         with pytest.raises(exceptions.OptionsError, match="tracereplay_filter"):
             tctx.configure(addon, tracereplay_flush_ms=1000, tracereplay_filter="~nonsense(")
+        with pytest.raises(exceptions.OptionsError, match="tracereplay_max_backlog: not a size"):
+            tctx.configure(addon, tracereplay_filter=None, tracereplay_max_backlog="lots")
+        with pytest.raises(exceptions.OptionsError, match="tracereplay_workers must be >= 0"):
+            tctx.configure(addon, tracereplay_max_backlog="1MiB", tracereplay_workers=-1)
         bad = tmp_path / "policy.toml"
         bad.write_text("version = 7\n")
         with pytest.raises(exceptions.OptionsError, match="version 7 not supported"):
             tctx.configure(
                 addon,
-                tracereplay_filter=None,
+                tracereplay_workers=0,
                 tracereplay_out=str(tmp_path / "t"),
                 tracereplay_policy=str(bad),
             )
@@ -126,16 +135,62 @@ def test_no_flow_is_referenced_after_its_hook(tmp_path: Path) -> None:
     assert all(r() is None for r in refs)
 
 
-def test_recorder_drops_what_it_cannot_anonymize() -> None:
+class FailingSpec:
+    """A worker spec whose anonymizer always fails (with raw data in its message)."""
+
+    def build(self) -> Callable[[int, Exchange], Anonymized]:
+        def anonymize(seq: int, ex: Exchange) -> Anonymized:
+            raise ValueError(f"raw secret in the message {ex.path}")
+
+        return anonymize
+
+
+def test_recorder_drops_what_it_cannot_anonymize(caplog: pytest.LogCaptureFixture) -> None:
     sink = MemorySink(TRACE_SCHEMA)
     writer = TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=0.05)
-
-    def to_record(_: object) -> TraceRecord:
-        raise ValueError("raw secret in the message")
-
-    recorder = Recorder(to_record, writer)  # type: ignore[arg-type]
-    from tracereplay.capture.exchange import exchange_from_flow
-
+    recorder = Recorder(FailingSpec(), writer, workers=1)
     recorder.submit(exchange_from_flow(tflow.tflow(resp=True)))
     stats = recorder.close()
     assert stats.dropped == 1 and stats.rows == 0 and sink.table().num_rows == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not anonymize an exchange (ValueError); left out"
+    ]
+
+
+class DyingSpec:
+    """Anonymizes to a plain row, but its process dies on the exchange for /die."""
+
+    def build(self) -> Callable[[int, Exchange], Anonymized]:
+        def anonymize(seq: int, ex: Exchange) -> Anonymized:
+            if ex.path == "/die":
+                os._exit(3)
+            return Anonymized(seq, make_record(path=ex.path))
+
+        return anonymize
+
+
+def test_a_dead_worker_is_replaced_and_what_it_held_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = MemorySink(TRACE_SCHEMA)
+    writer = TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=0.05)
+    recorder = Recorder(DyingSpec(), writer, workers=1)
+
+    def send(path: str, until: Callable[[RecorderStats], bool]) -> None:
+        flow = tflow.tflow(resp=True)
+        flow.request.path = path
+        recorder.submit(exchange_from_flow(flow))
+        deadline = time.monotonic() + 60
+        while not until(recorder.stats()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    send("/a", lambda s: s.rows == 1)  # the worker is up
+    send("/die", lambda s: s.dropped == 1)  # it died, and it was noticed
+    send("/b", lambda s: True)  # to the replacement
+    send("/c", lambda s: True)
+    stats = recorder.close()
+    assert sink.table()["path"].to_pylist() == ["/a", "/b", "/c"]  # in order
+    assert stats.dropped == 1 and stats.rows == 3 and stats.backlog == 0
+    assert "an anonymizer process ended (exit code 3); 1 exchanges it held are lost" in [
+        r.getMessage() for r in caplog.records
+    ]

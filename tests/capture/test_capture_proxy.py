@@ -17,6 +17,7 @@ from tests.capture.canaries import make_canaries
 from tests.capture.proxies import capture_proxy, captured, stop
 from tests.servers import SandboxTarget
 from tracereplay.capture.anonymize.detectors import find_all
+from tracereplay.errors import TraceError
 from tracereplay.processes import free_port
 from tracereplay.trace import open_trace
 
@@ -158,19 +159,46 @@ def test_count_status_timing_sizes_and_consistency(
     assert len({r["session"] for r in rows}) == 1
 
 
+def children(pid: int) -> set[int]:
+    """Direct child processes of `pid` (the capture's anonymizer workers)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def wait_for_rows(out: Path, timeout_s: float = 30.0) -> None:
+    """Until the capture has written its first row (its anonymizer process is up)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if open_trace(out).num_rows:
+                return
+        except TraceError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the capture wrote no row")
+
+
 def test_sigkill_loses_at_most_the_last_flush(
     sandbox_target: SandboxTarget, tmp_path: Path
 ) -> None:
+    # Paced below what the anonymizer sustains on a busy 2-core machine, so its backlog
+    # stays near empty: the promise is "the last flush interval, plus the backlog".
     out = tmp_path / "trace"
     done_at: dict[int, float] = {}
     with capture_proxy(sandbox_target.url, out, "--flush-interval", "0.5s") as proxy:
         with httpx.Client(base_url=proxy.url, timeout=5) as http:
+            wait_for_rows(out)
+            workers = children(proxy.process.pid)
+            assert workers, "the anonymizer runs in worker processes"
             end = time.monotonic() + 3.0
             n = 0
             while time.monotonic() < end:
                 http.get(f"{API}/system/health", params={"seq": n})
                 done_at[n] = time.monotonic()
                 n += 1
+                time.sleep(max(0.0, 0.01 - (time.monotonic() - done_at[n - 1])))
         killed_at = time.monotonic()
         proxy.process.send_signal(signal.SIGKILL)
         proxy.process.wait(timeout=10)
@@ -181,6 +209,10 @@ def test_sigkill_loses_at_most_the_last_flush(
     assert len(old_enough) > 20
     assert old_enough <= got
     assert got <= set(done_at)
+    deadline = time.monotonic() + 10  # the workers see their pipe close and exit
+    while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{w}").exists() for w in workers), "orphaned anonymizer"
 
 
 def test_mitmdump_runs_the_addon(sandbox_target: SandboxTarget, tmp_path: Path) -> None:
@@ -213,6 +245,10 @@ def test_capture_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
           "--policy", str(bad_policy), "--listen", f"127.0.0.1:{port}"], "not valid TOML"),
         (["capture", "--out", str(tmp_path / "d"), "--target", "http://127.0.0.1:9",
           "--mode", "socks"], "want reverse or regular"),
+        (["capture", "--out", str(tmp_path / "e"), "--target", "http://127.0.0.1:9",
+          "--workers", "0"], "--workers must be >= 1"),
+        (["capture", "--out", str(tmp_path / "f"), "--target", "http://127.0.0.1:9",
+          "--max-backlog", "lots"], "not a size: 'lots'"),
     ]  # fmt: skip
     for args, message in cases:
         result = run_cli(*args)

@@ -1,7 +1,10 @@
-"""Crash safety: a writer killed with SIGKILL keeps every row older than its flush interval."""
+"""Crash safety: a writer killed with SIGKILL keeps every row older than its flush interval;
+a full disk keeps every row written before it readable."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -14,9 +17,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
-from tests.factories import TEST_META, make_record
-from tracereplay.trace import open_trace, open_writer
-from tracereplay.trace.store import scan_directory
+from tests.factories import TEST_META, make_record, realistic_records
+from tests.tmpfs import fill, small_tmpfs
+from tracereplay.errors import TraceError
+from tracereplay.trace import open_trace, open_writer, read_trace, store
+from tracereplay.trace.store import scan_directory, scan_journal
 
 FLUSH_INTERVAL_S = 1.0
 # Scheduling slack on a shared 2-core machine: the flusher thread may start late.
@@ -87,3 +92,66 @@ def test_appending_recovers_a_killed_writers_journal(tmp_path: Path) -> None:
     assert not journals, "recovery compacted the journal into a part"
     after, _ = _row_numbers(directory)
     assert after == list(range(len(before) + 1))
+
+
+def test_a_full_disk_keeps_every_row_written_before_readable(tmp_path: Path) -> None:
+    rows = list(realistic_records(20_000))
+    with small_tmpfs(tmp_path / "fs", "2m") as fs:
+        spare = fill(fs, leave_bytes=1_200_000)  # room for a few flushes, then ENOSPC
+        directory = fs / "trace"
+        writer = open_writer(directory, TEST_META)
+        offered = 0
+        with pytest.raises(TraceError, match="No space left on device"):
+            for offered, row in enumerate(rows, 1):  # counted after the loop
+                writer.write(row)
+                if offered % 500 == 0:
+                    writer.flush()
+        kept = writer.rows_flushed
+        assert 0 < kept < offered
+        with pytest.raises(TraceError, match=f"{kept} rows were written and stay readable"):
+            writer.close()
+        # the journal could not be compacted on the full disk: it is read as it is
+        got = read_trace(directory, ["path", "resp_body"])
+        assert got["path"].to_pylist() == [r.path for r in rows[:kept]]
+        assert got["resp_body"].to_pylist() == [r.resp_body for r in rows[:kept]]
+        with pytest.raises(TraceError, match=r"cannot compact _journal-000001\.arrows"):
+            open_writer(directory, TEST_META, append=True)
+        spare.unlink()  # room again: --append recovers the journal into a part
+        with open_writer(directory, TEST_META, append=True) as again:
+            again.write(make_record(path="/after", ts=rows[-1].ts))
+        parts, journals = scan_directory(directory)
+        assert parts and not journals
+        assert read_trace(directory, ["path"])["path"].to_pylist() == [
+            *(r.path for r in rows[:kept]),
+            "/after",
+        ]
+
+
+def test_a_short_write_is_cut_back_and_later_writes_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fake filesystem: from the third frame on, a write stores half its bytes, then the
+    # disk is full.
+    full = {"now": False}
+    real_write_all = store._write_all
+
+    def write_all(fd: int, data: bytes | memoryview) -> None:
+        if full["now"]:
+            real_write_all(fd, memoryview(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_all(fd, data)
+
+    monkeypatch.setattr(store, "_write_all", write_all)
+    writer = open_writer(tmp_path / "t", TEST_META)
+    for i in range(3):
+        full["now"] = i == 2
+        writer.write(make_record(path=f"/r/{i}"))
+        with contextlib.suppress(TraceError):
+            writer.flush()
+    assert writer.rows_flushed == 2 and writer.failure is not None
+    (journal,) = scan_directory(tmp_path / "t")[1].values()
+    assert scan_journal(journal).skipped == ()  # the torn frame was cut off
+    monkeypatch.undo()
+    with pytest.raises(TraceError):
+        writer.close()
+    assert read_trace(tmp_path / "t", ["path"])["path"].to_pylist() == ["/r/0", "/r/1"]

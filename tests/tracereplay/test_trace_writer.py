@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from tests.factories import TEST_META, make_record, realistic_records
-from tracereplay.errors import TraceError, TraceExistsError
+from tests.factories import TEST_META, make_record, make_table, realistic_records
+from tests.tmpfs import small_tmpfs
+from tracereplay.errors import TraceError, TraceExistsError, TraceLockedError
 from tracereplay.trace import (
     TRACE_SCHEMA,
     MemorySink,
@@ -54,27 +58,58 @@ def test_rows_reach_the_sink_within_the_flush_interval_without_more_writes() -> 
 class FailingSink(MemorySink):
     def __init__(self) -> None:
         super().__init__(TRACE_SCHEMA)
-        self.fail = True
+        self.fail = False
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
         if self.fail:
-            raise OSError("disk full")
+            raise OSError(28, "No space left on device")
         super().write_batch(batch)
 
 
-def test_a_failing_sink_keeps_the_rows_and_says_so() -> None:
+def test_a_failing_sink_stops_the_writer_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     sink = FailingSink()
     writer = TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=0.05)
     writer.write(make_record(path="/kept"))
+    writer.flush()
+    sink.fail = True
+    writer.write(make_record(path="/lost"))
     deadline = time.monotonic() + 5
-    while writer._error is None and time.monotonic() < deadline:
+    while writer.failure is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    with pytest.raises(TraceError, match="writing the trace failed: disk full"):
-        writer.write(make_record())
-    assert writer.rows_buffered == 1
-    sink.fail = False
-    writer.close()
-    assert sink.table()["path"].to_pylist() == ["/kept"]
+    message = (
+        "writing the trace failed (No space left on device): 1 rows were written and "
+        "stay readable; rows after that are lost"
+    )
+    for _ in range(3):  # stops accepting
+        with pytest.raises(TraceError) as refused:
+            writer.write(make_record())
+        assert str(refused.value) == message
+    sink.fail = False  # even with room again: the trace is not silently continued
+    with pytest.raises(TraceError, match="1 rows were written"):
+        writer.close()
+    assert sink.closed and sink.table()["path"].to_pylist() == ["/kept"]
+    assert writer.rows_flushed == 1 and writer.rows_lost == 4
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [message]
+
+
+def test_a_row_that_cannot_be_stored_is_left_out_and_the_rest_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = MemorySink(TRACE_SCHEMA)
+    with TraceWriter(sink, TRACE_SCHEMA) as writer:
+        writer.write(make_record(path="/before"))
+        writer.write(make_record(path="/raw/\udcff"))  # a str that is not UTF-8
+        writer.write(make_record(path="/after", status=70_000))  # does not fit int16
+        writer.write(make_record(path="/last"))
+    assert sink.table()["path"].to_pylist() == ["/before", "/last"]
+    assert writer.rows_rejected == 2 and writer.rows_flushed == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "a GET row could not be stored (UnicodeEncodeError); left out",
+        "a GET row could not be stored (ArrowInvalid); left out",
+    ]
 
 
 def test_write_batch_takes_columnar_rows_after_the_buffered_ones() -> None:
@@ -112,3 +147,41 @@ def test_refuses_to_write_into_an_existing_trace(tmp_path: Path) -> None:
     with open_writer(tmp_path / "t", TEST_META, append=True) as writer:
         writer.write(make_record(path="/appended"))
     assert read_trace(tmp_path / "t").num_rows == 2
+
+
+def test_one_writer_per_directory(tmp_path: Path) -> None:
+    first = open_writer(tmp_path / "t", TEST_META)
+    with pytest.raises(TraceLockedError) as err:
+        open_writer(tmp_path / "t", TEST_META, append=True)
+    assert str(err.value) == (
+        f"--out {tmp_path / 't'}: another capture or writer is writing this trace "
+        f"(pid {os.getpid()})"
+    )
+    first.write(make_record(path="/first"))
+    first.close()  # the lock goes with the writer
+    with open_writer(tmp_path / "t", TEST_META, append=True) as writer:
+        writer.write(make_record(path="/second"))
+    assert sorted(read_trace(tmp_path / "t")["path"].to_pylist()) == ["/first", "/second"]
+
+
+def test_an_out_that_cannot_be_written_is_one_error(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(TraceError) as err:
+        open_writer(a_file, TEST_META)
+    assert str(err.value) == f"--out {a_file}: exists and is not a directory"
+    with (
+        small_tmpfs(tmp_path / "ro", "1m", read_only=True) as read_only,
+        pytest.raises(TraceError) as err,
+    ):
+        open_writer(read_only / "t", TEST_META)
+    assert str(err.value) == f"--out {read_only / 't'}: cannot write there (Read-only file system)"
+
+
+def test_a_trace_written_before_an_additive_column_is_read_with_nulls(tmp_path: Path) -> None:
+    table = make_table([make_record(path="/old")]).drop_columns(["escaped"])
+    tmp_path.joinpath("t").mkdir()
+    pq.write_table(table, tmp_path / "t" / "part-000001.parquet")
+    got = read_trace(tmp_path / "t")
+    assert got.schema.remove_metadata().equals(TRACE_SCHEMA)
+    assert got["escaped"].to_pylist() == [None] and got["path"].to_pylist() == ["/old"]

@@ -48,15 +48,30 @@ def capture_cmd(
     append: Annotated[
         bool, typer.Option("--append", help="Add rows to an existing trace.")
     ] = False,
-) -> None:
-    """Record live traffic through mitmproxy into an anonymized trace (Ctrl-C stops it)."""
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Anonymizing worker processes [default: usable cores - 1, >= 1]."),
+    ] = None,
+    max_backlog: Annotated[
+        str,
+        typer.Option(
+            help="Exchanges waiting to be anonymized may hold this much; beyond it they are "
+            "left out and counted (dropped_backlog), so the proxy never slows down."
+        ),
+    ] = "4MiB",
+) -> int:
+    """Record live traffic through mitmproxy into an anonymized trace (Ctrl-C stops it).
+
+    Exit 1 when the trace could not be written to the end (a full disk): what was
+    written before stays readable.
+    """
     import logging
 
     from rich.console import Console
 
-    from tracereplay.capture.cli_support import live_status
+    from tracereplay.capture.cli_support import live_status, summary_line
     from tracereplay.capture.run import CaptureSettings, run_capture
-    from tracereplay.units import parse_duration_s, parse_host_port
+    from tracereplay.units import parse_duration_s, parse_host_port, parse_size_bytes
 
     listen_host, listen_port = parse_host_port(listen)
     flush_s = parse_duration_s(flush_interval)
@@ -73,6 +88,8 @@ def capture_cmd(
         duration_s=parse_duration_s(duration) if duration else None,
         flush_interval_s=flush_s,
         append=append,
+        workers=workers,
+        max_backlog_bytes=parse_size_bytes(max_backlog),
     )
     console = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="capture: %(message)s")
@@ -83,13 +100,9 @@ def capture_cmd(
 
     with live_status(console) as status:
         result = run_capture(settings, on_status=status, on_ready=ready)
-    s = result.stats
-    console.print(
-        f"stopped ({result.stopped_by}) after {result.elapsed_s:.1f}s: {s.flows} flows, "
-        f"{s.rows_flushed} rows written to {out}, {s.transport_errors} transport errors, "
-        f"{s.dropped} dropped",
-        highlight=False,
-    )
+    line = summary_line(result.stats, out, result.stopped_by, result.elapsed_s)
+    console.print(line, highlight=False, soft_wrap=True)
+    return EXIT_THRESHOLD if result.stats.failure is not None else EXIT_OK
 
 
 @app.command("import")
@@ -108,6 +121,7 @@ def import_cmd(
     from tracereplay.capture.anonymize.policy import load_policy
     from tracereplay.capture.anonymize.pseudonyms import load_key
     from tracereplay.capture.anonymize.record import Anonymizer
+    from tracereplay.capture.exchange import anonymizing
     from tracereplay.capture.importers.run import import_files
 
     console = Console(stderr=True)
@@ -124,7 +138,7 @@ def import_cmd(
         result = import_files(
             files,
             out,
-            to_record=anonymizer.record,
+            to_record=anonymizing(anonymizer.record),
             policy_hash=loaded.hash,
             fmt=fmt,
             progress=lambda rows: status.update(f"importing… {rows} rows"),

@@ -21,7 +21,14 @@ from tracereplay.errors import (
     TraceNotFoundError,
     TraceSchemaError,
 )
-from tracereplay.trace.schema import SCHEMA_ID, TRACE_SCHEMA, TraceMetadata, schema_id_of
+from tracereplay.trace.schema import (
+    SCHEMA_ID,
+    TRACE_SCHEMA,
+    TraceMetadata,
+    has_trace_columns,
+    schema_id_of,
+    with_additive_columns,
+)
 from tracereplay.trace.store import live_journals, read_journal
 
 
@@ -71,7 +78,11 @@ def open_trace(path: str | Path) -> Trace:
     if not metadata:
         raise TraceEmptyError(f"{directory}: no trace files (part-*.parquet) in this directory")
     parts = [ds.dataset([str(p) for p in parquet_files], format="parquet", schema=TRACE_SCHEMA)]
-    parts += [ds.dataset(t.cast(TRACE_SCHEMA)) for t in journal_tables if t.num_rows]
+    parts += [
+        ds.dataset(with_additive_columns(t).cast(TRACE_SCHEMA))
+        for t in journal_tables
+        if t.num_rows
+    ]
     dataset = ds.dataset(parts) if len(parts) > 1 else parts[0]
     trace = Trace(directory, dataset, metadata[0], files)
     if trace.num_rows == 0:
@@ -99,7 +110,7 @@ def _check_meta(path: Path, schema: pa.Schema) -> TraceMetadata:
     if found != SCHEMA_ID:
         said = f"schema {found!r}" if found else "no tracereplay schema id"
         raise TraceSchemaError(f"{path}: not a {SCHEMA_ID} file ({said})")
-    if not schema.remove_metadata().equals(TRACE_SCHEMA):
+    if not has_trace_columns(schema):
         raise TraceSchemaError(f"{path}: columns differ from {SCHEMA_ID}")
     return TraceMetadata.from_arrow(schema.metadata)
 

@@ -7,7 +7,9 @@ buffered rows go to the sink as one Arrow record batch.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from types import TracebackType
 from typing import Protocol
 
@@ -16,7 +18,12 @@ import pyarrow as pa
 from tracereplay.errors import TraceError
 from tracereplay.trace.schema import TraceRecord, records_to_batch
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_FLUSH_INTERVAL_S = 1.0
+CONVERT_CHUNK_ROWS = 1024
+"""Rows converted to Arrow at a time (~5 ms under the GIL): a proxy sharing the process
+waits at most that long for the flusher, and one journal frame holds at most this many."""
 
 
 class TraceSink(Protocol):
@@ -52,7 +59,11 @@ class TraceWriter:
 
     A row handed to `write()` reaches the sink within about `flush_interval_s`, so a
     process killed outright loses at most the rows of its last interval; `close()` loses
-    nothing. A sink failure keeps the rows buffered and is raised by the next call.
+    nothing. A row that cannot be converted (a bug upstream) is left out, counted in
+    `rows_rejected` and logged; the others go on. When the sink fails (a full disk) the
+    writer says so once in the log and stops accepting: the rows it held and every later
+    `write()` are counted in `rows_lost` and refused with a `TraceError`; what reached the
+    sink before stays readable; `close()` closes the sink, then raises that error.
     """
 
     def __init__(
@@ -70,13 +81,18 @@ class TraceWriter:
         self.max_buffer_rows = max_buffer_rows
         self._sink = sink
         self._buffer: list[TraceRecord] = []
-        self._buffer_lock = threading.Lock()
         self._sink_lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
         self._closed = False
-        self._error: BaseException | None = None
+        self._error: TraceError | None = None
+        self._refusing = False  # closing or failed: the one flag write() reads
         self.rows_flushed = 0
+        """Rows the sink has taken (durable: a killed process keeps them)."""
+        self.rows_rejected = 0
+        """Rows left out because they could not be converted to the trace schema."""
+        self.rows_lost = 0
+        """Rows refused or dropped after the sink failed."""
         self._thread = threading.Thread(target=self._run, name="trace-writer", daemon=True)
         self._thread.start()
 
@@ -84,51 +100,73 @@ class TraceWriter:
     def rows_buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def failure(self) -> TraceError | None:
+        """The sink's failure, once it failed (one line, what was kept and lost)."""
+        return self._error
+
     def write(self, record: TraceRecord) -> None:
         """Queue one row; cheap, never blocks on IO."""
-        if self._closing or self._error is not None:
-            self._check()
-        with self._buffer_lock:
-            self._buffer.append(record)
-            full = len(self._buffer) >= self.max_buffer_rows
-        if full:
+        if self._refusing:
+            self._refuse(1)
+        buffer = self._buffer
+        buffer.append(record)  # atomic; only the flusher removes, from the front
+        if len(buffer) >= self.max_buffer_rows:
             self._wake.set()
 
     def write_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Hand an already columnar batch straight to the sink (after what is buffered)."""
-        self._check()
+        if self._refusing:
+            self._refuse(batch.num_rows)
         self.flush()
         batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
         with self._sink_lock:
-            for part in batches:
-                self._sink.write_batch(part.cast(self.schema))
+            for index, part in enumerate(batches):
+                try:
+                    self._sink.write_batch(part.cast(self.schema))
+                except Exception as exc:
+                    self._fail(exc, sum(b.num_rows for b in batches[index:]))
+                    raise self._error from exc  # type: ignore[misc]  # set by _fail
                 self.rows_flushed += part.num_rows
 
     def flush(self) -> None:
-        """Send every buffered row to the sink now."""
+        """Send every buffered row to the sink now; a `TraceError` once the sink failed."""
         with self._sink_lock:
-            with self._buffer_lock:
-                records, self._buffer = self._buffer, []
-            if not records:
-                return
-            try:
-                self._sink.write_batch(records_to_batch(records, self.schema))
-            except BaseException:
-                with self._buffer_lock:  # keep them: nothing captured is dropped
-                    self._buffer[:0] = records
-                raise
-            self.rows_flushed += len(records)
+            buffer = self._buffer
+            count = len(buffer)
+            records = buffer[:count]
+            del buffer[:count]  # rows appended meanwhile stay, for the next flush
+            if self._error is not None:
+                self.rows_lost += len(records)
+                raise self._error
+            for start in range(0, len(records), CONVERT_CHUNK_ROWS):
+                if start:
+                    time.sleep(0)  # Arrow's conversion holds the GIL: let others run between
+                batch = self._to_batch(records[start : start + CONVERT_CHUNK_ROWS])
+                if batch is None:
+                    continue
+                try:
+                    self._sink.write_batch(batch)
+                except Exception as exc:
+                    self._fail(exc, len(records) - start)
+                    raise self._error from exc  # type: ignore[misc]  # set by _fail
+                self.rows_flushed += batch.num_rows
 
     def close(self) -> None:
-        """Flush everything and close the sink. Idempotent."""
+        """Flush everything and close the sink. Idempotent; raises the sink's failure."""
         if self._closed:
             return
-        self._closing = True
+        self._closing = self._refusing = True
         self._wake.set()
         self._thread.join()
-        self.flush()
-        self._sink.close()
-        self._closed = True
+        try:
+            if self._error is None:
+                self.flush()
+        finally:
+            self._closed = True
+            self._sink.close()
+        if self._error is not None:
+            raise self._error
 
     def __enter__(self) -> TraceWriter:
         return self
@@ -141,11 +179,43 @@ class TraceWriter:
     ) -> None:
         self.close()
 
-    def _check(self) -> None:
+    def _refuse(self, rows: int) -> None:
         if self._closing:
             raise TraceError("trace writer is closed")
-        if self._error is not None:
-            raise TraceError(f"writing the trace failed: {self._error}") from self._error
+        self.rows_lost += rows
+        assert self._error is not None
+        raise self._error
+
+    def _fail(self, exc: Exception, rows: int) -> None:
+        self._refusing = True
+        self.rows_lost += rows
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        self._error = TraceError(
+            f"writing the trace failed ({reason or type(exc).__name__}): "
+            f"{self.rows_flushed} rows were written and stay readable; "
+            "rows after that are lost"
+        )
+        logger.error("%s", self._error)
+
+    def _to_batch(self, records: list[TraceRecord]) -> pa.RecordBatch | None:
+        """`records` as one batch, leaving out (and counting) any that cannot convert."""
+        try:
+            return records_to_batch(records, self.schema)
+        except _ROW_ERRORS:
+            pass
+        good = []
+        for record in records:
+            try:
+                records_to_batch([record], self.schema)
+            except _ROW_ERRORS as exc:
+                # Type only: a message could quote the value.
+                self.rows_rejected += 1
+                logger.error(
+                    "a %s row could not be stored (%s); left out", record.method, type(exc).__name__
+                )
+            else:
+                good.append(record)
+        return records_to_batch(good, self.schema) if good else None
 
     def _run(self) -> None:
         while not self._closing:
@@ -153,6 +223,9 @@ class TraceWriter:
             self._wake.clear()
             try:
                 self.flush()
-            except Exception as exc:  # surfaced by the next write() or close()
-                self._error = exc
+            except TraceError:  # logged once by _fail; write() and close() raise it
                 return
+
+
+# What converting one bad row can raise (a surrogate in a str, a wrong type, a huge int).
+_ROW_ERRORS = (pa.ArrowException, UnicodeError, TypeError, ValueError, OverflowError)

@@ -1,0 +1,126 @@
+"""The anonymizing worker process of a capture, and the session keys given back in order.
+
+A worker turns `Exchange`s into rows with the anonymizer, a pure function of (policy, key);
+the one thing that depends on earlier exchanges — which session a credential belongs to,
+e.g. a token handed out by a login — is decided in the recorder, in submission order, by
+`SessionOrder`, so rows anonymized by different workers still share their sessions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from typing import Protocol
+
+from tracereplay.trace import TraceRecord
+
+from .anonymize.policy import Policy
+from .exchange import Exchange, anonymizing
+
+WORKER_NICENESS = 19
+"""Workers yield the CPU to the proxy: a busy capture leaves exchanges out, never slows traffic."""
+
+Credential = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Anonymized:
+    """What a worker sends back for exchange `seq`: its row, or why there is none."""
+
+    seq: int
+    record: TraceRecord | None
+    carried: Sequence[Credential] = ()
+    """Credentials the (anonymized) request carries, strongest first."""
+    yielded: Sequence[Credential] = ()
+    """Credentials the (anonymized) response hands out."""
+    client_addr: str | None = None
+    error: str | None = None
+    """Type name of the exception that stopped anonymizing (never its message)."""
+
+
+class WorkerSpec(Protocol):
+    """Picklable: builds, inside a worker process, the function that anonymizes."""
+
+    def build(self) -> Callable[[int, Exchange], Anonymized]: ...
+
+
+@dataclass(frozen=True)
+class AnonymizerSpec:
+    """The capture's anonymizer: policy and key (the key crosses a pipe, never a disk)."""
+
+    policy: Policy
+    key: bytes
+
+    def __repr__(self) -> str:
+        return "AnonymizerSpec(key=<hidden>)"
+
+    def build(self) -> Callable[[int, Exchange], Anonymized]:
+        from .anonymize.record import Anonymizer
+        from .anonymize.sessions import request_credentials, response_credentials
+
+        policy = self.policy
+        to_record = anonymizing(Anonymizer(policy, self.key).record)
+
+        def anonymize(seq: int, ex: Exchange) -> Anonymized:
+            record = to_record(ex)
+            carried = request_credentials(policy, record.req_headers, record.req_body)
+            ok = record.status is not None and record.status < 400
+            yielded = response_credentials(policy, record.resp_headers, record.resp_body)
+            return Anonymized(seq, record, carried, yielded if ok else (), ex.client_addr)
+
+        return anonymize
+
+    def session_order(self) -> SessionOrder:
+        return SessionOrder(self.key)
+
+
+class SessionOrder:
+    """Gives rows their session key in submission order (see the module docstring)."""
+
+    def __init__(self, key: bytes) -> None:
+        from .anonymize.pseudonyms import Pseudonymizer
+        from .anonymize.sessions import SessionTracker
+
+        self._tracker = SessionTracker(Pseudonymizer(key))
+
+    def apply(self, result: Anonymized) -> TraceRecord:
+        assert result.record is not None
+        session = self._tracker.session_for(result.carried, result.yielded, result.client_addr)
+        if session == result.record.session:
+            return result.record
+        return replace(result.record, session=session)
+
+
+def worker_main(spec: WorkerSpec, tasks: Connection, results: Connection) -> None:
+    """A worker process: anonymize what `tasks` brings until it ends (None or EOF).
+
+    Ignores SIGINT/SIGTERM (Ctrl-C reaches the whole process group; the recorder drains
+    the workers itself) and exits when the parent's end of `tasks` closes, so a capture
+    killed with SIGKILL leaves no worker behind.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
+    anonymize = spec.build()
+    while True:
+        try:
+            message = tasks.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        seq, exchange = message
+        try:
+            result = anonymize(seq, exchange)
+        except Exception as exc:
+            # Never the raw exchange, nor the message (it could quote raw data).
+            result = Anonymized(seq, None, error=type(exc).__name__)
+        try:
+            results.send(result)
+        except (OSError, EOFError):  # the capture is gone
+            return
