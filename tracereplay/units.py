@@ -52,3 +52,29 @@ def parse_host_port(text: str, *, default_host: str = "127.0.0.1") -> tuple[str,
     if not 0 <= port <= 65535:
         raise UsageError(f"port out of range in {text!r}")
     return host, port
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?")
+_SIZE_UNITS = {
+    None: 1, "b": 1,
+    "k": 1024, "kb": 1000, "kib": 1024,
+    "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
+    "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
+    "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
+}  # fmt: skip
+
+
+def parse_size_bytes(text: str) -> int:
+    """Bytes in "8MiB", "512k", "2GB", "1024"; a bare number is bytes (K, M, G alone are
+    binary, as in `ulimit`).
+
+    >>> parse_size_bytes("8MiB")
+    8388608
+    """
+    match = _SIZE.fullmatch(text.strip().lower())
+    if match is None:
+        raise UsageError(f"not a size: {text!r} (use bytes or forms like 512KiB, 8MiB, 2GB)")
+    size = float(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    if not math.isfinite(size) or size >= 2**63:
+        raise UsageError(f"not a size: {text!r} (too large)")
+    return int(size)

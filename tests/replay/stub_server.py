@@ -3,6 +3,7 @@ what it receives, can stall, redirect, and be stopped mid-run."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -73,3 +74,49 @@ def stub_server(delay_s: float = 0.0, redirect_to: str | None = None) -> Iterato
         yield stub
     finally:
         stub.stop()
+
+
+@dataclass
+class Listener:
+    """A TCP port on 127.0.0.1 that only records who connects (and what they sent first)."""
+
+    port: int
+    address: str
+    connections: list[tuple[float, bytes]] = field(default_factory=list)
+
+
+@contextmanager
+def connection_recorder() -> Iterator[Listener]:
+    """A listener on another loopback port: every connection to it is recorded, read for
+    a moment and closed. A replay that must talk only to --host must leave it empty."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    sock.settimeout(0.1)
+    port = sock.getsockname()[1]
+    listener = Listener(port, f"127.0.0.1:{port}")
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(0.5)
+                try:
+                    first = conn.recv(4096)
+                except OSError:
+                    first = b""
+                listener.connections.append((time.time(), first))
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        sock.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,15 @@ import typer
 
 from tracereplay.cli_app import EXIT_OK, EXIT_THRESHOLD, EnableSloOpt, SloOpt, app
 from tracereplay.errors import UsageError
+
+
+def _session_timeout_s(text: str) -> float:
+    from tracereplay.units import parse_duration_s
+
+    timeout_s = parse_duration_s(text)
+    if not math.isfinite(timeout_s) or timeout_s <= 0:
+        raise UsageError(f"--session-timeout must be > 0, not {text!r}")
+    return timeout_s
 
 
 @app.command("model")
@@ -25,11 +35,10 @@ def model_cmd(
     from rich.console import Console
 
     from tracereplay.models.model import build_model, default_model_path, write_model
-    from tracereplay.units import parse_duration_s
+    from tracereplay.outdir import check_out_file
 
-    timeout_s = parse_duration_s(session_timeout)
-    if timeout_s <= 0:
-        raise UsageError("--session-timeout must be > 0")
+    timeout_s = _session_timeout_s(session_timeout)
+    path = check_out_file(out or default_model_path(trace))
     console = Console(stderr=True)
     with console.status("modelling…") as status:
 
@@ -39,7 +48,7 @@ def model_cmd(
                 console.print(f"model: {name}", highlight=False)
 
         model = build_model(trace, session_timeout_s=timeout_s, progress=stage)
-    path = write_model(model, out or default_model_path(trace))
+    write_model(model, path)
     prov = model["provenance"]
     console.print(
         f"model of {prov['rows']} requests, {prov['sessions']} sessions, "
@@ -69,18 +78,27 @@ def synthesize_cmd(
     """Write synthetic sessions drawn from a model (request side; no target needed)."""
     from rich.console import Console
 
-    from tracereplay.models.model import load_model
+    from tracereplay.models.arrivals import ARRIVAL_PROCESSES, ArrivalModel
+    from tracereplay.models.model import check_draw, load_model
     from tracereplay.models.synthesize import synthesize
+    from tracereplay.outdir import check_out_dir, removed_on_failure
     from tracereplay.units import parse_duration_s
 
+    check_out_dir(out)
     loaded = load_model(model)
+    duration_s = parse_duration_s(duration) if duration else None
+    if arrivals not in ARRIVAL_PROCESSES:
+        raise UsageError(f"--arrivals {arrivals!r}: choose one of {', '.join(ARRIVAL_PROCESSES)}")
+    check_draw(
+        ArrivalModel.from_json(loaded["arrivals"]), scale=scale, duration_s=duration_s, seed=seed
+    )
     console = Console(stderr=True)
-    with console.status("synthesizing…") as status:
+    with console.status("synthesizing…") as status, removed_on_failure(out):
         result = synthesize(
             loaded,
             out,
             scale=scale,
-            duration_s=parse_duration_s(duration) if duration else None,
+            duration_s=duration_s,
             seed=seed,
             arrivals=arrivals,
             progress=lambda done, total: status.update(f"synthesizing… {done}/{total} sessions"),
@@ -116,11 +134,16 @@ def compare_cmd(
     from tracereplay.models.compare import compare_sessionized, load_pair, write_compare
     from tracereplay.models.compare_render import render_compare
     from tracereplay.models.slo import load_slos, render_slos
-    from tracereplay.units import parse_duration_s
+    from tracereplay.outdir import check_out_dir, removed_on_failure
 
+    timeout_s = _session_timeout_s(session_timeout)
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise UsageError(f"--scale must be a finite number > 0, not {scale!r}")
+    if out is not None:
+        check_out_dir(out, empty=False)
     slos = load_slos(slo)
     # Each trace is read and sessionized once, for the numbers and the report alike.
-    real_s, other_s = load_pair(real, other, session_timeout_s=parse_duration_s(session_timeout))
+    real_s, other_s = load_pair(real, other, session_timeout_s=timeout_s)
     result = compare_sessionized(
         real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slo or ()
     )
@@ -131,9 +154,11 @@ def compare_cmd(
     if out is not None:
         from tracereplay.models.report import render_report, write_report
 
-        path = write_compare(result, out)
         title = f"{real.name} vs {other.name}"
-        report = write_report(render_report(result.to_json(), real_s, other_s, title=title), out)
+        with removed_on_failure(out):
+            path = write_compare(result, out)
+            html = render_report(result.to_json(), real_s, other_s, title=title)
+            report = write_report(html, out)
         Console(stderr=True).print(f"wrote {path} and {report}", highlight=False)
     # Exit 1 when a fidelity goal that could be computed was missed (DESIGN: thresholds).
     failed = result.fidelity_passed is False or result.slo_passed is False
