@@ -138,8 +138,7 @@ class ReplayDriver:
                 gevent.wait([done, self._failed], timeout=self.settings.grace_s, count=1)
                 done.kill()
         finally:
-            self.sessions.cut += len(self._group)
-            self._group.kill(block=True, timeout=5)
+            self._group.kill(block=True, timeout=5)  # each one killed counts itself as cut
             self.writer.close()
         if self._failure is not None:
             raise self._failure
@@ -148,7 +147,6 @@ class ReplayDriver:
         """End now (Locust is quitting): cut the running sessions, recording the request
         each was waiting on, and close the writer. `run` then returns at once."""
         self._stopping = True
-        self.sessions.cut += len(self._group)
         self._group.kill(block=True, timeout=5)
         self.writer.close()
 
@@ -156,8 +154,10 @@ class ReplayDriver:
         try:
             self._play(session, intended_wall_s, zero_mono_s)
         except gevent.GreenletExit:
+            self.sessions.cut += 1
             raise
         except Exception as exc:  # a bug or an unsafe request: the run must not go on quietly
+            self.sessions.failed += 1
             if self._failure is None and not self._stopping:
                 self._failure = exc
             self._failed.set()

@@ -72,17 +72,17 @@ def configure(environment: Any, **_: Any) -> None:
     if isinstance(runner, MasterRunner):
         done: set[int] = set()
 
-        def on_done(message: Any, **_: Any) -> None:
-            done.add(int(message.data.get("worker", -1)))
+        def on_done(environment: Any, msg: Any, **_: Any) -> None:
+            done.add(int(msg.data.get("worker", -1)))
             if len(done) >= TraceReplay.workers:
                 runner.quit()  # every worker played its shard: the run is over
 
-        def on_error(message: Any, **_: Any) -> None:
+        def on_error(environment: Any, msg: Any, **_: Any) -> None:
             # The worker's line, kept here too: a worker on another machine writes its own
             # error file there. One failure ends the whole run.
-            worker = int(message.data.get("worker", -1))
+            worker = int(msg.data.get("worker", -1))
             directory = Path(TraceReplay.out) / WORKERS_DIR / f"worker-{worker}"
-            write_worker_error(directory, str(message.data.get("line", "failed")))
+            write_worker_error(directory, str(msg.data.get("line", "failed")))
             environment.process_exit_code = WORKER_FAILED_EXIT
             runner.quit()
 

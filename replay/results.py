@@ -88,6 +88,8 @@ class SessionLog:
     completed: int = 0
     login_failed: int = 0
     cut: int = 0
+    failed: int = 0
+    """Sessions that raised (each ends the run: see ReplayDriver)."""
     lateness_ms: list[float] = field(default_factory=list)
     zero_s: float = 0.0
     """Epoch seconds of the worker's plan time 0 (its sessions' start times count from it)."""
@@ -159,7 +161,7 @@ class ResultWriter:
             return
         self.closed = True
         log = self.sessions
-        log.cut = max(log.cut, log.started - log.completed - log.login_failed)
+        log.cut = max(log.cut, log.started - log.completed - log.login_failed - log.failed)
         self.flush_timing()
         self._timing.close()
         self._timing_file.close()
@@ -195,7 +197,7 @@ def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
         sessions_file = directory / "sessions.json"
         if sessions_file.exists():
             data = json.loads(sessions_file.read_text())
-            for key in ("planned", "started", "completed", "login_failed", "cut"):
+            for key in ("planned", "started", "completed", "login_failed", "cut", "failed"):
                 setattr(logs, key, getattr(logs, key) + int(data.get(key, 0)))
             logs.lateness_ms.extend(float(v) for v in data.get("lateness_ms", []))
             zeros.append(float(data.get("zero_s", 0.0)))
@@ -255,6 +257,7 @@ def summarize(timing: pa.Table, logs: SessionLog, duration_s: float) -> dict[str
         "sessions_completed": logs.completed,
         "sessions_login_failed": logs.login_failed,
         "sessions_cut": logs.cut,
+        "sessions_failed": logs.failed,
         "requests": requests,
         "failures": int(requests - int(ok.sum())),
         "requests_timed_out": timed_out,

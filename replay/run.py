@@ -40,6 +40,8 @@ __all__ = ["RUN_TIME_MARGIN_S", "ReplayOutcome", "ReplaySettings", "check", "run
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_MAX_RSS = 4 << 30
 LOCUST_STOP_TIMEOUT_S = 3
+MERGE_RESERVE_S = 1.0
+"""Of --run-time, kept for merging the workers' results after they stopped."""
 STOP_WAIT_S = 5.0
 """How long the children get to stop by themselves (within --run-time) before SIGKILL."""
 
@@ -118,15 +120,21 @@ def locust_argv(settings: ReplaySettings, run_time_s: float) -> list[str]:
 
 
 def run_replay(
-    settings: ReplaySettings, on_tick: Callable[[float, float], None] | None = None
+    settings: ReplaySettings,
+    on_tick: Callable[[float, float], None] | None = None,
+    *,
+    started: float | None = None,
 ) -> ReplayOutcome:
     """Run the replay to its end (or a stop signal, or a failure) and write summary.json;
-    see the module doc."""
+    see the module doc. --run-time counts from `started` (time.monotonic(); default now:
+    the command passes the moment it began, before its imports)."""
+    started = time.monotonic() if started is None else started
     checked = check(settings)
-    started = time.monotonic()
-    deadline = started + checked.run_time_s
+    # The children are stopped by the deadline; what is left is for merging the results.
+    deadline = started + checked.run_time_s - MERGE_RESERVE_S
     settings.out.mkdir(exist_ok=True)
-    locust_s = max(1, math.floor(checked.run_time_s - stop_budget_s(checked.run_time_s)))
+    remaining_s = deadline - time.monotonic()
+    locust_s = max(1, math.floor(remaining_s - stop_budget_s(checked.run_time_s)))
     base = locust_argv(settings, locust_s)
     users = str(settings.processes)
     main = [

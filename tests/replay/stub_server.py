@@ -19,8 +19,12 @@ class Stub:
     url: str
     delay_s: float = 0.0
     redirect_to: str | None = None
+    body_size: int = 0
+    """When > 0, every answer is a body of this many bytes, streamed (never held)."""
     received: list[tuple[float, str, str]] = field(default_factory=list)
     """(time, method, path) of every request."""
+    body_bytes_sent: list[int] = field(default_factory=list)
+    """With body_size: how much of each body went out before the client closed."""
     server: ThreadingHTTPServer | None = None
 
     def stop(self) -> None:
@@ -31,9 +35,11 @@ class Stub:
 
 
 @contextmanager
-def stub_server(delay_s: float = 0.0, redirect_to: str | None = None) -> Iterator[Stub]:
+def stub_server(
+    delay_s: float = 0.0, redirect_to: str | None = None, body_size: int = 0
+) -> Iterator[Stub]:
     port = free_port()
-    stub = Stub(f"http://127.0.0.1:{port}", delay_s, redirect_to)
+    stub = Stub(f"http://127.0.0.1:{port}", delay_s, redirect_to, body_size)
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -53,12 +59,30 @@ def stub_server(delay_s: float = 0.0, redirect_to: str | None = None) -> Iterato
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if stub.body_size:
+                self._stream(stub.body_size)
+                return
             body = b'{"status":"success","data":{}}'
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _stream(self, size: int) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            chunk, sent = b"\0" * 65536, 0
+            try:
+                while sent < size:
+                    self.wfile.write(chunk[: size - sent])
+                    sent += min(len(chunk), size - sent)
+            except OSError:  # the client closed the connection: what it did not read
+                self.close_connection = True
+            with lock:
+                stub.body_bytes_sent.append(sent)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
 

@@ -109,7 +109,8 @@ def test_a_run_with_credentials_sends_nothing_elsewhere_and_writes_no_password(
     assert len(logins) >= 6
     assert listener.connections == []
     files = [p for p in out.rglob("*") if p.is_file()]
-    assert {"summary.json", "timing.parquet", "locust.log", "locust.html"} <= {p.name for p in files}
+    written = {p.name for p in files}
+    assert {"summary.json", "timing.parquet", "locust.log", "locust.html"} <= written
     for path in files:
         data = path.read_bytes()
         for email, password in accounts:
