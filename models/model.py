@@ -384,16 +384,19 @@ def expected_sessions(
     --scale 1e9 before anything is allocated."""
     end_s = arrivals.span_s if duration_s is None else duration_s * speed
     rates = np.asarray(arrivals.rates_per_s, dtype=float)
-    widths = np.full(len(rates), arrivals.bucket_s)
-    if len(widths):
-        widths[-1] = arrivals.span_s - arrivals.bucket_s * (len(widths) - 1)
-    within = min(end_s, arrivals.span_s)
-    covered = np.clip(within - np.arange(len(rates)) * arrivals.bucket_s, 0, widths)
-    total = float(np.sum(rates * covered))
-    if end_s > arrivals.span_s:
-        beyond = arrivals.day_profile or ((float(np.sum(rates * widths)) / arrivals.span_s,)
-                                          if arrivals.span_s > 0 else (0.0,))  # fmt: skip
-        total += float(np.mean(beyond)) * (end_s - arrivals.span_s)
+    starts = np.arange(len(rates)) * arrivals.bucket_s
+    widths = np.minimum(starts + arrivals.bucket_s, arrivals.span_s) - starts
+
+    def within(t_s: float) -> float:  # ∫ λ over [0, t_s], t_s inside the span
+        return float(np.sum(rates * np.clip(t_s - starts, 0.0, widths)))
+
+    total = within(min(end_s, arrivals.span_s))
+    if end_s > arrivals.span_s > 0:
+        if arrivals.day_profile:  # continued by hour of day: its mean rate
+            total += float(np.mean(arrivals.day_profile)) * (end_s - arrivals.span_s)
+        else:  # the whole span repeated
+            repeats, rest = divmod(end_s, arrivals.span_s)
+            total = repeats * within(arrivals.span_s) + within(rest)
     return scale * total / speed
 
 

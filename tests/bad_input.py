@@ -29,18 +29,20 @@ def assert_exit_2(
     says: str | None = None,
     out: Path | None = None,
 ) -> str:
-    """Run `argv`; it must exit 2 with one error line (containing `says`), and `out`, when
-    given, must be absent or as empty as before. Returns the message."""
+    """Run `argv`; it must exit 2 with one error line, the last (containing `says`; a
+    command's progress lines may come before it), no traceback, and `out`, when given,
+    absent or as it was before. Returns the message."""
     before = _listing(out)
     code, err = run_cli(argv, capsys)
     lines = err.strip().splitlines()
     assert code == 2, (code, err)
-    assert len(lines) == 1 and lines[0].startswith(ERROR_PREFIX), err
+    assert "Traceback" not in err, err
+    assert [line for line in lines if line.startswith(ERROR_PREFIX)] == lines[-1:], err
     if says is not None:
-        assert says in lines[0], lines[0]
+        assert says in lines[-1], lines[-1]
     if out is not None:
         assert _listing(out) == before, f"{out} changed: {before} -> {_listing(out)}"
-    return lines[0][len(ERROR_PREFIX) :]
+    return lines[-1][len(ERROR_PREFIX) :]
 
 
 def _listing(out: Path | None) -> list[str] | None:
