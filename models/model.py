@@ -254,13 +254,18 @@ def _check_endpoint(name: str, spec: Any, fail: Callable[[str, str], ConfigError
         raise fail(f"{field}.template", f"{_short(template)} is not a path template")
     for param, kind in _mapping(spec.get("params", {}), f"{field}.params", fail).items():
         _check_param(kind, f"{field}.params[{param!r}]", fail)
+    body, query = spec.get("body"), spec.get("query")
+    body = None if body is None else _mapping(body, f"{field}.body", fail)
+    query = None if query is None else _mapping(query, f"{field}.query", fail)
     try:
-        if spec.get("body") is not None:
-            BodyModel.from_json(_mapping(spec["body"], f"{field}.body", fail))
-        if spec.get("query") is not None:
-            QueryModel.from_json(_mapping(spec["query"], f"{field}.query", fail))
-    except (ConfigError, RecursionError) as exc:
-        raise fail(field, str(exc) or "nested too deeply") from None
+        if body is not None:
+            BodyModel.from_json(body)
+        if query is not None:
+            QueryModel.from_json(query)
+    except ConfigError as exc:
+        raise fail(field, str(exc)) from None
+    except _DRAW_ERRORS as exc:  # a payload tree of the wrong shape (e.g. a list as a kind)
+        raise fail(field, f"not a payload model ({type(exc).__name__})") from None
 
 
 def _check_param(spec: Any, field: str, fail: Callable[[str, str], ConfigError]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -77,6 +78,7 @@ def replay_cmd(
     drift; stress replays the busiest window at each N of --steps until an SLO fails and
     reports the capacity (exit 1 when an SLO fails at the first step).
     """
+    started = time.monotonic()  # --run-time bounds the whole command, imports included
     from rich.console import Console
 
     from tracereplay.replay.run import ReplaySettings, run_replay
@@ -112,6 +114,7 @@ def replay_cmd(
         outcome = run_replay(
             settings,
             on_tick=lambda t, w: status.update(f"replaying… {t:.0f} s (plan window {w:.0f} s)"),
+            started=started,
         )
     s = outcome.summary
     if "profile" in s:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,10 @@ _PARQUET = ds.ParquetFileFormat(
 )
 
 
+_TS_LOW_US = 0  # 1970-01-01, microseconds since the epoch (the ts column's unit)
+_TS_HIGH_US = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
+
+
 @dataclass(frozen=True)
 class Trace:
     """A checked trace directory."""
@@ -55,6 +60,11 @@ class Trace:
         wanted = columns if columns is None or not sort or "ts" in columns else [*columns, "ts"]
         with self._reading():
             table = self.dataset.to_table(columns=wanted)
+            # A damaged page may decode to text that is not UTF-8 or to dictionary indices
+            # out of range; pyarrow checks neither on read, everything after would trip.
+            table.validate(full=True)
+        if "ts" in table.column_names and table.num_rows:
+            self._check_times(table["ts"])
         if sort:
             table = table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending")]))
             if columns is not None and "ts" not in columns:
@@ -68,6 +78,14 @@ class Trace:
         an undecodable page is a `TraceCorruptError`, as in `to_table`."""
         with self._reading():
             yield from self.dataset.to_batches(columns=columns, **options)
+
+    def _check_times(self, ts: pa.ChunkedArray) -> None:
+        """Times a capture can have: a damaged page can decode to any number at all."""
+        low, high = (v.value for v in pc.min_max(ts).values())
+        if low is None or high is None or not _TS_LOW_US <= low <= high <= _TS_HIGH_US:
+            raise TraceCorruptError(
+                f"{self.path}: a trace file is damaged (a request time outside 1970..2200)"
+            )
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
