@@ -48,6 +48,9 @@ class CheckedRun:
     run_time_s: float
     """Hard bound on the whole run, stopping included."""
     credentials: tuple[Credential, ...]
+    sessions_expected: float
+    """About how many sessions the plan holds (model: expected count; trace: captured
+    sessions × copies)."""
 
 
 def check(settings: ReplaySettings) -> CheckedRun:
@@ -69,11 +72,11 @@ def check(settings: ReplaySettings) -> CheckedRun:
             raise UsageError(f"--credentials {settings.credentials}: no such file")
         credentials = tuple(load_credentials(settings.credentials))
     kind = load_source(settings.source)
-    window_s = _check_source(settings, kind)
+    window_s, expected = _check_source(settings, kind)
     run_time_s = settings.run_time_s or (
         window_s + settings.grace_s + RUN_TIME_MARGIN_S + STOP_BUDGET_S
     )
-    return CheckedRun(kind, origin, window_s, run_time_s, credentials)
+    return CheckedRun(kind, origin, window_s, run_time_s, credentials, expected)
 
 
 def stop_budget_s(run_time_s: float) -> float:
@@ -110,23 +113,23 @@ def _check_numbers(settings: ReplaySettings) -> None:
         raise UsageError(f"--max-rss must be >= {MIN_MAX_RSS >> 20} MiB")
 
 
-def _check_source(settings: ReplaySettings, kind: str) -> float:
-    """The plan window in wall seconds, after checking what the source would send and
-    how many sessions it would plan."""
+def _check_source(settings: ReplaySettings, kind: str) -> tuple[float, float]:
+    """(the plan window in wall seconds, the sessions expected), after checking what the
+    source would send and how many sessions it would plan."""
     if kind == "model":
         model = load_model(settings.source)
         check_model_requests(model, str(settings.source))
         if settings.profile is not None:
             shaped = profile_shape(settings)
-            check_draw(shaped.arrivals, scale=shaped.scale, speed=settings.speed,
-                       duration_s=None, seed=settings.seed)  # fmt: skip
-            return shaped.window_s
+            expected = check_draw(shaped.arrivals, scale=shaped.scale, speed=settings.speed,
+                                  duration_s=None, seed=settings.seed)  # fmt: skip
+            return shaped.window_s, expected
         arrivals = ArrivalModel.from_json(model["arrivals"])
-        check_draw(arrivals, scale=settings.scale, speed=settings.speed,
-                   duration_s=settings.duration_s, seed=settings.seed)  # fmt: skip
+        expected = check_draw(arrivals, scale=settings.scale, speed=settings.speed,
+                              duration_s=settings.duration_s, seed=settings.seed)  # fmt: skip
         if settings.duration_s is not None:
-            return settings.duration_s
-        return arrivals.span_s / settings.speed
+            return settings.duration_s, expected
+        return arrivals.span_s / settings.speed, expected
     if settings.profile is not None:
         raise UsageError(
             f"--profile {settings.profile} shapes a model's arrivals: replay a model file "
@@ -143,8 +146,10 @@ def _check_source(settings: ReplaySettings, kind: str) -> float:
             f"{MAX_PLANNED_SESSIONS:,}): lower --scale"
         )
     if settings.duration_s is not None:
-        return settings.duration_s
-    return (info.last_ts - info.first_ts).total_seconds() / settings.speed
+        return settings.duration_s, float(info.sessions * copies)
+    return (info.last_ts - info.first_ts).total_seconds() / settings.speed, float(
+        info.sessions * copies
+    )
 
 
 def profile_shape(settings: ReplaySettings) -> Shape:

@@ -177,6 +177,13 @@ def run_replay(
     errors = worker_errors(settings.out)
     failure = errors[0] if errors else failure
     summary = merge_workers(settings.out, duration_s=checked.window_s)
+    nothing = not summary["sessions_planned"] and checked.sessions_expected >= 1
+    if failure is None and stopped_by is None and nothing:  # not a quiet "0/0 sessions"
+        failure = (
+            f"no session was played: --run-time ({checked.run_time_s:g} s) ended while the "
+            f"workers were still planning about {checked.sessions_expected:,.0f} sessions; "
+            "give a longer --run-time or a smaller --scale"
+        )
     if settings.profile is not None:
         summary["profile"] = _profile_report(settings, summary, memory)
         (settings.out / "summary.json").write_text(

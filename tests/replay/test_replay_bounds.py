@@ -151,3 +151,19 @@ def test_max_rss_stops_the_run_with_one_line(
     assert "over --max-rss 64 MiB" in err.splitlines()[-1]
     assert elapsed < 20  # stopped at once, not at the end of the 30 s window
     assert (out / "summary.json").exists()
+
+
+def test_a_run_that_ends_before_any_session_is_not_a_quiet_success(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--scale 1e4 of a 30-session model plans 300,000 sessions: more than 8 s of planning,
+    so the bound ends the run first. That is said, with exit 2, not "0/0 sessions"."""
+    model = tiny_model(tmp_path, sessions=30, span_s=8.0)
+    with stub_server() as stub:
+        started = time.monotonic()
+        code = main(["replay", str(model), "--host", stub.url, "--out", str(tmp_path / "run"),
+                     "--scale", "1e4", "--max-rps", "50", "--run-time", "8s"])  # fmt: skip
+        elapsed = time.monotonic() - started
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and elapsed < 8 + 2
+    assert "no session was played" in err[-1] and "300,000 sessions" in err[-1]
