@@ -7,11 +7,12 @@ from __future__ import annotations
 import io
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tracereplay.cli import main
 
@@ -78,3 +79,30 @@ def mutate(data: bytes, edits: list[tuple[int, int, int]]) -> bytes:
         else:
             del buf[i : i + value]
     return bytes(buf)
+
+
+EDITS = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, 2**31), st.integers(0, 255)),
+    min_size=1, max_size=6,
+)  # fmt: skip
+"""Edits for `mutate`: a few flips, cuts, insertions and deletions anywhere."""
+
+
+def fuzz_damaged(
+    data: bytes, name: str, base: Path, use: Callable[[Path, Path], None], examples: int = 60
+) -> None:
+    """Write `data`, damaged by random `EDITS`, as `name` in a scratch directory and call
+    `use(file, directory)`, `examples` times; fails unless that many ran."""
+    ran: list[int] = []
+
+    @settings(FUZZ, max_examples=examples)
+    @given(EDITS)
+    def check(edits: list[tuple[int, int, int]]) -> None:
+        ran.append(1)
+        with scratch(base) as work:
+            path = work / name
+            path.write_bytes(mutate(data, edits))
+            use(path, work)
+
+    check()
+    assert len(ran) >= examples, len(ran)

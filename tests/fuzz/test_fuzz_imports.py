@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from mitmproxy.test import tflow
 
 from tests.capture.har_factory import chrome_entry, seeded_faker, write_dump
-from tests.fuzz.harness import FUZZ, assert_clean, mutate, scratch
+from tests.fuzz.harness import FUZZ, assert_clean, fuzz_damaged, scratch
 
 JSON_LEAVES = (
     st.none() | st.booleans() | st.integers(-(2**70), 2**70)
@@ -96,10 +96,6 @@ CHANGES = st.lists(
         ),
     ),
     min_size=1, max_size=2,
-)  # fmt: skip
-EDITS = st.lists(
-    st.tuples(st.integers(0, 3), st.integers(0, 2**31), st.integers(0, 255)),
-    min_size=1, max_size=5,
 )  # fmt: skip
 
 
@@ -196,20 +192,7 @@ def test_har_entries_with_bad_fields(tmp_path: Path) -> None:
 
 
 def test_har_text_damaged(tmp_path: Path) -> None:
-    text = json.dumps(har_document()).encode()
-    ran: list[int] = []
-
-    @FUZZ
-    @given(EDITS)
-    def check(edits: list[tuple[int, int, int]]) -> None:
-        ran.append(1)
-        with scratch(tmp_path) as work:
-            source = work / "in.har"
-            source.write_bytes(mutate(text, edits))
-            _import_ok(source, work)
-
-    check()
-    assert len(ran) >= 60
+    fuzz_damaged(json.dumps(har_document()).encode(), "in.har", tmp_path, _import_ok)
 
 
 @pytest.fixture(scope="module")
@@ -226,16 +209,4 @@ def dump(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def test_mitm_dump_damaged(dump: bytes, tmp_path: Path) -> None:
-    ran: list[int] = []
-
-    @FUZZ
-    @given(EDITS)
-    def check(edits: list[tuple[int, int, int]]) -> None:
-        ran.append(1)
-        with scratch(tmp_path) as work:
-            source = work / "flows.mitm"
-            source.write_bytes(mutate(dump, edits))
-            _import_ok(source, work)
-
-    check()
-    assert len(ran) >= 60
+    fuzz_damaged(dump, "flows.mitm", tmp_path, _import_ok)

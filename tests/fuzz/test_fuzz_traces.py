@@ -7,16 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from tests.factories import T0, make_record, write_trace
-from tests.fuzz.harness import FUZZ, assert_clean, mutate, scratch
-
-EDITS = st.lists(
-    st.tuples(st.integers(0, 3), st.integers(0, 2**31), st.integers(0, 255)),
-    min_size=1, max_size=6,
-)  # fmt: skip
+from tests.fuzz.harness import assert_clean, fuzz_damaged
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +24,13 @@ def part(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def test_damaged_trace_files(part: bytes, tmp_path: Path) -> None:
-    ran: list[int] = []
+    def read(file: Path, work: Path) -> None:
+        trace = work / "trace"
+        trace.mkdir()
+        file.rename(trace / file.name)
+        assert_clean(["info", str(trace)])
+        out = work / "m.json"
+        if assert_clean(["model", str(trace), "--out", str(out)]) != 0:
+            assert not out.exists()
 
-    @FUZZ
-    @given(EDITS)
-    def check(edits: list[tuple[int, int, int]]) -> None:
-        ran.append(1)
-        with scratch(tmp_path) as work:
-            trace = work / "trace"
-            trace.mkdir()
-            (trace / "part-000001.parquet").write_bytes(mutate(part, edits))
-            assert_clean(["info", str(trace)])
-            out = work / "m.json"
-            if assert_clean(["model", str(trace), "--out", str(out)]) != 0:
-                assert not out.exists()
-
-    check()
-    assert len(ran) >= 60
+    fuzz_damaged(part, "part-000001.parquet", tmp_path, read)

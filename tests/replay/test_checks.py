@@ -4,7 +4,6 @@ nothing written, no process started, no request sent (the reported cases among t
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.bad_input import assert_exit_2
+from tests.bad_input import BAD_MODELS, assert_exit_2, bad_model
 from tests.replay.stub_server import Stub, stub_server
 from tests.replay.test_replay_e2e import tiny_model
 
@@ -113,48 +112,12 @@ def test_a_bad_credentials_file_is_one_line_and_never_echoed(
     assert "Pw-on-line-1" not in message and "a@x.test" not in message
 
 
-def _mutate(model: dict[str, Any], case: str) -> None:
-    behavior = model["behaviors"][0]
-    first = next(iter(behavior["entry"]))
-    if case == "no arrivals":
-        del model["arrivals"]
-    elif case == "NaN probability":
-        behavior["entry"][first] = float("nan")
-    elif case == "negative probability":
-        behavior["entry"][first] = -0.5
-    elif case == "probabilities sum to 0.5":
-        behavior["entry"][first] = 0.5
-    elif case == "bad first_ts":
-        model["provenance"]["first_ts"] = "last tuesday"
-    elif case == "rate 1e12":
-        model["arrivals"]["rates_per_s"][0] = 1e12
-    elif case == "missing endpoint":
-        del model["endpoints"][first]
-    elif case == "think time inf":
-        think = next(iter(next(iter(behavior["think_s"].values())).values()))
-        think["q"][3] = float("inf")
-
-
-MODEL_CASES = {
-    "no arrivals": "arrivals: missing",
-    "NaN probability": "is out of range [0, 1]",
-    "negative probability": "is out of range [0, 1]",
-    "probabilities sum to 0.5": "probabilities sum to 0.5, not 1",
-    "bad first_ts": "provenance.first_ts: 'last tuesday' is not an ISO date",
-    "rate 1e12": "arrivals.rates_per_s[0]: 1000000000000.0 is out of range",
-    "missing endpoint": "unknown endpoint",
-    "think time inf": "inf is out of range",
-}
-
-
-@pytest.mark.parametrize("case", sorted(MODEL_CASES))
+@pytest.mark.parametrize("case", sorted(BAD_MODELS))
 def test_a_bad_model_is_one_line_exit_2_before_locust(
     case: str, model: Path, stub: Stub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = json.loads(model.read_text())
-    bad = copy.deepcopy(data)
-    _mutate(bad, case)
     path = tmp_path / "bad.model.json"
-    path.write_text(json.dumps(bad))  # NaN and Infinity as JSON writes them
-    message = replay_exits_2(path, stub, tmp_path, capsys, says=MODEL_CASES[case])
+    # json writes NaN and Infinity as the bare words Python's json reads back.
+    path.write_text(json.dumps(bad_model(json.loads(model.read_text()), case)))
+    message = replay_exits_2(path, stub, tmp_path, capsys, says=BAD_MODELS[case])
     assert str(path) in message

@@ -4,19 +4,17 @@ is not a date, out-of-range options, a model that cannot be drawn from)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.bad_input import assert_exit_2
+from tests.bad_input import BAD_MODELS, assert_exit_2, bad_model
 from tests.factories import T0, make_record, make_table, write_trace
 from tracereplay.models.model import build_model, write_model
 from tracereplay.trace.schema import META_CAPTURE_START
@@ -124,33 +122,12 @@ def test_a_bad_option_is_one_line(
     assert not out.exists()
 
 
-def _bad_models(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    cases: dict[str, dict[str, Any]] = {}
-    for name in BAD_MODELS:
-        bad = copy.deepcopy(model)
-        entry = bad["behaviors"][0]["entry"]
-        first = next(iter(entry))
-        if name == "no arrivals":
-            del bad["arrivals"]
-        elif name == "missing endpoint":
-            del bad["endpoints"][first]
-        elif name == "NaN probability":
-            entry[first] = float("nan")
-        else:
-            bad["arrivals"]["rates_per_s"] = [1e12] * len(bad["arrivals"]["rates_per_s"])
-        cases[name] = bad
-    return cases
-
-
-BAD_MODELS = ["no arrivals", "missing endpoint", "NaN probability", "rates 1e12"]
-
-
-@pytest.mark.parametrize("case", BAD_MODELS)
+@pytest.mark.parametrize("case", sorted(BAD_MODELS))
 def test_synthesize_from_a_bad_model_leaves_no_out(
     case: str, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(_bad_models(json.loads(model.read_text()))[case]))
+    bad.write_text(json.dumps(bad_model(json.loads(model.read_text()), case)))
     out = tmp_path / "synth"
     message = assert_exit_2(["synthesize", str(bad), "--out", str(out)], capsys, out=out)
     assert str(bad) in message and not out.exists()
