@@ -17,7 +17,8 @@ import psutil
 
 from tracereplay.errors import UsageError
 from tracereplay.models.arrivals import ARRIVAL_PROCESSES, ArrivalModel
-from tracereplay.models.model import MAX_PLANNED_SESSIONS, check_draw, load_model
+from tracereplay.models.model import load_model
+from tracereplay.models.model_check import MAX_PLANNED_SESSIONS, check_draw
 from tracereplay.outdir import check_out_dir
 
 from .credentials import Credential, load_credentials

@@ -14,14 +14,12 @@ import pytest
 from tests.factories import make_record, write_trace
 from tracereplay.errors import ConfigError, TraceReplayError, UsageError
 from tracereplay.models.arrivals import ArrivalModel, fit_arrivals, sample_arrivals
-from tracereplay.models.model import (
+from tracereplay.models.model import build_model, load_model, write_model
+from tracereplay.models.model_check import (
     MAX_PLANNED_SESSIONS,
-    build_model,
     check_draw,
     check_model,
     expected_sessions,
-    load_model,
-    write_model,
 )
 
 

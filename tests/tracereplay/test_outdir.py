@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.bad_input import assert_exit_2
-from tests.factories import make_record, write_trace
+from tests.factories import T0, make_record, write_trace
 from tracereplay.errors import UsageError
 from tracereplay.models.model import build_model, write_model
 from tracereplay.outdir import check_out_dir, check_out_file, removed_on_failure
@@ -38,7 +39,8 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def trace_and_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("outdir")
-    rows = [make_record(session=f"s{i % 5}", path=f"/api/items/{i % 3}") for i in range(30)]
+    rows = [make_record(ts=T0 + timedelta(seconds=i), session=f"s{i % 10}",
+                        path=f"/api/items/{i % 3}") for i in range(60)]  # fmt: skip
     trace = write_trace(tmp / "trace", rows)
     return trace, write_model(build_model(trace), tmp / "m.model.json")
 
