@@ -100,11 +100,17 @@ def test_max_rps_is_a_hard_cap_and_queueing_shows_in_intended_latency(tmp_path: 
     with stub_server() as stub:
         assert replay(str(model), "--host", stub.url, "--out", str(tmp_path / "cap"),
                       "--max-rps", "10", grace="20s") == 0  # fmt: skip
-        times = sorted(t for t, _, _ in stub.received)
-    assert len(times) == 120
-    for i in range(len(times)):  # no 1 s window holds more than 10 requests (+1 at its edge)
-        window = [t for t in times[i:] if t < times[i] + 1.0]
-        assert len(window) <= 11
+        arrived = sorted(t for t, _, _ in stub.received)
+    sent = sorted(pq.read_table(tmp_path / "cap" / "timing.parquet")["sent_s"].to_pylist())
+    assert len(arrived) == len(sent) == 120
+
+    def busiest_second(times: list[float]) -> int:
+        return max(len([t for t in times[i:] if t < times[i] + 1.0]) for i in range(len(times)))
+
+    # No 1 s window of sends holds more than 10 requests (+1 at its edge). At the target,
+    # one request held up on its way (a loaded machine) may land in the next window.
+    assert busiest_second(sent) <= 11
+    assert busiest_second(arrived) <= 12
     s = summary(tmp_path / "cap")
     assert s["latency_intended_ms"]["p95"] > s["latency_ms"]["p95"] + 1000  # type: ignore[index]
 
