@@ -142,3 +142,16 @@ def test_no_traceback_from_the_console_script(tmp_path: Path, trace: Path) -> No
     )  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("tracereplay: error: ")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13 (privacy helper): capture/scan.py reads trace.dataset.to_batches "
+    "directly; Trace.to_batches (tracereplay/trace/reader.py) turns a damaged page into "
+    "one line",
+)
+def test_scan_on_a_damaged_page_is_one_line(
+    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = damaged_copy(trace, tmp_path, "path")
+    assert_exit_2(["scan", str(bad)], capsys, says="a trace file is damaged")
