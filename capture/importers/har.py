@@ -35,6 +35,7 @@ _HTTP_VERSIONS = {
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_FIRST, _LAST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
 _METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")  # a token: no space, no line break
 
 
@@ -168,8 +169,10 @@ def _started(entry: dict[str, Any]) -> datetime:
         if ts.tzinfo is None:  # HAR requires an offset; a tool that left it out meant UTC
             ts = ts.replace(tzinfo=UTC)
         ts = ts.astimezone(UTC)
-        ts.timestamp()  # the trace stores microseconds since 1970: must be representable
     except (ValueError, OverflowError):
+        ts = None
+    # The times a trace holds (its reader refuses others as damage): 1970..2200.
+    if ts is None or not _FIRST <= ts < _LAST:
         shown = value[:60]
         raise EntryError(f"startedDateTime {shown!r} is not an ISO 8601 date in range") from None
     return ts

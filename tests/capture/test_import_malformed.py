@@ -41,7 +41,9 @@ def two_entries(**second: Any) -> list[dict[str, Any]]:
     ("started", "says"),
     [("0001-01-01T00:00:00+14:00", "is not an ISO 8601 date in range"),
      ("9999-12-31T23:59:59-14:00", "is not an ISO 8601 date in range"),
-     ("10000-01-01T00:00:00Z", "is not an ISO 8601 date in range")],
+     ("10000-01-01T00:00:00Z", "is not an ISO 8601 date in range"),
+     ("1969-12-31T23:59:59Z", "is not an ISO 8601 date in range"),
+     ("2200-01-01T00:00:00Z", "is not an ISO 8601 date in range")],
 )  # fmt: skip
 def test_har_dates_out_of_range(
     started: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -84,7 +84,8 @@ class Trace:
         low, high = (v.value for v in pc.min_max(ts).values())
         if low is None or high is None or not _TS_LOW_US <= low <= high <= _TS_HIGH_US:
             raise TraceCorruptError(
-                f"{self.path}: a trace file is damaged (a request time outside 1970..2200)"
+                f"{self.path}: a trace file is damaged or not a capture (a request time "
+                "outside 1970..2200)"
             )
 
     @contextmanager
