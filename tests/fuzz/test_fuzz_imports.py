@@ -5,6 +5,7 @@ never a traceback, --out complete or absent."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -197,9 +198,13 @@ def test_har_text_damaged(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def dump(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """Three flows, byte for byte the same every run (so the derandomized edits are)."""
     flows = []
     for i in range(3):
         flow = tflow.tflow(resp=True)
+        flow.id = str(uuid.UUID(int=3 * i + 1))
+        flow.client_conn.id = str(uuid.UUID(int=3 * i + 2))
+        flow.server_conn.id = str(uuid.UUID(int=3 * i + 3))
         flow.request.path = f"/api/v1/clients/{i}"
         flow.request.headers["content-type"] = "application/json"
         flow.request.content = b'{"name": "x"}'
@@ -208,5 +213,13 @@ def dump(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return path.read_bytes()
 
 
+@pytest.mark.xfail(
+    strict=False,  # not strict: whether the examples meet such a byte varies from run to run
+    raises=UnicodeEncodeError,  # any other failure still fails the test
+    reason="issue 14 (capture helper): a flipped byte in a header makes it non-UTF-8; "
+    "capture/exchange.py passes the surrogate-escaped text on and the trace writer "
+    "(records_to_batch) raises UnicodeEncodeError. Decoding headers at the Exchange "
+    "boundary is issue 14's fix; then remove this mark",
+)
 def test_mitm_dump_damaged(dump: bytes, tmp_path: Path) -> None:
     fuzz_damaged(dump, "flows.mitm", tmp_path, _import_ok)

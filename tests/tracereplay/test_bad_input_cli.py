@@ -146,6 +146,7 @@ def test_no_traceback_from_the_console_script(tmp_path: Path, trace: Path) -> No
 
 @pytest.mark.xfail(
     strict=True,
+    raises=OSError,
     reason="issue 13 (privacy helper): capture/scan.py reads trace.dataset.to_batches "
     "directly; Trace.to_batches (tracereplay/trace/reader.py) turns a damaged page into "
     "one line",
