@@ -117,9 +117,7 @@ def scan_trace(
     )
     tally = _Tally(frozenset(wanted), max_examples)
     rows = 0
-    batches = trace.dataset.to_batches(
-        columns=list(SCANNED_COLUMNS), batch_size=_BATCH_ROWS, **_READ_AHEAD
-    )
+    batches = trace.to_batches(columns=list(SCANNED_COLUMNS), batch_size=_BATCH_ROWS, **_READ_AHEAD)
     for batch in batches:
         for column in SCANNED_COLUMNS:
             for cell in batch.column(column).to_pylist():

@@ -50,8 +50,12 @@ def run_compare(
         for line in slo_warnings(result.slo_results):
             errors.print(f"tracereplay: {line}", highlight=False, soft_wrap=True)
     if out is not None:
-        path = write_compare(result, out)
-        report = write_report(render_report(result.to_json(), real_s, other_s, title=title), out)
+        from tracereplay.outdir import removed_on_failure
+
+        with removed_on_failure(out):
+            path = write_compare(result, out)
+            html = render_report(result.to_json(), real_s, other_s, title=title)
+            report = write_report(html, out)
         errors.print(f"wrote {path} and {report}", highlight=False, soft_wrap=True)
     return result
 

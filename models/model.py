@@ -19,12 +19,14 @@ from .arrivals import fit_arrivals
 from .behaviors import fit_behaviors, sig
 from .correlations import auth_to_json, correlations_to_json, find_auth, find_correlations
 from .frame import REQUEST_COLUMNS, requests_frame
+from .model_check import check_model
 from .params import param_kind
 from .payloads import infer_body, infer_query
 from .sessions import DEFAULT_SESSION_TIMEOUT_S, session_stats, session_table, sessionize
 from .templating import Templater, add_endpoints
 
 MODEL_FORMAT = "tracereplay.model/1"
+MAX_MODEL_BYTES = 512 << 20
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
 STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations")
 
@@ -153,18 +155,23 @@ def write_model(model: dict[str, Any], out: Path) -> Path:
 
 
 def load_model(path: Path) -> dict[str, Any]:
-    """A model file, checked for its format id; ConfigError otherwise."""
+    """A model file, checked for its format id, its schema and the ranges of its numbers
+    (see `check_model`); ConfigError naming the file and the field otherwise."""
     try:
+        if Path(path).stat().st_size > MAX_MODEL_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_MODEL_BYTES >> 20} MiB, not a model file")
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such model file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: bad JSON, or an integer too long to convert; RecursionError: nesting.
         raise ConfigError(f"{path}: not a model file ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
         found = data.get("format") if isinstance(data, dict) else None
-        raise ConfigError(f"{path}: not a {MODEL_FORMAT} file (format {found!r})")
+        raise ConfigError(f"{path}: not a {MODEL_FORMAT} file (format {found!r:.60})")
     if not data.get("behaviors"):
         raise TraceEmptyError(f"{path}: the model has no sessions to synthesize from")
+    check_model(data, str(path))
     return data
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from tracereplay.errors import UsageError
@@ -21,6 +22,8 @@ from tracereplay.errors import UsageError
 from .rewrite import header, is_form
 
 _REQUIRED = ("email", "password")
+MAX_CREDENTIALS_BYTES = 64 << 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _IDENTITY_FIELD = re.compile(r"mail|user_?name|^user$|^login$|^account$|identifier", re.I)
 _SECRET_FIELD = re.compile(r"password|passwd|pwd|passphrase", re.I)
 # A field of a login or refresh answer whose value the client sends back as a credential
@@ -38,38 +41,68 @@ class Credential:
 
 def load_credentials(path: Path) -> list[Credential]:
     """The accounts in a CSV with a header `email,password[,role]` (in any order, any
-    case; other columns ignored), e.g. `tracereplay demo-target --print-accounts`."""
+    case; other columns ignored), e.g. `tracereplay demo-target --print-accounts`.
+
+    The one loader of --credentials, run in the parent before anything starts (and again in
+    each worker). Its errors say where (line, column count) but never echo a cell: a file
+    without its header has a password on line 1.
+    """
+    where = f"--credentials {path}"
     try:
+        if path.stat().st_size > MAX_CREDENTIALS_BYTES:
+            raise UsageError(f"{where}: larger than {MAX_CREDENTIALS_BYTES >> 20} MiB")
         text = path.read_text(encoding="utf-8-sig")  # a BOM from a spreadsheet export
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--credentials {path}: cannot read ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot read ({exc.strerror or type(exc).__name__})") from None
     reader = csv.reader(text.splitlines())
-    header = next(reader, None)
-    if header is None:
-        raise UsageError(f"--credentials {path}: line 1: empty file, expected email,password")
-    names = [name.strip().lower() for name in header]
-    missing = [name for name in _REQUIRED if name not in names]
-    if missing:
-        raise UsageError(
-            f"--credentials {path}: line 1: header needs email and password, got {header!r}"
-        )
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise UsageError(f"{where}: line 1: empty file, expected email,password")
+        names = [name.strip().lower() for name in header]
+        if any(name not in names for name in _REQUIRED):
+            raise UsageError(
+                f"{where}: line 1: the header needs columns named email and password "
+                f"(found {len(names)} columns, not named so: is the header line missing?)"
+            )
+        credentials = list(_accounts(reader, names, where))
+    except csv.Error as exc:
+        raise UsageError(f"{where}: line {reader.line_num}: not CSV ({exc})") from None
+    if not credentials:
+        raise UsageError(f"{where}: line 2: no accounts after the header")
+    return credentials
+
+
+def _accounts(reader: Any, names: list[str], where: str) -> Iterator[Credential]:
     email, password = names.index("email"), names.index("password")
     role = names.index("role") if "role" in names else None
-    credentials = []
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue  # blank lines, e.g. a trailing one
         line = reader.line_num
         if len(row) <= max(email, password, role or 0):
-            raise UsageError(f"--credentials {path}: line {line}: expected {len(names)} columns")
+            raise UsageError(f"{where}: line {line}: expected {len(names)} columns")
         if not row[email].strip() or not row[password]:
-            raise UsageError(f"--credentials {path}: line {line}: empty email or password")
+            raise UsageError(f"{where}: line {line}: empty email or password")
+        if any(_CONTROL.search(row[i]) for i in (email, password)):
+            raise UsageError(f"{where}: line {line}: a control character in email or password")
         # Passwords are taken as written: leading or trailing spaces may be part of them.
         role_value = row[role].strip() if role is not None else ""
-        credentials.append(Credential(row[email].strip(), row[password], role_value or None))
-    if not credentials:
-        raise UsageError(f"--credentials {path}: line 2: no accounts after the header")
-    return credentials
+        yield Credential(row[email].strip(), row[password], role_value or None)
+
+
+def secret_values(credentials: Sequence[Credential]) -> frozenset[str]:
+    """What must never reach a file: every password and email of --credentials."""
+    return frozenset(v for c in credentials for v in (c.password, c.email) if v)
+
+
+def scrub(text: str, secrets: frozenset[str]) -> str:
+    """`text` with every secret in it replaced by "***" (longest first)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def credential_for(

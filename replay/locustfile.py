@@ -7,12 +7,21 @@ Every `ReplayUser` setting is a command-line option here (Locust's own argument 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from locust import events
 from locust.runners import MasterRunner
 
-from tracereplay.replay.user import DONE_MESSAGE, ReplayUser
+from tracereplay.replay.body import DEFAULT_MAX_BODY
+from tracereplay.replay.guard import watch_parent
+from tracereplay.replay.results import WORKERS_DIR, write_worker_error
+from tracereplay.replay.user import (
+    DONE_MESSAGE,
+    ERROR_MESSAGE,
+    WORKER_FAILED_EXIT,
+    ReplayUser,
+)
 
 
 @events.init_command_line_parser.add_listener
@@ -30,6 +39,10 @@ def add_arguments(parser: Any) -> None:
     group.add_argument("--replay-grace", type=float, default=30.0, help="Seconds to finish")
     group.add_argument("--replay-arrivals", default="stratified", help="stratified|poisson")
     group.add_argument("--replay-profile", default=None, help="peak|spike|soak|stress (model)")
+    group.add_argument("--replay-max-body", type=int, default=DEFAULT_MAX_BODY,
+                       help="Bytes of a response body read at most")  # fmt: skip
+    group.add_argument("--replay-parent-pid", type=int, default=None,
+                       help="Stop when this process (tracereplay replay) is gone")  # fmt: skip
 
 
 class TraceReplay(ReplayUser):
@@ -52,13 +65,26 @@ def configure(environment: Any, **_: Any) -> None:
         TraceReplay.grace_s = options.replay_grace
         TraceReplay.arrivals = options.replay_arrivals
         TraceReplay.profile = options.replay_profile
+        TraceReplay.max_body = options.replay_max_body
+        if options.replay_parent_pid is not None:
+            watch_parent(options.replay_parent_pid)
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         done: set[int] = set()
 
-        def on_done(message: Any, **_: Any) -> None:
-            done.add(int(message.data.get("worker", -1)))
+        def on_done(environment: Any, msg: Any, **_: Any) -> None:
+            done.add(int(msg.data.get("worker", -1)))
             if len(done) >= TraceReplay.workers:
                 runner.quit()  # every worker played its shard: the run is over
 
+        def on_error(environment: Any, msg: Any, **_: Any) -> None:
+            # The worker's line, kept here too: a worker on another machine writes its own
+            # error file there. One failure ends the whole run.
+            worker = int(msg.data.get("worker", -1))
+            directory = Path(TraceReplay.out) / WORKERS_DIR / f"worker-{worker}"
+            write_worker_error(directory, str(msg.data.get("line", "failed")))
+            environment.process_exit_code = WORKER_FAILED_EXIT
+            runner.quit()
+
         runner.register_message(DONE_MESSAGE, on_done)
+        runner.register_message(ERROR_MESSAGE, on_error)

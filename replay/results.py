@@ -27,6 +27,8 @@ from tracereplay.trace import TraceMetadata, TraceRecord, TraceWriter, open_trac
 from tracereplay.trace.store import read_journal
 
 WORKERS_DIR = ".workers"
+ERROR_FILE = "error.txt"
+"""A worker that failed writes one line here (credentials scrubbed) before it stops."""
 TIMING_FIELDS = [
     pa.field("session", pa.int64()),
     pa.field("seq", pa.int32()),
@@ -37,6 +39,8 @@ TIMING_FIELDS = [
     pa.field("latency_intended_ms", pa.float64()),
     pa.field("status", pa.int32()),
     pa.field("ok", pa.bool_()),
+    pa.field("timed_out", pa.bool_()),
+    pa.field("truncated", pa.bool_()),
 ]
 TIMING_SCHEMA = pa.schema(TIMING_FIELDS)
 KEPT_HEADERS = ("content-type", "accept", "user-agent")
@@ -61,6 +65,10 @@ class RequestResult:
     req_headers: tuple[tuple[str, str], ...]
     req_body_size: int
     resp_body_size: int
+    timed_out: bool = False
+    """No answer in time: the request timeout, or the run ended while it waited (cut)."""
+    truncated: bool = False
+    """The body was longer than --max-body: the rest was not read (connection closed)."""
 
     @property
     def latency_intended_ms(self) -> float:
@@ -80,6 +88,8 @@ class SessionLog:
     completed: int = 0
     login_failed: int = 0
     cut: int = 0
+    failed: int = 0
+    """Sessions that raised (each ends the run: see ReplayDriver)."""
     lateness_ms: list[float] = field(default_factory=list)
     zero_s: float = 0.0
     """Epoch seconds of the worker's plan time 0 (its sessions' start times count from it)."""
@@ -141,6 +151,8 @@ class ResultWriter:
             columns["latency_intended_ms"].append(r.latency_intended_ms)
             columns["status"].append(r.status)
             columns["ok"].append(r.ok)
+            columns["timed_out"].append(r.timed_out)
+            columns["truncated"].append(r.truncated)
         self._timing.write_batch(pa.record_batch(columns, schema=TIMING_SCHEMA))
 
     def close(self) -> None:
@@ -149,12 +161,28 @@ class ResultWriter:
             return
         self.closed = True
         log = self.sessions
-        log.cut = max(log.cut, log.started - log.completed - log.login_failed)
+        log.cut = max(log.cut, log.started - log.completed - log.login_failed - log.failed)
         self.flush_timing()
         self._timing.close()
         self._timing_file.close()
         self._trace.close()
         (self.directory / "sessions.json").write_text(json.dumps(asdict(self.sessions)))
+
+
+def write_worker_error(directory: Path, line: str) -> None:
+    """Record why a worker stopped (the first failure only: later ones follow from it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ERROR_FILE
+    if not path.exists():
+        path.write_text(" ".join(line.split())[:500] + "\n", encoding="utf-8")
+
+
+def worker_errors(out: Path) -> list[str]:
+    """The line of every worker that failed, by worker (read before `merge_workers`)."""
+    return [
+        f"{path.parent.name}: {path.read_text(encoding='utf-8', errors='replace').strip()}"
+        for path in sorted((out / WORKERS_DIR).glob(f"worker-*/{ERROR_FILE}"))
+    ]
 
 
 def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
@@ -169,7 +197,7 @@ def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
         sessions_file = directory / "sessions.json"
         if sessions_file.exists():
             data = json.loads(sessions_file.read_text())
-            for key in ("planned", "started", "completed", "login_failed", "cut"):
+            for key in ("planned", "started", "completed", "login_failed", "cut", "failed"):
                 setattr(logs, key, getattr(logs, key) + int(data.get(key, 0)))
             logs.lateness_ms.extend(float(v) for v in data.get("lateness_ms", []))
             zeros.append(float(data.get("zero_s", 0.0)))
@@ -218,6 +246,10 @@ def summarize(timing: pa.Table, logs: SessionLog, duration_s: float) -> dict[str
         timing.column("latency_intended_ms").to_numpy(zero_copy_only=False), dtype=float
     )
     lateness = np.asarray(logs.lateness_ms, dtype=float)
+    timed_out, truncated = (
+        sum(1 for v in timing.column(name).to_pylist() if v) if name in timing.column_names else 0
+        for name in ("timed_out", "truncated")
+    )
     p_late = _percentiles(lateness)
     return {
         "sessions_planned": logs.planned,
@@ -225,8 +257,11 @@ def summarize(timing: pa.Table, logs: SessionLog, duration_s: float) -> dict[str
         "sessions_completed": logs.completed,
         "sessions_login_failed": logs.login_failed,
         "sessions_cut": logs.cut,
+        "sessions_failed": logs.failed,
         "requests": requests,
         "failures": int(requests - int(ok.sum())),
+        "requests_timed_out": timed_out,
+        "responses_truncated": truncated,
         "achieved_rps": round(requests / span, 3) if span > 0 else float(requests),
         "duration_s": duration_s,
         "latency_ms": _percentiles(latency),

@@ -1,12 +1,20 @@
 """`run_replay`: `tracereplay replay` — Locust headless (or with its web UI) running the
 replay locustfile, in one process or as a master with P local workers; then the results
 of every process are merged and summarised. No locust import here: Locust runs in child
-processes, always bounded by --run-time, and always stopped.
+processes.
+
+Bounded and always stopped: every input is checked first (replay/checks.py); each child
+leads its own process group and watches that this process is alive (replay/guard.py);
+--run-time is a hard wall-clock bound (Locust gets it minus a stop budget, then the groups
+get SIGTERM, then SIGKILL); every child's memory is sampled against --max-rss; SIGINT,
+SIGTERM and SIGHUP stop the children, write what was gathered and exit 128 + signal.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import signal
 import subprocess
 import sys
@@ -15,28 +23,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 import pyarrow.parquet as pq
 
-from tracereplay.errors import UsageError
-from tracereplay.models.arrivals import ArrivalModel
-from tracereplay.processes import LOOPBACK, free_port, stop_process
+from tracereplay.errors import ReplayFailedError
+from tracereplay.processes import LOOPBACK, Interrupted, StopSignals, free_port, stop_groups
 
-from .profiles import (
-    MEMORY_SAMPLE_S,
-    Shape,
-    check_profile,
-    shape,
-    soak_report,
-    spike_report,
-)
-from .results import merge_workers
-from .sources import load_source
+from .body import DEFAULT_MAX_BODY
+from .checks import RUN_TIME_MARGIN_S, CheckedRun, check, profile_shape, stop_budget_s
+from .profiles import MEMORY_SAMPLE_S, soak_report, spike_report
+from .results import merge_workers, worker_errors
+
+__all__ = ["RUN_TIME_MARGIN_S", "ReplayOutcome", "ReplaySettings", "check", "run_replay"]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-RUN_TIME_MARGIN_S = 15.0
+DEFAULT_MAX_RSS = 4 << 30
+LOCUST_STOP_TIMEOUT_S = 3
+MERGE_RESERVE_S = 1.0
+"""Of --run-time, kept for merging the workers' results after they stopped."""
+STOP_WAIT_S = 5.0
+"""How long the children get to stop by themselves (within --run-time) before SIGKILL."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,13 @@ class ReplaySettings:
     """A scenario profile (replay/profiles.py); model sources only."""
     watch_pids: tuple[int, ...] = ()
     """Processes (the target's) whose memory a soak run samples, beside its own."""
+    run_time_s: float | None = None
+    """Hard wall-clock bound of the whole run [default: window + grace + margin]."""
+    max_body: int = DEFAULT_MAX_BODY
+    max_rss: int = DEFAULT_MAX_RSS
+    """Bytes of memory any one Locust process may use before the run is stopped."""
+    force: bool = False
+    """Allow more --processes than cores."""
 
 
 @dataclass(frozen=True)
@@ -65,67 +79,19 @@ class ReplayOutcome:
     summary: dict[str, Any]
     interrupted: bool
     out: Path
+    signal: int | None = None
+    """The stop signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), if one did."""
+    failure: str | None = None
+    """Why the run was stopped early by a failure (results are written all the same)."""
 
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal if self.signal is not None else 0
 
-def check(settings: ReplaySettings) -> float:
-    """Validate the settings; the planned window in seconds."""
-    parts = urlsplit(settings.host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--host {settings.host!r}: want an http(s)://host[:port] URL")
-    if parts.path not in ("", "/") or parts.query:
-        raise UsageError(f"--host {settings.host!r}: give the base URL only (no path)")
-    for name, value in (("--scale", settings.scale), ("--speed", settings.speed)):
-        if value <= 0:
-            raise UsageError(f"{name} must be > 0")
-    if settings.processes < 1:
-        raise UsageError("--processes must be >= 1")
-    if settings.max_rps is not None and settings.max_rps <= 0:
-        raise UsageError("--max-rps must be > 0")
-    if settings.credentials is not None and not settings.credentials.is_file():
-        raise UsageError(f"--credentials {settings.credentials}: no such file")
-    if settings.out.exists() and any(settings.out.iterdir()):
-        raise UsageError(f"{settings.out} is not empty; choose a new --out directory")
-    for pid in settings.watch_pids:
-        if not psutil.pid_exists(pid):
-            raise UsageError(f"--watch-pid {pid}: no such process")
-    return _window_s(settings, load_source(settings.source))
-
-
-def _window_s(settings: ReplaySettings, kind: str) -> float:
-    check_profile(settings.profile)
-    if settings.profile is not None:
-        if kind != "model":
-            raise UsageError(
-                f"--profile {settings.profile} shapes a model's arrivals: replay a model file "
-                "(tracereplay model TRACE) instead of a trace"
-            )
-        return profile_shape(settings).window_s
-    if settings.duration_s is not None:
-        return settings.duration_s
-    return _span_s(settings.source, kind) / settings.speed
-
-
-def profile_shape(settings: ReplaySettings) -> Shape:
-    """The arrival curve the settings' profile replays (the same one each worker plans)."""
-    assert settings.profile is not None
-    model = json.loads(settings.source.read_text(encoding="utf-8"))
-    return shape(
-        settings.profile,
-        ArrivalModel.from_json(model["arrivals"]),
-        scale=settings.scale,
-        speed=settings.speed,
-        duration_s=settings.duration_s,
-    )
-
-
-def _span_s(source: Path, kind: str) -> float:
-    if kind == "model":
-        model = json.loads(source.read_text(encoding="utf-8"))
-        return float(model["arrivals"]["span_s"])
-    from tracereplay.trace.info import describe_trace
-
-    info = describe_trace(source)
-    return (info.last_ts - info.first_ts).total_seconds()
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            where = f"results so far in {self.out}"
+            raise ReplayFailedError(f"replay stopped: {self.failure} ({where})")
 
 
 def locust_argv(settings: ReplaySettings, run_time_s: float) -> list[str]:
@@ -144,6 +110,8 @@ def locust_argv(settings: ReplaySettings, run_time_s: float) -> list[str]:
         "--replay-max-rps": settings.max_rps,
         "--replay-credentials": settings.credentials,
         "--replay-profile": settings.profile,
+        "--replay-max-body": settings.max_body,
+        "--replay-parent-pid": os.getpid(),
     }
     for flag, value in replay.items():
         if value is not None:
@@ -152,17 +120,27 @@ def locust_argv(settings: ReplaySettings, run_time_s: float) -> list[str]:
 
 
 def run_replay(
-    settings: ReplaySettings, on_tick: Callable[[float, float], None] | None = None
+    settings: ReplaySettings,
+    on_tick: Callable[[float, float], None] | None = None,
+    *,
+    started: float | None = None,
 ) -> ReplayOutcome:
-    """Run the replay to its end (or Ctrl-C) and write summary.json; see the module doc."""
-    window_s = check(settings)
-    settings.out.mkdir(parents=True, exist_ok=True)
-    run_time_s = window_s + settings.grace_s + RUN_TIME_MARGIN_S
-    base = locust_argv(settings, run_time_s)
+    """Run the replay to its end (or a stop signal, or a failure) and write summary.json;
+    see the module doc. --run-time counts from `started` (time.monotonic(); default now:
+    the command passes the moment it began, before its imports)."""
+    started = time.monotonic() if started is None else started
+    checked = check(settings)
+    # The children are stopped by the deadline; what is left is for merging the results.
+    deadline = started + checked.run_time_s - MERGE_RESERVE_S
+    settings.out.mkdir(exist_ok=True)
+    remaining_s = deadline - time.monotonic()
+    locust_s = max(1, math.floor(remaining_s - stop_budget_s(checked.run_time_s)))
+    base = locust_argv(settings, locust_s)
     users = str(settings.processes)
     main = [
-        *base, "-u", users, "-r", users, "--run-time", f"{run_time_s:.0f}s",
-        "--stop-timeout", "5", "--html", str(settings.out / "locust.html"),
+        *base, "-u", users, "-r", users, "--run-time", f"{locust_s}s",
+        "--stop-timeout", str(LOCUST_STOP_TIMEOUT_S), "--exit-code-on-error", "0",
+        "--html", str(settings.out / "locust.html"),
         "--csv", str(settings.out / "locust"), "--only-summary",
     ]  # fmt: skip
     # With the web UI the run still starts at once and ends by itself (a minute after the
@@ -172,42 +150,91 @@ def run_replay(
         if settings.ui
         else ["--headless"]
     )
-    log = (settings.out / "locust.log").open("ab")
     processes: list[subprocess.Popen[bytes]] = []
     memory: list[tuple[float, str, int]] = []
-    interrupted = False
-    try:
-        if settings.processes > 1:
-            port = free_port()
-            main += ["--master", "--master-bind-host", LOOPBACK, "--master-bind-port", str(port)]
-            main += ["--expect-workers", users]
-        processes.append(_start(main, log))
-        for _ in range(settings.processes if settings.processes > 1 else 0):
-            worker = [*base, "--worker", "--master-host", LOOPBACK, "--master-port", str(port)]
-            processes.append(_start(worker, log))
-        started = time.monotonic()
-        watched = _watched(settings, processes)
-        while processes[0].poll() is None:
-            if on_tick is not None:
-                on_tick(time.monotonic() - started, window_s)
-            memory.extend(_rss(watched, time.monotonic() - started))
-            time.sleep(MEMORY_SAMPLE_S)
-    except KeyboardInterrupt:
-        interrupted = True
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-    finally:
-        for process in processes:
-            stop_process(process, timeout_s=30)
-        log.close()
-    summary = merge_workers(settings.out, duration_s=window_s)
+    failure: str | None = None
+    with (settings.out / "locust.log").open("ab") as log, StopSignals() as signals:
+        try:
+            if settings.processes > 1:
+                port = free_port()
+                main += ["--master", "--master-bind-host", LOOPBACK,
+                         "--master-bind-port", str(port), "--expect-workers", users]  # fmt: skip
+            with signals.held():  # no child may start unrecorded
+                processes.append(_start(main, log))
+            for _ in range(settings.processes if settings.processes > 1 else 0):
+                worker = [*base, "--worker", "--master-host", LOOPBACK, "--master-port", str(port)]
+                with signals.held():
+                    processes.append(_start(worker, log))
+            failure = _watch(settings, checked, processes, memory, deadline, on_tick)
+        except Interrupted:
+            pass  # stopped below, like any other end
+        finally:
+            signals.hold()
+            # Locust's own stop first (it writes its reports), SIGKILL at the bound.
+            first = signal.SIGINT if signals.received[:1] == [signal.SIGINT] else signal.SIGTERM
+            stop_groups(processes, first, min(deadline, time.monotonic() + STOP_WAIT_S))
+    stopped_by = signals.received[0] if signals.received else None
+    errors = worker_errors(settings.out)
+    failure = errors[0] if errors else failure
+    summary = merge_workers(settings.out, duration_s=checked.window_s)
+    nothing = not summary["sessions_planned"] and checked.sessions_expected >= 1
+    if failure is None and stopped_by is None and nothing:  # not a quiet "0/0 sessions"
+        failure = (
+            f"no session was played: --run-time ({checked.run_time_s:g} s) ended while the "
+            f"workers were still planning about {checked.sessions_expected:,.0f} sessions; "
+            "give a longer --run-time or a smaller --scale"
+        )
     if settings.profile is not None:
         summary["profile"] = _profile_report(settings, summary, memory)
         (settings.out / "summary.json").write_text(
             json.dumps(summary, indent=2, sort_keys=True) + "\n"
         )
-    return ReplayOutcome(summary, interrupted, settings.out)
+    return ReplayOutcome(summary, stopped_by is not None, settings.out, stopped_by, failure)
+
+
+def _watch(
+    settings: ReplaySettings,
+    checked: CheckedRun,
+    processes: list[subprocess.Popen[bytes]],
+    memory: list[tuple[float, str, int]],
+    deadline: float,
+    on_tick: Callable[[float, float], None] | None,
+) -> str | None:
+    """Wait for the Locust master (or the single process) to end, sampling memory; the
+    reason to stop it early, if one came up (a worker died, --max-rss, --run-time)."""
+    started = time.monotonic()
+    labels = _labels(len(processes))
+    watched = []
+    for label, process in zip(labels, processes, strict=True):
+        try:
+            watched.append((label, psutil.Process(process.pid)))
+        except psutil.Error:  # already gone: its exit code says why below
+            continue
+    soak = _watched_pids(settings) if settings.profile == "soak" else []
+    soft_end = deadline - stop_budget_s(checked.run_time_s) / 2
+    while processes[0].poll() is None:
+        now = time.monotonic()
+        if on_tick is not None:
+            on_tick(now - started, checked.window_s)
+        samples = _rss(watched, now - started)
+        if settings.profile == "soak":
+            memory.extend(samples + _rss(soak, now - started))
+        for _, label, rss in samples:
+            if rss > settings.max_rss:
+                return (
+                    f"{label} used {rss / 2**20:,.0f} MiB of memory, over --max-rss "
+                    f"{settings.max_rss / 2**20:,.0f} MiB"
+                )
+        for label, process in zip(labels[1:], processes[1:], strict=True):
+            if process.poll() not in (None, 0):
+                return f"{label} ended with exit code {process.returncode} (see locust.log)"
+        if now >= soft_end:
+            return None  # --run-time is up: the caller stops the groups within the bound
+        time.sleep(min(MEMORY_SAMPLE_S, max(0.05, soft_end - now)))
+    code = processes[0].returncode
+    if code not in (0, None) and not worker_errors(settings.out):
+        return f"{labels[0]} ended with exit code {code} (see locust.log)"
+    return None
 
 
 def _profile_report(
@@ -230,22 +257,18 @@ def _profile_report(
     return report
 
 
-def _watched(
-    settings: ReplaySettings, processes: list[subprocess.Popen[bytes]]
-) -> list[tuple[str, psutil.Process]]:
-    """What a soak run samples: the Locust processes, and the --watch-pid ones."""
-    if settings.profile != "soak":
-        return []
-    labels = (
-        ["locust"]
-        if len(processes) == 1
-        else ["locust-master"] + [f"locust-worker-{k}" for k in range(len(processes) - 1)]
-    )
+def _labels(count: int) -> list[str]:
+    if count == 1:
+        return ["locust"]
+    return ["locust-master"] + [f"locust-worker-{k}" for k in range(count - 1)]
+
+
+def _watched_pids(settings: ReplaySettings) -> list[tuple[str, psutil.Process]]:
+    """The --watch-pid processes a soak run samples beside its own."""
     watched = []
-    for label, pid in [*zip(labels, (p.pid for p in processes), strict=True),
-                       *((f"pid-{pid}", pid) for pid in settings.watch_pids)]:  # fmt: skip
+    for pid in settings.watch_pids:
         try:
-            watched.append((label, psutil.Process(pid)))
+            watched.append((f"pid-{pid}", psutil.Process(pid)))
         except psutil.Error:
             continue
     return watched
@@ -262,6 +285,7 @@ def _rss(watched: list[tuple[str, psutil.Process]], t_s: float) -> list[tuple[fl
 
 
 def _start(argv: list[str], log: Any) -> subprocess.Popen[bytes]:
+    # Its own session: a group to stop as one, and a Ctrl-C in the terminal reaches only us.
     return subprocess.Popen(  # noqa: S603  # our own argv
         argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True,

@@ -8,14 +8,15 @@ across processes, and build requests only for the worker's shard (index % worker
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from tracereplay.errors import TraceReplayError, UsageError
 from tracereplay.models.correlations import (
@@ -33,6 +34,7 @@ from tracereplay.trace import open_trace
 
 from .plan import Plan, PlannedRequest, PlannedSession
 from .profiles import shape
+from .urls import UnsafeUrlError, check_method, check_path, check_query
 
 # Copies of a captured session start within ±jitter of it; by default half the median gap
 # between session starts (copies stay in the same stretch of the arrival curve, but do
@@ -88,6 +90,48 @@ def _check_seed(seed: int) -> None:
         raise UsageError(f"--seed must be >= 0, not {seed}")
 
 
+# ---- what a source would send: checked when it is loaded ------------------------------------
+
+# A value of a path parameter fills one segment: nothing that ends or escapes it.
+_BAD_SEGMENT = re.compile(r"[/?#\\\x00-\x20\x7f]")
+
+
+def check_model_requests(model: dict[str, Any], where: str) -> None:
+    """Every request the model can make is a path on --host: methods, templates, and the
+    values its parameters take; else UnsafeUrlError naming the endpoint and template."""
+    for name, spec in model["endpoints"].items():
+        field = f"{where}: endpoint {name!r}"
+        check_method(spec["method"], field)
+        check_path(spec["template"], f"{field}: template")
+        for param, kind in (spec.get("params") or {}).items():
+            for example in kind.get("examples") or ():
+                if not example or _BAD_SEGMENT.search(example):
+                    raise UnsafeUrlError(
+                        f"{field}: parameter {param!r}: value {example[:40]!r} is not one "
+                        "path segment"
+                    )
+
+
+def check_trace_requests(
+    methods: Iterable[Any], paths: Iterable[Any], queries: Iterable[Any], where: str
+) -> None:
+    """Every captured request is a path on --host (distinct values checked once); else
+    UnsafeUrlError naming the trace and the path."""
+    for method in set(methods):
+        check_method(method, f"{where}: a row")
+    for path in set(paths):
+        check_path(path, f"{where}: a row's path")
+    for query in set(queries):
+        check_query(query if isinstance(query, str) else None, f"{where}: a row")
+
+
+def check_trace_source(trace_path: Path) -> None:
+    """`check_trace_requests` over a trace directory, reading only those three columns."""
+    table = open_trace(trace_path).to_table(["method", "path", "query"], sort=False)
+    columns = [pc.unique(table[name]).to_pylist() for name in ("method", "path", "query")]
+    check_trace_requests(columns[0], columns[1], columns[2], str(trace_path))
+
+
 # ---- model source -------------------------------------------------------------------------
 
 
@@ -110,6 +154,7 @@ def plan_from_model(
     _check_seed(seed)
     if not math.isfinite(scale) or scale <= 0:
         raise UsageError(f"--scale must be > 0, not {scale!r}")
+    check_model_requests(model, "model")
     synth = Synthesizer(model, seed)
     if profile is None:
         starts = synth.session_starts(scale, duration_s, speed=speed, process=arrivals)
@@ -168,6 +213,7 @@ def plan_from_trace(
         raise UsageError(f"--session-timeout must be > 0, not {session_timeout_s!r}")
 
     df = load_requests(Path(trace_path))
+    check_trace_requests(df["method"], df["path"], df["query"], str(trace_path))
     templater = Templater.fit(zip(df["method"], df["path"], strict=True))
     sessions = sessionize(add_endpoints(df, templater), session_timeout_s)
     rules = find_correlations(sessions)
@@ -235,11 +281,6 @@ def _trace_request(columns: dict[str, list[Any]], row: int, speed: float) -> Pla
     path = str(columns["path"][row])
     # pandas turns an all-null column into NaN: anything but text or bytes is "absent".
     query = columns["query"][row] if isinstance(columns["query"][row], str) else None
-    if path.startswith(("http://", "https://")):
-        # The runner sends everything to --host: keep only the path (and its query).
-        url = urlsplit(path)
-        path = url.path or "/"
-        query = query or url.query
     think = columns["think_s"][row]
     body = columns["req_body"][row]
     return PlannedRequest(

@@ -34,7 +34,7 @@ from rich.table import Table
 from tracereplay.compare import svg
 from tracereplay.compare.html import CSS, badge, slo_table
 from tracereplay.compare.slo import Slo, evaluate_slos, load_slos, slo_json
-from tracereplay.errors import UsageError
+from tracereplay.errors import ReplayFailedError, UsageError
 
 from .run import ReplaySettings, check, run_replay
 
@@ -85,6 +85,8 @@ class StressOutcome:
     steps: tuple[StressStep, ...]
     interrupted: bool
     out: Path
+    signal: int | None = None
+    """The stop signal that interrupted it (exit 128 + signal), when one did."""
 
     @property
     def baseline_failed(self) -> list[str]:
@@ -142,8 +144,10 @@ def run_stress(
     (each step sets it)."""
     base = replace(settings, profile="stress", scale=float(steps[0]))
     check(base)  # every option, once, before the first step starts anything
+    settings.out.mkdir(exist_ok=True)  # the steps' directories go in it
     done: list[StressStep] = []
     interrupted = False
+    signals: list[int] = []  # the stop signal that interrupted a step
     baseline: frozenset[str] = frozenset()
 
     def run_step(n: float) -> tuple[StressStep, bool]:
@@ -154,6 +158,8 @@ def run_stress(
             on_step(index, n)
         step_out = settings.out / f"step-{index + 1:02d}-x{n:g}"
         outcome = run_replay(replace(base, scale=float(n), out=step_out), on_tick=on_tick)
+        signals.extend([outcome.signal] if outcome.signal is not None else [])
+        outcome.raise_failure()
         timing = pq.read_table(step_out / "timing.parquet").to_pandas()
         judged = slo_json(evaluate_slos(slos, timing, latency_column="latency_ms",
                                         enable=enable))  # fmt: skip
@@ -183,7 +189,11 @@ def run_stress(
                 low, high = (middle, high) if step.passed else (low, middle)
     except KeyboardInterrupt:
         interrupted = True
-    result = StressOutcome(tuple(done), interrupted, settings.out)
+    except ReplayFailedError:
+        if done:  # the steps that ran are summed up before the failure is reported
+            write_stress(StressOutcome(tuple(done), False, settings.out))
+        raise
+    result = StressOutcome(tuple(done), interrupted, settings.out, next(iter(signals), None))
     if done:  # the steps that ran are summed up, also after Ctrl-C
         write_stress(result)
     return result
@@ -363,9 +373,10 @@ def stress_cli(
 
         outcome = run_stress(settings, steps, slos, enable=enable, refine=refine,
                              on_step=on_step, on_tick=on_tick, on_result=on_result)  # fmt: skip
+    stopped = 128 + outcome.signal if outcome.signal is not None else 130
     if not outcome.steps:
         console.print("interrupted before the first step was done", highlight=False)
-        return 130
+        return stopped
     table = Table(title="stress")
     for column in ("N", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "verdict"):
         table.add_column(column, justify="right")
@@ -380,6 +391,6 @@ def stress_cli(
     console.print(table)
     console.print(f"{verdict_line(outcome)} → {outcome.out / 'stress.html'}", highlight=False)
     if outcome.interrupted:
-        return 130
+        return stopped
     # Exit 1 as any SLO failure does: no capacity, or SLOs that fail at any load.
     return 0 if outcome.capacity is not None and not outcome.baseline_failed else 1

@@ -18,6 +18,7 @@ their endpoint template.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
 
-from tracereplay.errors import UsageError
+from tracereplay.errors import TraceReplayError, UsageError
 from tracereplay.models.correlations import (
     AuthInfo,
     CorrelationRule,
@@ -37,23 +38,30 @@ from tracereplay.models.correlations import (
 )
 from tracereplay.models.model import load_model
 
-from .correlate import load_credentials
+from .body import DEFAULT_MAX_BODY
+from .credentials import Credential, load_credentials, scrub, secret_values
 from .driver import DriverSettings, ReplayDriver
+from .guard import hide_secrets
 from .plan import Plan
 from .ratelimit import RateLimiter
-from .results import WORKERS_DIR, ResultWriter
+from .results import WORKERS_DIR, ResultWriter, write_worker_error
 from .sources import load_source, plan_from_model, plan_from_trace
+from .urls import Origin, parse_origin
 
 DONE_MESSAGE = "tracereplay_done"
-_OPEN_WRITERS: list[ResultWriter] = []
+ERROR_MESSAGE = "tracereplay_error"
+WORKER_FAILED_EXIT = 3
+logger = logging.getLogger(__name__)
+_RUNNING: list[ReplayDriver] = []
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
-def _close_writers(**_: object) -> None:
-    """A run stopped early (Ctrl-C, --run-time) kills the drivers' greenlets; whatever
-    they gathered is still written here, before the process exits."""
-    while _OPEN_WRITERS:
-        _OPEN_WRITERS.pop().close()
+def _stop_drivers(**_: object) -> None:
+    """A run stopped early (Ctrl-C, SIGTERM, --run-time): Locust fires this before it kills
+    the users, so the drivers cut their sessions here (recording the requests they were
+    waiting on) and write whatever they gathered, before the process exits."""
+    while _RUNNING:
+        _RUNNING.pop().stop()
 
 
 class ReplayUser(FastHttpUser):
@@ -81,6 +89,8 @@ class ReplayUser(FastHttpUser):
     arrivals: ClassVar[str] = "stratified"
     profile: ClassVar[str | None] = None
     """A scenario profile: peak, spike, soak or stress (replay/profiles.py); models only."""
+    max_body: ClassVar[int] = DEFAULT_MAX_BODY
+    """Bytes of a response body read at most; the rest is not read (connection closed)."""
 
     @task
     def replay(self) -> None:
@@ -89,18 +99,31 @@ class ReplayUser(FastHttpUser):
             if isinstance(self.environment.runner, WorkerRunner)
             else 0
         )
+        secrets: frozenset[str] = frozenset()
+        try:
+            origin = parse_origin(self.host or "")
+            creds = load_credentials(Path(self.credentials)) if self.credentials else []
+            secrets = secret_values(creds)
+            hide_secrets(secrets)
+            self._run(worker, origin, creds)
+        except (StopUser, gevent.GreenletExit):
+            raise
+        except Exception as exc:  # any failure ends the run, said once
+            self._fail(worker, exc, secrets)
+        self._finish()
+
+    def _run(self, worker: int, origin: Origin, creds: list[Credential]) -> None:
         workers = max(1, int(self.workers))
         plan, rules, auth = self._plan(worker, workers)
-        creds = load_credentials(Path(self.credentials)) if self.credentials else []
         zero_wall, zero_mono = time.time(), time.monotonic()
         writer = ResultWriter(
             Path(self.out) / WORKERS_DIR / f"worker-{worker}",
-            host=self.host or "",
-            scheme=(self.host or "http").split(":", 1)[0],
+            host=origin.base,
+            scheme=origin.scheme,
             start=datetime.fromtimestamp(zero_wall, UTC),
         )
-        _OPEN_WRITERS.append(writer)
         limiter = RateLimiter(self.max_rps / workers, sleep=gevent.sleep) if self.max_rps else None
+        settings = DriverSettings(origin=origin, grace_s=self.grace_s, max_body=self.max_body)
         driver = ReplayDriver(
             self,
             plan,
@@ -109,10 +132,22 @@ class ReplayUser(FastHttpUser):
             credentials=creds,
             writer=writer,
             limiter=limiter,
-            settings=DriverSettings(host=self.host or "", grace_s=self.grace_s),
+            settings=settings,
         )
+        _RUNNING.append(driver)
         driver.run(zero_wall, zero_mono)
-        self._finish()
+
+    def _fail(self, worker: int, exc: Exception, secrets: frozenset[str]) -> None:
+        """Record why this process stops (one line, credentials blanked) where the parent
+        reads it, and end the run: a failure must not look like a quiet, empty run."""
+        said = str(exc) if isinstance(exc, TraceReplayError) else f"{type(exc).__name__}: {exc}"
+        line = scrub(" ".join(said.split()), secrets) or type(exc).__name__
+        write_worker_error(Path(self.out) / WORKERS_DIR / f"worker-{worker}", line)
+        logger.error("replay stopped: %s", line)
+        self.environment.process_exit_code = WORKER_FAILED_EXIT
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message(ERROR_MESSAGE, {"worker": worker, "line": line})
 
     def _plan(self, worker: int, workers: int) -> tuple[Plan, list[CorrelationRule], AuthInfo]:
         kind = load_source(Path(self.source))

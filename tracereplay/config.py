@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from tracereplay.errors import ConfigError
 
 T = TypeVar("T")
+MAX_CONFIG_BYTES = 16 << 20
 
 
 def resolve_settings(
@@ -60,11 +61,7 @@ def read_config_text(
     "<label> <path>: cannot read it (<reason>)"."""
     if path is None:
         return resources.files(package).joinpath(default_name).read_text("utf-8"), "default"
-    try:
-        return Path(path).read_text("utf-8"), str(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise ConfigError(f"{label} {path}: cannot read it ({reason})") from None
+    return _read_text(Path(path), f"{label} {path}: cannot read it"), str(path)
 
 
 def parse_toml(text: str, where: str) -> dict[str, Any]:
@@ -73,15 +70,27 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:  # arrays or inline tables nested thousands deep
+        raise ConfigError(f"{where}: not valid TOML (nested too deeply)") from None
+
+
+def _read_text(path: Path, failing: str) -> str:
+    """A settings file's text; ConfigError "<failing> (<reason>)" when it is not a file
+    that can be read as UTF-8 text of a sane size."""
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{failing} (larger than {MAX_CONFIG_BYTES >> 20} MiB)")
+        return path.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{failing} (not UTF-8 text: byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{failing} ({exc.strerror or type(exc).__name__})") from None
 
 
 def _from_file(
     file: Path, section: str | None, fields: Mapping[str, dataclasses.Field[Any]]
 ) -> dict[str, Any]:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read settings file ({exc.strerror})") from None
+    text = _read_text(file, f"{file}: cannot read settings file")
     data = parse_toml(text, str(file))
     if section is not None:
         data = data.get(section, {})

@@ -12,7 +12,8 @@ Library code raises these; only the CLI prints them, as one line, and exits 2.
     │   ├── TraceCorruptError        a file that is not readable Parquet / Arrow
     │   ├── TraceExistsError         refusing to write over rows already captured
     │   └── TraceLockedError         another writer holds the trace directory
-    └── TargetError                  a target server that cannot be started or reached
+    ├── TargetError                  a target server that cannot be started or reached
+    └── ReplayFailedError            a replay stopped by a failure (a worker's, --max-rss)
 
 Bugs stay ordinary Python exceptions (with a traceback) so that they get reported.
 """
@@ -62,3 +63,8 @@ class TraceLockedError(TraceError):
 
 class TargetError(TraceReplayError):
     """A target server that cannot be started or reached."""
+
+
+class ReplayFailedError(TraceReplayError):
+    """A replay that stopped because a load-generating process failed or went over a
+    bound (--max-rss); what it gathered is written first."""

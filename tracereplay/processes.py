@@ -10,13 +10,14 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tracereplay.errors import TargetError
 
@@ -77,15 +78,101 @@ def stop_process(
     sig: signal.Signals = signal.SIGTERM,
     timeout_s: float = STOP_TIMEOUT_S,
 ) -> int:
-    """Signal the process, wait, kill it if it lingers; returns its exit code."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Signal the process (its whole group when it leads one), wait, kill it (its group)
+    if it lingers; returns its exit code."""
+    stop_groups([process], sig, time.monotonic() + timeout_s)
     return process.returncode
+
+
+def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send `sig` to the process group `process` leads (start_new_session=True), else to
+    the process alone; nothing when it is gone."""
+    if process.returncode is not None:
+        return  # reaped: its pid (and group id) may belong to someone else by now
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_groups(
+    processes: Sequence[subprocess.Popen[bytes]], sig: signal.Signals, deadline: float
+) -> None:
+    """Send `sig` to every process's group, wait for them until `deadline` (monotonic),
+    then SIGKILL the groups of those still running; returns once all have exited."""
+    for process in processes:
+        if process.poll() is None:
+            signal_group(process, sig)
+    for process in processes:
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.poll() is None:
+            signal_group(process, signal.SIGKILL)
+        process.wait()
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) arrived; `signum` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopSignals:
+    """Within `with StopSignals() as signals:`, the first SIGINT, SIGTERM or SIGHUP raises
+    `Interrupted`, so the code stops its children and writes what it has. Later ones are
+    only recorded (`received`): the clean-up they would interrupt finishes. Inside
+    `signals.held()` (starting a child and keeping track of it) the first one waits until
+    the block ends; after `signals.hold()` none raises any more. Main thread only; in
+    another thread nothing is installed."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._held = False
+        self._raised = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)
+
+    def _handler(self, signum: int, _frame: object) -> None:
+        self.received.append(signum)
+        self._raise_first()
+
+    def _raise_first(self) -> None:
+        if self.received and not self._held and not self._raised:
+            self._raised = True
+            raise Interrupted(self.received[0])
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+        self._raise_first()
+
+    def hold(self) -> None:
+        self._held = True
 
 
 @contextmanager

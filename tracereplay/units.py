@@ -54,18 +54,35 @@ def parse_host_port(text: str, *, default_host: str = "127.0.0.1") -> tuple[str,
     return host, port
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?")
-_SIZE_UNIT = {"k": 1e3, "m": 1e6, "g": 1e9, "ki": 1024.0, "mi": 1024.0**2, "gi": 1024.0**3}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?")
+_SIZE_UNITS = {
+    None: 1, "b": 1,
+    "k": 1024, "kb": 1000, "kib": 1024,
+    "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
+    "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
+    "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
+}  # fmt: skip
 
 
 def parse_size_bytes(text: str) -> int:
-    """Bytes in "65536", "64MiB", "500k", "1.5GB" (k/M/G are 1000s, Ki/Mi/Gi 1024s).
+    """Bytes in "8MiB", "512k", "2GB", "1024"; a bare number is bytes (K, M, G alone are
+    binary, as in `ulimit`).
 
-    >>> parse_size_bytes("64MiB")
-    67108864
+    >>> parse_size_bytes("8MiB")
+    8388608
     """
     match = _SIZE.fullmatch(text.strip().lower())
     if match is None:
-        raise UsageError(f"not a size: {text!r} (use bytes or forms like 500k, 64MiB, 1G)")
-    unit = (match.group(2) or "b").removesuffix("b") if match.group(2) != "b" else ""
-    return int(float(match.group(1)) * _SIZE_UNIT.get(unit, 1.0))
+        raise UsageError(f"not a size: {text!r} (use bytes or forms like 512KiB, 8MiB, 2GB)")
+    size = float(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    if not math.isfinite(size) or size >= 2**63:
+        raise UsageError(f"not a size: {text!r} (too large)")
+    return int(size)
+
+
+def session_timeout_s(text: str) -> float:
+    """The inactivity that ends a session (`--session-timeout`): a duration > 0."""
+    timeout_s = parse_duration_s(text)
+    if not math.isfinite(timeout_s) or timeout_s <= 0:
+        raise UsageError(f"--session-timeout must be > 0, not {text!r}")
+    return timeout_s

@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,11 @@ _HTTP_VERSIONS = {
     "h3": "HTTP/3",
     "http/3": "HTTP/3",
 }
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_FIRST, _LAST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+_METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")  # a token: no space, no line break
 
 
 class EntryError(ValueError):
@@ -74,6 +80,10 @@ def load_entries(path: Path) -> list[Any]:
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         raise UsageError(f"{path}: not valid JSON ({where}: {exc.msg})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a HAR file (JSON nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise UsageError(f"{path}: not a HAR file ({str(exc).splitlines()[0][:120]})") from None
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not a HAR file (not UTF-8 text)") from None
     except OSError as exc:
@@ -97,6 +107,8 @@ def exchange_from_entry(entry: Any) -> Exchange | None:
     if not isinstance(request, dict):
         raise EntryError("request missing")
     method = _required_str(request, "method", "request.method")
+    if not _METHOD.fullmatch(method):
+        raise EntryError(f"request.method {method[:40]!r} is not an HTTP method")
     url = _required_str(request, "url", "request.url")
     try:
         parts = urlsplit(url)
@@ -125,7 +137,7 @@ def exchange_from_entry(entry: Any) -> Exchange | None:
     if not isinstance(response, dict):
         response = {}
     har_error = response.get("_error")  # Chrome's net::ERR_..., mitmproxy's flow error
-    exchange.error = har_error if isinstance(har_error, str) and har_error else None
+    exchange.error = _text(har_error) if isinstance(har_error, str) and har_error else None
     status = _status(response.get("status"))
     if status is None:
         exchange.error = exchange.error or "no response"
@@ -141,18 +153,29 @@ def _required_str(obj: dict[str, Any], key: str, where: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value:
         raise EntryError(f"{where} missing")
-    return value
+    return _text(value)
+
+
+def _text(value: str) -> str:
+    """`value` with lone surrogates (JSON's unpaired \\udXXX, which UTF-8 cannot encode)
+    replaced by U+FFFD, as the bodies get them."""
+    return _SURROGATE.sub("\ufffd", value)
 
 
 def _started(entry: dict[str, Any]) -> datetime:
     value = _required_str(entry, "startedDateTime", "startedDateTime")
     try:
         ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise EntryError(f"startedDateTime {value!r} is not an ISO 8601 date") from None
-    if ts.tzinfo is None:  # HAR requires an offset; a tool that left it out meant UTC
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC)
+        if ts.tzinfo is None:  # HAR requires an offset; a tool that left it out meant UTC
+            ts = ts.replace(tzinfo=UTC)
+        ts = ts.astimezone(UTC)
+    except (ValueError, OverflowError):
+        ts = None
+    # The times a trace holds (its reader refuses others as damage): 1970..2200.
+    if ts is None or not _FIRST <= ts < _LAST:
+        shown = value[:60]
+        raise EntryError(f"startedDateTime {shown!r} is not an ISO 8601 date in range") from None
+    return ts
 
 
 def _status(value: Any) -> int | None:
@@ -184,7 +207,7 @@ def _headers(obj: dict[str, Any], where: str) -> Headers:
         name, value = item.get("name"), item.get("value")
         # HTTP/2 pseudo-headers (:method, :path, ...) repeat the request line; not headers.
         if isinstance(name, str) and name and not name.startswith(":"):
-            headers.append((name, "" if value is None else str(value)))
+            headers.append((_text(name), "" if value is None else _text(str(value))))
     return headers
 
 
@@ -197,7 +220,7 @@ def _post_data(request: dict[str, Any], headers: Headers) -> bytes | None:
     # Some exporters record the body's type only here; the anonymizer reads it from headers.
     has_type = any(name.lower() == "content-type" for name, _ in headers)
     if isinstance(mime_type, str) and mime_type and not has_type:
-        headers.append(("content-type", mime_type))
+        headers.append(("content-type", _text(mime_type)))
     text = post.get("text")
     if isinstance(text, str):
         return _decode_text(text, post.get("encoding"), "request.postData.text")
@@ -210,7 +233,7 @@ def _post_data(request: dict[str, Any], headers: Headers) -> bytes | None:
             raise EntryError("request.postData.params holds a value that is not an object")
         name, value = param.get("name"), param.get("value")
         pairs.append(("" if name is None else str(name), "" if value is None else str(value)))
-    return urlencode(pairs).encode("ascii")
+    return urlencode([(_text(k), _text(v)) for k, v in pairs]).encode("ascii")
 
 
 def _content(response: dict[str, Any]) -> bytes | None:
@@ -237,4 +260,4 @@ def _decode_text(text: str, encoding: Any, where: str) -> bytes:
 def _http_version(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return None
-    return _HTTP_VERSIONS.get(value.lower(), value)
+    return _HTTP_VERSIONS.get(value.lower(), _text(value))

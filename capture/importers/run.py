@@ -18,6 +18,7 @@ from tracereplay.capture.importers.detect import detect_format
 from tracereplay.capture.importers.har import iter_har
 from tracereplay.capture.importers.mitm import iter_mitm
 from tracereplay.errors import TraceEmptyError, TraceExistsError, UsageError
+from tracereplay.outdir import check_out_dir
 from tracereplay.trace import TraceMetadata, TraceRecord, TraceWriter, open_writer
 from tracereplay.trace.store import scan_directory
 
@@ -118,8 +119,10 @@ def _check_inputs(paths: Sequence[Path], fmt: str) -> list[tuple[Path, str]]:
 
 
 def _check_out(out: Path) -> None:
-    """Refuse an `out` that exists, unless it is an empty directory."""
+    """Refuse an `out` that exists, unless it is an empty directory, and one that cannot be
+    written (read-only, no parent directory: `check_out_dir`)."""
     if not os.path.lexists(out):
+        check_out_dir(out)
         return
     if out.is_symlink() or not out.is_dir():
         raise TraceExistsError(f"{out} already exists; choose a new --out directory")
@@ -128,6 +131,7 @@ def _check_out(out: Path) -> None:
         raise TraceExistsError(f"{out} already holds a trace; choose a new --out directory")
     if any(out.iterdir()):
         raise TraceExistsError(f"{out} is not empty; choose a new --out directory")
+    check_out_dir(out)
 
 
 def _exchanges(

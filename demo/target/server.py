@@ -1,15 +1,21 @@
 """Running the target: bind 127.0.0.1 (a busy port is a TargetError), serve with uvicorn.
 
-One process, uvloop + httptools, no access log; SIGINT/SIGTERM shut down gracefully.
+One process, uvloop + httptools, no access log. SIGINT/SIGTERM shut down gracefully, and
+within STOP_DEADLINE_S whatever the clients are doing: uvicorn alone waits for a request
+whose body never comes (a client stopped mid-send) far longer, so the process then exits
+at the deadline (the store lives in memory: nothing is lost by not unwinding).
 """
 
 from __future__ import annotations
 
 import errno
 import gc
+import os
 import signal
 import socket
 import sys
+import threading
+import time
 from types import FrameType
 
 import uvicorn
@@ -19,7 +25,29 @@ from tracereplay.demo.target.app import create_app
 from tracereplay.demo.target.settings import TargetSettings
 from tracereplay.errors import TargetError
 
-GRACEFUL_SHUTDOWN_S = 5
+GRACEFUL_SHUTDOWN_S = 5  # longer than the deadline: requests are never cancelled mid-way
+STOP_DEADLINE_S = 0.7
+"""After the first SIGINT/SIGTERM, the process is gone by then, shut down or not."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with a deadline on stopping."""
+
+    _deadline_armed = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if not self._deadline_armed:
+            self._deadline_armed = True
+            code = 130 if sig == signal.SIGINT else 0  # as a graceful stop would exit
+            threading.Thread(target=_exit_after, args=(STOP_DEADLINE_S, code), daemon=True).start()
+
+
+def _exit_after(seconds: float, code: int) -> None:
+    time.sleep(seconds)
+    sys.stderr.write("sandbox target: stopped at its deadline (clients were mid-request)\n")
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def bind_listen_socket(host: str, port: int) -> socket.socket:
@@ -64,7 +92,7 @@ def serve(settings: TargetSettings) -> None:
         log_level="warning",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     count = len(sandbox_accounts(settings.seed))
     url_host = f"[{host}]" if ":" in host else host
     sys.stderr.write(

@@ -165,7 +165,7 @@ def test_bad_har_files(tmp_path: Path, content: str, message: str) -> None:
         (lambda e: e.pop("request"), "entry 1: request missing"),
         (
             lambda e: e.update(startedDateTime="yesterday"),
-            "entry 1: startedDateTime 'yesterday' is not an ISO 8601 date",
+            "entry 1: startedDateTime 'yesterday' is not an ISO 8601 date in range",
         ),
         (
             lambda e: e["request"].update(url="https://h:99999/"),
@@ -283,6 +283,9 @@ def test_detect_format(tmp_path: Path, content: bytes, expected: str | None) -> 
 def test_import_har_end_to_end(tmp_path: Path, fake: Faker) -> None:
     path, data = chrome_har(tmp_path / "chrome.har", fake)
     out = tmp_path / "traces" / "chrome"
+    with pytest.raises(UsageError, match="does not exist; create it first"):
+        run_import([path], out)  # a missing parent is a typo more often than a wish
+    out.parent.mkdir()
     result = run_import([path], out)
     assert result == ImportResult(out=out, files=1, rows=5, skipped=1)
     table = read_trace(out)

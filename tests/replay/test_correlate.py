@@ -399,7 +399,9 @@ def test_credentials_csv_as_the_sandbox_prints_it(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("", "line 1: empty file"),
-        ("email,pass\na@x.test,pw\n", "line 1: header needs email and password"),
+        ("email,pass\na@x.test,pw\n", "line 1: the header needs columns named email and"),
+        ("a@x.test,Secret-pw-1\n", "line 1: the header needs columns named email and"),
+        ("email,password\na@x.test,p\x00w\n", "line 2: a control character"),
         ("email,password\n\n", "line 2: no accounts"),
         ("email,password,role\na@x.test,pw,admin\nb@x.test,,admin\n", "line 3: empty email"),
         ("email,password,role\na@x.test\n", "line 2: expected 3 columns"),
@@ -408,10 +410,15 @@ def test_credentials_csv_as_the_sandbox_prints_it(tmp_path: Path) -> None:
 def test_bad_credentials_files(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "creds.csv"
     path.write_text(text)
-    with pytest.raises(UsageError, match=f"^--credentials {path}: {message}"):
+    with pytest.raises(UsageError, match=f"^--credentials {path}: {message}") as raised:
         load_credentials(path)
+    # The message says where, never what: a file without its header has a password first.
+    assert "pw" not in str(raised.value).replace(str(path), "")
     with pytest.raises(UsageError, match="cannot read"):
         load_credentials(tmp_path / "missing.csv")
+    path.write_bytes(b"email,password\na@x.test,caf\xe9\n")
+    with pytest.raises(UsageError, match="not UTF-8 text"):
+        load_credentials(path)
 
 
 def test_credential_for_is_round_robin_within_the_role() -> None:

@@ -100,11 +100,17 @@ def test_max_rps_is_a_hard_cap_and_queueing_shows_in_intended_latency(tmp_path: 
     with stub_server() as stub:
         assert replay(str(model), "--host", stub.url, "--out", str(tmp_path / "cap"),
                       "--max-rps", "10", grace="20s") == 0  # fmt: skip
-        times = sorted(t for t, _, _ in stub.received)
-    assert len(times) == 120
-    for i in range(len(times)):  # no 1 s window holds more than 10 requests (+1 at its edge)
-        window = [t for t in times[i:] if t < times[i] + 1.0]
-        assert len(window) <= 11
+        arrived = sorted(t for t, _, _ in stub.received)
+    sent = sorted(pq.read_table(tmp_path / "cap" / "timing.parquet")["sent_s"].to_pylist())
+    assert len(arrived) == len(sent) == 120
+
+    def busiest_second(times: list[float]) -> int:
+        return max(len([t for t in times[i:] if t < times[i] + 1.0]) for i in range(len(times)))
+
+    # No 1 s window of sends holds more than 10 requests (+1 at its edge). At the target,
+    # one request held up on its way (a loaded machine) may land in the next window.
+    assert busiest_second(sent) <= 11
+    assert busiest_second(arrived) <= 12
     s = summary(tmp_path / "cap")
     assert s["latency_intended_ms"]["p95"] > s["latency_ms"]["p95"] + 1000  # type: ignore[index]
 
@@ -119,17 +125,14 @@ def test_stalled_target_shows_in_latency_not_in_arrivals(tmp_path: Path) -> None
     assert s["latency_intended_ms"]["p50"] >= 1500  # type: ignore[index]
 
 
-def test_only_the_host_is_ever_contacted(tmp_path: Path) -> None:
-    records = [
-        make_record(ts=T0 + timedelta(seconds=i), session=f"s{i}",
-                    path="http://elsewhere.invalid/api/items" if i % 2 else "/api/items")
-        for i in range(6)
-    ]  # fmt: skip
+def test_redirects_are_not_followed(tmp_path: Path) -> None:
+    records = [make_record(ts=T0 + timedelta(seconds=i), session=f"s{i}", path="/api/items")
+               for i in range(6)]  # fmt: skip
     trace = write_trace(tmp_path / "trace", records)
     with stub_server() as other, stub_server(redirect_to=other.url) as target:
         assert replay(str(trace), "--host", target.url, "--out", str(tmp_path / "h")) == 0
         assert len(target.received) == 6
-        assert other.received == []  # redirects are not followed, absolute URLs rewritten
+        assert other.received == []  # a Location pointing elsewhere is never followed
     assert {p for _, _, p in target.received} == {"/api/items"}
 
 

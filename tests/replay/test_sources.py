@@ -296,13 +296,14 @@ def test_trace_duration_drops_later_sessions(trace: Path) -> None:
     assert 0 < len(cut.sessions) < len(whole.sessions)
 
 
-def test_trace_absolute_urls_keep_only_path_and_query(tmp_path: Path) -> None:
-    path = write_trace(
-        tmp_path / "abs", [make_record(path="https://api.example.test/api/v1/x?page=2")]
-    )
-    plan, _ = plan_from_trace(path)
-    (request,) = plan.sessions[0].requests
-    assert (request.path, request.query) == ("/api/v1/x", "page=2")
+def test_a_trace_with_an_absolute_url_is_refused_naming_it(tmp_path: Path) -> None:
+    """No path may carry a host: an absolute URL in any case is refused, not rewritten
+    (the rule is the one constructor's, replay/urls.py)."""
+    for i, url in enumerate(["https://api.example.test/api/v1/x?page=2", "HTTP://h:1/x"]):
+        path = write_trace(tmp_path / f"abs{i}", [make_record(path=url)])
+        with pytest.raises(UsageError, match="is not a path") as raised:
+            plan_from_trace(path)
+        assert str(path) in str(raised.value) and url[:30] in str(raised.value)
 
 
 def test_trace_plan_rejects_bad_options(trace: Path) -> None:

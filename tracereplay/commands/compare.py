@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tracereplay.cli_app import EXIT_OK, EXIT_THRESHOLD, EnableSloOpt, SloOpt, app
+from tracereplay.errors import UsageError
 
 
 @app.command("compare")
@@ -41,8 +43,14 @@ def compare_cmd(
     from tracereplay.compare.run import run_compare
     from tracereplay.compare.slo import load_slos
     from tracereplay.compare.verdicts import load_goals
-    from tracereplay.units import parse_duration_s
+    from tracereplay.outdir import check_out_dir
+    from tracereplay.units import session_timeout_s
 
+    timeout_s = session_timeout_s(session_timeout)
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise UsageError(f"--scale must be a finite number > 0, not {scale!r}")
+    if out is not None:
+        check_out_dir(out, empty=False)
     result = run_compare(
         real,
         other,
@@ -54,6 +62,6 @@ def compare_cmd(
         slos=load_slos(slo),
         enable_slos=enable_slo or (),
         goals=load_goals(goals),
-        session_timeout_s=parse_duration_s(session_timeout),
+        session_timeout_s=timeout_s,
     )
     return EXIT_THRESHOLD if result.failed else EXIT_OK

@@ -25,11 +25,11 @@ def model_cmd(
     from rich.console import Console
 
     from tracereplay.models.model import build_model, default_model_path, write_model
-    from tracereplay.units import parse_duration_s
+    from tracereplay.outdir import check_out_file
+    from tracereplay.units import session_timeout_s
 
-    timeout_s = parse_duration_s(session_timeout)
-    if timeout_s <= 0:
-        raise UsageError("--session-timeout must be > 0")
+    timeout_s = session_timeout_s(session_timeout)
+    path = check_out_file(out or default_model_path(trace))
     console = Console(stderr=True)
     with console.status("modelling…") as status:
 
@@ -39,7 +39,7 @@ def model_cmd(
                 console.print(f"model: {name}", highlight=False)
 
         model = build_model(trace, session_timeout_s=timeout_s, progress=stage)
-    path = write_model(model, out or default_model_path(trace))
+    write_model(model, path)
     prov = model["provenance"]
     console.print(
         f"model of {prov['rows']} requests, {prov['sessions']} sessions, "
@@ -69,18 +69,28 @@ def synthesize_cmd(
     """Write synthetic sessions drawn from a model (request side; no target needed)."""
     from rich.console import Console
 
+    from tracereplay.models.arrivals import ARRIVAL_PROCESSES, ArrivalModel
     from tracereplay.models.model import load_model
+    from tracereplay.models.model_check import check_draw
     from tracereplay.models.synthesize import synthesize
+    from tracereplay.outdir import check_out_dir, removed_on_failure
     from tracereplay.units import parse_duration_s
 
+    check_out_dir(out)
     loaded = load_model(model)
+    duration_s = parse_duration_s(duration) if duration else None
+    if arrivals not in ARRIVAL_PROCESSES:
+        raise UsageError(f"--arrivals {arrivals!r}: choose one of {', '.join(ARRIVAL_PROCESSES)}")
+    check_draw(
+        ArrivalModel.from_json(loaded["arrivals"]), scale=scale, duration_s=duration_s, seed=seed
+    )
     console = Console(stderr=True)
-    with console.status("synthesizing…") as status:
+    with console.status("synthesizing…") as status, removed_on_failure(out):
         result = synthesize(
             loaded,
             out,
             scale=scale,
-            duration_s=parse_duration_s(duration) if duration else None,
+            duration_s=duration_s,
             seed=seed,
             arrivals=arrivals,
             progress=lambda done, total: status.update(f"synthesizing… {done}/{total} sessions"),

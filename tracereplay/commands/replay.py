@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from tracereplay.cli_app import EXIT_INTERRUPTED, EXIT_OK, EnableSloOpt, SloOpt, app
+from tracereplay.cli_app import EXIT_OK, EnableSloOpt, SloOpt, app
 
 
 @app.command("replay")
@@ -52,6 +53,22 @@ def replay_cmd(
     watch_pid: Annotated[
         list[int] | None, typer.Option(help="soak: also sample this process's memory.")
     ] = None,
+    run_time: Annotated[
+        str | None,
+        typer.Option(
+            help="Hard bound on the whole run, stopping included [default: the window + "
+            "--grace + 25s]."
+        ),
+    ] = None,
+    max_body: Annotated[
+        str, typer.Option(help="Bytes of a response body read at most (the rest is not read).")
+    ] = "8MiB",
+    max_rss: Annotated[
+        str, typer.Option(help="Memory one Locust process may use; over it the run stops.")
+    ] = "4GiB",
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow more --processes than cores.")
+    ] = False,
 ) -> int:
     """Replay a model's or a trace's sessions open-loop at N× with Locust.
 
@@ -61,10 +78,11 @@ def replay_cmd(
     drift; stress replays the busiest window at each N of --steps until an SLO fails and
     reports the capacity (exit 1 when an SLO fails at the first step).
     """
+    started = time.monotonic()  # --run-time bounds the whole command, imports included
     from rich.console import Console
 
     from tracereplay.replay.run import ReplaySettings, run_replay
-    from tracereplay.units import parse_duration_s
+    from tracereplay.units import parse_duration_s, parse_size_bytes
 
     settings = ReplaySettings(
         source=source,
@@ -82,6 +100,10 @@ def replay_cmd(
         arrivals=arrivals,
         profile=profile,
         watch_pids=tuple(watch_pid or ()),
+        run_time_s=parse_duration_s(run_time) if run_time else None,
+        max_body=parse_size_bytes(max_body),
+        max_rss=parse_size_bytes(max_rss),
+        force=force,
     )
     console = Console(stderr=True)
     if profile == "stress":
@@ -92,17 +114,27 @@ def replay_cmd(
         outcome = run_replay(
             settings,
             on_tick=lambda t, w: status.update(f"replaying… {t:.0f} s (plan window {w:.0f} s)"),
+            started=started,
         )
     s = outcome.summary
-    console.print(
-        f"{s['sessions_started']}/{s['sessions_planned']} sessions, {s['requests']} requests, "
-        f"{s['failures']} failures, {s['achieved_rps']} req/s; latency p95 "
-        f"{s['latency_ms']['p95']} ms (from intended send {s['latency_intended_ms']['p95']} ms)"
-        f" → {outcome.out}",
-        highlight=False,
-    )
     if "profile" in s:
         from tracereplay.replay.profiles import describe
 
         console.print(describe(s["profile"]), highlight=False)
-    return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+    console.print(final_line(s, outcome.out), highlight=False)
+    outcome.raise_failure()
+    return outcome.exit_code if outcome.interrupted else EXIT_OK
+
+
+def final_line(s: dict[str, Any], out: Path) -> str:
+    """The run in one line: sessions (cut ones too), requests, failures (timed out ones
+    too), throughput and latency."""
+    truncated = s.get("responses_truncated", 0)
+    return (
+        f"{s['sessions_started']}/{s['sessions_planned']} sessions ({s['sessions_cut']} cut), "
+        f"{s['requests']} requests, {s['failures']} failures "
+        f"({s.get('requests_timed_out', 0)} timed out"
+        + (f", {truncated} bodies cut at --max-body" if truncated else "")
+        + f"), {s['achieved_rps']} req/s; latency p95 {s['latency_ms']['p95']} ms (from "
+        f"intended send {s['latency_intended_ms']['p95']} ms) → {out}"
+    )

@@ -28,7 +28,7 @@ class TraceInfo:
 
 def describe_trace(path: Path) -> TraceInfo:
     trace = open_trace(path)
-    table = trace.dataset.to_table(columns=["ts", "session", "error"])
+    table = trace.to_table(["ts", "session", "error"], sort=False)
     first, last = pc.min_max(table["ts"]).values()
     return TraceInfo(
         path=trace.path,

@@ -7,8 +7,12 @@ readable as is.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +35,16 @@ from tracereplay.trace.schema import (
 )
 from tracereplay.trace.store import live_journals, read_journal
 
+# Pages written with a CRC (pq.write_table(..., write_page_checksum=True)) are checked on
+# read, so flipped bits that still decompress are caught too; pages without one are not.
+_PARQUET = ds.ParquetFileFormat(
+    default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+)
+
+
+_TS_LOW_US = 0  # 1970-01-01, microseconds since the epoch (the ts column's unit)
+_TS_HIGH_US = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
+
 
 @dataclass(frozen=True)
 class Trace:
@@ -44,17 +58,53 @@ class Trace:
 
     @property
     def num_rows(self) -> int:
-        return int(self.dataset.count_rows())
+        with self._reading():
+            return int(self.dataset.count_rows())
 
     def to_table(self, columns: list[str] | None = None, *, sort: bool = True) -> pa.Table:
-        """The rows (optionally only `columns`), in order of `ts` unless `sort=False`."""
+        """The rows (optionally only `columns`), in order of `ts` unless `sort=False`. A
+        page that cannot be decoded (flipped bits, a cut file) is a `TraceCorruptError`."""
         wanted = columns if columns is None or not sort or "ts" in columns else [*columns, "ts"]
-        table = self.dataset.to_table(columns=wanted)
+        with self._reading():
+            table = self.dataset.to_table(columns=wanted)
+            # A damaged page may decode to text that is not UTF-8 or to dictionary indices
+            # out of range; pyarrow checks neither on read, everything after would trip.
+            table.validate(full=True)
+        if "ts" in table.column_names and table.num_rows:
+            self._check_times(table["ts"])
         if sort:
             table = table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending")]))
             if columns is not None and "ts" not in columns:
                 table = table.drop_columns(["ts"])
         return table
+
+    def to_batches(
+        self, columns: list[str] | None = None, **options: Any
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows as record batches, in file order (`options` go to `Dataset.to_batches`);
+        an undecodable page is a `TraceCorruptError`, as in `to_table`."""
+        with self._reading():
+            yield from self.dataset.to_batches(columns=columns, **options)
+
+    def _check_times(self, ts: pa.ChunkedArray) -> None:
+        """Times a capture can have: a damaged page can decode to any number at all."""
+        low, high = (v.value for v in pc.min_max(ts).values())
+        if low is None or high is None or not _TS_LOW_US <= low <= high <= _TS_HIGH_US:
+            raise TraceCorruptError(
+                f"{self.path}: a trace file is damaged or not a capture (a request time "
+                "outside 1970..2200)"
+            )
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except (pa.ArrowException, OSError) as exc:
+            # pyarrow raises OSError ("ZSTD decompression failed", "Couldn't deserialize
+            # thrift") or ArrowInvalid for a damaged page; the message names no file.
+            raise TraceCorruptError(
+                f"{self.path}: a trace file is damaged and cannot be read ({_first_line(exc)})"
+            ) from None
 
 
 def open_trace(path: str | Path) -> Trace:
@@ -77,7 +127,7 @@ def open_trace(path: str | Path) -> Trace:
     files = tuple(parquet_files) + tuple(live_journals(directory))
     if not metadata:
         raise TraceEmptyError(f"{directory}: no trace files (part-*.parquet) in this directory")
-    parts = [ds.dataset([str(p) for p in parquet_files], format="parquet", schema=TRACE_SCHEMA)]
+    parts = [ds.dataset([str(p) for p in parquet_files], format=_PARQUET, schema=TRACE_SCHEMA)]
     parts += [
         ds.dataset(with_additive_columns(t).cast(TRACE_SCHEMA))
         for t in journal_tables
@@ -112,7 +162,12 @@ def _check_meta(path: Path, schema: pa.Schema) -> TraceMetadata:
         raise TraceSchemaError(f"{path}: not a {SCHEMA_ID} file ({said})")
     if not has_trace_columns(schema):
         raise TraceSchemaError(f"{path}: columns differ from {SCHEMA_ID}")
-    return TraceMetadata.from_arrow(schema.metadata)
+    try:
+        return TraceMetadata.from_arrow(schema.metadata)
+    except (ValueError, UnicodeDecodeError) as exc:  # e.g. a capture_start that is not a date
+        raise TraceSchemaError(
+            f"{path}: unreadable tracereplay metadata ({_first_line(exc)[:120]})"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -256,7 +256,12 @@ def write_part(table: pa.Table, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         pq.write_table(
-            table, tmp, compression=PARQUET_COMPRESSION, use_dictionary=DICTIONARY_COLUMNS
+            table,
+            tmp,
+            compression=PARQUET_COMPRESSION,
+            use_dictionary=DICTIONARY_COLUMNS,
+            # The reader verifies page CRCs: flipped bits that still decompress are caught.
+            write_page_checksum=True,
         )
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
