@@ -15,12 +15,13 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pyarrow.compute as pc
 
 from tracereplay.capture.anonymize.detectors import KINDS
 from tracereplay.capture.anonymize.headers import split_set_cookie
+from tracereplay.capture.anonymize.shapes import URL_START
 from tracereplay.capture.scan_checks import CHECK_KINDS, Checker, Finding, markup_leaves
 from tracereplay.errors import UsageError
 from tracereplay.trace import open_trace
@@ -41,6 +42,8 @@ _READ_AHEAD = {"batch_readahead": 2, "fragment_readahead": 1}
 _JSON_STRING = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?')
 _JSONP = re.compile(r"[\w$.]{1,64}\s*\((.*)\)\s*;?", re.DOTALL)
 _URL_HEADERS = frozenset(("referer", "origin", "location", "content-location", "link", "refresh"))
+_LINK_URL = re.compile(r"<([^>]*)>")
+_REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\"\s]*)", re.IGNORECASE)
 
 
 def mask(value: str) -> str:
@@ -165,15 +168,19 @@ def cell_findings(checker: Checker, column: str, cell: Any) -> Iterator[Finding]
 
 
 def _path(checker: Checker, path: str) -> Iterator[Finding]:
-    decoded = unquote(path)
-    yield from checker.anywhere(decoded)
-    for segment in decoded.split("/"):
+    yield from checker.anywhere(unquote(path))
+    yield from _segments(checker, path)
+
+
+def _segments(checker: Checker, path: str) -> Iterator[Finding]:
+    """The path checks without the detectors: tokens, text and identifiers per segment."""
+    for segment in unquote(path).split("/"):
         head, _, params = segment.partition(";")
         if params:
             yield from _query(checker, params)
         found = checker.value(head)
-        # Route words are not the capture's to replace: only tokens and text count here.
-        yield from (f for f in found if f[0] in ("entropy", "free-text"))
+        # Route words are not the capture's to replace: only tokens, text and names count.
+        yield from (f for f in found if f[0] in ("entropy", "free-text", "identifier"))
 
 
 def _query(checker: Checker, query: str) -> Iterator[Finding]:
@@ -207,15 +214,44 @@ def _header(checker: Checker, name: str, value: str) -> Iterator[Finding]:
                 if attribute_name.lower() in ("path", "domain"):
                     yield from checker.anywhere(attribute_value)
                     yield from checker.urls(attribute_value)
-    elif name in _URL_HEADERS:
+    elif name in _URL_HEADERS or URL_START.match(value.strip()):
+        # Any header whose value is an absolute URL (`Next-Page`, `X-Callback-Url`) too.
         yield from checker.anywhere(unquote(value))
         yield from checker.urls(value)
-        for part in value.replace("#", "?").split("?")[1:]:
-            yield from _query(checker, part.split(">")[0])
+        for url in _header_urls(name, value):
+            yield from _url_parts(checker, url)
     elif name in checker.known_headers:
         yield from checker.anywhere(value)
     else:
         yield from checker.value(value, name)
+
+
+def _header_urls(name: str, value: str) -> list[str]:
+    """The URLs a URL-valued header holds: each `<…>` of a Link, the `url=` of a Refresh,
+    else the whole value."""
+    if name == "link" or _LINK_URL.search(value):
+        return _LINK_URL.findall(value)
+    if name == "refresh":
+        return [m.group(1) for m in _REFRESH_URL.finditer(value)]
+    return [value.strip()]
+
+
+def _url_parts(checker: Checker, url: str) -> Iterator[Finding]:
+    """Path segments, query and fragment of one URL, by the checks each place gets."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        yield from _checks_only(checker.value(url))
+        return
+    yield from _segments(checker, parts.path)
+    yield from _query(checker, parts.query)
+    fragment = parts.fragment
+    if "=" in fragment:
+        yield from _query(checker, fragment)
+    elif fragment.startswith("/"):
+        yield from _segments(checker, fragment)
+    elif fragment:
+        yield from _checks_only(checker.value(unquote(fragment)))
 
 
 def _body(checker: Checker, text: str) -> Iterator[Finding]:

@@ -2,7 +2,9 @@
 
 Each check names a kind of finding: a detector's kind (email, jwt, key, ssn, …), `entropy`
 (a random-looking token that is no pseudonym), `free-text` (words that are not the Latin
-words of a pseudonym), `word` (a lone word no vocabulary explains), `field` (a value in a
+words of a pseudonym), `identifier` (a name or numbered handle of someone: `jessica.miller`,
+`user1`, the `user1` of `account:user1`, also in paths), `word` (a lone word no vocabulary
+explains), `field` (a value in a
 field named like a password, secret, person or birth date that is not a pseudonym), `host`
 (a host outside the trace's own and the allow-list) and `canary` (a value the user listed).
 """
@@ -21,6 +23,7 @@ from tracereplay.capture.anonymize.detectors import (
     find_all,
     is_pseudonym,
 )
+from tracereplay.capture.anonymize.identifiers import colon_parts, looks_identifier
 from tracereplay.capture.anonymize.policy import load_policy, name_words
 from tracereplay.capture.anonymize.shapes import (
     HOST,
@@ -33,7 +36,7 @@ from tracereplay.capture.anonymize.shapes import (
 )
 from tracereplay.capture.anonymize.words import Vocabulary, is_lorem_text
 
-CHECK_KINDS = ("entropy", "free-text", "word", "field", "host", "canary")
+CHECK_KINDS = ("entropy", "free-text", "identifier", "word", "field", "host", "canary")
 
 Finding = tuple[str, str]
 """(kind, the value found)."""
@@ -60,6 +63,10 @@ _PERSON_NAMES = frozenset(("name", "first_name", "last_name", "full_name", "disp
                            "user_name", "owner", "author", "company", "address",
                            "street", "street_address", "city", "nickname"))  # fmt: skip
 _DOB_NAMES = frozenset(("dob", "date_of_birth", "birth_date", "birthdate", "birthday"))
+# Parameters whose values name fields (`_sort=-last_modified`, `fields=title,done`).
+_FIELD_LIST_WORDS = frozenset(("sort", "sortby", "order", "orderby", "ordering", "fields",
+                               "include", "exclude", "expand", "select"))  # fmt: skip
+_FIELD_LIST = re.compile(r"[+-]?[A-Za-z][A-Za-z0-9_.]*(?:,[+-]?[A-Za-z][A-Za-z0-9_.]*)*")
 
 
 class Checker:
@@ -117,12 +124,42 @@ class Checker:
             # Free text: a pseudonym's is Latin words; emails, tokens, numbers may stand in it.
             if any(_WORDS.search(t) and not _in_free_text(t.strip(_PUNCTUATION)) for t in tokens):
                 found.append(("free-text", value))
-        elif _WORDS.search(value) and not self._explained(value):
+            return tuple(found)
+        people = self.identifiers(value)
+        found.extend(("identifier", p) for p in people)
+        if not people and _WORDS.search(value) and not self._lone_explained(value, field):
             found.append(("word", value))
         return tuple(found)
 
+    def identifiers(self, token: str) -> list[str]:
+        """The parts of a lone token (split at `:`, as in `account:user1`) that name someone
+        or a numbered thing (`jessica.miller`, `jmiller82`, `user1`; see identifiers.py)."""
+        return [
+            part
+            for part in colon_parts(token)
+            if part
+            and looks_identifier(part, self.vocabulary.extra)
+            and not (_is_pseudonym(part) or looks_secret(part))
+        ]
+
+    def _lone_explained(self, token: str, field: str | None) -> bool:
+        """A lone token explained whole, part by part (`account:quia7`), or as a list of
+        field names in a sort or fields parameter (`-last_modified`)."""
+        if self._explained(token):
+            return True
+        parts = colon_parts(token)
+        if len(parts) > 1 and all(self._explained(p) or not _WORDS.search(p) for p in parts):
+            return True
+        return (
+            field is not None
+            and bool(name_words(field) & _FIELD_LIST_WORDS)
+            and _FIELD_LIST.fullmatch(token) is not None
+        )
+
     def _explained(self, token: str) -> bool:
         """A lone token that a shape, a vocabulary or a pseudonym shape explains."""
+        if token[:1] in "+-" and token[1:2].isalpha():  # a sign: `-created`, `+priority`
+            token = token[1:]
         return (
             is_structural(token)
             or self.vocabulary.is_enum(token)

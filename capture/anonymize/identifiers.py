@@ -26,6 +26,7 @@ import re
 from collections.abc import Collection
 from functools import lru_cache
 
+from .shapes import UUID
 from .words import is_lorem_text, stems
 
 # Locales whose name tables are ASCII-spelled enough to match usernames.
@@ -40,6 +41,9 @@ _NUMBERED = re.compile(r"([A-Za-z]{3,})_?([0-9]{1,6})")
 # A word and a bit width is a type or an encoding (`base64`, `float32`, `crc32`, `aes256`).
 _BIT_WIDTHS = frozenset(("8", "16", "32", "64", "128", "256", "384", "512", "1024", "2048"))
 _HANDLE_PART = re.compile(r"[-_.~]")
+_HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
+# A principal or URN: a kind word, a colon, a value (`account:user1`, `system:admin`).
+_KIND_VALUE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*:[^:\s]")
 _NAME_SPLIT = re.compile(r"[\s\-']+")
 _CODE_LETTERS = 3
 _HANDLE_MIN = 8
@@ -137,9 +141,10 @@ def _handle_part(part: str) -> bool:
     """Letters mixed with 2+ digits (`jsmith42`, `ab12cd34`), not a type (`x64`, `int64`)."""
     if sum(c.isdigit() for c in part) < 2 or not any(c.isalpha() for c in part):
         return False
-    return part.rstrip("0123456789") == part or part.lstrip(
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    ) not in _BIT_WIDTHS
+    return (
+        part.rstrip("0123456789") == part
+        or part.lstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") not in _BIT_WIDTHS
+    )
 
 
 def _numbered(word: str, digits: str, keep_words: Collection[str]) -> bool:
@@ -152,22 +157,39 @@ def _numbered(word: str, digits: str, keep_words: Collection[str]) -> bool:
     return len(word) > _CODE_LETTERS and digits not in _BIT_WIDTHS
 
 
+def colon_parts(token: str) -> list[str]:
+    """`account:jessica.miller`, `urn:li:person:x` → its parts; any other token (a time, a
+    URL, an IPv6 address) → itself."""
+    if _KIND_VALUE.match(token) is None or "://" in token:
+        return [token]
+    return token.split(":")
+
+
 def looks_identifier(token: str, keep_words: Collection[str] = ()) -> bool:
     """A lone token (no spaces, slashes or colons) naming a person or a numbered thing."""
     token = token.removeprefix("@")  # a handle: `@jessica`
-    if not _SHAPE.fullmatch(token) or token.lower() in keep_words:
+    if (
+        not _SHAPE.fullmatch(token)
+        or token.lower() in keep_words
+        or _HEX.fullmatch(token)  # digests and ids have their own rules
+        or UUID.fullmatch(token)
+        or is_lorem_text(token)  # a pseudonym is made of Latin lorem words
+    ):
         return False
-    runs = [r.lower() for r in _RUNS.findall(token)]
-    letters = [r for r in runs if r.isalpha()]
-    if not letters or is_lorem_text(token):  # a pseudonym is made of Latin lorem words
-        return False
+    letters = [r.lower() for r in _RUNS.findall(token) if r.isalpha()]
     numbered = _NUMBERED.fullmatch(token)
-    if numbered is not None and _numbered(numbered.group(1).lower(), numbered.group(2), keep_words):
-        return True
-    if len(token) >= _HANDLE_MIN and any(_handle_part(p) for p in _HANDLE_PART.split(token)):
-        return True
-    if any(_name_only(r) or _initial_and_last_name(r) or _two_names(r) for r in letters):
-        return True
-    # Two or more parts, each a name or an initial: `emma.miller`, `j.miller`, `Emma_M`.
-    named = [r for r in letters if len(r) >= _NAME_MIN and _is_name(r)]
-    return bool(named) and len(letters) >= 2 and all(len(r) == 1 or _is_name(r) for r in letters)
+    return bool(letters) and (
+        (numbered is not None and _numbered(numbered[1].lower(), numbered[2], keep_words))
+        or (len(token) >= _HANDLE_MIN and any(map(_handle_part, _HANDLE_PART.split(token))))
+        or any(_name_only(r) or _initial_and_last_name(r) or _two_names(r) for r in letters)
+        or _names_and_initials(letters)
+    )
+
+
+def _names_and_initials(letters: list[str]) -> bool:
+    """Two or more parts, each a name or an initial: `emma.miller`, `j.miller`, `Emma_M`."""
+    return (
+        len(letters) >= 2
+        and any(len(r) >= _NAME_MIN and _is_name(r) for r in letters)
+        and all(len(r) == 1 or _is_name(r) for r in letters)
+    )

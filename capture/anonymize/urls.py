@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit, urlunsplit
 
+from .identifiers import colon_parts
 from .shapes import looks_secret
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def _identifies(values: ValueAnonymizer, segment: str) -> bool:
     `/accounts/jessica.miller`, `/principals/account:user1`; see identifiers.py)."""
     if looks_secret(segment):
         return True
-    return any(values.is_identifier(part) for part in segment.split(":") if part)
+    return any(values.is_identifier(part) for part in colon_parts(segment) if part)
 
 
 def fragment(values: ValueAnonymizer, text: str) -> str:

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from .detectors import find_all
-from .identifiers import looks_identifier
+from .identifiers import colon_parts, looks_identifier
 from .policy import Policy, name_words
 from .pseudonyms import PSEUDO_HOST_SUFFIX, Pseudonymizer
 from .shapes import (
@@ -169,10 +169,11 @@ class ValueAnonymizer:
         findings = find_all(value)
         if findings:
             return self._around_findings(value, findings, self.token)
-        if ":" in value and "://" not in value:
+        parts = colon_parts(value) if ":" in value else ()
+        if len(parts) > 1:
             # `account:jessica.miller`, `urn:li:person:…`: each part on its own, so the
             # kind word stays and the name gets the pseudonym it gets anywhere else.
-            return ":".join(self.value(part) if part else part for part in value.split(":"))
+            return ":".join(self.value(part) if part else part for part in parts)
         if value.endswith(PSEUDO_HOST_SUFFIX):
             return value
         if "." in value and is_host(value):
