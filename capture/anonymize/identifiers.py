@@ -69,7 +69,7 @@ def person_names() -> tuple[frozenset[str], frozenset[str]]:
             internet = None
         replacements = getattr(internet, "replacements", ())
         for kind, into in (("first", first), ("last", last)):
-            names = getattr(person, f"{kind}_romanized_names", None) or getattr(
+            names = getattr(person, f"{kind}_romanized_names", ()) or getattr(
                 person, f"{kind}_names", ()
             )
             for name in map(str, names):
