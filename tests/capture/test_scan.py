@@ -268,3 +268,22 @@ def test_a_body_cut_at_the_size_limit_is_still_read(tmp_path: Path) -> None:
     cut = body[: len(body) // 2].encode()  # as the capture stores a body over its limit
     trace = write_trace(tmp_path / "t", [make_record(resp_body=cut, resp_body_size=len(body))])
     assert scan_trace(trace).counts[("field", "resp_body")] >= 10
+
+
+def test_an_anonymized_csv_body_is_clean_and_a_raw_one_is_not(tmp_path: Path) -> None:
+    from tracereplay.capture.anonymize.policy import load_policy
+    from tracereplay.capture.anonymize.record import Anonymizer
+    from tracereplay.capture.exchange import Exchange
+
+    fake = Faker()
+    fake.seed_instance(3)
+    rows = [f"{fake.uuid4()},{fake.name()},{fake.company()},success,{fake.iso8601()},42"
+            for _ in range(20)]  # fmt: skip
+    csv = ("id,owner,company,status,started_at,duration_ms\r\n" + "\r\n".join(rows)).encode()
+    csv_type = [("Content-Type", "text/csv; charset=utf-8")]
+    exchange = Exchange(ts=make_record().ts, method="GET", path="/export", status=200,
+                        resp_headers=csv_type, resp_body=csv)  # fmt: skip
+    record = Anonymizer(load_policy(), b"k" * 32).record(exchange)
+    assert scan_trace(write_trace(tmp_path / "anon", [record])).clean
+    raw = make_record(resp_body=csv, resp_body_size=len(csv))
+    assert ("free-text", "resp_body") in scan_trace(write_trace(tmp_path / "raw", [raw])).counts
