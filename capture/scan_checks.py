@@ -124,7 +124,8 @@ class Checker:
             return tuple(found)
         rest = _PSEUDO_ADDRESS.sub(" ", value) if ".invalid" in value.lower() else value
         found.extend(("entropy", t) for t in _TOKENS.findall(rest) if _secret_token(t))
-        tokens = value.split()
+        # Commas and semicolons part words too (a CSV line); each part is judged alone.
+        tokens = [t for t in _SEPARATORS.split(value) if t]
         if len(tokens) >= 2:
             # Free text: a pseudonym's is Latin words; emails, tokens, numbers may stand in it.
             if any(_WORDS.search(t) and not _in_free_text(t.strip(_PUNCTUATION)) for t in tokens):
@@ -238,6 +239,7 @@ class Checker:
 
 
 _PUNCTUATION = ".,;:!?()[]{}<>\"'|/\\-_*&#+="
+_SEPARATORS = re.compile(r"[\s,;]+")
 
 
 def _in_free_text(token: str) -> bool:

@@ -328,3 +328,22 @@ def test_identifiers_in_paths_are_found_route_words_are_not(tmp_path: Path) -> N
     records = [make_record(path=p) for p in routes + named]
     report = scan_trace(write_trace(tmp_path / "t", records))
     assert report.counts == {("identifier", "path"): len(named)}
+
+
+def test_an_anonymized_csv_body_is_clean_and_a_raw_one_is_not(tmp_path: Path) -> None:
+    from tracereplay.capture.anonymize.policy import load_policy
+    from tracereplay.capture.anonymize.record import Anonymizer
+    from tracereplay.capture.exchange import Exchange
+
+    fake = Faker()
+    fake.seed_instance(3)
+    rows = [f"{fake.uuid4()},{fake.name()},{fake.company()},success,{fake.iso8601()},42"
+            for _ in range(20)]  # fmt: skip
+    csv = ("id,owner,company,status,started_at,duration_ms\r\n" + "\r\n".join(rows)).encode()
+    csv_type = [("Content-Type", "text/csv; charset=utf-8")]
+    exchange = Exchange(ts=make_record().ts, method="GET", path="/export", status=200,
+                        resp_headers=csv_type, resp_body=csv)  # fmt: skip
+    record = Anonymizer(load_policy(), b"k" * 32).record(exchange)
+    assert scan_trace(write_trace(tmp_path / "anon", [record])).clean
+    raw = make_record(resp_body=csv, resp_body_size=len(csv))
+    assert ("free-text", "resp_body") in scan_trace(write_trace(tmp_path / "raw", [raw])).counts
