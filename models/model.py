@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from tracereplay import __version__
-from tracereplay.errors import ConfigError, TraceEmptyError
+from tracereplay.errors import ConfigError, TraceEmptyError, UsageError
 from tracereplay.trace import Trace, open_trace
 
 from .arrivals import fit_arrivals
@@ -106,12 +106,12 @@ def build_model(
     runs on; `correlations=False` leaves correlations and auth empty (for benchmarks of
     the other stages: correlation finding still reads every row)."""
     if payload_sample < 1 or behavior_sample < 2:
-        raise ConfigError("payload sample must be ≥ 1 and behavior sample ≥ 2")
+        raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     clock = _Clock(progress)
     with clock("read"):
         trace = open_trace(trace_path)
         requests = read_request_columns(scan_light(trace), source=str(trace_path))
-    clock.rows = len(requests)
+        clock.rows = len(requests)
     with clock("templates"):
         templater, endpoint, names = _templates(requests)
     with clock("sessions"):

@@ -20,7 +20,7 @@ import numpy as np
 from faker import Faker
 
 from tracereplay.errors import UsageError
-from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
+from tracereplay.trace import TraceMetadata, TraceRecord, open_writer, records_to_batch
 
 from .arrivals import ArrivalModel, sample_arrivals
 from .behaviors import END, Behavior
@@ -28,6 +28,8 @@ from .params import fresh_value
 from .payloads import BodyModel, QueryModel
 
 MAX_SESSION_LENGTH = 1000
+_CDF_CACHE = 100_000
+WRITE_BATCH_ROWS = 50_000
 _PARAM = "{"
 
 
@@ -182,9 +184,28 @@ class Synthesizer:
 
 
 def _draw(rng: np.random.Generator, probabilities: dict[str, float]) -> str:
-    names = list(probabilities)
-    p = np.array([probabilities[n] for n in names], dtype=float)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
+    """One name drawn by its probability: `rng.choice(len(names), p=p / p.sum())` (same
+    random number consumed, same answer) with the cumulative sums made once per table."""
+    names, cdf = _cdf(probabilities)
+    return names[int(cdf.searchsorted(rng.random(), side="right"))]
+
+
+_CDFS: dict[int, tuple[dict[str, float], list[str], np.ndarray]] = {}
+
+
+def _cdf(probabilities: dict[str, float]) -> tuple[list[str], np.ndarray]:
+    # Keyed by identity (the tables of a loaded model are read, never changed); the table
+    # itself is kept in the entry so that its id cannot be reused by another one.
+    cached = _CDFS.get(id(probabilities))
+    if cached is None or cached[0] is not probabilities:
+        if len(_CDFS) > _CDF_CACHE:
+            _CDFS.clear()
+        names = list(probabilities)
+        p = np.array([probabilities[n] for n in names], dtype=float)
+        cdf = (p / p.sum()).cumsum()
+        cdf /= cdf[-1]
+        cached = _CDFS[id(probabilities)] = (probabilities, names, cdf)
+    return cached[1], cached[2]
 
 
 def synthesize(
@@ -210,13 +231,19 @@ def synthesize(
         policy_hash=str(model["provenance"].get("policy_hash", "")),
     )
     requests = 0
+    batch: list[TraceRecord] = []
     with open_writer(out, meta) as writer:
         for index, start_s in enumerate(starts):
-            for record in synth.session(index, float(start_s)):
-                writer.write(record)
-                requests += 1
+            batch.extend(synth.session(index, float(start_s)))
+            if len(batch) >= WRITE_BATCH_ROWS:
+                # Columnar batches from this thread: no per-row handoff to the flusher.
+                writer.write_batch(records_to_batch(batch, writer.schema))
+                requests += len(batch)
+                batch = []
             if progress is not None and index % 200 == 0:
                 progress(index + 1, len(starts))
+        writer.write_batch(records_to_batch(batch, writer.schema))
+        requests += len(batch)
     if progress is not None:
         progress(len(starts), len(starts))
     span = duration_s if duration_s is not None else synth.arrivals.span_s

@@ -20,11 +20,17 @@ def model_cmd(
     session_timeout: Annotated[
         str, typer.Option(help="Inactivity that ends a session (e.g. 30m).")
     ] = "30m",
+    payload_sample: Annotated[
+        int, typer.Option(help="Requests per endpoint whose bodies and queries are read.")
+    ] = 1000,
+    behavior_sample: Annotated[
+        int, typer.Option(help="Sessions the behaviors are clustered on (all are assigned).")
+    ] = 2000,
 ) -> None:
     """Learn a model (templates, sessions, behaviors, arrivals, payloads, correlations)."""
     from rich.console import Console
 
-    from tracereplay.models.model import build_model, default_model_path, write_model
+    from tracereplay.models.model import StageReport, build_model, default_model_path, write_model
     from tracereplay.units import parse_duration_s
 
     timeout_s = parse_duration_s(session_timeout)
@@ -33,12 +39,18 @@ def model_cmd(
     console = Console(stderr=True)
     with console.status("modelling…") as status:
 
-        def stage(name: str) -> None:
-            status.update(f"modelling: {name}…")
-            if not console.is_terminal:
-                console.print(f"model: {name}", highlight=False)
+        def stage(report: StageReport) -> None:
+            status.update(f"modelling: {report}…")
+            if report.seconds is not None or not console.is_terminal:
+                console.print(f"model: {report}", highlight=False)
 
-        model = build_model(trace, session_timeout_s=timeout_s, progress=stage)
+        model = build_model(
+            trace,
+            session_timeout_s=timeout_s,
+            progress=stage,
+            payload_sample=payload_sample,
+            behavior_sample=behavior_sample,
+        )
     path = write_model(model, out or default_model_path(trace))
     prov = model["provenance"]
     console.print(
