@@ -270,7 +270,9 @@ def sessionized_pair(
     if templater is None:
         methods = real["method"].astype(str).str.upper()
         counts = real.groupby([methods, real["path"].fillna("/").astype(str)], sort=False).size()
-        templater = Templater.fit_counts({k: int(n) for k, n in counts.items()})
+        keys = zip(counts.index.get_level_values(0), counts.index.get_level_values(1), strict=True)
+        found = zip(keys, counts.to_numpy().tolist(), strict=True)
+        templater = Templater.fit_counts({(str(m), str(p)): int(n) for (m, p), n in found})
     real_s = sessionize(add_endpoints(real, templater, params=False), session_timeout_s)
     return real_s, sessionize(add_endpoints(other, templater, params=False), session_timeout_s)
 
@@ -389,7 +391,7 @@ def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResul
     OTHER is a replay's replayed/ trace)."""
     kw.setdefault("run_summary", read_run_summary(other_path))
     slos = kw.get("slos")
-    full_real = bool(slos) and needs_binding(slos) and kw.get("learned") is None
+    full_real = slos is not None and needs_binding(slos) and kw.get("learned") is None
     real = load_requests(real_path, None if full_real else COMPARE_COLUMNS)
     return compare_frames(real, load_requests(other_path, COMPARE_COLUMNS), **kw)
 

@@ -39,7 +39,7 @@ def run_compare(
     from .report import render_report, write_report
 
     # Each trace is read and sessionized once, for the numbers and the report alike.
-    binding = bool(slos) and needs_binding(slos)
+    binding = slos is not None and needs_binding(slos)
     learned = model_beside(real, open_trace(real).num_rows) if binding else None
     real_s, other_s = load_pair(
         real, other, session_timeout_s=session_timeout_s, full_real=binding and learned is None

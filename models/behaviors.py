@@ -194,8 +194,8 @@ def choose_clusters(
     labels = np.zeros(n, dtype=int)
     whole = n <= sample
     index = np.arange(n) if whole else np.sort(np.random.default_rng(seed).choice(n, sample, False))
-    points = features[index]
-    points = points.toarray() if sparse.issparse(points) else np.asarray(points)
+    chosen: Any = features[index]
+    points = chosen.toarray() if sparse.issparse(chosen) else np.asarray(chosen)
     distinct = len(np.unique(points, axis=0))
     max_k = min(max_behaviors, n // MIN_SESSIONS_PER_BEHAVIOR, distinct)
     if max_k < 2:

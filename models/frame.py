@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracereplay.errors import TraceEmptyError
-from tracereplay.trace import Trace, open_trace
+from tracereplay.trace import open_trace
 
 PLANNED_SOURCES = ("synthesize", "replay")
 
@@ -47,7 +47,6 @@ REQUEST_COLUMNS = [
 LIGHT_COLUMNS = ["ts", "duration_ms", "session", "client", "method", "path", "status"]
 """What templating, sessions, behaviors, arrivals and endpoint statistics read."""
 NO_SESSION = "(no session)"
-SCAN_BATCH_ROWS = 1 << 17
 
 
 def load_requests(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -169,26 +168,3 @@ def read_request_columns(batches: Iterable[pa.RecordBatch], *, source: str) -> R
         path=path[order],
         paths=pa.array(path_list, pa.string()),
     )
-
-
-def scan_light(trace: Trace, columns: list[str] | None = None) -> Iterable[pa.RecordBatch]:
-    """The trace's record batches of `columns` (default `LIGHT_COLUMNS`), in scan order."""
-    return trace.dataset.to_batches(columns=columns or LIGHT_COLUMNS, batch_size=SCAN_BATCH_ROWS)
-
-
-def fetch_rows(trace: Trace, positions: np.ndarray, columns: list[str]) -> pa.Table:
-    """`columns` of the requests at scan `positions` (in that order), read batch by batch:
-    only the chosen rows are kept, so memory follows the sample, not the trace."""
-    positions = np.asarray(positions, dtype=np.int64)
-    wanted = np.sort(positions)
-    pieces: list[pa.Table] = []
-    offset = 0
-    for batch in scan_light(trace, columns):
-        lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
-        if hi > lo:
-            pieces.append(pa.Table.from_batches([batch.take(pa.array(wanted[lo:hi] - offset))]))
-        offset += batch.num_rows
-    schema = trace.dataset.schema
-    table = pa.concat_tables(pieces) if pieces else schema.empty_table().select(columns)
-    # Rows came in scan order; put them in the order asked for.
-    return table.take(pa.array(np.searchsorted(wanted, positions)))

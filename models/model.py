@@ -24,7 +24,6 @@ import pyarrow.compute as pc
 
 from tracereplay import __version__
 from tracereplay.errors import ConfigError, TraceEmptyError, UsageError
-from tracereplay.trace import Trace, open_trace
 
 from .arrivals import fit_arrivals
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, fit_behaviors, sig
@@ -44,8 +43,9 @@ from .endpoints import (
     param_kinds,
     sample_rows,
 )
-from .frame import RequestColumns, fetch_rows, read_request_columns, scan_light
+from .frame import LIGHT_COLUMNS, RequestColumns, read_request_columns
 from .sessions import DEFAULT_SESSION_TIMEOUT_S, session_stats, session_table, sessionize
+from .source import ParquetSource, RequestSource
 from .templating import Templater, endpoint_codes
 
 MODEL_FORMAT = "tracereplay.model/1"
@@ -100,17 +100,19 @@ def build_model(
     payload_sample: int = PAYLOAD_SAMPLE_REQUESTS,
     behavior_sample: int = CLUSTER_SAMPLE_SESSIONS,
     correlations: bool = True,
+    source: RequestSource | None = None,
 ) -> dict[str, Any]:
     """The model of the trace at `trace_path` as JSON-ready data. `payload_sample`:
     requests per endpoint whose payloads are read; `behavior_sample`: sessions k-means
     runs on; `correlations=False` leaves correlations and auth empty (for benchmarks of
-    the other stages: correlation finding still reads every row)."""
+    the other stages: correlation finding still reads every row). `source` reads the
+    trace (default: its Parquet files through pyarrow; see models/source.py)."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     clock = _Clock(progress)
     with clock("read"):
-        trace = open_trace(trace_path)
-        requests = read_request_columns(scan_light(trace), source=str(trace_path))
+        trace = source or ParquetSource.open(trace_path)
+        requests = read_request_columns(trace.batches(LIGHT_COLUMNS), source=str(trace_path))
         clock.rows = len(requests)
     with clock("templates"):
         templater, endpoint, names = _templates(requests)
@@ -199,12 +201,12 @@ def _session_frame(
         }
     )
     if endpoint is not None and names is not None:
-        frame["endpoint"] = pd.Categorical.from_codes(endpoint, categories=names)
+        frame["endpoint"] = pd.Categorical.from_codes(endpoint, categories=pd.Index(names))
     return frame
 
 
 def _endpoints(
-    trace: Trace,
+    trace: RequestSource,
     requests: RequestColumns,
     endpoint: np.ndarray,
     names: list[str],
@@ -214,7 +216,7 @@ def _endpoints(
     groups = EndpointRows.of(endpoint, names)
     chosen = sample_rows(groups, sample, seed)
     read = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
-    payload_rows = fetch_rows(trace, requests.row[read], PAYLOAD_COLUMNS)
+    payload_rows = trace.rows(requests.row[read], PAYLOAD_COLUMNS)
     out: dict[str, Any] = {}
     sampled = fields = stable = 0
     offset = 0
@@ -253,12 +255,12 @@ def _endpoints(
 
 
 def _correlation_frame(
-    trace: Trace, requests: RequestColumns, sessions: pd.DataFrame
+    trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame
 ) -> pd.DataFrame:
     """What correlation finding walks: every request's values, in session order."""
     order = sessions["request"].to_numpy()
-    table = fetch_rows(trace, requests.row[order], CORRELATION_COLUMNS)
-    frame = table.to_pandas()
+    table = trace.rows(requests.row[order], CORRELATION_COLUMNS)
+    frame: pd.DataFrame = table.to_pandas()
     frame["session_id"] = sessions["session_id"].to_numpy()
     frame["seq"] = sessions["seq"].to_numpy()
     frame["endpoint"] = sessions["endpoint"].astype(object).to_numpy()

@@ -381,8 +381,11 @@ def endpoint_codes(
     """Per request, the index of its endpoint in the returned list of names; each
     distinct (method, path) is templated once."""
     pair_codes, pairs = pd.MultiIndex.from_arrays([methods, paths]).factorize()
+    distinct_pairs = pd.MultiIndex.from_tuples(list(pairs))
     names = endpoint_names(
-        templater, [str(m) for m in pairs.get_level_values(0)], list(pairs.get_level_values(1))
+        templater,
+        [str(m) for m in distinct_pairs.get_level_values(0)],
+        [str(p) for p in distinct_pairs.get_level_values(1)],
     )
     name_codes, distinct = pd.factorize(pd.Series(names, dtype=object))
     return np.asarray(name_codes)[pair_codes], [str(n) for n in distinct]

@@ -20,10 +20,10 @@ import pytest
 
 from tests.factories import T0, make_record, write_trace
 from tracereplay.models.behaviors import choose_clusters, fit_behaviors, transition_features
-from tracereplay.models.frame import fetch_rows, load_requests, read_request_columns, scan_light
+from tracereplay.models.frame import LIGHT_COLUMNS, load_requests, read_request_columns
 from tracereplay.models.model import build_model, model_json
 from tracereplay.models.sessions import sessionize
-from tracereplay.trace import open_trace
+from tracereplay.models.source import ParquetSource
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench" / "bench_model.py"
@@ -98,7 +98,8 @@ def test_request_columns_match_the_pandas_frame(tmp_path: Path) -> None:
     ]  # fmt: skip
     write_trace(tmp_path / "t", records)
     df = load_requests(tmp_path / "t")
-    cols = read_request_columns(scan_light(open_trace(tmp_path / "t")), source="t")
+    source = ParquetSource.open(tmp_path / "t")
+    cols = read_request_columns(source.batches(LIGHT_COLUMNS), source="t")
     assert np.array_equal(cols.t_s, df["t_s"].to_numpy(float))
     assert [cols.keys[k] for k in cols.key] == df["session_key"].tolist()
     assert [cols.methods[m] for m in cols.method] == df["method"].tolist()
@@ -106,7 +107,7 @@ def test_request_columns_match_the_pandas_frame(tmp_path: Path) -> None:
     assert np.array_equal(cols.status, df["status"].to_numpy(float), equal_nan=True)
     assert np.array_equal(cols.duration_ms, df["duration_ms"].to_numpy(float), equal_nan=True)
     assert sorted(cols.keys) == cols.keys
-    picked = fetch_rows(open_trace(tmp_path / "t"), cols.row[[4, 0, 2]], ["path", "method"])
+    picked = source.rows(cols.row[[4, 0, 2]], ["path", "method"])
     assert picked["path"].to_pylist() == df["path"].iloc[[4, 0, 2]].tolist()
 
 
