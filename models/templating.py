@@ -380,12 +380,14 @@ def endpoint_codes(
 ) -> tuple[np.ndarray, list[str]]:
     """Per request, the index of its endpoint in the returned list of names; each
     distinct (method, path) is templated once."""
-    pair_codes, pairs = pd.MultiIndex.from_arrays([methods, paths]).factorize()
-    distinct_pairs = pd.MultiIndex.from_tuples(list(pairs))
+    method_codes, method_values = pd.factorize(methods)
+    path_codes, path_values = pd.factorize(paths)
+    width = max(len(path_values), 1)
+    pair_codes, pairs = pd.factorize(method_codes.astype(np.int64) * width + path_codes)
     names = endpoint_names(
         templater,
-        [str(m) for m in distinct_pairs.get_level_values(0)],
-        [str(p) for p in distinct_pairs.get_level_values(1)],
+        [str(method_values[i]) for i in (pairs // width).tolist()],
+        [str(path_values[i]) for i in (pairs % width).tolist()],
     )
     name_codes, distinct = pd.factorize(pd.Series(names, dtype=object))
     return np.asarray(name_codes)[pair_codes], [str(n) for n in distinct]
