@@ -20,17 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .behaviors import sig
-from .params import MAX_EXAMPLES
+from .params import param_kind
 from .payloads import infer_body, infer_query
 from .shapes import cut_path
 
 PAYLOAD_SAMPLE_REQUESTS = 1000
 """Requests per endpoint whose bodies and query strings payload inference reads."""
 PAYLOAD_COLUMNS = ["req_body", "req_headers", "query"]
-
-_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_INT = r"^[0-9]+$"
-_HEX = r"^[0-9a-fA-F]{8,}$"
 
 
 @dataclass(frozen=True)
@@ -73,8 +69,7 @@ def sample_rows(groups: EndpointRows, sample: int, seed: int) -> list[np.ndarray
 
 
 def param_kinds(template: str, paths: pa.Array) -> dict[str, dict[str, Any]]:
-    """`params.param_kind` of each parameter of `template` over the distinct `paths` that
-    took it, vectorized (same answers)."""
+    """`params.param_kind` of each parameter of `template` over the `paths` that took it."""
     labels = template.split("/")
     if not any(label.startswith("{") for label in labels):
         return {}
@@ -83,25 +78,8 @@ def param_kinds(template: str, paths: pa.Array) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for position, label in enumerate(labels):
         if label.startswith("{") and label.endswith("}"):
-            values = pc.unique(pc.list_element(lists, position))
-            out[label[1:-1]] = _kind(values)
+            out[label[1:-1]] = param_kind(pc.list_element(lists, position))
     return dict(sorted(out.items()))
-
-
-def _kind(values: pa.Array) -> dict[str, Any]:
-    def every(pattern: str) -> bool:
-        return bool(len(values)) and bool(pc.all(pc.match_substring_regex(values, pattern)).as_py())
-
-    if every(_UUID):
-        return {"kind": "uuid"}
-    lengths = pc.utf8_length(values)
-    if every(_INT):
-        low, high = pc.min_max(lengths).values()
-        return {"kind": "int", "digits": [low.as_py(), high.as_py()]}
-    if every(_HEX):
-        return {"kind": "hex", "length": pc.max(lengths).as_py()}
-    examples = values.take(pc.sort_indices(values)[:MAX_EXAMPLES])
-    return {"kind": "other", "examples": examples.to_pylist()}
 
 
 def latency_and_status(durations_ms: np.ndarray, statuses: np.ndarray) -> dict[str, Any]:

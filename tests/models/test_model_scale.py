@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -17,11 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.factories import T0, make_record, write_trace
 from tracereplay.models.behaviors import choose_clusters, fit_behaviors, transition_features
 from tracereplay.models.frame import LIGHT_COLUMNS, load_requests, read_request_columns
 from tracereplay.models.model import build_model, model_json
+from tracereplay.models.params import param_kind
 from tracereplay.models.sessions import sessionize
 from tracereplay.models.source import ParquetSource
 
@@ -159,3 +163,37 @@ def test_model_is_byte_identical_and_reports_its_sample(tmp_path: Path) -> None:
     body = whole["endpoints"]["POST /items/{item_id}"]["body"]
     assert body["n"] == 300 and a["endpoints"]["POST /items/{item_id}"]["body"]["n"] == 40
     assert whole["provenance"]["sampling"]["payloads"]["endpoints_sampled"] == 0
+
+
+def _param_kind_per_value(values: list[str]) -> dict[str, Any]:
+    """The per-value rules `param_kind` had before it ran in Arrow (the reference)."""
+    seen = sorted(set(values))
+    hexdigits = "0123456789abcdefABCDEF"
+    uuid = r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
+    if seen and all(re.fullmatch(uuid, v) for v in seen):
+        return {"kind": "uuid"}
+    if seen and all(re.fullmatch(r"[0-9]+", v) for v in seen):
+        digits = sorted(len(v) for v in seen)
+        return {"kind": "int", "digits": [digits[0], digits[-1]]}
+    if seen and all(len(v) >= 8 and all(c in hexdigits for c in v) for v in seen):
+        return {"kind": "hex", "length": max(len(v) for v in seen)}
+    return {"kind": "other", "examples": seen[:12]}
+
+
+PARAM_VALUES = ["17426345-d25a-4edf-92e0-f07abb83add2", "7", "0042", "deadbeef", "DEADBEEF99",
+                "x", "é", "", "12ab"]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(PARAM_VALUES),
+            st.text("0123456789abcdefXé-", max_size=12),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_param_kind_in_arrow_keeps_the_per_value_rules(values: list[str]) -> None:
+    assert param_kind(values) == _param_kind_per_value(values)
