@@ -9,6 +9,7 @@ worker's shard) can be built alone and comes out as in the full run.
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from faker import Faker
 
 from tracereplay.errors import UsageError
@@ -29,7 +31,7 @@ from .payloads import BodyModel, QueryModel
 
 MAX_SESSION_LENGTH = 1000
 _CDF_CACHE = 100_000
-WRITE_BATCH_ROWS = 50_000
+CHUNK_SESSIONS = 2_000
 _PARAM = "{"
 
 
@@ -217,8 +219,13 @@ def synthesize(
     seed: int = 0,
     arrivals: str = "stratified",
     progress: Callable[[int, int], None] | None = None,
+    processes: int = 1,
 ) -> SynthesisResult:
-    """Write synthetic sessions of `model` at `scale` × its arrival rate into trace `out`."""
+    """Write synthetic sessions of `model` at `scale` × its arrival rate into trace `out`,
+    drawing chunks of sessions in `processes` worker processes (the same rows, in the same
+    order, whatever the number: each session is drawn from its own seed)."""
+    if processes < 1:
+        raise UsageError("--processes must be ≥ 1")
     if scale <= 0:
         raise UsageError("--scale must be > 0")
     if duration_s is not None and duration_s <= 0:
@@ -230,21 +237,55 @@ def synthesize(
         capture_start=synth.start,
         policy_hash=str(model["provenance"].get("policy_hash", "")),
     )
-    requests = 0
-    batch: list[TraceRecord] = []
+    requests = sessions = 0
+    # Columnar batches written from this thread: no per-row handoff to the flusher.
     with open_writer(out, meta) as writer:
-        for index, start_s in enumerate(starts):
-            batch.extend(synth.session(index, float(start_s)))
-            if len(batch) >= WRITE_BATCH_ROWS:
-                # Columnar batches from this thread: no per-row handoff to the flusher.
-                writer.write_batch(records_to_batch(batch, writer.schema))
-                requests += len(batch)
-                batch = []
-            if progress is not None and index % 200 == 0:
-                progress(index + 1, len(starts))
-        writer.write_batch(records_to_batch(batch, writer.schema))
-        requests += len(batch)
+        for drawn, batch in _batches(synth, model, seed, starts, processes):
+            writer.write_batch(batch)
+            requests, sessions = requests + batch.num_rows, sessions + drawn
+            if progress is not None:
+                progress(sessions, len(starts))
     if progress is not None:
         progress(len(starts), len(starts))
     span = duration_s if duration_s is not None else synth.arrivals.span_s
     return SynthesisResult(out, len(starts), requests, scale, float(span))
+
+
+def _batches(
+    synth: Synthesizer, model: dict[str, Any], seed: int, starts: np.ndarray, processes: int
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(sessions, their rows) per chunk of CHUNK_SESSIONS sessions, in session order."""
+    chunks = [
+        (lo, starts[lo : lo + CHUNK_SESSIONS]) for lo in range(0, len(starts), CHUNK_SESSIONS)
+    ]
+    if processes == 1 or len(chunks) < 2:
+        for lo, part in chunks:
+            yield len(part), _chunk(synth, lo, part)
+        return
+    # spawn, not fork: the parent may hold threads (a trace writer) whose locks a fork copies.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes, initializer=_start_worker, initargs=(model, seed)) as pool:
+        for (_, part), batch in zip(chunks, pool.imap(_work, chunks), strict=True):
+            yield len(part), batch
+
+
+def _chunk(synth: Synthesizer, first: int, starts: np.ndarray) -> pa.RecordBatch:
+    records = [
+        record
+        for i, start_s in enumerate(starts.tolist())
+        for record in synth.session(first + i, float(start_s))
+    ]
+    return records_to_batch(records)
+
+
+_worker: Synthesizer | None = None
+
+
+def _start_worker(model: dict[str, Any], seed: int) -> None:
+    global _worker  # noqa: PLW0603 (one synthesizer per worker process)
+    _worker = Synthesizer(model, seed)
+
+
+def _work(chunk: tuple[int, np.ndarray]) -> pa.RecordBatch:
+    assert _worker is not None, "the pool's initializer makes the synthesizer"
+    return _chunk(_worker, *chunk)

@@ -28,6 +28,8 @@ from tracereplay.models.model import build_model, model_json
 from tracereplay.models.params import param_kind
 from tracereplay.models.sessions import sessionize
 from tracereplay.models.source import ParquetSource
+from tracereplay.models.synthesize import CHUNK_SESSIONS, synthesize
+from tracereplay.trace import read_trace
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench" / "bench_model.py"
@@ -197,3 +199,19 @@ PARAM_VALUES = ["17426345-d25a-4edf-92e0-f07abb83add2", "7", "0042", "deadbeef",
 )
 def test_param_kind_in_arrow_keeps_the_per_value_rules(values: list[str]) -> None:
     assert param_kind(values) == _param_kind_per_value(values)
+
+
+def test_synthesis_in_worker_processes_writes_the_same_rows(tmp_path: Path) -> None:
+    records = [
+        make_record(ts=T0 + timedelta(seconds=i * 3), session=f"s{i // 4}", path=f"/a/{i % 7}")
+        for i in range(400)
+    ]
+    write_trace(tmp_path / "t", records)
+    model = build_model(tmp_path / "t", correlations=False)
+    one = synthesize(model, tmp_path / "one", scale=50, seed=4)
+    two = synthesize(model, tmp_path / "two", scale=50, seed=4, processes=2)
+    assert one.sessions > CHUNK_SESSIONS  # so that two processes have chunks to share
+    assert read_trace(tmp_path / "one").equals(read_trace(tmp_path / "two"))
+    assert one.requests == two.requests == read_trace(tmp_path / "two").num_rows
+    synthesize(model, tmp_path / "other", scale=50, seed=5, processes=2)
+    assert not read_trace(tmp_path / "one").equals(read_trace(tmp_path / "other"))

@@ -77,6 +77,9 @@ def synthesize_cmd(
             "(adds count noise)."
         ),
     ] = "stratified",
+    processes: Annotated[
+        int, typer.Option(help="Worker processes drawing sessions (the same rows at any number).")
+    ] = 1,
 ) -> None:
     """Write synthetic sessions drawn from a model (request side; no target needed)."""
     from rich.console import Console
@@ -95,6 +98,7 @@ def synthesize_cmd(
             duration_s=parse_duration_s(duration) if duration else None,
             seed=seed,
             arrivals=arrivals,
+            processes=processes,
             progress=lambda done, total: status.update(f"synthesizing… {done}/{total} sessions"),
         )
     console.print(
