@@ -111,17 +111,20 @@ def run_model(trace: Path, out: Path, tree: Path | None, **kw: Any) -> dict[str,
 
 
 def run_synthesize(
-    model: Path, out: Path, scale: float, tree: Path | None, seed: int = 1
+    model: Path, out: Path, scale: float, tree: Path | None, seed: int = 1, processes: int = 1
 ) -> dict[str, Any]:
+    extra = ", processes=int(sys.argv[5])" if processes > 1 else ""
     code = (
         "import sys, json; from pathlib import Path\n"
         "from tracereplay.models.model import load_model\n"
         "from tracereplay.models.synthesize import synthesize\n"
-        "r = synthesize(load_model(Path(sys.argv[1])), Path(sys.argv[2]), "
-        "scale=float(sys.argv[3]), seed=int(sys.argv[4]))\n"
-        "print(json.dumps({'requests': r.requests, 'sessions': r.sessions}))\n"
+        "if __name__ == '__main__':\n"
+        "    r = synthesize(load_model(Path(sys.argv[1])), Path(sys.argv[2]), "
+        f"scale=float(sys.argv[3]), seed=int(sys.argv[4]){extra})\n"
+        "    print(json.dumps({'requests': r.requests, 'sessions': r.sessions}))\n"
     )
     argv = [sys.executable, "-c", code, str(model), str(out), repr(scale), str(seed)]
+    argv.append(str(processes))
     result = timed(argv, env_for(tree))
     result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
     result["rows_per_s"] = round(result["requests"] / result["wall_s"])
@@ -164,13 +167,18 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         label = f"{size:,}"
         trace = work / f"synth-{size}"
         entry: dict[str, Any] = {}
+        scale = size / rows_at_1x
         if not trace.exists():
-            entry["synthesize_new"] = run_synthesize(staging_model, trace, size / rows_at_1x, None)
+            entry[f"synthesize_new_{args.processes}p"] = run_synthesize(
+                staging_model, trace, scale, None, processes=args.processes
+            )
         if size in old_sizes:
-            old_out = work / f"synth-old-{size}"
-            shutil.rmtree(old_out, ignore_errors=True)
-            entry["synthesize_old"] = run_synthesize(staging_model, old_out, size / rows_at_1x, old)
-            shutil.rmtree(old_out, ignore_errors=True)
+            spare = work / f"synth-spare-{size}"
+            for key, tree in (("synthesize_new_1p", None), ("synthesize_old", old)):
+                if key not in entry:
+                    shutil.rmtree(spare, ignore_errors=True)
+                    entry[key] = run_synthesize(staging_model, spare, scale, tree)
+            shutil.rmtree(spare, ignore_errors=True)
         entry["model_new"] = run_model(trace, work / f"new-{size}.json", None, **args.model_kw)
         if size in old_sizes:
             entry["model_old"] = run_model(trace, work / f"old-{size}.json", old)
@@ -180,7 +188,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         size = max(sizes)
         other = work / f"synth-{size}-b"
         if not other.exists():
-            run_synthesize(staging_model, other, size / rows_at_1x, None, seed=2)
+            run_synthesize(staging_model, other, size / rows_at_1x, None, 2, args.processes)
         results["compare_new"] = run_compare(work / f"synth-{size}", other, work / "cmp-new", None)
         print(json.dumps({"compare_new": results["compare_new"]}), flush=True)
     return results
@@ -269,6 +277,7 @@ def main() -> int:
     run.add_argument("--base", default=BASE)
     run.add_argument("--work", type=Path)
     run.add_argument("--json", type=Path)
+    run.add_argument("--processes", type=int, default=2, help="synthesize's worker processes")
     run.add_argument(
         "--no-correlations", action="store_true", help="new code: model without correlations"
     )
