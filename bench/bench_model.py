@@ -189,8 +189,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         other = work / f"synth-{size}-b"
         if not other.exists():
             run_synthesize(staging_model, other, size / rows_at_1x, None, 2, args.processes)
-        results["compare_new"] = run_compare(work / f"synth-{size}", other, work / "cmp-new", None)
-        print(json.dumps({"compare_new": results["compare_new"]}), flush=True)
+        for key, tree in (("compare_new", None), ("compare_old", old)):
+            if tree is None or size in old_sizes:
+                results[key] = run_compare(work / f"synth-{size}", other, work / key, tree)
+                print(json.dumps({key: results[key]}), flush=True)
     return results
 
 
