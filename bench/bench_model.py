@@ -102,8 +102,22 @@ def env_for(tree: Path | None) -> dict[str, str]:
     return env
 
 
+def python(tree: Path | None) -> list[str]:
+    """The interpreter, told not to put the working directory first on the import path:
+    from this repository's root, `tracereplay` would be found there (this tree's code)
+    before the base commit's on PYTHONPATH. `-c` code checks which tree it runs."""
+    return [sys.executable, "-P", "-c", _WHICH.format(tree=str(tree or REPO))]
+
+
+_WHICH = (
+    "import sys, tracereplay.models.model as _m\n"
+    "assert _m.__file__.startswith({tree!r}), 'wrong code: ' + _m.__file__\n"
+    "exec(compile(sys.argv.pop(1), '<bench>', 'exec'))\n"
+)
+
+
 def run_model(trace: Path, out: Path, tree: Path | None, **kw: Any) -> dict[str, Any]:
-    argv = [sys.executable, "-c", _MODEL_RUNNER, str(trace), str(out), json.dumps(kw)]
+    argv = [*python(tree), _MODEL_RUNNER, str(trace), str(out), json.dumps(kw)]
     result = timed(argv, env_for(tree))
     result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
     result["rows_per_s"] = round(result["rows"] / result["seconds"])
@@ -123,7 +137,7 @@ def run_synthesize(
         f"scale=float(sys.argv[3]), seed=int(sys.argv[4]){extra})\n"
         "    print(json.dumps({'requests': r.requests, 'sessions': r.sessions}))\n"
     )
-    argv = [sys.executable, "-c", code, str(model), str(out), repr(scale), str(seed)]
+    argv = [*python(tree), code, str(model), str(out), repr(scale), str(seed)]
     argv.append(str(processes))
     result = timed(argv, env_for(tree))
     result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
@@ -137,7 +151,7 @@ def run_compare(real: Path, other: Path, out: Path, tree: Path | None) -> dict[s
         "from tracereplay.compare.compare import compare_traces, write_compare\n"
         "write_compare(compare_traces(Path(sys.argv[1]), Path(sys.argv[2])), Path(sys.argv[3]))\n"
     )
-    result = timed([sys.executable, "-c", code, str(real), str(other), str(out)], env_for(tree))
+    result = timed([*python(tree), code, str(real), str(other), str(out)], env_for(tree))
     result.pop("stdout")
     return result
 
