@@ -248,8 +248,8 @@ class Templater:
         skeletons = path_skeletons(pa.array([path for _, path in pairs], type=pa.string()))
         counts: Counter[tuple[str, ...]] = Counter()
         methods: set[tuple[str, tuple[str, ...]]] = set()
-        for (method, _), skeleton in zip(pairs, skeletons, strict=True):
-            counts[skeleton] += requests[(method, _)]
+        for (method, path), skeleton in zip(pairs, skeletons, strict=True):
+            counts[skeleton] += requests[(method, path)]
             methods.add((method, skeleton))
         root = _Count()
         for skeleton, n in counts.items():
