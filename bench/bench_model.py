@@ -3,16 +3,20 @@ the same run, on traces synthesized from a staging model.
 
     .venv/bin/python bench/bench_model.py run --staging TRACE [--sizes 100k,1M,10M]
         [--old-sizes 100k,1M] [--base c31404e] [--work DIR] [--json out.json]
+        [--compare [SIZE]] [--processes 2]
     .venv/bin/python bench/bench_model.py equal --trace TRACE [--base c31404e]
 
 `run` models the staging trace, synthesizes a trace of about each size from that model
-(new code; sizes are requests), then times `tracereplay model` on each trace with the new
-code and, for --old-sizes, with the base commit's code; `synthesize` new and old at the
-old sizes; `compare` of two synthetic traces of the largest size (new code). Every
-command runs in its own process under `/usr/bin/time -v` (wall time, peak RSS); the model
-runs also report the time of each stage. The base commit's code is unpacked with
-`git archive` into the work directory and put first on the import path, so the package
-keeps no copy of the old code.
+(sizes are requests), then times `tracereplay model` on each trace with the new code and,
+for --old-sizes, with the base commit's code, and lists what differs between the two
+models (as `equal` does). At the old sizes the trace is the one the base commit's
+synthesize wrote (the base's reader refuses the columns this tree's writer adds), and this
+tree's synthesize with 1 and with --processes processes is timed into a spare directory.
+`compare` of two synthetic traces of the largest size or of --compare SIZE (new code, and
+the base commit's where SIZE is an old size). Every command runs in its own process under
+`/usr/bin/time -v` (wall time, peak RSS); the model runs also report the time of each
+stage. The base commit's code is unpacked with `git archive` into the work directory and
+put first on the import path, so the package keeps no copy of the old code.
 
 `equal` builds the model of TRACE with both codes and checks the answers are the same
 (issue 15, item 6): endpoints, templates, correlations and auth identical; endpoint
@@ -179,30 +183,37 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     old_sizes = {parse_size(s) for s in args.old_sizes.split(",") if s}
     for size in sizes:
         label = f"{size:,}"
-        trace = work / f"synth-{size}"
+        trace, spare = work / f"synth-{size}", work / f"synth-spare-{size}"
         entry: dict[str, Any] = {}
         scale = size / rows_at_1x
-        if not trace.exists():
-            entry[f"synthesize_new_{args.processes}p"] = run_synthesize(
-                staging_model, trace, scale, None, processes=args.processes
-            )
+        # The base commit's reader refuses the columns this tree's writer adds (conn, addr),
+        # so at the old sizes both codes model the trace the base's synthesize wrote, and
+        # the new synthesize is timed into a spare directory.
+        runs = [(f"synthesize_new_{args.processes}p", None, args.processes)]
         if size in old_sizes:
-            spare = work / f"synth-spare-{size}"
-            for key, tree in (("synthesize_new_1p", None), ("synthesize_old", old)):
-                if key not in entry:
-                    shutil.rmtree(spare, ignore_errors=True)
-                    entry[key] = run_synthesize(staging_model, spare, scale, tree)
+            runs = [("synthesize_old", old, 1), *runs, ("synthesize_new_1p", None, 1)]
+        for key, tree, processes in runs:
+            if key in entry or (trace.exists() and key == runs[0][0]):
+                continue
+            into = trace if key == runs[0][0] else spare
             shutil.rmtree(spare, ignore_errors=True)
+            entry[key] = run_synthesize(staging_model, into, scale, tree, processes=processes)
+        shutil.rmtree(spare, ignore_errors=True)
         entry["model_new"] = run_model(trace, work / f"new-{size}.json", None, **args.model_kw)
         if size in old_sizes:
             entry["model_old"] = run_model(trace, work / f"old-{size}.json", old)
+            models = [json.loads((work / f"{k}-{size}.json").read_text()) for k in ("old", "new")]
+            entry["differences"] = differences(*models)  # issue 15 item 6, at this size
         results[label] = entry
         print(json.dumps({label: entry}, indent=1), flush=True)
     if args.compare:
-        size = max(sizes)
+        size = max(sizes) if args.compare == "largest" else parse_size(args.compare)
+        if size not in sizes:
+            raise SystemExit(f"--compare {args.compare}: not one of --sizes")
         other = work / f"synth-{size}-b"
-        if not other.exists():
-            run_synthesize(staging_model, other, size / rows_at_1x, None, 2, args.processes)
+        writer, processes = (old, 1) if size in old_sizes else (None, args.processes)
+        if not other.exists():  # at an old size, a trace both codes read (above)
+            run_synthesize(staging_model, other, size / rows_at_1x, writer, 2, processes)
         for key, tree in (("compare_new", None), ("compare_old", old)):
             if tree is None or size in old_sizes:
                 results[key] = run_compare(work / f"synth-{size}", other, work / key, tree)
@@ -298,8 +309,9 @@ def main() -> int:
         "--no-correlations", action="store_true", help="new code: model without correlations"
     )
     run.add_argument(
-        "--compare", action="store_true", help="compare two traces of the largest size"
-    )
+        "--compare", nargs="?", const="largest", metavar="SIZE",
+        help="compare two traces of SIZE (one of --sizes; default the largest)",
+    )  # fmt: skip
     eq = sub.add_parser("equal")
     eq.add_argument("--trace", type=Path, required=True)
     eq.add_argument("--base", default=BASE)
