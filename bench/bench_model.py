@@ -13,10 +13,11 @@ models (as `equal` does). At the old sizes the trace is the one the base commit'
 synthesize wrote (the base's reader refuses the columns this tree's writer adds), and this
 tree's synthesize with 1 and with --processes processes is timed into a spare directory.
 `compare` of two synthetic traces of the largest size or of --compare SIZE (new code, and
-the base commit's where SIZE is an old size). Every command runs in its own process under
-`/usr/bin/time -v` (wall time, peak RSS); the model runs also report the time of each
-stage. The base commit's code is unpacked with `git archive` into the work directory and
-put first on the import path, so the package keeps no copy of the old code.
+the base commit's where SIZE is an old size), and apart what compare does before it
+measures (read both traces, endpoints, sessions: `load_pair`). Every command runs in its
+own process under `/usr/bin/time -v` (wall time, peak RSS); the model runs also report the
+time of each stage. The base commit's code is unpacked with `git archive` into the work
+directory and put first on the import path, so the package keeps no copy of the old code.
 
 `equal` builds the model of TRACE with both codes and checks the answers are the same
 (issue 15, item 6): endpoints, templates, correlations and auth identical; endpoint
@@ -160,6 +161,21 @@ def run_compare(real: Path, other: Path, out: Path, tree: Path | None) -> dict[s
     return result
 
 
+def run_load_pair(real: Path, other: Path, tree: Path | None) -> dict[str, Any]:
+    """What compare does before it measures: read both traces, endpoints, sessions."""
+    code = (
+        "import sys, json, time; from pathlib import Path\n"
+        "from tracereplay.compare.compare import load_pair\n"
+        "start = time.perf_counter()\n"
+        "real, other = load_pair(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "rows = len(real) + len(other)\n"
+        "print(json.dumps({'seconds': time.perf_counter() - start, 'rows': rows}))\n"
+    )
+    result = timed([*python(tree), code, str(real), str(other)], env_for(tree))
+    result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
+    return result
+
+
 def parse_size(text: str) -> int:
     text = text.strip().upper()
     factor = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
@@ -214,10 +230,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         writer, processes = (old, 1) if size in old_sizes else (None, args.processes)
         if not other.exists():  # at an old size, a trace both codes read (above)
             run_synthesize(staging_model, other, size / rows_at_1x, writer, 2, processes)
-        for key, tree in (("compare_new", None), ("compare_old", old)):
+        for key, tree in (("new", None), ("old", old)):
             if tree is None or size in old_sizes:
-                results[key] = run_compare(work / f"synth-{size}", other, work / key, tree)
-                print(json.dumps({key: results[key]}), flush=True)
+                pair = (work / f"synth-{size}", other)
+                results[f"compare_{key}"] = run_compare(*pair, work / f"compare_{key}", tree)
+                results[f"compare_read_sessionize_{key}"] = run_load_pair(*pair, tree)
+                print(json.dumps({k: v for k, v in results.items() if key in k}), flush=True)
     return results
 
 
