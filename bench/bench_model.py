@@ -85,7 +85,7 @@ def old_tree(rev: str, into: Path) -> Path:
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run `argv` under /usr/bin/time -v: wall seconds, peak RSS (MiB), its stdout."""
+    """Run `argv` under /usr/bin/time -v: wall and CPU seconds, peak RSS (MiB), stdout."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         start = time.perf_counter()
         done = subprocess.run(
@@ -96,8 +96,21 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
         text = Path(report.name).read_text()
     if done.returncode != 0:
         raise SystemExit(f"{argv[:4]}… exited {done.returncode}: {done.stderr[-2000:]}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))  # type: ignore[union-attr]
-    return {"wall_s": round(wall, 2), "peak_rss_mib": round(rss_kb / 1024), "stdout": done.stdout}
+    rss_kb = float(_field(text, "Maximum resident set size (kbytes)"))
+    cpu = float(_field(text, "User time (seconds)")) + float(_field(text, "System time (seconds)"))
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),  # the process and the workers it waited for
+        "peak_rss_mib": round(rss_kb / 1024),  # of the largest one process
+        "stdout": done.stdout,
+    }
+
+
+def _field(report: str, name: str) -> str:
+    found = re.search(rf"{re.escape(name)}: ([\d.]+)", report)
+    if found is None:
+        raise SystemExit(f"/usr/bin/time -v said no {name!r}")
+    return found.group(1)
 
 
 def env_for(tree: Path | None) -> dict[str, str]:
