@@ -23,7 +23,8 @@ directory and put first on the import path, so the package keeps no copy of the 
 (issue 15, item 6): endpoints, templates, correlations and auth identical; endpoint
 counts and shares, sessions, session quantiles, arrivals and latency/status equal; the
 behaviors within 1 pp of share and 0.01 of each chain probability; payload models
-identical for every endpoint that was not sampled; exit 1 naming what differs.
+identical for every endpoint that was not sampled; exit 1 naming what differs. The base
+commit's code models a copy of TRACE without the columns it does not know, if any.
 """
 
 from __future__ import annotations
