@@ -80,6 +80,8 @@ def check_settings(settings: CaptureSettings) -> tuple[str, str | None]:
         raise UsageError("--workers must be >= 1")
     if settings.max_backlog_bytes <= 0:
         raise UsageError("--max-backlog must be > 0")
+    if settings.rewrite_host and settings.mode != "reverse":
+        raise UsageError("--rewrite-host is for --mode reverse (a regular proxy keeps Host)")
     check_out(settings.out)
     target_filter = None
     if settings.target:

@@ -7,18 +7,19 @@ Host the client used, or a client following a link leaves the capture.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from tests.capture.proxies import capture_proxy, captured, stop
+from tests.capture.proxies import capture_proxy, captured, stop, threaded_server
 from tracereplay.capture.links import direct_link
+from tracereplay.capture.run import CaptureSettings, check_settings
+from tracereplay.errors import UsageError
 
 PAGES = 3
 
@@ -50,6 +51,14 @@ def test_direct_link_default_port_and_ipv6() -> None:
     assert direct_link([("Location", "http://api.example.test/x")], "api.example.test", 8443,
                        "https") is None  # fmt: skip
     assert direct_link([("Link", "<http://[::1]:9000/a>")], "::1", 9000) == "Link"
+
+
+def test_rewrite_host_is_for_reverse_mode(tmp_path: Path) -> None:
+    target = "http://127.0.0.1:9"
+    out = tmp_path / "trace"
+    check_settings(CaptureSettings(out=out, target=target, rewrite_host=True))
+    with pytest.raises(UsageError, match="--rewrite-host is for --mode reverse"):
+        check_settings(CaptureSettings(out=out, target=target, mode="regular", rewrite_host=True))
 
 
 @dataclass
@@ -89,16 +98,9 @@ def _handler(app: PagingApp) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def paging_app() -> Iterator[PagingApp]:
     app = PagingApp(url="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(app))
-    app.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with threaded_server(_handler(app)) as url:
+        app.url = url
         yield app
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def follow_pages(base_url: str) -> list[str]:
@@ -115,7 +117,8 @@ def follow_pages(base_url: str) -> list[str]:
 
 
 def records_captured(out: Path) -> int:
-    return captured(out).column("path").to_pylist().count("/records")
+    paths: list[str] = captured(out).column("path").to_pylist()
+    return paths.count("/records")
 
 
 @pytest.mark.slow
