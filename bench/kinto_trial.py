@@ -31,7 +31,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pyarrow.compute as pc
@@ -115,15 +115,15 @@ def main() -> int:
     args = parse_args()
     kinto = args.kinto_venv / "bin" / "kinto"
     if not kinto.is_file():
-        sys.exit(
-            f"kinto_trial: no {kinto}: make a venv with Kinto first "
+        usage_error(
+            f"no {kinto}: make a venv with Kinto first "
             "(python3 -m venv /tmp/kinto-venv && /tmp/kinto-venv/bin/pip install kinto==26.5.0) "
             "and pass --kinto-venv (or $KINTO_VENV)"
         )
     work = args.work or Path(tempfile.mkdtemp(prefix="kinto-trial-"))
     work.mkdir(parents=True, exist_ok=True)
     if any(work.iterdir()):
-        sys.exit(f"kinto_trial: --work {work} is not empty")
+        usage_error(f"--work {work} is not empty")
     accounts = write_accounts(work / "accounts.csv", args.accounts)
     port, proxy_port = free_port(), free_port()
     kinto_url, proxy_url = f"http://{LOOPBACK}:{port}", f"http://{LOOPBACK}:{proxy_port}"
@@ -176,6 +176,11 @@ def main() -> int:
     (args.json or work / "figures.json").write_text(text + "\n")
     print(text)
     return 0
+
+
+def usage_error(message: str) -> NoReturn:
+    print(f"kinto_trial: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def parse_args() -> argparse.Namespace:
