@@ -246,7 +246,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         trace, spare = work / f"synth-{size}", work / f"synth-spare-{size}"
         entry: dict[str, Any] = {}
         scale = size / rows_at_1x
-        # The base commit's reader refuses the columns this tree's writer adds (conn, addr),
+        # The base commit's reader refuses the columns this tree's writer adds (conn, ...),
         # so at the old sizes both codes model the trace the base's synthesize wrote, and
         # the new synthesize is timed into a spare directory.
         runs = [(f"synthesize_new_{args.processes}p", None, args.processes)]
