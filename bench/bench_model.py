@@ -249,7 +249,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         # The base commit's reader refuses the columns this tree's writer adds (conn, ...),
         # so at the old sizes both codes model the trace the base's synthesize wrote, and
         # the new synthesize is timed into a spare directory.
-        runs = [(f"synthesize_new_{args.processes}p", None, args.processes)]
+        runs: list[tuple[str, Path | None, int]] = [
+            (f"synthesize_new_{args.processes}p", None, args.processes)
+        ]
         if size in old_sizes:
             runs = [("synthesize_old", old, 1), *runs, ("synthesize_new_1p", None, 1)]
         for key, tree, processes in runs:
