@@ -22,7 +22,13 @@ from .frame import REQUEST_COLUMNS, requests_frame
 from .model_check import check_model
 from .params import param_kind
 from .payloads import infer_body, infer_query
-from .sessions import DEFAULT_SESSION_TIMEOUT_S, session_stats, session_table, sessionize
+from .sessions import (
+    DEFAULT_SESSION_TIMEOUT_S,
+    request_curve,
+    session_stats,
+    session_table,
+    sessionize,
+)
 from .templating import Templater, add_endpoints
 
 MODEL_FORMAT = "tracereplay.model/1"
@@ -78,6 +84,7 @@ def build_model(
             "stats": session_stats(sessions).to_json(),
             "length": _quantiles(table["length"].to_numpy(float)),
             "duration_s": _quantiles(table["duration_s"].to_numpy(float)),
+            "requests": request_curve(df["t_s"].to_numpy(float), arrivals.bucket_s, span_s),
             "timeout_sensitivity": {
                 name: session_stats(sessionize(df, t)).to_json()
                 for name, t in SENSITIVITY_TIMEOUTS_S.items()
@@ -137,7 +144,7 @@ def _content_types(headers: pd.Series) -> list[str | None]:
 def _quantiles(values: np.ndarray) -> dict[str, float]:
     if not len(values):
         return {}
-    points = {"p05": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "max": 100}
+    points = {"p05": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99, "max": 100}
     return {k: sig(float(np.percentile(values, q)), 4) for k, q in points.items()}
 
 
