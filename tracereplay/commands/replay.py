@@ -130,4 +130,3 @@ def replay_cmd(
     console.print(final_line(s, outcome.out), highlight=False)
     outcome.raise_failure()
     return outcome.exit_code if outcome.interrupted else EXIT_OK
-
