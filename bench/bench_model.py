@@ -36,6 +36,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
+from tracereplay.trace.schema import ADDITIVE_COLUMNS
+
 REPO = Path(__file__).resolve().parents[1]
 BASE = "c31404e"
 PACKAGES = ("capture", "models", "replay", "compare", "demo")
@@ -273,10 +277,22 @@ def _short(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def without_additive_columns(trace: Path, into: Path) -> Path:
+    """A copy of `trace` without the additive columns (escaped; conn, addr: issue 11), which
+    the base commit's reader refuses; neither model reads them."""
+    into.mkdir(parents=True)
+    for part in sorted(Path(trace).glob("*.parquet")):
+        table = pq.read_table(part)
+        extra = [c for c in ADDITIVE_COLUMNS if c in table.column_names]
+        pq.write_table(table.drop_columns(extra), into / part.name, compression="zstd")
+    return into
+
+
 def equal(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_model-equal-") as tmp:
         work = Path(tmp)
         old = old_tree(args.base, work / "base")
+        args.trace = without_additive_columns(args.trace, work / "trace")
         runs = {
             "old": run_model(args.trace, work / "old.json", old),
             "new": run_model(args.trace, work / "new.json", None),
