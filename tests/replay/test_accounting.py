@@ -117,3 +117,26 @@ def test_the_real_rate_and_grace_of_a_model() -> None:
     assert model_real_rps(older, 10.0, 1.0) == 1.5 and model_grace_s(older, 1.0) is None
     bad = {"provenance": {"span_s": 20.0}, "sessions": {"requests": {"counts": [-1]}}}
     assert model_real_rps(bad, 10.0, 1.0) is None
+
+
+def test_grace_defaults_to_the_sources_p99_session_duration(tmp_path: Path) -> None:
+    from tests.replay.test_replay_e2e import tiny_model
+    from tracereplay.models.model import load_model
+    from tracereplay.replay.window import MIN_GRACE_S, run_figures
+
+    model = tiny_model(tmp_path, sessions=30, span_s=6.0)  # every session lasts 0.6 s
+    p99 = load_model(model)["sessions"]["duration_s"]["p99"]
+    assert p99 == pytest.approx(0.6)
+
+    def grace_of(source: Path, kind: str, grace_s: float | None, speed: float = 0.25) -> float:
+        return run_figures(source, kind, window_s=6.0, speed=speed, grace_s=grace_s, profile=None)[
+            0
+        ]
+
+    assert grace_of(model, "model", None) == pytest.approx(p99 / 0.25)
+    assert grace_of(model, "model", 7.0) == 7.0
+    trace = tmp_path / "trace"
+    assert grace_of(trace, "trace", None) == pytest.approx(0.6 / 0.25)
+    assert grace_of(trace, "trace", None, speed=4.0) == MIN_GRACE_S
+    real = run_figures(model, "model", window_s=6.0, speed=1.0, grace_s=None, profile=None)[1]
+    assert real is not None and real > 0
