@@ -296,8 +296,10 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if a != b:
             out.append(f"{what}: {_short(a)} != {_short(b)}")
 
-    for key in ("templates", "correlations", "auth", "sessions", "arrivals"):
+    for key in ("templates", "correlations", "auth", "arrivals"):
         same(key, old[key], new[key])
+    # Issue 11 added keys to `sessions` (the request curve, a p99 quantile): the rest is equal.
+    same("sessions", old["sessions"], _keys_of(old["sessions"], new["sessions"]))
     same("endpoint names", sorted(old["endpoints"]), sorted(new["endpoints"]))
     sampled = new["provenance"].get("sampling", {}).get("payloads", {}).get("per_endpoint")
     for name in sorted(set(old["endpoints"]) & set(new["endpoints"])):
@@ -310,6 +312,13 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         same(f"provenance.{key}", old["provenance"][key], new["provenance"][key])
     out += behavior_differences(old["behaviors"], new["behaviors"])
     return out
+
+
+def _keys_of(old: Any, new: Any) -> Any:
+    """`new` with only the dictionary keys `old` has (at every depth)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {k: _keys_of(old[k], v) for k, v in new.items() if k in old}
+    return new
 
 
 def behavior_differences(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:

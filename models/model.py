@@ -45,7 +45,13 @@ from .endpoints import (
 )
 from .frame import LIGHT_COLUMNS, RequestColumns, read_request_columns
 from .model_check import check_model
-from .sessions import DEFAULT_SESSION_TIMEOUT_S, session_stats, session_table, sessionize
+from .sessions import (
+    DEFAULT_SESSION_TIMEOUT_S,
+    request_curve,
+    session_stats,
+    session_table,
+    sessionize,
+)
 from .source import ParquetSource, RequestSource
 from .templating import Templater, endpoint_codes
 
@@ -163,6 +169,7 @@ def build_model(
             "stats": session_stats(sessions).to_json(),
             "length": _quantiles(table["length"].to_numpy(float)),
             "duration_s": _quantiles(table["duration_s"].to_numpy(float)),
+            "requests": request_curve(requests.t_s, arrivals.bucket_s, span_s),
             "timeout_sensitivity": sensitivity,
         },
         "templates": templater.to_json(),
@@ -272,7 +279,7 @@ def _correlation_frame(
 def _quantiles(values: np.ndarray) -> dict[str, float]:
     if not len(values):
         return {}
-    points = {"p05": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "max": 100}
+    points = {"p05": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99, "max": 100}
     return {k: sig(float(np.percentile(values, q)), 4) for k, q in points.items()}
 
 

@@ -96,3 +96,12 @@ def session_stats(sessions: pd.DataFrame) -> SessionStats:
         mean_duration_s=float(table["duration_s"].mean()),
         median_think_s=float(think.median()) if len(think) else 0.0,
     )
+
+
+def request_curve(t_s: np.ndarray, bucket_s: float, span_s: float) -> dict[str, object]:
+    """Requests per `bucket_s` bucket over [0, span_s] (the arrival curve's buckets): the
+    real request rate a replay's `achieved_scale` is measured against."""
+    buckets = max(1, int(np.ceil(span_s / bucket_s - 1e-9))) if bucket_s > 0 else 1
+    index = np.minimum((np.asarray(t_s, dtype=float) // bucket_s).astype(np.int64), buckets - 1)
+    counts = np.bincount(np.maximum(index, 0), minlength=buckets)
+    return {"bucket_s": float(bucket_s), "counts": [int(c) for c in counts]}

@@ -54,7 +54,7 @@ class ParquetSource:
         return self.trace.metadata
 
     def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
-        # Through the Trace, so a damaged page is a TraceCorruptError (one line, exit 2).
+        # Through the Trace: a damaged page is a one-line TraceCorruptError, not an OSError.
         yield from self.trace.to_batches(columns, batch_size=SCAN_BATCH_ROWS)
 
     def rows(self, positions: np.ndarray, columns: list[str]) -> pa.Table:

@@ -25,6 +25,7 @@ from .credentials import Credential, load_credentials
 from .profiles import Shape, check_profile, shape
 from .sources import check_model_requests, check_trace_source, load_source
 from .urls import Origin, parse_origin
+from .window import run_figures
 
 if TYPE_CHECKING:
     from .run import ReplaySettings
@@ -52,6 +53,10 @@ class CheckedRun:
     sessions_expected: float
     """About how many sessions the plan holds (model: expected count; trace: captured
     sessions × copies)."""
+    grace_s: float = 30.0
+    """--grace, or the source's p99 session duration (replay/window.py)."""
+    real_rps: float | None = None
+    """The real trace's request rate over the window (replay/window.py)."""
 
 
 def check(settings: ReplaySettings) -> CheckedRun:
@@ -74,10 +79,12 @@ def check(settings: ReplaySettings) -> CheckedRun:
         credentials = tuple(load_credentials(settings.credentials))
     kind = load_source(settings.source)
     window_s, expected = _check_source(settings, kind)
-    run_time_s = settings.run_time_s or (
-        window_s + settings.grace_s + RUN_TIME_MARGIN_S + STOP_BUDGET_S
-    )
-    return CheckedRun(kind, origin, window_s, run_time_s, credentials, expected)
+    grace_s, real_rps = run_figures(
+        settings.source, kind, window_s=window_s, speed=settings.speed,
+        grace_s=settings.grace_s, profile=settings.profile,
+    )  # fmt: skip
+    run_time_s = settings.run_time_s or (window_s + grace_s + RUN_TIME_MARGIN_S + STOP_BUDGET_S)
+    return CheckedRun(kind, origin, window_s, run_time_s, credentials, expected, grace_s, real_rps)
 
 
 def stop_budget_s(run_time_s: float) -> float:
@@ -96,7 +103,9 @@ def _check_numbers(settings: ReplaySettings) -> None:
     for name, value in positive.items():
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(f"{name} must be a finite number > 0, not {value!r}")
-    if not (math.isfinite(settings.grace_s) and settings.grace_s >= 0):
+    if settings.grace_s is not None and not (
+        math.isfinite(settings.grace_s) and settings.grace_s >= 0
+    ):
         raise UsageError(f"--grace must be a finite time >= 0, not {settings.grace_s!r}")
     if not 0 <= settings.seed < 2**63:
         raise UsageError(f"--seed must be in [0, 2^63), not {settings.seed}")

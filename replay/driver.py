@@ -9,6 +9,9 @@ Bounded: a request gets `request_timeout_s` in all (then it is a timeout), its a
 read up to `max_body` bytes (the connection is closed on the rest), and sessions still
 running `grace_s` after the last planned start are cut, the request each was waiting on
 recorded as timed out. A session that raises stops the whole driver: `run` re-raises it.
+
+A request's result is a few list appends here; the ResultWriter converts and writes it
+on a native thread (replay/offload.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession
 
 from tracereplay.models.correlations import AuthInfo, CorrelationRule
 
+from .accounting import offered_requests
 from .body import ACCEPT_ENCODING, DEFAULT_MAX_BODY, read_body
 from .correlate import Credential, PreparedRequest, SessionCorrelator, SharedValues, credential_for
 from .plan import Plan, PlannedSession
@@ -114,6 +118,8 @@ class ReplayDriver:
         self.settings = settings
         self.sessions = writer.sessions
         self.sessions.planned = len(plan.sessions)
+        self.sessions.window_s = plan.duration_s
+        self.sessions.offered = offered_requests(plan)
         self._group = gevent.pool.Group()
         self._shared = SharedValues()
         self._failed = gevent.event.Event()
@@ -123,6 +129,8 @@ class ReplayDriver:
     def run(self, zero_wall_s: float, zero_mono_s: float) -> None:
         """Play the plan from time zero (given on both clocks); returns when done, raises
         what a session raised (after stopping the others)."""
+        self.sessions.zero_s = zero_wall_s
+        flusher = gevent.spawn(self._flush_every_second)
         try:
             for session in sorted(self.plan.sessions, key=lambda s: (s.start_s, s.index)):
                 delay = zero_mono_s + session.start_s - time.monotonic()
@@ -139,9 +147,15 @@ class ReplayDriver:
                 done.kill()
         finally:
             self._group.kill(block=True, timeout=5)  # each one killed counts itself as cut
+            flusher.kill()
             self.writer.close()
         if self._failure is not None:
             raise self._failure
+
+    def _flush_every_second(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            self.writer.flush()
 
     def stop(self) -> None:
         """End now (Locust is quitting): cut the running sessions, recording the request
@@ -155,6 +169,7 @@ class ReplayDriver:
             self._play(session, intended_wall_s, zero_mono_s)
         except gevent.GreenletExit:
             self.sessions.cut += 1
+            self.sessions.cut_sessions.append(session.index)
             raise
         except Exception as exc:  # a bug or an unsafe request: the run must not go on quietly
             self.sessions.failed += 1
@@ -166,7 +181,7 @@ class ReplayDriver:
         self.sessions.started += 1
         late_ms = (time.monotonic() - (zero_mono_s + session.start_s)) * 1000.0
         self.sessions.lateness_ms.append(max(0.0, late_ms))
-        client = FastHttpSession(
+        client = FastHttpSession(  # its own connections and cookie jar: one user
             self.settings.origin.base,
             self.user.environment.events.request,
             user=self.user,

@@ -7,11 +7,12 @@ Every `ReplayUser` setting is a command-line option here (Locust's own argument 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from locust import events
-from locust.runners import MasterRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from tracereplay.replay.body import DEFAULT_MAX_BODY
 from tracereplay.replay.guard import watch_parent
@@ -19,8 +20,12 @@ from tracereplay.replay.results import WORKERS_DIR, write_worker_error
 from tracereplay.replay.user import (
     DONE_MESSAGE,
     ERROR_MESSAGE,
+    GO_AHEAD_S,
+    GO_MESSAGE,
+    READY_MESSAGE,
     WORKER_FAILED_EXIT,
     ReplayUser,
+    receive_zero,
 )
 
 
@@ -69,8 +74,17 @@ def configure(environment: Any, **_: Any) -> None:
         if options.replay_parent_pid is not None:
             watch_parent(options.replay_parent_pid)
     runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.register_message(GO_MESSAGE, lambda msg, **_: receive_zero(msg.data["zero"]))
     if isinstance(runner, MasterRunner):
         done: set[int] = set()
+        ready: set[int] = set()
+
+        def on_ready(environment: Any, msg: Any, **_: Any) -> None:
+            # Time zero once every worker has planned its shard: one clock for the run.
+            ready.add(int(msg.data.get("worker", -1)))
+            if len(ready) == TraceReplay.workers:
+                runner.send_message(GO_MESSAGE, {"zero": time.time() + GO_AHEAD_S})
 
         def on_done(environment: Any, msg: Any, **_: Any) -> None:
             done.add(int(msg.data.get("worker", -1)))
@@ -86,5 +100,6 @@ def configure(environment: Any, **_: Any) -> None:
             environment.process_exit_code = WORKER_FAILED_EXIT
             runner.quit()
 
+        runner.register_message(READY_MESSAGE, on_ready)
         runner.register_message(DONE_MESSAGE, on_done)
         runner.register_message(ERROR_MESSAGE, on_error)

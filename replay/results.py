@@ -1,34 +1,54 @@
-"""What a replay measured: one `RequestResult` per request sent, written as it happens,
-and `summary.json` computed from them (no locust here: the runner and the CLI share it).
+"""What a replay measured: one `RequestResult` per request sent, recorded as it happens,
+and summary.json computed from them (no locust here: the runner and the CLI share it).
 
-Per worker, results go to `<out>/.workers/worker-K/`: `replayed/` (the trace schema: what
-was sent, no bodies — live tokens and passwords must not reach the disk), `timing.arrows`
-(full-precision latencies from the actual and from the intended send) and `sessions.json`.
-`merge_workers` joins them into `<out>/replayed/`, `<out>/timing.parquet` and
-`<out>/summary.json` once every process has stopped.
+Per worker, results go to `<out>/.workers/worker-K/`: `results.arrows` (checksummed
+frames, one row per request: what was sent — no bodies, live tokens and passwords must
+not reach the disk — and its full-precision latencies from the actual and from the
+intended send) and `sessions.json`. Recording costs the sending loop a few list appends
+per request: turning them into Arrow batches and writing them happens on `background`
+(a real OS thread in the Locust process, replay/offload.py), at least once a second.
+`merge_workers` joins them into `<out>/replayed/` (the trace schema),
+`<out>/timing.parquet` and `<out>/summary.json` once every process has stopped.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyarrow import ipc
 
-from tracereplay.errors import TraceEmptyError
-from tracereplay.trace import TraceMetadata, TraceRecord, TraceWriter, open_trace, open_writer
-from tracereplay.trace.store import read_journal
+from tracereplay.trace import TRACE_SCHEMA, TraceMetadata, open_writer, trace_schema
+from tracereplay.trace.store import append_frame, read_journal
+
+from .accounting import SessionLog, session_key, summarize
+
+__all__ = [
+    "ERROR_FILE",
+    "TIMING_SCHEMA",
+    "WORKERS_DIR",
+    "RequestResult",
+    "ResultWriter",
+    "SessionLog",
+    "merge_workers",
+    "worker_errors",
+    "write_worker_error",
+]
 
 WORKERS_DIR = ".workers"
 ERROR_FILE = "error.txt"
 """A worker that failed writes one line here (credentials scrubbed) before it stops."""
+RESULTS_FILE = "results.arrows"
+ORIGIN_FILE = "origin.json"
 TIMING_FIELDS = [
     pa.field("session", pa.int64()),
     pa.field("seq", pa.int32()),
@@ -43,7 +63,47 @@ TIMING_FIELDS = [
     pa.field("truncated", pa.bool_()),
 ]
 TIMING_SCHEMA = pa.schema(TIMING_FIELDS)
+REQUEST_FIELDS = [
+    pa.field("method", pa.string()),
+    pa.field("path", pa.string()),
+    pa.field("query", pa.string()),
+    pa.field("req_headers", pa.map_(pa.string(), pa.string())),
+    pa.field("req_body_size", pa.int64()),
+    pa.field("resp_body_size", pa.int64()),
+    pa.field("error", pa.string()),
+]
+RESULT_SCHEMA = pa.schema(TIMING_FIELDS + REQUEST_FIELDS)
 KEPT_HEADERS = ("content-type", "accept", "user-agent")
+FLUSH_INTERVAL_S = 1.0
+FLUSH_ROWS = 4096
+CONVERT_ROWS = 512
+"""Rows turned into Arrow at a time (well under a millisecond holding the GIL), so the
+sending loop never waits long for the writer's thread."""
+
+
+class Background(Protocol):
+    """Where `ResultWriter` does its conversion and IO: in order, one task at a time."""
+
+    def submit(self, work: Callable[[], None]) -> None: ...
+
+    def wait(self) -> None:
+        """Until everything submitted ran; raises what a task raised."""
+
+    def pause(self) -> None:
+        """Let the sending loop run (between conversion chunks)."""
+
+
+class Inline:
+    """Does the work at once, in the caller's thread (tests; merging)."""
+
+    def submit(self, work: Callable[[], None]) -> None:
+        work()
+
+    def wait(self) -> None:
+        pass
+
+    def pause(self) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,94 +139,94 @@ class RequestResult:
         return self.error is None and self.status is not None and self.status < 400
 
 
-@dataclass
-class SessionLog:
-    """Per worker: sessions planned, started, how late, and how they ended."""
-
-    planned: int = 0
-    started: int = 0
-    completed: int = 0
-    login_failed: int = 0
-    cut: int = 0
-    failed: int = 0
-    """Sessions that raised (each ends the run: see ReplayDriver)."""
-    lateness_ms: list[float] = field(default_factory=list)
-    zero_s: float = 0.0
-    """Epoch seconds of the worker's plan time 0 (its sessions' start times count from it)."""
-
-
 class ResultWriter:
-    """Writes results of one worker as they come (rows durable within a second)."""
+    """Records the results of one worker as they come (on disk within about a second)."""
 
-    def __init__(self, directory: Path, *, host: str, scheme: str, start: datetime) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        host: str,
+        scheme: str,
+        start: datetime,
+        background: Background | None = None,
+    ) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        meta = TraceMetadata(source="replay", capture_start=start)
-        self._trace: TraceWriter = open_writer(directory / "replayed", meta)
-        self._timing_file = pa.OSFile(str(directory / "timing.arrows"), "wb")
-        self._timing = ipc.new_stream(self._timing_file, TIMING_SCHEMA)
-        self._pending: list[RequestResult] = []
+        self._background = background or Inline()
+        self._fd = os.open(
+            directory / RESULTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        )
+        self._columns = _empty_columns()
+        self._rows = 0
+        self._flushed_at = time.monotonic()
         self.host, self.scheme = host, scheme
+        (directory / ORIGIN_FILE).write_text(json.dumps({"scheme": scheme, "host": host}))
         self.sessions = SessionLog(zero_s=start.timestamp())
         self.closed = False
 
     def add(self, result: RequestResult) -> None:
-        self._trace.write(
-            TraceRecord(
-                ts=datetime.fromtimestamp(result.sent_s, UTC),
-                method=result.method,
-                path=result.path,
-                duration_ms=result.latency_ms if result.status is not None else None,
-                session=f"replay:{result.session:08d}",
-                client="replay",
-                scheme=self.scheme,
-                host=self.host,
-                query=result.query,
-                req_headers=tuple(
-                    (k, v) for k, v in result.req_headers if k.lower() in KEPT_HEADERS
-                ),
-                req_body_size=result.req_body_size,
-                status=result.status,
-                resp_body_size=result.resp_body_size,
-                error=result.error,
-            )
+        """Record one request: appends to column lists, nothing more on this thread."""
+        c = self._columns
+        c["session"].append(result.session)
+        c["seq"].append(result.seq)
+        c["endpoint"].append(result.endpoint)
+        c["intended_s"].append(result.intended_s)
+        c["sent_s"].append(result.sent_s)
+        c["latency_ms"].append(result.latency_ms)
+        c["latency_intended_ms"].append(result.latency_intended_ms)
+        c["status"].append(result.status)
+        c["ok"].append(result.ok)
+        c["timed_out"].append(result.timed_out)
+        c["truncated"].append(result.truncated)
+        c["method"].append(result.method)
+        c["path"].append(result.path)
+        c["query"].append(result.query)
+        c["req_headers"].append(
+            [(k, v) for k, v in result.req_headers if k.lower() in KEPT_HEADERS]
         )
-        self._pending.append(result)
-        if len(self._pending) >= 256:
-            self.flush_timing()
+        c["req_body_size"].append(result.req_body_size)
+        c["resp_body_size"].append(result.resp_body_size)
+        c["error"].append(result.error)
+        self._rows += 1
+        if self._rows >= FLUSH_ROWS or time.monotonic() - self._flushed_at >= FLUSH_INTERVAL_S:
+            self.flush()
 
-    def flush_timing(self) -> None:
-        if not self._pending:
+    def flush(self) -> None:
+        """Hand what is buffered to the background (converted and written there)."""
+        self._flushed_at = time.monotonic()
+        if not self._rows or self.closed:
             return
-        rows = self._pending
-        self._pending = []
-        columns = {f.name: [] for f in TIMING_FIELDS}  # type: dict[str, list[Any]]
-        for r in rows:
-            columns["session"].append(r.session)
-            columns["seq"].append(r.seq)
-            columns["endpoint"].append(r.endpoint)
-            columns["intended_s"].append(r.intended_s)
-            columns["sent_s"].append(r.sent_s)
-            columns["latency_ms"].append(r.latency_ms)
-            columns["latency_intended_ms"].append(r.latency_intended_ms)
-            columns["status"].append(r.status)
-            columns["ok"].append(r.ok)
-            columns["timed_out"].append(r.timed_out)
-            columns["truncated"].append(r.truncated)
-        self._timing.write_batch(pa.record_batch(columns, schema=TIMING_SCHEMA))
+        columns, rows = self._columns, self._rows
+        self._columns, self._rows = _empty_columns(), 0
+        fd, pause = self._fd, self._background.pause
+
+        def write() -> None:
+            for begin in range(0, rows, CONVERT_ROWS):
+                if begin:
+                    pause()
+                chunk = {k: v[begin : begin + CONVERT_ROWS] for k, v in columns.items()}
+                append_frame(fd, pa.record_batch(chunk, schema=RESULT_SCHEMA))
+
+        self._background.submit(write)
 
     def close(self) -> None:
         """Write what is buffered and sessions.json; safe to call twice (Ctrl-C path)."""
         if self.closed:
             return
-        self.closed = True
         log = self.sessions
         log.cut = max(log.cut, log.started - log.completed - log.login_failed - log.failed)
-        self.flush_timing()
-        self._timing.close()
-        self._timing_file.close()
-        self._trace.close()
-        (self.directory / "sessions.json").write_text(json.dumps(asdict(self.sessions)))
+        self.flush()
+        self.closed = True
+        try:
+            self._background.wait()
+        finally:
+            os.close(self._fd)
+            (self.directory / "sessions.json").write_text(json.dumps(asdict(self.sessions)))
+
+
+def _empty_columns() -> dict[str, list[Any]]:
+    return {f.name: [] for f in RESULT_SCHEMA}
 
 
 def write_worker_error(directory: Path, line: str) -> None:
@@ -185,87 +245,74 @@ def worker_errors(out: Path) -> list[str]:
     ]
 
 
-def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
-    """Join the workers' results into out/replayed, out/timing.parquet, out/summary.json."""
+def merge_workers(out: Path, *, duration_s: float, real_rps: float | None = None) -> dict[str, Any]:
+    """Join the workers' results into out/replayed, out/timing.parquet, out/summary.json.
+
+    `duration_s`: the plan's window in wall seconds; `real_rps`: the real trace's request
+    rate over that window (None when unknown), for `achieved_scale`."""
     workers = sorted((out / WORKERS_DIR).glob("worker-*"))
     logs = SessionLog()
-    zeros: list[float] = []  # each worker's plan time 0; the run's is the earliest
-    timing_tables = []
     tables = []
-    meta: TraceMetadata | None = None
+    origins: list[tuple[str, str]] = []
     for directory in workers:
         sessions_file = directory / "sessions.json"
         if sessions_file.exists():
             data = json.loads(sessions_file.read_text())
-            for key in ("planned", "started", "completed", "login_failed", "cut", "failed"):
-                setattr(logs, key, getattr(logs, key) + int(data.get(key, 0)))
-            logs.lateness_ms.extend(float(v) for v in data.get("lateness_ms", []))
-            zeros.append(float(data.get("zero_s", 0.0)))
-        # The timing stream is a journal like the trace's: read it the same way (a worker
-        # killed mid-write leaves a torn tail that is skipped).
-        timing_part = read_journal(directory / "timing.arrows")
-        timing_tables.append(
-            timing_part if timing_part is not None else TIMING_SCHEMA.empty_table()
-        )
-        replayed = directory / "replayed"
-        if replayed.exists() and any(replayed.iterdir()):
-            try:
-                trace = open_trace(replayed)
-                tables.append(trace.to_table())
-            except TraceEmptyError:  # a worker that sent nothing has no rows
-                continue
-            meta = meta or trace.metadata
-    logs.zero_s = min((z for z in zeros if z > 0), default=0.0)
-    timing = pa.concat_tables(timing_tables) if timing_tables else TIMING_SCHEMA.empty_table()
+            logs.merge(data)
+        # Read as a trace's journal is (a worker killed mid-write leaves a torn tail that
+        # is skipped).
+        journal = directory / RESULTS_FILE
+        part = read_journal(journal) if journal.exists() else None
+        if part is not None and part.num_rows:
+            tables.append(part)
+            origins.append(_origin(directory))
+    results = pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
+    timing = results.select([f.name for f in TIMING_FIELDS])
     pq.write_table(timing, out / "timing.parquet")
     if tables:
-        merged = pa.concat_tables(tables)
-        with open_writer(out / "replayed", meta or TraceMetadata(source="replay")) as writer:
-            writer.write_batch(merged)
-    summary = summarize(timing, logs, duration_s)
+        zero = logs.zero_s or float(pc.min(results["sent_s"]).as_py())
+        meta = TraceMetadata(source="replay", capture_start=datetime.fromtimestamp(zero, UTC))
+        with open_writer(out / "replayed", meta) as writer:
+            for table, (scheme, host) in zip(tables, origins, strict=True):
+                writer.write_batch(replayed_rows(table, scheme, host, meta))
+    summary = summarize(timing, logs, duration_s, real_rps)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(out / WORKERS_DIR, ignore_errors=True)
     return summary
 
 
-def _percentiles(values: np.ndarray) -> dict[str, float | None]:
-    if not len(values):
-        return {"p50": None, "p95": None, "p99": None}
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3)}
+def _origin(directory: Path) -> tuple[str, str]:
+    try:
+        data = json.loads((directory / ORIGIN_FILE).read_text())
+        return str(data["scheme"]), str(data["host"])
+    except (OSError, ValueError, KeyError):
+        return "http", ""
 
 
-def summarize(timing: pa.Table, logs: SessionLog, duration_s: float) -> dict[str, Any]:
-    """summary.json: the keys DESIGN.md lists, and a few more."""
-    requests = timing.num_rows
-    ok = np.asarray(timing.column("ok").to_pylist(), dtype=bool) if requests else np.zeros(0)
-    sent = np.asarray(timing.column("sent_s").to_numpy(zero_copy_only=False), dtype=float)
-    span = float(sent.max() - sent.min()) if requests > 1 else 0.0
-    latency = np.asarray(timing.column("latency_ms").to_numpy(zero_copy_only=False), dtype=float)
-    intended = np.asarray(
-        timing.column("latency_intended_ms").to_numpy(zero_copy_only=False), dtype=float
-    )
-    lateness = np.asarray(logs.lateness_ms, dtype=float)
-    timed_out, truncated = (
-        sum(1 for v in timing.column(name).to_pylist() if v) if name in timing.column_names else 0
-        for name in ("timed_out", "truncated")
-    )
-    p_late = _percentiles(lateness)
-    return {
-        "sessions_planned": logs.planned,
-        "sessions_started": logs.started,
-        "sessions_completed": logs.completed,
-        "sessions_login_failed": logs.login_failed,
-        "sessions_cut": logs.cut,
-        "sessions_failed": logs.failed,
-        "requests": requests,
-        "failures": int(requests - int(ok.sum())),
-        "requests_timed_out": timed_out,
-        "responses_truncated": truncated,
-        "achieved_rps": round(requests / span, 3) if span > 0 else float(requests),
-        "duration_s": duration_s,
-        "latency_ms": _percentiles(latency),
-        "latency_intended_ms": _percentiles(intended),
-        "start_lateness_ms": {"p50": p_late["p50"], "p99": p_late["p99"]},
-        "start_s": round(logs.zero_s, 3) if logs.zero_s else None,
+def replayed_rows(results: pa.Table, scheme: str, host: str, meta: TraceMetadata) -> pa.Table:
+    """The requests of `results` as rows of the trace schema (what was sent, no bodies)."""
+    n = results.num_rows
+    status = results["status"]
+    sent_us = pc.round(pc.multiply(results["sent_s"], 1_000_000.0)).cast(pa.int64())
+    no_answer = pa.scalar(None, pa.float64())
+    columns = {
+        "ts": sent_us.cast(pa.timestamp("us", tz="UTC")),
+        "duration_ms": pc.if_else(pc.is_valid(status), results["latency_ms"], no_answer),
+        "session": pa.array([session_key(int(i)) for i in results["session"].to_numpy()]),
+        "client": pa.array(["replay"] * n, pa.string()),
+        "method": results["method"],
+        "scheme": pa.array([scheme] * n, pa.string()),
+        "host": pa.array([host] * n, pa.string()),
+        "path": results["path"],
+        "query": results["query"],
+        "req_headers": results["req_headers"],
+        "req_body_size": results["req_body_size"],
+        "status": status.cast(pa.int16()),
+        "resp_body_size": results["resp_body_size"],
+        "error": results["error"],
     }
+    arrays = [
+        columns[f.name].cast(f.type) if f.name in columns else pa.nulls(n, f.type)
+        for f in TRACE_SCHEMA
+    ]
+    return pa.Table.from_arrays(arrays, schema=trace_schema(meta))

@@ -59,7 +59,9 @@ class ReplaySettings:
     credentials: Path | None = None
     seed: int = 0
     ui: bool = False
-    grace_s: float = 30.0
+    grace_s: float | None = None
+    """How long sessions may run past the last planned start [default: the source's p99
+    session duration]."""
     arrivals: str = "stratified"
     profile: str | None = None
     """A scenario profile (replay/profiles.py); model sources only."""
@@ -94,7 +96,9 @@ class ReplayOutcome:
             raise ReplayFailedError(f"replay stopped: {self.failure} ({where})")
 
 
-def locust_argv(settings: ReplaySettings, run_time_s: float) -> list[str]:
+def locust_argv(
+    settings: ReplaySettings, run_time_s: float, grace_s: float | None = None
+) -> list[str]:
     """The Locust command line (without the master/worker part)."""
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", settings.host]
     replay = {
@@ -104,7 +108,7 @@ def locust_argv(settings: ReplaySettings, run_time_s: float) -> list[str]:
         "--replay-speed": settings.speed,
         "--replay-seed": settings.seed,
         "--replay-workers": settings.processes,
-        "--replay-grace": settings.grace_s,
+        "--replay-grace": grace_s if grace_s is not None else settings.grace_s,
         "--replay-arrivals": settings.arrivals,
         "--replay-duration": settings.duration_s,
         "--replay-max-rps": settings.max_rps,
@@ -135,7 +139,7 @@ def run_replay(
     settings.out.mkdir(exist_ok=True)
     remaining_s = deadline - time.monotonic()
     locust_s = max(1, math.floor(remaining_s - stop_budget_s(checked.run_time_s)))
-    base = locust_argv(settings, locust_s)
+    base = locust_argv(settings, locust_s, checked.grace_s)
     users = str(settings.processes)
     main = [
         *base, "-u", users, "-r", users, "--run-time", f"{locust_s}s",
@@ -176,7 +180,7 @@ def run_replay(
     stopped_by = signals.received[0] if signals.received else None
     errors = worker_errors(settings.out)
     failure = errors[0] if errors else failure
-    summary = merge_workers(settings.out, duration_s=checked.window_s)
+    summary = merge_workers(settings.out, duration_s=checked.window_s, real_rps=checked.real_rps)
     nothing = not summary["sessions_planned"] and checked.sessions_expected >= 1
     if failure is None and stopped_by is None and nothing:  # not a quiet "0/0 sessions"
         failure = (

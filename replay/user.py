@@ -19,12 +19,14 @@ their endpoint template.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
 import gevent
+import gevent.event
 from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
@@ -42,6 +44,7 @@ from .body import DEFAULT_MAX_BODY
 from .credentials import Credential, load_credentials, scrub, secret_values
 from .driver import DriverSettings, ReplayDriver
 from .guard import hide_secrets
+from .offload import NativeThread, off_hub
 from .plan import Plan
 from .ratelimit import RateLimiter
 from .results import WORKERS_DIR, ResultWriter, write_worker_error
@@ -50,9 +53,26 @@ from .urls import Origin, parse_origin
 
 DONE_MESSAGE = "tracereplay_done"
 ERROR_MESSAGE = "tracereplay_error"
+READY_MESSAGE = "tracereplay_ready"
+"""Worker → master: its shard is planned and its writer open; it waits for time zero."""
+GO_MESSAGE = "tracereplay_go"
+"""Master → workers, once every worker is ready: `{"zero": epoch seconds}`, the one time
+zero of the whole run (a moment just ahead, so that it reaches every worker first)."""
+GO_AHEAD_S = 0.25
+LOCAL_AHEAD_S = 0.02
+SWITCH_INTERVAL_S = 0.001
+"""The interpreter's thread switch interval in a replay process: work on the writer's
+native thread gives the GIL back to the sending loop within a millisecond."""
 WORKER_FAILED_EXIT = 3
 logger = logging.getLogger(__name__)
 _RUNNING: list[ReplayDriver] = []
+_ZERO = gevent.event.AsyncResult()
+"""This worker's time zero, as the master's GO message gave it."""
+
+
+def receive_zero(zero_s: float) -> None:
+    """The GO message's handler (replay/locustfile.py registers it on a worker)."""
+    _ZERO.set(float(zero_s))
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
@@ -114,13 +134,15 @@ class ReplayUser(FastHttpUser):
 
     def _run(self, worker: int, origin: Origin, creds: list[Credential]) -> None:
         workers = max(1, int(self.workers))
-        plan, rules, auth = self._plan(worker, workers)
-        zero_wall, zero_mono = time.time(), time.monotonic()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # Off the hub: a worker building a large shard still answers the master's heartbeats.
+        plan, rules, auth = off_hub(lambda: self._plan(worker, workers))
         writer = ResultWriter(
             Path(self.out) / WORKERS_DIR / f"worker-{worker}",
             host=origin.base,
             scheme=origin.scheme,
-            start=datetime.fromtimestamp(zero_wall, UTC),
+            start=datetime.now(UTC),
+            background=NativeThread(),
         )
         limiter = RateLimiter(self.max_rps / workers, sleep=gevent.sleep) if self.max_rps else None
         settings = DriverSettings(origin=origin, grace_s=self.grace_s, max_body=self.max_body)
@@ -135,7 +157,17 @@ class ReplayUser(FastHttpUser):
             settings=settings,
         )
         _RUNNING.append(driver)
-        driver.run(zero_wall, zero_mono)
+        zero_wall = self._time_zero(worker)
+        driver.run(zero_wall, time.monotonic() + (zero_wall - time.time()))
+
+    def _time_zero(self, worker: int) -> float:
+        """The run's time zero (epoch seconds): with workers, the master's, sent once every
+        worker is ready, so all shards start on one clock and none is still planning."""
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message(READY_MESSAGE, {"worker": worker})
+            return float(_ZERO.get())
+        return time.time() + LOCAL_AHEAD_S
 
     def _fail(self, worker: int, exc: Exception, secrets: frozenset[str]) -> None:
         """Record why this process stops (one line, credentials blanked) where the parent

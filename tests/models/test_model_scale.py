@@ -60,7 +60,8 @@ def _model() -> dict[str, Any]:
     behavior = {"name": "b1", "share": 0.6, "entry": {"GET /a": 1.0},
                 "transitions": {"GET /a": {"END": 0.5, "GET /a": 0.5}}}  # fmt: skip
     return {
-        "templates": {"endpoints": []}, "correlations": [], "auth": {}, "sessions": {},
+        "templates": {"endpoints": []}, "correlations": [], "auth": {},
+        "sessions": {"length": {"p50": 3.0}},
         "arrivals": {}, "behaviors": [behavior, {**behavior, "name": "b2", "share": 0.4}],
         "endpoints": {"GET /a": {"count": 10, "share": 1.0, "body": None, "query": None}},
         "provenance": {"rows": 10, "sessions": 2, "first_ts": "x", "span_s": 1.0,
@@ -78,6 +79,7 @@ def test_the_equality_check_sees_each_kind_of_difference() -> None:
         "correlations": lambda m: m["correlations"].append({"support": 2}),
         "endpoint GET /a": lambda m: m["endpoints"]["GET /a"].update(share=0.9),
         "behaviors": lambda m: m["behaviors"].pop(),
+        "sessions": lambda m: m["sessions"]["length"].update(p50=4.0),
     }
     for what, change in cases.items():
         other = copy.deepcopy(_model())
@@ -89,6 +91,8 @@ def test_the_equality_check_sees_each_kind_of_difference() -> None:
     near = copy.deepcopy(_model())
     near["behaviors"][0]["share"] = 0.605
     near["endpoints"]["GET /a"]["body"] = {"k": "obj"}
+    near["sessions"]["length"]["p99"] = 9.0  # keys issue 11 added
+    near["sessions"]["requests"] = {"bucket_s": 1.0, "counts": [10]}
     assert differences(_model(), near) == []
 
 

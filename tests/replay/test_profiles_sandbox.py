@@ -119,6 +119,12 @@ def test_stress_finds_the_sandbox_capacity(
     for entry in steps:
         assert (out / entry["dir"] / "summary.json").exists()
         assert entry["requests"] > 0
-    assert steps[1]["requests"] > 4 * steps[0]["requests"]  # N × the sessions
+    # N × the sessions, all started. Not N × the requests: past capacity the sandbox
+    # (PBKDF2 logins) answers in seconds and the sessions are cut at --grace, which is what
+    # a stress step is for (measured: 343 sessions, 297 cut, p95 8.7 s at N = 32).
+    first, second = (summary(out / entry["dir"]) for entry in steps[:2])
+    assert second["sessions_planned"] == pytest.approx(8 * first["sessions_planned"], rel=0.15)
+    assert second["sessions_started"] == second["sessions_planned"]
+    assert steps[1]["requests"] > steps[0]["requests"]
     html = (out / "stress.html").read_text()
     assert 'id="chart-stress-latency"' in html and "capacity" in html

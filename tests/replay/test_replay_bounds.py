@@ -74,7 +74,7 @@ def test_a_stop_signal_stops_every_process_and_keeps_the_results(
     s = summary(out)
     assert s["requests"] >= 20 and s["sessions_started"] < s["sessions_planned"]  # type: ignore[operator]
     assert pq.read_table(out / "timing.parquet").num_rows == s["requests"]
-    assert "Traceback" not in stderr and "sessions (" in stderr
+    assert "Traceback" not in stderr and " planned: " in stderr and " cut, " in stderr
 
 
 def test_a_killed_parent_leaves_no_orphan_loading_the_target(tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_run_time_is_a_hard_bound_and_a_silent_target_shows_as_cut_and_timed_out
     n = s["sessions_started"]
     assert isinstance(n, int) and n >= 1 and s["sessions_cut"] == n
     assert s["requests"] == s["failures"] == s["requests_timed_out"] == n
-    assert f"({n} cut)" in stderr and f"{n} failures ({n} timed out" in stderr
+    assert f"completed, {n} cut, " in stderr and f"{n} failures ({n} timed out" in stderr
 
 
 def test_bodies_are_read_up_to_max_body_and_memory_stays_bounded(tmp_path: Path) -> None:

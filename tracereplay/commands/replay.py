@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -33,8 +33,12 @@ def replay_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the plan.")] = 0,
     ui: Annotated[bool, typer.Option("--ui", help="Run with Locust's web UI.")] = False,
     grace: Annotated[
-        str, typer.Option(help="How long sessions may run past the last planned start.")
-    ] = "30s",
+        str | None,
+        typer.Option(
+            help="How long sessions may run past the last planned start [default: the "
+            "source's p99 session duration]."
+        ),
+    ] = None,
     arrivals: Annotated[
         str, typer.Option(help="stratified or poisson session arrivals (model source).")
     ] = "stratified",
@@ -96,7 +100,7 @@ def replay_cmd(
         credentials=credentials,
         seed=seed,
         ui=ui,
-        grace_s=parse_duration_s(grace),
+        grace_s=parse_duration_s(grace) if grace else None,
         arrivals=arrivals,
         profile=profile,
         watch_pids=tuple(watch_pid or ()),
@@ -121,20 +125,8 @@ def replay_cmd(
         from tracereplay.replay.profiles import describe
 
         console.print(describe(s["profile"]), highlight=False)
+    from tracereplay.replay.accounting import final_line
+
     console.print(final_line(s, outcome.out), highlight=False)
     outcome.raise_failure()
     return outcome.exit_code if outcome.interrupted else EXIT_OK
-
-
-def final_line(s: dict[str, Any], out: Path) -> str:
-    """The run in one line: sessions (cut ones too), requests, failures (timed out ones
-    too), throughput and latency."""
-    truncated = s.get("responses_truncated", 0)
-    return (
-        f"{s['sessions_started']}/{s['sessions_planned']} sessions ({s['sessions_cut']} cut), "
-        f"{s['requests']} requests, {s['failures']} failures "
-        f"({s.get('requests_timed_out', 0)} timed out"
-        + (f", {truncated} bodies cut at --max-body" if truncated else "")
-        + f"), {s['achieved_rps']} req/s; latency p95 {s['latency_ms']['p95']} ms (from "
-        f"intended send {s['latency_intended_ms']['p95']} ms) → {out}"
-    )

@@ -1,0 +1,55 @@
+"""Work the sending loop must not wait on, on a real OS thread (Locust processes only).
+
+Under gevent's monkey-patching `threading.Thread` is a greenlet: Arrow conversion, file
+writes and plan building on it would run on the hub, between the requests, and show up
+as target latency and late session starts (a 120 k-request run once stalled 231 ms
+compacting its trace). gevent's own `ThreadPool` runs work on native threads; Arrow and
+file writes release the GIL, and the short interpreter switch interval the replay sets
+(`sys.setswitchinterval`) bounds how long pure-Python work there holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import gevent
+import gevent.threadpool
+from gevent import monkey
+
+_T = TypeVar("_T")
+_real_sleep: Callable[[float], None] = monkey.get_original("time", "sleep")
+
+
+class NativeThread:
+    """One native thread running submitted work in order (replay/results.py `Background`)."""
+
+    def __init__(self) -> None:
+        self._pool = gevent.threadpool.ThreadPool(1)
+        self._pending: list[gevent.event.AsyncResult] = []
+
+    def submit(self, work: Callable[[], None]) -> None:
+        self._pending = [r for r in self._pending if not r.ready() or not r.successful()]
+        self._pending.append(self._pool.spawn(work))
+
+    def wait(self) -> None:
+        """Until everything submitted ran (the greenlet waits; the hub goes on); raises the
+        first failure."""
+        try:
+            for result in self._pending:
+                result.get()
+        finally:
+            self._pending = []
+
+    def pause(self) -> None:
+        _real_sleep(0)  # drops the GIL: the hub runs now if it wants to
+
+    def close(self) -> None:
+        self._pool.kill()
+
+
+def off_hub(work: Callable[[], _T]) -> _T:
+    """`work()` on a native thread, the calling greenlet waiting for it (the hub keeps
+    serving heartbeats and timers meanwhile)."""
+    result: _T = gevent.get_hub().threadpool.apply(work)
+    return result
