@@ -17,9 +17,17 @@ from tracereplay.trace import open_trace
 
 from .arrivals import fit_arrivals
 from .behaviors import fit_behaviors, sig
-from .correlations import auth_to_json, correlations_to_json, find_auth, find_correlations
+from .correlations import (
+    auth_to_json,
+    correlations_to_json,
+    find_auth,
+    find_correlations,
+    walk_sessions,
+)
 from .frame import REQUEST_COLUMNS, requests_frame
+from .ids import ids_to_json, learn_ids
 from .model_check import check_model
+from .outcomes import fit_outcomes, outcomes_to_json
 from .params import param_kind
 from .payloads import infer_body, infer_query
 from .sessions import DEFAULT_SESSION_TIMEOUT_S, session_stats, session_table, sessionize
@@ -59,8 +67,9 @@ def build_model(
     say("payloads")
     endpoints = _endpoints(sessions, templater)
     say("correlations")
-    rules = find_correlations(sessions)
-    auth = find_auth(sessions, rules)
+    walk = walk_sessions(sessions)
+    rules = find_correlations(sessions, walk=walk)
+    auth = find_auth(sessions, rules, walk=walk)
     return {
         "format": MODEL_FORMAT,
         "provenance": {
@@ -89,6 +98,9 @@ def build_model(
         "arrivals": arrivals.to_json(),
         "correlations": correlations_to_json(rules),
         "auth": auth_to_json(auth),
+        # Additive (issue 10): what replay's ownership rules and role matching read.
+        "ids": ids_to_json(learn_ids(walk, auth, endpoints)),
+        "outcomes": outcomes_to_json(fit_outcomes(sessions, auth, behaviors)),
     }
 
 
