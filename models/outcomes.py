@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,9 +68,11 @@ NO_OUTCOMES = Outcomes()
 
 
 def _login_doc(body: object) -> Any:
+    if not isinstance(body, bytes | bytearray | memoryview) or not body:
+        return None
     try:
-        return json.loads(bytes(body).decode("utf-8", "replace")) if body else None
-    except (TypeError, ValueError):
+        return json.loads(bytes(body).decode("utf-8", "replace"))
+    except ValueError:
         return None
 
 
@@ -123,6 +125,7 @@ def session_outcomes(
     refused: defaultdict[int, set[str]] = defaultdict(set)
     out: list[SessionOutcome] = []
     for sid, group in sessions.groupby("session_id", sort=True):
+        assert isinstance(sid, int | np.integer)
         statuses = group["status"].tolist()
         endpoints = group["endpoint"].astype(str).tolist()
         used = frozenset(e for e, s in zip(endpoints, statuses, strict=True) if answered_ok(s))
@@ -250,7 +253,9 @@ def session_address(row_headers: object, addr: object, session_key: str) -> tupl
     if isinstance(addr, str) and addr:
         return addr, "addr"
     items = row_headers.items() if isinstance(row_headers, dict) else row_headers
-    for name, value in items if items is not None else ():
+    if not isinstance(items, Iterable) or isinstance(items, str):
+        items = ()
+    for name, value in items:
         if str(name).lower() == "x-forwarded-for" and str(value).strip():
             return str(value).split(",")[0].strip(), "x-forwarded-for"
     return session_key, "session"
@@ -283,7 +288,7 @@ def draw_outcome(
     needed = sorted({outcomes.privileged[e] for e in path if e in outcomes.privileged})
     role: str | None = needed[0] if needed else None
     if role is None and known:
-        shares: Counter[str] = Counter()
+        shares: defaultdict[str, float] = defaultdict(float)
         for weight, b in zip(posterior, known, strict=True):
             for name, share in outcomes.behaviors[b.name].roles.items():
                 shares[name] += float(weight) * share

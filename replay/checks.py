@@ -22,6 +22,7 @@ from tracereplay.models.model_check import MAX_PLANNED_SESSIONS, check_draw
 from tracereplay.outdir import check_out_dir
 
 from .credentials import Credential, load_credentials
+from .ownership import parse_protect
 from .profiles import Shape, check_profile, shape
 from .sources import check_model_requests, check_trace_source, load_source
 from .urls import Origin, parse_origin
@@ -59,6 +60,7 @@ def check(settings: ReplaySettings) -> CheckedRun:
     origin = parse_origin(settings.host)
     _check_numbers(settings)
     check_profile(settings.profile)
+    parse_protect(settings.protect)
     if settings.arrivals not in ARRIVAL_PROCESSES:
         raise UsageError(
             f"--arrivals {settings.arrivals!r}: choose one of {', '.join(ARRIVAL_PROCESSES)}"

@@ -2,7 +2,10 @@
 filling one into a planned login body; tokens a login hands out into later bodies.
 
 Captured login bodies hold pseudonymized emails and removed passwords, so a replayed
-session signs in with a real account from this list instead, chosen round-robin. A
+session signs in with a real account from this list instead: round-robin among the
+accounts whose `role` column fits the session's role (the role its real session showed,
+see models/outcomes.py), among all when none fits (counted and said once). A session whose
+real login failed signs in with a deliberately wrong password, so it fails again. A
 captured body that sends a token back (`{"refresh_token": …}`) holds a pseudonym too.
 """
 
@@ -29,6 +32,10 @@ _SECRET_FIELD = re.compile(r"password|passwd|pwd|passphrase", re.I)
 # A field of a login or refresh answer whose value the client sends back as a credential
 # (access_token, refreshToken, id_token, session_id, api_key, client_secret; not token_type).
 _TOKEN_FIELD = re.compile(r"(token|secret|session_?id|api_?key)$", re.I)
+# Without a role field in the login answer the model calls roles privileged/unprivileged
+# (models/outcomes.py); accounts whose role is named like these are the privileged ones.
+_PRIVILEGED_ROLE = re.compile(r"admin|root|super|owner|staff|manager|operator", re.I)
+WRONG_PASSWORD = "tracereplay-deliberately-wrong-password"  # noqa: S105  # meant to fail
 
 
 @dataclass(frozen=True)
@@ -105,14 +112,53 @@ def scrub(text: str, secrets: frozenset[str]) -> str:
     return text
 
 
+def role_fits(account_role: str | None, session_role: str) -> bool:
+    """Whether an account of `account_role` plays a session that showed `session_role`."""
+    if account_role is None:
+        return False
+    account = account_role.strip().lower()
+    if session_role == "privileged":
+        return _PRIVILEGED_ROLE.search(account) is not None
+    if session_role == "unprivileged":
+        return _PRIVILEGED_ROLE.search(account) is None
+    return account == session_role.strip().lower()
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The account a session logs in with (its index in --credentials), and whether its
+    role fitted (False: the session showed a role no account has)."""
+
+    credential: Credential | None
+    index: int | None
+    matched: bool = True
+
+
+def assign_account(
+    credentials: Sequence[Credential],
+    index: int,
+    role: str | None = None,
+    login_fails: bool = False,
+) -> Assignment:
+    """Round-robin over the accounts that fit `role` (all when it is None or none fits);
+    with `login_fails`, the account's email with a wrong password."""
+    every = list(range(len(credentials)))
+    if not every:
+        return Assignment(None, None, role is None)
+    fitting = [i for i in every if role_fits(credentials[i].role, role)] if role else every
+    chosen = (fitting or every)[index % len(fitting or every)]
+    credential = credentials[chosen]
+    if login_fails:
+        wrong = WRONG_PASSWORD if credential.password != WRONG_PASSWORD else WRONG_PASSWORD + "!"
+        credential = Credential(credential.email, wrong, credential.role)
+    return Assignment(credential, chosen, bool(fitting))
+
+
 def credential_for(
     credentials: Sequence[Credential], index: int, role: str | None = None
 ) -> Credential | None:
-    """The account session `index` logs in with: round-robin over the accounts with
-    `role` when any has it, else over all; None when there are none."""
-    pool = [c for c in credentials if c.role == role] if role is not None else []
-    pool = pool or list(credentials)
-    return pool[index % len(pool)] if pool else None
+    """The account session `index` logs in with (see `assign_account`)."""
+    return assign_account(credentials, index, role).credential
 
 
 def fill_login_body(
@@ -133,6 +179,23 @@ def fill_login_body(
             headers = [*headers, ("Content-Type", "application/json")]
         return json.dumps(doc).encode(), headers
     return _fill_fields(body, headers, value_for), headers
+
+
+def blank_login_body(body: bytes | None, headers: list[tuple[str, str]]) -> str | None:
+    """A planned login (or logout) body as text with every identity, password and token
+    field emptied, so it can be kept on disk (cleanup fills it again); None when there is
+    none or it is not text."""
+    if not body:
+        return None
+
+    def blank(name: str) -> str | None:
+        named = _SECRET_FIELD.search(name) or _IDENTITY_FIELD.search(name)
+        return "" if named or _TOKEN_FIELD.search(name) else None
+
+    try:
+        return _fill_fields(body, headers, blank).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def handed_tokens(body: bytes | None) -> dict[str, str]:
@@ -183,7 +246,9 @@ def _fill_fields(
     set to it; the same bytes when nothing changed or the body is neither."""
     if is_form(headers):
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-        filled = [(name, value_for(name) or value) for name, value in pairs]
+        filled = [
+            (name, v if (v := value_for(name)) is not None else value) for name, value in pairs
+        ]
         return urlencode(filled).encode() if filled != pairs else body
     try:
         doc = json.loads(body)

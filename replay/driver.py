@@ -9,13 +9,19 @@ Bounded: a request gets `request_timeout_s` in all (then it is a timeout), its a
 read up to `max_body` bytes (the connection is closed on the rest), and sessions still
 running `grace_s` after the last planned start are cut, the request each was waiting on
 recorded as timed out. A session that raises stops the whole driver: `run` re-raises it.
+
+Safe: every request goes through `ownership.clear` (a modifying one only to objects its
+session created; the rest are skipped and counted) and `urls.outgoing_url`. Before the
+first session, a bounded discovery phase (replay/discovery.py) fills each account's pool.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gevent
@@ -24,16 +30,23 @@ import gevent.pool
 from locust import User
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession
 
-from tracereplay.models.correlations import AuthInfo, CorrelationRule
+from tracereplay.models.correlations import AuthInfo, CorrelationRule, auth_to_json
+from tracereplay.models.ids import NO_IDS, IdModel, ids_to_json
 
 from .body import ACCEPT_ENCODING, DEFAULT_MAX_BODY, read_body
-from .correlate import Credential, PreparedRequest, SessionCorrelator, SharedValues, credential_for
-from .plan import Plan, PlannedSession
+from .correlate import Credential, PreparedRequest, SessionCorrelator
+from .credentials import assign_account, blank_login_body
+from .discovery import DISCOVERY_NAME, DiscoverySession, discover, discovery_requests
+from .liveids import CredentialPools, RunObjects, SessionIds
+from .ownership import Cleared, Protection, Skipped, clear
+from .plan import Plan, PlannedRequest, PlannedSession
 from .ratelimit import RateLimiter
 from .results import RequestResult, ResultWriter
+from .sources import Knowledge, spread_address
 from .urls import Origin, OutgoingUrl, outgoing_url
 
 CUT_ERROR = "cut: no answer before the run ended"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,11 @@ class DriverSettings:
     request_timeout_s: float = 60.0
     """A request's whole time: connect, send, answer, body."""
     max_body: int = DEFAULT_MAX_BODY
+    protection: Protection = field(default_factory=Protection)
+    """What ownership protects (--protect, learned body-storing POSTs, --allow-foreign-writes)."""
+    spread_addresses: bool = False
+    """Send each session's X-Forwarded-For (its captured address pseudonym)."""
+    discovery: bool = True
 
 
 @dataclass(frozen=True)
@@ -103,19 +121,24 @@ class ReplayDriver:
         writer: ResultWriter,
         limiter: RateLimiter | None,
         settings: DriverSettings,
+        ids: IdModel = NO_IDS,
     ) -> None:
         self.user = user
         self.plan = plan
         self.rules = list(rules)
         self.auth = auth
+        self.ids = ids
         self.credentials = list(credentials)
         self.writer = writer
         self.limiter = limiter
         self.settings = settings
         self.sessions = writer.sessions
         self.sessions.planned = len(plan.sessions)
+        self.safety = writer.safety
         self._group = gevent.pool.Group()
-        self._shared = SharedValues()
+        self._pools = CredentialPools()
+        self._run = RunObjects(writer.created_event)
+        self._unmatched_said = False
         self._failed = gevent.event.Event()
         self._failure: BaseException | None = None
         self._stopping = False
@@ -124,6 +147,9 @@ class ReplayDriver:
         """Play the plan from time zero (given on both clocks); returns when done, raises
         what a session raised (after stopping the others)."""
         try:
+            self._record_cleanup_info()
+            if self.settings.discovery:
+                self._discover()
             for session in sorted(self.plan.sessions, key=lambda s: (s.start_s, s.index)):
                 delay = zero_mono_s + session.start_s - time.monotonic()
                 if delay > 0 and self._failed.wait(delay):
@@ -166,46 +192,151 @@ class ReplayDriver:
         self.sessions.started += 1
         late_ms = (time.monotonic() - (zero_mono_s + session.start_s)) * 1000.0
         self.sessions.lateness_ms.append(max(0.0, late_ms))
-        client = FastHttpSession(
-            self.settings.origin.base,
-            self.user.environment.events.request,
-            user=self.user,
-            network_timeout=self.settings.network_timeout_s,
-            connection_timeout=self.settings.connection_timeout_s,
-        )
-        correlator = SessionCorrelator(
-            self.rules,
-            self.auth,
-            credential_for(self.credentials, session.index, session.role),
-            shared=self._shared,
-        )
+        client = self._client()
+        correlator = self._correlator(session)
         intended = intended_wall_s
         for seq, planned in enumerate(session.requests):
             if seq > 0 and planned.think_s > 0:
                 gevent.sleep(planned.think_s)
             if seq > 0:
                 intended += planned.think_s
-            prepared = correlator.prepare(planned)
+            decision = self._clear(correlator, planned)
+            if isinstance(decision, Skipped):
+                self.safety.skip(decision.endpoint, decision.reason)
+                continue
+            prepared = decision.request
             url = outgoing_url(self.settings.origin, prepared.path, prepared.query)
             if self.limiter is not None:
                 self.limiter.acquire()
             sent = _Sent(session.index, seq, planned.endpoint, prepared, intended, time.time())
             try:
-                answer = self._send(client, prepared, url, planned.endpoint)
+                answer = self._send(client, decision, url, planned.endpoint)
             except gevent.GreenletExit:  # cut while waiting for the answer: it counts
                 self.writer.add(sent.result(_Answer(None, CUT_ERROR, [], None, timed_out=True)))
                 raise
             self.writer.add(sent.result(answer))
-            correlator.observe(planned, answer.status, answer.headers, answer.body)
+            correlator.observe(planned, answer.status, answer.headers, answer.body, prepared)
             intended = time.time()  # the next request is planned from this answer
-            if correlator.login_failed:
-                self.sessions.login_failed += 1
-                return
+            if correlator.login_failed and planned.endpoint == self.auth.login_endpoint:
+                if not session.login_fails:
+                    self.sessions.login_failed += 1
+                    return
+                self.safety.logins_failed_planned += 1  # as the real one: it goes on
         self.sessions.completed += 1
 
+    def _correlator(self, session: PlannedSession) -> SessionCorrelator:
+        """The session's correlation state, signed in as the account that fits its role."""
+        account = assign_account(self.credentials, session.index, session.role, session.login_fails)
+        if not account.matched:
+            self.safety.role_unmatched += 1
+            if not self._unmatched_said:
+                self._unmatched_said = True
+                logger.warning(
+                    "a session showed role %r, which no --credentials account has: such "
+                    "sessions sign in as other accounts (counted in sessions_role_unmatched)",
+                    session.role,
+                )
+        rng = random.Random(f"{self.plan.seed}/{session.index}")
+        ids = SessionIds(session.index, rng, self._run, self._pools, account.index)
+        address = session.address if self.settings.spread_addresses else None
+        return SessionCorrelator(
+            self.rules,
+            self.auth,
+            account.credential,
+            ids=self.ids,
+            session_ids=ids,
+            protection=self.settings.protection,
+            address=address,
+        )
+
+    def _clear(self, correlator: SessionCorrelator, planned: PlannedRequest) -> Cleared | Skipped:
+        prepared = correlator.prepare(planned)
+        decision = clear(
+            prepared,
+            planned.endpoint,
+            correlator.owned,
+            self.settings.protection,
+            correlator.id_places(planned.endpoint),
+        )
+        if isinstance(decision, Cleared) and decision.foreign:
+            self.safety.foreign(planned.endpoint)
+        return decision
+
+    # ---- before the sessions ----------------------------------------------------------------
+
+    def _record_cleanup_info(self) -> None:
+        """How `tracereplay cleanup` signs in (the planned login and logout, their
+        credential fields blanked: no account in it) and which ids it may delete."""
+        auth = self.auth
+        planned: dict[str, PlannedRequest] = {}
+        for session in self.plan.sessions:
+            for request in session.requests:
+                planned.setdefault(request.endpoint, request)
+        templates = {
+            name: _template(planned.get(endpoint) if endpoint else None)
+            for name, endpoint in (("login", auth.login_endpoint), ("logout", auth.logout_endpoint))
+        }
+        self.writer.cleanup_info(
+            {"host": self.settings.origin.base, "auth": auth_to_json(auth),
+             "ids": ids_to_json(self.ids), **templates}
+        )  # fmt: skip
+
+    def _discover(self) -> None:
+        requests = discovery_requests(self.plan, Knowledge(self.rules, self.auth, self.ids))
+        accounts: dict[int | None, Credential | None] = {}
+        for session in self.plan.sessions:
+            account = assign_account(self.credentials, session.index, session.role)
+            accounts.setdefault(account.index, account.credential)
+
+        def send(request: PlannedRequest, who: DiscoverySession) -> bool:
+            correlator, client = self._discovery_clients.get(who.index, (None, None))
+            if correlator is None or client is None:
+                address = spread_address(f"discovery/{who.index}")
+                correlator = SessionCorrelator(
+                    self.rules, self.auth, who.credential, ids=self.ids, session_ids=who.ids,
+                    protection=self.settings.protection,
+                    address=address if self.settings.spread_addresses else None,
+                )  # fmt: skip
+                client = self._client()
+                self._discovery_clients[who.index] = (correlator, client)
+            decision = self._clear(correlator, request)
+            if isinstance(decision, Skipped):
+                return True
+            url = outgoing_url(self.settings.origin, decision.request.path, decision.request.query)
+            if self.limiter is not None:
+                self.limiter.acquire()
+            answer = self._send(client, decision, url, DISCOVERY_NAME + request.endpoint)
+            correlator.observe(
+                request, answer.status, answer.headers, answer.body, decision.request
+            )
+            return answer.status is None or answer.status >= 400
+
+        self._discovery_clients: dict[int | None, tuple[SessionCorrelator, FastHttpSession]] = {}
+        report = discover(
+            sorted(accounts.items(), key=lambda a: -1 if a[0] is None else a[0]),
+            requests,
+            self._pools,
+            self._run,
+            send,
+            login_endpoint=self.auth.login_endpoint,
+        )
+        self._discovery_clients.clear()
+        self.safety.discovery = asdict(report)
+
+    def _client(self) -> FastHttpSession:
+        return FastHttpSession(
+            self.settings.origin.base,
+            self.user.environment.events.request,
+            user=self.user,
+            network_timeout=self.settings.network_timeout_s,
+            connection_timeout=self.settings.connection_timeout_s,
+        )
+
     def _send(
-        self, client: FastHttpSession, prepared: PreparedRequest, url: OutgoingUrl, name: str
+        self, client: FastHttpSession, cleared: Cleared, url: OutgoingUrl, name: str
     ) -> _Answer:
+        """Send what ownership cleared, to the URL urls.py made (nothing else goes out)."""
+        prepared = cleared.request
         headers = dict(prepared.headers)
         if not any(k.lower() == "accept-encoding" for k in headers):
             headers["Accept-Encoding"] = ACCEPT_ENCODING  # what read_body can decode
@@ -273,3 +404,17 @@ def _describe(error: BaseException, timed_out: bool) -> str:
     # Transport messages may quote the URL; its query may carry a live token.
     text = text.split("?", 1)[0]
     return f"{type(error).__name__}: {text}"[:200]
+
+
+def _template(request: PlannedRequest | None) -> dict[str, Any] | None:
+    """A planned login or logout as cleanup replays it: credential fields blanked."""
+    if request is None:
+        return None
+    return {
+        "endpoint": request.endpoint,
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "headers": [list(h) for h in request.headers if h[0].lower() == "content-type"],
+        "body": blank_login_body(request.body, list(request.headers)),
+    }

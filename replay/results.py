@@ -26,6 +26,8 @@ from tracereplay.errors import TraceEmptyError
 from tracereplay.trace import TraceMetadata, TraceRecord, TraceWriter, open_trace, open_writer
 from tracereplay.trace.store import read_journal
 
+from .safetylog import CLEANUP_INFO, CREATED_EVENTS, SafetyLog, merge_safety
+
 WORKERS_DIR = ".workers"
 ERROR_FILE = "error.txt"
 """A worker that failed writes one line here (credentials scrubbed) before it stops."""
@@ -108,7 +110,19 @@ class ResultWriter:
         self._pending: list[RequestResult] = []
         self.host, self.scheme = host, scheme
         self.sessions = SessionLog(zero_s=start.timestamp())
+        self.safety = SafetyLog()
+        self._created = (directory / CREATED_EVENTS).open("a", encoding="utf-8")
         self.closed = False
+
+    def created_event(self, event: dict[str, Any]) -> None:
+        """One object created or deleted, on disk at once (a killed run still has it)."""
+        if not self._created.closed:
+            self._created.write(json.dumps(event, sort_keys=True) + "\n")
+            self._created.flush()
+
+    def cleanup_info(self, info: dict[str, Any]) -> None:
+        """How cleanup signs in and deletes (no credential in it), once per worker."""
+        (self.directory / CLEANUP_INFO).write_text(json.dumps(info, sort_keys=True))
 
     def add(self, result: RequestResult) -> None:
         self._trace.write(
@@ -166,7 +180,9 @@ class ResultWriter:
         self._timing.close()
         self._timing_file.close()
         self._trace.close()
+        self._created.close()
         (self.directory / "sessions.json").write_text(json.dumps(asdict(self.sessions)))
+        (self.directory / "safety.json").write_text(json.dumps(asdict(self.safety)))
 
 
 def write_worker_error(directory: Path, line: str) -> None:
@@ -223,6 +239,7 @@ def merge_workers(out: Path, *, duration_s: float) -> dict[str, Any]:
         with open_writer(out / "replayed", meta or TraceMetadata(source="replay")) as writer:
             writer.write_batch(merged)
     summary = summarize(timing, logs, duration_s)
+    summary.update(merge_safety(out, workers))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(out / WORKERS_DIR, ignore_errors=True)
     return summary

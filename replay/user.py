@@ -30,22 +30,17 @@ from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
 
 from tracereplay.errors import TraceReplayError, UsageError
-from tracereplay.models.correlations import (
-    AuthInfo,
-    CorrelationRule,
-    auth_from_json,
-    correlations_from_json,
-)
 from tracereplay.models.model import load_model
 
 from .body import DEFAULT_MAX_BODY
 from .credentials import Credential, load_credentials, scrub, secret_values
 from .driver import DriverSettings, ReplayDriver
 from .guard import hide_secrets
+from .ownership import DEFAULT_PROTECTED, Protection, parse_protect
 from .plan import Plan
 from .ratelimit import RateLimiter
 from .results import WORKERS_DIR, ResultWriter, write_worker_error
-from .sources import load_source, plan_from_model, plan_from_trace
+from .sources import Knowledge, load_source, model_knowledge, plan_from_model, plan_from_trace
 from .urls import Origin, parse_origin
 
 DONE_MESSAGE = "tracereplay_done"
@@ -91,6 +86,15 @@ class ReplayUser(FastHttpUser):
     """A scenario profile: peak, spike, soak or stress (replay/profiles.py); models only."""
     max_body: ClassVar[int] = DEFAULT_MAX_BODY
     """Bytes of a response body read at most; the rest is not read (connection closed)."""
+    protect: ClassVar[str] = ",".join(sorted(DEFAULT_PROTECTED))
+    """Methods whose requests go only to objects their session created (replay/ownership.py)."""
+    allow_foreign_writes: ClassVar[bool] = False
+    """Let protected requests go to any object (loud; see replay/ownership.py)."""
+    spread_addresses: ClassVar[bool] = False
+    """Send each session's X-Forwarded-For from its captured address pseudonym (only for
+    targets that trust the header)."""
+    discovery: ClassVar[bool] = True
+    """Call the learned list endpoints once per account before the first session."""
 
     @task
     def replay(self) -> None:
@@ -114,7 +118,7 @@ class ReplayUser(FastHttpUser):
 
     def _run(self, worker: int, origin: Origin, creds: list[Credential]) -> None:
         workers = max(1, int(self.workers))
-        plan, rules, auth = self._plan(worker, workers)
+        plan, knowledge = self._plan(worker, workers)
         zero_wall, zero_mono = time.time(), time.monotonic()
         writer = ResultWriter(
             Path(self.out) / WORKERS_DIR / f"worker-{worker}",
@@ -123,16 +127,35 @@ class ReplayUser(FastHttpUser):
             start=datetime.fromtimestamp(zero_wall, UTC),
         )
         limiter = RateLimiter(self.max_rps / workers, sleep=gevent.sleep) if self.max_rps else None
-        settings = DriverSettings(origin=origin, grace_s=self.grace_s, max_body=self.max_body)
+        auth = knowledge.auth
+        protection = Protection(
+            methods=parse_protect(self.protect),
+            stores_body=frozenset(knowledge.ids.stores_body),
+            auth_endpoints=frozenset(
+                e
+                for e in (auth.login_endpoint, auth.refresh_endpoint, auth.logout_endpoint)
+                if e is not None
+            ),
+            allow_foreign_writes=self.allow_foreign_writes,
+        )
+        settings = DriverSettings(
+            origin=origin,
+            grace_s=self.grace_s,
+            max_body=self.max_body,
+            protection=protection,
+            spread_addresses=self.spread_addresses,
+            discovery=self.discovery,
+        )
         driver = ReplayDriver(
             self,
             plan,
-            rules=rules,
+            rules=knowledge.rules,
             auth=auth,
             credentials=creds,
             writer=writer,
             limiter=limiter,
             settings=settings,
+            ids=knowledge.ids,
         )
         _RUNNING.append(driver)
         driver.run(zero_wall, zero_mono)
@@ -149,7 +172,7 @@ class ReplayUser(FastHttpUser):
         if isinstance(runner, WorkerRunner):
             runner.send_message(ERROR_MESSAGE, {"worker": worker, "line": line})
 
-    def _plan(self, worker: int, workers: int) -> tuple[Plan, list[CorrelationRule], AuthInfo]:
+    def _plan(self, worker: int, workers: int) -> tuple[Plan, Knowledge]:
         kind = load_source(Path(self.source))
         if kind == "model":
             model = load_model(Path(self.source))
@@ -164,11 +187,7 @@ class ReplayUser(FastHttpUser):
                 arrivals=self.arrivals,
                 profile=self.profile,
             )
-            return (
-                plan,
-                correlations_from_json(model["correlations"]),
-                auth_from_json(model["auth"]),
-            )
+            return plan, model_knowledge(model)
         if self.profile is not None:
             raise UsageError(f"profile {self.profile}: profiles shape a model, not a trace")
         plan, knowledge = plan_from_trace(
@@ -180,7 +199,7 @@ class ReplayUser(FastHttpUser):
             worker=worker,
             workers=workers,
         )
-        return plan, knowledge.rules, knowledge.auth
+        return plan, knowledge
 
     def _finish(self) -> None:
         runner = self.environment.runner
