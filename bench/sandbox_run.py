@@ -51,10 +51,10 @@ def sandbox(spec: CaptureSpec, log: Path) -> Iterator[str]:
 
 
 def _post_json(url: str, doc: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(  # noqa: S310  # loopback sandbox only
+    request = urllib.request.Request(  # loopback sandbox only
         url, data=json.dumps(doc).encode(), headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as answer:
         return dict(json.loads(answer.read()))
 
 
@@ -65,10 +65,10 @@ def audit(url: str, accounts: list[Account]) -> dict[str, Any]:
         f"{url}/api/v1/auth/login", {"email": admin.email, "password": admin.password}
     )
     token = login["data"]["access_token"]
-    request = urllib.request.Request(  # noqa: S310
+    request = urllib.request.Request(
         f"{url}/api/v1/system/audit", headers={"Authorization": f"Bearer {token}"}
     )
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as answer:
         return dict(json.loads(answer.read())["data"])
 
 

@@ -22,6 +22,7 @@ from tracereplay.models.model_check import MAX_PLANNED_SESSIONS, check_draw
 from tracereplay.outdir import check_out_dir
 
 from .credentials import Credential, load_credentials
+from .discovery import discovery_budget_s
 from .ownership import parse_protect
 from .profiles import Shape, check_profile, shape
 from .sources import check_model_requests, check_trace_source, load_source
@@ -77,7 +78,11 @@ def check(settings: ReplaySettings) -> CheckedRun:
     kind = load_source(settings.source)
     window_s, expected = _check_source(settings, kind)
     run_time_s = settings.run_time_s or (
-        window_s + settings.grace_s + RUN_TIME_MARGIN_S + STOP_BUDGET_S
+        window_s
+        + settings.grace_s
+        + RUN_TIME_MARGIN_S
+        + STOP_BUDGET_S
+        + (discovery_budget_s(window_s) if settings.discovery else 0.0)
     )
     return CheckedRun(kind, origin, window_s, run_time_s, credentials, expected)
 

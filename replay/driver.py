@@ -21,29 +21,27 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
 import gevent.event
 import gevent.pool
 from locust import User
-from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession
 
 from tracereplay.models.correlations import AuthInfo, CorrelationRule, auth_to_json
 from tracereplay.models.ids import NO_IDS, IdModel, ids_to_json
 
-from .body import ACCEPT_ENCODING, DEFAULT_MAX_BODY, read_body
+from .body import DEFAULT_MAX_BODY
 from .correlate import Credential, PreparedRequest, SessionCorrelator
 from .credentials import assign_account, blank_login_body
-from .discovery import DISCOVERY_NAME, DiscoverySession, discover, discovery_requests
 from .liveids import CredentialPools, RunObjects, SessionIds
 from .ownership import Cleared, Protection, Skipped, clear
 from .plan import Plan, PlannedRequest, PlannedSession
 from .ratelimit import RateLimiter
 from .results import RequestResult, ResultWriter
-from .sources import Knowledge, spread_address
-from .urls import Origin, OutgoingUrl, outgoing_url
+from .sender import Answer, Sender
+from .urls import Origin, outgoing_url
 
 CUT_ERROR = "cut: no answer before the run ended"
 logger = logging.getLogger(__name__)
@@ -63,17 +61,6 @@ class DriverSettings:
     """What ownership protects (--protect, learned body-storing POSTs, --allow-foreign-writes)."""
     spread_addresses: bool = False
     """Send each session's X-Forwarded-For (its captured address pseudonym)."""
-    discovery: bool = True
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int | None
-    error: str | None
-    headers: list[tuple[str, str]]
-    body: bytes | None
-    timed_out: bool = False
-    truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,7 +75,7 @@ class _Sent:
     sent_s: float
     started: float = field(default_factory=time.perf_counter)
 
-    def result(self, answer: _Answer) -> RequestResult:
+    def result(self, answer: Answer) -> RequestResult:
         return RequestResult(
             session=self.session,
             seq=self.seq,
@@ -122,6 +109,7 @@ class ReplayDriver:
         limiter: RateLimiter | None,
         settings: DriverSettings,
         ids: IdModel = NO_IDS,
+        pools: CredentialPools | None = None,
     ) -> None:
         self.user = user
         self.plan = plan
@@ -136,7 +124,8 @@ class ReplayDriver:
         self.sessions.planned = len(plan.sessions)
         self.safety = writer.safety
         self._group = gevent.pool.Group()
-        self._pools = CredentialPools()
+        self.sender = Sender(user, settings)
+        self._pools = pools or CredentialPools()
         self._run = RunObjects(writer.created_event)
         self._unmatched_said = False
         self._failed = gevent.event.Event()
@@ -148,8 +137,6 @@ class ReplayDriver:
         what a session raised (after stopping the others)."""
         try:
             self._record_cleanup_info()
-            if self.settings.discovery:
-                self._discover()
             for session in sorted(self.plan.sessions, key=lambda s: (s.start_s, s.index)):
                 delay = zero_mono_s + session.start_s - time.monotonic()
                 if delay > 0 and self._failed.wait(delay):
@@ -192,7 +179,7 @@ class ReplayDriver:
         self.sessions.started += 1
         late_ms = (time.monotonic() - (zero_mono_s + session.start_s)) * 1000.0
         self.sessions.lateness_ms.append(max(0.0, late_ms))
-        client = self._client()
+        client = self.sender.client()
         correlator = self._correlator(session)
         intended = intended_wall_s
         for seq, planned in enumerate(session.requests):
@@ -210,9 +197,9 @@ class ReplayDriver:
                 self.limiter.acquire()
             sent = _Sent(session.index, seq, planned.endpoint, prepared, intended, time.time())
             try:
-                answer = self._send(client, decision, url, planned.endpoint)
+                answer = self.sender.send(client, decision, url, planned.endpoint)
             except gevent.GreenletExit:  # cut while waiting for the answer: it counts
-                self.writer.add(sent.result(_Answer(None, CUT_ERROR, [], None, timed_out=True)))
+                self.writer.add(sent.result(Answer(None, CUT_ERROR, [], None, timed_out=True)))
                 raise
             self.writer.add(sent.result(answer))
             correlator.observe(planned, answer.status, answer.headers, answer.body, prepared)
@@ -250,14 +237,7 @@ class ReplayDriver:
         )
 
     def _clear(self, correlator: SessionCorrelator, planned: PlannedRequest) -> Cleared | Skipped:
-        prepared = correlator.prepare(planned)
-        decision = clear(
-            prepared,
-            planned.endpoint,
-            correlator.owned,
-            self.settings.protection,
-            correlator.id_places(planned.endpoint),
-        )
+        decision = clear_planned(correlator, planned, self.settings.protection)
         if isinstance(decision, Cleared) and decision.foreign:
             self.safety.foreign(planned.endpoint)
         return decision
@@ -281,129 +261,14 @@ class ReplayDriver:
              "ids": ids_to_json(self.ids), **templates}
         )  # fmt: skip
 
-    def _discover(self) -> None:
-        requests = discovery_requests(self.plan, Knowledge(self.rules, self.auth, self.ids))
-        accounts: dict[int | None, Credential | None] = {}
-        for session in self.plan.sessions:
-            account = assign_account(self.credentials, session.index, session.role)
-            accounts.setdefault(account.index, account.credential)
 
-        def send(request: PlannedRequest, who: DiscoverySession) -> bool:
-            correlator, client = self._discovery_clients.get(who.index, (None, None))
-            if correlator is None or client is None:
-                address = spread_address(f"discovery/{who.index}")
-                correlator = SessionCorrelator(
-                    self.rules, self.auth, who.credential, ids=self.ids, session_ids=who.ids,
-                    protection=self.settings.protection,
-                    address=address if self.settings.spread_addresses else None,
-                )  # fmt: skip
-                client = self._client()
-                self._discovery_clients[who.index] = (correlator, client)
-            decision = self._clear(correlator, request)
-            if isinstance(decision, Skipped):
-                return True
-            url = outgoing_url(self.settings.origin, decision.request.path, decision.request.query)
-            if self.limiter is not None:
-                self.limiter.acquire()
-            answer = self._send(client, decision, url, DISCOVERY_NAME + request.endpoint)
-            correlator.observe(
-                request, answer.status, answer.headers, answer.body, decision.request
-            )
-            return answer.status is None or answer.status >= 400
-
-        self._discovery_clients: dict[int | None, tuple[SessionCorrelator, FastHttpSession]] = {}
-        report = discover(
-            sorted(accounts.items(), key=lambda a: -1 if a[0] is None else a[0]),
-            requests,
-            self._pools,
-            self._run,
-            send,
-            login_endpoint=self.auth.login_endpoint,
-        )
-        self._discovery_clients.clear()
-        self.safety.discovery = asdict(report)
-
-    def _client(self) -> FastHttpSession:
-        return FastHttpSession(
-            self.settings.origin.base,
-            self.user.environment.events.request,
-            user=self.user,
-            network_timeout=self.settings.network_timeout_s,
-            connection_timeout=self.settings.connection_timeout_s,
-        )
-
-    def _send(
-        self, client: FastHttpSession, cleared: Cleared, url: OutgoingUrl, name: str
-    ) -> _Answer:
-        """Send what ownership cleared, to the URL urls.py made (nothing else goes out)."""
-        prepared = cleared.request
-        headers = dict(prepared.headers)
-        if not any(k.lower() == "accept-encoding" for k in headers):
-            headers["Accept-Encoding"] = ACCEPT_ENCODING  # what read_body can decode
-        timer = gevent.Timeout(self.settings.request_timeout_s)
-        timer.start()
-        started = time.perf_counter()
-        try:
-            # Redirects are never followed: a Location could point anywhere but --host.
-            with client.request(
-                prepared.method,
-                url.text,
-                name=name,
-                data=prepared.body,  # type: ignore[arg-type]  # bytes are sent as is
-                headers=headers,
-                catch_response=True,
-                allow_redirects=False,
-                stream=True,  # read_body bounds what is read
-            ) as response:
-                return self._answer(response, timer, started)
-        except gevent.Timeout as exc:  # fired outside what _answer guards (rare)
-            if exc is not timer:
-                raise
-            return _Answer(None, _describe(exc, True), [], None, timed_out=True)
-        finally:
-            timer.close()
-
-    def _answer(self, response: Any, timer: gevent.Timeout, started: float) -> _Answer:
-        status = int(response.status_code or 0) or None
-        # An HTTP answer is not a transport error, whatever its status (Locust sets
-        # `error` for 4xx/5xx too); the status says what went wrong.
-        raw_error = getattr(response, "error", None) if status is None else None
-        timed_out = raw_error is timer or isinstance(raw_error, TimeoutError)
-        headers = list(response.headers.items()) if response.headers else []
-        body: bytes | None = None
-        truncated = False
-        if status is not None:
-            encoding = next((v for k, v in headers if k.lower() == "content-encoding"), None)
-            try:
-                body, truncated = read_body(response.read, encoding, self.settings.max_body)
-            except gevent.Timeout as exc:
-                if exc is not timer:
-                    raise
-                raw_error, timed_out = exc, True
-            except FAILURE_EXCEPTIONS as exc:  # the connection broke mid-body
-                raw_error = exc
-            if truncated or raw_error is not None:
-                response._response.release()  # unread rest: close, never reuse
-        error = None if raw_error is None else _describe(raw_error, timed_out)
-        if error is not None and status is not None:
-            response.failure(error)
-        elif error is None and status is not None and status >= 400:
-            response.failure(f"HTTP {status}")
-        elif error is None and status is not None:
-            response.success()
-        # Locust's own stats get the whole time, body included (stream=True left it out).
-        response.request_meta["response_time"] = (time.perf_counter() - started) * 1000.0
-        response.request_meta["response_length"] = len(body or b"")
-        return _Answer(status, error, headers, body, timed_out, truncated)
-
-
-def _describe(error: BaseException, timed_out: bool) -> str:
-    if timed_out:
-        return "timeout: no complete answer within the request timeout"
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    # Transport messages may quote the URL; its query may carry a live token.
-    text = text.split("?", 1)[0]
-    return f"{type(error).__name__}: {text}"[:200]
+def clear_planned(
+    correlator: SessionCorrelator, planned: PlannedRequest, protection: Protection
+) -> Cleared | Skipped:
+    """The planned request with its live values, as ownership decides it."""
+    prepared = correlator.prepare(planned)
+    places = correlator.id_places(planned.endpoint)
+    return clear(prepared, planned.endpoint, correlator.owned, protection, places)
 
 
 def _template(request: PlannedRequest | None) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -34,12 +35,15 @@ from tracereplay.models.model import load_model
 
 from .body import DEFAULT_MAX_BODY
 from .credentials import Credential, load_credentials, scrub, secret_values
+from .discovery import discovery_phase
 from .driver import DriverSettings, ReplayDriver
 from .guard import hide_secrets
+from .liveids import CredentialPools
 from .ownership import DEFAULT_PROTECTED, Protection, parse_protect
 from .plan import Plan
 from .ratelimit import RateLimiter
 from .results import WORKERS_DIR, ResultWriter, write_worker_error
+from .sender import Sender
 from .sources import Knowledge, load_source, model_knowledge, plan_from_model, plan_from_trace
 from .urls import Origin, parse_origin
 
@@ -119,13 +123,6 @@ class ReplayUser(FastHttpUser):
     def _run(self, worker: int, origin: Origin, creds: list[Credential]) -> None:
         workers = max(1, int(self.workers))
         plan, knowledge = self._plan(worker, workers)
-        zero_wall, zero_mono = time.time(), time.monotonic()
-        writer = ResultWriter(
-            Path(self.out) / WORKERS_DIR / f"worker-{worker}",
-            host=origin.base,
-            scheme=origin.scheme,
-            start=datetime.fromtimestamp(zero_wall, UTC),
-        )
         limiter = RateLimiter(self.max_rps / workers, sleep=gevent.sleep) if self.max_rps else None
         auth = knowledge.auth
         protection = Protection(
@@ -144,8 +141,21 @@ class ReplayUser(FastHttpUser):
             max_body=self.max_body,
             protection=protection,
             spread_addresses=self.spread_addresses,
-            discovery=self.discovery,
         )
+        pools = CredentialPools()
+        found = None
+        if self.discovery:  # before time zero: sessions still start on time
+            found = discovery_phase(
+                Sender(self, settings), plan, knowledge, creds, settings, limiter, pools
+            )
+        zero_wall, zero_mono = time.time(), time.monotonic()
+        writer = ResultWriter(
+            Path(self.out) / WORKERS_DIR / f"worker-{worker}",
+            host=origin.base,
+            scheme=origin.scheme,
+            start=datetime.fromtimestamp(zero_wall, UTC),
+        )
+        writer.safety.discovery = asdict(found) if found is not None else None
         driver = ReplayDriver(
             self,
             plan,
@@ -156,6 +166,7 @@ class ReplayUser(FastHttpUser):
             limiter=limiter,
             settings=settings,
             ids=knowledge.ids,
+            pools=pools,
         )
         _RUNNING.append(driver)
         driver.run(zero_wall, zero_mono)
