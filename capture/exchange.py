@@ -83,6 +83,9 @@ class Exchange:
     port: int | None = None
     client_addr: str | None = None
     """IP address of the client that sent the request (no port), when known."""
+    client_conn: str | None = None
+    """Id of the client connection the request came on (mitmproxy's `client_conn.id`, a
+    HAR entry's `connection` qualified by its file), when known: one connection, one client."""
     req_headers: Headers | None = None
     req_body: bytes | None = None
     req_body_encoding: str | None = None
@@ -119,9 +122,12 @@ class Exchange:
         self.escaped = tuple(dict.fromkeys(escaped))
 
 
-_TEXT_FIELDS = ("method", "path", "query", "scheme", "host", "client_addr", "error", "http_version")
+_TEXT_FIELDS = (
+    "method", "path", "query", "scheme", "host", "client_addr", "client_conn", "error",
+    "http_version",
+)  # fmt: skip
 # Exchange fields stored under another column name (the client address becomes `client`).
-_COLUMN = {"client_addr": "client"}
+_COLUMN = {"client_addr": "client", "client_conn": "conn"}
 
 
 def _text(value: str) -> str:
@@ -177,6 +183,7 @@ def exchange_from_flow(flow: http.HTTPFlow) -> Exchange:
         host=request.host,
         port=request.port,
         client_addr=str(peer[0]) if peer else None,
+        client_conn=flow.client_conn.id,
         req_headers=req_headers,
         req_body=request.raw_content,
         req_body_encoding=_content_encoding(req_headers),

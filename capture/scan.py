@@ -8,20 +8,28 @@ prints. A clean report means no check fired anywhere.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pyarrow.compute as pc
 
 from tracereplay.capture.anonymize.detectors import KINDS
 from tracereplay.capture.anonymize.headers import split_set_cookie
-from tracereplay.capture.scan_checks import CHECK_KINDS, Checker, Finding, markup_leaves
+from tracereplay.capture.anonymize.policy_headers import (
+    CSP_HEADERS,
+    PERMISSION_WORDS,
+    PERMISSIONS_HEADERS,
+    classify,
+    csp_sources,
+    permission_items,
+)
+from tracereplay.capture.anonymize.shapes import URL_START
+from tracereplay.capture.scan_checks import CHECK_KINDS, Checker, Finding, body_leaves
 from tracereplay.errors import UsageError
 from tracereplay.trace import open_trace
 
@@ -38,9 +46,9 @@ SCANNED_COLUMNS = STRING_COLUMNS + HEADER_COLUMNS + BODY_COLUMNS
 # read-ahead keep memory bounded on big traces.
 _BATCH_ROWS = 512
 _READ_AHEAD = {"batch_readahead": 2, "fragment_readahead": 1}
-_JSON_STRING = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?')
-_JSONP = re.compile(r"[\w$.]{1,64}\s*\((.*)\)\s*;?", re.DOTALL)
 _URL_HEADERS = frozenset(("referer", "origin", "location", "content-location", "link", "refresh"))
+_LINK_URL = re.compile(r"<([^>]*)>")
+_REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\"\s]*)", re.IGNORECASE)
 
 
 def mask(value: str) -> str:
@@ -165,15 +173,19 @@ def cell_findings(checker: Checker, column: str, cell: Any) -> Iterator[Finding]
 
 
 def _path(checker: Checker, path: str) -> Iterator[Finding]:
-    decoded = unquote(path)
-    yield from checker.anywhere(decoded)
-    for segment in decoded.split("/"):
+    yield from checker.anywhere(unquote(path))
+    yield from _segments(checker, path)
+
+
+def _segments(checker: Checker, path: str) -> Iterator[Finding]:
+    """The path checks without the detectors: tokens, text and identifiers per segment."""
+    for segment in unquote(path).split("/"):
         head, _, params = segment.partition(";")
         if params:
             yield from _query(checker, params)
         found = checker.value(head)
-        # Route words are not the capture's to replace: only tokens and text count here.
-        yield from (f for f in found if f[0] in ("entropy", "free-text"))
+        # Route words are not the capture's to replace: only tokens, text and names count.
+        yield from (f for f in found if f[0] in ("entropy", "free-text", "identifier"))
 
 
 def _query(checker: Checker, query: str) -> Iterator[Finding]:
@@ -207,93 +219,77 @@ def _header(checker: Checker, name: str, value: str) -> Iterator[Finding]:
                 if attribute_name.lower() in ("path", "domain"):
                     yield from checker.anywhere(attribute_value)
                     yield from checker.urls(attribute_value)
-    elif name in _URL_HEADERS:
+    elif name in _URL_HEADERS or URL_START.match(value.strip()):
+        # Any header whose value is an absolute URL (`Next-Page`, `X-Callback-Url`) too.
         yield from checker.anywhere(unquote(value))
         yield from checker.urls(value)
-        for part in value.replace("#", "?").split("?")[1:]:
-            yield from _query(checker, part.split(">")[0])
+        for url in _header_urls(name, value):
+            yield from _url_parts(checker, url)
+    elif name in CSP_HEADERS or name in PERMISSIONS_HEADERS:
+        yield from checker.anywhere(value)
+        yield from _policy_header(checker, name, value)
     elif name in checker.known_headers:
         yield from checker.anywhere(value)
     else:
         yield from checker.value(value, name)
 
 
+def _policy_header(checker: Checker, name: str, value: str) -> Iterator[Finding]:
+    """Content-Security-Policy and Permissions-Policy: each source or origin by its kind
+    (keywords and schemes are structure; nonces must be pseudonyms; hosts and URLs)."""
+    if name in PERMISSIONS_HEADERS:
+        sources = [i for i, _ in permission_items(value) if i not in PERMISSION_WORDS]
+    else:
+        sources = csp_sources(value)
+    for source in sources:
+        kind, part = classify(source)
+        if kind == "nonce":
+            yield from _checks_only(checker.value(part, "nonce"))
+        elif kind == "url":
+            yield from checker.urls(part)
+            yield from _url_parts(checker, part)
+        elif kind == "host":
+            yield from checker.urls(part)
+        elif kind == "value":
+            yield from _checks_only(checker.value(part))
+
+
+def _header_urls(name: str, value: str) -> list[str]:
+    """The URLs a URL-valued header holds: each `<…>` of a Link, the `url=` of a Refresh,
+    else the whole value."""
+    if name == "link" or _LINK_URL.search(value):
+        return _LINK_URL.findall(value)
+    if name == "refresh":
+        return [m.group(1) for m in _REFRESH_URL.finditer(value)]
+    return [value.strip()]
+
+
+def _url_parts(checker: Checker, url: str) -> Iterator[Finding]:
+    """Path segments, query and fragment of one URL, by the checks each place gets."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        yield from _checks_only(checker.value(url))
+        return
+    yield from _segments(checker, parts.path)
+    yield from _query(checker, parts.query)
+    fragment = parts.fragment
+    if "=" in fragment:
+        yield from _query(checker, fragment)
+    elif fragment.startswith("/"):
+        yield from _segments(checker, fragment)
+    elif fragment:
+        yield from _checks_only(checker.value(unquote(fragment)))
+
+
 def _body(checker: Checker, text: str) -> Iterator[Finding]:
     yield from checker.anywhere(text)
-    leaves = _leaves(text)
+    leaves = body_leaves(text)
     if leaves is None:
         yield from _checks_only(checker.value(text))
         return
     for name, value in leaves:
         yield from _checks_only(checker.value(value, name))
-
-
-def _leaves(text: str) -> list[tuple[str | None, str]] | None:
-    """(field, value) of every string a body holds, or None for plain text."""
-    stripped = text.strip()
-    if stripped[:1] in ("{", "["):
-        docs = _json_docs(stripped)
-        if docs is None:  # cut at the capture's size limit: its string literals still count
-            return _json_strings(stripped)
-        out: list[tuple[str | None, str]] = []
-        for doc in docs:
-            _json_leaves(doc, None, out)
-        return out
-    padded = _JSONP.fullmatch(stripped)
-    if padded is not None:
-        return _leaves(padded.group(1))
-    if stripped.startswith("<"):
-        return markup_leaves(stripped)
-    if "=" in stripped and not any(c.isspace() for c in stripped):
-        return [(k, v) for k, v in parse_qsl(stripped, keep_blank_values=True)]
-    return None
-
-
-def _json_strings(text: str) -> list[tuple[str | None, str]]:
-    """(field, value) of the string literals of broken JSON: a literal before `:` is a key."""
-    out: list[tuple[str | None, str]] = []
-    field: str | None = None
-    for match in _JSON_STRING.finditer(text):
-        try:
-            literal = json.loads(match.group(1))
-        except ValueError:
-            continue
-        if match.group(2):
-            field = literal
-        else:
-            out.append((field, literal))
-    return out
-
-
-def _json_docs(text: str) -> list[Any] | None:
-    try:
-        return [json.loads(text)]
-    except ValueError:
-        pass
-    try:
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except ValueError:
-        return None
-
-
-def _json_leaves(node: Any, name: str | None, out: list[tuple[str | None, str]]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if not key.isidentifier():
-                out.append((None, key))
-            _json_leaves(value, key, out)
-    elif isinstance(node, list):
-        for item in node:
-            _json_leaves(item, name, out)
-    elif isinstance(node, str):
-        nested = _json_docs(node) if node[:1] in ("{", "[") else None
-        if nested is not None:
-            for doc in nested:
-                _json_leaves(doc, name, out)
-        else:
-            out.append((name, node))
-    elif isinstance(node, int) and not isinstance(node, bool):
-        out.append((name, str(node)))
 
 
 class _Tally:

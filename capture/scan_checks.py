@@ -2,18 +2,23 @@
 
 Each check names a kind of finding: a detector's kind (email, jwt, key, ssn, …), `entropy`
 (a random-looking token that is no pseudonym), `free-text` (words that are not the Latin
-words of a pseudonym), `word` (a lone word no vocabulary explains), `field` (a value in a
-field named like a password, secret, person or birth date that is not a pseudonym), `host`
-(a host outside the trace's own and the allow-list) and `canary` (a value the user listed).
+words of a pseudonym), `identifier` (a name or numbered handle of someone: `jessica.miller`,
+`user1`, the `user1` of `account:user1`, also in paths), `word` (a lone word no vocabulary
+explains), `field` (a value in a field named like a password, secret, person or birth date
+that is not a pseudonym), `host` (a host outside the trace's own and the allow-list) and
+`canary` (a value the user listed).
+`body_leaves` and `markup_leaves` turn a stored body into the (field, value) pairs checked.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from functools import lru_cache
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from tracereplay.capture.anonymize.detectors import (
     PSEUDO_JWT_HEADER,
@@ -21,6 +26,7 @@ from tracereplay.capture.anonymize.detectors import (
     find_all,
     is_pseudonym,
 )
+from tracereplay.capture.anonymize.identifiers import colon_parts, looks_identifier
 from tracereplay.capture.anonymize.policy import load_policy, name_words
 from tracereplay.capture.anonymize.shapes import (
     HOST,
@@ -33,7 +39,7 @@ from tracereplay.capture.anonymize.shapes import (
 )
 from tracereplay.capture.anonymize.words import Vocabulary, is_lorem_text
 
-CHECK_KINDS = ("entropy", "free-text", "word", "field", "host", "canary")
+CHECK_KINDS = ("entropy", "free-text", "identifier", "word", "field", "host", "canary")
 
 Finding = tuple[str, str]
 """(kind, the value found)."""
@@ -44,6 +50,8 @@ _URLS = re.compile(r"\b[a-z][a-z0-9+.\-]{1,15}://[^\s<>\"'`]+", re.IGNORECASE)
 _PSEUDO_ADDRESS = re.compile(r"[\w.+%@-]+\.invalid\b", re.IGNORECASE)
 _HEX_HANDLE = re.compile(r"[0-9a-f]{6,}|[0-9A-F]{6,}")
 _PSEUDO_IBAN = re.compile(r"[A-Z]{2}00(?: ?[A-Z0-9]){11,30}")
+_JSON_STRING = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?')
+_JSONP = re.compile(r"[\w$.]{1,64}\s*\((.*)\)\s*;?", re.DOTALL)
 _SESSION_KEY = re.compile(r"[a-z]+:[0-9a-f]{16}")
 _DATE_DIGITS = re.compile(r"[0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -60,6 +68,10 @@ _PERSON_NAMES = frozenset(("name", "first_name", "last_name", "full_name", "disp
                            "user_name", "owner", "author", "company", "address",
                            "street", "street_address", "city", "nickname"))  # fmt: skip
 _DOB_NAMES = frozenset(("dob", "date_of_birth", "birth_date", "birthdate", "birthday"))
+# Parameters whose values name fields (`_sort=-last_modified`, `fields=title,done`).
+_FIELD_LIST_WORDS = frozenset(("sort", "sortby", "order", "orderby", "ordering", "fields",
+                               "include", "exclude", "expand", "select"))  # fmt: skip
+_FIELD_LIST = re.compile(r"[+-]?[A-Za-z][A-Za-z0-9_.]*(?:,[+-]?[A-Za-z][A-Za-z0-9_.]*)*")
 
 
 class Checker:
@@ -112,17 +124,48 @@ class Checker:
             return tuple(found)
         rest = _PSEUDO_ADDRESS.sub(" ", value) if ".invalid" in value.lower() else value
         found.extend(("entropy", t) for t in _TOKENS.findall(rest) if _secret_token(t))
-        tokens = value.split()
+        # Commas and semicolons part words too (a CSV line); each part is judged alone.
+        tokens = [t for t in _SEPARATORS.split(value) if t]
         if len(tokens) >= 2:
             # Free text: a pseudonym's is Latin words; emails, tokens, numbers may stand in it.
             if any(_WORDS.search(t) and not _in_free_text(t.strip(_PUNCTUATION)) for t in tokens):
                 found.append(("free-text", value))
-        elif _WORDS.search(value) and not self._explained(value):
+            return tuple(found)
+        people = self.identifiers(value)
+        found.extend(("identifier", p) for p in people)
+        if not people and _WORDS.search(value) and not self._lone_explained(value, field):
             found.append(("word", value))
         return tuple(found)
 
+    def identifiers(self, token: str) -> list[str]:
+        """The parts of a lone token (split at `:`, as in `account:user1`) that name someone
+        or a numbered thing (`jessica.miller`, `jmiller82`, `user1`; see identifiers.py)."""
+        return [
+            part
+            for part in colon_parts(token)
+            if part
+            and looks_identifier(part, self.vocabulary.extra)
+            and not (_is_pseudonym(part) or looks_secret(part))
+        ]
+
+    def _lone_explained(self, token: str, field: str | None) -> bool:
+        """A lone token explained whole, part by part (`account:quia7`), or as a list of
+        field names in a sort or fields parameter (`-last_modified`)."""
+        if self._explained(token):
+            return True
+        parts = colon_parts(token)
+        if len(parts) > 1 and all(self._explained(p) or not _WORDS.search(p) for p in parts):
+            return True
+        return (
+            field is not None
+            and bool(name_words(field) & _FIELD_LIST_WORDS)
+            and _FIELD_LIST.fullmatch(token) is not None
+        )
+
     def _explained(self, token: str) -> bool:
         """A lone token that a shape, a vocabulary or a pseudonym shape explains."""
+        if token[:1] in "+-" and token[1:2].isalpha():  # a sign: `-created`, `+priority`
+            token = token[1:]
         return (
             is_structural(token)
             or self.vocabulary.is_enum(token)
@@ -196,6 +239,7 @@ class Checker:
 
 
 _PUNCTUATION = ".,;:!?()[]{}<>\"'|/\\-_*&#+="
+_SEPARATORS = re.compile(r"[\s,;]+")
 
 
 def _in_free_text(token: str) -> bool:
@@ -225,6 +269,74 @@ def _secret_token(token: str) -> bool:
     if _is_pseudonym(token) or UUID.fullmatch(token) or PSEUDO_JWT_HEADER in token:
         return False
     return looks_secret(token) and not is_lorem_text(token)
+
+
+def body_leaves(text: str) -> list[tuple[str | None, str]] | None:
+    """(field, value) of every string a body holds, or None for plain text."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):
+        docs = _json_docs(stripped)
+        if docs is None:  # cut at the capture's size limit: its string literals still count
+            return _json_strings(stripped)
+        out: list[tuple[str | None, str]] = []
+        for doc in docs:
+            _json_leaves(doc, None, out)
+        return out
+    padded = _JSONP.fullmatch(stripped)
+    if padded is not None:
+        return body_leaves(padded.group(1))
+    if stripped.startswith("<"):
+        return markup_leaves(stripped)
+    if "=" in stripped and not any(c.isspace() for c in stripped):
+        return [(k, v) for k, v in parse_qsl(stripped, keep_blank_values=True)]
+    return None
+
+
+def _json_strings(text: str) -> list[tuple[str | None, str]]:
+    """(field, value) of the string literals of broken JSON: a literal before `:` is a key."""
+    out: list[tuple[str | None, str]] = []
+    field: str | None = None
+    for match in _JSON_STRING.finditer(text):
+        try:
+            literal = json.loads(match.group(1))
+        except ValueError:
+            continue
+        if match.group(2):
+            field = literal
+        else:
+            out.append((field, literal))
+    return out
+
+
+def _json_docs(text: str) -> list[Any] | None:
+    try:
+        return [json.loads(text)]
+    except ValueError:
+        pass
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError:
+        return None
+
+
+def _json_leaves(node: Any, name: str | None, out: list[tuple[str | None, str]]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not key.isidentifier():
+                out.append((None, key))
+            _json_leaves(value, key, out)
+    elif isinstance(node, list):
+        for item in node:
+            _json_leaves(item, name, out)
+    elif isinstance(node, str):
+        nested = _json_docs(node) if node[:1] in ("{", "[") else None
+        if nested is not None:
+            for doc in nested:
+                _json_leaves(doc, name, out)
+        else:
+            out.append((name, node))
+    elif isinstance(node, int) and not isinstance(node, bool):
+        out.append((name, str(node)))
 
 
 class _Leaves(HTMLParser):

@@ -83,16 +83,20 @@ class SessionOrder:
 
     def __init__(self, key: bytes) -> None:
         from .anonymize.pseudonyms import Pseudonymizer
-        from .anonymize.sessions import SessionTracker
+        from .anonymize.sessions import SessionTracker, Sighting
 
         self._tracker = SessionTracker(Pseudonymizer(key))
+        self._sighting = Sighting.of
 
     def apply(self, result: Anonymized) -> TraceRecord:
         assert result.record is not None
-        session = self._tracker.session_for(result.carried, result.yielded, result.client_addr)
-        if session == result.record.session:
-            return result.record
-        return replace(result.record, session=session)
+        record = result.record
+        session = self._tracker.session_for(
+            result.carried, result.yielded, result.client_addr, self._sighting(record)
+        )
+        if session == record.session:
+            return record
+        return replace(record, session=session)
 
 
 def worker_main(spec: WorkerSpec, tasks: Connection, results: Connection) -> None:

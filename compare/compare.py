@@ -43,7 +43,7 @@ import pandas as pd
 
 from tracereplay.errors import TraceEmptyError, UsageError
 from tracereplay.models.arrivals import DISPERSION_WINDOWS_S, MIN_WINDOWS
-from tracereplay.models.frame import load_requests
+from tracereplay.models.frame import LIGHT_COLUMNS, load_requests
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
 from tracereplay.models.templating import Templater, add_endpoints
 
@@ -86,6 +86,8 @@ from .verdicts import (
     worst,
 )
 
+COMPARE_COLUMNS = [*LIGHT_COLUMNS, "error"]
+"""What the measures, verdicts, SLOs and the report read of each trace."""
 FIDELITY_GOALS: dict[str, float] = dict(load_goals().goals)
 """The default goals (default_goals.toml), by compare.json key."""
 ERROR_KEYS = ("error_rate", "client_error_rate", "server_error_rate")
@@ -266,15 +268,22 @@ def sessionized_pair(
     """Two request frames with endpoints and sessions, endpoints from a templater fitted
     on REAL unless one is given: what `compare_sessionized` and the report take."""
     if templater is None:
-        pairs = zip(real["method"].astype(str), real["path"].fillna("/").astype(str), strict=True)
-        templater = Templater.fit(pairs)
-    real_s = sessionize(add_endpoints(real, templater), session_timeout_s)
-    return real_s, sessionize(add_endpoints(other, templater), session_timeout_s)
+        methods = real["method"].astype(str).str.upper()
+        counts = real.groupby([methods, real["path"].fillna("/").astype(str)], sort=False).size()
+        keys = zip(counts.index.get_level_values(0), counts.index.get_level_values(1), strict=True)
+        found = zip(keys, counts.to_numpy().tolist(), strict=True)
+        templater = Templater.fit_counts({(str(m), str(p)): int(n) for (m, p), n in found})
+    real_s = sessionize(add_endpoints(real, templater, params=False), session_timeout_s)
+    return real_s, sessionize(add_endpoints(other, templater, params=False), session_timeout_s)
 
 
-def load_pair(real_path: Path, other_path: Path, **kw: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`sessionized_pair` over two trace directories."""
-    return sessionized_pair(load_requests(real_path), load_requests(other_path), **kw)
+def load_pair(
+    real_path: Path, other_path: Path, *, full_real: bool = False, **kw: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`sessionized_pair` over two trace directories, reading only `COMPARE_COLUMNS`
+    (of REAL every column when `full_real`: SLO classes learned from its correlations)."""
+    real = load_requests(real_path, None if full_real else COMPARE_COLUMNS)
+    return sessionized_pair(real, load_requests(other_path, COMPARE_COLUMNS), **kw)
 
 
 def _check_scale(scale: float | None) -> None:
@@ -381,7 +390,10 @@ def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResul
     """`compare_frames` over two trace directories (with the replay's summary.json when
     OTHER is a replay's replayed/ trace)."""
     kw.setdefault("run_summary", read_run_summary(other_path))
-    return compare_frames(load_requests(real_path), load_requests(other_path), **kw)
+    slos = kw.get("slos")
+    full_real = slos is not None and needs_binding(slos) and kw.get("learned") is None
+    real = load_requests(real_path, None if full_real else COMPARE_COLUMNS)
+    return compare_frames(real, load_requests(other_path, COMPARE_COLUMNS), **kw)
 
 
 def write_compare(result: CompareResult, out_dir: Path) -> Path:

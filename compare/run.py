@@ -11,6 +11,7 @@ from rich.console import Console
 
 from tracereplay.errors import TraceReplayError
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
+from tracereplay.trace import open_trace
 
 from .bindings import Learned, learned_from_model
 from .compare import CompareResult, compare_sessionized, load_pair, write_compare
@@ -38,8 +39,11 @@ def run_compare(
     from .report import render_report, write_report
 
     # Each trace is read and sessionized once, for the numbers and the report alike.
-    real_s, other_s = load_pair(real, other, session_timeout_s=session_timeout_s)
-    learned = model_beside(real, len(real_s)) if slos and needs_binding(slos) else None
+    binding = slos is not None and needs_binding(slos)
+    learned = model_beside(real, open_trace(real).num_rows) if binding else None
+    real_s, other_s = load_pair(
+        real, other, session_timeout_s=session_timeout_s, full_real=binding and learned is None
+    )
     result = compare_sessionized(
         real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos, goals=goals,
         run_summary=read_run_summary(other), learned=learned,

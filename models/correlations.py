@@ -13,6 +13,9 @@ explained by the most recent such response.
 A value that responses of at least `CONSTANT_SHARE` of all sessions (and at least
 `CONSTANT_MIN_SESSIONS` sessions) yield is a constant of the API ("success", a fixed id),
 not a correlation: it is never indexed. With fewer sessions nothing counts as constant.
+A credential never is: a value sent as one, or yielded under a credential-like name
+(`access_token`, `session`, …), is per login even when logins within one second of one
+account get the same token (a whole-second `iat`) in most sessions of a small trace.
 """
 
 from __future__ import annotations
@@ -168,7 +171,17 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
             seen_in[value].add(int(row["session_id"]))
     n_sessions = len({row["session_id"] for row in rows})
     floor = max(CONSTANT_MIN_SESSIONS, CONSTANT_SHARE * n_sessions)
-    constant = {value for value, where in seen_in.items() if len(where) >= floor}
+    credentials = {
+        value
+        for values in (*sent, *got)
+        for loc, value in values
+        if is_credential(loc) or _CREDENTIAL_HEADER.search(loc.key.rsplit("/", 1)[-1])
+    }
+    constant = {
+        value
+        for value, where in seen_in.items()
+        if len(where) >= floor and value not in credentials
+    }
 
     walk = Walk([], Counter(), Counter(), rows)
     index: dict[str, tuple[str, list[Location]]] = {}

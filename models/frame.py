@@ -12,11 +12,15 @@ instant that plays the model's (or the real trace's) time zero — so a session 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracereplay.errors import TraceEmptyError
 from tracereplay.trace import open_trace
@@ -38,6 +42,11 @@ REQUEST_COLUMNS = [
     "resp_body",
     "error",
 ]
+
+
+LIGHT_COLUMNS = ["ts", "duration_ms", "session", "client", "method", "path", "status"]
+"""What templating, sessions, behaviors, arrivals and endpoint statistics read."""
+NO_SESSION = "(no session)"
 
 
 def load_requests(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -69,3 +78,93 @@ def requests_frame(
     key = session.where(session.notna() & (session != ""), client)
     df["session_key"] = key.fillna("(no session)").astype(str)
     return pd.DataFrame(df)
+
+
+@dataclass(frozen=True)
+class RequestColumns:
+    """The light columns of every request as numpy arrays, in `ts` order (ties in scan
+    order, as `requests_frame` sorts). Strings are codes into sorted distinct values, so
+    memory grows by ~35 bytes a request, not by its strings."""
+
+    row: np.ndarray
+    """Position of each request in the trace's scan order (to fetch heavy columns)."""
+    first_ts: pd.Timestamp
+    t_s: np.ndarray
+    duration_ms: np.ndarray
+    """float64, NaN when no response came."""
+    status: np.ndarray
+    """float64, NaN when no response came (as pandas reads an int16 column with nulls)."""
+    key: np.ndarray
+    keys: list[str]
+    """`session_key` (see `requests_frame`) = keys[key]; keys sorted."""
+    method: np.ndarray
+    methods: list[str]
+    path: np.ndarray
+    paths: pa.Array
+    """Distinct paths (null read as None), sorted."""
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
+def _encode(chunks: list[pa.Array]) -> tuple[np.ndarray, pa.Array]:
+    """Codes into the sorted distinct values of a string column given in chunks."""
+    encoded = pa.chunked_array(chunks, pa.dictionary(pa.int32(), pa.string())).unify_dictionaries()
+    values = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
+    order = pc.sort_indices(values).to_numpy()
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    codes = np.concatenate(
+        [np.asarray(c.indices.fill_null(0), dtype=np.int32) for c in encoded.chunks]
+        or [np.zeros(0, np.int32)]
+    )
+    return rank[codes], values.take(pa.array(order))
+
+
+def read_request_columns(batches: Iterable[pa.RecordBatch], *, source: str) -> RequestColumns:
+    """`RequestColumns` of record batches holding `LIGHT_COLUMNS` (session and client may
+    be absent), read one batch at a time."""
+    ts, duration, status = [], [], []
+    keys: list[pa.Array] = []
+    methods: list[pa.Array] = []
+    paths: list[pa.Array] = []
+    for batch in batches:
+        names = batch.schema.names
+        ts.append(np.asarray(batch.column("ts").cast(pa.int64()), dtype=np.int64))
+        duration.append(np.asarray(batch.column("duration_ms").cast(pa.float64())))
+        status.append(np.asarray(batch.column("status").cast(pa.float64())))
+        none = pa.nulls(batch.num_rows, pa.string())
+        session = batch.column("session") if "session" in names else none
+        client = batch.column("client") if "client" in names else none
+        has_session = pc.and_(pc.is_valid(session), pc.not_equal(session, ""))
+        key = pc.if_else(pc.fill_null(has_session, False), session, client)
+        keys.append(pc.dictionary_encode(pc.fill_null(key, NO_SESSION)))
+        methods.append(pc.dictionary_encode(batch.column("method").cast(pa.string())))
+        paths.append(pc.dictionary_encode(batch.column("path")))
+    if not ts or not sum(len(t) for t in ts):
+        raise TraceEmptyError(f"{source}: the trace holds no requests")
+    ts_us = np.concatenate(ts)
+    order = np.argsort(ts_us, kind="stable")
+    key, key_values = _encode(keys)
+    method, method_values = _encode(methods)
+    path, path_values = _encode(paths)
+    method_nulls = np.concatenate([np.asarray(c.indices.is_null()) for c in methods])
+    upper = [str(m).upper() for m in method_values.to_pylist()] + ["NONE"]
+    method = np.where(method_nulls, len(upper) - 1, method)
+    path_nulls = np.concatenate([np.asarray(c.indices.is_null()) for c in paths])
+    path_list = [*path_values.to_pylist(), None]
+    path = np.where(path_nulls, len(path_list) - 1, path)
+    first = int(ts_us[order[0]])
+    return RequestColumns(
+        row=order,
+        first_ts=pd.Timestamp(first, unit="us", tz="UTC"),
+        t_s=(ts_us[order] - first) / 1_000_000,
+        duration_ms=np.concatenate(duration)[order],
+        status=np.concatenate(status)[order],
+        key=key[order],
+        keys=[str(k) for k in key_values.to_pylist()],
+        method=method[order],
+        methods=upper,
+        path=path[order],
+        paths=pa.array(path_list, pa.string()),
+    )

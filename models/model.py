@@ -1,44 +1,99 @@
 """`build_model`: a trace in, a `tracereplay.model/1` document out (plain JSON data), and
-the file's reading and writing. Same trace + same options → byte-identical file."""
+the file's reading and writing. Same trace + same options → byte-identical file.
+
+The stages read only the columns they need: the light columns of every request
+(`frame.LIGHT_COLUMNS`, batch by batch, strings kept as codes), then bodies and query
+strings of a seeded sample of each endpoint's requests, then what correlation finding
+walks. Templates are learned per distinct path skeleton, behaviors are clustered on a
+bounded sample of sessions; every aggregate is a numpy/pyarrow reduction over codes.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from tracereplay import __version__
-from tracereplay.errors import ConfigError, TraceEmptyError
-from tracereplay.trace import open_trace
+from tracereplay.errors import ConfigError, TraceEmptyError, UsageError
 
 from .arrivals import fit_arrivals
-from .behaviors import fit_behaviors, sig
+from .behaviors import CLUSTER_SAMPLE_SESSIONS, fit_behaviors, sig
 from .correlations import (
+    NO_AUTH,
     auth_to_json,
     correlations_to_json,
     find_auth,
     find_correlations,
     walk_sessions,
 )
-from .frame import REQUEST_COLUMNS, requests_frame
-from .ids import ids_to_json, learn_ids
+from .endpoints import (
+    PAYLOAD_COLUMNS,
+    PAYLOAD_SAMPLE_REQUESTS,
+    EndpointRows,
+    infer_payloads,
+    latency_and_status,
+    param_kinds,
+    sample_rows,
+)
+from .frame import LIGHT_COLUMNS, RequestColumns, read_request_columns
+from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_check import check_model
-from .outcomes import fit_outcomes, outcomes_to_json
-from .params import param_kind
-from .payloads import infer_body, infer_query
+from .outcomes import NO_OUTCOMES, fit_outcomes, outcomes_to_json
 from .sessions import DEFAULT_SESSION_TIMEOUT_S, session_stats, session_table, sessionize
-from .templating import Templater, add_endpoints
+from .source import ParquetSource, RequestSource
+from .templating import Templater, endpoint_codes
 
 MODEL_FORMAT = "tracereplay.model/1"
 MAX_MODEL_BYTES = 512 << 20
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
 STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations")
+CORRELATION_COLUMNS = ["path", "query", "req_headers", "req_body", "status", "resp_headers",
+                       "resp_body", "addr"]  # fmt: skip
 
-Progress = Callable[[str], None]
+
+@dataclass(frozen=True)
+class StageReport:
+    """A stage starting (`seconds` None) or done; `str()` is its progress line."""
+
+    stage: str
+    rows: int
+    seconds: float | None = None
+
+    @property
+    def rows_per_s(self) -> float | None:
+        return self.rows / self.seconds if self.seconds else None
+
+    def __str__(self) -> str:
+        if self.seconds is None:
+            return self.stage
+        rate = f" ({self.rows_per_s:,.0f} rows/s)" if self.rows_per_s else ""
+        return f"{self.stage}: {self.rows:,} rows in {self.seconds:.2f} s{rate}"
+
+
+Progress = Callable[[StageReport], None]
+
+
+@dataclass
+class _Clock:
+    progress: Progress | None
+    rows: int = 0
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        say = self.progress or (lambda _report: None)
+        say(StageReport(stage, self.rows))
+        start = time.perf_counter()
+        yield
+        say(StageReport(stage, self.rows, time.perf_counter() - start))
 
 
 def build_model(
@@ -47,50 +102,74 @@ def build_model(
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
     progress: Progress | None = None,
     seed: int = 0,
+    payload_sample: int = PAYLOAD_SAMPLE_REQUESTS,
+    behavior_sample: int = CLUSTER_SAMPLE_SESSIONS,
+    correlations: bool = True,
+    source: RequestSource | None = None,
 ) -> dict[str, Any]:
-    """The model of the trace at `trace_path` as JSON-ready data."""
-    say = progress or (lambda _stage: None)
-    say("read")
-    trace = open_trace(trace_path)
-    df = requests_frame(trace.to_table(REQUEST_COLUMNS), source=str(trace_path))
-    say("templates")
-    templater = Templater.fit(zip(df["method"], df["path"], strict=True))
-    df = add_endpoints(df, templater)
-    say("sessions")
-    sessions = sessionize(df, session_timeout_s)
-    table = session_table(sessions)
-    span_s = float(df["t_s"].iloc[-1])
-    say("behaviors")
-    behaviors = fit_behaviors(sessions, seed=seed)
-    say("arrivals")
-    arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
-    say("payloads")
-    endpoints = _endpoints(sessions, templater)
-    say("correlations")
-    walk = walk_sessions(sessions)
-    rules = find_correlations(sessions, walk=walk)
-    auth = find_auth(sessions, rules, walk=walk)
+    """The model of the trace at `trace_path` as JSON-ready data. `payload_sample`:
+    requests per endpoint whose payloads are read; `behavior_sample`: sessions k-means
+    runs on; `correlations=False` leaves correlations and auth empty (for benchmarks of
+    the other stages: correlation finding still reads every row). `source` reads the
+    trace (default: its Parquet files through pyarrow; see models/source.py)."""
+    if payload_sample < 1 or behavior_sample < 2:
+        raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
+    clock = _Clock(progress)
+    with clock("read"):
+        trace = source or ParquetSource.open(trace_path)
+        requests = read_request_columns(trace.batches(LIGHT_COLUMNS), source=str(trace_path))
+        clock.rows = len(requests)
+    with clock("templates"):
+        templater, endpoint, names = _templates(requests)
+    with clock("sessions"):
+        sessions = sessionize(_session_frame(requests, endpoint, names), session_timeout_s)
+        table = session_table(sessions)
+        sensitivity = {
+            name: session_stats(sessionize(_session_frame(requests), t)).to_json()
+            for name, t in SENSITIVITY_TIMEOUTS_S.items()
+        }
+    span_s = float(requests.t_s[-1])
+    with clock("behaviors"):
+        behaviors = fit_behaviors(sessions, seed=seed, sample=behavior_sample)
+    with clock("arrivals"):
+        arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
+    with clock("payloads"):
+        endpoints, payload_note = _endpoints(trace, requests, endpoint, names, payload_sample, seed)
+    with clock("correlations"):
+        rules, auth, ids, outcomes = [], NO_AUTH, NO_IDS, NO_OUTCOMES
+        if correlations:
+            heavy = _correlation_frame(trace, requests, sessions)
+            walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
+            rules = find_correlations(heavy, walk=walk)
+            auth = find_auth(heavy, rules, walk=walk)
+            ids = learn_ids(walk, auth, endpoints)
+            outcomes = fit_outcomes(heavy, auth, behaviors)
     return {
         "format": MODEL_FORMAT,
         "provenance": {
             "trace": str(trace_path),
             "source": trace.metadata.source,
             "policy_hash": trace.metadata.policy_hash,
-            "rows": len(df),
+            "rows": len(requests),
             "sessions": len(table),
-            "first_ts": df["ts"].iloc[0].isoformat(),
+            "first_ts": requests.first_ts.isoformat(),
             "span_s": sig(span_s),
             "tool_version": __version__,
+            "sampling": {
+                "payloads": payload_note,
+                "behaviors": {
+                    "sample_sessions": behavior_sample,
+                    "clustered_sessions": min(len(table), behavior_sample),
+                    "seed": seed,
+                },
+            },
         },
         "sessions": {
             "timeout_s": session_timeout_s,
             "stats": session_stats(sessions).to_json(),
             "length": _quantiles(table["length"].to_numpy(float)),
             "duration_s": _quantiles(table["duration_s"].to_numpy(float)),
-            "timeout_sensitivity": {
-                name: session_stats(sessionize(df, t)).to_json()
-                for name, t in SENSITIVITY_TIMEOUTS_S.items()
-            },
+            "timeout_sensitivity": sensitivity,
         },
         "templates": templater.to_json(),
         "endpoints": endpoints,
@@ -99,51 +178,105 @@ def build_model(
         "correlations": correlations_to_json(rules),
         "auth": auth_to_json(auth),
         # Additive (issue 10): what replay's ownership rules and role matching read.
-        "ids": ids_to_json(learn_ids(walk, auth, endpoints)),
-        "outcomes": outcomes_to_json(fit_outcomes(sessions, auth, behaviors)),
+        "ids": ids_to_json(ids),
+        "outcomes": outcomes_to_json(outcomes),
     }
 
 
-def _endpoints(sessions: pd.DataFrame, templater: Templater) -> dict[str, Any]:
+def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[str]]:
+    """The templater (fitted on distinct (method, path) with counts) and each request's
+    endpoint code into the returned names."""
+    pair = requests.method.astype(np.int64) * len(requests.paths) + requests.path
+    pairs, counts = np.unique(pair, return_counts=True)
+    methods = [requests.methods[m] for m in (pairs // len(requests.paths)).tolist()]
+    paths = requests.paths.take(pairs % len(requests.paths)).to_pylist()
+    # As before: the fit reads a missing path as "None", templating a request as "/".
+    fitted = {(m, str(p)): int(n) for m, p, n in zip(methods, paths, counts, strict=True)}
+    templater = Templater.fit_counts(fitted)
+    applied = pd.Series([p or "/" for p in paths], dtype=object)
+    codes, names = endpoint_codes(templater, pd.Series(methods, dtype=object), applied)
+    return templater, codes[np.searchsorted(pairs, pair)], names
+
+
+def _session_frame(
+    requests: RequestColumns, endpoint: np.ndarray | None = None, names: list[str] | None = None
+) -> pd.DataFrame:
+    """What `sessionize` reads, with session keys as codes sorted like the keys (so ids
+    and ties come out as with the strings) and endpoints as a categorical."""
+    frame = pd.DataFrame(
+        {
+            "session_key": requests.key,
+            "t_s": requests.t_s,
+            "duration_ms": requests.duration_ms,
+            "request": np.arange(len(requests)),
+        }
+    )
+    if endpoint is not None and names is not None:
+        frame["endpoint"] = pd.Categorical.from_codes(endpoint, categories=pd.Index(names))
+    return frame
+
+
+def _endpoints(
+    trace: RequestSource,
+    requests: RequestColumns,
+    endpoint: np.ndarray,
+    names: list[str],
+    sample: int,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    groups = EndpointRows.of(endpoint, names)
+    chosen = sample_rows(groups, sample, seed)
+    read = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+    payload_rows = trace.rows(requests.row[read], PAYLOAD_COLUMNS)
     out: dict[str, Any] = {}
-    total = len(sessions)
-    for endpoint, group in sessions.groupby("endpoint", sort=True):
-        method, template = str(endpoint).split(" ", 1)
-        params: dict[str, list[str]] = {}
-        for m, p in zip(group["method"], group["path"], strict=True):
-            for name, value in templater.params(m, p).items():
-                params.setdefault(name, []).append(value)
-        body = infer_body(list(group["req_body"]), _content_types(group["req_headers"]))
-        query = infer_query(list(group["query"]))
+    sampled = fields = stable = 0
+    offset = 0
+    for i, name in enumerate(groups.names):
+        rows = groups.rows(i)
+        method, template = name.split(" ", 1)
+        part = payload_rows.slice(offset, len(chosen[i]))
+        offset += len(chosen[i])
+        cut = len(chosen[i]) < len(rows)
+        payloads = infer_payloads(part, half_check=cut)
+        if cut:
+            sampled += 1
+            fields, stable = fields + payloads.fields, stable + payloads.stable_fields
+        paths = requests.paths.take(np.unique(requests.path[rows]))
         entry: dict[str, Any] = {
             "method": method,
             "template": template,
-            "count": len(group),
-            "share": sig(len(group) / total),
-            "params": {name: param_kind(values) for name, values in sorted(params.items())},
-            "query": query.to_json() if query is not None else None,
-            "body": body.to_json() if body is not None else None,
+            "count": len(rows),
+            "share": sig(len(rows) / len(requests)),
+            "params": param_kinds(template, pc.fill_null(paths, "/")),
+            "query": payloads.query,
+            "body": payloads.body,
         }
-        durations = group["duration_ms"].dropna().to_numpy(float)
-        if len(durations):
-            p50, p95, p99 = np.percentile(durations, [50, 95, 99])
-            entry["latency_ms"] = {"p50": sig(p50, 4), "p95": sig(p95, 4), "p99": sig(p99, 4)}
-        statuses = group["status"].dropna().astype(int).value_counts(normalize=True)
-        entry["status"] = {str(k): sig(float(v), 4) for k, v in sorted(statuses.items())}
-        out[str(endpoint)] = entry
-    return out
+        entry.update(latency_and_status(requests.duration_ms[rows], requests.status[rows]))
+        out[name] = entry
+    note = {
+        "per_endpoint": sample,
+        "seed": seed,
+        "requests": len(requests),
+        "read": len(read),
+        "endpoints_sampled": sampled,
+        "fields_sampled": fields,
+        "fields_same_on_half": stable,
+    }
+    return out, note
 
 
-def _content_types(headers: pd.Series) -> list[str | None]:
-    out: list[str | None] = []
-    for pairs in headers:
-        value = None
-        for name, v in pairs if pairs is not None else ():
-            if str(name).lower() == "content-type":
-                value = str(v)
-                break
-        out.append(value)
-    return out
+def _correlation_frame(
+    trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame
+) -> pd.DataFrame:
+    """What correlation finding walks: every request's values, in session order."""
+    order = sessions["request"].to_numpy()
+    table = trace.rows(requests.row[order], CORRELATION_COLUMNS)
+    frame: pd.DataFrame = table.to_pandas()
+    frame["session_key"] = np.asarray(requests.keys, dtype=object)[requests.key[order]]
+    frame["session_id"] = sessions["session_id"].to_numpy()
+    frame["seq"] = sessions["seq"].to_numpy()
+    frame["endpoint"] = sessions["endpoint"].astype(object).to_numpy()
+    return frame
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:

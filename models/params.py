@@ -3,30 +3,39 @@ values of that kind for synthesis (a UUID stays a UUID, an integer id an integer
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_INT = re.compile(r"[0-9]+")
-_HEX = re.compile(r"[0-9a-fA-F]{8,}")
+# RE2 patterns, applied by Arrow to the distinct values of a parameter.
+_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_INT = r"^[0-9]+$"
+_HEX = r"^[0-9a-fA-F]{8,}$"
 MAX_EXAMPLES = 12
 
 
-def param_kind(values: Iterable[str]) -> dict[str, Any]:
+def param_kind(values: Iterable[str] | pa.Array) -> dict[str, Any]:
     """{"kind": uuid|int|hex|other, ...}: the shape every observed value has."""
-    seen = sorted(set(values))
-    if seen and all(_UUID.fullmatch(v) for v in seen):
+    array = values if isinstance(values, pa.Array) else pa.array(list(values), pa.string())
+    seen = pc.unique(array.drop_null())
+
+    def every(pattern: str) -> bool:
+        return bool(len(seen)) and bool(pc.all(pc.match_substring_regex(seen, pattern)).as_py())
+
+    if every(_UUID):
         return {"kind": "uuid"}
-    if seen and all(_INT.fullmatch(v) for v in seen):
-        digits = sorted(len(v) for v in seen)
-        return {"kind": "int", "digits": [digits[0], digits[-1]]}
-    if seen and all(_HEX.fullmatch(v) for v in seen):
-        return {"kind": "hex", "length": max(len(v) for v in seen)}
-    return {"kind": "other", "examples": seen[:MAX_EXAMPLES]}
+    lengths = pc.utf8_length(seen)
+    if every(_INT):
+        low, high = pc.min_max(lengths).values()
+        return {"kind": "int", "digits": [low.as_py(), high.as_py()]}
+    if every(_HEX):
+        return {"kind": "hex", "length": pc.max(lengths).as_py()}
+    examples = seen.take(pc.sort_indices(seen)[:MAX_EXAMPLES])
+    return {"kind": "other", "examples": examples.to_pylist()}
 
 
 def fresh_value(spec: dict[str, Any], rng: np.random.Generator) -> str:

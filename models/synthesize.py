@@ -9,6 +9,7 @@ worker's shard) can be built alone and comes out as in the full run.
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from faker import Faker
 
 from tracereplay.errors import UsageError
-from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
+from tracereplay.trace import TraceMetadata, TraceRecord, open_writer, records_to_batch
 
 from .arrivals import ArrivalModel, sample_arrivals
 from .behaviors import END, Behavior
@@ -28,6 +30,8 @@ from .params import fresh_value
 from .payloads import BodyModel, QueryModel
 
 MAX_SESSION_LENGTH = 1000
+_CDF_CACHE = 100_000
+CHUNK_SESSIONS = 2_000
 _PARAM = "{"
 
 
@@ -182,9 +186,28 @@ class Synthesizer:
 
 
 def _draw(rng: np.random.Generator, probabilities: dict[str, float]) -> str:
-    names = list(probabilities)
-    p = np.array([probabilities[n] for n in names], dtype=float)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
+    """One name drawn by its probability: `rng.choice(len(names), p=p / p.sum())` (same
+    random number consumed, same answer) with the cumulative sums made once per table."""
+    names, cdf = _cdf(probabilities)
+    return names[int(cdf.searchsorted(rng.random(), side="right"))]
+
+
+_CDFS: dict[int, tuple[dict[str, float], list[str], np.ndarray]] = {}
+
+
+def _cdf(probabilities: dict[str, float]) -> tuple[list[str], np.ndarray]:
+    # Keyed by identity (the tables of a loaded model are read, never changed); the table
+    # itself is kept in the entry so that its id cannot be reused by another one.
+    cached = _CDFS.get(id(probabilities))
+    if cached is None or cached[0] is not probabilities:
+        if len(_CDFS) > _CDF_CACHE:
+            _CDFS.clear()
+        names = list(probabilities)
+        p = np.array([probabilities[n] for n in names], dtype=float)
+        cdf = (p / p.sum()).cumsum()
+        cdf /= cdf[-1]
+        cached = _CDFS[id(probabilities)] = (probabilities, names, cdf)
+    return cached[1], cached[2]
 
 
 def synthesize(
@@ -196,8 +219,13 @@ def synthesize(
     seed: int = 0,
     arrivals: str = "stratified",
     progress: Callable[[int, int], None] | None = None,
+    processes: int = 1,
 ) -> SynthesisResult:
-    """Write synthetic sessions of `model` at `scale` × its arrival rate into trace `out`."""
+    """Write synthetic sessions of `model` at `scale` × its arrival rate into trace `out`,
+    drawing chunks of sessions in `processes` worker processes (the same rows, in the same
+    order, whatever the number: each session is drawn from its own seed)."""
+    if processes < 1:
+        raise UsageError("--processes must be ≥ 1")
     if scale <= 0:
         raise UsageError("--scale must be > 0")
     if duration_s is not None and duration_s <= 0:
@@ -209,15 +237,55 @@ def synthesize(
         capture_start=synth.start,
         policy_hash=str(model["provenance"].get("policy_hash", "")),
     )
-    requests = 0
+    requests = sessions = 0
+    # Columnar batches written from this thread: no per-row handoff to the flusher.
     with open_writer(out, meta) as writer:
-        for index, start_s in enumerate(starts):
-            for record in synth.session(index, float(start_s)):
-                writer.write(record)
-                requests += 1
-            if progress is not None and index % 200 == 0:
-                progress(index + 1, len(starts))
+        for drawn, batch in _batches(synth, model, seed, starts, processes):
+            writer.write_batch(batch)
+            requests, sessions = requests + batch.num_rows, sessions + drawn
+            if progress is not None:
+                progress(sessions, len(starts))
     if progress is not None:
         progress(len(starts), len(starts))
     span = duration_s if duration_s is not None else synth.arrivals.span_s
     return SynthesisResult(out, len(starts), requests, scale, float(span))
+
+
+def _batches(
+    synth: Synthesizer, model: dict[str, Any], seed: int, starts: np.ndarray, processes: int
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(sessions, their rows) per chunk of CHUNK_SESSIONS sessions, in session order."""
+    chunks = [
+        (lo, starts[lo : lo + CHUNK_SESSIONS]) for lo in range(0, len(starts), CHUNK_SESSIONS)
+    ]
+    if processes == 1 or len(chunks) < 2:
+        for lo, part in chunks:
+            yield len(part), _chunk(synth, lo, part)
+        return
+    # spawn, not fork: the parent may hold threads (a trace writer) whose locks a fork copies.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes, initializer=_start_worker, initargs=(model, seed)) as pool:
+        for (_, part), batch in zip(chunks, pool.imap(_work, chunks), strict=True):
+            yield len(part), batch
+
+
+def _chunk(synth: Synthesizer, first: int, starts: np.ndarray) -> pa.RecordBatch:
+    records = [
+        record
+        for i, start_s in enumerate(starts.tolist())
+        for record in synth.session(first + i, float(start_s))
+    ]
+    return records_to_batch(records)
+
+
+_worker: Synthesizer | None = None
+
+
+def _start_worker(model: dict[str, Any], seed: int) -> None:
+    global _worker  # noqa: PLW0603 (one synthesizer per worker process)
+    _worker = Synthesizer(model, seed)
+
+
+def _work(chunk: tuple[int, np.ndarray]) -> pa.RecordBatch:
+    assert _worker is not None, "the pool's initializer makes the synthesizer"
+    return _chunk(_worker, *chunk)

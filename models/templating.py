@@ -34,70 +34,26 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tracereplay.errors import ConfigError, UsageError
+
+from .shapes import cut_path, path_skeletons, value_kind
+
+__all__ = ["Endpoint", "Templater", "add_endpoints", "endpoint_codes", "value_kind"]
 
 DEFAULT_MIN_DISTINCT = 10
 DEFAULT_FREQUENT_SHARE = 0.05
 DEFAULT_FREQUENT_MIN = 3
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
-_INT = re.compile(r"[0-9]+")
-_HEX = re.compile(r"[0-9a-f]{8,}", re.I)
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}\S*)?", re.I)
-_EMAIL = re.compile(r"[^@\s/]+@[^@\s/]+\.[^@\s/]+")
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_TOKEN = re.compile(r"[A-Za-z0-9_\-.~=]{16,}")
-_TOKEN_SEPARATORS = re.compile(r"[-_.~=]")
 _WORD = re.compile(r"[A-Za-z][A-Za-z_-]*")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_PSEUDONYM_PREFIX = "anon_"
-
-
-@lru_cache(maxsize=4096)  # literal segments (`api`, `v1`) recur on every request
-def value_kind(segment: str) -> str | None:
-    """The shape of a path segment that is a parameter value (int, uuid, date, hex, email,
-    token), or None when it looks like a literal word."""
-    if not segment:
-        return None
-    text = unquote(segment) if "%" in segment else segment
-    return next((kind for kind, test in _KINDS if test(text)), None)
-
-
-def _has_digit_and_letter(text: str) -> bool:
-    return any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
-
-
-def _is_token(text: str) -> bool:
-    if not _TOKEN.fullmatch(text) or sum(c.isdigit() for c in text) < 2:
-        return False
-    # `refresh-cache-v2`, `2fa-setup-step-12`: words, numbers and short tags joined by
-    # separators are names, not credentials; a random token has long mixed parts.
-    parts = [p for p in _TOKEN_SEPARATORS.split(text) if p]
-    return not all(p.isalpha() or p.isdigit() or len(p) <= 3 for p in parts)
-
-
-def _is_pseudonym(text: str) -> bool:
-    prefixed = text.startswith(_PSEUDONYM_PREFIX) and len(text) > len(_PSEUDONYM_PREFIX)
-    return prefixed or _JWT.fullmatch(text) is not None
-
-
-# In order: `20261126` is an int before it could be hex; a UUID is hex-like too.
-_KINDS: tuple[tuple[str, Callable[[str], bool]], ...] = (
-    ("int", lambda t: _INT.fullmatch(t) is not None),
-    ("uuid", lambda t: _UUID.fullmatch(t) is not None),
-    ("date", lambda t: _DATE.fullmatch(t) is not None),
-    ("hex", lambda t: _HEX.fullmatch(t) is not None and (len(t) >= 16 or _has_digit_and_letter(t))),
-    ("email", lambda t: _EMAIL.fullmatch(t) is not None),
-    ("token", lambda t: _is_pseudonym(t) or _is_token(t)),
-)
 
 
 def _singular(word: str) -> str:
@@ -135,8 +91,7 @@ def _template(parts: list[str | None]) -> str:
 
 
 def _segments(path: str) -> list[str]:
-    path = path.split("?", 1)[0].split("#", 1)[0] or "/"
-    return path.split("/")
+    return cut_path(path).split("/")
 
 
 @dataclass(frozen=True)
@@ -268,31 +223,42 @@ class Templater:
             node.ends[route.method] = route.template
 
     @classmethod
-    def fit(
+    def fit(cls, method_paths: Iterable[tuple[str, str]], **options: Any) -> Templater:
+        """Learn the templates of these (method, path) pairs, one per request."""
+        requests = Counter((str(method).upper(), str(path)) for method, path in method_paths)
+        return cls.fit_counts(requests, **options)
+
+    @classmethod
+    def fit_counts(
         cls,
-        method_paths: Iterable[tuple[str, str]],
+        requests: Mapping[tuple[str, str], int],
         *,
         min_distinct: int = DEFAULT_MIN_DISTINCT,
         frequent_share: float = DEFAULT_FREQUENT_SHARE,
         frequent_min: int = DEFAULT_FREQUENT_MIN,
     ) -> Templater:
-        """Learn the templates of these (method, path) pairs, one per request."""
+        """Learn the templates of distinct (upper-case method, path) pairs with their request
+        counts. Only whether each segment is shaped matters to the rules, so the work is
+        done once per skeleton (paths with their shaped segments blanked), not per path."""
         if min_distinct < 2:
             raise UsageError(f"min_distinct must be ≥ 2, not {min_distinct}")
         if not 0.0 <= frequent_share <= 1.0:
             raise UsageError(f"frequent_share must be within [0, 1], not {frequent_share}")
+        pairs = list(requests)
+        skeletons = path_skeletons(pa.array([path for _, path in pairs], type=pa.string()))
+        counts: Counter[tuple[str, ...]] = Counter()
+        methods: set[tuple[str, tuple[str, ...]]] = set()
+        for (method, path), skeleton in zip(pairs, skeletons, strict=True):
+            counts[skeleton] += requests[(method, path)]
+            methods.add((method, skeleton))
         root = _Count()
-        readings: set[tuple[str, tuple[str | None, ...], tuple[bool, ...]]] = set()
-        requests = Counter((str(method).upper(), str(path)) for method, path in method_paths)
-        for (_, path), n in sorted(requests.items()):
-            _insert(root, _segments(path), n)
+        for skeleton, n in counts.items():
+            _insert(root, list(skeleton), n)
         _decide(root, min_distinct, frequent_share, frequent_min)
-        for method, path in requests:
-            parts, any_value = _learned_parts(root, _segments(path))
-            readings.add((method, tuple(parts), tuple(any_value)))
         routes = set()
-        for method, reading, any_flags in readings:
-            template = _template(list(reading))
+        for method, skeleton in methods:
+            parts, any_flags = _learned_parts(root, list(skeleton))
+            template = _template(parts)
             labels = template.split("/")
             names = tuple(labels[i][1:-1] for i, flag in enumerate(any_flags) if flag)
             routes.add(_Route(method, template, names))
@@ -310,8 +276,9 @@ class Templater:
 
     def endpoint(self, method: str, path: str) -> Endpoint:
         """The endpoint of one request; paths never seen in `fit` get one too."""
-        method = method.upper()
-        segments = _segments(path)
+        return self._endpoint_of(method.upper(), _segments(path))
+
+    def _endpoint_of(self, method: str, segments: list[str]) -> Endpoint:
         other_method: _Node | None = None
         for node in self._full_matches(self._root, segments, 0):
             if method in node.ends:
@@ -394,18 +361,51 @@ def _fits_param(node: _Node, segment: str) -> bool:
     return bool(segment) and (node.any_value or value_kind(segment) is not None)
 
 
-def add_endpoints(df: pd.DataFrame, templater: Templater) -> pd.DataFrame:
-    """A copy of `df` with `endpoint` ("METHOD /template") and `path_params` (dict) columns."""
-    out = df.copy()
-    methods = out["method"].fillna("").astype(str).str.upper().tolist()
-    paths = out["path"].fillna("/").astype(str).tolist()
-    # Many requests share a path: template each distinct (method, path) once.
-    cache: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
-    for key in zip(methods, paths, strict=True):
+def endpoint_names(templater: Templater, methods: list[str], paths: list[str]) -> list[str]:
+    """`str(templater.endpoint(method, path))` of each (upper-case method, path) pair,
+    worked out once per distinct (method, skeleton)."""
+    skeletons = path_skeletons(pa.array(paths, type=pa.string())) if paths else []
+    cache: dict[tuple[str, tuple[str, ...]], str] = {}
+    out = []
+    for method, skeleton in zip(methods, skeletons, strict=True):
+        key = (method, skeleton)
         if key not in cache:
-            endpoint = templater.endpoint(*key)
-            cache[key] = (str(endpoint), _path_params(endpoint.template, key[1]))
-    keys = list(zip(methods, paths, strict=True))
-    out["endpoint"] = pd.Series([cache[k][0] for k in keys], index=out.index, dtype=object)
-    out["path_params"] = pd.Series([dict(cache[k][1]) for k in keys], index=out.index, dtype=object)
+            cache[key] = str(templater._endpoint_of(method, list(skeleton)))
+        out.append(cache[key])
+    return out
+
+
+def endpoint_codes(
+    templater: Templater, methods: pd.Series, paths: pd.Series
+) -> tuple[np.ndarray, list[str]]:
+    """Per request, the index of its endpoint in the returned list of names; each
+    distinct (method, path) is templated once."""
+    method_codes, method_values = pd.factorize(methods)
+    path_codes, path_values = pd.factorize(paths)
+    width = max(len(path_values), 1)
+    pair_codes, pairs = pd.factorize(method_codes.astype(np.int64) * width + path_codes)
+    names = endpoint_names(
+        templater,
+        [str(method_values[i]) for i in (pairs // width).tolist()],
+        [str(path_values[i]) for i in (pairs % width).tolist()],
+    )
+    name_codes, distinct = pd.factorize(pd.Series(names, dtype=object))
+    return np.asarray(name_codes)[pair_codes], [str(n) for n in distinct]
+
+
+def add_endpoints(df: pd.DataFrame, templater: Templater, *, params: bool = True) -> pd.DataFrame:
+    """A copy of `df` with an `endpoint` ("METHOD /template") column and, unless `params`
+    is False, `path_params` (dict)."""
+    out = df.copy()
+    methods = out["method"].fillna("").astype(str).str.upper()
+    paths = out["path"].fillna("/").astype(str)
+    codes, names = endpoint_codes(templater, methods, paths)
+    endpoints = np.asarray(names, dtype=object)[codes]
+    out["endpoint"] = pd.Series(endpoints, index=out.index, dtype=object)
+    if params:
+        values = [
+            _path_params(name.partition(" ")[2], path)
+            for name, path in zip(out["endpoint"], paths, strict=True)
+        ]
+        out["path_params"] = pd.Series(values, index=out.index, dtype=object)
     return out

@@ -2,7 +2,8 @@
 default deny unless the policy keeps a header of known syntax.
 
 Authorization keeps its scheme word; Cookie and Set-Cookie keep cookie names and
-attributes (also when several Set-Cookie values were folded into one with commas).
+attributes (also when several Set-Cookie values were folded into one with commas);
+Content-Security-Policy and Permissions-Policy keep their syntax (policy_headers.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .policy import name_words
+from .policy_headers import (
+    CSP_HEADERS,
+    PERMISSIONS_HEADERS,
+    content_security_policy,
+    permissions_policy,
+)
 from .urls import link_header, path, refresh_header
 from .values import ValueAnonymizer
 
@@ -53,6 +60,10 @@ def _header_value(values: ValueAnonymizer, lname: str, value: str) -> str:  # no
         return link_header(values, value)
     if lname == "refresh":
         return refresh_header(values, value)
+    if lname in CSP_HEADERS:
+        return content_security_policy(values, value)
+    if lname in PERMISSIONS_HEADERS:
+        return permissions_policy(values, value)
     if is_secret_header(values, lname):
         return values.pseudo.secret(value.strip()) if value.strip() else value
     if lname in policy.keep_headers:

@@ -19,8 +19,10 @@ from tracereplay.errors import ConfigError
 from .detectors import KINDS
 
 DEFAULT_POLICY_NAME = "default_policy.toml"
-RULES_VERSION = 2
-"""1: deny-list (field words and detectors); 2: default deny (values kept only by a rule)."""
+RULES_VERSION = 3
+"""1: deny-list (field words and detectors); 2: default deny (values kept only by a rule);
+3: identifiers of people (`user1`, `jessica.miller`, `account:…`) replaced in paths and
+values, policy headers (Content-Security-Policy) parsed."""
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "bodies": {"max_bytes": int},

@@ -13,7 +13,13 @@ from .bodies import anonymize_body
 from .headers import anonymize_headers
 from .policy import Policy
 from .pseudonyms import Pseudonymizer
-from .sessions import SessionTracker, request_credentials, response_credentials
+from .sessions import (
+    SessionTracker,
+    Sighting,
+    origin_address,
+    request_credentials,
+    response_credentials,
+)
 from .values import ValueAnonymizer
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -35,13 +41,18 @@ class Anonymizer:
         req_body = anonymize_body(values, ex.req_body, ex.req_body_encoding, ex.req_headers)
         resp_headers = anonymize_headers(values, ex.resp_headers)
         resp_body = anonymize_body(values, ex.resp_body, ex.resp_body_encoding, ex.resp_headers)
-        client = self.pseudonyms.digest("client", ex.client_addr) if ex.client_addr else None
+        digest = self.pseudonyms.digest
+        client = digest("client", ex.client_addr) if ex.client_addr else None
+        origin = origin_address(ex.req_headers, ex.client_addr)
+        conn = digest("conn", ex.client_conn) if ex.client_conn else None
+        addr = digest("client", origin) if origin else None
         session = self.sessions.session_for(
             request_credentials(self.policy, req_headers, req_body.data),
             response_credentials(self.policy, resp_headers, resp_body.data)
             if ex.status is not None and ex.status < 400
             else (),
             ex.client_addr,
+            Sighting.at(conn, addr, ex.ts, ex.duration_ms),
         )
         return TraceRecord(
             ts=ex.ts,
@@ -61,6 +72,8 @@ class Anonymizer:
             resp_body=resp_body.data,
             resp_body_size=resp_body.size,
             error=values.text(ex.error) if ex.error else None,
+            conn=conn,
+            addr=addr,
         )
 
 

@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit, urlunsplit
 
+from .identifiers import colon_parts
 from .shapes import looks_secret
 
 if TYPE_CHECKING:
@@ -20,9 +21,6 @@ _PAIR_SEPARATORS = re.compile(r"([&;])")
 _SEGMENT_SAFE = "@:!$&'()*+,;=-._~"
 _LINK = re.compile(r"<([^>]*)>")
 _REFRESH_URL = re.compile(r"(url\s*=\s*['\"]?)([^'\"]*)", re.IGNORECASE)
-_TOKENISH = re.compile(r"[A-Za-z0-9_\-.~]+")
-_PATH_TOKEN_MIN = 8
-_DIGITS_AND_LETTERS = 2
 
 
 def query(values: ValueAnonymizer, text: str) -> str:
@@ -69,29 +67,22 @@ def _segment(values: ValueAnonymizer, segment: str) -> str:
         return values.pseudo.integer(segment)
     decoded = unquote(segment)
     made = values.text(decoded)
-    if made == decoded and _path_token(decoded):
-        made = values.pseudo.token(decoded)
+    if made == decoded and _identifies(values, decoded):
+        # The pseudonym the same value gets in a body or a query, so `/accounts/<name>`
+        # still matches the `"id": "<name>"` a response gave.
+        made = values.token(decoded)
     elif made == decoded and any(c.isspace() for c in decoded.strip()):
         made = values.free_text(decoded)
     return segment if made == decoded else quote(made, safe=_SEGMENT_SAFE)
 
 
-def _path_token(segment: str) -> bool:
-    """A segment that is a credential or an opaque handle, not a route word: a random-looking
-    token, or 8+ characters mixing letters with 2+ digits in one part (`/reset/<token>`,
-    `/users/jsmith42`)."""
+def _identifies(values: ValueAnonymizer, segment: str) -> bool:
+    """A segment that is a credential, a handle or someone's name, not a route word: a
+    random-looking token (`/reset/<token>`), or an identifier (`/users/jsmith42`,
+    `/accounts/jessica.miller`, `/principals/account:user1`; see identifiers.py)."""
     if looks_secret(segment):
         return True
-    if len(segment) < _PATH_TOKEN_MIN or not _TOKENISH.fullmatch(segment):
-        return False
-    digits = sum(c.isdigit() for c in segment)
-    letters = sum(c.isalpha() for c in segment)
-    if digits < _DIGITS_AND_LETTERS or not letters:
-        return False
-    return any(
-        sum(c.isdigit() for c in part) >= _DIGITS_AND_LETTERS and any(c.isalpha() for c in part)
-        for part in re.split(r"[-_.~]", segment)
-    )
+    return any(values.is_identifier(part) for part in colon_parts(segment) if part)
 
 
 def fragment(values: ValueAnonymizer, text: str) -> str:

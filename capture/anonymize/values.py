@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from .detectors import find_all
+from .identifiers import colon_parts, looks_identifier
 from .policy import Policy, name_words
 from .pseudonyms import PSEUDO_HOST_SUFFIX, Pseudonymizer
 from .shapes import (
@@ -168,19 +169,31 @@ class ValueAnonymizer:
         findings = find_all(value)
         if findings:
             return self._around_findings(value, findings, self.token)
-        if self.vocabulary.is_enum(value):
-            return value
-        if looks_phone(value):
-            return self.pseudo.phone(value)
+        parts = colon_parts(value) if ":" in value else ()
+        if len(parts) > 1:
+            # `account:jessica.miller`, `urn:li:person:…`: each part on its own, so the
+            # kind word stays and the name gets the pseudonym it gets anywhere else.
+            return ":".join(self.value(part) if part else part for part in parts)
         if value.endswith(PSEUDO_HOST_SUFFIX):
             return value
         if "." in value and is_host(value):
             return self.host(value)
+        if self.is_identifier(value):
+            return self.pseudo.words(value)
+        if self.vocabulary.is_enum(value):
+            return value
+        if looks_phone(value):
+            return self.pseudo.phone(value)
         if looks_secret(value):
             return self.pseudo.token(value)
         if _SHORT_HEX.fullmatch(value) and not value.isalpha():
             return self.pseudo.hex(value)
         return self.pseudo.words(value)
+
+    def is_identifier(self, value: str) -> bool:
+        """A name or numbered handle of someone (`jessica.miller`, `jmiller82`, `user1`),
+        not a random-looking token (see identifiers.py)."""
+        return looks_identifier(value, self.vocabulary.extra) and not looks_secret(value)
 
     def free_text(self, value: str) -> str:
         """Free text: detector findings and URLs become their pseudonyms, every other word a

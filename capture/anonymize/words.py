@@ -61,7 +61,7 @@ _SUFFIXES = ("ing", "ed", "es", "s", "d", "er", "ion", "ity", "ness", "ment", "l
 _PREFIXES = ("un", "in", "dis", "re", "pre", "non", "sub", "de")
 
 
-def _stems(word: str) -> Iterable[str]:
+def stems(word: str) -> Iterable[str]:
     """The word, and what it may be an inflection of (`completed` → `complete`, `running` →
     `run`, `inactive` → `active`): faker's list has base forms only."""
     yield word
@@ -74,7 +74,7 @@ def _stems(word: str) -> Iterable[str]:
                 yield base[:-1]
     for prefix in _PREFIXES:
         if word.startswith(prefix) and len(word) - len(prefix) >= 4:
-            yield from _stems(word[len(prefix) :])
+            yield from stems(word[len(prefix) :])
 
 
 class Vocabulary:
@@ -88,7 +88,7 @@ class Vocabulary:
         lowered = word.lower()
         if lowered in self.extra:
             return True
-        return any(stem in self._english or stem in self.extra for stem in _stems(lowered))
+        return any(stem in self._english or stem in self.extra for stem in stems(lowered))
 
     def is_enum(self, value: str) -> bool:
         """A code-like token made only of known words (`bearer`, `in_progress`,

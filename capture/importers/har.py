@@ -52,6 +52,8 @@ def iter_har(path: Path, *, on_skip: Callable[[str], None] | None = None) -> Ite
     its index in `log.entries` (0-based, as `jq '.log.entries[17]'` counts).
     """
     entries = load_entries(path)
+    # A HAR entry's `connection` is unique within its file (a browser's own numbering).
+    lineage = str(path.resolve())
     for index in range(len(entries)):
         # Drop each parsed entry once converted: the JSON tree need not outlive the import.
         entry, entries[index] = entries[index], None
@@ -68,6 +70,8 @@ def iter_har(path: Path, *, on_skip: Callable[[str], None] | None = None) -> Ite
             if on_skip is not None:
                 on_skip("non-HTTP URL")
             continue
+        if exchange.client_conn is not None:
+            exchange.client_conn = f"{lineage}#{exchange.client_conn}"
         yield exchange
 
 
@@ -132,6 +136,7 @@ def exchange_from_entry(entry: Any) -> Exchange | None:
         req_headers=req_headers,
         req_body=_post_data(request, req_headers),
         http_version=_http_version(request.get("httpVersion")),
+        client_conn=_connection(entry.get("connection")),
     )
     response = entry.get("response")
     if not isinstance(response, dict):
@@ -147,6 +152,13 @@ def exchange_from_entry(entry: Any) -> Exchange | None:
     exchange.resp_body = _content(response)
     exchange.duration_ms = _duration_ms(entry.get("time"))
     return exchange
+
+
+def _connection(value: Any) -> str | None:
+    """HAR's `connection` (the TCP connection's id or port; optional), as text."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) in ("", "0"):
+        return None
+    return _text(str(value))[:200]
 
 
 def _required_str(obj: dict[str, Any], key: str, where: str) -> str:

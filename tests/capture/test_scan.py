@@ -181,7 +181,9 @@ def one_body(tmp_path: Path, doc: object, name: str = "t") -> Path:
     [
         ({"note": "Lunch with Jane Roe on Friday"}, "free-text"),
         ({"team": "Acmecorp"}, "word"),
-        ({"handle": "jroe1984"}, "word"),
+        ({"handle": "jroe1984"}, "identifier"),
+        ({"data": {"id": "user1"}}, "identifier"),
+        ({"permissions": {"write": ["account:jessica.miller"]}}, "identifier"),
         ({"displayName": "Jane Roe"}, "field"),
         ({"password": "hunter2"}, "field"),
         ({"dob": "1985-03-12"}, "field"),
@@ -189,7 +191,7 @@ def one_body(tmp_path: Path, doc: object, name: str = "t") -> Path:
         ({"callback": "https://hooks.partner-example.com/in"}, "host"),
     ],
 )
-def test_each_check_fires(tmp_path: Path, doc: dict[str, str], kind: str) -> None:
+def test_each_check_fires(tmp_path: Path, doc: dict[str, object], kind: str) -> None:
     report = scan_trace(one_body(tmp_path, doc))
     assert (kind, "resp_body") in report.counts, report.counts
 
@@ -202,6 +204,8 @@ def test_what_a_pseudonym_looks_like_passes_each_check(tmp_path: Path) -> None:
         "dob": pseudo.date_of_birth("1985-03-12"), "ref": pseudo.token("x7Kf9qLm2Zt8Wv3Rp5Yd"),
         "callback": f"https://{pseudo.host('hooks.partner-example.com')}/in", "n": 12,
         "self": "http://127.0.0.1:8000/api", "token_type": "bearer", "at": "2026-03-02T09:30:00Z",
+        "id": pseudo.words("user1"), "write": [f"account:{pseudo.words('jessica.miller')}"],
+        "principals": ["system.Everyone", "account:" + pseudo.words("jmiller82")],
     }  # fmt: skip
     report = scan_trace(one_body(tmp_path, doc))
     assert report.clean, report.counts
@@ -268,3 +272,78 @@ def test_a_body_cut_at_the_size_limit_is_still_read(tmp_path: Path) -> None:
     cut = body[: len(body) // 2].encode()  # as the capture stores a body over its limit
     trace = write_trace(tmp_path / "t", [make_record(resp_body=cut, resp_body_size=len(body))])
     assert scan_trace(trace).counts[("field", "resp_body")] >= 10
+
+
+# --- URL-valued headers, sort keys and identifiers (seen on a real third-party API) --------
+
+NEXT_PAGE = "http://127.0.0.1:18888/v1/buckets/{bucket}/collections/tasks/records?_limit=5&_sort=-last_modified&_token={token}"
+
+
+def header_findings(name: str, value: str) -> list[tuple[str, str]]:
+    from tracereplay.capture.scan import cell_findings
+    from tracereplay.capture.scan_checks import Checker
+
+    checker = Checker(own_hosts=frozenset({"127.0.0.1"}))
+    return list(cell_findings(checker, "resp_headers", [(name, value)]))
+
+
+def test_a_header_holding_an_absolute_url_is_read_as_a_url(fake: Faker) -> None:
+    """A header scan does not know by name (Kinto's `Next-Page`) whose value is a URL: its
+    query and path are judged as a URL's, so the capture's own output is clean there."""
+    pseudo = Pseudonymizer(b"k")
+    raw_token = fake.pystr(min_chars=60, max_chars=60) + "42"
+    clean = NEXT_PAGE.format(bucket=fake.uuid4(), token=pseudo.token(raw_token))
+    assert header_findings("Next-Page", clean) == []
+    leaky = NEXT_PAGE.format(bucket=fake.uuid4(), token=raw_token)
+    assert {kind for kind, _ in header_findings("Next-Page", leaky)} >= {"entropy", "field"}
+    named = "https://127.0.0.1/v1/accounts/jessica.miller?x=1"
+    assert ("identifier", "jessica.miller") in header_findings("X-Next", named)
+    foreign = f"https://{fake.domain_name()}/cb?code=1"
+    assert [k for k, _ in header_findings("X-Callback", foreign)] == ["host"]
+
+
+@pytest.mark.parametrize(
+    ("query", "clean"),
+    [
+        ("_limit=5&_sort=-last_modified", True),
+        ("order_by=created_at,-priority&fields=title,done", True),
+        ("sort=+dueDate", True),
+        ("q=-last_modified", False),  # not a sort parameter: a word nothing explains
+        ("_sort=jessica.miller", False),  # a name is a name, in a sort key too
+    ],
+)
+def test_sort_keys_are_field_names(tmp_path: Path, query: str, clean: bool) -> None:
+    report = scan_trace(write_trace(tmp_path / "t", [make_record(query=query)]))
+    assert report.clean is clean, report.counts
+
+
+def test_identifiers_in_paths_are_found_route_words_are_not(tmp_path: Path) -> None:
+    routes = [
+        "/api/v1/n8n/workflows", "/api/v1/clients/123/test-connection",
+        "/api/v1/metrics/my-historical", "/oauth2/userinfo", "/.well-known/jwks.json",
+        "/graphql", "/v2/s3/buckets/default/collections/tasks/records",
+    ]  # fmt: skip
+    named = ["/v1/accounts/user1", "/v1/accounts/jessica.miller", "/users/jmiller82/repos",
+             "/principals/account:millerjessica"]  # fmt: skip
+    records = [make_record(path=p) for p in routes + named]
+    report = scan_trace(write_trace(tmp_path / "t", records))
+    assert report.counts == {("identifier", "path"): len(named)}
+
+
+def test_an_anonymized_csv_body_is_clean_and_a_raw_one_is_not(tmp_path: Path) -> None:
+    from tracereplay.capture.anonymize.policy import load_policy
+    from tracereplay.capture.anonymize.record import Anonymizer
+    from tracereplay.capture.exchange import Exchange
+
+    fake = Faker()
+    fake.seed_instance(3)
+    rows = [f"{fake.uuid4()},{fake.name()},{fake.company()},success,{fake.iso8601()},42"
+            for _ in range(20)]  # fmt: skip
+    csv = ("id,owner,company,status,started_at,duration_ms\r\n" + "\r\n".join(rows)).encode()
+    csv_type = [("Content-Type", "text/csv; charset=utf-8")]
+    exchange = Exchange(ts=make_record().ts, method="GET", path="/export", status=200,
+                        resp_headers=csv_type, resp_body=csv)  # fmt: skip
+    record = Anonymizer(load_policy(), b"k" * 32).record(exchange)
+    assert scan_trace(write_trace(tmp_path / "anon", [record])).clean
+    raw = make_record(resp_body=csv, resp_body_size=len(csv))
+    assert ("free-text", "resp_body") in scan_trace(write_trace(tmp_path / "raw", [raw])).counts

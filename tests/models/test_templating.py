@@ -7,13 +7,18 @@ import random
 import uuid
 
 import pandas as pd
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracereplay.errors import ConfigError, UsageError
+from tracereplay.models.shapes import shaped
 from tracereplay.models.templating import (
     Endpoint,
     Templater,
     add_endpoints,
+    endpoint_names,
     value_kind,
 )
 
@@ -299,3 +304,41 @@ def sandbox_requests(seed: int, n: int, n_clients: int) -> list[tuple[str, str]]
 def test_sandbox_routes_are_learned_exactly(seed: int, n: int, n_clients: int) -> None:
     t = Templater.fit(sandbox_requests(seed, n, n_clients))
     assert templates(t) == {f"{m} {p}" for m, p in SANDBOX_ROUTES}
+
+
+# --- the vectorized forms give the per-path answers --------------------------------------
+
+SEGMENT_PIECES = [
+    UUID_A, UUID_B, "7", "20261126", "2026-11-26", "2026-11-26T10:15:00Z", "2026-11-26t10:15",
+    "deadbeef12", "deadbeef", "abcdefabcdefabcdef", "ada@anon.invalid", "someone%40example.com",
+    "anon_x", "anon_", "eyJa.b.c", "aZ3kP9qLmN2xR7tY", "refresh-cache-v2", "2fa-setup-step-12",
+    "v1", "api", "", " ", "a b", "é", "%", "%7E", "x\x1c", "a@b.c d", "AbCdEfGh12345678_x",
+    "0x1F", "12ab", "-", "~", "=", "a.b", "tab\there",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.sampled_from(SEGMENT_PIECES), st.text(max_size=24)), max_size=40))
+def test_vectorized_shapes_agree_with_value_kind(segments: list[str]) -> None:
+    segments = [s.replace("/", "") for s in segments]
+    expected = [value_kind(s) is not None for s in segments]
+    assert shaped(pa.array(segments, pa.string())).tolist() == expected
+
+
+def test_shapes_check_can_fail() -> None:
+    # A deliberately wrong answer is told apart: the check above is not vacuous.
+    assert shaped(pa.array(["v1", UUID_A])).tolist() != [True, True]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_endpoints_per_skeleton_equal_endpoints_per_path(seed: int) -> None:
+    requests = sandbox_requests(seed, 800, 9)
+    rng = random.Random(seed)
+    requests += [("GET", f"/articles/{rng.choice(['a', 'b-c', 'd%20e'])}-{i}") for i in range(30)]
+    requests += [("GET", "/x?y#z"), ("POST", ""), ("GET", "/clients/stats")]
+    requests += [("PUT", "/a/" + UUID_B), ("GET", "/a/%41%42/" + UUID_A)]
+    t = Templater.fit(requests)
+    methods, paths = [m for m, _ in requests], [p for _, p in requests]
+    assert endpoint_names(t, methods, paths) == [str(t.endpoint(m, p)) for m, p in requests]
+    other = Templater.fit(requests[: len(requests) // 3])  # applied to paths it never saw
+    assert endpoint_names(other, methods, paths) == [str(other.endpoint(m, p)) for m, p in requests]

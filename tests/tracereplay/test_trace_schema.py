@@ -89,7 +89,7 @@ def test_schema_has_the_documented_columns_in_order() -> None:
     assert TRACE_COLUMNS == (
         "ts", "duration_ms", "session", "client", "method", "scheme", "host", "path",
         "query", "req_headers", "req_body", "req_body_size", "status", "resp_headers",
-        "resp_body", "resp_body_size", "error", "escaped",
+        "resp_body", "resp_body_size", "error", "escaped", "conn", "addr",
     )  # fmt: skip
     assert TRACE_SCHEMA.field("ts").type == pa.timestamp("us", tz="UTC")
     assert pa.types.is_dictionary(TRACE_SCHEMA.field("method").type)

@@ -178,10 +178,14 @@ def test_an_out_that_cannot_be_written_is_one_error(tmp_path: Path) -> None:
     assert str(err.value) == f"--out {read_only / 't'}: cannot write there (Read-only file system)"
 
 
-def test_a_trace_written_before_an_additive_column_is_read_with_nulls(tmp_path: Path) -> None:
-    table = make_table([make_record(path="/old")]).drop_columns(["escaped"])
+@pytest.mark.parametrize("missing", [["escaped", "conn", "addr"], ["conn", "addr"]])
+def test_a_trace_written_before_an_additive_column_is_read_with_nulls(
+    tmp_path: Path, missing: list[str]
+) -> None:
+    table = make_table([make_record(path="/old", conn="c1", addr="a1")]).drop_columns(missing)
     tmp_path.joinpath("t").mkdir()
     pq.write_table(table, tmp_path / "t" / "part-000001.parquet")
     got = read_trace(tmp_path / "t")
     assert got.schema.remove_metadata().equals(TRACE_SCHEMA)
-    assert got["escaped"].to_pylist() == [None] and got["path"].to_pylist() == ["/old"]
+    assert all(got[name].to_pylist() == [None] for name in missing)
+    assert got["path"].to_pylist() == ["/old"]

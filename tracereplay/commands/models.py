@@ -20,11 +20,17 @@ def model_cmd(
     session_timeout: Annotated[
         str, typer.Option(help="Inactivity that ends a session (e.g. 30m).")
     ] = "30m",
+    payload_sample: Annotated[
+        int, typer.Option(help="Requests per endpoint whose bodies and queries are read.")
+    ] = 1000,
+    behavior_sample: Annotated[
+        int, typer.Option(help="Sessions the behaviors are clustered on (all are assigned).")
+    ] = 2000,
 ) -> None:
     """Learn a model (templates, sessions, behaviors, arrivals, payloads, correlations)."""
     from rich.console import Console
 
-    from tracereplay.models.model import build_model, default_model_path, write_model
+    from tracereplay.models.model import StageReport, build_model, default_model_path, write_model
     from tracereplay.outdir import check_out_file
     from tracereplay.units import session_timeout_s
 
@@ -33,12 +39,18 @@ def model_cmd(
     console = Console(stderr=True)
     with console.status("modelling…") as status:
 
-        def stage(name: str) -> None:
-            status.update(f"modelling: {name}…")
-            if not console.is_terminal:
-                console.print(f"model: {name}", highlight=False)
+        def stage(report: StageReport) -> None:
+            status.update(f"modelling: {report}…")
+            if report.seconds is not None or not console.is_terminal:
+                console.print(f"model: {report}", highlight=False)
 
-        model = build_model(trace, session_timeout_s=timeout_s, progress=stage)
+        model = build_model(
+            trace,
+            session_timeout_s=timeout_s,
+            progress=stage,
+            payload_sample=payload_sample,
+            behavior_sample=behavior_sample,
+        )
     write_model(model, path)
     prov = model["provenance"]
     console.print(
@@ -65,6 +77,9 @@ def synthesize_cmd(
             "(adds count noise)."
         ),
     ] = "stratified",
+    processes: Annotated[
+        int, typer.Option(help="Worker processes drawing sessions (the same rows at any number).")
+    ] = 1,
 ) -> None:
     """Write synthetic sessions drawn from a model (request side; no target needed)."""
     from rich.console import Console
@@ -93,6 +108,7 @@ def synthesize_cmd(
             duration_s=duration_s,
             seed=seed,
             arrivals=arrivals,
+            processes=processes,
             progress=lambda done, total: status.update(f"synthesizing… {done}/{total} sessions"),
         )
     console.print(

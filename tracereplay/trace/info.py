@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
@@ -24,11 +27,17 @@ class TraceInfo:
     first_ts: datetime
     last_ts: datetime
     errors: int
+    overlapping_sessions: int = 0
+    """Sessions with a request that starts before an earlier one of theirs has ended: one
+    user's client sends one request at a time, so these are several users (or a browser
+    fetching in parallel). 0 in a capture whose session keys follow users."""
+    connections: int = 0
+    """Distinct client connections (the `conn` column; 0 when the trace has none)."""
 
 
 def describe_trace(path: Path) -> TraceInfo:
     trace = open_trace(path)
-    table = trace.to_table(["ts", "session", "error"], sort=False)
+    table = trace.to_table(["ts", "duration_ms", "session", "error", "conn"], sort=False)
     first, last = pc.min_max(table["ts"]).values()
     return TraceInfo(
         path=trace.path,
@@ -39,7 +48,28 @@ def describe_trace(path: Path) -> TraceInfo:
         first_ts=first.as_py(),
         last_ts=last.as_py(),
         errors=table.num_rows - table["error"].null_count,
+        overlapping_sessions=overlapping_sessions(table),
+        connections=len(pc.unique(table["conn"].drop_null())),
     )
+
+
+def overlapping_sessions(table: pa.Table) -> int:
+    """How many sessions of `table` (columns ts, duration_ms, session) hold a request that
+    starts before an earlier request of the same session has ended (no duration: it ends
+    where it starts)."""
+    keyed = table.filter(pc.is_valid(table["session"]))
+    if keyed.num_rows < 2:
+        return 0
+    sessions = pc.dictionary_encode(keyed["session"].combine_chunks()).indices.to_numpy()
+    start = keyed["ts"].cast(pa.int64()).to_numpy().astype(np.int64)
+    duration_us = pc.multiply(pc.fill_null(keyed["duration_ms"], 0.0), 1000.0).to_numpy()
+    end = start + np.maximum(duration_us, 0.0).astype(np.int64)
+    order = np.lexsort((start, sessions))
+    frame = pd.DataFrame({"session": sessions[order], "end": end[order]})
+    # The latest end of the requests before each one, within its session.
+    ended = frame.groupby("session")["end"].cummax().groupby(frame["session"]).shift(1)
+    overlaps = start[order] < ended.to_numpy(dtype=float, na_value=-np.inf)
+    return len(np.unique(frame["session"].to_numpy()[overlaps]))
 
 
 def render_trace_info(info: TraceInfo, console: Console | None = None) -> None:
@@ -54,6 +84,8 @@ def render_trace_info(info: TraceInfo, console: Console | None = None) -> None:
         ("files", str(info.files)),
         ("rows", f"{info.rows:,}"),
         ("sessions", f"{info.sessions:,}"),
+        ("sessions with overlapping requests", f"{info.overlapping_sessions:,}"),
+        ("client connections", f"{info.connections:,}" if info.connections else "(not recorded)"),
         ("span", f"{info.first_ts.isoformat()} .. {info.last_ts.isoformat()} ({span_s:,.1f} s)"),
         ("transport errors", f"{info.errors:,}"),
     ):

@@ -13,6 +13,15 @@ lone surrogate from a JSON file as `\uDXXX`); null when the row had none.
 `tracereplay.capture.exchange.unescape` gives the original bytes back; a literal `\x41`
 that was already in such a value reads back as the byte it spells (hence "lossless
 enough").
+
+`conn` (additive, string): a keyed pseudonym of the client connection the request came
+on (mitmproxy's client connection, a HAR entry's `connection` within its file); null when
+the source does not say. Requests on one connection come from one client.
+`addr` (additive, string): a keyed pseudonym of the originating client address: the first
+`X-Forwarded-For` hop (else `X-Real-IP`, else `Forwarded: for=`) when the request carries
+one, else the peer address (then equal to `client`); null when unknown. The session key
+(`session`) is derived from the credential, the connection and the login that handed the
+credential out (capture/README.md, "Session key"); `conn` and `addr` let a reader check it.
 """
 
 from __future__ import annotations
@@ -63,8 +72,10 @@ TRACE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("resp_body_size", pa.int64()),
     pa.field("error", pa.string()),
     pa.field("escaped", pa.list_(pa.string())),
+    pa.field("conn", pa.string()),
+    pa.field("addr", pa.string()),
 )
-ADDITIVE_COLUMNS: tuple[str, ...] = ("escaped",)
+ADDITIVE_COLUMNS: tuple[str, ...] = ("escaped", "conn", "addr")
 """Columns a trace file may lack (written before they existed): read as nulls."""
 TRACE_COLUMNS: tuple[str, ...] = tuple(f.name for f in TRACE_FIELDS)
 
@@ -92,6 +103,10 @@ class TraceRecord:
     error: str | None = None
     escaped: tuple[str, ...] | None = None
     """Columns holding `\\xNN` escapes of bytes that were not UTF-8 (see the module doc)."""
+    conn: str | None = None
+    """Pseudonym of the client connection (see the module doc)."""
+    addr: str | None = None
+    """Pseudonym of the originating client address (see the module doc)."""
 
 
 @dataclass(frozen=True)

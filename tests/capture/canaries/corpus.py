@@ -60,6 +60,12 @@ def _password(fake: Faker) -> str:
     return fake.password(length=16, special_chars=True)
 
 
+def _de_phone(fake: Faker) -> str:
+    german = Faker("de_DE")
+    german.seed_instance(fake.random_int(0, 10**6))  # seeded like every other canary
+    return german.phone_number()
+
+
 def _pem(fake: Faker) -> str:
     lines = "\n".join(fake.pystr(min_chars=64, max_chars=64) for _ in range(4))
     return f"-----BEGIN RSA PRIVATE KEY-----\n{lines}\n-----END RSA PRIVATE KEY-----"
@@ -97,7 +103,7 @@ _FIELDS: list[tuple[str, Callable[[Faker], str]]] = [
     ("payout_account", lambda f: f.iban()),
     ("dob", lambda f: f.date_of_birth().isoformat()),
     ("date_of_birth", lambda f: f.date_of_birth().strftime("%m/%d/%Y")),
-    ("contact_phone_de", lambda f: Faker("de_DE").phone_number()),
+    ("contact_phone_de", _de_phone),
     ("phone", lambda f: f"0{f.random_int(30, 89)} {f.random_int(1000000, 9999999)}"),
     ("reachable_at", lambda f: f"+44 20 {f.random_int(7000, 7999)} {f.random_int(1000, 9999)}"),
     ("website", lambda f: f"https://{f.domain_word()}-{f.random_int(10, 99)}.{f.tld()}/about"),
@@ -270,6 +276,76 @@ def _form(fake: Faker) -> Case:
     return Case("body form pw", secret, "POST", req_headers=headers, req_body=body.encode())
 
 
+# --- identifiers of people as a real API shows them (Kinto 26.5: accounts, principals) ----
+
+
+def _username(fake: Faker) -> str:
+    return fake.user_name()  # faker's four shapes: millerjessica, jessicamiller, jessica82, jmiller
+
+
+def _dotted(fake: Faker) -> str:
+    return f"{fake.first_name()}.{fake.last_name()}".lower()
+
+
+def _initial_digits(fake: Faker) -> str:
+    return f"{fake.first_name()[0]}{fake.last_name()}{fake.random_int(10, 99)}".lower()
+
+
+def _numbered(fake: Faker) -> str:
+    """A numbered account (`user1`, Kinto's own test accounts): a word and a number."""
+    return f"{fake.random_element(('user', 'member', 'tester', 'player'))}{fake.random_int(1, 999)}"
+
+
+def _account(place: str, make: Callable[[Faker], str]) -> Callable[[Faker], Case]:
+    """PUT /v1/accounts/NAME: the name in the path, as the `id` and as a principal."""
+
+    def case(fake: Faker) -> Case:
+        name = make(fake)
+        body = {"permissions": {"write": [f"account:{name}"]}, "data": {"id": name, "n": 1}}
+        return Case(
+            f"path account {place}", name, "PUT", f"/v1/accounts/{name}",
+            req_headers=JSON_TYPE, req_body=json.dumps({"data": {"password": "x"}}).encode(),
+            status=201, resp_body=json.dumps(body).encode(),
+        )  # fmt: skip
+
+    return case
+
+
+def _principals(fake: Faker) -> Case:
+    name = _username(fake)
+    doc = {"user": {"id": f"account:{name}", "principals": [f"ldap:{name}", "system.Everyone"]}}
+    return Case("json principals", name, path="/v1/", resp_body=json.dumps(doc).encode())
+
+
+def _record_id(fake: Faker) -> Case:
+    name = _username(fake)
+    doc = {"data": [{"id": name, "last_modified": 1796170242298}]}
+    return Case("json id username", name, resp_body=json.dumps(doc).encode())
+
+
+def _principal_query(fake: Faker) -> Case:
+    name = _dotted(fake)
+    return Case("query principal", name, query=f"_limit=5&principal=account:{name}")
+
+
+def _next_page(fake: Faker) -> Case:
+    token = _token(fake, 60)
+    url = f"https://api.canary.test/v1/records?_limit=5&_sort=-last_modified&_token={token}"
+    return Case("Next-Page header token", token, resp_headers=(*JSON_TYPE, ("Next-Page", url)))
+
+
+def _csp_nonce(fake: Faker) -> Case:
+    nonce = _token(fake, 22)
+    csp = f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; base-uri 'none'"
+    return Case("CSP nonce", nonce, resp_headers=(*JSON_TYPE, ("Content-Security-Policy", csp)))
+
+
+def _csp_host(fake: Faker) -> Case:
+    host = f"{fake.domain_word()}{fake.random_int(10, 99)}.example-cdn.com"
+    csp = f"default-src 'self' https://{host} *.{host}; img-src *"
+    return Case("CSP host", host, resp_headers=(*JSON_TYPE, ("Content-Security-Policy", csp)))
+
+
 PLACES: list[Callable[[Faker], Case]] = [
     *_fields(),
     _nested,
@@ -315,6 +391,16 @@ PLACES: list[Callable[[Faker], Case]] = [
     _xml,
     _xml_attribute,
     _form,
+    _account("faker user_name", _username),
+    _account("first.last", _dotted),
+    _account("initial, last name, digits", _initial_digits),
+    _account("numbered", _numbered),
+    _principals,
+    _record_id,
+    _principal_query,
+    _next_page,
+    _csp_nonce,
+    _csp_host,
 ]
 
 

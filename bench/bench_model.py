@@ -1,0 +1,317 @@
+"""Model, synthesize and compare at scale: this tree against the code of a base commit, in
+the same run, on traces synthesized from a staging model.
+
+    .venv/bin/python bench/bench_model.py run --staging TRACE [--sizes 100k,1M,10M]
+        [--old-sizes 100k,1M] [--base c31404e] [--work DIR] [--json out.json]
+    .venv/bin/python bench/bench_model.py equal --trace TRACE [--base c31404e]
+
+`run` models the staging trace, synthesizes a trace of about each size from that model
+(new code; sizes are requests), then times `tracereplay model` on each trace with the new
+code and, for --old-sizes, with the base commit's code; `synthesize` new and old at the
+old sizes; `compare` of two synthetic traces of the largest size (new code). Every
+command runs in its own process under `/usr/bin/time -v` (wall time, peak RSS); the model
+runs also report the time of each stage. The base commit's code is unpacked with
+`git archive` into the work directory and put first on the import path, so the package
+keeps no copy of the old code.
+
+`equal` builds the model of TRACE with both codes and checks the answers are the same
+(issue 15, item 6): endpoints, templates, correlations and auth identical; endpoint
+counts and shares, sessions, session quantiles, arrivals and latency/status equal; the
+behaviors within 1 pp of share and 0.01 of each chain probability; payload models
+identical for every endpoint that was not sampled; exit 1 naming what differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = "c31404e"
+PACKAGES = ("capture", "models", "replay", "compare", "demo")
+SHARE_TOLERANCE = 0.01
+CHAIN_TOLERANCE = 0.01
+
+# Runs `build_model` in a fresh process and prints the stage timings as JSON.
+_MODEL_RUNNER = """
+import json, sys, time
+from pathlib import Path
+from tracereplay.models.model import build_model, write_model
+marks = []
+def progress(event):
+    marks.append((str(getattr(event, "stage", event)), getattr(event, "seconds", None),
+                  time.perf_counter()))
+kw = json.loads(sys.argv[3])
+start = time.perf_counter()
+model = build_model(Path(sys.argv[1]), progress=progress, **kw)
+total = time.perf_counter() - start
+write_model(model, Path(sys.argv[2]))
+stages = {name: seconds for name, seconds, _ in marks if seconds is not None}
+if not stages:  # the old code says only when a stage starts
+    starts = [(name, at) for name, _, at in marks]
+    ends = [at for _, at in starts[1:]] + [start + total]
+    stages = {name: end - at for (name, at), end in zip(starts, ends)}
+print(json.dumps({"seconds": total, "stages": stages, "rows": model["provenance"]["rows"]}))
+"""
+
+
+def old_tree(rev: str, into: Path) -> Path:
+    """The code of commit `rev`, importable as `tracereplay` from the returned directory."""
+    src, py = into / "src", into / "py" / "tracereplay"
+    src.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    py.mkdir(parents=True)
+    for item in (src / "tracereplay").iterdir():
+        (py / item.name).symlink_to(item)
+    for name in PACKAGES:
+        (py / name).symlink_to(src / name)
+    return py.parent
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `argv` under /usr/bin/time -v: wall seconds, peak RSS (MiB), its stdout."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        start = time.perf_counter()
+        done = subprocess.run(
+            ["/usr/bin/time", "-v", "-o", report.name, *argv],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+        text = Path(report.name).read_text()
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[:4]}… exited {done.returncode}: {done.stderr[-2000:]}")
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))  # type: ignore[union-attr]
+    return {"wall_s": round(wall, 2), "peak_rss_mib": round(rss_kb / 1024), "stdout": done.stdout}
+
+
+def env_for(tree: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    return env
+
+
+def python(tree: Path | None) -> list[str]:
+    """The interpreter, told not to put the working directory first on the import path:
+    from this repository's root, `tracereplay` would be found there (this tree's code)
+    before the base commit's on PYTHONPATH. `-c` code checks which tree it runs."""
+    return [sys.executable, "-P", "-c", _WHICH.format(tree=str(tree or REPO))]
+
+
+_WHICH = (
+    "import sys, tracereplay.models.model as _m\n"
+    "assert _m.__file__.startswith({tree!r}), 'wrong code: ' + _m.__file__\n"
+    "exec(compile(sys.argv.pop(1), '<bench>', 'exec'))\n"
+)
+
+
+def run_model(trace: Path, out: Path, tree: Path | None, **kw: Any) -> dict[str, Any]:
+    argv = [*python(tree), _MODEL_RUNNER, str(trace), str(out), json.dumps(kw)]
+    result = timed(argv, env_for(tree))
+    result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
+    result["rows_per_s"] = round(result["rows"] / result["seconds"])
+    return result
+
+
+def run_synthesize(
+    model: Path, out: Path, scale: float, tree: Path | None, seed: int = 1, processes: int = 1
+) -> dict[str, Any]:
+    extra = ", processes=int(sys.argv[5])" if processes > 1 else ""
+    code = (
+        "import sys, json; from pathlib import Path\n"
+        "from tracereplay.models.model import load_model\n"
+        "from tracereplay.models.synthesize import synthesize\n"
+        "if __name__ == '__main__':\n"
+        "    r = synthesize(load_model(Path(sys.argv[1])), Path(sys.argv[2]), "
+        f"scale=float(sys.argv[3]), seed=int(sys.argv[4]){extra})\n"
+        "    print(json.dumps({'requests': r.requests, 'sessions': r.sessions}))\n"
+    )
+    argv = [*python(tree), code, str(model), str(out), repr(scale), str(seed)]
+    argv.append(str(processes))
+    result = timed(argv, env_for(tree))
+    result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
+    result["rows_per_s"] = round(result["requests"] / result["wall_s"])
+    return result
+
+
+def run_compare(real: Path, other: Path, out: Path, tree: Path | None) -> dict[str, Any]:
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from tracereplay.compare.compare import compare_traces, write_compare\n"
+        "write_compare(compare_traces(Path(sys.argv[1]), Path(sys.argv[2])), Path(sys.argv[3]))\n"
+    )
+    result = timed([*python(tree), code, str(real), str(other), str(out)], env_for(tree))
+    result.pop("stdout")
+    return result
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper()
+    factor = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
+    return int(float(text.rstrip("KM")) * factor)
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_model-"))
+    work.mkdir(parents=True, exist_ok=True)
+    old = old_tree(args.base, work / "base") if not (work / "base").exists() else work / "base/py"
+    staging_model = work / "staging.model.json"
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "base": args.base,
+        "staging": str(args.staging),
+    }
+    results["staging_model"] = run_model(args.staging, staging_model, None)
+    model = json.loads(staging_model.read_text())
+    rows_at_1x = model["provenance"]["rows"]
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    old_sizes = {parse_size(s) for s in args.old_sizes.split(",") if s}
+    for size in sizes:
+        label = f"{size:,}"
+        trace = work / f"synth-{size}"
+        entry: dict[str, Any] = {}
+        scale = size / rows_at_1x
+        if not trace.exists():
+            entry[f"synthesize_new_{args.processes}p"] = run_synthesize(
+                staging_model, trace, scale, None, processes=args.processes
+            )
+        if size in old_sizes:
+            spare = work / f"synth-spare-{size}"
+            for key, tree in (("synthesize_new_1p", None), ("synthesize_old", old)):
+                if key not in entry:
+                    shutil.rmtree(spare, ignore_errors=True)
+                    entry[key] = run_synthesize(staging_model, spare, scale, tree)
+            shutil.rmtree(spare, ignore_errors=True)
+        entry["model_new"] = run_model(trace, work / f"new-{size}.json", None, **args.model_kw)
+        if size in old_sizes:
+            entry["model_old"] = run_model(trace, work / f"old-{size}.json", old)
+        results[label] = entry
+        print(json.dumps({label: entry}, indent=1), flush=True)
+    if args.compare:
+        size = max(sizes)
+        other = work / f"synth-{size}-b"
+        if not other.exists():
+            run_synthesize(staging_model, other, size / rows_at_1x, None, 2, args.processes)
+        for key, tree in (("compare_new", None), ("compare_old", old)):
+            if tree is None or size in old_sizes:
+                results[key] = run_compare(work / f"synth-{size}", other, work / key, tree)
+                print(json.dumps({key: results[key]}), flush=True)
+    return results
+
+
+# ---- equal ---------------------------------------------------------------------------------
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two models of one trace beyond what issue 15 allows."""
+    out: list[str] = []
+
+    def same(what: str, a: Any, b: Any) -> None:
+        if a != b:
+            out.append(f"{what}: {_short(a)} != {_short(b)}")
+
+    for key in ("templates", "correlations", "auth", "sessions", "arrivals"):
+        same(key, old[key], new[key])
+    same("endpoint names", sorted(old["endpoints"]), sorted(new["endpoints"]))
+    sampled = new["provenance"].get("sampling", {}).get("payloads", {}).get("per_endpoint")
+    for name in sorted(set(old["endpoints"]) & set(new["endpoints"])):
+        a, b = dict(old["endpoints"][name]), dict(new["endpoints"][name])
+        if sampled is not None and a["count"] > sampled:  # payloads learned from a sample
+            for key in ("body", "query"):
+                a.pop(key), b.pop(key)
+        same(f"endpoint {name}", a, b)
+    for key in ("rows", "sessions", "first_ts", "span_s", "source", "policy_hash"):
+        same(f"provenance.{key}", old["provenance"][key], new["provenance"][key])
+    out += behavior_differences(old["behaviors"], new["behaviors"])
+    return out
+
+
+def behavior_differences(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+    """Behaviors paired by rank: shares within 1 pp, entry and transition probabilities
+    within 0.01."""
+    if len(old) != len(new):
+        return [f"behaviors: {len(old)} != {len(new)}"]
+    out = []
+    for a, b in zip(old, new, strict=True):
+        if abs(a["share"] - b["share"]) > SHARE_TOLERANCE:
+            out.append(f"behavior {a['name']} share {a['share']} != {b['share']}")
+        chains = [("entry", a["entry"], b["entry"])] + [
+            (f"from {k}", a["transitions"].get(k, {}), b["transitions"].get(k, {}))
+            for k in sorted(set(a["transitions"]) | set(b["transitions"]))
+        ]
+        for where, pa, pb in chains:
+            worst = max(
+                (abs(pa.get(t, 0.0) - pb.get(t, 0.0)) for t in set(pa) | set(pb)), default=0
+            )
+            if worst > CHAIN_TOLERANCE:
+                out.append(f"behavior {a['name']} {where}: off by {worst:.4f}")
+    return out
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def equal(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="bench_model-equal-") as tmp:
+        work = Path(tmp)
+        old = old_tree(args.base, work / "base")
+        runs = {
+            "old": run_model(args.trace, work / "old.json", old),
+            "new": run_model(args.trace, work / "new.json", None),
+            "new_again": run_model(args.trace, work / "new2.json", None),
+        }
+        models = {k: json.loads((work / f"{k}.json").read_text()) for k in ("old", "new")}
+        diffs = differences(models["old"], models["new"])
+        if (work / "new.json").read_bytes() != (work / "new2.json").read_bytes():
+            diffs.append("the new code's two models of one trace differ")
+    summary = {k: {"seconds": round(v["seconds"], 2), "peak_rss_mib": v["peak_rss_mib"]}
+               for k, v in runs.items()}  # fmt: skip
+    print(json.dumps({"trace": str(args.trace), "runs": summary, "differences": diffs}, indent=1))
+    return 1 if diffs else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--staging", type=Path, required=True)
+    run.add_argument("--sizes", default="100k,1M")
+    run.add_argument("--old-sizes", default="100k,1M")
+    run.add_argument("--base", default=BASE)
+    run.add_argument("--work", type=Path)
+    run.add_argument("--json", type=Path)
+    run.add_argument("--processes", type=int, default=2, help="synthesize's worker processes")
+    run.add_argument(
+        "--no-correlations", action="store_true", help="new code: model without correlations"
+    )
+    run.add_argument(
+        "--compare", action="store_true", help="compare two traces of the largest size"
+    )
+    eq = sub.add_parser("equal")
+    eq.add_argument("--trace", type=Path, required=True)
+    eq.add_argument("--base", default=BASE)
+    args = parser.parse_args()
+    if args.command == "equal":
+        return equal(args)
+    args.model_kw = {"correlations": False} if args.no_correlations else {}
+    results = bench(args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Per-endpoint statistics of a model (count, share, path parameter kinds, latency, status
+mix) from the columns of every request, and the request-body and query generators learned
+from a seeded sample of each endpoint's requests.
+
+Payload sample: per endpoint, all its requests when it has at most `sample` of them, else
+`sample` drawn uniformly without replacement by a generator seeded by (seed, endpoint's
+rank in name order), so the same trace and options give the same sample. The model's
+provenance says how many requests were read and how stable the learned field kinds are:
+the share of fields of the sampled endpoints that get the same kind from half the sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .behaviors import sig
+from .params import param_kind
+from .payloads import infer_body, infer_query
+from .shapes import cut_path
+
+PAYLOAD_SAMPLE_REQUESTS = 1000
+"""Requests per endpoint whose bodies and query strings payload inference reads."""
+PAYLOAD_COLUMNS = ["req_body", "req_headers", "query"]
+
+
+@dataclass(frozen=True)
+class EndpointRows:
+    """Requests grouped by endpoint: `order` lists request indices endpoint by endpoint
+    (names sorted), `bounds[i]:bounds[i+1]` being those of `names[i]`."""
+
+    names: list[str]
+    order: np.ndarray
+    bounds: np.ndarray
+
+    @classmethod
+    def of(cls, endpoint: np.ndarray, names: list[str]) -> EndpointRows:
+        """From each request's endpoint code into `names` (every name used)."""
+        by_name = sorted(range(len(names)), key=names.__getitem__)
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[by_name] = np.arange(len(names))
+        ranked = rank[endpoint]
+        counts = np.bincount(ranked, minlength=len(names))
+        return cls(
+            [names[i] for i in by_name],
+            np.argsort(ranked, kind="stable"),
+            np.concatenate([[0], np.cumsum(counts)]),
+        )
+
+    def rows(self, i: int) -> np.ndarray:
+        return self.order[self.bounds[i] : self.bounds[i + 1]]
+
+
+def sample_rows(groups: EndpointRows, sample: int, seed: int) -> list[np.ndarray]:
+    """Per endpoint, the request indices payload inference reads (see the module doc)."""
+    out = []
+    for i in range(len(groups.names)):
+        rows = groups.rows(i)
+        if len(rows) > sample:
+            rng = np.random.default_rng([seed, i])
+            rows = rows[rng.choice(len(rows), sample, replace=False)]
+        out.append(rows)
+    return out
+
+
+def param_kinds(template: str, paths: pa.Array) -> dict[str, dict[str, Any]]:
+    """`params.param_kind` of each parameter of `template` over the `paths` that took it."""
+    labels = template.split("/")
+    if not any(label.startswith("{") for label in labels):
+        return {}
+    cut = pa.array([cut_path(p) for p in paths.to_pylist()], pa.string())
+    lists = pc.split_pattern(cut, "/")
+    out: dict[str, dict[str, Any]] = {}
+    for position, label in enumerate(labels):
+        if label.startswith("{") and label.endswith("}"):
+            out[label[1:-1]] = param_kind(pc.list_element(lists, position))
+    return dict(sorted(out.items()))
+
+
+def latency_and_status(durations_ms: np.ndarray, statuses: np.ndarray) -> dict[str, Any]:
+    """`latency_ms` (p50/95/99 of the known durations) and `status` (share of each code)."""
+    entry: dict[str, Any] = {}
+    durations = durations_ms[~np.isnan(durations_ms)]
+    if len(durations):
+        p50, p95, p99 = np.percentile(durations, [50, 95, 99])
+        entry["latency_ms"] = {"p50": sig(p50, 4), "p95": sig(p95, 4), "p99": sig(p99, 4)}
+    known = statuses[~np.isnan(statuses)].astype(int)
+    codes, counts = np.unique(known, return_counts=True)
+    shares = (counts / len(known)).tolist()
+    entry["status"] = {str(c): sig(s, 4) for c, s in zip(codes.tolist(), shares, strict=True)}
+    return entry
+
+
+@dataclass(frozen=True)
+class Payloads:
+    body: dict[str, Any] | None
+    query: dict[str, Any] | None
+    fields: int
+    stable_fields: int
+
+
+def infer_payloads(table: pa.Table, half_check: bool) -> Payloads:
+    """Body and query generators of one endpoint's sampled requests (`PAYLOAD_COLUMNS`);
+    with `half_check`, how many fields keep their kind when learned from half of them."""
+    bodies, headers, queries = (table[c].to_pylist() for c in PAYLOAD_COLUMNS)
+    types = [_content_type(h) for h in headers]
+    body, query = infer_body(bodies, types), infer_query(queries)
+    full = _field_kinds(body, query)
+    stable = len(full)
+    if half_check:
+        half = len(bodies) // 2
+        halves = _field_kinds(infer_body(bodies[:half], types[:half]), infer_query(queries[:half]))
+        stable = sum(1 for name, kind in full.items() if halves.get(name) == kind)
+    return Payloads(
+        body.to_json() if body is not None else None,
+        query.to_json() if query is not None else None,
+        len(full),
+        stable,
+    )
+
+
+def _content_type(pairs: list[tuple[str, str]] | None) -> str | None:
+    for name, value in pairs or ():
+        if str(name).lower() == "content-type":
+            return str(value)
+    return None
+
+
+def _field_kinds(*models: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for prefix, model in zip(("body", "query"), models, strict=True):
+        if model is not None:
+            _walk(model.root, prefix, out.__setitem__)
+    return out
+
+
+def _walk(node: dict[str, Any], where: str, put: Callable[[str, str], None]) -> None:
+    put(where, str(node.get("k")))
+    for entry in node.get("fields", ()):
+        _walk(entry, f"{where}/{entry['key']}", put)
+    if "item" in node:
+        _walk(node["item"], f"{where}/*", put)
+    for i, option in enumerate(node.get("of", ())):
+        _walk(option, f"{where}|{i}", put)

@@ -1,0 +1,139 @@
+"""Shapes of path segments: which segments are parameter values (an integer, a UUID, a
+date, a hex digest, an email, a token), one segment at a time (`value_kind`) or for a whole
+Arrow array of paths at once (`path_skeletons`), with the same answers.
+
+The vectorized form runs the shape rules as RE2 patterns inside Arrow on the segments a
+pattern reads exactly as Python's `re` does (printable ASCII without `%`); the other
+segments (percent-encoded, spaces, non-ASCII) and the few token candidates go through
+`value_kind` itself, so both forms agree on every input (tests/models/test_templating.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from urllib.parse import unquote
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+_INT = re.compile(r"[0-9]+")
+_HEX = re.compile(r"[0-9a-f]{8,}", re.I)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}\S*)?", re.I)
+_EMAIL = re.compile(r"[^@\s/]+@[^@\s/]+\.[^@\s/]+")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.~=]{16,}")
+_TOKEN_SEPARATORS = re.compile(r"[-_.~=]")
+_PSEUDONYM_PREFIX = "anon_"
+
+VALUE = "/"
+"""Stands for a shaped segment in a skeleton: no segment of a path can be "/"."""
+
+
+@lru_cache(maxsize=4096)  # literal segments (`api`, `v1`) recur on every request
+def value_kind(segment: str) -> str | None:
+    """The shape of a path segment that is a parameter value (int, uuid, date, hex, email,
+    token), or None when it looks like a literal word."""
+    if not segment:
+        return None
+    if segment == VALUE:
+        return "value"
+    text = unquote(segment) if "%" in segment else segment
+    return next((kind for kind, test in _KINDS if test(text)), None)
+
+
+def _has_digit_and_letter(text: str) -> bool:
+    return any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
+
+
+def _is_token(text: str) -> bool:
+    if not _TOKEN.fullmatch(text) or sum(c.isdigit() for c in text) < 2:
+        return False
+    # `refresh-cache-v2`, `2fa-setup-step-12`: words, numbers and short tags joined by
+    # separators are names, not credentials; a random token has long mixed parts.
+    parts = [p for p in _TOKEN_SEPARATORS.split(text) if p]
+    return not all(p.isalpha() or p.isdigit() or len(p) <= 3 for p in parts)
+
+
+def _is_pseudonym(text: str) -> bool:
+    prefixed = text.startswith(_PSEUDONYM_PREFIX) and len(text) > len(_PSEUDONYM_PREFIX)
+    return prefixed or _JWT.fullmatch(text) is not None
+
+
+# In order: `20261126` is an int before it could be hex; a UUID is hex-like too.
+_KINDS: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("int", lambda t: _INT.fullmatch(t) is not None),
+    ("uuid", lambda t: _UUID.fullmatch(t) is not None),
+    ("date", lambda t: _DATE.fullmatch(t) is not None),
+    ("hex", lambda t: _HEX.fullmatch(t) is not None and (len(t) >= 16 or _has_digit_and_letter(t))),
+    ("email", lambda t: _EMAIL.fullmatch(t) is not None),
+    ("token", lambda t: _is_pseudonym(t) or _is_token(t)),
+)
+
+# The same rules as RE2 patterns, valid on printable ASCII without `%` (where `\S` is any
+# character and `re.I` is an ASCII case fold). The token rule's "not words joined by
+# separators" part is left to `value_kind` for the segments that reach it.
+_PLAIN = r"^[!-$&-~]+$"
+_RE2_SHAPED = (
+    r"^[0-9]+$",
+    r"^(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[Tt][0-9]{2}:[0-9]{2}.*)?$",
+    r"^[0-9a-fA-F]{16,}$",
+    r"^[^@/]+@[^@/]+\.[^@/]+$",
+    r"^anon_.",
+    r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$",
+)
+_RE2_HEX8 = r"^[0-9a-fA-F]{8,}$"
+_RE2_TOKEN = r"^[A-Za-z0-9_.~=-]{16,}$"  # noqa: S105 (a pattern, not a password)
+
+
+def _matches(segments: pa.Array, pattern: str) -> np.ndarray:
+    return np.asarray(pc.match_substring_regex(segments, pattern), dtype=bool)
+
+
+def shaped(segments: pa.Array) -> np.ndarray:
+    """Per segment (a string array without nulls), whether `value_kind` gives it a kind."""
+    out = np.zeros(len(segments), dtype=bool)
+    if not len(segments):
+        return out
+    plain = _matches(segments, _PLAIN)
+    for pattern in _RE2_SHAPED:
+        out |= _matches(segments, pattern)
+    digits = np.asarray(pc.count_substring_regex(segments, "[0-9]"), dtype=np.int64)
+    letters = np.asarray(pc.count_substring_regex(segments, "[A-Za-z]"), dtype=np.int64)
+    out |= _matches(segments, _RE2_HEX8) & (digits > 0) & (letters > 0)
+    token = _matches(segments, _RE2_TOKEN) & (digits >= 2)
+    # Token candidates and every segment the patterns cannot read go through Python.
+    slow = np.flatnonzero(~plain | (~out & token))
+    out &= plain
+    for i in slow:
+        out[i] = value_kind(segments[int(i)].as_py()) is not None
+    return out
+
+
+def cut_path(path: str) -> str:
+    """The path part a template reads: query and fragment dropped, "" read as "/"."""
+    return path.split("?", 1)[0].split("#", 1)[0] or "/"
+
+
+def path_skeletons(paths: pa.Array) -> list[tuple[str, ...]]:
+    """Per path (distinct strings, no nulls), its segments with every shaped segment
+    replaced by VALUE: paths with one skeleton get one endpoint and one tree reading."""
+    texts = paths.to_pylist()
+    cut = pa.array(
+        [t if "?" not in t and "#" not in t and t else cut_path(t) for t in texts], pa.string()
+    )
+    lists = pc.split_pattern(cut, "/")
+    flat = lists.flatten()
+    encoded = pc.dictionary_encode(flat)
+    distinct = encoded.dictionary
+    is_value = shaped(distinct)[encoded.indices.to_numpy(zero_copy_only=False)]
+    words = np.asarray(distinct.to_pylist(), dtype=object)[
+        encoded.indices.to_numpy(zero_copy_only=False)
+    ]
+    words[is_value] = VALUE
+    offsets = lists.offsets.to_numpy()
+    return [tuple(words[offsets[i] : offsets[i + 1]]) for i in range(len(texts))]

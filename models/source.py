@@ -1,0 +1,81 @@
+"""Where the model reads requests from: the seam between the model's aggregates and the
+engine that scans the trace (docs/SCALE.md).
+
+A `RequestSource` hands out every request's columns as record batches in one fixed scan
+order, and the columns of chosen requests by their position in that order. The model
+asks for the light columns of all requests once, and for heavy columns (bodies, headers)
+only of the requests it samples. `ParquetSource` scans the trace directory with the
+pyarrow dataset scanner; another engine (DuckDB over the same Parquet files, Spark or
+Dask over a bigger dataset) plugs in by implementing these two methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from tracereplay.trace import Trace, TraceMetadata, open_trace
+
+SCAN_BATCH_ROWS = 1 << 17
+
+
+class RequestSource(Protocol):
+    """Requests of one trace, column by column, batch by batch."""
+
+    @property
+    def metadata(self) -> TraceMetadata: ...
+
+    def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
+        """`columns` of every request, in the source's scan order."""
+        ...
+
+    def rows(self, positions: np.ndarray, columns: list[str]) -> pa.Table:
+        """`columns` of the requests at these scan positions, in the order given."""
+        ...
+
+
+@dataclass(frozen=True)
+class ParquetSource:
+    """A trace directory read with pyarrow's dataset scanner (the default source)."""
+
+    trace: Trace
+
+    @classmethod
+    def open(cls, path: Path) -> ParquetSource:
+        return cls(open_trace(path))
+
+    @property
+    def metadata(self) -> TraceMetadata:
+        return self.trace.metadata
+
+    def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
+        yield from self.trace.dataset.to_batches(columns=columns, batch_size=SCAN_BATCH_ROWS)
+
+    def rows(self, positions: np.ndarray, columns: list[str]) -> pa.Table:
+        """Read batch by batch, keeping only the chosen rows: memory follows the number
+        of rows asked for, not the trace (for most of the rows, the columns are read
+        whole and gathered: faster, and the rows are all kept anyway)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if 2 * len(positions) >= self.trace.num_rows:  # most rows: one read, one gather
+            table = self.trace.dataset.to_table(columns=columns)
+            return table.take(pa.array(positions))
+        wanted = np.sort(positions)
+        pieces: list[pa.Table] = []
+        offset = 0
+        for batch in self.batches(columns):
+            lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
+            if hi > lo:
+                chosen = batch.take(pa.array(wanted[lo:hi] - offset))
+                pieces.append(pa.Table.from_batches([chosen]))
+            offset += batch.num_rows
+        if pieces:
+            table = pa.concat_tables(pieces)
+        else:
+            table = self.trace.dataset.schema.empty_table().select(columns)
+        # Rows came in scan order; put them in the order asked for.
+        return table.take(pa.array(np.searchsorted(wanted, positions)))
