@@ -62,9 +62,31 @@ class Outcomes:
     addresses: int = 0
     """Distinct client addresses the sessions came from (0: unknown)."""
     addresses_from: str | None = None
+    basic_auth: tuple[str, ...] = ()
+    """Endpoints most of whose captured requests carried `Authorization: Basic`: the
+    replay sends them with the session's account as HTTP Basic."""
 
 
 NO_OUTCOMES = Outcomes()
+
+
+def is_basic(authorization: str) -> bool:
+    """Whether an Authorization header value uses the Basic scheme."""
+    return authorization.strip().partition(" ")[0].lower() == "basic"
+
+
+def basic_auth_endpoints(sessions: pd.DataFrame) -> tuple[str, ...]:
+    """Endpoints at least half of whose requests carried `Authorization: Basic`."""
+    basic: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for endpoint, row_headers in zip(sessions["endpoint"], sessions["req_headers"], strict=True):
+        total[str(endpoint)] += 1
+        items = row_headers.items() if isinstance(row_headers, dict) else row_headers
+        if not isinstance(items, Iterable) or isinstance(items, str):
+            continue
+        if any(str(k).lower() == "authorization" and is_basic(str(v)) for k, v in items):
+            basic[str(endpoint)] += 1
+    return tuple(sorted(e for e, n in basic.items() if 2 * n >= total[e]))
 
 
 def _login_doc(body: object) -> Any:
@@ -231,6 +253,7 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
         sessions=len(per_session),
         addresses=addresses,
         addresses_from=source,
+        basic_auth=basic_auth_endpoints(sessions),
     )
 
 
@@ -328,6 +351,7 @@ def outcomes_to_json(o: Outcomes) -> dict[str, Any]:
         "sessions": o.sessions,
         "addresses": o.addresses,
         "addresses_from": o.addresses_from,
+        "basic_auth": list(o.basic_auth),
     }
 
 
@@ -357,6 +381,7 @@ def outcomes_from_json(data: Any) -> Outcomes:
             sessions=int(data.get("sessions", 0)),
             addresses=int(data.get("addresses", 0)),
             addresses_from=data.get("addresses_from"),
+            basic_auth=tuple(str(e) for e in data.get("basic_auth") or ()),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"model: bad `outcomes` ({type(exc).__name__}: {exc})") from None

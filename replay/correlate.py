@@ -55,6 +55,7 @@ from .credentials import (
 )
 from .liveids import CreatedObject, CredentialPools, Key, RunObjects, SessionIds
 from .ownership import Protection, object_ids
+from .placeholders import fill_basic
 from .plan import PlannedRequest
 from .rewrite import (
     PreparedRequest,
@@ -190,6 +191,7 @@ class SessionCorrelator:
             body = set_body_fields(body, headers, fields)
         if body is not request.body:  # the client computes the new length
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        headers = fill_basic(headers, self.credential)  # a Basic placeholder: the account
         if self.address is not None:
             headers = set_header(headers, ADDRESS_HEADER, self.address)
         return PreparedRequest(request.method, path, query, headers, body)

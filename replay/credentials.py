@@ -24,7 +24,6 @@ from tracereplay.errors import UsageError
 
 from .rewrite import header, is_form
 
-_REQUIRED = ("email", "password")
 MAX_CREDENTIALS_BYTES = 64 << 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _IDENTITY_FIELD = re.compile(r"mail|user_?name|^user$|^login$|^account$|identifier", re.I)
@@ -36,11 +35,19 @@ _TOKEN_FIELD = re.compile(r"(token|secret|session_?id|api_?key)$", re.I)
 # (models/outcomes.py); accounts whose role is named like these are the privileged ones.
 _PRIVILEGED_ROLE = re.compile(r"admin|root|super|owner|staff|manager|operator", re.I)
 WRONG_PASSWORD = "tracereplay-deliberately-wrong-password"  # noqa: S105  # meant to fail
+_IDENTITY_COLUMNS = ("email", "username")
+"""The account's identity column: an email, or a user name (HTTP Basic backends)."""
+
+
+def credential_field(name: str) -> bool:
+    """Whether a body or query field of this name carries a secret (a password, a token)."""
+    return bool(_SECRET_FIELD.search(name) or _TOKEN_FIELD.search(name))
 
 
 @dataclass(frozen=True)
 class Credential:
     email: str
+    """The identity: the `email` column, or `username` when there is no email column."""
     password: str
     role: str | None = None
     """Matched to PlannedSession.role (a behavior's role) when both are known."""
@@ -48,7 +55,8 @@ class Credential:
 
 def load_credentials(path: Path) -> list[Credential]:
     """The accounts in a CSV with a header `email,password[,role]` (in any order, any
-    case; other columns ignored), e.g. `tracereplay demo-target --print-accounts`.
+    case; other columns ignored; `username` instead of `email` for backends that sign in
+    by user name, e.g. HTTP Basic), e.g. `tracereplay demo-target --print-accounts`.
 
     The one loader of --credentials, run in the parent before anything starts (and again in
     each worker). Its errors say where (line, column count) but never echo a cell: a file
@@ -69,9 +77,10 @@ def load_credentials(path: Path) -> list[Credential]:
         if header is None:
             raise UsageError(f"{where}: line 1: empty file, expected email,password")
         names = [name.strip().lower() for name in header]
-        if any(name not in names for name in _REQUIRED):
+        if "password" not in names or not any(n in names for n in _IDENTITY_COLUMNS):
             raise UsageError(
-                f"{where}: line 1: the header needs columns named email and password "
+                f"{where}: line 1: the header needs columns named email and password (or "
+                "username and password) "
                 f"(found {len(names)} columns, not named so: is the header line missing?)"
             )
         credentials = list(_accounts(reader, names, where))
@@ -83,7 +92,8 @@ def load_credentials(path: Path) -> list[Credential]:
 
 
 def _accounts(reader: Any, names: list[str], where: str) -> Iterator[Credential]:
-    email, password = names.index("email"), names.index("password")
+    identity = next(n for n in _IDENTITY_COLUMNS if n in names)
+    email, password = names.index(identity), names.index("password")
     role = names.index("role") if "role" in names else None
     for row in reader:
         if not any(cell.strip() for cell in row):

@@ -7,8 +7,9 @@ it is a POST the model learned to store its body on the object it names (an upda
 another name, e.g. a "configure"); the login, refresh and logout act on the session's own
 credential and are never protected. A protected request goes only when every object id it
 names (its path parameters and its learned id query fields) is one the session created;
-otherwise it is skipped with a reason, never sent with a guessed id. POST actions on an
-existing object (a sync, a connection test) are not protected unless `--protect` lists
+otherwise it is skipped with a reason, never sent with a guessed id. Any request that would
+send an anonymized credential placeholder is skipped too (replay/placeholders.py). POST
+actions on an existing object (a sync, a connection test) are not protected unless `--protect` lists
 POST. `--allow-foreign-writes` lets everything go, and the run says so loudly.
 """
 
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl, unquote
 from tracereplay.errors import UsageError
 from tracereplay.models.correlations import Location
 
+from .placeholders import credential_placeholder
 from .rewrite import PreparedRequest
 from .urls import check_method
 
@@ -31,7 +33,9 @@ NAMES_NO_OBJECT = "names_no_object"
 """A protected method on a path without an object id (a collection, the whole target)."""
 PATH_NOT_TEMPLATE = "path_not_template"
 """Its path does not match its endpoint's template, so its ids cannot be read."""
-REASONS = (NOT_OWNED, NAMES_NO_OBJECT, PATH_NOT_TEMPLATE)
+PLACEHOLDER_CREDENTIAL = "placeholder_credential"
+"""It would send an anonymized credential (`[removed]`, `anon_…`): no live one for it."""
+REASONS = (NOT_OWNED, NAMES_NO_OBJECT, PATH_NOT_TEMPLATE, PLACEHOLDER_CREDENTIAL)
 
 
 def parse_protect(text: str) -> frozenset[str]:
@@ -111,7 +115,11 @@ def clear(
     protection: Protection,
     places: Sequence[Location] = (),
 ) -> Cleared | Skipped:
-    """Whether `request` (of `endpoint`) may go, given the ids its session `owned`."""
+    """Whether `request` (of `endpoint`) may go, given the ids its session `owned`. A
+    request that would send an anonymized credential never goes (not even with
+    --allow-foreign-writes)."""
+    if credential_placeholder(request) is not None:
+        return Skipped(endpoint, PLACEHOLDER_CREDENTIAL)
     if not protection.protects(endpoint, request.method):
         return Cleared(request, False, _KEY)
     ids = object_ids(endpoint, request.path, request.query, places)

@@ -36,6 +36,7 @@ from tracereplay.models.ids import IdModel, ids_from_json, learn_ids
 from tracereplay.models.model import load_model
 from tracereplay.models.outcomes import (
     draw_outcome,
+    is_basic,
     outcomes_from_json,
     session_address,
     session_outcomes,
@@ -45,6 +46,7 @@ from tracereplay.models.synthesize import Synthesizer
 from tracereplay.models.templating import Templater, add_endpoints
 from tracereplay.trace import open_trace
 
+from .placeholders import BASIC_PLACEHOLDER
 from .plan import Plan, PlannedRequest, PlannedSession
 from .profiles import shape
 from .rewrite import json_values_at
@@ -203,6 +205,7 @@ def plan_from_model(
     synth = Synthesizer(model, seed)
     outcomes = outcomes_from_json(model.get("outcomes"))
     login = auth_from_json(model.get("auth") or {}).login_endpoint
+    basic = frozenset(outcomes.basic_auth)
     if profile is None:
         starts = synth.session_starts(scale, duration_s, speed=speed, process=arrivals)
         window = duration_s if duration_s is not None else synth.arrivals.span_s / speed
@@ -223,7 +226,8 @@ def plan_from_model(
                 method=r.record.method,
                 path=r.record.path,
                 query=r.record.query,
-                headers=tuple(r.record.req_headers or ()),
+                headers=tuple(r.record.req_headers or ())
+                + ((("Authorization", BASIC_PLACEHOLDER),) if r.endpoint in basic else ()),
                 body=r.record.req_body,
                 think_s=r.think_s / speed,
                 path_params=r.path_params,
@@ -412,6 +416,9 @@ def _kept_headers(pairs: Any) -> tuple[tuple[str, str], ...]:
     items = pairs.items() if isinstance(pairs, dict) else pairs
     if not isinstance(items, Iterable) or isinstance(items, str):
         return ()
+    kept = [(str(name), str(value)) for name, value in items]
+    basic = any(k.lower() == "authorization" and is_basic(v) for k, v in kept)
     return tuple(
-        (str(name), str(value)) for name, value in items if str(name).lower() not in DROPPED_HEADERS
+        [(k, v) for k, v in kept if k.lower() not in DROPPED_HEADERS]
+        + ([("Authorization", BASIC_PLACEHOLDER)] if basic else [])
     )

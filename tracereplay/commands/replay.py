@@ -176,7 +176,7 @@ def objects_line(s: dict[str, Any], out: Path, host: str, credentials: Path | No
     created = s.get("created_objects") or {}
     skipped = (s.get("skipped") or {}).get("total", 0)
     foreign = (s.get("foreign_writes_sent") or {}).get("total", 0)
-    text = f"{skipped} protected requests skipped (not the session's own objects)"
+    text = f"{skipped} requests skipped (not the session's own objects, or no live credential)"
     if foreign:
         text += f", {foreign} SENT to objects the run did not create (--allow-foreign-writes)"
     left = int(created.get("left", 0))
