@@ -3,22 +3,28 @@ the same run, on traces synthesized from a staging model.
 
     .venv/bin/python bench/bench_model.py run --staging TRACE [--sizes 100k,1M,10M]
         [--old-sizes 100k,1M] [--base c31404e] [--work DIR] [--json out.json]
+        [--compare [SIZE]] [--processes 2]
     .venv/bin/python bench/bench_model.py equal --trace TRACE [--base c31404e]
 
 `run` models the staging trace, synthesizes a trace of about each size from that model
-(new code; sizes are requests), then times `tracereplay model` on each trace with the new
-code and, for --old-sizes, with the base commit's code; `synthesize` new and old at the
-old sizes; `compare` of two synthetic traces of the largest size (new code). Every
-command runs in its own process under `/usr/bin/time -v` (wall time, peak RSS); the model
-runs also report the time of each stage. The base commit's code is unpacked with
-`git archive` into the work directory and put first on the import path, so the package
-keeps no copy of the old code.
+(sizes are requests), then times `tracereplay model` on each trace with the new code and,
+for --old-sizes, with the base commit's code, and lists what differs between the two
+models (as `equal` does). At the old sizes the trace is the one the base commit's
+synthesize wrote (the base's reader refuses the columns this tree's writer adds), and this
+tree's synthesize with 1 and with --processes processes is timed into a spare directory.
+`compare` of two synthetic traces of the largest size or of --compare SIZE (new code, and
+the base commit's where SIZE is an old size), and apart what compare does before it
+measures (read both traces, endpoints, sessions: `load_pair`). Every command runs in its
+own process under `/usr/bin/time -v` (wall time, peak RSS); the model runs also report the
+time of each stage. The base commit's code is unpacked with `git archive` into the work
+directory and put first on the import path, so the package keeps no copy of the old code.
 
 `equal` builds the model of TRACE with both codes and checks the answers are the same
 (issue 15, item 6): endpoints, templates, correlations and auth identical; endpoint
 counts and shares, sessions, session quantiles, arrivals and latency/status equal; the
 behaviors within 1 pp of share and 0.01 of each chain probability; payload models
-identical for every endpoint that was not sampled; exit 1 naming what differs.
+identical for every endpoint that was not sampled; exit 1 naming what differs. The base
+commit's code models a copy of TRACE without the columns it does not know, if any.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "c31404e"
@@ -80,7 +88,7 @@ def old_tree(rev: str, into: Path) -> Path:
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run `argv` under /usr/bin/time -v: wall seconds, peak RSS (MiB), its stdout."""
+    """Run `argv` under /usr/bin/time -v: wall and CPU seconds, peak RSS (MiB), stdout."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         start = time.perf_counter()
         done = subprocess.run(
@@ -91,8 +99,21 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
         text = Path(report.name).read_text()
     if done.returncode != 0:
         raise SystemExit(f"{argv[:4]}… exited {done.returncode}: {done.stderr[-2000:]}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))  # type: ignore[union-attr]
-    return {"wall_s": round(wall, 2), "peak_rss_mib": round(rss_kb / 1024), "stdout": done.stdout}
+    rss_kb = float(_field(text, "Maximum resident set size (kbytes)"))
+    cpu = float(_field(text, "User time (seconds)")) + float(_field(text, "System time (seconds)"))
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),  # the process and the workers it waited for
+        "peak_rss_mib": round(rss_kb / 1024),  # of the largest one process
+        "stdout": done.stdout,
+    }
+
+
+def _field(report: str, name: str) -> str:
+    found = re.search(rf"{re.escape(name)}: ([\d.]+)", report)
+    if found is None:
+        raise SystemExit(f"/usr/bin/time -v said no {name!r}")
+    return found.group(1)
 
 
 def env_for(tree: Path | None) -> dict[str, str]:
@@ -114,6 +135,34 @@ _WHICH = (
     "assert _m.__file__.startswith({tree!r}), 'wrong code: ' + _m.__file__\n"
     "exec(compile(sys.argv.pop(1), '<bench>', 'exec'))\n"
 )
+
+
+# Copies a trace's Parquet parts with only the columns the running code's schema has.
+_PROJECT = """
+import sys
+from pathlib import Path
+import pyarrow.parquet as pq
+from tracereplay.trace.schema import TRACE_SCHEMA
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+dst.mkdir()
+for part in sorted(src.glob("*.parquet")):
+    table = pq.read_table(part)
+    kept = table.select(TRACE_SCHEMA.names).cast(TRACE_SCHEMA)
+    pq.write_table(kept.replace_schema_metadata(table.schema.metadata), dst / part.name)
+"""
+
+
+def readable_by(tree: Path, trace: Path, into: Path) -> Path:
+    """`trace`, or a copy of it without the columns the code of `tree` does not know
+    (its reader refuses a trace with other columns, e.g. the conn/addr this tree writes).
+    That code never reads those columns, so its model of the copy is its model of `trace`."""
+    code = "from tracereplay.trace.schema import TRACE_SCHEMA; print(*TRACE_SCHEMA.names)"
+    known = set(timed([*python(tree), code], env_for(tree))["stdout"].split())
+    found = {name for part in trace.glob("*.parquet") for name in pq.read_schema(part).names}
+    if found <= known:
+        return trace
+    timed([*python(tree), _PROJECT, str(trace), str(into)], env_for(tree))
+    return into
 
 
 def run_model(trace: Path, out: Path, tree: Path | None, **kw: Any) -> dict[str, Any]:
@@ -156,6 +205,21 @@ def run_compare(real: Path, other: Path, out: Path, tree: Path | None) -> dict[s
     return result
 
 
+def run_load_pair(real: Path, other: Path, tree: Path | None) -> dict[str, Any]:
+    """What compare does before it measures: read both traces, endpoints, sessions."""
+    code = (
+        "import sys, json, time; from pathlib import Path\n"
+        "from tracereplay.compare.compare import load_pair\n"
+        "start = time.perf_counter()\n"
+        "real, other = load_pair(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "rows = len(real) + len(other)\n"
+        "print(json.dumps({'seconds': time.perf_counter() - start, 'rows': rows}))\n"
+    )
+    result = timed([*python(tree), code, str(real), str(other)], env_for(tree))
+    result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
+    return result
+
+
 def parse_size(text: str) -> int:
     text = text.strip().upper()
     factor = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
@@ -179,34 +243,45 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     old_sizes = {parse_size(s) for s in args.old_sizes.split(",") if s}
     for size in sizes:
         label = f"{size:,}"
-        trace = work / f"synth-{size}"
+        trace, spare = work / f"synth-{size}", work / f"synth-spare-{size}"
         entry: dict[str, Any] = {}
         scale = size / rows_at_1x
-        if not trace.exists():
-            entry[f"synthesize_new_{args.processes}p"] = run_synthesize(
-                staging_model, trace, scale, None, processes=args.processes
-            )
+        # The base commit's reader refuses the columns this tree's writer adds (conn, ...),
+        # so at the old sizes both codes model the trace the base's synthesize wrote, and
+        # the new synthesize is timed into a spare directory.
+        runs: list[tuple[str, Path | None, int]] = [
+            (f"synthesize_new_{args.processes}p", None, args.processes)
+        ]
         if size in old_sizes:
-            spare = work / f"synth-spare-{size}"
-            for key, tree in (("synthesize_new_1p", None), ("synthesize_old", old)):
-                if key not in entry:
-                    shutil.rmtree(spare, ignore_errors=True)
-                    entry[key] = run_synthesize(staging_model, spare, scale, tree)
+            runs = [("synthesize_old", old, 1), *runs, ("synthesize_new_1p", None, 1)]
+        for key, tree, processes in runs:
+            if key in entry or (trace.exists() and key == runs[0][0]):
+                continue
+            into = trace if key == runs[0][0] else spare
             shutil.rmtree(spare, ignore_errors=True)
+            entry[key] = run_synthesize(staging_model, into, scale, tree, processes=processes)
+        shutil.rmtree(spare, ignore_errors=True)
         entry["model_new"] = run_model(trace, work / f"new-{size}.json", None, **args.model_kw)
         if size in old_sizes:
             entry["model_old"] = run_model(trace, work / f"old-{size}.json", old)
+            models = [json.loads((work / f"{k}-{size}.json").read_text()) for k in ("old", "new")]
+            entry["differences"] = differences(*models)  # issue 15 item 6, at this size
         results[label] = entry
         print(json.dumps({label: entry}, indent=1), flush=True)
     if args.compare:
-        size = max(sizes)
+        size = max(sizes) if args.compare == "largest" else parse_size(args.compare)
+        if size not in sizes:
+            raise SystemExit(f"--compare {args.compare}: not one of --sizes")
         other = work / f"synth-{size}-b"
-        if not other.exists():
-            run_synthesize(staging_model, other, size / rows_at_1x, None, 2, args.processes)
-        for key, tree in (("compare_new", None), ("compare_old", old)):
+        writer, processes = (old, 1) if size in old_sizes else (None, args.processes)
+        if not other.exists():  # at an old size, a trace both codes read (above)
+            run_synthesize(staging_model, other, size / rows_at_1x, writer, 2, processes)
+        for key, tree in (("new", None), ("old", old)):
             if tree is None or size in old_sizes:
-                results[key] = run_compare(work / f"synth-{size}", other, work / key, tree)
-                print(json.dumps({key: results[key]}), flush=True)
+                pair = (work / f"synth-{size}", other)
+                results[f"compare_{key}"] = run_compare(*pair, work / f"compare_{key}", tree)
+                results[f"compare_read_sessionize_{key}"] = run_load_pair(*pair, tree)
+                print(json.dumps({k: v for k, v in results.items() if key in k}), flush=True)
     return results
 
 
@@ -269,7 +344,9 @@ def equal(args: argparse.Namespace) -> int:
         work = Path(tmp)
         old = old_tree(args.base, work / "base")
         runs = {
-            "old": run_model(args.trace, work / "old.json", old),
+            "old": run_model(
+                readable_by(old, args.trace, work / "old-trace"), work / "old.json", old
+            ),
             "new": run_model(args.trace, work / "new.json", None),
             "new_again": run_model(args.trace, work / "new2.json", None),
         }
@@ -298,8 +375,9 @@ def main() -> int:
         "--no-correlations", action="store_true", help="new code: model without correlations"
     )
     run.add_argument(
-        "--compare", action="store_true", help="compare two traces of the largest size"
-    )
+        "--compare", nargs="?", const="largest", metavar="SIZE",
+        help="compare two traces of SIZE (one of --sizes; default the largest)",
+    )  # fmt: skip
     eq = sub.add_parser("equal")
     eq.add_argument("--trace", type=Path, required=True)
     eq.add_argument("--base", default=BASE)

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from mitmproxy import ctx, exceptions, flowfilter, http
 from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy.mode_specs import ReverseMode
 
 from tracereplay.capture.anonymize.policy import Policy, load_policy
 from tracereplay.capture.anonymize.provenance import trace_metadata
 from tracereplay.capture.anonymize.pseudonyms import load_key
 from tracereplay.capture.exchange import exchange_from_flow
+from tracereplay.capture.links import bypass_warning, direct_link
 from tracereplay.capture.recorder import (
     DEFAULT_MAX_BACKLOG_BYTES,
     Recorder,
@@ -53,6 +55,9 @@ class TraceCapture:
         self.policy: Policy | None = None
         self.key_source = ""
         self.final_stats: RecorderStats | None = None
+        self.direct_links = 0
+        """Recorded responses with a header linking to the target directly (reverse mode)."""
+        self.direct_link_header: str | None = None
         self._filter: flowfilter.TFilter | None = None
         self._lock = threading.Lock()
 
@@ -192,6 +197,20 @@ class TraceCapture:
             headers += len(response.headers)
         size = backlog_bytes(bodies, len(request.path), headers)
         recorder.offer(size, lambda: exchange_from_flow(flow), flow.error is not None)
+        mode = flow.client_conn.proxy_mode
+        if response is not None and isinstance(mode, ReverseMode):
+            self._check_links(response, mode)
+
+    def _check_links(self, response: http.Response, mode: ReverseMode) -> None:
+        """Count a response that links clients past the proxy; say so the first time."""
+        host, port = mode.address
+        name = direct_link(response.headers.items(multi=True), host, port, mode.scheme)
+        if name is None:
+            return
+        self.direct_links += 1
+        if self.direct_link_header is None:
+            self.direct_link_header = name
+            logger.warning("tracereplay: %s", bypass_warning(name, f"{host}:{port}"))
 
     def done(self) -> None:
         self.close()
@@ -202,6 +221,13 @@ class TraceCapture:
             recorder, self.recorder = self.recorder, None
         if recorder is not None:
             self.final_stats = recorder.close()
+            if self.direct_link_header is not None:
+                logger.warning(
+                    "tracereplay: responses linking to the target directly: %d (first in "
+                    "%s); requests that followed them went around the capture",
+                    self.direct_links,
+                    self.direct_link_header,
+                )
         return self.final_stats
 
 

@@ -48,6 +48,10 @@ class CaptureSettings:
     workers: int | None = None
     """Anonymizing worker processes; None: the usable cores less one."""
     max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES
+    rewrite_host: bool = False
+    """Reverse mode: send the target's host:port as Host (for a target routed by virtual
+    host) instead of the Host the client sent, which lets the links an app builds from
+    it lead back through the proxy."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class CaptureResult:
     """"duration", "SIGINT", "SIGTERM" or "write failure" (then `stats.failure` says why)."""
     listen: str
     key_source: str
+    direct_links: int = 0
+    """Responses whose headers linked to the target directly (clients following them
+    bypassed the capture); the capture warned about them."""
 
 
 StatusCallback = Callable[[RecorderStats, float], None]
@@ -73,6 +80,8 @@ def check_settings(settings: CaptureSettings) -> tuple[str, str | None]:
         raise UsageError("--workers must be >= 1")
     if settings.max_backlog_bytes <= 0:
         raise UsageError("--max-backlog must be > 0")
+    if settings.rewrite_host and settings.mode != "reverse":
+        raise UsageError("--rewrite-host is for --mode reverse (a regular proxy keeps Host)")
     check_out(settings.out)
     target_filter = None
     if settings.target:
@@ -127,6 +136,7 @@ async def _capture(
     )
     master = Master(opts, with_termlog=False)
     master.addons.add(*default_addons())
+    opts.update(keep_host_header=not settings.rewrite_host)
     capture = TraceCapture()
     master.addons.add(capture)
     if flow_filter:
@@ -179,6 +189,7 @@ async def _capture(
         stopped_by=stopped_by[0],
         listen=listen,
         key_source=capture.key_source,
+        direct_links=capture.direct_links,
     )
 
 

@@ -124,6 +124,11 @@ class Checker:
             return tuple(found)
         rest = _PSEUDO_ADDRESS.sub(" ", value) if ".invalid" in value.lower() else value
         found.extend(("entropy", t) for t in _TOKENS.findall(rest) if _secret_token(t))
+        if self._field_list(value, field):  # `fields=title,done`: names, each judged alone
+            found.extend(
+                ("identifier", p) for part in value.split(",") for p in self.identifiers(part)
+            )
+            return tuple(found)
         # Commas and semicolons part words too (a CSV line); each part is judged alone.
         tokens = [t for t in _SEPARATORS.split(value) if t]
         if len(tokens) >= 2:
@@ -156,10 +161,16 @@ class Checker:
         parts = colon_parts(token)
         if len(parts) > 1 and all(self._explained(p) or not _WORDS.search(p) for p in parts):
             return True
+        return self._field_list(token, field)
+
+    @staticmethod
+    def _field_list(value: str, field: str | None) -> bool:
+        """Field names (`-last_modified`, `title,done`) as the value of a sort or fields
+        parameter."""
         return (
             field is not None
             and bool(name_words(field) & _FIELD_LIST_WORDS)
-            and _FIELD_LIST.fullmatch(token) is not None
+            and _FIELD_LIST.fullmatch(value) is not None
         )
 
     def _explained(self, token: str) -> bool:

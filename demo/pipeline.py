@@ -25,6 +25,8 @@ from tracereplay.errors import UsageError
 from tracereplay.processes import LOOPBACK, free_port, running
 from tracereplay.trace.info import TraceInfo, describe_trace
 
+CAPTURE_STOP_TIMEOUT_S = 60.0
+
 
 @dataclass(frozen=True)
 class DemoResult:
@@ -90,6 +92,9 @@ def run_demo(
             ready_port=(LOOPBACK, proxy_port),
             env=capture_env,
             log=out_dir / "capture.log",
+            # The capture drains its anonymizer workers and writes its last part on
+            # SIGTERM; on a busy machine that takes more than the usual 10 s.
+            stop_timeout_s=CAPTURE_STOP_TIMEOUT_S,
         ):
             console.print(
                 f"[3/{steps}] staging users through the proxy: {users} at peak over a "

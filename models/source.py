@@ -54,7 +54,8 @@ class ParquetSource:
         return self.trace.metadata
 
     def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
-        yield from self.trace.dataset.to_batches(columns=columns, batch_size=SCAN_BATCH_ROWS)
+        # Through the Trace, so a damaged page is a TraceCorruptError (one line, exit 2).
+        yield from self.trace.to_batches(columns, batch_size=SCAN_BATCH_ROWS)
 
     def rows(self, positions: np.ndarray, columns: list[str]) -> pa.Table:
         """Read batch by batch, keeping only the chosen rows: memory follows the number
@@ -62,7 +63,7 @@ class ParquetSource:
         whole and gathered: faster, and the rows are all kept anyway)."""
         positions = np.asarray(positions, dtype=np.int64)
         if 2 * len(positions) >= self.trace.num_rows:  # most rows: one read, one gather
-            table = self.trace.dataset.to_table(columns=columns)
+            table = self.trace.to_table(columns, sort=False)
             return table.take(pa.array(positions))
         wanted = np.sort(positions)
         pieces: list[pa.Table] = []

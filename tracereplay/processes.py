@@ -184,9 +184,11 @@ def running(
     start_timeout_s: float = 30.0,
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
+    stop_timeout_s: float = STOP_TIMEOUT_S,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start `argv`, wait until `ready_url` answers 200 (or `ready_port` accepts
-    connections), and stop it when the block ends.
+    connections), and stop it when the block ends (SIGTERM, then SIGKILL after
+    `stop_timeout_s`).
 
     The child's output goes to `log` (else nowhere); it gets its own process group so a
     Ctrl-C in the terminal reaches only us, and we stop it in order.
@@ -211,4 +213,4 @@ def running(
             wait_for_port(*ready_port, process, start_timeout_s)
         yield process
     finally:
-        stop_process(process)
+        stop_process(process, timeout_s=stop_timeout_s)

@@ -1,11 +1,14 @@
-"""The capture proxy as a real process in front of the sandbox target, for end-to-end tests."""
+"""The capture proxy as a real process in front of a target, for end-to-end tests; small
+targets served by threads in the test process."""
 
 from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow as pa
@@ -61,3 +64,18 @@ def captured(out: Path, *, with_probes: bool = False) -> pa.Table:
     paths = table.column("path").to_pylist()
     keep = [i for i, p in enumerate(paths) if p != PROBE_PATH]
     return table.take(pa.array(keep, type=pa.int64()))
+
+
+@contextmanager
+def threaded_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served by threads on a free 127.0.0.1 port: its base URL; stopped at exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

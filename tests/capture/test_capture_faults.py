@@ -11,17 +11,16 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.capture.proxies import TEST_KEY, capture_argv, capture_proxy, stop
+from tests.capture.proxies import TEST_KEY, capture_argv, capture_proxy, stop, threaded_server
 from tests.capture.test_capture_proxy import children, run_cli, wait_for_rows
 from tests.tmpfs import fill, small_tmpfs
 from tracereplay.processes import free_port
@@ -67,16 +66,8 @@ class Backend(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def backend() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Backend)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        host, port = server.server_address[:2]
-        yield f"http://{host!s}:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with threaded_server(Backend) as url:
+        yield url
 
 
 def raw_get(port: int, target: bytes, *headers: bytes) -> bytes:

@@ -310,6 +310,7 @@ def test_a_header_holding_an_absolute_url_is_read_as_a_url(fake: Faker) -> None:
         ("sort=+dueDate", True),
         ("q=-last_modified", False),  # not a sort parameter: a word nothing explains
         ("_sort=jessica.miller", False),  # a name is a name, in a sort key too
+        ("fields=title,jessica.miller", False),  # and in a list of field names
     ],
 )
 def test_sort_keys_are_field_names(tmp_path: Path, query: str, clean: bool) -> None:

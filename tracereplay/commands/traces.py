@@ -59,6 +59,15 @@ def capture_cmd(
             "left out and counted (dropped_backlog), so the proxy never slows down."
         ),
     ] = "4MiB",
+    rewrite_host: Annotated[
+        bool,
+        typer.Option(
+            "--rewrite-host",
+            help="Reverse mode: send the target's host:port as Host, for a target routed by "
+            "virtual host [default: the client's Host, so links the app builds from it "
+            "lead back through the proxy].",
+        ),
+    ] = False,
 ) -> int:
     """Record live traffic through mitmproxy into an anonymized trace (Ctrl-C stops it).
 
@@ -90,6 +99,7 @@ def capture_cmd(
         append=append,
         workers=workers,
         max_backlog_bytes=parse_size_bytes(max_backlog),
+        rewrite_host=rewrite_host,
     )
     console = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="capture: %(message)s")

@@ -84,7 +84,9 @@ class Trace:
         """The rows as record batches, in file order (`options` go to `Dataset.to_batches`);
         an undecodable page is a `TraceCorruptError`, as in `to_table`."""
         with self._reading():
-            yield from self.dataset.to_batches(columns=columns, **options)
+            for batch in self.dataset.to_batches(columns=columns, **options):
+                batch.validate(full=True)  # as in `to_table`
+                yield batch
 
     def _check_times(self, ts: pa.ChunkedArray) -> None:
         """Times a capture can have: a damaged page can decode to any number at all."""

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, unquote_plus
@@ -22,6 +21,7 @@ from mitmproxy.test import tflow
 
 from tests.capture.canaries.corpus import Case
 from tests.capture.har_factory import chrome_entry, write_dump, write_har
+from tests.capture.proxies import threaded_server
 from tracereplay.capture.exchange import Exchange
 from tracereplay.trace import read_trace
 from tracereplay.trace.schema import TRACE_COLUMNS
@@ -149,15 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
 def canned_target(cases: Sequence[Case]) -> Iterator[tuple[str, set[int]]]:
     """A server on 127.0.0.1 answering each case (by its X-Case header); stopped at exit."""
     handler = type("Handler", (_Handler,), {"cases": {c.index: c for c in cases}, "seen": set()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler.seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with threaded_server(handler) as url:
+        yield url, handler.seen
 
 
 def send_live(proxy_url: str, cases: Sequence[Case]) -> None:
