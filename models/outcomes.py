@@ -75,18 +75,22 @@ def is_basic(authorization: str) -> bool:
     return authorization.strip().partition(" ")[0].lower() == "basic"
 
 
+def carries_basic(row_headers: object) -> bool:
+    """Whether a request's headers (pairs or a dict) hold `Authorization: Basic …`."""
+    items = row_headers.items() if isinstance(row_headers, dict) else row_headers
+    if not isinstance(items, Iterable) or isinstance(items, str):
+        return False
+    return any(str(k).lower() == "authorization" and is_basic(str(v)) for k, v in items)
+
+
 def basic_auth_endpoints(sessions: pd.DataFrame) -> tuple[str, ...]:
     """Endpoints at least half of whose requests carried `Authorization: Basic`."""
     basic: Counter[str] = Counter()
     total: Counter[str] = Counter()
     for endpoint, row_headers in zip(sessions["endpoint"], sessions["req_headers"], strict=True):
         total[str(endpoint)] += 1
-        items = row_headers.items() if isinstance(row_headers, dict) else row_headers
-        if not isinstance(items, Iterable) or isinstance(items, str):
-            continue
-        if any(str(k).lower() == "authorization" and is_basic(str(v)) for k, v in items):
-            basic[str(endpoint)] += 1
-    return tuple(sorted(e for e, n in basic.items() if 2 * n >= total[e]))
+        basic[str(endpoint)] += carries_basic(row_headers)
+    return tuple(sorted(e for e, n in basic.items() if n and 2 * n >= total[e]))
 
 
 def _login_doc(body: object) -> Any:
@@ -160,6 +164,12 @@ def session_outcomes(
             outcome = "ok" if answered_ok(status) else ("failed" if _failed(status) else None)
             if role_field is not None and outcome == "ok":
                 role = _role_in(group["resp_body"].iloc[first], role_field)
+        if login is None and "req_headers" in group.columns:
+            # HTTP Basic has no login: a session whose every Basic request got 401 failed.
+            basic = [st for st, h in zip(statuses, group["req_headers"], strict=True)
+                     if carries_basic(h)]  # fmt: skip
+            if basic:
+                outcome = "failed" if all(st == 401 for st in basic) else "ok"
         out.append(SessionOutcome(role, outcome, used, denied))
     if role_field is None:  # privileges shown by 403s: got 2xx where others were refused
         contested = set().union(*refused.values()) if refused else set()

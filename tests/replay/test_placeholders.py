@@ -14,6 +14,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from faker import Faker
 
@@ -24,7 +25,7 @@ from tracereplay.cli import main
 from tracereplay.errors import UsageError
 from tracereplay.models.model import build_model, write_model
 from tracereplay.processes import free_port
-from tracereplay.replay.credentials import Credential, load_credentials
+from tracereplay.replay.credentials import WRONG_PASSWORD, Credential, load_credentials
 from tracereplay.replay.ownership import PLACEHOLDER_CREDENTIAL, Cleared, Protection, Skipped, clear
 from tracereplay.replay.placeholders import (
     basic_value,
@@ -161,9 +162,13 @@ def basic_backend(accounts: dict[str, str]) -> Iterator[BasicBackend]:
         yield backend
 
 
+FAILED_SESSION = 5
+
+
 def basic_trace(directory: Path, sessions: int = 6) -> Path:
     """Each session signs up (POST /accounts, its password removed by the capture), then
-    lists, adds and lists records with `Authorization: Basic <pseudonym>`."""
+    lists, adds and lists records with `Authorization: Basic <pseudonym>`; every records
+    request of FAILED_SESSION got 401 (a wrong password)."""
     rows = []
     for i in range(sessions):
         t = T0 + timedelta(seconds=i)
@@ -178,7 +183,8 @@ def basic_trace(directory: Path, sessions: int = 6) -> Path:
         ):
             rows.append(make_record(ts=t + timedelta(seconds=0.2 * j), session=f"s{i}",
                                     method=method, path="/buckets/b/records", req_body=body,
-                                    req_headers=headers))  # fmt: skip
+                                    req_headers=headers,
+                                    status=401 if i == FAILED_SESSION else 200))  # fmt: skip
     return write_trace(directory, rows)
 
 
@@ -209,9 +215,18 @@ def test_basic_auth_backend_gets_live_basic_and_never_a_placeholder(
         assert skipped["POST /accounts"] == {PLACEHOLDER_CREDENTIAL: 6}, skipped
         assert not [s for s in seen if s[1] == "/accounts"]  # never sent
         records = [s for s in seen if s[1].startswith("/buckets/")]
-        if with_credentials:  # every records request went, as a known account, and got 200
+        if with_credentials:  # every records request went, as a known account
             live = {basic_value(Credential(u, p)) for u, p in accounts.items()}
-            assert records and {auth for _, _, auth, _ in records} <= live
+            wrong = {basic_value(Credential(u, WRONG_PASSWORD)) for u in accounts}
+            sent = [auth for _, _, auth, _ in records]
+            assert records and set(sent) <= live | wrong
+            timing = pq.read_table(out / "timing.parquet").to_pandas()
+            refused = timing[timing["status"] == 401]
+            if source == "trace":  # the session refused in the capture is refused again
+                assert sum(a in wrong for a in sent) == 3
+                assert set(refused["session"]) == {FAILED_SESSION} and len(refused) == 3
+            else:
+                assert set(sent) <= live and refused.empty
         else:  # no account: the records requests are skipped, not sent with the pseudonym
             assert records == []
             assert sum(n for e, r in skipped.items() for n in r.values() if "/buckets/" in e) > 0
