@@ -352,7 +352,7 @@ def compare_sessionized(
             "count": len(cut_ids),
             "how": cut_how,
             "session_keys": list(cut_keys),
-            "skipped": (run_summary or {}).get("skipped") if has_status else None,
+            "skipped": (run_summary or {}).get("sessions_skipped") if has_status else None,
             "left_out_of": ["session_length", "session_duration"] if cut_ids else [],
         },
         goals=goals,

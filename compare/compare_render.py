@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .compare import CompareResult
+from .run_summary import LOAD_COUNTS
 
 VERDICT_MARKUP = {"pass": "pass", "noise": "[yellow]NOISE[/yellow]", "fail": "[red]FAIL[/red]"}
 
@@ -105,8 +106,7 @@ def load_line(load: Mapping[str, Any], cut: Mapping[str, Any]) -> str:
     planned, started = load.get("sessions_planned"), load.get("sessions_started")
     if planned is not None:
         text += f"; {started} of {planned} planned sessions started"
-    parts = [f"{load[k]} {word}" for k, word in (("sessions_cut", "cut"), ("skipped", "skipped"))
-             if load.get(k)]  # fmt: skip
+    parts = [f"{load[k]} {word}" for k, word in LOAD_COUNTS if load.get(k)]
     if parts:
         text += ", " + ", ".join(parts)
     if cut.get("count"):

@@ -24,7 +24,7 @@ from .html import table as _table
 from .html import val as _val
 from .html import verdict as _verdict
 from .report_sections import COLORS, SIDES
-from .run_summary import session_ids_of
+from .run_summary import LOAD_COUNTS, session_ids_of
 from .verdicts import worst
 
 __all__ = ["COLORS", "load_pair", "render_report", "sessionized_pair", "write_report"]
@@ -171,7 +171,7 @@ def _load(doc: Json) -> str:
     planned, started = load.get("sessions_planned"), load.get("sessions_started")
     if planned is not None:
         text += f"; {_val(started)} of {_val(planned)} planned sessions started"
-    for key, word in (("sessions_cut", "cut at the end of the run"), ("skipped", "skipped")):
+    for key, word in LOAD_COUNTS:
         if load.get(key):
             text += f", {_val(load[key])} {word}"
     return f'<p class="meta">{text}.</p>'

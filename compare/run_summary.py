@@ -50,10 +50,21 @@ class Load:
     sessions_started: int | None
     sessions_completed: int | None
     sessions_cut: int | None
-    skipped: int | None
+    sessions_skipped: int | None
+    """Planned sessions that never started."""
+    requests_skipped: int | None
+    """Requests the replay did not send (not the session's own object, no live credential)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+LOAD_COUNTS = (
+    ("sessions_cut", "cut"),
+    ("sessions_skipped", "never started"),
+    ("requests_skipped", "requests skipped"),
+)
+"""The load's counts a report names, and the words it names them with."""
 
 
 def achieved_load(
@@ -73,7 +84,11 @@ def achieved_load(
         source = FROM_THROUGHPUT
         if real_rps and other_rps is not None:
             achieved = other_rps / real_rps
-    counts = {k: _count(s.get(k)) for k in (*SESSION_COUNTS, "sessions_cut", "skipped")}
+    counts = {k: _count(s.get(k)) for k in (*SESSION_COUNTS, "sessions_cut", "sessions_skipped")}
+    skipped = s.get("skipped")  # {total, by_endpoint} since issue 10
+    counts["requests_skipped"] = _count(
+        skipped.get("total") if isinstance(skipped, Mapping) else skipped
+    )
     return Load(
         offered_scale=scale,
         achieved_scale=achieved,

@@ -37,6 +37,9 @@ __all__ = [  # Location is re-exported: rules and the auth description are made 
     "AuthInfo",
     "CorrelationRule",
     "Location",
+    "Use",
+    "Walk",
+    "answered_ok",
     "auth_from_json",
     "auth_to_json",
     "correlations_from_json",
@@ -44,6 +47,7 @@ __all__ = [  # Location is re-exported: rules and the auth description are made 
     "find_auth",
     "find_correlations",
     "is_credential",
+    "walk_sessions",
 ]
 
 DEFAULT_MIN_VALUE_LEN = 6
@@ -94,7 +98,10 @@ _COLUMNS = ("session_id", "endpoint", "path", "query", "req_headers", "req_body"
 
 
 @dataclass(frozen=True)
-class _Use:
+class Use:
+    """One request value explained by an earlier response of its session: by the most
+    recent one that yielded it (`source`) and by the first (`origin`)."""
+
     session: int
     seq: int
     target_endpoint: str
@@ -102,6 +109,8 @@ class _Use:
     source_endpoint: str
     source: Location
     value: str
+    origin_endpoint: str
+    origin: Location
 
     @property
     def rule(self) -> tuple[str, Location, str, Location]:
@@ -109,8 +118,11 @@ class _Use:
 
 
 @dataclass
-class _Walk:
-    uses: list[_Use]
+class Walk:
+    """What `walk_sessions` found: every explained use, and per endpoint how many requests
+    it made and how many carried a value at each place."""
+
+    uses: list[Use]
     carried: Counter[tuple[str, Location]]  # requests of an endpoint sending a value there
     requests: Counter[str]  # requests per endpoint
     rows: list[dict[str, Any]]
@@ -143,14 +155,16 @@ def _pick(places: list[Location], target: Location) -> Location:
     return min(places, key=rank)
 
 
-def _ok(status: object) -> bool:
+def answered_ok(status: object) -> bool:
+    """A 2xx or 3xx status."""
     return isinstance(status, int | float) and 200 <= status < 400
 
 
-def _walk(sessions: pd.DataFrame, min_len: int) -> _Walk:
+def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) -> Walk:
+    """Walk every session in order: which request values earlier responses explain."""
     rows = _rows(sessions)
     sent = [request_values(row, min_len) for row in rows]
-    got = [response_values(row, min_len) if _ok(row["status"]) else [] for row in rows]
+    got = [response_values(row, min_len) if answered_ok(row["status"]) else [] for row in rows]
     seen_in: defaultdict[str, set[int]] = defaultdict(set)
     for row, values in zip(rows, got, strict=True):
         for _, value in values:
@@ -169,28 +183,32 @@ def _walk(sessions: pd.DataFrame, min_len: int) -> _Walk:
         if len(where) >= floor and value not in credentials
     }
 
-    walk = _Walk([], Counter(), Counter(), rows)
+    walk = Walk([], Counter(), Counter(), rows)
     index: dict[str, tuple[str, list[Location]]] = {}
+    first: dict[str, tuple[str, list[Location]]] = {}  # the response that first yielded it
     current = -1
     for row, req, resp in zip(rows, sent, got, strict=True):
         if int(row["session_id"]) != current:
-            current, index = int(row["session_id"]), {}
+            current, index, first = int(row["session_id"]), {}, {}
         endpoint = str(row["endpoint"])
         walk.requests[endpoint] += 1
         walk.carried.update({(endpoint, loc) for loc, _ in req})
         for loc, value in set(req):
             if value in index:
                 source_endpoint, places = index[value]
-                source = _pick(places, loc)
+                origin_endpoint, origin_places = first[value]
                 walk.uses.append(
-                    _Use(current, row["seq"], endpoint, loc, source_endpoint, source, value)
-                )
+                    Use(current, row["seq"], endpoint, loc, source_endpoint, _pick(places, loc),
+                        value, origin_endpoint, _pick(origin_places, loc))
+                )  # fmt: skip
         echoed = {value for _, value in req}
         fresh: dict[str, list[Location]] = {}
         for loc, value in resp:
             if value not in echoed and value not in constant:
                 fresh.setdefault(value, []).append(loc)
         index.update({value: (endpoint, places) for value, places in fresh.items()})
+        for value, places in fresh.items():
+            first.setdefault(value, (endpoint, places))
     return walk
 
 
@@ -199,15 +217,20 @@ def _round(x: float) -> float:
 
 
 def find_correlations(
-    sessions: pd.DataFrame, *, min_support: int = 2, min_value_len: int = DEFAULT_MIN_VALUE_LEN
+    sessions: pd.DataFrame,
+    *,
+    min_support: int = 2,
+    min_value_len: int = DEFAULT_MIN_VALUE_LEN,
+    walk: Walk | None = None,
 ) -> list[CorrelationRule]:
     """The correlation rules of `sessions`, seen in at least `min_support` sessions,
-    sorted by source endpoint, source, target endpoint, target."""
+    sorted by source endpoint, source, target endpoint, target (`walk`: one already made
+    of `sessions` with `min_value_len`)."""
     if min_support < 1 or min_value_len < 1:
         raise UsageError("min_support and min_value_len must be at least 1")
     if sessions.empty:
         return []
-    walk = _walk(sessions, min_value_len)
+    walk = walk or walk_sessions(sessions, min_value_len)
     seen: defaultdict[tuple[str, Location, str, Location], set[tuple[int, int]]]
     seen = defaultdict(set)
     for use in walk.uses:
@@ -241,13 +264,14 @@ def find_auth(
     rules: Sequence[CorrelationRule],
     *,
     min_value_len: int = DEFAULT_MIN_VALUE_LEN,
+    walk: Walk | None = None,
 ) -> AuthInfo:
     """The login endpoint (its response yields a value later requests send as a credential
     and it is sent without one), the credential, how it is sent, refresh and logout."""
     if sessions.empty or not rules:
         return NO_AUTH
     kept = {(r.source_endpoint, r.source, r.target_endpoint, r.target) for r in rules}
-    walk = _walk(sessions, min_value_len)
+    walk = walk or walk_sessions(sessions, min_value_len)
     uses = [u for u in walk.uses if u.rule in kept]
     creds = [u for u in uses if is_credential(u.target)]
     credentialed = Counter(
@@ -267,7 +291,7 @@ def find_auth(
     # place that holds the same value is the credential, wherever later requests send it.
     aliases = set()
     for row in walk.rows:
-        if row["endpoint"] == login and _ok(row["status"]):
+        if row["endpoint"] == login and answered_ok(row["status"]):
             got = response_values(row, min_value_len)
             tokens = {value for loc, value in got if loc == credential}
             aliases |= {loc for loc, value in got if value in tokens}
@@ -287,7 +311,7 @@ def find_auth(
 
 
 def _logout(
-    creds: list[_Use], used_as: tuple[Location, ...], login: str, refresh: str | None
+    creds: list[Use], used_as: tuple[Location, ...], login: str, refresh: str | None
 ) -> str | None:
     """The endpoint after which a session never sends its credential again."""
     carriers: defaultdict[int, list[tuple[int, str]]] = defaultdict(list)

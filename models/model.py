@@ -33,6 +33,7 @@ from .correlations import (
     correlations_to_json,
     find_auth,
     find_correlations,
+    walk_sessions,
 )
 from .endpoints import (
     PAYLOAD_COLUMNS,
@@ -44,7 +45,9 @@ from .endpoints import (
     sample_rows,
 )
 from .frame import LIGHT_COLUMNS, RequestColumns, read_request_columns
+from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_check import check_model
+from .outcomes import NO_OUTCOMES, fit_outcomes, outcomes_to_json
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     request_curve,
@@ -60,7 +63,7 @@ MAX_MODEL_BYTES = 512 << 20
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
 STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations")
 CORRELATION_COLUMNS = ["path", "query", "req_headers", "req_body", "status", "resp_headers",
-                       "resp_body"]  # fmt: skip
+                       "resp_body", "addr"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -139,11 +142,14 @@ def build_model(
     with clock("payloads"):
         endpoints, payload_note = _endpoints(trace, requests, endpoint, names, payload_sample, seed)
     with clock("correlations"):
-        rules, auth = [], NO_AUTH
+        rules, auth, ids, outcomes = [], NO_AUTH, NO_IDS, NO_OUTCOMES
         if correlations:
             heavy = _correlation_frame(trace, requests, sessions)
-            rules = find_correlations(heavy)
-            auth = find_auth(heavy, rules)
+            walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
+            rules = find_correlations(heavy, walk=walk)
+            auth = find_auth(heavy, rules, walk=walk)
+            ids = learn_ids(walk, auth, endpoints)
+            outcomes = fit_outcomes(heavy, auth, behaviors)
     return {
         "format": MODEL_FORMAT,
         "provenance": {
@@ -178,6 +184,9 @@ def build_model(
         "arrivals": arrivals.to_json(),
         "correlations": correlations_to_json(rules),
         "auth": auth_to_json(auth),
+        # Additive (issue 10): what replay's ownership rules and role matching read.
+        "ids": ids_to_json(ids),
+        "outcomes": outcomes_to_json(outcomes),
     }
 
 
@@ -270,6 +279,7 @@ def _correlation_frame(
     order = sessions["request"].to_numpy()
     table = trace.rows(requests.row[order], CORRELATION_COLUMNS)
     frame: pd.DataFrame = table.to_pandas()
+    frame["session_key"] = np.asarray(requests.keys, dtype=object)[requests.key[order]]
     frame["session_id"] = sessions["session_id"].to_numpy()
     frame["seq"] = sessions["seq"].to_numpy()
     frame["endpoint"] = sessions["endpoint"].astype(object).to_numpy()

@@ -17,6 +17,8 @@ from tracereplay.errors import ConfigError, UsageError
 from .arrivals import ArrivalModel
 from .behaviors import END, QUANTILE_POINTS
 from .correlations import auth_from_json, correlations_from_json
+from .ids import check_ids, ids_from_json
+from .outcomes import outcomes_from_json
 
 MAX_RATE_PER_S = 1e6
 """Sessions per second in one bucket of the arrival curve: more is not a measured rate."""
@@ -70,6 +72,8 @@ def check_model(data: dict[str, Any], where: str) -> None:
         ArrivalModel.from_json(arrivals)
         correlations_from_json(data.get("correlations", []))
         auth_from_json(data.get("auth", {}))
+        check_ids(ids_from_json(data.get("ids")), list(endpoints))
+        outcomes_from_json(data.get("outcomes"))
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     _dry_run(data, fail)

@@ -64,14 +64,14 @@ def _text(value: object, min_len: int) -> str | None:
     return None
 
 
-def _json_leaves(doc: object, pointer: str = "") -> Iterator[tuple[str, object]]:
+def json_leaves(doc: object, pointer: str = "") -> Iterator[tuple[str, object]]:
     if isinstance(doc, dict):
         for name, child in doc.items():
             escaped = str(name).replace("~", "~0").replace("/", "~1")
-            yield from _json_leaves(child, f"{pointer}/{escaped}")
+            yield from json_leaves(child, f"{pointer}/{escaped}")
     elif isinstance(doc, list):
         for child in doc:
-            yield from _json_leaves(child, f"{pointer}/*")
+            yield from json_leaves(child, f"{pointer}/*")
     else:
         yield pointer, doc
 
@@ -95,7 +95,7 @@ def _json_values(body: object) -> list[tuple[Location, object]]:
         doc = json.loads(_decode(body))
     except ValueError:
         return []  # no body, not JSON, or cut at the capture's body limit
-    return [(Location("json", pointer), leaf) for pointer, leaf in _json_leaves(doc)]
+    return [(Location("json", pointer), leaf) for pointer, leaf in json_leaves(doc)]
 
 
 def _eligible(values: Iterable[tuple[Location, object]], min_len: int) -> Values:

@@ -22,6 +22,8 @@ from tracereplay.models.model_check import MAX_PLANNED_SESSIONS, check_draw
 from tracereplay.outdir import check_out_dir
 
 from .credentials import Credential, load_credentials
+from .discovery import discovery_budget_s
+from .ownership import parse_protect
 from .profiles import Shape, check_profile, shape
 from .sources import check_model_requests, check_trace_source, load_source
 from .urls import Origin, parse_origin
@@ -64,6 +66,7 @@ def check(settings: ReplaySettings) -> CheckedRun:
     origin = parse_origin(settings.host)
     _check_numbers(settings)
     check_profile(settings.profile)
+    parse_protect(settings.protect)
     if settings.arrivals not in ARRIVAL_PROCESSES:
         raise UsageError(
             f"--arrivals {settings.arrivals!r}: choose one of {', '.join(ARRIVAL_PROCESSES)}"
@@ -83,7 +86,13 @@ def check(settings: ReplaySettings) -> CheckedRun:
         settings.source, kind, window_s=window_s, speed=settings.speed,
         grace_s=settings.grace_s, profile=settings.profile,
     )  # fmt: skip
-    run_time_s = settings.run_time_s or (window_s + grace_s + RUN_TIME_MARGIN_S + STOP_BUDGET_S)
+    run_time_s = settings.run_time_s or (
+        window_s
+        + grace_s
+        + RUN_TIME_MARGIN_S
+        + STOP_BUDGET_S
+        + (discovery_budget_s(window_s) if settings.discovery else 0.0)
+    )
     return CheckedRun(kind, origin, window_s, run_time_s, credentials, expected, grace_s, real_rps)
 
 

@@ -28,16 +28,22 @@ I/O here. Choices where the rules alone do not decide:
   does: a rule too rare in the trace to be learned would leave the pseudonym, and a 401).
   Rules still win where they have a value. An answer to the refresh, or to any request
   that sent such a token, that hands out new ones renews them (a rotation).
+- Ids: which of the live ids a path, query or body place takes (the captured one's live
+  counterpart, a sticky seeded choice from a list, the account's pool) is replay/liveids.py;
+  a protected request (replay/ownership.py) gets an id its session created where it can.
+  Answers of the model's creates record the objects the session made.
+- With --spread-addresses, every request carries the session's X-Forwarded-For.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from tracereplay.cookies import cookie_pairs
 from tracereplay.models.correlations import AuthInfo, CorrelationRule, Location
+from tracereplay.models.ids import NO_IDS, IdModel, is_id_place
 
 from .credentials import (
     Credential,
@@ -47,12 +53,17 @@ from .credentials import (
     handed_tokens,
     load_credentials,
 )
+from .liveids import CreatedObject, CredentialPools, Key, RunObjects, SessionIds
+from .ownership import Protection, object_ids
+from .placeholders import fill_basic
 from .plan import PlannedRequest
 from .rewrite import (
+    PreparedRequest,
     Response,
     Scalar,
     cookie_text,
     header,
+    planned_value,
     response_cookies,
     set_body_fields,
     set_header,
@@ -68,54 +79,17 @@ __all__ = [  # the runner imports the credential helpers from here too
     "load_credentials",
 ]
 
-_Key = tuple[str, Location]  # (source endpoint, where its response holds the value)
 _AUTH_HEADERS = ("authorization", "proxy-authorization")
-
-
-@dataclass(frozen=True)
-class PreparedRequest:
-    """What the runner sends: the planned request with live values in it."""
-
-    method: str
-    path: str
-    query: str | None
-    headers: list[tuple[str, str]]
-    body: bytes | None
+_ID_TARGETS = ("path", "query", "json", "form")
+ADDRESS_HEADER = "x-forwarded-for"
 
 
 @dataclass(frozen=True)
 class _Seen:
     order: int  # observation count: the largest is the most recent
-    value: Scalar
+    value: Scalar | tuple[Scalar, ...]  # a tuple: every item of a list answer
     set_cookie: bool  # the HTTP client's cookie jar holds it too
     fallback: bool = False  # the credential where no rule says so (auth.used_as)
-
-
-class SharedValues:
-    """Ids (not credentials) that responses of any session yielded, most recent last.
-
-    A synthesized session may reach an endpoint that needs an id (a path parameter, a
-    `client_id` query value) without having visited, in this session, the response that
-    handed it out: its Markov chain is first order. Rather than sending the planned fresh
-    value (a sure 404), such a target takes the most recent value any session saw at one
-    of its rules' sources. Shared by the sessions of one process.
-    """
-
-    def __init__(self, keep: int = 64) -> None:
-        self._values: dict[_Key, deque[tuple[int, Scalar]]] = {}
-        self._keep = keep
-        self._order = 0
-
-    def add(self, key: _Key, value: Scalar) -> None:
-        self._order += 1
-        self._values.setdefault(key, deque(maxlen=self._keep)).append((self._order, value))
-
-    def latest(self, keys: Sequence[_Key]) -> Scalar | None:
-        seen = [self._values[k][-1] for k in keys if self._values.get(k)]
-        return max(seen, key=lambda s: s[0])[1] if seen else None
-
-
-_SHARED_TARGETS = ("path", "query", "json", "form")
 
 
 class SessionCorrelator:
@@ -128,22 +102,39 @@ class SessionCorrelator:
         credential: Credential | None,
         *,
         min_confidence: float = 0.2,
-        shared: SharedValues | None = None,
+        ids: IdModel = NO_IDS,
+        session_ids: SessionIds | None = None,
+        protection: Protection | None = None,
+        address: str | None = None,
     ) -> None:
         self.auth = auth
         self.credential = credential
-        self.shared = shared
-        self._targets: dict[str, dict[Location, list[_Key]]] = {}
+        self.id_model = ids
+        self.ids = session_ids or SessionIds(
+            0, random.Random(0), RunObjects(), CredentialPools(), None
+        )
+        self.protection = protection or Protection()
+        self.address = address
+        self._targets: dict[str, dict[Location, list[Key]]] = {}
         self._sources: dict[str, set[Location]] = {}
         for rule in rules:
             if rule.confidence >= min_confidence:
                 by_target = self._targets.setdefault(rule.target_endpoint, {})
                 by_target.setdefault(rule.target, []).append((rule.source_endpoint, rule.source))
                 self._sources.setdefault(rule.source_endpoint, set()).add(rule.source)
+        self._pooled: set[Key] = set()  # id sources: their values go to the account's pool
+        for target in ids.targets:
+            by_target = self._targets.setdefault(target.endpoint, {})
+            for producer in target.producers:
+                key = (producer.endpoint, producer.source)
+                if key not in by_target.setdefault(target.target, []):
+                    by_target[target.target].append(key)
+                self._sources.setdefault(producer.endpoint, set()).add(producer.source)
+                self._pooled.add(key)
         for endpoint in (auth.login_endpoint, auth.refresh_endpoint):
             if endpoint is not None and auth.credential is not None:
                 self._sources.setdefault(endpoint, set()).add(auth.credential)
-        self._values: dict[_Key, _Seen] = {}
+        self._values: dict[Key, _Seen] = {}
         self._jar: dict[str, str] = {}  # what the client's cookie jar holds, by name
         self._tokens: dict[str, str] = {}  # tokens the login / refreshes handed out, by field
         self._order = 0
@@ -157,8 +148,20 @@ class SessionCorrelator:
 
     @property
     def login_failed(self) -> bool:
-        """The login answered >= 400 or not at all: the runner ends the session."""
+        """The login answered >= 400 or not at all."""
         return self._login_failed
+
+    @property
+    def owned(self) -> dict[str, str]:
+        """Ids of the objects this session created (and has not deleted), oldest first."""
+        return self.ids.owned
+
+    def id_places(self, endpoint: str) -> list[Location]:
+        """Where requests of `endpoint` send object ids: its path parameters and the
+        model's learned id places."""
+        template = endpoint.partition(" ")[2].partition("?")[0]
+        params = [Location("path", s[1:-1]) for s in template.split("/") if s.startswith("{")]
+        return list(dict.fromkeys([*params, *self.id_model.places(endpoint)]))
 
     # ---- before a request -------------------------------------------------------------
 
@@ -171,7 +174,7 @@ class SessionCorrelator:
                 body, headers = fill_login_body(body, headers, self.credential)
         elif self._logged_in:
             body = fill_handed_tokens(body, headers, self._tokens)
-        live = self._live(request.endpoint, headers)
+        live = self._live(request, headers)
         path, query = request.path, request.query
         if paths := {t.key: str(s.value) for t, s in live.items() if t.where == "path"}:
             path = set_path(request, paths)
@@ -183,25 +186,32 @@ class SessionCorrelator:
         headers = self._with_cookies(
             headers, {t.key: s for t, s in live.items() if t.where == "cookie"}
         )
-        fields = {t: s.value for t, s in live.items() if t.where in ("json", "form")}
+        fields = {t: _scalar(s.value) for t, s in live.items() if t.where in ("json", "form")}
         if fields and body:
             body = set_body_fields(body, headers, fields)
         if body is not request.body:  # the client computes the new length
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        headers = fill_basic(headers, self.credential)  # a Basic placeholder: the account
+        if self.address is not None:
+            headers = set_header(headers, ADDRESS_HEADER, self.address)
         return PreparedRequest(request.method, path, query, headers, body)
 
-    def _live(self, endpoint: str, headers: list[tuple[str, str]]) -> dict[Location, _Seen]:
+    def _live(
+        self, request: PlannedRequest, headers: list[tuple[str, str]]
+    ) -> dict[Location, _Seen]:
         """Target location → the value to send there (rules first, then the credential)."""
+        endpoint = request.endpoint
         rule_targets = self._targets.get(endpoint, {})
+        places = self.id_places(endpoint)
+        protected = self.protection.protects(endpoint, request.method)
         live: dict[Location, _Seen] = {}
-        for target, keys in rule_targets.items():
-            seen = [self._values[key] for key in keys if key in self._values]
-            if seen:
-                live[target] = max(seen, key=lambda s: s.order)
-            elif self.shared is not None and target.where in _SHARED_TARGETS:
-                value = self.shared.latest(keys)
-                if value is not None:
-                    live[target] = _Seen(-1, value, False)
+        for target in dict.fromkeys([*rule_targets, *places]):
+            keys = rule_targets.get(target, [])
+            value = self._id_value(request, target, keys, target in places)
+            if protected and target in places and target.where in ("path", "query"):
+                value = self._owned_value(endpoint, target, value)
+            if value is not None:
+                live[target] = value
         auth = self.auth
         credential = None
         if auth.login_endpoint is not None and auth.credential is not None:
@@ -216,6 +226,42 @@ class SessionCorrelator:
                 t: s for t, s in live.items() if not (t.where == "header" and t in auth.used_as)
             }
         return live
+
+    def _id_value(
+        self, request: PlannedRequest, target: Location, keys: list[Key], is_id: bool
+    ) -> _Seen | None:
+        """The live value for one target (see replay/liveids.py for the order)."""
+        if target.where in _ID_TARGETS:
+            planned = planned_value(request, target)
+            if planned is not None and planned in self.ids.mapped:
+                return _Seen(-1, self.ids.mapped[planned], False)
+        seen = [(self._values[key], key) for key in keys if key in self._values]
+        if seen:
+            latest, key = max(seen, key=lambda s: s[0].order)
+            if not isinstance(latest.value, tuple):
+                return latest
+            chosen = self.ids.choose(key, latest.value)
+            return None if chosen is None else replace(latest, value=chosen)
+        if is_id and target.where in _ID_TARGETS:
+            pooled = self.ids.from_pool(keys)
+            if pooled is not None:
+                return _Seen(-1, pooled, False)
+        return None
+
+    def _owned_value(self, endpoint: str, target: Location, value: _Seen | None) -> _Seen | None:
+        """For a protected request: an id this session created, where it has one that a
+        create producing this place made (else the value stays, and ownership skips)."""
+        if value is not None and str(value.value) in self.ids.owned:
+            return value
+        creates = {
+            p.endpoint for p in self.id_model.producers(endpoint, target) if p.kind == "create"
+        } | {
+            c.endpoint
+            for c in self.id_model.creations
+            if c.delete == endpoint and c.param == target.key
+        }
+        mine = self.ids.owned_from(creates)
+        return value if mine is None else _Seen(-1, mine, False)
 
     def _with_cookies(
         self, headers: list[tuple[str, str]], cookies: dict[str, _Seen]
@@ -246,8 +292,10 @@ class SessionCorrelator:
         status: int | None,
         headers: Sequence[tuple[str, str]],
         body: bytes | None,
+        sent: PreparedRequest | None = None,
     ) -> None:
-        """Store what the response yields at the rules' source locations for its endpoint."""
+        """Store what the response yields at the rules' source locations for its endpoint;
+        record what a create made and what a DELETE removed (`sent`: what went out)."""
         self._order += 1
         endpoint, auth = request.endpoint, self.auth
         ok = status is not None and 200 <= status < 400
@@ -260,29 +308,74 @@ class SessionCorrelator:
         if not ok:
             return  # an error answer hands out nothing a client would reuse
         response = Response(headers, body, set_cookies)
-        sent = fill_handed_tokens(request.body, request.headers, self._tokens)
-        if sent is not request.body or endpoint in (auth.login_endpoint, auth.refresh_endpoint):
+        sent_body = fill_handed_tokens(request.body, request.headers, self._tokens)
+        if sent_body is not request.body or endpoint in (
+            auth.login_endpoint,
+            auth.refresh_endpoint,
+        ):
             self._tokens |= handed_tokens(body)  # the login's, or renewed ones
+        captured = dict(request.yields)
         for source in self._sources.get(endpoint, ()):
-            self._store((endpoint, source), response.value_at(source), source.where == "cookie")
+            self._store((endpoint, source), response, source, captured.get(source, ()))
         if endpoint == auth.refresh_endpoint and auth.login_endpoint is not None:
             for source in self._sources.get(auth.login_endpoint, ()):
-                value = response.value_at(source)
-                self._store((auth.login_endpoint, source), value, source.where == "cookie")
+                self._store((auth.login_endpoint, source), response, source, ())
         if endpoint == auth.logout_endpoint:
             self._logged_in = False
+        self._objects(request, response, sent)
 
-    def _store(self, key: _Key, value: Scalar | None, set_cookie: bool) -> None:
-        if value is not None:
-            self._values[key] = _Seen(self._order, value, set_cookie)
-            credential = (self.auth.login_endpoint, self.auth.credential)
-            if self.shared is not None and not set_cookie and key != credential:
-                self.shared.add(key, value)
+    def _objects(
+        self, request: PlannedRequest, response: Response, sent: PreparedRequest | None
+    ) -> None:
+        creation = self.id_model.creation(request.endpoint)
+        if creation is not None:
+            value = response.value_at(creation.source)
+            if value is not None:
+                self.ids.created(
+                    CreatedObject(
+                        str(value),
+                        request.endpoint,
+                        self.ids.session,
+                        self.ids.credential,
+                        creation.delete,
+                        creation.param,
+                    )
+                )
+        if request.method.upper() == "DELETE" and sent is not None:
+            named = object_ids(request.endpoint, sent.path, sent.query, ())
+            for value in named or ():
+                self.ids.deleted(value)
+
+    def _store(
+        self, key: Key, response: Response, source: Location, captured: Sequence[str]
+    ) -> None:
+        is_list = source.where == "json" and "*" in source.key.split("/")
+        values = response.values_at(source) if is_list else []
+        single = None if is_list else response.value_at(source)
+        if single is not None:
+            values = [single]
+        if not values:
+            return
+        set_cookie = source.where == "cookie"
+        value: Scalar | tuple[Scalar, ...] = tuple(values) if is_list else values[0]
+        self._values[key] = _Seen(self._order, value, set_cookie)
+        credential = (self.auth.login_endpoint, self.auth.credential)
+        if (
+            not set_cookie
+            and key != credential
+            and (key in self._pooled or is_id_place(source, []))
+        ):
+            self.ids.answered(key, values, captured)
+
+
+def _scalar(value: Scalar | tuple[Scalar, ...]) -> Scalar:
+    return value[0] if isinstance(value, tuple) else value
 
 
 def _header_value(target: Location, seen: _Seen, headers: list[tuple[str, str]]) -> str:
+    value = _scalar(seen.value)
     if target.key not in _AUTH_HEADERS:
-        return str(seen.value)
+        return str(value)
     planned = header(headers, target.key) or ""
     scheme, space, _ = planned.strip().partition(" ")
-    return f"{scheme if space else 'Bearer'} {seen.value}"
+    return f"{scheme if space else 'Bearer'} {value}"

@@ -2,7 +2,10 @@
 filling one into a planned login body; tokens a login hands out into later bodies.
 
 Captured login bodies hold pseudonymized emails and removed passwords, so a replayed
-session signs in with a real account from this list instead, chosen round-robin. A
+session signs in with a real account from this list instead: round-robin among the
+accounts whose `role` column fits the session's role (the role its real session showed,
+see models/outcomes.py), among all when none fits (counted and said once). A session whose
+real login failed signs in with a deliberately wrong password, so it fails again. A
 captured body that sends a token back (`{"refresh_token": …}`) holds a pseudonym too.
 """
 
@@ -21,7 +24,6 @@ from tracereplay.errors import UsageError
 
 from .rewrite import header, is_form
 
-_REQUIRED = ("email", "password")
 MAX_CREDENTIALS_BYTES = 64 << 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _IDENTITY_FIELD = re.compile(r"mail|user_?name|^user$|^login$|^account$|identifier", re.I)
@@ -29,11 +31,23 @@ _SECRET_FIELD = re.compile(r"password|passwd|pwd|passphrase", re.I)
 # A field of a login or refresh answer whose value the client sends back as a credential
 # (access_token, refreshToken, id_token, session_id, api_key, client_secret; not token_type).
 _TOKEN_FIELD = re.compile(r"(token|secret|session_?id|api_?key)$", re.I)
+# Without a role field in the login answer the model calls roles privileged/unprivileged
+# (models/outcomes.py); accounts whose role is named like these are the privileged ones.
+_PRIVILEGED_ROLE = re.compile(r"admin|root|super|owner|staff|manager|operator", re.I)
+WRONG_PASSWORD = "tracereplay-deliberately-wrong-password"  # noqa: S105  # meant to fail
+_IDENTITY_COLUMNS = ("email", "username")
+"""The account's identity column: an email, or a user name (HTTP Basic backends)."""
+
+
+def credential_field(name: str) -> bool:
+    """Whether a body or query field of this name carries a secret (a password, a token)."""
+    return bool(_SECRET_FIELD.search(name) or _TOKEN_FIELD.search(name))
 
 
 @dataclass(frozen=True)
 class Credential:
     email: str
+    """The identity: the `email` column, or `username` when there is no email column."""
     password: str
     role: str | None = None
     """Matched to PlannedSession.role (a behavior's role) when both are known."""
@@ -41,7 +55,8 @@ class Credential:
 
 def load_credentials(path: Path) -> list[Credential]:
     """The accounts in a CSV with a header `email,password[,role]` (in any order, any
-    case; other columns ignored), e.g. `tracereplay demo-target --print-accounts`.
+    case; other columns ignored; `username` instead of `email` for backends that sign in
+    by user name, e.g. HTTP Basic), e.g. `tracereplay demo-target --print-accounts`.
 
     The one loader of --credentials, run in the parent before anything starts (and again in
     each worker). Its errors say where (line, column count) but never echo a cell: a file
@@ -62,9 +77,10 @@ def load_credentials(path: Path) -> list[Credential]:
         if header is None:
             raise UsageError(f"{where}: line 1: empty file, expected email,password")
         names = [name.strip().lower() for name in header]
-        if any(name not in names for name in _REQUIRED):
+        if "password" not in names or not any(n in names for n in _IDENTITY_COLUMNS):
             raise UsageError(
-                f"{where}: line 1: the header needs columns named email and password "
+                f"{where}: line 1: the header needs columns named email and password (or "
+                "username and password) "
                 f"(found {len(names)} columns, not named so: is the header line missing?)"
             )
         credentials = list(_accounts(reader, names, where))
@@ -76,7 +92,8 @@ def load_credentials(path: Path) -> list[Credential]:
 
 
 def _accounts(reader: Any, names: list[str], where: str) -> Iterator[Credential]:
-    email, password = names.index("email"), names.index("password")
+    identity = next(n for n in _IDENTITY_COLUMNS if n in names)
+    email, password = names.index(identity), names.index("password")
     role = names.index("role") if "role" in names else None
     for row in reader:
         if not any(cell.strip() for cell in row):
@@ -105,14 +122,53 @@ def scrub(text: str, secrets: frozenset[str]) -> str:
     return text
 
 
+def role_fits(account_role: str | None, session_role: str) -> bool:
+    """Whether an account of `account_role` plays a session that showed `session_role`."""
+    if account_role is None:
+        return False
+    account = account_role.strip().lower()
+    if session_role == "privileged":
+        return _PRIVILEGED_ROLE.search(account) is not None
+    if session_role == "unprivileged":
+        return _PRIVILEGED_ROLE.search(account) is None
+    return account == session_role.strip().lower()
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The account a session logs in with (its index in --credentials), and whether its
+    role fitted (False: the session showed a role no account has)."""
+
+    credential: Credential | None
+    index: int | None
+    matched: bool = True
+
+
+def assign_account(
+    credentials: Sequence[Credential],
+    index: int,
+    role: str | None = None,
+    login_fails: bool = False,
+) -> Assignment:
+    """Round-robin over the accounts that fit `role` (all when it is None or none fits);
+    with `login_fails`, the account's email with a wrong password."""
+    every = list(range(len(credentials)))
+    if not every:
+        return Assignment(None, None, role is None)
+    fitting = [i for i in every if role_fits(credentials[i].role, role)] if role else every
+    chosen = (fitting or every)[index % len(fitting or every)]
+    credential = credentials[chosen]
+    if login_fails:
+        wrong = WRONG_PASSWORD if credential.password != WRONG_PASSWORD else WRONG_PASSWORD + "!"
+        credential = Credential(credential.email, wrong, credential.role)
+    return Assignment(credential, chosen, bool(fitting))
+
+
 def credential_for(
     credentials: Sequence[Credential], index: int, role: str | None = None
 ) -> Credential | None:
-    """The account session `index` logs in with: round-robin over the accounts with
-    `role` when any has it, else over all; None when there are none."""
-    pool = [c for c in credentials if c.role == role] if role is not None else []
-    pool = pool or list(credentials)
-    return pool[index % len(pool)] if pool else None
+    """The account session `index` logs in with (see `assign_account`)."""
+    return assign_account(credentials, index, role).credential
 
 
 def fill_login_body(
@@ -133,6 +189,23 @@ def fill_login_body(
             headers = [*headers, ("Content-Type", "application/json")]
         return json.dumps(doc).encode(), headers
     return _fill_fields(body, headers, value_for), headers
+
+
+def blank_login_body(body: bytes | None, headers: list[tuple[str, str]]) -> str | None:
+    """A planned login (or logout) body as text with every identity, password and token
+    field emptied, so it can be kept on disk (cleanup fills it again); None when there is
+    none or it is not text."""
+    if not body:
+        return None
+
+    def blank(name: str) -> str | None:
+        named = _SECRET_FIELD.search(name) or _IDENTITY_FIELD.search(name)
+        return "" if named or _TOKEN_FIELD.search(name) else None
+
+    try:
+        return _fill_fields(body, headers, blank).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def handed_tokens(body: bytes | None) -> dict[str, str]:
@@ -183,7 +256,9 @@ def _fill_fields(
     set to it; the same bytes when nothing changed or the body is neither."""
     if is_form(headers):
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-        filled = [(name, value_for(name) or value) for name, value in pairs]
+        filled = [
+            (name, v if (v := value_for(name)) is not None else value) for name, value in pairs
+        ]
         return urlencode(filled).encode() if filled != pairs else body
     try:
         doc = json.loads(body)

@@ -46,6 +46,14 @@ def add_arguments(parser: Any) -> None:
     group.add_argument("--replay-profile", default=None, help="peak|spike|soak|stress (model)")
     group.add_argument("--replay-max-body", type=int, default=DEFAULT_MAX_BODY,
                        help="Bytes of a response body read at most")  # fmt: skip
+    group.add_argument("--replay-protect", default="DELETE,PATCH,PUT",
+                       help="Methods sent only to objects their session created")  # fmt: skip
+    group.add_argument("--replay-allow-foreign-writes", action="store_true",
+                       help="Let protected requests go to any object (unsafe)")  # fmt: skip
+    group.add_argument("--replay-spread-addresses", action="store_true",
+                       help="X-Forwarded-For from each session's captured address")  # fmt: skip
+    group.add_argument("--replay-no-discovery", action="store_true",
+                       help="Skip the discovery phase (list calls per account)")  # fmt: skip
     group.add_argument("--replay-parent-pid", type=int, default=None,
                        help="Stop when this process (tracereplay replay) is gone")  # fmt: skip
 
@@ -71,6 +79,10 @@ def configure(environment: Any, **_: Any) -> None:
         TraceReplay.arrivals = options.replay_arrivals
         TraceReplay.profile = options.replay_profile
         TraceReplay.max_body = options.replay_max_body
+        TraceReplay.protect = options.replay_protect
+        TraceReplay.allow_foreign_writes = options.replay_allow_foreign_writes
+        TraceReplay.spread_addresses = options.replay_spread_addresses
+        TraceReplay.discovery = not options.replay_no_discovery
         if options.replay_parent_pid is not None:
             watch_parent(options.replay_parent_pid)
     runner = environment.runner

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tracereplay.models.correlations import Location
+
 
 @dataclass(frozen=True)
 class PlannedRequest:
@@ -27,6 +29,9 @@ class PlannedRequest:
     """Pause between the previous response (or the session start) and this request."""
     path_params: dict[str, str] = field(default_factory=dict)
     """Template parameter → value in `path`, so correlation can swap one by name."""
+    yields: tuple[tuple[Location, tuple[str, ...]], ...] = ()
+    """Trace replays: what the captured answer held at the places later requests read
+    (all items of a list, in order), so captured ids map to the live ones."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,10 @@ class PlannedSession:
     """Behavior role when the model knows one (matched to --credentials roles)."""
     copy: int = 0
     """0 for a captured session, 1..N-1 for the copies that --scale N adds (trace source)."""
+    login_fails: bool = False
+    """The real session's login failed: the replayed one sends a wrong password."""
+    address: str | None = None
+    """Client address pseudonym (X-Forwarded-For with --spread-addresses)."""
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ __all__ = [
     "write_worker_error",
 ]
 
+from .safetylog import CLEANUP_INFO, CREATED_EVENTS, SafetyLog, merge_safety
+
 WORKERS_DIR = ".workers"
 ERROR_FILE = "error.txt"
 """A worker that failed writes one line here (credentials scrubbed) before it stops."""
@@ -163,7 +165,19 @@ class ResultWriter:
         self.host, self.scheme = host, scheme
         (directory / ORIGIN_FILE).write_text(json.dumps({"scheme": scheme, "host": host}))
         self.sessions = SessionLog(zero_s=start.timestamp())
+        self.safety = SafetyLog()
+        self._created = (directory / CREATED_EVENTS).open("a", encoding="utf-8")
         self.closed = False
+
+    def created_event(self, event: dict[str, Any]) -> None:
+        """One object created or deleted, on disk at once (a killed run still has it)."""
+        if not self._created.closed:
+            self._created.write(json.dumps(event, sort_keys=True) + "\n")
+            self._created.flush()
+
+    def cleanup_info(self, info: dict[str, Any]) -> None:
+        """How cleanup signs in and deletes (no credential in it), once per worker."""
+        (self.directory / CLEANUP_INFO).write_text(json.dumps(info, sort_keys=True))
 
     def add(self, result: RequestResult) -> None:
         """Record one request: appends to column lists, nothing more on this thread."""
@@ -222,7 +236,9 @@ class ResultWriter:
             self._background.wait()
         finally:
             os.close(self._fd)
+            self._created.close()
             (self.directory / "sessions.json").write_text(json.dumps(asdict(self.sessions)))
+            (self.directory / "safety.json").write_text(json.dumps(asdict(self.safety)))
 
 
 def _empty_columns() -> dict[str, list[Any]]:
@@ -276,6 +292,7 @@ def merge_workers(out: Path, *, duration_s: float, real_rps: float | None = None
             for table, (scheme, host) in zip(tables, origins, strict=True):
                 writer.write_batch(replayed_rows(table, scheme, host, meta))
     summary = summarize(timing, logs, duration_s, real_rps)
+    summary.update(merge_safety(out, workers))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(out / WORKERS_DIR, ignore_errors=True)
     return summary

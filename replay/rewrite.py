@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -18,6 +19,17 @@ from tracereplay.models.correlations import Location
 from .plan import PlannedRequest
 
 Scalar = str | int | float
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """What the runner sends: the planned request with live values in it."""
+
+    method: str
+    path: str
+    query: str | None
+    headers: list[tuple[str, str]]
+    body: bytes | None
 
 
 class Response:
@@ -47,6 +59,14 @@ class Response:
                 self._doc = None
         return _first_at(self._doc, _pointer(loc.key))
 
+    def values_at(self, loc: Location) -> list[Scalar]:
+        """Every value at `loc` (each element of a `*` array), in the answer's order."""
+        if loc.where != "json":
+            value = self.value_at(loc)
+            return [] if value is None else [value]
+        self.value_at(loc)  # parses the body once
+        return list(_all_at(self._doc, _pointer(loc.key)))
+
 
 # ---- JSON pointers --------------------------------------------------------------------------
 
@@ -69,6 +89,47 @@ def _first_at(node: object, parts: list[str]) -> Scalar | None:
             return next((v for item in node if (v := _first_at(item, rest)) is not None), None)
         if head.isdigit() and int(head) < len(node):
             return _first_at(node[int(head)], rest)
+    return None
+
+
+def _all_at(node: object, parts: list[str]) -> Iterator[Scalar]:
+    """Every leaf at `parts`; `*` walks every array element."""
+    if not parts:
+        if not isinstance(node, bool) and isinstance(node, str | int | float):
+            yield node
+        return
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, dict) and head in node:
+        yield from _all_at(node[head], rest)
+    elif isinstance(node, list) and head == "*":
+        for item in node:
+            yield from _all_at(item, rest)
+    elif isinstance(node, list) and head.isdigit() and int(head) < len(node):
+        yield from _all_at(node[int(head)], rest)
+
+
+def json_values_at(body: bytes | None, key: str) -> list[Scalar]:
+    """Every leaf of a JSON body at pointer `key` (none when the body is not JSON)."""
+    try:
+        doc = json.loads(body or b"")
+    except ValueError:
+        return []
+    return list(_all_at(doc, _pointer(key)))
+
+
+def planned_value(request: PlannedRequest, target: Location) -> str | None:
+    """The value a planned request sends at `target` (path parameter, query field, first
+    JSON leaf, form field), as text; None when it sends none there."""
+    if target.where == "path":
+        return request.path_params.get(target.key)
+    if target.where == "query":
+        return next((v for k, v in parse_qsl(request.query or "") if k == target.key), None)
+    if target.where == "form" and request.body and is_form(request.headers):
+        pairs = parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+        return next((v for k, v in pairs if k == target.key), None)
+    if target.where == "json":
+        values = json_values_at(request.body, target.key)
+        return str(values[0]) if values else None
     return None
 
 

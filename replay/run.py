@@ -74,6 +74,11 @@ class ReplaySettings:
     """Bytes of memory any one Locust process may use before the run is stopped."""
     force: bool = False
     """Allow more --processes than cores."""
+    protect: str = "DELETE,PATCH,PUT"
+    """Methods whose requests go only to objects their session created (replay/ownership.py)."""
+    allow_foreign_writes: bool = False
+    spread_addresses: bool = False
+    discovery: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,12 +120,18 @@ def locust_argv(
         "--replay-credentials": settings.credentials,
         "--replay-profile": settings.profile,
         "--replay-max-body": settings.max_body,
+        "--replay-protect": settings.protect,
         "--replay-parent-pid": os.getpid(),
     }
     for flag, value in replay.items():
         if value is not None:
             argv += [flag, str(value)]
-    return argv
+    switches = {
+        "--replay-allow-foreign-writes": settings.allow_foreign_writes,
+        "--replay-spread-addresses": settings.spread_addresses,
+        "--replay-no-discovery": not settings.discovery,
+    }
+    return argv + [flag for flag, on in switches.items() if on]
 
 
 def run_replay(

@@ -7,9 +7,11 @@ across processes, and build requests only for the worker's shard (index % worker
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,18 +24,32 @@ from tracereplay.errors import TraceReplayError, UsageError
 from tracereplay.models.correlations import (
     AuthInfo,
     CorrelationRule,
+    Location,
+    auth_from_json,
+    correlations_from_json,
     find_auth,
     find_correlations,
+    walk_sessions,
 )
-from tracereplay.models.frame import load_requests
+from tracereplay.models.frame import REQUEST_COLUMNS, requests_frame
+from tracereplay.models.ids import IdModel, ids_from_json, learn_ids
 from tracereplay.models.model import load_model
+from tracereplay.models.outcomes import (
+    draw_outcome,
+    is_basic,
+    outcomes_from_json,
+    session_address,
+    session_outcomes,
+)
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, sessionize
 from tracereplay.models.synthesize import Synthesizer
 from tracereplay.models.templating import Templater, add_endpoints
 from tracereplay.trace import open_trace
 
+from .placeholders import BASIC_PLACEHOLDER
 from .plan import Plan, PlannedRequest, PlannedSession
 from .profiles import shape
+from .rewrite import json_values_at
 from .urls import UnsafeUrlError, check_method, check_path, check_query
 
 # Copies of a captured session start within ±jitter of it; by default half the median gap
@@ -47,18 +63,49 @@ MAX_DEFAULT_JITTER_S = 30.0
 DROPPED_HEADERS = frozenset(
     {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
      "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host",
-     "content-length", "cookie", "authorization", "accept-encoding", "expect"}
+     "content-length", "cookie", "authorization", "accept-encoding", "expect",
+     # A claimed client address goes only with --spread-addresses (the session's own).
+     "x-forwarded-for", "x-real-ip", "forwarded", "true-client-ip", "cf-connecting-ip"}
 )  # fmt: skip
+_SPREAD_NET = ipaddress.IPv4Network("198.18.0.0/15")  # RFC 2544 benchmarking addresses
 
 
 @dataclass(frozen=True)
-class TraceKnowledge:
-    """What runtime correlation needs when a trace is replayed without a model, fit on
-    the trace itself as `build_model` would."""
+class Knowledge:
+    """What a replay's sessions need beside their plan: correlation rules, how the login
+    works, and the id model (producers, creates, what ownership protects)."""
 
-    templater: Templater
     rules: list[CorrelationRule]
     auth: AuthInfo
+    ids: IdModel
+
+
+@dataclass(frozen=True)
+class TraceKnowledge(Knowledge):
+    """Knowledge fit on a trace replayed without a model, as `build_model` would."""
+
+    templater: Templater | None = None
+
+
+def model_knowledge(model: dict[str, Any]) -> Knowledge:
+    return Knowledge(
+        correlations_from_json(model["correlations"]),
+        auth_from_json(model["auth"]),
+        ids_from_json(model.get("ids")),
+    )
+
+
+def spread_address(label: str, copy: int = 0) -> str:
+    """The X-Forwarded-For of a replayed session: its captured IPv4 pseudonym as is, else
+    (and for each --scale copy) an address in 198.18.0.0/15 drawn from a hash of it."""
+    try:
+        if copy == 0 and ipaddress.ip_address(label).version == 4:
+            return label
+    except ValueError:
+        pass
+    digest = hashlib.blake2b(f"{label}/{copy}".encode(), digest_size=4).digest()
+    offset = int.from_bytes(digest, "big") % _SPREAD_NET.num_addresses
+    return str(_SPREAD_NET.network_address + offset)
 
 
 def load_source(path: Path) -> str:
@@ -156,6 +203,9 @@ def plan_from_model(
         raise UsageError(f"--scale must be > 0, not {scale!r}")
     check_model_requests(model, "model")
     synth = Synthesizer(model, seed)
+    outcomes = outcomes_from_json(model.get("outcomes"))
+    login = auth_from_json(model.get("auth") or {}).login_endpoint
+    basic = frozenset(outcomes.basic_auth)
     if profile is None:
         starts = synth.session_starts(scale, duration_s, speed=speed, process=arrivals)
         window = duration_s if duration_s is not None else synth.arrivals.span_s / speed
@@ -165,6 +215,8 @@ def plan_from_model(
             shaped.scale, None, speed=speed, process=arrivals, arrivals=shaped.arrivals
         )
         window = shaped.window_s
+    # Sessions per address as captured, at every scale (N× adds users, each its address).
+    addresses = max(1, round(max(outcomes.addresses, 1) * scale)) if outcomes.addresses else 0
     sessions = []
     for index in range(worker, len(starts), workers):
         start_s = float(starts[index])
@@ -174,14 +226,20 @@ def plan_from_model(
                 method=r.record.method,
                 path=r.record.path,
                 query=r.record.query,
-                headers=tuple(r.record.req_headers or ()),
+                headers=tuple(r.record.req_headers or ())
+                + ((("Authorization", BASIC_PLACEHOLDER),) if r.endpoint in basic else ()),
                 body=r.record.req_body,
                 think_s=r.think_s / speed,
                 path_params=r.path_params,
             )
             for r in synth.session_requests(index, start_s)
         )
-        sessions.append(PlannedSession(index, start_s, requests))
+        rng = np.random.default_rng([seed, index, 0x0C])  # its own stream: synthesis unchanged
+        role, fails = draw_outcome(
+            outcomes, synth.behaviors, [r.endpoint for r in requests], login, rng
+        )
+        address = spread_address(f"model/{seed}/{index % addresses if addresses else index}")
+        sessions.append(PlannedSession(index, start_s, requests, role, 0, fails, address))
     return Plan(tuple(sessions), float(window), "model", float(scale), float(speed), seed)
 
 
@@ -212,12 +270,16 @@ def plan_from_trace(
     if session_timeout_s <= 0:
         raise UsageError(f"--session-timeout must be > 0, not {session_timeout_s!r}")
 
-    df = load_requests(Path(trace_path))
+    df = _load_trace(Path(trace_path))
     check_trace_requests(df["method"], df["path"], df["query"], str(trace_path))
     templater = Templater.fit(zip(df["method"], df["path"], strict=True))
     sessions = sessionize(add_endpoints(df, templater), session_timeout_s)
-    rules = find_correlations(sessions)
-    knowledge = TraceKnowledge(templater, rules, find_auth(sessions, rules))
+    walk = walk_sessions(sessions)
+    rules = find_correlations(sessions, walk=walk)
+    auth = find_auth(sessions, rules, walk=walk)
+    id_model = learn_ids(walk, auth, sessions["endpoint"].unique().tolist())
+    knowledge = TraceKnowledge(rules, auth, id_model, templater)
+    _, outcomes = session_outcomes(sessions, auth)
 
     # sessionize numbers sessions by start and sorts rows by (session_id, t_s).
     ids = sessions["session_id"].to_numpy(np.int64)
@@ -230,14 +292,30 @@ def plan_from_trace(
     columns = {
         name: sessions[name].tolist()
         for name in ("endpoint", "method", "path", "query", "req_headers", "req_body",
-                     "think_s", "path_params")
+                     "think_s", "path_params", "status", "resp_body")
     }  # fmt: skip
+    addr = sessions["addr"].tolist() if "addr" in sessions.columns else [None] * len(sessions)
+    keys = sessions["session_key"].tolist()
+    sources = _yield_sources(knowledge)
     planned = []
     for index, (start_s, j, copy) in enumerate(schedule):
         if index % workers == worker:
             rows = range(int(first[j]), int(last[j]))
-            requests = tuple(_trace_request(columns, row, speed) for row in rows)
-            planned.append(PlannedSession(index, start_s, requests, copy=copy))
+            requests = tuple(_trace_request(columns, row, speed, sources) for row in rows)
+            start = int(first[j])
+            label, _ = session_address(columns["req_headers"][start], addr[start], keys[start])
+            outcome = outcomes[j]
+            planned.append(
+                PlannedSession(
+                    index,
+                    start_s,
+                    requests,
+                    outcome.role,
+                    copy,
+                    outcome.login == "failed",
+                    spread_address(label, copy),
+                )
+            )
     span_s = float(df["t_s"].max()) / speed
     window = duration_s if duration_s is not None else span_s
     plan = Plan(tuple(planned), float(window), "trace", float(scale), float(speed), seed)
@@ -277,7 +355,41 @@ def _schedule(
     return entries
 
 
-def _trace_request(columns: dict[str, list[Any]], row: int, speed: float) -> PlannedRequest:
+def _load_trace(path: Path) -> pd.DataFrame:
+    """The trace's requests (models/frame.py), with its `addr` column when it has one."""
+    trace = open_trace(path)
+    names = [c for c in [*REQUEST_COLUMNS, "addr"] if c in trace.dataset.schema.names]
+    return requests_frame(trace.to_table(names), source=str(path))
+
+
+def _yield_sources(knowledge: Knowledge) -> dict[str, list[Location]]:
+    """Per endpoint, the JSON places of its answers later requests read (rules, id
+    producers): what a captured answer held there is planned beside the request."""
+    out: dict[str, set[Location]] = {}
+    for rule in knowledge.rules:
+        if rule.source.where == "json":
+            out.setdefault(rule.source_endpoint, set()).add(rule.source)
+    for target in knowledge.ids.targets:
+        for producer in target.producers:
+            if producer.source.where == "json":
+                out.setdefault(producer.endpoint, set()).add(producer.source)
+    return {endpoint: sorted(places) for endpoint, places in out.items()}
+
+
+def _captured_yields(
+    status: Any, body: Any, places: Sequence[Location]
+) -> tuple[tuple[Location, tuple[str, ...]], ...]:
+    if not places or not isinstance(body, bytes | bytearray | memoryview):
+        return ()
+    if not (isinstance(status, int | float) and 200 <= status < 400):
+        return ()
+    found = [(p, tuple(str(v) for v in json_values_at(bytes(body), p.key))) for p in places]
+    return tuple((p, values) for p, values in found if values)
+
+
+def _trace_request(
+    columns: dict[str, list[Any]], row: int, speed: float, sources: dict[str, list[Location]]
+) -> PlannedRequest:
     path = str(columns["path"][row])
     # pandas turns an all-null column into NaN: anything but text or bytes is "absent".
     query = columns["query"][row] if isinstance(columns["query"][row], str) else None
@@ -292,6 +404,11 @@ def _trace_request(columns: dict[str, list[Any]], row: int, speed: float) -> Pla
         body=bytes(body) if isinstance(body, bytes | bytearray | memoryview) else None,
         think_s=0.0 if think is None or pd.isna(think) else float(think) / speed,
         path_params=dict(columns["path_params"][row]),
+        yields=_captured_yields(
+            columns["status"][row],
+            columns["resp_body"][row],
+            sources.get(str(columns["endpoint"][row]), ()),
+        ),
     )
 
 
@@ -299,6 +416,9 @@ def _kept_headers(pairs: Any) -> tuple[tuple[str, str], ...]:
     items = pairs.items() if isinstance(pairs, dict) else pairs
     if not isinstance(items, Iterable) or isinstance(items, str):
         return ()
+    kept = [(str(name), str(value)) for name, value in items]
+    basic = any(k.lower() == "authorization" and is_basic(v) for k, v in kept)
     return tuple(
-        (str(name), str(value)) for name, value in items if str(name).lower() not in DROPPED_HEADERS
+        [(k, v) for k, v in kept if k.lower() not in DROPPED_HEADERS]
+        + ([("Authorization", BASIC_PLACEHOLDER)] if basic else [])
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -32,23 +33,21 @@ from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
 
 from tracereplay.errors import TraceReplayError, UsageError
-from tracereplay.models.correlations import (
-    AuthInfo,
-    CorrelationRule,
-    auth_from_json,
-    correlations_from_json,
-)
 from tracereplay.models.model import load_model
 
 from .body import DEFAULT_MAX_BODY
 from .credentials import Credential, load_credentials, scrub, secret_values
+from .discovery import discovery_phase
 from .driver import DriverSettings, ReplayDriver
 from .guard import hide_secrets
+from .liveids import CredentialPools
 from .offload import NativeThread, off_hub
+from .ownership import DEFAULT_PROTECTED, Protection, parse_protect
 from .plan import Plan
 from .ratelimit import RateLimiter
 from .results import WORKERS_DIR, ResultWriter, write_worker_error
-from .sources import load_source, plan_from_model, plan_from_trace
+from .sender import Sender
+from .sources import Knowledge, load_source, model_knowledge, plan_from_model, plan_from_trace
 from .urls import Origin, parse_origin
 
 DONE_MESSAGE = "tracereplay_done"
@@ -111,6 +110,15 @@ class ReplayUser(FastHttpUser):
     """A scenario profile: peak, spike, soak or stress (replay/profiles.py); models only."""
     max_body: ClassVar[int] = DEFAULT_MAX_BODY
     """Bytes of a response body read at most; the rest is not read (connection closed)."""
+    protect: ClassVar[str] = ",".join(sorted(DEFAULT_PROTECTED))
+    """Methods whose requests go only to objects their session created (replay/ownership.py)."""
+    allow_foreign_writes: ClassVar[bool] = False
+    """Let protected requests go to any object (loud; see replay/ownership.py)."""
+    spread_addresses: ClassVar[bool] = False
+    """Send each session's X-Forwarded-For from its captured address pseudonym (only for
+    targets that trust the header)."""
+    discovery: ClassVar[bool] = True
+    """Call the learned list endpoints once per account before the first session."""
 
     @task
     def replay(self) -> None:
@@ -136,7 +144,32 @@ class ReplayUser(FastHttpUser):
         workers = max(1, int(self.workers))
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # Off the hub: a worker building a large shard still answers the master's heartbeats.
-        plan, rules, auth = off_hub(lambda: self._plan(worker, workers))
+        plan, knowledge = off_hub(lambda: self._plan(worker, workers))
+        limiter = RateLimiter(self.max_rps / workers, sleep=gevent.sleep) if self.max_rps else None
+        auth = knowledge.auth
+        protection = Protection(
+            methods=parse_protect(self.protect),
+            stores_body=frozenset(knowledge.ids.stores_body),
+            auth_endpoints=frozenset(
+                e
+                for e in (auth.login_endpoint, auth.refresh_endpoint, auth.logout_endpoint)
+                if e is not None
+            ),
+            allow_foreign_writes=self.allow_foreign_writes,
+        )
+        settings = DriverSettings(
+            origin=origin,
+            grace_s=self.grace_s,
+            max_body=self.max_body,
+            protection=protection,
+            spread_addresses=self.spread_addresses,
+        )
+        pools = CredentialPools()
+        found = None
+        if self.discovery:  # before time zero: sessions still start on time
+            found = discovery_phase(
+                Sender(self, settings), plan, knowledge, creds, settings, limiter, pools
+            )
         writer = ResultWriter(
             Path(self.out) / WORKERS_DIR / f"worker-{worker}",
             host=origin.base,
@@ -144,17 +177,18 @@ class ReplayUser(FastHttpUser):
             start=datetime.now(UTC),
             background=NativeThread(),
         )
-        limiter = RateLimiter(self.max_rps / workers, sleep=gevent.sleep) if self.max_rps else None
-        settings = DriverSettings(origin=origin, grace_s=self.grace_s, max_body=self.max_body)
+        writer.safety.discovery = asdict(found) if found is not None else None
         driver = ReplayDriver(
             self,
             plan,
-            rules=rules,
+            rules=knowledge.rules,
             auth=auth,
             credentials=creds,
             writer=writer,
             limiter=limiter,
             settings=settings,
+            ids=knowledge.ids,
+            pools=pools,
         )
         _RUNNING.append(driver)
         zero_wall = self._time_zero(worker)
@@ -181,7 +215,7 @@ class ReplayUser(FastHttpUser):
         if isinstance(runner, WorkerRunner):
             runner.send_message(ERROR_MESSAGE, {"worker": worker, "line": line})
 
-    def _plan(self, worker: int, workers: int) -> tuple[Plan, list[CorrelationRule], AuthInfo]:
+    def _plan(self, worker: int, workers: int) -> tuple[Plan, Knowledge]:
         kind = load_source(Path(self.source))
         if kind == "model":
             model = load_model(Path(self.source))
@@ -196,11 +230,7 @@ class ReplayUser(FastHttpUser):
                 arrivals=self.arrivals,
                 profile=self.profile,
             )
-            return (
-                plan,
-                correlations_from_json(model["correlations"]),
-                auth_from_json(model["auth"]),
-            )
+            return plan, model_knowledge(model)
         if self.profile is not None:
             raise UsageError(f"profile {self.profile}: profiles shape a model, not a trace")
         plan, knowledge = plan_from_trace(
@@ -212,7 +242,7 @@ class ReplayUser(FastHttpUser):
             worker=worker,
             workers=workers,
         )
-        return plan, knowledge.rules, knowledge.auth
+        return plan, knowledge
 
     def _finish(self) -> None:
         runner = self.environment.runner

@@ -210,13 +210,13 @@ def test_the_header_gives_load_errors_and_cut_sessions() -> None:
     doc = {**doc,
            "load": {"offered_scale": 5.0, "achieved_scale": 4.6, "source": "summary.json",
                     "sessions_planned": 50, "sessions_started": 48, "sessions_cut": 3,
-                    "skipped": 2},
+                    "sessions_skipped": 2, "requests_skipped": 7},
            "cut_sessions": {"count": 1, "how": "listed in summary.json",
                             "session_keys": ["o-err"]}}  # fmt: skip
     real_s, other_s = sessionized_pair(*_traces())
     html = render_report(doc, real_s, other_s, title="t")
     assert "achieved <b>4.6×</b> (summary.json); 48 of 50 planned sessions started" in html
-    assert "3 cut at the end of the run, 2 skipped" in html
+    assert "3 cut, 2 never started, 7 requests skipped" in html
     assert "status ≥ 400 or no response" in html and "client errors (4xx)" in html
     assert "The 1 sessions the replay cut" in html
     assert "D(c / N) = D(c) / N" in html  # burstiness compares counts ÷ N

@@ -89,15 +89,26 @@ def stub_server(
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    with serving(Handler, port) as server:
+        stub.server = server
+        try:
+            yield stub
+        finally:
+            stub.stop()
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], port: int) -> Iterator[ThreadingHTTPServer]:
+    """`handler` served on 127.0.0.1:`port` in a thread, shut down at exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
-    stub.server = server
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield stub
+        yield server
     finally:
-        stub.stop()
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass

@@ -29,7 +29,13 @@ from tracereplay.models.frame import requests_frame
 from tracereplay.models.sessions import sessionize
 from tracereplay.models.templating import Templater, add_endpoints
 from tracereplay.replay.correlate import PreparedRequest, SessionCorrelator
-from tracereplay.replay.credentials import Credential, credential_for, load_credentials
+from tracereplay.replay.credentials import (
+    WRONG_PASSWORD,
+    Credential,
+    assign_account,
+    credential_for,
+    load_credentials,
+)
 from tracereplay.replay.plan import PlannedRequest
 
 LOGIN, ME, REFRESH, LOGOUT = (
@@ -506,3 +512,19 @@ def test_a_captured_session_replays_with_live_tokens_and_ids(
     created = json.loads(answers[2][2])["data"]["id"]
     fetched = [json.loads(text)["data"]["id"] for ep, _, text in answers if "{" in ep]
     assert fetched == [created] * 3
+
+
+def test_accounts_are_matched_to_the_role_the_session_showed() -> None:
+    admin, root = Credential("a@x.test", "pw", "Admin"), Credential("r@x.test", "pw", "superuser")
+    client = Credential("c@x.test", "pw", "client")
+    every = [client, admin, root]
+    assert [assign_account(every, i, "privileged").credential for i in range(3)] == [
+        admin, root, admin
+    ]  # fmt: skip
+    assert assign_account(every, 7, "unprivileged").credential == client
+    assert assign_account(every, 0, "admin").credential == admin  # a named role: that role
+    unmatched = assign_account(every, 1, "auditor")
+    assert unmatched.credential == admin and not unmatched.matched  # counted and said
+    failing = assign_account(every, 0, "client", login_fails=True).credential
+    assert failing is not None and failing.email == client.email
+    assert failing.password == WRONG_PASSWORD != client.password

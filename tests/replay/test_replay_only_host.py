@@ -39,10 +39,15 @@ def _records(bad_path: str | None, sessions: int = 6) -> list:  # type: ignore[t
         t = T0 + timedelta(seconds=i)
         path = bad_path if bad_path is not None and i == sessions // 2 else "/api/items"
         login = json.dumps({"email": f"user{i}@anon.invalid", "password": "[removed]"})
+        # A token the next request sends back, so the login is learned as one (and filled
+        # from --credentials; an unfilled "[removed]" password is never sent).
+        token = f"tok-{i}-" + "a" * 24
         rows.append(make_record(ts=t, session=f"s{i}", method="POST", path="/api/v1/auth/login",
-                                req_body=login.encode(), resp_body=b'{"access_token":"t"}',
+                                req_body=login.encode(),
+                                resp_body=json.dumps({"access_token": token}).encode(),
                                 req_headers=(("content-type", "application/json"),)))  # fmt: skip
-        rows.append(make_record(ts=t + timedelta(seconds=0.5), session=f"s{i}", path=path))
+        rows.append(make_record(ts=t + timedelta(seconds=0.5), session=f"s{i}", path=path,
+                                req_headers=(("authorization", f"Bearer {token}"),)))  # fmt: skip
     return rows
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -73,6 +73,28 @@ def replay_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Allow more --processes than cores.")
     ] = False,
+    protect: Annotated[
+        str,
+        typer.Option(
+            help="Methods whose requests go only to objects their own session created "
+            "(others are skipped and counted); add POST to protect actions too."
+        ),
+    ] = "DELETE,PUT,PATCH",
+    allow_foreign_writes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-foreign-writes",
+            help="UNSAFE: let protected requests change objects the run did not create.",
+        ),
+    ] = False,
+    spread_addresses: Annotated[
+        bool,
+        typer.Option(
+            "--spread-addresses",
+            help="Send each session's X-Forwarded-For from its captured address pseudonym "
+            "(only for targets that trust that header, e.g. behind your own proxy).",
+        ),
+    ] = False,
 ) -> int:
     """Replay a model's or a trace's sessions open-loop at N× with Locust.
 
@@ -108,8 +130,16 @@ def replay_cmd(
         max_body=parse_size_bytes(max_body),
         max_rss=parse_size_bytes(max_rss),
         force=force,
+        protect=protect,
+        allow_foreign_writes=allow_foreign_writes,
+        spread_addresses=spread_addresses,
     )
     console = Console(stderr=True)
+    if allow_foreign_writes:
+        console.print(
+            "[bold red]--allow-foreign-writes: DELETE/PUT/PATCH requests will change objects "
+            "this run did not create (real data on the target)[/]"
+        )
     if profile == "stress":
         from tracereplay.replay.stress import stress_cli
 
@@ -128,5 +158,46 @@ def replay_cmd(
     from tracereplay.replay.accounting import final_line
 
     console.print(final_line(s, outcome.out), highlight=False)
+    console.print(objects_line(s, outcome.out, settings.host, credentials), highlight=False)
     outcome.raise_failure()
     return outcome.exit_code if outcome.interrupted else EXIT_OK
+
+
+def objects_line(s: dict[str, Any], out: Path, host: str, credentials: Path | None) -> str:
+    """What the run created and left, skipped and (with --allow-foreign-writes) changed."""
+    created = s.get("created_objects") or {}
+    skipped = (s.get("skipped") or {}).get("total", 0)
+    foreign = (s.get("foreign_writes_sent") or {}).get("total", 0)
+    text = f"{skipped} requests skipped (not the session's own objects, or no live credential)"
+    if foreign:
+        text += f", {foreign} SENT to objects the run did not create (--allow-foreign-writes)"
+    left = int(created.get("left", 0))
+    text += f"; created {created.get('created', 0)} objects, {left} left"
+    if left:
+        command = f"tracereplay cleanup {out} --host {host}"
+        text += f": remove them with `{command}" + (
+            f" --credentials {credentials}`" if credentials else "`"
+        )
+    return text
+
+
+@app.command("cleanup")
+def cleanup_cmd(
+    run: Annotated[Path, typer.Argument(help="Run directory of a replay (reports/RUN).")],
+    host: Annotated[str, typer.Option(help="Base URL of the target the run was played against.")],
+    credentials: Annotated[
+        Path | None, typer.Option(help="The replay's --credentials (to sign in as its accounts).")
+    ] = None,
+) -> int:
+    """Delete the objects a replay created and left, through the learned DELETE endpoints
+    only (idempotent); exit 1 when anything is left."""
+    from rich.console import Console
+
+    from tracereplay.replay.cleanup import run_cleanup
+
+    result = run_cleanup(run, host.rstrip("/"), credentials)
+    console = Console(stderr=True)
+    console.print(result.line(run), highlight=False)
+    for value, why in result.left[:20]:
+        console.print(f"  left {value}: {why}", highlight=False)
+    return result.exit_code

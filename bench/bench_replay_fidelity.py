@@ -1,0 +1,188 @@
+"""Replay fidelity and safety on a sandbox capture (issue 10): a fresh sandbox target started
+as the capture's was, a 1x replay of the trace and of its model with the capture's
+accounts, the target's own audit before, after the replay and after `tracereplay cleanup`.
+
+    .venv/bin/python bench/sandbox_run.py CAPTURE MINUTES USERS USERS_PER_ACCOUNT
+    .venv/bin/python bench/bench_replay_fidelity.py CAPTURE [--sources trace,model] [--scale 1]
+
+Prints (and writes CAPTURE/fidelity-<source>-<scale>x.json): status-mix JSD real vs
+replayed (compare/measures.py's jsd, over all requests), the largest per-endpoint error-share
+difference (pp, endpoints with >= 20 requests on both sides) and the 404 share, the
+failed-login share and login latency p50 real vs replayed, foreign writes counted by the
+audit (protected DELETE/PUT/PATCH and POST actions apart), what ownership skipped, and the
+object counts before, after the replay and after cleanup. Replays with --spread-addresses
+(the staging users send their own X-Forwarded-For). Loopback only; everything it starts
+it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sandbox_run import audit, read_spec, sandbox
+
+from tracereplay.compare.measures import jsd
+from tracereplay.demo.accounts import sandbox_accounts
+from tracereplay.models.frame import load_requests
+from tracereplay.models.model import build_model, write_model
+from tracereplay.models.templating import Templater, add_endpoints
+
+LOGIN = "POST /api/v1/auth/login"
+MIN_ENDPOINT_REQUESTS = 20
+PROTECTED = ("DELETE", "PUT", "PATCH")
+
+
+def cli(*args: str) -> int:
+    return subprocess.run([sys.executable, "-m", "tracereplay.cli", *args], check=False).returncode
+
+
+def captured(trace: Path) -> pd.DataFrame:
+    df = load_requests(trace)
+    df = add_endpoints(df, Templater.fit(zip(df["method"], df["path"], strict=True)))
+    return pd.DataFrame(
+        {
+            "endpoint": df["endpoint"].astype(str),
+            "status": df["status"],
+            "latency_ms": df["duration_ms"],
+        }
+    )
+
+
+def figures(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
+    seen = [df["status"].dropna().astype(int) for df in (real, replayed)]
+    statuses = sorted(set(seen[0]) | set(seen[1]))
+    p = np.array([(real["status"] == s).sum() for s in statuses], float)
+    q = np.array([(replayed["status"] == s).sum() for s in statuses], float)
+    worst, worst_endpoint = 0.0, None
+    for endpoint, group in real.groupby("endpoint"):
+        other = replayed[replayed["endpoint"] == endpoint]
+        if len(group) < MIN_ENDPOINT_REQUESTS or len(other) < MIN_ENDPOINT_REQUESTS:
+            continue
+        delta = abs((other["status"] >= 400).mean() - (group["status"] >= 400).mean()) * 100
+        if delta > worst:
+            worst, worst_endpoint = float(delta), str(endpoint)
+
+    def logins(df: pd.DataFrame) -> dict[str, Any]:
+        rows = df[df["endpoint"] == LOGIN]
+        return {
+            "n": len(rows),
+            "failed_share": round(float((rows["status"] >= 400).mean()), 4) if len(rows) else None,
+            "p50_ms": round(float(rows["latency_ms"].median()), 1) if len(rows) else None,
+        }
+
+    return {
+        "requests": {"real": len(real), "replayed": len(replayed)},
+        "status_mix": {
+            "statuses": statuses,
+            "real": p.astype(int).tolist(),
+            "replayed": q.astype(int).tolist(),
+        },
+        "status_jsd": round(jsd(p, q), 5),
+        "error_share_max_delta_pp": round(worst, 2),
+        "error_share_worst_endpoint": worst_endpoint,
+        "share_404": {
+            "real": round(float((real["status"] == 404).mean()), 4),
+            "replayed": round(float((replayed["status"] == 404).mean()), 4),
+        },
+        "login": {"real": logins(real), "replayed": logins(replayed)},
+    }
+
+
+def foreign_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Writes the audit counted on objects another account (or the seed) created, during
+    the replay: protected ones (DELETE/PUT/PATCH) and POST actions (a sync)."""
+    was = before["foreign_writes"]["by_endpoint"]
+    now = after["foreign_writes"]["by_endpoint"]
+    delta = {e: n - was.get(e, 0) for e, n in now.items() if n != was.get(e, 0)}
+    protected = sum(n for e, n in delta.items() if e.split(" ")[0] in PROTECTED)
+    return {"protected": protected, "all": sum(delta.values()), "by_endpoint": delta}
+
+
+def run(capture: Path, source: str, scale: int) -> dict[str, Any]:
+    spec = read_spec(capture)
+    accounts = sandbox_accounts(spec.seed)
+    trace = capture / "trace"
+    replayed_source = trace
+    if source == "model":
+        replayed_source = write_model(build_model(trace), capture / "trace.model.json")
+    out = capture / f"replay-{source}-{scale}x"
+    n = 1
+    while out.exists():  # a run folder is never reused (replay refuses one that is not empty)
+        n += 1
+        out = capture / f"replay-{source}-{scale}x-{n}"
+    with sandbox(spec, capture / f"target-{source}-{scale}x.log") as url:
+        before = audit(url, accounts)
+        code = cli(
+            "replay",
+            str(replayed_source),
+            "--host",
+            url,
+            "--out",
+            str(out),
+            "--credentials",
+            str(capture / "accounts.csv"),
+            "--scale",
+            str(scale),
+            "--grace",
+            "30s",
+            # The staging users send their own X-Forwarded-For and the sandbox limits
+            # logins per that address: the documented case for --spread-addresses.
+            "--spread-addresses",
+        )
+        during = audit(url, accounts)
+        cleanup = cli(
+            "cleanup", str(out), "--host", url, "--credentials", str(capture / "accounts.csv")
+        )
+        after = audit(url, accounts)
+    timing = pq.read_table(out / "timing.parquet").to_pandas()
+    summary = json.loads((out / "summary.json").read_text())
+    doc = {
+        "capture": str(capture),
+        "spec": {
+            "minutes": spec.duration_s / 60,
+            "users": spec.users,
+            "users_per_account": spec.users_per_account,
+        },
+        "source": source,
+        "scale": scale,
+        "replay_exit": code,
+        "cleanup_exit": cleanup,
+        **figures(captured(trace), timing[["endpoint", "status", "latency_ms"]]),
+        "foreign_writes_by_audit": foreign_delta(before, during),
+        "skipped": summary["skipped"],
+        "created_objects": summary["created_objects"],
+        "discovery": summary["discovery"],
+        "objects": {
+            "before": before["objects"],
+            "after_replay": during["objects"],
+            "after_cleanup": after["objects"],
+        },
+        "objects_restored": after["objects"] == before["objects"],
+    }
+    (capture / f"fidelity-{source}-{scale}x.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("capture", type=Path)
+    parser.add_argument("--sources", default="trace,model")
+    parser.add_argument("--scale", type=int, default=1)
+    args = parser.parse_args()
+    for source in args.sources.split(","):
+        print(json.dumps(run(args.capture, source, args.scale), indent=1), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

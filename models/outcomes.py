@@ -1,0 +1,404 @@
+"""Real outcomes a replay must keep: per session whether its login failed and which role it
+showed, per behavior their shares, which endpoints only one role was allowed to use, and
+how many client addresses the sessions came from.
+
+The role: the login answer's own field when it has one (a kept, low-cardinality JSON text
+leaf named like a role, group or scope, in nearly every 2xx login answer); without one,
+sessions that got 2xx on an endpoint others were refused (403) are "privileged". An
+endpoint is *privileged* to a role when only sessions of that role got 2xx on it while
+the trace holds other roles too. Sessions are placed in the behavior whose chain most
+likely produced their path (share × probability of entry, transitions and end), so the
+same rule places a synthesized session (`draw_outcome`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracereplay.errors import ConfigError
+
+from .behaviors import END, Behavior
+from .correlations import AuthInfo, Location, answered_ok
+from .values import json_leaves
+
+PRIVILEGED, UNPRIVILEGED = "privileged", "unprivileged"
+_ROLE_NAME = re.compile(r"^(role|roles|user_?role|group|scope|permission|privilege|tier|"
+                        r"access_?level|account_?type|user_?type)$", re.IGNORECASE)  # fmt: skip
+_MAX_ROLES = 8
+_FIELD_MIN_SHARE = 0.9  # of 2xx login answers that hold the field
+_LOG_EPS = math.log(1e-9)  # a transition a chain never made: very unlikely, not impossible
+_REFUSED = (401, 403)
+
+
+@dataclass(frozen=True)
+class BehaviorOutcome:
+    roles: dict[str, float]
+    """Role shares of the behavior's sessions that used no privileged endpoint."""
+    logins: int
+    failed_share: float
+    """Of its sessions with a login, the share whose (first) login failed."""
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    role_field: Location | None = None
+    roles: dict[str, int] = field(default_factory=dict)
+    """Sessions per role shown."""
+    privileged: dict[str, str] = field(default_factory=dict)
+    """Endpoint → the only role that got 2xx on it."""
+    logins: int = 0
+    failed_logins: int = 0
+    behaviors: dict[str, BehaviorOutcome] = field(default_factory=dict)
+    sessions: int = 0
+    addresses: int = 0
+    """Distinct client addresses the sessions came from (0: unknown)."""
+    addresses_from: str | None = None
+    basic_auth: tuple[str, ...] = ()
+    """Endpoints most of whose captured requests carried `Authorization: Basic`: the
+    replay sends them with the session's account as HTTP Basic."""
+
+
+NO_OUTCOMES = Outcomes()
+
+
+def is_basic(authorization: str) -> bool:
+    """Whether an Authorization header value uses the Basic scheme."""
+    return authorization.strip().partition(" ")[0].lower() == "basic"
+
+
+def carries_basic(row_headers: object) -> bool:
+    """Whether a request's headers (pairs or a dict) hold `Authorization: Basic …`."""
+    items = row_headers.items() if isinstance(row_headers, dict) else row_headers
+    if not isinstance(items, Iterable) or isinstance(items, str):
+        return False
+    return any(str(k).lower() == "authorization" and is_basic(str(v)) for k, v in items)
+
+
+def basic_auth_endpoints(sessions: pd.DataFrame) -> tuple[str, ...]:
+    """Endpoints at least half of whose requests carried `Authorization: Basic`."""
+    basic: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for endpoint, row_headers in zip(sessions["endpoint"], sessions["req_headers"], strict=True):
+        total[str(endpoint)] += 1
+        basic[str(endpoint)] += carries_basic(row_headers)
+    return tuple(sorted(e for e, n in basic.items() if n and 2 * n >= total[e]))
+
+
+def _login_doc(body: object) -> Any:
+    if not isinstance(body, bytes | bytearray | memoryview) or not body:
+        return None
+    try:
+        return json.loads(bytes(body).decode("utf-8", "replace"))
+    except ValueError:
+        return None
+
+
+def find_role_field(logins: pd.DataFrame) -> Location | None:
+    """The login answers' role field (see the module doc), or None."""
+    ok = [_login_doc(b) for b, s in zip(logins["resp_body"], logins["status"], strict=True)
+          if answered_ok(s)]  # fmt: skip
+    ok = [doc for doc in ok if doc is not None]
+    if not ok:
+        return None
+    seen: defaultdict[str, list[str]] = defaultdict(list)
+    for doc in ok:
+        for pointer, leaf in dict(json_leaves(doc)).items():
+            name = pointer.rsplit("/", 1)[-1]
+            if isinstance(leaf, str) and "*" not in pointer and _ROLE_NAME.match(name):
+                seen[pointer].append(leaf)
+    fits = [
+        p for p, v in seen.items()
+        if len(v) >= _FIELD_MIN_SHARE * len(ok) and len(set(v)) <= _MAX_ROLES
+    ]  # fmt: skip
+    return Location("json", min(fits, key=lambda p: (p.count("/"), p))) if fits else None
+
+
+def _role_in(body: object, field_: Location) -> str | None:
+    doc = _login_doc(body)
+    if doc is None:
+        return None
+    value = dict(json_leaves(doc)).get(field_.key)
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    role: str | None
+    login: str | None
+    """"ok", "failed" or None (no login in the session)."""
+    used: frozenset[str]
+    """Endpoints that answered 2xx/3xx."""
+    refused: frozenset[str] = frozenset()
+    """Endpoints that answered 403."""
+
+
+def session_outcomes(
+    sessions: pd.DataFrame, auth: AuthInfo
+) -> tuple[Location | None, list[SessionOutcome]]:
+    """The role field and, per session (by session_id), its outcome."""
+    login = auth.login_endpoint
+    logins = sessions[sessions["endpoint"] == login] if login else sessions.iloc[:0]
+    role_field = find_role_field(logins) if len(logins) else None
+    refused: defaultdict[int, set[str]] = defaultdict(set)
+    out: list[SessionOutcome] = []
+    for sid, group in sessions.groupby("session_id", sort=True):
+        assert isinstance(sid, int | np.integer)
+        statuses = group["status"].tolist()
+        endpoints = group["endpoint"].astype(str).tolist()
+        used = frozenset(e for e, s in zip(endpoints, statuses, strict=True) if answered_ok(s))
+        denied = frozenset(e for e, s in zip(endpoints, statuses, strict=True) if s == 403)
+        refused[int(sid)] = set(denied)
+        first = next((i for i, e in enumerate(endpoints) if e == login), None)
+        outcome, role = None, None
+        if first is not None:
+            status = statuses[first]
+            outcome = "ok" if answered_ok(status) else ("failed" if _failed(status) else None)
+            if role_field is not None and outcome == "ok":
+                role = _role_in(group["resp_body"].iloc[first], role_field)
+        if login is None and "req_headers" in group.columns:
+            # HTTP Basic has no login: a session whose every Basic request got 401 failed.
+            basic = [st for st, h in zip(statuses, group["req_headers"], strict=True)
+                     if carries_basic(h)]  # fmt: skip
+            if basic:
+                outcome = "failed" if all(st == 401 for st in basic) else "ok"
+        out.append(SessionOutcome(role, outcome, used, denied))
+    if role_field is None:  # privileges shown by 403s: got 2xx where others were refused
+        contested = set().union(*refused.values()) if refused else set()
+        out = [
+            SessionOutcome(
+                PRIVILEGED if o.used & contested else (UNPRIVILEGED if contested else None),
+                o.login,
+                o.used,
+                o.refused,
+            )
+            for o in out
+        ]
+    return role_field, out
+
+
+def _failed(status: object) -> bool:
+    """A login refused for its credentials (4xx but not a rate limit)."""
+    return isinstance(status, int | float) and 400 <= status < 500 and status != 429
+
+
+def privileged_endpoints(outcomes: Sequence[SessionOutcome]) -> dict[str, str]:
+    """Endpoint → the one role allowed on it: the only role that got 2xx there, when
+    another role was refused there (403) or when it is the broadest role (the one whose
+    sessions used the most endpoints: an admin may do what a client did, not the reverse)."""
+    allowed: defaultdict[str, set[str]] = defaultdict(set)
+    denied: defaultdict[str, set[str]] = defaultdict(set)
+    breadth: defaultdict[str, set[str]] = defaultdict(set)
+    for o in outcomes:
+        if o.role is not None:
+            breadth[o.role] |= o.used
+            for endpoint in o.used:
+                allowed[endpoint].add(o.role)
+            for endpoint in o.refused:
+                denied[endpoint].add(o.role)
+    if len(breadth) < 2:
+        return {}
+    broadest = min(breadth, key=lambda r: (-len(breadth[r]), r))
+    out = {}
+    for endpoint, roles in sorted(allowed.items()):
+        if len(roles) == 1:
+            (role,) = roles
+            if role == broadest or denied[endpoint] - roles:
+                out[endpoint] = role
+    return out
+
+
+def path_log_likelihood(behavior: Behavior, path: Sequence[str]) -> float:
+    """log P(path | behavior's chain), with a tiny floor for moves it never made."""
+    if not path:
+        return _LOG_EPS
+
+    def log(p: float | None) -> float:
+        return math.log(p) if p else _LOG_EPS
+
+    total = log(behavior.entry.get(path[0]))
+    for a, b in zip(path, [*path[1:], END], strict=True):
+        total += log(behavior.transitions.get(a, {}).get(b))
+    return total
+
+
+def behavior_posterior(behaviors: Sequence[Behavior], path: Sequence[str]) -> np.ndarray:
+    """P(behavior | path) ∝ share × P(path | behavior)."""
+    logs = np.array(
+        [math.log(max(b.share, 1e-12)) + path_log_likelihood(b, path) for b in behaviors]
+    )
+    weights = np.exp(logs - logs.max())
+    return np.asarray(weights / weights.sum())
+
+
+def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Behavior]) -> Outcomes:
+    """The outcomes of a sessionized frame with `endpoint` (see the module doc)."""
+    if sessions.empty:
+        return NO_OUTCOMES
+    role_field, per_session = session_outcomes(sessions, auth)
+    privileged = privileged_endpoints(per_session)
+    paths = [g["endpoint"].astype(str).tolist() for _, g in sessions.groupby("session_id")]
+    placed: defaultdict[str, list[SessionOutcome]] = defaultdict(list)
+    for outcome, path in zip(per_session, paths, strict=True):
+        if behaviors:
+            best = int(np.argmax(behavior_posterior(behaviors, path)))
+            placed[behaviors[best].name].append(outcome)
+    by_behavior = {name: _behavior_outcome(members, privileged) for name, members in placed.items()}
+    addresses, source = _addresses(sessions)
+    return Outcomes(
+        role_field=role_field,
+        roles=dict(sorted(Counter(o.role for o in per_session if o.role is not None).items())),
+        privileged=privileged,
+        logins=sum(o.login is not None for o in per_session),
+        failed_logins=sum(o.login == "failed" for o in per_session),
+        behaviors=dict(sorted(by_behavior.items())),
+        sessions=len(per_session),
+        addresses=addresses,
+        addresses_from=source,
+        basic_auth=basic_auth_endpoints(sessions),
+    )
+
+
+def _behavior_outcome(members: list[SessionOutcome], privileged: dict[str, str]) -> BehaviorOutcome:
+    plain = [o.role for o in members if o.role is not None and not (o.used & privileged.keys())]
+    plain = plain or [o.role for o in members if o.role is not None]
+    counts = Counter(plain)
+    logins = [o for o in members if o.login is not None]
+    failed = sum(o.login == "failed" for o in logins)
+    return BehaviorOutcome(
+        roles={r: round(n / len(plain), 4) for r, n in sorted(counts.items())},
+        logins=len(logins),
+        failed_share=round(failed / len(logins), 4) if logins else 0.0,
+    )
+
+
+def session_address(row_headers: object, addr: object, session_key: str) -> tuple[str, str]:
+    """(address pseudonym, where it came from) of one captured request: the trace's `addr`
+    column when present, else the first X-Forwarded-For address, else the session key."""
+    if isinstance(addr, str) and addr:
+        return addr, "addr"
+    items = row_headers.items() if isinstance(row_headers, dict) else row_headers
+    if not isinstance(items, Iterable) or isinstance(items, str):
+        items = ()
+    for name, value in items:
+        if str(name).lower() == "x-forwarded-for" and str(value).strip():
+            return str(value).split(",")[0].strip(), "x-forwarded-for"
+    return session_key, "session"
+
+
+def _addresses(sessions: pd.DataFrame) -> tuple[int, str | None]:
+    firsts = sessions.drop_duplicates("session_id")
+    addr = firsts["addr"] if "addr" in firsts.columns else [None] * len(firsts)
+    found = [
+        session_address(h, a, str(k))
+        for h, a, k in zip(firsts["req_headers"], addr, firsts["session_key"], strict=True)
+    ]
+    sources = Counter(source for _, source in found)
+    return len({a for a, _ in found}), (sources.most_common(1)[0][0] if sources else None)
+
+
+def draw_outcome(
+    outcomes: Outcomes,
+    behaviors: Sequence[Behavior],
+    path: Sequence[str],
+    login_endpoint: str | None,
+    rng: np.random.Generator,
+) -> tuple[str | None, bool]:
+    """(role, whether the login fails) for a synthesized session walking `path`: the role a
+    privileged endpoint on it needs, else one drawn from its likely behaviors' roles; the
+    login fails with those behaviors' failed share."""
+    u_role, u_fail = rng.random(), rng.random()  # always two draws: stable streams
+    known = [b for b in behaviors if b.name in outcomes.behaviors]
+    posterior = behavior_posterior(known, path) if known else np.zeros(0)
+    needed = sorted({outcomes.privileged[e] for e in path if e in outcomes.privileged})
+    role: str | None = needed[0] if needed else None
+    if role is None and known:
+        shares: defaultdict[str, float] = defaultdict(float)
+        for weight, b in zip(posterior, known, strict=True):
+            for name, share in outcomes.behaviors[b.name].roles.items():
+                shares[name] += float(weight) * share
+        total = sum(shares.values())
+        acc = 0.0
+        for name in sorted(shares):
+            acc += shares[name] / total if total else 0.0
+            if u_role < acc:
+                role = name
+                break
+        else:
+            role = max(shares, key=lambda n: shares[n]) if shares else None
+    fails = False
+    if login_endpoint is not None and login_endpoint in path and known:
+        p_fail = sum(
+            float(w) * outcomes.behaviors[b.name].failed_share
+            for w, b in zip(posterior, known, strict=True)
+        )
+        fails = u_fail < p_fail
+    return role, fails
+
+
+# ---- model file ---------------------------------------------------------------------------
+
+
+def outcomes_to_json(o: Outcomes) -> dict[str, Any]:
+    return {
+        "role_field": o.role_field.to_json() if o.role_field else None,
+        "roles": o.roles,
+        "privileged": o.privileged,
+        "logins": o.logins,
+        "failed_logins": o.failed_logins,
+        "behaviors": {
+            name: {"roles": b.roles, "logins": b.logins, "failed_share": b.failed_share}
+            for name, b in o.behaviors.items()
+        },
+        "sessions": o.sessions,
+        "addresses": o.addresses,
+        "addresses_from": o.addresses_from,
+        "basic_auth": list(o.basic_auth),
+    }
+
+
+def outcomes_from_json(data: Any) -> Outcomes:
+    """The `outcomes` section of a model (absent in older models: nothing known)."""
+    if data is None:
+        return NO_OUTCOMES
+    if not isinstance(data, dict):
+        raise ConfigError("model: `outcomes` must be an object")
+    try:
+        role_field = data.get("role_field")
+        behaviors = {
+            str(name): BehaviorOutcome(
+                {str(r): _share(s) for r, s in (b.get("roles") or {}).items()},
+                int(b["logins"]),
+                _share(b["failed_share"]),
+            )
+            for name, b in (data.get("behaviors") or {}).items()
+        }
+        return Outcomes(
+            role_field=None if role_field is None else Location.from_json(role_field),
+            roles={str(r): int(n) for r, n in (data.get("roles") or {}).items()},
+            privileged={str(e): str(r) for e, r in (data.get("privileged") or {}).items()},
+            logins=int(data.get("logins", 0)),
+            failed_logins=int(data.get("failed_logins", 0)),
+            behaviors=behaviors,
+            sessions=int(data.get("sessions", 0)),
+            addresses=int(data.get("addresses", 0)),
+            addresses_from=data.get("addresses_from"),
+            basic_auth=tuple(str(e) for e in data.get("basic_auth") or ()),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"model: bad `outcomes` ({type(exc).__name__}: {exc})") from None
+
+
+def _share(value: Any) -> float:
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share {share!r} outside [0, 1]")
+    return share

@@ -1,0 +1,172 @@
+"""Live ids of a replayed session: which of the ids the target handed out a request takes,
+which objects the session created, and what other sessions of the run created (so a read
+never lands on an object another session may delete any moment).
+
+No I/O here; replay/correlate.py calls it. How a request's id is chosen, first hit wins:
+
+1. *Trace replays*: the captured value's live counterpart. Each captured answer's values
+   at the places later requests read are planned beside it (`PlannedRequest.yields`);
+   the live answer's values at the same places, in the same order, map captured → live.
+   So a session takes the same item of a list as the real user did, and the id of its
+   own create where the real session used the id of its create.
+2. The rules' most recent source answer; a list is kept whole and one item is chosen
+   seeded-random (the session's own generator), kept for the session until that source
+   answers again (a person picks an item and works on it); never an object another
+   session of the run created, when anything else is there.
+3. The session's credential's pool: what the discovery phase found for that account and
+   what other sessions signed in as it saw (never another account's: a client account
+   asking for another client's id is a 403 the real traffic did not have).
+
+For a protected request (replay/ownership.py) an id the session does not own is replaced
+by the most recent id it created at a producer of that place, if it has one.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tracereplay.models.correlations import Location
+
+from .rewrite import Scalar
+
+Key = tuple[str, Location]  # (source endpoint, where its answer holds the value)
+POOL_KEEP = 256
+
+
+@dataclass(frozen=True)
+class CreatedObject:
+    """One object a replayed session created (the record cleanup reads)."""
+
+    id: str
+    endpoint: str
+    """The create endpoint."""
+    session: int
+    credential: int | None
+    """Index of the account in --credentials (never the account itself)."""
+    delete: str | None
+    """The learned DELETE endpoint and its path parameter."""
+    param: str | None
+
+
+class RunObjects:
+    """The objects this process's sessions created, and which are deleted; `sink` gets
+    each event (the run folder's record) as it happens."""
+
+    def __init__(self, sink: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self._owner: dict[str, int] = {}
+        self._deleted: set[str] = set()
+        self._sink = sink
+
+    def created(self, obj: CreatedObject) -> None:
+        self._owner[obj.id] = obj.session
+        self._deleted.discard(obj.id)
+        if self._sink is not None:
+            self._sink({"event": "created", **obj.__dict__})
+
+    def deleted(self, value: str, session: int) -> None:
+        if value in self._owner and value not in self._deleted:
+            self._deleted.add(value)
+            if self._sink is not None:
+                self._sink({"event": "deleted", "id": value, "session": session})
+
+    def foreign_to(self, session: int, value: object) -> bool:
+        """Created by another session of the run, or deleted: not for `session` to pick."""
+        text = str(value)
+        owner = self._owner.get(text)
+        return text in self._deleted or (owner is not None and owner != session)
+
+
+class CredentialPools:
+    """Per account (its --credentials index, or None), the ids seen at each source, most
+    recent last: filled by the discovery phase and by the sessions signed in as it."""
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[int | None, Key], deque[Scalar]] = {}
+
+    def add(self, credential: int | None, key: Key, values: Sequence[Scalar]) -> None:
+        pool = self._pools.setdefault((credential, key), deque(maxlen=POOL_KEEP))
+        for value in values:
+            if value in pool:
+                pool.remove(value)
+            pool.append(value)
+
+    def values(self, credential: int | None, keys: Sequence[Key]) -> list[Scalar]:
+        out: list[Scalar] = []
+        for key in keys:
+            out += [v for v in self._pools.get((credential, key), ()) if v not in out]
+        return out
+
+    def size(self) -> int:
+        return sum(len(p) for p in self._pools.values())
+
+
+class SessionIds:
+    """Id state of one session (see the module doc)."""
+
+    def __init__(
+        self,
+        session: int,
+        rng: random.Random,
+        run: RunObjects,
+        pools: CredentialPools,
+        credential: int | None,
+    ) -> None:
+        self.session = session
+        self.rng = rng
+        self.run = run
+        self.pools = pools
+        self.credential = credential
+        self.mapped: dict[str, Scalar] = {}
+        self.owned: dict[str, str] = {}  # id → the create endpoint, in creation order
+        self._chosen: dict[Key, Scalar] = {}
+
+    # ---- answers ------------------------------------------------------------------------
+
+    def answered(self, key: Key, values: Sequence[Scalar], captured: Sequence[str]) -> None:
+        """A source answered `values` (all of a list); `captured`: what the real answer held
+        there, in order (trace replays), so the captured values map to the live ones."""
+        self._chosen.pop(key, None)
+        for old, new in zip(captured, values, strict=False):
+            self.mapped[old] = new
+        self.pools.add(self.credential, key, [v for v in values if not self._foreign(v)])
+
+    def created(self, obj: CreatedObject) -> None:
+        self.owned[obj.id] = obj.endpoint
+        self.run.created(obj)
+
+    def deleted(self, value: str) -> None:
+        if self.owned.pop(value, None) is not None:
+            self.run.deleted(value, self.session)
+
+    # ---- choices ------------------------------------------------------------------------
+
+    def choose(self, key: Key, values: Sequence[Scalar]) -> Scalar | None:
+        """One of a source's live `values`: the one chosen before (until it answers again),
+        else a seeded-random one not made by another session (any, if none is left)."""
+        if not values:
+            return None
+        if len(values) == 1:
+            return values[0]
+        kept = self._chosen.get(key)
+        if kept is not None and kept in values:
+            return kept
+        fair = [v for v in values if not self._foreign(v)] or list(values)
+        choice = fair[self.rng.randrange(len(fair))]
+        self._chosen[key] = choice
+        return choice
+
+    def from_pool(self, keys: Sequence[Key]) -> Scalar | None:
+        """A value the session's account saw at one of `keys` (discovery included)."""
+        values = [v for v in self.pools.values(self.credential, keys) if not self._foreign(v)]
+        return values[self.rng.randrange(len(values))] if values else None
+
+    def owned_from(self, creates: set[str]) -> str | None:
+        """The most recent id this session created at one of the `creates` endpoints."""
+        return next((i for i, e in reversed(self.owned.items()) if e in creates), None)
+
+    def _foreign(self, value: object) -> bool:
+        return self.run.foreign_to(self.session, value)

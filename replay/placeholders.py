@@ -1,0 +1,123 @@
+"""Anonymized credentials never reach the target; HTTP Basic from --credentials.
+
+A captured credential is stored as a placeholder: `[removed]` (a password field), an
+`anon_…` token or a pseudonym JWT (an Authorization header, a token field). Sent as is it
+does harm (a Basic-auth backend took `PUT /accounts/{id}` with password `[removed]` and
+created the account) and never authenticates. So `credential_placeholder` names the first
+place of a prepared request where a credential carries one, and `ownership.clear` skips
+that request (reason `placeholder_credential`): a session without a live credential for it
+sends nothing there, never the placeholder.
+
+HTTP Basic: a planned `Authorization: Basic <placeholder>` (kept from the trace, or put
+there for an endpoint the model learned to be called with Basic, `outcomes.basic_auth`) is
+filled from the session's --credentials account (`fill_basic`); without an account it stays
+a placeholder and the request is skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Sequence
+from urllib.parse import parse_qsl
+
+from tracereplay.capture.anonymize.detectors import PSEUDO_JWT_HEADER, PSEUDO_TOKEN_PREFIX
+from tracereplay.capture.anonymize.values import REMOVED
+
+from .credentials import Credential, credential_field
+from .rewrite import PreparedRequest, header, is_form, set_header
+
+BASIC_PLACEHOLDER = f"Basic {REMOVED}"
+"""The planned Authorization of a Basic-auth request before its account is known."""
+_CREDENTIAL_HEADER = re.compile(
+    r"^(proxy-)?authorization$|api[-_]?key|auth[-_]?token|access[-_]?token|secret|password",
+    re.I,
+)
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether `value` (a credential, an Authorization header without or with its scheme)
+    is what the anonymizer left in place of one."""
+    text = value.strip()
+    _, space, rest = text.partition(" ")
+    if space and rest.strip():
+        text = rest.strip()  # "Basic anon_…", "Bearer <pseudonym JWT>"
+    return (
+        REMOVED in text
+        or text.startswith(PSEUDO_TOKEN_PREFIX)
+        or text.startswith(PSEUDO_JWT_HEADER + ".")
+    )
+
+
+def credential_placeholder(request: PreparedRequest) -> str | None:
+    """Where `request` would send an anonymized credential ("header Authorization",
+    "json password", "query api_key"), or None."""
+    for name, value in request.headers:
+        if _CREDENTIAL_HEADER.search(name) and is_placeholder(value):
+            return f"header {name}"
+    for name, value in parse_qsl(request.query or "", keep_blank_values=True):
+        if credential_field(name) and is_placeholder(value):
+            return f"query {name}"
+    if request.body:
+        found = _body_placeholder(request.body, request.headers)
+        if found is not None:
+            return found
+    return None
+
+
+def _body_placeholder(body: bytes, headers: Sequence[tuple[str, str]]) -> str | None:
+    if is_form(headers):
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return next(
+            (f"form {n}" for n, v in pairs if credential_field(n) and is_placeholder(v)), None
+        )
+    marks = (REMOVED, PSEUDO_TOKEN_PREFIX, PSEUDO_JWT_HEADER)
+    if not any(mark.encode() in body for mark in marks):
+        return None  # cheap: most bodies hold no placeholder at all
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+
+    def walk(node: object) -> str | None:
+        items = (
+            node.items()
+            if isinstance(node, dict)
+            else enumerate(node)
+            if isinstance(node, list)
+            else ()
+        )
+        for name, value in items:
+            if isinstance(value, dict | list):
+                if (found := walk(value)) is not None:
+                    return found
+            elif (
+                isinstance(name, str)
+                and isinstance(value, str)
+                and credential_field(name)
+                and is_placeholder(value)
+            ):
+                return f"json {name}"
+        return None
+
+    return walk(doc)
+
+
+def basic_value(credential: Credential) -> str:
+    """`Basic base64(user:password)` (RFC 7617, UTF-8)."""
+    pair = f"{credential.email}:{credential.password}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def fill_basic(
+    headers: list[tuple[str, str]], credential: Credential | None
+) -> list[tuple[str, str]]:
+    """`headers` with a placeholder Basic Authorization replaced by the account's."""
+    planned = header(headers, "authorization")
+    if planned is None or credential is None:
+        return headers
+    scheme, _, rest = planned.strip().partition(" ")
+    if scheme.lower() != "basic" or not is_placeholder(rest or scheme):
+        return headers
+    return set_header(headers, "authorization", basic_value(credential))

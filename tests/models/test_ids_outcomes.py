@@ -1,0 +1,220 @@
+"""What the model learns for safe, stateful replay: id producers and own-object writes,
+creates and their DELETE, body-storing POSTs (models/ids.py); login outcomes, roles and
+privileged endpoints per behavior, captured addresses (models/outcomes.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.models.test_correlations import ex, trace, uid
+from tracereplay.errors import ConfigError
+from tracereplay.models.behaviors import END, Behavior, ThinkTime
+from tracereplay.models.correlations import Location, find_auth, find_correlations, walk_sessions
+from tracereplay.models.ids import (
+    check_ids,
+    ids_from_json,
+    ids_to_json,
+    is_id_place,
+    learn_ids,
+)
+from tracereplay.models.outcomes import (
+    PRIVILEGED,
+    UNPRIVILEGED,
+    draw_outcome,
+    fit_outcomes,
+    outcomes_from_json,
+    outcomes_to_json,
+    session_outcomes,
+)
+
+ID = Location("path", "id")
+DATA_ID = Location("json", "/data/id")
+LISTED = Location("json", "/data/items/*/id")
+SEEDED = [uid(500 + n) for n in range(3)]
+
+
+def signin(s: int, role: str = "admin", status: int = 200) -> dict[str, Any]:
+    tokens = {"token": f"tok-{s}-" + "a" * 24}
+    user = {"id": uid(1000 + s), "role": role}
+    return ex("POST", "/auth/login", body={"email": f"u{s}@example.test", "password": "x"},
+              status=status,
+              resp={"status": "success", "data": {**tokens, "user": user}} if status < 400
+              else {"status": "error"})  # fmt: skip
+
+
+def owner_session(s: int) -> list[dict[str, Any]]:
+    """Creates an item, renames it, configures it (body given back), syncs, deletes it."""
+    tok, item = f"tok-{s}-" + "a" * 24, uid(s)
+    url = f"https://hook-{s}.example.test"
+    return [
+        signin(s),
+        ex("POST", "/items/", token=tok, body={"name": f"Item {s}"}, status=201,
+           resp={"data": {"id": item, "name": f"Item {s}"}}),
+        ex("PUT", f"/items/{item}", token=tok, body={"name": "renamed"},
+           resp={"data": {"id": item}}),
+        ex("POST", f"/items/{item}/configure", token=tok, body={"url": url},
+           resp={"data": {"id": item, "url": url}}),
+        ex("POST", f"/items/{item}/sync", token=tok, resp={"data": {"synced": 3}}),
+        ex("DELETE", f"/items/{item}", token=tok, resp={"data": {"deleted": True}}),
+    ]  # fmt: skip
+
+
+def reader_session(s: int, role: str = "client") -> list[dict[str, Any]]:
+    """Lists the seeded items and edits one of them: a write to an object it did not make."""
+    tok = f"tok-{s}-" + "a" * 24
+    pick = SEEDED[s % 3]
+    return [
+        signin(s, role),
+        ex("GET", "/items/", token=tok, resp={"data": {"items": [{"id": i} for i in SEEDED]}}),
+        ex("GET", f"/items/{pick}", token=tok, resp={"data": {"id": pick}}),
+        ex("PUT", f"/items/{pick}", token=tok, body={"name": "theirs"}),
+    ]  # fmt: skip
+
+
+def learned(sessions: list[list[dict[str, Any]]]) -> Any:
+    df = trace(sessions)
+    walk = walk_sessions(df)
+    rules = find_correlations(df, walk=walk)
+    auth = find_auth(df, rules, walk=walk)
+    return df, auth, learn_ids(walk, auth, df["endpoint"].unique().tolist())
+
+
+def test_producers_own_writes_creates_and_their_delete() -> None:
+    _, auth, ids = learned(
+        # Two readers of five sessions: the listed ids are not constants of the API.
+        [owner_session(s) for s in range(3)] + [reader_session(s) for s in range(3, 5)]
+    )
+    assert auth.login_endpoint == "POST /auth/login"
+    put = next(t for t in ids.targets if t.endpoint == "PUT /items/{id}" and t.target == ID)
+    kinds = {(p.endpoint, p.kind) for p in put.producers}
+    assert ("POST /items/", "create") in kinds  # the owners renamed what they made
+    assert ("GET /items/", "list") in kinds  # the readers, a listed (seeded) item
+    assert (put.requests, put.own) == (5, 3)
+    (creation,) = ids.creations
+    assert (creation.endpoint, creation.source) == ("POST /items/", DATA_ID)
+    assert (creation.delete, creation.param, creation.learned_from) == (
+        "DELETE /items/{id}", "id", "trace",
+    )  # fmt: skip
+    assert ids.stores_body == ("POST /items/{id}/configure",)  # the sync sends no body
+    assert [p.endpoint for p in ids.list_producers()] == ["GET /items/"]
+    assert ids.places("DELETE /items/{id}") == [ID]
+
+
+def test_a_delete_never_seen_is_found_from_the_template() -> None:
+    sessions = [owner_session(s)[:3] for s in range(3)]  # create and rename, no delete
+    sessions += [[signin(9), ex("DELETE", f"/items/{SEEDED[0]}", token="tok-9-" + "a" * 24)]]
+    _, _, ids = learned(sessions)
+    (creation,) = ids.creations
+    assert (creation.delete, creation.param, creation.learned_from) == (
+        "DELETE /items/{id}", "id", "template",
+    )  # fmt: skip
+
+
+def test_id_places() -> None:
+    assert is_id_place(Location("path", "client_id"), [])
+    assert not is_id_place(Location("path", "2"), [])  # a literal segment's index
+    assert is_id_place(Location("query", "client_id"), ["x"])
+    assert is_id_place(Location("json", "/workflowId"), ["x"])
+    assert is_id_place(Location("form", "parent"), [uid(1)])  # UUID values
+    assert not is_id_place(Location("query", "period"), ["day"])
+    assert not is_id_place(Location("cookie", "session_id"), ["x"])  # a credential
+
+
+def test_ids_round_trip_and_checks() -> None:
+    _, _, ids = learned([owner_session(s) for s in range(3)])
+    assert ids_from_json(ids_to_json(ids)) == ids
+    assert ids_from_json(None).targets == ()  # an older model: nothing known
+    check_ids(ids, [t.endpoint for t in ids.targets] + ["POST /items/", "DELETE /items/{id}",
+              "PUT /items/{id}", "POST /items/{id}/configure", "POST /auth/login"])  # fmt: skip
+    with pytest.raises(ConfigError, match="unknown endpoint"):
+        check_ids(ids, ["GET /items/"])
+    bad = ids_to_json(ids)
+    bad["targets"][0]["producers"][0]["kind"] = "guess"
+    with pytest.raises(ConfigError, match="ids"):
+        ids_from_json(bad)
+    with pytest.raises(ConfigError):
+        ids_from_json([1, 2])
+
+
+# ---- outcomes ---------------------------------------------------------------------------
+
+
+def chain(name: str, share: float, path: list[str]) -> Behavior:
+    moves = {a: {b: 1.0} for a, b in zip(path, [*path[1:], END], strict=True)}
+    flat = ThinkTime(tuple(0.0 for _ in range(21)), 0, "none")
+    return Behavior(name, share, 10, {path[0]: 1.0}, moves, {}, float(len(path)), flat)
+
+
+def admin_session(s: int) -> list[dict[str, Any]]:
+    """Reads and edits like a client user, and creates: the broadest role."""
+    tok = f"tok-{s}-" + "a" * 24
+    create = ex("POST", "/items/", token=tok, body={"name": "new"}, status=201,
+                resp={"data": {"id": uid(s)}})  # fmt: skip
+    return [signin(s, "admin"), *reader_session(s, "admin")[1:], create]
+
+
+def test_roles_privileges_and_failed_logins() -> None:
+    sessions = [admin_session(s) for s in range(3)]
+    sessions += [reader_session(s, "client") for s in range(3, 7)]
+    sessions += [[signin(s, status=401), ex("GET", "/items/", status=401)] for s in range(7, 9)]
+    df = trace(sessions)
+    rules = find_correlations(df)
+    auth = find_auth(df, rules)
+    field, per_session = session_outcomes(df, auth)
+    assert field == Location("json", "/data/user/role")
+    assert [o.role for o in per_session] == ["admin"] * 3 + ["client"] * 4 + [None] * 2
+    assert [o.login for o in per_session] == ["ok"] * 7 + ["failed"] * 2
+    read = ["POST /auth/login", "GET /items/", "GET /items/{id}", "PUT /items/{id}"]
+    behaviors = [
+        chain("b1", 0.4, [*read, "POST /items/"]),
+        chain("b2", 0.4, read),
+        chain("b3", 0.2, ["POST /auth/login", "GET /items/"]),
+    ]
+    outcomes = fit_outcomes(df, auth, behaviors)
+    assert outcomes.roles == {"admin": 3, "client": 4}
+    # Only admins created, and admins did all that clients did: creating is theirs alone.
+    # Clients used nothing admins did not, so nothing is privileged to them.
+    assert outcomes.privileged == {"POST /items/": "admin"}
+    assert (outcomes.logins, outcomes.failed_logins) == (9, 2)
+    assert outcomes.behaviors["b3"].failed_share == 1.0
+    assert outcomes.behaviors["b2"].roles == {"client": 1.0}
+    assert outcomes.behaviors["b1"].roles == {"admin": 1.0}
+    assert outcomes_from_json(outcomes_to_json(outcomes)) == outcomes
+    with pytest.raises(ConfigError):
+        outcomes_from_json({"behaviors": {"b1": {"roles": {}, "logins": 1, "failed_share": 2}}})
+
+
+def test_without_a_role_field_403s_show_the_privileged() -> None:
+    tok = "tok-{}-" + "a" * 24
+    sessions = [
+        [ex("POST", "/auth/login", body={"email": "a@example.test"},
+            resp={"data": {"token": tok.format(s)}}),
+         ex("DELETE", f"/items/{SEEDED[0]}", token=tok.format(s), status=200 if s < 2 else 403)]
+        for s in range(4)
+    ]  # fmt: skip
+    df = trace(sessions)
+    auth = find_auth(df, find_correlations(df))
+    _, per_session = session_outcomes(df, auth)
+    assert [o.role for o in per_session] == [PRIVILEGED] * 2 + [UNPRIVILEGED] * 2
+
+
+def test_draw_outcome_needs_the_privileged_role_and_keeps_the_failed_share() -> None:
+    login, create, read = "POST /auth/login", "POST /items/", "GET /items/"
+    behaviors = [chain("b1", 0.5, [login, create]), chain("b2", 0.5, [login, read])]
+    outcomes = outcomes_from_json(
+        {"privileged": {create: "admin"}, "addresses": 3,
+         "behaviors": {"b1": {"roles": {"admin": 1.0}, "logins": 10, "failed_share": 0.0},
+                       "b2": {"roles": {"admin": 0.25, "client": 0.75}, "logins": 10,
+                              "failed_share": 0.5}}}
+    )  # fmt: skip
+    rng = np.random.default_rng(1)
+    draws = [draw_outcome(outcomes, behaviors, [login, read], login, rng) for _ in range(2000)]
+    roles = [r for r, _ in draws]
+    assert 0.70 < roles.count("client") / len(roles) < 0.80
+    assert 0.45 < sum(f for _, f in draws) / len(draws) < 0.55
+    for _ in range(50):  # a session that creates needs the role that alone could
+        assert draw_outcome(outcomes, behaviors, [login, read, create], login, rng)[0] == "admin"
+    assert draw_outcome(outcomes, behaviors, [read], login, rng)[1] is False  # no login
