@@ -168,6 +168,9 @@ class ResultWriter:
         self.safety = SafetyLog()
         self._created = (directory / CREATED_EVENTS).open("a", encoding="utf-8")
         self.closed = False
+        from gevent.event import Event  # here: only a Locust process writes results
+
+        self._done = Event()
 
     def created_event(self, event: dict[str, Any]) -> None:
         """One object created or deleted, on disk at once (a killed run still has it)."""
@@ -227,18 +230,23 @@ class ResultWriter:
     def close(self) -> None:
         """Write what is buffered and sessions.json; safe to call twice (Ctrl-C path)."""
         if self.closed:
+            # A second caller (the quitting listener and the driver's own end) waits for
+            # the first: returning early let the process exit before anything was written.
+            self._done.wait()
             return
         log = self.sessions
         log.cut = max(log.cut, log.started - log.completed - log.login_failed - log.failed)
         self.flush()
         self.closed = True
+        # The counts are final: on disk before waiting for the rows (a kill may come).
+        (self.directory / "sessions.json").write_text(json.dumps(asdict(self.sessions)))
+        (self.directory / "safety.json").write_text(json.dumps(asdict(self.safety)))
         try:
             self._background.wait()
         finally:
             os.close(self._fd)
             self._created.close()
-            (self.directory / "sessions.json").write_text(json.dumps(asdict(self.sessions)))
-            (self.directory / "safety.json").write_text(json.dumps(asdict(self.safety)))
+            self._done.set()
 
 
 def _empty_columns() -> dict[str, list[Any]]:

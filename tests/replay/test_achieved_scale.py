@@ -62,10 +62,18 @@ def test_the_plan_offers_n_times_the_real_rate_of_the_staging_capture(
     from tracereplay.replay.window import model_real_rps
 
     model = load_model(staging_model)
-    for seed in (1, 2, 3):
+    ratios, variances = [], []
+    for seed in (1, 2, 3, 4, 5):
         plan = plan_from_model(model, scale=scale, seed=seed)
         offered = offered_requests(plan) / plan.duration_s
         real = model_real_rps(model, plan.duration_s, 1.0)
         assert real is not None and real > 0
-        # Measured on a 75 s / 24-user staging capture: 0.99-1.02 at 5x and 10x.
-        assert offered / (scale * real) == pytest.approx(1.0, abs=0.08), seed
+        ratios.append(offered / (scale * real))
+        # A plan's requests are a sum over a Poisson number n of sessions of iid lengths L:
+        # its relative variance is (1 + cv(L)^2) / n. Seen on 75 s staging captures: one
+        # seed 0.88-1.11 at 1x, 0.99-1.08 at 5x, 1.01-1.02 at 10x.
+        lengths = np.array([len(s.requests) for s in plan.sessions], dtype=float)
+        variances.append((1 + (lengths.std() / lengths.mean()) ** 2) / len(lengths))
+    noise = 4 * float(np.sqrt(np.mean(variances) / len(ratios)))  # 4 sd of the mean ratio
+    assert noise < 0.2, noise  # the staging capture is large enough to tell 0.8x from 1x
+    assert float(np.mean(ratios)) == pytest.approx(1.0, abs=noise), (ratios, noise)
