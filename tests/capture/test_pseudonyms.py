@@ -265,3 +265,16 @@ def test_bad_key_file(tmp_path: Path, setup: Callable[[Path], object], message: 
     with pytest.raises(ConfigError, match=message) as info:
         load_key(key_file=key_file)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["10:20:30:40:50:60:70:80", "abc 1::2 def", "x 2001:0:0:0:0:0:0:1"]
+)
+def test_words_of_a_shape_that_stays_a_finding_end_as_a_clean_token(
+    pseudo: Pseudonymizer, value: str
+) -> None:
+    """Whatever its digits, `10:20:…:80` is an IPv6 address: redrawing the digits never
+    cleans it, which once hung an anonymizer worker for good (and the capture's stop)."""
+    made = pseudo.words(value)
+    assert find_all(made) == [] and made != value
+    assert pseudo.words(value) == made  # still keyed and consistent
