@@ -200,8 +200,7 @@ class Pseudonymizer:
         for attempt in range(_REDRAWS):
             # Random base64url can spell a service key's prefix (`ghr_…`, about once in 10^4
             # JWTs): draw again, keyed by the attempt, until no detector sees one in it.
-            seed = value if attempt == 0 else f"{value}\0{attempt}"
-            chars = urlsafe_b64encode(self._bytes("jwt", seed, size)).decode()
+            chars = urlsafe_b64encode(self._bytes("jwt", value, size, attempt)).decode()
             made = f"{PSEUDO_JWT_HEADER}.{chars[:payload_len]}.{chars[payload_len:size]}"
             if not find_all(made):
                 break

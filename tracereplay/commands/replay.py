@@ -61,7 +61,7 @@ def replay_cmd(
         str | None,
         typer.Option(
             help="Hard bound on the whole run, stopping included [default: the window + "
-            "--grace + 25s]."
+            "--grace + 25s, + the discovery phase's budget when it runs]."
         ),
     ] = None,
     max_body: Annotated[
