@@ -83,7 +83,10 @@ class _Worker:
         tasks_out, self.tasks = ctx.Pipe(duplex=False)
         self.results, results_in = ctx.Pipe(duplex=False)
         self.process: BaseProcess = ctx.Process(
-            target=worker_main, args=(spec, tasks_out, results_in), name=name, daemon=True
+            target=worker_main,
+            args=(spec, tasks_out, results_in, os.getpid()),
+            name=name,
+            daemon=True,
         )
         self.process.start()
         tasks_out.close()  # the child's ends: the parent sees EOF when the child dies

@@ -24,6 +24,9 @@ from .exchange import Exchange, anonymizing
 WORKER_NICENESS = 19
 """Workers yield the CPU to the proxy: a busy capture leaves exchanges out, never slows traffic."""
 
+PARENT_POLL_S = 0.5
+"""How often a worker checks that its capture is still there (see `_exit_with_parent`)."""
+
 Credential = tuple[str, str]
 
 
@@ -99,13 +102,37 @@ class SessionOrder:
         return replace(record, session=session)
 
 
-def worker_main(spec: WorkerSpec, tasks: Connection, results: Connection) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """End this process as soon as `parent` is no longer its parent (it died).
+
+    The pipe's EOF ends an idle worker; one stuck inside an exchange never reads it. So a
+    timer signal runs a check in the main thread every `PARENT_POLL_S`: the thread that
+    holds the GIL runs signal handlers at once, where a watching thread could wait long for
+    it at nice 19 on a busy machine. Not prctl(PR_SET_PDEATHSIG): that fires when the
+    parent *thread* that started the worker ends, and the recorder starts replacement
+    workers from its collector thread. (A worker stuck inside C code that holds the GIL
+    would not run the check; the capture's own process group stop still reaches it.)
+    """
+
+    def check(signum: int, frame: object) -> None:
+        if os.getppid() != parent:
+            os._exit(1)  # nothing to flush: results only ever go to the parent
+
+    signal.signal(signal.SIGALRM, check)
+    signal.setitimer(signal.ITIMER_REAL, PARENT_POLL_S, PARENT_POLL_S)
+
+
+def worker_main(
+    spec: WorkerSpec, tasks: Connection, results: Connection, parent: int | None = None
+) -> None:
     """A worker process: anonymize what `tasks` brings until it ends (None or EOF).
 
     Ignores SIGINT/SIGTERM (Ctrl-C reaches the whole process group; the recorder drains
-    the workers itself) and exits when the parent's end of `tasks` closes, so a capture
-    killed with SIGKILL leaves no worker behind.
+    the workers itself) and exits when the parent's end of `tasks` closes or the parent
+    (`parent`, by default the process that started it) dies, so a capture killed with
+    SIGKILL leaves no worker behind, even one stuck mid-exchange.
     """
+    _exit_with_parent(os.getppid() if parent is None else parent)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     with contextlib.suppress(OSError):

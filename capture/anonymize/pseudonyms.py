@@ -16,7 +16,6 @@ import uuid
 from base64 import urlsafe_b64encode
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
-from itertools import count
 from pathlib import Path
 
 from tracereplay.capture.anonymize.detectors import (
@@ -197,14 +196,14 @@ class Pseudonymizer:
         payload_len = max(len(parts[1]) if len(parts) > 1 else 0, _JWT_PART_MIN)
         signature_len = max(len(parts[2]) if len(parts) > 2 else 0, _JWT_PART_MIN)
         size = payload_len + signature_len
-        for attempt in range(_REDRAWS):
-            # Random base64url can spell a service key's prefix (`ghr_…`, about once in 10^4
-            # JWTs): draw again, keyed by the attempt, until no detector sees one in it.
+
+        # Random base64url can spell a service key's prefix (`ghr_…`, about once in 10^4
+        # JWTs): draw again until no detector sees one in it.
+        def draw(attempt: int) -> str:
             chars = urlsafe_b64encode(self._bytes("jwt", value, size, attempt)).decode()
-            made = f"{PSEUDO_JWT_HEADER}.{chars[:payload_len]}.{chars[payload_len:size]}"
-            if not find_all(made):
-                break
-        return made
+            return f"{PSEUDO_JWT_HEADER}.{chars[:payload_len]}.{chars[payload_len:size]}"
+
+        return _first_clean(draw, _no_finding, lambda: draw(_REDRAWS - 1))
 
     def _token(self, value: str) -> str:
         length = min(max(len(value), _TOKEN_MIN), _TOKEN_MAX) - len(PSEUDO_TOKEN_PREFIX)
@@ -226,14 +225,17 @@ class Pseudonymizer:
         if digits == "0" or not digits:
             return value
         normal = sign + (digits.lstrip("0") or "0")
-        # A stand-in for an id must not look like a phone or a card to the leak scanner:
-        # draw again (deterministically) until no detector fires.
-        for attempt in count():
+
+        # A stand-in for an id must not look like a phone or a card to the leak scanner.
+        def draw(attempt: int) -> str:
             raw = self._bytes("integer", normal, len(digits), attempt)
-            made = str(1 + raw[0] % 9) + "".join(str(b % 10) for b in raw[1:])
-            if not find_all(made, ("card", "phone")):
-                return sign + made
-        raise AssertionError("unreachable")  # pragma: no cover
+            return sign + str(1 + raw[0] % 9) + "".join(str(b % 10) for b in raw[1:])
+
+        def clean(made: str) -> bool:
+            return not find_all(made.lstrip("-"), ("card", "phone"))
+
+        # 10…0 fails Luhn at every length and is no phone number.
+        return _first_clean(draw, clean, lambda: sign + "1".ljust(len(digits), "0"))
 
     def _phone(self, value: str) -> str:
         extension = _PHONE_EXTENSION.search(value)
@@ -251,7 +253,8 @@ class Pseudonymizer:
 
     def _card(self, value: str) -> str:
         digit_count = sum(c.isdigit() for c in value)
-        for attempt in count():
+
+        def draw(attempt: int) -> str:
             raw = self._bytes("card", _NON_DIGIT.sub("", value), max(digit_count, 1), attempt)
             made = [str(b % 10) for b in raw[: digit_count - 1]]
             prefix = "".join(made)
@@ -259,10 +262,12 @@ class Pseudonymizer:
             wrong = [d for d in "0123456789" if not luhn_ok(prefix + d)]
             made.append(wrong[raw[-1] % len(wrong)])
             stream = iter(made)
-            text = "".join(next(stream) if c.isdigit() else c for c in value)
-            if not find_all(text, ("phone", "ssn", "iban")):  # nor a national phone number
-                return text
-        raise AssertionError("unreachable")  # pragma: no cover
+            return "".join(next(stream) if c.isdigit() else c for c in value)
+
+        def clean(made: str) -> bool:
+            return not find_all(made, ("phone", "ssn", "iban"))  # nor a national phone number
+
+        return _first_clean(draw, clean, lambda: self._token(value))
 
     def _ipv4(self, value: str) -> str:
         raw = self._bytes("ipv4", value.strip(), 4)
@@ -291,7 +296,8 @@ class Pseudonymizer:
     def _words(self, value: str) -> str:
         pool = lorem_by_length()
         longest = max(pool)
-        for attempt in range(_REDRAWS):
+
+        def draw(attempt: int) -> str:
             raw = iter(self._bytes("words", value, 2 * len(value) + 8, attempt))
 
             def swap(match: re.Match[str], raw: Iterator[int] = raw) -> str:
@@ -304,22 +310,21 @@ class Pseudonymizer:
                     made += choices[next(raw) % len(choices)]
                 return _same_case(letters, made)
 
-            made = _RUNS.sub(swap, value)
-            # A stand-in must not look like a phone, a card or an address to the scanner.
-            if not find_all(made):
-                return made
-        # Some shapes stay a finding whatever their digits are (`1::2` is an IPv6 address
-        # for any digits): an opaque token then, never an endless redraw (a worker hung on
-        # one such value held the capture's stop past its timeout).
-        return self._token(value)
+            return _RUNS.sub(swap, value)
+
+        # A stand-in must not look like a phone, a card or an address to the scanner.
+        return _first_clean(draw, _no_finding, lambda: self._token(value))
 
     def _hex(self, value: str) -> str:
-        for attempt in count():
+        def draw(attempt: int) -> str:
             made = self._bytes("hex", value, (len(value) + 1) // 2, attempt).hex()[: len(value)]
-            made = made.upper() if value.isupper() else made
-            if not find_all(made) and not made.isdigit():
-                return made
-        raise AssertionError("unreachable")  # pragma: no cover
+            return made.upper() if value.isupper() else made
+
+        def clean(made: str) -> bool:
+            return not find_all(made) and not made.isdigit()
+
+        fallback = "F" if value.isupper() else "f"
+        return _first_clean(draw, clean, lambda: fallback * len(value))
 
     def _host(self, value: str) -> str:
         host = value.strip().lower().rstrip(".")
@@ -350,7 +355,8 @@ class Pseudonymizer:
         # Same country and length, other digits and letters, drawn again until the checksum
         # fails (check digits 00 alone are not enough: 00 ≡ 97 mod 97).
         compact = value.replace(" ", "")
-        for attempt in count():
+
+        def draw(attempt: int) -> str:
             raw = self._bytes("iban", compact, len(compact), attempt)
             made = (
                 compact[:2]
@@ -361,10 +367,31 @@ class Pseudonymizer:
                 )
             )
             stream = iter(made)
-            text = "".join(next(stream) if c != " " else c for c in value)
-            if not find_all(text, ("iban",)):
-                return text
-        raise AssertionError("unreachable")  # pragma: no cover
+            return "".join(next(stream) if c != " " else c for c in value)
+
+        return _first_clean(draw, lambda made: not find_all(made, ("iban",)), self._iban_token)
+
+    def _iban_token(self) -> str:
+        return "XX00" + "0" * 12  # no country is XX: never an IBAN
+
+
+def _no_finding(made: str) -> bool:
+    return not find_all(made)
+
+
+def _first_clean(
+    draw: Callable[[int], str], clean: Callable[[str], bool], fallback: Callable[[], str]
+) -> str:
+    """The first of `_REDRAWS` draws (keyed by the attempt) that `clean` accepts, else
+    `fallback()`. A pseudonym must not look like a finding to the scanner, and some
+    shapes stay one whatever is drawn (`1::2` is an IPv6 address for any digits): an
+    unbounded redraw hung an anonymizer worker for good on such a value.
+    """
+    for attempt in range(_REDRAWS):
+        made = draw(attempt)
+        if clean(made):
+            return made
+    return fallback()
 
 
 def _same_case(model: str, word: str) -> str:

@@ -278,3 +278,39 @@ def test_words_of_a_shape_that_stays_a_finding_end_as_a_clean_token(
     made = pseudo.words(value)
     assert find_all(made) == [] and made != value
     assert pseudo.words(value) == made  # still keyed and consistent
+
+
+@pytest.mark.parametrize(
+    ("make", "value"),
+    [
+        (Pseudonymizer.integer, "4111111111111111"),
+        (Pseudonymizer.integer, "-20231"),
+        (Pseudonymizer.hex, "DEADBEEF0042"),
+        (Pseudonymizer.hex, "9f86d081884c7d65"),
+        (lambda p, v: p.for_kind("card", v), "4111 1111 1111 1111"),
+        (lambda p, v: p.for_kind("iban", v), "DE89 3704 0044 0532 0130 00"),
+        (Pseudonymizer.jwt, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"),
+        (Pseudonymizer.words, "call 555 0100"),
+    ],
+)
+def test_every_redraw_ends_even_when_no_draw_is_clean(
+    monkeypatch: pytest.MonkeyPatch, make: Callable[[Pseudonymizer, str], str], value: str
+) -> None:
+    """A shape the scanner always flags must not loop: with a detector that flags every
+    draw, each maker ends on its fallback, and that fallback is clean to the real one."""
+    from tracereplay.capture.anonymize import pseudonyms
+
+    calls = 0
+
+    def always_a_finding(text: str, kinds: object = None) -> list[str]:
+        nonlocal calls
+        calls += 1
+        assert calls < 100, "redraws without a bound"
+        return ["flagged"]
+
+    monkeypatch.setattr(pseudonyms, "find_all", always_a_finding)
+    made = make(Pseudonymizer(KEY), value)
+    monkeypatch.undo()
+    assert calls == 8  # the bound: _REDRAWS draws, then the fallback
+    assert made != value
+    assert find_all(made) == []
