@@ -30,6 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
@@ -206,6 +207,41 @@ def one_run(kind: str, target: str, args: argparse.Namespace, pace: dict[str, fl
     return figures
 
 
+def side_by_side(
+    target: str, args: argparse.Namespace, pace: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Added latency with the machine's noise shared: both proxies up at once in front of
+    the same target, one paced wrk on each at the same time, `--side-by-side` rounds.
+
+    Run one after the other, two paced runs of the *same* bare proxy differ by tens of ms
+    at p99 on a busy machine; run together, a burst of load from elsewhere hits both."""
+    rounds = []
+    with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
+        base = Path(tmp)
+        with proxy("bare", target, base / "b", base / "bare.log") as (bare_url, _), proxy(
+            "capture", target, base / "trace", base / "capture.log"
+        ) as (capture_url, process):  # fmt: skip
+            for url in (bare_url, capture_url):
+                wrk(url, args.warmup, 4, pace["delay_ms"])  # also starts the workers
+            workers = children(process.pid)
+            for n in range(args.side_by_side):
+                wait_idle(workers)
+                with ThreadPoolExecutor(2) as pool:
+                    bare, capture = pool.map(
+                        lambda url: wrk(url, args.duration, 4, pace["delay_ms"]),
+                        (bare_url, capture_url),
+                    )
+                one = {"round": n, "bare": bare["latency_ms"], "capture": capture["latency_ms"],
+                       "bare_rps": bare["requests_per_s"],
+                       "capture_rps": capture["requests_per_s"]}  # fmt: skip
+                rounds.append(one)
+                print(f"side by side {n}: p50 {bare['latency_ms']['p50']:.2f} / "
+                      f"{capture['latency_ms']['p50']:.2f} ms, p99 "
+                      f"{bare['latency_ms']['p99']:.2f} / {capture['latency_ms']['p99']:.2f}"
+                      " ms (bare / capture)", flush=True)  # fmt: skip
+    return rounds
+
+
 def anonymizer_cost(rounds: int = 3, n: int = 300) -> dict[str, float]:
     """µs per exchange through the capture's anonymizer: distinct pages vs one page."""
     from tracereplay.capture.anonymize.policy import load_policy
@@ -245,6 +281,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--paced-share", type=float, default=0.5,
                         help="fixed rate as a share of the first bare run's req/s")  # fmt: skip
+    parser.add_argument(
+        "--side-by-side",
+        type=int,
+        default=3,
+        metavar="ROUNDS",
+        help="paced rounds with both proxies loaded at once (added latency)",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the target process
     args = parser.parse_args()
@@ -273,6 +316,8 @@ def main() -> int:
                 figures = one_run(kind, target, args, pace)
                 results["runs"].append({"pair": pair, "kind": kind, **figures})
                 print(row(kind, pair, figures), flush=True)
+        if args.side_by_side:
+            results["side_by_side"] = side_by_side(target, args, pace)
     results["paced_rps"] = round(4 * 1000 / pace["delay_ms"], 1)
     results["anonymizer"] = anonymizer_cost()
     summarize(results)
@@ -317,6 +362,12 @@ def summarize(results: dict[str, Any]) -> None:
         "share_of_flows_recorded": round(recorded, 3),
         "worker_cpu_ms_per_row": round(worker_ms, 2),
     }
+    if "side_by_side" in results:
+        added = {q: [r["capture"][q] - r["bare"][q] for r in results["side_by_side"]]
+                 for q in ("p50", "p99")}  # fmt: skip
+        results["summary"] |= {
+            f"side_by_side_added_{q}_ms": [round(x, 2) for x in v] for q, v in added.items()
+        } | {"side_by_side_median_added_p99_ms": round(statistics.median(added["p99"]), 2)}
     print(json.dumps({"summary": results["summary"], "anonymizer": results["anonymizer"],
                       "paced_rps": results["paced_rps"]}, indent=1))  # fmt: skip
 
