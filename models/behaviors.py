@@ -4,15 +4,17 @@ endpoints (entry, transitions, exit) with empirical think-time quantiles per tra
 Think times are kept as empirical quantiles (21 points, 0 %..100 %) rather than a fitted
 family: real pauses mix several regimes (reading a page, a script's fixed delay, a human
 coming back) that one lognormal or gamma misses in the tails, and quantiles stay readable.
-A transition with fewer than `MIN_THINK_SAMPLES` pauses borrows the pooled pauses of its
-target endpoint in the behavior, then of the behavior, then of the whole trace.
+A transition with fewer than `MIN_THINK_SAMPLES` pauses borrows the pooled pauses of the
+other rare transitions into its target endpoint in the behavior, then of the behavior's
+rare transitions, then of the whole trace.
 
 Session tempo: pauses within one session are not independent (a person reading slowly is
 slow all session; a script is fast all session), so drawing every pause independently
 would make session durations too alike. Each session gets a tempo, the shrunk geometric
 mean of its pauses relative to the trace-wide median of each transition; the stored
 think-time quantiles are of pause / tempo, and each behavior keeps its tempo quantiles.
-Synthesis draws one tempo per session and multiplies every pause by it.
+Synthesis draws one tempo per session and multiplies every pause by it; the tempo comes
+with the session's length from the behavior's `session_shape` table (session_shape.py).
 """
 
 from __future__ import annotations
