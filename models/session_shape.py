@@ -6,8 +6,9 @@ last response may still have been running when the capture stopped: its end is n
 (censored at the end). One whose first request starts less than `threshold_s` after the
 trace's first request may have begun before the capture (censored at the start). Either
 way its length and duration are lower bounds, and its last transition is not an END.
-`threshold_s` is the longest pause seen inside any session (a session silent for longer
-than any session ever paused has ended, as far as the trace can tell), capped at the
+`threshold_s` is the 99th percentile of the pauses seen inside sessions (a session silent
+for longer than 99 % of pauses has ended, as far as the trace can tell; the longest pause
+would let one coffee break censor every session of its last minutes), capped at the
 inactivity timeout that splits sessions.
 
 Lengths. Per behavior, a table of its sessions' (length, tempo) pairs with Kaplan-Meier
@@ -37,6 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+CENSOR_QUANTILE = 0.99
+"""Of the pauses inside sessions: a session silent longer than this at an edge ended."""
 SESSION_TABLE_ROWS = 1000
 """Rows kept per behavior's (length, tempo) table: a seeded uniform sample beyond it."""
 
@@ -76,7 +79,8 @@ def censoring(sessions: pd.DataFrame, timeout_s: float) -> Censoring:
     )
     pauses = sessions["think_s"].to_numpy(float)
     pauses = pauses[np.isfinite(pauses)]
-    threshold = min(float(pauses.max()) if len(pauses) else 0.0, float(timeout_s))
+    longest = float(np.quantile(pauses, CENSOR_QUANTILE)) if len(pauses) else 0.0
+    threshold = min(longest, float(timeout_s))
     ids = sessions["session_id"].to_numpy()
     n = int(ids.max()) + 1
     first = np.full(n, np.inf)

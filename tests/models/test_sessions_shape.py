@@ -89,7 +89,7 @@ def test_edges_censor_sessions_and_their_last_transition_is_no_end() -> None:
     rows += [(2, 50.0, "a"), (2, 51.0, "b"), (3, 56.0, "a"), (3, 57.5, "b")]
     s = _sessions(rows)
     edges = censoring(s, timeout_s=1800)
-    assert edges.threshold_s == 5.0  # the longest pause seen in a session
+    assert edges.threshold_s == 5.0  # p99 of the pauses inside sessions (1, 1.5, 2, 5, 5)
     assert edges.start.tolist() == [True, False, False, False]
     assert edges.end.tolist() == [False, False, False, True]  # 57.5 - 51 > 5: ended
     assert censoring(s, timeout_s=4.0).threshold_s == 4.0
