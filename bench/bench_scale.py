@@ -1,20 +1,26 @@
-"""Achieved vs planned N× and session shape of real replays (issue 11).
+"""Achieved vs planned N× and session shape, synthesized and replayed (issue 11).
 
-Starts `tracereplay demo-target` (service times off, no login rate limit) on a free
-127.0.0.1 port, models a staging-users capture, and replays the model at each --scale
-with 1 and 2 Locust processes (bounded: --duration and the default --grace, the model's
-p99 session duration). For each run it reports what summary.json says — planned
-(offered_rps ÷ real_rps), achieved_scale, sessions planned/started/completed/cut/skipped,
-start lateness — and, from `compare`, the replayed vs real KS of session length and think
-time with the two-sample noise floor at α = 0.05 (replayed sessions cut at the run's end
-are left out by compare). It also gives the plans' offered ÷ (N × real) over the model's
-whole span at N = scales and 10, seeds 1-3 (no replay), and draws the model's synthetic
-sessions and gives their think-time mean and KS against the real ones, so a bias of the
-model and one of the replay can be told apart. Without --trace it first captures one with
-`tracereplay demo`.
+Shape, no replay: the model's own synthetic sessions at each --model-scales N and seed
+(--seeds) against the real ones: mean think time, and the KS statistic with the
+two-sample noise floor at α = 0.05 (1.36·√((n+m)/(n·m))) of think time, inter-arrival
+(× N), session length and session duration. Length and duration are judged on the
+uncensored sessions of both sides: real sessions the capture's edges censor
+(models/session_shape.py) are left out, and each synthetic session is cut at the real
+trace's end and left out by the same rule, so both samples are selected alike
+(`session_length_all` / `session_duration_all`: every session, as compare sees them).
 
-    .venv/bin/python bench/bench_scale.py [--trace DIR] [--scales 1,5] [--processes 1,2]
-        [--duration 60s] [--seed 1] [--json out.json]
+Replays: starts `tracereplay demo-target` (service times off, no login rate limit) on a
+free 127.0.0.1 port and replays the model at each --scale with each --processes
+(bounded: --duration and the default --grace, the model's p99 session duration). Per run:
+summary.json's figures (planned = offered_rps ÷ real_rps, achieved_scale, sessions
+planned/started/completed/cut/skipped, start lateness) and the same shape figures,
+replayed (sessions cut at the run's end left out) vs real (inter-arrival: the real
+arrivals of the run's window). Also the plans' offered ÷ (N × real) over the model's
+whole span, seeds 1-3. Without --trace it first captures one with `tracereplay demo`.
+
+    .venv/bin/python bench/bench_scale.py [--trace DIR] [--model-scales 1,5,10]
+        [--seeds 1,2,3] [--scales 1,5] [--processes 1,2] [--duration 60s] [--seed 1]
+        [--no-replay] [--json out.json]
 """
 
 from __future__ import annotations
@@ -183,7 +189,11 @@ def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
     cut = set(summary.get("sessions_cut_keys") or ())
     kept = replayed[~replayed["session_key"].isin(cut)]
     table = session_table(kept)
-    out = shape_rows(real, kept["think_s"].dropna().to_numpy(float), table, table, scale)
+    # The run plays the first window_s of the curve: its arrivals are judged against the
+    # real arrivals of that window, not of the whole capture (a ramp-up is slower).
+    window = float(summary.get("window_s") or np.inf)
+    early = {**real, "starts": real["starts"][real["starts"] < window]}
+    out = shape_rows(early, kept["think_s"].dropna().to_numpy(float), table, table, scale)
     out["cut_left_out"] = len(cut)
     return out
 
