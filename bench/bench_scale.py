@@ -1,20 +1,26 @@
-"""Achieved vs planned N× and session shape of real replays (issue 11).
+"""Achieved vs planned N× and session shape, synthesized and replayed (issue 11).
 
-Starts `tracereplay demo-target` (service times off, no login rate limit) on a free
-127.0.0.1 port, models a staging-users capture, and replays the model at each --scale
-with 1 and 2 Locust processes (bounded: --duration and the default --grace, the model's
-p99 session duration). For each run it reports what summary.json says — planned
-(offered_rps ÷ real_rps), achieved_scale, sessions planned/started/completed/cut/skipped,
-start lateness — and, from `compare`, the replayed vs real KS of session length and think
-time with the two-sample noise floor at α = 0.05 (replayed sessions cut at the run's end
-are left out by compare). It also gives the plans' offered ÷ (N × real) over the model's
-whole span at N = scales and 10, seeds 1-3 (no replay), and draws the model's synthetic
-sessions and gives their think-time mean and KS against the real ones, so a bias of the
-model and one of the replay can be told apart. Without --trace it first captures one with
-`tracereplay demo`.
+Shape, no replay: the model's own synthetic sessions at each --model-scales N and seed
+(--seeds) against the real ones: mean think time, and the KS statistic with the
+two-sample noise floor at α = 0.05 (1.36·√((n+m)/(n·m))) of think time, inter-arrival
+(× N), session length and session duration. Length and duration are judged on the
+uncensored sessions of both sides: real sessions the capture's edges censor
+(models/session_shape.py) are left out, and each synthetic session is cut at the real
+trace's end and left out by the same rule, so both samples are selected alike
+(`session_length_all` / `session_duration_all`: every session, as compare sees them).
 
-    .venv/bin/python bench/bench_scale.py [--trace DIR] [--scales 1,5] [--processes 1,2]
-        [--duration 60s] [--seed 1] [--json out.json]
+Replays: starts `tracereplay demo-target` (service times off, no login rate limit) on a
+free 127.0.0.1 port and replays the model at each --scale with each --processes
+(bounded: --duration and the default --grace, the model's p99 session duration). Per run:
+summary.json's figures (planned = offered_rps ÷ real_rps, achieved_scale, sessions
+planned/started/completed/cut/skipped, start lateness) and the same shape figures,
+replayed (sessions cut at the run's end left out) vs real (inter-arrival: the real
+arrivals of the run's window). Also the plans' offered ÷ (N × real) over the model's
+whole span, seeds 1-3. Without --trace it first captures one with `tracereplay demo`.
+
+    .venv/bin/python bench/bench_scale.py [--trace DIR] [--model-scales 1,5,10]
+        [--seeds 1,2,3] [--scales 1,5] [--processes 1,2] [--duration 60s] [--seed 1]
+        [--no-replay] [--json out.json]
 """
 
 from __future__ import annotations
@@ -30,13 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
-from tracereplay.compare.compare import compare_traces
 from tracereplay.demo.accounts import accounts_csv, sandbox_accounts
 from tracereplay.models.frame import load_requests
 from tracereplay.models.model import build_model, write_model
-from tracereplay.models.sessions import sessionize
+from tracereplay.models.session_shape import censoring
+from tracereplay.models.sessions import session_table, sessionize
 from tracereplay.models.synthesize import Synthesizer
 from tracereplay.processes import LOOPBACK, free_port, running
 from tracereplay.replay.accounting import offered_requests
@@ -61,19 +68,81 @@ def capture(work: Path, minutes: str, users: str) -> Path:
     return out / "trace"
 
 
-def synthetic_think(model: dict[str, Any], real: np.ndarray, scale: int, seed: int) -> dict:
-    """Think times of the model's own synthetic sessions (no replay) vs the real ones."""
+def ks_row(real: np.ndarray, other: np.ndarray) -> dict[str, Any]:
+    real, other = np.asarray(real, float), np.asarray(other, float)
+    if not len(real) or not len(other):
+        return {"ks": None, "ks_floor": None, "n": [len(real), len(other)]}
+    return {
+        "ks": round(float(stats.ks_2samp(real, other).statistic), 4),
+        "ks_floor": ks_floor(len(real), len(other)),
+        "n": [len(real), len(other)],
+    }
+
+
+def real_shape(trace: Path, timeout_s: float) -> dict[str, Any]:
+    """The real sessions: all, and those the capture's edges do not censor."""
+    real = sessionize(load_requests(trace), timeout_s)
+    table = session_table(real)
+    edges = censoring(real, timeout_s)
+    t = real["t_s"].to_numpy(float)
+    return {
+        "think": real["think_s"].dropna().to_numpy(float),
+        "table": table,
+        "uncensored": table[~edges.any],
+        "threshold_s": edges.threshold_s,
+        "span": (float(t.min()), float(t.max())),
+        "starts": np.sort(table["start_s"].to_numpy(float)),
+    }
+
+
+def shape_rows(
+    real: dict[str, Any],
+    think: np.ndarray,
+    table: pd.DataFrame,
+    uncensored: pd.DataFrame,
+    scale: float,
+) -> dict[str, Any]:
+    """KS (with the two-sample floor) of each shape figure, real vs other; length and
+    duration both over all sessions and over the uncensored ones of each side."""
+    starts = np.sort(table["start_s"].to_numpy(float))
+    out = {
+        "think_mean_s": [round(float(real["think"].mean()), 4), round(float(think.mean()), 4)],
+        "think_mean_ratio": round(float(think.mean() / real["think"].mean()), 4),
+        "think_time": ks_row(real["think"], think),
+        "interarrival": ks_row(np.diff(real["starts"]), np.diff(starts) * scale),
+        "session_length": ks_row(real["uncensored"]["length"], uncensored["length"]),
+        "session_duration": ks_row(real["uncensored"]["duration_s"], uncensored["duration_s"]),
+        "session_length_all": ks_row(real["table"]["length"], table["length"]),
+        "session_duration_all": ks_row(real["table"]["duration_s"], table["duration_s"]),
+    }
+    return out
+
+
+def synthetic_shape(model: dict[str, Any], real: dict[str, Any], scale: int, seed: int) -> dict:
+    """The model's own synthetic sessions (no replay) over the real span vs the real ones.
+    Uncensored on both sides: each synthetic session is cut at the real trace's end and
+    judged by the real trace's censoring rule (first request within the threshold of the
+    start, last within it of the end), so both samples are selected alike."""
     synth = Synthesizer(model, seed)
     starts = synth.session_starts(scale, None, speed=1.0, process="stratified")
-    think = np.asarray(
-        [r.think_s for i, s in enumerate(starts) for r in synth.session_requests(i, float(s))[1:]]
-    )
-    return {
-        "n": len(think),
-        "mean_s": round(float(think.mean()), 4),
-        "ks": round(float(stats.ks_2samp(real, think).statistic), 4),
-        "ks_floor": ks_floor(len(real), len(think)),
-    }
+    first, last = real["span"]
+    threshold = real["threshold_s"]
+    think: list[float] = []
+    rows = []
+    for i, start in enumerate(starts):
+        t = np.array([r.record.ts.timestamp() for r in synth.session_requests(i, float(start))])
+        t = t - synth.start.timestamp()
+        think.extend(np.diff(t).tolist())
+        seen = t[t <= last]
+        if len(seen):
+            cut = bool(last - seen[-1] < threshold or seen[0] - first < threshold)
+            rows.append((seen[0], len(t), t[-1] - t[0], cut, len(seen), seen[-1] - seen[0]))
+    table = pd.DataFrame(rows, columns=["start_s", "length", "duration_s", "cut", "seen_length",
+                                        "seen_duration_s"])  # fmt: skip
+    window = table.assign(length=table["seen_length"], duration_s=table["seen_duration_s"])
+    out = shape_rows(real, np.asarray(think), table, window[~window["cut"]], scale)
+    out["sessions"] = len(starts)
+    return out
 
 
 def planned(model: dict[str, Any], scales: list[int], seeds: range) -> dict[str, list[float]]:
@@ -112,18 +181,20 @@ def replay(model: Path, host: str, accounts: Path, out: Path, args: argparse.Nam
     return row
 
 
-def shape(real_trace: Path, replayed: Path, scale: int) -> dict[str, Any]:
-    result = compare_traces(real_trace, replayed, scale=float(scale))
-    values = dict(result.metric_values())
-    out: dict[str, Any] = {}
-    for name in ("session_length", "think_time"):
-        part = getattr(result, name)
-        out[name] = {
-            "ks": values.get(f"{name}.ks"),
-            "ks_floor": ks_floor(part.real_n, part.other_n),
-            "n": [part.real_n, part.other_n],
-        }
-    out["cut_left_out"] = result.cut
+def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
+    """The replayed sessions (those cut at the run's end left out, as compare does) vs
+    the real ones; replayed sessions are never censored by a capture's edges."""
+    summary = json.loads((run / "summary.json").read_text())
+    replayed = sessionize(load_requests(run / "replayed"))
+    cut = set(summary.get("sessions_cut_keys") or ())
+    kept = replayed[~replayed["session_key"].isin(cut)]
+    table = session_table(kept)
+    # The run plays the first window_s of the curve: its arrivals are judged against the
+    # real arrivals of that window, not of the whole capture (a ramp-up is slower).
+    window = float(summary.get("window_s") or np.inf)
+    early = {**real, "starts": real["starts"][real["starts"] < window]}
+    out = shape_rows(early, kept["think_s"].dropna().to_numpy(float), table, table, scale)
+    out["cut_left_out"] = len(cut)
     return out
 
 
@@ -132,50 +203,65 @@ def main() -> int:
     parser.add_argument("--trace", type=Path)
     parser.add_argument("--minutes", default="75s", help="capture length without --trace")
     parser.add_argument("--users", default="24")
-    parser.add_argument("--scales", default="1,5")
+    parser.add_argument("--scales", default="1,5", help="replayed scales")
+    parser.add_argument("--model-scales", default="1,5,10", help="synthesized (no replay)")
+    parser.add_argument("--seeds", default="1,2,3", help="of the synthesized sessions")
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--duration", default="60s")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="of the replays")
+    parser.add_argument("--no-replay", action="store_true", help="model-only figures")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results: dict[str, Any] = {"runs": []}
+    results: dict[str, Any] = {"runs": [], "synthetic": []}
     with tempfile.TemporaryDirectory(prefix="bench_scale-") as tmp:
         work = Path(tmp)
         trace = args.trace or capture(work, args.minutes, args.users)
         model_data = build_model(trace)
         model = write_model(model_data, work / "model.json")
-        real = sessionize(load_requests(trace))
-        real_think = real["think_s"].dropna().to_numpy(float)
+        timeout_s = float(model_data["sessions"]["timeout_s"])
+        real = real_shape(trace, timeout_s)
         results["trace"] = str(trace)
-        results["real_think"] = {"n": len(real_think), "mean_s": round(real_think.mean(), 4)}
-        results["synthetic_think"] = {
-            str(n): synthetic_think(model_data, real_think, n, args.seed)
-            for n in (int(s) for s in args.scales.split(","))
+        results["real"] = {
+            "sessions": len(real["table"]),
+            "uncensored": len(real["uncensored"]),
+            "censored": model_data["sessions"]["censored"],
+            "think_mean_s": round(float(real["think"].mean()), 4),
         }
+        print(json.dumps(results["real"]), flush=True)
+        for n in (int(x) for x in args.model_scales.split(",")):
+            for seed in (int(x) for x in args.seeds.split(",")):
+                row = {"scale": n, "seed": seed, **synthetic_shape(model_data, real, n, seed)}
+                results["synthetic"].append(row)
+                print(json.dumps(row), flush=True)
         scales = [int(s) for s in args.scales.split(",")]
         results["planned_over_n_real"] = planned(model_data, sorted({*scales, 10}), range(1, 4))
-        first = ("real_think", "synthetic_think", "planned_over_n_real")
-        print(json.dumps({k: results[k] for k in first}), flush=True)
-        accounts = work / "accounts.csv"
-        accounts.write_text(accounts_csv(sandbox_accounts(SEED)))
-        port = free_port()
-        argv = [
-            sys.executable, "-m", "tracereplay.cli", "demo-target", "--port", str(port),
-            "--seed", str(SEED), "--service-time-scale", "0", "--login-rate-limit", "0",
-        ]  # fmt: skip
-        host = f"http://{LOOPBACK}:{port}"
-        with running(argv, ready_url=host + "/health", log=work / "target.log"):
-            for scale in (int(s) for s in args.scales.split(",")):
-                for processes in (int(p) for p in args.processes.split(",")):
-                    out = work / f"run-{scale}x-{processes}p"
-                    row = replay(model, host, accounts, out, args, scale, processes)
-                    row.update(scale=scale, processes=processes)
-                    row.update(shape(trace, out / "replayed", scale))
-                    results["runs"].append(row)
-                    print(json.dumps(row), flush=True)
+        print(json.dumps({"planned_over_n_real": results["planned_over_n_real"]}), flush=True)
+        if not args.no_replay:
+            replays(args, work, trace, model, real, results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
+
+
+def replays(args: argparse.Namespace, work: Path, trace: Path, model: Path,
+            real: dict[str, Any], results: dict[str, Any]) -> None:  # fmt: skip
+    accounts = work / "accounts.csv"
+    accounts.write_text(accounts_csv(sandbox_accounts(SEED)))
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "tracereplay.cli", "demo-target", "--port", str(port),
+        "--seed", str(SEED), "--service-time-scale", "0", "--login-rate-limit", "0",
+    ]  # fmt: skip
+    host = f"http://{LOOPBACK}:{port}"
+    with running(argv, ready_url=host + "/health", log=work / "target.log"):
+        for scale in (int(s) for s in args.scales.split(",")):
+            for processes in (int(p) for p in args.processes.split(",")):
+                out = work / f"run-{scale}x-{processes}p"
+                row = replay(model, host, accounts, out, args, scale, processes)
+                row.update(scale=scale, processes=processes)
+                row.update(replay_shape(real, out, scale))
+                results["runs"].append(row)
+                print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -4,21 +4,23 @@ endpoints (entry, transitions, exit) with empirical think-time quantiles per tra
 Think times are kept as empirical quantiles (21 points, 0 %..100 %) rather than a fitted
 family: real pauses mix several regimes (reading a page, a script's fixed delay, a human
 coming back) that one lognormal or gamma misses in the tails, and quantiles stay readable.
-A transition with fewer than `MIN_THINK_SAMPLES` pauses borrows the pooled pauses of its
-target endpoint in the behavior, then of the behavior, then of the whole trace.
+A transition with fewer than `MIN_THINK_SAMPLES` pauses borrows the pooled pauses of the
+other rare transitions into its target endpoint in the behavior, then of the behavior's
+rare transitions, then of the whole trace.
 
 Session tempo: pauses within one session are not independent (a person reading slowly is
 slow all session; a script is fast all session), so drawing every pause independently
 would make session durations too alike. Each session gets a tempo, the shrunk geometric
 mean of its pauses relative to the trace-wide median of each transition; the stored
 think-time quantiles are of pause / tempo, and each behavior keeps its tempo quantiles.
-Synthesis draws one tempo per session and multiplies every pause by it.
+Synthesis draws one tempo per session and multiplies every pause by it; the tempo comes
+with the session's length from the behavior's `session_shape` table (session_shape.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
@@ -28,6 +30,8 @@ from scipy import sparse
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
+
+from .session_shape import Censoring, SessionTable
 
 END = "END"
 QUANTILE_POINTS = np.linspace(0.0, 1.0, 21)
@@ -90,9 +94,13 @@ class Behavior:
     mean_length: float
     tempo: ThinkTime
     """Session tempo (dimensionless multiplier of every pause), drawn once per session."""
+    shape: SessionTable | None = None
+    """(length, tempo) of its sessions, Kaplan-Meier weighted (None in older models)."""
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"session_shape": self.shape.to_json()} if self.shape is not None else {}
         return {
+            **extra,
             "tempo": self.tempo.to_json(),
             "name": self.name,
             "share": self.share,
@@ -122,6 +130,7 @@ class Behavior:
             },
             mean_length=float(data["mean_length"]),
             tempo=ThinkTime.from_json(data["tempo"]),
+            shape=SessionTable.from_json(shape) if (shape := data.get("session_shape")) else None,
         )
 
 
@@ -233,12 +242,17 @@ def fit_behaviors(
     seed: int = 0,
     max_behaviors: int = MAX_BEHAVIORS,
     sample: int = CLUSTER_SAMPLE_SESSIONS,
+    censored: Censoring | None = None,
 ) -> list[Behavior]:
     """Behaviors of a sessionized frame with an `endpoint` column, largest first;
-    clustering as `choose_clusters` (on at most `sample` sessions)."""
+    clustering as `choose_clusters` (on at most `sample` sessions). Sessions `censored`
+    at the capture's start give no entry, at its end no END (session_shape.py)."""
     paths = session_paths(sessions)
     if not paths:
         return []
+    no = np.zeros(len(paths), dtype=bool)
+    at_start = censored.start if censored is not None else no
+    at_end = censored.end if censored is not None else no
     counts, _ = transition_counts([p for p, _ in paths])
     paths, tempos = _apply_tempo(paths)
     features = sparse.hstack([hellinger(counts), _tempo_feature(tempos)], format="csr")
@@ -250,7 +264,15 @@ def fit_behaviors(
         index = np.flatnonzero(labels == label)
         members = [paths[i] for i in index]
         member_tempos = [tempos[i] for i in index if np.isfinite(tempos[i])]
-        behaviors.append(_chain(f"b{rank + 1}", members, len(paths), all_pauses, member_tempos))
+        edges = (at_start[index], at_end[index])
+        chain = _chain(f"b{rank + 1}", members, len(paths), all_pauses, member_tempos, edges)
+        table = SessionTable.fit(
+            np.array([len(p) for p, _ in members]),
+            np.asarray(tempos, dtype=float)[index],
+            edges[0] | edges[1],
+            seed,
+        )
+        behaviors.append(replace(chain, shape=table))
     return behaviors
 
 
@@ -299,21 +321,30 @@ def _chain(
     total_sessions: int,
     trace_pauses: list[float],
     tempos: list[float],
+    edges: tuple[np.ndarray, np.ndarray],
 ) -> Behavior:
+    """The chain of `members`; `edges`: per member, censored at the start (its first
+    request is no entry, unless every member is) and at the end (its last is no END)."""
     entry: Counter[str] = Counter()
     moves: dict[str, Counter[str]] = {}
     pauses: dict[tuple[str, str], list[float]] = {}
-    for path, thinks in members:
-        entry[path[0]] += 1
-        steps = [*path, END]
+    fresh_entries = not edges[0].all()
+    for (path, thinks), at_start, at_end in zip(members, *edges, strict=True):
+        if not (at_start and fresh_entries):
+            entry[path[0]] += 1
+        steps = path if at_end else [*path, END]
         for i, (a, b) in enumerate(pairwise(steps)):
             moves.setdefault(a, Counter())[b] += 1
             if b != END and np.isfinite(thinks[i + 1]):
                 pauses.setdefault((a, b), []).append(float(thinks[i + 1]))
+    # A rare transition borrows the pauses of the other rare ones, not those of the
+    # frequent ones (a page's asset fetches, milliseconds apart, would swamp a person's
+    # rare moves between pages: a mean think 16 % short on a staging capture).
+    rare = {k: v for k, v in pauses.items() if len(v) < MIN_THINK_SAMPLES}
     by_target: dict[str, list[float]] = {}
-    for (_, b), values in pauses.items():
+    for (_, b), values in rare.items():
         by_target.setdefault(b, []).extend(values)
-    behavior_pauses = [v for values in pauses.values() for v in values]
+    behavior_pauses = [v for values in rare.values() for v in values]
     think: dict[str, dict[str, ThinkTime]] = {}
     for a, tos in moves.items():
         for b in tos:

@@ -48,8 +48,10 @@ from .frame import LIGHT_COLUMNS, RequestColumns, read_request_columns
 from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_check import check_model
 from .outcomes import NO_OUTCOMES, fit_outcomes, outcomes_to_json
+from .session_shape import censoring
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
+    failed_keys,
     request_curve,
     session_stats,
     session_table,
@@ -112,12 +114,15 @@ def build_model(
     behavior_sample: int = CLUSTER_SAMPLE_SESSIONS,
     correlations: bool = True,
     source: RequestSource | None = None,
+    censor_edges: bool = True,
 ) -> dict[str, Any]:
     """The model of the trace at `trace_path` as JSON-ready data. `payload_sample`:
     requests per endpoint whose payloads are read; `behavior_sample`: sessions k-means
     runs on; `correlations=False` leaves correlations and auth empty (for benchmarks of
     the other stages: correlation finding still reads every row). `source` reads the
-    trace (default: its Parquet files through pyarrow; see models/source.py)."""
+    trace (default: its Parquet files through pyarrow; see models/source.py).
+    `censor_edges=False` treats sessions cut by the capture's edges as ended (as models
+    before issue 11 did: bench_model.py's equality check with the old code)."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     clock = _Clock(progress)
@@ -128,15 +133,17 @@ def build_model(
     with clock("templates"):
         templater, endpoint, names = _templates(requests)
     with clock("sessions"):
-        sessions = sessionize(_session_frame(requests, endpoint, names), session_timeout_s)
+        conn = _connections(trace, requests)
+        sessions = sessionize(_session_frame(requests, conn, endpoint, names), session_timeout_s)
         table = session_table(sessions)
+        censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
         sensitivity = {
-            name: session_stats(sessionize(_session_frame(requests), t)).to_json()
+            name: session_stats(sessionize(_session_frame(requests, conn), t)).to_json()
             for name, t in SENSITIVITY_TIMEOUTS_S.items()
         }
     span_s = float(requests.t_s[-1])
     with clock("behaviors"):
-        behaviors = fit_behaviors(sessions, seed=seed, sample=behavior_sample)
+        behaviors = fit_behaviors(sessions, seed=seed, sample=behavior_sample, censored=censored)
     with clock("arrivals"):
         arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
     with clock("payloads"):
@@ -172,6 +179,8 @@ def build_model(
         },
         "sessions": {
             "timeout_s": session_timeout_s,
+            # Additive (issue 11): sessions the capture's edges cut (session_shape.py).
+            "censored": censored.to_json(),
             "stats": session_stats(sessions).to_json(),
             "length": _quantiles(table["length"].to_numpy(float)),
             "duration_s": _quantiles(table["duration_s"].to_numpy(float)),
@@ -205,11 +214,24 @@ def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[st
     return templater, codes[np.searchsorted(pairs, pair)], names
 
 
+def _connections(trace: RequestSource, requests: RequestColumns) -> np.ndarray | None:
+    """Each request's `conn`, read only when some session key's requests all failed auth
+    (what `sessionize` joins to its connection's next key), else None."""
+    if not failed_keys(requests.key, requests.status, len(requests.keys)).any():
+        return None
+    conn = trace.rows(requests.row, ["conn"]).column("conn")
+    return np.asarray(conn.to_pylist(), dtype=object)
+
+
 def _session_frame(
-    requests: RequestColumns, endpoint: np.ndarray | None = None, names: list[str] | None = None
+    requests: RequestColumns,
+    conn: np.ndarray | None = None,
+    endpoint: np.ndarray | None = None,
+    names: list[str] | None = None,
 ) -> pd.DataFrame:
     """What `sessionize` reads, with session keys as codes sorted like the keys (so ids
-    and ties come out as with the strings) and endpoints as a categorical."""
+    and ties come out as with the strings) and endpoints as a categorical; `conn` and
+    `status` when some key failed auth throughout."""
     frame = pd.DataFrame(
         {
             "session_key": requests.key,
@@ -218,6 +240,8 @@ def _session_frame(
             "request": np.arange(len(requests)),
         }
     )
+    if conn is not None:
+        frame["status"], frame["conn"] = requests.status, conn
     if endpoint is not None and names is not None:
         frame["endpoint"] = pd.Categorical.from_codes(endpoint, categories=pd.Index(names))
     return frame

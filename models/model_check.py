@@ -141,7 +141,31 @@ def _check_behavior(
             _check_quantiles(quantiles, f"{field}.think_s[{source!r}][{target!r}]", fail)
     _check_quantiles(behavior.get("tempo"), f"{field}.tempo", fail)
     _number(behavior.get("mean_length", 0), f"{field}.mean_length", fail, 0.0, 1e6)
+    if "session_shape" in behavior:  # additive (issue 11)
+        _check_session_shape(behavior["session_shape"], f"{field}.session_shape", fail)
     return share
+
+
+def _check_session_shape(value: Any, field: str, fail: Callable[[str, str], ConfigError]) -> None:
+    shape = _mapping(value, field, fail)
+    columns: list[list[Any]] = [
+        c if isinstance(c := shape.get(k), list) else [] for k in ("length", "tempo", "weight")
+    ]
+    if (
+        not all(isinstance(shape.get(k), list) for k in ("length", "tempo", "weight"))
+        or len({len(c) for c in columns}) != 1
+    ):
+        raise fail(field, "want length, tempo and weight lists of one size")
+    if not columns[0]:
+        raise fail(field, "empty")
+    for name, column, high in zip(
+        ("length", "tempo", "weight"), columns, (1e6, 1e6, 1.0), strict=True
+    ):
+        for i, v in enumerate(column):
+            _number(v, f"{field}.{name}[{i}]", fail, 1.0 if name == "length" else 0.0, high,
+                    whole=name == "length")  # fmt: skip
+    if sum(columns[2]) <= 0:
+        raise fail(f"{field}.weight", "weights sum to 0")
 
 
 def _distribution(

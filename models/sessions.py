@@ -13,14 +13,57 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_SESSION_TIMEOUT_S = 30 * 60.0
+AUTH_FAILED = 401
+
+
+def failed_keys(key_index: np.ndarray, status: np.ndarray, keys: int) -> np.ndarray:
+    """Per key code (0..keys-1), whether every request of it failed auth."""
+    failed_rows = np.bincount(key_index, weights=(status == AUTH_FAILED), minlength=keys)
+    return np.asarray(failed_rows == np.bincount(key_index, minlength=keys)) & (failed_rows > 0)
+
+
+def join_failed_credentials(
+    keys: np.ndarray, t_s: np.ndarray, status: np.ndarray, conn: np.ndarray
+) -> np.ndarray:
+    """Session keys with each key whose requests all failed auth (401: a wrong password
+    the client then corrects) replaced by the key the same connection carries next that
+    did not: one client, one session. A failed key with no such key after it on its
+    connection (a stranger, not a typo) keeps its own; rows without a connection
+    (null `conn`) never join."""
+    keys = np.asarray(keys)
+    codes, key_index = np.unique(keys, return_inverse=True)
+    key_index = key_index.ravel()
+    failed = failed_keys(key_index, status, len(codes))
+    if not failed.any():
+        return keys
+    frame = pd.DataFrame({"key": key_index, "t": t_s, "conn": conn})
+    frame = frame[frame["conn"].notna()].sort_values(["conn", "t"], kind="stable")
+    good = frame["key"].where(~failed[frame["key"].to_numpy()])
+    # The next good key on the same connection, from each row on.
+    following = good.groupby(frame["conn"], sort=False).bfill()
+    last = frame[failed[frame["key"].to_numpy()]].groupby("key", sort=False).tail(1)
+    target = following.loc[last.index].dropna().astype(np.int64)
+    mapping = np.arange(len(codes))
+    mapping[last.loc[target.index, "key"].to_numpy()] = target.to_numpy()
+    return codes[mapping[key_index]]
 
 
 def sessionize(df: pd.DataFrame, timeout_s: float = DEFAULT_SESSION_TIMEOUT_S) -> pd.DataFrame:
     """`df` (from `requests_frame`) with session_id, seq and think_s; sorted by
     (session_id, seq). A gap longer than `timeout_s` between two requests of one key
-    starts a new session."""
+    starts a new session. With `status` and `conn` columns, a key whose requests all
+    failed auth joins its connection's next key (`join_failed_credentials`)."""
     if timeout_s <= 0:
         raise ValueError("session timeout must be > 0")
+    if "status" in df.columns and "conn" in df.columns:
+        df = df.assign(
+            session_key=join_failed_credentials(
+                df["session_key"].to_numpy(),
+                df["t_s"].to_numpy(float),
+                df["status"].to_numpy(float),
+                df["conn"].to_numpy(object),
+            )
+        )
     out = df.sort_values(["session_key", "t_s"], kind="stable").copy()
     duration_s = (
         out["duration_ms"].fillna(0.0).to_numpy(float) / 1000.0

@@ -28,6 +28,7 @@ from .arrivals import ArrivalModel, sample_arrivals
 from .behaviors import END, Behavior
 from .params import fresh_value
 from .payloads import BodyModel, QueryModel
+from .session_shape import ConditionedChain
 
 MAX_SESSION_LENGTH = 1000
 _CDF_CACHE = 100_000
@@ -78,6 +79,10 @@ class Synthesizer:
         self.behaviors = [Behavior.from_json(b) for b in model["behaviors"]]
         shares = np.array([b.share for b in self.behaviors], dtype=float)
         self.behavior_p = shares / shares.sum()
+        self.chains = [
+            ConditionedChain(b.entry, b.transitions) if b.shape is not None else None
+            for b in self.behaviors
+        ]
         self.arrivals = ArrivalModel.from_json(model["arrivals"])
         self.endpoints = {
             name: _Endpoint(
@@ -121,27 +126,26 @@ class Synthesizer:
     def session_requests(self, index: int, start_s: float) -> list[SyntheticRequest]:
         """Session `index`, drawn from generators seeded by (seed, index) alone."""
         self._reseed(index)
-        behavior = self.behaviors[int(self.rng.choice(len(self.behaviors), p=self.behavior_p))]
-        current = _draw(self.rng, behavior.entry)
+        pick = int(self.rng.choice(len(self.behaviors), p=self.behavior_p))
+        behavior, chain = self.behaviors[pick], self.chains[pick]
+        if behavior.shape is not None and chain is not None:
+            length, tempo = behavior.shape.draw(self.rng)
+            path = chain.walk(_feasible(chain, length), self.rng)
+        else:  # an older model: the chain's own END, the tempo drawn alone
+            tempo = float(behavior.tempo.sample(self.rng))
+            path = _walk(behavior, self.rng)
         t = start_s
         think_s = 0.0
         values: dict[str, str] = {}  # one value per parameter name per session
-        tempo = float(behavior.tempo.sample(self.rng))
         key = f"synth:{index:08d}"
         out: list[SyntheticRequest] = []
-        for _ in range(MAX_SESSION_LENGTH):
+        for i, current in enumerate(path):
+            if i:
+                think = behavior.think.get(path[i - 1], {}).get(current)
+                think_s = tempo * float(think.sample(self.rng)) if think is not None else 0.0
+                t += think_s
             record, params = self._request(current, t, key, values)
             out.append(SyntheticRequest(current, record, think_s, params))
-            following = behavior.transitions.get(current)
-            if not following:
-                break
-            nxt = _draw(self.rng, following)
-            if nxt == END:
-                break
-            think = behavior.think.get(current, {}).get(nxt)
-            think_s = tempo * float(think.sample(self.rng)) if think is not None else 0.0
-            t += think_s
-            current = nxt
         return out
 
     def _reseed(self, index: int) -> None:
@@ -183,6 +187,29 @@ class Synthesizer:
             req_body_size=len(body) if body else 0,
         )
         return record, params
+
+
+def _walk(behavior: Behavior, rng: np.random.Generator) -> list[str]:
+    """The chain walked until END (or MAX_SESSION_LENGTH requests)."""
+    path = [_draw(rng, behavior.entry)]
+    while len(path) < MAX_SESSION_LENGTH:
+        following = behavior.transitions.get(path[-1])
+        nxt = _draw(rng, following) if following else END
+        if nxt == END:
+            break
+        path.append(nxt)
+    return path
+
+
+def _feasible(chain: ConditionedChain, length: int) -> int:
+    """`length` (at most MAX_SESSION_LENGTH) when the chain can end after exactly that
+    many requests, else the nearest length it can (shorter first); 1 when none can."""
+    length = min(length, MAX_SESSION_LENGTH)
+    for step in range(MAX_SESSION_LENGTH):
+        for candidate in (length - step, length + step):
+            if 1 <= candidate <= MAX_SESSION_LENGTH and chain.feasible(candidate):
+                return candidate
+    return 1
 
 
 def _draw(rng: np.random.Generator, probabilities: dict[str, float]) -> str:

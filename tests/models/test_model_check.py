@@ -81,6 +81,14 @@ CASES: dict[str, tuple[Any, str]] = {
         lambda m: _first_think(m)["q"].__setitem__(0, -1.0),
         "-1.0 is out of range [0, 2.592e+06]",
     ),
+    "session shape lengths 0": (
+        lambda m: m["behaviors"][0]["session_shape"]["length"].__setitem__(0, 0),
+        "session_shape.length[0]: 0 is out of range [1, 1e+06]",
+    ),
+    "session shape ragged": (
+        lambda m: m["behaviors"][0]["session_shape"]["weight"].pop(),
+        "want length, tempo and weight lists of one size",
+    ),
     "first_ts year 9999": (
         lambda m: m["provenance"].update(first_ts="9999-12-31T23:59:59+00:00"),
         "is not an ISO date (1970..2200)",

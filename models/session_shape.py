@@ -1,0 +1,228 @@
+"""Session shape: censoring at the capture's edges, session lengths estimated with it, and
+the walk of a Markov chain conditioned on a session's length.
+
+Censoring. A session whose last request ends less than `threshold_s` before the trace's
+last response may still have been running when the capture stopped: its end is not seen
+(censored at the end). One whose first request starts less than `threshold_s` after the
+trace's first request may have begun before the capture (censored at the start). Either
+way its length and duration are lower bounds, and its last transition is not an END.
+`threshold_s` is the 99th percentile of the pauses seen inside sessions (a session silent
+for longer than 99 % of pauses has ended, as far as the trace can tell; the longest pause
+would let one coffee break censor every session of its last minutes), capped at the
+inactivity timeout that splits sessions.
+
+Lengths. Per behavior, a table of its sessions' (length, tempo) pairs with Kaplan-Meier
+weights (`scipy.stats.ecdf` of the lengths as `CensoredData`, right-censored where
+censored): an uncensored session of length L weighs the estimated mass at L shared by the
+uncensored sessions of length L; the mass the estimate leaves beyond the last uncensored
+length goes to the censored sessions at or beyond it (their observed length is the best
+lower bound there is). Synthesis draws one row by weight, so a session's length and tempo
+come together, as they do in the trace (slow sessions are not shorter than fast ones by
+accident), and the pause-weighted tempo, hence the mean think time, is the real one.
+
+Conditioned walk. Given a length L, the chain is walked conditioned on ending after
+exactly L requests: with b_k(s) the probability that, from s, exactly k more requests
+come before END (b_0 = P(s → END), b_k = P b_(k-1)), the entry is drawn ∝ entry(s) ·
+b_(L-1)(s) and each next endpoint ∝ P(s, s') · b_(r-1)(s') with r requests left. A
+logout is then the last request, as in the trace, and the length is the drawn one. Each
+b_k is rescaled to max 1 (only ratios at one k are read), so long sessions do not
+underflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CENSOR_QUANTILE = 0.99
+"""Of the pauses inside sessions: a session silent longer than this at an edge ended."""
+SESSION_TABLE_ROWS = 1000
+"""Rows kept per behavior's (length, tempo) table: a seeded uniform sample beyond it."""
+
+
+@dataclass(frozen=True)
+class Censoring:
+    """Which sessions (by session_id) the capture's edges censor."""
+
+    threshold_s: float
+    start: np.ndarray
+    end: np.ndarray
+
+    @property
+    def any(self) -> np.ndarray:
+        return np.asarray(self.start | self.end, dtype=bool)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "threshold_s": float(f"{self.threshold_s:.5g}"),
+            "at_start": int(self.start.sum()),
+            "at_end": int(self.end.sum()),
+            "sessions": int(self.any.sum()),
+        }
+
+
+def censoring(sessions: pd.DataFrame, timeout_s: float) -> Censoring:
+    """Censoring of a sessionized frame (session_id 0..n-1, t_s, think_s, and
+    duration_ms when known): see the module's docstring."""
+    if sessions.empty:
+        empty = np.zeros(0, dtype=bool)
+        return Censoring(0.0, empty, empty)
+    t = sessions["t_s"].to_numpy(float)
+    dur = (
+        sessions["duration_ms"].fillna(0.0).to_numpy(float) / 1000.0
+        if "duration_ms" in sessions.columns
+        else np.zeros(len(t))
+    )
+    pauses = sessions["think_s"].to_numpy(float)
+    pauses = pauses[np.isfinite(pauses)]
+    longest = float(np.quantile(pauses, CENSOR_QUANTILE)) if len(pauses) else 0.0
+    threshold = min(longest, float(timeout_s))
+    ids = sessions["session_id"].to_numpy()
+    n = int(ids.max()) + 1
+    first = np.full(n, np.inf)
+    np.minimum.at(first, ids, t)
+    last_end = np.full(n, -np.inf)
+    np.maximum.at(last_end, ids, t + dur)
+    trace_start, trace_end = float(t.min()), float((t + dur).max())
+    return Censoring(
+        threshold,
+        start=first - trace_start < threshold,
+        end=trace_end - last_end < threshold,
+    )
+
+
+def km_weights(lengths: np.ndarray, censored: np.ndarray) -> np.ndarray:
+    """Per session, its share of the Kaplan-Meier estimate of the length distribution
+    (right-censored where `censored`); the weights sum to 1."""
+    lengths = np.asarray(lengths, dtype=float)
+    censored = np.asarray(censored, dtype=bool)
+    weights = np.zeros(len(lengths))
+    if not len(lengths):
+        return weights
+    observed = ~censored
+    if not observed.any():
+        return np.full(len(lengths), 1.0 / len(lengths))
+    data = stats.CensoredData(uncensored=lengths[observed], right=lengths[censored])
+    cdf = stats.ecdf(data).cdf
+    values = cdf.quantiles
+    mass = np.diff(np.concatenate([[0.0], cdf.probabilities]))
+    at = np.searchsorted(values, lengths[observed])
+    counts = np.bincount(at, minlength=len(values))
+    weights[observed] = mass[at] / counts[at]
+    leftover = 1.0 - float(cdf.probabilities[-1])
+    beyond = censored & (lengths >= lengths[observed].max())
+    if leftover > 1e-12 and beyond.any():
+        weights[beyond] = leftover / beyond.sum()
+    return np.asarray(weights / weights.sum(), dtype=float)
+
+
+@dataclass(frozen=True)
+class SessionTable:
+    """(length, tempo, weight) rows of a behavior's sessions: drawn jointly."""
+
+    length: tuple[int, ...]
+    tempo: tuple[float, ...]
+    weight: tuple[float, ...]
+    censored: int
+    """How many of the behavior's sessions were censored (before sampling)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "length": list(self.length),
+            "tempo": list(self.tempo),
+            "weight": list(self.weight),
+            "censored": self.censored,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionTable:
+        return cls(
+            tuple(int(v) for v in data["length"]),
+            tuple(float(v) for v in data["tempo"]),
+            tuple(float(v) for v in data["weight"]),
+            int(data.get("censored", 0)),
+        )
+
+    @classmethod
+    def fit(
+        cls, lengths: np.ndarray, tempos: np.ndarray, censored: np.ndarray, seed: int = 0
+    ) -> SessionTable:
+        """The table of these sessions (tempo NaN: no pause, read as 1), Kaplan-Meier
+        weighted, on a seeded sample of SESSION_TABLE_ROWS when there are more."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        tempos = np.nan_to_num(np.asarray(tempos, dtype=float), nan=1.0)
+        censored = np.asarray(censored, dtype=bool)
+        keep = np.arange(len(lengths))
+        if len(keep) > SESSION_TABLE_ROWS:
+            rng = np.random.default_rng(seed)
+            keep = np.sort(rng.choice(len(keep), SESSION_TABLE_ROWS, replace=False))
+        weights = km_weights(lengths[keep], censored[keep])
+        used = weights > 0
+        return cls(
+            tuple(int(v) for v in lengths[keep][used]),
+            tuple(float(f"{v:.4g}") for v in tempos[keep][used]),
+            tuple(float(f"{v:.6g}") for v in weights[used]),
+            int(censored.sum()),
+        )
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, float]:
+        """One (length, tempo) row, by weight."""
+        cdf = np.cumsum(self.weight)
+        i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+        i = min(i, len(self.length) - 1)
+        return self.length[i], self.tempo[i]
+
+
+class ConditionedChain:
+    """A behavior's chain walked conditioned on its length (module docstring)."""
+
+    def __init__(self, entry: dict[str, float], transitions: dict[str, dict[str, float]]):
+        names = sorted({*entry, *transitions, *(b for t in transitions.values() for b in t)})
+        names = [n for n in names if n != "END"]
+        self.names = names
+        index = {n: i for i, n in enumerate(names)}
+        size = len(names)
+        self.move = np.zeros((size, size))
+        self.end = np.zeros(size)
+        for a, tos in transitions.items():
+            for b, p in tos.items():
+                if b == "END":
+                    self.end[index[a]] += p
+                else:
+                    self.move[index[a], index[b]] += p
+        # A state with no row (only seen last, censored) neither moves nor ends.
+        self.entry = np.zeros(size)
+        for a, p in entry.items():
+            self.entry[index[a]] = p
+        self._b: list[np.ndarray] = [_unit(self.end)]
+
+    def b(self, k: int) -> np.ndarray:
+        while len(self._b) <= k:
+            self._b.append(_unit(self.move @ self._b[-1]))
+        return self._b[k]
+
+    def feasible(self, length: int) -> bool:
+        return bool((self.entry * self.b(length - 1)).sum() > 0)
+
+    def walk(self, length: int, rng: np.random.Generator) -> list[str]:
+        """`length` endpoints, drawn from the chain conditioned on that length."""
+        current = _pick(self.entry * self.b(length - 1), rng)
+        path = [current]
+        for left in range(length - 1, 0, -1):
+            current = _pick(self.move[current] * self.b(left - 1), rng)
+            path.append(current)
+        return [self.names[i] for i in path]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    top = float(v.max()) if len(v) else 0.0
+    return v / top if top > 0 else v
+
+
+def _pick(weights: np.ndarray, rng: np.random.Generator) -> int:
+    cdf = np.cumsum(weights)
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)

@@ -1,0 +1,205 @@
+"""Session shape (issue 11): censoring at the capture's edges, Kaplan-Meier session
+lengths, the chain walked conditioned on its length, think times of rare transitions,
+and a failed Basic credential joining its connection's session."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from tests.factories import T0, make_record, write_trace
+from tracereplay.models.behaviors import END, fit_behaviors
+from tracereplay.models.model import build_model
+from tracereplay.models.session_shape import (
+    ConditionedChain,
+    SessionTable,
+    censoring,
+    km_weights,
+)
+from tracereplay.models.sessions import join_failed_credentials, session_table, sessionize
+from tracereplay.models.synthesize import Synthesizer
+from tracereplay.trace import TraceRecord
+
+
+def test_km_weights_are_scipys_kaplan_meier() -> None:
+    lengths = np.array([1, 2, 2, 3, 5, 3, 4, 6])
+    censored = np.array([False] * 5 + [True] * 3)
+    w = km_weights(lengths, censored)
+    cdf = stats.ecdf(stats.CensoredData(uncensored=lengths[:5], right=lengths[5:])).cdf
+    for value in (1, 2, 3, 5):
+        assert w[lengths <= value].sum() == pytest.approx(cdf.evaluate(value) + w[6] * 0)
+    # The mass the estimate leaves after 5 (0.25) goes to the one censored beyond it.
+    assert w.tolist()[-1] == pytest.approx(0.25) and w[5:7].tolist() == [0.0, 0.0]
+    assert w.sum() == pytest.approx(1.0)
+    assert km_weights(lengths, np.zeros(8, bool)) == pytest.approx(np.full(8, 1 / 8))
+
+
+def _walk_free(chain: ConditionedChain, rng: np.random.Generator) -> list[str]:
+    state = int(rng.choice(len(chain.names), p=chain.entry))
+    path = [state]
+    while True:
+        p = np.append(chain.move[state], chain.end[state])
+        nxt = int(rng.choice(len(p), p=p))
+        if nxt == len(chain.names):
+            return [chain.names[i] for i in path]
+        path.append(state := nxt)
+
+
+def test_conditioned_walk_is_the_chain_given_its_length() -> None:
+    chain = ConditionedChain(
+        {"login": 1.0},
+        {
+            "login": {"page": 0.9, END: 0.1},
+            "page": {"page": 0.5, "logout": 0.3, END: 0.2},
+            "logout": {END: 1.0},
+        },
+    )
+    rng = np.random.default_rng(3)
+    walks = [chain.walk(5, rng) for _ in range(4000)]
+    assert {len(w) for w in walks} == {5}
+    assert all(w[0] == "login" and "logout" not in w[:-1] for w in walks)
+    # Rejection sampling of free walks gives the same share of sessions ending in logout.
+    free = [w for w in (_walk_free(chain, rng) for _ in range(20000)) if len(w) == 5]
+    share = np.mean([w[-1] == "logout" for w in walks])
+    expected = np.mean([w[-1] == "logout" for w in free])
+    # Exactly: page, page, logout, END against page, page, page, END is 0.3 : 0.5 × 0.2.
+    assert share == pytest.approx(expected, abs=0.04) and share == pytest.approx(0.75, abs=0.03)
+    assert chain.feasible(1) and not ConditionedChain({"a": 1.0}, {"a": {"a": 1.0}}).feasible(3)
+
+
+def _sessions(rows: list[tuple[int, float, str]], durations_ms: float = 0.0) -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "session_key": [f"k{k}" for k, _, _ in rows],
+            "t_s": [t for _, t, _ in rows],
+            "endpoint": [e for _, _, e in rows],
+            "duration_ms": durations_ms,
+        }
+    )
+    return sessionize(df)
+
+
+def test_edges_censor_sessions_and_their_last_transition_is_no_end() -> None:
+    rows = [(0, 0.0, "a"), (0, 2.0, "b"), (1, 20.0, "a"), (1, 25.0, "b"), (1, 30.0, "c")]
+    rows += [(2, 50.0, "a"), (2, 51.0, "b"), (3, 56.0, "a"), (3, 57.5, "b")]
+    s = _sessions(rows)
+    edges = censoring(s, timeout_s=1800)
+    assert edges.threshold_s == 5.0  # p99 of the pauses inside sessions (1, 1.5, 2, 5, 5)
+    assert edges.start.tolist() == [True, False, False, False]
+    assert edges.end.tolist() == [False, False, False, True]  # 57.5 - 51 > 5: ended
+    assert censoring(s, timeout_s=4.0).threshold_s == 4.0
+    assert censoring(s, 0.0).any.sum() == 0
+    (behavior,) = fit_behaviors(s, censored=edges)
+    # Sessions 0 and 2 end after b, 1 goes on to c, 3 is cut after b: no END counted.
+    assert behavior.transitions["b"] == {"c": 0.33333, END: 0.66667}
+    (uncensored,) = fit_behaviors(s)
+    assert uncensored.transitions["b"][END] == pytest.approx(0.75)
+    assert behavior.shape is not None and behavior.shape.censored == 2
+
+
+PAGES = ("alpha", "beta", "gamma", "delta", "home", "news", "help", "about", "team")
+
+
+def test_rare_transitions_borrow_rare_pauses_not_frequent_fast_ones(tmp_path: Path) -> None:
+    """A frequent fast move into `item` (0.05 s) must not set the pause of the rare slow
+    moves into it from 9 other pages (3 s): synthesized think times keep the real mean
+    (the old pooling made them ~20 % short)."""
+    rng = np.random.default_rng(1)
+    records = []
+    for k in range(150):
+        t = k * 40.0
+        steps = [f"/{PAGES[k % 9]}", "/item", "/list", "/item", "/list", "/item"]
+        gaps = [3.0, 3.0, 0.05, 3.0, 0.05]
+        for i, path in enumerate(steps):
+            ts = T0 + timedelta(seconds=t)
+            records.append(make_record(session=f"s{k}", conn=f"c{k}", ts=ts, path=path))
+            if i < len(gaps):
+                t += gaps[i] * float(rng.lognormal(0.0, 0.3)) + 0.0125
+    trace = write_trace(tmp_path / "t", records)
+    real = sessionize(_frame(records))["think_s"].dropna().to_numpy()
+    synth = Synthesizer(build_model(trace, correlations=False), 1)
+    think = [r.think_s for i in range(600) for r in synth.session_requests(i, 0.0)[1:]]
+    assert np.mean(think) == pytest.approx(real.mean(), rel=0.05)
+
+
+def test_synthesized_lengths_follow_the_censored_estimate(tmp_path: Path) -> None:
+    """Sessions of known lengths, the longest cut by the capture's end: the model's
+    sessions have the uncut lengths (KS small), and a model that ends them does not."""
+    rng = np.random.default_rng(5)
+    records = []
+    true_lengths = []
+    for k in range(400):
+        start = float(rng.uniform(0, 300))
+        length = int(rng.choice([2, 3, 8, 20], p=[0.3, 0.3, 0.25, 0.15]))
+        true_lengths.append(length)
+        t = start
+        for i in range(length):
+            if t > 300.0:
+                break
+            path = "/login" if i == 0 else ("/logout" if i == length - 1 else "/items")
+            records.append(
+                make_record(session=f"s{k}", ts=T0 + timedelta(seconds=t), path=path, conn=f"c{k}")
+            )
+            t += float(rng.uniform(1.0, 3.0)) * 3
+    trace = write_trace(tmp_path / "t", sorted(records, key=lambda r: r.ts))
+    model = build_model(trace, correlations=False)
+    assert model["sessions"]["censored"]["at_end"] > 10
+    old = build_model(trace, correlations=False, censor_edges=False)
+
+    def lengths(m: dict[str, object]) -> list[int]:
+        synth = Synthesizer(m, 1)
+        return [len(synth.session_requests(i, 0.0)) for i in range(1500)]
+
+    fitted = stats.ks_2samp(true_lengths, lengths(model)).statistic
+    ended = stats.ks_2samp(true_lengths, lengths(old)).statistic
+    assert fitted < 0.06 < ended
+
+
+def test_session_table_draws_length_and_tempo_together() -> None:
+    table = SessionTable.fit(np.array([2, 10]), np.array([0.5, np.nan]), np.array([False, False]))
+    assert SessionTable.from_json(table.to_json()) == table
+    rng = np.random.default_rng(0)
+    draws = {table.draw(rng) for _ in range(50)}
+    assert draws == {(2, 0.5), (10, 1.0)}
+
+
+def test_failed_basic_credential_joins_its_connections_session() -> None:
+    keys = np.array(["basic:bad", "basic:good", "basic:good", "basic:stranger", "basic:x"])
+    t = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    status = np.array([401, 200, 200, 401, 401.0])
+    conn = np.array(["c1", "c1", "c1", "c2", None], dtype=object)
+    out = join_failed_credentials(keys, t, status, conn)
+    assert out.tolist() == ["basic:good", "basic:good", "basic:good", "basic:stranger", "basic:x"]
+    # A key that also succeeded once is no failed credential.
+    status2 = np.array([401, 200, 200, 200, 401.0])
+    assert join_failed_credentials(keys, t, status2, conn)[3] == "basic:stranger"
+
+
+def test_a_kinto_like_trace_models_one_session_per_client(tmp_path: Path) -> None:
+    records = []
+    for user in range(6):
+        conn, t = f"conn{user}", float(user * 7)
+        ts = T0 + timedelta(seconds=t)
+        records.append(make_record(session=f"basic:wrong{user}", conn=conn, ts=ts, status=401))
+        for i in range(1, 5):
+            ts = T0 + timedelta(seconds=t + i)
+            records.append(make_record(session=f"basic:right{user}", conn=conn, ts=ts))
+    trace = write_trace(tmp_path / "k", sorted(records, key=lambda r: r.ts))
+    model = build_model(trace, correlations=False)
+    assert model["provenance"]["sessions"] == 6
+    assert session_table(sessionize(_frame(records))).shape[0] == 12  # without conn
+
+
+def _frame(records: list[TraceRecord]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "session_key": [r.session for r in records],
+            "t_s": [(r.ts - T0).total_seconds() for r in records],
+            "duration_ms": [r.duration_ms for r in records],
+        }
+    )
