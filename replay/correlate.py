@@ -54,7 +54,7 @@ from .credentials import (
     load_credentials,
 )
 from .liveids import CreatedObject, CredentialPools, Key, RunObjects, SessionIds
-from .ownership import Protection, object_ids
+from .ownership import Cleared, Protection, Skipped, clear, object_ids
 from .placeholders import fill_basic
 from .plan import PlannedRequest
 from .rewrite import (
@@ -92,6 +92,10 @@ class _Seen:
     fallback: bool = False  # the credential where no rule says so (auth.used_as)
 
 
+_GENERIC_ID_NAMES = frozenset({"id", "ids", "pk", "uuid", "key"})
+"""Names too generic to say two places hold ids of the same kind of object."""
+
+
 class SessionCorrelator:
     """Correlation state of one replayed session."""
 
@@ -123,6 +127,7 @@ class SessionCorrelator:
                 by_target.setdefault(rule.target, []).append((rule.source_endpoint, rule.source))
                 self._sources.setdefault(rule.source_endpoint, set()).add(rule.source)
         self._pooled: set[Key] = set()  # id sources: their values go to the account's pool
+        self._kin: dict[str, list[Key]] = {}  # id name → every source of ids of that name
         for target in ids.targets:
             by_target = self._targets.setdefault(target.endpoint, {})
             for producer in target.producers:
@@ -131,9 +136,13 @@ class SessionCorrelator:
                     by_target[target.target].append(key)
                 self._sources.setdefault(producer.endpoint, set()).add(producer.source)
                 self._pooled.add(key)
+                if target.target.key.lower() not in _GENERIC_ID_NAMES:
+                    kin = self._kin.setdefault(target.target.key, [])
+                    kin += [key] if key not in kin else []
         for endpoint in (auth.login_endpoint, auth.refresh_endpoint):
             if endpoint is not None and auth.credential is not None:
                 self._sources.setdefault(endpoint, set()).add(auth.credential)
+        self._changes = {change for _, change in ids.follows}  # changes an action follows
         self._values: dict[Key, _Seen] = {}
         self._jar: dict[str, str] = {}  # what the client's cookie jar holds, by name
         self._tokens: dict[str, str] = {}  # tokens the login / refreshes handed out, by field
@@ -164,6 +173,20 @@ class SessionCorrelator:
         return list(dict.fromkeys([*params, *self.id_model.places(endpoint)]))
 
     # ---- before a request -------------------------------------------------------------
+
+    def clear(self, request: PlannedRequest, protection: Protection) -> Cleared | Skipped:
+        """The request with its live values, as ownership decides it; a state change that
+        does not go is remembered, so the actions that follow it on that object do not go
+        either (`follows_withheld`)."""
+        endpoint = request.endpoint
+        prepared = self.prepare(request)
+        places = self.id_places(endpoint)
+        withheld = self.ids.run.withheld(self.id_model.changes_before(endpoint))
+        decision = clear(prepared, endpoint, self.owned, protection, places, withheld)
+        if isinstance(decision, Skipped) and endpoint in self._changes:
+            objects = object_ids(endpoint, prepared.path, None, ())
+            self.ids.run.withhold(endpoint, objects or [])
+        return decision
 
     def prepare(self, request: PlannedRequest) -> PreparedRequest:
         """The request with the most recent live value at each of its rules' targets."""
@@ -243,7 +266,12 @@ class SessionCorrelator:
             chosen = self.ids.choose(key, latest.value)
             return None if chosen is None else replace(latest, value=chosen)
         if is_id and target.where in _ID_TARGETS:
+            # The account's pool at this place's own sources, else at any source of ids of
+            # the same name (`client_id` from the clients list where the trace was too
+            # short to learn that source here): a live id, never a made-up one (a 404).
             pooled = self.ids.from_pool(keys)
+            if pooled is None:
+                pooled = self.ids.from_pool(self._kin.get(target.key, []))
             if pooled is not None:
                 return _Seen(-1, pooled, False)
         return None
@@ -322,6 +350,8 @@ class SessionCorrelator:
                 self._store((auth.login_endpoint, source), response, source, ())
         if endpoint == auth.logout_endpoint:
             self._logged_in = False
+        if endpoint in self._changes and sent is not None:
+            self.ids.run.changed(endpoint, object_ids(endpoint, sent.path, None, ()) or [])
         self._objects(request, response, sent)
 
     def _objects(
