@@ -55,7 +55,12 @@ from .credentials import (
 )
 from .liveids import CreatedObject, CredentialPools, Key, RunObjects, SessionIds
 from .ownership import Cleared, Protection, Skipped, clear, object_ids
-from .placeholders import fill_basic
+from .placeholders import (
+    fill_basic,
+    fill_handed_query,
+    handed_query_values,
+    may_hold_placeholder,
+)
 from .plan import PlannedRequest
 from .rewrite import (
     PreparedRequest,
@@ -146,6 +151,8 @@ class SessionCorrelator:
         self._values: dict[Key, _Seen] = {}
         self._jar: dict[str, str] = {}  # what the client's cookie jar holds, by name
         self._tokens: dict[str, str] = {}  # tokens the login / refreshes handed out, by field
+        self._handed: dict[str, str] = {}  # query values answers' headers handed out
+        self._last_body: bytes | None = None  # the latest 2xx answer's (read for a cursor)
         self._order = 0
         self._logged_in = False
         self._login_failed = False
@@ -203,6 +210,9 @@ class SessionCorrelator:
             path = set_path(request, paths)
         if queries := {t.key: str(s.value) for t, s in live.items() if t.where == "query"}:
             query = set_query(query, queries)
+        if may_hold_placeholder(query):  # a cursor the target handed out, filled live
+            handed = self._handed | handed_query_values((), self._last_body)
+            query = fill_handed_query(query, handed)
         for target, seen in live.items():
             if target.where == "header":
                 headers = set_header(headers, target.key, _header_value(target, seen, headers))
@@ -336,6 +346,8 @@ class SessionCorrelator:
         if not ok:
             return  # an error answer hands out nothing a client would reuse
         response = Response(headers, body, set_cookies)
+        self._handed |= handed_query_values(headers, None)
+        self._last_body = body
         sent_body = fill_handed_tokens(request.body, request.headers, self._tokens)
         if sent_body is not request.body or endpoint in (
             auth.login_endpoint,
