@@ -6,14 +6,14 @@ accounts, the target's own audit before, after the replay and after `tracereplay
     .venv/bin/python bench/bench_replay_fidelity.py CAPTURE [--sources trace,model] [--scale 1]
         [--work DIR] [--duration D]
 
-Prints (and writes WORK/fidelity-<source>-<scale>x.json, WORK defaulting to CAPTURE): status-mix JSD real vs
-replayed (compare/measures.py's jsd, over all requests), the largest per-endpoint error-share
-difference (pp, endpoints with >= 20 requests on both sides) and the 404 share, the
-failed-login share and login latency p50 real vs replayed, foreign writes counted by the
-audit (protected DELETE/PUT/PATCH and POST actions apart), what ownership skipped, and the
-object counts before, after the replay and after cleanup. Replays with --spread-addresses
-(the staging users send their own X-Forwarded-For). Loopback only; everything it starts
-it stops.
+Prints (and writes WORK/fidelity-<source>-<scale>x.json, WORK defaulting to CAPTURE):
+status-mix JSD real vs replayed (compare/measures.py's jsd, over all requests), the largest
+per-endpoint error-share difference (pp, endpoints with >= 20 requests on both sides) and
+the 404 share, the failed-login share and login latency p50 real vs replayed, foreign
+writes counted by the audit (protected DELETE/PUT/PATCH and POST actions apart), what
+ownership skipped, and the object counts before, after the replay and after cleanup.
+Replays with --spread-addresses (the staging users send their own X-Forwarded-For).
+Loopback only; everything it starts it stops.
 """
 
 from __future__ import annotations
