@@ -41,6 +41,7 @@ from .correlate import Credential, PreparedRequest, SessionCorrelator
 from .credentials import assign_account, blank_login_body
 from .liveids import CredentialPools, RunObjects, SessionIds
 from .ownership import Cleared, Protection, Skipped
+from .placeholders import recorded_query
 from .plan import Plan, PlannedRequest, PlannedSession
 from .ratelimit import RateLimiter
 from .results import RequestResult, ResultWriter
@@ -86,7 +87,7 @@ class _Sent:
             endpoint=self.endpoint,
             method=self.prepared.method,
             path=self.prepared.path,
-            query=self.prepared.query,
+            query=recorded_query(self.prepared.query),  # no live cursor or key on disk
             intended_s=self.intended_s,
             sent_s=self.sent_s,
             latency_ms=(time.perf_counter() - self.started) * 1000.0,

@@ -36,6 +36,8 @@ from .rewrite import PreparedRequest, header, is_form, set_header
 
 BASIC_PLACEHOLDER = f"Basic {REMOVED}"
 """The planned Authorization of a Basic-auth request before its account is known."""
+_SECRET_HINT = re.compile(r"token|secret|pass|pwd|session|key", re.I)
+"""Words at least one of which a field `credential_field` calls a secret contains."""
 _CREDENTIAL_HEADER = re.compile(
     r"^(proxy-)?authorization$|api[-_]?key|auth[-_]?token|access[-_]?token|secret|password",
     re.I,
@@ -161,6 +163,16 @@ def fill_handed_query(query: str | None, handed: dict[str, str]) -> str | None:
     pairs = parse_qsl(query, keep_blank_values=True)
     filled = [(n, handed[n] if is_placeholder(v) and n in handed else v) for n, v in pairs]
     return query if filled == pairs else urlencode(filled)
+
+
+def recorded_query(query: str | None) -> str | None:
+    """`query` as the run folder records it: the value of every field named like a secret
+    (a live cursor handed back, a live key) blanked to `[removed]`, as the capture does."""
+    if not query or not _SECRET_HINT.search(query):
+        return query  # cheap: most queries name no secret at all
+    pairs = parse_qsl(query, keep_blank_values=True)
+    blanked = [(n, REMOVED if credential_field(n) and v else v) for n, v in pairs]
+    return query if blanked == pairs else urlencode(blanked)
 
 
 def basic_value(credential: Credential) -> str:

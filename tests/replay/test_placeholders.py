@@ -34,6 +34,7 @@ from tracereplay.replay.placeholders import (
     credential_placeholder,
     fill_basic,
     is_placeholder,
+    recorded_query,
 )
 from tracereplay.replay.plan import PlannedRequest
 from tracereplay.replay.rewrite import PreparedRequest
@@ -284,3 +285,12 @@ def test_a_query_credential_never_handed_out_stays_withheld() -> None:
     other.observe(_page("_limit=2"), 401, [("Next-Page", "/r?_token=live-c9")], b"")
     refused = clear(other.prepare(_page("_token=anon_Zk91QmxpcGFnZTE")), RECORDS, {}, Protection())
     assert isinstance(refused, Skipped)
+
+
+def test_the_run_folder_records_no_live_cursor_or_key() -> None:
+    assert recorded_query("_limit=2&_token=live-c1&api_key=k-live") == (
+        "_limit=2&_token=%5Bremoved%5D&api_key=%5Bremoved%5D"
+    )
+    assert recorded_query("_limit=2&offset=10") == "_limit=2&offset=10"
+    assert recorded_query("token_type=&status=ok") == "token_type=&status=ok"
+    assert recorded_query(None) is None
