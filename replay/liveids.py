@@ -60,22 +60,7 @@ class RunObjects:
         self._owner: dict[str, int] = {}
         self._deleted: set[str] = set()
         self._withheld: dict[str, set[str]] = {}  # object → its state changes not sent
-        self._listed: dict[str, Scalar] = {}  # captured id → its first live list counterpart
         self._sink = sink
-
-    def listed(self, captured: str, live: Scalar, values: Sequence[Scalar], session: int) -> Scalar:
-        """The live counterpart of a captured id a list answer held at `live`'s position:
-        the first one the run saw for it while it is still in this list and not another
-        session's object. A list sorted by a field the capture anonymized (a name) puts the
-        run's own creations elsewhere than the capture's, so positions drift; the first
-        sightings, made while the target was still in the captured state, do not."""
-        first = self._listed.get(captured)
-        if first is None:
-            self._listed[captured] = live
-            return live
-        if first != live and first in values and not self.foreign_to(session, first):
-            return first
-        return live
 
     def withhold(self, change: str, objects: Sequence[str]) -> None:
         """A state change (`change`, an endpoint) of `objects` was not sent."""
@@ -162,11 +147,8 @@ class SessionIds:
         """A source answered `values` (all of a list); `captured`: what the real answer held
         there, in order (trace replays), so the captured values map to the live ones."""
         self._chosen.pop(key, None)
-        # Items of a list of several: mapped by position (see RunObjects.listed); a list of
-        # one is the account's own object, which accounts do not share.
-        listed = "*" in key[1].key and len(values) > 1
         for old, new in zip(captured, values, strict=False):
-            self.mapped[old] = self.run.listed(old, new, values, self.session) if listed else new
+            self.mapped[old] = new
         self.pools.add(self.credential, key, [v for v in values if not self._foreign(v)])
 
     def created(self, obj: CreatedObject) -> None:

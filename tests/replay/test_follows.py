@@ -13,7 +13,7 @@ from tracereplay.models.correlations import AuthInfo, Location, Walk
 from tracereplay.models.ids import IdModel, IdTarget, Producer, _follows, ids_from_json, ids_to_json
 from tracereplay.replay.correlate import SessionCorrelator
 from tracereplay.replay.credentials import Credential
-from tracereplay.replay.liveids import CreatedObject, CredentialPools, RunObjects, SessionIds
+from tracereplay.replay.liveids import CredentialPools, RunObjects, SessionIds
 from tracereplay.replay.ownership import FOLLOWS_WITHHELD, PLACEHOLDER_CREDENTIAL, Cleared, Skipped
 from tracereplay.replay.plan import PlannedRequest
 
@@ -123,26 +123,3 @@ def test_a_query_id_without_its_own_source_takes_a_live_id_of_the_same_name() ->
     pools.add(0, (me.endpoint, me.source), ["own-client-1"])
     prepared = correlator.prepare(planned(REFRESH_CACHE, query="client_id=made-up-uuid"))
     assert prepared.query == "client_id=own-client-1"
-
-
-def test_a_captured_id_keeps_its_first_live_counterpart_when_list_positions_drift() -> None:
-    """The sandbox sorts clients by name; the run's own creations (anonymized names) sit
-    elsewhere than the capture's, so the same position holds another client later."""
-    run = RunObjects()
-    listed = ("GET /clients/", Location("json", "/data/items/*/id"))
-    early = SessionIds(0, random.Random(0), run, CredentialPools(), 0)
-    early.answered(listed, ["live-a", "live-b", "live-c"], ["cap-a", "cap-b", "cap-c"])
-    assert early.mapped == {"cap-a": "live-a", "cap-b": "live-b", "cap-c": "live-c"}
-    # Later a created client sorts first: positions shift by one.
-    late = SessionIds(1, random.Random(1), run, CredentialPools(), 0)
-    late.answered(listed, ["live-new", "live-a", "live-b"], ["cap-a", "cap-b", "cap-c"])
-    assert late.mapped == {"cap-a": "live-a", "cap-b": "live-b", "cap-c": "live-b"}
-    # A first counterpart no longer listed (deleted) or another session's object gives way.
-    run.created(CreatedObject("live-a", "POST /clients/", 0, 0, None, None))
-    gone = SessionIds(2, random.Random(2), run, CredentialPools(), 0)
-    gone.answered(listed, ["live-x", "live-y"], ["cap-a", "cap-b"])
-    assert gone.mapped == {"cap-a": "live-x", "cap-b": "live-y"}
-    # Without the first sightings (each session on its own) the drift would stand.
-    alone = SessionIds(3, random.Random(3), RunObjects(), CredentialPools(), 0)
-    alone.answered(listed, ["live-new", "live-a", "live-b"], ["cap-a", "cap-b", "cap-c"])
-    assert alone.mapped["cap-a"] == "live-new"
