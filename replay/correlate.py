@@ -148,6 +148,7 @@ class SessionCorrelator:
             if endpoint is not None and auth.credential is not None:
                 self._sources.setdefault(endpoint, set()).add(auth.credential)
         self._changes = {change for _, change in ids.follows}  # changes an action follows
+        self._retargeted: list[str] = []  # ids the last prepare moved to the session's own
         self._values: dict[Key, _Seen] = {}
         self._jar: dict[str, str] = {}  # what the client's cookie jar holds, by name
         self._tokens: dict[str, str] = {}  # tokens the login / refreshes handed out, by field
@@ -186,13 +187,16 @@ class SessionCorrelator:
         does not go is remembered, so the actions that follow it on that object do not go
         either (`follows_withheld`)."""
         endpoint = request.endpoint
+        self._retargeted = []
         prepared = self.prepare(request)
         places = self.id_places(endpoint)
         withheld = self.ids.run.withheld(self.id_model.changes_before(endpoint))
         decision = clear(prepared, endpoint, self.owned, protection, places, withheld)
         if isinstance(decision, Skipped) and endpoint in self._changes:
-            objects = object_ids(endpoint, prepared.path, None, ())
-            self.ids.run.withhold(endpoint, objects or [])
+            # The object it named and, where a protected change was put on the session's
+            # own object instead, the one it named before: its sequels name that one.
+            objects = object_ids(endpoint, prepared.path, None, ()) or []
+            self.ids.run.withhold(endpoint, [*objects, *self._retargeted])
         return decision
 
     def prepare(self, request: PlannedRequest) -> PreparedRequest:
@@ -242,7 +246,10 @@ class SessionCorrelator:
             keys = rule_targets.get(target, [])
             value = self._id_value(request, target, keys, target in places)
             if protected and target in places and target.where in ("path", "query"):
+                named = value
                 value = self._owned_value(endpoint, target, value)
+                if named is not None and value is not named:  # put on the session's own
+                    self._retargeted.append(str(named.value))
             if value is not None:
                 live[target] = value
         auth = self.auth

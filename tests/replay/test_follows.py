@@ -10,11 +10,25 @@ from collections import Counter
 from typing import Any
 
 from tracereplay.models.correlations import AuthInfo, Location, Walk
-from tracereplay.models.ids import IdModel, IdTarget, Producer, _follows, ids_from_json, ids_to_json
+from tracereplay.models.ids import (
+    Creation,
+    IdModel,
+    IdTarget,
+    Producer,
+    _follows,
+    ids_from_json,
+    ids_to_json,
+)
 from tracereplay.replay.correlate import SessionCorrelator
 from tracereplay.replay.credentials import Credential
 from tracereplay.replay.liveids import CredentialPools, RunObjects, SessionIds
-from tracereplay.replay.ownership import FOLLOWS_WITHHELD, PLACEHOLDER_CREDENTIAL, Cleared, Skipped
+from tracereplay.replay.ownership import (
+    FOLLOWS_WITHHELD,
+    PLACEHOLDER_CREDENTIAL,
+    Cleared,
+    Protection,
+    Skipped,
+)
 from tracereplay.replay.plan import PlannedRequest
 
 LOGIN = "POST /auth/login"
@@ -64,7 +78,8 @@ def planned(endpoint: str, obj: str = "", body: Any = None, query: str | None = 
     method, _, template = endpoint.partition(" ")
     raw = None if body is None else json.dumps(body).encode()
     path = template.replace("{client_id}", obj)
-    return PlannedRequest(endpoint, method, path, query, (JSON,), raw, 0.0, {})
+    params = {"client_id": obj} if obj else {}
+    return PlannedRequest(endpoint, method, path, query, (JSON,), raw, 0.0, params)
 
 
 def session(run: RunObjects, model: IdModel, index: int = 0) -> SessionCorrelator:
@@ -123,3 +138,32 @@ def test_a_query_id_without_its_own_source_takes_a_live_id_of_the_same_name() ->
     pools.add(0, (me.endpoint, me.source), ["own-client-1"])
     prepared = correlator.prepare(planned(REFRESH_CACHE, query="client_id=made-up-uuid"))
     assert prepared.query == "client_id=own-client-1"
+
+
+def test_a_change_moved_to_the_sessions_own_object_withholds_the_one_it_named() -> None:
+    """A session that created a client, then configured a seeded one: the protected
+    configure goes to its own client (or nowhere); the sync of the seeded one follows it."""
+    create = "POST /clients/"
+    made = Location("json", "/data/id")
+    slot = Location("path", "client_id")
+    model = IdModel(
+        targets=(IdTarget(CONFIGURE, slot, (Producer(create, made, "create", 3),), 3, 3, 3),),
+        creations=(Creation(create, made, 3, None, None, None),),
+        stores_body=(CONFIGURE,), follows=((SYNC, CONFIGURE),),
+    )  # fmt: skip
+    ids = SessionIds(0, random.Random(0), RunObjects(), CredentialPools(), 0)
+    protection = Protection(stores_body=frozenset({CONFIGURE}))
+    correlator = SessionCorrelator(
+        [], AUTH, ADMIN, ids=model, session_ids=ids, protection=protection
+    )
+    new = planned(create, body={"name": "x"})
+    correlator.observe(new, 201, [JSON], b'{"data": {"id": "own-1"}}', correlator.prepare(new))
+    assert correlator.owned == {"own-1": create}
+    correlator.ids.mapped["seeded-7"] = "live-seeded-7"  # a list answer mapped it (trace)
+    assert correlator.prepare(planned(CONFIGURE, "seeded-7", KEY)).path.endswith("/own-1/configure")
+    configure = correlator.clear(planned(CONFIGURE, "seeded-7", KEY), correlator.protection)
+    assert isinstance(configure, Skipped) and configure.reason == PLACEHOLDER_CREDENTIAL
+    for obj in ("live-seeded-7", "own-1"):
+        assert obj in correlator.prepare(planned(SYNC, obj.removeprefix("live-"))).path
+        sync = correlator.clear(planned(SYNC, obj.removeprefix("live-")), correlator.protection)
+        assert isinstance(sync, Skipped) and sync.reason == FOLLOWS_WITHHELD, obj
