@@ -38,6 +38,7 @@ I/O here. Choices where the rules alone do not decide:
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -97,6 +98,10 @@ class _Seen:
     fallback: bool = False  # the credential where no rule says so (auth.used_as)
 
 
+_CURSOR_BODY_MAX = 256 << 10
+_CURSOR_HINT = re.compile(rb"\?|token|cursor|secret|key|pass|session", re.I)
+"""What a body that hands out a query value to send back holds (a URL's `?`, the field's
+name); a session keeps its last answer's body for that only when it does."""
 _GENERIC_ID_NAMES = frozenset({"id", "ids", "pk", "uuid", "key"})
 """Names too generic to say two places hold ids of the same kind of object."""
 
@@ -354,7 +359,8 @@ class SessionCorrelator:
             return  # an error answer hands out nothing a client would reuse
         response = Response(headers, body, set_cookies)
         self._handed |= handed_query_values(headers, None)
-        self._last_body = body
+        hint = body is not None and len(body) <= _CURSOR_BODY_MAX and _CURSOR_HINT.search(body)
+        self._last_body = body if hint else None  # kept only when it may hold a cursor
         sent_body = fill_handed_tokens(request.body, request.headers, self._tokens)
         if sent_body is not request.body or endpoint in (
             auth.login_endpoint,
