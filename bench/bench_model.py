@@ -307,10 +307,31 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if sampled is not None and a["count"] > sampled:  # payloads learned from a sample
             for key in ("body", "query"):
                 a.pop(key), b.pop(key)
-        same(f"endpoint {name}", a, b)
+        same(f"endpoint {name}", a, _unlinked(b))
     for key in ("rows", "sessions", "first_ts", "span_s", "source", "policy_hash"):
         same(f"provenance.{key}", old["provenance"][key], new["provenance"][key])
     out += behavior_differences(old["behaviors"], new["behaviors"])
+    return out
+
+
+def _unlinked(value: Any) -> Any:
+    """`value` with each date range end (issue 10 added `after` nodes) back as the field
+    node it was learned from: its own generator and presence."""
+    if isinstance(value, list):
+        return [_unlinked(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _unlinked(v) for k, v in value.items()}
+    if out.get("k") == "obj" and isinstance(out.get("fields"), list):
+        presence = {f["key"]: f.get("p") for f in out["fields"]}
+        fields = []
+        for f in out["fields"]:
+            if f.get("k") != "after":
+                fields.append(f)
+                continue
+            p = f.get("p", presence.get(f["from"]) if f.get("with") else None)
+            fields.append({"key": f["key"], **({"p": p} if p is not None else {}), **f["fmt"]})
+        out["fields"] = fields
     return out
 
 

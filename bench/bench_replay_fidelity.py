@@ -4,15 +4,16 @@ accounts, the target's own audit before, after the replay and after `tracereplay
 
     .venv/bin/python bench/sandbox_run.py CAPTURE MINUTES USERS USERS_PER_ACCOUNT
     .venv/bin/python bench/bench_replay_fidelity.py CAPTURE [--sources trace,model] [--scale 1]
+        [--work DIR] [--duration D]
 
-Prints (and writes CAPTURE/fidelity-<source>-<scale>x.json): status-mix JSD real vs
-replayed (compare/measures.py's jsd, over all requests), the largest per-endpoint error-share
-difference (pp, endpoints with >= 20 requests on both sides) and the 404 share, the
-failed-login share and login latency p50 real vs replayed, foreign writes counted by the
-audit (protected DELETE/PUT/PATCH and POST actions apart), what ownership skipped, and the
-object counts before, after the replay and after cleanup. Replays with --spread-addresses
-(the staging users send their own X-Forwarded-For). Loopback only; everything it starts
-it stops.
+Prints (and writes WORK/fidelity-<source>-<scale>x.json, WORK defaulting to CAPTURE):
+status-mix JSD real vs replayed (compare/measures.py's jsd, over all requests), the largest
+per-endpoint error-share difference (pp, endpoints with >= 20 requests on both sides) and
+the 404 share, the failed-login share and login latency p50 real vs replayed, foreign
+writes counted by the audit (protected DELETE/PUT/PATCH and POST actions apart), what
+ownership skipped, and the object counts before, after the replay and after cleanup.
+Replays with --spread-addresses (the staging users send their own X-Forwarded-For).
+Loopback only; everything it starts it stops.
 """
 
 from __future__ import annotations
@@ -108,19 +109,26 @@ def foreign_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
     return {"protected": protected, "all": sum(delta.values()), "by_endpoint": delta}
 
 
-def run(capture: Path, source: str, scale: int) -> dict[str, Any]:
+def run(
+    capture: Path, source: str, scale: int, work: Path, duration: str | None = None
+) -> dict[str, Any]:
     spec = read_spec(capture)
     accounts = sandbox_accounts(spec.seed)
     trace = capture / "trace"
+    work.mkdir(parents=True, exist_ok=True)
     replayed_source = trace
     if source == "model":
-        replayed_source = write_model(build_model(trace), capture / "trace.model.json")
-    out = capture / f"replay-{source}-{scale}x"
+        model_file = work / "trace.model.json"
+        if not model_file.exists():
+            write_model(build_model(trace), model_file)
+        replayed_source = model_file
+    out = work / f"replay-{source}-{scale}x"
     n = 1
     while out.exists():  # a run folder is never reused (replay refuses one that is not empty)
         n += 1
-        out = capture / f"replay-{source}-{scale}x-{n}"
-    with sandbox(spec, capture / f"target-{source}-{scale}x.log") as url:
+        out = work / f"replay-{source}-{scale}x-{n}"
+    bound = ["--duration", duration] if duration else []
+    with sandbox(spec, work / f"{out.name}.target.log") as url:
         before = audit(url, accounts)
         code = cli(
             "replay",
@@ -138,6 +146,7 @@ def run(capture: Path, source: str, scale: int) -> dict[str, Any]:
             # The staging users send their own X-Forwarded-For and the sandbox limits
             # logins per that address: the documented case for --spread-addresses.
             "--spread-addresses",
+            *bound,
         )
         during = audit(url, accounts)
         cleanup = cli(
@@ -155,6 +164,7 @@ def run(capture: Path, source: str, scale: int) -> dict[str, Any]:
         },
         "source": source,
         "scale": scale,
+        "duration": duration,
         "replay_exit": code,
         "cleanup_exit": cleanup,
         **figures(captured(trace), timing[["endpoint", "status", "latency_ms"]]),
@@ -169,7 +179,9 @@ def run(capture: Path, source: str, scale: int) -> dict[str, Any]:
         },
         "objects_restored": after["objects"] == before["objects"],
     }
-    (capture / f"fidelity-{source}-{scale}x.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (work / f"fidelity-{out.name.removeprefix('replay-')}.json").write_text(
+        json.dumps(doc, indent=1) + "\n"
+    )
     return doc
 
 
@@ -178,9 +190,13 @@ def main() -> int:
     parser.add_argument("capture", type=Path)
     parser.add_argument("--sources", default="trace,model")
     parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--work", type=Path, help="run folders and figures (default CAPTURE)")
+    parser.add_argument("--duration", help="replay only this much of the window (e.g. 3m)")
     args = parser.parse_args()
+    work = args.work or args.capture
     for source in args.sources.split(","):
-        print(json.dumps(run(args.capture, source, args.scale), indent=1), flush=True)
+        doc = run(args.capture, source, args.scale, work, args.duration)
+        print(json.dumps(doc, indent=1), flush=True)
     return 0
 
 

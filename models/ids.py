@@ -41,6 +41,9 @@ CREATE_MIN_SHARE = 0.5
 """A POST is a create when this share of its 2xx answers hold a new id at one place."""
 STORES_BODY_MIN_SHARE = 0.5
 """... and a POST to an object stores its body when this share of them give a body value back."""
+FOLLOWS_MIN_SESSIONS = 2
+"""Sessions that sent an action on an object after a change of it, to call it a sequel."""
+_CHANGES = ("PUT ", "PATCH ")
 _ID_NAME = re.compile(r"(^|[_\-.])id$|[a-z0-9]Id$|^ids?$|_ids$", re.IGNORECASE)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -90,6 +93,14 @@ class IdModel:
     creations: tuple[Creation, ...] = ()
     stores_body: tuple[str, ...] = ()
     """POST endpoints naming an object whose answers give their body's values back."""
+    follows: tuple[tuple[str, str], ...] = ()
+    """(action, change): POST actions on an object that sessions sent after a state change
+    of the same object (a `configure` before a `sync`): when the replay withholds the
+    change, the action on that object is withheld too (it would fail only because of it)."""
+
+    def changes_before(self, endpoint: str) -> set[str]:
+        """The state changes `endpoint` (an action) follows."""
+        return {change for action, change in self.follows if action == endpoint}
 
     def places(self, endpoint: str) -> list[Location]:
         """Where requests of `endpoint` send ids (learned), path parameters first."""
@@ -177,7 +188,43 @@ def learn_ids(walk: Walk, auth: AuthInfo, endpoints: Iterable[str]) -> IdModel:
         targets.append(IdTarget(endpoint, target, producers, carried, len(requests), len(own)))
     deletes = _deletes_from_trace(walk, created_at)
     creations = [_with_delete(c, deletes.get((c.endpoint, c.source)), endpoints) for c in creations]
-    return IdModel(tuple(targets), tuple(sorted(creations)), tuple(_stores_body(walk, auth)))
+    stores = tuple(_stores_body(walk, auth))
+    return IdModel(tuple(targets), tuple(sorted(creations)), stores, _follows(walk, auth, stores))
+
+
+def path_objects(endpoint: str, path: object) -> list[str]:
+    """The values of `endpoint`'s path parameters in `path` ([] when it does not match)."""
+    slots = endpoint.partition(" ")[2].partition("?")[0].split("/")
+    segments = str(path).split("/")
+    if len(slots) != len(segments):
+        return []
+    return [seg for slot, seg in zip(slots, segments, strict=True) if slot.startswith("{")]
+
+
+def _follows(walk: Walk, auth: AuthInfo, stores_body: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """(action, change) pairs: a POST action on an object whose latest earlier state change
+    in the same session (a 2xx PUT, PATCH or body-storing POST of that object) was
+    `change`, in at least FOLLOWS_MIN_SESSIONS sessions."""
+    auth_endpoints = {auth.login_endpoint, auth.refresh_endpoint, auth.logout_endpoint}
+    latest: dict[str, str] = {}  # object → its latest change in the current session
+    current: object = None
+    seen: defaultdict[tuple[str, str], set[object]] = defaultdict(set)
+    for row in walk.rows:
+        if row["session_id"] != current:
+            current, latest = row["session_id"], {}
+        endpoint = str(row["endpoint"])
+        if "{" not in endpoint or endpoint in auth_endpoints:
+            continue
+        objects = path_objects(endpoint, row["path"])
+        if endpoint.startswith(_CHANGES) or endpoint in stores_body:
+            if answered_ok(row["status"]):
+                latest |= dict.fromkeys(objects, endpoint)
+        elif endpoint.startswith("POST "):
+            for obj in objects:
+                if obj in latest:
+                    seen[(endpoint, latest[obj])].add(current)
+    return tuple(sorted(pair for pair, sessions in seen.items()
+                        if len(sessions) >= FOLLOWS_MIN_SESSIONS))  # fmt: skip
 
 
 def _creations(walk: Walk, auth: AuthInfo) -> list[Creation]:
@@ -302,6 +349,7 @@ def ids_to_json(model: IdModel) -> dict[str, Any]:
             for c in model.creations
         ],
         "stores_body": list(model.stores_body),
+        "follows": [list(pair) for pair in model.follows],
     }
 
 
@@ -335,9 +383,10 @@ def ids_from_json(data: Any) -> IdModel:
             for c in data.get("creations") or ()
         )
         stores = tuple(str(e) for e in data.get("stores_body") or ())
+        follows = tuple((str(a), str(c)) for a, c in data.get("follows") or ())
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"model: bad `ids` entry ({type(exc).__name__}: {exc})") from None
-    return IdModel(targets, creations, stores)
+    return IdModel(targets, creations, stores, follows)
 
 
 def _producer(data: Any) -> Producer:
@@ -352,6 +401,7 @@ def check_ids(model: IdModel, endpoints: Sequence[str]) -> None:
     known = set(endpoints)
     named = [t.endpoint for t in model.targets] + [c.endpoint for c in model.creations]
     named += [c.delete for c in model.creations if c.delete] + list(model.stores_body)
+    named += [endpoint for pair in model.follows for endpoint in pair]
     named += [p.endpoint for t in model.targets for p in t.producers]
     for endpoint in named:
         if endpoint not in known:

@@ -37,6 +37,9 @@ _MAX_ROLES = 8
 _FIELD_MIN_SHARE = 0.9  # of 2xx login answers that hold the field
 _LOG_EPS = math.log(1e-9)  # a transition a chain never made: very unlikely, not impossible
 _REFUSED = (401, 403)
+PRIVILEGED_ROLE_NAME = re.compile(r"admin|root|super|owner|staff|manager|operator", re.I)
+"""Role names that say the role is the privileged one (an `admin` beats a `client` that
+happened to use more endpoints in a short capture)."""
 
 
 @dataclass(frozen=True)
@@ -192,8 +195,9 @@ def _failed(status: object) -> bool:
 
 def privileged_endpoints(outcomes: Sequence[SessionOutcome]) -> dict[str, str]:
     """Endpoint → the one role allowed on it: the only role that got 2xx there, when
-    another role was refused there (403) or when it is the broadest role (the one whose
-    sessions used the most endpoints: an admin may do what a client did, not the reverse)."""
+    another role was refused there (403) or when it is the broadest role (the one named
+    like a privileged role when exactly one is, else the one whose sessions used the most
+    endpoints: an admin may do what a client did, not the reverse)."""
     allowed: defaultdict[str, set[str]] = defaultdict(set)
     denied: defaultdict[str, set[str]] = defaultdict(set)
     breadth: defaultdict[str, set[str]] = defaultdict(set)
@@ -206,7 +210,8 @@ def privileged_endpoints(outcomes: Sequence[SessionOutcome]) -> dict[str, str]:
                 denied[endpoint].add(o.role)
     if len(breadth) < 2:
         return {}
-    broadest = min(breadth, key=lambda r: (-len(breadth[r]), r))
+    named = [r for r in breadth if PRIVILEGED_ROLE_NAME.search(r)]
+    broadest = named[0] if len(named) == 1 else min(breadth, key=lambda r: (-len(breadth[r]), r))
     out = {}
     for endpoint, roles in sorted(allowed.items()):
         if len(roles) == 1:

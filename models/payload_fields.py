@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime
 from fractions import Fraction
 from typing import Any
 
+from .payload_ranges import link_ranges
+
 Node = dict[str, Any]
 """One value's generator as it is stored: `{"k": kind, ...parameters}`."""
 
@@ -258,7 +260,7 @@ def object_node(objects: list[dict[str, Any]]) -> Node:
         if len(values[name]) < len(objects):
             entry["p"] = sig(len(values[name]) / len(objects), 3)
         fields.append(entry | field_node(name, values[name]))
-    return {"k": "obj", "fields": fields}
+    return {"k": "obj", "fields": link_ranges(objects, fields)}
 
 
 def _array_node(key: str, arrays: list[list[Any]]) -> Node:

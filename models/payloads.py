@@ -24,6 +24,7 @@ import faker
 from tracereplay.errors import ConfigError
 
 from .payload_fields import ALPHABETS, Node, field_node, lengths, most_common, object_node, sig
+from .payload_ranges import render_after
 
 JSON_MEDIA = "application/json"
 FORM_MEDIA = "application/x-www-form-urlencoded"
@@ -50,7 +51,10 @@ def _render_text(node: Node, rng: random.Random, fake: faker.Faker) -> str:
 
 def _render_datetime(node: Node, rng: random.Random) -> str:
     low, high = datetime.fromisoformat(node["min"]), datetime.fromisoformat(node["max"])
-    moment = low + (high - low) * rng.random()
+    return _format_datetime(low + (high - low) * rng.random(), node)
+
+
+def _format_datetime(moment: datetime, node: Node) -> str:
     text = moment.isoformat(sep=str(node.get("sep", "T")), timespec=str(node["prec"]))
     return text + str(node["tz"])
 
@@ -66,9 +70,21 @@ def _chars(rng: random.Random, abc: str, length: int) -> str:
 
 def _render_object(node: Node, rng: random.Random, fake: faker.Faker) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    ends = []
     for entry in node["fields"]:
-        if "p" not in entry or rng.random() < entry["p"]:
-            out[entry["key"]] = _render(entry, rng, fake)
+        if entry.get("with") or "p" not in entry or rng.random() < entry["p"]:
+            if entry["k"] == "after":  # a range end (payload_ranges) waits for its start
+                ends.append(entry)
+                out[entry["key"]] = None  # its place in the order
+            else:
+                out[entry["key"]] = _render(entry, rng, fake)
+    for entry in ends:
+        if entry.get("with") and entry["from"] not in out:
+            del out[entry["key"]]
+        else:
+            out[entry["key"]] = render_after(
+                entry, out, rng, lambda fmt: _render(fmt, rng, fake), _format_datetime
+            )
     return out
 
 
@@ -108,6 +124,7 @@ _RENDERERS: dict[str, _Renderer] = {
         else []
     ),
     "mix": lambda n, r, f: _render(r.choices(n["of"], weights=n["w"])[0], r, f),
+    "after": lambda n, r, f: _render(n["fmt"], r, f),  # outside an object: no start to follow
 }
 
 
@@ -129,6 +146,7 @@ _PARAMS = {
     "obj": ("fields",),
     "arr": ("min", "max"),
     "mix": ("w", "of"),
+    "after": ("from", "unit", "gap", "fmt"),
 }
 
 
@@ -141,8 +159,24 @@ def _check(node: Any, where: str) -> None:
     if missing:
         raise ConfigError(f"{where}: a {node['k']!r} node lacks {', '.join(missing)}")
     children = [*node.get("fields", ()), *node.get("of", ())]
+    if node["k"] == "after":
+        _check_after(node, where)
+        children.append(node["fmt"])
     for child in [*children, node["item"]] if "item" in node else children:
         _check(child, where)
+
+
+def _check_after(node: Node, where: str) -> None:
+    ranges = [node["gap"], *(node.get("gaps") or {}).values()]
+    if "by" in node and not isinstance(node.get("gaps"), dict):
+        raise ConfigError(f"{where}: an 'after' node with 'by' lacks its 'gaps'")
+    for pair in ranges:
+        ok = isinstance(pair, list) and len(pair) == 2
+        if not ok or not all(isinstance(x, int | float) for x in pair) or pair[0] > pair[1]:
+            raise ConfigError(f"{where}: an 'after' gap must be [low, high], got {pair!r}")
+    fmt_kinds = (node["unit"], "enum", "const")
+    if node["unit"] not in ("date", "datetime") or node["fmt"].get("k") not in fmt_kinds:
+        raise ConfigError(f"{where}: an 'after' node of unit {node['unit']!r}")
 
 
 # --- forms and query strings ---------------------------------------------------------

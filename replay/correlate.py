@@ -38,6 +38,7 @@ I/O here. Choices where the rules alone do not decide:
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -54,8 +55,13 @@ from .credentials import (
     load_credentials,
 )
 from .liveids import CreatedObject, CredentialPools, Key, RunObjects, SessionIds
-from .ownership import Protection, object_ids
-from .placeholders import fill_basic
+from .ownership import Cleared, Protection, Skipped, clear, object_ids
+from .placeholders import (
+    fill_basic,
+    fill_handed_query,
+    handed_query_values,
+    may_hold_placeholder,
+)
 from .plan import PlannedRequest
 from .rewrite import (
     PreparedRequest,
@@ -92,6 +98,14 @@ class _Seen:
     fallback: bool = False  # the credential where no rule says so (auth.used_as)
 
 
+_CURSOR_BODY_MAX = 256 << 10
+_CURSOR_HINT = re.compile(rb"\?|token|cursor|secret|key|pass|session", re.I)
+"""What a body that hands out a query value to send back holds (a URL's `?`, the field's
+name); a session keeps its last answer's body for that only when it does."""
+_GENERIC_ID_NAMES = frozenset({"id", "ids", "pk", "uuid", "key"})
+"""Names too generic to say two places hold ids of the same kind of object."""
+
+
 class SessionCorrelator:
     """Correlation state of one replayed session."""
 
@@ -123,6 +137,7 @@ class SessionCorrelator:
                 by_target.setdefault(rule.target, []).append((rule.source_endpoint, rule.source))
                 self._sources.setdefault(rule.source_endpoint, set()).add(rule.source)
         self._pooled: set[Key] = set()  # id sources: their values go to the account's pool
+        self._kin: dict[str, list[Key]] = {}  # id name → every source of ids of that name
         for target in ids.targets:
             by_target = self._targets.setdefault(target.endpoint, {})
             for producer in target.producers:
@@ -131,12 +146,19 @@ class SessionCorrelator:
                     by_target[target.target].append(key)
                 self._sources.setdefault(producer.endpoint, set()).add(producer.source)
                 self._pooled.add(key)
+                if target.target.key.lower() not in _GENERIC_ID_NAMES:
+                    kin = self._kin.setdefault(target.target.key, [])
+                    kin += [key] if key not in kin else []
         for endpoint in (auth.login_endpoint, auth.refresh_endpoint):
             if endpoint is not None and auth.credential is not None:
                 self._sources.setdefault(endpoint, set()).add(auth.credential)
+        self._changes = {change for _, change in ids.follows}  # changes an action follows
+        self._retargeted: list[str] = []  # ids the last prepare moved to the session's own
         self._values: dict[Key, _Seen] = {}
         self._jar: dict[str, str] = {}  # what the client's cookie jar holds, by name
         self._tokens: dict[str, str] = {}  # tokens the login / refreshes handed out, by field
+        self._handed: dict[str, str] = {}  # query values answers' headers handed out
+        self._last_body: bytes | None = None  # the latest 2xx answer's (read for a cursor)
         self._order = 0
         self._logged_in = False
         self._login_failed = False
@@ -165,6 +187,23 @@ class SessionCorrelator:
 
     # ---- before a request -------------------------------------------------------------
 
+    def clear(self, request: PlannedRequest, protection: Protection) -> Cleared | Skipped:
+        """The request with its live values, as ownership decides it; a state change that
+        does not go is remembered, so the actions that follow it on that object do not go
+        either (`follows_withheld`)."""
+        endpoint = request.endpoint
+        self._retargeted = []
+        prepared = self.prepare(request)
+        places = self.id_places(endpoint)
+        withheld = self.ids.run.withheld(self.id_model.changes_before(endpoint))
+        decision = clear(prepared, endpoint, self.owned, protection, places, withheld)
+        if isinstance(decision, Skipped) and endpoint in self._changes:
+            # The object it named and, where a protected change was put on the session's
+            # own object instead, the one it named before: its sequels name that one.
+            objects = object_ids(endpoint, prepared.path, None, ()) or []
+            self.ids.run.withhold(endpoint, [*objects, *self._retargeted])
+        return decision
+
     def prepare(self, request: PlannedRequest) -> PreparedRequest:
         """The request with the most recent live value at each of its rules' targets."""
         headers = list(request.headers)
@@ -180,6 +219,9 @@ class SessionCorrelator:
             path = set_path(request, paths)
         if queries := {t.key: str(s.value) for t, s in live.items() if t.where == "query"}:
             query = set_query(query, queries)
+        if may_hold_placeholder(query):  # a cursor the target handed out, filled live
+            handed = self._handed | handed_query_values((), self._last_body)
+            query = fill_handed_query(query, handed)
         for target, seen in live.items():
             if target.where == "header":
                 headers = set_header(headers, target.key, _header_value(target, seen, headers))
@@ -209,7 +251,10 @@ class SessionCorrelator:
             keys = rule_targets.get(target, [])
             value = self._id_value(request, target, keys, target in places)
             if protected and target in places and target.where in ("path", "query"):
+                named = value
                 value = self._owned_value(endpoint, target, value)
+                if named is not None and value is not named:  # put on the session's own
+                    self._retargeted.append(str(named.value))
             if value is not None:
                 live[target] = value
         auth = self.auth
@@ -243,7 +288,12 @@ class SessionCorrelator:
             chosen = self.ids.choose(key, latest.value)
             return None if chosen is None else replace(latest, value=chosen)
         if is_id and target.where in _ID_TARGETS:
+            # The account's pool at this place's own sources, else at any source of ids of
+            # the same name (`client_id` from the clients list where the trace was too
+            # short to learn that source here): a live id, never a made-up one (a 404).
             pooled = self.ids.from_pool(keys)
+            if pooled is None:
+                pooled = self.ids.from_pool(self._kin.get(target.key, []))
             if pooled is not None:
                 return _Seen(-1, pooled, False)
         return None
@@ -308,6 +358,9 @@ class SessionCorrelator:
         if not ok:
             return  # an error answer hands out nothing a client would reuse
         response = Response(headers, body, set_cookies)
+        self._handed |= handed_query_values(headers, None)
+        hint = body is not None and len(body) <= _CURSOR_BODY_MAX and _CURSOR_HINT.search(body)
+        self._last_body = body if hint else None  # kept only when it may hold a cursor
         sent_body = fill_handed_tokens(request.body, request.headers, self._tokens)
         if sent_body is not request.body or endpoint in (
             auth.login_endpoint,
@@ -322,6 +375,8 @@ class SessionCorrelator:
                 self._store((auth.login_endpoint, source), response, source, ())
         if endpoint == auth.logout_endpoint:
             self._logged_in = False
+        if endpoint in self._changes and sent is not None:
+            self.ids.run.changed(endpoint, object_ids(endpoint, sent.path, None, ()) or [])
         self._objects(request, response, sent)
 
     def _objects(

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from tracereplay.errors import UsageError
+from tracereplay.models.outcomes import PRIVILEGED_ROLE_NAME
 
 from .rewrite import header, is_form
 
@@ -33,7 +34,7 @@ _SECRET_FIELD = re.compile(r"password|passwd|pwd|passphrase", re.I)
 _TOKEN_FIELD = re.compile(r"(token|secret|session_?id|api_?key)$", re.I)
 # Without a role field in the login answer the model calls roles privileged/unprivileged
 # (models/outcomes.py); accounts whose role is named like these are the privileged ones.
-_PRIVILEGED_ROLE = re.compile(r"admin|root|super|owner|staff|manager|operator", re.I)
+_PRIVILEGED_ROLE = PRIVILEGED_ROLE_NAME
 WRONG_PASSWORD = "tracereplay-deliberately-wrong-password"  # noqa: S105  # meant to fail
 _IDENTITY_COLUMNS = ("email", "username")
 """The account's identity column: an email, or a user name (HTTP Basic backends)."""

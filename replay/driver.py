@@ -40,7 +40,8 @@ from .body import DEFAULT_MAX_BODY
 from .correlate import Credential, PreparedRequest, SessionCorrelator
 from .credentials import assign_account, blank_login_body
 from .liveids import CredentialPools, RunObjects, SessionIds
-from .ownership import Cleared, Protection, Skipped, clear
+from .ownership import Cleared, Protection, Skipped
+from .placeholders import recorded_query
 from .plan import Plan, PlannedRequest, PlannedSession
 from .ratelimit import RateLimiter
 from .results import RequestResult, ResultWriter
@@ -86,7 +87,7 @@ class _Sent:
             endpoint=self.endpoint,
             method=self.prepared.method,
             path=self.prepared.path,
-            query=self.prepared.query,
+            query=recorded_query(self.prepared.query),  # no live cursor or key on disk
             intended_s=self.intended_s,
             sent_s=self.sent_s,
             latency_ms=(time.perf_counter() - self.started) * 1000.0,
@@ -281,9 +282,7 @@ def clear_planned(
     correlator: SessionCorrelator, planned: PlannedRequest, protection: Protection
 ) -> Cleared | Skipped:
     """The planned request with its live values, as ownership decides it."""
-    prepared = correlator.prepare(planned)
-    places = correlator.id_places(planned.endpoint)
-    return clear(prepared, planned.endpoint, correlator.owned, protection, places)
+    return correlator.clear(planned, protection)
 
 
 def _template(request: PlannedRequest | None) -> dict[str, Any] | None:

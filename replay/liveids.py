@@ -59,7 +59,24 @@ class RunObjects:
     def __init__(self, sink: Callable[[dict[str, Any]], None] | None = None) -> None:
         self._owner: dict[str, int] = {}
         self._deleted: set[str] = set()
+        self._withheld: dict[str, set[str]] = {}  # object → its state changes not sent
         self._sink = sink
+
+    def withhold(self, change: str, objects: Sequence[str]) -> None:
+        """A state change (`change`, an endpoint) of `objects` was not sent."""
+        for obj in objects:
+            self._withheld.setdefault(obj, set()).add(change)
+
+    def changed(self, change: str, objects: Sequence[str]) -> None:
+        """A state change of `objects` went through after all."""
+        for obj in objects:
+            self._withheld.get(obj, set()).discard(change)
+
+    def withheld(self, changes: set[str]) -> set[str]:
+        """Objects one of whose `changes` was withheld (and not made since)."""
+        if not changes:
+            return set()
+        return {obj for obj, held in self._withheld.items() if held & changes}
 
     def created(self, obj: CreatedObject) -> None:
         self._owner[obj.id] = obj.session

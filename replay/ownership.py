@@ -8,7 +8,9 @@ another name, e.g. a "configure"); the login, refresh and logout act on the sess
 credential and are never protected. A protected request goes only when every object id it
 names (its path parameters and its learned id query fields) is one the session created;
 otherwise it is skipped with a reason, never sent with a guessed id. Any request that would
-send an anonymized credential placeholder is skipped too (replay/placeholders.py). POST
+send an anonymized credential placeholder is skipped too (replay/placeholders.py), and so is
+an action on an object whose state change it follows was skipped (a `sync` after a skipped
+`configure`: `follows_withheld`, not sent to fail). POST
 actions on an existing object (a sync, a connection test) are not protected unless `--protect` lists
 POST. `--allow-foreign-writes` lets everything go, and the run says so loudly.
 """
@@ -35,7 +37,10 @@ PATH_NOT_TEMPLATE = "path_not_template"
 """Its path does not match its endpoint's template, so its ids cannot be read."""
 PLACEHOLDER_CREDENTIAL = "placeholder_credential"
 """It would send an anonymized credential (`[removed]`, `anon_…`): no live one for it."""
-REASONS = (NOT_OWNED, NAMES_NO_OBJECT, PATH_NOT_TEMPLATE, PLACEHOLDER_CREDENTIAL)
+FOLLOWS_WITHHELD = "follows_withheld"
+"""An action on an object whose earlier state change the replay withheld (`ids.follows`:
+a `sync` after a `configure` that was skipped): sent, it would fail only for that."""
+REASONS = (NOT_OWNED, NAMES_NO_OBJECT, PATH_NOT_TEMPLATE, PLACEHOLDER_CREDENTIAL, FOLLOWS_WITHHELD)
 
 
 def parse_protect(text: str) -> frozenset[str]:
@@ -114,15 +119,19 @@ def clear(
     owned: Collection[str],
     protection: Protection,
     places: Sequence[Location] = (),
+    withheld: Collection[str] = (),
 ) -> Cleared | Skipped:
-    """Whether `request` (of `endpoint`) may go, given the ids its session `owned`. A
-    request that would send an anonymized credential never goes (not even with
+    """Whether `request` (of `endpoint`) may go, given the ids its session `owned` and the
+    objects whose state change this action follows was `withheld`. A request that would
+    send an anonymized credential, or act on such an object, never goes (not even with
     --allow-foreign-writes)."""
     if credential_placeholder(request) is not None:
         return Skipped(endpoint, PLACEHOLDER_CREDENTIAL)
+    ids = object_ids(endpoint, request.path, request.query, places)
+    if withheld and ids and any(i in withheld for i in ids):
+        return Skipped(endpoint, FOLLOWS_WITHHELD)
     if not protection.protects(endpoint, request.method):
         return Cleared(request, False, _KEY)
-    ids = object_ids(endpoint, request.path, request.query, places)
     reason = PATH_NOT_TEMPLATE if ids is None else (NAMES_NO_OBJECT if not ids else None)
     if reason is None and ids is not None and all(i in owned for i in ids):
         return Cleared(request, False, _KEY)

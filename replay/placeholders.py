@@ -8,6 +8,12 @@ place of a prepared request where a credential carries one, and `ownership.clear
 that request (reason `placeholder_credential`): a session without a live credential for it
 sends nothing there, never the placeholder.
 
+A pagination cursor is not a credential: a value the target itself handed this session in
+an answer (a `Next-Page: …?_token=…` header, a `next` URL or a same-named field in the JSON
+body) that the next request sends back in its query is a correlation, filled live
+(`handed_query_values`, `fill_handed_query`) before the placeholder check; a query
+credential the target never handed out stays a placeholder and its request is skipped.
+
 HTTP Basic: a planned `Authorization: Basic <placeholder>` (kept from the trace, or put
 there for an endpoint the model learned to be called with Basic, `outcomes.basic_auth`) is
 filled from the session's --credentials account (`fill_basic`); without an account it stays
@@ -19,8 +25,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Sequence
-from urllib.parse import parse_qsl
+from collections.abc import Iterator, Sequence
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
 from tracereplay.capture.anonymize.detectors import PSEUDO_JWT_HEADER, PSEUDO_TOKEN_PREFIX
 from tracereplay.capture.anonymize.values import REMOVED
@@ -30,6 +36,8 @@ from .rewrite import PreparedRequest, header, is_form, set_header
 
 BASIC_PLACEHOLDER = f"Basic {REMOVED}"
 """The planned Authorization of a Basic-auth request before its account is known."""
+_SECRET_HINT = re.compile(r"token|secret|pass|pwd|session|key", re.I)
+"""Words at least one of which a field `credential_field` calls a secret contains."""
 _CREDENTIAL_HEADER = re.compile(
     r"^(proxy-)?authorization$|api[-_]?key|auth[-_]?token|access[-_]?token|secret|password",
     re.I,
@@ -102,6 +110,69 @@ def _body_placeholder(body: bytes, headers: Sequence[tuple[str, str]]) -> str | 
         return None
 
     return walk(doc)
+
+
+def _url_query(value: str) -> list[tuple[str, str]]:
+    text = value.strip()
+    if "?" not in text or not (text.startswith(("http://", "https://", "/"))):
+        return []
+    return parse_qsl(urlsplit(text).query, keep_blank_values=True)
+
+
+def _json_leaves(node: object, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for name, value in node.items():
+            yield from _json_leaves(value, str(name))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _json_leaves(item, key)
+    elif isinstance(node, str) and key:
+        yield key, node
+
+
+def handed_query_values(headers: Sequence[tuple[str, str]], body: bytes | None) -> dict[str, str]:
+    """Query values an answer hands out for the client to send back: the query of every
+    URL in its headers (`Next-Page`, `Link`, `Location`) and JSON string leaves, and each
+    JSON string leaf by its field name (`{"next_token": …}`)."""
+    found: dict[str, str] = {}
+    for _, value in headers:
+        for part in value.split(","):  # Link: <url>; rel="next", <url>; rel="prev"
+            found.update(_url_query(part.strip().split(";")[0].strip("<> ")))
+    if body and body.lstrip()[:1] in (b"{", b"["):
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return found
+        for name, leaf in _json_leaves(doc):
+            found.update(_url_query(leaf))
+            found.setdefault(name, leaf)
+    return found
+
+
+def may_hold_placeholder(query: str | None) -> bool:
+    """A cheap test whether a query string may hold a placeholder (no parsing)."""
+    text = unquote_plus(query or "")
+    return any(mark in text for mark in (REMOVED, PSEUDO_TOKEN_PREFIX, PSEUDO_JWT_HEADER))
+
+
+def fill_handed_query(query: str | None, handed: dict[str, str]) -> str | None:
+    """`query` with each placeholder value the session was handed a live one for replaced
+    by it (a pagination cursor); other values, and placeholders never handed out, stay."""
+    if not query or not handed or not may_hold_placeholder(query):
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    filled = [(n, handed[n] if is_placeholder(v) and n in handed else v) for n, v in pairs]
+    return query if filled == pairs else urlencode(filled)
+
+
+def recorded_query(query: str | None) -> str | None:
+    """`query` as the run folder records it: the value of every field named like a secret
+    (a live cursor handed back, a live key) blanked to `[removed]`, as the capture does."""
+    if not query or not _SECRET_HINT.search(query):
+        return query  # cheap: most queries name no secret at all
+    pairs = parse_qsl(query, keep_blank_values=True)
+    blanked = [(n, REMOVED if credential_field(n) and v else v) for n, v in pairs]
+    return query if blanked == pairs else urlencode(blanked)
 
 
 def basic_value(credential: Credential) -> str:

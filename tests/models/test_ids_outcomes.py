@@ -23,10 +23,12 @@ from tracereplay.models.ids import (
 from tracereplay.models.outcomes import (
     PRIVILEGED,
     UNPRIVILEGED,
+    SessionOutcome,
     draw_outcome,
     fit_outcomes,
     outcomes_from_json,
     outcomes_to_json,
+    privileged_endpoints,
     session_outcomes,
 )
 
@@ -218,3 +220,19 @@ def test_draw_outcome_needs_the_privileged_role_and_keeps_the_failed_share() -> 
     for _ in range(50):  # a session that creates needs the role that alone could
         assert draw_outcome(outcomes, behaviors, [login, read, create], login, rng)[0] == "admin"
     assert draw_outcome(outcomes, behaviors, [read], login, rng)[1] is False  # no login
+
+
+def test_a_role_named_admin_is_the_broad_one_even_when_clients_used_more_endpoints() -> None:
+    """A short capture where client users wandered more than the one admin: the create
+    only the admin made is still the admin's (a client account sent it would get 403)."""
+    both = frozenset({"GET /items/"})
+    outcomes = [
+        SessionOutcome("admin", "ok", both | {"POST /items/"}),
+        SessionOutcome("client", "ok", both | {"GET /a", "GET /b", "GET /c"}),
+        SessionOutcome("client", "ok", both | {"GET /a"}),
+    ]
+    assert privileged_endpoints(outcomes)["POST /items/"] == "admin"
+    # Without a role named like a privileged one, breadth decides (the old rule).
+    renamed = [SessionOutcome("blue" if o.role == "admin" else "green", o.login, o.used)
+               for o in outcomes]  # fmt: skip
+    assert "POST /items/" not in privileged_endpoints(renamed)

@@ -23,8 +23,10 @@ from tests.replay.stub_server import serving
 from tracereplay.capture.anonymize.detectors import PSEUDO_JWT_HEADER
 from tracereplay.cli import main
 from tracereplay.errors import UsageError
+from tracereplay.models.correlations import AuthInfo, Location
 from tracereplay.models.model import build_model, write_model
 from tracereplay.processes import free_port
+from tracereplay.replay.correlate import SessionCorrelator
 from tracereplay.replay.credentials import WRONG_PASSWORD, Credential, load_credentials
 from tracereplay.replay.ownership import PLACEHOLDER_CREDENTIAL, Cleared, Protection, Skipped, clear
 from tracereplay.replay.placeholders import (
@@ -32,7 +34,9 @@ from tracereplay.replay.placeholders import (
     credential_placeholder,
     fill_basic,
     is_placeholder,
+    recorded_query,
 )
+from tracereplay.replay.plan import PlannedRequest
 from tracereplay.replay.rewrite import PreparedRequest
 
 JSON = [("Content-Type", "application/json")]
@@ -230,3 +234,63 @@ def test_basic_auth_backend_gets_live_basic_and_never_a_placeholder(
         else:  # no account: the records requests are skipped, not sent with the pseudonym
             assert records == []
             assert sum(n for e, r in skipped.items() for n in r.values() if "/buckets/" in e) > 0
+
+
+# ---- a pagination cursor the target handed out is a correlation, not a credential ----------
+
+RECORDS = "GET /buckets/{bid}/records"
+
+
+def _cursor_session() -> SessionCorrelator:
+    auth = AuthInfo(None, None, (Location("header", "authorization"),), None, None)
+    return SessionCorrelator([], auth, None)
+
+
+def _page(query: str) -> PlannedRequest:
+    return PlannedRequest(RECORDS, "GET", "/buckets/b/records", query, (), None, 0.0, {})
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "live"),
+    [
+        ([("Next-Page", "http://127.0.0.1:1/v1/buckets/b/records?_limit=2&_token=live-c1")],
+         b'{"data": []}', "live-c1"),
+        ([], b'{"data": [], "links": {"next": "/buckets/b/records?_token=live-c2"}}', "live-c2"),
+        ([], b'{"data": [], "meta": {"_token": "live-c3"}}', "live-c3"),
+        ([("Link", '<https://h.test/r?_token=live-c4>; rel="next"')], b"", "live-c4"),
+    ],
+)  # fmt: skip
+def test_a_cursor_the_target_handed_out_is_sent_back_live(
+    headers: list[tuple[str, str]], body: bytes, live: str
+) -> None:
+    session = _cursor_session()
+    planned = _page("_limit=2&_token=anon_Zk91QmxpcGFnZTE")
+    # Before any answer it is what it looks like, a withheld credential: skipped.
+    first = clear(session.prepare(planned), RECORDS, {}, Protection())
+    assert isinstance(first, Skipped) and first.reason == PLACEHOLDER_CREDENTIAL
+    session.observe(_page("_limit=2"), 200, headers, body)
+    decision = clear(session.prepare(planned), RECORDS, {}, Protection())
+    assert isinstance(decision, Cleared)
+    assert decision.request.query == f"_limit=2&_token={live}"
+
+
+def test_a_query_credential_never_handed_out_stays_withheld() -> None:
+    session = _cursor_session()
+    session.observe(_page("_limit=2"), 200, [("Next-Page", "/r?_token=live-c1")], b"")
+    planned = _page("api_key=anon_k3yk3yk3y&_token=anon_Zk91QmxpcGFnZTE")
+    decision = clear(session.prepare(planned), RECORDS, {}, Protection())
+    assert isinstance(decision, Skipped) and decision.reason == PLACEHOLDER_CREDENTIAL
+    # An error answer hands nothing out.
+    other = _cursor_session()
+    other.observe(_page("_limit=2"), 401, [("Next-Page", "/r?_token=live-c9")], b"")
+    refused = clear(other.prepare(_page("_token=anon_Zk91QmxpcGFnZTE")), RECORDS, {}, Protection())
+    assert isinstance(refused, Skipped)
+
+
+def test_the_run_folder_records_no_live_cursor_or_key() -> None:
+    assert recorded_query("_limit=2&_token=live-c1&api_key=k-live") == (
+        "_limit=2&_token=%5Bremoved%5D&api_key=%5Bremoved%5D"
+    )
+    assert recorded_query("_limit=2&offset=10") == "_limit=2&offset=10"
+    assert recorded_query("token_type=&status=ok") == "token_type=&status=ok"
+    assert recorded_query(None) is None
