@@ -35,6 +35,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -87,25 +88,41 @@ def old_tree(rev: str, into: Path) -> Path:
     return py.parent
 
 
+LIMIT = {"timeout_s": 3600.0}
+"""Longest any one command may run (`run --timeout`): then its process group is killed."""
+
+
+class TimedOut(Exception):
+    pass
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run `argv` under /usr/bin/time -v: wall and CPU seconds, peak RSS (MiB), stdout."""
+    """Run `argv` under /usr/bin/time -v: wall and CPU seconds, peak RSS (MiB), stdout.
+    TimedOut (the command and its children killed) after LIMIT["timeout_s"]."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         start = time.perf_counter()
-        done = subprocess.run(
+        child = subprocess.Popen(
             ["/usr/bin/time", "-v", "-o", report.name, *argv],
-            capture_output=True, text=True, env=env, check=False,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            start_new_session=True,
         )  # fmt: skip
+        try:
+            stdout, stderr = child.communicate(timeout=LIMIT["timeout_s"])
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            raise TimedOut(f"killed after {LIMIT['timeout_s']:.0f} s") from None
         wall = time.perf_counter() - start
         text = Path(report.name).read_text()
-    if done.returncode != 0:
-        raise SystemExit(f"{argv[:4]}… exited {done.returncode}: {done.stderr[-2000:]}")
+    if child.returncode != 0:
+        raise SystemExit(f"{argv[:4]}… exited {child.returncode}: {stderr[-2000:]}")
     rss_kb = float(_field(text, "Maximum resident set size (kbytes)"))
     cpu = float(_field(text, "User time (seconds)")) + float(_field(text, "System time (seconds)"))
     return {
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),  # the process and the workers it waited for
         "peak_rss_mib": round(rss_kb / 1024),  # of the largest one process
-        "stdout": done.stdout,
+        "stdout": stdout,
     }
 
 
@@ -254,6 +271,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         ]
         if size in old_sizes:
             runs = [("synthesize_old", old, 1), *runs, ("synthesize_new_1p", None, 1)]
+        if args.no_synthesize_timing:  # only the trace the models read
+            runs = runs[:1]
         for key, tree, processes in runs:
             if key in entry or (trace.exists() and key == runs[0][0]):
                 continue
@@ -261,9 +280,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(spare, ignore_errors=True)
             entry[key] = run_synthesize(staging_model, into, scale, tree, processes=processes)
         shutil.rmtree(spare, ignore_errors=True)
-        entry["model_new"] = run_model(trace, work / f"new-{size}.json", None, **args.model_kw)
-        if size in old_sizes:
-            entry["model_old"] = run_model(trace, work / f"old-{size}.json", old)
+        for key, tree, kw in (("new", None, args.model_kw), ("old", old, {})):
+            if tree is None or size in old_sizes:
+                try:
+                    out = work / f"{key}-{size}.json"
+                    entry[f"model_{key}"] = run_model(trace, out, tree, **kw)
+                except TimedOut as stop:
+                    entry[f"model_{key}"] = {"timed_out": str(stop)}
+        if all("rows" in entry.get(f"model_{k}", {}) for k in ("old", "new")):
             models = [json.loads((work / f"{k}-{size}.json").read_text()) for k in ("old", "new")]
             entry["differences"] = differences(*models)  # issue 15 item 6, at this size
         results[label] = entry
@@ -296,8 +320,12 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if a != b:
             out.append(f"{what}: {_short(a)} != {_short(b)}")
 
-    for key in ("templates", "correlations", "auth", "arrivals"):
+    for key in ("templates", "auth", "arrivals"):
         same(key, old[key], new[key])
+    if _sampled(new) and not _sampled(old):  # support and confidence are the sample's
+        out += rule_differences(old["correlations"], new["correlations"])
+    else:
+        same("correlations", old["correlations"], new["correlations"])
     # Issue 11 added keys to `sessions` (the request curve, a p99 quantile): the rest is equal.
     same("sessions", old["sessions"], _keys_of(old["sessions"], new["sessions"]))
     same("endpoint names", sorted(old["endpoints"]), sorted(new["endpoints"]))
@@ -311,6 +339,26 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for key in ("rows", "sessions", "first_ts", "span_s", "source", "policy_hash"):
         same(f"provenance.{key}", old["provenance"][key], new["provenance"][key])
     out += behavior_differences(old["behaviors"], new["behaviors"])
+    return out
+
+
+def _sampled(model: dict[str, Any]) -> bool:
+    """Whether correlations were found on a sample of the sessions (issue 15, item 3)."""
+    note = model["provenance"].get("sampling", {}).get("correlations", {})
+    return bool(note) and note["sessions_read"] < note["sessions"]
+
+
+def _rule_key(rule: dict[str, Any]) -> str:
+    return json.dumps([rule["source"], rule["target"]], sort_keys=True)
+
+
+def rule_differences(whole: list[dict[str, Any]], sampled: list[dict[str, Any]]) -> list[str]:
+    """Rules (source → target) found on all sessions and not on the sample, or the
+    reverse, each with its support where it was found."""
+    a = {_rule_key(r): r["support"] for r in whole}
+    b = {_rule_key(r): r["support"] for r in sampled}
+    out = [f"correlation only on all sessions (support {a[k]}): {k}" for k in sorted(a.keys() - b)]
+    out += [f"correlation only on the sample (support {b[k]}): {k}" for k in sorted(b.keys() - a)]
     return out
 
 
@@ -363,9 +411,19 @@ def equal(args: argparse.Namespace) -> int:
         diffs = differences(models["old"], models["new"])
         if (work / "new.json").read_bytes() != (work / "new2.json").read_bytes():
             diffs.append("the new code's two models of one trace differ")
+        report: dict[str, Any] = {"trace": str(args.trace)}
+        if args.correlation_sample:  # the same trace, correlations on a sample of it
+            kw = {"correlation_sample": args.correlation_sample,
+                  "correlation_per_endpoint": args.correlation_per_endpoint}  # fmt: skip
+            runs["new_sampled"] = run_model(args.trace, work / "sampled.json", None, **kw)
+            sampled = json.loads((work / "sampled.json").read_text())
+            report["sampled"] = sampled["provenance"]["sampling"]["correlations"]
+            diffs += rule_differences(models["new"]["correlations"], sampled["correlations"])
+            if sampled["auth"] != models["new"]["auth"]:
+                diffs.append(f"auth on the sample: {_short(sampled['auth'])}")
     summary = {k: {"seconds": round(v["seconds"], 2), "peak_rss_mib": v["peak_rss_mib"]}
                for k, v in runs.items()}  # fmt: skip
-    print(json.dumps({"trace": str(args.trace), "runs": summary, "differences": diffs}, indent=1))
+    print(json.dumps({**report, "runs": summary, "differences": diffs}, indent=1))
     return 1 if diffs else 0
 
 
@@ -383,6 +441,15 @@ def main() -> int:
     run.add_argument(
         "--no-correlations", action="store_true", help="new code: model without correlations"
     )
+    run.add_argument("--correlation-sample", type=int, help="new code: sessions for correlations")
+    run.add_argument(
+        "--no-synthesize-timing", action="store_true",
+        help="synthesize each trace once (no old / 1-process timings)",
+    )  # fmt: skip
+    run.add_argument(
+        "--timeout", type=float, default=LIMIT["timeout_s"],
+        help="seconds any one command may run (a model run past it is reported as timed out)",
+    )  # fmt: skip
     run.add_argument(
         "--compare", nargs="?", const="largest", metavar="SIZE",
         help="compare two traces of SIZE (one of --sizes; default the largest)",
@@ -390,10 +457,19 @@ def main() -> int:
     eq = sub.add_parser("equal")
     eq.add_argument("--trace", type=Path, required=True)
     eq.add_argument("--base", default=BASE)
+    eq.add_argument(
+        "--correlation-sample", type=int, default=0, metavar="N",
+        help="also model TRACE with correlations on N sessions (+ the per-endpoint quota) "
+        "and list the rules and auth that differ from the model of all sessions",
+    )  # fmt: skip
+    eq.add_argument("--correlation-per-endpoint", type=int, default=20, metavar="M")
     args = parser.parse_args()
     if args.command == "equal":
         return equal(args)
     args.model_kw = {"correlations": False} if args.no_correlations else {}
+    if args.correlation_sample:
+        args.model_kw["correlation_sample"] = args.correlation_sample
+    LIMIT["timeout_s"] = args.timeout
     results = bench(args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

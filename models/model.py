@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,15 @@ from .endpoints import (
 from .frame import LIGHT_COLUMNS, RequestColumns, read_request_columns
 from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_check import check_model
-from .outcomes import NO_OUTCOMES, fit_outcomes, outcomes_to_json
+from .outcomes import NO_OUTCOMES, Outcomes, fit_outcomes, outcomes_to_json
+from .outcomes import _addresses as session_addresses
+from .session_sample import (
+    CORRELATION_SAMPLE_SESSIONS,
+    CORRELATION_SESSIONS_PER_ENDPOINT,
+    SessionSample,
+    half_check,
+    sample_sessions,
+)
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     request_curve,
@@ -110,16 +118,21 @@ def build_model(
     seed: int = 0,
     payload_sample: int = PAYLOAD_SAMPLE_REQUESTS,
     behavior_sample: int = CLUSTER_SAMPLE_SESSIONS,
+    correlation_sample: int = CORRELATION_SAMPLE_SESSIONS,
+    correlation_per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
     correlations: bool = True,
     source: RequestSource | None = None,
 ) -> dict[str, Any]:
     """The model of the trace at `trace_path` as JSON-ready data. `payload_sample`:
     requests per endpoint whose payloads are read; `behavior_sample`: sessions k-means
-    runs on; `correlations=False` leaves correlations and auth empty (for benchmarks of
-    the other stages: correlation finding still reads every row). `source` reads the
-    trace (default: its Parquet files through pyarrow; see models/source.py)."""
+    runs on; `correlation_sample` and `correlation_per_endpoint`: the sessions whose
+    requests correlation finding reads (models/session_sample.py); `correlations=False`
+    leaves correlations and auth empty (for benchmarks of the other stages). `source`
+    reads the trace (default: its Parquet files through pyarrow; see models/source.py)."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
+    if correlation_sample < 2 or correlation_per_endpoint < 0:
+        raise UsageError("--correlation-sample must be ≥ 2 and --correlation-per-endpoint ≥ 0")
     clock = _Clock(progress)
     with clock("read"):
         trace = source or ParquetSource.open(trace_path)
@@ -143,13 +156,31 @@ def build_model(
         endpoints, payload_note = _endpoints(trace, requests, endpoint, names, payload_sample, seed)
     with clock("correlations"):
         rules, auth, ids, outcomes = [], NO_AUTH, NO_IDS, NO_OUTCOMES
+        sample = sample_sessions(
+            sessions["session_id"].to_numpy(),
+            sessions["endpoint"].cat.codes.to_numpy(),
+            per_sample=correlation_sample,
+            per_endpoint=correlation_per_endpoint,
+            seed=seed,
+        )
+        correlation_note: dict[str, Any] = {
+            "per_sample": correlation_sample,
+            "per_endpoint": correlation_per_endpoint,
+            "seed": seed,
+            "sessions": len(table),
+            "sessions_read": int(sample.chosen.sum()),
+        }
         if correlations:
-            heavy = _correlation_frame(trace, requests, sessions)
+            heavy = _correlation_frame(trace, requests, sessions, sample)
             walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
             rules = find_correlations(heavy, walk=walk)
             auth = find_auth(heavy, rules, walk=walk)
             ids = learn_ids(walk, auth, endpoints)
             outcomes = fit_outcomes(heavy, auth, behaviors)
+            correlation_note.update(requests_read=len(heavy), rules=len(rules))
+            if not sample.whole:
+                correlation_note.update(half_check(heavy, walk, sample, rules, auth))
+                outcomes = _with_every_address(outcomes, trace, requests, sessions)
     return {
         "format": MODEL_FORMAT,
         "provenance": {
@@ -168,6 +199,7 @@ def build_model(
                     "clustered_sessions": min(len(table), behavior_sample),
                     "seed": seed,
                 },
+                "correlations": correlation_note,
             },
         },
         "sessions": {
@@ -273,17 +305,48 @@ def _endpoints(
 
 
 def _correlation_frame(
-    trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame
+    trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame, sample: SessionSample
 ) -> pd.DataFrame:
-    """What correlation finding walks: every request's values, in session order."""
-    order = sessions["request"].to_numpy()
+    """What correlation finding walks: the values of every request of the sampled
+    sessions, in session order."""
+    read = sessions[sample.chosen[sessions["session_id"].to_numpy()]]
+    order = read["request"].to_numpy()
     table = trace.rows(requests.row[order], CORRELATION_COLUMNS)
     frame: pd.DataFrame = table.to_pandas()
     frame["session_key"] = np.asarray(requests.keys, dtype=object)[requests.key[order]]
-    frame["session_id"] = sessions["session_id"].to_numpy()
-    frame["seq"] = sessions["seq"].to_numpy()
-    frame["endpoint"] = sessions["endpoint"].astype(object).to_numpy()
+    frame["session_id"] = read["session_id"].to_numpy()
+    frame["seq"] = read["seq"].to_numpy()
+    frame["endpoint"] = read["endpoint"].astype(object).to_numpy()
     return frame
+
+
+def _with_every_address(
+    outcomes: Outcomes, trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame
+) -> Outcomes:
+    """`outcomes` learned on a sample of sessions, with the addresses counted over every
+    session (replay spreads its sessions over as many): from each session's first request,
+    its `addr`, else its X-Forwarded-For header (read only where `addr` is empty)."""
+    first = sessions.drop_duplicates("session_id")
+    request = first["request"].to_numpy()
+    rows = requests.row[request]
+    addr = trace.rows(rows, ["addr"]).column("addr")
+    missing = np.flatnonzero(
+        pc.fill_null(pc.or_(pc.is_null(addr), pc.equal(addr, "")), True).to_numpy(False)
+    )
+    headers = np.full(len(first), None, dtype=object)
+    if len(missing):
+        read = trace.rows(rows[missing], ["req_headers"]).column("req_headers").to_pylist()
+        headers[missing] = read
+    frame = pd.DataFrame(
+        {
+            "session_id": first["session_id"].to_numpy(),
+            "session_key": np.asarray(requests.keys, dtype=object)[requests.key[request]],
+            "req_headers": headers,
+            "addr": addr.to_pylist(),
+        }
+    )
+    count, where = session_addresses(frame)
+    return replace(outcomes, addresses=count, addresses_from=where)
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:
