@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,6 +160,8 @@ _WHICH = (
 _PROJECT = """
 import sys
 from pathlib import Path
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tracereplay.trace.schema import TRACE_SCHEMA
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
@@ -235,6 +239,37 @@ def run_load_pair(real: Path, other: Path, tree: Path | None) -> dict[str, Any]:
     result = timed([*python(tree), code, str(real), str(other)], env_for(tree))
     result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
     return result
+
+
+def tile(trace: Path, times: int, out: Path) -> int:
+    """Write `times` copies of `trace` one after the other into `out`: copy k has its
+    session, client and conn suffixed by `~k` and its timestamps shifted by k × (span +
+    1 min), so it adds new sessions at the same rate (a 10 M-row trace from a 1 M one
+    without synthesizing 10 M rows). Returns the rows written."""
+    parts = sorted(p for p in trace.glob("*.parquet") if not p.name.startswith((".", "_")))
+    if not parts:
+        raise SystemExit(f"{trace}: no Parquet parts")
+    low, high = None, None
+    for part in parts:
+        found = pc.min_max(pq.read_table(part, columns=["ts"]).column("ts"))
+        low = found["min"] if low is None else min(low, found["min"], key=lambda v: v.value)
+        high = found["max"] if high is None else max(high, found["max"], key=lambda v: v.value)
+    assert low is not None and high is not None
+    shift = high.value - low.value + 60_000_000  # microseconds
+    out.mkdir(parents=True)
+    rows = 0
+    for k in range(times):
+        for i, part in enumerate(parts):
+            table = pq.read_table(part)
+            columns = dict(zip(table.column_names, table.columns, strict=True))
+            for name in ("session", "client", "conn"):
+                if name in columns:
+                    columns[name] = pc.binary_join_element_wise(columns[name], f"~{k}", "")
+            columns["ts"] = pc.add(columns["ts"], pa.scalar(k * shift, pa.duration("us")))
+            copy = pa.Table.from_arrays(list(columns.values()), schema=table.schema)
+            pq.write_table(copy, out / f"part-{k * len(parts) + i + 1:06d}.parquet")
+            rows += table.num_rows
+    return rows
 
 
 def parse_size(text: str) -> int:
@@ -382,9 +417,9 @@ def behavior_differences(old: list[dict[str, Any]], new: list[dict[str, Any]]) -
             (f"from {k}", a["transitions"].get(k, {}), b["transitions"].get(k, {}))
             for k in sorted(set(a["transitions"]) | set(b["transitions"]))
         ]
-        for where, pa, pb in chains:
+        for where, ca, cb in chains:
             worst = max(
-                (abs(pa.get(t, 0.0) - pb.get(t, 0.0)) for t in set(pa) | set(pb)), default=0
+                (abs(ca.get(t, 0.0) - cb.get(t, 0.0)) for t in set(ca) | set(cb)), default=0
             )
             if worst > CHAIN_TOLERANCE:
                 out.append(f"behavior {a['name']} {where}: off by {worst:.4f}")
@@ -463,9 +498,16 @@ def main() -> int:
         "and list the rules and auth that differ from the model of all sessions",
     )  # fmt: skip
     eq.add_argument("--correlation-per-endpoint", type=int, default=20, metavar="M")
+    tiles = sub.add_parser("tile", help="a longer trace made of copies of one (see tile())")
+    tiles.add_argument("--trace", type=Path, required=True)
+    tiles.add_argument("--times", type=int, required=True)
+    tiles.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "equal":
         return equal(args)
+    if args.command == "tile":
+        print(json.dumps({"rows": tile(args.trace, args.times, args.out)}))
+        return 0
     args.model_kw = {"correlations": False} if args.no_correlations else {}
     if args.correlation_sample:
         args.model_kw["correlation_sample"] = args.correlation_sample

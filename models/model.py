@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracereplay import __version__
@@ -44,7 +45,7 @@ from .endpoints import (
     param_kinds,
     sample_rows,
 )
-from .frame import LIGHT_COLUMNS, RequestColumns, read_request_columns
+from .frame import LIGHT_COLUMNS, RequestColumns, read_request_columns, session_stats_by_timeout
 from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_check import check_model
 from .outcomes import NO_OUTCOMES, Outcomes, fit_outcomes, outcomes_to_json
@@ -63,8 +64,9 @@ from .sessions import (
     session_table,
     sessionize,
 )
+from .shapes import skeleton_codes
 from .source import ParquetSource, RequestSource
-from .templating import Templater, endpoint_codes
+from .templating import Templater
 
 MODEL_FORMAT = "tracereplay.model/1"
 MAX_MODEL_BYTES = 512 << 20
@@ -143,10 +145,8 @@ def build_model(
     with clock("sessions"):
         sessions = sessionize(_session_frame(requests, endpoint, names), session_timeout_s)
         table = session_table(sessions)
-        sensitivity = {
-            name: session_stats(sessionize(_session_frame(requests), t)).to_json()
-            for name, t in SENSITIVITY_TIMEOUTS_S.items()
-        }
+        by_timeout = session_stats_by_timeout(requests, SENSITIVITY_TIMEOUTS_S)
+        sensitivity = {name: stats.to_json() for name, stats in by_timeout.items()}
     span_s = float(requests.t_s[-1])
     with clock("behaviors"):
         behaviors = fit_behaviors(sessions, seed=seed, sample=behavior_sample)
@@ -223,22 +223,38 @@ def build_model(
 
 
 def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[str]]:
-    """The templater (fitted on distinct (method, path) with counts) and each request's
-    endpoint code into the returned names."""
-    pair = requests.method.astype(np.int64) * len(requests.paths) + requests.path
+    """The templater (fitted on distinct (method, path skeleton) with counts) and each
+    request's endpoint code into the returned names (in order of first use over the
+    sorted distinct (method, path) pairs). Python runs per distinct skeleton only."""
+    n_paths = len(requests.paths)
+    pair = requests.method.astype(np.int64) * n_paths + requests.path
     pairs, counts = np.unique(pair, return_counts=True)
-    methods = [requests.methods[m] for m in (pairs // len(requests.paths)).tolist()]
-    paths = requests.paths.take(pairs % len(requests.paths)).to_pylist()
+    method, path = pairs // n_paths, pairs % n_paths
     # As before: the fit reads a missing path as "None", templating a request as "/".
-    fitted = {(m, str(p)): int(n) for m, p, n in zip(methods, paths, counts, strict=True)}
-    templater = Templater.fit_counts(fitted)
-    applied = pd.Series([p or "/" for p in paths], dtype=object)
-    codes, names = endpoint_codes(templater, pd.Series(methods, dtype=object), applied)
-    return templater, codes[np.searchsorted(pairs, pair)], names
+    texts = pa.concat_arrays([pc.fill_null(requests.paths, "None"), pa.array(["/"])])
+    codes, skeletons = skeleton_codes(texts)
+    fitted = codes[:n_paths][path]
+    applied = np.where(requests.paths.is_null().to_numpy(False), codes[n_paths], codes[:n_paths])
+    width = max(len(skeletons), 1)
+    groups, first, group = np.unique(
+        method * width + fitted, return_index=True, return_inverse=True
+    )
+    sums = np.bincount(group, weights=counts).astype(np.int64)
+    templater = Templater.fit_skeletons(
+        (requests.methods[g // width], skeletons[g % width], int(sums[i]))
+        for i, g in ((i, int(groups[i])) for i in np.argsort(first, kind="stable"))
+    )
+    used, which = np.unique(method * width + applied[path], return_inverse=True)
+    names = [
+        templater.skeleton_endpoint(requests.methods[k // width], skeletons[k % width])
+        for k in used.tolist()
+    ]
+    name_codes, distinct = pd.factorize(np.asarray(names, dtype=object)[which])
+    return templater, np.asarray(name_codes)[np.searchsorted(pairs, pair)], list(distinct)
 
 
 def _session_frame(
-    requests: RequestColumns, endpoint: np.ndarray | None = None, names: list[str] | None = None
+    requests: RequestColumns, endpoint: np.ndarray, names: list[str]
 ) -> pd.DataFrame:
     """What `sessionize` reads, with session keys as codes sorted like the keys (so ids
     and ties come out as with the strings) and endpoints as a categorical."""
@@ -250,8 +266,7 @@ def _session_frame(
             "request": np.arange(len(requests)),
         }
     )
-    if endpoint is not None and names is not None:
-        frame["endpoint"] = pd.Categorical.from_codes(endpoint, categories=pd.Index(names))
+    frame["endpoint"] = pd.Categorical.from_codes(endpoint, categories=pd.Index(names))
     return frame
 
 

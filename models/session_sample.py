@@ -77,18 +77,16 @@ def sample_sessions(
     keys = session_keys(n, seed)
     if n <= per_sample:
         return SessionSample(np.ones(n, bool), keys, per_sample, per_endpoint, seed)
-    order = np.lexsort((np.arange(n), keys))  # by key, ties (never seen) by id
+    order = np.argsort(keys, kind="stable")  # by key, ties (never seen) by id
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     chosen = rank < per_sample
-    if per_endpoint > 0:
-        pairs = np.unique(np.asarray(endpoint, dtype=np.int64) * n + session_id)
-        ep, sid = pairs // n, pairs % n
-        by = np.lexsort((rank[sid], ep))  # per endpoint, its sessions by key
-        ep, sid = ep[by], sid[by]
+    if per_endpoint > 0:  # per endpoint, the ranks of its sessions, lowest first
+        pairs = np.unique(np.asarray(endpoint, dtype=np.int64) * n + rank[session_id])
+        ep, ranks = pairs // n, pairs % n
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
         position = np.arange(len(ep)) - np.repeat(starts, np.diff(np.r_[starts, len(ep)]))
-        chosen[sid[position < per_endpoint]] = True
+        chosen[order[ranks[position < per_endpoint]]] = True
     return SessionSample(chosen, keys, per_sample, per_endpoint, seed)
 
 
