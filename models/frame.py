@@ -200,3 +200,12 @@ def session_stats_by_timeout(
             median_think_s=float(np.median(thinks)) if len(thinks) else 0.0,
         )
     return out
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """`np.unique(values)` of integers by sorting: numpy 2's hash-based unique is 10-30×
+    slower on a million values with many distinct ones (measured with numpy 2.4)."""
+    ordered = np.sort(values)
+    return (
+        ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(ordered) else ordered
+    )

@@ -45,7 +45,13 @@ from .endpoints import (
     param_kinds,
     sample_rows,
 )
-from .frame import LIGHT_COLUMNS, RequestColumns, read_request_columns, session_stats_by_timeout
+from .frame import (
+    LIGHT_COLUMNS,
+    RequestColumns,
+    distinct,
+    read_request_columns,
+    session_stats_by_timeout,
+)
 from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_check import check_model
 from .outcomes import NO_OUTCOMES, Outcomes, fit_outcomes, outcomes_to_json
@@ -295,7 +301,7 @@ def _endpoints(
         if cut:
             sampled += 1
             fields, stable = fields + payloads.fields, stable + payloads.stable_fields
-        paths = requests.paths.take(np.unique(requests.path[rows]))
+        paths = requests.paths.take(distinct(requests.path[rows]))
         entry: dict[str, Any] = {
             "method": method,
             "template": template,

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .correlations import AuthInfo, CorrelationRule, Walk, find_auth, find_correlations
+from .frame import distinct
 
 CORRELATION_SAMPLE_SESSIONS = 2000
 """Sessions drawn uniformly for correlation finding (`model --correlation-sample`)."""
@@ -82,7 +83,7 @@ def sample_sessions(
     rank[order] = np.arange(n)
     chosen = rank < per_sample
     if per_endpoint > 0:  # per endpoint, the ranks of its sessions, lowest first
-        pairs = np.unique(np.asarray(endpoint, dtype=np.int64) * n + rank[session_id])
+        pairs = distinct(np.asarray(endpoint, dtype=np.int64) * n + rank[session_id])
         ep, ranks = pairs // n, pairs % n
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
         position = np.arange(len(ep)) - np.repeat(starts, np.diff(np.r_[starts, len(ep)]))

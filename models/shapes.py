@@ -119,6 +119,12 @@ def cut_path(path: str) -> str:
     return path.split("?", 1)[0].split("#", 1)[0] or "/"
 
 
+def cut_paths(paths: pa.Array) -> pa.Array:
+    """`cut_path` of each path (strings, no nulls), in Arrow."""
+    cut = pc.replace_substring_regex(paths, r"(?s)[?#].*", "")
+    return pc.if_else(pc.equal(cut, ""), "/", cut)
+
+
 def path_skeletons(paths: pa.Array) -> list[tuple[str, ...]]:
     """Per path (distinct strings, no nulls), its segments with every shaped segment
     replaced by VALUE: paths with one skeleton get one endpoint and one tree reading."""
@@ -132,9 +138,7 @@ def skeleton_codes(paths: pa.Array) -> tuple[np.ndarray, list[tuple[str, ...]]]:
     per distinct segment the patterns cannot read, not per path."""
     if not len(paths):
         return np.zeros(0, dtype=np.int64), []
-    cut = pc.replace_substring_regex(paths, r"(?s)[?#].*", "")  # as cut_path
-    cut = pc.if_else(pc.equal(cut, ""), "/", cut)
-    lists = pc.split_pattern(cut, "/")
+    lists = pc.split_pattern(cut_paths(paths), "/")
     encoded = pc.dictionary_encode(lists.flatten())
     is_value = pa.array(shaped(encoded.dictionary))
     # A path's key: its shaped flags, "|", its segments joined by "/" with the shaped ones

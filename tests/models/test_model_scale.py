@@ -34,6 +34,7 @@ from tracereplay.models.frame import (
 from tracereplay.models.model import build_model, model_json
 from tracereplay.models.params import param_kind
 from tracereplay.models.sessions import session_stats, sessionize
+from tracereplay.models.shapes import cut_path, cut_paths
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.synthesize import CHUNK_SESSIONS, synthesize
 from tracereplay.trace import read_trace
@@ -277,3 +278,9 @@ def test_session_stats_by_timeout_are_sessionizes(requests: list[Any]) -> None:
     for name, stats in session_stats_by_timeout(columns, timeouts).items():
         expected = session_stats(sessionize(frame, timeouts[name])).to_json()
         assert stats.to_json() == expected, name
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.text("/a?#\n1é", max_size=10), min_size=1, max_size=20))
+def test_cut_paths_in_arrow_is_cut_path(paths: list[str]) -> None:
+    assert cut_paths(pa.array(paths, pa.string())).to_pylist() == [cut_path(p) for p in paths]
