@@ -3,8 +3,11 @@ the same run, on traces synthesized from a staging model.
 
     .venv/bin/python bench/bench_model.py run --staging TRACE [--sizes 100k,1M,10M]
         [--old-sizes 100k,1M] [--base c31404e] [--work DIR] [--json out.json]
-        [--compare [SIZE]] [--processes 2]
+        [--compare [SIZE]] [--processes 2] [--no-synthesize-timing] [--timeout 3600]
+        [--correlation-sample S] [--no-correlations]
     .venv/bin/python bench/bench_model.py equal --trace TRACE [--base c31404e]
+        [--correlation-sample S [--correlation-per-endpoint M]]
+    .venv/bin/python bench/bench_model.py tile --trace TRACE --times K --out DIR
 
 `run` models the staging trace, synthesizes a trace of about each size from that model
 (sizes are requests), then times `tracereplay model` on each trace with the new code and,
@@ -19,12 +22,20 @@ own process under `/usr/bin/time -v` (wall time, peak RSS); the model runs also 
 time of each stage. The base commit's code is unpacked with `git archive` into the work
 directory and put first on the import path, so the package keeps no copy of the old code.
 
+`run` finds a synthetic trace already in the work directory and reuses it (so a 10 M
+trace made by `tile`, copies of a 1 M one one after the other, serves as `synth-10000000`);
+a command running past --timeout is killed with its children (a model run is then
+reported as timed out).
+
 `equal` builds the model of TRACE with both codes and checks the answers are the same
 (issue 15, item 6): endpoints, templates, correlations and auth identical; endpoint
 counts and shares, sessions, session quantiles, arrivals and latency/status equal; the
 behaviors within 1 pp of share and 0.01 of each chain probability; payload models
 identical for every endpoint that was not sampled; exit 1 naming what differs. The base
-commit's code models a copy of TRACE without the columns it does not know, if any.
+commit's code models a copy of TRACE without the columns it does not know, if any. With
+--correlation-sample it also models TRACE with correlations on S sessions (+ M per
+endpoint) and lists the rules found only on all sessions or only on the sample, and an
+auth that differs.
 """
 
 from __future__ import annotations
