@@ -3,8 +3,11 @@ the same run, on traces synthesized from a staging model.
 
     .venv/bin/python bench/bench_model.py run --staging TRACE [--sizes 100k,1M,10M]
         [--old-sizes 100k,1M] [--base c31404e] [--work DIR] [--json out.json]
-        [--compare [SIZE]] [--processes 2]
+        [--compare [SIZE]] [--processes 2] [--no-synthesize-timing] [--timeout 3600]
+        [--correlation-sample S] [--no-correlations]
     .venv/bin/python bench/bench_model.py equal --trace TRACE [--base c31404e]
+        [--correlation-sample S [--correlation-per-endpoint M]]
+    .venv/bin/python bench/bench_model.py tile --trace TRACE --times K --out DIR
 
 `run` models the staging trace, synthesizes a trace of about each size from that model
 (sizes are requests), then times `tracereplay model` on each trace with the new code and,
@@ -19,12 +22,20 @@ own process under `/usr/bin/time -v` (wall time, peak RSS); the model runs also 
 time of each stage. The base commit's code is unpacked with `git archive` into the work
 directory and put first on the import path, so the package keeps no copy of the old code.
 
+`run` finds a synthetic trace already in the work directory and reuses it (so a 10 M
+trace made by `tile`, copies of a 1 M one one after the other, serves as `synth-10000000`);
+a command running past --timeout is killed with its children (a model run is then
+reported as timed out).
+
 `equal` builds the model of TRACE with both codes and checks the answers are the same
 (issue 15, item 6): endpoints, templates, correlations and auth identical; endpoint
 counts and shares, sessions, session quantiles, arrivals and latency/status equal; the
 behaviors within 1 pp of share and 0.01 of each chain probability; payload models
 identical for every endpoint that was not sampled; exit 1 naming what differs. The base
-commit's code models a copy of TRACE without the columns it does not know, if any.
+commit's code models a copy of TRACE without the columns it does not know, if any. With
+--correlation-sample it also models TRACE with correlations on S sessions (+ M per
+endpoint) and lists the rules found only on all sessions or only on the sample, and an
+auth that differs.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +54,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,25 +101,41 @@ def old_tree(rev: str, into: Path) -> Path:
     return py.parent
 
 
+LIMIT = {"timeout_s": 3600.0}
+"""Longest any one command may run (`run --timeout`): then its process group is killed."""
+
+
+class TimedOut(Exception):
+    pass
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run `argv` under /usr/bin/time -v: wall and CPU seconds, peak RSS (MiB), stdout."""
+    """Run `argv` under /usr/bin/time -v: wall and CPU seconds, peak RSS (MiB), stdout.
+    TimedOut (the command and its children killed) after LIMIT["timeout_s"]."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         start = time.perf_counter()
-        done = subprocess.run(
+        child = subprocess.Popen(
             ["/usr/bin/time", "-v", "-o", report.name, *argv],
-            capture_output=True, text=True, env=env, check=False,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            start_new_session=True,
         )  # fmt: skip
+        try:
+            stdout, stderr = child.communicate(timeout=LIMIT["timeout_s"])
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            raise TimedOut(f"killed after {LIMIT['timeout_s']:.0f} s") from None
         wall = time.perf_counter() - start
         text = Path(report.name).read_text()
-    if done.returncode != 0:
-        raise SystemExit(f"{argv[:4]}… exited {done.returncode}: {done.stderr[-2000:]}")
+    if child.returncode != 0:
+        raise SystemExit(f"{argv[:4]}… exited {child.returncode}: {stderr[-2000:]}")
     rss_kb = float(_field(text, "Maximum resident set size (kbytes)"))
     cpu = float(_field(text, "User time (seconds)")) + float(_field(text, "System time (seconds)"))
     return {
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),  # the process and the workers it waited for
         "peak_rss_mib": round(rss_kb / 1024),  # of the largest one process
-        "stdout": done.stdout,
+        "stdout": stdout,
     }
 
 
@@ -141,6 +171,8 @@ _WHICH = (
 _PROJECT = """
 import sys
 from pathlib import Path
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tracereplay.trace.schema import TRACE_SCHEMA
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
@@ -220,6 +252,37 @@ def run_load_pair(real: Path, other: Path, tree: Path | None) -> dict[str, Any]:
     return result
 
 
+def tile(trace: Path, times: int, out: Path) -> int:
+    """Write `times` copies of `trace` one after the other into `out`: copy k has its
+    session, client and conn suffixed by `~k` and its timestamps shifted by k × (span +
+    1 min), so it adds new sessions at the same rate (a 10 M-row trace from a 1 M one
+    without synthesizing 10 M rows). Returns the rows written."""
+    parts = sorted(p for p in trace.glob("*.parquet") if not p.name.startswith((".", "_")))
+    if not parts:
+        raise SystemExit(f"{trace}: no Parquet parts")
+    low, high = None, None
+    for part in parts:
+        found = pc.min_max(pq.read_table(part, columns=["ts"]).column("ts"))
+        low = found["min"] if low is None else min(low, found["min"], key=lambda v: v.value)
+        high = found["max"] if high is None else max(high, found["max"], key=lambda v: v.value)
+    assert low is not None and high is not None
+    shift = high.value - low.value + 60_000_000  # microseconds
+    out.mkdir(parents=True)
+    rows = 0
+    for k in range(times):
+        for i, part in enumerate(parts):
+            table = pq.read_table(part)
+            columns = dict(zip(table.column_names, table.columns, strict=True))
+            for name in ("session", "client", "conn"):
+                if name in columns:
+                    columns[name] = pc.binary_join_element_wise(columns[name], f"~{k}", "")
+            columns["ts"] = pc.add(columns["ts"], pa.scalar(k * shift, pa.duration("us")))
+            copy = pa.Table.from_arrays(list(columns.values()), schema=table.schema)
+            pq.write_table(copy, out / f"part-{k * len(parts) + i + 1:06d}.parquet")
+            rows += table.num_rows
+    return rows
+
+
 def parse_size(text: str) -> int:
     text = text.strip().upper()
     factor = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
@@ -254,6 +317,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         ]
         if size in old_sizes:
             runs = [("synthesize_old", old, 1), *runs, ("synthesize_new_1p", None, 1)]
+        if args.no_synthesize_timing:  # only the trace the models read
+            runs = runs[:1]
         for key, tree, processes in runs:
             if key in entry or (trace.exists() and key == runs[0][0]):
                 continue
@@ -261,9 +326,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(spare, ignore_errors=True)
             entry[key] = run_synthesize(staging_model, into, scale, tree, processes=processes)
         shutil.rmtree(spare, ignore_errors=True)
-        entry["model_new"] = run_model(trace, work / f"new-{size}.json", None, **args.model_kw)
-        if size in old_sizes:
-            entry["model_old"] = run_model(trace, work / f"old-{size}.json", old)
+        for key, tree, kw in (("new", None, args.model_kw), ("old", old, {})):
+            if tree is None or size in old_sizes:
+                try:
+                    out = work / f"{key}-{size}.json"
+                    entry[f"model_{key}"] = run_model(trace, out, tree, **kw)
+                except TimedOut as stop:
+                    entry[f"model_{key}"] = {"timed_out": str(stop)}
+        if all("rows" in entry.get(f"model_{k}", {}) for k in ("old", "new")):
             models = [json.loads((work / f"{k}-{size}.json").read_text()) for k in ("old", "new")]
             entry["differences"] = differences(*models)  # issue 15 item 6, at this size
         results[label] = entry
@@ -296,8 +366,12 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if a != b:
             out.append(f"{what}: {_short(a)} != {_short(b)}")
 
-    for key in ("templates", "correlations", "auth", "arrivals"):
+    for key in ("templates", "auth", "arrivals"):
         same(key, old[key], new[key])
+    if _sampled(new) and not _sampled(old):  # support and confidence are the sample's
+        out += rule_differences(old["correlations"], new["correlations"])
+    else:
+        same("correlations", old["correlations"], new["correlations"])
     # Issue 11 added keys to `sessions` (the request curve, a p99 quantile): the rest is equal.
     same("sessions", old["sessions"], _keys_of(old["sessions"], new["sessions"]))
     same("endpoint names", sorted(old["endpoints"]), sorted(new["endpoints"]))
@@ -335,6 +409,26 @@ def _unlinked(value: Any) -> Any:
     return out
 
 
+def _sampled(model: dict[str, Any]) -> bool:
+    """Whether correlations were found on a sample of the sessions (issue 15, item 3)."""
+    note = model["provenance"].get("sampling", {}).get("correlations", {})
+    return bool(note) and note["sessions_read"] < note["sessions"]
+
+
+def _rule_key(rule: dict[str, Any]) -> str:
+    return json.dumps([rule["source"], rule["target"]], sort_keys=True)
+
+
+def rule_differences(whole: list[dict[str, Any]], sampled: list[dict[str, Any]]) -> list[str]:
+    """Rules (source → target) found on all sessions and not on the sample, or the
+    reverse, each with its support where it was found."""
+    a = {_rule_key(r): r["support"] for r in whole}
+    b = {_rule_key(r): r["support"] for r in sampled}
+    out = [f"correlation only on all sessions (support {a[k]}): {k}" for k in sorted(a.keys() - b)]
+    out += [f"correlation only on the sample (support {b[k]}): {k}" for k in sorted(b.keys() - a)]
+    return out
+
+
 def _keys_of(old: Any, new: Any) -> Any:
     """`new` with only the dictionary keys `old` has (at every depth)."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -355,9 +449,9 @@ def behavior_differences(old: list[dict[str, Any]], new: list[dict[str, Any]]) -
             (f"from {k}", a["transitions"].get(k, {}), b["transitions"].get(k, {}))
             for k in sorted(set(a["transitions"]) | set(b["transitions"]))
         ]
-        for where, pa, pb in chains:
+        for where, ca, cb in chains:
             worst = max(
-                (abs(pa.get(t, 0.0) - pb.get(t, 0.0)) for t in set(pa) | set(pb)), default=0
+                (abs(ca.get(t, 0.0) - cb.get(t, 0.0)) for t in set(ca) | set(cb)), default=0
             )
             if worst > CHAIN_TOLERANCE:
                 out.append(f"behavior {a['name']} {where}: off by {worst:.4f}")
@@ -385,9 +479,19 @@ def equal(args: argparse.Namespace) -> int:
         diffs = differences(models["old"], models["new"])
         if (work / "new.json").read_bytes() != (work / "new2.json").read_bytes():
             diffs.append("the new code's two models of one trace differ")
+        report: dict[str, Any] = {"trace": str(args.trace)}
+        if args.correlation_sample:  # the same trace, correlations on a sample of it
+            kw = {"correlation_sample": args.correlation_sample,
+                  "correlation_per_endpoint": args.correlation_per_endpoint}  # fmt: skip
+            runs["new_sampled"] = run_model(args.trace, work / "sampled.json", None, **kw)
+            sampled = json.loads((work / "sampled.json").read_text())
+            report["sampled"] = sampled["provenance"]["sampling"]["correlations"]
+            diffs += rule_differences(models["new"]["correlations"], sampled["correlations"])
+            if sampled["auth"] != models["new"]["auth"]:
+                diffs.append(f"auth on the sample: {_short(sampled['auth'])}")
     summary = {k: {"seconds": round(v["seconds"], 2), "peak_rss_mib": v["peak_rss_mib"]}
                for k, v in runs.items()}  # fmt: skip
-    print(json.dumps({"trace": str(args.trace), "runs": summary, "differences": diffs}, indent=1))
+    print(json.dumps({**report, "runs": summary, "differences": diffs}, indent=1))
     return 1 if diffs else 0
 
 
@@ -405,6 +509,15 @@ def main() -> int:
     run.add_argument(
         "--no-correlations", action="store_true", help="new code: model without correlations"
     )
+    run.add_argument("--correlation-sample", type=int, help="new code: sessions for correlations")
+    run.add_argument(
+        "--no-synthesize-timing", action="store_true",
+        help="synthesize each trace once (no old / 1-process timings)",
+    )  # fmt: skip
+    run.add_argument(
+        "--timeout", type=float, default=LIMIT["timeout_s"],
+        help="seconds any one command may run (a model run past it is reported as timed out)",
+    )  # fmt: skip
     run.add_argument(
         "--compare", nargs="?", const="largest", metavar="SIZE",
         help="compare two traces of SIZE (one of --sizes; default the largest)",
@@ -412,10 +525,26 @@ def main() -> int:
     eq = sub.add_parser("equal")
     eq.add_argument("--trace", type=Path, required=True)
     eq.add_argument("--base", default=BASE)
+    eq.add_argument(
+        "--correlation-sample", type=int, default=0, metavar="N",
+        help="also model TRACE with correlations on N sessions (+ the per-endpoint quota) "
+        "and list the rules and auth that differ from the model of all sessions",
+    )  # fmt: skip
+    eq.add_argument("--correlation-per-endpoint", type=int, default=20, metavar="M")
+    tiles = sub.add_parser("tile", help="a longer trace made of copies of one (see tile())")
+    tiles.add_argument("--trace", type=Path, required=True)
+    tiles.add_argument("--times", type=int, required=True)
+    tiles.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "equal":
         return equal(args)
+    if args.command == "tile":
+        print(json.dumps({"rows": tile(args.trace, args.times, args.out)}))
+        return 0
     args.model_kw = {"correlations": False} if args.no_correlations else {}
+    if args.correlation_sample:
+        args.model_kw["correlation_sample"] = args.correlation_sample
+    LIMIT["timeout_s"] = args.timeout
     results = bench(args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -126,6 +126,19 @@ class Walk:
     carried: Counter[tuple[str, Location]]  # requests of an endpoint sending a value there
     requests: Counter[str]  # requests per endpoint
     rows: list[dict[str, Any]]
+    places: list[frozenset[Location]] = field(default_factory=list)  # each row's, in order
+
+    def only(self, sessions: set[int]) -> Walk:
+        """The walk of these sessions alone (values stay constant as in the whole walk)."""
+        kept = [i for i, row in enumerate(self.rows) if int(row["session_id"]) in sessions]
+        walk = Walk([u for u in self.uses if u.session in sessions], Counter(), Counter(), [])
+        for i in kept:
+            endpoint = str(self.rows[i]["endpoint"])
+            walk.requests[endpoint] += 1
+            walk.carried.update((endpoint, loc) for loc in self.places[i])
+            walk.rows.append(self.rows[i])
+            walk.places.append(self.places[i])
+        return walk
 
 
 def _rows(sessions: pd.DataFrame) -> list[dict[str, Any]]:
@@ -192,7 +205,8 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
             current, index, first = int(row["session_id"]), {}, {}
         endpoint = str(row["endpoint"])
         walk.requests[endpoint] += 1
-        walk.carried.update({(endpoint, loc) for loc, _ in req})
+        walk.places.append(frozenset(loc for loc, _ in req))
+        walk.carried.update((endpoint, loc) for loc in walk.places[-1])
         for loc, value in set(req):
             if value in index:
                 source_endpoint, places = index[value]

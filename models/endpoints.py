@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from .behaviors import sig
 from .params import param_kind
 from .payloads import infer_body, infer_query
-from .shapes import cut_path
+from .shapes import cut_paths
 
 PAYLOAD_SAMPLE_REQUESTS = 1000
 """Requests per endpoint whose bodies and query strings payload inference reads."""
@@ -73,8 +73,7 @@ def param_kinds(template: str, paths: pa.Array) -> dict[str, dict[str, Any]]:
     labels = template.split("/")
     if not any(label.startswith("{") for label in labels):
         return {}
-    cut = pa.array([cut_path(p) for p in paths.to_pylist()], pa.string())
-    lists = pc.split_pattern(cut, "/")
+    lists = pc.split_pattern(cut_paths(paths), "/")
     out: dict[str, dict[str, Any]] = {}
     for position, label in enumerate(labels):
         if label.startswith("{") and label.endswith("}"):

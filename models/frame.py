@@ -12,7 +12,7 @@ instant that plays the model's (or the real trace's) time zero — so a session 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 
 from tracereplay.errors import TraceEmptyError
 from tracereplay.trace import open_trace
+
+from .sessions import SessionStats
 
 PLANNED_SOURCES = ("synthesize", "replay")
 
@@ -167,4 +169,43 @@ def read_request_columns(batches: Iterable[pa.RecordBatch], *, source: str) -> R
         methods=upper,
         path=path[order],
         paths=pa.array(path_list, pa.string()),
+    )
+
+
+def session_stats_by_timeout(
+    requests: RequestColumns, timeouts_s: Mapping[str, float]
+) -> dict[str, SessionStats]:
+    """`session_stats(sessionize(frame, t))` for each timeout t, from one sort of the
+    requests by (session key, time): sessionize's rules (a new session where the key
+    changes or the gap between two starts exceeds t; think time from the end of the
+    previous response, unknown durations read as 0) without building the frame."""
+    order = np.lexsort((requests.t_s, requests.key))  # stable, as sessionize's sort
+    key, t = requests.key[order], requests.t_s[order]
+    end = t + np.nan_to_num(requests.duration_ms[order], nan=0.0) / 1000.0
+    same_key = key[1:] == key[:-1]
+    gap = t[1:] - t[:-1]
+    think = np.maximum(t[1:] - end[:-1], 0.0)
+    out = {}
+    for name, timeout in timeouts_s.items():
+        new = np.concatenate([[True], ~same_key | (gap > timeout)])
+        starts = np.flatnonzero(new)
+        last = np.append(starts[1:], len(t)) - 1
+        lengths = last - starts + 1
+        thinks = think[~new[1:]]
+        out[name] = SessionStats(
+            sessions=len(starts),
+            mean_length=float(np.mean(lengths)),
+            median_length=float(np.median(lengths)),
+            mean_duration_s=float(np.mean(t[last] - t[starts])),
+            median_think_s=float(np.median(thinks)) if len(thinks) else 0.0,
+        )
+    return out
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """`np.unique(values)` of integers by sorting: numpy 2's hash-based unique is 10-30×
+    slower on a million values with many distinct ones (measured with numpy 2.4)."""
+    ordered = np.sort(values)
+    return (
+        ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(ordered) else ordered
     )

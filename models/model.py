@@ -14,12 +14,13 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracereplay import __version__
@@ -44,10 +45,24 @@ from .endpoints import (
     param_kinds,
     sample_rows,
 )
-from .frame import LIGHT_COLUMNS, RequestColumns, read_request_columns
+from .frame import (
+    LIGHT_COLUMNS,
+    RequestColumns,
+    distinct,
+    read_request_columns,
+    session_stats_by_timeout,
+)
 from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_check import check_model
-from .outcomes import NO_OUTCOMES, fit_outcomes, outcomes_to_json
+from .outcomes import NO_OUTCOMES, Outcomes, fit_outcomes, outcomes_to_json
+from .outcomes import _addresses as session_addresses
+from .session_sample import (
+    CORRELATION_SAMPLE_SESSIONS,
+    CORRELATION_SESSIONS_PER_ENDPOINT,
+    SessionSample,
+    half_check,
+    sample_sessions,
+)
 from .session_shape import censoring
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
@@ -57,8 +72,9 @@ from .sessions import (
     session_table,
     sessionize,
 )
+from .shapes import skeleton_codes
 from .source import ParquetSource, RequestSource
-from .templating import Templater, endpoint_codes
+from .templating import Templater
 
 MODEL_FORMAT = "tracereplay.model/1"
 MAX_MODEL_BYTES = 512 << 20
@@ -112,19 +128,24 @@ def build_model(
     seed: int = 0,
     payload_sample: int = PAYLOAD_SAMPLE_REQUESTS,
     behavior_sample: int = CLUSTER_SAMPLE_SESSIONS,
+    correlation_sample: int = CORRELATION_SAMPLE_SESSIONS,
+    correlation_per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
     correlations: bool = True,
     source: RequestSource | None = None,
     censor_edges: bool = True,
 ) -> dict[str, Any]:
     """The model of the trace at `trace_path` as JSON-ready data. `payload_sample`:
     requests per endpoint whose payloads are read; `behavior_sample`: sessions k-means
-    runs on; `correlations=False` leaves correlations and auth empty (for benchmarks of
-    the other stages: correlation finding still reads every row). `source` reads the
-    trace (default: its Parquet files through pyarrow; see models/source.py).
+    runs on; `correlation_sample` and `correlation_per_endpoint`: the sessions whose
+    requests correlation finding reads (models/session_sample.py); `correlations=False`
+    leaves correlations and auth empty (for benchmarks of the other stages). `source`
+    reads the trace (default: its Parquet files through pyarrow; see models/source.py).
     `censor_edges=False` treats sessions cut by the capture's edges as ended (as models
     before issue 11 did: bench_model.py's equality check with the old code)."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
+    if correlation_sample < 2 or correlation_per_endpoint < 0:
+        raise UsageError("--correlation-sample must be ≥ 2 and --correlation-per-endpoint ≥ 0")
     clock = _Clock(progress)
     with clock("read"):
         trace = source or ParquetSource.open(trace_path)
@@ -137,10 +158,14 @@ def build_model(
         sessions = sessionize(_session_frame(requests, conn, endpoint, names), session_timeout_s)
         table = session_table(sessions)
         censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
-        sensitivity = {
-            name: session_stats(sessionize(_session_frame(requests, conn), t)).to_json()
-            for name, t in SENSITIVITY_TIMEOUTS_S.items()
-        }
+        if conn is None:  # one numpy sort serves every timeout
+            by_timeout = session_stats_by_timeout(requests, SENSITIVITY_TIMEOUTS_S)
+            sensitivity = {name: stats.to_json() for name, stats in by_timeout.items()}
+        else:  # a failed credential joins its connection's next key: sessionize per timeout
+            sensitivity = {
+                name: session_stats(sessionize(_session_frame(requests, conn), t)).to_json()
+                for name, t in SENSITIVITY_TIMEOUTS_S.items()
+            }
     span_s = float(requests.t_s[-1])
     with clock("behaviors"):
         behaviors = fit_behaviors(sessions, seed=seed, sample=behavior_sample, censored=censored)
@@ -150,13 +175,31 @@ def build_model(
         endpoints, payload_note = _endpoints(trace, requests, endpoint, names, payload_sample, seed)
     with clock("correlations"):
         rules, auth, ids, outcomes = [], NO_AUTH, NO_IDS, NO_OUTCOMES
+        sample = sample_sessions(
+            sessions["session_id"].to_numpy(),
+            sessions["endpoint"].cat.codes.to_numpy(),
+            per_sample=correlation_sample,
+            per_endpoint=correlation_per_endpoint,
+            seed=seed,
+        )
+        correlation_note: dict[str, Any] = {
+            "per_sample": correlation_sample,
+            "per_endpoint": correlation_per_endpoint,
+            "seed": seed,
+            "sessions": len(table),
+            "sessions_read": int(sample.chosen.sum()),
+        }
         if correlations:
-            heavy = _correlation_frame(trace, requests, sessions)
+            heavy = _correlation_frame(trace, requests, sessions, sample)
             walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
             rules = find_correlations(heavy, walk=walk)
             auth = find_auth(heavy, rules, walk=walk)
             ids = learn_ids(walk, auth, endpoints)
             outcomes = fit_outcomes(heavy, auth, behaviors)
+            correlation_note.update(requests_read=len(heavy), rules=len(rules))
+            if not sample.whole:
+                correlation_note.update(half_check(heavy, walk, sample, rules, auth))
+                outcomes = _with_every_address(outcomes, trace, requests, sessions)
     return {
         "format": MODEL_FORMAT,
         "provenance": {
@@ -175,6 +218,7 @@ def build_model(
                     "clustered_sessions": min(len(table), behavior_sample),
                     "seed": seed,
                 },
+                "correlations": correlation_note,
             },
         },
         "sessions": {
@@ -200,18 +244,34 @@ def build_model(
 
 
 def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[str]]:
-    """The templater (fitted on distinct (method, path) with counts) and each request's
-    endpoint code into the returned names."""
-    pair = requests.method.astype(np.int64) * len(requests.paths) + requests.path
+    """The templater (fitted on distinct (method, path skeleton) with counts) and each
+    request's endpoint code into the returned names (in order of first use over the
+    sorted distinct (method, path) pairs). Python runs per distinct skeleton only."""
+    n_paths = len(requests.paths)
+    pair = requests.method.astype(np.int64) * n_paths + requests.path
     pairs, counts = np.unique(pair, return_counts=True)
-    methods = [requests.methods[m] for m in (pairs // len(requests.paths)).tolist()]
-    paths = requests.paths.take(pairs % len(requests.paths)).to_pylist()
+    method, path = pairs // n_paths, pairs % n_paths
     # As before: the fit reads a missing path as "None", templating a request as "/".
-    fitted = {(m, str(p)): int(n) for m, p, n in zip(methods, paths, counts, strict=True)}
-    templater = Templater.fit_counts(fitted)
-    applied = pd.Series([p or "/" for p in paths], dtype=object)
-    codes, names = endpoint_codes(templater, pd.Series(methods, dtype=object), applied)
-    return templater, codes[np.searchsorted(pairs, pair)], names
+    texts = pa.concat_arrays([pc.fill_null(requests.paths, "None"), pa.array(["/"])])
+    codes, skeletons = skeleton_codes(texts)
+    fitted = codes[:n_paths][path]
+    applied = np.where(requests.paths.is_null().to_numpy(False), codes[n_paths], codes[:n_paths])
+    width = max(len(skeletons), 1)
+    groups, first, group = np.unique(
+        method * width + fitted, return_index=True, return_inverse=True
+    )
+    sums = np.bincount(group, weights=counts).astype(np.int64)
+    templater = Templater.fit_skeletons(
+        (requests.methods[g // width], skeletons[g % width], int(sums[i]))
+        for i, g in ((i, int(groups[i])) for i in np.argsort(first, kind="stable"))
+    )
+    used, which = np.unique(method * width + applied[path], return_inverse=True)
+    names = [
+        templater.skeleton_endpoint(requests.methods[k // width], skeletons[k % width])
+        for k in used.tolist()
+    ]
+    name_codes, distinct = pd.factorize(np.asarray(names, dtype=object)[which])
+    return templater, np.asarray(name_codes)[np.searchsorted(pairs, pair)], list(distinct)
 
 
 def _connections(trace: RequestSource, requests: RequestColumns) -> np.ndarray | None:
@@ -272,7 +332,7 @@ def _endpoints(
         if cut:
             sampled += 1
             fields, stable = fields + payloads.fields, stable + payloads.stable_fields
-        paths = requests.paths.take(np.unique(requests.path[rows]))
+        paths = requests.paths.take(distinct(requests.path[rows]))
         entry: dict[str, Any] = {
             "method": method,
             "template": template,
@@ -297,17 +357,48 @@ def _endpoints(
 
 
 def _correlation_frame(
-    trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame
+    trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame, sample: SessionSample
 ) -> pd.DataFrame:
-    """What correlation finding walks: every request's values, in session order."""
-    order = sessions["request"].to_numpy()
+    """What correlation finding walks: the values of every request of the sampled
+    sessions, in session order."""
+    read = sessions[sample.chosen[sessions["session_id"].to_numpy()]]
+    order = read["request"].to_numpy()
     table = trace.rows(requests.row[order], CORRELATION_COLUMNS)
     frame: pd.DataFrame = table.to_pandas()
     frame["session_key"] = np.asarray(requests.keys, dtype=object)[requests.key[order]]
-    frame["session_id"] = sessions["session_id"].to_numpy()
-    frame["seq"] = sessions["seq"].to_numpy()
-    frame["endpoint"] = sessions["endpoint"].astype(object).to_numpy()
+    frame["session_id"] = read["session_id"].to_numpy()
+    frame["seq"] = read["seq"].to_numpy()
+    frame["endpoint"] = read["endpoint"].astype(object).to_numpy()
     return frame
+
+
+def _with_every_address(
+    outcomes: Outcomes, trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame
+) -> Outcomes:
+    """`outcomes` learned on a sample of sessions, with the addresses counted over every
+    session (replay spreads its sessions over as many): from each session's first request,
+    its `addr`, else its X-Forwarded-For header (read only where `addr` is empty)."""
+    first = sessions.drop_duplicates("session_id")
+    request = first["request"].to_numpy()
+    rows = requests.row[request]
+    addr = trace.rows(rows, ["addr"]).column("addr")
+    missing = np.flatnonzero(
+        pc.fill_null(pc.or_(pc.is_null(addr), pc.equal(addr, "")), True).to_numpy(False)
+    )
+    headers = np.full(len(first), None, dtype=object)
+    if len(missing):
+        read = trace.rows(rows[missing], ["req_headers"]).column("req_headers").to_pylist()
+        headers[missing] = read
+    frame = pd.DataFrame(
+        {
+            "session_id": first["session_id"].to_numpy(),
+            "session_key": np.asarray(requests.keys, dtype=object)[requests.key[request]],
+            "req_headers": headers,
+            "addr": addr.to_pylist(),
+        }
+    )
+    count, where = session_addresses(frame)
+    return replace(outcomes, addresses=count, addresses_from=where)
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:

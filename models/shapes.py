@@ -1,6 +1,6 @@
 """Shapes of path segments: which segments are parameter values (an integer, a UUID, a
 date, a hex digest, an email, a token), one segment at a time (`value_kind`) or for a whole
-Arrow array of paths at once (`path_skeletons`), with the same answers.
+Arrow array of paths at once (`path_skeletons`, `skeleton_codes`), with the same answers.
 
 The vectorized form runs the shape rules as RE2 patterns inside Arrow on the segments a
 pattern reads exactly as Python's `re` does (printable ASCII without `%`); the other
@@ -119,21 +119,44 @@ def cut_path(path: str) -> str:
     return path.split("?", 1)[0].split("#", 1)[0] or "/"
 
 
+def cut_paths(paths: pa.Array) -> pa.Array:
+    """`cut_path` of each path (strings, no nulls), in Arrow."""
+    cut = pc.replace_substring_regex(paths, r"(?s)[?#].*", "")
+    return pc.if_else(pc.equal(cut, ""), "/", cut)
+
+
 def path_skeletons(paths: pa.Array) -> list[tuple[str, ...]]:
     """Per path (distinct strings, no nulls), its segments with every shaped segment
     replaced by VALUE: paths with one skeleton get one endpoint and one tree reading."""
-    texts = paths.to_pylist()
-    cut = pa.array(
-        [t if "?" not in t and "#" not in t and t else cut_path(t) for t in texts], pa.string()
+    codes, skeletons = skeleton_codes(paths)
+    return [skeletons[c] for c in codes.tolist()]
+
+
+def skeleton_codes(paths: pa.Array) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """Per path (strings, no nulls), the index of its skeleton (see `path_skeletons`) in
+    the returned list of distinct skeletons; Python runs once per distinct skeleton and
+    per distinct segment the patterns cannot read, not per path."""
+    if not len(paths):
+        return np.zeros(0, dtype=np.int64), []
+    lists = pc.split_pattern(cut_paths(paths), "/")
+    encoded = pc.dictionary_encode(lists.flatten())
+    is_value = pa.array(shaped(encoded.dictionary))
+    # A path's key: its shaped flags, "|", its segments joined by "/" with the shaped ones
+    # emptied. Segments hold no "/", so the key gives the skeleton back.
+    flags = pc.if_else(is_value, "1", "0").take(encoded.indices)
+    words = pc.if_else(is_value, "", encoded.dictionary).take(encoded.indices)
+    offsets = lists.offsets
+    key = pc.binary_join_element_wise(
+        pc.binary_join(pa.ListArray.from_arrays(offsets, flags), ""),
+        pc.binary_join(pa.ListArray.from_arrays(offsets, words), "/"),
+        "|",
     )
-    lists = pc.split_pattern(cut, "/")
-    flat = lists.flatten()
-    encoded = pc.dictionary_encode(flat)
-    distinct = encoded.dictionary
-    is_value = shaped(distinct)[encoded.indices.to_numpy(zero_copy_only=False)]
-    words = np.asarray(distinct.to_pylist(), dtype=object)[
-        encoded.indices.to_numpy(zero_copy_only=False)
-    ]
-    words[is_value] = VALUE
-    offsets = lists.offsets.to_numpy()
-    return [tuple(words[offsets[i] : offsets[i + 1]]) for i in range(len(texts))]
+    keys = pc.dictionary_encode(key)
+    skeletons = []
+    for text in keys.dictionary.to_pylist():
+        marks, _, joined = text.partition("|")
+        segments = joined.split("/")
+        skeletons.append(
+            tuple(VALUE if m == "1" else w for m, w in zip(marks, segments, strict=True))
+        )
+    return keys.indices.to_numpy(zero_copy_only=False).astype(np.int64), skeletons

@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from tracereplay.errors import ConfigError, UsageError
 
-from .shapes import cut_path, path_skeletons, value_kind
+from .shapes import cut_path, skeleton_codes, value_kind
 
 __all__ = ["Endpoint", "Templater", "add_endpoints", "endpoint_codes", "value_kind"]
 
@@ -240,16 +240,38 @@ class Templater:
         """Learn the templates of distinct (upper-case method, path) pairs with their request
         counts. Only whether each segment is shaped matters to the rules, so the work is
         done once per skeleton (paths with their shaped segments blanked), not per path."""
+        pairs = list(requests)
+        codes, skeletons = skeleton_codes(pa.array([path for _, path in pairs], type=pa.string()))
+        entries = [
+            (method, skeletons[code], requests[(method, path)])
+            for (method, path), code in zip(pairs, codes.tolist(), strict=True)
+        ]
+        return cls.fit_skeletons(
+            entries,
+            min_distinct=min_distinct,
+            frequent_share=frequent_share,
+            frequent_min=frequent_min,
+        )
+
+    @classmethod
+    def fit_skeletons(
+        cls,
+        requests: Iterable[tuple[str, tuple[str, ...], int]],
+        *,
+        min_distinct: int = DEFAULT_MIN_DISTINCT,
+        frequent_share: float = DEFAULT_FREQUENT_SHARE,
+        frequent_min: int = DEFAULT_FREQUENT_MIN,
+    ) -> Templater:
+        """`fit_counts` from (upper-case method, path skeleton, request count) entries
+        (`shapes.skeleton_codes`), one or more per (method, skeleton)."""
         if min_distinct < 2:
             raise UsageError(f"min_distinct must be ≥ 2, not {min_distinct}")
         if not 0.0 <= frequent_share <= 1.0:
             raise UsageError(f"frequent_share must be within [0, 1], not {frequent_share}")
-        pairs = list(requests)
-        skeletons = path_skeletons(pa.array([path for _, path in pairs], type=pa.string()))
         counts: Counter[tuple[str, ...]] = Counter()
         methods: set[tuple[str, tuple[str, ...]]] = set()
-        for (method, path), skeleton in zip(pairs, skeletons, strict=True):
-            counts[skeleton] += requests[(method, path)]
+        for method, skeleton, n in requests:
+            counts[skeleton] += n
             methods.add((method, skeleton))
         root = _Count()
         for skeleton, n in counts.items():
@@ -287,6 +309,10 @@ class Templater:
         if other_method is not None:
             return Endpoint(method, min(other_method.ends.values()))
         return Endpoint(method, _template(self._partial_parts(segments)))
+
+    def skeleton_endpoint(self, method: str, skeleton: tuple[str, ...]) -> str:
+        """The endpoint name of the paths with this skeleton (`shapes.skeleton_codes`)."""
+        return str(self._endpoint_of(method, list(skeleton)))
 
     def params(self, method: str, path: str) -> dict[str, str]:
         """Parameter name → concrete value (as it appears in the path) for one request."""
@@ -364,13 +390,15 @@ def _fits_param(node: _Node, segment: str) -> bool:
 def endpoint_names(templater: Templater, methods: list[str], paths: list[str]) -> list[str]:
     """`str(templater.endpoint(method, path))` of each (upper-case method, path) pair,
     worked out once per distinct (method, skeleton)."""
-    skeletons = path_skeletons(pa.array(paths, type=pa.string())) if paths else []
-    cache: dict[tuple[str, tuple[str, ...]], str] = {}
+    if not paths:
+        return []
+    codes, skeletons = skeleton_codes(pa.array(paths, type=pa.string()))
+    cache: dict[tuple[str, int], str] = {}
     out = []
-    for method, skeleton in zip(methods, skeletons, strict=True):
-        key = (method, skeleton)
+    for method, code in zip(methods, codes.tolist(), strict=True):
+        key = (method, code)
         if key not in cache:
-            cache[key] = str(templater._endpoint_of(method, list(skeleton)))
+            cache[key] = templater.skeleton_endpoint(method, skeletons[code])
         out.append(cache[key])
     return out
 

@@ -17,16 +17,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import T0, make_record, write_trace
 from tracereplay.models.behaviors import choose_clusters, fit_behaviors, transition_features
-from tracereplay.models.frame import LIGHT_COLUMNS, load_requests, read_request_columns
+from tracereplay.models.frame import (
+    LIGHT_COLUMNS,
+    load_requests,
+    read_request_columns,
+    requests_frame,
+    session_stats_by_timeout,
+)
 from tracereplay.models.model import build_model, model_json
 from tracereplay.models.params import param_kind
-from tracereplay.models.sessions import sessionize
+from tracereplay.models.sessions import session_stats, sessionize
+from tracereplay.models.shapes import cut_path, cut_paths
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.synthesize import CHUNK_SESSIONS, synthesize
 from tracereplay.trace import read_trace
@@ -220,3 +228,59 @@ def test_synthesis_in_worker_processes_writes_the_same_rows(tmp_path: Path) -> N
     assert one.requests == two.requests == read_trace(tmp_path / "two").num_rows
     synthesize(model, tmp_path / "other", scale=50, seed=5, processes=2)
     assert not read_trace(tmp_path / "one").equals(read_trace(tmp_path / "other"))
+
+
+def test_tile_appends_copies_as_new_sessions_later(tmp_path: Path) -> None:
+    records = [
+        make_record(ts=T0 + timedelta(seconds=i), session=f"s{i % 3}", path=f"/a/{i}")
+        for i in range(12)
+    ]
+    write_trace(tmp_path / "t", records)
+    rows = bench_module().tile(tmp_path / "t", 3, tmp_path / "tiled")
+    whole = read_trace(tmp_path / "tiled").sort_by("ts")
+    assert rows == whole.num_rows == 36
+    sessions = whole.column("session").to_pylist()
+    assert sessions[:12] == [f"s{i % 3}~0" for i in range(12)]
+    assert sessions[-12:] == [f"s{i % 3}~2" for i in range(12)]
+    ts = whole.column("ts").to_pylist()
+    assert ts[12] - ts[0] == timedelta(seconds=11 + 60)  # the span and a minute later
+    model = build_model(tmp_path / "tiled")
+    assert model["provenance"]["sessions"] == 9
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", None]),  # session
+            st.integers(0, 40),  # start, in units of 100 s
+            st.one_of(st.none(), st.floats(0, 500_000)),  # duration_ms
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_session_stats_by_timeout_are_sessionizes(requests: list[Any]) -> None:
+    table = pa.table(
+        {
+            "ts": pa.array([T0 + timedelta(seconds=100 * t) for _, t, _ in requests]),
+            "duration_ms": pa.array([d for *_, d in requests], pa.float64()),
+            "session": pa.array([s for s, _, _ in requests], pa.string()),
+            "client": pa.array(["c"] * len(requests)),
+            "method": pa.array(["GET"] * len(requests)),
+            "path": pa.array(["/a"] * len(requests)),
+            "status": pa.array([200] * len(requests), pa.int16()),
+        }
+    )
+    columns = read_request_columns(table.to_batches(max_chunksize=7), source="t")
+    timeouts = {"short": 200.0, "30m": 1800.0, "long": 3000.0}  # gaps of exactly t occur
+    frame = requests_frame(table)
+    for name, stats in session_stats_by_timeout(columns, timeouts).items():
+        expected = session_stats(sessionize(frame, timeouts[name])).to_json()
+        assert stats.to_json() == expected, name
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.text("/a?#\n1é", max_size=10), min_size=1, max_size=20))
+def test_cut_paths_in_arrow_is_cut_path(paths: list[str]) -> None:
+    assert cut_paths(pa.array(paths, pa.string())).to_pylist() == [cut_path(p) for p in paths]

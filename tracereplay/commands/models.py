@@ -26,6 +26,12 @@ def model_cmd(
     behavior_sample: Annotated[
         int, typer.Option(help="Sessions the behaviors are clustered on (all are assigned).")
     ] = 2000,
+    correlation_sample: Annotated[
+        int, typer.Option(help="Sessions drawn for correlation and auth finding.")
+    ] = 2000,
+    correlation_per_endpoint: Annotated[
+        int, typer.Option(help="... plus at least this many sessions calling each endpoint.")
+    ] = 20,
 ) -> None:
     """Learn a model (templates, sessions, behaviors, arrivals, payloads, correlations)."""
     from rich.console import Console
@@ -50,6 +56,8 @@ def model_cmd(
             progress=stage,
             payload_sample=payload_sample,
             behavior_sample=behavior_sample,
+            correlation_sample=correlation_sample,
+            correlation_per_endpoint=correlation_per_endpoint,
         )
     write_model(model, path)
     prov = model["provenance"]

@@ -1,0 +1,111 @@
+"""A seeded, stratified sample of sessions: the sessions whose every request correlation
+finding reads (docs/SCALE.md, "What comes after issues 10 and 11").
+
+Each session gets a 64-bit key, splitmix64 of (seed, session_id): the same on every engine
+that numbers sessions the same way (`sessions.sessionize`: by start time, ties by key).
+The sample is the `per_sample` sessions of lowest key (a uniform sample), and, for every
+endpoint, the `per_endpoint` sessions of lowest key among those that call it (so an
+endpoint seen in few sessions, a rare producer and its consumers, is read in at least
+`per_endpoint` sessions, or in all of them). With at most `per_sample` sessions the
+sample is every session, and the model is the one of the whole trace.
+
+`halves` splits a sample in two by the key's lowest bit, for the check that the rules
+found on half of it are the rules found on all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .correlations import AuthInfo, CorrelationRule, Walk, find_auth, find_correlations
+from .frame import distinct
+
+CORRELATION_SAMPLE_SESSIONS = 2000
+"""Sessions drawn uniformly for correlation finding (`model --correlation-sample`)."""
+CORRELATION_SESSIONS_PER_ENDPOINT = 20
+"""Sessions read at least per endpoint (or all that call it), on top of the uniform part."""
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def session_keys(n: int, seed: int) -> np.ndarray:
+    """splitmix64 of (seed, 0..n-1): uint64 keys, seeded, fixed for a session id."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed & (2**64 - 1)) * _GOLDEN + (np.arange(n, dtype=np.uint64) + 1) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return np.asarray(z ^ (z >> np.uint64(31)))
+
+
+@dataclass(frozen=True)
+class SessionSample:
+    """Which of `sessions` sessions are read (`chosen[session_id]`), and their keys."""
+
+    chosen: np.ndarray
+    keys: np.ndarray
+    per_sample: int
+    per_endpoint: int
+    seed: int
+
+    @property
+    def whole(self) -> bool:
+        return bool(self.chosen.all())
+
+    def halves(self) -> tuple[np.ndarray, np.ndarray]:
+        """Session ids of the sample, split in two by the lowest bit of their keys."""
+        ids = np.flatnonzero(self.chosen)
+        odd = (self.keys[ids] & np.uint64(1)).astype(bool)
+        return ids[~odd], ids[odd]
+
+
+def sample_sessions(
+    session_id: np.ndarray,
+    endpoint: np.ndarray,
+    *,
+    per_sample: int = CORRELATION_SAMPLE_SESSIONS,
+    per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
+    seed: int = 0,
+) -> SessionSample:
+    """The sample of the sessions of requests with these session ids (0..n-1) and
+    endpoint codes (non-negative integers), see the module doc."""
+    session_id = np.asarray(session_id, dtype=np.int64)
+    n = int(session_id.max()) + 1 if len(session_id) else 0
+    keys = session_keys(n, seed)
+    if n <= per_sample:
+        return SessionSample(np.ones(n, bool), keys, per_sample, per_endpoint, seed)
+    order = np.argsort(keys, kind="stable")  # by key, ties (never seen) by id
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    chosen = rank < per_sample
+    if per_endpoint > 0:  # per endpoint, the ranks of its sessions, lowest first
+        pairs = distinct(np.asarray(endpoint, dtype=np.int64) * n + rank[session_id])
+        ep, ranks = pairs // n, pairs % n
+        starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
+        position = np.arange(len(ep)) - np.repeat(starts, np.diff(np.r_[starts, len(ep)]))
+        chosen[order[ranks[position < per_endpoint]]] = True
+    return SessionSample(chosen, keys, per_sample, per_endpoint, seed)
+
+
+def half_check(
+    frame: pd.DataFrame,
+    walk: Walk,
+    sample: SessionSample,
+    rules: Sequence[CorrelationRule],
+    auth: AuthInfo,
+) -> dict[str, Any]:
+    """How much the rules found on the sample depend on it: how many of `rules` (by
+    source and target) each half of the sample finds too, and whether each half finds
+    the same auth flow."""
+    found = {(r.source_endpoint, r.source, r.target_endpoint, r.target) for r in rules}
+    on_both, same_auth = set(found), True
+    for half in sample.halves():
+        part = walk.only(set(half.tolist()))
+        half_rules = find_correlations(frame, walk=part)
+        on_both &= {(r.source_endpoint, r.source, r.target_endpoint, r.target) for r in half_rules}
+        same_auth = same_auth and find_auth(frame, half_rules, walk=part) == auth
+    return {"rules_on_both_halves": len(on_both), "auth_same_on_halves": same_auth}
