@@ -6,14 +6,18 @@ as target latency and late session starts (a 120 k-request run once stalled 231 
 compacting its trace). gevent's own `ThreadPool` runs work on native threads; Arrow and
 file writes release the GIL, and the short interpreter switch interval the replay sets
 (`sys.setswitchinterval`) bounds how long pure-Python work there holds it.
+
+`resolve_once` keeps the other per-session trip through that pool off the sending loop:
+one name lookup per new connection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import gevent
+import gevent.event
 import gevent.threadpool
 from gevent import monkey
 
@@ -53,3 +57,41 @@ def off_hub(work: Callable[[], _T]) -> _T:
     serving heartbeats and timers meanwhile)."""
     result: _T = gevent.get_hub().threadpool.apply(work)
     return result
+
+
+class ResolvedOnce:
+    """The hub's resolver, each `getaddrinfo` answer kept for the rest of the run.
+
+    Every session has its own connection, and geventhttpclient resolves the host for every
+    new connection: with gevent's default resolver that is a round trip through the hub's
+    thread pool per session. A replay talks to one host (--host) for a bounded time, so
+    it is resolved once, as a browser or a load balancer keeps a lookup for a while.
+    Sessions that ask while the first lookup is under way wait for its answer; a failure
+    is given to them and not kept (the next connection asks again)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._answers: dict[tuple[Any, ...], gevent.event.AsyncResult] = {}
+
+    def getaddrinfo(self, *args: Any, **kwargs: Any) -> Any:
+        key = (*args, *sorted(kwargs.items()))
+        answer = self._answers.get(key)
+        if answer is None:  # the first to ask looks up; sessions asking meanwhile wait for it
+            answer = self._answers[key] = gevent.event.AsyncResult()
+            try:
+                answer.set(self._inner.getaddrinfo(*args, **kwargs))
+            except BaseException as exc:
+                del self._answers[key]
+                answer.set_exception(exc)
+                raise
+        return answer.get()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def resolve_once() -> None:
+    """Install `ResolvedOnce` on this thread's hub (once)."""
+    hub = gevent.get_hub()
+    if not isinstance(hub.resolver, ResolvedOnce):
+        hub.resolver = ResolvedOnce(hub.resolver)
