@@ -8,22 +8,28 @@ CPU, a 4 KB JSON body, keepalive without a request limit) and measures:
    CPU per request of (a) bench/locust_bare.py (closed loop, --users users, no wait) and
    (b) `tracereplay replay` of a trace built for it (many short sessions of
    --per-session GETs, zero think time) offered at 1.5 x the bare rate, i.e. overloaded:
-   the rate it reaches is its maximum. "Steady state" is the stretch between the 10th
-   and the 90th percentile of the run's own send times; CPU is the process tree's
-   user+system time sampled every 0.2 s (psutil), interpolated at those two moments.
+   the rate it reaches is its maximum; and (c) the replay with the bare run's load
+   shape, --users sessions of 500 GETs each from time zero (one connection each), which
+   parts the per-request cost from the per-session one. "Steady state" is the stretch
+   between the 10th and the 90th percentile of the run's own send times; CPU is the
+   process tree's user+system time sampled every 0.2 s (psutil), interpolated there.
+   The machine's other load takes CPU from the pinned core: CPU per request is the
+   figure that load moves least; `cpu_cores` says how much of a core the run got.
 2. the replay offered 50 % and 90 % of its measured maximum (pinned): summary.json's
    start lateness p99, and stalls: gevent's monitor thread (GEVENT_MONITOR_THREAD_ENABLE,
    GEVENT_MAX_BLOCKING_TIME = --stall-ms) reports every time the hub did not switch for
    that long, with the stack; a report whose stack is in the writer (results.py,
    offload.py, pyarrow, the journal) is the tool's own IO. Beside it, the longest gap
-   between consecutive sends of the steady stretch.
-3. `--processes 2` vs 1 on both cores (not pinned), offered 3 x the one-core maximum:
-   the steady-state rate ratio, and sessions started ÷ planned of each.
+   between consecutive sends of the steady stretch. --long-requests N adds a run of N
+   requests at 90 % (the issue saw a 231 ms stall at ~100 k of 120 k requests).
+3. `--processes 2` vs 1 on both cores (not pinned), offered 4 x the one-core maximum:
+   the steady-state rate ratio, the CPU each got, and sessions started ÷ planned.
 
 Bounded: every run has a planned request count and a --run-time; nginx and every
 process are stopped at the end.
 
     .venv/bin/python bench/bench_generator.py [--json out.json] [--seconds 10]
+        [--long-requests 120000] [--skip-processes]
 """
 
 from __future__ import annotations
@@ -243,7 +249,7 @@ def run_replay(
     planned = make_trace(trace, rate, window_s, per_session)
     out = work / name
     argv = [str(BIN / "tracereplay"), "replay", str(trace), "--host", f"http://{LOOPBACK}:{port}",
-            "--out", str(out), "--grace", "90s", "--run-time", "180s",
+            "--out", str(out), "--grace", "90s", "--run-time", f"{window_s + 150:.0f}s",
             "--processes", str(processes)]  # fmt: skip
     if pinned:
         argv = ["taskset", "-c", "0", *argv]
@@ -253,7 +259,7 @@ def run_replay(
         env["GEVENT_MAX_BLOCKING_TIME"] = str(stall_ms / 1000.0)
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     sampler = CpuSampler(process.pid)
-    process.wait(240)
+    process.wait(window_s + 200)
     sampler.stop()
     summary = json.loads((out / "summary.json").read_text())
     sent = pq.read_table(out / "timing.parquet", columns=["sent_s"])["sent_s"].to_numpy()
@@ -306,6 +312,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=32, help="bare Locust users")
     parser.add_argument("--stall-ms", type=float, default=10.0)
     parser.add_argument("--skip-processes", action="store_true")
+    parser.add_argument(
+        "--long-requests", type=int, default=0, help="also a run of N requests at 90 %% of max"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
@@ -325,7 +334,15 @@ def main() -> None:
         top = run_replay(port, work, "max", rate=1.5 * bare["rps"], window_s=window,
                          per_session=k)  # fmt: skip
         print("replay at max, 1 core:", top, flush=True)
-        figures.update(bare=bare, replay_max=top)
+        # The same load shape as the bare run: --users sessions of many requests from time
+        # zero (closed loop, one connection each): the replay's own per-request cost.
+        longs = run_replay(port, work, "long", rate=args.users * 500 / 0.032, window_s=0.032,
+                           per_session=500)  # fmt: skip
+        print(f"replay, {args.users} sessions of 500, 1 core:", longs, flush=True)
+        figures.update(bare=bare, replay_max=top, replay_long=longs)
+        figures["ratio_cpu_long"] = round(
+            bare["cpu_ms_per_request"] / longs["cpu_ms_per_request"], 3
+        )
         figures["ratio_rps"] = round(top["rps"] / bare["rps"], 3)
         figures["ratio_cpu"] = round(bare["cpu_ms_per_request"] / top["cpu_ms_per_request"], 3)
         for share in (0.5, 0.9):
@@ -334,10 +351,17 @@ def main() -> None:
                                        window_s=window * 1.5, per_session=k,
                                        stall_ms=args.stall_ms)  # fmt: skip
             print(f"replay at {share:.0%} of max, 1 core:", figures[name], flush=True)
+        if args.long_requests:  # a long run at 90 %: stalls late in a big run
+            rate = 0.9 * top["rps"]
+            window_s = args.long_requests / rate
+            figures["replay_90_long"] = run_replay(port, work, "long90", rate=rate,
+                                                   window_s=window_s, per_session=k,
+                                                   stall_ms=args.stall_ms)  # fmt: skip
+            print("replay at 90 % of max, long:", figures["replay_90_long"], flush=True)
         if not args.skip_processes:
             for p in (1, 2):
                 name = f"replay_p{p}"
-                figures[name] = run_replay(port, work, name, rate=3 * top["rps"],
+                figures[name] = run_replay(port, work, name, rate=4 * top["rps"],
                                            window_s=window, per_session=k, processes=p,
                                            pinned=False)  # fmt: skip
                 print(f"replay --processes {p}, 2 cores:", figures[name], flush=True)

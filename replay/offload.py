@@ -13,6 +13,7 @@ one name lookup per new connection.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ import gevent.threadpool
 from gevent import monkey
 
 _T = TypeVar("_T")
+DNS_TTL_S = 60.0
 _real_sleep: Callable[[float], None] = monkey.get_original("time", "sleep")
 
 
@@ -60,24 +62,29 @@ def off_hub(work: Callable[[], _T]) -> _T:
 
 
 class ResolvedOnce:
-    """The hub's resolver, each `getaddrinfo` answer kept for the rest of the run.
+    """The hub's resolver, each `getaddrinfo` answer kept for `ttl_s` (a minute).
 
     Every session has its own connection, and geventhttpclient resolves the host for every
     new connection: with gevent's default resolver that is a round trip through the hub's
-    thread pool per session. A replay talks to one host (--host) for a bounded time, so
-    it is resolved once, as a browser or a load balancer keeps a lookup for a while.
-    Sessions that ask while the first lookup is under way wait for its answer; a failure
+    thread pool per session. A replay talks to one host (--host), so it is looked up once
+    a minute, as a browser keeps a lookup for a while (a long soak still follows a DNS
+    change). Sessions that ask while a lookup is under way wait for its answer; a failure
     is given to them and not kept (the next connection asks again)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(
+        self, inner: Any, ttl_s: float = DNS_TTL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._inner = inner
-        self._answers: dict[tuple[Any, ...], gevent.event.AsyncResult] = {}
+        self._ttl_s, self._clock = ttl_s, clock
+        self._answers: dict[tuple[Any, ...], tuple[float, gevent.event.AsyncResult]] = {}
 
     def getaddrinfo(self, *args: Any, **kwargs: Any) -> Any:
         key = (*args, *sorted(kwargs.items()))
-        answer = self._answers.get(key)
-        if answer is None:  # the first to ask looks up; sessions asking meanwhile wait for it
-            answer = self._answers[key] = gevent.event.AsyncResult()
+        now = self._clock()
+        expires, answer = self._answers.get(key, (now, None))
+        if answer is None or now >= expires:  # the first to ask looks up; the others wait
+            answer = gevent.event.AsyncResult()
+            self._answers[key] = (now + self._ttl_s, answer)
             try:
                 answer.set(self._inner.getaddrinfo(*args, **kwargs))
             except BaseException as exc:

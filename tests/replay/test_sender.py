@@ -49,6 +49,19 @@ def test_a_lookup_is_asked_once_and_a_failure_is_asked_again() -> None:
     assert resolver.other == "kept"  # everything else is the hub's own resolver
 
 
+def test_a_lookup_is_asked_again_once_its_minute_is_over() -> None:
+    inner, now = Counting(), [100.0]
+    resolver = ResolvedOnce(inner, ttl_s=60.0, clock=lambda: now[0])
+    resolver.getaddrinfo("target.test", 80)
+    now[0] += 59.9
+    resolver.getaddrinfo("target.test", 80)
+    assert len(inner.calls) == 1
+    now[0] += 0.1
+    resolver.getaddrinfo("target.test", 80)
+    resolver.getaddrinfo("target.test", 80)
+    assert len(inner.calls) == 2
+
+
 @pytest.fixture
 def cookie_server() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
     """GET /login?u=NAME sets cookie sid=NAME, /logout clears it; every request is
