@@ -291,16 +291,19 @@ def stalls(log: str) -> dict[str, Any]:
     running = [b for b in blocked if RUNNING.search(b)]
     own = [b for b in running if OWN_IO.search(b)]
     where = Counter(_innermost(b) for b in running)
+    own_where = Counter(_innermost(b, OWN_IO) for b in own)
     return {
         "reports": len(blocked),
         "while_running": len(running),
         "own_io": len(own),
         "where": dict(where.most_common(8)),
+        "own_io_where": dict(own_where.most_common(8)),
     }
 
 
-def _innermost(stack: str) -> str:
+def _innermost(stack: str, only: re.Pattern[str] | None = None) -> str:
     frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', stack)
+    frames = [f for f in frames if only is None or only.search(f[0] + " " + f[2])]
     file, line, func = (frames or [("?", "0", "?")])[-1]
     return f"{Path(file).name}:{line} {func}"
 

@@ -195,6 +195,7 @@ class ReplayUser(FastHttpUser):
             pools=pools,
         )
         _RUNNING.append(driver)
+        off_hub(driver.prepare)  # a pass over the whole plan: not on the hub, not after zero
         zero_wall = self._time_zero(worker)
         driver.run(zero_wall, time.monotonic() + (zero_wall - time.time()))
 

@@ -4,6 +4,7 @@ sets its cookie), calls /me, the first signs out, all call /me again. Prints the
 lookups the hub's resolver was asked for, as JSON.
 
     python -m tests.replay.sender_child HOST NAME...
+    python -m tests.replay.sender_child --unit    # ResolvedOnce alone, a fake resolver
 """
 
 from __future__ import annotations
@@ -60,5 +61,49 @@ def main(host: str, names: list[str]) -> None:
     print(json.dumps({"lookups": counting.calls, "wrapped_once": wrapped}))
 
 
+class Fake:
+    """A resolver that counts its lookups and fails the first `fail` of them."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.calls, self.fail, self.other = 0, fail, "kept"
+
+    def getaddrinfo(self, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        self.calls += 1
+        if self.calls <= self.fail:
+            raise OSError("no answer this time")
+        return [("answer", self.calls, args)]
+
+
+def unit() -> None:
+    """ResolvedOnce alone: a failure asked again, an answer kept, then kept a minute."""
+    inner = Fake(fail=1)
+    resolver = ResolvedOnce(inner)
+    failed = False
+    try:
+        resolver.getaddrinfo("target.test", 80)
+    except OSError:
+        failed = True
+    first = resolver.getaddrinfo("target.test", 80)
+    again = resolver.getaddrinfo("target.test", 80)
+    other_port = resolver.getaddrinfo("target.test", 8080)
+    clocked, now = Fake(), [100.0]
+    timed = ResolvedOnce(clocked, ttl_s=60.0, clock=lambda: now[0])
+    timed.getaddrinfo("target.test", 80)
+    now[0] += 59.9
+    timed.getaddrinfo("target.test", 80)
+    within = clocked.calls
+    now[0] += 0.1
+    timed.getaddrinfo("target.test", 80)
+    timed.getaddrinfo("target.test", 80)
+    print(json.dumps({
+        "failed_first": failed, "kept": again is first, "per_port": other_port != first,
+        "calls": inner.calls, "other": resolver.other, "within_minute": within,
+        "after_minute": clocked.calls,
+    }))  # fmt: skip
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    if sys.argv[1:] == ["--unit"]:
+        unit()
+    else:
+        main(sys.argv[1], sys.argv[2:])
