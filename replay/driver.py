@@ -129,7 +129,6 @@ class ReplayDriver:
         self.sessions.planned = len(plan.sessions)
         self.safety = writer.safety
         self.sessions.window_s = plan.duration_s
-        self.sessions.offered = offered_requests(plan)
         self._group = gevent.pool.Group()
         self.sender = Sender(user, settings)
         self._pools = pools or CredentialPools()
@@ -138,6 +137,16 @@ class ReplayDriver:
         self._failed = gevent.event.Event()
         self._failure: BaseException | None = None
         self._stopping = False
+        self._order: list[PlannedSession] | None = None
+
+    def prepare(self) -> None:
+        """Work on the whole plan, done before time zero: the requests it offers within its
+        window, the order of its starts, how cleanup signs in. On a large plan this holds
+        the interpreter for a while: run it with `offload.off_hub` (the hub goes on with a
+        worker's heartbeats); `run` does it first if nobody did."""
+        self.sessions.offered = offered_requests(self.plan)
+        self._order = sorted(self.plan.sessions, key=lambda s: (s.start_s, s.index))
+        self._record_cleanup_info()
 
     def run(self, zero_wall_s: float, zero_mono_s: float) -> None:
         """Play the plan from time zero (given on both clocks); returns when done, raises
@@ -145,8 +154,9 @@ class ReplayDriver:
         self.sessions.zero_s = zero_wall_s
         flusher = gevent.spawn(self._flush_every_second)
         try:
-            self._record_cleanup_info()
-            for session in sorted(self.plan.sessions, key=lambda s: (s.start_s, s.index)):
+            if self._order is None:
+                self.prepare()
+            for session in self._order or ():
                 delay = zero_mono_s + session.start_s - time.monotonic()
                 if delay > 0 and self._failed.wait(delay):
                     break

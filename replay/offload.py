@@ -6,18 +6,24 @@ as target latency and late session starts (a 120 k-request run once stalled 231 
 compacting its trace). gevent's own `ThreadPool` runs work on native threads; Arrow and
 file writes release the GIL, and the short interpreter switch interval the replay sets
 (`sys.setswitchinterval`) bounds how long pure-Python work there holds it.
+
+`resolve_once` keeps the other per-session trip through that pool off the sending loop:
+one name lookup per new connection.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import gevent
+import gevent.event
 import gevent.threadpool
 from gevent import monkey
 
 _T = TypeVar("_T")
+DNS_TTL_S = 60.0
 _real_sleep: Callable[[float], None] = monkey.get_original("time", "sleep")
 
 
@@ -53,3 +59,46 @@ def off_hub(work: Callable[[], _T]) -> _T:
     serving heartbeats and timers meanwhile)."""
     result: _T = gevent.get_hub().threadpool.apply(work)
     return result
+
+
+class ResolvedOnce:
+    """The hub's resolver, each `getaddrinfo` answer kept for `ttl_s` (a minute).
+
+    Every session has its own connection, and geventhttpclient resolves the host for every
+    new connection: with gevent's default resolver that is a round trip through the hub's
+    thread pool per session. A replay talks to one host (--host), so it is looked up once
+    a minute, as a browser keeps a lookup for a while (a long soak still follows a DNS
+    change). Sessions that ask while a lookup is under way wait for its answer; a failure
+    is given to them and not kept (the next connection asks again)."""
+
+    def __init__(
+        self, inner: Any, ttl_s: float = DNS_TTL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._inner = inner
+        self._ttl_s, self._clock = ttl_s, clock
+        self._answers: dict[tuple[Any, ...], tuple[float, gevent.event.AsyncResult]] = {}
+
+    def getaddrinfo(self, *args: Any, **kwargs: Any) -> Any:
+        key = (*args, *sorted(kwargs.items()))
+        now = self._clock()
+        expires, answer = self._answers.get(key, (now, None))
+        if answer is None or now >= expires:  # the first to ask looks up; the others wait
+            answer = gevent.event.AsyncResult()
+            self._answers[key] = (now + self._ttl_s, answer)
+            try:
+                answer.set(self._inner.getaddrinfo(*args, **kwargs))
+            except BaseException as exc:
+                del self._answers[key]
+                answer.set_exception(exc)
+                raise
+        return answer.get()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def resolve_once() -> None:
+    """Install `ResolvedOnce` on this thread's hub (once)."""
+    hub = gevent.get_hub()
+    if not isinstance(hub.resolver, ResolvedOnce):
+        hub.resolver = ResolvedOnce(hub.resolver)

@@ -14,6 +14,7 @@ from locust import User
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession
 
 from .body import ACCEPT_ENCODING, read_body
+from .offload import resolve_once
 from .ownership import Cleared
 from .urls import OutgoingUrl
 
@@ -37,6 +38,7 @@ class Sender:
     def __init__(self, user: User, settings: DriverSettings) -> None:
         self.user = user
         self.settings = settings
+        resolve_once()
 
     def client(self) -> FastHttpSession:
         return FastHttpSession(

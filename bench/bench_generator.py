@@ -1,0 +1,382 @@
+"""The replay as a load generator (issue 11 items 5-6): `tracereplay replay` vs a bare
+Locust FastHttpUser against nginx on 127.0.0.1, A/B in one run.
+
+Starts nginx (private config in a temp dir, a free port, one worker pinned to the last
+CPU, a 4 KB JSON body, keepalive without a request limit) and measures:
+
+1. per core (generator pinned to CPU 0 with taskset): the steady-state request rate and
+   CPU per request of (a) bench/locust_bare.py (closed loop, --users users, no wait) and
+   (b) `tracereplay replay` of a trace built for it (many short sessions of
+   --per-session GETs, zero think time) offered at 1.5 x the bare rate, i.e. overloaded:
+   the rate it reaches is its maximum; and (c) the replay with the bare run's load
+   shape, --users sessions of 500 GETs each from time zero (one connection each), which
+   parts the per-request cost from the per-session one. "Steady state" is the stretch
+   between the 10th and the 90th percentile of the run's own send times; CPU is the
+   process tree's user+system time sampled every 0.2 s (psutil), interpolated there.
+   The machine's other load takes CPU from the pinned core: CPU per request is the
+   figure that load moves least; `cpu_cores` says how much of a core the run got.
+2. the replay offered 50 % and 90 % of its measured maximum (pinned): summary.json's
+   start lateness p99, and stalls: gevent's monitor thread (GEVENT_MONITOR_THREAD_ENABLE,
+   GEVENT_MAX_BLOCKING_TIME = --stall-ms) reports every time the hub did not switch for
+   that long, with the stack; a report whose stack is in the writer (results.py,
+   offload.py, pyarrow, the journal) is the tool's own IO. Beside it, the longest gap
+   between consecutive sends of the steady stretch. --long-requests N adds a run of N
+   requests at 90 % (the issue saw a 231 ms stall at ~100 k of 120 k requests).
+3. `--processes 2` vs 1 on both cores (not pinned), offered 4 x the one-core maximum:
+   the steady-state rate ratio, the CPU each got, and sessions started ÷ planned.
+
+Bounded: every run has a planned request count and a --run-time; nginx and every
+process are stopped at the end.
+
+    .venv/bin/python bench/bench_generator.py [--json out.json] [--seconds 10]
+        [--long-requests 120000] [--skip-processes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pyarrow.parquet as pq
+
+from tracereplay.processes import LOOPBACK, free_port
+from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
+
+HERE = Path(__file__).resolve().parent
+BARE = HERE / "locust_bare.py"
+BIN = Path(sys.executable).parent
+PATH = "/item.json"
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+RUNNING = re.compile(r"replay/(driver|sender|results|offload)\.py")
+OWN_IO = re.compile(r"results\.py|offload\.py|pyarrow|trace/store\.py|append_frame")
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/tmp;
+    proxy_temp_path {work}/tmp;
+    fastcgi_temp_path {work}/tmp;
+    uwsgi_temp_path {work}/tmp;
+    scgi_temp_path {work}/tmp;
+    keepalive_requests 10000000;
+    keepalive_timeout 120s;
+    types {{ application/json json; }}
+    server {{
+        listen {host}:{port};
+        root {work}/www;
+    }}
+}}
+"""
+
+
+def body_4k() -> bytes:
+    items = [{"id": i, "name": f"item-{i:04d}", "active": i % 3 == 0} for i in range(200)]
+    text = json.dumps({"status": "success", "data": items})
+    data = text[: text.rfind("},", 0, 4096 - 2) + 1].encode() + b"]}"
+    return data + b" " * (4096 - len(data))  # exactly 4 KB (JSON allows trailing space)
+
+
+@contextlib.contextmanager
+def nginx(work: Path, cpu: int) -> Iterator[int]:
+    if shutil.which("nginx") is None:
+        sys.exit("bench_generator: nginx is not installed (apt-get install -y nginx)")
+    (work / "www").mkdir(parents=True)
+    (work / "tmp").mkdir()
+    (work / "www" / PATH.lstrip("/")).write_bytes(body_4k())
+    for path in (work.parent, work, work / "www", work / "www" / PATH.lstrip("/")):
+        path.chmod(0o755)  # the worker runs as nobody
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, host=LOOPBACK, port=port))
+    argv = ["taskset", "-c", str(cpu), "nginx", "-p", str(work), "-c", str(conf)]
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not _answers(port):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("bench_generator: nginx did not start (see its error.log)")
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _answers(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{PATH}", timeout=1) as r:
+            return bool(r.status == 200 and len(r.read()) == 4096)
+    except OSError:
+        return False
+
+
+def make_trace(directory: Path, rate: float, window_s: float, per_session: int) -> int:
+    """Sessions of `per_session` GETs back to back (think 0), starts evenly spread so the
+    plan offers `rate` requests per second over `window_s`. Returns the request count."""
+    sessions = max(1, round(rate * window_s / per_session))
+    meta = TraceMetadata(source="bench", capture_start=T0)
+    with open_writer(directory, meta) as writer:
+        for i in range(sessions):
+            start = T0 + timedelta(seconds=i * window_s / sessions)
+            for k in range(per_session):
+                # 1 ms apart, each lasting 2 ms: the next starts before the previous
+                # ended, so its think time is exactly 0.
+                writer.write(
+                    TraceRecord(
+                        ts=start + timedelta(milliseconds=k),
+                        method="GET",
+                        path=PATH,
+                        duration_ms=2.0,
+                        session=f"s{i:07d}",
+                        client="bench",
+                        scheme="http",
+                        host="127.0.0.1:80",
+                        status=200,
+                        req_headers=(("accept", "application/json"),),
+                        resp_body_size=4096,
+                        conn=f"c{i:07d}",
+                    )
+                )
+    return sessions * per_session
+
+
+class CpuSampler:
+    """(epoch seconds, user+system CPU seconds of a process tree) every 0.2 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.samples: list[tuple[float, float]] = []
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                procs = []
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    t = proc.cpu_times()
+                    self._last[proc.pid] = t.user + t.system
+            self.samples.append((time.time(), sum(self._last.values())))
+            self._stop.wait(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def at(self, t: float) -> float:
+        times, cpu = zip(*self.samples, strict=True)
+        return float(np.interp(t, times, cpu))
+
+
+def steady(sent: np.ndarray, sampler: CpuSampler) -> dict[str, Any]:
+    """Rate and CPU per request between the 10th and 90th percentile of the send times."""
+    sent = np.sort(sent)
+    if len(sent) < 100:
+        return {"requests": len(sent), "rps": None}
+    a, b = sent[len(sent) // 10], sent[len(sent) * 9 // 10]
+    n = int(np.count_nonzero((sent >= a) & (sent < b)))
+    cpu = sampler.at(b) - sampler.at(a)
+    stretch = sent[(sent >= a) & (sent < b)]
+    return {
+        "requests": len(sent),
+        "steady_s": round(float(b - a), 3),
+        "rps": round(n / (b - a), 1),
+        "cpu_ms_per_request": round(cpu / n * 1000.0, 4),
+        "cpu_cores": round(cpu / (b - a), 3),
+        "max_gap_ms": round(float(np.diff(stretch).max()) * 1000.0, 2),
+    }
+
+
+def run_bare(port: int, work: Path, users: int, seconds: int) -> dict[str, Any]:
+    times = work / "bare.times"
+    argv = ["taskset", "-c", "0", str(BIN / "locust"), "-f", str(BARE), "--headless",
+            "-u", str(users), "-r", str(users), "--run-time", f"{seconds}s", "--only-summary",
+            "--host", f"http://{LOOPBACK}:{port}", "--stop-timeout", "2"]  # fmt: skip
+    env = {**os.environ, "BENCH_TIMES": str(times), "BENCH_PATH": PATH}
+    with (work / "bare.log").open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        sampler = CpuSampler(process.pid)
+        process.wait(seconds + 60)
+        sampler.stop()
+    return steady(np.fromfile(times, dtype=np.float64), sampler)
+
+
+def run_replay(
+    port: int,
+    work: Path,
+    name: str,
+    *,
+    rate: float,
+    window_s: float,
+    per_session: int,
+    processes: int = 1,
+    pinned: bool = True,
+    stall_ms: float | None = None,
+) -> dict[str, Any]:
+    trace = work / f"{name}.trace"
+    planned = make_trace(trace, rate, window_s, per_session)
+    out = work / name
+    argv = [str(BIN / "tracereplay"), "replay", str(trace), "--host", f"http://{LOOPBACK}:{port}",
+            "--out", str(out), "--grace", "90s", "--run-time", f"{window_s + 150:.0f}s",
+            "--processes", str(processes)]  # fmt: skip
+    if pinned:
+        argv = ["taskset", "-c", "0", *argv]
+    env = dict(os.environ)
+    if stall_ms is not None:
+        env["GEVENT_MONITOR_THREAD_ENABLE"] = "true"
+        env["GEVENT_MAX_BLOCKING_TIME"] = str(stall_ms / 1000.0)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    sampler = CpuSampler(process.pid)
+    process.wait(window_s + 200)
+    sampler.stop()
+    summary = json.loads((out / "summary.json").read_text())
+    sent = pq.read_table(out / "timing.parquet", columns=["sent_s"])["sent_s"].to_numpy()
+    result = {
+        "processes": processes,
+        "pinned": pinned,
+        "offered_rps": round(rate, 1),
+        "planned_requests": planned,
+        **steady(sent, sampler),
+        "sessions_planned": summary["sessions_planned"],
+        "sessions_started": summary["sessions_started"],
+        "started_share": round(summary["sessions_started"] / max(1, planned // per_session), 4),
+        "sessions_cut": summary["sessions_cut"],
+        "failures": summary["failures"],
+        "achieved_rps_window": summary["achieved_rps"],
+        "start_lateness_ms": summary["start_lateness_ms"],
+    }
+    if stall_ms is not None:
+        result["stalls"] = stalls((out / "locust.log").read_text(errors="replace"))
+    return result
+
+
+def stalls(log: str) -> dict[str, Any]:
+    """gevent monitor reports in a Locust log: those while sessions ran (the blocked
+    greenlet in the driver, the sender or the writer) and how many of them were in the
+    tool's own IO; the rest came at start or at the end (Locust's own stop and report)."""
+    reports = log.split(" appears to be blocked")[1:]
+    blocked = [r.split("Blocked Stack", 1)[-1].split("\nInfo:", 1)[0] for r in reports]
+    running = [b for b in blocked if RUNNING.search(b)]
+    own = [b for b in running if OWN_IO.search(b)]
+    where = Counter(_innermost(b) for b in running)
+    own_where = Counter(_innermost(b, OWN_IO) for b in own)
+    return {
+        "reports": len(blocked),
+        "while_running": len(running),
+        "own_io": len(own),
+        "where": dict(where.most_common(8)),
+        "own_io_where": dict(own_where.most_common(8)),
+    }
+
+
+def _innermost(stack: str, only: re.Pattern[str] | None = None) -> str:
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', stack)
+    frames = [f for f in frames if only is None or only.search(f[0] + " " + f[2])]
+    file, line, func = (frames or [("?", "0", "?")])[-1]
+    return f"{Path(file).name}:{line} {func}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="offered window per run")
+    parser.add_argument("--per-session", type=int, default=10, help="requests per session")
+    parser.add_argument("--users", type=int, default=32, help="bare Locust users")
+    parser.add_argument("--stall-ms", type=float, default=10.0)
+    parser.add_argument("--skip-processes", action="store_true")
+    parser.add_argument(
+        "--long-requests", type=int, default=0, help="also a run of N requests at 90 %% of max"
+    )
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if (os.cpu_count() or 1) < 2:
+        sys.exit("bench_generator: needs 2 CPUs (generator on 0, nginx on the last)")
+    figures: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "loadavg_start": [round(v, 2) for v in os.getloadavg()],
+    }
+    window, k = args.seconds, args.per_session
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp,
+        nginx(Path(tmp) / "nginx", (os.cpu_count() or 2) - 1) as port,
+    ):
+        work = Path(tmp)
+        bare = run_bare(port, work, args.users, int(window) + 5)
+        print("bare FastHttpUser, 1 core:", bare, flush=True)
+        top = run_replay(port, work, "max", rate=1.5 * bare["rps"], window_s=window,
+                         per_session=k)  # fmt: skip
+        print("replay at max, 1 core:", top, flush=True)
+        # The same load shape as the bare run: --users sessions of many requests from time
+        # zero (closed loop, one connection each): the replay's own per-request cost.
+        longs = run_replay(port, work, "long", rate=args.users * 500 / 0.032, window_s=0.032,
+                           per_session=500)  # fmt: skip
+        print(f"replay, {args.users} sessions of 500, 1 core:", longs, flush=True)
+        figures.update(bare=bare, replay_max=top, replay_long=longs)
+        figures["ratio_cpu_long"] = round(
+            bare["cpu_ms_per_request"] / longs["cpu_ms_per_request"], 3
+        )
+        figures["ratio_rps"] = round(top["rps"] / bare["rps"], 3)
+        figures["ratio_cpu"] = round(bare["cpu_ms_per_request"] / top["cpu_ms_per_request"], 3)
+        for share in (0.5, 0.9):
+            name = f"replay_{int(share * 100)}"
+            figures[name] = run_replay(port, work, name, rate=share * top["rps"],
+                                       window_s=window * 1.5, per_session=k,
+                                       stall_ms=args.stall_ms)  # fmt: skip
+            print(f"replay at {share:.0%} of max, 1 core:", figures[name], flush=True)
+        if args.long_requests:  # a long run at 90 %: stalls late in a big run
+            rate = 0.9 * top["rps"]
+            window_s = args.long_requests / rate
+            figures["replay_90_long"] = run_replay(port, work, "long90", rate=rate,
+                                                   window_s=window_s, per_session=k,
+                                                   stall_ms=args.stall_ms)  # fmt: skip
+            print("replay at 90 % of max, long:", figures["replay_90_long"], flush=True)
+        if not args.skip_processes:
+            for p in (1, 2):
+                name = f"replay_p{p}"
+                figures[name] = run_replay(port, work, name, rate=4 * top["rps"],
+                                           window_s=window, per_session=k, processes=p,
+                                           pinned=False)  # fmt: skip
+                print(f"replay --processes {p}, 2 cores:", figures[name], flush=True)
+            figures["ratio_p2_p1"] = round(
+                figures["replay_p2"]["rps"] / figures["replay_p1"]["rps"], 3
+            )
+    figures["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Sessions of one `Sender` against HOST in a child process (locust monkey-patches with
+gevent, so not in pytest's own process): each NAME signs in (GET /login?u=NAME, which
+sets its cookie), calls /me, the first signs out, all call /me again. Prints the host
+lookups the hub's resolver was asked for, as JSON.
+
+    python -m tests.replay.sender_child HOST NAME...
+    python -m tests.replay.sender_child --unit    # ResolvedOnce alone, a fake resolver
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import gevent
+from locust import FastHttpUser
+from locust.env import Environment
+
+from tracereplay.replay.driver import DriverSettings
+from tracereplay.replay.offload import ResolvedOnce, resolve_once
+from tracereplay.replay.sender import Sender
+from tracereplay.replay.urls import parse_origin
+
+
+class Counting:
+    """The hub's resolver, counting the lookups it is asked for."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls = inner, 0
+
+    def getaddrinfo(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.inner.getaddrinfo(*args, **kwargs)
+
+
+class _User(FastHttpUser):
+    abstract = True
+
+
+def main(host: str, names: list[str]) -> None:
+    hub = gevent.get_hub()
+    counting = hub.resolver = Counting(hub.resolver)
+    _User.host = host
+    user = _User(Environment(user_classes=[_User]))
+    sender = Sender(user, DriverSettings(origin=parse_origin(host)))
+    Sender(user, DriverSettings(origin=parse_origin(host)))  # discovery's, then the driver's
+    resolve_once()
+    wrapped = isinstance(hub.resolver, ResolvedOnce) and hub.resolver._inner is counting
+    clients = {name: sender.client() for name in names}
+
+    def session(name: str) -> None:
+        client = clients[name]
+        client.get(f"/login?u={name}")
+        client.get("/me")
+        if name == names[0]:
+            client.get("/logout")  # one session signs out; the others go on
+        client.get("/me")
+
+    gevent.joinall([gevent.spawn(session, n) for n in names], raise_error=True, timeout=20)
+    print(json.dumps({"lookups": counting.calls, "wrapped_once": wrapped}))
+
+
+class Fake:
+    """A resolver that counts its lookups and fails the first `fail` of them."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.calls, self.fail, self.other = 0, fail, "kept"
+
+    def getaddrinfo(self, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        self.calls += 1
+        if self.calls <= self.fail:
+            raise OSError("no answer this time")
+        return [("answer", self.calls, args)]
+
+
+def unit() -> None:
+    """ResolvedOnce alone: a failure asked again, an answer kept, then kept a minute."""
+    inner = Fake(fail=1)
+    resolver = ResolvedOnce(inner)
+    failed = False
+    try:
+        resolver.getaddrinfo("target.test", 80)
+    except OSError:
+        failed = True
+    first = resolver.getaddrinfo("target.test", 80)
+    again = resolver.getaddrinfo("target.test", 80)
+    other_port = resolver.getaddrinfo("target.test", 8080)
+    clocked, now = Fake(), [100.0]
+    timed = ResolvedOnce(clocked, ttl_s=60.0, clock=lambda: now[0])
+    timed.getaddrinfo("target.test", 80)
+    now[0] += 59.9
+    timed.getaddrinfo("target.test", 80)
+    within = clocked.calls
+    now[0] += 0.1
+    timed.getaddrinfo("target.test", 80)
+    timed.getaddrinfo("target.test", 80)
+    print(json.dumps({
+        "failed_first": failed, "kept": again is first, "per_port": other_port != first,
+        "calls": inner.calls, "other": resolver.other, "within_minute": within,
+        "after_minute": clocked.calls,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--unit"]:
+        unit()
+    else:
+        main(sys.argv[1], sys.argv[2:])
