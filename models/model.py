@@ -54,8 +54,13 @@ from .frame import (
 )
 from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_check import check_model
-from .outcomes import NO_OUTCOMES, Outcomes, fit_outcomes, outcomes_to_json
-from .outcomes import _addresses as session_addresses
+from .outcomes import (
+    NO_OUTCOMES,
+    Outcomes,
+    fit_outcomes,
+    outcomes_to_json,
+    session_addresses,
+)
 from .session_sample import (
     CORRELATION_SAMPLE_SESSIONS,
     CORRELATION_SESSIONS_PER_ENDPOINT,

@@ -257,7 +257,7 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
             best = int(np.argmax(behavior_posterior(behaviors, path)))
             placed[behaviors[best].name].append(outcome)
     by_behavior = {name: _behavior_outcome(members, privileged) for name, members in placed.items()}
-    addresses, source = _addresses(sessions)
+    addresses, source = session_addresses(sessions)
     return Outcomes(
         role_field=role_field,
         roles=dict(sorted(Counter(o.role for o in per_session if o.role is not None).items())),
@@ -299,7 +299,7 @@ def session_address(row_headers: object, addr: object, session_key: str) -> tupl
     return session_key, "session"
 
 
-def _addresses(sessions: pd.DataFrame) -> tuple[int, str | None]:
+def session_addresses(sessions: pd.DataFrame) -> tuple[int, str | None]:
     firsts = sessions.drop_duplicates("session_id")
     addr = firsts["addr"] if "addr" in firsts.columns else [None] * len(firsts)
     found = [
