@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import statistics
 import sys
 import tempfile
@@ -27,11 +26,10 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sandbox_run import CaptureSpec, sandbox
+from sandbox_run import CaptureSpec, capture_proxy, sandbox
 
 from tracereplay.demo.accounts import sandbox_accounts
 from tracereplay.models.frame import load_requests
-from tracereplay.processes import LOOPBACK, free_port, running
 
 LOGIN = "/api/v1/auth/login"
 
@@ -64,21 +62,13 @@ def main() -> int:
     account = next(a for a in sandbox_accounts(spec.seed) if a.role == "admin")
     body = {"email": account.email, "password": account.password}
     direct_ms, proxied_ms = [], []
-    with sandbox(spec, out / "target.log") as url:
-        port = free_port()
-        argv = [
-            sys.executable, "-m", "tracereplay.cli", "capture", "--target", url,
-            "--listen", f"{LOOPBACK}:{port}", "--out", str(out / "trace"),
-        ]  # fmt: skip
-        env = {"TRACEREPLAY_KEY": secrets.token_hex(32)}
-        with running(argv, ready_port=(LOOPBACK, port), env=env, log=out / "capture.log"):
-            proxy = f"http://{LOOPBACK}:{port}"
-            with httpx.Client(base_url=url) as direct, httpx.Client(base_url=proxy) as via:
-                timed(direct, body), timed(via, body)  # warm: connections, first hashes
-                for _ in range(args.n):
-                    proxied_ms.append(timed(via, body))
-                    direct_ms.append(timed(direct, body))
-            time.sleep(2.0)  # the proxy writes its last rows
+    with sandbox(spec, out / "target.log") as url, capture_proxy(url, out) as proxy:
+        with httpx.Client(base_url=url) as direct, httpx.Client(base_url=proxy) as via:
+            timed(direct, body), timed(via, body)  # warm: connections, first hashes
+            for _ in range(args.n):
+                proxied_ms.append(timed(via, body))
+                direct_ms.append(timed(direct, body))
+        time.sleep(2.0)  # the proxy writes its last rows
     rows = load_requests(out / "trace")
     captured = rows[rows["path"] == LOGIN]["duration_ms"].astype(float).tolist()[1:]
     gap = [c - d for c, d in zip(captured, direct_ms, strict=False)]

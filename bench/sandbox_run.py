@@ -72,21 +72,28 @@ def audit(url: str, accounts: list[Account]) -> dict[str, Any]:
         return dict(json.loads(answer.read())["data"])
 
 
+@contextmanager
+def capture_proxy(target_url: str, out: Path) -> Iterator[str]:
+    """`tracereplay capture` in front of `target_url` into out/trace (log: out/capture.log),
+    with a fresh key; yields the proxy's base URL."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "tracereplay.cli", "capture", "--target", target_url,
+        "--listen", f"{LOOPBACK}:{port}", "--out", str(out / "trace"),
+    ]  # fmt: skip
+    env = {"TRACEREPLAY_KEY": secrets.token_hex(32)}
+    with running(argv, ready_port=(LOOPBACK, port), env=env, log=out / "capture.log"):
+        yield f"http://{LOOPBACK}:{port}"
+
+
 def capture(spec: CaptureSpec, out: Path) -> Path:
     """Staging users through the capture proxy in front of a fresh target; out/trace."""
     out.mkdir(parents=True, exist_ok=False)
     accounts = sandbox_accounts(spec.seed)
     (out / "accounts.csv").write_text(accounts_csv(accounts), encoding="utf-8")
-    proxy_port = free_port()
-    proxy = f"http://{LOOPBACK}:{proxy_port}"
     with sandbox(spec, out / "target.log") as url:
         before = audit(url, accounts)
-        argv = [
-            sys.executable, "-m", "tracereplay.cli", "capture", "--target", url,
-            "--listen", f"{LOOPBACK}:{proxy_port}", "--out", str(out / "trace"),
-        ]  # fmt: skip
-        env = {"TRACEREPLAY_KEY": secrets.token_hex(32)}
-        with running(argv, ready_port=(LOOPBACK, proxy_port), env=env, log=out / "capture.log"):
+        with capture_proxy(url, out) as proxy:
             staging = run_staging_users_in_subprocess(
                 proxy, spec.duration_s, spec.users, spec.seed,
                 users_per_account=spec.users_per_account,
