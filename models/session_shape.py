@@ -171,9 +171,7 @@ class SessionTable:
 
     def draw(self, rng: np.random.Generator) -> tuple[int, float]:
         """One (length, tempo) row, by weight."""
-        cdf = np.cumsum(self.weight)
-        i = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
-        i = min(i, len(self.length) - 1)
+        i = _pick(np.asarray(self.weight), rng)
         return self.length[i], self.tempo[i]
 
 
