@@ -122,17 +122,15 @@ def _exit_with_parent(parent: int) -> None:
     signal.setitimer(signal.ITIMER_REAL, PARENT_POLL_S, PARENT_POLL_S)
 
 
-def worker_main(
-    spec: WorkerSpec, tasks: Connection, results: Connection, parent: int | None = None
-) -> None:
+def worker_main(spec: WorkerSpec, tasks: Connection, results: Connection, parent: int) -> None:
     """A worker process: anonymize what `tasks` brings until it ends (None or EOF).
 
     Ignores SIGINT/SIGTERM (Ctrl-C reaches the whole process group; the recorder drains
-    the workers itself) and exits when the parent's end of `tasks` closes or the parent
-    (`parent`, by default the process that started it) dies, so a capture killed with
-    SIGKILL leaves no worker behind, even one stuck mid-exchange.
+    the workers itself) and exits when the parent's end of `tasks` closes or the process
+    `parent` (the capture that started it) dies, so a capture killed with SIGKILL leaves
+    no worker behind, even one stuck mid-exchange.
     """
-    _exit_with_parent(os.getppid() if parent is None else parent)
+    _exit_with_parent(parent)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     with contextlib.suppress(OSError):

@@ -369,10 +369,11 @@ class Pseudonymizer:
             stream = iter(made)
             return "".join(next(stream) if c != " " else c for c in value)
 
-        return _first_clean(draw, lambda made: not find_all(made, ("iban",)), self._iban_token)
+        return _first_clean(draw, lambda made: not find_all(made, ("iban",)), _not_an_iban)
 
-    def _iban_token(self) -> str:
-        return "XX00" + "0" * 12  # no country is XX: never an IBAN
+
+def _not_an_iban() -> str:
+    return "XX00" + "0" * 12  # no country is XX
 
 
 def _no_finding(made: str) -> bool:
