@@ -164,7 +164,7 @@ def replay(model: Path, host: str, accounts: Path, out: Path, args: argparse.Nam
         [sys.executable, "-m", "tracereplay.cli", "replay", str(model), "--host", host,
          "--out", str(out), "--scale", str(scale), "--processes", str(processes),
          "--duration", args.duration, "--seed", str(args.seed), "--credentials",
-         str(accounts), "--force"],
+         str(accounts), "--force", *(["--profile", args.profile] if args.profile else [])],
         capture_output=True, text=True, timeout=3600, check=False,
     )  # fmt: skip
     s = json.loads((out / "summary.json").read_text())
@@ -209,12 +209,15 @@ def main() -> int:
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--duration", default="60s")
     parser.add_argument("--seed", type=int, default=1, help="of the replays")
+    parser.add_argument("--profile", help="replay --profile (soak: N x the mean rate)")
     parser.add_argument("--no-replay", action="store_true", help="model-only figures")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--work", type=Path, help="keep the model and runs here")
     args = parser.parse_args()
     results: dict[str, Any] = {"runs": [], "synthetic": []}
     with tempfile.TemporaryDirectory(prefix="bench_scale-") as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         trace = args.trace or capture(work, args.minutes, args.users)
         model_data = build_model(trace)
         model = write_model(model_data, work / "model.json")
