@@ -130,9 +130,7 @@ def km_percentiles(values: np.ndarray, censored: np.ndarray, q: list[float]) -> 
     if not censored.any():
         return np.asarray(np.percentile(values, q), dtype=float)
     weights = km_weights(values, censored)
-    return np.asarray(
-        np.percentile(values, q, weights=weights, method="inverted_cdf"), dtype=float
-    )
+    return np.asarray(np.percentile(values, q, weights=weights, method="inverted_cdf"), dtype=float)
 
 
 @dataclass(frozen=True)

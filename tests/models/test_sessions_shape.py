@@ -183,9 +183,7 @@ def test_km_percentiles_are_the_estimates_and_np_percentile_uncensored() -> None
     censored = np.array([False] * 5 + [True] * 3)
     cdf = stats.ecdf(stats.CensoredData(uncensored=values[:5], right=values[5:])).cdf
     # The estimate: 0.125 at 1, 0.375 at 2, 0.5 at 3, 0.75 at 5; 0.25 left, beyond 5.
-    assert cdf.evaluate(np.array([1, 2, 3, 5])).tolist() == pytest.approx(
-        [0.125, 0.375, 0.5, 0.75]
-    )
+    assert cdf.evaluate(np.array([1, 2, 3, 5])).tolist() == pytest.approx([0.125, 0.375, 0.5, 0.75])
     found = km_percentiles(values, censored, [10, 30, 50, 70, 90])
     assert found.tolist() == [1.0, 2.0, 3.0, 5.0, 6.0]
     # Seen as ended, the same sessions put p70 at 3.9 and p90 at 5.3.
