@@ -45,6 +45,7 @@ from tracereplay.models.model import build_model, write_model
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessions import session_table, sessionize
 from tracereplay.models.synthesize import Synthesizer
+from tracereplay.models.templating import Templater, add_endpoints
 from tracereplay.processes import LOOPBACK, free_port, running
 from tracereplay.replay.accounting import offered_requests
 from tracereplay.replay.sources import plan_from_model
@@ -79,10 +80,16 @@ def ks_row(real: np.ndarray, other: np.ndarray) -> dict[str, Any]:
     }
 
 
-def real_shape(trace: Path, timeout_s: float) -> dict[str, Any]:
-    """The real sessions: all, and those the capture's edges do not censor."""
-    real = sessionize(load_requests(trace), timeout_s)
+def real_shape(trace: Path, timeout_s: float, templates: dict[str, Any]) -> dict[str, Any]:
+    """The real sessions: all, and those the capture's edges do not censor; and each
+    endpoint's (the model's templates) response times, in seconds."""
+    frame = add_endpoints(load_requests(trace), Templater.from_json(templates), params=False)
+    real = sessionize(frame, timeout_s)
     table = session_table(real)
+    timed = real.dropna(subset=["duration_ms"])
+    seconds = timed["duration_ms"].to_numpy(float) / 1000.0
+    by_endpoint = timed.groupby(timed["endpoint"].astype(str), sort=True).indices
+    latency = {name: seconds[rows] for name, rows in by_endpoint.items()}
     edges = censoring(real, timeout_s)
     t = real["t_s"].to_numpy(float)
     return {
@@ -92,6 +99,8 @@ def real_shape(trace: Path, timeout_s: float) -> dict[str, Any]:
         "threshold_s": edges.threshold_s,
         "span": (float(t.min()), float(t.max())),
         "starts": np.sort(table["start_s"].to_numpy(float)),
+        "latency": latency,
+        "latency_all": seconds,
     }
 
 
@@ -120,27 +129,40 @@ def shape_rows(
 
 def synthetic_shape(model: dict[str, Any], real: dict[str, Any], scale: int, seed: int) -> dict:
     """The model's own synthetic sessions (no replay) over the real span vs the real ones.
-    Uncensored on both sides: each synthetic session is cut at the real trace's end and
-    judged by the real trace's censoring rule (first request within the threshold of the
-    start, last within it of the end), so both samples are selected alike."""
+    A synthesized session has pauses only; a real one's duration (first to last request
+    start) also holds the response times of all but its last request, so each request
+    is given a response time drawn from the real ones of its endpoint (all endpoints'
+    when the trace has none of it), seeded, and the session's later requests start that
+    much later (`session_duration_pauses`: without them). Uncensored on both sides: each
+    synthetic session is cut at the real trace's end and judged by the real trace's
+    censoring rule (first request within the threshold of the start, last within it of
+    the end), so both samples are selected alike."""
     synth = Synthesizer(model, seed)
     starts = synth.session_starts(scale, None, speed=1.0, process="stratified")
     first, last = real["span"]
     threshold = real["threshold_s"]
+    rng = np.random.default_rng([seed, 11])
     think: list[float] = []
     rows = []
     for i, start in enumerate(starts):
-        t = np.array([r.record.ts.timestamp() for r in synth.session_requests(i, float(start))])
-        t = t - synth.start.timestamp()
-        think.extend(np.diff(t).tolist())
+        drawn = synth.session_requests(i, float(start))
+        paused = np.array([r.record.ts.timestamp() for r in drawn]) - synth.start.timestamp()
+        answer = np.array([rng.choice(real["latency"].get(r.endpoint, real["latency_all"]))
+                           for r in drawn])  # fmt: skip
+        t = paused + np.concatenate([[0.0], np.cumsum(answer[:-1])])
+        think.extend(np.diff(paused).tolist())
         seen = t[t <= last]
         if len(seen):
             cut = bool(last - seen[-1] < threshold or seen[0] - first < threshold)
-            rows.append((seen[0], len(t), t[-1] - t[0], cut, len(seen), seen[-1] - seen[0]))
+            rows.append((seen[0], len(t), t[-1] - t[0], cut, len(seen), seen[-1] - seen[0],
+                         paused[-1] - paused[0]))  # fmt: skip
     table = pd.DataFrame(rows, columns=["start_s", "length", "duration_s", "cut", "seen_length",
-                                        "seen_duration_s"])  # fmt: skip
+                                        "seen_duration_s", "pauses_s"])  # fmt: skip
     window = table.assign(length=table["seen_length"], duration_s=table["seen_duration_s"])
     out = shape_rows(real, np.asarray(think), table, window[~window["cut"]], scale)
+    out["session_duration_pauses"] = ks_row(
+        real["uncensored"]["duration_s"], table.loc[~table["cut"], "pauses_s"]
+    )
     out["sessions"] = len(starts)
     return out
 
@@ -222,7 +244,7 @@ def main() -> int:
         model_data = build_model(trace)
         model = write_model(model_data, work / "model.json")
         timeout_s = float(model_data["sessions"]["timeout_s"])
-        real = real_shape(trace, timeout_s)
+        real = real_shape(trace, timeout_s, model_data["templates"])
         results["trace"] = str(trace)
         results["real"] = {
             "sessions": len(real["table"]),
