@@ -101,6 +101,7 @@ def real_shape(trace: Path, timeout_s: float, templates: dict[str, Any]) -> dict
         "starts": np.sort(table["start_s"].to_numpy(float)),
         "latency": latency,
         "latency_all": seconds,
+        "templates": templates,
     }
 
 
@@ -127,6 +128,15 @@ def shape_rows(
     return out
 
 
+def real_latency(
+    real: dict[str, Any], endpoints: list[str], rng: np.random.Generator
+) -> np.ndarray:
+    """A response time (s) per request, drawn from the real ones of its endpoint (all
+    endpoints' when the real trace has none of it)."""
+    pools = real["latency"]
+    return np.array([rng.choice(pools.get(e, real["latency_all"])) for e in endpoints])
+
+
 def synthetic_shape(model: dict[str, Any], real: dict[str, Any], scale: int, seed: int) -> dict:
     """The model's own synthetic sessions (no replay) over the real span vs the real ones.
     A synthesized session has pauses only; a real one's duration (first to last request
@@ -147,8 +157,7 @@ def synthetic_shape(model: dict[str, Any], real: dict[str, Any], scale: int, see
     for i, start in enumerate(starts):
         drawn = synth.session_requests(i, float(start))
         paused = np.array([r.record.ts.timestamp() for r in drawn]) - synth.start.timestamp()
-        answer = np.array([rng.choice(real["latency"].get(r.endpoint, real["latency_all"]))
-                           for r in drawn])  # fmt: skip
+        answer = real_latency(real, [r.endpoint for r in drawn], rng)
         t = paused + np.concatenate([[0.0], np.cumsum(answer[:-1])])
         think.extend(np.diff(paused).tolist())
         seen = t[t <= last]
@@ -207,7 +216,8 @@ def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
     """The replayed sessions (those cut at the run's end left out, as compare does) vs
     the real ones; replayed sessions are never censored by a capture's edges."""
     summary = json.loads((run / "summary.json").read_text())
-    replayed = sessionize(load_requests(run / "replayed"))
+    templater = Templater.from_json(real["templates"])
+    replayed = sessionize(add_endpoints(load_requests(run / "replayed"), templater, params=False))
     cut = set(summary.get("sessions_cut_keys") or ())
     kept = replayed[~replayed["session_key"].isin(cut)]
     table = session_table(kept)
@@ -216,6 +226,14 @@ def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
     window = float(summary.get("window_s") or np.inf)
     early = {**real, "starts": real["starts"][real["starts"] < window]}
     out = shape_rows(early, kept["think_s"].dropna().to_numpy(float), table, table, scale)
+    # The target's latency is not the captured backend's (another host, its load): the
+    # replayed sessions' pauses with real response times, as the synthetic rows have.
+    ids = kept["session_id"].to_numpy()
+    answer = real_latency(real, kept["endpoint"].astype(str).tolist(), np.random.default_rng(11))
+    last = np.r_[ids[1:] != ids[:-1], True]
+    gaps = np.nan_to_num(kept["think_s"].to_numpy(float)) + np.where(last, 0.0, answer)
+    durations = pd.Series(gaps).groupby(ids).sum().to_numpy()
+    out["session_duration_real_latency"] = ks_row(real["uncensored"]["duration_s"], durations)
     out["cut_left_out"] = len(cut)
     return out
 
