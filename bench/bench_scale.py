@@ -45,6 +45,7 @@ from tracereplay.models.model import build_model, write_model
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessions import session_table, sessionize
 from tracereplay.models.synthesize import Synthesizer
+from tracereplay.models.templating import Templater, add_endpoints
 from tracereplay.processes import LOOPBACK, free_port, running
 from tracereplay.replay.accounting import offered_requests
 from tracereplay.replay.sources import plan_from_model
@@ -79,10 +80,16 @@ def ks_row(real: np.ndarray, other: np.ndarray) -> dict[str, Any]:
     }
 
 
-def real_shape(trace: Path, timeout_s: float) -> dict[str, Any]:
-    """The real sessions: all, and those the capture's edges do not censor."""
-    real = sessionize(load_requests(trace), timeout_s)
+def real_shape(trace: Path, timeout_s: float, templates: dict[str, Any]) -> dict[str, Any]:
+    """The real sessions: all, and those the capture's edges do not censor; and each
+    endpoint's (the model's templates) response times, in seconds."""
+    frame = add_endpoints(load_requests(trace), Templater.from_json(templates), params=False)
+    real = sessionize(frame, timeout_s)
     table = session_table(real)
+    timed = real.dropna(subset=["duration_ms"])
+    seconds = timed["duration_ms"].to_numpy(float) / 1000.0
+    by_endpoint = timed.groupby(timed["endpoint"].astype(str), sort=True).indices
+    latency = {name: seconds[rows] for name, rows in by_endpoint.items()}
     edges = censoring(real, timeout_s)
     t = real["t_s"].to_numpy(float)
     return {
@@ -92,6 +99,9 @@ def real_shape(trace: Path, timeout_s: float) -> dict[str, Any]:
         "threshold_s": edges.threshold_s,
         "span": (float(t.min()), float(t.max())),
         "starts": np.sort(table["start_s"].to_numpy(float)),
+        "latency": latency,
+        "latency_all": seconds,
+        "templates": templates,
     }
 
 
@@ -118,29 +128,50 @@ def shape_rows(
     return out
 
 
+def real_latency(
+    real: dict[str, Any], endpoints: list[str], rng: np.random.Generator
+) -> np.ndarray:
+    """A response time (s) per request, drawn from the real ones of its endpoint (all
+    endpoints' when the real trace has none of it)."""
+    pools = real["latency"]
+    return np.array([rng.choice(pools.get(e, real["latency_all"])) for e in endpoints])
+
+
 def synthetic_shape(model: dict[str, Any], real: dict[str, Any], scale: int, seed: int) -> dict:
     """The model's own synthetic sessions (no replay) over the real span vs the real ones.
-    Uncensored on both sides: each synthetic session is cut at the real trace's end and
-    judged by the real trace's censoring rule (first request within the threshold of the
-    start, last within it of the end), so both samples are selected alike."""
+    A synthesized session has pauses only; a real one's duration (first to last request
+    start) also holds the response times of all but its last request, so each request
+    is given a response time drawn from the real ones of its endpoint (all endpoints'
+    when the trace has none of it), seeded, and the session's later requests start that
+    much later (`session_duration_pauses`: without them). Uncensored on both sides: each
+    synthetic session is cut at the real trace's end and judged by the real trace's
+    censoring rule (first request within the threshold of the start, last within it of
+    the end), so both samples are selected alike."""
     synth = Synthesizer(model, seed)
     starts = synth.session_starts(scale, None, speed=1.0, process="stratified")
     first, last = real["span"]
     threshold = real["threshold_s"]
+    rng = np.random.default_rng([seed, 11])
     think: list[float] = []
     rows = []
     for i, start in enumerate(starts):
-        t = np.array([r.record.ts.timestamp() for r in synth.session_requests(i, float(start))])
-        t = t - synth.start.timestamp()
-        think.extend(np.diff(t).tolist())
+        drawn = synth.session_requests(i, float(start))
+        paused = np.array([r.record.ts.timestamp() for r in drawn]) - synth.start.timestamp()
+        answer = real_latency(real, [r.endpoint for r in drawn], rng)
+        t = paused + np.concatenate([[0.0], np.cumsum(answer[:-1])])
+        think.extend(np.diff(paused).tolist())
         seen = t[t <= last]
         if len(seen):
             cut = bool(last - seen[-1] < threshold or seen[0] - first < threshold)
-            rows.append((seen[0], len(t), t[-1] - t[0], cut, len(seen), seen[-1] - seen[0]))
+            rows.append((seen[0], len(t), t[-1] - t[0], cut, len(seen), seen[-1] - seen[0],
+                         paused[-1] - paused[0]))  # fmt: skip
     table = pd.DataFrame(rows, columns=["start_s", "length", "duration_s", "cut", "seen_length",
-                                        "seen_duration_s"])  # fmt: skip
+                                        "seen_duration_s", "pauses_s"])  # fmt: skip
     window = table.assign(length=table["seen_length"], duration_s=table["seen_duration_s"])
     out = shape_rows(real, np.asarray(think), table, window[~window["cut"]], scale)
+    out["session_duration_pauses"] = ks_row(
+        real["uncensored"]["duration_s"], table.loc[~table["cut"], "pauses_s"]
+    )
     out["sessions"] = len(starts)
     return out
 
@@ -164,7 +195,7 @@ def replay(model: Path, host: str, accounts: Path, out: Path, args: argparse.Nam
         [sys.executable, "-m", "tracereplay.cli", "replay", str(model), "--host", host,
          "--out", str(out), "--scale", str(scale), "--processes", str(processes),
          "--duration", args.duration, "--seed", str(args.seed), "--credentials",
-         str(accounts), "--force"],
+         str(accounts), "--force", *(["--profile", args.profile] if args.profile else [])],
         capture_output=True, text=True, timeout=3600, check=False,
     )  # fmt: skip
     s = json.loads((out / "summary.json").read_text())
@@ -185,7 +216,8 @@ def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
     """The replayed sessions (those cut at the run's end left out, as compare does) vs
     the real ones; replayed sessions are never censored by a capture's edges."""
     summary = json.loads((run / "summary.json").read_text())
-    replayed = sessionize(load_requests(run / "replayed"))
+    templater = Templater.from_json(real["templates"])
+    replayed = sessionize(add_endpoints(load_requests(run / "replayed"), templater, params=False))
     cut = set(summary.get("sessions_cut_keys") or ())
     kept = replayed[~replayed["session_key"].isin(cut)]
     table = session_table(kept)
@@ -194,6 +226,14 @@ def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
     window = float(summary.get("window_s") or np.inf)
     early = {**real, "starts": real["starts"][real["starts"] < window]}
     out = shape_rows(early, kept["think_s"].dropna().to_numpy(float), table, table, scale)
+    # The target's latency is not the captured backend's (another host, its load): the
+    # replayed sessions' pauses with real response times, as the synthetic rows have.
+    ids = kept["session_id"].to_numpy()
+    answer = real_latency(real, kept["endpoint"].astype(str).tolist(), np.random.default_rng(11))
+    last = np.r_[ids[1:] != ids[:-1], True]
+    gaps = np.nan_to_num(kept["think_s"].to_numpy(float)) + np.where(last, 0.0, answer)
+    durations = pd.Series(gaps).groupby(ids).sum().to_numpy()
+    out["session_duration_real_latency"] = ks_row(real["uncensored"]["duration_s"], durations)
     out["cut_left_out"] = len(cut)
     return out
 
@@ -209,17 +249,20 @@ def main() -> int:
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--duration", default="60s")
     parser.add_argument("--seed", type=int, default=1, help="of the replays")
+    parser.add_argument("--profile", help="replay --profile (soak: N x the mean rate)")
     parser.add_argument("--no-replay", action="store_true", help="model-only figures")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--work", type=Path, help="keep the model and runs here")
     args = parser.parse_args()
     results: dict[str, Any] = {"runs": [], "synthetic": []}
     with tempfile.TemporaryDirectory(prefix="bench_scale-") as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         trace = args.trace or capture(work, args.minutes, args.users)
         model_data = build_model(trace)
         model = write_model(model_data, work / "model.json")
         timeout_s = float(model_data["sessions"]["timeout_s"])
-        real = real_shape(trace, timeout_s)
+        real = real_shape(trace, timeout_s, model_data["templates"])
         results["trace"] = str(trace)
         results["real"] = {
             "sessions": len(real["table"]),

@@ -18,6 +18,12 @@ Definitions (both traces sessionized alike; endpoints from a templater fitted on
 - Think time: the sessions' `think_s` (NaN dropped); session length in requests, duration
   from first to last request start. Sessions a replay cut (run_summary.py) are left out
   of length and duration: a cut session says how long the run was, not the model.
+  Sessions a capture's edges cut (`models.session_shape.censoring`, the rule the model
+  learns with: REAL's, and OTHER's when it is a capture, not a replay or a synthesis)
+  are right-censored there: length and duration compare the two Kaplan-Meier estimates
+  (`measures.km_ks`), so REAL's long sessions that ran past the capture's end neither
+  count as ended where the capture stopped nor are dropped (which would favour short
+  ones); without censored sessions that is plain KS.
 - Status mix: shares of exact status codes ("none" when no response came).
 - Errors, as users count them: `error_rate` = status >= 400, a transport error or no
   response; `client_error_rate` = 4xx; `server_error_rate` = 5xx, transport error or none.
@@ -44,6 +50,7 @@ import pandas as pd
 from tracereplay.errors import TraceEmptyError, UsageError
 from tracereplay.models.arrivals import DISPERSION_WINDOWS_S, MIN_WINDOWS
 from tracereplay.models.frame import LIGHT_COLUMNS, load_requests
+from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
 from tracereplay.models.templating import Templater, add_endpoints
 
@@ -60,6 +67,7 @@ from .measures import (
     dispersion,
     error_rates,
     estimate_scale,
+    km_ks,
     ks,
     latency,
     mix,
@@ -255,7 +263,7 @@ def compare_frames(
     real_s, other_s = sessionized_pair(
         real, other, templater=templater, session_timeout_s=session_timeout_s
     )
-    return compare_sessionized(real_s, other_s, **kw)
+    return compare_sessionized(real_s, other_s, session_timeout_s=session_timeout_s, **kw)
 
 
 def sessionized_pair(
@@ -302,11 +310,13 @@ def compare_sessionized(
     run_summary: Mapping[str, Any] | None = None,
     learned: Learned | None = None,
     rounds: int = ROUNDS,
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
 ) -> CompareResult:
     """`compare_frames` on frames `sessionized_pair` made (so a caller that also renders
     the report reads and sessionizes each trace once). `run_summary` is the replay's
     summary.json (achieved load, cut sessions); `learned` what SLO classes bind to
-    (default: learned from REAL when an SLO needs it)."""
+    (default: learned from REAL when an SLO needs it); `session_timeout_s` the one the
+    frames were sessionized with (it caps the edges' censoring threshold)."""
     _check_scale(scale)
     goals = goals or load_goals()
     real_t, other_t = session_table(real_s), session_table(other_s)
@@ -318,7 +328,16 @@ def compare_sessionized(
     starts_source = SENT_STARTS if has_status else PLANNED_STARTS
     cut_keys, cut_how = cut_session_keys(other_s, run_summary) if has_status else ((), None)
     cut_ids = session_ids_of(other_s, cut_keys)
-    kept_o = other_t[~other_t.index.isin(sorted(cut_ids))]
+    kept = ~other_t.index.isin(sorted(cut_ids))
+    kept_o = other_t[kept]
+    real_cut = censoring(real_s, session_timeout_s).any
+    # A replay's sessions run whole or are cut (left out above); a synthesis's are whole.
+    other_is_capture = has_status and run_summary is None
+    other_cut = (
+        censoring(other_s, session_timeout_s).any[kept]
+        if other_is_capture
+        else np.zeros(int(kept.sum()), bool)
+    )
     throughput = (per_s(len(real_s), real_span), per_s(len(other_s), other_span))
     if slos is not None and learned is None and needs_binding(slos):
         learned = learned_from_frame(real_s)
@@ -328,8 +347,8 @@ def compare_sessionized(
         scale=n,
         scale_estimated=scale is None,
         endpoint_mix=mix(real_s["endpoint"].map(str), other_s["endpoint"].map(str)),
-        session_length=ks(real_t["length"], kept_o["length"]),
-        session_duration=ks(real_t["duration_s"], kept_o["duration_s"]),
+        session_length=km_ks(real_t["length"], real_cut, kept_o["length"], other_cut),
+        session_duration=km_ks(real_t["duration_s"], real_cut, kept_o["duration_s"], other_cut),
         think_time=ks(real_s["think_s"], other_s["think_s"]),
         interarrival=ks(np.diff(starts_r), np.diff(starts_o) * n),
         arrival_rate=arrival_rate(starts_r, real_span, starts_o, other_span, n, starts_source),
@@ -364,7 +383,9 @@ def compare_sessionized(
         bound_from=learned.source if learned is not None else None,
     )
     bucket_s = result.arrival_rate.bucket_s
-    sample = RealSample.of(real_s, real_t, bucket_s=bucket_s, with_status=has_status)
+    sample = RealSample.of(
+        real_s, real_t, bucket_s=bucket_s, with_status=has_status, censored=real_cut
+    )
     noise = half_noise(sample, rounds=rounds)
     judgements = _judgements(result, noise, goals, len(real_t))
     return replace(result, judgements=judgements)

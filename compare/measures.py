@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import chi2, chi2_contingency, ks_2samp
+from scipy.stats import chi2, chi2_contingency, ks_2samp, kstwo
 
 from tracereplay.models.arrivals import (
     MIN_WINDOWS,
@@ -23,6 +23,7 @@ from tracereplay.models.arrivals import (
     fit_arrivals,
     rate_curve,
 )
+from tracereplay.models.session_shape import km_weights
 
 LATENCY_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 SIGNIFICANT_DIGITS = 6
@@ -45,6 +46,9 @@ class SampleComparison:
     real_n: int
     other_n: int
     reason: str | None = None
+    real_censored: int = 0
+    """Of real_n, sessions whose value is a lower bound (cut by the capture's edges)."""
+    other_censored: int = 0
 
     def to_json(self) -> Json:
         return asdict(self)
@@ -105,6 +109,39 @@ def ks(real: Any, other: Any) -> SampleComparison:
     return SampleComparison(
         float(test.statistic), float(test.pvalue), mean_r, mean_o, r.size, o.size
     )
+
+
+def km_ks(real: Any, real_censored: Any, other: Any, other_censored: Any) -> SampleComparison:
+    """KS D between the Kaplan-Meier estimates of two right-censored samples (a censored
+    value is a lower bound: a session the capture's edges cut), `ks` when neither side has
+    a censored value. The means are the estimates' (Σ weight · value); the p-value is
+    the asymptotic two-sample KS one at the uncensored counts (fewer than the samples:
+    conservative, a censored value says less than an observed one), 1 when a side has
+    none."""
+    r, o = np.asarray(real, dtype=float), np.asarray(other, dtype=float)
+    rc, oc = np.asarray(real_censored, dtype=bool), np.asarray(other_censored, dtype=bool)
+    keep_r, keep_o = np.isfinite(r), np.isfinite(o)
+    r, rc, o, oc = r[keep_r], rc[keep_r], o[keep_o], oc[keep_o]
+    if not (rc.any() or oc.any()) or not r.size or not o.size:
+        return ks(r, o)
+    wr, wo = km_weights(r, rc), km_weights(o, oc)
+    d = weighted_ks(r, wr, o, wo)
+    n, m = int((~rc).sum()), int((~oc).sum())
+    # No ended session on a side: nothing is known of where it ends, nothing can tell.
+    pvalue = float(kstwo.sf(d, max(1, round(n * m / (n + m))))) if n and m else 1.0
+    return SampleComparison(
+        d, pvalue, float(wr @ r), float(wo @ o), r.size, o.size,
+        real_censored=int(rc.sum()), other_censored=int(oc.sum()),
+    )  # fmt: skip
+
+
+def weighted_ks(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray) -> float:
+    """max |F_a - F_b| of two weighted step CDFs (weights summing to 1 on each side);
+    with equal weights, `ks_2samp`'s D."""
+    grid = np.unique(np.concatenate([a, b]))
+    fa = np.cumsum(np.bincount(np.searchsorted(grid, a), wa, minlength=grid.size))
+    fb = np.cumsum(np.bincount(np.searchsorted(grid, b), wb, minlength=grid.size))
+    return float(np.abs(fa - fb).max())
 
 
 def mix(real: pd.Series, other: pd.Series | None, reason: str | None = None) -> MixComparison:

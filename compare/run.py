@@ -47,6 +47,7 @@ def run_compare(
     result = compare_sessionized(
         real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos, goals=goals,
         run_summary=read_run_summary(other), learned=learned,
+        session_timeout_s=session_timeout_s,
     )  # fmt: skip
     render_compare(result, console)
     if result.slo_results:

@@ -33,8 +33,9 @@ from scipy.stats import ks_2samp
 from tracereplay.config import parse_toml, read_config_text
 from tracereplay.errors import ConfigError
 from tracereplay.models.arrivals import arrival_rate_mape, rate_curve
+from tracereplay.models.session_shape import km_weights
 
-from .measures import jsd, status_labels
+from .measures import jsd, status_labels, weighted_ks
 
 DEFAULT_GOALS_NAME = "default_goals.toml"
 KS_METRICS = ("session_length", "session_duration", "think_time", "interarrival")
@@ -233,11 +234,14 @@ class RealSample:
     start_s: np.ndarray
     span_s: float
     bucket_s: float | None
+    censored: np.ndarray | None = None
+    """Per session, whether the capture's edges cut it (its length and duration are lower
+    bounds: the halves compare their Kaplan-Meier estimates, as compare does)."""
 
     @classmethod
     def of(
         cls, real_s: pd.DataFrame, table: pd.DataFrame, *, bucket_s: float | None,
-        with_status: bool,
+        with_status: bool, censored: np.ndarray | None = None,
     ) -> RealSample:  # fmt: skip
         # session_table is indexed by session_id, 0.. in order: a request's id is its row.
         return cls(
@@ -250,6 +254,7 @@ class RealSample:
             start_s=table["start_s"].to_numpy(float),
             span_s=float(real_s["t_s"].max()),
             bucket_s=bucket_s,
+            censored=censored,
         )
 
 
@@ -274,7 +279,10 @@ def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> di
         for name in ("length", "duration_s"):
             metric = "session_length.ks" if name == "length" else "session_duration.ks"
             column = getattr(sample, name)
-            add(metric, *_ks(column[halves[0]], column[halves[1]]))
+            if sample.censored is not None and sample.censored.any():
+                add(metric, *_km_ks(column, sample.censored, halves))
+            else:
+                add(metric, *_ks(column[halves[0]], column[halves[1]]))
         request_halves = [h[sample.session_of_request] for h in halves]
         think = [sample.think_s[r] for r in request_halves]
         add("think_time.ks", *_ks(think[0], think[1]))
@@ -304,6 +312,17 @@ def _ks(a: np.ndarray, b: np.ndarray) -> tuple[float | None, int, int]:
         return None, a.size, b.size
     # Only D is used here: the asymptotic method skips the exact p-value's cost.
     return float(ks_2samp(a, b, method="asymp").statistic), a.size, b.size
+
+
+def _km_ks(
+    values: np.ndarray, censored: np.ndarray, halves: tuple[np.ndarray, np.ndarray]
+) -> tuple[float | None, int, int]:
+    """`_ks` of two halves' Kaplan-Meier estimates (`measures.km_ks`'s D)."""
+    sides = [(values[h], censored[h]) for h in halves]
+    if min(v.size for v, _ in sides) < 2:
+        return None, sides[0][0].size, sides[1][0].size
+    (a, ca), (b, cb) = sides
+    return weighted_ks(a, km_weights(a, ca), b, km_weights(b, cb)), a.size, b.size
 
 
 def _jsd(codes: np.ndarray, halves: list[np.ndarray]) -> tuple[float | None, int, int]:

@@ -68,7 +68,7 @@ from .session_sample import (
     half_check,
     sample_sessions,
 )
-from .session_shape import censoring
+from .session_shape import censoring, km_percentiles
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     failed_keys,
@@ -231,8 +231,9 @@ def build_model(
             # Additive (issue 11): sessions the capture's edges cut (session_shape.py).
             "censored": censored.to_json(),
             "stats": session_stats(sessions).to_json(),
-            "length": _quantiles(table["length"].to_numpy(float)),
-            "duration_s": _quantiles(table["duration_s"].to_numpy(float)),
+            # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
+            "length": _quantiles(table["length"].to_numpy(float), censored.any),
+            "duration_s": _quantiles(table["duration_s"].to_numpy(float), censored.any),
             "requests": request_curve(requests.t_s, arrivals.bucket_s, span_s),
             "timeout_sensitivity": sensitivity,
         },
@@ -406,11 +407,12 @@ def _with_every_address(
     return replace(outcomes, addresses=count, addresses_from=where)
 
 
-def _quantiles(values: np.ndarray) -> dict[str, float]:
+def _quantiles(values: np.ndarray, censored: np.ndarray) -> dict[str, float]:
     if not len(values):
         return {}
     points = {"p05": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99, "max": 100}
-    return {k: sig(float(np.percentile(values, q)), 4) for k, q in points.items()}
+    found = km_percentiles(values, censored, list(points.values()))
+    return {k: sig(float(v), 4) for k, v in zip(points, found, strict=True)}
 
 
 def model_json(model: dict[str, Any]) -> str:

@@ -120,6 +120,19 @@ def km_weights(lengths: np.ndarray, censored: np.ndarray) -> np.ndarray:
     return np.asarray(weights / weights.sum(), dtype=float)
 
 
+def km_percentiles(values: np.ndarray, censored: np.ndarray, q: list[float]) -> np.ndarray:
+    """Percentiles `q` of the Kaplan-Meier estimate of `values` (right-censored where
+    `censored`: the model's `sessions.length` and `duration_s`, so --grace, their p99
+    duration, is not the length of sessions the capture stopped); without censoring
+    `np.percentile`'s (interpolated) ones, as before."""
+    values = np.asarray(values, dtype=float)
+    censored = np.asarray(censored, dtype=bool)
+    if not censored.any():
+        return np.asarray(np.percentile(values, q), dtype=float)
+    weights = km_weights(values, censored)
+    return np.asarray(np.percentile(values, q, weights=weights, method="inverted_cdf"), dtype=float)
+
+
 @dataclass(frozen=True)
 class SessionTable:
     """(length, tempo, weight) rows of a behavior's sessions: drawn jointly."""

@@ -19,6 +19,7 @@ from tracereplay.models.session_shape import (
     ConditionedChain,
     SessionTable,
     censoring,
+    km_percentiles,
     km_weights,
 )
 from tracereplay.models.sessions import join_failed_credentials, session_table, sessionize
@@ -127,9 +128,8 @@ def test_rare_transitions_borrow_rare_pauses_not_frequent_fast_ones(tmp_path: Pa
     assert np.mean(think) == pytest.approx(real.mean(), rel=0.05)
 
 
-def test_synthesized_lengths_follow_the_censored_estimate(tmp_path: Path) -> None:
-    """Sessions of known lengths, the longest cut by the capture's end: the model's
-    sessions have the uncut lengths (KS small), and a model that ends them does not."""
+def _cut_capture(out: Path) -> tuple[Path, list[int]]:
+    """400 sessions of known lengths over 300 s, the longest cut by the capture's end."""
     rng = np.random.default_rng(5)
     records = []
     true_lengths = []
@@ -146,7 +146,13 @@ def test_synthesized_lengths_follow_the_censored_estimate(tmp_path: Path) -> Non
                 make_record(session=f"s{k}", ts=T0 + timedelta(seconds=t), path=path, conn=f"c{k}")
             )
             t += float(rng.uniform(1.0, 3.0)) * 3
-    trace = write_trace(tmp_path / "t", sorted(records, key=lambda r: r.ts))
+    return write_trace(out, sorted(records, key=lambda r: r.ts)), true_lengths
+
+
+def test_synthesized_lengths_follow_the_censored_estimate(tmp_path: Path) -> None:
+    """Sessions of known lengths, the longest cut by the capture's end: the model's
+    sessions have the uncut lengths (KS small), and a model that ends them does not."""
+    trace, true_lengths = _cut_capture(tmp_path / "t")
     model = build_model(trace, correlations=False)
     assert model["sessions"]["censored"]["at_end"] > 10
     old = build_model(trace, correlations=False, censor_edges=False)
@@ -158,6 +164,30 @@ def test_synthesized_lengths_follow_the_censored_estimate(tmp_path: Path) -> Non
     fitted = stats.ks_2samp(true_lengths, lengths(model)).statistic
     ended = stats.ks_2samp(true_lengths, lengths(old)).statistic
     assert fitted < 0.06 < ended
+    # The model file's length quantiles (and the p99 duration, --grace) are the
+    # estimate's too: the cut sessions no longer read as short ones.
+    true = np.percentile(true_lengths, [50, 75, 95])
+    new_q = [model["sessions"]["length"][k] for k in ("p50", "p75", "p95")]
+    assert new_q == true.tolist()
+    # Durations the capture cut are lower bounds: the estimate's quantiles lie above the
+    # observed ones (p99 is the default --grace).
+    new_d, old_d = model["sessions"]["duration_s"], old["sessions"]["duration_s"]
+    assert all(new_d[k] > old_d[k] for k in ("p50", "p75", "p95", "p99"))
+
+
+def test_km_percentiles_are_the_estimates_and_np_percentile_uncensored() -> None:
+    values = np.array([1, 2, 2, 3, 5, 3, 4, 6], dtype=float)
+    assert km_percentiles(values, np.zeros(8, bool), [5, 50, 99]).tolist() == (
+        np.percentile(values, [5, 50, 99]).tolist()
+    )
+    censored = np.array([False] * 5 + [True] * 3)
+    cdf = stats.ecdf(stats.CensoredData(uncensored=values[:5], right=values[5:])).cdf
+    # The estimate: 0.125 at 1, 0.375 at 2, 0.5 at 3, 0.75 at 5; 0.25 left, beyond 5.
+    assert cdf.evaluate(np.array([1, 2, 3, 5])).tolist() == pytest.approx([0.125, 0.375, 0.5, 0.75])
+    found = km_percentiles(values, censored, [10, 30, 50, 70, 90])
+    assert found.tolist() == [1.0, 2.0, 3.0, 5.0, 6.0]
+    # Seen as ended, the same sessions put p70 at 3.9 and p90 at 5.3.
+    assert np.percentile(values, [70, 90]).tolist() == pytest.approx([3.9, 5.3])
 
 
 def test_session_table_draws_length_and_tempo_together() -> None:
