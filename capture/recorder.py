@@ -1,10 +1,14 @@
 """`Recorder`: anonymizing worker processes between the proxy and the single trace writer.
 
-The proxy's hooks copy a flow into an `Exchange` and `submit` it: a deque append, no
-pickling, no IO, so the event loop never waits. Per worker a feeder thread pickles the
-exchanges into that worker's pipe; the worker (its own process: off the proxy's GIL, and
-niced behind it for the CPU) anonymizes them; a collector thread puts the rows back in
-submission order, gives each its session key and hands it to the trace writer. The
+The proxy's hooks copy a flow into an `Exchange` and `submit` it: a list append, no
+pickling, no IO, so the event loop never waits. Exchanges go to the workers in batches:
+per worker a feeder thread wakes when a batch opens, waits `BATCH_WINDOW_S` (or until
+`BATCH_MAX` exchanges or `BATCH_MAX_BYTES` are in it), and pickles the whole batch into
+the worker's pipe at once; the worker (its own process: off the proxy's GIL, and niced
+behind it for the CPU) anonymizes it and sends the batch's results back as one message;
+a collector thread puts the rows back in submission order, gives each its session key
+and hands it to the trace writer. So the proxy's threads wake, and take the GIL from the
+event loop, a few times per batch instead of per exchange. The
 backlog (bytes submitted and not back yet) is bounded: past `max_backlog_bytes` an
 exchange is left out and counted in `dropped_backlog`, so memory stays bounded and the
 proxy never slows the traffic it records.
@@ -16,7 +20,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections import deque
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -34,6 +38,12 @@ DEFAULT_MAX_BACKLOG_BYTES = 4 * 1024 * 1024
 """~900 exchanges of 4.6 KB: seconds of anonymizing to drain after Ctrl-C, not minutes."""
 _HEADER_BYTES = 64  # what one header pair costs, roughly, in the backlog's accounting
 _STOP_WAIT_S = 10.0
+BATCH_WINDOW_S = 0.02
+"""A batch goes to its worker at most this long after its first exchange (traffic or not)."""
+BATCH_MAX = 64
+"""... or as soon as it holds this many exchanges,"""
+BATCH_MAX_BYTES = 1024 * 1024
+"""... or this many backlog bytes."""
 
 
 def default_workers() -> int:
@@ -92,31 +102,59 @@ class _Worker:
         tasks_out.close()  # the child's ends: the parent sees EOF when the child dies
         results_in.close()
         self.outstanding: dict[int, int] = {}  # seq -> bytes, until its result is back
-        self._queue: deque[tuple[int, Exchange] | None] = deque()
+        self._batch: list[tuple[int, Exchange]] = []
+        self._batch_bytes = 0
+        self._stopping = False
         self._ready = threading.Condition(threading.Lock())
         self._feeder = threading.Thread(target=self._feed, name=f"{name}-feeder", daemon=True)
         self._feeder.start()
 
-    def send(self, seq: int, exchange: Exchange | None) -> None:
+    def send(self, seq: int, exchange: Exchange, size: int) -> None:
+        """Add to the open batch; wake the feeder only when a batch opens or is full."""
         with self._ready:
-            self._queue.append(None if exchange is None else (seq, exchange))
+            self._batch.append((seq, exchange))
+            self._batch_bytes += size
+            if len(self._batch) == 1 or self._full():
+                self._ready.notify()
+
+    def batch_open(self) -> bool:
+        """A batch is filling (its window has not passed): more exchanges may join it."""
+        return bool(self._batch)
+
+    def stop(self) -> None:
+        """Send what is batched now, then end the worker (after it has done all of it)."""
+        with self._ready:
+            self._stopping = True
             self._ready.notify()
+
+    def _full(self) -> bool:
+        return len(self._batch) >= BATCH_MAX or self._batch_bytes >= BATCH_MAX_BYTES
 
     def _feed(self) -> None:
         while True:
             with self._ready:
-                while not self._queue:
+                while not self._batch and not self._stopping:
                     self._ready.wait()
-                item = self._queue.popleft()
+                deadline = time.monotonic() + BATCH_WINDOW_S
+                while not self._stopping and not self._full():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._ready.wait(left)
+                batch, self._batch, self._batch_bytes = self._batch, [], 0
+                stopping = self._stopping
             try:
-                self.tasks.send(item)  # pickles here, off the event loop
+                if batch:
+                    self.tasks.send(batch)  # one pickle, one write: off the event loop
+                if stopping:
+                    self.tasks.send(None)
             except (OSError, ValueError):
                 return  # the worker died: the collector counts what it held
-            if item is None:
+            if stopping:
                 return
 
     def join(self) -> None:
-        """After `send(0, None)` and its last result: wait for the process to end."""
+        """After `stop()` and its last result: wait for the process to end."""
         self._feeder.join(timeout=_STOP_WAIT_S)
         self.process.join(timeout=_STOP_WAIT_S)
         if self.process.is_alive():
@@ -145,6 +183,7 @@ class Recorder:
         self._workers = [
             _Worker(spec, f"trace-anonymizer-{i}") for i in range(workers or default_workers())
         ]
+        self._filling: _Worker | None = None  # the worker whose batch new exchanges join
         self._lock = threading.Lock()
         self._next_seq = 0
         self._backlog_bytes = 0
@@ -183,9 +222,12 @@ class Recorder:
             self._backlog_bytes += size
             seq = self._next_seq
             self._next_seq += 1
-            worker = min(self._workers, key=lambda w: len(w.outstanding))
+            worker = self._filling
+            if worker is None or not worker.batch_open():
+                worker = min(self._workers, key=lambda w: len(w.outstanding))
+                self._filling = worker
             worker.outstanding[seq] = size
-        worker.send(seq, make())
+        worker.send(seq, make(), size)
         return True
 
     def stats(self) -> RecorderStats:
@@ -206,7 +248,7 @@ class Recorder:
         if not self._closed:
             self._closing = True
             for worker in self._workers:
-                worker.send(0, None)  # after what it was given
+                worker.stop()  # after what it was given
             self._collector.join()
             for worker in self._workers:
                 worker.join()
@@ -230,13 +272,15 @@ class Recorder:
             self._write_in_order()
 
     def _receive(self, worker: _Worker) -> None:
-        """Every result `worker` has ready (one `wait()` per batch, not per row)."""
+        """Every batch of results `worker` has ready (one `wait()` for them all)."""
         try:
             while True:
-                result: Anonymized = worker.results.recv()
+                results: list[Anonymized] = worker.results.recv()
                 with self._lock:
-                    self._backlog_bytes -= worker.outstanding.pop(result.seq, 0)
-                self._done[result.seq] = result
+                    for result in results:
+                        self._backlog_bytes -= worker.outstanding.pop(result.seq, 0)
+                for result in results:
+                    self._done[result.seq] = result
                 if not worker.results.poll():
                     return
         except (EOFError, OSError):
@@ -254,6 +298,8 @@ class Recorder:
             self._backlog_bytes -= sum(lost.values())
             if replacement is not None:
                 self._workers[self._workers.index(worker)] = replacement
+            if self._filling is worker:
+                self._filling = None  # nothing more joins the dead worker's batch
         for seq in lost:
             self._done[seq] = None
         if lost or not self._closing:

@@ -7,6 +7,7 @@ configured with one. Stops on --duration, SIGINT or SIGTERM, always closing the 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -143,6 +144,10 @@ async def _capture(
         opts.update(tracereplay_filter=flow_filter)
     created = not settings.out.exists()
     _start_recording(capture, settings)
+    # What is loaded by now (mitmproxy, pyarrow, the policy: ~150k objects) lives as long
+    # as the capture: out of the collector's reach, a full collection no longer walks it
+    # (one stalled the event loop 0.24-0.34 s per run under the bench; 0.02 s frozen).
+    gc.freeze()
     errors = _ErrorLog()
     logging.getLogger().addHandler(errors)
     stopped_by = ["duration"]

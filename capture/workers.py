@@ -123,7 +123,8 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def worker_main(spec: WorkerSpec, tasks: Connection, results: Connection, parent: int) -> None:
-    """A worker process: anonymize what `tasks` brings until it ends (None or EOF).
+    """A worker process: anonymize the batches `tasks` brings (lists of `(seq, Exchange)`)
+    until it ends (None or EOF); each batch's results go back as one list.
 
     Ignores SIGINT/SIGTERM (Ctrl-C reaches the whole process group; the recorder drains
     the workers itself) and exits when the parent's end of `tasks` closes or the process
@@ -138,18 +139,23 @@ def worker_main(spec: WorkerSpec, tasks: Connection, results: Connection, parent
     anonymize = spec.build()
     while True:
         try:
-            message = tasks.recv()
+            batch = tasks.recv()
         except (EOFError, OSError):
             return
-        if message is None:
+        if batch is None:
             return
-        seq, exchange = message
+        done = [_anonymize_one(anonymize, seq, exchange) for seq, exchange in batch]
         try:
-            result = anonymize(seq, exchange)
-        except Exception as exc:
-            # Never the raw exchange, nor the message (it could quote raw data).
-            result = Anonymized(seq, None, error=type(exc).__name__)
-        try:
-            results.send(result)
+            results.send(done)  # the batch's rows in one message: one wake-up in the parent
         except (OSError, EOFError):  # the capture is gone
             return
+
+
+def _anonymize_one(
+    anonymize: Callable[[int, Exchange], Anonymized], seq: int, exchange: Exchange
+) -> Anonymized:
+    try:
+        return anonymize(seq, exchange)
+    except Exception as exc:
+        # Never the raw exchange, nor the message (it could quote raw data).
+        return Anonymized(seq, None, error=type(exc).__name__)

@@ -26,7 +26,7 @@ worker = ctx.Process(
     target=worker_main, args=(spec, tasks_out, results_in, os.getpid()), daemon=True
 )
 worker.start()
-tasks.send((0, None))
+tasks.send([(0, None)])
 deadline = time.monotonic() + 30
 while not started.exists():
     if time.monotonic() > deadline or not worker.is_alive():
