@@ -1,0 +1,158 @@
+"""Sessions' paths as flat arrays (endpoint codes and pauses, session by session), and
+the per-request reductions behaviors are fitted from: transition counts and session tempo.
+
+Everything here is numpy over codes, with no Python loop over requests or sessions (a
+loop runs per distinct session size or transition at most). The results are bit for bit
+those of the per-session Python the behaviors were first fitted with (numpy's medians and
+sums included): tests/models/test_behaviors_vectorized.py holds that code as reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+END = "END"
+# Shrinkage of a session's tempo toward 1: tempo = exp(sum of log ratios / (pauses + k)),
+# so a session with one or two pauses does not get an extreme tempo from them alone.
+TEMPO_SHRINK = 2.0
+
+
+@dataclass(frozen=True)
+class SessionPaths:
+    """Every session's endpoints and pauses as flat arrays, sessions in id order and each
+    session's requests in order: what the chain, tempo and clustering read."""
+
+    labels: list[str]
+    """Sorted endpoint names with START and END (codes follow this order)."""
+    step: np.ndarray
+    """Per request, its endpoint's code into `labels`."""
+    think_s: np.ndarray
+    """Per request, the pause before it (NaN for a session's first request)."""
+    length: np.ndarray
+    """Per session, its requests."""
+
+    @cached_property
+    def first(self) -> np.ndarray:
+        """Per session, the index of its first request."""
+        return np.asarray(np.cumsum(self.length) - self.length)
+
+    @cached_property
+    def session(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.length)), self.length)
+
+    def code(self, name: str) -> int:
+        return self.labels.index(name)
+
+    def previous(self) -> np.ndarray:
+        """Per request, the code of the one before it in its session (START for a first)."""
+        prev = np.empty_like(self.step)
+        prev[1:] = self.step[:-1]
+        prev[self.first] = self.code("START")
+        return prev
+
+    @classmethod
+    def of(cls, sessions: pd.DataFrame) -> SessionPaths:
+        """The paths of a sessionized frame with an `endpoint` column, sessions by id."""
+        ids = sessions["session_id"].to_numpy()
+        ordered = len(ids) < 2 or bool((ids[1:] >= ids[:-1]).all())
+        order = slice(None) if ordered else np.argsort(ids, kind="stable")
+        endpoint = sessions["endpoint"]
+        if isinstance(endpoint.dtype, pd.CategoricalDtype):
+            codes = endpoint.cat.codes.to_numpy()
+            names = [str(c) for c in endpoint.cat.categories]
+        else:
+            codes, uniques = pd.factorize(endpoint.to_numpy(object))
+            names = [str(c) for c in uniques]
+        codes = np.asarray(codes)[order]
+        used = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+        labels = sorted({names[u] for u in used.tolist()} | {"START", END})
+        remap = np.zeros(len(names), dtype=np.int64)
+        remap[used] = [labels.index(names[u]) for u in used.tolist()]
+        ids = ids[order]
+        cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+        bounds = np.concatenate([[0], cuts, [len(ids)]]) if len(ids) else np.zeros(1, np.int64)
+        return cls(
+            labels=labels,
+            step=remap[codes],
+            think_s=sessions["think_s"].to_numpy(float)[order],
+            length=np.diff(bounds),
+        )
+
+    @classmethod
+    def of_lists(cls, paths: list[list[str]]) -> SessionPaths:
+        """Paths given as lists of endpoint names (no pauses: NaN)."""
+        labels = sorted({e for path in paths for e in path} | {"START", END})
+        code = {name: i for i, name in enumerate(labels)}
+        length = np.fromiter((len(p) for p in paths), dtype=np.int64, count=len(paths))
+        steps = np.fromiter((code[e] for p in paths for e in p), np.int64, int(length.sum()))
+        return cls(labels, steps, np.full(len(steps), np.nan), length)
+
+
+def transition_counts(paths: SessionPaths) -> tuple[sparse.csr_matrix, list[tuple[str, str]]]:
+    """Per session, its counts of each transition (START→first, a→b, last→END), as a
+    sparse matrix over the sorted vocabulary of transitions."""
+    used = paths.length > 0
+    last = (paths.first + paths.length - 1)[used]
+    a = np.concatenate([paths.previous(), paths.step[last]])
+    b = np.concatenate([paths.step, np.full(len(last), paths.code(END))])
+    rows = np.concatenate([paths.session, np.flatnonzero(used)])
+    width = len(paths.labels)
+    pair_codes, cols = np.unique(a * width + b, return_inverse=True)
+    # Codes follow the sorted labels, so sorted pair codes are the sorted (a, b) pairs.
+    labels = paths.labels
+    pairs = [(labels[c // width], labels[c % width]) for c in pair_codes.tolist()]
+    counts = sparse.csr_matrix(
+        (np.ones(len(cols)), (rows, cols.ravel())), shape=(len(paths.length), len(pairs))
+    )
+    counts.sum_duplicates()
+    return counts, pairs
+
+
+def session_tempo(paths: SessionPaths) -> tuple[np.ndarray, np.ndarray]:
+    """Each session's tempo (NaN without pauses) and every pause divided by its session's
+    tempo. A pause counts when it is positive and follows a request of the same session;
+    its ratio is to the median pause of its transition over the trace."""
+    within = np.ones(len(paths.step), dtype=bool)
+    within[paths.first] = False
+    think = paths.think_s
+    with np.errstate(invalid="ignore"):
+        counted = np.flatnonzero(within & np.isfinite(think) & (think > 0))
+    pair = paths.previous()[counted] * len(paths.labels) + paths.step[counted]
+    pause = think[counted]
+    by_pair = np.lexsort((pause, pair))
+    pairs, first, size = np.unique(pair[by_pair], return_index=True, return_counts=True)
+    ordered = pause[by_pair]
+    # np.median's value: the middle one, or the mean of the two middle ones.
+    median = (ordered[first + (size - 1) // 2] + ordered[first + size // 2]) / 2
+    logs = np.log(pause / median[np.searchsorted(pairs, pair)])
+    owner = paths.session[counted]
+    n_logs = np.bincount(owner, minlength=len(paths.length))
+    tempo = np.full(len(paths.length), np.nan)
+    has = n_logs > 0
+    tempo[has] = np.exp(group_sums(logs, n_logs)[has] / (n_logs[has] + TEMPO_SHRINK))
+    per_request = np.repeat(tempo, paths.length)
+    scale = np.repeat(has, paths.length) & np.isfinite(think)
+    scaled = think.copy()
+    scaled[scale] = think[scale] / per_request[scale]
+    return tempo, scaled
+
+
+def group_sums(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """`np.sum` of each consecutive group of `values` (group g holds sizes[g] of them),
+    bit for bit: numpy sums a row by pairwise blocks, which `np.add.reduceat` (first value,
+    then the rest) does not repeat. Rows of one size are summed together as a matrix."""
+    out = np.zeros(len(sizes))
+    starts = np.cumsum(sizes) - sizes
+    by_size = np.argsort(sizes, kind="stable")
+    ordered = sizes[by_size]
+    cuts = np.flatnonzero(np.diff(ordered)) + 1
+    for group in np.split(by_size, cuts):
+        size = int(sizes[group[0]]) if len(group) else 0
+        if size:
+            out[group] = values[starts[group][:, None] + np.arange(size)].sum(axis=1)
+    return out
