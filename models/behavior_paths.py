@@ -98,19 +98,41 @@ def transition_counts(paths: SessionPaths) -> tuple[sparse.csr_matrix, list[tupl
     sparse matrix over the sorted vocabulary of transitions."""
     used = paths.length > 0
     last = (paths.first + paths.length - 1)[used]
-    a = np.concatenate([paths.previous(), paths.step[last]])
-    b = np.concatenate([paths.step, np.full(len(last), paths.code(END))])
-    rows = np.concatenate([paths.session, np.flatnonzero(used)])
     width = len(paths.labels)
-    pair_codes, cols = np.unique(a * width + b, return_inverse=True)
+    square = width * width
+    pair = np.concatenate([paths.previous() * width + paths.step,
+                           paths.step[last] * width + paths.code(END)])  # fmt: skip
+    session = np.concatenate([paths.session, np.flatnonzero(used)])
+    # One sort of (session, transition): the rows come out grouped and their columns sorted.
+    keys, counts = np.unique(session * square + pair, return_counts=True)
+    del pair, session
+    pair_codes = np.unique(keys % square)
     # Codes follow the sorted labels, so sorted pair codes are the sorted (a, b) pairs.
     labels = paths.labels
     pairs = [(labels[c // width], labels[c % width]) for c in pair_codes.tolist()]
-    counts = sparse.csr_matrix(
-        (np.ones(len(cols)), (rows, cols.ravel())), shape=(len(paths.length), len(pairs))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(keys // square, minlength=len(used)))])
+    matrix = sparse.csr_matrix(
+        (counts.astype(float), np.searchsorted(pair_codes, keys % square), indptr),
+        shape=(len(paths.length), len(pairs)),
     )
-    counts.sum_duplicates()
-    return counts, pairs
+    return matrix, pairs
+
+
+def counted(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct `codes` (0 <= code < size), sorted, and how often each occurs: by
+    `np.bincount` while `size` bins are few, else by a sort."""
+    if size > 1 << 22:
+        distinct, counts = np.unique(codes, return_counts=True)
+        return distinct, counts
+    every = np.bincount(codes, minlength=size)
+    distinct = np.flatnonzero(every)
+    return distinct, every[distinct]
+
+
+def grouped(codes: np.ndarray, size: int) -> np.ndarray:
+    """The stable order of `codes` (0 <= code < size): a radix sort when they fit 16 bits."""
+    small = codes.astype(np.uint16) if size <= 1 << 16 else codes
+    return np.argsort(small, kind="stable")
 
 
 def session_tempo(paths: SessionPaths) -> tuple[np.ndarray, np.ndarray]:
@@ -122,9 +144,12 @@ def session_tempo(paths: SessionPaths) -> tuple[np.ndarray, np.ndarray]:
     think = paths.think_s
     with np.errstate(invalid="ignore"):
         counted = np.flatnonzero(within & np.isfinite(think) & (think > 0))
-    pair = paths.previous()[counted] * len(paths.labels) + paths.step[counted]
+    width = len(paths.labels)
+    pair = paths.previous()[counted] * width + paths.step[counted]
     pause = think[counted]
-    by_pair = np.lexsort((pause, pair))
+    by_pause = np.argsort(pause)  # ties are equal values: any order gives the same medians
+    by_pair = by_pause[grouped(pair[by_pause], width * width)]
+    del by_pause
     pairs, first, size = np.unique(pair[by_pair], return_index=True, return_counts=True)
     ordered = pause[by_pair]
     # np.median's value: the middle one, or the mean of the two middle ones.

@@ -30,7 +30,7 @@ from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
 from .behavior_paths import END as END  # noqa: PLC0414 (re-exported: synthesize, outcomes)
-from .behavior_paths import SessionPaths, session_tempo, transition_counts
+from .behavior_paths import SessionPaths, counted, grouped, session_tempo, transition_counts
 from .session_shape import Censoring, SessionTable
 
 QUANTILE_POINTS = np.linspace(0.0, 1.0, 21)
@@ -280,16 +280,20 @@ class _Moves:
         ended = np.flatnonzero(~at_end)
         last = first[ended] + paths.length[ended] - 1
         ends = (labels[ended] * width + paths.step[last]) * width + paths.code(END)
-        codes, counts = np.unique(np.concatenate([code[within], ends]), return_counts=True)
+        del behavior
+        size = k * width * width
+        codes, counts = counted(np.concatenate([code[within], ends]), size)
         paused = within & np.isfinite(paths.think_s)
-        by_code = np.argsort(code[paused], kind="stable")
+        pause_codes = code[paused]
+        del code
+        by_code = grouped(pause_codes, size)
         return cls(
             width=width,
             labels=paths.labels,
             entries=entries,
             codes=codes,
             counts=counts,
-            pause_codes=code[paused][by_code],
+            pause_codes=pause_codes[by_code],
             pauses=paths.think_s[paused][by_code],
             trace_pauses=paths.think_s[within & np.isfinite(paths.think_s)],
             fresh=fresh,

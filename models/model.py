@@ -49,8 +49,10 @@ from .frame import (
     LIGHT_COLUMNS,
     RequestColumns,
     distinct,
+    key_time_split,
     read_request_columns,
     session_stats_by_timeout,
+    sessionize_requests,
 )
 from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_check import check_model
@@ -160,11 +162,17 @@ def build_model(
         templater, endpoint, names = _templates(requests)
     with clock("sessions"):
         conn = _connections(trace, requests)
-        sessions = sessionize(_session_frame(requests, conn, endpoint, names), session_timeout_s)
+        split = key_time_split(requests) if conn is None else None
+        if split is not None:  # numpy, as sessionize would (frame.sessionize_requests)
+            sessions = sessionize_requests(requests, endpoint, names, session_timeout_s, split)
+        else:
+            frame = _session_frame(requests, conn, endpoint, names)
+            sessions = sessionize(frame, session_timeout_s)
         table = session_table(sessions)
         censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
-        if conn is None:  # one numpy sort serves every timeout
-            by_timeout = session_stats_by_timeout(requests, SENSITIVITY_TIMEOUTS_S)
+        if split is not None:  # the same numpy sort serves every timeout
+            by_timeout = session_stats_by_timeout(requests, SENSITIVITY_TIMEOUTS_S, split)
+            del split
             sensitivity = {name: stats.to_json() for name, stats in by_timeout.items()}
         else:  # a failed credential joins its connection's next key: sessionize per timeout
             sensitivity = {
