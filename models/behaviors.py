@@ -273,29 +273,34 @@ class _Moves:
         entries = np.bincount(
             labels[entered] * width + paths.step[first[entered]], minlength=k * width
         ).reshape(k, width)
-        behavior = np.repeat(labels * width, paths.length)
         within = np.ones(len(paths.step), dtype=bool)
         within[first] = False
-        code = (behavior + paths.previous()) * width + paths.step
+        size = k * width * width
+        kind = np.int32 if size < 1 << 31 else np.int64
+        code = np.repeat((labels * width).astype(kind), paths.length)  # in place from here
+        code += paths.previous()
+        code *= width
+        code += paths.step
         ended = np.flatnonzero(~at_end)
         last = first[ended] + paths.length[ended] - 1
         ends = (labels[ended] * width + paths.step[last]) * width + paths.code(END)
-        del behavior
-        size = k * width * width
-        codes, counts = counted(np.concatenate([code[within], ends]), size)
+        # A first request's code has START as its "from": entries, counted above.
+        codes, counts = counted(np.concatenate([code, ends]), size)
+        moves = (codes // width) % width != paths.code("START")
         paused = within & np.isfinite(paths.think_s)
         pause_codes = code[paused]
         del code
         by_code = grouped(pause_codes, size)
+        pauses = paths.think_s[paused][by_code]
         return cls(
             width=width,
             labels=paths.labels,
             entries=entries,
-            codes=codes,
-            counts=counts,
+            codes=codes[moves],
+            counts=counts[moves],
             pause_codes=pause_codes[by_code],
-            pauses=paths.think_s[paused][by_code],
-            trace_pauses=paths.think_s[within & np.isfinite(paths.think_s)],
+            pauses=pauses,
+            trace_pauses=pauses,  # every pause inside a session (quantiles: any order)
             fresh=fresh,
         )
 

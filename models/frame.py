@@ -235,7 +235,8 @@ def sessionize_requests(
             "think_s": pause,
             "session_id": np.repeat(np.arange(len(sizes), dtype=np.int64), sizes),
             "seq": np.arange(len(rows), dtype=np.int64) - np.repeat(placed, sizes),
-        }
+        },
+        copy=False,  # one block per column: no consolidated copy of them all at once
     )
 
 

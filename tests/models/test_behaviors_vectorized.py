@@ -230,3 +230,13 @@ def test_group_sums_are_numpys_sums_not_a_running_sum() -> None:
     used = sizes > 0
     running = np.add.reduceat(values, starts[used])  # what this must not be
     assert not np.array_equal(running, expected[used])
+
+
+@pytest.mark.parametrize("size", [50, 1 << 17, 1 << 23])  # radix / bincount, merge / unique
+def test_counted_and_grouped_agree_whatever_the_code_range(size: int) -> None:
+    codes = np.random.default_rng(size).integers(0, size, 5000) // 7 * 7
+    distinct, counts = behavior_paths.counted(codes, size)
+    expected, how_often = np.unique(codes, return_counts=True)
+    assert np.array_equal(distinct, expected) and np.array_equal(counts, how_often)
+    order = behavior_paths.grouped(codes, size)
+    assert np.array_equal(order, np.argsort(codes, kind="stable"))
