@@ -15,6 +15,9 @@ mean of its pauses relative to the trace-wide median of each transition; the sto
 think-time quantiles are of pause / tempo, and each behavior keeps its tempo quantiles.
 Synthesis draws one tempo per session and multiplies every pause by it; the tempo comes
 with the session's length from the behavior's `session_shape` table (session_shape.py).
+
+Every step is numpy over endpoint codes (paths, counts and tempo: behavior_paths.py; the
+chains: `_Moves`), so the fit costs a few sorts of the requests, not Python per request.
 """
 
 from __future__ import annotations
