@@ -15,13 +15,14 @@ mean of its pauses relative to the trace-wide median of each transition; the sto
 think-time quantiles are of pause / tempo, and each behavior keeps its tempo quantiles.
 Synthesis draws one tempo per session and multiplies every pause by it; the tempo comes
 with the session's length from the behavior's `session_shape` table (session_shape.py).
+
+Every step is numpy over endpoint codes (paths, counts and tempo: behavior_paths.py; the
+chains: `_Moves`), so the fit costs a few sorts of the requests, not Python per request.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, replace
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -31,18 +32,16 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
+from .behavior_paths import END as END  # noqa: PLC0414 (re-exported: synthesize, outcomes)
+from .behavior_paths import SessionPaths, counted, grouped, session_tempo, transition_counts
 from .session_shape import Censoring, SessionTable
 
-END = "END"
 QUANTILE_POINTS = np.linspace(0.0, 1.0, 21)
 MIN_THINK_SAMPLES = 20
 MAX_BEHAVIORS = 6
 # Below this mean silhouette, the clusters are not clearly apart: one behavior is kept.
 MIN_SILHOUETTE = 0.25
 MIN_SESSIONS_PER_BEHAVIOR = 15
-# Shrinkage of a session's tempo toward 1: tempo = exp(sum of log ratios / (pauses + k)),
-# so a session with one or two pauses does not get an extreme tempo from them alone.
-TEMPO_SHRINK = 2.0
 NO_PAUSE_TEMPO = 1.0
 # Weight of the standardised log tempo beside the transition vector (unit length) when
 # clustering: one standard deviation of tempo counts like a very different path.
@@ -134,49 +133,10 @@ class Behavior:
         )
 
 
-def session_paths(sessions: pd.DataFrame) -> list[tuple[list[str], list[float]]]:
-    """Per session (by session_id): its endpoints in order and the pauses before each."""
-    if sessions.empty:
-        return []
-    ids = sessions["session_id"].to_numpy()
-    order = np.argsort(ids, kind="stable")
-    endpoints = sessions["endpoint"].to_numpy(object)[order].tolist()
-    thinks = sessions["think_s"].to_numpy(float)[order].tolist()
-    cuts = [0, *(np.flatnonzero(np.diff(ids[order]) != 0) + 1).tolist(), len(order)]
-    return [(endpoints[a:b], thinks[a:b]) for a, b in pairwise(cuts)]
-
-
-def transition_counts(paths: list[list[str]]) -> tuple[sparse.csr_matrix, list[tuple[str, str]]]:
-    """Per session, its counts of each transition (START→first, a→b, last→END), as a
-    sparse matrix over the sorted vocabulary of transitions."""
-    labels = sorted({e for path in paths for e in path} | {"START", END})
-    code = {name: i for i, name in enumerate(labels)}
-    lengths = np.fromiter((len(p) for p in paths), dtype=np.int64, count=len(paths))
-    steps = np.fromiter((code[e] for p in paths for e in p), dtype=np.int64, count=lengths.sum())
-    used = lengths > 0
-    first = (np.cumsum(lengths) - lengths)[used]
-    last = first + lengths[used] - 1
-    prev = np.empty_like(steps)
-    prev[1:] = steps[:-1]
-    prev[first] = code["START"]
-    a = np.concatenate([prev, steps[last]])
-    b = np.concatenate([steps, np.full(len(last), code[END])])
-    rows = np.concatenate([np.repeat(np.arange(len(paths)), lengths), np.flatnonzero(used)])
-    width = len(labels)
-    pair_codes, cols = np.unique(a * width + b, return_inverse=True)
-    # Codes follow the sorted labels, so sorted pair codes are the sorted (a, b) pairs.
-    pairs = [(labels[c // width], labels[c % width]) for c in pair_codes.tolist()]
-    counts = sparse.csr_matrix(
-        (np.ones(len(cols)), (rows, cols.ravel())), shape=(len(paths), len(pairs))
-    )
-    counts.sum_duplicates()
-    return counts, pairs
-
-
 def transition_features(paths: list[list[str]]) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """Transition-count vectors (START→first, a→b, last→END), each row normalised to sum 1
     and square-rooted (Hellinger geometry: k-means distances between distributions)."""
-    counts, vocab = transition_counts(paths)
+    counts, vocab = transition_counts(SessionPaths.of_lists(paths))
     return hellinger(counts).toarray(), vocab
 
 
@@ -247,36 +207,35 @@ def fit_behaviors(
     """Behaviors of a sessionized frame with an `endpoint` column, largest first;
     clustering as `choose_clusters` (on at most `sample` sessions). Sessions `censored`
     at the capture's start give no entry, at its end no END (session_shape.py)."""
-    paths = session_paths(sessions)
-    if not paths:
+    if sessions.empty:
         return []
-    no = np.zeros(len(paths), dtype=bool)
+    paths = SessionPaths.of(sessions)
+    n = len(paths.length)
+    no = np.zeros(n, dtype=bool)
     at_start = censored.start if censored is not None else no
     at_end = censored.end if censored is not None else no
-    counts, _ = transition_counts([p for p, _ in paths])
-    paths, tempos = _apply_tempo(paths)
+    counts, _ = transition_counts(paths)
+    tempos, scaled = session_tempo(paths)
     features = sparse.hstack([hellinger(counts), _tempo_feature(tempos)], format="csr")
+    del counts
     labels = choose_clusters(features, seed, max_behaviors, sample)
-    all_pauses = [t for _, thinks in paths for t in thinks[1:] if np.isfinite(t)]
-    order = sorted(set(labels.tolist()), key=lambda k: (-int((labels == k).sum()), k))
+    del features
+    paths = replace(paths, think_s=scaled)
+    moves = _Moves.of(paths, labels, at_start, at_end)
+    sizes = np.bincount(labels)
+    order = sorted(np.flatnonzero(sizes).tolist(), key=lambda k: (-int(sizes[k]), k))
     behaviors = []
     for rank, label in enumerate(order):
         index = np.flatnonzero(labels == label)
-        members = [paths[i] for i in index]
-        member_tempos = [tempos[i] for i in index if np.isfinite(tempos[i])]
-        edges = (at_start[index], at_end[index])
-        chain = _chain(f"b{rank + 1}", members, len(paths), all_pauses, member_tempos, edges)
+        chain = moves.chain(f"b{rank + 1}", label, paths.length[index], n, tempos[index])
         table = SessionTable.fit(
-            np.array([len(p) for p, _ in members]),
-            np.asarray(tempos, dtype=float)[index],
-            edges[0] | edges[1],
-            seed,
+            paths.length[index], tempos[index], at_start[index] | at_end[index], seed
         )
         behaviors.append(replace(chain, shape=table))
     return behaviors
 
 
-def _tempo_feature(tempos: list[float]) -> np.ndarray:
+def _tempo_feature(tempos: np.ndarray) -> np.ndarray:
     """log tempo, standardised and weighted by TEMPO_WEIGHT, as one more clustering column
     (0 for sessions without pauses): fast scripts and slow readers become apart."""
     logs = np.log(np.asarray(tempos, dtype=float))
@@ -287,105 +246,135 @@ def _tempo_feature(tempos: list[float]) -> np.ndarray:
     return (TEMPO_WEIGHT * column)[:, None]
 
 
-def _apply_tempo(
-    paths: list[tuple[list[str], list[float]]],
-) -> tuple[list[tuple[list[str], list[float]]], list[float]]:
-    """Each session's tempo (NaN without pauses) and its pauses divided by it."""
-    by_transition: dict[tuple[str, str], list[float]] = {}
-    for path, thinks in paths:
-        for a, b, t in zip(path[:-1], path[1:], thinks[1:], strict=True):
-            if np.isfinite(t) and t > 0:
-                by_transition.setdefault((a, b), []).append(t)
-    medians = {k: float(np.median(v)) for k, v in by_transition.items()}
-    scaled: list[tuple[list[str], list[float]]] = []
-    tempos: list[float] = []
-    for path, thinks in paths:
-        logs = [
-            np.log(t / medians[(a, b)])
-            for a, b, t in zip(path[:-1], path[1:], thinks[1:], strict=True)
-            if np.isfinite(t) and t > 0
-        ]
-        if not logs:
-            scaled.append((path, thinks))
-            tempos.append(float("nan"))
-            continue
-        tempo = float(np.exp(np.sum(logs) / (len(logs) + TEMPO_SHRINK)))
-        scaled.append((path, [t / tempo if np.isfinite(t) else t for t in thinks]))
-        tempos.append(tempo)
-    return scaled, tempos
+@dataclass(frozen=True)
+class _Moves:
+    """Every behavior's entries, transitions and pauses, counted in one pass over arrays:
+    `code` is (behavior, from, to) as one integer (to = END for a session's end)."""
+
+    width: int
+    labels: list[str]
+    entries: np.ndarray
+    """(behavior, endpoint) → sessions entering there."""
+    codes: np.ndarray
+    counts: np.ndarray
+    """Distinct (behavior, from, to) codes, sorted, and their counts."""
+    pause_codes: np.ndarray
+    pauses: np.ndarray
+    """Per pause, its (behavior, from, to) code; both sorted by code."""
+    trace_pauses: np.ndarray
+    fresh: np.ndarray
+    """Per behavior, whether some session of it is not censored at the start."""
+
+    @classmethod
+    def of(
+        cls, paths: SessionPaths, labels: np.ndarray, at_start: np.ndarray, at_end: np.ndarray
+    ) -> _Moves:
+        width, first = len(paths.labels), paths.first
+        k = int(labels.max()) + 1
+        fresh = np.bincount(labels, weights=~at_start, minlength=k) > 0
+        entered = ~(at_start & fresh[labels])
+        entries = np.bincount(
+            labels[entered] * width + paths.step[first[entered]], minlength=k * width
+        ).reshape(k, width)
+        within = np.ones(len(paths.step), dtype=bool)
+        within[first] = False
+        size = k * width * width
+        kind = np.int32 if size < 1 << 31 else np.int64
+        code = np.repeat((labels * width).astype(kind), paths.length)  # in place from here
+        code += paths.previous()
+        code *= width
+        code += paths.step
+        ended = np.flatnonzero(~at_end)
+        last = first[ended] + paths.length[ended] - 1
+        ends = (labels[ended] * width + paths.step[last]) * width + paths.code(END)
+        # A first request's code has START as its "from": entries, counted above.
+        codes, counts = counted(np.concatenate([code, ends]), size)
+        moves = (codes // width) % width != paths.code("START")
+        paused = within & np.isfinite(paths.think_s)
+        pause_codes = code[paused]
+        del code
+        by_code = grouped(pause_codes, size)
+        pauses = paths.think_s[paused][by_code]
+        return cls(
+            width=width,
+            labels=paths.labels,
+            entries=entries,
+            codes=codes[moves],
+            counts=counts[moves],
+            pause_codes=pause_codes[by_code],
+            pauses=pauses,
+            trace_pauses=pauses,  # every pause inside a session (quantiles: any order)
+            fresh=fresh,
+        )
+
+    def chain(
+        self, name: str, label: int, lengths: np.ndarray, total: int, tempos: np.ndarray
+    ) -> Behavior:
+        """The chain of behavior `label`: its sessions' `lengths` and `tempos`, of `total`
+        sessions in all."""
+        width, labels, end = self.width, self.labels, self.labels.index(END)
+        span = np.searchsorted(self.codes, [label * width * width, (label + 1) * width * width])
+        codes, counts = self.codes[span[0] : span[1]], self.counts[span[0] : span[1]]
+        a, b = (codes // width) % width, codes % width
+        lo = np.searchsorted(self.pause_codes, codes)
+        hi = np.searchsorted(self.pause_codes, codes, side="right")
+        n_pauses = hi - lo
+        # A rare transition borrows the pauses of the other rare ones, not those of the
+        # frequent ones (a page's asset fetches, milliseconds apart, would swamp a person's
+        # rare moves between pages: a mean think 16 % short on a staging capture).
+        rare = (n_pauses > 0) & (n_pauses < MIN_THINK_SAMPLES)
+        rare_pauses = [self.pauses[i:j] for i, j in zip(lo[rare], hi[rare], strict=True)]
+        behavior_pauses = np.concatenate(rare_pauses) if rare_pauses else np.zeros(0)
+        fallback: dict[int, ThinkTime] = {}
+        think: dict[str, dict[str, ThinkTime]] = {}
+        for i in np.flatnonzero(b != end).tolist():
+            if n_pauses[i] >= MIN_THINK_SAMPLES:
+                found = _think_time([("transition", self.pauses[lo[i] : hi[i]])])
+            else:
+                if b[i] not in fallback:
+                    into = rare & (b == b[i])
+                    target = [self.pauses[j:k] for j, k in zip(lo[into], hi[into], strict=True)]
+                    fallback[b[i]] = _think_time(
+                        [
+                            ("endpoint", np.concatenate(target) if target else np.zeros(0)),
+                            ("behavior", behavior_pauses),
+                            ("trace", self.trace_pauses),
+                        ]
+                    )
+                found = fallback[b[i]]
+            think.setdefault(labels[a[i]], {})[labels[b[i]]] = found
+        transitions: dict[str, dict[str, int]] = {}
+        for i, (x, y) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
+            transitions.setdefault(labels[x], {})[labels[y]] = int(counts[i])
+        entry = {labels[e]: int(c) for e, c in enumerate(self.entries[label].tolist()) if c}
+        return Behavior(
+            name=name,
+            share=sig(len(lengths) / total),
+            sessions=len(lengths),
+            entry=_probabilities(entry),
+            transitions={x: _probabilities(tos) for x, tos in sorted(transitions.items())},
+            think=think,
+            mean_length=sig(float(np.mean(lengths))),
+            tempo=_tempo(tempos[np.isfinite(tempos)]),
+        )
 
 
-def _chain(
-    name: str,
-    members: list[tuple[list[str], list[float]]],
-    total_sessions: int,
-    trace_pauses: list[float],
-    tempos: list[float],
-    edges: tuple[np.ndarray, np.ndarray],
-) -> Behavior:
-    """The chain of `members`; `edges`: per member, censored at the start (its first
-    request is no entry, unless every member is) and at the end (its last is no END)."""
-    entry: Counter[str] = Counter()
-    moves: dict[str, Counter[str]] = {}
-    pauses: dict[tuple[str, str], list[float]] = {}
-    fresh_entries = not edges[0].all()
-    for (path, thinks), at_start, at_end in zip(members, *edges, strict=True):
-        if not (at_start and fresh_entries):
-            entry[path[0]] += 1
-        steps = path if at_end else [*path, END]
-        for i, (a, b) in enumerate(pairwise(steps)):
-            moves.setdefault(a, Counter())[b] += 1
-            if b != END and np.isfinite(thinks[i + 1]):
-                pauses.setdefault((a, b), []).append(float(thinks[i + 1]))
-    # A rare transition borrows the pauses of the other rare ones, not those of the
-    # frequent ones (a page's asset fetches, milliseconds apart, would swamp a person's
-    # rare moves between pages: a mean think 16 % short on a staging capture).
-    rare = {k: v for k, v in pauses.items() if len(v) < MIN_THINK_SAMPLES}
-    by_target: dict[str, list[float]] = {}
-    for (_, b), values in rare.items():
-        by_target.setdefault(b, []).extend(values)
-    behavior_pauses = [v for values in rare.values() for v in values]
-    think: dict[str, dict[str, ThinkTime]] = {}
-    for a, tos in moves.items():
-        for b in tos:
-            if b == END:
-                continue
-            think.setdefault(a, {})[b] = _think_time(
-                [
-                    ("transition", pauses.get((a, b), [])),
-                    ("endpoint", by_target.get(b, [])),
-                    ("behavior", behavior_pauses),
-                    ("trace", trace_pauses),
-                ]
-            )
-    lengths = [len(p) for p, _ in members]
-    return Behavior(
-        name=name,
-        share=sig(len(members) / total_sessions),
-        sessions=len(members),
-        entry=_probabilities(entry),
-        transitions={a: _probabilities(tos) for a, tos in sorted(moves.items())},
-        think=think,
-        mean_length=sig(float(np.mean(lengths))),
-        tempo=_tempo(tempos),
-    )
-
-
-def _tempo(tempos: list[float]) -> ThinkTime:
-    if not tempos:
+def _tempo(tempos: np.ndarray) -> ThinkTime:
+    if not len(tempos):
         return ThinkTime(tuple(NO_PAUSE_TEMPO for _ in QUANTILE_POINTS), 0, "none")
-    q = np.quantile(np.asarray(tempos), QUANTILE_POINTS)
+    q = np.quantile(tempos, QUANTILE_POINTS)
     return ThinkTime(tuple(sig(float(v), 4) for v in q), len(tempos), "sessions")
 
 
-def _think_time(levels: list[tuple[str, list[float]]]) -> ThinkTime:
+def _think_time(levels: list[tuple[str, np.ndarray]]) -> ThinkTime:
+    """The quantiles of the first level with MIN_THINK_SAMPLES pauses (the trace's: any)."""
     for level, values in levels:
-        if len(values) >= MIN_THINK_SAMPLES or (level == "trace" and values):
-            q = np.quantile(np.asarray(values), QUANTILE_POINTS)
+        if len(values) >= MIN_THINK_SAMPLES or (level == "trace" and len(values)):
+            q = np.quantile(values, QUANTILE_POINTS)
             return ThinkTime(tuple(sig(float(v), 4) for v in q), len(values), level)
     return ThinkTime(tuple(0.0 for _ in QUANTILE_POINTS), 0, "none")
 
 
-def _probabilities(counts: Counter[str]) -> dict[str, float]:
+def _probabilities(counts: dict[str, int]) -> dict[str, float]:
     total = sum(counts.values())
     return {k: sig(n / total) for k, n in sorted(counts.items())}

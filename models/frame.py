@@ -172,26 +172,90 @@ def read_request_columns(batches: Iterable[pa.RecordBatch], *, source: str) -> R
     )
 
 
+KeyTimeSplit = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def key_time_split(requests: RequestColumns) -> KeyTimeSplit:
+    """The requests' order by (session key, time), stable as sessionize's sort; per request
+    in that order, whether the one before it has the same key, and the pause since that
+    one's response ended (unknown durations read as 0; the first one's is 0)."""
+    order = np.lexsort((requests.t_s, requests.key))
+    key, t = requests.key[order], requests.t_s[order]
+    end = t + np.nan_to_num(requests.duration_ms[order], nan=0.0) / 1000.0
+    same_key = np.zeros(len(order), dtype=bool)
+    same_key[1:] = key[1:] == key[:-1]
+    think = np.zeros(len(order))
+    think[1:] = np.maximum(t[1:] - end[:-1], 0.0)
+    return order, same_key, think
+
+
+def _new_sessions(t: np.ndarray, same_key: np.ndarray, timeout_s: float) -> np.ndarray:
+    """Where a session starts: the key changes or the gap between two starts > timeout."""
+    new = ~same_key
+    new[1:] |= (t[1:] - t[:-1]) > timeout_s
+    return new
+
+
+def sessionize_requests(
+    requests: RequestColumns,
+    endpoint: np.ndarray,
+    names: list[str],
+    timeout_s: float,
+    split: KeyTimeSplit | None = None,
+) -> pd.DataFrame:
+    """`sessionize(frame, timeout_s)` of the frame of `requests` (session_key as codes,
+    t_s, duration_ms, request, endpoint as a categorical of `names`), built with numpy:
+    the same rows, columns and values, without pandas' sorts, groupbys and dict of session
+    numbers. Not for keys that join their connection (`join_failed_credentials`). `split`:
+    `key_time_split(requests)`, when the caller has it."""
+    if timeout_s <= 0:
+        raise ValueError("session timeout must be > 0")
+    order, same_key, think = split or key_time_split(requests)
+    t = requests.t_s[order]
+    new = _new_sessions(t, same_key, timeout_s)
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, len(order)))
+    # Sessions numbered by start time, ties by key (stable: then by their sorted order).
+    numbered = np.lexsort((requests.key[order[starts]], t[starts]))
+    del new, t
+    # Rows session by session in id order, each session's rows in time order.
+    sizes, first = sizes[numbered], starts[numbered]
+    placed = np.cumsum(sizes) - sizes  # where each session's first row goes
+    rows = np.repeat(first - placed, sizes) + np.arange(len(order))
+    request = order[rows]
+    pause = think[rows]
+    pause[placed] = np.nan
+    return pd.DataFrame(
+        {
+            "session_key": requests.key[request],
+            "t_s": requests.t_s[request],
+            "duration_ms": requests.duration_ms[request],
+            "request": request.astype(np.int64),
+            "endpoint": pd.Categorical.from_codes(endpoint[request], categories=pd.Index(names)),
+            "think_s": pause,
+            "session_id": np.repeat(np.arange(len(sizes), dtype=np.int64), sizes),
+            "seq": np.arange(len(rows), dtype=np.int64) - np.repeat(placed, sizes),
+        },
+        copy=False,  # one block per column: no consolidated copy of them all at once
+    )
+
+
 def session_stats_by_timeout(
-    requests: RequestColumns, timeouts_s: Mapping[str, float]
+    requests: RequestColumns, timeouts_s: Mapping[str, float], split: KeyTimeSplit | None = None
 ) -> dict[str, SessionStats]:
     """`session_stats(sessionize(frame, t))` for each timeout t, from one sort of the
     requests by (session key, time): sessionize's rules (a new session where the key
     changes or the gap between two starts exceeds t; think time from the end of the
     previous response, unknown durations read as 0) without building the frame."""
-    order = np.lexsort((requests.t_s, requests.key))  # stable, as sessionize's sort
-    key, t = requests.key[order], requests.t_s[order]
-    end = t + np.nan_to_num(requests.duration_ms[order], nan=0.0) / 1000.0
-    same_key = key[1:] == key[:-1]
-    gap = t[1:] - t[:-1]
-    think = np.maximum(t[1:] - end[:-1], 0.0)
+    order, same_key, think = split or key_time_split(requests)
+    t = requests.t_s[order]
     out = {}
     for name, timeout in timeouts_s.items():
-        new = np.concatenate([[True], ~same_key | (gap > timeout)])
+        new = _new_sessions(t, same_key, timeout)
         starts = np.flatnonzero(new)
         last = np.append(starts[1:], len(t)) - 1
         lengths = last - starts + 1
-        thinks = think[~new[1:]]
+        thinks = think[~new]
         out[name] = SessionStats(
             sessions=len(starts),
             mean_length=float(np.mean(lengths)),

@@ -30,8 +30,9 @@ from tracereplay.models.frame import (
     read_request_columns,
     requests_frame,
     session_stats_by_timeout,
+    sessionize_requests,
 )
-from tracereplay.models.model import build_model, model_json
+from tracereplay.models.model import _session_frame, build_model, model_json
 from tracereplay.models.params import param_kind
 from tracereplay.models.sessions import session_stats, sessionize
 from tracereplay.models.shapes import cut_path, cut_paths
@@ -278,6 +279,12 @@ def test_session_stats_by_timeout_are_sessionizes(requests: list[Any]) -> None:
     for name, stats in session_stats_by_timeout(columns, timeouts).items():
         expected = session_stats(sessionize(frame, timeouts[name])).to_json()
         assert stats.to_json() == expected, name
+    endpoint = np.arange(len(requests)) % 3
+    names = ["GET /z", "GET /a", "POST /a"]
+    for timeout in timeouts.values():  # the model's frame, sessionized by numpy or pandas
+        pandas_way = sessionize(_session_frame(columns, None, endpoint, names), timeout)
+        numpy_way = sessionize_requests(columns, endpoint, names, timeout)
+        pd.testing.assert_frame_equal(numpy_way, pandas_way, check_exact=True)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

@@ -1,0 +1,242 @@
+"""The array-based behavior fit gives the same behaviors, bit for bit, as the per-session
+Python it replaced (kept here, in its plainest form, as the reference)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from tracereplay.models import behavior_paths
+from tracereplay.models.behavior_paths import TEMPO_SHRINK, group_sums
+from tracereplay.models.behaviors import (
+    END,
+    MIN_THINK_SAMPLES,
+    NO_PAUSE_TEMPO,
+    QUANTILE_POINTS,
+    Behavior,
+    ThinkTime,
+    _tempo_feature,
+    choose_clusters,
+    fit_behaviors,
+    sig,
+)
+from tracereplay.models.session_shape import Censoring, SessionTable, censoring
+from tracereplay.models.sessions import sessionize
+
+Path = tuple[list[str], list[float]]
+
+
+def reference_behaviors(sessions: pd.DataFrame, censored: Censoring | None) -> list[Behavior]:
+    """fit_behaviors as it was: Python lists per session, loops per request."""
+    ids = sessions["session_id"].to_numpy()
+    order = np.argsort(ids, kind="stable")
+    endpoints = sessions["endpoint"].to_numpy(object)[order].tolist()
+    thinks = sessions["think_s"].to_numpy(float)[order].tolist()
+    cuts = [0, *(np.flatnonzero(np.diff(ids[order]) != 0) + 1).tolist(), len(order)]
+    paths: list[Path] = [(endpoints[a:b], thinks[a:b]) for a, b in pairwise(cuts)]
+    no = np.zeros(len(paths), dtype=bool)
+    at_start = censored.start if censored is not None else no
+    at_end = censored.end if censored is not None else no
+    features = reference_features([p for p, _ in paths])
+    paths, tempos = reference_tempo(paths)
+    tempo_column = _tempo_feature(np.asarray(tempos))
+    labels = choose_clusters(sparse.csr_matrix(np.hstack([features, tempo_column])), 0)
+    all_pauses = [t for _, ts in paths for t in ts[1:] if np.isfinite(t)]
+    order_k = sorted(set(labels.tolist()), key=lambda k: (-int((labels == k).sum()), k))
+    out = []
+    for rank, label in enumerate(order_k):
+        index = np.flatnonzero(labels == label)
+        members = [paths[i] for i in index]
+        member_tempos = [tempos[i] for i in index if np.isfinite(tempos[i])]
+        edges = (at_start[index], at_end[index])
+        chain = reference_chain(f"b{rank + 1}", members, len(paths), all_pauses, member_tempos,
+                                edges)  # fmt: skip
+        table = SessionTable.fit(
+            np.array([len(p) for p, _ in members]),
+            np.asarray(tempos, dtype=float)[index],
+            edges[0] | edges[1],
+            0,
+        )
+        out.append(replace(chain, shape=table))
+    return out
+
+
+def reference_features(paths: list[list[str]]) -> np.ndarray:
+    """Per session, the square roots of its transitions' shares (START→first, a→b, last→END)
+    over the sorted transitions."""
+    counts = [Counter(pairwise(["START", *path, END])) for path in paths]
+    vocab = sorted(set().union(*counts))
+    dense = np.array([[c[pair] for pair in vocab] for c in counts], dtype=float)
+    return np.sqrt(dense / dense.sum(axis=1, keepdims=True))
+
+
+def reference_tempo(paths: list[Path]) -> tuple[list[Path], list[float]]:
+    by_transition: dict[tuple[str, str], list[float]] = {}
+    for path, thinks in paths:
+        for a, b, t in zip(path[:-1], path[1:], thinks[1:], strict=True):
+            if np.isfinite(t) and t > 0:
+                by_transition.setdefault((a, b), []).append(t)
+    medians = {k: float(np.median(v)) for k, v in by_transition.items()}
+    scaled: list[Path] = []
+    tempos: list[float] = []
+    for path, thinks in paths:
+        logs = [np.log(t / medians[(a, b)])
+                for a, b, t in zip(path[:-1], path[1:], thinks[1:], strict=True)
+                if np.isfinite(t) and t > 0]  # fmt: skip
+        if not logs:
+            scaled.append((path, thinks))
+            tempos.append(float("nan"))
+            continue
+        tempo = float(np.exp(np.sum(logs) / (len(logs) + TEMPO_SHRINK)))
+        scaled.append((path, [t / tempo if np.isfinite(t) else t for t in thinks]))
+        tempos.append(tempo)
+    return scaled, tempos
+
+
+def reference_chain(
+    name: str,
+    members: list[Path],
+    total: int,
+    trace_pauses: list[float],
+    tempos: list[float],
+    edges: tuple[np.ndarray, np.ndarray],
+) -> Behavior:
+    entry: Counter[str] = Counter()
+    moves: dict[str, Counter[str]] = {}
+    pauses: dict[tuple[str, str], list[float]] = {}
+    fresh = not edges[0].all()
+    for (path, thinks), at_start, at_end in zip(members, *edges, strict=True):
+        if not (at_start and fresh):
+            entry[path[0]] += 1
+        steps = path if at_end else [*path, END]
+        for i, (a, b) in enumerate(pairwise(steps)):
+            moves.setdefault(a, Counter())[b] += 1
+            if b != END and np.isfinite(thinks[i + 1]):
+                pauses.setdefault((a, b), []).append(float(thinks[i + 1]))
+    rare = {k: v for k, v in pauses.items() if len(v) < MIN_THINK_SAMPLES}
+    by_target: dict[str, list[float]] = {}
+    for (_, b), values in rare.items():
+        by_target.setdefault(b, []).extend(values)
+    behavior_pauses = [v for values in rare.values() for v in values]
+    think: dict[str, dict[str, ThinkTime]] = {}
+    for a, tos in moves.items():
+        for b in tos:
+            if b != END:
+                think.setdefault(a, {})[b] = reference_think(
+                    [("transition", pauses.get((a, b), [])), ("endpoint", by_target.get(b, [])),
+                     ("behavior", behavior_pauses), ("trace", trace_pauses)]
+                )  # fmt: skip
+
+    def probabilities(counts: Counter[str]) -> dict[str, float]:
+        return {k: sig(n / sum(counts.values())) for k, n in sorted(counts.items())}
+
+    if tempos:
+        q = np.quantile(np.asarray(tempos), QUANTILE_POINTS)
+        tempo = ThinkTime(tuple(sig(float(v), 4) for v in q), len(tempos), "sessions")
+    else:
+        tempo = ThinkTime(tuple(NO_PAUSE_TEMPO for _ in QUANTILE_POINTS), 0, "none")
+    return Behavior(
+        name=name,
+        share=sig(len(members) / total),
+        sessions=len(members),
+        entry=probabilities(entry),
+        transitions={a: probabilities(tos) for a, tos in sorted(moves.items())},
+        think=think,
+        mean_length=sig(float(np.mean([len(p) for p, _ in members]))),
+        tempo=tempo,
+    )
+
+
+def reference_think(levels: list[tuple[str, list[float]]]) -> ThinkTime:
+    for level, values in levels:
+        if len(values) >= MIN_THINK_SAMPLES or (level == "trace" and values):
+            q = np.quantile(np.asarray(values), QUANTILE_POINTS)
+            return ThinkTime(tuple(sig(float(v), 4) for v in q), len(values), level)
+    return ThinkTime(tuple(0.0 for _ in QUANTILE_POINTS), 0, "none")
+
+
+def random_sessions(seed: int) -> pd.DataFrame:
+    """Two kinds of session (a browsing one, a script's), lengths 1..300 (numpy sums 8 and
+    more values by pairwise blocks, over 128 by halves), pauses that are zero, unknown or
+    lognormal, rare transitions among frequent ones, a few unseen endpoints."""
+    rng = np.random.default_rng(seed)
+    pages = [f"GET /p{i}" for i in range(12)] + ["POST /login", "DELETE /x"]
+    rows = []
+    t0 = 0.0
+    for s in range(260):
+        script = s % 3 == 0
+        n = int(
+            rng.choice(
+                [1, 2, 5, 9, 17, 40, 130, 300], p=[0.2, 0.2, 0.2, 0.15, 0.1, 0.1, 0.03, 0.02]
+            )
+        )
+        t = t0 + float(rng.uniform(0, 5))
+        t0 += float(rng.exponential(20))
+        for j in range(n):
+            page = pages[j % 3] if script else pages[int(rng.zipf(1.6)) % len(pages)]
+            duration = float("nan") if rng.random() < 0.05 else float(rng.uniform(0, 400))
+            rows.append((f"k{s}", t, page, duration))
+            gap = 0.0 if rng.random() < 0.1 else float(rng.lognormal(-2 if script else 1, 1))
+            t += gap + (0.0 if np.isnan(duration) else duration / 1000)
+    frame = pd.DataFrame(rows, columns=["session_key", "t_s", "endpoint", "duration_ms"])
+    return sessionize(frame, 1800)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("censor", [False, True])
+def test_fit_behaviors_equals_the_per_session_reference(seed: int, censor: bool) -> None:
+    sessions = random_sessions(seed)
+    edges = censoring(sessions, 60.0) if censor else None
+    if censor:
+        assert edges is not None and edges.start.any() and edges.end.any()
+    expected = [b.to_json() for b in reference_behaviors(sessions, edges)]
+    as_category = sessions.assign(endpoint=sessions["endpoint"].astype("category"))
+    for frame in (sessions, as_category):
+        got = [b.to_json() for b in fit_behaviors(frame, censored=edges)]
+        assert got == expected
+    sources = {t["from"] for b in expected for tos in b["think_s"].values() for t in tos.values()}
+    assert {"transition", "endpoint"} <= sources  # both the direct and the pooled levels
+
+
+def test_tempo_equals_the_reference_bit_for_bit() -> None:
+    sessions = random_sessions(4)
+    paths = behavior_paths.SessionPaths.of(sessions)
+    tempo, scaled = behavior_paths.session_tempo(paths)
+    steps = np.asarray(paths.labels, dtype=object)[paths.step].tolist()
+    cuts = np.concatenate([paths.first, [len(steps)]]).tolist()
+    lists = [(steps[a:b], paths.think_s[a:b].tolist()) for a, b in pairwise(cuts)]
+    ref_paths, ref_tempo = reference_tempo(lists)
+    assert np.array_equal(tempo, np.asarray(ref_tempo), equal_nan=True)
+    ref_scaled = np.concatenate([np.asarray(t) for _, t in ref_paths])
+    assert np.array_equal(scaled, ref_scaled, equal_nan=True)
+    assert (paths.length > 128).any() and np.isnan(tempo).any()
+
+
+def test_group_sums_are_numpys_sums_not_a_running_sum() -> None:
+    rng = np.random.default_rng(0)
+    sizes = rng.choice([0, 1, 3, 8, 9, 16, 129, 257, 1000], size=400)
+    values = rng.normal(size=int(sizes.sum())) * rng.lognormal(0, 4, size=int(sizes.sum()))
+    starts = np.cumsum(sizes) - sizes
+    expected = np.array(
+        [np.sum(list(values[a : a + n])) for a, n in zip(starts, sizes, strict=True)]
+    )
+    assert np.array_equal(group_sums(values, sizes), expected)
+    used = sizes > 0
+    running = np.add.reduceat(values, starts[used])  # what this must not be
+    assert not np.array_equal(running, expected[used])
+
+
+@pytest.mark.parametrize("size", [50, 1 << 17, 1 << 23])  # radix / bincount, merge / unique
+def test_counted_and_grouped_agree_whatever_the_code_range(size: int) -> None:
+    codes = np.random.default_rng(size).integers(0, size, 5000) // 7 * 7
+    distinct, counts = behavior_paths.counted(codes, size)
+    expected, how_often = np.unique(codes, return_counts=True)
+    assert np.array_equal(distinct, expected) and np.array_equal(counts, how_often)
+    order = behavior_paths.grouped(codes, size)
+    assert np.array_equal(order, np.argsort(codes, kind="stable"))
