@@ -23,7 +23,8 @@ from tracereplay.models.arrivals import (
     fit_arrivals,
     rate_curve,
 )
-from tracereplay.models.session_shape import km_weights
+
+from .kaplan_meier import SortedSample, km_mean, ks_two
 
 LATENCY_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 SIGNIFICANT_DIGITS = 6
@@ -124,24 +125,15 @@ def km_ks(real: Any, real_censored: Any, other: Any, other_censored: Any) -> Sam
     r, rc, o, oc = r[keep_r], rc[keep_r], o[keep_o], oc[keep_o]
     if not (rc.any() or oc.any()) or not r.size or not o.size:
         return ks(r, o)
-    wr, wo = km_weights(r, rc), km_weights(o, oc)
-    d = weighted_ks(r, wr, o, wo)
+    sr, so = SortedSample.of(r, rc), SortedSample.of(o, oc)
+    d = ks_two(sr, so)
     n, m = int((~rc).sum()), int((~oc).sum())
     # No ended session on a side: nothing is known of where it ends, nothing can tell.
     pvalue = float(kstwo.sf(d, max(1, round(n * m / (n + m))))) if n and m else 1.0
     return SampleComparison(
-        d, pvalue, float(wr @ r), float(wo @ o), r.size, o.size,
+        d, pvalue, km_mean(sr), km_mean(so), r.size, o.size,
         real_censored=int(rc.sum()), other_censored=int(oc.sum()),
     )  # fmt: skip
-
-
-def weighted_ks(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray) -> float:
-    """max |F_a - F_b| of two weighted step CDFs (weights summing to 1 on each side);
-    with equal weights, `ks_2samp`'s D."""
-    grid = np.unique(np.concatenate([a, b]))
-    fa = np.cumsum(np.bincount(np.searchsorted(grid, a), wa, minlength=grid.size))
-    fb = np.cumsum(np.bincount(np.searchsorted(grid, b), wb, minlength=grid.size))
-    return float(np.abs(fa - fb).max())
 
 
 def mix(real: pd.Series, other: pd.Series | None, reason: str | None = None) -> MixComparison:
@@ -389,8 +381,12 @@ def responded(df: pd.DataFrame) -> bool:
 
 
 def status_labels(df: pd.DataFrame) -> pd.Series:
+    """Each request's status code as text, "none" without a response (named once per
+    distinct code, not per request)."""
     status = _status(df)
-    return status.map(lambda s: "none" if math.isnan(s) else str(int(s)))
+    codes, inverse = np.unique(status.to_numpy(float), return_inverse=True)
+    names = np.array(["none" if math.isnan(s) else str(int(s)) for s in codes], dtype=object)
+    return pd.Series(names[inverse.reshape(-1)], index=status.index, dtype=object)
 
 
 def _finite(values: Any) -> np.ndarray:

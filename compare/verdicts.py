@@ -33,9 +33,9 @@ from scipy.stats import ks_2samp
 from tracereplay.config import parse_toml, read_config_text
 from tracereplay.errors import ConfigError
 from tracereplay.models.arrivals import arrival_rate_mape, rate_curve
-from tracereplay.models.session_shape import km_weights
 
-from .measures import jsd, status_labels, weighted_ks
+from .kaplan_meier import SortedSample, ks_between
+from .measures import jsd, status_labels
 
 DEFAULT_GOALS_NAME = "default_goals.toml"
 KS_METRICS = ("session_length", "session_duration", "think_time", "interarrival")
@@ -272,25 +272,34 @@ def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> di
             values.setdefault(name, []).append(value)
             sizes.setdefault(name, []).append((a, b))
 
+    # Each sample is sorted once; a half is then a mask (kaplan_meier.py), no sort.
+    shapes = {
+        "session_length.ks": SortedSample.of(sample.length, sample.censored),
+        "session_duration.ks": SortedSample.of(sample.duration_s, sample.censored),
+    }
+    # Per-request samples count by session: a half's counts are one sparse product.
+    owner = sample.session_of_request
+    think = SortedSample.of(sample.think_s, owner=owner, owners=sessions)
+    endpoints = SortedSample.of(sample.endpoint_codes, owner=owner, owners=sessions)
+    statuses = (
+        SortedSample.of(sample.status_codes, owner=owner, owners=sessions)
+        if sample.status_codes is not None
+        else None
+    )
+    by_start = np.argsort(sample.start_s, kind="stable")
+    starts_sorted = sample.start_s[by_start]
     for _ in range(rounds):
         in_a = np.zeros(sessions, bool)
         in_a[rng.permutation(sessions)[: sessions // 2]] = True
         halves = (in_a, ~in_a)
-        for name in ("length", "duration_s"):
-            metric = "session_length.ks" if name == "length" else "session_duration.ks"
-            column = getattr(sample, name)
-            if sample.censored is not None and sample.censored.any():
-                add(metric, *_km_ks(column, sample.censored, halves))
-            else:
-                add(metric, *_ks(column[halves[0]], column[halves[1]]))
-        request_halves = [h[sample.session_of_request] for h in halves]
-        think = [sample.think_s[r] for r in request_halves]
-        add("think_time.ks", *_ks(think[0], think[1]))
-        starts = [np.sort(sample.start_s[h]) for h in halves]
+        for metric, shape in shapes.items():
+            add(metric, *ks_between(shape, in_a))
+        add("think_time.ks", *ks_between(think, in_a))
+        starts = [starts_sorted[h[by_start]] for h in halves]
         add("interarrival.ks", *_ks(np.diff(starts[0]), np.diff(starts[1])))
-        add("endpoint_mix.jsd", *_jsd(sample.endpoint_codes, request_halves))
-        if sample.status_codes is not None:
-            add("status_mix.jsd", *_jsd(sample.status_codes, request_halves))
+        add("endpoint_mix.jsd", *_jsd(endpoints, in_a))
+        if statuses is not None:
+            add("status_mix.jsd", *_jsd(statuses, in_a))
         if sample.bucket_s:
             add("arrival_rate.mape", *_mape(starts, sample.span_s, sample.bucket_s))
     return {
@@ -314,20 +323,10 @@ def _ks(a: np.ndarray, b: np.ndarray) -> tuple[float | None, int, int]:
     return float(ks_2samp(a, b, method="asymp").statistic), a.size, b.size
 
 
-def _km_ks(
-    values: np.ndarray, censored: np.ndarray, halves: tuple[np.ndarray, np.ndarray]
-) -> tuple[float | None, int, int]:
-    """`_ks` of two halves' Kaplan-Meier estimates (`measures.km_ks`'s D)."""
-    sides = [(values[h], censored[h]) for h in halves]
-    if min(v.size for v, _ in sides) < 2:
-        return None, sides[0][0].size, sides[1][0].size
-    (a, ca), (b, cb) = sides
-    return weighted_ks(a, km_weights(a, ca), b, km_weights(b, cb)), a.size, b.size
-
-
-def _jsd(codes: np.ndarray, halves: list[np.ndarray]) -> tuple[float | None, int, int]:
-    k = int(codes.max()) + 1 if codes.size else 0
-    counts = [np.bincount(codes[h], minlength=k).astype(float) for h in halves]
+def _jsd(codes: SortedSample, half: np.ndarray) -> tuple[float | None, int, int]:
+    """JSD between the code counts of a half of the sessions and of the rest."""
+    part = codes.counts(half)[0]
+    counts = [part, codes.whole[0] - part]
     if not all(c.sum() for c in counts):
         return None, 0, 0
     return jsd(counts[0], counts[1]), int(counts[0].sum()), int(counts[1].sum())
