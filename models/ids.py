@@ -22,6 +22,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tracereplay.errors import ConfigError
@@ -102,12 +103,35 @@ class IdModel:
         """The state changes `endpoint` (an action) follows."""
         return {change for action, change in self.follows if action == endpoint}
 
-    def places(self, endpoint: str) -> list[Location]:
+    def places(self, endpoint: str) -> tuple[Location, ...]:
         """Where requests of `endpoint` send ids (learned), path parameters first."""
-        return sorted(
-            {t.target for t in self.targets if t.endpoint == endpoint},
-            key=lambda loc: (loc.where != "path", loc),
-        )
+        return self._places.get(endpoint, ())
+
+    def id_places(self, endpoint: str) -> tuple[Location, ...]:
+        """Where requests of `endpoint` send object ids: its template's path parameters,
+        then the learned places. Asked for every replayed request, it depends only on the
+        endpoint: computed once per endpoint."""
+        known = self._id_places.get(endpoint)
+        if known is None:
+            template = endpoint.partition(" ")[2].partition("?")[0]
+            params = [Location("path", s[1:-1]) for s in template.split("/") if s.startswith("{")]
+            known = tuple(dict.fromkeys([*params, *self.places(endpoint)]))
+            self._id_places[endpoint] = known
+        return known
+
+    @cached_property
+    def _places(self) -> dict[str, tuple[Location, ...]]:
+        by_endpoint: defaultdict[str, set[Location]] = defaultdict(set)
+        for t in self.targets:
+            by_endpoint[t.endpoint].add(t.target)
+        return {
+            endpoint: tuple(sorted(places, key=lambda loc: (loc.where != "path", loc)))
+            for endpoint, places in by_endpoint.items()
+        }
+
+    @cached_property
+    def _id_places(self) -> dict[str, tuple[Location, ...]]:
+        return {}  # filled by id_places, one entry per endpoint asked about
 
     def producers(self, endpoint: str, target: Location) -> tuple[Producer, ...]:
         for t in self.targets:

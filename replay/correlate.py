@@ -178,12 +178,10 @@ class SessionCorrelator:
         """Ids of the objects this session created (and has not deleted), oldest first."""
         return self.ids.owned
 
-    def id_places(self, endpoint: str) -> list[Location]:
+    def id_places(self, endpoint: str) -> tuple[Location, ...]:
         """Where requests of `endpoint` send object ids: its path parameters and the
-        model's learned id places."""
-        template = endpoint.partition(" ")[2].partition("?")[0]
-        params = [Location("path", s[1:-1]) for s in template.split("/") if s.startswith("{")]
-        return list(dict.fromkeys([*params, *self.id_model.places(endpoint)]))
+        model's learned id places (computed once per endpoint, models/ids.py)."""
+        return self.id_model.id_places(endpoint)
 
     # ---- before a request -------------------------------------------------------------
 
