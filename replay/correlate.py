@@ -44,7 +44,8 @@ from dataclasses import dataclass, replace
 
 from tracereplay.cookies import cookie_pairs
 from tracereplay.models.correlations import AuthInfo, CorrelationRule, Location
-from tracereplay.models.ids import NO_IDS, IdModel, is_id_place
+from tracereplay.models.id_model import NO_IDS, IdModel
+from tracereplay.models.ids import is_id_place
 
 from .credentials import (
     Credential,
@@ -180,7 +181,7 @@ class SessionCorrelator:
 
     def id_places(self, endpoint: str) -> tuple[Location, ...]:
         """Where requests of `endpoint` send object ids: its path parameters and the
-        model's learned id places (computed once per endpoint, models/ids.py)."""
+        model's learned id places (computed once per endpoint, models/id_model.py)."""
         return self.id_model.id_places(endpoint)
 
     # ---- before a request -------------------------------------------------------------
