@@ -277,8 +277,9 @@ class SessionCorrelator:
         """The live value for one target (see replay/liveids.py for the order)."""
         if target.where in _ID_TARGETS:
             planned = planned_value(request, target)
-            if planned is not None and planned in self.ids.mapped:
-                return _Seen(-1, self.ids.mapped[planned], False)
+            live = None if planned is None else self.ids.counterpart(planned)
+            if live is not None:
+                return _Seen(-1, live, False)
         seen = [(self._values[key], key) for key in keys if key in self._values]
         if seen:
             latest, key = max(seen, key=lambda s: s[0].order)
@@ -366,6 +367,8 @@ class SessionCorrelator:
             auth.refresh_endpoint,
         ):
             self._tokens |= handed_tokens(body)  # the login's, or renewed ones
+        # A create is recorded first: its answer then maps its captured id to what it made.
+        self._objects(request, response, sent)
         captured = dict(request.yields)
         for source in self._sources.get(endpoint, ()):
             self._store((endpoint, source), response, source, captured.get(source, ()))
@@ -376,7 +379,6 @@ class SessionCorrelator:
             self._logged_in = False
         if endpoint in self._changes and sent is not None:
             self.ids.run.changed(endpoint, object_ids(endpoint, sent.path, None, ()) or [])
-        self._objects(request, response, sent)
 
     def _objects(
         self, request: PlannedRequest, response: Response, sent: PreparedRequest | None
@@ -385,6 +387,7 @@ class SessionCorrelator:
         if creation is not None:
             value = response.value_at(creation.source)
             if value is not None:
+                captured = dict(request.yields).get(creation.source, ())
                 self.ids.created(
                     CreatedObject(
                         str(value),
@@ -393,7 +396,8 @@ class SessionCorrelator:
                         self.ids.credential,
                         creation.delete,
                         creation.param,
-                    )
+                    ),
+                    captured[0] if len(captured) == 1 else None,
                 )
         if request.method.upper() == "DELETE" and sent is not None:
             named = object_ids(request.endpoint, sent.path, sent.query, ())
