@@ -81,7 +81,14 @@ class IdValues:
             live = None if planned is None else self.ids.counterpart(planned)
             if live is not None:
                 return Seen(-1, live, False)
-        seen = [(values[key], key) for key in keys if key in values]
+        # An object a session of the run deleted is no live id any more (a create's answer
+        # stays a source's latest value after the session deleted what it made).
+        seen = [
+            (values[key], key)
+            for key in keys
+            if key in values
+            and (isinstance(values[key].value, tuple) or not self.ids.run.gone(values[key].value))
+        ]
         if seen:
             latest, key = max(seen, key=lambda s: s[0].order)
             if not isinstance(latest.value, tuple):

@@ -126,6 +126,10 @@ class RunObjects:
             if self._sink is not None:
                 self._sink({"event": "deleted", "id": value, "session": session})
 
+    def gone(self, value: object) -> bool:
+        """A session of the run deleted it."""
+        return str(value) in self._deleted
+
     def foreign_to(self, session: int, value: object) -> bool:
         """Created by another session of the run, or deleted: not for `session` to pick."""
         text = str(value)
@@ -211,7 +215,7 @@ class SessionIds:
         if len(values) == 1:
             return values[0]
         kept = self._chosen.get(key)
-        if kept is not None and kept in values:
+        if kept is not None and kept in values and not self.run.gone(kept):
             return kept
         fair = [v for v in values if not self._foreign(v)] or list(values)
         choice = fair[self.rng.randrange(len(fair))]

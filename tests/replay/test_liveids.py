@@ -8,7 +8,7 @@ import json
 import random
 
 from tracereplay.models.correlations import AuthInfo, Location
-from tracereplay.models.id_model import IdModel, IdTarget, Producer
+from tracereplay.models.id_model import Creation, IdModel, IdTarget, Producer
 from tracereplay.replay.correlate import SessionCorrelator
 from tracereplay.replay.liveids import CreatedObject, CredentialPools, RunObjects, SessionIds
 from tracereplay.replay.plan import PlannedRequest
@@ -78,3 +78,28 @@ def test_a_captured_path_id_gets_its_live_counterpart_in_a_session_that_never_li
     )
     assert syncer.prepare(sync).path == "/clients/live-b/sync"
     assert lister.prepare(sync).path == "/clients/live-b/sync"
+
+
+def test_an_object_the_session_deleted_is_no_live_id_any_more() -> None:
+    """A session creates a client, deletes it, then reads metrics by `?client_id=`: its
+    create's answer is that place's latest source, but the id goes to nothing (a 404)."""
+    made = Location("json", "/data/id")
+    query = Location("query", "client_id")
+    producers = (Producer(CREATE, made, "create", 3), Producer(*LIST, "list", 3))
+    model = IdModel(
+        targets=(IdTarget("GET /metrics", query, producers, 3, 3, 3),),
+        creations=(Creation(CREATE, made, 3, "DELETE /clients/{client_id}", "client_id", None),),
+    )
+    auth = AuthInfo(None, None, (), None, None)
+    session = SessionCorrelator([], auth, None, ids=model, session_ids=ids(RunObjects(), 1))
+    listing = PlannedRequest(LIST[0], "GET", "/clients/", None, (), None, 0.0, {})
+    session.observe(listing, 200, [], b'{"data": {"items": [{"id": "live-a"}]}}')
+    create = PlannedRequest(CREATE, "POST", "/clients/", None, (), b"{}", 0.0, {})
+    session.observe(create, 201, [], b'{"data": {"id": "live-x"}}')
+    metrics = PlannedRequest("GET /metrics", "GET", "/metrics", "client_id=cap", (), None, 0.0, {})
+    assert session.prepare(metrics).query == "client_id=live-x"
+    delete = PlannedRequest("DELETE /clients/{client_id}", "DELETE", "/clients/live-x", None,
+                            (), None, 0.0, {"client_id": "live-x"})  # fmt: skip
+    session.observe(delete, 200, [], b"{}", session.prepare(delete))
+    assert session.owned == {}
+    assert session.prepare(metrics).query == "client_id=live-a"
