@@ -13,7 +13,9 @@ No I/O here; replay/correlate.py calls it. How a request's id is chosen, first h
    maps to the live object its replayed create made, and the objects that were there
    before map in order, only where the captured and the live answer hold as many of them
    (else that answer maps nothing). What a session's own answers map comes first, then
-   what the run's answers mapped most often (the same object for every session). So a
+   what the answers of its account's sessions mapped most often (the same object for
+   every session that can see it: another account's counterpart may be one it cannot,
+   a 403, when the replay gives a session another account than the capture's). So a
    session takes the same item of a list as the real user did, and the id of its own
    create where the real session used the id of its create.
 2. The rules' most recent source answer; a list is kept whole and one item is chosen
@@ -68,7 +70,8 @@ class RunObjects:
         self._deleted: set[str] = set()
         self._withheld: dict[str, set[str]] = {}  # object → its state changes not sent
         self._created_from: dict[str, list[str]] = {}  # captured created id → live ones
-        self._counterparts: dict[str, Counter[Scalar]] = {}  # captured id → live votes
+        # (account, captured id) → votes for its live counterpart
+        self._counterparts: dict[tuple[int | None, str], Counter[Scalar]] = {}
         self._sink = sink
 
     def withhold(self, change: str, objects: Sequence[str]) -> None:
@@ -87,10 +90,12 @@ class RunObjects:
             return set()
         return {obj for obj, held in self._withheld.items() if held & changes}
 
-    def align(self, captured: Sequence[str], values: Sequence[Scalar]) -> list[tuple[str, Scalar]]:
+    def align(
+        self, captured: Sequence[str], values: Sequence[Scalar], credential: int | None
+    ) -> list[tuple[str, Scalar]]:
         """(captured, live) pairs of one answer (see the module doc): objects the capture
         created → what their replayed creates made; the others in order, where both sides
-        hold as many (their pairs count for the whole run)."""
+        hold as many (their pairs count for every session of the account `credential`)."""
         live = {str(v): v for v in values}
         pairs = []
         for old in captured:
@@ -102,12 +107,13 @@ class RunObjects:
         if len(before) == len(there):
             for old, new in zip(before, there, strict=True):
                 pairs.append((old, new))
-                self._counterparts.setdefault(old, Counter())[new] += 1
+                self._counterparts.setdefault((credential, old), Counter())[new] += 1
         return pairs
 
-    def counterpart(self, captured: str) -> Scalar | None:
-        """The live object the run's answers mapped `captured` to most often."""
-        votes = self._counterparts.get(captured)
+    def counterpart(self, captured: str, credential: int | None) -> Scalar | None:
+        """The live object the answers of the account's sessions mapped `captured` to most
+        often (per account: another account's may be an object this one cannot see)."""
+        votes = self._counterparts.get((credential, captured))
         return None if not votes else min(votes, key=lambda v: (-votes[v], str(v)))
 
     def created(self, obj: CreatedObject, captured: str | None = None) -> None:
@@ -187,7 +193,7 @@ class SessionIds:
         """A source answered `values` (all of a list); `captured`: what the real answer held
         there, in order (trace replays), so the captured values map to the live ones."""
         self._chosen.pop(key, None)
-        for old, new in self.run.align(captured, values):
+        for old, new in self.run.align(captured, values, self.credential):
             self.mapped[old] = new
         self.pools.add(self.credential, key, [v for v in values if not self._foreign(v)])
 
@@ -199,7 +205,7 @@ class SessionIds:
         """The live counterpart of a captured value: this session's answers', else the
         run's (trace replays; None when no answer mapped it)."""
         live = self.mapped.get(captured)
-        return self.run.counterpart(captured) if live is None else live
+        return self.run.counterpart(captured, self.credential) if live is None else live
 
     def deleted(self, value: str) -> None:
         if self.owned.pop(value, None) is not None:

@@ -1,6 +1,6 @@
 """A trace replay maps captured ids to live ones (replay/liveids.py): objects the capture
 created to what their replayed creates made, the others in order where both answers hold
-as many, and what one session's answers mapped serves every session of the run."""
+as many, and what one session's answers mapped serves every session of its account."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ CREATE = "POST /clients/"
 SYNC = "POST /clients/{client_id}/sync"
 
 
-def ids(run: RunObjects, index: int) -> SessionIds:
-    return SessionIds(index, random.Random(index), run, CredentialPools(), 0)
+def ids(run: RunObjects, index: int, credential: int = 0) -> SessionIds:
+    return SessionIds(index, random.Random(index), run, CredentialPools(), credential)
 
 
 def created(run: RunObjects, live: str, captured: str) -> None:
@@ -36,9 +36,11 @@ def test_created_objects_map_to_their_creates_and_the_others_in_order() -> None:
     )
     assert reader.mapped == {"cap-x": "live-x", "cap-a": "live-a", "cap-b": "live-b",
                              "cap-c": "live-c"}  # fmt: skip
-    # A session that never listed takes what the run mapped: the same object.
+    # A session of the same account that never listed takes what it mapped: the same
+    # object; another account's session does not (it may not see it: a 403).
     other = ids(run, 2)
     assert other.counterpart("cap-b") == "live-b" and other.counterpart("cap-z") is None
+    assert ids(run, 3, credential=1).counterpart("cap-b") is None
 
 
 def test_an_answer_with_another_number_of_old_objects_maps_nothing() -> None:
