@@ -96,6 +96,8 @@ class RunObjects:
         """(captured, live) pairs of one answer (see the module doc): objects the capture
         created → what their replayed creates made; the others in order, where both sides
         hold as many (their pairs count for every session of the account `credential`)."""
+        if not captured:
+            return []  # a model replay's answers: nothing captured to map
         live = {str(v): v for v in values}
         pairs = []
         for old in captured:
@@ -202,8 +204,8 @@ class SessionIds:
         self.run.created(obj, captured)
 
     def counterpart(self, captured: str) -> Scalar | None:
-        """The live counterpart of a captured value: this session's answers', else the
-        run's (trace replays; None when no answer mapped it)."""
+        """The live counterpart of a captured value: this session's answers', else its
+        account's sessions' (trace replays; None when no answer mapped it)."""
         live = self.mapped.get(captured)
         return self.run.counterpart(captured, self.credential) if live is None else live
 
