@@ -20,10 +20,14 @@ Node = dict[str, Any]
 """One value's generator as it is stored: `{"k": kind, ...parameters}`."""
 
 # A string or number field is an enum when it shows at most ENUM_MAX_VALUES distinct
-# values and each is seen ENUM_MIN_REPEAT times on average: a vocabulary, not a sample
-# of an open set. Longer strings are never enums nor constants (the file stays readable).
+# values and the chance that its next value is one not seen yet is small: a vocabulary,
+# not a sample of an open set. That chance is Good-Turing's estimate, the share of the
+# observations whose value was seen only once; at most ENUM_MAX_UNSEEN. (It holds for
+# every field whose values are seen twice on average, the rule before, and also for a
+# few values seen a few times: `status` = success, error, error.) Longer strings are
+# never enums nor constants (the file stays readable).
 ENUM_MAX_VALUES = 16
-ENUM_MIN_REPEAT = 2
+ENUM_MAX_UNSEEN = 0.5
 MAX_LITERAL_CHARS = 120
 # Share of a field's values that a detector (email, uuid, date, ...) must match.
 KIND_SHARE = 0.9
@@ -183,8 +187,11 @@ def _parse(parse: Callable[[str], Any], value: str) -> Any:
 
 
 def _is_enum(values: Sequence[Any]) -> bool:
-    distinct = len(set(values))
-    return 2 <= distinct <= ENUM_MAX_VALUES and len(values) >= ENUM_MIN_REPEAT * distinct
+    counts = Counter(values)
+    if not 2 <= len(counts) <= ENUM_MAX_VALUES:
+        return False
+    seen_once = sum(1 for n in counts.values() if n == 1)
+    return seen_once <= ENUM_MAX_UNSEEN * len(values)
 
 
 def _enum_node(values: Sequence[Any]) -> Node:

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from tracereplay.errors import TraceReplayError, UsageError
 from tracereplay.models.correlations import auth_from_json
-from tracereplay.models.ids import ids_from_json
+from tracereplay.models.id_model import ids_from_json
 
 from .correlate import SessionCorrelator
 from .credentials import Credential, load_credentials

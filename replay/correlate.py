@@ -28,10 +28,9 @@ I/O here. Choices where the rules alone do not decide:
   does: a rule too rare in the trace to be learned would leave the pseudonym, and a 401).
   Rules still win where they have a value. An answer to the refresh, or to any request
   that sent such a token, that hands out new ones renews them (a rotation).
-- Ids: which of the live ids a path, query or body place takes (the captured one's live
-  counterpart, a sticky seeded choice from a list, the account's pool) is replay/liveids.py;
-  a protected request (replay/ownership.py) gets an id its session created where it can.
-  Answers of the model's creates record the objects the session made.
+- Ids: which live id each id place takes, and what a create made, is replay/idvalues.py
+  (its order: replay/liveids.py); a state change that does not go is remembered, so the
+  actions that follow it on that object do not go either (`clear`).
 - With --spread-addresses, every request carries the session's X-Forwarded-For.
 """
 
@@ -40,11 +39,12 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from tracereplay.cookies import cookie_pairs
 from tracereplay.models.correlations import AuthInfo, CorrelationRule, Location
-from tracereplay.models.ids import NO_IDS, IdModel, is_id_place
+from tracereplay.models.id_model import NO_IDS, IdModel
+from tracereplay.models.ids import is_id_place
 
 from .credentials import (
     Credential,
@@ -54,7 +54,8 @@ from .credentials import (
     handed_tokens,
     load_credentials,
 )
-from .liveids import CreatedObject, CredentialPools, Key, RunObjects, SessionIds
+from .idvalues import IdValues, Seen
+from .liveids import CredentialPools, Key, RunObjects, SessionIds
 from .ownership import Cleared, Protection, Skipped, clear, object_ids
 from .placeholders import (
     fill_basic,
@@ -69,7 +70,6 @@ from .rewrite import (
     Scalar,
     cookie_text,
     header,
-    planned_value,
     response_cookies,
     set_body_fields,
     set_header,
@@ -86,24 +86,13 @@ __all__ = [  # the runner imports the credential helpers from here too
 ]
 
 _AUTH_HEADERS = ("authorization", "proxy-authorization")
-_ID_TARGETS = ("path", "query", "json", "form")
 ADDRESS_HEADER = "x-forwarded-for"
-
-
-@dataclass(frozen=True)
-class _Seen:
-    order: int  # observation count: the largest is the most recent
-    value: Scalar | tuple[Scalar, ...]  # a tuple: every item of a list answer
-    set_cookie: bool  # the HTTP client's cookie jar holds it too
-    fallback: bool = False  # the credential where no rule says so (auth.used_as)
 
 
 _CURSOR_BODY_MAX = 256 << 10
 _CURSOR_HINT = re.compile(rb"\?|token|cursor|secret|key|pass|session", re.I)
 """What a body that hands out a query value to send back holds (a URL's `?`, the field's
 name); a session keeps its last answer's body for that only when it does."""
-_GENERIC_ID_NAMES = frozenset({"id", "ids", "pk", "uuid", "key"})
-"""Names too generic to say two places hold ids of the same kind of object."""
 
 
 class SessionCorrelator:
@@ -136,25 +125,13 @@ class SessionCorrelator:
                 by_target = self._targets.setdefault(rule.target_endpoint, {})
                 by_target.setdefault(rule.target, []).append((rule.source_endpoint, rule.source))
                 self._sources.setdefault(rule.source_endpoint, set()).add(rule.source)
-        self._pooled: set[Key] = set()  # id sources: their values go to the account's pool
-        self._kin: dict[str, list[Key]] = {}  # id name → every source of ids of that name
-        for target in ids.targets:
-            by_target = self._targets.setdefault(target.endpoint, {})
-            for producer in target.producers:
-                key = (producer.endpoint, producer.source)
-                if key not in by_target.setdefault(target.target, []):
-                    by_target[target.target].append(key)
-                self._sources.setdefault(producer.endpoint, set()).add(producer.source)
-                self._pooled.add(key)
-                if target.target.key.lower() not in _GENERIC_ID_NAMES:
-                    kin = self._kin.setdefault(target.target.key, [])
-                    kin += [key] if key not in kin else []
+        self._idv = IdValues(ids, self.ids, self._targets, self._sources)
         for endpoint in (auth.login_endpoint, auth.refresh_endpoint):
             if endpoint is not None and auth.credential is not None:
                 self._sources.setdefault(endpoint, set()).add(auth.credential)
         self._changes = {change for _, change in ids.follows}  # changes an action follows
         self._retargeted: list[str] = []  # ids the last prepare moved to the session's own
-        self._values: dict[Key, _Seen] = {}
+        self._values: dict[Key, Seen] = {}
         self._jar: dict[str, str] = {}  # what the client's cookie jar holds, by name
         self._tokens: dict[str, str] = {}  # tokens the login / refreshes handed out, by field
         self._handed: dict[str, str] = {}  # query values answers' headers handed out
@@ -178,12 +155,10 @@ class SessionCorrelator:
         """Ids of the objects this session created (and has not deleted), oldest first."""
         return self.ids.owned
 
-    def id_places(self, endpoint: str) -> list[Location]:
+    def id_places(self, endpoint: str) -> tuple[Location, ...]:
         """Where requests of `endpoint` send object ids: its path parameters and the
-        model's learned id places."""
-        template = endpoint.partition(" ")[2].partition("?")[0]
-        params = [Location("path", s[1:-1]) for s in template.split("/") if s.startswith("{")]
-        return list(dict.fromkeys([*params, *self.id_model.places(endpoint)]))
+        model's learned id places (computed once per endpoint, models/id_model.py)."""
+        return self.id_model.id_places(endpoint)
 
     # ---- before a request -------------------------------------------------------------
 
@@ -240,19 +215,19 @@ class SessionCorrelator:
 
     def _live(
         self, request: PlannedRequest, headers: list[tuple[str, str]]
-    ) -> dict[Location, _Seen]:
+    ) -> dict[Location, Seen]:
         """Target location → the value to send there (rules first, then the credential)."""
         endpoint = request.endpoint
         rule_targets = self._targets.get(endpoint, {})
         places = self.id_places(endpoint)
         protected = self.protection.protects(endpoint, request.method)
-        live: dict[Location, _Seen] = {}
+        live: dict[Location, Seen] = {}
         for target in dict.fromkeys([*rule_targets, *places]):
             keys = rule_targets.get(target, [])
-            value = self._id_value(request, target, keys, target in places)
+            value = self._idv.value(request, target, keys, target in places, self._values)
             if protected and target in places and target.where in ("path", "query"):
                 named = value
-                value = self._owned_value(endpoint, target, value)
+                value = self._idv.owned_value(endpoint, target, value)
                 if named is not None and value is not named:  # put on the session's own
                     self._retargeted.append(str(named.value))
             if value is not None:
@@ -272,49 +247,8 @@ class SessionCorrelator:
             }
         return live
 
-    def _id_value(
-        self, request: PlannedRequest, target: Location, keys: list[Key], is_id: bool
-    ) -> _Seen | None:
-        """The live value for one target (see replay/liveids.py for the order)."""
-        if target.where in _ID_TARGETS:
-            planned = planned_value(request, target)
-            if planned is not None and planned in self.ids.mapped:
-                return _Seen(-1, self.ids.mapped[planned], False)
-        seen = [(self._values[key], key) for key in keys if key in self._values]
-        if seen:
-            latest, key = max(seen, key=lambda s: s[0].order)
-            if not isinstance(latest.value, tuple):
-                return latest
-            chosen = self.ids.choose(key, latest.value)
-            return None if chosen is None else replace(latest, value=chosen)
-        if is_id and target.where in _ID_TARGETS:
-            # The account's pool at this place's own sources, else at any source of ids of
-            # the same name (`client_id` from the clients list where the trace was too
-            # short to learn that source here): a live id, never a made-up one (a 404).
-            pooled = self.ids.from_pool(keys)
-            if pooled is None:
-                pooled = self.ids.from_pool(self._kin.get(target.key, []))
-            if pooled is not None:
-                return _Seen(-1, pooled, False)
-        return None
-
-    def _owned_value(self, endpoint: str, target: Location, value: _Seen | None) -> _Seen | None:
-        """For a protected request: an id this session created, where it has one that a
-        create producing this place made (else the value stays, and ownership skips)."""
-        if value is not None and str(value.value) in self.ids.owned:
-            return value
-        creates = {
-            p.endpoint for p in self.id_model.producers(endpoint, target) if p.kind == "create"
-        } | {
-            c.endpoint
-            for c in self.id_model.creations
-            if c.delete == endpoint and c.param == target.key
-        }
-        mine = self.ids.owned_from(creates)
-        return value if mine is None else _Seen(-1, mine, False)
-
     def _with_cookies(
-        self, headers: list[tuple[str, str]], cookies: dict[str, _Seen]
+        self, headers: list[tuple[str, str]], cookies: dict[str, Seen]
     ) -> list[tuple[str, str]]:
         planned = header(headers, "cookie")
         if planned is not None:  # it stops the client's jar: it must carry the jar's values
@@ -367,6 +301,8 @@ class SessionCorrelator:
             auth.refresh_endpoint,
         ):
             self._tokens |= handed_tokens(body)  # the login's, or renewed ones
+        # A create is recorded first: its answer then maps its captured id to what it made.
+        self._idv.record(request, response, sent)
         captured = dict(request.yields)
         for source in self._sources.get(endpoint, ()):
             self._store((endpoint, source), response, source, captured.get(source, ()))
@@ -377,29 +313,6 @@ class SessionCorrelator:
             self._logged_in = False
         if endpoint in self._changes and sent is not None:
             self.ids.run.changed(endpoint, object_ids(endpoint, sent.path, None, ()) or [])
-        self._objects(request, response, sent)
-
-    def _objects(
-        self, request: PlannedRequest, response: Response, sent: PreparedRequest | None
-    ) -> None:
-        creation = self.id_model.creation(request.endpoint)
-        if creation is not None:
-            value = response.value_at(creation.source)
-            if value is not None:
-                self.ids.created(
-                    CreatedObject(
-                        str(value),
-                        request.endpoint,
-                        self.ids.session,
-                        self.ids.credential,
-                        creation.delete,
-                        creation.param,
-                    )
-                )
-        if request.method.upper() == "DELETE" and sent is not None:
-            named = object_ids(request.endpoint, sent.path, sent.query, ())
-            for value in named or ():
-                self.ids.deleted(value)
 
     def _store(
         self, key: Key, response: Response, source: Location, captured: Sequence[str]
@@ -413,12 +326,12 @@ class SessionCorrelator:
             return
         set_cookie = source.where == "cookie"
         value: Scalar | tuple[Scalar, ...] = tuple(values) if is_list else values[0]
-        self._values[key] = _Seen(self._order, value, set_cookie)
+        self._values[key] = Seen(self._order, value, set_cookie)
         credential = (self.auth.login_endpoint, self.auth.credential)
         if (
             not set_cookie
             and key != credential
-            and (key in self._pooled or is_id_place(source, []))
+            and (key in self._idv.pooled or is_id_place(source, []))
         ):
             self.ids.answered(key, values, captured)
 
@@ -427,7 +340,7 @@ def _scalar(value: Scalar | tuple[Scalar, ...]) -> Scalar:
     return value[0] if isinstance(value, tuple) else value
 
 
-def _header_value(target: Location, seen: _Seen, headers: list[tuple[str, str]]) -> str:
+def _header_value(target: Location, seen: Seen, headers: list[tuple[str, str]]) -> str:
     value = _scalar(seen.value)
     if target.key not in _AUTH_HEADERS:
         return str(value)

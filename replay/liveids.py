@@ -6,9 +6,18 @@ No I/O here; replay/correlate.py calls it. How a request's id is chosen, first h
 
 1. *Trace replays*: the captured value's live counterpart. Each captured answer's values
    at the places later requests read are planned beside it (`PlannedRequest.yields`);
-   the live answer's values at the same places, in the same order, map captured → live.
-   So a session takes the same item of a list as the real user did, and the id of its
-   own create where the real session used the id of its create.
+   the live answer's values at the same places map captured → live (`RunObjects.align`).
+   A list holds objects that were there before the run and objects sessions created; the
+   target orders both by fields the capture anonymized (a name), so created ones sit
+   elsewhere in the live list than in the captured one. So an object the capture created
+   maps to the live object its replayed create made, and the objects that were there
+   before map in order, only where the captured and the live answer hold as many of them
+   (else that answer maps nothing). What a session's own answers map comes first, then
+   what the answers of its account's sessions mapped most often (the same object for
+   every session that can see it: another account's counterpart may be one it cannot,
+   a 403, when the replay gives a session another account than the capture's). So a
+   session takes the same item of a list as the real user did, and the id of its own
+   create where the real session used the id of its create.
 2. The rules' most recent source answer; a list is kept whole and one item is chosen
    seeded-random (the session's own generator), kept for the session until that source
    answers again (a person picks an item and works on it); never an object another
@@ -24,7 +33,7 @@ by the most recent id it created at a producer of that place, if it has one.
 from __future__ import annotations
 
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +69,9 @@ class RunObjects:
         self._owner: dict[str, int] = {}
         self._deleted: set[str] = set()
         self._withheld: dict[str, set[str]] = {}  # object → its state changes not sent
+        self._created_from: dict[str, list[str]] = {}  # captured created id → live ones
+        # (account, captured id) → votes for its live counterpart
+        self._counterparts: dict[tuple[int | None, str], Counter[Scalar]] = {}
         self._sink = sink
 
     def withhold(self, change: str, objects: Sequence[str]) -> None:
@@ -78,7 +90,39 @@ class RunObjects:
             return set()
         return {obj for obj, held in self._withheld.items() if held & changes}
 
-    def created(self, obj: CreatedObject) -> None:
+    def align(
+        self, captured: Sequence[str], values: Sequence[Scalar], credential: int | None
+    ) -> list[tuple[str, Scalar]]:
+        """(captured, live) pairs of one answer (see the module doc): objects the capture
+        created → what their replayed creates made; the others in order, where both sides
+        hold as many (their pairs count for every session of the account `credential`)."""
+        if not captured:
+            return []  # a model replay's answers: nothing captured to map
+        live = {str(v): v for v in values}
+        pairs = []
+        for old in captured:
+            made = next((m for m in self._created_from.get(old, ()) if m in live), None)
+            if made is not None:
+                pairs.append((old, live[made]))
+        before = [old for old in captured if old not in self._created_from]
+        there = [v for v in values if str(v) not in self._owner]
+        if len(before) == len(there):
+            for old, new in zip(before, there, strict=True):
+                pairs.append((old, new))
+                self._counterparts.setdefault((credential, old), Counter())[new] += 1
+        return pairs
+
+    def counterpart(self, captured: str, credential: int | None) -> Scalar | None:
+        """The live object the answers of the account's sessions mapped `captured` to most
+        often (per account: another account's may be an object this one cannot see)."""
+        votes = self._counterparts.get((credential, captured))
+        return None if not votes else min(votes, key=lambda v: (-votes[v], str(v)))
+
+    def created(self, obj: CreatedObject, captured: str | None = None) -> None:
+        """`captured`: the id the capture's answer to the same create held (trace)."""
+        if captured is not None:
+            made = self._created_from.setdefault(captured, [])
+            made += [] if obj.id in made else [obj.id]
         self._owner[obj.id] = obj.session
         self._deleted.discard(obj.id)
         if self._sink is not None:
@@ -89,6 +133,10 @@ class RunObjects:
             self._deleted.add(value)
             if self._sink is not None:
                 self._sink({"event": "deleted", "id": value, "session": session})
+
+    def gone(self, value: object) -> bool:
+        """A session of the run deleted it."""
+        return str(value) in self._deleted
 
     def foreign_to(self, session: int, value: object) -> bool:
         """Created by another session of the run, or deleted: not for `session` to pick."""
@@ -147,13 +195,19 @@ class SessionIds:
         """A source answered `values` (all of a list); `captured`: what the real answer held
         there, in order (trace replays), so the captured values map to the live ones."""
         self._chosen.pop(key, None)
-        for old, new in zip(captured, values, strict=False):
+        for old, new in self.run.align(captured, values, self.credential):
             self.mapped[old] = new
         self.pools.add(self.credential, key, [v for v in values if not self._foreign(v)])
 
-    def created(self, obj: CreatedObject) -> None:
+    def created(self, obj: CreatedObject, captured: str | None = None) -> None:
         self.owned[obj.id] = obj.endpoint
-        self.run.created(obj)
+        self.run.created(obj, captured)
+
+    def counterpart(self, captured: str) -> Scalar | None:
+        """The live counterpart of a captured value: this session's answers', else its
+        account's sessions' (trace replays; None when no answer mapped it)."""
+        live = self.mapped.get(captured)
+        return self.run.counterpart(captured, self.credential) if live is None else live
 
     def deleted(self, value: str) -> None:
         if self.owned.pop(value, None) is not None:
@@ -169,7 +223,7 @@ class SessionIds:
         if len(values) == 1:
             return values[0]
         kept = self._chosen.get(key)
-        if kept is not None and kept in values:
+        if kept is not None and kept in values and not self.run.gone(kept):
             return kept
         fair = [v for v in values if not self._foreign(v)] or list(values)
         choice = fair[self.rng.randrange(len(fair))]

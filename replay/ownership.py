@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import parse_qsl, unquote
 
 from tracereplay.errors import UsageError
@@ -64,10 +65,22 @@ class Protection:
     allow_foreign_writes: bool = False
 
     def protects(self, endpoint: str, method: str) -> bool:
+        """Asked for every id place of every request; it depends only on its arguments:
+        decided once per (endpoint, method)."""
+        known = self._decided.get((endpoint, method))
+        if known is None:
+            known = self._decided[(endpoint, method)] = self._protects(endpoint, method)
+        return known
+
+    def _protects(self, endpoint: str, method: str) -> bool:
         if endpoint in self.auth_endpoints:
             return False
         method = method.upper()
         return method in self.methods or (method == "POST" and endpoint in self.stores_body)
+
+    @cached_property
+    def _decided(self) -> dict[tuple[str, str], bool]:
+        return {}  # filled by protects
 
 
 class Cleared:

@@ -14,6 +14,8 @@ from tracereplay.errors import ConfigError
 from tracereplay.models.behaviors import END, Behavior, ThinkTime
 from tracereplay.models.correlations import Location, find_auth, find_correlations, walk_sessions
 from tracereplay.models.ids import (
+    IdModel,
+    IdTarget,
     check_ids,
     ids_from_json,
     ids_to_json,
@@ -102,7 +104,7 @@ def test_producers_own_writes_creates_and_their_delete() -> None:
     )  # fmt: skip
     assert ids.stores_body == ("POST /items/{id}/configure",)  # the sync sends no body
     assert [p.endpoint for p in ids.list_producers()] == ["GET /items/"]
-    assert ids.places("DELETE /items/{id}") == [ID]
+    assert ids.places("DELETE /items/{id}") == (ID,)
 
 
 def test_a_delete_never_seen_is_found_from_the_template() -> None:
@@ -236,3 +238,23 @@ def test_a_role_named_admin_is_the_broad_one_even_when_clients_used_more_endpoin
     renamed = [SessionOutcome("blue" if o.role == "admin" else "green", o.login, o.used)
                for o in outcomes]  # fmt: skip
     assert "POST /items/" not in privileged_endpoints(renamed)
+
+
+def test_id_places_are_computed_once_per_endpoint_and_model() -> None:
+    """Template parameters first, then the learned places, each once; the answer is kept per
+    endpoint and per model (asked twice per replayed request)."""
+    query = Location("query", "client_id")
+    put = IdTarget("PUT /items/{id}", ID, (), 1, 1, 0)
+    read = IdTarget("GET /items/{id}/runs", query, (), 1, 1, 0)
+    model = IdModel(targets=(read, put, IdTarget("GET /items/{id}/runs", ID, (), 1, 1, 0)))
+    assert model.id_places("GET /items/{id}/runs") == (ID, query)
+    assert model.id_places("PUT /items/{id}") == (ID,)
+    assert model.id_places("GET /items/{id}/runs?x=1") == (ID,)  # learned for another
+    assert model.id_places("DELETE /a/{a_id}/b/{b_id}") == (
+        Location("path", "a_id"), Location("path", "b_id"),
+    )  # fmt: skip
+    assert model.id_places("GET /health") == ()
+    assert model.id_places("GET /items/{id}/runs") is model.id_places("GET /items/{id}/runs")
+    # Another model's answer for the same endpoint is its own, not the first model's.
+    assert IdModel(targets=(put,)).id_places("GET /items/{id}/runs") == (ID,)
+    assert ids_from_json(ids_to_json(model)) == model  # the kept answers are not the model

@@ -206,6 +206,13 @@ def test_enum_only_for_a_small_repeated_vocabulary() -> None:
     # Three values seen once each: a sample of an open set, not a vocabulary.
     assert field_of(["alpha", "beta", "gamma"])["k"] == "text"
     many = [f"v{i % 30}" for i in range(200)]  # 30 distinct > ENUM_MAX_VALUES
+    # Few values seen a few times: the share of observations seen once (Good-Turing's
+    # chance of a new value) is at most ENUM_MAX_UNSEEN = 1/2 on one side, over on the other.
+    assert field_of(["success", "error", "error"])["k"] == "enum"  # 1/3
+    assert field_of(["day", "week", "month", "month"])["k"] == "enum"  # 2/4
+    assert field_of(["day", "week", "month", "month", "year"])["k"] == "text"  # 3/5
+    assert field_of(["north", "south"])["k"] == "text"  # 2/2: nothing seen twice
+    assert field_of([3, 7, 7])["k"] == "enum" and field_of([3, 7, 7, 9, 11])["k"] == "int"
     assert field_of(many)["k"] == "text"
     # One sentence seen once is text (a single note), a short word seen once a constant.
     assert field_of(["Call back after the demo."])["k"] == "text"

@@ -1,0 +1,147 @@
+"""The id side of one replayed session's correlation: which live id each id place of its
+requests takes, and what its answers say it created or deleted. replay/correlate.py owns
+the session's state and calls it; no I/O here.
+
+- Which of the live ids a path, query or body place takes (the captured one's live
+  counterpart, a sticky seeded choice from a list, the account's pool, a pool of ids of
+  the same name) is replay/liveids.py's order; the model's id producers are sources of
+  the places they feed, beside the correlation rules.
+- A protected request (replay/ownership.py) gets an id its session created where it can.
+- Answers of the model's creates record the objects the session made; a DELETE that went
+  records the object gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from tracereplay.models.correlations import Location
+from tracereplay.models.id_model import IdModel
+
+from .liveids import CreatedObject, Key, SessionIds
+from .ownership import object_ids
+from .plan import PlannedRequest
+from .rewrite import PreparedRequest, Response, Scalar, planned_value
+
+ID_TARGETS = ("path", "query", "json", "form")
+_GENERIC_ID_NAMES = frozenset({"id", "ids", "pk", "uuid", "key"})
+"""Names too generic to say two places hold ids of the same kind of object."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A live value a session's answer held at a source."""
+
+    order: int  # observation count: the largest is the most recent
+    value: Scalar | tuple[Scalar, ...]  # a tuple: every item of a list answer
+    set_cookie: bool  # the HTTP client's cookie jar holds it too
+    fallback: bool = False  # the credential where no rule says so (auth.used_as)
+
+
+class IdValues:
+    """The ids one session's requests send (see the module doc)."""
+
+    def __init__(
+        self,
+        model: IdModel,
+        ids: SessionIds,
+        targets: dict[str, dict[Location, list[Key]]],
+        sources: dict[str, set[Location]],
+    ) -> None:
+        """Adds the model's id producers to the session's rule `targets` and `sources`."""
+        self.model = model
+        self.ids = ids
+        self.pooled: set[Key] = set()  # id sources: their values go to the account's pool
+        self._kin: dict[str, list[Key]] = {}  # id name → every source of ids of that name
+        for target in model.targets:
+            by_target = targets.setdefault(target.endpoint, {})
+            for producer in target.producers:
+                key = (producer.endpoint, producer.source)
+                if key not in by_target.setdefault(target.target, []):
+                    by_target[target.target].append(key)
+                sources.setdefault(producer.endpoint, set()).add(producer.source)
+                self.pooled.add(key)
+                if target.target.key.lower() not in _GENERIC_ID_NAMES:
+                    kin = self._kin.setdefault(target.target.key, [])
+                    kin += [key] if key not in kin else []
+
+    def value(
+        self,
+        request: PlannedRequest,
+        target: Location,
+        keys: list[Key],
+        is_id: bool,
+        values: Mapping[Key, Seen],
+    ) -> Seen | None:
+        """The live value for one target, from the session's latest `values` at its
+        sources `keys` (see replay/liveids.py for the order)."""
+        if target.where in ID_TARGETS:
+            planned = planned_value(request, target)
+            live = None if planned is None else self.ids.counterpart(planned)
+            if live is not None:
+                return Seen(-1, live, False)
+        # An object a session of the run deleted is no live id any more (a create's answer
+        # stays a source's latest value after the session deleted what it made).
+        seen = [
+            (values[key], key)
+            for key in keys
+            if key in values
+            and (isinstance(values[key].value, tuple) or not self.ids.run.gone(values[key].value))
+        ]
+        if seen:
+            latest, key = max(seen, key=lambda s: s[0].order)
+            if not isinstance(latest.value, tuple):
+                return latest
+            chosen = self.ids.choose(key, latest.value)
+            return None if chosen is None else replace(latest, value=chosen)
+        if is_id and target.where in ID_TARGETS:
+            # The account's pool at this place's own sources, else at any source of ids of
+            # the same name (`client_id` from the clients list where the trace was too
+            # short to learn that source here): a live id, never a made-up one (a 404).
+            pooled = self.ids.from_pool(keys)
+            if pooled is None:
+                pooled = self.ids.from_pool(self._kin.get(target.key, []))
+            if pooled is not None:
+                return Seen(-1, pooled, False)
+        return None
+
+    def owned_value(self, endpoint: str, target: Location, value: Seen | None) -> Seen | None:
+        """For a protected request: an id this session created, where it has one that a
+        create producing this place made (else the value stays, and ownership skips)."""
+        if value is not None and str(value.value) in self.ids.owned:
+            return value
+        creates = {
+            p.endpoint for p in self.model.producers(endpoint, target) if p.kind == "create"
+        } | {
+            c.endpoint
+            for c in self.model.creations
+            if c.delete == endpoint and c.param == target.key
+        }
+        mine = self.ids.owned_from(creates)
+        return value if mine is None else Seen(-1, mine, False)
+
+    def record(
+        self, request: PlannedRequest, response: Response, sent: PreparedRequest | None
+    ) -> None:
+        """What a 2xx answer says the session made (a create) or removed (a DELETE)."""
+        creation = self.model.creation(request.endpoint)
+        if creation is not None:
+            value = response.value_at(creation.source)
+            if value is not None:
+                captured = dict(request.yields).get(creation.source, ())
+                self.ids.created(
+                    CreatedObject(
+                        str(value),
+                        request.endpoint,
+                        self.ids.session,
+                        self.ids.credential,
+                        creation.delete,
+                        creation.param,
+                    ),
+                    captured[0] if len(captured) == 1 else None,
+                )
+        if request.method.upper() == "DELETE" and sent is not None:
+            named = object_ids(request.endpoint, sent.path, sent.query, ())
+            for value in named or ():
+                self.ids.deleted(value)
