@@ -3,14 +3,17 @@ so not in pytest's own process); prints what happened as JSON.
 
     python -m tests.replay.start_child sleep    # waits for due times on a busy hub
     python -m tests.replay.start_child stop HOST OUT_DIR
+    python -m tests.replay.start_child pauses HOST OUT_DIR
 """
 
 from __future__ import annotations
 
 import json
+import random
 import sys
 import time
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import gevent
@@ -20,8 +23,9 @@ from locust.env import Environment
 from tracereplay.models.correlations import AuthInfo
 from tracereplay.replay.driver import START_LEAD_S, DriverSettings, ReplayDriver, sleep_until
 from tracereplay.replay.plan import Plan, PlannedRequest, PlannedSession
-from tracereplay.replay.results import ResultWriter
+from tracereplay.replay.results import RESULTS_FILE, ResultWriter
 from tracereplay.replay.urls import parse_origin
+from tracereplay.trace.store import read_journal
 
 BUSY_S = 0.003
 
@@ -61,6 +65,44 @@ class Idle(FastHttpUser):
         pass
 
 
+def _driver(host: str, out: str, plan: Plan) -> ReplayDriver:
+    Idle.host = host
+    user = Idle(Environment(user_classes=[Idle], host=host))
+    writer = ResultWriter(Path(out), host=host, scheme="http", start=datetime.now(UTC))
+    return ReplayDriver(
+        user, plan, rules=[], auth=AuthInfo(None, None, (), None, None), credentials=[],
+        writer=writer, limiter=None,
+        settings=DriverSettings(origin=parse_origin(host), grace_s=30.0),
+    )  # fmt: skip
+
+
+def pauses(host: str, out: str) -> None:
+    """40 overlapping sessions of 6 GETs, exponential think times (mean 0.15 s): each
+    pause the run recorded (a send minus the previous send's end, as sessionize measures
+    it) minus the planned think time, in ms."""
+    rng = random.Random(1)
+    sessions, thinks = [], {}
+    for i in range(40):
+        requests = []
+        for k in range(6):
+            thinks[i, k] = rng.expovariate(1 / 0.15) if k else 0.0
+            requests.append(PlannedRequest("GET /a", "GET", "/a", think_s=thinks[i, k]))
+        sessions.append(PlannedSession(i, i * 0.05, tuple(requests)))
+    driver = _driver(host, out, Plan(tuple(sessions), 60.0, "model", 1.0, 1.0, 0))
+    driver.run(time.time(), time.monotonic())
+    table = read_journal(Path(out) / RESULTS_FILE)
+    assert table is not None
+    rows = sorted(table.to_pylist(), key=lambda r: (r["session"], r["seq"]))
+    over = [
+        (b["sent_s"] - a["sent_s"] - a["latency_ms"] / 1000.0 - thinks[b["session"], b["seq"]])
+        * 1000.0
+        for a, b in pairwise(rows)
+        if a["session"] == b["session"]
+    ]
+    print(json.dumps({"pauses": len(over), "min_over_ms": min(over),
+                      "median_over_ms": sorted(over)[len(over) // 2]}))  # fmt: skip
+
+
 def stopped(host: str, out: str) -> None:
     """Two sessions, the second due at 1 s; the driver is stopped between the second's
     spawn (START_LEAD_S early) and its start: it never started."""
@@ -70,14 +112,7 @@ def stopped(host: str, out: str) -> None:
     )
     plan = Plan((PlannedSession(0, 0.0, slow), PlannedSession(1, 1.0, slow)),
                 60.0, "model", 1.0, 1.0, 0)  # fmt: skip
-    Idle.host = host
-    user = Idle(Environment(user_classes=[Idle], host=host))
-    writer = ResultWriter(Path(out), host=host, scheme="http", start=datetime.now(UTC))
-    driver = ReplayDriver(
-        user, plan, rules=[], auth=AuthInfo(None, None, (), None, None), credentials=[],
-        writer=writer, limiter=None,
-        settings=DriverSettings(origin=parse_origin(host), grace_s=30.0),
-    )  # fmt: skip
+    driver = _driver(host, out, plan)
     zero = time.monotonic()
     runner = gevent.spawn(driver.run, time.time(), zero)
     gevent.sleep(max(0.0, zero + 1.0 - START_LEAD_S / 2 - time.monotonic()))
@@ -92,5 +127,7 @@ def stopped(host: str, out: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "stop":
         stopped(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "pauses":
+        pauses(sys.argv[2], sys.argv[3])
     else:
         waits()

@@ -1,5 +1,6 @@
-"""Session starts (replay/driver.py): a session waits for its own start and never goes
-early; one the run stops before its start is not started (skipped), not cut."""
+"""Session starts and pauses (replay/driver.py): a session waits for its own start and
+never goes early; one the run stops before its start is not started (skipped), not cut;
+no recorded pause is shorter than the planned think time."""
 
 from __future__ import annotations
 
@@ -35,3 +36,15 @@ def test_a_session_stopped_before_its_start_is_not_started(tmp_path: Path) -> No
     # The second session was spawned (START_LEAD_S ahead) but never started: it is
     # skipped (planned - started), and only the running first one is cut.
     assert result == {"spawned": 2, "planned": 2, "started": 1, "cut": 1, "lateness": 1}
+
+
+def test_no_recorded_pause_is_shorter_than_planned(tmp_path: Path) -> None:
+    # Issue 11: replays at 5x and 10x showed mean pauses 6 % below the plan's. The replay
+    # itself waits the whole think time after the answer (measured as sessionize does);
+    # that gap came from which pauses were compared (see bench/README.md), not from here.
+    with stub_server() as stub:
+        result = child("pauses", stub.url, str(tmp_path / "w"))
+    assert result["pauses"] == 40 * 5
+    assert result["min_over_ms"] >= 0.0
+    assert result["median_over_ms"] < 20.0  # what the session does between the answer
+    # and its next send (correlation, the URL) is short, never a second pause
