@@ -14,8 +14,14 @@ Safe: every request goes through `ownership.clear` (a modifying one only to obje
 session created; the rest are skipped and counted) and `urls.outgoing_url`. Before the
 first session, a bounded discovery phase (replay/discovery.py) fills each account's pool.
 
-A request's result is a few list appends here; the ResultWriter converts and writes it
-on a native thread (replay/offload.py).
+A request's result is one tuple appended to a list here; the ResultWriter converts and
+writes it on a native thread (replay/offload.py).
+
+Starts on time: the driver spawns each session START_LEAD_S before its start, and the
+session waits for its own start on a high-priority libev timer (run before the other
+events of the loop iteration it fires in) set START_SPIN_S early, then yields to the hub
+until the start is due (epoll rounds a timer's wait up to whole milliseconds, and libev's
+loop time lags while callbacks run).
 """
 
 from __future__ import annotations
@@ -46,9 +52,17 @@ from .plan import Plan, PlannedRequest, PlannedSession
 from .ratelimit import RateLimiter
 from .results import RequestResult, ResultWriter
 from .sender import Answer, Sender
-from .urls import Origin, outgoing_url
+from .urls import Origin, OutgoingUrl, outgoing_url
 
 CUT_ERROR = "cut: no answer before the run ended"
+CUT_ANSWER = Answer(None, CUT_ERROR, [], None, timed_out=True)
+START_LEAD_S = 0.05
+"""A session is spawned this long before its planned start (it then waits for it itself)."""
+START_SPIN_S = 0.001
+"""Its timer fires this early; the rest is spent yielding to the hub until the start."""
+START_PRIORITY = 2
+"""libev's highest watcher priority: a due start runs before the I/O of its iteration."""
+URL_CACHE_MAX = 4096
 logger = logging.getLogger(__name__)
 
 
@@ -66,39 +80,6 @@ class DriverSettings:
     """What ownership protects (--protect, learned body-storing POSTs, --allow-foreign-writes)."""
     spread_addresses: bool = False
     """Send each session's X-Forwarded-For (its captured address pseudonym)."""
-
-
-@dataclass(frozen=True)
-class _Sent:
-    """A request on its way: what the result of it will say besides the answer."""
-
-    session: int
-    seq: int
-    endpoint: str
-    prepared: PreparedRequest
-    intended_s: float
-    sent_s: float
-    started: float = field(default_factory=time.perf_counter)
-
-    def result(self, answer: Answer) -> RequestResult:
-        return RequestResult(
-            session=self.session,
-            seq=self.seq,
-            endpoint=self.endpoint,
-            method=self.prepared.method,
-            path=self.prepared.path,
-            query=recorded_query(self.prepared.query),  # no live cursor or key on disk
-            intended_s=self.intended_s,
-            sent_s=self.sent_s,
-            latency_ms=(time.perf_counter() - self.started) * 1000.0,
-            status=answer.status,
-            error=answer.error,
-            req_headers=tuple(self.prepared.headers),
-            req_body_size=len(self.prepared.body or b""),
-            resp_body_size=len(answer.body or b""),
-            timed_out=answer.timed_out,
-            truncated=answer.truncated,
-        )
 
 
 class ReplayDriver:
@@ -138,6 +119,7 @@ class ReplayDriver:
         self._failure: BaseException | None = None
         self._stopping = False
         self._order: list[PlannedSession] | None = None
+        self._urls: dict[tuple[str, str | None], OutgoingUrl] = {}
 
     def prepare(self) -> None:
         """Work on the whole plan, done before time zero: the requests it offers within its
@@ -157,17 +139,17 @@ class ReplayDriver:
             if self._order is None:
                 self.prepare()
             for session in self._order or ():
-                delay = zero_mono_s + session.start_s - time.monotonic()
+                due_mono_s = zero_mono_s + session.start_s
+                delay = due_mono_s - START_LEAD_S - time.monotonic()
                 if delay > 0 and self._failed.wait(delay):
                     break
                 if self._failed.is_set():
                     break
-                self._group.spawn(
-                    self._session, session, zero_wall_s + session.start_s, zero_mono_s
-                )
+                self._group.spawn(self._session, session, zero_wall_s + session.start_s, due_mono_s)
             if not self._failed.is_set():
                 done = gevent.spawn(self._group.join)
-                gevent.wait([done, self._failed], timeout=self.settings.grace_s, count=1)
+                grace_s = self.settings.grace_s + START_LEAD_S  # from the last start
+                gevent.wait([done, self._failed], timeout=grace_s, count=1)
                 done.kill()
         finally:
             self._group.kill(block=True, timeout=5)  # each one killed counts itself as cut
@@ -188,9 +170,13 @@ class ReplayDriver:
         self._group.kill(block=True, timeout=5)
         self.writer.close()
 
-    def _session(self, session: PlannedSession, intended_wall_s: float, zero_mono_s: float) -> None:
+    def _session(self, session: PlannedSession, intended_wall_s: float, due_mono_s: float) -> None:
         try:
-            self._play(session, intended_wall_s, zero_mono_s)
+            sleep_until(due_mono_s)
+        except gevent.GreenletExit:
+            return  # stopped before its start: not started (counted as skipped)
+        try:
+            self._play(session, intended_wall_s, due_mono_s)
         except gevent.GreenletExit:
             self.sessions.cut += 1
             self.sessions.cut_sessions.append(session.index)
@@ -201,33 +187,35 @@ class ReplayDriver:
                 self._failure = exc
             self._failed.set()
 
-    def _play(self, session: PlannedSession, intended_wall_s: float, zero_mono_s: float) -> None:
+    def _play(self, session: PlannedSession, intended_wall_s: float, due_mono_s: float) -> None:
         self.sessions.started += 1
-        late_ms = (time.monotonic() - (zero_mono_s + session.start_s)) * 1000.0
-        self.sessions.lateness_ms.append(max(0.0, late_ms))
+        late_ms = (time.monotonic() - due_mono_s) * 1000.0
+        self.sessions.lateness_ms.append(late_ms if late_ms > 0.0 else 0.0)
         client = self.sender.client()
         correlator = self._correlator(session)
         intended = intended_wall_s
+        add, index = self.writer.add, session.index
         for seq, planned in enumerate(session.requests):
-            if seq > 0 and planned.think_s > 0:
-                gevent.sleep(planned.think_s)
             if seq > 0:
+                if planned.think_s > 0:
+                    gevent.sleep(planned.think_s)
                 intended += planned.think_s
             decision = self._clear(correlator, planned)
             if isinstance(decision, Skipped):
                 self.safety.skip(decision.endpoint, decision.reason)
                 continue
             prepared = decision.request
-            url = outgoing_url(self.settings.origin, prepared.path, prepared.query)
+            url = self._url(prepared.path, prepared.query)
             if self.limiter is not None:
                 self.limiter.acquire()
-            sent = _Sent(session.index, seq, planned.endpoint, prepared, intended, time.time())
+            sent_s, started = time.time(), time.perf_counter()
             try:
                 answer = self.sender.send(client, decision, url, planned.endpoint)
             except gevent.GreenletExit:  # cut while waiting for the answer: it counts
-                self.writer.add(sent.result(Answer(None, CUT_ERROR, [], None, timed_out=True)))
+                add(_result(index, seq, planned.endpoint, prepared, intended, sent_s, started,
+                            CUT_ANSWER))  # fmt: skip
                 raise
-            self.writer.add(sent.result(answer))
+            add(_result(index, seq, planned.endpoint, prepared, intended, sent_s, started, answer))
             correlator.observe(planned, answer.status, answer.headers, answer.body, prepared)
             intended = time.time()  # the next request is planned from this answer
             if correlator.login_failed and planned.endpoint == self.auth.login_endpoint:
@@ -236,6 +224,18 @@ class ReplayDriver:
                     return
                 self.safety.logins_failed_planned += 1  # as the real one: it goes on
         self.sessions.completed += 1
+
+    def _url(self, path: str, query: str | None) -> OutgoingUrl:
+        """`outgoing_url` of the run's origin, kept for the paths sessions send again (most
+        of them: a plan repeats its endpoints' paths); a path that fails is never kept."""
+        key = (path, query)
+        url = self._urls.get(key)
+        if url is None:
+            url = outgoing_url(self.settings.origin, path, query)
+            if len(self._urls) >= URL_CACHE_MAX:
+                self._urls.clear()
+            self._urls[key] = url
+        return url
 
     def _correlator(self, session: PlannedSession) -> SessionCorrelator:
         """The session's correlation state, signed in as the account that fits its role."""
@@ -307,3 +307,51 @@ def _template(request: PlannedRequest | None) -> dict[str, Any] | None:
         "headers": [list(h) for h in request.headers if h[0].lower() == "content-type"],
         "body": blank_login_body(request.body, list(request.headers)),
     }
+
+
+def _result(
+    session: int,
+    seq: int,
+    endpoint: str,
+    prepared: PreparedRequest,
+    intended_s: float,
+    sent_s: float,
+    started: float,
+    answer: Answer,
+) -> RequestResult:
+    """What the run records of one request (`started`: perf_counter at the send)."""
+    return RequestResult(
+        session,
+        seq,
+        endpoint,
+        prepared.method,
+        prepared.path,
+        recorded_query(prepared.query),  # no live cursor or key on disk
+        intended_s,
+        sent_s,
+        (time.perf_counter() - started) * 1000.0,
+        answer.status,
+        answer.error,
+        prepared.headers,
+        len(prepared.body or b""),
+        len(answer.body or b""),
+        answer.timed_out,
+        answer.truncated,
+    )
+
+
+def sleep_until(due_mono_s: float, spin_s: float = START_SPIN_S) -> None:
+    """Wait (this greenlet) until `time.monotonic()` reaches `due_mono_s`: on a timer of
+    the highest priority set `spin_s` early from the loop's fresh time, then yielding to
+    the hub until it is due. A start already due returns at once."""
+    remaining = due_mono_s - time.monotonic() - spin_s
+    if remaining > 0:
+        hub = gevent.get_hub()
+        hub.loop.update_now()  # the loop's own time lags while callbacks run
+        timer = hub.loop.timer(remaining, priority=START_PRIORITY)
+        try:
+            hub.wait(timer)
+        finally:
+            timer.close()
+    while time.monotonic() < due_mono_s:
+        gevent.sleep(0)

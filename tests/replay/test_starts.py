@@ -1,0 +1,50 @@
+"""Session starts and pauses (replay/driver.py): a session waits for its own start and
+never goes early; one the run stops before its start is not started (skipped), not cut;
+no recorded pause is shorter than the planned think time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .stub_server import stub_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.replay.start_child", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_start_is_never_early_on_a_busy_hub() -> None:
+    result = child("sleep")
+    assert result["earliest_ms"] >= 0.0  # 40 waits, another greenlet holding the hub
+    assert result["past_ms"] < 50.0  # a start already due waits for nothing
+
+
+def test_a_session_stopped_before_its_start_is_not_started(tmp_path: Path) -> None:
+    with stub_server() as stub:
+        result = child("stop", stub.url, str(tmp_path / "w"))
+    # The second session was spawned (START_LEAD_S ahead) but never started: it is
+    # skipped (planned - started), and only the running first one is cut.
+    assert result == {"spawned": 2, "planned": 2, "started": 1, "cut": 1, "lateness": 1}
+
+
+def test_no_recorded_pause_is_shorter_than_planned(tmp_path: Path) -> None:
+    # Issue 11: replays at 5x and 10x showed mean pauses 6 % below the plan's. The replay
+    # itself waits the whole think time after the answer (measured as sessionize does);
+    # that gap came from which pauses were compared (see bench/README.md), not from here.
+    with stub_server() as stub:
+        result = child("pauses", stub.url, str(tmp_path / "w"))
+    assert result["pauses"] == 40 * 5
+    assert result["min_over_ms"] >= 0.0
+    assert result["median_over_ms"] < 20.0  # what the session does between the answer
+    # and its next send (correlation, the URL) is short, never a second pause
