@@ -111,7 +111,7 @@ def transition_counts(paths: SessionPaths) -> tuple[sparse.csr_matrix, list[tupl
     # One sort of (session, transition) codes, built in place (10 M requests: 44-88 MB):
     # the rows come out grouped and each row's columns sorted.
     kind = np.int32 if len(paths.length) * square < 1 << 31 else np.int64
-    keys = np.empty(inner + len(used), dtype=kind)
+    keys: np.ndarray[Any, np.dtype[np.signedinteger[Any]]] = np.empty(inner + len(used), dtype=kind)
     keys[:inner] = paths.session
     keys[inner:] = used
     keys *= square
