@@ -115,3 +115,31 @@ def test_journal_rows_are_read_while_a_writer_runs(tmp_path: Path) -> None:
     finally:
         writer.close()
     assert read_trace(tmp_path / "t", ["path"])["path"].to_pylist() == ["/live"]
+
+
+def test_a_table_too_big_to_take_whole_is_sorted_slice_by_slice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tracereplay.trace import reader
+
+    # Many chunks, times shuffled with ties, a map and a binary column: the slice-by-slice
+    # path (forced here with whole_bytes=0) must give what one `take` gives, row for row.
+    base = make_record().ts
+    chunks = [
+        make_table(
+            [
+                make_record(path=f"/c{c}/{i}", ts=base.replace(second=(7 * i + 3 * c) % 11))
+                for i in range(9)
+            ]
+        )
+        for c in range(5)
+    ]
+    table = pa.concat_tables(chunks)
+    monkeypatch.setattr(reader, "_TAKE_SLICE_ROWS", 4)
+    whole = reader.sorted_by_time(table)
+    sliced = reader.sorted_by_time(table, whole_bytes=0)
+    assert sliced.equals(whole)
+    assert sliced.num_rows == 45
+    assert sliced["path"].to_pylist() != table["path"].to_pylist()
+    times = sliced["ts"].to_pylist()
+    assert times == sorted(times)

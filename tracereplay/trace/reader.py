@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -46,6 +47,38 @@ _TS_LOW_US = 0  # 1970-01-01, microseconds since the epoch (the ts column's unit
 _TS_HIGH_US = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
 
 
+_TAKE_WHOLE_BYTES = 1 << 30
+"""Below this a table is reordered with one `take`: Arrow concatenates each column's chunks
+for it, and a string/binary column past 2 GiB of data overflows its 32-bit offsets."""
+_TAKE_SLICE_ROWS = 65_536
+
+
+def sorted_by_time(table: pa.Table, *, whole_bytes: int = _TAKE_WHOLE_BYTES) -> pa.Table:
+    """`table` in order of `ts` (stable). Past `whole_bytes` the rows are gathered slice by
+    slice of the output, each slice taken chunk by chunk of the input, so no column is ever
+    concatenated whole (1 M captured rows with bodies are past 2 GiB)."""
+    order = pc.sort_indices(table, sort_keys=[("ts", "ascending")])
+    if table.nbytes < whole_bytes:
+        return table.take(order)
+    batches = table.to_batches()
+    starts = np.cumsum([0] + [batch.num_rows for batch in batches])
+    wanted = order.to_numpy().astype(np.int64)
+    out: list[pa.RecordBatch] = []
+    for begin in range(0, wanted.size, _TAKE_SLICE_ROWS):
+        rows = wanted[begin : begin + _TAKE_SLICE_ROWS]
+        chunk_of = np.searchsorted(starts, rows, side="right") - 1
+        by_chunk = np.argsort(chunk_of, kind="stable")
+        pieces = [
+            batches[c].take(pa.array(rows[chunk_of == c] - starts[c])) for c in np.unique(chunk_of)
+        ]
+        # The pieces hold the slice's rows grouped by chunk; put them back in `ts` order.
+        place = np.empty_like(by_chunk)
+        place[by_chunk] = np.arange(by_chunk.size)
+        gathered = pa.Table.from_batches(pieces, schema=table.schema).combine_chunks()
+        out.extend(gathered.take(pa.array(place)).to_batches())
+    return pa.Table.from_batches(out, schema=table.schema)
+
+
 @dataclass(frozen=True)
 class Trace:
     """A checked trace directory."""
@@ -73,7 +106,7 @@ class Trace:
         if "ts" in table.column_names and table.num_rows:
             self._check_times(table["ts"])
         if sort:
-            table = table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending")]))
+            table = sorted_by_time(table)
             if columns is not None and "ts" not in columns:
                 table = table.drop_columns(["ts"])
         return table
