@@ -3,29 +3,20 @@ for the whole run (replay/offload.py `ResolvedOnce`, replay/sender.py)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tracereplay.processes import LOOPBACK, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+from .children import child_result
 
 
 def child(*args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.replay.sender_child", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return child_result("tests.replay.sender_child", *args)
 
 
 def test_a_lookup_is_kept_a_minute_and_a_failure_is_asked_again() -> None:

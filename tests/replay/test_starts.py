@@ -4,24 +4,15 @@ no recorded pause is shorter than the planned think time."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from .children import child_result
 from .stub_server import stub_server
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def child(*args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.replay.start_child", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return child_result("tests.replay.start_child", *args)
 
 
 def test_a_start_is_never_early_on_a_busy_hub() -> None:
