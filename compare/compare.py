@@ -49,12 +49,13 @@ import pandas as pd
 
 from tracereplay.errors import TraceEmptyError, UsageError
 from tracereplay.models.arrivals import DISPERSION_WINDOWS_S, MIN_WINDOWS
-from tracereplay.models.frame import LIGHT_COLUMNS, load_requests
+from tracereplay.models.frame import LIGHT_COLUMNS
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
 from tracereplay.models.templating import Templater, add_endpoints
 
 from .bindings import Learned, learned_from_frame, learned_from_trace
+from .columns import read_pair
 from .measures import (
     NO_STATUS,
     PLANNED_STARTS,
@@ -286,9 +287,9 @@ def sessionized_pair(
 
 
 def load_pair(real_path: Path, other_path: Path, **kw: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`sessionized_pair` over two trace directories, reading only `COMPARE_COLUMNS`."""
-    real = load_requests(real_path, COMPARE_COLUMNS)
-    return sessionized_pair(real, load_requests(other_path, COMPARE_COLUMNS), **kw)
+    """What `sessionized_pair` gives of two trace directories, reading only
+    `COMPARE_COLUMNS` as codes (columns.py)."""
+    return read_pair(real_path, other_path, **kw)
 
 
 def _check_scale(scale: float | None) -> None:
