@@ -5,7 +5,7 @@ sessions numbered with numpy (`frame.sessionize_requests`), never a pandas frame
 every column nor pandas' sorts of string keys.
 
 The frames hold what the measures, verdicts, SLOs and the report read: `session_key`,
-`t_s`, `duration_ms`, `status`, `error`, `endpoint`, `think_s`, `session_id`, `seq`, with
+`t_s`, `duration_ms`, `status`, `error`, `endpoint` (categorical), `think_s`, `session_id`, with
 the values `load_requests` + `sessionized_pair` give (tested against them), in the same
 (session_id, seq) order.
 """
@@ -95,10 +95,9 @@ def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.Da
             "duration_ms": frame["duration_ms"].to_numpy(),
             "status": r.status[request],
             "error": trace.error[request],
-            "endpoint": np.asarray(distinct, dtype=object)[endpoint[request]],
+            "endpoint": frame["endpoint"],
             "think_s": frame["think_s"].to_numpy(),
             "session_id": frame["session_id"].to_numpy(),
-            "seq": frame["seq"].to_numpy(),
         },
         copy=False,
     )
