@@ -406,8 +406,9 @@ def _judgements(
 
 
 def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResult:
-    """`compare_frames` over two trace directories (with the replay's summary.json when
-    OTHER is a replay's replayed/ trace)."""
+    """`compare_frames` over two trace directories, read as light columns (`load_pair`),
+    with the replay's summary.json when OTHER is a replay's replayed/ trace, and the SLO
+    classes bound by `learned_from_trace` when an SLO needs it."""
     _check_scale(kw.get("scale"))
     kw.setdefault("run_summary", read_run_summary(other_path))
     timeout = kw.pop("session_timeout_s", DEFAULT_SESSION_TIMEOUT_S)
