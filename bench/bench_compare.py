@@ -3,6 +3,7 @@ on pairs of large traces (e.g. made by `bench_model.py tile`).
 
     .venv/bin/python bench/bench_compare.py --pair REAL OTHER [--pair REAL OTHER ...]
         [--base 9f68120] [--work DIR] [--timeout 900] [--json out.json]
+    .venv/bin/python bench/bench_compare.py --bindings TRACE [--sample 200 ...]
 
 Each pair is compared by `compare_traces` + `write_compare` (what `tracereplay compare`
 does without SLO classes to bind: with the default SLO file and no model beside REAL the
@@ -10,6 +11,11 @@ command also reads every column of REAL, see bench/README.md) with the new code 
 base commit's, each in its own process under `/usr/bin/time -v` (wall, CPU, peak RSS; a
 run past --timeout is killed and reported as such), and says whether the two compare.json
 files are identical.
+
+`--bindings TRACE` checks what the SLO classes bind to on TRACE (no model file beside it):
+learned as before this change (correlations over every request of TRACE) against what
+compare learns now (the auth flow on the model's seeded sample of sessions), and, for
+each `--sample N`, with the sample cut to N sessions (20 per endpoint), in this process.
 """
 
 from __future__ import annotations
@@ -40,9 +46,44 @@ def run(real: Path, other: Path, out: Path, tree: Path | None) -> dict[str, Any]
     return result
 
 
+def bindings(trace: Path, samples: list[int]) -> dict[str, Any]:
+    """The bindings learned the old way (every request) and the new (module doc)."""
+    import time
+
+    from tracereplay.compare.bindings import learned_from_frame, learned_from_trace
+    from tracereplay.compare.compare import load_pair, sessionized_pair
+    from tracereplay.models.correlations import find_auth, find_correlations
+    from tracereplay.models.frame import load_requests
+    from tracereplay.models.model import learned_auth
+
+    def named(learned: Any, seconds: float) -> dict[str, Any]:
+        found = {"login": learned.login, "crud": learned.crud, "complex": learned.complex}
+        return {"bindings": found, "seconds": round(seconds, 2)}
+
+    start = time.perf_counter()
+    full = load_requests(trace)  # every column, as compare read it before
+    full_s, _ = sessionized_pair(full, full.head(1))
+    old = named(learned_from_frame(full_s, find_auth(full_s, find_correlations(full_s))), 0)
+    old["seconds"] = round(time.perf_counter() - start, 2)
+    del full, full_s
+    start = time.perf_counter()
+    real_s, _ = load_pair(trace, trace)
+    new = named(learned_from_trace(trace, real_s), time.perf_counter() - start)
+    out: dict[str, Any] = {"trace": str(trace), "old": old}
+    out["new"] = {"seconds": new["seconds"], "same": new["bindings"] == old["bindings"]}
+    for n in samples:
+        start = time.perf_counter()
+        auth = learned_auth(trace, correlation_sample=n)
+        cut = named(learned_from_frame(real_s, auth), time.perf_counter() - start)
+        out[f"sample {n}"] = {"seconds": cut["seconds"], "same": cut["bindings"] == old["bindings"]}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pair", nargs=2, type=Path, action="append", required=True)
+    parser.add_argument("--pair", nargs=2, type=Path, action="append", default=[])
+    parser.add_argument("--bindings", type=Path, help="check SLO bindings on this trace")
+    parser.add_argument("--sample", type=int, action="append", default=[])
     parser.add_argument("--base", default="9f68120")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--timeout", type=float, default=900.0)
@@ -50,6 +91,9 @@ def main() -> int:
                         help="which pairs the base commit's code also compares")  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.bindings:
+        print(json.dumps(bindings(args.bindings, args.sample), indent=1))
+        return 0
     LIMIT["timeout_s"] = args.timeout
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_compare-"))
     work.mkdir(parents=True, exist_ok=True)

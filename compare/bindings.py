@@ -19,10 +19,17 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from tracereplay.errors import TraceReplayError
+from tracereplay.models.correlations import AuthInfo
+from tracereplay.models.session_sample import sampled_auth
+from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
+from tracereplay.trace import open_trace
 
 CLASSES = ("login", "crud", "complex")
 MIN_TIMED = 5
@@ -55,12 +62,45 @@ class _Endpoint:
     timed: int
 
 
-def learned_from_frame(real_s: pd.DataFrame) -> Learned:
-    """From a sessionized real frame (endpoint, status, duration_ms, and what the
-    correlations need: path, query, headers, bodies)."""
-    from tracereplay.models.correlations import find_auth, find_correlations
+def learned_from_trace(
+    real: Path, real_s: pd.DataFrame, *, session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
+) -> Learned:
+    """What REAL's model file says (`model_beside`), else learned from REAL: the auth flow
+    as `tracereplay model` finds it (on its bounded, seeded sample of sessions: reading
+    bodies of those only), the rest from `real_s` (its light columns)."""
+    beside = model_beside(real, open_trace(real).num_rows)
+    if beside is not None:
+        return beside
+    from tracereplay.models.model import learned_auth
 
-    auth = find_auth(real_s, find_correlations(real_s))
+    return learned_from_frame(real_s, learned_auth(real, session_timeout_s=session_timeout_s))
+
+
+def model_beside(real: Path, rows: int) -> Learned | None:
+    """What REAL's own model file (traces/NAME.model.json) learned, when there is one of
+    this trace (as many rows): reading it is much faster than finding the correlations
+    again. None otherwise: compare then learns from REAL itself."""
+    from tracereplay.models.model import default_model_path, load_model
+
+    path = default_model_path(real)
+    if not path.is_file():
+        return None
+    try:
+        model = load_model(path)
+    except TraceReplayError:
+        return None
+    if (model.get("provenance") or {}).get("rows") != rows:
+        return None
+    return learned_from_model(model, source=f"model {path}")
+
+
+def learned_from_frame(real_s: pd.DataFrame, auth: AuthInfo | None = None) -> Learned:
+    """From a sessionized real frame (endpoint, status, duration_ms) and REAL's `auth`
+    flow; without one, the auth flow found in the frame (it then needs what correlations
+    read: path, query, headers, bodies) on the seeded sample of its sessions the model
+    reads (models/session_sample.py `sampled_auth`)."""
+    if auth is None:
+        auth = sampled_auth(real_s)
     status = pd.to_numeric(real_s["status"], errors="coerce") if "status" in real_s else None
     duration = (
         pd.to_numeric(real_s["duration_ms"], errors="coerce")
@@ -85,7 +125,7 @@ def learned_from_frame(real_s: pd.DataFrame) -> Learned:
 
 def learned_from_model(model: Mapping[str, Any], source: str = "model") -> Learned:
     """From a model file (`tracereplay model`): its auth, endpoint statuses and latencies.
-    Gives what `learned_from_frame` gives on the trace the model was built from."""
+    Gives what `learned_from_trace` gives on the trace the model was built from."""
     auth = model.get("auth") or {}
     endpoints = []
     for name, entry in sorted((model.get("endpoints") or {}).items()):

@@ -49,12 +49,13 @@ import pandas as pd
 
 from tracereplay.errors import TraceEmptyError, UsageError
 from tracereplay.models.arrivals import DISPERSION_WINDOWS_S, MIN_WINDOWS
-from tracereplay.models.frame import LIGHT_COLUMNS, load_requests
+from tracereplay.models.frame import LIGHT_COLUMNS
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
 from tracereplay.models.templating import Templater, add_endpoints
 
-from .bindings import Learned, learned_from_frame
+from .bindings import Learned, learned_from_frame, learned_from_trace
+from .columns import read_pair
 from .measures import (
     NO_STATUS,
     PLANNED_STARTS,
@@ -285,13 +286,10 @@ def sessionized_pair(
     return real_s, sessionize(add_endpoints(other, templater, params=False), session_timeout_s)
 
 
-def load_pair(
-    real_path: Path, other_path: Path, *, full_real: bool = False, **kw: Any
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`sessionized_pair` over two trace directories, reading only `COMPARE_COLUMNS`
-    (of REAL every column when `full_real`: SLO classes learned from its correlations)."""
-    real = load_requests(real_path, None if full_real else COMPARE_COLUMNS)
-    return sessionized_pair(real, load_requests(other_path, COMPARE_COLUMNS), **kw)
+def load_pair(real_path: Path, other_path: Path, **kw: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What `sessionized_pair` gives of two trace directories, reading only
+    `COMPARE_COLUMNS` as codes (columns.py)."""
+    return read_pair(real_path, other_path, **kw)
 
 
 def _check_scale(scale: float | None) -> None:
@@ -408,13 +406,17 @@ def _judgements(
 
 
 def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResult:
-    """`compare_frames` over two trace directories (with the replay's summary.json when
-    OTHER is a replay's replayed/ trace)."""
+    """`compare_frames` over two trace directories, read as light columns (`load_pair`),
+    with the replay's summary.json when OTHER is a replay's replayed/ trace, and the SLO
+    classes bound by `learned_from_trace` when an SLO needs it."""
+    _check_scale(kw.get("scale"))
     kw.setdefault("run_summary", read_run_summary(other_path))
+    timeout = kw.pop("session_timeout_s", DEFAULT_SESSION_TIMEOUT_S)
+    real_s, other_s = load_pair(real_path, other_path, session_timeout_s=timeout)
     slos = kw.get("slos")
-    full_real = slos is not None and needs_binding(slos) and kw.get("learned") is None
-    real = load_requests(real_path, None if full_real else COMPARE_COLUMNS)
-    return compare_frames(real, load_requests(other_path, COMPARE_COLUMNS), **kw)
+    if slos is not None and needs_binding(slos) and kw.get("learned") is None:
+        kw["learned"] = learned_from_trace(real_path, real_s, session_timeout_s=timeout)
+    return compare_sessionized(real_s, other_s, session_timeout_s=timeout, **kw)
 
 
 def write_compare(result: CompareResult, out_dir: Path) -> Path:

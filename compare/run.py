@@ -9,11 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tracereplay.errors import TraceReplayError
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
-from tracereplay.trace import open_trace
 
-from .bindings import Learned, learned_from_model
+from .bindings import learned_from_trace
 from .compare import CompareResult, compare_sessionized, load_pair, write_compare
 from .compare_render import render_compare
 from .run_summary import read_run_summary
@@ -39,10 +37,11 @@ def run_compare(
     from .report import render_report, write_report
 
     # Each trace is read and sessionized once, for the numbers and the report alike.
-    binding = slos is not None and needs_binding(slos)
-    learned = model_beside(real, open_trace(real).num_rows) if binding else None
-    real_s, other_s = load_pair(
-        real, other, session_timeout_s=session_timeout_s, full_real=binding and learned is None
+    real_s, other_s = load_pair(real, other, session_timeout_s=session_timeout_s)
+    learned = (
+        learned_from_trace(real, real_s, session_timeout_s=session_timeout_s)
+        if slos is not None and needs_binding(slos)
+        else None
     )
     result = compare_sessionized(
         real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos, goals=goals,
@@ -63,21 +62,3 @@ def run_compare(
             report = write_report(html, out)
         errors.print(f"wrote {path} and {report}", highlight=False, soft_wrap=True)
     return result
-
-
-def model_beside(real: Path, rows: int) -> Learned | None:
-    """What REAL's own model file (traces/NAME.model.json) learned, when there is one of
-    this trace (as many rows): reading it is much faster than finding the correlations
-    again. None otherwise: compare then learns from REAL itself."""
-    from tracereplay.models.model import default_model_path, load_model
-
-    path = default_model_path(real)
-    if not path.is_file():
-        return None
-    try:
-        model = load_model(path)
-    except TraceReplayError:
-        return None
-    if (model.get("provenance") or {}).get("rows") != rows:
-        return None
-    return learned_from_model(model, source=f"model {path}")

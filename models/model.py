@@ -30,6 +30,7 @@ from .arrivals import fit_arrivals
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, fit_behaviors, sig
 from .correlations import (
     NO_AUTH,
+    AuthInfo,
     auth_to_json,
     correlations_to_json,
     find_auth,
@@ -47,6 +48,7 @@ from .endpoints import (
 )
 from .frame import (
     LIGHT_COLUMNS,
+    KeyTimeSplit,
     RequestColumns,
     distinct,
     key_time_split,
@@ -164,13 +166,7 @@ def build_model(
     with clock("templates"):
         templater, endpoint, names = _templates(requests)
     with clock("sessions"):
-        conn = _connections(trace, requests)
-        split = key_time_split(requests) if conn is None else None
-        if split is not None:  # numpy, as sessionize would (frame.sessionize_requests)
-            sessions = sessionize_requests(requests, endpoint, names, session_timeout_s, split)
-        else:
-            frame = _session_frame(requests, conn, endpoint, names)
-            sessions = sessionize(frame, session_timeout_s)
+        sessions, conn, split = _sessionized(trace, requests, endpoint, names, session_timeout_s)
         table = session_table(sessions)
         censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
         if split is not None:  # the same numpy sort serves every timeout
@@ -191,13 +187,7 @@ def build_model(
         endpoints, payload_note = _endpoints(trace, requests, endpoint, names, payload_sample, seed)
     with clock("correlations"):
         rules, auth, ids, outcomes = [], NO_AUTH, NO_IDS, NO_OUTCOMES
-        sample = sample_sessions(
-            sessions["session_id"].to_numpy(),
-            sessions["endpoint"].cat.codes.to_numpy(),
-            per_sample=correlation_sample,
-            per_endpoint=correlation_per_endpoint,
-            seed=seed,
-        )
+        sample = _correlation_sample(sessions, correlation_sample, correlation_per_endpoint, seed)
         correlation_note: dict[str, Any] = {
             "per_sample": correlation_sample,
             "per_endpoint": correlation_per_endpoint,
@@ -258,6 +248,56 @@ def build_model(
         "ids": ids_to_json(ids),
         "outcomes": outcomes_to_json(outcomes),
     }
+
+
+def learned_auth(
+    trace_path: Path,
+    *,
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+    seed: int = 0,
+    correlation_sample: int = CORRELATION_SAMPLE_SESSIONS,
+    correlation_per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
+) -> AuthInfo:
+    """The auth flow `build_model` (same options) finds in the trace at `trace_path`, found
+    the same way (its sessions, its seeded sample of them), without the other stages:
+    what compare binds the `login` SLO class to when REAL has no model file. Reads the
+    light columns of every request and the heavy ones of the sampled sessions only."""
+    trace = ParquetSource.open(trace_path)
+    requests = read_request_columns(trace.batches(LIGHT_COLUMNS), source=str(trace_path))
+    _, endpoint, names = _templates(requests)
+    sessions, _, _ = _sessionized(trace, requests, endpoint, names, session_timeout_s)
+    sample = _correlation_sample(sessions, correlation_sample, correlation_per_endpoint, seed)
+    heavy = _correlation_frame(trace, requests, sessions, sample)
+    walk = walk_sessions(heavy)
+    return find_auth(heavy, find_correlations(heavy, walk=walk), walk=walk)
+
+
+def _sessionized(
+    trace: RequestSource,
+    requests: RequestColumns,
+    endpoint: np.ndarray,
+    names: list[str],
+    timeout_s: float,
+) -> tuple[pd.DataFrame, np.ndarray | None, KeyTimeSplit | None]:
+    """The sessions (with `conn` read and `sessionize` run when some key failed auth
+    throughout, else numpy's `sessionize_requests`), that `conn` and the numpy sort."""
+    conn = _connections(trace, requests)
+    split = key_time_split(requests) if conn is None else None
+    if split is not None:  # numpy, as sessionize would (frame.sessionize_requests)
+        return sessionize_requests(requests, endpoint, names, timeout_s, split), conn, split
+    return sessionize(_session_frame(requests, conn, endpoint, names), timeout_s), conn, split
+
+
+def _correlation_sample(
+    sessions: pd.DataFrame, per_sample: int, per_endpoint: int, seed: int
+) -> SessionSample:
+    return sample_sessions(
+        sessions["session_id"].to_numpy(),
+        sessions["endpoint"].cat.codes.to_numpy(),
+        per_sample=per_sample,
+        per_endpoint=per_endpoint,
+        seed=seed,
+    )
 
 
 def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[str]]:

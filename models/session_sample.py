@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .correlations import AuthInfo, CorrelationRule, Walk, find_auth, find_correlations
+from .correlations import (
+    AuthInfo,
+    CorrelationRule,
+    Walk,
+    find_auth,
+    find_correlations,
+    walk_sessions,
+)
 from .frame import distinct
 
 CORRELATION_SAMPLE_SESSIONS = 2000
@@ -89,6 +96,27 @@ def sample_sessions(
         position = np.arange(len(ep)) - np.repeat(starts, np.diff(np.r_[starts, len(ep)]))
         chosen[order[ranks[position < per_endpoint]]] = True
     return SessionSample(chosen, keys, per_sample, per_endpoint, seed)
+
+
+def sampled_auth(
+    sessions: pd.DataFrame,
+    *,
+    per_sample: int = CORRELATION_SAMPLE_SESSIONS,
+    per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
+    seed: int = 0,
+) -> AuthInfo:
+    """The auth flow of a sessionized frame holding what correlations read, found as the
+    model finds it: on `sample_sessions` of its sessions (all of them when few)."""
+    if sessions.empty:
+        return find_auth(sessions, [])
+    ids = sessions["session_id"].to_numpy()
+    endpoint, _ = pd.factorize(sessions["endpoint"])
+    sample = sample_sessions(
+        ids, endpoint, per_sample=per_sample, per_endpoint=per_endpoint, seed=seed
+    )
+    read = sessions if sample.whole else sessions[sample.chosen[ids]]
+    walk = walk_sessions(read)
+    return find_auth(read, find_correlations(read, walk=walk), walk=walk)
 
 
 def half_check(

@@ -68,7 +68,12 @@ class ParquetSource:
         wanted = np.sort(positions)
         pieces: list[pa.Table] = []
         offset = 0
-        for batch in self.batches(columns):
+        # One batch ahead, not the scanner's default 16 (and 4 files): heavy columns of a
+        # batch are hundreds of MB (1 M rows of bodies: 4.5 -> 2.8 GB peak, and faster).
+        scan = self.trace.to_batches(
+            columns, batch_size=SCAN_BATCH_ROWS, batch_readahead=1, fragment_readahead=1
+        )
+        for batch in scan:
             lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
             if hi > lo:
                 chosen = batch.take(pa.array(wanted[lo:hi] - offset))

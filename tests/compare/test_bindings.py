@@ -15,7 +15,7 @@ import pytest
 from tests.compare.compare_factory import frame
 from tests.factories import T0, make_record, write_trace
 from tracereplay.cli import main
-from tracereplay.compare.bindings import learned_from_frame, learned_from_model
+from tracereplay.compare.bindings import learned_from_frame, learned_from_model, learned_from_trace
 from tracereplay.compare.compare import compare_frames, sessionized_pair
 from tracereplay.compare.slo import load_slos
 from tracereplay.models.model import build_model, default_model_path, write_model
@@ -150,3 +150,57 @@ def test_an_slo_that_selects_nothing_warns_on_stderr_and_in_the_report(
     doc = json.loads((out / "compare.json").read_text())
     assert doc["slo"]["warnings"] == ["historical"] and doc["slo"]["passed"] is True
     assert '<span class="badge warn">WARN</span>' in (out / "report.html").read_text()
+
+
+def _sessions_walked(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[int]:
+    """Patch `module.walk_sessions` to note how many sessions each walk reads."""
+    seen: list[int] = []
+    walk = module.walk_sessions
+
+    def counting(sessions: Any, *args: Any, **kw: Any) -> Any:
+        seen.append(int(sessions["session_id"].nunique()))
+        return walk(sessions, *args, **kw)
+
+    monkeypatch.setattr(module, "walk_sessions", counting)
+    return seen
+
+
+def test_the_auth_of_a_frame_is_learned_on_a_bounded_sample(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tracereplay.models import session_sample
+    from tracereplay.models.correlations import find_auth, find_correlations
+
+    real_s, _ = sessionized_pair(frame(shop_records(60)), frame(shop_records(2)))
+    seen = _sessions_walked(monkeypatch, session_sample)
+    sampled = session_sample.sampled_auth(real_s, per_sample=10, per_endpoint=2)
+    # 10 drawn uniformly, and the 2 lowest keyed of each of the 8 endpoints' (every
+    # session calls them all: among the 10): never the 60 sessions.
+    assert seen == [10]
+    assert sampled == find_auth(real_s, find_correlations(real_s))
+    assert sampled.login_endpoint == LOGIN
+    seen.clear()
+    session_sample.sampled_auth(real_s, per_sample=100)  # more than there are: all of them
+    assert seen == [60]
+
+
+def test_compare_learns_the_auth_the_model_learns_on_its_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracereplay.models import model as model_module
+    from tracereplay.models.correlations import auth_to_json
+
+    trace = write_trace(tmp_path / "shop", shop_records(60))
+    seen = _sessions_walked(monkeypatch, model_module)
+    auth = model_module.learned_auth(trace, correlation_sample=10, correlation_per_endpoint=2)
+    assert seen == [10]
+    built = build_model(trace, correlation_sample=10, correlation_per_endpoint=2)
+    assert auth_to_json(auth) == built["auth"] and auth.login_endpoint == LOGIN
+    # With the defaults, as `tracereplay compare` learns it: what the model file gives.
+    real_s, _ = sessionized_pair(frame(shop_records(60)), frame(shop_records(2)))
+    from_trace = learned_from_trace(trace, real_s)
+    from_model = learned_from_model(build_model(trace))
+    assert from_trace.source == "real trace"
+    assert (from_trace.login, from_trace.crud, from_trace.complex) == (
+        from_model.login, from_model.crud, from_model.complex,
+    )  # fmt: skip

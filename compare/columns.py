@@ -1,0 +1,119 @@
+"""Both traces of a comparison read as light columns (issue 15): the columns compare
+needs (`frame.LIGHT_COLUMNS` and `error`) batch by batch into numpy codes
+(`frame.read_request_columns`), endpoints templated per distinct (method, path), and the
+sessions numbered with numpy (`frame.sessionize_requests`), never a pandas frame of
+every column nor pandas' sorts of string keys.
+
+The frames hold what the measures, verdicts, SLOs and the report read: `session_key`,
+`t_s`, `duration_ms`, `status`, `error`, `endpoint` (categorical), `think_s`, `session_id`, with
+the values `load_requests` + `sessionized_pair` give (tested against them), in the same
+(session_id, seq) order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tracereplay.models.frame import (
+    LIGHT_COLUMNS,
+    PLANNED_SOURCES,
+    RequestColumns,
+    read_request_columns,
+    sessionize_requests,
+)
+from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
+from tracereplay.models.source import ParquetSource
+from tracereplay.models.templating import Templater, endpoint_names
+
+
+class _Trace:
+    """One trace's light columns, `error`, and its time origin."""
+
+    def __init__(self, path: Path) -> None:
+        source = ParquetSource.open(path)
+        requests = read_request_columns(source.batches(LIGHT_COLUMNS), source=str(path))
+        error = source.rows(requests.row, ["error"]).column("error")
+        self.error = pd.Categorical(error.combine_chunks().dictionary_encode().to_pandas())
+        meta = source.metadata
+        first = requests.first_ts
+        origin = meta.capture_start if meta.source in PLANNED_SOURCES else None
+        shift_us = (
+            int((first - pd.Timestamp(origin)) // pd.Timedelta(microseconds=1))
+            if origin is not None and pd.Timestamp(origin) <= first
+            else 0
+        )
+        # t_s from the origin, to the bit as `requests_frame` has it: pandas' seconds of a
+        # microsecond timedelta are whole seconds + the rest / 1e6 (not µs / 1e6).
+        since_us = np.rint(requests.t_s * 1_000_000).astype(np.int64) + shift_us
+        seconds, rest = np.divmod(since_us, 1_000_000)
+        self.requests = replace(requests, t_s=seconds + rest / 1_000_000)
+
+    def pairs(self) -> tuple[np.ndarray, list[str], list[str]]:
+        """Each request's code into the distinct (method, path) pairs, in order of first
+        use (paths null read as "/", as `add_endpoints` does), and those pairs."""
+        r = self.requests
+        paths = ["/" if p is None else str(p) for p in r.paths.to_pylist()]
+        path_codes, path_values = pd.factorize(pd.Series(paths, dtype=object))
+        path = np.asarray(path_codes, dtype=np.int64)[r.path]
+        width = max(len(path_values), 1)
+        codes, pairs = pd.factorize(r.method.astype(np.int64) * width + path)
+        methods = [r.methods[int(m)] for m in (pairs // width).tolist()]
+        return (
+            np.asarray(codes, dtype=np.int64),
+            methods,
+            [str(path_values[int(p)]) for p in (pairs % width).tolist()],
+        )
+
+
+def fit_templater(real: _Trace) -> Templater:
+    """The templater `sessionized_pair` fits on REAL: on its (method, path) counts."""
+    codes, methods, paths = real.pairs()
+    counts = np.bincount(codes, minlength=len(methods))
+    return Templater.fit_counts(
+        {(m, p): int(n) for m, p, n in zip(methods, paths, counts.tolist(), strict=True)}
+    )
+
+
+def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.DataFrame:
+    r: RequestColumns = trace.requests
+    codes, methods, paths = trace.pairs()
+    names = endpoint_names(templater, methods, paths)
+    name_codes, distinct = pd.factorize(pd.Series(names, dtype=object))
+    endpoint = np.asarray(name_codes, dtype=np.int32)[codes]
+    frame = sessionize_requests(r, endpoint, [str(n) for n in distinct], timeout_s)
+    request = frame["request"].to_numpy()
+    keys = pd.Categorical.from_codes(frame["session_key"].to_numpy(), categories=pd.Index(r.keys))
+    return pd.DataFrame(
+        {
+            "session_key": keys,
+            "t_s": frame["t_s"].to_numpy(),
+            "duration_ms": frame["duration_ms"].to_numpy(),
+            "status": r.status[request],
+            "error": trace.error[request],
+            "endpoint": frame["endpoint"],
+            "think_s": frame["think_s"].to_numpy(),
+            "session_id": frame["session_id"].to_numpy(),
+        },
+        copy=False,
+    )
+
+
+def read_pair(
+    real_path: Path,
+    other_path: Path,
+    *,
+    templater: Templater | None = None,
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both traces sessionized, endpoints from a templater fitted on REAL unless given."""
+    real = _Trace(real_path)
+    templater = templater or fit_templater(real)
+    real_s = _sessionized(real, templater, session_timeout_s)
+    del real
+    pa.default_memory_pool().release_unused()
+    return real_s, _sessionized(_Trace(other_path), templater, session_timeout_s)

@@ -1,0 +1,72 @@
+"""compare reads both traces as light columns (compare/columns.py): the frames equal, to
+the bit, what `load_requests` + `sessionized_pair` give, and compare.json with them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.compare.test_bindings import shop_records
+from tests.factories import T0, TEST_META, make_record, realistic_records
+from tracereplay.compare.columns import read_pair
+from tracereplay.compare.compare import COMPARE_COLUMNS, sessionized_pair
+from tracereplay.models.frame import load_requests
+from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
+
+
+def _write(directory: Path, records: list[TraceRecord], meta: TraceMetadata) -> Path:
+    with open_writer(directory, meta) as writer:
+        for record in records:
+            writer.write(record)
+    return directory
+
+
+def _odd_records() -> list[TraceRecord]:
+    """Shop sessions, realistic traffic with µs times, and the awkward rows: no response
+    with a transport error, no session (the client is the key), an empty session, a
+    lower-case method, equal times."""
+    odd = [
+        make_record(ts=T0 + timedelta(seconds=7, microseconds=3), status=None,
+                    duration_ms=None, error="connect timeout", session="shop-1"),
+        make_record(ts=T0 + timedelta(seconds=7, microseconds=3), session=None, client="c-9"),
+        make_record(ts=T0 + timedelta(seconds=8), session="", client="c-9", status=503),
+        make_record(ts=T0 + timedelta(seconds=9), method="patch", session="x", error=""),
+        make_record(ts=T0 + timedelta(hours=2), session="shop-1", path="/v2/orders"),
+    ]  # fmt: skip
+    return [*shop_records(20), *realistic_records(300, seed=3), *odd]
+
+
+def _same(old: pd.DataFrame, new: pd.DataFrame) -> None:
+    assert len(old) == len(new)
+    for column in new.columns:
+        a, b = old[column], new[column]
+        if column in ("session_key", "error", "endpoint"):
+            same = (
+                a.astype(object).where(a.notna(), None).tolist()
+                == b.astype(object).where(b.notna(), None).tolist()
+            )
+        else:
+            same = np.array_equal(a.to_numpy(float), b.to_numpy(float), equal_nan=True)
+        assert same, column
+
+
+@pytest.mark.parametrize("source", ["test", "synthesize"])
+def test_the_light_frames_equal_the_pandas_ones(tmp_path: Path, source: str) -> None:
+    # A synthesized trace's times count from its capture_start (before its first row).
+    meta = TraceMetadata(
+        source=source, capture_start=T0 - timedelta(seconds=3.25), policy_hash="test-policy"
+    )
+    real = _write(tmp_path / "real", _odd_records(), TEST_META)
+    other = _write(tmp_path / "other", _odd_records()[::-1][:400], meta)
+    old = sessionized_pair(
+        load_requests(real, COMPARE_COLUMNS), load_requests(other, COMPARE_COLUMNS)
+    )
+    new = read_pair(real, other)
+    for before, after in zip(old, new, strict=True):
+        _same(before, after)
+    assert (new[1]["t_s"].min() > 3.25) == (source == "synthesize")
+    assert new[1]["error"].astype(object).eq("connect timeout").sum() == 1
