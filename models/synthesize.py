@@ -136,7 +136,7 @@ class Synthesizer:
             length, tempo, total = behavior.shape.draw(self.rng)
             path = chain.walk(_feasible(chain, length), self.rng)
             if total is not None and len(path) != length:  # the nearest feasible length
-                total *= (len(path) - 1) / (length - 1) if length > 1 else 0.0
+                total = total * (len(path) - 1) / (length - 1) if length > 1 else None
         else:  # an older model: the chain's own END, the tempo drawn alone
             tempo = float(behavior.tempo.sample(self.rng))
             path = _walk(behavior, self.rng)

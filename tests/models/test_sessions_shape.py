@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from tests.factories import T0, make_record, write_trace
-from tracereplay.models.behaviors import END, fit_behaviors
+from tracereplay.models.behaviors import END, QUANTILE_POINTS, Behavior, ThinkTime, fit_behaviors
 from tracereplay.models.model import build_model
 from tracereplay.models.session_shape import (
     ConditionedChain,
@@ -24,7 +24,7 @@ from tracereplay.models.session_shape import (
     km_weights,
 )
 from tracereplay.models.sessions import join_failed_credentials, session_table, sessionize
-from tracereplay.models.synthesize import Synthesizer
+from tracereplay.models.synthesize import Synthesizer, _pauses
 from tracereplay.trace import TraceRecord
 
 
@@ -203,6 +203,21 @@ def test_session_table_draws_length_tempo_and_pauses_together() -> None:
     del old["pauses_s"]
     old_draws = {SessionTable.from_json(old).draw(rng) for _ in range(50)}
     assert old_draws == {(2, 0.5, None), (10, 1.0, None)}
+
+
+def test_pauses_are_scaled_to_the_drawn_sum() -> None:
+    slow = ThinkTime(tuple(np.linspace(0.5, 4.0, len(QUANTILE_POINTS))), 50, "transition")
+    zero = ThinkTime(tuple(0.0 for _ in QUANTILE_POINTS), 50, "transition")
+    think = {"a": {"b": slow}, "b": {"c": zero, "b": zero}}
+    behavior = Behavior("b1", 1.0, 9, {"a": 1.0}, {}, think, 3.0, slow)
+    pauses = _pauses(behavior, ["a", "b", "c"], 2.0, 5.0, np.random.default_rng(0))
+    assert pauses[0] == 0.0 and pauses[2] == 0.0 and sum(pauses) == pytest.approx(5.0)
+    # Every drawn pause 0 (b -> b -> c): the sum spread evenly.
+    assert _pauses(behavior, ["b", "b", "c"], 1.0, 3.0, np.random.default_rng(0)) == [0, 1.5, 1.5]
+    # Without a sum (an older model): one draw per transition × tempo, as before.
+    rng, again = np.random.default_rng(4), np.random.default_rng(4)
+    alone = _pauses(behavior, ["a", "b"], 2.0, None, rng)
+    assert alone == [0.0, pytest.approx(2.0 * float(slow.sample(again)))]
 
 
 def _length_paced_capture(out: Path, sessions: int) -> tuple[Path, np.ndarray]:
