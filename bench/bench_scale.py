@@ -53,6 +53,8 @@ from tracereplay.replay.window import model_real_rps
 
 KS_C_ALPHA_05 = 1.36
 SEED = 7
+BANDS = ((1, 2), (3, 5), (6, 13), (14, 10**9))
+"""Session-length bands of the per-band figures (duration and mean think by length)."""
 
 
 def ks_floor(n: int, m: int) -> float | None:
@@ -92,6 +94,7 @@ def real_shape(trace: Path, timeout_s: float, templates: dict[str, Any]) -> dict
     latency = {name: seconds[rows] for name, rows in by_endpoint.items()}
     edges = censoring(real, timeout_s)
     t = real["t_s"].to_numpy(float)
+    table["pauses_s"] = real.groupby("session_id", sort=True)["think_s"].sum().to_numpy()
     return {
         "think": real["think_s"].dropna().to_numpy(float),
         "table": table,
@@ -125,6 +128,32 @@ def shape_rows(
         "session_length_all": ks_row(real["table"]["length"], table["length"]),
         "session_duration_all": ks_row(real["table"]["duration_s"], table["duration_s"]),
     }
+    out["bands"] = bands(real["uncensored"], uncensored)
+    return out
+
+
+def bands(real: pd.DataFrame, other: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per session-length band, real vs other (uncensored sessions of each side): sessions,
+    median duration, mean think (the band's pauses ÷ its pauses' count) and duration KS."""
+    out = []
+    for lo, hi in BANDS:
+        row: dict[str, Any] = {"band": f"{lo}-{hi}" if hi < 10**9 else f"{lo}+"}
+        for side, frame in (("real", real), ("other", other)):
+            part = frame[(frame["length"] >= lo) & (frame["length"] <= hi)]
+            paused = int((part["length"] - 1).sum())
+            row[side] = {
+                "sessions": len(part),
+                "median_duration_s": round(float(part["duration_s"].median()), 3)
+                if len(part)
+                else None,
+                "mean_think_s": round(float(part["pauses_s"].sum() / paused), 4)
+                if paused
+                else None,
+            }
+        real_part = real[(real["length"] >= lo) & (real["length"] <= hi)]
+        other_part = other[(other["length"] >= lo) & (other["length"] <= hi)]
+        row["duration"] = ks_row(real_part["duration_s"], other_part["duration_s"])
+        out.append(row)
     return out
 
 
@@ -164,10 +193,12 @@ def synthetic_shape(model: dict[str, Any], real: dict[str, Any], scale: int, see
         if len(seen):
             cut = bool(last - seen[-1] < threshold or seen[0] - first < threshold)
             rows.append((seen[0], len(t), t[-1] - t[0], cut, len(seen), seen[-1] - seen[0],
-                         paused[-1] - paused[0]))  # fmt: skip
-    table = pd.DataFrame(rows, columns=["start_s", "length", "duration_s", "cut", "seen_length",
-                                        "seen_duration_s", "pauses_s"])  # fmt: skip
-    window = table.assign(length=table["seen_length"], duration_s=table["seen_duration_s"])
+                         paused[-1] - paused[0], paused[len(seen) - 1] - paused[0]))  # fmt: skip
+    columns = ["start_s", "length", "duration_s", "cut", "seen_length", "seen_duration_s",
+               "pauses_s", "seen_pauses_s"]  # fmt: skip
+    table = pd.DataFrame(rows, columns=columns)
+    window = table.assign(length=table["seen_length"], duration_s=table["seen_duration_s"],
+                          pauses_s=table["seen_pauses_s"])  # fmt: skip
     out = shape_rows(real, np.asarray(think), table, window[~window["cut"]], scale)
     out["session_duration_pauses"] = ks_row(
         real["uncensored"]["duration_s"], table.loc[~table["cut"], "pauses_s"]
@@ -221,6 +252,7 @@ def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
     cut = set(summary.get("sessions_cut_keys") or ())
     kept = replayed[~replayed["session_key"].isin(cut)]
     table = session_table(kept)
+    table["pauses_s"] = kept.groupby("session_id", sort=True)["think_s"].sum().to_numpy()
     # The run plays the first window_s of the curve: its arrivals are judged against the
     # real arrivals of that window, not of the whole capture (a ramp-up is slower).
     window = float(summary.get("window_s") or np.inf)

@@ -14,7 +14,8 @@ would make session durations too alike. Each session gets a tempo, the shrunk ge
 mean of its pauses relative to the trace-wide median of each transition; the stored
 think-time quantiles are of pause / tempo, and each behavior keeps its tempo quantiles.
 Synthesis draws one tempo per session and multiplies every pause by it; the tempo comes
-with the session's length from the behavior's `session_shape` table (session_shape.py).
+with the session's length and sum of pauses from the behavior's `session_shape` table
+(session_shape.py), and the pauses are then scaled to that sum.
 
 Every step is numpy over endpoint codes (paths, counts and tempo: behavior_paths.py; the
 chains: `_Moves`), so the fit costs a few sorts of the requests, not Python per request.
@@ -216,6 +217,9 @@ def fit_behaviors(
     at_end = censored.end if censored is not None else no
     counts, _ = transition_counts(paths)
     tempos, scaled = session_tempo(paths)
+    pause_sums = np.bincount(
+        paths.session, weights=np.nan_to_num(paths.think_s, nan=0.0), minlength=n
+    )
     features = sparse.hstack([hellinger(counts), _tempo_feature(tempos)], format="csr")
     del counts
     labels = choose_clusters(features, seed, max_behaviors, sample)
@@ -229,7 +233,11 @@ def fit_behaviors(
         index = np.flatnonzero(labels == label)
         chain = moves.chain(f"b{rank + 1}", label, paths.length[index], n, tempos[index])
         table = SessionTable.fit(
-            paths.length[index], tempos[index], at_start[index] | at_end[index], seed
+            paths.length[index],
+            tempos[index],
+            at_start[index] | at_end[index],
+            seed,
+            pause_sums[index],
         )
         behaviors.append(replace(chain, shape=table))
     return behaviors

@@ -19,6 +19,10 @@ length goes to the censored sessions at or beyond it (their observed length is t
 lower bound there is). Synthesis draws one row by weight, so a session's length and tempo
 come together, as they do in the trace (slow sessions are not shorter than fast ones by
 accident), and the pause-weighted tempo, hence the mean think time, is the real one.
+Each row also keeps the session's sum of pauses: synthesis scales the pauses it draws
+along the walked path to it, so a session's duration follows its length as in the trace
+(short sessions pausing longer than long ones, say), which per-transition pauses pooled
+over every length do not.
 
 Conditioned walk. Given a length L, the chain is walked conditioned on ending after
 exactly L requests: with b_k(s) the probability that, from s, exactly k more requests
@@ -32,7 +36,7 @@ underflow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -133,39 +137,60 @@ def km_percentiles(values: np.ndarray, censored: np.ndarray, q: list[float]) -> 
     return np.asarray(np.percentile(values, q, weights=weights, method="inverted_cdf"), dtype=float)
 
 
+class ShapeRow(NamedTuple):
+    """One session of a behavior's table: what synthesis draws together."""
+
+    length: int
+    tempo: float
+    pauses_s: float | None
+    """The sum of its pauses (s), None in older models."""
+
+
 @dataclass(frozen=True)
 class SessionTable:
-    """(length, tempo, weight) rows of a behavior's sessions: drawn jointly."""
+    """(length, tempo, pauses, weight) rows of a behavior's sessions: drawn jointly."""
 
     length: tuple[int, ...]
     tempo: tuple[float, ...]
     weight: tuple[float, ...]
     censored: int
     """How many of the behavior's sessions were censored (before sampling)."""
+    pauses_s: tuple[float, ...] | None = None
+    """Per row, the sum of the session's pauses (s); None in models before it."""
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"pauses_s": list(self.pauses_s)} if self.pauses_s is not None else {}
         return {
             "length": list(self.length),
             "tempo": list(self.tempo),
+            **extra,
             "weight": list(self.weight),
             "censored": self.censored,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SessionTable:
+        pauses = data.get("pauses_s")
         return cls(
             tuple(int(v) for v in data["length"]),
             tuple(float(v) for v in data["tempo"]),
             tuple(float(v) for v in data["weight"]),
             int(data.get("censored", 0)),
+            tuple(float(v) for v in pauses) if pauses is not None else None,
         )
 
     @classmethod
     def fit(
-        cls, lengths: np.ndarray, tempos: np.ndarray, censored: np.ndarray, seed: int = 0
+        cls,
+        lengths: np.ndarray,
+        tempos: np.ndarray,
+        censored: np.ndarray,
+        seed: int = 0,
+        pauses_s: np.ndarray | None = None,
     ) -> SessionTable:
-        """The table of these sessions (tempo NaN: no pause, read as 1), Kaplan-Meier
-        weighted, on a seeded sample of SESSION_TABLE_ROWS when there are more."""
+        """The table of these sessions (tempo NaN: no pause, read as 1; `pauses_s`, each
+        session's sum of pauses, kept when given), Kaplan-Meier weighted, on a seeded sample
+        of SESSION_TABLE_ROWS when there are more."""
         lengths = np.asarray(lengths, dtype=np.int64)
         tempos = np.nan_to_num(np.asarray(tempos, dtype=float), nan=1.0)
         censored = np.asarray(censored, dtype=bool)
@@ -175,17 +200,23 @@ class SessionTable:
             keep = np.sort(rng.choice(len(keep), SESSION_TABLE_ROWS, replace=False))
         weights = km_weights(lengths[keep], censored[keep])
         used = weights > 0
+        pauses = None
+        if pauses_s is not None:
+            kept = np.nan_to_num(np.asarray(pauses_s, dtype=float)[keep][used], nan=0.0)
+            pauses = tuple(float(f"{v:.4g}") for v in kept)
         return cls(
             tuple(int(v) for v in lengths[keep][used]),
             tuple(float(f"{v:.4g}") for v in tempos[keep][used]),
             tuple(float(f"{v:.6g}") for v in weights[used]),
             int(censored.sum()),
+            pauses,
         )
 
-    def draw(self, rng: np.random.Generator) -> tuple[int, float]:
-        """One (length, tempo) row, by weight."""
+    def draw(self, rng: np.random.Generator) -> ShapeRow:
+        """One (length, tempo, pauses) row, by weight."""
         i = _pick(np.asarray(self.weight), rng)
-        return self.length[i], self.tempo[i]
+        pauses = self.pauses_s[i] if self.pauses_s is not None else None
+        return ShapeRow(self.length[i], self.tempo[i], pauses)
 
 
 class ConditionedChain:

@@ -9,6 +9,7 @@ worker's shard) can be built alone and comes out as in the full run.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import random
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ from .payloads import BodyModel, QueryModel
 from .session_shape import ConditionedChain
 
 MAX_SESSION_LENGTH = 1000
+PAUSE_CANDIDATES = 4
+"""Sets of pauses drawn per session; the one whose sum is nearest the drawn total is kept."""
 _CDF_CACHE = 100_000
 CHUNK_SESSIONS = 2_000
 _PARAM = "{"
@@ -128,22 +131,22 @@ class Synthesizer:
         self._reseed(index)
         pick = int(self.rng.choice(len(self.behaviors), p=self.behavior_p))
         behavior, chain = self.behaviors[pick], self.chains[pick]
+        total: float | None = None
         if behavior.shape is not None and chain is not None:
-            length, tempo = behavior.shape.draw(self.rng)
+            length, tempo, total = behavior.shape.draw(self.rng)
             path = chain.walk(_feasible(chain, length), self.rng)
+            if total is not None and len(path) != length:  # the nearest feasible length
+                total = total * (len(path) - 1) / (length - 1) if length > 1 else None
         else:  # an older model: the chain's own END, the tempo drawn alone
             tempo = float(behavior.tempo.sample(self.rng))
             path = _walk(behavior, self.rng)
-        t = start_s
-        think_s = 0.0
+        pauses = _pauses(behavior, path, tempo, total, self.rng)
         values: dict[str, str] = {}  # one value per parameter name per session
         key = f"synth:{index:08d}"
         out: list[SyntheticRequest] = []
-        for i, current in enumerate(path):
-            if i:
-                think = behavior.think.get(path[i - 1], {}).get(current)
-                think_s = tempo * float(think.sample(self.rng)) if think is not None else 0.0
-                t += think_s
+        t = start_s
+        for current, think_s in zip(path, pauses, strict=True):
+            t += think_s
             record, params = self._request(current, t, key, values)
             out.append(SyntheticRequest(current, record, think_s, params))
         return out
@@ -187,6 +190,37 @@ class Synthesizer:
             req_body_size=len(body) if body else 0,
         )
         return record, params
+
+
+def _pauses(
+    behavior: Behavior,
+    path: list[str],
+    tempo: float,
+    total: float | None,
+    rng: np.random.Generator,
+) -> list[float]:
+    """The pause before each request of `path` (0 before the first): each transition's
+    think time × `tempo`. Given `total` (the drawn session's sum of pauses), PAUSE_CANDIDATES
+    sets of pauses are drawn, the one whose sum is nearest `total` (in ratio) is kept and
+    scaled to it: duration follows length as in the trace, and the scale applied stays
+    near 1, so each pause keeps its transition's distribution."""
+    size = PAUSE_CANDIDATES if total is not None else 1
+    drawn = np.zeros((len(path), size))
+    for i, (previous, current) in enumerate(itertools.pairwise(path), start=1):
+        think = behavior.think.get(previous, {}).get(current)
+        if think is not None:
+            drawn[i] = tempo * think.sample(rng, size)
+    if total is None:
+        return [float(v) for v in drawn[:, 0]]
+    sums = drawn.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.abs(np.log(sums / total))
+    best = drawn[:, int(np.argmin(np.nan_to_num(off, nan=np.inf)))]
+    kept = float(best.sum())
+    if kept > 0:
+        return [float(v) for v in best * (total / kept)]
+    steps = len(path) - 1
+    return [0.0] + [total / steps] * steps if steps else [0.0]
 
 
 def _walk(behavior: Behavior, rng: np.random.Generator) -> list[str]:

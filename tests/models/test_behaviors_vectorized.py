@@ -44,6 +44,7 @@ def reference_behaviors(sessions: pd.DataFrame, censored: Censoring | None) -> l
     at_start = censored.start if censored is not None else no
     at_end = censored.end if censored is not None else no
     features = reference_features([p for p, _ in paths])
+    pause_sums = [sum(t if np.isfinite(t) else 0.0 for t in ts) for _, ts in paths]
     paths, tempos = reference_tempo(paths)
     tempo_column = _tempo_feature(np.asarray(tempos))
     labels = choose_clusters(sparse.csr_matrix(np.hstack([features, tempo_column])), 0)
@@ -62,6 +63,7 @@ def reference_behaviors(sessions: pd.DataFrame, censored: Censoring | None) -> l
             np.asarray(tempos, dtype=float)[index],
             edges[0] | edges[1],
             0,
+            np.asarray(pause_sums)[index],
         )
         out.append(replace(chain, shape=table))
     return out
