@@ -113,7 +113,7 @@ class ReplayDriver:
         self._group = gevent.pool.Group()
         self.sender = Sender(user, settings)
         self._pools = pools or CredentialPools()
-        self._run = RunObjects(writer.created_event)
+        self._run = RunObjects(writer.created_event, writer.safety.selection)
         self._unmatched_said = False
         self._failed = gevent.event.Event()
         self._failure: BaseException | None = None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from tracereplay.models.correlations import Location
 from tracereplay.models.id_model import IdModel
+from tracereplay.models.id_select import Selection
 
 from .liveids import CreatedObject, Key, SessionIds
 from .ownership import object_ids
@@ -75,7 +76,59 @@ class IdValues:
         values: Mapping[Key, Seen],
     ) -> Seen | None:
         """The live value for one target, from the session's latest `values` at its
-        sources `keys` (see replay/liveids.py for the order)."""
+        sources `keys` (see replay/liveids.py for the order), then held to the place's
+        learned selection (`selected`)."""
+        seen = self._value(request, target, keys, is_id, values)
+        select = self.model.selection(request.endpoint, target) if is_id else None
+        if select is None or target.where not in ID_TARGETS:
+            return seen
+        return self.selected(request.endpoint, select, seen, keys, values)
+
+    def selected(
+        self,
+        endpoint: str,
+        select: Selection,
+        seen: Seen | None,
+        keys: list[Key],
+        values: Mapping[Key, Seen],
+    ) -> Seen | None:
+        """The id a request with a learned selection (models/id_select.py) sends: the one
+        it would take where what the answers showed of that object meets the selection;
+        else a seeded-random live id of the session's answers or its account's pool at
+        the same sources that meets it (`switched`); else the one it would take
+        (`fallback`). A value whose state change the run withheld stays, so that the
+        action that follows the change is withheld too (replay/ownership.py)."""
+        run, pools = self.ids.run, self.ids.pools
+        value = None if seen is None or isinstance(seen.value, tuple) else seen.value
+        if value is not None and select.met_by(pools.fields(value)):
+            run.selected(endpoint, "met")
+            return seen
+        if value is not None and str(value) in run.withheld(self.model.changes_before(endpoint)):
+            return seen
+        offered: list[Scalar] = []
+        for key in keys:
+            held = values[key].value if key in values else ()
+            offered += list(held) if isinstance(held, tuple) else [held]
+        offered += self.ids.pools.values(self.ids.credential, keys)
+        fit = [
+            v
+            for v in dict.fromkeys(offered)
+            if select.met_by(pools.fields(v)) and not self.ids.foreign(v)
+        ]
+        if not fit:
+            run.selected(endpoint, "fallback")
+            return seen
+        run.selected(endpoint, "switched")
+        return Seen(-1, fit[self.ids.rng.randrange(len(fit))], False)
+
+    def _value(
+        self,
+        request: PlannedRequest,
+        target: Location,
+        keys: list[Key],
+        is_id: bool,
+        values: Mapping[Key, Seen],
+    ) -> Seen | None:
         if target.where in ID_TARGETS:
             planned = planned_value(request, target)
             live = None if planned is None else self.ids.counterpart(planned)
