@@ -3,8 +3,10 @@
 A person does not sync any client of the list: they sync one whose page said the n8n
 connection is configured. For an id place fed by a list producer, the condition is one
 field of the chosen object (a boolean, or a string of a small set) that holds one value
-in at least SELECT_MIN_CHOSEN_SHARE of the uses and clearly less often among all the
-items the list answers held (at least SELECT_MIN_GAP less). The chosen object's fields
+in at least SELECT_MIN_CHOSEN_SHARE of the choices (a session's object, once) and clearly
+less often among all the items the list answers held: that many chosen objects with the
+value would come from random picks of the listed items with a chance of at most
+SELECT_MAX_P (scipy's binomial test). The chosen object's fields
 are the latest ones an answer of its session showed for it before the use (a list item,
 a read, the answer to a change): the object as the person saw it when they chose.
 
@@ -21,12 +23,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from scipy.stats import binomtest
+
 from .correlations import Location, Walk, answered_ok
 
 SELECT_MIN_CHOSEN_SHARE = 0.95
 """Share of the uses whose chosen object had the value."""
-SELECT_MIN_GAP = 0.2
-"""... and how much less often (absolute share) the lists' items had it."""
+SELECT_MAX_P = 0.01
+"""... and a random pick of the listed items would give as many with at most this chance
+(one-sided binomial test at the items' share)."""
 SELECT_MIN_SESSIONS = 5
 """Sessions whose use had a described object, to learn a condition at all."""
 ENUM_MAX_VALUES = 8
@@ -35,6 +40,7 @@ _MAX_TEXT = 40
 _MAX_DEPTH = 6
 
 FieldValue = bool | str
+Fields = dict[str, FieldValue]
 
 
 @dataclass(frozen=True)
@@ -170,15 +176,16 @@ class _Tally:
             for endpoint, src in found:
                 self.listing[endpoint].add(src)
         self.seen: dict[str, dict[str, FieldValue]] = {}  # the session's: id → fields
-        self.chosen: defaultdict[tuple[str, Location], list[tuple[int, dict[str, FieldValue]]]]
-        self.chosen = defaultdict(list)
+        # per target, (session, object) → the object's fields when the session chose it
+        self.chosen: defaultdict[tuple[str, Location], dict[tuple[int, str], Fields]]
+        self.chosen = defaultdict(dict)
         self.having: defaultdict[tuple[str, Location], Counter[str]] = defaultdict(Counter)
         self.among: defaultdict[tuple[str, Location], Counter[tuple[str, FieldValue]]]
         self.among = defaultdict(Counter)
 
     def use(self, key: tuple[str, Location], session: int, value: str) -> None:
         if value in self.seen:
-            self.chosen[key].append((session, self.seen[value]))
+            self.chosen[key].setdefault((session, value), self.seen[value])
 
     def answer(self, endpoint: str, doc: object) -> None:
         for ident, fields in describe(doc, self.keys).items():
@@ -192,27 +199,30 @@ class _Tally:
 
 
 def _condition(
-    described: list[tuple[int, dict[str, FieldValue]]],
+    described: Mapping[tuple[int, str], Fields],
     among: Counter[tuple[str, FieldValue]],
     having: Counter[str],
 ) -> Selection | None:
     """The field value that separates the chosen objects from the lists' items (among the
-    items that have the field), if one does."""
+    items that have the field), if one does: the least likely by chance."""
     sessions = len({s for s, _ in described})
     if sessions < SELECT_MIN_SESSIONS:
         return None
     distinct = Counter(f for f, _ in among)
-    counts = Counter((f, v) for _, fields in described for f, v in fields.items())
+    counts = Counter((f, v) for fields in described.values() for f, v in fields.items())
     best: tuple[float, str, Selection] | None = None
-    for (f, v), n in counts.items():
+    for (f, v), k in counts.items():
         if not having[f] or (isinstance(v, str) and distinct[f] > ENUM_MAX_VALUES):
             continue
-        share, base = n / len(described), among[(f, v)] / having[f]
-        if share < SELECT_MIN_CHOSEN_SHARE or share - base < SELECT_MIN_GAP:
+        share, base = k / len(described), among[(f, v)] / having[f]
+        if share < SELECT_MIN_CHOSEN_SHARE:
+            continue
+        chance = float(binomtest(k, len(described), base, alternative="greater").pvalue)
+        if chance > SELECT_MAX_P:
             continue
         found = Selection(f, v, round(share, 4), round(base, 4), sessions)
-        if best is None or (share - base, f) > best[:2]:
-            best = (share - base, f, found)
+        if best is None or (-chance, f) > best[:2]:
+            best = (-chance, f, found)
     return None if best is None else best[2]
 
 

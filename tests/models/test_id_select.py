@@ -99,3 +99,12 @@ def test_describe_takes_every_object_with_an_id() -> None:
     doc = {"data": {"items": [{"id": "a", "ok": True, "n": 3, "note": "x" * 99}, {"id": "b"}]}}
     assert describe(doc, ["id"]) == {"a": {"ok": True}, "b": {}}
     assert describe(None, ["id"]) == {} and describe([1, "x"], ["id"]) == {}
+
+
+def test_a_share_random_picks_would_give_is_no_condition_until_enough_sessions_show_it() -> None:
+    """Five of six items ready: eight sessions that all synced a ready one could have picked
+    at random (0.83 ** 8 = 0.23); thirty could not (0.004)."""
+    mostly = [True, True, True, True, True, False]
+    assert selection([session(s, pick=s % 5, values=mostly) for s in range(8)]) is None
+    found = selection([session(s, pick=s % 5, values=mostly) for s in range(30)])
+    assert found is not None and (found.field, found.value, found.sessions) == ("ready", True, 30)
