@@ -119,10 +119,11 @@ class IdModel:
 
     def selection(self, endpoint: str, target: Location) -> Selection | None:
         """The condition the object requests of `endpoint` name at `target` met."""
-        return self._selections.get((endpoint, target))
+        return self.selections.get((endpoint, target))
 
     @cached_property
-    def _selections(self) -> dict[tuple[str, Location], Selection]:
+    def selections(self) -> dict[tuple[str, Location], Selection]:
+        """(endpoint, place) → its learned selection, for the places that have one."""
         return {(t.endpoint, t.target): t.select for t in self.targets if t.select is not None}
 
     @cached_property

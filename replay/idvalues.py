@@ -13,14 +13,14 @@ the session's state and calls it; no I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from tracereplay.models.correlations import Location
 from tracereplay.models.id_model import IdModel
 from tracereplay.models.id_select import Selection
 
-from .liveids import CreatedObject, Key, SessionIds
+from .liveids import CreatedObject, CredentialPools, Key, SessionIds
 from .ownership import object_ids
 from .plan import PlannedRequest
 from .rewrite import PreparedRequest, Response, Scalar, planned_value
@@ -198,3 +198,29 @@ class IdValues:
             named = object_ids(request.endpoint, sent.path, sent.query, ())
             for value in named or ():
                 self.ids.deleted(value)
+
+
+def can_select(
+    model: IdModel, pools: CredentialPools, endpoints: Iterable[str]
+) -> Callable[[int], bool] | None:
+    """For a session that sends `endpoints`: whether an account (its --credentials index)
+    saw, at the sources of every id place with a learned selection among them, an object
+    that meets it (None when no place has one). The discovery phase filled the pools, so
+    a session whose real user synced a configured client of their own gets an account
+    whose client is configured, where the role allows one (replay/credentials.py)."""
+    sent = set(endpoints)
+    needs = [
+        (select, [(p.endpoint, p.source) for p in model.producers(*key)])
+        for key, select in model.selections.items()
+        if key[0] in sent
+    ]
+    if not needs:
+        return None
+
+    def fits(credential: int) -> bool:
+        return all(
+            any(select.met_by(pools.fields(v)) for v in pools.values(credential, keys))
+            for select, keys in needs
+        )
+
+    return fits

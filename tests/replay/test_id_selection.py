@@ -15,6 +15,8 @@ from tracereplay.models.id_model import IdModel, IdTarget, Producer
 from tracereplay.models.id_select import Selection
 from tracereplay.replay import liveids
 from tracereplay.replay.correlate import SessionCorrelator
+from tracereplay.replay.credentials import Credential, assign_account
+from tracereplay.replay.idvalues import can_select
 from tracereplay.replay.liveids import CredentialPools, RunObjects, SessionIds
 from tracereplay.replay.plan import PlannedRequest
 from tracereplay.replay.safetylog import merge_safety
@@ -123,3 +125,28 @@ def test_the_fields_kept_are_bounded_and_the_latest_win(monkeypatch: pytest.Monk
     pools.describe({"d": {"ok": True}})  # one past the bound: b, seen longest ago, goes
     assert pools.fields("a") == {"ok": True, "name": "A"}
     assert pools.fields("b") is None and pools.fields("d") == {"ok": True}
+
+
+def test_a_session_that_syncs_gets_an_account_that_can_see_a_configured_client() -> None:
+    """Accounts are matched by role, not the captured account: a client session whose real
+    user synced their configured client gets a client account whose client is configured,
+    by what the discovery phase saw, where one fits the role."""
+    pools = CredentialPools()
+    pools.add(0, LIST, ["live-1"])
+    pools.add(1, LIST, ["live-3"])
+    pools.add(2, LIST, ["live-4"])
+    pools.describe({"live-1": {"n8n_configured": False}, "live-3": {"n8n_configured": True}})
+    accounts = [Credential(f"c{i}@example.test", "pw", "client") for i in range(3)]
+    accounts.append(Credential("a@example.test", "pw", "admin"))
+    syncs = can_select(model(CONFIGURED), pools, ["GET /clients/", SYNC])
+    assert syncs is not None and [syncs(i) for i in range(3)] == [False, True, False]
+    picked = {assign_account(accounts, i, "client", prefer=syncs).index for i in range(6)}
+    assert picked == {1}
+    assert {assign_account(accounts, i, "client").index for i in range(6)} == {0, 1, 2}
+    assert can_select(model(CONFIGURED), pools, ["GET /clients/"]) is None  # no sync
+    assert can_select(model(None), pools, [SYNC]) is None  # no selection learned
+    never = can_select(model(CONFIGURED), CredentialPools(), [SYNC])
+    assert never is not None  # no account fits: round-robin as before
+    assert {assign_account(accounts, i, "client", prefer=never).index for i in range(6)} == {
+        0, 1, 2,
+    }  # fmt: skip
