@@ -83,6 +83,7 @@ def figures(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
 
     return {
         "requests": {"real": len(real), "replayed": len(replayed)},
+        "errors_by_endpoint": errors_by_endpoint(real, replayed),
         "status_mix": {
             "statuses": statuses,
             "real": p.astype(int).tolist(),
@@ -97,6 +98,27 @@ def figures(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
         },
         "login": {"real": logins(real), "replayed": logins(replayed)},
     }
+
+
+def errors_by_endpoint(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
+    """Per endpoint with an error answer on either side: requests, error share (%) and the
+    error statuses, real and replayed (what the worst endpoint's difference is made of)."""
+    out = {}
+    for endpoint in sorted(set(real["endpoint"]) | set(replayed["endpoint"])):
+        sides = {}
+        for name, df in (("real", real), ("replayed", replayed)):
+            status = df.loc[df["endpoint"] == endpoint, "status"]
+            errors = status[status >= 400].astype(int).value_counts().sort_index()
+            sides[name] = {
+                "n": len(status),
+                "error_pct": round(100 * len(status[status >= 400]) / len(status), 2)
+                if len(status)
+                else None,
+                "errors": {str(k): int(v) for k, v in errors.items()},
+            }
+        if sides["real"]["errors"] or sides["replayed"]["errors"]:
+            out[endpoint] = sides
+    return out
 
 
 def foreign_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

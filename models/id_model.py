@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from tracereplay.errors import ConfigError
 
 from .correlations import Location
+from .id_select import Selection, id_key
 
 PRODUCER_KINDS = ("create", "list", "read", "login", "other")
 
@@ -53,6 +54,8 @@ class IdTarget:
     requests: int
     explained: int
     own: int
+    select: Selection | None = field(default=None, compare=False)
+    """Which item of a list the sessions chose (models/id_select.py); None: any."""
 
 
 @dataclass(frozen=True, order=True)
@@ -114,6 +117,41 @@ class IdModel:
     def _id_places(self) -> dict[str, tuple[Location, ...]]:
         return {}  # filled by id_places, one entry per endpoint asked about
 
+    def selection(self, endpoint: str, target: Location) -> Selection | None:
+        """The condition the object requests of `endpoint` name at `target` met."""
+        return self.selections.get((endpoint, target))
+
+    @cached_property
+    def selections(self) -> dict[tuple[str, Location], Selection]:
+        """(endpoint, place) → its learned selection, for the places that have one."""
+        return {(t.endpoint, t.target): t.select for t in self.targets if t.select is not None}
+
+    @cached_property
+    def describers(self) -> frozenset[str]:
+        """Endpoints whose answers show the fields of the objects a selection is about
+        (empty without a selection): as models/id_select.py learned them, the producers
+        of the places with a selection, the body-storing POSTs, and the PUT, PATCH and
+        GET endpoints that name an object in their path."""
+        chosen = [t for t in self.targets if t.select is not None]
+        if not chosen:
+            return frozenset()
+        found = {p.endpoint for t in chosen for p in t.producers} | set(self.stores_body)
+        found |= {
+            t.endpoint
+            for t in self.targets
+            if t.endpoint.startswith(("PUT ", "PATCH "))
+            or (t.endpoint.startswith("GET ") and t.target.where == "path")
+        }
+        return frozenset(found)
+
+    @cached_property
+    def id_keys(self) -> tuple[str, ...]:
+        """The fields objects hold their ids in, by the selected places' list sources."""
+        return tuple(sorted({
+            id_key(p.source) for t in self.targets if t.select is not None
+            for p in t.producers if p.kind == "list"
+        }))  # fmt: skip
+
     def producers(self, endpoint: str, target: Location) -> tuple[Producer, ...]:
         for t in self.targets:
             if t.endpoint == endpoint and t.target == target:
@@ -146,6 +184,7 @@ def ids_to_json(model: IdModel) -> dict[str, Any]:
                 "requests": t.requests,
                 "explained": t.explained,
                 "own": t.own,
+                **({"select": t.select.to_json()} if t.select is not None else {}),
                 "producers": [
                     {
                         "endpoint": p.endpoint,
@@ -189,6 +228,7 @@ def ids_from_json(data: Any) -> IdModel:
                 int(t["requests"]),
                 int(t["explained"]),
                 int(t["own"]),
+                None if t.get("select") is None else Selection.from_json(t["select"]),
             )
             for t in data.get("targets") or ()
         )

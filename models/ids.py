@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from .correlations import (
@@ -30,6 +31,7 @@ from .id_model import (
     ids_from_json,
     ids_to_json,
 )
+from .id_select import learn_selections
 from .values import request_values, response_values
 
 __all__ = [  # the id model's names, for the modules that learn and read it through here
@@ -117,6 +119,14 @@ def learn_ids(walk: Walk, auth: AuthInfo, endpoints: Iterable[str]) -> IdModel:
     deletes = _deletes_from_trace(walk, created_at)
     creations = [_with_delete(c, deletes.get((c.endpoint, c.source)), endpoints) for c in creations]
     stores = tuple(_stores_body(walk, auth))
+    changes = {t.endpoint for t in targets if t.endpoint.startswith(_CHANGES)} | set(stores)
+    selections = learn_selections(
+        walk,
+        {(t.endpoint, t.target): [(p.endpoint, p.source, p.kind) for p in t.producers]
+         for t in targets},
+        changes,
+    )  # fmt: skip
+    targets = [replace(t, select=selections.get((t.endpoint, t.target))) for t in targets]
     return IdModel(tuple(targets), tuple(sorted(creations)), stores, _follows(walk, auth, stores))
 
 

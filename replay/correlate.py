@@ -43,6 +43,7 @@ from dataclasses import replace
 from tracereplay.cookies import cookie_pairs
 from tracereplay.models.correlations import AuthInfo, CorrelationRule, Location
 from tracereplay.models.id_model import NO_IDS, IdModel
+from tracereplay.models.id_select import describe
 from tracereplay.models.ids import is_id_place
 
 from .credentials import (
@@ -300,6 +301,8 @@ class SessionCorrelator:
         if not ok:
             return  # an error answer hands out nothing a client would reuse
         response = Response(headers, body, set_cookies)
+        if endpoint in self.id_model.describers:  # what it shows of objects, for selections
+            self.ids.pools.describe(describe(response.document(), self.id_model.id_keys))
         self._handed |= handed_query_values(headers, None)
         # Kept only when it may hold a cursor.
         self._last_body = body if may_hand_out_a_cursor(body) else None

@@ -150,14 +150,20 @@ def assign_account(
     index: int,
     role: str | None = None,
     login_fails: bool = False,
+    prefer: Callable[[int], bool] | None = None,
 ) -> Assignment:
-    """Round-robin over the accounts that fit `role` (all when it is None or none fits);
-    with `login_fails`, the account's email with a wrong password."""
+    """Round-robin over the accounts that fit `role` (all when it is None or none fits),
+    over those of them `prefer` says yes to where it says yes to any (an account that can
+    see an object the session's learned selections need, replay/idvalues.py); with
+    `login_fails`, the account's email with a wrong password."""
     every = list(range(len(credentials)))
     if not every:
         return Assignment(None, None, role is None)
     fitting = [i for i in every if role_fits(credentials[i].role, role)] if role else every
-    chosen = (fitting or every)[index % len(fitting or every)]
+    pool = fitting or every
+    if prefer is not None and (preferred := [i for i in pool if prefer(i)]):
+        pool = preferred
+    chosen = pool[index % len(pool)]
     credential = credentials[chosen]
     if login_fails:
         wrong = WRONG_PASSWORD if credential.password != WRONG_PASSWORD else WRONG_PASSWORD + "!"

@@ -45,6 +45,7 @@ from .accounting import offered_requests
 from .body import DEFAULT_MAX_BODY
 from .correlate import Credential, PreparedRequest, SessionCorrelator
 from .credentials import assign_account, blank_login_body
+from .idvalues import can_select
 from .liveids import CredentialPools, RunObjects, SessionIds
 from .ownership import Cleared, Protection, Skipped
 from .placeholders import recorded_query
@@ -113,7 +114,7 @@ class ReplayDriver:
         self._group = gevent.pool.Group()
         self.sender = Sender(user, settings)
         self._pools = pools or CredentialPools()
-        self._run = RunObjects(writer.created_event)
+        self._run = RunObjects(writer.created_event, writer.safety.selection)
         self._unmatched_said = False
         self._failed = gevent.event.Event()
         self._failure: BaseException | None = None
@@ -239,7 +240,10 @@ class ReplayDriver:
 
     def _correlator(self, session: PlannedSession) -> SessionCorrelator:
         """The session's correlation state, signed in as the account that fits its role."""
-        account = assign_account(self.credentials, session.index, session.role, session.login_fails)
+        prefer = can_select(self.ids, self._pools, (r.endpoint for r in session.requests))
+        account = assign_account(
+            self.credentials, session.index, session.role, session.login_fails, prefer
+        )
         if not account.matched:
             self.safety.role_unmatched += 1
             if not self._unmatched_said:

@@ -13,13 +13,14 @@ the session's state and calls it; no I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from tracereplay.models.correlations import Location
 from tracereplay.models.id_model import IdModel
+from tracereplay.models.id_select import Selection
 
-from .liveids import CreatedObject, Key, SessionIds
+from .liveids import CreatedObject, CredentialPools, Key, SessionIds
 from .ownership import object_ids
 from .plan import PlannedRequest
 from .rewrite import PreparedRequest, Response, Scalar, planned_value
@@ -75,7 +76,59 @@ class IdValues:
         values: Mapping[Key, Seen],
     ) -> Seen | None:
         """The live value for one target, from the session's latest `values` at its
-        sources `keys` (see replay/liveids.py for the order)."""
+        sources `keys` (see replay/liveids.py for the order), then held to the place's
+        learned selection (`selected`)."""
+        seen = self._value(request, target, keys, is_id, values)
+        select = self.model.selection(request.endpoint, target) if is_id else None
+        if select is None or target.where not in ID_TARGETS:
+            return seen
+        return self.selected(request.endpoint, select, seen, keys, values)
+
+    def selected(
+        self,
+        endpoint: str,
+        select: Selection,
+        seen: Seen | None,
+        keys: list[Key],
+        values: Mapping[Key, Seen],
+    ) -> Seen | None:
+        """The id a request with a learned selection (models/id_select.py) sends: the one
+        it would take where what the answers showed of that object meets the selection;
+        else a seeded-random live id of the session's answers or its account's pool at
+        the same sources that meets it (`switched`); else the one it would take
+        (`fallback`). A value whose state change the run withheld stays, so that the
+        action that follows the change is withheld too (replay/ownership.py)."""
+        run, pools = self.ids.run, self.ids.pools
+        value = None if seen is None or isinstance(seen.value, tuple) else seen.value
+        if value is not None and select.met_by(pools.fields(value)):
+            run.selected(endpoint, "met")
+            return seen
+        if value is not None and str(value) in run.withheld(self.model.changes_before(endpoint)):
+            return seen
+        offered: list[Scalar] = []
+        for key in keys:
+            held = values[key].value if key in values else ()
+            offered += list(held) if isinstance(held, tuple) else [held]
+        offered += self.ids.pools.values(self.ids.credential, keys)
+        fit = [
+            v
+            for v in dict.fromkeys(offered)
+            if select.met_by(pools.fields(v)) and not self.ids.foreign(v)
+        ]
+        if not fit:
+            run.selected(endpoint, "fallback")
+            return seen
+        run.selected(endpoint, "switched")
+        return Seen(-1, fit[self.ids.rng.randrange(len(fit))], False)
+
+    def _value(
+        self,
+        request: PlannedRequest,
+        target: Location,
+        keys: list[Key],
+        is_id: bool,
+        values: Mapping[Key, Seen],
+    ) -> Seen | None:
         if target.where in ID_TARGETS:
             planned = planned_value(request, target)
             live = None if planned is None else self.ids.counterpart(planned)
@@ -145,3 +198,29 @@ class IdValues:
             named = object_ids(request.endpoint, sent.path, sent.query, ())
             for value in named or ():
                 self.ids.deleted(value)
+
+
+def can_select(
+    model: IdModel, pools: CredentialPools, endpoints: Iterable[str]
+) -> Callable[[int], bool] | None:
+    """For a session that sends `endpoints`: whether an account (its --credentials index)
+    saw, at the sources of every id place with a learned selection among them, an object
+    that meets it (None when no place has one). The discovery phase filled the pools, so
+    a session whose real user synced a configured client of their own gets an account
+    whose client is configured, where the role allows one (replay/credentials.py)."""
+    sent = set(endpoints)
+    needs = [
+        (select, [(p.endpoint, p.source) for p in model.producers(*key)])
+        for key, select in model.selections.items()
+        if key[0] in sent
+    ]
+    if not needs:
+        return None
+
+    def fits(credential: int) -> bool:
+        return all(
+            any(select.met_by(pools.fields(v)) for v in pools.values(credential, keys))
+            for select, keys in needs
+        )
+
+    return fits

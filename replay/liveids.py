@@ -44,6 +44,8 @@ from .rewrite import Scalar
 
 Key = tuple[str, Location]  # (source endpoint, where its answer holds the value)
 POOL_KEEP = 256
+FIELDS_KEEP = 1 << 16
+"""Objects whose fields a process keeps (for learned selections), the latest seen."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,15 @@ class RunObjects:
     """The objects this process's sessions created, and which are deleted; `sink` gets
     each event (the run folder's record) as it happens."""
 
-    def __init__(self, sink: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        sink: Callable[[dict[str, Any]], None] | None = None,
+        selection: dict[str, dict[str, int]] | None = None,
+    ) -> None:
         self._owner: dict[str, int] = {}
+        # endpoint → how its learned selections went (met, switched, fallback): the
+        # worker's safety log's, when given
+        self.selection = {} if selection is None else selection
         self._deleted: set[str] = set()
         self._withheld: dict[str, set[str]] = {}  # object → its state changes not sent
         self._created_from: dict[str, list[str]] = {}  # captured created id → live ones
@@ -134,6 +143,11 @@ class RunObjects:
             if self._sink is not None:
                 self._sink({"event": "deleted", "id": value, "session": session})
 
+    def selected(self, endpoint: str, outcome: str) -> None:
+        """Count how a request's learned selection went (`met`, `switched`, `fallback`)."""
+        counts = self.selection.setdefault(endpoint, {})
+        counts[outcome] = counts.get(outcome, 0) + 1
+
     def gone(self, value: object) -> bool:
         """A session of the run deleted it."""
         return str(value) in self._deleted
@@ -151,6 +165,20 @@ class CredentialPools:
 
     def __init__(self) -> None:
         self._pools: dict[tuple[int | None, Key], deque[Scalar]] = {}
+        self._fields: dict[str, dict[str, bool | str]] = {}  # object id → latest fields
+
+    def describe(self, described: dict[str, dict[str, bool | str]]) -> None:
+        """What an answer showed of objects (id → fields; models/id_select.describe),
+        over what earlier answers showed: an object's state is the same for every
+        account, and the discovery phase's answers count too."""
+        for ident, fields in described.items():
+            known = self._fields.pop(ident, None)  # re-inserted: the latest seen last
+            self._fields[ident] = fields if known is None else known | fields
+        while len(self._fields) > FIELDS_KEEP:
+            del self._fields[next(iter(self._fields))]  # the object seen longest ago
+
+    def fields(self, value: object) -> dict[str, bool | str] | None:
+        return self._fields.get(str(value))
 
     def add(self, credential: int | None, key: Key, values: Sequence[Scalar]) -> None:
         pool = self._pools.setdefault((credential, key), deque(maxlen=POOL_KEEP))
@@ -197,7 +225,7 @@ class SessionIds:
         self._chosen.pop(key, None)
         for old, new in self.run.align(captured, values, self.credential):
             self.mapped[old] = new
-        self.pools.add(self.credential, key, [v for v in values if not self._foreign(v)])
+        self.pools.add(self.credential, key, [v for v in values if not self.foreign(v)])
 
     def created(self, obj: CreatedObject, captured: str | None = None) -> None:
         self.owned[obj.id] = obj.endpoint
@@ -225,19 +253,20 @@ class SessionIds:
         kept = self._chosen.get(key)
         if kept is not None and kept in values and not self.run.gone(kept):
             return kept
-        fair = [v for v in values if not self._foreign(v)] or list(values)
+        fair = [v for v in values if not self.foreign(v)] or list(values)
         choice = fair[self.rng.randrange(len(fair))]
         self._chosen[key] = choice
         return choice
 
     def from_pool(self, keys: Sequence[Key]) -> Scalar | None:
         """A value the session's account saw at one of `keys` (discovery included)."""
-        values = [v for v in self.pools.values(self.credential, keys) if not self._foreign(v)]
+        values = [v for v in self.pools.values(self.credential, keys) if not self.foreign(v)]
         return values[self.rng.randrange(len(values))] if values else None
 
     def owned_from(self, creates: set[str]) -> str | None:
         """The most recent id this session created at one of the `creates` endpoints."""
         return next((i for i, e in reversed(self.owned.items()) if e in creates), None)
 
-    def _foreign(self, value: object) -> bool:
+    def foreign(self, value: object) -> bool:
+        """Created by another session of the run, or deleted."""
         return self.run.foreign_to(self.session, value)

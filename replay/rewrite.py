@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from tracereplay.cookies import cookie_pairs
 from tracereplay.models.correlations import Location
+from tracereplay.models.id_select import nodes_at
 
 from .plan import PlannedRequest
 
@@ -59,6 +60,11 @@ class Response:
                 self._doc = None
         return _first_at(self._doc, _pointer(loc.key))
 
+    def document(self) -> object:
+        """The JSON body parsed (None when it is not JSON), parsed once."""
+        self.value_at(Location("json", ""))
+        return self._doc
+
     def values_at(self, loc: Location) -> list[Scalar]:
         """Every value at `loc` (each element of a `*` array), in the answer's order."""
         if loc.where != "json":
@@ -94,18 +100,9 @@ def _first_at(node: object, parts: list[str]) -> Scalar | None:
 
 def _all_at(node: object, parts: list[str]) -> Iterator[Scalar]:
     """Every leaf at `parts`; `*` walks every array element."""
-    if not parts:
-        if not isinstance(node, bool) and isinstance(node, str | int | float):
-            yield node
-        return
-    head, rest = parts[0], parts[1:]
-    if isinstance(node, dict) and head in node:
-        yield from _all_at(node[head], rest)
-    elif isinstance(node, list) and head == "*":
-        for item in node:
-            yield from _all_at(item, rest)
-    elif isinstance(node, list) and head.isdigit() and int(head) < len(node):
-        yield from _all_at(node[int(head)], rest)
+    for leaf in nodes_at(node, parts):
+        if not isinstance(leaf, bool) and isinstance(leaf, str | int | float):
+            yield leaf
 
 
 def json_values_at(body: bytes | None, key: str) -> list[Scalar]:

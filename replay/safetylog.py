@@ -31,6 +31,8 @@ class SafetyLog:
     role_unmatched: int = 0
     logins_failed_planned: int = 0
     discovery: dict[str, Any] | None = None
+    selection: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Endpoint → how its learned id selections went: met, switched, fallback."""
 
     def skip(self, endpoint: str, reason: str) -> None:
         reasons = self.skipped.setdefault(endpoint, {})
@@ -44,6 +46,7 @@ def merge_safety(out: Path, workers: list[Path]) -> dict[str, Any]:
     """The workers' safety logs and created objects → summary keys and out/created.json."""
     skipped: dict[str, Counter[str]] = {}
     foreign: Counter[str] = Counter()
+    selection: dict[str, Counter[str]] = {}
     unmatched = failed_planned = 0
     discovery: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -55,6 +58,8 @@ def merge_safety(out: Path, workers: list[Path]) -> dict[str, Any]:
             for endpoint, reasons in data.get("skipped", {}).items():
                 skipped.setdefault(endpoint, Counter()).update(reasons)
             foreign.update(data.get("foreign_sent", {}))
+            for endpoint, outcomes in data.get("selection", {}).items():
+                selection.setdefault(endpoint, Counter()).update(outcomes)
             unmatched += int(data.get("role_unmatched", 0))
             failed_planned += int(data.get("logins_failed_planned", 0))
             if data.get("discovery"):
@@ -72,6 +77,11 @@ def merge_safety(out: Path, workers: list[Path]) -> dict[str, Any]:
             "total": sum(sum(r.values()) for r in skipped.values()),
             "by_endpoint": {e: dict(sorted(r.items())) for e, r in sorted(skipped.items())},
         },
+        "id_selection": {
+            outcome: sum(c[outcome] for c in selection.values())
+            for outcome in ("met", "switched", "fallback")
+        }
+        | {"by_endpoint": {e: dict(sorted(c.items())) for e, c in sorted(selection.items())}},
         "foreign_writes_sent": {"total": sum(foreign.values()), "by_endpoint": dict(foreign)},
         "sessions_role_unmatched": unmatched,
         "logins_failed_as_planned": failed_planned,

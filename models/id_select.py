@@ -1,0 +1,255 @@
+"""Which item of a list real sessions chose for an id place: a selection condition.
+
+A person does not sync any client of the list: they sync one whose page said the n8n
+connection is configured. For an id place fed by a list producer, the condition is one
+field of the chosen object (a boolean, or a string of a small set) that holds one value
+in at least SELECT_MIN_CHOSEN_SHARE of the choices (a session's object, once) and clearly
+less often among all the items the list answers held: that many chosen objects with the
+value would come from random picks of the listed items with a chance of at most
+SELECT_MAX_P (scipy's binomial test). The chosen object's fields
+are the latest ones an answer of its session showed for it before the use (a list item,
+a read, the answer to a change): the object as the person saw it when they chose.
+
+Learned from the trace by `learn_selections` (models/ids.py stores it on the id target);
+`describe` is shared with the replay, which keeps the fields it learns the same way and
+picks a live id that meets the condition where the one it would take does not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from scipy.stats import binomtest
+
+from .correlations import Location, Walk, answered_ok
+
+SELECT_MIN_CHOSEN_SHARE = 0.95
+"""Share of the uses whose chosen object had the value."""
+SELECT_MAX_P = 0.01
+"""... and a random pick of the listed items would give as many with at most this chance
+(one-sided binomial test at the items' share)."""
+SELECT_MIN_SESSIONS = 5
+"""Sessions whose use had a described object, to learn a condition at all."""
+ENUM_MAX_VALUES = 8
+"""A string field with more distinct values among the items is no condition (a name)."""
+_MAX_TEXT = 40
+_MAX_DEPTH = 6
+
+FieldValue = bool | str
+Fields = dict[str, FieldValue]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Requests of a target chose an object whose `field` was `value`: `chosen` share of
+    the `sessions`' described uses, `among` share of the lists' items."""
+
+    field: str
+    value: FieldValue
+    chosen: float
+    among: float
+    sessions: int
+
+    def met_by(self, fields: Mapping[str, object] | None) -> bool:
+        """Whether an object with these fields meets it (unknown: no)."""
+        if not fields or self.field not in fields:
+            return False
+        seen = fields[self.field]
+        return type(seen) is type(self.value) and seen == self.value
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "value": self.value,
+            "chosen": self.chosen,
+            "among": self.among,
+            "sessions": self.sessions,
+        }
+
+    @staticmethod
+    def from_json(data: Any) -> Selection:
+        value = data["value"]
+        if not isinstance(value, bool | str):
+            raise ValueError(f"selection value {value!r}")
+        return Selection(
+            str(data["field"]), value, float(data["chosen"]), float(data["among"]),
+            int(data["sessions"]),
+        )  # fmt: skip
+
+
+def parse_json(body: object) -> object:
+    """A JSON body (bytes or text) parsed, None when it is not JSON."""
+    if not isinstance(body, bytes | bytearray | str):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def describe(doc: object, id_keys: Iterable[str]) -> dict[str, dict[str, FieldValue]]:
+    """Every object of a JSON answer that has one of `id_keys` (`id`): its id as text →
+    its boolean and short string fields (the later of two descriptions of one id wins)."""
+    keys = tuple(id_keys)
+    out: dict[str, dict[str, FieldValue]] = {}
+    for obj in _objects(doc, 0):
+        ident = next((obj[k] for k in keys if k in obj), None)
+        if ident is not None and not isinstance(ident, bool | dict | list):
+            out[str(ident)] = _fields(obj, keys)
+    return out
+
+
+def _fields(obj: Mapping[str, object], id_keys: tuple[str, ...]) -> dict[str, FieldValue]:
+    """An object's boolean and short string fields, its id left out."""
+    return {
+        k: v
+        for k, v in obj.items()
+        if k not in id_keys
+        and (isinstance(v, bool) or (isinstance(v, str) and len(v) <= _MAX_TEXT))
+    }
+
+
+def items_at(doc: object, source: Location) -> list[dict[str, Any]]:
+    """The objects that hold a list source's values (`/data/items/*/id` → each item)."""
+    parts = source.key.split("/")[1:-1]
+    return [o for o in nodes_at(doc, parts) if isinstance(o, dict)]
+
+
+def id_key(source: Location) -> str:
+    """The field an answer's objects hold their id in (`/data/items/*/id` → `id`)."""
+    return source.key.rsplit("/", 1)[-1]
+
+
+def learn_selections(
+    walk: Walk,
+    targets: Mapping[tuple[str, Location], Iterable[tuple[str, Location, str]]],
+    describers: Iterable[str],
+) -> dict[tuple[str, Location], Selection]:
+    """A condition per target (endpoint, place) whose producers (endpoint, source, kind)
+    include a list; objects are described by the answers of the producers, of the
+    `describers` (state changes whose answer shows the object) and of the GETs that name
+    an object in their path."""
+    lists = {
+        key: found
+        for key, producers in targets.items()
+        if (found := [(e, s) for e, s, kind in producers if kind == "list" and s.where == "json"])
+    }
+    if not lists:
+        return {}
+    reading = set(describers) | {e for key in lists for e, _, _ in targets[key]}
+    reading |= {e for e, target in targets if e.startswith("GET ") and target.where == "path"}
+    tally = _Tally(lists)
+    uses: defaultdict[int, set[tuple[tuple[str, Location], str]]] = defaultdict(set)
+    for use in walk.uses:
+        if (use.target_endpoint, use.target) in lists:
+            uses[use.seq].add(((use.target_endpoint, use.target), use.value))
+    current: object = None
+    for row in walk.rows:
+        if row["session_id"] != current:
+            current, tally.seen = row["session_id"], {}
+        for key, value in uses.get(int(row["seq"]), ()):
+            tally.use(key, int(row["session_id"]), value)
+        endpoint = str(row["endpoint"])
+        if endpoint in reading and answered_ok(row["status"]):
+            tally.answer(endpoint, parse_json(row["resp_body"]))
+    out = {}
+    for key, described in tally.chosen.items():
+        condition = _condition(described, tally.among[key], tally.having[key])
+        if condition is not None:
+            out[key] = condition
+    return out
+
+
+class _Tally:
+    """One walk's counts: per target, the fields of the objects its uses chose (as the
+    session's answers last showed them) and of every item its list producers listed."""
+
+    def __init__(self, lists: Mapping[tuple[str, Location], list[tuple[str, Location]]]) -> None:
+        self.lists = lists
+        self.keys = sorted({id_key(src) for found in lists.values() for _, src in found})
+        self.listing: defaultdict[str, set[Location]] = defaultdict(set)
+        for found in lists.values():
+            for endpoint, src in found:
+                self.listing[endpoint].add(src)
+        self.seen: dict[str, dict[str, FieldValue]] = {}  # the session's: id → fields
+        # per target, (session, object) → the object's fields when the session chose it
+        self.chosen: defaultdict[tuple[str, Location], dict[tuple[int, str], Fields]]
+        self.chosen = defaultdict(dict)
+        self.having: defaultdict[tuple[str, Location], Counter[str]] = defaultdict(Counter)
+        self.among: defaultdict[tuple[str, Location], Counter[tuple[str, FieldValue]]]
+        self.among = defaultdict(Counter)
+
+    def use(self, key: tuple[str, Location], session: int, value: str) -> None:
+        if value in self.seen:
+            self.chosen[key].setdefault((session, value), self.seen[value])
+
+    def answer(self, endpoint: str, doc: object) -> None:
+        for ident, fields in describe(doc, self.keys).items():
+            self.seen[ident] = self.seen.get(ident, {}) | fields
+        for src in self.listing.get(endpoint, ()):
+            listed = [_fields(item, (id_key(src),)) for item in items_at(doc, src)]
+            for key, found in self.lists.items():
+                if (endpoint, src) in found:
+                    self.having[key].update(f for fields in listed for f in fields)
+                    self.among[key].update(p for fields in listed for p in fields.items())
+
+
+def _condition(
+    described: Mapping[tuple[int, str], Fields],
+    among: Counter[tuple[str, FieldValue]],
+    having: Counter[str],
+) -> Selection | None:
+    """The field value that separates the chosen objects from the lists' items (among the
+    items that have the field), if one does: the least likely by chance."""
+    sessions = len({s for s, _ in described})
+    if sessions < SELECT_MIN_SESSIONS:
+        return None
+    distinct = Counter(f for f, _ in among)
+    counts = Counter((f, v) for fields in described.values() for f, v in fields.items())
+    best: tuple[float, str, Selection] | None = None
+    for (f, v), k in counts.items():
+        if not having[f] or (isinstance(v, str) and distinct[f] > ENUM_MAX_VALUES):
+            continue
+        share, base = k / len(described), among[(f, v)] / having[f]
+        if share < SELECT_MIN_CHOSEN_SHARE:
+            continue
+        chance = float(binomtest(k, len(described), base, alternative="greater").pvalue)
+        if chance > SELECT_MAX_P:
+            continue
+        found = Selection(f, v, round(share, 4), round(base, 4), sessions)
+        if best is None or (-chance, f) > best[:2]:
+            best = (-chance, f, found)
+    return None if best is None else best[2]
+
+
+def _objects(node: object, depth: int) -> Iterator[dict[str, Any]]:
+    if depth > _MAX_DEPTH:
+        return
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            if isinstance(value, dict | list):
+                yield from _objects(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _objects(value, depth + 1)
+
+
+def nodes_at(node: object, parts: list[str]) -> Iterator[object]:
+    """Every node of a JSON document at a pointer's `parts`; `*` walks every array element
+    (the replay reads its answers' values the same way, replay/rewrite.py)."""
+    if not parts:
+        yield node
+        return
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, dict) and head in node:
+        yield from nodes_at(node[head], rest)
+    elif isinstance(node, list) and head == "*":
+        for item in node:
+            yield from nodes_at(item, rest)
+    elif isinstance(node, list) and head.isdigit() and int(head) < len(node):
+        yield from nodes_at(node[int(head)], rest)
