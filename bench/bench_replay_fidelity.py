@@ -7,10 +7,12 @@ accounts, the target's own audit before, after the replay and after `tracereplay
         [--work DIR] [--duration D]
 
 Prints (and writes WORK/fidelity-<source>-<scale>x.json, WORK defaulting to CAPTURE):
-status-mix JSD real vs replayed (compare/measures.py's jsd, over all requests), the largest
-per-endpoint error-share difference (pp, endpoints with >= 20 requests on both sides) and
-the 404 share, the failed-login share and login latency p50 real vs replayed, foreign
-writes counted by the audit (protected DELETE/PUT/PATCH and POST actions apart), what
+status-mix JSD real vs replayed (compare/measures.py's jsd, over all requests), every
+endpoint's error-share difference (pp) with its request counts, a Fisher exact p-value and a
+verdict (within / off the 2 pp goal with >= 20 requests on both sides; with fewer, off only
+if significant, else "too few to tell"), the goal's line over all endpoints, the 404 share,
+the failed-login share and login latency p50 real vs replayed, foreign writes counted by the
+audit (protected DELETE/PUT/PATCH and POST actions apart), what
 ownership skipped, and the object counts before, after the replay and after cleanup.
 Replays with --spread-addresses (the staging users send their own X-Forwarded-For).
 Loopback only; everything it starts it stops.
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from scipy.stats import fisher_exact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sandbox_run import audit, read_spec, sandbox
@@ -39,7 +42,9 @@ from tracereplay.models.model import build_model, write_model
 from tracereplay.models.templating import Templater, add_endpoints
 
 LOGIN = "POST /api/v1/auth/login"
-MIN_ENDPOINT_REQUESTS = 20
+MIN_ENDPOINT_REQUESTS = 20  # below it on either side the point difference is not judged
+GOAL_PP = 2.0  # issue 10: every endpoint's error share within 2 pp of the real one
+ALPHA = 0.05  # Fisher exact test level for endpoints with fewer requests
 PROTECTED = ("DELETE", "PUT", "PATCH")
 
 
@@ -64,14 +69,6 @@ def figures(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
     statuses = sorted(set(seen[0]) | set(seen[1]))
     p = np.array([(real["status"] == s).sum() for s in statuses], float)
     q = np.array([(replayed["status"] == s).sum() for s in statuses], float)
-    worst, worst_endpoint = 0.0, None
-    for endpoint, group in real.groupby("endpoint"):
-        other = replayed[replayed["endpoint"] == endpoint]
-        if len(group) < MIN_ENDPOINT_REQUESTS or len(other) < MIN_ENDPOINT_REQUESTS:
-            continue
-        delta = abs((other["status"] >= 400).mean() - (group["status"] >= 400).mean()) * 100
-        if delta > worst:
-            worst, worst_endpoint = float(delta), str(endpoint)
 
     def logins(df: pd.DataFrame) -> dict[str, Any]:
         rows = df[df["endpoint"] == LOGIN]
@@ -90,13 +87,76 @@ def figures(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
             "replayed": q.astype(int).tolist(),
         },
         "status_jsd": round(jsd(p, q), 5),
-        "error_share_max_delta_pp": round(worst, 2),
-        "error_share_worst_endpoint": worst_endpoint,
+        "error_share": error_share(real, replayed),
         "share_404": {
             "real": round(float((real["status"] == 404).mean()), 4),
             "replayed": round(float((replayed["status"] == 404).mean()), 4),
         },
         "login": {"real": logins(real), "replayed": logins(replayed)},
+    }
+
+
+def error_share(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
+    """Every endpoint's error-share difference (pp, replayed - real) with its request counts,
+    a two-sided Fisher exact p-value and a verdict, and the goal's line over all of them.
+
+    Verdict: with >= MIN_ENDPOINT_REQUESTS requests on both sides, "within" or "off" by the
+    goal's GOAL_PP; with fewer, "off" only when the difference is significant (p < ALPHA),
+    else "too few to tell" (never a silent pass). The goal reads "met" only when every
+    endpoint is "within"; "not met" when any is "off"; else "untested" naming the small ones.
+    """
+    by_endpoint: dict[str, Any] = {}
+    for endpoint in sorted(set(real["endpoint"]) | set(replayed["endpoint"])):
+        counts = []
+        for df in (real, replayed):
+            status = df.loc[df["endpoint"] == endpoint, "status"]
+            counts.append((len(status), int((status >= 400).sum())))
+        by_endpoint[str(endpoint)] = endpoint_verdict(*counts[0], *counts[1])
+    off = [e for e, v in by_endpoint.items() if v["verdict"] == "off"]
+    untested = [e for e, v in by_endpoint.items() if v["verdict"] == "too few to tell"]
+    if off:
+        goal = f"not met: {len(off)} endpoint(s) off"
+    elif untested:
+        goal = f"untested: {len(untested)} endpoint(s) too few to tell, the others within"
+    else:
+        goal = "met"
+    tested = {e: v for e, v in by_endpoint.items() if v["verdict"] != "too few to tell"}
+    worst = max(tested, key=lambda e: abs(tested[e]["delta_pp"]), default=None)
+    return {
+        "goal_pp": GOAL_PP,
+        "min_requests": MIN_ENDPOINT_REQUESTS,
+        "goal": goal,
+        "off": off,
+        "too_few_to_tell": untested,
+        "worst_tested": {"endpoint": worst, **tested[worst]} if worst else None,
+        "by_endpoint": by_endpoint,
+    }
+
+
+def endpoint_verdict(
+    n_real: int, err_real: int, n_replayed: int, err_replayed: int
+) -> dict[str, Any]:
+    """One endpoint's error-share difference and verdict (see error_share)."""
+    share_real = err_real / n_real if n_real else 0.0
+    share_replayed = err_replayed / n_replayed if n_replayed else 0.0
+    delta = 100 * (share_replayed - share_real)
+    p = 1.0
+    if n_real and n_replayed:
+        table = [[err_real, n_real - err_real], [err_replayed, n_replayed - err_replayed]]
+        p = float(fisher_exact(table).pvalue)
+    if min(n_real, n_replayed) >= MIN_ENDPOINT_REQUESTS:
+        verdict = "within" if abs(delta) <= GOAL_PP else "off"
+    else:
+        verdict = "off" if p < ALPHA else "too few to tell"
+    return {
+        "n_real": n_real,
+        "n_replayed": n_replayed,
+        "errors_real": err_real,
+        "errors_replayed": err_replayed,
+        "delta_pp": round(delta, 2),
+        "p_fisher": round(p, 4),
+        "significant": p < ALPHA,
+        "verdict": verdict,
     }
 
 
