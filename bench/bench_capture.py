@@ -261,7 +261,7 @@ def settled_rows(out: Path, workers: list[int]) -> int:
     """Rows in the running capture's trace once its workers are idle and it has flushed."""
     wait_idle(workers)
     time.sleep(1.5)  # the writer flushes every second
-    return read_trace(out, ["ts"]).num_rows
+    return int(read_trace(out, ["ts"]).num_rows)
 
 
 def capture_summary(log: Path) -> dict[str, int]:
