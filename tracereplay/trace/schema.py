@@ -173,8 +173,9 @@ def records_to_batch(
     """Columnar form of `records`, typed exactly as `schema` (a `trace_schema()`)."""
     # The writer's hot loop (see bench/bench_writer.py): each column's values are taken by
     # one attrgetter mapped in C and converted by Arrow on their own. Same batch as one
-    # struct array of per-row tuples (tests/tracereplay/test_trace_convert.py), ~10 %
-    # less CPU, and the GIL is held one column at a time, not for the whole conversion.
+    # struct array of per-row tuples (tests/tracereplay/test_trace_convert.py), up to
+    # ~10 % less CPU (bench/README.md), and the GIL is held one column at a time, not
+    # for the whole conversion.
     columns = [
         pa.array(list(map(get, records)), type=type_)
         for get, type_ in zip(_COLUMN_GETTERS, _COLUMN_TYPES, strict=True)
