@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
@@ -135,11 +136,12 @@ def test_a_short_write_is_cut_back_and_later_writes_refused(
     full = {"now": False}
     real_write_all = store._write_all
 
-    def write_all(fd: int, data: bytes | memoryview) -> None:
+    def write_all(fd: int, *parts: bytes | pa.Buffer) -> None:
         if full["now"]:
-            real_write_all(fd, memoryview(data)[: len(data) // 2])
+            data = b"".join(bytes(part) for part in parts)
+            real_write_all(fd, data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_write_all(fd, data)
+        real_write_all(fd, *parts)
 
     monkeypatch.setattr(store, "_write_all", write_all)
     writer = open_writer(tmp_path / "t", TEST_META)

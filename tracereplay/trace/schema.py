@@ -171,16 +171,20 @@ def records_to_batch(
     records: Sequence[TraceRecord], schema: pa.Schema = TRACE_SCHEMA
 ) -> pa.RecordBatch:
     """Columnar form of `records`, typed exactly as `schema` (a `trace_schema()`)."""
-    # The writer's hot loop (see bench/bench_writer.py): one attrgetter call per record
-    # gives a tuple, and Arrow converts the list of tuples as one struct array in C++,
-    # ~25 % faster than a list and a conversion per column.
-    rows = pa.array(list(map(_ALL_FIELDS, records)), type=_ROW_STRUCT)
-    batch = pa.RecordBatch.from_struct_array(rows)
-    return batch.replace_schema_metadata(schema.metadata)
+    # The writer's hot loop (see bench/bench_writer.py): each column's values are taken by
+    # one attrgetter mapped in C and converted by Arrow on their own. Same batch as one
+    # struct array of per-row tuples (tests/tracereplay/test_trace_convert.py), up to
+    # ~10 % less CPU (bench/README.md), and the GIL is held one column at a time, not
+    # for the whole conversion.
+    columns = [
+        pa.array(list(map(get, records)), type=type_)
+        for get, type_ in zip(_COLUMN_GETTERS, _COLUMN_TYPES, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-_ALL_FIELDS = operator.attrgetter(*TRACE_COLUMNS)
-_ROW_STRUCT = pa.struct(TRACE_FIELDS)
+_COLUMN_GETTERS = tuple(operator.attrgetter(name) for name in TRACE_COLUMNS)
+_COLUMN_TYPES = tuple(f.type for f in TRACE_FIELDS)
 
 
 def has_trace_columns(schema: pa.Schema) -> bool:

@@ -99,48 +99,35 @@ def frame_header(size: int, crc: int) -> bytes:
 def append_frame(fd: int, batch: pa.RecordBatch) -> None:
     """Append the frame holding `batch`; on failure cut the file back to where it began.
 
-    The IPC writer streams straight to the file through `_ChecksumSink` (no copy of the
-    batch in memory); the header goes in last, so a frame cut short reads as a torn tail.
+    The payload is built in memory (Arrow writes it, and zlib checksums it, without the
+    GIL: a proxy sharing the process keeps running) and written after a zeroed header;
+    the header goes in last, so a frame cut short reads as a torn tail.
     """
+    out = pa.BufferOutputStream()
+    with ipc.new_stream(out, batch.schema) as stream:
+        stream.write_batch(batch)
+    payload = out.getvalue()
+    crc = zlib.crc32(payload)  # releases the GIL past a few KB
     start = os.lseek(fd, 0, os.SEEK_END)
     try:
-        _write_all(fd, bytes(_HEADER_SIZE))  # zeros until the payload is complete
-        sink = _ChecksumSink(fd)
-        with ipc.new_stream(pa.PythonFile(sink, mode="w"), batch.schema) as stream:
-            stream.write_batch(batch)
-        os.pwrite(fd, frame_header(sink.size, sink.crc), start)
+        _write_all(fd, bytes(_HEADER_SIZE), payload)  # zeros until the payload is complete
+        os.pwrite(fd, frame_header(payload.size, crc), start)
     except OSError:
         with contextlib.suppress(OSError):  # a torn frame is skipped anyway; tidier without
             os.ftruncate(fd, start)
         raise
 
 
-class _ChecksumSink:
-    """A file object for `pa.PythonFile`: writes to `fd`, keeping a CRC-32 and a length."""
-
-    closed = False
-
-    def __init__(self, fd: int) -> None:
-        self.fd, self.crc, self.size = fd, 0, 0
-
-    def write(self, data: bytes | pa.Buffer) -> int:
-        view = memoryview(data)
-        self.crc = zlib.crc32(view, self.crc)
-        self.size += len(view)
-        _write_all(self.fd, view)
-        return len(view)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:  # short writes: a signal, or the disk filling up
-        view = view[os.write(fd, view) :]
+def _write_all(fd: int, *parts: bytes | pa.Buffer) -> None:
+    """Write `parts` in order, in as few system calls as the kernel allows."""
+    views = [memoryview(part) for part in parts if len(part)]
+    while views:  # short writes: a signal, or the disk filling up
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from tracereplay.trace.schema import TraceRecord, records_to_batch
 logger = logging.getLogger(__name__)
 
 DEFAULT_FLUSH_INTERVAL_S = 1.0
-CONVERT_CHUNK_ROWS = 1024
-"""Rows converted to Arrow at a time (~5 ms under the GIL): a proxy sharing the process
-waits at most that long for the flusher, and one journal frame holds at most this many."""
+CONVERT_CHUNK_ROWS = 4096
+"""Rows converted to Arrow at a time, one column after the other (the longest, a header
+map, ~5 ms under the GIL): a proxy sharing the process waits at most about that long for
+the flusher, and one journal frame holds at most this many."""
 
 
 class TraceSink(Protocol):
