@@ -356,10 +356,12 @@ def test_status_and_latency_tables_equal_a_groupby_over_the_names() -> None:
     rng = np.random.default_rng(3)
     n = 3000
     names = np.array(["GET /b", "POST /a", "GET /a/{id}", "DELETE /c"], dtype=object)
+    endpoint = names[rng.integers(0, 3, n)]  # "DELETE /c" never used
     status = rng.choice([200.0, 201.0, 404.0, 500.0, np.nan], n)
+    status[endpoint == "GET /b"] = 200.0  # statuses one endpoint never had: no share
     plain = pd.DataFrame(
         {
-            "endpoint": names[rng.integers(0, 3, n)],  # "DELETE /c" never used
+            "endpoint": endpoint,
             "status": status,
             "error": np.where(rng.random(n) < 0.05, "timeout", None),
             "duration_ms": np.where(np.isnan(status), np.nan, rng.exponential(80.0, n)),
