@@ -406,11 +406,11 @@ def responded(df: pd.DataFrame) -> bool:
 
 
 def status_labels(df: pd.DataFrame) -> pd.Series:
-    """Each request's status code as text, "none" without a response (named once per
-    distinct code, not per request)."""
+    """Each request's status code as text, "none" without a response: a categorical of
+    the distinct codes the trace has (every category used), not a string per request."""
     codes, labels = status_codes(df)
-    names = np.array(labels, dtype=object)
-    return pd.Series(names[codes], index=df.index, dtype=object)
+    categories = pd.Index(labels)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=df.index)
 
 
 def status_codes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:

@@ -369,7 +369,7 @@ def test_status_and_latency_tables_equal_a_groupby_over_the_names() -> None:
     )
     categorical = plain.assign(endpoint=pd.Categorical(plain["endpoint"], categories=names))
     expected: dict = {}
-    labels = status_labels(plain)
+    labels = status_labels(plain).astype(str)
     failed = plain["error"].notna() | status_labels(plain).isin(["404", "500", "none"])
     for endpoint, group in plain.groupby("endpoint", sort=True):
         shares = labels[group.index].value_counts() / len(group)
