@@ -67,6 +67,12 @@ class SortedSample:
         """`counts()` of the whole sample, computed once."""
         return self.counts()
 
+    def owned_counts(self, parts: np.ndarray) -> np.ndarray:
+        """`counts(part)[0]` of several parts at once (rows of a mask over owners), as
+        columns: one sparse product for them all (the counts are whole numbers: exact)."""
+        assert self.by_owner is not None, "only an owned sample has counts by owner"
+        return np.asarray(self.by_owner.T @ parts.T.astype(float), dtype=float)
+
     def counts(self, part: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ended, censored) counts per distinct value of the part (a mask over the sample
         as given, or over owners; None: all of it)."""
@@ -115,12 +121,15 @@ def step_cdf(ended: np.ndarray, cut: np.ndarray) -> np.ndarray:
     return np.asarray(cdf / cdf[-1], dtype=float)
 
 
-def ks_between(sample: SortedSample, half: np.ndarray) -> tuple[float | None, int, int]:
+def ks_between(
+    sample: SortedSample, half: np.ndarray, ended: np.ndarray | None = None
+) -> tuple[float | None, int, int]:
     """max |F_a - F_b| between a part of one sorted sample (a mask) and the rest,
     Kaplan-Meier estimates where the sample has censored values (None when a part has
-    fewer than 2 values), with the two parts' sizes."""
+    fewer than 2 values), with the two parts' sizes. `ended`: the part's counts of an
+    owned sample, when already counted (`owned_counts`)."""
     whole = sample.whole
-    ca = sample.counts(half)
+    ca = sample.counts(half) if ended is None else (ended, np.zeros(ended.size))
     cb = (whole[0] - ca[0], whole[1] - ca[1])
     na, nb = (round(float(c[0].sum() + c[1].sum())) for c in (ca, cb))
     if na < 2 or nb < 2:

@@ -249,18 +249,37 @@ def _latency_table(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Duration quantiles per endpoint and over all requests ("(all)"); {} if none."""
     if "duration_ms" not in df.columns:
         return {}
-    timed = df.loc[df["duration_ms"].notna(), ["endpoint", "duration_ms"]]
-    if timed.empty:
+    durations = df["duration_ms"].to_numpy(float)
+    timed = ~np.isnan(durations)
+    if not timed.any():
         return {}
-    timed = timed.assign(endpoint=timed["endpoint"].astype(str))
-    out = {"(all)": _quantiles(timed["duration_ms"])}
-    for endpoint, group in timed.groupby("endpoint", sort=True):
-        out[str(endpoint)] = _quantiles(group["duration_ms"])
+    codes, names = endpoint_codes(df)
+    values, codes = durations[timed], codes[timed]
+    out = {"(all)": _quantiles(values)}
+    by_code = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=len(names)))
+    groups = np.split(values[by_code], bounds[:-1])
+    for code in sorted(np.flatnonzero(np.diff(bounds, prepend=0)), key=lambda c: names[c]):
+        out[names[code]] = _quantiles(groups[code])
     return out
 
 
-def _quantiles(values: pd.Series) -> dict[str, float]:
-    sample = values.to_numpy(float)
+def endpoint_codes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Each request's endpoint as a code into distinct names (str of the endpoint, as a
+    groupby over `astype(str)` sees them): a categorical's own codes, never a string per
+    request."""
+    endpoint = df["endpoint"]
+    if isinstance(endpoint.dtype, pd.CategoricalDtype):
+        codes = endpoint.cat.codes.to_numpy(np.int64)
+        names = [str(c) for c in endpoint.cat.categories]
+        if (codes >= 0).all() and len(set(names)) == len(names):
+            return codes, names
+    found, distinct = pd.factorize(endpoint.astype(str))
+    return np.asarray(found, np.int64), [str(n) for n in distinct]
+
+
+def _quantiles(values: np.ndarray) -> dict[str, float]:
+    sample = np.asarray(values, float)
     return {name: float(np.quantile(sample, q)) for name, q in LATENCY_QUANTILES.items()}
 
 
@@ -329,18 +348,24 @@ def status_by_endpoint(real: pd.DataFrame, other: pd.DataFrame | None) -> list[J
 
 
 def _statuses(df: pd.DataFrame) -> dict[str, Json]:
-    labels = status_labels(df)
+    """Per endpoint: requests, status shares and error rate, as counts of (endpoint code,
+    status code) pairs (one bincount, no string per request)."""
+    codes, names = endpoint_codes(df)
+    status, labels = status_codes(df)
     client, server = _failures(df)
-    frame = pd.DataFrame(
-        {"endpoint": df["endpoint"].astype(str).to_numpy(), "status": labels.to_numpy(),
-         "failed": client | server}
-    )  # fmt: skip
+    width = len(labels)
+    table = np.bincount(codes * width + status, minlength=len(names) * width)
+    table = table.reshape(len(names), width)
+    failed = np.bincount(codes, weights=client | server, minlength=len(names))
+    by_label = sorted(range(width), key=lambda s: labels[s])
     out: dict[str, Json] = {}
-    for endpoint, group in frame.groupby("endpoint", sort=True):
-        out[str(endpoint)] = {
-            "requests": len(group),
-            "shares": _shares(group["status"]),
-            "error_rate": float(group["failed"].mean()),
+    for code in sorted(np.flatnonzero(table.sum(axis=1)), key=lambda c: names[c]):
+        counts = table[code]
+        total = int(counts.sum())
+        out[names[code]] = {
+            "requests": total,
+            "shares": {labels[s]: int(counts[s]) / float(total) for s in by_label if counts[s]},
+            "error_rate": float(failed[code] / total),
         }
     return out
 
@@ -381,12 +406,20 @@ def responded(df: pd.DataFrame) -> bool:
 
 
 def status_labels(df: pd.DataFrame) -> pd.Series:
-    """Each request's status code as text, "none" without a response (named once per
-    distinct code, not per request)."""
-    status = _status(df)
-    codes, inverse = np.unique(status.to_numpy(float), return_inverse=True)
-    names = np.array(["none" if math.isnan(s) else str(int(s)) for s in codes], dtype=object)
-    return pd.Series(names[inverse.reshape(-1)], index=status.index, dtype=object)
+    """Each request's status code as text, "none" without a response: a categorical of
+    the distinct codes the trace has (every category used), not a string per request."""
+    codes, labels = status_codes(df)
+    categories = pd.Index(labels)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=df.index)
+
+
+def status_codes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Each request's code into its distinct status labels (`status_labels`' texts, in
+    ascending status order, "none" last)."""
+    status = _status(df).to_numpy(float)
+    distinct, inverse = np.unique(status, return_inverse=True)
+    labels = ["none" if math.isnan(s) else str(int(s)) for s in distinct]
+    return np.asarray(inverse, np.int64).reshape(-1), labels
 
 
 def _finite(values: Any) -> np.ndarray:

@@ -28,14 +28,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import ks_2samp
 
 from tracereplay.config import parse_toml, read_config_text
 from tracereplay.errors import ConfigError
 from tracereplay.models.arrivals import arrival_rate_mape, rate_curve
 
 from .kaplan_meier import SortedSample, ks_between
-from .measures import jsd, status_labels
+from .measures import endpoint_codes, jsd, status_codes
 
 DEFAULT_GOALS_NAME = "default_goals.toml"
 KS_METRICS = ("session_length", "session_duration", "think_time", "interarrival")
@@ -246,8 +245,9 @@ class RealSample:
         # session_table is indexed by session_id, 0.. in order: a request's id is its row.
         return cls(
             session_of_request=real_s["session_id"].to_numpy(np.int64),
-            endpoint_codes=pd.factorize(real_s["endpoint"].astype(str))[0],
-            status_codes=pd.factorize(status_labels(real_s))[0] if with_status else None,
+            # Numbered in order of first use, as a factorize of the names would number them.
+            endpoint_codes=pd.factorize(endpoint_codes(real_s)[0])[0],
+            status_codes=pd.factorize(status_codes(real_s)[0])[0] if with_status else None,
             think_s=real_s["think_s"].to_numpy(float),
             length=table["length"].to_numpy(float),
             duration_s=table["duration_s"].to_numpy(float),
@@ -256,6 +256,10 @@ class RealSample:
             bucket_s=bucket_s,
             censored=censored,
         )
+
+
+CHUNK = 10
+"""Rounds whose halves are counted together (a CHUNK × sessions mask: bounded memory)."""
 
 
 def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> dict[str, HalfNoise]:
@@ -288,20 +292,27 @@ def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> di
     )
     by_start = np.argsort(sample.start_s, kind="stable")
     starts_sorted = sample.start_s[by_start]
-    for _ in range(rounds):
-        in_a = np.zeros(sessions, bool)
-        in_a[rng.permutation(sessions)[: sessions // 2]] = True
-        halves = (in_a, ~in_a)
-        for metric, shape in shapes.items():
-            add(metric, *ks_between(shape, in_a))
-        add("think_time.ks", *ks_between(think, in_a))
-        starts = [starts_sorted[h[by_start]] for h in halves]
-        add("interarrival.ks", *_ks(np.diff(starts[0]), np.diff(starts[1])))
-        add("endpoint_mix.jsd", *_jsd(endpoints, in_a))
-        if statuses is not None:
-            add("status_mix.jsd", *_jsd(statuses, in_a))
-        if sample.bucket_s:
-            add("arrival_rate.mape", *_mape(starts, sample.span_s, sample.bucket_s))
+    owned = {"think": think, "endpoints": endpoints, "statuses": statuses}
+    # The same draws in the same order as one round at a time; CHUNK rounds' halves are
+    # counted per owned sample in one sparse product.
+    permutations = (rng.permutation(sessions) for _ in range(rounds))
+    for first in range(0, rounds, CHUNK):
+        in_chunk = np.zeros((min(CHUNK, rounds - first), sessions), bool)
+        for mask in in_chunk:
+            mask[next(permutations)[: sessions // 2]] = True
+        counted = {k: s.owned_counts(in_chunk) for k, s in owned.items() if s is not None}
+        for row, in_a in enumerate(in_chunk):
+            halves = (in_a, ~in_a)
+            for metric, shape in shapes.items():
+                add(metric, *ks_between(shape, in_a))
+            add("think_time.ks", *ks_between(think, in_a, counted["think"][:, row]))
+            starts = [starts_sorted[h[by_start]] for h in halves]
+            add("interarrival.ks", *_ks(np.diff(starts[0]), np.diff(starts[1])))
+            add("endpoint_mix.jsd", *_jsd(endpoints, counted["endpoints"][:, row]))
+            if statuses is not None:
+                add("status_mix.jsd", *_jsd(statuses, counted["statuses"][:, row]))
+            if sample.bucket_s:
+                add("arrival_rate.mape", *_mape(starts, sample.span_s, sample.bucket_s))
     return {
         name: HalfNoise(
             float(np.quantile(v, FLOOR_QUANTILE)),
@@ -319,13 +330,29 @@ def _ks(a: np.ndarray, b: np.ndarray) -> tuple[float | None, int, int]:
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if a.size < 2 or b.size < 2:  # a D of one value against one says nothing
         return None, a.size, b.size
-    # Only D is used here: the asymptotic method skips the exact p-value's cost.
-    return float(ks_2samp(a, b, method="asymp").statistic), a.size, b.size
+    return ks_d(a, b), a.size, b.size
 
 
-def _jsd(codes: SortedSample, half: np.ndarray) -> tuple[float | None, int, int]:
-    """JSD between the code counts of a half of the sessions and of the rest."""
-    part = codes.counts(half)[0]
+def ks_d(a: np.ndarray, b: np.ndarray) -> float:
+    """`ks_2samp`'s D, to the bit, by a merge of the two sorted samples instead of two
+    binary searches (only D is used here): at the last of each run of equal values of the
+    merged sample, the counts of a and of b up to it are what `ks_2samp`'s searchsorted
+    gives there, divided alike (count / size), so max |F_a - F_b| is the same float."""
+    n, m = a.size, b.size
+    # Two sorted runs: the stable argsort (timsort) merges them in one pass.
+    values = np.concatenate([np.sort(a), np.sort(b)])
+    order = np.argsort(values, kind="stable")
+    merged = values[order]
+    last = np.empty(merged.size, bool)
+    last[-1] = True
+    np.not_equal(merged[1:], merged[:-1], out=last[:-1])
+    up_to_a = np.cumsum(order < n)
+    up_to_b = np.arange(1, n + m + 1) - up_to_a
+    return float(np.abs(up_to_a[last] / n - up_to_b[last] / m).max())
+
+
+def _jsd(codes: SortedSample, part: np.ndarray) -> tuple[float | None, int, int]:
+    """JSD between the code counts of a half of the sessions (`part`) and of the rest."""
     counts = [part, codes.whole[0] - part]
     if not all(c.sum() for c in counts):
         return None, 0, 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -345,3 +346,47 @@ def test_listed_cut_sessions_and_the_other_sources_of_the_load(tmp_path: Path) -
         doc["throughput_rps"]["other"] / doc["throughput_rps"]["real"], rel=1e-4
     )
     assert doc["cut_sessions"]["count"] == 0
+
+
+def test_status_and_latency_tables_equal_a_groupby_over_the_names() -> None:
+    """The bincount tables (endpoint and status codes) against pandas' groupby over the
+    names, with the endpoint categorical (as read) and as plain strings."""
+    from tracereplay.compare.measures import _latency_table, _statuses, status_labels
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    names = np.array(["GET /b", "POST /a", "GET /a/{id}", "DELETE /c"], dtype=object)
+    endpoint = names[rng.integers(0, 3, n)]  # "DELETE /c" never used
+    status = rng.choice([200.0, 201.0, 404.0, 500.0, np.nan], n)
+    status[endpoint == "GET /b"] = 200.0  # statuses one endpoint never had: no share
+    plain = pd.DataFrame(
+        {
+            "endpoint": endpoint,
+            "status": status,
+            "error": np.where(rng.random(n) < 0.05, "timeout", None),
+            "duration_ms": np.where(np.isnan(status), np.nan, rng.exponential(80.0, n)),
+        }
+    )
+    categorical = plain.assign(endpoint=pd.Categorical(plain["endpoint"], categories=names))
+    expected: dict = {}
+    labels = status_labels(plain).astype(str)
+    failed = plain["error"].notna() | status_labels(plain).isin(["404", "500", "none"])
+    for endpoint, group in plain.groupby("endpoint", sort=True):
+        shares = labels[group.index].value_counts() / len(group)
+        expected[endpoint] = {
+            "requests": len(group),
+            "shares": {k: float(shares[k]) for k in sorted(shares.index)},
+            "error_rate": float(failed[group.index].mean()),
+        }
+    timed = plain[plain["duration_ms"].notna()]
+    quantiles = {
+        e: {q: float(np.quantile(g["duration_ms"], v)) for q, v in LATENCY_Q.items()}
+        for e, g in timed.groupby("endpoint")
+    }
+    for frame_ in (plain, categorical):
+        assert _statuses(frame_) == expected
+        table = _latency_table(frame_)
+        assert {k: v for k, v in table.items() if k != "(all)"} == quantiles
+
+
+LATENCY_Q = {"p50": 0.5, "p95": 0.95, "p99": 0.99}

@@ -240,3 +240,21 @@ def test_compare_exits_1_only_on_fail_and_goals_decide(
     assert main([*base, str(real), str(slower), "--goals", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tracereplay: error: goals file ")
+
+
+def test_noise_floor_ks_d_is_ks_2samps_d_to_the_bit() -> None:
+    from scipy.stats import ks_2samp
+
+    from tracereplay.compare.verdicts import ks_d
+
+    rng = np.random.default_rng(7)
+    for case in range(200):
+        n, m = rng.integers(2, 120, 2)
+        if case % 2:  # many ties, across and within the samples
+            a, b = rng.integers(0, 6, n) * 0.1, rng.integers(0, 8, m) * 0.1
+        else:
+            a, b = rng.exponential(1.0, n), rng.exponential(1.3, m)
+        assert ks_d(a, b) == float(ks_2samp(a, b, method="asymp").statistic)
+    assert ks_d(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 1.0
+    tied = np.array([0.0, 0.0, 1.0, 1.0])  # equal samples: D is 0 across every tie
+    assert ks_d(tied, tied.copy()) == 0.0
