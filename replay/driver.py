@@ -37,6 +37,7 @@ import gevent
 import gevent.event
 import gevent.pool
 from locust import User
+from locust.contrib.fasthttp import FastHttpSession
 
 from tracereplay.models.correlations import AuthInfo, CorrelationRule, auth_to_json
 from tracereplay.models.ids import NO_IDS, IdModel, ids_to_json
@@ -192,7 +193,19 @@ class ReplayDriver:
         self.sessions.started += 1
         late_ms = (time.monotonic() - due_mono_s) * 1000.0
         self.sessions.lateness_ms.append(late_ms if late_ms > 0.0 else 0.0)
-        client = self.sender.client()
+        client, timer = self.sender.client(), self.sender.timer()
+        try:
+            self._requests(session, intended_wall_s, client, timer)
+        finally:
+            timer.close()
+
+    def _requests(
+        self,
+        session: PlannedSession,
+        intended_wall_s: float,
+        client: FastHttpSession,
+        timer: gevent.Timeout,
+    ) -> None:
         correlator = self._correlator(session)
         intended = intended_wall_s
         add, index = self.writer.add, session.index
@@ -211,7 +224,7 @@ class ReplayDriver:
                 self.limiter.acquire()
             sent_s, started = time.time(), time.perf_counter()
             try:
-                answer = self.sender.send(client, decision, url, planned.endpoint)
+                answer = self.sender.send(client, decision, url, planned.endpoint, timer)
             except gevent.GreenletExit:  # cut while waiting for the answer: it counts
                 add(_result(index, seq, planned.endpoint, prepared, intended, sent_s, started,
                             CUT_ANSWER))  # fmt: skip

@@ -9,10 +9,14 @@ file writes release the GIL, and the short interpreter switch interval the repla
 
 `resolve_once` keeps the other per-session trip through that pool off the sending loop:
 one name lookup per new connection.
+
+`quiet_collector` keeps the garbage collector from walking the run's live sessions over
+and over while they pile up (an overloaded replay).
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -24,6 +28,8 @@ from gevent import monkey
 
 _T = TypeVar("_T")
 DNS_TTL_S = 60.0
+RUN_GC_THRESHOLD = (50_000, 20, 20)
+"""The collector's thresholds while sessions run (Python's default: 700, 10, 10)."""
 _real_sleep: Callable[[float], None] = monkey.get_original("time", "sleep")
 
 
@@ -102,3 +108,20 @@ def resolve_once() -> None:
     hub = gevent.get_hub()
     if not isinstance(hub.resolver, ResolvedOnce):
         hub.resolver = ResolvedOnce(hub.resolver)
+
+
+def quiet_collector() -> None:
+    """Before time zero: collect, put what survives (plan, modules, setup) out of the
+    collector's sight, and let it run only every 50,000 more live container objects.
+
+    Python collects its youngest generation every 700 more live objects than last time.
+    Each running session holds a few hundred (its connection, cookie jar, parser,
+    greenlet): in a replay of short sessions whose starts outrun the target they pile up,
+    and a run of 22,500 requests collected 446 times after time zero (1.33 s of CPU,
+    7-10 % of the run's; ~2 ms a pass, walking the open sessions). A session leaves
+    almost no cyclic garbage (0 objects found in those passes), so collecting less often
+    costs little memory; the collector stays on, so the cycles a failing request leaves
+    (an exception, its traceback and frame) are still freed."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*RUN_GC_THRESHOLD)

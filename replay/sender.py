@@ -49,15 +49,28 @@ class Sender:
             connection_timeout=self.settings.connection_timeout_s,
         )
 
+    def timer(self) -> gevent.Timeout:
+        """A request's whole-time bound, for `send` to start and cancel: a session keeps
+        one for all its requests (one libev timer made per session, not per request)."""
+        return gevent.Timeout(self.settings.request_timeout_s)
+
     def send(
-        self, client: FastHttpSession, cleared: Cleared, url: OutgoingUrl, name: str
+        self,
+        client: FastHttpSession,
+        cleared: Cleared,
+        url: OutgoingUrl,
+        name: str,
+        timer: gevent.Timeout | None = None,
     ) -> Answer:
-        """Send what ownership cleared, to the URL urls.py made (nothing else goes out)."""
+        """Send what ownership cleared, to the URL urls.py made (nothing else goes out),
+        within the request timeout (on `timer`, the calling greenlet's own, if given)."""
         prepared = cleared.request
         headers = dict(prepared.headers)
         if not any(k.lower() == "accept-encoding" for k in headers):
             headers["Accept-Encoding"] = ACCEPT_ENCODING  # what read_body can decode
-        timer = gevent.Timeout(self.settings.request_timeout_s)
+        own = timer is None
+        if timer is None:
+            timer = self.timer()
         timer.start()
         started = time.perf_counter()
         try:
@@ -78,7 +91,10 @@ class Sender:
                 raise
             return Answer(None, describe(exc, True), [], None, timed_out=True)
         finally:
-            timer.close()
+            if own:
+                timer.close()
+            else:
+                timer.cancel()
 
     def _answer(self, response: Any, timer: gevent.Timeout, started: float) -> Answer:
         status = int(response.status_code or 0) or None
