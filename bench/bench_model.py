@@ -366,8 +366,10 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if a != b:
             out.append(f"{what}: {_short(a)} != {_short(b)}")
 
-    for key in ("templates", "auth", "arrivals"):
+    for key in ("templates", "auth"):
         same(key, old[key], new[key])
+    # Issue 11 added `arrivals.gap_shape` (the gaps' gamma shape): the rest is equal.
+    same("arrivals", old["arrivals"], _keys_of(old["arrivals"], new["arrivals"]))
     if _sampled(new) and not _sampled(old):  # support and confidence are the sample's
         out += rule_differences(old["correlations"], new["correlations"])
     else:
