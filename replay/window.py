@@ -57,9 +57,9 @@ def model_real_rps(model: dict[str, Any], window_s: float, speed: float) -> floa
     """The same for a model: its trace's requests per arrival bucket, uniform within one."""
     if window_s <= 0:
         return None
-    curve = (model.get("sessions") or {}).get("requests") or {}
+    curve = _mapping(_mapping(model.get("sessions")).get("requests"))
     counts, bucket_s = curve.get("counts"), curve.get("bucket_s")
-    prov = model.get("provenance") or {}
+    prov = _mapping(model.get("provenance"))
     span = _finite(prov.get("span_s"))
     bucket = _finite(bucket_s)
     if isinstance(counts, list) and _counts(counts) and bucket and span:
@@ -76,12 +76,17 @@ def model_real_rps(model: dict[str, Any], window_s: float, speed: float) -> floa
 
 def model_grace_s(model: dict[str, Any], speed: float) -> float | None:
     """The model's p99 session duration (else its longest quantile), in wall seconds."""
-    durations = (model.get("sessions") or {}).get("duration_s") or {}
+    durations = _mapping(_mapping(model.get("sessions")).get("duration_s"))
     for key in ("p99", "max", "p95"):
         value = _finite(durations.get(key))
         if value is not None:
             return max(MIN_GRACE_S, value / speed)
     return None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one: the model file is user input."""
+    return value if isinstance(value, dict) else {}
 
 
 def _finite(value: Any) -> float | None:

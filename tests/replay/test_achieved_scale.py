@@ -77,3 +77,19 @@ def test_the_plan_offers_n_times_the_real_rate_of_the_staging_capture(
     noise = 4 * float(np.sqrt(np.mean(variances) / len(ratios)))  # 4 sd of the mean ratio
     assert noise < 0.2, noise  # the staging capture is large enough to tell 0.8x from 1x
     assert float(np.mean(ratios)) == pytest.approx(1.0, abs=noise), (ratios, noise)
+
+
+@pytest.mark.parametrize(
+    "sessions", [True, [], "x", {"duration_s": True, "requests": 3}, {"duration_s": [1.0]}]
+)
+def test_a_model_whose_sessions_are_not_objects_has_no_grace_or_rate(sessions: object) -> None:
+    """The model file is user input: a JSON value of the wrong type where an object is
+    expected gives no figure (the caller's default), never an AttributeError (the fuzz
+    test found `sessions.duration_s: true`)."""
+    from tracereplay.replay.window import model_grace_s, model_real_rps
+
+    model = {"sessions": sessions, "provenance": True}
+    assert model_grace_s(model, 1.0) is None
+    assert model_real_rps(model, 10.0, 1.0) is None
+    good = {"sessions": {"duration_s": {"p99": 40.0}}}
+    assert model_grace_s(good, 2.0) == 20.0
