@@ -112,8 +112,8 @@ class TraceWriter:
             self._refuse(1)
         buffer = self._buffer
         buffer.append(record)  # atomic; only the flusher removes, from the front
-        if len(buffer) >= self.max_buffer_rows:
-            self._wake.set()
+        if len(buffer) >= self.max_buffer_rows and not self._wake.is_set():
+            self._wake.set()  # once: set() takes the Event's lock, is_set() only reads
 
     def write_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Hand an already columnar batch straight to the sink (after what is buffered)."""
