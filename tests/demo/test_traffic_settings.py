@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,15 +59,29 @@ def test_malformed_hosts_are_refused(url: str) -> None:
         loopback_base_url(url)
 
 
-def test_cli_refuses_a_remote_host_in_one_line_without_loading_locust(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = main(["demo-traffic", "--host", "http://example.com:8000", "--duration", "5s"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1
-    assert err.startswith("tracereplay: error: refusing to send staging traffic to 'example.com'")
-    assert "locust" not in sys.modules and "gevent.monkey" not in sys.modules
+# Run in a fresh interpreter: whether locust is loaded can only be told in a process no
+# earlier test (of the whole suite, in any order) has imported it into.
+_REFUSE_CHILD = """
+import sys
+from tracereplay.cli import main
+code = main(["demo-traffic", "--host", "http://example.com:8000", "--duration", "5s"])
+print(code, "locust" in sys.modules, "gevent.monkey" in sys.modules)
+"""
+
+
+def test_cli_refuses_a_remote_host_in_one_line_without_loading_locust() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _REFUSE_CHILD],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.split() == ["2", "False", "False"], (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(
+        "tracereplay: error: refusing to send staging traffic to 'example.com'"
+    )
 
 
 def test_cli_refuses_bad_duration(capsys: pytest.CaptureFixture[str]) -> None:
