@@ -208,6 +208,8 @@ def can_select(
     that meets it (None when no place has one). The discovery phase filled the pools, so
     a session whose real user synced a configured client of their own gets an account
     whose client is configured, where the role allows one (replay/credentials.py)."""
+    if not model.selections:  # most models: nothing to build per session
+        return None
     sent = set(endpoints)
     needs = [
         (select, [(p.endpoint, p.source) for p in model.producers(*key)])
