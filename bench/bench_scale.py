@@ -95,8 +95,11 @@ def real_shape(trace: Path, timeout_s: float, templates: dict[str, Any]) -> dict
     edges = censoring(real, timeout_s)
     t = real["t_s"].to_numpy(float)
     table["pauses_s"] = real.groupby("session_id", sort=True)["think_s"].sum().to_numpy()
+    paused = real.dropna(subset=["think_s"])
+    by_session = paused.groupby("session_id", sort=True)["think_s"]
     return {
         "think": real["think_s"].dropna().to_numpy(float),
+        "pauses_by_session": [g.to_numpy(float) for _, g in by_session],
         "table": table,
         "uncensored": table[~edges.any],
         "threshold_s": edges.threshold_s,
@@ -176,6 +179,21 @@ def synthetic_shape(model: dict[str, Any], real: dict[str, Any], scale: int, see
     synthetic session is cut at the real trace's end and judged by the real trace's
     censoring rule (first request within the threshold of the start, last within it of
     the end), so both samples are selected alike."""
+    sample = synthetic_sample(model, real, scale, seed)
+    table = sample["table"]
+    out = shape_rows(real, sample["think"], table, sample["uncensored"], scale)
+    out["session_duration_pauses"] = ks_row(
+        real["uncensored"]["duration_s"], table.loc[~table["cut"], "pauses_s"]
+    )
+    out["sessions"] = sample["sessions"]
+    return out
+
+
+def synthetic_sample(
+    model: dict[str, Any], real: dict[str, Any], scale: int, seed: int
+) -> dict[str, Any]:
+    """synthetic_shape's samples: every pause (`think`), every session (`table`, with
+    `cut`), and the sessions as seen within the real span, uncensored (`uncensored`)."""
     synth = Synthesizer(model, seed)
     starts = synth.session_starts(scale, None, speed=1.0, process="stratified")
     first, last = real["span"]
@@ -199,12 +217,9 @@ def synthetic_shape(model: dict[str, Any], real: dict[str, Any], scale: int, see
     table = pd.DataFrame(rows, columns=columns)
     window = table.assign(length=table["seen_length"], duration_s=table["seen_duration_s"],
                           pauses_s=table["seen_pauses_s"])  # fmt: skip
-    out = shape_rows(real, np.asarray(think), table, window[~window["cut"]], scale)
-    out["session_duration_pauses"] = ks_row(
-        real["uncensored"]["duration_s"], table.loc[~table["cut"], "pauses_s"]
-    )
-    out["sessions"] = len(starts)
-    return out
+    uncensored = window[~window["cut"]]
+    return {"think": np.asarray(think), "table": table, "uncensored": uncensored,
+            "sessions": len(starts)}  # fmt: skip
 
 
 def planned(model: dict[str, Any], scales: list[int], seeds: range) -> dict[str, list[float]]:
