@@ -5,9 +5,9 @@ sessions numbered with numpy (`frame.sessionize_requests`), never a pandas frame
 every column nor pandas' sorts of string keys.
 
 The frames hold what the measures, verdicts, SLOs and the report read: `session_key`,
-`t_s`, `duration_ms`, `status`, `error`, `endpoint` (categorical), `think_s`, `session_id`, with
-the values `load_requests` + `sessionized_pair` give (tested against them), in the same
-(session_id, seq) order.
+`t_s`, `duration_ms`, `status`, `status_label` (categorical, statuses.py), `error`,
+`endpoint` (categorical), `think_s`, `session_id`, with the values `load_requests` +
+`sessionized_pair` give (tested against them), in the same (session_id, seq) order.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from tracereplay.models.frame import (
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.templating import Templater, endpoint_names
+
+from .statuses import STATUS_LABEL, code_statuses
 
 
 class _Trace:
@@ -52,6 +54,7 @@ class _Trace:
         since_us = np.rint(requests.t_s * 1_000_000).astype(np.int64) + shift_us
         seconds, rest = np.divmod(since_us, 1_000_000)
         self.requests = replace(requests, t_s=seconds + rest / 1_000_000)
+        self.status_codes, self.status_labels = code_statuses(requests.status)
 
     def pairs(self) -> tuple[np.ndarray, list[str], list[str]]:
         """Each request's code into the distinct (method, path) pairs, in order of first
@@ -94,6 +97,9 @@ def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.Da
             "t_s": frame["t_s"].to_numpy(),
             "duration_ms": frame["duration_ms"].to_numpy(),
             "status": r.status[request],
+            STATUS_LABEL: pd.Categorical.from_codes(
+                trace.status_codes[request], categories=pd.Index(trace.status_labels)
+            ),
             "error": trace.error[request],
             "endpoint": frame["endpoint"],
             "think_s": frame["think_s"].to_numpy(),

@@ -77,10 +77,10 @@ from .measures import (
     round_floats,
     span_s,
     status_by_endpoint,
-    status_labels,
 )
 from .run_summary import Load, achieved_load, cut_session_keys, read_run_summary, session_ids_of
 from .slo import Slo, SloResult, evaluate_slos, needs_binding, slo_json
+from .statuses import STATUS_LABEL, status_column, status_labels, status_values
 from .verdicts import (
     KS_METRICS,
     ROUNDS,
@@ -282,8 +282,11 @@ def sessionized_pair(
         keys = zip(counts.index.get_level_values(0), counts.index.get_level_values(1), strict=True)
         found = zip(keys, counts.to_numpy().tolist(), strict=True)
         templater = Templater.fit_counts({(str(m), str(p)): int(n) for (m, p), n in found})
-    real_s = sessionize(add_endpoints(real, templater, params=False), session_timeout_s)
-    return real_s, sessionize(add_endpoints(other, templater, params=False), session_timeout_s)
+    frames = []
+    for frame in (real, other):
+        frame = sessionize(add_endpoints(frame, templater, params=False), session_timeout_s)
+        frames.append(frame.assign(**{STATUS_LABEL: status_column(status_values(frame))}))
+    return frames[0], frames[1]
 
 
 def load_pair(real_path: Path, other_path: Path, **kw: Any) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -25,6 +25,7 @@ from tracereplay.models.arrivals import (
 )
 
 from .kaplan_meier import SortedSample, km_mean, ks_two
+from .statuses import status_codes, status_values, transport_errors
 
 LATENCY_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 SIGNIFICANT_DIGITS = 6
@@ -294,11 +295,7 @@ def failure_masks(status: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _failures(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    status = _status(df).to_numpy(float)
-    error = np.zeros(len(df), bool)
-    if "error" in df.columns:
-        error = (df["error"].notna() & (df["error"].astype(object) != "")).to_numpy(bool)
-    return failure_masks(status, error)
+    return failure_masks(status_values(df), transport_errors(df))
 
 
 def error_rate(df: pd.DataFrame) -> float:
@@ -391,35 +388,12 @@ def estimate_scale(real_n: int, real_span: float, other_n: int, other_span: floa
     return float(f"{ratio:.2g}")
 
 
-def _status(df: pd.DataFrame) -> pd.Series:
-    if "status" not in df.columns:
-        return pd.Series(np.nan, index=df.index, dtype=float)
-    return pd.to_numeric(df["status"], errors="coerce").astype(float)
-
-
 def responded(df: pd.DataFrame) -> bool:
     """False for a trace whose requests were never sent (synthetic): no status and no
     transport error anywhere. A replay where everything failed still has errors."""
-    if _status(df).notna().any():
+    if (~np.isnan(status_values(df))).any():
         return True
     return "error" in df.columns and bool(df["error"].notna().any())
-
-
-def status_labels(df: pd.DataFrame) -> pd.Series:
-    """Each request's status code as text, "none" without a response: a categorical of
-    the distinct codes the trace has (every category used), not a string per request."""
-    codes, labels = status_codes(df)
-    categories = pd.Index(labels)
-    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=df.index)
-
-
-def status_codes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """Each request's code into its distinct status labels (`status_labels`' texts, in
-    ascending status order, "none" last)."""
-    status = _status(df).to_numpy(float)
-    distinct, inverse = np.unique(status, return_inverse=True)
-    labels = ["none" if math.isnan(s) else str(int(s)) for s in distinct]
-    return np.asarray(inverse, np.int64).reshape(-1), labels
 
 
 def _finite(values: Any) -> np.ndarray:

@@ -34,7 +34,8 @@ from tracereplay.errors import ConfigError
 from tracereplay.models.arrivals import arrival_rate_mape, rate_curve
 
 from .kaplan_meier import SortedSample, ks_between
-from .measures import endpoint_codes, jsd, status_codes
+from .measures import endpoint_codes, jsd
+from .statuses import status_codes
 
 DEFAULT_GOALS_NAME = "default_goals.toml"
 KS_METRICS = ("session_length", "session_duration", "think_time", "interarrival")

@@ -44,7 +44,7 @@ def _same(old: pd.DataFrame, new: pd.DataFrame) -> None:
     assert len(old) == len(new)
     for column in new.columns:
         a, b = old[column], new[column]
-        if column in ("session_key", "error", "endpoint"):
+        if column in ("session_key", "error", "endpoint", "status_label"):
             same = (
                 a.astype(object).where(a.notna(), None).tolist()
                 == b.astype(object).where(b.notna(), None).tolist()
