@@ -283,8 +283,8 @@ def sessionized_pair(
         found = zip(keys, counts.to_numpy().tolist(), strict=True)
         templater = Templater.fit_counts({(str(m), str(p)): int(n) for (m, p), n in found})
     frames = []
-    for frame in (real, other):
-        frame = sessionize(add_endpoints(frame, templater, params=False), session_timeout_s)
+    for requests in (real, other):
+        frame = sessionize(add_endpoints(requests, templater, params=False), session_timeout_s)
         frames.append(frame.assign(**{STATUS_LABEL: status_column(status_values(frame))}))
     return frames[0], frames[1]
 
