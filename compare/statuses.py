@@ -41,7 +41,7 @@ def code_statuses(status: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return codes, labels
 
 
-def status_column(status: np.ndarray) -> pd.Categorical:
+def status_column(status: np.ndarray) -> pd.Categorical[str]:
     """`STATUS_LABEL` of requests with these statuses (float, NaN: no response)."""
     codes, labels = code_statuses(status)
     return pd.Categorical.from_codes(codes, categories=pd.Index(labels))
