@@ -17,7 +17,7 @@ from tracereplay.models.arrivals import arrival_rate_mape
 @dataclass(frozen=True)
 class HalfArrivals:
     """Each session's bucket of `models.arrivals.rate_curve`'s grid over [0, span_s]
-    (`buckets` for a start outside it, which the curve ignores), so that a half's curve is
+    (one past the last for a start outside it, which the curve ignores): a half's curve is
     one bincount of its sessions' buckets and the rest's the whole minus it: the same
     counts, divided by the same widths, as `rate_curve` of each half's starts
     (tests/compare/test_halves.py)."""
