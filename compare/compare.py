@@ -95,8 +95,10 @@ from .verdicts import (
     worst,
 )
 
-COMPARE_COLUMNS = [*LIGHT_COLUMNS, "error"]
-"""What the measures, verdicts, SLOs and the report read of each trace."""
+COMPARE_COLUMNS = [*LIGHT_COLUMNS, "error", "conn"]
+"""What the measures, verdicts, SLOs and the report read of each trace (`conn`: where a
+key whose requests all failed auth joins its connection's next key, as `sessionize` does
+for the model; columns.py reads it only when some key did)."""
 FIDELITY_GOALS: dict[str, float] = dict(load_goals().goals)
 """The default goals (default_goals.toml), by compare.json key."""
 ERROR_KEYS = ("error_rate", "client_error_rate", "server_error_rate")
