@@ -4,6 +4,7 @@ on pairs of large traces (e.g. made by `bench_model.py tile`).
     .venv/bin/python bench/bench_compare.py --pair REAL OTHER [--pair REAL OTHER ...]
         [--base 9f68120] [--work DIR] [--timeout 900] [--json out.json]
     .venv/bin/python bench/bench_compare.py --bindings TRACE [--sample 200 ...]
+    .venv/bin/python bench/bench_compare.py --join-cost TRACE [--fail-share 0.05]
 
 Each pair is compared by `compare_traces` + `write_compare` (what `tracereplay compare`
 does without SLO classes to bind: with the default SLO file and no model beside REAL the
@@ -16,6 +17,11 @@ files are identical.
 learned as before this change (correlations over every request of TRACE) against what
 compare learns now (the auth flow on the model's seeded sample of sessions), and, for
 each `--sample N`, with the sample cut to N sessions (20 per endpoint), in this process.
+
+`--join-cost TRACE` times (CPU, this process) what compare adds to sessionize as the
+model does (compare/columns.py `_session_keys`): the check for keys whose requests all
+failed auth on TRACE as it is, then with `--fail-share` of its keys made to fail
+throughout (their statuses set to 401 in memory), reading `conn` and joining.
 """
 
 from __future__ import annotations
@@ -79,11 +85,39 @@ def bindings(trace: Path, samples: list[int]) -> dict[str, Any]:
     return out
 
 
+def join_cost(trace: Path, share: float) -> dict[str, Any]:
+    """CPU seconds of `_session_keys` on TRACE as it is and with `share` of keys failing."""
+    import time
+    from dataclasses import replace
+
+    import numpy as np
+
+    from tracereplay.compare.columns import _session_keys
+    from tracereplay.models.frame import LIGHT_COLUMNS, read_request_columns
+    from tracereplay.models.source import ParquetSource
+
+    source = ParquetSource.open(trace)
+    requests = read_request_columns(source.batches(LIGHT_COLUMNS), source=str(trace))
+    bad = np.random.default_rng(0).random(len(requests.keys)) < share
+    failing = replace(requests, status=np.where(bad[requests.key], 401.0, requests.status))
+    out: dict[str, Any] = {"trace": str(trace), "rows": len(requests), "keys": len(requests.keys)}
+    for name, columns in (("as_is", requests), (f"{share:g}_of_keys_failing", failing)):
+        start = time.process_time()
+        keys = _session_keys(source, columns)
+        out[name] = {
+            "cpu_s": round(time.process_time() - start, 3),
+            "rows_joined": int((keys != requests.key).sum()),
+        }
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pair", nargs=2, type=Path, action="append", default=[])
     parser.add_argument("--bindings", type=Path, help="check SLO bindings on this trace")
     parser.add_argument("--sample", type=int, action="append", default=[])
+    parser.add_argument("--join-cost", type=Path, help="time the failed-credential join")
+    parser.add_argument("--fail-share", type=float, default=0.05)
     parser.add_argument("--base", default="9f68120")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--timeout", type=float, default=900.0)
@@ -93,6 +127,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.bindings:
         print(json.dumps(bindings(args.bindings, args.sample), indent=1))
+        return 0
+    if args.join_cost:
+        print(json.dumps(join_cost(args.join_cost, args.fail_share), indent=1))
         return 0
     LIMIT["timeout_s"] = args.timeout
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_compare-"))

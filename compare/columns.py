@@ -2,12 +2,14 @@
 needs (`frame.LIGHT_COLUMNS` and `error`) batch by batch into numpy codes
 (`frame.read_request_columns`), endpoints templated per distinct (method, path), and the
 sessions numbered with numpy (`frame.sessionize_requests`), never a pandas frame of
-every column nor pandas' sorts of string keys.
+every column nor pandas' sorts of string keys. Session keys first as the model's
+`sessionize` has them: a key whose requests all failed auth joins its connection's next
+key (`sessions.join_failed_credentials`, the same function; `conn` read only then).
 
 The frames hold what the measures, verdicts, SLOs and the report read: `session_key`,
-`t_s`, `duration_ms`, `status`, `error`, `endpoint` (categorical), `think_s`, `session_id`, with
-the values `load_requests` + `sessionized_pair` give (tested against them), in the same
-(session_id, seq) order.
+`t_s`, `duration_ms`, `status`, `status_label` (categorical, statuses.py), `error`,
+`endpoint` (categorical), `think_s`, `session_id`, with the values `load_requests` +
+`sessionized_pair` give (tested against them), in the same (session_id, seq) order.
 """
 
 from __future__ import annotations
@@ -26,9 +28,15 @@ from tracereplay.models.frame import (
     read_request_columns,
     sessionize_requests,
 )
-from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
+from tracereplay.models.sessions import (
+    DEFAULT_SESSION_TIMEOUT_S,
+    failed_keys,
+    join_failed_credentials,
+)
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.templating import Templater, endpoint_names
+
+from .statuses import STATUS_LABEL, code_statuses
 
 
 class _Trace:
@@ -51,7 +59,9 @@ class _Trace:
         # microsecond timedelta are whole seconds + the rest / 1e6 (not µs / 1e6).
         since_us = np.rint(requests.t_s * 1_000_000).astype(np.int64) + shift_us
         seconds, rest = np.divmod(since_us, 1_000_000)
-        self.requests = replace(requests, t_s=seconds + rest / 1_000_000)
+        shifted = replace(requests, t_s=seconds + rest / 1_000_000)
+        self.requests = replace(shifted, key=_session_keys(source, shifted))
+        self.status_codes, self.status_labels = code_statuses(requests.status)
 
     def pairs(self) -> tuple[np.ndarray, list[str], list[str]]:
         """Each request's code into the distinct (method, path) pairs, in order of first
@@ -68,6 +78,19 @@ class _Trace:
             methods,
             [str(path_values[int(p)]) for p in (pairs % width).tolist()],
         )
+
+
+def _session_keys(source: ParquetSource, requests: RequestColumns) -> np.ndarray:
+    """Each request's session key code as the model's `sessionize` reads it: a key whose
+    requests all failed auth joins the key its connection carries next
+    (`join_failed_credentials`); `conn` is read only when some key failed throughout."""
+    if not failed_keys(requests.key, requests.status, len(requests.keys)).any():
+        return requests.key
+    conn = source.rows(requests.row, ["conn"]).column("conn")
+    joined = join_failed_credentials(
+        requests.key, requests.t_s, requests.status, np.asarray(conn.to_pylist(), dtype=object)
+    )
+    return np.asarray(joined, dtype=requests.key.dtype)
 
 
 def fit_templater(real: _Trace) -> Templater:
@@ -94,6 +117,9 @@ def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.Da
             "t_s": frame["t_s"].to_numpy(),
             "duration_ms": frame["duration_ms"].to_numpy(),
             "status": r.status[request],
+            STATUS_LABEL: pd.Categorical.from_codes(
+                trace.status_codes[request], categories=pd.Index(trace.status_labels)
+            ),
             "error": trace.error[request],
             "endpoint": frame["endpoint"],
             "think_s": frame["think_s"].to_numpy(),

@@ -77,10 +77,10 @@ from .measures import (
     round_floats,
     span_s,
     status_by_endpoint,
-    status_labels,
 )
 from .run_summary import Load, achieved_load, cut_session_keys, read_run_summary, session_ids_of
 from .slo import Slo, SloResult, evaluate_slos, needs_binding, slo_json
+from .statuses import STATUS_LABEL, status_column, status_labels, status_values
 from .verdicts import (
     KS_METRICS,
     ROUNDS,
@@ -95,8 +95,10 @@ from .verdicts import (
     worst,
 )
 
-COMPARE_COLUMNS = [*LIGHT_COLUMNS, "error"]
-"""What the measures, verdicts, SLOs and the report read of each trace."""
+COMPARE_COLUMNS = [*LIGHT_COLUMNS, "error", "conn"]
+"""What the measures, verdicts, SLOs and the report read of each trace (`conn`: where a
+key whose requests all failed auth joins its connection's next key, as `sessionize` does
+for the model; columns.py reads it only when some key did)."""
 FIDELITY_GOALS: dict[str, float] = dict(load_goals().goals)
 """The default goals (default_goals.toml), by compare.json key."""
 ERROR_KEYS = ("error_rate", "client_error_rate", "server_error_rate")
@@ -282,8 +284,11 @@ def sessionized_pair(
         keys = zip(counts.index.get_level_values(0), counts.index.get_level_values(1), strict=True)
         found = zip(keys, counts.to_numpy().tolist(), strict=True)
         templater = Templater.fit_counts({(str(m), str(p)): int(n) for (m, p), n in found})
-    real_s = sessionize(add_endpoints(real, templater, params=False), session_timeout_s)
-    return real_s, sessionize(add_endpoints(other, templater, params=False), session_timeout_s)
+    frames = []
+    for requests in (real, other):
+        frame = sessionize(add_endpoints(requests, templater, params=False), session_timeout_s)
+        frames.append(frame.assign(**{STATUS_LABEL: status_column(status_values(frame))}))
+    return frames[0], frames[1]
 
 
 def load_pair(real_path: Path, other_path: Path, **kw: Any) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -33,11 +33,14 @@ class SortedSample:
 
     distinct: np.ndarray
     group: np.ndarray
-    """Per sorted value, its index into `distinct`."""
+    """Per sorted value, its index into `distinct` (empty for an owned sample)."""
     order: np.ndarray
-    """Per sorted value, its position in the sample as given (finite values only)."""
+    """Per sorted value, its position in the sample as given (finite values only; empty
+    for an owned sample)."""
     censored: np.ndarray
     by_owner: sparse.csr_matrix | None = None
+    size_given: int = 0
+    """Values in the sample as given (finite or not)."""
 
     @classmethod
     def of(
@@ -53,14 +56,19 @@ class SortedSample:
         starts[:1] = True
         np.not_equal(ranked[1:], ranked[:-1], out=starts[1:])
         group = np.cumsum(starts) - 1
-        table = None
-        if owner is not None:
-            if cut.any():
-                raise ValueError("owned samples are not censored")
-            shape = (owners, int(starts.sum()))
-            ones = np.ones(order.size)
-            table = sparse.csr_matrix((ones, (np.asarray(owner)[order], group)), shape=shape)
-        return cls(ranked[starts], group, order, cut[order], table)
+        if owner is None:
+            return cls(ranked[starts], group, order, cut[order], None, values.size)
+        if cut.any():
+            raise ValueError("owned samples are not censored")
+        # An owned sample counts through its table only: its per-value order and groups
+        # (16 bytes a value) are not kept, and the table is built from 32-bit indices.
+        shape = (owners, int(starts.sum()))
+        small = np.int32 if max(shape) < 1 << 31 else np.int64
+        index = (np.asarray(owner)[order].astype(small), group.astype(small))
+        del order
+        table = sparse.csr_matrix((np.ones(index[0].size), index), shape=shape)
+        none = np.zeros(0, np.int64)
+        return cls(ranked[starts], none, none, np.zeros(0, bool), table, values.size)
 
     @cached_property
     def whole(self) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +80,23 @@ class SortedSample:
         columns: one sparse product for them all (the counts are whole numbers: exact)."""
         assert self.by_owner is not None, "only an owned sample has counts by owner"
         return np.asarray(self.by_owner.T @ parts.T.astype(float), dtype=float)
+
+    @cached_property
+    def _position_codes(self) -> np.ndarray:
+        """Per value as given: 2 × its distinct value's index + censored, or 2 × distinct
+        for a value left out (not finite)."""
+        codes = np.full(self.size_given, 2 * self.distinct.size, np.int64)
+        codes[self.order] = 2 * self.group + self.censored
+        return codes
+
+    def counts_at(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`counts(part)` of the part holding the values at these positions of the sample
+        as given (each once): one bincount over the part, not a pass over the sample."""
+        assert self.by_owner is None, "an owned sample counts by owner"
+        k = self.distinct.size
+        found = np.bincount(self._position_codes[positions], minlength=2 * k + 1)
+        both = found[: 2 * k].reshape(k, 2).astype(float)
+        return both[:, 0], both[:, 1]
 
     def counts(self, part: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ended, censored) counts per distinct value of the part (a mask over the sample
@@ -122,14 +147,23 @@ def step_cdf(ended: np.ndarray, cut: np.ndarray) -> np.ndarray:
 
 
 def ks_between(
-    sample: SortedSample, half: np.ndarray, ended: np.ndarray | None = None
+    sample: SortedSample,
+    half: np.ndarray | None,
+    ended: np.ndarray | None = None,
+    counted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float | None, int, int]:
     """max |F_a - F_b| between a part of one sorted sample (a mask) and the rest,
     Kaplan-Meier estimates where the sample has censored values (None when a part has
-    fewer than 2 values), with the two parts' sizes. `ended`: the part's counts of an
-    owned sample, when already counted (`owned_counts`)."""
+    fewer than 2 values), with the two parts' sizes. The part's counts when already
+    counted: `ended`, of an owned sample (`owned_counts`), or `counted` (`counts_at`)."""
     whole = sample.whole
-    ca = sample.counts(half) if ended is None else (ended, np.zeros(ended.size))
+    if counted is not None:
+        ca = counted
+    elif ended is not None:
+        ca = (ended, np.zeros(ended.size))
+    else:
+        assert half is not None, "a part: a mask, or its counts"
+        ca = sample.counts(half)
     cb = (whole[0] - ca[0], whole[1] - ca[1])
     na, nb = (round(float(c[0].sum() + c[1].sum())) for c in (ca, cb))
     if na < 2 or nb < 2:
@@ -154,3 +188,21 @@ def km_mean(sample: SortedSample) -> float:
 def _at(values: np.ndarray, cdf: np.ndarray, grid: np.ndarray) -> np.ndarray:
     at = np.searchsorted(values, grid, side="right") - 1
     return np.where(at >= 0, cdf[np.maximum(at, 0)], 0.0)
+
+
+def ks_d(a: np.ndarray, b: np.ndarray) -> float:
+    """`ks_2samp`'s D, to the bit, by a merge of the two sorted samples instead of two
+    binary searches (only D is used here): at the last of each run of equal values of the
+    merged sample, the counts of a and of b up to it are what `ks_2samp`'s searchsorted
+    gives there, divided alike (count / size), so max |F_a - F_b| is the same float."""
+    n, m = a.size, b.size
+    # Two sorted runs: the stable argsort (timsort) merges them in one pass.
+    values = np.concatenate([np.sort(a), np.sort(b)])
+    order = np.argsort(values, kind="stable")
+    merged = values[order]
+    last = np.empty(merged.size, bool)
+    last[-1] = True
+    np.not_equal(merged[1:], merged[:-1], out=last[:-1])
+    up_to_a = np.cumsum(order < n)
+    up_to_b = np.arange(1, n + m + 1) - up_to_a
+    return float(np.abs(up_to_a[last] / n - up_to_b[last] / m).max())

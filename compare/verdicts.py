@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ import pandas as pd
 
 from tracereplay.config import parse_toml, read_config_text
 from tracereplay.errors import ConfigError
-from tracereplay.models.arrivals import arrival_rate_mape, rate_curve
 
-from .kaplan_meier import SortedSample, ks_between
-from .measures import endpoint_codes, jsd, status_codes
+from .halves import HalfArrivals
+from .kaplan_meier import SortedSample, ks_between, ks_d
+from .measures import endpoint_codes, jsd
+from .statuses import status_codes
 
 DEFAULT_GOALS_NAME = "default_goals.toml"
 KS_METRICS = ("session_length", "session_duration", "think_time", "interarrival")
@@ -292,27 +294,41 @@ def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> di
     )
     by_start = np.argsort(sample.start_s, kind="stable")
     starts_sorted = sample.start_s[by_start]
+    arrivals = (
+        HalfArrivals.of(sample.start_s, sample.span_s, sample.bucket_s) if sample.bucket_s else None
+    )
     owned = {"think": think, "endpoints": endpoints, "statuses": statuses}
+    half = sessions // 2
+
     # The same draws in the same order as one round at a time; CHUNK rounds' halves are
-    # counted per owned sample in one sparse product.
-    permutations = (rng.permutation(sessions) for _ in range(rounds))
-    for first in range(0, rounds, CHUNK):
-        in_chunk = np.zeros((min(CHUNK, rounds - first), sessions), bool)
-        for mask in in_chunk:
-            mask[next(permutations)[: sessions // 2]] = True
-        counted = {k: s.owned_counts(in_chunk) for k, s in owned.items() if s is not None}
-        for row, in_a in enumerate(in_chunk):
-            halves = (in_a, ~in_a)
-            for metric, shape in shapes.items():
-                add(metric, *ks_between(shape, in_a))
-            add("think_time.ks", *ks_between(think, in_a, counted["think"][:, row]))
-            starts = [starts_sorted[h[by_start]] for h in halves]
-            add("interarrival.ks", *_ks(np.diff(starts[0]), np.diff(starts[1])))
-            add("endpoint_mix.jsd", *_jsd(endpoints, counted["endpoints"][:, row]))
-            if statuses is not None:
-                add("status_mix.jsd", *_jsd(statuses, counted["statuses"][:, row]))
-            if sample.bucket_s:
-                add("arrival_rate.mape", *_mape(starts, sample.span_s, sample.bucket_s))
+    # counted per owned sample in one sparse product. A thread draws the next CHUNK's
+    # permutations (numpy shuffles without the GIL) while this one counts the last's.
+    def draw(count: int) -> list[np.ndarray]:
+        return [rng.permutation(sessions)[:half] for _ in range(count)]
+
+    with ThreadPoolExecutor(max_workers=1) as drawer:
+        drawn = drawer.submit(draw, min(CHUNK, rounds))
+        for first in range(0, rounds, CHUNK):
+            parts = drawn.result()  # one draw at a time, on one thread: in order
+            if first + CHUNK < rounds:
+                drawn = drawer.submit(draw, min(CHUNK, rounds - first - CHUNK))
+            in_chunk = np.zeros((len(parts), sessions), bool)
+            for mask, part in zip(in_chunk, parts, strict=True):
+                mask[part] = True
+            counted = {k: s.owned_counts(in_chunk) for k, s in owned.items() if s is not None}
+            for row, (in_a, part) in enumerate(zip(in_chunk, parts, strict=True)):
+                # A session-level sample's half: one bincount over the half's sessions.
+                for metric, shape in shapes.items():
+                    add(metric, *ks_between(shape, None, counted=shape.counts_at(part)))
+                add("think_time.ks", *ks_between(think, in_a, counted["think"][:, row]))
+                in_a_by_start = in_a[by_start]
+                starts = [starts_sorted[in_a_by_start], starts_sorted[~in_a_by_start]]
+                add("interarrival.ks", *_ks(np.diff(starts[0]), np.diff(starts[1])))
+                add("endpoint_mix.jsd", *_jsd(endpoints, counted["endpoints"][:, row]))
+                if statuses is not None:
+                    add("status_mix.jsd", *_jsd(statuses, counted["statuses"][:, row]))
+                if arrivals is not None:
+                    add("arrival_rate.mape", arrivals.mape(part), half, sessions - half)
     return {
         name: HalfNoise(
             float(np.quantile(v, FLOOR_QUANTILE)),
@@ -333,39 +349,12 @@ def _ks(a: np.ndarray, b: np.ndarray) -> tuple[float | None, int, int]:
     return ks_d(a, b), a.size, b.size
 
 
-def ks_d(a: np.ndarray, b: np.ndarray) -> float:
-    """`ks_2samp`'s D, to the bit, by a merge of the two sorted samples instead of two
-    binary searches (only D is used here): at the last of each run of equal values of the
-    merged sample, the counts of a and of b up to it are what `ks_2samp`'s searchsorted
-    gives there, divided alike (count / size), so max |F_a - F_b| is the same float."""
-    n, m = a.size, b.size
-    # Two sorted runs: the stable argsort (timsort) merges them in one pass.
-    values = np.concatenate([np.sort(a), np.sort(b)])
-    order = np.argsort(values, kind="stable")
-    merged = values[order]
-    last = np.empty(merged.size, bool)
-    last[-1] = True
-    np.not_equal(merged[1:], merged[:-1], out=last[:-1])
-    up_to_a = np.cumsum(order < n)
-    up_to_b = np.arange(1, n + m + 1) - up_to_a
-    return float(np.abs(up_to_a[last] / n - up_to_b[last] / m).max())
-
-
 def _jsd(codes: SortedSample, part: np.ndarray) -> tuple[float | None, int, int]:
     """JSD between the code counts of a half of the sessions (`part`) and of the rest."""
     counts = [part, codes.whole[0] - part]
     if not all(c.sum() for c in counts):
         return None, 0, 0
     return jsd(counts[0], counts[1]), int(counts[0].sum()), int(counts[1].sum())
-
-
-def _mape(
-    starts: list[np.ndarray], span_s: float, bucket_s: float
-) -> tuple[float | None, int, int]:
-    whole = max(1, math.floor(span_s / bucket_s + 1e-9))  # whole buckets, as compare takes
-    curves = [np.asarray(rate_curve(s, span_s, bucket_s), float)[:whole] for s in starts]
-    value = float(arrival_rate_mape(curves[0], curves[1], 1.0))
-    return (value if math.isfinite(value) else None), starts[0].size, starts[1].size
 
 
 # --- sample size ------------------------------------------------------------------------

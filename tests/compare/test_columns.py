@@ -28,7 +28,7 @@ def _write(directory: Path, records: list[TraceRecord], meta: TraceMetadata) -> 
 def _odd_records() -> list[TraceRecord]:
     """Shop sessions, realistic traffic with µs times, and the awkward rows: no response
     with a transport error, no session (the client is the key), an empty session, a
-    lower-case method, equal times."""
+    lower-case method, equal times, failed credentials on a connection."""
     odd = [
         make_record(ts=T0 + timedelta(seconds=7, microseconds=3), status=None,
                     duration_ms=None, error="connect timeout", session="shop-1"),
@@ -36,6 +36,12 @@ def _odd_records() -> list[TraceRecord]:
         make_record(ts=T0 + timedelta(seconds=8), session="", client="c-9", status=503),
         make_record(ts=T0 + timedelta(seconds=9), method="patch", session="x", error=""),
         make_record(ts=T0 + timedelta(hours=2), session="shop-1", path="/v2/orders"),
+        # A wrong password corrected on the same connection joins the right key's session
+        # (it starts earlier than the other "x" rows: their numbering moves); a stranger's
+        # failures keep their own.
+        make_record(ts=T0 + timedelta(seconds=8.5), session="wrong", conn="k1", status=401),
+        make_record(ts=T0 + timedelta(seconds=9.5), session="x", conn="k1"),
+        make_record(ts=T0 + timedelta(seconds=9.7), session="stranger", conn="k2", status=401),
     ]  # fmt: skip
     return [*shop_records(20), *realistic_records(300, seed=3), *odd]
 
@@ -44,7 +50,7 @@ def _same(old: pd.DataFrame, new: pd.DataFrame) -> None:
     assert len(old) == len(new)
     for column in new.columns:
         a, b = old[column], new[column]
-        if column in ("session_key", "error", "endpoint"):
+        if column in ("session_key", "error", "endpoint", "status_label"):
             same = (
                 a.astype(object).where(a.notna(), None).tolist()
                 == b.astype(object).where(b.notna(), None).tolist()

@@ -351,7 +351,8 @@ def test_listed_cut_sessions_and_the_other_sources_of_the_load(tmp_path: Path) -
 def test_status_and_latency_tables_equal_a_groupby_over_the_names() -> None:
     """The bincount tables (endpoint and status codes) against pandas' groupby over the
     names, with the endpoint categorical (as read) and as plain strings."""
-    from tracereplay.compare.measures import _latency_table, _statuses, status_labels
+    from tracereplay.compare.measures import _latency_table, _statuses
+    from tracereplay.compare.statuses import status_labels
 
     rng = np.random.default_rng(3)
     n = 3000
