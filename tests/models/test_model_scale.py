@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.factories import T0, make_record, write_trace
+from tests.factories import T0, make_record, make_table, write_trace
+from tracereplay.errors import TraceCorruptError
 from tracereplay.models.behaviors import choose_clusters, fit_behaviors, transition_features
 from tracereplay.models.frame import (
     LIGHT_COLUMNS,
@@ -129,6 +131,22 @@ def test_request_columns_match_the_pandas_frame(tmp_path: Path) -> None:
     for chosen in ([4, 0, 2, 5], [5, 1]):  # most rows (one read), a few (batch by batch)
         picked = source.rows(cols.row[chosen], ["path", "method"])
         assert picked["path"].to_pylist() == df["path"].iloc[chosen].tolist()
+
+
+def test_sampled_rows_are_checked_in_full(tmp_path: Path) -> None:
+    """`rows` checks only the rows it keeps: a path that is not UTF-8 is a one-line
+    TraceCorruptError when its row is read, and costs nothing when it is not."""
+    records = [make_record(ts=T0 + timedelta(seconds=i), path=f"/p/{i}") for i in range(8)]
+    table = make_table(records)
+    paths = pa.array([f"/p/{i}".encode() for i in range(7)] + [b"/p/\xff"]).view(pa.string())
+    column = table.schema.get_field_index("path")
+    table = table.set_column(column, table.schema.field(column), paths)
+    (tmp_path / "t").mkdir()
+    pq.write_table(table, tmp_path / "t" / "part-000001.parquet")
+    source = ParquetSource.open(tmp_path / "t")
+    assert source.rows(np.array([2, 0]), ["path"])["path"].to_pylist() == ["/p/2", "/p/0"]
+    with pytest.raises(TraceCorruptError, match="damaged and cannot be read"):
+        source.rows(np.array([7]), ["path"])
 
 
 def test_sampled_clustering_keeps_the_shares() -> None:

@@ -112,14 +112,21 @@ class Trace:
         return table
 
     def to_batches(
-        self, columns: list[str] | None = None, **options: Any
+        self, columns: list[str] | None = None, *, validate: bool = True, **options: Any
     ) -> Iterator[pa.RecordBatch]:
         """The rows as record batches, in file order (`options` go to `Dataset.to_batches`);
-        an undecodable page is a `TraceCorruptError`, as in `to_table`."""
+        an undecodable page is a `TraceCorruptError`, as in `to_table`. `validate=False`
+        leaves the full check (UTF-8, dictionary indices) to the caller, who `check`s the
+        rows it keeps."""
         with self._reading():
             for batch in self.dataset.to_batches(columns=columns, **options):
-                batch.validate(full=True)  # as in `to_table`
+                batch.validate(full=validate)  # as in `to_table`
                 yield batch
+
+    def check(self, data: pa.Table | pa.RecordBatch) -> None:
+        """The full check `to_table` makes, on rows read with `to_batches(validate=False)`."""
+        with self._reading():
+            data.validate(full=True)
 
     def _check_times(self, ts: pa.ChunkedArray) -> None:
         """Times a capture can have: a damaged page can decode to any number at all."""
