@@ -35,6 +35,7 @@ from tracereplay.models.frame import (
     sessionize_requests,
 )
 from tracereplay.models.model import _session_frame, build_model, model_json
+from tracereplay.models.outcomes import first_addresses, session_address, session_addresses
 from tracereplay.models.params import param_kind
 from tracereplay.models.sessions import session_stats, sessionize
 from tracereplay.models.shapes import cut_path, cut_paths
@@ -309,3 +310,33 @@ def test_session_stats_by_timeout_are_sessionizes(requests: list[Any]) -> None:
 @given(st.lists(st.text("/a?#\n1é", max_size=10), min_size=1, max_size=20))
 def test_cut_paths_in_arrow_is_cut_path(paths: list[str]) -> None:
     assert cut_paths(pa.array(paths, pa.string())).to_pylist() == [cut_path(p) for p in paths]
+
+
+@pytest.mark.parametrize(
+    "firsts",
+    [
+        [("a1", None), ("", [("X-Forwarded-For", "9.9.9.9, 1.1.1.1")]), (None, []), ("a1", [])],
+        [
+            (None, [("x-forwarded-for", "7.7.7.7")]),
+            ("b", []),
+            (None, [("X-Forwarded-For", "8.8.8.8")]),
+            ("c", []),
+        ],  # a tie
+        [(None, []), (None, [("Host", "h")]), ("", [("x-forwarded-for", "k0")])],  # = a key
+        [],
+    ],
+)
+def test_first_addresses_equal_session_addresses(firsts: list[tuple[Any, Any]]) -> None:
+    """The columnar count of every session's address (`_with_every_address`) gives what
+    `session_addresses` gives on the frame of the sessions' first requests."""
+    frame = pd.DataFrame(
+        {
+            "session_id": range(len(firsts)),
+            "session_key": [f"k{i}" for i in range(len(firsts))],
+            "addr": [a for a, _ in firsts],
+            "req_headers": [h for _, h in firsts],
+        }
+    )
+    found = {i: session_address(h, None, f"k{i}") for i, (a, h) in enumerate(firsts) if not a}
+    addr = pa.array([a for a, _ in firsts], pa.string())
+    assert first_addresses(addr, found) == session_addresses(frame)
