@@ -302,14 +302,14 @@ def session_address(row_headers: object, addr: object, session_key: str) -> tupl
 
 
 def session_addresses(sessions: pd.DataFrame) -> tuple[int, str | None]:
+    """How many addresses the sessions of a frame come from (each session's first
+    request's, see `session_address`), and where most of them were found."""
     firsts = sessions.drop_duplicates("session_id")
-    addr = firsts["addr"] if "addr" in firsts.columns else [None] * len(firsts)
-    found = [
-        session_address(h, a, str(k))
-        for h, a, k in zip(firsts["req_headers"], addr, firsts["session_key"], strict=True)
-    ]
-    sources = Counter(source for _, source in found)
-    return len({a for a, _ in found}), (sources.most_common(1)[0][0] if sources else None)
+    addr = firsts["addr"].tolist() if "addr" in firsts.columns else [None] * len(firsts)
+    texts = [a if isinstance(a, str) and a else None for a in addr]
+    rows = zip(firsts["req_headers"], texts, firsts["session_key"], strict=True)
+    found = {i: session_address(h, a, str(k)) for i, (h, a, k) in enumerate(rows) if a is None}
+    return first_addresses(pa.array(texts, pa.string()), found)
 
 
 def first_addresses(
