@@ -70,10 +70,9 @@ class ParquetSource:
         wanted = np.sort(positions)
         pieces: list[pa.Table] = []
         offset = 0
-        # The full check (UTF-8, dictionary indices: half the scan's CPU on bodies) runs on
-        # the kept rows only: the others are never read.
-        # File by file, not through the dataset scanner: it held 2.2-2.9 GB of a row
-        # group's bodies for 1 M requests, whatever the batch size (Trace.lean_batches).
+        # File by file, not through the dataset scanner (it held 2.2-2.9 GB of a row group's
+        # bodies for 1 M requests at any batch size), and the full check (UTF-8, dictionary
+        # indices: half the scan's CPU on bodies) on the kept rows only: Trace.lean_batches.
         schema = pa.schema([self.trace.dataset.schema.field(c) for c in columns])
         for batch in self.trace.lean_batches(columns, LEAN_BATCH_ROWS):
             lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])

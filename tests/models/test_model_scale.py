@@ -345,3 +345,15 @@ def test_first_addresses_equal_session_addresses(firsts: list[tuple[Any, Any]]) 
     sources = Counter(source for _, source in each)
     expected = len({a for a, _ in each}), (sources.most_common(1)[0][0] if sources else None)
     assert first_addresses(addr, found) == session_addresses(frame) == expected
+
+
+def test_sampled_rows_of_a_file_without_an_additive_column(tmp_path: Path) -> None:
+    """A trace written before `addr` existed: `rows` reads it through the dataset, which
+    gives the missing column as nulls, in the order asked for."""
+    records = [make_record(ts=T0 + timedelta(seconds=i), path=f"/p/{i}") for i in range(8)]
+    table = make_table(records)
+    (tmp_path / "t").mkdir()
+    pq.write_table(table.drop_columns(["addr"]), tmp_path / "t" / "part-000001.parquet")
+    source = ParquetSource.open(tmp_path / "t")
+    picked = source.rows(np.array([3, 1]), ["path", "addr"])
+    assert picked.to_pydict() == {"path": ["/p/3", "/p/1"], "addr": [None, None]}
