@@ -8,6 +8,8 @@ the same run, on traces synthesized from a staging model.
     .venv/bin/python bench/bench_model.py equal --trace TRACE [--base c31404e]
         [--correlation-sample S [--correlation-per-endpoint M]]
     .venv/bin/python bench/bench_model.py tile --trace TRACE --times K --out DIR
+    .venv/bin/python bench/bench_model.py ab --trace TRACE [--trace T2] [--base REV]
+        [--rounds N] [--work DIR] [--json out.json]
 
 `run` models the staging trace, synthesizes a trace of about each size from that model
 (sizes are requests), then times `tracereplay model` on each trace with the new code and,
@@ -26,6 +28,10 @@ directory and put first on the import path, so the package keeps no copy of the 
 trace made by `tile`, copies of a 1 M one one after the other, serves as `synth-10000000`);
 a command running past --timeout is killed with its children (a model run is then
 reported as timed out).
+
+`ab` models existing traces (e.g. /work/caps/scale/real1M) with the base commit's code and
+this tree's, alternated over --rounds pairs, each in its own process under
+`/usr/bin/time -v`, and checks that every model file is byte-identical (exit 1 if not).
 
 `equal` builds the model of TRACE with both codes and checks the answers are the same
 (issue 15, item 6): endpoints, templates, correlations and auth identical; endpoint
@@ -497,6 +503,35 @@ def equal(args: argparse.Namespace) -> int:
     return 1 if diffs else 0
 
 
+# ---- ab ------------------------------------------------------------------------------------
+
+
+def ab(args: argparse.Namespace) -> dict[str, Any]:
+    """`tracereplay model` of each trace with the base commit's code and this tree's, in
+    one run, alternated (old, new, new, old, ...), each in its own process; the model
+    files compared byte for byte."""
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_model-ab-"))
+    work.mkdir(parents=True, exist_ok=True)
+    old = old_tree(args.base, work / "base") if not (work / "base").exists() else work / "base/py"
+    results: dict[str, Any] = {"base": args.base, "machine": {"cpus": os.cpu_count()}}
+    results["traces"] = {}
+    for trace in args.trace:
+        readable = readable_by(old, trace, work / f"{trace.name}-old-trace")
+        runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
+        for round_ in range(args.rounds):
+            order = ("old", "new") if round_ % 2 == 0 else ("new", "old")
+            for key in order:
+                out = work / f"{trace.name}-{key}-{round_}.json"
+                tree = old if key == "old" else None
+                runs[key].append(run_model(readable if tree else trace, out, tree))
+        files = {(work / f"{trace.name}-{k}-{r}.json").read_bytes()
+                 for k in runs for r in range(args.rounds)}  # fmt: skip
+        entry = {"runs": runs, "byte_identical": len(files) == 1}
+        results["traces"][str(trace)] = entry
+        print(json.dumps({str(trace): entry}, indent=1), flush=True)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -537,7 +572,20 @@ def main() -> int:
     tiles.add_argument("--trace", type=Path, required=True)
     tiles.add_argument("--times", type=int, required=True)
     tiles.add_argument("--out", type=Path, required=True)
+    abp = sub.add_parser("ab", help="model of existing traces, base code against this tree")
+    abp.add_argument("--trace", type=Path, action="append", required=True)
+    abp.add_argument("--base", default=BASE)
+    abp.add_argument("--rounds", type=int, default=1, help="old/new pairs, alternated")
+    abp.add_argument("--work", type=Path)
+    abp.add_argument("--json", type=Path)
+    abp.add_argument("--timeout", type=float, default=LIMIT["timeout_s"])
     args = parser.parse_args()
+    if args.command == "ab":
+        LIMIT["timeout_s"] = args.timeout
+        results = ab(args)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1) + "\n")
+        return 0 if all(e["byte_identical"] for e in results["traces"].values()) else 1
     if args.command == "equal":
         return equal(args)
     if args.command == "tile":

@@ -184,11 +184,14 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
             seen_in[value].add(int(row["session_id"]))
     n_sessions = len({row["session_id"] for row in rows})
     floor = max(CONSTANT_MIN_SESSIONS, CONSTANT_SHARE * n_sessions)
-    credentials = {
-        value
-        for values in (*sent, *got)
-        for loc, value in values
+    every_place = {loc for values in (*sent, *got) for loc, _ in values}  # judged once each
+    credential_places = {
+        loc
+        for loc in every_place
         if is_credential(loc) or _CREDENTIAL_HEADER.search(loc.key.rsplit("/", 1)[-1])
+    }
+    credentials = {
+        value for values in (*sent, *got) for loc, value in values if loc in credential_places
     }
     constant = {
         value

@@ -61,9 +61,10 @@ from .model_check import check_model
 from .outcomes import (
     NO_OUTCOMES,
     Outcomes,
+    first_addresses,
     fit_outcomes,
     outcomes_to_json,
-    session_addresses,
+    session_address,
 )
 from .session_sample import (
     CORRELATION_SAMPLE_SESSIONS,
@@ -436,26 +437,22 @@ def _with_every_address(
     """`outcomes` learned on a sample of sessions, with the addresses counted over every
     session (replay spreads its sessions over as many): from each session's first request,
     its `addr`, else its X-Forwarded-For header (read only where `addr` is empty)."""
-    first = sessions[sessions["seq"].to_numpy() == 0]  # rows are by (session_id, seq)
-    request = first["request"].to_numpy()
+    first = sessions["seq"].to_numpy() == 0  # rows are by (session_id, seq)
+    request = sessions["request"].to_numpy()[first]
     rows = requests.row[request]
     addr = trace.rows(rows, ["addr"]).column("addr")
     missing = np.flatnonzero(
         pc.fill_null(pc.or_(pc.is_null(addr), pc.equal(addr, "")), True).to_numpy(False)
     )
-    headers = np.full(len(first), None, dtype=object)
+    found: dict[int, tuple[str, str]] = {}
     if len(missing):
-        read = trace.rows(rows[missing], ["req_headers"]).column("req_headers").to_pylist()
-        headers[missing] = read
-    frame = pd.DataFrame(
-        {
-            "session_id": first["session_id"].to_numpy(),
-            "session_key": np.asarray(requests.keys, dtype=object)[requests.key[request]],
-            "req_headers": headers,
-            "addr": addr.to_pylist(),
+        headers = trace.rows(rows[missing], ["req_headers"]).column("req_headers").to_pylist()
+        keys = requests.key[request[missing]].tolist()
+        found = {
+            int(i): session_address(h, None, requests.keys[k])
+            for i, h, k in zip(missing.tolist(), headers, keys, strict=True)
         }
-    )
-    count, where = session_addresses(frame)
+    count, where = first_addresses(addr, found)
     return replace(outcomes, addresses=count, addresses_from=where)
 
 

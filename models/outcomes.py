@@ -17,12 +17,14 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracereplay.errors import ConfigError
 
@@ -300,14 +302,37 @@ def session_address(row_headers: object, addr: object, session_key: str) -> tupl
 
 
 def session_addresses(sessions: pd.DataFrame) -> tuple[int, str | None]:
+    """How many addresses the sessions of a frame come from (each session's first
+    request's, see `session_address`), and where most of them were found."""
     firsts = sessions.drop_duplicates("session_id")
-    addr = firsts["addr"] if "addr" in firsts.columns else [None] * len(firsts)
-    found = [
-        session_address(h, a, str(k))
-        for h, a, k in zip(firsts["req_headers"], addr, firsts["session_key"], strict=True)
-    ]
-    sources = Counter(source for _, source in found)
-    return len({a for a, _ in found}), (sources.most_common(1)[0][0] if sources else None)
+    addr = firsts["addr"].tolist() if "addr" in firsts.columns else [None] * len(firsts)
+    texts = [a if isinstance(a, str) and a else None for a in addr]
+    rows = zip(firsts["req_headers"], texts, firsts["session_key"], strict=True)
+    found = {i: session_address(h, a, str(k)) for i, (h, a, k) in enumerate(rows) if a is None}
+    return first_addresses(pa.array(texts, pa.string()), found)
+
+
+def first_addresses(
+    addr: pa.Array | pa.ChunkedArray, found: Mapping[int, tuple[str, str]]
+) -> tuple[int, str | None]:
+    """`session_addresses` over columns, for every session of a trace: `addr` of each
+    session's first request (in session order), `found` the (address, source) that
+    `session_address` gives the sessions whose `addr` is empty, by position. The count
+    is Arrow's; Python runs only for `found`. Source ties go to the one seen first."""
+    kept = np.ones(len(addr), bool)
+    kept[list(found)] = False
+    present = addr.filter(pa.array(kept))
+    others = pa.array([a for a, _ in found.values()], pa.string())
+    chunks = present.chunks if isinstance(present, pa.ChunkedArray) else [present]
+    count = pc.count_distinct(pa.chunked_array([*chunks, others], pa.string())).as_py()
+    seen: dict[str, tuple[int, int]] = {}  # source: (sessions, first position)
+    if len(present):
+        seen["addr"] = (len(present), int(np.argmax(kept)))
+    for i in sorted(found):
+        n, first = seen.get(found[i][1], (0, i))
+        seen[found[i][1]] = (n + 1, first)
+    where = min(seen, key=lambda source: (-seen[source][0], seen[source][1])) if seen else None
+    return int(count), where
 
 
 def draw_outcome(

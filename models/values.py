@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -90,12 +91,37 @@ def _decode(body: object) -> str:
     return body if isinstance(body, str) else ""
 
 
-def _json_values(body: object) -> list[tuple[Location, object]]:
+def _json_values(body: object, min_len: int) -> Values:
+    """The eligible leaves of a JSON body (`_eligible` of `json_leaves`, in that order),
+    found in one pass: a leaf too short to match costs no Location."""
     try:
         doc = json.loads(_decode(body))
     except ValueError:
         return []  # no body, not JSON, or cut at the capture's body limit
-    return [(Location("json", pointer), leaf) for pointer, leaf in json_leaves(doc)]
+    out: Values = []
+    _eligible_leaves(doc, "", min_len, out)
+    return out
+
+
+def _eligible_leaves(doc: object, pointer: str, min_len: int, out: Values) -> None:
+    if isinstance(doc, dict):
+        for name, child in doc.items():
+            key = str(name)
+            if "~" in key or "/" in key:
+                key = key.replace("~", "~0").replace("/", "~1")
+            _eligible_leaves(child, f"{pointer}/{key}", min_len, out)
+    elif isinstance(doc, list):
+        inner = f"{pointer}/*"
+        for child in doc:
+            _eligible_leaves(child, inner, min_len, out)
+    elif (text := _text(doc, min_len)) is not None:
+        out.append((_json_place(pointer), text))
+
+
+@lru_cache(maxsize=1 << 16)
+def _json_place(pointer: str) -> Location:
+    """One Location per JSON pointer (responses repeat the same few thousand)."""
+    return Location("json", pointer)
 
 
 def _eligible(values: Iterable[tuple[Location, object]], min_len: int) -> Values:
@@ -131,19 +157,18 @@ def request_values(row: dict[str, Any], min_len: int) -> Values:
     if "x-www-form-urlencoded" in content_type:
         form = parse_qsl(_decode(row["req_body"]), keep_blank_values=True)
         out += [(Location("form", k), v) for k, v in form]
-    else:
-        out += _json_values(row["req_body"])
-    return _eligible(out, min_len)
+        return _eligible(out, min_len)
+    return _eligible(out, min_len) + _json_values(row["req_body"], min_len)
 
 
 def response_values(row: dict[str, Any], min_len: int) -> Values:
     """Every value a response yields (JSON leaves, Set-Cookie values, other headers),
     echoes included."""
-    out = _json_values(row["resp_body"])
+    out: list[tuple[Location, object]] = []
     for name, header in _pairs(row["resp_headers"]):
         if name == "set-cookie":
             pair = header.partition(";")[0]
             out += [(Location("cookie", k), v) for k, v in cookie_pairs(pair, unquote=True)]
         elif name not in _RESPONSE_META:  # e.g. a CSRF token or an ETag sent back later
             out.append((Location("header", name), header))
-    return _eligible(out, min_len)
+    return _json_values(row["resp_body"], min_len) + _eligible(out, min_len)

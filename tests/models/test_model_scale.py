@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -18,11 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.factories import T0, make_record, write_trace
+from tests.factories import T0, make_record, make_table, write_trace
+from tracereplay.errors import TraceCorruptError
 from tracereplay.models.behaviors import choose_clusters, fit_behaviors, transition_features
 from tracereplay.models.frame import (
     LIGHT_COLUMNS,
@@ -33,6 +36,7 @@ from tracereplay.models.frame import (
     sessionize_requests,
 )
 from tracereplay.models.model import _session_frame, build_model, model_json
+from tracereplay.models.outcomes import first_addresses, session_address, session_addresses
 from tracereplay.models.params import param_kind
 from tracereplay.models.sessions import session_stats, sessionize
 from tracereplay.models.shapes import cut_path, cut_paths
@@ -129,6 +133,22 @@ def test_request_columns_match_the_pandas_frame(tmp_path: Path) -> None:
     for chosen in ([4, 0, 2, 5], [5, 1]):  # most rows (one read), a few (batch by batch)
         picked = source.rows(cols.row[chosen], ["path", "method"])
         assert picked["path"].to_pylist() == df["path"].iloc[chosen].tolist()
+
+
+def test_sampled_rows_are_checked_in_full(tmp_path: Path) -> None:
+    """`rows` checks only the rows it keeps: a path that is not UTF-8 is a one-line
+    TraceCorruptError when its row is read, and costs nothing when it is not."""
+    records = [make_record(ts=T0 + timedelta(seconds=i), path=f"/p/{i}") for i in range(8)]
+    table = make_table(records)
+    paths = pa.array([f"/p/{i}".encode() for i in range(7)] + [b"/p/\xff"]).view(pa.string())
+    column = table.schema.get_field_index("path")
+    table = table.set_column(column, table.schema.field(column), paths)
+    (tmp_path / "t").mkdir()
+    pq.write_table(table, tmp_path / "t" / "part-000001.parquet")
+    source = ParquetSource.open(tmp_path / "t")
+    assert source.rows(np.array([2, 0]), ["path"])["path"].to_pylist() == ["/p/2", "/p/0"]
+    with pytest.raises(TraceCorruptError, match="damaged and cannot be read"):
+        source.rows(np.array([7]), ["path"])
 
 
 def test_sampled_clustering_keeps_the_shares() -> None:
@@ -291,3 +311,49 @@ def test_session_stats_by_timeout_are_sessionizes(requests: list[Any]) -> None:
 @given(st.lists(st.text("/a?#\n1é", max_size=10), min_size=1, max_size=20))
 def test_cut_paths_in_arrow_is_cut_path(paths: list[str]) -> None:
     assert cut_paths(pa.array(paths, pa.string())).to_pylist() == [cut_path(p) for p in paths]
+
+
+@pytest.mark.parametrize(
+    "firsts",
+    [
+        [("a1", None), ("", [("X-Forwarded-For", "9.9.9.9, 1.1.1.1")]), (None, []), ("a1", [])],
+        [
+            (None, [("x-forwarded-for", "7.7.7.7")]),
+            ("b", []),
+            (None, [("X-Forwarded-For", "8.8.8.8")]),
+            ("c", []),
+        ],  # a tie
+        [(None, []), (None, [("Host", "h")]), ("", [("x-forwarded-for", "k0")])],  # = a key
+        [],
+    ],
+)
+def test_first_addresses_equal_session_addresses(firsts: list[tuple[Any, Any]]) -> None:
+    """The columnar count of every session's address (`_with_every_address`) gives what
+    `session_addresses` gives on the frame of the sessions' first requests."""
+    frame = pd.DataFrame(
+        {
+            "session_id": range(len(firsts)),
+            "session_key": [f"k{i}" for i in range(len(firsts))],
+            "addr": [a for a, _ in firsts],
+            "req_headers": [h for _, h in firsts],
+        }
+    )
+    found = {i: session_address(h, None, f"k{i}") for i, (a, h) in enumerate(firsts) if not a}
+    addr = pa.array([a for a, _ in firsts], pa.string())
+    # Per session in Python, as session_addresses counted before it used first_addresses.
+    each = [session_address(h, a, f"k{i}") for i, (a, h) in enumerate(firsts)]
+    sources = Counter(source for _, source in each)
+    expected = len({a for a, _ in each}), (sources.most_common(1)[0][0] if sources else None)
+    assert first_addresses(addr, found) == session_addresses(frame) == expected
+
+
+def test_sampled_rows_of_a_file_without_an_additive_column(tmp_path: Path) -> None:
+    """A trace written before `addr` existed: `rows` reads it through the dataset, which
+    gives the missing column as nulls, in the order asked for."""
+    records = [make_record(ts=T0 + timedelta(seconds=i), path=f"/p/{i}") for i in range(8)]
+    table = make_table(records)
+    (tmp_path / "t").mkdir()
+    pq.write_table(table.drop_columns(["addr"]), tmp_path / "t" / "part-000001.parquet")
+    source = ParquetSource.open(tmp_path / "t")
+    picked = source.rows(np.array([3, 1]), ["path", "addr"])
+    assert picked.to_pydict() == {"path": ["/p/3", "/p/1"], "addr": [None, None]}

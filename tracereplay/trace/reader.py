@@ -7,6 +7,7 @@ readable as is.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,6 +121,32 @@ class Trace:
             for batch in self.dataset.to_batches(columns=columns, **options):
                 batch.validate(full=True)  # as in `to_table`
                 yield batch
+
+    def lean_batches(self, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+        """The rows of `to_batches(columns)`, in the same order, read file by file through
+        a buffered stream, one thread: memory of a batch, where the dataset scanner holds
+        a row group's decoded columns (2.2 GB for the bodies of a 1 M-request trace's
+        200 k-row groups; 0.44 GB this way). The scanner when the trace has journals or a
+        file lacks a column. Only the cheap check: the caller `check`s the rows it keeps
+        (the full check of every body was half the scan's CPU)."""
+        files = self.dataset.files if isinstance(self.dataset, ds.FileSystemDataset) else None
+        with self._reading():
+            readers = [
+                pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20) for f in files or ()
+            ]
+            if files is None or any(set(columns) - set(r.schema_arrow.names) for r in readers):
+                scans = [self.dataset.to_batches(columns=columns, batch_size=batch_size)]
+            else:
+                scans = [r.iter_batches(batch_size, columns=columns, use_threads=False)
+                         for r in readers]  # fmt: skip
+            for batch in itertools.chain.from_iterable(scans):
+                batch.validate()
+                yield batch
+
+    def check(self, data: pa.Table | pa.RecordBatch) -> None:
+        """The full check `to_table` makes, on rows read with `lean_batches`."""
+        with self._reading():
+            data.validate(full=True)
 
     def _check_times(self, ts: pa.ChunkedArray) -> None:
         """Times a capture can have: a damaged page can decode to any number at all."""
