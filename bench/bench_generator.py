@@ -29,7 +29,10 @@ Bounded: every run has a planned request count and a --run-time; nginx and every
 process are stopped at the end.
 
     .venv/bin/python bench/bench_generator.py [--json out.json] [--seconds 10]
-        [--long-requests 120000] [--skip-processes]
+        [--long-requests 120000] [--skip-processes] [--baseline COMMIT [--ab-rounds 3]]
+
+--baseline COMMIT: after the bare and max runs, the max and long shapes of this tree and of
+COMMIT's replay (its package on PYTHONPATH, this venv), alternated --ab-rounds times.
 """
 
 from __future__ import annotations
@@ -244,6 +247,7 @@ def run_replay(
     processes: int = 1,
     pinned: bool = True,
     stall_ms: float | None = None,
+    tree: Path | None = None,
 ) -> dict[str, Any]:
     trace = work / f"{name}.trace"
     planned = make_trace(trace, rate, window_s, per_session)
@@ -254,6 +258,8 @@ def run_replay(
     if pinned:
         argv = ["taskset", "-c", "0", *argv]
     env = dict(os.environ)
+    if tree is not None:  # another commit's package (baseline_tree), ahead of this one
+        env["PYTHONPATH"] = str(tree)
     if stall_ms is not None:
         env["GEVENT_MONITOR_THREAD_ENABLE"] = "true"
         env["GEVENT_MAX_BLOCKING_TIME"] = str(stall_ms / 1000.0)
@@ -280,6 +286,54 @@ def run_replay(
     if stall_ms is not None:
         result["stalls"] = stalls((out / "locust.log").read_text(errors="replace"))
     return result
+
+
+def baseline_tree(commit: str, work: Path) -> Path:
+    """The `tracereplay` package of `commit` (git archive, laid out as pyproject's
+    package-dir maps it), for PYTHONPATH: the replay of that commit in this venv."""
+    src, tree = work / "baseline-src", work / "baseline"
+    src.mkdir()
+    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", commit],
+                             check=True, capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    shutil.copytree(src / "tracereplay", tree / "tracereplay")
+    for package in ("capture", "models", "replay", "compare", "demo"):
+        shutil.copytree(src / package, tree / "tracereplay" / package)
+    return tree
+
+
+def ab_rounds(port: int, work: Path, tree: Path, rounds: int, top_rps: float,
+              users: int, per_session: int, window: float) -> dict[str, Any]:  # fmt: skip
+    """This tree and `tree` alternated (ABBA...), the max and the long shape each: CPU per
+    request of both in the same run, and their ratio per round (baseline ÷ this)."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in range(rounds):
+        order = [("this", None), ("baseline", tree)]
+        for label, path in order if r % 2 == 0 else order[::-1]:
+            for shape in ("max", "long"):
+                d = work / f"ab{r}-{label}-{shape}"
+                d.mkdir()
+                if shape == "max":
+                    res = run_replay(port, d, shape, rate=1.5 * top_rps, window_s=window,
+                                     per_session=per_session, tree=path)  # fmt: skip
+                else:
+                    res = run_replay(port, d, shape, rate=users * 500 / 0.032, window_s=0.032,
+                                     per_session=500, tree=path)  # fmt: skip
+                runs.setdefault(f"{label}_{shape}", []).append(res)
+                print(f"A/B round {r} {label} {shape}:", res, flush=True)
+    out: dict[str, Any] = {}
+    for shape in ("max", "long"):
+        this = [x["cpu_ms_per_request"] for x in runs[f"this_{shape}"]]
+        base = [x["cpu_ms_per_request"] for x in runs[f"baseline_{shape}"]]
+        out[shape] = {
+            "this_cpu_ms": this,
+            "baseline_cpu_ms": base,
+            "baseline_over_this": [round(b / t, 3) for b, t in zip(base, this, strict=True)],
+            "median_baseline_over_this": round(
+                float(np.median(np.array(base) / np.array(this))), 3
+            ),
+        }
+    return out
 
 
 def stalls(log: str) -> dict[str, Any]:
@@ -318,6 +372,10 @@ def main() -> None:
     parser.add_argument(
         "--long-requests", type=int, default=0, help="also a run of N requests at 90 %% of max"
     )
+    parser.add_argument(
+        "--baseline", help="also replay a git commit's code (A/B, alternated, same run)"
+    )
+    parser.add_argument("--ab-rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
@@ -348,6 +406,11 @@ def main() -> None:
         )
         figures["ratio_rps"] = round(top["rps"] / bare["rps"], 3)
         figures["ratio_cpu"] = round(bare["cpu_ms_per_request"] / top["cpu_ms_per_request"], 3)
+        if args.baseline:
+            tree = baseline_tree(args.baseline, work)
+            figures["ab"] = {"baseline": args.baseline, **ab_rounds(
+                port, work, tree, args.ab_rounds, top["rps"], args.users, k, window)}  # fmt: skip
+            print("A/B:", figures["ab"], flush=True)
         for share in (0.5, 0.9):
             name = f"replay_{int(share * 100)}"
             figures[name] = run_replay(port, work, name, rate=share * top["rps"],

@@ -204,7 +204,8 @@ class SessionCorrelator:
         if queries := {t.key: str(s.value) for t, s in live.items() if t.where == "query"}:
             query = set_query(query, queries)
         if may_hold_placeholder(query):  # a cursor the target handed out, filled live
-            handed = self._handed | handed_query_values((), self._last_body)
+            last = self._last_body if may_hand_out_a_cursor(self._last_body) else None
+            handed = self._handed | handed_query_values((), last)
             query = fill_handed_query(query, handed)
         for target, seen in live.items():
             if target.where == "header":
@@ -250,7 +251,7 @@ class SessionCorrelator:
         obtains = endpoint in (auth.login_endpoint, auth.refresh_endpoint)
         if self._logged_in and not obtains and credential and no_rule:
             live |= {target: replace(credential, fallback=True) for target in auth.used_as}
-        if self._is_browser(headers):
+        if live and self._is_browser(headers):
             live = {
                 t: s for t, s in live.items() if not (t.where == "header" and t in auth.used_as)
             }
@@ -293,9 +294,9 @@ class SessionCorrelator:
         endpoint, auth = request.endpoint, self.auth
         ok = status is not None and 200 <= status < 400
         set_cookies = dict(response_cookies(headers))
-        # The client's jar takes them whatever the status; an expiring one is a deletion.
-        self._jar.update(set_cookies)
-        self._jar = {name: value for name, value in self._jar.items() if value}
+        if set_cookies:  # the client's jar takes them whatever the status; expiring: deleted
+            self._jar.update(set_cookies)
+            self._jar = {name: value for name, value in self._jar.items() if value}
         if endpoint == auth.login_endpoint:
             self._logged_in, self._login_failed = ok, not ok
         if not ok:
@@ -303,9 +304,11 @@ class SessionCorrelator:
         response = Response(headers, body, set_cookies)
         if endpoint in self.id_model.describers:  # what it shows of objects, for selections
             self.ids.pools.describe(describe(response.document(), self.id_model.id_keys))
-        self._handed |= handed_query_values(headers, None)
-        # Kept only when it may hold a cursor.
-        self._last_body = body if may_hand_out_a_cursor(body) else None
+        if any("?" in value for _, value in headers):  # only a URL's query hands one out
+            self._handed |= handed_query_values(headers, None)
+        # Read for a cursor only when a later query may take one (`prepare`): the hints
+        # are looked for there, not in every answer (the bound is the same).
+        self._last_body = body if body is None or len(body) <= _CURSOR_BODY_MAX else None
         sent_body = fill_handed_tokens(request.body, request.headers, self._tokens)
         if sent_body is not request.body or endpoint in (
             auth.login_endpoint,

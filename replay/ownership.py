@@ -122,7 +122,8 @@ def object_ids(
         elif slot != segment:
             return None
     fields = {loc.key for loc in places if loc.where == "query"}
-    ids += [v for k, v in parse_qsl(query or "", keep_blank_values=True) if k in fields]
+    if fields and query:
+        ids += [v for k, v in parse_qsl(query, keep_blank_values=True) if k in fields]
     return ids
 
 
@@ -140,10 +141,14 @@ def clear(
     --allow-foreign-writes)."""
     if credential_placeholder(request) is not None:
         return Skipped(endpoint, PLACEHOLDER_CREDENTIAL)
-    ids = object_ids(endpoint, request.path, request.query, places)
+    protected = protection.protects(endpoint, request.method)
+    # Most requests: neither protected nor following a withheld change; their ids unread.
+    ids = (
+        object_ids(endpoint, request.path, request.query, places) if protected or withheld else None
+    )
     if withheld and ids and any(i in withheld for i in ids):
         return Skipped(endpoint, FOLLOWS_WITHHELD)
-    if not protection.protects(endpoint, request.method):
+    if not protected:
         return Cleared(request, False, _KEY)
     reason = PATH_NOT_TEMPLATE if ids is None else (NAMES_NO_OBJECT if not ids else None)
     if reason is None and ids is not None and all(i in owned for i in ids):

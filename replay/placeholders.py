@@ -64,7 +64,7 @@ def credential_placeholder(request: PreparedRequest) -> str | None:
     for name, value in request.headers:
         if _CREDENTIAL_HEADER.search(name) and is_placeholder(value):
             return f"header {name}"
-    for name, value in parse_qsl(request.query or "", keep_blank_values=True):
+    for name, value in parse_qsl(request.query, keep_blank_values=True) if request.query else ():
         if credential_field(name) and is_placeholder(value):
             return f"query {name}"
     if request.body:
@@ -151,7 +151,9 @@ def handed_query_values(headers: Sequence[tuple[str, str]], body: bytes | None) 
 
 def may_hold_placeholder(query: str | None) -> bool:
     """A cheap test whether a query string may hold a placeholder (no parsing)."""
-    text = unquote_plus(query or "")
+    if not query:
+        return False
+    text = unquote_plus(query)
     return any(mark in text for mark in (REMOVED, PSEUDO_TOKEN_PREFIX, PSEUDO_JWT_HEADER))
 
 
@@ -185,8 +187,10 @@ def fill_basic(
     headers: list[tuple[str, str]], credential: Credential | None
 ) -> list[tuple[str, str]]:
     """`headers` with a placeholder Basic Authorization replaced by the account's."""
+    if credential is None:
+        return headers
     planned = header(headers, "authorization")
-    if planned is None or credential is None:
+    if planned is None:
         return headers
     scheme, _, rest = planned.strip().partition(" ")
     if scheme.lower() != "basic" or not is_placeholder(rest or scheme):

@@ -102,7 +102,8 @@ class Sender:
         # `error` for 4xx/5xx too); the status says what went wrong.
         raw_error = getattr(response, "error", None) if status is None else None
         timed_out = raw_error is timer or isinstance(raw_error, TimeoutError)
-        headers = list(response.headers.items()) if response.headers else []
+        # `is not None`: a Headers' truth is its length, a pass over every value.
+        headers = list(response.headers.items()) if response.headers is not None else []
         body: bytes | None = None
         truncated = False
         if status is not None:

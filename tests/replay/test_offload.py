@@ -1,14 +1,17 @@
-"""offload.quiet_collector: the collector runs rarely during a replay, but it still runs."""
+"""offload.quiet_collector: the collector runs rarely during a replay, but it still runs.
+offload.NativeThread: work given while it is busy is queued, never waited for."""
 
 from __future__ import annotations
 
 import gc
+import threading
+import time
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from tracereplay.replay.offload import RUN_GC_THRESHOLD, quiet_collector
+from tracereplay.replay.offload import RUN_GC_THRESHOLD, NativeThread, quiet_collector
 
 
 @pytest.fixture
@@ -42,3 +45,43 @@ def test_quiet_collector_collects_rarely_but_still_frees_cycles(restored_collect
     ]  # the automatic collector runs
     assert gone() is None
     del few, many
+
+
+def test_native_thread_takes_work_while_busy_without_waiting() -> None:
+    """A flush given while the writer's thread is still busy must not hold the sending
+    loop: `submit` returns at once, and the work still runs, in order."""
+    pool = NativeThread()
+    release, done = threading.Event(), []
+    try:
+        pool.submit(lambda: (release.wait(3.0), done.append(1)))
+        started = time.monotonic()
+        pool.submit(lambda: done.append(2))
+        pool.submit(lambda: done.append(3))
+        waited = time.monotonic() - started
+        release.set()
+        pool.wait()
+        pool.submit(lambda: done.append(4))  # a new job once the queue ran dry
+        pool.wait()
+    finally:
+        release.set()
+        pool.close()
+    assert waited < 1.0
+    assert done == [1, 2, 3, 4]
+
+
+def test_native_thread_runs_the_rest_and_raises_the_first_failure() -> None:
+    pool = NativeThread()
+    done: list[int] = []
+
+    def fail(n: int) -> None:
+        raise ValueError(n)
+
+    try:
+        pool.submit(lambda: fail(1))
+        pool.submit(lambda: fail(2))
+        pool.submit(lambda: done.append(3))
+        with pytest.raises(ValueError, match="1"):
+            pool.wait()
+    finally:
+        pool.close()
+    assert done == [3]
