@@ -17,7 +17,10 @@ quote is the ratio of the two sides' rates within each pair (the machine may be 
     .venv/bin/python bench/bench_writer.py --base main --rows 1000000 --pairs 4
 
 CPU per row (all threads, `time.process_time`) is printed too: on a shared machine it
-varies less than the wall-clock rate.
+varies less than the wall-clock rate. So is each thread's CPU per row (read from
+/proc/self/task every 20 ms): the main thread and the flusher (`trace-writer`) hold the
+GIL to convert rows, the journal and compaction threads mostly do not; on a busy machine
+their split tells what a quiet one would gain from moving work between them.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import pickle
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -58,10 +63,49 @@ def records_to_table(rows: list[TraceRecord]) -> pa.Table:
     return pa.Table.from_batches(batches, schema=schema)
 
 
+class ThreadCPU:
+    """CPU seconds of each thread of this process, by thread name, sampled every 20 ms."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[tuple[str, int], float] = {}
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._stop = threading.Event()
+        self._start = self._cpu(threading.main_thread().native_id or 0) or 0.0
+        self._thread = threading.Thread(target=self._sample, name="bench-sampler", daemon=True)
+        self._thread.start()
+
+    def _cpu(self, tid: int) -> float | None:
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            for thread in threading.enumerate():
+                if thread is not self._thread and (seconds := self._cpu(thread.native_id or 0)):
+                    self.seconds[(thread.name.split("_")[0], thread.native_id or 0)] = seconds
+
+    def per_row_us(self, rows: int) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        by_name: dict[str, float] = {}
+        for (name, _), seconds in self.seconds.items():
+            own = seconds - (self._start if name == "MainThread" else 0.0)
+            by_name[name] = by_name.get(name, 0.0) + own
+        return {name: round(1e6 * s / rows, 2) for name, s in sorted(by_name.items())}
+
+
+GIL_THREADS = ("MainThread", "trace-writer")
+"""Threads that convert rows to Arrow (under the GIL): the serial part of the writer."""
+
+
 def per_row_run(rows: list[TraceRecord], *, read_back: bool = True) -> dict[str, Any]:
     """One timed pass: `write()` every row, then `close()`."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "trace"
+        threads = ThreadCPU()
         start, cpu_start = time.perf_counter(), time.process_time()
         writer = open_writer(directory, TEST_META)
         for row in rows:
@@ -70,12 +114,15 @@ def per_row_run(rows: list[TraceRecord], *, read_back: bool = True) -> dict[str,
         writer.close()
         total_s = time.perf_counter() - start
         cpu_s = time.process_time() - cpu_start
+        thread_us = threads.per_row_us(len(rows))
         size = sum(p.stat().st_size for p in directory.iterdir())
         figures = {
             "rows": len(rows),
             "write_calls_per_s": len(rows) / hot_s,
             "rows_per_s": len(rows) / total_s,
             "cpu_us_per_row": 1e6 * cpu_s / len(rows),
+            "thread_cpu_us_per_row": thread_us,
+            "gil_threads_cpu_us_per_row": round(sum(thread_us.get(n, 0) for n in GIL_THREADS), 2),
             "bytes_on_disk": size,
             "bytes_per_row": size / len(rows),
         }
@@ -132,7 +179,11 @@ def compare_with_base(args: argparse.Namespace, rows: list[TraceRecord]) -> dict
                 f"({result['new']['cpu_us_per_row']:.2f} us CPU/row), "
                 f"old {result['old']['rows_per_s']:,.0f} rows/s "
                 f"({result['old']['cpu_us_per_row']:.2f} us CPU/row): "
-                f"{result['ratio']:.2f}x rows/s, {result['cpu_ratio']:.2f}x less CPU",
+                f"{result['ratio']:.2f}x rows/s, {result['cpu_ratio']:.2f}x less CPU; "
+                f"converting threads {result['new']['gil_threads_cpu_us_per_row']:.2f} vs "
+                f"{result['old']['gil_threads_cpu_us_per_row']:.2f} us/row "
+                f"(new {result['new']['thread_cpu_us_per_row']}, "
+                f"old {result['old']['thread_cpu_us_per_row']})",
                 flush=True,
             )
     ratios = [p["ratio"] for p in pairs]
@@ -146,8 +197,6 @@ def compare_with_base(args: argparse.Namespace, rows: list[TraceRecord]) -> dict
 
 
 def _env() -> dict[str, str]:
-    import os
-
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 

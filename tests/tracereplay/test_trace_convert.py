@@ -13,9 +13,10 @@ import operator
 import os
 import tempfile
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -60,10 +61,20 @@ def test_any_rows_convert_to_the_same_batch(rows: list[Any]) -> None:
     assert outcome(records_to_batch, rows) == outcome(struct_reference, rows)
 
 
+class _Moment(datetime):
+    """A datetime subclass (as pandas' Timestamp is)."""
+
+
 BAD_FIELDS = [
     {"method": None},
     {"ts": None},
     {"ts": datetime(2026, 1, 5, 9, 0)},  # naive
+    {"ts": datetime(2026, 1, 5, 9, 0, 1, 7, tzinfo=timezone(timedelta(hours=-7)))},
+    {"ts": datetime(2026, 3, 29, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Berlin"))},
+    {"ts": datetime.min.replace(tzinfo=UTC)},
+    {"ts": datetime.max.replace(tzinfo=UTC)},
+    {"ts": _Moment(2026, 1, 5, tzinfo=UTC)},  # a subclass: Arrow's own conversion
+    {"ts": date(2026, 1, 5)},
     {"path": "/\udcff"},  # a lone surrogate: not UTF-8
     {"status": 70_000},
     {"req_headers": None},

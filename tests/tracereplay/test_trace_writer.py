@@ -24,6 +24,7 @@ from tracereplay.trace import (
     trace_schema,
 )
 from tracereplay.trace.store import scan_directory
+from tracereplay.trace.writer import CONVERT_CHUNK_ROWS
 
 
 def test_close_loses_nothing_across_many_parts(tmp_path: Path) -> None:
@@ -93,6 +94,39 @@ def test_a_failing_sink_stops_the_writer_and_says_so_once(
     assert writer.rows_flushed == 1 and writer.rows_lost == 4
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [message]
+
+
+class FailingLater(MemorySink):
+    """Takes `good` batches, then fails like a full disk."""
+
+    def __init__(self, good: int) -> None:
+        super().__init__(TRACE_SCHEMA)
+        self.good = good
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        if len(self.batches) == self.good:
+            raise OSError(28, "No space left on device")
+        super().write_batch(batch)
+
+
+def test_a_sink_failing_mid_flush_keeps_the_frames_before_in_order() -> None:
+    # The flusher converts the next chunk while the sink writes the one before: when the
+    # sink fails, the chunk already converted is lost, not counted as written or rejected.
+    sink = FailingLater(good=2)
+    writer = TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=60)
+    total = 3 * CONVERT_CHUNK_ROWS + 10
+    bad = 3 * CONVERT_CHUNK_ROWS + 5  # in the chunk converted while the failing one is written
+    for i in range(total):
+        path = "/raw/\udcff" if i in (3, bad) else f"/r/{i}"  # not UTF-8: left out
+        writer.write(make_record(path=path))
+    with pytest.raises(TraceError, match="No space left"):
+        writer.flush()
+    kept = 2 * CONVERT_CHUNK_ROWS - 1
+    assert sink.table()["path"].to_pylist() == [f"/r/{i}" for i in range(kept + 1) if i != 3]
+    assert writer.rows_flushed == kept and writer.rows_rejected == 1
+    assert writer.rows_lost == total - 2 * CONVERT_CHUNK_ROWS
+    with pytest.raises(TraceError):
+        writer.close()
 
 
 def test_a_row_that_cannot_be_stored_is_left_out_and_the_rest_written(

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
 
 import pyarrow as pa
@@ -177,14 +178,39 @@ def records_to_batch(
     # ~10 % less CPU (bench/README.md), and the GIL is held one column at a time, not
     # for the whole conversion.
     columns = [
-        pa.array(list(map(get, records)), type=type_)
-        for get, type_ in zip(_COLUMN_GETTERS, _COLUMN_TYPES, strict=True)
+        convert(list(map(get, records)), type_)
+        for get, convert, type_ in zip(_COLUMN_GETTERS, _CONVERTERS, _COLUMN_TYPES, strict=True)
     ]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECONDS = pa.duration("us")
+
+
+def _timestamps(values: list[Any], type_: pa.DataType) -> pa.Array:
+    """Aware datetimes as `type_` (timestamp[us, UTC]), through their distance from the epoch.
+
+    Arrow calls each value's `utcoffset()` by name (~0.3 µs a row); the subtraction does the
+    same in C and Arrow reads a timedelta's fields directly: a third of the cost, the same
+    array. Anything but aware datetimes (naive, None, a subclass) goes to Arrow's own
+    conversion, for the same result or error as before.
+    """
+    if set(map(type, values)) == {datetime}:
+        try:
+            deltas = list(map(operator.sub, values, repeat(_EPOCH)))
+        except TypeError:  # a naive datetime
+            pass
+        else:
+            return pa.array(deltas, type=_MICROSECONDS).view(type_)
+    return pa.array(values, type=type_)
+
+
 _COLUMN_GETTERS = tuple(operator.attrgetter(name) for name in TRACE_COLUMNS)
 _COLUMN_TYPES = tuple(f.type for f in TRACE_FIELDS)
+_CONVERTERS: tuple[Callable[[list[Any], pa.DataType], pa.Array], ...] = tuple(
+    _timestamps if name == "ts" else pa.array for name in TRACE_COLUMNS
+)
 
 
 def has_trace_columns(schema: pa.Schema) -> bool:

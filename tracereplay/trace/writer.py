@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
@@ -94,6 +96,8 @@ class TraceWriter:
         """Rows left out because they could not be converted to the trace schema."""
         self.rows_lost = 0
         """Rows refused or dropped after the sink failed."""
+        # Writes each converted chunk to the sink while the flusher converts the next.
+        self._journal = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-journal")
         self._thread = threading.Thread(target=self._run, name="trace-writer", daemon=True)
         self._thread.start()
 
@@ -131,7 +135,13 @@ class TraceWriter:
                 self.rows_flushed += part.num_rows
 
     def flush(self) -> None:
-        """Send every buffered row to the sink now; a `TraceError` once the sink failed."""
+        """Send every buffered row to the sink now; a `TraceError` once the sink failed.
+
+        The sink writes a chunk (Arrow IPC, CRC and `writev`, mostly without the GIL) on
+        the journal thread while this one converts the next chunk (under the GIL). One
+        chunk is in flight at a time: frames keep their order, and a failure is known
+        before the next chunk is sent. Returns once every row has reached the sink.
+        """
         with self._sink_lock:
             buffer = self._buffer
             count = len(buffer)
@@ -140,18 +150,21 @@ class TraceWriter:
             if self._error is not None:
                 self.rows_lost += len(records)
                 raise self._error
-            for start in range(0, len(records), CONVERT_CHUNK_ROWS):
-                if start:
-                    time.sleep(0)  # Arrow's conversion holds the GIL: let others run between
-                batch = self._to_batch(records[start : start + CONVERT_CHUNK_ROWS])
-                if batch is None:
-                    continue
-                try:
-                    self._sink.write_batch(batch)
-                except Exception as exc:
-                    self._fail(exc, len(records) - start)
-                    raise self._error from exc  # type: ignore[misc]  # set by _fail
-                self.rows_flushed += batch.num_rows
+            in_flight: _InFlight | None = None
+            try:
+                for start in range(0, len(records), CONVERT_CHUNK_ROWS):
+                    if start:
+                        time.sleep(0)  # Arrow's conversion holds the GIL: let others run between
+                    batch, rejected = self._to_batch(records[start : start + CONVERT_CHUNK_ROWS])
+                    if in_flight is not None:
+                        landed, in_flight = in_flight, None
+                        self._land(landed, len(records))
+                    self.rows_rejected += rejected  # not when lost: the sink failed first
+                    if batch is not None:
+                        in_flight = _InFlight(self._journal.submit(self._store, batch), start)
+            finally:
+                if in_flight is not None:
+                    self._land(in_flight, len(records))
 
     def close(self) -> None:
         """Flush everything and close the sink. Idempotent; raises the sink's failure."""
@@ -165,6 +178,7 @@ class TraceWriter:
                 self.flush()
         finally:
             self._closed = True
+            self._journal.shutdown()
             self._sink.close()
         if self._error is not None:
             raise self._error
@@ -198,10 +212,24 @@ class TraceWriter:
         )
         logger.error("%s", self._error)
 
-    def _to_batch(self, records: list[TraceRecord]) -> pa.RecordBatch | None:
-        """`records` as one batch, leaving out (and counting) any that cannot convert."""
+    def _store(self, batch: pa.RecordBatch) -> None:
+        """On the journal thread: `batch` into the sink (one call at a time)."""
+        self._sink.write_batch(batch)
+        self.rows_flushed += batch.num_rows  # only one thread at a time counts
+
+    def _land(self, frame: _InFlight, total: int) -> None:
+        """Wait for `frame` to reach the sink; on failure, the rows from it on are lost."""
         try:
-            return records_to_batch(records, self.schema)
+            frame.sent.result()
+        except Exception as exc:
+            self._fail(exc, total - frame.start)
+            raise self._error from exc  # type: ignore[misc]  # set by _fail
+
+    def _to_batch(self, records: list[TraceRecord]) -> tuple[pa.RecordBatch | None, int]:
+        """`records` as one batch, leaving out (and logging) any that cannot convert; and
+        how many were left out."""
+        try:
+            return records_to_batch(records, self.schema), 0
         except _ROW_ERRORS:
             pass
         good = []
@@ -210,13 +238,13 @@ class TraceWriter:
                 records_to_batch([record], self.schema)
             except _ROW_ERRORS as exc:
                 # Type only: a message could quote the value.
-                self.rows_rejected += 1
                 logger.error(
                     "a %s row could not be stored (%s); left out", record.method, type(exc).__name__
                 )
             else:
                 good.append(record)
-        return records_to_batch(good, self.schema) if good else None
+        batch = records_to_batch(good, self.schema) if good else None
+        return batch, len(records) - len(good)
 
     def _run(self) -> None:
         while not self._closing:
@@ -226,6 +254,14 @@ class TraceWriter:
                 self.flush()
             except TraceError:  # logged once by _fail; write() and close() raise it
                 return
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A chunk handed to the sink on the journal thread; its rows start at `start`."""
+
+    sent: Future[None]
+    start: int
 
 
 # What converting one bad row can raise (a surrogate in a str, a wrong type, a huge int).
