@@ -20,9 +20,10 @@ from tracereplay.models.correlations import Location
 from tracereplay.models.id_model import IdModel
 from tracereplay.models.id_select import Selection
 
+from .evidence import can_match
 from .liveids import CreatedObject, CredentialPools, Key, SessionIds
 from .ownership import object_ids
-from .plan import PlannedRequest
+from .plan import PlannedRequest, PlannedSession
 from .rewrite import PreparedRequest, Response, Scalar, planned_value
 
 ID_TARGETS = ("path", "query", "json", "form")
@@ -226,3 +227,22 @@ def can_select(
         )
 
     return fits
+
+
+def account_preference(
+    model: IdModel, pools: CredentialPools, session: PlannedSession
+) -> Callable[[int], float] | None:
+    """How much each account (its --credentials index) suits `session`, for
+    `credentials.assign_account(prefer=)`: an account that can see an object its learned
+    selections need (`can_select`) first, then the evidence of what its real session saw
+    (replay/evidence.py `can_match`, trace replays); None when neither applies."""
+    select = can_select(model, pools, (r.endpoint for r in session.requests))
+    match = can_match(model, pools, session.saw)
+    if select is None or match is None:
+        return select if match is None else match
+    weight = 1 + sum(len(s.fields) for s in session.saw)  # above any evidence score
+
+    def both(credential: int) -> float:
+        return weight * select(credential) + match(credential)
+
+    return both

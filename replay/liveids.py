@@ -193,6 +193,15 @@ class CredentialPools:
             out += [v for v in self._pools.get((credential, key), ()) if v not in out]
         return out
 
+    def values_of_all(self, keys: Sequence[Key]) -> list[Scalar]:
+        """What any account's pool holds at `keys` (each value once)."""
+        wanted = set(keys)
+        out: dict[Scalar, None] = {}
+        for (_, key), pool in self._pools.items():
+            if key in wanted:
+                out.update(dict.fromkeys(pool))
+        return list(out)
+
     def size(self) -> int:
         return sum(len(p) for p in self._pools.values())
 
