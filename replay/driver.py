@@ -277,6 +277,7 @@ class ReplayDriver:
             session_ids=ids,
             protection=self.settings.protection,
             address=address,
+            evidence=session.saw,
         )
 
     def _clear(self, correlator: SessionCorrelator, planned: PlannedRequest) -> Cleared | Skipped:

@@ -55,6 +55,8 @@ class Saw:
     endpoint: str
     place: Location
     fields: tuple[tuple[str, FieldValue], ...]
+    value: str = ""
+    """The captured id it named (a pseudonym: only the trace's own requests hold it)."""
 
 
 def evidence_keys(model: IdModel) -> tuple[str, ...]:
@@ -121,7 +123,8 @@ def session_saw(
         for place, value in used:
             if value in seen:
                 last.pop(value, None)  # re-inserted: the latest use last
-                last[value] = Saw(request.endpoint, place, tuple(sorted(seen[value].items())))
+                shown = tuple(sorted(seen[value].items()))
+                last[value] = Saw(request.endpoint, place, shown, value)
         if answered_ok(status) and isinstance(body, bytes | bytearray | memoryview):
             raw = bytes(body)
             if any(value in raw for value in wanted):  # parse only answers that show one
@@ -142,7 +145,7 @@ def can_match(
     needs: list[tuple[list[Key], dict[str, FieldValue]]] = []
     for s in saw:
         keys = [(p.endpoint, p.source) for p in model.producers(s.endpoint, s.place)]
-        telling = _telling(pools, keys, dict(s.fields))
+        telling = telling_fields(pools, keys, s.fields)
         if telling:
             needs.append((keys, telling))
     if not needs:
@@ -160,20 +163,33 @@ def can_match(
     return score
 
 
-def _telling(
-    pools: CredentialPools, keys: Sequence[Key], fields: Mapping[str, FieldValue]
+def telling_fields(
+    pools: CredentialPools, keys: Sequence[Key], fields: tuple[tuple[str, FieldValue], ...]
 ) -> dict[str, FieldValue]:
-    """The captured fields that tell the live objects at `keys` apart (any account's)."""
+    """The captured fields that tell the live objects at `keys` apart (any account's);
+    kept per process (`CredentialPools.memo`): the pools change little once discovered."""
+    memo_key = ("telling", tuple(keys), fields)
+    known = pools.memo.get(memo_key)
+    if known is not None:
+        return dict(known)
+    wanted = dict(fields)
     values: dict[str, set[tuple[type, FieldValue]]] = {}
     for value in pools.values_of_all(keys):
         for name, held in (pools.fields(value) or {}).items():
-            if name in fields:
+            if name in wanted:
                 values.setdefault(name, set()).add((type(held), held))
-    return {
+    telling = {
         name: v
-        for name, v in fields.items()
+        for name, v in wanted.items()
         if 2 <= len(values.get(name, ())) <= ENUM_MAX_VALUES and (type(v), v) in values[name]
     }
+    pools.remember(memo_key, tuple(telling.items()))
+    return telling
+
+
+def meets(live: Mapping[str, object] | None, telling: Mapping[str, FieldValue]) -> bool:
+    """Whether a live object's fields hold every telling captured value."""
+    return bool(live) and _shared(live, telling) == len(telling)
 
 
 def _shared(live: Mapping[str, object] | None, fields: Mapping[str, FieldValue]) -> int:

@@ -13,14 +13,13 @@ the session's state and calls it; no I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from tracereplay.models.correlations import Location
 from tracereplay.models.id_model import IdModel
-from tracereplay.models.id_select import Selection
 
-from .evidence import can_match
+from .evidence import Saw, can_match, meets, telling_fields
 from .liveids import CreatedObject, CredentialPools, Key, SessionIds
 from .ownership import object_ids
 from .plan import PlannedRequest, PlannedSession
@@ -50,10 +49,17 @@ class IdValues:
         ids: SessionIds,
         targets: dict[str, dict[Location, list[Key]]],
         sources: dict[str, set[Location]],
+        evidence: Sequence[Saw] = (),
     ) -> None:
-        """Adds the model's id producers to the session's rule `targets` and `sources`."""
+        """Adds the model's id producers to the session's rule `targets` and `sources`;
+        `evidence`: what the real session saw of the objects it used (trace replays)."""
         self.model = model
         self.ids = ids
+        self.evidence = {s.value: s.fields for s in evidence if s.value}
+        # Live ids the request being prepared takes that already look as the real session
+        # saw its object (the caller empties it per request): a state change the run
+        # withheld made no difference to them.
+        self.as_seen: set[str] = set()
         self.pooled: set[Key] = set()  # id sources: their values go to the account's pool
         self._kin: dict[str, list[Key]] = {}  # id name → every source of ids of that name
         for target in model.targets:
@@ -80,28 +86,50 @@ class IdValues:
         sources `keys` (see replay/liveids.py for the order), then held to the place's
         learned selection (`selected`)."""
         seen = self._value(request, target, keys, is_id, values)
-        select = self.model.selection(request.endpoint, target) if is_id else None
-        if select is None or target.where not in ID_TARGETS:
+        if not is_id or target.where not in ID_TARGETS:
             return seen
-        return self.selected(request.endpoint, select, seen, keys, values)
+        select = self.model.selection(request.endpoint, target)
+        if select is not None:
+            return self.selected(request.endpoint, select.met_by, seen, keys, values)
+        planned = planned_value(request, target) if self.evidence else None
+        fields = self.evidence.get(planned) if planned is not None else None
+        if planned is None or fields is None or seen is None or isinstance(seen.value, tuple):
+            return seen
+        # What the real session saw of the object it named here: its live counterpart
+        # should look the same where the fields tell objects apart (replay/evidence.py).
+        producers = [(p.endpoint, p.source) for p in self.model.producers(request.endpoint, target)]
+        telling = telling_fields(self.ids.pools, producers, fields)
+        if not telling:
+            return seen
+        chosen = self.selected(
+            request.endpoint, lambda live: meets(live, telling), seen, keys, values
+        )
+        if chosen is None or isinstance(chosen.value, tuple):
+            return chosen
+        if chosen.value != seen.value:
+            self.ids.mapped[planned] = chosen.value  # the session's counterpart from now on
+        if meets(self.ids.pools.fields(chosen.value), telling):
+            self.as_seen.add(str(chosen.value))
+        return chosen
 
     def selected(
         self,
         endpoint: str,
-        select: Selection,
+        select: Callable[[Mapping[str, object] | None], bool],
         seen: Seen | None,
         keys: list[Key],
         values: Mapping[Key, Seen],
     ) -> Seen | None:
-        """The id a request with a learned selection (models/id_select.py) sends: the one
-        it would take where what the answers showed of that object meets the selection;
+        """The id a request with a learned selection (models/id_select.py `met_by`, or the
+        trace's evidence) sends: the one it would take where what the answers showed of
+        that object meets the selection;
         else a seeded-random live id of the session's answers or its account's pool at
         the same sources that meets it (`switched`); else the one it would take
         (`fallback`). A value whose state change the run withheld stays, so that the
         action that follows the change is withheld too (replay/ownership.py)."""
         run, pools = self.ids.run, self.ids.pools
         value = None if seen is None or isinstance(seen.value, tuple) else seen.value
-        if value is not None and select.met_by(pools.fields(value)):
+        if value is not None and select(pools.fields(value)):
             run.selected(endpoint, "met")
             return seen
         if value is not None and str(value) in run.withheld(self.model.changes_before(endpoint)):
@@ -112,9 +140,7 @@ class IdValues:
             offered += list(held) if isinstance(held, tuple) else [held]
         offered += self.ids.pools.values(self.ids.credential, keys)
         fit = [
-            v
-            for v in dict.fromkeys(offered)
-            if select.met_by(pools.fields(v)) and not self.ids.foreign(v)
+            v for v in dict.fromkeys(offered) if select(pools.fields(v)) and not self.ids.foreign(v)
         ]
         if not fit:
             run.selected(endpoint, "fallback")

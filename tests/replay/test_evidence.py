@@ -6,6 +6,7 @@ client is configured, where the model learned no selection to go by."""
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,12 +20,14 @@ from tests.factories import T0, make_record, write_trace
 from tests.servers import SandboxTarget, sandbox_target
 from tracereplay.cli import main
 from tracereplay.demo.accounts import accounts_csv
-from tracereplay.models.correlations import Location
+from tracereplay.models.correlations import AuthInfo, Location
 from tracereplay.models.id_model import IdModel, IdTarget, Producer
+from tracereplay.replay.correlate import SessionCorrelator
 from tracereplay.replay.credentials import Credential, assign_account
 from tracereplay.replay.evidence import Saw, can_match, own_objects, session_saw
 from tracereplay.replay.idvalues import account_preference
-from tracereplay.replay.liveids import CredentialPools
+from tracereplay.replay.liveids import CredentialPools, RunObjects, SessionIds
+from tracereplay.replay.ownership import Cleared, Protection, Skipped
 from tracereplay.replay.plan import PlannedRequest, PlannedSession
 
 LIST = ("GET /clients/", Location("json", "/data/items/*/id"))
@@ -38,6 +41,7 @@ MODEL = IdModel(
         IdTarget(READ, SLOT, (Producer(*LIST, "list", 9),), 9, 9, 0),
     )
 )
+AUTH = AuthInfo(None, None, (), None, None)
 ACCOUNTS = [Credential(f"c{i}@example.test", "pw", "client") for i in range(3)]
 
 
@@ -76,10 +80,10 @@ def test_a_session_saw_its_client_configured_before_it_synced() -> None:
     read = answer({"id": "cap-1", "name": "Anon", "n8n_configured": True})
     saw = session_saw(requests, [200, 200, 200], [listed, read, answer({})], MODEL)
     # Its latest use: the sync, with what the read (the latest answer) showed.
-    assert saw == (Saw(SYNC, SLOT, (("n8n_configured", True), ("name", "Anon"))),)
+    assert saw == (Saw(SYNC, SLOT, (("n8n_configured", True), ("name", "Anon")), "cap-1"),)
     # A failed read shows nothing; a session that names no listed object has no evidence.
     assert session_saw(requests, [200, 500, 200], [listed, read, answer({})], MODEL)[0] == Saw(
-        SYNC, SLOT, (("n8n_configured", False), ("name", "Anon"))
+        SYNC, SLOT, (("n8n_configured", False), ("name", "Anon")), "cap-1"
     )
     assert session_saw(requests[:1], [200], [listed], MODEL) == ()
 
@@ -123,6 +127,69 @@ def test_fields_that_tell_no_account_apart_prefer_none() -> None:
     prefer = can_match(MODEL, pools(), (Saw(SYNC, SLOT, (("n8n_configured", False),)),))
     assert prefer is not None
     assert {assign_account(ACCOUNTS, i, "client", prefer=prefer).index for i in range(6)} == {0, 2}
+
+
+def admin_session(evidence: tuple[Saw, ...]) -> tuple[SessionCorrelator, RunObjects]:
+    """A session that listed three clients (captured cap-k, live live-k, in that order:
+    cap-0 maps to live-0), of which only live-2 is configured live."""
+    run, pools = RunObjects(), CredentialPools()
+    pools.describe({f"live-{k}": {"n8n_configured": k == 2} for k in range(3)})
+    ids = SessionIds(0, random.Random(0), run, pools, 0)
+    session = SessionCorrelator([], AUTH, None, ids=MODEL, session_ids=ids, evidence=evidence)
+    captured = ((LIST[1], ("cap-0", "cap-1", "cap-2")),)
+    listing = PlannedRequest(LIST[0], "GET", "/clients/", yields=captured)
+    items = [{"id": f"live-{k}", "n8n_configured": k == 2} for k in range(3)]
+    session.observe(listing, 200, [], answer({"items": items}))
+    return session, run
+
+
+def test_a_live_counterpart_that_does_not_look_like_the_real_object_is_moved() -> None:
+    """The admin's sync of a client its real session saw configured: the counterpart by
+    list position is unconfigured live (a 400), so it takes the configured one, and keeps
+    it for the session's later uses of the same captured id."""
+    sync = request(SYNC, "/clients/cap-0/sync", client_id="cap-0")
+    read = request(READ, "/clients/cap-0", client_id="cap-0")
+    plain, _ = admin_session(())
+    assert plain.prepare(sync).path == "/clients/live-0/sync"  # the old choice
+    saw = (Saw(SYNC, SLOT, (("n8n_configured", True),), "cap-0"),)
+    session, run = admin_session(saw)
+    assert session.prepare(sync).path == "/clients/live-2/sync"
+    assert session.prepare(read).path == "/clients/live-2"
+    assert run.selection[SYNC] == {"switched": 1}
+    # Its configure withheld on live-0: the sync stays there, to be withheld too.
+    held, run = admin_session(saw)
+    run.withhold("POST /clients/{client_id}/configure", ["live-0"])
+    follows = IdModel(MODEL.targets, (), (), ((SYNC, "POST /clients/{client_id}/configure"),))
+    held._idv.model = follows
+    assert held.prepare(sync).path == "/clients/live-0/sync"
+
+
+def test_an_action_on_an_object_that_already_looks_as_seen_needs_no_withheld_change() -> None:
+    """Another session's configure of live-2 was withheld (its key is anonymized), so its
+    syncs are withheld as `follows_withheld`; but this session's real user saw the client
+    configured and live-2 already is: the sync goes, as the real one did."""
+    configure = "POST /clients/{client_id}/configure"
+    follows = IdModel(MODEL.targets, (), (), ((SYNC, configure),))
+    sync = request(SYNC, "/clients/cap-2/sync", client_id="cap-2")
+    protection = Protection()
+    for evidence, expected in [
+        ((), Skipped),
+        ((Saw(SYNC, SLOT, (("n8n_configured", True),), "cap-2"),), Cleared),
+    ]:
+        session, run = admin_session(evidence)
+        session.id_model = session._idv.model = follows
+        session._changes = {configure}
+        run.withhold(configure, ["live-2"])
+        decision = session.clear(sync, protection)
+        assert isinstance(decision, expected), decision
+    assert isinstance(decision, Cleared) and decision.request.path == "/clients/live-2/sync"
+    # The withheld change still holds back a sync of an object that does not look so.
+    session, run = admin_session((Saw(SYNC, SLOT, (("n8n_configured", True),), "cap-0"),))
+    session.id_model = session._idv.model = follows
+    run.withhold(configure, ["live-0"])
+    assert session.clear(
+        request(SYNC, "/clients/cap-0/sync", client_id="cap-0"), protection
+    ) == Skipped(SYNC, "follows_withheld")
 
 
 # ---- against the sandbox ---------------------------------------------------------------------
