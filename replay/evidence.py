@@ -25,8 +25,9 @@ Nothing here sends anything or changes what ownership allows.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from tracereplay.models.correlations import Location, answered_ok
@@ -64,11 +65,13 @@ def evidence_keys(model: IdModel) -> tuple[str, ...]:
     return tuple(sorted({id_key(p.source) for p in model.list_producers()}))
 
 
-def own_objects(doc: object, keys: Iterable[str]) -> dict[str, dict[str, FieldValue]]:
+def own_objects(
+    doc: object, keys: Iterable[str], only: Collection[str] | None = None
+) -> dict[str, dict[str, FieldValue]]:
     """Every object of a JSON answer that one of `keys` names as itself: its `id` where it
     has one (and `id` is a key), else its only id-like field when that is a key; its id
-    as text → its boolean and short string fields but ids (the later of two descriptions
-    wins)."""
+    as text (those in `only`, when given) → its boolean and short string fields but ids
+    (the later of two descriptions wins)."""
     wanted = frozenset(keys)
     out: dict[str, dict[str, FieldValue]] = {}
     for obj in json_objects(doc, 0):
@@ -76,15 +79,23 @@ def own_objects(doc: object, keys: Iterable[str]) -> dict[str, dict[str, FieldVa
         if own is None:
             continue
         ident = obj[own]
-        if ident is not None and not isinstance(ident, bool | dict | list):
-            out[str(ident)] = object_fields(obj, (own, *(k for k in obj if _ID_LIKE.search(k))))
+        if ident is None or isinstance(ident, bool | dict | list):
+            continue
+        text = str(ident)
+        if only is None or text in only:
+            out[text] = object_fields(obj, (own, *(k for k in obj if _id_like(k))))
     return out
+
+
+@lru_cache(maxsize=4096)
+def _id_like(name: str) -> bool:
+    return _ID_LIKE.search(name) is not None
 
 
 def _own_key(obj: Mapping[str, Any], wanted: frozenset[str]) -> str | None:
     if _OWN_ID in obj:
         return _OWN_ID if _OWN_ID in wanted else None
-    id_like = [k for k in obj if _ID_LIKE.search(k)]
+    id_like = [k for k in obj if _id_like(k)]
     return id_like[0] if len(id_like) == 1 and id_like[0] in wanted else None
 
 
@@ -114,7 +125,8 @@ def session_saw(
             at = places[request.endpoint] = list_places(model, request.endpoint)
         named = [(place, planned_value(request, place)) for place in at]
         uses.append([(place, value) for place, value in named if value])
-    wanted = {value.encode() for used in uses for _, value in used}
+    names = {value for used in uses for _, value in used}
+    wanted = {value.encode() for value in names}
     if not wanted:
         return ()
     seen: dict[str, dict[str, FieldValue]] = {}
@@ -128,8 +140,8 @@ def session_saw(
         if answered_ok(status) and isinstance(body, bytes | bytearray | memoryview):
             raw = bytes(body)
             if any(value in raw for value in wanted):  # parse only answers that show one
-                for ident, fields in own_objects(parse_json(raw), keys).items():
-                    if ident.encode() in wanted and fields:
+                for ident, fields in own_objects(parse_json(raw), keys, names).items():
+                    if fields:
                         seen[ident] = seen.get(ident, {}) | fields
     return tuple(last.values())
 
