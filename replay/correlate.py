@@ -184,8 +184,8 @@ class SessionCorrelator:
         self._idv.as_seen.clear()
         prepared = self.prepare(request)
         places = self.id_places(endpoint)
-        # An object that already looks as the real session saw it before this action
-        # (trace evidence) does not need the change the run withheld on it.
+        # An object that already meets the action's learned selection, or looks as the
+        # real session saw it (trace evidence), does not need a change the run withheld.
         withheld = self.ids.run.withheld(self.id_model.changes_before(endpoint))
         withheld -= self._idv.as_seen
         decision = clear(prepared, endpoint, self.owned, protection, places, withheld)

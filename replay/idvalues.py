@@ -56,9 +56,9 @@ class IdValues:
         self.model = model
         self.ids = ids
         self.evidence = {s.value: s.fields for s in evidence if s.value}
-        # Live ids the request being prepared takes that already look as the real session
-        # saw its object (the caller empties it per request): a state change the run
-        # withheld made no difference to them.
+        # Live ids the request being prepared takes that already meet its selection or
+        # look as the real session saw its object (the caller empties it per request): a
+        # state change the run withheld made no difference to them.
         self.as_seen: set[str] = set()
         self.pooled: set[Key] = set()  # id sources: their values go to the account's pool
         self._kin: dict[str, list[Key]] = {}  # id name → every source of ids of that name
@@ -108,8 +108,6 @@ class IdValues:
             return chosen
         if chosen.value != seen.value:
             self.ids.mapped[planned] = chosen.value  # the session's counterpart from now on
-        if meets(self.ids.pools.fields(chosen.value), telling):
-            self.as_seen.add(str(chosen.value))
         return chosen
 
     def selected(
@@ -126,11 +124,13 @@ class IdValues:
         else a seeded-random live id of the session's answers or its account's pool at
         the same sources that meets it (`switched`); else the one it would take
         (`fallback`). A value whose state change the run withheld stays, so that the
-        action that follows the change is withheld too (replay/ownership.py)."""
+        action that follows the change is withheld too (replay/ownership.py), unless it
+        meets the selection already: the object is as the real ones were (`as_seen`)."""
         run, pools = self.ids.run, self.ids.pools
         value = None if seen is None or isinstance(seen.value, tuple) else seen.value
         if value is not None and select(pools.fields(value)):
             run.selected(endpoint, "met")
+            self.as_seen.add(str(value))
             return seen
         if value is not None and str(value) in run.withheld(self.model.changes_before(endpoint)):
             return seen
@@ -146,7 +146,9 @@ class IdValues:
             run.selected(endpoint, "fallback")
             return seen
         run.selected(endpoint, "switched")
-        return Seen(-1, fit[self.ids.rng.randrange(len(fit))], False)
+        choice = fit[self.ids.rng.randrange(len(fit))]
+        self.as_seen.add(str(choice))
+        return Seen(-1, choice, False)
 
     def _value(
         self,
