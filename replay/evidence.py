@@ -7,19 +7,26 @@ A captured session says more than its role. Its client user read their client
 not configured answers that sync 400 where the real one got 200. So, per captured session
 (`session_saw`), for each object it named at an id place that a list hands out, the
 object's fields as the session's own earlier 2xx answers last showed them (booleans and
-short strings, `id_select.object_fields`' rule). At replay (`can_match`), an account scores, for
-each such object, the most fields one of the objects its pool holds at that place's
-sources shares with it, counting only fields that tell objects apart: 2 to
+short strings, `id_select.object_fields`' rule). At replay (`can_match`), an account
+scores, for each such object, the most fields one of the objects its pool holds at that
+place's sources shares with it, counting only fields that tell objects apart: 2 to
 ENUM_MAX_VALUES values among what every account's pool holds there, the captured value
 one of them (an anonymized name or e-mail is no live value and counts for nothing; a
 field every object shares excludes nobody). The accounts of the session's role with the
 best positive score are preferred (replay/credentials.py `assign_account`), round-robin
 among them; no score: round-robin among the role's accounts as before.
 
+The same evidence holds the live id (replay/idvalues.py): a live counterpart that does
+not look like the captured object (`meets` on the telling fields) moves to a live id of
+the session's answers or its account's pool that does, for the session's later uses of
+that captured id too; and an action on an object that already looks so is not withheld
+for a change the run withheld on it (`follows_withheld`: the change made no difference).
+
 Objects are described by their own id only (`own_objects`): `id` where an object has one,
 else its one id-like field (a freshness row's `client_id`), never a second id it merely
 refers to (a workflow's `client_id` is not the client). Model replays have no evidence.
-Nothing here sends anything or changes what ownership allows.
+Nothing here sends anything or changes what ownership allows: it decides every protected
+request after the id is chosen, as before.
 """
 
 from __future__ import annotations
