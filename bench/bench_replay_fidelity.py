@@ -14,6 +14,10 @@ if significant, else "too few to tell"), the goal's line over all endpoints, the
 the failed-login share and login latency p50 real vs replayed, foreign writes counted by the
 audit (protected DELETE/PUT/PATCH and POST actions apart), what
 ownership skipped, and the object counts before, after the replay and after cleanup.
+An endpoint too small to judge whose requests the safety rules skipped reads "held back
+by safety" with its skipped counts (untested, never met). The machine's load averages at
+the replay's start and end sit beside the capture's (when recorded): latency figures of
+two runs compare only at like load.
 Replays with --spread-addresses (the staging users send their own X-Forwarded-For).
 Loopback only; everything it starts it stops.
 """
@@ -33,7 +37,7 @@ import pyarrow.parquet as pq
 from scipy.stats import fisher_exact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sandbox_run import audit, read_spec, sandbox
+from sandbox_run import CAPTURE_FILE, audit, load_average, read_spec, sandbox
 
 from tracereplay.compare.measures import jsd
 from tracereplay.demo.accounts import sandbox_accounts
@@ -46,6 +50,8 @@ MIN_ENDPOINT_REQUESTS = 20  # below it on either side the point difference is no
 GOAL_PP = 2.0  # issue 10: every endpoint's error share within 2 pp of the real one
 ALPHA = 0.05  # Fisher exact test level for endpoints with fewer requests
 PROTECTED = ("DELETE", "PUT", "PATCH")
+HELD_BACK = "held back by safety"
+"""The verdict of a small endpoint whose requests the replay's safety rules skipped."""
 
 
 def cli(*args: str) -> int:
@@ -64,7 +70,11 @@ def captured(trace: Path) -> pd.DataFrame:
     )
 
 
-def figures(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
+def figures(
+    real: pd.DataFrame,
+    replayed: pd.DataFrame,
+    skipped: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
     seen = [df["status"].dropna().astype(int) for df in (real, replayed)]
     statuses = sorted(set(seen[0]) | set(seen[1]))
     p = np.array([(real["status"] == s).sum() for s in statuses], float)
@@ -87,7 +97,7 @@ def figures(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
             "replayed": q.astype(int).tolist(),
         },
         "status_jsd": round(jsd(p, q), 5),
-        "error_share": error_share(real, replayed),
+        "error_share": error_share(real, replayed, skipped),
         "share_404": {
             "real": round(float((real["status"] == 404).mean()), 4),
             "replayed": round(float((replayed["status"] == 404).mean()), 4),
@@ -96,37 +106,57 @@ def figures(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def error_share(real: pd.DataFrame, replayed: pd.DataFrame) -> dict[str, Any]:
+def error_share(
+    real: pd.DataFrame,
+    replayed: pd.DataFrame,
+    skipped: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
     """Every endpoint's error-share difference (pp, replayed - real) with its request counts,
     a two-sided Fisher exact p-value and a verdict, and the goal's line over all of them.
 
     Verdict: with >= MIN_ENDPOINT_REQUESTS requests on both sides, "within" or "off" by the
     goal's GOAL_PP; with fewer, "off" only when the difference is significant (p < ALPHA),
-    else "too few to tell" (never a silent pass). The goal reads "met" only when every
-    endpoint is "within"; "not met" when any is "off"; else "untested" naming the small ones.
+    else HELD_BACK where the replay's safety rules skipped requests of it (`skipped`:
+    summary.json's skipped by endpoint and reason; a request not sent has no error share to
+    compare: untested by construction, not met), else "too few to tell" (never a silent
+    pass). The goal reads "met" only when every endpoint is "within"; "not met" when any is
+    "off"; else "untested" naming how many are held back and how many are small.
     """
+    skipped = skipped or {}
     by_endpoint: dict[str, Any] = {}
-    for endpoint in sorted(set(real["endpoint"]) | set(replayed["endpoint"])):
+    for endpoint in sorted(set(real["endpoint"]) | set(replayed["endpoint"]) | set(skipped)):
         counts = []
         for df in (real, replayed):
             status = df.loc[df["endpoint"] == endpoint, "status"]
             counts.append((len(status), int((status >= 400).sum())))
-        by_endpoint[str(endpoint)] = endpoint_verdict(*counts[0], *counts[1])
+        verdict = endpoint_verdict(*counts[0], *counts[1])
+        held = skipped.get(str(endpoint), {})
+        if held:
+            verdict["skipped"] = dict(sorted(held.items()))
+            if verdict["verdict"] == "too few to tell":
+                verdict["verdict"] = HELD_BACK
+        by_endpoint[str(endpoint)] = verdict
     off = [e for e, v in by_endpoint.items() if v["verdict"] == "off"]
     untested = [e for e, v in by_endpoint.items() if v["verdict"] == "too few to tell"]
+    held_back = [e for e, v in by_endpoint.items() if v["verdict"] == HELD_BACK]
     if off:
         goal = f"not met: {len(off)} endpoint(s) off"
-    elif untested:
-        goal = f"untested: {len(untested)} endpoint(s) too few to tell, the others within"
+    elif untested or held_back:
+        n_held = sum(sum(by_endpoint[e]["skipped"].values()) for e in held_back)
+        goal = (
+            f"untested: {len(held_back)} endpoint(s) held back by safety ({n_held} requests "
+            f"skipped), {len(untested)} too few to tell, the others within"
+        )
     else:
         goal = "met"
-    tested = {e: v for e, v in by_endpoint.items() if v["verdict"] != "too few to tell"}
+    tested = {e: v for e, v in by_endpoint.items() if v["verdict"] in ("within", "off")}
     worst = max(tested, key=lambda e: abs(tested[e]["delta_pp"]), default=None)
     return {
         "goal_pp": GOAL_PP,
         "min_requests": MIN_ENDPOINT_REQUESTS,
         "goal": goal,
         "off": off,
+        "held_back": held_back,
         "too_few_to_tell": untested,
         "worst_tested": {"endpoint": worst, **tested[worst]} if worst else None,
         "by_endpoint": by_endpoint,
@@ -191,6 +221,11 @@ def foreign_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
     return {"protected": protected, "all": sum(delta.values()), "by_endpoint": delta}
 
 
+def capture_load(capture: Path) -> Any:
+    """The load averages sandbox_run.py recorded around the capture (None: not recorded)."""
+    return json.loads((capture / CAPTURE_FILE).read_text(encoding="utf-8")).get("load_average")
+
+
 def run(
     capture: Path, source: str, scale: int, work: Path, duration: str | None = None
 ) -> dict[str, Any]:
@@ -212,6 +247,7 @@ def run(
     bound = ["--duration", duration] if duration else []
     with sandbox(spec, work / f"{out.name}.target.log") as url:
         before = audit(url, accounts)
+        load = {"replay_start": load_average()}
         code = cli(
             "replay",
             str(replayed_source),
@@ -230,6 +266,7 @@ def run(
             "--spread-addresses",
             *bound,
         )
+        load["replay_end"] = load_average()
         during = audit(url, accounts)
         cleanup = cli(
             "cleanup", str(out), "--host", url, "--credentials", str(capture / "accounts.csv")
@@ -249,7 +286,11 @@ def run(
         "duration": duration,
         "replay_exit": code,
         "cleanup_exit": cleanup,
-        **figures(captured(trace), timing[["endpoint", "status", "latency_ms"]]),
+        **figures(
+            captured(trace),
+            timing[["endpoint", "status", "latency_ms"]],
+            summary["skipped"]["by_endpoint"],
+        ),
         "foreign_writes_by_audit": foreign_delta(before, during),
         "skipped": summary["skipped"],
         "created_objects": summary["created_objects"],
@@ -260,6 +301,9 @@ def run(
             "after_cleanup": after["objects"],
         },
         "objects_restored": after["objects"] == before["objects"],
+        # Latency is compared with the capture's: the machine's load then and now (the
+        # capture's when sandbox_run.py recorded it).
+        "load_average": {"capture": capture_load(capture), **load},
     }
     (work / f"fidelity-{out.name.removeprefix('replay-')}.json").write_text(
         json.dumps(doc, indent=1) + "\n"

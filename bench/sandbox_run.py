@@ -6,6 +6,7 @@ proxy. Everything binds and sends to 127.0.0.1 only and stops what it started.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import urllib.request
@@ -93,16 +94,29 @@ def capture(spec: CaptureSpec, out: Path) -> Path:
     (out / "accounts.csv").write_text(accounts_csv(accounts), encoding="utf-8")
     with sandbox(spec, out / "target.log") as url:
         before = audit(url, accounts)
+        load = {"start": load_average()}
         with capture_proxy(url, out) as proxy:
             staging = run_staging_users_in_subprocess(
                 proxy, spec.duration_s, spec.users, spec.seed,
                 users_per_account=spec.users_per_account,
             )  # fmt: skip
+        load["end"] = load_average()
         after = audit(url, accounts)
     staging.write_json(out / "staging-summary.json")
-    doc = {"spec": asdict(spec), "audit_before": before, "audit_after": after}
+    doc = {
+        "spec": asdict(spec),
+        "audit_before": before,
+        "audit_after": after,
+        # the machine's load beside the captured latencies (a replay's is compared to it)
+        "load_average": load,
+    }
     (out / CAPTURE_FILE).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return out / "trace"
+
+
+def load_average() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages, rounded."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def read_spec(capture_dir: Path) -> CaptureSpec:

@@ -96,14 +96,14 @@ def describe(doc: object, id_keys: Iterable[str]) -> dict[str, dict[str, FieldVa
     its boolean and short string fields (the later of two descriptions of one id wins)."""
     keys = tuple(id_keys)
     out: dict[str, dict[str, FieldValue]] = {}
-    for obj in _objects(doc, 0):
+    for obj in json_objects(doc, 0):
         ident = next((obj[k] for k in keys if k in obj), None)
         if ident is not None and not isinstance(ident, bool | dict | list):
-            out[str(ident)] = _fields(obj, keys)
+            out[str(ident)] = object_fields(obj, keys)
     return out
 
 
-def _fields(obj: Mapping[str, object], id_keys: tuple[str, ...]) -> dict[str, FieldValue]:
+def object_fields(obj: Mapping[str, object], id_keys: tuple[str, ...]) -> dict[str, FieldValue]:
     """An object's boolean and short string fields, its id left out."""
     return {
         k: v
@@ -191,7 +191,7 @@ class _Tally:
         for ident, fields in describe(doc, self.keys).items():
             self.seen[ident] = self.seen.get(ident, {}) | fields
         for src in self.listing.get(endpoint, ()):
-            listed = [_fields(item, (id_key(src),)) for item in items_at(doc, src)]
+            listed = [object_fields(item, (id_key(src),)) for item in items_at(doc, src)]
             for key, found in self.lists.items():
                 if (endpoint, src) in found:
                     self.having[key].update(f for fields in listed for f in fields)
@@ -226,17 +226,17 @@ def _condition(
     return None if best is None else best[2]
 
 
-def _objects(node: object, depth: int) -> Iterator[dict[str, Any]]:
+def json_objects(node: object, depth: int) -> Iterator[dict[str, Any]]:
     if depth > _MAX_DEPTH:
         return
     if isinstance(node, dict):
         yield node
         for value in node.values():
             if isinstance(value, dict | list):
-                yield from _objects(value, depth + 1)
+                yield from json_objects(value, depth + 1)
     elif isinstance(node, list):
         for value in node:
-            yield from _objects(value, depth + 1)
+            yield from json_objects(value, depth + 1)
 
 
 def nodes_at(node: object, parts: list[str]) -> Iterator[object]:

@@ -54,6 +54,7 @@ from .credentials import (
     handed_tokens,
     load_credentials,
 )
+from .evidence import Saw
 from .idvalues import IdValues, Seen
 from .liveids import CredentialPools, Key, RunObjects, SessionIds
 from .ownership import Cleared, Protection, Skipped, clear, object_ids
@@ -118,7 +119,10 @@ class SessionCorrelator:
         session_ids: SessionIds | None = None,
         protection: Protection | None = None,
         address: str | None = None,
+        evidence: Sequence[Saw] = (),
     ) -> None:
+        """`evidence`: what the real session saw of the objects it used (trace replays,
+        replay/evidence.py): a live id it takes for one of them looks the same."""
         self.auth = auth
         self.credential = credential
         self.id_model = ids
@@ -134,7 +138,7 @@ class SessionCorrelator:
                 by_target = self._targets.setdefault(rule.target_endpoint, {})
                 by_target.setdefault(rule.target, []).append((rule.source_endpoint, rule.source))
                 self._sources.setdefault(rule.source_endpoint, set()).add(rule.source)
-        self._idv = IdValues(ids, self.ids, self._targets, self._sources)
+        self._idv = IdValues(ids, self.ids, self._targets, self._sources, evidence)
         for endpoint in (auth.login_endpoint, auth.refresh_endpoint):
             if endpoint is not None and auth.credential is not None:
                 self._sources.setdefault(endpoint, set()).add(auth.credential)
@@ -177,9 +181,13 @@ class SessionCorrelator:
         either (`follows_withheld`)."""
         endpoint = request.endpoint
         self._retargeted = []
+        self._idv.as_seen.clear()
         prepared = self.prepare(request)
         places = self.id_places(endpoint)
+        # An object that already meets the action's learned selection, or looks as the
+        # real session saw it (trace evidence), does not need a change the run withheld.
         withheld = self.ids.run.withheld(self.id_model.changes_before(endpoint))
+        withheld -= self._idv.as_seen
         decision = clear(prepared, endpoint, self.owned, protection, places, withheld)
         if isinstance(decision, Skipped) and endpoint in self._changes:
             # The object it named and, where a protected change was put on the session's

@@ -150,19 +150,23 @@ def assign_account(
     index: int,
     role: str | None = None,
     login_fails: bool = False,
-    prefer: Callable[[int], bool] | None = None,
+    prefer: Callable[[int], float] | None = None,
 ) -> Assignment:
     """Round-robin over the accounts that fit `role` (all when it is None or none fits),
-    over those of them `prefer` says yes to where it says yes to any (an account that can
-    see an object the session's learned selections need, replay/idvalues.py); with
-    `login_fails`, the account's email with a wrong password."""
+    over those of them `prefer` scores best where that score is above 0 (True/False, or
+    a number: an account that can see an object the session's learned selections need,
+    or the objects its real session used, replay/idvalues.py); with `login_fails`, the
+    account's email with a wrong password."""
     every = list(range(len(credentials)))
     if not every:
         return Assignment(None, None, role is None)
     fitting = [i for i in every if role_fits(credentials[i].role, role)] if role else every
     pool = fitting or every
-    if prefer is not None and (preferred := [i for i in pool if prefer(i)]):
-        pool = preferred
+    if prefer is not None:
+        scores = [prefer(i) for i in pool]
+        best = max(scores)
+        if best > 0:
+            pool = [i for i, score in zip(pool, scores, strict=True) if score == best]
     chosen = pool[index % len(pool)]
     credential = credentials[chosen]
     if login_fails:

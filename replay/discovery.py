@@ -2,6 +2,8 @@
 every account its sessions use and calls the learned list endpoints once (the first page),
 so a session that needs an id before any answer of its own (a `?client_id=` at its start)
 takes one its account can see, not a made-up one (a 404 the real traffic did not have).
+For a trace replay with evidence (replay/evidence.py) it also keeps what the lists show
+of their objects, which the account choice matches against what the real sessions saw.
 
 Bounded: one login, one call per list endpoint and one logout per account, and a time
 budget (`discovery_budget_s`: 5 % of the plan window, 2 to 30 s) that ends it wherever it
@@ -18,7 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tracereplay.models.id_select import parse_json
+
 from .credentials import Credential, assign_account
+from .evidence import evidence_keys, own_objects
 from .liveids import CredentialPools, RunObjects, SessionIds
 from .plan import Plan, PlannedRequest
 from .sources import Knowledge, spread_address
@@ -165,8 +170,14 @@ def discovery_phase(
             limiter.acquire()
         answer = sender.send(client, decision, url, DISCOVERY_NAME + request.endpoint)  # type: ignore[arg-type]
         correlator.observe(request, answer.status, answer.headers, answer.body, decision.request)
-        return answer.status is None or answer.status >= 400
+        failed = answer.status is None or answer.status >= 400
+        if keys and not failed:  # what the lists show of their objects, for the evidence
+            pools.describe(own_objects(parse_json(answer.body), keys))
+        return failed
 
+    # Trace replays whose sessions carry evidence (replay/evidence.py) match it against
+    # the objects each account's lists show.
+    keys = evidence_keys(knowledge.ids) if any(s.saw for s in plan.sessions) else ()
     budget_s = discovery_budget_s(plan.duration_s)
     ordered = sorted(accounts.items(), key=lambda a: -1 if a[0] is None else a[0])
     requests = discovery_requests(plan, knowledge)

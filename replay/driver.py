@@ -46,7 +46,7 @@ from .accounting import offered_requests
 from .body import DEFAULT_MAX_BODY
 from .correlate import Credential, PreparedRequest, SessionCorrelator
 from .credentials import assign_account, blank_login_body
-from .idvalues import can_select
+from .idvalues import account_preference
 from .liveids import CredentialPools, RunObjects, SessionIds
 from .ownership import Cleared, Protection, Skipped
 from .placeholders import recorded_query
@@ -253,7 +253,7 @@ class ReplayDriver:
 
     def _correlator(self, session: PlannedSession) -> SessionCorrelator:
         """The session's correlation state, signed in as the account that fits its role."""
-        prefer = can_select(self.ids, self._pools, (r.endpoint for r in session.requests))
+        prefer = account_preference(self.ids, self._pools, session)
         account = assign_account(
             self.credentials, session.index, session.role, session.login_fails, prefer
         )
@@ -277,6 +277,7 @@ class ReplayDriver:
             session_ids=ids,
             protection=self.settings.protection,
             address=address,
+            evidence=session.saw,
         )
 
     def _clear(self, correlator: SessionCorrelator, planned: PlannedRequest) -> Cleared | Skipped:

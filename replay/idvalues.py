@@ -13,16 +13,16 @@ the session's state and calls it; no I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from tracereplay.models.correlations import Location
 from tracereplay.models.id_model import IdModel
-from tracereplay.models.id_select import Selection
 
+from .evidence import Saw, can_match, meets, telling_fields
 from .liveids import CreatedObject, CredentialPools, Key, SessionIds
 from .ownership import object_ids
-from .plan import PlannedRequest
+from .plan import PlannedRequest, PlannedSession
 from .rewrite import PreparedRequest, Response, Scalar, planned_value
 
 ID_TARGETS = ("path", "query", "json", "form")
@@ -49,10 +49,17 @@ class IdValues:
         ids: SessionIds,
         targets: dict[str, dict[Location, list[Key]]],
         sources: dict[str, set[Location]],
+        evidence: Sequence[Saw] = (),
     ) -> None:
-        """Adds the model's id producers to the session's rule `targets` and `sources`."""
+        """Adds the model's id producers to the session's rule `targets` and `sources`;
+        `evidence`: what the real session saw of the objects it used (trace replays)."""
         self.model = model
         self.ids = ids
+        self.evidence = {s.value: s.fields for s in evidence if s.value}
+        # Live ids the request being prepared takes that already meet its selection or
+        # look as the real session saw its object (the caller empties it per request): a
+        # state change the run withheld made no difference to them.
+        self.as_seen: set[str] = set()
         self.pooled: set[Key] = set()  # id sources: their values go to the account's pool
         self._kin: dict[str, list[Key]] = {}  # id name → every source of ids of that name
         for target in model.targets:
@@ -79,29 +86,51 @@ class IdValues:
         sources `keys` (see replay/liveids.py for the order), then held to the place's
         learned selection (`selected`)."""
         seen = self._value(request, target, keys, is_id, values)
-        select = self.model.selection(request.endpoint, target) if is_id else None
-        if select is None or target.where not in ID_TARGETS:
+        if not is_id or target.where not in ID_TARGETS:
             return seen
-        return self.selected(request.endpoint, select, seen, keys, values)
+        select = self.model.selection(request.endpoint, target)
+        if select is not None:
+            return self.selected(request.endpoint, select.met_by, seen, keys, values)
+        planned = planned_value(request, target) if self.evidence else None
+        fields = self.evidence.get(planned) if planned is not None else None
+        if planned is None or fields is None or seen is None or isinstance(seen.value, tuple):
+            return seen
+        # What the real session saw of the object it named here: its live counterpart
+        # should look the same where the fields tell objects apart (replay/evidence.py).
+        producers = [(p.endpoint, p.source) for p in self.model.producers(request.endpoint, target)]
+        telling = telling_fields(self.ids.pools, producers, fields)
+        if not telling:
+            return seen
+        chosen = self.selected(
+            request.endpoint, lambda live: meets(live, telling), seen, keys, values
+        )
+        if chosen is None or isinstance(chosen.value, tuple):
+            return chosen
+        if chosen.value != seen.value:
+            self.ids.mapped[planned] = chosen.value  # the session's counterpart from now on
+        return chosen
 
     def selected(
         self,
         endpoint: str,
-        select: Selection,
+        select: Callable[[Mapping[str, object] | None], bool],
         seen: Seen | None,
         keys: list[Key],
         values: Mapping[Key, Seen],
     ) -> Seen | None:
-        """The id a request with a learned selection (models/id_select.py) sends: the one
-        it would take where what the answers showed of that object meets the selection;
+        """The id a request with a learned selection (models/id_select.py `met_by`, or the
+        trace's evidence) sends: the one it would take where what the answers showed of
+        that object meets the selection;
         else a seeded-random live id of the session's answers or its account's pool at
         the same sources that meets it (`switched`); else the one it would take
         (`fallback`). A value whose state change the run withheld stays, so that the
-        action that follows the change is withheld too (replay/ownership.py)."""
+        action that follows the change is withheld too (replay/ownership.py), unless it
+        meets the selection already: the object is as the real ones were (`as_seen`)."""
         run, pools = self.ids.run, self.ids.pools
         value = None if seen is None or isinstance(seen.value, tuple) else seen.value
-        if value is not None and select.met_by(pools.fields(value)):
+        if value is not None and select(pools.fields(value)):
             run.selected(endpoint, "met")
+            self.as_seen.add(str(value))
             return seen
         if value is not None and str(value) in run.withheld(self.model.changes_before(endpoint)):
             return seen
@@ -111,15 +140,15 @@ class IdValues:
             offered += list(held) if isinstance(held, tuple) else [held]
         offered += self.ids.pools.values(self.ids.credential, keys)
         fit = [
-            v
-            for v in dict.fromkeys(offered)
-            if select.met_by(pools.fields(v)) and not self.ids.foreign(v)
+            v for v in dict.fromkeys(offered) if select(pools.fields(v)) and not self.ids.foreign(v)
         ]
         if not fit:
             run.selected(endpoint, "fallback")
             return seen
         run.selected(endpoint, "switched")
-        return Seen(-1, fit[self.ids.rng.randrange(len(fit))], False)
+        choice = fit[self.ids.rng.randrange(len(fit))]
+        self.as_seen.add(str(choice))
+        return Seen(-1, choice, False)
 
     def _value(
         self,
@@ -226,3 +255,22 @@ def can_select(
         )
 
     return fits
+
+
+def account_preference(
+    model: IdModel, pools: CredentialPools, session: PlannedSession
+) -> Callable[[int], float] | None:
+    """How much each account (its --credentials index) suits `session`, for
+    `credentials.assign_account(prefer=)`: an account that can see an object its learned
+    selections need (`can_select`) first, then the evidence of what its real session saw
+    (replay/evidence.py `can_match`, trace replays); None when neither applies."""
+    select = can_select(model, pools, (r.endpoint for r in session.requests))
+    match = can_match(model, pools, session.saw)
+    if select is None or match is None:
+        return select if match is None else match
+    weight = 1 + sum(len(s.fields) for s in session.saw)  # above any evidence score
+
+    def both(credential: int) -> float:
+        return weight * select(credential) + match(credential)
+
+    return both

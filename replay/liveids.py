@@ -46,6 +46,7 @@ Key = tuple[str, Location]  # (source endpoint, where its answer holds the value
 POOL_KEEP = 256
 FIELDS_KEEP = 1 << 16
 """Objects whose fields a process keeps (for learned selections), the latest seen."""
+MEMO_KEEP = 4096
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class CredentialPools:
     def __init__(self) -> None:
         self._pools: dict[tuple[int | None, Key], deque[Scalar]] = {}
         self._fields: dict[str, dict[str, bool | str]] = {}  # object id → latest fields
+        self.memo: dict[object, Any] = {}  # derived facts (replay/evidence.py), bounded
 
     def describe(self, described: dict[str, dict[str, bool | str]]) -> None:
         """What an answer showed of objects (id → fields; models/id_select.describe),
@@ -176,6 +178,11 @@ class CredentialPools:
             self._fields[ident] = fields if known is None else known | fields
         while len(self._fields) > FIELDS_KEEP:
             del self._fields[next(iter(self._fields))]  # the object seen longest ago
+
+    def remember(self, key: object, value: Any) -> None:
+        if len(self.memo) >= MEMO_KEEP:
+            self.memo.clear()
+        self.memo[key] = value
 
     def fields(self, value: object) -> dict[str, bool | str] | None:
         return self._fields.get(str(value))
@@ -192,6 +199,15 @@ class CredentialPools:
         for key in keys:
             out += [v for v in self._pools.get((credential, key), ()) if v not in out]
         return out
+
+    def values_of_all(self, keys: Sequence[Key]) -> list[Scalar]:
+        """What any account's pool holds at `keys` (each value once)."""
+        wanted = set(keys)
+        out: dict[Scalar, None] = {}
+        for (_, key), pool in self._pools.items():
+            if key in wanted:
+                out.update(dict.fromkeys(pool))
+        return list(out)
 
     def size(self) -> int:
         return sum(len(p) for p in self._pools.values())

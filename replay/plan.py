@@ -9,8 +9,12 @@ process would have run with those indices.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tracereplay.models.correlations import Location
+
+if TYPE_CHECKING:
+    from .evidence import Saw
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class PlannedSession:
     """The real session's login failed: the replayed one sends a wrong password."""
     address: str | None = None
     """Client address pseudonym (X-Forwarded-For with --spread-addresses)."""
+    saw: tuple[Saw, ...] = ()
+    """Trace replays: what the real session's answers showed of the objects it used, for
+    the account choice (replay/evidence.py); a copy has its original's."""
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from tracereplay.models.synthesize import Synthesizer
 from tracereplay.models.templating import Templater, add_endpoints
 from tracereplay.trace import open_trace
 
+from .evidence import Saw, session_saw
 from .placeholders import BASIC_PLACEHOLDER
 from .plan import Plan, PlannedRequest, PlannedSession
 from .profiles import shape
@@ -298,10 +299,15 @@ def plan_from_trace(
     keys = sessions["session_key"].tolist()
     sources = _yield_sources(knowledge)
     planned = []
+    saw: dict[int, tuple[Saw, ...]] = {}  # captured session → its evidence (copies share it)
     for index, (start_s, j, copy) in enumerate(schedule):
         if index % workers == worker:
             rows = range(int(first[j]), int(last[j]))
             requests = tuple(_trace_request(columns, row, speed, sources) for row in rows)
+            if j not in saw:
+                statuses = [columns["status"][row] for row in rows]
+                bodies = [columns["resp_body"][row] for row in rows]
+                saw[j] = session_saw(requests, statuses, bodies, id_model)
             start = int(first[j])
             label, _ = session_address(columns["req_headers"][start], addr[start], keys[start])
             outcome = outcomes[j]
@@ -314,6 +320,7 @@ def plan_from_trace(
                     copy,
                     outcome.login == "failed",
                     spread_address(label, copy),
+                    saw[j],
                 )
             )
     span_s = float(df["t_s"].max()) / speed

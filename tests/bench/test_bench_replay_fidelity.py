@@ -61,3 +61,27 @@ def test_every_endpoint_within_is_met_and_one_side_missing_is_reported() -> None
     assert out["by_endpoint"]["GET /b"]["verdict"] == "too few to tell"
     only_a = error_share(frame({"GET /a": (100, 1)}), frame({"GET /a": (100, 2)}))
     assert only_a["goal"] == "met"
+
+
+def test_an_endpoint_the_safety_rules_held_back_is_named_so_and_never_met() -> None:
+    # cap20: PATCH workflows 118 real, 0 replayed (not_owned); configure 36 / 0.
+    real = frame({"GET /a": (200, 0), "PATCH /w": (118, 0), "POST /configure": (36, 0)})
+    replayed = frame({"GET /a": (200, 0)})
+    skipped = {"PATCH /w": {"not_owned": 118}, "POST /configure": {"placeholder_credential": 36}}
+    out = error_share(real, replayed, skipped)
+    assert out["by_endpoint"]["PATCH /w"]["verdict"] == "held back by safety"
+    assert out["by_endpoint"]["PATCH /w"]["skipped"] == {"not_owned": 118}
+    assert out["held_back"] == ["PATCH /w", "POST /configure"]
+    assert out["too_few_to_tell"] == []
+    assert out["goal"] == (
+        "untested: 2 endpoint(s) held back by safety (154 requests skipped), 0 too few to "
+        "tell, the others within"
+    )
+    # Without the skipped counts the same endpoints read "too few to tell".
+    assert error_share(real, replayed)["too_few_to_tell"] == ["PATCH /w", "POST /configure"]
+    # An endpoint the replay still sent enough of is judged as any other, skips or not.
+    judged = error_share(
+        frame({"POST /sync": (100, 0)}), frame({"POST /sync": (60, 6)}), {"POST /sync": {"x": 40}}
+    )
+    assert judged["by_endpoint"]["POST /sync"]["verdict"] == "off"
+    assert judged["goal"].startswith("not met")

@@ -150,3 +150,25 @@ def test_a_session_that_syncs_gets_an_account_that_can_see_a_configured_client()
     assert {assign_account(accounts, i, "client", prefer=never).index for i in range(6)} == {
         0, 1, 2,
     }  # fmt: skip
+
+
+def test_a_sync_of_a_client_that_meets_the_selection_goes_despite_a_withheld_configure() -> None:
+    """A configure withheld on a client that is configured already (its key is anonymized,
+    another session's) does not hold back the syncs of it: they would not fail."""
+    from tracereplay.replay.ownership import Cleared, Protection, Skipped
+
+    configure = "POST /clients/{client_id}/configure"
+    base = model(CONFIGURED)
+    follows = IdModel(base.targets, (), (configure,), ((SYNC, configure),))
+    sync = PlannedRequest(SYNC, "POST", "/clients/cap/sync", None, (), None, 0.0, {})
+    for configured, expected in [(False, Skipped), (True, Cleared)]:
+        run = RunObjects()
+        ids = SessionIds(2, random.Random(2), run, CredentialPools(), 0)
+        session = SessionCorrelator([], AUTH, None, ids=follows, session_ids=ids)
+        session.observe(PlannedRequest(LIST[0], "GET", "/clients/", None, (), None, 0.0, {}),
+                        200, [], listed([("live-1", configured)]))  # fmt: skip
+        ids.pools.describe({"live-1": {"n8n_configured": configured}})
+        run.withhold(configure, ["live-1"])
+        decision = session.clear(sync, Protection())
+        assert isinstance(decision, expected), decision
+        assert isinstance(decision, Skipped) or decision.request.path == "/clients/live-1/sync"
