@@ -14,6 +14,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from tracereplay.demo.accounts import Account, sandbox_accounts
 from tracereplay.processes import free_port, stop_process, wait_for_http
@@ -91,6 +94,15 @@ class SandboxTarget:
     def account(self, role: str, index: int = 0) -> Account:
         """The `index`-th account with `role` ("admin" or "client")."""
         return [a for a in self.accounts if a.role == role][index]
+
+    def admin_get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """`GET path` as the first admin (signed in for this one call): the answer's `data`."""
+        admin = self.account("admin")
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            login = http.post("/api/v1/auth/login", json={"email": admin.email,
+                                                          "password": admin.password})  # fmt: skip
+            bearer = {"Authorization": f"Bearer {login.json()['data']['access_token']}"}
+            return http.get(path, params=params, headers=bearer).json()["data"]
 
 
 @contextmanager

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pyarrow.parquet as pq
 import pytest
 
@@ -202,13 +201,8 @@ def target() -> Iterator[SandboxTarget]:
 
 
 def configured_clients(target: SandboxTarget) -> dict[str, bool]:
-    admin = target.account("admin")
-    with httpx.Client(base_url=target.url, timeout=30) as http:
-        login = http.post("/api/v1/auth/login", json={"email": admin.email,
-                                                      "password": admin.password})  # fmt: skip
-        bearer = {"Authorization": f"Bearer {login.json()['data']['access_token']}"}
-        items = http.get("/api/v1/clients/", params={"limit": 100}, headers=bearer)
-        return {c["id"]: c["n8n_configured"] for c in items.json()["data"]["items"]}
+    items = target.admin_get("/api/v1/clients/", {"limit": 100})["items"]
+    return {c["id"]: c["n8n_configured"] for c in items}
 
 
 def client_trace(directory: Path, sessions: int) -> Path:

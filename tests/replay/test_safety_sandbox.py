@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pyarrow.parquet as pq
 import pytest
 
@@ -44,13 +43,7 @@ def credentials(target: SandboxTarget, tmp_path_factory: pytest.TempPathFactory)
 
 
 def audit(target: SandboxTarget) -> dict[str, Any]:
-    admin = target.account("admin")
-    with httpx.Client(base_url=target.url, timeout=30) as http:
-        login = http.post("/api/v1/auth/login", json={"email": admin.email,
-                                                      "password": admin.password})  # fmt: skip
-        token = login.json()["data"]["access_token"]
-        answer = http.get(AUDIT, headers={"Authorization": f"Bearer {token}"})
-        return dict(answer.json()["data"])
+    return dict(target.admin_get(AUDIT))
 
 
 def protected_foreign(report: dict[str, Any]) -> dict[str, int]:
