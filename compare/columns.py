@@ -25,12 +25,12 @@ from tracereplay.models.frame import (
     LIGHT_COLUMNS,
     PLANNED_SOURCES,
     RequestColumns,
+    connections_to_join,
     read_request_columns,
     sessionize_requests,
 )
 from tracereplay.models.sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
-    failed_keys,
     join_failed_credentials,
 )
 from tracereplay.models.source import ParquetSource
@@ -84,12 +84,10 @@ def _session_keys(source: ParquetSource, requests: RequestColumns) -> np.ndarray
     """Each request's session key code as the model's `sessionize` reads it: a key whose
     requests all failed auth joins the key its connection carries next
     (`join_failed_credentials`); `conn` is read only when some key failed throughout."""
-    if not failed_keys(requests.key, requests.status, len(requests.keys)).any():
+    conn = connections_to_join(source, requests)
+    if conn is None:
         return requests.key
-    conn = source.rows(requests.row, ["conn"]).column("conn")
-    joined = join_failed_credentials(
-        requests.key, requests.t_s, requests.status, np.asarray(conn.to_pylist(), dtype=object)
-    )
+    joined = join_failed_credentials(requests.key, requests.t_s, requests.status, conn)
     return np.asarray(joined, dtype=requests.key.dtype)
 
 

@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 from tracereplay.errors import TraceEmptyError
 from tracereplay.trace import open_trace
 
-from .sessions import SessionStats
+from .sessions import SessionStats, failed_keys
+from .source import RequestSource
 
 PLANNED_SOURCES = ("synthesize", "replay")
 
@@ -273,3 +274,12 @@ def distinct(values: np.ndarray) -> np.ndarray:
     return (
         ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(ordered) else ordered
     )
+
+
+def connections_to_join(source: RequestSource, requests: RequestColumns) -> np.ndarray | None:
+    """Each request's `conn`, read only when some session key's requests all failed auth
+    (what `sessionize` joins to its connection's next key), else None."""
+    if not failed_keys(requests.key, requests.status, len(requests.keys)).any():
+        return None
+    conn = source.rows(requests.row, ["conn"]).column("conn")
+    return np.asarray(conn.to_pylist(), dtype=object)

@@ -50,6 +50,7 @@ from .frame import (
     LIGHT_COLUMNS,
     KeyTimeSplit,
     RequestColumns,
+    connections_to_join,
     distinct,
     key_time_split,
     read_request_columns,
@@ -76,7 +77,6 @@ from .session_sample import (
 from .session_shape import censoring, km_percentiles
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
-    failed_keys,
     request_curve,
     session_stats,
     session_table,
@@ -282,7 +282,7 @@ def _sessionized(
 ) -> tuple[pd.DataFrame, np.ndarray | None, KeyTimeSplit | None]:
     """The sessions (with `conn` read and `sessionize` run when some key failed auth
     throughout, else numpy's `sessionize_requests`), that `conn` and the numpy sort."""
-    conn = _connections(trace, requests)
+    conn = connections_to_join(trace, requests)
     split = key_time_split(requests) if conn is None else None
     if split is not None:  # numpy, as sessionize would (frame.sessionize_requests)
         return sessionize_requests(requests, endpoint, names, timeout_s, split), conn, split
@@ -331,15 +331,6 @@ def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[st
     name_codes, distinct = pd.factorize(np.asarray(names, dtype=object)[which])
     codes = np.asarray(name_codes, dtype=np.int32)[np.searchsorted(pairs, pair)]
     return templater, codes, list(distinct)
-
-
-def _connections(trace: RequestSource, requests: RequestColumns) -> np.ndarray | None:
-    """Each request's `conn`, read only when some session key's requests all failed auth
-    (what `sessionize` joins to its connection's next key), else None."""
-    if not failed_keys(requests.key, requests.status, len(requests.keys)).any():
-        return None
-    conn = trace.rows(requests.row, ["conn"]).column("conn")
-    return np.asarray(conn.to_pylist(), dtype=object)
 
 
 def _session_frame(
