@@ -83,6 +83,7 @@ from .slo import Slo, SloResult, evaluate_slos, needs_binding, slo_json
 from .statuses import STATUS_LABEL, status_column, status_labels, status_values
 from .verdicts import (
     KS_METRICS,
+    NOISE_SESSIONS,
     ROUNDS,
     SEED,
     Goals,
@@ -133,6 +134,8 @@ class CompareResult:
     """OTHER's requests against the SLOs, when some were given."""
     bound_from: str | None = None
     """Where the SLO classes' endpoints were learned (the real trace, or its model)."""
+    noise_sessions: int | None = None
+    """Real sessions the noise floor's halves split when a bounded sample (None: all)."""
 
     @property
     def slo(self) -> Json | None:
@@ -230,7 +233,7 @@ class CompareResult:
                 "passed": self.fidelity(),
                 "all_passed": self.fidelity_passed,
                 "overall": self.fidelity_verdict,
-                "bootstrap": {"rounds": ROUNDS, "seed": SEED, "split": "real sessions in halves"},
+                "bootstrap": self._bootstrap(),
             },
             "slo": (
                 {**self.slo, "bound_from": self.bound_from}
@@ -243,6 +246,16 @@ class CompareResult:
             section.update(part)
         rounded: Json = round_floats(doc)
         return rounded
+
+    def _bootstrap(self) -> Json:
+        doc: Json = {"rounds": ROUNDS, "seed": SEED, "split": "real sessions in halves"}
+        if self.noise_sessions is not None:
+            doc["split"] = (
+                f"a seeded sample of {self.noise_sessions} of the {self.sessions[0]} real "
+                "sessions in halves; floors at the sample's size (never below the whole's)"
+            )
+            doc["sample_sessions"] = self.noise_sessions
+        return doc
 
 
 def _get(mapping: Mapping[str, float] | None, key: str) -> float | None:
@@ -314,12 +327,14 @@ def compare_sessionized(
     learned: Learned | None = None,
     rounds: int = ROUNDS,
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+    noise_sessions: int = NOISE_SESSIONS,
 ) -> CompareResult:
     """`compare_frames` on frames `sessionized_pair` made (so a caller that also renders
     the report reads and sessionizes each trace once). `run_summary` is the replay's
     summary.json (achieved load, cut sessions); `learned` what SLO classes bind to
     (default: learned from REAL when an SLO needs it); `session_timeout_s` the one the
-    frames were sessionized with (it caps the edges' censoring threshold)."""
+    frames were sessionized with (it caps the edges' censoring threshold); `noise_sessions`
+    how many real sessions at most the noise floor's halves split (verdicts.py)."""
     _check_scale(scale)
     goals = goals or load_goals()
     real_t, other_t = session_table(real_s), session_table(other_s)
@@ -387,11 +402,13 @@ def compare_sessionized(
     )
     bucket_s = result.arrival_rate.bucket_s
     sample = RealSample.of(
-        real_s, real_t, bucket_s=bucket_s, with_status=has_status, censored=real_cut
-    )
+        real_s, real_t, bucket_s=bucket_s, with_status=has_status, censored=real_cut,
+        at_most=noise_sessions,
+    )  # fmt: skip
     noise = half_noise(sample, rounds=rounds)
     judgements = _judgements(result, noise, goals, len(real_t))
-    return replace(result, judgements=judgements)
+    sampled = sample.length.size if sample.share < 1.0 else None
+    return replace(result, judgements=judgements, noise_sessions=sampled)
 
 
 def _judgements(
