@@ -60,8 +60,10 @@ class _Trace:
         since_us = np.rint(requests.t_s * 1_000_000).astype(np.int64) + shift_us
         seconds, rest = np.divmod(since_us, 1_000_000)
         shifted = replace(requests, t_s=seconds + rest / 1_000_000)
+        del requests, since_us, seconds, rest
         self.requests = replace(shifted, key=_session_keys(source, shifted))
-        self.status_codes, self.status_labels = code_statuses(requests.status)
+        codes, self.status_labels = code_statuses(shifted.status)
+        self.status_codes = _small(codes)
 
     def pairs(self) -> tuple[np.ndarray, list[str], list[str]]:
         """Each request's code into the distinct (method, path) pairs, in order of first
@@ -100,13 +102,24 @@ def fit_templater(real: _Trace) -> Templater:
     )
 
 
+def _small(codes: np.ndarray) -> np.ndarray:
+    """Codes in the smallest integer type that holds them (10 M int64 codes: 80 MB)."""
+    top = int(codes.max()) if codes.size else 0
+    return codes.astype(np.min_scalar_type(-max(top, 1)), copy=False)
+
+
 def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.DataFrame:
-    r: RequestColumns = trace.requests
     codes, methods, paths = trace.pairs()
     names = endpoint_names(templater, methods, paths)
     name_codes, distinct = pd.factorize(pd.Series(names, dtype=object))
-    endpoint = np.asarray(name_codes, dtype=np.int32)[codes]
+    endpoint = _small(np.asarray(name_codes, dtype=np.int32))[codes]
+    del codes
+    # What sessionizing reads (key, t_s, duration_ms) and the rows gathered after it: the
+    # scan positions, methods and paths (16 bytes a request) are not held through its sort.
+    none = np.zeros(0, np.int32)
+    r = trace.requests = replace(trace.requests, row=none, method=none, path=none)
     frame = sessionize_requests(r, endpoint, [str(n) for n in distinct], timeout_s)
+    del endpoint
     request = frame["request"].to_numpy()
     keys = pd.Categorical.from_codes(frame["session_key"].to_numpy(), categories=pd.Index(r.keys))
     return pd.DataFrame(
