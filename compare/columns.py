@@ -115,9 +115,12 @@ def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.Da
     endpoint = _small(np.asarray(name_codes, dtype=np.int32))[codes]
     del codes
     # What sessionizing reads (key, t_s, duration_ms) and the rows gathered after it: the
-    # scan positions, methods and paths (16 bytes a request) are not held through its sort.
+    # scan positions, methods and paths (16 bytes a request) are not held through its sort;
+    # statuses (the trace's int16, NaN without a response) are float32: exact.
     none = np.zeros(0, np.int32)
-    r = trace.requests = replace(trace.requests, row=none, method=none, path=none)
+    r = trace.requests
+    status = r.status.astype(np.float32)
+    r = trace.requests = replace(r, row=none, method=none, path=none, status=status)
     frame = sessionize_requests(r, endpoint, [str(n) for n in distinct], timeout_s)
     del endpoint
     request = frame["request"].to_numpy()
@@ -148,9 +151,18 @@ def read_pair(
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both traces sessionized, endpoints from a templater fitted on REAL unless given."""
-    real = _Trace(real_path)
-    templater = templater or fit_templater(real)
-    real_s = _sessionized(real, templater, session_timeout_s)
-    del real
+    real_s, templater = read_sessionized(real_path, templater, session_timeout_s)
+    return real_s, read_sessionized(other_path, templater, session_timeout_s)[0]
+
+
+def read_sessionized(
+    path: Path, templater: Templater | None, session_timeout_s: float
+) -> tuple[pd.DataFrame, Templater]:
+    """One trace sessionized, endpoints from `templater` or from one fitted on it (REAL),
+    with that templater; its columns are let go before the next trace is read."""
+    trace = _Trace(path)
+    templater = templater or fit_templater(trace)
+    frame = _sessionized(trace, templater, session_timeout_s)
+    del trace
     pa.default_memory_pool().release_unused()
-    return real_s, _sessionized(_Trace(other_path), templater, session_timeout_s)
+    return frame, templater

@@ -265,17 +265,19 @@ class RealSample:
         """The sample of `real_s` (sessions `table`): every session, or a seeded sample of
         `at_most` of them (`sample_sessions`) when there are more."""
         # session_table is indexed by session_id, 0.. in order: a request's id is its row.
-        owner = real_s["session_id"].to_numpy(np.int64)
         kept, share = sample_sessions(len(table), at_most, seed)
-        rows = slice(None) if kept is None else kept[owner]
         pick = slice(None) if kept is None else kept
-        endpoints = endpoint_codes(real_s)[0][rows]
+        owner = real_s["session_id"].to_numpy()
+        if kept is not None:  # the sampled sessions' requests only, renumbered 0.. in order
+            rows = kept[owner]
+            real_s, owner = real_s[rows], (np.cumsum(kept) - 1)[owner[rows]]
         return cls(
-            session_of_request=owner if kept is None else (np.cumsum(kept) - 1)[owner[rows]],
-            # Numbered in order of first use, as a factorize of the names would number them.
-            endpoint_codes=pd.factorize(endpoints)[0],
-            status_codes=(pd.factorize(status_codes(real_s)[0][rows])[0] if with_status else None),
-            think_s=real_s["think_s"].to_numpy(float)[rows],
+            session_of_request=np.asarray(owner, np.int64),
+            # Numbered in order of first use, as a factorize of the names would number them
+            # (a part's status codes drop the labels it lacks: the same order of first use).
+            endpoint_codes=pd.factorize(endpoint_codes(real_s)[0])[0],
+            status_codes=pd.factorize(status_codes(real_s)[0])[0] if with_status else None,
+            think_s=real_s["think_s"].to_numpy(float),
             length=table["length"].to_numpy(float)[pick],
             duration_s=table["duration_s"].to_numpy(float)[pick],
             start_s=table["start_s"].to_numpy(float)[pick],

@@ -4,14 +4,27 @@ whole's when sampled, and a real difference still FAILs on it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from tests.compare.compare_factory import frame, workload
-from tracereplay.compare.compare import compare_frames
+from tests.factories import T0
+from tracereplay.compare.compare import (
+    compare_frames,
+    compare_sessionized,
+    compare_traces,
+    load_pair,
+)
 from tracereplay.compare.halves import sample_sessions
-from tracereplay.compare.verdicts import HalfNoise, sessions_needed
+from tracereplay.compare.measures import responded
+from tracereplay.compare.verdicts import HalfNoise, RealSample, half_noise, sessions_needed
+from tracereplay.models.session_shape import censoring
+from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table
+from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
 
 REAL = frame(workload(1200, seed=1))
 OTHER = frame(workload(1200, seed=2, prefix="o"))
@@ -82,3 +95,48 @@ def test_the_floor_and_sessions_needed_at_the_samples_size() -> None:
     assert HalfNoise(0.1, (50.0, 50.0), 1.0, share=0.25).floor(100, 100) == 0.2
     assert sessions_needed(4000, 0.05, 0.10, 0.5, floor_sessions=1000) == 4000
     assert sessions_needed(4000, 0.05, 0.10, 0.5, critical=0.2, floor_sessions=1000) == 64000
+
+
+def _trace(path: Path, records: list[TraceRecord], source: str = "test") -> Path:
+    meta = TraceMetadata(source=source, capture_start=T0, policy_hash="test-policy")
+    with open_writer(path, meta) as writer:
+        for record in records:
+            writer.write(record)
+    return path
+
+
+def _unsent(records: list[TraceRecord]) -> list[TraceRecord]:
+    return [replace(r, status=None, duration_ms=None, error=None) for r in records]
+
+
+@pytest.mark.parametrize("other_kind", ["capture", "synthetic", "no span"])
+def test_reals_floor_before_other_is_read_judges_as_the_floor_made_knowing_other(
+    tmp_path: Path, other_kind: str
+) -> None:
+    """compare_traces computes REAL's floor while OTHER is read, counting statuses and
+    arrivals whatever OTHER is, then drops what OTHER cannot be judged by. It equals the
+    floor made knowing OTHER (statuses only when OTHER responded, arrivals only on a rate
+    curve): a synthetic OTHER has no status floor, one without a span no arrival floor."""
+    real = _trace(tmp_path / "real", workload(150, seed=1))
+    records = workload(120, seed=2, prefix="o")
+    if other_kind == "no span":  # every request at one instant: no rate curve
+        records = [replace(r, ts=T0) for r in records]
+    if other_kind == "synthetic":
+        records = _unsent(records)
+    other = _trace(
+        tmp_path / "other", records, "synthesize" if other_kind == "synthetic" else "test"
+    )
+    got = compare_traces(real, other).to_json()
+    real_s, other_s = load_pair(real, other)
+    table = session_table(real_s)
+    plain = compare_sessionized(real_s, other_s, real_noise=({}, None))
+    sample = RealSample.of(
+        real_s, table, bucket_s=plain.arrival_rate.bucket_s, with_status=responded(other_s),
+        censored=censoring(real_s, DEFAULT_SESSION_TIMEOUT_S).any,
+    )  # fmt: skip
+    want = compare_sessionized(real_s, other_s, real_noise=(half_noise(sample), None)).to_json()
+    assert got == want
+    floors = got["fidelity"]["noise_floor"]
+    assert (floors["status_mix.jsd"] is None) == (other_kind == "synthetic")
+    assert (floors["arrival_rate.mape"] is None) == (other_kind == "no span")
+    assert floors["think_time.ks"] is not None and floors["endpoint_mix.jsd"] is not None
