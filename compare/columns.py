@@ -60,8 +60,10 @@ class _Trace:
         since_us = np.rint(requests.t_s * 1_000_000).astype(np.int64) + shift_us
         seconds, rest = np.divmod(since_us, 1_000_000)
         shifted = replace(requests, t_s=seconds + rest / 1_000_000)
+        del requests, since_us, seconds, rest
         self.requests = replace(shifted, key=_session_keys(source, shifted))
-        self.status_codes, self.status_labels = code_statuses(requests.status)
+        codes, self.status_labels = code_statuses(shifted.status)
+        self.status_codes = _small(codes)
 
     def pairs(self) -> tuple[np.ndarray, list[str], list[str]]:
         """Each request's code into the distinct (method, path) pairs, in order of first
@@ -100,13 +102,27 @@ def fit_templater(real: _Trace) -> Templater:
     )
 
 
+def _small(codes: np.ndarray) -> np.ndarray:
+    """Codes in the smallest integer type that holds them (10 M int64 codes: 80 MB)."""
+    top = int(codes.max()) if codes.size else 0
+    return codes.astype(np.min_scalar_type(-max(top, 1)), copy=False)
+
+
 def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.DataFrame:
-    r: RequestColumns = trace.requests
     codes, methods, paths = trace.pairs()
     names = endpoint_names(templater, methods, paths)
     name_codes, distinct = pd.factorize(pd.Series(names, dtype=object))
-    endpoint = np.asarray(name_codes, dtype=np.int32)[codes]
+    endpoint = _small(np.asarray(name_codes, dtype=np.int32))[codes]
+    del codes
+    # What sessionizing reads (key, t_s, duration_ms) and the rows gathered after it: the
+    # scan positions, methods and paths (16 bytes a request) are not held through its sort;
+    # statuses (the trace's int16, NaN without a response) are float32: exact.
+    none = np.zeros(0, np.int32)
+    r = trace.requests
+    status = r.status.astype(np.float32)
+    r = trace.requests = replace(r, row=none, method=none, path=none, status=status)
     frame = sessionize_requests(r, endpoint, [str(n) for n in distinct], timeout_s)
+    del endpoint
     request = frame["request"].to_numpy()
     keys = pd.Categorical.from_codes(frame["session_key"].to_numpy(), categories=pd.Index(r.keys))
     return pd.DataFrame(
@@ -135,9 +151,18 @@ def read_pair(
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both traces sessionized, endpoints from a templater fitted on REAL unless given."""
-    real = _Trace(real_path)
-    templater = templater or fit_templater(real)
-    real_s = _sessionized(real, templater, session_timeout_s)
-    del real
+    real_s, templater = read_sessionized(real_path, templater, session_timeout_s)
+    return real_s, read_sessionized(other_path, templater, session_timeout_s)[0]
+
+
+def read_sessionized(
+    path: Path, templater: Templater | None, session_timeout_s: float
+) -> tuple[pd.DataFrame, Templater]:
+    """One trace sessionized, endpoints from `templater` or from one fitted on it (REAL),
+    with that templater; its columns are let go before the next trace is read."""
+    trace = _Trace(path)
+    templater = templater or fit_templater(trace)
+    frame = _sessionized(trace, templater, session_timeout_s)
+    del trace
     pa.default_memory_pool().release_unused()
-    return real_s, _sessionized(_Trace(other_path), templater, session_timeout_s)
+    return frame, templater

@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,14 +49,14 @@ import numpy as np
 import pandas as pd
 
 from tracereplay.errors import TraceEmptyError, UsageError
-from tracereplay.models.arrivals import DISPERSION_WINDOWS_S, MIN_WINDOWS
+from tracereplay.models.arrivals import DISPERSION_WINDOWS_S, MIN_WINDOWS, fit_arrivals
 from tracereplay.models.frame import LIGHT_COLUMNS
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
 from tracereplay.models.templating import Templater, add_endpoints
 
 from .bindings import Learned, learned_from_frame, learned_from_trace
-from .columns import read_pair
+from .columns import read_pair, read_sessionized
 from .measures import (
     NO_STATUS,
     PLANNED_STARTS,
@@ -83,6 +84,7 @@ from .slo import Slo, SloResult, evaluate_slos, needs_binding, slo_json
 from .statuses import STATUS_LABEL, status_column, status_labels, status_values
 from .verdicts import (
     KS_METRICS,
+    NOISE_SESSIONS,
     ROUNDS,
     SEED,
     Goals,
@@ -133,6 +135,8 @@ class CompareResult:
     """OTHER's requests against the SLOs, when some were given."""
     bound_from: str | None = None
     """Where the SLO classes' endpoints were learned (the real trace, or its model)."""
+    noise_sessions: int | None = None
+    """Real sessions the noise floor's halves split when a bounded sample (None: all)."""
 
     @property
     def slo(self) -> Json | None:
@@ -230,7 +234,7 @@ class CompareResult:
                 "passed": self.fidelity(),
                 "all_passed": self.fidelity_passed,
                 "overall": self.fidelity_verdict,
-                "bootstrap": {"rounds": ROUNDS, "seed": SEED, "split": "real sessions in halves"},
+                "bootstrap": self._bootstrap(),
             },
             "slo": (
                 {**self.slo, "bound_from": self.bound_from}
@@ -243,6 +247,16 @@ class CompareResult:
             section.update(part)
         rounded: Json = round_floats(doc)
         return rounded
+
+    def _bootstrap(self) -> Json:
+        doc: Json = {"rounds": ROUNDS, "seed": SEED, "split": "real sessions in halves"}
+        if self.noise_sessions is not None:
+            doc["split"] = (
+                f"a seeded sample of {self.noise_sessions} of the {self.sessions[0]} real "
+                "sessions in halves; floors at the sample's size (never below the whole's)"
+            )
+            doc["sample_sessions"] = self.noise_sessions
+        return doc
 
 
 def _get(mapping: Mapping[str, float] | None, key: str) -> float | None:
@@ -314,12 +328,16 @@ def compare_sessionized(
     learned: Learned | None = None,
     rounds: int = ROUNDS,
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+    noise_sessions: int = NOISE_SESSIONS,
+    real_noise: RealNoise | None = None,
 ) -> CompareResult:
     """`compare_frames` on frames `sessionized_pair` made (so a caller that also renders
     the report reads and sessionizes each trace once). `run_summary` is the replay's
     summary.json (achieved load, cut sessions); `learned` what SLO classes bind to
     (default: learned from REAL when an SLO needs it); `session_timeout_s` the one the
-    frames were sessionized with (it caps the edges' censoring threshold)."""
+    frames were sessionized with (it caps the edges' censoring threshold); `noise_sessions`
+    how many real sessions at most the noise floor's halves split (verdicts.py);
+    `real_noise`: `noise_of_real(real_s)` when the caller computed it already."""
     _check_scale(scale)
     goals = goals or load_goals()
     real_t, other_t = session_table(real_s), session_table(other_s)
@@ -385,13 +403,50 @@ def compare_sessionized(
         ),
         bound_from=learned.source if learned is not None else None,
     )
-    bucket_s = result.arrival_rate.bucket_s
-    sample = RealSample.of(
-        real_s, real_t, bucket_s=bucket_s, with_status=has_status, censored=real_cut
-    )
-    noise = half_noise(sample, rounds=rounds)
+    if real_noise is None:
+        real_noise = noise_of_real(
+            real_s, real_t, session_timeout_s=session_timeout_s, rounds=rounds,
+            noise_sessions=noise_sessions,
+        )  # fmt: skip
+    noise, sampled = real_noise
+    # The halves count statuses and arrivals whatever OTHER is: dropped when OTHER has no
+    # status, or no rate curve (a trace spans no time), as if never drawn (the draws do
+    # not depend on what is counted).
+    if not has_status:
+        noise = {m: h for m, h in noise.items() if m != "status_mix.jsd"}
+    if result.arrival_rate.bucket_s is None:
+        noise = {m: h for m, h in noise.items() if m != "arrival_rate.mape"}
     judgements = _judgements(result, noise, goals, len(real_t))
-    return replace(result, judgements=judgements)
+    return replace(result, judgements=judgements, noise_sessions=sampled)
+
+
+RealNoise = tuple[dict[str, HalfNoise], int | None]
+"""The noise floors of REAL's halves, and how many sessions they split when a bounded
+sample of them (None: all)."""
+
+
+def noise_of_real(
+    real_s: pd.DataFrame,
+    real_t: pd.DataFrame | None = None,
+    *,
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+    rounds: int = ROUNDS,
+    noise_sessions: int = NOISE_SESSIONS,
+) -> RealNoise:
+    """`half_noise` of REAL alone (its session table when the caller has it): what
+    `compare_sessionized` judges by, computable before OTHER is read. Statuses are
+    counted, and arrivals on the bucket grid `arrival_rate` fits on REAL, whatever OTHER
+    turns out to be (compare_sessionized drops what OTHER cannot be judged by)."""
+    real_t = session_table(real_s) if real_t is None else real_t
+    span = span_s(real_s)
+    starts = np.sort(real_t["start_s"].to_numpy(float))
+    bucket_s = float(fit_arrivals(starts, span).bucket_s) if span > 0 else None
+    sample = RealSample.of(
+        real_s, real_t, bucket_s=bucket_s, with_status=True,
+        censored=censoring(real_s, session_timeout_s).any, at_most=noise_sessions,
+    )  # fmt: skip
+    sampled = sample.length.size if sample.share < 1.0 else None
+    return half_noise(sample, rounds=rounds), sampled
 
 
 def _judgements(
@@ -417,7 +472,20 @@ def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResul
     _check_scale(kw.get("scale"))
     kw.setdefault("run_summary", read_run_summary(other_path))
     timeout = kw.pop("session_timeout_s", DEFAULT_SESSION_TIMEOUT_S)
-    real_s, other_s = load_pair(real_path, other_path, session_timeout_s=timeout)
+    real_s, templater = read_sessionized(real_path, None, timeout)
+    real_t = session_table(real_s)
+    # OTHER is read on a thread (pyarrow's decoding and numpy's sorts run without the GIL)
+    # while REAL's noise floor, which needs REAL alone, is computed here: both at once.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-other") as reader:
+        reading = reader.submit(read_sessionized, other_path, templater, timeout)
+        try:
+            kw["real_noise"] = noise_of_real(
+                real_s, real_t, session_timeout_s=timeout,
+                rounds=kw.get("rounds", ROUNDS),
+                noise_sessions=kw.get("noise_sessions", NOISE_SESSIONS),
+            )  # fmt: skip
+        finally:
+            other_s = reading.result()[0]
     slos = kw.get("slos")
     if slos is not None and needs_binding(slos) and kw.get("learned") is None:
         kw["learned"] = learned_from_trace(real_path, real_s, session_timeout_s=timeout)

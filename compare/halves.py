@@ -1,7 +1,8 @@
 """What the noise floor's random halves (verdicts.half_noise) count of the real sessions'
 starts, computed once per trace so that a half costs one pass over its own sessions
 (issue 15): their bucket on the arrival grid (the MAPE), and their order by start (the
-interarrival gaps).
+interarrival gaps); and which sessions the halves split when there are too many to split
+them all (`sample_sessions`).
 """
 
 from __future__ import annotations
@@ -60,3 +61,16 @@ class HalfArrivals:
             found, self.widths, out=np.zeros_like(found), where=self.widths > 0
         )
         return rates
+
+
+def sample_sessions(sessions: int, at_most: int, seed: int) -> tuple[np.ndarray | None, float]:
+    """Which of `sessions` sessions the noise floor's halves split: all of them (None, 1.0)
+    up to `at_most`, else a mask of `at_most` drawn without replacement by a generator of
+    its own (seeded: the same trace gives the same sample; the halves' draws are not
+    moved), with their share of the sessions."""
+    if sessions <= at_most:
+        return None, 1.0
+    rng = np.random.default_rng([seed, sessions])
+    kept = np.zeros(sessions, bool)
+    kept[rng.choice(sessions, at_most, replace=False)] = True
+    return kept, at_most / sessions

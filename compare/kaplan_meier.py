@@ -196,13 +196,19 @@ def ks_d(a: np.ndarray, b: np.ndarray) -> float:
     merged sample, the counts of a and of b up to it are what `ks_2samp`'s searchsorted
     gives there, divided alike (count / size), so max |F_a - F_b| is the same float."""
     n, m = a.size, b.size
-    # Two sorted runs: the stable argsort (timsort) merges them in one pass.
+    # Two sorted runs: the stable argsort (timsort) merges them in one pass. Each array is
+    # dropped once read (10 M pauses a side: ~0.5 GB at the peak, not ~1 GB).
     values = np.concatenate([np.sort(a), np.sort(b)])
     order = np.argsort(values, kind="stable")
-    merged = values[order]
-    last = np.empty(merged.size, bool)
+    from_a = order < n
+    values = values[order]
+    del order
+    last = np.empty(values.size, bool)
     last[-1] = True
-    np.not_equal(merged[1:], merged[:-1], out=last[:-1])
-    up_to_a = np.cumsum(order < n)
-    up_to_b = np.arange(1, n + m + 1) - up_to_a
-    return float(np.abs(up_to_a[last] / n - up_to_b[last] / m).max())
+    np.not_equal(values[1:], values[:-1], out=last[:-1])
+    del values
+    small = np.int32 if n + m < 1 << 31 else np.int64
+    ends = np.flatnonzero(last).astype(small)
+    up_to_a = np.cumsum(from_a, dtype=small)[ends]
+    up_to_b = ends + 1 - up_to_a
+    return float(np.abs(up_to_a / n - up_to_b / m).max())

@@ -10,6 +10,14 @@ for a JSD (which shrinks as 1/size). Whole sessions go to a half, so pauses and 
 that hang together within a session (a slow reader stays slow) widen the floor as they
 should; a KS p-value, which assumes independent samples, cannot see that.
 
+Bounded: past `NOISE_SESSIONS` real sessions the halves split a seeded sample of that many
+sessions (`halves.sample_sessions`), not all of them, and the floor is taken at that
+sample's size — REAL cut to the sample and OTHER in proportion: × (N / sample)^power over
+the floor at the comparison's sizes. Noise shrinks as samples grow, so that floor is never
+smaller than the one all N sessions would give (conservative: a value between the two is
+NOISE, not FAIL), and it costs 200 rounds over the sample, not over N sessions.
+`sessions_needed` extrapolates from the sample's size.
+
 Verdict of a metric with a goal: PASS when value <= goal; else NOISE when the difference
 cannot be told from sampling noise (value <= floor, or the test's p-value >= alpha: KS
 p-value of `ks_2samp`, chi-square test of the count tables for a JSD, the per-bucket rate
@@ -33,7 +41,7 @@ import pandas as pd
 from tracereplay.config import parse_toml, read_config_text
 from tracereplay.errors import ConfigError
 
-from .halves import HalfArrivals
+from .halves import HalfArrivals, sample_sessions
 from .kaplan_meier import SortedSample, ks_between, ks_d
 from .measures import endpoint_codes, jsd
 from .statuses import status_codes
@@ -45,6 +53,8 @@ METRICS = (
 )  # fmt: skip
 ROUNDS = 200
 SEED = 0
+NOISE_SESSIONS = 1 << 17
+"""At most this many real sessions (131,072) are split into halves (module doc)."""
 FLOOR_QUANTILE = 0.95
 VERDICTS = ("pass", "noise", "fail")
 
@@ -185,7 +195,8 @@ def judge_metrics(
         goal = goals.goals.get(metric)
         power = 1.0 if metric.endswith(".jsd") else 0.5
         critical = ks_critical(*sizes[metric], goals.alpha) if metric.endswith(".ks") else None
-        needed = sessions_needed(real_sessions, goal, floor, power, critical)
+        at = real_sessions * half.share if half is not None and half.share < 1.0 else None
+        needed = sessions_needed(real_sessions, goal, floor, power, critical, floor_sessions=at)
         out[metric] = judge(
             values[metric], goal, floor=floor, pvalue=pvalues[metric], alpha=goals.alpha,
             needed=needed,
@@ -211,13 +222,17 @@ class HalfNoise:
     sizes: tuple[float, float]
     power: float
     """1/2 for KS and MAPE, 1 for JSD: how the noise scales with 1/size."""
+    share: float = 1.0
+    """The share of the real sessions the halves split (< 1: a bounded sample of them)."""
 
     def floor(self, n: int, m: int) -> float | None:
-        """The floor at sample sizes n (real) and m (other)."""
+        """The floor at sample sizes n (real) and m (other); from a sample of the real
+        sessions, at sizes cut to that sample's share (module doc: never smaller)."""
         a, b = self.sizes
         if min(n, m, a, b) <= 0:
             return None
-        return float(self.q95 * ((1 / n + 1 / m) / (1 / a + 1 / b)) ** self.power)
+        real, other = (n * self.share, m * self.share) if self.share < 1.0 else (n, m)
+        return float(self.q95 * ((1 / real + 1 / other) / (1 / a + 1 / b)) ** self.power)
 
 
 @dataclass(frozen=True)
@@ -238,25 +253,38 @@ class RealSample:
     censored: np.ndarray | None = None
     """Per session, whether the capture's edges cut it (its length and duration are lower
     bounds: the halves compare their Kaplan-Meier estimates, as compare does)."""
+    share: float = 1.0
+    """These sessions' share of the trace's (< 1: a seeded sample of them, module doc)."""
 
     @classmethod
     def of(
         cls, real_s: pd.DataFrame, table: pd.DataFrame, *, bucket_s: float | None,
         with_status: bool, censored: np.ndarray | None = None,
+        at_most: int = NOISE_SESSIONS, seed: int = SEED,
     ) -> RealSample:  # fmt: skip
+        """The sample of `real_s` (sessions `table`): every session, or a seeded sample of
+        `at_most` of them (`sample_sessions`) when there are more."""
         # session_table is indexed by session_id, 0.. in order: a request's id is its row.
+        kept, share = sample_sessions(len(table), at_most, seed)
+        pick = slice(None) if kept is None else kept
+        owner = real_s["session_id"].to_numpy()
+        if kept is not None:  # the sampled sessions' requests only, renumbered 0.. in order
+            rows = kept[owner]
+            real_s, owner = real_s[rows], (np.cumsum(kept) - 1)[owner[rows]]
         return cls(
-            session_of_request=real_s["session_id"].to_numpy(np.int64),
-            # Numbered in order of first use, as a factorize of the names would number them.
+            session_of_request=np.asarray(owner, np.int64),
+            # Numbered in order of first use, as a factorize of the names would number them
+            # (a part's status codes drop the labels it lacks: the same order of first use).
             endpoint_codes=pd.factorize(endpoint_codes(real_s)[0])[0],
             status_codes=pd.factorize(status_codes(real_s)[0])[0] if with_status else None,
             think_s=real_s["think_s"].to_numpy(float),
-            length=table["length"].to_numpy(float),
-            duration_s=table["duration_s"].to_numpy(float),
-            start_s=table["start_s"].to_numpy(float),
+            length=table["length"].to_numpy(float)[pick],
+            duration_s=table["duration_s"].to_numpy(float)[pick],
+            start_s=table["start_s"].to_numpy(float)[pick],
             span_s=float(real_s["t_s"].max()),
             bucket_s=bucket_s,
-            censored=censored,
+            censored=None if censored is None else np.asarray(censored, bool)[pick],
+            share=share,
         )
 
 
@@ -337,6 +365,7 @@ def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> di
                 float(np.mean([s[1] for s in sizes[name]])),
             ),
             1.0 if name.endswith(".jsd") else 0.5,
+            sample.share,
         )
         for name, v in values.items()
     }
@@ -362,13 +391,18 @@ def _jsd(codes: SortedSample, part: np.ndarray) -> tuple[float | None, int, int]
 
 def sessions_needed(
     real_sessions: int, goal: float | None, floor: float | None, power: float,
-    critical: float | None = None,
+    critical: float | None = None, floor_sessions: float | None = None,
 ) -> int | None:  # fmt: skip
     """Real sessions at which the floor (and the test's critical value, when given) fall to
     the goal, with OTHER growing in proportion: both shrink as (1/k)^power for k times the
-    sessions."""
+    sessions. `floor_sessions`: the real sessions the floor is taken at, when not all of
+    them (a bounded sample: the floor extrapolates from there)."""
     if goal is None or goal <= 0 or floor is None or real_sessions <= 0:
         return None
+    if floor_sessions is not None:
+        at_floor = math.ceil(floor_sessions * float((floor / goal) ** (1 / power)))
+        at_critical = sessions_needed(real_sessions, goal, 0.0, power, critical)
+        return max(at_floor, at_critical or 0)
     limit = max(floor, critical or 0.0)
     factor = float((limit / goal) ** (1 / power))
     return math.ceil(real_sessions * factor)
