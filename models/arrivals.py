@@ -28,6 +28,9 @@ Rules (all times in seconds since the trace start):
   session a while after their last), below 1 when they cluster. The sampler spaces the
   starts of a bucket by gamma(gap_shape) gaps instead of uniformly (see
   `sample_arrivals`); a model without the key (older files) samples as before.
+* Gap quantiles. The same normalized gaps as percentiles per class of the bucket's rate
+  (arrival_gaps.py); when the model has them the sampler draws a bucket's gaps from
+  them instead of gamma(gap_shape) (older files, without the key, sample as before).
 * Beyond the span, the curve continues periodically: with the day profile when a period
   was found (so the phase of the day is kept), else by repeating the whole span.
 """
@@ -35,6 +38,7 @@ Rules (all times in seconds since the trace start):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +47,8 @@ from numpy.typing import ArrayLike
 from scipy import ndimage, stats
 
 from tracereplay.errors import ConfigError, UsageError
+
+from .arrival_gaps import GapQuantiles, fit_gap_quantiles
 
 HUMAN_BUCKETS_S: tuple[float, ...] = (
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
@@ -85,6 +91,7 @@ class ArrivalModel:
     peak_bucket: int
     bursts: tuple[dict[str, Any], ...]
     gap_shape: float | None = None
+    gap_quantiles: GapQuantiles | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -101,6 +108,8 @@ class ArrivalModel:
         }
         if self.gap_shape is not None:
             out["gap_shape"] = self.gap_shape
+        if self.gap_quantiles is not None:
+            out["gap_quantiles"] = self.gap_quantiles.to_json()
         return out
 
     @classmethod
@@ -109,6 +118,7 @@ class ArrivalModel:
             profile = d.get("day_profile")
             period = d.get("period_s")
             shape = d.get("gap_shape")
+            quantiles = d.get("gap_quantiles")
             model = cls(
                 bucket_s=float(d["bucket_s"]),
                 rates_per_s=tuple(float(r) for r in d["rates_per_s"]),
@@ -121,6 +131,7 @@ class ArrivalModel:
                 peak_bucket=int(d["peak_bucket"]),
                 bursts=tuple(dict(b) for b in d.get("bursts", [])),
                 gap_shape=None if shape is None else float(shape),
+                gap_quantiles=None if quantiles is None else GapQuantiles.from_json(quantiles),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"arrivals: not a valid arrival model ({exc!r})") from None
@@ -299,13 +310,21 @@ def _bursts(
     return tuple(out)
 
 
+def normalized_gaps(
+    start_s: np.ndarray, rates: np.ndarray, bucket_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(gap × its bucket's rate, that rate) of each gap between sorted starts `start_s`,
+    the bucket being the one the gap starts in (see the module rules)."""
+    if len(start_s) < 2:
+        return np.zeros(0), np.zeros(0)
+    index = np.minimum((start_s[:-1] // bucket_s).astype(np.int64), len(rates) - 1)
+    return np.diff(start_s) * rates[index], rates[index]
+
+
 def gap_shape(start_s: np.ndarray, rates: np.ndarray, bucket_s: float) -> float | None:
     """The gamma shape of the gaps between sorted starts `start_s`, each gap times the
     rate of the bucket it starts in (see the module rules); None under MIN_GAPS gaps."""
-    if len(start_s) < 2:
-        return None
-    index = np.minimum((start_s[:-1] // bucket_s).astype(np.int64), len(rates) - 1)
-    z = np.diff(start_s) * rates[index]
+    z, _ = normalized_gaps(start_s, rates, bucket_s)
     z = z[z > 0]
     if len(z) < MIN_GAPS:
         return None
@@ -353,6 +372,7 @@ def fit_arrivals(
         peak_bucket=peak,
         bursts=_bursts(rates, counts, starts, widths) if span > 0 else (),
         gap_shape=gap_shape(t, rates, bucket) if span > 0 else None,
+        gap_quantiles=fit_gap_quantiles(*normalized_gaps(t, rates, bucket)) if span > 0 else None,
     )
 
 
@@ -412,7 +432,8 @@ def sample_arrivals(
     at the cumulative sums of count + 1 gamma(gap_shape) gaps scaled to the piece's width
     (shape 1 is the uniform case in law), so the gaps at scale × rate keep the real gaps'
     shape in units of the mean gap — what a judge of inter-arrival at N× that multiplies
-    synthetic gaps by N compares with the real gaps.
+    synthetic gaps by N compares with the real gaps. With `gap_quantiles` (it comes first)
+    the count + 1 gaps are drawn from the percentiles of the piece's rate class instead.
     """
     if process not in ARRIVAL_PROCESSES:
         raise UsageError(f"arrivals: process must be one of {', '.join(ARRIVAL_PROCESSES)}")
@@ -433,22 +454,33 @@ def sample_arrivals(
     else:
         cumulative = np.floor(np.cumsum(expected) + rng.random())
         counts = np.diff(np.concatenate([[0.0], cumulative])).astype(np.int64)
-    if model.gap_shape is None:
-        offsets = rng.random(int(counts.sum()))
+    if model.gap_quantiles is not None:
+        quantiles = model.gap_quantiles
+        offsets = _renewal_offsets(
+            counts, lambda used, piece: quantiles.draw(rates[used], piece, rng.random(len(piece)))
+        )
+    elif model.gap_shape is not None:
+        shape = model.gap_shape
+        offsets = _renewal_offsets(counts, lambda _, piece: rng.gamma(shape, size=len(piece)))
     else:
-        offsets = _renewal_offsets(counts, model.gap_shape, rng)
+        offsets = rng.random(int(counts.sum()))
     t = np.repeat(starts, counts) + offsets * np.repeat(widths, counts)
     return np.sort(t / speed)
 
 
-def _renewal_offsets(counts: np.ndarray, shape: float, rng: np.random.Generator) -> np.ndarray:
+def _renewal_offsets(
+    counts: np.ndarray, draw: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
     """Per piece of `counts[i]` starts, their places in [0, 1): the first counts[i] cumulative
-    sums of counts[i] + 1 gamma(`shape`) gaps over the sum of all of them, piece by piece."""
-    used = counts[counts > 0]
+    sums of counts[i] + 1 gaps over the sum of all of them, piece by piece. `draw(used,
+    piece)` gives the gaps: `used` the indices of the pieces with starts, `piece[j]` the
+    (0-based, among those) piece gap j belongs to."""
+    nonempty = np.flatnonzero(counts > 0)
+    used = counts[nonempty]
     if len(used) == 0:
         return np.zeros(0)
     piece = np.repeat(np.arange(len(used)), used + 1)
-    gaps = rng.gamma(shape, size=len(piece))
+    gaps = draw(nonempty, piece)
     cumulative = np.cumsum(gaps)
     totals = np.bincount(piece, weights=gaps)
     before = np.concatenate([[0.0], np.cumsum(totals)[:-1]])

@@ -5,6 +5,7 @@ that follow it at N× (judged as bench_scale judges them: synthetic gaps × N vs
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -43,7 +44,7 @@ def test_gap_shape_is_high_for_regular_and_about_one_for_poisson_starts() -> Non
 def test_synthesized_gaps_follow_regular_arrivals(scale: float) -> None:
     real = regular_starts()
     model = fit_arrivals(real, SPAN_S)
-    poisson_model = dataclasses.replace(model, gap_shape=None)  # what models did before
+    poisson_model = dataclasses.replace(model, gap_shape=None, gap_quantiles=None)  # older
 
     def judged(m: ArrivalModel) -> tuple[float, float]:
         synthetic = sample_arrivals(m, np.random.default_rng(1), scale=scale)
@@ -123,3 +124,80 @@ def test_clockwork_starts_are_the_most_regular_shape() -> None:
     assert model.gap_shape == 1000.0
     t = sample_arrivals(model, np.random.default_rng(0), scale=2.0)
     assert cv(np.diff(t)) < 0.4  # 0.27: a 1 s bucket of ~10 starts; uniform gives ~1
+
+
+@pytest.mark.parametrize(
+    ("process", "count", "first", "total"),
+    [
+        ("stratified", 60, [1.224444, 1.622328, 1.97587], 1943.798282),
+        ("poisson", 62, [0.218057, 0.918511, 1.997075], 2039.745628),
+    ],
+)
+def test_a_model_with_gap_shape_only_samples_as_before(
+    process: str, count: int, first: list[float], total: float
+) -> None:
+    # A model file from before gap_quantiles: main's sampler (at 4a28612) gave these figures.
+    model = ArrivalModel.from_json({**OLD_MODEL, "gap_shape": 1.7})
+    assert model.gap_quantiles is None and "gap_quantiles" not in model.to_json()
+    t = sample_arrivals(model, np.random.default_rng(7), scale=2.0, process=process)
+    assert len(t) == count
+    np.testing.assert_allclose(t[:3], first, atol=1e-6)
+    assert float(t.sum()) == pytest.approx(total, abs=1e-5)
+
+
+TWO_SPAN_S = 1200.0
+
+
+def two_regimes(seed: int = 0) -> np.ndarray:
+    """Starts whose gap shape moves with the rate, as on the staging captures but
+    stronger: 30 s buckets alternating a quiet rate (0.5/s, a start every 2 s ± 0.2 s)
+    and a busy one (2/s, Poisson). One gamma shape cannot fit both."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(int(TWO_SPAN_S // 30)):
+        lo = i * 30.0
+        if i % 2 == 0:
+            out.append(lo + np.arange(1.0, 30.0, 2.0) + rng.uniform(-0.2, 0.2, 15))
+        else:
+            out.append(lo + np.sort(rng.random(60)) * 30.0)
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("scale", [5.0, 10.0])
+def test_gap_quantiles_follow_a_shape_that_moves_with_the_rate(scale: float) -> None:
+    real = two_regimes()
+    model = fit_arrivals(real, TWO_SPAN_S, bucket_s=30.0)
+    assert model.gap_quantiles is not None and len(model.gap_quantiles.quantiles) == 2
+    gamma_only = dataclasses.replace(model, gap_quantiles=None)  # what models did before
+
+    def ks(m: ArrivalModel) -> float:
+        synthetic = sample_arrivals(m, np.random.default_rng(1), scale=scale)
+        return float(stats.ks_2samp(np.diff(real), np.diff(synthetic) * scale).statistic)
+
+    # One gamma for both regimes misses the quiet buckets' regular gaps: KS ≈ 0.12.
+    assert ks(gamma_only) > 0.08
+    assert ks(model) < 0.05
+
+
+def test_gap_quantiles_json_round_trip_and_validation() -> None:
+    model = fit_arrivals(two_regimes(), TWO_SPAN_S, bucket_s=30.0)
+    data = model.to_json()
+    assert ArrivalModel.from_json(data) == model
+    assert json.loads(json.dumps(data)) == data
+    good = data["gap_quantiles"]
+    for bad in (
+        {"rate_edges": [], "quantiles": good["quantiles"]},  # one class too many
+        {"rate_edges": good["rate_edges"], "quantiles": [[1.0, 0.5], [0.1, 2.0]]},  # falls
+        {"rate_edges": good["rate_edges"], "quantiles": [[0.0, 0.0], [0.1, 2.0]]},  # all 0
+        {"rate_edges": good["rate_edges"], "quantiles": [[0.1, float("nan")], [0.1, 2.0]]},
+        {"quantiles": good["quantiles"]},
+        "x",
+    ):
+        with pytest.raises(ConfigError):
+            ArrivalModel.from_json({**data, "gap_quantiles": bad})
+
+
+def test_few_gaps_learn_one_class_and_too_few_none() -> None:
+    assert fit_arrivals([1.0, 2.0, 3.5, 4.0], 10.0).gap_quantiles is None
+    few = fit_arrivals(poisson_starts(), SPAN_S).gap_quantiles  # ~600 gaps
+    assert few is not None and few.rate_edges == () and len(few.quantiles[0]) == 101
