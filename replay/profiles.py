@@ -79,8 +79,12 @@ def check_profile(name: str | None) -> str | None:
     return name
 
 
-def _curve(bucket_s: float, rates: Sequence[float], span_s: float) -> ArrivalModel:
-    """An arrival curve of `rates` (sessions/s per bucket) over `span_s` trace seconds."""
+def _curve(
+    bucket_s: float, rates: Sequence[float], span_s: float, real: ArrivalModel
+) -> ArrivalModel:
+    """An arrival curve of `rates` (sessions/s per bucket) over `span_s` trace seconds,
+    whose starts keep `real`'s gaps in units of the local mean gap (`gap_shape`,
+    `gap_quantiles`: rate-free by construction), as the model's own synthesis does."""
     rates = tuple(float(r) for r in rates)
     widths = [min(bucket_s, span_s - i * bucket_s) for i in range(len(rates))]
     peak = int(np.argmax(rates))
@@ -95,6 +99,8 @@ def _curve(bucket_s: float, rates: Sequence[float], span_s: float) -> ArrivalMod
         peak_rate_per_s=rates[peak],
         peak_bucket=peak,
         bursts=(),
+        gap_shape=real.gap_shape,
+        gap_quantiles=real.gap_quantiles,
     )
 
 
@@ -158,7 +164,7 @@ def shape(
         start, expected = busiest_window(arrivals, width)
         first = round(start / arrivals.bucket_s)
         rates = arrivals.rates_per_s[first : first + math.ceil(width / arrivals.bucket_s - 1e-9)]
-        curve = _curve(arrivals.bucket_s, rates, width)
+        curve = _curve(arrivals.bucket_s, rates, width, arrivals)
         info = {
             "trace_window_s": [_r(start, 9), _r(start + width, 9)],
             "window_rate_per_s": _r(expected / width),
@@ -178,9 +184,16 @@ def shape(
             "base_rate_per_s": _r(m),
             "spike_s": [_r(SPIKE_PHASES[0] * width / speed), _r(SPIKE_PHASES[1] * width / speed)],
         }
-        return Shape("spike", _curve(piece, heights, width), 1.0, speed, width / speed, info)
+        return Shape(
+            "spike", _curve(piece, heights, width, arrivals), 1.0, speed, width / speed, info
+        )
     return Shape(
-        "soak", _curve(width, [m], width), scale, speed, width / speed, {"base_rate_per_s": _r(m)}
+        "soak",
+        _curve(width, [m], width, arrivals),
+        scale,
+        speed,
+        width / speed,
+        {"base_rate_per_s": _r(m)},
     )
 
 

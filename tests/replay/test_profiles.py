@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.models.test_synth_gaps import regular_starts
 from tests.replay.stub_server import stub_server
 from tests.replay.test_replay_e2e import tiny_model
 from tracereplay.cli import main
 from tracereplay.compare.slo import parse_slos
 from tracereplay.errors import UsageError
-from tracereplay.models.arrivals import ArrivalModel, fit_arrivals
+from tracereplay.models.arrivals import ArrivalModel, fit_arrivals, sample_arrivals
 from tracereplay.replay.profiles import (
     busiest_window,
     latency_drift,
@@ -355,3 +356,20 @@ def test_stress_interrupted_keeps_the_steps_that_ran(
     assert outcome.interrupted and [s.scale for s in outcome.steps] == [1, 2]
     doc = json.loads((tmp_path / "stress" / "stress.json").read_text())
     assert doc["interrupted"] is True and doc["capacity"] == 2.0
+
+
+@pytest.mark.parametrize("profile", ["peak", "soak", "spike"])
+def test_profile_starts_keep_the_real_gaps_in_units_of_the_mean_gap(profile: str) -> None:
+    # Clockwork starts (a start every second, gap CV ≈ 0.08): a profile's curve must place
+    # its starts as the model's synthesis does, not uniformly within a bucket (CV ≈ 1).
+    real = fit_arrivals(regular_starts(), 600.0)
+    assert real.gap_quantiles is not None
+    shaped = shape(profile, real, scale=3.0, speed=1.0, duration_s=300.0)
+    starts = sample_arrivals(shaped.arrivals, np.random.default_rng(2), scale=shaped.scale)
+    # Each gap in units of its piece's mean gap (a spike's pieces differ in rate); gaps
+    # that cross a piece's edge are left out.
+    rate = np.array([shaped.arrivals.rate_at(t) for t in starts])
+    same = rate[1:] == rate[:-1]
+    gaps = (np.diff(starts) * rate[1:] * shaped.scale)[same]
+    assert len(gaps) > 200
+    assert np.std(gaps) / np.mean(gaps) < 0.35
