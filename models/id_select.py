@@ -191,6 +191,9 @@ class _Tally:
         self.described: dict[tuple[str, Body], dict[str, Fields]] = {}
         self.listed: dict[tuple[str, Body, Location], Counter[tuple[tuple[str, FieldValue], ...]]]
         self.listed = {}
+        self.by_producer: dict[
+            tuple[str, Location], tuple[Counter[str], Counter[tuple[str, FieldValue]]]
+        ] = {}
 
     def use(self, key: tuple[str, Location], session: int, value: str) -> None:
         if value in self.seen:
@@ -219,16 +222,30 @@ class _Tally:
         each (field, value)."""
         having: Counter[str] = Counter()
         among: Counter[tuple[str, FieldValue]] = Counter()
-        producers = dict.fromkeys(self.lists[key])  # each once, as listed
-        for (endpoint, body), times in self.answers.items():
-            for src in self.listing.get(endpoint, ()):
-                if (endpoint, src) not in producers:
+        for producer in dict.fromkeys(self.lists[key]):  # each once, as listed
+            fields, pairs = self._producer_counts(producer)
+            having.update(fields)
+            among.update(pairs)
+        return having, among
+
+    def _producer_counts(
+        self, producer: tuple[str, Location]
+    ) -> tuple[Counter[str], Counter[tuple[str, FieldValue]]]:
+        """The fields and (field, value) pairs of every item one list producer listed
+        (computed once: targets share their producers)."""
+        if producer not in self.by_producer:
+            having: Counter[str] = Counter()
+            among: Counter[tuple[str, FieldValue]] = Counter()
+            endpoint, src = producer
+            for (answered, body), times in self.answers.items():
+                if answered != endpoint:
                     continue
-                for fields, n in self.listed[(endpoint, body, src)].items():
+                for fields, n in self.listed[(answered, body, src)].items():
                     for pair in fields:
                         having[pair[0]] += n * times
                         among[pair] += n * times
-        return having, among
+            self.by_producer[producer] = having, among
+        return self.by_producer[producer]
 
 
 def _condition(
