@@ -90,7 +90,8 @@ class RequestColumns:
     memory grows by ~35 bytes a request, not by its strings."""
 
     row: np.ndarray
-    """Position of each request in the trace's scan order (to fetch heavy columns)."""
+    """Position of each request in the trace's scan order (to fetch heavy columns); int32
+    when the trace has fewer than 2**31 requests."""
     first_ts: pd.Timestamp
     t_s: np.ndarray
     duration_ms: np.ndarray
@@ -146,24 +147,31 @@ def read_request_columns(batches: Iterable[pa.RecordBatch], *, source: str) -> R
         paths.append(pc.dictionary_encode(batch.column("path")))
     if not ts or not sum(len(t) for t in ts):
         raise TraceEmptyError(f"{source}: the trace holds no requests")
-    ts_us = np.concatenate(ts)
+    # Each column's chunks are freed once joined, and each join once ordered: at 10 M
+    # requests the read held every chunk list and its joined copy until it returned.
+    ts_us = _joined(ts)
     order = np.argsort(ts_us, kind="stable")
+    first = int(ts_us[order[0]])
+    t_s = (ts_us[order] - first) / 1_000_000
+    del ts_us
     key, key_values = _encode(keys)
+    keys.clear()
     method, method_values = _encode(methods)
-    path, path_values = _encode(paths)
     method_nulls = np.concatenate([np.asarray(c.indices.is_null()) for c in methods])
+    methods.clear()
     upper = [str(m).upper() for m in method_values.to_pylist()] + ["NONE"]
     method = np.where(method_nulls, len(upper) - 1, method)
+    path, path_values = _encode(paths)
     path_nulls = np.concatenate([np.asarray(c.indices.is_null()) for c in paths])
+    paths.clear()
     path_list = [*path_values.to_pylist(), None]
     path = np.where(path_nulls, len(path_list) - 1, path)
-    first = int(ts_us[order[0]])
     return RequestColumns(
-        row=order,
+        row=order.astype(np.int32) if len(order) <= np.iinfo(np.int32).max else order,
         first_ts=pd.Timestamp(first, unit="us", tz="UTC"),
-        t_s=(ts_us[order] - first) / 1_000_000,
-        duration_ms=np.concatenate(duration)[order],
-        status=np.concatenate(status)[order],
+        t_s=t_s,
+        duration_ms=_joined(duration)[order],
+        status=_joined(status)[order],
         key=key[order],
         keys=[str(k) for k in key_values.to_pylist()],
         method=method[order],
@@ -171,6 +179,13 @@ def read_request_columns(batches: Iterable[pa.RecordBatch], *, source: str) -> R
         path=path[order],
         paths=pa.array(path_list, pa.string()),
     )
+
+
+def _joined(chunks: list[np.ndarray]) -> np.ndarray:
+    """The chunks as one array; the list emptied (its chunks freed)."""
+    out = np.concatenate(chunks)
+    chunks.clear()
+    return out
 
 
 KeyTimeSplit = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -222,20 +237,24 @@ def sessionize_requests(
     # Rows session by session in id order, each session's rows in time order.
     sizes, first = sizes[numbered], starts[numbered]
     placed = np.cumsum(sizes) - sizes  # where each session's first row goes
-    rows = np.repeat(first - placed, sizes) + np.arange(len(order))
+    rows = np.repeat(first - placed, sizes)
+    rows += np.arange(len(order))
     request = order[rows]
     pause = think[rows]
     pause[placed] = np.nan
+    del rows
+    seq = np.arange(len(request), dtype=np.int64)  # in place: no second 8-byte array a row
+    seq -= np.repeat(placed, sizes)
     return pd.DataFrame(
         {
             "session_key": requests.key[request],
             "t_s": requests.t_s[request],
             "duration_ms": requests.duration_ms[request],
-            "request": request.astype(np.int64),
+            "request": request.astype(np.int64, copy=False),
             "endpoint": pd.Categorical.from_codes(endpoint[request], categories=pd.Index(names)),
             "think_s": pause,
             "session_id": np.repeat(np.arange(len(sizes), dtype=np.int64), sizes),
-            "seq": np.arange(len(rows), dtype=np.int64) - np.repeat(placed, sizes),
+            "seq": seq,
         },
         copy=False,  # one block per column: no consolidated copy of them all at once
     )
@@ -262,7 +281,8 @@ def session_stats_by_timeout(
             mean_length=float(np.mean(lengths)),
             median_length=float(np.median(lengths)),
             mean_duration_s=float(np.mean(t[last] - t[starts])),
-            median_think_s=float(np.median(thinks)) if len(thinks) else 0.0,
+            # thinks is this loop's own copy: the median may partition it in place
+            median_think_s=float(np.median(thinks, overwrite_input=True)) if len(thinks) else 0.0,
         )
     return out
 

@@ -155,18 +155,24 @@ def learn_selections(
             tally.use(key, int(row["session_id"]), value)
         endpoint = str(row["endpoint"])
         if endpoint in reading and answered_ok(row["status"]):
-            tally.answer(endpoint, parse_json(row["resp_body"]))
+            tally.answer(endpoint, row["resp_body"])
     out = {}
     for key, described in tally.chosen.items():
-        condition = _condition(described, tally.among[key], tally.having[key])
+        having, among = tally.counts(key)
+        condition = _condition(described, among, having)
         if condition is not None:
             out[key] = condition
     return out
 
 
+Body = bytes | str | None
+
+
 class _Tally:
     """One walk's counts: per target, the fields of the objects its uses chose (as the
-    session's answers last showed them) and of every item its list producers listed."""
+    session's answers last showed them) and of every item its list producers listed.
+    Answers repeat (a list read again, another session of the same account): each
+    distinct (endpoint, body) is parsed and described once, and counted."""
 
     def __init__(self, lists: Mapping[tuple[str, Location], list[tuple[str, Location]]]) -> None:
         self.lists = lists
@@ -179,23 +185,67 @@ class _Tally:
         # per target, (session, object) → the object's fields when the session chose it
         self.chosen: defaultdict[tuple[str, Location], dict[tuple[int, str], Fields]]
         self.chosen = defaultdict(dict)
-        self.having: defaultdict[tuple[str, Location], Counter[str]] = defaultdict(Counter)
-        self.among: defaultdict[tuple[str, Location], Counter[tuple[str, FieldValue]]]
-        self.among = defaultdict(Counter)
+        self.answers: Counter[tuple[str, Body]] = Counter()
+        # per distinct answer: its objects described, and per list source of its endpoint
+        # how often each listed item's fields (as one tuple) came in it
+        self.described: dict[tuple[str, Body], dict[str, Fields]] = {}
+        self.listed: dict[tuple[str, Body, Location], Counter[tuple[tuple[str, FieldValue], ...]]]
+        self.listed = {}
+        self.by_producer: dict[
+            tuple[str, Location], tuple[Counter[str], Counter[tuple[str, FieldValue]]]
+        ] = {}
 
     def use(self, key: tuple[str, Location], session: int, value: str) -> None:
         if value in self.seen:
             self.chosen[key].setdefault((session, value), self.seen[value])
 
-    def answer(self, endpoint: str, doc: object) -> None:
-        for ident, fields in describe(doc, self.keys).items():
+    def answer(self, endpoint: str, body: object) -> None:
+        text = bytes(body) if isinstance(body, bytearray) else body
+        answer = (endpoint, text if isinstance(text, bytes | str) else None)
+        described = self.described.get(answer)
+        if described is None:
+            doc = parse_json(answer[1])
+            described = self.described[answer] = describe(doc, self.keys)
+            for src in self.listing.get(endpoint, ()):
+                keys = (id_key(src),)
+                self.listed[(*answer, src)] = Counter(
+                    tuple(object_fields(item, keys).items()) for item in items_at(doc, src)
+                )
+        self.answers[answer] += 1
+        for ident, fields in described.items():
             self.seen[ident] = self.seen.get(ident, {}) | fields
-        for src in self.listing.get(endpoint, ()):
-            listed = [object_fields(item, (id_key(src),)) for item in items_at(doc, src)]
-            for key, found in self.lists.items():
-                if (endpoint, src) in found:
-                    self.having[key].update(f for fields in listed for f in fields)
-                    self.among[key].update(p for fields in listed for p in fields.items())
+
+    def counts(
+        self, key: tuple[str, Location]
+    ) -> tuple[Counter[str], Counter[tuple[str, FieldValue]]]:
+        """Over the items the target's list producers listed: how many had each field, and
+        each (field, value)."""
+        having: Counter[str] = Counter()
+        among: Counter[tuple[str, FieldValue]] = Counter()
+        for producer in dict.fromkeys(self.lists[key]):  # each once, as listed
+            fields, pairs = self._producer_counts(producer)
+            having.update(fields)
+            among.update(pairs)
+        return having, among
+
+    def _producer_counts(
+        self, producer: tuple[str, Location]
+    ) -> tuple[Counter[str], Counter[tuple[str, FieldValue]]]:
+        """The fields and (field, value) pairs of every item one list producer listed
+        (computed once: targets share their producers)."""
+        if producer not in self.by_producer:
+            having: Counter[str] = Counter()
+            among: Counter[tuple[str, FieldValue]] = Counter()
+            endpoint, src = producer
+            for (answered, body), times in self.answers.items():
+                if answered != endpoint:
+                    continue
+                for fields, n in self.listed[(answered, body, src)].items():
+                    for pair in fields:
+                        having[pair[0]] += n * times
+                        among[pair] += n * times
+            self.by_producer[producer] = having, among
+        return self.by_producer[producer]
 
 
 def _condition(

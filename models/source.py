@@ -63,7 +63,9 @@ class ParquetSource:
         """Read batch by batch, keeping only the chosen rows: memory follows the number
         of rows asked for, not the trace (for most of the rows, the columns are read
         whole and gathered: faster, and the rows are all kept anyway)."""
-        positions = np.asarray(positions, dtype=np.int64)
+        positions = np.asarray(positions)  # int32 or int64: no 8-byte copy of a whole trace's
+        if positions.dtype.kind not in "iu":
+            positions = positions.astype(np.int64)
         if 2 * len(positions) >= self.trace.num_rows:  # most rows: one read, one gather
             table = self.trace.to_table(columns, sort=False)
             return table.take(pa.array(positions))

@@ -108,3 +108,24 @@ def test_a_share_random_picks_would_give_is_no_condition_until_enough_sessions_s
     assert selection([session(s, pick=s % 5, values=mostly) for s in range(8)]) is None
     found = selection([session(s, pick=s % 5, values=mostly) for s in range(30)])
     assert found is not None and (found.field, found.value, found.sessions) == ("ready", True, 30)
+
+
+def test_a_list_answer_that_repeats_counts_each_time() -> None:
+    """The same answer body read twice is two answers: the items' share weighs it twice
+    (learn_selections describes each distinct answer once and counts how often it came)."""
+
+    def twice(s: int) -> Any:
+        first, *rest = session(s, pick=2 * (s % 3), read=s % 6)
+        tok = f"tok-{s}-" + "a" * 24
+        others = items(s + 50, "ready", [False] * 4)  # other items, none ready
+        return [
+            first,
+            rest[0],
+            rest[0],  # the same list, the same body, again
+            ex("GET", "/items/", token=tok, resp={"data": {"items": others}}),
+            *rest[1:],
+        ]
+
+    found = selection([twice(s) for s in range(8)])
+    # 3 of 6 listed items ready, twice, and 0 of 4: 6 of 16 (once each: 3 of 10).
+    assert found == Selection("ready", True, 1.0, round(6 / 16, 4), 8)

@@ -36,7 +36,13 @@ from tracereplay.models.frame import (
     sessionize_requests,
 )
 from tracereplay.models.model import _session_frame, build_model, model_json
-from tracereplay.models.outcomes import first_addresses, session_address, session_addresses
+from tracereplay.models.outcomes import (
+    ADDRESS_SOURCES,
+    first_addresses,
+    header_addresses,
+    session_address,
+    session_addresses,
+)
 from tracereplay.models.params import param_kind
 from tracereplay.models.sessions import session_stats, sessionize
 from tracereplay.models.shapes import cut_path, cut_paths
@@ -338,13 +344,57 @@ def test_first_addresses_equal_session_addresses(firsts: list[tuple[Any, Any]]) 
             "req_headers": [h for _, h in firsts],
         }
     )
-    found = {i: session_address(h, None, f"k{i}") for i, (a, h) in enumerate(firsts) if not a}
     addr = pa.array([a for a, _ in firsts], pa.string())
+    missing = np.array([i for i, (a, _) in enumerate(firsts) if not a], np.int64)
+    headers = pa.array([firsts[i][1] for i in missing], _HEADERS)
+    keys = pa.array([f"k{i}" for i in missing], pa.string())
+    address, source = header_addresses(headers, keys)  # as _with_every_address
     # Per session in Python, as session_addresses counted before it used first_addresses.
     each = [session_address(h, a, f"k{i}") for i, (a, h) in enumerate(firsts)]
     sources = Counter(source for _, source in each)
     expected = len({a for a, _ in each}), (sources.most_common(1)[0][0] if sources else None)
-    assert first_addresses(addr, found) == session_addresses(frame) == expected
+    assert first_addresses(addr, missing, address, source) == expected
+    assert session_addresses(frame) == expected
+
+
+_HEADERS = pa.map_(pa.string(), pa.string())
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.lists(
+                st.tuples(
+                    st.sampled_from(
+                        [
+                            "X-Forwarded-For",
+                            "x-forwarded-for",
+                            "Host",
+                            "X-FORWARDED-FOR",
+                            "x-forwarded-fo\u212a",
+                            "é",
+                        ]
+                    ),
+                    st.one_of(st.none(), st.text(" ,1.\x1c\u3000a", max_size=6)),
+                ),
+                max_size=4,
+            ),
+        ),
+        max_size=12,
+    )
+)
+def test_header_addresses_is_session_address(
+    rows: list[list[tuple[str, str | None]] | None],
+) -> None:
+    """The columnar address of requests without `addr` is `session_address`'s, for odd
+    whitespace, commas, null values, several X-Forwarded-For entries and names in any case."""
+    keys = [f"k{i}" for i in range(len(rows))]
+    address, source = header_addresses(pa.array(rows, _HEADERS), pa.array(keys, pa.string()))
+    expected = [session_address(h, None, k) for h, k in zip(rows, keys, strict=True)]
+    assert address.to_pylist() == [a for a, _ in expected]
+    assert [ADDRESS_SOURCES[c] for c in source.tolist()] == [s for _, s in expected]
 
 
 def test_sampled_rows_of_a_file_without_an_additive_column(tmp_path: Path) -> None:
