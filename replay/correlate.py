@@ -203,6 +203,8 @@ class SessionCorrelator:
         if request.endpoint == self.auth.login_endpoint:
             if self.credential is not None:
                 body, headers = fill_login_body(body, headers, self.credential)
+                if self.credential.then is not None:  # only the first login fails
+                    self.credential = self.credential.then
         elif self._logged_in:
             body = fill_handed_tokens(body, headers, self._tokens)
         live = self._live(request, headers)
