@@ -55,7 +55,7 @@ from .credentials import (
     load_credentials,
 )
 from .evidence import Saw
-from .idvalues import IdValues, Seen
+from .idvalues import IdValues, Seen, creates_for
 from .liveids import CredentialPools, Key, RunObjects, SessionIds
 from .ownership import Cleared, Protection, Skipped, clear, object_ids
 from .placeholders import (
@@ -195,6 +195,18 @@ class SessionCorrelator:
             objects = object_ids(endpoint, prepared.path, None, ()) or []
             self.ids.run.withhold(endpoint, [*objects, *self._retargeted])
         return decision
+
+    def stand_in_create(self, request: PlannedRequest) -> str | None:
+        """For a protected request ownership skipped as naming an object this session did
+        not create: the learned create that makes objects of the kind it names at its one
+        path or query id place (replay/standins.py), when the session has none of them."""
+        places = [p for p in self.id_places(request.endpoint) if p.where in ("path", "query")]
+        if len(places) != 1 or not self.protection.protects(request.endpoint, request.method):
+            return None
+        creates = creates_for(self.id_model, request.endpoint, places[0])
+        if not creates or self.ids.owned_from(creates) is not None:
+            return None
+        return min(creates)
 
     def prepare(self, request: PlannedRequest) -> PreparedRequest:
         """The request with the most recent live value at each of its rules' targets."""
