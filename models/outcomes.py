@@ -166,7 +166,7 @@ def session_outcomes(
         outcome, role = None, None
         if first is not None:
             status = statuses[first]
-            outcome = "ok" if answered_ok(status) else ("failed" if _failed(status) else None)
+            outcome = "ok" if answered_ok(status) else ("failed" if login_refused(status) else None)
             if role_field is not None and outcome == "ok":
                 role = _role_in(group["resp_body"].iloc[first], role_field)
         if login is None and "req_headers" in group.columns:
@@ -190,7 +190,7 @@ def session_outcomes(
     return role_field, out
 
 
-def _failed(status: object) -> bool:
+def login_refused(status: object) -> bool:
     """A login refused for its credentials (4xx but not a rate limit)."""
     return isinstance(status, int | float) and 400 <= status < 500 and status != 429
 

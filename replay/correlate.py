@@ -53,6 +53,7 @@ from .credentials import (
     fill_login_body,
     handed_tokens,
     load_credentials,
+    wrong_password,
 )
 from .evidence import Saw
 from .idvalues import IdValues, Seen, creates_for
@@ -214,9 +215,7 @@ class SessionCorrelator:
         body = request.body
         if request.endpoint == self.auth.login_endpoint:
             if self.credential is not None:
-                body, headers = fill_login_body(body, headers, self.credential)
-                if self.credential.then is not None:  # only the first login fails
-                    self.credential = self.credential.then
+                body, headers = self._login_body(request, body, headers, self.credential)
         elif self._logged_in:
             body = fill_handed_tokens(body, headers, self._tokens)
         live = self._live(request, headers)
@@ -244,6 +243,24 @@ class SessionCorrelator:
         if self.address is not None:
             headers = set_header(headers, ADDRESS_HEADER, self.address)
         return PreparedRequest(request.method, path, query, headers, body)
+
+    def _login_body(
+        self,
+        request: PlannedRequest,
+        body: bytes | None,
+        headers: list[tuple[str, str]],
+        credential: Credential,
+    ) -> tuple[bytes | None, list[tuple[str, str]]]:
+        """The login body with the account: a wrong password where the real login was
+        refused (the trace's answer, or the session's first login where its real one
+        failed: `credential.then` is what its later logins send)."""
+        if request.login_refused and credential.then is None:
+            filled = fill_login_body(body, headers, wrong_password(credential))
+        else:
+            filled = fill_login_body(body, headers, credential)
+        if credential.then is not None:  # only the first login fails
+            self.credential = credential.then
+        return filled
 
     def _live(
         self, request: PlannedRequest, headers: list[tuple[str, str]]

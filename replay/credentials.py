@@ -175,9 +175,15 @@ def assign_account(
     chosen = pool[index % len(pool)]
     credential = credentials[chosen]
     if login_fails:
-        wrong = WRONG_PASSWORD if credential.password != WRONG_PASSWORD else WRONG_PASSWORD + "!"
-        credential = Credential(credential.email, wrong, credential.role, then=credential)
+        credential = wrong_password(credential, then=credential)
     return Assignment(credential, chosen, bool(fitting))
+
+
+def wrong_password(credential: Credential, then: Credential | None = None) -> Credential:
+    """The account's identity with a password that is not its own (a login refused as the
+    captured one was); `then`: what the session's later logins send."""
+    wrong = WRONG_PASSWORD if credential.password != WRONG_PASSWORD else WRONG_PASSWORD + "!"
+    return Credential(credential.email, wrong, credential.role, then=then)
 
 
 def credential_for(

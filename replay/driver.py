@@ -238,7 +238,7 @@ class ReplayDriver:
             correlator.observe(planned, answer.status, answer.headers, answer.body, prepared)
             intended = time.time()  # the next request is planned from this answer
             if correlator.login_failed and planned.endpoint == self.auth.login_endpoint:
-                if not session.login_fails:
+                if not (session.login_fails or planned.login_refused):
                     self.sessions.login_failed += 1
                     return
                 self.safety.logins_failed_planned += 1  # as the real one: it goes on

@@ -37,6 +37,7 @@ from tracereplay.models.model import load_model
 from tracereplay.models.outcomes import (
     draw_outcome,
     is_basic,
+    login_refused,
     outcomes_from_json,
     session_address,
     session_outcomes,
@@ -303,7 +304,9 @@ def plan_from_trace(
     for index, (start_s, j, copy) in enumerate(schedule):
         if index % workers == worker:
             rows = range(int(first[j]), int(last[j]))
-            requests = tuple(_trace_request(columns, row, speed, sources) for row in rows)
+            requests = tuple(
+                _trace_request(columns, row, speed, sources, auth.login_endpoint) for row in rows
+            )
             if j not in saw:
                 statuses = [columns["status"][row] for row in rows]
                 bodies = [columns["resp_body"][row] for row in rows]
@@ -395,15 +398,20 @@ def _captured_yields(
 
 
 def _trace_request(
-    columns: dict[str, list[Any]], row: int, speed: float, sources: dict[str, list[Location]]
+    columns: dict[str, list[Any]],
+    row: int,
+    speed: float,
+    sources: dict[str, list[Location]],
+    login: str | None = None,
 ) -> PlannedRequest:
+    endpoint = str(columns["endpoint"][row])
     path = str(columns["path"][row])
     # pandas turns an all-null column into NaN: anything but text or bytes is "absent".
     query = columns["query"][row] if isinstance(columns["query"][row], str) else None
     think = columns["think_s"][row]
     body = columns["req_body"][row]
     return PlannedRequest(
-        endpoint=str(columns["endpoint"][row]),
+        endpoint=endpoint,
         method=str(columns["method"][row]),
         path=path,
         query=query or None,
@@ -414,8 +422,9 @@ def _trace_request(
         yields=_captured_yields(
             columns["status"][row],
             columns["resp_body"][row],
-            sources.get(str(columns["endpoint"][row]), ()),
+            sources.get(endpoint, ()),
         ),
+        login_refused=endpoint == login and login_refused(columns["status"][row]),
     )
 
 

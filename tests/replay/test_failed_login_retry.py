@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,8 +45,13 @@ def test_only_the_first_login_of_a_failing_session_sends_the_wrong_password() ->
     first, second, third = (login_body(session.prepare(login)) for _ in range(3))
     assert first == {"email": ACCOUNT.email, "password": WRONG_PASSWORD}
     assert second == third == {"email": ACCOUNT.email, "password": ACCOUNT.password}
-    # A session whose login did not fail: the right password every time.
+    # A session whose login did not fail: the right password every time...
     plain = SessionCorrelator([], AUTH, assign_account([ACCOUNT], 0, "client").credential)
+    assert login_body(plain.prepare(login))["password"] == ACCOUNT.password
+    # ... but for a login the trace shows refused (a seat's next, mistyped attempt that the
+    # capture keyed to this session, on the same connection).
+    refused = replace(login, login_refused=True)
+    assert login_body(plain.prepare(refused))["password"] == WRONG_PASSWORD
     assert login_body(plain.prepare(login))["password"] == ACCOUNT.password
 
 
@@ -59,10 +65,11 @@ def target() -> Iterator[SandboxTarget]:
 
 
 def retry_trace(directory: Path) -> Path:
-    """Two client sessions: the first mistypes (401), signs in right and lists its
-    clients; the second signs in right at once."""
+    """Three client sessions: the first mistypes (401), signs in right and lists its
+    clients; the second signs in right at once; the third signs in, lists, and ends with a
+    refused login (the seat's next, mistyped attempt, keyed to it by its connection)."""
     rows = []
-    for i, mistyped in enumerate((True, False)):
+    for i, mistyped in enumerate((True, False, False)):
         t, key = T0 + timedelta(seconds=5 * i), f"s{i}"
         token = f"tok-{i}-" + "b" * 24
         body = json.dumps({"email": f"user{i}@anon.invalid", "password": "[removed]"}).encode()
@@ -74,6 +81,8 @@ def retry_trace(directory: Path) -> Path:
             ("POST", "/api/v1/auth/login", 200, ok, body),
             ("GET", "/api/v1/clients/", 200, listed, None),
         ]
+        if i == 2:
+            steps.append(("POST", "/api/v1/auth/login", 401, denied, body))
         for n, (method, path, status, resp, req) in enumerate(steps):
             headers = (
                 (("content-type", "application/json"),)
@@ -100,5 +109,6 @@ def test_a_mistyped_then_corrected_login_replays_as_it_happened(
     assert code == 0
     timing = pq.read_table(out / "timing.parquet").to_pandas().sort_values(["session", "seq"])
     statuses = [list(group["status"]) for _, group in timing.groupby("session", sort=True)]
-    # Old code: [401, 401, 401] — the corrected login failed too, and the list with it.
-    assert statuses == [[401, 200, 200], [200, 200]], statuses
+    # Old code: [401, 401, 401] — the corrected login failed too, and the list with it;
+    # and the third session's refused login was sent right: [200, 200, 200].
+    assert statuses == [[401, 200, 200], [200, 200], [200, 200, 401]], statuses
