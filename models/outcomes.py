@@ -70,6 +70,16 @@ class Outcomes:
     basic_auth: tuple[str, ...] = ()
     """Endpoints most of whose captured requests carried `Authorization: Basic`: the
     replay sends them with the session's account as HTTP Basic."""
+    later_logins: int = 0
+    """Logins that were not their session's first (a client's next attempt, keyed to the
+    session by its connection; a sign-in again)."""
+    later_failed_logins: int = 0
+    """Of those, how many were refused: a synthesized session's later login is refused
+    with this share (`later_failed_share`)."""
+
+    @property
+    def later_failed_share(self) -> float:
+        return self.later_failed_logins / self.later_logins if self.later_logins else 0.0
 
 
 NO_OUTCOMES = Outcomes()
@@ -260,6 +270,7 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
             placed[behaviors[best].name].append(outcome)
     by_behavior = {name: _behavior_outcome(members, privileged) for name, members in placed.items()}
     addresses, source = session_addresses(sessions)
+    later, later_failed = later_logins(sessions, auth.login_endpoint)
     return Outcomes(
         role_field=role_field,
         roles=dict(sorted(Counter(o.role for o in per_session if o.role is not None).items())),
@@ -271,7 +282,18 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
         addresses=addresses,
         addresses_from=source,
         basic_auth=basic_auth_endpoints(sessions),
+        later_logins=later,
+        later_failed_logins=later_failed,
     )
+
+
+def later_logins(sessions: pd.DataFrame, login: str | None) -> tuple[int, int]:
+    """(logins that were not their session's first, how many of them were refused)."""
+    if login is None:
+        return 0, 0
+    logins = sessions[sessions["endpoint"] == login]
+    later = logins[logins.duplicated("session_id", keep="first")]
+    return len(later), int(sum(login_refused(st) for st in later["status"]))
 
 
 def _behavior_outcome(members: list[SessionOutcome], privileged: dict[str, str]) -> BehaviorOutcome:
@@ -392,6 +414,8 @@ def outcomes_to_json(o: Outcomes) -> dict[str, Any]:
         "addresses": o.addresses,
         "addresses_from": o.addresses_from,
         "basic_auth": list(o.basic_auth),
+        "later_logins": o.later_logins,
+        "later_failed_logins": o.later_failed_logins,
     }
 
 
@@ -422,6 +446,8 @@ def outcomes_from_json(data: Any) -> Outcomes:
             addresses=int(data.get("addresses", 0)),
             addresses_from=data.get("addresses_from"),
             basic_auth=tuple(str(e) for e in data.get("basic_auth") or ()),
+            later_logins=int(data.get("later_logins", 0)),
+            later_failed_logins=int(data.get("later_failed_logins", 0)),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"model: bad `outcomes` ({type(exc).__name__}: {exc})") from None

@@ -12,7 +12,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -240,9 +240,31 @@ def plan_from_model(
         role, fails = draw_outcome(
             outcomes, synth.behaviors, [r.endpoint for r in requests], login, rng
         )
+        requests = _refuse_later_logins(requests, login, outcomes.later_failed_share, rng)
         address = spread_address(f"model/{seed}/{index % addresses if addresses else index}")
         sessions.append(PlannedSession(index, start_s, requests, role, 0, fails, address))
     return Plan(tuple(sessions), float(window), "model", float(scale), float(speed), seed)
+
+
+def _refuse_later_logins(
+    requests: tuple[PlannedRequest, ...],
+    login: str | None,
+    share: float,
+    rng: np.random.Generator,
+) -> tuple[PlannedRequest, ...]:
+    """A synthesized session's logins after its first, each refused (a wrong password)
+    with the captured share of such logins refused (the session's first login follows
+    `draw_outcome`). Draws only where there is such a login: other sessions unchanged."""
+    if login is None or share <= 0:
+        return requests
+    places = [i for i, r in enumerate(requests) if r.endpoint == login][1:]
+    if not places:
+        return requests
+    out = list(requests)
+    for i in places:
+        if rng.random() < share:
+            out[i] = replace(out[i], login_refused=True)
+    return tuple(out)
 
 
 # ---- trace source -------------------------------------------------------------------------

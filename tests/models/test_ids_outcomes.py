@@ -258,3 +258,42 @@ def test_id_places_are_computed_once_per_endpoint_and_model() -> None:
     # Another model's answer for the same endpoint is its own, not the first model's.
     assert IdModel(targets=(put,)).id_places("GET /items/{id}/runs") == (ID,)
     assert ids_from_json(ids_to_json(model)) == model  # the kept answers are not the model
+
+
+def test_logins_after_a_session_s_first_are_counted_with_how_many_were_refused() -> None:
+    """A client's next, mistyped login keyed to its previous session (by its connection)
+    is no session's first login: the model keeps the share of such logins refused, and a
+    synthesized session's later logins are refused with it."""
+    from dataclasses import replace
+
+    from tracereplay.replay.plan import PlannedRequest
+    from tracereplay.replay.sources import _refuse_later_logins
+
+    sessions = [reader_session(s, "client") for s in range(4)]
+    sessions[0] = [*sessions[0], signin(0, "client", status=401)]
+    sessions[1] = [*sessions[1], signin(1, "client", status=401)]
+    sessions[2] = [*sessions[2], signin(2, "client")]
+    df = trace(sessions)
+    auth = find_auth(df, find_correlations(df))
+    outcomes = fit_outcomes(df, auth, [])
+    assert (outcomes.logins, outcomes.failed_logins) == (4, 0)  # first logins: all signed in
+    assert (outcomes.later_logins, outcomes.later_failed_logins) == (3, 2)
+    assert outcomes_from_json(outcomes_to_json(outcomes)) == outcomes
+    assert outcomes_from_json({}).later_failed_share == 0.0  # older models: none refused
+
+    login = PlannedRequest("POST /auth/login", "POST", "/auth/login")
+    read = PlannedRequest("GET /items/", "GET", "/items/")
+    walk = (login, read, login, read, login)
+    refused = [
+        [r.login_refused for r in _refuse_later_logins(walk, login.endpoint, 2 / 3,
+                                                       np.random.default_rng([7, i]))]
+        for i in range(300)
+    ]  # fmt: skip
+    assert all(not r[0] and not r[1] and not r[3] for r in refused)  # the first login: never
+    later = [r[i] for r in refused for i in (2, 4)]
+    assert 0.58 < sum(later) / len(later) < 0.75
+    assert _refuse_later_logins(walk, login.endpoint, 0.0, np.random.default_rng(1)) == walk
+    assert _refuse_later_logins((login, read), login.endpoint, 1.0, np.random.default_rng(1)) == (
+        login, read,
+    )  # fmt: skip
+    assert replace(login, login_refused=True) != login
