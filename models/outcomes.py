@@ -77,6 +77,19 @@ class Outcomes:
     """Of those, how many were refused: a synthesized session's later login is refused
     with this share (`later_failed_share`)."""
 
+    after_first_login: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """What a session did right after its first login ("login": signed in again, "end":
+    nothing, "other") → (such sessions, how many of their first logins failed): a user
+    whose password was refused tries again or leaves; one who goes on mostly signed in."""
+
+    def failed_odds(self, after: str) -> float:
+        """How much likelier a first login followed by `after` failed than any first login
+        (1.0 when unknown): `draw_outcome` scales a behavior's failed share by it."""
+        n, failed = self.after_first_login.get(after, (0, 0))
+        if not n or not self.logins or not self.failed_logins:
+            return 1.0
+        return (failed / n) / (self.failed_logins / self.logins)
+
     @property
     def later_failed_share(self) -> float:
         return self.later_failed_logins / self.later_logins if self.later_logins else 0.0
@@ -271,6 +284,12 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
     by_behavior = {name: _behavior_outcome(members, privileged) for name, members in placed.items()}
     addresses, source = session_addresses(sessions)
     later, later_failed = later_logins(sessions, auth.login_endpoint)
+    after: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for outcome, path in zip(per_session, paths, strict=True):
+        if outcome.login is not None and auth.login_endpoint in path:
+            counts = after[after_first_login(path, auth.login_endpoint)]
+            counts[0] += 1
+            counts[1] += outcome.login == "failed"
     return Outcomes(
         role_field=role_field,
         roles=dict(sorted(Counter(o.role for o in per_session if o.role is not None).items())),
@@ -284,7 +303,15 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
         basic_auth=basic_auth_endpoints(sessions),
         later_logins=later,
         later_failed_logins=later_failed,
+        after_first_login={k: (n, f) for k, (n, f) in sorted(after.items())},
     )
+
+
+def after_first_login(path: Sequence[str], login: str | None) -> str:
+    """ "login", "end" or "other": what the session did right after its first login."""
+    first = path.index(login) if login in path else len(path)
+    following = path[first + 1] if first + 1 < len(path) else None
+    return "end" if following is None else ("login" if following == login else "other")
 
 
 def later_logins(sessions: pd.DataFrame, login: str | None) -> tuple[int, int]:
@@ -366,7 +393,8 @@ def draw_outcome(
 ) -> tuple[str | None, bool]:
     """(role, whether the login fails) for a synthesized session walking `path`: the role a
     privileged endpoint on it needs, else one drawn from its likely behaviors' roles; the
-    login fails with those behaviors' failed share."""
+    login fails with those behaviors' failed share, times how much likelier the captured
+    first logins followed as this one is (signed in again, nothing, other) failed."""
     u_role, u_fail = rng.random(), rng.random()  # always two draws: stable streams
     known = [b for b in behaviors if b.name in outcomes.behaviors]
     posterior = behavior_posterior(known, path) if known else np.zeros(0)
@@ -392,6 +420,7 @@ def draw_outcome(
             float(w) * outcomes.behaviors[b.name].failed_share
             for w, b in zip(posterior, known, strict=True)
         )
+        p_fail *= outcomes.failed_odds(after_first_login(path, login_endpoint))
         fails = u_fail < p_fail
     return role, fails
 
@@ -416,6 +445,7 @@ def outcomes_to_json(o: Outcomes) -> dict[str, Any]:
         "basic_auth": list(o.basic_auth),
         "later_logins": o.later_logins,
         "later_failed_logins": o.later_failed_logins,
+        "after_first_login": {k: list(v) for k, v in o.after_first_login.items()},
     }
 
 
@@ -448,6 +478,10 @@ def outcomes_from_json(data: Any) -> Outcomes:
             basic_auth=tuple(str(e) for e in data.get("basic_auth") or ()),
             later_logins=int(data.get("later_logins", 0)),
             later_failed_logins=int(data.get("later_failed_logins", 0)),
+            after_first_login={
+                str(k): (int(v[0]), int(v[1]))
+                for k, v in (data.get("after_first_login") or {}).items()
+            },
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"model: bad `outcomes` ({type(exc).__name__}: {exc})") from None

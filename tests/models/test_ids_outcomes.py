@@ -297,3 +297,27 @@ def test_logins_after_a_session_s_first_are_counted_with_how_many_were_refused()
         login, read,
     )  # fmt: skip
     assert replace(login, login_refused=True) != login
+
+
+def test_a_first_login_fails_as_often_as_the_sessions_that_did_the_same_next_failed() -> None:
+    """Sessions whose first login failed signed in again right after; those that went on
+    had signed in: a synthesized session fails its first login by what it does next."""
+    sessions = [reader_session(s, "client") for s in range(6)]
+    for s in (0, 1):  # a mistyped password, then the right one
+        sessions[s] = [signin(s, "client", status=401), *sessions[s]]
+    df = trace(sessions)
+    auth = find_auth(df, find_correlations(df))
+    login, read = auth.login_endpoint, "GET /items/"
+    behaviors = [chain("b", 1.0, [login, read])]
+    outcomes = fit_outcomes(df, auth, behaviors)
+    assert outcomes.after_first_login == {"login": (2, 2), "other": (4, 0)}
+    assert outcomes_from_json(outcomes_to_json(outcomes)) == outcomes
+    assert outcomes.failed_odds("login") == 3.0 and outcomes.failed_odds("other") == 0.0
+    assert outcomes.failed_odds("end") == 1.0  # never seen: the behavior's share as it is
+    rng = np.random.default_rng(3)
+    again = [draw_outcome(outcomes, behaviors, [login, login, read], login, rng)[1]
+             for _ in range(200)]  # fmt: skip
+    on = [draw_outcome(outcomes, behaviors, [login, read], login, rng)[1] for _ in range(200)]
+    assert all(again) and not any(on)  # before: a third of each, unrelated to what follows
+    older = outcomes_from_json({**outcomes_to_json(outcomes), "after_first_login": None})
+    assert older.failed_odds("other") == 1.0
