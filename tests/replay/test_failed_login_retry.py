@@ -15,7 +15,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.factories import T0, make_record, write_trace
+from tests.factories import T0, write_trace
+from tests.replay.trace_steps import Step, answer, session_rows
 from tests.servers import SandboxTarget, sandbox_target
 from tracereplay.cli import main
 from tracereplay.demo.accounts import accounts_csv
@@ -70,28 +71,17 @@ def retry_trace(directory: Path) -> Path:
     refused login (the seat's next, mistyped attempt, keyed to it by its connection)."""
     rows = []
     for i, mistyped in enumerate((True, False, False)):
-        t, key = T0 + timedelta(seconds=5 * i), f"s{i}"
         token = f"tok-{i}-" + "b" * 24
         body = json.dumps({"email": f"user{i}@anon.invalid", "password": "[removed]"}).encode()
-        ok = json.dumps({"status": "success", "data": {"access_token": token}}).encode()
         denied = b'{"status":"error","message":"invalid credentials"}'
-        listed = b'{"status":"success","data":{"items":[],"total":0}}'
-        steps = [("POST", "/api/v1/auth/login", 401, denied, body)] if mistyped else []
+        steps: list[Step] = [("POST", "/api/v1/auth/login", 401, denied, body)] if mistyped else []
         steps += [
-            ("POST", "/api/v1/auth/login", 200, ok, body),
-            ("GET", "/api/v1/clients/", 200, listed, None),
+            ("POST", "/api/v1/auth/login", 200, answer({"access_token": token}), body),
+            ("GET", "/api/v1/clients/", 200, answer({"items": [], "total": 0}), None),
         ]
         if i == 2:
             steps.append(("POST", "/api/v1/auth/login", 401, denied, body))
-        for n, (method, path, status, resp, req) in enumerate(steps):
-            headers = (
-                (("content-type", "application/json"),)
-                if req
-                else (("authorization", f"Bearer {token}"),)
-            )
-            rows.append(make_record(ts=t + timedelta(seconds=0.5 * n), session=key, client=key,
-                                    method=method, path=path, status=status, req_headers=headers,
-                                    req_body=req, resp_body=resp))  # fmt: skip
+        rows += session_rows(f"s{i}", T0 + timedelta(seconds=5 * i), token, steps, gap_s=0.5)
     return write_trace(directory, rows)
 
 

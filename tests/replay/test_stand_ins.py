@@ -16,7 +16,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from tests.factories import T0, make_record, write_trace
+from tests.factories import T0, write_trace
+from tests.replay.trace_steps import Step, answer, session_rows
 from tests.servers import SandboxTarget, sandbox_target
 from tracereplay.cli import main
 from tracereplay.demo.accounts import accounts_csv
@@ -71,30 +72,19 @@ def target() -> Iterator[SandboxTarget]:
         yield started
 
 
-def answer(data: object) -> bytes:
-    return json.dumps({"status": "success", "data": data}).encode()
-
-
 def stand_in_trace(directory: Path, seeded: list[str]) -> Path:
     """Three admin sessions that create a client and delete it (so the model learns the
     create and its delete); then two admin sessions and one client session that each
     update a seeded client (captured ids: pseudonyms of the listed seeded ones)."""
     rows: list[Any] = []
 
-    def session(i: int, role: str, steps: list[tuple[str, str, int, bytes, bytes | None]]) -> None:
-        t, key = T0 + timedelta(seconds=6 * i), f"s{i}"
+    def session(i: int, role: str, steps: list[Step]) -> None:
         token = f"tok-{i}-" + "c" * 24
         body = json.dumps({"email": f"user{i}@anon.invalid", "password": "[removed]"}).encode()
         login = answer({"access_token": token, "user": {"role": role}})
         bye = ("POST", "/api/v1/auth/logout", 200, answer({"logged_out": True}), None)
         steps = [("POST", "/api/v1/auth/login", 200, login, body), *steps, bye]
-        for n, (method, path, status, resp, req) in enumerate(steps):
-            headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
-            if n:
-                headers += (("authorization", f"Bearer {token}"),)
-            rows.append(make_record(ts=t + timedelta(seconds=0.4 * n), session=key, client=key,
-                                    method=method, path=path, status=status, req_headers=headers,
-                                    req_body=req, resp_body=resp))  # fmt: skip
+        rows.extend(session_rows(f"s{i}", T0 + timedelta(seconds=6 * i), token, steps))
 
     for i in range(3):
         made = str(uuid.UUID(int=500 + i, version=4))
