@@ -156,7 +156,7 @@ class SessionCorrelator:
 
     @property
     def logged_in(self) -> bool:
-        """The login answered 2xx/3xx (and no logout since)."""
+        """A login answered 2xx/3xx (and no logout since; a later refused login keeps it)."""
         return self._logged_in
 
     @property
@@ -337,7 +337,9 @@ class SessionCorrelator:
             self._jar.update(set_cookies)
             self._jar = {name: value for name, value in self._jar.items() if value}
         if endpoint == auth.login_endpoint:
-            self._logged_in, self._login_failed = ok, not ok
+            # A refused login does not sign a signed-in session out: the client keeps the
+            # credential it has (a seat's mistyped attempt beside its live token).
+            self._logged_in, self._login_failed = ok or self._logged_in, not ok
         if not ok:
             return  # an error answer hands out nothing a client would reuse
         response = Response(headers, body, set_cookies)
