@@ -13,9 +13,10 @@ many were sent). Its body is a planned create of the same endpoint from this pla
 plan's are rendered from the model's payloads; a trace plan's are the captured, anonymized
 ones the trace replay sends for its own creates), chosen by the session's index.
 
-A create answered 401/403 for an account role is not tried again for that role in this
-worker (a client user may not create what only admins create): one refused request per
-role, not one per protected request.
+A create answered 403 for an account role is not tried again for that role in this worker
+(a client user may not create what only admins create): one refused request per role, not
+one per protected request. A 401 says the session has no live credential (its login was
+refused as the real one was), not what the role may do: counted, not remembered.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class StandIns:
         object the request then went to, "unused" when it made one the request still could
         not go to (left for cleanup), "failed" when the create did not answer 2xx."""
         ok = status is not None and 200 <= status < 300
-        if status in (401, 403):
+        if status == 403:
             self.refused.add((role, create))
         outcome = ("created" if used else "unused") if ok else "failed"
         self.log.stand_in(endpoint, create, outcome)

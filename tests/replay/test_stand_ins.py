@@ -55,12 +55,14 @@ def test_templates_come_from_the_plan_and_a_refused_role_is_not_asked_again() ->
     assert made is not None and made.body == b"{}" and made.think_s == 0 and made.yields == ()
     assert stand_ins.template(None, "admin", 0) is None
     assert StandIns.from_plan(plan, IdModel(), log).template(CREATE, "admin", 0) is None
+    stand_ins.answered(PUT, CREATE, "admin", 401, used=False)  # a session signed out
+    assert stand_ins.template(CREATE, "admin", 0) is not None
     stand_ins.answered(PUT, CREATE, "client", 403, used=False)
     assert stand_ins.template(CREATE, "client", 0) is None  # refused for clients once
     assert stand_ins.template(CREATE, "admin", 0) is not None
     stand_ins.answered(PUT, CREATE, "admin", 201, used=True)
-    assert log.stand_ins == {PUT: {"failed": 1, "created": 1}}
-    assert log.stand_in_creates == {CREATE: 2}
+    assert log.stand_ins == {PUT: {"failed": 2, "created": 1}}
+    assert log.stand_in_creates == {CREATE: 3}
 
 
 # ---- against the sandbox ---------------------------------------------------------------------
