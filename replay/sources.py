@@ -240,7 +240,7 @@ def plan_from_model(
         role, fails = draw_outcome(
             outcomes, synth.behaviors, [r.endpoint for r in requests], login, rng
         )
-        requests = _refuse_later_logins(requests, login, outcomes.later_failed_share, rng)
+        requests = _refuse_later_logins(requests, login, outcomes.later_failed_share, rng, fails)
         address = spread_address(f"model/{seed}/{index % addresses if addresses else index}")
         sessions.append(PlannedSession(index, start_s, requests, role, 0, fails, address))
     return Plan(tuple(sessions), float(window), "model", float(scale), float(speed), seed)
@@ -251,13 +251,15 @@ def _refuse_later_logins(
     login: str | None,
     share: float,
     rng: np.random.Generator,
+    first_fails: bool = False,
 ) -> tuple[PlannedRequest, ...]:
     """A synthesized session's logins after its first, each refused (a wrong password)
     with the captured share of such logins refused (the session's first login follows
-    `draw_outcome`). Draws only where there is such a login: other sessions unchanged."""
+    `draw_outcome`; where it fails, the next login is the user's corrected retry and
+    signs in). Draws only where there is such a login: other sessions unchanged."""
     if login is None or share <= 0:
         return requests
-    places = [i for i, r in enumerate(requests) if r.endpoint == login][1:]
+    places = [i for i, r in enumerate(requests) if r.endpoint == login][2 if first_fails else 1 :]
     if not places:
         return requests
     out = list(requests)

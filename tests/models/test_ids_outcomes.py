@@ -297,6 +297,9 @@ def test_logins_after_a_session_s_first_are_counted_with_how_many_were_refused()
         login, read,
     )  # fmt: skip
     assert replace(login, login_refused=True) != login
+    # After a failed first login the next one is the corrected retry: never refused.
+    retried = _refuse_later_logins(walk, login.endpoint, 1.0, np.random.default_rng(1), True)
+    assert [r.login_refused for r in retried] == [False, False, False, False, True]
 
 
 def test_a_first_login_fails_as_often_as_the_sessions_that_did_the_same_next_failed() -> None:
