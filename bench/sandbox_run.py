@@ -33,6 +33,9 @@ class CaptureSpec:
     duration_s: float = 1200.0
     target_options: tuple[str, ...] = ()
     """Extra demo-target flags (the default: service times on, login limit 30/min)."""
+    failed_login_share: float = 0.0
+    """Share of staging sessions whose first login mistypes the password (0 before this
+    option: cap20, capB, capC)."""
 
 
 def target_argv(port: int, spec: CaptureSpec) -> list[str]:
@@ -99,6 +102,7 @@ def capture(spec: CaptureSpec, out: Path) -> Path:
             staging = run_staging_users_in_subprocess(
                 proxy, spec.duration_s, spec.users, spec.seed,
                 users_per_account=spec.users_per_account,
+                failed_login_share=spec.failed_login_share,
             )  # fmt: skip
         load["end"] = load_average()
         after = audit(url, accounts)
@@ -124,11 +128,12 @@ def read_spec(capture_dir: Path) -> CaptureSpec:
     return CaptureSpec(**{**data, "target_options": tuple(data["target_options"])})
 
 
-if __name__ == "__main__":  # python bench/sandbox_run.py OUT [minutes users per-account]
+if __name__ == "__main__":  # sandbox_run.py OUT [minutes users per-account failed-logins]
     args = sys.argv[1:]
     spec = CaptureSpec(
         duration_s=float(args[1]) * 60 if len(args) > 1 else 1200.0,
         users=int(args[2]) if len(args) > 2 else 30,
         users_per_account=int(args[3]) if len(args) > 3 else 3,
+        failed_login_share=float(args[4]) if len(args) > 4 else 0.0,
     )
     print(capture(spec, Path(args[0])))

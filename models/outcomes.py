@@ -70,6 +70,29 @@ class Outcomes:
     basic_auth: tuple[str, ...] = ()
     """Endpoints most of whose captured requests carried `Authorization: Basic`: the
     replay sends them with the session's account as HTTP Basic."""
+    later_logins: int = 0
+    """Logins that were not their session's first (a client's next attempt, keyed to the
+    session by its connection; a sign-in again)."""
+    later_failed_logins: int = 0
+    """Of those, how many were refused: a synthesized session's later login is refused
+    with this share (`later_failed_share`)."""
+
+    after_first_login: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """What a session did right after its first login ("login": signed in again, "end":
+    nothing, "other") → (such sessions, how many of their first logins failed): a user
+    whose password was refused tries again or leaves; one who goes on mostly signed in."""
+
+    def failed_odds(self, after: str) -> float:
+        """How much likelier a first login followed by `after` failed than any first login
+        (1.0 when unknown): `draw_outcome` scales a behavior's failed share by it."""
+        n, failed = self.after_first_login.get(after, (0, 0))
+        if not n or not self.logins or not self.failed_logins:
+            return 1.0
+        return (failed / n) / (self.failed_logins / self.logins)
+
+    @property
+    def later_failed_share(self) -> float:
+        return self.later_failed_logins / self.later_logins if self.later_logins else 0.0
 
 
 NO_OUTCOMES = Outcomes()
@@ -166,7 +189,7 @@ def session_outcomes(
         outcome, role = None, None
         if first is not None:
             status = statuses[first]
-            outcome = "ok" if answered_ok(status) else ("failed" if _failed(status) else None)
+            outcome = "ok" if answered_ok(status) else ("failed" if login_refused(status) else None)
             if role_field is not None and outcome == "ok":
                 role = _role_in(group["resp_body"].iloc[first], role_field)
         if login is None and "req_headers" in group.columns:
@@ -190,7 +213,7 @@ def session_outcomes(
     return role_field, out
 
 
-def _failed(status: object) -> bool:
+def login_refused(status: object) -> bool:
     """A login refused for its credentials (4xx but not a rate limit)."""
     return isinstance(status, int | float) and 400 <= status < 500 and status != 429
 
@@ -260,6 +283,13 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
             placed[behaviors[best].name].append(outcome)
     by_behavior = {name: _behavior_outcome(members, privileged) for name, members in placed.items()}
     addresses, source = session_addresses(sessions)
+    later, later_failed = later_logins(sessions, auth.login_endpoint)
+    after: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for outcome, path in zip(per_session, paths, strict=True):
+        if outcome.login is not None and auth.login_endpoint in path:
+            counts = after[after_first_login(path, auth.login_endpoint)]
+            counts[0] += 1
+            counts[1] += outcome.login == "failed"
     return Outcomes(
         role_field=role_field,
         roles=dict(sorted(Counter(o.role for o in per_session if o.role is not None).items())),
@@ -271,7 +301,26 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
         addresses=addresses,
         addresses_from=source,
         basic_auth=basic_auth_endpoints(sessions),
+        later_logins=later,
+        later_failed_logins=later_failed,
+        after_first_login={k: (n, f) for k, (n, f) in sorted(after.items())},
     )
+
+
+def after_first_login(path: Sequence[str], login: str | None) -> str:
+    """ "login", "end" or "other": what the session did right after its first login."""
+    first = path.index(login) if login in path else len(path)
+    following = path[first + 1] if first + 1 < len(path) else None
+    return "end" if following is None else ("login" if following == login else "other")
+
+
+def later_logins(sessions: pd.DataFrame, login: str | None) -> tuple[int, int]:
+    """(logins that were not their session's first, how many of them were refused)."""
+    if login is None:
+        return 0, 0
+    logins = sessions[sessions["endpoint"] == login]
+    later = logins[logins.duplicated("session_id", keep="first")]
+    return len(later), int(sum(login_refused(st) for st in later["status"]))
 
 
 def _behavior_outcome(members: list[SessionOutcome], privileged: dict[str, str]) -> BehaviorOutcome:
@@ -389,7 +438,8 @@ def draw_outcome(
 ) -> tuple[str | None, bool]:
     """(role, whether the login fails) for a synthesized session walking `path`: the role a
     privileged endpoint on it needs, else one drawn from its likely behaviors' roles; the
-    login fails with those behaviors' failed share."""
+    login fails with those behaviors' failed share, times how much likelier the captured
+    first logins followed as this one is (signed in again, nothing, other) failed."""
     u_role, u_fail = rng.random(), rng.random()  # always two draws: stable streams
     known = [b for b in behaviors if b.name in outcomes.behaviors]
     posterior = behavior_posterior(known, path) if known else np.zeros(0)
@@ -415,6 +465,7 @@ def draw_outcome(
             float(w) * outcomes.behaviors[b.name].failed_share
             for w, b in zip(posterior, known, strict=True)
         )
+        p_fail *= outcomes.failed_odds(after_first_login(path, login_endpoint))
         fails = u_fail < p_fail
     return role, fails
 
@@ -437,6 +488,9 @@ def outcomes_to_json(o: Outcomes) -> dict[str, Any]:
         "addresses": o.addresses,
         "addresses_from": o.addresses_from,
         "basic_auth": list(o.basic_auth),
+        "later_logins": o.later_logins,
+        "later_failed_logins": o.later_failed_logins,
+        "after_first_login": {k: list(v) for k, v in o.after_first_login.items()},
     }
 
 
@@ -467,6 +521,12 @@ def outcomes_from_json(data: Any) -> Outcomes:
             addresses=int(data.get("addresses", 0)),
             addresses_from=data.get("addresses_from"),
             basic_auth=tuple(str(e) for e in data.get("basic_auth") or ()),
+            later_logins=int(data.get("later_logins", 0)),
+            later_failed_logins=int(data.get("later_failed_logins", 0)),
+            after_first_login={
+                str(k): (int(v[0]), int(v[1]))
+                for k, v in (data.get("after_first_login") or {}).items()
+            },
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"model: bad `outcomes` ({type(exc).__name__}: {exc})") from None

@@ -53,9 +53,10 @@ from .credentials import (
     fill_login_body,
     handed_tokens,
     load_credentials,
+    wrong_password,
 )
 from .evidence import Saw
-from .idvalues import IdValues, Seen
+from .idvalues import IdValues, Seen, creates_for
 from .liveids import CredentialPools, Key, RunObjects, SessionIds
 from .ownership import Cleared, Protection, Skipped, clear, object_ids
 from .placeholders import (
@@ -155,7 +156,7 @@ class SessionCorrelator:
 
     @property
     def logged_in(self) -> bool:
-        """The login answered 2xx/3xx (and no logout since)."""
+        """A login answered 2xx/3xx (and no logout since; a later refused login keeps it)."""
         return self._logged_in
 
     @property
@@ -196,13 +197,25 @@ class SessionCorrelator:
             self.ids.run.withhold(endpoint, [*objects, *self._retargeted])
         return decision
 
+    def stand_in_create(self, request: PlannedRequest) -> str | None:
+        """For a protected request ownership skipped as naming an object this session did
+        not create: the learned create that makes objects of the kind it names at its one
+        path or query id place (replay/standins.py), when the session has none of them."""
+        places = [p for p in self.id_places(request.endpoint) if p.where in ("path", "query")]
+        if len(places) != 1 or not self.protection.protects(request.endpoint, request.method):
+            return None
+        creates = creates_for(self.id_model, request.endpoint, places[0])
+        if not creates or self.ids.owned_from(creates) is not None:
+            return None
+        return min(creates)
+
     def prepare(self, request: PlannedRequest) -> PreparedRequest:
         """The request with the most recent live value at each of its rules' targets."""
         headers = list(request.headers)
         body = request.body
         if request.endpoint == self.auth.login_endpoint:
             if self.credential is not None:
-                body, headers = fill_login_body(body, headers, self.credential)
+                body, headers = self._login_body(request, body, headers, self.credential)
         elif self._logged_in:
             body = fill_handed_tokens(body, headers, self._tokens)
         live = self._live(request, headers)
@@ -230,6 +243,24 @@ class SessionCorrelator:
         if self.address is not None:
             headers = set_header(headers, ADDRESS_HEADER, self.address)
         return PreparedRequest(request.method, path, query, headers, body)
+
+    def _login_body(
+        self,
+        request: PlannedRequest,
+        body: bytes | None,
+        headers: list[tuple[str, str]],
+        credential: Credential,
+    ) -> tuple[bytes | None, list[tuple[str, str]]]:
+        """The login body with the account: a wrong password where the real login was
+        refused (the trace's answer, or the session's first login where its real one
+        failed: `credential.then` is what its later logins send)."""
+        if request.login_refused and credential.then is None:
+            filled = fill_login_body(body, headers, wrong_password(credential))
+        else:
+            filled = fill_login_body(body, headers, credential)
+        if credential.then is not None:  # only the first login fails
+            self.credential = credential.then
+        return filled
 
     def _live(
         self, request: PlannedRequest, headers: list[tuple[str, str]]
@@ -306,7 +337,9 @@ class SessionCorrelator:
             self._jar.update(set_cookies)
             self._jar = {name: value for name, value in self._jar.items() if value}
         if endpoint == auth.login_endpoint:
-            self._logged_in, self._login_failed = ok, not ok
+            # A refused login does not sign a signed-in session out: the client keeps the
+            # credential it has (a seat's mistyped attempt beside its live token).
+            self._logged_in, self._login_failed = ok or self._logged_in, not ok
         if not ok:
             return  # an error answer hands out nothing a client would reuse
         response = Response(headers, body, set_cookies)

@@ -5,7 +5,8 @@ Captured login bodies hold pseudonymized emails and removed passwords, so a repl
 session signs in with a real account from this list instead: round-robin among the
 accounts whose `role` column fits the session's role (the role its real session showed,
 see models/outcomes.py), among all when none fits (counted and said once). A session whose
-real login failed signs in with a deliberately wrong password, so it fails again. A
+real login failed signs in with a deliberately wrong password, so it fails again (its
+first login only: a later one, the real user's corrected retry, gets the right one). A
 captured body that sends a token back (`{"refresh_token": …}`) holds a pseudonym too.
 """
 
@@ -15,7 +16,7 @@ import csv
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -52,6 +53,9 @@ class Credential:
     password: str
     role: str | None = None
     """Matched to PlannedSession.role (a behavior's role) when both are known."""
+    then: Credential | None = field(default=None, repr=False, compare=False)
+    """A deliberately wrong credential's account: what the session's later logins send
+    (the real session's first login failed, a corrected one after it did not)."""
 
 
 def load_credentials(path: Path) -> list[Credential]:
@@ -156,7 +160,8 @@ def assign_account(
     over those of them `prefer` scores best where that score is above 0 (True/False, or
     a number: an account that can see an object the session's learned selections need,
     or the objects its real session used, replay/idvalues.py); with `login_fails`, the
-    account's email with a wrong password."""
+    account's email with a wrong password for the session's first login (`then`: the right
+    one, for a login after it, as a person corrects a typo)."""
     every = list(range(len(credentials)))
     if not every:
         return Assignment(None, None, role is None)
@@ -170,9 +175,15 @@ def assign_account(
     chosen = pool[index % len(pool)]
     credential = credentials[chosen]
     if login_fails:
-        wrong = WRONG_PASSWORD if credential.password != WRONG_PASSWORD else WRONG_PASSWORD + "!"
-        credential = Credential(credential.email, wrong, credential.role)
+        credential = wrong_password(credential, then=credential)
     return Assignment(credential, chosen, bool(fitting))
+
+
+def wrong_password(credential: Credential, then: Credential | None = None) -> Credential:
+    """The account's identity with a password that is not its own (a login refused as the
+    captured one was); `then`: what the session's later logins send."""
+    wrong = WRONG_PASSWORD if credential.password != WRONG_PASSWORD else WRONG_PASSWORD + "!"
+    return Credential(credential.email, wrong, credential.role, then=then)
 
 
 def credential_for(

@@ -48,12 +48,13 @@ from .correlate import Credential, PreparedRequest, SessionCorrelator
 from .credentials import assign_account, blank_login_body
 from .idvalues import account_preference
 from .liveids import CredentialPools, RunObjects, SessionIds
-from .ownership import Cleared, Protection, Skipped
+from .ownership import NOT_OWNED, Cleared, Protection, Skipped
 from .placeholders import recorded_query
 from .plan import Plan, PlannedRequest, PlannedSession
 from .ratelimit import RateLimiter
 from .results import RequestResult, ResultWriter
 from .sender import Answer, Sender
+from .standins import StandIns
 from .urls import Origin, OutgoingUrl, outgoing_url
 
 CUT_ERROR = "cut: no answer before the run ended"
@@ -122,6 +123,7 @@ class ReplayDriver:
         self._stopping = False
         self._order: list[PlannedSession] | None = None
         self._urls: dict[tuple[str, str | None], OutgoingUrl] = {}
+        self._stand_ins = StandIns({}, self.safety)
 
     def prepare(self) -> None:
         """Work on the whole plan, done before time zero: the requests it offers within its
@@ -130,6 +132,7 @@ class ReplayDriver:
         worker's heartbeats); `run` does it first if nobody did."""
         self.sessions.offered = offered_requests(self.plan)
         self._order = sorted(self.plan.sessions, key=lambda s: (s.start_s, s.index))
+        self._stand_ins = StandIns.from_plan(self.plan, self.ids, self.safety)
         self._record_cleanup_info()
 
     def run(self, zero_wall_s: float, zero_mono_s: float) -> None:
@@ -215,6 +218,8 @@ class ReplayDriver:
                     gevent.sleep(planned.think_s)
                 intended += planned.think_s
             decision = self._clear(correlator, planned)
+            if isinstance(decision, Skipped) and decision.reason == NOT_OWNED:
+                decision = self._stand_in(correlator, planned, decision, index, client, timer)
             if isinstance(decision, Skipped):
                 self.safety.skip(decision.endpoint, decision.reason)
                 continue
@@ -233,11 +238,38 @@ class ReplayDriver:
             correlator.observe(planned, answer.status, answer.headers, answer.body, prepared)
             intended = time.time()  # the next request is planned from this answer
             if correlator.login_failed and planned.endpoint == self.auth.login_endpoint:
-                if not session.login_fails:
+                if not (session.login_fails or planned.login_refused):
                     self.sessions.login_failed += 1
                     return
                 self.safety.logins_failed_planned += 1  # as the real one: it goes on
         self.sessions.completed += 1
+
+    def _stand_in(
+        self,
+        correlator: SessionCorrelator,
+        planned: PlannedRequest,
+        skipped: Skipped,
+        index: int,
+        client: FastHttpSession,
+        timer: gevent.Timeout,
+    ) -> Cleared | Skipped:
+        """A stand-in of the session's own for the object a protected request named
+        (replay/standins.py): its learned create first (not in timing.parquet, counted in
+        `stand_ins`), then the request as ownership decides it again."""
+        role = correlator.credential.role if correlator.credential else None
+        create = self._stand_ins.template(correlator.stand_in_create(planned), role, index)
+        made = self._clear(correlator, create) if create is not None else None
+        if create is None or not isinstance(made, Cleared):
+            return skipped
+        if self.limiter is not None:
+            self.limiter.acquire()
+        url = self._url(made.request.path, made.request.query)
+        answer = self.sender.send(client, made, url, create.endpoint, timer)
+        correlator.observe(create, answer.status, answer.headers, answer.body, made.request)
+        decision = self._clear(correlator, planned)
+        used = isinstance(decision, Cleared)
+        self._stand_ins.answered(planned.endpoint, create.endpoint, role, answer.status, used)
+        return decision
 
     def _url(self, path: str, query: str | None) -> OutgoingUrl:
         """`outgoing_url` of the run's origin, kept for the paths sessions send again (most

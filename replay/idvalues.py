@@ -30,6 +30,24 @@ _GENERIC_ID_NAMES = frozenset({"id", "ids", "pk", "uuid", "key"})
 """Names too generic to say two places hold ids of the same kind of object."""
 
 
+def creates_for(model: IdModel, endpoint: str, target: Location) -> set[str]:
+    """The learned creates whose objects `endpoint`'s id place `target` names: creates
+    that produce the place, and creates whose learned DELETE is this endpoint or names
+    its object by the same path and parameter (`PUT /a/{p}` beside `DELETE /a/{p}`)."""
+    out = {p.endpoint for p in model.producers(endpoint, target) if p.kind == "create"}
+    path = _path_template(endpoint)
+    for c in model.creations:
+        if c.delete is None or c.param != target.key:
+            continue
+        if c.delete == endpoint or (target.where == "path" and _path_template(c.delete) == path):
+            out.add(c.endpoint)
+    return out
+
+
+def _path_template(endpoint: str) -> str:
+    return endpoint.partition(" ")[2].partition("?")[0]
+
+
 @dataclass(frozen=True)
 class Seen:
     """A live value a session's answer held at a source."""
@@ -193,14 +211,7 @@ class IdValues:
         create producing this place made (else the value stays, and ownership skips)."""
         if value is not None and str(value.value) in self.ids.owned:
             return value
-        creates = {
-            p.endpoint for p in self.model.producers(endpoint, target) if p.kind == "create"
-        } | {
-            c.endpoint
-            for c in self.model.creations
-            if c.delete == endpoint and c.param == target.key
-        }
-        mine = self.ids.owned_from(creates)
+        mine = self.ids.owned_from(creates_for(self.model, endpoint, target))
         return value if mine is None else Seen(-1, mine, False)
 
     def record(

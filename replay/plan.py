@@ -36,6 +36,8 @@ class PlannedRequest:
     yields: tuple[tuple[Location, tuple[str, ...]], ...] = ()
     """Trace replays: what the captured answer held at the places later requests read
     (all items of a list, in order), so captured ids map to the live ones."""
+    login_refused: bool = False
+    """Trace replays: a login whose captured answer refused it: sent with a wrong password."""
 
 
 @dataclass(frozen=True)

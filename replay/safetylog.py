@@ -33,10 +33,20 @@ class SafetyLog:
     discovery: dict[str, Any] | None = None
     selection: dict[str, dict[str, int]] = field(default_factory=dict)
     """Endpoint → how its learned id selections went: met, switched, fallback."""
+    stand_ins: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Protected endpoint → its stand-in creates: created, unused, failed
+    (replay/standins.py)."""
+    stand_in_creates: dict[str, int] = field(default_factory=dict)
+    """Create endpoint → stand-in creates sent (requests the real traffic did not send)."""
 
     def skip(self, endpoint: str, reason: str) -> None:
         reasons = self.skipped.setdefault(endpoint, {})
         reasons[reason] = reasons.get(reason, 0) + 1
+
+    def stand_in(self, endpoint: str, create: str, outcome: str) -> None:
+        outcomes = self.stand_ins.setdefault(endpoint, {})
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        self.stand_in_creates[create] = self.stand_in_creates.get(create, 0) + 1
 
     def foreign(self, endpoint: str) -> None:
         self.foreign_sent[endpoint] = self.foreign_sent.get(endpoint, 0) + 1
@@ -47,6 +57,8 @@ def merge_safety(out: Path, workers: list[Path]) -> dict[str, Any]:
     skipped: dict[str, Counter[str]] = {}
     foreign: Counter[str] = Counter()
     selection: dict[str, Counter[str]] = {}
+    stand_ins: dict[str, Counter[str]] = {}
+    stand_in_creates: Counter[str] = Counter()
     unmatched = failed_planned = 0
     discovery: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -60,6 +72,9 @@ def merge_safety(out: Path, workers: list[Path]) -> dict[str, Any]:
             foreign.update(data.get("foreign_sent", {}))
             for endpoint, outcomes in data.get("selection", {}).items():
                 selection.setdefault(endpoint, Counter()).update(outcomes)
+            for endpoint, outcomes in data.get("stand_ins", {}).items():
+                stand_ins.setdefault(endpoint, Counter()).update(outcomes)
+            stand_in_creates.update(data.get("stand_in_creates", {}))
             unmatched += int(data.get("role_unmatched", 0))
             failed_planned += int(data.get("logins_failed_planned", 0))
             if data.get("discovery"):
@@ -82,6 +97,12 @@ def merge_safety(out: Path, workers: list[Path]) -> dict[str, Any]:
             for outcome in ("met", "switched", "fallback")
         }
         | {"by_endpoint": {e: dict(sorted(c.items())) for e, c in sorted(selection.items())}},
+        # Extra creates the real traffic did not send (not in timing.parquet).
+        "stand_ins": {
+            "total": sum(stand_in_creates.values()),
+            "by_endpoint": {e: dict(sorted(c.items())) for e, c in sorted(stand_ins.items())},
+            "creates_by_endpoint": dict(sorted(stand_in_creates.items())),
+        },
         "foreign_writes_sent": {"total": sum(foreign.values()), "by_endpoint": dict(foreign)},
         "sessions_role_unmatched": unmatched,
         "logins_failed_as_planned": failed_planned,

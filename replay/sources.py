@@ -12,7 +12,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from tracereplay.models.model import load_model
 from tracereplay.models.outcomes import (
     draw_outcome,
     is_basic,
+    login_refused,
     outcomes_from_json,
     session_address,
     session_outcomes,
@@ -239,9 +240,33 @@ def plan_from_model(
         role, fails = draw_outcome(
             outcomes, synth.behaviors, [r.endpoint for r in requests], login, rng
         )
+        requests = _refuse_later_logins(requests, login, outcomes.later_failed_share, rng, fails)
         address = spread_address(f"model/{seed}/{index % addresses if addresses else index}")
         sessions.append(PlannedSession(index, start_s, requests, role, 0, fails, address))
     return Plan(tuple(sessions), float(window), "model", float(scale), float(speed), seed)
+
+
+def _refuse_later_logins(
+    requests: tuple[PlannedRequest, ...],
+    login: str | None,
+    share: float,
+    rng: np.random.Generator,
+    first_fails: bool = False,
+) -> tuple[PlannedRequest, ...]:
+    """A synthesized session's logins after its first, each refused (a wrong password)
+    with the captured share of such logins refused (the session's first login follows
+    `draw_outcome`; where it fails, the next login is the user's corrected retry and
+    signs in). Draws only where there is such a login: other sessions unchanged."""
+    if login is None or share <= 0:
+        return requests
+    places = [i for i, r in enumerate(requests) if r.endpoint == login][2 if first_fails else 1 :]
+    if not places:
+        return requests
+    out = list(requests)
+    for i in places:
+        if rng.random() < share:
+            out[i] = replace(out[i], login_refused=True)
+    return tuple(out)
 
 
 # ---- trace source -------------------------------------------------------------------------
@@ -303,7 +328,9 @@ def plan_from_trace(
     for index, (start_s, j, copy) in enumerate(schedule):
         if index % workers == worker:
             rows = range(int(first[j]), int(last[j]))
-            requests = tuple(_trace_request(columns, row, speed, sources) for row in rows)
+            requests = tuple(
+                _trace_request(columns, row, speed, sources, auth.login_endpoint) for row in rows
+            )
             if j not in saw:
                 statuses = [columns["status"][row] for row in rows]
                 bodies = [columns["resp_body"][row] for row in rows]
@@ -395,15 +422,20 @@ def _captured_yields(
 
 
 def _trace_request(
-    columns: dict[str, list[Any]], row: int, speed: float, sources: dict[str, list[Location]]
+    columns: dict[str, list[Any]],
+    row: int,
+    speed: float,
+    sources: dict[str, list[Location]],
+    login: str | None = None,
 ) -> PlannedRequest:
+    endpoint = str(columns["endpoint"][row])
     path = str(columns["path"][row])
     # pandas turns an all-null column into NaN: anything but text or bytes is "absent".
     query = columns["query"][row] if isinstance(columns["query"][row], str) else None
     think = columns["think_s"][row]
     body = columns["req_body"][row]
     return PlannedRequest(
-        endpoint=str(columns["endpoint"][row]),
+        endpoint=endpoint,
         method=str(columns["method"][row]),
         path=path,
         query=query or None,
@@ -414,8 +446,9 @@ def _trace_request(
         yields=_captured_yields(
             columns["status"][row],
             columns["resp_body"][row],
-            sources.get(str(columns["endpoint"][row]), ()),
+            sources.get(endpoint, ()),
         ),
+        login_refused=endpoint == login and login_refused(columns["status"][row]),
     )
 
 

@@ -36,6 +36,7 @@ def staging_users_argv(
     grace_s: float,
     summary_json: Path,
     users_per_account: int = DEFAULT_USERS_PER_ACCOUNT,
+    failed_login_share: float = 0.0,
 ) -> list[str]:
     """The child's command line."""
     argv = [
@@ -43,6 +44,7 @@ def staging_users_argv(
         "--host", host, "--duration", f"{duration_s:g}s", "--users", str(users),
         "--seed", str(seed), "--grace", f"{grace_s:g}s", "--summary-json", str(summary_json),
         "--users-per-account", str(users_per_account),
+        "--failed-logins", f"{failed_login_share:g}",
     ]  # fmt: skip
     if accounts_file is not None:
         argv += ["--accounts", str(accounts_file)]
@@ -58,6 +60,7 @@ def run_staging_users_in_subprocess(
     accounts_file: Path | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     users_per_account: int = DEFAULT_USERS_PER_ACCOUNT,
+    failed_login_share: float = 0.0,
     quiet: bool = True,
 ) -> StagingSummary:
     """`run_staging_users` in a child process; its output is dropped when `quiet`."""
@@ -69,6 +72,7 @@ def run_staging_users_in_subprocess(
         accounts=accounts_file,
         grace_s=grace_s,
         users_per_account=users_per_account,
+        failed_login_share=failed_login_share,
     )  # fail here, with the same message, before starting anything
     with tempfile.TemporaryDirectory(prefix="tracereplay-staging-") as scratch:
         summary_json = Path(scratch) / "summary.json"
@@ -81,6 +85,7 @@ def run_staging_users_in_subprocess(
             grace_s=settings.grace_s,
             summary_json=summary_json,
             users_per_account=settings.users_per_account,
+            failed_login_share=settings.failed_login_share,
         )
         output = subprocess.DEVNULL if quiet else None
         done = subprocess.run(  # noqa: S603  # our own interpreter, argv from checked settings

@@ -54,6 +54,7 @@ def run_staging_users(
     accounts: Sequence[StagingAccount] | Path | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     users_per_account: int = DEFAULT_USERS_PER_ACCOUNT,
+    failed_login_share: float = 0.0,
     console: Console | None = None,
 ) -> StagingSummary:
     """Play the staging users against `host` (loopback only) for one compressed day."""
@@ -65,13 +66,19 @@ def run_staging_users(
         accounts=accounts,
         grace_s=grace_s,
         users_per_account=users_per_account,
+        failed_login_share=failed_login_share,
     )
     return run_settings(settings, console=console)
 
 
 def run_settings(settings: StagingSettings, *, console: Console | None = None) -> StagingSummary:
     """Run checked settings; progress goes to `console` (none when it is None)."""
-    context = RunContext(settings.seed, settings.accounts, settings.users_per_account)
+    context = RunContext(
+        settings.seed,
+        settings.accounts,
+        settings.users_per_account,
+        failed_login_share=settings.failed_login_share,
+    )
     configure_run(context)
     env = Environment(
         user_classes=list(USER_CLASSES),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import ipaddress
+import random
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ MAX_USERS_PER_ACCOUNT = 50
 MAX_USERS = 500
 MAX_DURATION_S = 24 * 3600.0
 MAX_GRACE_S = 300.0
+MAX_FAILED_LOGIN_SHARE = 0.9
+LOGIN_RETRY_SHARE = 0.7
+"""Of the sessions whose first login is mistyped, the share that tries again (a think time
+later, with the right password); the others give up (the session ends "failed")."""
 
 LOGIN_WINDOW_S = 60.0
 LOGINS_PER_WINDOW = 25
@@ -59,6 +64,9 @@ class StagingSettings:
     """How long sessions may run on after a seat is stopped (Locust's stop_timeout)."""
     users_per_account: int = DEFAULT_USERS_PER_ACCOUNT
     """How many live seats share one account before the next account is used."""
+    failed_login_share: float = 0.0
+    """Share of sessions whose first login sends a mistyped password (401), as people do;
+    `LOGIN_RETRY_SHARE` of them then sign in right. 0: every login is right."""
 
 
 def loopback_base_url(url: str) -> str:
@@ -132,6 +140,7 @@ def staging_settings(
     accounts: Sequence[StagingAccount] | Path | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     users_per_account: int = DEFAULT_USERS_PER_ACCOUNT,
+    failed_login_share: float = 0.0,
 ) -> StagingSettings:
     """Checked settings; accounts default to the sandbox's for `seed`. UsageError if bad."""
     base_url = loopback_base_url(host)
@@ -146,6 +155,11 @@ def staging_settings(
             f"--users-per-account must be between 1 and {MAX_USERS_PER_ACCOUNT}, "
             f"not {users_per_account}"
         )
+    if not 0 <= failed_login_share <= MAX_FAILED_LOGIN_SHARE:
+        raise UsageError(
+            f"--failed-logins must be a share between 0 and {MAX_FAILED_LOGIN_SHARE:g}, "
+            f"not {failed_login_share:g}"
+        )
     if accounts is None:
         chosen = sandbox_staging_accounts(seed)
     elif isinstance(accounts, Path):
@@ -156,8 +170,23 @@ def staging_settings(
     if roles != {"admin", "client"}:
         raise UsageError("the staging users need at least one admin and one client account")
     return StagingSettings(
-        base_url, float(duration_s), users, seed, chosen, float(grace_s), users_per_account
+        base_url,
+        float(duration_s),
+        users,
+        seed,
+        chosen,
+        float(grace_s),
+        users_per_account,
+        float(failed_login_share),
     )
+
+
+def mistyped(account: StagingAccount, rng: random.Random) -> StagingAccount:
+    """The account with one character of its password changed (a typo: it never matches)."""
+    password = account.password
+    at = rng.randrange(len(password)) if password else 0
+    wrong = "x" if password[at : at + 1] != "x" else "y"
+    return StagingAccount(account.email, password[:at] + wrong + password[at + 1 :], account.role)
 
 
 def login_pacing_delay_s(

@@ -40,9 +40,11 @@ from tracereplay.demo.traffic.behaviors import (
 from tracereplay.demo.traffic.identity import account_order, identity_headers, pick_account
 from tracereplay.demo.traffic.settings import (
     DEFAULT_USERS_PER_ACCOUNT,
+    LOGIN_RETRY_SHARE,
     LOGINS_PER_WINDOW,
     StagingAccount,
     login_pacing_delay_s,
+    mistyped,
 )
 from tracereplay.demo.traffic.summary import Outcome, SessionLog
 
@@ -61,6 +63,7 @@ class RunContext:
     users_per_account: int = DEFAULT_USERS_PER_ACCOUNT
     log: SessionLog = field(default_factory=SessionLog)
     created_by_staging: set[str] = field(default_factory=set)
+    failed_login_share: float = 0.0
     _indexes: dict[str, itertools.count[int]] = field(default_factory=dict)
 
     def next_index(self, behavior: str) -> int:
@@ -132,6 +135,9 @@ class StagingUser(HttpUser):
         self.run_context.log.start(behavior.name, account.email)
         self.logins.append(time.monotonic())
         try:
+            if not self._mistyped_login_retried(account):
+                self._finish("failed")
+                return
             if not self.script.login(account):
                 self._finish("failed")
                 return
@@ -151,6 +157,21 @@ class StagingUser(HttpUser):
         except Exception:
             self._finish("failed")  # a bug in the users' own code: Locust logs and counts it
             raise
+
+    def _mistyped_login_retried(self, account: StagingAccount) -> bool:
+        """With the run's failed-login share, a first login with a mistyped password (401);
+        then, `LOGIN_RETRY_SHARE` of the time, a think time before the right one (True),
+        else the person gives up (False). No draw at share 0: seeded runs stay as they were."""
+        share = self.run_context.failed_login_share
+        if share <= 0 or self.rng.random() >= share:
+            return True
+        assert self.script is not None
+        self.script.login(mistyped(account, self.rng))
+        if self.rng.random() >= LOGIN_RETRY_SHARE:
+            return False
+        gevent.sleep(self.behavior.think.sample(self.rng))
+        self.logins.append(time.monotonic())
+        return True
 
     def _finish(self, outcome: Outcome) -> None:
         self.run_context.log.finish(self.behavior.name, outcome)

@@ -79,3 +79,30 @@ def test_demo_traffic_plays_a_short_day_without_failures(
     assert all(a.peak_concurrent_users <= 3 for a in summary.accounts)
     assert len(summary.accounts) < summary.users_started
     assert sum(a.sessions for a in summary.accounts) == summary.sessions_started
+
+
+@pytest.mark.slow
+def test_demo_traffic_mistypes_passwords_at_the_asked_share(
+    own_target: SandboxTarget, tmp_path: Path
+) -> None:
+    """--failed-logins: some first logins fail with 401 (nothing else fails); most of those
+    sessions sign in right afterwards, so logins outnumber sessions."""
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(accounts_csv(own_target.accounts), encoding="utf-8")
+    summary_json = tmp_path / "summary.json"
+    argv = [
+        sys.executable, "-m", "tracereplay.cli", "demo-traffic",
+        "--host", own_target.url, "--duration", "15s", "--users", "6",
+        "--grace", f"{GRACE_S}s", "--seed", "7", "--accounts", str(accounts),
+        "--summary-json", str(summary_json), "--failed-logins", "0.8",
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = StagingSummary.read_json(summary_json)
+    login = next(e for e in summary.endpoints if e.name == "POST /api/v1/auth/login")
+    assert login.failures >= 2
+    assert summary.failures == login.failures  # only logins fail
+    assert {(e.name, e.error) for e in summary.errors} <= {
+        ("POST /api/v1/auth/login", e.error) for e in summary.errors if "401" in e.error
+    }
+    assert login.requests > summary.sessions_started  # retries after a mistyped password

@@ -99,6 +99,8 @@ def test_cli_refuses_bad_duration(capsys: pytest.CaptureFixture[str]) -> None:
         ({"grace_s": -1.0}, "--grace"),
         ({"users_per_account": 0}, "--users-per-account"),
         ({"users_per_account": 51}, "--users-per-account"),
+        ({"failed_login_share": -0.1}, "--failed-logins"),
+        ({"failed_login_share": 0.95}, "--failed-logins"),
     ],
 )
 def test_run_is_bounded(kwargs: dict[str, float], message: str) -> None:
@@ -157,7 +159,21 @@ def test_launcher_builds_the_demo_traffic_command_and_checks_first(tmp_path: Pat
     assert argv[3:] == [
         "--host", "http://127.0.0.1:9", "--duration", "90s", "--users", "5", "--seed", "11",
         "--grace", "4s", "--summary-json", str(tmp_path / "s.json"),
-        "--users-per-account", "3", "--accounts", str(tmp_path / "a.csv"),
+        "--users-per-account", "3", "--failed-logins", "0", "--accounts", str(tmp_path / "a.csv"),
     ]  # fmt: skip
     with pytest.raises(UsageError, match="only loopback"):
         run_staging_users_in_subprocess("http://example.com", 5.0)
+
+
+def test_a_mistyped_password_differs_in_one_character_and_keeps_the_account() -> None:
+    import random
+
+    from tracereplay.demo.traffic.settings import mistyped
+
+    rng = random.Random(3)
+    for password in ("pw", "xxxx", "x", "correct horse"):
+        account = StagingAccount("a@x.io", password, "client")
+        wrong = mistyped(account, rng)
+        assert (wrong.email, wrong.role) == (account.email, account.role)
+        assert wrong.password != password and len(wrong.password) == len(password)
+        assert sum(a != b for a, b in zip(wrong.password, password, strict=True)) == 1

@@ -258,3 +258,69 @@ def test_id_places_are_computed_once_per_endpoint_and_model() -> None:
     # Another model's answer for the same endpoint is its own, not the first model's.
     assert IdModel(targets=(put,)).id_places("GET /items/{id}/runs") == (ID,)
     assert ids_from_json(ids_to_json(model)) == model  # the kept answers are not the model
+
+
+def test_logins_after_a_session_s_first_are_counted_with_how_many_were_refused() -> None:
+    """A client's next, mistyped login keyed to its previous session (by its connection)
+    is no session's first login: the model keeps the share of such logins refused, and a
+    synthesized session's later logins are refused with it."""
+    from dataclasses import replace
+
+    from tracereplay.replay.plan import PlannedRequest
+    from tracereplay.replay.sources import _refuse_later_logins
+
+    sessions = [reader_session(s, "client") for s in range(4)]
+    sessions[0] = [*sessions[0], signin(0, "client", status=401)]
+    sessions[1] = [*sessions[1], signin(1, "client", status=401)]
+    sessions[2] = [*sessions[2], signin(2, "client")]
+    df = trace(sessions)
+    auth = find_auth(df, find_correlations(df))
+    outcomes = fit_outcomes(df, auth, [])
+    assert (outcomes.logins, outcomes.failed_logins) == (4, 0)  # first logins: all signed in
+    assert (outcomes.later_logins, outcomes.later_failed_logins) == (3, 2)
+    assert outcomes_from_json(outcomes_to_json(outcomes)) == outcomes
+    assert outcomes_from_json({}).later_failed_share == 0.0  # older models: none refused
+
+    login = PlannedRequest("POST /auth/login", "POST", "/auth/login")
+    read = PlannedRequest("GET /items/", "GET", "/items/")
+    walk = (login, read, login, read, login)
+    refused = [
+        [r.login_refused for r in _refuse_later_logins(walk, login.endpoint, 2 / 3,
+                                                       np.random.default_rng([7, i]))]
+        for i in range(300)
+    ]  # fmt: skip
+    assert all(not r[0] and not r[1] and not r[3] for r in refused)  # the first login: never
+    later = [r[i] for r in refused for i in (2, 4)]
+    assert 0.58 < sum(later) / len(later) < 0.75
+    assert _refuse_later_logins(walk, login.endpoint, 0.0, np.random.default_rng(1)) == walk
+    assert _refuse_later_logins((login, read), login.endpoint, 1.0, np.random.default_rng(1)) == (
+        login, read,
+    )  # fmt: skip
+    assert replace(login, login_refused=True) != login
+    # After a failed first login the next one is the corrected retry: never refused.
+    retried = _refuse_later_logins(walk, login.endpoint, 1.0, np.random.default_rng(1), True)
+    assert [r.login_refused for r in retried] == [False, False, False, False, True]
+
+
+def test_a_first_login_fails_as_often_as_the_sessions_that_did_the_same_next_failed() -> None:
+    """Sessions whose first login failed signed in again right after; those that went on
+    had signed in: a synthesized session fails its first login by what it does next."""
+    sessions = [reader_session(s, "client") for s in range(6)]
+    for s in (0, 1):  # a mistyped password, then the right one
+        sessions[s] = [signin(s, "client", status=401), *sessions[s]]
+    df = trace(sessions)
+    auth = find_auth(df, find_correlations(df))
+    login, read = auth.login_endpoint, "GET /items/"
+    behaviors = [chain("b", 1.0, [login, read])]
+    outcomes = fit_outcomes(df, auth, behaviors)
+    assert outcomes.after_first_login == {"login": (2, 2), "other": (4, 0)}
+    assert outcomes_from_json(outcomes_to_json(outcomes)) == outcomes
+    assert outcomes.failed_odds("login") == 3.0 and outcomes.failed_odds("other") == 0.0
+    assert outcomes.failed_odds("end") == 1.0  # never seen: the behavior's share as it is
+    rng = np.random.default_rng(3)
+    again = [draw_outcome(outcomes, behaviors, [login, login, read], login, rng)[1]
+             for _ in range(200)]  # fmt: skip
+    on = [draw_outcome(outcomes, behaviors, [login, read], login, rng)[1] for _ in range(200)]
+    assert all(again) and not any(on)  # before: a third of each, unrelated to what follows
+    older = outcomes_from_json({**outcomes_to_json(outcomes), "after_first_login": None})
+    assert older.failed_odds("other") == 1.0

@@ -209,6 +209,12 @@ def test_login_failure_and_no_answer_end_the_session() -> None:
         assert session.login_failed and not session.logged_in
         assert header(session.prepare(req(ME)), "authorization") is None
     assert not SessionCorrelator(RULES, AUTH, ALICE).login_failed
+    # A refused login after a successful one keeps the session's live credential (a
+    # client's mistyped attempt beside the token it holds); the old code dropped it.
+    session = logged_in()
+    session.observe(req(LOGIN), 401, [], None)
+    assert session.login_failed and session.logged_in
+    assert header(session.prepare(req(ME)), "authorization") == "Bearer live-tok-1"
 
 
 def test_the_credential_reaches_endpoints_no_rule_covers_until_logout() -> None:

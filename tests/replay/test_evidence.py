@@ -15,7 +15,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.factories import T0, make_record, write_trace
+from tests.factories import T0, write_trace
+from tests.replay.trace_steps import session_rows
 from tests.servers import SandboxTarget, sandbox_target
 from tracereplay.cli import main
 from tracereplay.demo.accounts import accounts_csv
@@ -215,18 +216,12 @@ def client_trace(directory: Path, sessions: int) -> Path:
         body = json.dumps({"email": f"user{i}@anon.invalid", "password": "[removed]"}).encode()
         login = {"access_token": token, "user": {"role": "client", "client_id": client}}
         view = {"id": client, "name": f"Anon {i}", "n8n_configured": True}
-        bearer = (("authorization", f"Bearer {token}"),)
-        steps = [
-            ("POST", "/api/v1/auth/login", answer(login), body),
-            ("GET", "/api/v1/clients/", answer({"items": [view], "total": 1}), None),
-            ("GET", f"/api/v1/clients/{client}", answer(view), None),
-            ("POST", f"/api/v1/clients/{client}/sync", answer({"synced": 3}), None),
-        ]
-        for n, (method, path, resp, req) in enumerate(steps):
-            headers = (("content-type", "application/json"),) if req else bearer
-            rows.append(make_record(ts=t + timedelta(seconds=0.3 * n), session=key, client=key,
-                                    method=method, path=path, req_headers=headers,
-                                    req_body=req, resp_body=resp))  # fmt: skip
+        rows += session_rows(key, t, token, [
+            ("POST", "/api/v1/auth/login", 200, answer(login), body),
+            ("GET", "/api/v1/clients/", 200, answer({"items": [view], "total": 1}), None),
+            ("GET", f"/api/v1/clients/{client}", 200, answer(view), None),
+            ("POST", f"/api/v1/clients/{client}/sync", 200, answer({"synced": 3}), None),
+        ], gap_s=0.3)  # fmt: skip
     return write_trace(directory, rows)
 
 

@@ -80,6 +80,13 @@ def demo_traffic_cmd(
     users_per_account: Annotated[
         int, typer.Option(help="Concurrent users that share one account.")
     ] = 3,
+    failed_logins: Annotated[
+        float,
+        typer.Option(
+            help="Share of sessions whose first login mistypes the password (401); most "
+            "of them then sign in right, the others give up."
+        ),
+    ] = 0.0,
 ) -> None:
     """Play the sandbox's staging users: a bounded, seeded Locust population (loopback only)."""
     from tracereplay.demo.traffic.settings import staging_settings
@@ -93,6 +100,7 @@ def demo_traffic_cmd(
         accounts=accounts,
         grace_s=parse_duration_s(grace),
         users_per_account=users_per_account,
+        failed_login_share=failed_logins,
     )
     from tracereplay.demo.traffic.runner import run_and_report  # loads locust (gevent)
 
