@@ -51,11 +51,6 @@ PARQUET_COMPRESSION = "zstd"
 # Dictionary-encode only columns with few distinct values; on bodies and paths Parquet
 # would build a dictionary only to give it up (measured ~15 % slower compaction).
 DICTIONARY_COLUMNS = ["method", "scheme", "host", "session", "client", "status", "error"]
-COMPACTORS = 2
-"""Parts compacted at the same time (threads; Parquet encoding releases the GIL)."""
-COMPACT_FROM_MEMORY_BYTES = 128 * 1024 * 1024
-"""A part whose batches take at most this much memory is compacted from the batches the
-writer still holds rather than read back from its journal (see `ParquetDirSink`)."""
 
 # Frame header: magic, payload length, CRC-32 of the payload, 4 bytes of padding, CRC-32
 # of the 20 bytes before. 24 bytes, and IPC streams are multiples of 8, so every payload
@@ -270,23 +265,11 @@ def compact_journal(directory: Path, seq: int) -> int:
     On failure (a full disk) the journal stays as it is: its rows are still read.
     """
     journal = journal_path(directory, seq)
-    return _finish_part(directory, seq, read_journal(journal))
-
-
-def compact_batches(directory: Path, seq: int, batches: list[pa.RecordBatch]) -> int:
-    """Part `seq` from `batches`, the very batches journal `seq` holds (its frames, in
-    order); then the journal goes, as in `compact_journal`. The same part, without reading
-    the journal back: no checksums to verify, no frames to parse, which on a thread
-    sharing the GIL with a converting writer means ~3 waits for the GIL per frame."""
-    table = pa.Table.from_batches(batches, schema=batches[0].schema) if batches else None
-    return _finish_part(directory, seq, table)
-
-
-def _finish_part(directory: Path, seq: int, table: pa.Table | None) -> int:
+    table = read_journal(journal)
     rows = 0 if table is None else table.num_rows
     if table is not None and rows:
         write_part(table.combine_chunks(), part_path(directory, seq))
-    journal_path(directory, seq).unlink()
+    journal.unlink()
     return rows
 
 
@@ -335,11 +318,6 @@ class ParquetDirSink:
     holds trace files unless `append=True`; appending first compacts any journal a killed
     writer left behind. After a failed write (a full disk) it accepts nothing more: the
     frames written before stay readable.
-
-    It keeps the batches of the journal being written while they take at most
-    `compact_from_memory_bytes`, and compacts the part from them (`compact_batches`); a
-    journal past that bound is read back from disk (`compact_journal`). Either way the
-    journal is the durable copy until its part is complete.
     """
 
     def __init__(
@@ -349,10 +327,8 @@ class ParquetDirSink:
         *,
         append: bool = False,
         rows_per_part: int = DEFAULT_ROWS_PER_PART,
-        compact_from_memory_bytes: int = COMPACT_FROM_MEMORY_BYTES,
     ) -> None:
         self.directory = Path(directory)
-        self.compact_from_memory_bytes = compact_from_memory_bytes
         self.schema = schema
         self.rows_per_part = rows_per_part
         self._lock_fd: int | None = lock_directory(self.directory)
@@ -363,14 +339,8 @@ class ParquetDirSink:
             raise
         self._fd: int | None = None
         self._journal_rows = 0
-        self._held: list[pa.RecordBatch] | None = []  # None: past the bound, read back
-        self._held_bytes = 0
         self._failed: OSError | None = None
-        # Two parts at once: at close() the last part and one still compacting need not
-        # wait for each other (each part is its own file; order does not matter).
-        self._compactor = ThreadPoolExecutor(
-            max_workers=COMPACTORS, thread_name_prefix="trace-compact"
-        )
+        self._compactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-compact")
         self._pending: list[Future[int]] = []
 
     def _recover(self, append: bool) -> int:
@@ -403,7 +373,6 @@ class ParquetDirSink:
         except OSError as exc:
             self._failed = exc
             raise
-        self._hold(batch)
         self._journal_rows += batch.num_rows
         if self._journal_rows >= self.rows_per_part:
             self._rotate()
@@ -429,30 +398,12 @@ class ParquetDirSink:
             os.close(self._lock_fd)  # closing the descriptor drops the flock
             self._lock_fd = None
 
-    def _hold(self, batch: pa.RecordBatch) -> None:
-        """Keep `batch`, now in the journal, for its compaction while within the bound."""
-        if self._held is None:
-            return
-        if self._held and not batch.schema.equals(self._held[0].schema, check_metadata=True):
-            self._held = None  # the journal skips a frame of another schema: read it back
-            return
-        self._held_bytes += batch.nbytes
-        if self._held_bytes > self.compact_from_memory_bytes:
-            self._held = None  # the journal is read back instead
-        else:
-            self._held.append(batch)
-
     def _rotate(self) -> None:
         if self._fd is None:
             return
         os.close(self._fd)
         self._pending = [f for f in self._pending if not f.done() or f.exception()]
-        if self._held is None:
-            job = self._compactor.submit(compact_journal, self.directory, self._seq)
-        else:
-            job = self._compactor.submit(compact_batches, self.directory, self._seq, self._held)
-        self._pending.append(job)
+        self._pending.append(self._compactor.submit(compact_journal, self.directory, self._seq))
         self._fd = None
         self._journal_rows = 0
-        self._held, self._held_bytes = [], 0
         self._seq += 1
