@@ -13,7 +13,7 @@ thread the median µs of CPU per row; per round the ratios base2/base (A/A) and 
 RSS per process; and the rate a quiet 2-core machine would reach at most,
 rows / max(GIL threads' CPU, all threads' CPU / 2) (an upper bound: no stall, no idle).
 
-    .venv/bin/python bench/bench_writer_ab.py --base 4a28612 --rows 200000 --rounds 10
+    .venv/bin/python bench/bench_writer_ab.py --base 4a28612 --rows 200000 --rounds 30
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="main", help="the commit to compare with")
     parser.add_argument("--rows", type=int, default=200_000, help="rows per round")
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=30, help="30: the A/A within ~5 %")
     parser.add_argument("--cpus", help="pin every side to these CPUs, e.g. 0,1")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
