@@ -159,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="main", help="the commit to compare with")
     parser.add_argument("--rows", type=int, default=200_000, help="rows per round")
-    parser.add_argument("--rounds", type=int, default=30, help="30: the A/A within ~5 %")
+    parser.add_argument("--rounds", type=int, default=30, help="30: the A/A within ~5 %%")
     parser.add_argument("--cpus", help="pin every side to these CPUs, e.g. 0,1")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
