@@ -64,6 +64,7 @@ from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
 
 HERE = Path(__file__).resolve().parent
 BARE = HERE / "locust_bare.py"
+CHILD = HERE / "gen_ab_child.py"
 BIN = Path(sys.executable).parent
 PATH = "/item.json"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -292,7 +293,7 @@ def baseline_tree(commit: str, work: Path) -> Path:
     """The `tracereplay` package of `commit` (git archive, laid out as pyproject's
     package-dir maps it), for PYTHONPATH: the replay of that commit in this venv."""
     src, tree = work / "baseline-src", work / "baseline"
-    src.mkdir()
+    src.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", commit],
                              check=True, capture_output=True).stdout  # fmt: skip
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
@@ -332,6 +333,103 @@ def ab_rounds(port: int, work: Path, tree: Path, rounds: int, top_rps: float,
             "median_baseline_over_this": round(
                 float(np.median(np.array(base) / np.array(this))), 3
             ),
+        }
+    return out
+
+
+class Side:
+    """A bench/gen_ab_child.py process pinned to CPU 0, with `tree` (or this tree) first on
+    PYTHONPATH: it plays what it is told and answers with its own CPU count."""
+
+    def __init__(self, port: int, tree: Path | None) -> None:
+        env = dict(os.environ)
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)
+        argv = ["taskset", "-c", "0", sys.executable, str(CHILD), f"http://{LOOPBACK}:{port}",
+                PATH]  # fmt: skip
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        env=env, text=True)  # fmt: skip
+
+    def run(self, command: str) -> float:
+        """CPU µs per request of one burst."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"bench_generator: the A/B child ended on {command!r}")
+        answer = json.loads(line)
+        if not answer.get("ok"):
+            raise SystemExit(f"bench_generator: a burst failed: {command!r} -> {answer}")
+        return float(answer["cpu_s"]) / answer["requests"] * 1e6
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            assert self.process.stdin is not None
+            self.process.stdin.write("quit\n")
+            self.process.stdin.close()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session: int,
+              short_rps: float, burst_s: float) -> dict[str, Any]:  # fmt: skip
+    """Two long-lived processes on CPU 0, this tree (A) and `tree` (B; this tree again when
+    None: the A/A check), given the same short bursts alternately (ABBA...), each counting
+    its own CPU over its own requests. The bursts: "long" (`users` sessions of many GETs
+    from time zero, the bare run's shape), "short" (sessions of `per_session` GETs started
+    evenly at `short_rps`, below the maximum) and a bare FastHttpUser client loop (A only:
+    the per-core reference). Per shape: the median CPU µs per request of each side, the
+    per-round ratio B ÷ A (> 1: A spends less), its median and the spread of the rounds."""
+    long_k = max(50, round(burst_s * 3000 / users))
+    sessions = max(10, round(burst_s * short_rps / per_session))
+    commands = {
+        "long": f"replay {users} {long_k} 0",
+        "short": f"replay {sessions} {per_session} {per_session / short_rps:.6f}",
+    }
+    bare_cmd = f"bare {users} {long_k}"
+    a, b = Side(port, None), Side(port, tree)
+    try:
+        for side in (a, b):  # warm-up: imports, first connections, code paths
+            for command in commands.values():
+                side.run(command)
+        a.run(bare_cmd)
+        runs: dict[str, list[float]] = {f"{w}_{s}": [] for w in ("a", "b") for s in commands}
+        runs["bare"] = []
+        for r in range(rounds):
+            pairs = [("a", a), ("b", b)]
+            for shape, command in commands.items():
+                for label, side in pairs if r % 2 == 0 else pairs[::-1]:
+                    runs[f"{label}_{shape}"].append(side.run(command))
+            runs["bare"].append(a.run(bare_cmd))
+    finally:
+        a.close()
+        b.close()
+    out: dict[str, Any] = {"rounds": rounds, "commands": {**commands, "bare": bare_cmd}}
+    bare_us = float(np.median(runs["bare"]))
+    out["bare_us"] = {"median": round(bare_us, 1), "runs": [round(x, 1) for x in runs["bare"]]}
+    for shape in commands:
+        this, base = np.array(runs[f"a_{shape}"]), np.array(runs[f"b_{shape}"])
+        ratio = base / this
+        q10, q25, q50, q75, q90 = np.percentile(ratio, [10, 25, 50, 75, 90])
+        # The median's 95 % interval by resampling the rounds: what the A/B can resolve.
+        rng = np.random.default_rng(0)
+        boot = np.median(rng.choice(ratio, (2000, len(ratio))), axis=1)
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        out[shape] = {
+            "a_us": [round(x, 1) for x in this],
+            "b_us": [round(x, 1) for x in base],
+            "a_median_us": round(float(np.median(this)), 1),
+            "b_median_us": round(float(np.median(base)), 1),
+            "b_over_a": [round(x, 3) for x in ratio],
+            "median_b_over_a": round(float(q50), 3),
+            "ci95_median_b_over_a": [round(float(lo), 3), round(float(hi), 3)],
+            "iqr_b_over_a": [round(float(q25), 3), round(float(q75), 3)],
+            "p10_p90_b_over_a": [round(float(q10), 3), round(float(q90), 3)],
+            "bare_over_a": round(bare_us / float(np.median(this)), 3),
         }
     return out
 
@@ -376,6 +474,14 @@ def main() -> None:
         "--baseline", help="also replay a git commit's code (A/B, alternated, same run)"
     )
     parser.add_argument("--ab-rounds", type=int, default=3)
+    parser.add_argument(
+        "--inproc-rounds", type=int, default=0,
+        help="in-process A/B (this tree vs --baseline, or vs itself without it), N rounds",
+    )  # fmt: skip
+    parser.add_argument("--short-rps", type=float, default=1000.0,
+                        help="in-process A/B: offered rate of the short sessions")  # fmt: skip
+    parser.add_argument("--burst-s", type=float, default=0.5, help="in-process burst length")
+    parser.add_argument("--only-inproc", action="store_true", help="only the in-process A/B")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
@@ -390,6 +496,18 @@ def main() -> None:
         nginx(Path(tmp) / "nginx", (os.cpu_count() or 2) - 1) as port,
     ):
         work = Path(tmp)
+        if args.inproc_rounds:
+            tree = baseline_tree(args.baseline, work / "inproc") if args.baseline else None
+            inproc = inproc_ab(port, tree, args.inproc_rounds, args.users, k, args.short_rps,
+                               args.burst_s)  # fmt: skip
+            figures["inproc"] = {"baseline": args.baseline or "this tree (A/A)", **inproc}
+            print("in-process A/B:", json.dumps(figures["inproc"]), flush=True)
+        if args.only_inproc:
+            figures["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
+            print(json.dumps(figures, indent=2))
+            if args.json:
+                args.json.write_text(json.dumps(figures, indent=2) + "\n")
+            return
         bare = run_bare(port, work, args.users, int(window) + 5)
         print("bare FastHttpUser, 1 core:", bare, flush=True)
         top = run_replay(port, work, "max", rate=1.5 * bare["rps"], window_s=window,
