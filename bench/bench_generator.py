@@ -349,9 +349,10 @@ class Side:
                 PATH]  # fmt: skip
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         env=env, text=True)  # fmt: skip
+        self.late: dict[str, list[float]] = {}
 
     def run(self, command: str) -> float:
-        """CPU µs per request of one burst."""
+        """CPU µs per request of one burst (its start lateness p99 joins `self.late`)."""
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
@@ -361,6 +362,8 @@ class Side:
         answer = json.loads(line)
         if not answer.get("ok"):
             raise SystemExit(f"bench_generator: a burst failed: {command!r} -> {answer}")
+        if answer.get("late_p99_ms") is not None:
+            self.late.setdefault(command, []).append(float(answer["late_p99_ms"]))
         return float(answer["cpu_s"]) / answer["requests"] * 1e6
 
     def close(self) -> None:
@@ -411,7 +414,7 @@ def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session
     out: dict[str, Any] = {"rounds": rounds, "commands": {**commands, "bare": bare_cmd}}
     bare_us = float(np.median(runs["bare"]))
     out["bare_us"] = {"median": round(bare_us, 1), "runs": [round(x, 1) for x in runs["bare"]]}
-    for shape in commands:
+    for shape, command in commands.items():
         this, base = np.array(runs[f"a_{shape}"]), np.array(runs[f"b_{shape}"])
         ratio = base / this
         q10, q25, q50, q75, q90 = np.percentile(ratio, [10, 25, 50, 75, 90])
@@ -431,6 +434,10 @@ def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session
             "p10_p90_b_over_a": [round(float(q10), 3), round(float(q90), 3)],
             "bare_over_a": round(bare_us / float(np.median(this)), 3),
         }
+        if shape == "short":  # start lateness p99 per burst, median over the rounds
+            for label, side in (("a", a), ("b", b)):
+                late = side.late.get(command, [])
+                out[shape][f"{label}_late_p99_ms_median"] = round(float(np.median(late)), 3)
     return out
 
 

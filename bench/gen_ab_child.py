@@ -13,10 +13,12 @@ Reads one command a line on stdin and answers one JSON line on stdout:
                                             without its runner: the HTTP client's cost)
     quit
 
-The answer: {"requests", "ok", "cpu_s", "wall_s"}, where cpu_s is `time.process_time()`
-of this whole process (the hub, every greenlet, the writer's native thread) from just
+The answer: {"requests", "ok", "cpu_s", "wall_s"[, "late_p99_ms"]}, where cpu_s is
+`time.process_time()` of this whole process (the hub, every greenlet, the writer's native
+thread) from just
 before the first start to the moment the last session ended (before the writer's final
-close, which is per run, not per request). The plan is built and `prepare`d, and the
+close, which is per run, not per request); late_p99_ms is the p99 of the sessions' start
+lateness (summary.json's, from the driver's own log). The plan is built and `prepare`d, and the
 collector emptied, before that window, as `replay/user.py` does before time zero.
 """
 
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import numpy as np
 from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
@@ -89,6 +92,7 @@ def replay(env: Environment, host: str, path: str, sessions: int, k: int, spacin
         "ok": log.completed == sessions and log.failed == 0,
         "cpu_s": cpu1 - cpu0,
         "wall_s": wall1 - wall0,
+        "late_p99_ms": float(np.percentile(log.lateness_ms, 99)) if log.lateness_ms else None,
     }
 
 
