@@ -31,8 +31,12 @@ process are stopped at the end.
     .venv/bin/python bench/bench_generator.py [--json out.json] [--seconds 10]
         [--long-requests 120000] [--skip-processes] [--baseline COMMIT [--ab-rounds 3]]
 
---baseline COMMIT: after the bare and max runs, the max and long shapes of this tree and of
-COMMIT's replay (its package on PYTHONPATH, this venv), alternated --ab-rounds times.
+--inproc-rounds N: first, the in-process A/B (`inproc_ab`, bench/gen_ab_child.py): this
+tree against --baseline COMMIT's replay (its package on PYTHONPATH, this venv), or against
+itself without --baseline (the A/A check of what the A/B resolves); --only-inproc stops
+there. --baseline COMMIT --ab-rounds N: after the bare and max runs, the max and long
+shapes of this tree and of COMMIT's replay as whole runs, alternated N times (a whole
+run's CPU per request spreads +-40 % for the same code: read the in-process A/B).
 """
 
 from __future__ import annotations
@@ -480,7 +484,10 @@ def main() -> None:
     parser.add_argument(
         "--baseline", help="also replay a git commit's code (A/B, alternated, same run)"
     )
-    parser.add_argument("--ab-rounds", type=int, default=3)
+    parser.add_argument(
+        "--ab-rounds", type=int, default=0,
+        help="whole-run A/B rounds against --baseline (each a whole replay: noisy, +-40 %%)",
+    )  # fmt: skip
     parser.add_argument(
         "--inproc-rounds", type=int, default=0,
         help="in-process A/B (this tree vs --baseline, or vs itself without it), N rounds",
@@ -531,7 +538,7 @@ def main() -> None:
         )
         figures["ratio_rps"] = round(top["rps"] / bare["rps"], 3)
         figures["ratio_cpu"] = round(bare["cpu_ms_per_request"] / top["cpu_ms_per_request"], 3)
-        if args.baseline:
+        if args.baseline and args.ab_rounds:
             tree = baseline_tree(args.baseline, work)
             figures["ab"] = {"baseline": args.baseline, **ab_rounds(
                 port, work, tree, args.ab_rounds, top["rps"], args.users, k, window)}  # fmt: skip
