@@ -29,14 +29,15 @@ Bounded: every run has a planned request count and a --run-time; nginx and every
 process are stopped at the end.
 
     .venv/bin/python bench/bench_generator.py [--json out.json] [--seconds 10]
-        [--long-requests 120000] [--skip-processes] [--baseline COMMIT [--ab-rounds 3]]
+        [--long-requests 120000] [--skip-processes] [--inproc-rounds 24 [--only-inproc]]
+        [--baseline COMMIT [--ab-rounds 3]]
 
 --inproc-rounds N: first, the in-process A/B (`inproc_ab`, bench/gen_ab_child.py): this
-tree against --baseline COMMIT's replay (its package on PYTHONPATH, this venv), or against
-itself without --baseline (the A/A check of what the A/B resolves); --only-inproc stops
-there. --baseline COMMIT --ab-rounds N: after the bare and max runs, the max and long
-shapes of this tree and of COMMIT's replay as whole runs, alternated N times (a whole
-run's CPU per request spreads +-40 % for the same code: read the in-process A/B).
+tree against itself (A/A: what the A/B resolves) and, with --baseline COMMIT, against that
+commit's replay (its package on PYTHONPATH, this venv); --only-inproc stops there.
+--baseline COMMIT --ab-rounds N: after the bare and max runs, the max and long shapes of
+this tree and of COMMIT's replay as whole runs, alternated N times (a whole run's CPU per
+request spreads +-40 % for the same code: read the in-process A/B).
 """
 
 from __future__ import annotations
@@ -384,13 +385,14 @@ class Side:
 
 def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session: int,
               short_rps: float, burst_s: float) -> dict[str, Any]:  # fmt: skip
-    """Two long-lived processes on CPU 0, this tree (A) and `tree` (B; this tree again when
-    None: the A/A check), given the same short bursts alternately (ABBA...), each counting
-    its own CPU over its own requests. The bursts: "long" (`users` sessions of many GETs
-    from time zero, the bare run's shape), "short" (sessions of `per_session` GETs started
-    evenly at `short_rps`, below the maximum) and a bare FastHttpUser client loop (A only:
-    the per-core reference). Per shape: the median CPU µs per request of each side, the
-    per-round ratio B ÷ A (> 1: A spends less), its median and the spread of the rounds."""
+    """Long-lived processes on CPU 0, given the same short bursts in turn, each counting its
+    own CPU over its own requests: this tree twice (A and A2: the A/A check, what the A/B
+    resolves) and `tree` (B, if given). The order rotates every round. The bursts: "long"
+    (`users` sessions of many GETs from time zero, the bare run's shape), "short" (sessions
+    of `per_session` GETs started evenly at `short_rps`, below the maximum) and a bare
+    FastHttpUser client loop (in A: the per-core reference). Per shape: the median CPU µs
+    per request of each side and, per round, A2 ÷ A and B ÷ A (> 1: A spends less): their
+    median, the median's 95 % interval (bootstrap over rounds) and the rounds' spread."""
     long_k = max(50, round(burst_s * 3000 / users))
     sessions = max(10, round(burst_s * short_rps / per_session))
     commands = {
@@ -398,51 +400,59 @@ def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session
         "short": f"replay {sessions} {per_session} {per_session / short_rps:.6f}",
     }
     bare_cmd = f"bare {users} {long_k}"
-    a, b = Side(port, None), Side(port, tree)
+    sides = {"a": Side(port, None), "a2": Side(port, None)}
+    if tree is not None:
+        sides["b"] = Side(port, tree)
+    order = list(sides.items())
+    runs: dict[str, list[float]] = {f"{w}_{s}": [] for w in sides for s in commands}
+    runs["bare"] = []
     try:
-        for side in (a, b):  # warm-up: imports, first connections, code paths
+        for side in sides.values():  # warm-up: imports, first connections, code paths
             for command in commands.values():
                 side.run(command)
-        a.run(bare_cmd)
-        runs: dict[str, list[float]] = {f"{w}_{s}": [] for w in ("a", "b") for s in commands}
-        runs["bare"] = []
+        sides["a"].run(bare_cmd)
         for r in range(rounds):
-            pairs = [("a", a), ("b", b)]
+            turn = order[r % len(order) :] + order[: r % len(order)]
             for shape, command in commands.items():
-                for label, side in pairs if r % 2 == 0 else pairs[::-1]:
+                for label, side in turn if r % 2 == 0 else turn[::-1]:
                     runs[f"{label}_{shape}"].append(side.run(command))
-            runs["bare"].append(a.run(bare_cmd))
+            runs["bare"].append(sides["a"].run(bare_cmd))
     finally:
-        a.close()
-        b.close()
+        for side in sides.values():
+            side.close()
     out: dict[str, Any] = {"rounds": rounds, "commands": {**commands, "bare": bare_cmd}}
     bare_us = float(np.median(runs["bare"]))
     out["bare_us"] = {"median": round(bare_us, 1), "runs": [round(x, 1) for x in runs["bare"]]}
     for shape, command in commands.items():
-        this, base = np.array(runs[f"a_{shape}"]), np.array(runs[f"b_{shape}"])
-        ratio = base / this
-        q10, q25, q50, q75, q90 = np.percentile(ratio, [10, 25, 50, 75, 90])
-        # The median's 95 % interval by resampling the rounds: what the A/B can resolve.
-        rng = np.random.default_rng(0)
-        boot = np.median(rng.choice(ratio, (2000, len(ratio))), axis=1)
-        lo, hi = np.percentile(boot, [2.5, 97.5])
+        this = np.array(runs[f"a_{shape}"])
         out[shape] = {
-            "a_us": [round(x, 1) for x in this],
-            "b_us": [round(x, 1) for x in base],
-            "a_median_us": round(float(np.median(this)), 1),
-            "b_median_us": round(float(np.median(base)), 1),
-            "b_over_a": [round(x, 3) for x in ratio],
-            "median_b_over_a": round(float(q50), 3),
-            "ci95_median_b_over_a": [round(float(lo), 3), round(float(hi), 3)],
-            "iqr_b_over_a": [round(float(q25), 3), round(float(q75), 3)],
-            "p10_p90_b_over_a": [round(float(q10), 3), round(float(q90), 3)],
             "bare_over_a": round(bare_us / float(np.median(this)), 3),
+            **{f"{w}_us": [round(x, 1) for x in runs[f"{w}_{shape}"]] for w in sides},
+            **{f"{w}_median_us": round(float(np.median(runs[f"{w}_{shape}"])), 1) for w in sides},
         }
+        for w in sides:
+            if w != "a":
+                out[shape][f"{w}_over_a"] = _ratios(np.array(runs[f"{w}_{shape}"]) / this)
         if shape == "short":  # start lateness p99 per burst, median over the rounds
-            for label, side in (("a", a), ("b", b)):
+            for w, side in sides.items():
                 late = side.late.get(command, [])
-                out[shape][f"{label}_late_p99_ms_median"] = round(float(np.median(late)), 3)
+                out[shape][f"{w}_late_p99_ms_median"] = round(float(np.median(late)), 3)
     return out
+
+
+def _ratios(ratio: np.ndarray) -> dict[str, Any]:
+    q10, q25, q50, q75, q90 = np.percentile(ratio, [10, 25, 50, 75, 90])
+    # The median's 95 % interval by resampling the rounds: what the A/B can resolve.
+    rng = np.random.default_rng(0)
+    boot = np.median(rng.choice(ratio, (2000, len(ratio))), axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {
+        "median": round(float(q50), 3),
+        "ci95_median": [round(float(lo), 3), round(float(hi), 3)],
+        "iqr": [round(float(q25), 3), round(float(q75), 3)],
+        "p10_p90": [round(float(q10), 3), round(float(q90), 3)],
+        "rounds": [round(float(x), 3) for x in ratio],
+    }
 
 
 def stalls(log: str) -> dict[str, Any]:
@@ -514,7 +524,7 @@ def main() -> None:
             tree = baseline_tree(args.baseline, work / "inproc") if args.baseline else None
             inproc = inproc_ab(port, tree, args.inproc_rounds, args.users, k, args.short_rps,
                                args.burst_s)  # fmt: skip
-            figures["inproc"] = {"baseline": args.baseline or "this tree (A/A)", **inproc}
+            figures["inproc"] = {"baseline": args.baseline, **inproc}
             print("in-process A/B:", json.dumps(figures["inproc"]), flush=True)
         if args.only_inproc:
             figures["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
