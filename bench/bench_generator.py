@@ -355,6 +355,7 @@ class Side:
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         env=env, text=True)  # fmt: skip
         self.late: dict[str, list[float]] = {}
+        self.failed: list[dict[str, Any]] = []
 
     def run(self, command: str) -> float:
         """CPU µs per request of one burst (its start lateness p99 joins `self.late`)."""
@@ -365,8 +366,10 @@ class Side:
         if not line:
             raise SystemExit(f"bench_generator: the A/B child ended on {command!r}")
         answer = json.loads(line)
-        if not answer.get("ok"):
-            raise SystemExit(f"bench_generator: a burst failed: {command!r} -> {answer}")
+        if not answer.get("ok"):  # kept, said, and left out of the figures
+            print(f"bench_generator: a burst did not complete: {command!r} -> {answer}")
+            self.failed.append({"command": command, **answer})
+            return float("nan")
         if answer.get("late_p99_ms") is not None:
             self.late.setdefault(command, []).append(float(answer["late_p99_ms"]))
         return float(answer["cpu_s"]) / answer["requests"] * 1e6
@@ -421,14 +424,15 @@ def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session
         for side in sides.values():
             side.close()
     out: dict[str, Any] = {"rounds": rounds, "commands": {**commands, "bare": bare_cmd}}
-    bare_us = float(np.median(runs["bare"]))
-    out["bare_us"] = {"median": round(bare_us, 1), "runs": [round(x, 1) for x in runs["bare"]]}
+    out["failed_bursts"] = {w: side.failed for w, side in sides.items() if side.failed}
+    bare_us = float(np.nanmedian(runs["bare"]))
+    out["bare_us"] = {"median": _us(bare_us), "runs": [_us(x) for x in runs["bare"]]}
     for shape, command in commands.items():
         this = np.array(runs[f"a_{shape}"])
         out[shape] = {
-            "bare_over_a": round(bare_us / float(np.median(this)), 3),
-            **{f"{w}_us": [round(x, 1) for x in runs[f"{w}_{shape}"]] for w in sides},
-            **{f"{w}_median_us": round(float(np.median(runs[f"{w}_{shape}"])), 1) for w in sides},
+            "bare_over_a": round(bare_us / float(np.nanmedian(this)), 3),
+            **{f"{w}_us": [_us(x) for x in runs[f"{w}_{shape}"]] for w in sides},
+            **{f"{w}_median_us": _us(float(np.nanmedian(runs[f"{w}_{shape}"]))) for w in sides},
         }
         for w in sides:
             if w != "a":
@@ -440,7 +444,12 @@ def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session
     return out
 
 
+def _us(value: float) -> float | None:
+    return None if np.isnan(value) else round(value, 1)
+
+
 def _ratios(ratio: np.ndarray) -> dict[str, Any]:
+    ratio = ratio[~np.isnan(ratio)]  # rounds with a burst that did not complete: left out
     q10, q25, q50, q75, q90 = np.percentile(ratio, [10, 25, 50, 75, 90])
     # The median's 95 % interval by resampling the rounds: what the A/B can resolve.
     rng = np.random.default_rng(0)

@@ -93,6 +93,13 @@ def replay(env: Environment, host: str, path: str, sessions: int, k: int, spacin
         "cpu_s": cpu1 - cpu0,
         "wall_s": wall1 - wall0,
         "late_p99_ms": float(np.percentile(log.lateness_ms, 99)) if log.lateness_ms else None,
+        "sessions": {
+            "started": log.started,
+            "completed": log.completed,
+            "cut": log.cut,
+            "failed": log.failed,
+            "login_failed": log.login_failed,
+        },
     }
 
 
