@@ -1,4 +1,4 @@
-"""One side of bench/bench_generator.py's in-process A/B (`--inproc`): a process that
+"""One side of bench/bench_generator.py's in-process A/B (`--inproc-rounds`): a process that
 plays bursts of planned sessions with the `ReplayDriver` of whatever `tracereplay` is
 first on PYTHONPATH (this tree or a baseline commit's), and counts its own CPU.
 
@@ -13,13 +13,13 @@ Reads one command a line on stdin and answers one JSON line on stdout:
                                             without its runner: the HTTP client's cost)
     quit
 
-The answer: {"requests", "ok", "cpu_s", "wall_s"[, "late_p99_ms"]}, where cpu_s is
-`time.process_time()` of this whole process (the hub, every greenlet, the writer's native
-thread) from just
-before the first start to the moment the last session ended (before the writer's final
-close, which is per run, not per request); late_p99_ms is the p99 of the sessions' start
-lateness (summary.json's, from the driver's own log). The plan is built and `prepare`d, and the
-collector emptied, before that window, as `replay/user.py` does before time zero.
+The answer: {"requests", "ok", "cpu_s", "wall_s"[, "late_p99_ms", "sessions"]}, where
+cpu_s is `time.process_time()` of this whole process (the hub, every greenlet, the
+writer's native thread) from just before the first start to the moment the last session
+ended (before the writer's final close, which is per run, not per request); late_p99_ms is
+the p99 of the sessions' start lateness (summary.json's, from the driver's own log). The
+plan is built and `prepare`d, and the collector emptied, before that window, as
+`replay/user.py` does before time zero. A burst is "ok" when every session completed.
 """
 
 from __future__ import annotations
