@@ -29,10 +29,15 @@ Bounded: every run has a planned request count and a --run-time; nginx and every
 process are stopped at the end.
 
     .venv/bin/python bench/bench_generator.py [--json out.json] [--seconds 10]
-        [--long-requests 120000] [--skip-processes] [--baseline COMMIT [--ab-rounds 3]]
+        [--long-requests 120000] [--skip-processes] [--inproc-rounds 24 [--only-inproc]]
+        [--baseline COMMIT [--ab-rounds 3]]
 
---baseline COMMIT: after the bare and max runs, the max and long shapes of this tree and of
-COMMIT's replay (its package on PYTHONPATH, this venv), alternated --ab-rounds times.
+--inproc-rounds N: first, the in-process A/B (`inproc_ab`, bench/gen_ab_child.py): this
+tree against itself (A/A: what the A/B resolves) and, with --baseline COMMIT, against that
+commit's replay (its package on PYTHONPATH, this venv); --only-inproc stops there.
+--baseline COMMIT --ab-rounds N: after the bare and max runs, the max and long shapes of
+this tree and of COMMIT's replay as whole runs, alternated N times (a whole run's CPU per
+request spreads +-40 % for the same code: read the in-process A/B).
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
 
 HERE = Path(__file__).resolve().parent
 BARE = HERE / "locust_bare.py"
+CHILD = HERE / "gen_ab_child.py"
 BIN = Path(sys.executable).parent
 PATH = "/item.json"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -292,7 +298,7 @@ def baseline_tree(commit: str, work: Path) -> Path:
     """The `tracereplay` package of `commit` (git archive, laid out as pyproject's
     package-dir maps it), for PYTHONPATH: the replay of that commit in this venv."""
     src, tree = work / "baseline-src", work / "baseline"
-    src.mkdir()
+    src.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", commit],
                              check=True, capture_output=True).stdout  # fmt: skip
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
@@ -336,6 +342,128 @@ def ab_rounds(port: int, work: Path, tree: Path, rounds: int, top_rps: float,
     return out
 
 
+class Side:
+    """A bench/gen_ab_child.py process pinned to CPU 0, with `tree` (or this tree) first on
+    PYTHONPATH: it plays what it is told and answers with its own CPU count."""
+
+    def __init__(self, port: int, tree: Path | None) -> None:
+        env = dict(os.environ)
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)
+        argv = ["taskset", "-c", "0", sys.executable, str(CHILD), f"http://{LOOPBACK}:{port}",
+                PATH]  # fmt: skip
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        env=env, text=True)  # fmt: skip
+        self.late: dict[str, list[float]] = {}
+        self.failed: list[dict[str, Any]] = []
+
+    def run(self, command: str) -> float:
+        """CPU µs per request of one burst (its start lateness p99 joins `self.late`)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"bench_generator: the A/B child ended on {command!r}")
+        answer = json.loads(line)
+        if not answer.get("ok"):  # kept, said, and left out of the figures
+            print(f"bench_generator: a burst did not complete: {command!r} -> {answer}")
+            self.failed.append({"command": command, **answer})
+            return float("nan")
+        if answer.get("late_p99_ms") is not None:
+            self.late.setdefault(command, []).append(float(answer["late_p99_ms"]))
+        return float(answer["cpu_s"]) / answer["requests"] * 1e6
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            assert self.process.stdin is not None
+            self.process.stdin.write("quit\n")
+            self.process.stdin.close()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session: int,
+              short_rps: float, burst_s: float) -> dict[str, Any]:  # fmt: skip
+    """Long-lived processes on CPU 0, given the same short bursts in turn, each counting its
+    own CPU over its own requests: this tree twice (A and A2: the A/A check, what the A/B
+    resolves) and `tree` (B, if given). The order rotates every round. The bursts: "long"
+    (`users` sessions of many GETs from time zero, the bare run's shape), "short" (sessions
+    of `per_session` GETs started evenly at `short_rps`, below the maximum) and a bare
+    FastHttpUser client loop (in A: the per-core reference). Per shape: the median CPU µs
+    per request of each side and, per round, A2 ÷ A and B ÷ A (> 1: A spends less): their
+    median, the median's 95 % interval (bootstrap over rounds) and the rounds' spread."""
+    long_k = max(50, round(burst_s * 3000 / users))
+    sessions = max(10, round(burst_s * short_rps / per_session))
+    commands = {
+        "long": f"replay {users} {long_k} 0",
+        "short": f"replay {sessions} {per_session} {per_session / short_rps:.6f}",
+    }
+    bare_cmd = f"bare {users} {long_k}"
+    sides = {"a": Side(port, None), "a2": Side(port, None)}
+    if tree is not None:
+        sides["b"] = Side(port, tree)
+    order = list(sides.items())
+    runs: dict[str, list[float]] = {f"{w}_{s}": [] for w in sides for s in commands}
+    runs["bare"] = []
+    try:
+        for side in sides.values():  # warm-up: imports, first connections, code paths
+            for command in commands.values():
+                side.run(command)
+        sides["a"].run(bare_cmd)
+        for r in range(rounds):
+            turn = order[r % len(order) :] + order[: r % len(order)]
+            for shape, command in commands.items():
+                for label, side in turn if r % 2 == 0 else turn[::-1]:
+                    runs[f"{label}_{shape}"].append(side.run(command))
+            runs["bare"].append(sides["a"].run(bare_cmd))
+    finally:
+        for side in sides.values():
+            side.close()
+    out: dict[str, Any] = {"rounds": rounds, "commands": {**commands, "bare": bare_cmd}}
+    out["failed_bursts"] = {w: side.failed for w, side in sides.items() if side.failed}
+    bare_us = float(np.nanmedian(runs["bare"]))
+    out["bare_us"] = {"median": _us(bare_us), "runs": [_us(x) for x in runs["bare"]]}
+    for shape, command in commands.items():
+        this = np.array(runs[f"a_{shape}"])
+        out[shape] = {
+            "bare_over_a": round(bare_us / float(np.nanmedian(this)), 3),
+            **{f"{w}_us": [_us(x) for x in runs[f"{w}_{shape}"]] for w in sides},
+            **{f"{w}_median_us": _us(float(np.nanmedian(runs[f"{w}_{shape}"]))) for w in sides},
+        }
+        for w in sides:
+            if w != "a":
+                out[shape][f"{w}_over_a"] = _ratios(np.array(runs[f"{w}_{shape}"]) / this)
+        if shape == "short":  # start lateness p99 per burst, median over the rounds
+            for w, side in sides.items():
+                late = side.late.get(command, [])
+                out[shape][f"{w}_late_p99_ms_median"] = round(float(np.median(late)), 3)
+    return out
+
+
+def _us(value: float) -> float | None:
+    return None if np.isnan(value) else round(value, 1)
+
+
+def _ratios(ratio: np.ndarray) -> dict[str, Any]:
+    ratio = ratio[~np.isnan(ratio)]  # rounds with a burst that did not complete: left out
+    q10, q25, q50, q75, q90 = np.percentile(ratio, [10, 25, 50, 75, 90])
+    # The median's 95 % interval by resampling the rounds: what the A/B can resolve.
+    rng = np.random.default_rng(0)
+    boot = np.median(rng.choice(ratio, (2000, len(ratio))), axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {
+        "median": round(float(q50), 3),
+        "ci95_median": [round(float(lo), 3), round(float(hi), 3)],
+        "iqr": [round(float(q25), 3), round(float(q75), 3)],
+        "p10_p90": [round(float(q10), 3), round(float(q90), 3)],
+        "rounds": [round(float(x), 3) for x in ratio],
+    }
+
+
 def stalls(log: str) -> dict[str, Any]:
     """gevent monitor reports in a Locust log: those while sessions ran (the blocked
     greenlet in the driver, the sender or the writer) and how many of them were in the
@@ -375,7 +503,18 @@ def main() -> None:
     parser.add_argument(
         "--baseline", help="also replay a git commit's code (A/B, alternated, same run)"
     )
-    parser.add_argument("--ab-rounds", type=int, default=3)
+    parser.add_argument(
+        "--ab-rounds", type=int, default=0,
+        help="whole-run A/B rounds against --baseline (each a whole replay: noisy, +-40 %%)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--inproc-rounds", type=int, default=0,
+        help="in-process A/B (this tree vs --baseline, or vs itself without it), N rounds",
+    )  # fmt: skip
+    parser.add_argument("--short-rps", type=float, default=1000.0,
+                        help="in-process A/B: offered rate of the short sessions")  # fmt: skip
+    parser.add_argument("--burst-s", type=float, default=0.5, help="in-process burst length")
+    parser.add_argument("--only-inproc", action="store_true", help="only the in-process A/B")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
@@ -390,6 +529,18 @@ def main() -> None:
         nginx(Path(tmp) / "nginx", (os.cpu_count() or 2) - 1) as port,
     ):
         work = Path(tmp)
+        if args.inproc_rounds:
+            tree = baseline_tree(args.baseline, work / "inproc") if args.baseline else None
+            inproc = inproc_ab(port, tree, args.inproc_rounds, args.users, k, args.short_rps,
+                               args.burst_s)  # fmt: skip
+            figures["inproc"] = {"baseline": args.baseline, **inproc}
+            print("in-process A/B:", json.dumps(figures["inproc"]), flush=True)
+        if args.only_inproc:
+            figures["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
+            print(json.dumps(figures, indent=2))
+            if args.json:
+                args.json.write_text(json.dumps(figures, indent=2) + "\n")
+            return
         bare = run_bare(port, work, args.users, int(window) + 5)
         print("bare FastHttpUser, 1 core:", bare, flush=True)
         top = run_replay(port, work, "max", rate=1.5 * bare["rps"], window_s=window,
@@ -406,7 +557,7 @@ def main() -> None:
         )
         figures["ratio_rps"] = round(top["rps"] / bare["rps"], 3)
         figures["ratio_cpu"] = round(bare["cpu_ms_per_request"] / top["cpu_ms_per_request"], 3)
-        if args.baseline:
+        if args.baseline and args.ab_rounds:
             tree = baseline_tree(args.baseline, work)
             figures["ab"] = {"baseline": args.baseline, **ab_rounds(
                 port, work, tree, args.ab_rounds, top["rps"], args.users, k, window)}  # fmt: skip

@@ -80,8 +80,9 @@ KEPT_HEADERS = ("content-type", "accept", "user-agent")
 FLUSH_INTERVAL_S = 1.0
 FLUSH_ROWS = 4096
 CONVERT_ROWS = 512
-"""Rows turned into Arrow at a time (well under a millisecond holding the GIL), so the
-sending loop never waits long for the writer's thread."""
+"""Rows turned into Arrow at a time (1.7 ms holding the GIL, measured on a loaded machine;
+the replay's 1 ms switch interval hands it to the sending loop meanwhile), so the sending
+loop never waits long for the writer's thread."""
 
 
 class Background(Protocol):
@@ -235,11 +236,28 @@ def result_batch(rows: Sequence[RequestResult]) -> pa.RecordBatch:
     columns = dict(zip(RequestResult._fields, zip(*rows, strict=True), strict=True))
     columns["latency_intended_ms"] = tuple(r.latency_intended_ms for r in rows)
     columns["ok"] = tuple(r.ok for r in rows)
-    columns["req_headers"] = tuple(
-        [(k, v) for k, v in r.req_headers if k.lower() in KEPT_HEADERS] for r in rows
-    )
+    columns["req_headers"] = tuple(map(_KeptHeaders(), (r.req_headers for r in rows)))
     arrays = [pa.array(columns[f.name], f.type) for f in RESULT_SCHEMA]
     return pa.RecordBatch.from_arrays(arrays, schema=RESULT_SCHEMA)
+
+
+class _KeptHeaders(dict[Any, list[tuple[str, str]]]):
+    """A request's headers as recorded (KEPT_HEADERS only), once per distinct header tuple
+    of a batch: most requests of a run repeat a few (0.40 of the 1.7 ms a 512-row batch
+    took, on the GIL, was this filter run on every row)."""
+
+    def __call__(self, headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        try:
+            return self[headers]
+        except KeyError:
+            kept = self[headers] = _kept(headers)
+            return kept
+        except TypeError:  # a list: not a key
+            return _kept(headers)
+
+
+def _kept(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in headers if k.lower() in KEPT_HEADERS]
 
 
 def write_worker_error(directory: Path, line: str) -> None:

@@ -1,0 +1,36 @@
+"""results.result_batch: what a request's row records (headers kept, derived columns)."""
+
+from __future__ import annotations
+
+from tracereplay.replay.results import RequestResult, result_batch
+
+
+def _row(seq: int, headers: object, status: int | None = 200) -> RequestResult:
+    return RequestResult(
+        1, seq, "GET /a", "GET", "/a", None, 100.0, 100.5, 2.0, status, None,
+        headers, 0, 10,  # type: ignore[arg-type]  # a list too: what a caller may pass
+    )  # fmt: skip
+
+
+def test_each_row_keeps_only_its_own_recorded_headers() -> None:
+    shared = (("Accept", "application/json"), ("Authorization", "Bearer x"))
+    other = (("User-Agent", "ua"), ("Cookie", "c=1"), ("content-type", "text/plain"))
+    rows = [
+        _row(0, shared),
+        _row(1, other),
+        _row(2, shared),  # the same headers again: the same answer
+        _row(3, [("ACCEPT", "*/*"), ("X-Api-Key", "k")]),  # a list (not hashable)
+        _row(4, ()),
+        _row(5, other, status=None),
+    ]
+    batch = result_batch(rows).to_pydict()
+    assert batch["req_headers"] == [
+        [("Accept", "application/json")],
+        [("User-Agent", "ua"), ("content-type", "text/plain")],
+        [("Accept", "application/json")],
+        [("ACCEPT", "*/*")],
+        [],
+        [("User-Agent", "ua"), ("content-type", "text/plain")],
+    ]
+    assert batch["latency_intended_ms"] == [502.0] * 6
+    assert batch["ok"] == [True] * 5 + [False]
