@@ -18,11 +18,10 @@ A request's result is one tuple appended to a list here; the ResultWriter conver
 writes it on a native thread (replay/offload.py).
 
 Starts on time: the driver spawns each session START_LEAD_S before its start, and the
-session waits for its own start on a timerfd at the due time, its watcher of the highest
-priority (run before the other events of the loop iteration it fires in); where there is
-no timerfd, on a libev timer set START_SPIN_S early, then yielding to the hub until the
-start is due (epoll rounds a timer's wait up to whole milliseconds, and libev's loop time
-lags while callbacks run).
+session waits for its own start on a high-priority libev timer (run before the other
+events of the loop iteration it fires in) set START_SPIN_S early, then yields to the hub
+until the start is due (epoll rounds a timer's wait up to whole milliseconds, and libev's
+loop time lags while callbacks run).
 """
 
 from __future__ import annotations
@@ -49,7 +48,6 @@ from .correlate import Credential, PreparedRequest, SessionCorrelator
 from .credentials import assign_account, blank_login_body
 from .idvalues import account_preference
 from .liveids import CredentialPools, RunObjects, SessionIds
-from .offload import wait_until
 from .ownership import NOT_OWNED, Cleared, Protection, Skipped
 from .placeholders import recorded_query
 from .plan import Plan, PlannedRequest, PlannedSession
@@ -393,18 +391,10 @@ def _result(
 
 
 def sleep_until(due_mono_s: float, spin_s: float = START_SPIN_S) -> None:
-    """Wait (this greenlet) until `time.monotonic()` reaches `due_mono_s`: on a timerfd at
-    the due time (offload.wait_until, Linux), else on a libev timer of the highest
-    priority set `spin_s` early from the loop's fresh time, then yielding to the hub until
-    it is due. A start already due returns at once.
-
-    The yielding is a busy loop of the hub: it cost ~0.5 ms of CPU per start (0.62 ms
-    per 5 ms wait against 0.09 ms without it, pinned, idle hub), ~50 µs per request of
-    10-request sessions; the timerfd wakes as exactly, on the OS's clock."""
-    remaining = due_mono_s - time.monotonic()
-    if remaining > 0 and wait_until(due_mono_s, START_PRIORITY):
-        remaining = 0.0
-    remaining -= spin_s
+    """Wait (this greenlet) until `time.monotonic()` reaches `due_mono_s`: on a timer of
+    the highest priority set `spin_s` early from the loop's fresh time, then yielding to
+    the hub until it is due. A start already due returns at once."""
+    remaining = due_mono_s - time.monotonic() - spin_s
     if remaining > 0:
         hub = gevent.get_hub()
         hub.loop.update_now()  # the loop's own time lags while callbacks run

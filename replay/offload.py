@@ -10,19 +10,13 @@ file writes release the GIL, and the short interpreter switch interval the repla
 `resolve_once` keeps the other per-session trip through that pool off the sending loop:
 one name lookup per new connection.
 
-`wait_until` wakes a greenlet at an exact monotonic time without burning the CPU (a
-timerfd the hub polls with the sockets): libev's own timers wake up to a whole millisecond
-late (epoll's timeout is in whole ms, rounded up).
-
 `quiet_collector` keeps the garbage collector from walking the run's live sessions over
 and over while they pile up (an overloaded replay).
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -146,61 +140,6 @@ def resolve_once() -> None:
     hub = gevent.get_hub()
     if not isinstance(hub.resolver, ResolvedOnce):
         hub.resolver = ResolvedOnce(hub.resolver)
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-class _Itimerspec(ctypes.Structure):
-    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
-
-
-_CLOCK_MONOTONIC, _TFD_TIMER_ABSTIME = 1, 1
-_TFD_FLAGS = os.O_NONBLOCK | os.O_CLOEXEC  # TFD_NONBLOCK | TFD_CLOEXEC on Linux
-
-
-def _timerfd_api() -> tuple[Any, Any] | None:
-    """libc's timerfd_create and timerfd_settime, when time.monotonic() is CLOCK_MONOTONIC
-    (Linux); None elsewhere (callers then wait on the hub's own timers)."""
-    clock = time.get_clock_info("monotonic").implementation
-    if clock != "clock_gettime(CLOCK_MONOTONIC)":
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.timerfd_create, libc.timerfd_settime
-    except (OSError, AttributeError):
-        return None
-
-
-_TIMERFD = _timerfd_api()
-
-
-def wait_until(due_mono_s: float, priority: int) -> bool:
-    """Block this greenlet (the hub goes on) until `time.monotonic()` reaches `due_mono_s`,
-    on a timerfd (ns precision) polled with the loop's sockets, its watcher of `priority`.
-    Never early; late by what the hub was doing when it fired. False: no timerfd here
-    (nothing waited)."""
-    if _TIMERFD is None:
-        return False
-    create, settime = _TIMERFD
-    fd = create(_CLOCK_MONOTONIC, _TFD_FLAGS)
-    if fd < 0:
-        return False
-    try:
-        ns = max(1, int(due_mono_s * 1e9) + 1)  # rounded up: never before the due time
-        spec = _Itimerspec(_Timespec(0, 0), _Timespec(ns // 1_000_000_000, ns % 1_000_000_000))
-        if settime(fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) != 0:
-            return False
-        hub = gevent.get_hub()
-        watcher = hub.loop.io(fd, 1, priority=priority)  # 1: readable
-        try:
-            hub.wait(watcher)
-        finally:
-            watcher.close()
-        return True
-    finally:
-        os.close(fd)
 
 
 def quiet_collector() -> None:

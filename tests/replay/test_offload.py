@@ -1,27 +1,17 @@
 """offload.quiet_collector: the collector runs rarely during a replay, but it still runs.
-offload.NativeThread: work given while it is busy is queued, never waited for.
-offload.wait_until: wakes a greenlet at an exact monotonic time, never early, and leaves no
-file descriptor behind."""
+offload.NativeThread: work given while it is busy is queued, never waited for."""
 
 from __future__ import annotations
 
 import gc
-import random
-import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tracereplay.replay.offload import (
-    RUN_GC_THRESHOLD,
-    NativeThread,
-    quiet_collector,
-    wait_until,
-)
+from tracereplay.replay.offload import RUN_GC_THRESHOLD, NativeThread, quiet_collector
 
 
 @pytest.fixture
@@ -95,24 +85,3 @@ def test_native_thread_runs_the_rest_and_raises_the_first_failure() -> None:
     finally:
         pool.close()
     assert done == [3]
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux's")
-def test_wait_until_wakes_on_time_and_closes_its_timer() -> None:
-    import gevent
-
-    fds = sum(1 for _ in Path("/proc/self/fd").iterdir())
-    late_ms = []
-    for _ in range(20):
-        due = time.monotonic() + 0.002 + random.random() * 0.001  # not on a whole ms
-        assert wait_until(due, priority=2)
-        late_ms.append((time.monotonic() - due) * 1000.0)
-    assert min(late_ms) >= 0.0  # never early
-    # On time within what the OS gives (libev's own timers are up to 1 ms late, rounded
-    # up to whole ms: the median would be ~0.5 ms); a loaded machine moves the tail.
-    assert sorted(late_ms)[10] < 0.4
-    # A wait cut short (the session killed before its start) closes its timer too.
-    waiter = gevent.spawn(wait_until, time.monotonic() + 10.0, 2)
-    gevent.sleep(0.01)
-    waiter.kill()
-    assert sum(1 for _ in Path("/proc/self/fd").iterdir()) == fds
