@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from tracereplay import __version__
 from tracereplay.errors import ConfigError, TraceEmptyError, UsageError
 
+from .addresses import first_addresses, header_addresses
 from .arrivals import fit_arrivals
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, fit_behaviors, sig
 from .correlations import (
@@ -58,14 +59,7 @@ from .frame import (
 )
 from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_check import check_model
-from .outcomes import (
-    NO_OUTCOMES,
-    Outcomes,
-    first_addresses,
-    fit_outcomes,
-    header_addresses,
-    outcomes_to_json,
-)
+from .outcomes import NO_OUTCOMES, Outcomes, fit_outcomes, outcomes_to_json
 from .session_sample import (
     CORRELATION_SAMPLE_SESSIONS,
     CORRELATION_SESSIONS_PER_ENDPOINT,

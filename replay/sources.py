@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from tracereplay.errors import TraceReplayError, UsageError
+from tracereplay.models.addresses import session_address
 from tracereplay.models.correlations import (
     AuthInfo,
     CorrelationRule,
@@ -39,7 +40,6 @@ from tracereplay.models.outcomes import (
     is_basic,
     login_refused,
     outcomes_from_json,
-    session_address,
     session_outcomes,
 )
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, sessionize

@@ -26,6 +26,13 @@ from hypothesis import strategies as st
 
 from tests.factories import T0, make_record, make_table, write_trace
 from tracereplay.errors import TraceCorruptError
+from tracereplay.models.addresses import (
+    ADDRESS_SOURCES,
+    first_addresses,
+    header_addresses,
+    session_address,
+    session_addresses,
+)
 from tracereplay.models.behaviors import choose_clusters, fit_behaviors, transition_features
 from tracereplay.models.frame import (
     LIGHT_COLUMNS,
@@ -36,13 +43,6 @@ from tracereplay.models.frame import (
     sessionize_requests,
 )
 from tracereplay.models.model import _session_frame, build_model, model_json
-from tracereplay.models.outcomes import (
-    ADDRESS_SOURCES,
-    first_addresses,
-    header_addresses,
-    session_address,
-    session_addresses,
-)
 from tracereplay.models.params import param_kind
 from tracereplay.models.sessions import session_stats, sessionize
 from tracereplay.models.shapes import cut_path, cut_paths
