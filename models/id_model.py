@@ -28,6 +28,7 @@ from tracereplay.errors import ConfigError
 
 from .correlations import Location
 from .id_select import Selection, id_key
+from .templating import path_template
 
 PRODUCER_KINDS = ("create", "list", "read", "login", "other")
 
@@ -97,7 +98,7 @@ class IdModel:
         endpoint: computed once per endpoint."""
         known = self._id_places.get(endpoint)
         if known is None:
-            template = endpoint.partition(" ")[2].partition("?")[0]
+            template = path_template(endpoint)
             params = [Location("path", s[1:-1]) for s in template.split("/") if s.startswith("{")]
             known = tuple(dict.fromkeys([*params, *self.places(endpoint)]))
             self._id_places[endpoint] = known

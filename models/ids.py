@@ -32,6 +32,7 @@ from .id_model import (
     ids_to_json,
 )
 from .id_select import learn_selections
+from .templating import path_template
 from .values import request_values, response_values
 
 __all__ = [  # the id model's names, for the modules that learn and read it through here
@@ -132,7 +133,7 @@ def learn_ids(walk: Walk, auth: AuthInfo, endpoints: Iterable[str]) -> IdModel:
 
 def path_objects(endpoint: str, path: object) -> list[str]:
     """The values of `endpoint`'s path parameters in `path` ([] when it does not match)."""
-    slots = endpoint.partition(" ")[2].partition("?")[0].split("/")
+    slots = path_template(endpoint).split("/")
     segments = str(path).split("/")
     if len(slots) != len(segments):
         return []

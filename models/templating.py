@@ -374,6 +374,11 @@ class Templater:
         return cls(routes, options)
 
 
+def path_template(endpoint: str) -> str:
+    """The path template of an endpoint name `METHOD /template` (its query, if any, cut)."""
+    return endpoint.partition(" ")[2].partition("?")[0]
+
+
 def _path_params(template: str, path: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for label, value in zip(template.split("/"), _segments(path), strict=True):

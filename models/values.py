@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl, unquote
 from tracereplay.cookies import cookie_pairs
 from tracereplay.errors import ConfigError
 
+from .templating import path_template
+
 MIN_INT_DIGITS = 4
 # Transport headers never carry a value a server handed out; skipping them saves work.
 _TRANSPORT_HEADERS = frozenset(
@@ -129,7 +131,7 @@ def _eligible(values: Iterable[tuple[Location, object]], min_len: int) -> Values
 
 
 def _path_values(path: str, endpoint: str) -> Iterator[tuple[Location, object]]:
-    template = endpoint.partition(" ")[2].partition("?")[0] or endpoint
+    template = path_template(endpoint) or endpoint
     segments, slots = path.split("/"), template.split("/")
     if len(slots) != len(segments):
         slots = [""] * len(segments)

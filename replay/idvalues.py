@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from tracereplay.models.correlations import Location
 from tracereplay.models.id_model import IdModel
+from tracereplay.models.templating import path_template
 
 from .evidence import Saw, can_match, meets, telling_fields
 from .liveids import CreatedObject, CredentialPools, Key, SessionIds
@@ -35,17 +36,13 @@ def creates_for(model: IdModel, endpoint: str, target: Location) -> set[str]:
     that produce the place, and creates whose learned DELETE is this endpoint or names
     its object by the same path and parameter (`PUT /a/{p}` beside `DELETE /a/{p}`)."""
     out = {p.endpoint for p in model.producers(endpoint, target) if p.kind == "create"}
-    path = _path_template(endpoint)
+    path = path_template(endpoint)
     for c in model.creations:
         if c.delete is None or c.param != target.key:
             continue
-        if c.delete == endpoint or (target.where == "path" and _path_template(c.delete) == path):
+        if c.delete == endpoint or (target.where == "path" and path_template(c.delete) == path):
             out.add(c.endpoint)
     return out
-
-
-def _path_template(endpoint: str) -> str:
-    return endpoint.partition(" ")[2].partition("?")[0]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, unquote
 
 from tracereplay.errors import UsageError
 from tracereplay.models.correlations import Location
+from tracereplay.models.templating import path_template
 
 from .placeholders import credential_placeholder
 from .rewrite import PreparedRequest
@@ -111,7 +112,7 @@ def object_ids(
     """The object ids a request names: every path parameter of its endpoint's template and
     the values of its id query fields among `places`; None when the path does not match
     the template."""
-    template = endpoint.partition(" ")[2].partition("?")[0]
+    template = path_template(endpoint)
     slots, segments = template.split("/"), path.split("/")
     if len(slots) != len(segments):
         return None

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 from tracereplay.cookies import cookie_pairs
 from tracereplay.models.correlations import Location
 from tracereplay.models.id_select import nodes_at
+from tracereplay.models.templating import path_template
 
 from .plan import PlannedRequest
 
@@ -209,7 +210,7 @@ def response_cookies(headers: Sequence[tuple[str, str]]) -> Iterator[tuple[str, 
 
 def set_path(request: PlannedRequest, values: dict[str, str]) -> str:
     """The path with parameters (by template name, or by segment index) replaced."""
-    template = request.endpoint.partition(" ")[2].partition("?")[0]
+    template = path_template(request.endpoint)
     segments, slots = request.path.split("/"), template.split("/")
     for key, value in values.items():
         encoded = quote(value, safe="")
