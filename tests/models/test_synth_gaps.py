@@ -85,6 +85,17 @@ OLD_MODEL = {
 }
 
 
+def assert_samples_as_before(
+    model: ArrivalModel, process: str, count: int, first: list[float], total: float
+) -> None:
+    """The starts an older sampler drew from `model` (seed 7, scale 2): how many, the first
+    three and their sum."""
+    t = sample_arrivals(model, np.random.default_rng(7), scale=2.0, process=process)
+    assert len(t) == count
+    np.testing.assert_allclose(t[:3], first, atol=1e-6)
+    assert float(t.sum()) == pytest.approx(total, abs=1e-5)
+
+
 @pytest.mark.parametrize(
     ("process", "count", "first", "total"),
     [
@@ -98,10 +109,7 @@ def test_a_model_without_gap_shape_samples_as_before(
     # The figures are those of the sampler before gap_shape (main at ffe06e6), same seed.
     model = ArrivalModel.from_json(OLD_MODEL)
     assert model.gap_shape is None and "gap_shape" not in model.to_json()
-    t = sample_arrivals(model, np.random.default_rng(7), scale=2.0, process=process)
-    assert len(t) == count
-    np.testing.assert_allclose(t[:3], first, atol=1e-6)
-    assert float(t.sum()) == pytest.approx(total, abs=1e-5)
+    assert_samples_as_before(model, process, count, first, total)
 
 
 def test_gap_shape_json_round_trip_and_validation() -> None:
@@ -139,10 +147,7 @@ def test_a_model_with_gap_shape_only_samples_as_before(
     # A model file from before gap_quantiles: main's sampler (at 4a28612) gave these figures.
     model = ArrivalModel.from_json({**OLD_MODEL, "gap_shape": 1.7})
     assert model.gap_quantiles is None and "gap_quantiles" not in model.to_json()
-    t = sample_arrivals(model, np.random.default_rng(7), scale=2.0, process=process)
-    assert len(t) == count
-    np.testing.assert_allclose(t[:3], first, atol=1e-6)
-    assert float(t.sum()) == pytest.approx(total, abs=1e-5)
+    assert_samples_as_before(model, process, count, first, total)
 
 
 TWO_SPAN_S = 1200.0
