@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from tracereplay.errors import TraceEmptyError, UsageError
-from tracereplay.models.arrivals import DISPERSION_WINDOWS_S, MIN_WINDOWS, fit_arrivals
+from tracereplay.models.arrivals import DISPERSION_WINDOWS_S, MIN_WINDOWS, fitted_bucket_s
 from tracereplay.models.frame import LIGHT_COLUMNS
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table, sessionize
@@ -440,7 +440,7 @@ def noise_of_real(
     real_t = session_table(real_s) if real_t is None else real_t
     span = span_s(real_s)
     starts = np.sort(real_t["start_s"].to_numpy(float))
-    bucket_s = float(fit_arrivals(starts, span).bucket_s) if span > 0 else None
+    bucket_s = fitted_bucket_s(starts, span) if span > 0 else None
     sample = RealSample.of(
         real_s, real_t, bucket_s=bucket_s, with_status=True,
         censored=censoring(real_s, session_timeout_s).any, at_most=noise_sessions,

@@ -20,7 +20,7 @@ from tracereplay.models.arrivals import (
     MIN_WINDOWS,
     arrival_rate_mape,
     dispersion_index,
-    fit_arrivals,
+    fitted_bucket_s,
     rate_curve,
 )
 
@@ -199,7 +199,7 @@ def arrival_rate(
     if span_r <= 0 or span_o <= 0:
         reason = "a trace spans no time: no rate curve"
         return ArrivalComparison(None, None, (), (), reason, source)
-    bucket_s = float(fit_arrivals(starts_r, span_r).bucket_s)
+    bucket_s = fitted_bucket_s(starts_r, span_r)
     real = np.asarray(rate_curve(starts_r, span_r, bucket_s), dtype=float)
     other = np.asarray(rate_curve(starts_o, span_o, bucket_s), dtype=float)
     # Whole buckets of the overlap only: a last bucket cut short by one span holds too few

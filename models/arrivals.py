@@ -339,6 +339,13 @@ def gap_shape(start_s: np.ndarray, rates: np.ndarray, bucket_s: float) -> float 
     return _sig(min(float(shape), MAX_GAP_SHAPE), 4) if math.isfinite(shape) and shape > 0 else None
 
 
+def fitted_bucket_s(start_s: ArrayLike, span_s: float) -> float:
+    """The bucket width `fit_arrivals(start_s, span_s).bucket_s` gives, without fitting the
+    rest of the model (its gap shape and percentiles cost a pass over every gap)."""
+    span = _check_span(span_s)
+    return _sig(default_bucket_s(span, len(_starts(start_s, span))))
+
+
 def fit_arrivals(
     start_s: ArrayLike, span_s: float, *, bucket_s: float | None = None
 ) -> ArrivalModel:

@@ -17,6 +17,7 @@ from tracereplay.models.arrivals import (
     default_bucket_s,
     dispersion_index,
     fit_arrivals,
+    fitted_bucket_s,
     rate_curve,
     sample_arrivals,
 )
@@ -295,3 +296,13 @@ def test_from_json_rejects_a_broken_model(day_model: ArrivalModel) -> None:
     ):
         with pytest.raises(ConfigError):
             ArrivalModel.from_json(broken)
+
+
+@pytest.mark.parametrize(
+    ("count", "span_s"), [(0, 100.0), (3, 0.0), (10, 5.0), (1000, 600.0), (50_000, 86_400.0)]
+)
+def test_fitted_bucket_is_the_one_fit_arrivals_chooses(count: int, span_s: float) -> None:
+    starts = np.sort(np.random.default_rng(count).random(count) * span_s)
+    # a start outside the span counts in neither
+    starts = np.append(starts, span_s + 1.0)
+    assert fitted_bucket_s(starts, span_s) == fit_arrivals(starts, span_s).bucket_s
