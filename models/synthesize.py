@@ -30,6 +30,7 @@ from .behaviors import END, Behavior
 from .params import fresh_value
 from .payloads import BodyModel, QueryModel
 from .session_shape import ConditionedChain
+from .strata import JointShapes, stratified_uniform
 
 MAX_SESSION_LENGTH = 1000
 PAUSE_CANDIDATES = 4
@@ -86,6 +87,7 @@ class Synthesizer:
             ConditionedChain(b.entry, b.transitions) if b.shape is not None else None
             for b in self.behaviors
         ]
+        self.joint = JointShapes(self.behaviors, self.behavior_p)
         self.arrivals = ArrivalModel.from_json(model["arrivals"])
         self.endpoints = {
             name: _Endpoint(
@@ -127,13 +129,16 @@ class Synthesizer:
             yield request.record
 
     def session_requests(self, index: int, start_s: float) -> list[SyntheticRequest]:
-        """Session `index`, drawn from generators seeded by (seed, index) alone."""
+        """Session `index`, drawn from generators seeded by (seed, index) alone; its
+        behavior and shape row stratified with its block's (models/strata.py)."""
         self._reseed(index)
-        pick = int(self.rng.choice(len(self.behaviors), p=self.behavior_p))
+        pick, row = self.joint.pick(stratified_uniform(self.seed, index, self.rng))
         behavior, chain = self.behaviors[pick], self.chains[pick]
         total: float | None = None
-        if behavior.shape is not None and chain is not None:
-            length, tempo, total = behavior.shape.draw(self.rng)
+        if behavior.shape is not None and chain is not None and row is not None:
+            table = behavior.shape
+            length, tempo = table.length[row], table.tempo[row]
+            total = table.pauses_s[row] if table.pauses_s is not None else None
             path = chain.walk(_feasible(chain, length), self.rng)
             if total is not None and len(path) != length:  # the nearest feasible length
                 total = total * (len(path) - 1) / (length - 1) if length > 1 else None
