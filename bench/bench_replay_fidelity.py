@@ -227,7 +227,12 @@ def capture_load(capture: Path) -> Any:
 
 
 def run(
-    capture: Path, source: str, scale: int, work: Path, duration: str | None = None
+    capture: Path,
+    source: str,
+    scale: int,
+    work: Path,
+    duration: str | None = None,
+    foreign: bool = False,
 ) -> dict[str, Any]:
     spec = read_spec(capture)
     accounts = sandbox_accounts(spec.seed)
@@ -245,6 +250,9 @@ def run(
         n += 1
         out = work / f"replay-{source}-{scale}x-{n}"
     bound = ["--duration", duration] if duration else []
+    # Only against this throwaway sandbox: what the safety rules hold back by default is
+    # sent, so that its error share can be measured (the audit then counts those writes).
+    unsafe = ["--allow-foreign-writes"] if foreign else []
     with sandbox(spec, work / f"{out.name}.target.log") as url:
         before = audit(url, accounts)
         load = {"replay_start": load_average()}
@@ -265,6 +273,7 @@ def run(
             # logins per that address: the documented case for --spread-addresses.
             "--spread-addresses",
             *bound,
+            *unsafe,
         )
         load["replay_end"] = load_average()
         during = audit(url, accounts)
@@ -284,6 +293,7 @@ def run(
         "source": source,
         "scale": scale,
         "duration": duration,
+        "allow_foreign_writes": foreign,
         "replay_exit": code,
         "cleanup_exit": cleanup,
         **figures(
@@ -321,10 +331,15 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=1)
     parser.add_argument("--work", type=Path, help="run folders and figures (default CAPTURE)")
     parser.add_argument("--duration", help="replay only this much of the window (e.g. 3m)")
+    parser.add_argument(
+        "--allow-foreign-writes",
+        action="store_true",
+        help="send what the safety rules hold back (only this bench's own sandbox is written)",
+    )
     args = parser.parse_args()
     work = args.work or args.capture
     for source in args.sources.split(","):
-        doc = run(args.capture, source, args.scale, work, args.duration)
+        doc = run(args.capture, source, args.scale, work, args.duration, args.allow_foreign_writes)
         print(json.dumps(doc, indent=1), flush=True)
     return 0
 
