@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from tracereplay.trace import (
     TraceWriter,
     open_writer,
     read_trace,
-    store,
     trace_schema,
 )
 from tracereplay.trace.store import scan_directory
@@ -260,32 +258,3 @@ def test_a_trace_written_before_an_additive_column_is_read_with_nulls(
     assert got.schema.remove_metadata().equals(TRACE_SCHEMA)
     assert all(got[name].to_pylist() == [None] for name in missing)
     assert got["path"].to_pylist() == ["/old"]
-
-
-def test_the_last_part_compacts_beside_one_still_compacting(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # close() compacts the last journal on a thread of its own: it does not queue behind
-    # a part still compacting (the writer's tail after its last row).
-    last_started = threading.Event()
-    waited: list[bool] = []
-    compact = store.compact_journal
-
-    def slow_first(directory: Path, seq: int) -> int:
-        if seq == 1:  # finishes only once the last part has started (or 5 s passed)
-            waited.append(last_started.wait(5))
-        else:
-            last_started.set()
-        return compact(directory, seq)
-
-    monkeypatch.setattr(store, "compact_journal", slow_first)
-    schema = trace_schema(TEST_META)
-    sink = ParquetDirSink(tmp_path / "t", schema, rows_per_part=10)
-    rows = [make_record(path=f"/r/{i}") for i in range(15)]
-    sink.write_batch(make_table(rows[:10]).to_batches()[0])  # journal 1 full: compacting
-    sink.write_batch(make_table(rows[10:]).to_batches()[0])
-    sink.close()
-    assert waited == [True]
-    parts, journals = scan_directory(tmp_path / "t")
-    assert sorted(parts) == [1, 2] and not journals
-    assert read_trace(tmp_path / "t", ["path"])["path"].to_pylist() == [r.path for r in rows]

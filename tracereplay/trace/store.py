@@ -379,12 +379,7 @@ class ParquetDirSink:
 
     def close(self) -> None:
         try:
-            # The last part does not queue behind one still compacting: it compacts on a
-            # thread of its own beside it (the writer has stopped converting: a core is
-            # free), so close() waits for the longer of the two, not their sum.
-            last = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-compact")
-            self._rotate(last)
-            last.shutdown(wait=True)
+            self._rotate()
             self._compactor.shutdown(wait=True)
             for future in self._pending:
                 if (exc := future.exception()) is not None:
@@ -403,13 +398,12 @@ class ParquetDirSink:
             os.close(self._lock_fd)  # closing the descriptor drops the flock
             self._lock_fd = None
 
-    def _rotate(self, compactor: ThreadPoolExecutor | None = None) -> None:
+    def _rotate(self) -> None:
         if self._fd is None:
             return
         os.close(self._fd)
         self._pending = [f for f in self._pending if not f.done() or f.exception()]
-        compactor = compactor or self._compactor
-        self._pending.append(compactor.submit(compact_journal, self.directory, self._seq))
+        self._pending.append(self._compactor.submit(compact_journal, self.directory, self._seq))
         self._fd = None
         self._journal_rows = 0
         self._seq += 1
