@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,11 +27,6 @@ CONVERT_CHUNK_ROWS = 4096
 """Rows converted to Arrow at a time, one column after the other (the longest, a header
 map, ~5 ms under the GIL): a proxy sharing the process waits at most about that long for
 the flusher, and one journal frame holds at most this many."""
-FRAMES_IN_FLIGHT = 4
-"""Converted chunks queued for the journal thread at most while the next one converts. The
-journal thread needs the GIL back after each of its calls that release it, and gets it
-only when the converting thread lets go (up to the switch interval, 5 ms): with one frame
-in flight the converter waited for it (bench/README.md, "Trace writer"). ~3 MB each."""
 
 
 class TraceSink(Protocol):
@@ -95,7 +89,6 @@ class TraceWriter:
         self._closing = False
         self._closed = False
         self._error: TraceError | None = None
-        self._sink_failed = False  # set on the journal thread: no later frame is sent
         self._refusing = False  # closing or failed: the one flag write() reads
         self.rows_flushed = 0
         """Rows the sink has taken (durable: a killed process keeps them)."""
@@ -144,10 +137,10 @@ class TraceWriter:
     def flush(self) -> None:
         """Send every buffered row to the sink now; a `TraceError` once the sink failed.
 
-        The sink writes chunks (Arrow IPC, CRC and `writev`, mostly without the GIL) on
-        the journal thread, in order, while this one converts the next chunks (under the
-        GIL); up to `FRAMES_IN_FLIGHT` wait there. After a chunk the sink failed to take,
-        no later one reaches it. Returns once every row has reached the sink.
+        The sink writes a chunk (Arrow IPC, CRC and `writev`, mostly without the GIL) on
+        the journal thread while this one converts the next chunk (under the GIL). One
+        chunk is in flight at a time: frames keep their order, and a failure is known
+        before the next chunk is sent. Returns once every row has reached the sink.
         """
         with self._sink_lock:
             buffer = self._buffer
@@ -157,19 +150,21 @@ class TraceWriter:
             if self._error is not None:
                 self.rows_lost += len(records)
                 raise self._error
-            in_flight: deque[_InFlight] = deque()
+            in_flight: _InFlight | None = None
             try:
                 for start in range(0, len(records), CONVERT_CHUNK_ROWS):
                     if start:
                         time.sleep(0)  # Arrow's conversion holds the GIL: let others run between
                     batch, rejected = self._to_batch(records[start : start + CONVERT_CHUNK_ROWS])
-                    if len(in_flight) >= FRAMES_IN_FLIGHT:
-                        self._land(in_flight.popleft(), len(records))
-                    sent = None if batch is None else self._journal.submit(self._store, batch)
-                    in_flight.append(_InFlight(sent, start, rejected))
+                    if in_flight is not None:
+                        landed, in_flight = in_flight, None
+                        self._land(landed, len(records))
+                    self.rows_rejected += rejected  # not when lost: the sink failed first
+                    if batch is not None:
+                        in_flight = _InFlight(self._journal.submit(self._store, batch), start)
             finally:
-                while in_flight:
-                    self._land(in_flight.popleft(), len(records))
+                if in_flight is not None:
+                    self._land(in_flight, len(records))
 
     def close(self) -> None:
         """Flush everything and close the sink. Idempotent; raises the sink's failure."""
@@ -218,27 +213,17 @@ class TraceWriter:
         logger.error("%s", self._error)
 
     def _store(self, batch: pa.RecordBatch) -> None:
-        """On the journal thread: `batch` into the sink (one call at a time, in order);
-        nothing once a batch before failed (frames queued behind it are lost with it)."""
-        if self._sink_failed:
-            raise _NotSent
-        try:
-            self._sink.write_batch(batch)
-        except BaseException:
-            self._sink_failed = True
-            raise
+        """On the journal thread: `batch` into the sink (one call at a time)."""
+        self._sink.write_batch(batch)
         self.rows_flushed += batch.num_rows  # only one thread at a time counts
 
     def _land(self, frame: _InFlight, total: int) -> None:
-        """Wait for `frame` to reach the sink, then count its rejected rows; on failure,
-        the rows from it on are lost (rejected ones among them too)."""
+        """Wait for `frame` to reach the sink; on failure, the rows from it on are lost."""
         try:
-            if frame.sent is not None:
-                frame.sent.result()
+            frame.sent.result()
         except Exception as exc:
             self._fail(exc, total - frame.start)
             raise self._error from exc  # type: ignore[misc]  # set by _fail
-        self.rows_rejected += frame.rejected
 
     def _to_batch(self, records: list[TraceRecord]) -> tuple[pa.RecordBatch | None, int]:
         """`records` as one batch, leaving out (and logging) any that cannot convert; and
@@ -273,17 +258,10 @@ class TraceWriter:
 
 @dataclass(frozen=True, slots=True)
 class _InFlight:
-    """A chunk handed to the sink on the journal thread (None: every row was rejected);
-    its rows start at `start`; `rejected` of them were left out."""
+    """A chunk handed to the sink on the journal thread; its rows start at `start`."""
 
-    sent: Future[None] | None
+    sent: Future[None]
     start: int
-    rejected: int
-
-
-class _NotSent(Exception):
-    """A frame not handed to the sink because one before it failed (never landed: the
-    failure before it is raised first)."""
 
 
 # What converting one bad row can raise (a surrogate in a str, a wrong type, a huge int).
