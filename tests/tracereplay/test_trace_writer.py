@@ -24,10 +24,7 @@ from tracereplay.trace import (
     trace_schema,
 )
 from tracereplay.trace.store import scan_directory
-from tracereplay.trace.writer import CONVERT_CHUNK_ROWS, FRAME_CHUNKS
-
-FRAME = FRAME_CHUNKS * CONVERT_CHUNK_ROWS
-"""Rows of a full journal frame."""
+from tracereplay.trace.writer import CONVERT_CHUNK_ROWS
 
 
 def test_close_loses_nothing_across_many_parts(tmp_path: Path) -> None:
@@ -113,21 +110,21 @@ class FailingLater(MemorySink):
 
 
 def test_a_sink_failing_mid_flush_keeps_the_frames_before_in_order() -> None:
-    # The flusher converts the next frame while the sink writes the one before: when the
-    # sink fails, the frame already converted is lost, not counted as written or rejected.
+    # The flusher converts the next chunk while the sink writes the one before: when the
+    # sink fails, the chunk already converted is lost, not counted as written or rejected.
     sink = FailingLater(good=2)
     writer = TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=60)
-    total = 3 * FRAME + 10
-    bad = 3 * FRAME + 5  # in the frame converted while the failing one is written
+    total = 3 * CONVERT_CHUNK_ROWS + 10
+    bad = 3 * CONVERT_CHUNK_ROWS + 5  # in the chunk converted while the failing one is written
     for i in range(total):
         path = "/raw/\udcff" if i in (3, bad) else f"/r/{i}"  # not UTF-8: left out
         writer.write(make_record(path=path))
     with pytest.raises(TraceError, match="No space left"):
         writer.flush()
-    kept = 2 * FRAME - 1
+    kept = 2 * CONVERT_CHUNK_ROWS - 1
     assert sink.table()["path"].to_pylist() == [f"/r/{i}" for i in range(kept + 1) if i != 3]
     assert writer.rows_flushed == kept and writer.rows_rejected == 1
-    assert writer.rows_lost == total - 2 * FRAME
+    assert writer.rows_lost == total - 2 * CONVERT_CHUNK_ROWS
     with pytest.raises(TraceError):
         writer.close()
 
@@ -153,14 +150,14 @@ def test_no_frame_after_a_failed_one_reaches_the_sink() -> None:
     # (Holds with one frame in flight; seen failing with four queued and no check.)
     sink = FailingOnce(bad=2)
     writer = TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=60)
-    total = 4 * FRAME
+    total = 4 * CONVERT_CHUNK_ROWS
     for i in range(total):
         writer.write(make_record(path=f"/r/{i}"))
     with pytest.raises(TraceError, match="No space left"):
         writer.flush()
-    assert sink.table()["path"].to_pylist() == [f"/r/{i}" for i in range(FRAME)]
-    assert writer.rows_flushed == FRAME
-    assert writer.rows_lost == total - FRAME
+    assert sink.table()["path"].to_pylist() == [f"/r/{i}" for i in range(CONVERT_CHUNK_ROWS)]
+    assert writer.rows_flushed == CONVERT_CHUNK_ROWS
+    assert writer.rows_lost == total - CONVERT_CHUNK_ROWS
     with pytest.raises(TraceError):
         writer.close()
     assert sink.calls == 2  # the frames after the failed one were never offered

@@ -26,12 +26,7 @@ DEFAULT_FLUSH_INTERVAL_S = 1.0
 CONVERT_CHUNK_ROWS = 4096
 """Rows converted to Arrow at a time, one column after the other (the longest, a header
 map, ~5 ms under the GIL): a proxy sharing the process waits at most about that long for
-the flusher."""
-FRAME_CHUNKS = 2
-"""Converted chunks per journal frame (fewer while a frame's buffers are already
-`FRAME_BYTES`): each frame costs the journal thread ~8 calls that release the GIL and must
-take it back from the converting thread, and reading it back ~4 more."""
-FRAME_BYTES = 32 << 20
+the flusher, and one journal frame holds at most this many."""
 
 
 class TraceSink(Protocol):
@@ -142,11 +137,10 @@ class TraceWriter:
     def flush(self) -> None:
         """Send every buffered row to the sink now; a `TraceError` once the sink failed.
 
-        The sink writes a frame of `FRAME_CHUNKS` chunks (Arrow IPC, CRC and `writev`,
-        mostly without the GIL) on the journal thread while this one converts the next
-        chunks (under the GIL). One frame is in flight at a time: frames keep their order,
-        and a failure is known before the next frame is sent. Returns once every row has
-        reached the sink.
+        The sink writes a chunk (Arrow IPC, CRC and `writev`, mostly without the GIL) on
+        the journal thread while this one converts the next chunk (under the GIL). One
+        chunk is in flight at a time: frames keep their order, and a failure is known
+        before the next chunk is sent. Returns once every row has reached the sink.
         """
         with self._sink_lock:
             buffer = self._buffer
@@ -158,28 +152,16 @@ class TraceWriter:
                 raise self._error
             in_flight: _InFlight | None = None
             try:
-                start = 0
-                while start < len(records):
-                    batches, rejected, end, size = [], 0, start, 0
-                    while end < len(records) and (
-                        end == start
-                        or (end - start < FRAME_CHUNKS * CONVERT_CHUNK_ROWS and size < FRAME_BYTES)
-                    ):
-                        if end:
-                            time.sleep(0)  # Arrow's conversion holds the GIL: let others run
-                        batch, left_out = self._to_batch(records[end : end + CONVERT_CHUNK_ROWS])
-                        if batch is not None:
-                            batches.append(batch)
-                            size += batch.get_total_buffer_size()
-                        rejected += left_out
-                        end += CONVERT_CHUNK_ROWS
+                for start in range(0, len(records), CONVERT_CHUNK_ROWS):
+                    if start:
+                        time.sleep(0)  # Arrow's conversion holds the GIL: let others run between
+                    batch, rejected = self._to_batch(records[start : start + CONVERT_CHUNK_ROWS])
                     if in_flight is not None:
                         landed, in_flight = in_flight, None
                         self._land(landed, len(records))
                     self.rows_rejected += rejected  # not when lost: the sink failed first
-                    if batches:
-                        in_flight = _InFlight(self._journal.submit(self._store, batches), start)
-                    start = end
+                    if batch is not None:
+                        in_flight = _InFlight(self._journal.submit(self._store, batch), start)
             finally:
                 if in_flight is not None:
                     self._land(in_flight, len(records))
@@ -230,9 +212,8 @@ class TraceWriter:
         )
         logger.error("%s", self._error)
 
-    def _store(self, batches: list[pa.RecordBatch]) -> None:
-        """On the journal thread: `batches` into the sink as one (one call at a time)."""
-        batch = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
+    def _store(self, batch: pa.RecordBatch) -> None:
+        """On the journal thread: `batch` into the sink (one call at a time)."""
         self._sink.write_batch(batch)
         self.rows_flushed += batch.num_rows  # only one thread at a time counts
 
