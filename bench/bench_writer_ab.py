@@ -12,6 +12,9 @@ thread the median µs of CPU per row; per round the ratios base2/base (A/A) and 
 (A/B; > 1: new spends less), their median with a 95 % bootstrap interval over rounds; peak
 RSS per process; and the rate a quiet 2-core machine would reach at most,
 rows / max(GIL threads' CPU, all threads' CPU / 2) (an upper bound: no stall, no idle).
+Where the wall goes besides: `convert_wall`, the wall inside the writer's conversions
+(their CPU plus the GIL and run-queue waits within them), and `tail`, the wall `close()`
+still takes after the last conversion returned (last frames, last part's compaction).
 
     .venv/bin/python bench/bench_writer_ab.py --base 4a28612 --rows 200000 --rounds 30
 """
@@ -59,6 +62,27 @@ def count_thread_cpu() -> dict[str, float]:
     return spent
 
 
+def time_conversions() -> dict[str, float]:
+    """Wall seconds inside the writer's `records_to_batch` (summed) and when the last call
+    returned: the tail of a round is what `close()` still takes after it (the last
+    frames, the last part's compaction)."""
+    import tracereplay.trace.writer as writer_module
+
+    marks = {"wall": 0.0, "last": 0.0}
+    convert = writer_module.records_to_batch
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return convert(*args, **kwargs)
+        finally:
+            marks["last"] = end = time.perf_counter()
+            marks["wall"] += end - start
+
+    writer_module.records_to_batch = timed  # type: ignore[attr-defined]
+    return marks
+
+
 def serve(rows_file: Path) -> None:
     """A side: loads the rows, then answers each `run N` line with one JSON line."""
     import tracereplay.trace
@@ -69,19 +93,23 @@ def serve(rows_file: Path) -> None:
         rows = pickle.load(handle)
     gc.freeze()  # the prebuilt rows are no garbage; a capture's heap holds none of them
     spent = count_thread_cpu()
+    marks = time_conversions()
     for line in sys.stdin:
         cmd, *args = line.split()
         if cmd != "run":
             break
         batch = rows[: int(args[0])]
         spent.clear()
+        marks["wall"] = 0.0
         with tempfile.TemporaryDirectory() as tmp:
             main0, cpu0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
             writer = open_writer(Path(tmp) / "trace", TEST_META)
             for row in batch:
                 writer.write(row)
             writer.close()
-            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            end = time.perf_counter()
+            wall, cpu = end - wall0, time.process_time() - cpu0
+            tail, convert_wall = end - marks["last"], marks["wall"]
             threads = {"MainThread": time.thread_time() - main0, **spent}
             assert writer.rows_flushed == len(batch)
         answer = {
@@ -90,6 +118,8 @@ def serve(rows_file: Path) -> None:
             "wall_s": wall,
             "cpu_s": cpu,
             "threads_s": threads,
+            "tail_s": tail,
+            "convert_wall_s": convert_wall,
             "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         print(json.dumps(answer), flush=True)
@@ -129,7 +159,17 @@ class Side:
                 self.process.wait()
 
 
-KEYS = ("gil", "all", "quiet_bound", "wall", *GIL_THREADS, "trace-journal", "trace-compact")
+KEYS = (
+    "gil",
+    "all",
+    "quiet_bound",
+    "wall",
+    "tail",
+    "convert_wall",
+    *GIL_THREADS,
+    "trace-journal",
+    "trace-compact",
+)
 """What the ratios are given for (thread names: the writer's in this tree and the base)."""
 
 
@@ -140,6 +180,8 @@ def per_row(run: dict[str, Any]) -> dict[str, float]:
     us["gil"] = sum(us.get(name, 0.0) for name in GIL_THREADS)
     us["all"] = 1e6 * run["cpu_s"] / run["rows"]
     us["wall"] = 1e6 * run["wall_s"] / run["rows"]
+    us["tail"] = 1e6 * run["tail_s"] / run["rows"]  # wall after the last conversion
+    us["convert_wall"] = 1e6 * run["convert_wall_s"] / run["rows"]  # wall inside them
     us["quiet_bound"] = max(us["gil"], us["all"] / 2)  # µs/row on 2 free cores, at best
     return us
 

@@ -129,6 +129,40 @@ def test_a_sink_failing_mid_flush_keeps_the_frames_before_in_order() -> None:
         writer.close()
 
 
+class FailingOnce(MemorySink):
+    """Fails its `bad`-th batch like a full disk, then takes batches again (room freed)."""
+
+    def __init__(self, bad: int) -> None:
+        super().__init__(TRACE_SCHEMA)
+        self.bad = bad
+        self.calls = 0
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self.calls += 1
+        if self.calls == self.bad:
+            raise OSError(28, "No space left on device")
+        super().write_batch(batch)
+
+
+def test_no_frame_after_a_failed_one_reaches_the_sink() -> None:
+    # When the sink fails a frame, the frames after it are lost with it, even if the sink
+    # would take them again: a trace never has a gap of rows that were counted lost.
+    # (Holds with one frame in flight; seen failing with four queued and no check.)
+    sink = FailingOnce(bad=2)
+    writer = TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=60)
+    total = 4 * CONVERT_CHUNK_ROWS
+    for i in range(total):
+        writer.write(make_record(path=f"/r/{i}"))
+    with pytest.raises(TraceError, match="No space left"):
+        writer.flush()
+    assert sink.table()["path"].to_pylist() == [f"/r/{i}" for i in range(CONVERT_CHUNK_ROWS)]
+    assert writer.rows_flushed == CONVERT_CHUNK_ROWS
+    assert writer.rows_lost == total - CONVERT_CHUNK_ROWS
+    with pytest.raises(TraceError):
+        writer.close()
+    assert sink.calls == 2  # the frames after the failed one were never offered
+
+
 def test_a_row_that_cannot_be_stored_is_left_out_and_the_rest_written(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
