@@ -166,16 +166,26 @@ def session_tempo(paths: SessionPaths) -> tuple[np.ndarray, np.ndarray]:
     pair = paths.previous()[counted] * width + paths.step[counted]
     pause = think[counted]
     del counted
-    by_pause = np.argsort(pause)  # ties are equal values: any order gives the same medians
-    by_pair = by_pause[grouped(pair[by_pause], width * width)]
-    del by_pause
-    ordered = pause[by_pair]
-    pairs, first, size = np.unique(pair[by_pair], return_index=True, return_counts=True)
+    by_pair = grouped(pair, width * width)
+    grouped_pairs = pair[by_pair]
+    starts = np.ones(len(pair), dtype=bool)
+    starts[1:] = grouped_pairs[1:] != grouped_pairs[:-1]
+    first = np.flatnonzero(starts)
+    pairs, size = grouped_pairs[first], np.diff(np.append(first, len(pair)))
+    del grouped_pairs, starts
+    # np.median's value: the middle one, or the mean of the two middle ones (order
+    # statistics of each pair's pauses: a partition, not a sort of every pause).
+    median = np.empty(len(pairs))
+    for i, (start, n) in enumerate(zip(first.tolist(), size.tolist(), strict=True)):
+        middle = np.partition(pause[by_pair[start : start + n]], [(n - 1) // 2, n // 2])
+        median[i] = (middle[(n - 1) // 2] + middle[n // 2]) / 2
     del by_pair
-    # np.median's value: the middle one, or the mean of the two middle ones.
-    median = (ordered[first + (size - 1) // 2] + ordered[first + size // 2]) / 2
-    del ordered
-    logs = np.log(pause / median[np.searchsorted(pairs, pair)])
+    if width * width <= 1 << 22:  # each pause's median by its pair code, not a search
+        of_pair = np.zeros(width * width)
+        of_pair[pairs] = median
+        logs = np.log(pause / of_pair[pair])
+    else:
+        logs = np.log(pause / median[np.searchsorted(pairs, pair)])
     del pair, pause
     tempo = np.full(len(paths.length), np.nan)
     has = n_logs > 0

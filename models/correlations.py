@@ -30,7 +30,7 @@ import pandas as pd
 
 from tracereplay.errors import ConfigError, UsageError
 
-from .values import Location, request_values, response_values
+from .values import JsonMemo, Location, request_values, response_values
 
 __all__ = [  # Location is re-exported: rules and the auth description are made of them
     "NO_AUTH",
@@ -127,11 +127,13 @@ class Walk:
     requests: Counter[str]  # requests per endpoint
     rows: list[dict[str, Any]]
     places: list[frozenset[Location]] = field(default_factory=list)  # each row's, in order
+    memo: JsonMemo = field(default_factory=dict)  # bodies' values, for later readers of rows
 
     def only(self, sessions: set[int]) -> Walk:
         """The walk of these sessions alone (values stay constant as in the whole walk)."""
         kept = [i for i, row in enumerate(self.rows) if int(row["session_id"]) in sessions]
-        walk = Walk([u for u in self.uses if u.session in sessions], Counter(), Counter(), [])
+        uses = [u for u in self.uses if u.session in sessions]
+        walk = Walk(uses, Counter(), Counter(), [], memo=self.memo)
         for i in kept:
             endpoint = str(self.rows[i]["endpoint"])
             walk.requests[endpoint] += 1
@@ -176,8 +178,11 @@ def answered_ok(status: object) -> bool:
 def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) -> Walk:
     """Walk every session in order: which request values earlier responses explain."""
     rows = _rows(sessions)
-    sent = [request_values(row, min_len) for row in rows]
-    got = [response_values(row, min_len) if answered_ok(row["status"]) else [] for row in rows]
+    memo: JsonMemo = {}
+    sent = [request_values(row, min_len, memo) for row in rows]
+    got = [
+        response_values(row, min_len, memo) if answered_ok(row["status"]) else [] for row in rows
+    ]
     seen_in: defaultdict[str, set[int]] = defaultdict(set)
     for row, values in zip(rows, got, strict=True):
         for _, value in values:
@@ -199,7 +204,7 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
         if len(where) >= floor and value not in credentials
     }
 
-    walk = Walk([], Counter(), Counter(), rows)
+    walk = Walk([], Counter(), Counter(), rows, memo=memo)
     index: dict[str, tuple[str, list[Location]]] = {}
     first: dict[str, tuple[str, list[Location]]] = {}  # the response that first yielded it
     current = -1
@@ -309,7 +314,7 @@ def find_auth(
     aliases = set()
     for row in walk.rows:
         if row["endpoint"] == login and answered_ok(row["status"]):
-            got = response_values(row, min_value_len)
+            got = response_values(row, min_value_len, walk.memo)
             tokens = {value for loc, value in got if loc == credential}
             aliases |= {loc for loc, value in got if value in tokens}
     used_as = tuple(sorted({u.target for u in from_login if u.source in aliases}))

@@ -178,10 +178,10 @@ def _creations(walk: Walk, auth: AuthInfo) -> list[Creation]:
         if not answered_ok(row["status"]):
             continue
         answers[endpoint] += 1
-        sent = {value for _, value in request_values(row, DEFAULT_MIN_VALUE_LEN)}
+        sent = {value for _, value in request_values(row, DEFAULT_MIN_VALUE_LEN, walk.memo)}
         places = {
             loc
-            for loc, value in response_values(row, DEFAULT_MIN_VALUE_LEN)
+            for loc, value in response_values(row, DEFAULT_MIN_VALUE_LEN, walk.memo)
             if value not in sent and loc.where == "json" and is_id_place(loc, [value])
         }
         fresh[endpoint].update(places)
@@ -240,13 +240,13 @@ def _stores_body(walk: Walk, auth: AuthInfo) -> list[str]:
             continue
         if not answered_ok(row["status"]):
             continue
-        sent = request_values(row, DEFAULT_MIN_VALUE_LEN)
+        sent = request_values(row, DEFAULT_MIN_VALUE_LEN, walk.memo)
         body = {value for loc, value in sent if loc.where in ("json", "form")}
         if not body:
             continue
         bodies[endpoint] += 1
         named = {value for loc, value in sent if loc.where == "path"}
-        got = {value for _, value in response_values(row, DEFAULT_MIN_VALUE_LEN)}
+        got = {value for _, value in response_values(row, DEFAULT_MIN_VALUE_LEN, walk.memo)}
         if (body - named) & got:
             echoed[endpoint] += 1
     return sorted(e for e, n in bodies.items() if echoed[e] >= STORES_BODY_MIN_SHARE * n)

@@ -77,7 +77,7 @@ from .sessions import (
     sessionize,
 )
 from .shapes import skeleton_codes
-from .source import ParquetSource, RequestSource
+from .source import ParquetSource, RequestSource, rows_of
 from .templating import Templater
 
 MODEL_FORMAT = "tracereplay.model/1"
@@ -175,10 +175,17 @@ def build_model(
     with clock("arrivals"):
         arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
     with clock("payloads"):
-        endpoints, payload_note = _endpoints(trace, requests, endpoint, names, payload_sample, seed)
+        # One scan of the trace's heavy columns for every sample read below: the payloads',
+        # the correlation sample's and every session's first `addr` (bodies are most of
+        # a scan's cost). Part of this stage's time is the correlations' read.
+        sample = _correlation_sample(sessions, correlation_sample, correlation_per_endpoint, seed)
+        groups, chosen, payload_read = _payload_sample(endpoint, names, payload_sample, seed)
+        read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
+        endpoints, payload_note = _endpoints(
+            requests, groups, chosen, read.payloads, payload_sample, seed
+        )
     with clock("correlations"):
         rules, auth, ids, outcomes = [], NO_AUTH, NO_IDS, NO_OUTCOMES
-        sample = _correlation_sample(sessions, correlation_sample, correlation_per_endpoint, seed)
         correlation_note: dict[str, Any] = {
             "per_sample": correlation_sample,
             "per_endpoint": correlation_per_endpoint,
@@ -187,7 +194,7 @@ def build_model(
             "sessions_read": int(sample.chosen.sum()),
         }
         if correlations:
-            heavy = _correlation_frame(trace, requests, sessions, sample)
+            heavy = _correlation_frame(requests, read.sessions, read.correlations)
             walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
             rules = find_correlations(heavy, walk=walk)
             auth = find_auth(heavy, rules, walk=walk)
@@ -196,7 +203,7 @@ def build_model(
             correlation_note.update(requests_read=len(heavy), rules=len(rules))
             if not sample.whole:
                 correlation_note.update(half_check(heavy, walk, sample, rules, auth))
-                outcomes = _with_every_address(outcomes, trace, requests, sessions)
+                outcomes = _with_every_address(outcomes, trace, requests, sessions, read.addr)
     return {
         "format": MODEL_FORMAT,
         "provenance": {
@@ -258,7 +265,9 @@ def learned_auth(
     _, endpoint, names = _templates(requests)
     sessions, _ = _sessionized(trace, requests, endpoint, names, session_timeout_s)
     sample = _correlation_sample(sessions, correlation_sample, correlation_per_endpoint, seed)
-    heavy = _correlation_frame(trace, requests, sessions, sample)
+    read = _correlation_rows(sessions, sample)
+    rows = trace.rows(requests.row[read["request"].to_numpy()], CORRELATION_COLUMNS)
+    heavy = _correlation_frame(requests, read, rows)
     walk = walk_sessions(heavy)
     return find_auth(heavy, find_correlations(heavy, walk=walk), walk=walk)
 
@@ -371,18 +380,56 @@ def _session_frame(
     return frame
 
 
-def _endpoints(
-    trace: RequestSource,
-    requests: RequestColumns,
-    endpoint: np.ndarray,
-    names: list[str],
-    sample: int,
-    seed: int,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+@dataclass
+class _SampleReads:
+    """What the model reads of the sampled requests' heavy columns, in one scan (bodies
+    are most of a scan's cost): the payload sample's, the correlation sample's (`sessions`:
+    its sessionized rows) and every session's first `addr` (when the sample is not whole)."""
+
+    payloads: pa.Table
+    sessions: pd.DataFrame
+    correlations: pa.Table
+    addr: pa.ChunkedArray
+
+    @classmethod
+    def of(
+        cls,
+        trace: RequestSource,
+        requests: RequestColumns,
+        sessions: pd.DataFrame,
+        payload_read: np.ndarray,
+        sample: SessionSample,
+        correlations: bool,
+    ) -> _SampleReads:
+        read = _correlation_rows(sessions, sample) if correlations else sessions.iloc[:0]
+        wants = [(requests.row[payload_read], PAYLOAD_COLUMNS)]
+        wants.append((requests.row[read["request"].to_numpy()], CORRELATION_COLUMNS))
+        every = correlations and not sample.whole
+        firsts = _first_requests(sessions) if every else np.zeros(0, np.int64)
+        wants.append((requests.row[firsts], ["addr"]))
+        payloads, rows, addr = rows_of(trace, wants)
+        return cls(payloads, read, rows, addr.column("addr"))
+
+
+def _payload_sample(
+    endpoint: np.ndarray, names: list[str], sample: int, seed: int
+) -> tuple[EndpointRows, list[np.ndarray], np.ndarray]:
+    """The requests grouped by endpoint, each endpoint's sampled requests and all of
+    those (what payload inference reads)."""
     groups = EndpointRows.of(endpoint, names)
     chosen = sample_rows(groups, sample, seed)
     read = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
-    payload_rows = trace.rows(requests.row[read], PAYLOAD_COLUMNS)
+    return groups, chosen, read
+
+
+def _endpoints(
+    requests: RequestColumns,
+    groups: EndpointRows,
+    chosen: list[np.ndarray],
+    payload_rows: pa.Table,
+    sample: int,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     out: dict[str, Any] = {}
     sampled = fields = stable = 0
     offset = 0
@@ -412,7 +459,7 @@ def _endpoints(
         "per_endpoint": sample,
         "seed": seed,
         "requests": len(requests),
-        "read": len(read),
+        "read": payload_rows.num_rows,
         "endpoints_sampled": sampled,
         "fields_sampled": fields,
         "fields_same_on_half": stable,
@@ -420,15 +467,19 @@ def _endpoints(
     return out, note
 
 
+def _correlation_rows(sessions: pd.DataFrame, sample: SessionSample) -> pd.DataFrame:
+    """The sessionized rows of the sampled sessions (in session order)."""
+    read: pd.DataFrame = sessions[sample.chosen[sessions["session_id"].to_numpy()]]
+    return read
+
+
 def _correlation_frame(
-    trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame, sample: SessionSample
+    requests: RequestColumns, read: pd.DataFrame, rows: pa.Table
 ) -> pd.DataFrame:
-    """What correlation finding walks: the values of every request of the sampled
-    sessions, in session order."""
-    read = sessions[sample.chosen[sessions["session_id"].to_numpy()]]
+    """What correlation finding walks: the values (`rows`, read for `read`'s requests) of
+    every request of the sampled sessions, in session order."""
     order = read["request"].to_numpy()
-    table = trace.rows(requests.row[order], CORRELATION_COLUMNS)
-    frame: pd.DataFrame = table.to_pandas()
+    frame: pd.DataFrame = rows.to_pandas()
     frame["session_key"] = np.asarray(requests.keys, dtype=object)[requests.key[order]]
     frame["session_id"] = read["session_id"].to_numpy()
     frame["seq"] = read["seq"].to_numpy()
@@ -436,16 +487,24 @@ def _correlation_frame(
     return frame
 
 
+def _first_requests(sessions: pd.DataFrame) -> np.ndarray:
+    """Each session's first request (rows are by (session_id, seq))."""
+    return np.asarray(sessions["request"].to_numpy()[sessions["seq"].to_numpy() == 0])
+
+
 def _with_every_address(
-    outcomes: Outcomes, trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame
+    outcomes: Outcomes,
+    trace: RequestSource,
+    requests: RequestColumns,
+    sessions: pd.DataFrame,
+    addr: pa.ChunkedArray,
 ) -> Outcomes:
     """`outcomes` learned on a sample of sessions, with the addresses counted over every
     session (replay spreads its sessions over as many): from each session's first request,
-    its `addr`, else its X-Forwarded-For header (read only where `addr` is empty)."""
-    first = sessions["seq"].to_numpy() == 0  # rows are by (session_id, seq)
-    request = sessions["request"].to_numpy()[first]
+    its `addr` (read for `_first_requests`), else its X-Forwarded-For header (read only
+    where `addr` is empty)."""
+    request = _first_requests(sessions)
     rows = requests.row[request]
-    addr = trace.rows(rows, ["addr"]).column("addr")
     missing = np.flatnonzero(
         pc.fill_null(pc.or_(pc.is_null(addr), pc.equal(addr, "")), True).to_numpy(False)
     )

@@ -168,6 +168,19 @@ class SessionOutcome:
     """Endpoints that answered 403."""
 
 
+def session_rows(sessions: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, list[Any]]]:
+    """Per session, by session_id, the values of `columns` in the frame's row order
+    (as `groupby("session_id", sort=True)` would give them; without a frame per group)."""
+    ids = sessions["session_id"].to_numpy()
+    if not len(ids):
+        return []
+    order = np.argsort(ids, kind="stable")
+    cuts = np.flatnonzero(ids[order][1:] != ids[order][:-1]) + 1
+    bounds = zip([0, *cuts.tolist()], [*cuts.tolist(), len(ids)], strict=True)
+    values = {c: sessions[c].to_numpy()[order].tolist() for c in columns}
+    return [{c: v[start:end] for c, v in values.items()} for start, end in bounds]
+
+
 def session_outcomes(
     sessions: pd.DataFrame, auth: AuthInfo
 ) -> tuple[Location | None, list[SessionOutcome]]:
@@ -175,23 +188,25 @@ def session_outcomes(
     login = auth.login_endpoint
     logins = sessions[sessions["endpoint"] == login] if login else sessions.iloc[:0]
     role_field = find_role_field(logins) if len(logins) else None
-    refused: defaultdict[int, set[str]] = defaultdict(set)
+    refused: list[set[str]] = []
     out: list[SessionOutcome] = []
-    for sid, group in sessions.groupby("session_id", sort=True):
-        assert isinstance(sid, int | np.integer)
-        statuses = group["status"].tolist()
-        endpoints = group["endpoint"].astype(str).tolist()
+    basic_of = login is None and "req_headers" in sessions.columns
+    columns = ["status", "endpoint", *(["resp_body"] if role_field is not None else []),
+               *(["req_headers"] if basic_of else [])]  # fmt: skip
+    for group in session_rows(sessions, columns):
+        statuses = group["status"]
+        endpoints = [str(e) for e in group["endpoint"]]
         used = frozenset(e for e, s in zip(endpoints, statuses, strict=True) if answered_ok(s))
         denied = frozenset(e for e, s in zip(endpoints, statuses, strict=True) if s == 403)
-        refused[int(sid)] = set(denied)
+        refused.append(set(denied))
         first = next((i for i, e in enumerate(endpoints) if e == login), None)
         outcome, role = None, None
         if first is not None:
             status = statuses[first]
             outcome = "ok" if answered_ok(status) else ("failed" if login_refused(status) else None)
             if role_field is not None and outcome == "ok":
-                role = _role_in(group["resp_body"].iloc[first], role_field)
-        if login is None and "req_headers" in group.columns:
+                role = _role_in(group["resp_body"][first], role_field)
+        if basic_of:
             # HTTP Basic has no login: a session whose every Basic request got 401 failed.
             basic = [st for st, h in zip(statuses, group["req_headers"], strict=True)
                      if carries_basic(h)]  # fmt: skip
@@ -199,7 +214,7 @@ def session_outcomes(
                 outcome = "failed" if all(st == 401 for st in basic) else "ok"
         out.append(SessionOutcome(role, outcome, used, denied))
     if role_field is None:  # privileges shown by 403s: got 2xx where others were refused
-        contested = set().union(*refused.values()) if refused else set()
+        contested = set().union(*refused)
         out = [
             SessionOutcome(
                 PRIVILEGED if o.used & contested else (UNPRIVILEGED if contested else None),
@@ -274,12 +289,15 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
         return NO_OUTCOMES
     role_field, per_session = session_outcomes(sessions, auth)
     privileged = privileged_endpoints(per_session)
-    paths = [g["endpoint"].astype(str).tolist() for _, g in sessions.groupby("session_id")]
+    paths = [[str(e) for e in g["endpoint"]] for g in session_rows(sessions, ["endpoint"])]
     placed: defaultdict[str, list[SessionOutcome]] = defaultdict(list)
+    best: dict[tuple[str, ...], str] = {}  # the likeliest behavior, once per distinct path
     for outcome, path in zip(per_session, paths, strict=True):
         if behaviors:
-            best = int(np.argmax(behavior_posterior(behaviors, path)))
-            placed[behaviors[best].name].append(outcome)
+            key = tuple(path)
+            if key not in best:
+                best[key] = behaviors[int(np.argmax(behavior_posterior(behaviors, path)))].name
+            placed[best[key]].append(outcome)
     by_behavior = {name: _behavior_outcome(members, privileged) for name, members in placed.items()}
     addresses, source = session_addresses(sessions)
     later, later_failed = later_logins(sessions, auth.login_endpoint)

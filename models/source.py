@@ -11,8 +11,8 @@ Dask over a bigger dataset) plugs in by implementing these two methods.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -63,26 +63,71 @@ class ParquetSource:
         """Read batch by batch, keeping only the chosen rows: memory follows the number
         of rows asked for, not the trace (for most of the rows, the columns are read
         whole and gathered: faster, and the rows are all kept anyway)."""
-        positions = np.asarray(positions)  # int32 or int64: no 8-byte copy of a whole trace's
-        if positions.dtype.kind not in "iu":
-            positions = positions.astype(np.int64)
-        if 2 * len(positions) >= self.trace.num_rows:  # most rows: one read, one gather
-            table = self.trace.to_table(columns, sort=False)
-            return table.take(pa.array(positions))
-        wanted = np.sort(positions)
-        pieces: list[pa.Table] = []
+        return self.rows_of([(positions, columns)])[0]
+
+    def rows_of(self, wants: Sequence[tuple[np.ndarray, list[str]]]) -> list[pa.Table]:
+        """`rows(positions, columns)` of each of `wants`, from one scan of the columns
+        they ask for together (bodies are most of a scan's cost: read them once)."""
+        out: list[pa.Table | None] = [None] * len(wants)
+        lean: list[_Kept] = []
+        for i, (asked, columns) in enumerate(wants):
+            positions = np.asarray(asked)  # int32 or int64: no 8-byte copy of a trace's
+            if positions.dtype.kind not in "iu":
+                positions = positions.astype(np.int64)
+            schema = pa.schema([self.trace.dataset.schema.field(c) for c in columns])
+            if not len(positions):  # no column to scan for it
+                out[i] = schema.empty_table()
+            elif 2 * len(positions) >= self.trace.num_rows:  # most rows: one read, one gather
+                out[i] = self.trace.to_table(columns, sort=False).take(pa.array(positions))
+            else:
+                lean.append(_Kept(i, positions, columns, schema))
         offset = 0
         # File by file, not through the dataset scanner (it held 2.2-2.9 GB of a row group's
         # bodies for 1 M requests at any batch size), and the full check (UTF-8, dictionary
         # indices: half the scan's CPU on bodies) on the kept rows only: Trace.lean_batches.
-        schema = pa.schema([self.trace.dataset.schema.field(c) for c in columns])
-        for batch in self.trace.lean_batches(columns, LEAN_BATCH_ROWS):
-            lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
-            if hi > lo:
-                chosen = batch.take(pa.array(wanted[lo:hi] - offset))
-                self.trace.check(chosen)
-                pieces.append(pa.Table.from_batches([chosen]).cast(schema))
+        every = list(dict.fromkeys(c for kept in lean for c in kept.columns))
+        for batch in self.trace.lean_batches(every, LEAN_BATCH_ROWS) if lean else ():
+            for kept in lean:
+                lo, hi = np.searchsorted(kept.wanted, [offset, offset + batch.num_rows])
+                if hi > lo:
+                    chosen = batch.select(kept.columns).take(pa.array(kept.wanted[lo:hi] - offset))
+                    self.trace.check(chosen)
+                    kept.pieces.append(pa.Table.from_batches([chosen]).cast(kept.schema))
             offset += batch.num_rows
-        table = pa.concat_tables(pieces) if pieces else schema.empty_table()
-        # Rows came in scan order; put them in the order asked for.
-        return table.take(pa.array(np.searchsorted(wanted, positions)))
+        for kept in lean:
+            out[kept.want] = kept.table()
+        return [table for table in out if table is not None]
+
+
+@dataclass
+class _Kept:
+    """One want of `ParquetSource.rows_of`: its rows as they come, in scan order."""
+
+    want: int
+    positions: np.ndarray
+    columns: list[str]
+    schema: pa.Schema
+    pieces: list[pa.Table] = field(default_factory=list)
+    order: np.ndarray = field(init=False)
+    wanted: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.order = np.argsort(self.positions)  # a repeated position reads the same row
+        self.wanted = self.positions[self.order]
+
+    def table(self) -> pa.Table:
+        """The rows in the order asked for."""
+        table = pa.concat_tables(self.pieces) if self.pieces else self.schema.empty_table()
+        back = np.empty(len(self.order), dtype=np.int64)
+        back[self.order] = np.arange(len(self.order))
+        return table.take(pa.array(back))
+
+
+def rows_of(source: RequestSource, wants: Sequence[tuple[np.ndarray, list[str]]]) -> list[pa.Table]:
+    """`source.rows` of each of `wants`: in one scan when the source can (`rows_of`), else
+    one `rows` each (a source needs only the two methods of `RequestSource`)."""
+    together = getattr(source, "rows_of", None)
+    if together is not None:
+        tables: list[pa.Table] = together(wants)
+        return tables
+    return [source.rows(positions, columns) for positions, columns in wants]

@@ -50,6 +50,9 @@ class Location:
 
 
 Values = list[tuple[Location, str]]
+JsonMemo = dict[tuple[object, int], Values]
+"""A body's eligible JSON leaves by (body, min_len): samples repeat the same answers
+(a list, a profile) many times, and parsing is most of what reading values costs."""
 
 
 def _text(value: object, min_len: int) -> str | None:
@@ -93,9 +96,20 @@ def _decode(body: object) -> str:
     return body if isinstance(body, str) else ""
 
 
-def _json_values(body: object, min_len: int) -> Values:
+def _json_values(body: object, min_len: int, memo: JsonMemo | None = None) -> Values:
     """The eligible leaves of a JSON body (`_eligible` of `json_leaves`, in that order),
-    found in one pass: a leaf too short to match costs no Location."""
+    found in one pass: a leaf too short to match costs no Location. With `memo`, once per
+    distinct body (the list is shared: callers only read it)."""
+    if memo is None or not isinstance(body, bytes | str):
+        return _parsed_values(body, min_len)
+    key = (body, min_len)
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = _parsed_values(body, min_len)
+    return found
+
+
+def _parsed_values(body: object, min_len: int) -> Values:
     try:
         doc = json.loads(_decode(body))
     except ValueError:
@@ -142,8 +156,8 @@ def _path_values(path: str, endpoint: str) -> Iterator[tuple[Location, object]]:
             yield Location("path", str(index)), unquote(raw)
 
 
-def request_values(row: dict[str, Any], min_len: int) -> Values:
-    """Every value a request sends, with where it sends it."""
+def request_values(row: dict[str, Any], min_len: int, memo: JsonMemo | None = None) -> Values:
+    """Every value a request sends, with where it sends it (`memo`: see `JsonMemo`)."""
     out = list(_path_values(str(row["path"] or ""), str(row["endpoint"])))
     query = row["query"] if isinstance(row["query"], str) else ""
     out += [(Location("query", k), v) for k, v in parse_qsl(query, keep_blank_values=True)]
@@ -160,12 +174,12 @@ def request_values(row: dict[str, Any], min_len: int) -> Values:
         form = parse_qsl(_decode(row["req_body"]), keep_blank_values=True)
         out += [(Location("form", k), v) for k, v in form]
         return _eligible(out, min_len)
-    return _eligible(out, min_len) + _json_values(row["req_body"], min_len)
+    return _eligible(out, min_len) + _json_values(row["req_body"], min_len, memo)
 
 
-def response_values(row: dict[str, Any], min_len: int) -> Values:
+def response_values(row: dict[str, Any], min_len: int, memo: JsonMemo | None = None) -> Values:
     """Every value a response yields (JSON leaves, Set-Cookie values, other headers),
-    echoes included."""
+    echoes included (`memo`: see `JsonMemo`)."""
     out: list[tuple[Location, object]] = []
     for name, header in _pairs(row["resp_headers"]):
         if name == "set-cookie":
@@ -173,4 +187,4 @@ def response_values(row: dict[str, Any], min_len: int) -> Values:
             out += [(Location("cookie", k), v) for k, v in cookie_pairs(pair, unquote=True)]
         elif name not in _RESPONSE_META:  # e.g. a CSRF token or an ETag sent back later
             out.append((Location("header", name), header))
-    return _json_values(row["resp_body"], min_len) + _eligible(out, min_len)
+    return _json_values(row["resp_body"], min_len, memo) + _eligible(out, min_len)

@@ -1,0 +1,121 @@
+"""The model's per-value and per-scan savings give what the plain way gives: the samples'
+rows read in one scan (`ParquetSource.rows_of`), JSON values once per distinct body
+(`values.JsonMemo`), session outcomes without a frame per session (`session_rows`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from tests.factories import T0, make_record, make_table
+from tracereplay.models.correlations import walk_sessions
+from tracereplay.models.outcomes import session_rows
+from tracereplay.models.source import ParquetSource, rows_of
+from tracereplay.models.values import JsonMemo, response_values
+
+
+def _source(tmp_path: Path, n: int = 40) -> ParquetSource:
+    records = [
+        make_record(
+            ts=T0 + timedelta(seconds=i),
+            path=f"/p/{i}",
+            query=f"q={i}",
+            session=f"s-{i % 3}",
+            resp_body=f'{{"id": "item-{i:04d}", "n": {1000 + i}}}'.encode(),
+        )
+        for i in range(n)
+    ]
+    (tmp_path / "t").mkdir()
+    table = make_table(records)
+    for part in range(2):  # two files: rows_of crosses a file boundary
+        half = table.slice(part * n // 2, n // 2)
+        pq.write_table(half, tmp_path / "t" / f"part-00000{part + 1}.parquet")
+    return ParquetSource.open(tmp_path / "t")
+
+
+class _RowsOnly:
+    """A source with only the protocol's `rows` (another engine's adapter)."""
+
+    def __init__(self, source: ParquetSource) -> None:
+        self.source = source
+
+    def rows(self, positions: np.ndarray, columns: list[str]) -> object:
+        return self.source.rows(positions, columns)
+
+
+def test_rows_of_reads_each_want_as_rows_would(tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    wants = [
+        (np.array([7, 3, 3, 21, 0]), ["path", "query"]),  # a few, repeated, two files
+        (np.array([39, 1], dtype=np.int32), ["resp_body", "path"]),  # other columns, order
+        (np.zeros(0, np.int64), ["addr"]),  # nothing
+        (np.arange(40)[::-1], ["path"]),  # most rows: one read, one gather
+    ]
+    together = source.rows_of(wants)
+    for table, (positions, columns) in zip(together, wants, strict=True):
+        alone = source.rows(positions, columns)
+        assert table.column_names == columns
+        assert table.equals(alone)
+    assert together[0]["path"].to_pylist() == ["/p/7", "/p/3", "/p/3", "/p/21", "/p/0"]
+    assert together[1]["path"].to_pylist() == ["/p/39", "/p/1"]
+    assert together[2].num_rows == 0
+    by_rows = rows_of(_RowsOnly(source), wants)  # type: ignore[arg-type]
+    assert all(a.equals(b) for a, b in zip(by_rows, together, strict=True))
+
+
+def test_values_once_per_distinct_body_equal_the_parsed_ones() -> None:
+    bodies = [b'{"id": "abcdef-1", "list": [{"id": 12345}, {"id": "x"}]}', b"not json", None]
+    memo: JsonMemo = {}
+    for body in [*bodies, *bodies]:  # the second time from the memo
+        row = {"resp_headers": [("etag", "tag-123456")], "resp_body": body}
+        assert response_values(row, 6, memo) == response_values(row, 6)
+    assert len(memo) == 2  # None is not a body: parsed each time
+    row = {"resp_headers": [], "resp_body": bodies[0]}
+    assert [value for _, value in response_values(row, 6, memo)] == [
+        "abcdef-1",
+        "12345",
+    ]
+
+
+def test_walk_with_repeated_answers_equals_the_walk_of_distinct_copies() -> None:
+    """A body repeated (one object) and the same text in distinct objects walk alike."""
+    login = b'{"access_token": "tok-abcdef-123"}'
+    frame = pd.DataFrame(
+        {
+            "session_id": [0, 0, 1, 1],
+            "seq": [0, 1, 0, 1],
+            "endpoint": ["POST /login", "GET /me", "POST /login", "GET /me"],
+            "path": ["/login", "/me", "/login", "/me"],
+            "query": [None] * 4,
+            "req_headers": [[], [("authorization", "Bearer tok-abcdef-123")]] * 2,
+            "req_body": [None] * 4,
+            "status": [200] * 4,
+            "resp_headers": [[]] * 4,
+        }
+    )
+    shared = frame.assign(resp_body=[login, b"{}", login, b"{}"])
+    copies = frame.assign(resp_body=[bytes(login), b"{}", bytearray(login), b"{}"])
+    a, b = walk_sessions(shared), walk_sessions(copies)
+    assert a.uses == b.uses and len(a.uses) == 2
+    assert a.carried == b.carried
+
+
+def test_session_rows_are_groupby_sessions() -> None:
+    frame = pd.DataFrame(
+        {
+            "session_id": [5, 2, 5, 2, 9, 5],
+            "endpoint": pd.Categorical(["a", "b", "c", "a", "b", "a"]),
+            "status": [200, 403, 500, 200, 200, 401],
+        }
+    )
+    found = session_rows(frame, ["endpoint", "status"])
+    expected = [
+        {"endpoint": g["endpoint"].astype(str).tolist(), "status": g["status"].tolist()}
+        for _, g in frame.groupby("session_id", sort=True)
+    ]
+    assert found == expected
+    assert session_rows(frame.iloc[:0], ["status"]) == []
