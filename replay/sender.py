@@ -106,7 +106,7 @@ class Sender:
         # did, only for a request that answered or failed: not for one cut or timed out).
         client.request_event.fire(
             request_type=prepared.method,
-            name=name,
+            name=name or url.text,  # as request() names it
             context=self.user.context(),
             response=response,
             exception=exception,
