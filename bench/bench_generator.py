@@ -355,6 +355,7 @@ class Side:
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         env=env, text=True)  # fmt: skip
         self.late: dict[str, list[float]] = {}
+        self.late50: dict[str, list[float]] = {}
         self.failed: list[dict[str, Any]] = []
 
     def run(self, command: str) -> float:
@@ -372,6 +373,8 @@ class Side:
             return float("nan")
         if answer.get("late_p99_ms") is not None:
             self.late.setdefault(command, []).append(float(answer["late_p99_ms"]))
+        if answer.get("late_p50_ms") is not None:
+            self.late50.setdefault(command, []).append(float(answer["late_p50_ms"]))
         return float(answer["cpu_s"]) / answer["requests"] * 1e6
 
     def close(self) -> None:
@@ -393,9 +396,11 @@ def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session
     resolves) and `tree` (B, if given). The order rotates every round. The bursts: "long"
     (`users` sessions of many GETs from time zero, the bare run's shape), "short" (sessions
     of `per_session` GETs started evenly at `short_rps`, below the maximum) and a bare
-    FastHttpUser client loop (in A: the per-core reference). Per shape: the median CPU µs
-    per request of each side and, per round, A2 ÷ A and B ÷ A (> 1: A spends less): their
-    median, the median's 95 % interval (bootstrap over rounds) and the rounds' spread."""
+    FastHttpUser client loop (in A: the per-core reference), and the same client in the
+    short shape (a new FastHttpSession per session, the same starts: `bare_short`, what
+    that shape costs without the replay). Per shape: the median CPU µs per request of each
+    side and, per round, A2 ÷ A and B ÷ A (> 1: A spends less): their median, the median's
+    95 % interval (bootstrap over rounds) and the rounds' spread."""
     long_k = max(50, round(burst_s * 3000 / users))
     sessions = max(10, round(burst_s * short_rps / per_session))
     commands = {
@@ -403,12 +408,13 @@ def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session
         "short": f"replay {sessions} {per_session} {per_session / short_rps:.6f}",
     }
     bare_cmd = f"bare {users} {long_k}"
+    bare_short_cmd = "bare_sessions" + commands["short"].removeprefix("replay")
     sides = {"a": Side(port, None), "a2": Side(port, None)}
     if tree is not None:
         sides["b"] = Side(port, tree)
     order = list(sides.items())
     runs: dict[str, list[float]] = {f"{w}_{s}": [] for w in sides for s in commands}
-    runs["bare"] = []
+    runs["bare"], runs["bare_short"] = [], []
     try:
         for side in sides.values():  # warm-up: imports, first connections, code paths
             for command in commands.values():
@@ -420,13 +426,22 @@ def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session
                 for label, side in turn if r % 2 == 0 else turn[::-1]:
                     runs[f"{label}_{shape}"].append(side.run(command))
             runs["bare"].append(sides["a"].run(bare_cmd))
+            runs["bare_short"].append(sides["a"].run(bare_short_cmd))
     finally:
         for side in sides.values():
             side.close()
-    out: dict[str, Any] = {"rounds": rounds, "commands": {**commands, "bare": bare_cmd}}
+    out: dict[str, Any] = {
+        "rounds": rounds,
+        "commands": {**commands, "bare": bare_cmd, "bare_short": bare_short_cmd},
+    }
     out["failed_bursts"] = {w: side.failed for w, side in sides.items() if side.failed}
     bare_us = float(np.nanmedian(runs["bare"]))
     out["bare_us"] = {"median": _us(bare_us), "runs": [_us(x) for x in runs["bare"]]}
+    bare_short_us = float(np.nanmedian(runs["bare_short"]))
+    out["bare_short_us"] = {
+        "median": _us(bare_short_us),
+        "runs": [_us(x) for x in runs["bare_short"]],
+    }
     for shape, command in commands.items():
         this = np.array(runs[f"a_{shape}"])
         out[shape] = {
@@ -437,10 +452,14 @@ def inproc_ab(port: int, tree: Path | None, rounds: int, users: int, per_session
         for w in sides:
             if w != "a":
                 out[shape][f"{w}_over_a"] = _ratios(np.array(runs[f"{w}_{shape}"]) / this)
-        if shape == "short":  # start lateness p99 per burst, median over the rounds
+        if shape == "short":  # start lateness p99 / p50 per burst, median over the rounds
+            out[shape]["bare_short_over_a"] = round(bare_short_us / float(np.nanmedian(this)), 3)
             for w, side in sides.items():
                 late = side.late.get(command, [])
                 out[shape][f"{w}_late_p99_ms_median"] = round(float(np.median(late)), 3)
+                late50 = side.late50.get(command, [])
+                if late50:  # a baseline older than this answer's p50 has none
+                    out[shape][f"{w}_late_p50_ms_median"] = round(float(np.median(late50)), 4)
     return out
 
 

@@ -11,9 +11,14 @@ Reads one command a line on stdin and answers one JSON line on stdout:
     bare USERS PER_USER                     USERS FastHttpUsers' clients, each GETting PATH
                                             PER_USER times back to back (Locust's own loop
                                             without its runner: the HTTP client's cost)
+    bare_sessions SESSIONS PER_SESSION SPACING_S
+                                            the replay's shape without the replay: each
+                                            session a new FastHttpSession (its own
+                                            connection), started SPACING_S apart on a
+                                            gevent sleep, GETting PATH PER_SESSION times
     quit
 
-The answer: {"requests", "ok", "cpu_s", "wall_s"[, "late_p99_ms", "sessions"]}, where
+The answer: {"requests", "ok", "cpu_s", "wall_s"[, "late_p99_ms", "late_p50_ms", "sessions"]}, where
 cpu_s is `time.process_time()` of this whole process (the hub, every greenlet, the
 writer's native thread) from just before the first start to the moment the last session
 ended (before the writer's final close, which is per run, not per request); late_p99_ms is
@@ -36,6 +41,7 @@ from typing import Any
 import gevent
 import numpy as np
 from locust import FastHttpUser, constant, task
+from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 
 from tracereplay.models.correlations import AuthInfo
@@ -93,6 +99,7 @@ def replay(env: Environment, host: str, path: str, sessions: int, k: int, spacin
         "cpu_s": cpu1 - cpu0,
         "wall_s": wall1 - wall0,
         "late_p99_ms": float(np.percentile(log.lateness_ms, 99)) if log.lateness_ms else None,
+        "late_p50_ms": float(np.percentile(log.lateness_ms, 50)) if log.lateness_ms else None,
         "sessions": {
             "started": log.started,
             "completed": log.completed,
@@ -121,6 +128,28 @@ def bare(env: Environment, path: str, users: int, k: int) -> Any:
     return {"requests": users * k, "ok": not failed, "cpu_s": cpu1 - cpu0, "wall_s": wall1 - wall0}
 
 
+def bare_sessions(env: Environment, host: str, path: str, sessions: int, k: int,
+                  spacing: float) -> Any:  # fmt: skip
+    user = Idle(env)
+    failed: list[int] = []
+
+    def session(i: int) -> None:
+        gevent.sleep(max(0.0, zero + i * spacing - time.monotonic()))
+        client = FastHttpSession(host, env.events.request, user=user)
+        for _ in range(k):
+            response = client.get(path)
+            if response.status_code != 200 or len(response.content) != 4096:
+                failed.append(1)
+
+    gc.collect()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    zero = time.monotonic()
+    gevent.joinall([gevent.spawn(session, i) for i in range(sessions)])
+    cpu1, wall1 = time.process_time(), time.perf_counter()
+    return {"requests": sessions * k, "ok": not failed, "cpu_s": cpu1 - cpu0,
+            "wall_s": wall1 - wall0}  # fmt: skip
+
+
 def main(host: str, path: str) -> None:
     Idle.host = host
     env = Environment(user_classes=[Idle], host=host)
@@ -134,6 +163,8 @@ def main(host: str, path: str) -> None:
             answer = replay(env, host, path, int(args[0]), int(args[1]), float(args[2]))
         elif cmd == "bare":
             answer = bare(env, path, int(args[0]), int(args[1]))
+        elif cmd == "bare_sessions":
+            answer = bare_sessions(env, host, path, int(args[0]), int(args[1]), float(args[2]))
         else:
             answer = {"error": f"unknown command {cmd!r}"}
         print(json.dumps(answer), flush=True)

@@ -220,9 +220,11 @@ class SessionCorrelator:
             body = fill_handed_tokens(body, headers, self._tokens)
         live = self._live(request, headers)
         path, query = request.path, request.query
-        if paths := {t.key: str(s.value) for t, s in live.items() if t.where == "path"}:
+        if live and (paths := {t.key: str(s.value) for t, s in live.items() if t.where == "path"}):
             path = set_path(request, paths)
-        if queries := {t.key: str(s.value) for t, s in live.items() if t.where == "query"}:
+        if live and (
+            queries := {t.key: str(s.value) for t, s in live.items() if t.where == "query"}
+        ):
             query = set_query(query, queries)
         if may_hold_placeholder(query):  # a cursor the target handed out, filled live
             last = self._last_body if may_hand_out_a_cursor(self._last_body) else None
@@ -232,11 +234,12 @@ class SessionCorrelator:
             if target.where == "header":
                 headers = set_header(headers, target.key, _header_value(target, seen, headers))
         headers = self._with_cookies(
-            headers, {t.key: s for t, s in live.items() if t.where == "cookie"}
+            headers, {t.key: s for t, s in live.items() if t.where == "cookie"} if live else {}
         )
-        fields = {t: _scalar(s.value) for t, s in live.items() if t.where in ("json", "form")}
-        if fields and body:
-            body = set_body_fields(body, headers, fields)
+        if live and body:
+            fields = {t: _scalar(s.value) for t, s in live.items() if t.where in ("json", "form")}
+            if fields:
+                body = set_body_fields(body, headers, fields)
         if body is not request.body:  # the client computes the new length
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         headers = fill_basic(headers, self.credential)  # a Basic placeholder: the account
@@ -358,9 +361,10 @@ class SessionCorrelator:
             self._tokens |= handed_tokens(body)  # the login's, or renewed ones
         # A create is recorded first: its answer then maps its captured id to what it made.
         self._idv.record(request, response, sent)
-        captured = dict(request.yields)
-        for source in self._sources.get(endpoint, ()):
-            self._store((endpoint, source), response, source, captured.get(source, ()))
+        if sources := self._sources.get(endpoint):
+            captured = dict(request.yields)
+            for source in sources:
+                self._store((endpoint, source), response, source, captured.get(source, ()))
         if endpoint == auth.refresh_endpoint and auth.login_endpoint is not None:
             for source in self._sources.get(auth.login_endpoint, ()):
                 self._store((auth.login_endpoint, source), response, source, ())

@@ -18,10 +18,7 @@ A request's result is one tuple appended to a list here; the ResultWriter conver
 writes it on a native thread (replay/offload.py).
 
 Starts on time: the driver spawns each session START_LEAD_S before its start, and the
-session waits for its own start on a high-priority libev timer (run before the other
-events of the loop iteration it fires in) set START_SPIN_S early, then yields to the hub
-until the start is due (epoll rounds a timer's wait up to whole milliseconds, and libev's
-loop time lags while callbacks run).
+session waits for its own start itself (replay/starts.py `sleep_until`).
 """
 
 from __future__ import annotations
@@ -55,16 +52,13 @@ from .ratelimit import RateLimiter
 from .results import RequestResult, ResultWriter
 from .sender import Answer, Sender
 from .standins import StandIns
+from .starts import sleep_until
 from .urls import Origin, OutgoingUrl, outgoing_url
 
 CUT_ERROR = "cut: no answer before the run ended"
 CUT_ANSWER = Answer(None, CUT_ERROR, [], None, timed_out=True)
 START_LEAD_S = 0.05
 """A session is spawned this long before its planned start (it then waits for it itself)."""
-START_SPIN_S = 0.001
-"""Its timer fires this early; the rest is spent yielding to the hub until the start."""
-START_PRIORITY = 2
-"""libev's highest watcher priority: a due start runs before the I/O of its iteration."""
 URL_CACHE_MAX = 4096
 logger = logging.getLogger(__name__)
 
@@ -388,20 +382,3 @@ def _result(
         answer.timed_out,
         answer.truncated,
     )
-
-
-def sleep_until(due_mono_s: float, spin_s: float = START_SPIN_S) -> None:
-    """Wait (this greenlet) until `time.monotonic()` reaches `due_mono_s`: on a timer of
-    the highest priority set `spin_s` early from the loop's fresh time, then yielding to
-    the hub until it is due. A start already due returns at once."""
-    remaining = due_mono_s - time.monotonic() - spin_s
-    if remaining > 0:
-        hub = gevent.get_hub()
-        hub.loop.update_now()  # the loop's own time lags while callbacks run
-        timer = hub.loop.timer(remaining, priority=START_PRIORITY)
-        try:
-            hub.wait(timer)
-        finally:
-            timer.close()
-    while time.monotonic() < due_mono_s:
-        gevent.sleep(0)

@@ -40,11 +40,20 @@ class Response:
     def __init__(
         self, headers: Sequence[tuple[str, str]], body: bytes | None, cookies: dict[str, str]
     ) -> None:
-        self.headers = [(name.lower(), value) for name, value in headers]
+        self._raw_headers = headers
+        self._lowered: list[tuple[str, str]] | None = None
         self.body = body
         self.cookies = cookies
         self._doc: object = None
         self._parsed = False
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """(name lower-cased, value) of each header; lowered on first use (most answers
+        are never asked for a header)."""
+        if self._lowered is None:
+            self._lowered = [(name.lower(), value) for name, value in self._raw_headers]
+        return self._lowered
 
     def value_at(self, loc: Location) -> Scalar | None:
         if loc.where == "cookie":

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from locust import User
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastHttpSession
+from locust.exception import CatchResponseError
 
 from .body import ACCEPT_ENCODING, read_body
 from .offload import resolve_once
@@ -41,13 +42,17 @@ class Sender:
         resolve_once()
 
     def client(self) -> FastHttpSession:
-        return FastHttpSession(
+        session = FastHttpSession(
             self.settings.origin.base,
             self.user.environment.events.request,
             user=self.user,
             network_timeout=self.settings.network_timeout_s,
             connection_timeout=self.settings.connection_timeout_s,
         )
+        # Redirects are never followed: a Location could point anywhere but --host. (What
+        # Locust's `request(allow_redirects=False)` sets around each request, set once.)
+        session.client.redirect_response_codes = frozenset()  # type: ignore[misc]  # as Locust
+        return session
 
     def timer(self) -> gevent.Timeout:
         """A request's whole-time bound, for `send` to start and cancel: a session keeps
@@ -63,7 +68,12 @@ class Sender:
         timer: gevent.Timeout | None = None,
     ) -> Answer:
         """Send what ownership cleared, to the URL urls.py made (nothing else goes out),
-        within the request timeout (on `timer`, the calling greenlet's own, if given)."""
+        within the request timeout (on `timer`, the calling greenlet's own, if given).
+
+        Locust's stats get the request through its request event, fired here with what
+        `FastHttpSession.request(catch_response=True)` and its context manager would give
+        them (the replay decides success itself, and the time includes the body), without
+        the context manager's copy of the response and its second pass over the status."""
         prepared = cleared.request
         headers = dict(prepared.headers)
         if not any(k.lower() == "accept-encoding" for k in headers):
@@ -72,20 +82,17 @@ class Sender:
         if timer is None:
             timer = self.timer()
         timer.start()
+        start_time = time.time()
         started = time.perf_counter()
         try:
-            # Redirects are never followed: a Location could point anywhere but --host.
-            with client.request(
-                prepared.method,
-                url.text,
-                name=name,
-                data=prepared.body,  # type: ignore[arg-type]  # bytes are sent as is
-                headers=headers,
-                catch_response=True,
-                allow_redirects=False,
-                stream=True,  # read_body bounds what is read
-            ) as response:
-                return self._answer(response, timer, started)
+            # `request` without its wrapping: transport errors come back as a response
+            # whose `error` is set, as there. The client never follows a redirect
+            # (`client()`), and the URL is absolute (urls.py), as `request` would build it.
+            response = client._send_request_safe_mode(
+                prepared.method, url.text, payload=prepared.body, headers=headers
+            )
+            answer, exception = self._answer(response, timer)
+            elapsed_ms = (time.perf_counter() - started) * 1000.0
         except gevent.Timeout as exc:  # fired outside what _answer guards (rare)
             if exc is not timer:
                 raise
@@ -95,8 +102,23 @@ class Sender:
                 timer.close()
             else:
                 timer.cancel()
+        # Locust's own stats get the whole time, body included (as the context manager's exit
+        # did, only for a request that answered or failed: not for one cut or timed out).
+        client.request_event.fire(
+            request_type=prepared.method,
+            name=name or url.text,  # as request() names it
+            context=self.user.context(),
+            response=response,
+            exception=exception,
+            start_time=start_time,
+            url=url.text,
+            response_time=elapsed_ms,
+            response_length=len(answer.body or b""),
+        )
+        return answer
 
-    def _answer(self, response: Any, timer: gevent.Timeout, started: float) -> Answer:
+    def _answer(self, response: Any, timer: gevent.Timeout) -> tuple[Answer, Exception | None]:
+        """The answer, and the exception Locust's stats get for it (None: a success)."""
         status = int(response.status_code or 0) or None
         # An HTTP answer is not a transport error, whatever its status (Locust sets
         # `error` for 4xx/5xx too); the status says what went wrong.
@@ -119,16 +141,14 @@ class Sender:
             if truncated or raw_error is not None:
                 response._response.release()  # unread rest: close, never reuse
         error = None if raw_error is None else describe(raw_error, timed_out)
+        exception: Exception | None = None
         if error is not None and status is not None:
-            response.failure(error)
+            exception = CatchResponseError(error)
         elif error is None and status is not None and status >= 400:
-            response.failure(f"HTTP {status}")
-        elif error is None and status is not None:
-            response.success()
-        # Locust's own stats get the whole time, body included (stream=True left it out).
-        response.request_meta["response_time"] = (time.perf_counter() - started) * 1000.0
-        response.request_meta["response_length"] = len(body or b"")
-        return Answer(status, error, headers, body, timed_out, truncated)
+            exception = CatchResponseError(f"HTTP {status}")
+        elif status is None:  # a transport error: Locust's stats get it as it came
+            exception = raw_error if isinstance(raw_error, Exception) else None
+        return Answer(status, error, headers, body, timed_out, truncated), exception
 
 
 def describe(error: BaseException, timed_out: bool) -> str:

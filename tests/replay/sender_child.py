@@ -5,6 +5,9 @@ lookups the hub's resolver was asked for, as JSON.
 
     python -m tests.replay.sender_child HOST NAME...
     python -m tests.replay.sender_child --unit    # ResolvedOnce alone, a fake resolver
+    python -m tests.replay.sender_child --stats HOST DEAD_HOST
+        # Sender.send of GET /ok, /missing, /moved, /big (max_body 1000) to HOST and of
+        # GET /ok to DEAD_HOST (nothing listens): each answer, and Locust's stats of them
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from locust.env import Environment
 
 from tracereplay.replay.driver import DriverSettings
 from tracereplay.replay.offload import ResolvedOnce, resolve_once
+from tracereplay.replay.ownership import Cleared, Protection, clear
+from tracereplay.replay.rewrite import PreparedRequest
 from tracereplay.replay.sender import Sender
-from tracereplay.replay.urls import parse_origin
+from tracereplay.replay.urls import outgoing_url, parse_origin
 
 
 class Counting:
@@ -102,8 +107,40 @@ def unit() -> None:
     }))  # fmt: skip
 
 
+def stats(host: str, dead: str) -> None:
+    """What `Sender.send` answers and what Locust's stats (a local runner's) record."""
+    _User.host = host
+    env = Environment(user_classes=[_User])
+    env.create_local_runner()  # its stats listen to the request event, as in a run
+    user = _User(env)
+    answers: dict[str, Any] = {}
+    for base, paths in ((host, ("/ok", "/missing", "/moved", "/big")), (dead, ("/ok",))):
+        sender = Sender(user, DriverSettings(origin=parse_origin(base), max_body=1000))
+        client, timer = sender.client(), sender.timer()
+        for path in paths:
+            name = f"GET {path}" + (" (dead)" if base == dead else "")
+            cleared = clear(PreparedRequest("GET", path, None, [], None), name, (), Protection())
+            assert isinstance(cleared, Cleared)
+            answer = sender.send(client, cleared, outgoing_url(sender.settings.origin, path),
+                                 name, timer)  # fmt: skip
+            answers[name] = {
+                "status": answer.status, "error": (answer.error or "").split(":")[0],
+                "body": len(answer.body or b""), "truncated": answer.truncated,
+            }  # fmt: skip
+        timer.close()
+    entries = {
+        e.name: {"method": e.method, "requests": e.num_requests, "failures": e.num_failures,
+                 "length": e.total_content_length, "timed": e.total_response_time > 0}
+        for e in env.stats.entries.values()
+    }  # fmt: skip
+    errors = sorted(f"{e.name}: {e.error}" for e in env.stats.errors.values())
+    print(json.dumps({"answers": answers, "entries": entries, "errors": errors}))
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--unit"]:
         unit()
+    elif sys.argv[1:2] == ["--stats"]:
+        stats(sys.argv[2], sys.argv[3])
     else:
         main(sys.argv[1], sys.argv[2:])

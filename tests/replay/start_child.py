@@ -2,6 +2,7 @@
 so not in pytest's own process); prints what happened as JSON.
 
     python -m tests.replay.start_child sleep    # waits for due times on a busy hub
+    python -m tests.replay.start_child idle     # ... on an idle hub: their CPU; a nap and I/O
     python -m tests.replay.start_child stop HOST OUT_DIR
     python -m tests.replay.start_child pauses HOST OUT_DIR
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import sys
 import time
 from datetime import UTC, datetime
@@ -21,9 +23,10 @@ from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
 from tracereplay.models.correlations import AuthInfo
-from tracereplay.replay.driver import START_LEAD_S, DriverSettings, ReplayDriver, sleep_until
+from tracereplay.replay.driver import START_LEAD_S, DriverSettings, ReplayDriver
 from tracereplay.replay.plan import Plan, PlannedRequest, PlannedSession
 from tracereplay.replay.results import RESULTS_FILE, ResultWriter
+from tracereplay.replay.starts import _nap_on, sleep_until
 from tracereplay.replay.urls import parse_origin
 from tracereplay.trace.store import read_journal
 
@@ -55,6 +58,38 @@ def waits() -> None:
     stop = True
     worker.join()
     print(json.dumps({"earliest_ms": min(offsets), "latest_ms": max(offsets), "past_ms": past_ms}))
+
+
+def idle_waits() -> None:
+    """40 waits for due times 5 ms apart on an idle hub: the CPU each took (ms) and how far
+    from its due time each returned; then a nap of up to 1 s on the hub while a socket a
+    greenlet waits on has data (how long it took) and one with nothing to wake it."""
+    gevent.sleep(0.01)
+    offsets = []
+    cpu0 = time.process_time()
+    for _ in range(40):
+        due = time.monotonic() + 0.005
+        sleep_until(due)
+        offsets.append((time.monotonic() - due) * 1000.0)
+    cpu_ms = (time.process_time() - cpu0) * 1000.0 / 40
+    hub = gevent.get_hub()
+    a, b = socket.socketpair()
+    reader = gevent.spawn(a.recv, 10)
+    gevent.sleep(0.01)  # the loop goes round: the reader's socket is in its epoll set
+    b.send(b"x")
+    begin = time.monotonic()
+    _nap_on(hub, 1.0)
+    woken_ms = (time.monotonic() - begin) * 1000.0
+    reader.join()
+    begin = time.monotonic()
+    _nap_on(hub, 0.05)
+    quiet_ms = (time.monotonic() - begin) * 1000.0
+    a.close()
+    b.close()
+    offsets.sort()
+    print(json.dumps({"cpu_ms_per_wait": cpu_ms, "earliest_ms": offsets[0],
+                      "median_ms": offsets[20], "woken_ms": woken_ms, "quiet_ms": quiet_ms,
+                      "read": reader.value.decode()}))  # fmt: skip
 
 
 class Idle(FastHttpUser):
@@ -129,5 +164,7 @@ if __name__ == "__main__":
         stopped(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "pauses":
         pauses(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "idle":
+        idle_waits()
     else:
         waits()

@@ -88,3 +88,70 @@ def test_sessions_keep_their_own_cookies_and_connections_with_one_lookup(
             assert cookies == ["sid=user0", "sid=user0", ""]
         else:
             assert cookies == [f"sid={name}", f"sid={name}"]
+
+
+ANSWERS = {"/ok": (200, b"x" * 100), "/missing": (404, b"nope"), "/moved": (302, b""),
+           "/big": (200, b"y" * 5000)}  # fmt: skip
+
+
+@pytest.fixture
+def answers_server() -> Iterator[str]:
+    """/ok: 200 and 100 bytes; /missing: 404 and 4 bytes; /moved: a 302 elsewhere;
+    /big: 200 and 5,000 bytes."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # http.server's name
+            status, body = ANSWERS[self.path]
+            self.send_response(status)
+            if status == 302:
+                self.send_header("Location", "http://127.0.0.2:9/elsewhere")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((LOOPBACK, free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_locust_stats_get_each_request_as_the_replay_judged_it(answers_server: str) -> None:
+    """The sender fires Locust's request event itself: the stats must say what the
+    replay decided (a 4xx a failure, a redirect an answer, a truncated body its kept
+    size, a transport error as it came), once per request, timed."""
+    result = child("--stats", answers_server, f"http://{LOOPBACK}:{free_port()}")
+    assert result["answers"] == {
+        "GET /ok": {"status": 200, "error": "", "body": 100, "truncated": False},
+        # geventhttpclient releases a 4xx/5xx answer unread (its connection closed): the
+        # replay has always recorded such bodies as empty.
+        "GET /missing": {"status": 404, "error": "", "body": 0, "truncated": False},
+        "GET /moved": {"status": 302, "error": "", "body": 0, "truncated": False},
+        "GET /big": {"status": 200, "error": "", "body": 1000, "truncated": True},
+        "GET /ok (dead)": {"status": None, "error": "ConnectionRefusedError", "body": 0,
+                           "truncated": False},
+    }  # fmt: skip
+
+    def entry(failures: int, length: int) -> dict[str, Any]:
+        return {"method": "GET", "requests": 1, "failures": failures, "length": length,
+                "timed": True}  # fmt: skip
+
+    assert result["entries"] == {
+        "GET /ok": entry(0, 100),
+        "GET /missing": entry(1, 0),
+        "GET /moved": entry(0, 0),
+        "GET /big": entry(0, 1000),
+        "GET /ok (dead)": entry(1, 0),
+    }
+    assert result["errors"] == [
+        "GET /missing: HTTP 404",
+        "GET /ok (dead): [Errno 111] Connection refused",
+    ]
