@@ -36,6 +36,7 @@ from tracereplay.models.sessions import (
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.templating import Templater, endpoint_names
 
+from .run_summary import pauses_over_skips
 from .statuses import STATUS_LABEL, code_statuses
 
 
@@ -164,5 +165,8 @@ def read_sessionized(
     templater = templater or fit_templater(trace)
     frame = _sessionized(trace, templater, session_timeout_s)
     del trace
+    spans = pauses_over_skips(path, frame)  # a replay's pauses over a held-back request
+    if spans is not None and spans.any():
+        frame["think_s"] = np.where(spans, np.nan, frame["think_s"].to_numpy())
     pa.default_memory_pool().release_unused()
     return frame, templater

@@ -10,9 +10,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 SUMMARY_NAME = "summary.json"
+TIMING_NAME = "timing.parquet"
+_KEY_PREFIX = "replay:"
 FROM_SUMMARY = "summary.json achieved_scale"
 FROM_RATES = "summary.json achieved_rps ÷ offered_rps × N"
 FROM_THROUGHPUT = "throughput ratio: OTHER requests/s ÷ REAL requests/s"
@@ -127,6 +132,63 @@ def session_ids_of(other_s: pd.DataFrame, keys: Iterable[str]) -> set[int]:
         return set()
     rows = other_s.loc[other_s["session_key"].isin(wanted), ["session_key", "session_id"]]
     return {int(i) for i in rows.groupby("session_key")["session_id"].max()}
+
+
+def pauses_over_skips(other_path: Path, other_s: pd.DataFrame) -> np.ndarray | None:
+    """Per row of `other_s` (a replay's replayed/ trace, sessionized), whether the replay
+    held back (skipped) a planned request of its session right before it: its pause then
+    spans two planned pauses, not a think time of the real kind, and think-time figures
+    leave it out (issue 10's safety rules skip 3-5 % of a sandbox capture's requests,
+    which put the mean think 3-7 % high). Read from timing.parquet beside replayed/:
+    `seq`, a request's place in its planned session, jumps there; session `replay:%08d`
+    is timing's `session`. None when OTHER is not a replay's trace or timing is unreadable."""
+    other_path = Path(other_path)
+    if other_path.name != "replayed" or other_s.empty:
+        return None
+    try:
+        timing = pq.read_table(
+            other_path.parent / TIMING_NAME, columns=["session", "seq", "sent_s"]
+        )
+    except (OSError, pa.ArrowInvalid, KeyError):
+        return None
+    session = timing["session"].to_numpy().astype(np.int64)
+    seq = timing["seq"].to_numpy().astype(np.int64)
+    order = np.lexsort((timing["sent_s"].to_numpy(), session))
+    session, seq = session[order], seq[order]
+    marks = _after_jump(session, seq)
+    keys = pd.Categorical(other_s["session_key"])
+    numbers = np.array([_key_number(str(k)) for k in keys.categories], dtype=np.int64)
+    row_session = np.where(keys.codes >= 0, numbers[keys.codes], -1)
+    t = other_s["t_s"].to_numpy(float)
+    order = np.lexsort((t, row_session))
+    ranked = np.empty(len(order), np.int64)
+    ranked[order] = _ranks(row_session[order])
+    found = np.isin(row_session * (1 << 32) + ranked, marks) & (row_session >= 0)
+    return found
+
+
+def _after_jump(session: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """session * 2**32 + rank of each sent request whose planned predecessor was skipped
+    (rows sorted by session, then sent time)."""
+    ranks = _ranks(session)
+    jump = np.r_[False, (np.diff(seq) > 1) & (session[1:] == session[:-1])]
+    marks: np.ndarray = session[jump] * (1 << 32) + ranks[jump]
+    return marks
+
+
+def _ranks(groups: np.ndarray) -> np.ndarray:
+    """Each row's position within its run of equal `groups` values (sorted rows)."""
+    if len(groups) == 0:
+        return np.zeros(0, np.int64)
+    starts = np.r_[True, groups[1:] != groups[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(groups)), 0))
+    ranks: np.ndarray = np.arange(len(groups)) - first
+    return ranks
+
+
+def _key_number(key: str) -> int:
+    number = key[len(_KEY_PREFIX) :] if key.startswith(_KEY_PREFIX) else ""
+    return int(number) if number.isdigit() else -1
 
 
 def _number(value: Any) -> float | None:
