@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tracereplay.compare.run_summary import pauses_over_skips
 from tracereplay.demo.accounts import accounts_csv, sandbox_accounts
 from tracereplay.models.frame import load_requests
 from tracereplay.models.model import build_model, write_model
@@ -258,23 +259,6 @@ def replay(model: Path, host: str, accounts: Path, out: Path, args: argparse.Nam
     return row
 
 
-def pauses_over_skips(run: Path, kept: pd.DataFrame) -> np.ndarray:
-    """Per row of `kept` (sessionized, in sent order within a session), whether a planned
-    request was skipped right before it: timing.parquet's `seq` (the request's place in
-    its planned session) jumps there. Session `replay:%08d` is timing's `session`."""
-    timing = pd.read_parquet(run / "timing.parquet", columns=["session", "seq", "sent_s"])
-    timing = timing.sort_values(["session", "sent_s"], kind="stable")
-    first = timing["session"].ne(timing["session"].shift())
-    jump = timing["seq"].diff().gt(1) & ~first
-    timing["rank"] = timing.groupby("session").cumcount()
-    skipped_before = set(zip(timing["session"][jump], timing["rank"][jump], strict=True))
-    order = kept.groupby("session_id", sort=False).cumcount().to_numpy()
-    numbers = kept["session_key"].astype(str).str.rsplit(":", n=1).str[-1].astype(int)
-    return np.array(
-        [(n, r) in skipped_before for n, r in zip(numbers.to_numpy(), order, strict=True)]
-    )
-
-
 def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
     """The replayed sessions (those cut at the run's end left out, as compare does) vs
     the real ones; replayed sessions are never censored by a capture's edges."""
@@ -285,7 +269,9 @@ def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
     kept = replayed[~replayed["session_key"].isin(cut)].copy()
     # A pause before a request that follows one the safety rules held back spans two
     # real pauses: not a think time of the real kind (3-7 % on the mean at 5-10x).
-    spans = pauses_over_skips(run, kept)
+    spans = pauses_over_skips(run / "replayed", kept)
+    if spans is None:
+        spans = np.zeros(len(kept), bool)
     kept.loc[spans, "think_s"] = np.nan
     table = session_table(kept)
     table["pauses_s"] = kept.groupby("session_id", sort=True)["think_s"].sum().to_numpy()
