@@ -212,9 +212,8 @@ class SessionTable:
             pauses,
         )
 
-    def draw(self, rng: np.random.Generator) -> ShapeRow:
-        """One (length, tempo, pauses) row, by weight."""
-        i = _pick(np.asarray(self.weight), rng)
+    def row(self, i: int) -> ShapeRow:
+        """Row `i`: (length, tempo, sum of pauses); synthesis picks it (models/strata.py)."""
         pauses = self.pauses_s[i] if self.pauses_s is not None else None
         return ShapeRow(self.length[i], self.tempo[i], pauses)
 

@@ -136,9 +136,7 @@ class Synthesizer:
         behavior, chain = self.behaviors[pick], self.chains[pick]
         total: float | None = None
         if behavior.shape is not None and chain is not None and row is not None:
-            table = behavior.shape
-            length, tempo = table.length[row], table.tempo[row]
-            total = table.pauses_s[row] if table.pauses_s is not None else None
+            length, tempo, total = behavior.shape.row(row)
             path = chain.walk(_feasible(chain, length), self.rng)
             if total is not None and len(path) != length:  # the nearest feasible length
                 total = total * (len(path) - 1) / (length - 1) if length > 1 else None
