@@ -330,6 +330,7 @@ def compare_sessionized(
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
     noise_sessions: int = NOISE_SESSIONS,
     real_noise: RealNoise | None = None,
+    real: RealSessions | None = None,
 ) -> CompareResult:
     """`compare_frames` on frames `sessionized_pair` made (so a caller that also renders
     the report reads and sessionizes each trace once). `run_summary` is the replay's
@@ -337,10 +338,12 @@ def compare_sessionized(
     (default: learned from REAL when an SLO needs it); `session_timeout_s` the one the
     frames were sessionized with (it caps the edges' censoring threshold); `noise_sessions`
     how many real sessions at most the noise floor's halves split (verdicts.py);
-    `real_noise`: `noise_of_real(real_s)` when the caller computed it already."""
+    `real_noise`: `noise_of_real(real_s)`, `real`: `RealSessions.of(real_s)`, when the
+    caller computed them already."""
     _check_scale(scale)
     goals = goals or load_goals()
-    real_t, other_t = session_table(real_s), session_table(other_s)
+    real = real or RealSessions.of(real_s, session_timeout_s)
+    real_t, other_t = real.table, session_table(other_s)
     real_span, other_span = span_s(real_s), span_s(other_s)
     n = scale or estimate_scale(len(real_t), real_span, len(other_t), other_span)
     starts_r = np.sort(real_t["start_s"].to_numpy(float))
@@ -351,7 +354,7 @@ def compare_sessionized(
     cut_ids = session_ids_of(other_s, cut_keys)
     kept = ~other_t.index.isin(sorted(cut_ids))
     kept_o = other_t[kept]
-    real_cut = censoring(real_s, session_timeout_s).any
+    real_cut = real.censored
     # A replay's sessions run whole or are cut (left out above); a synthesis's are whole.
     other_is_capture = has_status and run_summary is None
     other_cut = (
@@ -405,8 +408,7 @@ def compare_sessionized(
     )
     if real_noise is None:
         real_noise = noise_of_real(
-            real_s, real_t, session_timeout_s=session_timeout_s, rounds=rounds,
-            noise_sessions=noise_sessions,
+            real_s, real, rounds=rounds, noise_sessions=noise_sessions
         )  # fmt: skip
     noise, sampled = real_noise
     # The halves count statuses and arrivals whatever OTHER is: dropped when OTHER has no
@@ -425,25 +427,38 @@ RealNoise = tuple[dict[str, HalfNoise], int | None]
 sample of them (None: all)."""
 
 
+@dataclass(frozen=True)
+class RealSessions:
+    """What the measures and the noise floor both read of REAL's sessions, computed once:
+    the session table and which sessions the capture's edges cut (`censoring`)."""
+
+    table: pd.DataFrame
+    censored: np.ndarray
+
+    @classmethod
+    def of(cls, real_s: pd.DataFrame, session_timeout_s: float) -> RealSessions:
+        return cls(session_table(real_s), censoring(real_s, session_timeout_s).any)
+
+
 def noise_of_real(
     real_s: pd.DataFrame,
-    real_t: pd.DataFrame | None = None,
+    real: RealSessions | None = None,
     *,
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
     rounds: int = ROUNDS,
     noise_sessions: int = NOISE_SESSIONS,
 ) -> RealNoise:
-    """`half_noise` of REAL alone (its session table when the caller has it): what
+    """`half_noise` of REAL alone (`real`: its sessions, when the caller has them): what
     `compare_sessionized` judges by, computable before OTHER is read. Statuses are
     counted, and arrivals on the bucket grid `arrival_rate` fits on REAL, whatever OTHER
     turns out to be (compare_sessionized drops what OTHER cannot be judged by)."""
-    real_t = session_table(real_s) if real_t is None else real_t
+    real = real or RealSessions.of(real_s, session_timeout_s)
     span = span_s(real_s)
-    starts = np.sort(real_t["start_s"].to_numpy(float))
+    starts = np.sort(real.table["start_s"].to_numpy(float))
     bucket_s = fitted_bucket_s(starts, span) if span > 0 else None
     sample = RealSample.of(
-        real_s, real_t, bucket_s=bucket_s, with_status=True,
-        censored=censoring(real_s, session_timeout_s).any, at_most=noise_sessions,
+        real_s, real.table, bucket_s=bucket_s, with_status=True, censored=real.censored,
+        at_most=noise_sessions,
     )  # fmt: skip
     sampled = sample.length.size if sample.share < 1.0 else None
     return half_noise(sample, rounds=rounds), sampled
@@ -473,15 +488,16 @@ def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResul
     kw.setdefault("run_summary", read_run_summary(other_path))
     timeout = kw.pop("session_timeout_s", DEFAULT_SESSION_TIMEOUT_S)
     real_s, templater = read_sessionized(real_path, None, timeout)
-    real_t = session_table(real_s)
+    # Before OTHER's read: what REAL's censoring holds for a moment (copies of its times
+    # and pauses) is not held beside what that read holds.
+    kw["real"] = real = RealSessions.of(real_s, timeout)
     # OTHER is read on a thread (pyarrow's decoding and numpy's sorts run without the GIL)
     # while REAL's noise floor, which needs REAL alone, is computed here: both at once.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-other") as reader:
         reading = reader.submit(read_sessionized, other_path, templater, timeout)
         try:
             kw["real_noise"] = noise_of_real(
-                real_s, real_t, session_timeout_s=timeout,
-                rounds=kw.get("rounds", ROUNDS),
+                real_s, real, rounds=kw.get("rounds", ROUNDS),
                 noise_sessions=kw.get("noise_sessions", NOISE_SESSIONS),
             )  # fmt: skip
         finally:
