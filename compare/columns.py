@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -142,27 +143,31 @@ def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.Da
     status = r.status.astype(np.float32)
     r = trace.requests = replace(r, row=none, method=none, path=none, status=status)
     # The rows `sessionize_requests` gives, its frame's columns gathered straight into
-    # this one (no request, seq; session ids as int32 when they fit).
+    # this one (no request, seq; session ids as int32 when they fit), each request column
+    # let go once gathered.
     request, pause, sizes = session_rows(r, timeout_s)
     ids = np.arange(len(sizes), dtype=np.int32 if len(sizes) < 1 << 31 else np.int64)
-    return pd.DataFrame(
-        {
-            "session_key": pd.Categorical.from_codes(r.key[request], categories=pd.Index(r.keys)),
-            "t_s": r.t_s[request],
-            "duration_ms": r.duration_ms[request],
-            "status": r.status[request],
-            STATUS_LABEL: pd.Categorical.from_codes(
-                trace.status_codes[request], categories=pd.Index(trace.status_labels)
-            ),
-            "error": trace.error[request],
-            "endpoint": pd.Categorical.from_codes(
-                endpoint[request], categories=pd.Index([str(n) for n in distinct])
-            ),
-            "think_s": pause,
-            "session_id": np.repeat(ids, sizes),
-        },
-        copy=False,
+    keys, key = pd.Index(r.keys), r.key
+    by_request = {"t_s": r.t_s, "duration_ms": r.duration_ms, "status": r.status}
+    del r
+    trace.requests = replace(trace.requests, key=none, t_s=none, duration_ms=none, status=none)
+    frame: dict[str, Any] = {
+        "session_key": pd.Categorical.from_codes(key[request], categories=keys)
+    }
+    del key
+    for name in list(by_request):
+        frame[name] = by_request.pop(name)[request]
+    frame[STATUS_LABEL] = pd.Categorical.from_codes(
+        trace.status_codes[request], categories=pd.Index(trace.status_labels)
     )
+    frame["error"] = trace.error[request]
+    frame["endpoint"] = pd.Categorical.from_codes(
+        endpoint[request], categories=pd.Index([str(n) for n in distinct])
+    )
+    del request, endpoint
+    frame["think_s"] = pause
+    frame["session_id"] = np.repeat(ids, sizes)
+    return pd.DataFrame(frame, copy=False)
 
 
 def read_pair(

@@ -255,6 +255,7 @@ def read_request_columns(
     key, key_values = coded_columns.pop("key")
     method, method_values = coded_columns.pop("method")
     path, path_values = coded_columns.pop("path")
+    pa.default_memory_pool().release_unused()  # the batches' memory, kept by the pool
     return RequestColumns(
         row=order.astype(np.int32) if n <= np.iinfo(np.int32).max else order,
         first_ts=pd.Timestamp(first, unit="us", tz="UTC"),
@@ -375,11 +376,18 @@ def session_rows(
     sizes, first = sizes[numbered], starts[numbered]
     placed = np.cumsum(sizes) - sizes  # where each session's first row goes
     rows = np.repeat(first - placed, sizes)
-    rows += np.arange(len(order))
+    for start in range(0, len(rows), _CHUNK):  # + arange(n), no second 8-byte array
+        part = rows[start : start + _CHUNK]
+        part += np.arange(start, start + len(part))
     request = order[rows]
+    del order  # (when the caller gave no split: let go before the next gather)
     pause = think[rows]
+    del think, rows
     pause[placed] = np.nan
     return request, pause, sizes
+
+
+_CHUNK = 1 << 20
 
 
 def sessionize_requests(
