@@ -222,7 +222,7 @@ def read_request_columns(
     for batch in batches:
         end = n + batch.num_rows
         if end > capacity:
-            capacity = max(end, 2 * capacity)
+            capacity = max(end, capacity * 3 // 2)  # unknown size: at most half to spare
             ts, duration, status = (_grown(a, capacity) for a in (ts, duration, status))
             for column in strings.values():
                 column.grow(capacity)
