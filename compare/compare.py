@@ -480,32 +480,59 @@ def _judgements(
     return judge_metrics(result.metric_values(), sizes, pvalues, noise, goals, real_sessions)
 
 
+@dataclass(frozen=True)
+class ReadPair:
+    """Both traces sessionized, and what REAL's side of the comparison needs alone (its
+    sessions, its noise floor), computed while OTHER was read: `compare_sessionized`'s
+    `real` and `real_noise`."""
+
+    real_s: pd.DataFrame
+    other_s: pd.DataFrame
+    real: RealSessions
+    real_noise: RealNoise
+
+
+def read_compared(
+    real_path: Path,
+    other_path: Path,
+    *,
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+    rounds: int = ROUNDS,
+    noise_sessions: int = NOISE_SESSIONS,
+) -> ReadPair:
+    """What `load_pair` gives, with REAL's noise floor computed while OTHER is read on a
+    thread (pyarrow's decoding and numpy's sorts run without the GIL): both at once."""
+    real_s, templater = read_sessionized(real_path, None, session_timeout_s)
+    # Before OTHER's read: what REAL's censoring holds for a moment (copies of its times
+    # and pauses) is not held beside what that read holds.
+    real = RealSessions.of(real_s, session_timeout_s)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-other") as reader:
+        reading = reader.submit(read_sessionized, other_path, templater, session_timeout_s)
+        try:
+            noise = noise_of_real(real_s, real, rounds=rounds, noise_sessions=noise_sessions)
+        finally:
+            other_s = reading.result()[0]
+    return ReadPair(real_s, other_s, real, noise)
+
+
 def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResult:
-    """`compare_frames` over two trace directories, read as light columns (`load_pair`),
+    """`compare_frames` over two trace directories, read as light columns (`read_compared`),
     with the replay's summary.json when OTHER is a replay's replayed/ trace, and the SLO
     classes bound by `learned_from_trace` when an SLO needs it."""
     _check_scale(kw.get("scale"))
     kw.setdefault("run_summary", read_run_summary(other_path))
     timeout = kw.pop("session_timeout_s", DEFAULT_SESSION_TIMEOUT_S)
-    real_s, templater = read_sessionized(real_path, None, timeout)
-    # Before OTHER's read: what REAL's censoring holds for a moment (copies of its times
-    # and pauses) is not held beside what that read holds.
-    kw["real"] = real = RealSessions.of(real_s, timeout)
-    # OTHER is read on a thread (pyarrow's decoding and numpy's sorts run without the GIL)
-    # while REAL's noise floor, which needs REAL alone, is computed here: both at once.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-other") as reader:
-        reading = reader.submit(read_sessionized, other_path, templater, timeout)
-        try:
-            kw["real_noise"] = noise_of_real(
-                real_s, real, rounds=kw.get("rounds", ROUNDS),
-                noise_sessions=kw.get("noise_sessions", NOISE_SESSIONS),
-            )  # fmt: skip
-        finally:
-            other_s = reading.result()[0]
+    pair = read_compared(
+        real_path, other_path, session_timeout_s=timeout, rounds=kw.get("rounds", ROUNDS),
+        noise_sessions=kw.get("noise_sessions", NOISE_SESSIONS),
+    )  # fmt: skip
     slos = kw.get("slos")
     if slos is not None and needs_binding(slos) and kw.get("learned") is None:
-        kw["learned"] = learned_from_trace(real_path, real_s, session_timeout_s=timeout)
-    return compare_sessionized(real_s, other_s, session_timeout_s=timeout, **kw)
+        kw["learned"] = learned_from_trace(real_path, pair.real_s, session_timeout_s=timeout)
+    return compare_sessionized(
+        pair.real_s, pair.other_s, session_timeout_s=timeout, real=pair.real,
+        real_noise=pair.real_noise, **kw,
+    )  # fmt: skip
 
 
 def write_compare(result: CompareResult, out_dir: Path) -> Path:
