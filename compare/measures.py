@@ -266,11 +266,14 @@ def _latency_table(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     if not timed.any():
         return {}
     codes, names = endpoint_codes(df)
-    values, codes = durations[timed], codes[timed]
-    out = {"(all)": _quantiles(values)}
     # Codes of few endpoints sort as int16: numpy's radix sort (the same order: stable).
+    # No copies of every request's where all are timed (10 M requests: ~0.4 GB less).
     small = codes.astype(np.int16) if len(names) < 1 << 15 else codes
-    by_code = np.argsort(small, kind="stable")
+    del codes
+    values, codes = (durations, small) if timed.all() else (durations[timed], small[timed])
+    del small
+    out = {"(all)": _quantiles(values)}
+    by_code = np.argsort(codes, kind="stable")
     bounds = np.cumsum(np.bincount(codes, minlength=len(names)))
     groups = np.split(values[by_code], bounds[:-1])
     for code in sorted(np.flatnonzero(np.diff(bounds, prepend=0)), key=lambda c: names[c]):
