@@ -1,15 +1,17 @@
 """Both traces of a comparison read as light columns (issue 15): the columns compare
-needs (`frame.LIGHT_COLUMNS` and `error`) batch by batch into numpy codes
-(`frame.read_request_columns`), endpoints templated per distinct (method, path), and the
-sessions numbered with numpy (`frame.sessionize_requests`), never a pandas frame of
-every column nor pandas' sorts of string keys. Session keys first as the model's
+needs (`frame.LIGHT_COLUMNS` and `error`) batch by batch into numpy codes, strings read as
+the Parquet files' own dictionaries (`frame.read_light_columns`), endpoints templated per
+distinct (method, path), and the sessions numbered with numpy (`frame.session_rows`, the
+rows of `sessionize_requests`), never a pandas frame of every column nor pandas' sorts of
+string keys. Session keys first as the model's
 `sessionize` has them: a key whose requests all failed auth joins its connection's next
 key (`sessions.join_failed_credentials`, the same function; `conn` read only then).
 
 The frames hold what the measures, verdicts, SLOs and the report read: `session_key`,
 `t_s`, `duration_ms`, `status`, `status_label` (categorical, statuses.py), `error`,
-`endpoint` (categorical), `think_s`, `session_id`, with the values `load_requests` +
-`sessionized_pair` give (tested against them), in the same (session_id, seq) order.
+`endpoint` (categorical), `think_s`, `session_id` (int32 when it fits), with the values
+`load_requests` + `sessionized_pair` give (tested against them), in the same
+(session_id, seq) order.
 """
 
 from __future__ import annotations
