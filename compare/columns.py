@@ -1,33 +1,36 @@
 """Both traces of a comparison read as light columns (issue 15): the columns compare
-needs (`frame.LIGHT_COLUMNS` and `error`) batch by batch into numpy codes
-(`frame.read_request_columns`), endpoints templated per distinct (method, path), and the
-sessions numbered with numpy (`frame.sessionize_requests`), never a pandas frame of
-every column nor pandas' sorts of string keys. Session keys first as the model's
+needs (`frame.LIGHT_COLUMNS` and `error`) batch by batch into numpy codes, strings read as
+the Parquet files' own dictionaries (`frame.read_light_columns`), endpoints templated per
+distinct (method, path), and the sessions numbered with numpy (`frame.session_rows`, the
+rows of `sessionize_requests`), never a pandas frame of every column nor pandas' sorts of
+string keys. Session keys first as the model's
 `sessionize` has them: a key whose requests all failed auth joins its connection's next
 key (`sessions.join_failed_credentials`, the same function; `conn` read only then).
 
 The frames hold what the measures, verdicts, SLOs and the report read: `session_key`,
 `t_s`, `duration_ms`, `status`, `status_label` (categorical, statuses.py), `error`,
-`endpoint` (categorical), `think_s`, `session_id`, with the values `load_requests` +
-`sessionized_pair` give (tested against them), in the same (session_id, seq) order.
+`endpoint` (categorical), `think_s`, `session_id` (int32 when it fits), with the values
+`load_requests` + `sessionized_pair` give (tested against them), in the same
+(session_id, seq) order.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from tracereplay.models.frame import (
-    LIGHT_COLUMNS,
     PLANNED_SOURCES,
     RequestColumns,
     connections_to_join,
-    read_request_columns,
-    sessionize_requests,
+    read_light_columns,
+    session_rows,
 )
 from tracereplay.models.sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
@@ -45,9 +48,14 @@ class _Trace:
 
     def __init__(self, path: Path) -> None:
         source = ParquetSource.open(path)
-        requests = read_request_columns(source.batches(LIGHT_COLUMNS), source=str(path))
-        error = source.rows(requests.row, ["error"]).column("error")
-        self.error = pd.Categorical(error.combine_chunks().dictionary_encode().to_pandas())
+        requests = read_light_columns(source, coded=["error"])
+        codes, values = requests.coded["error"]
+        requests = replace(requests, coded={})
+        codes = _small(codes)
+        codes[codes == len(values) - 1] = -1  # the last value: null
+        self.error = pd.Categorical.from_codes(
+            codes, categories=pd.Index(values.to_pylist()[:-1], dtype=object)
+        )
         meta = source.metadata
         first = requests.first_ts
         origin = meta.capture_start if meta.source in PLANNED_SOURCES else None
@@ -56,31 +64,46 @@ class _Trace:
             if origin is not None and pd.Timestamp(origin) <= first
             else 0
         )
-        # t_s from the origin, to the bit as `requests_frame` has it: pandas' seconds of a
-        # microsecond timedelta are whole seconds + the rest / 1e6 (not µs / 1e6).
-        since_us = np.rint(requests.t_s * 1_000_000).astype(np.int64) + shift_us
-        seconds, rest = np.divmod(since_us, 1_000_000)
-        shifted = replace(requests, t_s=seconds + rest / 1_000_000)
-        del requests, since_us, seconds, rest
-        self.requests = replace(shifted, key=_session_keys(source, shifted))
-        codes, self.status_labels = code_statuses(shifted.status)
+        _seconds_since(requests.t_s, shift_us)
+        self.requests = replace(requests, key=_session_keys(source, requests))
+        codes, self.status_labels = code_statuses(requests.status)
         self.status_codes = _small(codes)
 
+    @cached_property
     def pairs(self) -> tuple[np.ndarray, list[str], list[str]]:
         """Each request's code into the distinct (method, path) pairs, in order of first
         use (paths null read as "/", as `add_endpoints` does), and those pairs."""
         r = self.requests
         paths = ["/" if p is None else str(p) for p in r.paths.to_pylist()]
         path_codes, path_values = pd.factorize(pd.Series(paths, dtype=object))
-        path = np.asarray(path_codes, dtype=np.int64)[r.path]
         width = max(len(path_values), 1)
-        codes, pairs = pd.factorize(r.method.astype(np.int64) * width + path)
+        wide = np.int64 if len(r.methods) * width >= 1 << 31 else np.int32
+        pair = r.method.astype(wide)
+        np.multiply(pair, width, out=pair)
+        np.add(pair, np.asarray(path_codes, dtype=wide)[r.path], out=pair)
+        codes, pairs = pd.factorize(pair)
+        del pair
         methods = [r.methods[int(m)] for m in (pairs // width).tolist()]
         return (
-            np.asarray(codes, dtype=np.int64),
+            _small(np.asarray(codes)),
             methods,
             [str(path_values[int(p)]) for p in (pairs % width).tolist()],
         )
+
+
+_CHUNK = 1 << 20
+
+
+def _seconds_since(t_s: np.ndarray, shift_us: int) -> None:
+    """`t_s` (seconds since the first request) made seconds since the origin `shift_us`
+    before it, in place, to the bit as `requests_frame` has them: pandas' seconds of a
+    microsecond timedelta are whole seconds + the rest / 1e6 (not µs / 1e6). A chunk at a
+    time: no 8-byte temporaries of every request."""
+    for start in range(0, len(t_s), _CHUNK):
+        part = t_s[start : start + _CHUNK]
+        since_us = np.rint(part * 1_000_000).astype(np.int64) + shift_us
+        seconds, rest = np.divmod(since_us, 1_000_000)
+        part[:] = seconds + rest / 1_000_000
 
 
 def _session_keys(source: ParquetSource, requests: RequestColumns) -> np.ndarray:
@@ -96,7 +119,7 @@ def _session_keys(source: ParquetSource, requests: RequestColumns) -> np.ndarray
 
 def fit_templater(real: _Trace) -> Templater:
     """The templater `sessionized_pair` fits on REAL: on its (method, path) counts."""
-    codes, methods, paths = real.pairs()
+    codes, methods, paths = real.pairs
     counts = np.bincount(codes, minlength=len(methods))
     return Templater.fit_counts(
         {(m, p): int(n) for m, p, n in zip(methods, paths, counts.tolist(), strict=True)}
@@ -110,11 +133,11 @@ def _small(codes: np.ndarray) -> np.ndarray:
 
 
 def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.DataFrame:
-    codes, methods, paths = trace.pairs()
+    codes, methods, paths = trace.pairs
     names = endpoint_names(templater, methods, paths)
     name_codes, distinct = pd.factorize(pd.Series(names, dtype=object))
     endpoint = _small(np.asarray(name_codes, dtype=np.int32))[codes]
-    del codes
+    del codes, trace.pairs
     # What sessionizing reads (key, t_s, duration_ms) and the rows gathered after it: the
     # scan positions, methods and paths (16 bytes a request) are not held through its sort;
     # statuses (the trace's int16, NaN without a response) are float32: exact.
@@ -122,26 +145,32 @@ def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.Da
     r = trace.requests
     status = r.status.astype(np.float32)
     r = trace.requests = replace(r, row=none, method=none, path=none, status=status)
-    frame = sessionize_requests(r, endpoint, [str(n) for n in distinct], timeout_s)
-    del endpoint
-    request = frame["request"].to_numpy()
-    keys = pd.Categorical.from_codes(frame["session_key"].to_numpy(), categories=pd.Index(r.keys))
-    return pd.DataFrame(
-        {
-            "session_key": keys,
-            "t_s": frame["t_s"].to_numpy(),
-            "duration_ms": frame["duration_ms"].to_numpy(),
-            "status": r.status[request],
-            STATUS_LABEL: pd.Categorical.from_codes(
-                trace.status_codes[request], categories=pd.Index(trace.status_labels)
-            ),
-            "error": trace.error[request],
-            "endpoint": frame["endpoint"],
-            "think_s": frame["think_s"].to_numpy(),
-            "session_id": frame["session_id"].to_numpy(),
-        },
-        copy=False,
+    # The rows `sessionize_requests` gives, its frame's columns gathered straight into
+    # this one (no request, seq; session ids as int32 when they fit), each request column
+    # let go once gathered.
+    request, pause, sizes = session_rows(r, timeout_s)
+    ids = np.arange(len(sizes), dtype=np.int32 if len(sizes) < 1 << 31 else np.int64)
+    keys, key = pd.Index(r.keys), r.key
+    by_request = {"t_s": r.t_s, "duration_ms": r.duration_ms, "status": r.status}
+    del r
+    trace.requests = replace(trace.requests, key=none, t_s=none, duration_ms=none, status=none)
+    frame: dict[str, Any] = {
+        "session_key": pd.Categorical.from_codes(key[request], categories=keys)
+    }
+    del key
+    for name in list(by_request):
+        frame[name] = by_request.pop(name)[request]
+    frame[STATUS_LABEL] = pd.Categorical.from_codes(
+        trace.status_codes[request], categories=pd.Index(trace.status_labels)
     )
+    frame["error"] = trace.error[request]
+    frame["endpoint"] = pd.Categorical.from_codes(
+        endpoint[request], categories=pd.Index([str(n) for n in distinct])
+    )
+    del request, endpoint
+    frame["think_s"] = pause
+    frame["session_id"] = np.repeat(ids, sizes)
+    return pd.DataFrame(frame, copy=False)
 
 
 def read_pair(

@@ -330,6 +330,7 @@ def compare_sessionized(
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
     noise_sessions: int = NOISE_SESSIONS,
     real_noise: RealNoise | None = None,
+    real: RealSessions | None = None,
 ) -> CompareResult:
     """`compare_frames` on frames `sessionized_pair` made (so a caller that also renders
     the report reads and sessionizes each trace once). `run_summary` is the replay's
@@ -337,10 +338,12 @@ def compare_sessionized(
     (default: learned from REAL when an SLO needs it); `session_timeout_s` the one the
     frames were sessionized with (it caps the edges' censoring threshold); `noise_sessions`
     how many real sessions at most the noise floor's halves split (verdicts.py);
-    `real_noise`: `noise_of_real(real_s)` when the caller computed it already."""
+    `real_noise`: `noise_of_real(real_s)`, `real`: `RealSessions.of(real_s)`, when the
+    caller computed them already."""
     _check_scale(scale)
     goals = goals or load_goals()
-    real_t, other_t = session_table(real_s), session_table(other_s)
+    real = real or RealSessions.of(real_s, session_timeout_s)
+    real_t, other_t = real.table, session_table(other_s)
     real_span, other_span = span_s(real_s), span_s(other_s)
     n = scale or estimate_scale(len(real_t), real_span, len(other_t), other_span)
     starts_r = np.sort(real_t["start_s"].to_numpy(float))
@@ -351,7 +354,7 @@ def compare_sessionized(
     cut_ids = session_ids_of(other_s, cut_keys)
     kept = ~other_t.index.isin(sorted(cut_ids))
     kept_o = other_t[kept]
-    real_cut = censoring(real_s, session_timeout_s).any
+    real_cut = real.censored
     # A replay's sessions run whole or are cut (left out above); a synthesis's are whole.
     other_is_capture = has_status and run_summary is None
     other_cut = (
@@ -405,8 +408,7 @@ def compare_sessionized(
     )
     if real_noise is None:
         real_noise = noise_of_real(
-            real_s, real_t, session_timeout_s=session_timeout_s, rounds=rounds,
-            noise_sessions=noise_sessions,
+            real_s, real, rounds=rounds, noise_sessions=noise_sessions
         )  # fmt: skip
     noise, sampled = real_noise
     # The halves count statuses and arrivals whatever OTHER is: dropped when OTHER has no
@@ -425,25 +427,38 @@ RealNoise = tuple[dict[str, HalfNoise], int | None]
 sample of them (None: all)."""
 
 
+@dataclass(frozen=True)
+class RealSessions:
+    """What the measures and the noise floor both read of REAL's sessions, computed once:
+    the session table and which sessions the capture's edges cut (`censoring`)."""
+
+    table: pd.DataFrame
+    censored: np.ndarray
+
+    @classmethod
+    def of(cls, real_s: pd.DataFrame, session_timeout_s: float) -> RealSessions:
+        return cls(session_table(real_s), censoring(real_s, session_timeout_s).any)
+
+
 def noise_of_real(
     real_s: pd.DataFrame,
-    real_t: pd.DataFrame | None = None,
+    real: RealSessions | None = None,
     *,
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
     rounds: int = ROUNDS,
     noise_sessions: int = NOISE_SESSIONS,
 ) -> RealNoise:
-    """`half_noise` of REAL alone (its session table when the caller has it): what
+    """`half_noise` of REAL alone (`real`: its sessions, when the caller has them): what
     `compare_sessionized` judges by, computable before OTHER is read. Statuses are
     counted, and arrivals on the bucket grid `arrival_rate` fits on REAL, whatever OTHER
     turns out to be (compare_sessionized drops what OTHER cannot be judged by)."""
-    real_t = session_table(real_s) if real_t is None else real_t
+    real = real or RealSessions.of(real_s, session_timeout_s)
     span = span_s(real_s)
-    starts = np.sort(real_t["start_s"].to_numpy(float))
+    starts = np.sort(real.table["start_s"].to_numpy(float))
     bucket_s = fitted_bucket_s(starts, span) if span > 0 else None
     sample = RealSample.of(
-        real_s, real_t, bucket_s=bucket_s, with_status=True,
-        censored=censoring(real_s, session_timeout_s).any, at_most=noise_sessions,
+        real_s, real.table, bucket_s=bucket_s, with_status=True, censored=real.censored,
+        at_most=noise_sessions,
     )  # fmt: skip
     sampled = sample.length.size if sample.share < 1.0 else None
     return half_noise(sample, rounds=rounds), sampled
@@ -465,31 +480,59 @@ def _judgements(
     return judge_metrics(result.metric_values(), sizes, pvalues, noise, goals, real_sessions)
 
 
+@dataclass(frozen=True)
+class ReadPair:
+    """Both traces sessionized, and what REAL's side of the comparison needs alone (its
+    sessions, its noise floor), computed while OTHER was read: `compare_sessionized`'s
+    `real` and `real_noise`."""
+
+    real_s: pd.DataFrame
+    other_s: pd.DataFrame
+    real: RealSessions
+    real_noise: RealNoise
+
+
+def read_compared(
+    real_path: Path,
+    other_path: Path,
+    *,
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+    rounds: int = ROUNDS,
+    noise_sessions: int = NOISE_SESSIONS,
+) -> ReadPair:
+    """What `load_pair` gives, with REAL's noise floor computed while OTHER is read on a
+    thread (pyarrow's decoding and numpy's sorts run without the GIL): both at once."""
+    real_s, templater = read_sessionized(real_path, None, session_timeout_s)
+    # Before OTHER's read: what REAL's censoring holds for a moment (copies of its times
+    # and pauses) is not held beside what that read holds.
+    real = RealSessions.of(real_s, session_timeout_s)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-other") as reader:
+        reading = reader.submit(read_sessionized, other_path, templater, session_timeout_s)
+        try:
+            noise = noise_of_real(real_s, real, rounds=rounds, noise_sessions=noise_sessions)
+        finally:
+            other_s = reading.result()[0]
+    return ReadPair(real_s, other_s, real, noise)
+
+
 def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResult:
-    """`compare_frames` over two trace directories, read as light columns (`load_pair`),
+    """`compare_frames` over two trace directories, read as light columns (`read_compared`),
     with the replay's summary.json when OTHER is a replay's replayed/ trace, and the SLO
     classes bound by `learned_from_trace` when an SLO needs it."""
     _check_scale(kw.get("scale"))
     kw.setdefault("run_summary", read_run_summary(other_path))
     timeout = kw.pop("session_timeout_s", DEFAULT_SESSION_TIMEOUT_S)
-    real_s, templater = read_sessionized(real_path, None, timeout)
-    real_t = session_table(real_s)
-    # OTHER is read on a thread (pyarrow's decoding and numpy's sorts run without the GIL)
-    # while REAL's noise floor, which needs REAL alone, is computed here: both at once.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-other") as reader:
-        reading = reader.submit(read_sessionized, other_path, templater, timeout)
-        try:
-            kw["real_noise"] = noise_of_real(
-                real_s, real_t, session_timeout_s=timeout,
-                rounds=kw.get("rounds", ROUNDS),
-                noise_sessions=kw.get("noise_sessions", NOISE_SESSIONS),
-            )  # fmt: skip
-        finally:
-            other_s = reading.result()[0]
+    pair = read_compared(
+        real_path, other_path, session_timeout_s=timeout, rounds=kw.get("rounds", ROUNDS),
+        noise_sessions=kw.get("noise_sessions", NOISE_SESSIONS),
+    )  # fmt: skip
     slos = kw.get("slos")
     if slos is not None and needs_binding(slos) and kw.get("learned") is None:
-        kw["learned"] = learned_from_trace(real_path, real_s, session_timeout_s=timeout)
-    return compare_sessionized(real_s, other_s, session_timeout_s=timeout, **kw)
+        kw["learned"] = learned_from_trace(real_path, pair.real_s, session_timeout_s=timeout)
+    return compare_sessionized(
+        pair.real_s, pair.other_s, session_timeout_s=timeout, real=pair.real,
+        real_noise=pair.real_noise, **kw,
+    )  # fmt: skip
 
 
 def write_compare(result: CompareResult, out_dir: Path) -> Path:

@@ -108,7 +108,9 @@ def ks(real: Any, other: Any) -> SampleComparison:
     if max(r.size, o.size) > KS_EXACT_UP_TO:
         # ks_2samp's asymptotic p-value at its D (ks_d: the same float), without its two
         # binary searches of every value (seconds at 10 M pauses).
-        d = ks_d(r, o)
+        r.sort()  # in place: this sample is ours, its mean taken above
+        o.sort()
+        d = ks_d(r, o, presorted=True)
         m, n = sorted([float(r.size), float(o.size)], reverse=True)
         pvalue = float(np.clip(kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
         return SampleComparison(d, pvalue, mean_r, mean_o, r.size, o.size)
@@ -264,11 +266,14 @@ def _latency_table(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     if not timed.any():
         return {}
     codes, names = endpoint_codes(df)
-    values, codes = durations[timed], codes[timed]
-    out = {"(all)": _quantiles(values)}
     # Codes of few endpoints sort as int16: numpy's radix sort (the same order: stable).
+    # No copies of every request's where all are timed (10 M requests: ~0.4 GB less).
     small = codes.astype(np.int16) if len(names) < 1 << 15 else codes
-    by_code = np.argsort(small, kind="stable")
+    del codes
+    values, codes = (durations, small) if timed.all() else (durations[timed], small[timed])
+    del small
+    out = {"(all)": _quantiles(values)}
+    by_code = np.argsort(codes, kind="stable")
     bounds = np.cumsum(np.bincount(codes, minlength=len(names)))
     groups = np.split(values[by_code], bounds[:-1])
     for code in sorted(np.flatnonzero(np.diff(bounds, prepend=0)), key=lambda c: names[c]):

@@ -18,27 +18,63 @@ _SPAN = 1 << 16
 """Whole-number statuses within this range are counted into a table, not sorted."""
 
 
+_CHUNK = 1 << 20
+"""Statuses looked at a chunk at a time: no 8-byte temporaries of every request."""
+
+
 def code_statuses(status: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """`np.unique(status, return_inverse=True)` as (codes, labels): each status's code
     into the sorted distinct values (NaN, no response, last, as "none"). Whole numbers in
-    a span under 2^16 (a trace's int16 status) are counted into a table, O(n); anything
-    else goes to `np.unique`."""
+    a span under 2^16 (a trace's int16 status) are counted into a table, O(n), a chunk at
+    a time (codes in the smallest integer type); anything else goes to `np.unique`."""
     status = np.asarray(status, dtype=float).reshape(-1)
-    missing = np.isnan(status)
-    known = status[~missing]
-    whole = known.astype(np.int64) if known.size and np.isfinite(known).all() else None
-    if whole is None or not np.array_equal(whole, known) or np.ptp(whole) >= _SPAN:
+    table = _whole_number_table(status)
+    if table is None:
         distinct, inverse = np.unique(status, return_inverse=True)
         labels = ["none" if math.isnan(s) else str(int(s)) for s in distinct]
         return np.asarray(inverse, np.int64).reshape(-1), labels
-    low = int(whole.min())
-    present = np.flatnonzero(np.bincount(whole - low))
-    rank = np.zeros(int(present[-1]) + 1, np.int64)
+    low, counts, missing = table
+    present = np.flatnonzero(counts)
+    rank = np.zeros(len(counts), np.int64)
     rank[present] = np.arange(present.size)
-    codes = np.full(status.size, present.size, np.int64)  # "none", after every status
-    codes[~missing] = rank[whole - low]
-    labels = [str(low + int(p)) for p in present] + (["none"] if missing.any() else [])
+    codes = np.empty(status.size, np.min_scalar_type(present.size))
+    rank = rank.astype(codes.dtype)
+    for start in range(0, status.size, _CHUNK):
+        part = status[start : start + _CHUNK]
+        known = ~np.isnan(part)
+        out = codes[start : start + _CHUNK]
+        out[:] = present.size  # "none", after every status
+        out[known] = rank[part[known].astype(np.int64) - low]
+    labels = [str(low + int(p)) for p in present] + (["none"] if missing else [])
     return codes, labels
+
+
+def _whole_number_table(status: np.ndarray) -> tuple[int, np.ndarray, bool] | None:
+    """(lowest status, count of each status from it on, whether any is NaN) when every
+    status but NaN is a whole number and they span under 2^16; else None."""
+    low, high, missing = math.inf, -math.inf, False
+    for start in range(0, status.size, _CHUNK):  # the span first
+        part = status[start : start + _CHUNK]
+        known = part[~np.isnan(part)]
+        missing |= known.size < part.size
+        if known.size:
+            if not np.isfinite(known).all():
+                return None
+            low, high = min(low, float(known.min())), max(high, float(known.max()))
+    if high < low:  # no status at all
+        return 0, np.zeros(0, np.int64), missing
+    if high - low >= _SPAN:
+        return None
+    base = int(low)
+    counts = np.zeros(int(high - low) + 1, np.int64)
+    for start in range(0, status.size, _CHUNK):
+        part = status[start : start + _CHUNK]
+        known = part[~np.isnan(part)]
+        whole = known.astype(np.int64)
+        if not np.array_equal(whole, known):
+            return None
+        counts += np.bincount(whole - base, minlength=len(counts))
+    return base, counts, missing
 
 
 def status_column(status: np.ndarray) -> pd.Categorical[str]:

@@ -65,7 +65,7 @@ def _by_request(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "t_s": frame["t_s"].to_numpy(float),
-            "session_id": frame["session_id"].to_numpy(),
+            "session_id": frame["session_id"].to_numpy("int64"),  # compare's: int32
             "session_key": frame["session_key"].astype(str).to_numpy(),
             "think_s": frame["think_s"].to_numpy(float),
         }

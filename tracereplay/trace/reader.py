@@ -8,7 +8,7 @@ readable as is.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -117,8 +117,25 @@ class Trace:
     ) -> Iterator[pa.RecordBatch]:
         """The rows as record batches, in file order (`options` go to `Dataset.to_batches`);
         an undecodable page is a `TraceCorruptError`, as in `to_table`."""
+        yield from self._scan(self.dataset, columns, options)
+
+    def dictionary_batches(
+        self, columns: list[str], dictionary: Sequence[str], **options: Any
+    ) -> Iterator[pa.RecordBatch]:
+        """`to_batches`, with the string columns `dictionary` read as dictionary arrays
+        straight from the files' own dictionaries: no string decoded per row (a trace with
+        journals comes as plain strings)."""
+        dataset = self.dataset
+        if isinstance(dataset, ds.FileSystemDataset):
+            with self._reading():
+                dataset = _with_dictionaries(dataset, dictionary)
+        yield from self._scan(dataset, columns, options)
+
+    def _scan(
+        self, dataset: ds.Dataset, columns: list[str] | None, options: dict[str, Any]
+    ) -> Iterator[pa.RecordBatch]:
         with self._reading():
-            for batch in self.dataset.to_batches(columns=columns, **options):
+            for batch in dataset.to_batches(columns=columns, **options):
                 batch.validate(full=True)  # as in `to_table`
                 yield batch
 
@@ -167,6 +184,23 @@ class Trace:
             raise TraceCorruptError(
                 f"{self.path}: a trace file is damaged and cannot be read ({_first_line(exc)})"
             ) from None
+
+
+def _with_dictionaries(dataset: ds.FileSystemDataset, names: Sequence[str]) -> ds.Dataset:
+    """The dataset's files with the string columns `names` read as dictionary arrays."""
+    as_dictionary = pa.dictionary(pa.int32(), pa.string())
+    schema = pa.schema(
+        [
+            f.with_type(as_dictionary) if f.name in names and pa.types.is_string(f.type) else f
+            for f in dataset.schema
+        ],
+        metadata=dataset.schema.metadata,
+    )
+    parquet = ds.ParquetFileFormat(
+        read_options=ds.ParquetReadOptions(dictionary_columns=list(names)),
+        default_fragment_scan_options=_PARQUET.default_fragment_scan_options,
+    )
+    return ds.dataset(dataset.files, format=parquet, schema=schema)
 
 
 def open_trace(path: str | Path) -> Trace:
