@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from tracereplay.processes import LOOPBACK, free_port
 
 from .children import child_result
+from .stub_server import serving
 
 
 def child(*args: str) -> dict[str, Any]:
@@ -57,14 +58,8 @@ def cookie_server() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
         def log_message(self, *_: object) -> None:
             pass
 
-    server = ThreadingHTTPServer((LOOPBACK, free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler, free_port()) as server:
         yield f"http://{LOOPBACK}:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_sessions_keep_their_own_cookies_and_connections_with_one_lookup(
@@ -114,14 +109,8 @@ def answers_server() -> Iterator[str]:
         def log_message(self, *_: object) -> None:
             pass
 
-    server = ThreadingHTTPServer((LOOPBACK, free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler, free_port()) as server:
         yield f"http://{LOOPBACK}:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_locust_stats_get_each_request_as_the_replay_judged_it(answers_server: str) -> None:
