@@ -228,8 +228,11 @@ _ISO_DATE_AFTER_PLUS = re.compile(r"\+\d{4,6}-\d\d-\d\d")
 _JSON_KEY_BEFORE = re.compile(r'":\s*$')
 
 
+_NUMERIC_KINDS = frozenset(_NUMERIC_PARTS)
+
+
 def _numerics(text: str, kinds: Collection[str]) -> Spans:
-    wanted = frozenset(_NUMERIC_PARTS).intersection(kinds)
+    wanted = _NUMERIC_KINDS.intersection(kinds)
     if not wanted:
         return
     for match in _numeric_pattern(wanted).finditer(text):
@@ -315,7 +318,7 @@ _DETECTORS: tuple[tuple[frozenset[str], Callable[[str, Collection[str]], Spans]]
     (frozenset(("bearer",)), _bearers),
     (frozenset(("email",)), _emails),
     (frozenset(("ipv6",)), _ipv6s),
-    (frozenset(_NUMERIC_PARTS), _numerics),
+    (_NUMERIC_KINDS, _numerics),
     (frozenset(("ssn", "iban")), find_national_ids),
     (frozenset(("phone",)), national_phones),
 )
@@ -332,16 +335,13 @@ def find_all(text: str, kinds: Collection[str] = KINDS) -> list[Finding]:
 
     Kinds not in KINDS are ignored.
     """
-    anchored = _ANY_ANCHOR.search(text) is not None or has_key_prefix(text)
-    if len(text) < 6 or not anchored:  # most header values end here
-        return []
+    if len(text) < 6 or (_ANY_ANCHOR.search(text) is None and not has_key_prefix(text)):
+        return []  # most header values end here
     # Claimed spans never overlap, so sorted starts and ends answer "overlaps?" by bisection.
     starts: list[int] = []
     ends: list[int] = []
     findings: list[Finding] = []
-    for detector_kinds, detect in _DETECTORS:
-        if detector_kinds.isdisjoint(kinds):
-            continue
+    for detect in _detectors_for(kinds):
         for kind, start, end in detect(text, kinds):
             at = bisect_right(starts, start)
             if (at and ends[at - 1] > start) or (at < len(starts) and starts[at] < end):
@@ -351,5 +351,24 @@ def find_all(text: str, kinds: Collection[str] = KINDS) -> list[Finding]:
             value = text[start:end]
             if not is_pseudonym(kind, value):
                 findings.append(Finding(kind, start, end, value))
-    findings.sort(key=lambda f: f.start)
+    if len(findings) > 1:
+        findings.sort(key=lambda f: f.start)
     return findings
+
+
+Detector = Callable[[str, Collection[str]], Spans]
+_PLANS: dict[Collection[str], tuple[Detector, ...]] = {}
+_PLANS_KEPT = 64
+
+
+def _detectors_for(kinds: Collection[str]) -> tuple[Detector, ...]:
+    """The detectors that look for any of `kinds`, in priority order (memoised: a capture
+    asks with a handful of kind sets, millions of times)."""
+    try:
+        return _PLANS[kinds]
+    except (KeyError, TypeError):  # not asked yet, or a set/list (unhashable)
+        pass
+    plan = tuple(detect for named, detect in _DETECTORS if not named.isdisjoint(kinds))
+    if isinstance(kinds, (tuple, frozenset)) and len(_PLANS) < _PLANS_KEPT:
+        _PLANS[kinds] = plan
+    return plan
