@@ -14,6 +14,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 # Speed (timeit, Python 3.11, this 2-core sandbox, lru caches warm): `find_all` takes
 # ~0.5 ms over a 4 KiB JSON body dense with faker records (42 findings: emails, phones,
@@ -231,11 +232,16 @@ _JSON_KEY_BEFORE = re.compile(r'":\s*$')
 _NUMERIC_KINDS = frozenset(_NUMERIC_PARTS)
 
 
-def _numerics(text: str, kinds: Collection[str]) -> Spans:
+def _numerics_pattern(kinds: Collection[str]) -> re.Pattern[str] | None:
     wanted = _NUMERIC_KINDS.intersection(kinds)
-    if not wanted:
+    return _numeric_pattern(wanted) if wanted else None
+
+
+def _numerics(text: str, kinds: Collection[str]) -> Spans:
+    pattern = _per_kinds(_NUMERIC_PLANS, kinds, _numerics_pattern)
+    if pattern is None:
         return
-    for match in _numeric_pattern(wanted).finditer(text):
+    for match in pattern.finditer(text):
         start, end = match.span()
         kind = match.lastgroup  # the branch's outer group: "card", "ipv4" or "phone"
         if kind == "card":
@@ -341,7 +347,7 @@ def find_all(text: str, kinds: Collection[str] = KINDS) -> list[Finding]:
     starts: list[int] = []
     ends: list[int] = []
     findings: list[Finding] = []
-    for detect in _detectors_for(kinds):
+    for detect in _per_kinds(_PLANS, kinds, _plan):  # the detectors of `kinds`, in order
         for kind, start, end in detect(text, kinds):
             at = bisect_right(starts, start)
             if (at and ends[at - 1] > start) or (at < len(starts) and starts[at] < end):
@@ -358,17 +364,27 @@ def find_all(text: str, kinds: Collection[str] = KINDS) -> list[Finding]:
 
 Detector = Callable[[str, Collection[str]], Spans]
 _PLANS: dict[Collection[str], tuple[Detector, ...]] = {}
+_NUMERIC_PLANS: dict[Collection[str], re.Pattern[str] | None] = {}
 _PLANS_KEPT = 64
+_Plan = TypeVar("_Plan")
 
 
-def _detectors_for(kinds: Collection[str]) -> tuple[Detector, ...]:
-    """The detectors that look for any of `kinds`, in priority order (memoised: a capture
-    asks with a handful of kind sets, millions of times)."""
+def _per_kinds(
+    plans: dict[Collection[str], _Plan],
+    kinds: Collection[str],
+    make: Callable[[Collection[str]], _Plan],
+) -> _Plan:
+    """`make(kinds)`, memoised in `plans` for a tuple or frozenset of kinds: a capture asks
+    with a handful of kind sets, millions of times."""
     try:
-        return _PLANS[kinds]
+        return plans[kinds]
     except (KeyError, TypeError):  # not asked yet, or a set/list (unhashable)
         pass
-    plan = tuple(detect for named, detect in _DETECTORS if not named.isdisjoint(kinds))
-    if isinstance(kinds, (tuple, frozenset)) and len(_PLANS) < _PLANS_KEPT:
-        _PLANS[kinds] = plan
+    plan = make(kinds)
+    if isinstance(kinds, (tuple, frozenset)) and len(plans) < _PLANS_KEPT:
+        plans[kinds] = plan
     return plan
+
+
+def _plan(kinds: Collection[str]) -> tuple[Detector, ...]:
+    return tuple(detect for named, detect in _DETECTORS if not named.isdisjoint(kinds))

@@ -40,6 +40,7 @@ _SHORT_HEX = re.compile(r"[0-9a-f]{6,}|[0-9A-F]{6,}")
 _QUOTED = 2
 _SPACE = re.compile(r"\s")  # the characters str.isspace() takes, found by one C scan
 _UUID_LENGTH = 36
+_KEPT_KEYS_MAX = 4096
 
 
 def _snake(name: str) -> str:
@@ -55,6 +56,7 @@ class ValueAnonymizer:
         self.vocabulary = Vocabulary(policy.keep_words)
         self._detectors = policy.detectors
         self._rule_cache: dict[str, str | None] = {}
+        self._kept_keys: set[str] = set()
         self._kept_hosts = frozenset(h.lower() for h in policy.keep_hosts)
         self.own_host: str | None = None
         """The host of the exchange being anonymized: URLs to it keep their host."""
@@ -259,7 +261,11 @@ class ValueAnonymizer:
     # -- JSON ------------------------------------------------------------------------
     def key(self, key: str) -> str:
         """A JSON object key: names are structure and stay; an email, token or text does not."""
+        if key in self._kept_keys:  # the same few names in every body
+            return key
         if _IDENTIFIER.fullmatch(key) and not looks_secret(key) and "@" not in key:
+            if len(self._kept_keys) < _KEPT_KEYS_MAX:
+                self._kept_keys.add(key)
             return key
         return self.value(key)
 
