@@ -1,13 +1,19 @@
-"""Anonymization cost per exchange: the deny-list anonymizer (before default deny) against
-the current one, on the same exchanges, in the same run.
+"""Anonymization cost per exchange: an older anonymizer (read from git) against the current
+one, on the same exchanges, in the same run, interleaved.
 
-The exchanges look like the staging users' traffic (logins handing out JWTs, client lists
-of faker records, creates, metric queries with headers and cookies) and every value in
-them is drawn fresh, so no pseudonym memo hides the work. Faker is not timed. The old
-anonymizer is read from git (`--old-rev`, default: the last commit before default deny)
-into a temporary package, so both run in one process on one machine state.
+Two workloads, every value in them drawn fresh so no pseudonym memo hides the work:
+`staging` looks like the staging users' traffic (logins handing out JWTs, client lists of
+faker records, creates, metric queries with headers and cookies); `pages` is what
+bench_capture.py's target serves (a distinct 4-5 KB JSON page of 20 clients per
+exchange, behind a bearer token and a cookie). Faker is not timed. The old anonymizer
+(`--old-rev`, default: the last commit before default deny) is loaded from git into a
+temporary package, so both run in one process on one machine state; each repeat times
+both, in alternating order, in process CPU time (what a worker spends per row) and wall
+time. `--check` also compares every row the two produce, field by field (the
+pseudonyms are part of the trace contract: same input and key, same row).
 
-    .venv/bin/python bench/bench_anonymize.py [--exchanges 3000] [--repeat 3] [--json out.json]
+    .venv/bin/python bench/bench_anonymize.py [--workload staging|pages] [--exchanges 3000] \
+        [--repeat 3] [--old-rev REV] [--check] [--json out.json]
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +37,7 @@ from typing import Any
 import jwt
 from faker import Faker
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tracereplay and bench.*
 
 from tracereplay.capture.anonymize.policy import load_policy
 from tracereplay.capture.anonymize.record import Anonymizer
@@ -129,21 +137,52 @@ def _exchange(
     )  # fmt: skip
 
 
-def time_per_exchange_us(make: Callable[[], Any], exchanges: list[Exchange]) -> float:
-    anonymizer = make()  # a fresh one: cold memo, as a new capture has
-    start = time.perf_counter()
+def make_pages(count: int, seed: int) -> list[Exchange]:
+    """bench_capture.py's exchanges: a GET answered by a distinct 4-5 KB page of clients."""
+    from bench.bench_capture import Pages, bench_exchange
+
+    pages = Pages(seed=seed)
+    return [bench_exchange(pages.next()) for _ in range(count)]
+
+
+WORKLOADS: dict[str, Callable[[int, int], list[Exchange]]] = {
+    "staging": make_exchanges,
+    "pages": make_pages,
+}
+
+
+def time_per_exchange_us(make: Callable[[], Any], exchanges: list[Exchange]) -> tuple[float, float]:
+    """(CPU µs, wall µs) per exchange through a fresh anonymizer (cold memo, as a new
+    capture has)."""
+    anonymizer = make()
+    cpu, wall = time.process_time(), time.perf_counter()
     for exchange in exchanges:
         anonymizer.record(exchange)
-    return (time.perf_counter() - start) / len(exchanges) * 1e6
+    per = 1e6 / len(exchanges)
+    return (time.process_time() - cpu) * per, (time.perf_counter() - wall) * per
+
+
+def differences(old: Any, new: Any, exchanges: list[Exchange]) -> list[str]:
+    """Rows the two anonymizers make differently, as `exchange i: field` lines."""
+    diffs: list[str] = []
+    for i, exchange in enumerate(exchanges):
+        a, b = old.record(exchange), new.record(exchange)
+        for name in a.__dataclass_fields__:
+            if getattr(a, name) != getattr(b, name):
+                diffs.append(f"exchange {i}: {name}")
+    return diffs
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="staging")
     parser.add_argument("--exchanges", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--old-rev", default=OLD_REV)
+    parser.add_argument("--check", action="store_true", help="compare every row, old vs new")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    make_workload = WORKLOADS[args.workload]
     with tempfile.TemporaryDirectory() as tmp:
         make_old = load_old_anonymizer(args.old_rev, Path(tmp))
         policy = load_policy()
@@ -151,36 +190,58 @@ def main() -> int:
         def make_new() -> Anonymizer:
             return Anonymizer(policy, b"bench-key")
 
-        warm = make_exchanges(200, seed=999)  # imports, regex compiles, word lists
-        time_per_exchange_us(make_old, warm)
-        time_per_exchange_us(make_new, warm)
-        runs: dict[str, list[float]] = {"old": [], "new": []}
+        makers = {"old": make_old, "new": make_new}
+        warm = make_workload(200, 999)  # imports, regex compiles, word lists
+        for make in makers.values():
+            time_per_exchange_us(make, warm)
+        cpu: dict[str, list[float]] = {"old": [], "new": []}
+        wall: dict[str, list[float]] = {"old": [], "new": []}
+        diffs: list[str] = []
         for repeat in range(args.repeat):
-            exchanges = make_exchanges(args.exchanges, seed=repeat)  # fresh values each time
-            runs["old"].append(time_per_exchange_us(make_old, exchanges))
-            runs["new"].append(time_per_exchange_us(make_new, exchanges))
-    best = {name: min(values) for name, values in runs.items()}
+            exchanges = make_workload(args.exchanges, repeat)  # fresh values each time
+            order = ("old", "new") if repeat % 2 == 0 else ("new", "old")
+            for name in order:
+                spent_cpu, spent_wall = time_per_exchange_us(makers[name], exchanges)
+                cpu[name].append(spent_cpu)
+                wall[name].append(spent_wall)
+            if args.check:
+                diffs += [
+                    f"repeat {repeat}, {d}" for d in differences(make_old(), make_new(), exchanges)
+                ]
+    ratios = [n / o for n, o in zip(cpu["new"], cpu["old"], strict=True)]
     result = {
+        "workload": args.workload,
         "exchanges": args.exchanges,
         "old_rev": args.old_rev,
-        "us_per_exchange": runs,
-        "best_us": best,
-        "ratio_new_over_old": best["new"] / best["old"],
+        "cpu_us_per_exchange": cpu,
+        "wall_us_per_exchange": wall,
+        "median_cpu_us": {k: statistics.median(v) for k, v in cpu.items()},
+        "cpu_ratio_new_over_old": ratios,
+        "median_ratio": statistics.median(ratios),
+        "rows_compared": args.exchanges * args.repeat if args.check else 0,
+        "rows_differing_fields": len(diffs),
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "load_average": os.getloadavg(),
     }
+    med = result["median_cpu_us"]
     print(
-        f"anonymize, µs per exchange (best of {args.repeat}, {args.exchanges} fresh exchanges "
-        f"each): old {best['old']:.0f}, new {best['new']:.0f}, "
-        f"new/old {result['ratio_new_over_old']:.2f}x"
+        f"anonymize {args.workload}, CPU µs per exchange (median of {args.repeat} interleaved "
+        f"repeats, {args.exchanges} fresh exchanges each): old {med['old']:.0f}, "
+        f"new {med['new']:.0f}; new/old per repeat "
+        + ", ".join(f"{r:.3f}" for r in ratios)
+        + f" (median {result['median_ratio']:.3f}); load {os.getloadavg()[0]:.1f}"
     )
-    print(
-        "  runs: "
-        + "; ".join(f"{k} " + ", ".join(f"{v:.0f}" for v in vs) for k, vs in runs.items())
-    )
+    for label, runs in (("CPU", cpu), ("wall", wall)):
+        print(f"  {label} runs: " + "; ".join(
+            f"{k} " + ", ".join(f"{v:.0f}" for v in vs) for k, vs in runs.items()))  # fmt: skip
+    if args.check:
+        print(f"  rows compared: {result['rows_compared']}, differing fields: {len(diffs)}")
+        for line in diffs[:20]:
+            print("   ", line)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
-    return 0
+    return 1 if diffs else 0
 
 
 if __name__ == "__main__":

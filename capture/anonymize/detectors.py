@@ -14,6 +14,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 # Speed (timeit, Python 3.11, this 2-core sandbox, lru caches warm): `find_all` takes
 # ~0.5 ms over a 4 KiB JSON body dense with faker records (42 findings: emails, phones,
@@ -228,11 +229,19 @@ _ISO_DATE_AFTER_PLUS = re.compile(r"\+\d{4,6}-\d\d-\d\d")
 _JSON_KEY_BEFORE = re.compile(r'":\s*$')
 
 
+_NUMERIC_KINDS = frozenset(_NUMERIC_PARTS)
+
+
+def _numerics_pattern(kinds: Collection[str]) -> re.Pattern[str] | None:
+    wanted = _NUMERIC_KINDS.intersection(kinds)
+    return _numeric_pattern(wanted) if wanted else None
+
+
 def _numerics(text: str, kinds: Collection[str]) -> Spans:
-    wanted = frozenset(_NUMERIC_PARTS).intersection(kinds)
-    if not wanted:
+    pattern = _per_kinds(_NUMERIC_PLANS, kinds, _numerics_pattern)
+    if pattern is None:
         return
-    for match in _numeric_pattern(wanted).finditer(text):
+    for match in pattern.finditer(text):
         start, end = match.span()
         kind = match.lastgroup  # the branch's outer group: "card", "ipv4" or "phone"
         if kind == "card":
@@ -315,7 +324,7 @@ _DETECTORS: tuple[tuple[frozenset[str], Callable[[str, Collection[str]], Spans]]
     (frozenset(("bearer",)), _bearers),
     (frozenset(("email",)), _emails),
     (frozenset(("ipv6",)), _ipv6s),
-    (frozenset(_NUMERIC_PARTS), _numerics),
+    (_NUMERIC_KINDS, _numerics),
     (frozenset(("ssn", "iban")), find_national_ids),
     (frozenset(("phone",)), national_phones),
 )
@@ -332,16 +341,13 @@ def find_all(text: str, kinds: Collection[str] = KINDS) -> list[Finding]:
 
     Kinds not in KINDS are ignored.
     """
-    anchored = _ANY_ANCHOR.search(text) is not None or has_key_prefix(text)
-    if len(text) < 6 or not anchored:  # most header values end here
-        return []
+    if len(text) < 6 or (_ANY_ANCHOR.search(text) is None and not has_key_prefix(text)):
+        return []  # most header values end here
     # Claimed spans never overlap, so sorted starts and ends answer "overlaps?" by bisection.
     starts: list[int] = []
     ends: list[int] = []
     findings: list[Finding] = []
-    for detector_kinds, detect in _DETECTORS:
-        if detector_kinds.isdisjoint(kinds):
-            continue
+    for detect in _per_kinds(_PLANS, kinds, _plan):  # the detectors of `kinds`, in order
         for kind, start, end in detect(text, kinds):
             at = bisect_right(starts, start)
             if (at and ends[at - 1] > start) or (at < len(starts) and starts[at] < end):
@@ -351,5 +357,34 @@ def find_all(text: str, kinds: Collection[str] = KINDS) -> list[Finding]:
             value = text[start:end]
             if not is_pseudonym(kind, value):
                 findings.append(Finding(kind, start, end, value))
-    findings.sort(key=lambda f: f.start)
+    if len(findings) > 1:
+        findings.sort(key=lambda f: f.start)
     return findings
+
+
+Detector = Callable[[str, Collection[str]], Spans]
+_PLANS: dict[Collection[str], tuple[Detector, ...]] = {}
+_NUMERIC_PLANS: dict[Collection[str], re.Pattern[str] | None] = {}
+_PLANS_KEPT = 64
+_Plan = TypeVar("_Plan")
+
+
+def _per_kinds(
+    plans: dict[Collection[str], _Plan],
+    kinds: Collection[str],
+    make: Callable[[Collection[str]], _Plan],
+) -> _Plan:
+    """`make(kinds)`, memoised in `plans` for a tuple or frozenset of kinds: a capture asks
+    with a handful of kind sets, millions of times."""
+    try:
+        return plans[kinds]
+    except (KeyError, TypeError):  # not asked yet, or a set/list (unhashable)
+        pass
+    plan = make(kinds)
+    if isinstance(kinds, (tuple, frozenset)) and len(plans) < _PLANS_KEPT:
+        plans[kinds] = plan
+    return plan
+
+
+def _plan(kinds: Collection[str]) -> tuple[Detector, ...]:
+    return tuple(detect for named, detect in _DETECTORS if not named.isdisjoint(kinds))

@@ -37,6 +37,13 @@ HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\.?", 
 URL_START = re.compile(r"[a-z][a-z0-9+.\-]{1,15}://", re.IGNORECASE)
 
 
+# One fullmatch of the alternation is true when any one of them fullmatches (re backtracks
+# into the next alternative until one spans the whole value).
+_KEPT_SHAPES = re.compile(
+    "|".join(f"(?:{p.pattern})" for p in (_TIMESTAMP, _VERSION, _MEDIA_TYPE, _DURATION, _LOCALE))
+)
+
+
 def is_structural(value: str) -> bool:
     """A number (not a long integer: those are ids), a timestamp, a version, a media type,
     a duration or a locale: stored as it is."""
@@ -44,11 +51,7 @@ def is_structural(value: str) -> bool:
         return len(value.lstrip("+-")) <= 4
     return bool(
         (_NUMBER.fullmatch(value) and any(c.isdigit() for c in value))
-        or _TIMESTAMP.fullmatch(value)
-        or _VERSION.fullmatch(value)
-        or _MEDIA_TYPE.fullmatch(value)
-        or _DURATION.fullmatch(value)
-        or _LOCALE.fullmatch(value)
+        or _KEPT_SHAPES.fullmatch(value)
     )
 
 

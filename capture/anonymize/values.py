@@ -38,6 +38,9 @@ _IDENTIFIER = re.compile(r"[A-Za-z_$@][\w$@.:\-\[\]]{0,63}")
 _CARD_DIGITS = range(13, 20)
 _SHORT_HEX = re.compile(r"[0-9a-f]{6,}|[0-9A-F]{6,}")
 _QUOTED = 2
+_SPACE = re.compile(r"\s")  # the characters str.isspace() takes, found by one C scan
+_UUID_LENGTH = 36
+_KEPT_KEYS_MAX = 4096
 
 
 def _snake(name: str) -> str:
@@ -53,6 +56,7 @@ class ValueAnonymizer:
         self.vocabulary = Vocabulary(policy.keep_words)
         self._detectors = policy.detectors
         self._rule_cache: dict[str, str | None] = {}
+        self._kept_keys: set[str] = set()
         self._kept_hosts = frozenset(h.lower() for h in policy.keep_hosts)
         self.own_host: str | None = None
         """The host of the exchange being anonymized: URLs to it keep their host."""
@@ -133,7 +137,7 @@ class ValueAnonymizer:
             return self.pseudo.date_of_birth(value)
         if rule == "id" and self.policy.integer_id_fields and value.isdigit():
             return self.pseudo.integer(value)
-        if rule == "keep" and not looks_secret(value) and not any(c.isspace() for c in value):
+        if rule == "keep" and not looks_secret(value) and _SPACE.search(value) is None:
             return self.text(value)
         return self.value(value)
 
@@ -144,6 +148,8 @@ class ValueAnonymizer:
             head = value[: len(value) - len(value.lstrip())]
             tail = value[len(value.rstrip()) :]
             return head + self.value(stripped) + tail if stripped else value
+        if len(value) == _UUID_LENGTH and UUID.fullmatch(value):  # no shape below takes one
+            return self.pseudo.uuid(value) if self.policy.pseudonymize_uuids else value
         if len(value) >= _QUOTED and value[0] == value[-1] == '"':
             return f'"{self.value(value[1:-1])}"' if len(value) > _QUOTED else value
         if value[0] in "[{" and value[-1] in "]}":
@@ -160,7 +166,7 @@ class ValueAnonymizer:
             return self.pseudo.integer(value)
         if UUID.fullmatch(value):
             return self.pseudo.uuid(value) if self.policy.pseudonymize_uuids else value
-        if any(c.isspace() for c in value):
+        if _SPACE.search(value) is not None:
             return self.free_text(value)
         return self.token(value)
 
@@ -255,7 +261,11 @@ class ValueAnonymizer:
     # -- JSON ------------------------------------------------------------------------
     def key(self, key: str) -> str:
         """A JSON object key: names are structure and stay; an email, token or text does not."""
+        if key in self._kept_keys:  # the same few names in every body
+            return key
         if _IDENTIFIER.fullmatch(key) and not looks_secret(key) and "@" not in key:
+            if len(self._kept_keys) < _KEPT_KEYS_MAX:
+                self._kept_keys.add(key)
             return key
         return self.value(key)
 
