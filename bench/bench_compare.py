@@ -7,6 +7,7 @@ on pairs of large traces (e.g. made by `bench_model.py tile`).
     .venv/bin/python bench/bench_compare.py --join-cost TRACE [--fail-share 0.05]
     .venv/bin/python bench/bench_compare.py --cli --pair REAL OTHER [--rounds 2] ...
     .venv/bin/python bench/bench_compare.py --tile TRACE --rows N --out DIR
+    .venv/bin/python bench/bench_compare.py --auth-cost TRACE [--read-threads 2]
 
 Each pair is compared by `compare_traces` + `write_compare` (what `tracereplay compare`
 does without SLO classes to bind: with the default SLO file and no model beside REAL the
@@ -16,6 +17,10 @@ run past --timeout is killed and reported as such), and says whether the two com
 files are identical. With `--cli` each run is the command itself, `tracereplay compare
 REAL OTHER --out DIR` (default SLO file: the SLO classes bound too; exit 1, a failed
 verdict, counts as finished), new and base alternated over `--rounds` pairs.
+
+`--auth-cost TRACE` reads TRACE as compare does (with the scan positions), then times
+`sessions_auth` on that frame with `--read-threads` (CPU, wall, RSS before and its peak,
+sampled every 50 ms), in this process.
 
 `--tile TRACE --rows N --out DIR` writes copies of TRACE one after the other as
 `bench_model.py tile` does (keys suffixed `~k`, times shifted by span + 1 min) until N
@@ -142,6 +147,41 @@ def tile_parts(trace: Path, rows: int, out: Path) -> int:
     return written
 
 
+def auth_cost(trace: Path, threads: int) -> dict[str, Any]:
+    """What the SLO binding's auth flow costs on compare's frame of TRACE (module doc)."""
+    import threading
+    import time
+
+    from tracereplay.compare.columns import read_sessionized_rows
+    from tracereplay.models.model import sessions_auth
+    from tracereplay.models.source import ParquetSource
+
+    def rss_mib() -> int:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGESIZE") >> 20
+
+    peak = [0]
+
+    def watch() -> None:
+        while True:
+            peak[0] = max(peak[0], rss_mib())
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+    real_s, _, rows = read_sessionized_rows(trace, None, 1800.0, scan_rows=True)
+    assert rows is not None
+    source = ParquetSource.open(trace, read_threads=threads)
+    before = peak[0] = rss_mib()
+    cpu, wall = time.process_time(), time.perf_counter()
+    auth = sessions_auth(source, real_s["session_id"].to_numpy(), real_s["endpoint"], rows)
+    return {
+        "trace": str(trace), "read_threads": threads, "login": auth.login_endpoint,
+        "cpu_s": round(time.process_time() - cpu, 2),
+        "wall_s": round(time.perf_counter() - wall, 2),
+        "rss_before_mib": before, "peak_rss_mib": peak[0], "loadavg": os.getloadavg(),
+    }  # fmt: skip
+
+
 def join_cost(trace: Path, share: float) -> dict[str, Any]:
     """CPU seconds of `_session_keys` on TRACE as it is and with `share` of keys failing."""
     import time
@@ -185,8 +225,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="new/base pairs of runs (--cli)")
     parser.add_argument("--tile", type=Path, help="write copies of this trace (--rows, --out)")
     parser.add_argument("--rows", type=int)
+    parser.add_argument("--auth-cost", type=Path, help="time the binding's auth flow")
+    parser.add_argument("--read-threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.auth_cost:
+        print(json.dumps(auth_cost(args.auth_cost, args.read_threads)))
+        return 0
     if args.tile:
         print(json.dumps({"rows": tile_parts(args.tile, args.rows, args.out)}))
         return 0
