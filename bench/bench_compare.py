@@ -5,13 +5,26 @@ on pairs of large traces (e.g. made by `bench_model.py tile`).
         [--base 9f68120] [--work DIR] [--timeout 900] [--json out.json]
     .venv/bin/python bench/bench_compare.py --bindings TRACE [--sample 200 ...]
     .venv/bin/python bench/bench_compare.py --join-cost TRACE [--fail-share 0.05]
+    .venv/bin/python bench/bench_compare.py --cli --pair REAL OTHER [--rounds 2] ...
+    .venv/bin/python bench/bench_compare.py --tile TRACE --rows N --out DIR
+    .venv/bin/python bench/bench_compare.py --auth-cost TRACE [--read-threads 2]
 
 Each pair is compared by `compare_traces` + `write_compare` (what `tracereplay compare`
 does without SLO classes to bind: with the default SLO file and no model beside REAL the
 command also reads every column of REAL, see bench/README.md) with the new code and the
 base commit's, each in its own process under `/usr/bin/time -v` (wall, CPU, peak RSS; a
 run past --timeout is killed and reported as such), and says whether the two compare.json
-files are identical.
+files are identical. With `--cli` each run is the command itself, `tracereplay compare
+REAL OTHER --out DIR` (default SLO file: the SLO classes bound too; exit 1, a failed
+verdict, counts as finished), new and base alternated over `--rounds` pairs.
+
+`--auth-cost TRACE` reads TRACE as compare does (with the scan positions), then times
+`sessions_auth` on that frame with `--read-threads` (CPU, wall, RSS before and its peak,
+sampled every 50 ms), in this process.
+
+`--tile TRACE --rows N --out DIR` writes copies of TRACE one after the other as
+`bench_model.py tile` does (keys suffixed `~k`, times shifted by span + 1 min) until N
+rows, as 200 k-row parts written as the trace store writes them (zstd, page checksums).
 
 `--bindings TRACE` checks what the SLO classes bind to on TRACE (no model file beside it):
 learned as before this change (correlations over every request of TRACE) against what
@@ -28,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -43,9 +57,18 @@ _COMPARE = (
 )
 
 
-def run(real: Path, other: Path, out: Path, tree: Path | None) -> dict[str, Any]:
+_CLI = (
+    "import sys; from tracereplay.cli import main\n"
+    "code = main(['compare', *sys.argv[1:3], '--out', sys.argv[3]])\n"
+    "sys.exit(0 if code in (0, 1) else code)\n"
+)
+PART_ROWS = 200_000
+
+
+def run(real: Path, other: Path, out: Path, tree: Path | None, cli: bool = False) -> dict[str, Any]:
+    code = _CLI if cli else _COMPARE
     try:
-        result = timed([*python(tree), _COMPARE, str(real), str(other), str(out)], env_for(tree))
+        result = timed([*python(tree), code, str(real), str(other), str(out)], env_for(tree))
     except TimedOut as stop:
         return {"timed_out": str(stop)}
     result.pop("stdout")
@@ -83,6 +106,80 @@ def bindings(trace: Path, samples: list[int]) -> dict[str, Any]:
         cut = named(learned_from_frame(real_s, auth), time.perf_counter() - start)
         out[f"sample {n}"] = {"seconds": cut["seconds"], "same": cut["bindings"] == old["bindings"]}
     return out
+
+
+def tile_parts(trace: Path, rows: int, out: Path) -> int:
+    """Copies of `trace` (module doc) until `rows` rows, in `PART_ROWS`-row parts."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from tracereplay.trace import open_trace
+    from tracereplay.trace.store import write_part
+
+    read = open_trace(trace)
+    table = read.dataset.to_table()  # the files' metadata (schema id, source) kept:
+    table = table.replace_schema_metadata(pq.read_schema(read.dataset.files[0]).metadata)
+    low, high = pc.min_max(table.column("ts")).values()
+    shift = high.value - low.value + 60_000_000  # microseconds
+    out.mkdir(parents=True)
+    pending: list[pa.Table] = []
+    held = written = part = 0
+    k = 0
+    while written + held < rows:
+        columns = dict(zip(table.column_names, table.columns, strict=True))
+        for name in ("session", "client", "conn"):
+            if name in columns:
+                text = pc.cast(columns[name], pa.string())
+                columns[name] = pc.binary_join_element_wise(text, f"~{k}", "")
+        columns["ts"] = pc.add(columns["ts"], pa.scalar(k * shift, pa.duration("us")))
+        copy = pa.Table.from_arrays(list(columns.values()), names=list(columns))
+        pending.append(copy.cast(table.schema).slice(0, rows - written - held))
+        held += pending[-1].num_rows
+        k += 1
+        while held >= PART_ROWS or (held and written + held >= rows):
+            whole = pa.concat_tables(pending)
+            size = min(PART_ROWS, whole.num_rows)
+            part += 1
+            write_part(whole.slice(0, size).combine_chunks(), out / f"part-{part:06d}.parquet")
+            written, held = written + size, whole.num_rows - size
+            pending = [whole.slice(size)] if held else []
+    return written
+
+
+def auth_cost(trace: Path, threads: int) -> dict[str, Any]:
+    """What the SLO binding's auth flow costs on compare's frame of TRACE (module doc)."""
+    import threading
+    import time
+
+    from tracereplay.compare.columns import read_sessionized_rows
+    from tracereplay.models.model import sessions_auth
+    from tracereplay.models.source import ParquetSource
+
+    def rss_mib() -> int:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGESIZE") >> 20
+
+    peak = [0]
+
+    def watch() -> None:
+        while True:
+            peak[0] = max(peak[0], rss_mib())
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+    real_s, _, rows = read_sessionized_rows(trace, None, 1800.0, scan_rows=True)
+    assert rows is not None
+    source = ParquetSource.open(trace, read_threads=threads)
+    before = peak[0] = rss_mib()
+    cpu, wall = time.process_time(), time.perf_counter()
+    auth = sessions_auth(source, real_s["session_id"].to_numpy(), real_s["endpoint"], rows)
+    return {
+        "trace": str(trace), "read_threads": threads, "login": auth.login_endpoint,
+        "cpu_s": round(time.process_time() - cpu, 2),
+        "wall_s": round(time.perf_counter() - wall, 2),
+        "rss_before_mib": before, "peak_rss_mib": peak[0], "loadavg": os.getloadavg(),
+    }  # fmt: skip
 
 
 def join_cost(trace: Path, share: float) -> dict[str, Any]:
@@ -124,7 +221,20 @@ def main() -> int:
     parser.add_argument("--old", choices=("all", "first", "none"), default="all",
                         help="which pairs the base commit's code also compares")  # fmt: skip
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cli", action="store_true", help="time `tracereplay compare` itself")
+    parser.add_argument("--rounds", type=int, default=1, help="new/base pairs of runs (--cli)")
+    parser.add_argument("--tile", type=Path, help="write copies of this trace (--rows, --out)")
+    parser.add_argument("--rows", type=int)
+    parser.add_argument("--auth-cost", type=Path, help="time the binding's auth flow")
+    parser.add_argument("--read-threads", type=int, default=2)
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.auth_cost:
+        print(json.dumps(auth_cost(args.auth_cost, args.read_threads)))
+        return 0
+    if args.tile:
+        print(json.dumps({"rows": tile_parts(args.tile, args.rows, args.out)}))
+        return 0
     if args.bindings:
         print(json.dumps(bindings(args.bindings, args.sample), indent=1))
         return 0
@@ -139,13 +249,17 @@ def main() -> int:
     for i, (real, other) in enumerate(args.pair):
         entry: dict[str, Any] = {"real": str(real), "other": str(other)}
         with_old = args.old == "all" or (args.old == "first" and i == 0)
-        for key, tree in (("new", None), ("old", base)):
-            if tree is None or with_old:
-                entry[key] = run(real, other, work / f"{i}-{key}", tree)
-                print(json.dumps({f"pair {i}": {key: entry[key]}}), flush=True)
-        docs = [work / f"{i}-{k}" / "compare.json" for k in ("new", "old")]
-        if all(d.is_file() for d in docs):
-            entry["same_compare_json"] = docs[0].read_bytes() == docs[1].read_bytes()
+        for r in range(args.rounds):
+            order = (("new", None), ("old", base)) if r % 2 == 0 else (("old", base), ("new", None))
+            for name, tree in order:
+                key = name if args.rounds == 1 else f"{name} {r}"
+                if tree is None or with_old:
+                    entry[key] = run(real, other, work / f"{i}-{key}", tree, cli=args.cli)
+                    entry[key]["loadavg"] = list(os.getloadavg())
+                    print(json.dumps({f"pair {i}": {key: entry[key]}}), flush=True)
+        docs = sorted(work.glob(f"{i}-*/compare.json"))
+        if len(docs) > 1:
+            entry["same_compare_json"] = len({d.read_bytes() for d in docs}) == 1
         results[f"pair {i}"] = entry
         print(json.dumps({f"pair {i}": entry}, indent=1), flush=True)
     if args.json:

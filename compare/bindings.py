@@ -34,6 +34,8 @@ from tracereplay.trace import open_trace
 CLASSES = ("login", "crud", "complex")
 MIN_TIMED = 5
 SLOWEST_SHARE = 0.1
+READ_THREADS = 2
+"""Files of REAL whose sampled sessions' bodies are read at once (decoding needs no GIL)."""
 _ITEM = re.compile(r"^(?P<collection>.*)/\{[^/{}]+\}$")
 
 
@@ -63,17 +65,32 @@ class _Endpoint:
 
 
 def learned_from_trace(
-    real: Path, real_s: pd.DataFrame, *, session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
+    real: Path,
+    real_s: pd.DataFrame,
+    *,
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
+    scan_rows: np.ndarray | None = None,
 ) -> Learned:
     """What REAL's model file says (`model_beside`), else learned from REAL: the auth flow
     as `tracereplay model` finds it (on its bounded, seeded sample of sessions: reading
-    bodies of those only), the rest from `real_s` (its light columns)."""
+    bodies of those only), the rest from `real_s` (its light columns). With `scan_rows`
+    (each `real_s` row's scan position in REAL: `compare.read_compared(bind=True)`)
+    the sample is drawn from `real_s`'s sessions, which are the model's (compare
+    sessionizes as it does, compare/columns.py), else REAL's light columns are read and
+    sessionized again."""
     beside = model_beside(real, open_trace(real).num_rows)
     if beside is not None:
         return beside
-    from tracereplay.models.model import learned_auth
+    from tracereplay.models.model import learned_auth, sessions_auth
+    from tracereplay.models.source import ParquetSource
 
-    return learned_from_frame(real_s, learned_auth(real, session_timeout_s=session_timeout_s))
+    if scan_rows is None:
+        auth = learned_auth(real, session_timeout_s=session_timeout_s)
+    else:
+        ids = real_s["session_id"].to_numpy()
+        source = ParquetSource.open(real, read_threads=READ_THREADS)
+        auth = sessions_auth(source, ids, real_s["endpoint"], scan_rows)
+    return learned_from_frame(real_s, auth)
 
 
 def model_beside(real: Path, rows: int) -> Learned | None:

@@ -132,7 +132,11 @@ def _small(codes: np.ndarray) -> np.ndarray:
     return codes.astype(np.min_scalar_type(-max(top, 1)), copy=False)
 
 
-def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.DataFrame:
+def _sessionized(
+    trace: _Trace, templater: Templater, timeout_s: float, scan_rows: bool = False
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The frame, and with `scan_rows` each of its rows' position in the trace's scan order
+    (what the SLO binding reads REAL's sampled bodies by: bindings.py)."""
     codes, methods, paths = trace.pairs
     names = endpoint_names(templater, methods, paths)
     name_codes, distinct = pd.factorize(pd.Series(names, dtype=object))
@@ -143,12 +147,15 @@ def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.Da
     # statuses (the trace's int16, NaN without a response) are float32: exact.
     none = np.zeros(0, np.int32)
     r = trace.requests
+    scan = r.row if scan_rows else None
     status = r.status.astype(np.float32)
     r = trace.requests = replace(r, row=none, method=none, path=none, status=status)
     # The rows `sessionize_requests` gives, its frame's columns gathered straight into
     # this one (no request, seq; session ids as int32 when they fit), each request column
     # let go once gathered.
     request, pause, sizes = session_rows(r, timeout_s)
+    rows = None if scan is None else _small(scan[request])
+    del scan
     ids = np.arange(len(sizes), dtype=np.int32 if len(sizes) < 1 << 31 else np.int64)
     keys, key = pd.Index(r.keys), r.key
     by_request = {"t_s": r.t_s, "duration_ms": r.duration_ms, "status": r.status}
@@ -170,7 +177,7 @@ def _sessionized(trace: _Trace, templater: Templater, timeout_s: float) -> pd.Da
     del request, endpoint
     frame["think_s"] = pause
     frame["session_id"] = np.repeat(ids, sizes)
-    return pd.DataFrame(frame, copy=False)
+    return pd.DataFrame(frame, copy=False), rows
 
 
 def read_pair(
@@ -190,12 +197,20 @@ def read_sessionized(
 ) -> tuple[pd.DataFrame, Templater]:
     """One trace sessionized, endpoints from `templater` or from one fitted on it (REAL),
     with that templater; its columns are let go before the next trace is read."""
+    frame, templater, _ = read_sessionized_rows(path, templater, session_timeout_s)
+    return frame, templater
+
+
+def read_sessionized_rows(
+    path: Path, templater: Templater | None, session_timeout_s: float, scan_rows: bool = False
+) -> tuple[pd.DataFrame, Templater, np.ndarray | None]:
+    """`read_sessionized`, and with `scan_rows` each frame row's scan position."""
     trace = _Trace(path)
     templater = templater or fit_templater(trace)
-    frame = _sessionized(trace, templater, session_timeout_s)
+    frame, rows = _sessionized(trace, templater, session_timeout_s, scan_rows)
     del trace
     spans = pauses_over_skips(path, frame)  # a replay's pauses over a held-back request
     if spans is not None and spans.any():
         frame["think_s"] = np.where(spans, np.nan, frame["think_s"].to_numpy())
     pa.default_memory_pool().release_unused()
-    return frame, templater
+    return frame, templater, rows

@@ -56,7 +56,7 @@ from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table
 from tracereplay.models.templating import Templater, add_endpoints
 
 from .bindings import Learned, learned_from_frame, learned_from_trace
-from .columns import read_pair, read_sessionized
+from .columns import read_pair, read_sessionized, read_sessionized_rows
 from .measures import (
     NO_STATUS,
     PLANNED_STARTS,
@@ -490,6 +490,8 @@ class ReadPair:
     other_s: pd.DataFrame
     real: RealSessions
     real_noise: RealNoise
+    learned: Learned | None = None
+    """What the SLO classes bind to (`read_compared(bind=True)`)."""
 
 
 def read_compared(
@@ -499,10 +501,13 @@ def read_compared(
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S,
     rounds: int = ROUNDS,
     noise_sessions: int = NOISE_SESSIONS,
+    bind: bool = False,
 ) -> ReadPair:
     """What `load_pair` gives, with REAL's noise floor computed while OTHER is read on a
-    thread (pyarrow's decoding and numpy's sorts run without the GIL): both at once."""
-    real_s, templater = read_sessionized(real_path, None, session_timeout_s)
+    thread (pyarrow's decoding and numpy's sorts run without the GIL): both at once. With
+    `bind`, what the SLO classes bind to (`learned_from_trace`), from REAL's frame (its
+    sessions, the scan positions of their rows: REAL is not read and sessionized again)."""
+    real_s, templater, rows = read_sessionized_rows(real_path, None, session_timeout_s, bind)
     # Before OTHER's read: what REAL's censoring holds for a moment (copies of its times
     # and pauses) is not held beside what that read holds.
     real = RealSessions.of(real_s, session_timeout_s)
@@ -512,7 +517,14 @@ def read_compared(
             noise = noise_of_real(real_s, real, rounds=rounds, noise_sessions=noise_sessions)
         finally:
             other_s = reading.result()[0]
-    return ReadPair(real_s, other_s, real, noise)
+    # After OTHER's read, not beside it: the sampled bodies' read (~0.4 GB at 10 M
+    # requests) would add to that read's peak (3.25 GB in one run at 10 M, bench/README.md).
+    learned = (
+        learned_from_trace(real_path, real_s, session_timeout_s=session_timeout_s, scan_rows=rows)
+        if bind
+        else None
+    )
+    return ReadPair(real_s, other_s, real, noise, learned)
 
 
 def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResult:
@@ -522,13 +534,14 @@ def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResul
     _check_scale(kw.get("scale"))
     kw.setdefault("run_summary", read_run_summary(other_path))
     timeout = kw.pop("session_timeout_s", DEFAULT_SESSION_TIMEOUT_S)
+    slos = kw.get("slos")
+    binds = slos is not None and needs_binding(slos) and kw.get("learned") is None
     pair = read_compared(
         real_path, other_path, session_timeout_s=timeout, rounds=kw.get("rounds", ROUNDS),
-        noise_sessions=kw.get("noise_sessions", NOISE_SESSIONS),
+        noise_sessions=kw.get("noise_sessions", NOISE_SESSIONS), bind=binds,
     )  # fmt: skip
-    slos = kw.get("slos")
-    if slos is not None and needs_binding(slos) and kw.get("learned") is None:
-        kw["learned"] = learned_from_trace(real_path, pair.real_s, session_timeout_s=timeout)
+    if binds:
+        kw["learned"] = pair.learned
     return compare_sessionized(
         pair.real_s, pair.other_s, session_timeout_s=timeout, real=pair.real,
         real_noise=pair.real_noise, **kw,

@@ -11,7 +11,6 @@ from rich.console import Console
 
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 
-from .bindings import learned_from_trace
 from .compare import CompareResult, compare_sessionized, read_compared, write_compare
 from .compare_render import render_compare
 from .run_summary import read_run_summary
@@ -36,18 +35,14 @@ def run_compare(
     """Compare OTHER with REAL; tables to `console`, warnings and paths to `errors`."""
     from .report import render_report, write_report
 
-    # Each trace is read and sessionized once, for the numbers and the report alike; REAL's
-    # noise floor while OTHER is read.
-    pair = read_compared(real, other, session_timeout_s=session_timeout_s)
+    # Each trace is read and sessionized once, for the numbers, the SLO binding and the
+    # report alike; REAL's noise floor while OTHER is read.
+    binds = slos is not None and needs_binding(slos)
+    pair = read_compared(real, other, session_timeout_s=session_timeout_s, bind=binds)
     real_s, other_s = pair.real_s, pair.other_s
-    learned = (
-        learned_from_trace(real, real_s, session_timeout_s=session_timeout_s)
-        if slos is not None and needs_binding(slos)
-        else None
-    )
     result = compare_sessionized(
         real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos, goals=goals,
-        run_summary=read_run_summary(other), learned=learned,
+        run_summary=read_run_summary(other), learned=pair.learned,
         session_timeout_s=session_timeout_s, real=pair.real, real_noise=pair.real_noise,
     )  # fmt: skip
     render_compare(result, console)

@@ -259,17 +259,53 @@ def learned_auth(
     """The auth flow `build_model` (same options) finds in the trace at `trace_path`, found
     the same way (its sessions, its seeded sample of them), without the other stages:
     what compare binds the `login` SLO class to when REAL has no model file. Reads the
-    light columns of every request and the heavy ones of the sampled sessions only."""
+    light columns of every request and the heavy ones of the sampled sessions only
+    (`sessions_auth`, which takes sessions a caller has already)."""
     trace = ParquetSource.open(trace_path)
     requests = read_request_columns(trace.batches(LIGHT_COLUMNS), source=str(trace_path))
     _, endpoint, names = _templates(requests)
     sessions, _ = _sessionized(trace, requests, endpoint, names, session_timeout_s)
-    sample = _correlation_sample(sessions, correlation_sample, correlation_per_endpoint, seed)
-    read = _correlation_rows(sessions, sample)
-    rows = trace.rows(requests.row[read["request"].to_numpy()], CORRELATION_COLUMNS)
-    heavy = _correlation_frame(requests, read, rows)
-    walk = walk_sessions(heavy)
-    return find_auth(heavy, find_correlations(heavy, walk=walk), walk=walk)
+    request = sessions["request"].to_numpy()
+    return sessions_auth(
+        trace, sessions["session_id"].to_numpy(), sessions["endpoint"], requests.row[request],
+        seed=seed, correlation_sample=correlation_sample,
+        correlation_per_endpoint=correlation_per_endpoint,
+    )  # fmt: skip
+
+
+AUTH_COLUMNS = [c for c in CORRELATION_COLUMNS if c != "addr"]
+"""What the walk for the auth flow reads of a sampled request (`addr`: the outcomes only)."""
+
+
+def sessions_auth(
+    trace: RequestSource,
+    session_id: np.ndarray,
+    endpoint: pd.Series,
+    scan_rows: np.ndarray,
+    *,
+    seed: int = 0,
+    correlation_sample: int = CORRELATION_SAMPLE_SESSIONS,
+    correlation_per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
+) -> AuthInfo:
+    """`learned_auth` of the sessions a caller has: rows by (session_id, seq) as
+    `build_model`'s sessions are (each row's session id, endpoint as a categorical of
+    `build_model`'s endpoint names, and its request's position in the trace's scan order),
+    e.g. compare's frame of REAL (compare/bindings.py), so the light columns are not read
+    and sessionized again. Reads the heavy columns of the sampled sessions' requests."""
+    codes = np.asarray(endpoint.cat.codes)
+    sample = sample_sessions(
+        session_id, codes, per_sample=correlation_sample,
+        per_endpoint=correlation_per_endpoint, seed=seed,
+    )  # fmt: skip
+    chosen = sample.chosen[session_id]
+    ids = np.asarray(session_id)[chosen]
+    frame: pd.DataFrame = trace.rows(np.asarray(scan_rows)[chosen], AUTH_COLUMNS).to_pandas()
+    frame["session_id"] = ids
+    at = np.arange(len(ids))
+    frame["seq"] = at - np.maximum.accumulate(np.where(np.r_[True, ids[1:] != ids[:-1]], at, 0))
+    frame["endpoint"] = np.asarray(endpoint.cat.categories, dtype=object)[codes[chosen]]
+    walk = walk_sessions(frame)
+    return find_auth(frame, find_correlations(frame, walk=walk), walk=walk)
 
 
 def _sessionized(

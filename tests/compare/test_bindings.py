@@ -204,3 +204,42 @@ def test_compare_learns_the_auth_the_model_learns_on_its_sample(
     assert (from_trace.login, from_trace.crud, from_trace.complex) == (
         from_model.login, from_model.crud, from_model.complex,
     )  # fmt: skip
+
+
+def test_compare_draws_the_models_sample_from_its_own_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tracereplay compare` does not read and sessionize REAL again for the auth flow: it
+    draws the model's sample from its own frame of REAL and walks the same rows."""
+    from tracereplay.compare.columns import read_sessionized_rows
+    from tracereplay.compare.compare import read_compared
+    from tracereplay.models import model as model_module
+    from tracereplay.models.source import ParquetSource
+
+    # Written latest first: a request's scan position is not its place in time.
+    trace = write_trace(tmp_path / "shop", shop_records(60)[::-1])
+    walked: list[Any] = []
+    walk = model_module.walk_sessions
+
+    def noting(sessions: Any, *args: Any, **kw: Any) -> Any:
+        walked.append(sessions)
+        return walk(sessions, *args, **kw)
+
+    monkeypatch.setattr(model_module, "walk_sessions", noting)
+    sample = {"correlation_sample": 10, "correlation_per_endpoint": 2}
+    auth = model_module.learned_auth(trace, **sample)
+    real_s, _, rows = read_sessionized_rows(trace, None, 1800.0, scan_rows=True)
+    assert rows is not None
+    source = ParquetSource.open(trace, read_threads=2)
+    again = model_module.sessions_auth(
+        source, real_s["session_id"].to_numpy(), real_s["endpoint"], rows, **sample
+    )
+    assert again == auth and auth.login_endpoint == LOGIN
+    model_walk, compare_walk = walked
+    assert model_walk["session_id"].nunique() == 10
+    for column in ("session_id", "seq", "endpoint", "path", "req_headers", "resp_body"):
+        assert model_walk[column].tolist() == compare_walk[column].tolist(), column
+    # `read_compared` learns the bindings while it reads OTHER: what REAL's read gives.
+    pair = read_compared(trace, trace, bind=True)
+    assert pair.learned == learned_from_trace(trace, pair.real_s)
+    assert read_compared(trace, trace).learned is None

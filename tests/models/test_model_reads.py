@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from tests.factories import T0, make_record, make_table
 from tracereplay.models.correlations import walk_sessions
@@ -119,3 +121,34 @@ def test_session_rows_are_groupby_sessions() -> None:
     ]
     assert found == expected
     assert session_rows(frame.iloc[:0], ["status"]) == []
+
+
+def test_rows_read_file_by_file_on_threads_skip_files_without_a_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracereplay.trace import Trace
+
+    records = [
+        make_record(ts=T0 + timedelta(seconds=i), path=f"/p/{i}", session=f"s-{i % 3}")
+        for i in range(50)
+    ]
+    (tmp_path / "t").mkdir()
+    table = make_table(records)
+    for part in range(5):  # five files of 10 rows
+        pq.write_table(table.slice(part * 10, 10), tmp_path / "t" / f"part-00000{part + 1}.parquet")
+    read: list[str] = []
+    lean = Trace.lean_batches
+
+    def noting(self: Trace, columns: list[str], batch_size: int) -> Any:
+        read.append(",".join(Path(f).name for f in self.dataset.files))
+        return lean(self, columns, batch_size)
+
+    monkeypatch.setattr(Trace, "lean_batches", noting)
+    positions = np.array([44, 3, 12, 19, 3, 41])  # files 1, 2 and 5; not 3 nor 4
+    one = ParquetSource.open(tmp_path / "t").rows(positions, ["path", "session"])
+    assert len(read) == 1  # one thread: the files in one pass
+    read.clear()
+    two = ParquetSource.open(tmp_path / "t", read_threads=2).rows(positions, ["path", "session"])
+    assert two.equals(one)
+    assert two["path"].to_pylist() == [f"/p/{i}" for i in positions]
+    assert sorted(read) == ["part-000001.parquet", "part-000002.parquet", "part-000005.parquet"]
