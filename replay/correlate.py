@@ -383,7 +383,7 @@ class SessionCorrelator:
         self._order += 1
         endpoint, auth = request.endpoint, self.auth
         ok = status is not None and 200 <= status < 400
-        set_cookies = dict(response_cookies(headers))
+        set_cookies, hands_out = _cookies_and_urls(headers)
         if set_cookies:  # the client's jar takes them whatever the status; expiring: deleted
             self._jar.update(set_cookies)
             self._jar = {name: value for name, value in self._jar.items() if value}
@@ -396,7 +396,7 @@ class SessionCorrelator:
         response = Response(headers, body, set_cookies)
         if endpoint in self.id_model.describers:  # what it shows of objects, for selections
             self.ids.pools.describe(describe(response.document(), self.id_model.id_keys))
-        if any("?" in value for _, value in headers):  # only a URL's query hands one out
+        if hands_out:  # only a URL's query hands one out
             self._handed |= handed_query_values(headers, None)
         # Read for a cursor only when a later query may take one (`prepare`): the hints
         # are looked for there, not in every answer (the bound is the same).
@@ -441,6 +441,16 @@ class SessionCorrelator:
             and (key in self._idv.pooled or is_id_place(source, []))
         ):
             self.ids.answered(key, values, captured)
+
+
+def _cookies_and_urls(headers: Sequence[tuple[str, str]]) -> tuple[dict[str, str], bool]:
+    """The answer's Set-Cookie values (`response_cookies`) and whether a header value may
+    hold a URL's query (a `?`), in one pass that lowers only names of Set-Cookie's length."""
+    set_cookie = hands_out = False
+    for name, value in headers:
+        hands_out = hands_out or "?" in value
+        set_cookie = set_cookie or (len(name) == 10 and name.lower() == "set-cookie")
+    return (dict(response_cookies(headers)) if set_cookie else {}), hands_out
 
 
 def _scalar(value: Scalar | tuple[Scalar, ...]) -> Scalar:
