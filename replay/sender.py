@@ -6,8 +6,7 @@ sent, only to a URL `urls.outgoing_url` made; redirects are never followed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import gevent
 from locust import User
@@ -23,8 +22,9 @@ if TYPE_CHECKING:
     from .driver import DriverSettings
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
+    """What a request got (a tuple: one per request, built on the sending loop)."""
+
     status: int | None
     error: str | None
     headers: list[tuple[str, str]]
@@ -125,11 +125,12 @@ class Sender:
         raw_error = getattr(response, "error", None) if status is None else None
         timed_out = raw_error is timer or isinstance(raw_error, TimeoutError)
         # `is not None`: a Headers' truth is its length, a pass over every value.
-        headers = list(response.headers.items()) if response.headers is not None else []
+        headers, encoding = (
+            header_lines(response.headers) if response.headers is not None else ([], None)
+        )
         body: bytes | None = None
         truncated = False
         if status is not None:
-            encoding = next((v for k, v in headers if k.lower() == "content-encoding"), None)
             try:
                 body, truncated = read_body(response.read, encoding, self.settings.max_body)
             except gevent.Timeout as exc:
@@ -149,6 +150,26 @@ class Sender:
         elif status is None:  # a transport error: Locust's stats get it as it came
             exception = raw_error if isinstance(raw_error, Exception) else None
         return Answer(status, error, headers, body, timed_out, truncated), exception
+
+
+def header_lines(headers: Any) -> tuple[list[tuple[str, str]], str | None]:
+    """Every (name, value) line of geventhttpclient's `Headers`, in order (`items()`), and
+    the first Content-Encoding, in one pass over its storage: a dict of the lowered name to
+    one line or a list of them. `items()` is a generator resumed once per line, and a
+    second pass lowered every name again: ~10 us a request in a busy replay."""
+    if not isinstance(headers, dict):
+        lines = list(headers.items())
+        return lines, next((v for k, v in lines if k.lower() == "content-encoding"), None)
+    lines = []
+    for stored in dict.values(headers):
+        if type(stored) is tuple:
+            lines.append(stored)
+        else:
+            lines.extend(stored)
+    encoding = dict.get(headers, "content-encoding")
+    if encoding is not None:
+        encoding = encoding[1] if type(encoding) is tuple else encoding[0][1]
+    return lines, encoding
 
 
 def describe(error: BaseException, timed_out: bool) -> str:

@@ -5,6 +5,7 @@ lookups the hub's resolver was asked for, as JSON.
 
     python -m tests.replay.sender_child HOST NAME...
     python -m tests.replay.sender_child --unit    # ResolvedOnce alone, a fake resolver
+    python -m tests.replay.sender_child --lines    # sender.header_lines vs Headers.items()
     python -m tests.replay.sender_child --stats HOST DEAD_HOST
         # Sender.send of GET /ok, /missing, /moved, /big (max_body 1000) to HOST and of
         # GET /ok to DEAD_HOST (nothing listens): each answer, and Locust's stats of them
@@ -137,9 +138,36 @@ def stats(host: str, dead: str) -> None:
     print(json.dumps({"answers": answers, "entries": entries, "errors": errors}))
 
 
+def lines() -> None:
+    """`header_lines` against `items()` and a pass for Content-Encoding, on geventhttpclient's
+    own Headers: repeated names (in either case), one name, none."""
+    from geventhttpclient.header import Headers
+
+    from tracereplay.replay.sender import header_lines
+
+    cases = [
+        [("Content-Type", "application/json"), ("Set-Cookie", "a=1"), ("set-cookie", "b=2"),
+         ("Content-Encoding", "gzip"), ("X-Next", "/p?page=2"), ("content-encoding", "br")],
+        [("content-encoding", "deflate")],
+        [("Server", "nginx"), ("Content-Length", "4096")],
+        [],
+    ]  # fmt: skip
+    out = []
+    for case in cases:
+        headers = Headers()
+        for name, value in case:
+            headers.add(name, value)
+        items = list(headers.items())
+        first = next((v for k, v in items if k.lower() == "content-encoding"), None)
+        out.append(header_lines(headers) == (items, first))
+    print(json.dumps({"same": out}))
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--unit"]:
         unit()
+    elif sys.argv[1:] == ["--lines"]:
+        lines()
     elif sys.argv[1:2] == ["--stats"]:
         stats(sys.argv[2], sys.argv[3])
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracereplay.replay.results import RequestResult, result_batch
+from tracereplay.replay.results import RequestResult, _KeptHeaders, result_batch
 
 
 def _row(seq: int, headers: object, status: int | None = 200) -> RequestResult:
@@ -34,3 +34,12 @@ def test_each_row_keeps_only_its_own_recorded_headers() -> None:
     ]
     assert batch["latency_intended_ms"] == [502.0] * 6
     assert batch["ok"] == [True] * 5 + [False]
+
+
+def test_a_list_of_headers_is_filtered_once_per_batch_as_its_tuple() -> None:
+    # `prepare` sends lists: as a key a list raised, and every row was filtered anew.
+    kept = _KeptHeaders()
+    first = kept([("Accept", "*/*"), ("Cookie", "c=1")])
+    again = kept([("Accept", "*/*"), ("Cookie", "c=1")])
+    assert first == [("Accept", "*/*")] and again is first
+    assert kept((("Accept", "*/*"), ("Cookie", "c=1"))) is first and len(kept) == 1

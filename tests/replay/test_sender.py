@@ -33,6 +33,12 @@ def test_a_lookup_is_kept_a_minute_and_a_failure_is_asked_again() -> None:
     }
 
 
+def test_header_lines_are_the_answers_lines_in_order_and_its_first_encoding() -> None:
+    # sender.header_lines reads geventhttpclient's Headers storage (one pass): it must give
+    # what items() and a scan for Content-Encoding give (a new geventhttpclient may differ).
+    assert child("--lines") == {"same": [True, True, True, True]}
+
+
 @pytest.fixture
 def cookie_server() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
     """GET /login?u=NAME sets cookie sid=NAME, /logout clears it; every request is
