@@ -148,7 +148,8 @@ class ValueAnonymizer:
             head = value[: len(value) - len(value.lstrip())]
             tail = value[len(value.rstrip()) :]
             return head + self.value(stripped) + tail if stripped else value
-        if len(value) == _UUID_LENGTH and UUID.fullmatch(value):  # no shape below takes one
+        # First: no shape below takes a UUID (UUID only matches its 36 characters).
+        if len(value) == _UUID_LENGTH and UUID.fullmatch(value):
             return self.pseudo.uuid(value) if self.policy.pseudonymize_uuids else value
         if len(value) >= _QUOTED and value[0] == value[-1] == '"':
             return f'"{self.value(value[1:-1])}"' if len(value) > _QUOTED else value
@@ -164,8 +165,6 @@ class ValueAnonymizer:
             return value if not find_all(value) else self.token(value)
         if is_long_integer(value):
             return self.pseudo.integer(value)
-        if UUID.fullmatch(value):
-            return self.pseudo.uuid(value) if self.policy.pseudonymize_uuids else value
         if _SPACE.search(value) is not None:
             return self.free_text(value)
         return self.token(value)
