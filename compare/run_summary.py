@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tracereplay.models.frame import run_positions
+
 SUMMARY_NAME = "summary.json"
 TIMING_NAME = "timing.parquet"
 _KEY_PREFIX = "replay:"
@@ -162,7 +164,7 @@ def pauses_over_skips(other_path: Path, other_s: pd.DataFrame) -> np.ndarray | N
     t = other_s["t_s"].to_numpy(float)
     order = np.lexsort((t, row_session))
     ranked = np.empty(len(order), np.int64)
-    ranked[order] = _ranks(row_session[order])
+    ranked[order] = run_positions(row_session[order])
     found = np.isin(row_session * (1 << 32) + ranked, marks) & (row_session >= 0)
     return found
 
@@ -170,20 +172,10 @@ def pauses_over_skips(other_path: Path, other_s: pd.DataFrame) -> np.ndarray | N
 def _after_jump(session: np.ndarray, seq: np.ndarray) -> np.ndarray:
     """session * 2**32 + rank of each sent request whose planned predecessor was skipped
     (rows sorted by session, then sent time)."""
-    ranks = _ranks(session)
+    ranks = run_positions(session)
     jump = np.r_[False, (np.diff(seq) > 1) & (session[1:] == session[:-1])]
     marks: np.ndarray = session[jump] * (1 << 32) + ranks[jump]
     return marks
-
-
-def _ranks(groups: np.ndarray) -> np.ndarray:
-    """Each row's position within its run of equal `groups` values (sorted rows)."""
-    if len(groups) == 0:
-        return np.zeros(0, np.int64)
-    starts = np.r_[True, groups[1:] != groups[:-1]]
-    first = np.maximum.accumulate(np.where(starts, np.arange(len(groups)), 0))
-    ranks: np.ndarray = np.arange(len(groups)) - first
-    return ranks
 
 
 def _key_number(key: str) -> int:

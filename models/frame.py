@@ -47,6 +47,7 @@ __all__ = [
     "read_light_columns",
     "read_request_columns",
     "requests_frame",
+    "run_positions",
     "session_rows",
     "session_stats_by_timeout",
     "sessionize_requests",
@@ -215,6 +216,17 @@ def sessionize_requests(
         },
         copy=False,  # one block per column: no consolidated copy of them all at once
     )
+
+
+def run_positions(groups: np.ndarray) -> np.ndarray:
+    """Each row's position within its run of equal `groups` values (0 at a run's first
+    row): `seq` of rows sorted by session."""
+    if len(groups) == 0:
+        return np.zeros(0, np.int64)
+    at = np.arange(len(groups))
+    starts = np.r_[True, groups[1:] != groups[:-1]]
+    positions: np.ndarray = at - np.maximum.accumulate(np.where(starts, at, 0))
+    return positions
 
 
 def session_stats_by_timeout(

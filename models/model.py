@@ -54,6 +54,7 @@ from .frame import (
     distinct,
     key_time_split,
     read_request_columns,
+    run_positions,
     session_stats_by_timeout,
     sessionize_requests,
 )
@@ -301,8 +302,7 @@ def sessions_auth(
     ids = np.asarray(session_id)[chosen]
     frame: pd.DataFrame = trace.rows(np.asarray(scan_rows)[chosen], AUTH_COLUMNS).to_pandas()
     frame["session_id"] = ids
-    at = np.arange(len(ids))
-    frame["seq"] = at - np.maximum.accumulate(np.where(np.r_[True, ids[1:] != ids[:-1]], at, 0))
+    frame["seq"] = run_positions(ids)
     frame["endpoint"] = np.asarray(endpoint.cat.categories, dtype=object)[codes[chosen]]
     walk = walk_sessions(frame)
     return find_auth(frame, find_correlations(frame, walk=walk), walk=walk)
