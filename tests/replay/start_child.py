@@ -23,6 +23,7 @@ from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
 from tracereplay.models.correlations import AuthInfo
+from tracereplay.replay import starts
 from tracereplay.replay.driver import START_LEAD_S, DriverSettings, ReplayDriver
 from tracereplay.replay.plan import Plan, PlannedRequest, PlannedSession
 from tracereplay.replay.results import RESULTS_FILE, ResultWriter
@@ -61,17 +62,33 @@ def waits() -> None:
 
 
 def idle_waits() -> None:
-    """40 waits for due times 5 ms apart on an idle hub: the CPU each took (ms) and how far
-    from its due time each returned; then a nap of up to 1 s on the hub while a socket a
+    """80 waits for due times 5 ms apart on an idle hub, half of them with naps turned off:
+    the CPU a wait took each way (ms), how many naps, and how far from its due time each
+    napping one returned; then a nap of up to 1 s on the hub while a socket a
     greenlet waits on has data (how long it took) and one with nothing to wake it."""
     gevent.sleep(0.01)
-    offsets = []
-    cpu0 = time.process_time()
-    for _ in range(40):
-        due = time.monotonic() + 0.005
-        sleep_until(due)
-        offsets.append((time.monotonic() - due) * 1000.0)
-    cpu_ms = (time.process_time() - cpu0) * 1000.0 / 40
+    offsets: list[float] = []
+    cpu_ms = {"nap": 0.0, "spin": 0.0}
+    naps = 0
+
+    def counted_nap(hub: object, seconds: float) -> None:
+        nonlocal naps
+        naps += 1
+        _nap_on(hub, seconds)
+
+    # Rounds of 10 waits that nap, then 10 whose naps are turned off (the busy loop of
+    # yields it replaced), alternated: the same load weighs on both CPU figures.
+    for _ in range(4):
+        for mode, nap in (("nap", counted_nap), ("spin", lambda hub, seconds: None)):
+            starts._nap_on = nap
+            cpu0 = time.process_time()
+            for _ in range(10):
+                due = time.monotonic() + 0.005
+                sleep_until(due)
+                if mode == "nap":
+                    offsets.append((time.monotonic() - due) * 1000.0)
+            cpu_ms[mode] += (time.process_time() - cpu0) * 1000.0 / 40
+    starts._nap_on = _nap_on
     hub = gevent.get_hub()
     a, b = socket.socketpair()
     reader = gevent.spawn(a.recv, 10)
@@ -87,7 +104,8 @@ def idle_waits() -> None:
     a.close()
     b.close()
     offsets.sort()
-    print(json.dumps({"cpu_ms_per_wait": cpu_ms, "earliest_ms": offsets[0],
+    print(json.dumps({"cpu_ms_nap": cpu_ms["nap"], "cpu_ms_spin": cpu_ms["spin"], "naps": naps,
+                      "earliest_ms": offsets[0],
                       "median_ms": offsets[20], "woken_ms": woken_ms, "quiet_ms": quiet_ms,
                       "read": reader.value.decode()}))  # fmt: skip
 

@@ -26,7 +26,11 @@ def test_a_start_naps_on_an_idle_hub_and_the_hubs_io_wakes_it() -> None:
     to run (0.64 ms of CPU per start, measured): it naps on the hub's epoll descriptor
     instead, is still never early and as exact, and I/O the hub waits on ends the nap."""
     result = child("idle")
-    assert result["cpu_ms_per_wait"] < 0.4  # 40 waits of 5 ms, idle hub (0.22 ms measured)
+    # 40 waits of 5 ms each way, alternated in rounds (0.22 against 0.64 ms measured
+    # quiet; a loaded CI run once took 0.47 ms napping, so the CPU is judged against the
+    # busy loop's in the same run, not against a constant).
+    assert result["naps"] >= 40
+    assert result["cpu_ms_nap"] < 0.7 * result["cpu_ms_spin"]
     assert result["earliest_ms"] >= 0.0
     assert result["median_ms"] < 0.5  # the tail is still yielded: exact (~0.003 ms)
     assert result["read"] == "x"
