@@ -120,3 +120,20 @@ def test_a_request_with_an_id_place_is_left_to_the_steps() -> None:
     assert lister._sent_as_planned(listing)
     assert not lister._sent_as_planned(sync)
     assert lister.prepare(sync).path == "/clients/live-b/sync"
+
+
+def test_a_path_parameter_without_a_learned_place_is_left_to_the_steps() -> None:
+    # No rule and no learned id place: only the template's parameter says it is an id,
+    # and the run mapped the captured object to the one it created.
+    run = RunObjects()
+    created(run, "live-x", "cap-x")
+    session = SessionCorrelator(
+        [], AuthInfo(None, None, (), None, None), None, ids=IdModel(targets=()),
+        session_ids=ids(run, 1),
+    )  # fmt: skip
+    session.ids.answered(LIST, ["live-a", "live-x"], ["cap-a", "cap-x"])
+    read = PlannedRequest(
+        "GET /items/{id}", "GET", "/items/cap-x", None, (), None, 0.0, {"id": "cap-x"}
+    )
+    assert not session._sent_as_planned(read)
+    assert session.prepare(read).path == "/items/live-x"
