@@ -6,6 +6,7 @@ on pairs of large traces (e.g. made by `bench_model.py tile`).
     .venv/bin/python bench/bench_compare.py --bindings TRACE [--sample 200 ...]
     .venv/bin/python bench/bench_compare.py --join-cost TRACE [--fail-share 0.05]
     .venv/bin/python bench/bench_compare.py --cli --pair REAL OTHER [--rounds 2] ...
+    .venv/bin/python bench/bench_compare.py --stages --pair REAL OTHER [--rounds 2] ...
     .venv/bin/python bench/bench_compare.py --tile TRACE --rows N --out DIR
     .venv/bin/python bench/bench_compare.py --auth-cost TRACE [--read-threads 2]
 
@@ -16,7 +17,11 @@ base commit's, each in its own process under `/usr/bin/time -v` (wall, CPU, peak
 run past --timeout is killed and reported as such), and says whether the two compare.json
 files are identical. With `--cli` each run is the command itself, `tracereplay compare
 REAL OTHER --out DIR` (default SLO file: the SLO classes bound too; exit 1, a failed
-verdict, counts as finished), new and base alternated over `--rounds` pairs.
+verdict, counts as finished), new and base alternated over `--rounds` pairs. With
+`--stages` each run does the command's steps with the default SLO file in one process
+(`read_compared`, `compare_sessionized`, compare.json, `render_report`), each stage's CPU,
+wall, RSS after it and peak in it (sampled every 50 ms); both modes also say whether the
+report.html files are identical.
 
 `--auth-cost TRACE` reads TRACE as compare does (with the scan positions), then times
 `sessions_auth` on that frame with `--read-threads` (CPU, wall, RSS before and its peak,
@@ -62,16 +67,61 @@ _CLI = (
     "code = main(['compare', *sys.argv[1:3], '--out', sys.argv[3]])\n"
     "sys.exit(0 if code in (0, 1) else code)\n"
 )
+_STAGES = """
+import json, os, sys, threading, time
+from pathlib import Path
+from rich.console import Console
+from tracereplay.compare.compare import compare_sessionized, read_compared, write_compare
+from tracereplay.compare.report import render_report, write_report
+from tracereplay.compare.run_summary import read_run_summary
+from tracereplay.compare.slo import load_slos, needs_binding
+
+def rss_mib():
+    return int(Path('/proc/self/statm').read_text().split()[1]) * os.sysconf('SC_PAGESIZE') >> 20
+
+peak = [0]
+def watch():
+    while True:
+        peak[0] = max(peak[0], rss_mib())
+        time.sleep(0.05)
+
+threading.Thread(target=watch, daemon=True).start()
+real, other, out = (Path(a) for a in sys.argv[1:4])
+slos = load_slos(None)
+stages = {}
+def stage(name, call):
+    peak[0] = rss_mib()
+    cpu, wall = time.process_time(), time.perf_counter()
+    value = call()
+    stages[name] = {'cpu_s': round(time.process_time() - cpu, 2),
+                    'wall_s': round(time.perf_counter() - wall, 2),
+                    'rss_after_mib': rss_mib(), 'peak_mib': max(peak[0], rss_mib())}
+    return value
+
+pair = stage('read_compared', lambda: read_compared(real, other, bind=needs_binding(slos)))
+result = stage('compare_sessionized', lambda: compare_sessionized(
+    pair.real_s, pair.other_s, slos=slos, run_summary=read_run_summary(other),
+    learned=pair.learned, real=pair.real, real_noise=pair.real_noise))
+stage('compare_json', lambda: write_compare(result, out))
+html = stage('render_report', lambda: render_report(result.to_json(), pair.real_s, pair.other_s,
+                                                    title='bench'))
+write_report(html, out)
+print(json.dumps(stages))
+"""
 PART_ROWS = 200_000
 
 
-def run(real: Path, other: Path, out: Path, tree: Path | None, cli: bool = False) -> dict[str, Any]:
-    code = _CLI if cli else _COMPARE
+def run(
+    real: Path, other: Path, out: Path, tree: Path | None, cli: bool = False, stages: bool = False
+) -> dict[str, Any]:
+    code = _STAGES if stages else _CLI if cli else _COMPARE
     try:
         result = timed([*python(tree), code, str(real), str(other), str(out)], env_for(tree))
     except TimedOut as stop:
         return {"timed_out": str(stop)}
-    result.pop("stdout")
+    stdout = result.pop("stdout")
+    if stages:
+        result["stages"] = json.loads(stdout.strip().splitlines()[-1])
     return result
 
 
@@ -223,6 +273,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--cli", action="store_true", help="time `tracereplay compare` itself")
     parser.add_argument("--rounds", type=int, default=1, help="new/base pairs of runs (--cli)")
+    parser.add_argument("--stages", action="store_true", help="the steps, each timed")
     parser.add_argument("--tile", type=Path, help="write copies of this trace (--rows, --out)")
     parser.add_argument("--rows", type=int)
     parser.add_argument("--auth-cost", type=Path, help="time the binding's auth flow")
@@ -254,12 +305,15 @@ def main() -> int:
             for name, tree in order:
                 key = name if args.rounds == 1 else f"{name} {r}"
                 if tree is None or with_old:
-                    entry[key] = run(real, other, work / f"{i}-{key}", tree, cli=args.cli)
+                    entry[key] = run(real, other, work / f"{i}-{key}", tree, args.cli, args.stages)
                     entry[key]["loadavg"] = list(os.getloadavg())
                     print(json.dumps({f"pair {i}": {key: entry[key]}}), flush=True)
         docs = sorted(work.glob(f"{i}-*/compare.json"))
         if len(docs) > 1:
             entry["same_compare_json"] = len({d.read_bytes() for d in docs}) == 1
+        pages = sorted(work.glob(f"{i}-*/report.html"))
+        if len(pages) > 1:
+            entry["same_report_html"] = len({d.read_bytes() for d in pages}) == 1
         results[f"pair {i}"] = entry
         print(json.dumps({f"pair {i}": entry}, indent=1), flush=True)
     if args.json:

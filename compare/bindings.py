@@ -31,6 +31,8 @@ from tracereplay.models.session_sample import sampled_auth
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 from tracereplay.trace import open_trace
 
+from .measures import endpoint_codes
+
 CLASSES = ("login", "crud", "complex")
 MIN_TIMED = 5
 SLOWEST_SHARE = 0.1
@@ -118,26 +120,51 @@ def learned_from_frame(real_s: pd.DataFrame, auth: AuthInfo | None = None) -> Le
     reads (models/session_sample.py `sampled_auth`)."""
     if auth is None:
         auth = sampled_auth(real_s)
-    status = pd.to_numeric(real_s["status"], errors="coerce") if "status" in real_s else None
-    duration = (
-        pd.to_numeric(real_s["duration_ms"], errors="coerce")
-        if "duration_ms" in real_s
-        else pd.Series(np.nan, index=real_s.index)
+    return _learned(_endpoints(real_s), auth.login_endpoint, _auth_endpoints(auth), "real trace")
+
+
+def _endpoints(real_s: pd.DataFrame) -> list[_Endpoint]:
+    """Each endpoint REAL has, by name: answered 2xx, p95 and count of its timed requests;
+    from endpoint codes (`measures.endpoint_codes`), one stable sort of them, no string per
+    request (`np.quantile` depends on a sample's values only, not their order)."""
+    codes, names = endpoint_codes(real_s)
+    n = len(codes)
+    known = codes >= 0  # a null endpoint is no endpoint (a groupby drops it)
+    status = (
+        pd.to_numeric(real_s["status"], errors="coerce").to_numpy(float)
+        if "status" in real_s
+        else np.full(n, np.nan)
     )
+    present = np.bincount(codes[known], minlength=len(names))
+    with np.errstate(invalid="ignore"):  # NaN (no response) is not a 2xx
+        ok = np.bincount(codes[known & (status >= 200) & (status < 300)], minlength=len(names))
+    del status
+    duration = (
+        pd.to_numeric(real_s["duration_ms"], errors="coerce").to_numpy(float)
+        if "duration_ms" in real_s
+        else np.full(n, np.nan)
+    )
+    timed = known & ~np.isnan(duration)
+    codes, duration = codes[timed], duration[timed]
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=len(names)))
+    groups = np.split(duration[order], bounds[:-1])
     endpoints = []
-    for name, index in real_s.groupby(real_s["endpoint"].astype(str), sort=True).groups.items():
-        codes = status.loc[index] if status is not None else pd.Series(dtype=float)
-        timed = duration.loc[index].dropna().to_numpy(float)
+    for code in sorted(np.flatnonzero(present), key=lambda c: names[c]):
+        sample = groups[code]
         endpoints.append(
             _Endpoint(
-                str(name),
-                bool(((codes >= 200) & (codes < 300)).any()),
-                float(np.quantile(timed, 0.95)) if timed.size else None,
-                int(timed.size),
+                names[code],
+                bool(ok[code]),
+                float(np.quantile(sample, 0.95)) if sample.size else None,
+                int(sample.size),
             )
         )
-    auth_endpoints = (auth.login_endpoint, auth.refresh_endpoint, auth.logout_endpoint)
-    return _learned(endpoints, auth.login_endpoint, auth_endpoints, "real trace")
+    return endpoints
+
+
+def _auth_endpoints(auth: AuthInfo) -> tuple[str | None, ...]:
+    return (auth.login_endpoint, auth.refresh_endpoint, auth.logout_endpoint)
 
 
 def learned_from_model(model: Mapping[str, Any], source: str = "model") -> Learned:

@@ -35,7 +35,7 @@ from rich.table import Table
 from tracereplay.errors import UsageError
 
 from .bindings import Learned
-from .measures import failure_masks
+from .measures import endpoint_codes, failure_masks
 from .slo_file import (
     DEFAULT_SLO_NAME,
     LATENCY_METRICS,
@@ -45,6 +45,7 @@ from .slo_file import (
     load_slos,
     parse_slos,
 )
+from .statuses import transport_errors
 
 __all__ = [
     "DEFAULT_SLO_NAME",
@@ -71,6 +72,8 @@ NO_RESPONSES = "the trace has no responses (synthetic?): nothing to judge"
 DISABLED = "disabled: measured, not judged unless enabled by name"
 NO_SPAN = "the trace spans no time: no throughput"
 SIGNIFICANT_DIGITS = 6
+NULL_ENDPOINT = "nan"
+"""A request without an endpoint, as `str` of a null names it: selected by "*" only."""
 
 
 @dataclass(frozen=True)
@@ -137,63 +140,105 @@ def evaluate_slos(
 
 @dataclass(frozen=True)
 class _Frame:
-    """The columns SLOs need, as plain arrays, computed once per frame."""
+    """What SLOs read of a frame, computed once, per endpoint where a count is enough: the
+    requests and failures of each distinct endpoint (one bincount each), and the latency of
+    the requests that can give one. An SLO selects endpoints, never requests one by one
+    (10 M requests: no string nor Python object per request)."""
 
-    endpoints: np.ndarray
+    names: list[str]
+    """The distinct endpoints (`measures.endpoint_codes`)."""
+    codes: np.ndarray
+    """Each request's index into `names`."""
+    requests: np.ndarray
+    """Per endpoint: its requests; `outcomes`: of those, per rate metric, how many count."""
+    outcomes: dict[str, np.ndarray]
     latency_ms: np.ndarray
-    has_status: np.ndarray
-    failed: np.ndarray
-    client_failed: np.ndarray
-    server_failed: np.ndarray
-    ok: np.ndarray
+    timed: np.ndarray
+    """Per request: it got a status and has a finite latency (what latency SLOs read)."""
+    timed_requests: np.ndarray
     has_responses: bool
     span_s: float | None
     latency_column: str
+    null: int | None = None
+    """The index in `names` of requests without an endpoint, when some are."""
 
     @classmethod
     def of(cls, df: pd.DataFrame, latency_column: str, span_s: float | None) -> _Frame:
         n = len(df)
-        status = (
-            pd.to_numeric(df["status"], errors="coerce").to_numpy(float)
-            if "status" in df.columns
-            else np.full(n, np.nan)
-        )
-        error = np.zeros(n, dtype=bool)
-        if "error" in df.columns:
-            error = (df["error"].notna() & (df["error"].astype(object) != "")).to_numpy(bool)
+        status = _floats(df["status"]) if "status" in df.columns else np.full(n, np.nan)
+        error = transport_errors(df)
         has_status = ~np.isnan(status)
-        latency = (
-            pd.to_numeric(df[latency_column], errors="coerce").to_numpy(float)
-            if latency_column in df.columns
-            else np.full(n, np.nan)
-        )
+        latency = _floats(df[latency_column]) if latency_column in df.columns else None
+        if latency is None:
+            latency = np.full(n, np.nan)
+        with np.errstate(invalid="ignore"):
+            timed = has_status & np.isfinite(latency)
         client, server = failure_masks(status, error)
+        del status
+        codes, names = endpoint_codes(df)
+        null = None
+        if (codes < 0).any():  # a null endpoint: only "*" selects it, shown as "nan"
+            null = len(names)
+            codes = np.where(codes < 0, null, codes)
+            names = [*names, NULL_ENDPOINT]
+        width = len(names)
+        requests = np.bincount(codes, minlength=width)
+        client_n = np.bincount(codes[client], minlength=width)
+        server_n = np.bincount(codes[server], minlength=width)
+        failed_n = client_n + server_n  # disjoint: a client failure is never a server one
         return cls(
-            endpoints=df["endpoint"].astype(str).to_numpy(object),
+            names=names,
+            codes=codes,
+            requests=requests,
+            outcomes={
+                "error_rate": failed_n,
+                "client_error_rate": client_n,
+                "server_error_rate": server_n,
+                "success_rate": requests - failed_n,
+            },
             latency_ms=latency,
-            has_status=has_status,
-            failed=client | server,
-            client_failed=client,
-            server_failed=server,
-            ok=~(client | server),
+            timed=timed,
+            timed_requests=np.bincount(codes[timed], minlength=width),
             # A synthesized trace was never sent: no status and no error anywhere. A
             # replay where everything failed still has errors, and is judged.
             has_responses=bool(has_status.any() or error.any()),
             span_s=span_s if span_s is not None else _span_s(df),
             latency_column=latency_column,
+            null=null,
         )
 
-    def select(self, slo: Slo, names: frozenset[str] | None) -> np.ndarray:
-        """Requests of the endpoints `names` (exact), else of the SLO's patterns."""
+    def select(self, slo: Slo, names: frozenset[str] | None) -> np.ndarray | None:
+        """Which endpoints (a mask over `names`) the SLO selects: the endpoints `names`
+        (exact), else those its patterns match; None: every request ("*")."""
         if names is None and "*" in slo.endpoints:
-            return np.ones(len(self.endpoints), dtype=bool)
-        # Endpoints repeat: match each distinct name once.
-        present = {str(e) for e in self.endpoints}
+            return None
+        present = [
+            name if n and i != self.null else None
+            for i, (name, n) in enumerate(zip(self.names, self.requests, strict=True))
+        ]
         if names is not None:
-            chosen = present & names
-        else:
-            chosen = {e for e in present if any(fnmatchcase(e, p) for p in slo.endpoints)}
-        return np.fromiter((e in chosen for e in self.endpoints), bool, len(self.endpoints))
+            return np.array([e is not None and e in names for e in present], bool)
+        return np.array(
+            [e is not None and any(fnmatchcase(e, p) for p in slo.endpoints) for e in present],
+            bool,
+        )
+
+    def latencies(self, chosen: np.ndarray | None) -> np.ndarray:
+        """The latencies of the chosen endpoints' timed requests (in request order)."""
+        wanted = self.timed
+        if chosen is not None:
+            wanted = chosen[self.codes]
+            wanted &= self.timed
+        found: np.ndarray = self.latency_ms[wanted]
+        return found
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    """A numeric column as floats (NaN: null or not a number), not copied when it is
+    numpy floats already (float32 statuses stay float32: the same comparisons)."""
+    if column.dtype.kind == "f" and isinstance(column.dtype, np.dtype):
+        return column.to_numpy()
+    return np.asarray(pd.to_numeric(column, errors="coerce").to_numpy(float))
 
 
 def _bind(slo: Slo, learned: Learned | None) -> tuple[frozenset[str] | None, str | None]:
@@ -213,23 +258,27 @@ def _evaluate(slo: Slo, frame: _Frame, learned: Learned | None) -> SloResult:
     names, unbound = _bind(slo, learned)
     if unbound:
         return SloResult(slo, None, None, 0, unbound, warning=unbound)
-    selected = frame.select(slo, names)
-    count = int(selected.sum())
-    matched = tuple(sorted({str(e) for e in frame.endpoints[selected]}))
-    if count == 0 and len(frame.endpoints):
+    chosen = frame.select(slo, names)
+    every = np.ones(len(frame.names), bool) if chosen is None else chosen
+    count = int(frame.requests[every].sum())
+    matched = tuple(sorted({frame.names[i] for i in np.flatnonzero(every & (frame.requests > 0))}))
+    if count == 0 and len(frame.codes):
         wanted = sorted(names) if names is not None else slo.endpoints
         nothing = f"no request matches {', '.join(wanted)}"
         return SloResult(slo, None, None, 0, nothing, warning=nothing)
-    value, reason = _measure(slo.metric, frame, selected, count)
+    value, reason = _measure(slo.metric, frame, chosen, count)
     if value is None:
         return SloResult(slo, None, None, count, reason, matched)
     return SloResult(slo, value, OPS[slo.op](value, slo.threshold), count, None, matched)
 
 
 def _measure(
-    metric: str, frame: _Frame, selected: np.ndarray, count: int
+    metric: str, frame: _Frame, chosen: np.ndarray | None, count: int
 ) -> tuple[float | None, str | None]:
-    """The metric over the selected requests, or why it has no value."""
+    """The metric over the chosen endpoints' requests (None: all), or why it has no value.
+    A rate is its count over `count`, the value the mean of a per-request mask has (both
+    exact integers divided once); a latency percentile is `np.quantile` of the selected
+    latencies, which depends on their values only, not their order."""
     if count == 0:
         return None, "the trace holds no requests"
     if metric == "throughput_rps":
@@ -237,23 +286,24 @@ def _measure(
         return (count / span, None) if span > 0 else (None, NO_SPAN)
     if not frame.has_responses:
         return None, NO_RESPONSES
+    every = slice(None) if chosen is None else chosen
     if metric in RATE_METRICS:
-        column = {"error_rate": frame.failed, "client_error_rate": frame.client_failed,
-                  "server_error_rate": frame.server_failed, "success_rate": frame.ok}  # fmt: skip
-        return float(column[metric][selected].mean()), None
-    latency = frame.latency_ms[selected & frame.has_status]
-    latency = latency[np.isfinite(latency)]
-    if not latency.size:
+        return int(frame.outcomes[metric][every].sum()) / count, None
+    if not frame.timed_requests[every].sum():
         return None, f"no {frame.latency_column} among the selected responses"
-    return float(np.quantile(latency, LATENCY_METRICS[metric])), None
+    latency = np.asarray(frame.latencies(chosen), dtype=float)
+    return float(np.quantile(latency, LATENCY_METRICS[metric], overwrite_input=True)), None
 
 
 def _span_s(df: pd.DataFrame) -> float | None:
     """First to last request start, from t_s, sent_s (timing.parquet) or ts."""
     for column in ("t_s", "sent_s"):
         if column in df.columns:
-            values = pd.to_numeric(df[column], errors="coerce").dropna()
-            return float(values.max() - values.min()) if len(values) else None
+            values = _floats(df[column])
+            # fmax/fmin skip NaNs as dropna would, without a copy of every request's.
+            if not values.size or np.isnan(high := np.fmax.reduce(values)):
+                return None
+            return float(high - np.fmin.reduce(values))
     if "ts" in df.columns:
         ts = pd.to_datetime(df["ts"], errors="coerce").dropna()
         return float((ts.max() - ts.min()).total_seconds()) if len(ts) else None
