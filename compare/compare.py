@@ -508,6 +508,14 @@ def read_compared(
     `bind`, what the SLO classes bind to (`learned_from_trace`), from REAL's frame (its
     sessions, the scan positions of their rows: REAL is not read and sessionized again)."""
     real_s, templater, rows = read_sessionized_rows(real_path, None, session_timeout_s, bind)
+    # Before OTHER's read, not beside nor after it: the sampled bodies' read (~0.4 GB at
+    # 10 M requests) would add to what that read holds (bench/README.md, rounds 7 and 8).
+    learned = (
+        learned_from_trace(real_path, real_s, session_timeout_s=session_timeout_s, scan_rows=rows)
+        if bind
+        else None
+    )
+    del rows
     # Before OTHER's read: what REAL's censoring holds for a moment (copies of its times
     # and pauses) is not held beside what that read holds.
     real = RealSessions.of(real_s, session_timeout_s)
@@ -517,13 +525,6 @@ def read_compared(
             noise = noise_of_real(real_s, real, rounds=rounds, noise_sessions=noise_sessions)
         finally:
             other_s = reading.result()[0]
-    # After OTHER's read, not beside it: the sampled bodies' read (~0.4 GB at 10 M
-    # requests) would add to that read's peak (3.25 GB in one run at 10 M, bench/README.md).
-    learned = (
-        learned_from_trace(real_path, real_s, session_timeout_s=session_timeout_s, scan_rows=rows)
-        if bind
-        else None
-    )
     return ReadPair(real_s, other_s, real, noise, learned)
 
 
