@@ -148,7 +148,7 @@ def ecdf_section(
     doc: Json, sid: str, heading: str, samples: tuple[Any, Any], x_label: str, text: str
 ) -> Section:
     pairs = [(side, COLORS[side], v) for side, v in zip(SIDES, samples, strict=True)]
-    chart = ecdf_chart(f"chart-{sid}", f"{heading} (ECDF)", pairs, x_label, log_floor=LOG_FLOOR)
+    chart = svg.ecdf_chart(f"chart-{sid}", f"{heading} (ECDF)", pairs, x_label, log_floor=LOG_FLOOR)
     caption = (
         f"{escape(text)} An ECDF: the height at x is the share of values ≤ x, so where the "
         "curves run apart the distributions differ. The time axis is logarithmic (short and "
@@ -267,43 +267,6 @@ def latency_time_section(doc: Json, real: pd.DataFrame, other: pd.DataFrame) -> 
 
 
 # --- per-request samples, reduced one side at a time ------------------------------------
-
-
-def ecdf_chart(
-    chart_id: str, title: str, samples: Sequence[tuple[str, str, Any]], x_label: str,
-    *, log_floor: float | None = None,
-) -> str | None:  # fmt: skip
-    """`svg.ecdf_chart`'s chart, the same page, holding one sample's finite values at a
-    time (sorted in place) instead of every sample's, concatenated, and their positive
-    part (~0.5 GB more of 10 M think times a side): each sample is cut to its ECDF steps
-    first, the axis read from the ends of the sorted values, the steps' right end set last."""
-    steps, low, high, positive = [], math.inf, -math.inf, math.inf
-    for name, color, values in samples:
-        array = np.asarray(values, dtype=float)
-        finite = array[np.isfinite(array)]
-        del array
-        finite.sort()
-        if finite.size:
-            low, high = min(low, float(finite[0])), max(high, float(finite[-1]))
-            above = int(np.searchsorted(finite, 0.0, side="right"))
-            if above < finite.size:
-                positive = min(positive, float(finite[above]))
-        steps.append((name, color, finite.size, svg.ecdf_points(finite, math.nan)))
-        del finite
-    if not math.isfinite(high):
-        return None
-    if log_floor is not None:
-        x = svg.log_axis(max(positive if math.isfinite(positive) else 0.0, log_floor), high,
-                         x_label)  # fmt: skip
-    else:
-        x = svg.linear_axis(min(0.0, low), high, x_label)
-    series = []
-    for i, (name, color, n, points) in enumerate(steps):
-        if points:
-            points[-1] = (x.hi, 1.0)
-        width = 2.0 + 1.5 * (len(samples) - 1 - i)
-        series.append(svg.Series(f"{name} (n={n:,})", color, points, step=True, width=width))
-    return svg.line_chart(chart_id, title, series, x, svg.linear_axis(0, 1, "share ≤ x", 4))
 
 
 def bin_quantiles(

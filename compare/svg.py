@@ -322,30 +322,39 @@ def vbar_chart(
 
 
 def ecdf_chart(
-    chart_id: str,
-    title: str,
-    samples: Sequence[tuple[str, str, Any]],
-    x_label: str,
-    *,
-    log_floor: float | None = None,
-) -> str | None:
-    """ECDFs of several samples (name, colour, values; non-finite ones dropped) over one x
-    axis, logarithmic from `log_floor` up when given; None when no sample has a value.
-    Earlier samples are drawn wider, so one hidden under a later one still shows."""
-    finite = [_finite(values) for _, _, values in samples]
-    widths = [2.0 + 1.5 * (len(samples) - 1 - i) for i in range(len(samples))]
-    both = np.concatenate(finite)
-    if not both.size:
+    chart_id: str, title: str, samples: Sequence[tuple[str, str, Any]], x_label: str,
+    *, log_floor: float | None = None,
+) -> str | None:  # fmt: skip
+    """`ecdf_chart`'s chart, the same page, holding one sample's finite values at a
+    time (sorted in place) instead of every sample's, concatenated, and their positive
+    part (~0.5 GB more of 10 M think times a side): each sample is cut to its ECDF steps
+    first, the axis read from the ends of the sorted values, the steps' right end set last."""
+    steps, low, high, positive = [], math.inf, -math.inf, math.inf
+    for name, color, values in samples:
+        array = np.asarray(values, dtype=float)
+        finite = array[np.isfinite(array)]
+        del array
+        finite.sort()
+        if finite.size:
+            low, high = min(low, float(finite[0])), max(high, float(finite[-1]))
+            above = int(np.searchsorted(finite, 0.0, side="right"))
+            if above < finite.size:
+                positive = min(positive, float(finite[above]))
+        steps.append((name, color, finite.size, ecdf_points(finite, math.nan)))
+        del finite
+    if not math.isfinite(high):
         return None
-    hi, positive = float(both.max()), both[both > 0]
     if log_floor is not None:
-        x = log_axis(max(float(positive.min()) if positive.size else 0.0, log_floor), hi, x_label)
+        x = log_axis(max(positive if math.isfinite(positive) else 0.0, log_floor), high,
+                         x_label)  # fmt: skip
     else:
-        x = linear_axis(min(0.0, float(both.min())), hi, x_label)
-    series = [
-        Series(f"{name} (n={v.size:,})", color, ecdf_points(v, x.hi), step=True, width=width)
-        for (name, color, _), v, width in zip(samples, finite, widths, strict=True)
-    ]
+        x = linear_axis(min(0.0, low), high, x_label)
+    series = []
+    for i, (name, color, n, points) in enumerate(steps):
+        if points:
+            points[-1] = (x.hi, 1.0)
+        width = 2.0 + 1.5 * (len(samples) - 1 - i)
+        series.append(Series(f"{name} (n={n:,})", color, points, step=True, width=width))
     return line_chart(chart_id, title, series, x, linear_axis(0, 1, "share ≤ x", 4))
 
 
@@ -376,9 +385,3 @@ def pct(share: float) -> str:
 def time_unit(span_s: float) -> tuple[float, str]:
     """Divisor and unit name for a time axis of this span."""
     return (3600.0, "h") if span_s > 7200 else (60.0, "min") if span_s > 600 else (1.0, "s")
-
-
-def _finite(values: Any) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    finite: np.ndarray = array[np.isfinite(array)]
-    return finite
