@@ -56,6 +56,10 @@ class _Pool:
         self.array: pa.Array | None = None
 
     def take(self, entries: np.ndarray) -> pa.Array:
+        return self.rendered(entries).take(pa.array(entries))
+
+    def rendered(self, entries: np.ndarray) -> pa.Array:
+        """The pool as an array, after rendering the blocks that hold `entries`."""
         blocks = np.unique(entries // POOL_BLOCK)
         for block in blocks[~self.done[blocks]].tolist():
             self._render(block)
@@ -64,19 +68,33 @@ class _Pool:
                 self.array = pa.array(self.values, pa.binary())
             else:  # an empty query string is none
                 self.array = pa.array([v or None for v in self.values], pa.string())
-        return self.array.take(pa.array(entries))
+        return self.array
 
     def _render(self, block: int) -> None:
+        self.install(block, self.render(block))
+
+    def render(self, block: int) -> list[Any]:
+        """Block `block`'s values, from generators seeded by (seed, endpoint, block)."""
         kind = "body" if isinstance(self.model, BodyModel) else "query"
         text = f"{self.seed}\0{self.name}\0{kind}\0{block}".encode()
         state = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
         rng = random.Random(state)
         self.fake.seed_instance(state)
-        lo = block * POOL_BLOCK
-        for i in range(lo, lo + POOL_BLOCK):
-            self.values[i] = self.model.render(rng, self.fake)
+        return [self.model.render(rng, self.fake) for _ in range(POOL_BLOCK)]
+
+    def install(self, block: int, values: list[Any]) -> None:
+        self.values[block * POOL_BLOCK : (block + 1) * POOL_BLOCK] = values
         self.done[block] = True
         self.array = None
+
+    def whole(self) -> pa.Array:
+        """Every value (every block rendered first)."""
+        return self.take(np.arange(POOL_SIZE))
+
+    def adopt(self, array: pa.Array) -> None:
+        """Take `whole()` of the same pool rendered elsewhere (a worker process's)."""
+        self.array = array
+        self.done[:] = True
 
 
 class Columns:
@@ -127,6 +145,9 @@ class Columns:
                     literals[-1] += "{" + name + "}" + literal
             self.pieces.append(literals)
             self.slots.append(slots)
+
+    def pools(self) -> list[_Pool]:
+        return [p for p in (*self.queries, *self.bodies) if p is not None]
 
     def values(self, index: np.ndarray, walked: Walked) -> dict[str, tuple[np.ndarray, pa.Array]]:
         """Per parameter name, (the rows whose endpoint uses it, their values)."""
@@ -237,19 +258,17 @@ class Columns:
         type_: pa.DataType,
     ) -> pa.Array:
         """Per row, its endpoint's pool entry picked by its counter number (null without a
-        pool)."""
-        u = counters.uniforms(keys, k)
-        entries = (u * POOL_SIZE).astype(np.int64)
-        parts, order = [pa.nulls(0, type_)], [np.zeros(0, dtype=np.int64)]
+        pool): one take from every pool laid end to end."""
+        entries = (counters.uniforms(keys, k) * POOL_SIZE).astype(np.int64)
+        slot = np.array([-1 if p is None else i for i, p in enumerate(pools)], dtype=np.int64)
+        pooled = slot[code] >= 0
+        wanted = np.unique(code[pooled] * POOL_SIZE + entries[pooled])
+        arrays = [pa.nulls(0, type_)]
         for e, pool in enumerate(pools):
-            if pool is None:
-                continue
-            mine = np.flatnonzero(code == e)
-            if len(mine):
-                parts.append(pool.take(entries[mine]))
-                order.append(mine)
-        taken = np.concatenate(order)
-        parts.append(pa.nulls(rows - len(taken), type_))
-        rest = np.setdiff1d(np.arange(rows), taken, assume_unique=True)
-        placed = np.argsort(np.concatenate([taken, rest]), kind="stable")
-        return pa.concat_arrays(parts).take(pa.array(placed))
+            if pool is not None:
+                mine = wanted[(wanted >= e * POOL_SIZE) & (wanted < (e + 1) * POOL_SIZE)]
+                arrays.append(pool.rendered(mine - e * POOL_SIZE) if len(mine) else
+                              pa.nulls(POOL_SIZE, type_))  # fmt: skip
+        at = np.cumsum(slot >= 0) - 1  # each pooled endpoint's place, end to end
+        where = np.where(pooled, at[code] * POOL_SIZE + entries, 0)
+        return pa.concat_arrays(arrays).take(pa.array(where, mask=~pooled))

@@ -28,6 +28,9 @@ MAX_SESSION_LENGTH = 1000
 PAUSE_CANDIDATES = 4
 """Sets of pauses drawn per session; the one whose sum is nearest the drawn total is kept."""
 _POINTS = len(QUANTILE_POINTS) - 1
+TABLE_FLOATS = 1 << 23
+"""Largest table of every step's cumulative weights kept (64 MiB): beyond it (hundreds of
+endpoints, sessions of hundreds of requests) the weights are multiplied at each step."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,15 @@ class WalkTables:
         for b, chain in enumerate(chains):
             for k in range(longest):
                 self.backward[b, k, : len(chain.names)] = chain.b(k)
+        # Every row of weights a step may read, summed along: [behavior, from (`width`: the
+        # entry), requests left - 1 (the last: a walk until END), to]. The same products
+        # and sums as at each step, so the same draws; made once when small enough.
+        self.cdfs: np.ndarray | None = None
+        depth = self.backward.shape[1]
+        if count * (width + 1) ** 2 * (depth + 1) <= TABLE_FLOATS:
+            rows = np.concatenate([self.move[:, :width], self.entry[:, None]], axis=1)
+            factors = np.concatenate([self.backward, np.ones((count, 1, width + 1))], axis=1)
+            self.cdfs = np.cumsum(rows[:, :, None, :] * factors[:, None, :, :], axis=3)
 
     def draw(self, seed: int, index: np.ndarray, starts_s: np.ndarray) -> Walked:
         """Sessions `index` (any order, any subset) starting at `starts_s`."""
@@ -147,12 +159,15 @@ class WalkTables:
         step = 0
         while len(active):
             b = behavior[active]
-            weights = self.entry[b] if step == 0 else self.move[b, current]
             held = length[active] > 0
-            if held.any():  # conditioned on the length: × b_(r-1), r requests left
-                left = length[active][held] - step - 1
-                weights[held] *= self.backward[b[held], left]
-            cdf = np.cumsum(weights, axis=1)
+            if self.cdfs is not None:
+                left = np.where(held, length[active] - step - 1, self.cdfs.shape[2] - 1)
+                cdf = self.cdfs[b, current if step else width, left]
+            else:
+                weights = self.entry[b] if step == 0 else self.move[b, current]
+                if held.any():  # conditioned on the length: × b_(r-1), r requests left
+                    weights[held] *= self.backward[b[held], length[active][held] - step - 1]
+                cdf = np.cumsum(weights, axis=1)
             whole = cdf[:, -1]
             # Below the whole: u · whole may round up to it, past the last weighted column.
             at = counters.uniforms(walk_keys[active], step) * whole

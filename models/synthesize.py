@@ -37,6 +37,10 @@ __all__ = ["MAX_SESSION_LENGTH", "PAUSE_CANDIDATES", "POOL_SIZE", "Synthesizer",
 
 CHUNK_SESSIONS = 8_192
 """Sessions drawn and written together: memory follows the chunk, not the run."""
+EAGER_POOL_ROWS = 100_000
+"""From about this many rows, worker processes render every block of the pools first,
+shared out among them, and each chunk carries them: a large run picks from every block,
+and each worker rendering all of them itself would cost the run as much as its rows."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -208,8 +212,21 @@ def _batches(
     # spawn, not fork: the parent may hold threads (a trace writer) whose locks a fork copies.
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes, initializer=_start_worker, initargs=(model, seed)) as pool:
-        for (_, part), batch in zip(chunks, pool.imap(_work, chunks), strict=True):
+        shared: list[pa.Array] | None = None
+        if len(starts) * _mean_length(synth.behaviors) >= EAGER_POOL_ROWS:
+            pools = synth.columns.pools()
+            jobs = [(p, block) for p in range(len(pools)) for block in range(len(pools[p].done))]
+            for (p, block), values in zip(jobs, pool.imap(_render, jobs), strict=True):
+                pools[p].install(block, values)
+            shared = [p.whole() for p in pools]
+        work = [(lo, part, shared) for lo, part in chunks]
+        for (_, part), batch in zip(chunks, pool.imap(_work, work), strict=True):
             yield len(part), batch
+
+
+def _mean_length(behaviors: list[Behavior]) -> float:
+    shares = np.array([b.share for b in behaviors], dtype=float)
+    return float(np.dot(shares, [b.mean_length for b in behaviors]) / shares.sum())
 
 
 def _chunk(synth: Synthesizer, first: int, starts: np.ndarray) -> pa.RecordBatch:
@@ -224,6 +241,16 @@ def _start_worker(model: dict[str, Any], seed: int) -> None:
     _worker = Synthesizer(model, seed)
 
 
-def _work(chunk: tuple[int, np.ndarray]) -> pa.RecordBatch:
+def _render(job: tuple[int, int]) -> list[Any]:
     assert _worker is not None, "the pool's initializer makes the synthesizer"
-    return _chunk(_worker, *chunk)
+    pool, block = job
+    return _worker.columns.pools()[pool].render(block)
+
+
+def _work(chunk: tuple[int, np.ndarray, list[pa.Array] | None]) -> pa.RecordBatch:
+    assert _worker is not None, "the pool's initializer makes the synthesizer"
+    first, starts, shared = chunk
+    if shared is not None:
+        for pool, array in zip(_worker.columns.pools(), shared, strict=True):
+            pool.adopt(array)
+    return _chunk(_worker, first, starts)

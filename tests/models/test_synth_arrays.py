@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tracereplay.models import counters
+from tracereplay.models import counters, synth_walk
 from tracereplay.models.behaviors import END, QUANTILE_POINTS, Behavior, ThinkTime
 from tracereplay.models.params import fresh_values
 from tracereplay.models.payloads import QueryModel
@@ -97,3 +97,27 @@ def test_a_pool_bounds_the_distinct_values_and_is_seeded_per_endpoint() -> None:
     assert _Pool("GET /t", query, 1, Faker()).take(entries[:50]).to_pylist() != values[:50]
     with pytest.raises(IndexError):
         pool.take(np.array([POOL_SIZE]))
+
+
+def test_the_table_of_weights_draws_what_the_steps_multiply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cumulative weights made once (small models) and multiplied at each step (large
+    ones) give the same rows, for a behavior with a shape table and one without."""
+    moves = {"a": {"b": 0.5, "c": 0.3, END: 0.2}, "b": {"a": 0.4, "c": 0.2, END: 0.4},
+             "c": {"a": 0.3, "b": 0.3, END: 0.4}}  # fmt: skip
+    slow = ThinkTime(tuple(np.linspace(0.5, 4.0, len(QUANTILE_POINTS))), 50, "transition")
+    think = {a: {b: slow for b in "abc"} for a in "abc"}
+    table = SessionTable((2, 4, 7), (1.0, 2.0, 0.5), (1.0, 2.0, 1.0), 0, (3.0, 9.0, 4.0))
+    shaped = Behavior("b1", 0.6, 9, {"a": 0.7, "c": 0.3}, moves, think, 4.0, slow, table)
+    older = Behavior("b2", 0.4, 9, {"b": 1.0}, moves, think, 4.0, slow)
+    codes = {"a": 0, "b": 1, "c": 2}
+    fast = WalkTables([shaped, older], np.array([0.6, 0.4]), codes)
+    monkeypatch.setattr(synth_walk, "TABLE_FLOATS", 0)
+    slow_tables = WalkTables([shaped, older], np.array([0.6, 0.4]), codes)
+    assert fast.cdfs is not None and slow_tables.cdfs is None
+    index, starts = np.arange(5_000), np.zeros(5_000)
+    a, b = fast.draw(2, index, starts), slow_tables.draw(2, index, starts)
+    for field in ("session", "endpoint", "step", "think_s", "t_s", "lengths"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    assert set(np.unique(a.lengths)) > {2, 4, 7}  # the older behavior's lengths too

@@ -342,3 +342,18 @@ def test_synthesized_rows_are_the_sessions_drawn_alone(
     assert any(b"@" in v for v in values if isinstance(v, bytes))  # bodies, queries, ids
     assert any("page=" in v for v in values if isinstance(v, str))
     assert any(p.count("/") == 4 and len(p) > 40 for p in values if isinstance(p, str))
+
+
+def test_pools_rendered_by_worker_processes_write_the_same_rows(
+    model: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes rendering the pools' blocks between them first (a large run) write
+    what one process rendering them as it goes writes."""
+    monkeypatch.setattr(synthesize_module, "CHUNK_SESSIONS", 16)
+    monkeypatch.setattr(synthesize_module, "EAGER_POOL_ROWS", 0)
+    synthesize_module.synthesize(model, tmp_path / "one", scale=2, seed=3)
+    synthesize_module.synthesize(model, tmp_path / "two", scale=2, seed=3, processes=2)
+    one = open_trace(tmp_path / "one").to_table(sort=False)
+    two = open_trace(tmp_path / "two").to_table(sort=False)
+    assert one.num_rows > 100 and one.equals(two)
+    assert one.column("req_body").null_count < one.num_rows
