@@ -7,7 +7,8 @@ rate by chance alone. Here one uniform number picks both the behavior and its ro
 one table of every (behavior, row) pair ordered by behavior and then by length, and
 consecutive sessions share the unit interval: within a block of `STRATA` consecutive
 session indices, each session's number falls in its own slice of [0, 1) (a seeded
-permutation of the slices per block, a uniform position inside the slice). So a block
+permutation of the slices per block, a uniform position inside the slice; both from
+counter-based numbers, models/counters.py). So a block
 holds the behaviors and, within each, short and long sessions in proportion, while every
 single session is still drawn from the model's distribution (its number is uniform).
 Session i still depends on (seed, i) alone — the block's permutation comes from (seed,
@@ -21,20 +22,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import counters
 from .behaviors import Behavior
 
 STRATA = 64
 """Sessions per block; each block covers the unit interval once."""
 
-_STRATA_KEY = 0x5757  # keeps the blocks' generators apart from the sessions' (seed, index)
 
-
-def stratified_uniform(seed: int, index: int, rng: np.random.Generator) -> float:
-    """Session `index`'s number in [0, 1): its block's slice for it, the position inside
-    the slice from the session's own `rng`."""
-    block, position = divmod(index, STRATA)
-    slices = np.random.default_rng(np.random.SeedSequence([seed, block, _STRATA_KEY]))
-    return (int(slices.permutation(STRATA)[position]) + float(rng.random())) / STRATA
+def stratified_uniforms(seed: int, index: np.ndarray) -> np.ndarray:
+    """Each session's number in [0, 1): its block's slice for it, the position inside the
+    slice from its own counter stream (models/counters.py). A block's order of slices is
+    the argsort of 64 counter numbers of (seed, block): a uniform random permutation."""
+    index = np.asarray(index, dtype=np.int64)
+    block, position = np.divmod(index, STRATA)
+    blocks, which = np.unique(block, return_inverse=True)
+    keys = counters.session_keys(seed, counters.SLICES, blocks)
+    order = counters.words(keys[:, None], np.arange(STRATA, dtype=np.uint64)[None, :])
+    slices = np.argsort(order, axis=1, kind="stable")
+    inside = counters.uniforms(counters.session_keys(seed, counters.STRATUM, index), 0)
+    return np.asarray((slices[which.ravel(), position] + inside) / STRATA, dtype=float)
 
 
 class JointShapes:
@@ -62,5 +68,9 @@ class JointShapes:
 
     def pick(self, u: float) -> tuple[int, int | None]:
         """The (behavior index, row index or None) whose slice of [0, 1) holds `u`."""
-        at = int(np.searchsorted(self.cdf, u, side="right"))
-        return self.entries[min(at, len(self.entries) - 1)]
+        return self.entries[int(self.picks(np.array([u]))[0])]
+
+    def picks(self, u: np.ndarray) -> np.ndarray:
+        """Index into `entries` of the pair whose slice of [0, 1) holds each of `u`."""
+        at = np.searchsorted(self.cdf, u, side="right")
+        return np.minimum(at, len(self.entries) - 1)

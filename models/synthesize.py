@@ -2,42 +2,46 @@
 
 Arrivals follow the model's rate curve × N; each session picks a behavior by share and
 walks its Markov chain with the modeled think times, so per-session statistics are the
-same at every N. One seed decides everything: same model + seed → same rows. Session i
-draws from its own generators, seeded by (seed, i), so any subset of sessions (a replay
-worker's shard) can be built alone and comes out as in the full run.
+same at every N. One seed decides everything: same model + seed → same rows. Session i's
+numbers are counter-based (models/counters.py: a hash of (seed, i, k)), so any subset of
+sessions (a replay worker's shard, one session) comes out as in the full run, and a chunk
+of sessions is drawn as numpy arrays (synth_walk.py) and written as Arrow columns
+(synth_columns.py). Query strings and bodies are picked from per-endpoint pools of
+POOL_SIZE rendered values: an endpoint's distinct query strings and bodies in one
+synthesis are at most POOL_SIZE each.
 """
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
-import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from faker import Faker
 
 from tracereplay.errors import UsageError
-from tracereplay.trace import TraceMetadata, TraceRecord, open_writer, records_to_batch
+from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
+from tracereplay.trace.schema import row_to_record
 
 from .arrivals import ArrivalModel, sample_arrivals
-from .behaviors import END, Behavior
-from .params import fresh_value
+from .behaviors import Behavior
 from .payloads import BodyModel, QueryModel
-from .session_shape import ConditionedChain
-from .strata import JointShapes, stratified_uniform
+from .synth_columns import POOL_SIZE, Columns, Endpoint
+from .synth_walk import MAX_SESSION_LENGTH, PAUSE_CANDIDATES, WalkTables
 
-MAX_SESSION_LENGTH = 1000
-PAUSE_CANDIDATES = 4
-"""Sets of pauses drawn per session; the one whose sum is nearest the drawn total is kept."""
-_CDF_CACHE = 100_000
-CHUNK_SESSIONS = 2_000
-_PARAM = "{"
+__all__ = ["MAX_SESSION_LENGTH", "PAUSE_CANDIDATES", "POOL_SIZE", "Synthesizer", "synthesize"]
+
+CHUNK_SESSIONS = 8_192
+"""Sessions drawn and written together: memory follows the chunk, not the run."""
+EAGER_POOL_ROWS = 100_000
+"""From about this many rows, worker processes render every block of the pools first,
+shared out among them, and each chunk carries them: a large run picks from every block,
+and each worker rendering all of them itself would cost the run as much as its rows."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -61,45 +65,34 @@ class SyntheticRequest:
     path_params: dict[str, str]
 
 
-@dataclass(frozen=True)
-class _Endpoint:
-    method: str
-    template: str
-    params: dict[str, dict[str, Any]]
-    body: BodyModel | None
-    query: QueryModel | None
-
-
 class Synthesizer:
     """Draws sessions from one model with one seed."""
 
     def __init__(self, model: dict[str, Any], seed: int = 0) -> None:
         self.model = model
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
-        self.py_rng = random.Random(seed)
-        self.fake = Faker()
-        self.fake.seed_instance(seed)
         self.behaviors = [Behavior.from_json(b) for b in model["behaviors"]]
         shares = np.array([b.share for b in self.behaviors], dtype=float)
         self.behavior_p = shares / shares.sum()
-        self.chains = [
-            ConditionedChain(b.entry, b.transitions) if b.shape is not None else None
-            for b in self.behaviors
-        ]
-        self.joint = JointShapes(self.behaviors, self.behavior_p)
+        names = list(model["endpoints"])
+        self.tables = WalkTables(
+            self.behaviors, self.behavior_p, {n: i for i, n in enumerate(names)}
+        )
         self.arrivals = ArrivalModel.from_json(model["arrivals"])
-        self.endpoints = {
-            name: _Endpoint(
+        endpoints = [
+            Endpoint(
                 method=spec["method"],
                 template=spec["template"],
                 params=spec.get("params", {}),
                 body=BodyModel.from_json(spec["body"]) if spec.get("body") else None,
                 query=QueryModel.from_json(spec["query"]) if spec.get("query") else None,
             )
-            for name, spec in model["endpoints"].items()
-        }
+            for spec in model["endpoints"].values()
+        ]
+        self.names = names
+        self.columns = Columns(names, endpoints, seed)
         self.start = datetime.fromisoformat(model["provenance"]["first_ts"])
+        self.start_us = (self.start - _EPOCH) // timedelta(microseconds=1)
 
     def session_starts(
         self,
@@ -123,155 +116,45 @@ class Synthesizer:
             )
         )
 
+    def chunk(self, index: np.ndarray, starts_s: np.ndarray) -> pa.RecordBatch:
+        """Sessions `index` starting at `starts_s` (s after the model's start), their rows
+        in the trace schema, session after session."""
+        index = np.asarray(index, dtype=np.int64)
+        walked = self.tables.draw(self.seed, index, np.asarray(starts_s, dtype=float))
+        return self.columns.batch(index, walked, self.start_us)
+
+    def sessions_requests(
+        self, index: np.ndarray, starts_s: np.ndarray
+    ) -> list[list[SyntheticRequest]]:
+        """Sessions `index`, each as `session_requests` draws it alone (drawn together)."""
+        index = np.asarray(index, dtype=np.int64)
+        walked = self.tables.draw(self.seed, index, np.asarray(starts_s, dtype=float))
+        batch = self.columns.batch(index, walked, self.start_us)
+        values = self.columns.values(index, walked)
+        per_row: list[dict[str, str]] = [{} for _ in range(len(walked.endpoint))]
+        for name, (rows, found) in values.items():
+            for row, value in zip(rows.tolist(), found.to_pylist(), strict=True):
+                per_row[row][name] = value
+        out: list[list[SyntheticRequest]] = [[] for _ in range(len(index))]
+        codes, sessions = walked.endpoint.tolist(), walked.session.tolist()
+        for row, (record, think) in enumerate(
+            zip(batch.to_pylist(), walked.think_s.tolist(), strict=True)
+        ):
+            code = codes[row]
+            params = {p: per_row[row][p] for p in self.columns.slots[code]}
+            request = SyntheticRequest(self.names[code], row_to_record(record), think, params)
+            out[sessions[row]].append(request)
+        return out
+
     def session(self, index: int, start_s: float) -> Iterator[TraceRecord]:
         """One synthetic session starting at `start_s` seconds after the model's start."""
         for request in self.session_requests(index, start_s):
             yield request.record
 
     def session_requests(self, index: int, start_s: float) -> list[SyntheticRequest]:
-        """Session `index`, drawn from generators seeded by (seed, index) alone; its
-        behavior and shape row stratified with its block's (models/strata.py)."""
-        self._reseed(index)
-        pick, row = self.joint.pick(stratified_uniform(self.seed, index, self.rng))
-        behavior, chain = self.behaviors[pick], self.chains[pick]
-        total: float | None = None
-        if behavior.shape is not None and chain is not None and row is not None:
-            length, tempo, total = behavior.shape.row(row)
-            path = chain.walk(_feasible(chain, length), self.rng)
-            if total is not None and len(path) != length:  # the nearest feasible length
-                total = total * (len(path) - 1) / (length - 1) if length > 1 else None
-        else:  # an older model: the chain's own END, the tempo drawn alone
-            tempo = float(behavior.tempo.sample(self.rng))
-            path = _walk(behavior, self.rng)
-        pauses = _pauses(behavior, path, tempo, total, self.rng)
-        values: dict[str, str] = {}  # one value per parameter name per session
-        key = f"synth:{index:08d}"
-        out: list[SyntheticRequest] = []
-        t = start_s
-        for current, think_s in zip(path, pauses, strict=True):
-            t += think_s
-            record, params = self._request(current, t, key, values)
-            out.append(SyntheticRequest(current, record, think_s, params))
-        return out
-
-    def _reseed(self, index: int) -> None:
-        sequence = np.random.SeedSequence([self.seed, index])
-        self.rng = np.random.default_rng(sequence)
-        # random.Random and Faker take an int; derive one without consuming `self.rng`.
-        py_seed = int(sequence.generate_state(1, np.uint64)[0])
-        self.py_rng = random.Random(py_seed)
-        self.fake.seed_instance(py_seed)
-
-    def _request(
-        self, name: str, t_s: float, key: str, values: dict[str, str]
-    ) -> tuple[TraceRecord, dict[str, str]]:
-        endpoint = self.endpoints[name]
-        path = endpoint.template
-        params: dict[str, str] = {}
-        if _PARAM in path:
-            for param, spec in endpoint.params.items():
-                if param not in values:
-                    values[param] = fresh_value(spec, self.rng)
-                placeholder = "{" + param + "}"
-                if placeholder in path:
-                    params[param] = values[param]
-                path = path.replace(placeholder, values[param])
-        query = endpoint.query.render(self.py_rng, self.fake) if endpoint.query else None
-        body = endpoint.body.render(self.py_rng, self.fake) if endpoint.body else None
-        headers: tuple[tuple[str, str], ...] = ()
-        if body is not None and endpoint.body is not None:
-            headers = (("content-type", endpoint.body.media_type),)
-        record = TraceRecord(
-            ts=self.start + timedelta(seconds=t_s),
-            method=endpoint.method,
-            path=path,
-            session=key,
-            client=key,
-            query=query or None,
-            req_headers=headers,
-            req_body=body,
-            req_body_size=len(body) if body else 0,
-        )
-        return record, params
-
-
-def _pauses(
-    behavior: Behavior,
-    path: list[str],
-    tempo: float,
-    total: float | None,
-    rng: np.random.Generator,
-) -> list[float]:
-    """The pause before each request of `path` (0 before the first): each transition's
-    think time × `tempo`. Given `total` (the drawn session's sum of pauses), PAUSE_CANDIDATES
-    sets of pauses are drawn, the one whose sum is nearest `total` (in ratio) is kept and
-    scaled to it: duration follows length as in the trace, and the scale applied stays
-    near 1, so each pause keeps its transition's distribution."""
-    size = PAUSE_CANDIDATES if total is not None else 1
-    drawn = np.zeros((len(path), size))
-    for i, (previous, current) in enumerate(itertools.pairwise(path), start=1):
-        think = behavior.think.get(previous, {}).get(current)
-        if think is not None:
-            drawn[i] = tempo * think.sample(rng, size)
-    if total is None:
-        return [float(v) for v in drawn[:, 0]]
-    sums = drawn.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        off = np.abs(np.log(sums / total))
-    best = drawn[:, int(np.argmin(np.nan_to_num(off, nan=np.inf)))]
-    kept = float(best.sum())
-    if kept > 0:
-        return [float(v) for v in best * (total / kept)]
-    steps = len(path) - 1
-    return [0.0] + [total / steps] * steps if steps else [0.0]
-
-
-def _walk(behavior: Behavior, rng: np.random.Generator) -> list[str]:
-    """The chain walked until END (or MAX_SESSION_LENGTH requests)."""
-    path = [_draw(rng, behavior.entry)]
-    while len(path) < MAX_SESSION_LENGTH:
-        following = behavior.transitions.get(path[-1])
-        nxt = _draw(rng, following) if following else END
-        if nxt == END:
-            break
-        path.append(nxt)
-    return path
-
-
-def _feasible(chain: ConditionedChain, length: int) -> int:
-    """`length` (at most MAX_SESSION_LENGTH) when the chain can end after exactly that
-    many requests, else the nearest length it can (shorter first); 1 when none can."""
-    length = min(length, MAX_SESSION_LENGTH)
-    for step in range(MAX_SESSION_LENGTH):
-        for candidate in (length - step, length + step):
-            if 1 <= candidate <= MAX_SESSION_LENGTH and chain.feasible(candidate):
-                return candidate
-    return 1
-
-
-def _draw(rng: np.random.Generator, probabilities: dict[str, float]) -> str:
-    """One name drawn by its probability: `rng.choice(len(names), p=p / p.sum())` (same
-    random number consumed, same answer) with the cumulative sums made once per table."""
-    names, cdf = _cdf(probabilities)
-    return names[int(cdf.searchsorted(rng.random(), side="right"))]
-
-
-_CDFS: dict[int, tuple[dict[str, float], list[str], np.ndarray]] = {}
-
-
-def _cdf(probabilities: dict[str, float]) -> tuple[list[str], np.ndarray]:
-    # Keyed by identity (the tables of a loaded model are read, never changed); the table
-    # itself is kept in the entry so that its id cannot be reused by another one.
-    cached = _CDFS.get(id(probabilities))
-    if cached is None or cached[0] is not probabilities:
-        if len(_CDFS) > _CDF_CACHE:
-            _CDFS.clear()
-        names = list(probabilities)
-        p = np.array([probabilities[n] for n in names], dtype=float)
-        cdf = (p / p.sum()).cumsum()
-        cdf /= cdf[-1]
-        cached = _CDFS[id(probabilities)] = (probabilities, names, cdf)
-    return cached[1], cached[2]
+        """Session `index`, drawn from numbers of (seed, index) alone; its behavior and
+        shape row stratified with its block's (models/strata.py)."""
+        return self.sessions_requests(np.array([index]), np.array([start_s]))[0]
 
 
 def synthesize(
@@ -329,17 +212,25 @@ def _batches(
     # spawn, not fork: the parent may hold threads (a trace writer) whose locks a fork copies.
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes, initializer=_start_worker, initargs=(model, seed)) as pool:
-        for (_, part), batch in zip(chunks, pool.imap(_work, chunks), strict=True):
+        shared: list[pa.Array] | None = None
+        if len(starts) * _mean_length(synth.behaviors) >= EAGER_POOL_ROWS:
+            pools = synth.columns.pools()
+            jobs = [(p, block) for p in range(len(pools)) for block in range(len(pools[p].done))]
+            for (p, block), values in zip(jobs, pool.imap(_render, jobs), strict=True):
+                pools[p].install(block, values)
+            shared = [p.whole() for p in pools]
+        work = [(lo, part, shared) for lo, part in chunks]
+        for (_, part), batch in zip(chunks, pool.imap(_work, work), strict=True):
             yield len(part), batch
 
 
+def _mean_length(behaviors: list[Behavior]) -> float:
+    shares = np.array([b.share for b in behaviors], dtype=float)
+    return float(np.dot(shares, [b.mean_length for b in behaviors]) / shares.sum())
+
+
 def _chunk(synth: Synthesizer, first: int, starts: np.ndarray) -> pa.RecordBatch:
-    records = [
-        record
-        for i, start_s in enumerate(starts.tolist())
-        for record in synth.session(first + i, float(start_s))
-    ]
-    return records_to_batch(records)
+    return synth.chunk(np.arange(first, first + len(starts)), starts)
 
 
 _worker: Synthesizer | None = None
@@ -350,6 +241,16 @@ def _start_worker(model: dict[str, Any], seed: int) -> None:
     _worker = Synthesizer(model, seed)
 
 
-def _work(chunk: tuple[int, np.ndarray]) -> pa.RecordBatch:
+def _render(job: tuple[int, int]) -> list[Any]:
     assert _worker is not None, "the pool's initializer makes the synthesizer"
-    return _chunk(_worker, *chunk)
+    pool, block = job
+    return _worker.columns.pools()[pool].render(block)
+
+
+def _work(chunk: tuple[int, np.ndarray, list[pa.Array] | None]) -> pa.RecordBatch:
+    assert _worker is not None, "the pool's initializer makes the synthesizer"
+    first, starts, shared = chunk
+    if shared is not None:
+        for pool, array in zip(_worker.columns.pools(), shared, strict=True):
+            pool.adopt(array)
+    return _chunk(_worker, first, starts)

@@ -220,7 +220,9 @@ def plan_from_model(
     # Sessions per address as captured, at every scale (N× adds users, each its address).
     addresses = max(1, round(max(outcomes.addresses, 1) * scale)) if outcomes.addresses else 0
     sessions = []
-    for index in range(worker, len(starts), workers):
+    shard = np.arange(worker, len(starts), workers)
+    drawn = synth.sessions_requests(shard, starts[shard])  # the shard's sessions as arrays
+    for index, synthetic in zip(shard.tolist(), drawn, strict=True):
         start_s = float(starts[index])
         requests = tuple(
             PlannedRequest(
@@ -234,7 +236,7 @@ def plan_from_model(
                 think_s=r.think_s / speed,
                 path_params=r.path_params,
             )
-            for r in synth.session_requests(index, start_s)
+            for r in synthetic
         )
         rng = np.random.default_rng([seed, index, 0x0C])  # its own stream: synthesis unchanged
         role, fails = draw_outcome(

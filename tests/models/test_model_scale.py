@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from tests.factories import T0, make_record, make_table, write_trace
 from tracereplay.errors import TraceCorruptError
+from tracereplay.models import synthesize as synthesize_module
 from tracereplay.models.addresses import (
     ADDRESS_SOURCES,
     first_addresses,
@@ -47,7 +48,7 @@ from tracereplay.models.params import param_kind
 from tracereplay.models.sessions import session_stats, sessionize
 from tracereplay.models.shapes import cut_path, cut_paths
 from tracereplay.models.source import ParquetSource
-from tracereplay.models.synthesize import CHUNK_SESSIONS, synthesize
+from tracereplay.models.synthesize import synthesize
 from tracereplay.trace import read_trace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -241,7 +242,10 @@ def test_param_kind_in_arrow_keeps_the_per_value_rules(values: list[str]) -> Non
     assert param_kind(values) == _param_kind_per_value(values)
 
 
-def test_synthesis_in_worker_processes_writes_the_same_rows(tmp_path: Path) -> None:
+def test_synthesis_in_worker_processes_writes_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(synthesize_module, "CHUNK_SESSIONS", 1000)  # chunks cut in the parent
     records = [
         make_record(ts=T0 + timedelta(seconds=i * 3), session=f"s{i // 4}", path=f"/a/{i % 7}")
         for i in range(400)
@@ -250,7 +254,9 @@ def test_synthesis_in_worker_processes_writes_the_same_rows(tmp_path: Path) -> N
     model = build_model(tmp_path / "t", correlations=False)
     one = synthesize(model, tmp_path / "one", scale=50, seed=4)
     two = synthesize(model, tmp_path / "two", scale=50, seed=4, processes=2)
-    assert one.sessions > CHUNK_SESSIONS  # so that two processes have chunks to share
+    assert (
+        one.sessions > synthesize_module.CHUNK_SESSIONS
+    )  # so that two processes have chunks to share
     assert read_trace(tmp_path / "one").equals(read_trace(tmp_path / "two"))
     assert one.requests == two.requests == read_trace(tmp_path / "two").num_rows
     synthesize(model, tmp_path / "other", scale=50, seed=5, processes=2)

@@ -4,6 +4,7 @@ and a failed Basic credential joining its connection's session."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from scipy import stats
 
 from tests.factories import T0, make_record, write_trace
+from tracereplay.models import counters
 from tracereplay.models.behaviors import END, QUANTILE_POINTS, Behavior, ThinkTime, fit_behaviors
 from tracereplay.models.model import build_model
 from tracereplay.models.session_shape import (
@@ -24,7 +26,8 @@ from tracereplay.models.session_shape import (
     km_weights,
 )
 from tracereplay.models.sessions import join_failed_credentials, session_table, sessionize
-from tracereplay.models.synthesize import Synthesizer, _pauses
+from tracereplay.models.synth_walk import PAUSE_CANDIDATES, Walked, WalkTables
+from tracereplay.models.synthesize import Synthesizer
 from tracereplay.trace import TraceRecord
 
 
@@ -203,19 +206,51 @@ def test_session_table_rows_hold_length_tempo_and_pauses_together() -> None:
     assert old_rows == {(2, 0.5, None), (10, 1.0, None)}
 
 
+def _walked(behavior: Behavior, sessions: int = 50) -> Walked:
+    tables = WalkTables([behavior], np.array([1.0]), {"a": 0, "b": 1, "c": 2})
+    return tables.draw(0, np.arange(sessions), np.zeros(sessions))
+
+
 def test_pauses_are_scaled_to_the_drawn_sum() -> None:
     slow = ThinkTime(tuple(np.linspace(0.5, 4.0, len(QUANTILE_POINTS))), 50, "transition")
     zero = ThinkTime(tuple(0.0 for _ in QUANTILE_POINTS), 50, "transition")
-    think = {"a": {"b": slow}, "b": {"c": zero, "b": zero}}
-    behavior = Behavior("b1", 1.0, 9, {"a": 1.0}, {}, think, 3.0, slow)
-    pauses = _pauses(behavior, ["a", "b", "c"], 2.0, 5.0, np.random.default_rng(0))
-    assert pauses[0] == 0.0 and pauses[2] == 0.0 and sum(pauses) == pytest.approx(5.0)
-    # Every drawn pause 0 (b -> b -> c): the sum spread evenly.
-    assert _pauses(behavior, ["b", "b", "c"], 1.0, 3.0, np.random.default_rng(0)) == [0, 1.5, 1.5]
+    moves = {"a": {"b": 1.0}, "b": {"c": 1.0}, "c": {END: 1.0}}
+    table = SessionTable((3,), (2.0,), (1.0,), 0, (5.0,))
+    behavior = Behavior("b1", 1.0, 9, {"a": 1.0}, moves, {"a": {"b": slow}, "b": {"c": zero}},
+                        3.0, slow, table)  # fmt: skip
+    walked = _walked(behavior)
+    assert walked.endpoint.reshape(-1, 3).tolist() == [[0, 1, 2]] * 50
+    pauses = walked.think_s.reshape(-1, 3)
+    assert (pauses[:, 0] == 0).all() and (pauses[:, 2] == 0).all()
+    assert pauses.sum(axis=1) == pytest.approx(np.full(50, 5.0))
+    # Every drawn pause 0 (a -> b -> c): the sum spread evenly.
+    quiet = dataclasses.replace(behavior, think={"a": {"b": zero}, "b": {"c": zero}})
+    assert _walked(quiet).think_s.reshape(-1, 3).tolist() == [[0.0, 2.5, 2.5]] * 50
     # Without a sum (an older model): one draw per transition × tempo, as before.
-    rng, again = np.random.default_rng(4), np.random.default_rng(4)
-    alone = _pauses(behavior, ["a", "b"], 2.0, None, rng)
-    assert alone == [0.0, pytest.approx(2.0 * float(slow.sample(again)))]
+    alone = _walked(dataclasses.replace(behavior, shape=dataclasses.replace(table, pauses_s=None)))
+    keys = counters.session_keys(0, counters.PAUSE, np.arange(50))
+    u = counters.uniforms(keys, PAUSE_CANDIDATES)  # step 1, the first candidate
+    expected = 2.0 * np.interp(u, QUANTILE_POINTS, slow.quantiles_s)
+    assert alone.think_s.reshape(-1, 3)[:, 1] == pytest.approx(expected)
+
+
+def test_a_behavior_without_a_table_walks_until_end() -> None:
+    """An older model (no session_shape): the chain's own END decides the length (a
+    geometric one here, mean 5), the tempo drawn from its quantiles."""
+    flat = ThinkTime(tuple(1.0 for _ in QUANTILE_POINTS), 50, "transition")
+    tempo = ThinkTime(tuple(np.linspace(1.0, 3.0, len(QUANTILE_POINTS))), 50, "transition")
+    moves = {"a": {"a": 0.8, END: 0.2}}
+    old = Behavior("b1", 1.0, 9, {"a": 1.0}, moves, {"a": {"a": flat}}, 5.0, tempo)
+    walked = _walked(old, 20_000)
+    assert walked.lengths.mean() == pytest.approx(5.0, rel=0.03)
+    share = np.bincount(walked.lengths)[1:4] / 20_000
+    assert share == pytest.approx([0.2, 0.16, 0.128], abs=0.01)
+    tempos = walked.think_s[walked.step == 1]
+    assert (
+        tempos.min() >= 1.0
+        and tempos.max() <= 3.0
+        and tempos.mean() == pytest.approx(2.0, rel=0.03)
+    )
 
 
 def _length_paced_capture(out: Path, sessions: int) -> tuple[Path, np.ndarray]:

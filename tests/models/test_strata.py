@@ -9,7 +9,7 @@ import numpy as np
 
 from tracereplay.models.behaviors import Behavior, ThinkTime
 from tracereplay.models.session_shape import SessionTable
-from tracereplay.models.strata import STRATA, JointShapes, stratified_uniform
+from tracereplay.models.strata import STRATA, JointShapes, stratified_uniforms
 
 FLAT = ThinkTime(tuple(1.0 for _ in range(21)), 10, "transition")
 
@@ -20,14 +20,17 @@ def behavior(name: str, share: float, lengths: list[int], weights: list[float]) 
 
 
 def session_u(seed: int, index: int) -> float:
-    return stratified_uniform(seed, index, np.random.default_rng([seed, index]))
+    return float(stratified_uniforms(seed, np.array([index]))[0])
 
 
 def test_a_block_covers_every_slice_once_and_a_session_depends_on_its_index_alone() -> None:
     block = [session_u(7, i) for i in range(STRATA, 2 * STRATA)]
     assert sorted(int(u * STRATA) for u in block) == list(range(STRATA))
-    # Drawn alone (as a replay worker that holds only this session would), the same number.
+    # Drawn alone (as a replay worker that holds only this session would), the same number;
+    # and drawn with other blocks in any order.
     assert session_u(7, STRATA + 5) == block[5]
+    mixed = stratified_uniforms(7, np.array([3 * STRATA + 1, STRATA + 5, 2]))
+    assert mixed[1] == block[5] and mixed[2] == session_u(7, 2)
     # Another seed, another order of the slices.
     assert [int(session_u(8, i) * STRATA) for i in range(STRATA, 2 * STRATA)] != [
         int(u * STRATA) for u in block

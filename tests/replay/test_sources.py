@@ -16,6 +16,7 @@ import pytest
 
 from tests.factories import T0, make_record, write_trace
 from tracereplay.errors import UsageError
+from tracereplay.models import synthesize as synthesize_module
 from tracereplay.models.model import build_model, write_model
 from tracereplay.models.synthesize import Synthesizer
 from tracereplay.replay.plan import Plan, PlannedSession
@@ -26,7 +27,8 @@ from tracereplay.replay.sources import (
     plan_from_model,
     plan_from_trace,
 )
-from tracereplay.trace import TraceRecord
+from tracereplay.trace import TraceRecord, open_trace
+from tracereplay.trace.schema import row_to_record
 
 SESSIONS = 30
 SESSION_GAP_S = 20.0
@@ -313,3 +315,45 @@ def test_trace_plan_rejects_bad_options(trace: Path) -> None:
     for options in bad:
         with pytest.raises(UsageError):
             plan_from_trace(trace, **options)
+
+
+def test_synthesized_rows_are_the_sessions_drawn_alone(
+    model: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows `synthesize` writes for session i (drawn in chunks of arrays, here of 7
+    sessions so that sessions sit at every place of a chunk) are what
+    `session_requests(i, start)` draws alone, as a replay worker does."""
+    monkeypatch.setattr(synthesize_module, "CHUNK_SESSIONS", 7)
+    result = synthesize_module.synthesize(model, tmp_path / "s", scale=4, seed=9)
+    rows = open_trace(tmp_path / "s").to_table(sort=False).to_pylist()
+    assert len(rows) == result.requests
+    synth = Synthesizer(model, seed=9)
+    starts = synth.session_starts(4, None)
+    written: dict[str, list[TraceRecord]] = {}
+    for row in rows:
+        written.setdefault(row["session"], []).append(row_to_record(row))
+    assert len(written) == result.sessions == len(starts)
+    drawn = {}
+    for index in range(len(starts)):
+        alone = synth.session_requests(index, float(starts[index]))
+        drawn[f"synth:{index:08d}"] = [r.record for r in alone]
+    assert written == drawn
+    values = [v for rs in drawn.values() for r in rs for v in (r.query, r.req_body, r.path)]
+    assert any(b"@" in v for v in values if isinstance(v, bytes))  # bodies, queries, ids
+    assert any("page=" in v for v in values if isinstance(v, str))
+    assert any(p.count("/") == 4 and len(p) > 40 for p in values if isinstance(p, str))
+
+
+def test_pools_rendered_by_worker_processes_write_the_same_rows(
+    model: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes rendering the pools' blocks between them first (a large run) write
+    what one process rendering them as it goes writes."""
+    monkeypatch.setattr(synthesize_module, "CHUNK_SESSIONS", 16)
+    monkeypatch.setattr(synthesize_module, "EAGER_POOL_ROWS", 0)
+    synthesize_module.synthesize(model, tmp_path / "one", scale=2, seed=3)
+    synthesize_module.synthesize(model, tmp_path / "two", scale=2, seed=3, processes=2)
+    one = open_trace(tmp_path / "one").to_table(sort=False)
+    two = open_trace(tmp_path / "two").to_table(sort=False)
+    assert one.num_rows > 100 and one.equals(two)
+    assert one.column("req_body").null_count < one.num_rows

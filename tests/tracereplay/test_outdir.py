@@ -8,6 +8,7 @@ import stat
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,14 +141,15 @@ def test_synthesize_that_fails_half_way_leaves_no_out(
     from tracereplay.models import synthesize as synth_module
 
     _, model = trace_and_model
-    real = synth_module.Synthesizer.session
+    real = synth_module.Synthesizer.chunk
 
-    def failing(self: object, index: int, start_s: float) -> object:
-        if index == 3:
+    def failing(self: object, index: Any, starts_s: Any) -> object:
+        if index[0] > 0:  # the second chunk, after the first was written
             raise TraceError("disk went away")  # stands in for any failure mid-write
-        return real(self, index, start_s)  # type: ignore[arg-type]
+        return real(self, index, starts_s)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(synth_module.Synthesizer, "session", failing)
+    monkeypatch.setattr(synth_module, "CHUNK_SESSIONS", 2)
+    monkeypatch.setattr(synth_module.Synthesizer, "chunk", failing)
     out = tmp_path / "synth"
     assert_exit_2(["synthesize", str(model), "--out", str(out)], capsys, says="disk went away")
     assert not out.exists()

@@ -1,0 +1,76 @@
+"""`synthesize` throughput: this tree against a base commit's code, alternated in one run,
+each run its own process under `/usr/bin/time -v` (wall, CPU of the process and its
+workers, peak RSS of the largest process), on a model file (e.g. the cap20 staging model).
+
+    ./.venv/bin/python bench/bench_synthesize.py MODEL --rows 1000000 [--rows 10000000]
+        [--base main] [--base-rows 1000000] [--processes 1,2] [--rounds 2] [--work DIR]
+
+The scale for ROWS is ROWS / (the model's rows at 1×); the base runs only at --base-rows
+(its ~6 k rows/s make 10 M an half-hour run), with --processes' largest count. Prints one
+JSON line per run and a summary with rows/s wall, rows per CPU-second and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_model  # a sibling script: its timing helpers
+
+
+def one_run(
+    model: Path, out: Path, rows: int, at_1x: int, tree: Path | None, processes: int
+) -> dict[str, Any]:
+    shutil.rmtree(out, ignore_errors=True)
+    result = bench_model.run_synthesize(model, out, rows / at_1x, tree, processes=processes)
+    shutil.rmtree(out, ignore_errors=True)
+    result.update(
+        code="base" if tree is not None else "new",
+        processes=processes,
+        rows_per_cpu_s=round(result["requests"] / result["cpu_s"]),
+        load=[round(v, 2) for v in os.getloadavg()],
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--rows", type=int, action="append", help="rows per run (repeatable)")
+    parser.add_argument("--base", default="main", help="commit whose code runs beside")
+    parser.add_argument("--base-rows", type=int, default=1_000_000, help="0: no base run")
+    parser.add_argument("--processes", default="1,2")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args(argv)
+    at_1x = int(json.loads(args.model.read_text())["provenance"]["rows"])
+    counts = [int(p) for p in args.processes.split(",")]
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-synth-"))
+    work.mkdir(parents=True, exist_ok=True)
+    old = bench_model.old_tree(args.base, work / "base") if args.base_rows else None
+    runs = []
+    for rows in args.rows or [1_000_000]:
+        for _ in range(args.rounds):
+            for processes in counts:
+                runs.append(one_run(args.model, work / "out", rows, at_1x, None, processes))
+                print(json.dumps(runs[-1]), flush=True)
+    if old is not None:
+        runs.append(one_run(args.model, work / "out", args.base_rows, at_1x, old, max(counts)))
+        print(json.dumps(runs[-1]), flush=True)
+    for run in runs:
+        print(f"{run['code']:4s} {run['processes']}p {run['requests']:>10,} rows  "
+              f"{run['wall_s']:7.2f} s wall  {run['rows_per_s']:>9,} rows/s  "
+              f"{run['rows_per_cpu_s']:>9,} rows/CPU-s  {run['peak_rss_mib']:>5} MiB  "
+              f"load {run['load']}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

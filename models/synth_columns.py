@@ -1,0 +1,274 @@
+"""A chunk of walked sessions (synth_walk.py) as trace columns, built as Arrow arrays.
+
+Path parameters get one fresh value per name per session (params.fresh_values, from the
+session's counter numbers), the kind of the first endpoint of the session that uses the
+name. Query strings and bodies come from per-endpoint pools: POOL_SIZE values rendered
+with faker (payloads.py), POOL_BLOCK at a time as a request first picks an entry of the
+block, each block from generators seeded by (seed, endpoint, block); a request picks its
+entry by a counter number. Rendering one value costs 5 µs-1.4 ms (an e-mail ~0.4 ms), far
+over a row's budget, so the distinct query strings and bodies of an endpoint in one
+synthesis are bounded by the pool: at most POOL_SIZE each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from faker import Faker
+
+from tracereplay.trace import TRACE_SCHEMA
+
+from . import counters
+from .params import fresh_values
+from .payloads import BodyModel, QueryModel
+from .synth_walk import Walked
+
+POOL_SIZE = 1024
+"""Query strings (and bodies) rendered per endpoint: the most distinct ones a synthesis has."""
+POOL_BLOCK = 64
+"""Pool entries rendered together, on first use (a short replay renders a few blocks)."""
+_PARAM = re.compile(r"\{([^{}/]+)\}")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    template: str
+    params: dict[str, dict[str, Any]]
+    body: BodyModel | None
+    query: QueryModel | None
+
+
+class _Pool:
+    """One endpoint's query strings or bodies, rendered a block at a time on first use."""
+
+    def __init__(self, name: str, model: BodyModel | QueryModel, seed: int, fake: Faker):
+        self.name, self.model, self.seed, self.fake = name, model, seed, fake
+        self.values: list[Any] = [None] * POOL_SIZE
+        self.done = np.zeros(POOL_SIZE // POOL_BLOCK, dtype=bool)
+        self.array: pa.Array | None = None
+
+    def take(self, entries: np.ndarray) -> pa.Array:
+        return self.rendered(entries).take(pa.array(entries))
+
+    def rendered(self, entries: np.ndarray) -> pa.Array:
+        """The pool as an array, after rendering the blocks that hold `entries`."""
+        blocks = np.unique(entries // POOL_BLOCK)
+        for block in blocks[~self.done[blocks]].tolist():
+            self._render(block)
+        if self.array is None:
+            if isinstance(self.model, BodyModel):
+                self.array = pa.array(self.values, pa.binary())
+            else:  # an empty query string is none
+                self.array = pa.array([v or None for v in self.values], pa.string())
+        return self.array
+
+    def _render(self, block: int) -> None:
+        self.install(block, self.render(block))
+
+    def render(self, block: int) -> list[Any]:
+        """Block `block`'s values, from generators seeded by (seed, endpoint, block)."""
+        kind = "body" if isinstance(self.model, BodyModel) else "query"
+        text = f"{self.seed}\0{self.name}\0{kind}\0{block}".encode()
+        state = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+        rng = random.Random(state)
+        self.fake.seed_instance(state)
+        return [self.model.render(rng, self.fake) for _ in range(POOL_BLOCK)]
+
+    def install(self, block: int, values: list[Any]) -> None:
+        self.values[block * POOL_BLOCK : (block + 1) * POOL_BLOCK] = values
+        self.done[block] = True
+        self.array = None
+
+    def whole(self) -> pa.Array:
+        """Every value (every block rendered first)."""
+        return self.take(np.arange(POOL_SIZE))
+
+    def adopt(self, array: pa.Array) -> None:
+        """Take `whole()` of the same pool rendered elsewhere (a worker process's)."""
+        self.array = array
+        self.done[:] = True
+
+
+class Columns:
+    """Builds the columns of walked chunks of one model's endpoints (in code order)."""
+
+    def __init__(self, names: list[str], endpoints: list[Endpoint], seed: int) -> None:
+        self.seed = seed
+        self.names = names
+        self.endpoints = endpoints
+        self.methods = sorted({e.method for e in endpoints})
+        self.method_code = np.array([self.methods.index(e.method) for e in endpoints], np.int32)
+        fake = Faker()
+        self.queries = [
+            _Pool(n, e.query, seed, fake) if e.query else None
+            for n, e in zip(names, endpoints, strict=True)
+        ]
+        self.bodies = [
+            _Pool(n, e.body, seed, fake) if e.body else None
+            for n, e in zip(names, endpoints, strict=True)
+        ]
+        self.media = pa.array([e.body.media_type if e.body else "" for e in endpoints])
+        # Per endpoint: the names it draws values for (all of its parameters when its
+        # template has one, as before), and its template split at those it holds.
+        self.uses = [list(e.params) if "{" in e.template else [] for e in endpoints]
+        self.param_names = list(dict.fromkeys(p for used in self.uses for p in used))
+        # Per name, its distinct specs and, per endpoint, which one it has (-1: none).
+        self.specs: dict[str, tuple[list[dict[str, Any]], np.ndarray]] = {}
+        for name in self.param_names:
+            specs: list[dict[str, Any]] = []
+            spec_of = np.full(len(endpoints), -1, dtype=np.int64)
+            for e, (endpoint, used) in enumerate(zip(endpoints, self.uses, strict=True)):
+                if name in used:
+                    spec = endpoint.params[name]
+                    if spec not in specs:
+                        specs.append(spec)
+                    spec_of[e] = specs.index(spec)
+            self.specs[name] = (specs, spec_of)
+        self.pieces: list[list[str]] = []
+        self.slots: list[list[str]] = []
+        for endpoint, used in zip(endpoints, self.uses, strict=True):
+            parts = _PARAM.split(endpoint.template)
+            literals, slots = [parts[0]], []
+            for name, literal in zip(parts[1::2], parts[2::2], strict=True):
+                if name in used:
+                    literals.append(literal)
+                    slots.append(name)
+                else:  # not a parameter it knows: kept as written
+                    literals[-1] += "{" + name + "}" + literal
+            self.pieces.append(literals)
+            self.slots.append(slots)
+
+    def pools(self) -> list[_Pool]:
+        return [p for p in (*self.queries, *self.bodies) if p is not None]
+
+    def values(self, index: np.ndarray, walked: Walked) -> dict[str, tuple[np.ndarray, pa.Array]]:
+        """Per parameter name, (the rows whose endpoint uses it, their values)."""
+        keys = counters.session_keys(self.seed, counters.VALUES, index)
+        out: dict[str, tuple[np.ndarray, pa.Array]] = {}
+        for p, name in enumerate(self.param_names):
+            users = np.array([name in used for used in self.uses])
+            rows = np.flatnonzero(users[walked.endpoint])
+            if not len(rows):
+                continue
+            session = walked.session[rows]
+            first = np.concatenate([[True], session[1:] != session[:-1]])
+            owner = np.cumsum(first) - 1  # per row, its session among those using the name
+            specs, spec_of = self.specs[name]
+            which = spec_of[walked.endpoint[rows[first]]]
+            parts, order = [], []
+            for k, spec in enumerate(specs):
+                mine = np.flatnonzero(which == k)
+                if len(mine):
+                    parts.append(fresh_values(spec, keys[session[first][mine]],
+                                              p * counters.VALUE_WORDS))  # fmt: skip
+                    order.append(mine)
+            by_session = pa.concat_arrays(parts).take(pa.array(np.argsort(np.concatenate(order))))
+            out[name] = (rows, by_session.take(pa.array(owner)))
+        return out
+
+    def batch(self, index: np.ndarray, walked: Walked, start_us: int) -> pa.RecordBatch:
+        """The chunk's rows in the trace schema."""
+        rows = len(walked.endpoint)
+        values = self.values(index, walked)
+        code = walked.endpoint
+        picks = counters.session_keys(self.seed, counters.PICKS, index)[walked.session]
+        step2 = walked.step.astype(np.uint64) * np.uint64(2)
+        query = self._from_pools(self.queries, code, picks, step2, rows, pa.string())
+        body = self._from_pools(self.bodies, code, picks, step2 + np.uint64(1), rows, pa.binary())
+        sizes = pc.fill_null(pc.binary_length(body), 0).cast(pa.int64())
+        has_body = np.asarray(body.is_valid())
+        header_offsets = np.concatenate([[0], np.cumsum(has_body)]).astype(np.int32)
+        media = self.media.take(pa.array(code[has_body]))
+        headers = pa.MapArray.from_arrays(
+            pa.array(header_offsets), pa.array(["content-type"] * len(media), pa.string()), media
+        )
+        empty_maps = pa.MapArray.from_arrays(
+            pa.array(np.zeros(rows + 1, np.int32)),
+            pa.array([], pa.string()),
+            pa.array([], pa.string()),
+        )
+        session_keys = pc.binary_join_element_wise(
+            "synth:", pc.utf8_lpad(pa.array(index).cast(pa.string()), 8, "0"), ""
+        ).take(pa.array(walked.session))
+        ts_us = start_us + np.round(walked.t_s * 1e6).astype(np.int64)
+        zeros = pa.array(np.zeros(rows, np.int64))
+        columns = {
+            "ts": pa.array(ts_us, pa.timestamp("us", tz="UTC")),
+            "session": session_keys,
+            "client": session_keys,
+            "method": pa.DictionaryArray.from_arrays(
+                pa.array(self.method_code[code]), pa.array(self.methods, pa.string())
+            ),
+            "path": self.paths(code, values),
+            "query": query,
+            "req_headers": headers,
+            "req_body": body,
+            "req_body_size": sizes,
+            "resp_headers": empty_maps,
+            "resp_body_size": zeros,
+        }
+        arrays = [
+            columns[f.name] if f.name in columns else pa.nulls(rows, f.type) for f in TRACE_SCHEMA
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=TRACE_SCHEMA)
+
+    def paths(self, code: np.ndarray, values: dict[str, tuple[np.ndarray, pa.Array]]) -> pa.Array:
+        """Each row's template with its session's values in place."""
+        rows = len(code)
+        width = max([len(s) for s in self.slots] + [0])
+        literal = [
+            pa.array([p[t] if t < len(p) else "" for p in self.pieces], pa.string())
+            for t in range(width + 1)
+        ]
+        if width == 0:
+            return literal[0].take(pa.array(code))
+        # Every value of the chunk in one array (an empty one last): slots take from it.
+        names = list(values)
+        offsets = np.cumsum([0] + [len(values[n][0]) for n in names])
+        pool = pa.concat_arrays([values[n][1] for n in names] + [pa.array([""], pa.string())])
+        where = {}
+        for n, lo in zip(names, offsets[:-1].tolist(), strict=True):
+            at = np.full(rows, -1, dtype=np.int64)
+            at[values[n][0]] = lo + np.arange(len(values[n][0]))
+            where[n] = at
+        parts = [literal[0].take(pa.array(code))]
+        for t in range(width):
+            slot = np.full(rows, len(pool) - 1, dtype=np.int64)
+            for n in names:
+                holds = np.array([len(s) > t and s[t] == n for s in self.slots])[code]
+                slot[holds] = where[n][holds]
+            parts += [pool.take(pa.array(slot)), literal[t + 1].take(pa.array(code))]
+        return pc.binary_join_element_wise(*parts, "")
+
+    def _from_pools(
+        self,
+        pools: list[_Pool | None],
+        code: np.ndarray,
+        keys: np.ndarray,
+        k: np.ndarray,
+        rows: int,
+        type_: pa.DataType,
+    ) -> pa.Array:
+        """Per row, its endpoint's pool entry picked by its counter number (null without a
+        pool): one take from every pool laid end to end."""
+        entries = (counters.uniforms(keys, k) * POOL_SIZE).astype(np.int64)
+        slot = np.array([-1 if p is None else i for i, p in enumerate(pools)], dtype=np.int64)
+        pooled = slot[code] >= 0
+        wanted = np.unique(code[pooled] * POOL_SIZE + entries[pooled])
+        arrays = [pa.nulls(0, type_)]
+        for e, pool in enumerate(pools):
+            if pool is not None:
+                mine = wanted[(wanted >= e * POOL_SIZE) & (wanted < (e + 1) * POOL_SIZE)]
+                arrays.append(pool.rendered(mine - e * POOL_SIZE) if len(mine) else
+                              pa.nulls(POOL_SIZE, type_))  # fmt: skip
+        at = np.cumsum(slot >= 0) - 1  # each pooled endpoint's place, end to end
+        where = np.where(pooled, at[code] * POOL_SIZE + entries, 0)
+        return pa.concat_arrays(arrays).take(pa.array(where, mask=~pooled))
