@@ -75,11 +75,6 @@ class ThinkTime:
     def from_json(cls, data: dict[str, Any]) -> ThinkTime:
         return cls(tuple(float(v) for v in data["q"]), int(data["n"]), str(data["from"]))
 
-    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
-        """Inverse-CDF draws, linear between the stored quantiles."""
-        u = rng.random(size)
-        return np.interp(u, QUANTILE_POINTS, np.asarray(self.quantiles_s))
-
 
 @dataclass(frozen=True)
 class Behavior:

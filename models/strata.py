@@ -66,10 +66,6 @@ class JointShapes:
         self.entries = entries
         self.cdf = cdf / cdf[-1]
 
-    def pick(self, u: float) -> tuple[int, int | None]:
-        """The (behavior index, row index or None) whose slice of [0, 1) holds `u`."""
-        return self.entries[int(self.picks(np.array([u]))[0])]
-
     def picks(self, u: np.ndarray) -> np.ndarray:
         """Index into `entries` of the pair whose slice of [0, 1) holds each of `u`."""
         at = np.searchsorted(self.cdf, u, side="right")

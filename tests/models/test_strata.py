@@ -45,13 +45,14 @@ def test_every_pair_has_its_probability() -> None:
     # Ordered by behavior, then by length: a's rows 1 (len 1), 2 (len 4), 0 (len 9), then b.
     assert shapes.entries == [(0, 1), (0, 2), (0, 0), (1, 0)]
     grid = (np.arange(100_000) + 0.5) / 100_000
-    picks = [shapes.pick(u) for u in grid]
+    picks = [shapes.entries[i] for i in shapes.picks(grid)]
     share = {e: picks.count(e) / len(grid) for e in shapes.entries}
     expected = {(0, 1): 0.1875, (0, 2): 0.375, (0, 0): 0.1875, (1, 0): 0.25}
     assert all(abs(share[e] - p) < 1e-4 for e, p in expected.items())
     # A behavior without a table (an older model) is one entry with no row.
     old = dataclasses.replace(behavior("c", 1, [3], [1]), shape=None)
-    assert JointShapes([old], np.array([1.0])).pick(0.4) == (0, None)
+    alone = JointShapes([old], np.array([1.0]))
+    assert alone.entries[int(alone.picks(np.array([0.4]))[0])] == (0, None)
 
 
 def test_a_plan_of_a_few_hundred_sessions_holds_the_mean_length() -> None:
@@ -63,7 +64,7 @@ def test_a_plan_of_a_few_hundred_sessions_holds_the_mean_length() -> None:
     mean = float(np.mean(lengths))
 
     def off(numbers: Iterable[float]) -> float:
-        rows = [shapes.pick(u)[1] for u in numbers]
+        rows = [shapes.entries[i][1] for i in shapes.picks(np.fromiter(numbers, float))]
         return abs(float(np.mean([lengths[r] for r in rows if r is not None])) / mean - 1)
 
     stratified = [off(session_u(s, i) for i in range(192)) for s in range(1, 21)]
