@@ -18,9 +18,16 @@ replayed (sessions cut at the run's end left out) vs real (inter-arrival: the re
 arrivals of the run's window). Also the plans' offered ÷ (N × real) over the model's
 whole span, seeds 1-3. Without --trace it first captures one with `tracereplay demo`.
 
+Think time around held-back requests (`think_fair`, bench/held_back.py): the run's plan
+made again, the real pauses weighted by their transition's kept share, beside the
+unweighted figures and the plan's; `--rescore WORKDIR` scores a kept --work dir's runs
+again from its files (the plan is made with this tree's synthesizer: a run made with
+other code says `plan_sent_endpoint_match` < 1 and is not scored).
+
     .venv/bin/python bench/bench_scale.py [--trace DIR] [--model-scales 1,5,10]
         [--seeds 1,2,3] [--scales 1,5] [--processes 1,2] [--duration 60s] [--seed 1]
-        [--no-replay] [--json out.json]
+        [--no-replay] [--json out.json] [--work DIR]
+    .venv/bin/python bench/bench_scale.py --rescore DIR --trace DIR [--seed 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import pyarrow.parquet as pq
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from held_back import fair_think
+from held_back import boot_floor, fair_think
 
 from tracereplay.compare.run_summary import pauses_over_skips
 from tracereplay.demo.accounts import accounts_csv, sandbox_accounts
@@ -58,6 +65,8 @@ from tracereplay.replay.window import model_real_rps
 
 KS_C_ALPHA_05 = 1.36
 SEED = 7
+BOOT_ROUNDS = 100
+"""Rounds of held_back.boot_floor, the fair think measure's perfect-model floor."""
 BANDS = ((1, 2), (3, 5), (6, 13), (14, 10**9))
 """Session-length bands of the per-band figures (duration and mean think by length)."""
 
@@ -107,6 +116,7 @@ def real_shape(trace: Path, timeout_s: float, templates: dict[str, Any]) -> dict
         "think": real["think_s"].dropna().to_numpy(float),
         "think_from": before[real["think_s"].notna()].astype(str).to_numpy(),
         "think_to": paused["endpoint"].astype(str).to_numpy(),
+        "think_session": paused["session_id"].to_numpy(),
         "pauses_by_session": [g.to_numpy(float) for _, g in by_session],
         "table": table,
         "uncensored": table[~edges.any],
@@ -320,7 +330,11 @@ def think_fair(real: dict[str, Any], run: Path, scale: int, model: dict[str, Any
     plan = plan_from_model(model, scale=scale, duration_s=summary.get("duration_s"), seed=seed)
     sent = pq.read_table(run / "timing.parquet", columns=["session", "seq", "endpoint"])
     left_out = [int(k.removeprefix("replay:")) for k in cut]
-    return fair_think(real, plan.sessions, sent.to_pandas(), left_out, think)
+    out = fair_think(real, plan.sessions, sent.to_pandas(), left_out, think)
+    if "error" not in out:
+        weights = out.pop("real_weights")
+        out["boot"] = boot_floor(real, weights, len(real["table"]), scale, BOOT_ROUNDS, seed)
+    return out
 
 
 def main() -> int:

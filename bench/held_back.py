@@ -135,7 +135,8 @@ def fair_think(
     (`think`) and their transitions (`think_from`, `think_to`); `sessions` the run's
     planned sessions; `sent` timing.parquet's (session, seq, endpoint); `left_out` the
     sessions the replay side does not judge; `replay_kept` the replay's judged pauses.
-    Rows: mean ratio (second ÷ first) and KS, the first side weighted where named so."""
+    Rows: mean ratio (second ÷ first) and KS, the first side weighted where named so;
+    `real_weights` each real pause's weight (an array: the caller takes it out)."""
     pauses = planned_pauses(sessions)
     mask = kept(pauses, sent, left_out)
     share = keep_share(pauses, mask)
@@ -175,6 +176,7 @@ def fair_think(
         "plan_kept_vs_replay_kept": weighted_row(plan_kept, None, replay_kept),
         "real_vs_replay_kept": weighted_row(think, None, replay_kept),
         "real_weighted_vs_replay_kept": weighted_row(think, weights, replay_kept),
+        "real_weights": weights,
         "most_lost": [
             dict(
                 transition=f"{f} -> {t}",
@@ -184,4 +186,46 @@ def fair_think(
             )
             for (f, t), r in lost.head(8).iterrows()
         ],
+    }
+
+
+def boot_floor(
+    real: dict[str, np.ndarray], weights: np.ndarray, sessions: int, scale: int,
+    rounds: int, seed: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Where a perfect in-sample model lands by the draw alone, under the measure's own
+    assumption: per round, scale × `sessions` real sessions drawn with replacement (whole
+    sessions; those past the paused ones have no pause), each pause kept with its
+    transition's p_keep (`weights`), against the weighted real pauses; and the old
+    measure's floor (every drawn pause against the unweighted real ones). KS mean / p95,
+    the mean-think ratio's 95 % range and the share of rounds outside ±3 %."""
+    think = np.asarray(real["think"], float)
+    session = np.asarray(real["think_session"])
+    first = np.flatnonzero(np.r_[True, session[1:] != session[:-1]])
+    counts = np.diff(np.r_[first, len(session)])
+    rng = np.random.default_rng([seed, 23])
+    means = (float(np.average(think, weights=weights)), float(think.mean()))
+    out: dict[str, list[float]] = {"fair_ks": [], "fair_ratio": [], "old_ks": [], "old_ratio": []}
+    for _ in range(rounds):
+        pick = rng.integers(0, sessions, scale * sessions)
+        pick = pick[pick < len(first)]
+        size = counts[pick]
+        offset = np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size)
+        drawn = np.repeat(first[pick], size) + offset
+        kept_drawn = drawn[rng.random(len(drawn)) < weights[drawn]]
+        out["fair_ks"].append(weighted_ks(think, think[kept_drawn], weights))
+        out["fair_ratio"].append(float(think[kept_drawn].mean()) / means[0])
+        out["old_ks"].append(weighted_ks(think, think[drawn]))
+        out["old_ratio"].append(float(think[drawn].mean()) / means[1])
+    return {"rounds": rounds, **{side: _spread(out[f"{side}_ks"], out[f"{side}_ratio"])
+                                 for side in ("fair", "old")}}  # fmt: skip
+
+
+def _spread(ks: list[float], ratio: list[float]) -> dict[str, Any]:
+    r = np.asarray(ratio)
+    return {
+        "ks_mean": round(float(np.mean(ks)), 4),
+        "ks_p95": round(float(np.percentile(ks, 95)), 4),
+        "mean_ratio_95": [round(float(x), 4) for x in np.percentile(r, [2.5, 97.5])],
+        "mean_outside_3pct": round(float(np.mean(np.abs(r - 1) > 0.03)), 3),
     }

@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from bench.held_back import (
+    boot_floor,
     effective_n,
     fair_think,
     keep_share,
@@ -119,3 +120,19 @@ def test_effective_n() -> None:
     assert effective_n(np.ones(50)) == pytest.approx(50.0)
     assert effective_n(np.array([1.0, 0.0, 1.0, 0.0])) == pytest.approx(2.0)
     assert effective_n(np.array([1.0, 0.5])) == pytest.approx(1.8)
+
+
+def test_boot_floor_unit_weights_is_the_old_floor_and_thinning_is_judged_by_its_weights() -> None:
+    rng = np.random.default_rng(6)
+    session = np.repeat(np.arange(300), 5)
+    think = rng.exponential(1.0, len(session))
+    real = {"think": think, "think_session": session}
+    ones = boot_floor(real, np.ones(len(think)), 320, 1, rounds=20, seed=1)
+    assert ones["fair"] == ones["old"]
+    assert ones["fair"]["ks_mean"] < 0.05
+    # the long pauses are never kept: the fair floor still centres on 1, as the
+    # weighted real mean leaves them out too
+    weights = np.where(think > 2.0, 0.0, 1.0)
+    thinned = boot_floor(real, weights, 320, 1, rounds=20, seed=1)
+    low, high = thinned["fair"]["mean_ratio_95"]
+    assert low < 1.0 < high
