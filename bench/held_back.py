@@ -143,6 +143,7 @@ def fair_think(
     weights = transition_weights(real["think_from"], real["think_to"], share)
     plan_all = pauses["think_s"].to_numpy(float)
     plan_kept = plan_all[mask]
+    plan_weights = transition_weights(pauses["from_endpoint"], pauses["to_endpoint"], share)
     known = pd.MultiIndex.from_arrays([real["think_from"], real["think_to"]]).isin(share.index)
     planned_at = pauses.set_index(["session", "seq"])["to_endpoint"]
     sent_at = sent.set_index(["session", "seq"])["endpoint"].astype(str)
@@ -170,6 +171,9 @@ def fair_think(
             else None,
             "plan": round(float(plan_all[~mask].mean()), 4) if (~mask).any() else None,
         },
+        # the assumption, checked where it can be: the plan's own pauses weighted by
+        # their transition's p_keep against the plan's kept ones (1.0 / 0 if it holds)
+        "plan_weighted_vs_plan_kept": weighted_row(plan_all, plan_weights, plan_kept),
         "real_vs_plan_all": weighted_row(think, None, plan_all),
         "real_vs_plan_kept": weighted_row(think, None, plan_kept),
         "real_weighted_vs_plan_kept": weighted_row(think, weights, plan_kept),

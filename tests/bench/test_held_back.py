@@ -79,6 +79,13 @@ def test_fair_think_leaves_out_on_the_real_side_what_the_replay_loses() -> None:
     assert out["real_vs_plan_all"]["think_mean_s"][1] == round(14 / 6, 4)
     assert out["plan_kept_vs_replay_kept"]["think_mean_ratio"] == 1.0
     assert out["lost_mean_s"] == {"real": 7.0, "plan": 3.0}
+    # the check of the assumption: A -> B keeps 1.0 and 1.5 of (1.0, 1.5, 4.0), B -> C
+    # 2.5 of (2.0, 2.5): the weighted plan (2/3 of A -> B's, 1/2 of B -> C's) is longer
+    weighted_plan = (2 / 3 * 6.5 + 1 / 2 * 4.5) / 3
+    assert out["plan_weighted_vs_plan_kept"]["think_mean_s"] == [
+        round(weighted_plan, 4),
+        round(5 / 3, 4),
+    ]
     assert out["most_lost"][0] == {
         "transition": "A -> B", "planned": 3, "lost": 1, "p_keep": round(2 / 3, 4),
     }  # fmt: skip
