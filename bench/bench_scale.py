@@ -283,8 +283,9 @@ def summary_row(out: Path) -> dict[str, Any]:
 
 
 def replay_shape(
-    real: dict[str, Any], run: Path, scale: int, model: dict[str, Any], seed: int
-) -> dict[str, Any]:
+    real: dict[str, Any], run: Path, scale: int, model: dict[str, Any], seed: int,
+    profile: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The replayed sessions (those cut at the run's end left out, as compare does) vs
     the real ones; replayed sessions are never censored by a capture's edges. With
     `think_fair`: the same think time with the real side weighted to leave out the kind
@@ -318,22 +319,26 @@ def replay_shape(
     out["session_duration_real_latency"] = ks_row(real["uncensored"]["duration_s"], durations)
     out["cut_left_out"] = len(cut)
     out["pauses_over_skips_left_out"] = int(spans.sum())
-    out["think_fair"] = think_fair(real, run, scale, model, seed, cut, think)
+    out["think_fair"] = think_fair(real, run, scale, (model, seed, profile), cut, think)
     return out
 
 
-def think_fair(real: dict[str, Any], run: Path, scale: int, model: dict[str, Any], seed: int,
-               cut: set[str], think: np.ndarray) -> dict[str, Any]:  # fmt: skip
-    """The run's plan made again (as its replay made it: same model, N, window, seed)
-    and what timing.parquet says it sent, scored by held_back.fair_think."""
+def think_fair(real: dict[str, Any], run: Path, scale: int,
+               source: tuple[dict[str, Any], int, str | None], cut: set[str],
+               think: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """The run's plan made again (as its replay made it: same model, N, window, seed,
+    profile) and what timing.parquet says it sent, scored by held_back.fair_think."""
+    model, seed, profile = source
     summary = json.loads((run / "summary.json").read_text())
-    plan = plan_from_model(model, scale=scale, duration_s=summary.get("duration_s"), seed=seed)
+    plan = plan_from_model(model, scale=scale, duration_s=summary.get("duration_s"), seed=seed,
+                           profile=profile)  # fmt: skip
     sent = pq.read_table(run / "timing.parquet", columns=["session", "seq", "endpoint"])
     left_out = [int(k.removeprefix("replay:")) for k in cut]
     out = fair_think(real, plan.sessions, sent.to_pandas(), left_out, think)
     if "error" not in out:
         weights = out.pop("real_weights")
-        out["boot"] = boot_floor(real, weights, len(real["table"]), scale, BOOT_ROUNDS, seed)
+        sessions = len(real["table"])
+        out["boot"] = boot_floor(real, weights, sessions, scale, BOOT_ROUNDS, seed)
     return out
 
 
@@ -353,8 +358,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--work", type=Path, help="keep the model and runs here")
     parser.add_argument("--rescore", type=Path, metavar="WORKDIR",
-                        help="score a --work dir's runs again (its model.json, run-*x-*p/, "
-                        "--trace and --seed as replayed); no model, no replay")  # fmt: skip
+                        help="score a --work dir's runs again (model.json, run-*x-*p/; --trace, "
+                        "--seed, --profile as replayed); no model, no replay")  # fmt: skip
     args = parser.parse_args()
     if args.rescore:
         return rescore(args)
@@ -406,7 +411,8 @@ def replays(args: argparse.Namespace, work: Path, trace: Path, model: Path,
                 out = work / f"run-{scale}x-{processes}p"
                 row = replay(model, host, accounts, out, args, scale, processes)
                 row.update(scale=scale, processes=processes)
-                row.update(replay_shape(real, out, scale, load_model(model), args.seed))
+                model_data = load_model(model)
+                row.update(replay_shape(real, out, scale, model_data, args.seed, args.profile))
                 results["runs"].append(row)
                 print(json.dumps(row), flush=True)
 
@@ -424,7 +430,7 @@ def rescore(args: argparse.Namespace) -> int:
     for out in runs:
         scale, processes = (int(x) for x in out.name[4:-1].split("x-"))
         row = {"scale": scale, "processes": processes, **summary_row(out)}
-        row.update(replay_shape(real, out, scale, model, args.seed))
+        row.update(replay_shape(real, out, scale, model, args.seed, args.profile))
         results["runs"].append(row)
         print(json.dumps(row), flush=True)
     if args.json:
