@@ -18,9 +18,16 @@ replayed (sessions cut at the run's end left out) vs real (inter-arrival: the re
 arrivals of the run's window). Also the plans' offered ÷ (N × real) over the model's
 whole span, seeds 1-3. Without --trace it first captures one with `tracereplay demo`.
 
+Think time around held-back requests (`think_fair`, bench/held_back.py): the run's plan
+made again, the real pauses weighted by their transition's kept share, beside the
+unweighted figures and the plan's; `--rescore WORKDIR` scores a kept --work dir's runs
+again from its files (the plan is made with this tree's synthesizer: a run made with
+other code says `plan_sent_endpoint_match` < 1 and is not scored).
+
     .venv/bin/python bench/bench_scale.py [--trace DIR] [--model-scales 1,5,10]
         [--seeds 1,2,3] [--scales 1,5] [--processes 1,2] [--duration 60s] [--seed 1]
-        [--no-replay] [--json out.json]
+        [--no-replay] [--json out.json] [--work DIR]
+    .venv/bin/python bench/bench_scale.py --rescore DIR --trace DIR [--seed 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -37,12 +44,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from held_back import boot_floor, fair_think
 
 from tracereplay.compare.run_summary import pauses_over_skips
 from tracereplay.demo.accounts import accounts_csv, sandbox_accounts
 from tracereplay.models.frame import load_requests
-from tracereplay.models.model import build_model, write_model
+from tracereplay.models.model import build_model, load_model, write_model
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessions import session_table, sessionize
 from tracereplay.models.synthesize import Synthesizer
@@ -54,6 +65,8 @@ from tracereplay.replay.window import model_real_rps
 
 KS_C_ALPHA_05 = 1.36
 SEED = 7
+BOOT_ROUNDS = 100
+"""Rounds of held_back.boot_floor, the fair think measure's perfect-model floor."""
 BANDS = ((1, 2), (3, 5), (6, 13), (14, 10**9))
 """Session-length bands of the per-band figures (duration and mean think by length)."""
 
@@ -98,8 +111,12 @@ def real_shape(trace: Path, timeout_s: float, templates: dict[str, Any]) -> dict
     table["pauses_s"] = real.groupby("session_id", sort=True)["think_s"].sum().to_numpy()
     paused = real.dropna(subset=["think_s"])
     by_session = paused.groupby("session_id", sort=True)["think_s"]
+    before = real["endpoint"].astype(str).groupby(real["session_id"], sort=False).shift(1)
     return {
         "think": real["think_s"].dropna().to_numpy(float),
+        "think_from": before[real["think_s"].notna()].astype(str).to_numpy(),
+        "think_to": paused["endpoint"].astype(str).to_numpy(),
+        "think_session": paused["session_id"].to_numpy(),
         "pauses_by_session": [g.to_numpy(float) for _, g in by_session],
         "table": table,
         "uncensored": table[~edges.any],
@@ -245,23 +262,34 @@ def replay(model: Path, host: str, accounts: Path, out: Path, args: argparse.Nam
          str(accounts), "--force", *(["--profile", args.profile] if args.profile else [])],
         capture_output=True, text=True, timeout=3600, check=False,
     )  # fmt: skip
-    s = json.loads((out / "summary.json").read_text())
-    keep = ("sessions_planned", "sessions_started", "sessions_completed", "sessions_cut",
-            "sessions_skipped", "sessions_login_failed", "requests", "failures", "window_s",
-            "offered_rps", "achieved_rps", "real_rps", "achieved_scale")  # fmt: skip
-    row: dict[str, Any] = {k: s.get(k) for k in keep}
+    row = summary_row(out)
     row["exit"] = done.returncode
     row["seconds"] = round(time.monotonic() - started, 1)
-    row["planned_scale"] = round(s["offered_rps"] / s["real_rps"], 4) if s.get("real_rps") else None
-    row["start_lateness_p99_ms"] = s["start_lateness_ms"]["p99"]
     text = " ".join(done.stderr.split())
     row["final_line"] = text[text.rfind("sessions ") :] if "sessions " in text else text[-300:]
     return row
 
 
-def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
+def summary_row(out: Path) -> dict[str, Any]:
+    """A run's summary.json figures (planned = offered_rps ÷ real_rps)."""
+    s = json.loads((out / "summary.json").read_text())
+    keep = ("sessions_planned", "sessions_started", "sessions_completed", "sessions_cut",
+            "sessions_skipped", "sessions_login_failed", "requests", "failures", "window_s",
+            "offered_rps", "achieved_rps", "real_rps", "achieved_scale")  # fmt: skip
+    row: dict[str, Any] = {k: s.get(k) for k in keep}
+    row["planned_scale"] = round(s["offered_rps"] / s["real_rps"], 4) if s.get("real_rps") else None
+    row["start_lateness_p99_ms"] = s["start_lateness_ms"]["p99"]
+    return row
+
+
+def replay_shape(
+    real: dict[str, Any], run: Path, scale: int, model: dict[str, Any], seed: int,
+    profile: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The replayed sessions (those cut at the run's end left out, as compare does) vs
-    the real ones; replayed sessions are never censored by a capture's edges."""
+    the real ones; replayed sessions are never censored by a capture's edges. With
+    `think_fair`: the same think time with the real side weighted to leave out the kind
+    of pauses the replay side loses (bench/held_back.py), beside the plan's figures."""
     summary = json.loads((run / "summary.json").read_text())
     templater = Templater.from_json(real["templates"])
     replayed = sessionize(add_endpoints(load_requests(run / "replayed"), templater, params=False))
@@ -279,7 +307,8 @@ def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
     # real arrivals of that window, not of the whole capture (a ramp-up is slower).
     window = float(summary.get("window_s") or np.inf)
     early = {**real, "starts": real["starts"][real["starts"] < window]}
-    out = shape_rows(early, kept["think_s"].dropna().to_numpy(float), table, table, scale)
+    think = kept["think_s"].dropna().to_numpy(float)
+    out = shape_rows(early, think, table, table, scale)
     # The target's latency is not the captured backend's (another host, its load): the
     # replayed sessions' pauses with real response times, as the synthetic rows have.
     ids = kept["session_id"].to_numpy()
@@ -290,6 +319,26 @@ def replay_shape(real: dict[str, Any], run: Path, scale: int) -> dict[str, Any]:
     out["session_duration_real_latency"] = ks_row(real["uncensored"]["duration_s"], durations)
     out["cut_left_out"] = len(cut)
     out["pauses_over_skips_left_out"] = int(spans.sum())
+    out["think_fair"] = think_fair(real, run, scale, (model, seed, profile), cut, think)
+    return out
+
+
+def think_fair(real: dict[str, Any], run: Path, scale: int,
+               source: tuple[dict[str, Any], int, str | None], cut: set[str],
+               think: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """The run's plan made again (as its replay made it: same model, N, window, seed,
+    profile) and what timing.parquet says it sent, scored by held_back.fair_think."""
+    model, seed, profile = source
+    summary = json.loads((run / "summary.json").read_text())
+    plan = plan_from_model(model, scale=scale, duration_s=summary.get("duration_s"), seed=seed,
+                           profile=profile)  # fmt: skip
+    sent = pq.read_table(run / "timing.parquet", columns=["session", "seq", "endpoint"])
+    left_out = [int(k.removeprefix("replay:")) for k in cut]
+    out = fair_think(real, plan.sessions, sent.to_pandas(), left_out, think)
+    if "error" not in out:
+        weights = out.pop("real_weights")
+        sessions = len(real["table"])
+        out["boot"] = boot_floor(real, weights, sessions, scale, BOOT_ROUNDS, seed)
     return out
 
 
@@ -308,7 +357,12 @@ def main() -> int:
     parser.add_argument("--no-replay", action="store_true", help="model-only figures")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--work", type=Path, help="keep the model and runs here")
+    parser.add_argument("--rescore", type=Path, metavar="WORKDIR",
+                        help="score a --work dir's runs again (model.json, run-*x-*p/; --trace, "
+                        "--seed, --profile as replayed); no model, no replay")  # fmt: skip
     args = parser.parse_args()
+    if args.rescore:
+        return rescore(args)
     results: dict[str, Any] = {"runs": [], "synthetic": []}
     with tempfile.TemporaryDirectory(prefix="bench_scale-") as tmp:
         work = args.work or Path(tmp)
@@ -357,9 +411,31 @@ def replays(args: argparse.Namespace, work: Path, trace: Path, model: Path,
                 out = work / f"run-{scale}x-{processes}p"
                 row = replay(model, host, accounts, out, args, scale, processes)
                 row.update(scale=scale, processes=processes)
-                row.update(replay_shape(real, out, scale))
+                model_data = load_model(model)
+                row.update(replay_shape(real, out, scale, model_data, args.seed, args.profile))
                 results["runs"].append(row)
                 print(json.dumps(row), flush=True)
+
+
+def rescore(args: argparse.Namespace) -> int:
+    """Each run of a --work dir scored again against --trace, from files only."""
+    if args.trace is None:
+        print("--rescore needs --trace (the trace the runs were replayed from)", file=sys.stderr)
+        return 2
+    model = load_model(args.rescore / "model.json")
+    real = real_shape(args.trace, float(model["sessions"]["timeout_s"]), model["templates"])
+    results: dict[str, Any] = {"trace": str(args.trace), "rescored": str(args.rescore),
+                               "real": {"sessions": len(real["table"])}, "runs": []}  # fmt: skip
+    runs = sorted(args.rescore.glob("run-*x-*p"), key=lambda p: int(p.name[4:].split("x")[0]))
+    for out in runs:
+        scale, processes = (int(x) for x in out.name[4:-1].split("x-"))
+        row = {"scale": scale, "processes": processes, **summary_row(out)}
+        row.update(replay_shape(real, out, scale, model, args.seed, args.profile))
+        results["runs"].append(row)
+        print(json.dumps(row), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
