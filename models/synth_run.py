@@ -3,11 +3,11 @@ process alone, or shared with `processes - 1` worker processes started beside it
 
 This process draws chunks too, from the start: a worker needs seconds to start (its
 imports), and at 2 processes this one and one worker share the two cores. Each chunk goes
-to whoever is free (a worker holds at most two at a time); only its row count comes back,
-and the caller lands the parts in chunk order. For a large run every block of the pools of
-query strings and bodies is rendered here while the workers start, and handed to them in
-one Arrow file that each reads once (a large run picks from every block: each worker
-rendering them all would cost as much again).
+to whoever is free (a started worker holds at most two at a time); only its row count
+comes back, and the caller lands the parts in chunk order. For a large run every block
+of the pools of query strings and bodies is rendered here while the workers start, and
+handed to them in one Arrow file that each reads once (a large run picks from every
+block: each worker rendering them all would cost as much again).
 """
 
 from __future__ import annotations
@@ -78,13 +78,14 @@ def drawn(
     workers = min(processes, len(chunks)) - 1
     pool = ProcessPoolExecutor(workers, context, _start_worker, factory)
     try:
-        for _ in range(workers):
-            pool.submit(_ready)  # the workers start (imports) while the pools render
+        # The workers start (their imports) while the pools render; each takes chunks
+        # only once started, so this process is never left waiting on one still starting.
+        started = [pool.submit(_ready) for _ in range(workers)]
         with tempfile.TemporaryDirectory(prefix="tracereplay-synth-") as tmp:
             pools = Path(tmp) / "pools.arrow" if eager_pools else None
             if pools is not None:
                 _write_pools(synth, pools)
-            yield from _shared(synth, chunks, parts, pool, workers, pools)
+            yield from _shared(synth, chunks, parts, pool, started, pools)
     except BrokenProcessPool:
         raise TraceError(
             f"{parts.directory}: a synthesis worker process died (killed, out of memory?)"
@@ -99,7 +100,7 @@ def _shared(
     chunks: list[Chunk],
     parts: PartsOut,
     pool: ProcessPoolExecutor,
-    workers: int,
+    started: list[Future[None]],
     pools: Path | None,
 ) -> Iterator[tuple[Chunk, int]]:
     todo = deque(chunks)
@@ -107,14 +108,15 @@ def _shared(
     rows: dict[int, int] = {}
     landing = 0
     while landing < len(chunks):
-        while todo and len(running) < QUEUED_PER_WORKER * workers:
+        ready = sum(future.done() for future in started)
+        while todo and len(running) < QUEUED_PER_WORKER * ready:
             chunk = todo.popleft()
             job = (chunk, parts.directory, parts.metadata, pools)
             running[chunk.seq] = pool.submit(_work, job)
         if todo:
             chunk = todo.popleft()
             rows[chunk.seq] = _write(synth, chunk, parts.directory, parts.metadata)
-        else:
+        elif running:
             wait(running.values(), return_when=FIRST_COMPLETED)
         for seq in [seq for seq, future in running.items() if future.done()]:
             rows[seq] = running.pop(seq).result()  # a worker's error is raised here
