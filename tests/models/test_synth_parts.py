@@ -4,6 +4,7 @@ directory claimed as open_writer claims it, and a run that fails keeps nothing r
 
 from __future__ import annotations
 
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from tests.bad_input import assert_exit_2
 from tests.factories import realistic_records, write_trace
 from tracereplay import outdir
 from tracereplay.errors import TraceEmptyError, TraceError, TraceExistsError, TraceLockedError
+from tracereplay.models import synth_run
 from tracereplay.models import synthesize as synthesize_module
 from tracereplay.models.model import build_model, write_model
 from tracereplay.models.synth_parts import PartsOut, staged_path
@@ -35,11 +37,24 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(synthesize_module, "CHUNK_SESSIONS", CHUNK)  # cut in the parent
 
 
+@pytest.fixture
+def workers_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process waits for its workers to start before it draws: they get the first
+    chunks (else, on runs this small, this process may draw them all first)."""
+    real = synth_run._shared
+
+    def waiting(*args: Any) -> Any:
+        futures.wait(args[4])  # the futures of the workers' start
+        return real(*args)
+
+    monkeypatch.setattr(synth_run, "_shared", waiting)
+
+
 def _files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name != ".writer.lock")
 
 
-@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.usefixtures("small_chunks", "workers_first")
 def test_one_two_and_three_processes_write_the_same_parts(
     model: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -92,15 +107,14 @@ def test_a_write_failing_half_way_keeps_nothing_readable(
         open_trace(out)
 
 
-@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.usefixtures("small_chunks", "workers_first")
 def test_the_cli_says_a_worker_failed_in_one_line_and_removes_what_it_wrote(
     model: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """As above, in the worker process that draws chunk 1 (the first chunks go to the
-    worker; this process draws the later ones meanwhile)."""
+    """As above, in the worker process that draws chunk 1 (`workers_first`)."""
     path = write_model(model, tmp_path / "m.json")
     out = tmp_path / "out"
     (out / f".{staged_path(out, 1).name}.tmp" / "x").mkdir(parents=True)  # a worker's chunk
