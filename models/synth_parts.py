@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
 import pyarrow as pa
 
@@ -42,7 +42,7 @@ def write_staged(directory: Path, seq: int, batch: pa.RecordBatch, metadata: Tra
 
 class PartsOut:
     """A trace directory written part by part (layout in the module docstring); holds the
-    directory's writer lock until closed, and on a failure removes what it wrote."""
+    directory's writer lock until closed."""
 
     def __init__(self, directory: Path, metadata: TraceMetadata) -> None:
         self.directory = Path(directory)
@@ -79,20 +79,19 @@ class PartsOut:
             os.close(self._lock_fd)  # closing the descriptor drops the flock
             self._lock_fd = None
 
-    def __enter__(self) -> PartsOut:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc is not None:
-                self.discard()
-        finally:
-            self.close()
+@contextlib.contextmanager
+def parts_out(directory: Path, metadata: TraceMetadata) -> Iterator[PartsOut]:
+    """`PartsOut` for a block: on any failure (Ctrl-C included) what it wrote is removed;
+    the lock is dropped in any case."""
+    parts = PartsOut(directory, metadata)
+    try:
+        yield parts
+    except BaseException:
+        parts.discard()
+        raise
+    finally:
+        parts.close()
 
 
 def failed(exc: OSError, directory: Path) -> TraceError:

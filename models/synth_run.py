@@ -13,6 +13,7 @@ block: each worker rendering them all would cost as much again).
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -76,23 +77,29 @@ def drawn(
     # spawn, not fork: the parent holds threads (pyarrow's, a progress display).
     context = multiprocessing.get_context("spawn")
     workers = min(processes, len(chunks)) - 1
-    pool = ProcessPoolExecutor(workers, context, _start_worker, factory)
-    try:
-        # The workers start (their imports) while the pools render; each takes chunks
-        # only once started, so this process is never left waiting on one still starting.
-        started = [pool.submit(_ready) for _ in range(workers)]
-        with tempfile.TemporaryDirectory(prefix="tracereplay-synth-") as tmp:
+    make, model, seed = factory
+    with tempfile.TemporaryDirectory(prefix="tracereplay-synth-") as tmp:
+        # The model goes by file: a spawned worker reads its start-up arguments only after
+        # its imports, and arguments past a pipe's buffer (a model is ~0.4 MB) held this
+        # process in `submit` until then (5 s under load).
+        model_file = Path(tmp) / "model.pickle"
+        model_file.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+        pool = ProcessPoolExecutor(workers, context, _start_worker, (make, model_file, seed))
+        try:
+            # The workers start (their imports) while the pools render; each takes chunks
+            # only once started, so this process never waits on one still starting.
+            started = [pool.submit(_ready) for _ in range(workers)]
             pools = Path(tmp) / "pools.arrow" if eager_pools else None
             if pools is not None:
                 _write_pools(synth, pools)
             yield from _shared(synth, chunks, parts, pool, started, pools)
-    except BrokenProcessPool:
-        raise TraceError(
-            f"{parts.directory}: a synthesis worker process died (killed, out of memory?)"
-        ) from None
-    finally:
-        # Chunks not started are dropped; running ones end before their parts are removed.
-        pool.shutdown(wait=True, cancel_futures=True)
+        except BrokenProcessPool:
+            raise TraceError(
+                f"{parts.directory}: a synthesis worker process died (killed, out of memory?)"
+            ) from None
+        finally:
+            # Chunks not started are dropped; running ones end before their parts go.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _shared(
@@ -142,9 +149,9 @@ _worker: Synthesizer | None = None
 _adopted: Path | None = None
 
 
-def _start_worker(factory: Factory, model: dict[str, Any], seed: int) -> None:
+def _start_worker(factory: Factory, model: Path, seed: int) -> None:
     global _worker  # noqa: PLW0603 (one synthesizer per worker process)
-    _worker = factory(model, seed)
+    _worker = factory(pickle.loads(model.read_bytes()), seed)  # noqa: S301 (our own file)
 
 
 def _ready() -> None:

@@ -31,7 +31,7 @@ from .arrivals import ArrivalModel, sample_arrivals
 from .behaviors import Behavior
 from .payloads import BodyModel, QueryModel
 from .synth_columns import POOL_SIZE, Columns, Endpoint
-from .synth_parts import PartsOut, failed
+from .synth_parts import failed, parts_out
 from .synth_run import chunks_of, drawn
 from .synth_walk import MAX_SESSION_LENGTH, PAUSE_CANDIDATES, WalkTables
 
@@ -187,7 +187,7 @@ def synthesize(
         policy_hash=str(model["provenance"].get("policy_hash", "")),
     )
     done = requests = 0
-    with PartsOut(out, meta) as parts:
+    with parts_out(out, meta) as parts:
         try:
             chunks = chunks_of(starts, CHUNK_SESSIONS)
             eager = len(starts) * _mean_length(synth.behaviors) >= EAGER_POOL_ROWS
