@@ -3,11 +3,13 @@ each run its own process under `/usr/bin/time -v` (wall, CPU of the process and 
 workers, peak RSS of the largest process), on a model file (e.g. the cap20 staging model).
 
     ./.venv/bin/python bench/bench_synthesize.py MODEL --rows 1000000 [--rows 10000000]
-        [--base main] [--base-rows 1000000] [--processes 1,2] [--rounds 2] [--work DIR]
+        [--base main] [--base-rows 1000000 [--base-rows 10000000]] [--processes 1,2]
+        [--rounds 2] [--work DIR]
 
-The scale for ROWS is ROWS / (the model's rows at 1×); the base runs only at --base-rows
-(its ~6 k rows/s make 10 M an half-hour run), with --processes' largest count. Prints one
-JSON line per run and a summary with rows/s wall, rows per CPU-second and the load average.
+The scale for ROWS is ROWS / (the model's rows at 1×). At each --base-rows (repeatable;
+0: none) the base runs right after this tree at every process count, so each pair shares
+the machine's load. Prints one JSON line per run and a summary with rows/s wall, rows per
+CPU-second and the load average.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", type=Path)
     parser.add_argument("--rows", type=int, action="append", help="rows per run (repeatable)")
     parser.add_argument("--base", default="main", help="commit whose code runs beside")
-    parser.add_argument("--base-rows", type=int, default=1_000_000, help="0: no base run")
+    parser.add_argument(
+        "--base-rows", type=int, action="append", help="rows the base runs at too (repeatable)"
+    )
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None)
@@ -54,16 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(p) for p in args.processes.split(",")]
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-synth-"))
     work.mkdir(parents=True, exist_ok=True)
-    old = bench_model.old_tree(args.base, work / "base") if args.base_rows else None
+    base_rows = {r for r in args.base_rows or [1_000_000] if r}
+    old = bench_model.old_tree(args.base, work / "base") if base_rows else None
     runs = []
     for rows in args.rows or [1_000_000]:
         for _ in range(args.rounds):
             for processes in counts:
-                runs.append(one_run(args.model, work / "out", rows, at_1x, None, processes))
-                print(json.dumps(runs[-1]), flush=True)
-    if old is not None:
-        runs.append(one_run(args.model, work / "out", args.base_rows, at_1x, old, max(counts)))
-        print(json.dumps(runs[-1]), flush=True)
+                trees = [None] + ([old] if old is not None and rows in base_rows else [])
+                for tree in trees:
+                    runs.append(one_run(args.model, work / "out", rows, at_1x, tree, processes))
+                    print(json.dumps(runs[-1]), flush=True)
     for run in runs:
         print(f"{run['code']:4s} {run['processes']}p {run['requests']:>10,} rows  "
               f"{run['wall_s']:7.2f} s wall  {run['rows_per_s']:>9,} rows/s  "

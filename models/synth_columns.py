@@ -115,6 +115,7 @@ class Columns:
             _Pool(n, e.body, seed, fake) if e.body else None
             for n, e in zip(names, endpoints, strict=True)
         ]
+        self._whole: dict[int, tuple[list[pa.Array | None], pa.Array]] = {}
         self.media = pa.array([e.body.media_type if e.body else "" for e in endpoints])
         # Per endpoint: the names it draws values for (all of its parameters when its
         # template has one, as before), and its template split at those it holds.
@@ -262,13 +263,29 @@ class Columns:
         entries = (counters.uniforms(keys, k) * POOL_SIZE).astype(np.int64)
         slot = np.array([-1 if p is None else i for i, p in enumerate(pools)], dtype=np.int64)
         pooled = slot[code] >= 0
-        wanted = np.unique(code[pooled] * POOL_SIZE + entries[pooled])
-        arrays = [pa.nulls(0, type_)]
-        for e, pool in enumerate(pools):
-            if pool is not None:
-                mine = wanted[(wanted >= e * POOL_SIZE) & (wanted < (e + 1) * POOL_SIZE)]
-                arrays.append(pool.rendered(mine - e * POOL_SIZE) if len(mine) else
-                              pa.nulls(POOL_SIZE, type_))  # fmt: skip
+        joined = self._joined(pools, type_)
+        if joined is None:  # some block may be still to render
+            wanted = np.unique(code[pooled] * POOL_SIZE + entries[pooled])
+            arrays = [pa.nulls(0, type_)]
+            for e, pool in enumerate(pools):
+                if pool is not None:
+                    mine = wanted[(wanted >= e * POOL_SIZE) & (wanted < (e + 1) * POOL_SIZE)]
+                    arrays.append(pool.rendered(mine - e * POOL_SIZE) if len(mine) else
+                                  pa.nulls(POOL_SIZE, type_))  # fmt: skip
+            joined = pa.concat_arrays(arrays)
         at = np.cumsum(slot >= 0) - 1  # each pooled endpoint's place, end to end
         where = np.where(pooled, at[code] * POOL_SIZE + entries, 0)
-        return pa.concat_arrays(arrays).take(pa.array(where, mask=~pooled))
+        return joined.take(pa.array(where, mask=~pooled))
+
+    def _joined(self, pools: list[_Pool | None], type_: pa.DataType) -> pa.Array | None:
+        """Every pool end to end once each is rendered whole (a large run's pools after
+        its first chunks, or adopted): made once while they stay the same; else None."""
+        present = [p for p in pools if p is not None]
+        arrays = [p.array for p in present if p.done.all()]
+        if len(arrays) < len(present) or any(a is None for a in arrays):
+            return None
+        held = self._whole.get(id(pools))
+        if held is None or any(a is not b for a, b in zip(held[0], arrays, strict=True)):
+            held = (arrays, pa.concat_arrays([pa.nulls(0, type_), *arrays]))
+            self._whole[id(pools)] = held
+        return held[1]

@@ -112,6 +112,11 @@ class WalkTables:
             rows = np.concatenate([self.move[:, :width], self.entry[:, None]], axis=1)
             factors = np.concatenate([self.backward, np.ones((count, 1, width + 1))], axis=1)
             self.cdfs = np.cumsum(rows[:, :, None, :] * factors[:, None, :, :], axis=3)
+        # The table's rows laid end to end, for `_search`: only when every row rises, so
+        # that a binary search counts what `cdf <= at` counts (a NaN would not).
+        self.flat: np.ndarray | None = None
+        if self.cdfs is not None and (np.diff(self.cdfs, axis=3) >= 0).all():
+            self.flat = np.ascontiguousarray(self.cdfs).ravel()
 
     def draw(self, seed: int, index: np.ndarray, starts_s: np.ndarray) -> Walked:
         """Sessions `index` (any order, any subset) starting at `starts_s`."""
@@ -123,7 +128,7 @@ class WalkTables:
         loose = length == 0
         if loose.any():
             u = counters.uniforms(counters.session_keys(seed, counters.STRATUM, index[loose]), 1)
-            tempo[loose] = _interpolate(self.tempo[behavior[loose]], u[:, None])[:, 0]
+            tempo[loose] = _interpolate(self.tempo, behavior[loose], u[:, None])[:, 0]
         steps, sums, lengths = self._walk(seed, index, behavior, length, tempo)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = sums / total[:, None]
@@ -160,19 +165,19 @@ class WalkTables:
         while len(active):
             b = behavior[active]
             held = length[active] > 0
-            if self.cdfs is not None:
-                left = np.where(held, length[active] - step - 1, self.cdfs.shape[2] - 1)
-                cdf = self.cdfs[b, current if step else width, left]
+            u = counters.uniforms(walk_keys[active], step)
+            if self.flat is not None:
+                depth = self.backward.shape[1] + 1
+                left = np.where(held, length[active] - step - 1, depth - 1)
+                row = (b * (width + 1) + (current if step else width)) * depth + left
+                chosen, whole = _search(self.flat, row * (width + 1), width + 1, u)
             else:
                 weights = self.entry[b] if step == 0 else self.move[b, current]
                 if held.any():  # conditioned on the length: × b_(r-1), r requests left
                     weights[held] *= self.backward[b[held], length[active][held] - step - 1]
                 cdf = np.cumsum(weights, axis=1)
-            whole = cdf[:, -1]
-            # Below the whole: u · whole may round up to it, past the last weighted column.
-            at = counters.uniforms(walk_keys[active], step) * whole
-            at = np.where(at >= whole, np.nextafter(whole, -np.inf), at)
-            chosen = (cdf <= at[:, None]).sum(axis=1)
+                whole = cdf[:, -1]
+                chosen = (cdf <= _below(u, whole)[:, None]).sum(axis=1)
             going = (chosen < width) & (whole > 0)
             if step >= MAX_SESSION_LENGTH:
                 going[:] = False
@@ -182,7 +187,7 @@ class WalkTables:
                 think = self.think_id[b, current[going], chosen]
                 paused = think >= 0
                 u = counters.uniforms(pause_keys[active][paused, None], step * size + candidates)
-                drawn = _interpolate(self.quantiles[think[paused]], u)
+                drawn = _interpolate(self.quantiles, think[paused], u)
                 pauses[paused] = tempo[active][paused, None] * drawn
                 sums[active] += pauses
             steps.append((active, self.code[b, chosen], pauses))
@@ -221,13 +226,40 @@ def _rows(
     return Walked(session, endpoint, step_of, think, t_row, lengths)
 
 
-def _interpolate(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draws, linear between each row's stored quantiles (QUANTILE_POINTS
-    evenly spaced): row i of `quantiles` at each of row i of `u`."""
+def _below(u: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """Where draw `u` falls in [0, whole): u · whole may round up to the whole, past the
+    last weighted column."""
+    at = u * whole
+    return np.asarray(np.where(at >= whole, np.nextafter(whole, -np.inf), at))
+
+
+def _search(
+    flat: np.ndarray, start: np.ndarray, n: int, u: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, wholes): per row of `n` rising cumulative weights at `start` in `flat`,
+    how many are <= its draw (what `(cdf <= at).sum(axis=1)` counts), by a binary search
+    reading ~log2(n) values a row instead of gathering the whole row."""
+    whole = flat[start + n - 1]
+    at = _below(u, whole)
+    found = np.zeros(len(start), dtype=np.int64)
+    step = 1 << (n.bit_length() - 1)
+    while step:
+        candidate = found + step
+        ok = (candidate <= n) & (flat[start + np.minimum(candidate, n) - 1] <= at)
+        found = np.where(ok, candidate, found)
+        step >>= 1
+    return found, whole
+
+
+def _interpolate(table: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws, linear between stored quantiles (QUANTILE_POINTS evenly spaced):
+    row `rows[i]` of `table` at each of row i of `u`. Only the two quantiles around each
+    draw are read (not whole rows: gathering them was a quarter of the walk)."""
     at = u * _POINTS
     low = np.minimum(at.astype(np.int64), _POINTS - 1)
-    below = np.take_along_axis(quantiles, low, axis=1)
-    above = np.take_along_axis(quantiles, low + 1, axis=1)
+    place = (np.asarray(rows, dtype=np.int64) * table.shape[1])[:, None] + low
+    flat = np.ascontiguousarray(table).ravel()
+    below, above = flat[place], flat[place + 1]
     return np.asarray(below + (at - low) * (above - below))
 
 

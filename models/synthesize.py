@@ -5,15 +5,15 @@ walks its Markov chain with the modeled think times, so per-session statistics a
 same at every N. One seed decides everything: same model + seed → same rows. Session i's
 numbers are counter-based (models/counters.py: a hash of (seed, i, k)), so any subset of
 sessions (a replay worker's shard, one session) comes out as in the full run, and a chunk
-of sessions is drawn as numpy arrays (synth_walk.py) and written as Arrow columns
-(synth_columns.py). Query strings and bodies are picked from per-endpoint pools of
-POOL_SIZE rendered values: an endpoint's distinct query strings and bodies in one
-synthesis are at most POOL_SIZE each.
+of sessions is drawn as numpy arrays (synth_walk.py), built as Arrow columns
+(synth_columns.py) and written as one Parquet part of the trace (synth_parts.py,
+synth_run.py). Query strings and bodies are picked from per-endpoint pools of POOL_SIZE
+rendered values: an endpoint's distinct query strings and bodies in one synthesis are at
+most POOL_SIZE each.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,13 +24,15 @@ import numpy as np
 import pyarrow as pa
 
 from tracereplay.errors import UsageError
-from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
+from tracereplay.trace import TraceMetadata, TraceRecord
 from tracereplay.trace.schema import row_to_record
 
 from .arrivals import ArrivalModel, sample_arrivals
 from .behaviors import Behavior
 from .payloads import BodyModel, QueryModel
 from .synth_columns import POOL_SIZE, Columns, Endpoint
+from .synth_parts import failed, parts_out
+from .synth_run import chunks_of, drawn
 from .synth_walk import MAX_SESSION_LENGTH, PAUSE_CANDIDATES, WalkTables
 
 __all__ = ["MAX_SESSION_LENGTH", "PAUSE_CANDIDATES", "POOL_SIZE", "Synthesizer", "synthesize"]
@@ -38,9 +40,8 @@ __all__ = ["MAX_SESSION_LENGTH", "PAUSE_CANDIDATES", "POOL_SIZE", "Synthesizer",
 CHUNK_SESSIONS = 8_192
 """Sessions drawn and written together: memory follows the chunk, not the run."""
 EAGER_POOL_ROWS = 100_000
-"""From about this many rows, worker processes render every block of the pools first,
-shared out among them, and each chunk carries them: a large run picks from every block,
-and each worker rendering all of them itself would cost the run as much as its rows."""
+"""From about this many rows, with `processes` > 1, every block of the pools is rendered
+first and handed to the workers (synth_run.py): a large run picks from every block."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -169,8 +170,9 @@ def synthesize(
     processes: int = 1,
 ) -> SynthesisResult:
     """Write synthetic sessions of `model` at `scale` × its arrival rate into trace `out`,
-    drawing chunks of sessions in `processes` worker processes (the same rows, in the same
-    order, whatever the number: each session is drawn from its own seed)."""
+    one Parquet part per chunk of sessions (synth_parts.py), drawn in `processes`
+    processes: this one and `processes - 1` workers (the same rows, in the same order,
+    whatever the number: each session is drawn from its own numbers)."""
     if processes < 1:
         raise UsageError("--processes must be ≥ 1")
     if scale <= 0:
@@ -184,73 +186,27 @@ def synthesize(
         capture_start=synth.start,
         policy_hash=str(model["provenance"].get("policy_hash", "")),
     )
-    requests = sessions = 0
-    # Columnar batches written from this thread: no per-row handoff to the flusher.
-    with open_writer(out, meta) as writer:
-        for drawn, batch in _batches(synth, model, seed, starts, processes):
-            writer.write_batch(batch)
-            requests, sessions = requests + batch.num_rows, sessions + drawn
-            if progress is not None:
-                progress(sessions, len(starts))
+    done = requests = 0
+    with parts_out(out, meta) as parts:
+        try:
+            chunks = chunks_of(starts, CHUNK_SESSIONS)
+            eager = len(starts) * _mean_length(synth.behaviors) >= EAGER_POOL_ROWS
+            factory = (Synthesizer, model, seed)
+            for chunk, rows in drawn(
+                synth, chunks, parts, processes=processes, eager_pools=eager, factory=factory
+            ):
+                parts.land(chunk.seq)
+                done, requests = done + len(chunk.starts_s), requests + rows
+                if progress is not None:
+                    progress(done, len(starts))
+        except OSError as exc:  # a full disk (in a worker or here): its part is not there
+            raise failed(exc, out) from None
     if progress is not None:
         progress(len(starts), len(starts))
     span = duration_s if duration_s is not None else synth.arrivals.span_s
     return SynthesisResult(out, len(starts), requests, scale, float(span))
 
 
-def _batches(
-    synth: Synthesizer, model: dict[str, Any], seed: int, starts: np.ndarray, processes: int
-) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """(sessions, their rows) per chunk of CHUNK_SESSIONS sessions, in session order."""
-    chunks = [
-        (lo, starts[lo : lo + CHUNK_SESSIONS]) for lo in range(0, len(starts), CHUNK_SESSIONS)
-    ]
-    if processes == 1 or len(chunks) < 2:
-        for lo, part in chunks:
-            yield len(part), _chunk(synth, lo, part)
-        return
-    # spawn, not fork: the parent may hold threads (a trace writer) whose locks a fork copies.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(processes, initializer=_start_worker, initargs=(model, seed)) as pool:
-        shared: list[pa.Array] | None = None
-        if len(starts) * _mean_length(synth.behaviors) >= EAGER_POOL_ROWS:
-            pools = synth.columns.pools()
-            jobs = [(p, block) for p in range(len(pools)) for block in range(len(pools[p].done))]
-            for (p, block), values in zip(jobs, pool.imap(_render, jobs), strict=True):
-                pools[p].install(block, values)
-            shared = [p.whole() for p in pools]
-        work = [(lo, part, shared) for lo, part in chunks]
-        for (_, part), batch in zip(chunks, pool.imap(_work, work), strict=True):
-            yield len(part), batch
-
-
 def _mean_length(behaviors: list[Behavior]) -> float:
     shares = np.array([b.share for b in behaviors], dtype=float)
     return float(np.dot(shares, [b.mean_length for b in behaviors]) / shares.sum())
-
-
-def _chunk(synth: Synthesizer, first: int, starts: np.ndarray) -> pa.RecordBatch:
-    return synth.chunk(np.arange(first, first + len(starts)), starts)
-
-
-_worker: Synthesizer | None = None
-
-
-def _start_worker(model: dict[str, Any], seed: int) -> None:
-    global _worker  # noqa: PLW0603 (one synthesizer per worker process)
-    _worker = Synthesizer(model, seed)
-
-
-def _render(job: tuple[int, int]) -> list[Any]:
-    assert _worker is not None, "the pool's initializer makes the synthesizer"
-    pool, block = job
-    return _worker.columns.pools()[pool].render(block)
-
-
-def _work(chunk: tuple[int, np.ndarray, list[pa.Array] | None]) -> pa.RecordBatch:
-    assert _worker is not None, "the pool's initializer makes the synthesizer"
-    first, starts, shared = chunk
-    if shared is not None:
-        for pool, array in zip(_worker.columns.pools(), shared, strict=True):
-            pool.adopt(array)
-    return _chunk(_worker, first, starts)

@@ -115,9 +115,25 @@ def test_the_table_of_weights_draws_what_the_steps_multiply(
     fast = WalkTables([shaped, older], np.array([0.6, 0.4]), codes)
     monkeypatch.setattr(synth_walk, "TABLE_FLOATS", 0)
     slow_tables = WalkTables([shaped, older], np.array([0.6, 0.4]), codes)
-    assert fast.cdfs is not None and slow_tables.cdfs is None
+    assert fast.flat is not None and slow_tables.flat is None
     index, starts = np.arange(5_000), np.zeros(5_000)
     a, b = fast.draw(2, index, starts), slow_tables.draw(2, index, starts)
     for field in ("session", "endpoint", "step", "think_s", "t_s", "lengths"):
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
     assert set(np.unique(a.lengths)) > {2, 4, 7}  # the older behavior's lengths too
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 29, 64])
+def test_the_binary_search_counts_what_the_comparison_counts(n: int) -> None:
+    """Rows of rising cumulative weights with zero weights (ties), draws landing exactly on
+    a value and rounding up to the whole: the search's count is the comparison's."""
+    rng = np.random.default_rng(n)
+    weights = rng.choice([0.0, 0.1, 0.25, 1.0], size=(500, n))
+    weights[:3] = 0.0  # a row that cannot go on
+    cdf = np.cumsum(weights, axis=1)
+    u = rng.random(500)
+    u[3:50] = 1.0 - 2.0**-53  # the largest draw: rounds up to the whole
+    u[50:100] = cdf[50:100, rng.integers(0, n)] / np.where(cdf[50:100, -1] > 0, cdf[50:100, -1], 1)
+    found, whole = synth_walk._search(cdf.ravel(), np.arange(500) * n, n, u)
+    assert np.array_equal(whole, cdf[:, -1])
+    assert np.array_equal(found, (cdf <= synth_walk._below(u, cdf[:, -1])[:, None]).sum(axis=1))

@@ -1,0 +1,101 @@
+"""Where `synthesize` writes: a trace directory claimed as `open_writer` claims one (its
+writer lock; refused when it already holds rows), filled with one Parquet part per chunk.
+
+A drawn chunk is complete, so it needs no journal (tracereplay/trace/store.py): whoever
+drew it, the parent or a worker process, writes it with `store.write_part` (a temporary
+name, fsynced, renamed) as a staged part `_synth-NNNNNN.parquet`, which no reader lists
+(names starting with `_` are skipped). The parent renames staged parts to
+`part-NNNNNN.parquet` in chunk order, so the rows read back in the same order whatever the
+number of workers, and a run killed outright leaves a prefix of its chunks, each part
+whole. A run that fails (a worker's error, a full disk, Ctrl-C) removes every file it
+wrote: what is left reads as no trace at all, never as a short one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from tracereplay.errors import TraceError, TraceExistsError
+from tracereplay.trace import TraceMetadata, trace_schema
+from tracereplay.trace.store import lock_directory, part_path, scan_directory, write_part
+
+_STAGED = "_synth-{:06d}.parquet"
+
+
+def staged_path(directory: Path, seq: int) -> Path:
+    return directory / _STAGED.format(seq)
+
+
+def write_staged(directory: Path, seq: int, batch: pa.RecordBatch, metadata: TraceMetadata) -> int:
+    """Chunk `seq`'s rows as staged part `seq`, carrying the trace's metadata; its rows.
+    An OSError (a full disk) leaves no file behind (`write_part`)."""
+    schema = trace_schema(metadata)
+    table = pa.Table.from_batches([batch.cast(schema)], schema=schema)
+    write_part(table, staged_path(directory, seq))
+    return int(table.num_rows)
+
+
+class PartsOut:
+    """A trace directory written part by part (layout in the module docstring); holds the
+    directory's writer lock until closed."""
+
+    def __init__(self, directory: Path, metadata: TraceMetadata) -> None:
+        self.directory = Path(directory)
+        self.metadata = metadata
+        self._lock_fd: int | None = lock_directory(self.directory)
+        parts, journals = scan_directory(self.directory)
+        if parts or journals:  # as open_writer refuses it
+            self.close()
+            raise TraceExistsError(
+                f"{self.directory} already holds a trace; choose a new --out directory"
+            )
+        self.staged: list[int] = []
+        """Chunks whose staged part may exist (written, or being written by a worker)."""
+
+    def expect(self, seq: int) -> None:
+        """Chunk `seq` is being drawn: its staged part is this run's, to remove on failure."""
+        self.staged.append(seq)
+
+    def land(self, seq: int) -> None:
+        """Staged part `seq` (complete) becomes part `seq` of the trace."""
+        staged_path(self.directory, seq).replace(part_path(self.directory, seq))
+
+    def discard(self) -> None:
+        """Remove every part, staged part and temporary file of this run."""
+        for seq in self.staged:
+            for path in (staged_path(self.directory, seq), part_path(self.directory, seq)):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                with contextlib.suppress(OSError):
+                    path.with_name(f".{path.name}.tmp").unlink()
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
+
+
+@contextlib.contextmanager
+def parts_out(directory: Path, metadata: TraceMetadata) -> Iterator[PartsOut]:
+    """`PartsOut` for a block: on any failure (Ctrl-C included) what it wrote is removed;
+    the lock is dropped in any case."""
+    parts = PartsOut(directory, metadata)
+    try:
+        yield parts
+    except BaseException:
+        parts.discard()
+        raise
+    finally:
+        parts.close()
+
+
+def failed(exc: OSError, directory: Path) -> TraceError:
+    """The one line a write that failed (a full disk) is reported as."""
+    # pyarrow's strerror holds the whole message, path included; errno says it shorter.
+    reason = os.strerror(exc.errno) if exc.errno else exc.strerror or type(exc).__name__
+    return TraceError(f"{directory}: writing the trace failed ({reason}); nothing was kept")

@@ -1,0 +1,143 @@
+"""`synthesize` writes one Parquet part per chunk (models/synth_parts.py, synth_run.py): the
+same rows in the same order at any --processes, the trace's metadata in every part, the
+directory claimed as open_writer claims it, and a run that fails keeps nothing readable."""
+
+from __future__ import annotations
+
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.bad_input import assert_exit_2
+from tests.factories import realistic_records, write_trace
+from tracereplay import outdir
+from tracereplay.errors import TraceEmptyError, TraceError, TraceExistsError, TraceLockedError
+from tracereplay.models import synth_run
+from tracereplay.models import synthesize as synthesize_module
+from tracereplay.models.model import build_model, write_model
+from tracereplay.models.synth_parts import PartsOut, staged_path
+from tracereplay.trace import TraceMetadata, open_trace, open_writer
+from tracereplay.trace.store import part_path
+
+CHUNK = 40
+"""Sessions per chunk here: the runs below have several chunks for the workers to share."""
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    trace = write_trace(tmp_path_factory.mktemp("parts") / "t", list(realistic_records(800)))
+    return build_model(trace, correlations=False)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(synthesize_module, "CHUNK_SESSIONS", CHUNK)  # cut in the parent
+
+
+@pytest.fixture
+def workers_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process waits for its workers to start before it draws: they get the first
+    chunks (else, on runs this small, this process may draw them all first)."""
+    real = synth_run._shared
+
+    def waiting(*args: Any) -> Any:
+        futures.wait(args[4])  # the futures of the workers' start
+        return real(*args)
+
+    monkeypatch.setattr(synth_run, "_shared", waiting)
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name != ".writer.lock")
+
+
+@pytest.mark.usefixtures("small_chunks", "workers_first")
+def test_one_two_and_three_processes_write_the_same_parts(
+    model: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 2 the pools are rendered first and read by the worker from a file (as in a large
+    run); at 3 each worker renders the blocks it needs."""
+    results = {}
+    for p, eager in ((1, 0), (2, 0), (3, synthesize_module.EAGER_POOL_ROWS)):
+        monkeypatch.setattr(synthesize_module, "EAGER_POOL_ROWS", eager)
+        out = tmp_path / f"p{p}"
+        results[p] = synthesize_module.synthesize(model, out, scale=3, seed=2, processes=p)
+    one = open_trace(tmp_path / "p1")
+    chunks = -(-results[1].sessions // CHUNK)
+    assert chunks >= 4 and results[1].requests == one.num_rows > 100
+    # One part per chunk, numbered in chunk order; no staged or temporary file left.
+    assert _files(tmp_path / "p1") == [part_path(Path(), s).name for s in range(1, chunks + 1)]
+    table = one.to_table(sort=False)
+    assert table.column("req_body").null_count < table.num_rows  # pools were used
+    for p in (2, 3):
+        other = open_trace(tmp_path / f"p{p}")
+        assert _files(tmp_path / f"p{p}") == _files(tmp_path / "p1")
+        assert other.to_table(sort=False).equals(table)
+        assert other.to_table().equals(one.to_table())
+        assert (results[p].sessions, results[p].requests) == (results[1].sessions, one.num_rows)
+    # Every part carries the trace's metadata, as the writer's parts do.
+    expected = TraceMetadata(
+        source="synthesize",
+        capture_start=synthesize_module.Synthesizer(model).start,
+        policy_hash=str(model["provenance"].get("policy_hash", "")),
+    )
+    for part in (tmp_path / "p2").glob("part-*.parquet"):
+        assert TraceMetadata.from_arrow(pq.read_schema(part).metadata) == expected
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_write_failing_half_way_keeps_nothing_readable(
+    model: dict[str, Any], tmp_path: Path
+) -> None:
+    """Chunk 2's part cannot be written (its temporary name is taken by a directory), after
+    chunk 1's was: one line naming the failure; no part, staged part or temporary file of
+    the run is left, and the directory reads as no trace."""
+    out = tmp_path / "out"
+    blocker = staged_path(out, 2)
+    (out / f".{blocker.name}.tmp" / "x").mkdir(parents=True)
+    with pytest.raises(TraceError) as failed:
+        synthesize_module.synthesize(model, out, scale=3, seed=2)
+    message = str(failed.value)
+    assert "\n" not in message and "writing the trace failed (Is a directory)" in message
+    assert _files(out) == [f".{blocker.name}.tmp"]
+    with pytest.raises(TraceEmptyError):
+        open_trace(out)
+
+
+@pytest.mark.usefixtures("small_chunks", "workers_first")
+def test_the_cli_says_a_worker_failed_in_one_line_and_removes_what_it_wrote(
+    model: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As above, in the worker process that draws chunk 1 (`workers_first`)."""
+    path = write_model(model, tmp_path / "m.json")
+    out = tmp_path / "out"
+    (out / f".{staged_path(out, 1).name}.tmp" / "x").mkdir(parents=True)  # a worker's chunk
+    monkeypatch.setattr(outdir, "check_out_dir", lambda out, **_: out)  # let it start there
+    argv = ["synthesize", str(path), "--out", str(out), "--scale", "3", "--processes", "2"]
+    assert_exit_2(argv, capsys, says="writing the trace failed (Is a directory)")
+    assert _files(out) == [f".{staged_path(out, 1).name}.tmp"]  # as it was
+
+
+def test_the_directory_is_claimed_as_the_writer_claims_it(tmp_path: Path) -> None:
+    meta = TraceMetadata(source="synthesize")
+    with open_writer(tmp_path / "held", meta), pytest.raises(TraceLockedError):
+        PartsOut(tmp_path / "held", meta)
+    write_trace(tmp_path / "full", list(realistic_records(3)))
+    with pytest.raises(TraceExistsError):
+        PartsOut(tmp_path / "full", meta)
+    with open_writer(tmp_path / "full", meta, append=True):  # the refusal let go of the lock
+        pass
+
+
+def test_a_staged_part_is_not_read_as_part_of_the_trace(tmp_path: Path) -> None:
+    """What a run killed outright may leave besides its landed parts is skipped by readers."""
+    write_trace(tmp_path / "t", list(realistic_records(5)))
+    (tmp_path / "t" / "part-000001.parquet").rename(staged_path(tmp_path / "t", 1))
+    with pytest.raises(TraceEmptyError):
+        open_trace(tmp_path / "t")
