@@ -86,7 +86,8 @@ def synthesize_cmd(
         ),
     ] = "stratified",
     processes: Annotated[
-        int, typer.Option(help="Worker processes drawing sessions (the same rows at any number).")
+        int,
+        typer.Option(help="Processes drawing and writing sessions: this one and P-1 workers."),
     ] = 1,
 ) -> None:
     """Write synthetic sessions drawn from a model (request side; no target needed)."""
