@@ -114,38 +114,23 @@ def frame_header(size: int, crc: int) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """A journal frame's payload (one Arrow IPC stream of `rows` rows) and its CRC-32."""
+def append_frame(fd: int, batch: pa.RecordBatch) -> tuple[int, int]:
+    """Append the frame holding `batch`; on failure cut the file back to where it began.
 
-    payload: pa.Buffer
-    crc: int
-    rows: int
-
-
-def build_frame(batch: pa.RecordBatch) -> Frame:
-    """The payload of the frame holding `batch`, built in memory: Arrow writes it, and
-    zlib checksums it, without the GIL (a proxy sharing the process keeps running)."""
+    The payload is built in memory (Arrow writes it, and zlib checksums it, without the
+    GIL: a proxy sharing the process keeps running) and written after a zeroed header;
+    the header goes in last, so a frame cut short reads as a torn tail. Returns where
+    the payload starts in the file and its size.
+    """
     out = pa.BufferOutputStream()
     with ipc.new_stream(out, batch.schema) as stream:
         stream.write_batch(batch)
     payload = out.getvalue()
-    return Frame(payload, zlib.crc32(payload), batch.num_rows)  # crc32: GIL-free past a few KB
-
-
-def append_frame(fd: int, batch: pa.RecordBatch | Frame) -> tuple[int, int]:
-    """Append the frame holding `batch` (or built from it); on failure cut the file back
-    to where it began.
-
-    The payload is written after a zeroed header; the header goes in last, so a frame cut
-    short reads as a torn tail. Returns where the payload starts in the file and its size.
-    """
-    frame = batch if isinstance(batch, Frame) else build_frame(batch)
-    payload = frame.payload
+    crc = zlib.crc32(payload)  # releases the GIL past a few KB
     start = os.lseek(fd, 0, os.SEEK_END)
     try:
         _write_all(fd, bytes(_HEADER_SIZE), payload)  # zeros until the payload is complete
-        os.pwrite(fd, frame_header(payload.size, frame.crc), start)
+        os.pwrite(fd, frame_header(payload.size, crc), start)
     except OSError:
         with contextlib.suppress(OSError):  # a torn frame is skipped anyway; tidier without
             os.ftruncate(fd, start)
@@ -419,12 +404,7 @@ class ParquetDirSink:
                 ) from None
         return max([*parts, *journals], default=0) + 1
 
-    prepare = staticmethod(build_frame)
-    """The frame of a batch, built by the caller's thread (`TraceWriter`: the converting
-    one) ahead of `write_batch`, so that the journal thread only writes it."""
-
-    def write_batch(self, batch: pa.RecordBatch | Frame) -> None:
-        """Append `batch`, or the frame `prepare` built of it, to the journal."""
+    def write_batch(self, batch: pa.RecordBatch) -> None:
         if self._failed is not None:
             raise self._failed
         try:
@@ -435,7 +415,7 @@ class ParquetDirSink:
         except OSError as exc:
             self._failed = exc
             raise
-        self._journal_rows += batch.rows if isinstance(batch, Frame) else batch.num_rows
+        self._journal_rows += batch.num_rows
         if self._journal_rows >= self.rows_per_part:
             self._rotate()
 

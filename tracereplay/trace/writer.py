@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol
 
 import pyarrow as pa
 
@@ -84,7 +83,6 @@ class TraceWriter:
         self.flush_interval_s = flush_interval_s
         self.max_buffer_rows = max_buffer_rows
         self._sink = sink
-        self._prepare: Callable[[pa.RecordBatch], Any] | None = getattr(sink, "prepare", None)
         self._buffer: list[TraceRecord] = []
         self._sink_lock = threading.Lock()
         self._wake = threading.Event()
@@ -163,11 +161,7 @@ class TraceWriter:
                         self._land(landed, len(records))
                     self.rows_rejected += rejected  # not when lost: the sink failed first
                     if batch is not None:
-                        # A sink that can build its frame here (`ParquetDirSink`) leaves the
-                        # journal thread only the writes: fewer GIL re-takes there, each a
-                        # wait of up to the switch interval while this thread converts.
-                        item = self._prepared(batch, len(records) - start)
-                        in_flight = _InFlight(self._journal.submit(self._store, item), start)
+                        in_flight = _InFlight(self._journal.submit(self._store, batch), start)
             finally:
                 if in_flight is not None:
                     self._land(in_flight, len(records))
@@ -218,22 +212,10 @@ class TraceWriter:
         )
         logger.error("%s", self._error)
 
-    def _store(self, batch: Any) -> None:
-        """On the journal thread: `batch` (or what the sink's `prepare` made of it) into
-        the sink (one call at a time)."""
+    def _store(self, batch: pa.RecordBatch) -> None:
+        """On the journal thread: `batch` into the sink (one call at a time)."""
         self._sink.write_batch(batch)
-        self.rows_flushed += batch.num_rows if isinstance(batch, pa.RecordBatch) else batch.rows
-
-    def _prepared(self, batch: pa.RecordBatch, rows_left: int) -> Any:
-        """`batch` as the sink's `prepare` makes it, if it has one; a failure there is the
-        sink's (the rows from `batch` on are lost)."""
-        if self._prepare is None:
-            return batch
-        try:
-            return self._prepare(batch)
-        except Exception as exc:
-            self._fail(exc, rows_left)
-            raise self._error from exc  # type: ignore[misc]  # set by _fail
+        self.rows_flushed += batch.num_rows  # only one thread at a time counts
 
     def _land(self, frame: _InFlight, total: int) -> None:
         """Wait for `frame` to reach the sink; on failure, the rows from it on are lost."""
