@@ -25,8 +25,8 @@ CPU, a 4 KB JSON body, keepalive without a request limit) and measures:
    Each run also says where its CPU went by thread (`cpu_us_per_request_by_thread`:
    the CLI, the Locust sending loop, its writer's thread) and `runq_main_share`, the share
    of the stretch its sending loop was ready to run but waited for the CPU (another
-   process had it); with --fifo the 50 % and 90 % runs are repeated under SCHED_FIFO
-   (`chrt -f 10`, root): the start lateness left is the tool's own.
+   process had it); with --fifo the 50 % and 90 % runs are repeated at real-time priority
+   (`chrt -r 10`, SCHED_RR, root): the start lateness left is the tool's own.
 3. `--processes 2` vs 1 on both cores (not pinned), offered 4 x the one-core maximum:
    the steady-state rate ratio, the CPU each got, and sessions started ÷ planned.
 
@@ -308,8 +308,10 @@ def run_replay(
             "--processes", str(processes)]  # fmt: skip
     if pinned:
         argv = ["taskset", "-c", "0", *argv]
-    if fifo:  # real-time priority: no other process of the machine delays it (root only)
-        argv = ["chrt", "-f", "10", *argv]
+    if fifo:  # real-time priority: no other process of the machine delays it (root only).
+        # Round-robin, not FIFO: one FIFO run (of 16) had its CLI's threads spin on the one
+        # core, none letting another run, until set back to SCHED_OTHER.
+        argv = ["chrt", "-r", "10", *argv]
     env = dict(os.environ)
     if tree is not None:  # another commit's package (baseline_tree), ahead of this one
         env["PYTHONPATH"] = str(tree)
@@ -318,8 +320,13 @@ def run_replay(
         env["GEVENT_MAX_BLOCKING_TIME"] = str(stall_ms / 1000.0)
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     sampler = CpuSampler(process.pid)
-    process.wait(window_s + 200)
-    sampler.stop()
+    try:
+        process.wait(window_s + 200)
+    except subprocess.TimeoutExpired:  # bounded: the whole tree goes, then the bench stops
+        _kill_tree(process.pid)
+        raise
+    finally:
+        sampler.stop()
     summary = json.loads((out / "summary.json").read_text())
     sent = pq.read_table(out / "timing.parquet", columns=["sent_s"])["sent_s"].to_numpy()
     result = {
@@ -340,6 +347,15 @@ def run_replay(
     if stall_ms is not None:
         result["stalls"] = stalls((out / "locust.log").read_text(errors="replace"))
     return result
+
+
+def _kill_tree(pid: int) -> None:
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        for proc in [*root.children(recursive=True), root]:
+            with contextlib.suppress(psutil.Error):
+                os.sched_setscheduler(proc.pid, os.SCHED_OTHER, os.sched_param(0))
+                proc.kill()
 
 
 def baseline_tree(commit: str, work: Path) -> Path:
@@ -584,8 +600,8 @@ def main() -> None:
     parser.add_argument("--only-inproc", action="store_true", help="only the in-process A/B")
     parser.add_argument(
         "--fifo", action="store_true",
-        help="also the 50 %% and 90 %% runs under SCHED_FIFO (chrt -f 10, root): their start "
-             "lateness without the machine's other processes (see runq_main_share)",
+        help="also the 50 %% and 90 %% runs at real-time priority (chrt -r 10, root): their "
+             "start lateness without the machine's other processes (see runq_main_share)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -645,7 +661,7 @@ def main() -> None:
                                                      rate=share * top["rps"], window_s=window * 1.5,
                                                      per_session=k, stall_ms=args.stall_ms,
                                                      fifo=True)  # fmt: skip
-                print(f"replay at {share:.0%} of max, SCHED_FIFO:", figures[f"{name}_fifo"],
+                print(f"replay at {share:.0%} of max, real-time priority:", figures[f"{name}_fifo"],
                       flush=True)  # fmt: skip
         if args.long_requests:  # a long run at 90 %: stalls late in a big run
             rate = 0.9 * top["rps"]
