@@ -22,6 +22,11 @@ CPU, a 4 KB JSON body, keepalive without a request limit) and measures:
    offload.py, pyarrow, the journal) is the tool's own IO. Beside it, the longest gap
    between consecutive sends of the steady stretch. --long-requests N adds a run of N
    requests at 90 % (the issue saw a 231 ms stall at ~100 k of 120 k requests).
+   Each run also says where its CPU went by thread (`cpu_us_per_request_by_thread`:
+   the CLI, the Locust sending loop, its writer's thread) and `runq_main_share`, the share
+   of the stretch its sending loop was ready to run but waited for the CPU (another
+   process had it); with --fifo the 50 % and 90 % runs are repeated at real-time priority
+   (`chrt -r 10`, SCHED_RR, root): the start lateness left is the tool's own.
 3. `--processes 2` vs 1 on both cores (not pinned), offered 4 x the one-core maximum:
    the steady-state rate ratio, the CPU each got, and sessions started ÷ planned.
 
@@ -29,7 +34,7 @@ Bounded: every run has a planned request count and a --run-time; nginx and every
 process are stopped at the end.
 
     .venv/bin/python bench/bench_generator.py [--json out.json] [--seconds 10]
-        [--long-requests 120000] [--skip-processes] [--inproc-rounds 24 [--only-inproc]]
+        [--long-requests 120000] [--skip-processes] [--inproc-rounds 24 [--only-inproc]] [--fifo]
         [--baseline COMMIT [--ab-rounds 3]]
 
 --inproc-rounds N: first, the in-process A/B (`inproc_ab`, bench/gen_ab_child.py): this
@@ -74,6 +79,7 @@ BIN = Path(sys.executable).parent
 PATH = "/item.json"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 RUNNING = re.compile(r"replay/(driver|sender|results|offload)\.py")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 OWN_IO = re.compile(r"results\.py|offload\.py|pyarrow|trace/store\.py|append_frame")
 NGINX_CONF = """
 worker_processes 1;
@@ -177,12 +183,19 @@ def make_trace(directory: Path, rate: float, window_s: float, per_session: int) 
 
 
 class CpuSampler:
-    """(epoch seconds, user+system CPU seconds of a process tree) every 0.2 s."""
+    """(epoch seconds, user+system CPU seconds of a process tree, its parts) every 0.2 s.
+
+    The parts, from /proc per thread (Linux; empty elsewhere): CPU of the root process's
+    main thread and of its other threads, of the children's main threads and of their
+    other threads (for a replay: the `tracereplay replay` CLI, the Locust process's
+    sending loop, its writer's thread), and `runq_main`: the time the main threads were
+    ready to run but waited for a CPU (schedstat): the machine's share of a late start."""
 
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
-        self.samples: list[tuple[float, float]] = []
+        self.samples: list[tuple[float, float, dict[str, float]]] = []
         self._last: dict[int, float] = {}
+        self._threads: dict[tuple[int, int], tuple[str, float, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -197,16 +210,41 @@ class CpuSampler:
                 with contextlib.suppress(psutil.Error):
                     t = proc.cpu_times()
                     self._last[proc.pid] = t.user + t.system
-            self.samples.append((time.time(), sum(self._last.values())))
+                self._read_threads(proc.pid, "root" if proc.pid == self.root.pid else "children")
+            parts: dict[str, float] = {}
+            for role, cpu, runq in self._threads.values():
+                parts[role] = parts.get(role, 0.0) + cpu
+                if role.endswith("_main"):
+                    parts["runq_main"] = parts.get("runq_main", 0.0) + runq
+            self.samples.append((time.time(), sum(self._last.values()), parts))
             self._stop.wait(0.2)
+
+    def _read_threads(self, pid: int, who: str) -> None:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    runq_ns = int((task / "schedstat").read_text().split()[1])
+                    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+                    main = int(task.name) == pid
+                    role = f"{who}_main" if main else f"{who}_other_threads"
+                    self._threads[(pid, int(task.name))] = (role, cpu, runq_ns / 1e9)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
 
     def at(self, t: float) -> float:
-        times, cpu = zip(*self.samples, strict=True)
+        times, cpu, _ = zip(*self.samples, strict=True)
         return float(np.interp(t, times, cpu))
+
+    def parts_between(self, a: float, b: float) -> dict[str, float]:
+        """Each part's growth between epoch seconds a and b."""
+        times = [x[0] for x in self.samples]
+        keys = sorted({k for x in self.samples for k in x[2]})
+        series = {k: [x[2].get(k, 0.0) for x in self.samples] for k in keys}
+        return {k: float(np.interp(b, times, v) - np.interp(a, times, v))
+                for k, v in series.items()}  # fmt: skip
 
 
 def steady(sent: np.ndarray, sampler: CpuSampler) -> dict[str, Any]:
@@ -218,6 +256,8 @@ def steady(sent: np.ndarray, sampler: CpuSampler) -> dict[str, Any]:
     n = int(np.count_nonzero((sent >= a) & (sent < b)))
     cpu = sampler.at(b) - sampler.at(a)
     stretch = sent[(sent >= a) & (sent < b)]
+    parts = sampler.parts_between(a, b)
+    runq = parts.pop("runq_main", None)
     return {
         "requests": len(sent),
         "steady_s": round(float(b - a), 3),
@@ -225,6 +265,10 @@ def steady(sent: np.ndarray, sampler: CpuSampler) -> dict[str, Any]:
         "cpu_ms_per_request": round(cpu / n * 1000.0, 4),
         "cpu_cores": round(cpu / (b - a), 3),
         "max_gap_ms": round(float(np.diff(stretch).max()) * 1000.0, 2),
+        # Where the CPU per request went (µs): the parts of `CpuSampler`.
+        "cpu_us_per_request_by_thread": {k: round(v / n * 1e6, 1) for k, v in parts.items()},
+        # How much of the stretch the main threads were ready but waited for a CPU.
+        "runq_main_share": None if runq is None else round(runq / (b - a), 3),
     }
 
 
@@ -254,6 +298,7 @@ def run_replay(
     pinned: bool = True,
     stall_ms: float | None = None,
     tree: Path | None = None,
+    fifo: bool = False,
 ) -> dict[str, Any]:
     trace = work / f"{name}.trace"
     planned = make_trace(trace, rate, window_s, per_session)
@@ -263,6 +308,10 @@ def run_replay(
             "--processes", str(processes)]  # fmt: skip
     if pinned:
         argv = ["taskset", "-c", "0", *argv]
+    if fifo:  # real-time priority: no other process of the machine delays it (root only).
+        # Round-robin, not FIFO: one FIFO run (of 16) had its CLI's threads spin on the one
+        # core, none letting another run, until set back to SCHED_OTHER.
+        argv = ["chrt", "-r", "10", *argv]
     env = dict(os.environ)
     if tree is not None:  # another commit's package (baseline_tree), ahead of this one
         env["PYTHONPATH"] = str(tree)
@@ -271,13 +320,19 @@ def run_replay(
         env["GEVENT_MAX_BLOCKING_TIME"] = str(stall_ms / 1000.0)
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     sampler = CpuSampler(process.pid)
-    process.wait(window_s + 200)
-    sampler.stop()
+    try:
+        process.wait(window_s + 200)
+    except subprocess.TimeoutExpired:  # bounded: the whole tree goes, then the bench stops
+        _kill_tree(process.pid)
+        raise
+    finally:
+        sampler.stop()
     summary = json.loads((out / "summary.json").read_text())
     sent = pq.read_table(out / "timing.parquet", columns=["sent_s"])["sent_s"].to_numpy()
     result = {
         "processes": processes,
         "pinned": pinned,
+        "fifo": fifo,
         "offered_rps": round(rate, 1),
         "planned_requests": planned,
         **steady(sent, sampler),
@@ -292,6 +347,15 @@ def run_replay(
     if stall_ms is not None:
         result["stalls"] = stalls((out / "locust.log").read_text(errors="replace"))
     return result
+
+
+def _kill_tree(pid: int) -> None:
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        for proc in [*root.children(recursive=True), root]:
+            with contextlib.suppress(psutil.Error):
+                os.sched_setscheduler(proc.pid, os.SCHED_OTHER, os.sched_param(0))
+                proc.kill()
 
 
 def baseline_tree(commit: str, work: Path) -> Path:
@@ -534,6 +598,11 @@ def main() -> None:
                         help="in-process A/B: offered rate of the short sessions")  # fmt: skip
     parser.add_argument("--burst-s", type=float, default=0.5, help="in-process burst length")
     parser.add_argument("--only-inproc", action="store_true", help="only the in-process A/B")
+    parser.add_argument(
+        "--fifo", action="store_true",
+        help="also the 50 %% and 90 %% runs at real-time priority (chrt -r 10, root): their "
+             "start lateness without the machine's other processes (see runq_main_share)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
@@ -587,6 +656,13 @@ def main() -> None:
                                        window_s=window * 1.5, per_session=k,
                                        stall_ms=args.stall_ms)  # fmt: skip
             print(f"replay at {share:.0%} of max, 1 core:", figures[name], flush=True)
+            if args.fifo:  # the same, the machine's other processes kept off its core
+                figures[f"{name}_fifo"] = run_replay(port, work, f"{name}_fifo",
+                                                     rate=share * top["rps"], window_s=window * 1.5,
+                                                     per_session=k, stall_ms=args.stall_ms,
+                                                     fifo=True)  # fmt: skip
+                print(f"replay at {share:.0%} of max, real-time priority:", figures[f"{name}_fifo"],
+                      flush=True)  # fmt: skip
         if args.long_requests:  # a long run at 90 %: stalls late in a big run
             rate = 0.9 * top["rps"]
             window_s = args.long_requests / rate
