@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tracereplay.errors import TraceError, TraceExistsError
+from tracereplay.errors import TraceError
 from tracereplay.trace import TraceMetadata, trace_schema
-from tracereplay.trace.store import lock_directory, part_path, scan_directory, write_part
+from tracereplay.trace.store import claim_new_directory, part_path, write_part
 
 _STAGED = "_synth-{:06d}.parquet"
 
@@ -47,13 +47,7 @@ class PartsOut:
     def __init__(self, directory: Path, metadata: TraceMetadata) -> None:
         self.directory = Path(directory)
         self.metadata = metadata
-        self._lock_fd: int | None = lock_directory(self.directory)
-        parts, journals = scan_directory(self.directory)
-        if parts or journals:  # as open_writer refuses it
-            self.close()
-            raise TraceExistsError(
-                f"{self.directory} already holds a trace; choose a new --out directory"
-            )
+        self._lock_fd: int | None = claim_new_directory(self.directory)
         self.staged: list[int] = []
         """Chunks whose staged part may exist (written, or being written by a worker)."""
 

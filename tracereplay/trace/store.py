@@ -348,6 +348,17 @@ def lock_directory(directory: Path) -> int:
     return fd
 
 
+def claim_new_directory(directory: Path) -> int:
+    """`lock_directory` for a new trace: a `TraceExistsError` (the lock dropped) when
+    `directory` already holds parts or journals."""
+    fd = lock_directory(directory)
+    parts, journals = scan_directory(directory)
+    if parts or journals:
+        os.close(fd)
+        raise TraceExistsError(f"{directory} already holds a trace; choose a new --out directory")
+    return fd
+
+
 def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
@@ -372,9 +383,10 @@ class ParquetDirSink:
         self.directory = Path(directory)
         self.schema = schema
         self.rows_per_part = rows_per_part
-        self._lock_fd: int | None = lock_directory(self.directory)
+        claim = lock_directory if append else claim_new_directory
+        self._lock_fd: int | None = claim(self.directory)
         try:
-            self._seq = self._recover(append)
+            self._seq = self._recover()
         except BaseException:
             self._unlock()
             raise
@@ -385,12 +397,10 @@ class ParquetDirSink:
         self._compactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-compact")
         self._pending: list[Future[int]] = []
 
-    def _recover(self, append: bool) -> int:
+    def _recover(self) -> int:
+        """Compact what a killed writer left (only an appending sink finds any); the next
+        part's number."""
         parts, journals = scan_directory(self.directory)
-        if (parts or journals) and not append:
-            raise TraceExistsError(
-                f"{self.directory} already holds a trace; choose a new --out directory"
-            )
         for seq, path in sorted(journals.items()):
             if seq in parts:
                 path.unlink()  # its compaction finished; only the delete was missed
