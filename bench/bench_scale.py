@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ import pyarrow.parquet as pq
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from held_back import boot_floor, fair_think
+from held_back import boot_floor, fair_think, ks_floor
 
 from tracereplay.compare.run_summary import pauses_over_skips
 from tracereplay.demo.accounts import accounts_csv, sandbox_accounts
@@ -63,16 +62,11 @@ from tracereplay.replay.accounting import offered_requests
 from tracereplay.replay.sources import plan_from_model
 from tracereplay.replay.window import model_real_rps
 
-KS_C_ALPHA_05 = 1.36
 SEED = 7
 BOOT_ROUNDS = 100
 """Rounds of held_back.boot_floor, the fair think measure's perfect-model floor."""
 BANDS = ((1, 2), (3, 5), (6, 13), (14, 10**9))
 """Session-length bands of the per-band figures (duration and mean think by length)."""
-
-
-def ks_floor(n: int, m: int) -> float | None:
-    return round(KS_C_ALPHA_05 * math.sqrt((n + m) / (n * m)), 4) if n and m else None
 
 
 def capture(work: Path, minutes: str, users: str) -> Path:
