@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from tracereplay.trace import (
     trace_schema,
 )
 from tracereplay.trace.store import scan_directory
-from tracereplay.trace.writer import CONVERT_CHUNK_ROWS, FLUSH_SWITCH_INTERVAL_S
+from tracereplay.trace.writer import CONVERT_CHUNK_ROWS
 
 
 def test_close_loses_nothing_across_many_parts(tmp_path: Path) -> None:
@@ -258,36 +257,3 @@ def test_a_trace_written_before_an_additive_column_is_read_with_nulls(
     assert got.schema.remove_metadata().equals(TRACE_SCHEMA)
     assert all(got[name].to_pylist() == [None] for name in missing)
     assert got["path"].to_pylist() == ["/old"]
-
-
-class SwitchIntervalSink(MemorySink):
-    """Notes the interpreter's switch interval whenever it is handed a batch."""
-
-    def __init__(self) -> None:
-        super().__init__(TRACE_SCHEMA)
-        self.intervals: list[float] = []
-
-    def write_batch(self, batch: pa.RecordBatch) -> None:
-        self.intervals.append(sys.getswitchinterval())
-        super().write_batch(batch)
-
-
-@pytest.mark.parametrize("before_s", [0.005, 0.0001])
-def test_a_flush_lowers_the_switch_interval_only_while_it_runs(before_s: float) -> None:
-    # The journal thread gets the GIL back sooner while the flush converts; the process's
-    # own setting (lower or higher) is left as it was once the flush returns.
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(before_s)
-    try:
-        sink = SwitchIntervalSink()
-        writer = TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=60)
-        for i in range(2 * CONVERT_CHUNK_ROWS):
-            writer.write(make_record(path=f"/r/{i}"))
-        writer.flush()
-        assert sys.getswitchinterval() == pytest.approx(before_s)
-        writer.close()
-        during = min(before_s, FLUSH_SWITCH_INTERVAL_S)
-        assert sink.intervals == [pytest.approx(during)] * 2
-        assert sys.getswitchinterval() == pytest.approx(before_s)
-    finally:
-        sys.setswitchinterval(previous)

@@ -8,7 +8,6 @@ buffered rows go to the sink as one Arrow record batch.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,11 +27,6 @@ CONVERT_CHUNK_ROWS = 4096
 """Rows converted to Arrow at a time, one column after the other (the longest, a header
 map, ~5 ms under the GIL): a proxy sharing the process waits at most about that long for
 the flusher, and one journal frame holds at most this many."""
-FLUSH_SWITCH_INTERVAL_S = 0.0005
-"""The interpreter's thread switch interval while a flush converts (`sys.setswitchinterval`,
-5 ms by default; the capture sets 1 ms): the journal and compaction threads need the GIL
-back ~13 times per frame, and each time waits for the converting thread to be told to let
-go. Restored when the flush returns."""
 
 
 class TraceSink(Protocol):
@@ -157,10 +151,6 @@ class TraceWriter:
                 self.rows_lost += len(records)
                 raise self._error
             in_flight: _InFlight | None = None
-            switch_interval_s = sys.getswitchinterval()
-            lowered = bool(records) and switch_interval_s > FLUSH_SWITCH_INTERVAL_S
-            if lowered:
-                sys.setswitchinterval(FLUSH_SWITCH_INTERVAL_S)
             try:
                 for start in range(0, len(records), CONVERT_CHUNK_ROWS):
                     if start:
@@ -173,12 +163,8 @@ class TraceWriter:
                     if batch is not None:
                         in_flight = _InFlight(self._journal.submit(self._store, batch), start)
             finally:
-                try:
-                    if in_flight is not None:
-                        self._land(in_flight, len(records))
-                finally:
-                    if lowered:
-                        sys.setswitchinterval(switch_interval_s)
+                if in_flight is not None:
+                    self._land(in_flight, len(records))
 
     def close(self) -> None:
         """Flush everything and close the sink. Idempotent; raises the sink's failure."""
