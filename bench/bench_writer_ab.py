@@ -13,8 +13,10 @@ thread the median µs of CPU per row; per round the ratios base2/base (A/A) and 
 RSS per process; and the rate a quiet 2-core machine would reach at most,
 rows / max(GIL threads' CPU, all threads' CPU / 2) (an upper bound: no stall, no idle).
 Where the wall goes besides: `convert_wall`, the wall inside the writer's conversions
-(their CPU plus the GIL and run-queue waits within them), and `tail`, the wall `close()`
-still takes after the last conversion returned (last frames, last part's compaction).
+(their CPU plus the GIL and run-queue waits within them), `land_wait`, the wall the
+converting threads wait for the journal frame before (`TraceWriter._land`), and `tail`,
+the wall `close()` still takes after the last conversion returned (last frames, last
+part's compaction).
 
     .venv/bin/python bench/bench_writer_ab.py --base 4a28612 --rows 200000 --rounds 30
 """
@@ -65,10 +67,11 @@ def count_thread_cpu() -> dict[str, float]:
 def time_conversions() -> dict[str, float]:
     """Wall seconds inside the writer's `records_to_batch` (summed) and when the last call
     returned: the tail of a round is what `close()` still takes after it (the last
-    frames, the last part's compaction)."""
+    frames, the last part's compaction). Also the wall spent waiting for journal frames
+    (`TraceWriter._land`, summed)."""
     import tracereplay.trace.writer as writer_module
 
-    marks = {"wall": 0.0, "last": 0.0}
+    marks = {"wall": 0.0, "last": 0.0, "land": 0.0}
     convert = writer_module.records_to_batch
 
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -80,6 +83,16 @@ def time_conversions() -> dict[str, float]:
             marks["wall"] += end - start
 
     writer_module.records_to_batch = timed  # type: ignore[attr-defined]
+    land = writer_module.TraceWriter._land
+
+    def timed_land(*args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return land(*args)
+        finally:
+            marks["land"] += time.perf_counter() - start
+
+    writer_module.TraceWriter._land = timed_land  # type: ignore[method-assign]
     return marks
 
 
@@ -100,7 +113,7 @@ def serve(rows_file: Path) -> None:
             break
         batch = rows[: int(args[0])]
         spent.clear()
-        marks["wall"] = 0.0
+        marks["wall"] = marks["land"] = 0.0
         with tempfile.TemporaryDirectory() as tmp:
             main0, cpu0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
             writer = open_writer(Path(tmp) / "trace", TEST_META)
@@ -120,6 +133,7 @@ def serve(rows_file: Path) -> None:
             "threads_s": threads,
             "tail_s": tail,
             "convert_wall_s": convert_wall,
+            "land_wait_s": marks["land"],
             "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         print(json.dumps(answer), flush=True)
@@ -166,6 +180,7 @@ KEYS = (
     "wall",
     "tail",
     "convert_wall",
+    "land_wait",
     *GIL_THREADS,
     "trace-journal",
     "trace-compact",
@@ -182,6 +197,7 @@ def per_row(run: dict[str, Any]) -> dict[str, float]:
     us["wall"] = 1e6 * run["wall_s"] / run["rows"]
     us["tail"] = 1e6 * run["tail_s"] / run["rows"]  # wall after the last conversion
     us["convert_wall"] = 1e6 * run["convert_wall_s"] / run["rows"]  # wall inside them
+    us["land_wait"] = 1e6 * run["land_wait_s"] / run["rows"]  # waiting for journal frames
     us["quiet_bound"] = max(us["gil"], us["all"] / 2)  # µs/row on 2 free cores, at best
     return us
 
