@@ -1,8 +1,8 @@
 """The writer's fast paths against the ones they replaced: same rows, same bytes.
 
 `records_to_batch` converts column by column; it replaced one Arrow struct array built
-from a tuple per row (`struct_reference` below, the code as it was). The writer's own
-`records_to_batch` reads the fields another way and must give the same batch. `append_frame`
+from a tuple per row (`struct_reference` below, the code as it was); it reads each
+column's values by one comprehension (`schema._column_values`). `append_frame`
 builds the frame's payload in memory; it replaced an IPC stream written to the file
 through a checksumming Python file object (`streamed_reference`).
 """
@@ -28,22 +28,11 @@ from pyarrow import ipc
 
 from tests.factories import TEST_META, make_record, realistic_records
 from tests.tracereplay.test_trace_schema import records
-from tracereplay.trace import (
-    TRACE_COLUMNS,
-    open_writer,
-    records_to_batch,
-    store,
-    trace_schema,
-    writer,
-)
-from tracereplay.trace.schema import TRACE_FIELDS, TraceRecord
+from tracereplay.trace import TRACE_COLUMNS, open_writer, records_to_batch, store, trace_schema
+from tracereplay.trace.schema import TRACE_FIELDS, TraceRecord, _column_values
 
 SCHEMA = trace_schema(TEST_META)
 _ROW = operator.attrgetter(*TRACE_COLUMNS)
-CONVERSIONS = [
-    pytest.param(records_to_batch, id="schema"),
-    pytest.param(writer.records_to_batch, id="writer"),
-]
 
 
 def struct_reference(rows: list[Any], schema: pa.Schema = SCHEMA) -> pa.RecordBatch:
@@ -60,25 +49,23 @@ def outcome(convert: Any, rows: list[Any]) -> tuple[str, bytes]:
         return type(exc).__name__, b""
 
 
-@pytest.mark.parametrize("convert", CONVERSIONS)
-def test_realistic_rows_convert_to_the_same_batch(convert: Any) -> None:
+def test_realistic_rows_convert_to_the_same_batch() -> None:
     rows = list(realistic_records(3000))
-    new, old = convert(rows, SCHEMA), struct_reference(rows)
+    new, old = records_to_batch(rows, SCHEMA), struct_reference(rows)
     assert new.schema.equals(old.schema, check_metadata=True)
     assert new.serialize().to_pybytes() == old.serialize().to_pybytes()
 
 
-@pytest.mark.parametrize("convert", CONVERSIONS)
 @given(st.lists(records, max_size=40))
 @settings(max_examples=200, deadline=None)
-def test_any_rows_convert_to_the_same_batch(convert: Any, rows: list[Any]) -> None:
-    assert outcome(lambda r: convert(r, SCHEMA), rows) == outcome(struct_reference, rows)
+def test_any_rows_convert_to_the_same_batch(rows: list[Any]) -> None:
+    assert outcome(records_to_batch, rows) == outcome(struct_reference, rows)
 
 
-def test_the_writer_reads_every_column_in_order() -> None:
+def test_every_column_is_read_in_order() -> None:
     # Each field holds its own name: a column left out, read twice or swapped shows.
     record = TraceRecord(**{name: name for name in TRACE_COLUMNS})
-    assert writer._read_columns([record]) == [[name] for name in TRACE_COLUMNS]
+    assert _column_values([record]) == [[name] for name in TRACE_COLUMNS]
 
 
 class _Moment(datetime):
@@ -108,11 +95,10 @@ BAD_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize("convert", CONVERSIONS)
 @pytest.mark.parametrize("fields", BAD_FIELDS, ids=lambda f: repr(f)[:40])
-def test_odd_values_fail_or_pass_as_before(convert: Any, fields: dict[str, Any]) -> None:
+def test_odd_values_fail_or_pass_as_before(fields: dict[str, Any]) -> None:
     rows = [make_record(), dataclasses.replace(make_record(path="/b"), **fields)]
-    assert outcome(lambda r: convert(r, SCHEMA), rows) == outcome(struct_reference, rows)
+    assert outcome(records_to_batch, rows) == outcome(struct_reference, rows)
 
 
 def test_the_reference_tells_a_different_batch_apart() -> None:
