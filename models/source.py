@@ -136,15 +136,18 @@ class _Part:
 
 
 def _kept_of(part: _Part, lean: list[_Kept]) -> list[list[pa.Table]]:
-    """The rows each of `lean` keeps of `part` (read only when some are in it, and only
-    the columns of those that keep some)."""
+    """The rows each of `lean` keeps of `part` (read only when some are in it, only the
+    columns of those that keep some, and only up to the last row kept: the file's pages
+    are decoded as its batches are asked for)."""
     out: list[list[pa.Table]] = [[] for _ in lean]
     wanted = [np.searchsorted(k.wanted, [part.offset, part.offset + part.rows]) for k in lean]
-    here = [k for k, (lo, hi) in zip(lean, wanted, strict=True) if hi > lo]
+    here = [(k, hi) for k, (lo, hi) in zip(lean, wanted, strict=True) if hi > lo]
     if not here:
         return out
-    columns = list(dict.fromkeys(c for kept in here for c in kept.columns))
+    columns = list(dict.fromkeys(c for kept, _ in here for c in kept.columns))
+    end = max(int(kept.wanted[hi - 1]) for kept, hi in here) + 1
     offset = part.offset
+    # Left at `end`, the generator is closed when it is dropped, on return.
     for batch in part.trace.lean_batches(columns, LEAN_BATCH_ROWS):
         for kept, pieces in zip(lean, out, strict=True):
             lo, hi = np.searchsorted(kept.wanted, [offset, offset + batch.num_rows])
@@ -153,6 +156,8 @@ def _kept_of(part: _Part, lean: list[_Kept]) -> list[list[pa.Table]]:
                 part.trace.check(chosen)
                 pieces.append(pa.Table.from_batches([chosen]).cast(kept.schema))
         offset += batch.num_rows
+        if offset >= end:
+            break
     return out
 
 

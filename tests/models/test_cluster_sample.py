@@ -201,3 +201,30 @@ def test_compare_binds_on_the_models_cluster_sample(
     assert 0 < len(read) < FILES
     assert auth_to_json(auth) == build_model(trace, **sample)["auth"]
     assert session_sample.CORRELATION_SAMPLE_SESSIONS == 2000  # the default, documented
+
+
+def test_a_file_is_read_up_to_its_last_wanted_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracereplay.models import source as source_module
+
+    trace = write_files(tmp_path / "t")
+    counts = ParquetSource.open(trace).part_rows() or []
+    monkeypatch.setattr(source_module, "LEAN_BATCH_ROWS", 4)
+    batches: list[int] = []
+    lean = Trace.lean_batches
+
+    def counting(self: Trace, columns: list[str], batch_size: int) -> Any:
+        for batch in lean(self, columns, batch_size):
+            batches.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(Trace, "lean_batches", counting)
+    start = counts[0] + counts[1]  # the third file's rows 1 and 6: two batches of it
+    source = ParquetSource.open(trace)
+    table = source.rows(np.array([start + 6, start + 1]), ["path", "resp_body"])
+    assert table["path"].to_pylist() == (
+        ParquetSource.open(trace).trace.to_table(["path"], sort=False)["path"]
+        .take([start + 6, start + 1]).to_pylist()
+    )  # fmt: skip
+    assert batches == [4, 4]
