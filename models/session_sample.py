@@ -151,7 +151,8 @@ def sampled_auth(
     seed: int = 0,
 ) -> AuthInfo:
     """The auth flow of a sessionized frame holding what correlations read, found as the
-    model finds it: on `sample_sessions` of its sessions (all of them when few)."""
+    model finds it: on `sample_sessions` of its sessions (all of them when few; by key, a
+    frame has no files: the model's sample of a trace of several files is drawn by file)."""
     if sessions.empty:
         return find_auth(sessions, [])
     ids = sessions["session_id"].to_numpy()
