@@ -9,6 +9,7 @@ on pairs of large traces (e.g. made by `bench_model.py tile`).
     .venv/bin/python bench/bench_compare.py --stages --pair REAL OTHER [--rounds 2] ...
     .venv/bin/python bench/bench_compare.py --tile TRACE --rows N --out DIR
     .venv/bin/python bench/bench_compare.py --auth-cost TRACE [--read-threads 2]
+        [--base REV --rounds N]
 
 Each pair is compared by `compare_traces` + `write_compare` (what `tracereplay compare`
 does without SLO classes to bind: with the default SLO file and no model beside REAL the
@@ -25,7 +26,8 @@ report.html files are identical.
 
 `--auth-cost TRACE` reads TRACE as compare does (with the scan positions), then times
 `sessions_auth` on that frame with `--read-threads` (CPU, wall, RSS before and its peak,
-sampled every 50 ms), in this process.
+sampled every 50 ms), in this process; with `--base` given, this tree's and the base
+commit's alternated over `--rounds` pairs, each its own process.
 
 `--tile TRACE --rows N --out DIR` writes copies of TRACE one after the other as
 `bench_model.py tile` does (keys suffixed `~k`, times shifted by span + 1 min) until N
@@ -108,6 +110,12 @@ html = stage('render_report', lambda: render_report(result.to_json(), pair.real_
 write_report(html, out)
 print(json.dumps(stages))
 """
+_AUTH_COST = (
+    "import json, sys; from pathlib import Path\n"
+    "sys.path.insert(0, sys.argv[3])\n"
+    "from bench_compare import auth_cost\n"
+    "print(json.dumps(auth_cost(Path(sys.argv[1]), int(sys.argv[2]))))\n"
+)
 PART_ROWS = 200_000
 
 
@@ -226,10 +234,27 @@ def auth_cost(trace: Path, threads: int) -> dict[str, Any]:
     auth = sessions_auth(source, real_s["session_id"].to_numpy(), real_s["endpoint"], rows)
     return {
         "trace": str(trace), "read_threads": threads, "login": auth.login_endpoint,
+        "refresh": auth.refresh_endpoint, "logout": auth.logout_endpoint,
         "cpu_s": round(time.process_time() - cpu, 2),
         "wall_s": round(time.perf_counter() - wall, 2),
         "rss_before_mib": before, "peak_rss_mib": peak[0], "loadavg": os.getloadavg(),
     }  # fmt: skip
+
+
+def auth_cost_ab(args: argparse.Namespace) -> int:
+    """`auth_cost` with this tree's code and the base commit's, alternated, each run its
+    own process (module doc)."""
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_compare-auth-"))
+    work.mkdir(parents=True, exist_ok=True)
+    base = work / "base" / "py" if (work / "base").exists() else old_tree(args.base, work / "base")
+    argv = [str(args.auth_cost), str(args.read_threads), str(Path(__file__).resolve().parent)]
+    for r in range(args.rounds):
+        order = (("new", None), ("old", base)) if r % 2 == 0 else (("old", base), ("new", None))
+        for name, tree in order:
+            result = timed([*python(tree), _AUTH_COST, *argv], env_for(tree))
+            found = json.loads(result.pop("stdout").strip().splitlines()[-1])
+            print(json.dumps({f"{name} {r}": {**found, "process": result}}), flush=True)
+    return 0
 
 
 def join_cost(trace: Path, share: float) -> dict[str, Any]:
@@ -265,7 +290,7 @@ def main() -> int:
     parser.add_argument("--sample", type=int, action="append", default=[])
     parser.add_argument("--join-cost", type=Path, help="time the failed-credential join")
     parser.add_argument("--fail-share", type=float, default=0.05)
-    parser.add_argument("--base", default="9f68120")
+    parser.add_argument("--base")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--old", choices=("all", "first", "none"), default="all",
@@ -280,9 +305,12 @@ def main() -> int:
     parser.add_argument("--read-threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.auth_cost and args.base:
+        return auth_cost_ab(args)
     if args.auth_cost:
         print(json.dumps(auth_cost(args.auth_cost, args.read_threads)))
         return 0
+    args.base = args.base or "9f68120"
     if args.tile:
         print(json.dumps({"rows": tile_parts(args.tile, args.rows, args.out)}))
         return 0

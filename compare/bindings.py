@@ -74,8 +74,9 @@ def learned_from_trace(
     scan_rows: np.ndarray | None = None,
 ) -> Learned:
     """What REAL's model file says (`model_beside`), else learned from REAL: the auth flow
-    as `tracereplay model` finds it (on its bounded, seeded sample of sessions: reading
-    bodies of those only), the rest from `real_s` (its light columns). With `scan_rows`
+    as `tracereplay model` finds it (on its bounded, seeded sample of sessions, drawn from
+    few of REAL's files: reading bodies of those only), the rest from `real_s` (its light
+    columns). With `scan_rows`
     (each `real_s` row's scan position in REAL: `compare.read_compared(bind=True)`)
     the sample is drawn from `real_s`'s sessions, which are the model's (compare
     sessionizes as it does, compare/columns.py), else REAL's light columns are read and

@@ -78,7 +78,7 @@ from .sessions import (
     sessionize,
 )
 from .shapes import skeleton_codes
-from .source import ParquetSource, RequestSource, rows_of
+from .source import ParquetSource, RequestSource, part_of, rows_of
 from .templating import Templater
 
 MODEL_FORMAT = "tracereplay.model/1"
@@ -179,7 +179,9 @@ def build_model(
         # One scan of the trace's heavy columns for every sample read below: the payloads',
         # the correlation sample's and every session's first `addr` (bodies are most of
         # a scan's cost). Part of this stage's time is the correlations' read.
-        sample = _correlation_sample(sessions, correlation_sample, correlation_per_endpoint, seed)
+        sample = _correlation_sample(
+            trace, requests, sessions, correlation_sample, correlation_per_endpoint, seed
+        )
         groups, chosen, payload_read = _payload_sample(endpoint, names, payload_sample, seed)
         read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
         endpoints, payload_note = _endpoints(
@@ -204,6 +206,8 @@ def build_model(
             correlation_note.update(requests_read=len(heavy), rules=len(rules))
             if not sample.whole:
                 correlation_note.update(half_check(heavy, walk, sample, rules, auth))
+                if sample.parts:  # additive (issue 15): a cluster sample, by file
+                    correlation_note.update(files=sample.parts, files_sampled=sample.parts_read)
                 outcomes = _with_every_address(outcomes, trace, requests, sessions, read.addr)
     return {
         "format": MODEL_FORMAT,
@@ -296,7 +300,7 @@ def sessions_auth(
     codes = np.asarray(endpoint.cat.codes)
     sample = sample_sessions(
         session_id, codes, per_sample=correlation_sample,
-        per_endpoint=correlation_per_endpoint, seed=seed,
+        per_endpoint=correlation_per_endpoint, seed=seed, part=part_of(trace, scan_rows),
     )  # fmt: skip
     chosen = sample.chosen[session_id]
     ids = np.asarray(session_id)[chosen]
@@ -348,14 +352,21 @@ def _keep_what_later_stages_read(sessions: pd.DataFrame) -> None:
 
 
 def _correlation_sample(
-    sessions: pd.DataFrame, per_sample: int, per_endpoint: int, seed: int
+    trace: RequestSource,
+    requests: RequestColumns,
+    sessions: pd.DataFrame,
+    per_sample: int,
+    per_endpoint: int,
+    seed: int,
 ) -> SessionSample:
+    """The correlation sample of the sessions, drawn from few of the trace's files."""
     return sample_sessions(
         sessions["session_id"].to_numpy(),
         sessions["endpoint"].cat.codes.to_numpy(),
         per_sample=per_sample,
         per_endpoint=per_endpoint,
         seed=seed,
+        part=part_of(trace, requests.row[sessions["request"].to_numpy()]),
     )
 
 

@@ -3,11 +3,23 @@ finding reads (docs/SCALE.md, "What comes after issues 10 and 11").
 
 Each session gets a 64-bit key, splitmix64 of (seed, session_id): the same on every engine
 that numbers sessions the same way (`sessions.sessionize`: by start time, ties by key).
-The sample is the `per_sample` sessions of lowest key (a uniform sample), and, for every
-endpoint, the `per_endpoint` sessions of lowest key among those that call it (so an
+Sessions are taken in one seeded order, and the sample is the first `per_sample` of them
+(the uniform part) and, for every endpoint, the first `per_endpoint` that call it (so an
 endpoint seen in few sessions, a rare producer and its consumers, is read in at least
 `per_endpoint` sessions, or in all of them). With at most `per_sample` sessions the
 sample is every session, and the model is the one of the whole trace.
+
+The order is by key alone when the trace is one part. When the caller says in which part
+of the trace (file, in scan order) each request lies, it is a cluster sample: the parts
+are ranked by their own seeded key, and sessions ordered by (rank of the first part
+holding one of their requests, key). The sample then fills from the sessions that start in
+the fewest parts (plus the parts those sessions continue into, and those an endpoint seen
+only late pulls in): reading a sampled request's heavy columns decodes every page of its
+file (pyarrow has no row-range read), so the read follows the sample, not the trace.
+The price is spread: the sample's sessions start in a few parts, i.e. a few stretches of
+the capture's time, where a uniform sample is spread over all of it. A session belongs to
+the part it starts in, however long it runs, so the cluster sample is not biased towards
+short sessions (ordering by the last part a session touches would be).
 
 `halves` splits a sample in two by the key's lowest bit, for the check that the rules
 found on half of it are the rules found on all of it.
@@ -38,6 +50,8 @@ CORRELATION_SESSIONS_PER_ENDPOINT = 20
 """Sessions read at least per endpoint (or all that call it), on top of the uniform part."""
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_PART_SALT = 0x5EED_0F_9A_27
+"""Mixed into the seed for the parts' keys, so they are not the keys of sessions 0..P-1."""
 
 
 def session_keys(n: int, seed: int) -> np.ndarray:
@@ -49,15 +63,26 @@ def session_keys(n: int, seed: int) -> np.ndarray:
         return np.asarray(z ^ (z >> np.uint64(31)))
 
 
+def part_ranks(parts: int, seed: int) -> np.ndarray:
+    """Each part's place (0 first) in the seeded order the sample takes parts in."""
+    keys = session_keys(parts, seed ^ _PART_SALT)
+    rank = np.empty(parts, dtype=np.int64)
+    rank[np.argsort(keys, kind="stable")] = np.arange(parts)
+    return rank
+
+
 @dataclass(frozen=True)
 class SessionSample:
-    """Which of `sessions` sessions are read (`chosen[session_id]`), and their keys."""
+    """Which of `sessions` sessions are read (`chosen[session_id]`), and their keys;
+    `parts` of the trace (0: not told) and how many hold requests of the sample."""
 
     chosen: np.ndarray
     keys: np.ndarray
     per_sample: int
     per_endpoint: int
     seed: int
+    parts: int = 0
+    parts_read: int = 0
 
     @property
     def whole(self) -> bool:
@@ -77,15 +102,18 @@ def sample_sessions(
     per_sample: int = CORRELATION_SAMPLE_SESSIONS,
     per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
     seed: int = 0,
+    part: np.ndarray | None = None,
 ) -> SessionSample:
     """The sample of the sessions of requests with these session ids (0..n-1) and
-    endpoint codes (non-negative integers), see the module doc."""
+    endpoint codes (non-negative integers), see the module doc; `part`: each request's
+    part of the trace (0..P-1, e.g. its file: `source.part_of`), for a cluster sample."""
     session_id = np.asarray(session_id, dtype=np.int64)
     n = int(session_id.max()) + 1 if len(session_id) else 0
     keys = session_keys(n, seed)
+    parts = int(np.max(part)) + 1 if part is not None and len(part) else 0
     if n <= per_sample:
-        return SessionSample(np.ones(n, bool), keys, per_sample, per_endpoint, seed)
-    order = np.argsort(keys, kind="stable")  # by key, ties (never seen) by id
+        return SessionSample(np.ones(n, bool), keys, per_sample, per_endpoint, seed, parts, parts)
+    order = _order(session_id, keys, part, parts, seed)
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     chosen = rank < per_sample
@@ -95,7 +123,24 @@ def sample_sessions(
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
         position = np.arange(len(ep)) - np.repeat(starts, np.diff(np.r_[starts, len(ep)]))
         chosen[order[ranks[position < per_endpoint]]] = True
-    return SessionSample(chosen, keys, per_sample, per_endpoint, seed)
+    read = 0
+    if parts:
+        read = int(
+            np.count_nonzero(np.bincount(np.asarray(part)[chosen[session_id]], minlength=parts))
+        )
+    return SessionSample(chosen, keys, per_sample, per_endpoint, seed, parts, read)
+
+
+def _order(
+    session_id: np.ndarray, keys: np.ndarray, part: np.ndarray | None, parts: int, seed: int
+) -> np.ndarray:
+    """Session ids in the order the sample takes them: by key, or by (rank of the first
+    part holding one of the session's requests, key) when there are parts."""
+    if parts < 2 or part is None:
+        return np.argsort(keys, kind="stable")  # by key, ties (never seen) by id
+    first = np.full(len(keys), parts, dtype=np.int64)
+    np.minimum.at(first, session_id, np.asarray(part, dtype=np.int64))
+    return np.lexsort((keys, part_ranks(parts, seed)[first]))
 
 
 def sampled_auth(
@@ -106,7 +151,8 @@ def sampled_auth(
     seed: int = 0,
 ) -> AuthInfo:
     """The auth flow of a sessionized frame holding what correlations read, found as the
-    model finds it: on `sample_sessions` of its sessions (all of them when few)."""
+    model finds it: on `sample_sessions` of its sessions (all of them when few; by key, a
+    frame has no files: the model's sample of a trace of several files is drawn by file)."""
     if sessions.empty:
         return find_auth(sessions, [])
     ids = sessions["session_id"].to_numpy()

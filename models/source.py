@@ -7,6 +7,10 @@ asks for the light columns of all requests once, and for heavy columns (bodies, 
 only of the requests it samples. `ParquetSource` scans the trace directory with the
 pyarrow dataset scanner; another engine (DuckDB over the same Parquet files, Spark or
 Dask over a bigger dataset) plugs in by implementing these two methods.
+
+A source may also say how its scan order splits into parts (`part_rows`: the trace's files,
+each decoded whole when one of its rows is asked for); the session sample then draws its
+sessions from few parts (models/session_sample.py). A source that does not is one part.
 """
 
 from __future__ import annotations
@@ -55,6 +59,11 @@ class ParquetSource:
     def open(cls, path: Path, read_threads: int = 1) -> ParquetSource:
         return cls(open_trace(path), read_threads)
 
+    def part_rows(self) -> list[int] | None:
+        """Rows of each file, in scan order (None: rows still in a journal, one part)."""
+        parts = self._parts()
+        return [part.rows for part in parts] if len(parts) > 1 else None
+
     @property
     def metadata(self) -> TraceMetadata:
         return self.trace.metadata
@@ -88,13 +97,13 @@ class ParquetSource:
         # File by file, not through the dataset scanner (it held 2.2-2.9 GB of a row group's
         # bodies for 1 M requests at any batch size), and the full check (UTF-8, dictionary
         # indices: half the scan's CPU on bodies) on the kept rows only: Trace.lean_batches.
-        # `read_threads` files at once (decompressing runs without the GIL); a file holding
-        # none of the rows is not read.
-        every = list(dict.fromkeys(c for kept in lean for c in kept.columns))
+        # `read_threads` files at once (decompressing runs without the GIL); of a file, only
+        # the columns of the wants with rows in it (a file holding none is not read).
         parts = self._parts() if lean else []
-        with ThreadPoolExecutor(max(1, min(self.read_threads, len(parts)))) as pool:
-            read = pool.map if len(parts) > 1 else map
-            for pieces in read(lambda part: _kept_of(part, lean, every), parts):
+        threads = max(1, min(self.read_threads, len(parts)))
+        with ThreadPoolExecutor(threads) as pool:
+            read = pool.map if threads > 1 else map
+            for pieces in read(lambda part: _kept_of(part, lean), parts):
                 for kept, piece in zip(lean, pieces, strict=True):
                     kept.pieces += piece
         for kept in lean:
@@ -102,9 +111,9 @@ class ParquetSource:
         return [table for table in out if table is not None]
 
     def _parts(self) -> list[_Part]:
-        """The trace file by file (`read_threads` > 1 and no journals), else whole."""
+        """The trace file by file (no journals), else whole."""
         dataset = self.trace.dataset
-        if self.read_threads < 2 or not isinstance(dataset, ds.FileSystemDataset):
+        if not isinstance(dataset, ds.FileSystemDataset):
             return [_Part(self.trace, 0, self.trace.num_rows)]
         parts, offset = [], 0
         for fragment in dataset.get_fragments():
@@ -126,13 +135,19 @@ class _Part:
     rows: int
 
 
-def _kept_of(part: _Part, lean: list[_Kept], columns: list[str]) -> list[list[pa.Table]]:
-    """The rows each of `lean` keeps of `part` (read only when some are in it)."""
+def _kept_of(part: _Part, lean: list[_Kept]) -> list[list[pa.Table]]:
+    """The rows each of `lean` keeps of `part` (read only when some are in it, only the
+    columns of those that keep some, and only up to the last row kept: the file's pages
+    are decoded as its batches are asked for)."""
     out: list[list[pa.Table]] = [[] for _ in lean]
     wanted = [np.searchsorted(k.wanted, [part.offset, part.offset + part.rows]) for k in lean]
-    if not any(hi > lo for lo, hi in wanted):
+    here = [(k, hi) for k, (lo, hi) in zip(lean, wanted, strict=True) if hi > lo]
+    if not here:
         return out
+    columns = list(dict.fromkeys(c for kept, _ in here for c in kept.columns))
+    end = max(int(kept.wanted[hi - 1]) for kept, hi in here) + 1
     offset = part.offset
+    # Left at `end`, the generator is closed when it is dropped, on return.
     for batch in part.trace.lean_batches(columns, LEAN_BATCH_ROWS):
         for kept, pieces in zip(lean, out, strict=True):
             lo, hi = np.searchsorted(kept.wanted, [offset, offset + batch.num_rows])
@@ -141,6 +156,8 @@ def _kept_of(part: _Part, lean: list[_Kept], columns: list[str]) -> list[list[pa
                 part.trace.check(chosen)
                 pieces.append(pa.Table.from_batches([chosen]).cast(kept.schema))
         offset += batch.num_rows
+        if offset >= end:
+            break
     return out
 
 
@@ -176,3 +193,14 @@ def rows_of(source: RequestSource, wants: Sequence[tuple[np.ndarray, list[str]]]
         tables: list[pa.Table] = together(wants)
         return tables
     return [source.rows(positions, columns) for positions, columns in wants]
+
+
+def part_of(source: RequestSource, positions: np.ndarray) -> np.ndarray | None:
+    """The part (`part_rows`: file, in scan order) of each of these scan positions; None
+    when the source does not say or is one part."""
+    counts = getattr(source, "part_rows", lambda: None)()
+    if not counts or len(counts) < 2:
+        return None
+    ends = np.cumsum(np.asarray(counts, dtype=np.int64))
+    kind = np.int16 if len(counts) <= np.iinfo(np.int16).max else np.int32
+    return np.searchsorted(ends, np.asarray(positions), side="right").astype(kind)
