@@ -22,11 +22,8 @@ START_PRIORITY = 2
 """libev's highest watcher priority: a due start runs before the I/O of its iteration."""
 START_TAIL_S = 0.00015
 """The last part of a start's wait is always yielded to the hub (never napped)."""
-START_NAP_S = START_SPIN_S
-"""A nap of the start's wait lasts at most this: what a timer of the hub may wait meanwhile,
-no longer than epoll's whole-millisecond timeouts already let one wait on an idle hub. On
-this machine every nap's wake-up cost ~0.1 ms of CPU (naps of at most 0.25 ms: 0.30-0.33 ms
-of CPU per start on an idle hub; of at most 1 ms: 0.21-0.30, start offsets the same)."""
+START_NAP_S = 0.00025
+"""A nap of the start's wait lasts at most this (what a timer of the hub may wait)."""
 IDLE_YIELD_S = 0.00002
 """A yield to the hub that came back within this ran nothing else (idle: ~1.5 us)."""
 _real_select: Any = monkey.get_original("select", "select")
