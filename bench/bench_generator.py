@@ -406,6 +406,31 @@ def ab_rounds(port: int, work: Path, tree: Path, rounds: int, top_rps: float,
     return out
 
 
+def lateness_rounds(port: int, work: Path, tree: Path, rounds: int, rate: float, window_s: float,
+                    per_session: int, stall_ms: float) -> dict[str, Any]:  # fmt: skip
+    """Whole runs at `rate` (50 % of this tree's max), this tree and `tree` alternated
+    (ABBA...), as `replay_50` runs (gevent's monitor on): each run's start lateness p50 /
+    p99 and the share of its stretch the sending loop waited for the CPU (the machine's
+    part), and their medians per side."""
+    runs: dict[str, list[dict[str, Any]]] = {"this": [], "baseline": []}
+    order = [("this", None), ("baseline", tree)]
+    for r in range(rounds):
+        for label, path in order if r % 2 == 0 else order[::-1]:
+            res = run_replay(port, work, f"late{r}-{label}", rate=rate, window_s=window_s,
+                             per_session=per_session, stall_ms=stall_ms, tree=path)  # fmt: skip
+            late = res["start_lateness_ms"]
+            runs[label].append({"p50_ms": late["p50"], "p99_ms": late["p99"],
+                                "runq_main_share": res.get("runq_main_share"),
+                                "rps": res.get("rps"), "failures": res["failures"],
+                                "started_share": res["started_share"]})  # fmt: skip
+            print(f"lateness round {r} {label}:", runs[label][-1], flush=True)
+    out: dict[str, Any] = {"offered_rps": round(rate, 1), **runs}
+    for label, got in runs.items():
+        out[f"{label}_p99_ms_median"] = round(float(np.median([g["p99_ms"] for g in got])), 3)
+        out[f"{label}_p50_ms_median"] = round(float(np.median([g["p50_ms"] for g in got])), 4)
+    return out
+
+
 class Side:
     """A bench/gen_ab_child.py process pinned to CPU 0, with `tree` (or this tree) first on
     PYTHONPATH: it plays what it is told and answers with its own CPU count."""
@@ -594,6 +619,10 @@ def main() -> None:
         "--inproc-rounds", type=int, default=0,
         help="in-process A/B (this tree vs --baseline, or vs itself without it), N rounds",
     )  # fmt: skip
+    parser.add_argument(
+        "--lateness-rounds", type=int, default=0,
+        help="whole runs at 50 %% of max, this tree and --baseline alternated, N each",
+    )  # fmt: skip
     parser.add_argument("--short-rps", type=float, default=1000.0,
                         help="in-process A/B: offered rate of the short sessions")  # fmt: skip
     parser.add_argument("--burst-s", type=float, default=0.5, help="in-process burst length")
@@ -645,6 +674,12 @@ def main() -> None:
         )
         figures["ratio_rps"] = round(top["rps"] / bare["rps"], 3)
         figures["ratio_cpu"] = round(bare["cpu_ms_per_request"] / top["cpu_ms_per_request"], 3)
+        if args.baseline and args.lateness_rounds:
+            tree = baseline_tree(args.baseline, work / "lateness")
+            figures["lateness_ab"] = {"baseline": args.baseline, **lateness_rounds(
+                port, work, tree, args.lateness_rounds, 0.5 * top["rps"], window * 1.5, k,
+                args.stall_ms)}  # fmt: skip
+            print("lateness A/B:", figures["lateness_ab"], flush=True)
         if args.baseline and args.ab_rounds:
             tree = baseline_tree(args.baseline, work)
             figures["ab"] = {"baseline": args.baseline, **ab_rounds(

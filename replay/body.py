@@ -22,13 +22,11 @@ def read_body(
     """(body, truncated): at most `max_body` bytes of the decoded body, and whether more
     was there (on the wire, or once decoded) and was left unread."""
     encoding = (content_encoding or "identity").strip().lower()
+    if encoding not in ("gzip", "deflate"):
+        return _read_plain(read, max_body)
+    decoder: zlib._Decompress | None = None  # deflate: zlib-wrapped or raw, by its first byte
     if encoding == "gzip":
-        decoder: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        decoder = None  # zlib-wrapped or raw: told apart by the first byte
-    else:
-        decoder = None
-        encoding = "identity"
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
     body = bytearray()
     wire = 0
     while True:
@@ -36,12 +34,6 @@ def read_body(
         if not chunk:
             return bytes(body), False
         wire += len(chunk)
-        if encoding == "identity":
-            room = max_body - len(body)
-            body += chunk[:room]
-            if len(chunk) > room:
-                return bytes(body), True
-            continue
         if decoder is None:  # deflate: zlib header 0x78, else a raw stream
             wrapped = chunk[:1] == b"\x78"
             decoder = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
@@ -51,3 +43,22 @@ def read_body(
             return bytes(body), False  # undecodable: what decoded so far, nothing more
         if len(body) > max_body or decoder.unconsumed_tail or wire > max_body:
             return bytes(body[:max_body]), True
+
+
+def _read_plain(read: Callable[[int], bytes], max_body: int) -> tuple[bytes, bool]:
+    """An answer kept as it came (no encoding, or one not asked for), bounded. Most are
+    one chunk: kept as read, without the two copies a bytearray took."""
+    first = read(CHUNK_BYTES)
+    if not first or len(first) > max_body:
+        return bytes(first[:max_body]), bool(first)
+    chunk = read(CHUNK_BYTES)
+    if not chunk:
+        return bytes(first), False
+    body = bytearray(first)
+    while chunk:
+        room = max_body - len(body)
+        body += chunk[:room]
+        if len(chunk) > room:
+            return bytes(body), True
+        chunk = read(CHUNK_BYTES)
+    return bytes(body), False

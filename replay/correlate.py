@@ -37,7 +37,7 @@ I/O here. Choices where the rules alone do not decide:
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from tracereplay.cookies import cookie_pairs
@@ -146,6 +146,7 @@ class SessionCorrelator:
         self._changes = {change for _, change in ids.follows}  # changes an action follows
         self._before: dict[str, set[str]] = {}  # endpoint -> the changes it follows
         self._as_planned: dict[str, bool] = {}  # endpoint -> no rule, id or login touches it
+        self._answer_plain: dict[str, bool] = {}  # endpoint -> observe reads nothing of it
         self._retargeted: list[str] = []  # ids the last prepare moved to the session's own
         self._values: dict[Key, Seen] = {}
         self._jar: dict[str, str] = {}  # what the client's cookie jar holds, by name
@@ -192,8 +193,9 @@ class SessionCorrelator:
             before = self._before[endpoint] = self.id_model.changes_before(endpoint)
         # An object that already meets the action's learned selection, or looks as the
         # real session saw it (trace evidence), does not need a change the run withheld.
-        withheld = self.ids.run.withheld(before) if before else set()
-        withheld -= self._idv.as_seen
+        withheld: Collection[str] = ()
+        if before:
+            withheld = self.ids.run.withheld(before) - self._idv.as_seen
         decision = clear(prepared, endpoint, self.owned, protection, places, withheld)
         if isinstance(decision, Skipped) and endpoint in self._changes:
             # The object it named and, where a protected change was put on the session's
@@ -393,9 +395,6 @@ class SessionCorrelator:
             self._logged_in, self._login_failed = ok or self._logged_in, not ok
         if not ok:
             return  # an error answer hands out nothing a client would reuse
-        response = Response(headers, body, set_cookies)
-        if endpoint in self.id_model.describers:  # what it shows of objects, for selections
-            self.ids.pools.describe(describe(response.document(), self.id_model.id_keys))
         if hands_out:  # only a URL's query hands one out
             self._handed |= handed_query_values(headers, None)
         # Read for a cursor only when a later query may take one (`prepare`): the hints
@@ -407,6 +406,16 @@ class SessionCorrelator:
             auth.refresh_endpoint,
         ):
             self._tokens |= handed_tokens(body)  # the login's, or renewed ones
+        if not self._yields_nothing(endpoint) or request.method.upper() == "DELETE":
+            self._what_it_yields(request, Response(headers, body, set_cookies), sent)
+
+    def _what_it_yields(
+        self, request: PlannedRequest, response: Response, sent: PreparedRequest | None
+    ) -> None:
+        """`observe` of a 2xx answer that may show, create, remove or hand out something."""
+        endpoint, auth = request.endpoint, self.auth
+        if endpoint in self.id_model.describers:  # what it shows of objects, for selections
+            self.ids.pools.describe(describe(response.document(), self.id_model.id_keys))
         # A create is recorded first: its answer then maps its captured id to what it made.
         self._idv.record(request, response, sent)
         if sources := self._sources.get(endpoint):
@@ -420,6 +429,23 @@ class SessionCorrelator:
             self._logged_in = False
         if endpoint in self._changes and sent is not None:
             self.ids.run.changed(endpoint, object_ids(endpoint, sent.path, None, ()) or [])
+
+    def _yields_nothing(self, endpoint: str) -> bool:
+        """Whether the rest of `observe` has nothing to do for a 2xx answer of `endpoint`
+        (decided once per endpoint): it shows no objects, creates none, feeds no rule or
+        credential source, and is neither the refresh nor the logout nor a change that
+        actions follow. (A DELETE is told by its method, per request.)"""
+        plain = self._answer_plain.get(endpoint)
+        if plain is None:
+            auth = self.auth
+            plain = self._answer_plain[endpoint] = (
+                endpoint not in self.id_model.describers
+                and self.id_model.creation(endpoint) is None
+                and not self._sources.get(endpoint)
+                and endpoint not in (auth.refresh_endpoint, auth.logout_endpoint)
+                and endpoint not in self._changes
+            )
+        return plain
 
     def _store(
         self, key: Key, response: Response, source: Location, captured: Sequence[str]

@@ -24,7 +24,6 @@ session waits for its own start itself (replay/starts.py `sleep_until`).
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ from .placeholders import recorded_query
 from .plan import Plan, PlannedRequest, PlannedSession
 from .ratelimit import RateLimiter
 from .results import RequestResult, ResultWriter
-from .sender import Answer, Sender
+from .sender import Answer, RequestTimer, Sender
 from .standins import StandIns
 from .starts import sleep_until
 from .urls import Origin, OutgoingUrl, outgoing_url
@@ -201,7 +200,7 @@ class ReplayDriver:
         session: PlannedSession,
         intended_wall_s: float,
         client: FastHttpSession,
-        timer: gevent.Timeout,
+        timer: RequestTimer,
     ) -> None:
         correlator = self._correlator(session)
         intended = intended_wall_s
@@ -245,7 +244,7 @@ class ReplayDriver:
         skipped: Skipped,
         index: int,
         client: FastHttpSession,
-        timer: gevent.Timeout,
+        timer: RequestTimer,
     ) -> Cleared | Skipped:
         """A stand-in of the session's own for the object a protected request named
         (replay/standins.py): its learned create first (not in timing.parquet, counted in
@@ -292,8 +291,8 @@ class ReplayDriver:
                     "sessions sign in as other accounts (counted in sessions_role_unmatched)",
                     session.role,
                 )
-        rng = random.Random(f"{self.plan.seed}/{session.index}")
-        ids = SessionIds(session.index, rng, self._run, self._pools, account.index)
+        seed = f"{self.plan.seed}/{session.index}"  # its generator, made when first used
+        ids = SessionIds(session.index, seed, self._run, self._pools, account.index)
         address = session.address if self.settings.spread_addresses else None
         return SessionCorrelator(
             self.rules,
@@ -307,8 +306,8 @@ class ReplayDriver:
         )
 
     def _clear(self, correlator: SessionCorrelator, planned: PlannedRequest) -> Cleared | Skipped:
-        decision = clear_planned(correlator, planned, self.settings.protection)
-        if isinstance(decision, Cleared) and decision.foreign:
+        decision = correlator.clear(planned, self.settings.protection)  # as clear_planned
+        if type(decision) is Cleared and decision.foreign:
             self.safety.foreign(planned.endpoint)
         return decision
 

@@ -219,19 +219,28 @@ class SessionIds:
     def __init__(
         self,
         session: int,
-        rng: random.Random,
+        rng: random.Random | str,
         run: RunObjects,
         pools: CredentialPools,
         credential: int | None,
     ) -> None:
+        """`rng`: the session's generator, or the seed to make it from when first asked
+        (most sessions never choose: seeding one took ~7 us of every session's start)."""
         self.session = session
-        self.rng = rng
+        self._rng = rng
         self.run = run
         self.pools = pools
         self.credential = credential
         self.mapped: dict[str, Scalar] = {}
         self.owned: dict[str, str] = {}  # id → the create endpoint, in creation order
         self._chosen: dict[Key, Scalar] = {}
+
+    @property
+    def rng(self) -> random.Random:
+        rng = self._rng
+        if isinstance(rng, str):
+            rng = self._rng = random.Random(rng)
+        return rng
 
     # ---- answers ------------------------------------------------------------------------
 

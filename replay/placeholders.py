@@ -58,11 +58,27 @@ def is_placeholder(value: str) -> bool:
     )
 
 
+_CREDENTIAL_HEADER_MEMO_MAX = 4096
+_credential_header_names: dict[str, bool] = {}
+"""Header name → whether it names a credential (`_CREDENTIAL_HEADER`): a run sends a few
+names again and again, and the search on each header of every request was ~1 us of it."""
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a request header of this name carries a credential."""
+    known = _credential_header_names.get(name)
+    if known is None:
+        if len(_credential_header_names) >= _CREDENTIAL_HEADER_MEMO_MAX:
+            _credential_header_names.clear()
+        known = _credential_header_names[name] = _CREDENTIAL_HEADER.search(name) is not None
+    return known
+
+
 def credential_placeholder(request: PreparedRequest) -> str | None:
     """Where `request` would send an anonymized credential ("header Authorization",
     "json password", "query api_key"), or None."""
     for name, value in request.headers:
-        if _CREDENTIAL_HEADER.search(name) and is_placeholder(value):
+        if is_credential_header(name) and is_placeholder(value):
             return f"header {name}"
     for name, value in parse_qsl(request.query, keep_blank_values=True) if request.query else ():
         if credential_field(name) and is_placeholder(value):

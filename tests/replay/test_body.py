@@ -64,3 +64,17 @@ def test_an_undecodable_or_unknown_encoding_is_kept_bounded() -> None:
     assert read_body(read, "br", max_body=1000) == (b"x" * 1000, True)  # kept as it came
     read, _ = reader(b"")
     assert read_body(read, None, max_body=10) == (b"", False)
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 4096, CHUNK_BYTES - 1, CHUNK_BYTES, CHUNK_BYTES + 1, 2 * CHUNK_BYTES + 5]
+)
+def test_a_plain_body_is_its_first_max_body_bytes_at_any_size_and_bound(size: int) -> None:
+    # The one-chunk answer is read without copies (body.py's fast path): every size around
+    # a chunk and every bound around the size must give what the chunked loop gives.
+    data = bytes(i % 251 for i in range(size))
+    for max_body in sorted({0, 1, max(0, size - 1), size, size + 1, CHUNK_BYTES}):
+        read, _ = reader(data)
+        body, truncated = read_body(read, None, max_body)
+        assert (body, truncated) == (data[:max_body], size > max_body), (size, max_body)
+        assert type(body) is bytes

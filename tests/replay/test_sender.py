@@ -150,3 +150,15 @@ def test_locust_stats_get_each_request_as_the_replay_judged_it(answers_server: s
         "GET /missing: HTTP 404",
         "GET /ok (dead): [Errno 111] Connection refused",
     ]
+
+
+def test_a_sessions_request_timer_bounds_each_request_from_its_own_start() -> None:
+    # sender.RequestTimer stays armed across requests (not started and stopped for each):
+    # it must still cut exactly the requests that outlive the bound from their own start.
+    bound = 0.2
+    got = child_result("tests.replay.timer_child", str(bound))
+    for cut in ("long", "after_idle"):
+        assert got[cut]["raised"], got
+        assert bound <= got[cut]["after"] < 2 * bound, got
+    for kept in ("short", "later", "after_cut"):
+        assert got[kept]["raised"] is False, got
