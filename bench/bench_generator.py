@@ -252,7 +252,7 @@ def steady(sent: np.ndarray, sampler: CpuSampler) -> dict[str, Any]:
     sent = np.sort(sent)
     if len(sent) < 100:
         return {"requests": len(sent), "rps": None}
-    a, b = sent[len(sent) // 10], sent[len(sent) * 9 // 10]
+    a, b = float(sent[len(sent) // 10]), float(sent[len(sent) * 9 // 10])
     n = int(np.count_nonzero((sent >= a) & (sent < b)))
     cpu = sampler.at(b) - sampler.at(a)
     stretch = sent[(sent >= a) & (sent < b)]
@@ -260,7 +260,8 @@ def steady(sent: np.ndarray, sampler: CpuSampler) -> dict[str, Any]:
     runq = parts.pop("runq_main", None)
     return {
         "requests": len(sent),
-        "steady_s": round(float(b - a), 3),
+        "steady_s": round(b - a, 3),
+        "stretch": [a, b],  # epoch seconds: another process's CPU over the same stretch
         "rps": round(n / (b - a), 1),
         "cpu_ms_per_request": round(cpu / n * 1000.0, 4),
         "cpu_cores": round(cpu / (b - a), 3),
@@ -653,10 +654,7 @@ def main() -> None:
             figures["inproc"] = {"baseline": args.baseline, **inproc}
             print("in-process A/B:", json.dumps(figures["inproc"]), flush=True)
         if args.only_inproc:
-            figures["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
-            print(json.dumps(figures, indent=2))
-            if args.json:
-                args.json.write_text(json.dumps(figures, indent=2) + "\n")
+            finish(figures, args.json)
             return
         bare = run_bare(port, work, args.users, int(window) + 5)
         print("bare FastHttpUser, 1 core:", bare, flush=True)
@@ -715,11 +713,16 @@ def main() -> None:
             figures["ratio_p2_p1"] = round(
                 figures["replay_p2"]["rps"] / figures["replay_p1"]["rps"], 3
             )
+    finish(figures, args.json)
+
+
+def finish(figures: dict[str, Any], path: Path | None) -> None:
+    """The load at the end added, the figures printed as JSON and written to `path`."""
     figures["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     text = json.dumps(figures, indent=2)
     print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    if path:
+        path.write_text(text + "\n")
 
 
 if __name__ == "__main__":

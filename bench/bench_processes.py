@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from bench_generator import CpuSampler, nginx, run_replay
+from bench_generator import CpuSampler, finish, nginx, run_replay
 
 PER_SESSION = 10
 
@@ -67,14 +66,8 @@ def measured(port: int, work: Path, name: str, rate: float, window_s: float,
     finally:
         for sampler in target:
             sampler.stop()
-    # nginx's CPU over the run's steady stretch: the generator's cores x stretch give it back
-    stretch = result.get("steady_s")
-    if stretch and target:
-        import pyarrow.parquet as pq
-
-        sent = pq.read_table(work / name / "timing.parquet", columns=["sent_s"])
-        times = sorted(sent["sent_s"].to_pylist())
-        a, b = times[len(times) // 10], times[len(times) * 9 // 10]
+    if "stretch" in result and target:  # nginx's CPU over the run's steady stretch
+        a, b = result["stretch"]
         cpu = sum(s.at(b) - s.at(a) for s in target)
         result["nginx_cores"] = round(cpu / (b - a), 3)
     return result
@@ -130,11 +123,7 @@ def main() -> None:
             figures["p2_per_generator_core_over_max1"] = round(
                 p2["rps"] / p2["cpu_cores"] / per_core, 3
             )
-    figures["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
-    text = json.dumps(figures, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    finish(figures, args.json)
 
 
 if __name__ == "__main__":
