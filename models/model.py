@@ -47,12 +47,11 @@ from .endpoints import (
     param_kinds,
 )
 from .frame import (
-    LIGHT_COLUMNS,
     RequestColumns,
     connections_to_join,
     distinct,
     key_time_split,
-    read_request_columns,
+    read_light_columns,
     run_positions,
     session_stats_by_timeout,
     sessionize_requests,
@@ -157,7 +156,9 @@ def build_model(
     clock = _Clock(progress)
     with clock("read"):
         trace = source or ParquetSource.open(trace_path)
-        requests = read_request_columns(trace.batches(LIGHT_COLUMNS), source=str(trace_path))
+        # The strings as the files' own dictionaries: none decoded per request (real10M's
+        # read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
+        requests = read_light_columns(trace)
         clock.rows = len(requests)
     with clock("templates"):
         templater, endpoint, names = _templates(requests)
@@ -270,7 +271,7 @@ def learned_auth(
     light columns of every request and the heavy ones of the sampled sessions only
     (`sessions_auth`, which takes sessions a caller has already)."""
     trace = ParquetSource.open(trace_path)
-    requests = read_request_columns(trace.batches(LIGHT_COLUMNS), source=str(trace_path))
+    requests = read_light_columns(trace)
     _, endpoint, names = _templates(requests)
     sessions, _ = _sessionized(trace, requests, endpoint, names, session_timeout_s)
     request = sessions["request"].to_numpy()

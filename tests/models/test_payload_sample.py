@@ -6,19 +6,17 @@ before."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.models.test_cluster_sample import FILES, write_files
+from tests.models.test_cluster_sample import FILES, _files_read, write_files
 from tracereplay.models import model as model_module
 from tracereplay.models.endpoints import EndpointRows, sample_rows
 from tracereplay.models.frame import LIGHT_COLUMNS, read_request_columns
 from tracereplay.models.model import build_model, model_json
 from tracereplay.models.session_sample import part_ranks, payload_rows
 from tracereplay.models.source import ParquetSource, part_of
-from tracereplay.trace import Trace
 
 
 def _groups(counts: list[int], parts: int, seed: int = 5) -> tuple[EndpointRows, np.ndarray]:
@@ -71,20 +69,6 @@ def test_the_payload_sample_is_seeded_and_one_part_is_the_uniform_sample() -> No
     assert not all(np.array_equal(a, b) for a, b in zip(once, uniform, strict=True))
 
 
-def _bodies_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The trace files whose request bodies `ParquetSource.rows_of` decodes."""
-    read: list[str] = []
-    lean = Trace.lean_batches
-
-    def spy(self: Trace, columns: list[str], batch_size: int) -> Any:
-        if "req_body" in columns:
-            read.extend(Path(f).name for f in self.dataset.files)
-        return lean(self, columns, batch_size)
-
-    monkeypatch.setattr(Trace, "lean_batches", spy)
-    return read
-
-
 def _files_needed(trace: Path, sample: int) -> set[str]:
     """Per endpoint, the files in seeded rank order until they hold `sample` of its
     requests (all files holding it when fewer): the files the payload sample needs."""
@@ -110,7 +94,7 @@ def test_the_model_reads_the_bodies_of_the_files_the_payload_sample_needs_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trace = write_files(tmp_path / "t")
-    read = _bodies_read(monkeypatch)
+    read = _files_read(monkeypatch, "req_body")
     built = build_model(trace, payload_sample=15, correlations=False)
     needed = _files_needed(trace, 15)
     assert sorted(set(read)) == sorted(needed) and len(read) == len(set(read))
