@@ -515,16 +515,19 @@ def ab(args: argparse.Namespace) -> dict[str, Any]:
     old = old_tree(args.base, work / "base") if not (work / "base").exists() else work / "base/py"
     results: dict[str, Any] = {"base": args.base, "machine": {"cpus": os.cpu_count()}}
     results["traces"] = {}
+    names = [t.name for t in args.trace]
     for trace in args.trace:
-        readable = readable_by(old, trace, work / f"{trace.name}-old-trace")
+        # cap20/trace and capC/trace: named by their folder too, so neither file is lost
+        name = trace.name if names.count(trace.name) == 1 else f"{trace.parent.name}-{trace.name}"
+        readable = readable_by(old, trace, work / f"{name}-old-trace")
         runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
         for round_ in range(args.rounds):
             order = ("old", "new") if round_ % 2 == 0 else ("new", "old")
             for key in order:
-                out = work / f"{trace.name}-{key}-{round_}.json"
+                out = work / f"{name}-{key}-{round_}.json"
                 tree = old if key == "old" else None
                 runs[key].append(run_model(readable if tree else trace, out, tree))
-        files = {(work / f"{trace.name}-{k}-{r}.json").read_bytes()
+        files = {(work / f"{name}-{k}-{r}.json").read_bytes()
                  for k in runs for r in range(args.rounds)}  # fmt: skip
         entry = {"runs": runs, "byte_identical": len(files) == 1}
         results["traces"][str(trace)] = entry

@@ -23,6 +23,10 @@ short sessions (ordering by the last part a session touches would be).
 
 `halves` splits a sample in two by the key's lowest bit, for the check that the rules
 found on half of it are the rules found on all of it.
+
+`payload_rows` draws the payload sample (each endpoint's requests whose bodies and query
+strings are read) the same way: per endpoint, from the parts in the same seeded rank order,
+so both samples lie in the same few parts where they can.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from .correlations import (
     find_correlations,
     walk_sessions,
 )
+from .endpoints import EndpointRows, sample_rows
 from .frame import distinct
 
 CORRELATION_SAMPLE_SESSIONS = 2000
@@ -183,3 +188,32 @@ def half_check(
         on_both &= {(r.source_endpoint, r.source, r.target_endpoint, r.target) for r in half_rules}
         same_auth = same_auth and find_auth(frame, half_rules, walk=part) == auth
     return {"rules_on_both_halves": len(on_both), "auth_same_on_halves": same_auth}
+
+
+def payload_rows(
+    groups: EndpointRows, sample: int, seed: int, part: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Per endpoint, the requests payload inference reads: all of them when it has at most
+    `sample`; else, with `part` (each request's part of the trace, as for `sample_sessions`)
+    and at least two parts, the endpoint's requests of its first-ranked parts (`part_ranks`:
+    the session sample's order) until `sample` are taken, the last part's share drawn
+    uniformly from it; else `sample` drawn uniformly (`endpoints.sample_rows`, as before).
+    Each endpoint's rows come in an order seeded by (seed, its rank by name), so that its
+    first half is a uniform half of its sample (the half check of `infer_payloads`)."""
+    parts = int(np.max(part)) + 1 if part is not None and len(part) else 0
+    if parts < 2 or part is None:
+        return sample_rows(groups, sample, seed)
+    rank = part_ranks(parts, seed)
+    out = []
+    for i in range(len(groups.names)):
+        rows = groups.rows(i)
+        if len(rows) > sample:
+            ranked = rank[np.asarray(part)[rows]]
+            # the first rank whose parts, with those ranked before, hold `sample` rows
+            cut = int(np.searchsorted(np.cumsum(np.bincount(ranked, minlength=parts)), sample))
+            whole, last = rows[ranked < cut], rows[ranked == cut]
+            rng = np.random.default_rng([seed, i])
+            more = last[rng.choice(len(last), sample - len(whole), replace=False)]
+            rows = np.concatenate([whole, more])[rng.permutation(sample)]
+        out.append(rows)
+    return out

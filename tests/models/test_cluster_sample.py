@@ -51,13 +51,13 @@ def write_files(path: Path, *, spill: bool = True) -> Path:
     return path
 
 
-def _files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The trace files whose bodies (`resp_body`) `ParquetSource.rows_of` decodes."""
+def _files_read(monkeypatch: pytest.MonkeyPatch, column: str = "resp_body") -> list[str]:
+    """The trace files whose `column` (response bodies) `ParquetSource.rows_of` decodes."""
     read: list[str] = []
     lean = Trace.lean_batches
 
     def spy(self: Trace, columns: list[str], batch_size: int) -> Any:
-        if "resp_body" in columns:
+        if column in columns:
             read.extend(Path(f).name for f in self.dataset.files)
         return lean(self, columns, batch_size)
 

@@ -153,3 +153,37 @@ def test_rows_read_file_by_file_on_threads_skip_files_without_a_row(
     assert two.equals(one)
     assert two["path"].to_pylist() == [f"/p/{i}" for i in positions]
     assert sorted(read) == ["part-000001.parquet", "part-000002.parquet", "part-000005.parquet"]
+
+
+class _PlainSource:
+    """A Parquet trace through the `RequestSource` methods only (strings come plain)."""
+
+    def __init__(self, source: ParquetSource) -> None:
+        self._source = source
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+
+def test_the_model_reads_the_light_columns_as_the_files_dictionaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.models.test_cluster_sample import write_files
+    from tracereplay.models.model import build_model, model_json
+    from tracereplay.trace import Trace
+
+    trace = write_files(tmp_path / "t")
+    asked: list[list[str]] = []
+    dictionaries = Trace.dictionary_batches
+
+    def spy(self: Trace, columns: list[str], dictionary: Any, **options: Any) -> Any:
+        asked.append(sorted(set(columns) & set(dictionary)))
+        return dictionaries(self, columns, dictionary, **options)
+
+    monkeypatch.setattr(Trace, "dictionary_batches", spy)
+    built = build_model(trace, correlation_sample=25)
+    assert asked == [["client", "path", "session"]]  # one scan, strings as dictionaries
+    plain = build_model(
+        trace, correlation_sample=25, source=_PlainSource(ParquetSource.open(trace))
+    )
+    assert len(asked) == 1 and model_json(plain) == model_json(built)
