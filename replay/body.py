@@ -10,19 +10,37 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from typing import Protocol
 
 ACCEPT_ENCODING = "gzip, deflate"
 CHUNK_BYTES = 64 * 1024
 DEFAULT_MAX_BODY = 8 << 20
 
 
+class ReadAll(Protocol):
+    """geventhttpclient's `read`: `read(n)` at most n bytes, `read()` up to the answer's end."""
+
+    def __call__(self, n: int | None = None, /) -> bytes: ...
+
+
 def read_body(
-    read: Callable[[int], bytes], content_encoding: str | None, max_body: int
+    read: Callable[[int], bytes] | ReadAll,
+    content_encoding: str | None,
+    max_body: int,
+    length: int | None = None,
 ) -> tuple[bytes, bool]:
     """(body, truncated): at most `max_body` bytes of the decoded body, and whether more
-    was there (on the wire, or once decoded) and was left unread."""
+    was there (on the wire, or once decoded) and was left unread.
+
+    `length`: the answer's own Content-Length, given only when the transport stops at it
+    (one Content-Length line, no Transfer-Encoding). A plain answer of that length within
+    the bound is then read in one call to its end (`read()`), bounded by that length: one
+    call and one copy, where reads of CHUNK_BYTES took a second call to find the end and
+    a slice and a copy each (geventhttpclient's `read(n)`)."""
     encoding = (content_encoding or "identity").strip().lower()
     if encoding not in ("gzip", "deflate"):
+        if length is not None and length <= max_body:
+            return read(), False  # type: ignore[call-arg]  # a ReadAll, as the caller said
         return _read_plain(read, max_body)
     decoder: zlib._Decompress | None = None  # deflate: zlib-wrapped or raw, by its first byte
     if encoding == "gzip":

@@ -163,9 +163,99 @@ def lines() -> None:
     print(json.dumps({"same": out}))
 
 
+def lengths() -> None:
+    """`content_length` on geventhttpclient's own Headers: a length the transport stops at,
+    or None (none, repeated, not a number, with a Transfer-Encoding)."""
+    from geventhttpclient.header import Headers
+
+    from tracereplay.replay.sender import content_length
+
+    cases = [
+        [("Content-Length", "4096")], [("content-length", "0")], [],
+        [("Content-Length", "5"), ("content-length", "5")], [("Content-Length", "-1")],
+        [("Content-Length", "12"), ("Transfer-Encoding", "chunked")],
+    ]  # fmt: skip
+    out = []
+    for case in cases:
+        headers = Headers()
+        for name, value in case:
+            headers.add(name, value)
+        out.append(content_length(headers))
+    print(json.dumps({"lengths": out}))
+
+
+def jars() -> None:
+    """`SessionJar` against http.cookiejar's own jar, request by request through a
+    session's life: no cookie yet, answers without and with Set-Cookie (any case), an
+    expiring one, a second domain's; the Cookie header each request got, and the jar."""
+    from http.cookiejar import CookieJar
+
+    from geventhttpclient.header import Headers
+    from geventhttpclient.useragent import _make_request
+
+    from tracereplay.replay.sender import SessionJar
+
+    class Answer:
+        def __init__(self, lines: list[tuple[str, str]]) -> None:
+            self.headers = Headers()
+            for name, value in lines:
+                self.headers.add(name, value)
+
+        def info(self) -> Headers:
+            return self.headers
+
+    steps: list[tuple[str, list[tuple[str, str]]]] = [
+        ("http://api.test/a", []),
+        ("http://api.test/a", [("Content-Type", "application/json")]),
+        ("http://api.test/login", [("Set-Cookie", "sid=1; Path=/")]),
+        ("http://api.test/a", [("set-cookie", "theme=dark; Path=/a")]),
+        ("http://api.test/a", [("SET-COOKIE", "sid=2; Path=/")]),
+        ("http://other.test/b", [("Set-Cookie", "o=1; Path=/")]),
+        ("http://api.test/a", [("Set-Cookie", "sid=; Path=/; Max-Age=0")]),
+        ("http://api.test/a", [("Set-Cookie2", 'v=1; Version="1"; Path="/"')]),
+        ("http://api.test/a", []),
+    ]
+    sent: dict[str, list[str | None]] = {"plain": [], "session": []}
+    held: dict[str, list[str]] = {}
+    for name, jar in (("plain", CookieJar()), ("session", SessionJar())):
+        for url, answer in steps:
+            request = _make_request(url, "GET", headers=Headers())
+            jar.add_cookie_header(request)
+            sent[name].append(request.headers.get("Cookie"))
+            jar.extract_cookies(Answer(answer), request)  # type: ignore[arg-type]
+        held[name] = sorted(f"{c.domain} {c.path} {c.name}={c.value}" for c in jar)
+    print(json.dumps({"same_sent": sent["plain"] == sent["session"], "sent": sent["session"],
+                      "same_held": held["plain"] == held["session"]}))  # fmt: skip
+
+
+def reuse(host: str, spare_fds: int) -> None:
+    """Three GETs of one session's client, after `spare_fds` descriptors were opened (so its
+    connection's is past them): the client port of each answer, as the server echoes it."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # Locust raises it so too
+    if soft < spare_fds + 100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, spare_fds + 100), hard))
+    spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(spare_fds)]
+    _User.host = host
+    user = _User(Environment(user_classes=[_User]))
+    client = Sender(user, DriverSettings(origin=parse_origin(host))).client()
+    ports = [client.get("/port").content.decode() for _ in range(3)]
+    for fd in spare:
+        os.close(fd)
+    print(json.dumps({"ports": ports}))
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--unit"]:
         unit()
+    elif sys.argv[1:] == ["--lengths"]:
+        lengths()
+    elif sys.argv[1:] == ["--jars"]:
+        jars()
+    elif sys.argv[1:2] == ["--reuse"]:
+        reuse(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1:] == ["--lines"]:
         lines()
     elif sys.argv[1:2] == ["--stats"]:

@@ -78,3 +78,29 @@ def test_a_plain_body_is_its_first_max_body_bytes_at_any_size_and_bound(size: in
         body, truncated = read_body(read, None, max_body)
         assert (body, truncated) == (data[:max_body], size > max_body), (size, max_body)
         assert type(body) is bytes
+
+
+def test_a_plain_body_of_a_known_length_within_the_bound_is_read_in_one_call_to_its_end() -> None:
+    calls: list[int | None] = []
+
+    def read(n: int | None = None) -> bytes:
+        calls.append(n)
+        return BODY
+
+    assert read_body(read, None, max_body=len(BODY), length=len(BODY)) == (BODY, False)
+    assert calls == [None]  # read() once: the transport stops at the length
+    calls.clear()
+    # Over the bound, or encoded: bounded chunks as before, whatever the length says.
+    stream = io.BytesIO(BODY)
+
+    def chunked(n: int | None = None) -> bytes:
+        calls.append(n)
+        return stream.read(n)
+
+    assert read_body(chunked, None, max_body=100, length=len(BODY)) == (BODY[:100], True)
+    assert None not in calls
+    wire = gzip.compress(BODY)
+    calls.clear()
+    stream = io.BytesIO(wire)
+    assert read_body(chunked, "gzip", max_body=len(BODY), length=len(wire)) == (BODY, False)
+    assert None not in calls

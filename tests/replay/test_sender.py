@@ -162,3 +162,55 @@ def test_a_sessions_request_timer_bounds_each_request_from_its_own_start() -> No
         assert bound <= got[cut]["after"] < 2 * bound, got
     for kept in ("short", "later", "after_cut"):
         assert got[kept]["raised"] is False, got
+
+
+def test_content_length_is_given_only_where_the_transport_stops_at_it() -> None:
+    # sender.content_length lets read_body read a plain answer in one call (replay/body.py).
+    assert child("--lengths") == {"lengths": [4096, 0, None, None, None, None]}
+
+
+def test_a_sessions_jar_sends_and_keeps_what_http_cookiejars_own_jar_does() -> None:
+    # sender.SessionJar skips the jar's calls where they change nothing: it must send the
+    # same Cookie headers and hold the same cookies as the plain jar, step by step.
+    result = child("--jars")
+    assert result["same_sent"] and result["same_held"]
+    assert result["sent"] == [None, None, None, "sid=1", "theme=dark; sid=1", None,
+                              "theme=dark; sid=2", "theme=dark", "theme=dark"]  # fmt: skip
+
+
+@pytest.fixture
+def port_server() -> Iterator[tuple[str, list[bool]]]:
+    """GET /port answers the client's port; after each answer it closes the connection
+    (still saying keep-alive) while `closing[0]` is true."""
+    closing = [False]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # http.server's name
+            body = str(self.client_address[1]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = closing[0]
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    with serving(Handler, free_port()) as server:
+        yield f"http://{LOOPBACK}:{server.server_address[1]}", closing
+
+
+def test_a_sessions_connection_is_kept_past_descriptor_1024_and_replaced_once_closed(
+    port_server: tuple[str, list[bool]],
+) -> None:
+    # sender.idle_and_open checks a pooled connection with poll: Python's select refuses a
+    # descriptor from 1024 on, and the pool took that for a dead connection (a new one for
+    # every request of every session once a run held 1,024 descriptors).
+    url, closing = port_server
+    ports = child("--reuse", url, "1100")["ports"]
+    assert len(ports) == 3 and len(set(ports)) == 1  # one connection for all three
+    closing[0] = True  # the server closes each after its answer: a new one each time
+    ports = child("--reuse", url, "0")["ports"]
+    assert len(set(ports)) == 3
