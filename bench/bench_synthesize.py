@@ -26,12 +26,42 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_model  # a sibling script: its timing helpers
 
+# What `tracereplay synthesize` runs, timed from the interpreter's start: the code checks
+# which tree it runs by `tracereplay.models` alone (bench_model's check imports model.py,
+# the model-building stages, which is no part of synthesizing), and loads the model as
+# the command does (model_file.py; model.py in a tree from before it).
+_RUN = """
+import sys, json, tracereplay.models as _m
+from pathlib import Path
+assert _m.__path__[0].startswith(sys.argv[6]), 'wrong code: ' + _m.__path__[0]
+try:
+    from tracereplay.models.model_file import load_model
+except ImportError:
+    from tracereplay.models.model import load_model
+from tracereplay.models.synthesize import synthesize
+if __name__ == '__main__':
+    r = synthesize(load_model(Path(sys.argv[1])), Path(sys.argv[2]), scale=float(sys.argv[3]),
+                   seed=int(sys.argv[4]), processes=int(sys.argv[5]))
+    print(json.dumps({'requests': r.requests, 'sessions': r.sessions}))
+"""
+
+
+def run_synthesize(
+    model: Path, out: Path, scale: float, tree: Path | None, processes: int, seed: int = 1
+) -> dict[str, Any]:
+    code_root = str(tree or bench_model.REPO)
+    argv = [sys.executable, "-P", "-c", _RUN, str(model), str(out), repr(scale), str(seed)]
+    result = bench_model.timed([*argv, str(processes), code_root], bench_model.env_for(tree))
+    result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
+    result["rows_per_s"] = round(result["requests"] / result["wall_s"])
+    return result
+
 
 def one_run(
     model: Path, out: Path, rows: int, at_1x: int, tree: Path | None, processes: int
 ) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)
-    result = bench_model.run_synthesize(model, out, rows / at_1x, tree, processes=processes)
+    result = run_synthesize(model, out, rows / at_1x, tree, processes)
     shutil.rmtree(out, ignore_errors=True)
     result.update(
         code="base" if tree is not None else "new",

@@ -8,11 +8,14 @@ keeps the count: the replay spreads sessions over that many source addresses.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # pandas loads where a model is built, not by synthesize
+    import pandas as pd
 
 
 def session_address(row_headers: object, addr: object, session_key: str) -> tuple[str, str]:

@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import ndimage, stats
 
 from tracereplay.errors import ConfigError, UsageError
 
@@ -289,6 +288,8 @@ def _day_profile(t: np.ndarray, span_s: float) -> tuple[float, tuple[float, ...]
 def _bursts(
     rates: np.ndarray, counts: np.ndarray, starts: np.ndarray, widths: np.ndarray
 ) -> tuple[dict[str, Any], ...]:
+    from scipy import ndimage  # scipy only where a model is built (synthesize never)
+
     level = ndimage.median_filter(rates, size=BURST_WINDOW_BUCKETS, mode="nearest")
     flagged = (rates > BURST_FACTOR * level) & (counts >= BURST_MIN_SESSIONS)
     labels, _ = ndimage.label(flagged)
@@ -332,6 +333,8 @@ def gap_shape(start_s: np.ndarray, rates: np.ndarray, bucket_s: float) -> float 
     # Near-constant gaps (a clock, not people): the fit's root search fails; call it regular.
     if float(z.std()) < 1 / math.sqrt(MAX_GAP_SHAPE):
         return MAX_GAP_SHAPE
+    from scipy import stats
+
     try:
         shape, _, _ = stats.gamma.fit(z, floc=0)
     except (RuntimeError, ValueError):

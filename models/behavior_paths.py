@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from scipy import sparse
+
+if TYPE_CHECKING:  # loaded where a model is built, not by synthesize
+    import pandas as pd
+    from scipy import sparse
 
 END = "END"
 # Shrinkage of a session's tempo toward 1: tempo = exp(sum of log ratios / (pauses + k)),
@@ -59,6 +61,8 @@ class SessionPaths:
     @classmethod
     def of(cls, sessions: pd.DataFrame) -> SessionPaths:
         """The paths of a sessionized frame with an `endpoint` column, sessions by id."""
+        import pandas as pd
+
         ids = sessions["session_id"].to_numpy()
         ordered = len(ids) < 2 or bool((ids[1:] >= ids[:-1]).all())
         order = slice(None) if ordered else np.argsort(ids, kind="stable")
@@ -104,6 +108,8 @@ def _code_type(labels: int) -> type[np.signedinteger[Any]]:
 def transition_counts(paths: SessionPaths) -> tuple[sparse.csr_matrix, list[tuple[str, str]]]:
     """Per session, its counts of each transition (START→first, a→b, last→END), as a
     sparse matrix over the sorted vocabulary of transitions."""
+    from scipy import sparse
+
     used = np.flatnonzero(paths.length > 0)
     last = (paths.first + paths.length - 1)[used]
     width, inner = len(paths.labels), len(paths.step)

@@ -24,18 +24,17 @@ chains: `_Moves`), so the fit costs a few sorts of the requests, not Python per 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from scipy import sparse
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
-from threadpoolctl import threadpool_limits
 
 from .behavior_paths import END as END  # noqa: PLC0414 (re-exported: synthesize, outcomes)
 from .behavior_paths import SessionPaths, counted, grouped, session_tempo, transition_counts
 from .session_shape import Censoring, SessionTable
+
+if TYPE_CHECKING:  # pandas, scipy and sklearn load where a model is built: synthesize needs none
+    import pandas as pd
+    from scipy import sparse
 
 QUANTILE_POINTS = np.linspace(0.0, 1.0, 21)
 MIN_THINK_SAMPLES = 20
@@ -156,6 +155,11 @@ def choose_clusters(
     With more than `sample` sessions, k-means and the silhouette run on a seeded uniform
     sample of `sample` sessions, then every session goes to its nearest centre; a K is
     refused when a cluster of the whole trace holds fewer than MIN_SESSIONS_PER_BEHAVIOR."""
+    from scipy import sparse
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from threadpoolctl import threadpool_limits
+
     n = features.shape[0]
     labels = np.zeros(n, dtype=int)
     whole = n <= sample
@@ -203,6 +207,8 @@ def fit_behaviors(
     """Behaviors of a sessionized frame with an `endpoint` column, largest first;
     clustering as `choose_clusters` (on at most `sample` sessions). Sessions `censored`
     at the capture's start give no entry, at its end no END (session_shape.py)."""
+    from scipy import sparse
+
     if sessions.empty:
         return []
     paths = SessionPaths.of(sessions)

@@ -24,13 +24,14 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from tracereplay.errors import ConfigError, UsageError
 
 from .values import JsonMemo, Location, request_values, response_values
+
+if TYPE_CHECKING:  # pandas loads where a model is built, not by synthesize
+    import pandas as pd
 
 __all__ = [  # Location is re-exported: rules and the auth description are made of them
     "NO_AUTH",

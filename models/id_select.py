@@ -23,8 +23,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scipy.stats import binomtest
-
 from .correlations import Location, Walk, answered_ok
 
 SELECT_MIN_CHOSEN_SHARE = 0.95
@@ -255,6 +253,8 @@ def _condition(
 ) -> Selection | None:
     """The field value that separates the chosen objects from the lists' items (among the
     items that have the field), if one does: the least likely by chance."""
+    from scipy.stats import binomtest  # scipy where a model is built, not in synthesize
+
     sessions = len({s for s, _ in described})
     if sessions < SELECT_MIN_SESSIONS:
         return None

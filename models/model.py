@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracereplay import __version__
-from tracereplay.errors import ConfigError, TraceEmptyError, UsageError
+from tracereplay.errors import UsageError
 
 from .addresses import first_addresses, header_addresses
 from .arrivals import fit_arrivals
@@ -57,7 +57,9 @@ from .frame import (
     sessionize_requests,
 )
 from .ids import NO_IDS, ids_to_json, learn_ids
-from .model_check import check_model
+from .model_file import MAX_MODEL_BYTES as MAX_MODEL_BYTES  # noqa: PLC0414 (re-exported)
+from .model_file import MODEL_FORMAT
+from .model_file import load_model as load_model  # noqa: PLC0414 (re-exported)
 from .outcomes import NO_OUTCOMES, Outcomes, fit_outcomes, outcomes_to_json
 from .session_sample import (
     CORRELATION_SAMPLE_SESSIONS,
@@ -80,8 +82,6 @@ from .shapes import skeleton_codes
 from .source import ParquetSource, RequestSource, part_of, rows_of
 from .templating import Templater
 
-MODEL_FORMAT = "tracereplay.model/1"
-MAX_MODEL_BYTES = 512 << 20
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
 STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations")
 CORRELATION_COLUMNS = ["path", "query", "req_headers", "req_body", "status", "resp_headers",
@@ -599,27 +599,6 @@ def write_model(model: dict[str, Any], out: Path) -> Path:
     tmp.write_text(model_json(model), encoding="utf-8")
     tmp.replace(out)
     return out
-
-
-def load_model(path: Path) -> dict[str, Any]:
-    """A model file, checked for its format id, its schema and the ranges of its numbers
-    (see `check_model`); ConfigError naming the file and the field otherwise."""
-    try:
-        if Path(path).stat().st_size > MAX_MODEL_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_MODEL_BYTES >> 20} MiB, not a model file")
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such model file") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        # ValueError: bad JSON, or an integer too long to convert; RecursionError: nesting.
-        raise ConfigError(f"{path}: not a model file ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else None
-        raise ConfigError(f"{path}: not a {MODEL_FORMAT} file (format {found!r:.60})")
-    if not data.get("behaviors"):
-        raise TraceEmptyError(f"{path}: the model has no sessions to synthesize from")
-    check_model(data, str(path))
-    return data
 
 
 def default_model_path(trace_path: Path) -> Path:

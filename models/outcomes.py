@@ -19,10 +19,9 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from tracereplay.errors import ConfigError
 
@@ -30,6 +29,9 @@ from .addresses import session_addresses
 from .behaviors import END, Behavior
 from .correlations import AuthInfo, Location, answered_ok
 from .values import json_leaves
+
+if TYPE_CHECKING:  # pandas loads where a model is built, not by synthesize
+    import pandas as pd
 
 PRIVILEGED, UNPRIVILEGED = "privileged", "unprivileged"
 _ROLE_NAME = re.compile(r"^(role|roles|user_?role|group|scope|permission|privilege|tier|"

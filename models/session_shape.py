@@ -36,11 +36,12 @@ underflow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
-from scipy import stats
+
+if TYPE_CHECKING:  # pandas and scipy load where a model is built, not by synthesize
+    import pandas as pd
 
 CENSOR_QUANTILE = 0.99
 """Of the pauses inside sessions: a session silent longer than this at an edge ended."""
@@ -110,6 +111,8 @@ def km_weights(lengths: np.ndarray, censored: np.ndarray) -> np.ndarray:
     observed = ~censored
     if not observed.any():
         return np.full(len(lengths), 1.0 / len(lengths))
+    from scipy import stats
+
     data = stats.CensoredData(uncensored=lengths[observed], right=lengths[censored])
     cdf = stats.ecdf(data).cdf
     values = cdf.quantiles

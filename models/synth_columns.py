@@ -5,16 +5,22 @@ session's counter numbers), the kind of the first endpoint of the session that u
 name. Query strings and bodies come from per-endpoint pools: POOL_SIZE values rendered
 with faker (payloads.py), POOL_BLOCK at a time as a request first picks an entry of the
 block, each block from generators seeded by (seed, endpoint, block); a request picks its
-entry by a counter number. Rendering one value costs 5 µs-1.4 ms (an e-mail ~0.4 ms), far
-over a row's budget, so the distinct query strings and bodies of an endpoint in one
-synthesis are bounded by the pool: at most POOL_SIZE each.
+entry by a counter number. Rendering one value costs 5-100 µs, far over a row's budget, so
+the distinct query strings and bodies of an endpoint in one synthesis are bounded by the
+pool: at most POOL_SIZE each. Faker's weighted picks (first names, last names: lists of
+thousands) re-sum their weights on every call, 0.2 ms a name; `quick_faker` keeps the sums,
+making the same draws (`_WeightedPicks`).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import random
 import re
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +34,7 @@ from tracereplay.trace import TRACE_SCHEMA
 from . import counters
 from .params import fresh_values
 from .payloads import BodyModel, QueryModel
+from .synth_arrow import numbers, scalar, strings, validity
 from .synth_walk import Walked
 
 POOL_SIZE = 1024
@@ -35,6 +42,9 @@ POOL_SIZE = 1024
 POOL_BLOCK = 64
 """Pool entries rendered together, on first use (a short replay renders a few blocks)."""
 _PARAM = re.compile(r"\{([^{}/]+)\}")
+_ZERO = numbers(np.zeros(1, np.int32))[0]
+_SYNTH, _EMPTY = scalar("synth:"), scalar("")
+_CONTENT_TYPE = strings(["content-type"])
 
 
 @dataclass(frozen=True)
@@ -46,45 +56,115 @@ class Endpoint:
     query: QueryModel | None
 
 
+def quick_faker() -> Faker:
+    """A `Faker()` whose weighted picks (an OrderedDict of weights, with replacement) read
+    cumulative weights summed once per dictionary instead of on every call: the same
+    numbers drawn the same way (`random.choices`'s bisection of one `random()` each), so
+    the same values (tests/models/test_synth_arrays.py)."""
+    fake = Faker()
+    sums: dict[int, tuple[OrderedDict[Any, float], tuple[Any, ...], list[float], float]] = {}
+    for generator in fake.factories:
+        for provider in generator.providers:
+            provider.random_elements = _WeightedPicks(provider, sums)
+    return fake
+
+
+class _WeightedPicks:
+    """`BaseProvider.random_elements` of one provider, for its weighted draws with
+    replacement from an OrderedDict (faker's data: constants of its modules); any other
+    call goes to faker's own."""
+
+    def __init__(
+        self,
+        provider: Any,
+        sums: dict[int, tuple[OrderedDict[Any, float], tuple[Any, ...], list[float], float]],
+    ) -> None:
+        self.own: Callable[..., Sequence[Any]] = provider.random_elements
+        self.weighted = bool(provider.__use_weighting__)
+        self.generator = provider.generator
+        self.sums = sums
+
+    def __call__(
+        self,
+        elements: Any = ("a", "b", "c"),
+        length: int | None = None,
+        unique: bool = False,
+        use_weighting: bool | None = None,
+    ) -> Sequence[Any]:
+        weighted = self.weighted if use_weighting is None else use_weighting
+        if unique or length is None or not weighted or not isinstance(elements, OrderedDict):
+            return self.own(elements, length, unique, use_weighting)
+        held = self.sums.get(id(elements))
+        if held is None or held[0] is not elements:
+            cumulative = list(itertools.accumulate(elements.values()))
+            held = (elements, tuple(elements), cumulative, cumulative[-1] + 0.0)
+            self.sums[id(elements)] = held
+        _, keys, cumulative, total = held
+        draw, last = self.generator.random.random, len(keys) - 1
+        return [keys[bisect.bisect(cumulative, draw() * total, 0, last)] for _ in range(length)]
+
+
 class _Pool:
-    """One endpoint's query strings or bodies, rendered a block at a time on first use."""
+    """One endpoint's query strings or bodies, rendered on first use: a block's entries in
+    order, each block from generators seeded by (seed, endpoint, block), up to the last
+    entry asked for so far; a block left part way keeps its generators' states, so what it
+    renders later is what rendering it whole gives (the pool's cost follows what is drawn:
+    a few sessions render a few entries, a large run every one)."""
 
     def __init__(self, name: str, model: BodyModel | QueryModel, seed: int, fake: Faker):
         self.name, self.model, self.seed, self.fake = name, model, seed, fake
         self.values: list[Any] = [None] * POOL_SIZE
-        self.done = np.zeros(POOL_SIZE // POOL_BLOCK, dtype=bool)
+        self.count = np.zeros(POOL_SIZE // POOL_BLOCK, dtype=np.int64)
+        """Per block, its entries rendered (the first ones)."""
+        self.paused: dict[int, tuple[Any, Any]] = {}
+        """Per block rendered part way, the states of its two generators."""
         self.array: pa.Array | None = None
 
+    @property
+    def done(self) -> np.ndarray:
+        """Per block, whether every entry is rendered."""
+        return self.count == POOL_BLOCK
+
     def take(self, entries: np.ndarray) -> pa.Array:
-        return self.rendered(entries).take(pa.array(entries))
+        return self.rendered(entries).take(numbers(entries))
 
     def rendered(self, entries: np.ndarray) -> pa.Array:
-        """The pool as an array, after rendering the blocks that hold `entries`."""
-        blocks = np.unique(entries // POOL_BLOCK)
-        for block in blocks[~self.done[blocks]].tolist():
-            self._render(block)
+        """The pool as an array (null where not rendered), after rendering `entries`."""
+        entries = np.asarray(entries, dtype=np.int64)
+        if len(entries) and not self.done.all():
+            if entries.min() < 0 or entries.max() >= POOL_SIZE:
+                raise IndexError(f"pool entries are 0..{POOL_SIZE - 1}")
+            upto = np.zeros_like(self.count)
+            np.maximum.at(upto, entries // POOL_BLOCK, entries % POOL_BLOCK + 1)
+            for block in np.flatnonzero(upto > self.count).tolist():
+                self._render(block, int(upto[block]))
         if self.array is None:
             if isinstance(self.model, BodyModel):
-                self.array = pa.array(self.values, pa.binary())
+                self.array = strings(self.values, pa.binary())
             else:  # an empty query string is none
-                self.array = pa.array([v or None for v in self.values], pa.string())
+                self.array = strings([v or None for v in self.values])
         return self.array
 
-    def _render(self, block: int) -> None:
-        self.install(block, self.render(block))
-
-    def render(self, block: int) -> list[Any]:
-        """Block `block`'s values, from generators seeded by (seed, endpoint, block)."""
-        kind = "body" if isinstance(self.model, BodyModel) else "query"
-        text = f"{self.seed}\0{self.name}\0{kind}\0{block}".encode()
-        state = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
-        rng = random.Random(state)
-        self.fake.seed_instance(state)
-        return [self.model.render(rng, self.fake) for _ in range(POOL_BLOCK)]
-
-    def install(self, block: int, values: list[Any]) -> None:
-        self.values[block * POOL_BLOCK : (block + 1) * POOL_BLOCK] = values
-        self.done[block] = True
+    def _render(self, block: int, upto: int) -> None:
+        """Block `block`'s entries up to `upto` (exclusive), after those already rendered."""
+        have = int(self.count[block])
+        rng = random.Random()
+        if have:
+            rng_state, fake_state = self.paused.pop(block)
+            rng.setstate(rng_state)
+            self.fake.random.setstate(fake_state)
+        else:
+            kind = "body" if isinstance(self.model, BodyModel) else "query"
+            text = f"{self.seed}\0{self.name}\0{kind}\0{block}".encode()
+            state = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+            rng.seed(state)
+            self.fake.seed_instance(state)
+        lo = block * POOL_BLOCK
+        for entry in range(lo + have, lo + upto):
+            self.values[entry] = self.model.render(rng, self.fake)
+        if upto < POOL_BLOCK:
+            self.paused[block] = (rng.getstate(), self.fake.random.getstate())
+        self.count[block] = upto
         self.array = None
 
     def whole(self) -> pa.Array:
@@ -94,7 +174,8 @@ class _Pool:
     def adopt(self, array: pa.Array) -> None:
         """Take `whole()` of the same pool rendered elsewhere (a worker process's)."""
         self.array = array
-        self.done[:] = True
+        self.count[:] = POOL_BLOCK
+        self.paused.clear()
 
 
 class Columns:
@@ -106,7 +187,7 @@ class Columns:
         self.endpoints = endpoints
         self.methods = sorted({e.method for e in endpoints})
         self.method_code = np.array([self.methods.index(e.method) for e in endpoints], np.int32)
-        fake = Faker()
+        fake = quick_faker()
         self.queries = [
             _Pool(n, e.query, seed, fake) if e.query else None
             for n, e in zip(names, endpoints, strict=True)
@@ -116,7 +197,7 @@ class Columns:
             for n, e in zip(names, endpoints, strict=True)
         ]
         self._whole: dict[int, tuple[list[pa.Array | None], pa.Array]] = {}
-        self.media = pa.array([e.body.media_type if e.body else "" for e in endpoints])
+        self.media = strings([e.body.media_type if e.body else "" for e in endpoints])
         # Per endpoint: the names it draws values for (all of its parameters when its
         # template has one, as before), and its template split at those it holds.
         self.uses = [list(e.params) if "{" in e.template else [] for e in endpoints]
@@ -171,8 +252,8 @@ class Columns:
                     parts.append(fresh_values(spec, keys[session[first][mine]],
                                               p * counters.VALUE_WORDS))  # fmt: skip
                     order.append(mine)
-            by_session = pa.concat_arrays(parts).take(pa.array(np.argsort(np.concatenate(order))))
-            out[name] = (rows, by_session.take(pa.array(owner)))
+            by_session = pa.concat_arrays(parts).take(numbers(np.argsort(np.concatenate(order))))
+            out[name] = (rows, by_session.take(numbers(owner)))
         return out
 
     def batch(self, index: np.ndarray, walked: Walked, start_us: int) -> pa.RecordBatch:
@@ -184,29 +265,29 @@ class Columns:
         step2 = walked.step.astype(np.uint64) * np.uint64(2)
         query = self._from_pools(self.queries, code, picks, step2, rows, pa.string())
         body = self._from_pools(self.bodies, code, picks, step2 + np.uint64(1), rows, pa.binary())
-        sizes = pc.fill_null(pc.binary_length(body), 0).cast(pa.int64())
-        has_body = np.asarray(body.is_valid())
+        has_body = validity(body)
+        sizes = pc.fill_null(pc.binary_length(body), _ZERO).cast(pa.int64())
         header_offsets = np.concatenate([[0], np.cumsum(has_body)]).astype(np.int32)
-        media = self.media.take(pa.array(code[has_body]))
+        media = self.media.take(numbers(code[has_body]))
         headers = pa.MapArray.from_arrays(
-            pa.array(header_offsets), pa.array(["content-type"] * len(media), pa.string()), media
+            numbers(header_offsets), _CONTENT_TYPE.take(numbers(np.zeros(len(media), int))), media
         )
         empty_maps = pa.MapArray.from_arrays(
-            pa.array(np.zeros(rows + 1, np.int32)),
-            pa.array([], pa.string()),
-            pa.array([], pa.string()),
+            numbers(np.zeros(rows + 1, np.int32)),
+            pa.nulls(0, pa.string()),
+            pa.nulls(0, pa.string()),
         )
         session_keys = pc.binary_join_element_wise(
-            "synth:", pc.utf8_lpad(pa.array(index).cast(pa.string()), 8, "0"), ""
-        ).take(pa.array(walked.session))
+            _SYNTH, pc.utf8_lpad(numbers(index).cast(pa.string()), 8, "0"), _EMPTY
+        ).take(numbers(walked.session))
         ts_us = start_us + np.round(walked.t_s * 1e6).astype(np.int64)
-        zeros = pa.array(np.zeros(rows, np.int64))
+        zeros = numbers(np.zeros(rows, np.int64))
         columns = {
-            "ts": pa.array(ts_us, pa.timestamp("us", tz="UTC")),
+            "ts": numbers(ts_us, pa.timestamp("us", tz="UTC")),
             "session": session_keys,
             "client": session_keys,
             "method": pa.DictionaryArray.from_arrays(
-                pa.array(self.method_code[code]), pa.array(self.methods, pa.string())
+                numbers(self.method_code[code]), strings(self.methods)
             ),
             "path": self.paths(code, values),
             "query": query,
@@ -226,28 +307,27 @@ class Columns:
         rows = len(code)
         width = max([len(s) for s in self.slots] + [0])
         literal = [
-            pa.array([p[t] if t < len(p) else "" for p in self.pieces], pa.string())
-            for t in range(width + 1)
+            strings([p[t] if t < len(p) else "" for p in self.pieces]) for t in range(width + 1)
         ]
         if width == 0:
-            return literal[0].take(pa.array(code))
+            return literal[0].take(numbers(code))
         # Every value of the chunk in one array (an empty one last): slots take from it.
         names = list(values)
         offsets = np.cumsum([0] + [len(values[n][0]) for n in names])
-        pool = pa.concat_arrays([values[n][1] for n in names] + [pa.array([""], pa.string())])
+        pool = pa.concat_arrays([values[n][1] for n in names] + [strings([""])])
         where = {}
         for n, lo in zip(names, offsets[:-1].tolist(), strict=True):
             at = np.full(rows, -1, dtype=np.int64)
             at[values[n][0]] = lo + np.arange(len(values[n][0]))
             where[n] = at
-        parts = [literal[0].take(pa.array(code))]
+        parts = [literal[0].take(numbers(code))]
         for t in range(width):
             slot = np.full(rows, len(pool) - 1, dtype=np.int64)
             for n in names:
                 holds = np.array([len(s) > t and s[t] == n for s in self.slots])[code]
                 slot[holds] = where[n][holds]
-            parts += [pool.take(pa.array(slot)), literal[t + 1].take(pa.array(code))]
-        return pc.binary_join_element_wise(*parts, "")
+            parts += [pool.take(numbers(slot)), literal[t + 1].take(numbers(code))]
+        return pc.binary_join_element_wise(*parts, _EMPTY)
 
     def _from_pools(
         self,
@@ -275,7 +355,7 @@ class Columns:
             joined = pa.concat_arrays(arrays)
         at = np.cumsum(slot >= 0) - 1  # each pooled endpoint's place, end to end
         where = np.where(pooled, at[code] * POOL_SIZE + entries, 0)
-        return joined.take(pa.array(where, mask=~pooled))
+        return joined.take(numbers(where, valid=pooled))
 
     def _joined(self, pools: list[_Pool | None], type_: pa.DataType) -> pa.Array | None:
         """Every pool end to end once each is rendered whole (a large run's pools after

@@ -36,15 +36,17 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from tracereplay.errors import ConfigError, UsageError
 
 from .shapes import cut_path, skeleton_codes, value_kind
+
+if TYPE_CHECKING:  # pandas loads where a model is built, not by synthesize
+    import pandas as pd
 
 __all__ = ["Endpoint", "Templater", "add_endpoints", "endpoint_codes", "value_kind"]
 
@@ -413,6 +415,8 @@ def endpoint_codes(
 ) -> tuple[np.ndarray, list[str]]:
     """Per request, the index of its endpoint in the returned list of names; each
     distinct (method, path) is templated once."""
+    import pandas as pd
+
     method_codes, method_values = pd.factorize(methods)
     path_codes, path_values = pd.factorize(paths)
     width = max(len(path_values), 1)
@@ -429,6 +433,8 @@ def endpoint_codes(
 def add_endpoints(df: pd.DataFrame, templater: Templater, *, params: bool = True) -> pd.DataFrame:
     """A copy of `df` with an `endpoint` ("METHOD /template") column and, unless `params`
     is False, `path_params` (dict)."""
+    import pandas as pd
+
     out = df.copy()
     methods = out["method"].fillna("").astype(str).str.upper()
     paths = out["path"].fillna("/").astype(str)

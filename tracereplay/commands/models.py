@@ -94,8 +94,8 @@ def synthesize_cmd(
     from rich.console import Console
 
     from tracereplay.models.arrivals import ARRIVAL_PROCESSES, ArrivalModel
-    from tracereplay.models.model import load_model
     from tracereplay.models.model_check import check_draw
+    from tracereplay.models.model_file import load_model
     from tracereplay.models.synthesize import synthesize
     from tracereplay.outdir import check_out_dir, removed_on_failure
     from tracereplay.units import parse_duration_s

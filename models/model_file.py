@@ -1,0 +1,39 @@
+"""Reading a model file (`tracereplay.model/1`): its size bound, format id and checks.
+
+Apart from model.py (which re-exports it) so that what only reads a model (synthesize,
+replay) loads none of the model-building stages' imports (pandas, scipy, sklearn).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tracereplay.errors import ConfigError, TraceEmptyError
+
+from .model_check import check_model
+
+MODEL_FORMAT = "tracereplay.model/1"
+MAX_MODEL_BYTES = 512 << 20
+
+
+def load_model(path: Path) -> dict[str, Any]:
+    """A model file, checked for its format id, its schema and the ranges of its numbers
+    (see `check_model`); ConfigError naming the file and the field otherwise."""
+    try:
+        if Path(path).stat().st_size > MAX_MODEL_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_MODEL_BYTES >> 20} MiB, not a model file")
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such model file") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: bad JSON, or an integer too long to convert; RecursionError: nesting.
+        raise ConfigError(f"{path}: not a model file ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise ConfigError(f"{path}: not a {MODEL_FORMAT} file (format {found!r:.60})")
+    if not data.get("behaviors"):
+        raise TraceEmptyError(f"{path}: the model has no sessions to synthesize from")
+    check_model(data, str(path))
+    return data
