@@ -123,10 +123,14 @@ def run(
     real: Path, other: Path, out: Path, tree: Path | None, cli: bool = False, stages: bool = False
 ) -> dict[str, Any]:
     code = _STAGES if stages else _CLI if cli else _COMPARE
+    split = out.parent / f"{out.name}.time"  # user, system seconds and minor faults apart
+    argv = [*python(tree), code, str(real), str(other), str(out)]
     try:
-        result = timed([*python(tree), code, str(real), str(other), str(out)], env_for(tree))
+        result = timed(["/usr/bin/time", "-f", "%U %S %R", "-o", str(split), *argv], env_for(tree))
     except TimedOut as stop:
         return {"timed_out": str(stop)}
+    user, system, faults = split.read_text().split()[-3:]
+    result.update(user_s=float(user), system_s=float(system), minor_faults=int(faults))
     stdout = result.pop("stdout")
     if stages:
         result["stages"] = json.loads(stdout.strip().splitlines()[-1])

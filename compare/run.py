@@ -13,6 +13,7 @@ from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 
 from .compare import CompareResult, compare_sessionized, read_compared, write_compare
 from .compare_render import render_compare
+from .heap import keep_freed_memory
 from .run_summary import read_run_summary
 from .slo import Slo, needs_binding, render_slos, slo_warnings
 from .verdicts import Goals
@@ -35,6 +36,7 @@ def run_compare(
     """Compare OTHER with REAL; tables to `console`, warnings and paths to `errors`."""
     from .report import render_report, write_report
 
+    keep_freed_memory()  # before the reads and the thread that reads OTHER (heap.py)
     # Each trace is read and sessionized once, for the numbers, the SLO binding and the
     # report alike; REAL's noise floor while OTHER is read.
     binds = slos is not None and needs_binding(slos)
