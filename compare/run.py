@@ -13,7 +13,7 @@ from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 
 from .compare import CompareResult, compare_sessionized, read_compared, write_compare
 from .compare_render import render_compare
-from .heap import keep_freed_memory
+from .heap import give_back, keep_freed_memory
 from .run_summary import read_run_summary
 from .slo import Slo, needs_binding, render_slos, slo_warnings
 from .verdicts import Goals
@@ -42,6 +42,7 @@ def run_compare(
     binds = slos is not None and needs_binding(slos)
     pair = read_compared(real, other, session_timeout_s=session_timeout_s, bind=binds)
     real_s, other_s = pair.real_s, pair.other_s
+    give_back()  # each stage's peak over what is held, not over what the heap kept (heap.py)
     result = compare_sessionized(
         real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos, goals=goals,
         run_summary=read_run_summary(other), learned=pair.learned,
@@ -57,6 +58,7 @@ def run_compare(
 
         with removed_on_failure(out):
             path = write_compare(result, out)
+            give_back()
             html = render_report(result.to_json(), real_s, other_s, title=title)
             report = write_report(html, out)
         errors.print(f"wrote {path} and {report}", highlight=False, soft_wrap=True)
