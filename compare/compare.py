@@ -57,7 +57,6 @@ from tracereplay.models.templating import Templater, add_endpoints
 
 from .bindings import Learned, learned_from_frame, learned_from_trace
 from .columns import read_pair, read_sessionized, read_sessionized_rows
-from .heap import given_back
 from .measures import (
     NO_STATUS,
     PLANNED_STARTS,
@@ -520,9 +519,7 @@ def read_compared(
     # Before OTHER's read: what REAL's censoring holds for a moment (copies of its times
     # and pauses) is not held beside what that read holds.
     real = RealSessions.of(real_s, session_timeout_s)
-    # The peak: what the command's heap kept is given back first (heap.py).
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-other")
-    with given_back(), pool as reader:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-other") as reader:
         reading = reader.submit(read_sessionized, other_path, templater, session_timeout_s)
         try:
             noise = noise_of_real(real_s, real, rounds=rounds, noise_sessions=noise_sessions)

@@ -7,17 +7,15 @@ float64 is 80 MB) by a mapping of its own, unmapped when freed, and gives a thre
 than the main one an arena of its own. `keep_freed_memory` serves blocks up to
 `MMAP_THRESHOLD` from the heap, returns the heap's top only past `TRIM_THRESHOLD` free,
 and keeps every thread in the main arena (compare reads OTHER on a thread), so a freed
-column is the next one's memory. What is kept stays resident, and two threads in one heap
-leave holes: so over the stage that sets the peak (OTHER's read beside REAL's noise floor)
-`given_back` returns the free pages first and lets glibc work as by default.
+column is the next one's memory. What is kept stays resident and leaves holes under what
+is allocated later, so the command sets it only after both reads (where its peak is:
+bench/README.md, round 10) and `give_back` returns the free pages before each later step.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -28,9 +26,6 @@ MMAP_THRESHOLD = 1 << 30
 TRIM_THRESHOLD = 256 << 20
 """The heap's top handed back once 256 MiB of it is free (freed blocks below the top are
 reused, not returned)."""
-DEFAULT_MMAP_THRESHOLD, DEFAULT_TRIM_THRESHOLD = 32 << 20, 64 << 20
-"""Where glibc's own thresholds settle once it has freed a 32 MiB mapping (64-bit)."""
-_kept = [False]
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -55,10 +50,8 @@ def keep_freed_memory() -> bool:
     """Set the three options (module doc) for this process; False where the C library is
     not glibc (nothing changed). Takes effect for what is allocated afterwards; the arena
     limit only for threads that start afterwards."""
-    kept = _set((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+    return _set((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
                 (M_ARENA_MAX, 1))  # fmt: skip
-    _kept[0] = _kept[0] or kept
-    return kept
 
 
 def give_back() -> bool:
@@ -70,19 +63,3 @@ def give_back() -> bool:
     trim.argtypes = [ctypes.c_size_t]
     trim(0)
     return True
-
-
-@contextmanager
-def given_back() -> Iterator[None]:
-    """When `keep_freed_memory` was called: the heap's free pages returned, and glibc's
-    default-like thresholds within (big blocks mapped and unmapped), kept memory after.
-    Otherwise nothing."""
-    if not _kept[0]:
-        yield
-        return
-    give_back()
-    _set((M_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD), (M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD))
-    try:
-        yield
-    finally:
-        _set((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -36,13 +36,14 @@ def run_compare(
     """Compare OTHER with REAL; tables to `console`, warnings and paths to `errors`."""
     from .report import render_report, write_report
 
-    keep_freed_memory()  # before the reads and the thread that reads OTHER (heap.py)
     # Each trace is read and sessionized once, for the numbers, the SLO binding and the
     # report alike; REAL's noise floor while OTHER is read.
     binds = slos is not None and needs_binding(slos)
     pair = read_compared(real, other, session_timeout_s=session_timeout_s, bind=binds)
     real_s, other_s = pair.real_s, pair.other_s
-    give_back()  # each stage's peak over what is held, not over what the heap kept (heap.py)
+    # From here on glibc keeps what it frees (heap.py): not over the reads, where the peak
+    # is, as the holes it leaves in the heap would lie under it; given back before each step.
+    keep_freed_memory()
     result = compare_sessionized(
         real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos, goals=goals,
         run_summary=read_run_summary(other), learned=pair.learned,

@@ -1,5 +1,5 @@
 """compare/heap.py: after `keep_freed_memory` a freed column's memory is the next one's
-(no fresh pages for the kernel to zero), and `tracereplay compare` sets it before reading."""
+(no fresh pages for the kernel to zero), and `tracereplay compare` sets it after its reads."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_a_freed_column_is_reused() -> None:
     assert faults_of_second_column("keep") < pages // 20  # the first column's pages
 
 
-def test_compare_keeps_freed_memory_before_it_reads(
+def test_compare_keeps_freed_memory_after_its_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
@@ -62,11 +62,11 @@ def test_compare_keeps_freed_memory_before_it_reads(
     monkeypatch.setattr(run, "read_compared", reading)
     from rich.console import Console
 
-    quiet = Console(file=open(tmp_path / "log", "w"))  # noqa: SIM115
+    quiet = Console(file=(tmp_path / "log").open("w"))
     real, other = trace(tmp_path / "real", 20.0), trace(tmp_path / "other", 20.0)
     run.run_compare(real, other, out=None, title="t", console=quiet, errors=quiet)
     quiet.file.close()
-    assert calls == ["keep", "read"]
+    assert calls == ["read", "keep"]
 
 
 def test_not_glibc_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
