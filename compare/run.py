@@ -13,7 +13,6 @@ from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 
 from .compare import CompareResult, compare_sessionized, read_compared, write_compare
 from .compare_render import render_compare
-from .heap import give_back, keep_freed_memory
 from .run_summary import read_run_summary
 from .slo import Slo, needs_binding, render_slos, slo_warnings
 from .verdicts import Goals
@@ -41,9 +40,6 @@ def run_compare(
     binds = slos is not None and needs_binding(slos)
     pair = read_compared(real, other, session_timeout_s=session_timeout_s, bind=binds)
     real_s, other_s = pair.real_s, pair.other_s
-    # From here on glibc keeps what it frees (heap.py): not over the reads, where the peak
-    # is, as the holes it leaves in the heap would lie under it; given back before each step.
-    keep_freed_memory()
     result = compare_sessionized(
         real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos, goals=goals,
         run_summary=read_run_summary(other), learned=pair.learned,
@@ -59,7 +55,6 @@ def run_compare(
 
         with removed_on_failure(out):
             path = write_compare(result, out)
-            give_back()
             html = render_report(result.to_json(), real_s, other_s, title=title)
             report = write_report(html, out)
         errors.print(f"wrote {path} and {report}", highlight=False, soft_wrap=True)
