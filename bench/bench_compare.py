@@ -15,7 +15,9 @@ Each pair is compared by `compare_traces` + `write_compare` (what `tracereplay c
 does without SLO classes to bind: with the default SLO file and no model beside REAL the
 command also reads every column of REAL, see bench/README.md) with the new code and the
 base commit's, each in its own process under `/usr/bin/time -v` (wall, CPU, peak RSS; a
-run past --timeout is killed and reported as such), and says whether the two compare.json
+run past --timeout is killed and reported as such; user and system seconds and minor
+faults apart, the system time being mostly fresh pages zeroed, bench/README.md round 10),
+and says whether the two compare.json
 files are identical. With `--cli` each run is the command itself, `tracereplay compare
 REAL OTHER --out DIR` (default SLO file: the SLO classes bound too; exit 1, a failed
 verdict, counts as finished), new and base alternated over `--rounds` pairs. With
@@ -123,10 +125,14 @@ def run(
     real: Path, other: Path, out: Path, tree: Path | None, cli: bool = False, stages: bool = False
 ) -> dict[str, Any]:
     code = _STAGES if stages else _CLI if cli else _COMPARE
+    split = out.parent / f"{out.name}.time"  # user, system seconds and minor faults apart
+    argv = [*python(tree), code, str(real), str(other), str(out)]
     try:
-        result = timed([*python(tree), code, str(real), str(other), str(out)], env_for(tree))
+        result = timed(["/usr/bin/time", "-f", "%U %S %R", "-o", str(split), *argv], env_for(tree))
     except TimedOut as stop:
         return {"timed_out": str(stop)}
+    user, system, faults = split.read_text().split()[-3:]
+    result.update(user_s=float(user), system_s=float(system), minor_faults=int(faults))
     stdout = result.pop("stdout")
     if stages:
         result["stages"] = json.loads(stdout.strip().splitlines()[-1])
