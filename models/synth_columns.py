@@ -123,7 +123,8 @@ class _Pool:
     @property
     def done(self) -> np.ndarray:
         """Per block, whether every entry is rendered."""
-        return self.count == POOL_BLOCK
+        done: np.ndarray = self.count == POOL_BLOCK
+        return done
 
     def take(self, entries: np.ndarray) -> pa.Array:
         return self.rendered(entries).take(numbers(entries))
