@@ -138,11 +138,19 @@ def stats(host: str, dead: str) -> None:
     print(json.dumps({"answers": answers, "entries": entries, "errors": errors}))
 
 
+def _headers(lines: list[tuple[str, str]]) -> Any:
+    """geventhttpclient's own Headers holding `lines`, in order."""
+    from geventhttpclient.header import Headers
+
+    headers = Headers()
+    for name, value in lines:
+        headers.add(name, value)
+    return headers
+
+
 def lines() -> None:
     """`header_lines` against `items()` and a pass for Content-Encoding, on geventhttpclient's
     own Headers: repeated names (in either case), one name, none."""
-    from geventhttpclient.header import Headers
-
     from tracereplay.replay.sender import header_lines
 
     cases = [
@@ -154,9 +162,7 @@ def lines() -> None:
     ]  # fmt: skip
     out = []
     for case in cases:
-        headers = Headers()
-        for name, value in case:
-            headers.add(name, value)
+        headers = _headers(case)
         items = list(headers.items())
         first = next((v for k, v in items if k.lower() == "content-encoding"), None)
         out.append(header_lines(headers) == (items, first))
@@ -166,8 +172,6 @@ def lines() -> None:
 def lengths() -> None:
     """`content_length` on geventhttpclient's own Headers: a length the transport stops at,
     or None (none, repeated, not a number, with a Transfer-Encoding)."""
-    from geventhttpclient.header import Headers
-
     from tracereplay.replay.sender import content_length
 
     cases = [
@@ -175,12 +179,7 @@ def lengths() -> None:
         [("Content-Length", "5"), ("content-length", "5")], [("Content-Length", "-1")],
         [("Content-Length", "12"), ("Transfer-Encoding", "chunked")],
     ]  # fmt: skip
-    out = []
-    for case in cases:
-        headers = Headers()
-        for name, value in case:
-            headers.add(name, value)
-        out.append(content_length(headers))
+    out = [content_length(_headers(case)) for case in cases]
     print(json.dumps({"lengths": out}))
 
 
