@@ -4,7 +4,8 @@
 from a tuple per row (`struct_reference` below, the code as it was); it reads each
 column's values by one comprehension (`schema._column_values`). `append_frame`
 builds the frame's payload in memory; it replaced an IPC stream written to the file
-through a checksumming Python file object (`streamed_reference`).
+through a checksumming Python file object (`streamed_reference`); told where the file
+ends (the sink keeps count), it writes the same bytes as when it asks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import operator
 import os
 import tempfile
 import zlib
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -137,11 +139,28 @@ def streamed_reference(fd: int, batch: pa.RecordBatch) -> None:
     os.pwrite(fd, store.frame_header(sink.size, sink.crc), start)
 
 
+def counted_append() -> Callable[[int, pa.RecordBatch], None]:
+    """`append_frame` told where the file ends, as `ParquetDirSink` keeps count (the file
+    position stays where the open put it: the frames must not depend on it)."""
+    end = 0
+
+    def append(fd: int, batch: pa.RecordBatch) -> None:
+        nonlocal end
+        start, size = store.append_frame(fd, batch, end)
+        end = start + size
+
+    return append
+
+
 def test_journal_frames_are_byte_identical(tmp_path: Path) -> None:
     rows = list(realistic_records(5000))
     batches = [records_to_batch(rows[i : i + 1200], SCHEMA) for i in range(0, len(rows), 1200)]
     journals = {}
-    for name, append in (("new", store.append_frame), ("old", streamed_reference)):
+    for name, append in (
+        ("new", store.append_frame),
+        ("counted", counted_append()),
+        ("old", streamed_reference),
+    ):
         path = tmp_path / name
         fd = os.open(path, os.O_WRONLY | os.O_CREAT)
         for batch in batches:
@@ -149,6 +168,7 @@ def test_journal_frames_are_byte_identical(tmp_path: Path) -> None:
         os.close(fd)
         journals[name] = path.read_bytes()
     assert journals["new"] == journals["old"]
+    assert journals["counted"] == journals["old"]
     assert store.read_journal(tmp_path / "new").num_rows == len(rows)  # type: ignore[union-attr]
 
 

@@ -136,12 +136,12 @@ def test_a_short_write_is_cut_back_and_later_writes_refused(
     full = {"now": False}
     real_write_all = store._write_all
 
-    def write_all(fd: int, *parts: bytes | pa.Buffer) -> None:
+    def write_all(fd: int, offset: int, *parts: bytes | pa.Buffer) -> None:
         if full["now"]:
             data = b"".join(bytes(part) for part in parts)
-            real_write_all(fd, data[: len(data) // 2])
+            real_write_all(fd, offset, data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_write_all(fd, *parts)
+        real_write_all(fd, offset, *parts)
 
     monkeypatch.setattr(store, "_write_all", write_all)
     writer = open_writer(tmp_path / "t", TEST_META)

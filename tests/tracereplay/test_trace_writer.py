@@ -56,6 +56,20 @@ def test_rows_reach_the_sink_within_the_flush_interval_without_more_writes() -> 
         assert writer.rows_flushed == 1
 
 
+def test_a_full_buffer_wakes_the_flusher_every_time_it_fills() -> None:
+    # The interval is far off: only a full buffer can bring these rows to the sink, and
+    # it must do so again after each flush (write() wakes the flusher once per filling).
+    sink = MemorySink(TRACE_SCHEMA)
+    with TraceWriter(sink, TRACE_SCHEMA, flush_interval_s=60, max_buffer_rows=10) as writer:
+        for filling in range(1, 4):
+            for i in range(10):
+                writer.write(make_record(path=f"/{filling}/{i}"))
+            deadline = time.monotonic() + 5
+            while writer.rows_flushed < 10 * filling and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert writer.rows_flushed == 10 * filling
+
+
 class FailingSink(MemorySink):
     def __init__(self) -> None:
         super().__init__(TRACE_SCHEMA)

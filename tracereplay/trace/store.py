@@ -114,22 +114,25 @@ def frame_header(size: int, crc: int) -> bytes:
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-def append_frame(fd: int, batch: pa.RecordBatch) -> tuple[int, int]:
+def append_frame(fd: int, batch: pa.RecordBatch, start: int | None = None) -> tuple[int, int]:
     """Append the frame holding `batch`; on failure cut the file back to where it began.
 
     The payload is built in memory (Arrow writes it, and zlib checksums it, without the
     GIL: a proxy sharing the process keeps running) and written after a zeroed header;
-    the header goes in last, so a frame cut short reads as a torn tail. Returns where
-    the payload starts in the file and its size.
+    the header goes in last, so a frame cut short reads as a torn tail. `start`: where
+    the file ends, when the caller keeps count (one system call, and one wait for the
+    GIL on a busy process, fewer a frame); else it is asked. Returns where the payload
+    starts in the file and its size.
     """
     out = pa.BufferOutputStream()
     with ipc.new_stream(out, batch.schema) as stream:
         stream.write_batch(batch)
     payload = out.getvalue()
     crc = zlib.crc32(payload)  # releases the GIL past a few KB
-    start = os.lseek(fd, 0, os.SEEK_END)
+    if start is None:
+        start = os.lseek(fd, 0, os.SEEK_END)
     try:
-        _write_all(fd, bytes(_HEADER_SIZE), payload)  # zeros until the payload is complete
+        _write_all(fd, start, bytes(_HEADER_SIZE), payload)  # zeros until it is complete
         os.pwrite(fd, frame_header(payload.size, crc), start)
     except OSError:
         with contextlib.suppress(OSError):  # a torn frame is skipped anyway; tidier without
@@ -138,11 +141,12 @@ def append_frame(fd: int, batch: pa.RecordBatch) -> tuple[int, int]:
     return start + _HEADER_SIZE, payload.size
 
 
-def _write_all(fd: int, *parts: bytes | pa.Buffer) -> None:
-    """Write `parts` in order, in as few system calls as the kernel allows."""
+def _write_all(fd: int, offset: int, *parts: bytes | pa.Buffer) -> None:
+    """Write `parts` in order at `offset`, in as few system calls as the kernel allows."""
     views = [memoryview(part) for part in parts if len(part)]
     while views:  # short writes: a signal, or the disk filling up
-        written = os.writev(fd, views)
+        written = os.pwritev(fd, views, offset)
+        offset += written
         while views and written >= len(views[0]):
             written -= len(views[0])
             views.pop(0)
@@ -393,6 +397,7 @@ class ParquetDirSink:
         self._fd: int | None = None
         self._journal_rows = 0
         self._frames: list[tuple[int, int]] = []  # of the open journal, all complete
+        self._journal_end = 0  # bytes in the open journal: where the next frame starts
         self._failed: OSError | None = None
         self._compactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-compact")
         self._pending: list[Future[int]] = []
@@ -421,10 +426,12 @@ class ParquetDirSink:
             if self._fd is None:
                 path = journal_path(self.directory, self._seq)
                 self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
-            self._frames.append(append_frame(self._fd, batch))
+            start, size = append_frame(self._fd, batch, self._journal_end)
         except OSError as exc:
             self._failed = exc
             raise
+        self._frames.append((start, size))
+        self._journal_end = start + size
         self._journal_rows += batch.num_rows
         if self._journal_rows >= self.rows_per_part:
             self._rotate()
@@ -462,5 +469,6 @@ class ParquetDirSink:
         )
         self._fd = None
         self._frames = []
+        self._journal_end = 0
         self._journal_rows = 0
         self._seq += 1

@@ -86,6 +86,7 @@ class TraceWriter:
         self._buffer: list[TraceRecord] = []
         self._sink_lock = threading.Lock()
         self._wake = threading.Event()
+        self._woken = False  # whether write() has set _wake since the flusher cleared it
         self._closing = False
         self._closed = False
         self._error: TraceError | None = None
@@ -116,8 +117,11 @@ class TraceWriter:
             self._refuse(1)
         buffer = self._buffer
         buffer.append(record)  # atomic; only the flusher removes, from the front
-        if len(buffer) >= self.max_buffer_rows and not self._wake.is_set():
-            self._wake.set()  # once: set() takes the Event's lock, is_set() only reads
+        if len(buffer) >= self.max_buffer_rows and not self._woken:
+            # Once: set() takes the Event's lock; reading a plain attribute is cheaper
+            # still than Event.is_set(), a Python call on every row while the buffer is full.
+            self._woken = True
+            self._wake.set()
 
     def write_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Hand an already columnar batch straight to the sink (after what is buffered)."""
@@ -250,6 +254,7 @@ class TraceWriter:
         while not self._closing:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
+            self._woken = False  # after clear(): a write() in between only sets it again
             try:
                 self.flush()
             except TraceError:  # logged once by _fail; write() and close() raise it
