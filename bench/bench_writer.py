@@ -99,6 +99,7 @@ def per_row_run(rows: list[TraceRecord], *, read_back: bool = True) -> dict[str,
             "bytes_on_disk": size,
             "bytes_per_row": size / len(rows),
             "load_average": [round(load, 2), round(os.getloadavg()[0], 2)],
+            "switch_interval_s": sys.getswitchinterval(),
         }
         if read_back:
             start = time.perf_counter()
@@ -132,6 +133,8 @@ def compare_with_base(args: argparse.Namespace, rows: list[TraceRecord]) -> dict
                 env = {"PYTHONPATH": str(base)} if side == "old" else {}
                 argv = [sys.executable, "-P", __file__, "--child", str(rows_file)]
                 argv += ["--repeat", str(args.repeat)]
+                if args.switch_interval is not None:
+                    argv += ["--switch-interval", str(args.switch_interval)]
                 done = subprocess.run(
                     argv,
                     capture_output=True,
@@ -180,9 +183,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs; the best is reported")
     parser.add_argument("--base", help="compare with this commit's writer (A/B, same run)")
     parser.add_argument("--pairs", type=int, default=4, help="A/B pairs with --base")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="sys.setswitchinterval while writing (default: the interpreter's, 0.005 s; "
+        "the capture and the replay recorder run the writer at 0.001)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     if args.child:
         child(args.child, args.repeat)
         return
