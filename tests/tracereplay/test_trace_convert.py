@@ -11,6 +11,7 @@ ends (the sink keeps count), it writes the same bytes as when it asks.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import operator
 import os
 import tempfile
@@ -152,9 +153,19 @@ def counted_append() -> Callable[[int, pa.RecordBatch], None]:
     return append
 
 
+ODD_ROWS = [
+    make_record(req_headers=(), resp_headers=()),
+    make_record(req_headers=(("x-name", "Zoë ünïcode ✓"), ("x-name", "")), path="/é/文"),
+    make_record(path="/\\xff", escaped=("path",), resp_headers=(("set-cookie", "a=1; b=\\x80"),)),
+]
+
+
 def test_journal_frames_are_byte_identical(tmp_path: Path) -> None:
-    rows = list(realistic_records(5000))
-    batches = [records_to_batch(rows[i : i + 1200], SCHEMA) for i in range(0, len(rows), 1200)]
+    rows = [*ODD_ROWS, *realistic_records(9000)]
+    # Frames of 0, 1 and 4,097 rows, then 1,200 at a time (the writer sends up to 4,096).
+    bounds = [0, 0, 1, 4098, *range(5298, len(rows), 1200), len(rows)]
+    batches = [records_to_batch(rows[a:b], SCHEMA) for a, b in itertools.pairwise(bounds)]
+    assert [b.num_rows for b in batches[:3]] == [0, 1, 4097]
     journals = {}
     for name, append in (
         ("new", store.append_frame),
