@@ -34,7 +34,7 @@ from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
 
 from tracereplay.errors import TraceReplayError, UsageError
-from tracereplay.models.model import load_model
+from tracereplay.models.model_file import load_model
 
 from .body import DEFAULT_MAX_BODY
 from .credentials import Credential, load_credentials, scrub, secret_values
