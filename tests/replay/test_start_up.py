@@ -6,8 +6,7 @@ replay's modules import Locust, which patches the interpreter with gevent."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from .children import child_output
 
 
 def test_a_replay_process_imports_no_scipy() -> None:
@@ -17,10 +16,7 @@ def test_a_replay_process_imports_no_scipy() -> None:
         "import tracereplay.replay.profiles\n"
         "print(sorted(m for m in sys.modules if m == 'scipy' or m.startswith('scipy.')))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.strip() == "[]"
+    assert child_output(code).strip() == "[]"
 
 
 def test_a_single_process_time_zero_leaves_its_first_sessions_their_lead() -> None:
@@ -33,12 +29,9 @@ def test_a_single_process_time_zero_leaves_its_first_sessions_their_lead() -> No
         "zero = ReplayUser._time_zero(local, 0)\n"
         "print(zero - before - START_LEAD_S)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
     # The sessions due within START_LEAD_S of zero are spawned that long ahead of their
     # start: with zero this far ahead, before it (at 0.02 s they were spawned at once).
-    assert float(out.stdout) >= 0.15
+    assert float(child_output(code)) >= 0.15
 
 
 def test_the_soak_report_still_imports_scipy_where_it_runs() -> None:
@@ -50,7 +43,4 @@ def test_the_soak_report_still_imports_scipy_where_it_runs() -> None:
         "d = _drift(t, 2 * t + 1, 1.0)\n"
         "print(round(d['slope'], 6), 'scipy.stats' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.split() == ["2.0", "True"]
+    assert child_output(code).split() == ["2.0", "True"]
