@@ -29,15 +29,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from scipy import stats
 
-from tracereplay.compare.measures import error_rate
 from tracereplay.errors import UsageError
 from tracereplay.models.arrivals import ArrivalModel
+
+if TYPE_CHECKING:  # the reports' frames; scipy and compare are imported where a report runs
+    import pandas as pd
 
 PROFILES = ("peak", "spike", "soak", "stress")
 PEAK_DEFAULT_SHARE = 1 / 12
@@ -207,6 +207,8 @@ def _p95(values: Any) -> float | None:
 
 
 def _phase(frame: pd.DataFrame, seconds: float) -> dict[str, Any]:
+    from tracereplay.compare.measures import error_rate  # scipy: only for a report
+
     return {
         "requests": len(frame),
         "rps": _r(len(frame) / seconds) if seconds > 0 else None,
@@ -238,6 +240,8 @@ def _drift(times_s: np.ndarray, values: np.ndarray, per: float) -> dict[str, Any
     if len(values) < 3 or not np.isfinite(values).all():
         return {"slope": None, "slope_low": None, "slope_high": None, "change": None,
                 "drifting": None}  # fmt: skip
+    from scipy import stats  # ~1 s of imports: only for a soak's report, never in a worker
+
     slope, _, low, high = stats.theilslopes(values, times_s, alpha=0.95)
     first, last = float(values[0]), float(values[-1])
     change = (last - first) / first if first > 0 else None

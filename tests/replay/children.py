@@ -19,3 +19,10 @@ def child_result(module: str, *args: str) -> dict[str, Any]:
     )  # fmt: skip
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def child_output(code: str) -> str:
+    """What `python -c code` prints, in a fresh interpreter (what it imports stays there)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
