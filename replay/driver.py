@@ -212,7 +212,7 @@ class ReplayDriver:
                 # in the same loop iteration then all read and record them before any
                 # sends its next request: sends leave together (one wake-up of a target
                 # on the same machine, not one each; the same code hot for every session)
-                # and each request costs ~15 % less CPU (bench/README.md, gen13). The
+                # and long sessions cost 9-25 % less CPU a request (bench/README.md, gen13). The
                 # request is cleared after the yield, right before it is sent.
                 gevent.sleep(planned.think_s)
                 intended += planned.think_s
