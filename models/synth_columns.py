@@ -168,6 +168,19 @@ class _Pool:
         self.count[block] = upto
         self.array = None
 
+    def render_block(self, block: int) -> list[Any]:
+        """Block `block` rendered whole: its values."""
+        if self.count[block] < POOL_BLOCK:
+            self._render(block, POOL_BLOCK)
+        return self.values[block * POOL_BLOCK : (block + 1) * POOL_BLOCK]
+
+    def put_block(self, block: int, values: list[Any]) -> None:
+        """Take `render_block(block)` of the same pool rendered elsewhere."""
+        self.values[block * POOL_BLOCK : (block + 1) * POOL_BLOCK] = values
+        self.count[block] = POOL_BLOCK
+        self.paused.pop(block, None)
+        self.array = None
+
     def whole(self) -> pa.Array:
         """Every value (every block rendered first)."""
         return self.take(np.arange(POOL_SIZE))

@@ -4,14 +4,15 @@ directory claimed as open_writer claims it, and a run that fails keeps nothing r
 
 from __future__ import annotations
 
-from concurrent import futures
+import multiprocessing
+import os
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.bad_input import assert_exit_2
+from tests.bad_input import assert_exit_2, run_cli
 from tests.factories import realistic_records, write_trace
 from tracereplay import outdir
 from tracereplay.errors import TraceEmptyError, TraceError, TraceExistsError, TraceLockedError
@@ -39,15 +40,9 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def workers_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This process waits for its workers to start before it draws: they get the first
-    chunks (else, on runs this small, this process may draw them all first)."""
-    real = synth_run._shared
-
-    def waiting(*args: Any) -> Any:
-        futures.wait(args[4])  # the futures of the workers' start
-        return real(*args)
-
-    monkeypatch.setattr(synth_run, "_shared", waiting)
+    """This process draws no chunk: its workers draw them all (else, on runs this small,
+    this process may draw them all before a worker has started)."""
+    monkeypatch.setattr(synth_run, "PARENT_DRAWS", False)
 
 
 def _files(directory: Path) -> list[str]:
@@ -86,6 +81,61 @@ def test_one_two_and_three_processes_write_the_same_parts(
     )
     for part in (tmp_path / "p2").glob("part-*.parquet"):
         assert TraceMetadata.from_arrow(pq.read_schema(part).metadata) == expected
+
+
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize("split", ["worker renders every block", "workers draw every chunk"])
+def test_the_command_forks_workers_that_write_the_same_parts(
+    model: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    split: str,
+) -> None:
+    """The command starts its workers before the model is checked (fork): the pools'
+    blocks and the chunks go to whoever takes them first, so the rows must not depend on
+    who did. Here either the worker renders every block (this process none: it takes them
+    from the worker's message) or the workers draw every chunk (with the pools from this
+    process's file); both against one process."""
+    monkeypatch.setattr(synthesize_module, "EAGER_POOL_ROWS", 0)  # blocks first, shared
+    path = write_model(model, tmp_path / "m.json")
+    parent = os.getpid()
+    if split == "worker renders every block":
+        real = synth_run.Job.render_blocks
+        monkeypatch.setattr(
+            synth_run.Job,
+            "render_blocks",
+            lambda job, counter: {} if os.getpid() == parent else real(job, counter),
+        )
+    else:
+        monkeypatch.setattr(synth_run, "PARENT_DRAWS", False)
+    for p in (1, 2, 3):
+        argv = ["synthesize", str(path), "--out", str(tmp_path / f"p{p}"), "--scale", "3",
+                "--seed", "2", "--processes", str(p)]  # fmt: skip
+        assert run_cli(argv, capsys)[0] == 0
+    one = open_trace(tmp_path / "p1").to_table(sort=False)
+    assert len(_files(tmp_path / "p1")) >= 4 and one.column("req_body").null_count < len(one)
+    for p in (2, 3):
+        assert _files(tmp_path / f"p{p}") == _files(tmp_path / "p1")
+        assert open_trace(tmp_path / f"p{p}").to_table(sort=False).equals(one)
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_model_refused_stops_the_forked_workers(
+    model: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The workers start before the model is checked: a refused model (or options) is one
+    line, no directory, and no worker left running."""
+    broken = dict(model, behaviors=[dict(model["behaviors"][0], share=0.5)])
+    path = write_model(broken, tmp_path / "m.json")
+    argv = ["synthesize", str(path), "--out", str(tmp_path / "out"), "--processes", "3"]
+    assert_exit_2(argv, capsys, says="shares sum to 0.5")
+    good = write_model(model, tmp_path / "good.json")
+    argv = ["synthesize", str(good), "--out", str(tmp_path / "out"), "--scale", "1e12",
+            "--processes", "2"]  # fmt: skip
+    assert_exit_2(argv, capsys, says="lower --scale or --duration")
+    assert not (tmp_path / "out").exists()
+    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.usefixtures("small_chunks")
