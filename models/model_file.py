@@ -12,8 +12,6 @@ from typing import Any
 
 from tracereplay.errors import ConfigError, TraceEmptyError
 
-from .model_check import check_model
-
 MODEL_FORMAT = "tracereplay.model/1"
 MAX_MODEL_BYTES = 512 << 20
 
@@ -48,5 +46,9 @@ def parse_model(raw: bytes, path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not a {MODEL_FORMAT} file (format {found!r:.60})")
     if not data.get("behaviors"):
         raise TraceEmptyError(f"{path}: the model has no sessions to synthesize from")
+    # Imported here: the command reads the file before it forks its workers, which do
+    # not check the model and need none of the checks' imports (correlations, ids, ...).
+    from .model_check import check_model
+
     check_model(data, str(path))
     return data

@@ -15,6 +15,7 @@ counts come back; the caller lands the parts in chunk order.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import pickle
@@ -35,7 +36,6 @@ from tracereplay.errors import TraceError
 from tracereplay.trace import TraceMetadata
 
 from .arrivals import ArrivalModel
-from .model_check import check_draw
 from .synth_columns import POOL_BLOCK, POOL_SIZE
 from .synth_parts import PartsOut, write_staged
 
@@ -72,28 +72,39 @@ class Chunk:
 
 
 class Job:
-    """One process's view of a synthesis: its synthesizer, the chunks, the pools' blocks."""
+    """One process's view of a synthesis: its synthesizer, the pools' blocks, the chunks."""
 
     def __init__(self, model: dict[str, Any], plan: Plan) -> None:
         from .synthesize import Synthesizer  # synthesize.py imports this module
 
         self.plan = plan
         self.synth: Synthesizer = Synthesizer(model, plan.seed)
-        starts = self.synth.session_starts(plan.scale, plan.duration_s, process=plan.arrivals)
-        size = plan.chunk_sessions
-        self.sessions = len(starts)
-        self.chunks = [
-            Chunk(seq, lo, starts[lo : lo + size])
-            for seq, lo in enumerate(range(0, len(starts), size), start=1)
-        ]
         behaviors = self.synth.behaviors
         shares = np.array([b.share for b in behaviors], dtype=float)
         mean_length = float(np.dot(shares, [b.mean_length for b in behaviors]) / shares.sum())
-        rows = len(starts) * mean_length
-        self.blocks_first = len(self.chunks) > 1 and rows >= plan.blocks_first_rows
+        sessions = _sessions_about(self.synth.arrivals, plan)
+        self.blocks_first = sessions > plan.chunk_sessions and (
+            sessions * mean_length >= plan.blocks_first_rows
+        )
         self.pools = self.synth.columns.pools()
         per_pool = range(POOL_SIZE // POOL_BLOCK)
         self.blocks = [(p, b) for p in range(len(self.pools)) for b in per_pool]
+
+    @functools.cached_property
+    def chunks(self) -> list[Chunk]:
+        """The sessions' start times, cut in chunks (a worker asks once the run may go:
+        the options are checked by then)."""
+        plan = self.plan
+        starts = self.synth.session_starts(plan.scale, plan.duration_s, process=plan.arrivals)
+        size = plan.chunk_sessions
+        return [
+            Chunk(seq, lo, starts[lo : lo + size])
+            for seq, lo in enumerate(range(0, len(starts), size), start=1)
+        ]
+
+    @property
+    def sessions(self) -> int:
+        return sum(len(chunk.starts_s) for chunk in self.chunks)
 
     def write(self, chunk: Chunk, out: Path, meta: TraceMetadata) -> int:
         index = np.arange(chunk.first, chunk.first + len(chunk.starts_s))
@@ -123,6 +134,17 @@ class Job:
         columns = ipc.open_file(path).get_batch(0).columns
         for pool, array in zip(self.pools, columns, strict=True):
             pool.adopt(array)
+
+
+def _sessions_about(arrivals: ArrivalModel, plan: Plan) -> float:
+    """About how many sessions `plan` draws (the span's mean rate over the length drawn):
+    what decides, in every process alike and before any is drawn, whether the pools are
+    rendered first."""
+    span_s = arrivals.span_s
+    edges = np.arange(len(arrivals.rates_per_s)) * arrivals.bucket_s
+    widths = np.clip(span_s - edges, 0.0, arrivals.bucket_s)
+    per_s = float(np.dot(arrivals.rates_per_s, widths)) / span_s if span_s > 0 else 0.0
+    return plan.scale * per_s * (span_s if plan.duration_s is None else plan.duration_s)
 
 
 class Counter:
@@ -302,10 +324,6 @@ def _serve(
             model = json.loads(source.decode("utf-8"))
         else:
             model = pickle.loads(source.read_bytes())  # noqa: S301 (the team's own file)
-        # As the command checks them (before a forked worker's model is checked): a typo
-        # such as --scale 1e12 is refused, not drawn.
-        arrivals = ArrivalModel.from_json(model["arrivals"])
-        check_draw(arrivals, scale=plan.scale, duration_s=plan.duration_s, seed=plan.seed)
         job = Job(model, plan)
         if job.blocks_first:
             conn.send(("blocks", job.render_blocks(blocks)))

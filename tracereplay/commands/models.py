@@ -93,11 +93,8 @@ def synthesize_cmd(
     """Write synthetic sessions drawn from a model (request side; no target needed)."""
     from contextlib import nullcontext
 
-    from rich.console import Console
-
-    from tracereplay.models.arrivals import ARRIVAL_PROCESSES, ArrivalModel
-    from tracereplay.models.model_check import check_draw
-    from tracereplay.models.model_file import parse_model, read_model
+    from tracereplay.models.arrivals import ARRIVAL_PROCESSES
+    from tracereplay.models.model_file import read_model
     from tracereplay.models.synthesize import plan_of, start_team, synthesize
     from tracereplay.outdir import check_out_dir, removed_on_failure
     from tracereplay.units import parse_duration_s
@@ -111,9 +108,16 @@ def synthesize_cmd(
     source = read_model(model)
     # The workers start now, forked with this process's imports and before any thread of
     # its own (the status display below runs one): they render the pools while the model
-    # is checked here, and stop if it is refused.
+    # and the options are checked here, and draw only once they pass. What only this
+    # process needs is imported after.
     plan = plan_of(scale=scale, duration_s=duration_s, seed=seed, arrivals=arrivals)
     with start_team(source, plan, processes) or nullcontext() as team:
+        from rich.console import Console
+
+        from tracereplay.models.arrivals import ArrivalModel
+        from tracereplay.models.model_check import check_draw
+        from tracereplay.models.model_file import parse_model
+
         loaded = parse_model(source, model)
         check_draw(
             ArrivalModel.from_json(loaded["arrivals"]),
