@@ -2,7 +2,7 @@
 writer lock; refused when it already holds rows), filled with one Parquet part per chunk.
 
 A drawn chunk is complete, so it needs no journal (tracereplay/trace/store.py): whoever
-drew it, the parent or a worker process, writes it with `store.write_part` (a temporary
+drew it, the parent or a worker process, writes it as `store.write_part` does (a temporary
 name, fsynced, renamed) as a staged part `_synth-NNNNNN.parquet`, which no reader lists
 (names starting with `_` are skipped). The parent renames staged parts to
 `part-NNNNNN.parquet` in chunk order, so the rows read back in the same order whatever the
@@ -19,12 +19,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tracereplay.errors import TraceError
 from tracereplay.trace import TraceMetadata, trace_schema
-from tracereplay.trace.store import claim_new_directory, part_path, write_part
+from tracereplay.trace.store import (
+    DICTIONARY_COLUMNS,
+    PARQUET_COMPRESSION,
+    STATISTICS_COLUMNS,
+    claim_new_directory,
+    part_path,
+)
 
 _STAGED = "_synth-{:06d}.parquet"
+SYNTH_DICTIONARY_COLUMNS = [*DICTIONARY_COLUMNS, "path", "query", "req_body"]
+"""Dictionary-encoded in a synthesized part, beyond a capture's: its query strings and
+bodies come from pools of at most POOL_SIZE per endpoint, and its paths repeat their
+templates' parts. The same rows read back; ~20 % less CPU to write and half the bytes
+(bench/README.md)."""
 
 
 def staged_path(directory: Path, seq: int) -> Path:
@@ -33,11 +45,33 @@ def staged_path(directory: Path, seq: int) -> Path:
 
 def write_staged(directory: Path, seq: int, batch: pa.RecordBatch, metadata: TraceMetadata) -> int:
     """Chunk `seq`'s rows as staged part `seq`, carrying the trace's metadata; its rows.
-    An OSError (a full disk) leaves no file behind (`write_part`)."""
+    An OSError (a full disk) leaves no file behind."""
     schema = trace_schema(metadata)
     table = pa.Table.from_batches([batch.cast(schema)], schema=schema)
-    write_part(table, staged_path(directory, seq))
+    _write_part(table, staged_path(directory, seq))
     return int(table.num_rows)
+
+
+def _write_part(table: pa.Table, target: Path) -> None:
+    """`store.write_part` (a temporary name, fsynced, renamed; removed on failure) with
+    the synthesized parts' dictionaries; the other settings are a capture's."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        pq.write_table(
+            table,
+            tmp,
+            compression=PARQUET_COMPRESSION,
+            use_dictionary=SYNTH_DICTIONARY_COLUMNS,
+            write_statistics=STATISTICS_COLUMNS,
+            write_page_checksum=True,  # the reader verifies them
+        )
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        tmp.replace(target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 class PartsOut:

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -19,8 +21,8 @@ from tracereplay.errors import TraceEmptyError, TraceError, TraceExistsError, Tr
 from tracereplay.models import synth_run
 from tracereplay.models import synthesize as synthesize_module
 from tracereplay.models.model import build_model, write_model
-from tracereplay.models.synth_parts import PartsOut, staged_path
-from tracereplay.trace import TraceMetadata, open_trace, open_writer
+from tracereplay.models.synth_parts import PartsOut, staged_path, write_staged
+from tracereplay.trace import TraceMetadata, open_trace, open_writer, trace_schema
 from tracereplay.trace.store import part_path
 
 CHUNK = 40
@@ -172,6 +174,31 @@ def test_the_cli_says_a_worker_failed_in_one_line_and_removes_what_it_wrote(
     argv = ["synthesize", str(path), "--out", str(out), "--scale", "3", "--processes", "2"]
     assert_exit_2(argv, capsys, says="writing the trace failed (Is a directory)")
     assert _files(out) == [f".{staged_path(out, 1).name}.tmp"]  # as it was
+
+
+def test_a_part_keeps_its_pooled_columns_as_dictionaries_and_reads_back_as_written(
+    model: dict[str, Any], tmp_path: Path
+) -> None:
+    """Synthesized parts dictionary-encode the path, query and body too (a capture's do
+    not): the reader gives back the trace schema and the very rows that were drawn."""
+    synth = synthesize_module.Synthesizer(model, 2)
+    starts = synth.session_starts(3, None)
+    batch = synth.chunk(np.arange(len(starts)), starts)
+    meta = TraceMetadata(source="synthesize")
+    (tmp_path / "t").mkdir()
+    write_staged(tmp_path / "t", 1, batch, meta)
+    staged_path(tmp_path / "t", 1).rename(part_path(tmp_path / "t", 1))
+    row_group = pq.ParquetFile(part_path(tmp_path / "t", 1)).metadata.row_group(0)
+    encodings = {
+        row_group.column(i).path_in_schema: row_group.column(i).encodings
+        for i in range(row_group.num_columns)
+    }
+    for name in ("path", "query", "req_body", "session"):
+        assert "RLE_DICTIONARY" in encodings[name], name
+    assert "RLE_DICTIONARY" not in encodings["ts"]
+    read = open_trace(tmp_path / "t").to_table(sort=False)
+    assert read.schema.equals(trace_schema(meta)) and read.num_rows == batch.num_rows > 100
+    assert read.equals(pa.Table.from_batches([batch.cast(trace_schema(meta))]))
 
 
 def test_the_directory_is_claimed_as_the_writer_claims_it(tmp_path: Path) -> None:
