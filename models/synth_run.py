@@ -234,7 +234,7 @@ class Team:
         """Each chunk and its rows once its staged part is written, in chunk order."""
         if job.plan != self.plan:
             raise ValueError("the team was started for another synthesis")
-        inbox = _Inbox(self)
+        inbox = _Inbox(self, parts.directory)
         pools: Path | None = None
         if job.blocks_first:
             have = job.render_blocks(self.blocks)
@@ -269,8 +269,9 @@ class _Inbox:
     """The workers' messages: ("blocks", rendered), ("part", seq, rows), ("end",) or
     ("error", exception), which is raised here."""
 
-    def __init__(self, team: Team) -> None:
+    def __init__(self, team: Team, directory: Path) -> None:
         self.team = team
+        self.directory = directory
         self.ended: set[int] = set()
 
     def ready(self, kind: str) -> list[Any]:
@@ -282,7 +283,7 @@ class _Inbox:
         live = [c for n, c in enumerate(self.team.conns) if n not in self.ended]
         sentinels = [p.sentinel for n, p in enumerate(self.team.processes) if n not in self.ended]
         if not live:
-            raise TraceError("the synthesis workers ended with chunks left to draw")
+            raise TraceError(f"{self.directory}: the synthesis workers ended with chunks left")
         woken = wait([*live, *sentinels])
         return self._read(kind, [c for c in live if c in woken or c.poll()])
 
@@ -299,7 +300,8 @@ class _Inbox:
                     raise message[1]
                 if message[0] == "died":
                     raise TraceError(
-                        "a synthesis worker process died (killed, out of memory?)"
+                        f"{self.directory}: a synthesis worker process died (killed, out of "
+                        "memory?)"
                     ) from None
                 if message[0] == "end":
                     self.ended.add(n)

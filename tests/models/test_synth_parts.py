@@ -201,6 +201,30 @@ def test_a_part_keeps_its_pooled_columns_as_dictionaries_and_reads_back_as_writt
     assert read.equals(pa.Table.from_batches([batch.cast(trace_schema(meta))]))
 
 
+@pytest.mark.usefixtures("small_chunks", "workers_first")
+def test_a_worker_that_dies_is_one_line_and_nothing_is_kept(
+    model: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A forked worker ends without a word in its first chunk (as if killed): the parent
+    says so in one line and removes what was written."""
+    parent, real = os.getpid(), synth_run.Job.write
+
+    def dying(job: synth_run.Job, *args: Any) -> int:
+        if os.getpid() != parent:
+            os._exit(9)
+        return real(job, *args)
+
+    monkeypatch.setattr(synth_run.Job, "write", dying)
+    path = write_model(model, tmp_path / "m.json")
+    out = tmp_path / "out"
+    argv = ["synthesize", str(path), "--out", str(out), "--scale", "3", "--processes", "2"]
+    assert_exit_2(argv, capsys, says="a synthesis worker process died")
+    assert not out.exists()
+
+
 def test_the_directory_is_claimed_as_the_writer_claims_it(tmp_path: Path) -> None:
     meta = TraceMetadata(source="synthesize")
     with open_writer(tmp_path / "held", meta), pytest.raises(TraceLockedError):
