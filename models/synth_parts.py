@@ -2,13 +2,13 @@
 writer lock; refused when it already holds rows), filled with one Parquet part per chunk.
 
 A drawn chunk is complete, so it needs no journal (tracereplay/trace/store.py): whoever
-drew it, the parent or a worker process, writes it as `store.write_part` does (a temporary
-name, fsynced, renamed) as a staged part `_synth-NNNNNN.parquet`, which no reader lists
-(names starting with `_` are skipped). The parent renames staged parts to
-`part-NNNNNN.parquet` in chunk order, so the rows read back in the same order whatever the
-number of workers, and a run killed outright leaves a prefix of its chunks, each part
-whole. A run that fails (a worker's error, a full disk, Ctrl-C) removes every file it
-wrote: what is left reads as no trace at all, never as a short one.
+drew it, the parent or a worker process, writes it (fsynced) as a staged part
+`_synth-NNNNNN.parquet`, which no reader lists (names starting with `_` are skipped).
+The parent renames staged parts to `part-NNNNNN.parquet` in chunk order, so the rows read
+back in the same order whatever the number of workers, and a run killed outright leaves a
+prefix of its chunks, each part whole (and perhaps a staged part cut short, never read).
+A run that fails (a worker's error, a full disk, Ctrl-C) removes every file it wrote: what
+is left reads as no trace at all, never as a short one.
 """
 
 from __future__ import annotations
@@ -37,6 +37,13 @@ SYNTH_DICTIONARY_COLUMNS = [*DICTIONARY_COLUMNS, "path", "query", "req_body"]
 bodies come from pools of at most POOL_SIZE per endpoint, and its paths repeat their
 templates' parts. The same rows read back; ~20 % less CPU to write and half the bytes
 (bench/README.md)."""
+_WRITE_SETTINGS = {
+    "compression": PARQUET_COMPRESSION,
+    "use_dictionary": SYNTH_DICTIONARY_COLUMNS,
+    "write_statistics": STATISTICS_COLUMNS,
+    "write_page_checksum": True,  # the reader verifies them
+}
+"""A capture's Parquet settings (store.write_part), with the dictionaries above."""
 
 
 def staged_path(directory: Path, seq: int) -> Path:
@@ -52,25 +59,19 @@ def write_staged(directory: Path, seq: int, batch: pa.RecordBatch, metadata: Tra
     return int(table.num_rows)
 
 
-def _write_part(table: pa.Table, target: Path) -> None:
-    """`store.write_part` (a temporary name, fsynced, renamed; removed on failure) with
-    the synthesized parts' dictionaries; the other settings are a capture's."""
-    tmp = target.with_name(f".{target.name}.tmp")
+def _write_part(table: pa.Table, path: Path) -> None:
+    """Straight to its staged name, which readers skip already (so no temporary name
+    before it, unlike `store.write_part`), fsynced; removed on failure."""
     try:
-        pq.write_table(
-            table,
-            tmp,
-            compression=PARQUET_COMPRESSION,
-            use_dictionary=SYNTH_DICTIONARY_COLUMNS,
-            write_statistics=STATISTICS_COLUMNS,
-            write_page_checksum=True,  # the reader verifies them
-        )
-        with tmp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        tmp.replace(target)
+        pq.write_table(table, path, **_WRITE_SETTINGS)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            path.unlink()
         raise
 
 
@@ -94,13 +95,11 @@ class PartsOut:
         staged_path(self.directory, seq).replace(part_path(self.directory, seq))
 
     def discard(self) -> None:
-        """Remove every part, staged part and temporary file of this run."""
+        """Remove every part and staged part of this run."""
         for seq in self.staged:
             for path in (staged_path(self.directory, seq), part_path(self.directory, seq)):
                 with contextlib.suppress(OSError):
                     path.unlink()
-                with contextlib.suppress(OSError):
-                    path.with_name(f".{path.name}.tmp").unlink()
 
     def close(self) -> None:
         if self._lock_fd is not None:

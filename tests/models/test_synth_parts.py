@@ -144,36 +144,51 @@ def test_a_model_refused_stops_the_forked_workers(
 def test_a_write_failing_half_way_keeps_nothing_readable(
     model: dict[str, Any], tmp_path: Path
 ) -> None:
-    """Chunk 2's part cannot be written (its temporary name is taken by a directory), after
-    chunk 1's was: one line naming the failure; no part, staged part or temporary file of
-    the run is left, and the directory reads as no trace."""
+    """Chunk 2's part cannot be written (its staged name is taken by a directory), after
+    chunk 1's was: one line naming the failure; no part or staged part of the run is
+    left, and the directory reads as no trace."""
     out = tmp_path / "out"
     blocker = staged_path(out, 2)
-    (out / f".{blocker.name}.tmp" / "x").mkdir(parents=True)
+    (blocker / "x").mkdir(parents=True)
     with pytest.raises(TraceError) as failed:
         synthesize_module.synthesize(model, out, scale=3, seed=2)
     message = str(failed.value)
     assert "\n" not in message and "writing the trace failed (Is a directory)" in message
-    assert _files(out) == [f".{blocker.name}.tmp"]
+    assert _files(out) == [blocker.name]
     with pytest.raises(TraceEmptyError):
         open_trace(out)
 
 
 @pytest.mark.usefixtures("small_chunks", "workers_first")
+@pytest.mark.parametrize("failure", ["its write fails", "it dies"])
 def test_the_cli_says_a_worker_failed_in_one_line_and_removes_what_it_wrote(
     model: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    failure: str,
 ) -> None:
-    """As above, in the worker process that draws chunk 1 (`workers_first`)."""
+    """As above, in the worker process that draws chunk 1 (`workers_first`); or the forked
+    worker ends without a word in its first chunk (as if killed)."""
     path = write_model(model, tmp_path / "m.json")
     out = tmp_path / "out"
-    (out / f".{staged_path(out, 1).name}.tmp" / "x").mkdir(parents=True)  # a worker's chunk
-    monkeypatch.setattr(outdir, "check_out_dir", lambda out, **_: out)  # let it start there
+    if failure == "its write fails":
+        (staged_path(out, 1) / "x").mkdir(parents=True)  # a worker's chunk
+        monkeypatch.setattr(outdir, "check_out_dir", lambda out, **_: out)  # let it start there
+        says, left = "writing the trace failed (Is a directory)", [staged_path(out, 1).name]
+    else:
+        parent, real = os.getpid(), synth_run.Job.write
+
+        def dying(job: synth_run.Job, *args: Any) -> int:
+            if os.getpid() != parent:
+                os._exit(9)
+            return real(job, *args)
+
+        monkeypatch.setattr(synth_run.Job, "write", dying)
+        says, left = "a synthesis worker process died", None
     argv = ["synthesize", str(path), "--out", str(out), "--scale", "3", "--processes", "2"]
-    assert_exit_2(argv, capsys, says="writing the trace failed (Is a directory)")
-    assert _files(out) == [f".{staged_path(out, 1).name}.tmp"]  # as it was
+    assert_exit_2(argv, capsys, says=says)
+    assert (_files(out) if out.exists() else None) == left  # as it was
 
 
 def test_a_part_keeps_its_pooled_columns_as_dictionaries_and_reads_back_as_written(
@@ -199,30 +214,6 @@ def test_a_part_keeps_its_pooled_columns_as_dictionaries_and_reads_back_as_writt
     read = open_trace(tmp_path / "t").to_table(sort=False)
     assert read.schema.equals(trace_schema(meta)) and read.num_rows == batch.num_rows > 100
     assert read.equals(pa.Table.from_batches([batch.cast(trace_schema(meta))]))
-
-
-@pytest.mark.usefixtures("small_chunks", "workers_first")
-def test_a_worker_that_dies_is_one_line_and_nothing_is_kept(
-    model: dict[str, Any],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """A forked worker ends without a word in its first chunk (as if killed): the parent
-    says so in one line and removes what was written."""
-    parent, real = os.getpid(), synth_run.Job.write
-
-    def dying(job: synth_run.Job, *args: Any) -> int:
-        if os.getpid() != parent:
-            os._exit(9)
-        return real(job, *args)
-
-    monkeypatch.setattr(synth_run.Job, "write", dying)
-    path = write_model(model, tmp_path / "m.json")
-    out = tmp_path / "out"
-    argv = ["synthesize", str(path), "--out", str(out), "--scale", "3", "--processes", "2"]
-    assert_exit_2(argv, capsys, says="a synthesis worker process died")
-    assert not out.exists()
 
 
 def test_the_directory_is_claimed_as_the_writer_claims_it(tmp_path: Path) -> None:
