@@ -167,9 +167,11 @@ class Counter:
 
 class Team:
     """`workers` processes drawing beside this one, started before the model they draw
-    from is checked: by fork from the command (before any thread of its own: the workers
-    start with its imports and read `source`, the model file's bytes, from its memory), or
-    by spawn (`source`: the model, pickled to a file of the team's).
+    from is checked: by fork from the command (before any thread of its own, Python's or
+    pyarrow's pools; numpy's OpenBLAS and pyarrow's jemalloc each hold an idle thread, and
+    both prepare for a fork with `pthread_atfork`: the workers start with its imports and
+    read `source`, the model file's bytes, from its memory), or by spawn (`source`: the
+    model, pickled to a file of the team's).
 
     Used as a context manager: leaving it stops the workers that are still running.
     """
