@@ -1,6 +1,7 @@
-"""`synthesize` throughput: this tree against a base commit's code, alternated in one run,
-each run its own process under `/usr/bin/time -v` (wall, CPU of the process and its
-workers, peak RSS of the largest process), on a model file (e.g. the cap20 staging model).
+"""`tracereplay synthesize` throughput: this tree against a base commit's code, alternated in
+one run, each run the command in its own process under `/usr/bin/time -v` (wall, CPU of
+the process and its workers, peak RSS of the largest process), on a model file (e.g. the
+cap20 staging model); the rows are counted from the parts' footers afterwards.
 
     ./.venv/bin/python bench/bench_synthesize.py MODEL --rows 1000000 [--rows 10000000]
         [--base main] [--base-rows 1000000 [--base-rows 10000000]] [--processes 1,2]
@@ -23,26 +24,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_model  # a sibling script: its timing helpers
 
-# What `tracereplay synthesize` runs, timed from the interpreter's start: the code checks
-# which tree it runs by `tracereplay.models` alone (bench_model's check imports model.py,
-# the model-building stages, which is no part of synthesizing), and loads the model as
-# the command does (model_file.py; model.py in a tree from before it).
+# `tracereplay synthesize` as its console script runs it, timed from the interpreter's
+# start; the code checks first which tree it runs (by `tracereplay.models` alone, which
+# imports nothing heavy: bench_model's check imports model.py, the model-building stages).
 _RUN = """
-import sys, json, tracereplay.models as _m
-from pathlib import Path
-assert _m.__path__[0].startswith(sys.argv[6]), 'wrong code: ' + _m.__path__[0]
-try:
-    from tracereplay.models.model_file import load_model
-except ImportError:
-    from tracereplay.models.model import load_model
-from tracereplay.models.synthesize import synthesize
-if __name__ == '__main__':
-    r = synthesize(load_model(Path(sys.argv[1])), Path(sys.argv[2]), scale=float(sys.argv[3]),
-                   seed=int(sys.argv[4]), processes=int(sys.argv[5]))
-    print(json.dumps({'requests': r.requests, 'sessions': r.sessions}))
+import sys, tracereplay.models as _m
+assert _m.__path__[0].startswith(sys.argv[1]), 'wrong code: ' + _m.__path__[0]
+from tracereplay.cli import main
+sys.exit(main(sys.argv[2:]))
 """
 
 
@@ -50,9 +44,14 @@ def run_synthesize(
     model: Path, out: Path, scale: float, tree: Path | None, processes: int, seed: int = 1
 ) -> dict[str, Any]:
     code_root = str(tree or bench_model.REPO)
-    argv = [sys.executable, "-P", "-c", _RUN, str(model), str(out), repr(scale), str(seed)]
-    result = bench_model.timed([*argv, str(processes), code_root], bench_model.env_for(tree))
-    result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
+    command = ["synthesize", str(model), "--out", str(out), "--scale", repr(scale),
+               "--seed", str(seed), "--processes", str(processes)]  # fmt: skip
+    argv = [sys.executable, "-P", "-c", _RUN, code_root, *command]
+    result = bench_model.timed(argv, bench_model.env_for(tree))
+    result.pop("stdout")
+    parts = sorted(out.glob("part-*.parquet"))
+    result["requests"] = sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
+    result["parts"] = len(parts)
     result["rows_per_s"] = round(result["requests"] / result["wall_s"])
     return result
 

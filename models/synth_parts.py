@@ -2,13 +2,13 @@
 writer lock; refused when it already holds rows), filled with one Parquet part per chunk.
 
 A drawn chunk is complete, so it needs no journal (tracereplay/trace/store.py): whoever
-drew it, the parent or a worker process, writes it with `store.write_part` (a temporary
-name, fsynced, renamed) as a staged part `_synth-NNNNNN.parquet`, which no reader lists
-(names starting with `_` are skipped). The parent renames staged parts to
-`part-NNNNNN.parquet` in chunk order, so the rows read back in the same order whatever the
-number of workers, and a run killed outright leaves a prefix of its chunks, each part
-whole. A run that fails (a worker's error, a full disk, Ctrl-C) removes every file it
-wrote: what is left reads as no trace at all, never as a short one.
+drew it, the parent or a worker process, writes it (fsynced) as a staged part
+`_synth-NNNNNN.parquet`, which no reader lists (names starting with `_` are skipped).
+The parent renames staged parts to `part-NNNNNN.parquet` in chunk order, so the rows read
+back in the same order whatever the number of workers, and a run killed outright leaves a
+prefix of its chunks, each part whole (and perhaps a staged part cut short, never read).
+A run that fails (a worker's error, a full disk, Ctrl-C) removes every file it wrote: what
+is left reads as no trace at all, never as a short one.
 """
 
 from __future__ import annotations
@@ -19,12 +19,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tracereplay.errors import TraceError
 from tracereplay.trace import TraceMetadata, trace_schema
-from tracereplay.trace.store import claim_new_directory, part_path, write_part
+from tracereplay.trace.store import (
+    DICTIONARY_COLUMNS,
+    PARQUET_COMPRESSION,
+    STATISTICS_COLUMNS,
+    claim_new_directory,
+    part_path,
+)
 
 _STAGED = "_synth-{:06d}.parquet"
+SYNTH_DICTIONARY_COLUMNS = [*DICTIONARY_COLUMNS, "path", "query", "req_body"]
+"""Dictionary-encoded in a synthesized part, beyond a capture's: its query strings and
+bodies come from pools of at most POOL_SIZE per endpoint, and its paths repeat their
+templates' parts. The same rows read back; ~20 % less CPU to write and half the bytes
+(bench/README.md)."""
+_WRITE_SETTINGS = {
+    "compression": PARQUET_COMPRESSION,
+    "use_dictionary": SYNTH_DICTIONARY_COLUMNS,
+    "write_statistics": STATISTICS_COLUMNS,
+    "write_page_checksum": True,  # the reader verifies them
+}
+"""A capture's Parquet settings (store.write_part), with the dictionaries above."""
 
 
 def staged_path(directory: Path, seq: int) -> Path:
@@ -33,11 +52,27 @@ def staged_path(directory: Path, seq: int) -> Path:
 
 def write_staged(directory: Path, seq: int, batch: pa.RecordBatch, metadata: TraceMetadata) -> int:
     """Chunk `seq`'s rows as staged part `seq`, carrying the trace's metadata; its rows.
-    An OSError (a full disk) leaves no file behind (`write_part`)."""
+    An OSError (a full disk) leaves no file behind."""
     schema = trace_schema(metadata)
     table = pa.Table.from_batches([batch.cast(schema)], schema=schema)
-    write_part(table, staged_path(directory, seq))
+    _write_part(table, staged_path(directory, seq))
     return int(table.num_rows)
+
+
+def _write_part(table: pa.Table, path: Path) -> None:
+    """Straight to its staged name, which readers skip already (so no temporary name
+    before it, unlike `store.write_part`), fsynced; removed on failure."""
+    try:
+        pq.write_table(table, path, **_WRITE_SETTINGS)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
 
 
 class PartsOut:
@@ -60,13 +95,11 @@ class PartsOut:
         staged_path(self.directory, seq).replace(part_path(self.directory, seq))
 
     def discard(self) -> None:
-        """Remove every part, staged part and temporary file of this run."""
+        """Remove every part and staged part of this run."""
         for seq in self.staged:
             for path in (staged_path(self.directory, seq), part_path(self.directory, seq)):
                 with contextlib.suppress(OSError):
                     path.unlink()
-                with contextlib.suppress(OSError):
-                    path.with_name(f".{path.name}.tmp").unlink()
 
     def close(self) -> None:
         if self._lock_fd is not None:

@@ -32,8 +32,8 @@ from .arrivals import ArrivalModel, sample_arrivals
 from .behaviors import Behavior
 from .payloads import BodyModel, QueryModel
 from .synth_columns import POOL_SIZE, Columns, Endpoint
-from .synth_parts import failed, parts_out
-from .synth_run import chunks_of, drawn
+from .synth_parts import PartsOut, failed, parts_out
+from .synth_run import Chunk, Job, Plan, Team
 from .synth_walk import MAX_SESSION_LENGTH, PAUSE_CANDIDATES, WalkTables
 
 __all__ = ["MAX_SESSION_LENGTH", "PAUSE_CANDIDATES", "POOL_SIZE", "Synthesizer", "synthesize"]
@@ -42,7 +42,7 @@ CHUNK_SESSIONS = 8_192
 """Sessions drawn and written together: memory follows the chunk, not the run."""
 EAGER_POOL_ROWS = 100_000
 """From about this many rows, with `processes` > 1, every block of the pools is rendered
-first and handed to the workers (synth_run.py): a large run picks from every block."""
+first, shared between the processes (synth_run.py): a large run picks from every block."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))  # as pyarrow gives it
 
@@ -163,6 +163,18 @@ class Synthesizer:
         return self.sessions_requests(np.array([index]), np.array([start_s]))[0]
 
 
+def plan_of(*, scale: float, duration_s: float | None, seed: int, arrivals: str) -> Plan:
+    """The options of a synthesis as its workers get them (with the chunking of now)."""
+    return Plan(seed, scale, duration_s, arrivals, CHUNK_SESSIONS, EAGER_POOL_ROWS)
+
+
+def start_team(source: bytes, plan: Plan, processes: int) -> Team | None:
+    """The `processes - 1` workers of a synthesis by `plan` of the model file whose bytes
+    are `source`, forked now, before the model is parsed or checked (None for one process).
+    Call it before this process starts a thread (the command does, after its imports)."""
+    return Team(source, plan, processes - 1, "fork") if processes > 1 else None
+
+
 def synthesize(
     model: dict[str, Any],
     out: Path,
@@ -173,45 +185,56 @@ def synthesize(
     arrivals: str = "stratified",
     progress: Callable[[int, int], None] | None = None,
     processes: int = 1,
+    team: Team | None = None,
 ) -> SynthesisResult:
     """Write synthetic sessions of `model` at `scale` × its arrival rate into trace `out`,
     one Parquet part per chunk of sessions (synth_parts.py), drawn in `processes`
     processes: this one and `processes - 1` workers (the same rows, in the same order,
-    whatever the number: each session is drawn from its own numbers)."""
+    whatever the number: each session is drawn from its own numbers). `team`: those
+    workers, started already (`start_team`, for this very model and options); else they
+    are spawned here."""
     if processes < 1:
         raise UsageError("--processes must be ≥ 1")
     if scale <= 0:
         raise UsageError("--scale must be > 0")
     if duration_s is not None and duration_s <= 0:
         raise UsageError("--duration must be > 0")
-    synth = Synthesizer(model, seed)
-    starts = synth.session_starts(scale, duration_s, process=arrivals)
+    plan = plan_of(scale=scale, duration_s=duration_s, seed=seed, arrivals=arrivals)
+    job = Job(model, plan)
+    synth = job.synth
     meta = TraceMetadata(
         source="synthesize",
         capture_start=synth.start,
         policy_hash=str(model["provenance"].get("policy_hash", "")),
     )
+    if team is None and processes > 1 and len(job.chunks) > 1:
+        team = Team(model, plan, processes - 1, "spawn")  # threads may run here: no fork
+    elif team is not None and team.workers != processes - 1:
+        raise ValueError(f"a team of {team.workers} workers for {processes} processes")
     done = requests = 0
     with parts_out(out, meta) as parts:
         try:
-            chunks = chunks_of(starts, CHUNK_SESSIONS)
-            eager = len(starts) * _mean_length(synth.behaviors) >= EAGER_POOL_ROWS
-            factory = (Synthesizer, model, seed)
-            for chunk, rows in drawn(
-                synth, chunks, parts, processes=processes, eager_pools=eager, factory=factory
-            ):
+            for chunk in job.chunks:
+                parts.expect(chunk.seq)
+            for chunk, rows in _drawn(job, parts, team):
                 parts.land(chunk.seq)
                 done, requests = done + len(chunk.starts_s), requests + rows
                 if progress is not None:
-                    progress(done, len(starts))
+                    progress(done, job.sessions)
         except OSError as exc:  # a full disk (in a worker or here): its part is not there
             raise failed(exc, out) from None
+        finally:  # the workers stop before what they wrote may be removed
+            if team is not None:
+                team.close()
     if progress is not None:
-        progress(len(starts), len(starts))
+        progress(job.sessions, job.sessions)
     span = duration_s if duration_s is not None else synth.arrivals.span_s
-    return SynthesisResult(out, len(starts), requests, scale, float(span))
+    return SynthesisResult(out, job.sessions, requests, scale, float(span))
 
 
-def _mean_length(behaviors: list[Behavior]) -> float:
-    shares = np.array([b.share for b in behaviors], dtype=float)
-    return float(np.dot(shares, [b.mean_length for b in behaviors]) / shares.sum())
+def _drawn(job: Job, parts: PartsOut, team: Team | None) -> Iterator[tuple[Chunk, int]]:
+    if team is not None:
+        yield from team.drawn(job, parts)
+        return
+    for chunk in job.chunks:
+        yield chunk, job.write(chunk, parts.directory, parts.metadata)

@@ -91,35 +91,55 @@ def synthesize_cmd(
     ] = 1,
 ) -> None:
     """Write synthetic sessions drawn from a model (request side; no target needed)."""
-    from rich.console import Console
+    from contextlib import nullcontext
 
-    from tracereplay.models.arrivals import ARRIVAL_PROCESSES, ArrivalModel
-    from tracereplay.models.model_check import check_draw
-    from tracereplay.models.model_file import load_model
-    from tracereplay.models.synthesize import synthesize
+    from tracereplay.models.arrivals import ARRIVAL_PROCESSES
+    from tracereplay.models.model_file import read_model
+    from tracereplay.models.synthesize import plan_of, start_team, synthesize
     from tracereplay.outdir import check_out_dir, removed_on_failure
     from tracereplay.units import parse_duration_s
 
     check_out_dir(out)
-    loaded = load_model(model)
     duration_s = parse_duration_s(duration) if duration else None
     if arrivals not in ARRIVAL_PROCESSES:
         raise UsageError(f"--arrivals {arrivals!r}: choose one of {', '.join(ARRIVAL_PROCESSES)}")
-    check_draw(
-        ArrivalModel.from_json(loaded["arrivals"]), scale=scale, duration_s=duration_s, seed=seed
-    )
-    console = Console(stderr=True)
-    with console.status("synthesizing…") as status, removed_on_failure(out):
-        result = synthesize(
-            loaded,
-            out,
+    if processes < 1:
+        raise UsageError("--processes must be ≥ 1")
+    source = read_model(model)
+    # The workers start now, forked with this process's imports and before any thread of
+    # its own (the status display below runs one): they render the pools while the model
+    # and the options are checked here, and draw only once they pass. What only this
+    # process needs is imported after.
+    plan = plan_of(scale=scale, duration_s=duration_s, seed=seed, arrivals=arrivals)
+    with start_team(source, plan, processes) or nullcontext() as team:
+        from rich.console import Console
+
+        from tracereplay.models.arrivals import ArrivalModel
+        from tracereplay.models.model_check import check_draw
+        from tracereplay.models.model_file import parse_model
+
+        loaded = parse_model(source, model)
+        check_draw(
+            ArrivalModel.from_json(loaded["arrivals"]),
             scale=scale,
             duration_s=duration_s,
             seed=seed,
-            arrivals=arrivals,
-            processes=processes,
-            progress=lambda done, total: status.update(f"synthesizing… {done}/{total} sessions"),
         )
+        console = Console(stderr=True)
+        with console.status("synthesizing…") as status, removed_on_failure(out):
+            result = synthesize(
+                loaded,
+                out,
+                scale=scale,
+                duration_s=duration_s,
+                seed=seed,
+                arrivals=arrivals,
+                processes=processes,
+                team=team,
+                progress=lambda done, total: status.update(
+                    f"synthesizing… {done}/{total} sessions"
+                ),
+            )
     console.print(
         f"{result.sessions} sessions, {result.requests} requests over {result.duration_s:g} s "
         f"at {result.scale:g}× → {result.out}",
