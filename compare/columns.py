@@ -49,7 +49,8 @@ class _Trace:
 
     def __init__(self, path: Path) -> None:
         source = ParquetSource.open(path)
-        requests = read_light_columns(source, coded=["error"])
+        # Statuses as float32: the trace's int16 exactly, half the memory of float64.
+        requests = read_light_columns(source, coded=["error"], status_dtype=np.float32)
         codes, values = requests.coded["error"]
         requests = replace(requests, coded={})
         codes = _small(codes)
@@ -149,7 +150,7 @@ def _sessionized(
     none = np.zeros(0, np.int32)
     r = trace.requests
     scan = r.row if scan_rows else None
-    status = r.status.astype(np.float32)
+    status = r.status.astype(np.float32, copy=False)
     r = trace.requests = replace(r, row=none, method=none, path=none, status=status)
     # The rows `sessionize_requests` gives, its frame's columns gathered straight into
     # this one (no request, seq; session ids as int32 when they fit), each request column

@@ -162,3 +162,18 @@ def test_split_and_rows_are_the_plain_gathers_and_lexsorts(seed: int) -> None:
     # The caller's split is read, never written.
     for got, want in zip(split, _reference_split(r), strict=True):
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_statuses_read_as_float32_are_the_float64_values(in_order: bool) -> None:
+    table = _trace(200, seed=3, in_order=in_order).drop_columns(["error"])
+    wide = read_request_columns(table.to_batches(max_chunksize=64), source="t", rows=200)
+    narrow = read_request_columns(
+        table.to_batches(max_chunksize=64), source="t", rows=200, status_dtype=np.float32
+    )
+    assert narrow.status.dtype == np.float32
+    assert np.isnan(wide.status).any()
+    assert np.array_equal(narrow.status.astype(np.float64), wide.status, equal_nan=True)
+    for name, array in _arrays(narrow).items():
+        if name != "status":
+            assert np.array_equal(array, _arrays(wide)[name], equal_nan=True), name
