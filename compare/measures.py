@@ -265,20 +265,38 @@ def _latency_table(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     timed = ~np.isnan(durations)
     if not timed.any():
         return {}
-    codes, names = endpoint_codes(df)
+    codes, names = _small_endpoint_codes(df)
     # Codes of few endpoints sort as int16: numpy's radix sort (the same order: stable).
     # No copies of every request's where all are timed (10 M requests: ~0.4 GB less).
     small = codes.astype(np.int16) if len(names) < 1 << 15 else codes
     del codes
     values, codes = (durations, small) if timed.all() else (durations[timed], small[timed])
     del small
-    out = {"(all)": _quantiles(values)}
     by_code = np.argsort(codes, kind="stable")
     bounds = np.cumsum(np.bincount(codes, minlength=len(names)))
-    groups = np.split(values[by_code], bounds[:-1])
+    grouped = np.take(values, by_code, mode="clip")
+    del by_code, codes
+    groups = np.split(grouped, bounds[:-1])
+    out: dict[str, dict[str, float]] = {"(all)": {}}
     for code in sorted(np.flatnonzero(np.diff(bounds, prepend=0)), key=lambda c: names[c]):
         out[names[code]] = _quantiles(groups[code])
+    del groups
+    # Over all requests last, partitioning the grouped copy in place (a quantile is an
+    # order statistic: the same float in any order), not a copy of every request's.
+    out["(all)"] = _quantiles(grouped, overwrite=True)
     return out
+
+
+def _small_endpoint_codes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """`endpoint_codes` in the categorical's own (small) integer type when it is one with
+    every code set and distinct names: no 8-byte code a request."""
+    endpoint = df["endpoint"]
+    if isinstance(endpoint.dtype, pd.CategoricalDtype):
+        codes = endpoint.cat.codes.to_numpy()
+        names = [str(c) for c in endpoint.cat.categories]
+        if (codes >= 0).all() and len(set(names)) == len(names):
+            return codes, names
+    return endpoint_codes(df)
 
 
 def endpoint_codes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -295,10 +313,12 @@ def endpoint_codes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     return np.asarray(found, np.int64), [str(n) for n in distinct]
 
 
-def _quantiles(values: np.ndarray) -> dict[str, float]:
+def _quantiles(values: np.ndarray, overwrite: bool = False) -> dict[str, float]:
     """The LATENCY_QUANTILES of a sample: one partition for them all (each the value
-    `np.quantile(sample, q)` gives alone)."""
-    found = np.quantile(np.asarray(values, float), list(LATENCY_QUANTILES.values()))
+    `np.quantile(sample, q)` gives alone); `overwrite`: partition `values` in place."""
+    found = np.quantile(
+        np.asarray(values, float), list(LATENCY_QUANTILES.values()), overwrite_input=overwrite
+    )
     return {name: float(q) for name, q in zip(LATENCY_QUANTILES, found, strict=True)}
 
 

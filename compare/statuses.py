@@ -27,7 +27,9 @@ def code_statuses(status: np.ndarray) -> tuple[np.ndarray, list[str]]:
     into the sorted distinct values (NaN, no response, last, as "none"). Whole numbers in
     a span under 2^16 (a trace's int16 status) are counted into a table, O(n), a chunk at
     a time (codes in the smallest integer type); anything else goes to `np.unique`."""
-    status = np.asarray(status, dtype=float).reshape(-1)
+    status = np.asarray(status).reshape(-1)
+    if status.dtype not in (np.float32, np.float64):  # float32 as it is: no 8-byte copy
+        status = status.astype(float)
     table = _whole_number_table(status)
     if table is None:
         distinct, inverse = np.unique(status, return_inverse=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,8 @@ class RequestColumns:
     duration_ms: np.ndarray
     """float64, NaN when no response came."""
     status: np.ndarray
-    """float64, NaN when no response came (as pandas reads an int16 column with nulls)."""
+    """float64 (float32 when read so: `status_dtype`), NaN when no response came (as
+    pandas reads an int16 column with nulls)."""
     key: np.ndarray
     keys: list[str]
     """`session_key` (see `requests_frame`) = keys[key]; keys sorted."""
@@ -108,7 +110,7 @@ class _Codes:
             mapping[np.flatnonzero(used[which][:-1])] = ranks[offsets[which] : offsets[which + 1]]
             np.take(mapping, codes[at:stop], out=codes[at:stop])
         self.dictionaries.clear()
-        return codes, distinct.take(pa.array(order))
+        return self.codes if len(self.codes) == rows else codes, distinct.take(pa.array(order))
 
 
 def _local(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
@@ -147,15 +149,17 @@ def read_request_columns(
     source: str,
     rows: int | None = None,
     coded: Sequence[str] = (),
+    status_dtype: type[np.floating[Any]] = np.float64,
 ) -> RequestColumns:
     """`RequestColumns` of record batches holding `LIGHT_COLUMNS` (session and client may
     be absent; strings plain or dictionary-encoded, e.g. read as Parquet's dictionaries),
     read one batch at a time into preallocated arrays (`rows`: how many requests, when
-    known; else they grow). `coded`: other string columns read alongside, as codes."""
+    known; else they grow). `coded`: other string columns read alongside, as codes.
+    `status_dtype`: float32 holds the trace's int16 statuses exactly, in half the memory."""
     capacity = rows if rows is not None else 1 << 16
     ts = np.empty(capacity, np.int64)
     duration = np.empty(capacity, np.float64)
-    status = np.empty(capacity, np.float64)
+    status = np.empty(capacity, status_dtype)
     strings = {name: _Codes(capacity) for name in ("key", "method", "path", *coded)}
     n = 0
     for batch in batches:
@@ -167,36 +171,24 @@ def read_request_columns(
                 column.grow(capacity)
         ts[n:end] = np.asarray(batch.column("ts").cast(pa.int64()), dtype=np.int64)
         duration[n:end] = np.asarray(batch.column("duration_ms").cast(pa.float64()))
-        status[n:end] = np.asarray(batch.column("status").cast(pa.float64()))
+        status[n:end] = np.asarray(batch.column("status").cast(pa.from_numpy_dtype(status.dtype)))
         strings["key"].add(n, *_session_key(batch))
         for name in ("method", "path", *coded):
             strings[name].add(n, *_local(batch.column(name)))
         n = end
     if not n:
         raise TraceEmptyError(f"{source}: the trace holds no requests")
-    # Into `ts` order, a column at a time, each scan-order array let go once gathered.
-    order = np.argsort(ts[:n], kind="stable")
-    first = int(ts[order[0]])
-    since = ts[order]
-    del ts
-    since -= first
-    t_s = since / 1_000_000
-    del since
-    duration_ms = duration[:n][order]
-    del duration
-    ordered_status = status[:n][order]
-    del status
-    coded_columns = {}
-    for name in list(strings):
-        codes, distinct = strings.pop(name).ranked(n)
-        coded_columns[name] = (codes[order], distinct)
-        del codes
+    numbers = {"ts": ts, "duration": duration, "status": status}
+    del ts, duration, status  # (the next step lets each go as soon as it is gathered)
+    first, t_s, duration_ms, ordered_status, row, coded_columns = _in_time_order(
+        n, numbers, strings
+    )
     key, key_values = coded_columns.pop("key")
     method, method_values = coded_columns.pop("method")
     path, path_values = coded_columns.pop("path")
     pa.default_memory_pool().release_unused()  # the batches' memory, kept by the pool
     return RequestColumns(
-        row=order.astype(np.int32) if n <= np.iinfo(np.int32).max else order,
+        row=row,
         first_ts=pd.Timestamp(first, unit="us", tz="UTC"),
         t_s=t_s,
         duration_ms=duration_ms,
@@ -213,6 +205,58 @@ def read_request_columns(
     )
 
 
+_Ordered = tuple[
+    int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, pa.Array]]
+]
+
+
+def _in_time_order(n: int, numbers: dict[str, np.ndarray], strings: dict[str, _Codes]) -> _Ordered:
+    """The first time, then seconds since it, durations, statuses, scan positions and the
+    string columns' codes and distinct values, of the first `n` rows in `ts` order (ties in
+    scan order), from `numbers` (ts, duration, status) and `strings`, emptied as read."""
+    ts, duration, status = (numbers.pop(name) for name in ("ts", "duration", "status"))
+    # Into `ts` order, a column at a time, each gathered into the array the column before
+    # it let go: at 10 M requests a fresh array costs the kernel more than the gather
+    # (bench/README.md, compare rounds 10 and 11). A trace read in order is not gathered.
+    wide = n > np.iinfo(np.int32).max
+    order = None if _ascending(ts[:n]) else np.argsort(ts[:n], kind="stable")
+    coded_columns = {}
+    if order is None:
+        first = int(ts[0])
+        since = _cut(ts, n)
+        del ts
+        since -= first
+        t_s = _seconds(since, since)
+        del since
+        duration_ms, ordered_status = _cut(duration, n), _cut(status, n)
+        del duration, status
+        for name in list(strings):
+            codes, distinct = strings.pop(name).ranked(n)
+            coded_columns[name] = (_cut(codes, n), distinct)
+            del codes
+        row = np.arange(n, dtype=np.int64 if wide else np.int32)
+    else:
+        first = int(ts[order[0]])
+        since = np.take(ts[:n], order, mode="clip")
+        since -= first
+        t_s = _seconds(since, _own(ts, n, np.float64))
+        del ts
+        duration_ms = _gather(duration, order, _own(since, n, np.float64))
+        del since
+        ordered_status = _gather(status, order, _own(duration, n, status.dtype.type))
+        del duration, status
+        spare = None
+        for name in list(strings):
+            codes, distinct = strings.pop(name).ranked(n)
+            coded_columns[name] = (_gather(codes, order, _own(spare, n, np.int32)), distinct)
+            spare = codes
+            del codes
+        into = None if wide else _own(spare, n, np.int32)
+        row = order if wide else order.astype(np.int32) if into is None else _copied(into, order)
+        del order, spare
+    return first, t_s, duration_ms, ordered_status, row, coded_columns
+
+
 STRING_COLUMNS = ("session", "client", "path", "error", "conn")
 """String columns `read_light_columns` reads as the Parquet files' dictionaries."""
 _READ_AHEAD = {"fragment_readahead": 2, "batch_readahead": 4}
@@ -220,24 +264,81 @@ _READ_AHEAD = {"fragment_readahead": 2, "batch_readahead": 4}
 and were no faster on 2 cores."""
 
 
-def read_light_columns(source: RequestSource, *, coded: Sequence[str] = ()) -> RequestColumns:
+def read_light_columns(
+    source: RequestSource,
+    *,
+    coded: Sequence[str] = (),
+    status_dtype: type[np.floating[Any]] = np.float64,
+) -> RequestColumns:
     """`read_request_columns` of `LIGHT_COLUMNS` (and `coded`) of every request; from a
     Parquet trace with its string columns read as the files' own dictionaries (a batch's
     strings are then never decoded nor hashed per request: at 10 M requests the read
     took 2.3 CPU s this way, 5.7 s from plain strings)."""
     columns = [*LIGHT_COLUMNS, *coded]
     if not isinstance(source, ParquetSource):
-        return read_request_columns(source.batches(columns), source="trace", coded=coded)
+        return read_request_columns(
+            source.batches(columns), source="trace", coded=coded, status_dtype=status_dtype
+        )
     trace = source.trace
     batches = trace.dictionary_batches(
         columns, STRING_COLUMNS, batch_size=SCAN_BATCH_ROWS, **_READ_AHEAD
     )
-    return read_request_columns(batches, source=str(trace.path), rows=trace.num_rows, coded=coded)
+    return read_request_columns(
+        batches, source=str(trace.path), rows=trace.num_rows, coded=coded, status_dtype=status_dtype
+    )
 
 
 def _with_null(values: pa.Array) -> pa.Array:
     """Distinct values and None after them (what a null's code reads)."""
     return pa.concat_arrays([values, pa.nulls(1, values.type)])
+
+
+def _ascending(values: np.ndarray) -> bool:
+    """Whether `values` never decrease (a chunk at a time: no array of every comparison)."""
+    pairs = len(values) - 1  # value i + 1 against value i
+    return all(
+        not (values[start + 1 : stop + 1] < values[start:stop]).any()
+        for start in range(0, max(pairs, 0), _CHUNK)
+        for stop in [min(start + _CHUNK, pairs)]
+    )
+
+
+def _cut(values: np.ndarray, rows: int) -> np.ndarray:
+    """`values[:rows]` as an array of its own: `values` when that is it (a grown array's
+    room to spare is not kept alive by a view)."""
+    return values if values.base is None and len(values) == rows else values[:rows].copy()
+
+
+def _own(array: np.ndarray | None, rows: int, dtype: type[np.generic]) -> np.ndarray | None:
+    """The memory of `array` (whose values are read no more) as `rows` values of `dtype`,
+    when it is an array of its own of `rows` values of that item size; else None."""
+    if array is None or array.base is not None or len(array) != rows:
+        return None
+    return array.view(dtype) if array.itemsize == np.dtype(dtype).itemsize else None
+
+
+def _gather(values: np.ndarray, order: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """`values[:len(order)][order]`, into `out` when given (clip mode writes straight into
+    it: the raise mode copies it first; an order's positions are all in range)."""
+    return np.take(values[: len(order)], order, out=out, mode="clip")
+
+
+def _copied(out: np.ndarray, values: np.ndarray) -> np.ndarray:
+    np.copyto(out, values, casting="same_kind")
+    return out
+
+
+def _seconds(since_us: np.ndarray, into: np.ndarray | None) -> np.ndarray:
+    """`since_us / 1e6` as float64, into `into` when given (it may be `since_us`' own
+    memory: a chunk is divided before it is written)."""
+    seconds = np.empty(len(since_us)) if into is None else into.view(np.float64)
+    for start in range(0, len(since_us), _CHUNK):
+        stop = start + _CHUNK
+        seconds[start:stop] = since_us[start:stop] / 1_000_000
+    return seconds
+
+
+_CHUNK = 1 << 18
 
 
 def _grown(array: np.ndarray, rows: int) -> np.ndarray:
