@@ -19,16 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tracereplay.errors import TraceError
 from tracereplay.trace import TraceMetadata, trace_schema
 from tracereplay.trace.store import (
     DICTIONARY_COLUMNS,
-    PARQUET_COMPRESSION,
-    STATISTICS_COLUMNS,
     claim_new_directory,
     part_path,
+    write_part,
 )
 
 _STAGED = "_synth-{:06d}.parquet"
@@ -37,13 +35,6 @@ SYNTH_DICTIONARY_COLUMNS = [*DICTIONARY_COLUMNS, "path", "query", "req_body"]
 bodies come from pools of at most POOL_SIZE per endpoint, and its paths repeat their
 templates' parts. The same rows read back; ~20 % less CPU to write and half the bytes
 (bench/README.md)."""
-_WRITE_SETTINGS = {
-    "compression": PARQUET_COMPRESSION,
-    "use_dictionary": SYNTH_DICTIONARY_COLUMNS,
-    "write_statistics": STATISTICS_COLUMNS,
-    "write_page_checksum": True,  # the reader verifies them
-}
-"""A capture's Parquet settings (store.write_part), with the dictionaries above."""
 
 
 def staged_path(directory: Path, seq: int) -> Path:
@@ -55,24 +46,11 @@ def write_staged(directory: Path, seq: int, batch: pa.RecordBatch, metadata: Tra
     An OSError (a full disk) leaves no file behind."""
     schema = trace_schema(metadata)
     table = pa.Table.from_batches([batch.cast(schema)], schema=schema)
-    _write_part(table, staged_path(directory, seq))
+    # Straight to its staged name, which readers skip already: no temporary name first.
+    write_part(
+        table, staged_path(directory, seq), dictionary=SYNTH_DICTIONARY_COLUMNS, in_place=True
+    )
     return int(table.num_rows)
-
-
-def _write_part(table: pa.Table, path: Path) -> None:
-    """Straight to its staged name, which readers skip already (so no temporary name
-    before it, unlike `store.write_part`), fsynced; removed on failure."""
-    try:
-        pq.write_table(table, path, **_WRITE_SETTINGS)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        raise
 
 
 class PartsOut:

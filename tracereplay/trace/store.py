@@ -262,25 +262,35 @@ def read_journal(path: Path) -> pa.Table | None:
 # -- parts -------------------------------------------------------------------------------
 
 
-def write_part(table: pa.Table, target: Path) -> None:
-    """Write `table` as Parquet at `target`, visible only once complete and on disk."""
-    tmp = target.with_name(f".{target.name}.tmp")
+def write_part(
+    table: pa.Table,
+    target: Path,
+    *,
+    dictionary: list[str] = DICTIONARY_COLUMNS,
+    in_place: bool = False,
+) -> None:
+    """Write `table` as Parquet at `target`, visible only once complete and on disk: under
+    a temporary name, then renamed; `in_place`: at `target` itself, a name no reader lists
+    until its writer renames it (a synthesized staged part). `dictionary`: the columns
+    dictionary-encoded. Nothing is left behind on failure."""
+    written = target if in_place else target.with_name(f".{target.name}.tmp")
     try:
         pq.write_table(
             table,
-            tmp,
+            written,
             compression=PARQUET_COMPRESSION,
-            use_dictionary=DICTIONARY_COLUMNS,
+            use_dictionary=dictionary,
             write_statistics=STATISTICS_COLUMNS,
             # The reader verifies page CRCs: flipped bits that still decompress are caught.
             write_page_checksum=True,
         )
-        with tmp.open("rb+") as handle:
+        with written.open("rb+") as handle:
             os.fsync(handle.fileno())
-        tmp.replace(target)
+        if not in_place:
+            written.replace(target)
     except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            written.unlink()
         raise
 
 
@@ -397,7 +407,6 @@ class ParquetDirSink:
         self._fd: int | None = None
         self._journal_rows = 0
         self._frames: list[tuple[int, int]] = []  # of the open journal, all complete
-        self._journal_end = 0  # bytes in the open journal: where the next frame starts
         self._failed: OSError | None = None
         self._compactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trace-compact")
         self._pending: list[Future[int]] = []
@@ -426,12 +435,13 @@ class ParquetDirSink:
             if self._fd is None:
                 path = journal_path(self.directory, self._seq)
                 self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
-            start, size = append_frame(self._fd, batch, self._journal_end)
+            # The journal ends where its last frame does (each is cut back on failure).
+            end = sum(self._frames[-1]) if self._frames else 0
+            start, size = append_frame(self._fd, batch, end)
         except OSError as exc:
             self._failed = exc
             raise
         self._frames.append((start, size))
-        self._journal_end = start + size
         self._journal_rows += batch.num_rows
         if self._journal_rows >= self.rows_per_part:
             self._rotate()
@@ -469,6 +479,5 @@ class ParquetDirSink:
         )
         self._fd = None
         self._frames = []
-        self._journal_end = 0
         self._journal_rows = 0
         self._seq += 1
