@@ -24,9 +24,11 @@ from tracereplay.errors import TraceEmptyError
 from tracereplay.trace import open_trace
 
 from .light_columns import (
+    CHUNK_ROWS,
     LIGHT_COLUMNS,
     NO_SESSION,
     RequestColumns,
+    gather,
     read_light_columns,
     read_request_columns,
 )
@@ -107,8 +109,6 @@ def requests_frame(
 
 
 KeyTimeSplit = tuple[np.ndarray, np.ndarray, np.ndarray]
-_CHUNK = 1 << 18
-"""Rows a chunk of temporaries covers (2 MiB of 8-byte values)."""
 
 
 def key_time_split(requests: RequestColumns) -> KeyTimeSplit:
@@ -132,18 +132,11 @@ def key_time_split(requests: RequestColumns) -> KeyTimeSplit:
     return order, same_key, think
 
 
-def gather(values: np.ndarray, at: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """`values[at]` for positions known to be in range (an order, rows of one), into `out`
-    when given (of `values`' dtype and not `values` itself): `np.take` in clip mode
-    writes straight into `out`, where its raise mode copies it first."""
-    return np.take(values, at, out=out, mode="clip")
-
-
 def _pauses_in_place(end: np.ndarray, t: np.ndarray) -> None:
     """`end[i]` made max(t[i] - end[i - 1], 0) (the first: 0), in place: chunks from the
     last, so each reads ends not yet overwritten."""
-    for stop in range(len(end), 1, -_CHUNK):
-        start = max(stop - _CHUNK, 1)
+    for stop in range(len(end), 1, -CHUNK_ROWS):
+        start = max(stop - CHUNK_ROWS, 1)
         part = np.subtract(t[start:stop], end[start - 1 : stop - 1])
         np.maximum(part, 0.0, out=part)
         end[start:stop] = part
@@ -174,8 +167,8 @@ def _by_key_then_time(key: np.ndarray, t: np.ndarray) -> np.ndarray:
 def _new_sessions(t: np.ndarray, same_key: np.ndarray, timeout_s: float) -> np.ndarray:
     """Where a session starts: the key changes or the gap between two starts > timeout."""
     new = ~same_key
-    for start in range(1, len(t), _CHUNK):  # no 8-byte array of every gap
-        stop = min(start + _CHUNK, len(t))
+    for start in range(1, len(t), CHUNK_ROWS):  # no 8-byte array of every gap
+        stop = min(start + CHUNK_ROWS, len(t))
         new[start:stop] |= (t[start:stop] - t[start - 1 : stop - 1]) > timeout_s
     return new
 
@@ -203,8 +196,8 @@ def session_rows(
     sizes, first = sizes[numbered], starts[numbered]
     placed = np.cumsum(sizes) - sizes  # where each session's first row goes
     rows = np.repeat(first - placed, sizes)
-    for start in range(0, len(rows), _CHUNK):  # + arange(n), no second 8-byte array
-        part = rows[start : start + _CHUNK]
+    for start in range(0, len(rows), CHUNK_ROWS):  # + arange(n), no second 8-byte array
+        part = rows[start : start + CHUNK_ROWS]
         part += np.arange(start, start + len(part))
     # Gathered into the times' and the rows' own arrays (read no more): no fresh ones.
     pause = gather(think, rows, out=t)

@@ -237,18 +237,18 @@ def _in_time_order(n: int, numbers: dict[str, np.ndarray], strings: dict[str, _C
         row = np.arange(n, dtype=np.int64 if wide else np.int32)
     else:
         first = int(ts[order[0]])
-        since = np.take(ts[:n], order, mode="clip")
+        since = gather(ts[:n], order)
         since -= first
         t_s = _seconds(since, _own(ts, n, np.float64))
         del ts
-        duration_ms = _gather(duration, order, _own(since, n, np.float64))
+        duration_ms = gather(duration[:n], order, _own(since, n, np.float64))
         del since
-        ordered_status = _gather(status, order, _own(duration, n, status.dtype.type))
+        ordered_status = gather(status[:n], order, _own(duration, n, status.dtype.type))
         del duration, status
         spare = None
         for name in list(strings):
             codes, distinct = strings.pop(name).ranked(n)
-            coded_columns[name] = (_gather(codes, order, _own(spare, n, np.int32)), distinct)
+            coded_columns[name] = (gather(codes[:n], order, _own(spare, n, np.int32)), distinct)
             spare = codes
             del codes
         into = None if wide else _own(spare, n, np.int32)
@@ -298,8 +298,8 @@ def _ascending(values: np.ndarray) -> bool:
     pairs = len(values) - 1  # value i + 1 against value i
     return all(
         not (values[start + 1 : stop + 1] < values[start:stop]).any()
-        for start in range(0, max(pairs, 0), _CHUNK)
-        for stop in [min(start + _CHUNK, pairs)]
+        for start in range(0, max(pairs, 0), CHUNK_ROWS)
+        for stop in [min(start + CHUNK_ROWS, pairs)]
     )
 
 
@@ -317,10 +317,11 @@ def _own(array: np.ndarray | None, rows: int, dtype: type[np.generic]) -> np.nda
     return array.view(dtype) if array.itemsize == np.dtype(dtype).itemsize else None
 
 
-def _gather(values: np.ndarray, order: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """`values[:len(order)][order]`, into `out` when given (clip mode writes straight into
-    it: the raise mode copies it first; an order's positions are all in range)."""
-    return np.take(values[: len(order)], order, out=out, mode="clip")
+def gather(values: np.ndarray, at: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """`values[at]` for positions known to be in range (an order, rows of one), into `out`
+    when given (of `values`' dtype and not `values` itself): `np.take` in clip mode
+    writes straight into `out`, where its raise mode copies it first."""
+    return np.take(values, at, out=out, mode="clip")
 
 
 def _copied(out: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -332,13 +333,14 @@ def _seconds(since_us: np.ndarray, into: np.ndarray | None) -> np.ndarray:
     """`since_us / 1e6` as float64, into `into` when given (it may be `since_us`' own
     memory: a chunk is divided before it is written)."""
     seconds = np.empty(len(since_us)) if into is None else into.view(np.float64)
-    for start in range(0, len(since_us), _CHUNK):
-        stop = start + _CHUNK
+    for start in range(0, len(since_us), CHUNK_ROWS):
+        stop = start + CHUNK_ROWS
         seconds[start:stop] = since_us[start:stop] / 1_000_000
     return seconds
 
 
-_CHUNK = 1 << 18
+CHUNK_ROWS = 1 << 18
+"""Rows a chunk of temporaries covers (2 MiB of 8-byte values); frame.py's too."""
 
 
 def _grown(array: np.ndarray, rows: int) -> np.ndarray:
