@@ -69,9 +69,10 @@ def replay(env: Environment, host: str, path: str, sessions: int, k: int, spacin
         max(1.0, sessions * spacing), "trace", 1.0, 1.0, 0,
     )  # fmt: skip
     user = Idle(env)
+    background = NativeThread()
     with tempfile.TemporaryDirectory(prefix="gen-ab-") as out:
         writer = ResultWriter(
-            Path(out), host=host, scheme="http", start=datetime.now(UTC), background=NativeThread()
+            Path(out), host=host, scheme="http", start=datetime.now(UTC), background=background
         )
         driver = ReplayDriver(
             user, plan, rules=[], auth=AuthInfo(None, None, (), None, None), credentials=[],
@@ -93,6 +94,7 @@ def replay(env: Environment, host: str, path: str, sessions: int, k: int, spacin
         driver.run(time.time(), time.monotonic())
         cpu1, wall1 = ended[0]
         log = driver.sessions
+    background.close()  # a replay makes one per process: none left over from burst to burst
     return {
         "requests": sessions * k,
         "ok": log.completed == sessions and log.failed == 0,

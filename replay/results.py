@@ -232,13 +232,32 @@ class ResultWriter:
 
 
 def result_batch(rows: Sequence[RequestResult]) -> pa.RecordBatch:
-    """Rows as one Arrow batch of RESULT_SCHEMA (on the writer's thread)."""
-    columns = dict(zip(RequestResult._fields, zip(*rows, strict=True), strict=True))
-    columns["latency_intended_ms"] = tuple(r.latency_intended_ms for r in rows)
-    columns["ok"] = tuple(r.ok for r in rows)
-    columns["req_headers"] = tuple(map(_KeptHeaders(), (r.req_headers for r in rows)))
-    arrays = [pa.array(columns[f.name], f.type) for f in RESULT_SCHEMA]
-    return pa.RecordBatch.from_arrays(arrays, schema=RESULT_SCHEMA)
+    """Rows as one Arrow batch of RESULT_SCHEMA (on the writer's thread). The derived
+    columns are computed on the Arrow columns, as `RequestResult`'s properties compute
+    them per row (the same IEEE operations in the same order: the same values), and the
+    sending loop's GIL is not held for a Python pass over every row for each."""
+    fields = zip(*rows, strict=True)
+    columns: dict[str, Any] = dict(zip(RequestResult._fields, fields, strict=True))
+    columns["req_headers"] = tuple(map(_KeptHeaders(), columns["req_headers"]))
+    arrays = {f.name: pa.array(columns[f.name], f.type) for f in RESULT_SCHEMA if f.name in columns}
+    arrays["latency_intended_ms"] = derived_latency_intended_ms(
+        arrays["sent_s"], arrays["intended_s"], arrays["latency_ms"]
+    )
+    arrays["ok"] = derived_ok(arrays["error"], arrays["status"])
+    return pa.RecordBatch.from_arrays([arrays[f.name] for f in RESULT_SCHEMA], schema=RESULT_SCHEMA)
+
+
+def derived_latency_intended_ms(
+    sent_s: pa.Array, intended_s: pa.Array, latency_ms: pa.Array
+) -> pa.Array:
+    """`RequestResult.latency_intended_ms` of each row: (sent - intended) * 1000 + latency."""
+    return pc.add(pc.multiply(pc.subtract(sent_s, intended_s), 1000.0), latency_ms)
+
+
+def derived_ok(error: pa.Array, status: pa.Array) -> pa.Array:
+    """`RequestResult.ok` of each row: no error, and a status below 400 (none: not ok)."""
+    below_400 = pc.fill_null(pc.less(status, 400), False)
+    return pc.and_(pc.is_null(error), below_400)
 
 
 class _KeptHeaders(dict[Any, list[tuple[str, str]]]):

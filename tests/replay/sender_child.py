@@ -9,6 +9,9 @@ lookups the hub's resolver was asked for, as JSON.
     python -m tests.replay.sender_child --stats HOST DEAD_HOST
         # Sender.send of GET /ok, /missing, /moved, /big (max_body 1000) to HOST and of
         # GET /ok to DEAD_HOST (nothing listens): each answer, and Locust's stats of them
+    python -m tests.replay.sender_child --split HOST DEAD_HOST
+        # sender.SplitUrl against geventhttpclient's URL of the same text: its parts, and
+        # the request each sends to HOST (and the error each gets from DEAD_HOST)
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from tracereplay.replay.driver import DriverSettings
 from tracereplay.replay.offload import ResolvedOnce, resolve_once
 from tracereplay.replay.ownership import Cleared, Protection, clear
 from tracereplay.replay.rewrite import PreparedRequest
-from tracereplay.replay.sender import Sender
+from tracereplay.replay.sender import Sender, SplitUrl
 from tracereplay.replay.urls import outgoing_url, parse_origin
 
 
@@ -136,6 +139,42 @@ def stats(host: str, dead: str) -> None:
     }  # fmt: skip
     errors = sorted(f"{e.name}: {e.error}" for e in env.stats.errors.values())
     print(json.dumps({"answers": answers, "entries": entries, "errors": errors}))
+
+
+SPLIT_CASES = (("/items", None), ("/items/42", "page=2&sort=-name"), ("/q", "q=a b&x=%2F"),
+               ("/caf%C3%A9/é", "k=ü"), ("/x;v=1/y", None), ("/p%2Fq", "a=%zz&b"))  # fmt: skip
+PARTS = ("scheme", "netloc", "host", "hostname", "port", "path", "params", "query",
+         "fragment", "request_uri", "quoted_uri")  # fmt: skip
+
+
+def split(host: str, dead: str) -> None:
+    """Each case sent through the transport as its text and as a `SplitUrl`."""
+    from geventhttpclient.url import URL
+
+    _User.host = host
+    user = _User(Environment(user_classes=[_User]))
+    found: dict[str, Any] = {"parts": [], "sent": [], "errors": []}
+    for base in (host, dead):
+        sender = Sender(user, DriverSettings(origin=parse_origin(base)))
+        client = sender.client()
+        for path, query in SPLIT_CASES:
+            text = outgoing_url(sender.settings.origin, path, query).text
+            made = SplitUrl(text)
+            if base == host:
+                found["parts"].append(
+                    [getattr(made, p) == getattr(URL(text), p) for p in PARTS]
+                    + [str(made) == text, tuple(made) == tuple(URL(text))]
+                )
+            got = []
+            for url in (text, made):
+                got.append(client._send_request_safe_mode("GET", url, headers={"a": "b"}))
+                if base == host:  # its body read: the connection goes back to the pool
+                    assert got[-1].content == b"{}"
+            if base == host:
+                found["sent"].append([r._sent_request for r in got])
+            else:
+                found["errors"].append([repr(r.error) + " " + str(r.error) for r in got])
+    print(json.dumps(found))
 
 
 def _headers(lines: list[tuple[str, str]]) -> Any:
@@ -259,5 +298,7 @@ if __name__ == "__main__":
         lines()
     elif sys.argv[1:2] == ["--stats"]:
         stats(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:2] == ["--split"]:
+        split(sys.argv[2], sys.argv[3])
     else:
         main(sys.argv[1], sys.argv[2:])

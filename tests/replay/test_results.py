@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import struct
+
 from tracereplay.replay.results import RequestResult, _KeptHeaders, result_batch
 
 
@@ -43,3 +46,27 @@ def test_a_list_of_headers_is_filtered_once_per_batch_as_its_tuple() -> None:
     again = kept([("Accept", "*/*"), ("Cookie", "c=1")])
     assert first == [("Accept", "*/*")] and again is first
     assert kept((("Accept", "*/*"), ("Cookie", "c=1"))) is first and len(kept) == 1
+
+
+def test_the_derived_columns_are_each_rows_own_values_bit_for_bit() -> None:
+    # result_batch computes latency_intended_ms and ok on the Arrow columns (once per
+    # batch, not a Python pass per row): the values must be what RequestResult's own
+    # properties give for each row, to the last bit, over epoch-sized times.
+    rng = random.Random(7)
+    statuses = (None, 100, 200, 204, 302, 399, 400, 404, 500, 599)
+    errors = (None, None, None, "timeout: no complete answer", "ConnectionRefusedError: x")
+    rows = []
+    for seq in range(2000):
+        intended = 1.7e9 + rng.uniform(0, 86_400)
+        sent = intended + rng.choice((0.0, rng.uniform(0, 1e-3), rng.uniform(0, 30)))
+        latency = rng.choice((0.0, rng.uniform(0, 5), rng.expovariate(0.01)))
+        result = RequestResult(
+            seq % 7, seq, "GET /a", "GET", "/a", None, intended, sent, latency,
+            rng.choice(statuses), rng.choice(errors), (), 0, 10,
+        )  # fmt: skip
+        rows.append(result)
+    batch = result_batch(rows).to_pydict()
+    bits = [struct.pack("<d", r.latency_intended_ms) for r in rows]
+    assert [struct.pack("<d", v) for v in batch["latency_intended_ms"]] == bits
+    assert batch["ok"] == [r.ok for r in rows]
+    assert any(batch["ok"]) and not all(batch["ok"])

@@ -152,6 +152,22 @@ def test_locust_stats_get_each_request_as_the_replay_judged_it(answers_server: s
     ]
 
 
+def test_a_split_url_reads_and_sends_as_geventhttpclients_own_parse_of_its_text(
+    cookie_server: tuple[str, list[tuple[str, str, int]]],
+) -> None:
+    # sender.SplitUrl keeps the parts the transport reads of a URL (parsed once, not per
+    # request): every part, the request line and headers sent, and a transport error's
+    # text must be what the URL's text gives.
+    host, seen = cookie_server
+    result = child("--split", host, f"http://{LOOPBACK}:{free_port()}")
+    assert result["parts"] and all(all(same) for same in result["parts"]), result["parts"]
+    assert len(result["sent"]) == 6
+    assert all(text == split for text, split in result["sent"]), result["sent"]
+    assert "GET /q?q=a%20b&x=%2F HTTP/1.1" in result["sent"][2][1]
+    assert [path for path, _, _ in seen][4:6] == ["/q?q=a%20b&x=%2F"] * 2
+    assert all(text == split and "Connection refused" in text for text, split in result["errors"])
+
+
 def test_a_sessions_request_timer_bounds_each_request_from_its_own_start() -> None:
     # sender.RequestTimer stays armed across requests (not started and stopped for each):
     # it must still cut exactly the requests that outlive the bound from their own start.
