@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from http.cookiejar import CookieJar
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import ParseResult
 
@@ -125,33 +126,12 @@ class SplitUrl(URL):
     def __str__(self) -> str:
         return self._text
 
-    @property
-    def scheme(self) -> str:
-        return self._scheme
-
-    @property
-    def netloc(self) -> str:
-        return self._netloc
-
-    @property
-    def hostname(self) -> str:
-        return self._host
-
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def port(self) -> int | None:
-        return self._port
-
-    @property
-    def request_uri(self) -> str:
-        return self._request_uri
-
-    @property
-    def quoted_uri(self) -> str:
-        return self._quoted_uri
+    scheme = property(attrgetter("_scheme"))
+    netloc = property(attrgetter("_netloc"))
+    hostname = host = property(attrgetter("_host"))
+    port = property(attrgetter("_port"))
+    request_uri = property(attrgetter("_request_uri"))
+    quoted_uri = property(attrgetter("_quoted_uri"))
 
 
 _poll: Any = monkey.get_original("select", "poll")  # the OS's, not gevent's
