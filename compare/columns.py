@@ -1,11 +1,12 @@
 """Both traces of a comparison read as light columns (issue 15): the columns compare
 needs (`frame.LIGHT_COLUMNS` and `error`) batch by batch into numpy codes, strings read as
 the Parquet files' own dictionaries (`frame.read_light_columns`), endpoints templated per
-distinct (method, path), and the sessions numbered with numpy (`frame.session_rows`, the
-rows of `sessionize_requests`), never a pandas frame of every column nor pandas' sorts of
-string keys. Session keys first as the model's
-`sessionize` has them: a key whose requests all failed auth joins its connection's next
-key (`sessions.join_failed_credentials`, the same function; `conn` read only then).
+distinct (method, path skeleton) (Arrow works out each distinct path's skeleton), and the
+sessions numbered with numpy (`frame.session_rows`, the rows of `sessionize_requests`),
+never a pandas frame of every column nor pandas' sorts of string keys. Session keys first
+as the model's `sessionize` has them: a key whose requests all failed auth joins its
+connection's next key (`sessions.join_failed_credentials`, the same function; `conn` read
+only then).
 
 The frames hold what the measures, verdicts, SLOs and the report read: `session_key`,
 `t_s`, `duration_ms`, `status`, `status_label` (categorical, statuses.py), `error`,
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracereplay.models.frame import (
     PLANNED_SOURCES,
@@ -37,8 +39,9 @@ from tracereplay.models.sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     join_failed_credentials,
 )
+from tracereplay.models.shapes import skeleton_codes
 from tracereplay.models.source import ParquetSource
-from tracereplay.models.templating import Templater, endpoint_names
+from tracereplay.models.templating import Templater
 
 from .run_summary import pauses_over_skips
 from .statuses import STATUS_LABEL, code_statuses
@@ -72,24 +75,24 @@ class _Trace:
         self.status_codes = _small(codes)
 
     @cached_property
-    def pairs(self) -> tuple[np.ndarray, list[str], list[str]]:
-        """Each request's code into the distinct (method, path) pairs, in order of first
-        use (paths null read as "/", as `add_endpoints` does), and those pairs."""
+    def pairs(self) -> tuple[np.ndarray, list[str], list[tuple[str, ...]]]:
+        """Each request's code into the distinct (method, path skeleton) pairs, in order of
+        first use (paths null read as "/", as `add_endpoints` does), and those pairs'
+        methods and skeletons (`shapes.skeleton_codes`): all a templater reads of a path,
+        worked out once per distinct path in Arrow, with no Python string per path (a
+        synthesized 10 M-request trace has ~0.7 M distinct paths, ~60 distinct skeletons)."""
         r = self.requests
-        paths = ["/" if p is None else str(p) for p in r.paths.to_pylist()]
-        path_codes, path_values = pd.factorize(pd.Series(paths, dtype=object))
-        width = max(len(path_values), 1)
+        path_skeleton, skeletons = skeleton_codes(pc.fill_null(r.paths, "/"))
+        width = max(len(skeletons), 1)
         wide = np.int64 if len(r.methods) * width >= 1 << 31 else np.int32
-        pair = r.method.astype(wide)
-        np.multiply(pair, width, out=pair)
-        np.add(pair, np.asarray(path_codes, dtype=wide)[r.path], out=pair)
+        pair = np.take(path_skeleton.astype(wide), r.path)
+        np.add(pair, r.method.astype(wide) * width, out=pair)
         codes, pairs = pd.factorize(pair)
         del pair
-        methods = [r.methods[int(m)] for m in (pairs // width).tolist()]
         return (
             _small(np.asarray(codes)),
-            methods,
-            [str(path_values[int(p)]) for p in (pairs % width).tolist()],
+            [r.methods[int(m)] for m in (pairs // width).tolist()],
+            [skeletons[int(s)] for s in (pairs % width).tolist()],
         )
 
 
@@ -121,11 +124,9 @@ def _session_keys(source: ParquetSource, requests: RequestColumns) -> np.ndarray
 
 def fit_templater(real: _Trace) -> Templater:
     """The templater `sessionized_pair` fits on REAL: on its (method, path) counts."""
-    codes, methods, paths = real.pairs
-    counts = np.bincount(codes, minlength=len(methods))
-    return Templater.fit_counts(
-        {(m, p): int(n) for m, p, n in zip(methods, paths, counts.tolist(), strict=True)}
-    )
+    codes, methods, skeletons = real.pairs
+    counts = np.bincount(codes, minlength=len(methods)).tolist()
+    return Templater.fit_skeletons(zip(methods, skeletons, counts, strict=True))
 
 
 def _small(codes: np.ndarray) -> np.ndarray:
@@ -139,8 +140,8 @@ def _sessionized(
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
     """The frame, and with `scan_rows` each of its rows' position in the trace's scan order
     (what the SLO binding reads REAL's sampled bodies by: bindings.py)."""
-    codes, methods, paths = trace.pairs
-    names = endpoint_names(templater, methods, paths)
+    codes, methods, skeletons = trace.pairs
+    names = [templater.skeleton_endpoint(m, k) for m, k in zip(methods, skeletons, strict=True)]
     name_codes, distinct = pd.factorize(pd.Series(names, dtype=object))
     endpoint = _small(np.asarray(name_codes, dtype=np.int32))[codes]
     del codes, trace.pairs

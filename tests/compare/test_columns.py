@@ -12,9 +12,11 @@ import pytest
 
 from tests.compare.test_bindings import shop_records
 from tests.factories import T0, TEST_META, make_record, realistic_records
-from tracereplay.compare.columns import read_pair
+from tracereplay.compare.columns import _Trace, fit_templater, read_pair, read_sessionized
 from tracereplay.compare.compare import COMPARE_COLUMNS, sessionized_pair
 from tracereplay.models.frame import load_requests
+from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
+from tracereplay.models.templating import Templater, add_endpoints
 from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
 
 
@@ -76,3 +78,43 @@ def test_the_light_frames_equal_the_pandas_ones(tmp_path: Path, source: str) -> 
         _same(before, after)
     assert (new[1]["t_s"].min() > 3.25) == (source == "synthesize")
     assert new[1]["error"].astype(object).eq("connect timeout").sum() == 1
+
+
+def _templating_records() -> list[TraceRecord]:
+    """Paths whose templates hang on request counts and methods: twelve rare slugs and a
+    popular one under /articles (the popular stays literal only by its count), ids under
+    three methods (one lower-case), query strings, fragments, percent-encoded e-mails, an
+    empty path and a trailing slash; times out of scan order."""
+    paths = [f"/articles/post-{i}" for i in range(12)] + ["/articles/popular"] * 40
+    paths += [f"/users/{i}" for i in range(30)] + ["/users/", "/search?q=a", "/search#top"]
+    paths += ["/files/a%40b.c", "/files/c%40d.e", ""]
+    methods = ["GET", "delete", "POST"]
+    return [
+        make_record(
+            ts=T0 + timedelta(seconds=(7 * i) % len(paths)),
+            path=path,
+            method="GET" if path.startswith("/articles") else methods[i % 3],
+            session=f"s-{i % 5}",
+        )
+        for i, path in enumerate(paths)
+    ]
+
+
+def test_endpoints_are_templated_as_the_model_templates_them(tmp_path: Path) -> None:
+    # compare/columns.py fits and applies the templater on (method, path skeleton) pairs
+    # with their request counts: the same templater as `Templater.fit` on every request,
+    # the same endpoint per request, categories in order of first use (in time order).
+    records = _templating_records()
+    trace = _write(tmp_path / "real", records, TEST_META)
+    fitted = fit_templater(_Trace(trace))
+    requests = load_requests(trace, COMPARE_COLUMNS)
+    expected = Templater.fit(
+        zip(requests["method"].str.upper(), requests["path"].fillna("/"), strict=True)
+    )
+    assert fitted.to_json() == expected.to_json()
+    assert "GET /articles/popular" in {str(e) for e in fitted.endpoints}
+    frame = read_sessionized(trace, None, DEFAULT_SESSION_TIMEOUT_S)[0]
+    names = add_endpoints(requests, expected, params=False)["endpoint"]
+    assert list(frame["endpoint"].cat.categories) == list(pd.unique(names))
+    old = sessionized_pair(requests, requests)[0]
+    assert frame["endpoint"].astype(str).tolist() == old["endpoint"].astype(str).tolist()
