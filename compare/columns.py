@@ -39,7 +39,7 @@ from tracereplay.models.sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     join_failed_credentials,
 )
-from tracereplay.models.shapes import skeleton_codes
+from tracereplay.models.shapes import cut_paths, skeleton_codes
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.templating import Templater
 
@@ -82,7 +82,7 @@ class _Trace:
         worked out once per distinct path in Arrow, with no Python string per path (a
         synthesized 10 M-request trace has ~0.7 M distinct paths, ~60 distinct skeletons)."""
         r = self.requests
-        path_skeleton, skeletons = skeleton_codes(pc.fill_null(r.paths, "/"))
+        path_skeleton, skeletons = path_skeleton_codes(pc.fill_null(r.paths, "/"))
         width = max(len(skeletons), 1)
         wide = np.int64 if len(r.methods) * width >= 1 << 31 else np.int32
         pair = np.take(path_skeleton.astype(wide), r.path)
@@ -94,6 +94,31 @@ class _Trace:
             [r.methods[int(m)] for m in (pairs // width).tolist()],
             [skeletons[int(s)] for s in (pairs % width).tolist()],
         )
+
+
+# A whole segment every shape rule reads as a value (`shapes.value_kind`: an integer, a
+# UUID of any case): what most distinct segments of a trace with ids in its paths are
+# (real10M: 420,555 of 420,582, all UUIDs).
+_PLAIN_VALUE = (
+    r"^(?:[0-9]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
+
+
+def path_skeleton_codes(paths: pa.Array) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """`shapes.skeleton_codes` of these paths (strings, no nulls), the shape rules run on
+    fewer segments: each segment `_PLAIN_VALUE` reads is written "0" (an integer: a value
+    too, so each path keeps its skeleton), which folds the paths into a few (real10M:
+    644,805 distinct paths into ~60), and only those go through the rules' eleven patterns
+    (~3.5 s over real10M's 0.4 M distinct segments)."""
+    lists = pc.split_pattern(cut_paths(paths), "/")
+    segments = pc.dictionary_encode(lists.flatten())
+    words = segments.dictionary
+    words = pc.if_else(pc.match_substring_regex(words, _PLAIN_VALUE), "0", words)
+    folded = pc.dictionary_encode(
+        pc.binary_join(pa.ListArray.from_arrays(lists.offsets, words.take(segments.indices)), "/")
+    )
+    codes, skeletons = skeleton_codes(folded.dictionary)
+    return codes[np.asarray(folded.indices)], skeletons
 
 
 _CHUNK = 1 << 20

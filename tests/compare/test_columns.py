@@ -8,14 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from tests.compare.test_bindings import shop_records
 from tests.factories import T0, TEST_META, make_record, realistic_records
-from tracereplay.compare.columns import _Trace, fit_templater, read_pair, read_sessionized
+from tracereplay.compare.columns import (
+    _Trace,
+    fit_templater,
+    path_skeleton_codes,
+    read_pair,
+    read_sessionized,
+)
 from tracereplay.compare.compare import COMPARE_COLUMNS, sessionized_pair
 from tracereplay.models.frame import load_requests
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
+from tracereplay.models.shapes import skeleton_codes
 from tracereplay.models.templating import Templater, add_endpoints
 from tracereplay.trace import TraceMetadata, TraceRecord, open_writer
 
@@ -118,3 +126,25 @@ def test_endpoints_are_templated_as_the_model_templates_them(tmp_path: Path) -> 
     assert list(frame["endpoint"].cat.categories) == list(pd.unique(names))
     old = sessionized_pair(requests, requests)[0]
     assert frame["endpoint"].astype(str).tolist() == old["endpoint"].astype(str).tolist()
+
+
+def test_paths_folded_before_the_shape_rules_keep_their_skeletons() -> None:
+    # compare folds integer and UUID segments into "0" before `skeleton_codes`: every
+    # path's skeleton stays the one `skeleton_codes` gives it, whatever it holds around
+    # and inside its ids (query, fragment, case, percent-encoding, near-ids).
+    uuid = "3f2b8c1e-9a4d-4e6f-8b7a-1c2d3e4f5a6b"
+    near = ["123abc", "12-34", uuid[:-1], uuid + "0", uuid.replace("-", ""), "0x12", "1.5"]
+    pieces = ["", "api", "v1", "users", "42", "007", uuid, uuid.upper(), "2026-11-26"]
+    pieces += ["a%40b.c", "%31%32", "é", "deadbeef12", "anon_x", "stats", "", *near]
+    rng = np.random.default_rng(5)
+    paths = ["", "/", "//", f"/users/{uuid}?id=7", f"/users/7#{uuid}", "/a?x=/1/2", "?/9"]
+    for _ in range(400):
+        picked = rng.choice(pieces, size=rng.integers(1, 6)).tolist()
+        tail = ["", "/", "?q=1", f"?u={uuid}", "#f"][int(rng.integers(0, 5))]
+        paths.append("/" + "/".join(picked) + tail)
+    array = pa.array(paths, pa.string())
+    codes, skeletons = skeleton_codes(array)
+    folded_codes, folded = path_skeleton_codes(array)
+    assert [folded[c] for c in folded_codes.tolist()] == [skeletons[c] for c in codes.tolist()]
+    assert len(folded) == len(skeletons)
+    assert len(set(paths)) > 300  # the folding had distinct paths to fold
