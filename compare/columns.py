@@ -83,17 +83,44 @@ class _Trace:
         synthesized 10 M-request trace has ~0.7 M distinct paths, ~60 distinct skeletons)."""
         r = self.requests
         path_skeleton, skeletons = path_skeleton_codes(pc.fill_null(r.paths, "/"))
+        pa.default_memory_pool().release_unused()  # the paths' Arrow buffers
         width = max(len(skeletons), 1)
-        wide = np.int64 if len(r.methods) * width >= 1 << 31 else np.int32
-        pair = np.take(path_skeleton.astype(wide), r.path)
-        np.add(pair, r.method.astype(wide) * width, out=pair)
-        codes, pairs = pd.factorize(pair)
-        del pair
+        pair, used = _first_use_codes(r.method, r.path, path_skeleton, width)
         return (
-            _small(np.asarray(codes)),
-            [r.methods[int(m)] for m in (pairs // width).tolist()],
-            [skeletons[int(s)] for s in (pairs % width).tolist()],
+            _small(pair),
+            [r.methods[int(m)] for m in (used // width).tolist()],
+            [skeletons[int(k)] for k in (used % width).tolist()],
         )
+
+
+def _first_use_codes(
+    method: np.ndarray, path: np.ndarray, path_skeleton: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per request, its (method, skeleton) pair numbered in order of first use, and the
+    pairs (method × `width` + skeleton) in that order: what `pd.factorize` of the pairs
+    gives, without its 8-byte codes and hash table over every request (the pairs are few:
+    the new ones of each chunk are found by a bincount). One array of every request,
+    numbered in place a chunk at a time."""
+    space = (int(method.max()) + 1) * width
+    wide = np.int64 if space >= 1 << 31 else np.int32
+    pair = np.take(path_skeleton.astype(wide), path)
+    first = np.full(space, len(pair), np.int64)
+    for start in range(0, len(pair), _CHUNK):
+        part = pair[start : start + _CHUNK]
+        part += method[start : start + _CHUNK].astype(wide) * width
+        new = (np.bincount(part, minlength=space) > 0) & (first == len(pair))
+        if new.any():
+            seen = np.flatnonzero(new[part])
+            found, at = np.unique(part[seen], return_index=True)
+            first[found] = start + seen[at]
+    used = np.flatnonzero(first < len(pair))
+    used = used[np.argsort(first[used], kind="stable")]
+    rank = np.zeros(max(space, 1), wide)
+    rank[used] = np.arange(len(used), dtype=wide)
+    for start in range(0, len(pair), _CHUNK):
+        part = pair[start : start + _CHUNK]
+        part[:] = rank[part]
+    return pair, used
 
 
 # A whole segment every shape rule reads as a value (`shapes.value_kind`: an integer, a

@@ -14,6 +14,8 @@ import pytest
 from tests.compare.test_bindings import shop_records
 from tests.factories import T0, TEST_META, make_record, realistic_records
 from tracereplay.compare.columns import (
+    _CHUNK,
+    _first_use_codes,
     _Trace,
     fit_templater,
     path_skeleton_codes,
@@ -148,3 +150,20 @@ def test_paths_folded_before_the_shape_rules_keep_their_skeletons() -> None:
     assert [folded[c] for c in folded_codes.tolist()] == [skeletons[c] for c in codes.tolist()]
     assert len(folded) == len(skeletons)
     assert len(set(paths)) > 300  # the folding had distinct paths to fold
+
+
+def test_pairs_are_numbered_in_order_of_first_use_across_chunks() -> None:
+    # `_first_use_codes` numbers (method, skeleton) pairs as `pd.factorize` of them does,
+    # over more rows than one chunk, with pairs first used in later chunks and a skeleton
+    # no request uses.
+    rng = np.random.default_rng(2)
+    rows = 2 * _CHUNK + 12_345
+    method = rng.integers(0, 3, rows).astype(np.int32)
+    path = rng.integers(0, 50, rows).astype(np.int32)
+    path[_CHUNK + 7 :: 997] = 50  # a path first seen in the second chunk
+    method[-3:] = 3  # a method seen in the last rows only
+    path_skeleton = (np.arange(51) % 9).astype(np.int64)  # skeleton 9 (width 10) unused
+    codes, used = _first_use_codes(method, path, path_skeleton, 10)
+    expected_codes, expected = pd.factorize(method.astype(np.int64) * 10 + path_skeleton[path])
+    assert np.array_equal(codes, expected_codes)
+    assert used.tolist() == expected.tolist()
