@@ -487,6 +487,7 @@ class ReadPair:
     `real` and `real_noise`."""
 
     real_s: pd.DataFrame
+    """REAL's frame without `session_key` (let go once the SLO classes are bound)."""
     other_s: pd.DataFrame
     real: RealSessions
     real_noise: RealNoise
@@ -503,10 +504,11 @@ def read_compared(
     noise_sessions: int = NOISE_SESSIONS,
     bind: bool = False,
 ) -> ReadPair:
-    """What `load_pair` gives, with REAL's noise floor computed while OTHER is read on a
-    thread (pyarrow's decoding and numpy's sorts run without the GIL): both at once. With
-    `bind`, what the SLO classes bind to (`learned_from_trace`), from REAL's frame (its
-    sessions, the scan positions of their rows: REAL is not read and sessionized again)."""
+    """What `load_pair` gives (REAL's frame without `session_key`: `ReadPair`), with REAL's
+    noise floor computed while OTHER is read on a thread (pyarrow's decoding and numpy's
+    sorts run without the GIL): both at once. With `bind`, what the SLO classes bind to
+    (`learned_from_trace`), from REAL's frame (its sessions, the scan positions of their
+    rows: REAL is not read and sessionized again)."""
     real_s, templater, rows = read_sessionized_rows(real_path, None, session_timeout_s, bind)
     # Before OTHER's read, not beside nor after it: the sampled bodies' read (~0.4 GB at
     # 10 M requests) would add to what that read holds (bench/README.md, rounds 7 and 8).
@@ -519,6 +521,10 @@ def read_compared(
     # Before OTHER's read: what REAL's censoring holds for a moment (copies of its times
     # and pauses) is not held beside what that read holds.
     real = RealSessions.of(real_s, session_timeout_s)
+    # Nor REAL's session keys, which nothing reads after the binding (the measures, the
+    # noise floor and the report read session ids; the sessions a replay cut are OTHER's):
+    # at 10 M requests 1.06 M key strings and their codes, ~0.1 GB.
+    del real_s["session_key"]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-other") as reader:
         reading = reader.submit(read_sessionized, other_path, templater, session_timeout_s)
         try:

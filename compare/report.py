@@ -29,7 +29,9 @@ from .verdicts import worst
 
 __all__ = ["COLORS", "load_pair", "render_report", "sessionized_pair", "write_report"]
 
-NEEDED_COLUMNS = ("endpoint", "session_id", "session_key", "t_s", "think_s")
+NEEDED_COLUMNS = ("endpoint", "session_id", "t_s", "think_s")
+"""What the report reads of both frames; of OTHER's `session_key` too (the sessions a
+replay cut, by key)."""
 METRIC_MEANING = {
     "endpoint_mix.jsd": "how differently requests spread over endpoints",
     "status_mix.jsd": "how differently requests spread over status codes",
@@ -50,10 +52,10 @@ Json = Mapping[str, Any]
 
 def render_report(doc: Json, real: pd.DataFrame, other: pd.DataFrame, *, title: str) -> str:
     """The report page for a compare.json document and the two sessionized frames."""
-    for name, frame in (("real", real), ("other", other)):
+    for name, frame, keyed in (("real", real, ()), ("other", other, ("session_key",))):
         if frame.empty:
             raise TraceEmptyError(f"{name}: the trace holds no requests")
-        if missing := [c for c in NEEDED_COLUMNS if c not in frame.columns]:
+        if missing := [c for c in (*NEEDED_COLUMNS, *keyed) if c not in frame.columns]:
             raise UsageError(f"report: the {name} frame lacks {', '.join(missing)} (sessionize it)")
     scale = float(doc.get("scale") or 1.0)
     tables = [session_table(real), session_table(other)]

@@ -220,3 +220,15 @@ def test_the_header_gives_load_errors_and_cut_sessions() -> None:
     assert "status ≥ 400 or no response" in html and "client errors (4xx)" in html
     assert "The 1 sessions the replay cut" in html
     assert "D(c / N) = D(c) / N" in html  # burstiness compares counts ÷ N
+
+
+def test_the_report_reads_no_session_key_of_real() -> None:
+    # `read_compared` lets REAL's session keys go once the SLO classes are bound: the
+    # report is the same without them; OTHER's (the sessions a replay cut) it reads.
+    real_s, other_s = sessionized_pair(*_traces())
+    doc = compare_frames(*_traces()).to_json()
+    keyless = real_s.drop(columns="session_key")
+    expected = render_report(doc, real_s, other_s, title="t")
+    assert render_report(doc, keyless, other_s, title="t") == expected
+    with pytest.raises(UsageError, match="lacks session_key"):
+        render_report(doc, real_s, other_s.drop(columns="session_key"), title="t")
