@@ -10,7 +10,6 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 from tests.factories import T0
@@ -18,39 +17,28 @@ from tracereplay.models import templating
 from tracereplay.models.frame import RequestColumns, read_request_columns, sessionize_requests
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessions import session_stats, session_table
-from tracereplay.models.shapes import skeleton_codes
 from tracereplay.models.templating import Templater, request_endpoints
 
 
 def _reference_templates(r: RequestColumns) -> tuple[Templater, np.ndarray, list[str]]:
-    """model._templates as it was (4d81b5e): distinct pairs by np.unique, each request's
-    endpoint by a searchsorted of its pair."""
-    n_paths = len(r.paths)
-    pair = r.method.astype(np.int64) * n_paths + r.path
-    pairs, counts = np.unique(pair, return_counts=True)
-    method, path = pairs // n_paths, pairs % n_paths
-    texts = pa.concat_arrays([pc.fill_null(r.paths, "None"), pa.array(["/"])])
-    codes, skeletons = skeleton_codes(texts)
-    fitted = codes[:n_paths][path]
-    applied = np.where(r.paths.is_null().to_numpy(False), codes[n_paths], codes[:n_paths])
-    width = max(len(skeletons), 1)
-    groups, first, group = np.unique(
-        method * width + fitted, return_index=True, return_inverse=True
+    """Per request: the templater fitted on every (method, path) (a null path read as
+    "None"), each request's `str(templater.endpoint(...))` (a null path as "/"), names
+    numbered in order of first use over the sorted distinct (method code, path code)."""
+    paths = r.paths.to_pylist()
+    methods = [r.methods[m] for m in r.method.tolist()]
+    templater = Templater.fit(
+        (m, "None" if paths[p] is None else paths[p])
+        for m, p in zip(methods, r.path.tolist(), strict=True)
     )
-    sums = np.bincount(group, weights=counts).astype(np.int64)
-    templater = Templater.fit_skeletons(
-        (r.methods[g // width], skeletons[g % width], int(sums[i]))
-        for i, g in ((i, int(groups[i])) for i in np.argsort(first, kind="stable"))
-    )
-    used, which = np.unique(method * width + applied[path], return_inverse=True)
-    names = [
-        templater.skeleton_endpoint(r.methods[k // width], skeletons[k % width])
-        for k in used.tolist()
+    numbered: dict[str, int] = {}
+    for m, p in sorted(set(zip(r.method.tolist(), r.path.tolist(), strict=True))):
+        path = "/" if paths[p] is None else paths[p]
+        numbered.setdefault(str(templater.endpoint(r.methods[m], path)), len(numbered))
+    codes = [
+        numbered[str(templater.endpoint(m, "/" if paths[p] is None else paths[p]))]
+        for m, p in zip(methods, r.path.tolist(), strict=True)
     ]
-    name_codes, distinct = pd.factorize(np.asarray(names, dtype=object)[which])
-    kind = np.int16 if len(distinct) <= np.iinfo(np.int16).max else np.int32
-    out = np.asarray(name_codes, dtype=kind)[np.searchsorted(pairs, pair)]
-    return templater, out, list(distinct)
+    return templater, np.asarray(codes, dtype=np.int16), list(numbered)
 
 
 def _requests(n: int, seed: int) -> RequestColumns:
