@@ -221,17 +221,26 @@ def sessionize_requests(
     numbers. Not for keys that join their connection (`join_failed_credentials`). `split`:
     `key_time_split(requests)`, when the caller has it."""
     request, pause, sizes = session_rows(requests, timeout_s, split)
-    seq = np.arange(len(request), dtype=np.int64)  # in place: no second 8-byte array a row
-    seq -= np.repeat(np.cumsum(sizes) - sizes, sizes)
+    session_id = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    # seq = row - the session's first row, a chunk at a time: no 8-byte array a row of the
+    # first rows repeated.
+    placed = np.cumsum(sizes) - sizes
+    seq = np.arange(len(request), dtype=np.int64)
+    for start in range(0, len(seq), CHUNK_ROWS):
+        part = seq[start : start + CHUNK_ROWS]
+        part -= placed[session_id[start : start + CHUNK_ROWS]]
+    del placed
     return pd.DataFrame(
         {
-            "session_key": requests.key[request],
-            "t_s": requests.t_s[request],
-            "duration_ms": requests.duration_ms[request],
+            "session_key": gather(requests.key, request),
+            "t_s": gather(requests.t_s, request),
+            "duration_ms": gather(requests.duration_ms, request),
             "request": request.astype(np.int64, copy=False),
-            "endpoint": pd.Categorical.from_codes(endpoint[request], categories=pd.Index(names)),
+            "endpoint": pd.Categorical.from_codes(
+                gather(endpoint, request), categories=pd.Index(names)
+            ),
             "think_s": pause,
-            "session_id": np.repeat(np.arange(len(sizes), dtype=np.int64), sizes),
+            "session_id": session_id,
             "seq": seq,
         },
         copy=False,  # one block per column: no consolidated copy of them all at once
@@ -258,9 +267,13 @@ def session_stats_by_timeout(
     previous response, unknown durations read as 0) without building the frame."""
     order, same_key, think = split or key_time_split(requests)
     t = gather(requests.t_s, order)
-    out = {}
+    out: dict[str, SessionStats] = {}
+    seen: tuple[np.ndarray, SessionStats] | None = None
     for name, timeout in timeouts_s.items():
         new = _new_sessions(t, same_key, timeout)
+        if seen is not None and np.array_equal(new, seen[0]):
+            out[name] = seen[1]  # no gap between the two timeouts: the same sessions
+            continue
         starts = np.flatnonzero(new)
         last = np.append(starts[1:], len(t)) - 1
         lengths = last - starts + 1
@@ -273,6 +286,7 @@ def session_stats_by_timeout(
             # thinks is this loop's own copy: the median may partition it in place
             median_think_s=float(np.median(thinks, overwrite_input=True)) if len(thinks) else 0.0,
         )
+        seen = (new, out[name])
     return out
 
 

@@ -6,6 +6,7 @@ Parquet trace, strings come as the files' own dictionaries (`read_light_columns`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,7 +109,9 @@ class _Codes:
         for at, which, stop in spans:
             mapping = np.full(len(used[which]), len(order), np.int32)  # null: after all
             mapping[np.flatnonzero(used[which][:-1])] = ranks[offsets[which] : offsets[which + 1]]
-            np.take(mapping, codes[at:stop], out=codes[at:stop])
+            for start in range(at, stop, CHUNK_ROWS):  # np.take makes its indices intp
+                part = codes[start : min(start + CHUNK_ROWS, stop)]
+                np.take(mapping, part, out=part, mode="clip")
         self.dictionaries.clear()
         return self.codes if len(self.codes) == rows else codes, distinct.take(pa.array(order))
 
@@ -219,7 +222,12 @@ def _in_time_order(n: int, numbers: dict[str, np.ndarray], strings: dict[str, _C
     # it let go: at 10 M requests a fresh array costs the kernel more than the gather
     # (bench/README.md, compare rounds 10 and 11). A trace read in order is not gathered.
     wide = n > np.iinfo(np.int32).max
-    order = None if _ascending(ts[:n]) else np.argsort(ts[:n], kind="stable")
+    # The sort of the times on the other core while this one ranks the strings (numpy's
+    # sort and Arrow's kernels let go of the GIL).
+    with ThreadPoolExecutor(1) as pool:
+        sorting = pool.submit(_time_order, ts[:n])
+        ranked = {name: strings.pop(name).ranked(n) for name in list(strings)}
+        order = sorting.result()
     coded_columns = {}
     if order is None:
         first = int(ts[0])
@@ -230,8 +238,8 @@ def _in_time_order(n: int, numbers: dict[str, np.ndarray], strings: dict[str, _C
         del since
         duration_ms, ordered_status = _cut(duration, n), _cut(status, n)
         del duration, status
-        for name in list(strings):
-            codes, distinct = strings.pop(name).ranked(n)
+        for name in list(ranked):
+            codes, distinct = ranked.pop(name)
             coded_columns[name] = (_cut(codes, n), distinct)
             del codes
         row = np.arange(n, dtype=np.int64 if wide else np.int32)
@@ -246,8 +254,8 @@ def _in_time_order(n: int, numbers: dict[str, np.ndarray], strings: dict[str, _C
         ordered_status = gather(status[:n], order, _own(duration, n, status.dtype.type))
         del duration, status
         spare = None
-        for name in list(strings):
-            codes, distinct = strings.pop(name).ranked(n)
+        for name in list(ranked):
+            codes, distinct = ranked.pop(name)
             coded_columns[name] = (gather(codes[:n], order, _own(spare, n, np.int32)), distinct)
             spare = codes
             del codes
@@ -291,6 +299,11 @@ def read_light_columns(
 def _with_null(values: pa.Array) -> pa.Array:
     """Distinct values and None after them (what a null's code reads)."""
     return pa.concat_arrays([values, pa.nulls(1, values.type)])
+
+
+def _time_order(ts: np.ndarray) -> np.ndarray | None:
+    """The stable order of `ts`; None when it is in order already."""
+    return None if _ascending(ts) else np.argsort(ts, kind="stable")
 
 
 def _ascending(values: np.ndarray) -> bool:

@@ -73,6 +73,8 @@ class Censoring:
 def censoring(sessions: pd.DataFrame, timeout_s: float) -> Censoring:
     """Censoring of a sessionized frame (session_id 0..n-1, t_s, think_s, and
     duration_ms when known): see the module's docstring."""
+    from .sessions import session_runs  # (pandas: not loaded by synthesize)
+
     if sessions.empty:
         empty = np.zeros(0, dtype=bool)
         return Censoring(0.0, empty, empty)
@@ -83,16 +85,25 @@ def censoring(sessions: pd.DataFrame, timeout_s: float) -> Censoring:
         else np.zeros(len(t))
     )
     pauses = sessions["think_s"].to_numpy(float)
-    pauses = pauses[np.isfinite(pauses)]
-    longest = float(np.quantile(pauses, CENSOR_QUANTILE)) if len(pauses) else 0.0
+    pauses = pauses[np.isfinite(pauses)]  # a copy: the quantile may partition it
+    longest = (
+        float(np.quantile(pauses, CENSOR_QUANTILE, overwrite_input=True)) if len(pauses) else 0.0
+    )
     threshold = min(longest, float(timeout_s))
     ids = sessions["session_id"].to_numpy()
     n = int(ids.max()) + 1
     first = np.full(n, np.inf)
-    np.minimum.at(first, ids, t)
     last_end = np.full(n, -np.inf)
-    np.maximum.at(last_end, ids, t + dur)
-    trace_start, trace_end = float(t.min()), float((t + dur).max())
+    ends = t + dur
+    runs = session_runs(sessions)
+    if runs is not None and not np.isnan(ends).any():  # rows by session: no ufunc.at
+        starts = runs[1]
+        first[ids[starts]] = np.minimum.reduceat(t, starts)
+        last_end[ids[starts]] = np.maximum.reduceat(ends, starts)
+    else:
+        np.minimum.at(first, ids, t)
+        np.maximum.at(last_end, ids, ends)
+    trace_start, trace_end = float(t.min()), float(ends.max())
     return Censoring(
         threshold,
         start=first - trace_start < threshold,

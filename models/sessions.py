@@ -121,6 +121,19 @@ class SessionStats:
 def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
     """One row per session: start_s, length (requests), duration_s (first start to last
     start)."""
+    runs = session_runs(sessions)
+    if runs is not None:  # rows by session already (sessionize's order): no groupby
+        ids, starts = runs
+        t = sessions["t_s"].to_numpy()
+        start_s = np.minimum.reduceat(t, starts)
+        return pd.DataFrame(
+            {
+                "start_s": start_s,
+                "length": np.diff(np.append(starts, len(t))),
+                "duration_s": np.maximum.reduceat(t, starts) - start_s,
+            },
+            index=pd.Index(ids[starts], name="session_id"),
+        )
     grouped = sessions.groupby("session_id", sort=True)["t_s"]
     table = pd.DataFrame(
         {"start_s": grouped.min(), "length": grouped.size(), "end_s": grouped.max()}
@@ -129,15 +142,31 @@ def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=["end_s"])
 
 
+def session_runs(sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """The session ids and where each session's rows start, when the rows come session by
+    session in ascending id order and `t_s` (float64) has no NaN (what a groupby would
+    skip); else None."""
+    ids = sessions["session_id"].to_numpy()
+    t = sessions["t_s"].to_numpy()
+    if not len(ids) or ids.dtype.kind not in "iu" or t.dtype != np.float64:
+        return None
+    if (ids[1:] < ids[:-1]).any() or np.isnan(t).any():
+        return None
+    change = np.ones(len(ids), dtype=bool)
+    np.not_equal(ids[1:], ids[:-1], out=change[1:])
+    return ids, np.flatnonzero(change)
+
+
 def session_stats(sessions: pd.DataFrame) -> SessionStats:
     table = session_table(sessions)
-    think = sessions["think_s"].dropna()
+    think = sessions["think_s"].to_numpy(float)
+    think = think[~np.isnan(think)]  # a copy of its own: the median may partition it
     return SessionStats(
         sessions=len(table),
         mean_length=float(table["length"].mean()),
         median_length=float(table["length"].median()),
         mean_duration_s=float(table["duration_s"].mean()),
-        median_think_s=float(think.median()) if len(think) else 0.0,
+        median_think_s=float(np.median(think, overwrite_input=True)) if len(think) else 0.0,
     )
 
 

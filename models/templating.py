@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracereplay.errors import ConfigError, UsageError
 
@@ -48,7 +49,14 @@ from .shapes import cut_path, skeleton_codes, value_kind
 if TYPE_CHECKING:  # pandas loads where a model is built, not by synthesize
     import pandas as pd
 
-__all__ = ["Endpoint", "Templater", "add_endpoints", "endpoint_codes", "value_kind"]
+__all__ = [
+    "Endpoint",
+    "Templater",
+    "add_endpoints",
+    "endpoint_codes",
+    "request_endpoints",
+    "value_kind",
+]
 
 DEFAULT_MIN_DISTINCT = 10
 DEFAULT_FREQUENT_SHARE = 0.05
@@ -242,12 +250,10 @@ class Templater:
         """Learn the templates of distinct (upper-case method, path) pairs with their request
         counts. Only whether each segment is shaped matters to the rules, so the work is
         done once per skeleton (paths with their shaped segments blanked), not per path."""
-        pairs = list(requests)
-        codes, skeletons = skeleton_codes(pa.array([path for _, path in pairs], type=pa.string()))
-        entries = [
-            (method, skeletons[code], requests[(method, path)])
-            for (method, path), code in zip(pairs, codes.tolist(), strict=True)
-        ]
+        methods, paths = [m for m, _ in requests], [p for _, p in requests]
+        codes, skeletons = skeleton_codes(pa.array(paths, type=pa.string()))
+        counts = np.fromiter(requests.values(), dtype=np.int64, count=len(requests))
+        entries = _skeleton_entries(*_factorized(methods), codes, skeletons, counts)
         return cls.fit_skeletons(
             entries,
             min_distinct=min_distinct,
@@ -400,14 +406,79 @@ def endpoint_names(templater: Templater, methods: list[str], paths: list[str]) -
     if not paths:
         return []
     codes, skeletons = skeleton_codes(pa.array(paths, type=pa.string()))
-    cache: dict[tuple[str, int], str] = {}
-    out = []
-    for method, code in zip(methods, codes.tolist(), strict=True):
-        key = (method, code)
-        if key not in cache:
-            cache[key] = templater.skeleton_endpoint(method, skeletons[code])
-        out.append(cache[key])
+    method_codes, method_values = _factorized(methods)
+    width = max(len(skeletons), 1)
+    used, which = np.unique(method_codes * width + codes, return_inverse=True)
+    names = [
+        templater.skeleton_endpoint(method_values[k // width], skeletons[k % width])
+        for k in used.tolist()
+    ]
+    out: list[str] = np.asarray(names, dtype=object)[which.ravel()].tolist()
     return out
+
+
+def _factorized(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Codes (int64) into the distinct values, in order of first use, and those values."""
+    encoded = pa.array(values, type=pa.string()).dictionary_encode()
+    codes = np.asarray(encoded.indices, dtype=np.int64)
+    return codes, [str(v) for v in encoded.dictionary.to_pylist()]
+
+
+def _skeleton_entries(
+    method_codes: np.ndarray,
+    method_values: list[str],
+    codes: np.ndarray,
+    skeletons: list[tuple[str, ...]],
+    counts: np.ndarray,
+) -> list[tuple[str, tuple[str, ...], int]]:
+    """`fit_skeletons`' entries of (method, path) pairs (method codes into `method_values`,
+    skeleton codes, request counts): one per distinct (method, skeleton) with its summed
+    count, in order of first use."""
+    width = max(len(skeletons), 1)
+    groups, first, group = np.unique(
+        method_codes.astype(np.int64) * width + codes, return_index=True, return_inverse=True
+    )
+    sums = np.bincount(group.ravel(), weights=counts, minlength=len(groups)).astype(np.int64)
+    return [
+        (method_values[g // width], skeletons[g % width], int(sums[i]))
+        for i, g in ((i, int(groups[i])) for i in np.argsort(first, kind="stable").tolist())
+    ]
+
+
+def request_endpoints(
+    methods: list[str], method: np.ndarray, paths: pa.Array, path: np.ndarray
+) -> tuple[Templater, np.ndarray, list[str]]:
+    """The templater fitted on requests given as codes (`method` into the upper-case
+    `methods`, `path` into the distinct `paths`, a null path read as "None" by the fit and
+    templated as "/"), and each request's endpoint code (int16 when it fits) into the
+    returned names, numbered in order of first use over the sorted distinct (method, path)
+    pairs. Python runs per distinct (method, skeleton) only; the requests are counted and
+    coded through a table of every (method, path) cell when it is no bigger than the
+    requests' codes (3.7 M cells at 10 M requests), else through a sort of them."""
+    n_paths = len(paths)
+    pairs, counts, per_request = _distinct_pairs(method, path, n_paths, len(methods))
+    pair_method, pair_path = pairs // n_paths, pairs % n_paths
+    texts = pa.concat_arrays([pc.fill_null(paths, "None"), pa.array(["/"], pa.string())])
+    codes, skeletons = skeleton_codes(texts)
+    applied = np.where(paths.is_null().to_numpy(False), codes[n_paths], codes[:n_paths])
+    width = max(len(skeletons), 1)
+    templater = Templater.fit_skeletons(
+        _skeleton_entries(pair_method, methods, codes[:n_paths][pair_path], skeletons, counts)
+    )
+    used, which = np.unique(pair_method * width + applied[pair_path], return_inverse=True)
+    names = [
+        templater.skeleton_endpoint(methods[k // width], skeletons[k % width])
+        for k in used.tolist()
+    ]
+    # The names numbered in order of first use over the pairs.
+    name_ids, name_values = _factorized(names)
+    name_of_pair = name_ids[which.ravel()]
+    _, first = np.unique(name_of_pair, return_index=True)  # every name has a pair
+    order = np.argsort(first, kind="stable")
+    kind = np.int16 if len(order) <= np.iinfo(np.int16).max else np.int32
+    rank = np.empty(len(order), dtype=kind)
+    rank[order] = np.arange(len(order))
+    return templater, per_request(rank[name_of_pair]), [name_values[i] for i in order.tolist()]
 
 
 def endpoint_codes(
@@ -448,3 +519,49 @@ def add_endpoints(df: pd.DataFrame, templater: Templater, *, params: bool = True
         ]
         out["path_params"] = pd.Series(values, index=out.index, dtype=object)
     return out
+
+
+def _distinct_pairs(
+    method: np.ndarray, path: np.ndarray, n_paths: int, n_methods: int
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """The sorted distinct codes `method * n_paths + path` of the requests, each one's
+    request count, and what maps a value per distinct pair to one per request. Counted a
+    chunk at a time into a table of every cell when it holds no more cells than there are
+    requests, else by sorting the requests' pair codes."""
+    cells = n_methods * n_paths
+    if cells > max(len(method), DENSE_PAIR_CELLS):
+        pair = method.astype(np.int64) * n_paths + path
+        pairs, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
+        del pair
+        return pairs, counts, lambda values: values[inverse.ravel()]
+    counts = np.zeros(cells, dtype=np.int64)
+    for chunk in _pair_chunks(method, path, n_paths):
+        counts += np.bincount(chunk, minlength=cells)
+    pairs = np.flatnonzero(counts)
+
+    def per_request(values: np.ndarray) -> np.ndarray:
+        table = np.zeros(cells, dtype=values.dtype)
+        table[pairs] = values
+        out = np.empty(len(method), dtype=values.dtype)
+        at = 0
+        for chunk in _pair_chunks(method, path, n_paths):
+            np.take(table, chunk, out=out[at : at + len(chunk)])
+            at += len(chunk)
+        return out
+
+    return pairs, counts[pairs], per_request
+
+
+DENSE_PAIR_CELLS = 1 << 20
+"""(method, path) cells always counted through a table (8 MiB of counts); past it, only
+when there are no more cells than requests."""
+_PAIR_CHUNK = 1 << 20
+
+
+def _pair_chunks(method: np.ndarray, path: np.ndarray, n_paths: int) -> Iterator[np.ndarray]:
+    """`method * n_paths + path` (intp), a chunk of requests at a time."""
+    for start in range(0, len(method), _PAIR_CHUNK):
+        chunk = method[start : start + _PAIR_CHUNK].astype(np.intp)
+        chunk *= n_paths
+        chunk += path[start : start + _PAIR_CHUNK]
+        yield chunk
