@@ -78,9 +78,8 @@ from .sessions import (
     session_table,
     sessionize,
 )
-from .shapes import skeleton_codes
 from .source import ParquetSource, RequestSource, part_of, rows_of
-from .templating import Templater
+from .templating import Templater, request_endpoints
 
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
 STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations")
@@ -376,35 +375,8 @@ def _correlation_sample(
 
 def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[str]]:
     """The templater (fitted on distinct (method, path skeleton) with counts) and each
-    request's endpoint code into the returned names (in order of first use over the
-    sorted distinct (method, path) pairs). Python runs per distinct skeleton only."""
-    n_paths = len(requests.paths)
-    pair = requests.method.astype(np.int64) * n_paths + requests.path
-    pairs, counts = np.unique(pair, return_counts=True)
-    method, path = pairs // n_paths, pairs % n_paths
-    # As before: the fit reads a missing path as "None", templating a request as "/".
-    texts = pa.concat_arrays([pc.fill_null(requests.paths, "None"), pa.array(["/"])])
-    codes, skeletons = skeleton_codes(texts)
-    fitted = codes[:n_paths][path]
-    applied = np.where(requests.paths.is_null().to_numpy(False), codes[n_paths], codes[:n_paths])
-    width = max(len(skeletons), 1)
-    groups, first, group = np.unique(
-        method * width + fitted, return_index=True, return_inverse=True
-    )
-    sums = np.bincount(group, weights=counts).astype(np.int64)
-    templater = Templater.fit_skeletons(
-        (requests.methods[g // width], skeletons[g % width], int(sums[i]))
-        for i, g in ((i, int(groups[i])) for i in np.argsort(first, kind="stable"))
-    )
-    used, which = np.unique(method * width + applied[path], return_inverse=True)
-    names = [
-        templater.skeleton_endpoint(requests.methods[k // width], skeletons[k % width])
-        for k in used.tolist()
-    ]
-    name_codes, distinct = pd.factorize(np.asarray(names, dtype=object)[which])
-    kind = np.int16 if len(distinct) <= np.iinfo(np.int16).max else np.int32
-    codes = np.asarray(name_codes, dtype=kind)[np.searchsorted(pairs, pair)]
-    return templater, codes, list(distinct)
+    request's endpoint code into the returned names (templating.request_endpoints)."""
+    return request_endpoints(requests.methods, requests.method, requests.paths, requests.path)
 
 
 def _session_frame(

@@ -102,10 +102,11 @@ def shaped(segments: pa.Array) -> np.ndarray:
     plain = _matches(segments, _PLAIN)
     for pattern in _RE2_SHAPED:
         out |= _matches(segments, pattern)
-    digits = np.asarray(pc.count_substring_regex(segments, "[0-9]"), dtype=np.int64)
-    letters = np.asarray(pc.count_substring_regex(segments, "[A-Za-z]"), dtype=np.int64)
-    out |= _matches(segments, _RE2_HEX8) & (digits > 0) & (letters > 0)
-    token = _matches(segments, _RE2_TOKEN) & (digits >= 2)
+    # Whether a segment has a digit, a letter, two digits: one match each (Arrow's
+    # counting of regex matches took 1.3 s on real10M's 420 k segments, these 0.07 s).
+    digit = _matches(segments, "[0-9]")
+    out |= _matches(segments, _RE2_HEX8) & digit & _matches(segments, "[A-Za-z]")
+    token = _matches(segments, _RE2_TOKEN) & _matches(segments, "[0-9][^0-9]*[0-9]")
     # Token candidates and every segment the patterns cannot read go through Python.
     slow = np.flatnonzero(~plain | (~out & token))
     out &= plain
