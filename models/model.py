@@ -453,13 +453,20 @@ class _SampleReads:
         correlations: bool,
     ) -> _SampleReads:
         read = _correlation_rows(sessions, sample) if correlations else sessions.iloc[:0]
-        wants = [(requests.row[payload_read], PAYLOAD_COLUMNS)]
-        wants.append((requests.row[read["request"].to_numpy()], CORRELATION_COLUMNS))
+        wants = [(_scan_positions(requests, payload_read), PAYLOAD_COLUMNS)]
+        wants.append((_scan_positions(requests, read["request"].to_numpy()), CORRELATION_COLUMNS))
         every = correlations and not sample.whole
         firsts = _first_requests(sessions) if every else np.zeros(0, np.int64)
-        wants.append((requests.row[firsts], ["addr"]))
+        wants.append((_scan_positions(requests, firsts), ["addr"]))
         payloads, rows, addr = rows_of(trace, wants)
         return cls(payloads, read, rows, addr.column("addr"))
+
+
+def _scan_positions(requests: RequestColumns, index: np.ndarray) -> np.ndarray:
+    """The scan positions of these requests as int64, what a source's reads search with:
+    `np.searchsorted` of an int32 array for int64 bounds copies the whole array per call
+    (real10M: 9,848 searches of the 1 M first requests' positions, 1.7 s of the scans)."""
+    return np.asarray(requests.row[index], dtype=np.int64)
 
 
 def _payload_sample(
@@ -567,7 +574,7 @@ def _with_every_address(
     its `addr` (read for `_first_requests`), else its X-Forwarded-For header (read only
     where `addr` is empty)."""
     request = _first_requests(sessions)
-    rows = requests.row[request]
+    rows = _scan_positions(requests, request)
     missing = np.flatnonzero(
         pc.fill_null(pc.or_(pc.is_null(addr), pc.equal(addr, "")), True).to_numpy(False)
     )
