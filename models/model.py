@@ -28,10 +28,11 @@ from tracereplay.errors import UsageError
 
 from .addresses import first_addresses, header_addresses
 from .arrivals import fit_arrivals
-from .behaviors import CLUSTER_SAMPLE_SESSIONS, fit_behaviors, sig
+from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import (
     NO_AUTH,
     AuthInfo,
+    CorrelationRule,
     auth_to_json,
     correlations_to_json,
     find_auth,
@@ -46,6 +47,7 @@ from .endpoints import (
     latency_and_status,
     param_kinds,
 )
+from .forked import forked
 from .frame import (
     RequestColumns,
     connections_to_join,
@@ -56,6 +58,7 @@ from .frame import (
     session_stats_by_timeout,
     sessionize_requests,
 )
+from .id_model import IdModel
 from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_file import MAX_MODEL_BYTES as MAX_MODEL_BYTES  # noqa: PLC0414 (re-exported)
 from .model_file import MODEL_FORMAT
@@ -83,7 +86,8 @@ from .source import ParquetSource, RequestSource, part_of, rows_of
 from .templating import Templater
 
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
-STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations")
+STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations",
+          "outcomes")  # fmt: skip
 CORRELATION_COLUMNS = ["path", "query", "req_headers", "req_body", "status", "resp_headers",
                        "resp_body", "addr"]  # fmt: skip
 
@@ -126,6 +130,15 @@ class _Clock:
         pa.default_memory_pool().release_unused()
         say(StageReport(stage, self.rows, time.perf_counter() - start))
 
+    def started(self, stage: str) -> None:
+        """A stage that runs beside the others (`done` when its result is taken)."""
+        if self.progress is not None:
+            self.progress(StageReport(stage, self.rows))
+
+    def done(self, stage: str, seconds: float | None) -> None:
+        if self.progress is not None:
+            self.progress(StageReport(stage, self.rows, seconds))
+
 
 def build_model(
     trace_path: Path,
@@ -140,6 +153,7 @@ def build_model(
     correlations: bool = True,
     source: RequestSource | None = None,
     censor_edges: bool = True,
+    processes: int = 2,
 ) -> dict[str, Any]:
     """The model of the trace at `trace_path` as JSON-ready data. `payload_sample`:
     requests per endpoint whose payloads are read; `behavior_sample`: sessions k-means
@@ -148,7 +162,10 @@ def build_model(
     leaves correlations and auth empty (for benchmarks of the other stages). `source`
     reads the trace (default: its Parquet files through pyarrow; see models/source.py).
     `censor_edges=False` treats sessions cut by the capture's edges as ended (as models
-    before issue 11 did: bench_model.py's equality check with the old code)."""
+    before issue 11 did: bench_model.py's equality check with the old code). `processes`:
+    2 fits the behaviors in a forked child while this process learns the payloads and
+    correlations (models/forked.py); 1 runs every stage here, one after the other (the
+    same model either way)."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     if correlation_sample < 2 or correlation_per_endpoint < 0:
@@ -172,47 +189,56 @@ def build_model(
         censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
         _keep_what_later_stages_read(sessions)
     span_s = float(requests.t_s[-1])
-    with clock("behaviors"):
-        behaviors = fit_behaviors(sessions, seed=seed, sample=behavior_sample, censored=censored)
-    with clock("arrivals"):
-        arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
-    with clock("payloads"):
-        # One scan of the trace's heavy columns for every sample read below: the payloads',
-        # the correlation sample's and every session's first `addr` (bodies are most of
-        # a scan's cost). Part of this stage's time is the correlations' read.
-        sample = _correlation_sample(
-            trace, requests, sessions, correlation_sample, correlation_per_endpoint, seed
-        )
-        groups, chosen, payload_read, files = _payload_sample(
-            trace, requests, endpoint, names, payload_sample, seed
-        )
-        read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
-        endpoints, payload_note = _endpoints(
-            requests, groups, chosen, read.payloads, payload_sample, seed
-        )
-        payload_note.update(files)
-    with clock("correlations"):
-        rules, auth, ids, outcomes = [], NO_AUTH, NO_IDS, NO_OUTCOMES
-        correlation_note: dict[str, Any] = {
-            "per_sample": correlation_sample,
-            "per_endpoint": correlation_per_endpoint,
-            "seed": seed,
-            "sessions": len(table),
-            "sessions_read": int(sample.chosen.sum()),
-        }
-        if correlations:
-            heavy = _correlation_frame(requests, read.sessions, read.correlations)
-            walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
-            rules = find_correlations(heavy, walk=walk)
-            auth = find_auth(heavy, rules, walk=walk)
-            ids = learn_ids(walk, auth, endpoints)
-            outcomes = fit_outcomes(heavy, auth, behaviors)
-            correlation_note.update(requests_read=len(heavy), rules=len(rules))
-            if not sample.whole:
-                correlation_note.update(half_check(heavy, walk, sample, rules, auth))
-                if sample.parts:  # additive (issue 15): a cluster sample, by file
-                    correlation_note.update(files=sample.parts, files_sampled=sample.parts_read)
-                outcomes = _with_every_address(outcomes, trace, requests, sessions, read.addr)
+    # Behaviors (numpy over the sessionized frame) in a forked child, on the second core,
+    # while this process reads and learns the payloads and correlations (Parquet reads and
+    # Python per sampled value): they share nothing but the frame, read by both.
+    clock.started("behaviors")
+    with forked(
+        lambda: fit_behaviors(sessions, seed=seed, sample=behavior_sample, censored=censored),
+        child=processes > 1,
+    ) as fitting:
+        with clock("arrivals"):
+            arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
+            # What the file says of the sessions' lengths and the requests over time: here,
+            # beside the child, not after it (1-2 s at 10 M requests).
+            shape = {
+                # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
+                "length": _quantiles(table["length"].to_numpy(float), censored.any),
+                "duration_s": _quantiles(table["duration_s"].to_numpy(float), censored.any),
+                "requests": request_curve(requests.t_s, arrivals.bucket_s, span_s),
+            }
+        with clock("payloads"):
+            # One scan of the trace's heavy columns for every sample read below: the
+            # payloads', the correlation sample's and every session's first `addr` (bodies
+            # are most of a scan's cost). Part of this stage's time is the correlations' read.
+            sample = _correlation_sample(
+                trace, requests, sessions, correlation_sample, correlation_per_endpoint, seed
+            )
+            groups, chosen, payload_read, files = _payload_sample(
+                trace, requests, endpoint, names, payload_sample, seed
+            )
+            read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
+            endpoints, payload_note = _endpoints(
+                requests, groups, chosen, read.payloads, payload_sample, seed
+            )
+            payload_note.update(files)
+        with clock("correlations"):
+            note = {
+                "per_sample": correlation_sample,
+                "per_endpoint": correlation_per_endpoint,
+                "seed": seed,
+                "sessions": len(table),
+                "sessions_read": int(sample.chosen.sum()),
+            }
+            found = (
+                _Found.of(trace, requests, sessions, read, sample, endpoints, note)
+                if correlations
+                else _Found([], NO_AUTH, NO_IDS, note)
+            )
+        behaviors = fitting.result()
+        clock.done("behaviors", fitting.seconds)
+    with clock("outcomes"):
+        outcomes = found.outcomes(behaviors)
     return {
         "format": MODEL_FORMAT,
         "provenance": {
@@ -231,7 +257,7 @@ def build_model(
                     "clustered_sessions": min(len(table), behavior_sample),
                     "seed": seed,
                 },
-                "correlations": correlation_note,
+                "correlations": found.note,
             },
         },
         "sessions": {
@@ -239,20 +265,17 @@ def build_model(
             # Additive (issue 11): sessions the capture's edges cut (session_shape.py).
             "censored": censored.to_json(),
             "stats": stats,
-            # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
-            "length": _quantiles(table["length"].to_numpy(float), censored.any),
-            "duration_s": _quantiles(table["duration_s"].to_numpy(float), censored.any),
-            "requests": request_curve(requests.t_s, arrivals.bucket_s, span_s),
+            **shape,
             "timeout_sensitivity": sensitivity,
         },
         "templates": templater.to_json(),
         "endpoints": endpoints,
         "behaviors": [b.to_json() for b in behaviors],
         "arrivals": arrivals.to_json(),
-        "correlations": correlations_to_json(rules),
-        "auth": auth_to_json(auth),
+        "correlations": correlations_to_json(found.rules),
+        "auth": auth_to_json(found.auth),
         # Additive (issue 10): what replay's ownership rules and role matching read.
-        "ids": ids_to_json(ids),
+        "ids": ids_to_json(found.ids),
         "outcomes": outcomes_to_json(outcomes),
     }
 
@@ -537,6 +560,57 @@ def _endpoints(
     return out, note
 
 
+@dataclass
+class _Found:
+    """What correlation finding learned on the sample: rules, auth, ids, its provenance
+    note, and what the outcomes are fitted from once the behaviors are known."""
+
+    rules: list[CorrelationRule]
+    auth: AuthInfo
+    ids: IdModel
+    note: dict[str, Any]
+    heavy: pd.DataFrame | None = None
+    """The sampled sessions' rows walked (None: correlations not looked for)."""
+    addresses: tuple[int, str | None] | None = None
+    """Every session's address counts and their sources (None: the sample is whole)."""
+
+    @classmethod
+    def of(
+        cls,
+        trace: RequestSource,
+        requests: RequestColumns,
+        sessions: pd.DataFrame,
+        read: _SampleReads,
+        sample: SessionSample,
+        endpoints: dict[str, Any],
+        note: dict[str, Any],
+    ) -> _Found:
+        """Correlations, auth and ids found on the sampled sessions (`read`), `note`
+        updated with what was read and found."""
+        heavy = _correlation_frame(requests, read.sessions, read.correlations)
+        walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
+        rules = find_correlations(heavy, walk=walk)
+        auth = find_auth(heavy, rules, walk=walk)
+        ids = learn_ids(walk, auth, endpoints)
+        note.update(requests_read=len(heavy), rules=len(rules))
+        addresses = None
+        if not sample.whole:
+            note.update(half_check(heavy, walk, sample, rules, auth))
+            if sample.parts:  # additive (issue 15): a cluster sample, by file
+                note.update(files=sample.parts, files_sampled=sample.parts_read)
+            addresses = _every_address(trace, requests, sessions, read.addr)
+        return cls(rules, auth, ids, note, heavy, addresses)
+
+    def outcomes(self, behaviors: list[Behavior]) -> Outcomes:
+        if self.heavy is None:
+            return NO_OUTCOMES
+        outcomes = fit_outcomes(self.heavy, self.auth, behaviors)
+        if self.addresses is None:
+            return outcomes
+        count, where = self.addresses
+        return replace(outcomes, addresses=count, addresses_from=where)
+
+
 def _correlation_rows(sessions: pd.DataFrame, sample: SessionSample) -> pd.DataFrame:
     """The sessionized rows of the sampled sessions (in session order)."""
     read: pd.DataFrame = sessions[sample.chosen[sessions["session_id"].to_numpy()]]
@@ -562,15 +636,14 @@ def _first_requests(sessions: pd.DataFrame) -> np.ndarray:
     return np.asarray(sessions["request"].to_numpy()[sessions["seq"].to_numpy() == 0])
 
 
-def _with_every_address(
-    outcomes: Outcomes,
+def _every_address(
     trace: RequestSource,
     requests: RequestColumns,
     sessions: pd.DataFrame,
     addr: pa.ChunkedArray,
-) -> Outcomes:
-    """`outcomes` learned on a sample of sessions, with the addresses counted over every
-    session (replay spreads its sessions over as many): from each session's first request,
+) -> tuple[int, str | None]:
+    """The addresses counted over every session (replay spreads its sessions over as
+    many), for outcomes learned on a sample of sessions: from each session's first request,
     its `addr` (read for `_first_requests`), else its X-Forwarded-For header (read only
     where `addr` is empty)."""
     request = _first_requests(sessions)
@@ -583,8 +656,7 @@ def _with_every_address(
         headers = trace.rows(rows[missing], ["req_headers"]).column("req_headers")
         keys = pa.array(requests.keys, pa.string()).take(requests.key[request[missing]])
         address, source = header_addresses(headers, keys)
-    count, where = first_addresses(addr, missing, address, source)
-    return replace(outcomes, addresses=count, addresses_from=where)
+    return first_addresses(addr, missing, address, source)
 
 
 def _quantiles(values: np.ndarray, censored: np.ndarray) -> dict[str, float]:
