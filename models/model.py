@@ -47,7 +47,7 @@ from .endpoints import (
     latency_and_status,
     param_kinds,
 )
-from .forked import forked
+from .forked import forked, preload
 from .frame import (
     RequestColumns,
     connections_to_join,
@@ -88,6 +88,7 @@ from .templating import Templater
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
 STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations",
           "outcomes")  # fmt: skip
+CLUSTERING_MODULES = ["sklearn.cluster", "sklearn.metrics", "threadpoolctl", "scipy.stats"]
 CORRELATION_COLUMNS = ["path", "query", "req_headers", "req_body", "status", "resp_headers",
                        "resp_body", "addr"]  # fmt: skip
 
@@ -171,6 +172,8 @@ def build_model(
     if correlation_sample < 2 or correlation_per_endpoint < 0:
         raise UsageError("--correlation-sample must be ≥ 2 and --correlation-per-endpoint ≥ 0")
     clock = _Clock(progress)
+    # What the behaviors' child imports, imported in a thread while the trace is read.
+    imports = preload(CLUSTERING_MODULES) if processes > 1 else None
     with clock("read"):
         trace = source or ParquetSource.open(trace_path)
         # The strings as the files' own dictionaries: none decoded per request (real10M's
@@ -193,6 +196,8 @@ def build_model(
     # while this process reads and learns the payloads and correlations (Parquet reads and
     # Python per sampled value): they share nothing but the frame, read by both. The
     # child's stage line comes when its result is taken.
+    if imports is not None:
+        imports.join()
     clock.started("behaviors")
     with forked(
         lambda: _behaviors_and_shape(sessions, table, censored, seed, behavior_sample),

@@ -26,6 +26,7 @@ from tracereplay.models.behaviors import (
     fit_behaviors,
     sig,
     transition_features,
+    with_column,
 )
 from tracereplay.models.session_shape import Censoring, SessionTable, censoring
 from tracereplay.models.sessions import sessionize
@@ -258,3 +259,18 @@ def test_transition_counts_are_the_per_session_counts() -> None:
     assert counts.has_canonical_format  # each row's columns sorted, none repeated
     features, _ = transition_features(lists)
     assert np.array_equal(features, reference_features(lists))
+
+
+def test_the_tempo_column_is_appended_as_hstack_would() -> None:
+    rng = np.random.default_rng(2)
+    dense = rng.random((300, 7)) * (rng.random((300, 7)) < 0.3)  # some rows empty
+    dense[5] = 0.0
+    matrix = sparse.csr_matrix(dense)
+    column = rng.normal(size=300) * (rng.random(300) < 0.6)  # zeros: no entry
+    column[5] = 1.5
+    got = with_column(matrix, column)
+    expected = sparse.hstack([matrix, column[:, None]], format="csr")
+    assert got.shape == expected.shape and got.nnz == expected.nnz
+    assert np.array_equal(got.indptr, expected.indptr)
+    assert np.array_equal(got.indices, expected.indices)
+    assert np.array_equal(got.data, expected.data)
