@@ -229,11 +229,12 @@ def build_model(
                 "sessions": len(table),
                 "sessions_read": int(sample.chosen.sum()),
             }
-            found = (
-                _Found.of(trace, requests, sessions, read, sample, endpoints, note)
-                if correlations
-                else _Found([], NO_AUTH, NO_IDS, note)
-            )
+            found = _Found([], NO_AUTH, NO_IDS, note)
+            if correlations:
+                heavy = _correlation_frame(requests, read.sessions, read.correlations)
+                found = _Found.of(heavy, sample, endpoints, note)
+                if not sample.whole:
+                    found.addresses = _every_address(trace, requests, sessions)
         behaviors, shape = fitting.result()
         clock.done("behaviors", fitting.seconds)
     with clock("outcomes"):
@@ -598,30 +599,20 @@ class _Found:
 
     @classmethod
     def of(
-        cls,
-        trace: RequestSource,
-        requests: RequestColumns,
-        sessions: pd.DataFrame,
-        read: _SampleReads,
-        sample: SessionSample,
-        endpoints: dict[str, Any],
-        note: dict[str, Any],
+        cls, heavy: pd.DataFrame, sample: SessionSample, endpoints: dict[str, Any], note: Any
     ) -> _Found:
-        """Correlations, auth and ids found on the sampled sessions (`read`), `note`
-        updated with what was read and found."""
-        heavy = _correlation_frame(requests, read.sessions, read.correlations)
+        """Correlations, auth and ids found on the sampled sessions' rows (`heavy`), `note`
+        updated with what was read and found; the addresses are counted by the caller."""
         walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
         rules = find_correlations(heavy, walk=walk)
         auth = find_auth(heavy, rules, walk=walk)
         ids = learn_ids(walk, auth, endpoints)
         note.update(requests_read=len(heavy), rules=len(rules))
-        addresses = None
         if not sample.whole:
             note.update(half_check(heavy, walk, sample, rules, auth))
             if sample.parts:  # additive (issue 15): a cluster sample, by file
                 note.update(files=sample.parts, files_sampled=sample.parts_read)
-            addresses = _every_address(trace, requests, sessions)
-        return cls(rules, auth, ids, note, heavy, addresses)
+        return cls(rules, auth, ids, note, heavy)
 
     def outcomes(self, behaviors: list[Behavior]) -> Outcomes:
         if self.heavy is None:
