@@ -11,6 +11,7 @@ bounded sample of sessions; every aggregate is a numpy/pyarrow reduction over co
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -154,7 +155,7 @@ def build_model(
     correlations: bool = True,
     source: RequestSource | None = None,
     censor_edges: bool = True,
-    processes: int = 2,
+    processes: int | None = None,
 ) -> dict[str, Any]:
     """The model of the trace at `trace_path` as JSON-ready data. `payload_sample`:
     requests per endpoint whose payloads are read; `behavior_sample`: sessions k-means
@@ -166,14 +167,15 @@ def build_model(
     before issue 11 did: bench_model.py's equality check with the old code). `processes`:
     2 fits the behaviors in a forked child while this process learns the payloads and
     correlations (models/forked.py); 1 runs every stage here, one after the other (the
-    same model either way)."""
+    same model either way); None: 2 when a core is free (`free_processes`)."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     if correlation_sample < 2 or correlation_per_endpoint < 0:
         raise UsageError("--correlation-sample must be ≥ 2 and --correlation-per-endpoint ≥ 0")
     clock = _Clock(progress)
+    child = (processes or free_processes()) > 1
     # What the behaviors' child imports, imported in a thread while the trace is read.
-    imports = preload(CLUSTERING_MODULES) if processes > 1 else None
+    imports = preload(CLUSTERING_MODULES) if child else None
     with clock("read"):
         trace = source or ParquetSource.open(trace_path)
         # The strings as the files' own dictionaries: none decoded per request (real10M's
@@ -201,7 +203,7 @@ def build_model(
     clock.started("behaviors")
     with forked(
         lambda: _behaviors_and_shape(sessions, table, censored, seed, behavior_sample),
-        child=processes > 1,
+        child=child,
     ) as fitting:
         with clock("arrivals"):
             arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
@@ -279,6 +281,15 @@ def build_model(
         "ids": ids_to_json(found.ids),
         "outcomes": outcomes_to_json(outcomes),
     }
+
+
+def free_processes() -> int:
+    """2 when a core idles beside this process (the 1-minute load average at most the
+    cores this process may use, less one), else 1. On a machine whose cores other work
+    keeps busy, the forked child only shares this process's core: real10M, load 4.5-5.8
+    on 2 cores, one process took 23-33 s, two 29-44 s (bench/README.md, model8)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 2 if (cores or 1) >= 2 and os.getloadavg()[0] <= (cores or 1) - 1 else 1
 
 
 def learned_auth(

@@ -31,6 +31,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _wait_for(pid_file: Path) -> None:
+    deadline = time.monotonic() + 30
+    while (not pid_file.exists() or not pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_the_work_runs_in_a_child_and_its_result_comes_back() -> None:
     parent = os.getpid()
     with forked(lambda: (os.getpid(), list(range(5)))) as pending:
@@ -75,8 +81,7 @@ def test_an_error_in_the_caller_kills_the_child(tmp_path: Path) -> None:
 
     start = time.monotonic()
     with pytest.raises(TraceCorruptError), forked(slow):
-        while not pid_file.exists() or not pid_file.read_text():
-            time.sleep(0.01)
+        _wait_for(pid_file)
         raise TraceCorruptError("the caller's read failed")
     assert time.monotonic() - start < 30
     assert not _alive(int(pid_file.read_text())) and not multiprocessing.active_children()
@@ -110,6 +115,7 @@ def test_bad_input_in_either_process_is_a_one_line_error_and_no_child_is_left(
 ) -> None:
     _write_api_trace(tmp_path / "t", 30)
     pid_file = tmp_path / "pid"
+    monkeypatch.setattr(model_module, "free_processes", lambda: 2)  # the CLI forks
 
     def corrupt_behaviors(*_: Any, **__: Any) -> Any:
         raise TraceCorruptError("behaviors: a bad page")
@@ -122,8 +128,7 @@ def test_bad_input_in_either_process_is_a_one_line_error_and_no_child_is_left(
         time.sleep(60)
 
     def corrupt_payloads(*_: Any, **__: Any) -> Any:
-        while not pid_file.exists() or not pid_file.read_text():
-            time.sleep(0.01)
+        _wait_for(pid_file)  # the child has begun
         raise TraceCorruptError("payloads: a bad page")
 
     monkeypatch.setattr(model_module, "fit_behaviors", slow_behaviors)
@@ -138,3 +143,31 @@ def test_bad_input_in_either_process_is_a_one_line_error_and_no_child_is_left(
     assert said == ["behaviors: a bad page", "payloads: a bad page"]
     assert "Traceback" not in "".join(lines)
     assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.parametrize(("load", "cores", "expected"), [(0.3, 2, 2), (1.0, 2, 2), (1.2, 2, 1),
+                                                         (5.0, 8, 2), (0.0, 1, 1)])  # fmt: skip
+def test_a_child_is_forked_only_beside_an_idle_core(
+    monkeypatch: pytest.MonkeyPatch, load: float, cores: int, expected: int
+) -> None:
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    assert model_module.free_processes() == expected
+
+
+def test_by_default_the_load_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_api_trace(tmp_path / "t", 30)
+    fit = model_module.fit_behaviors
+    pid_file = tmp_path / "pids"
+
+    def fit_where(*args: Any, **kw: Any) -> Any:
+        with pid_file.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        return fit(*args, **kw)
+
+    monkeypatch.setattr(model_module, "fit_behaviors", fit_where)
+    for free in (1, 2):
+        monkeypatch.setattr(model_module, "free_processes", lambda free=free: free)
+        build_model(tmp_path / "t")
+    pids = [int(line) for line in pid_file.read_text().split()]
+    assert pids[0] == os.getpid() != pids[1]
