@@ -289,7 +289,8 @@ def free_processes() -> int:
     keeps busy, the forked child only shares this process's core: real10M, load 4.5-5.8
     on 2 cores, one process took 23-33 s, two 29-44 s (bench/README.md, model8)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 2 if (cores or 1) >= 2 and os.getloadavg()[0] <= (cores or 1) - 1 else 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return 2 if (cores or 1) >= 2 and load <= (cores or 1) - 1 else 1
 
 
 def learned_auth(

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,19 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _fits_where(monkeypatch: pytest.MonkeyPatch, pid_file: Path) -> Callable[[], list[int]]:
+    """Each `fit_behaviors` of `build_model` writes its process id; the ids, in order."""
+    fit = model_module.fit_behaviors
+
+    def fit_where(*args: Any, **kw: Any) -> Any:
+        with pid_file.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        return fit(*args, **kw)
+
+    monkeypatch.setattr(model_module, "fit_behaviors", fit_where)
+    return lambda: [int(line) for line in pid_file.read_text().split()]
 
 
 def _wait_for(pid_file: Path) -> None:
@@ -91,22 +105,14 @@ def test_two_processes_build_the_model_of_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _write_api_trace(tmp_path / "t", 90)
-    fit = model_module.fit_behaviors
-    pids = tmp_path / "pids"
-
-    def fit_where(*args: Any, **kw: Any) -> Any:
-        with pids.open("a") as out:
-            out.write(f"{os.getpid()}\n")
-        return fit(*args, **kw)
-
-    monkeypatch.setattr(model_module, "fit_behaviors", fit_where)
+    pids = _fits_where(monkeypatch, tmp_path / "pids")
     one = build_model(tmp_path / "t", processes=1, **SAMPLED)
     two = build_model(tmp_path / "t", processes=2, **SAMPLED)
     assert model_json(two) == model_json(one)
     # What the comparison covers: behaviors, rules, auth and every session's addresses.
     assert one["behaviors"] and one["correlations"] and one["auth"]["login"]
     assert one["outcomes"]["addresses"] and one["outcomes"]["behaviors"]
-    first, second = (int(line) for line in pids.read_text().split())
+    first, second = pids()
     assert first == os.getpid() != second
 
 
@@ -157,17 +163,9 @@ def test_a_child_is_forked_only_beside_an_idle_core(
 
 def test_by_default_the_load_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write_api_trace(tmp_path / "t", 30)
-    fit = model_module.fit_behaviors
-    pid_file = tmp_path / "pids"
-
-    def fit_where(*args: Any, **kw: Any) -> Any:
-        with pid_file.open("a") as out:
-            out.write(f"{os.getpid()}\n")
-        return fit(*args, **kw)
-
-    monkeypatch.setattr(model_module, "fit_behaviors", fit_where)
+    pids = _fits_where(monkeypatch, tmp_path / "pids")
     for free in (1, 2):
         monkeypatch.setattr(model_module, "free_processes", lambda free=free: free)
         build_model(tmp_path / "t")
-    pids = [int(line) for line in pid_file.read_text().split()]
-    assert pids[0] == os.getpid() != pids[1]
+    first, second = pids()
+    assert first == os.getpid() != second
