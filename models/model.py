@@ -284,13 +284,14 @@ def build_model(
 
 
 def free_processes() -> int:
-    """2 when a core idles beside this process (the 1-minute load average at most the
-    cores this process may use, less one), else 1. On a machine whose cores other work
-    keeps busy, the forked child only shares this process's core: real10M, load 4.5-5.8
-    on 2 cores, one process took 23-33 s, two 29-44 s (bench/README.md, model8)."""
+    """2 when a core idles beside this process (the 1-minute load average, in which this
+    process counts about 1, at most the cores it may use less a half), else 1. On a
+    machine whose cores other work keeps busy, the forked child only shares this
+    process's core: real10M, load 4.5-5.8 on 2 cores, one process took 23-33 s, two
+    29-44 s; at load 0.7-1.1, two 16.2 s, one 21.0 s (bench/README.md, model8)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return 2 if (cores or 1) >= 2 and load <= (cores or 1) - 1 else 1
+    return 2 if (cores or 1) >= 2 and load <= (cores or 1) - 0.5 else 1
 
 
 def learned_auth(

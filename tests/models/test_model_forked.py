@@ -151,7 +151,7 @@ def test_bad_input_in_either_process_is_a_one_line_error_and_no_child_is_left(
     assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()
 
 
-@pytest.mark.parametrize(("load", "cores", "expected"), [(0.3, 2, 2), (1.0, 2, 2), (1.2, 2, 1),
+@pytest.mark.parametrize(("load", "cores", "expected"), [(0.3, 2, 2), (1.2, 2, 2), (1.6, 2, 1),
                                                          (5.0, 8, 2), (0.0, 1, 1)])  # fmt: skip
 def test_a_child_is_forked_only_beside_an_idle_core(
     monkeypatch: pytest.MonkeyPatch, load: float, cores: int, expected: int
