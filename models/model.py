@@ -11,6 +11,7 @@ bounded sample of sessions; every aggregate is a numpy/pyarrow reduction over co
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -28,10 +29,11 @@ from tracereplay.errors import UsageError
 
 from .addresses import first_addresses, header_addresses
 from .arrivals import fit_arrivals
-from .behaviors import CLUSTER_SAMPLE_SESSIONS, fit_behaviors, sig
+from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import (
     NO_AUTH,
     AuthInfo,
+    CorrelationRule,
     auth_to_json,
     correlations_to_json,
     find_auth,
@@ -46,6 +48,7 @@ from .endpoints import (
     latency_and_status,
     param_kinds,
 )
+from .forked import forked, preload
 from .frame import (
     RequestColumns,
     connections_to_join,
@@ -56,6 +59,7 @@ from .frame import (
     session_stats_by_timeout,
     sessionize_requests,
 )
+from .id_model import IdModel
 from .ids import NO_IDS, ids_to_json, learn_ids
 from .model_file import MAX_MODEL_BYTES as MAX_MODEL_BYTES  # noqa: PLC0414 (re-exported)
 from .model_file import MODEL_FORMAT
@@ -69,7 +73,7 @@ from .session_sample import (
     payload_rows,
     sample_sessions,
 )
-from .session_shape import censoring, km_percentiles
+from .session_shape import Censoring, censoring, km_percentiles
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     SessionStats,
@@ -82,7 +86,9 @@ from .source import ParquetSource, RequestSource, part_of, rows_of
 from .templating import Templater, request_endpoints
 
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
-STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations")
+STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations",
+          "outcomes")  # fmt: skip
+CLUSTERING_MODULES = ["sklearn.cluster", "sklearn.metrics", "threadpoolctl", "scipy.stats"]
 CORRELATION_COLUMNS = ["path", "query", "req_headers", "req_body", "status", "resp_headers",
                        "resp_body", "addr"]  # fmt: skip
 
@@ -125,6 +131,15 @@ class _Clock:
         pa.default_memory_pool().release_unused()
         say(StageReport(stage, self.rows, time.perf_counter() - start))
 
+    def started(self, stage: str) -> None:
+        """A stage that runs beside the others (`done` when its result is taken)."""
+        if self.progress is not None:
+            self.progress(StageReport(stage, self.rows))
+
+    def done(self, stage: str, seconds: float | None) -> None:
+        if self.progress is not None:
+            self.progress(StageReport(stage, self.rows, seconds))
+
 
 def build_model(
     trace_path: Path,
@@ -139,6 +154,7 @@ def build_model(
     correlations: bool = True,
     source: RequestSource | None = None,
     censor_edges: bool = True,
+    processes: int | None = None,
 ) -> dict[str, Any]:
     """The model of the trace at `trace_path` as JSON-ready data. `payload_sample`:
     requests per endpoint whose payloads are read; `behavior_sample`: sessions k-means
@@ -147,12 +163,18 @@ def build_model(
     leaves correlations and auth empty (for benchmarks of the other stages). `source`
     reads the trace (default: its Parquet files through pyarrow; see models/source.py).
     `censor_edges=False` treats sessions cut by the capture's edges as ended (as models
-    before issue 11 did: bench_model.py's equality check with the old code)."""
+    before issue 11 did: bench_model.py's equality check with the old code). `processes`:
+    2 fits the behaviors in a forked child while this process learns the payloads and
+    correlations (models/forked.py); 1 runs every stage here, one after the other (the
+    same model either way); None: 2 when a core is free (`free_processes`)."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     if correlation_sample < 2 or correlation_per_endpoint < 0:
         raise UsageError("--correlation-sample must be ≥ 2 and --correlation-per-endpoint ≥ 0")
     clock = _Clock(progress)
+    child = (processes or free_processes()) > 1
+    # What the behaviors' child imports, imported in a thread while the trace is read.
+    imports = preload(CLUSTERING_MODULES) if child else None
     with clock("read"):
         trace = source or ParquetSource.open(trace_path)
         # The strings as the files' own dictionaries: none decoded per request (real10M's
@@ -171,47 +193,53 @@ def build_model(
         censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
         _keep_what_later_stages_read(sessions)
     span_s = float(requests.t_s[-1])
-    with clock("behaviors"):
-        behaviors = fit_behaviors(sessions, seed=seed, sample=behavior_sample, censored=censored)
-    with clock("arrivals"):
-        arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
-    with clock("payloads"):
-        # One scan of the trace's heavy columns for every sample read below: the payloads',
-        # the correlation sample's and every session's first `addr` (bodies are most of
-        # a scan's cost). Part of this stage's time is the correlations' read.
-        sample = _correlation_sample(
-            trace, requests, sessions, correlation_sample, correlation_per_endpoint, seed
-        )
-        groups, chosen, payload_read, files = _payload_sample(
-            trace, requests, endpoint, names, payload_sample, seed
-        )
-        read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
-        endpoints, payload_note = _endpoints(
-            requests, groups, chosen, read.payloads, payload_sample, seed
-        )
-        payload_note.update(files)
-    with clock("correlations"):
-        rules, auth, ids, outcomes = [], NO_AUTH, NO_IDS, NO_OUTCOMES
-        correlation_note: dict[str, Any] = {
-            "per_sample": correlation_sample,
-            "per_endpoint": correlation_per_endpoint,
-            "seed": seed,
-            "sessions": len(table),
-            "sessions_read": int(sample.chosen.sum()),
-        }
-        if correlations:
-            heavy = _correlation_frame(requests, read.sessions, read.correlations)
-            walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
-            rules = find_correlations(heavy, walk=walk)
-            auth = find_auth(heavy, rules, walk=walk)
-            ids = learn_ids(walk, auth, endpoints)
-            outcomes = fit_outcomes(heavy, auth, behaviors)
-            correlation_note.update(requests_read=len(heavy), rules=len(rules))
-            if not sample.whole:
-                correlation_note.update(half_check(heavy, walk, sample, rules, auth))
-                if sample.parts:  # additive (issue 15): a cluster sample, by file
-                    correlation_note.update(files=sample.parts, files_sampled=sample.parts_read)
-                outcomes = _with_every_address(outcomes, trace, requests, sessions, read.addr)
+    # Behaviors (numpy over the sessionized frame) in a forked child, on the second core,
+    # while this process reads and learns the payloads and correlations (Parquet reads and
+    # Python per sampled value): they share nothing but the frame, read by both. The
+    # child's stage line comes when its result is taken.
+    if imports is not None:
+        imports.join()
+    clock.started("behaviors")
+    with forked(
+        lambda: _behaviors_and_shape(sessions, table, censored, seed, behavior_sample),
+        child=child,
+    ) as fitting:
+        with clock("arrivals"):
+            arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
+        with clock("payloads"):
+            # One scan of the trace's heavy columns for every sample read below: the
+            # payloads', the correlation sample's and every session's first `addr` (bodies
+            # are most of a scan's cost). Part of this stage's time is the correlations' read.
+            parts = _request_parts(trace, requests)
+            sample = _correlation_sample(
+                parts, sessions, correlation_sample, correlation_per_endpoint, seed
+            )
+            groups, chosen, payload_read, files = _payload_sample(
+                parts, endpoint, names, payload_sample, seed
+            )
+            read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
+            endpoints, payload_note = _endpoints(
+                requests, groups, chosen, read.payloads, payload_sample, seed
+            )
+            payload_note.update(files)
+        with clock("correlations"):
+            note = {
+                "per_sample": correlation_sample,
+                "per_endpoint": correlation_per_endpoint,
+                "seed": seed,
+                "sessions": len(table),
+                "sessions_read": int(sample.chosen.sum()),
+            }
+            found = _Found([], NO_AUTH, NO_IDS, note)
+            if correlations:
+                heavy = _correlation_frame(requests, read.sessions, read.correlations)
+                found = _Found.of(heavy, sample, endpoints, note)
+                if not sample.whole:
+                    found.addresses = _every_address(trace, requests, sessions)
+        behaviors, shape = fitting.result()
+        clock.done("behaviors", fitting.seconds)
+    with clock("outcomes"):
+        outcomes = found.outcomes(behaviors)
     return {
         "format": MODEL_FORMAT,
         "provenance": {
@@ -230,7 +258,7 @@ def build_model(
                     "clustered_sessions": min(len(table), behavior_sample),
                     "seed": seed,
                 },
-                "correlations": correlation_note,
+                "correlations": found.note,
             },
         },
         "sessions": {
@@ -238,9 +266,7 @@ def build_model(
             # Additive (issue 11): sessions the capture's edges cut (session_shape.py).
             "censored": censored.to_json(),
             "stats": stats,
-            # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
-            "length": _quantiles(table["length"].to_numpy(float), censored.any),
-            "duration_s": _quantiles(table["duration_s"].to_numpy(float), censored.any),
+            **shape,
             "requests": request_curve(requests.t_s, arrivals.bucket_s, span_s),
             "timeout_sensitivity": sensitivity,
         },
@@ -248,12 +274,23 @@ def build_model(
         "endpoints": endpoints,
         "behaviors": [b.to_json() for b in behaviors],
         "arrivals": arrivals.to_json(),
-        "correlations": correlations_to_json(rules),
-        "auth": auth_to_json(auth),
+        "correlations": correlations_to_json(found.rules),
+        "auth": auth_to_json(found.auth),
         # Additive (issue 10): what replay's ownership rules and role matching read.
-        "ids": ids_to_json(ids),
+        "ids": ids_to_json(found.ids),
         "outcomes": outcomes_to_json(outcomes),
     }
+
+
+def free_processes() -> int:
+    """2 when a core idles beside this process (the 1-minute load average, in which this
+    process counts about 1, at most the cores it may use less a half), else 1. On a
+    machine whose cores other work keeps busy, the forked child only shares this
+    process's core: real10M, load 4.5-5.8 on 2 cores, one process took 23-33 s, two
+    29-44 s; at load 0.7-1.1, two 16.2 s, one 21.0 s (bench/README.md, model8)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return 2 if (cores or 1) >= 2 and load <= (cores or 1) - 0.5 else 1
 
 
 def learned_auth(
@@ -341,6 +378,24 @@ def _sessionized(
     return sessionize(_session_frame(requests, conn, endpoint, names), timeout_s), by_timeout
 
 
+def _behaviors_and_shape(
+    sessions: pd.DataFrame,
+    table: pd.DataFrame,
+    censored: Censoring,
+    seed: int,
+    sample: int,
+) -> tuple[list[Behavior], dict[str, Any]]:
+    """The behaviors, and the quantiles of the sessions' lengths and durations the file
+    reports (1-2 s at 10 M requests: beside the payloads and correlations too)."""
+    behaviors = fit_behaviors(sessions, seed=seed, sample=sample, censored=censored)
+    shape = {
+        # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
+        "length": _quantiles(table["length"].to_numpy(float), censored.any),
+        "duration_s": _quantiles(table["duration_s"].to_numpy(float), censored.any),
+    }
+    return behaviors, shape
+
+
 def _keep_what_later_stages_read(sessions: pd.DataFrame) -> None:
     """Drop, in place, the columns of the sessionized frame no stage after sessions reads
     (`t_s`, `duration_ms`, `session_key`: the requests' own, kept in `RequestColumns`), and hold the
@@ -354,9 +409,18 @@ def _keep_what_later_stages_read(sessions: pd.DataFrame) -> None:
             sessions[column] = sessions[column].to_numpy().astype(np.int32)
 
 
+def _request_parts(trace: RequestSource, requests: RequestColumns) -> np.ndarray | None:
+    """Each request's part of the trace (its file: `source.part_of`), None when the trace
+    is one part: looked up for the sorted scan positions and gathered (real10M: 0.16 s;
+    `part_of` the requests' own positions, unordered, 1.1 s)."""
+    if not len(requests):
+        return None
+    by_position = part_of(trace, np.arange(int(requests.row.max()) + 1))
+    return None if by_position is None else by_position[requests.row]
+
+
 def _correlation_sample(
-    trace: RequestSource,
-    requests: RequestColumns,
+    parts: np.ndarray | None,
     sessions: pd.DataFrame,
     per_sample: int,
     per_endpoint: int,
@@ -369,7 +433,7 @@ def _correlation_sample(
         per_sample=per_sample,
         per_endpoint=per_endpoint,
         seed=seed,
-        part=part_of(trace, requests.row[sessions["request"].to_numpy()]),
+        part=None if parts is None else parts[sessions["request"].to_numpy()],
     )
 
 
@@ -406,13 +470,12 @@ def _session_frame(
 @dataclass
 class _SampleReads:
     """What the model reads of the sampled requests' heavy columns, in one scan (bodies
-    are most of a scan's cost): the payload sample's, the correlation sample's (`sessions`:
-    its sessionized rows) and every session's first `addr` (when the sample is not whole)."""
+    are most of a scan's cost): the payload sample's and the correlation sample's
+    (`sessions`: its sessionized rows)."""
 
     payloads: pa.Table
     sessions: pd.DataFrame
     correlations: pa.Table
-    addr: pa.ChunkedArray
 
     @classmethod
     def of(
@@ -425,18 +488,21 @@ class _SampleReads:
         correlations: bool,
     ) -> _SampleReads:
         read = _correlation_rows(sessions, sample) if correlations else sessions.iloc[:0]
-        wants = [(requests.row[payload_read], PAYLOAD_COLUMNS)]
-        wants.append((requests.row[read["request"].to_numpy()], CORRELATION_COLUMNS))
-        every = correlations and not sample.whole
-        firsts = _first_requests(sessions) if every else np.zeros(0, np.int64)
-        wants.append((requests.row[firsts], ["addr"]))
-        payloads, rows, addr = rows_of(trace, wants)
-        return cls(payloads, read, rows, addr.column("addr"))
+        wants = [(_scan_positions(requests, payload_read), PAYLOAD_COLUMNS)]
+        wants.append((_scan_positions(requests, read["request"].to_numpy()), CORRELATION_COLUMNS))
+        payloads, rows = rows_of(trace, wants)
+        return cls(payloads, read, rows)
+
+
+def _scan_positions(requests: RequestColumns, index: np.ndarray) -> np.ndarray:
+    """The scan positions of these requests as int64, what a source's reads search with:
+    `np.searchsorted` of an int32 array for int64 bounds copies the whole array per call
+    (real10M: 9,848 searches of the 1 M first requests' positions, 1.7 s of the scans)."""
+    return np.asarray(requests.row[index], dtype=np.int64)
 
 
 def _payload_sample(
-    trace: RequestSource,
-    requests: RequestColumns,
+    parts: np.ndarray | None,
     endpoint: np.ndarray,
     names: list[str],
     sample: int,
@@ -448,7 +514,7 @@ def _payload_sample(
     trace has and how many hold the read requests (provenance, additive: issue 15)."""
     groups = EndpointRows.of(endpoint, names)
     cut = bool(len(groups.bounds) > 1 and np.diff(groups.bounds).max() > sample)
-    part = part_of(trace, requests.row) if cut else None
+    part = parts if cut else None
     chosen = payload_rows(groups, sample, seed, part)
     read = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
     if part is None:
@@ -502,6 +568,47 @@ def _endpoints(
     return out, note
 
 
+@dataclass
+class _Found:
+    """What correlation finding learned on the sample: rules, auth, ids, its provenance
+    note, and what the outcomes are fitted from once the behaviors are known."""
+
+    rules: list[CorrelationRule]
+    auth: AuthInfo
+    ids: IdModel
+    note: dict[str, Any]
+    heavy: pd.DataFrame | None = None
+    """The sampled sessions' rows walked (None: correlations not looked for)."""
+    addresses: tuple[int, str | None] | None = None
+    """Every session's address counts and their sources (None: the sample is whole)."""
+
+    @classmethod
+    def of(
+        cls, heavy: pd.DataFrame, sample: SessionSample, endpoints: dict[str, Any], note: Any
+    ) -> _Found:
+        """Correlations, auth and ids found on the sampled sessions' rows (`heavy`), `note`
+        updated with what was read and found; the addresses are counted by the caller."""
+        walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
+        rules = find_correlations(heavy, walk=walk)
+        auth = find_auth(heavy, rules, walk=walk)
+        ids = learn_ids(walk, auth, endpoints)
+        note.update(requests_read=len(heavy), rules=len(rules))
+        if not sample.whole:
+            note.update(half_check(heavy, walk, sample, rules, auth))
+            if sample.parts:  # additive (issue 15): a cluster sample, by file
+                note.update(files=sample.parts, files_sampled=sample.parts_read)
+        return cls(rules, auth, ids, note, heavy)
+
+    def outcomes(self, behaviors: list[Behavior]) -> Outcomes:
+        if self.heavy is None:
+            return NO_OUTCOMES
+        outcomes = fit_outcomes(self.heavy, self.auth, behaviors)
+        if self.addresses is None:
+            return outcomes
+        count, where = self.addresses
+        return replace(outcomes, addresses=count, addresses_from=where)
+
+
 def _correlation_rows(sessions: pd.DataFrame, sample: SessionSample) -> pd.DataFrame:
     """The sessionized rows of the sampled sessions (in session order)."""
     read: pd.DataFrame = sessions[sample.chosen[sessions["session_id"].to_numpy()]]
@@ -527,29 +634,57 @@ def _first_requests(sessions: pd.DataFrame) -> np.ndarray:
     return np.asarray(sessions["request"].to_numpy()[sessions["seq"].to_numpy() == 0])
 
 
-def _with_every_address(
-    outcomes: Outcomes,
-    trace: RequestSource,
-    requests: RequestColumns,
-    sessions: pd.DataFrame,
-    addr: pa.ChunkedArray,
-) -> Outcomes:
-    """`outcomes` learned on a sample of sessions, with the addresses counted over every
-    session (replay spreads its sessions over as many): from each session's first request,
-    its `addr` (read for `_first_requests`), else its X-Forwarded-For header (read only
-    where `addr` is empty)."""
+def _every_address(
+    trace: RequestSource, requests: RequestColumns, sessions: pd.DataFrame
+) -> tuple[int, str | None]:
+    """The addresses counted over every session (replay spreads its sessions over as
+    many), for outcomes learned on a sample of sessions: from each session's first request,
+    its `addr`, else its X-Forwarded-For header (read only where `addr` is empty)."""
     request = _first_requests(sessions)
-    rows = requests.row[request]
+    rows = _scan_positions(requests, request)
+    addr = _scanned(trace, rows, "addr")
     missing = np.flatnonzero(
         pc.fill_null(pc.or_(pc.is_null(addr), pc.equal(addr, "")), True).to_numpy(False)
     )
     address, source = pa.array([], pa.string()), np.zeros(0, np.int8)
     if len(missing):
-        headers = trace.rows(rows[missing], ["req_headers"]).column("req_headers")
+        if len(missing) * SCANNED_SHARE >= len(requests):
+            headers = _scanned(trace, rows[missing], "req_headers")
+        else:  # few: from the files and pages that hold them only
+            headers = trace.rows(rows[missing], ["req_headers"]).column("req_headers")
         keys = pa.array(requests.keys, pa.string()).take(requests.key[request[missing]])
         address, source = header_addresses(headers, keys)
-    count, where = first_addresses(addr, missing, address, source)
-    return replace(outcomes, addresses=count, addresses_from=where)
+    return first_addresses(addr, missing, address, source)
+
+
+SCANNED_SHARE = 16
+"""Requests per one asked for, at most, for which `_every_address` reads a column through
+the whole scan: then every page holds some of the rows asked for anyway."""
+
+
+def _scanned(trace: RequestSource, positions: np.ndarray, column: str) -> pa.ChunkedArray:
+    """`trace.rows(positions, [column])`'s column, read through the source's scan of
+    every request (`batches`), the rows kept batch by batch: for a column of one request
+    in every session, rows in every file. The sampled reads (`rows`) decode a file's
+    pages as deep as its last row asked for, in small batches, checking the kept rows
+    (heavy columns); here batches are large and checked whole (real10M's 1 M first
+    requests: `addr` 0.67 -> 0.18 s, `req_headers` 1.6 -> 0.5 s; a 1 M-request tile of
+    cap20, 100 k rows: 0.30 -> 0.16 s and 1.44 -> 1.33 s)."""
+    order = np.argsort(positions, kind="stable")
+    wanted = positions[order]
+    pieces, offset = [], 0
+    for batch in trace.batches([column]) if len(wanted) else ():
+        lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
+        if hi > lo:
+            pieces.append(batch.column(0).take(pa.array(wanted[lo:hi] - offset)))
+        offset += batch.num_rows
+        if hi == len(wanted):
+            break
+    if not pieces:
+        return trace.rows(positions[:0], [column]).column(column)
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = np.arange(len(order))
+    return pa.chunked_array(pieces).take(pa.array(back))
 
 
 def _quantiles(values: np.ndarray, censored: np.ndarray) -> dict[str, float]:

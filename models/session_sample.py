@@ -123,7 +123,7 @@ def sample_sessions(
     rank[order] = np.arange(n)
     chosen = rank < per_sample
     if per_endpoint > 0:  # per endpoint, the ranks of its sessions, lowest first
-        pairs = distinct(np.asarray(endpoint, dtype=np.int64) * n + rank[session_id])
+        pairs = _endpoint_ranks(np.asarray(endpoint), rank[session_id], n, per_endpoint)
         ep, ranks = pairs // n, pairs % n
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
         position = np.arange(len(ep)) - np.repeat(starts, np.diff(np.r_[starts, len(ep)]))
@@ -136,6 +136,27 @@ def sample_sessions(
     return SessionSample(chosen, keys, per_sample, per_endpoint, seed, parts, read)
 
 
+def _endpoint_ranks(
+    endpoint: np.ndarray, rank: np.ndarray, n: int, per_endpoint: int
+) -> np.ndarray:
+    """The distinct (endpoint, rank of a session calling it) as endpoint * n + rank,
+    sorted, of every endpoint's `per_endpoint` lowest ranks at least (what the quota
+    reads): first among the requests of the sessions ranked below a bound, then over all
+    requests only for the endpoints that had fewer there and are called beyond it (a
+    sort of a few of the requests, not of all: real10M 1.2 s -> ~0.2 s)."""
+    bound = max(64 * per_endpoint, 4096)
+    low = rank < bound
+    pairs = distinct(endpoint[low].astype(np.int64) * n + rank[low])
+    width = int(endpoint.max()) + 1 if len(endpoint) else 0
+    seen = np.bincount(pairs // n, minlength=width)
+    short = (seen < per_endpoint) & (np.bincount(endpoint[~low], minlength=width) > 0)
+    if not short.any():
+        return pairs
+    again = short[endpoint]
+    more = distinct(endpoint[again].astype(np.int64) * n + rank[again])
+    return np.sort(np.concatenate([pairs[~short[pairs // n]], more]))
+
+
 def _order(
     session_id: np.ndarray, keys: np.ndarray, part: np.ndarray | None, parts: int, seed: int
 ) -> np.ndarray:
@@ -144,7 +165,13 @@ def _order(
     if parts < 2 or part is None:
         return np.argsort(keys, kind="stable")  # by key, ties (never seen) by id
     first = np.full(len(keys), parts, dtype=np.int64)
-    np.minimum.at(first, session_id, np.asarray(part, dtype=np.int64))
+    part = np.asarray(part, dtype=np.int64)
+    if len(session_id) and bool((session_id[1:] >= session_id[:-1]).all()):
+        # Rows by session (the model's frame): a minimum per run, not a scatter (0.85 s)
+        starts = np.flatnonzero(np.r_[True, session_id[1:] != session_id[:-1]])
+        first[session_id[starts]] = np.minimum.reduceat(part, starts)
+    else:
+        np.minimum.at(first, session_id, part)
     return np.lexsort((keys, part_ranks(parts, seed)[first]))
 
 

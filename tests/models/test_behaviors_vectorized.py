@@ -25,6 +25,8 @@ from tracereplay.models.behaviors import (
     choose_clusters,
     fit_behaviors,
     sig,
+    transition_features,
+    with_column,
 )
 from tracereplay.models.session_shape import Censoring, SessionTable, censoring
 from tracereplay.models.sessions import sessionize
@@ -242,3 +244,33 @@ def test_counted_and_grouped_agree_whatever_the_code_range(size: int) -> None:
     assert np.array_equal(distinct, expected) and np.array_equal(counts, how_often)
     order = behavior_paths.grouped(codes, size)
     assert np.array_equal(order, np.argsort(codes, kind="stable"))
+
+
+def test_transition_counts_are_the_per_session_counts() -> None:
+    sessions = random_sessions(5)
+    paths = behavior_paths.SessionPaths.of(sessions)
+    steps = np.asarray(paths.labels, dtype=object)[paths.step].tolist()
+    cuts = np.concatenate([paths.first, [len(steps)]]).tolist()
+    lists = [steps[a:b] for a, b in pairwise(cuts)]
+    counts, vocab = behavior_paths.transition_counts(paths)
+    expected = [Counter(pairwise(["START", *path, END])) for path in lists]
+    assert vocab == sorted(set().union(*expected))
+    assert np.array_equal(counts.toarray(), [[c[p] for p in vocab] for c in expected])
+    assert counts.has_canonical_format  # each row's columns sorted, none repeated
+    features, _ = transition_features(lists)
+    assert np.array_equal(features, reference_features(lists))
+
+
+def test_the_tempo_column_is_appended_as_hstack_would() -> None:
+    rng = np.random.default_rng(2)
+    dense = rng.random((300, 7)) * (rng.random((300, 7)) < 0.3)  # some rows empty
+    dense[5] = 0.0
+    matrix = sparse.csr_matrix(dense)
+    column = rng.normal(size=300) * (rng.random(300) < 0.6)  # zeros: no entry
+    column[5] = 1.5
+    got = with_column(matrix, column)
+    expected = sparse.hstack([matrix, column[:, None]], format="csr")
+    assert got.shape == expected.shape and got.nnz == expected.nnz
+    assert np.array_equal(got.indptr, expected.indptr)
+    assert np.array_equal(got.indices, expected.indices)
+    assert np.array_equal(got.data, expected.data)

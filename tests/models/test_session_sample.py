@@ -15,7 +15,7 @@ from tests.models.test_correlations import api_session, ex, trace, uid
 from tracereplay.errors import UsageError
 from tracereplay.models.correlations import find_auth, find_correlations, walk_sessions
 from tracereplay.models.model import build_model, model_json
-from tracereplay.models.session_sample import half_check, sample_sessions, session_keys
+from tracereplay.models.session_sample import half_check, part_ranks, sample_sessions, session_keys
 
 
 def _requests(lengths: list[int], endpoints: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -135,3 +135,44 @@ def test_bad_sample_sizes_are_usage_errors(tmp_path: Path) -> None:
         build_model(tmp_path / "t", correlation_sample=1)
     with pytest.raises(UsageError):
         build_model(tmp_path / "t", correlation_per_endpoint=-1)
+
+
+def _quota_reference(sid: np.ndarray, ep: np.ndarray, per_sample: int, per_endpoint: int,
+                     seed: int, part: np.ndarray) -> np.ndarray:  # fmt: skip
+    """sample_sessions as it was: one sort of every request's (endpoint, rank), the
+    first part of each session by a scatter."""
+    n = int(sid.max()) + 1
+    keys, parts = session_keys(n, seed), int(part.max()) + 1
+    first = np.full(n, parts, dtype=np.int64)
+    np.minimum.at(first, sid, part.astype(np.int64))
+    order = np.lexsort((keys, part_ranks(parts, seed)[first]))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    chosen = rank < per_sample
+    pairs = np.unique(ep.astype(np.int64) * n + rank[sid])
+    e, ranks = pairs // n, pairs % n
+    starts = np.flatnonzero(np.r_[True, e[1:] != e[:-1]])
+    position = np.arange(len(e)) - np.repeat(starts, np.diff(np.r_[starts, len(e)]))
+    chosen[order[ranks[position < per_endpoint]]] = True
+    return chosen
+
+
+@pytest.mark.parametrize("per_endpoint", [1, 3, 20])
+def test_the_quota_and_the_parts_are_those_of_one_sort_of_every_request(
+    per_endpoint: int,
+) -> None:
+    rng = np.random.default_rng(per_endpoint)
+    n = 30_000  # more sessions than the bound below which the quota looks first
+    lengths = rng.integers(1, 12, n)
+    sid = np.repeat(np.arange(n), lengths)
+    # Common endpoints, rare ones (a few sessions each, anywhere) and ones in between.
+    ep = np.minimum(rng.zipf(1.3, len(sid)), 60) - 1
+    ep[rng.choice(len(sid), 10, replace=False)] = np.arange(60, 70)  # one request each
+    part = rng.integers(0, 40, len(sid))  # a session's requests in several parts
+    expected = _quota_reference(sid, ep, 500, per_endpoint, 3, part)
+    sample = sample_sessions(sid, ep, per_sample=500, per_endpoint=per_endpoint, seed=3, part=part)
+    assert np.array_equal(sample.chosen, expected) and expected.sum() > 500
+    shuffled = rng.permutation(len(sid))  # rows in any order: the scatter's path
+    again = sample_sessions(sid[shuffled], ep[shuffled], per_sample=500,
+                            per_endpoint=per_endpoint, seed=3, part=part[shuffled])  # fmt: skip
+    assert np.array_equal(again.chosen, expected)
