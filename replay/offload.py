@@ -88,6 +88,10 @@ class NativeThread:
     def pause(self) -> None:
         _real_sleep(0)  # drops the GIL: the hub runs now if it wants to
 
+    def run(self, work: Callable[[], None]) -> None:
+        """`work()` on a native thread now, the calling greenlet waiting (`off_hub`)."""
+        off_hub(work)
+
     def close(self) -> None:
         self._pool.kill()
 

@@ -85,3 +85,13 @@ def test_native_thread_runs_the_rest_and_raises_the_first_failure() -> None:
     finally:
         pool.close()
     assert done == [3]
+
+
+def test_native_thread_runs_work_now_on_another_thread_and_waits_for_it() -> None:
+    pool = NativeThread()
+    seen: list[int] = []
+    try:
+        pool.run(lambda: (time.sleep(0.05), seen.append(threading.get_ident())))
+    finally:
+        pool.close()
+    assert seen and seen[0] != threading.get_ident()

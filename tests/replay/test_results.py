@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import random
 import struct
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
-from tracereplay.replay.results import RequestResult, _KeptHeaders, result_batch
+from tracereplay.replay.results import (
+    Inline,
+    RequestResult,
+    ResultWriter,
+    _KeptHeaders,
+    result_batch,
+)
 
 
 def _row(seq: int, headers: object, status: int | None = 200) -> RequestResult:
@@ -70,3 +80,38 @@ def test_the_derived_columns_are_each_rows_own_values_bit_for_bit() -> None:
     assert [struct.pack("<d", v) for v in batch["latency_intended_ms"]] == bits
     assert batch["ok"] == [r.ok for r in rows]
     assert any(batch["ok"]) and not all(batch["ok"])
+
+
+class _Recording(Inline):
+    """Inline, but `run` first appends a lateness as a session the quitting path cut
+    would, while the counts are being written."""
+
+    def __init__(self, writer: list[ResultWriter]) -> None:
+        self.writer, self.runs = writer, 0
+
+    def run(self, work: Callable[[], None]) -> None:
+        self.runs += 1
+        self.writer[0].sessions.lateness_ms.append(99.0)
+        work()
+
+
+def test_the_end_counts_are_written_through_the_background_as_they_were_at_close(
+    tmp_path: Path,
+) -> None:
+    """The counts a replay writes at its end are formatted off the sending loop
+    (`Background.run`: a long run's lateness list held the hub over 10 ms), from a copy
+    taken at close: what is appended meanwhile is not half in the file."""
+    holder: list[ResultWriter] = []
+    background = _Recording(holder)
+    writer = ResultWriter(tmp_path, host="127.0.0.1:1", scheme="http",
+                          start=datetime.now(UTC), background=background)  # fmt: skip
+    holder.append(writer)
+    writer.sessions.lateness_ms.extend([0.5] * 20_000)
+    writer.sessions.started = writer.sessions.completed = 20_000
+    writer.safety.foreign_sent["10.0.0.1"] = 1
+    writer.close()
+    assert background.runs == 1
+    counts = json.loads((tmp_path / "sessions.json").read_text())
+    assert counts["lateness_ms"] == [0.5] * 20_000
+    assert counts["completed"] == 20_000
+    assert json.loads((tmp_path / "safety.json").read_text())["foreign_sent"] == {"10.0.0.1": 1}
