@@ -12,7 +12,6 @@ numpy/pyarrow reduction over codes.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from .arrivals import fit_arrivals
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
-from .forked import forked, preload
+from .forked import forked, free_processes, preload, preloaded_modules
 from .frame import (
     RequestColumns,
     connections_to_join,
@@ -72,7 +71,6 @@ from .templating import Templater, request_endpoints
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
 STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations",
           "outcomes")  # fmt: skip
-CLUSTERING_MODULES = ["sklearn.cluster", "sklearn.metrics", "threadpoolctl", "scipy.stats"]
 
 
 @dataclass(frozen=True)
@@ -155,10 +153,10 @@ def build_model(
         raise UsageError("--correlation-sample must be ≥ 2 and --correlation-per-endpoint ≥ 0")
     clock = _Clock(progress)
     child = (processes or free_processes()) > 1
-    # What the behaviors' child imports, imported in a thread while the trace is read.
-    imports = preload(CLUSTERING_MODULES) if child else None
     with clock("read"):
         trace = source or ParquetSource.open(trace_path)
+        # What the arrivals and the child import, imported in a thread during the read.
+        imports = preload(preloaded_modules(trace)) if child else None
         # The strings as the files' own dictionaries: none decoded per request (real10M's
         # read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
         requests = read_light_columns(trace)
@@ -262,17 +260,6 @@ def build_model(
         "ids": ids_to_json(found.ids),
         "outcomes": outcomes_to_json(outcomes),
     }
-
-
-def free_processes() -> int:
-    """2 when a core idles beside this process (the 1-minute load average, in which this
-    process counts about 1, at most the cores it may use less a half), else 1. On a
-    machine whose cores other work keeps busy, the forked child only shares this
-    process's core: real10M, load 4.5-5.8 on 2 cores, one process took 23-33 s, two
-    29-44 s; at load 0.7-1.1, two 16.2 s, one 21.0 s (bench/README.md, model8)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return 2 if (cores or 1) >= 2 and load <= (cores or 1) - 0.5 else 1
 
 
 def learned_auth(
