@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +31,7 @@ from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
 from .forked import forked, free_processes, preload, preloaded_modules
-from .frame import (
-    RequestColumns,
-    connections_to_join,
-    key_time_split,
-    read_light_columns,
-    session_stats_by_timeout,
-    sessionize_requests,
-)
+from .frame import read_light_columns
 from .ids import NO_IDS, ids_to_json
 from .model_file import MAX_MODEL_BYTES as MAX_MODEL_BYTES  # noqa: PLC0414 (re-exported)
 from .model_file import MODEL_FORMAT
@@ -57,20 +50,18 @@ from .sample_reads import (
 from .sample_reads import sessions_auth as sessions_auth  # noqa: PLC0414 (re-exported: compare)
 from .session_sample import CORRELATION_SAMPLE_SESSIONS, CORRELATION_SESSIONS_PER_ENDPOINT
 from .session_shape import Censoring, censoring, km_percentiles
+from .sessionized import _keep_what_later_stages_read, _Later, _sessionized, _templates
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
-    SessionStats,
     request_curve,
     session_stats,
     session_table,
-    sessionize,
 )
 from .source import ParquetSource, RequestSource
-from .templating import Templater, request_endpoints
 
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
-STAGES = ("read", "templates", "sessions", "behaviors", "arrivals", "payloads", "correlations",
-          "outcomes")  # fmt: skip
+STAGES = ("read", "templates", "sessions", "behaviors", "sensitivity", "arrivals", "payloads",
+          "correlations", "outcomes")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -167,7 +158,6 @@ def build_model(
         sessions, by_timeout = _sessionized(
             trace, requests, endpoint, names, session_timeout_s, SENSITIVITY_TIMEOUTS_S
         )
-        sensitivity = {name: stats.to_json() for name, stats in by_timeout.items()}
         table = session_table(sessions)
         stats = session_stats(sessions).to_json()
         censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
@@ -181,9 +171,11 @@ def build_model(
         imports.join()
     clock.started("behaviors")
     with forked(
-        lambda: _behaviors_and_shape(sessions, table, censored, seed, behavior_sample),
+        lambda: _behaviors_and_shape(sessions, table, censored, seed, behavior_sample, by_timeout),
         child=child,
     ) as fitting:
+        with clock("sensitivity"):  # after the fork: the child starts that much earlier
+            sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
         with clock("arrivals"):
             arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
         with clock("payloads"):
@@ -287,41 +279,18 @@ def learned_auth(
     )  # fmt: skip
 
 
-def _sessionized(
-    trace: RequestSource,
-    requests: RequestColumns,
-    endpoint: np.ndarray,
-    names: list[str],
-    timeout_s: float,
-    timeouts_s: Mapping[str, float] | None = None,
-) -> tuple[pd.DataFrame, dict[str, SessionStats]]:
-    """The sessions (with `conn` read and `sessionize` run when some key failed auth
-    throughout, else numpy's `sessionize_requests`), and the session statistics at each of
-    `timeouts_s` (from the same numpy sort, before the frame is built: the two do not
-    hold memory at once)."""
-    conn = connections_to_join(trace, requests)
-    timeouts_s = timeouts_s or {}
-    if conn is None:  # numpy, as sessionize would (frame.sessionize_requests)
-        split = key_time_split(requests)
-        by_timeout = session_stats_by_timeout(requests, timeouts_s, split)
-        return sessionize_requests(requests, endpoint, names, timeout_s, split), by_timeout
-    # A failed credential joins its connection's next key: sessionize per timeout.
-    by_timeout = {
-        name: session_stats(sessionize(_session_frame(requests, conn), t))
-        for name, t in timeouts_s.items()
-    }
-    return sessionize(_session_frame(requests, conn, endpoint, names), timeout_s), by_timeout
-
-
 def _behaviors_and_shape(
     sessions: pd.DataFrame,
     table: pd.DataFrame,
     censored: Censoring,
     seed: int,
     sample: int,
+    unasked: _Later,
 ) -> tuple[list[Behavior], dict[str, Any]]:
     """The behaviors, and the quantiles of the sessions' lengths and durations the file
-    reports (1-2 s at 10 M requests: beside the payloads and correlations too)."""
+    reports (1-2 s at 10 M requests: beside the payloads and correlations too). `unasked`:
+    what the forked child never computes, its copy freed first (not held beside its work)."""
+    unasked.drop()
     behaviors = fit_behaviors(sessions, seed=seed, sample=sample, censored=censored)
     shape = {
         # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
@@ -329,49 +298,6 @@ def _behaviors_and_shape(
         "duration_s": _quantiles(table["duration_s"].to_numpy(float), censored.any),
     }
     return behaviors, shape
-
-
-def _keep_what_later_stages_read(sessions: pd.DataFrame) -> None:
-    """Drop, in place, the columns of the sessionized frame no stage after sessions reads
-    (`t_s`, `duration_ms`, `session_key`: the requests' own, kept in `RequestColumns`), and hold the
-    ids, positions and request numbers as int32 where they fit: ~0.32 GB less from the
-    behaviors on at 10 M requests (behaviors read session_id, endpoint and think_s;
-    correlations session_id, seq, request and endpoint)."""
-    for column in ("t_s", "duration_ms", "session_key"):
-        del sessions[column]
-    if len(sessions) < np.iinfo(np.int32).max:
-        for column in ("session_id", "seq", "request"):
-            sessions[column] = sessions[column].to_numpy().astype(np.int32)
-
-
-def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[str]]:
-    """The templater (fitted on distinct (method, path skeleton) with counts) and each
-    request's endpoint code into the returned names (templating.request_endpoints)."""
-    return request_endpoints(requests.methods, requests.method, requests.paths, requests.path)
-
-
-def _session_frame(
-    requests: RequestColumns,
-    conn: np.ndarray | None = None,
-    endpoint: np.ndarray | None = None,
-    names: list[str] | None = None,
-) -> pd.DataFrame:
-    """What `sessionize` reads, with session keys as codes sorted like the keys (so ids
-    and ties come out as with the strings) and endpoints as a categorical; `conn` and
-    `status` when some key failed auth throughout."""
-    frame = pd.DataFrame(
-        {
-            "session_key": requests.key,
-            "t_s": requests.t_s,
-            "duration_ms": requests.duration_ms,
-            "request": np.arange(len(requests)),
-        }
-    )
-    if conn is not None:
-        frame["status"], frame["conn"] = requests.status, conn
-    if endpoint is not None and names is not None:
-        frame["endpoint"] = pd.Categorical.from_codes(endpoint, categories=pd.Index(names))
-    return frame
 
 
 def _quantiles(values: np.ndarray, censored: np.ndarray) -> dict[str, float]:
