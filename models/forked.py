@@ -5,13 +5,15 @@ The child sees the caller's arrays as they were at the fork (copy-on-write: noth
 pickled on the way in) and sends back its result, or its error, pickled through a pipe.
 The child never outlives the `forked` block: left early (an error in the caller, the
 result not asked for), it is killed and reaped. Where `fork` is not offered, or with
-`child=False`, the work runs in the caller, at the point its result is asked for.
+`child=False`, the work runs in the caller, at the point its result is asked for. When
+the model forks (`free_processes`) and what it imports before (`preloaded_modules`).
 """
 
 from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -23,7 +25,21 @@ from typing import Any, Generic, TypeVar
 
 from tracereplay.errors import TraceReplayError
 
+from .source import ParquetSource, RequestSource
+
 T = TypeVar("T")
+
+SCIPY_MODULES = ["scipy.stats", "scipy.ndimage"]
+"""Imported during the read when a child will fork: this process's arrivals need them, the
+child's session shapes scipy.stats (inherited: imported once for both)."""
+CLUSTERING_MODULES = ["sklearn.cluster", "sklearn.metrics", "threadpoolctl"]
+"""The behaviors' own imports (the child's only): imported during the read too when the
+trace has PRELOAD_CLUSTERING_ROWS rows or more, else by the child on its own core."""
+PRELOAD_CLUSTERING_ROWS = 2_000_000
+"""From here the read (~0.5 s a million rows, quiet) hides the clustering imports (~0.6 CPU
+s) in its pauses of the GIL; below, importing them held back the read and templates of the
+process that is the longer one at 1 M rows (real1M: its CPU 3.6-4.0 → 3.1-3.7 s, the
+child's 1.1-1.2 → 1.3-1.5 s; real10M's child paid 0.6 s more: bench/README.md, orch16)."""
 
 
 @dataclass
@@ -100,6 +116,26 @@ def preload(modules: list[str]) -> threading.Thread:
     thread = threading.Thread(target=imports, name="preload", daemon=True)
     thread.start()
     return thread
+
+
+def free_processes() -> int:
+    """2 when a core idles beside this process (the 1-minute load average, in which this
+    process counts about 1, at most the cores it may use less a half), else 1. On a
+    machine whose cores other work keeps busy, the forked child only shares this
+    process's core: real10M, load 4.5-5.8 on 2 cores, one process took 23-33 s, two
+    29-44 s; at load 0.7-1.1, two 16.2 s, one 21.0 s (bench/README.md, model8)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return 2 if (cores or 1) >= 2 and load <= (cores or 1) - 0.5 else 1
+
+
+def preloaded_modules(trace: RequestSource) -> list[str]:
+    """What `build_model` imports in a thread while it reads `trace` when the behaviors
+    run in a child (`PRELOAD_CLUSTERING_ROWS`: a source that does not say its rows is
+    taken as large)."""
+    rows = trace.trace.num_rows if isinstance(trace, ParquetSource) else None
+    small = rows is not None and rows < PRELOAD_CLUSTERING_ROWS
+    return SCIPY_MODULES if small else [*SCIPY_MODULES, *CLUSTERING_MODULES]
 
 
 def _answer(work: Callable[[], Any], send: Any) -> None:

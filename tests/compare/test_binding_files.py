@@ -18,11 +18,12 @@ def test_compare_walks_the_models_cluster_sample_reading_few_files(
 ) -> None:
     from tracereplay.compare.columns import read_sessionized_rows
     from tracereplay.models import model as model_module
+    from tracereplay.models import sample_reads
     from tracereplay.models.source import ParquetSource
 
     trace = write_files(tmp_path / "t")
     walked: list[Any] = []
-    walk = model_module.walk_sessions
+    walk = sample_reads.walk_sessions
 
     def noting(sessions: Any, *args: Any, **kw: Any) -> Any:
         walked.append(sessions)
@@ -35,7 +36,7 @@ def test_compare_walks_the_models_cluster_sample_reading_few_files(
         read.extend(Path(f).name for f in self.dataset.files)
         return lean(self, columns, batch_size)
 
-    monkeypatch.setattr(model_module, "walk_sessions", noting)
+    monkeypatch.setattr(sample_reads, "walk_sessions", noting)
     monkeypatch.setattr(Trace, "lean_batches", spy)
     sample = {"correlation_sample": 25, "correlation_per_endpoint": 2}
     auth = model_module.learned_auth(trace, **sample)

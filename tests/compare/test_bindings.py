@@ -188,10 +188,11 @@ def test_compare_learns_the_auth_the_model_learns_on_its_sample(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tracereplay.models import model as model_module
+    from tracereplay.models import sample_reads
     from tracereplay.models.correlations import auth_to_json
 
     trace = write_trace(tmp_path / "shop", shop_records(60))
-    seen = _sessions_walked(monkeypatch, model_module)
+    seen = _sessions_walked(monkeypatch, sample_reads)
     auth = model_module.learned_auth(trace, correlation_sample=10, correlation_per_endpoint=2)
     assert seen == [10]
     built = build_model(trace, correlation_sample=10, correlation_per_endpoint=2)
@@ -214,18 +215,19 @@ def test_compare_draws_the_models_sample_from_its_own_frame(
     from tracereplay.compare.columns import read_sessionized_rows
     from tracereplay.compare.compare import read_compared
     from tracereplay.models import model as model_module
+    from tracereplay.models import sample_reads
     from tracereplay.models.source import ParquetSource
 
     # Written latest first: a request's scan position is not its place in time.
     trace = write_trace(tmp_path / "shop", shop_records(60)[::-1])
     walked: list[Any] = []
-    walk = model_module.walk_sessions
+    walk = sample_reads.walk_sessions
 
     def noting(sessions: Any, *args: Any, **kw: Any) -> Any:
         walked.append(sessions)
         return walk(sessions, *args, **kw)
 
-    monkeypatch.setattr(model_module, "walk_sessions", noting)
+    monkeypatch.setattr(sample_reads, "walk_sessions", noting)
     sample = {"correlation_sample": 10, "correlation_per_endpoint": 2}
     auth = model_module.learned_auth(trace, **sample)
     real_s, _, rows = read_sessionized_rows(trace, None, 1800.0, scan_rows=True)

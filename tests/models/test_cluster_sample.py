@@ -15,7 +15,7 @@ import pytest
 from tests.factories import T0, TEST_META, make_record
 from tests.models.test_correlations import api_session
 from tracereplay.models import model as model_module
-from tracereplay.models import session_sample
+from tracereplay.models import sample_reads, session_sample
 from tracereplay.models.model import build_model, model_json
 from tracereplay.models.session_sample import part_ranks, sample_sessions
 from tracereplay.models.source import ParquetSource, part_of
@@ -73,7 +73,7 @@ def _sampled(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         drawn.append(sample_sessions(*args, **kwargs))
         return drawn[-1]
 
-    monkeypatch.setattr(model_module, "sample_sessions", spy)
+    monkeypatch.setattr(sample_reads, "sample_sessions", spy)
     return drawn
 
 

@@ -1,5 +1,5 @@
 """Every session's first `addr` (and, where it is empty, its headers) read through the
-source's scan of every request (`model._scanned`) instead of its sampled reads: the same
+source's scan of every request (`sample_reads._scanned`) instead of its sampled reads: the same
 rows, the same model."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from tests.factories import T0, TEST_META, make_record
 from tests.models.test_correlations import api_session
-from tracereplay.models import model as model_module
+from tracereplay.models import sample_reads
 from tracereplay.models.model import build_model, model_json
 from tracereplay.models.source import ParquetSource
 from tracereplay.trace import open_writer
@@ -45,14 +45,14 @@ def test_scanned_rows_are_the_sampled_reads_rows(tmp_path: Path, column: str) ->
     source = ParquetSource.open(write_files(tmp_path / "t"))
     rows = source.trace.num_rows
     positions = np.random.default_rng(3).permutation(rows)[: rows // 3]  # in no order
-    scanned = model_module._scanned(source, positions, column)
+    scanned = sample_reads._scanned(source, positions, column)
     assert scanned.to_pylist() == source.rows(positions, [column]).column(column).to_pylist()
     assert len({repr(v) for v in scanned.to_pylist()}) > 2  # rows that differ
     few = positions[:3]  # rows of the first batch only: the scan stops there
-    assert model_module._scanned(source, few, column).to_pylist() == (
+    assert sample_reads._scanned(source, few, column).to_pylist() == (
         source.rows(few, [column]).column(column).to_pylist()
     )
-    empty = model_module._scanned(source, positions[:0], column)
+    empty = sample_reads._scanned(source, positions[:0], column)
     assert len(empty) == 0 and empty.type == scanned.type
 
 
@@ -63,7 +63,7 @@ def test_the_addresses_are_the_same_read_either_way(
     kw = {"correlation_sample": 10, "correlation_per_endpoint": 1}
     models = []
     for share in (1, 10**9):  # the headers by the sampled reads; by the scan
-        monkeypatch.setattr(model_module, "SCANNED_SHARE", share)
+        monkeypatch.setattr(sample_reads, "SCANNED_SHARE", share)
         models.append(build_model(trace, **kw))
     assert model_json(models[0]) == model_json(models[1])
     outcomes = models[0]["outcomes"]

@@ -169,3 +169,29 @@ def test_by_default_the_load_decides(tmp_path: Path, monkeypatch: pytest.MonkeyP
         build_model(tmp_path / "t")
     first, second = pids()
     assert first == os.getpid() != second
+
+
+def test_the_clustering_imports_are_preloaded_for_large_traces_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracereplay.models import forked as forked_module
+    from tracereplay.models.source import ParquetSource
+
+    _write_api_trace(tmp_path / "t", 30)
+    source = ParquetSource.open(tmp_path / "t")
+    rows = source.trace.num_rows
+    scipy, clustering = forked_module.SCIPY_MODULES, forked_module.CLUSTERING_MODULES
+    assert "scipy.stats" in scipy and "sklearn.cluster" in clustering
+    for threshold, expected in ((rows + 1, scipy), (rows, [*scipy, *clustering])):
+        monkeypatch.setattr(forked_module, "PRELOAD_CLUSTERING_ROWS", threshold)
+        assert forked_module.preloaded_modules(source) == expected
+
+    class Unsized:  # a source that does not say its rows: taken as large
+        pass
+
+    assert forked_module.preloaded_modules(Unsized()) == [*scipy, *clustering]  # type: ignore[arg-type]
+    models = []
+    for threshold in (rows + 1, 0):  # the child imports sklearn itself; inherits it
+        monkeypatch.setattr(forked_module, "PRELOAD_CLUSTERING_ROWS", threshold)
+        models.append(model_json(build_model(tmp_path / "t", processes=2, **SAMPLED)))
+    assert models[0] == models[1]

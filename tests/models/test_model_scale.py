@@ -43,8 +43,9 @@ from tracereplay.models.frame import (
     session_stats_by_timeout,
     sessionize_requests,
 )
-from tracereplay.models.model import _session_frame, build_model, model_json
+from tracereplay.models.model import build_model, model_json
 from tracereplay.models.params import param_kind
+from tracereplay.models.sessionized import _session_frame
 from tracereplay.models.sessions import session_stats, sessionize
 from tracereplay.models.shapes import cut_path, cut_paths
 from tracereplay.models.source import ParquetSource

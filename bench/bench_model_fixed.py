@@ -1,0 +1,151 @@
+"""What `tracereplay model` pays whatever the trace's size, and how its two processes share
+the work (issue 15: real1M in ≤ 1 s): CPU seconds, robust on a loaded machine.
+
+    .venv/bin/python bench/bench_model_fixed.py imports [--rounds 3]
+    .venv/bin/python bench/bench_model_fixed.py preload --trace /work/data/real1M [--rounds 3]
+    .venv/bin/python bench/bench_model_fixed.py ab --trace /work/data/real1M [--base main]
+        [--rounds 4] [--processes 2] [--tree-rss]
+
+`imports`: the CPU seconds (`/usr/bin/time`) of a fresh interpreter importing what the
+command imports, step by step: the interpreter, the CLI, the model (with rich), scipy's
+modules both processes need, sklearn's the behaviors' child needs. `preload`: the read and
+templates of TRACE with those imports in a thread beside them (as `build_model` preloads)
+against the same imports after them, alternated. `ab`: `build_model(processes=P)` and the
+model file's writing in a fresh process, the base commit's code (`bench_model.old_tree`)
+and this tree's alternated, each line: wall from the process's start, the parent's and the
+child's CPU (getrusage), the stage lines' seconds, the load; with --tree-rss the peak of
+the process tree's summed RSS and PSS (`bench/tree_rss.py`); the model files compared byte
+for byte with the first one (exit 1 if one differs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench_model import env_for, old_tree
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = {
+    "interpreter": "pass",
+    "+ tracereplay.cli": "import tracereplay.cli",
+    "+ models.model, rich": "import tracereplay.models.model, rich.console",
+    "+ scipy.stats, scipy.ndimage": "import scipy.stats, scipy.ndimage",
+    "+ sklearn (the child's)": "import sklearn.cluster, sklearn.metrics, threadpoolctl",
+}
+
+_PRELOAD = """
+import importlib, sys, threading, time
+from pathlib import Path
+from tracereplay.models.forked import CLUSTERING_MODULES, SCIPY_MODULES
+from tracereplay.models.frame import read_light_columns
+from tracereplay.models.model import _templates
+from tracereplay.models.source import ParquetSource
+mods = [*SCIPY_MODULES, *CLUSTERING_MODULES]
+imports = lambda: [importlib.import_module(m) for m in mods]
+thread = threading.Thread(target=imports) if sys.argv[1] == "thread" else None
+start = time.perf_counter()
+if thread: thread.start()
+requests = read_light_columns(ParquetSource.open(Path(sys.argv[2])))
+read = time.perf_counter() - start
+_templates(requests)
+templates = time.perf_counter() - start - read
+thread.join() if thread else imports()
+print(f"{sys.argv[1]:6s} read {read:.2f} s, templates {templates:.2f} s, "
+      f"read + templates + imports {time.perf_counter() - start:.2f} s, "
+      f"CPU {time.process_time():.2f} s")
+"""
+
+_RUN = """
+import json, os, resource, sys, time
+from pathlib import Path
+import tracereplay.models.model as m
+marks = []
+progress = lambda r: marks.append((r.stage, r.seconds))
+model = m.build_model(Path(sys.argv[1]), progress=progress, processes=int(sys.argv[3]))
+m.write_model(model, Path(sys.argv[2]))
+ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+up = float(Path("/proc/uptime").read_text().split()[0])
+me, child = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print(json.dumps({"code": m.__file__, "wall_s": round(up - ticks / os.sysconf("SC_CLK_TCK"), 2),
+    "cpu_parent_s": round(me.ru_utime + me.ru_stime, 2),
+    "cpu_child_s": round(child.ru_utime + child.ru_stime, 2),
+    "stages": {s: round(t, 2) for s, t in marks if t is not None},
+    "load": os.getloadavg()[0]}))
+"""
+
+
+def imports(args: argparse.Namespace) -> None:
+    for _ in range(args.rounds):
+        code = ""
+        for name, step in STEPS.items():
+            code = f"{code}\n{step}"
+            argv = ["/usr/bin/time", "-f", "%U %S", sys.executable, "-c", code]
+            err = subprocess.run(argv, capture_output=True, text=True, check=True).stderr
+            user, system = map(float, err.split()[-2:])
+            print(f"{name:32s} {user + system:5.2f} CPU s", flush=True)
+
+
+def preload(args: argparse.Namespace) -> None:
+    for round_ in range(args.rounds):
+        for how in ("thread", "serial") if round_ % 2 == 0 else ("serial", "thread"):
+            argv = [sys.executable, "-c", _PRELOAD, how, str(args.trace)]
+            print(subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip())
+
+
+def ab(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench_model_fixed-"))
+    base = old_tree(args.base, work / "base")
+    files: set[bytes] = set()
+    for round_ in range(args.rounds):
+        for key in ("base", "new") if round_ % 2 == 0 else ("new", "base"):
+            out = work / f"{key}-{round_}.json"
+            argv = [
+                sys.executable,
+                "-P",
+                "-c",
+                _RUN,
+                str(args.trace),
+                str(out),
+                str(args.processes),
+            ]
+            if args.tree_rss:
+                argv = [sys.executable, str(REPO / "bench/tree_rss.py"), "--", *argv]
+            env = env_for(base if key == "base" else None)
+            lines = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+            found: dict[str, Any] = {"code": key}
+            for line in lines.stdout.splitlines():
+                found.update({k: v for k, v in json.loads(line).items() if k != "code"})
+            print(json.dumps(found), flush=True)
+            files.add(out.read_bytes())
+    print(f"model files byte-identical: {len(files) == 1}")
+    return 0 if len(files) == 1 else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("imports", "preload", "ab"):
+        command = sub.add_parser(name)
+        command.add_argument("--rounds", type=int, default=4 if name == "ab" else 3)
+        if name != "imports":
+            command.add_argument("--trace", type=Path, required=True)
+    sub.choices["ab"].add_argument("--base", default="main")
+    sub.choices["ab"].add_argument("--processes", type=int, default=2)
+    sub.choices["ab"].add_argument("--tree-rss", action="store_true")
+    args = parser.parse_args()
+    if args.command == "ab":
+        return ab(args)
+    imports(args) if args.command == "imports" else preload(args)
+    return 0
+
+
+if __name__ == "__main__":
+    os.chdir(REPO)
+    raise SystemExit(main())
