@@ -3,7 +3,7 @@ process: the stages before them (read, templates, sessions) run once, then the s
 the two stages `--rounds` times, as `models.model.build_model` runs them.
 
     cd /tmp && .venv/bin/python -P bench/bench_payload_stages.py TRACE [--rounds 3]
-        [--json out.json]
+        [--json out.json] [--cpu]
 
 Prints one line per round (seconds per step; `payloads` and `correlations`, the sums of
 their steps, are what the stage lines of `tracereplay model` say) and a digest of what
@@ -39,6 +39,10 @@ PAYLOAD_STEPS = ("parts", "correlation_sample", "payload_sample", "sample_reads"
 CORRELATION_STEPS = ("correlation_frame", "found", "every_address")
 
 
+CLOCK = time.perf_counter
+"""Wall seconds; `--cpu`: this process's CPU seconds (steadier on a loaded machine)."""
+
+
 class Steps:
     """Seconds per step of one round."""
 
@@ -47,11 +51,11 @@ class Steps:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start = CLOCK()
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.seconds[name] = self.seconds.get(name, 0.0) + CLOCK() - start
 
     def timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -132,7 +136,10 @@ def main() -> None:
     parser.add_argument("trace", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cpu", action="store_true", help="CPU seconds, not wall")
     args = parser.parse_args()
+    global CLOCK  # noqa: PLW0603 (one switch for the whole run)
+    CLOCK = time.process_time if args.cpu else time.perf_counter
     start = time.perf_counter()
     state = prepared(args.trace)
     print(f"code {Path(m.__file__).parent}; prepared in {time.perf_counter() - start:.2f} s; "
@@ -140,7 +147,7 @@ def main() -> None:
     rounds = []
     for _ in range(args.rounds):
         seconds, digest = one_round(state)
-        rounds.append({"seconds": seconds, "digest": digest})
+        rounds.append({"seconds": seconds, "digest": digest, "cpu": args.cpu})
         print(digest, " ".join(f"{k}={v:.3f}" for k, v in seconds.items()), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"code": m.__file__, "rounds": rounds}, indent=1))
