@@ -187,6 +187,11 @@ def _coerce(text: str) -> Any:
     """A query or form value as the JSON scalar it spells, so numbers get ranges."""
     if not text or not (text[0] == "-" or text[0].isdecimal()):  # no number: no regex
         return text == "true" if text in ("true", "false") else text
+    return _coerce_read(text)
+
+
+def _coerce_read(text: str) -> Any:
+    """`_coerce` by its patterns (what a value that may be a number takes)."""
     if text in ("true", "false"):
         return text == "true"
     if _INT_TEXT.match(text):
