@@ -81,6 +81,8 @@ def header_addresses(
     source = np.full(len(headers), ADDRESS_SOURCES.index("session"), np.int8)
     if not found:
         return keys, source
+    if isinstance(keys, pa.DictionaryArray):
+        keys = keys.dictionary.take(keys.indices)
     at = np.fromiter(found, np.int64, len(found))
     source[at] = ADDRESS_SOURCES.index(_FORWARDED)
     mask = np.zeros(len(headers), bool)
@@ -99,11 +101,7 @@ def first_addresses(
     kept = np.ones(len(addr), bool)
     kept[missing] = False
     present = addr.filter(pa.array(kept))
-    chunks = present.chunks if isinstance(present, pa.ChunkedArray) else [present]
-    # Arrow's count_distinct, as the length of `unique` less a null (half the time on
-    # 1 M session keys: 0.25 against 0.55 s).
-    distinct = pc.unique(pa.chunked_array([*chunks, address], pa.string()))
-    count = len(distinct) - distinct.null_count
+    count = _count_distinct(present, address)
     seen: dict[str, tuple[int, int]] = {}  # source: (sessions, first position)
     if len(present):
         seen["addr"] = (len(present), int(np.argmax(kept)))
@@ -112,3 +110,29 @@ def first_addresses(
         seen[ADDRESS_SOURCES[code]] = (len(at), int(missing[at[0]]))
     where = min(seen, key=lambda source: (-seen[source][0], seen[source][1])) if seen else None
     return count, where
+
+
+def _count_distinct(present: pa.Array | pa.ChunkedArray, address: pa.Array) -> int:
+    """Distinct strings among `present` and `address` (nulls not counted). `address` may
+    be dictionary-encoded (e.g. session keys as codes into the trace's sorted keys): when
+    its dictionary is strictly increasing, so distinct, and `present` empty, the count is
+    the number of distinct codes, no string hashed (real10M's 1 M session keys: 0.2-0.35
+    s as `unique` of the strings)."""
+    if isinstance(address, pa.DictionaryArray):
+        if not len(present) and not address.null_count and _strictly_rising(address.dictionary):
+            used = np.zeros(len(address.dictionary), bool)
+            used[address.indices.to_numpy(False)] = True
+            return int(np.count_nonzero(used))
+        address = address.dictionary.take(address.indices)
+    chunks = present.chunks if isinstance(present, pa.ChunkedArray) else [present]
+    # Arrow's count_distinct, as the length of `unique` less a null (half the time on
+    # 1 M session keys: 0.25 against 0.55 s).
+    distinct = pc.unique(pa.chunked_array([*chunks, address], pa.string()))
+    return int(len(distinct) - distinct.null_count)
+
+
+def _strictly_rising(strings: pa.Array) -> bool:
+    if len(strings) < 2:
+        return True
+    rising = pc.less(strings.slice(0, len(strings) - 1), strings.slice(1))
+    return bool(pc.all(pc.fill_null(rising, False)).as_py())

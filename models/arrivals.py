@@ -177,7 +177,9 @@ def _starts(start_s: ArrayLike, span_s: float) -> np.ndarray:
     """Finite start times inside [0, span_s], sorted; the rest are not in the trace."""
     t = np.asarray(start_s, dtype=float).ravel()
     t = t[np.isfinite(t) & (t >= 0) & (t <= max(span_s, 0.0))]
-    return np.sort(t)
+    # A session table's starts come sorted (sessions are numbered by start): a check is
+    # one pass, a sort of 1 M starts ~50 ms, and a model sorts them four times.
+    return t if bool((t[1:] >= t[:-1]).all()) else np.sort(t)
 
 
 def _check_span(span_s: float) -> float:

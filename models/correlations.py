@@ -135,12 +135,14 @@ class Walk:
         kept = [i for i, row in enumerate(self.rows) if int(row["session_id"]) in sessions]
         uses = [u for u in self.uses if u.session in sessions]
         walk = Walk(uses, Counter(), Counter(), [], memo=self.memo)
-        for i in kept:
-            endpoint = str(self.rows[i]["endpoint"])
-            walk.requests[endpoint] += 1
-            walk.carried.update((endpoint, loc) for loc in self.places[i])
-            walk.rows.append(self.rows[i])
-            walk.places.append(self.places[i])
+        endpoints = [str(self.rows[i]["endpoint"]) for i in kept]
+        walk.requests.update(endpoints)  # one update of all: Counter's per call check is slow
+        walk.carried.update(
+            (endpoint, loc) for i, endpoint in zip(kept, endpoints, strict=True)
+            for loc in self.places[i]
+        )  # fmt: skip
+        walk.rows = [self.rows[i] for i in kept]
+        walk.places = [self.places[i] for i in kept]
         return walk
 
 
@@ -186,8 +188,10 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
     ]
     seen_in: defaultdict[str, set[int]] = defaultdict(set)
     for row, values in zip(rows, got, strict=True):
-        for _, value in values:
-            seen_in[value].add(int(row["session_id"]))
+        if values:
+            session = int(row["session_id"])
+            for _, value in values:
+                seen_in[value].add(session)
     n_sessions = len({row["session_id"] for row in rows})
     floor = max(CONSTANT_MIN_SESSIONS, CONSTANT_SHARE * n_sessions)
     every_place = {loc for values in (*sent, *got) for loc, _ in values}  # judged once each
@@ -196,9 +200,11 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
         for loc in every_place
         if is_credential(loc) or _CREDENTIAL_HEADER.search(loc.key.rsplit("/", 1)[-1])
     }
-    credentials = {
-        value for values in (*sent, *got) for loc, value in values if loc in credential_places
-    }
+    credentials = (
+        {value for values in (*sent, *got) for loc, value in values if loc in credential_places}
+        if credential_places
+        else set()
+    )
     constant = {
         value
         for value, where in seen_in.items()
@@ -206,16 +212,19 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
     }
 
     walk = Walk([], Counter(), Counter(), rows, memo=memo)
+    endpoints = [str(row["endpoint"]) for row in rows]
+    walk.requests.update(endpoints)  # one update of all: Counter's per call check is slow
+    walk.places = [frozenset([loc for loc, _ in req]) for req in sent]
+    walk.carried.update(
+        (endpoint, loc) for endpoint, places in zip(endpoints, walk.places, strict=True)
+        for loc in places
+    )  # fmt: skip
     index: dict[str, tuple[str, list[Location]]] = {}
     first: dict[str, tuple[str, list[Location]]] = {}  # the response that first yielded it
     current = -1
-    for row, req, resp in zip(rows, sent, got, strict=True):
+    for row, endpoint, req, resp in zip(rows, endpoints, sent, got, strict=True):
         if int(row["session_id"]) != current:
             current, index, first = int(row["session_id"]), {}, {}
-        endpoint = str(row["endpoint"])
-        walk.requests[endpoint] += 1
-        walk.places.append(frozenset(loc for loc, _ in req))
-        walk.carried.update((endpoint, loc) for loc in walk.places[-1])
         for loc, value in set(req):
             if value in index:
                 source_endpoint, places = index[value]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import faker
 
@@ -25,6 +25,7 @@ from tracereplay.errors import ConfigError
 
 from .payload_fields import ALPHABETS, Node, field_node, lengths, most_common, object_node, sig
 from .payload_ranges import render_after
+from .values import query_pairs
 
 JSON_MEDIA = "application/json"
 FORM_MEDIA = "application/x-www-form-urlencoded"
@@ -184,6 +185,13 @@ def _check_after(node: Node, where: str) -> None:
 
 def _coerce(text: str) -> Any:
     """A query or form value as the JSON scalar it spells, so numbers get ranges."""
+    if not text or not (text[0] == "-" or text[0].isdecimal()):  # no number: no regex
+        return text == "true" if text in ("true", "false") else text
+    return _coerce_read(text)
+
+
+def _coerce_read(text: str) -> Any:
+    """`_coerce` by its patterns (what a value that may be a number takes)."""
     if text in ("true", "false"):
         return text == "true"
     if _INT_TEXT.match(text):
@@ -203,10 +211,13 @@ def _pairs_to_objects(pair_lists: list[list[tuple[str, str]]]) -> list[dict[str,
     # A name repeated within one string (a=1&a=2) is a list everywhere it occurs.
     repeated = {k for pairs in pair_lists for k, n in Counter(k for k, _ in pairs).items() if n > 1}
     objects = []
+    coerced: dict[str, Any] = {}  # values repeat (page=1): each coerced once
     for pairs in pair_lists:
         obj: dict[str, Any] = {}
         for name, text in pairs:
-            value = _coerce(text)
+            value = coerced.get(text, coerced)
+            if value is coerced:
+                value = coerced[text] = _coerce(text)
             if name in repeated:
                 obj.setdefault(name, []).append(value)
             else:
@@ -316,7 +327,7 @@ def _classify(body: bytes, declared: str | None) -> tuple[str, Any]:
             if declared is not None:
                 return "bad", None
     if declared == FORM_MEDIA or (declared is None and _FORM.match(text)):
-        return "form", parse_qsl(text, keep_blank_values=True)
+        return "form", query_pairs(text)
     if declared is not None and not declared.startswith("text/") and "xml" not in declared:
         return "bin", None
     return "text", text
@@ -363,5 +374,5 @@ def infer_query(queries: Sequence[str | None]) -> QueryModel | None:
     texts = [q.lstrip("?") for q in queries if isinstance(q, str) and q.lstrip("?")]
     if not texts:
         return None
-    objects = _pairs_to_objects([parse_qsl(q, keep_blank_values=True) for q in texts])
+    objects = _pairs_to_objects([query_pairs(q) for q in texts])
     return QueryModel(object_node(objects), sig(len(texts) / len(queries), 3), len(texts))

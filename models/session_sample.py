@@ -112,14 +112,16 @@ def sample_sessions(
     """The sample of the sessions of requests with these session ids (0..n-1) and
     endpoint codes (non-negative integers), see the module doc; `part`: each request's
     part of the trace (0..P-1, e.g. its file: `source.part_of`), for a cluster sample."""
-    session_id = np.asarray(session_id, dtype=np.int64)
+    session_id = np.asarray(session_id)
+    if session_id.dtype.kind not in "iu":  # int32 ids index as they are: no 10 M copy
+        session_id = session_id.astype(np.int64)
     n = int(session_id.max()) + 1 if len(session_id) else 0
     keys = session_keys(n, seed)
     parts = int(np.max(part)) + 1 if part is not None and len(part) else 0
     if n <= per_sample:
         return SessionSample(np.ones(n, bool), keys, per_sample, per_endpoint, seed, parts, parts)
     order = _order(session_id, keys, part, parts, seed)
-    rank = np.empty(n, dtype=np.int64)
+    rank: np.ndarray = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)
     rank[order] = np.arange(n)
     chosen = rank < per_sample
     if per_endpoint > 0:  # per endpoint, the ranks of its sessions, lowest first
@@ -161,18 +163,26 @@ def _order(
     session_id: np.ndarray, keys: np.ndarray, part: np.ndarray | None, parts: int, seed: int
 ) -> np.ndarray:
     """Session ids in the order the sample takes them: by key, or by (rank of the first
-    part holding one of the session's requests, key) when there are parts."""
+    part holding one of the session's requests, key) when there are parts. splitmix64 is
+    a bijection and (seed, id) → its input one-to-one: keys never tie, so a quicksort
+    of them is the stable order, and the parts' ranks (few) a radix sort on top
+    (real10M, 1 M sessions: 0.3 s as a lexsort of both -> ~0.1 s)."""
+    by_key = np.argsort(keys)
     if parts < 2 or part is None:
-        return np.argsort(keys, kind="stable")  # by key, ties (never seen) by id
-    first = np.full(len(keys), parts, dtype=np.int64)
-    part = np.asarray(part, dtype=np.int64)
-    if len(session_id) and bool((session_id[1:] >= session_id[:-1]).all()):
+        return by_key
+    small = np.int16 if parts < 2**15 else np.int64
+    part = np.asarray(part).astype(small, copy=False)
+    first = np.full(len(keys), parts, dtype=small)
+    step = np.diff(session_id)
+    if len(session_id) and bool((step >= 0).all()):
         # Rows by session (the model's frame): a minimum per run, not a scatter (0.85 s)
-        starts = np.flatnonzero(np.r_[True, session_id[1:] != session_id[:-1]])
+        starts = np.flatnonzero(np.r_[True, step != 0])
         first[session_id[starts]] = np.minimum.reduceat(part, starts)
     else:
         np.minimum.at(first, session_id, part)
-    return np.lexsort((keys, part_ranks(parts, seed)[first]))
+    ranks = np.r_[part_ranks(parts, seed), parts]  # parts: a session without requests
+    ranked = ranks.astype(small)[first[by_key]]
+    return by_key[np.argsort(ranked, kind="stable")]
 
 
 def sampled_auth(

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 from tracereplay.cookies import cookie_pairs
@@ -31,10 +30,11 @@ _RESPONSE_META = _TRANSPORT_HEADERS | {
 _DATE = re.compile(r"\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$")
 
 
-@dataclass(frozen=True, order=True)
-class Location:
+class Location(NamedTuple):
     """Where a value sits: json (JSON pointer, arrays as `*`), header (lower-case name),
-    cookie (name), path (template parameter or segment index), query, form (field)."""
+    cookie (name), path (template parameter or segment index), query, form (field). A
+    named tuple, compared and ordered as (where, key): hashed in C (the walk hashes each
+    of its values' places several times; a dataclass's hash is a Python call)."""
 
     where: str
     key: str
@@ -55,19 +55,29 @@ JsonMemo = dict[tuple[object, int], Values]
 (a list, a profile) many times, and parsing is most of what reading values costs."""
 
 
+_INT_FLOOR = 10 ** (MIN_INT_DIGITS - 1)
+
+
 def _text(value: object, min_len: int) -> str | None:
     """The value as matchable text, or None when it is too short or not an id-like leaf.
     Dates and timestamps are left out: clients take them from their clock, so a match
     with a response's date is a coincidence of the day, not a data flow."""
-    if isinstance(value, bool) or value is None or (isinstance(value, str) and _DATE.match(value)):
+    if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return str(value) if abs(value) >= 10 ** (MIN_INT_DIGITS - 1) else None
-    if isinstance(value, str):
-        digits = value.removeprefix("-")
-        if len(value) >= min_len or (digits.isdigit() and len(digits) >= MIN_INT_DIGITS):
-            return value
+        return str(value) if abs(value) >= _INT_FLOOR else None
+    if isinstance(value, str) and _eligible_text(value, min_len):
+        return value
     return None
+
+
+def _eligible_text(text: str, min_len: int) -> bool:
+    """Long enough (or a number of enough digits) and no date: `_text` of a string."""
+    if len(text) < min_len:
+        digits = text.removeprefix("-")
+        if not (digits.isdigit() and len(digits) >= MIN_INT_DIGITS):
+            return False
+    return _DATE.match(text) is None
 
 
 def json_leaves(doc: object, pointer: str = "") -> Iterator[tuple[str, object]]:
@@ -84,6 +94,8 @@ def json_leaves(doc: object, pointer: str = "") -> Iterator[tuple[str, object]]:
 
 def _pairs(headers: object) -> list[tuple[str, str]]:
     """Header pairs with lower-case names, from a list of pairs, a mapping or nothing."""
+    if type(headers) is list:  # what Arrow's map columns give: no ABC check (slow)
+        return [(str(name).lower(), str(value)) for name, value in headers]
     items = headers.items() if isinstance(headers, dict) else headers
     if not isinstance(items, Iterable) or isinstance(items, str):
         return []
@@ -100,6 +112,8 @@ def _json_values(body: object, min_len: int, memo: JsonMemo | None = None) -> Va
     """The eligible leaves of a JSON body (`_eligible` of `json_leaves`, in that order),
     found in one pass: a leaf too short to match costs no Location. With `memo`, once per
     distinct body (the list is shared: callers only read it)."""
+    if not body:  # None or empty: no JSON (json.loads would raise, at a cost)
+        return []
     if memo is None or not isinstance(body, bytes | str):
         return _parsed_values(body, min_len)
     key = (body, min_len)
@@ -120,59 +134,100 @@ def _parsed_values(body: object, min_len: int) -> Values:
 
 
 def _eligible_leaves(doc: object, pointer: str, min_len: int, out: Values) -> None:
+    """`_text` of every leaf under `doc`, with its place, in document order. Strings and
+    ints, most leaves, are judged without a call to `_text` (a list of 1,000 objects has
+    ~10,000 leaves)."""
+    for place, child in _children(doc, pointer):
+        kind = type(child)
+        if kind is str:
+            if _eligible_text(child, min_len):  # type: ignore[arg-type]
+                out.append((_place("json", place), child))  # type: ignore[arg-type]
+        elif kind is int:
+            if abs(child) >= _INT_FLOOR:  # type: ignore[arg-type]
+                out.append((_place("json", place), str(child)))
+        elif isinstance(child, dict | list):
+            _eligible_leaves(child, place, min_len, out)
+        elif (found := _text(child, min_len)) is not None:
+            out.append((_place("json", place), found))
+
+
+def _children(doc: object, pointer: str) -> list[tuple[str, object]]:
+    """The members of an object or array with their pointers (a leaf: itself)."""
     if isinstance(doc, dict):
+        named = []
         for name, child in doc.items():
             key = str(name)
             if "~" in key or "/" in key:
                 key = key.replace("~", "~0").replace("/", "~1")
-            _eligible_leaves(child, f"{pointer}/{key}", min_len, out)
-    elif isinstance(doc, list):
+            named.append((f"{pointer}/{key}", child))
+        return named
+    if isinstance(doc, list):
         inner = f"{pointer}/*"
-        for child in doc:
-            _eligible_leaves(child, inner, min_len, out)
-    elif (text := _text(doc, min_len)) is not None:
-        out.append((_json_place(pointer), text))
-
-
-@lru_cache(maxsize=1 << 16)
-def _json_place(pointer: str) -> Location:
-    """One Location per JSON pointer (responses repeat the same few thousand)."""
-    return Location("json", pointer)
+        return [(inner, child) for child in doc]
+    return [(pointer, doc)]
 
 
 def _eligible(values: Iterable[tuple[Location, object]], min_len: int) -> Values:
     return [(loc, text) for loc, v in values if (text := _text(v, min_len)) is not None]
 
 
-def _path_values(path: str, endpoint: str) -> Iterator[tuple[Location, object]]:
+@lru_cache(maxsize=1 << 16)
+def _place(where: str, key: str) -> Location:
+    """One Location per place (requests repeat the same names)."""
+    return Location(where, key)
+
+
+@lru_cache(maxsize=1 << 12)
+def _path_slots(endpoint: str) -> tuple[tuple[str, Location | None], ...]:
+    """The endpoint's template segments, each with its parameter's place (None: a literal)."""
     template = path_template(endpoint) or endpoint
-    segments, slots = path.split("/"), template.split("/")
+    return tuple(
+        (slot, _place("path", slot[1:-1]) if slot.startswith("{") and slot.endswith("}") else None)
+        for slot in template.split("/")
+    )
+
+
+def _path_values(path: str, endpoint: str) -> list[tuple[Location, object]]:
+    slots, segments = _path_slots(endpoint), path.split("/")
+    out: list[tuple[Location, object]] = []
     if len(slots) != len(segments):
-        slots = [""] * len(segments)
-    for index, (raw, slot) in enumerate(zip(segments, slots, strict=True)):
-        if slot.startswith("{") and slot.endswith("}"):
-            yield Location("path", slot[1:-1]), unquote(raw)
+        slots = (("", None),) * len(segments)
+    for index, ((slot, place), raw) in enumerate(zip(slots, segments, strict=True)):
+        if place is not None:
+            out.append((place, unquote(raw) if "%" in raw else raw))
         elif raw != slot:  # a literal segment of the template names the endpoint
-            yield Location("path", str(index)), unquote(raw)
+            out.append((_place("path", str(index)), unquote(raw) if "%" in raw else raw))
+    return out
+
+
+def query_pairs(query: str) -> list[tuple[str, str]]:
+    """`parse_qsl(query, keep_blank_values=True)`: split in Python's C string methods
+    when nothing is to be decoded (no "%", no "+"), the common case, else parse_qsl."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query, keep_blank_values=True)
+    return [(name, value) for piece in query.split("&") if piece
+            for name, _, value in (piece.partition("="),)]  # fmt: skip
 
 
 def request_values(row: dict[str, Any], min_len: int, memo: JsonMemo | None = None) -> Values:
     """Every value a request sends, with where it sends it (`memo`: see `JsonMemo`)."""
-    out = list(_path_values(str(row["path"] or ""), str(row["endpoint"])))
-    query = row["query"] if isinstance(row["query"], str) else ""
-    out += [(Location("query", k), v) for k, v in parse_qsl(query, keep_blank_values=True)]
-    headers = _pairs(row["req_headers"])
-    for name, value in headers:
+    out = _path_values(str(row["path"] or ""), str(row["endpoint"]))
+    query = row["query"]
+    if isinstance(query, str) and query:
+        out += [(_place("query", k), v) for k, v in query_pairs(query)]
+    content_type = None  # the first Content-Type
+    for name, value in _pairs(row["req_headers"]):
         if name == "cookie":
-            out += [(Location("cookie", k), v) for k, v in cookie_pairs(value, unquote=True)]
+            out += [(_place("cookie", k), v) for k, v in cookie_pairs(value, unquote=True)]
         elif name not in _TRANSPORT_HEADERS:
             _, _, token = value.partition(" ")
             credential = name in ("authorization", "proxy-authorization") and token
-            out.append((Location("header", name), token.strip() if credential else value))
-    content_type = next((v for k, v in headers if k == "content-type"), "")
-    if "x-www-form-urlencoded" in content_type:
-        form = parse_qsl(_decode(row["req_body"]), keep_blank_values=True)
-        out += [(Location("form", k), v) for k, v in form]
+            out.append((_place("header", name), token.strip() if credential else value))
+        elif name == "content-type" and content_type is None:
+            content_type = value
+    if content_type is not None and "x-www-form-urlencoded" in content_type:
+        form = query_pairs(_decode(row["req_body"]))
+        out += [(_place("form", k), v) for k, v in form]
         return _eligible(out, min_len)
     return _eligible(out, min_len) + _json_values(row["req_body"], min_len, memo)
 
@@ -184,7 +239,7 @@ def response_values(row: dict[str, Any], min_len: int, memo: JsonMemo | None = N
     for name, header in _pairs(row["resp_headers"]):
         if name == "set-cookie":
             pair = header.partition(";")[0]
-            out += [(Location("cookie", k), v) for k, v in cookie_pairs(pair, unquote=True)]
+            out += [(_place("cookie", k), v) for k, v in cookie_pairs(pair, unquote=True)]
         elif name not in _RESPONSE_META:  # e.g. a CSRF token or an ETag sent back later
-            out.append((Location("header", name), header))
+            out.append((_place("header", name), header))
     return _json_values(row["resp_body"], min_len, memo) + _eligible(out, min_len)

@@ -1,0 +1,157 @@
+"""Time the model's payloads and correlations stages step by step, on one trace, in one
+process: the stages before them (read, templates, sessions) run once, then the steps of
+the two stages `--rounds` times, as `models.model.build_model` runs them.
+
+    cd /tmp && .venv/bin/python -P bench/bench_payload_stages.py TRACE [--rounds 3]
+        [--json out.json] [--cpu]
+
+Prints one line per round (seconds per step; `payloads` and `correlations`, the sums of
+their steps, are what the stage lines of `tracereplay model` say) and a digest of what
+the steps found (endpoints, rules, auth, ids, addresses): the same on every round and
+with every code that gives the same model. For an A/B against another commit's code, run
+it with PYTHONPATH set to that code (as bench_model.py does: `python -P` from a directory
+that holds no `tracereplay`), alternating the two, and compare the ratios per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tracereplay.models import model as m
+from tracereplay.models.arrivals import fit_arrivals
+from tracereplay.models.correlations import auth_to_json, correlations_to_json
+from tracereplay.models.frame import read_light_columns
+from tracereplay.models.ids import ids_to_json
+from tracereplay.models.session_shape import censoring
+from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S, session_table
+from tracereplay.models.source import ParquetSource
+
+PAYLOAD_STEPS = ("parts", "correlation_sample", "payload_sample", "sample_reads",
+                 "infer_payloads", "param_kinds", "endpoints_rest")  # fmt: skip
+CORRELATION_STEPS = ("correlation_frame", "found", "every_address")
+
+
+CLOCK = time.perf_counter
+"""Wall seconds; `--cpu`: this process's CPU seconds (steadier on a loaded machine)."""
+
+
+class Steps:
+    """Seconds per step of one round."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = CLOCK()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + CLOCK() - start
+
+    def timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self(name):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def prepared(trace_path: Path) -> dict[str, Any]:
+    """What the two stages start from: build_model's state after its sessions stage."""
+    trace = ParquetSource.open(trace_path)
+    requests = read_light_columns(trace)
+    _, endpoint, names = m._templates(requests)
+    timeout = DEFAULT_SESSION_TIMEOUT_S
+    sessions, _ = m._sessionized(trace, requests, endpoint, names, timeout, {})
+    table = session_table(sessions)
+    censoring(sessions, timeout)
+    m._keep_what_later_stages_read(sessions)
+    return {"trace": trace, "requests": requests, "endpoint": endpoint, "names": names,
+            "sessions": sessions, "table": table}  # fmt: skip
+
+
+def one_round(state: dict[str, Any]) -> tuple[dict[str, float], str]:
+    """Seconds per step, and a digest of what the steps found."""
+    trace, requests, sessions = state["trace"], state["requests"], state["sessions"]
+    steps = Steps()
+    infer, kinds = m.infer_payloads, m.param_kinds
+    m.infer_payloads = steps.timed("infer_payloads", infer)  # type: ignore[assignment]
+    m.param_kinds = steps.timed("param_kinds", kinds)  # type: ignore[assignment]
+    try:
+        with steps("arrivals"):
+            span_s = float(requests.t_s[-1])
+            fit_arrivals(state["table"]["start_s"].to_numpy(float), span_s)
+        with steps("parts"):
+            parts = m._request_parts(trace, requests)
+        with steps("correlation_sample"):
+            sample = m._correlation_sample(
+                parts, sessions, m.CORRELATION_SAMPLE_SESSIONS,
+                m.CORRELATION_SESSIONS_PER_ENDPOINT, 0,
+            )  # fmt: skip
+        with steps("payload_sample"):
+            groups, chosen, payload_read, _ = m._payload_sample(
+                parts, state["endpoint"], state["names"], m.PAYLOAD_SAMPLE_REQUESTS, 0
+            )
+        with steps("sample_reads"):
+            read = m._SampleReads.of(trace, requests, sessions, payload_read, sample, True)
+        with steps("endpoints_rest"):
+            endpoints, _ = m._endpoints(
+                requests, groups, chosen, read.payloads, m.PAYLOAD_SAMPLE_REQUESTS, 0
+            )
+        with steps("correlation_frame"):
+            heavy = m._correlation_frame(requests, read.sessions, read.correlations)
+        with steps("found"):
+            found = m._Found.of(heavy, sample, endpoints, {})
+        with steps("every_address"):
+            addresses = None if sample.whole else m._every_address(trace, requests, sessions)
+    finally:
+        m.infer_payloads, m.param_kinds = infer, kinds  # type: ignore[assignment]
+    seconds = steps.seconds
+    seconds["endpoints_rest"] -= seconds.get("infer_payloads", 0) + seconds.get("param_kinds", 0)
+    seconds["payloads"] = sum(seconds.get(s, 0.0) for s in PAYLOAD_STEPS)
+    seconds["correlations"] = sum(seconds.get(s, 0.0) for s in CORRELATION_STEPS)
+    found_json = {
+        "endpoints": endpoints,
+        "rules": correlations_to_json(found.rules),
+        "auth": auth_to_json(found.auth),
+        "ids": ids_to_json(found.ids),
+        "note": found.note,
+        "addresses": addresses,
+    }
+    text = json.dumps(found_json, sort_keys=True, default=str)
+    return seconds, hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("trace", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--cpu", action="store_true", help="CPU seconds, not wall")
+    args = parser.parse_args()
+    global CLOCK  # noqa: PLW0603 (one switch for the whole run)
+    CLOCK = time.process_time if args.cpu else time.perf_counter
+    start = time.perf_counter()
+    state = prepared(args.trace)
+    print(f"code {Path(m.__file__).parent}; prepared in {time.perf_counter() - start:.2f} s; "
+          f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    rounds = []
+    for _ in range(args.rounds):
+        seconds, digest = one_round(state)
+        rounds.append({"seconds": seconds, "digest": digest, "cpu": args.cpu})
+        print(digest, " ".join(f"{k}={v:.3f}" for k, v in seconds.items()), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"code": m.__file__, "rounds": rounds}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
