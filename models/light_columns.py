@@ -18,7 +18,7 @@ from tracereplay.errors import TraceCorruptError, TraceEmptyError
 
 from .source import SCAN_BATCH_ROWS, ParquetSource, RequestSource
 from .string_codes import CHUNK_ROWS, NO_SESSION, Coding, UsedValues, local, ranked, session_key
-from .time_order import TimeSort, gather, in_time_order
+from .time_order import TimeSort, codes_in_time_order, gather, numbers_in_time_order
 
 __all__ = [
     "CHUNK_ROWS",
@@ -114,8 +114,10 @@ class _Columns:
         if not n:
             raise TraceEmptyError(f"{source}: the trace holds no requests")
         with ThreadPoolExecutor(READ_THREADS) as pool:
-            sort = TimeSort(self.numbers["ts"], n, pool)
-            # The strings ranked on this thread meanwhile (Arrow's sort lets go of the GIL).
+            sort = TimeSort(self.numbers["ts"], n, pool, READ_THREADS)
+            # The numbers put in time order on the pool, the strings ranked on this thread
+            # meanwhile (numpy's sort and gathers and Arrow's kernels let go of the GIL).
+            numbers = pool.submit(numbers_in_time_order, n, sort, self.numbers)
             values = {
                 name: ranked(self.strings[name][:n], self.used.pop(name))
                 for name in list(self.used)
@@ -124,9 +126,9 @@ class _Columns:
             methods = [str(m).upper() for m in values.pop("method").to_pylist()] + ["NONE"]
             paths = _with_null(values.pop("path"))
             coded = {name: _with_null(distinct) for name, distinct in values.items()}
-        first, t_s, duration_ms, status, row, codes = in_time_order(
-            n, sort, self.numbers, self.strings
-        )
+            first, t_s, duration_ms, status, order = numbers.result()
+        codes, row = codes_in_time_order(n, order, self.strings)
+        del order
         pa.default_memory_pool().release_unused()  # the batches' memory, kept by the pool
         return RequestColumns(
             row=row,

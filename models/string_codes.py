@@ -54,7 +54,8 @@ class Coding:
         if last is None or not (last.values is dictionary or last.values.equals(dictionary)):
             last = _Dictionary(dictionary, np.zeros(len(dictionary) + 1, bool))
             self._dictionaries.append(last)
-        last.used[indices] = True
+        last.used |= np.bincount(indices, minlength=len(last.used)) > 0  # (int32 indices:
+        # twice as fast as `used[indices] = True`)
         last.spans.append((at, stop))
         codes[at:stop] = indices
 

@@ -4,6 +4,7 @@ each into memory a column before it let go (models/light_columns.py reads them).
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import Executor, Future
 
 import numpy as np
@@ -15,15 +16,16 @@ SORT_ROWS = 1 << 16
 
 
 class TimeSort:
-    """The stable order of `ts[:n]`, started on `pool` (numpy's sort lets go of the GIL):
-    none when the times are in order; else, when the span of the times leaves room for
-    the scan positions in 63 bits, `ts` is overwritten in place by keys `(ts - first) <<
-    shift | position`, sorted piece by piece on the pool's threads, then merged by one
-    stable sort (timsort: a trace read in roughly time order is runs that barely overlap;
-    at 10 M requests 0.5 CPU s against 0.8 for `np.argsort`, and the sorted keys give the
-    times without a gather); else `np.argsort` (stable)."""
+    """The stable order of `ts[:n]`, started on `pool` and its `threads` threads (numpy's
+    sort lets go of the GIL): none when the times are in order; else, when the span of
+    the times leaves room for the scan positions in 63 bits, `ts` is overwritten in place
+    by keys `(ts - first) << shift | position`, sorted piece by piece on the pool, the
+    pieces merged by stable sorts (timsort: a trace read in roughly time order is runs
+    that barely overlap). At 10 M requests 0.5 CPU s, most of it on both cores, against
+    0.8 s on one for `np.argsort`, and the sorted keys give the times without a gather.
+    Else (times too far apart) `np.argsort`, stable."""
 
-    def __init__(self, ts: np.ndarray, n: int, pool: Executor) -> None:
+    def __init__(self, ts: np.ndarray, n: int, pool: Executor, threads: int = 2) -> None:
         times = ts[:n]
         self.keys: np.ndarray | None = None
         self.shift = max(1, (n - 1).bit_length())
@@ -36,11 +38,20 @@ class TimeSort:
             self._sorting = pool.submit(np.argsort, times, kind="stable")
             return
         self.keys = times
+        starts = range(0, n, SORT_ROWS)
         pieces = [
             pool.submit(_keyed, times[at : at + SORT_ROWS], self.first, self.shift, at)
-            for at in range(0, n, SORT_ROWS)
+            for at in starts
         ]
-        self._sorting = pool.submit(_merged, times, pieces)
+        # The pieces merged in `threads` runs at once, then the runs (a stable sort of
+        # sorted runs: timsort merges them, one pass where they barely overlap).
+        cuts = [len(pieces) * i // threads for i in range(threads + 1)]
+        runs = [
+            pool.submit(_merged, times[starts[lo] : starts[hi - 1] + SORT_ROWS], pieces[lo:hi])
+            for lo, hi in itertools.pairwise(cuts)
+            if hi > lo
+        ]
+        self._sorting = pool.submit(_merged, times, runs)
 
     def order(self) -> np.ndarray | None:
         """The stable order as positions (int64) when sorted by `np.argsort`; None when
@@ -57,43 +68,43 @@ def _keyed(times: np.ndarray, first: int, shift: int, at: int) -> None:
 
 
 def _merged(keys: np.ndarray, pieces: list[Future[None]]) -> None:
+    """`keys`, sorted runs once `pieces` are done, sorted (their runs merged)."""
     for piece in pieces:
         piece.result()
     keys.sort(kind="stable")
 
 
-_Ordered = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]
+_Numbers = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 
 
 def in_time_order(
-    n: int,
-    sort: TimeSort,
-    numbers: dict[str, np.ndarray],
-    codes: dict[str, np.ndarray],
-) -> _Ordered:
+    n: int, sort: TimeSort, numbers: dict[str, np.ndarray], codes: dict[str, np.ndarray]
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The first time, then seconds since it, durations, statuses, scan positions and the
     string columns' codes of the first `n` rows in `ts` order (ties in scan order), from
     `numbers` (ts, duration, status: ts as `sort` left it) and `codes`, emptied as read."""
+    first, t_s, duration_ms, status, order = numbers_in_time_order(n, sort, numbers)
+    ordered, row = codes_in_time_order(n, order, codes)
+    return first, t_s, duration_ms, status, row, ordered
+
+
+def numbers_in_time_order(n: int, sort: TimeSort, numbers: dict[str, np.ndarray]) -> _Numbers:
+    """`in_time_order`'s first time, seconds since it, durations and statuses, and the
+    order to gather the codes by (`codes_in_time_order`): None when in order."""
     ts, duration, status = (numbers.pop(name) for name in ("ts", "duration", "status"))
     # Into `ts` order, a column at a time, each gathered into the array the column before
     # it let go: at 10 M requests a fresh array costs the kernel more than the gather
     # (bench/README.md, compare rounds 10 and 11). A trace read in order is not gathered.
-    wide = n > np.iinfo(np.int32).max
     order = sort.order()
-    ordered = {}
     if order is None and sort.keys is None:
         since = _cut(ts, n)
         del ts
         since -= sort.first
         t_s = _seconds(since, since)
         del since
-        duration_ms, ordered_status = _cut(duration, n), _cut(status, n)
-        del duration, status
-        for name in list(codes):
-            ordered[name] = _cut(codes.pop(name), n)
-        return sort.first, t_s, duration_ms, ordered_status, np.arange(n, dtype=_row(wide)), ordered
+        return sort.first, t_s, _cut(duration, n), _cut(status, n), None
     if order is None:  # sorted keys: the scan positions, then the times, in place
-        order = _positions(ts[:n], sort.shift, _row(wide))
+        order = _positions(ts[:n], sort.shift, _row(n > np.iinfo(np.int32).max))
         t_s = _seconds_of_keys(ts, n, sort.shift)
         spare = None
     else:
@@ -106,7 +117,20 @@ def in_time_order(
     duration_ms = gather(duration[:n], order, _own(spare, n, np.float64))
     del spare
     ordered_status = gather(status[:n], order, _own(duration, n, status.dtype.type))
-    del duration, status
+    return sort.first, t_s, duration_ms, ordered_status, order
+
+
+def codes_in_time_order(
+    n: int, order: np.ndarray | None, codes: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The codes of the first `n` rows gathered by `order` (None: in order already) and
+    the scan position of each row (`order` as int32 when the trace allows)."""
+    wide = n > np.iinfo(np.int32).max
+    ordered = {}
+    if order is None:
+        for name in list(codes):
+            ordered[name] = _cut(codes.pop(name), n)
+        return ordered, np.arange(n, dtype=_row(wide))
     spare = None
     for name in list(codes):
         column = codes.pop(name)
@@ -114,11 +138,10 @@ def in_time_order(
         spare = column
         del column
     if order.dtype != np.int64 or wide:
-        return sort.first, t_s, duration_ms, ordered_status, order, ordered
+        return ordered, order
     into = _own(spare, n, np.int32)
     del spare
-    row = order.astype(np.int32) if into is None else _copied(into, order)
-    return sort.first, t_s, duration_ms, ordered_status, row, ordered
+    return ordered, order.astype(np.int32) if into is None else _copied(into, order)
 
 
 def _row(wide: bool) -> type[np.signedinteger]:

@@ -110,7 +110,7 @@ def test_a_file_holding_other_rows_than_its_footer_says_is_a_corrupt_trace(
         read_light_columns(ParquetSource.open(tmp_path / "t"))
 
 
-def _in_time_order(ts: np.ndarray, capacity: int) -> tuple[Any, ...]:
+def _in_time_order(ts: np.ndarray, capacity: int, threads: int) -> tuple[Any, ...]:
     """`in_time_order` of `ts` in an array of `capacity` (a grown array's room to spare),
     other columns made of the scan positions."""
     n = len(ts)
@@ -123,7 +123,7 @@ def _in_time_order(ts: np.ndarray, capacity: int) -> tuple[Any, ...]:
     }
     codes = {"key": np.arange(capacity, dtype=np.int32)}
     with ThreadPoolExecutor(2) as pool:
-        sort = TimeSort(numbers["ts"], n, pool)
+        sort = TimeSort(numbers["ts"], n, pool, threads)
     return in_time_order(n, sort, numbers, codes)
 
 
@@ -143,16 +143,22 @@ def _cases() -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize(("case", "pieces"), list(itertools.product(range(12), [1 << 16, 64, 1])))
+@pytest.mark.parametrize(
+    ("case", "pieces", "threads"),
+    [
+        (case, pieces, 1 + case % 3)
+        for case, pieces in itertools.product(range(12), [1 << 16, 64, 1])
+    ],
+)
 def test_the_time_order_is_the_stable_argsort(
-    monkeypatch: pytest.MonkeyPatch, case: int, pieces: int
+    monkeypatch: pytest.MonkeyPatch, case: int, pieces: int, threads: int
 ) -> None:
     monkeypatch.setattr(time_order, "SORT_ROWS", pieces)
     ts = _cases()[case]
     n = len(ts)
     order = np.argsort(ts, kind="stable")
     for capacity in (n, n + 9):
-        first, t_s, duration_ms, status, row, codes = _in_time_order(ts, capacity)
+        first, t_s, duration_ms, status, row, codes = _in_time_order(ts, capacity, threads)
         assert first == ts.min()
         assert row.dtype == np.int32 and np.array_equal(row, order)
         assert np.array_equal(t_s, (ts[order] - ts.min()) / 1_000_000)
