@@ -175,7 +175,9 @@ class _Kept:
 
     def __post_init__(self) -> None:
         self.order = np.argsort(self.positions)  # a repeated position reads the same row
-        self.wanted = self.positions[self.order]
+        # int64, as the bounds `np.searchsorted` compares it with: int32 positions (compare's
+        # `sessions_auth`) would be cast, the whole array copied, for every batch.
+        self.wanted = self.positions[self.order].astype(np.int64, copy=False)
 
     def table(self) -> pa.Table:
         """The rows in the order asked for."""

@@ -174,15 +174,15 @@ def test_the_model_reads_the_light_columns_as_the_files_dictionaries(
 
     trace = write_files(tmp_path / "t")
     asked: list[list[str]] = []
-    dictionaries = Trace.dictionary_batches
+    dictionaries = Trace.dictionary_files
 
     def spy(self: Trace, columns: list[str], dictionary: Any, **options: Any) -> Any:
         asked.append(sorted(set(columns) & set(dictionary)))
         return dictionaries(self, columns, dictionary, **options)
 
-    monkeypatch.setattr(Trace, "dictionary_batches", spy)
+    monkeypatch.setattr(Trace, "dictionary_files", spy)
     built = build_model(trace, correlation_sample=25)
-    assert asked == [["client", "path", "session"]]  # one scan, strings as dictionaries
+    assert asked == [["client", "path", "session"]]  # one read, strings as dictionaries
     plain = build_model(
         trace, correlation_sample=25, source=_PlainSource(ParquetSource.open(trace))
     )

@@ -131,8 +131,26 @@ class Trace:
                 dataset = _with_dictionaries(dataset, dictionary)
         yield from self._scan(dataset, columns, options)
 
+    def dictionary_files(
+        self, columns: list[str], dictionary: Sequence[str], **options: Any
+    ) -> list[TraceFile] | None:
+        """`dictionary_batches` file by file, in the same order, so that several can be
+        read at once (a file's scan runs on the thread that asks for its batches and lets
+        go of the GIL while it decodes); None when the trace has journals."""
+        if not isinstance(self.dataset, ds.FileSystemDataset):
+            return None
+        with self._reading():
+            dataset = _with_dictionaries(self.dataset, dictionary)
+            fragments = list(dataset.get_fragments())
+            rows = [fragment.metadata.num_rows for fragment in fragments]
+        scan = {"schema": dataset.schema, "use_threads": False, **options}
+        return [TraceFile(self, f, n, columns, scan) for f, n in zip(fragments, rows, strict=True)]
+
     def _scan(
-        self, dataset: ds.Dataset, columns: list[str] | None, options: dict[str, Any]
+        self,
+        dataset: ds.Dataset | ds.Fragment,
+        columns: list[str] | None,
+        options: dict[str, Any],
     ) -> Iterator[pa.RecordBatch]:
         with self._reading():
             for batch in dataset.to_batches(columns=columns, **options):
@@ -184,6 +202,22 @@ class Trace:
             raise TraceCorruptError(
                 f"{self.path}: a trace file is damaged and cannot be read ({_first_line(exc)})"
             ) from None
+
+
+@dataclass(frozen=True)
+class TraceFile:
+    """One Parquet file of a trace (`Trace.dictionary_files`): its rows, from its footer,
+    and its batches."""
+
+    trace: Trace
+    fragment: ds.Fragment
+    rows: int
+    columns: list[str]
+    options: dict[str, Any]
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The file's rows as checked record batches (as `Trace.to_batches`)."""
+        yield from self.trace._scan(self.fragment, self.columns, self.options)
 
 
 def _with_dictionaries(dataset: ds.FileSystemDataset, names: Sequence[str]) -> ds.Dataset:

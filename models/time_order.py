@@ -1,0 +1,219 @@
+"""The light columns put into `ts` order (issue 15): the stable sort of the times, started
+on a pool while the caller ranks the strings, then every column gathered into that order,
+each into memory a column before it let go (models/light_columns.py reads them)."""
+
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import Executor, Future
+
+import numpy as np
+
+from .string_codes import CHUNK_ROWS
+
+SORT_ROWS = 1 << 16
+"""Rows of a piece of the times sorted on its own (512 KiB of keys: sorted in cache)."""
+
+
+class TimeSort:
+    """The stable order of `ts[:n]`, started on `pool` and its `threads` threads (numpy's
+    sort lets go of the GIL): none when the times are in order; else, when the span of
+    the times leaves room for the scan positions in 63 bits, `ts` is overwritten in place
+    by keys `(ts - first) << shift | position`, sorted piece by piece on the pool, the
+    pieces merged by stable sorts (timsort: a trace read in roughly time order is runs
+    that barely overlap). At 10 M requests 0.5 CPU s, most of it on both cores, against
+    0.8 s on one for `np.argsort`, and the sorted keys give the times without a gather.
+    Else (times too far apart) `np.argsort`, stable."""
+
+    def __init__(self, ts: np.ndarray, n: int, pool: Executor, threads: int = 2) -> None:
+        times = ts[:n]
+        self.keys: np.ndarray | None = None
+        self.shift = max(1, (n - 1).bit_length())
+        self._sorting: Future[np.ndarray | None] | None = None
+        if _ascending(times):
+            self.first = int(times[0]) if n else 0
+            return
+        self.first = int(times.min())
+        if (int(times.max()) - self.first) >> (63 - self.shift):
+            self._sorting = pool.submit(np.argsort, times, kind="stable")
+            return
+        self.keys = times
+        starts = range(0, n, SORT_ROWS)
+        pieces = [
+            pool.submit(_keyed, times[at : at + SORT_ROWS], self.first, self.shift, at)
+            for at in starts
+        ]
+        # The pieces merged in `threads` runs at once, then the runs (a stable sort of
+        # sorted runs: timsort merges them, one pass where they barely overlap).
+        cuts = [len(pieces) * i // threads for i in range(threads + 1)]
+        runs = [
+            pool.submit(_merged, times[starts[lo] : starts[hi - 1] + SORT_ROWS], pieces[lo:hi])
+            for lo, hi in itertools.pairwise(cuts)
+            if hi > lo
+        ]
+        self._sorting = pool.submit(_merged, times, runs)
+
+    def order(self) -> np.ndarray | None:
+        """The stable order as positions (int64) when sorted by `np.argsort`; None when
+        in order or sorted as keys (`keys`, sorted once this returns)."""
+        return None if self._sorting is None else self._sorting.result()
+
+
+def _keyed(times: np.ndarray, first: int, shift: int, at: int) -> None:
+    """`times` (of scan positions from `at` on) as sorted keys, in place."""
+    times -= first
+    times <<= shift
+    times |= np.arange(at, at + len(times), dtype=np.int64)
+    times.sort()  # keys are distinct: any sort is stable
+
+
+def _merged(keys: np.ndarray, pieces: list[Future[None]]) -> None:
+    """`keys`, sorted runs once `pieces` are done, sorted (their runs merged)."""
+    for piece in pieces:
+        piece.result()
+    keys.sort(kind="stable")
+
+
+_Numbers = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def in_time_order(
+    n: int, sort: TimeSort, numbers: dict[str, np.ndarray], codes: dict[str, np.ndarray]
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The first time, then seconds since it, durations, statuses, scan positions and the
+    string columns' codes of the first `n` rows in `ts` order (ties in scan order), from
+    `numbers` (ts, duration, status: ts as `sort` left it) and `codes`, emptied as read."""
+    first, t_s, duration_ms, status, order = numbers_in_time_order(n, sort, numbers)
+    ordered, row = codes_in_time_order(n, order, codes)
+    return first, t_s, duration_ms, status, row, ordered
+
+
+def numbers_in_time_order(n: int, sort: TimeSort, numbers: dict[str, np.ndarray]) -> _Numbers:
+    """`in_time_order`'s first time, seconds since it, durations and statuses, and the
+    order to gather the codes by (`codes_in_time_order`): None when in order."""
+    ts, duration, status = (numbers.pop(name) for name in ("ts", "duration", "status"))
+    # Into `ts` order, a column at a time, each gathered into the array the column before
+    # it let go: at 10 M requests a fresh array costs the kernel more than the gather
+    # (bench/README.md, compare rounds 10 and 11). A trace read in order is not gathered.
+    order = sort.order()
+    if order is None and sort.keys is None:
+        since = _cut(ts, n)
+        del ts
+        since -= sort.first
+        t_s = _seconds(since, since)
+        del since
+        return sort.first, t_s, _cut(duration, n), _cut(status, n), None
+    if order is None:  # sorted keys: the scan positions, then the times, in place
+        order = _positions(ts[:n], sort.shift, _row(n > np.iinfo(np.int32).max))
+        t_s = _seconds_of_keys(ts, n, sort.shift)
+        spare = None
+    else:
+        since = gather(ts[:n], order)
+        since -= sort.first
+        t_s = _seconds(since, _own(ts, n, np.float64))
+        spare = since
+        del since
+    del ts
+    duration_ms = gather(duration[:n], order, _own(spare, n, np.float64))
+    del spare
+    ordered_status = gather(status[:n], order, _own(duration, n, status.dtype.type))
+    return sort.first, t_s, duration_ms, ordered_status, order
+
+
+def codes_in_time_order(
+    n: int, order: np.ndarray | None, codes: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The codes of the first `n` rows gathered by `order` (None: in order already) and
+    the scan position of each row (`order` as int32 when the trace allows)."""
+    wide = n > np.iinfo(np.int32).max
+    ordered = {}
+    if order is None:
+        for name in list(codes):
+            ordered[name] = _cut(codes.pop(name), n)
+        return ordered, np.arange(n, dtype=_row(wide))
+    spare = None
+    for name in list(codes):
+        column = codes.pop(name)
+        ordered[name] = gather(column[:n], order, _own(spare, n, np.int32))
+        spare = column
+        del column
+    if order.dtype != np.int64 or wide:
+        return ordered, order
+    into = _own(spare, n, np.int32)
+    del spare
+    return ordered, order.astype(np.int32) if into is None else _copied(into, order)
+
+
+def _row(wide: bool) -> type[np.signedinteger]:
+    return np.int64 if wide else np.int32
+
+
+def _positions(keys: np.ndarray, shift: int, dtype: type[np.signedinteger]) -> np.ndarray:
+    """The scan positions of sorted keys (their low `shift` bits), as `dtype`."""
+    out = np.empty(len(keys), dtype)
+    mask = (1 << shift) - 1
+    for start in range(0, len(keys), CHUNK_ROWS):
+        out[start : start + CHUNK_ROWS] = keys[start : start + CHUNK_ROWS] & mask
+    return out
+
+
+def _seconds_of_keys(keys: np.ndarray, n: int, shift: int) -> np.ndarray:
+    """Seconds since the first time of the first `n` sorted keys, into their memory."""
+    seconds = keys.view(np.float64)
+    for start in range(0, n, CHUNK_ROWS):
+        stop = min(start + CHUNK_ROWS, n)
+        seconds[start:stop] = (keys[start:stop] >> shift) / 1_000_000
+    return seconds if len(keys) == n else seconds[:n].copy()
+
+
+def _ascending(values: np.ndarray) -> bool:
+    """Whether `values` never decrease (a chunk at a time: no array of every comparison)."""
+    pairs = len(values) - 1  # value i + 1 against value i
+    return all(
+        not (values[start + 1 : stop + 1] < values[start:stop]).any()
+        for start in range(0, max(pairs, 0), CHUNK_ROWS)
+        for stop in [min(start + CHUNK_ROWS, pairs)]
+    )
+
+
+def _cut(values: np.ndarray, rows: int) -> np.ndarray:
+    """`values[:rows]` as an array of its own: `values` when that is it (a grown array's
+    room to spare is not kept alive by a view)."""
+    return values if values.base is None and len(values) == rows else values[:rows].copy()
+
+
+def _own(array: np.ndarray | None, rows: int, dtype: type[np.generic]) -> np.ndarray | None:
+    """The memory of `array` (whose values are read no more) as `rows` values of `dtype`,
+    when it is an array of its own of `rows` values of that item size; else None."""
+    if array is None or array.base is not None or len(array) != rows:
+        return None
+    return array.view(dtype) if array.itemsize == np.dtype(dtype).itemsize else None
+
+
+def gather(values: np.ndarray, at: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """`values[at]` for positions known to be in range (an order, rows of one), into `out`
+    when given (of `values`' dtype and not `values` itself): `np.take` in clip mode
+    writes straight into `out`, where its raise mode copies it first. Positions other
+    than intp are taken a chunk at a time (`np.take` makes its indices intp)."""
+    if at.dtype == np.intp:
+        return np.take(values, at, out=out, mode="clip")
+    out = np.empty(len(at), values.dtype) if out is None else out
+    for start in range(0, len(at), CHUNK_ROWS):
+        stop = start + CHUNK_ROWS
+        np.take(values, at[start:stop], out=out[start:stop], mode="clip")
+    return out
+
+
+def _copied(out: np.ndarray, values: np.ndarray) -> np.ndarray:
+    np.copyto(out, values, casting="same_kind")
+    return out
+
+
+def _seconds(since_us: np.ndarray, into: np.ndarray | None) -> np.ndarray:
+    """`since_us / 1e6` as float64, into `into` when given (it may be `since_us`' own
+    memory: a chunk is divided before it is written)."""
+    seconds = np.empty(len(since_us)) if into is None else into.view(np.float64)
+    for start in range(0, len(since_us), CHUNK_ROWS):
+        stop = start + CHUNK_ROWS
+        seconds[start:stop] = since_us[start:stop] / 1_000_000
+    return seconds
