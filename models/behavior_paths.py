@@ -259,6 +259,17 @@ class Pauses:
         tempo[has] = np.exp(sums[has] / (n_logs[has] + TEMPO_SHRINK))
         return cls(pause, column, per_session, tempo)
 
+    def sums(self, paths: SessionPaths) -> np.ndarray:
+        """Per session, the sum of its pauses, NaN as 0: `np.bincount`'s (a running sum
+        from 0.0, in order) of `np.nan_to_num(think_s)` by session."""
+        think, n = paths.think_s, len(paths.length)
+        if len(self.pause) == len(think) - n and np.isnan(think[paths.first]).all():
+            # Every value but the pauses is NaN: its 0 added to a running sum from 0.0
+            # (never -0.0) changes nothing, so the pauses' own sums are those sums.
+            session = np.repeat(np.arange(n), self.per_session)
+            return np.bincount(session, weights=self.pause, minlength=n)
+        return np.bincount(paths.session, weights=np.nan_to_num(think, nan=0.0), minlength=n)
+
     def scaled(self) -> np.ndarray:
         """Per pause, divided by its session's tempo (1 for a session without one)."""
         tempo = np.where(np.isnan(self.tempo), 1.0, self.tempo)

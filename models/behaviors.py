@@ -186,7 +186,8 @@ def choose_clusters(
     index = np.arange(n) if whole else np.sort(np.random.default_rng(seed).choice(n, sample, False))
     chosen: Any = features[index]
     points = chosen.toarray() if sparse.issparse(chosen) else np.asarray(chosen)
-    distinct = len(np.unique(points, axis=0))
+    # Distinct rows by their bytes (+ 0.0: -0.0 is 0.0, as np.unique(axis=0) has it).
+    distinct = len({row.tobytes() for row in points + 0.0})
     max_k = min(max_behaviors, n // MIN_SESSIONS_PER_BEHAVIOR, distinct)
     if max_k < 2:
         return labels
@@ -281,9 +282,7 @@ def fit_behaviors(
     pairs = Pairs.of(paths)
     pauses = Pauses.of(paths, pairs)
     tempos = pauses.tempo
-    pause_sums = np.bincount(
-        paths.session, weights=np.nan_to_num(paths.think_s, nan=0.0), minlength=n
-    )
+    pause_sums = pauses.sums(paths)
     counts, features = session_features(paths, pairs, _tempo_feature(tempos)[:, 0])
     labels = choose_clusters(features, seed, max_behaviors, sample)
     del features
@@ -370,7 +369,7 @@ class _Moves:
         moved -= np.bincount(
             labels[cut] * columns + pairs.end_column[cut], minlength=k * columns
         ).reshape(k, columns)
-        cell = np.repeat(labels.astype(np.int32) * columns, pauses.per_session)
+        cell = np.repeat(labels.astype(np.int64) * columns, pauses.per_session)
         cell += pauses.column
         scaled = pauses.scaled()
         finite = np.isfinite(scaled)
@@ -381,6 +380,7 @@ class _Moves:
         frequent = np.flatnonzero(sizes >= MIN_THINK_SAMPLES)
         rare = (sizes > 0) & (sizes < MIN_THINK_SAMPLES)
         picked = np.flatnonzero(rare[cell])
+        quantiles = _quantiles(scaled, cell, frequent, sizes)
         return cls(
             width=width,
             labels=paths.labels,
@@ -388,7 +388,7 @@ class _Moves:
             entries=entries,
             counts=moved,
             sizes=sizes,
-            quantiles=dict(zip(frequent.tolist(), _quantiles(scaled, cell, frequent), strict=True)),
+            quantiles=dict(zip(frequent.tolist(), quantiles, strict=True)),
             rare=(cell[picked], scaled[picked]),
             pauses=scaled,
             fresh=fresh,
@@ -453,10 +453,12 @@ class _Moves:
         return self.trace_think
 
 
-def _quantiles(values: np.ndarray, group: np.ndarray, wanted: np.ndarray) -> list[np.ndarray]:
-    """np.quantile(values[group == g], QUANTILE_POINTS) for each g in `wanted`."""
-    groups = int(group.max()) + 1 if len(group) else 0
-    found = group_quantiles(values, group, groups, wanted, QUANTILE_POINTS)
+def _quantiles(
+    values: np.ndarray, group: np.ndarray, wanted: np.ndarray, sizes: np.ndarray
+) -> list[np.ndarray]:
+    """np.quantile(values[group == g], QUANTILE_POINTS) for each g in `wanted` (`sizes`:
+    every group's count of values)."""
+    found = group_quantiles(values, group, len(sizes), wanted, QUANTILE_POINTS, sizes)
     if found is not None:
         return list(found)
     order = np.argsort(group, kind="stable")  # values with a sign bit: partitions

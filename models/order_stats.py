@@ -86,12 +86,20 @@ def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def group_quantiles(
-    values: np.ndarray, group: np.ndarray, groups: int, wanted: np.ndarray, q: np.ndarray
+    values: np.ndarray,
+    group: np.ndarray,
+    groups: int,
+    wanted: np.ndarray,
+    q: np.ndarray,
+    sizes: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """`np.quantile(values[group == g], q)` for each g in `wanted` (each with values), as
-    rows; None when `order_statistics` refuses the values."""
+    rows; None when `order_statistics` refuses the values. `sizes`: each group's count of
+    values, when known."""
     wanted = np.asarray(wanted, dtype=np.int64)
-    sizes = np.bincount(group, minlength=groups)[wanted]
+    if sizes is None:
+        sizes = np.bincount(group, minlength=groups)
+    sizes = sizes[wanted]
     lo, hi, gamma = quantile_points(sizes, q)
     rows = np.repeat(wanted, lo.shape[1])
     found = order_statistics(

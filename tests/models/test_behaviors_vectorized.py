@@ -303,19 +303,21 @@ def reference_choose_clusters(features: sparse.csr_matrix, seed: int, sample: in
     return best[1]
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(("seed", "few"), [(0, False), (1, False), (2, True)])
 def test_sampled_clusters_are_those_of_the_k_sweep_as_it_was(
-    seed: int, monkeypatch: pytest.MonkeyPatch
+    seed: int, few: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The silhouette first on a sample (the assignment only for a K it would choose), on
-    distances computed once, the assignment in chunks of rows: the same labels."""
+    distances computed once, the assignment in chunks of rows, distinct rows counted by
+    their bytes (`few`: 4 distinct rows, so K stops at 4): the same labels."""
     monkeypatch.setattr(behaviors, "_ASSIGN_CHUNK", 128)
     rng = np.random.default_rng(seed)
     shapes = [["/a", "/b", "/a"], ["/x", "/y", "/y", "/z"], ["/a", "/x"], ["/q"]]
     picks = rng.choice(4, size=1500, p=[0.4, 0.3, 0.2, 0.1])
-    paths = [shapes[k] + ["/b"] * int(rng.integers(0, 4)) for k in picks]
+    paths = [shapes[k] + ["/b"] * (0 if few else int(rng.integers(0, 4))) for k in picks]
     counts, _ = behavior_paths.transition_counts(behavior_paths.SessionPaths.of_lists(paths))
-    features = sparse.hstack([hellinger(counts), rng.normal(size=(1500, 1))], format="csr")
+    tempo = np.zeros((1500, 1)) if few else rng.normal(size=(1500, 1))
+    features = sparse.hstack([hellinger(counts), tempo], format="csr")
     got = choose_clusters(features, seed, sample=400)
     assert np.array_equal(got, reference_choose_clusters(features, seed, 400))
     assert len(np.unique(got)) >= 2
@@ -332,3 +334,28 @@ def test_negative_and_zero_pauses_fit_as_the_reference() -> None:
     sessions["think_s"] = think
     expected = [b.to_json() for b in reference_behaviors(sessions, None)]
     assert [b.to_json() for b in fit_behaviors(sessions)] == expected
+
+
+def test_pause_sums_are_bincounts_of_every_value_nan_as_0() -> None:
+    """A running sum by session of np.nan_to_num(think_s): of the pauses alone when every
+    other value is NaN, else of every value (a NaN pause, a first request's finite think,
+    an inf)."""
+    sessions = random_sessions(8)
+    paths = behavior_paths.SessionPaths.of(sessions)
+    first = np.zeros(len(paths.think_s), dtype=bool)
+    first[paths.first] = True
+    # Full mantissas (the trace's pauses are differences of times: sums often exact).
+    rng = np.random.default_rng(8)
+    every = np.where(first, np.nan, rng.lognormal(0, 2, len(first)))  # NaN: firsts
+    at = np.arange(len(every))
+    variants = {
+        "pauses alone": every,
+        "a NaN pause": np.where(np.isnan(paths.think_s), np.nan, every),
+        "a first's think": np.where(at % 97 == 0, 2.5, every),
+        "an inf": np.where(at % 89 == 5, np.inf, every),
+    }
+    for name, think in variants.items():
+        changed = replace(paths, think_s=think)
+        pauses = behavior_paths.Pauses.of(changed, behavior_paths.Pairs.of(changed))
+        expected = np.bincount(changed.session, weights=np.nan_to_num(think, nan=0.0))
+        assert np.array_equal(pauses.sums(changed), expected), name
