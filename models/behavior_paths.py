@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .order_stats import group_medians
+
 if TYPE_CHECKING:  # loaded where a model is built, not by synthesize
     import pandas as pd
     from scipy import sparse
@@ -105,38 +107,93 @@ def _code_type(labels: int) -> type[np.signedinteger[Any]]:
     return np.int32 if labels * labels < 1 << 31 else np.int64
 
 
+def _column_type(columns: int) -> type[np.integer[Any]]:
+    """The narrowest type for column numbers (a one-pass radix sort for uint8)."""
+    for kind in (np.uint8, np.uint16, np.int32):
+        if columns <= np.iinfo(kind).max + 1:
+            return kind
+    return np.int64
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Every transition of the sessions (START→first, a→b, last→END) as a column number:
+    the column of a (from, to) pair is its rank among the distinct pairs seen, whose codes
+    (from × width + to) follow the sorted labels. Computed once for the counts, the tempo
+    and the chains (each used to repeat this pass over the requests)."""
+
+    codes: np.ndarray
+    """Per column, its pair's code, ascending."""
+    column: np.ndarray
+    """Per request, the column of (the request before it in its session or START, it)."""
+    end_column: np.ndarray
+    """Per session with requests, the column of (its last request, END)."""
+
+    @classmethod
+    def of(cls, paths: SessionPaths) -> Pairs:
+        width = len(paths.labels)
+        square = width * width
+        pair = paths.previous()  # the step's type: from × width + to fits it
+        pair *= width
+        pair += paths.step
+        used = paths.length > 0
+        last = (paths.first + paths.length - 1)[used]
+        ends = paths.step[last] * width + paths.code(END)
+        if square <= 1 << 22:
+            seen = np.bincount(pair, minlength=square) > 0
+            seen[ends] = True
+            codes = np.flatnonzero(seen)
+            lookup = np.zeros(square, dtype=_column_type(len(codes)))
+            lookup[codes] = np.arange(len(codes))
+            return cls(codes, lookup[pair], lookup[ends])
+        codes = np.unique(np.concatenate([pair, ends]))
+        kind = _column_type(len(codes))
+        column = np.searchsorted(codes, pair).astype(kind)
+        return cls(codes, column, np.searchsorted(codes, ends).astype(kind))
+
+    def vocabulary(self, labels: list[str]) -> list[tuple[str, str]]:
+        width = len(labels)
+        return [(labels[c // width], labels[c % width]) for c in self.codes.tolist()]
+
+    def counts(self, paths: SessionPaths, extra: np.ndarray | None = None) -> sparse.csr_matrix:
+        """Per session, its count of each transition: a canonical CSR matrix (each row's
+        columns sorted, none repeated), counts exact in float. With `extra` (a value per
+        session), one more column holds it, left out where it is 0. Each session's row is
+        its requests' columns, its end's and its extra, summed by scipy row by row (no
+        sort of every request's code, nor a COO matrix's pass over the rows)."""
+        from scipy import sparse
+
+        used = paths.length > 0
+        extra_at = np.zeros(len(used), dtype=bool) if extra is None else extra != 0
+        per_row = paths.length + used + extra_at
+        indptr = np.zeros(len(per_row) + 1, dtype=np.int64)
+        np.cumsum(per_row, out=indptr[1:])
+        index = np.int32 if indptr[-1] < 1 << 31 else np.int64
+        indptr = indptr.astype(index)
+        # Each row: its requests' columns, then its end's, then its extra's (if any).
+        kind = np.zeros(int(indptr[-1]), dtype=np.int8)
+        kind[indptr[1:][extra_at] - 1] = 2
+        kind[(indptr[1:] - 1 - extra_at)[used]] = 1
+        indices = np.empty(len(kind), dtype=index)
+        indices[kind == 0] = self.column
+        indices[kind == 1] = self.end_column
+        data = np.ones(len(kind))
+        columns = len(self.codes)
+        if extra is not None:
+            indices[kind == 2] = columns
+            data[kind == 2] = extra[extra_at]
+            columns += 1
+        del kind
+        matrix = sparse.csr_matrix((data, indices, indptr), shape=(len(per_row), columns))
+        matrix.sum_duplicates()
+        return matrix
+
+
 def transition_counts(paths: SessionPaths) -> tuple[sparse.csr_matrix, list[tuple[str, str]]]:
     """Per session, its counts of each transition (START→first, a→b, last→END), as a
     sparse matrix over the sorted vocabulary of transitions."""
-    from scipy import sparse
-
-    used = np.flatnonzero(paths.length > 0)
-    last = (paths.first + paths.length - 1)[used]
-    width, inner = len(paths.labels), len(paths.step)
-    square = width * width
-    kind = np.int32 if square < 1 << 31 else np.int64
-    pair = np.empty(inner + len(used), dtype=kind)  # (from, to) per request, then per end
-    pair[:inner] = paths.previous() * width + paths.step
-    pair[inner:] = paths.step[last] * width + paths.code(END)
-    # Codes follow the sorted labels, so sorted pair codes are the sorted (a, b) pairs.
-    pair_codes, _ = counted(pair, square)
-    labels = paths.labels
-    pairs = [(labels[c // width], labels[c % width]) for c in pair_codes.tolist()]
-    if square <= 1 << 22:
-        lookup = np.zeros(square, dtype=np.int32)
-        lookup[pair_codes] = np.arange(len(pair_codes))
-        column = lookup[pair]
-    else:
-        column = np.searchsorted(pair_codes, pair)
-    del pair
-    row = np.concatenate([paths.session, used.astype(paths.session.dtype)])
-    # scipy sums the repeated (session, pair) entries row by row, each row's columns
-    # sorted: no sort of every request's code (10 M requests: 0.9 -> 0.3 s; the same
-    # matrix, its counts exact in float).
-    matrix = sparse.csr_matrix(
-        (np.ones(len(row)), (row, column)), shape=(len(paths.length), len(pairs))
-    )
-    return matrix, pairs
+    pairs = Pairs.of(paths)
+    return pairs.counts(paths), pairs.vocabulary(paths.labels)
 
 
 def counted(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -156,61 +213,110 @@ def grouped(codes: np.ndarray, size: int) -> np.ndarray:
     return np.argsort(small, kind="stable")
 
 
+@dataclass(frozen=True)
+class Pauses:
+    """The pauses inside sessions (finite, after a request of the same session), session
+    by session, and each session's tempo from them."""
+
+    pause: np.ndarray
+    """The pauses (s), session by session, each session's in order."""
+    column: np.ndarray
+    """Per pause, its transition's column (`Pairs`)."""
+    per_session: np.ndarray
+    """Per session, its pauses."""
+    tempo: np.ndarray
+    """Per session, its tempo (NaN without a positive pause)."""
+
+    @classmethod
+    def of(cls, paths: SessionPaths, pairs: Pairs) -> Pauses:
+        """A session's tempo is the shrunk geometric mean of its positive pauses' ratios to
+        the median positive pause of their transition over the trace."""
+        think = paths.think_s
+        within = np.isfinite(think)
+        within[paths.first] = False
+        at = np.flatnonzero(within)
+        if len(at) == len(think) - len(paths.length):  # every request but the first
+            per_session = paths.length - 1
+        else:
+            per_session = count_per_session(within, paths)
+        column, pause = pairs.column[at], think[at]
+        del at
+        with np.errstate(invalid="ignore"):
+            positive = pause > 0
+        if positive.all():  # (every pause, as in most traces)
+            ratio = pause / _medians(pause, column, len(pairs.codes))[column]
+            n_logs = per_session
+        else:
+            kept, kept_column = pause[positive], column[positive]
+            ratio = kept / _medians(kept, kept_column, len(pairs.codes))[kept_column]
+            del kept, kept_column
+            within &= think > 0
+            n_logs = count_per_session(within, paths)
+        del within, positive
+        tempo = np.full(len(paths.length), np.nan)
+        has = n_logs > 0
+        sums = group_sums(np.log(ratio, out=ratio), n_logs)
+        tempo[has] = np.exp(sums[has] / (n_logs[has] + TEMPO_SHRINK))
+        return cls(pause, column, per_session, tempo)
+
+    def sums(self, paths: SessionPaths) -> np.ndarray:
+        """Per session, the sum of its pauses, NaN as 0: `np.bincount`'s (a running sum
+        from 0.0, in order) of `np.nan_to_num(think_s)` by session."""
+        think, n = paths.think_s, len(paths.length)
+        if len(self.pause) == len(think) - n and np.isnan(think[paths.first]).all():
+            # Every value but the pauses is NaN: its 0 added to a running sum from 0.0
+            # (never -0.0) changes nothing, so the pauses' own sums are those sums.
+            session = np.repeat(np.arange(n), self.per_session)
+            return np.bincount(session, weights=self.pause, minlength=n)
+        return np.bincount(paths.session, weights=np.nan_to_num(think, nan=0.0), minlength=n)
+
+    def scaled(self) -> np.ndarray:
+        """Per pause, divided by its session's tempo (1 for a session without one)."""
+        tempo = np.where(np.isnan(self.tempo), 1.0, self.tempo)
+        return np.asarray(self.pause / np.repeat(tempo, self.per_session), dtype=float)
+
+
+def _medians(pause: np.ndarray, column: np.ndarray, columns: int) -> np.ndarray:
+    """Per column, np.median of its (positive) pauses; 0 without one."""
+    median = group_medians(pause, column, columns)
+    if median is None:
+        raise ValueError("pauses with a sign bit have no median here")
+    return median
+
+
+def count_per_session(mask: np.ndarray, paths: SessionPaths) -> np.ndarray:
+    """How many requests of each session `mask` holds (runs of requests: no session
+    number per request)."""
+    if not (paths.length > 0).all():
+        return np.bincount(paths.session[mask], minlength=len(paths.length))
+    return np.add.reduceat(mask, paths.first, dtype=np.int64)
+
+
 def session_tempo(paths: SessionPaths) -> tuple[np.ndarray, np.ndarray]:
     """Each session's tempo (NaN without pauses) and every pause divided by its session's
     tempo. A pause counts when it is positive and follows a request of the same session;
     its ratio is to the median pause of its transition over the trace."""
-    within = np.ones(len(paths.step), dtype=bool)
-    within[paths.first] = False
-    think = paths.think_s
-    with np.errstate(invalid="ignore"):
-        counted = np.flatnonzero(within & np.isfinite(think) & (think > 0))
-    width = len(paths.labels)
-    del within
-    n_logs = np.bincount(paths.session[counted], minlength=len(paths.length))
-    pair = paths.previous()[counted] * width + paths.step[counted]
-    pause = think[counted]
-    del counted
-    by_pair = grouped(pair, width * width)
-    grouped_pairs = pair[by_pair]
-    starts = np.ones(len(pair), dtype=bool)
-    starts[1:] = grouped_pairs[1:] != grouped_pairs[:-1]
-    first = np.flatnonzero(starts)
-    pairs, size = grouped_pairs[first], np.diff(np.append(first, len(pair)))
-    del grouped_pairs, starts
-    # np.median's value: the middle one, or the mean of the two middle ones (order
-    # statistics of each pair's pauses: a partition, not a sort of every pause).
-    median = np.empty(len(pairs))
-    for i, (start, n) in enumerate(zip(first.tolist(), size.tolist(), strict=True)):
-        middle = np.partition(pause[by_pair[start : start + n]], [(n - 1) // 2, n // 2])
-        median[i] = (middle[(n - 1) // 2] + middle[n // 2]) / 2
-    del by_pair
-    if width * width <= 1 << 22:  # each pause's median by its pair code, not a search
-        of_pair = np.zeros(width * width)
-        of_pair[pairs] = median
-        logs = np.log(pause / of_pair[pair])
-    else:
-        logs = np.log(pause / median[np.searchsorted(pairs, pair)])
-    del pair, pause
-    tempo = np.full(len(paths.length), np.nan)
-    has = n_logs > 0
-    tempo[has] = np.exp(group_sums(logs, n_logs)[has] / (n_logs[has] + TEMPO_SHRINK))
-    del logs
-    scaled = think / np.repeat(np.where(has, tempo, 1.0), paths.length)
-    return tempo, scaled
+    tempo = Pauses.of(paths, Pairs.of(paths)).tempo
+    return tempo, scaled_pauses(paths, tempo)
+
+
+def scaled_pauses(paths: SessionPaths, tempo: np.ndarray) -> np.ndarray:
+    """Every pause divided by its session's tempo (1 for a session without one)."""
+    tempo = np.where(np.isnan(tempo), 1.0, tempo)
+    return np.asarray(paths.think_s / np.repeat(tempo, paths.length), dtype=float)
 
 
 def group_sums(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """`np.sum` of each consecutive group of `values` (group g holds sizes[g] of them),
-    bit for bit: numpy sums a row by pairwise blocks, which `np.add.reduceat` (first value,
-    then the rest) does not repeat. Rows of one size are summed together as a matrix."""
-    out = np.zeros(len(sizes))
-    starts = np.cumsum(sizes) - sizes
-    by_size = np.argsort(sizes, kind="stable")
-    ordered = sizes[by_size]
-    cuts = np.flatnonzero(np.diff(ordered)) + 1
-    for group in np.split(by_size, cuts):
-        size = int(sizes[group[0]]) if len(group) else 0
-        if size:
-            out[group] = values[starts[group][:, None] + np.arange(size)].sum(axis=1)
-    return out
+    bit for bit. `np.sum` adds its values to 0 by pairwise blocks; `np.add.reduceat` adds a
+    group's first value to the pairwise sum of the rest; so each group is given a 0 first,
+    and one `reduceat` over the whole gives every group's `np.sum`."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if not len(sizes):
+        return np.zeros(0)
+    heads = np.cumsum(sizes) - sizes + np.arange(len(sizes))
+    padded = np.zeros(len(values) + len(sizes))
+    rest = np.ones(len(padded), dtype=bool)
+    rest[heads] = False
+    padded[rest] = values
+    return np.asarray(np.add.reduceat(padded, heads), dtype=float)

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .behavior_paths import END as END  # noqa: PLC0414 (re-exported: synthesize, outcomes)
-from .behavior_paths import SessionPaths, counted, grouped, session_tempo, transition_counts
+from .behavior_paths import Pairs, Pauses, SessionPaths, transition_counts
+from .order_stats import group_quantiles
 from .session_shape import Censoring, SessionTable
 
 if TYPE_CHECKING:  # pandas, scipy and sklearn load where a model is built: synthesize needs none
@@ -144,25 +145,24 @@ def hellinger(counts: sparse.csr_matrix) -> sparse.csr_matrix:
     return out
 
 
-def with_column(matrix: sparse.csr_matrix, column: np.ndarray) -> sparse.csr_matrix:
-    """`sparse.hstack([matrix, column[:, None]], format="csr")` of a canonical CSR matrix
-    (its zeros left out, each row's columns sorted): each row's entries moved by the
-    column's entries before it, the column's put last (10 M requests: 0.2-0.5 s less)."""
+def session_features(
+    paths: SessionPaths, pairs: Pairs, column: np.ndarray
+) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    """Per session, its transition counts with `column` as one more column, and the
+    clustering features: `hellinger` of the counts with `column` appended (zeros left out),
+    as `sparse.hstack` would append it, bit for bit. Both share one sort of each row."""
     from scipy import sparse
 
-    extra = column != 0
-    per_row = np.diff(matrix.indptr)
-    indptr = np.zeros(len(per_row) + 1, dtype=np.int64)
-    np.cumsum(per_row + extra, out=indptr[1:])
-    before = np.cumsum(extra) - extra
-    at = np.arange(matrix.nnz) + np.repeat(before, per_row)
-    indices = np.empty(indptr[-1], dtype=matrix.indices.dtype)
-    data = np.empty(indptr[-1], dtype=matrix.data.dtype)
-    indices[at], data[at] = matrix.indices, matrix.data
-    ends = indptr[1:][extra] - 1
-    indices[ends], data[ends] = matrix.shape[1], column[extra]
-    shape = (matrix.shape[0], matrix.shape[1] + 1)
-    return sparse.csr_matrix((data, indices, indptr), shape=shape)
+    counts = pairs.counts(paths, column)
+    per_row = np.diff(counts.indptr)
+    extra = (counts.indptr[1:] - 1)[column != 0]
+    # A row's counts sum to its requests' transitions and its END: whole numbers, exact.
+    totals = (paths.length + (paths.length > 0)).astype(float)
+    data = counts.data / np.repeat(totals, per_row)
+    with np.errstate(invalid="ignore"):  # the extra's, negative ones too: replaced below
+        np.sqrt(data, out=data)
+    data[extra] = counts.data[extra]
+    return counts, sparse.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
 
 
 def choose_clusters(
@@ -178,7 +178,6 @@ def choose_clusters(
     refused when a cluster of the whole trace holds fewer than MIN_SESSIONS_PER_BEHAVIOR."""
     from scipy import sparse
     from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
     from threadpoolctl import threadpool_limits
 
     n = features.shape[0]
@@ -187,34 +186,78 @@ def choose_clusters(
     index = np.arange(n) if whole else np.sort(np.random.default_rng(seed).choice(n, sample, False))
     chosen: Any = features[index]
     points = chosen.toarray() if sparse.issparse(chosen) else np.asarray(chosen)
-    distinct = len(np.unique(points, axis=0))
+    # Distinct rows by their bytes (+ 0.0: -0.0 is 0.0, as np.unique(axis=0) has it).
+    distinct = len({row.tobytes() for row in points + 0.0})
     max_k = min(max_behaviors, n // MIN_SESSIONS_PER_BEHAVIOR, distinct)
     if max_k < 2:
         return labels
     best = (MIN_SILHOUETTE, labels)
+    silhouette = _Silhouette(points, seed)
     # One thread: OpenMP's partial sums depend on the thread count (so would the labels,
     # in a tie), and on a busy machine the threads cost more than they save (7.5 s
     # against 1.3 s for one K sweep on 2,000 sessions, 2 shared cores).
     with threadpool_limits(limits=1):
         for k in range(2, max_k + 1):
             model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)
+            # On a sample, the silhouette first: every session is assigned to the centres
+            # (a pass over the whole trace) only for a K that would be chosen by its score.
+            # Sample labels of one cluster keep the old order (the silhouette refuses them).
+            early = not whole and len(np.unique(model.labels_)) > 1
+            score = silhouette(model.labels_) if early else None
+            if score is not None and score <= best[0]:
+                continue
             assigned = model.labels_ if whole else nearest(features, model.cluster_centers_)
             if np.bincount(assigned, minlength=k).min() < MIN_SESSIONS_PER_BEHAVIOR:
                 continue
-            score = float(silhouette_score(points, model.labels_, random_state=seed))
+            score = silhouette(model.labels_) if score is None else score
             if score > best[0]:
                 best = (score, assigned.astype(int))
     return best[1]
 
 
+class _Silhouette:
+    """`silhouette_score(points, labels, random_state=seed)` of several labellings of the
+    same points, the distances between the points computed once: the chunks of the
+    distance matrix the score reads are those it would compute (the same call, so the
+    same numbers), and each labelling's score is its score on that matrix."""
+
+    def __init__(self, points: np.ndarray, seed: int):
+        self.points, self.seed = points, seed
+        self.distances: np.ndarray | None = None
+
+    def __call__(self, labels: np.ndarray) -> float:
+        from sklearn.metrics import pairwise_distances_chunked, silhouette_score
+
+        if self.distances is None:
+            chunks = list(pairwise_distances_chunked(self.points, metric="euclidean"))
+            self.distances = chunks[0] if len(chunks) == 1 else np.vstack(chunks)
+        score = silhouette_score(
+            self.distances, labels, metric="precomputed", random_state=self.seed
+        )
+        return float(score)
+
+
 def nearest(features: np.ndarray | sparse.spmatrix, centres: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre (Euclidean) of each row, in chunks of rows."""
-    out = np.empty(features.shape[0], dtype=np.int64)
+    """Index of the nearest centre (Euclidean) of each row, in chunks of rows (of a CSR
+    matrix: views of its arrays, not copies)."""
+    from scipy import sparse
+
+    matrix: Any = features
+    out = np.empty(matrix.shape[0], dtype=np.int64)
     centre_sq = (centres**2).sum(axis=1)
-    for lo in range(0, features.shape[0], _ASSIGN_CHUNK):
-        rows = features[lo : lo + _ASSIGN_CHUNK]
+    csr = sparse.issparse(matrix) and matrix.format == "csr"
+    for lo in range(0, matrix.shape[0], _ASSIGN_CHUNK):
+        hi = min(lo + _ASSIGN_CHUNK, matrix.shape[0])
+        if csr:
+            a, b = matrix.indptr[lo], matrix.indptr[hi]
+            rows = sparse.csr_matrix(
+                (matrix.data[a:b], matrix.indices[a:b], matrix.indptr[lo : hi + 1] - a),
+                shape=(hi - lo, matrix.shape[1]),
+            )
+        else:
+            rows = matrix[lo:hi]
         dots = np.asarray(rows @ centres.T)
-        out[lo : lo + len(dots)] = np.argmin(centre_sq - 2 * dots, axis=1)
+        out[lo:hi] = np.argmin(centre_sq - 2 * dots, axis=1)
     return out
 
 
@@ -236,17 +279,15 @@ def fit_behaviors(
     no = np.zeros(n, dtype=bool)
     at_start = censored.start if censored is not None else no
     at_end = censored.end if censored is not None else no
-    counts, _ = transition_counts(paths)
-    tempos, scaled = session_tempo(paths)
-    pause_sums = np.bincount(
-        paths.session, weights=np.nan_to_num(paths.think_s, nan=0.0), minlength=n
-    )
-    features = with_column(hellinger(counts), _tempo_feature(tempos)[:, 0])
-    del counts
+    pairs = Pairs.of(paths)
+    pauses = Pauses.of(paths, pairs)
+    tempos = pauses.tempo
+    pause_sums = pauses.sums(paths)
+    counts, features = session_features(paths, pairs, _tempo_feature(tempos)[:, 0])
     labels = choose_clusters(features, seed, max_behaviors, sample)
     del features
-    paths = replace(paths, think_s=scaled)
-    moves = _Moves.of(paths, labels, at_start, at_end)
+    moves = _Moves.of(paths, pairs, pauses, counts, labels, at_start, at_end)
+    del counts, pauses
     sizes = np.bincount(labels)
     order = sorted(np.flatnonzero(sizes).tolist(), key=lambda k: (-int(sizes[k]), k))
     behaviors = []
@@ -275,64 +316,81 @@ def _tempo_feature(tempos: np.ndarray) -> np.ndarray:
     return (TEMPO_WEIGHT * column)[:, None]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Moves:
-    """Every behavior's entries, transitions and pauses, counted in one pass over arrays:
-    `code` is (behavior, from, to) as one integer (to = END for a session's end)."""
+    """Every behavior's entries, transitions and pauses, counted over arrays: a cell
+    (behavior × columns + column) is a behavior's transition (`Pairs`: its (from, to))."""
 
     width: int
     labels: list[str]
+    pairs: np.ndarray
+    """Per column, its (from × width + to) code."""
     entries: np.ndarray
     """(behavior, endpoint) → sessions entering there."""
-    codes: np.ndarray
     counts: np.ndarray
-    """Distinct (behavior, from, to) codes, sorted, and their counts."""
-    pause_codes: np.ndarray
+    """(behavior, column) → its transitions (a session censored at the end has no END)."""
+    sizes: np.ndarray
+    """Per cell, its pauses."""
+    quantiles: dict[int, np.ndarray]
+    """Per cell of MIN_THINK_SAMPLES pauses or more, their QUANTILE_POINTS quantiles."""
+    rare: tuple[np.ndarray, np.ndarray]
+    """The pauses of the other cells with pauses (their cells, their values)."""
     pauses: np.ndarray
-    """Per pause, its (behavior, from, to) code; both sorted by code."""
-    trace_pauses: np.ndarray
+    """Every pause inside a session, divided by its session's tempo (any order)."""
     fresh: np.ndarray
     """Per behavior, whether some session of it is not censored at the start."""
+    trace_think: ThinkTime | None = None
 
     @classmethod
     def of(
-        cls, paths: SessionPaths, labels: np.ndarray, at_start: np.ndarray, at_end: np.ndarray
+        cls,
+        paths: SessionPaths,
+        pairs: Pairs,
+        pauses: Pauses,
+        counts: sparse.csr_matrix,
+        labels: np.ndarray,
+        at_start: np.ndarray,
+        at_end: np.ndarray,
     ) -> _Moves:
-        width, first = len(paths.labels), paths.first
-        k = int(labels.max()) + 1
+        from scipy import sparse
+
+        width, first, n = len(paths.labels), paths.first, len(paths.length)
+        k, columns = int(labels.max()) + 1, len(pairs.codes)
         fresh = np.bincount(labels, weights=~at_start, minlength=k) > 0
         entered = ~(at_start & fresh[labels])
         entries = np.bincount(
             labels[entered] * width + paths.step[first[entered]], minlength=k * width
         ).reshape(k, width)
-        within = np.ones(len(paths.step), dtype=bool)
-        within[first] = False
-        size = k * width * width
-        kind = np.int32 if size < 1 << 31 else np.int64
-        code = np.repeat((labels * width).astype(kind), paths.length)  # in place from here
-        code += paths.previous()
-        code *= width
-        code += paths.step
-        ended = np.flatnonzero(~at_end)
-        last = first[ended] + paths.length[ended] - 1
-        ends = (labels[ended] * width + paths.step[last]) * width + paths.code(END)
-        # A first request's code has START as its "from": entries, counted above.
-        codes, counts = counted(np.concatenate([code, ends]), size)
-        moves = (codes // width) % width != paths.code("START")
-        paused = within & np.isfinite(paths.think_s)
-        pause_codes = code[paused]
-        del code
-        by_code = grouped(pause_codes, size)
-        pauses = paths.think_s[paused][by_code]
+        # A behavior's transitions: the sum of its sessions' rows of counts (whole numbers:
+        # exact), less the END of its sessions censored at the end.
+        members = sparse.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(k, n))
+        moved = (members @ counts).toarray()[:, :columns]
+        cut = np.flatnonzero(at_end)
+        moved -= np.bincount(
+            labels[cut] * columns + pairs.end_column[cut], minlength=k * columns
+        ).reshape(k, columns)
+        cell = np.repeat(labels.astype(np.int64) * columns, pauses.per_session)
+        cell += pauses.column
+        scaled = pauses.scaled()
+        finite = np.isfinite(scaled)
+        if not finite.all():  # a pause the tempo made overflow is no pause
+            cell, scaled = cell[finite], scaled[finite]
+        del finite
+        sizes = np.bincount(cell, minlength=k * columns)
+        frequent = np.flatnonzero(sizes >= MIN_THINK_SAMPLES)
+        rare = (sizes > 0) & (sizes < MIN_THINK_SAMPLES)
+        picked = np.flatnonzero(rare[cell])
+        quantiles = _quantiles(scaled, cell, frequent, sizes)
         return cls(
             width=width,
             labels=paths.labels,
+            pairs=pairs.codes,
             entries=entries,
-            codes=codes[moves],
-            counts=counts[moves],
-            pause_codes=pause_codes[by_code],
-            pauses=pauses,
-            trace_pauses=pauses,  # every pause inside a session (quantiles: any order)
+            counts=moved,
+            sizes=sizes,
+            quantiles=dict(zip(frequent.tolist(), quantiles, strict=True)),
+            rare=(cell[picked], scaled[picked]),
+            pauses=scaled,
             fresh=fresh,
         )
 
@@ -342,33 +400,34 @@ class _Moves:
         """The chain of behavior `label`: its sessions' `lengths` and `tempos`, of `total`
         sessions in all."""
         width, labels, end = self.width, self.labels, self.labels.index(END)
-        span = np.searchsorted(self.codes, [label * width * width, (label + 1) * width * width])
-        codes, counts = self.codes[span[0] : span[1]], self.counts[span[0] : span[1]]
-        a, b = (codes // width) % width, codes % width
-        lo = np.searchsorted(self.pause_codes, codes)
-        hi = np.searchsorted(self.pause_codes, codes, side="right")
-        n_pauses = hi - lo
+        columns = len(self.pairs)
+        row = self.counts[label]
+        moved = np.flatnonzero((row > 0) & (self.pairs // width != labels.index("START")))
+        counts, a, b = row[moved], self.pairs[moved] // width, self.pairs[moved] % width
+        cells = label * columns + moved
+        n_pauses = self.sizes[cells]
         # A rare transition borrows the pauses of the other rare ones, not those of the
         # frequent ones (a page's asset fetches, milliseconds apart, would swamp a person's
         # rare moves between pages: a mean think 16 % short on a staging capture).
         rare = (n_pauses > 0) & (n_pauses < MIN_THINK_SAMPLES)
-        rare_pauses = [self.pauses[i:j] for i, j in zip(lo[rare], hi[rare], strict=True)]
-        behavior_pauses = np.concatenate(rare_pauses) if rare_pauses else np.zeros(0)
+        rare_cell, rare_pauses = self.rare
+        mine = (rare_cell >= label * columns) & (rare_cell < (label + 1) * columns)
+        behavior_pauses = rare_pauses[mine]
         fallback: dict[int, ThinkTime] = {}
         think: dict[str, dict[str, ThinkTime]] = {}
         for i in np.flatnonzero(b != end).tolist():
             if n_pauses[i] >= MIN_THINK_SAMPLES:
-                found = _think_time([("transition", self.pauses[lo[i] : hi[i]])])
+                q = self.quantiles[int(cells[i])]
+                found = ThinkTime(
+                    tuple(sig(float(v), 4) for v in q), int(n_pauses[i]), "transition"
+                )
             else:
                 if b[i] not in fallback:
-                    into = rare & (b == b[i])
-                    target = [self.pauses[j:k] for j, k in zip(lo[into], hi[into], strict=True)]
-                    fallback[b[i]] = _think_time(
-                        [
-                            ("endpoint", np.concatenate(target) if target else np.zeros(0)),
-                            ("behavior", behavior_pauses),
-                            ("trace", self.trace_pauses),
-                        ]
+                    into = cells[rare & (b == b[i])]
+                    target = rare_pauses[np.isin(rare_cell, into)]
+                    fallback[b[i]] = (
+                        _think_time([("endpoint", target), ("behavior", behavior_pauses)])
+                        or self.trace()
                     )
                 found = fallback[b[i]]
             think.setdefault(labels[a[i]], {})[labels[b[i]]] = found
@@ -387,6 +446,25 @@ class _Moves:
             tempo=_tempo(tempos[np.isfinite(tempos)]),
         )
 
+    def trace(self) -> ThinkTime:
+        """The quantiles of every pause of the trace (computed once, when first asked)."""
+        if self.trace_think is None:
+            self.trace_think = _think_time([("trace", self.pauses)]) or _NO_THINK
+        return self.trace_think
+
+
+def _quantiles(
+    values: np.ndarray, group: np.ndarray, wanted: np.ndarray, sizes: np.ndarray
+) -> list[np.ndarray]:
+    """np.quantile(values[group == g], QUANTILE_POINTS) for each g in `wanted` (`sizes`:
+    every group's count of values)."""
+    found = group_quantiles(values, group, len(sizes), wanted, QUANTILE_POINTS, sizes)
+    if found is not None:
+        return list(found)
+    order = np.argsort(group, kind="stable")  # values with a sign bit: partitions
+    bounds = np.searchsorted(group[order], np.stack([wanted, wanted + 1]))
+    return [np.quantile(values[order[i:j]], QUANTILE_POINTS) for i, j in bounds.T.tolist()]
+
 
 def _tempo(tempos: np.ndarray) -> ThinkTime:
     if not len(tempos):
@@ -395,13 +473,17 @@ def _tempo(tempos: np.ndarray) -> ThinkTime:
     return ThinkTime(tuple(sig(float(v), 4) for v in q), len(tempos), "sessions")
 
 
-def _think_time(levels: list[tuple[str, np.ndarray]]) -> ThinkTime:
-    """The quantiles of the first level with MIN_THINK_SAMPLES pauses (the trace's: any)."""
+_NO_THINK = ThinkTime(tuple(0.0 for _ in QUANTILE_POINTS), 0, "none")
+
+
+def _think_time(levels: list[tuple[str, np.ndarray]]) -> ThinkTime | None:
+    """The quantiles of the first level with MIN_THINK_SAMPLES pauses (the trace's: any),
+    None without one."""
     for level, values in levels:
         if len(values) >= MIN_THINK_SAMPLES or (level == "trace" and len(values)):
             q = np.quantile(values, QUANTILE_POINTS)
             return ThinkTime(tuple(sig(float(v), 4) for v in q), len(values), level)
-    return ThinkTime(tuple(0.0 for _ in QUANTILE_POINTS), 0, "none")
+    return None
 
 
 def _probabilities(counts: dict[str, int]) -> dict[str, float]:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from tracereplay.models import behavior_paths
+from tracereplay.models import behavior_paths, behaviors
 from tracereplay.models.behavior_paths import TEMPO_SHRINK, group_sums
 from tracereplay.models.behaviors import (
     END,
@@ -24,9 +24,10 @@ from tracereplay.models.behaviors import (
     _tempo_feature,
     choose_clusters,
     fit_behaviors,
+    hellinger,
+    session_features,
     sig,
     transition_features,
-    with_column,
 )
 from tracereplay.models.session_shape import Censoring, SessionTable, censoring
 from tracereplay.models.sessions import sessionize
@@ -261,16 +262,100 @@ def test_transition_counts_are_the_per_session_counts() -> None:
     assert np.array_equal(features, reference_features(lists))
 
 
-def test_the_tempo_column_is_appended_as_hstack_would() -> None:
+def test_session_features_are_hellinger_and_the_column_as_hstack_would() -> None:
+    sessions = random_sessions(6)
+    paths = behavior_paths.SessionPaths.of(sessions)
+    pairs = behavior_paths.Pairs.of(paths)
     rng = np.random.default_rng(2)
-    dense = rng.random((300, 7)) * (rng.random((300, 7)) < 0.3)  # some rows empty
-    dense[5] = 0.0
-    matrix = sparse.csr_matrix(dense)
-    column = rng.normal(size=300) * (rng.random(300) < 0.6)  # zeros: no entry
-    column[5] = 1.5
-    got = with_column(matrix, column)
-    expected = sparse.hstack([matrix, column[:, None]], format="csr")
-    assert got.shape == expected.shape and got.nnz == expected.nnz
-    assert np.array_equal(got.indptr, expected.indptr)
-    assert np.array_equal(got.indices, expected.indices)
-    assert np.array_equal(got.data, expected.data)
+    n = len(paths.length)
+    column = rng.normal(size=n) * (rng.random(n) < 0.6)  # zeros: no entry
+    counts, features = session_features(paths, pairs, column)
+    plain, _ = behavior_paths.transition_counts(paths)
+    expected = sparse.hstack([hellinger(plain), column[:, None]], format="csr")
+    assert features.shape == expected.shape and features.nnz == expected.nnz
+    assert np.array_equal(features.indptr, expected.indptr)
+    assert np.array_equal(features.indices, expected.indices)
+    assert np.array_equal(features.data, expected.data)
+    assert np.array_equal(counts.toarray(), np.hstack([plain.toarray(), column[:, None]]))
+
+
+def reference_choose_clusters(features: sparse.csr_matrix, seed: int, sample: int) -> np.ndarray:
+    """choose_clusters as it was: every session assigned for every K, then the score."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from threadpoolctl import threadpool_limits
+
+    n = features.shape[0]
+    index = np.sort(np.random.default_rng(seed).choice(n, sample, False))
+    points = features[index].toarray()
+    best = (0.25, np.zeros(n, dtype=int))
+    with threadpool_limits(limits=1):
+        for k in range(2, min(6, n // 15, len(np.unique(points, axis=0))) + 1):
+            model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)
+            centres = model.cluster_centers_
+            dots = np.asarray(features @ centres.T)
+            assigned = np.argmin((centres**2).sum(axis=1) - 2 * dots, axis=1)
+            if np.bincount(assigned, minlength=k).min() < 15:
+                continue
+            score = float(silhouette_score(points, model.labels_, random_state=seed))
+            if score > best[0]:
+                best = (score, assigned.astype(int))
+    return best[1]
+
+
+@pytest.mark.parametrize(("seed", "few"), [(0, False), (1, False), (2, True)])
+def test_sampled_clusters_are_those_of_the_k_sweep_as_it_was(
+    seed: int, few: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The silhouette first on a sample (the assignment only for a K it would choose), on
+    distances computed once, the assignment in chunks of rows, distinct rows counted by
+    their bytes (`few`: 4 distinct rows, so K stops at 4): the same labels."""
+    monkeypatch.setattr(behaviors, "_ASSIGN_CHUNK", 128)
+    rng = np.random.default_rng(seed)
+    shapes = [["/a", "/b", "/a"], ["/x", "/y", "/y", "/z"], ["/a", "/x"], ["/q"]]
+    picks = rng.choice(4, size=1500, p=[0.4, 0.3, 0.2, 0.1])
+    paths = [shapes[k] + ["/b"] * (0 if few else int(rng.integers(0, 4))) for k in picks]
+    counts, _ = behavior_paths.transition_counts(behavior_paths.SessionPaths.of_lists(paths))
+    tempo = np.zeros((1500, 1)) if few else rng.normal(size=(1500, 1))
+    features = sparse.hstack([hellinger(counts), tempo], format="csr")
+    got = choose_clusters(features, seed, sample=400)
+    assert np.array_equal(got, reference_choose_clusters(features, seed, 400))
+    assert len(np.unique(got)) >= 2
+
+
+def test_negative_and_zero_pauses_fit_as_the_reference() -> None:
+    """Overlapping requests give negative pauses: no tempo from them, and their quantiles
+    by partitions (the counts by value ranges refuse a sign bit)."""
+    sessions = random_sessions(7)
+    rng = np.random.default_rng(7)
+    think = sessions["think_s"].to_numpy(float).copy()
+    flip = rng.random(len(think)) < 0.1
+    think[flip] = -think[flip]
+    sessions["think_s"] = think
+    expected = [b.to_json() for b in reference_behaviors(sessions, None)]
+    assert [b.to_json() for b in fit_behaviors(sessions)] == expected
+
+
+def test_pause_sums_are_bincounts_of_every_value_nan_as_0() -> None:
+    """A running sum by session of np.nan_to_num(think_s): of the pauses alone when every
+    other value is NaN, else of every value (a NaN pause, a first request's finite think,
+    an inf)."""
+    sessions = random_sessions(8)
+    paths = behavior_paths.SessionPaths.of(sessions)
+    first = np.zeros(len(paths.think_s), dtype=bool)
+    first[paths.first] = True
+    # Full mantissas (the trace's pauses are differences of times: sums often exact).
+    rng = np.random.default_rng(8)
+    every = np.where(first, np.nan, rng.lognormal(0, 2, len(first)))  # NaN: firsts
+    at = np.arange(len(every))
+    variants = {
+        "pauses alone": every,
+        "a NaN pause": np.where(np.isnan(paths.think_s), np.nan, every),
+        "a first's think": np.where(at % 97 == 0, 2.5, every),
+        "an inf": np.where(at % 89 == 5, np.inf, every),
+    }
+    for name, think in variants.items():
+        changed = replace(paths, think_s=think)
+        pauses = behavior_paths.Pauses.of(changed, behavior_paths.Pairs.of(changed))
+        expected = np.bincount(changed.session, weights=np.nan_to_num(think, nan=0.0))
+        assert np.array_equal(pauses.sums(changed), expected), name

@@ -1,0 +1,132 @@
+"""Order statistics of many groups of values at once, and numpy's quantiles and medians
+from them, bit for bit, without sorting or partitioning each group's values.
+
+A non-negative float's bits, read as an integer, grow with it. So one `np.bincount` of
+(group, leading bits) counts each group's values by narrow ranges of value; the range
+holding a wanted rank is found from the counts, and only the values in the wanted ranges
+(a small part, unless a group's values are nearly all alike) are sorted. The value at a
+rank is the one a sort would put there, so the quantiles, interpolated as `np.quantile`
+interpolates (method "linear"), are its own to the bit (tests/models/test_order_stats.py).
+Values with a sign bit (negative numbers, -0.0) are refused: the caller partitions them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BUCKETS = 1 << 12
+"""Ranges of value per group (fewer when the groups are many: the counts stay small)."""
+_MAX_BINS = 1 << 23
+
+
+def order_statistics(
+    values: np.ndarray, group: np.ndarray, groups: int, wanted: np.ndarray, ranks: np.ndarray
+) -> np.ndarray | None:
+    """For each i, the value of rank `ranks[i]` (0: the smallest) among the `values` of
+    group `wanted[i]` (`group`: each value's, 0 <= group < groups; the ranks must exist).
+    None when a value has its sign bit set (the bits would not order them)."""
+    ranks = np.asarray(ranks, dtype=np.int64)
+    if not len(ranks):
+        return np.zeros(0)
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.int64)
+    low, high = int(bits.min()), int(bits.max())
+    if low < 0:
+        return None
+    buckets = max(1, min(BUCKETS, _MAX_BINS // max(groups, 1)))
+    shift = max(0, (high - low).bit_length() - (buckets - 1).bit_length())
+    width = ((high - low) >> shift) + 1
+    key = group.astype(np.int64) * width
+    key += (bits - low) >> shift
+    counts = np.bincount(key, minlength=groups * width)
+    del bits
+    before = np.cumsum(counts) - counts  # values in the bins before each bin
+    group_start = before[np.arange(groups) * width]
+    target = group_start[np.asarray(wanted, dtype=np.int64)] + ranks
+    # The bin of each wanted rank: the last bin starting at or before it.
+    ends = before + counts
+    bins = np.searchsorted(ends, target, side="right")
+    chosen = np.zeros(len(counts), dtype=bool)
+    chosen[bins] = True
+    picked = np.flatnonzero(chosen[key])
+    sub_key = key[picked]
+    del key, chosen
+    sub = np.ascontiguousarray(values, dtype=np.float64)[picked]
+    order = np.lexsort((sub, sub_key))
+    ordered = sub[order]
+    # Where each chosen bin's values start in `ordered`.
+    kept = np.unique(bins)
+    kept_start = np.cumsum(counts[kept]) - counts[kept]
+    at = kept_start[np.searchsorted(kept, bins)] + (target - before[bins])
+    return np.asarray(ordered[at], dtype=np.float64)
+
+
+def quantile_points(sizes: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For groups of `sizes` values (each > 0) and quantiles `q`: the ranks `np.quantile`
+    reads (below, above) and its interpolation weight, each of shape (groups, len(q))."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    virtual = (sizes - 1)[:, None] * np.asarray(q, dtype=np.float64)[None, :]
+    below = np.floor(virtual)
+    above = below + 1
+    past = virtual >= (sizes - 1)[:, None]
+    below[past] = -1
+    above[past] = -1
+    gamma = virtual - below
+    last = np.broadcast_to((sizes - 1)[:, None], virtual.shape)
+    lo = np.where(below < 0, last, below).astype(np.int64)
+    hi = np.where(above < 0, last, above).astype(np.int64)
+    return lo, hi, gamma
+
+
+def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """`np.quantile`'s interpolation between the values below and above (its `_lerp`)."""
+    diff = b - a
+    out = np.add(a, diff * t)
+    np.subtract(b, diff * (1 - t), out=out, where=t >= 0.5)
+    return np.asarray(out, dtype=float)
+
+
+def group_quantiles(
+    values: np.ndarray,
+    group: np.ndarray,
+    groups: int,
+    wanted: np.ndarray,
+    q: np.ndarray,
+    sizes: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """`np.quantile(values[group == g], q)` for each g in `wanted` (each with values), as
+    rows; None when `order_statistics` refuses the values. `sizes`: each group's count of
+    values, when known."""
+    wanted = np.asarray(wanted, dtype=np.int64)
+    if sizes is None:
+        sizes = np.bincount(group, minlength=groups)
+    sizes = sizes[wanted]
+    lo, hi, gamma = quantile_points(sizes, q)
+    rows = np.repeat(wanted, lo.shape[1])
+    found = order_statistics(
+        values,
+        group,
+        groups,
+        np.concatenate([rows, rows]),
+        np.concatenate([lo.ravel(), hi.ravel()]),
+    )
+    if found is None:
+        return None
+    below, above = found[: lo.size].reshape(lo.shape), found[lo.size :].reshape(lo.shape)
+    return lerp(below, above, gamma)
+
+
+def group_medians(values: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray | None:
+    """`np.median(values[group == g])` for every group (0 for a group without values);
+    None when `order_statistics` refuses the values."""
+    sizes = np.bincount(group, minlength=groups)
+    wanted = np.flatnonzero(sizes)
+    n = sizes[wanted]
+    found = order_statistics(
+        values, group, groups, np.concatenate([wanted, wanted]),
+        np.concatenate([(n - 1) // 2, n // 2]),
+    )  # fmt: skip
+    if found is None:
+        return None
+    median = np.zeros(groups)
+    median[wanted] = (found[: len(wanted)] + found[len(wanted) :]) / 2
+    return median

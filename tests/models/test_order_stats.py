@@ -1,0 +1,91 @@
+"""Order statistics from counts by value ranges equal numpy's quantiles and medians, bit for
+bit, whatever the groups' sizes, ties and spread (models/order_stats.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tracereplay.models.behaviors import QUANTILE_POINTS
+from tracereplay.models.order_stats import (
+    group_medians,
+    group_quantiles,
+    lerp,
+    order_statistics,
+    quantile_points,
+)
+
+
+def groups_of(seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Values in groups of 1 to 5,000: lognormal over many decades, exact ties (a script's
+    fixed delay), zeros, one group of one value repeated, one empty group."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.choice([1, 2, 3, 7, 20, 21, 99, 5000], size=40)
+    sizes[3] = 0
+    parts = []
+    for g, n in enumerate(sizes.tolist()):
+        values = rng.lognormal(0, 3, n)
+        if g % 5 == 1:
+            values[: n // 2] = 0.25  # ties
+        if g % 7 == 2:
+            values[: n // 3] = 0.0
+        if g == 9:
+            values[:] = 3.0
+        parts.append(values)
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    values = np.concatenate(parts)
+    shuffle = rng.permutation(len(values))
+    return values[shuffle], group[shuffle], len(sizes)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_group_quantiles_are_np_quantile(seed: int) -> None:
+    values, group, groups = groups_of(seed)
+    wanted = np.flatnonzero(np.bincount(group, minlength=groups))
+    got = group_quantiles(values, group, groups, wanted, QUANTILE_POINTS)
+    assert got is not None
+    expected = np.array([np.quantile(values[group == g], QUANTILE_POINTS) for g in wanted])
+    assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_group_medians_are_np_median(seed: int) -> None:
+    values, group, groups = groups_of(seed)
+    got = group_medians(values, group, groups)
+    assert got is not None
+    sizes = np.bincount(group, minlength=groups)
+    expected = [np.median(values[group == g]) if sizes[g] else 0.0 for g in range(groups)]
+    assert np.array_equal(got, expected)
+
+
+def test_every_rank_is_the_sorted_value() -> None:
+    values, group, groups = groups_of(4)
+    wanted = np.concatenate([np.full(n, g) for g, n in enumerate(np.bincount(group).tolist())])
+    ranks = np.concatenate([np.arange(n) for n in np.bincount(group).tolist()])
+    got = order_statistics(values, group, groups, wanted, ranks)
+    expected = np.concatenate([np.sort(values[group == g]) for g in range(groups)])
+    assert got is not None and np.array_equal(got, expected)
+
+
+def test_one_value_and_narrow_ranges() -> None:
+    one = group_quantiles(np.array([2.5]), np.array([0]), 1, np.array([0]), QUANTILE_POINTS)
+    assert one is not None and np.array_equal(one[0], np.quantile([2.5], QUANTILE_POINTS))
+    close = 1.0 + np.arange(300) * 1e-15  # all in one range of values
+    got = group_quantiles(close, np.zeros(300, np.int64), 1, np.array([0]), QUANTILE_POINTS)
+    assert got is not None and np.array_equal(got[0], np.quantile(close, QUANTILE_POINTS))
+
+
+def test_values_with_a_sign_bit_are_refused() -> None:
+    group = np.zeros(3, np.int64)
+    for values in ([1.0, -2.0, 3.0], [1.0, -0.0, 3.0]):
+        assert order_statistics(np.array(values), group, 1, np.array([0]), np.array([1])) is None
+        assert group_medians(np.array(values), group, 1) is None
+
+
+def test_interpolation_is_np_quantiles() -> None:
+    rng = np.random.default_rng(0)
+    for n in [1, 2, 3, 20, 21, 1001]:
+        values = np.sort(rng.lognormal(0, 2, n))
+        lo, hi, gamma = quantile_points(np.array([n]), QUANTILE_POINTS)
+        got = lerp(values[lo[0]], values[hi[0]], gamma[0])
+        assert np.array_equal(got, np.quantile(values, QUANTILE_POINTS)), n
