@@ -33,6 +33,7 @@ from .endpoints import PAYLOAD_SAMPLE_REQUESTS
 from .forked import forked, free_processes, preload, preloaded_modules
 from .frame import read_light_columns
 from .ids import NO_IDS, ids_to_json
+from .kaplan_meier import km_percentiles
 from .model_file import MAX_MODEL_BYTES as MAX_MODEL_BYTES  # noqa: PLC0414 (re-exported)
 from .model_file import MODEL_FORMAT
 from .model_file import load_model as load_model  # noqa: PLC0414 (re-exported)
@@ -49,7 +50,7 @@ from .sample_reads import (
 )
 from .sample_reads import sessions_auth as sessions_auth  # noqa: PLC0414 (re-exported: compare)
 from .session_sample import CORRELATION_SAMPLE_SESSIONS, CORRELATION_SESSIONS_PER_ENDPOINT
-from .session_shape import Censoring, censoring, km_percentiles
+from .session_shape import Censoring, censoring
 from .sessionized import _keep_what_later_stages_read, _Later, _sessionized, _templates
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
