@@ -73,7 +73,7 @@ class Censoring:
 def censoring(sessions: pd.DataFrame, timeout_s: float) -> Censoring:
     """Censoring of a sessionized frame (session_id 0..n-1, t_s, think_s, and
     duration_ms when known): see the module's docstring."""
-    from .sessions import session_runs  # (pandas: not loaded by synthesize)
+    from .sessions import run_extremes, session_runs  # (pandas: not loaded by synthesize)
 
     if sessions.empty:
         empty = np.zeros(0, dtype=bool)
@@ -103,7 +103,7 @@ def censoring(sessions: pd.DataFrame, timeout_s: float) -> Censoring:
     runs = session_runs(sessions)
     if runs is not None and not np.isnan(ends).any():  # rows by session: no ufunc.at
         starts = runs[1]
-        first[ids[starts]] = np.minimum.reduceat(t, starts)
+        first[ids[starts]] = run_extremes(t, starts)[0]
         last_end[ids[starts]] = np.maximum.reduceat(ends, starts)
     else:
         np.minimum.at(first, ids, t)

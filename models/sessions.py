@@ -128,12 +128,12 @@ def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
     if runs is not None:  # rows by session already (sessionize's order): no groupby
         ids, starts = runs
         t = sessions["t_s"].to_numpy()
-        start_s = np.minimum.reduceat(t, starts)
+        start_s, end_s = run_extremes(t, starts)
         return pd.DataFrame(
             {
                 "start_s": start_s,
                 "length": np.diff(np.append(starts, len(t))),
-                "duration_s": np.maximum.reduceat(t, starts) - start_s,
+                "duration_s": end_s - start_s,
             },
             index=pd.Index(ids[starts], name="session_id"),
         )
@@ -161,6 +161,18 @@ def session_runs(sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None
     if (ids[starts[1:]] < ids[starts[1:] - 1]).any() or np.isnan(t).any():
         return None
     return ids, starts
+
+
+def run_extremes(t: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.minimum.reduceat(t, starts)` and `np.maximum.reduceat(t, starts)` (`t` without
+    NaN): each run's first and last value when `t` rises within every run and has no sign
+    bit set (where the min of 0.0 and -0.0 might be either), two gathers and one pass."""
+    rising = np.ones(len(t), dtype=bool)
+    np.greater_equal(t[1:], t[:-1], out=rising[1:])
+    rising[starts] = True  # (a run may start below the last one's end)
+    if not rising.all() or np.signbit(t).any():
+        return np.minimum.reduceat(t, starts), np.maximum.reduceat(t, starts)
+    return t[starts], t[np.append(starts[1:], len(t)) - 1]
 
 
 def session_stats(sessions: pd.DataFrame) -> SessionStats:
