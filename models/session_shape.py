@@ -73,32 +73,37 @@ class Censoring:
 def censoring(sessions: pd.DataFrame, timeout_s: float) -> Censoring:
     """Censoring of a sessionized frame (session_id 0..n-1, t_s, think_s, and
     duration_ms when known): see the module's docstring."""
-    from .sessions import session_runs  # (pandas: not loaded by synthesize)
+    from .sessions import run_extremes, session_runs  # (pandas: not loaded by synthesize)
 
     if sessions.empty:
         empty = np.zeros(0, dtype=bool)
         return Censoring(0.0, empty, empty)
+    from .nan_quantiles import nan_quantile
+
     t = sessions["t_s"].to_numpy(float)
-    dur = (
-        sessions["duration_ms"].fillna(0.0).to_numpy(float) / 1000.0
-        if "duration_ms" in sessions.columns
-        else np.zeros(len(t))
-    )
+    # Each request's end: t + duration (unknown: 0), into one fresh array.
+    if "duration_ms" in sessions.columns:
+        duration = sessions["duration_ms"]
+        if duration.dtype != np.float64:  # (a nullable one: its NA as NaN)
+            duration = duration.fillna(0.0)
+        ends = np.divide(duration.to_numpy(float), 1000.0)
+        np.nan_to_num(ends, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        ends += t
+    else:
+        ends = t.copy()
     pauses = sessions["think_s"].to_numpy(float)
-    pauses = pauses[np.isfinite(pauses)]  # a copy: the quantile may partition it
-    longest = (
-        float(np.quantile(pauses, CENSOR_QUANTILE, overwrite_input=True)) if len(pauses) else 0.0
-    )
-    threshold = min(longest, float(timeout_s))
+    if np.isinf(pauses).any():  # the finite ones: the others as NaN, which the quantile skips
+        pauses = np.where(np.isinf(pauses), np.nan, pauses)
+    longest = nan_quantile(pauses, CENSOR_QUANTILE)  # (no copy of them all)
+    threshold = min(0.0 if np.isnan(longest) else longest, float(timeout_s))
     ids = sessions["session_id"].to_numpy()
     n = int(ids.max()) + 1
     first = np.full(n, np.inf)
     last_end = np.full(n, -np.inf)
-    ends = t + dur
     runs = session_runs(sessions)
     if runs is not None and not np.isnan(ends).any():  # rows by session: no ufunc.at
         starts = runs[1]
-        first[ids[starts]] = np.minimum.reduceat(t, starts)
+        first[ids[starts]] = run_extremes(t, starts)[0]
         last_end[ids[starts]] = np.maximum.reduceat(ends, starts)
     else:
         np.minimum.at(first, ids, t)

@@ -7,10 +7,13 @@ previous request's start when durations are unknown; NaN for a session's first r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from .nan_quantiles import nan_median
 
 DEFAULT_SESSION_TIMEOUT_S = 30 * 60.0
 AUTH_FAILED = 401
@@ -125,12 +128,12 @@ def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
     if runs is not None:  # rows by session already (sessionize's order): no groupby
         ids, starts = runs
         t = sessions["t_s"].to_numpy()
-        start_s = np.minimum.reduceat(t, starts)
+        start_s, end_s = run_extremes(t, starts)
         return pd.DataFrame(
             {
                 "start_s": start_s,
                 "length": np.diff(np.append(starts, len(t))),
-                "duration_s": np.maximum.reduceat(t, starts) - start_s,
+                "duration_s": end_s - start_s,
             },
             index=pd.Index(ids[starts], name="session_id"),
         )
@@ -150,23 +153,37 @@ def session_runs(sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None
     t = sessions["t_s"].to_numpy()
     if not len(ids) or ids.dtype.kind not in "iu" or t.dtype != np.float64:
         return None
-    if (ids[1:] < ids[:-1]).any() or np.isnan(t).any():
-        return None
     change = np.ones(len(ids), dtype=bool)
     np.not_equal(ids[1:], ids[:-1], out=change[1:])
-    return ids, np.flatnonzero(change)
+    starts = np.flatnonzero(change)
+    del change
+    # In ascending order where the id changes, so everywhere (elsewhere it does not).
+    if (ids[starts[1:]] < ids[starts[1:] - 1]).any() or np.isnan(t).any():
+        return None
+    return ids, starts
+
+
+def run_extremes(t: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.minimum.reduceat(t, starts)` and `np.maximum.reduceat(t, starts)` (`t` without
+    NaN): each run's first and last value when `t` rises within every run and has no sign
+    bit set (where the min of 0.0 and -0.0 might be either), two gathers and one pass."""
+    rising = np.ones(len(t), dtype=bool)
+    np.greater_equal(t[1:], t[:-1], out=rising[1:])
+    rising[starts] = True  # (a run may start below the last one's end)
+    if not rising.all() or np.signbit(t).any():
+        return np.minimum.reduceat(t, starts), np.maximum.reduceat(t, starts)
+    return t[starts], t[np.append(starts[1:], len(t)) - 1]
 
 
 def session_stats(sessions: pd.DataFrame) -> SessionStats:
     table = session_table(sessions)
-    think = sessions["think_s"].to_numpy(float)
-    think = think[~np.isnan(think)]  # a copy of its own: the median may partition it
+    think = nan_median(sessions["think_s"].to_numpy(float))  # (no copy of the thinks)
     return SessionStats(
         sessions=len(table),
         mean_length=float(table["length"].mean()),
         median_length=float(table["length"].median()),
         mean_duration_s=float(table["duration_s"].mean()),
-        median_think_s=float(np.median(think, overwrite_input=True)) if len(think) else 0.0,
+        median_think_s=0.0 if math.isnan(think) else think,
     )
 
 

@@ -22,11 +22,11 @@ from tracereplay.errors import TraceCorruptError, TraceEmptyError
 from tracereplay.models.frame import (
     LIGHT_COLUMNS,
     RequestColumns,
-    _by_key_then_time,
     read_light_columns,
     read_request_columns,
     requests_frame,
 )
+from tracereplay.models.key_split import _by_key_then_time, grouped
 from tracereplay.models.source import ParquetSource
 from tracereplay.trace import TraceMetadata, open_writer
 
@@ -216,12 +216,25 @@ def test_rows_still_in_a_journal_are_read_as_plain_strings(tmp_path: Path) -> No
     assert cols.paths.to_pylist() == ["/live", None] and cols.keys == ["s9"]
 
 
+def _keys_by_first_request(key: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The order `_by_key_then_time` gives requests in time order, by plain Python: keys
+    by (first time, key code), each key's requests in their order."""
+    first: dict[int, int] = {}
+    for row, k in enumerate(key.tolist()):
+        first.setdefault(k, row)
+    ranked = sorted(first, key=lambda k: (t[first[k]], k))
+    rank = {k: i for i, k in enumerate(ranked)}
+    return np.array(sorted(range(len(key)), key=lambda row: (rank[int(key[row])], row)), int)
+
+
 @pytest.mark.parametrize("case", range(24))
-def test_the_radix_order_is_lexsorts(case: int) -> None:
+def test_the_key_order_is_by_first_request_else_lexsorts(case: int) -> None:
     rng = np.random.default_rng(case)
     n = int(rng.integers(0, 3000))
     top = [1, 5, 60_000, 70_000, 1 << 20, (1 << 31) - 1][case % 6]
-    key = rng.integers(0, top, n).astype(np.int32 if case % 4 else np.int64)
+    key = rng.integers(0, min(top, 2 * n + 1), n).astype(np.int32 if case % 4 else np.int64)
+    if case % 6 == 5:  # codes far above the row count: lexsort's way
+        key = rng.integers(0, top, n).astype(np.int64)
     t = np.sort(rng.integers(0, 40, n)).astype(float)  # in order, with ties
     if case % 3 == 1:
         t = rng.permutation(t)  # not in order: lexsort's way
@@ -229,7 +242,25 @@ def test_the_radix_order_is_lexsorts(case: int) -> None:
         t[-1] = np.nan
     if case % 12 == 7 and n:
         key[0] = -1
-    assert np.array_equal(_by_key_then_time(key, t), np.lexsort((t, key)))
+    got = _by_key_then_time(key, t)
+    assert got.dtype == np.int64
+    in_order = not (t[1:] < t[:-1]).any() and not np.isnan(t).any()
+    dense = n > 0 and key.min() >= 0 and key.max() <= 2 * n
+    if in_order and dense:
+        assert np.array_equal(got, _keys_by_first_request(key, t))
+    else:
+        assert np.array_equal(got, np.lexsort((t, key)))
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_grouped_is_a_stable_argsort(case: int) -> None:
+    rng = np.random.default_rng(case)
+    n = int(rng.integers(0, 5000))
+    groups = [1, 3, 7000, 100][case % 4]
+    codes = rng.integers(0, groups, n).astype(np.int32 if case % 2 else np.int64)
+    got = grouped(codes, groups)
+    assert got.dtype == np.int64
+    assert np.array_equal(got, np.argsort(codes, kind="stable"))
 
 
 def test_codes_into_pyarrow_dictionaries_are_the_sorted_distinct() -> None:

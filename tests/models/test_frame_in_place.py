@@ -6,6 +6,7 @@ and `session_rows` equal to the gathers and `np.lexsort` they replace."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -20,7 +21,10 @@ from tracereplay.models.frame import (
     key_time_split,
     read_request_columns,
     session_rows,
+    session_stats_by_timeout,
 )
+from tracereplay.models.key_split import _by_key_then_time
+from tracereplay.models.sessions import SessionStats
 
 
 def _trace(n: int, seed: int, in_order: bool) -> pa.Table:
@@ -92,9 +96,10 @@ def test_the_columns_are_arrays_of_their_own_of_exactly_their_rows(
         assert not np.shares_memory(x, y), (a, b)
 
 
-def _reference_split(r: RequestColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`key_time_split` as it was before round 11: fresh gathers, one `np.lexsort`."""
-    order = np.lexsort((r.t_s, r.key))
+def _reference_split(r: RequestColumns) -> tuple[np.ndarray, ...]:
+    """`key_time_split` by fresh gathers: `order` as `_by_key_then_time` gives it
+    (tests/models/test_frame.py pins it), a key's first think NaN."""
+    order = _by_key_then_time(r.key, r.t_s)
     key = r.key[order]
     same_key = np.zeros(len(order), dtype=bool)
     same_key[1:] = key[1:] == key[:-1]
@@ -103,14 +108,24 @@ def _reference_split(r: RequestColumns) -> tuple[np.ndarray, np.ndarray, np.ndar
     end += t
     think = np.zeros(len(order))
     np.subtract(t[1:], end[:-1], out=think[1:])
-    return order, same_key, np.maximum(think, 0.0)
+    think = np.maximum(think, 0.0)
+    think[~same_key] = np.nan
+    return order, key, same_key, np.flatnonzero(~same_key), think, t
 
 
 def _reference_rows(
     r: RequestColumns, timeout_s: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`session_rows` as it was before round 11 (sessions numbered by `np.lexsort`)."""
-    order, same_key, think = _reference_split(r)
+    """`session_rows` as it was before round 11 (sessions numbered by `np.lexsort`),
+    from the requests by (key, time), as they were then."""
+    order = np.lexsort((r.t_s, r.key))
+    key = r.key[order]
+    same_key = np.zeros(len(order), dtype=bool)
+    same_key[1:] = key[1:] == key[:-1]
+    end = np.nan_to_num(r.duration_ms[order], nan=0.0) / 1000.0 + r.t_s[order]
+    think = np.zeros(len(order))
+    np.subtract(r.t_s[order][1:], end[:-1], out=think[1:])
+    think = np.maximum(think, 0.0)
     t = r.t_s[order]
     new = ~same_key
     new[1:] |= (t[1:] - t[:-1]) > timeout_s
@@ -153,7 +168,7 @@ def test_split_and_rows_are_the_plain_gathers_and_lexsorts(seed: int) -> None:
     r = _columns(seed)
     split = key_time_split(r)
     for got, want in zip(split, _reference_split(r), strict=True):
-        assert np.array_equal(got, want)
+        assert np.array_equal(got, want, equal_nan=True)
     for timeout in (30.0, 600.0):
         want_rows = _reference_rows(r, timeout)
         for given in (None, split):
@@ -161,7 +176,7 @@ def test_split_and_rows_are_the_plain_gathers_and_lexsorts(seed: int) -> None:
                 assert np.array_equal(got, want, equal_nan=True)
     # The caller's split is read, never written.
     for got, want in zip(split, _reference_split(r), strict=True):
-        assert np.array_equal(got, want)
+        assert np.array_equal(got, want, equal_nan=True)
 
 
 @pytest.mark.parametrize("in_order", [True, False])
@@ -177,3 +192,41 @@ def test_statuses_read_as_float32_are_the_float64_values(in_order: bool) -> None
     for name, array in _arrays(narrow).items():
         if name != "status":
             assert np.array_equal(array, _arrays(wide)[name], equal_nan=True), name
+
+
+def _reference_stats(r: RequestColumns, timeout_s: float) -> SessionStats:
+    """`session_stats_by_timeout` as it was before issue 15's round 16: from the requests
+    by (key, time), each statistic over the sessions in (key, start) order."""
+    order = np.lexsort((r.t_s, r.key))
+    key, t = r.key[order], r.t_s[order]
+    end = np.nan_to_num(r.duration_ms[order], nan=0.0) / 1000.0 + t
+    think = np.zeros(len(order))
+    np.subtract(t[1:], end[:-1], out=think[1:])
+    think = np.maximum(think, 0.0)
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (key[1:] != key[:-1]) | ((t[1:] - t[:-1]) > timeout_s)
+    starts = np.flatnonzero(new)
+    last = np.append(starts[1:], len(t)) - 1
+    lengths = last - starts + 1
+    thinks = think[~new]
+    return SessionStats(
+        sessions=len(starts),
+        mean_length=float(np.mean(lengths)),
+        median_length=float(np.median(lengths)),
+        mean_duration_s=float(np.mean(t[last] - t[starts])),
+        median_think_s=float(np.median(thinks)) if len(thinks) else 0.0,
+    )
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_stats_by_timeout_are_the_lexsort_ones_to_the_bit(seed: int) -> None:
+    r = _columns(seed)
+    if not len(r):
+        return
+    # Times no sum of which is exact (the mean of durations depends on their order).
+    t = r.t_s + np.random.default_rng(seed).random(len(r)) / 3
+    r = replace(r, t_s=t if seed % 4 == 3 else np.sort(t))
+    timeouts = {"30s": 30.0, "10m": 600.0, "same": 600.0, "long": 1e9}
+    got = session_stats_by_timeout(r, timeouts)
+    for name, timeout in timeouts.items():
+        assert got[name] == _reference_stats(r, timeout), name  # floats unrounded

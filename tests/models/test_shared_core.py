@@ -111,6 +111,20 @@ def test_session_table_by_runs_is_the_groupby(seed: int) -> None:
         session_table(int32), session_table(int32.sample(frac=1.0, random_state=seed))
     )
     assert by_runs["length"].min() >= 1 and (by_runs["duration_s"] > 0).any()
+    # By session but not in time order within one (reduceat's way), and with a -0.0.
+    rng = np.random.default_rng(seed)
+    within = sessions.sort_values(
+        ["session_id"], kind="stable", key=lambda c: c + rng.random(len(c)) / 2
+    )
+    within = within.sort_values("session_id", kind="stable").reset_index(drop=True)
+    assert not (within["t_s"].diff().fillna(0) >= 0).all()
+    pd.testing.assert_frame_equal(session_table(within), grouped, check_exact=True)
+    signed = sessions.assign(t_s=sessions["t_s"].where(sessions["t_s"] > 0, -0.0))
+    pd.testing.assert_frame_equal(
+        session_table(signed),
+        session_table(signed.sample(frac=1.0, random_state=seed)),
+        check_exact=True,
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2])

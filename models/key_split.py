@@ -1,0 +1,195 @@
+"""The requests grouped by session key, in time order within a key, and the session
+statistics at several inactivity timeouts from that one grouping (frame.py sessionizes it).
+
+The grouping is a counting sort (scipy.sparse's CSR conversion) of the keys relabelled
+by their first request: a key's requests come together, keys in the order their sessions
+start when each key has one session, so `sessionize_requests` numbers the sessions with
+no sort of its own and gathers the columns in near time order (a key's requests lie close
+together in time), not across the whole trace as key order did.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from .light_columns import CHUNK_ROWS, RequestColumns, gather
+from .nan_quantiles import nan_median
+from .sessions import SessionStats
+
+
+class KeyTimeSplit(NamedTuple):
+    """The requests grouped by session key (`key_time_split`)."""
+
+    order: np.ndarray
+    """Positions in `RequestColumns` (int64): a key's requests together, in time order
+    (ties in their order there); keys by their first request (ties by key code) when the
+    requests come in time order, else by key code (`np.lexsort((t_s, key))`)."""
+    key: np.ndarray
+    """The key codes in that order."""
+    same_key: np.ndarray
+    """Per request in that order, whether the one before it has the same key."""
+    key_starts: np.ndarray
+    """Where each key's requests start in that order (the False of `same_key`)."""
+    think: np.ndarray
+    """Per request in that order, the pause since the end of the one before it of its
+    key (unknown durations read as 0; never below 0); NaN for a key's first request."""
+    t_s: np.ndarray
+    """`t_s` in that order."""
+
+
+def key_time_split(requests: RequestColumns) -> KeyTimeSplit:
+    """The requests grouped by session key, each key's in time order (`KeyTimeSplit`)."""
+    order = _by_key_then_time(requests.key, requests.t_s)
+    key = gather(requests.key, order)  # near time order (a key's requests lie close): cheap
+    same_key = np.zeros(len(order), dtype=bool)
+    np.equal(key[1:], key[:-1], out=same_key[1:])
+    key_starts = np.flatnonzero(~same_key)
+    # end = t + duration / 1000 (unknown: 0), then each pause in its place: one 8-byte
+    # array a request beside the times (fresh 10 M-request arrays cost the kernel more
+    # than the arithmetic: bench/README.md, compare round 10).
+    think = gather(requests.duration_ms, order)
+    np.nan_to_num(think, copy=False, nan=0.0)
+    think /= 1000.0
+    t = gather(requests.t_s, order)
+    think += t
+    _pauses_in_place(think, t)
+    think[key_starts] = np.nan
+    return KeyTimeSplit(order, key, same_key, key_starts, think, t)
+
+
+def _pauses_in_place(end: np.ndarray, t: np.ndarray) -> None:
+    """`end[i]` made max(t[i] - end[i - 1], 0) (the first: 0), in place: chunks from the
+    last, so each reads ends not yet overwritten."""
+    for stop in range(len(end), 1, -CHUNK_ROWS):
+        start = max(stop - CHUNK_ROWS, 1)
+        part = np.subtract(t[start:stop], end[start - 1 : stop - 1])
+        np.maximum(part, 0.0, out=part)
+        end[start:stop] = part
+    if len(end):
+        end[0] = 0.0
+
+
+def _by_key_then_time(key: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The order of `KeyTimeSplit.order`: when `t` is in order (RequestColumns' is) and
+    the keys are dense codes, a stable counting sort of the keys relabelled by their first
+    request (ties by key code); else `np.lexsort((t, key))`."""
+    n = len(key)
+    dense = key.dtype.kind in "iu" and n > 0 and int(key.min()) >= 0
+    if not dense or int(key.max()) > 2 * n or (t[1:] < t[:-1]).any() or np.isnan(t).any():
+        return np.lexsort((t, key))
+    codes = int(key.max()) + 1
+    small = np.int32 if max(n, codes) < 1 << 31 else np.int64
+    positions = np.arange(n, dtype=small)
+    first: np.ndarray = np.full(codes, n, dtype=small)
+    np.minimum.at(first, key, positions)
+    # (codes no request has are last: `n`, cut off)
+    by_first = np.argsort(first)[: np.count_nonzero(first < n)]
+    at = t[first[by_first]]  # each key's first time, in order
+    tied = at[1:] == at[:-1]
+    if (tied & (by_first[1:] < by_first[:-1])).any():  # ties by key code
+        by_first = by_first[np.lexsort((by_first, at))]
+    label = np.zeros(codes, dtype=small)
+    label[by_first] = np.arange(len(by_first))
+    return grouped(gather(label, key), len(by_first), positions)
+
+
+def grouped(codes: np.ndarray, groups: int, positions: np.ndarray | None = None) -> np.ndarray:
+    """`np.argsort(codes, kind="stable")` of integer codes in [0, groups), as int64: a
+    counting sort (the CSR conversion of scipy.sparse, whose column indices come sorted
+    within a row), O(len + groups) where numpy's stable sort of 32-bit values is not
+    (6x faster on 10 M requests of 1 M keys). `positions`: `np.arange(len(codes))`, of
+    the index dtype scipy picks (int32 below 2**31), when the caller has it."""
+    from scipy import sparse  # (loaded where sessions are made: not by synthesize)
+
+    n = len(codes)
+    small = np.int32 if max(n, groups) < 1 << 31 else np.int64
+    if positions is None or positions.dtype != small:
+        positions = np.arange(n, dtype=small)
+    matrix = sparse.csr_array(
+        (np.ones(n, dtype=np.int8), (codes.astype(small, copy=False), positions)),
+        shape=(groups, n),
+    )
+    order: np.ndarray = matrix.indices.astype(np.int64)
+    return order
+
+
+def session_starts(split: KeyTimeSplit, timeout_s: float) -> np.ndarray:
+    """Where (in split order) each session starts: the key changes or the gap between two
+    starts exceeds `timeout_s`."""
+    return _merged(split.key_starts, _long_gaps(split, timeout_s))
+
+
+def _merged(key_starts: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    return np.union1d(key_starts, cuts) if len(cuts) else key_starts
+
+
+def _long_gaps(split: KeyTimeSplit, timeout_s: float) -> np.ndarray:
+    """Where (in split order) a request follows one of its key by more than `timeout_s`."""
+    t, same_key = split.t_s, split.same_key
+    found = [np.zeros(0, dtype=np.intp)]
+    for start in range(1, len(t), CHUNK_ROWS):  # no 8-byte array of every gap
+        stop = min(start + CHUNK_ROWS, len(t))
+        long = (t[start:stop] - t[start - 1 : stop - 1]) > timeout_s
+        long &= same_key[start:stop]
+        found.append(np.flatnonzero(long) + start)
+    return np.concatenate(found)
+
+
+def session_stats_by_timeout(
+    requests: RequestColumns, timeouts_s: Mapping[str, float], split: KeyTimeSplit | None = None
+) -> dict[str, SessionStats]:
+    """`session_stats(sessionize(frame, t))` for each timeout t, from one grouping of the
+    requests by key: sessionize's rules (a new session where the key changes or the gap
+    between two starts exceeds t; think time from the end of the previous response,
+    unknown durations read as 0) without building the frame. The gaps longer than the
+    shortest timeout are found once; timeouts that split at the same ones share stats."""
+    split = split or key_time_split(requests)
+    if not timeouts_s:
+        return {}
+    long = _long_gaps(split, min(timeouts_s.values()))
+    gap = split.t_s[long] - split.t_s[long - 1]
+    out: dict[str, SessionStats] = {}
+    seen: dict[bytes, SessionStats] = {}
+    for name, timeout in timeouts_s.items():
+        cuts = long[gap > timeout]
+        if cuts.tobytes() not in seen:
+            seen[cuts.tobytes()] = _stats(split, cuts)
+        out[name] = seen[cuts.tobytes()]
+    return out
+
+
+def _stats(split: KeyTimeSplit, cuts: np.ndarray) -> SessionStats:
+    """The stats of the sessions the split's keys and `cuts` start, their lengths and
+    durations in (key, start) order, as `np.lexsort` ordered them before (the mean of
+    the same floats in the same order: the same bits)."""
+    t = split.t_s
+    starts = _merged(split.key_starts, cuts)
+    lengths = np.diff(np.append(starts, len(t)))
+    durations = t[starts + lengths - 1] - t[starts]
+    keys = split.key[starts]
+    if (keys[1:] < keys[:-1]).any():
+        by_key = grouped(keys, int(keys.max()) + 1)
+        lengths, durations = lengths[by_key], durations[by_key]
+    if np.isnan(t).any():  # NaN thinks: not only where keys start
+        inside = split.same_key.copy()
+        inside[cuts] = False
+        thinks = split.think[inside]  # a copy of its own: the median may partition it
+        think = float(np.median(thinks, overwrite_input=True)) if len(thinks) else 0.0
+    else:  # the pauses inside sessions: the think times but where keys start (NaN) and cuts
+        thinks = split.think
+        if len(cuts):
+            thinks = thinks.copy()
+            thinks[cuts] = np.nan
+        think = nan_median(thinks)
+        think = 0.0 if math.isnan(think) else think
+    return SessionStats(
+        sessions=len(starts),
+        mean_length=float(np.mean(lengths)),
+        median_length=float(np.median(lengths)),
+        mean_duration_s=float(np.mean(durations)),
+        median_think_s=think,
+    )
