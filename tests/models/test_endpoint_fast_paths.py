@@ -8,7 +8,7 @@ import pytest
 
 from tracereplay.models.endpoints import _cut, latency_and_status, param_kinds
 from tracereplay.models.frame import distinct
-from tracereplay.models.model import _codes_used
+from tracereplay.models.sample_reads import _codes_used
 from tracereplay.models.shapes import cut_paths
 
 
