@@ -7,7 +7,8 @@ half: a mask over the sample) is then a count per distinct value, one `np.bincou
 each of the 200 halves costs O(n) and no sort. The Kaplan-Meier estimate from those counts
 is `scipy.stats.ecdf`'s for right-censored data, computed the same way (survival =
 cumulative product of (at risk - deaths) / at risk over distinct times) without its
-per-sample Python list; the mass left above the last death goes to the censored values at
+per-sample Python list (`models.kaplan_meier.kaplan_meier`, which the model's session
+quantiles use too); the mass left above the last death goes to the censored values at
 or past it, as `models.session_shape.km_weights` gives it (tests/compare/test_kaplan_meier.py
 pins both equalities on random censored data).
 """
@@ -20,8 +21,7 @@ from functools import cached_property
 import numpy as np
 from scipy import sparse
 
-_LEFTOVER = 1e-12
-"""Survival past the last death below this is rounding, not mass (as `km_weights`)."""
+from tracereplay.models.kaplan_meier import LEFTOVER, kaplan_meier
 
 
 @dataclass(frozen=True)
@@ -111,17 +111,6 @@ class SortedSample:
         return ended, cut
 
 
-def kaplan_meier(ended: np.ndarray, cut: np.ndarray) -> np.ndarray:
-    """The Kaplan-Meier CDF at each distinct value from the counts of values that ended
-    (`ended`) and were censored (`cut`) there: `scipy.stats.ecdf(CensoredData(...)).cdf`
-    at its `quantiles`, by its formula (values with no member count as no event)."""
-    total = ended + cut
-    at_risk = float(total.sum()) - (np.cumsum(total) - total)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        factor = np.where(at_risk > 0, (at_risk - ended) / at_risk, 1.0)
-    return np.asarray(1.0 - np.cumprod(factor), dtype=float)
-
-
 def step_cdf(ended: np.ndarray, cut: np.ndarray) -> np.ndarray:
     """The CDF at each distinct value of a sample given by its counts there: the empirical
     one without censoring; with it, the Kaplan-Meier estimate, the mass left above the
@@ -136,7 +125,7 @@ def step_cdf(ended: np.ndarray, cut: np.ndarray) -> np.ndarray:
     km = kaplan_meier(ended, cut)
     mass = np.diff(km, prepend=0.0)
     leftover = 1.0 - float(km[-1])
-    if leftover > _LEFTOVER:
+    if leftover > LEFTOVER:
         last_death = int(np.flatnonzero(ended)[-1])
         beyond = cut.astype(float)
         beyond[:last_death] = 0.0

@@ -15,8 +15,9 @@ import numpy as np
 from .session_shape import km_percentiles as km_percentiles_by_scipy
 from .session_shape import km_weights as km_weights_by_scipy
 
-_LEFTOVER = 1e-12
-"""Survival past the last end below this is rounding, not mass (as `km_weights`)."""
+LEFTOVER = 1e-12
+"""Survival past the last end below this is rounding, not mass (as `km_weights`; compare's
+step CDFs too)."""
 
 
 def km_weights(lengths: np.ndarray, censored: np.ndarray) -> np.ndarray:
@@ -75,16 +76,24 @@ def _sorted_weights(ordered: np.ndarray, censored: np.ndarray) -> np.ndarray:
     total = np.diff(np.append(np.flatnonzero(starts), len(ordered)))
     observed = ~censored
     ended = np.bincount(group[observed], minlength=len(total))
-    # scipy's: at risk at a value = the values at or above it; survival = the running
-    # product of (at risk - ended) / at risk, in int64 divided as floats.
-    at_risk = len(ordered) - (np.cumsum(total) - total)
-    cdf = 1 - np.cumprod((at_risk - ended) / at_risk)
+    cdf = kaplan_meier(ended, total - ended)
     mass = np.diff(np.concatenate([[0.0], cdf]))
     at = group[observed]
     weights = np.zeros(len(ordered))
     weights[observed] = mass[at] / ended[at]
     leftover = 1.0 - float(cdf[-1])
     beyond = censored & (ordered >= ordered[observed].max())
-    if leftover > _LEFTOVER and beyond.any():
+    if leftover > LEFTOVER and beyond.any():
         weights[beyond] = leftover / beyond.sum()
     return weights
+
+
+def kaplan_meier(ended: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """The Kaplan-Meier CDF at each distinct value from the counts of values that ended
+    (`ended`) and were censored (`cut`) there: `scipy.stats.ecdf(CensoredData(...)).cdf`
+    at its `quantiles`, by its formula (values with no member count as no event)."""
+    total = ended + cut
+    at_risk = float(total.sum()) - (np.cumsum(total) - total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = np.where(at_risk > 0, (at_risk - ended) / at_risk, 1.0)
+    return np.asarray(1.0 - np.cumprod(factor), dtype=float)

@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tracereplay.compare.kaplan_meier import (
-    SortedSample,
-    kaplan_meier,
-    km_mean,
-    ks_between,
-    ks_two,
-)
+from tracereplay.compare.kaplan_meier import SortedSample, km_mean, ks_between, ks_two
+from tracereplay.models.kaplan_meier import kaplan_meier
 from tracereplay.models.session_shape import km_weights
 
 
