@@ -160,7 +160,7 @@ def build_model(
             trace, requests, endpoint, names, session_timeout_s, SENSITIVITY_TIMEOUTS_S
         )
         table = session_table(sessions)
-        stats = session_stats(sessions).to_json()
+        stats = session_stats(sessions, table).to_json()
         censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
         _keep_what_later_stages_read(sessions)
     span_s = float(requests.t_s[-1])

@@ -175,8 +175,9 @@ def run_extremes(t: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndar
     return t[starts], t[np.append(starts[1:], len(t)) - 1]
 
 
-def session_stats(sessions: pd.DataFrame) -> SessionStats:
-    table = session_table(sessions)
+def session_stats(sessions: pd.DataFrame, table: pd.DataFrame | None = None) -> SessionStats:
+    """The sessions' statistics; `table`: their `session_table` when the caller has it."""
+    table = session_table(sessions) if table is None else table
     think = nan_median(sessions["think_s"].to_numpy(float))  # (no copy of the thinks)
     return SessionStats(
         sessions=len(table),
