@@ -113,8 +113,8 @@ def sample_sessions(
     endpoint codes (non-negative integers), see the module doc; `part`: each request's
     part of the trace (0..P-1, e.g. its file: `source.part_of`), for a cluster sample."""
     session_id = np.asarray(session_id)
-    if session_id.dtype.kind not in "iu":  # int32 ids index as they are: no 10 M copy
-        session_id = session_id.astype(np.int64)
+    if session_id.dtype.kind != "i":  # int32 ids index as they are: no 10 M copy (unsigned
+        session_id = session_id.astype(np.int64)  # ones would wrap in `_order`'s np.diff)
     n = int(session_id.max()) + 1 if len(session_id) else 0
     keys = session_keys(n, seed)
     parts = int(np.max(part)) + 1 if part is not None and len(part) else 0

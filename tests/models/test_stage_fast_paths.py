@@ -67,6 +67,19 @@ def test_the_sample_is_the_one_the_lexsort_took(shuffled: bool, parts: int) -> N
     assert np.array_equal(sample.chosen, chosen)
 
 
+def test_unsigned_session_ids_give_the_sample_signed_ones_give() -> None:
+    """Ids in no order, each session's requests in several parts: unsigned ids must not
+    pass for ordered ones (their differences wrap around)."""
+    rng = np.random.default_rng(1)
+    sid = rng.integers(0, 500, 5_000)
+    endpoint, part = rng.integers(0, 20, len(sid)), rng.integers(0, 7, len(sid))
+    signed, unsigned = (
+        sample_sessions(ids, endpoint, per_sample=50, per_endpoint=3, seed=3, part=part)
+        for ids in (sid.astype(np.int64), sid.astype(np.uint32))
+    )
+    assert np.array_equal(signed.chosen, unsigned.chosen)
+
+
 def test_keys_never_tie_so_a_quicksort_is_the_stable_order() -> None:
     keys = session_keys(200_000, 7)
     assert len(np.unique(keys)) == len(keys)
