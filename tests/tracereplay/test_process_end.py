@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,11 @@ def _run(code: str, *args: str, timeout_s: float = 120) -> subprocess.CompletedP
         [sys.executable, "-P", "-c", code, *args],
         capture_output=True, text=True, timeout=timeout_s, check=False, env=env,
     )  # fmt: skip
+
+
+def test_the_console_script_is_console() -> None:
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["tracereplay"] == "tracereplay.cli:console"
 
 
 def test_after_a_model_the_teardown_is_skipped_and_everything_delivered(tmp_path: Path) -> None:
