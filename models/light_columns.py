@@ -5,11 +5,8 @@ Parquet trace, strings come as the files' own dictionaries (`read_light_columns`
 
 from __future__ import annotations
 
-import sys
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,33 +182,6 @@ and were no faster on 2 cores."""
 READ_THREADS = 2
 """Files `read_light_columns` reads at once (a file's decoding lets go of the GIL)."""
 
-READ_SWITCH_INTERVAL_S = 0.0002
-"""`sys.setswitchinterval` while `read_light_columns` runs: a read thread back from a
-decode waits at most this long for the GIL held by a thread running Python beside the
-read (the model's imports, models/forked.py `preload`), not the interpreter's 5 ms; a
-file's read takes it back ~80 times (bench/README.md, read17)."""
-
-_SWITCHING = threading.Lock()
-_switched: list[float] = []
-"""The interval before the first of the reads running now (reads may overlap: compare)."""
-
-
-@contextmanager
-def _prompt_switches() -> Iterator[None]:
-    """`READ_SWITCH_INTERVAL_S` meanwhile; the interval before it once no read runs."""
-    with _SWITCHING:
-        if not _switched:
-            _switched.append(sys.getswitchinterval())
-            sys.setswitchinterval(min(_switched[0], READ_SWITCH_INTERVAL_S))
-        _switched.append(0.0)
-    try:
-        yield
-    finally:
-        with _SWITCHING:
-            _switched.pop()
-            if len(_switched) == 1:
-                sys.setswitchinterval(_switched.pop())
-
 
 def read_light_columns(
     source: RequestSource,
@@ -224,14 +194,7 @@ def read_light_columns(
     strings are then never decoded nor hashed per request: at 10 M requests the read
     took 2.3 CPU s this way, 5.7 s from plain strings), `READ_THREADS` files at once, each
     into its slice of the arrays (where it starts: the rows of the files before it, from
-    their footers). Threads switch promptly meanwhile (`READ_SWITCH_INTERVAL_S`)."""
-    with _prompt_switches():
-        return _read_light_columns(source, coded, status_dtype)
-
-
-def _read_light_columns(
-    source: RequestSource, coded: Sequence[str], status_dtype: type[np.floating[Any]]
-) -> RequestColumns:
+    their footers)."""
     columns = [*LIGHT_COLUMNS, *coded]
     if not isinstance(source, ParquetSource):
         return read_request_columns(

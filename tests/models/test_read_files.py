@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -187,34 +186,3 @@ def test_the_time_order_is_the_stable_argsort(
         assert np.array_equal(codes["key"], order.astype(np.int32))
         for array in (t_s, duration_ms, status, row, codes["key"]):
             assert len(array) == n and (array.base is None or array.base.nbytes == array.nbytes)
-
-
-def test_threads_switch_promptly_while_reads_run_then_as_before(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The read's switch interval holds while any read runs (two may overlap, as compare's
-    do) and the interval before them comes back once the last ends, also on an error."""
-    _write(tmp_path / "t", files=2, rows=40, seed=3)
-    before = sys.getswitchinterval()
-    seen: list[float] = []
-    fill = light_columns._Columns.fill
-
-    def noting(self: Any, *args: Any) -> int:
-        seen.append(sys.getswitchinterval())
-        return fill(self, *args)
-
-    monkeypatch.setattr(light_columns._Columns, "fill", noting)
-    read_light_columns(ParquetSource.open(tmp_path / "t"))
-    prompt = pytest.approx(light_columns.READ_SWITCH_INTERVAL_S)  # kept in microseconds
-    assert seen and all(interval == prompt for interval in seen)
-    assert sys.getswitchinterval() == before
-    first, second = light_columns._prompt_switches(), light_columns._prompt_switches()
-    first.__enter__()
-    second.__enter__()
-    first.__exit__(None, None, None)
-    assert sys.getswitchinterval() == prompt
-    second.__exit__(None, None, None)
-    assert sys.getswitchinterval() == before
-    with pytest.raises(TraceCorruptError), light_columns._prompt_switches():
-        raise TraceCorruptError("a damaged file")
-    assert sys.getswitchinterval() == before
