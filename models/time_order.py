@@ -77,7 +77,7 @@ def _keyed(times: np.ndarray, first: int, shift: int, at: int) -> None:
     span = int(times.max()) - low
     # The 16-bit digits of each time's offset in the piece, least significant first: the
     # keys' positions ascend in scan order, so sorting them stably by time orders them.
-    # (Few fresh arrays: a piece's temporaries are each a fresh mapping of memory.)
+    # (`SORT_ROWS` keeps each temporary small enough for malloc to reuse its memory.)
     count = -(-span.bit_length() // 16)
     digits = []
     if count <= RADIX_DIGITS:
