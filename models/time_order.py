@@ -15,8 +15,8 @@ from .string_codes import CHUNK_ROWS
 SORT_ROWS = 16_000
 """Rows of a piece of the times sorted on its own (125 KiB of keys: sorted in cache). Its
 8-byte temporaries (the radix sort's positions) stay under glibc's 128 KiB mmap threshold,
-so malloc reuses their memory; 64 k-row pieces mapped fresh memory for each (whose pages
-fault again: real10M's read 65-114 k minor faults, 42-47 k this way; bench/README.md, read17)."""
+and their memory is reused: with 64 k-row pieces it came back as fresh pages piece after
+piece (real10M's read 65-114 k minor faults, 42-47 k this way; bench/README.md, read17)."""
 
 
 class TimeSort:
