@@ -122,7 +122,7 @@ class _Columns:
                 name: ranked(self.strings[name][:n], self.used.pop(name))
                 for name in list(self.used)
             }
-            keys = [str(k) for k in values.pop("key").to_pylist()]
+            keys = values.pop("key").to_pylist()  # strings: a dictionary holds no null
             methods = [str(m).upper() for m in values.pop("method").to_pylist()] + ["NONE"]
             paths = _with_null(values.pop("path"))
             coded = {name: _with_null(distinct) for name, distinct in values.items()}
