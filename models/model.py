@@ -42,7 +42,10 @@ from .outcomes import outcomes_to_json
 from .sample_reads import (
     _correlation_frame,
     _correlation_sample,
+    _endpoint_stats,
+    _every_address,
     _Found,
+    _merged,
     _payload_models,
     _payload_sample,
     _request_parts,
@@ -257,23 +260,29 @@ def _learned_from_samples(
 ) -> tuple[dict[str, Any], dict[str, Any], _Found, SessionSample]:
     """The payloads and correlations stages: the endpoints, the payload sampling note,
     what correlation finding learned (`correlations=False`: nothing) and its sample.
-    Every session's address and the endpoints' statistics (numpy, Arrow: GIL-free) are
-    computed on a thread beside the samples' Python (models/whole_trace.py)."""
+    The correlation sample, every session's address and the endpoints' statistics (numpy,
+    Arrow: GIL-free) are computed on a thread beside the samples' Python, in that order
+    (models/whole_trace.py): the sample first, as the reads need it."""
     seed = asked.seed
     everyone = correlations and not sampled_whole(sessions, asked.correlation_sample)
-    with _collector_paused(), WholeTrace(trace, requests, sessions, addresses=everyone) as beside:
+    with _collector_paused(), WholeTrace() as beside:
         with clock("payloads"):
             # One scan of the trace's heavy columns for every sample read below: the
             # payloads' and the correlation sample's (bodies are most of a scan's cost).
             # Part of this stage's time is the correlations' read.
             parts = _request_parts(trace, requests)
-            sample = _correlation_sample(
-                parts, sessions, asked.correlation_sample, asked.correlation_per_endpoint, seed
+            drawn = beside.submit(
+                _correlation_sample,
+                parts, sessions, asked.correlation_sample, asked.correlation_per_endpoint, seed,
+            )  # fmt: skip
+            addresses = (
+                beside.submit(_every_address, trace, requests, sessions) if everyone else None
             )
             groups, chosen, payload_read, files = _payload_sample(
                 parts, endpoint, names, asked.payload_sample, seed
             )
-            beside.stats(groups)
+            stats = beside.submit(_endpoint_stats, requests, groups)
+            sample = drawn.result()
             read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
             payloads, payload_note = _payload_models(
                 groups, chosen, read.payloads, asked.payload_sample, seed, len(requests)
@@ -289,9 +298,10 @@ def _learned_from_samples(
             if correlations:
                 heavy = _correlation_frame(requests, read.sessions, read.correlations)
                 found = _Found.of(heavy, sample, groups.names, note)
-                if not sample.whole:
-                    found.addresses = beside.addresses()
-            endpoints = beside.endpoints(groups, payloads)
+                if not sample.whole:  # (started early where the sample could not be whole)
+                    at = addresses or beside.submit(_every_address, trace, requests, sessions)
+                    found.addresses = at.result()
+            endpoints = _merged(groups, payloads, stats.result())
     return endpoints, payload_note, found, sample
 
 

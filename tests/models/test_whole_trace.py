@@ -125,7 +125,7 @@ def test_the_thread_finds_what_one_thread_finds(
     assert not [t for t in threading.enumerate() if t.name.startswith("whole-trace")]
 
 
-@pytest.mark.parametrize("where", ["_every_address", "_endpoint_stats"])
+@pytest.mark.parametrize("where", ["_correlation_sample", "_every_address", "_endpoint_stats"])
 def test_an_error_on_the_thread_is_the_stages_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
@@ -134,7 +134,7 @@ def test_an_error_on_the_thread_is_the_stages_error(
     def damaged(*_: Any) -> Any:
         raise TraceCorruptError(f"{where}: a bad page")
 
-    monkeypatch.setattr(whole_trace, where, damaged)
+    monkeypatch.setattr(m, where, damaged)
     with pytest.raises(TraceCorruptError, match=f"^{where}: a bad page$"):
         m._learned_from_samples(
             m._Clock(None), s["trace"], s["requests"], s["sessions"], s["endpoint"],
