@@ -1,9 +1,11 @@
 """Cheaper steps of the payloads and correlations stages against the plain code they
-replace: the header scan's order taken from the address scan's (`sample_reads._within`),
-parameter kinds judged without `unique` unless examples are needed (`params.param_kind`)."""
+replace: names repeated within a query string (`payloads._repeated_names`), the header
+scan's order taken from the address scan's (`sample_reads._within`), parameter kinds
+judged without `unique` unless examples are needed (`params.param_kind`)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracereplay.models.params import MAX_EXAMPLES, param_kind
+from tracereplay.models.payloads import _repeated_names
 from tracereplay.models.sample_reads import _within
 
 
@@ -72,3 +75,17 @@ def test_param_kinds_with_nulls_repeats_and_nothing(values: list[str | None], ki
     array = pa.array(values, pa.string())
     assert param_kind(array)["kind"] == kind
     assert param_kind(array) == _param_kind_of_distinct(array)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.sampled_from("abcA"), st.sampled_from(["", "1"])), max_size=5),
+        max_size=6,
+    )
+)
+def test_repeated_names_are_those_a_counter_per_list_finds(
+    lists: list[list[tuple[str, str]]],
+) -> None:
+    counted = {k for pairs in lists for k, n in Counter(k for k, _ in pairs).items() if n > 1}
+    assert _repeated_names(lists) == counted
