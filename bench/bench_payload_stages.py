@@ -3,7 +3,7 @@ process: the stages before them (read, templates, sessions) run once, then the s
 the two stages `--rounds` times, as `models.model.build_model` runs them.
 
     cd /tmp && .venv/bin/python -P bench/bench_payload_stages.py TRACE [--rounds 3]
-        [--json out.json] [--cpu] [--as-built]
+        [--json out.json] [--cpu] [--as-built [--no-thread]]
 
 Prints one line per round (seconds per step; `payloads` and `correlations`, the sums of
 their steps, are what the stage lines of `tracereplay model` say) and a digest of what
@@ -12,7 +12,8 @@ with every code that gives the same model. For an A/B against another commit's c
 it with PYTHONPATH set to that code (as bench_model.py does: `python -P` from a directory
 that holds no `tracereplay`), alternating the two, and compare the ratios per step.
 `--as-built` times the two stages whole, as `build_model` runs them (their thread
-included: wall and CPU seconds per round; the digest of what they found).
+included: wall and CPU seconds per round; the digest of what they found); with
+`--no-thread`, the worker's steps on the calling thread (this tree's code only).
 """
 
 from __future__ import annotations
@@ -177,6 +178,21 @@ def as_built(state: dict[str, Any]) -> tuple[float, float, str]:
     return wall, cpu, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def on_this_thread() -> None:
+    """`whole_trace.WholeTrace.submit` runs its step at once, on the calling thread (the
+    same work in the same order as one thread: what the worker thread saves, by A/B)."""
+    from concurrent.futures import Future
+
+    from tracereplay.models import whole_trace
+
+    def submit(_self: Any, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+        done.set_result(fn(*args))
+        return done
+
+    whole_trace.WholeTrace.submit = submit  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("trace", type=Path)
@@ -187,7 +203,13 @@ def main() -> None:
         "--as-built", action="store_true",
         help="the two stages as build_model runs them: wall and CPU seconds per round",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-thread", action="store_true",
+        help="with --as-built: what the worker thread does, on the calling thread",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.no_thread:
+        on_this_thread()
     global CLOCK  # noqa: PLW0603 (one switch for the whole run)
     CLOCK = time.process_time if args.cpu else time.perf_counter
     start = time.perf_counter()
