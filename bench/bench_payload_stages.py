@@ -3,7 +3,7 @@ process: the stages before them (read, templates, sessions) run once, then the s
 the two stages `--rounds` times, as `models.model.build_model` runs them.
 
     cd /tmp && .venv/bin/python -P bench/bench_payload_stages.py TRACE [--rounds 3]
-        [--json out.json] [--cpu]
+        [--json out.json] [--cpu] [--as-built [--no-thread]]
 
 Prints one line per round (seconds per step; `payloads` and `correlations`, the sums of
 their steps, are what the stage lines of `tracereplay model` say) and a digest of what
@@ -11,6 +11,9 @@ the steps found (endpoints, rules, auth, ids, addresses): the same on every roun
 with every code that gives the same model. For an A/B against another commit's code, run
 it with PYTHONPATH set to that code (as bench_model.py does: `python -P` from a directory
 that holds no `tracereplay`), alternating the two, and compare the ratios per step.
+`--as-built` times the two stages whole, as `build_model` runs them (their thread
+included: wall and CPU seconds per round; the digest of what they found); with
+`--no-thread`, the worker's steps on the calling thread (this tree's code only).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tracereplay.models import model as m
+from tracereplay.models import sample_reads as sr
 from tracereplay.models.arrivals import fit_arrivals
 from tracereplay.models.correlations import auth_to_json, correlations_to_json
 from tracereplay.models.frame import read_light_columns
@@ -83,38 +87,38 @@ def one_round(state: dict[str, Any]) -> tuple[dict[str, float], str]:
     """Seconds per step, and a digest of what the steps found."""
     trace, requests, sessions = state["trace"], state["requests"], state["sessions"]
     steps = Steps()
-    infer, kinds = m.infer_payloads, m.param_kinds
-    m.infer_payloads = steps.timed("infer_payloads", infer)  # type: ignore[assignment]
-    m.param_kinds = steps.timed("param_kinds", kinds)  # type: ignore[assignment]
+    infer, kinds = sr.infer_payloads, sr.param_kinds
+    sr.infer_payloads = steps.timed("infer_payloads", infer)  # type: ignore[assignment]
+    sr.param_kinds = steps.timed("param_kinds", kinds)  # type: ignore[assignment]
     try:
         with steps("arrivals"):
             span_s = float(requests.t_s[-1])
             fit_arrivals(state["table"]["start_s"].to_numpy(float), span_s)
         with steps("parts"):
-            parts = m._request_parts(trace, requests)
+            parts = sr._request_parts(trace, requests)
         with steps("correlation_sample"):
-            sample = m._correlation_sample(
+            sample = sr._correlation_sample(
                 parts, sessions, m.CORRELATION_SAMPLE_SESSIONS,
                 m.CORRELATION_SESSIONS_PER_ENDPOINT, 0,
             )  # fmt: skip
         with steps("payload_sample"):
-            groups, chosen, payload_read, _ = m._payload_sample(
+            groups, chosen, payload_read, _ = sr._payload_sample(
                 parts, state["endpoint"], state["names"], m.PAYLOAD_SAMPLE_REQUESTS, 0
             )
         with steps("sample_reads"):
-            read = m._SampleReads.of(trace, requests, sessions, payload_read, sample, True)
+            read = sr._SampleReads.of(trace, requests, sessions, payload_read, sample, True)
         with steps("endpoints_rest"):
-            endpoints, _ = m._endpoints(
+            endpoints, _ = sr._endpoints(
                 requests, groups, chosen, read.payloads, m.PAYLOAD_SAMPLE_REQUESTS, 0
             )
         with steps("correlation_frame"):
-            heavy = m._correlation_frame(requests, read.sessions, read.correlations)
+            heavy = sr._correlation_frame(requests, read.sessions, read.correlations)
         with steps("found"):
-            found = m._Found.of(heavy, sample, endpoints, {})
+            found = sr._Found.of(heavy, sample, endpoints, {})
         with steps("every_address"):
-            addresses = None if sample.whole else m._every_address(trace, requests, sessions)
+            addresses = None if sample.whole else sr._every_address(trace, requests, sessions)
     finally:
-        m.infer_payloads, m.param_kinds = infer, kinds  # type: ignore[assignment]
+        sr.infer_payloads, sr.param_kinds = infer, kinds  # type: ignore[assignment]
     seconds = steps.seconds
     seconds["endpoints_rest"] -= seconds.get("infer_payloads", 0) + seconds.get("param_kinds", 0)
     seconds["payloads"] = sum(seconds.get(s, 0.0) for s in PAYLOAD_STEPS)
@@ -131,20 +135,96 @@ def one_round(state: dict[str, Any]) -> tuple[dict[str, float], str]:
     return seconds, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def as_built(state: dict[str, Any]) -> tuple[float, float, str]:
+    """The two stages as `build_model` runs them (with their thread, where the code has
+    `model._learned_from_samples`; else the steps one after the other, as before it):
+    wall and CPU seconds, and the digest."""
+    trace, requests, sessions = state["trace"], state["requests"], state["sessions"]
+    wall, cpu = time.perf_counter(), time.process_time()
+    learned = getattr(m, "_learned_from_samples", None)
+    if learned is not None:
+        asked = m._Asked(m.PAYLOAD_SAMPLE_REQUESTS, m.CORRELATION_SAMPLE_SESSIONS,
+                         m.CORRELATION_SESSIONS_PER_ENDPOINT, 0)  # fmt: skip
+        endpoints, _, found, sample = learned(
+            m._Clock(None), trace, requests, sessions, state["endpoint"], state["names"],
+            asked, True,
+        )  # fmt: skip
+    else:
+        parts = sr._request_parts(trace, requests)
+        sample = sr._correlation_sample(
+            parts, sessions, m.CORRELATION_SAMPLE_SESSIONS,
+            m.CORRELATION_SESSIONS_PER_ENDPOINT, 0,
+        )  # fmt: skip
+        groups, chosen, payload_read, _ = sr._payload_sample(
+            parts, state["endpoint"], state["names"], m.PAYLOAD_SAMPLE_REQUESTS, 0
+        )
+        read = sr._SampleReads.of(trace, requests, sessions, payload_read, sample, True)
+        endpoints, _ = sr._endpoints(
+            requests, groups, chosen, read.payloads, m.PAYLOAD_SAMPLE_REQUESTS, 0
+        )
+        heavy = sr._correlation_frame(requests, read.sessions, read.correlations)
+        found = sr._Found.of(heavy, sample, endpoints, {})
+        if not sample.whole:
+            found.addresses = sr._every_address(trace, requests, sessions)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    found_json = {
+        "endpoints": endpoints,
+        "rules": correlations_to_json(found.rules),
+        "auth": auth_to_json(found.auth),
+        "ids": ids_to_json(found.ids),
+        "addresses": found.addresses,
+    }
+    text = json.dumps(found_json, sort_keys=True, default=str)
+    return wall, cpu, hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def on_this_thread() -> None:
+    """`whole_trace.WholeTrace.submit` runs its step at once, on the calling thread (the
+    same work in the same order as one thread: what the worker thread saves, by A/B)."""
+    from concurrent.futures import Future
+
+    from tracereplay.models import whole_trace
+
+    def submit(_self: Any, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+        done.set_result(fn(*args))
+        return done
+
+    whole_trace.WholeTrace.submit = submit  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("trace", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--cpu", action="store_true", help="CPU seconds, not wall")
+    parser.add_argument(
+        "--as-built", action="store_true",
+        help="the two stages as build_model runs them: wall and CPU seconds per round",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-thread", action="store_true",
+        help="with --as-built: what the worker thread does, on the calling thread",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.no_thread:
+        on_this_thread()
     global CLOCK  # noqa: PLW0603 (one switch for the whole run)
     CLOCK = time.process_time if args.cpu else time.perf_counter
     start = time.perf_counter()
     state = prepared(args.trace)
     print(f"code {Path(m.__file__).parent}; prepared in {time.perf_counter() - start:.2f} s; "
           f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
-    rounds = []
+    rounds: list[dict[str, Any]] = []
+    if args.as_built:
+        for _ in range(args.rounds):
+            wall, cpu, digest = as_built(state)
+            rounds.append({"wall": wall, "cpu": cpu, "digest": digest})
+            print(f"{digest} wall={wall:.3f} cpu={cpu:.3f} load={os.getloadavg()[0]:.2f}")
+        if args.json:
+            args.json.write_text(json.dumps({"code": m.__file__, "rounds": rounds}, indent=1))
+        return
     for _ in range(args.rounds):
         seconds, digest = one_round(state)
         rounds.append({"seconds": seconds, "digest": digest, "cpu": args.cpu})

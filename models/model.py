@@ -11,6 +11,7 @@ numpy/pyarrow reduction over codes.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
 from .forked import forked, free_processes, preload, preloaded_modules
-from .frame import read_light_columns
+from .frame import RequestColumns, read_light_columns
 from .ids import NO_IDS, ids_to_json
 from .kaplan_meier import km_percentiles
 from .model_file import MAX_MODEL_BYTES as MAX_MODEL_BYTES  # noqa: PLC0414 (re-exported)
@@ -41,15 +42,21 @@ from .outcomes import outcomes_to_json
 from .sample_reads import (
     _correlation_frame,
     _correlation_sample,
-    _endpoints,
+    _endpoint_stats,
     _every_address,
     _Found,
+    _merged,
+    _payload_models,
     _payload_sample,
     _request_parts,
     _SampleReads,
 )
 from .sample_reads import sessions_auth as sessions_auth  # noqa: PLC0414 (re-exported: compare)
-from .session_sample import CORRELATION_SAMPLE_SESSIONS, CORRELATION_SESSIONS_PER_ENDPOINT
+from .session_sample import (
+    CORRELATION_SAMPLE_SESSIONS,
+    CORRELATION_SESSIONS_PER_ENDPOINT,
+    SessionSample,
+)
 from .session_shape import Censoring, censoring
 from .sessionized import _keep_what_later_stages_read, _Later, _sessionized, _templates
 from .sessions import (
@@ -59,6 +66,7 @@ from .sessions import (
     session_table,
 )
 from .source import ParquetSource, RequestSource
+from .whole_trace import WholeTrace, sampled_whole
 
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
 STAGES = ("read", "templates", "sessions", "behaviors", "sensitivity", "arrivals", "payloads",
@@ -179,36 +187,11 @@ def build_model(
             sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
         with clock("arrivals"):
             arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
-        with clock("payloads"):
-            # One scan of the trace's heavy columns for every sample read below: the
-            # payloads', the correlation sample's and every session's first `addr` (bodies
-            # are most of a scan's cost). Part of this stage's time is the correlations' read.
-            parts = _request_parts(trace, requests)
-            sample = _correlation_sample(
-                parts, sessions, correlation_sample, correlation_per_endpoint, seed
-            )
-            groups, chosen, payload_read, files = _payload_sample(
-                parts, endpoint, names, payload_sample, seed
-            )
-            read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
-            endpoints, payload_note = _endpoints(
-                requests, groups, chosen, read.payloads, payload_sample, seed
-            )
-            payload_note.update(files)
-        with clock("correlations"):
-            note = {
-                "per_sample": correlation_sample,
-                "per_endpoint": correlation_per_endpoint,
-                "seed": seed,
-                "sessions": len(table),
-                "sessions_read": int(sample.chosen.sum()),
-            }
-            found = _Found([], NO_AUTH, NO_IDS, note)
-            if correlations:
-                heavy = _correlation_frame(requests, read.sessions, read.correlations)
-                found = _Found.of(heavy, sample, endpoints, note)
-                if not sample.whole:
-                    found.addresses = _every_address(trace, requests, sessions)
+        asked = _Asked(payload_sample, correlation_sample, correlation_per_endpoint, seed)
+        endpoints, payload_note, found, sample = _learned_from_samples(
+            clock, trace, requests, sessions, endpoint, names, asked, correlations
+        )
+        found.note.update(sessions=len(table), sessions_read=int(sample.chosen.sum()))
         behaviors, shape = fitting.result()
         clock.done("behaviors", fitting.seconds)
     with clock("outcomes"):
@@ -253,6 +236,86 @@ def build_model(
         "ids": ids_to_json(found.ids),
         "outcomes": outcomes_to_json(outcomes),
     }
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """The sampling options of the payloads and correlations stages."""
+
+    payload_sample: int
+    correlation_sample: int
+    correlation_per_endpoint: int
+    seed: int
+
+
+def _learned_from_samples(
+    clock: _Clock,
+    trace: RequestSource,
+    requests: RequestColumns,
+    sessions: pd.DataFrame,
+    endpoint: np.ndarray,
+    names: list[str],
+    asked: _Asked,
+    correlations: bool,
+) -> tuple[dict[str, Any], dict[str, Any], _Found, SessionSample]:
+    """The payloads and correlations stages: the endpoints, the payload sampling note,
+    what correlation finding learned (`correlations=False`: nothing) and its sample.
+    The correlation sample, every session's address and the endpoints' statistics (numpy,
+    Arrow: GIL-free) are computed on a thread beside the samples' Python, in that order
+    (models/whole_trace.py): the sample first, as the reads need it."""
+    seed = asked.seed
+    everyone = correlations and not sampled_whole(sessions, asked.correlation_sample)
+    with _collector_paused(), WholeTrace() as beside:
+        with clock("payloads"):
+            # One scan of the trace's heavy columns for every sample read below: the
+            # payloads' and the correlation sample's (bodies are most of a scan's cost).
+            # Part of this stage's time is the correlations' read.
+            parts = _request_parts(trace, requests)
+            drawn = beside.submit(
+                _correlation_sample,
+                parts, sessions, asked.correlation_sample, asked.correlation_per_endpoint, seed,
+            )  # fmt: skip
+            addresses = (
+                beside.submit(_every_address, trace, requests, sessions) if everyone else None
+            )
+            groups, chosen, payload_read, files = _payload_sample(
+                parts, endpoint, names, asked.payload_sample, seed
+            )
+            stats = beside.submit(_endpoint_stats, requests, groups)
+            sample = drawn.result()
+            read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
+            payloads, payload_note = _payload_models(
+                groups, chosen, read.payloads, asked.payload_sample, seed, len(requests)
+            )
+            payload_note.update(files)
+        with clock("correlations"):
+            note = {
+                "per_sample": asked.correlation_sample,
+                "per_endpoint": asked.correlation_per_endpoint,
+                "seed": seed,
+            }
+            found = _Found([], NO_AUTH, NO_IDS, note)
+            if correlations:
+                heavy = _correlation_frame(requests, read.sessions, read.correlations)
+                found = _Found.of(heavy, sample, groups.names, note)
+                if not sample.whole:  # (started early where the sample could not be whole)
+                    at = addresses or beside.submit(_every_address, trace, requests, sessions)
+                    found.addresses = at.result()
+            endpoints = _merged(groups, payloads, stats.result())
+    return endpoints, payload_note, found, sample
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: the samples' walks make ~2 M small objects, few
+    of them cycles, and each full collection traverses every live container again."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def learned_auth(

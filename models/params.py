@@ -20,21 +20,26 @@ MAX_EXAMPLES = 12
 
 
 def param_kind(values: Iterable[str] | pa.Array) -> dict[str, Any]:
-    """{"kind": uuid|int|hex|other, ...}: the shape every observed value has."""
+    """{"kind": uuid|int|hex|other, ...}: the shape every observed value has. The patterns
+    and lengths are judged on the values as they come (what every value matches, every
+    distinct one does); only "other" sorts the distinct ones, for its examples (real10M's
+    0.74 M parameter values, all distinct: `unique` was 0.08 of the 0.17 s)."""
     array = values if isinstance(values, pa.Array) else pa.array(list(values), pa.string())
-    seen = pc.unique(array.drop_null())
+    present = array.drop_null()
 
     def every(pattern: str) -> bool:
-        return bool(len(seen)) and bool(pc.all(pc.match_substring_regex(seen, pattern)).as_py())
+        matched = pc.match_substring_regex(present, pattern)
+        return bool(len(present)) and bool(pc.all(matched).as_py())
 
     if every(_UUID):
         return {"kind": "uuid"}
-    lengths = pc.utf8_length(seen)
+    lengths = pc.utf8_length(present)
     if every(_INT):
         low, high = pc.min_max(lengths).values()
         return {"kind": "int", "digits": [low.as_py(), high.as_py()]}
     if every(_HEX):
         return {"kind": "hex", "length": pc.max(lengths).as_py()}
+    seen = pc.unique(present)
     examples = seen.take(pc.sort_indices(seen)[:MAX_EXAMPLES])
     return {"kind": "other", "examples": examples.to_pylist()}
 

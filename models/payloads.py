@@ -209,7 +209,7 @@ def _spell(value: Any) -> str:
 
 def _pairs_to_objects(pair_lists: list[list[tuple[str, str]]]) -> list[dict[str, Any]]:
     # A name repeated within one string (a=1&a=2) is a list everywhere it occurs.
-    repeated = {k for pairs in pair_lists for k, n in Counter(k for k, _ in pairs).items() if n > 1}
+    repeated = _repeated_names(pair_lists)
     objects = []
     coerced: dict[str, Any] = {}  # values repeat (page=1): each coerced once
     for pairs in pair_lists:
@@ -224,6 +224,18 @@ def _pairs_to_objects(pair_lists: list[list[tuple[str, str]]]) -> list[dict[str,
                 obj.setdefault(name, value)
         objects.append(obj)
     return objects
+
+
+def _repeated_names(pair_lists: list[list[tuple[str, str]]]) -> set[str]:
+    """The names some one list holds twice or more: counted only in a list whose names
+    are not all distinct (a Counter per list was ~0.1 s of real1M's 13.5 k query strings)."""
+    repeated: set[str] = set()
+    for pairs in pair_lists:
+        if len(pairs) > 1:
+            names = [k for k, _ in pairs]
+            if len(set(names)) < len(names):
+                repeated.update(k for k, n in Counter(names).items() if n > 1)
+    return repeated
 
 
 def _urlencode(obj: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ correlation sample's read alone, for compare (the auth flow of a trace without a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +30,7 @@ from .correlations import (
 from .endpoints import (
     PAYLOAD_COLUMNS,
     EndpointRows,
+    Payloads,
     infer_payloads,
     latency_and_status,
     param_kinds,
@@ -179,41 +181,76 @@ def _endpoints(
     sample: int,
     seed: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    out: dict[str, Any] = {}
+    """The model's `endpoints` and its payload sampling note, on this thread (build_model
+    takes the statistics from `_Beside` instead)."""
+    payloads, note = _payload_models(groups, chosen, payload_rows, sample, seed, len(requests))
+    return _merged(groups, payloads, _endpoint_stats(requests, groups)), note
+
+
+def _payload_models(
+    groups: EndpointRows,
+    chosen: list[np.ndarray],
+    payload_rows: pa.Table,
+    sample: int,
+    seed: int,
+    requests: int,
+) -> tuple[list[Payloads], dict[str, Any]]:
+    """Each endpoint's payload models from its sampled rows, and the sampling note."""
+    out: list[Payloads] = []
     sampled = fields = stable = 0
     offset = 0
-    for i, name in enumerate(groups.names):
-        rows = groups.rows(i)
-        method, template = name.split(" ", 1)
+    for i in range(len(groups.names)):
         part = payload_rows.slice(offset, len(chosen[i]))
         offset += len(chosen[i])
-        cut = len(chosen[i]) < len(rows)
+        cut = len(chosen[i]) < groups.bounds[i + 1] - groups.bounds[i]
         payloads = infer_payloads(part, half_check=cut)
         if cut:
             sampled += 1
             fields, stable = fields + payloads.fields, stable + payloads.stable_fields
-        paths = requests.paths.take(_codes_used(requests.path[rows], len(requests.paths)))
-        entry: dict[str, Any] = {
-            "method": method,
-            "template": template,
-            "count": len(rows),
-            "share": sig(len(rows) / len(requests)),
-            "params": param_kinds(template, pc.fill_null(paths, "/")),
-            "query": payloads.query,
-            "body": payloads.body,
-        }
-        entry.update(latency_and_status(requests.duration_ms[rows], requests.status[rows]))
-        out[name] = entry
+        out.append(payloads)
     note = {
         "per_endpoint": sample,
         "seed": seed,
-        "requests": len(requests),
+        "requests": requests,
         "read": payload_rows.num_rows,
         "endpoints_sampled": sampled,
         "fields_sampled": fields,
         "fields_same_on_half": stable,
     }
     return out, note
+
+
+def _endpoint_stats(requests: RequestColumns, groups: EndpointRows) -> list[dict[str, Any]]:
+    """Per endpoint, what the light columns of its every request say: count, share, path
+    parameter kinds, latency and status mix (numpy and Arrow: no GIL held for long)."""
+    out = []
+    for i, name in enumerate(groups.names):
+        rows = groups.rows(i)
+        template = name.split(" ", 1)[1]
+        paths = requests.paths.take(_codes_used(requests.path[rows], len(requests.paths)))
+        entry: dict[str, Any] = {
+            "count": len(rows),
+            "share": sig(len(rows) / len(requests)),
+            "params": param_kinds(template, pc.fill_null(paths, "/")),
+        }
+        entry.update(latency_and_status(requests.duration_ms[rows], requests.status[rows]))
+        out.append(entry)
+    return out
+
+
+def _merged(
+    groups: EndpointRows, payloads: list[Payloads], stats: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The `endpoints` of the model: each endpoint's statistics and payload models."""
+    out: dict[str, Any] = {}
+    for name, payload, stat in zip(groups.names, payloads, stats, strict=True):
+        method, template = name.split(" ", 1)
+        entry: dict[str, Any] = {"method": method, "template": template}
+        entry.update(count=stat["count"], share=stat["share"], params=stat["params"])
+        entry.update(query=payload.query, body=payload.body)
+        entry.update((k, v) for k, v in stat.items() if k not in entry)
+        out[name] = entry
+    return out
 
 
 def _codes_used(codes: np.ndarray, size: int) -> np.ndarray:
@@ -240,7 +277,7 @@ class _Found:
 
     @classmethod
     def of(
-        cls, heavy: pd.DataFrame, sample: SessionSample, endpoints: dict[str, Any], note: Any
+        cls, heavy: pd.DataFrame, sample: SessionSample, endpoints: Iterable[str], note: Any
     ) -> _Found:
         """Correlations, auth and ids found on the sampled sessions' rows (`heavy`), `note`
         updated with what was read and found; the addresses are counted by the caller."""
@@ -299,14 +336,15 @@ def _every_address(
     its `addr`, else its X-Forwarded-For header (read only where `addr` is empty)."""
     request = _first_requests(sessions)
     rows = _scan_positions(requests, request)
-    addr = _scanned(trace, rows, "addr")
+    order = np.argsort(rows, kind="stable")
+    addr = _scanned(trace, rows, "addr", order)
     missing = np.flatnonzero(
         pc.fill_null(pc.or_(pc.is_null(addr), pc.equal(addr, "")), True).to_numpy(False)
     )
     address, source = pa.array([], pa.string()), np.zeros(0, np.int8)
     if len(missing):
         if len(missing) * SCANNED_SHARE >= len(requests):
-            headers = _scanned(trace, rows[missing], "req_headers")
+            headers = _scanned(trace, rows[missing], "req_headers", _within(order, missing))
         else:  # few: from the files and pages that hold them only
             headers = trace.rows(rows[missing], ["req_headers"]).column("req_headers")
         # As codes into the sorted keys: counted without hashing 1 M strings (addresses.py)
@@ -322,15 +360,29 @@ SCANNED_SHARE = 16
 the whole scan: then every page holds some of the rows asked for anyway."""
 
 
-def _scanned(trace: RequestSource, positions: np.ndarray, column: str) -> pa.ChunkedArray:
+def _within(order: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The stable order of `positions[kept]` (`kept` ascending) from `order`, the stable
+    order of `positions`: its entries that are kept, renumbered (no second sort: real10M's
+    1 M first requests, 0.07 s)."""
+    at = np.full(len(order), -1, dtype=np.int64)
+    at[kept] = np.arange(len(kept))
+    within = at[order]
+    return np.asarray(within[within >= 0])
+
+
+def _scanned(
+    trace: RequestSource, positions: np.ndarray, column: str, order: np.ndarray | None = None
+) -> pa.ChunkedArray:
     """`trace.rows(positions, [column])`'s column, read through the source's scan of
     every request (`batches`), the rows kept batch by batch: for a column of one request
     in every session, rows in every file. The sampled reads (`rows`) decode a file's
     pages as deep as its last row asked for, in small batches, checking the kept rows
     (heavy columns); here batches are large and checked whole (real10M's 1 M first
     requests: `addr` 0.67 -> 0.18 s, `req_headers` 1.6 -> 0.5 s; a 1 M-request tile of
-    cap20, 100 k rows: 0.30 -> 0.16 s and 1.44 -> 1.33 s)."""
-    order = np.argsort(positions, kind="stable")
+    cap20, 100 k rows: 0.30 -> 0.16 s and 1.44 -> 1.33 s). `order`: the stable order of
+    `positions`, when the caller has it."""
+    if order is None:
+        order = np.argsort(positions, kind="stable")
     wanted = positions[order]
     pieces, offset = [], 0
     for batch in trace.batches([column]) if len(wanted) else ():

@@ -138,7 +138,7 @@ def test_bad_input_in_either_process_is_a_one_line_error_and_no_child_is_left(
         raise TraceCorruptError("payloads: a bad page")
 
     monkeypatch.setattr(model_module, "fit_behaviors", slow_behaviors)
-    monkeypatch.setattr(model_module, "_endpoints", corrupt_payloads)
+    monkeypatch.setattr(model_module, "_payload_models", corrupt_payloads)
     start = time.monotonic()
     assert main(["model", str(tmp_path / "t"), "--out", str(tmp_path / "b.json")]) == 2
     assert time.monotonic() - start < 30
