@@ -25,6 +25,10 @@ from .session_shape import km_weights as km_weights_by_scipy
 _TIES = 8 * 2.0**-53
 """Per value summed, the most two orders of ties can move a share of the total (module
 docstring): 2·n·u, with room for the division by the total."""
+_HEAD, _MOSTLY_DISTINCT = 1 << 14, 0.5
+"""Values counted per distinct value only when the first _HEAD have at most this share of
+distinct ones (real10M: 0.3 of its durations, 0.003 of its lengths): 1 M distinct values
+took 0.31-0.55 s counted so, against the sort's 0.19-0.22 (the answer is the same either way)."""
 LEFTOVER = 1e-12
 """Survival past the last end below this is rounding, not mass (as `km_weights`; compare's
 step CDFs too)."""
@@ -57,6 +61,21 @@ def km_percentiles(values: np.ndarray, censored: np.ndarray, q: list[float]) -> 
     return found if found is not None else _percentiles_by_sort(values, censored, quantiles)
 
 
+def _countable(values: np.ndarray, quantiles: np.ndarray) -> bool:
+    """Whether `_percentiles_by_value` may answer: not for q = 0 (np.percentile's rule for
+    leading zero weights), nor with a -0.0 (it ties 0.0, and the sort says which one is
+    answered), nor for values nearly all distinct (the hash costs more than the sort)."""
+    import pandas as pd
+
+    zero = values == 0
+    head = values[:_HEAD]
+    return bool(
+        ((quantiles > 0) & (quantiles <= 1)).all()
+        and not (zero.any() and np.signbit(values[zero]).any())
+        and (len(values) <= len(head) or len(pd.unique(head)) <= _MOSTLY_DISTINCT * len(head))
+    )
+
+
 def _percentiles_by_sort(
     values: np.ndarray, censored: np.ndarray, quantiles: np.ndarray
 ) -> np.ndarray:
@@ -75,20 +94,18 @@ def _percentiles_by_value(
     values: np.ndarray, censored: np.ndarray, quantiles: np.ndarray
 ) -> np.ndarray | None:
     """`_percentiles_by_sort`'s answer from counts per distinct value, or None where it
-    could differ (module docstring). Its cumulative sum runs over the sorted values, a
-    value's ties in an order only the sort knows; the sum at the end of a value's run does
-    not depend on that order when the run's weights are one weight and zeros (adding 0 is
-    exact), which is so for every value but the largest uncensored one, whose censored
-    ties take the mass left past the last end. There the two orders' sums differ by at
-    most 2·n·u of the total (recursive summation of n non-negative terms, u = 2^-53), so a
-    percentile further than `_TIES` from every value's share has one answer."""
-    if not ((quantiles > 0) & (quantiles <= 1)).all():
-        return None  # (q = 0 reads np.percentile's rule for leading zero weights)
-    zero = values == 0
-    if zero.any() and np.signbit(values[zero]).any():
-        return None  # -0.0 and 0.0 tie, and the sort says which one is answered
+    could differ (module docstring) or would cost more (`_countable`). Its cumulative sum
+    runs over the sorted values, a value's ties in an order only the sort knows; the sum
+    at the end of a value's run does not depend on that order when the run's weights are
+    one weight and zeros (adding 0 is exact), which is so for every value but the largest
+    uncensored one, whose censored ties take the mass left past the last end. There the
+    two orders' sums differ by at most 2·n·u of the total (recursive summation of n
+    non-negative terms, u = 2^-53), so a percentile further than `_TIES` from every
+    value's share has one answer."""
     import pandas as pd
 
+    if not _countable(values, quantiles):
+        return None
     codes, distinct = pd.factorize(values)
     by_value = np.argsort(distinct)
     rank = np.empty(len(by_value), dtype=np.int64)

@@ -111,3 +111,15 @@ def test_signed_zeros_and_the_0th_percentile_are_left_to_the_sort(
     assert np.array_equal(
         kaplan_meier.km_percentiles(v, cut, points), session_shape.km_percentiles(v, cut, points)
     )
+
+
+def test_mostly_distinct_values_are_left_to_the_sort() -> None:
+    rng = np.random.default_rng(5)
+    values, censored = rng.lognormal(2, 1, 40_000), rng.random(40_000) < 0.01
+    assert kaplan_meier._percentiles_by_value(values, censored, SHAPE_POINTS) is None
+    rounded = np.round(values)
+    assert kaplan_meier._percentiles_by_value(rounded, censored, SHAPE_POINTS) is not None
+    assert np.array_equal(
+        kaplan_meier.km_percentiles(values, censored, [5, 50, 100]),
+        session_shape.km_percentiles(values, censored, [5, 50, 100]),
+    )
