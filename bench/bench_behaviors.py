@@ -3,17 +3,18 @@ child runs), this tree against another tree's `models/`, alternated in one run.
 
     .venv/bin/python bench/bench_behaviors.py dump --trace /work/data/real10M --out IN.pkl
     .venv/bin/python bench/bench_behaviors.py ab --inputs IN.pkl --base-tree DIR \\
-        [--rounds 3] [--km]
+        [--rounds 3] [--default-heap]
 
 `dump` builds the model of TRACE in one process and pickles the stage's arguments (the
 sessions frame, the session table, the censoring, seed and sample) at its call, then
 stops. `ab` times the stage on them in fresh processes, DIR's code (a checkout of the
 base commit, e.g. `git worktree add /tmp/base main`: its `models` package first on the
 import path) and this tree's, alternated; sklearn and scipy are imported before the clock
-starts, as the child has them. It prints CPU (`time.process_time`) and wall seconds per
-run with the load average, and exits 1 if the behaviors' JSON and the session quantiles
-differ. `--km` also runs this tree with `models.kaplan_meier.km_percentiles` in place of
-session_shape's (what `models/model.py` would import).
+starts, as the child has them, and the glibc settings the tree's child makes
+(`forked.keep_freed_memory`, where it has one). It prints CPU (`time.process_time`; user,
+system and minor faults apart) and wall seconds per run with the load average, and exits
+1 if the behaviors' JSON and the session quantiles differ. `--default-heap` also runs this
+tree without those settings (glibc's defaults, as main's child).
 """
 
 from __future__ import annotations
@@ -44,20 +45,27 @@ except Done:
 """
 
 _TIME = """
-import json, pickle, sys, time
+import json, pickle, resource, sys, time
 import sklearn.cluster, sklearn.metrics, scipy.sparse, scipy.stats
 import models.model as m
-if sys.argv[3] == "km":
-    from models import kaplan_meier
-    m.km_percentiles = kaplan_meier.km_percentiles
 with open(sys.argv[1], "rb") as f:
     args = pickle.load(f)
+try:  # what the tree's forked child sets up before its work (if anything)
+    from models.forked import keep_freed_memory
+except ImportError:
+    keep_freed_memory = lambda: False
+kept = sys.argv[3] != "default-heap" and keep_freed_memory()
+before = resource.getrusage(resource.RUSAGE_SELF)
 cpu, wall = time.process_time(), time.perf_counter()
 behaviors, shape = m._behaviors_and_shape(*args)
 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+after = resource.getrusage(resource.RUSAGE_SELF)
 with open(sys.argv[2], "w") as out:
     json.dump({"behaviors": [b.to_json() for b in behaviors], "shape": shape}, out)
-print(json.dumps({"cpu_s": round(cpu, 3), "wall_s": round(wall, 3)}))
+print(json.dumps({"cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
+    "user_s": round(after.ru_utime - before.ru_utime, 3),
+    "system_s": round(after.ru_stime - before.ru_stime, 3),
+    "minor_faults": after.ru_minflt - before.ru_minflt, "kept_freed": kept}))
 """
 
 
@@ -84,19 +92,19 @@ def main() -> int:
     ab.add_argument("--inputs", type=Path, required=True)
     ab.add_argument("--base-tree", type=Path, required=True)
     ab.add_argument("--rounds", type=int, default=3)
-    ab.add_argument("--km", action="store_true")
+    ab.add_argument("--default-heap", action="store_true")
     args = parser.parse_args()
     if args.command == "dump":
         _run(_DUMP, REPO, str(args.trace), str(args.out))
         return 0
     sides = [("base", args.base_tree, "plain"), ("this", REPO, "plain")]
-    if args.km:
-        sides.append(("this+km", REPO, "km"))
+    if args.default_heap:
+        sides.append(("this-default-heap", REPO, "default-heap"))
     outputs: dict[str, bytes] = {}
     for round_ in range(args.rounds):
-        for name, tree, km in sides if round_ % 2 == 0 else sides[::-1]:
+        for name, tree, mode in sides if round_ % 2 == 0 else sides[::-1]:
             out = args.inputs.with_name(f"{args.inputs.stem}-{name}.json")
-            timing = _run(_TIME, tree, str(args.inputs), str(out), km).strip().splitlines()[-1]
+            timing = _run(_TIME, tree, str(args.inputs), str(out), mode).strip().splitlines()[-1]
             print(f"{name} {timing} load {os.getloadavg()[0]:.2f}", flush=True)
             outputs[name] = out.read_bytes()
     same = len(set(outputs.values())) == 1

@@ -13,9 +13,10 @@ templates of TRACE with those imports in a thread beside them (as `build_model` 
 against the same imports after them, alternated. `ab`: `build_model(processes=P)` and the
 model file's writing in a fresh process, the base commit's code (`bench_model.old_tree`)
 and this tree's alternated, each line: wall from the process's start, the parent's and the
-child's CPU (getrusage), the stage lines' seconds, the load; with --tree-rss the peak of
-the process tree's summed RSS and PSS (`bench/tree_rss.py`); the model files compared byte
-for byte with the first one (exit 1 if one differs).
+child's CPU (getrusage; also user, system and minor faults apart), the stage lines'
+seconds, the load; with --tree-rss the peak of the process tree's summed RSS and PSS
+(`bench/tree_rss.py`); the model files compared byte for byte with the first one (exit 1
+if one differs).
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ me, child = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSA
 print(json.dumps({"code": m.__file__, "wall_s": round(up - ticks / os.sysconf("SC_CLK_TCK"), 2),
     "cpu_parent_s": round(me.ru_utime + me.ru_stime, 2),
     "cpu_child_s": round(child.ru_utime + child.ru_stime, 2),
+    "user_system_parent_s": [round(me.ru_utime, 2), round(me.ru_stime, 2)],
+    "user_system_child_s": [round(child.ru_utime, 2), round(child.ru_stime, 2)],
+    "minor_faults_parent_child": [me.ru_minflt, child.ru_minflt],
     "stages": {s: round(t, 2) for s, t in marks if t is not None},
     "load": os.getloadavg()[0]}))
 """

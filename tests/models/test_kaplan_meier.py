@@ -59,3 +59,67 @@ def test_edges_are_session_shapes(censored: list[bool]) -> None:
         kaplan_meier.km_percentiles(values, cut, POINTS),
         session_shape.km_percentiles(values, cut, POINTS),
     )
+
+
+SHAPE_POINTS = np.true_divide([5, 25, 50, 75, 95, 99, 100], 100)
+
+
+def few_values(seed: int, size: int, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whole numbers 1..top (many ties), some censored: the largest uncensored value
+    mostly has censored ties too (the one value whose ties' order can matter)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(1, top + 1, size).astype(float), rng.random(size) < 0.3
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_percentiles_by_value_are_those_of_the_sort(seed: int) -> None:
+    values, censored = few_values(seed, 3 + 37 * seed, 2 + seed % 9)
+    if seed % 3 == 0:  # millisecond durations: few distinct floats
+        values = np.round(np.random.default_rng(seed).lognormal(1, 1, len(values)), 3)
+    censored[0] = not censored[1:].all()
+    got = kaplan_meier._percentiles_by_value(values, censored, SHAPE_POINTS)
+    assert got is not None
+    assert np.array_equal(got, kaplan_meier._percentiles_by_sort(values, censored, SHAPE_POINTS))
+    assert np.array_equal(
+        kaplan_meier.km_percentiles(values, censored, [5, 25, 50, 75, 95, 99, 100]),
+        session_shape.km_percentiles(values, censored, [5, 25, 50, 75, 95, 99, 100]),
+    )
+
+
+def test_a_percentile_on_a_boundary_beside_mixed_ties_is_left_to_the_sort() -> None:
+    # Weights 1/4 each: the first value's share is 0.5 exactly, and the last value holds
+    # an uncensored and a censored tie (whose order the sort alone knows).
+    values, censored = np.array([1.0, 1.0, 2.0, 2.0]), np.array([False, False, False, True])
+    for q in (0.5, np.nextafter(0.5, 1.0)):  # on it, and just past it
+        assert kaplan_meier._percentiles_by_value(values, censored, np.array([q])) is None
+    assert kaplan_meier._percentiles_by_value(values, censored, np.array([0.4])) is not None
+    assert np.array_equal(
+        kaplan_meier.km_percentiles(values, censored, [50]),
+        session_shape.km_percentiles(values, censored, [50]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "points"),
+    [([0.0, -0.0, 1.0, 2.0], [50]), ([1.0, 2.0, 2.0, 3.0], [0, 50])],
+)
+def test_signed_zeros_and_the_0th_percentile_are_left_to_the_sort(
+    values: list[float], points: list[float]
+) -> None:
+    v, cut = np.array(values), np.array([False, True, False, True])
+    assert kaplan_meier._percentiles_by_value(v, cut, np.true_divide(points, 100)) is None
+    assert np.array_equal(
+        kaplan_meier.km_percentiles(v, cut, points), session_shape.km_percentiles(v, cut, points)
+    )
+
+
+def test_mostly_distinct_values_are_left_to_the_sort() -> None:
+    rng = np.random.default_rng(5)
+    values, censored = rng.lognormal(2, 1, 40_000), rng.random(40_000) < 0.01
+    assert kaplan_meier._percentiles_by_value(values, censored, SHAPE_POINTS) is None
+    rounded = np.round(values)
+    assert kaplan_meier._percentiles_by_value(rounded, censored, SHAPE_POINTS) is not None
+    assert np.array_equal(
+        kaplan_meier.km_percentiles(values, censored, [5, 50, 100]),
+        session_shape.km_percentiles(values, censored, [5, 50, 100]),
+    )
