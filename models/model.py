@@ -153,16 +153,27 @@ def build_model(
         # read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
         requests = read_light_columns(trace)
         clock.rows = len(requests)
-    with clock("templates"):
-        templater, endpoint, names = _templates(requests)
-    with clock("sessions"):
-        sessions, by_timeout = _sessionized(
-            trace, requests, endpoint, names, session_timeout_s, SENSITIVITY_TIMEOUTS_S
+    # The sessions (numpy over keys and times: no endpoint read until their last gather)
+    # on a thread while the templates are learned (Arrow over the distinct paths): both
+    # let go of the GIL for most of their time, so they share the two cores (real10M:
+    # 1.0 s and 1.6 s one after the other on one; bench/README.md, sess17).
+    from concurrent.futures import ThreadPoolExecutor
+
+    clock.started("sessions")
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessions") as thread:
+        grouping = thread.submit(
+            _sessions_stage,
+            lambda: _sessionized(
+                trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
+            ),
+            session_timeout_s if censor_edges else 0.0,
         )
-        table = session_table(sessions)
-        stats = session_stats(sessions, table).to_json()
-        censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
-        _keep_what_later_stages_read(sessions)
+        with clock("templates"):
+            templater, endpoint, names = _templates(requests)
+        sessions, by_timeout, table, stats, censored = grouping.result()
+    _keep_what_later_stages_read(sessions, endpoint, names)
+    clock.done("sessions", time.perf_counter() - started)
     span_s = float(requests.t_s[-1])
     # Behaviors (numpy over the sessionized frame) in a forked child, on the second core,
     # while this process reads and learns the payloads and correlations (Parquet reads and
@@ -253,6 +264,18 @@ def build_model(
         "ids": ids_to_json(found.ids),
         "outcomes": outcomes_to_json(outcomes),
     }
+
+
+def _sessions_stage(
+    sessionized: Callable[[], tuple[pd.DataFrame, _Later]], censor_timeout_s: float
+) -> tuple[pd.DataFrame, _Later, pd.DataFrame, dict[str, Any], Censoring]:
+    """`build_model`'s sessions (on a thread, beside the templates): the frame
+    `sessionized` makes (no endpoint column yet), the statistics at other timeouts when
+    asked, the session table, the statistics and the censoring."""
+    sessions, by_timeout = sessionized()
+    table = session_table(sessions)
+    stats = session_stats(sessions, table).to_json()
+    return sessions, by_timeout, table, stats, censoring(sessions, censor_timeout_s)
 
 
 def learned_auth(
