@@ -153,27 +153,25 @@ def build_model(
         # read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
         requests = read_light_columns(trace)
         clock.rows = len(requests)
-    # The sessions (numpy over keys and times: no endpoint read until their last gather)
-    # on a thread while the templates are learned (Arrow over the distinct paths): both
-    # let go of the GIL for most of their time, so they share the two cores (real10M:
-    # 1.0 s and 1.6 s one after the other on one; bench/README.md, sess17).
+    # The templates (Arrow over the distinct paths) on a thread while the sessions are
+    # made (numpy over keys and times: no endpoint read until their last gather): both let
+    # go of the GIL for most of their time, so they share the two cores (real10M: 1.0 s
+    # and 1.6 s one after the other on one; bench/README.md, sess17).
     from concurrent.futures import ThreadPoolExecutor
 
-    clock.started("sessions")
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessions") as thread:
-        grouping = thread.submit(
-            _sessions_stage,
-            lambda: _sessionized(
-                trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
-            ),
-            session_timeout_s if censor_edges else 0.0,
-        )
-        with clock("templates"):
-            templater, endpoint, names = _templates(requests)
-        sessions, by_timeout, table, stats, censored = grouping.result()
-    _keep_what_later_stages_read(sessions, endpoint, names)
-    clock.done("sessions", time.perf_counter() - started)
+    clock.started("templates")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="templates") as thread:
+        templating = thread.submit(_timed, lambda: _templates(requests))
+        with clock("sessions"):
+            sessions, by_timeout, table, stats, censored = _sessions_stage(
+                lambda: _sessionized(
+                    trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
+                ),
+                session_timeout_s if censor_edges else 0.0,
+            )
+            (templater, endpoint, names), seconds = templating.result()
+            clock.done("templates", seconds)
+            _keep_what_later_stages_read(sessions, endpoint, names)
     span_s = float(requests.t_s[-1])
     # Behaviors (numpy over the sessionized frame) in a forked child, on the second core,
     # while this process reads and learns the payloads and correlations (Parquet reads and
@@ -266,10 +264,16 @@ def build_model(
     }
 
 
+def _timed(work: Callable[[], Any]) -> tuple[Any, float]:
+    """`work()` and the seconds it took (in the thread that runs it)."""
+    start = time.perf_counter()
+    return work(), time.perf_counter() - start
+
+
 def _sessions_stage(
     sessionized: Callable[[], tuple[pd.DataFrame, _Later]], censor_timeout_s: float
 ) -> tuple[pd.DataFrame, _Later, pd.DataFrame, dict[str, Any], Censoring]:
-    """`build_model`'s sessions (on a thread, beside the templates): the frame
+    """`build_model`'s sessions (beside the templates, on their thread): the frame
     `sessionized` makes (no endpoint column yet), the statistics at other timeouts when
     asked, the session table, the statistics and the censoring."""
     sessions, by_timeout = sessionized()
