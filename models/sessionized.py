@@ -98,11 +98,11 @@ def _keep_what_later_stages_read(
 
 
 def _trimmed() -> None:
-    """Give glibc's free memory back to the system (`malloc_trim`), in every arena: what
-    the sessions' thread freed stays in that thread's own arena, which the stages after,
-    on the main thread, never reuse (real10M, one process: 50-100 MB more held from the
-    sensitivity on, the behaviors' peak +135 MiB; bench/README.md, sess17). A no-op where
-    the C library has no `malloc_trim`."""
+    """Give glibc's free memory back to the system (`malloc_trim`, every arena: the
+    templates' thread has its own): the sessions' transient arrays under the mmap
+    threshold stay resident once freed, and the behaviors' child forks with them (real10M,
+    two processes: the child's peak 1,690 → 1,612 MiB; bench/README.md, sess17). A no-op
+    where the C library has no `malloc_trim`."""
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
