@@ -156,22 +156,20 @@ def build_model(
     # The templates (Arrow over the distinct paths) on a thread while the sessions are
     # made (numpy over keys and times: no endpoint read until their last gather): both let
     # go of the GIL for most of their time, so they share the two cores (real10M: 1.0 s
-    # and 1.6 s one after the other on one; bench/README.md, sess17).
-    from concurrent.futures import ThreadPoolExecutor
-
+    # and 1.6 s one after the other on one; bench/README.md, sess17). With no core free
+    # (`child` False), one after the other: beside busy cores the thread gained nothing.
     clock.started("templates")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="templates") as thread:
-        templating = thread.submit(_timed, lambda: _templates(requests))
-        with clock("sessions"):
-            sessions, by_timeout, table, stats, censored = _sessions_stage(
-                lambda: _sessionized(
-                    trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
-                ),
-                session_timeout_s if censor_edges else 0.0,
-            )
-            (templater, endpoint, names), seconds = templating.result()
-            clock.done("templates", seconds)
-            _keep_what_later_stages_read(sessions, endpoint, names)
+    templates = _on_a_thread(lambda: _templates(requests), beside=child)
+    with templates as templating, clock("sessions"):
+        sessions, by_timeout, table, stats, censored = _sessions_stage(
+            lambda: _sessionized(
+                trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
+            ),
+            session_timeout_s if censor_edges else 0.0,
+        )
+        (templater, endpoint, names), seconds = templating()
+        clock.done("templates", seconds)
+        _keep_what_later_stages_read(sessions, endpoint, names)
     span_s = float(requests.t_s[-1])
     # Behaviors (numpy over the sessionized frame) in a forked child, on the second core,
     # while this process reads and learns the payloads and correlations (Parquet reads and
@@ -264,10 +262,21 @@ def build_model(
     }
 
 
-def _timed(work: Callable[[], Any]) -> tuple[Any, float]:
-    """`work()` and the seconds it took (in the thread that runs it)."""
-    start = time.perf_counter()
-    return work(), time.perf_counter() - start
+@contextmanager
+def _on_a_thread(work: Callable[[], Any], *, beside: bool) -> Iterator[Callable[[], Any]]:
+    """`work` on a thread while the block runs when `beside`, else before it; the
+    block's callable waits for it and gives its result and seconds (on its thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def timed() -> tuple[Any, float]:
+        start = time.perf_counter()
+        return work(), time.perf_counter() - start
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside") as thread:
+        done = thread.submit(timed)
+        if not beside:
+            done.result()
+        yield done.result
 
 
 def _sessions_stage(

@@ -1,8 +1,8 @@
-"""The model's sessions made on a thread beside the templates (sess17): the frame made
+"""The model's templates learned on a thread beside the sessions (sess17): the frame made
 without endpoints and given them after equals the one made with them; session ids,
 positions and request numbers held as int32 from the start; skeletons coded a chunk of
-paths at a time; keys that failed auth counted only when some request failed; an error in
-the sessions' thread raised by `build_model`."""
+paths at a time; keys that failed auth counted only when some request failed; an error of
+either raised by `build_model`."""
 
 from __future__ import annotations
 
@@ -125,8 +125,10 @@ def test_failed_keys_are_the_weighted_counts(seed: int) -> None:
         assert got[key[0]]
 
 
-def test_an_error_in_the_sessions_thread_is_build_models(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("processes", [1, 2])  # templates before the sessions; beside
+@pytest.mark.parametrize("broken", ["session_table", "_templates"])
+def test_an_error_of_the_templates_or_sessions_is_build_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int, broken: str
 ) -> None:
     records = [
         make_record(session=f"s{k % 3}", ts=T0 + timedelta(seconds=k), path=f"/items/{k}")
@@ -134,9 +136,9 @@ def test_an_error_in_the_sessions_thread_is_build_models(
     ]
     trace = write_trace(tmp_path / "t", records)
 
-    def broken(_sessions: pd.DataFrame) -> pd.DataFrame:
-        raise RuntimeError("no table")
+    def fails(*_args: object) -> None:
+        raise RuntimeError(f"no {broken}")
 
-    monkeypatch.setattr(model_module, "session_table", broken)
-    with pytest.raises(RuntimeError, match="no table"):
-        build_model(trace, processes=1, correlations=False)
+    monkeypatch.setattr(model_module, broken, fails)
+    with pytest.raises(RuntimeError, match=f"no {broken}"):
+        build_model(trace, processes=processes, correlations=False)
