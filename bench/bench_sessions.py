@@ -7,7 +7,7 @@ has ended the imports' thread by then; at 1 M it may still be importing scipy.st
 each stage's own seconds as its progress line says.
 
     .venv/bin/python bench/bench_sessions.py --trace /work/data/real10M [--base main]
-        [--rounds 3] [--json out.json]
+        [--rounds 3] [--json out.json] [--processes 2]
 
 Each run writes its model; the two codes' model files must be byte-identical (exit 1 if
 not). The base code runs from `git archive` of --base (bench_model.py's `old_tree`).
@@ -48,7 +48,8 @@ def progress(report):
         seconds[report.stage] = report.seconds
         at["end"] = (time.perf_counter(), *cpu())
 start = time.perf_counter()
-model = build_model(Path(sys.argv[1]), progress=progress)
+processes = int(sys.argv[3]) or None
+model = build_model(Path(sys.argv[1]), progress=progress, processes=processes)
 total = time.perf_counter() - start
 write_model(model, Path(sys.argv[2]))
 (w0, u0, s0), (w1, u1, s1) = at["start"], at["end"]
@@ -58,8 +59,8 @@ print(json.dumps({"wall_s": w1 - w0, "user_s": u1 - u0, "sys_s": s1 - s0,
 """
 
 
-def run(trace: Path, tree: Path | None, out: Path) -> dict[str, Any]:
-    done = timed([*python(tree), _STAGE, str(trace), str(out)], env_for(tree))
+def run(trace: Path, tree: Path | None, out: Path, processes: int) -> dict[str, Any]:
+    done = timed([*python(tree), _STAGE, str(trace), str(out), str(processes)], env_for(tree))
     stage = json.loads(done["stdout"].strip().splitlines()[-1])
     whole = {f"model_{k}": done[k] for k in ("wall_s", "cpu_s", "peak_rss_mib")}
     return {**stage, **whole, "load": round(os.getloadavg()[0], 2)}
@@ -71,6 +72,13 @@ def main() -> int:
     parser.add_argument("--base", default="main")
     parser.add_argument("--rounds", type=int, default=3, help="old/new pairs, alternated")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="build_model's processes (0: its own choice, by the load); 2: the behaviors'"
+        " child and, in this tree, the templates' thread, whatever the load",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-sessions-") as work:
         base = old_tree(args.base, Path(work))
@@ -79,7 +87,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for side, tree in (("old", base), ("new", None)):
                 out = Path(work) / f"{side}.json"
-                runs[side].append(run(args.trace, tree, out))
+                runs[side].append(run(args.trace, tree, out, args.processes))
                 models.add(out.read_bytes())
                 print(side, json.dumps(runs[side][-1]), flush=True)
     keys = ("wall_s", "user_s", "sys_s", "cpu_s", "templates_s", "sessions_s")
