@@ -1,11 +1,13 @@
-"""The model's sessions stage: this tree against a base commit, alternated, each run a
-whole `build_model` in a fresh process, the stage timed by its wall seconds and by the CPU
-seconds (user, system) of the thread that runs it: the stage runs on one core, so on an
-idle machine its wall time is its CPU time, and the CPU time is what a loaded one still
-measures.
+"""The model's templates and sessions stages: this tree against a base commit, alternated,
+each run a whole `build_model` in a fresh process. Timed from the first of the two
+stages' start lines to the last of their done lines (sess17 runs the sessions on a thread
+beside the templates; before, one after the other): the span's wall seconds, the CPU
+seconds (user, system) of the whole process in it (`RUSAGE_SELF`: at 10 M rows the read
+has ended the imports' thread by then; at 1 M it may still be importing scipy.stats), and
+each stage's own seconds as its progress line says.
 
-    .venv/bin/python bench/bench_sessions.py --trace /work/data/real10M [--base 33890b3]
-        [--rounds 3] [--json out.json]
+    .venv/bin/python bench/bench_sessions.py --trace /work/data/real10M [--base main]
+        [--rounds 3] [--json out.json] [--processes 2]
 
 Each run writes its model; the two codes' model files must be byte-identical (exit 1 if
 not). The base code runs from `git archive` of --base (bench_model.py's `old_tree`).
@@ -32,27 +34,33 @@ import json, resource, sys, time
 from pathlib import Path
 from tracereplay.models.model import build_model, write_model
 
-def thread_cpu():
-    u = resource.getrusage(resource.RUSAGE_THREAD)
+def cpu():
+    u = resource.getrusage(resource.RUSAGE_SELF)
     return u.ru_utime, u.ru_stime
 
-at = {}
+at, seconds = {}, {}
 def progress(report):
-    if report.stage == "sessions":
-        at["end" if report.seconds is not None else "start"] = thread_cpu()
-        at["seconds"] = report.seconds
+    if report.stage not in ("templates", "sessions"):
+        return
+    if report.seconds is None:
+        at.setdefault("start", (time.perf_counter(), *cpu()))
+    else:
+        seconds[report.stage] = report.seconds
+        at["end"] = (time.perf_counter(), *cpu())
 start = time.perf_counter()
-model = build_model(Path(sys.argv[1]), progress=progress)
+processes = int(sys.argv[3]) or None
+model = build_model(Path(sys.argv[1]), progress=progress, processes=processes)
 total = time.perf_counter() - start
 write_model(model, Path(sys.argv[2]))
-(u0, s0), (u1, s1) = at["start"], at["end"]
-print(json.dumps({"wall_s": at["seconds"], "user_s": u1 - u0, "sys_s": s1 - s0,
-                  "cpu_s": u1 - u0 + s1 - s0, "model_s": total}))
+(w0, u0, s0), (w1, u1, s1) = at["start"], at["end"]
+print(json.dumps({"wall_s": w1 - w0, "user_s": u1 - u0, "sys_s": s1 - s0,
+                  "cpu_s": u1 - u0 + s1 - s0, "templates_s": seconds["templates"],
+                  "sessions_s": seconds["sessions"], "model_s": total}))
 """
 
 
-def run(trace: Path, tree: Path | None, out: Path) -> dict[str, Any]:
-    done = timed([*python(tree), _STAGE, str(trace), str(out)], env_for(tree))
+def run(trace: Path, tree: Path | None, out: Path, processes: int) -> dict[str, Any]:
+    done = timed([*python(tree), _STAGE, str(trace), str(out), str(processes)], env_for(tree))
     stage = json.loads(done["stdout"].strip().splitlines()[-1])
     whole = {f"model_{k}": done[k] for k in ("wall_s", "cpu_s", "peak_rss_mib")}
     return {**stage, **whole, "load": round(os.getloadavg()[0], 2)}
@@ -64,6 +72,13 @@ def main() -> int:
     parser.add_argument("--base", default="main")
     parser.add_argument("--rounds", type=int, default=3, help="old/new pairs, alternated")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="build_model's processes (0: its own choice, by the load); 2: the behaviors'"
+        " child and, in this tree, the templates' thread, whatever the load",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-sessions-") as work:
         base = old_tree(args.base, Path(work))
@@ -72,14 +87,13 @@ def main() -> int:
         for _ in range(args.rounds):
             for side, tree in (("old", base), ("new", None)):
                 out = Path(work) / f"{side}.json"
-                runs[side].append(run(args.trace, tree, out))
+                runs[side].append(run(args.trace, tree, out, args.processes))
                 models.add(out.read_bytes())
                 print(side, json.dumps(runs[side][-1]), flush=True)
+    keys = ("wall_s", "user_s", "sys_s", "cpu_s", "templates_s", "sessions_s")
+    keys += ("model_wall_s", "model_cpu_s", "model_peak_rss_mib")
     summary = {
-        side: {
-            key: statistics.median(r[key] for r in done)
-            for key in ("wall_s", "user_s", "sys_s", "cpu_s", "model_wall_s", "model_peak_rss_mib")
-        }
+        side: {key: statistics.median(r[key] for r in done) for key in keys}
         for side, done in runs.items()
     }
     ratio = {

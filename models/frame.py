@@ -55,6 +55,7 @@ __all__ = [
     "session_rows",
     "session_stats_by_timeout",
     "sessionize_requests",
+    "with_endpoints",
 ]
 
 PLANNED_SOURCES = ("synthesize", "replay")
@@ -113,9 +114,10 @@ def session_rows(
     requests: RequestColumns, timeout_s: float, split: KeyTimeSplit | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows of `sessionize_requests`' frame: each row's request (its position in
-    `requests`), its think time (NaN for a session's first request), and each session's
-    number of requests, sessions in id order. `split`: `key_time_split(requests)`, when the
-    caller has it (read, never written; what is returned may be its own arrays)."""
+    `requests`, of `KeyTimeSplit.order`'s dtype), its think time (NaN for a session's
+    first request), and each session's number of requests, sessions in id order. `split`:
+    `key_time_split(requests)`, when the caller has it (read, never written; what is
+    returned may be its own arrays)."""
     rows = _Rows.of(requests, timeout_s, split)
     return rows.request, rows.pause, rows.sizes
 
@@ -155,7 +157,8 @@ class _Rows(NamedTuple):
             part += np.arange(start, start + len(part))
         # Gathered into the times' and the rows' own arrays (read no more): no fresh ones.
         pause = gather(split.think, rows, out=split.t_s if own else None)
-        request = gather(split.order, rows, out=rows)  # each row read before it is written
+        # (into the rows' own array when of the order's dtype: each read before written)
+        request = gather(split.order, rows, out=rows if rows.dtype == split.order.dtype else None)
         pause[placed] = np.nan
         return cls(request, pause, sizes, None)
 
@@ -169,42 +172,58 @@ def _numbered(at: np.ndarray, keys: np.ndarray) -> bool:
 
 def sessionize_requests(
     requests: RequestColumns,
-    endpoint: np.ndarray,
+    endpoint: np.ndarray | None,
     names: list[str],
     timeout_s: float,
     split: KeyTimeSplit | None = None,
+    *,
+    narrow: bool = False,
 ) -> pd.DataFrame:
     """`sessionize(frame, timeout_s)` of the frame of `requests` (session_key as codes,
     t_s, duration_ms, request, endpoint as a categorical of `names`), built with numpy:
     the same rows, columns and values, without pandas' sorts, groupbys and dict of session
     numbers. Not for keys that join their connection (`join_failed_credentials`). `split`:
     `key_time_split(requests)`, when the caller has it: read, never written, but the
-    frame may hold its arrays (of keys, times, thinks, requests) as its columns."""
+    frame may hold its arrays (of keys, times, thinks, requests) as its columns.
+    `endpoint` None: no endpoint column (what `with_endpoints` puts in later). `narrow`:
+    `session_id` and `seq` as int32 when the rows fit (sessionize's are int64), what the
+    model holds them as (`_keep_what_later_stages_read`): no 8-byte arrays to narrow;
+    `request` too, as `key_time_split` gives it (int32 below 2**31 requests)."""
     request, pause, sizes, same = _Rows.of(requests, timeout_s, split)
-    session_id = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    kind = np.int32 if narrow and len(request) < np.iinfo(np.int32).max else np.int64
+    if not narrow:
+        request = request.astype(np.int64, copy=False)
+    session_id = np.repeat(np.arange(len(sizes), dtype=kind), sizes)
     # seq = row - the session's first row, a chunk at a time: no 8-byte array a row of the
     # first rows repeated.
-    placed = np.cumsum(sizes) - sizes
-    seq = np.arange(len(request), dtype=np.int64)
+    placed = (np.cumsum(sizes) - sizes).astype(kind, copy=False)
+    seq = np.arange(len(request), dtype=kind)
     for start in range(0, len(seq), CHUNK_ROWS):
         part = seq[start : start + CHUNK_ROWS]
-        part -= placed[session_id[start : start + CHUNK_ROWS]]
+        np.subtract(part, placed[session_id[start : start + CHUNK_ROWS]], out=part)
     del placed
-    return pd.DataFrame(
-        {
-            "session_key": same.key if same else gather(requests.key, request),
-            "t_s": same.t_s if same else gather(requests.t_s, request),
-            "duration_ms": gather(requests.duration_ms, request),
-            "request": request,
-            "endpoint": pd.Categorical.from_codes(
-                gather(endpoint, request), categories=pd.Index(names)
-            ),
-            "think_s": pause,
-            "session_id": session_id,
-            "seq": seq,
-        },
-        copy=False,  # one block per column: no consolidated copy of them all at once
-    )
+    columns: dict[str, object] = {
+        "session_key": same.key if same else gather(requests.key, request),
+        "t_s": same.t_s if same else gather(requests.t_s, request),
+        "duration_ms": gather(requests.duration_ms, request),
+        "request": request,
+    }
+    if endpoint is not None:
+        columns["endpoint"] = pd.Categorical.from_codes(
+            gather(endpoint, request), categories=pd.Index(names)
+        )
+    columns.update(think_s=pause, session_id=session_id, seq=seq)
+    # One block per column: no consolidated copy of them all at once.
+    return pd.DataFrame(columns, copy=False)
+
+
+def with_endpoints(sessions: pd.DataFrame, endpoint: np.ndarray, names: list[str]) -> None:
+    """Put in place the `endpoint` column a sessionized frame made without one would have
+    had (before `think_s`): each row's request's `endpoint` code, a categorical of `names`."""
+    codes = gather(endpoint, sessions["request"].to_numpy())
+    categorical = pd.Categorical.from_codes(codes, categories=pd.Index(names))
+    at = list(sessions.columns).index("think_s")
+    sessions.insert(at, "endpoint", pd.Series(categorical, index=sessions.index, copy=False))
 
 
 def run_positions(groups: np.ndarray) -> np.ndarray:

@@ -25,7 +25,8 @@ class KeyTimeSplit(NamedTuple):
     """The requests grouped by session key (`key_time_split`)."""
 
     order: np.ndarray
-    """Positions in `RequestColumns` (int64): a key's requests together, in time order
+    """Positions in `RequestColumns` (int32 below 2**31 requests when grouped by the
+    counting sort, else int64): a key's requests together, in time order
     (ties in their order there); keys by their first request (ties by key code) when the
     requests come in time order, else by key code (`np.lexsort((t_s, key))`)."""
     key: np.ndarray
@@ -98,11 +99,13 @@ def _by_key_then_time(key: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def grouped(codes: np.ndarray, groups: int, positions: np.ndarray | None = None) -> np.ndarray:
-    """`np.argsort(codes, kind="stable")` of integer codes in [0, groups), as int64: a
-    counting sort (the CSR conversion of scipy.sparse, whose column indices come sorted
-    within a row), O(len + groups) where numpy's stable sort of 32-bit values is not
-    (6x faster on 10 M requests of 1 M keys). `positions`: `np.arange(len(codes))`, of
-    the index dtype scipy picks (int32 below 2**31), when the caller has it."""
+    """`np.argsort(codes, kind="stable")` of integer codes in [0, groups), as int32 when
+    there are fewer than 2**31 codes and groups (scipy's own indices: no fresh 8-byte
+    array a request), else int64: a counting sort (the CSR conversion of scipy.sparse,
+    whose column indices come sorted within a row), O(len + groups) where numpy's stable
+    sort of 32-bit values is not (6x faster on 10 M requests of 1 M keys). `positions`:
+    `np.arange(len(codes))`, of the index dtype scipy picks (int32 below 2**31), when the
+    caller has it."""
     from scipy import sparse  # (loaded where sessions are made: not by synthesize)
 
     n = len(codes)
@@ -113,7 +116,7 @@ def grouped(codes: np.ndarray, groups: int, positions: np.ndarray | None = None)
         (np.ones(n, dtype=np.int8), (codes.astype(small, copy=False), positions)),
         shape=(groups, n),
     )
-    order: np.ndarray = matrix.indices.astype(np.int64)
+    order: np.ndarray = matrix.indices.astype(small, copy=False)
     return order
 
 

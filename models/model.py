@@ -15,6 +15,7 @@ import gc
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,16 +162,23 @@ def build_model(
         # read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
         requests = read_light_columns(trace)
         clock.rows = len(requests)
-    with clock("templates"):
-        templater, endpoint, names = _templates(requests)
-    with clock("sessions"):
-        sessions, by_timeout = _sessionized(
-            trace, requests, endpoint, names, session_timeout_s, SENSITIVITY_TIMEOUTS_S
+    # The templates (Arrow over the distinct paths) on a thread while the sessions are
+    # made (numpy over keys and times: no endpoint read until their last gather): both let
+    # go of the GIL for most of their time, so they share the two cores (real10M: 1.0 s
+    # and 1.6 s one after the other on one; bench/README.md, sess17). With no core free
+    # (`child` False), one after the other: beside busy cores the thread gained nothing.
+    clock.started("templates")
+    templates = _on_a_thread(lambda: _templates(requests), beside=child)
+    with templates as templating, clock("sessions"):
+        sessions, by_timeout, table, stats, censored = _sessions_stage(
+            lambda: _sessionized(
+                trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
+            ),
+            session_timeout_s if censor_edges else 0.0,
         )
-        table = session_table(sessions)
-        stats = session_stats(sessions, table).to_json()
-        censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
-        _keep_what_later_stages_read(sessions)
+        (templater, endpoint, names), seconds = templating()
+        clock.done("templates", seconds)
+        _keep_what_later_stages_read(sessions, endpoint, names)
     span_s = float(requests.t_s[-1])
     # Behaviors (numpy over the sessionized frame) in a forked child, on the second core,
     # while this process reads and learns the payloads and correlations (Parquet reads and
@@ -316,6 +324,34 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+@contextmanager
+def _on_a_thread(work: Callable[[], Any], *, beside: bool) -> Iterator[Callable[[], Any]]:
+    """`work` on a thread while the block runs when `beside`, else before it; the
+    block's callable waits for it and gives its result and seconds (on its thread)."""
+
+    def timed() -> tuple[Any, float]:
+        start = time.perf_counter()
+        return work(), time.perf_counter() - start
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside") as thread:
+        done = thread.submit(timed)
+        if not beside:
+            done.result()
+        yield done.result
+
+
+def _sessions_stage(
+    sessionized: Callable[[], tuple[pd.DataFrame, _Later]], censor_timeout_s: float
+) -> tuple[pd.DataFrame, _Later, pd.DataFrame, dict[str, Any], Censoring]:
+    """`build_model`'s sessions (beside the templates, on their thread): the frame
+    `sessionized` makes (no endpoint column yet), the statistics at other timeouts when
+    asked, the session table, the statistics and the censoring."""
+    sessions, by_timeout = sessionized()
+    table = session_table(sessions)
+    stats = session_stats(sessions, table).to_json()
+    return sessions, by_timeout, table, stats, censoring(sessions, censor_timeout_s)
 
 
 def learned_auth(

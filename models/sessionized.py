@@ -1,11 +1,13 @@
 """The trace's light columns made into sessions, for `build_model` (model.py) and
 `learned_auth`: each request's endpoint (`_templates`), the sessionized frame and the
 session statistics at other timeouts, computed later from the sort kept (`_Later`), and
-the frame trimmed to what the stages after the sessions read.
+the frame trimmed to what the stages after the sessions read (and given its endpoints,
+when it was made without: `build_model` makes it while it learns the templates).
 """
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -18,6 +20,7 @@ from .frame import (
     key_time_split,
     session_stats_by_timeout,
     sessionize_requests,
+    with_endpoints,
 )
 from .sessions import SessionStats, session_stats, sessionize
 from .source import RequestSource
@@ -27,7 +30,7 @@ from .templating import Templater, request_endpoints
 def _sessionized(
     trace: RequestSource,
     requests: RequestColumns,
-    endpoint: np.ndarray,
+    endpoint: np.ndarray | None,
     names: list[str],
     timeout_s: float,
     timeouts_s: Mapping[str, float] | None = None,
@@ -35,12 +38,16 @@ def _sessionized(
     """The sessions (with `conn` read and `sessionize` run when some key failed auth
     throughout, else numpy's `sessionize_requests`), and what gives the session statistics
     at each of `timeouts_s` when called (from the same numpy sort, kept until then:
-    `build_model` calls it once the behaviors' child has forked, real10M's 0.5 s)."""
+    `build_model` calls it once the behaviors' child has forked, real10M's 0.5 s).
+    `endpoint` None: the frame without its endpoint column, put in by
+    `_keep_what_later_stages_read` (the sessions need no endpoint: `build_model` groups
+    them while the templates are learned)."""
     conn = connections_to_join(trace, requests)
     timeouts = dict(timeouts_s or {})
     if conn is None:  # numpy, as sessionize would (frame.sessionize_requests)
         split = key_time_split(requests)
-        sessions = sessionize_requests(requests, endpoint, names, timeout_s, split)
+        narrow = endpoint is None  # (the model's frame: `_keep_what_later_stages_read`)
+        sessions = sessionize_requests(requests, endpoint, names, timeout_s, split, narrow=narrow)
         return sessions, _Later(lambda: session_stats_by_timeout(requests, timeouts, split))
 
     def by_timeout() -> dict[str, SessionStats]:
@@ -70,17 +77,37 @@ class _Later:
         self.compute = None
 
 
-def _keep_what_later_stages_read(sessions: pd.DataFrame) -> None:
+def _keep_what_later_stages_read(
+    sessions: pd.DataFrame, endpoint: np.ndarray | None = None, names: list[str] | None = None
+) -> None:
     """Drop, in place, the columns of the sessionized frame no stage after sessions reads
     (`t_s`, `duration_ms`, `session_key`: the requests' own, kept in `RequestColumns`), and hold the
     ids, positions and request numbers as int32 where they fit: ~0.32 GB less from the
     behaviors on at 10 M requests (behaviors read session_id, endpoint and think_s;
-    correlations session_id, seq, request and endpoint)."""
+    correlations session_id, seq, request and endpoint). `endpoint` and `names`: each
+    request's endpoint code into `names`, for a frame `_sessionized` made without them:
+    put in as its endpoint column, where and as it would have been."""
+    if endpoint is not None and names is not None:
+        with_endpoints(sessions, endpoint, names)
     for column in ("t_s", "duration_ms", "session_key"):
         del sessions[column]
     if len(sessions) < np.iinfo(np.int32).max:
         for column in ("session_id", "seq", "request"):
-            sessions[column] = sessions[column].to_numpy().astype(np.int32)
+            sessions[column] = sessions[column].to_numpy().astype(np.int32, copy=False)
+    _trimmed()
+
+
+def _trimmed() -> None:
+    """Give glibc's free memory back to the system (`malloc_trim`, every arena: the
+    templates' thread has its own): the sessions' transient arrays under the mmap
+    threshold stay resident once freed, and the behaviors' child forks with them (real10M,
+    two processes: the child's peak 1,690 → 1,612 MiB; bench/README.md, sess17). A no-op
+    where the C library has no `malloc_trim`."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[str]]:
