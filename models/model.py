@@ -39,7 +39,7 @@ from .kaplan_meier import km_percentiles
 from .model_file import MAX_MODEL_BYTES as MAX_MODEL_BYTES  # noqa: PLC0414 (re-exported)
 from .model_file import MODEL_FORMAT
 from .model_file import load_model as load_model  # noqa: PLC0414 (re-exported)
-from .outcomes import outcomes_to_json
+from .outcomes import NO_OUTCOMES, outcomes_to_json, place_outcomes
 from .sample_reads import (
     _correlation_frame,
     _correlation_sample,
@@ -200,10 +200,12 @@ def build_model(
             clock, trace, requests, sessions, endpoint, names, asked, correlations
         )
         found.note.update(sessions=len(table), sessions_read=int(sample.chosen.sum()))
+        with clock("outcomes"):  # what no behavior decides: while the child still fits
+            facts = found.outcome_facts()
         behaviors, shape = fitting.result()
         clock.done("behaviors", fitting.seconds)
-    with clock("outcomes"):
-        outcomes = found.outcomes(behaviors)
+    with clock("placement"):  # the sampled sessions' outcomes per behavior
+        outcomes = NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
     return {
         "format": MODEL_FORMAT,
         "provenance": {

@@ -18,7 +18,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -287,20 +287,31 @@ def behavior_posterior(behaviors: Sequence[Behavior], path: Sequence[str]) -> np
 
 def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Behavior]) -> Outcomes:
     """The outcomes of a sessionized frame with `endpoint` (see the module doc)."""
+    facts = session_facts(sessions, auth)
+    return NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What the outcomes hold that no behavior decides (`session_facts`), and what placing
+    the sessions in behaviors reads (`place_outcomes`): `build_model` learns these while
+    the behaviors are still being fitted (in its forked child)."""
+
+    known: Outcomes
+    """Every field but `behaviors`."""
+    per_session: list[SessionOutcome]
+    paths: list[list[str]]
+    """Each session's endpoints, in order (by session_id, as `per_session`)."""
+
+
+def session_facts(sessions: pd.DataFrame, auth: AuthInfo) -> SessionFacts | None:
+    """The outcomes of a sessionized frame with `endpoint` but their shares per behavior
+    (None: no sessions)."""
     if sessions.empty:
-        return NO_OUTCOMES
+        return None
     role_field, per_session = session_outcomes(sessions, auth)
     privileged = privileged_endpoints(per_session)
     paths = [[str(e) for e in g["endpoint"]] for g in session_rows(sessions, ["endpoint"])]
-    placed: defaultdict[str, list[SessionOutcome]] = defaultdict(list)
-    best: dict[tuple[str, ...], str] = {}  # the likeliest behavior, once per distinct path
-    for outcome, path in zip(per_session, paths, strict=True):
-        if behaviors:
-            key = tuple(path)
-            if key not in best:
-                best[key] = behaviors[int(np.argmax(behavior_posterior(behaviors, path)))].name
-            placed[best[key]].append(outcome)
-    by_behavior = {name: _behavior_outcome(members, privileged) for name, members in placed.items()}
     addresses, source = session_addresses(sessions)
     later, later_failed = later_logins(sessions, auth.login_endpoint)
     after: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -309,13 +320,12 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
             counts = after[after_first_login(path, auth.login_endpoint)]
             counts[0] += 1
             counts[1] += outcome.login == "failed"
-    return Outcomes(
+    known = Outcomes(
         role_field=role_field,
         roles=dict(sorted(Counter(o.role for o in per_session if o.role is not None).items())),
         privileged=privileged,
         logins=sum(o.login is not None for o in per_session),
         failed_logins=sum(o.login == "failed" for o in per_session),
-        behaviors=dict(sorted(by_behavior.items())),
         sessions=len(per_session),
         addresses=addresses,
         addresses_from=source,
@@ -324,6 +334,23 @@ def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Beh
         later_failed_logins=later_failed,
         after_first_login={k: (n, f) for k, (n, f) in sorted(after.items())},
     )
+    return SessionFacts(known, per_session, paths)
+
+
+def place_outcomes(facts: SessionFacts, behaviors: Sequence[Behavior]) -> Outcomes:
+    """`facts.known` with each behavior's outcome: every session placed in the behavior
+    whose chain most likely produced its path (computed once per distinct path)."""
+    placed: defaultdict[str, list[SessionOutcome]] = defaultdict(list)
+    best: dict[tuple[str, ...], str] = {}
+    for outcome, path in zip(facts.per_session, facts.paths, strict=True):
+        if behaviors:
+            key = tuple(path)
+            if key not in best:
+                best[key] = behaviors[int(np.argmax(behavior_posterior(behaviors, path)))].name
+            placed[best[key]].append(outcome)
+    privileged = facts.known.privileged
+    by_behavior = {name: _behavior_outcome(members, privileged) for name, members in placed.items()}
+    return replace(facts.known, behaviors=dict(sorted(by_behavior.items())))
 
 
 def after_first_login(path: Sequence[str], login: str | None) -> str:

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .addresses import first_addresses, header_addresses
-from .behaviors import Behavior, sig
+from .behaviors import sig
 from .correlations import (
     AuthInfo,
     CorrelationRule,
@@ -38,7 +38,7 @@ from .endpoints import (
 from .frame import RequestColumns, distinct, run_positions
 from .id_model import IdModel
 from .ids import learn_ids
-from .outcomes import NO_OUTCOMES, Outcomes, fit_outcomes
+from .outcomes import SessionFacts, session_facts
 from .session_sample import (
     CORRELATION_SAMPLE_SESSIONS,
     CORRELATION_SESSIONS_PER_ENDPOINT,
@@ -292,14 +292,15 @@ class _Found:
                 note.update(files=sample.parts, files_sampled=sample.parts_read)
         return cls(rules, auth, ids, note, heavy)
 
-    def outcomes(self, behaviors: list[Behavior]) -> Outcomes:
-        if self.heavy is None:
-            return NO_OUTCOMES
-        outcomes = fit_outcomes(self.heavy, self.auth, behaviors)
-        if self.addresses is None:
-            return outcomes
+    def outcome_facts(self) -> SessionFacts | None:
+        """The sampled sessions' outcomes but their shares per behavior (`place_outcomes`
+        adds those once the behaviors are known), with every session's addresses when
+        they were counted (None: no sessions walked)."""
+        facts = None if self.heavy is None else session_facts(self.heavy, self.auth)
+        if facts is None or self.addresses is None:
+            return facts
         count, where = self.addresses
-        return replace(outcomes, addresses=count, addresses_from=where)
+        return replace(facts, known=replace(facts.known, addresses=count, addresses_from=where))
 
 
 def _correlation_rows(sessions: pd.DataFrame, sample: SessionSample) -> pd.DataFrame:
