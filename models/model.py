@@ -57,6 +57,7 @@ from .session_sample import (
     CORRELATION_SAMPLE_SESSIONS,
     CORRELATION_SESSIONS_PER_ENDPOINT,
     SessionSample,
+    sampled_whole,
 )
 from .session_shape import Censoring, censoring
 from .sessionized import _keep_what_later_stages_read, _Later, _sessionized, _templates
@@ -67,7 +68,7 @@ from .sessions import (
     session_table,
 )
 from .source import ParquetSource, RequestSource
-from .whole_trace import WholeTrace, sampled_whole
+from .whole_trace import WholeTrace
 
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
 STAGES = ("read", "templates", "sessions", "behaviors", "sensitivity", "arrivals", "payloads",
@@ -170,12 +171,13 @@ def build_model(
     clock.started("templates")
     templates = _on_a_thread(lambda: _templates(requests), beside=child)
     with templates as templating, clock("sessions"):
-        sessions, by_timeout, table, stats, censored = _sessions_stage(
-            lambda: _sessionized(
-                trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
-            ),
-            session_timeout_s if censor_edges else 0.0,
+        # No endpoint column yet: `_keep_what_later_stages_read` puts it in below.
+        sessions, by_timeout = _sessionized(
+            trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
         )
+        table = session_table(sessions)
+        stats = session_stats(sessions, table).to_json()
+        censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
         (templater, endpoint, names), seconds = templating()
         clock.done("templates", seconds)
         _keep_what_later_stages_read(sessions, endpoint, names)
@@ -274,7 +276,9 @@ def _learned_from_samples(
     Arrow: GIL-free) are computed on a thread beside the samples' Python, in that order
     (models/whole_trace.py): the sample first, as the reads need it."""
     seed = asked.seed
-    everyone = correlations and not sampled_whole(sessions, asked.correlation_sample)
+    # Every session's address is counted unless the correlation sample is sure to be whole.
+    ids = sessions["session_id"].to_numpy()
+    everyone = correlations and not sampled_whole(ids, asked.correlation_sample)
     with _collector_paused(), WholeTrace() as beside:
         with clock("payloads"):
             # One scan of the trace's heavy columns for every sample read below: the
@@ -330,30 +334,19 @@ def _collector_paused() -> Iterator[None]:
 
 @contextmanager
 def _on_a_thread(work: Callable[[], Any], *, beside: bool) -> Iterator[Callable[[], Any]]:
-    """`work` on a thread while the block runs when `beside`, else before it; the
-    block's callable waits for it and gives its result and seconds (on its thread)."""
+    """`work` on a thread while the block runs when `beside`, else here before it; the
+    block's callable waits for it and gives its result and the seconds it took."""
 
     def timed() -> tuple[Any, float]:
         start = time.perf_counter()
         return work(), time.perf_counter() - start
 
+    if not beside:
+        done = timed()
+        yield lambda: done
+        return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside") as thread:
-        done = thread.submit(timed)
-        if not beside:
-            done.result()
-        yield done.result
-
-
-def _sessions_stage(
-    sessionized: Callable[[], tuple[pd.DataFrame, _Later]], censor_timeout_s: float
-) -> tuple[pd.DataFrame, _Later, pd.DataFrame, dict[str, Any], Censoring]:
-    """`build_model`'s sessions (beside the templates, on their thread): the frame
-    `sessionized` makes (no endpoint column yet), the statistics at other timeouts when
-    asked, the session table, the statistics and the censoring."""
-    sessions, by_timeout = sessionized()
-    table = session_table(sessions)
-    stats = session_stats(sessions, table).to_json()
-    return sessions, by_timeout, table, stats, censoring(sessions, censor_timeout_s)
+        yield thread.submit(timed).result
 
 
 def learned_auth(

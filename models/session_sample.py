@@ -100,6 +100,18 @@ class SessionSample:
         return ids[~odd], ids[odd]
 
 
+def session_count(session_id: np.ndarray) -> int:
+    """How many sessions requests with these session ids (0..n-1) belong to: n."""
+    return int(np.max(session_id)) + 1 if len(session_id) else 0
+
+
+def sampled_whole(session_id: np.ndarray, per_sample: int) -> bool:
+    """Whether `sample_sessions` of these session ids is sure to take every session, drawing
+    none: no more sessions than `per_sample`. (False may still give a whole sample: the
+    per-endpoint quota.)"""
+    return session_count(session_id) <= per_sample
+
+
 def sample_sessions(
     session_id: np.ndarray,
     endpoint: np.ndarray,
@@ -115,10 +127,10 @@ def sample_sessions(
     session_id = np.asarray(session_id)
     if session_id.dtype.kind != "i":  # int32 ids index as they are: no 10 M copy (unsigned
         session_id = session_id.astype(np.int64)  # ones would wrap in `_order`'s np.diff)
-    n = int(session_id.max()) + 1 if len(session_id) else 0
+    n = session_count(session_id)
     keys = session_keys(n, seed)
     parts = int(np.max(part)) + 1 if part is not None and len(part) else 0
-    if n <= per_sample:
+    if n <= per_sample:  # (`sampled_whole`)
         return SessionSample(np.ones(n, bool), keys, per_sample, per_endpoint, seed, parts, parts)
     order = _order(session_id, keys, part, parts, seed)
     rank: np.ndarray = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)

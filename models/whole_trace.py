@@ -13,9 +13,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import TypeVar
 
-import numpy as np
-import pandas as pd
-
 Result = TypeVar("Result")
 
 
@@ -40,11 +37,3 @@ class WholeTrace:
 
     def submit(self, fn: Callable[..., Result], *args: object) -> Future[Result]:
         return self._pool.submit(fn, *args)
-
-
-def sampled_whole(sessions: pd.DataFrame, per_sample: int) -> bool:
-    """True when the correlation sample is sure to be every session (so no address is
-    counted over the rest): as `session_sample.sample_sessions` decides, no more sessions
-    than `per_sample`. (False may still give a whole sample: the per-endpoint quota.)"""
-    ids = sessions["session_id"].to_numpy()
-    return not len(ids) or int(np.max(ids)) + 1 <= per_sample

@@ -16,7 +16,6 @@ from tests.models.test_every_address import write_files
 from tracereplay.errors import TraceCorruptError
 from tracereplay.models import model as m
 from tracereplay.models import sample_reads as sr
-from tracereplay.models import whole_trace
 from tracereplay.models.behaviors import sig
 from tracereplay.models.correlations import correlations_to_json
 from tracereplay.models.endpoints import infer_payloads, latency_and_status, param_kinds
@@ -25,6 +24,7 @@ from tracereplay.models.frame import (
     read_light_columns,
 )
 from tracereplay.models.ids import ids_to_json
+from tracereplay.models.session_sample import sampled_whole
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 from tracereplay.models.source import ParquetSource
 
@@ -146,6 +146,7 @@ def test_an_error_on_the_thread_is_the_stages_error(
 def test_a_sample_sure_to_be_whole_reads_no_address(tmp_path: Path) -> None:
     s = prepared(write_files(tmp_path / "t"))
     sessions = int(s["sessions"]["session_id"].max()) + 1
-    assert whole_trace.sampled_whole(s["sessions"], sessions)
-    assert not whole_trace.sampled_whole(s["sessions"], sessions - 1)
-    assert whole_trace.sampled_whole(s["sessions"].iloc[:0], 2)
+    ids = s["sessions"]["session_id"].to_numpy()
+    assert sampled_whole(ids, sessions)
+    assert not sampled_whole(ids, sessions - 1)
+    assert sampled_whole(ids[:0], 2)
