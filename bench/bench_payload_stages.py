@@ -83,6 +83,15 @@ def prepared(trace_path: Path) -> dict[str, Any]:
             "sessions": sessions, "table": table}  # fmt: skip
 
 
+def one_thread_endpoints(requests: Any, groups: Any, chosen: Any, payload_rows: Any) -> Any:
+    """The model's `endpoints` with every step on this thread, one after the other (what
+    `build_model` does with the statistics on its `WholeTrace` thread)."""
+    payloads, _ = sr._payload_models(
+        groups, chosen, payload_rows, m.PAYLOAD_SAMPLE_REQUESTS, 0, len(requests)
+    )
+    return sr._merged(groups, payloads, sr._endpoint_stats(requests, groups))
+
+
 def one_round(state: dict[str, Any]) -> tuple[dict[str, float], str]:
     """Seconds per step, and a digest of what the steps found."""
     trace, requests, sessions = state["trace"], state["requests"], state["sessions"]
@@ -108,9 +117,7 @@ def one_round(state: dict[str, Any]) -> tuple[dict[str, float], str]:
         with steps("sample_reads"):
             read = sr._SampleReads.of(trace, requests, sessions, payload_read, sample, True)
         with steps("endpoints_rest"):
-            endpoints, _ = sr._endpoints(
-                requests, groups, chosen, read.payloads, m.PAYLOAD_SAMPLE_REQUESTS, 0
-            )
+            endpoints = one_thread_endpoints(requests, groups, chosen, read.payloads)
         with steps("correlation_frame"):
             heavy = sr._correlation_frame(requests, read.sessions, read.correlations)
         with steps("found"):
@@ -159,9 +166,7 @@ def as_built(state: dict[str, Any]) -> tuple[float, float, str]:
             parts, state["endpoint"], state["names"], m.PAYLOAD_SAMPLE_REQUESTS, 0
         )
         read = sr._SampleReads.of(trace, requests, sessions, payload_read, sample, True)
-        endpoints, _ = sr._endpoints(
-            requests, groups, chosen, read.payloads, m.PAYLOAD_SAMPLE_REQUESTS, 0
-        )
+        endpoints = one_thread_endpoints(requests, groups, chosen, read.payloads)
         heavy = sr._correlation_frame(requests, read.sessions, read.correlations)
         found = sr._Found.of(heavy, sample, endpoints, {})
         if not sample.whole:

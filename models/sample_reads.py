@@ -3,7 +3,8 @@ requests the payload and correlation samples take, one scan that reads them all,
 endpoints' payloads and what correlation finding learns from them, and every session's
 first address. `build_model` (model.py) calls these between its stages, in this order:
 `_request_parts` → `_correlation_sample`, `_payload_sample` → `_SampleReads.of` →
-`_endpoints`, `_correlation_frame` → `_Found.of`, `_every_address`. `sessions_auth` is the
+`_payload_models` (with `_endpoint_stats`, then `_merged`), `_correlation_frame` →
+`_Found.of`, `_every_address`. `sessions_auth` is the
 correlation sample's read alone, for compare (the auth flow of a trace without a model).
 """
 
@@ -171,20 +172,6 @@ def _payload_sample(
         return groups, chosen, read, {}
     files = int(part.max()) + 1
     return groups, chosen, read, {"files": files, "files_sampled": len(distinct(part[read]))}
-
-
-def _endpoints(
-    requests: RequestColumns,
-    groups: EndpointRows,
-    chosen: list[np.ndarray],
-    payload_rows: pa.Table,
-    sample: int,
-    seed: int,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The model's `endpoints` and its payload sampling note, on this thread (build_model
-    takes the statistics from `_Beside` instead)."""
-    payloads, note = _payload_models(groups, chosen, payload_rows, sample, seed, len(requests))
-    return _merged(groups, payloads, _endpoint_stats(requests, groups)), note
 
 
 def _payload_models(
