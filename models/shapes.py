@@ -133,10 +133,34 @@ def path_skeletons(paths: pa.Array) -> list[tuple[str, ...]]:
     return [skeletons[c] for c in codes.tolist()]
 
 
-def skeleton_codes(paths: pa.Array) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-    """Per path (strings, no nulls), the index of its skeleton (see `path_skeletons`) in
-    the returned list of distinct skeletons; Python runs once per distinct skeleton and
-    per distinct segment the patterns cannot read, not per path."""
+SKELETON_CHUNK_PATHS = 1 << 16
+"""Paths `skeleton_codes` works on at a time: Arrow's arrays of their segments (split,
+dictionary, flags, joins) for 64 k paths, not for all (real10M's 645 k distinct paths:
+190 → 73 MB at the pool's peak, beside the sessions' arrays; bench/README.md, sess17)."""
+
+
+def skeleton_codes(
+    paths: pa.Array, chunk: int = SKELETON_CHUNK_PATHS
+) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """Per path (strings, no nulls), the index (int64) of its skeleton (see
+    `path_skeletons`) in the returned list of distinct skeletons, numbered in order of
+    first use; Python runs once per distinct skeleton and per distinct segment the
+    patterns cannot read, not per path. `chunk` paths at a time, numbered as one pass
+    over them all would number them."""
+    if len(paths) <= chunk:
+        return _skeleton_codes(paths)
+    number: dict[tuple[str, ...], int] = {}
+    codes = np.empty(len(paths), dtype=np.int64)
+    for start in range(0, len(paths), chunk):
+        part, skeletons = _skeleton_codes(paths.slice(start, chunk))
+        # (a chunk's skeletons come in its order of first use: the new ones too)
+        ids = np.array([number.setdefault(k, len(number)) for k in skeletons], np.int64)
+        codes[start : start + len(part)] = ids[part]
+    return codes, list(number)
+
+
+def _skeleton_codes(paths: pa.Array) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """`skeleton_codes` of these paths in one pass."""
     if not len(paths):
         return np.zeros(0, dtype=np.int64), []
     lists = pc.split_pattern(cut_paths(paths), "/")

@@ -53,7 +53,6 @@ __all__ = [
     "Endpoint",
     "Templater",
     "add_endpoints",
-    "chunked_skeleton_codes",
     "endpoint_codes",
     "request_endpoints",
     "value_kind",
@@ -252,7 +251,7 @@ class Templater:
         counts. Only whether each segment is shaped matters to the rules, so the work is
         done once per skeleton (paths with their shaped segments blanked), not per path."""
         methods, paths = [m for m, _ in requests], [p for _, p in requests]
-        codes, skeletons = chunked_skeleton_codes(pa.array(paths, type=pa.string()))
+        codes, skeletons = skeleton_codes(pa.array(paths, type=pa.string()))
         counts = np.fromiter(requests.values(), dtype=np.int64, count=len(requests))
         entries = _skeleton_entries(*_factorized(methods), codes, skeletons, counts)
         return cls.fit_skeletons(
@@ -406,7 +405,7 @@ def endpoint_names(templater: Templater, methods: list[str], paths: list[str]) -
     worked out once per distinct (method, skeleton)."""
     if not paths:
         return []
-    codes, skeletons = chunked_skeleton_codes(pa.array(paths, type=pa.string()))
+    codes, skeletons = skeleton_codes(pa.array(paths, type=pa.string()))
     method_codes, method_values = _factorized(methods)
     width = max(len(skeletons), 1)
     used, which = np.unique(method_codes * width + codes, return_inverse=True)
@@ -416,29 +415,6 @@ def endpoint_names(templater: Templater, methods: list[str], paths: list[str]) -
     ]
     out: list[str] = np.asarray(names, dtype=object)[which.ravel()].tolist()
     return out
-
-
-SKELETON_CHUNK_PATHS = 1 << 16
-"""Paths `chunked_skeleton_codes` gives `skeleton_codes` at a time: Arrow's arrays of
-their segments (split, dictionary, flags, joins) for 64 k paths, not for all (real10M's
-645 k distinct paths: 190 → 73 MB at the pool's peak, beside the sessions' arrays)."""
-
-
-def chunked_skeleton_codes(
-    paths: pa.Array, chunk: int = SKELETON_CHUNK_PATHS
-) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-    """`shapes.skeleton_codes(paths)`, `chunk` paths at a time: the same codes (int64) and
-    skeletons (numbered in order of first use, as one call numbers them)."""
-    if len(paths) <= chunk:
-        return skeleton_codes(paths)
-    number: dict[tuple[str, ...], int] = {}
-    codes = np.empty(len(paths), dtype=np.int64)
-    for start in range(0, len(paths), chunk):
-        part, skeletons = skeleton_codes(paths.slice(start, chunk))
-        # (a chunk's skeletons come in its order of first use: the new ones too)
-        ids = np.array([number.setdefault(k, len(number)) for k in skeletons], np.int64)
-        codes[start : start + len(part)] = ids[part]
-    return codes, list(number)
 
 
 def _factorized(values: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -483,7 +459,7 @@ def request_endpoints(
     pairs, counts, per_request = _distinct_pairs(method, path, n_paths, len(methods))
     pair_method, pair_path = pairs // n_paths, pairs % n_paths
     texts = pa.concat_arrays([pc.fill_null(paths, "None"), pa.array(["/"], pa.string())])
-    codes, skeletons = chunked_skeleton_codes(texts)
+    codes, skeletons = skeleton_codes(texts)
     applied = np.where(paths.is_null().to_numpy(False), codes[n_paths], codes[:n_paths])
     width = max(len(skeletons), 1)
     templater = Templater.fit_skeletons(

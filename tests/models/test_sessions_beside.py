@@ -22,7 +22,6 @@ from tracereplay.models.model import build_model
 from tracereplay.models.sessionized import _keep_what_later_stages_read
 from tracereplay.models.sessions import AUTH_FAILED, failed_keys
 from tracereplay.models.shapes import skeleton_codes
-from tracereplay.models.templating import chunked_skeleton_codes
 
 
 def _requests(seed: int, n: int = 3000, keys: int = 40) -> RequestColumns:
@@ -95,8 +94,8 @@ def test_skeletons_a_chunk_of_paths_at_a_time_are_skeleton_codes(chunk: int) -> 
         for k, v in zip(rng.integers(0, len(shapes), 700), rng.integers(0, 500, 700), strict=True)
     ]
     array = pa.array(paths, pa.string())
-    want_codes, want_skeletons = skeleton_codes(array)
-    codes, skeletons = chunked_skeleton_codes(array, chunk)
+    want_codes, want_skeletons = skeleton_codes(array, chunk=len(array))  # one pass
+    codes, skeletons = skeleton_codes(array, chunk)
     assert len(want_skeletons) > 5  # skeletons to number in order of first use
     assert skeletons == want_skeletons
     assert codes.dtype == want_codes.dtype
