@@ -59,11 +59,12 @@ def console() -> int:
     """The console script (and `python -m tracereplay.cli`): `main` on sys.argv; after a
     command of `FAST_END_COMMANDS` the process ends here when `end_now` shows nothing is
     left for the interpreter's teardown, else the exit code is returned to `sys.exit`."""
-    inherited = open_fds()
-    code = main()
     if sys.argv[1:2] and sys.argv[1] in FAST_END_COMMANDS:
+        inherited = open_fds()  # (only for these: the other commands never read it)
+        code = main()
         end_now(code, inherited)
-    return code
+        return code
+    return main()
 
 
 def _fail(message: str) -> None:
