@@ -38,30 +38,39 @@ def _order_before(session_id: np.ndarray, keys: np.ndarray, part: Any, parts: in
         return np.argsort(keys, kind="stable")
     first = np.full(len(keys), parts, dtype=np.int64)
     np.minimum.at(first, session_id, np.asarray(part, dtype=np.int64))
-    return np.lexsort((keys, part_ranks(parts, 0)[first]))
+    return np.lexsort((keys, np.r_[part_ranks(parts, 0), parts][first]))  # none: last
 
 
 @pytest.mark.parametrize("shuffled", [False, True])
 @pytest.mark.parametrize("parts", [0, 1, 7])
-def test_the_sample_is_the_one_the_lexsort_took(shuffled: bool, parts: int) -> None:
-    rng = np.random.default_rng(parts + 10 * shuffled)
-    lengths = rng.integers(1, 9, 3_000)
+@pytest.mark.parametrize(("sessions", "per_sample"), [(3_000, 300), (12_000, 300),
+                                                      (12_000, 6_000)])  # fmt: skip
+def test_the_sample_is_the_one_the_lexsort_took(
+    shuffled: bool, parts: int, sessions: int, per_sample: int
+) -> None:
+    """Of more sessions than the quota's first look (4,096) ranks, the rare endpoints'
+    sessions past them are ranked on their own: the same sessions as with every rank."""
+    rng = np.random.default_rng(parts + 10 * shuffled + sessions)
+    lengths = rng.integers(1, 9, sessions)
+    lengths[rng.random(sessions) < 0.01] = 0  # ids without requests
     sid = np.repeat(np.arange(len(lengths)), lengths).astype(np.int32)
     endpoint = rng.integers(0, 12, len(sid)).astype(np.int8)
     endpoint[rng.random(len(sid)) < 0.002] = 12  # a rare endpoint: the quota reads on
+    endpoint[rng.random(len(sid)) < 0.0005] = 13
+    endpoint[rng.choice(len(sid), 4, replace=False)] = 14  # under the quota: every one read
     part = np.sort(rng.integers(0, parts, len(sid))) if parts else None
     if shuffled:
         order = rng.permutation(len(sid))
         sid, endpoint = sid[order], endpoint[order]
         part = None if part is None else part[order]
-    sample = sample_sessions(sid, endpoint, per_sample=300, per_endpoint=5, part=part)
+    sample = sample_sessions(sid, endpoint, per_sample=per_sample, per_endpoint=5, part=part)
     # the sessions the quota adds, from the reference order
-    keys = session_keys(len(lengths), 0)
+    keys = session_keys(int(sid.max()) + 1, 0)
     reference = _order_before(sid, keys, part, parts)
     rank = np.empty(len(keys), np.int64)
     rank[reference] = np.arange(len(keys))
-    chosen = rank < 300
-    for e in range(13):
+    chosen = rank < per_sample
+    for e in range(15):
         ranks = np.unique(rank[sid[endpoint == e]])[:5]
         chosen[reference[ranks]] = True
     assert np.array_equal(sample.chosen, chosen)
