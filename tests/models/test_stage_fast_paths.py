@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -19,6 +20,9 @@ from hypothesis import strategies as st
 from tracereplay.models import payload_fields as fields
 from tracereplay.models.addresses import first_addresses
 from tracereplay.models.arrivals import fit_arrivals
+from tracereplay.models.correlations import NO_AUTH
+from tracereplay.models.endpoints import EndpointRows
+from tracereplay.models.outcomes import carries_basic, session_facts
 from tracereplay.models.payloads import _coerce, _coerce_read
 from tracereplay.models.session_sample import part_ranks, sample_sessions, session_keys
 from tracereplay.models.values import (
@@ -271,3 +275,60 @@ def test_addresses_over_codes_count_as_over_strings(
     assert first_addresses(addr, missing, encoded, source) == expected
     assert expected[0] == len(set(present) | {dictionary[c] for c in codes})
     assert pc.count_distinct(strings).as_py() <= expected[0]
+
+
+# ---- requests grouped by endpoint: 16-bit ranks -------------------------------------------
+
+
+@pytest.mark.parametrize(("requests", "endpoints"), [(0, 1), (1, 1), (5_000, 7), (3_000, 70_000)])
+def test_requests_are_grouped_as_by_a_stable_sort_of_the_name_ranks(
+    requests: int, endpoints: int
+) -> None:
+    rng = np.random.default_rng(requests + endpoints)
+    names = [f"GET /e{i}" for i in rng.permutation(endpoints)]
+    endpoint = rng.integers(0, endpoints, requests).astype(np.int32)
+    endpoint[: min(requests, endpoints)] = np.arange(min(requests, endpoints))
+    groups = EndpointRows.of(endpoint, names)
+    by_name = sorted(range(endpoints), key=names.__getitem__)
+    rank = np.empty(endpoints, np.int64)
+    rank[by_name] = np.arange(endpoints)
+    assert groups.names == sorted(names)
+    assert np.array_equal(groups.order, np.argsort(rank[endpoint], kind="stable"))
+    counts = np.bincount(rank[endpoint], minlength=endpoints)
+    assert np.array_equal(groups.bounds, np.r_[0, np.cumsum(counts)])
+
+
+# ---- outcomes: each request's Basic credential judged once --------------------------------
+
+_HEADERS = [
+    [("Authorization", "Basic dXNlcg==")], [("authorization", " basic eA==")],
+    [("Authorization", "Bearer tok")], [("Accept", "*/*")], [], None, "Authorization: Basic x",
+    {"AUTHORIZATION": "Basic eQ=="}, {"accept": "x"}, (("authorization", "Basic zz"),),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_basic_credentials_give_the_outcomes_a_plain_walk_gives(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows = 400
+    frame = pd.DataFrame({
+        "session_id": rng.integers(0, 60, rows),  # rows in no session order
+        "endpoint": rng.choice(["GET /a", "GET /b", "POST /c"], rows),
+        "status": rng.choice([200, 401, 403], rows),
+        "req_headers": [_HEADERS[i] for i in rng.integers(0, len(_HEADERS), rows)],
+        "resp_body": [None] * rows,
+        "session_key": [f"k{i}" for i in range(rows)],
+    })  # fmt: skip
+    frame["seq"] = frame.groupby("session_id").cumcount()
+    facts = session_facts(frame, NO_AUTH)
+    assert facts is not None
+    plain = [carries_basic(h) for h in frame["req_headers"]]
+    share = pd.Series(plain).groupby(frame["endpoint"]).mean()
+    assert facts.known.basic_auth == tuple(sorted(share[share >= 0.5].index))
+    for outcome, (_, group) in zip(facts.per_session, frame.groupby("session_id"), strict=True):
+        basic = group["status"][[plain[i] for i in group.index]].tolist()
+        assert outcome.login == (None if not basic else
+                                 "failed" if all(s == 401 for s in basic) else "ok")  # fmt: skip
+    assert facts.paths == [g["endpoint"].tolist() for _, g in frame.groupby("session_id")]
+    assert [carries_basic(h) for h in _HEADERS] == [True, True, False, False, False, False,
+                                                   False, True, False, True]  # fmt: skip
