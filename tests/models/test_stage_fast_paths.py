@@ -17,6 +17,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tracereplay.models import arrival_gaps as gap_classes
 from tracereplay.models import payload_fields as fields
 from tracereplay.models.addresses import first_addresses
 from tracereplay.models.arrivals import fit_arrivals
@@ -332,3 +333,47 @@ def test_basic_credentials_give_the_outcomes_a_plain_walk_gives(seed: int) -> No
     assert facts.paths == [g["endpoint"].tolist() for _, g in frame.groupby("session_id")]
     assert [carries_basic(h) for h in _HEADERS] == [True, True, False, False, False, False,
                                                    False, True, False, True]  # fmt: skip
+
+
+# ---- arrivals: the gap quantiles' rate classes judged per bucket ---------------------------
+
+
+def _gap_quantiles_before(gaps: np.ndarray, rates: np.ndarray) -> Any:
+    """arrival_gaps.fit_gap_quantiles as it was: a rate per gap, sorted by `np.unique`."""
+    keep = gaps > 0
+    z = gaps[keep]
+    if len(z) < gap_classes.MIN_GAPS:
+        return None
+    distinct, inverse = np.unique(rates[keep], return_inverse=True)
+    r = np.array([gap_classes._sig(float(v), gap_classes.RATE_DIGITS) for v in distinct])[inverse]
+    for classes in range(min(4, max(1, len(z) // gap_classes.GAPS_PER_CLASS)), 0, -1):
+        cuts = np.quantile(r, np.arange(1, classes) / classes)
+        edges = np.unique([gap_classes._sig(float(c), gap_classes.RATE_DIGITS) for c in cuts])
+        which = np.searchsorted(edges, r, side="right")
+        if len(edges) == classes - 1 and np.bincount(which).min() >= gap_classes.MIN_GAPS:
+            break
+    quantiles = [np.quantile(z[which == k] / z[which == k].mean(), np.linspace(0, 1, 101))
+                 for k in range(len(edges) + 1)]  # fmt: skip
+    return gap_classes.GapQuantiles(
+        tuple(float(e) for e in edges),
+        tuple(tuple(gap_classes._sig(float(v)) for v in q) for q in quantiles),
+    )
+
+
+@pytest.mark.parametrize("sessions", [0, 25, 900, 6_000, 40_000])
+def test_gap_quantiles_are_the_ones_a_rate_per_gap_gave(sessions: int) -> None:
+    rng = np.random.default_rng(sessions)
+    span = 7_200.0
+    starts = np.sort(rng.uniform(0, span, sessions) ** 1.3 / span**0.3)  # rates that vary
+    starts[1:6] = starts[1] if sessions > 6 else starts[1:6]  # zero gaps
+    model = fit_arrivals(starts, span)
+    rates = np.asarray(model.rates_per_s) if sessions else np.zeros(1)
+    if sessions:  # the fitted rates, unrounded
+        edges = np.arange(len(rates)) * model.bucket_s
+        counts = np.bincount(np.minimum((starts // model.bucket_s).astype(int), len(rates) - 1),
+                             minlength=len(rates))  # fmt: skip
+        rates = counts / (np.minimum(edges + model.bucket_s, span) - edges)
+    bucket = np.minimum((starts[:-1] // model.bucket_s).astype(np.int64), len(rates) - 1)
+    gaps = np.diff(starts) * rates[bucket] if sessions > 1 else np.zeros(0)
+    assert model.gap_quantiles == _gap_quantiles_before(gaps, rates[bucket])
+    assert gap_classes.fit_gap_quantiles(gaps, rates[bucket]) == model.gap_quantiles
