@@ -41,6 +41,7 @@ from tracereplay.models.source import ParquetSource
 PAYLOAD_STEPS = ("parts", "correlation_sample", "payload_sample", "sample_reads",
                  "infer_payloads", "param_kinds", "endpoints_rest")  # fmt: skip
 CORRELATION_STEPS = ("correlation_frame", "found", "every_address")
+"""(`arrivals` and `outcomes` are timed too, each its own stage)"""
 
 
 CLOCK = time.perf_counter
@@ -124,6 +125,8 @@ def one_round(state: dict[str, Any]) -> tuple[dict[str, float], str]:
             found = sr._Found.of(heavy, sample, endpoints, {})
         with steps("every_address"):
             addresses = None if sample.whole else sr._every_address(trace, requests, sessions)
+        with steps("outcomes"):  # (the model's outcomes stage: `addresses` not applied)
+            found.outcome_facts()
     finally:
         sr.infer_payloads, sr.param_kinds = infer, kinds  # type: ignore[assignment]
     seconds = steps.seconds

@@ -75,16 +75,31 @@ class GapQuantiles:
 def fit_gap_quantiles(gaps: np.ndarray, rates: np.ndarray) -> GapQuantiles | None:
     """The percentiles of `gaps` (already in units of their bucket's mean gap) per class of
     their bucket's rate `rates`; None under MIN_GAPS gaps > 0."""
+    distinct, bucket = np.unique(rates, return_inverse=True)
+    return bucket_gap_quantiles(gaps, bucket.ravel(), distinct)
+
+
+def bucket_gap_quantiles(
+    gaps: np.ndarray, bucket: np.ndarray, bucket_rates: np.ndarray
+) -> GapQuantiles | None:
+    """`fit_gap_quantiles(gaps, bucket_rates[bucket])`, with each gap's bucket given: the
+    rates' classes are judged per bucket, not per gap, and their quantiles on the rates
+    sorted by counting, not by sorting a rate per gap (real10M's 1 M gaps: 0.11 -> 0.05 s)."""
     keep = gaps > 0
     z = gaps[keep]
     if len(z) < MIN_GAPS:
         return None
-    distinct, inverse = np.unique(rates[keep], return_inverse=True)
-    r = np.array([_sig(float(v), RATE_DIGITS) for v in distinct])[inverse]
+    at = bucket[keep]
+    rate = np.array([_sig(float(v), RATE_DIGITS) for v in np.asarray(bucket_rates).tolist()])
+    # The gaps' rates (`rate[at]`) in ascending order, made from each rate's count: the
+    # quantiles of a multiset do not depend on the order of its values.
+    values, which_value = np.unique(rate, return_inverse=True)
+    counts = np.bincount(which_value.ravel()[at], minlength=len(values))
+    ordered = np.repeat(values, counts)
     for classes in range(min(MAX_CLASSES, max(1, len(z) // GAPS_PER_CLASS)), 0, -1):
-        cuts = np.quantile(r, np.arange(1, classes) / classes)
+        cuts = np.quantile(ordered, np.arange(1, classes) / classes)
         edges = np.unique([_sig(float(c), RATE_DIGITS) for c in cuts])
-        which = np.searchsorted(edges, r, side="right")
+        which = np.searchsorted(edges, rate, side="right")[at]
         sizes = np.bincount(which, minlength=len(edges) + 1)
         if len(edges) == classes - 1 and sizes.min() >= MIN_GAPS:
             break

@@ -106,19 +106,30 @@ def is_basic(authorization: str) -> bool:
 
 def carries_basic(row_headers: object) -> bool:
     """Whether a request's headers (pairs or a dict) hold `Authorization: Basic …`."""
+    if type(row_headers) is list:  # what Arrow's map columns give: no ABC check (slow)
+        return _basic_in(row_headers)
     items = row_headers.items() if isinstance(row_headers, dict) else row_headers
     if not isinstance(items, Iterable) or isinstance(items, str):
         return False
-    return any(str(k).lower() == "authorization" and is_basic(str(v)) for k, v in items)
+    return _basic_in(items)
 
 
-def basic_auth_endpoints(sessions: pd.DataFrame) -> tuple[str, ...]:
-    """Endpoints at least half of whose requests carried `Authorization: Basic`."""
+def _basic_in(pairs: Iterable[Any]) -> bool:
+    return any(str(k).lower() == "authorization" and is_basic(str(v)) for k, v in pairs)
+
+
+def basic_auth_endpoints(
+    sessions: pd.DataFrame, basic_rows: Sequence[bool] | None = None
+) -> tuple[str, ...]:
+    """Endpoints at least half of whose requests carried `Authorization: Basic`
+    (`basic_rows`: `carries_basic` of each row's `req_headers`, when the caller has it)."""
+    if basic_rows is None:
+        basic_rows = [carries_basic(h) for h in sessions["req_headers"]]
     basic: Counter[str] = Counter()
     total: Counter[str] = Counter()
-    for endpoint, row_headers in zip(sessions["endpoint"], sessions["req_headers"], strict=True):
+    for endpoint, carried in zip(sessions["endpoint"], basic_rows, strict=True):
         total[str(endpoint)] += 1
-        basic[str(endpoint)] += carries_basic(row_headers)
+        basic[str(endpoint)] += carried
     return tuple(sorted(e for e, n in basic.items() if n and 2 * n >= total[e]))
 
 
@@ -170,9 +181,12 @@ class SessionOutcome:
     """Endpoints that answered 403."""
 
 
-def session_rows(sessions: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, list[Any]]]:
+def session_rows(
+    sessions: pd.DataFrame, columns: Sequence[str], more: dict[str, Sequence[Any]] | None = None
+) -> list[dict[str, list[Any]]]:
     """Per session, by session_id, the values of `columns` in the frame's row order
-    (as `groupby("session_id", sort=True)` would give them; without a frame per group)."""
+    (as `groupby("session_id", sort=True)` would give them; without a frame per group);
+    `more`: other values, one per row, grouped the same way."""
     ids = sessions["session_id"].to_numpy()
     if not len(ids):
         return []
@@ -180,6 +194,7 @@ def session_rows(sessions: pd.DataFrame, columns: Sequence[str]) -> list[dict[st
     cuts = np.flatnonzero(ids[order][1:] != ids[order][:-1]) + 1
     bounds = zip([0, *cuts.tolist()], [*cuts.tolist(), len(ids)], strict=True)
     values = {c: sessions[c].to_numpy()[order].tolist() for c in columns}
+    values.update((name, np.asarray(v)[order].tolist()) for name, v in (more or {}).items())
     return [{c: v[start:end] for c, v in values.items()} for start, end in bounds]
 
 
@@ -187,17 +202,30 @@ def session_outcomes(
     sessions: pd.DataFrame, auth: AuthInfo
 ) -> tuple[Location | None, list[SessionOutcome]]:
     """The role field and, per session (by session_id), its outcome."""
+    role_field, out, _ = _outcomes_and_paths(sessions, auth)
+    return role_field, out
+
+
+def _outcomes_and_paths(
+    sessions: pd.DataFrame, auth: AuthInfo, basic_rows: Sequence[bool] | None = None
+) -> tuple[Location | None, list[SessionOutcome], list[list[str]]]:
+    """`session_outcomes`, and each session's endpoints in order (`basic_rows`: see
+    `basic_auth_endpoints`)."""
     login = auth.login_endpoint
     logins = sessions[sessions["endpoint"] == login] if login else sessions.iloc[:0]
     role_field = find_role_field(logins) if len(logins) else None
     refused: list[set[str]] = []
     out: list[SessionOutcome] = []
+    paths: list[list[str]] = []
     basic_of = login is None and "req_headers" in sessions.columns
-    columns = ["status", "endpoint", *(["resp_body"] if role_field is not None else []),
-               *(["req_headers"] if basic_of else [])]  # fmt: skip
-    for group in session_rows(sessions, columns):
+    if basic_of and basic_rows is None:
+        basic_rows = [carries_basic(h) for h in sessions["req_headers"]]
+    columns = ["status", "endpoint", *(["resp_body"] if role_field is not None else [])]
+    more = {"basic": basic_rows} if basic_of and basic_rows is not None else None
+    for group in session_rows(sessions, columns, more):
         statuses = group["status"]
         endpoints = [str(e) for e in group["endpoint"]]
+        paths.append(endpoints)
         used = frozenset(e for e, s in zip(endpoints, statuses, strict=True) if answered_ok(s))
         denied = frozenset(e for e, s in zip(endpoints, statuses, strict=True) if s == 403)
         refused.append(set(denied))
@@ -210,8 +238,7 @@ def session_outcomes(
                 role = _role_in(group["resp_body"][first], role_field)
         if basic_of:
             # HTTP Basic has no login: a session whose every Basic request got 401 failed.
-            basic = [st for st, h in zip(statuses, group["req_headers"], strict=True)
-                     if carries_basic(h)]  # fmt: skip
+            basic = [st for st, b in zip(statuses, group["basic"], strict=True) if b]
             if basic:
                 outcome = "failed" if all(st == 401 for st in basic) else "ok"
         out.append(SessionOutcome(role, outcome, used, denied))
@@ -226,7 +253,7 @@ def session_outcomes(
             )
             for o in out
         ]
-    return role_field, out
+    return role_field, out, paths
 
 
 def login_refused(status: object) -> bool:
@@ -309,9 +336,9 @@ def session_facts(sessions: pd.DataFrame, auth: AuthInfo) -> SessionFacts | None
     (None: no sessions)."""
     if sessions.empty:
         return None
-    role_field, per_session = session_outcomes(sessions, auth)
+    basic = [carries_basic(h) for h in sessions["req_headers"]]  # once: both read it
+    role_field, per_session, paths = _outcomes_and_paths(sessions, auth, basic)
     privileged = privileged_endpoints(per_session)
-    paths = [[str(e) for e in g["endpoint"]] for g in session_rows(sessions, ["endpoint"])]
     addresses, source = session_addresses(sessions)
     later, later_failed = later_logins(sessions, auth.login_endpoint)
     after: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -329,7 +356,7 @@ def session_facts(sessions: pd.DataFrame, auth: AuthInfo) -> SessionFacts | None
         sessions=len(per_session),
         addresses=addresses,
         addresses_from=source,
-        basic_auth=basic_auth_endpoints(sessions),
+        basic_auth=basic_auth_endpoints(sessions, basic),
         later_logins=later,
         later_failed_logins=later_failed,
         after_first_login={k: (n, f) for k, (n, f) in sorted(after.items())},

@@ -10,15 +10,20 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tracereplay.models import arrival_gaps as gap_classes
 from tracereplay.models import payload_fields as fields
 from tracereplay.models.addresses import first_addresses
 from tracereplay.models.arrivals import fit_arrivals
+from tracereplay.models.correlations import NO_AUTH
+from tracereplay.models.endpoints import EndpointRows
+from tracereplay.models.outcomes import carries_basic, session_facts
 from tracereplay.models.payloads import _coerce, _coerce_read
 from tracereplay.models.session_sample import part_ranks, sample_sessions, session_keys
 from tracereplay.models.values import (
@@ -38,30 +43,39 @@ def _order_before(session_id: np.ndarray, keys: np.ndarray, part: Any, parts: in
         return np.argsort(keys, kind="stable")
     first = np.full(len(keys), parts, dtype=np.int64)
     np.minimum.at(first, session_id, np.asarray(part, dtype=np.int64))
-    return np.lexsort((keys, part_ranks(parts, 0)[first]))
+    return np.lexsort((keys, np.r_[part_ranks(parts, 0), parts][first]))  # none: last
 
 
 @pytest.mark.parametrize("shuffled", [False, True])
 @pytest.mark.parametrize("parts", [0, 1, 7])
-def test_the_sample_is_the_one_the_lexsort_took(shuffled: bool, parts: int) -> None:
-    rng = np.random.default_rng(parts + 10 * shuffled)
-    lengths = rng.integers(1, 9, 3_000)
+@pytest.mark.parametrize(("sessions", "per_sample"), [(3_000, 300), (12_000, 300),
+                                                      (12_000, 6_000)])  # fmt: skip
+def test_the_sample_is_the_one_the_lexsort_took(
+    shuffled: bool, parts: int, sessions: int, per_sample: int
+) -> None:
+    """Of more sessions than the quota's first look (4,096) ranks, the rare endpoints'
+    sessions past them are ranked on their own: the same sessions as with every rank."""
+    rng = np.random.default_rng(parts + 10 * shuffled + sessions)
+    lengths = rng.integers(1, 9, sessions)
+    lengths[rng.random(sessions) < 0.01] = 0  # ids without requests
     sid = np.repeat(np.arange(len(lengths)), lengths).astype(np.int32)
     endpoint = rng.integers(0, 12, len(sid)).astype(np.int8)
     endpoint[rng.random(len(sid)) < 0.002] = 12  # a rare endpoint: the quota reads on
+    endpoint[rng.random(len(sid)) < 0.0005] = 13
+    endpoint[rng.choice(len(sid), 4, replace=False)] = 14  # under the quota: every one read
     part = np.sort(rng.integers(0, parts, len(sid))) if parts else None
     if shuffled:
         order = rng.permutation(len(sid))
         sid, endpoint = sid[order], endpoint[order]
         part = None if part is None else part[order]
-    sample = sample_sessions(sid, endpoint, per_sample=300, per_endpoint=5, part=part)
+    sample = sample_sessions(sid, endpoint, per_sample=per_sample, per_endpoint=5, part=part)
     # the sessions the quota adds, from the reference order
-    keys = session_keys(len(lengths), 0)
+    keys = session_keys(int(sid.max()) + 1, 0)
     reference = _order_before(sid, keys, part, parts)
     rank = np.empty(len(keys), np.int64)
     rank[reference] = np.arange(len(keys))
-    chosen = rank < 300
-    for e in range(13):
+    chosen = rank < per_sample
+    for e in range(15):
         ranks = np.unique(rank[sid[endpoint == e]])[:5]
         chosen[reference[ranks]] = True
     assert np.array_equal(sample.chosen, chosen)
@@ -262,3 +276,104 @@ def test_addresses_over_codes_count_as_over_strings(
     assert first_addresses(addr, missing, encoded, source) == expected
     assert expected[0] == len(set(present) | {dictionary[c] for c in codes})
     assert pc.count_distinct(strings).as_py() <= expected[0]
+
+
+# ---- requests grouped by endpoint: 16-bit ranks -------------------------------------------
+
+
+@pytest.mark.parametrize(("requests", "endpoints"), [(0, 1), (1, 1), (5_000, 7), (3_000, 70_000)])
+def test_requests_are_grouped_as_by_a_stable_sort_of_the_name_ranks(
+    requests: int, endpoints: int
+) -> None:
+    rng = np.random.default_rng(requests + endpoints)
+    names = [f"GET /e{i}" for i in rng.permutation(endpoints)]
+    endpoint = rng.integers(0, endpoints, requests).astype(np.int32)
+    endpoint[: min(requests, endpoints)] = np.arange(min(requests, endpoints))
+    groups = EndpointRows.of(endpoint, names)
+    by_name = sorted(range(endpoints), key=names.__getitem__)
+    rank = np.empty(endpoints, np.int64)
+    rank[by_name] = np.arange(endpoints)
+    assert groups.names == sorted(names)
+    assert np.array_equal(groups.order, np.argsort(rank[endpoint], kind="stable"))
+    counts = np.bincount(rank[endpoint], minlength=endpoints)
+    assert np.array_equal(groups.bounds, np.r_[0, np.cumsum(counts)])
+
+
+# ---- outcomes: each request's Basic credential judged once --------------------------------
+
+_HEADERS = [
+    [("Authorization", "Basic dXNlcg==")], [("authorization", " basic eA==")],
+    [("Authorization", "Bearer tok")], [("Accept", "*/*")], [], None, "Authorization: Basic x",
+    {"AUTHORIZATION": "Basic eQ=="}, {"accept": "x"}, (("authorization", "Basic zz"),),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_basic_credentials_give_the_outcomes_a_plain_walk_gives(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows = 400
+    frame = pd.DataFrame({
+        "session_id": rng.integers(0, 60, rows),  # rows in no session order
+        "endpoint": rng.choice(["GET /a", "GET /b", "POST /c"], rows),
+        "status": rng.choice([200, 401, 403], rows),
+        "req_headers": [_HEADERS[i] for i in rng.integers(0, len(_HEADERS), rows)],
+        "resp_body": [None] * rows,
+        "session_key": [f"k{i}" for i in range(rows)],
+    })  # fmt: skip
+    frame["seq"] = frame.groupby("session_id").cumcount()
+    facts = session_facts(frame, NO_AUTH)
+    assert facts is not None
+    plain = [carries_basic(h) for h in frame["req_headers"]]
+    share = pd.Series(plain).groupby(frame["endpoint"]).mean()
+    assert facts.known.basic_auth == tuple(sorted(share[share >= 0.5].index))
+    for outcome, (_, group) in zip(facts.per_session, frame.groupby("session_id"), strict=True):
+        basic = group["status"][[plain[i] for i in group.index]].tolist()
+        assert outcome.login == (None if not basic else
+                                 "failed" if all(s == 401 for s in basic) else "ok")  # fmt: skip
+    assert facts.paths == [g["endpoint"].tolist() for _, g in frame.groupby("session_id")]
+    assert [carries_basic(h) for h in _HEADERS] == [True, True, False, False, False, False,
+                                                   False, True, False, True]  # fmt: skip
+
+
+# ---- arrivals: the gap quantiles' rate classes judged per bucket ---------------------------
+
+
+def _gap_quantiles_before(gaps: np.ndarray, rates: np.ndarray) -> Any:
+    """arrival_gaps.fit_gap_quantiles as it was: a rate per gap, sorted by `np.unique`."""
+    keep = gaps > 0
+    z = gaps[keep]
+    if len(z) < gap_classes.MIN_GAPS:
+        return None
+    distinct, inverse = np.unique(rates[keep], return_inverse=True)
+    r = np.array([gap_classes._sig(float(v), gap_classes.RATE_DIGITS) for v in distinct])[inverse]
+    for classes in range(min(4, max(1, len(z) // gap_classes.GAPS_PER_CLASS)), 0, -1):
+        cuts = np.quantile(r, np.arange(1, classes) / classes)
+        edges = np.unique([gap_classes._sig(float(c), gap_classes.RATE_DIGITS) for c in cuts])
+        which = np.searchsorted(edges, r, side="right")
+        if len(edges) == classes - 1 and np.bincount(which).min() >= gap_classes.MIN_GAPS:
+            break
+    quantiles = [np.quantile(z[which == k] / z[which == k].mean(), np.linspace(0, 1, 101))
+                 for k in range(len(edges) + 1)]  # fmt: skip
+    return gap_classes.GapQuantiles(
+        tuple(float(e) for e in edges),
+        tuple(tuple(gap_classes._sig(float(v)) for v in q) for q in quantiles),
+    )
+
+
+@pytest.mark.parametrize("sessions", [0, 25, 900, 6_000, 40_000])
+def test_gap_quantiles_are_the_ones_a_rate_per_gap_gave(sessions: int) -> None:
+    rng = np.random.default_rng(sessions)
+    span = 7_200.0
+    starts = np.sort(rng.uniform(0, span, sessions) ** 1.3 / span**0.3)  # rates that vary
+    starts[1:6] = starts[1] if sessions > 6 else starts[1:6]  # zero gaps
+    model = fit_arrivals(starts, span)
+    rates = np.asarray(model.rates_per_s) if sessions else np.zeros(1)
+    if sessions:  # the fitted rates, unrounded
+        edges = np.arange(len(rates)) * model.bucket_s
+        counts = np.bincount(np.minimum((starts // model.bucket_s).astype(int), len(rates) - 1),
+                             minlength=len(rates))  # fmt: skip
+        rates = counts / (np.minimum(edges + model.bucket_s, span) - edges)
+    bucket = np.minimum((starts[:-1] // model.bucket_s).astype(np.int64), len(rates) - 1)
+    gaps = np.diff(starts) * rates[bucket] if sessions > 1 else np.zeros(0)
+    assert model.gap_quantiles == _gap_quantiles_before(gaps, rates[bucket])
+    assert gap_classes.fit_gap_quantiles(gaps, rates[bucket]) == model.gap_quantiles
