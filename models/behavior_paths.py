@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .order_stats import group_medians
+from .order_stats import chunked_bincount, group_medians
 
 if TYPE_CHECKING:  # loaded where a model is built, not by synthesize
     import pandas as pd
@@ -25,6 +25,9 @@ END = "END"
 # Shrinkage of a session's tempo toward 1: tempo = exp(sum of log ratios / (pauses + k)),
 # so a session with one or two pauses does not get an extreme tempo from them alone.
 TEMPO_SHRINK = 2.0
+SESSION_CHUNK = 1 << 13
+"""Sessions worked at a time where a whole-length temporary would be fresh memory (the
+kernel zeroes each new page: ~0.1 s per 70 MB array at real10M on this VM, when busy)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class SessionPaths:
             codes, uniques = pd.factorize(endpoint.to_numpy(object))
             names = [str(c) for c in uniques]
         codes = np.asarray(codes)[order]
-        used = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+        used = np.flatnonzero(chunked_bincount(codes, len(names)))
         labels = sorted({names[u] for u in used.tolist()} | {"START", END})
         remap = np.zeros(len(names), dtype=_code_type(len(labels)))
         remap[used] = [labels.index(names[u]) for u in used.tolist()]
@@ -107,7 +110,7 @@ def _code_type(labels: int) -> type[np.signedinteger[Any]]:
     return np.int32 if labels * labels < 1 << 31 else np.int64
 
 
-def _column_type(columns: int) -> type[np.integer[Any]]:
+def column_type(columns: int) -> type[np.integer[Any]]:
     """The narrowest type for column numbers (a one-pass radix sort for uint8)."""
     for kind in (np.uint8, np.uint16, np.int32):
         if columns <= np.iinfo(kind).max + 1:
@@ -140,14 +143,14 @@ class Pairs:
         last = (paths.first + paths.length - 1)[used]
         ends = paths.step[last] * width + paths.code(END)
         if square <= 1 << 22:
-            seen = np.bincount(pair, minlength=square) > 0
+            seen = chunked_bincount(pair, square) > 0
             seen[ends] = True
             codes = np.flatnonzero(seen)
-            lookup = np.zeros(square, dtype=_column_type(len(codes)))
+            lookup = np.zeros(square, dtype=column_type(len(codes)))
             lookup[codes] = np.arange(len(codes))
             return cls(codes, lookup[pair], lookup[ends])
         codes = np.unique(np.concatenate([pair, ends]))
-        kind = _column_type(len(codes))
+        kind = column_type(len(codes))
         column = np.searchsorted(codes, pair).astype(kind)
         return cls(codes, column, np.searchsorted(codes, ends).astype(kind))
 
@@ -234,28 +237,30 @@ class Pauses:
         think = paths.think_s
         within = np.isfinite(think)
         within[paths.first] = False
-        at = np.flatnonzero(within)
-        if len(at) == len(think) - len(paths.length):  # every request but the first
-            per_session = paths.length - 1
-        else:
-            per_session = count_per_session(within, paths)
-        column, pause = pairs.column[at], think[at]
-        del at
+        pauses = int(np.count_nonzero(within))
+        # Every request but the first of each (nonempty) session: the pauses' layout is the
+        # requests' with one value per session less (no index array of them).
+        n = len(paths.length)
+        every = n > 0 and pauses == len(think) - n and bool((paths.length > 0).all())
+        per_session = paths.length - 1 if every else count_per_session(within, paths)
+        column, pause = pairs.column[within], think[within]
         with np.errstate(invalid="ignore"):
             positive = pause > 0
-        if positive.all():  # (every pause, as in most traces)
-            ratio = pause / _medians(pause, column, len(pairs.codes))[column]
-            n_logs = per_session
+        if every and positive.all():  # (as in most traces)
+            median = _medians(pause, column, len(pairs.codes))
+            del within, positive
+            sums, n_logs = _log_ratio_sums(paths, pairs, median), per_session
         else:
             kept, kept_column = pause[positive], column[positive]
-            ratio = kept / _medians(kept, kept_column, len(pairs.codes))[kept_column]
+            ratio = _medians(kept, kept_column, len(pairs.codes))[kept_column]
+            np.divide(kept, ratio, out=ratio)
             del kept, kept_column
             within &= think > 0
             n_logs = count_per_session(within, paths)
-        del within, positive
+            del within, positive
+            sums = group_sums(np.log(ratio, out=ratio), n_logs)
         tempo = np.full(len(paths.length), np.nan)
         has = n_logs > 0
-        sums = group_sums(np.log(ratio, out=ratio), n_logs)
         tempo[has] = np.exp(sums[has] / (n_logs[has] + TEMPO_SHRINK))
         return cls(pause, column, per_session, tempo)
 
@@ -266,14 +271,37 @@ class Pauses:
         if len(self.pause) == len(think) - n and np.isnan(think[paths.first]).all():
             # Every value but the pauses is NaN: its 0 added to a running sum from 0.0
             # (never -0.0) changes nothing, so the pauses' own sums are those sums.
-            session = np.repeat(np.arange(n), self.per_session)
-            return np.bincount(session, weights=self.pause, minlength=n)
+            return _running_sums(self.pause, self.per_session)
         return np.bincount(paths.session, weights=np.nan_to_num(think, nan=0.0), minlength=n)
 
     def scaled(self) -> np.ndarray:
         """Per pause, divided by its session's tempo (1 for a session without one)."""
         tempo = np.where(np.isnan(self.tempo), 1.0, self.tempo)
-        return np.asarray(self.pause / np.repeat(tempo, self.per_session), dtype=float)
+        scaled = np.repeat(tempo, self.per_session)
+        np.divide(self.pause, scaled, out=scaled)
+        return scaled
+
+
+def _log_ratio_sums(paths: SessionPaths, pairs: Pairs, median: np.ndarray) -> np.ndarray:
+    """Per session, `group_sums` of the logs of its pauses' ratios to their transition's
+    `median`, when every request but a session's first is a positive pause: the array
+    `group_sums` pads (a 0 before each session's values) is then the requests' own layout,
+    so the ratios are computed there (SESSION_CHUNK sessions at a time: `np.add.reduceat`
+    sums each session's part alone), the sessions' first requests made the 0s."""
+    n = len(paths.length)
+    sums = np.empty(n)
+    bounds = np.append(paths.first, len(paths.step))
+    for lo in range(0, n, SESSION_CHUNK):
+        hi = min(lo + SESSION_CHUNK, n)
+        a, b = bounds[lo], bounds[hi]
+        ratio = median[pairs.column[a:b]]
+        with np.errstate(invalid="ignore", divide="ignore"):  # the first requests': replaced
+            np.divide(paths.think_s[a:b], ratio, out=ratio)
+            np.log(ratio, out=ratio)
+        heads = paths.first[lo:hi] - a
+        ratio[heads] = 0.0
+        sums[lo:hi] = np.add.reduceat(ratio, heads)
+    return sums
 
 
 def _medians(pause: np.ndarray, column: np.ndarray, columns: int) -> np.ndarray:
@@ -298,6 +326,21 @@ def session_tempo(paths: SessionPaths) -> tuple[np.ndarray, np.ndarray]:
     its ratio is to the median pause of its transition over the trace."""
     tempo = Pauses.of(paths, Pairs.of(paths)).tempo
     return tempo, scaled_pauses(paths, tempo)
+
+
+def _running_sums(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """`np.bincount` by group of consecutive groups of `values` (group g holds sizes[g]):
+    its running sum of each group from 0.0, in order, SESSION_CHUNK groups at a time (no
+    group number per value)."""
+    n = len(sizes)
+    out = np.empty(n)
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    for lo in range(0, n, SESSION_CHUNK):
+        hi = min(lo + SESSION_CHUNK, n)
+        group = np.repeat(np.arange(hi - lo), sizes[lo:hi])
+        out[lo:hi] = np.bincount(group, values[bounds[lo] : bounds[hi]], minlength=hi - lo)
+    return out
 
 
 def scaled_pauses(paths: SessionPaths, tempo: np.ndarray) -> np.ndarray:

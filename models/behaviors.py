@@ -29,8 +29,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .behavior_paths import END as END  # noqa: PLC0414 (re-exported: synthesize, outcomes)
-from .behavior_paths import Pairs, Pauses, SessionPaths, transition_counts
-from .order_stats import group_quantiles
+from .behavior_paths import (
+    SESSION_CHUNK,
+    Pairs,
+    Pauses,
+    SessionPaths,
+    column_type,
+    transition_counts,
+)
+from .order_stats import chunked_bincount, group_quantiles
 from .session_shape import Censoring, SessionTable
 
 if TYPE_CHECKING:  # pandas, scipy and sklearn load where a model is built: synthesize needs none
@@ -145,24 +152,26 @@ def hellinger(counts: sparse.csr_matrix) -> sparse.csr_matrix:
     return out
 
 
-def session_features(
-    paths: SessionPaths, pairs: Pairs, column: np.ndarray
-) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-    """Per session, its transition counts with `column` as one more column, and the
-    clustering features: `hellinger` of the counts with `column` appended (zeros left out),
-    as `sparse.hstack` would append it, bit for bit. Both share one sort of each row."""
-    from scipy import sparse
-
+def session_features(paths: SessionPaths, pairs: Pairs, column: np.ndarray) -> sparse.csr_matrix:
+    """Per session, the clustering features: `hellinger` of its transition counts with
+    `column` appended (zeros left out), as `sparse.hstack` would append it, bit for bit.
+    Made in place over the counts' own arrays (`Pairs.counts` with `column`: one sort of
+    each row), a chunk of rows at a time (no whole-length temporaries)."""
     counts = pairs.counts(paths, column)
-    per_row = np.diff(counts.indptr)
     extra = (counts.indptr[1:] - 1)[column != 0]
+    kept = counts.data[extra]
     # A row's counts sum to its requests' transitions and its END: whole numbers, exact.
     totals = (paths.length + (paths.length > 0)).astype(float)
-    data = counts.data / np.repeat(totals, per_row)
-    with np.errstate(invalid="ignore"):  # the extra's, negative ones too: replaced below
-        np.sqrt(data, out=data)
-    data[extra] = counts.data[extra]
-    return counts, sparse.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
+    data, indptr = counts.data, counts.indptr
+    for lo in range(0, len(totals), SESSION_CHUNK):
+        hi = min(lo + SESSION_CHUNK, len(totals))
+        a, b = indptr[lo], indptr[hi]
+        part = data[a:b]
+        part /= np.repeat(totals[lo:hi], np.diff(indptr[lo : hi + 1]))
+        with np.errstate(invalid="ignore"):  # the extra's, negative ones too: replaced below
+            np.sqrt(part, out=part)
+    data[extra] = kept
+    return counts
 
 
 def choose_clusters(
@@ -283,11 +292,11 @@ def fit_behaviors(
     pauses = Pauses.of(paths, pairs)
     tempos = pauses.tempo
     pause_sums = pauses.sums(paths)
-    counts, features = session_features(paths, pairs, _tempo_feature(tempos)[:, 0])
+    features = session_features(paths, pairs, _tempo_feature(tempos)[:, 0])
     labels = choose_clusters(features, seed, max_behaviors, sample)
     del features
-    moves = _Moves.of(paths, pairs, pauses, counts, labels, at_start, at_end)
-    del counts, pauses
+    moves = _Moves.of(paths, pairs, pauses, labels, at_start, at_end)
+    del pauses
     sizes = np.bincount(labels)
     order = sorted(np.flatnonzero(sizes).tolist(), key=lambda k: (-int(sizes[k]), k))
     behaviors = []
@@ -347,36 +356,33 @@ class _Moves:
         paths: SessionPaths,
         pairs: Pairs,
         pauses: Pauses,
-        counts: sparse.csr_matrix,
         labels: np.ndarray,
         at_start: np.ndarray,
         at_end: np.ndarray,
     ) -> _Moves:
-        from scipy import sparse
-
-        width, first, n = len(paths.labels), paths.first, len(paths.length)
+        width, first = len(paths.labels), paths.first
         k, columns = int(labels.max()) + 1, len(pairs.codes)
         fresh = np.bincount(labels, weights=~at_start, minlength=k) > 0
         entered = ~(at_start & fresh[labels])
         entries = np.bincount(
             labels[entered] * width + paths.step[first[entered]], minlength=k * width
         ).reshape(k, width)
-        # A behavior's transitions: the sum of its sessions' rows of counts (whole numbers:
-        # exact), less the END of its sessions censored at the end.
-        members = sparse.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(k, n))
-        moved = (members @ counts).toarray()[:, :columns]
+        # A behavior's transitions: its sessions' transitions, less the END of its sessions
+        # censored at the end.
+        moved = _transitions_by_label(paths, pairs, labels, k)
         cut = np.flatnonzero(at_end)
         moved -= np.bincount(
             labels[cut] * columns + pairs.end_column[cut], minlength=k * columns
         ).reshape(k, columns)
-        cell = np.repeat(labels.astype(np.int64) * columns, pauses.per_session)
+        # Per pause, its cell in the narrowest type (real10M: 9 M of them).
+        cell = np.repeat((labels * columns).astype(column_type(k * columns)), pauses.per_session)
         cell += pauses.column
         scaled = pauses.scaled()
         finite = np.isfinite(scaled)
         if not finite.all():  # a pause the tempo made overflow is no pause
             cell, scaled = cell[finite], scaled[finite]
         del finite
-        sizes = np.bincount(cell, minlength=k * columns)
+        sizes = chunked_bincount(cell, k * columns)
         frequent = np.flatnonzero(sizes >= MIN_THINK_SAMPLES)
         rare = (sizes > 0) & (sizes < MIN_THINK_SAMPLES)
         picked = np.flatnonzero(rare[cell])
@@ -451,6 +457,26 @@ class _Moves:
         if self.trace_think is None:
             self.trace_think = _think_time([("trace", self.pauses)]) or _NO_THINK
         return self.trace_think
+
+
+def _transitions_by_label(
+    paths: SessionPaths, pairs: Pairs, labels: np.ndarray, k: int
+) -> np.ndarray:
+    """(label, column) → the transitions of the sessions of that label (their requests'
+    and their ENDs), counted SESSION_CHUNK sessions at a time (no label per request)."""
+    columns = len(pairs.codes)
+    bins = k * columns
+    base = labels.astype(np.int64) * columns
+    moved = np.bincount(base[paths.length > 0] + pairs.end_column, minlength=bins)
+    bounds = np.append(paths.first, len(paths.step))
+    n = len(paths.length)
+    chunk = SESSION_CHUNK if bins <= 1 << 16 else max(n, 1)  # (many bins: one count)
+    for lo in range(0, n, chunk):
+        hi = min(lo + chunk, n)
+        cells = np.repeat(base[lo:hi], paths.length[lo:hi])
+        cells += pairs.column[bounds[lo] : bounds[hi]]
+        moved += np.bincount(cells, minlength=bins)
+    return moved.reshape(k, columns)
 
 
 def _quantiles(

@@ -195,7 +195,12 @@ def random_sessions(seed: int) -> pd.DataFrame:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("censor", [False, True])
-def test_fit_behaviors_equals_the_per_session_reference(seed: int, censor: bool) -> None:
+def test_fit_behaviors_equals_the_per_session_reference(
+    seed: int, censor: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sessions worked 7 at a time (a chunk boundary inside the data) or all at once.
+    monkeypatch.setattr(behaviors, "SESSION_CHUNK", 7 if seed % 2 else 1 << 13)
+    monkeypatch.setattr(behavior_paths, "SESSION_CHUNK", 7 if seed % 2 else 1 << 13)
     sessions = random_sessions(seed)
     edges = censoring(sessions, 60.0) if censor else None
     if censor:
@@ -221,6 +226,28 @@ def test_tempo_equals_the_reference_bit_for_bit() -> None:
     ref_scaled = np.concatenate([np.asarray(t) for _, t in ref_paths])
     assert np.array_equal(scaled, ref_scaled, equal_nan=True)
     assert (paths.length > 128).any() and np.isnan(tempo).any()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 13])
+def test_tempo_of_every_pause_positive_equals_the_reference(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every request but the first a positive pause: the logs summed in the requests'
+    layout (`_log_ratio_sums`, sessions `chunk` at a time) are numpy's sums all the same."""
+    monkeypatch.setattr(behavior_paths, "SESSION_CHUNK", chunk)
+    paths = behavior_paths.SessionPaths.of(random_sessions(4))
+    rng = np.random.default_rng(4)
+    think = rng.lognormal(0, 2, len(paths.think_s))
+    think[paths.first] = np.nan
+    paths = replace(paths, think_s=think)
+    tempo, scaled = behavior_paths.session_tempo(paths)
+    steps = np.asarray(paths.labels, dtype=object)[paths.step].tolist()
+    cuts = np.concatenate([paths.first, [len(steps)]]).tolist()
+    lists = [(steps[a:b], think[a:b].tolist()) for a, b in pairwise(cuts)]
+    ref_paths, ref_tempo = reference_tempo(lists)
+    assert np.array_equal(tempo, np.asarray(ref_tempo), equal_nan=True)
+    assert np.array_equal(scaled, np.concatenate([t for _, t in ref_paths]), equal_nan=True)
+    assert (paths.length > 128).any() and (paths.length == 1).any()
 
 
 def test_group_sums_are_numpys_sums_not_a_running_sum() -> None:
@@ -262,20 +289,24 @@ def test_transition_counts_are_the_per_session_counts() -> None:
     assert np.array_equal(features, reference_features(lists))
 
 
-def test_session_features_are_hellinger_and_the_column_as_hstack_would() -> None:
+def test_session_features_are_hellinger_and_the_column_as_hstack_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     sessions = random_sessions(6)
     paths = behavior_paths.SessionPaths.of(sessions)
     pairs = behavior_paths.Pairs.of(paths)
     rng = np.random.default_rng(2)
     n = len(paths.length)
     column = rng.normal(size=n) * (rng.random(n) < 0.6)  # zeros: no entry
-    counts, features = session_features(paths, pairs, column)
+    monkeypatch.setattr(behaviors, "SESSION_CHUNK", 7)  # rows in chunks, one cut mid-way
+    features = session_features(paths, pairs, column)
     plain, _ = behavior_paths.transition_counts(paths)
     expected = sparse.hstack([hellinger(plain), column[:, None]], format="csr")
     assert features.shape == expected.shape and features.nnz == expected.nnz
     assert np.array_equal(features.indptr, expected.indptr)
     assert np.array_equal(features.indices, expected.indices)
     assert np.array_equal(features.data, expected.data)
+    counts = pairs.counts(paths, column)
     assert np.array_equal(counts.toarray(), np.hstack([plain.toarray(), column[:, None]]))
 
 
@@ -336,7 +367,9 @@ def test_negative_and_zero_pauses_fit_as_the_reference() -> None:
     assert [b.to_json() for b in fit_behaviors(sessions)] == expected
 
 
-def test_pause_sums_are_bincounts_of_every_value_nan_as_0() -> None:
+def test_pause_sums_are_bincounts_of_every_value_nan_as_0(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A running sum by session of np.nan_to_num(think_s): of the pauses alone when every
     other value is NaN, else of every value (a NaN pause, a first request's finite think,
     an inf)."""
@@ -354,7 +387,8 @@ def test_pause_sums_are_bincounts_of_every_value_nan_as_0() -> None:
         "a first's think": np.where(at % 97 == 0, 2.5, every),
         "an inf": np.where(at % 89 == 5, np.inf, every),
     }
-    for name, think in variants.items():
+    for (name, think), chunk in zip(variants.items(), [1, 7, 1 << 13, 7], strict=True):
+        monkeypatch.setattr(behavior_paths, "SESSION_CHUNK", chunk)
         changed = replace(paths, think_s=think)
         pauses = behavior_paths.Pauses.of(changed, behavior_paths.Pairs.of(changed))
         expected = np.bincount(changed.session, weights=np.nan_to_num(think, nan=0.0))

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tracereplay.models import order_stats
 from tracereplay.models.behaviors import QUANTILE_POINTS
 from tracereplay.models.order_stats import (
+    chunked_bincount,
     group_medians,
     group_quantiles,
     lerp,
@@ -39,7 +41,8 @@ def groups_of(seed: int) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_group_quantiles_are_np_quantile(seed: int) -> None:
+def test_group_quantiles_are_np_quantile(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(order_stats, "CHUNK", [1 << 16, 7, 1000][seed - 1])  # keys by chunks
     values, group, groups = groups_of(seed)
     wanted = np.flatnonzero(np.bincount(group, minlength=groups))
     got = group_quantiles(values, group, groups, wanted, QUANTILE_POINTS)
@@ -49,7 +52,8 @@ def test_group_quantiles_are_np_quantile(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_group_medians_are_np_median(seed: int) -> None:
+def test_group_medians_are_np_median(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(order_stats, "CHUNK", [1 << 16, 7, 1000][seed - 1])
     values, group, groups = groups_of(seed)
     got = group_medians(values, group, groups)
     assert got is not None
@@ -89,3 +93,16 @@ def test_interpolation_is_np_quantiles() -> None:
         lo, hi, gamma = quantile_points(np.array([n]), QUANTILE_POINTS)
         got = lerp(values[lo[0]], values[hi[0]], gamma[0])
         assert np.array_equal(got, np.quantile(values, QUANTILE_POINTS)), n
+
+
+@pytest.mark.parametrize("chunk", [5, 64, 1 << 16])
+@pytest.mark.parametrize("kind", [np.uint8, np.int32, np.intp])
+def test_chunked_bincount_is_bincount(
+    chunk: int, kind: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(order_stats, "CHUNK", chunk)
+    codes = np.random.default_rng(chunk).integers(0, 40, 1003).astype(kind)
+    for size in (40, 41, 100):  # the last bins empty, or more bins than CHUNK
+        got = chunked_bincount(codes, size)
+        assert got.dtype == np.int64 and np.array_equal(got, np.bincount(codes, minlength=size))
+    assert np.array_equal(chunked_bincount(codes[:0], 3), [0, 0, 0])
