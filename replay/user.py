@@ -29,7 +29,6 @@ from typing import ClassVar
 
 import gevent
 import gevent.event
-import gevent.lock
 from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 from locust.runners import LocalRunner, WorkerRunner
@@ -153,11 +152,7 @@ class ReplayUser(FastHttpUser):
         # The plan and every module live until the end: out of the collector's sight, so
         # a full collection during the run does not walk them (they are most of the heap).
         gc.freeze()
-        limiter = (
-            RateLimiter(self.max_rps / workers, sleep=gevent.sleep, lock=gevent.lock.Semaphore())
-            if self.max_rps
-            else None
-        )
+        limiter = RateLimiter(self.max_rps / workers, sleep=gevent.sleep) if self.max_rps else None
         auth = knowledge.auth
         protection = Protection(
             methods=parse_protect(self.protect),
