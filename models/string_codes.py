@@ -88,7 +88,8 @@ def ranked(codes: np.ndarray, used: list[UsedValues]) -> pa.Array:
     new = np.ones(len(in_order), bool)
     if len(in_order) > 1:
         new[1:] = np.asarray(pc.not_equal(in_order[1:], in_order[:-1]))
-    distinct = in_order.filter(pa.array(new))
+    # (Every value distinct, as a trace's sessions often are: no copy of them filtered.)
+    distinct = in_order if new.all() else in_order.filter(pa.array(new))
     rank = np.empty(len(every), np.int32)
     rank[order.to_numpy()] = np.cumsum(new, dtype=np.int32) - 1
     start = 0
