@@ -72,11 +72,21 @@ class _Columns:
     """The light columns being read: preallocated arrays each batch writes its slice of
     (`fill`), strings as indices into the batches' dictionaries until `finished`."""
 
-    def __init__(self, rows: int, coded: Sequence[str], status_dtype: type[np.floating[Any]]):
+    def __init__(
+        self,
+        rows: int,
+        coded: Sequence[str],
+        status_dtype: type[np.floating[Any]],
+        status_type: pa.DataType | None = None,
+    ):
+        self.status_dtype = status_dtype
+        # Statuses of a type float32 holds exactly (the trace's int16) are read as float32
+        # whatever `status_dtype`: half the memory, and it is the first codes' in time order.
+        exact = status_type is not None and status_type in _IN_FLOAT32
         self.numbers = {
             "ts": np.empty(rows, np.int64),
             "duration": np.empty(rows, np.float64),
-            "status": np.empty(rows, status_dtype),
+            "status": np.empty(rows, np.float32 if exact else status_dtype),
         }
         self.strings = {
             name: np.empty(rows, np.int32) for name in ("key", "method", "path", *coded)
@@ -93,8 +103,8 @@ class _Columns:
         end: int = at + batch.num_rows
         ts, duration, status = (self.numbers[name] for name in ("ts", "duration", "status"))
         ts[at:end] = np.asarray(batch.column("ts").cast(pa.int64()), dtype=np.int64)
-        duration[at:end] = np.asarray(batch.column("duration_ms").cast(pa.float64()))
-        status[at:end] = np.asarray(batch.column("status").cast(pa.from_numpy_dtype(status.dtype)))
+        _numbers_into(duration[at:end], batch.column("duration_ms"))
+        _numbers_into(status[at:end], batch.column("status"))
         codings["key"].add(self.strings["key"], at, *session_key(batch))
         for name, coding in codings.items():
             if name != "key":
@@ -117,7 +127,7 @@ class _Columns:
             sort = TimeSort(self.numbers["ts"], n, pool, READ_THREADS)
             # The numbers put in time order on the pool, the strings ranked on this thread
             # meanwhile (numpy's sort and gathers and Arrow's kernels let go of the GIL).
-            numbers = pool.submit(numbers_in_time_order, n, sort, self.numbers)
+            numbers = pool.submit(numbers_in_time_order, n, sort, self.numbers, self.status_dtype)
             values = {
                 name: ranked(self.strings[name][:n], self.used.pop(name))
                 for name in list(self.used)
@@ -126,13 +136,13 @@ class _Columns:
             methods = [str(m).upper() for m in values.pop("method").to_pylist()] + ["NONE"]
             paths = _with_null(values.pop("path"))
             coded = {name: _with_null(distinct) for name, distinct in values.items()}
-            first, t_s, duration_ms, status, order = numbers.result()
-        codes, row = codes_in_time_order(n, order, self.strings)
-        del order
+            duration_ms, status, spare = numbers.result()
+        t_s, codes, row = codes_in_time_order(n, sort, self.numbers.pop("ts"), self.strings, spare)
+        del spare
         pa.default_memory_pool().release_unused()  # the batches' memory, kept by the pool
         return RequestColumns(
             row=row,
-            first_ts=pd.Timestamp(first, unit="us", tz="UTC"),
+            first_ts=pd.Timestamp(sort.first, unit="us", tz="UTC"),
             t_s=t_s,
             duration_ms=duration_ms,
             status=status,
@@ -153,14 +163,16 @@ def read_request_columns(
     rows: int | None = None,
     coded: Sequence[str] = (),
     status_dtype: type[np.floating[Any]] = np.float64,
+    status_type: pa.DataType | None = None,
 ) -> RequestColumns:
     """`RequestColumns` of record batches holding `LIGHT_COLUMNS` (session and client may
     be absent; strings plain or dictionary-encoded, e.g. read as Parquet's dictionaries),
     read one batch at a time into preallocated arrays (`rows`: how many requests, when
     known; else they grow). `coded`: other string columns read alongside, as codes.
-    `status_dtype`: float32 holds the trace's int16 statuses exactly, in half the memory."""
+    `status_dtype`: float32 holds the trace's int16 statuses exactly, in half the memory;
+    `status_type`: the batches' status type, when known (see `_Columns`)."""
     capacity = rows if rows is not None else 1 << 16
-    columns = _Columns(capacity, coded, status_dtype)
+    columns = _Columns(capacity, coded, status_dtype, status_type)
     codings = columns.codings()
     n = 0
     for batch in batches:
@@ -178,6 +190,9 @@ _READ_AHEAD = {"fragment_readahead": 2, "batch_readahead": 4}
 """The scanner's defaults (4 files, 16 batches ahead) held ~100 MB more at 10 M requests
 and were no faster on 2 cores."""
 
+
+_IN_FLOAT32 = (pa.int8(), pa.int16(), pa.uint8(), pa.uint16(), pa.float32())
+"""Status types whose every value float32 holds exactly."""
 
 READ_THREADS = 2
 """Files `read_light_columns` reads at once (a file's decoding lets go of the GIL)."""
@@ -201,6 +216,7 @@ def read_light_columns(
             source.batches(columns), source="trace", coded=coded, status_dtype=status_dtype
         )
     trace = source.trace
+    status_type = trace.dataset.schema.field("status").type
     files = trace.dictionary_files(columns, STRING_COLUMNS, batch_size=SCAN_BATCH_ROWS)
     if files is None:  # rows still in a journal: one scan
         batches = trace.dictionary_batches(
@@ -208,10 +224,10 @@ def read_light_columns(
         )
         return read_request_columns(
             batches, source=str(trace.path), rows=trace.num_rows, coded=coded,
-            status_dtype=status_dtype,
+            status_dtype=status_dtype, status_type=status_type,
         )  # fmt: skip
     starts = np.cumsum([0, *(file.rows for file in files)]).tolist()
-    read = _Columns(starts[-1], coded, status_dtype)
+    read = _Columns(starts[-1], coded, status_dtype, status_type)
 
     def read_file(i: int) -> dict[str, list[UsedValues]]:
         codings = read.codings()
@@ -231,6 +247,36 @@ def read_light_columns(
         for used in pool.map(read_file, range(len(files))):
             read.done(used)
     return read.finished(starts[-1], str(trace.path))
+
+
+def _numbers_into(out: np.ndarray, column: pa.Array) -> None:
+    """A numeric column's values into `out` (floats), a null as NaN, as an Arrow cast to
+    `out`'s type reads them: cast straight from the column's values buffer into `out`
+    when every value converts exactly, with no Arrow cast nor NaN-filled copy made first
+    (a column all null, as a trace's statuses when no response came, is a fill)."""
+    nulls = column.null_count
+    if nulls == len(column):
+        out.fill(np.nan)
+        return
+    kind = column.type
+    if not _exact(kind, out.dtype):
+        out[:] = np.asarray(column.cast(pa.from_numpy_dtype(out.dtype)))
+        return
+    width = kind.bit_width // 8
+    values = np.frombuffer(
+        column.buffers()[1], kind.to_pandas_dtype(), len(column), column.offset * width
+    )
+    np.copyto(out, values)
+    if nulls:
+        out[np.asarray(column.is_null())] = np.nan
+
+
+def _exact(kind: pa.DataType, dtype: np.dtype) -> bool:
+    """Whether every value of `kind` is one of the floats `dtype` (float32 or float64)."""
+    digits = np.finfo(dtype).nmant + 1
+    if pa.types.is_floating(kind):
+        return bool(kind.bit_width <= dtype.itemsize * 8)
+    return bool(pa.types.is_integer(kind) and kind.bit_width < digits)
 
 
 def _with_null(values: pa.Array) -> pa.Array:

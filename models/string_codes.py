@@ -88,7 +88,8 @@ def ranked(codes: np.ndarray, used: list[UsedValues]) -> pa.Array:
     new = np.ones(len(in_order), bool)
     if len(in_order) > 1:
         new[1:] = np.asarray(pc.not_equal(in_order[1:], in_order[:-1]))
-    distinct = in_order.filter(pa.array(new))
+    # (Every value distinct, as a trace's sessions often are: no copy of them filtered.)
+    distinct = in_order if new.all() else in_order.filter(pa.array(new))
     rank = np.empty(len(every), np.int32)
     rank[order.to_numpy()] = np.cumsum(new, dtype=np.int32) - 1
     start = 0
@@ -118,13 +119,17 @@ def local(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
 def session_key(batch: pa.RecordBatch) -> tuple[np.ndarray, pa.Array]:
     """Each request's `session_key` (the session, or the client when the session is null
     or empty, NO_SESSION when both are missing) as indices into a batch dictionary: the
-    session's values, then the client's, then NO_SESSION."""
+    session's values, then the client's, then NO_SESSION; the session's alone when every
+    request has a session and none of its values is empty (no per-request choice made)."""
     names = batch.schema.names
     none = pa.nulls(batch.num_rows, pa.string())
-    session, sessions = local(batch.column("session") if "session" in names else none)
+    column = batch.column("session") if "session" in names else none
+    session, sessions = local(column)
+    named = np.asarray(pc.fill_null(pc.not_equal(sessions.cast(pa.string()), ""), False), bool)
+    if not column.null_count and named.all():
+        return session, sessions.cast(pa.string())  # every request's key is its session
     client, clients = local(batch.column("client") if "client" in names else none)
-    named = pc.fill_null(pc.not_equal(sessions.cast(pa.string()), ""), False)
-    named = np.append(np.asarray(named, bool), False)  # a null session: its slot last
+    named = np.append(named, False)  # a null session: its slot last
     # A null client reads one past the clients: NO_SESSION.
     key = np.where(named[session], session, client + len(sessions))
     values = pa.concat_arrays(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import itertools
 from concurrent.futures import Executor, Future
+from typing import Any
 
 import numpy as np
 
@@ -115,87 +116,131 @@ def _merged(keys: np.ndarray, pieces: list[Future[None]]) -> None:
     keys.sort(kind="stable")
 
 
-_Numbers = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
-
-
 def in_time_order(
-    n: int, sort: TimeSort, numbers: dict[str, np.ndarray], codes: dict[str, np.ndarray]
+    n: int,
+    sort: TimeSort,
+    numbers: dict[str, np.ndarray],
+    codes: dict[str, np.ndarray],
+    status_dtype: type[np.floating[Any]] | None = None,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """The first time, then seconds since it, durations, statuses, scan positions and the
-    string columns' codes of the first `n` rows in `ts` order (ties in scan order), from
-    `numbers` (ts, duration, status: ts as `sort` left it) and `codes`, emptied as read."""
-    first, t_s, duration_ms, status, order = numbers_in_time_order(n, sort, numbers)
-    ordered, row = codes_in_time_order(n, order, codes)
-    return first, t_s, duration_ms, status, row, ordered
+    """The first time, then seconds since it, durations, statuses (as `status_dtype`,
+    default theirs), scan positions and the string columns' codes of the first `n` rows
+    in `ts` order (ties in scan order), from `numbers` (ts, duration, status: ts as `sort`
+    left it) and `codes`, emptied as read."""
+    duration_ms, status, spare = numbers_in_time_order(n, sort, numbers, status_dtype)
+    t_s, ordered, row = codes_in_time_order(n, sort, numbers.pop("ts"), codes, spare)
+    return sort.first, t_s, duration_ms, status, row, ordered
 
 
-def numbers_in_time_order(n: int, sort: TimeSort, numbers: dict[str, np.ndarray]) -> _Numbers:
-    """`in_time_order`'s first time, seconds since it, durations and statuses, and the
-    order to gather the codes by (`codes_in_time_order`): None when in order."""
-    ts, duration, status = (numbers.pop(name) for name in ("ts", "duration", "status"))
+def numbers_in_time_order(
+    n: int,
+    sort: TimeSort,
+    numbers: dict[str, np.ndarray],
+    status_dtype: type[np.floating[Any]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`in_time_order`'s durations and statuses, popped from `numbers` (`ts` is left for
+    `codes_in_time_order`), and the statuses' memory, read no more (None when in order):
+    its codes are gathered into it."""
+    duration, status = (numbers.pop(name) for name in ("duration", "status"))
+    want = np.dtype(status_dtype or status.dtype)
     # Into `ts` order, a column at a time, each gathered into the array the column before
     # it let go: at 10 M requests a fresh array costs the kernel more than the gather
     # (bench/README.md, compare rounds 10 and 11). A trace read in order is not gathered.
-    order = sort.order()
-    if order is None and sort.keys is None:
-        since = _cut(ts, n)
-        del ts
-        since -= sort.first
-        t_s = _seconds(since, since)
-        del since
-        return sort.first, t_s, _cut(duration, n), _cut(status, n), None
-    if order is None:  # sorted keys: the scan positions, then the times, in place
-        order = _positions(ts[:n], sort.shift, _row(n > np.iinfo(np.int32).max))
-        t_s = _seconds_of_keys(ts, n, sort.shift)
-        spare = None
-    else:
-        since = gather(ts[:n], order)
-        since -= sort.first
-        t_s = _seconds(since, _own(ts, n, np.float64))
-        spare = since
-        del since
-    del ts
-    duration_ms = gather(duration[:n], order, _own(spare, n, np.float64))
-    del spare
-    ordered_status = gather(status[:n], order, _own(duration, n, status.dtype.type))
-    return sort.first, t_s, duration_ms, ordered_status, order
+    positions = _Positions(n, sort, numbers["ts"])
+    if positions.none:
+        statuses = _cut(status, n)
+        return _cut(duration, n), statuses.astype(want, copy=False), None
+    duration_ms = positions.gather(duration, None)
+    ordered_status = positions.gather(status, _own(duration, n, want.type), want)
+    del duration
+    return duration_ms, ordered_status, status
 
 
 def codes_in_time_order(
-    n: int, order: np.ndarray | None, codes: dict[str, np.ndarray]
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The codes of the first `n` rows gathered by `order` (None: in order already) and
-    the scan position of each row (`order` as int32 when the trace allows)."""
+    n: int,
+    sort: TimeSort,
+    ts: np.ndarray,
+    codes: dict[str, np.ndarray],
+    spare: np.ndarray | None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """`in_time_order`'s seconds, codes (emptied from `codes`) and scan positions: each
+    column's codes gathered into the memory of the one before it (the first into `spare`,
+    the statuses' own), the positions into the last one's, then the seconds into the
+    times' (`ts`: sorted keys are read until then)."""
     wide = n > np.iinfo(np.int32).max
+    positions = _Positions(n, sort, ts)
     ordered = {}
-    if order is None:
+    if positions.none:
         for name in list(codes):
             ordered[name] = _cut(codes.pop(name), n)
-        return ordered, np.arange(n, dtype=_row(wide))
-    spare = None
+        since = _cut(ts, n)
+        del ts
+        since -= sort.first
+        return _seconds(since, since), ordered, np.arange(n, dtype=_row(wide))
     for name in list(codes):
         column = codes.pop(name)
-        ordered[name] = gather(column[:n], order, _own(spare, n, np.int32))
+        ordered[name] = positions.gather(column, _own(spare, n, column.dtype.type))
         spare = column
         del column
-    if order.dtype != np.int64 or wide:
-        return ordered, order
-    into = _own(spare, n, np.int32)
+    row = positions.gather(None, _own(spare, n, _row(wide)), np.dtype(_row(wide)))
     del spare
-    return ordered, order.astype(np.int32) if into is None else _copied(into, order)
+    if positions.keys is not None:  # the keys read no more: the seconds into them
+        t_s = _seconds_of_keys(ts, n, sort.shift)
+    else:
+        since = positions.gather(ts, None)
+        del ts
+        since -= sort.first
+        t_s = _seconds(since, since)
+    return t_s, ordered, row
+
+
+class _Positions:
+    """The scan position of each row in `ts` order, a chunk at a time: the low bits of
+    the sorted keys (no array of every position is made), or `np.argsort`'s order."""
+
+    def __init__(self, n: int, sort: TimeSort, ts: np.ndarray) -> None:
+        self.n = n
+        self.order = sort.order()
+        self.keys = ts[:n] if self.order is None and sort.keys is not None else None
+        self.none = self.order is None and self.keys is None
+        """The times were in order: nothing to gather."""
+        self.mask = (1 << sort.shift) - 1
+
+    def gather(
+        self, values: np.ndarray | None, out: np.ndarray | None, dtype: np.dtype | None = None
+    ) -> np.ndarray:
+        """`values[positions]` as `dtype` (default `values`'): into `out` when given (not
+        `values`' memory); `values` None: the positions themselves."""
+        kind = np.dtype(dtype or (values.dtype if values is not None else np.intp))
+        out = np.empty(self.n, kind) if out is None else out
+        chunk = np.empty(min(self.n, CHUNK_ROWS), np.intp)
+        cast = None
+        if values is not None and values.dtype != kind:
+            cast = np.empty(len(chunk), values.dtype)
+        for start in range(0, self.n, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, self.n)
+            at = self._at(start, stop, chunk)
+            if values is None:
+                out[start:stop] = at
+            elif cast is None:
+                np.take(values, at, out=out[start:stop], mode="clip")
+            else:
+                out[start:stop] = np.take(values, at, out=cast[: stop - start], mode="clip")
+        return out
+
+    def _at(self, start: int, stop: int, chunk: np.ndarray) -> np.ndarray:
+        """The positions of rows `start` to `stop` (the keys' into `chunk`)."""
+        if self.keys is not None:
+            at: np.ndarray = np.bitwise_and(
+                self.keys[start:stop], self.mask, out=chunk[: stop - start]
+            )
+            return at
+        assert self.order is not None, "the times were in order: no positions to read"
+        return self.order[start:stop]
 
 
 def _row(wide: bool) -> type[np.signedinteger]:
     return np.int64 if wide else np.int32
-
-
-def _positions(keys: np.ndarray, shift: int, dtype: type[np.signedinteger]) -> np.ndarray:
-    """The scan positions of sorted keys (their low `shift` bits), as `dtype`."""
-    out = np.empty(len(keys), dtype)
-    mask = (1 << shift) - 1
-    for start in range(0, len(keys), CHUNK_ROWS):
-        out[start : start + CHUNK_ROWS] = keys[start : start + CHUNK_ROWS] & mask
-    return out
 
 
 def _seconds_of_keys(keys: np.ndarray, n: int, shift: int) -> np.ndarray:
@@ -242,11 +287,6 @@ def gather(values: np.ndarray, at: np.ndarray, out: np.ndarray | None = None) ->
     for start in range(0, len(at), CHUNK_ROWS):
         stop = start + CHUNK_ROWS
         np.take(values, at[start:stop], out=out[start:stop], mode="clip")
-    return out
-
-
-def _copied(out: np.ndarray, values: np.ndarray) -> np.ndarray:
-    np.copyto(out, values, casting="same_kind")
     return out
 
 

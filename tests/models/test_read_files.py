@@ -73,24 +73,36 @@ def _assert_same(got: RequestColumns, want: RequestColumns) -> None:
 
 
 @pytest.mark.parametrize(
-    ("threads", "batch_rows", "sort_rows"),
-    [(2, 1 << 17, 1 << 16), (2, 16, 7), (1, 23, 1), (3, 1 << 17, 50)],
+    ("threads", "batch_rows", "sort_rows", "status_dtype"),
+    [
+        (2, 1 << 17, 1 << 16, np.float32),
+        (2, 16, 7, np.float64),
+        (1, 23, 1, np.float32),
+        (3, 1 << 17, 50, np.float64),
+    ],
 )
 def test_files_read_at_once_are_the_trace_read_in_one_scan(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int, batch_rows: int, sort_rows: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    threads: int,
+    batch_rows: int,
+    sort_rows: int,
+    status_dtype: type[np.floating[Any]],
 ) -> None:
     _write(tmp_path / "t", files=5, rows=300, seed=threads + batch_rows)
     source = ParquetSource.open(tmp_path / "t")
+    # Plain strings, statuses read as `status_dtype` (no status type given: not as float32
+    # whatever `status_dtype`, as `read_light_columns` reads the trace's int16).
     plain = read_request_columns(
         source.trace.to_batches([*LIGHT_COLUMNS, "error"], batch_size=97),
-        source="t", coded=["error"], status_dtype=np.float32,
+        source="t", coded=["error"], status_dtype=status_dtype,
     )  # fmt: skip
     # Batches of a row group share its dictionary; the times sorted in pieces of
     # `sort_rows` (1: every row its own piece).
     monkeypatch.setattr(light_columns, "READ_THREADS", threads)
     monkeypatch.setattr(light_columns, "SCAN_BATCH_ROWS", batch_rows)
     monkeypatch.setattr(time_order, "SORT_ROWS", sort_rows)
-    cols = read_light_columns(source, coded=["error"], status_dtype=np.float32)
+    cols = read_light_columns(source, coded=["error"], status_dtype=status_dtype)
     _assert_same(cols, plain)
     assert len(set(cols.row.tolist())) == 1500 and np.all(np.diff(cols.t_s) >= 0)
 
@@ -110,9 +122,11 @@ def test_a_file_holding_other_rows_than_its_footer_says_is_a_corrupt_trace(
         read_light_columns(ParquetSource.open(tmp_path / "t"))
 
 
-def _in_time_order(ts: np.ndarray, capacity: int, threads: int) -> tuple[Any, ...]:
+def _in_time_order(
+    ts: np.ndarray, capacity: int, threads: int, status_dtype: type[np.floating[Any]] | None
+) -> tuple[Any, ...]:
     """`in_time_order` of `ts` in an array of `capacity` (a grown array's room to spare),
-    other columns made of the scan positions."""
+    other columns made of the scan positions (statuses float32, given as `status_dtype`)."""
     n = len(ts)
     room = np.zeros(capacity, np.int64)
     room[:n] = ts
@@ -121,10 +135,10 @@ def _in_time_order(ts: np.ndarray, capacity: int, threads: int) -> tuple[Any, ..
         "duration": np.arange(capacity, dtype=np.float64),
         "status": np.arange(capacity, dtype=np.float32),
     }
-    codes = {"key": np.arange(capacity, dtype=np.int32)}
+    codes = {name: np.arange(capacity, dtype=np.int32) for name in ("key", "path")}
     with ThreadPoolExecutor(2) as pool:
         sort = TimeSort(numbers["ts"], n, pool, threads)
-    return in_time_order(n, sort, numbers, codes)
+    return in_time_order(n, sort, numbers, codes, status_dtype)
 
 
 def _cases() -> list[np.ndarray]:
@@ -176,13 +190,18 @@ def test_the_time_order_is_the_stable_argsort(
     ts = _cases()[case]
     n = len(ts)
     order = np.argsort(ts, kind="stable")
-    for capacity in (n, n + 9):
-        first, t_s, duration_ms, status, row, codes = _in_time_order(ts, capacity, threads)
+    # Statuses as read (float32) or as float64: each column gathered into the memory of
+    # one gathered before it, whatever its dtype; a grown array's room is not kept.
+    for capacity, status_dtype in itertools.product((n, n + 9), (None, np.float64)):
+        got = _in_time_order(ts, capacity, threads, status_dtype)
+        first, t_s, duration_ms, status, row, codes = got
         assert first == ts.min()
         assert row.dtype == np.int32 and np.array_equal(row, order)
         assert np.array_equal(t_s, (ts[order] - ts.min()) / 1_000_000)
         assert np.array_equal(duration_ms, order.astype(np.float64))
-        assert status.dtype == np.float32 and np.array_equal(status, order.astype(np.float32))
-        assert np.array_equal(codes["key"], order.astype(np.int32))
-        for array in (t_s, duration_ms, status, row, codes["key"]):
+        assert status.dtype == (status_dtype or np.float32)
+        assert np.array_equal(status, order.astype(status.dtype))
+        for name in ("key", "path"):
+            assert codes[name].dtype == np.int32 and np.array_equal(codes[name], order)
+        for array in (t_s, duration_ms, status, row, codes["key"], codes["path"]):
             assert len(array) == n and (array.base is None or array.base.nbytes == array.nbytes)
