@@ -6,7 +6,8 @@ its command, so `capture` and `model` never load gevent (only replay code import
 locust). `main` turns every `TraceReplayError` and usage error into one line on stderr and
 exit code 2; Ctrl-C exits 130. The console script is `console`: `main`, then the process
 ends without the interpreter's teardown after the commands that leave nothing to it
-(`FAST_END_COMMANDS`, tracereplay/process_end.py).
+(`FAST_END_COMMANDS`, tracereplay/process_end.py); `model` starts with
+glibc's malloc told to keep freed memory (`REUSE_MEMORY_COMMANDS`, tracereplay/allocator.py).
 """
 
 from __future__ import annotations
@@ -16,17 +17,24 @@ import sys
 
 import typer
 
+from tracereplay.allocator import reuse_freed_memory
 from tracereplay.cli_app import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app
 from tracereplay.errors import TraceReplayError
 from tracereplay.process_end import end_now, open_fds
 
-__all__ = ["FAST_END_COMMANDS", "app", "console", "main"]
+__all__ = ["FAST_END_COMMANDS", "REUSE_MEMORY_COMMANDS", "app", "console", "main"]
 
 FAST_END_COMMANDS = frozenset({"model", "synthesize", "compare"})
 """Commands after which the process may end without the interpreter's teardown (~0.3 s of
 module finalization after a model). Not `replay` nor what runs it (`demo`): Locust's
 gevent patches threading, so the threads a check sees are not what runs, and its ~0.3 s
 are nothing against a replay's duration; not the commands that run a proxy or a server."""
+REUSE_MEMORY_COMMANDS = frozenset({"model"})
+"""Commands whose process keeps freed big arrays for the next ones, on small pages
+(tracereplay/allocator.py): numpy over millions of rows, where the kernel otherwise zeroed
+fresh huge pages for every new array (real10M: system CPU 3.8 → 2.5 s, all CPU 5-12 %
+less; real1M: no change resolved; bench/README.md, alloc18). Not measured for synthesize
+and compare."""
 
 # Importing a command module registers its commands; `--help` lists them in this order.
 for _stage in ("traces", "models", "replay", "compare", "demo"):
@@ -59,6 +67,8 @@ def console() -> int:
     """The console script (and `python -m tracereplay.cli`): `main` on sys.argv; after a
     command of `FAST_END_COMMANDS` the process ends here when `end_now` shows nothing is
     left for the interpreter's teardown, else the exit code is returned to `sys.exit`."""
+    if sys.argv[1:2] and sys.argv[1] in REUSE_MEMORY_COMMANDS:
+        reuse_freed_memory()
     if sys.argv[1:2] and sys.argv[1] in FAST_END_COMMANDS:
         inherited = open_fds()  # (only for these: the other commands never read it)
         code = main()

@@ -1,0 +1,59 @@
+"""How this process gets memory for big arrays: freed blocks kept in glibc's heap for the
+next array, and numpy's arrays on ordinary pages, not transparent huge pages.
+
+`tracereplay model` at 10 M rows spent ~5 of its ~15 CPU s in the kernel, most of it
+zeroing fresh huge pages for numpy's new arrays (clear_page_erms under
+do_huge_pmd_anonymous_page): glibc maps every block above 32 MiB on its own and unmaps it
+when freed, and numpy asks for huge pages on each. On this machine (a VM whose balloon
+reports free 2 MiB blocks to the host) a fresh huge page costs ~1-2 s a GiB to touch, a
+4 KiB page ~0.6, a page the heap kept nothing (bench/README.md, alloc18). Where the C
+library is not glibc nothing is changed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+M_TRIM_THRESHOLD = -1
+"""glibc's mallopt parameter: the free top of the heap above which `free` shrinks it."""
+M_MMAP_MAX = -4
+"""glibc's mallopt parameter: how many blocks may be mapped on their own (0: none)."""
+KEPT_TOP_BYTES = (1 << 31) - 1
+"""The heap's free top `free` leaves in place (mallopt's int at most: 2 GiB, all of it at
+the model's peaks). What bounds the peak: the sessions give the heap's free pages back
+before the behaviors' child forks (`malloc_trim`, models/sessionized.py)."""
+
+
+def _glibc() -> Any | None:
+    """This process's C library when it is glibc (None elsewhere: musl, macOS, Windows)."""
+    try:
+        libc = ctypes.CDLL(None)
+    except (OSError, TypeError):  # Windows: no handle of the process's own symbols
+        return None
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
+        return None
+    return libc
+
+
+def reuse_freed_memory() -> bool:
+    """Have glibc serve every block from its heap (`M_MMAP_MAX` 0: no big array mapped on
+    its own and unmapped when freed) and keep the heap's free top (`M_TRIM_THRESHOLD`), so
+    a freed array's pages serve the next one instead of the kernel zeroing fresh ones; and
+    numpy no longer ask for huge pages (the heap's are reused; a fresh one cost more here
+    than the 512 small pages it holds). For the whole process and the children it forks;
+    whether it was applied (False where the C library is not glibc or refused a value:
+    numpy's pages are then left as they were)."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    mallopt = libc.mallopt
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    # mallopt returns 1 on success, 0 on a value it refuses.
+    if not (mallopt(M_MMAP_MAX, 0) and mallopt(M_TRIM_THRESHOLD, KEPT_TOP_BYTES)):
+        return False
+    from numpy._core import multiarray
+
+    multiarray._set_madvise_hugepage(False)  # type: ignore[attr-defined]  # (no stub)
+    return True
