@@ -65,19 +65,24 @@ def key_time_split(requests: RequestColumns, *, durations: bool = False) -> KeyT
     # array a request beside the times (fresh 10 M-request arrays cost the kernel more
     # than the arithmetic: bench/README.md, compare round 10).
     duration = gather(requests.duration_ms, order)
-    if durations:  # the seconds into an array of their own, the milliseconds kept
-        think = np.divide(duration, 1000.0)
-        np.nan_to_num(think, copy=False, nan=0.0, posinf=_LARGEST_S, neginf=-_LARGEST_S)
-    else:
-        think = duration
-        np.nan_to_num(think, copy=False, nan=0.0)
-        think /= 1000.0
+    # (the seconds into an array of their own when the milliseconds are kept)
+    think = _known_seconds(duration, into=None if durations else duration)
     t = gather(requests.t_s, order)
     think += t
     _pauses_in_place(think, t)
     think[key_starts] = np.nan
     kept = duration if durations else None
     return KeyTimeSplit(order, key, same_key, key_starts, think, t, kept)
+
+
+def _known_seconds(duration_ms: np.ndarray, into: np.ndarray | None) -> np.ndarray:
+    """`np.nan_to_num(duration_ms, nan=0.0) / 1000.0` (into `into`, which may be
+    `duration_ms`): divided, infinities clipped to what `nan_to_num` makes of them, NaN
+    made 0; two passes and a mask, where `nan_to_num` makes three masks and copies."""
+    seconds: np.ndarray = np.divide(duration_ms, 1000.0, out=into)
+    np.clip(seconds, -_LARGEST_S, _LARGEST_S, out=seconds)  # (NaN stays NaN)
+    np.copyto(seconds, 0.0, where=np.isnan(seconds))
+    return seconds
 
 
 def _pauses_in_place(end: np.ndarray, t: np.ndarray) -> None:
