@@ -184,7 +184,8 @@ def sessionize_requests(
     the same rows, columns and values, without pandas' sorts, groupbys and dict of session
     numbers. Not for keys that join their connection (`join_failed_credentials`). `split`:
     `key_time_split(requests)`, when the caller has it: read, never written, but the
-    frame may hold its arrays (of keys, times, thinks, requests) as its columns.
+    frame may hold its arrays (of keys, times, thinks, requests, and durations when it
+    has them) as its columns.
     `endpoint` None: no endpoint column (what `with_endpoints` puts in later). `narrow`:
     `session_id` and `seq` as int32 when the rows fit (sessionize's are int64), what the
     model holds them as (`_keep_what_later_stages_read`): no 8-byte arrays to narrow;
@@ -205,7 +206,11 @@ def sessionize_requests(
     columns: dict[str, object] = {
         "session_key": same.key if same else gather(requests.key, request),
         "t_s": same.t_s if same else gather(requests.t_s, request),
-        "duration_ms": gather(requests.duration_ms, request),
+        "duration_ms": (
+            same.duration_ms
+            if same and same.duration_ms is not None
+            else gather(requests.duration_ms, request)
+        ),
         "request": request,
     }
     if endpoint is not None:

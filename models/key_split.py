@@ -40,26 +40,49 @@ class KeyTimeSplit(NamedTuple):
     key (unknown durations read as 0; never below 0); NaN for a key's first request."""
     t_s: np.ndarray
     """`t_s` in that order."""
+    duration_ms: np.ndarray | None = None
+    """`duration_ms` in that order, when asked for (`key_time_split(durations=True)`: the
+    sessionized frame's column, gathered once for it and the thinks)."""
 
 
-def key_time_split(requests: RequestColumns) -> KeyTimeSplit:
-    """The requests grouped by session key, each key's in time order (`KeyTimeSplit`)."""
-    order = _by_key_then_time(requests.key, requests.t_s)
-    key = gather(requests.key, order)  # near time order (a key's requests lie close): cheap
-    same_key = np.zeros(len(order), dtype=bool)
-    np.equal(key[1:], key[:-1], out=same_key[1:])
-    key_starts = np.flatnonzero(~same_key)
+_LARGEST_S = float(np.finfo(np.float64).max) / 1000.0
+"""An infinite duration's seconds as `np.nan_to_num` of its milliseconds, then / 1000."""
+
+
+def key_time_split(requests: RequestColumns, *, durations: bool = False) -> KeyTimeSplit:
+    """The requests grouped by session key, each key's in time order (`KeyTimeSplit`);
+    with their durations in that order when `durations`."""
+    order, key, key_starts = _grouping(requests.key, requests.t_s)
+    if key is None or key_starts is None:
+        key = gather(requests.key, order)  # near time order (a key's requests lie close)
+        same_key = np.zeros(len(order), dtype=bool)
+        np.equal(key[1:], key[:-1], out=same_key[1:])
+        key_starts = np.flatnonzero(~same_key)
+    else:  # (the keys in order and where each starts came with the grouping: no gather)
+        same_key = np.ones(len(order), dtype=bool)
+        same_key[key_starts] = False
     # end = t + duration / 1000 (unknown: 0), then each pause in its place: one 8-byte
     # array a request beside the times (fresh 10 M-request arrays cost the kernel more
     # than the arithmetic: bench/README.md, compare round 10).
-    think = gather(requests.duration_ms, order)
-    np.nan_to_num(think, copy=False, nan=0.0)
-    think /= 1000.0
+    duration = gather(requests.duration_ms, order)
+    # (the seconds into an array of their own when the milliseconds are kept)
+    think = _known_seconds(duration, into=None if durations else duration)
     t = gather(requests.t_s, order)
     think += t
     _pauses_in_place(think, t)
     think[key_starts] = np.nan
-    return KeyTimeSplit(order, key, same_key, key_starts, think, t)
+    kept = duration if durations else None
+    return KeyTimeSplit(order, key, same_key, key_starts, think, t, kept)
+
+
+def _known_seconds(duration_ms: np.ndarray, into: np.ndarray | None) -> np.ndarray:
+    """`np.nan_to_num(duration_ms, nan=0.0) / 1000.0` (into `into`, which may be
+    `duration_ms`): divided, infinities clipped to what `nan_to_num` makes of them, NaN
+    made 0; two passes and a mask, where `nan_to_num` makes three masks and copies."""
+    seconds: np.ndarray = np.divide(duration_ms, 1000.0, out=into)
+    np.clip(seconds, -_LARGEST_S, _LARGEST_S, out=seconds)  # (NaN stays NaN)
+    np.copyto(seconds, 0.0, where=np.isnan(seconds))
+    return seconds
 
 
 def _pauses_in_place(end: np.ndarray, t: np.ndarray) -> None:
@@ -78,10 +101,20 @@ def _by_key_then_time(key: np.ndarray, t: np.ndarray) -> np.ndarray:
     """The order of `KeyTimeSplit.order`: when `t` is in order (RequestColumns' is) and
     the keys are dense codes, a stable counting sort of the keys relabelled by their first
     request (ties by key code); else `np.lexsort((t, key))`."""
+    return _grouping(key, t)[0]
+
+
+def _grouping(
+    key: np.ndarray, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """`_by_key_then_time(key, t)`, and from the counting sort the keys in that order and
+    where each key's requests start (intp), else None for both: the counting sort's
+    groups are the keys, their starts its row pointers, so the keys in order are each
+    key repeated over its run (a sequential write, not a gather across the trace)."""
     n = len(key)
     dense = key.dtype.kind in "iu" and n > 0 and int(key.min()) >= 0
     if not dense or int(key.max()) > 2 * n or (t[1:] < t[:-1]).any() or np.isnan(t).any():
-        return np.lexsort((t, key))
+        return np.lexsort((t, key)), None, None
     codes = int(key.max()) + 1
     small = np.int32 if max(n, codes) < 1 << 31 else np.int64
     positions = np.arange(n, dtype=small)
@@ -95,7 +128,11 @@ def _by_key_then_time(key: np.ndarray, t: np.ndarray) -> np.ndarray:
         by_first = by_first[np.lexsort((by_first, at))]
     label = np.zeros(codes, dtype=small)
     label[by_first] = np.arange(len(by_first))
-    return grouped(gather(label, key), len(by_first), positions)
+    order, starts = _counting_sort(gather(label, key), len(by_first), positions)
+    del label, positions
+    # (every label has requests: each run is one key's, in label order)
+    key_in_order = np.repeat(by_first.astype(key.dtype), np.diff(starts))
+    return order, key_in_order, starts[:-1].astype(np.intp)
 
 
 def grouped(codes: np.ndarray, groups: int, positions: np.ndarray | None = None) -> np.ndarray:
@@ -106,6 +143,14 @@ def grouped(codes: np.ndarray, groups: int, positions: np.ndarray | None = None)
     sort of 32-bit values is not (6x faster on 10 M requests of 1 M keys). `positions`:
     `np.arange(len(codes))`, of the index dtype scipy picks (int32 below 2**31), when the
     caller has it."""
+    return _counting_sort(codes, groups, positions)[0]
+
+
+def _counting_sort(
+    codes: np.ndarray, groups: int, positions: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`grouped(codes, groups, positions)` and where each code's run starts in it, with
+    its end: `groups + 1` positions (the CSR matrix's row pointers)."""
     from scipy import sparse  # (loaded where sessions are made: not by synthesize)
 
     n = len(codes)
@@ -117,7 +162,7 @@ def grouped(codes: np.ndarray, groups: int, positions: np.ndarray | None = None)
         shape=(groups, n),
     )
     order: np.ndarray = matrix.indices.astype(small, copy=False)
-    return order
+    return order, matrix.indptr
 
 
 def session_starts(split: KeyTimeSplit, timeout_s: float) -> np.ndarray:

@@ -45,10 +45,13 @@ def _sessionized(
     conn = connections_to_join(trace, requests)
     timeouts = dict(timeouts_s or {})
     if conn is None:  # numpy, as sessionize would (frame.sessionize_requests)
-        split = key_time_split(requests)
+        # (the durations gathered once, for the thinks and the frame's column)
+        split = key_time_split(requests, durations=True)
         narrow = endpoint is None  # (the model's frame: `_keep_what_later_stages_read`)
         sessions = sessionize_requests(requests, endpoint, names, timeout_s, split, narrow=narrow)
-        return sessions, _Later(lambda: session_stats_by_timeout(requests, timeouts, split))
+        kept = split._replace(duration_ms=None)  # (what the statistics read: not those)
+        del split
+        return sessions, _Later(lambda: session_stats_by_timeout(requests, timeouts, kept))
 
     def by_timeout() -> dict[str, SessionStats]:
         # A failed credential joins its connection's next key: sessionize per timeout.
@@ -93,7 +96,10 @@ def _keep_what_later_stages_read(
         del sessions[column]
     if len(sessions) < np.iinfo(np.int32).max:
         for column in ("session_id", "seq", "request"):
-            sessions[column] = sessions[column].to_numpy().astype(np.int32, copy=False)
+            # (a column put back is copied, even of its own dtype: real10M's three int32
+            # columns, 120 MB, and `request` no longer the sort's `order`)
+            if sessions[column].dtype != np.int32:
+                sessions[column] = sessions[column].to_numpy().astype(np.int32)
     _trimmed()
 
 

@@ -86,6 +86,19 @@ _RE2_SHAPED = (
     r"^anon_.",
     r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$",
 )
+
+
+def _whole(pattern: str) -> str:
+    """An anchored `_RE2_SHAPED` pattern as a group that matches a whole segment (`(?i)`
+    as the group's flag; `anon_.`, a prefix, followed by anything)."""
+    if pattern.startswith("^(?i)"):
+        return "(?i:" + pattern[5:-1] + ")"
+    return pattern[1:-1] if pattern.endswith("$") else pattern[1:] + ".*"
+
+
+# One pattern for them all: one pass of RE2's automaton over each segment, not seven (the
+# segments it is asked about are printable ASCII: `.` reads any character).
+_RE2_ANY_SHAPED = "^(?:" + "|".join(_whole(p) for p in _RE2_SHAPED) + ")$"
 _RE2_HEX8 = r"^[0-9a-fA-F]{8,}$"
 _RE2_TOKEN = r"^[A-Za-z0-9_.~=-]{16,}$"  # noqa: S105 (a pattern, not a password)
 
@@ -100,18 +113,22 @@ def shaped(segments: pa.Array) -> np.ndarray:
     if not len(segments):
         return out
     plain = _matches(segments, _PLAIN)
-    for pattern in _RE2_SHAPED:
-        out |= _matches(segments, pattern)
+    out = _matches(segments, _RE2_ANY_SHAPED)
+    out &= plain
+    # The other rules only where those patterns said no (most segments of a large trace
+    # are ids they shape: real10M, 28 of 420 k segments left).
+    rest = np.flatnonzero(plain & ~out)
+    left = segments.take(pa.array(rest))
     # Whether a segment has a digit, a letter, two digits: one match each (Arrow's
     # counting of regex matches took 1.3 s on real10M's 420 k segments, these 0.07 s).
-    digit = _matches(segments, "[0-9]")
-    out |= _matches(segments, _RE2_HEX8) & digit & _matches(segments, "[A-Za-z]")
-    token = _matches(segments, _RE2_TOKEN) & _matches(segments, "[0-9][^0-9]*[0-9]")
+    digit = _matches(left, "[0-9]")
+    hexed = _matches(left, _RE2_HEX8) & digit & _matches(left, "[A-Za-z]")
+    out[rest] = hexed
+    token = _matches(left, _RE2_TOKEN) & _matches(left, "[0-9][^0-9]*[0-9]")
     # Token candidates and every segment the patterns cannot read go through Python.
-    slow = np.flatnonzero(~plain | (~out & token))
-    out &= plain
-    for i in slow:
-        out[i] = value_kind(segments[int(i)].as_py()) is not None
+    slow = np.concatenate([np.flatnonzero(~plain), rest[~hexed & token]])
+    for i in slow.tolist():
+        out[i] = value_kind(segments[i].as_py()) is not None
     return out
 
 
@@ -121,9 +138,25 @@ def cut_path(path: str) -> str:
 
 
 def cut_paths(paths: pa.Array) -> pa.Array:
-    """`cut_path` of each path (strings, no nulls), in Arrow."""
-    cut = pc.replace_substring_regex(paths, r"(?s)[?#].*", "")
-    return pc.if_else(pc.equal(cut, ""), "/", cut)
+    """`cut_path` of each path (strings, no nulls), in Arrow; `paths` itself when no path
+    is empty and none holds a "?" or "#" (looked for in the strings' bytes at once: the
+    pattern over real10M's 0.65 M distinct paths took 0.10 s, the look 0.01 s)."""
+    if not len(paths):
+        return paths
+    if paths.type != pa.string() or any((_text(paths) == c).any() for c in b"?#"):
+        paths = pc.replace_substring_regex(paths, r"(?s)[?#].*", "")
+    elif pc.min(pc.binary_length(paths)).as_py() > 0:
+        return paths
+    return pc.if_else(pc.equal(paths, ""), "/", paths)
+
+
+def _text(strings: pa.Array) -> np.ndarray:
+    """The bytes of these strings (a slice's own), one after the other."""
+    _, offsets, data = strings.buffers()
+    if data is None:
+        return np.zeros(0, dtype=np.uint8)
+    at = np.frombuffer(offsets, dtype=np.int32)[strings.offset : strings.offset + len(strings) + 1]
+    return np.frombuffer(data, dtype=np.uint8)[at[0] : at[-1]]
 
 
 def path_skeletons(paths: pa.Array) -> list[tuple[str, ...]]:

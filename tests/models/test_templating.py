@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracereplay.errors import ConfigError, UsageError
-from tracereplay.models.shapes import shaped
+from tracereplay.models.shapes import cut_path, cut_paths, shaped
 from tracereplay.models.templating import (
     Endpoint,
     Templater,
@@ -323,6 +323,18 @@ def test_vectorized_shapes_agree_with_value_kind(segments: list[str]) -> None:
     segments = [s.replace("/", "") for s in segments]
     expected = [value_kind(s) is not None for s in segments]
     assert shaped(pa.array(segments, pa.string())).tolist() == expected
+
+
+CUT_PIECES = ["/a?x=1", "/b", "", "/c#f", "/d?y#z", "/e/", "?q", "/é?ü"]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(CUT_PIECES), max_size=12), st.integers(0, 12), st.integers(0, 12))
+def test_paths_cut_in_arrow_are_cut_path_in_any_slice(paths: list[str], a: int, b: int) -> None:
+    # A slice's strings only: a "?" or an empty path outside it changes nothing in it.
+    start, stop = sorted((min(a, len(paths)), min(b, len(paths))))
+    array = pa.array(paths, pa.string()).slice(start, stop - start)
+    assert cut_paths(array).to_pylist() == [cut_path(p) for p in paths[start:stop]]
 
 
 def test_shapes_check_can_fail() -> None:
