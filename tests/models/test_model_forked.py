@@ -195,3 +195,35 @@ def test_the_clustering_imports_are_preloaded_for_large_traces_only(
         monkeypatch.setattr(forked_module, "PRELOAD_CLUSTERING_ROWS", threshold)
         models.append(model_json(build_model(tmp_path / "t", processes=2, **SAMPLED)))
     assert models[0] == models[1]
+
+
+def test_the_child_skips_the_callers_objects_and_the_caller_keeps_collecting() -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    with forked(gc.get_freeze_count) as pending:
+        assert gc.get_freeze_count() == before and gc.isenabled()  # the caller: as it was
+        frozen_in_child = pending.result()
+    assert frozen_in_child > before  # the objects made before the fork: frozen in the child
+
+
+def test_no_collection_while_the_preload_imports_and_then_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import sys
+
+    from tracereplay.models.forked import preload
+
+    for n, enabled in enumerate((True, False)):
+        name = f"preload_probe_{n}"
+        (tmp_path / f"{name}.py").write_text("import gc\nCOLLECTING = gc.isenabled()\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        (gc.enable if enabled else gc.disable)()
+        try:
+            preload([name, "no_such_module_anywhere"]).join()
+            assert sys.modules[name].COLLECTING is False
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
+            sys.modules.pop(name, None)
