@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 
 from tests.factories import T0, TEST_META, make_record
 from tests.models.test_correlations import api_session
 from tests.models.test_model_scale import HEADER_ROWS
+from tracereplay.errors import TraceCorruptError
 from tracereplay.models import model as m
 from tracereplay.models import sample_reads
 from tracereplay.models.addresses import first_addresses, header_addresses, may_forward
@@ -182,3 +184,20 @@ def test_the_candidates_values_alone_give_the_addresses(
     whole, whole_source = header_addresses(headers, keys)
     assert address.to_pylist() == whole.to_pylist()
     assert source.tolist() == whole_source.tolist()
+
+
+def test_a_damaged_page_of_the_names_is_a_corrupt_trace(tmp_path: Path) -> None:
+    """The names read alone (not through the Trace's scan) fail as every read does."""
+    path = write_files(tmp_path / "t", files=1)
+    file = next(path.glob("*.parquet"))
+    meta = pq.ParquetFile(file).metadata
+    at = [meta.row_group(0).column(i).path_in_schema for i in range(meta.num_columns)]
+    names = meta.row_group(0).column(at.index("req_headers.key_value.key"))
+    data = bytearray(file.read_bytes())
+    for i in range(
+        names.data_page_offset + 8, names.data_page_offset + names.total_compressed_size
+    ):
+        data[i] ^= 0xFF
+    file.write_bytes(bytes(data))
+    with pytest.raises(TraceCorruptError, match="damaged and cannot be read"):
+        list(map_keys(ParquetSource.open(path), "req_headers"))
