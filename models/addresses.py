@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .frame import distinct
+
 if TYPE_CHECKING:  # pandas loads where a model is built, not by synthesize
     import pandas as pd
 
@@ -52,12 +54,13 @@ _FORWARDED = "x-forwarded-for"
 
 
 def header_addresses(
-    headers: pa.Array | pa.ChunkedArray, keys: pa.Array
+    headers: pa.Array | pa.ChunkedArray, keys: pa.Array, at: np.ndarray | None = None
 ) -> tuple[pa.Array, np.ndarray]:
     """`session_address(headers[i], None, keys[i])` for every i, over columns: the
     addresses (strings) and their sources (codes into ADDRESS_SOURCES). Python reads only
-    the header entries that may be X-Forwarded-For (its name in any case; any name that is
-    not ASCII), never a whole header list."""
+    the header entries that may be X-Forwarded-For (`_may_forward`), never a whole header
+    list. `at`: the headers are those of these of `keys` only (ascending; the others hold
+    no X-Forwarded-For, `may_forward`)."""
     if isinstance(headers, pa.ChunkedArray):
         headers = headers.combine_chunks() if headers.num_chunks else pa.array([], headers.type)
     if isinstance(headers.type, pa.MapType):  # as a list of entries: Arrow's list kernels
@@ -65,8 +68,7 @@ def header_addresses(
         headers = headers.cast(pa.list_(entry))
     entries = pc.list_flatten(headers)
     names = entries.field(0)
-    maybe = pc.or_(pc.equal(pc.utf8_lower(names), _FORWARDED), pc.invert(pc.string_is_ascii(names)))
-    maybe = np.flatnonzero(pc.fill_null(maybe, True).to_numpy(False))
+    maybe = np.flatnonzero(_may_forward(names))
     parents = pc.list_parent_indices(headers).to_numpy()[maybe]
     found: dict[int, str] = {}
     candidates = zip(
@@ -78,17 +80,35 @@ def header_addresses(
     for i, name, value in candidates:  # as session_address: the first one per request
         if i not in found and str(name).lower() == _FORWARDED and str(value).strip():
             found[i] = str(value).split(",")[0].strip()
-    source = np.full(len(headers), ADDRESS_SOURCES.index("session"), np.int8)
+    source = np.full(len(keys), ADDRESS_SOURCES.index("session"), np.int8)
     if not found:
         return keys, source
     if isinstance(keys, pa.DictionaryArray):
         keys = keys.dictionary.take(keys.indices)
-    at = np.fromiter(found, np.int64, len(found))
-    source[at] = ADDRESS_SOURCES.index(_FORWARDED)
-    mask = np.zeros(len(headers), bool)
-    mask[at] = True
+    at_headers = np.fromiter(found, np.int64, len(found))  # ascending, as the entries
+    here = at_headers if at is None else np.asarray(at, np.int64)[at_headers]
+    source[here] = ADDRESS_SOURCES.index(_FORWARDED)
+    mask = np.zeros(len(keys), bool)
+    mask[here] = True
     replaced = pa.array([found[i] for i in sorted(found)], pa.string())
     return pc.replace_with_mask(keys, pa.array(mask), replaced), source
+
+
+def may_forward(names: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The positions of the requests (ascending) whose header names (lists of strings,
+    `source.KEYS`) hold one that may be X-Forwarded-For (`_may_forward`): the only ones
+    whose header values `header_addresses` needs."""
+    if isinstance(names, pa.ChunkedArray):
+        names = names.combine_chunks() if names.num_chunks else pa.array([], names.type)
+    maybe = _may_forward(pc.list_flatten(names))
+    return np.asarray(distinct(pc.list_parent_indices(names).to_numpy()[maybe]))
+
+
+def _may_forward(names: pa.Array) -> np.ndarray:
+    """Per header name, whether it may be X-Forwarded-For: its name in any case, any name
+    that is not ASCII (Python's `lower` is the judge), a null."""
+    maybe = pc.or_(pc.equal(pc.utf8_lower(names), _FORWARDED), pc.invert(pc.string_is_ascii(names)))
+    return np.asarray(pc.fill_null(maybe, True).to_numpy(False))
 
 
 def first_addresses(

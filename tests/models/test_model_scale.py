@@ -367,31 +367,33 @@ def test_first_addresses_equal_session_addresses(firsts: list[tuple[Any, Any]]) 
 _HEADERS = pa.map_(pa.string(), pa.string())
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(
-    st.lists(
-        st.one_of(
-            st.none(),
-            st.lists(
-                st.tuples(
-                    st.sampled_from(
-                        [
-                            "X-Forwarded-For",
-                            "x-forwarded-for",
-                            "Host",
-                            "X-FORWARDED-FOR",
-                            "x-forwarded-fo\u212a",
-                            "é",
-                        ]
-                    ),
-                    st.one_of(st.none(), st.text(" ,1.\x1c\u3000a", max_size=6)),
+HEADER_ROWS = st.lists(
+    st.one_of(
+        st.none(),
+        st.lists(
+            st.tuples(
+                st.sampled_from(
+                    [
+                        "X-Forwarded-For",
+                        "x-forwarded-for",
+                        "Host",
+                        "X-FORWARDED-FOR",
+                        "x-forwarded-fo\u212a",
+                        "é",
+                    ]
                 ),
-                max_size=4,
+                st.one_of(st.none(), st.text(" ,1.\x1c\u3000a", max_size=6)),
             ),
+            max_size=4,
         ),
-        max_size=12,
-    )
+    ),
+    max_size=12,
 )
+"""Header lists of requests (some null): X-Forwarded-For in any case, look-alikes, odd values."""
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(HEADER_ROWS)
 def test_header_addresses_is_session_address(
     rows: list[list[tuple[str, str | None]] | None],
 ) -> None:
