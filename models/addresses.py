@@ -14,8 +14,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .frame import distinct
-
 if TYPE_CHECKING:  # pandas loads where a model is built, not by synthesize
     import pandas as pd
 
@@ -101,7 +99,10 @@ def may_forward(names: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(names, pa.ChunkedArray):
         names = names.combine_chunks() if names.num_chunks else pa.array([], names.type)
     maybe = _may_forward(pc.list_flatten(names))
-    return np.asarray(distinct(pc.list_parent_indices(names).to_numpy()[maybe]))
+    parents = pc.list_parent_indices(names).to_numpy()[maybe]  # ascending, as the entries
+    first = np.ones(len(parents), bool)
+    np.not_equal(parents[1:], parents[:-1], out=first[1:])
+    return np.asarray(parents[first])
 
 
 def _may_forward(names: pa.Array) -> np.ndarray:

@@ -85,7 +85,7 @@ class ParquetSource:
         dataset = self.trace.dataset
         files = dataset.files if isinstance(dataset, ds.FileSystemDataset) else None
         keys = [f"{column}.key_value.key"]
-        with self.trace._reading():  # a damaged page: TraceCorruptError, as every read
+        with self.trace.reading():  # a damaged page: TraceCorruptError, as every read
             readers = [pq.ParquetFile(f, pre_buffer=False) for f in files or ()]
             if files is None or any(column not in r.schema_arrow.names for r in readers):
                 yield from _keys_of(self.batches([column]), column)

@@ -92,14 +92,14 @@ class Trace:
 
     @property
     def num_rows(self) -> int:
-        with self._reading():
+        with self.reading():
             return int(self.dataset.count_rows())
 
     def to_table(self, columns: list[str] | None = None, *, sort: bool = True) -> pa.Table:
         """The rows (optionally only `columns`), in order of `ts` unless `sort=False`. A
         page that cannot be decoded (flipped bits, a cut file) is a `TraceCorruptError`."""
         wanted = columns if columns is None or not sort or "ts" in columns else [*columns, "ts"]
-        with self._reading():
+        with self.reading():
             table = self.dataset.to_table(columns=wanted)
             # A damaged page may decode to text that is not UTF-8 or to dictionary indices
             # out of range; pyarrow checks neither on read, everything after would trip.
@@ -127,7 +127,7 @@ class Trace:
         journals comes as plain strings)."""
         dataset = self.dataset
         if isinstance(dataset, ds.FileSystemDataset):
-            with self._reading():
+            with self.reading():
                 dataset = _with_dictionaries(dataset, dictionary)
         yield from self._scan(dataset, columns, options)
 
@@ -139,7 +139,7 @@ class Trace:
         go of the GIL while it decodes); None when the trace has journals."""
         if not isinstance(self.dataset, ds.FileSystemDataset):
             return None
-        with self._reading():
+        with self.reading():
             dataset = _with_dictionaries(self.dataset, dictionary)
             fragments = list(dataset.get_fragments())
             rows = [fragment.metadata.num_rows for fragment in fragments]
@@ -152,7 +152,7 @@ class Trace:
         columns: list[str] | None,
         options: dict[str, Any],
     ) -> Iterator[pa.RecordBatch]:
-        with self._reading():
+        with self.reading():
             for batch in dataset.to_batches(columns=columns, **options):
                 batch.validate(full=True)  # as in `to_table`
                 yield batch
@@ -165,7 +165,7 @@ class Trace:
         file lacks a column. Only the cheap check: the caller `check`s the rows it keeps
         (the full check of every body was half the scan's CPU)."""
         files = self.dataset.files if isinstance(self.dataset, ds.FileSystemDataset) else None
-        with self._reading():
+        with self.reading():
             readers = [
                 pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20) for f in files or ()
             ]
@@ -180,7 +180,7 @@ class Trace:
 
     def check(self, data: pa.Table | pa.RecordBatch) -> None:
         """The full check `to_table` makes, on rows read with `lean_batches`."""
-        with self._reading():
+        with self.reading():
             data.validate(full=True)
 
     def _check_times(self, ts: pa.ChunkedArray) -> None:
@@ -193,7 +193,9 @@ class Trace:
             )
 
     @contextmanager
-    def _reading(self) -> Iterator[None]:
+    def reading(self) -> Iterator[None]:
+        """Around a read of this trace's files: a damaged page (pyarrow's OSError or
+        ArrowException) is a one-line TraceCorruptError naming the trace."""
         try:
             yield
         except (pa.ArrowException, OSError) as exc:
