@@ -97,20 +97,16 @@ def _pauses_in_place(end: np.ndarray, t: np.ndarray) -> None:
         end[0] = 0.0
 
 
-def _by_key_then_time(key: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """The order of `KeyTimeSplit.order`: when `t` is in order (RequestColumns' is) and
-    the keys are dense codes, a stable counting sort of the keys relabelled by their first
-    request (ties by key code); else `np.lexsort((t, key))`."""
-    return _grouping(key, t)[0]
-
-
 def _grouping(
     key: np.ndarray, t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """`_by_key_then_time(key, t)`, and from the counting sort the keys in that order and
-    where each key's requests start (intp), else None for both: the counting sort's
-    groups are the keys, their starts its row pointers, so the keys in order are each
-    key repeated over its run (a sequential write, not a gather across the trace)."""
+    """The order of `KeyTimeSplit.order`: when `t` is in order (RequestColumns' is) and
+    the keys are dense codes, a stable counting sort of the keys relabelled by their first
+    request (ties by key code); else `np.lexsort((t, key))`. With it, from the counting
+    sort, the keys in that order and where each key's requests start (intp), else None
+    for both: the counting sort's groups are the keys, their starts its row pointers, so
+    the keys in order are each key repeated over its run (a sequential write, not a
+    gather across the trace)."""
     n = len(key)
     dense = key.dtype.kind in "iu" and n > 0 and int(key.min()) >= 0
     if not dense or int(key.max()) > 2 * n or (t[1:] < t[:-1]).any() or np.isnan(t).any():

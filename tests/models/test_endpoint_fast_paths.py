@@ -6,10 +6,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tracereplay.models.endpoints import _cut, latency_and_status, param_kinds
+from tracereplay.models.endpoints import latency_and_status, param_kinds
 from tracereplay.models.frame import distinct
 from tracereplay.models.sample_reads import _codes_used
-from tracereplay.models.shapes import cut_paths
+from tracereplay.models.shapes import cut_path, cut_paths
 
 
 @pytest.mark.parametrize(
@@ -24,8 +24,9 @@ from tracereplay.models.shapes import cut_paths
 )
 def test_paths_are_cut_as_the_pattern_cuts_them(paths: list[str]) -> None:
     array = pa.array(paths, pa.string())
-    assert _cut(array).equals(cut_paths(array))
-    assert _cut(array.slice(1)).equals(cut_paths(array.slice(1)))
+    # (the look for "?" and "#" is `cut_paths`' own now: checked against each path's cut)
+    assert cut_paths(array).to_pylist() == [cut_path(p) for p in paths]
+    assert cut_paths(array.slice(1)).to_pylist() == [cut_path(p) for p in paths[1:]]
     if all(p.startswith("/a/") for p in paths):  # the endpoint's paths take its template
         assert param_kinds("/a/{id}", array) == param_kinds("/a/{id}", cut_paths(array))
 

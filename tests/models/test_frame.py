@@ -26,7 +26,7 @@ from tracereplay.models.frame import (
     read_request_columns,
     requests_frame,
 )
-from tracereplay.models.key_split import _by_key_then_time, grouped
+from tracereplay.models.key_split import _grouping, grouped
 from tracereplay.models.source import ParquetSource
 from tracereplay.trace import TraceMetadata, open_writer
 
@@ -217,7 +217,7 @@ def test_rows_still_in_a_journal_are_read_as_plain_strings(tmp_path: Path) -> No
 
 
 def _keys_by_first_request(key: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """The order `_by_key_then_time` gives requests in time order, by plain Python: keys
+    """The order `_grouping` gives requests in time order, by plain Python: keys
     by (first time, key code), each key's requests in their order."""
     first: dict[int, int] = {}
     for row, k in enumerate(key.tolist()):
@@ -242,7 +242,7 @@ def test_the_key_order_is_by_first_request_else_lexsorts(case: int) -> None:
         t[-1] = np.nan
     if case % 12 == 7 and n:
         key[0] = -1
-    got = _by_key_then_time(key, t)
+    got = _grouping(key, t)[0]
     in_order = not (t[1:] < t[:-1]).any() and not np.isnan(t).any()
     dense = n > 0 and key.min() >= 0 and key.max() <= 2 * n
     # (the counting sort's positions: scipy's int32 below 2**31 rows; lexsort's intp)

@@ -23,7 +23,7 @@ from tracereplay.models.frame import (
     session_rows,
     session_stats_by_timeout,
 )
-from tracereplay.models.key_split import _by_key_then_time
+from tracereplay.models.key_split import _grouping
 from tracereplay.models.sessions import SessionStats
 
 
@@ -97,9 +97,9 @@ def test_the_columns_are_arrays_of_their_own_of_exactly_their_rows(
 
 
 def _reference_split(r: RequestColumns) -> tuple[np.ndarray, ...]:
-    """`key_time_split` by fresh gathers: `order` as `_by_key_then_time` gives it
+    """`key_time_split` by fresh gathers: `order` as `_grouping` gives it
     (tests/models/test_frame.py pins it), a key's first think NaN."""
-    order = _by_key_then_time(r.key, r.t_s)
+    order = _grouping(r.key, r.t_s)[0]
     key = r.key[order]
     same_key = np.zeros(len(order), dtype=bool)
     same_key[1:] = key[1:] == key[:-1]
