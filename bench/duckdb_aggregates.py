@@ -188,6 +188,7 @@ def duckdb_step(step: str, trace: Path, args: argparse.Namespace) -> dict[str, A
         return out
     names, _, templating_s = _endpoint_table(con, glob)
     out["templating_s"] = templating_s
+    out["rss_after_templating_kb"] = _peak_rss_kb()
     out["endpoints"] = names
     con.execute(
         f"CREATE VIEW base AS SELECT b.*, e.e FROM ({base}) b "
@@ -317,8 +318,9 @@ def reference(trace: Path) -> dict[str, Any]:
     column = pairs.column[inside]
     pause = paths.think_s[inside]
     think = {}
-    for c in np.unique(column).tolist():
-        values = pause[column == c]
+    order = np.argsort(column, kind="stable")
+    used, starts = np.unique(column[order], return_index=True)
+    for c, values in zip(used.tolist(), np.split(pause[order], starts[1:]), strict=True):
         think[" -> ".join(vocabulary[c])] = [len(values), np.quantile(values, POINTS).tolist()]
     per_endpoint = {}
     for code, name in enumerate(names):
@@ -455,10 +457,17 @@ def _time_v(text: str) -> dict[str, float]:
     return out
 
 
+def _peak_rss_kb() -> int:
+    """This process's peak RSS so far (VmHWM), KiB."""
+    text = Path("/proc/self/status").read_text()
+    m = re.search(r"VmHWM:\s+(\d+) kB", text)
+    return int(m.group(1)) if m else 0
+
+
 def sweep(args: argparse.Namespace) -> None:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    print("engine step limit | wall s  query s  user+sys s  maxRSS MB  spilled MB | load")
+    print("engine step limit | wall s  query s  user+sys s  maxRSS MB (before)  spilled MB | load")
     for step in args.steps:
         for limit in args.limits:
             tag = f"{args.engine}-{Path(args.trace).name}-{step}-{limit}"
@@ -507,6 +516,7 @@ def sweep(args: argparse.Namespace) -> None:
             print(
                 f"{args.engine} {step} {limit} | {times['wall']:.2f} {found['query_s']:.2f} "
                 f"{times['user'] + times['sys']:.2f} {times['rss_kb'] / 1024:.0f} "
+                f"({found['rss_before_kb'] / 1024:.0f}) "
                 f"{found['spilled_bytes'] / 2**20:.0f} | {load:.1f}",
                 flush=True,
             )
@@ -546,6 +556,11 @@ def main() -> None:
         if args.engine == "polars":
             os.environ["POLARS_MAX_THREADS"] = str(args.threads)
             os.environ["POLARS_TEMP_DIR"] = str(temp)
+        if args.engine == "duckdb":
+            import duckdb  # noqa: F401  (its import apart from the step's peak)
+        else:
+            import polars  # noqa: F401
+        before_kb = _peak_rss_kb()
         started = time.perf_counter()
         with TempWatch(temp) as watch:
             run = duckdb_step if args.engine == "duckdb" else polars_step
@@ -556,6 +571,7 @@ def main() -> None:
             trace=args.trace,
             query_s=time.perf_counter() - started,
             spilled_bytes=watch.peak,
+            rss_before_kb=before_kb,
         )
         shutil.rmtree(temp, ignore_errors=True)
         Path(args.out).write_text(json.dumps(found))
