@@ -221,14 +221,17 @@ def duckdb_step(step: str, trace: Path, args: argparse.Namespace) -> dict[str, A
         return out
     assert step == "quantiles"
     q = ", ".join(str(p) for p in POINTS)
+    # exact (holistic: every value of a group held) or T-Digest (bounded per group)
+    quantile = "approx_quantile" if args.approx else "quantile_cont"
+    out["approx"] = args.approx
     think = con.execute(
-        f"""SELECT prev, e, count(think), quantile_cont(think, [{q}])
+        f"""SELECT prev, e, count(think), {quantile}(think, [{q}])
             FROM ({moves}) WHERE NOT new GROUP BY prev, e ORDER BY prev, e"""
     ).fetchall()
     out["think"] = [[a, b, n, qs] for a, b, n, qs in think]
     lq = ", ".join(str(p) for p in LATENCY_POINTS)
     per_endpoint = con.execute(
-        f"""SELECT e, count(*), count(duration_ms), quantile_cont(duration_ms, [{lq}])
+        f"""SELECT e, count(*), count(duration_ms), {quantile}(duration_ms, [{lq}])
             FROM base GROUP BY e ORDER BY e"""
     ).fetchall()
     out["endpoint_stats"] = [[e, n, k, qs] for e, n, k, qs in per_endpoint]
@@ -470,7 +473,8 @@ def sweep(args: argparse.Namespace) -> None:
     print("engine step limit | wall s  query s  user+sys s  maxRSS MB (before)  spilled MB | load")
     for step in args.steps:
         for limit in args.limits:
-            tag = f"{args.engine}-{Path(args.trace).name}-{step}-{limit}"
+            approx = "-approx" if args.approx else ""
+            tag = f"{args.engine}-{Path(args.trace).name}-{step}-{limit}{approx}"
             result = out_dir / f"{tag}.json"
             temp = Path(f"/tmp/duck19-temp-{tag}")
             cmd = [
@@ -493,6 +497,7 @@ def sweep(args: argparse.Namespace) -> None:
                 str(temp),
                 "--out",
                 str(result),
+                *(["--approx"] if args.approx else []),
             ]
             load = os.getloadavg()[0]
             done = subprocess.run(
@@ -533,6 +538,7 @@ def main() -> None:
     one.add_argument("--threads", type=int, default=2)
     one.add_argument("--temp", default="/tmp/duck19-temp")
     one.add_argument("--out", required=True)
+    one.add_argument("--approx", action="store_true", help="quantiles: approx_quantile")
     ref = sub.add_parser("reference")
     ref.add_argument("--trace", required=True)
     ref.add_argument("--out", required=True)
@@ -548,6 +554,7 @@ def main() -> None:
     many.add_argument("--threads", type=int, default=2)
     many.add_argument("--timeout-s", type=float, default=900.0)
     many.add_argument("--out-dir", required=True)
+    many.add_argument("--approx", action="store_true", help="quantiles: approx_quantile")
     args = parser.parse_args()
     if args.command == "step":
         temp = Path(args.temp)
