@@ -249,9 +249,9 @@ def polars_step(step: str, trace: Path, args: argparse.Namespace) -> dict[str, A
     scan = pl.scan_parquet(f"{trace}/*.parquet", row_index_name="rn")
     if step == "distinct":
         got = (
-            scan.group_by(pl.col("method").str.to_uppercase(), "path")
+            scan.group_by(pl.col("method").cast(pl.String).str.to_uppercase(), "path")
             .len()
-            .select(pl.len(), pl.col("len").sum())
+            .select(pl.len().alias("pairs"), pl.col("len").sum().alias("requests"))
             .collect(engine="streaming")
         )
         out.update(distinct_pairs=got.item(0, 0), requests=got.item(0, 1))
