@@ -90,13 +90,15 @@ class TempWatch:
 # ---------------------------------------------------------------- DuckDB
 
 
-def _base_sql(glob: str, first_us: int) -> str:
+def _base_sql(glob: str, first_us: int, key_hash: bool = False) -> str:
     """Every request's light columns as the model reads them: key, t (seconds since the
     first request, as float64 the same way: (µs − first µs) / 1e6), d (seconds, unknown 0),
-    upper-case method, path, and the scan order for ties."""
+    upper-case method, path, and the scan order for ties. `key_hash`: the key as its
+    64-bit hash (8 bytes a row to sort, not the string; two keys colliding would merge)."""
+    key = f"""CASE WHEN session IS NOT NULL AND session <> '' THEN session
+                   ELSE coalesce(client, '{NO_SESSION}') END"""
     return f"""
-        SELECT CASE WHEN session IS NOT NULL AND session <> '' THEN session
-                    ELSE coalesce(client, '{NO_SESSION}') END AS key,
+        SELECT {f"hash({key})" if key_hash else key} AS key,
                (epoch_us(ts) - {first_us}) / 1e6 AS t,
                coalesce(duration_ms, 0) / 1000.0 AS d,
                duration_ms, upper(method) AS m, path,
@@ -148,7 +150,7 @@ def duckdb_step(step: str, trace: Path, args: argparse.Namespace) -> dict[str, A
         return out
     first = con.execute(f"SELECT min(epoch_us(ts)) FROM read_parquet('{glob}')").fetchall()[0]
     assert first is not None
-    base = _base_sql(glob, int(first[0]))
+    base = _base_sql(glob, int(first[0]), args.key_hash)
     order = "ORDER BY t, fi, rn"
     if step == "sessions":
         con.execute(f"CREATE VIEW base AS {base}")
@@ -473,7 +475,7 @@ def sweep(args: argparse.Namespace) -> None:
     print("engine step limit | wall s  query s  user+sys s  maxRSS MB (before)  spilled MB | load")
     for step in args.steps:
         for limit in args.limits:
-            approx = "-approx" if args.approx else ""
+            approx = ("-approx" if args.approx else "") + ("-hash" if args.key_hash else "")
             tag = f"{args.engine}-{Path(args.trace).name}-{step}-{limit}{approx}"
             result = out_dir / f"{tag}.json"
             temp = Path(f"/tmp/duck19-temp-{tag}")
@@ -498,6 +500,7 @@ def sweep(args: argparse.Namespace) -> None:
                 "--out",
                 str(result),
                 *(["--approx"] if args.approx else []),
+                *(["--key-hash"] if args.key_hash else []),
             ]
             load = os.getloadavg()[0]
             done = subprocess.run(
@@ -539,6 +542,7 @@ def main() -> None:
     one.add_argument("--temp", default="/tmp/duck19-temp")
     one.add_argument("--out", required=True)
     one.add_argument("--approx", action="store_true", help="quantiles: approx_quantile")
+    one.add_argument("--key-hash", action="store_true", help="sort keys as 64-bit hashes")
     ref = sub.add_parser("reference")
     ref.add_argument("--trace", required=True)
     ref.add_argument("--out", required=True)
@@ -555,6 +559,7 @@ def main() -> None:
     many.add_argument("--timeout-s", type=float, default=900.0)
     many.add_argument("--out-dir", required=True)
     many.add_argument("--approx", action="store_true", help="quantiles: approx_quantile")
+    many.add_argument("--key-hash", action="store_true", help="sort keys as 64-bit hashes")
     args = parser.parse_args()
     if args.command == "step":
         temp = Path(args.temp)
