@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-STEPS = ("distinct", "sessions", "transitions", "quantiles")
+STEPS = ("distinct", "sessions", "transitions", "quantiles", "all")
 TIMEOUT_S = 1800.0
 NO_SESSION = "(no session)"
 POINTS = [i / 20 for i in range(21)]  # behaviors.QUANTILE_POINTS
@@ -170,26 +170,12 @@ def duckdb_step(step: str, trace: Path, args: argparse.Namespace) -> dict[str, A
                 SELECT key, t, think,
                        sum(new) OVER (PARTITION BY key {order} ROWS UNBOUNDED PRECEDING) AS s
                 FROM w2)
-            SELECT key, s, count(*) AS n, max(t) - min(t) AS dur
-            FROM w3 GROUP BY key, s"""
-        con.execute(f"CREATE TEMP TABLE per_session AS {per_session}")
-        lengths = con.execute(
-            "SELECT n, count(*) FROM per_session GROUP BY n ORDER BY n"
-        ).fetchall()
-        stats = con.execute(
-            "SELECT count(*), avg(n), median(n), avg(dur) FROM per_session"
-        ).fetchall()[0]
-        assert stats is not None
-        out.update(
-            sessions=stats[0],
-            lengths={str(k): v for k, v in lengths},
-            mean_length=stats[1],
-            median_length=stats[2],
-            mean_duration_s=stats[3],
-        )
+            SELECT key, s, t FROM w3"""
+        out.update(_session_lengths(con, f"({per_session})"))
         return out
-    names, _, templating_s = _endpoint_table(con, glob)
+    names, pairs, templating_s = _endpoint_table(con, glob)
     out["templating_s"] = templating_s
+    out["distinct_pairs"] = pairs.num_rows
     out["rss_after_templating_kb"] = _peak_rss_kb()
     out["endpoints"] = names
     con.execute(
@@ -198,46 +184,85 @@ def duckdb_step(step: str, trace: Path, args: argparse.Namespace) -> dict[str, A
     )
     start, end = -1, -2  # START and END codes
     moves = f"""
-        SELECT key, t, fi, rn, e,
+        SELECT key, t, fi, rn, e, duration_ms,
                (pt IS NULL OR t - pt > {TIMEOUT_S}) AS new,
                (nt IS NULL OR nt - t > {TIMEOUT_S}) AS last,
                CASE WHEN pt IS NULL OR t - pt > {TIMEOUT_S} THEN {start} ELSE pe END AS prev,
                CASE WHEN pt IS NULL OR t - pt > {TIMEOUT_S} THEN NULL
                     ELSE greatest(t - pend, 0) END AS think
-        FROM (SELECT key, t, fi, rn, e, lag(t) OVER w AS pt, lead(t) OVER w AS nt,
+        FROM (SELECT key, t, fi, rn, e, duration_ms, lag(t) OVER w AS pt, lead(t) OVER w AS nt,
                      lag(e) OVER w AS pe, lag(t + d) OVER w AS pend
               FROM base WINDOW w AS (PARTITION BY key {order}))"""
+    running = f"sum(new::INT) OVER (PARTITION BY key {order} ROWS UNBOUNDED PRECEDING) AS s"
+    if step == "all":  # one window pass, kept (DuckDB spills a temp table), then each aggregate
+        con.execute(f"CREATE TEMP TABLE s AS SELECT *, {running} FROM ({moves})")
+        out.update(_session_lengths(con, "s"))
+        out.update(_transitions(con, "s", end))
+        out.update(_quantiles(con, "s", "s", args.approx))
+        return out
     if step == "transitions":
-        per_session = f"""
-            WITH m AS ({moves}),
-            s AS (SELECT *, sum(new::INT) OVER (PARTITION BY key {order}
-                                                ROWS UNBOUNDED PRECEDING) AS s FROM m),
-            pairs AS (SELECT key, s, prev AS a, e AS b FROM s
-                      UNION ALL SELECT key, s, e AS a, {end} AS b FROM s WHERE last)
+        out.update(_transitions(con, f"(SELECT *, {running} FROM ({moves}))", end))
+        return out
+    assert step == "quantiles"
+    out.update(_quantiles(con, f"({moves})", "base", args.approx))
+    return out
+
+
+def _session_lengths(con: Any, sessions: str) -> dict[str, Any]:
+    """Sessions per length and the sessions' stats, from rows with (key, s, t)."""
+    con.execute(
+        "CREATE TEMP TABLE per_session AS SELECT key, s, count(*) AS n, "
+        f"max(t) - min(t) AS dur FROM {sessions} GROUP BY key, s"
+    )
+    lengths = con.execute("SELECT n, count(*) FROM per_session GROUP BY n ORDER BY n").fetchall()
+    stats = con.execute("SELECT count(*), avg(n), median(n), avg(dur) FROM per_session").fetchall()[
+        0
+    ]
+    return {
+        "sessions": stats[0],
+        "lengths": {str(k): v for k, v in lengths},
+        "mean_length": stats[1],
+        "median_length": stats[2],
+        "mean_duration_s": stats[3],
+    }
+
+
+def _transitions(con: Any, sessions: str, end: int) -> dict[str, Any]:
+    """Per session its (from, to) counts, summed per transition, and how many
+    (session, transition) cells are not zero."""
+    rows = con.execute(
+        f"""WITH pairs AS (SELECT key, s, prev AS a, e AS b FROM {sessions}
+                           UNION ALL SELECT key, s, e AS a, {end} AS b FROM {sessions}
+                           WHERE last)
             SELECT a, b, sum(n) AS n, count(*) AS cells
             FROM (SELECT key, s, a, b, count(*) AS n FROM pairs GROUP BY ALL)
             GROUP BY a, b ORDER BY a, b"""
-        rows = con.execute(per_session).fetchall()
-        out["transitions"] = [[a, b, n] for a, b, n, _ in rows]
-        out["session_cells"] = sum(c for *_, c in rows)
-        return out
-    assert step == "quantiles"
+    ).fetchall()
+    return {
+        "transitions": [[a, b, n] for a, b, n, _ in rows],
+        "session_cells": sum(c for *_, c in rows),
+    }
+
+
+def _quantiles(con: Any, moves: str, requests: str, approx: bool) -> dict[str, Any]:
+    """Think-time quantiles per transition and per-endpoint count and latency: exact
+    (holistic: every value of a group held) or T-Digest (bounded per group)."""
+    quantile = "approx_quantile" if approx else "quantile_cont"
     q = ", ".join(str(p) for p in POINTS)
-    # exact (holistic: every value of a group held) or T-Digest (bounded per group)
-    quantile = "approx_quantile" if args.approx else "quantile_cont"
-    out["approx"] = args.approx
     think = con.execute(
         f"""SELECT prev, e, count(think), {quantile}(think, [{q}])
-            FROM ({moves}) WHERE NOT new GROUP BY prev, e ORDER BY prev, e"""
+            FROM {moves} WHERE NOT new GROUP BY prev, e ORDER BY prev, e"""
     ).fetchall()
-    out["think"] = [[a, b, n, qs] for a, b, n, qs in think]
     lq = ", ".join(str(p) for p in LATENCY_POINTS)
     per_endpoint = con.execute(
         f"""SELECT e, count(*), count(duration_ms), {quantile}(duration_ms, [{lq}])
-            FROM base GROUP BY e ORDER BY e"""
+            FROM {requests} GROUP BY e ORDER BY e"""
     ).fetchall()
-    out["endpoint_stats"] = [[e, n, k, qs] for e, n, k, qs in per_endpoint]
-    return out
+    return {
+        "approx": approx,
+        "think": [[a, b, n, qs] for a, b, n, qs in think],
+        "endpoint_stats": [[e, n, k, qs] for e, n, k, qs in per_endpoint],
+    }
 
 
 # ---------------------------------------------------------------- Polars
@@ -371,10 +396,11 @@ def check(ref: dict[str, Any], model: dict[str, Any] | None, found: dict[str, An
         )
 
     step = found["step"]
-    if step == "distinct":
+    if step in ("distinct", "all"):
         same("distinct (method, path)", found["distinct_pairs"], ref["distinct_pairs"])
-        same("requests", found["requests"], ref["rows"])
-    if step == "sessions":
+        if "requests" in found:
+            same("requests", found["requests"], ref["rows"])
+    if step in ("sessions", "all"):
         same("sessions (numpy)", found["sessions"], ref["sessions"])
         same("sessions per length (numpy)", found["lengths"], ref["lengths"])
         for k in ("mean_length", "median_length", "mean_duration_s"):
@@ -395,7 +421,7 @@ def check(ref: dict[str, Any], model: dict[str, Any] | None, found: dict[str, An
                 model["sessions"]["length"]["max"],
             )
     names = found.get("endpoints", [])
-    if step == "transitions":
+    if step in ("transitions", "all"):
         got = {f"{_label(names, a)} -> {_label(names, b)}": n for a, b, n in found["transitions"]}
         same("transition totals (numpy)", got, ref["transitions"])
         same(
@@ -403,13 +429,14 @@ def check(ref: dict[str, Any], model: dict[str, Any] | None, found: dict[str, An
             found["session_cells"],
             ref["session_cells"],
         )
-    if step == "quantiles":
+    if step in ("quantiles", "all"):
         worst, keys = 0.0, set()
         for a, b, n, qs in found["think"]:
             name = f"{_label(names, a)} -> {_label(names, b)}"
             keys.add(name)
             rn, rq = ref["think"][name]
-            same(f"think samples {name}", n, rn) if n != rn else None
+            if n != rn:
+                same(f"think samples {name}", n, rn)
             for x, y in zip(qs, rq, strict=True):
                 worst = max(worst, abs(x - y) / max(abs(y), 1e-300) if y else abs(x))
         same("think transitions", sorted(keys), sorted(ref["think"]))
