@@ -40,6 +40,7 @@ in scan order).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -177,9 +178,15 @@ def duckdb_step(step: str, trace: Path, args: argparse.Namespace) -> dict[str, A
             SELECT key, s, t FROM w3"""
         out.update(_session_lengths(con, f"({per_session})"))
         return out
-    names, pairs, templating_s = _endpoint_table(con, glob)
+    if args.endpoint_table:  # made by another process (`endpoint-table`): DuckDB's part alone
+        table = args.endpoint_table
+        con.execute(f"CREATE TEMP TABLE endpoint_of AS SELECT * FROM read_parquet('{table}')")
+        names = json.loads(Path(f"{table}.names.json").read_text())
+        templating_s = 0.0
+    else:
+        names, pairs, templating_s = _endpoint_table(con, glob)
+        out["distinct_pairs"] = pairs.num_rows
     out["templating_s"] = templating_s
-    out["distinct_pairs"] = pairs.num_rows
     out["rss_after_templating_kb"] = _peak_rss_kb()
     out["endpoints"] = names
     con.execute(
@@ -400,7 +407,7 @@ def check(ref: dict[str, Any], model: dict[str, Any] | None, found: dict[str, An
         )
 
     step = found["step"]
-    if step in ("distinct", "all"):
+    if "distinct_pairs" in found:
         same("distinct (method, path)", found["distinct_pairs"], ref["distinct_pairs"])
         if "requests" in found:
             same("requests", found["requests"], ref["rows"])
@@ -507,6 +514,7 @@ def sweep(args: argparse.Namespace) -> None:
     for step in args.steps:
         for limit in args.limits:
             approx = ("-approx" if args.approx else "") + ("-hash" if args.key_hash else "")
+            approx += "-table" if args.endpoint_table else ""
             tag = f"{args.engine}-{Path(args.trace).name}-{step}-{limit}{approx}"
             result = out_dir / f"{tag}.json"
             temp = Path(f"/tmp/duck19-temp-{tag}")
@@ -532,6 +540,7 @@ def sweep(args: argparse.Namespace) -> None:
                 str(result),
                 *(["--approx"] if args.approx else []),
                 *(["--key-hash"] if args.key_hash else []),
+                *(["--endpoint-table", args.endpoint_table] if args.endpoint_table else []),
             ]
             load = os.getloadavg()[0]
             done = subprocess.run(
@@ -574,6 +583,10 @@ def main() -> None:
     one.add_argument("--out", required=True)
     one.add_argument("--approx", action="store_true", help="quantiles: approx_quantile")
     one.add_argument("--key-hash", action="store_true", help="sort keys as 64-bit hashes")
+    one.add_argument("--endpoint-table", help="a Parquet file from `endpoint-table`")
+    table = sub.add_parser("endpoint-table", help="the (m, path, e) table, for --endpoint-table")
+    table.add_argument("--trace", required=True)
+    table.add_argument("--out", required=True)
     ref = sub.add_parser("reference")
     ref.add_argument("--trace", required=True)
     ref.add_argument("--out", required=True)
@@ -591,6 +604,7 @@ def main() -> None:
     many.add_argument("--out-dir", required=True)
     many.add_argument("--approx", action="store_true", help="quantiles: approx_quantile")
     many.add_argument("--key-hash", action="store_true", help="sort keys as 64-bit hashes")
+    many.add_argument("--endpoint-table", help="a Parquet file from `endpoint-table`")
     args = parser.parse_args()
     if args.command == "step":
         temp = Path(args.temp)
@@ -599,10 +613,7 @@ def main() -> None:
         if args.engine == "polars":
             os.environ["POLARS_MAX_THREADS"] = str(args.threads)
             os.environ["POLARS_TEMP_DIR"] = str(temp)
-        if args.engine == "duckdb":
-            import duckdb  # noqa: F401  (its import apart from the step's peak)
-        else:
-            import polars  # noqa: F401
+        importlib.import_module(args.engine)  # (its import apart from the step's peak)
         before_kb = _peak_rss_kb()
         started = time.perf_counter()
         with TempWatch(temp) as watch:
@@ -618,6 +629,13 @@ def main() -> None:
         )
         shutil.rmtree(temp, ignore_errors=True)
         Path(args.out).write_text(json.dumps(found))
+    elif args.command == "endpoint-table":
+        import duckdb
+        import pyarrow.parquet as pq
+
+        names, pairs, _ = _endpoint_table(duckdb.connect(), f"{args.trace}/*.parquet")
+        pq.write_table(pairs, args.out)
+        Path(f"{args.out}.names.json").write_text(json.dumps(names))
     elif args.command == "reference":
         started = time.perf_counter()
         found = reference(Path(args.trace))
