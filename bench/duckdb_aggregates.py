@@ -616,9 +616,12 @@ def main() -> None:
         importlib.import_module(args.engine)  # (its import apart from the step's peak)
         before_kb = _peak_rss_kb()
         started = time.perf_counter()
-        with TempWatch(temp) as watch:
-            run = duckdb_step if args.engine == "duckdb" else polars_step
-            found = run(args.step, Path(args.trace), args)
+        try:
+            with TempWatch(temp) as watch:
+                run = duckdb_step if args.engine == "duckdb" else polars_step
+                found = run(args.step, Path(args.trace), args)
+        finally:  # (spill files of a run that ran out of memory too)
+            shutil.rmtree(temp, ignore_errors=True)
         found.update(
             step=args.step,
             limit=args.memory_limit,
@@ -627,7 +630,6 @@ def main() -> None:
             spilled_bytes=watch.peak,
             rss_before_kb=before_kb,
         )
-        shutil.rmtree(temp, ignore_errors=True)
         Path(args.out).write_text(json.dumps(found))
     elif args.command == "endpoint-table":
         import duckdb
