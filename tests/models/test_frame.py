@@ -189,6 +189,33 @@ def test_a_trace_read_as_the_files_dictionaries_is_the_trace(tmp_path: Path) -> 
         assert np.array_equal(getattr(cols, name), getattr(plain, name), equal_nan=True)
 
 
+def test_the_keys_as_strings_are_made_only_when_asked_for(tmp_path: Path) -> None:
+    """The sessions and templates (what runs before the behaviors' child forks) read the
+    keys' codes and `key_values` only: no list of every key is made, so the child never
+    holds one; asked for, `keys` is `key_values` as str, made once."""
+    from tracereplay.models.sessionized import (
+        _keep_what_later_stages_read,
+        _sessionized,
+        _templates,
+    )
+
+    records = [
+        make_record(ts=T0 + timedelta(seconds=i * 5), session=s, client=c)
+        for i, (s, c) in enumerate([("s2", "c1"), (None, "c9"), ("", "c2"), ("é", None)])
+    ]
+    write_trace(tmp_path / "t", records)
+    source = ParquetSource.open(tmp_path / "t")
+    cols = read_light_columns(source)
+    _, endpoint, names = _templates(cols)
+    sessions, later = _sessionized(source, cols, None, [], 1800.0, {"short": 1.0})
+    _keep_what_later_stages_read(sessions, endpoint, names)
+    later()
+    assert "keys" not in vars(cols)
+    assert cols.key_values.type == pa.string()
+    assert cols.keys == ["c2", "c9", "s2", "é"]
+    assert cols.keys is cols.keys
+
+
 def _meta() -> dict[str, Any]:
     from tests.factories import TEST_META
 
