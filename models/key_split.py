@@ -199,7 +199,8 @@ def _long_gaps(t: np.ndarray, key_starts: np.ndarray, timeout_s: float) -> np.nd
     for start in range(1, len(t), CHUNK_ROWS):  # no 8-byte array of every gap
         stop = min(start + CHUNK_ROWS, len(t))
         long = (t[start:stop] - t[start - 1 : stop - 1]) > timeout_s
-        lo, hi = np.searchsorted(key_starts, [start, stop])
+        # (the bounds as the starts' dtype: else numpy casts every start to compare)
+        lo, hi = np.searchsorted(key_starts, np.array([start, stop], key_starts.dtype))
         long[key_starts[lo:hi] - start] = False  # a key's first request follows none of it
         found.append(np.flatnonzero(long) + start)
     return np.concatenate(found)
@@ -232,6 +233,21 @@ def session_stats_by_timeout(
     return out
 
 
+def _start_keys(split: StatsSplit, starts: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """The key code of each of `starts` (the key starts and the `cuts`, none of them a key
+    start: `_long_gaps`): the runs' own codes, a cut's its run's, found for the cuts only
+    (a search of every start took 0.03 s a timeout at 10 M requests)."""
+    if not len(cuts):
+        return split.run_key
+    keys = np.empty(len(starts), dtype=split.run_key.dtype)
+    at = np.searchsorted(starts, cuts)
+    runs = np.ones(len(starts), dtype=bool)
+    runs[at] = False
+    keys[runs] = split.run_key
+    keys[at] = split.run_key[np.searchsorted(split.key_starts, cuts, side="right") - 1]
+    return keys
+
+
 def _stats(split: StatsSplit, cuts: np.ndarray) -> SessionStats:
     """The stats of the sessions the split's keys and `cuts` start, their lengths and
     durations in (key, start) order, as `np.lexsort` ordered them before (the mean of
@@ -240,7 +256,7 @@ def _stats(split: StatsSplit, cuts: np.ndarray) -> SessionStats:
     starts = _merged(split.key_starts, cuts)
     lengths = np.diff(np.append(starts, len(t)))
     durations = t[starts + lengths - 1] - t[starts]
-    keys = split.run_key[np.searchsorted(split.key_starts, starts, side="right") - 1]
+    keys = _start_keys(split, starts, cuts)
     if (keys[1:] < keys[:-1]).any():
         by_key = grouped(keys, int(keys.max()) + 1)
         lengths, durations = lengths[by_key], durations[by_key]
