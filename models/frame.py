@@ -254,7 +254,7 @@ def distinct(values: np.ndarray) -> np.ndarray:
 def connections_to_join(source: RequestSource, requests: RequestColumns) -> np.ndarray | None:
     """Each request's `conn`, read only when some session key's requests all failed auth
     (what `sessionize` joins to its connection's next key), else None."""
-    if not failed_keys(requests.key, requests.status, len(requests.keys)).any():
+    if not failed_keys(requests.key, requests.status, len(requests.key_values)).any():
         return None
     conn = source.rows(requests.row, ["conn"]).column("conn")
     return np.asarray(conn.to_pylist(), dtype=object)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -50,12 +51,15 @@ class RequestColumns:
     duration_ms: np.ndarray
     """float64, NaN when no response came."""
     status: np.ndarray
-    """float64 (float32 when read so: `status_dtype`), NaN when no response came (as
-    pandas reads an int16 column with nulls)."""
+    """float32 when every value of the trace's status type is one (its int16), else
+    float64 (or as read: `status_dtype`); NaN when no response came (as pandas reads an
+    int16 column with nulls)."""
     key: np.ndarray
-    keys: list[str]
-    """`session_key` (see `requests_frame`) = keys[key]; keys sorted."""
+    key_values: pa.Array
+    """`session_key` (see `requests_frame`) = key_values[key]: the distinct keys (strings,
+    no null), sorted; as a list, `keys`."""
     method: np.ndarray
+    """Codes into `methods`: int8 when they fit (a trace has a few methods), else int32."""
     methods: list[str]
     path: np.ndarray
     paths: pa.Array
@@ -67,6 +71,15 @@ class RequestColumns:
     def __len__(self) -> int:
         return len(self.row)
 
+    @cached_property
+    def keys(self) -> list[str]:
+        """`key_values` as a list of str, made when first asked for (at 10 M requests its
+        1.06 M strings are 73 MiB and 0.06 CPU s with the GIL: the stages before the fork
+        never ask, so the behaviors' child never holds them; a frozen dataclass's cached
+        property is written into the instance's `__dict__`, not through `__setattr__`)."""
+        keys: list[str] = self.key_values.to_pylist()
+        return keys
+
 
 class _Columns:
     """The light columns being read: preallocated arrays each batch writes its slice of
@@ -76,17 +89,19 @@ class _Columns:
         self,
         rows: int,
         coded: Sequence[str],
-        status_dtype: type[np.floating[Any]],
+        status_dtype: type[np.floating[Any]] | None,
         status_type: pa.DataType | None = None,
     ):
-        self.status_dtype = status_dtype
         # Statuses of a type float32 holds exactly (the trace's int16) are read as float32
-        # whatever `status_dtype`: half the memory, and it is the first codes' in time order.
+        # whatever `status_dtype`: half the memory, and it is the first codes' in time order;
+        # and kept so when no `status_dtype` is asked for (4 bytes a request less held by
+        # every stage: they compare and count statuses, never add them).
         exact = status_type is not None and status_type in _IN_FLOAT32
+        self.status_dtype = status_dtype or (np.float32 if exact else np.float64)
         self.numbers = {
             "ts": np.empty(rows, np.int64),
             "duration": np.empty(rows, np.float64),
-            "status": np.empty(rows, np.float32 if exact else status_dtype),
+            "status": np.empty(rows, np.float32 if exact else self.status_dtype),
         }
         self.strings = {
             name: np.empty(rows, np.int32) for name in ("key", "method", "path", *coded)
@@ -132,7 +147,7 @@ class _Columns:
                 name: ranked(self.strings[name][:n], self.used.pop(name))
                 for name in list(self.used)
             }
-            keys = values.pop("key").to_pylist()  # strings: a dictionary holds no null
+            keys = values.pop("key").cast(pa.string())  # a dictionary holds no null
             methods = [str(m).upper() for m in values.pop("method").to_pylist()] + ["NONE"]
             paths = _with_null(values.pop("path"))
             coded = {name: _with_null(distinct) for name, distinct in values.items()}
@@ -147,8 +162,8 @@ class _Columns:
             duration_ms=duration_ms,
             status=status,
             key=codes.pop("key"),
-            keys=keys,
-            method=codes.pop("method"),
+            key_values=keys,
+            method=_narrow(codes.pop("method"), len(methods)),
             methods=methods,
             path=codes.pop("path"),
             paths=paths,
@@ -162,7 +177,7 @@ def read_request_columns(
     source: str,
     rows: int | None = None,
     coded: Sequence[str] = (),
-    status_dtype: type[np.floating[Any]] = np.float64,
+    status_dtype: type[np.floating[Any]] | None = None,
     status_type: pa.DataType | None = None,
 ) -> RequestColumns:
     """`RequestColumns` of record batches holding `LIGHT_COLUMNS` (session and client may
@@ -170,7 +185,8 @@ def read_request_columns(
     read one batch at a time into preallocated arrays (`rows`: how many requests, when
     known; else they grow). `coded`: other string columns read alongside, as codes.
     `status_dtype`: float32 holds the trace's int16 statuses exactly, in half the memory;
-    `status_type`: the batches' status type, when known (see `_Columns`)."""
+    None: float32 when `status_type`, the batches' status type, is known to fit it (see
+    `_Columns`), else float64."""
     capacity = rows if rows is not None else 1 << 16
     columns = _Columns(capacity, coded, status_dtype, status_type)
     codings = columns.codings()
@@ -202,7 +218,7 @@ def read_light_columns(
     source: RequestSource,
     *,
     coded: Sequence[str] = (),
-    status_dtype: type[np.floating[Any]] = np.float64,
+    status_dtype: type[np.floating[Any]] | None = None,
 ) -> RequestColumns:
     """`read_request_columns` of `LIGHT_COLUMNS` (and `coded`) of every request; from a
     Parquet trace with its string columns read as the files' own dictionaries (a batch's
@@ -282,6 +298,12 @@ def _exact(kind: pa.DataType, dtype: np.dtype) -> bool:
 def _with_null(values: pa.Array) -> pa.Array:
     """Distinct values and None after them (what a null's code reads)."""
     return pa.concat_arrays([values, pa.nulls(1, values.type)])
+
+
+def _narrow(codes: np.ndarray, values: int) -> np.ndarray:
+    """Codes into `values` values as int8 when they fit (a copy of a quarter the size:
+    the int32 array is let go), else as they are."""
+    return codes.astype(np.int8) if values <= np.iinfo(np.int8).max + 1 else codes
 
 
 def _grown(array: np.ndarray, rows: int) -> np.ndarray:

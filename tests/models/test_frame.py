@@ -111,8 +111,9 @@ def _assert_as_requests_frame(cols: RequestColumns, table: pa.Table) -> None:
     assert np.array_equal(cols.status, df["status"].to_numpy(float), equal_nan=True)
     assert np.array_equal(cols.duration_ms, df["duration_ms"].to_numpy(float), equal_nan=True)
     assert cols.first_ts == df["ts"].iloc[0]
-    for array in (cols.key, cols.method, cols.path, cols.row):
+    for array in (cols.key, cols.path, cols.row):
         assert array.dtype == np.int32
+    assert cols.method.dtype == np.int8  # (a few methods: the codes narrowed)
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
@@ -187,6 +188,58 @@ def test_a_trace_read_as_the_files_dictionaries_is_the_trace(tmp_path: Path) -> 
     plain = read_request_columns(source.batches(LIGHT_COLUMNS), source="t")
     for name in ("row", "t_s", "key", "method", "path", "status", "duration_ms"):
         assert np.array_equal(getattr(cols, name), getattr(plain, name), equal_nan=True)
+
+
+def test_the_keys_as_strings_are_made_only_when_asked_for(tmp_path: Path) -> None:
+    """The sessions and templates (what runs before the behaviors' child forks) read the
+    keys' codes and `key_values` only: no list of every key is made, so the child never
+    holds one; asked for, `keys` is `key_values` as str, made once."""
+    from tracereplay.models.sessionized import (
+        _keep_what_later_stages_read,
+        _sessionized,
+        _templates,
+    )
+
+    records = [
+        make_record(ts=T0 + timedelta(seconds=i * 5), session=s, client=c)
+        for i, (s, c) in enumerate([("s2", "c1"), (None, "c9"), ("", "c2"), ("é", None)])
+    ]
+    write_trace(tmp_path / "t", records)
+    source = ParquetSource.open(tmp_path / "t")
+    cols = read_light_columns(source)
+    _, endpoint, names = _templates(cols)
+    sessions, later = _sessionized(source, cols, None, [], 1800.0, {"short": 1.0})
+    _keep_what_later_stages_read(sessions, endpoint, names)
+    later()
+    assert "keys" not in vars(cols)
+    assert cols.key_values.type == pa.string()
+    assert cols.keys == ["c2", "c9", "s2", "é"]
+    assert cols.keys is cols.keys
+
+
+@pytest.mark.parametrize("methods", [3, 128, 129, 200])
+def test_statuses_as_float32_and_method_codes_as_int8_when_they_fit(
+    tmp_path: Path, methods: int
+) -> None:
+    """Read with no `status_dtype`, a trace's int16 statuses come as float32 (every one held
+    exactly: the same values as float64) and method codes as int8 when the methods (with
+    the NONE of a null one) are at most 128, else int32; each the same codes."""
+    records = [
+        make_record(ts=T0 + timedelta(seconds=i % 17), session=f"s{i % 5}", method=f"M{i}",
+                    status=[200, None, 401, 32767, -32768][i % 5])
+        for i in range(methods - 1)
+    ]  # fmt: skip
+    write_trace(tmp_path / "t", records)
+    source = ParquetSource.open(tmp_path / "t")
+    cols = read_light_columns(source)
+    wide = read_light_columns(source, status_dtype=np.float64)
+    assert cols.status.dtype == np.float32 and wide.status.dtype == np.float64
+    assert np.array_equal(cols.status, wide.status, equal_nan=True)
+    assert len(cols.methods) == methods
+    assert cols.method.dtype == (np.int8 if methods <= 128 else np.int32)
+    assert np.array_equal(cols.method, wide.method)
+    want = [r.method.upper() for r in sorted(records, key=lambda r: r.ts)]
+    assert [cols.methods[m] for m in cols.method.tolist()] == want
 
 
 def _meta() -> dict[str, Any]:

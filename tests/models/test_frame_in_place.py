@@ -157,7 +157,7 @@ def _columns(seed: int) -> RequestColumns:
         duration_ms=duration,
         status=np.full(n, 200.0),
         key=rng.integers(0, keys, n).astype(np.int32),
-        keys=[f"k{i}" for i in range(keys)],
+        key_values=pa.array([f"k{i}" for i in range(keys)]),
         method=np.zeros(n, np.int32),
         methods=["GET", "NONE"],
         path=np.zeros(n, np.int32),
