@@ -491,8 +491,7 @@ def _transitions_by_label(
     bins = k * columns
     base = labels.astype(np.int64) * columns
     moved = np.bincount(base[paths.length > 0] + pairs.end_column, minlength=bins)
-    bounds = np.append(paths.first, len(paths.step))
-    n = len(paths.length)
+    n, bounds = len(paths.length), paths.bounds
     chunk = SESSION_CHUNK if bins <= 1 << 16 else max(n, 1)  # (many bins: one count)
     for lo in range(0, n, chunk):
         hi = min(lo + chunk, n)

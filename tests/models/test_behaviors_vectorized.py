@@ -399,6 +399,16 @@ def test_the_trace_and_tempo_quantiles_are_numpys(case: str) -> None:
     assert np.array_equal(got, np.quantile(values, QUANTILE_POINTS))
 
 
+def test_session_bounds_are_each_sessions_first_request_then_the_end() -> None:
+    """`SessionPaths.bounds` (what the chunked passes slice the requests by): each session's
+    first request, then the requests' count; an empty session starts where the next does."""
+    paths = behavior_paths.SessionPaths.of_lists([["/a", "/b"], [], ["/c"], ["/a"] * 4, []])
+    expected = np.append(np.cumsum(paths.length) - paths.length, len(paths.step))
+    assert np.array_equal(paths.bounds, expected) and paths.bounds.dtype == np.int64
+    assert np.array_equal(paths.first, expected[:-1])
+    assert behavior_paths.SessionPaths.of_lists([]).bounds.tolist() == [0]
+
+
 def test_negative_and_zero_pauses_fit_as_the_reference() -> None:
     """Overlapping requests give negative pauses: no tempo from them, and their quantiles
     by partitions (the counts by value ranges refuse a sign bit)."""
