@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bench_behaviors import REPO, _run
 
 _STEPS = """
 import ctypes, json, pickle, resource, sys, time
@@ -93,19 +92,12 @@ def main() -> int:
         for name, tree in sides if round_ % 2 == 0 else sides[::-1]:
             out = args.inputs.with_name(f"{args.inputs.stem}-steps-{name}.json")
             load = os.getloadavg()[0]
-            done = subprocess.run(
-                [sys.executable, "-P", "-c", _STEPS, str(args.inputs), str(out)],
-                env={**os.environ, "PYTHONPATH": str(tree)},
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=1800,
-            )
-            print(f"{name} load {load:.2f} {done.stdout.strip().splitlines()[-1]}", flush=True)
+            steps = _run(_STEPS, tree, str(args.inputs), str(out)).strip().splitlines()[-1]
+            print(f"{name} load {load:.2f} {steps}", flush=True)
             outputs[name] = out.read_bytes()
-    same = len(set(outputs.values())) == 1
-    print("identical" if same else "DIFFERENT")
-    return 0 if same else 1
+    differ = sorted(name for name, text in outputs.items() if text != outputs["base"])
+    print(f"DIFFERENT from base: {', '.join(differ)}" if differ else "identical")
+    return 1 if differ else 0
 
 
 if __name__ == "__main__":
