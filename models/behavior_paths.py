@@ -45,9 +45,15 @@ class SessionPaths:
     """Per session, its requests."""
 
     @cached_property
+    def bounds(self) -> np.ndarray:
+        """Where each session's requests start, then their count: session i's requests are
+        `step[bounds[i] : bounds[i + 1]]`."""
+        return run_bounds(self.length)
+
+    @cached_property
     def first(self) -> np.ndarray:
         """Per session, the index of its first request."""
-        return np.asarray(np.cumsum(self.length) - self.length)
+        return self.bounds[:-1]
 
     @cached_property
     def session(self) -> np.ndarray:
@@ -288,9 +294,8 @@ def _log_ratio_sums(paths: SessionPaths, pairs: Pairs, median: np.ndarray) -> np
     `group_sums` pads (a 0 before each session's values) is then the requests' own layout,
     so the ratios are computed there (SESSION_CHUNK sessions at a time: `np.add.reduceat`
     sums each session's part alone), the sessions' first requests made the 0s."""
-    n = len(paths.length)
+    n, bounds = len(paths.length), paths.bounds
     sums = np.empty(n)
-    bounds = np.append(paths.first, len(paths.step))
     for lo in range(0, n, SESSION_CHUNK):
         hi = min(lo + SESSION_CHUNK, n)
         a, b = bounds[lo], bounds[hi]
@@ -332,15 +337,21 @@ def _running_sums(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """`np.bincount` by group of consecutive groups of `values` (group g holds sizes[g]):
     its running sum of each group from 0.0, in order, SESSION_CHUNK groups at a time (no
     group number per value)."""
-    n = len(sizes)
+    n, bounds = len(sizes), run_bounds(sizes)
     out = np.empty(n)
-    bounds = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(sizes, out=bounds[1:])
     for lo in range(0, n, SESSION_CHUNK):
         hi = min(lo + SESSION_CHUNK, n)
         group = np.repeat(np.arange(hi - lo), sizes[lo:hi])
         out[lo:hi] = np.bincount(group, values[bounds[lo] : bounds[hi]], minlength=hi - lo)
     return out
+
+
+def run_bounds(sizes: np.ndarray) -> np.ndarray:
+    """Where each run of consecutive values starts (run g holds sizes[g]), then their
+    count: len(sizes) + 1 int64 values from 0."""
+    bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    return bounds
 
 
 def scaled_pauses(paths: SessionPaths, tempo: np.ndarray) -> np.ndarray:

@@ -7,6 +7,10 @@ reads the array in cache-sized chunks, keeps the ~2 % of it in the band and part
 that. When the band misses a rank (a sample far from the whole: never with a strided
 sample of a large array unless the values are adversarially periodic), it partitions
 a copy of them all, as numpy does.
+
+order_stats.py answers many ranks of many groups of non-negative values at once (by counts
+over value ranges); one rank of one array here, NaN and negative values read in place, costs
+less this way (real10M's 10 M thinks, its p99 and median: 0.05 s here, 0.11-0.15 s there).
 """
 
 from __future__ import annotations

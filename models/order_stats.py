@@ -8,6 +8,7 @@ holding a wanted rank is found from the counts, and only the values in the wante
 rank is the one a sort would put there, so the quantiles, interpolated as `np.quantile`
 interpolates (method "linear"), are its own to the bit (tests/models/test_order_stats.py).
 Values with a sign bit (negative numbers, -0.0) are refused: the caller partitions them.
+One quantile of one array with NaNs in it (the sessions' think times): nan_quantiles.py.
 """
 
 from __future__ import annotations

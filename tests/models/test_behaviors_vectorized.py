@@ -354,6 +354,61 @@ def test_sampled_clusters_are_those_of_the_k_sweep_as_it_was(
     assert len(np.unique(got)) >= 2
 
 
+@pytest.mark.parametrize("case", ["blobs", "ties", "one_alone", "gaps", "two"])
+def test_the_silhouette_is_sklearns_to_the_bit(case: str) -> None:
+    """`_Silhouette` (distances once, sums by cluster in the points' order) gives
+    `silhouette_score`'s float for every labelling: clusters apart or mixed, repeated
+    points (zero distances), a cluster of one (its score 0), labels with gaps."""
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(len(case))
+    points = rng.normal(size=(700, 9)) + np.repeat(rng.normal(scale=3, size=(7, 9)), 100, 0)
+    if case == "ties":
+        points = points[rng.integers(0, 40, size=700)]
+    silhouette = behaviors._Silhouette(points)
+    for k in (2, 3, 6):
+        labels = rng.integers(0, k, size=700)
+        if case == "blobs":
+            labels = np.repeat(np.arange(7), 100) % k
+        if case == "one_alone":
+            labels[labels == 0] = 1
+            labels[5] = 0
+        if case == "gaps":
+            labels = labels * 3 + 2
+        if case == "two":
+            labels = (points[:, 0] > 0).astype(int)
+        assert silhouette(labels) == float(silhouette_score(points, labels))
+
+
+@pytest.mark.parametrize("case", ["spread", "ties", "zeros", "signed", "few"])
+def test_the_trace_and_tempo_quantiles_are_numpys(case: str) -> None:
+    """`_quantile_points` (counts over value ranges for many values) is np.quantile's
+    QUANTILE_POINTS to the bit: values spread or tied, zeros among them, a sign bit (then
+    numpy's own), fewer values than the counting takes."""
+    rng = np.random.default_rng(3)
+    values = rng.lognormal(size=50_000)
+    if case == "ties":
+        values = np.round(values, 1)
+    if case == "zeros":
+        values[rng.random(50_000) < 0.3] = 0.0
+    if case == "signed":
+        values[7] = -0.0
+    if case == "few":
+        values = values[:100]
+    got = behaviors._quantile_points(values)
+    assert np.array_equal(got, np.quantile(values, QUANTILE_POINTS))
+
+
+def test_session_bounds_are_each_sessions_first_request_then_the_end() -> None:
+    """`SessionPaths.bounds` (what the chunked passes slice the requests by): each session's
+    first request, then the requests' count; an empty session starts where the next does."""
+    paths = behavior_paths.SessionPaths.of_lists([["/a", "/b"], [], ["/c"], ["/a"] * 4, []])
+    expected = np.append(np.cumsum(paths.length) - paths.length, len(paths.step))
+    assert np.array_equal(paths.bounds, expected) and paths.bounds.dtype == np.int64
+    assert np.array_equal(paths.first, expected[:-1])
+    assert behavior_paths.SessionPaths.of_lists([]).bounds.tolist() == [0]
+
+
 def test_negative_and_zero_pauses_fit_as_the_reference() -> None:
     """Overlapping requests give negative pauses: no tempo from them, and their quantiles
     by partitions (the counts by value ranges refuse a sign bit)."""
