@@ -11,7 +11,8 @@ stops. `ab` times the stage on them in fresh processes, DIR's code (a checkout o
 base commit, e.g. `git worktree add /tmp/base main`: its `models` package first on the
 import path) and this tree's, alternated; sklearn and scipy are imported before the clock
 starts, as the child has them, and the glibc settings the tree's child makes
-(`forked.keep_freed_memory`, where it has one). It prints CPU (`time.process_time`; user,
+(`tracereplay.allocator.reuse_freed_memory`, or an older
+tree's `forked.keep_freed_memory`, where it has one). It prints CPU (`time.process_time`; user,
 system and minor faults apart) and wall seconds per run with the load average, and exits
 1 if the behaviors' JSON and the session quantiles differ. `--default-heap` also runs this
 tree without those settings (glibc's defaults, as main's child).
@@ -50,10 +51,13 @@ import sklearn.cluster, sklearn.metrics, scipy.sparse, scipy.stats
 import models.model as m
 with open(sys.argv[1], "rb") as f:
     args = pickle.load(f)
-try:  # what the tree's forked child sets up before its work (if anything)
-    from models.forked import keep_freed_memory
+try:  # what the tree's model sets up before its work (if anything)
+    from tracereplay.allocator import reuse_freed_memory as keep_freed_memory
 except ImportError:
-    keep_freed_memory = lambda: False
+    try:
+        from models.forked import keep_freed_memory
+    except ImportError:
+        keep_freed_memory = lambda: False
 kept = sys.argv[3] != "default-heap" and keep_freed_memory()
 before = resource.getrusage(resource.RUSAGE_SELF)
 cpu, wall = time.process_time(), time.perf_counter()
