@@ -312,12 +312,6 @@ def behavior_posterior(behaviors: Sequence[Behavior], path: Sequence[str]) -> np
     return np.asarray(weights / weights.sum())
 
 
-def fit_outcomes(sessions: pd.DataFrame, auth: AuthInfo, behaviors: Sequence[Behavior]) -> Outcomes:
-    """The outcomes of a sessionized frame with `endpoint` (see the module doc)."""
-    facts = session_facts(sessions, auth)
-    return NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
-
-
 @dataclass(frozen=True)
 class SessionFacts:
     """What the outcomes hold that no behavior decides (`session_facts`), and what placing
