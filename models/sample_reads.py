@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .addresses import first_addresses, header_addresses, may_forward
-from .behaviors import sig
 from .correlations import (
     AuthInfo,
     CorrelationRule,
@@ -28,14 +27,8 @@ from .correlations import (
     find_correlations,
     walk_sessions,
 )
-from .endpoints import (
-    PAYLOAD_COLUMNS,
-    EndpointRows,
-    Payloads,
-    infer_payloads,
-    latency_and_status,
-    param_kinds,
-)
+from .endpoint_codes import EndpointCodes, endpoint_stats
+from .endpoints import PAYLOAD_COLUMNS, Payloads, infer_payloads
 from .frame import RequestColumns, distinct, run_positions
 from .id_model import IdModel
 from .ids import learn_ids
@@ -158,13 +151,14 @@ def _payload_sample(
     names: list[str],
     sample: int,
     seed: int,
-) -> tuple[EndpointRows, list[np.ndarray], np.ndarray, dict[str, int]]:
-    """The requests grouped by endpoint, each endpoint's sampled requests (from few of the
-    trace's files: `session_sample.payload_rows`), all of those (what payload inference
-    reads) and, when an endpoint was cut on a trace of several files, how many files the
-    trace has and how many hold the read requests (provenance, additive: issue 15)."""
-    groups = EndpointRows.of(endpoint, names)
-    cut = bool(len(groups.bounds) > 1 and np.diff(groups.bounds).max() > sample)
+) -> tuple[EndpointCodes, list[np.ndarray], np.ndarray, dict[str, int]]:
+    """Each request's endpoint in name order (`EndpointCodes`), each endpoint's sampled
+    requests (from few of the trace's files: `session_sample.payload_rows`), all of those
+    (what payload inference reads) and, when an endpoint was cut on a trace of several
+    files, how many files the trace has and how many hold the read requests (provenance,
+    additive: issue 15)."""
+    groups = EndpointCodes.of(endpoint, names)
+    cut = bool(len(groups.bounds) > 1 and groups.counts.max() > sample)
     part = parts if cut else None
     chosen = payload_rows(groups, sample, seed, part)
     read = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
@@ -175,7 +169,7 @@ def _payload_sample(
 
 
 def _payload_models(
-    groups: EndpointRows,
+    groups: EndpointCodes,
     chosen: list[np.ndarray],
     payload_rows: pa.Table,
     sample: int,
@@ -207,26 +201,15 @@ def _payload_models(
     return out, note
 
 
-def _endpoint_stats(requests: RequestColumns, groups: EndpointRows) -> list[dict[str, Any]]:
+def _endpoint_stats(requests: RequestColumns, groups: EndpointCodes) -> list[dict[str, Any]]:
     """Per endpoint, what the light columns of its every request say: count, share, path
-    parameter kinds, latency and status mix (numpy and Arrow: no GIL held for long)."""
-    out = []
-    for i, name in enumerate(groups.names):
-        rows = groups.rows(i)
-        template = name.split(" ", 1)[1]
-        paths = requests.paths.take(_codes_used(requests.path[rows], len(requests.paths)))
-        entry: dict[str, Any] = {
-            "count": len(rows),
-            "share": sig(len(rows) / len(requests)),
-            "params": param_kinds(template, pc.fill_null(paths, "/")),
-        }
-        entry.update(latency_and_status(requests.duration_ms[rows], requests.status[rows]))
-        out.append(entry)
-    return out
+    parameter kinds, latency and status mix (`endpoint_codes.endpoint_stats`: numpy and
+    Arrow, no GIL held for long)."""
+    return endpoint_stats(requests, groups)
 
 
 def _merged(
-    groups: EndpointRows, payloads: list[Payloads], stats: list[dict[str, Any]]
+    groups: EndpointCodes, payloads: list[Payloads], stats: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The `endpoints` of the model: each endpoint's statistics and payload models."""
     out: dict[str, Any] = {}
@@ -238,14 +221,6 @@ def _merged(
         entry.update((k, v) for k, v in stat.items() if k not in entry)
         out[name] = entry
     return out
-
-
-def _codes_used(codes: np.ndarray, size: int) -> np.ndarray:
-    """`distinct(codes)` of codes into `size` values, by marking them: no sort (the
-    endpoints' path codes, 10 M at real10M)."""
-    used = np.zeros(size, bool)
-    used[codes] = True
-    return np.flatnonzero(used)
 
 
 @dataclass

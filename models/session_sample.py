@@ -46,8 +46,10 @@ from .correlations import (
     find_correlations,
     walk_sessions,
 )
-from .endpoints import EndpointRows, sample_rows
+from .endpoint_codes import EndpointCodes
+from .endpoints import sample_rows
 from .frame import distinct
+from .order_stats import CHUNK
 
 CORRELATION_SAMPLE_SESSIONS = 2000
 """Sessions drawn uniformly for correlation finding (`model --correlation-sample`)."""
@@ -296,7 +298,7 @@ def half_check(
 
 
 def payload_rows(
-    groups: EndpointRows, sample: int, seed: int, part: np.ndarray | None = None
+    codes: EndpointCodes, sample: int, seed: int, part: np.ndarray | None = None
 ) -> list[np.ndarray]:
     """Per endpoint, the requests payload inference reads: all of them when it has at most
     `sample`; else, with `part` (each request's part of the trace, as for `sample_sessions`)
@@ -304,19 +306,39 @@ def payload_rows(
     the session sample's order) until `sample` are taken, the last part's share drawn
     uniformly from it; else `sample` drawn uniformly (`endpoints.sample_rows`, as before).
     Each endpoint's rows come in an order seeded by (seed, its rank by name), so that its
-    first half is a uniform half of its sample (the half check of `infer_payloads`)."""
+    first half is a uniform half of its sample (the half check of `infer_payloads`). With
+    parts, the requests are passed over twice (their counts per endpoint and part, then
+    those in each endpoint's parts up to its last) and only those kept are sorted: no sort
+    of every request (real10M: 0.2-0.3 -> ~0.05 s)."""
     parts = int(np.max(part)) + 1 if part is not None and len(part) else 0
     if parts < 2 or part is None:
-        return sample_rows(groups, sample, seed)
+        return sample_rows(codes.grouped(), sample, seed)
+    n, count = len(codes.names), codes.counts
     rank = part_ranks(parts, seed)
+    cut = np.full(n, parts, dtype=np.int64)  # the last rank of parts read: all for a few
+    big = np.flatnonzero(count > sample)
+    ranked, part = codes.ranked, np.asarray(part)
+    if len(big):
+        per = np.zeros(n * parts, dtype=np.int64)  # requests per (endpoint, part's rank)
+        for start in range(0, len(part), CHUNK):
+            cell = ranked[start : start + CHUNK].astype(np.int64) * parts
+            cell += rank[part[start : start + CHUNK]]
+            per += np.bincount(cell, minlength=n * parts)
+        # the first rank whose parts, with those ranked before, hold `sample` rows
+        cut[big] = (np.cumsum(per.reshape(n, parts)[big], axis=1) < sample).sum(axis=1)
+    keep = np.zeros(len(part), dtype=bool)
+    for start in range(0, len(part), CHUNK):
+        end = start + CHUNK
+        keep[start:end] = rank[part[start:end]] <= cut[ranked[start:end]]
+    kept = np.flatnonzero(keep)
+    kept = kept[np.argsort(ranked[kept], kind="stable")]  # by endpoint, each in order
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(ranked[kept], minlength=n))])
     out = []
-    for i in range(len(groups.names)):
-        rows = groups.rows(i)
-        if len(rows) > sample:
-            ranked = rank[np.asarray(part)[rows]]
-            # the first rank whose parts, with those ranked before, hold `sample` rows
-            cut = int(np.searchsorted(np.cumsum(np.bincount(ranked, minlength=parts)), sample))
-            whole, last = rows[ranked < cut], rows[ranked == cut]
+    for i in range(n):
+        rows = kept[bounds[i] : bounds[i + 1]]
+        if count[i] > sample:
+            at = rank[part[rows]]
+            whole, last = rows[at < cut[i]], rows[at == cut[i]]
             rng = np.random.default_rng([seed, i])
             more = last[rng.choice(len(last), sample - len(whole), replace=False)]
             rows = np.concatenate([whole, more])[rng.permutation(sample)]
