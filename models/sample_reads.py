@@ -10,6 +10,7 @@ correlation sample's read alone, for compare (the auth flow of a trace without a
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -258,7 +259,16 @@ class _Found:
         """The sampled sessions' outcomes but their shares per behavior (`place_outcomes`
         adds those once the behaviors are known), with every session's addresses when
         they were counted (None: no sessions walked)."""
-        facts = None if self.heavy is None else session_facts(self.heavy, self.auth)
+        # No cyclic collection while it runs (build_model pauses it for the two stages
+        # before, not this one): its small objects set off passes over every live one
+        # (real1M's sample: 0.09-0.10 -> 0.06-0.07 CPU s).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            facts = None if self.heavy is None else session_facts(self.heavy, self.auth)
+        finally:
+            if collecting:
+                gc.enable()
         if facts is None or self.addresses is None:
             return facts
         count, where = self.addresses

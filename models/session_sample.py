@@ -49,7 +49,7 @@ from .correlations import (
 from .endpoint_codes import EndpointCodes
 from .endpoints import sample_rows
 from .frame import distinct
-from .order_stats import CHUNK
+from .order_stats import CHUNK, chunked_bincount
 
 CORRELATION_SAMPLE_SESSIONS = 2000
 """Sessions drawn uniformly for correlation finding (`model --correlation-sample`)."""
@@ -150,12 +150,23 @@ def sample_sessions(
         starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]])
         position = np.arange(len(ep)) - np.repeat(starts, np.diff(np.r_[starts, len(ep)]))
         chosen[np.concatenate([head, later])[ranks[position < per_endpoint]]] = True
-    read = 0
-    if parts:
-        read = int(
-            np.count_nonzero(np.bincount(np.asarray(part)[chosen[session_id]], minlength=parts))
-        )
+    read = _parts_read(np.asarray(part), session_id, chosen, order.by_session) if parts else 0
     return SessionSample(chosen, keys, per_sample, per_endpoint, seed, parts, read)
+
+
+def _parts_read(
+    part: np.ndarray, session_id: np.ndarray, chosen: np.ndarray, by_session: bool
+) -> int:
+    """How many parts hold requests of the chosen sessions: with rows by session, of those
+    sessions' runs of rows alone, found by search (real10M: no pass over its 10 M rows)."""
+    if not by_session:
+        return len(distinct(part[chosen[session_id]]))
+    ids = np.flatnonzero(chosen)
+    begin = np.searchsorted(session_id, ids, side="left")
+    end = np.searchsorted(session_id, ids, side="right")
+    runs = end - begin
+    rows = np.repeat(begin - np.cumsum(runs) + runs, runs) + np.arange(int(runs.sum()))
+    return len(distinct(part[rows]))
 
 
 def _quota_bound(per_endpoint: int) -> int:
@@ -185,7 +196,9 @@ def _endpoint_ranks(
     pairs = distinct(endpoint[low].astype(np.int64) * n + at[low])
     width = int(endpoint.max()) + 1 if len(endpoint) else 0
     seen = np.bincount(pairs // n, minlength=width)
-    short = (seen < per_endpoint) & (np.bincount(endpoint[~low], minlength=width) > 0)
+    # Called beyond the bound: by counts, not a copy of the requests there (most of them).
+    beyond = chunked_bincount(endpoint, width) - np.bincount(endpoint[low], minlength=width)
+    short = (seen < per_endpoint) & (beyond > 0)
     if not short.any():
         return pairs, np.zeros(0, np.int64)
     again = short[endpoint]
@@ -210,6 +223,8 @@ class _Order:
 
     keys: np.ndarray
     group: np.ndarray | None
+    by_session: bool = False
+    """Whether the requests' rows were seen to be by session (ascending ids)."""
 
     @classmethod
     def of(
@@ -222,14 +237,15 @@ class _Order:
         part = np.asarray(part).astype(small, copy=False)
         first = np.full(len(keys), parts, dtype=small)
         step = np.diff(session_id)
-        if len(session_id) and bool((step >= 0).all()):
+        by_session = bool(len(session_id)) and bool((step >= 0).all())
+        if by_session:
             # Rows by session (the model's frame): a minimum per run, not a scatter (0.85 s)
             starts = np.flatnonzero(np.r_[True, step != 0])
             first[session_id[starts]] = np.minimum.reduceat(part, starts)
         else:
             np.minimum.at(first, session_id, part)
         ranks = np.r_[part_ranks(parts, seed), parts]  # parts: a session without requests
-        return cls(keys, ranks.astype(small)[first])
+        return cls(keys, ranks.astype(small)[first], by_session)
 
     def first(self, count: int) -> np.ndarray:
         """The first sessions in the order, in order: `count` of them at least (all when
