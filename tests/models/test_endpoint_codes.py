@@ -10,16 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 from tracereplay.models import endpoint_codes
-from tracereplay.models.behaviors import sig
 from tracereplay.models.endpoint_codes import EndpointCodes, endpoint_stats
 from tracereplay.models.endpoints import (
     EndpointRows,
-    latency_and_status,
-    param_kinds,
     sample_rows,
 )
 from tracereplay.models.light_columns import RequestColumns
@@ -29,22 +25,9 @@ NAMES = ["GET /a/{id}", "POST /b", "GET /c/{x}/d/{y}", "DELETE /a/{id}", "GET /e
 
 
 def stats_before(requests: RequestColumns, groups: EndpointRows) -> list[dict[str, Any]]:
-    """`sample_reads._endpoint_stats` before the passes: through each endpoint's rows."""
-    out = []
-    for i, name in enumerate(groups.names):
-        rows = groups.rows(i)
-        template = name.split(" ", 1)[1]
-        used = np.zeros(len(requests.paths), bool)
-        used[requests.path[rows]] = True
-        paths = requests.paths.take(np.flatnonzero(used))
-        entry: dict[str, Any] = {
-            "count": len(rows),
-            "share": sig(len(rows) / len(requests)),
-            "params": param_kinds(template, pc.fill_null(paths, "/")),
-        }
-        entry.update(latency_and_status(requests.duration_ms[rows], requests.status[rows]))
-        out.append(entry)
-    return out
+    """`sample_reads._endpoint_stats` before the passes, through each endpoint's rows: kept
+    as the passes' fallback (`_grouped_stats`, main's code but its `_codes_used` moved)."""
+    return endpoint_codes._grouped_stats(requests, groups)
 
 
 def payload_rows_before(
