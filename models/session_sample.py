@@ -161,7 +161,8 @@ def _parts_read(
     sessions' runs of rows alone, found by search (real10M: no pass over its 10 M rows)."""
     if not by_session:
         return len(distinct(part[chosen[session_id]]))
-    ids = np.flatnonzero(chosen)
+    # Searched at the ids' own width: int64 keys would cast every int32 id, per search.
+    ids = np.flatnonzero(chosen).astype(session_id.dtype)
     begin = np.searchsorted(session_id, ids, side="left")
     end = np.searchsorted(session_id, ids, side="right")
     runs = end - begin
