@@ -345,18 +345,20 @@ def payload_rows(
     cut = np.full(n, parts, dtype=np.int64)  # the last rank of parts read: all for a few
     big = np.flatnonzero(count > sample)
     ranked, part = codes.ranked, np.asarray(part)
+    narrow = rank.astype(np.int16 if parts < 1 << 15 else np.int64)  # 2-byte gathers
     if len(big):
         per = np.zeros(n * parts, dtype=np.int64)  # requests per (endpoint, part's rank)
         for start in range(0, len(part), CHUNK):
             cell = ranked[start : start + CHUNK].astype(np.int64) * parts
-            cell += rank[part[start : start + CHUNK]]
+            cell += narrow[part[start : start + CHUNK]]
             per += np.bincount(cell, minlength=n * parts)
         # the first rank whose parts, with those ranked before, hold `sample` rows
         cut[big] = (np.cumsum(per.reshape(n, parts)[big], axis=1) < sample).sum(axis=1)
     keep = np.zeros(len(part), dtype=bool)
+    last_read = cut.astype(narrow.dtype)
     for start in range(0, len(part), CHUNK):
         end = start + CHUNK
-        keep[start:end] = rank[part[start:end]] <= cut[ranked[start:end]]
+        keep[start:end] = narrow[part[start:end]] <= last_read[ranked[start:end]]
     kept = np.flatnonzero(keep)
     kept = kept[np.argsort(ranked[kept], kind="stable")]  # by endpoint, each in order
     bounds = np.concatenate([[0], np.cumsum(np.bincount(ranked[kept], minlength=n))])
