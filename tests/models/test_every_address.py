@@ -75,6 +75,9 @@ def test_scanned_rows_are_the_sampled_reads_rows(tmp_path: Path, column: str) ->
     )
     empty = sample_reads._scanned(source, positions[:0], column)
     assert len(empty) == 0 and empty.type == scanned.type
+    order = np.argsort(positions, kind="stable")  # as met by the scan: `order` applied
+    met = sample_reads._scanned(source, positions, column, order, in_place=False)
+    assert met.to_pylist() == scanned.take(pa.array(order)).to_pylist()
 
 
 def test_nothing_is_scanned_for_no_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
