@@ -39,3 +39,26 @@ def test_the_collector_is_paused_then_as_it_was(
         assert seen == [False] and gc.isenabled() == was
     finally:
         (gc.enable if enabled else gc.disable)()
+
+
+def test_string_columns_give_what_object_columns_give() -> None:
+    """Columns of pandas' `str` dtype (what an object array of strings becomes in a frame)
+    and of object dtype: the same Basic endpoints and addresses."""
+    from tracereplay.models.addresses import session_addresses
+    from tracereplay.models.outcomes import basic_auth_endpoints
+
+    headers = [[("Authorization", "Basic eA==")], [], [("X-Forwarded-For", "10.0.0.1")], None]
+    frame = pd.DataFrame(
+        {
+            "session_id": [0, 0, 1, 2],
+            "endpoint": ["GET /a", "GET /a", "GET /b", "GET /c"],
+            "req_headers": headers,
+            "addr": [None, None, None, "192.0.2.1"],
+            "session_key": ["k0", "k0", "k1", "k2"],
+        }
+    )
+    plain = frame.astype({c: object for c in ("endpoint", "addr", "session_key")})
+    assert frame["endpoint"].dtype != object  # the `str` dtype this is about
+    assert basic_auth_endpoints(frame) == basic_auth_endpoints(plain) == ("GET /a",)
+    # one address each: from the key, the header, `addr`; the tie goes to the first seen
+    assert session_addresses(frame) == session_addresses(plain) == (3, "session")
