@@ -97,9 +97,13 @@ def one_round(state: dict[str, Any]) -> tuple[dict[str, float], str]:
     """Seconds per step, and a digest of what the steps found."""
     trace, requests, sessions = state["trace"], state["requests"], state["sessions"]
     steps = Steps()
-    infer, kinds = sr.infer_payloads, sr.param_kinds
+    # param_kinds is called from endpoint_codes since the statistics are passes (pay19)
+    home: Any = getattr(m, "endpoint_codes", None) or sr
+    if not hasattr(home, "param_kinds"):
+        import tracereplay.models.endpoint_codes as home
+    infer, kinds = sr.infer_payloads, home.param_kinds
     sr.infer_payloads = steps.timed("infer_payloads", infer)  # type: ignore[assignment]
-    sr.param_kinds = steps.timed("param_kinds", kinds)  # type: ignore[assignment]
+    home.param_kinds = steps.timed("param_kinds", kinds)
     try:
         with steps("arrivals"):
             span_s = float(requests.t_s[-1])
@@ -128,7 +132,7 @@ def one_round(state: dict[str, Any]) -> tuple[dict[str, float], str]:
         with steps("outcomes"):  # (the model's outcomes stage: `addresses` not applied)
             found.outcome_facts()
     finally:
-        sr.infer_payloads, sr.param_kinds = infer, kinds  # type: ignore[assignment]
+        sr.infer_payloads, home.param_kinds = infer, kinds  # type: ignore[assignment]
     seconds = steps.seconds
     seconds["endpoints_rest"] -= seconds.get("infer_payloads", 0) + seconds.get("param_kinds", 0)
     seconds["payloads"] = sum(seconds.get(s, 0.0) for s in PAYLOAD_STEPS)

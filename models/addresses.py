@@ -38,7 +38,8 @@ def session_addresses(sessions: pd.DataFrame) -> tuple[int, str | None]:
     firsts = sessions.drop_duplicates("session_id")
     addr = firsts["addr"].tolist() if "addr" in firsts.columns else [None] * len(firsts)
     texts = [a if isinstance(a, str) and a else None for a in addr]
-    rows = zip(firsts["req_headers"], texts, firsts["session_key"], strict=True)
+    keys = firsts["session_key"].tolist()  # a list: not an Arrow scalar per item
+    rows = zip(firsts["req_headers"], texts, keys, strict=True)
     found = {i: session_address(h, a, str(k)) for i, (h, a, k) in enumerate(rows) if a is None}
     missing = np.fromiter(found, np.int64, len(found))
     address = pa.array([a for a, _ in found.values()], pa.string())

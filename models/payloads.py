@@ -325,6 +325,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+"""What `json.loads(text, parse_constant=_no_constant)` makes anew for every body."""
+
+
+def _json_loads(text: str) -> Any:
+    """`json.loads(text, parse_constant=_no_constant)` through one decoder (a new one per
+    body was ~5 % of payload inference), its check for a byte order mark kept."""
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
+
+
 def _classify(body: bytes, declared: str | None) -> tuple[str, Any]:
     """("json" | "form" | "text", parsed value), ("bad", None) for a body that does not
     parse as what it declares, ("bin", None) for binary."""
@@ -334,7 +346,7 @@ def _classify(body: bytes, declared: str | None) -> tuple[str, Any]:
         return "bin", None
     if declared is None or declared.endswith("json"):
         try:
-            return "json", json.loads(text, parse_constant=_no_constant)
+            return "json", _json_loads(text)
         except ValueError:
             if declared is not None:
                 return "bad", None

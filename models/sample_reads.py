@@ -10,6 +10,7 @@ correlation sample's read alone, for compare (the auth flow of a trace without a
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .addresses import first_addresses, header_addresses, may_forward
-from .behaviors import sig
 from .correlations import (
     AuthInfo,
     CorrelationRule,
@@ -28,14 +28,8 @@ from .correlations import (
     find_correlations,
     walk_sessions,
 )
-from .endpoints import (
-    PAYLOAD_COLUMNS,
-    EndpointRows,
-    Payloads,
-    infer_payloads,
-    latency_and_status,
-    param_kinds,
-)
+from .endpoint_codes import EndpointCodes, endpoint_stats
+from .endpoints import PAYLOAD_COLUMNS, Payloads, infer_payloads
 from .frame import RequestColumns, distinct, run_positions
 from .id_model import IdModel
 from .ids import learn_ids
@@ -48,7 +42,7 @@ from .session_sample import (
     payload_rows,
     sample_sessions,
 )
-from .source import RequestSource, map_keys, part_of, rows_of
+from .source import KEYS, RequestSource, map_keys, part_of, rows_of
 
 CORRELATION_COLUMNS = ["path", "query", "req_headers", "req_body", "status", "resp_headers",
                        "resp_body", "addr"]  # fmt: skip
@@ -158,13 +152,14 @@ def _payload_sample(
     names: list[str],
     sample: int,
     seed: int,
-) -> tuple[EndpointRows, list[np.ndarray], np.ndarray, dict[str, int]]:
-    """The requests grouped by endpoint, each endpoint's sampled requests (from few of the
-    trace's files: `session_sample.payload_rows`), all of those (what payload inference
-    reads) and, when an endpoint was cut on a trace of several files, how many files the
-    trace has and how many hold the read requests (provenance, additive: issue 15)."""
-    groups = EndpointRows.of(endpoint, names)
-    cut = bool(len(groups.bounds) > 1 and np.diff(groups.bounds).max() > sample)
+) -> tuple[EndpointCodes, list[np.ndarray], np.ndarray, dict[str, int]]:
+    """Each request's endpoint in name order (`EndpointCodes`), each endpoint's sampled
+    requests (from few of the trace's files: `session_sample.payload_rows`), all of those
+    (what payload inference reads) and, when an endpoint was cut on a trace of several
+    files, how many files the trace has and how many hold the read requests (provenance,
+    additive: issue 15)."""
+    groups = EndpointCodes.of(endpoint, names)
+    cut = bool(len(groups.bounds) > 1 and groups.counts.max() > sample)
     part = parts if cut else None
     chosen = payload_rows(groups, sample, seed, part)
     read = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
@@ -175,7 +170,7 @@ def _payload_sample(
 
 
 def _payload_models(
-    groups: EndpointRows,
+    groups: EndpointCodes,
     chosen: list[np.ndarray],
     payload_rows: pa.Table,
     sample: int,
@@ -207,26 +202,15 @@ def _payload_models(
     return out, note
 
 
-def _endpoint_stats(requests: RequestColumns, groups: EndpointRows) -> list[dict[str, Any]]:
+def _endpoint_stats(requests: RequestColumns, groups: EndpointCodes) -> list[dict[str, Any]]:
     """Per endpoint, what the light columns of its every request say: count, share, path
-    parameter kinds, latency and status mix (numpy and Arrow: no GIL held for long)."""
-    out = []
-    for i, name in enumerate(groups.names):
-        rows = groups.rows(i)
-        template = name.split(" ", 1)[1]
-        paths = requests.paths.take(_codes_used(requests.path[rows], len(requests.paths)))
-        entry: dict[str, Any] = {
-            "count": len(rows),
-            "share": sig(len(rows) / len(requests)),
-            "params": param_kinds(template, pc.fill_null(paths, "/")),
-        }
-        entry.update(latency_and_status(requests.duration_ms[rows], requests.status[rows]))
-        out.append(entry)
-    return out
+    parameter kinds, latency and status mix (`endpoint_codes.endpoint_stats`: numpy and
+    Arrow, no GIL held for long)."""
+    return endpoint_stats(requests, groups)
 
 
 def _merged(
-    groups: EndpointRows, payloads: list[Payloads], stats: list[dict[str, Any]]
+    groups: EndpointCodes, payloads: list[Payloads], stats: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The `endpoints` of the model: each endpoint's statistics and payload models."""
     out: dict[str, Any] = {}
@@ -238,14 +222,6 @@ def _merged(
         entry.update((k, v) for k, v in stat.items() if k not in entry)
         out[name] = entry
     return out
-
-
-def _codes_used(codes: np.ndarray, size: int) -> np.ndarray:
-    """`distinct(codes)` of codes into `size` values, by marking them: no sort (the
-    endpoints' path codes, 10 M at real10M)."""
-    used = np.zeros(size, bool)
-    used[codes] = True
-    return np.flatnonzero(used)
 
 
 @dataclass
@@ -283,7 +259,16 @@ class _Found:
         """The sampled sessions' outcomes but their shares per behavior (`place_outcomes`
         adds those once the behaviors are known), with every session's addresses when
         they were counted (None: no sessions walked)."""
-        facts = None if self.heavy is None else session_facts(self.heavy, self.auth)
+        # No cyclic collection while it runs (build_model pauses it for the two stages
+        # before, not this one): its small objects set off passes over every live one
+        # (real1M's sample: 0.09-0.10 -> 0.06-0.07 CPU s).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            facts = None if self.heavy is None else session_facts(self.heavy, self.auth)
+        finally:
+            if collecting:
+                gc.enable()
         if facts is None or self.addresses is None:
             return facts
         count, where = self.addresses
@@ -334,8 +319,10 @@ def _every_address(
         # The header names alone first (no value decoded): the values only of the requests
         # whose names may be X-Forwarded-For (real10M has none: 0.3 -> 0.12 CPU s).
         within = _within(order, missing)
-        names = _scanned(trace, rows[missing], "req_headers", within, map_keys)
-        maybe = may_forward(names)
+        # The names as the scan meets them (no take of 1 M lists back into place): the
+        # positions found are put back instead (`within` maps one order to the other).
+        names = _scanned(trace, rows[missing], "req_headers", within, map_keys, in_place=False)
+        maybe = np.sort(within[may_forward(names)])
         if len(maybe) * SCANNED_SHARE >= len(requests):
             headers = _scanned(
                 trace, rows[missing[maybe]], "req_headers", _within(order, missing[maybe])
@@ -375,6 +362,8 @@ def _scanned(
     column: str,
     order: np.ndarray | None = None,
     scan: Callable[[RequestSource, str], Iterator[pa.RecordBatch]] = _whole,
+    *,
+    in_place: bool = True,
 ) -> pa.ChunkedArray:
     """`trace.rows(positions, [column])`'s column, read through the source's scan of
     every request (`batches`), the rows kept batch by batch: for a column of one request
@@ -384,7 +373,12 @@ def _scanned(
     requests: `addr` 0.67 -> 0.18 s, `req_headers` 1.6 -> 0.5 s; a 1 M-request tile of
     cap20, 100 k rows: 0.30 -> 0.16 s and 1.44 -> 1.33 s). `order`: the stable order of
     `positions`, when the caller has it; `scan`: the source's batches of the column
-    (`source.map_keys`: a map column's keys alone)."""
+    (`source.map_keys`: a map column's keys alone); `in_place=False`: the rows in the
+    order the scan meets them (`positions[order]`), not taken back into place."""
+    if not len(positions):  # no scan: it would read a batch (`map_keys`: open every footer)
+        if scan is map_keys:
+            return pa.chunked_array([], KEYS)
+        return trace.rows(positions, [column]).column(column)
     if order is None:
         order = np.argsort(positions, kind="stable")
     wanted = positions[order]
@@ -397,6 +391,8 @@ def _scanned(
         offset += batch.num_rows
         if hi == len(wanted):
             break
+    if pieces and not in_place:
+        return pa.chunked_array(pieces)
     if not pieces:
         return pa.chunked_array([], kind) if kind else trace.rows(positions[:0], [column])[column]
     back = np.empty(len(order), dtype=np.int64)

@@ -168,7 +168,16 @@ def _children(doc: object, pointer: str) -> list[tuple[str, object]]:
 
 
 def _eligible(values: Iterable[tuple[Location, object]], min_len: int) -> Values:
-    return [(loc, text) for loc, v in values if (text := _text(v, min_len)) is not None]
+    """`_text` of each value, with its place; a string (most values) judged without the
+    call (`_text` returns it when `_eligible_text`)."""
+    out: Values = []
+    for loc, value in values:
+        if type(value) is str:
+            if _eligible_text(value, min_len):
+                out.append((loc, value))
+        elif (text := _text(value, min_len)) is not None:
+            out.append((loc, text))
+    return out
 
 
 @lru_cache(maxsize=1 << 16)

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from tracereplay.models.endpoint_codes import _codes_used
 from tracereplay.models.endpoints import latency_and_status, param_kinds
 from tracereplay.models.frame import distinct
-from tracereplay.models.sample_reads import _codes_used
 from tracereplay.models.shapes import cut_path, cut_paths
 
 

@@ -75,6 +75,28 @@ def test_scanned_rows_are_the_sampled_reads_rows(tmp_path: Path, column: str) ->
     )
     empty = sample_reads._scanned(source, positions[:0], column)
     assert len(empty) == 0 and empty.type == scanned.type
+    order = np.argsort(positions, kind="stable")  # as met by the scan: `order` applied
+    met = sample_reads._scanned(source, positions, column, order, in_place=False)
+    assert met.to_pylist() == scanned.take(pa.array(order)).to_pylist()
+
+
+def test_nothing_is_scanned_for_no_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No position asked for: no batch read, no footer opened (`map_keys` opens them all
+    before its first batch), and an empty column of the type the scan would give."""
+    source = ParquetSource.open(write_files(tmp_path / "t"))
+    positions = np.arange(5)
+    typed = {
+        scan: sample_reads._scanned(source, positions, "req_headers", scan=scan).type
+        for scan in (sample_reads._whole, map_keys)
+    }
+    assert typed[map_keys] == KEYS and typed[sample_reads._whole] != KEYS
+    opened: list[str] = []
+    monkeypatch.setattr(ParquetSource, "batches", lambda *a: opened.append("batches") or iter(()))
+    monkeypatch.setattr(ParquetSource, "map_keys", lambda *a: opened.append("keys") or iter(()))
+    for scan, kind in typed.items():
+        empty = sample_reads._scanned(source, positions[:0], "req_headers", scan=scan)
+        assert len(empty) == 0 and empty.type == kind
+    assert opened == []
 
 
 def test_the_addresses_are_the_same_read_either_way(

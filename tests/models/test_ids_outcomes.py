@@ -25,12 +25,14 @@ from tracereplay.models.ids import (
 from tracereplay.models.outcomes import (
     PRIVILEGED,
     UNPRIVILEGED,
+    Outcomes,
     SessionOutcome,
     draw_outcome,
-    fit_outcomes,
     outcomes_from_json,
     outcomes_to_json,
+    place_outcomes,
     privileged_endpoints,
+    session_facts,
     session_outcomes,
 )
 
@@ -146,6 +148,13 @@ def test_ids_round_trip_and_checks() -> None:
 # ---- outcomes ---------------------------------------------------------------------------
 
 
+def _outcomes(df: Any, auth: Any, behaviors: list[Behavior]) -> Outcomes:
+    """The outcomes as `build_model` learns them: the facts, then the placement."""
+    facts = session_facts(df, auth)
+    assert facts is not None
+    return place_outcomes(facts, behaviors)
+
+
 def chain(name: str, share: float, path: list[str]) -> Behavior:
     moves = {a: {b: 1.0} for a, b in zip(path, [*path[1:], END], strict=True)}
     flat = ThinkTime(tuple(0.0 for _ in range(21)), 0, "none")
@@ -177,7 +186,7 @@ def test_roles_privileges_and_failed_logins() -> None:
         chain("b2", 0.4, read),
         chain("b3", 0.2, ["POST /auth/login", "GET /items/"]),
     ]
-    outcomes = fit_outcomes(df, auth, behaviors)
+    outcomes = _outcomes(df, auth, behaviors)
     assert outcomes.roles == {"admin": 3, "client": 4}
     # Only admins created, and admins did all that clients did: creating is theirs alone.
     # Clients used nothing admins did not, so nothing is privileged to them.
@@ -275,7 +284,7 @@ def test_logins_after_a_session_s_first_are_counted_with_how_many_were_refused()
     sessions[2] = [*sessions[2], signin(2, "client")]
     df = trace(sessions)
     auth = find_auth(df, find_correlations(df))
-    outcomes = fit_outcomes(df, auth, [])
+    outcomes = _outcomes(df, auth, [])
     assert (outcomes.logins, outcomes.failed_logins) == (4, 0)  # first logins: all signed in
     assert (outcomes.later_logins, outcomes.later_failed_logins) == (3, 2)
     assert outcomes_from_json(outcomes_to_json(outcomes)) == outcomes
@@ -312,7 +321,7 @@ def test_a_first_login_fails_as_often_as_the_sessions_that_did_the_same_next_fai
     auth = find_auth(df, find_correlations(df))
     login, read = auth.login_endpoint, "GET /items/"
     behaviors = [chain("b", 1.0, [login, read])]
-    outcomes = fit_outcomes(df, auth, behaviors)
+    outcomes = _outcomes(df, auth, behaviors)
     assert outcomes.after_first_login == {"login": (2, 2), "other": (4, 0)}
     assert outcomes_from_json(outcomes_to_json(outcomes)) == outcomes
     assert outcomes.failed_odds("login") == 3.0 and outcomes.failed_odds("other") == 0.0

@@ -12,20 +12,21 @@ import pytest
 
 from tests.models.test_cluster_sample import FILES, _files_read, write_files
 from tracereplay.models import model as model_module
-from tracereplay.models.endpoints import EndpointRows, sample_rows
+from tracereplay.models.endpoint_codes import EndpointCodes
+from tracereplay.models.endpoints import sample_rows
 from tracereplay.models.frame import LIGHT_COLUMNS, read_request_columns
 from tracereplay.models.model import build_model, model_json
 from tracereplay.models.session_sample import part_ranks, payload_rows
 from tracereplay.models.source import ParquetSource, part_of
 
 
-def _groups(counts: list[int], parts: int, seed: int = 5) -> tuple[EndpointRows, np.ndarray]:
+def _groups(counts: list[int], parts: int, seed: int = 5) -> tuple[EndpointCodes, np.ndarray]:
     """Endpoints e0, e1, ... with these request counts, the requests shuffled over `parts`
     parts of (nearly) equal size in scan order."""
     rng = np.random.default_rng(seed)
     endpoint = rng.permutation(np.repeat(np.arange(len(counts)), counts))
     part = (np.arange(len(endpoint)) * parts // len(endpoint)).astype(np.int16)
-    return EndpointRows.of(endpoint, [f"e{i}" for i in range(len(counts))]), part
+    return EndpointCodes.of(endpoint, [f"e{i}" for i in range(len(counts))]), part
 
 
 def test_each_endpoint_fills_its_quota_from_the_first_ranked_parts() -> None:
@@ -33,7 +34,7 @@ def test_each_endpoint_fills_its_quota_from_the_first_ranked_parts() -> None:
     chosen = payload_rows(groups, 250, seed=3, part=part)
     rank = part_ranks(10, 3)
     for i, rows in enumerate(chosen):
-        every = groups.rows(i)
+        every = groups.grouped().rows(i)
         if len(every) <= 250:  # all of them, as before
             assert np.array_equal(np.sort(rows), np.sort(every))
             continue
@@ -47,7 +48,7 @@ def test_each_endpoint_fills_its_quota_from_the_first_ranked_parts() -> None:
         assert held[:cut].sum() < 250 <= held[: cut + 1].sum()
     # the big endpoint lies in one or two parts, where a uniform draw lies in all ten
     assert len(set(part[chosen[0]].tolist())) <= 2
-    assert len(set(part[sample_rows(groups, 250, 3)[0]].tolist())) == 10
+    assert len(set(part[sample_rows(groups.grouped(), 250, 3)[0]].tolist())) == 10
     # 800 of its ~500 a part lie in two: its first half is no part's alone (the order
     # within the sample is seeded, not by part), as infer_payloads' half check wants
     rows = payload_rows(groups, 800, seed=3, part=part)[0]
@@ -62,7 +63,7 @@ def test_the_payload_sample_is_seeded_and_one_part_is_the_uniform_sample() -> No
     assert all(np.array_equal(a, b) for a, b in zip(once, again, strict=True))
     other = payload_rows(groups, 500, seed=2, part=part)
     assert not all(np.array_equal(a, b) for a, b in zip(once, other, strict=True))
-    uniform = sample_rows(groups, 500, 1)
+    uniform = sample_rows(groups.grouped(), 500, 1)
     for alone in (None, np.zeros(len(part), np.int16)):
         drawn = payload_rows(groups, 500, seed=1, part=alone)
         assert all(np.array_equal(a, b) for a, b in zip(drawn, uniform, strict=True))

@@ -176,3 +176,5 @@ def test_the_quota_and_the_parts_are_those_of_one_sort_of_every_request(
     again = sample_sessions(sid[shuffled], ep[shuffled], per_sample=500,
                             per_endpoint=per_endpoint, seed=3, part=part[shuffled])  # fmt: skip
     assert np.array_equal(again.chosen, expected)
+    read = len(set(part[expected[sid]].tolist()))  # parts holding the sample's requests
+    assert sample.parts_read == again.parts_read == read > 0

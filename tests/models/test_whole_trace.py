@@ -69,8 +69,9 @@ def endpoints_before(
     out: dict[str, Any] = {}
     sampled = fields = stable = 0
     offset = 0
-    for i, name in enumerate(groups.names):
-        rows = groups.rows(i)
+    grouped = groups.grouped()  # each endpoint's rows
+    for i, name in enumerate(grouped.names):
+        rows = grouped.rows(i)
         method, template = name.split(" ", 1)
         part = payload_rows.slice(offset, len(chosen[i]))
         offset += len(chosen[i])
