@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from .behaviors import sig
-from .endpoints import EndpointRows, latency_and_status, param_kinds
+from .endpoints import EndpointRows, endpoint_order, endpoint_ranks, latency_and_status, param_kinds
 from .light_columns import RequestColumns
 from .order_stats import CHUNK, chunked_bincount, group_quantiles
 
@@ -45,13 +45,7 @@ class EndpointCodes:
     @classmethod
     def of(cls, endpoint: np.ndarray, names: list[str]) -> EndpointCodes:
         """From each request's endpoint code into `names` (every name used)."""
-        by_name = sorted(range(len(names)), key=names.__getitem__)
-        # 16 bits when they fit: EndpointRows' radix sort takes them at that width.
-        rank = np.empty(len(names), dtype=np.uint16 if len(names) <= 1 << 16 else np.int64)
-        rank[by_name] = np.arange(len(names))
-        ranked = rank[np.asarray(endpoint)]
-        counts = chunked_bincount(ranked, len(names))
-        return cls([names[i] for i in by_name], ranked, np.concatenate([[0], np.cumsum(counts)]))
+        return cls(*endpoint_ranks(endpoint, names))
 
     @property
     def counts(self) -> np.ndarray:
@@ -59,7 +53,7 @@ class EndpointCodes:
 
     def grouped(self) -> EndpointRows:
         """The requests sorted by endpoint (`EndpointRows.of`'s stable order)."""
-        return EndpointRows(self.names, np.argsort(self.ranked, kind="stable"), self.bounds)
+        return EndpointRows(self.names, endpoint_order(self.ranked, len(self.names)), self.bounds)
 
 
 def _chunks(n: int) -> range:

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from .behavior_paths import grouped
 from .behaviors import sig
+from .order_stats import chunked_bincount
 from .params import param_kind
 from .payloads import infer_body, infer_query
 from .shapes import cut_paths
@@ -42,23 +43,32 @@ class EndpointRows:
     @classmethod
     def of(cls, endpoint: np.ndarray, names: list[str]) -> EndpointRows:
         """From each request's endpoint code into `names` (every name used)."""
-        by_name = sorted(range(len(names)), key=names.__getitem__)
-        # Ranks of 16 bits when they fit: what the radix sort takes, made at that width
-        # (real10M: no 80 MB int64 array and its 20 MB copy; `grouped` casts wider ones).
-        small = len(names) <= 1 << 16
-        rank = np.empty(len(names), dtype=np.uint16 if small else np.int64)
-        rank[by_name] = np.arange(len(names))
-        ranked = rank[endpoint]
-        counts = np.bincount(ranked, minlength=len(names))
-        return cls(
-            [names[i] for i in by_name],
-            # a radix sort: 5x a stable int64 sort at 10 M
-            np.argsort(ranked, kind="stable") if small else grouped(ranked, len(names)),
-            np.concatenate([[0], np.cumsum(counts)]),
-        )
+        by_name, ranked, bounds = endpoint_ranks(endpoint, names)
+        return cls(by_name, endpoint_order(ranked, len(by_name)), bounds)
 
     def rows(self, i: int) -> np.ndarray:
         return self.order[self.bounds[i] : self.bounds[i + 1]]
+
+
+def endpoint_ranks(
+    endpoint: np.ndarray, names: list[str]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """`names` sorted, each request's endpoint as a rank into them, and `bounds` (`bounds[i]:
+    bounds[i+1]` where rank i's requests lie once sorted by rank; counts are the
+    differences). Ranks of 16 bits when they fit: what the radix sort takes, made at that
+    width (real10M: no 80 MB int64 array and its 20 MB copy)."""
+    by_name = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), dtype=np.uint16 if len(names) <= 1 << 16 else np.int64)
+    rank[by_name] = np.arange(len(names))
+    ranked = rank[np.asarray(endpoint)]
+    counts = chunked_bincount(ranked, len(names))
+    return [names[i] for i in by_name], ranked, np.concatenate([[0], np.cumsum(counts)])
+
+
+def endpoint_order(ranked: np.ndarray, n: int) -> np.ndarray:
+    """Request indices sorted by rank, stable: a radix sort for 16-bit ranks (5x a stable
+    int64 sort at 10 M), `grouped` for wider ones."""
+    return np.argsort(ranked, kind="stable") if ranked.dtype == np.uint16 else grouped(ranked, n)
 
 
 def sample_rows(groups: EndpointRows, sample: int, seed: int) -> list[np.ndarray]:

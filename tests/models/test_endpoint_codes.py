@@ -89,7 +89,7 @@ def columns(n: int, seed: int, durations: str, statuses: str) -> tuple[RequestCo
         duration_ms=duration,
         status=status,
         key=np.zeros(n, np.int32),
-        keys=["k"],
+        key_values=pa.array(["k"]),
         method=np.zeros(n, np.int32),
         methods=["GET"],
         path=path,
