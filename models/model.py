@@ -32,7 +32,7 @@ from .arrivals import fit_arrivals
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
-from .forked import forked, free_processes, preload, preloaded_modules
+from .forked import CLUSTERING_MODULES, forked, free_processes, preload, preloaded_modules
 from .frame import RequestColumns, read_light_columns
 from .ids import NO_IDS, ids_to_json
 from .kaplan_meier import km_percentiles
@@ -60,7 +60,7 @@ from .session_sample import (
     sampled_whole,
 )
 from .session_shape import Censoring, censoring
-from .sessionized import _keep_what_later_stages_read, _Later, _sessionized, _templates
+from .sessionized import _keep_what_later_stages_read, _sessionized, _templates
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     request_curve,
@@ -155,46 +155,47 @@ def build_model(
         raise UsageError("--correlation-sample must be ≥ 2 and --correlation-per-endpoint ≥ 0")
     clock = _Clock(progress)
     child = (processes or free_processes()) > 1
-    with clock("read"):
-        trace = source or ParquetSource.open(trace_path)
-        # What the arrivals and the child import, imported in a thread during the read.
-        imports = preload(preloaded_modules(trace)) if child else None
-        # The strings as the files' own dictionaries: none decoded per request (real10M's
-        # read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
-        requests = read_light_columns(trace)
-        clock.rows = len(requests)
-    # The templates (Arrow over the distinct paths) on a thread while the sessions are
-    # made (numpy over keys and times: no endpoint read until their last gather): both let
-    # go of the GIL for most of their time, so they share the two cores (real10M: 1.0 s
-    # and 1.6 s one after the other on one; bench/README.md, sess17). With no core free
-    # (`child` False), one after the other: beside busy cores the thread gained nothing.
-    clock.started("templates")
-    templates = _on_a_thread(lambda: _templates(requests), beside=child)
-    with templates as templating, clock("sessions"):
-        # No endpoint column yet: `_keep_what_later_stages_read` puts it in below.
-        sessions, by_timeout = _sessionized(
-            trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
-        )
-        table = session_table(sessions)
-        stats = session_stats(sessions, table).to_json()
-        censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
-        (templater, endpoint, names), seconds = templating()
-        clock.done("templates", seconds)
-        _keep_what_later_stages_read(sessions, endpoint, names)
-    span_s = float(requests.t_s[-1])
-    # Behaviors (numpy over the sessionized frame) in a forked child, on the second core,
-    # while this process reads and learns the payloads and correlations (Parquet reads and
-    # Python per sampled value): they share nothing but the frame, read by both. The
-    # child's stage line comes when its result is taken.
-    if imports is not None:
-        imports.join()
-    clock.started("behaviors")
-    with forked(
-        lambda: _behaviors_and_shape(sessions, table, censored, seed, behavior_sample, by_timeout),
-        child=child,
-    ) as fitting:
-        with clock("sensitivity"):  # after the fork: the child starts that much earlier
+    # The behaviors' child forks first, before this process starts a thread or reads: it
+    # imports sklearn and scipy.stats on the second core while the read, templates and
+    # sessions run here, then fits the behaviors (numpy over the sessionized frame) on what
+    # it is sent (`_BehaviorInputs`), while this process reads and learns the payloads and
+    # correlations (Parquet reads and Python per sampled value). The child's stage line
+    # comes when its result is taken.
+    with forked(_behaviors_and_shape, child=child, imports=CLUSTERING_MODULES) as fitting:
+        with clock("read"):
+            trace = source or ParquetSource.open(trace_path)
+            # What the arrivals import, imported in a thread during the read.
+            imports = preload(preloaded_modules(trace)) if child else None
+            # The strings as the files' own dictionaries: none decoded per request
+            # (real10M's read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
+            requests = read_light_columns(trace)
+            clock.rows = len(requests)
+        # The templates (Arrow over the distinct paths) on a thread while the sessions are
+        # made (numpy over keys and times: no endpoint read until their last gather): both
+        # let go of the GIL for most of their time, so they share the two cores (real10M:
+        # 1.0 s and 1.6 s one after the other on one; bench/README.md, sess17). With no
+        # core free (`child` False), one after the other: beside busy cores the thread
+        # gained nothing.
+        clock.started("templates")
+        templates = _on_a_thread(lambda: _templates(requests), beside=child)
+        with templates as templating, clock("sessions"):
+            # No endpoint column yet: `_keep_what_later_stages_read` puts it in below.
+            sessions, by_timeout = _sessionized(
+                trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
+            )
+            table = session_table(sessions)
+            stats = session_stats(sessions, table).to_json()
+            censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
+            (templater, endpoint, names), seconds = templating()
+            clock.done("templates", seconds)
+            _keep_what_later_stages_read(sessions, endpoint, names)
+        fitting.send(_BehaviorInputs.of(sessions, table, censored, seed, behavior_sample))
+        clock.started("behaviors")
+        span_s = float(requests.t_s[-1])
+        with clock("sensitivity"):
             sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
+        if imports is not None:
+            imports.join()
         with clock("arrivals"):
             arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
         asked = _Asked(payload_sample, correlation_sample, correlation_per_endpoint, seed)
@@ -374,23 +375,44 @@ def learned_auth(
     )  # fmt: skip
 
 
-def _behaviors_and_shape(
-    sessions: pd.DataFrame,
-    table: pd.DataFrame,
-    censored: Censoring,
-    seed: int,
-    sample: int,
-    unasked: _Later,
-) -> tuple[list[Behavior], dict[str, Any]]:
+@dataclass(frozen=True)
+class _BehaviorInputs:
+    """All the behaviors' fit and the sessions' shape read, what the forked child is sent
+    (~13 B a request, 16 a session: real10M's ~0.15 GB, views of this process's arrays)."""
+
+    sessions: pd.DataFrame
+    """The sessionized frame's columns `fit_behaviors` reads."""
+    length: np.ndarray
+    duration_s: np.ndarray
+    """The session table's lengths and durations."""
+    censored: Censoring
+    seed: int
+    sample: int
+
+    @classmethod
+    def of(
+        cls, sessions: pd.DataFrame, table: pd.DataFrame, censored: Censoring, seed: int,
+        sample: int,
+    ) -> _BehaviorInputs:  # fmt: skip
+        return cls(
+            sessions[["session_id", "endpoint", "think_s"]],
+            table["length"].to_numpy(),
+            table["duration_s"].to_numpy(),
+            censored, seed, sample,
+        )  # fmt: skip
+
+
+def _behaviors_and_shape(inputs: _BehaviorInputs) -> tuple[list[Behavior], dict[str, Any]]:
     """The behaviors, and the quantiles of the sessions' lengths and durations the file
-    reports (1-2 s at 10 M requests: beside the payloads and correlations too). `unasked`:
-    what the forked child never computes, its copy freed first (not held beside its work)."""
-    unasked.drop()
-    behaviors = fit_behaviors(sessions, seed=seed, sample=sample, censored=censored)
+    reports (1-2 s at 10 M requests: beside the payloads and correlations too)."""
+    censored = inputs.censored
+    behaviors = fit_behaviors(
+        inputs.sessions, seed=inputs.seed, sample=inputs.sample, censored=censored
+    )
     shape = {
         # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
-        "length": _quantiles(table["length"].to_numpy(float), censored.any),
-        "duration_s": _quantiles(table["duration_s"].to_numpy(float), censored.any),
+        "length": _quantiles(np.asarray(inputs.length, dtype=float), censored.any),
+        "duration_s": _quantiles(np.asarray(inputs.duration_s, dtype=float), censored.any),
     }
     return behaviors, shape
 
