@@ -28,11 +28,11 @@ import pyarrow as pa
 from tracereplay import __version__
 from tracereplay.errors import UsageError
 
-from .arrivals import fit_arrivals
+from .arrivals import ArrivalModel, fit_arrivals
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
-from .forked import CLUSTERING_MODULES, forked, free_processes, preload, preloaded_modules
+from .forked import CHILD_MODULES, forked, free_processes
 from .frame import RequestColumns, read_light_columns
 from .ids import NO_IDS, ids_to_json
 from .kaplan_meier import km_percentiles
@@ -156,16 +156,14 @@ def build_model(
     clock = _Clock(progress)
     child = (processes or free_processes()) > 1
     # The behaviors' child forks first, before this process starts a thread or reads: it
-    # imports sklearn and scipy.stats on the second core while the read, templates and
-    # sessions run here, then fits the behaviors (numpy over the sessionized frame) on what
-    # it is sent (`_BehaviorInputs`), while this process reads and learns the payloads and
-    # correlations (Parquet reads and Python per sampled value). The child's stage line
-    # comes when its result is taken.
-    with forked(_behaviors_and_shape, child=child, imports=CLUSTERING_MODULES) as fitting:
+    # imports sklearn and scipy on the second core while the read, templates and sessions
+    # run here, then fits the behaviors (numpy over the sessionized frame) and the arrivals
+    # (their scipy.stats: imported once, there) on what it is sent (`_BehaviorInputs`),
+    # while this process reads and learns the payloads and correlations (Parquet reads and
+    # Python per sampled value). The child's stage lines come when its result is taken.
+    with forked(_behaviors_and_shape, child=child, imports=CHILD_MODULES) as fitting:
         with clock("read"):
             trace = source or ParquetSource.open(trace_path)
-            # What the arrivals import, imported in a thread during the read.
-            imports = preload(preloaded_modules(trace)) if child else None
             # The strings as the files' own dictionaries: none decoded per request
             # (real10M's read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
             requests = read_light_columns(trace)
@@ -189,15 +187,12 @@ def build_model(
             (templater, endpoint, names), seconds = templating()
             clock.done("templates", seconds)
             _keep_what_later_stages_read(sessions, endpoint, names)
-        fitting.send(_BehaviorInputs.of(sessions, table, censored, seed, behavior_sample))
-        clock.started("behaviors")
         span_s = float(requests.t_s[-1])
+        fitting.send(_BehaviorInputs.of(sessions, table, censored, seed, behavior_sample, span_s))
+        del sessions["think_s"]  # (the behaviors' only: sent, or held by what was sent)
+        clock.started("behaviors")
         with clock("sensitivity"):
             sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
-        if imports is not None:
-            imports.join()
-        with clock("arrivals"):
-            arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
         asked = _Asked(payload_sample, correlation_sample, correlation_per_endpoint, seed)
         endpoints, payload_note, found, sample = _learned_from_samples(
             clock, trace, requests, sessions, endpoint, names, asked, correlations
@@ -205,8 +200,9 @@ def build_model(
         found.note.update(sessions=len(table), sessions_read=int(sample.chosen.sum()))
         with clock("outcomes"):  # what no behavior decides: while the child still fits
             facts = found.outcome_facts()
-        behaviors, shape = fitting.result()
-        clock.done("behaviors", fitting.seconds)
+        behaviors, shape, (arrivals, arrivals_s) = fitting.result()
+        clock.done("behaviors", (fitting.seconds or 0.0) - arrivals_s)
+        clock.done("arrivals", arrivals_s)
     with clock("placement"):  # the sampled sessions' outcomes per behavior
         outcomes = NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
     return {
@@ -388,23 +384,32 @@ class _BehaviorInputs:
     censored: Censoring
     seed: int
     sample: int
+    start_s: np.ndarray
+    span_s: float
+    """The sessions' starts and the trace's span: the arrivals' inputs."""
 
     @classmethod
     def of(
         cls, sessions: pd.DataFrame, table: pd.DataFrame, censored: Censoring, seed: int,
-        sample: int,
+        sample: int, span_s: float,
     ) -> _BehaviorInputs:  # fmt: skip
         return cls(
             sessions[["session_id", "endpoint", "think_s"]],
             table["length"].to_numpy(),
             table["duration_s"].to_numpy(),
-            censored, seed, sample,
+            censored, seed, sample, table["start_s"].to_numpy(), span_s,
         )  # fmt: skip
 
 
-def _behaviors_and_shape(inputs: _BehaviorInputs) -> tuple[list[Behavior], dict[str, Any]]:
-    """The behaviors, and the quantiles of the sessions' lengths and durations the file
-    reports (1-2 s at 10 M requests: beside the payloads and correlations too)."""
+def _behaviors_and_shape(
+    inputs: _BehaviorInputs,
+) -> tuple[list[Behavior], dict[str, Any], tuple[ArrivalModel, float]]:
+    """The behaviors, the quantiles of the sessions' lengths and durations the file reports
+    (1-2 s at 10 M requests: beside the payloads and correlations too), and the arrivals
+    with the seconds they took (here: their scipy is the child's, not imported twice)."""
+    start = time.perf_counter()
+    arrivals = fit_arrivals(np.asarray(inputs.start_s, dtype=float), inputs.span_s)
+    arrived = (arrivals, time.perf_counter() - start)
     censored = inputs.censored
     behaviors = fit_behaviors(
         inputs.sessions, seed=inputs.seed, sample=inputs.sample, censored=censored
@@ -414,7 +419,7 @@ def _behaviors_and_shape(inputs: _BehaviorInputs) -> tuple[list[Behavior], dict[
         "length": _quantiles(np.asarray(inputs.length, dtype=float), censored.any),
         "duration_s": _quantiles(np.asarray(inputs.duration_s, dtype=float), censored.any),
     }
-    return behaviors, shape
+    return behaviors, shape, arrived
 
 
 def _quantiles(values: np.ndarray, censored: np.ndarray) -> dict[str, float]:

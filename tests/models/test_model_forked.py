@@ -320,7 +320,7 @@ def test_by_default_the_load_decides(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert first == os.getpid() != second
 
 
-def test_the_caller_preloads_the_arrivals_imports_and_the_child_the_clustering_ones(
+def test_the_child_imports_the_clustering_and_arrivals_modules_and_the_caller_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tracereplay.models import forked as forked_module
@@ -330,12 +330,12 @@ def test_the_caller_preloads_the_arrivals_imports_and_the_child_the_clustering_o
     source = ParquetSource.open(tmp_path / "t")
     scipy, clustering = forked_module.SCIPY_MODULES, forked_module.CLUSTERING_MODULES
     assert "scipy.stats" in scipy and "sklearn.cluster" in clustering
-    assert forked_module.preloaded_modules(source) == scipy
+    assert forked_module.preloaded_modules(source) == []
     asked: list[list[str]] = []
     monkeypatch.setattr(model_module, "forked", lambda *a, imports, **k: (
         asked.append(list(imports)) or forked(*a, imports=imports, **k)))  # fmt: skip
     build_model(tmp_path / "t", processes=2, **SAMPLED)
-    assert asked == [clustering]
+    assert asked == [[*clustering, *scipy]]
 
 
 def test_the_child_skips_the_callers_objects_and_the_caller_keeps_collecting() -> None:
