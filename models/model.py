@@ -146,9 +146,10 @@ def build_model(
     reads the trace (default: its Parquet files through pyarrow; see models/source.py).
     `censor_edges=False` treats sessions cut by the capture's edges as ended (as models
     before issue 11 did: bench_model.py's equality check with the old code). `processes`:
-    2 fits the behaviors in a forked child while this process learns the payloads and
-    correlations (models/forked.py); 1 runs every stage here, one after the other (the
-    same model either way); None: 2 when a core is free (`free_processes`)."""
+    2 fits the behaviors and arrivals in a child forked before the read, while this
+    process learns the payloads and correlations (models/forked.py); 1 runs every stage
+    here, one after the other (the same model either way); None: 2 when a core is free
+    (`free_processes`)."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     if correlation_sample < 2 or correlation_per_endpoint < 0:

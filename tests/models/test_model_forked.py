@@ -50,13 +50,15 @@ def _wait_for(pid_file: Path) -> None:
 
 
 def _children() -> list[int]:
-    """This process's child processes, from the process table."""
-    found = []
-    for task in Path(f"/proc/{os.getpid()}/task").glob("*"):
+    """This process's child processes, running or not yet reaped (the process table)."""
+    mine, found = str(os.getpid()), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
+            state_and_parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except OSError:  # (ended meanwhile)
             continue
+        if state_and_parent[1] == mine:
+            found.append(int(stat.parent.name))
     return found
 
 
