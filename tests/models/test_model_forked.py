@@ -9,7 +9,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,24 @@ def _wait_for(pid_file: Path) -> None:
         time.sleep(0.01)
 
 
+_EARLIER: set[int] = set()
+"""The child processes this process had when the test began (other tests': a resource
+tracker, a pool's workers), left out of `_children`."""
+
+
+@pytest.fixture(autouse=True)
+def _earlier_children() -> Iterator[None]:
+    _EARLIER.clear()
+    _EARLIER.update(_all_children())
+    yield
+
+
 def _children() -> list[int]:
+    """The child processes this process made during the test, running or not yet reaped."""
+    return [pid for pid in _all_children() if pid not in _EARLIER]
+
+
+def _all_children() -> list[int]:
     """This process's child processes, running or not yet reaped (the process table)."""
     mine, found = str(os.getpid()), []
     for stat in Path("/proc").glob("[0-9]*/stat"):
