@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from tracereplay.errors import TraceReplayError
 
-from .source import RequestSource
+from .source import ParquetSource, RequestSource
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -44,7 +44,14 @@ CLUSTERING_MODULES = ["sklearn.cluster", "sklearn.metrics", "threadpoolctl"]
 CHILD_MODULES = [*CLUSTERING_MODULES, *SCIPY_MODULES]
 """What the model's child imports on its own core while the caller reads, before its
 inputs come: the behaviors' and the arrivals' (it fits both), so the caller imports no
-scipy.stats of its own during the read (real1M: 0.6-0.8 CPU s and ~60 MB less there)."""
+scipy.stats of its own during the read from PRELOAD_SCIPY_ROWS rows (real1M: 0.6-0.9 CPU
+s and ~60 MB less there)."""
+PRELOAD_SCIPY_ROWS = 500_000
+"""Below, this process imports scipy.stats during its read too (0.6 CPU s): a capture
+whose correlations select ids imports it there anyway, and on a small one the import is
+most of this process's path (cap20, 9.6 k rows: +0.9-1.2 s wall when it came in the
+correlations stage); above, the read is long and a trace may select no ids (real1M and
+real10M select none: 0.6-0.9 CPU s less here, early19 in bench/README.md)."""
 _ALIGN = 64
 """Each array of the inputs starts at a multiple of this in the shared file."""
 
@@ -186,11 +193,12 @@ def free_processes() -> int:
 
 
 def preloaded_modules(trace: RequestSource) -> list[str]:
-    """What `build_model` imports in a thread while it reads `trace` when the behaviors
-    run in a child: nothing, for every trace (the child, forked before the read, imports
-    `CHILD_MODULES` itself and fits the arrivals: early19 in bench/README.md)."""
-    del trace  # (kept for bench/bench_read.py's --preload, which asks it)
-    return []
+    """What `build_model` imports in a thread during its read of `trace` when the
+    behaviors and arrivals run in a child (which imports `CHILD_MODULES` itself):
+    scipy.stats below PRELOAD_SCIPY_ROWS rows, for the ids' selection (`id_select`) where
+    the correlations find lists, else nothing (a source that does not say its rows: large)."""
+    rows = trace.trace.num_rows if isinstance(trace, ParquetSource) else None
+    return ["scipy.stats"] if rows is not None and rows < PRELOAD_SCIPY_ROWS else []
 
 
 def _imported(modules: list[str]) -> None:

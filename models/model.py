@@ -32,7 +32,7 @@ from .arrivals import ArrivalModel, fit_arrivals
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
-from .forked import CHILD_MODULES, forked, free_processes
+from .forked import CHILD_MODULES, forked, free_processes, preload, preloaded_modules
 from .frame import RequestColumns, read_light_columns
 from .ids import NO_IDS, ids_to_json
 from .kaplan_meier import km_percentiles
@@ -159,12 +159,14 @@ def build_model(
     # The behaviors' child forks first, before this process starts a thread or reads: it
     # imports sklearn and scipy on the second core while the read, templates and sessions
     # run here, then fits the behaviors (numpy over the sessionized frame) and the arrivals
-    # (their scipy.stats: imported once, there) on what it is sent (`_BehaviorInputs`),
+    # (their scipy.stats: imported there, and here only for a small trace whose ids may
+    # need it: `preloaded_modules`) on what it is sent (`_BehaviorInputs`),
     # while this process reads and learns the payloads and correlations (Parquet reads and
     # Python per sampled value). The child's stage lines come when its result is taken.
     with forked(_behaviors_and_shape, child=child, imports=CHILD_MODULES) as fitting:
         with clock("read"):
             trace = source or ParquetSource.open(trace_path)
+            imports = preload(preloaded_modules(trace)) if child else None
             # The strings as the files' own dictionaries: none decoded per request
             # (real10M's read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
             requests = read_light_columns(trace)
@@ -201,6 +203,8 @@ def build_model(
         found.note.update(sessions=len(table), sessions_read=int(sample.chosen.sum()))
         with clock("outcomes"):  # what no behavior decides: while the child still fits
             facts = found.outcome_facts()
+        if imports is not None:  # (done long since: no thread left behind)
+            imports.join()
         behaviors, shape, (arrivals, arrivals_s) = fitting.result()
         clock.done("behaviors", (fitting.seconds or 0.0) - arrivals_s)
         clock.done("arrivals", arrivals_s)

@@ -339,7 +339,7 @@ def test_by_default_the_load_decides(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert first == os.getpid() != second
 
 
-def test_the_child_imports_the_clustering_and_arrivals_modules_and_the_caller_none(
+def test_the_child_imports_clustering_and_arrivals_modules_the_caller_scipy_if_small(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tracereplay.models import forked as forked_module
@@ -349,7 +349,15 @@ def test_the_child_imports_the_clustering_and_arrivals_modules_and_the_caller_no
     source = ParquetSource.open(tmp_path / "t")
     scipy, clustering = forked_module.SCIPY_MODULES, forked_module.CLUSTERING_MODULES
     assert "scipy.stats" in scipy and "sklearn.cluster" in clustering
-    assert forked_module.preloaded_modules(source) == []
+    rows = source.trace.num_rows
+    for threshold, expected in ((rows + 1, ["scipy.stats"]), (rows, [])):
+        monkeypatch.setattr(forked_module, "PRELOAD_SCIPY_ROWS", threshold)
+        assert forked_module.preloaded_modules(source) == expected
+
+    class Unsized:  # a source that does not say its rows: taken as large
+        pass
+
+    assert forked_module.preloaded_modules(Unsized()) == []  # type: ignore[arg-type]
     asked: list[list[str]] = []
     monkeypatch.setattr(model_module, "forked", lambda *a, imports, **k: (
         asked.append(list(imports)) or forked(*a, imports=imports, **k)))  # fmt: skip
