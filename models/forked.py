@@ -1,26 +1,32 @@
 """One piece of work run in a forked child process while the caller goes on (the model's
 behaviors beside its payload and correlation reads: the machine's second core).
 
-The child sees the caller's arrays as they were at the fork (copy-on-write: nothing is
-pickled on the way in) and sends back its result, or its error, pickled through a pipe.
-The child never outlives the `forked` block: left early (an error in the caller, the
-result not asked for), it is killed and reaped. Where `fork` is not offered, or with
-`child=False`, the work runs in the caller, at the point its result is asked for. When
-the model forks (`free_processes`) and what it imports before (`preloaded_modules`).
+The child is forked before the caller starts its own work (no thread of the caller's yet)
+and imports what the work needs on its own core; the work's inputs follow when the caller
+has made them, their arrays written once into a file only the two processes share (a
+memfd: nothing pickled but their shapes), and the result, or the error, comes back
+pickled through a pipe. The child never outlives the `forked` block: left early (an error
+in the caller, the inputs not sent, the result not asked for), it is killed and reaped.
+Where `fork` is not offered, or with `child=False`, the work runs in the caller, at the
+point its result is asked for. When the model forks (`free_processes`) and what it imports
+during its read (`preloaded_modules`).
 """
 
 from __future__ import annotations
 
 import gc
 import importlib
+import mmap
 import multiprocessing
 import os
+import pickle
 import signal
+import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -28,37 +34,71 @@ from tracereplay.errors import TraceReplayError
 
 from .source import ParquetSource, RequestSource
 
+A = TypeVar("A")
 T = TypeVar("T")
 
 SCIPY_MODULES = ["scipy.stats", "scipy.ndimage"]
-"""Imported during the read when a child will fork: this process's arrivals need them, the
-child's session shapes scipy.stats (inherited: imported once for both)."""
+"""The arrivals' imports (scipy.stats: id_select's too, where ids are selected)."""
 CLUSTERING_MODULES = ["sklearn.cluster", "sklearn.metrics", "threadpoolctl"]
-"""The behaviors' own imports (the child's only): imported during the read too when the
-trace has PRELOAD_CLUSTERING_ROWS rows or more, else by the child on its own core."""
-PRELOAD_CLUSTERING_ROWS = 2_000_000
-"""From here the read (~0.5 s a million rows, quiet) hides the clustering imports (~0.6 CPU
-s) in its pauses of the GIL; below, importing them held back the read and templates of the
-process that is the longer one at 1 M rows (real1M: its CPU 3.6-4.0 → 3.1-3.7 s, the
-child's 1.1-1.2 → 1.3-1.5 s; real10M's child paid 0.6 s more: bench/README.md, orch16)."""
+"""The behaviors' own imports (sklearn.cluster imports scipy.stats)."""
+CHILD_MODULES = [*CLUSTERING_MODULES, *SCIPY_MODULES]
+"""What the model's child imports on its own core while the caller reads, before its
+inputs come: the behaviors' and the arrivals' (it fits both), so the caller imports no
+scipy.stats of its own during the read from PRELOAD_SCIPY_ROWS rows (real1M: 0.6-0.9 CPU
+s and ~60 MB less there)."""
+PRELOAD_SCIPY_ROWS = 500_000
+"""Below, this process imports scipy.stats during its read too (0.6 CPU s): a capture
+whose correlations select ids imports it there anyway, and on a small one the import is
+most of this process's path (cap20, 9.6 k rows: +0.9-1.2 s wall when it came in the
+correlations stage); above, the read is long and a trace may select no ids (real1M and
+real10M select none: 0.6-0.9 CPU s less here, early19 in bench/README.md)."""
+_ALIGN = 64
+"""Each array of the inputs starts at a multiple of this in the shared file."""
 
 
 @dataclass
-class Pending(Generic[T]):
-    """The work's result, once `result()` is asked for (it waits for the child)."""
+class Pending(Generic[A, T]):
+    """The work's inputs, once `send` is called, and its result, once `result()` is asked
+    for (it waits for the child)."""
 
-    work: Callable[[], T]
+    work: Callable[[A], T]
     process: Any = None
     """The child (a multiprocessing Process), or None: the work runs in `result()`."""
     answer: Any = None
-    """The read end of the child's pipe."""
+    """The read end of the child's answer pipe."""
+    inputs: Any = None
+    """The write end of the child's inputs pipe (in the caller: the inputs themselves)."""
+    shared: int | None = None
+    """The file the inputs' arrays are written into (its descriptor, until sent)."""
     seconds: float | None = None
-    """How long the work took, in the process that ran it."""
+    """How long the work took, in the process that ran it (its inputs' unpacking too)."""
+    sent: bool = False
+    pid: int | None = None
+    """The child's process id (None: no child)."""
+
+    def send(self, inputs: A) -> None:
+        """Give the work its inputs (once): their arrays written into the shared file, the
+        rest pickled with their places in it. A child already gone is said by `result()`."""
+        assert not self.sent, "sent twice"
+        self.sent = True
+        if self.process is None:
+            self.inputs = inputs
+            return
+        assert self.shared is not None
+        buffers: list[pickle.PickleBuffer] = []
+        header = pickle.dumps(inputs, protocol=5, buffer_callback=buffers.append)
+        places = _written(self.shared, [b.raw() for b in buffers])
+        os.close(self.shared)
+        self.shared = None
+        with suppress(BrokenPipeError):  # (the child died: its exit code says how)
+            self.inputs.send((header, places))
+        self.inputs.close()
 
     def result(self) -> T:
+        assert self.sent, "the work's inputs were never sent"
         if self.process is None:
             start = time.perf_counter()
-            value = self.work()
+            value = self.work(self.inputs)
             self.seconds = time.perf_counter() - start
             return value
         try:
@@ -74,62 +114,69 @@ class Pending(Generic[T]):
         if not ok:
             raise value
         result: T = value
-        self.work = lambda: result  # asked again: the same result, not the work again
+        self.work = lambda _inputs: result  # asked again: the same result, not the work
         return result
+
+    def close(self) -> None:
+        """Kill and reap the child if it has not answered; close what is left open."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.join()
+            self.process = None
+        if self.answer is not None:
+            self.answer.close()
+        if self.shared is not None:
+            os.close(self.shared)
+            self.shared = None
+        if not self.sent and self.inputs is not None:
+            self.inputs.close()
 
 
 @contextmanager
-def forked(work: Callable[[], T], *, child: bool = True) -> Iterator[Pending[T]]:
-    """Start `work` in a forked child (when `child` and the platform has `fork`); the
-    block's `Pending.result()` is its result, or raises its error. On leaving the block
-    the child is gone: reaped after its answer, else killed."""
+def forked(
+    work: Callable[[A], T], *, child: bool = True, imports: Sequence[str] = ()
+) -> Iterator[Pending[A, T]]:
+    """Fork a child now (when `child` and the platform has `fork`) that imports `imports`
+    (a module that fails is left to the work, which raises the error where it imports it)
+    and then runs `work` on what the block's `Pending.send` gives; the block's
+    `Pending.result()` is its result, or raises its error. On leaving the block the child
+    is gone: reaped after its answer, else killed. Fork before starting threads: the child
+    has only the thread that forks."""
     if not child or "fork" not in multiprocessing.get_all_start_methods():
         yield Pending(work)
         return
     context = multiprocessing.get_context("fork")
     answer, send = context.Pipe(duplex=False)
-    process = context.Process(target=_answer, args=(work, send), daemon=True)
-    # The child's collections skip every object the caller made before the fork (its
-    # modules: scipy, sklearn, pandas): fewer passes and no page of them copied for a pass.
-    gc.freeze()
+    receive, inputs = context.Pipe(duplex=False)
+    shared = _shared_file()
+    pending = Pending(work, answer=answer, inputs=inputs, shared=shared)
     try:
-        process.start()
-    finally:
-        gc.unfreeze()
-    send.close()  # the child's end: the parent's read sees EOF if the child dies
-    pending = Pending(work, process, answer)
-    try:
+        process = context.Process(
+            target=_serve, args=(work, list(imports), receive, inputs, shared, send), daemon=True
+        )
+        # The child's collections skip every object the caller made before the fork (its
+        # modules: pandas, pyarrow, numpy): fewer passes and no page of them copied for one.
+        # Ctrl-C is held back until the child ignores it (`_serve`): the caller's to handle.
+        gc.freeze()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            gc.unfreeze()
+            send.close()  # the child's ends: the caller's reads see EOF if the child dies
+            receive.close()
+        pending.process, pending.pid = process, process.pid
         yield pending
     finally:
-        if pending.process is not None:
-            process.kill()
-            process.join()
-            answer.close()
+        pending.close()
 
 
 def preload(modules: list[str]) -> threading.Thread:
-    """Import `modules` in a thread while the caller goes on (join it before `forked`): a
-    child forked after inherits them instead of importing them on its own clock (sklearn's
-    k-means and scipy.stats: 1.3-1.4 s). A module that fails to import is left to the
-    child, which raises the error where it imports it."""
-
-    def imports() -> None:
-        # No collection while they load (the caller joins before it pauses it itself):
-        # their new objects set off passes over everything (scipy.stats: ~10 % of its
-        # import's CPU).
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            for name in modules:
-                try:
-                    importlib.import_module(name)
-                except Exception:  # noqa: S112 (the child imports it again and says why)
-                    continue
-        finally:
-            if collecting:
-                gc.enable()
-
-    thread = threading.Thread(target=imports, name="preload", daemon=True)
+    """Import `modules` in a thread while the caller goes on (join it before it needs
+    them). A module that fails to import is left to whoever imports it next, which says
+    why."""
+    thread = threading.Thread(target=_imported, args=(modules,), name="preload", daemon=True)
     thread.start()
     return thread
 
@@ -146,28 +193,92 @@ def free_processes() -> int:
 
 
 def preloaded_modules(trace: RequestSource) -> list[str]:
-    """What `build_model` imports in a thread while it reads `trace` when the behaviors
-    run in a child (`PRELOAD_CLUSTERING_ROWS`: a source that does not say its rows is
-    taken as large)."""
+    """What `build_model` imports in a thread during its read of `trace` when the
+    behaviors and arrivals run in a child (which imports `CHILD_MODULES` itself):
+    scipy.stats below PRELOAD_SCIPY_ROWS rows, for the ids' selection (`id_select`) where
+    the correlations find lists, else nothing (a source that does not say its rows: large)."""
     rows = trace.trace.num_rows if isinstance(trace, ParquetSource) else None
-    small = rows is not None and rows < PRELOAD_CLUSTERING_ROWS
-    return SCIPY_MODULES if small else [*SCIPY_MODULES, *CLUSTERING_MODULES]
+    return ["scipy.stats"] if rows is not None and rows < PRELOAD_SCIPY_ROWS else []
 
 
-def _answer(work: Callable[[], Any], send: Any) -> None:
-    """In the child: run `work`, send (ok, result or error, seconds)."""
+def _imported(modules: list[str]) -> None:
+    """Import `modules`, no cyclic collection while they load: their new objects set off
+    passes over everything (scipy.stats: ~10 % of its import's CPU)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: S112 (imported again where it is needed, which says why)
+                continue
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _shared_file() -> int:
+    """A file of no name that the child inherits (a memfd: in memory, freed when the last
+    process holding it closes it; elsewhere an unlinked temporary file)."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("tracereplay-forked-inputs", os.MFD_CLOEXEC)
+    with tempfile.TemporaryFile() as file:
+        return os.dup(file.fileno())
+
+
+def _written(fd: int, buffers: list[memoryview]) -> list[tuple[int, int]]:
+    """Write `buffers` into the file `fd`, each at a multiple of _ALIGN; their places."""
+    places, at = [], 0
+    for buffer in buffers:
+        view, done = buffer.cast("B"), 0
+        while done < len(view):  # (pwrite may write less than asked)
+            done += os.pwrite(fd, view[done:], at + done)
+        places.append((at, len(view)))
+        at += -(-len(view) // _ALIGN) * _ALIGN
+    return places
+
+
+def _read(fd: int, places: list[tuple[int, int]]) -> list[memoryview]:
+    """The buffers `_written` put into the file `fd`: views of one mapping of it."""
+    size = max((at + n for at, n in places), default=0)
+    if not size:
+        return [memoryview(b"") for _ in places]
+    mapped = memoryview(mmap.mmap(fd, size))
+    return [mapped[at : at + n] for at, n in places]
+
+
+def _serve(
+    work: Callable[[Any], Any],
+    imports: list[str],
+    receive: Any,
+    inputs: Any,
+    shared: int,
+    send: Any,
+) -> None:
+    """In the child: import, wait for the inputs, run `work` on them, send (ok, result or
+    error, seconds). No inputs (the caller left the block, or died): end."""
+    inputs.close()  # the caller's end: its death is an EOF here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's, who kills this
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _imported(imports)
+    try:
+        header, places = receive.recv()
+    except EOFError:
+        return
     start = time.perf_counter()
     try:
-        message: tuple[bool, Any, float] = (True, work(), 0.0)
+        arrays = _read(shared, places)
+        os.close(shared)
+        message: tuple[bool, Any] = (True, work(pickle.loads(header, buffers=arrays)))  # noqa: S301 (the caller's)
     except BaseException as error:
         if not isinstance(error, TraceReplayError):  # a bug: keep where it happened
             error.add_note("in the forked child:\n" + traceback.format_exc().rstrip())
-        message = (False, error, 0.0)
-    message = (message[0], message[1], time.perf_counter() - start)
+        message = (False, error)
+    seconds = time.perf_counter() - start
     try:
-        send.send(message)
+        send.send((*message, seconds))
     except Exception as error:
-        send.send((False, RuntimeError(f"the forked child's answer: {error!r}"), message[2]))
+        send.send((False, RuntimeError(f"the forked child's answer: {error!r}"), seconds))
     send.close()
 
 

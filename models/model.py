@@ -28,11 +28,11 @@ import pyarrow as pa
 from tracereplay import __version__
 from tracereplay.errors import UsageError
 
-from .arrivals import fit_arrivals
+from .arrivals import ArrivalModel, fit_arrivals
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
-from .forked import forked, free_processes, preload, preloaded_modules
+from .forked import CHILD_MODULES, forked, free_processes, preload, preloaded_modules
 from .frame import RequestColumns, read_light_columns
 from .ids import NO_IDS, ids_to_json
 from .kaplan_meier import km_percentiles
@@ -60,7 +60,7 @@ from .session_sample import (
     sampled_whole,
 )
 from .session_shape import Censoring, censoring
-from .sessionized import _keep_what_later_stages_read, _Later, _sessionized, _templates
+from .sessionized import _keep_what_later_stages_read, _sessionized, _templates
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     request_curve,
@@ -146,57 +146,56 @@ def build_model(
     reads the trace (default: its Parquet files through pyarrow; see models/source.py).
     `censor_edges=False` treats sessions cut by the capture's edges as ended (as models
     before issue 11 did: bench_model.py's equality check with the old code). `processes`:
-    2 fits the behaviors in a forked child while this process learns the payloads and
-    correlations (models/forked.py); 1 runs every stage here, one after the other (the
-    same model either way); None: 2 when a core is free (`free_processes`)."""
+    2 fits the behaviors and arrivals in a child forked before the read, while this
+    process learns the payloads and correlations (models/forked.py); 1 runs every stage
+    here, one after the other (the same model either way); None: 2 when a core is free
+    (`free_processes`)."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     if correlation_sample < 2 or correlation_per_endpoint < 0:
         raise UsageError("--correlation-sample must be ≥ 2 and --correlation-per-endpoint ≥ 0")
     clock = _Clock(progress)
     child = (processes or free_processes()) > 1
-    with clock("read"):
-        trace = source or ParquetSource.open(trace_path)
-        # What the arrivals and the child import, imported in a thread during the read.
-        imports = preload(preloaded_modules(trace)) if child else None
-        # The strings as the files' own dictionaries: none decoded per request (real10M's
-        # read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
-        requests = read_light_columns(trace)
-        clock.rows = len(requests)
-    # The templates (Arrow over the distinct paths) on a thread while the sessions are
-    # made (numpy over keys and times: no endpoint read until their last gather): both let
-    # go of the GIL for most of their time, so they share the two cores (real10M: 1.0 s
-    # and 1.6 s one after the other on one; bench/README.md, sess17). With no core free
-    # (`child` False), one after the other: beside busy cores the thread gained nothing.
-    clock.started("templates")
-    templates = _on_a_thread(lambda: _templates(requests), beside=child)
-    with templates as templating, clock("sessions"):
-        # No endpoint column yet: `_keep_what_later_stages_read` puts it in below.
-        sessions, by_timeout = _sessionized(
-            trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
-        )
-        table = session_table(sessions)
-        stats = session_stats(sessions, table).to_json()
-        censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
-        (templater, endpoint, names), seconds = templating()
-        clock.done("templates", seconds)
-        _keep_what_later_stages_read(sessions, endpoint, names)
-    span_s = float(requests.t_s[-1])
-    # Behaviors (numpy over the sessionized frame) in a forked child, on the second core,
+    # The behaviors' child forks first, before this process starts a thread or reads: it
+    # imports sklearn and scipy on the second core while the read, templates and sessions
+    # run here, then fits the behaviors (numpy over the sessionized frame) and the arrivals
+    # (their scipy.stats: imported there, and here only for a small trace whose ids may
+    # need it: `preloaded_modules`) on what it is sent (`_BehaviorInputs`),
     # while this process reads and learns the payloads and correlations (Parquet reads and
-    # Python per sampled value): they share nothing but the frame, read by both. The
-    # child's stage line comes when its result is taken.
-    if imports is not None:
-        imports.join()
-    clock.started("behaviors")
-    with forked(
-        lambda: _behaviors_and_shape(sessions, table, censored, seed, behavior_sample, by_timeout),
-        child=child,
-    ) as fitting:
-        with clock("sensitivity"):  # after the fork: the child starts that much earlier
+    # Python per sampled value). The child's stage lines come when its result is taken.
+    with forked(_behaviors_and_shape, child=child, imports=CHILD_MODULES) as fitting:
+        with clock("read"):
+            trace = source or ParquetSource.open(trace_path)
+            imports = preload(preloaded_modules(trace)) if child else None
+            # The strings as the files' own dictionaries: none decoded per request
+            # (real10M's read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
+            requests = read_light_columns(trace)
+            clock.rows = len(requests)
+        # The templates (Arrow over the distinct paths) on a thread while the sessions are
+        # made (numpy over keys and times: no endpoint read until their last gather): both
+        # let go of the GIL for most of their time, so they share the two cores (real10M:
+        # 1.0 s and 1.6 s one after the other on one; bench/README.md, sess17). With no
+        # core free (`child` False), one after the other: beside busy cores the thread
+        # gained nothing.
+        clock.started("templates")
+        templates = _on_a_thread(lambda: _templates(requests), beside=child)
+        with templates as templating, clock("sessions"):
+            # No endpoint column yet: `_keep_what_later_stages_read` puts it in below.
+            sessions, by_timeout = _sessionized(
+                trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
+            )
+            table = session_table(sessions)
+            stats = session_stats(sessions, table).to_json()
+            censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
+            (templater, endpoint, names), seconds = templating()
+            clock.done("templates", seconds)
+            _keep_what_later_stages_read(sessions, endpoint, names)
+        span_s = float(requests.t_s[-1])
+        fitting.send(_BehaviorInputs.of(sessions, table, censored, seed, behavior_sample, span_s))
+        del sessions["think_s"]  # (the behaviors' only: sent, or held by what was sent)
+        clock.started("behaviors")
+        with clock("sensitivity"):
             sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
-        with clock("arrivals"):
-            arrivals = fit_arrivals(table["start_s"].to_numpy(float), span_s)
         asked = _Asked(payload_sample, correlation_sample, correlation_per_endpoint, seed)
         endpoints, payload_note, found, sample = _learned_from_samples(
             clock, trace, requests, sessions, endpoint, names, asked, correlations
@@ -204,8 +203,11 @@ def build_model(
         found.note.update(sessions=len(table), sessions_read=int(sample.chosen.sum()))
         with clock("outcomes"):  # what no behavior decides: while the child still fits
             facts = found.outcome_facts()
-        behaviors, shape = fitting.result()
-        clock.done("behaviors", fitting.seconds)
+        if imports is not None:  # (done long since: no thread left behind)
+            imports.join()
+        behaviors, shape, (arrivals, arrivals_s) = fitting.result()
+        clock.done("behaviors", (fitting.seconds or 0.0) - arrivals_s)
+        clock.done("arrivals", arrivals_s)
     with clock("placement"):  # the sampled sessions' outcomes per behavior
         outcomes = NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
     return {
@@ -374,25 +376,55 @@ def learned_auth(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _BehaviorInputs:
+    """All the behaviors' fit and the sessions' shape read, what the forked child is sent
+    (~13 B a request, 16 a session: real10M's ~0.15 GB, views of this process's arrays)."""
+
+    sessions: pd.DataFrame
+    """The sessionized frame's columns `fit_behaviors` reads."""
+    length: np.ndarray
+    duration_s: np.ndarray
+    """The session table's lengths and durations."""
+    censored: Censoring
+    seed: int
+    sample: int
+    start_s: np.ndarray
+    span_s: float
+    """The sessions' starts and the trace's span: the arrivals' inputs."""
+
+    @classmethod
+    def of(
+        cls, sessions: pd.DataFrame, table: pd.DataFrame, censored: Censoring, seed: int,
+        sample: int, span_s: float,
+    ) -> _BehaviorInputs:  # fmt: skip
+        return cls(
+            sessions[["session_id", "endpoint", "think_s"]],
+            table["length"].to_numpy(),
+            table["duration_s"].to_numpy(),
+            censored, seed, sample, table["start_s"].to_numpy(), span_s,
+        )  # fmt: skip
+
+
 def _behaviors_and_shape(
-    sessions: pd.DataFrame,
-    table: pd.DataFrame,
-    censored: Censoring,
-    seed: int,
-    sample: int,
-    unasked: _Later,
-) -> tuple[list[Behavior], dict[str, Any]]:
-    """The behaviors, and the quantiles of the sessions' lengths and durations the file
-    reports (1-2 s at 10 M requests: beside the payloads and correlations too). `unasked`:
-    what the forked child never computes, its copy freed first (not held beside its work)."""
-    unasked.drop()
-    behaviors = fit_behaviors(sessions, seed=seed, sample=sample, censored=censored)
+    inputs: _BehaviorInputs,
+) -> tuple[list[Behavior], dict[str, Any], tuple[ArrivalModel, float]]:
+    """The behaviors, the quantiles of the sessions' lengths and durations the file reports
+    (1-2 s at 10 M requests: beside the payloads and correlations too), and the arrivals
+    with the seconds they took (here: their scipy is the child's, not imported twice)."""
+    start = time.perf_counter()
+    arrivals = fit_arrivals(np.asarray(inputs.start_s, dtype=float), inputs.span_s)
+    arrived = (arrivals, time.perf_counter() - start)
+    censored = inputs.censored
+    behaviors = fit_behaviors(
+        inputs.sessions, seed=inputs.seed, sample=inputs.sample, censored=censored
+    )
     shape = {
         # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
-        "length": _quantiles(table["length"].to_numpy(float), censored.any),
-        "duration_s": _quantiles(table["duration_s"].to_numpy(float), censored.any),
+        "length": _quantiles(np.asarray(inputs.length, dtype=float), censored.any),
+        "duration_s": _quantiles(np.asarray(inputs.duration_s, dtype=float), censored.any),
     }
-    return behaviors, shape
+    return behaviors, shape, arrived
 
 
 def _quantiles(values: np.ndarray, censored: np.ndarray) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """The behaviors fitted in a forked child beside the payload and correlation reads
-(models/forked.py, `build_model(processes=2)`): the same model as one process, errors
-that come back as one line, and no child left behind."""
+(models/forked.py, `build_model(processes=2)`), forked before the read and sent its inputs
+once the sessions are made: the same model as one process, the inputs as they were sent,
+errors that come back as one line, and no child left behind (the process table)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,8 @@ SAMPLED = {"correlation_sample": 24, "correlation_per_endpoint": 4}
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether process `pid` runs (an ended one not yet reaped does not)."""
+    return _state(pid) not in ("gone", "Z")
 
 
 def _fits_where(monkeypatch: pytest.MonkeyPatch, pid_file: Path) -> Callable[[], list[int]]:
@@ -51,54 +49,224 @@ def _wait_for(pid_file: Path) -> None:
         time.sleep(0.01)
 
 
-def test_the_work_runs_in_a_child_and_its_result_comes_back() -> None:
+_EARLIER: set[int] = set()
+"""The child processes this process had when the test began (other tests': a resource
+tracker, a pool's workers), left out of `_children`."""
+
+
+@pytest.fixture(autouse=True)
+def _earlier_children() -> Iterator[None]:
+    _EARLIER.clear()
+    _EARLIER.update(_all_children())
+    yield
+
+
+def _children() -> list[int]:
+    """The child processes this process made during the test, running or not yet reaped."""
+    return [pid for pid in _all_children() if pid not in _EARLIER]
+
+
+def _all_children() -> list[int]:
+    """This process's child processes, running or not yet reaped (the process table)."""
+    mine, found = str(os.getpid()), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state_and_parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except OSError:  # (ended meanwhile)
+            continue
+        if state_and_parent[1] == mine:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_work_runs_in_a_child_on_what_it_is_sent() -> None:
     parent = os.getpid()
-    with forked(lambda: (os.getpid(), list(range(5)))) as pending:
+    with forked(lambda sent: (os.getpid(), sent)) as pending:
+        pending.send([0, 1, 2, 3, 4])
         pid, values = pending.result()
         assert pending.result() == (pid, values)  # asked again: the same, not run again
     assert pid != parent and values == [0, 1, 2, 3, 4] and pending.seconds is not None
-    assert not _alive(pid) and not multiprocessing.active_children()
-    with forked(os.getpid, child=False) as pending:
-        assert pending.result() == parent
+    assert not _alive(pid) and not multiprocessing.active_children() and not _children()
+    with forked(lambda sent: (os.getpid(), sent), child=False) as pending:
+        pending.send("here")
+        assert pending.result() == (parent, "here")
+
+
+def test_the_inputs_arrive_as_they_were_sent() -> None:
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "session_id": np.arange(1000, dtype=np.int32) // 7,
+        "endpoint": pd.Categorical.from_codes(np.arange(1000) % 3, ["GET /a", "GET /b", "x"]),
+        "think_s": np.where(np.arange(1000) % 7, 0.5, np.nan),
+    })  # fmt: skip
+    read_only = np.linspace(0.0, 1.0, 33)
+    read_only.flags.writeable = False
+    sent = {
+        "frame": frame,
+        "strided": np.arange(30, dtype=np.int64)[::3],  # (not contiguous: pickled in the header)
+        "empty": np.zeros(0, dtype=np.float64),
+        "odd": np.arange(5, dtype=np.int8),  # (the next array starts aligned all the same)
+        "read_only": read_only,
+        "bools": np.arange(9) % 2 == 0,
+        "objects": np.array(["a", None, 3], dtype=object),
+    }
+
+    def seen(got: dict[str, Any]) -> dict[str, Any]:
+        arrays = {k: v for k, v in got.items() if isinstance(v, np.ndarray)}
+        return {
+            "got": got,
+            "writeable": {k: bool(v.flags.writeable) for k, v in arrays.items()},
+            "aligned": all(v.ctypes.data % 8 == 0 for v in arrays.values() if v.size),
+        }
+
+    with forked(seen) as pending:
+        pending.send(sent)
+        answer = pending.result()
+    got = answer["got"]
+    assert got.keys() == sent.keys() and answer["aligned"]
+    pd.testing.assert_frame_equal(got["frame"], frame)
+    for name in sent.keys() - {"frame"}:
+        assert got[name].dtype == sent[name].dtype
+        assert np.array_equal(got[name], sent[name], equal_nan=name != "objects")
+    assert answer["writeable"] == {"strided": True, "empty": True, "odd": True,
+                                   "read_only": False, "bools": True, "objects": True}  # fmt: skip
+
+
+def test_the_child_imports_its_modules_before_its_inputs_come(tmp_path: Path) -> None:
+    import sys
+
+    (tmp_path / "child_probe.py").write_text("import os\nPID = os.getpid()\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        imports = ["child_probe", "no_such_module_anywhere"]  # (one that fails: left to work)
+        with forked(lambda _: sys.modules["child_probe"].PID, imports=imports) as pending:
+            pending.send(None)
+            assert pending.result() == pending.pid
+        assert "child_probe" not in sys.modules  # imported there, not here
+    finally:
+        sys.path.remove(str(tmp_path))
 
 
 def test_an_error_in_the_child_is_raised_in_the_caller() -> None:
-    def corrupt() -> None:
+    def corrupt(_: object) -> None:
         raise TraceCorruptError("part-000001.parquet: not Parquet")
 
     with pytest.raises(TraceCorruptError) as raised, forked(corrupt) as pending:
+        pending.send(None)
         pending.result()
     assert str(raised.value) == "part-000001.parquet: not Parquet"
 
-    def bug() -> None:
+    def bug(_: object) -> None:
         raise ValueError("a bug")
 
     with pytest.raises(ValueError, match="a bug") as bug_raised, forked(bug) as pending:
+        pending.send(None)
         pending.result()
     assert "in the forked child" in "".join(bug_raised.value.__notes__)
-    assert not multiprocessing.active_children()
+    assert not multiprocessing.active_children() and not _children()
 
 
 def test_a_child_that_dies_is_a_one_line_error() -> None:
-    killed = forked(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    killed = forked(lambda _: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(TraceReplayError, match="ended by SIGKILL"), killed as pending:
+        pending.send(None)
         pending.result()
-    assert not multiprocessing.active_children()
+    assert not multiprocessing.active_children() and not _children()
+    with forked(lambda _: None) as pending:  # gone before its inputs: said by result()
+        os.kill(pending.pid or 0, signal.SIGKILL)
+        pending.process.join()
+        pending.send(list(range(100_000)))
+        with pytest.raises(TraceReplayError, match="ended by SIGKILL"):
+            pending.result()
+    assert not _children()
 
 
-def test_an_error_in_the_caller_kills_the_child(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sent", [False, True])
+def test_an_error_in_the_caller_kills_the_child(tmp_path: Path, sent: bool) -> None:
     pid_file = tmp_path / "pid"
 
-    def slow() -> None:
+    def slow(_: object) -> None:
         pid_file.write_text(str(os.getpid()))
         time.sleep(60)
 
     start = time.monotonic()
-    with pytest.raises(TraceCorruptError), forked(slow):
-        _wait_for(pid_file)
+    with pytest.raises(TraceCorruptError), forked(slow) as pending:
+        child = pending.pid
+        assert child in _children()  # forked at the block's start, before any input
+        if sent:
+            pending.send(None)
+            _wait_for(pid_file)
         raise TraceCorruptError("the caller's read failed")
     assert time.monotonic() - start < 30
-    assert not _alive(int(pid_file.read_text())) and not multiprocessing.active_children()
+    assert child is not None and not _alive(child)
+    assert not multiprocessing.active_children() and not _children()
+
+
+def test_ctrl_c_in_the_caller_kills_the_child_and_only_the_caller_hears_it() -> None:
+    with pytest.raises(KeyboardInterrupt), forked(lambda _: time.sleep(60)) as pending:
+        child = pending.pid
+        assert child is not None
+        os.kill(child, signal.SIGINT)  # (as a terminal's Ctrl-C: to both; the child ignores it)
+        time.sleep(0.2)
+        assert _alive(child)
+        pending.send(None)
+        raise KeyboardInterrupt
+    assert not _alive(child) and not _children()
+
+
+def test_a_caller_killed_outright_leaves_no_child(tmp_path: Path) -> None:
+    """SIGKILL leaves no `finally`: the child waiting for its inputs sees the caller's end
+    of the pipe close, and ends."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, time\n"
+        "from tracereplay.models.forked import forked\n"
+        "with forked(lambda _: None) as pending:\n"
+        "    print(pending.pid, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as caller:
+        assert caller.stdout is not None
+        child = int(caller.stdout.readline())
+        assert _alive(child)
+        caller.kill()
+    deadline = time.monotonic() + 30
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _alive(child)  # (ended: reaped by init, or soon)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_the_child_is_forked_before_the_read_and_killed_when_the_read_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_api_trace(tmp_path / "t", 30)
+    at_the_read: list[list[int]] = []
+
+    def failing_read(*_: Any, **__: Any) -> Any:
+        at_the_read.append(_children())
+        raise TraceCorruptError("part-000000.parquet: a bad page")
+
+    monkeypatch.setattr(model_module, "read_light_columns", failing_read)
+    for processes in (2, 1):
+        with pytest.raises(TraceCorruptError, match="a bad page"):
+            build_model(tmp_path / "t", processes=processes)
+        assert not _children() and not multiprocessing.active_children()
+    forked_child, none = at_the_read
+    assert len(forked_child) == 1 and none == []
+    assert not _alive(forked_child[0])
 
 
 def test_two_processes_build_the_model_of_one(
@@ -171,7 +339,7 @@ def test_by_default_the_load_decides(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert first == os.getpid() != second
 
 
-def test_the_clustering_imports_are_preloaded_for_large_traces_only(
+def test_the_child_imports_clustering_and_arrivals_modules_the_caller_scipy_if_small(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tracereplay.models import forked as forked_module
@@ -179,30 +347,31 @@ def test_the_clustering_imports_are_preloaded_for_large_traces_only(
 
     _write_api_trace(tmp_path / "t", 30)
     source = ParquetSource.open(tmp_path / "t")
-    rows = source.trace.num_rows
     scipy, clustering = forked_module.SCIPY_MODULES, forked_module.CLUSTERING_MODULES
     assert "scipy.stats" in scipy and "sklearn.cluster" in clustering
-    for threshold, expected in ((rows + 1, scipy), (rows, [*scipy, *clustering])):
-        monkeypatch.setattr(forked_module, "PRELOAD_CLUSTERING_ROWS", threshold)
+    rows = source.trace.num_rows
+    for threshold, expected in ((rows + 1, ["scipy.stats"]), (rows, [])):
+        monkeypatch.setattr(forked_module, "PRELOAD_SCIPY_ROWS", threshold)
         assert forked_module.preloaded_modules(source) == expected
 
     class Unsized:  # a source that does not say its rows: taken as large
         pass
 
-    assert forked_module.preloaded_modules(Unsized()) == [*scipy, *clustering]  # type: ignore[arg-type]
-    models = []
-    for threshold in (rows + 1, 0):  # the child imports sklearn itself; inherits it
-        monkeypatch.setattr(forked_module, "PRELOAD_CLUSTERING_ROWS", threshold)
-        models.append(model_json(build_model(tmp_path / "t", processes=2, **SAMPLED)))
-    assert models[0] == models[1]
+    assert forked_module.preloaded_modules(Unsized()) == []  # type: ignore[arg-type]
+    asked: list[list[str]] = []
+    monkeypatch.setattr(model_module, "forked", lambda *a, imports, **k: (
+        asked.append(list(imports)) or forked(*a, imports=imports, **k)))  # fmt: skip
+    build_model(tmp_path / "t", processes=2, **SAMPLED)
+    assert asked == [[*clustering, *scipy]]
 
 
 def test_the_child_skips_the_callers_objects_and_the_caller_keeps_collecting() -> None:
     import gc
 
     before = gc.get_freeze_count()
-    with forked(gc.get_freeze_count) as pending:
+    with forked(lambda _: gc.get_freeze_count()) as pending:
         assert gc.get_freeze_count() == before and gc.isenabled()  # the caller: as it was
+        pending.send(None)
         frozen_in_child = pending.result()
     assert frozen_in_child > before  # the objects made before the fork: frozen in the child
 
