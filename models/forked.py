@@ -75,11 +75,17 @@ class Pending(Generic[A, T]):
     sent: bool = False
     pid: int | None = None
     """The child's process id (None: no child)."""
+    start: Callable[[], None] | None = None
+    """Forks the child when `send` is called (`forked(..., at_once=False)`), else None."""
 
     def send(self, inputs: A) -> None:
         """Give the work its inputs (once): their arrays written into the shared file, the
-        rest pickled with their places in it. A child already gone is said by `result()`."""
+        rest pickled with their places in it. A child already gone is said by `result()`.
+        A child not yet forked (`start`) is forked first."""
         assert not self.sent, "sent twice"
+        start, self.start = self.start, None
+        if start is not None:
+            start()
         self.sent = True
         if self.process is None:
             self.inputs = inputs
@@ -134,14 +140,19 @@ class Pending(Generic[A, T]):
 
 @contextmanager
 def forked(
-    work: Callable[[A], T], *, child: bool = True, imports: Sequence[str] = ()
+    work: Callable[[A], T],
+    *,
+    child: bool = True,
+    imports: Sequence[str] = (),
+    at_once: bool = True,
 ) -> Iterator[Pending[A, T]]:
-    """Fork a child now (when `child` and the platform has `fork`) that imports `imports`
-    (a module that fails is left to the work, which raises the error where it imports it)
-    and then runs `work` on what the block's `Pending.send` gives; the block's
-    `Pending.result()` is its result, or raises its error. On leaving the block the child
-    is gone: reaped after its answer, else killed. Fork before starting threads: the child
-    has only the thread that forks."""
+    """Fork a child now (when `child` and the platform has `fork`; with `at_once=False`,
+    when the block's `Pending.send` is called instead) that imports `imports` (a module
+    that fails is left to the work, which raises the error where it imports it) and then
+    runs `work` on what the block's `Pending.send` gives; the block's `Pending.result()`
+    is its result, or raises its error. On leaving the block the child is gone: reaped
+    after its answer, else killed. Fork before starting threads, or once they are done:
+    the child has only the thread that forks."""
     if not child or "fork" not in multiprocessing.get_all_start_methods():
         yield Pending(work)
         return
@@ -150,7 +161,8 @@ def forked(
     receive, inputs = context.Pipe(duplex=False)
     shared = _shared_file()
     pending = Pending(work, answer=answer, inputs=inputs, shared=shared)
-    try:
+
+    def start() -> None:
         process = context.Process(
             target=_serve, args=(work, list(imports), receive, inputs, shared, send), daemon=True
         )
@@ -167,8 +179,17 @@ def forked(
             send.close()  # the child's ends: the caller's reads see EOF if the child dies
             receive.close()
         pending.process, pending.pid = process, process.pid
+
+    try:
+        if at_once:
+            start()
+        else:
+            pending.start = start
         yield pending
     finally:
+        if pending.start is not None:  # never forked: the child's ends are ours to close
+            send.close()
+            receive.close()
         pending.close()
 
 

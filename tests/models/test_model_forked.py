@@ -5,9 +5,11 @@ errors that come back as one line, and no child left behind (the process table).
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from tests.models.test_session_sample import _write_api_trace
 from tracereplay.cli import main
 from tracereplay.errors import TraceCorruptError, TraceReplayError
+from tracereplay.models import forked as forked_module
 from tracereplay.models import model as model_module
 from tracereplay.models.forked import forked
 from tracereplay.models.model import build_model, model_json
@@ -260,13 +263,38 @@ def test_the_child_is_forked_before_the_read_and_killed_when_the_read_fails(
         raise TraceCorruptError("part-000000.parquet: a bad page")
 
     monkeypatch.setattr(model_module, "read_light_columns", failing_read)
-    for processes in (2, 1):
+    # A trace as large as PRELOAD_SCIPY_ROWS forks at once; a smaller one forks only when
+    # the inputs are sent, after its own scipy.stats import (the child inherits it).
+    for large, processes in ((True, 2), (False, 2), (True, 1)):
+        monkeypatch.setattr(forked_module, "PRELOAD_SCIPY_ROWS", 0 if large else 10**9)
         with pytest.raises(TraceCorruptError, match="a bad page"):
             build_model(tmp_path / "t", processes=processes)
         assert not _children() and not multiprocessing.active_children()
-    forked_child, none = at_the_read
-    assert len(forked_child) == 1 and none == []
+    forked_child, not_yet, none = at_the_read
+    assert len(forked_child) == 1 and not_yet == [] and none == []
     assert not _alive(forked_child[0])
+
+
+def test_a_small_trace_forks_when_the_inputs_are_sent_and_its_child_inherits_scipy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_api_trace(tmp_path / "t", 30)
+    sent_from: list[tuple[list[int], bool]] = []
+    real_send = forked_module.Pending.send
+
+    def send(self: Any, inputs: Any) -> None:
+        sent_from.append((_children(), "scipy.stats" in sys.modules))
+        real_send(self, inputs)
+
+    monkeypatch.setattr(forked_module.Pending, "send", send)
+    late = build_model(tmp_path / "t", processes=2)
+    monkeypatch.setattr(forked_module, "PRELOAD_SCIPY_ROWS", 0)
+    at_once = build_model(tmp_path / "t", processes=2)
+    (before_late, imported), (before_at_once, _) = sent_from
+    assert before_late == [] and imported  # no child yet; scipy.stats already here
+    assert len(before_at_once) == 1  # forked at the start, waiting for its inputs
+    assert json.dumps(late, sort_keys=True) == json.dumps(at_once, sort_keys=True)
+    assert not _children()
 
 
 def test_two_processes_build_the_model_of_one(
