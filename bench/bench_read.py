@@ -9,7 +9,8 @@ Per run: the read's wall and CPU seconds (user + system, of every thread, from
 `resource.getrusage` around the call), the process's peak RSS, and a digest of every
 array and value list read; `--compare` reads as compare does (`coded=["error"]`, float32
 statuses); `--preload` imports beside the read what `tracereplay model` imports then
-(models/forked.py `preload`: scipy, and sklearn from 2 M rows), as its read stage does,
+(models/forked.py `preloaded_modules`: scipy.stats below 500 k rows, else nothing: the
+child forked before the read imports the rest), as its read stage does,
 joined after the read is timed (its CPU then counts the imports'). Exit 1 when a digest
 differs between the two codes. The base commit's code is unpacked with `git archive`
 (bench_model.py's `old_tree`).
