@@ -30,6 +30,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from tracereplay.allocator import collector_paused
 from tracereplay.errors import TraceReplayError
 
 from .source import ParquetSource, RequestSource
@@ -225,17 +226,12 @@ def preloaded_modules(trace: RequestSource) -> list[str]:
 def _imported(modules: list[str]) -> None:
     """Import `modules`, no cyclic collection while they load: their new objects set off
     passes over everything (scipy.stats: ~10 % of its import's CPU)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         for name in modules:
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: S112 (imported again where it is needed, which says why)
                 continue
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _shared_file() -> int:

@@ -11,7 +11,6 @@ numpy/pyarrow reduction over codes.
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tracereplay import __version__
+from tracereplay.allocator import collector_paused
 from tracereplay.errors import UsageError
 
 from .arrivals import ArrivalModel, fit_arrivals
@@ -287,7 +287,7 @@ def _learned_from_samples(
     # Every session's address is counted unless the correlation sample is sure to be whole.
     ids = sessions["session_id"].to_numpy()
     everyone = correlations and not sampled_whole(ids, asked.correlation_sample)
-    with _collector_paused(), WholeTrace() as beside:
+    with collector_paused(), WholeTrace() as beside:
         with clock("payloads"):
             # One scan of the trace's heavy columns for every sample read below: the
             # payloads' and the correlation sample's (bodies are most of a scan's cost).
@@ -325,19 +325,6 @@ def _learned_from_samples(
                     found.addresses = at.result()
             endpoints = _merged(groups, payloads, stats.result())
     return endpoints, payload_note, found, sample
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: the samples' walks make ~2 M small objects, few
-    of them cycles, and each full collection traverses every live container again."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 @contextmanager

@@ -10,7 +10,6 @@ correlation sample's read alone, for compare (the auth flow of a trace without a
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from tracereplay.allocator import collector_paused
 
 from .addresses import first_addresses, header_addresses, may_forward
 from .correlations import (
@@ -262,13 +263,8 @@ class _Found:
         # No cyclic collection while it runs (build_model pauses it for the two stages
         # before, not this one): its small objects set off passes over every live one
         # (real1M's sample: 0.09-0.10 -> 0.06-0.07 CPU s).
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             facts = None if self.heavy is None else session_facts(self.heavy, self.auth)
-        finally:
-            if collecting:
-                gc.enable()
         if facts is None or self.addresses is None:
             return facts
         count, where = self.addresses

@@ -68,7 +68,7 @@ def _sessionized(
 class _Later:
     """Session statistics computed when asked, from arrays kept until then (`_sessionized`'s
     sort as `key_split.StatsSplit`: at 10 M requests its times, 80 MB, and each key's start
-    and code, 8 MB; its thinks are the frame's); `drop` lets them go unasked."""
+    and code, 8 MB; its thinks are the frame's), once: asking lets them go."""
 
     compute: Callable[[], dict[str, SessionStats]] | None
 
@@ -76,9 +76,6 @@ class _Later:
         compute, self.compute = self.compute, None
         assert compute is not None, "asked twice"
         return compute()
-
-    def drop(self) -> None:
-        self.compute = None
 
 
 def _keep_what_later_stages_read(

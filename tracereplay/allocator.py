@@ -7,12 +7,16 @@ do_huge_pmd_anonymous_page): glibc maps every block above 32 MiB on its own and 
 when freed, and numpy asks for huge pages on each. On this machine (a VM whose balloon
 reports free 2 MiB blocks to the host) a fresh huge page costs ~1-2 s a GiB to touch, a
 4 KiB page ~0.6, a page the heap kept nothing (bench/README.md, alloc18). Where the C
-library is not glibc nothing is changed.
+library is not glibc nothing is changed. And `collector_paused`: no cyclic garbage
+collection over a stretch that makes many small objects and few cycles.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 M_TRIM_THRESHOLD = -1
@@ -57,3 +61,17 @@ def reuse_freed_memory() -> bool:
 
     multiarray._set_madvise_hugepage(False)  # type: ignore[attr-defined]  # (no stub)
     return True
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside, then the collector as it was (on or off), also
+    on an error: the model's sample walks and imports make millions of small objects, few
+    of them cycles, and each full collection traverses every live container again."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
