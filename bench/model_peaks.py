@@ -104,7 +104,8 @@ class Timeline:
         at = time.perf_counter() - self.start
         print(
             f"[{at:6.2f} s] {label:22s} parent rss {mine / 1024:6.0f} hwm {hwm / 1024:6.0f}"
-            f"  child rss {theirs / 1024:6.0f}  tree peak so far {self.tree[0] / 1024:6.0f} MiB",
+            f"  child rss {theirs / 1024:6.0f}  tree peak so far {self.tree[0] / 1024:6.0f} MiB"
+            + _malloc_mib(),
             file=sys.stderr,
             flush=True,
         )
@@ -123,6 +124,32 @@ class Timeline:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _malloc_mib() -> str:
+    """glibc's heap (every arena, `mallinfo2`): in use and free, MiB; Arrow's pool; Python's
+    small-object arenas (pymalloc: mapped on their own, outside glibc's heap)."""
+    import ctypes
+
+    import pyarrow as pa
+
+    class Info(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost",
+        )]  # fmt: skip
+
+    try:
+        call = ctypes.CDLL(None).mallinfo2
+    except AttributeError:
+        return ""
+    call.restype = Info
+    info = call()
+    arenas = sys.getallocatedblocks()
+    return (
+        f"  glibc in use {info.uordblks / 2**20:5.0f} free {info.fordblks / 2**20:5.0f}"
+        f"  arrow {pa.total_allocated_bytes() / 2**20:4.0f}  python blocks {arenas:,}"
+    )
 
 
 def _owner(array: Any) -> Any:

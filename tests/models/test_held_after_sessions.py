@@ -143,3 +143,19 @@ def test_the_models_request_curve_is_the_light_columns_times_counted(
     assert curve["bucket_s"] == model["arrivals"]["bucket_s"]
     assert curve == _whole_curve(requests.t_s, curve["bucket_s"], float(requests.t_s[-1]))
     assert sum(curve["counts"]) == len(records)
+
+
+def test_the_statistics_and_the_templates_give_their_freed_memory_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tracereplay.models import sessionized
+
+    trims: list[str] = []
+    monkeypatch.setattr(sessionized, "_trimmed", lambda: trims.append("trim"))
+    requests = _requests(3)
+    _, later = _sessionized(None, requests, None, [], 1800.0, {"30m": 1800.0})  # type: ignore[arg-type]
+    assert not trims
+    later()
+    assert trims == ["trim"]  # once the sort is let go: before the payloads' growth
+    _templating(requests)()
+    assert trims == ["trim", "trim"]  # on the templates' thread, when their work is done
