@@ -33,7 +33,7 @@ from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
 from .forked import CHILD_MODULES, forked, free_processes, preload, preloaded_modules
-from .frame import RequestColumns, read_light_columns, with_endpoints
+from .frame import RequestColumns, read_light_columns
 from .ids import NO_IDS, ids_to_json
 from .kaplan_meier import km_percentiles
 from .model_file import MAX_MODEL_BYTES as MAX_MODEL_BYTES  # noqa: PLC0414 (re-exported)
@@ -62,6 +62,7 @@ from .session_sample import (
 from .session_shape import Censoring, censoring
 from .sessionized import (
     _after_the_sessions,
+    _completed,
     _keep_what_later_stages_read,
     _sessionized,
     _templates,
@@ -193,7 +194,7 @@ def build_model(
         clock.started("templates")
         templates = _on_a_thread(_templating(requests), beside=child)
         with templates as templating, clock("sessions"):
-            # No endpoint column yet: `with_endpoints` puts it in below.
+            # No endpoint nor seq column yet: `_completed` puts them in below.
             sessions, by_timeout = _sessionized(
                 trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
             )
@@ -210,7 +211,7 @@ def build_model(
             _keep_what_later_stages_read(sessions)
             (templater, endpoint, names), seconds = templating()
             clock.done("templates", seconds)
-            with_endpoints(sessions, endpoint, names)
+            _completed(sessions, endpoint, names, table["length"].to_numpy())
         if imports is not None:  # before a late fork: the child inherits the import
             imports.join()
         fitting.send(_BehaviorInputs.of(sessions, table, censored, seed, behavior_sample, span_s))

@@ -2,7 +2,8 @@
 method codes let go once the sessions are made (the sessions keep their own times, the
 templates their own methods), the request curve counted over the sessions' times a chunk
 at a time (the same counts as the light columns' times counted whole), and the columns
-only the sessions read dropped before the endpoints are put in (the same frame)."""
+only the sessions read dropped before the endpoints are put in, and `seq` put in after
+the sessions' stage (the same frame)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ from tracereplay.models.frame import (
     RequestColumns,
     read_light_columns,
     read_request_columns,
+    run_positions,
     sessionize_requests,
     with_endpoints,
 )
 from tracereplay.models.model import build_model
 from tracereplay.models.sessionized import (
     _after_the_sessions,
+    _completed,
     _keep_what_later_stages_read,
     _sessionized,
     _templates,
@@ -123,6 +126,15 @@ def test_the_columns_dropped_before_the_endpoints_come_give_the_same_frame(seed:
         _keep_what_later_stages_read(got)  # (as build_model: before the templates are done)
         with_endpoints(got, endpoint, names)
         pd.testing.assert_frame_equal(got, want, check_exact=True)
+        # Made without `seq` (as the model's), then given it and its endpoints.
+        late = sessionize_requests(r, None, [], timeout, narrow=True, seq=False)
+        assert "seq" not in late.columns
+        del late["session_key"]
+        _keep_what_later_stages_read(late)
+        sizes = np.bincount(late["session_id"].to_numpy())
+        _completed(late, endpoint, names, sizes)
+        pd.testing.assert_frame_equal(late, want, check_exact=True)
+        assert np.array_equal(late["seq"], run_positions(late["session_id"].to_numpy()))
 
 
 @pytest.mark.parametrize("processes", [1, 2])
