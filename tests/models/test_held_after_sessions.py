@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from tests.factories import T0, make_record, write_trace
@@ -171,3 +172,30 @@ def test_the_statistics_and_the_templates_give_their_freed_memory_back(
     assert trims == ["trim"]  # once the sort is let go: before the payloads' growth
     _templating(requests)()
     assert trims == ["trim", "trim"]  # on the templates' thread, when their work is done
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ["/a/1", "/a/2", "/b", None],  # as RequestColumns: sorted, one null last
+        ["/", "/a/1", "None", "/x/y", None],  # the two texts among the paths already
+        [None],
+        ["/a/1", None, "/b"],  # a null elsewhere: the copy, as before
+        ["/a/1", "/b/2"],
+        [],
+    ],
+)
+@pytest.mark.parametrize("chunk", [1, 2, 1 << 16])
+def test_the_paths_skeletons_in_place_are_one_pass_over_a_copy(
+    paths: list[str | None], chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracereplay.models import shapes, templating
+
+    monkeypatch.setattr(shapes, "SKELETON_CHUNK_PATHS", chunk)
+    monkeypatch.setattr(templating, "skeleton_codes", lambda p: shapes.skeleton_codes(p, chunk))
+    array = pa.array(paths, pa.string())
+    texts = pa.concat_arrays([pc.fill_null(array, "None"), pa.array(["/"], pa.string())])
+    want_codes, want_skeletons = shapes.skeleton_codes(texts, chunk=len(texts) or 1)
+    codes, skeletons = templating._path_skeletons(array)
+    assert skeletons == want_skeletons
+    assert np.array_equal(codes, want_codes)
