@@ -56,6 +56,7 @@ __all__ = [
     "session_stats_by_timeout",
     "sessionize_requests",
     "with_endpoints",
+    "with_positions",
 ]
 
 PLANNED_SOURCES = ("synthesize", "replay")
@@ -178,6 +179,7 @@ def sessionize_requests(
     split: KeyTimeSplit | None = None,
     *,
     narrow: bool = False,
+    seq: bool = True,
 ) -> pd.DataFrame:
     """`sessionize(frame, timeout_s)` of the frame of `requests` (session_key as codes,
     t_s, duration_ms, request, endpoint as a categorical of `names`), built with numpy:
@@ -189,20 +191,13 @@ def sessionize_requests(
     `endpoint` None: no endpoint column (what `with_endpoints` puts in later). `narrow`:
     `session_id` and `seq` as int32 when the rows fit (sessionize's are int64), what the
     model holds them as (`_keep_what_later_stages_read`): no 8-byte arrays to narrow;
-    `request` too, as `key_time_split` gives it (int32 below 2**31 requests)."""
+    `request` too, as `key_time_split` gives it (int32 below 2**31 requests). `seq` False:
+    no `seq` column (`with_positions` puts it in later, last, as it would have been)."""
     request, pause, sizes, same = _Rows.of(requests, timeout_s, split)
     kind = np.int32 if narrow and len(request) < np.iinfo(np.int32).max else np.int64
     if not narrow:
         request = request.astype(np.int64, copy=False)
     session_id = np.repeat(np.arange(len(sizes), dtype=kind), sizes)
-    # seq = row - the session's first row, a chunk at a time: no 8-byte array a row of the
-    # first rows repeated.
-    placed = (np.cumsum(sizes) - sizes).astype(kind, copy=False)
-    seq = np.arange(len(request), dtype=kind)
-    for start in range(0, len(seq), CHUNK_ROWS):
-        part = seq[start : start + CHUNK_ROWS]
-        np.subtract(part, placed[session_id[start : start + CHUNK_ROWS]], out=part)
-    del placed
     columns: dict[str, object] = {
         "session_key": same.key if same else gather(requests.key, request),
         "t_s": same.t_s if same else gather(requests.t_s, request),
@@ -217,9 +212,31 @@ def sessionize_requests(
         columns["endpoint"] = pd.Categorical.from_codes(
             gather(endpoint, request), categories=pd.Index(names)
         )
-    columns.update(think_s=pause, session_id=session_id, seq=seq)
+    columns.update(think_s=pause, session_id=session_id)
+    if seq:
+        columns["seq"] = _positions(session_id, sizes)
     # One block per column: no consolidated copy of them all at once.
     return pd.DataFrame(columns, copy=False)
+
+
+def _positions(session_id: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """`seq` of rows session by session (`session_id` 0, 1, ... in order, session i's
+    `sizes[i]` rows), of `session_id`'s dtype: row - the session's first row, a chunk at a
+    time (no 8-byte array a row of the first rows repeated)."""
+    kind = session_id.dtype
+    placed = (np.cumsum(sizes) - sizes).astype(kind, copy=False)
+    seq = np.arange(len(session_id), dtype=kind)
+    for start in range(0, len(seq), CHUNK_ROWS):
+        part = seq[start : start + CHUNK_ROWS]
+        np.subtract(part, placed[session_id[start : start + CHUNK_ROWS]], out=part)
+    return seq
+
+
+def with_positions(sessions: pd.DataFrame, sizes: np.ndarray) -> None:
+    """Put in place, last, the `seq` column a frame `sessionize_requests(seq=False)` made
+    would have had; `sizes`: each session's rows (its session table's `length`)."""
+    seq = _positions(sessions["session_id"].to_numpy(), np.asarray(sizes))
+    sessions.insert(len(sessions.columns), "seq", pd.Series(seq, index=sessions.index, copy=False))
 
 
 def with_endpoints(sessions: pd.DataFrame, endpoint: np.ndarray, names: list[str]) -> None:

@@ -28,7 +28,7 @@ from tracereplay import __version__
 from tracereplay.allocator import collector_paused
 from tracereplay.errors import UsageError
 
-from .arrivals import ArrivalModel, fit_arrivals
+from .arrivals import ArrivalModel, fit_arrivals, fitted_bucket_s
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
@@ -60,7 +60,14 @@ from .session_sample import (
     sampled_whole,
 )
 from .session_shape import Censoring, censoring
-from .sessionized import _keep_what_later_stages_read, _sessionized, _templates
+from .sessionized import (
+    _after_the_sessions,
+    _completed,
+    _keep_what_later_stages_read,
+    _sessionized,
+    _templates,
+    _templating,
+)
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     request_curve,
@@ -177,6 +184,7 @@ def build_model(
             # (real10M's read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
             requests = read_light_columns(trace)
             clock.rows = len(requests)
+        span_s = float(requests.t_s[-1])
         # The templates (Arrow over the distinct paths) on a thread while the sessions are
         # made (numpy over keys and times: no endpoint read until their last gather): both
         # let go of the GIL for most of their time, so they share the two cores (real10M:
@@ -184,24 +192,38 @@ def build_model(
         # core free (`child` False), one after the other: beside busy cores the thread
         # gained nothing.
         clock.started("templates")
-        templates = _on_a_thread(lambda: _templates(requests), beside=child)
+        templates = _on_a_thread(_templating(requests), beside=child)
         with templates as templating, clock("sessions"):
-            # No endpoint column yet: `_keep_what_later_stages_read` puts it in below.
+            # No endpoint nor seq column yet: `_completed` puts them in below.
             sessions, by_timeout = _sessionized(
                 trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
             )
+            # The times and methods let go (the sessions and the templates hold their own),
+            # and the frame's keys (no stage after sessionizing reads them): 13 B a request
+            # less from here on (real10M: 124 MiB), the censoring's peak among them.
+            requests = _after_the_sessions(requests)
+            del sessions["session_key"]
             table = session_table(sessions)
             stats = session_stats(sessions, table).to_json()
             censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
+            # The columns only the sessions read let go, and glibc's free pages given back,
+            # before the templates are waited for: their thread's arrays come on top.
+            _keep_what_later_stages_read(sessions)
             (templater, endpoint, names), seconds = templating()
             clock.done("templates", seconds)
-            _keep_what_later_stages_read(sessions, endpoint, names)
-        span_s = float(requests.t_s[-1])
+            _completed(sessions, endpoint, names, table["length"].to_numpy())
         if imports is not None:  # before a late fork: the child inherits the import
             imports.join()
         fitting.send(_BehaviorInputs.of(sessions, table, censored, seed, behavior_sample, span_s))
         del sessions["think_s"]  # (the behaviors' only: sent, or held by what was sent)
         clock.started("behaviors")
+        # The requests per arrivals' bucket (the bucket the child's `fit_arrivals` picks from
+        # the same starts and span: `fitted_bucket_s`), counted over the times the
+        # statistics keep until asked (the light columns' own were let go above).
+        bucket_s = fitted_bucket_s(table["start_s"].to_numpy(), span_s)
+        assert by_timeout.times is not None
+        curve = request_curve(by_timeout.times, bucket_s, span_s)
+        del templates, templating  # (the templates' work holds the methods and paths)
         with clock("sensitivity"):
             sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
         asked = _Asked(payload_sample, correlation_sample, correlation_per_endpoint, seed)
@@ -212,6 +234,7 @@ def build_model(
         with clock("outcomes"):  # what no behavior decides: while the child still fits
             facts = found.outcome_facts()
         behaviors, shape, (arrivals, arrivals_s) = fitting.result()
+        assert arrivals.bucket_s == bucket_s, "the request curve's bucket is not the arrivals'"
         clock.done("behaviors", (fitting.seconds or 0.0) - arrivals_s)
         clock.done("arrivals", arrivals_s)
     with clock("placement"):  # the sampled sessions' outcomes per behavior
@@ -243,7 +266,7 @@ def build_model(
             "censored": censored.to_json(),
             "stats": stats,
             **shape,
-            "requests": request_curve(requests.t_s, arrivals.bucket_s, span_s),
+            "requests": curve,
             "timeout_sensitivity": sensitivity,
         },
         "templates": templater.to_json(),

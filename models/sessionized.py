@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .frame import (
     RequestColumns,
@@ -21,6 +22,7 @@ from .frame import (
     session_stats_by_timeout,
     sessionize_requests,
     with_endpoints,
+    with_positions,
 )
 from .sessions import SessionStats, session_stats, sessionize
 from .source import RequestSource
@@ -40,18 +42,25 @@ def _sessionized(
     at each of `timeouts_s` when called (from the same numpy sort, kept until then:
     `build_model` calls it once the behaviors' child has forked, real10M's 0.5 s).
     `endpoint` None: the frame without its endpoint column, put in by
-    `_keep_what_later_stages_read` (the sessions need no endpoint: `build_model` groups
-    them while the templates are learned)."""
+    `_keep_what_later_stages_read` or `with_endpoints` (the sessions need no endpoint:
+    `build_model` groups them while the templates are learned), and, from numpy, without
+    its `seq` column, put in by `frame.with_positions` (no stage of the sessions reads it:
+    4 B a request less at the parent's peak, real10M's 41 MiB)."""
     conn = connections_to_join(trace, requests)
     timeouts = dict(timeouts_s or {})
     if conn is None:  # numpy, as sessionize would (frame.sessionize_requests)
         # (the durations gathered once, for the thinks and the frame's column)
         split = key_time_split(requests, durations=True)
         narrow = endpoint is None  # (the model's frame: `_keep_what_later_stages_read`)
-        sessions = sessionize_requests(requests, endpoint, names, timeout_s, split, narrow=narrow)
+        # (the model's `seq` made once the sessions' stage is done: `with_positions`)
+        sessions = sessionize_requests(
+            requests, endpoint, names, timeout_s, split, narrow=narrow, seq=not narrow
+        )
         kept = split.for_stats()  # (what the statistics read: no durations, keys, same_key)
         del split
-        return sessions, _Later(lambda: session_stats_by_timeout(requests, timeouts, kept))
+        # (the statistics read the kept sort only: the times read no more are not held)
+        rest = _after_the_sessions(requests)
+        return sessions, _Later(lambda: session_stats_by_timeout(rest, timeouts, kept), kept.t_s)
 
     def by_timeout() -> dict[str, SessionStats]:
         # A failed credential joins its connection's next key: sessionize per timeout.
@@ -61,21 +70,34 @@ def _sessionized(
         }
 
     sessions = sessionize(_session_frame(requests, conn, endpoint, names), timeout_s)
-    return sessions, _Later(by_timeout)
+    return sessions, _Later(by_timeout, requests.t_s)
 
 
 @dataclass
 class _Later:
     """Session statistics computed when asked, from arrays kept until then (`_sessionized`'s
     sort as `key_split.StatsSplit`: at 10 M requests its times, 80 MB, and each key's start
-    and code, 8 MB; its thinks are the frame's), once: asking lets them go."""
+    and code, 8 MB; its thinks are the frame's), once: asking lets them go, and gives
+    glibc's free memory back to the system (`_trimmed`)."""
 
     compute: Callable[[], dict[str, SessionStats]] | None
+    times: np.ndarray | None = None
+    """Every request's `t_s`, in some order (the kept sort's: key by key), until the
+    statistics are asked for: what `request_curve` counts (the light columns' own times
+    need not be held for it: `_after_the_sessions`)."""
 
     def __call__(self) -> dict[str, SessionStats]:
-        compute, self.compute = self.compute, None
+        compute, self.compute, self.times = self.compute, None, None
         assert compute is not None, "asked twice"
-        return compute()
+        stats = compute()
+        del compute
+        # The sort's times and thinks are free now (16 B a request), with what the sessions
+        # freed since their trim: given back to the system, not kept for the payloads and
+        # correlations (their growth, ~0.1 GB at 10 M, is fresh pages instead). On a
+        # 9.8 M-request trace the parent's RSS at the correlations ~1.0 → ~0.82 GiB: the
+        # peak of both processes together (parent + child) −0.15 to −0.2 GiB.
+        _trimmed()
+        return stats
 
 
 def _keep_what_later_stages_read(
@@ -91,14 +113,35 @@ def _keep_what_later_stages_read(
     if endpoint is not None and names is not None:
         with_endpoints(sessions, endpoint, names)
     for column in ("t_s", "duration_ms", "session_key"):
-        del sessions[column]
+        if column in sessions.columns:  # (`build_model` drops `session_key` first)
+            del sessions[column]
     if len(sessions) < np.iinfo(np.int32).max:
         for column in ("session_id", "seq", "request"):
             # (a column put back is copied, even of its own dtype: real10M's three int32
             # columns, 120 MB, and `request` no longer the sort's `order`)
-            if sessions[column].dtype != np.int32:
+            if column in sessions.columns and sessions[column].dtype != np.int32:
                 sessions[column] = sessions[column].to_numpy().astype(np.int32)
     _trimmed()
+
+
+def _completed(
+    sessions: pd.DataFrame, endpoint: np.ndarray, names: list[str], sizes: np.ndarray
+) -> None:
+    """The frame `_keep_what_later_stages_read` left, given its endpoint column (each
+    request's code into `names`: `with_endpoints`) and, when it was made without, its `seq`
+    (`with_positions`; `sizes`: each session's rows): the frame the stages after read."""
+    with_endpoints(sessions, endpoint, names)
+    if "seq" not in sessions.columns:
+        with_positions(sessions, sizes)
+
+
+def _after_the_sessions(requests: RequestColumns) -> RequestColumns:
+    """The light columns the stages after the sessions read: `requests` without its times
+    and method codes (empty arrays: the sessions have their own times, the templates their
+    own methods, `build_model` the request curve from `_Later.times`, and no later stage
+    reads them), so those can be let go (9 B a request: real10M's 86 MiB, from the
+    sessions' censoring on)."""
+    return replace(requests, t_s=requests.t_s[:0].copy(), method=requests.method[:0].copy())
 
 
 def _trimmed() -> None:
@@ -117,7 +160,26 @@ def _trimmed() -> None:
 def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[str]]:
     """The templater (fitted on distinct (method, path skeleton) with counts) and each
     request's endpoint code into the returned names (templating.request_endpoints)."""
-    return request_endpoints(requests.methods, requests.method, requests.paths, requests.path)
+    return _templating(requests)()
+
+
+def _templating(
+    requests: RequestColumns,
+) -> Callable[[], tuple[Templater, np.ndarray, list[str]]]:
+    """`_templates(requests)` when called, holding only the columns it reads (not
+    `requests`: its other columns may be let go while it runs on a thread), then the memory
+    it freed given back: Arrow's (mimalloc's heaps are per thread: this one's) and glibc's
+    (the thread's own arena keeps what it freed, beside the sessions' arrays until
+    `_trimmed` is called: real10M-sized traces' parent peak ~1.24 → ~1.17-1.22 GiB)."""
+    methods, method, paths, path = requests.methods, requests.method, requests.paths, requests.path
+
+    def work() -> tuple[Templater, np.ndarray, list[str]]:
+        found = request_endpoints(methods, method, paths, path)
+        pa.default_memory_pool().release_unused()
+        _trimmed()
+        return found
+
+    return work
 
 
 def _session_frame(
