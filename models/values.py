@@ -279,7 +279,8 @@ def request_values(row: dict[str, Any], min_len: int, memo: JsonMemo | None = No
         sent += _query_sent(query, min_len)
     out: list[tuple[Location, object]] = []
     content_type = None  # the first Content-Type
-    for name, value in _pairs(row["req_headers"]):
+    headers = row["req_headers"]  # (an empty list: no pairs; most of a sample's requests)
+    for name, value in _pairs(headers) if type(headers) is not list or headers else ():
         if name == "cookie":
             out += [(_place("cookie", k), v) for k, v in cookie_pairs(value, unquote=True)]
         elif name not in _TRANSPORT_HEADERS:

@@ -24,6 +24,7 @@ from tracereplay.models.correlations import (
     is_credential,
     walk_sessions,
 )
+from tracereplay.models.outcomes import basic_auth_endpoints, carries_basic
 from tracereplay.models.session_sample import half_check, sample_sessions
 from tracereplay.models.values import (
     _DATE,
@@ -229,3 +230,36 @@ def test_a_text_is_judged_as_the_date_pattern_alone_judged_it(min_len: int) -> N
         number = digits.isdigit() and len(digits) >= MIN_INT_DIGITS
         expected = not (short and not number) and _DATE.match(text) is None
         assert _eligible_text(text, min_len) == expected, text
+
+
+def basic_endpoints_before(endpoints: list[str], headers: list[Any]) -> tuple[str, ...]:
+    """outcomes.basic_auth_endpoints as it was: a Counter update per request, `any`."""
+    basic: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for endpoint, pairs in zip(endpoints, headers, strict=True):
+        items = pairs.items() if isinstance(pairs, dict) else pairs or []
+        carried = any(
+            str(k).lower() == "authorization"
+            and str(v).strip().partition(" ")[0].lower() == "basic"
+            for k, v in items
+        )
+        total[endpoint] = total.get(endpoint, 0) + 1
+        basic[endpoint] = basic.get(endpoint, 0) + carried
+    return tuple(sorted(e for e, n in basic.items() if n and 2 * n >= total[e]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_basic_auth_endpoints_are_the_ones_counted_per_request(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    kinds = [[], None, [("Authorization", "Basic dXNlcjpwYXNz")], [("authorization", " basic x")],
+             [("Authorization", "Bearer abc")],
+             [("X-Other", "Basic x"), ("AUTHORIZATION", "Basic")],
+             {"Authorization": "Basic abc"}]  # fmt: skip
+    n = 300
+    endpoints = [f"GET /e{i}" for i in rng.integers(0, 6, n)]
+    headers = [kinds[i] for i in rng.integers(0, len(kinds), n)]
+    frame = pd.DataFrame({"endpoint": pd.Series(endpoints, dtype="str"),
+                          "req_headers": pd.Series(headers, dtype=object)})  # fmt: skip
+    expected = basic_endpoints_before(endpoints, headers)
+    assert basic_auth_endpoints(frame) == expected
+    assert basic_auth_endpoints(frame, [carries_basic(h) for h in headers]) == expected
