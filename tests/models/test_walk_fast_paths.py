@@ -6,6 +6,7 @@ check of a walk that explains no value. Each against a reference written the old
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,15 @@ from tracereplay.models.correlations import (
     walk_sessions,
 )
 from tracereplay.models.outcomes import basic_auth_endpoints, carries_basic
+from tracereplay.models.payload_fields import field_node, lengths, most_common, object_node, sig
+from tracereplay.models.payloads import (
+    _DEFAULT_MEDIA,
+    BodyModel,
+    _classify,
+    _media,
+    _pairs_to_objects,
+    infer_body,
+)
 from tracereplay.models.session_sample import half_check, sample_sessions
 from tracereplay.models.values import (
     _DATE,
@@ -263,3 +273,47 @@ def test_basic_auth_endpoints_are_the_ones_counted_per_request(seed: int) -> Non
     expected = basic_endpoints_before(endpoints, headers)
     assert basic_auth_endpoints(frame) == expected
     assert basic_auth_endpoints(frame, [carries_basic(h) for h in headers]) == expected
+
+
+def infer_body_before(bodies: list[Any], content_types: list[Any]) -> BodyModel | None:
+    """payloads.infer_body as it was before pay20: `_media` and `bytes` of every body."""
+    parsed: dict[str, list[tuple[Any, str | None]]] = {"json": [], "form": [], "text": []}
+    for body, content_type in zip(bodies, content_types, strict=True):
+        if isinstance(body, bytes | bytearray | memoryview) and len(body):
+            declared = _media(content_type)
+            kind, value = _classify(bytes(body), declared)
+            parsed.setdefault(kind, []).append((value, declared))
+    usable = [k for k in ("json", "form", "text") if parsed[k]]
+    if not usable:
+        return None
+    kind = max(usable, key=lambda k: len(parsed[k]))
+    values = [v for v, _ in parsed[kind]]
+    declared_types = Counter(d for _, d in parsed[kind] if d)
+    media = most_common(declared_types) if declared_types else _DEFAULT_MEDIA[kind]
+    if kind == "form":
+        root = object_node(_pairs_to_objects(values))
+    elif kind == "text":
+        root = {"k": "text", **lengths(values), "style": "words"}
+    else:
+        root = field_node("", values)
+    return BodyModel(media, root, sig(len(values) / len(bodies), 3), len(values))
+
+
+class Media(str):
+    """A str subclass as a Content-Type: its media made each time, as before."""
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_body_model_is_the_one_each_bodys_media_gave(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    bodies_of = [None, b"", b'{"id": 12345, "name": "somebody"}', bytearray(b'{"a": "xxxxxxx"}'),
+                 memoryview(b"user=someone1&pass=x"), b"plain words here", b"\xff\xfe", "text",
+                 b'{"bad": ']  # fmt: skip
+    types_of = [None, "application/json", "application/json; charset=utf-8", "",
+                "APPLICATION/X-WWW-FORM-URLENCODED", "text/plain", ";", 7,
+                Media("application/json"), "application/octet-stream"]  # fmt: skip
+    n = int(rng.integers(1, 60))
+    bodies = [bodies_of[i] for i in rng.integers(0, len(bodies_of), n)]
+    types = [types_of[i] for i in rng.integers(0, len(types_of), n)]
+    got, before = infer_body(bodies, types), infer_body_before(bodies, types)
+    assert (got and got.to_json()) == (before and before.to_json())
