@@ -223,10 +223,15 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
         fresh: dict[str, list[Location]] = {}
         for loc, value in resp:
             if value not in echoed and value not in constant:
-                fresh.setdefault(value, []).append(loc)
-        index.update({value: (endpoint, places) for value, places in fresh.items()})
-        for value, places in fresh.items():
-            first.setdefault(value, (endpoint, places))
+                held = fresh.get(value)
+                if held is None:
+                    fresh[value] = [loc]  # (no list made for a value seen again)
+                else:
+                    held.append(loc)
+        for value, held in fresh.items():  # one entry, read only, in both indexes
+            entry = index[value] = (endpoint, held)
+            if value not in first:
+                first[value] = entry
     return walk
 
 
