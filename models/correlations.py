@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracereplay.errors import ConfigError, UsageError
 
-from .values import JsonMemo, Location, request_values, response_values
+from .values import JsonMemo, Location, Values, request_values, response_values
 
 if TYPE_CHECKING:  # pandas loads where a model is built, not by synthesize
     import pandas as pd
@@ -153,12 +153,17 @@ def _rows(sessions: pd.DataFrame) -> list[dict[str, Any]]:
     order = [c for c in ("session_id", "seq") if c in sessions.columns]
     ordered = sessions.sort_values(order, kind="stable")
     absent = [None] * len(ordered)
-    columns = {c: ordered[c].tolist() if c in ordered.columns else absent for c in _COLUMNS}
+    columns = [ordered[c].tolist() if c in ordered.columns else absent for c in _COLUMNS]
     # `seq` becomes the position in the walk: unique, and increasing within a session.
+    # A dict display with its keys written out (`_COLUMNS`' order, then `seq`): twice as
+    # fast as dict(zip(...)) per row (real1M's sample, 19 k rows: 0.021 -> 0.01 s).
     return [
-        dict(zip(_COLUMNS, values, strict=True), seq=seq)
-        for seq, values in enumerate(zip(*columns.values(), strict=True))
-    ]
+        {"session_id": session_id, "endpoint": endpoint, "path": path, "query": query,
+         "req_headers": req_headers, "req_body": req_body, "status": status,
+         "resp_headers": resp_headers, "resp_body": resp_body, "seq": seq}
+        for seq, (session_id, endpoint, path, query, req_headers, req_body, status,
+                  resp_headers, resp_body) in enumerate(zip(*columns, strict=True))
+    ]  # fmt: skip
 
 
 def _pick(places: list[Location], target: Location) -> Location:
@@ -170,7 +175,7 @@ def _pick(places: list[Location], target: Location) -> Location:
         where = _WHERE_ORDER.get(place.where, 9)
         return (place.where != target.where, not same_name, where, len(place.key), place.key)
 
-    return min(places, key=rank)
+    return places[0] if len(places) == 1 else min(places, key=rank)
 
 
 def answered_ok(status: object) -> bool:
@@ -186,30 +191,7 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
     got = [
         response_values(row, min_len, memo) if answered_ok(row["status"]) else [] for row in rows
     ]
-    seen_in: defaultdict[str, set[int]] = defaultdict(set)
-    for row, values in zip(rows, got, strict=True):
-        if values:
-            session = int(row["session_id"])
-            for _, value in values:
-                seen_in[value].add(session)
-    n_sessions = len({row["session_id"] for row in rows})
-    floor = max(CONSTANT_MIN_SESSIONS, CONSTANT_SHARE * n_sessions)
-    every_place = {loc for values in (*sent, *got) for loc, _ in values}  # judged once each
-    credential_places = {
-        loc
-        for loc in every_place
-        if is_credential(loc) or _CREDENTIAL_HEADER.search(loc.key.rsplit("/", 1)[-1])
-    }
-    credentials = (
-        {value for values in (*sent, *got) for loc, value in values if loc in credential_places}
-        if credential_places
-        else set()
-    )
-    constant = {
-        value
-        for value, where in seen_in.items()
-        if len(where) >= floor and value not in credentials
-    }
+    constant = _constants(rows, sent, got)
 
     walk = Walk([], Counter(), Counter(), rows, memo=memo)
     endpoints = [str(row["endpoint"]) for row in rows]
@@ -225,7 +207,9 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
     for row, endpoint, req, resp in zip(rows, endpoints, sent, got, strict=True):
         if int(row["session_id"]) != current:
             current, index, first = int(row["session_id"]), {}, {}
-        for loc, value in set(req):
+        # Nothing yielded yet in this session: no use to look for; no response values:
+        # nothing to index (a trace of requests alone has neither: real1M).
+        for loc, value in set(req) if index else ():
             if value in index:
                 source_endpoint, places = index[value]
                 origin_endpoint, origin_places = first[value]
@@ -233,15 +217,53 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
                     Use(current, row["seq"], endpoint, loc, source_endpoint, _pick(places, loc),
                         value, origin_endpoint, _pick(origin_places, loc))
                 )  # fmt: skip
+        if not resp:
+            continue
         echoed = {value for _, value in req}
         fresh: dict[str, list[Location]] = {}
         for loc, value in resp:
             if value not in echoed and value not in constant:
-                fresh.setdefault(value, []).append(loc)
-        index.update({value: (endpoint, places) for value, places in fresh.items()})
-        for value, places in fresh.items():
-            first.setdefault(value, (endpoint, places))
+                held = fresh.get(value)
+                if held is None:
+                    fresh[value] = [loc]  # (no list made for a value seen again)
+                else:
+                    held.append(loc)
+        for value, held in fresh.items():  # one entry, read only, in both indexes
+            entry = index[value] = (endpoint, held)
+            if value not in first:
+                first[value] = entry
     return walk
+
+
+def _constants(rows: list[dict[str, Any]], sent: list[Values], got: list[Values]) -> set[str]:
+    """The values responses of at least `CONSTANT_SHARE` of the sessions (and at least
+    `CONSTANT_MIN_SESSIONS`) yield, but credentials: a value sent or yielded at a
+    credential's place. Only those values' places are judged (each place once), in one
+    pass over the values, none when no value is yielded that often."""
+    seen_in: defaultdict[str, set[int]] = defaultdict(set)
+    for row, values in zip(rows, got, strict=True):
+        if values:
+            session = int(row["session_id"])
+            for _, value in values:
+                seen_in[value].add(session)
+    n_sessions = len({row["session_id"] for row in rows})
+    floor = max(CONSTANT_MIN_SESSIONS, CONSTANT_SHARE * n_sessions)
+    often = {value for value, where in seen_in.items() if len(where) >= floor}
+    credentials: set[str] = set()
+    if often:
+        judged: dict[Location, bool] = {}
+        for values in (*sent, *got):
+            for loc, value in values:
+                if value in often and value not in credentials:
+                    credential = judged.get(loc)
+                    if credential is None:
+                        credential = judged[loc] = bool(
+                            is_credential(loc)
+                            or _CREDENTIAL_HEADER.search(loc.key.rsplit("/", 1)[-1])
+                        )
+                    if credential:
+                        credentials.add(value)
+    return often - credentials
 
 
 def _round(x: float) -> float:

@@ -371,10 +371,17 @@ def infer_body(
         raise ValueError("bodies and content_types differ in length")
     types = content_types if content_types is not None else [None] * len(bodies)
     parsed: defaultdict[str, list[tuple[Any, str | None]]] = defaultdict(list)
+    media_of: dict[str, str | None] = {}  # each Content-Type's media, made once
     for body, content_type in zip(bodies, types, strict=True):
+        if body is None:  # (most requests of a sample: no body)
+            continue
         if isinstance(body, bytes | bytearray | memoryview) and len(body):
-            declared = _media(content_type)
-            kind, value = _classify(bytes(body), declared)
+            declared = media_of.get(content_type) if type(content_type) is str else None
+            if declared is None:
+                declared = _media(content_type)
+                if type(content_type) is str:
+                    media_of[content_type] = declared
+            kind, value = _classify(body if type(body) is bytes else bytes(body), declared)
             parsed[kind].append((value, declared))
     usable = [k for k in ("json", "form", "text") if parsed[k]]
     if not usable:

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .correlations import (
+    NO_AUTH,
     AuthInfo,
     CorrelationRule,
     Walk,
@@ -314,6 +315,8 @@ def half_check(
     """How much the rules found on the sample depend on it: how many of `rules` (by
     source and target) each half of the sample finds too, and whether each half finds
     the same auth flow."""
+    if not walk.uses:  # no half explains a value: each finds no rule, hence no auth
+        return {"rules_on_both_halves": 0, "auth_same_on_halves": auth == NO_AUTH}
     found = {(r.source_endpoint, r.source, r.target_endpoint, r.target) for r in rules}
     on_both, same_auth = set(found), True
     for half in sample.halves():

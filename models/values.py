@@ -77,7 +77,9 @@ def _eligible_text(text: str, min_len: int) -> bool:
         digits = text.removeprefix("-")
         if not (digits.isdigit() and len(digits) >= MIN_INT_DIGITS):
             return False
-    return _DATE.match(text) is None
+    # A date has its first "-" fifth (`_DATE`: four digits, each one character): the
+    # pattern only for those (cap20's walk: 0.19 M strings judged, few of them dates).
+    return text[4:5] != "-" or _DATE.match(text) is None
 
 
 def json_leaves(doc: object, pointer: str = "") -> Iterator[tuple[str, object]]:
@@ -136,35 +138,71 @@ def _parsed_values(body: object, min_len: int) -> Values:
 def _eligible_leaves(doc: object, pointer: str, min_len: int, out: Values) -> None:
     """`_text` of every leaf under `doc`, with its place, in document order. Strings and
     ints, most leaves, are judged without a call to `_text` (a list of 1,000 objects has
-    ~10,000 leaves)."""
-    for place, child in _children(doc, pointer):
-        kind = type(child)
-        if kind is str:
-            if _eligible_text(child, min_len):  # type: ignore[arg-type]
-                out.append((_place("json", place), child))  # type: ignore[arg-type]
-        elif kind is int:
-            if abs(child) >= _INT_FLOOR:  # type: ignore[arg-type]
-                out.append((_place("json", place), str(child)))
-        elif isinstance(child, dict | list):
-            _eligible_leaves(child, place, min_len, out)
-        elif (found := _text(child, min_len)) is not None:
-            out.append((_place("json", place), found))
-
-
-def _children(doc: object, pointer: str) -> list[tuple[str, object]]:
-    """The members of an object or array with their pointers (a leaf: itself)."""
+    ~10,000 leaves), and each member's place is made once per (pointer, name): the objects
+    of an array share theirs (cap20's responses: the walk's values 0.23 -> 0.1 s)."""
+    places: dict[tuple[str, object], Location] = {}
     if isinstance(doc, dict):
-        named = []
-        for name, child in doc.items():
+        _object_leaves(doc, pointer, min_len, out, places)
+    elif isinstance(doc, list):
+        _array_leaves(doc, f"{pointer}/*", min_len, out, places)
+    elif (found := _text(doc, min_len)) is not None:
+        out.append((_place("json", pointer), found))
+
+
+def _object_leaves(
+    doc: dict[Any, object],
+    pointer: str,
+    min_len: int,
+    out: Values,
+    places: dict[tuple[str, object], Location],
+) -> None:
+    for name, child in doc.items():
+        place = places.get((pointer, name))
+        if place is None:
             key = str(name)
             if "~" in key or "/" in key:
                 key = key.replace("~", "~0").replace("/", "~1")
-            named.append((f"{pointer}/{key}", child))
-        return named
-    if isinstance(doc, list):
-        inner = f"{pointer}/*"
-        return [(inner, child) for child in doc]
-    return [(pointer, doc)]
+            place = places[(pointer, name)] = _place("json", f"{pointer}/{key}")
+        kind = type(child)
+        if kind is str:
+            if _eligible_text(child, min_len):  # type: ignore[arg-type]
+                out.append((place, child))  # type: ignore[arg-type]
+        elif kind is int:
+            if abs(child) >= _INT_FLOOR:  # type: ignore[arg-type]
+                out.append((place, str(child)))
+        elif isinstance(child, dict):
+            _object_leaves(child, place.key, min_len, out, places)
+        elif isinstance(child, list):
+            _array_leaves(child, f"{place.key}/*", min_len, out, places)
+        elif (found := _text(child, min_len)) is not None:
+            out.append((place, found))
+
+
+def _array_leaves(
+    doc: list[object],
+    inner: str,
+    min_len: int,
+    out: Values,
+    places: dict[tuple[str, object], Location],
+) -> None:
+    place = None  # the items' one place, made when a leaf needs it
+    for child in doc:
+        kind = type(child)
+        if kind is str:
+            if _eligible_text(child, min_len):  # type: ignore[arg-type]
+                place = place or _place("json", inner)
+                out.append((place, child))  # type: ignore[arg-type]
+        elif kind is int:
+            if abs(child) >= _INT_FLOOR:  # type: ignore[arg-type]
+                place = place or _place("json", inner)
+                out.append((place, str(child)))
+        elif isinstance(child, dict):
+            _object_leaves(child, inner, min_len, out, places)
+        elif isinstance(child, list):
+            _array_leaves(child, f"{inner}/*", min_len, out, places)
+        elif (found := _text(child, min_len)) is not None:
+            place = place or _place("json", inner)
+            out.append((place, found))
 
 
 def _eligible(values: Iterable[tuple[Location, object]], min_len: int) -> Values:
@@ -218,14 +256,31 @@ def query_pairs(query: str) -> list[tuple[str, str]]:
             for name, _, value in (piece.partition("="),)]  # fmt: skip
 
 
+@lru_cache(maxsize=1 << 14)
+def _path_sent(path: str, endpoint: str, min_len: int) -> tuple[tuple[Location, str], ...]:
+    """`_eligible` of a path's values: a sample's sessions repeat their paths (real1M's
+    correlation sample: 1,246 distinct paths in 19,227 requests)."""
+    return tuple(_eligible(_path_values(path, endpoint), min_len))
+
+
+@lru_cache(maxsize=1 << 14)
+def _query_sent(query: str, min_len: int) -> tuple[tuple[Location, str], ...]:
+    """`_eligible` of a query string's values (real1M's sample: 5,092 distinct)."""
+    return tuple(_eligible([(_place("query", k), v) for k, v in query_pairs(query)], min_len))
+
+
 def request_values(row: dict[str, Any], min_len: int, memo: JsonMemo | None = None) -> Values:
     """Every value a request sends, with where it sends it (`memo`: see `JsonMemo`)."""
-    out = _path_values(str(row["path"] or ""), str(row["endpoint"]))
+    # `_eligible` judges each value alone: the path's and the query's, judged once per
+    # distinct one, come first, as they did in the one list judged whole.
+    sent = [*_path_sent(str(row["path"] or ""), str(row["endpoint"]), min_len)]
     query = row["query"]
     if isinstance(query, str) and query:
-        out += [(_place("query", k), v) for k, v in query_pairs(query)]
+        sent += _query_sent(query, min_len)
+    out: list[tuple[Location, object]] = []
     content_type = None  # the first Content-Type
-    for name, value in _pairs(row["req_headers"]):
+    headers = row["req_headers"]  # (an empty list: no pairs; most of a sample's requests)
+    for name, value in _pairs(headers) if type(headers) is not list or headers else ():
         if name == "cookie":
             out += [(_place("cookie", k), v) for k, v in cookie_pairs(value, unquote=True)]
         elif name not in _TRANSPORT_HEADERS:
@@ -237,8 +292,9 @@ def request_values(row: dict[str, Any], min_len: int, memo: JsonMemo | None = No
     if content_type is not None and "x-www-form-urlencoded" in content_type:
         form = query_pairs(_decode(row["req_body"]))
         out += [(_place("form", k), v) for k, v in form]
-        return _eligible(out, min_len)
-    return _eligible(out, min_len) + _json_values(row["req_body"], min_len, memo)
+        return sent + _eligible(out, min_len) if out else sent
+    body = _json_values(row["req_body"], min_len, memo)
+    return sent + _eligible(out, min_len) + body if out else sent + body
 
 
 def response_values(row: dict[str, Any], min_len: int, memo: JsonMemo | None = None) -> Values:
