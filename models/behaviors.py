@@ -23,6 +23,7 @@ chains: `_Moves`), so the fit costs a few sorts of the requests, not Python per 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,8 @@ TEMPO_WEIGHT = 1.0
 # clustered whole, as before sampling existed.
 CLUSTER_SAMPLE_SESSIONS = 2000
 _ASSIGN_CHUNK = 1 << 16
+FIT_THREADS = 2
+"""Threads the K sweep's k-means fits run on, where the process has two cores or more."""
 _COUNTED_QUANTILES = 1 << 14
 """Values from which `_quantile_points` counts by value ranges rather than partitions."""
 
@@ -188,7 +191,6 @@ def choose_clusters(
     sample of `sample` sessions, then every session goes to its nearest centre; a K is
     refused when a cluster of the whole trace holds fewer than MIN_SESSIONS_PER_BEHAVIOR."""
     from scipy import sparse
-    from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
     n = features.shape[0]
@@ -204,26 +206,88 @@ def choose_clusters(
         return labels
     best = (MIN_SILHOUETTE, labels)
     silhouette = _Silhouette(points)
-    # One thread: OpenMP's partial sums depend on the thread count (so would the labels,
-    # in a tie), and on a busy machine the threads cost more than they save (7.5 s
-    # against 1.3 s for one K sweep on 2,000 sessions, 2 shared cores).
-    with threadpool_limits(limits=1):
+    # One thread per k-means: OpenMP's partial sums depend on the thread count (so would
+    # the labels, in a tie), and on a busy machine its threads cost more than they save
+    # (7.5 s against 1.3 s for one K sweep on 2,000 sessions, 2 shared cores). The K's
+    # fits are independent (each its own seeded starts): `_Fits` runs them side by side.
+    with threadpool_limits(limits=1), _Fits(points, seed, range(2, max_k + 1)) as fits:
+        if fits.beside:  # the distances while the fits run (a K's score needs them)
+            silhouette.distances()
         for k in range(2, max_k + 1):
-            model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)
+            fitted, centres = fits.result(k)
             # On a sample, the silhouette first: every session is assigned to the centres
             # (a pass over the whole trace) only for a K that would be chosen by its score.
             # Sample labels of one cluster keep the old order (the silhouette refuses them).
-            early = not whole and len(np.unique(model.labels_)) > 1
-            score = silhouette(model.labels_) if early else None
+            early = not whole and len(np.unique(fitted)) > 1
+            score = silhouette(fitted) if early else None
             if score is not None and score <= best[0]:
                 continue
-            assigned = model.labels_ if whole else nearest(features, model.cluster_centers_)
+            assigned = fitted if whole else nearest(features, centres)
             if np.bincount(assigned, minlength=k).min() < MIN_SESSIONS_PER_BEHAVIOR:
                 continue
-            score = silhouette(model.labels_) if score is None else score
+            score = silhouette(fitted) if score is None else score
             if score > best[0]:
                 best = (score, assigned.astype(int))
     return best[1]
+
+
+class _Fits:
+    """`KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)`'s labels and centres
+    for each k of `ks`. With two cores or more, every fit starts at once on FIT_THREADS
+    threads (the two largest K first: the longest), each its own OpenMP thread count of 1 (a
+    count is per thread: the caller's limit does not reach a new one) and BLAS's 1 (one
+    setting for the process: the caller's `threadpool_limits`). Lloyd's iterations run
+    without the GIL, so two fits use two cores; each is the same computation on its own
+    copy of the points, so the same labels and centres as one after the other. On one
+    core, each fit when its result is asked for."""
+
+    def __init__(self, points: np.ndarray, seed: int, ks: range):
+        self.points, self.seed = points, seed
+        self.pool: Any = None
+        self.pending: dict[int, Any] = {}
+        self.beside = len(ks) > 1 and _cores() > 1
+        if self.beside:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from threadpoolctl import ThreadpoolController
+
+            controller = ThreadpoolController()
+            self.pool = ThreadPoolExecutor(FIT_THREADS, thread_name_prefix="kmeans")
+            # The two largest K first (the longest fits), then the rest as they are read.
+            for k in [*ks[:-3:-1], *ks[:-2]]:
+                self.pending[k] = self.pool.submit(self._on_a_thread, controller, k)
+
+    def __enter__(self) -> _Fits:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            for future in self.pending.values():
+                future.cancel()
+            self.pool.shutdown(wait=True)
+
+    def result(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k in self.pending:
+            found: tuple[np.ndarray, np.ndarray] = self.pending.pop(k).result()
+            return found
+        return self._fit(k)
+
+    def _on_a_thread(self, controller: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        with controller.limit(limits=1, user_api="openmp"):
+            return self._fit(k)
+
+    def _fit(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.cluster import KMeans
+
+        model = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(self.points)
+        return model.labels_, model.cluster_centers_
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class _Silhouette:
@@ -241,20 +305,25 @@ class _Silhouette:
         self.points = points
         self.by_column: np.ndarray | None = None
 
-    def __call__(self, labels: np.ndarray) -> float:
+    def distances(self) -> np.ndarray:
+        """The distance matrix, transposed (computed when first asked)."""
         if self.by_column is None:
             from sklearn.metrics import pairwise_distances_chunked
 
             chunks = list(pairwise_distances_chunked(self.points, metric="euclidean"))
             distances = chunks[0] if len(chunks) == 1 else np.vstack(chunks)
             self.by_column = np.ascontiguousarray(distances.T)
+        return self.by_column
+
+    def __call__(self, labels: np.ndarray) -> float:
+        by_column = self.distances()
         classes, codes = np.unique(labels, return_inverse=True)  # (its LabelEncoder's)
         n, k = len(codes), len(classes)
         if not 2 <= k <= n - 1:
             raise ValueError(f"Number of labels is {k}. Valid values are 2 to n_samples - 1")
         sizes = np.bincount(codes)
         by_cluster = np.zeros((k, n))
-        for row, code in zip(self.by_column, codes.tolist(), strict=True):
+        for row, code in zip(by_column, codes.tolist(), strict=True):
             by_cluster[code] += row  # [c, i]: i's distances to c, summed in the points' order
         cluster_distances = np.ascontiguousarray(by_cluster.T)
         own = (np.arange(n), codes)
