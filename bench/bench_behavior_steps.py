@@ -79,7 +79,9 @@ def tables():
     ]
 behaviors = step("tables", tables)
 columns = {"length": inputs.length, "duration_s": inputs.duration_s}
-shape = step("km", lambda: {k: m._quantiles(np.asarray(v, float), censored.any) for k, v in columns.items()})
+def km():
+    return {k: m._quantiles(np.asarray(v, float), censored.any) for k, v in columns.items()}
+shape = step("km", km)
 wall = time.perf_counter() - wall
 after = resource.getrusage(resource.RUSAGE_SELF)
 with open(sys.argv[2], "w") as out:

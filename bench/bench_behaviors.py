@@ -7,14 +7,16 @@ child runs), this tree against another tree's `models/`, alternated in one run.
 
 `dump` builds the model of TRACE in one process and pickles the stage's arguments (its
 one `_BehaviorInputs`: the sessions frame's columns, the session table's, the censoring,
-seed, sample and the arrivals' inputs) at its call, then stops. `ab` times the stage on them in fresh processes, DIR's code (a checkout of the
-base commit, e.g. `git worktree add /tmp/base main`: its `models` package first on the
-import path) and this tree's, alternated; sklearn and scipy are imported before the clock
-starts, as the child has them, and the glibc settings the tree's child makes
-(`tracereplay.allocator.reuse_freed_memory`, or an older
-tree's `forked.keep_freed_memory`, where it has one). It prints CPU (`time.process_time`; user,
+seed, sample and the arrivals' inputs) at its call, then stops. `ab` times the stage on
+them in fresh processes, DIR's code (a checkout of the base commit, e.g. `git worktree
+add /tmp/base main`: its `models` package first on the import path) and this tree's,
+alternated; sklearn and scipy are imported before the clock starts, as the child has
+them, and the glibc settings the tree's child makes
+(`tracereplay.allocator.reuse_freed_memory`, or an older tree's
+`forked.keep_freed_memory`, where it has one). It prints CPU (`time.process_time`; user,
 system and minor faults apart) and wall seconds per run with the load average, and exits
-1 if the behaviors' JSON, the session quantiles or the arrivals differ. `--default-heap` also runs this
+1 if the behaviors' JSON, the session quantiles or the arrivals differ. `--default-heap`
+also runs this
 tree without those settings (glibc's defaults, as main's child).
 """
 
