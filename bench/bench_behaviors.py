@@ -16,8 +16,7 @@ them, and the glibc settings the tree's child makes
 `forked.keep_freed_memory`, where it has one). It prints CPU (`time.process_time`; user,
 system and minor faults apart) and wall seconds per run with the load average, and exits
 1 if the behaviors' JSON, the session quantiles or the arrivals differ. `--default-heap`
-also runs this
-tree without those settings (glibc's defaults, as main's child).
+also runs this tree without those settings (glibc's defaults, as main's child).
 """
 
 from __future__ import annotations
