@@ -24,7 +24,9 @@ chains: `_Moves`), so the fit costs a few sorts of the requests, not Python per 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -184,14 +186,17 @@ def choose_clusters(
     seed: int = 0,
     max_behaviors: int = MAX_BEHAVIORS,
     sample: int = CLUSTER_SAMPLE_SESSIONS,
+    meanwhile: Callable[[], object] | None = None,
 ) -> np.ndarray:
     """Cluster labels; K chosen by the best mean silhouette over 2..max_behaviors, or 1.
 
     With more than `sample` sessions, k-means and the silhouette run on a seeded uniform
     sample of `sample` sessions, then every session goes to its nearest centre; a K is
-    refused when a cluster of the whole trace holds fewer than MIN_SESSIONS_PER_BEHAVIOR."""
+    refused when a cluster of the whole trace holds fewer than MIN_SESSIONS_PER_BEHAVIOR.
+    `meanwhile` (other work of the caller's) is called once, while the fits run where
+    they run on threads (`_Fits`), else before them."""
     from scipy import sparse
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
 
     n = features.shape[0]
     labels = np.zeros(n, dtype=int)
@@ -203,6 +208,8 @@ def choose_clusters(
     distinct = len({row.tobytes() for row in points + 0.0})
     max_k = min(max_behaviors, n // MIN_SESSIONS_PER_BEHAVIOR, distinct)
     if max_k < 2:
+        if meanwhile is not None:
+            meanwhile()
         return labels
     best = (MIN_SILHOUETTE, labels)
     silhouette = _Silhouette(points)
@@ -210,9 +217,12 @@ def choose_clusters(
     # the labels, in a tie), and on a busy machine its threads cost more than they save
     # (7.5 s against 1.3 s for one K sweep on 2,000 sessions, 2 shared cores). The K's
     # fits are independent (each its own seeded starts): `_Fits` runs them side by side.
-    with threadpool_limits(limits=1), _Fits(points, seed, range(2, max_k + 1)) as fits:
+    threads = ThreadpoolController()
+    with threads.limit(limits=1), _Fits(points, seed, range(2, max_k + 1), threads) as fits:
         if fits.beside:  # the distances while the fits run (a K's score needs them)
             silhouette.distances()
+        if meanwhile is not None:
+            meanwhile()
         for k in range(2, max_k + 1):
             fitted, centres = fits.result(k)
             # On a sample, the silhouette first: every session is assigned to the centres
@@ -234,14 +244,14 @@ def choose_clusters(
 class _Fits:
     """`KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)`'s labels and centres
     for each k of `ks`. With two cores or more, every fit starts at once on FIT_THREADS
-    threads (the two largest K first: the longest), each its own OpenMP thread count of 1 (a
-    count is per thread: the caller's limit does not reach a new one) and BLAS's 1 (one
-    setting for the process: the caller's `threadpool_limits`). Lloyd's iterations run
+    threads (the largest K first), each with an OpenMP thread count of 1 (the count is
+    per thread: the caller's limit does not reach a new one; `controller` sets it) and
+    BLAS's 1 (one setting for the process: the caller's limit). Lloyd's iterations run
     without the GIL, so two fits use two cores; each is the same computation on its own
     copy of the points, so the same labels and centres as one after the other. On one
     core, each fit when its result is asked for."""
 
-    def __init__(self, points: np.ndarray, seed: int, ks: range):
+    def __init__(self, points: np.ndarray, seed: int, ks: range, controller: Any):
         self.points, self.seed = points, seed
         self.pool: Any = None
         self.pending: dict[int, Any] = {}
@@ -249,12 +259,10 @@ class _Fits:
         if self.beside:
             from concurrent.futures import ThreadPoolExecutor
 
-            from threadpoolctl import ThreadpoolController
-
-            controller = ThreadpoolController()
             self.pool = ThreadPoolExecutor(FIT_THREADS, thread_name_prefix="kmeans")
-            # The two largest K first (the longest fits), then the rest as they are read.
-            for k in [*ks[:-3:-1], *ks[:-2]]:
+            # The largest K first: mostly the longest fits (real1M's K = 2..6, CPU s: 0.035,
+            # 0.057, 0.132, 0.139, 0.109), so the last to start are short.
+            for k in reversed(ks):
                 self.pending[k] = self.pool.submit(self._on_a_thread, controller, k)
 
     def __enter__(self) -> _Fits:
@@ -368,12 +376,16 @@ def fit_behaviors(
     max_behaviors: int = MAX_BEHAVIORS,
     sample: int = CLUSTER_SAMPLE_SESSIONS,
     censored: Censoring | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[Behavior]:
     """Behaviors of a sessionized frame with an `endpoint` column, largest first;
     clustering as `choose_clusters` (on at most `sample` sessions). Sessions `censored`
-    at the capture's start give no entry, at its end no END (session_shape.py)."""
+    at the capture's start give no entry, at its end no END (session_shape.py).
+    `meanwhile` is called once, while the k-means fits run (`choose_clusters`)."""
 
     if sessions.empty:
+        if meanwhile is not None:
+            meanwhile()
         return []
     paths = SessionPaths.of(sessions)
     n = len(paths.length)
@@ -383,10 +395,13 @@ def fit_behaviors(
     pairs = Pairs.of(paths)
     pauses = Pauses.of(paths, pairs)
     tempos = pauses.tempo
-    pause_sums = pauses.sums(paths)
     features = session_features(paths, pairs, _tempo_feature(tempos)[:, 0])
-    labels = choose_clusters(features, seed, max_behaviors, sample)
-    del features
+    # What needs no labels, beside the fits (on two cores): the pauses' sums, the caller's.
+    beside: list[np.ndarray] = []
+    while_fitting = partial(_sums_then, beside, pauses, paths, meanwhile)
+    labels = choose_clusters(features, seed, max_behaviors, sample, while_fitting)
+    del features, while_fitting
+    (pause_sums,) = beside
     moves = _Moves.of(paths, pairs, pauses, labels, at_start, at_end)
     del pauses
     sizes = np.bincount(labels)
@@ -404,6 +419,18 @@ def fit_behaviors(
         )
         behaviors.append(replace(chain, shape=table))
     return behaviors
+
+
+def _sums_then(
+    found: list[np.ndarray],
+    pauses: Pauses,
+    paths: SessionPaths,
+    then: Callable[[], object] | None,
+) -> None:
+    """Each session's sum of pauses into `found`, then `then`."""
+    found.append(pauses.sums(paths))
+    if then is not None:
+        then()
 
 
 def _tempo_feature(tempos: np.ndarray) -> np.ndarray:

@@ -457,12 +457,13 @@ def test_the_fits_on_threads_are_the_fits_one_after_the_other(
     centres of `KMeans(...).fit` in this thread, to the bit: each fit is limited to one
     OpenMP thread on its own thread (its partial sums: in 2,000 points' 8 chunks)."""
     from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController, threadpool_limits
 
     rng = np.random.default_rng(11)
     points = rng.normal(size=(2000, 12)) + np.repeat(rng.normal(scale=2, size=(8, 12)), 250, 0)
     monkeypatch.setattr(behaviors, "_cores", lambda: 2)
-    with threadpool_limits(limits=1), behaviors._Fits(points, 3, range(2, 7)) as fits:
+    threads = ThreadpoolController()
+    with threads.limit(limits=1), behaviors._Fits(points, 3, range(2, 7), threads) as fits:
         assert fits.beside
         got = {k: fits.result(k) for k in range(2, 7)}
     with threadpool_limits(limits=1):
