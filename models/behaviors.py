@@ -23,7 +23,6 @@ chains: `_Moves`), so the fit costs a few sorts of the requests, not Python per 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -63,7 +62,7 @@ TEMPO_WEIGHT = 1.0
 CLUSTER_SAMPLE_SESSIONS = 2000
 _ASSIGN_CHUNK = 1 << 16
 FIT_THREADS = 2
-"""Threads the K sweep's k-means fits run on, where the process has two cores or more."""
+"""Threads the K sweep's k-means fits run on, where a core is free (`_core_free`)."""
 _COUNTED_QUANTILES = 1 << 14
 """Values from which `_quantile_points` counts by value ranges rather than partitions."""
 
@@ -194,7 +193,7 @@ def choose_clusters(
     sample of `sample` sessions, then every session goes to its nearest centre; a K is
     refused when a cluster of the whole trace holds fewer than MIN_SESSIONS_PER_BEHAVIOR.
     `meanwhile` (other work of the caller's) is called once, while the fits run where
-    they run on threads (`_Fits`), else before them."""
+    they run on threads (`_Fits`: a core free), else before them."""
     from scipy import sparse
     from threadpoolctl import ThreadpoolController
 
@@ -243,19 +242,19 @@ def choose_clusters(
 
 class _Fits:
     """`KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)`'s labels and centres
-    for each k of `ks`. With two cores or more, every fit starts at once on FIT_THREADS
+    for each k of `ks`. Where a core is free, every fit starts at once on FIT_THREADS
     threads (the largest K first), each with an OpenMP thread count of 1 (the count is
     per thread: the caller's limit does not reach a new one; `controller` sets it) and
     BLAS's 1 (one setting for the process: the caller's limit). Lloyd's iterations run
     without the GIL, so two fits use two cores; each is the same computation on its own
-    copy of the points, so the same labels and centres as one after the other. On one
-    core, each fit when its result is asked for."""
+    copy of the points, so the same labels and centres as one after the other. Else (a
+    busy machine, one core), each fit when its result is asked for."""
 
     def __init__(self, points: np.ndarray, seed: int, ks: range, controller: Any):
         self.points, self.seed = points, seed
         self.pool: Any = None
         self.pending: dict[int, Any] = {}
-        self.beside = len(ks) > 1 and _cores() > 1
+        self.beside = len(ks) > 1 and _core_free()
         if self.beside:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -291,11 +290,13 @@ class _Fits:
         return model.labels_, model.cluster_centers_
 
 
-def _cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def _core_free() -> bool:
+    """Whether a core idles beside this process (`forked.free_processes`' rule, the
+    1-minute load): where none does, a second thread of fits only takes CPU from the
+    other work (real1M's child at load 5.4 on 2 cores: +0.03-0.05 CPU s, no less wall)."""
+    from .forked import free_processes
+
+    return free_processes() > 1
 
 
 class _Silhouette:

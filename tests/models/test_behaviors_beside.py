@@ -23,7 +23,7 @@ from tracereplay.models.sessions import session_table
 def test_meanwhile_is_called_once_while_the_fits_are_still_unread(
     case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(behaviors, "_cores", lambda: 2)
+    monkeypatch.setattr(behaviors, "_core_free", lambda: True)
     made: list[Any] = []
     real = behaviors._Fits
 
@@ -50,14 +50,14 @@ def test_meanwhile_is_called_once_while_the_fits_are_still_unread(
         assert calls == [-1] and len(found) == (0 if case == "empty" else 1)
 
 
-@pytest.mark.parametrize("cores", [1, 2])
+@pytest.mark.parametrize("free", [False, True])
 def test_the_child_work_gives_the_answers_of_its_steps_one_after_the_other(
-    cores: int, monkeypatch: pytest.MonkeyPatch
+    free: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`_behaviors_and_shape` (the arrivals and quantiles beside the fits, on threads or
     not) equals fit_behaviors, fit_arrivals and `_quantiles` called in turn; and with a
     `fit_behaviors` that never calls `meanwhile` it still gives them."""
-    monkeypatch.setattr(behaviors, "_cores", lambda: cores)
+    monkeypatch.setattr(behaviors, "_core_free", lambda: free)
     sessions = random_sessions(3)
     table = session_table(sessions)
     edges = censoring(sessions, 60.0)

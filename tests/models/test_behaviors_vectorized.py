@@ -461,7 +461,7 @@ def test_the_fits_on_threads_are_the_fits_one_after_the_other(
 
     rng = np.random.default_rng(11)
     points = rng.normal(size=(2000, 12)) + np.repeat(rng.normal(scale=2, size=(8, 12)), 250, 0)
-    monkeypatch.setattr(behaviors, "_cores", lambda: 2)
+    monkeypatch.setattr(behaviors, "_core_free", lambda: True)
     threads = ThreadpoolController()
     with threads.limit(limits=1), behaviors._Fits(points, 3, range(2, 7), threads) as fits:
         assert fits.beside
