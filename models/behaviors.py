@@ -195,6 +195,7 @@ def choose_clusters(
     `meanwhile` (other work of the caller's) is called once, while the fits run where
     they run on threads (`_Fits`: a core free), else before them."""
     from scipy import sparse
+    from sklearn.cluster import KMeans  # noqa: F401 (loads its OpenMP library: see below)
     from threadpoolctl import ThreadpoolController
 
     n = features.shape[0]
@@ -216,6 +217,9 @@ def choose_clusters(
     # the labels, in a tie), and on a busy machine its threads cost more than they save
     # (7.5 s against 1.3 s for one K sweep on 2,000 sessions, 2 shared cores). The K's
     # fits are independent (each its own seeded starts): `_Fits` runs them side by side.
+    # The controller limits the libraries loaded when it is made: sklearn's OpenMP is
+    # imported above, before it (made first, the fits here ran with the default thread
+    # count: other floats, and at load 3-4 on 2 cores 5-13 s of spinning, not 0.7).
     threads = ThreadpoolController()
     with threads.limit(limits=1), _Fits(points, seed, range(2, max_k + 1), threads) as fits:
         if fits.beside:  # the distances while the fits run (a K's score needs them)

@@ -5,6 +5,8 @@ the other."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pandas as pd
@@ -82,3 +84,30 @@ def test_the_child_work_gives_the_answers_of_its_steps_one_after_the_other(
     got, shape, (arrivals, _) = model._behaviors_and_shape(inputs)
     assert [b.to_json() for b in got] == expected_behaviors
     assert shape == expected_shape and arrivals.to_json() == expected_arrivals
+
+
+_LIMITED = """
+import sys
+import numpy as np
+import tracereplay.models.behaviors as b
+assert "sklearn.cluster" not in sys.modules
+seen = []
+made = b._Fits.__init__
+def spy(self, points, seed, ks, controller):
+    seen.append(sorted({lib.internal_api for lib in controller.lib_controllers}))
+    made(self, points, seed, ks, controller)
+b._Fits.__init__ = spy
+rng = np.random.default_rng(0)
+b.choose_clusters(rng.normal(size=(300, 4)) + np.repeat(rng.normal(size=(3, 4)) * 3, 100, 0))
+print(seen)
+"""
+
+
+def test_the_fits_are_limited_where_sklearn_was_not_yet_imported() -> None:
+    """In a process that has not imported sklearn (one process: no child imported it
+    first), the thread limits know its OpenMP library when the fits run (a controller
+    made before the import did not: the fits ran on the default thread count)."""
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", _LIMITED], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[['openblas', 'openmp']]"
