@@ -7,10 +7,13 @@ before the fork), sklearn and scipy imported before the clock starts.
     .venv/bin/python bench/bench_behaviors.py dump --trace /work/data/real1M --out IN.pkl
     .venv/bin/python bench/bench_behavior_steps.py --inputs IN.pkl --base-tree DIR [--rounds 4]
 
-Per run: the load average, CPU seconds of each step (`time.process_time`: paths, pairs,
-pauses, features, clusters, moves, chains, tables, km = the Kaplan-Meier quantiles) and
-of the whole, minor page faults; exits 1 if the behaviors' JSON or the quantiles differ
-between the trees. The steps are the calls `fit_behaviors` makes, in its order.
+Per run: the load average, CPU seconds of each step (`time.process_time`: arrivals, paths,
+pairs, pauses, features, clusters, moves, chains, tables, km = the Kaplan-Meier quantiles)
+and of the whole, the whole's wall seconds and each step's (`wall`: a step on threads
+takes less wall than CPU), minor page faults; exits 1 if the behaviors' JSON, the
+quantiles or the arrivals differ between the trees. The steps are the calls
+`_behaviors_and_shape` makes (`fit_behaviors`' in its order). IN.pkl holds the child's
+`_BehaviorInputs` as `bench_behaviors.py dump` writes them.
 """
 
 from __future__ import annotations
@@ -28,19 +31,24 @@ import numpy as np
 import sklearn.cluster, sklearn.metrics, scipy.sparse, scipy.stats
 import models.model as m
 import models.behaviors as b
+from models.arrivals import fit_arrivals
 from models.behavior_paths import Pairs, Pauses, SessionPaths
 from tracereplay.allocator import reuse_freed_memory
 with open(sys.argv[1], "rb") as f:
-    sessions, table, censored, seed, sample, unasked = pickle.load(f)
+    (inputs,) = pickle.load(f)
+sessions, censored, seed, sample = inputs.sessions, inputs.censored, inputs.seed, inputs.sample
 reuse_freed_memory()
 ctypes.CDLL(None).malloc_trim(0)
-steps = {}
+steps, walls = {}, {}
 def step(name, work):
-    start = time.process_time()
+    start, wall = time.process_time(), time.perf_counter()
     out = work()
     steps[name] = round(time.process_time() - start, 4)
+    walls[name] = round(time.perf_counter() - wall, 4)
     return out
 before = resource.getrusage(resource.RUSAGE_SELF)
+wall = time.perf_counter()
+arrivals = step("arrivals", lambda: fit_arrivals(np.asarray(inputs.start_s, float), inputs.span_s))
 paths = step("paths", lambda: SessionPaths.of(sessions))
 pairs = step("pairs", lambda: Pairs.of(paths))
 pauses = step("pauses", lambda: Pauses.of(paths, pairs))
@@ -70,13 +78,18 @@ def tables():
         for c, i in found
     ]
 behaviors = step("tables", tables)
-names = ("length", "duration_s")
-shape = step("km", lambda: {k: m._quantiles(table[k].to_numpy(float), censored.any) for k in names})
+columns = {"length": inputs.length, "duration_s": inputs.duration_s}
+def km():
+    return {k: m._quantiles(np.asarray(v, float), censored.any) for k, v in columns.items()}
+shape = step("km", km)
+wall = time.perf_counter() - wall
 after = resource.getrusage(resource.RUSAGE_SELF)
 with open(sys.argv[2], "w") as out:
-    json.dump({"behaviors": [x.to_json() for x in behaviors], "shape": shape}, out)
+    json.dump({"behaviors": [x.to_json() for x in behaviors], "shape": shape,
+               "arrivals": arrivals.to_json()}, out)
 faults = after.ru_minflt - before.ru_minflt
-print(json.dumps({"cpu_s": round(sum(steps.values()), 3), **steps, "minor_faults": faults}))
+print(json.dumps({"cpu_s": round(sum(steps.values()), 3), "wall_s": round(wall, 3), **steps,
+                  "wall": walls, "minor_faults": faults}))
 """
 
 

@@ -5,17 +5,18 @@ child runs), this tree against another tree's `models/`, alternated in one run.
     .venv/bin/python bench/bench_behaviors.py ab --inputs IN.pkl --base-tree DIR \\
         [--rounds 3] [--default-heap]
 
-`dump` builds the model of TRACE in one process and pickles the stage's arguments (the
-sessions frame, the session table, the censoring, seed and sample) at its call, then
-stops. `ab` times the stage on them in fresh processes, DIR's code (a checkout of the
-base commit, e.g. `git worktree add /tmp/base main`: its `models` package first on the
-import path) and this tree's, alternated; sklearn and scipy are imported before the clock
-starts, as the child has them, and the glibc settings the tree's child makes
-(`tracereplay.allocator.reuse_freed_memory`, or an older
-tree's `forked.keep_freed_memory`, where it has one). It prints CPU (`time.process_time`; user,
+`dump` builds the model of TRACE in one process and pickles the stage's arguments (its
+one `_BehaviorInputs`: the sessions frame's columns, the session table's, the censoring,
+seed, sample and the arrivals' inputs) at its call, then stops. `ab` times the stage on
+them in fresh processes, DIR's code (a checkout of the base commit, e.g. `git worktree
+add /tmp/base main`: its `models` package first on the import path) and this tree's,
+alternated; sklearn and scipy are imported before the clock starts, as the child has
+them, and the glibc settings the tree's child makes
+(`tracereplay.allocator.reuse_freed_memory`, or an older tree's
+`forked.keep_freed_memory`, where it has one). It prints CPU (`time.process_time`; user,
 system and minor faults apart) and wall seconds per run with the load average, and exits
-1 if the behaviors' JSON and the session quantiles differ. `--default-heap` also runs this
-tree without those settings (glibc's defaults, as main's child).
+1 if the behaviors' JSON, the session quantiles or the arrivals differ. `--default-heap`
+also runs this tree without those settings (glibc's defaults, as main's child).
 """
 
 from __future__ import annotations
@@ -61,11 +62,12 @@ except ImportError:
 kept = sys.argv[3] != "default-heap" and keep_freed_memory()
 before = resource.getrusage(resource.RUSAGE_SELF)
 cpu, wall = time.process_time(), time.perf_counter()
-behaviors, shape = m._behaviors_and_shape(*args)
+behaviors, shape, (arrivals, _) = m._behaviors_and_shape(*args)
 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
 after = resource.getrusage(resource.RUSAGE_SELF)
 with open(sys.argv[2], "w") as out:
-    json.dump({"behaviors": [b.to_json() for b in behaviors], "shape": shape}, out)
+    json.dump({"behaviors": [b.to_json() for b in behaviors], "shape": shape,
+               "arrivals": arrivals.to_json()}, out)
 print(json.dumps({"cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
     "user_s": round(after.ru_utime - before.ru_utime, 3),
     "system_s": round(after.ru_stime - before.ru_stime, 3),

@@ -23,7 +23,9 @@ chains: `_Moves`), so the fit costs a few sorts of the requests, not Python per 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,6 +61,8 @@ TEMPO_WEIGHT = 1.0
 # clustered whole, as before sampling existed.
 CLUSTER_SAMPLE_SESSIONS = 2000
 _ASSIGN_CHUNK = 1 << 16
+FIT_THREADS = 2
+"""Threads the K sweep's k-means fits run on, where a core is free (`_core_free`)."""
 _COUNTED_QUANTILES = 1 << 14
 """Values from which `_quantile_points` counts by value ranges rather than partitions."""
 
@@ -181,15 +185,18 @@ def choose_clusters(
     seed: int = 0,
     max_behaviors: int = MAX_BEHAVIORS,
     sample: int = CLUSTER_SAMPLE_SESSIONS,
+    meanwhile: Callable[[], object] | None = None,
 ) -> np.ndarray:
     """Cluster labels; K chosen by the best mean silhouette over 2..max_behaviors, or 1.
 
     With more than `sample` sessions, k-means and the silhouette run on a seeded uniform
     sample of `sample` sessions, then every session goes to its nearest centre; a K is
-    refused when a cluster of the whole trace holds fewer than MIN_SESSIONS_PER_BEHAVIOR."""
+    refused when a cluster of the whole trace holds fewer than MIN_SESSIONS_PER_BEHAVIOR.
+    `meanwhile` (other work of the caller's) is called once, while the fits run where
+    they run on threads (`_Fits`: a core free), else before them."""
     from scipy import sparse
-    from sklearn.cluster import KMeans
-    from threadpoolctl import threadpool_limits
+    from sklearn.cluster import KMeans  # noqa: F401 (loads its OpenMP library: see below)
+    from threadpoolctl import ThreadpoolController
 
     n = features.shape[0]
     labels = np.zeros(n, dtype=int)
@@ -201,29 +208,99 @@ def choose_clusters(
     distinct = len({row.tobytes() for row in points + 0.0})
     max_k = min(max_behaviors, n // MIN_SESSIONS_PER_BEHAVIOR, distinct)
     if max_k < 2:
+        if meanwhile is not None:
+            meanwhile()
         return labels
     best = (MIN_SILHOUETTE, labels)
     silhouette = _Silhouette(points)
-    # One thread: OpenMP's partial sums depend on the thread count (so would the labels,
-    # in a tie), and on a busy machine the threads cost more than they save (7.5 s
-    # against 1.3 s for one K sweep on 2,000 sessions, 2 shared cores).
-    with threadpool_limits(limits=1):
+    # One thread per k-means: OpenMP's partial sums depend on the thread count (so would
+    # the labels, in a tie), and on a busy machine its threads cost more than they save
+    # (7.5 s against 1.3 s for one K sweep on 2,000 sessions, 2 shared cores). The K's
+    # fits are independent (each its own seeded starts): `_Fits` runs them side by side.
+    # The controller limits the libraries loaded when it is made: sklearn's OpenMP is
+    # imported above, before it (made first, the fits here ran with the default thread
+    # count: other floats, and at load 3-4 on 2 cores 5-13 s of spinning, not 0.7).
+    threads = ThreadpoolController()
+    with threads.limit(limits=1), _Fits(points, seed, range(2, max_k + 1), threads) as fits:
+        if fits.beside:  # the distances while the fits run (a K's score needs them)
+            silhouette.distances()
+        if meanwhile is not None:
+            meanwhile()
         for k in range(2, max_k + 1):
-            model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)
+            fitted, centres = fits.result(k)
             # On a sample, the silhouette first: every session is assigned to the centres
             # (a pass over the whole trace) only for a K that would be chosen by its score.
             # Sample labels of one cluster keep the old order (the silhouette refuses them).
-            early = not whole and len(np.unique(model.labels_)) > 1
-            score = silhouette(model.labels_) if early else None
+            early = not whole and len(np.unique(fitted)) > 1
+            score = silhouette(fitted) if early else None
             if score is not None and score <= best[0]:
                 continue
-            assigned = model.labels_ if whole else nearest(features, model.cluster_centers_)
+            assigned = fitted if whole else nearest(features, centres)
             if np.bincount(assigned, minlength=k).min() < MIN_SESSIONS_PER_BEHAVIOR:
                 continue
-            score = silhouette(model.labels_) if score is None else score
+            score = silhouette(fitted) if score is None else score
             if score > best[0]:
                 best = (score, assigned.astype(int))
     return best[1]
+
+
+class _Fits:
+    """`KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)`'s labels and centres
+    for each k of `ks`. Where a core is free, every fit starts at once on FIT_THREADS
+    threads (the largest K first), each with an OpenMP thread count of 1 (the count is
+    per thread: the caller's limit does not reach a new one; `controller` sets it) and
+    BLAS's 1 (one setting for the process: the caller's limit). Lloyd's iterations run
+    without the GIL, so two fits use two cores; each is the same computation on its own
+    copy of the points, so the same labels and centres as one after the other. Else (a
+    busy machine, one core), each fit when its result is asked for."""
+
+    def __init__(self, points: np.ndarray, seed: int, ks: range, controller: Any):
+        self.points, self.seed = points, seed
+        self.pool: Any = None
+        self.pending: dict[int, Any] = {}
+        self.beside = len(ks) > 1 and _core_free()
+        if self.beside:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(FIT_THREADS, thread_name_prefix="kmeans")
+            # The largest K first: mostly the longest fits (real1M's K = 2..6, CPU s: 0.035,
+            # 0.057, 0.132, 0.139, 0.109), so the last to start are short.
+            for k in reversed(ks):
+                self.pending[k] = self.pool.submit(self._on_a_thread, controller, k)
+
+    def __enter__(self) -> _Fits:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            for future in self.pending.values():
+                future.cancel()
+            self.pool.shutdown(wait=True)
+
+    def result(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k in self.pending:
+            found: tuple[np.ndarray, np.ndarray] = self.pending.pop(k).result()
+            return found
+        return self._fit(k)
+
+    def _on_a_thread(self, controller: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        with controller.limit(limits=1, user_api="openmp"):
+            return self._fit(k)
+
+    def _fit(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.cluster import KMeans
+
+        model = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(self.points)
+        return model.labels_, model.cluster_centers_
+
+
+def _core_free() -> bool:
+    """Whether a core idles beside this process (`forked.free_processes`' rule, the
+    1-minute load): where none does, a second thread of fits only takes CPU from the
+    other work (real1M's child at load 5.4 on 2 cores: +0.03-0.05 CPU s, no less wall)."""
+    from .forked import free_processes
+
+    return free_processes() > 1
 
 
 class _Silhouette:
@@ -241,20 +318,25 @@ class _Silhouette:
         self.points = points
         self.by_column: np.ndarray | None = None
 
-    def __call__(self, labels: np.ndarray) -> float:
+    def distances(self) -> np.ndarray:
+        """The distance matrix, transposed (computed when first asked)."""
         if self.by_column is None:
             from sklearn.metrics import pairwise_distances_chunked
 
             chunks = list(pairwise_distances_chunked(self.points, metric="euclidean"))
             distances = chunks[0] if len(chunks) == 1 else np.vstack(chunks)
             self.by_column = np.ascontiguousarray(distances.T)
+        return self.by_column
+
+    def __call__(self, labels: np.ndarray) -> float:
+        by_column = self.distances()
         classes, codes = np.unique(labels, return_inverse=True)  # (its LabelEncoder's)
         n, k = len(codes), len(classes)
         if not 2 <= k <= n - 1:
             raise ValueError(f"Number of labels is {k}. Valid values are 2 to n_samples - 1")
         sizes = np.bincount(codes)
         by_cluster = np.zeros((k, n))
-        for row, code in zip(self.by_column, codes.tolist(), strict=True):
+        for row, code in zip(by_column, codes.tolist(), strict=True):
             by_cluster[code] += row  # [c, i]: i's distances to c, summed in the points' order
         cluster_distances = np.ascontiguousarray(by_cluster.T)
         own = (np.arange(n), codes)
@@ -299,12 +381,16 @@ def fit_behaviors(
     max_behaviors: int = MAX_BEHAVIORS,
     sample: int = CLUSTER_SAMPLE_SESSIONS,
     censored: Censoring | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[Behavior]:
     """Behaviors of a sessionized frame with an `endpoint` column, largest first;
     clustering as `choose_clusters` (on at most `sample` sessions). Sessions `censored`
-    at the capture's start give no entry, at its end no END (session_shape.py)."""
+    at the capture's start give no entry, at its end no END (session_shape.py).
+    `meanwhile` is called once, while the k-means fits run (`choose_clusters`)."""
 
     if sessions.empty:
+        if meanwhile is not None:
+            meanwhile()
         return []
     paths = SessionPaths.of(sessions)
     n = len(paths.length)
@@ -314,10 +400,13 @@ def fit_behaviors(
     pairs = Pairs.of(paths)
     pauses = Pauses.of(paths, pairs)
     tempos = pauses.tempo
-    pause_sums = pauses.sums(paths)
     features = session_features(paths, pairs, _tempo_feature(tempos)[:, 0])
-    labels = choose_clusters(features, seed, max_behaviors, sample)
-    del features
+    # What needs no labels, beside the fits (on two cores): the pauses' sums, the caller's.
+    beside: list[np.ndarray] = []
+    while_fitting = partial(_sums_then, beside, pauses, paths, meanwhile)
+    labels = choose_clusters(features, seed, max_behaviors, sample, while_fitting)
+    del features, while_fitting
+    (pause_sums,) = beside
     moves = _Moves.of(paths, pairs, pauses, labels, at_start, at_end)
     del pauses
     sizes = np.bincount(labels)
@@ -335,6 +424,18 @@ def fit_behaviors(
         )
         behaviors.append(replace(chain, shape=table))
     return behaviors
+
+
+def _sums_then(
+    found: list[np.ndarray],
+    pauses: Pauses,
+    paths: SessionPaths,
+    then: Callable[[], object] | None,
+) -> None:
+    """Each session's sum of pauses into `found`, then `then`."""
+    found.append(pauses.sums(paths))
+    if then is not None:
+        then()
 
 
 def _tempo_feature(tempos: np.ndarray) -> np.ndarray:

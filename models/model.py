@@ -427,20 +427,47 @@ def _behaviors_and_shape(
 ) -> tuple[list[Behavior], dict[str, Any], tuple[ArrivalModel, float]]:
     """The behaviors, the quantiles of the sessions' lengths and durations the file reports
     (1-2 s at 10 M requests: beside the payloads and correlations too), and the arrivals
-    with the seconds they took (here: their scipy is the child's, not imported twice)."""
-    start = time.perf_counter()
-    arrivals = fit_arrivals(np.asarray(inputs.start_s, dtype=float), inputs.span_s)
-    arrived = (arrivals, time.perf_counter() - start)
-    censored = inputs.censored
+    with the seconds they took (here: their scipy is the child's, not imported twice). The
+    arrivals and the quantiles are made while the behaviors' k-means fits run on their
+    threads (`fit_behaviors`' `meanwhile`), where a second core can take them."""
+    beside = _Beside(inputs)
     behaviors = fit_behaviors(
-        inputs.sessions, seed=inputs.seed, sample=inputs.sample, censored=censored
+        inputs.sessions,
+        seed=inputs.seed,
+        sample=inputs.sample,
+        censored=inputs.censored,
+        meanwhile=beside,
     )
-    shape = {
-        # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
-        "length": _quantiles(np.asarray(inputs.length, dtype=float), censored.any),
-        "duration_s": _quantiles(np.asarray(inputs.duration_s, dtype=float), censored.any),
-    }
-    return behaviors, shape, arrived
+    arrivals, seconds, shape = beside.result()
+    return behaviors, shape, (arrivals, seconds)
+
+
+@dataclass
+class _Beside:
+    """The arrivals (and the seconds they took) and the sessions' quantiles, made once:
+    when called (beside the fits), else when their result is asked for."""
+
+    inputs: _BehaviorInputs
+    found: tuple[ArrivalModel, float, dict[str, Any]] | None = None
+
+    def __call__(self) -> None:
+        if self.found is not None:
+            return
+        inputs, start = self.inputs, time.perf_counter()
+        arrivals = fit_arrivals(np.asarray(inputs.start_s, dtype=float), inputs.span_s)
+        seconds = time.perf_counter() - start
+        censored = inputs.censored.any
+        shape = {
+            # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
+            "length": _quantiles(np.asarray(inputs.length, dtype=float), censored),
+            "duration_s": _quantiles(np.asarray(inputs.duration_s, dtype=float), censored),
+        }
+        self.found = (arrivals, seconds, shape)
+
+    def result(self) -> tuple[ArrivalModel, float, dict[str, Any]]:
+        self()
+        assert self.found is not None
+        return self.found
 
 
 def _quantiles(values: np.ndarray, censored: np.ndarray) -> dict[str, float]:

@@ -448,3 +448,26 @@ def test_pause_sums_are_bincounts_of_every_value_nan_as_0(
         pauses = behavior_paths.Pauses.of(changed, behavior_paths.Pairs.of(changed))
         expected = np.bincount(changed.session, weights=np.nan_to_num(think, nan=0.0))
         assert np.array_equal(pauses.sums(changed), expected), name
+
+
+def test_the_fits_on_threads_are_the_fits_one_after_the_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_Fits` on threads (forced, as where two cores are free) gives every K's labels and
+    centres of `KMeans(...).fit` in this thread, to the bit: each fit is limited to one
+    OpenMP thread on its own thread (its partial sums: in 2,000 points' 8 chunks)."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    rng = np.random.default_rng(11)
+    points = rng.normal(size=(2000, 12)) + np.repeat(rng.normal(scale=2, size=(8, 12)), 250, 0)
+    monkeypatch.setattr(behaviors, "_core_free", lambda: True)
+    threads = ThreadpoolController()
+    with threads.limit(limits=1), behaviors._Fits(points, 3, range(2, 7), threads) as fits:
+        assert fits.beside
+        got = {k: fits.result(k) for k in range(2, 7)}
+    with threadpool_limits(limits=1):
+        for k, (labels, centres) in got.items():
+            model = KMeans(n_clusters=k, n_init=10, random_state=3).fit(points)
+            assert np.array_equal(labels, model.labels_)
+            assert np.array_equal(centres, model.cluster_centers_)
