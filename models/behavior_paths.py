@@ -228,7 +228,8 @@ class Pauses:
     by session, and each session's tempo from them."""
 
     pause: np.ndarray
-    """The pauses (s), session by session, each session's in order."""
+    """The pauses (s), session by session, each session's in order (empty once `scaled`
+    has divided them in place)."""
     column: np.ndarray
     """Per pause, its transition's column (`Pairs`)."""
     per_session: np.ndarray
@@ -281,11 +282,26 @@ class Pauses:
         return np.bincount(paths.session, weights=np.nan_to_num(think, nan=0.0), minlength=n)
 
     def scaled(self) -> np.ndarray:
-        """Per pause, divided by its session's tempo (1 for a session without one)."""
+        """Per pause, divided by its session's tempo (1 for a session without one): the
+        pauses' own array, divided in place SESSION_CHUNK sessions at a time (no second
+        float64 array of every pause, nor a per-pause tempo: real10M's child −2 × 73 MiB
+        at its high), so this is their last use. `pause` is then empty (`sums` reads the
+        sessions' think times instead, the same sums); asking twice is an error."""
+        pause = self.pause
+        if pause is _TAKEN:
+            raise RuntimeError("the pauses were scaled already (in place)")
+        object.__setattr__(self, "pause", _TAKEN)  # (frozen: the one change it makes)
         tempo = np.where(np.isnan(self.tempo), 1.0, self.tempo)
-        scaled = np.repeat(tempo, self.per_session)
-        np.divide(self.pause, scaled, out=scaled)
-        return scaled
+        n, bounds = len(tempo), run_bounds(self.per_session)
+        for lo in range(0, n, SESSION_CHUNK):
+            hi = min(lo + SESSION_CHUNK, n)
+            part = pause[bounds[lo] : bounds[hi]]
+            np.divide(part, np.repeat(tempo[lo:hi], self.per_session[lo:hi]), out=part)
+        return pause
+
+
+_TAKEN = np.empty(0)
+"""`Pauses.pause` once `Pauses.scaled` has divided it in place."""
 
 
 def _log_ratio_sums(paths: SessionPaths, pairs: Pairs, median: np.ndarray) -> np.ndarray:

@@ -448,3 +448,27 @@ def test_pause_sums_are_bincounts_of_every_value_nan_as_0(
         pauses = behavior_paths.Pauses.of(changed, behavior_paths.Pairs.of(changed))
         expected = np.bincount(changed.session, weights=np.nan_to_num(think, nan=0.0))
         assert np.array_equal(pauses.sums(changed), expected), name
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 13])
+def test_pauses_scaled_in_place_are_the_pauses_divided_by_their_tempo(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mem21: `Pauses.scaled` divides the pauses' own array in place, a chunk of sessions
+    at a time: bit for bit the pauses over their sessions' tempos repeated (NaN tempo: 1),
+    the pauses then let go (their sums unchanged), and a second call refused."""
+    monkeypatch.setattr(behavior_paths, "SESSION_CHUNK", chunk)
+    sessions = random_sessions(9)
+    paths = behavior_paths.SessionPaths.of(sessions)
+    pauses = behavior_paths.Pauses.of(paths, behavior_paths.Pairs.of(paths))
+    assert np.isnan(pauses.tempo).any() and not np.isnan(pauses.tempo).all()
+    tempo = np.where(np.isnan(pauses.tempo), 1.0, pauses.tempo)
+    want = pauses.pause / np.repeat(tempo, pauses.per_session)
+    sums = pauses.sums(paths)
+    own = pauses.pause
+    scaled = pauses.scaled()
+    assert scaled is own and len(pauses.pause) == 0
+    assert np.array_equal(scaled, want)
+    assert np.array_equal(pauses.sums(paths), sums)
+    with pytest.raises(RuntimeError):
+        pauses.scaled()
