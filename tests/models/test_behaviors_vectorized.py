@@ -451,24 +451,25 @@ def test_pause_sums_are_bincounts_of_every_value_nan_as_0(
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 1 << 13])
-def test_pauses_scaled_in_place_are_the_pauses_divided_by_their_tempo(
+def test_pauses_are_held_as_which_requests_and_scaled_in_place(
     chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """mem21: `Pauses.scaled` divides the pauses' own array in place, a chunk of sessions
-    at a time: bit for bit the pauses over their sessions' tempos repeated (NaN tempo: 1),
-    the pauses then let go (their sums unchanged), and a second call refused."""
+    """mem21: `Pauses` holds which requests are pauses (the sessions' think times and the
+    pairs' columns themselves, not copies) and makes the pauses when asked; `scaled`
+    divides them in place a chunk of sessions at a time: bit for bit the pauses over their
+    sessions' tempos repeated (NaN tempo: 1), as often as asked."""
     monkeypatch.setattr(behavior_paths, "SESSION_CHUNK", chunk)
     sessions = random_sessions(9)
     paths = behavior_paths.SessionPaths.of(sessions)
-    pauses = behavior_paths.Pauses.of(paths, behavior_paths.Pairs.of(paths))
+    pairs = behavior_paths.Pairs.of(paths)
+    pauses = behavior_paths.Pauses.of(paths, pairs)
+    assert pauses.think is paths.think_s and pauses.columns is pairs.column
+    within = np.isfinite(paths.think_s)
+    within[paths.first] = False
+    assert np.array_equal(pauses.pause, paths.think_s[within])
+    assert np.array_equal(pauses.column, pairs.column[within])
     assert np.isnan(pauses.tempo).any() and not np.isnan(pauses.tempo).all()
     tempo = np.where(np.isnan(pauses.tempo), 1.0, pauses.tempo)
-    want = pauses.pause / np.repeat(tempo, pauses.per_session)
-    sums = pauses.sums(paths)
-    own = pauses.pause
-    scaled = pauses.scaled()
-    assert scaled is own and len(pauses.pause) == 0
-    assert np.array_equal(scaled, want)
-    assert np.array_equal(pauses.sums(paths), sums)
-    with pytest.raises(RuntimeError):
-        pauses.scaled()
+    want = paths.think_s[within] / np.repeat(tempo, pauses.per_session)
+    assert np.array_equal(pauses.scaled(), want)
+    assert np.array_equal(pauses.scaled(), want)  # the pauses themselves untouched
