@@ -243,12 +243,12 @@ class Pauses:
     @property
     def pause(self) -> np.ndarray:
         """The pauses (s), session by session, each session's in order (a new array)."""
-        return self.think[self.within]
+        return np.asarray(self.think[self.within])
 
     @property
     def column(self) -> np.ndarray:
         """Per pause, its transition's column (`Pairs`; a new array)."""
-        return self.columns[self.within]
+        return np.asarray(self.columns[self.within])
 
     @classmethod
     def of(cls, paths: SessionPaths, pairs: Pairs) -> Pauses:
