@@ -225,16 +225,30 @@ def grouped(codes: np.ndarray, size: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Pauses:
     """The pauses inside sessions (finite, after a request of the same session), session
-    by session, and each session's tempo from them."""
+    by session, and each session's tempo from them. Which requests they are, not a copy
+    of them: `pause` and `column` are made when asked (real10M's child: 8 B a pause and
+    its column's 1-4 not held while the sessions are clustered)."""
 
-    pause: np.ndarray
-    """The pauses (s), session by session, each session's in order."""
-    column: np.ndarray
-    """Per pause, its transition's column (`Pairs`)."""
+    think: np.ndarray
+    """Every request's `think_s` (`SessionPaths`'s, not a copy)."""
+    within: np.ndarray
+    """Per request, whether its think is a pause."""
+    columns: np.ndarray
+    """Per request, its transition's column (`Pairs.column`)."""
     per_session: np.ndarray
     """Per session, its pauses."""
     tempo: np.ndarray
     """Per session, its tempo (NaN without a positive pause)."""
+
+    @property
+    def pause(self) -> np.ndarray:
+        """The pauses (s), session by session, each session's in order (a new array)."""
+        return np.asarray(self.think[self.within])
+
+    @property
+    def column(self) -> np.ndarray:
+        """Per pause, its transition's column (`Pairs`; a new array)."""
+        return np.asarray(self.columns[self.within])
 
     @classmethod
     def of(cls, paths: SessionPaths, pairs: Pairs) -> Pauses:
@@ -254,38 +268,43 @@ class Pauses:
             positive = pause > 0
         if every and positive.all():  # (as in most traces)
             median = _medians(pause, column, len(pairs.codes))
-            del within, positive
+            del column, pause, positive
             sums, n_logs = _log_ratio_sums(paths, pairs, median), per_session
         else:
             kept, kept_column = pause[positive], column[positive]
+            del column, pause, positive
             ratio = _medians(kept, kept_column, len(pairs.codes))[kept_column]
             np.divide(kept, ratio, out=ratio)
             del kept, kept_column
-            within &= think > 0
-            n_logs = count_per_session(within, paths)
-            del within, positive
+            n_logs = count_per_session(within & (think > 0), paths)
             sums = group_sums(np.log(ratio, out=ratio), n_logs)
         tempo = np.full(len(paths.length), np.nan)
         has = n_logs > 0
         tempo[has] = np.exp(sums[has] / (n_logs[has] + TEMPO_SHRINK))
-        return cls(pause, column, per_session, tempo)
+        return cls(think, within, pairs.column, per_session, tempo)
 
     def sums(self, paths: SessionPaths) -> np.ndarray:
         """Per session, the sum of its pauses, NaN as 0: `np.bincount`'s (a running sum
         from 0.0, in order) of `np.nan_to_num(think_s)` by session."""
         think, n = paths.think_s, len(paths.length)
-        if len(self.pause) == len(think) - n and np.isnan(think[paths.first]).all():
+        if int(self.per_session.sum()) == len(think) - n and np.isnan(think[paths.first]).all():
             # Every value but the pauses is NaN: its 0 added to a running sum from 0.0
             # (never -0.0) changes nothing, so the pauses' own sums are those sums.
             return _running_sums(self.pause, self.per_session)
         return np.bincount(paths.session, weights=np.nan_to_num(think, nan=0.0), minlength=n)
 
     def scaled(self) -> np.ndarray:
-        """Per pause, divided by its session's tempo (1 for a session without one)."""
+        """Per pause, divided by its session's tempo (1 for a session without one): the
+        pauses made (`pause`) and divided in place SESSION_CHUNK sessions at a time (no
+        second float64 array of every pause, nor a per-pause tempo)."""
+        pause = self.pause
         tempo = np.where(np.isnan(self.tempo), 1.0, self.tempo)
-        scaled = np.repeat(tempo, self.per_session)
-        np.divide(self.pause, scaled, out=scaled)
-        return scaled
+        n, bounds = len(tempo), run_bounds(self.per_session)
+        for lo in range(0, n, SESSION_CHUNK):
+            hi = min(lo + SESSION_CHUNK, n)
+            part = pause[bounds[lo] : bounds[hi]]
+            np.divide(part, np.repeat(tempo[lo:hi], self.per_session[lo:hi]), out=part)
+        return pause
 
 
 def _log_ratio_sums(paths: SessionPaths, pairs: Pairs, median: np.ndarray) -> np.ndarray:

@@ -67,6 +67,7 @@ from .sessionized import (
     _sessionized,
     _templates,
     _templating,
+    _trimmed,
 )
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
@@ -333,6 +334,11 @@ def _learned_from_samples(
                 groups, chosen, read.payloads, asked.payload_sample, seed, len(requests)
             )
             payload_note.update(files)
+        # What the payloads freed (their reads, the scan's transient arrays) goes back to
+        # the system before the correlations grow: glibc keeps freed pages
+        # (tracereplay/allocator.py), and the correlations are where both processes
+        # together peak (bench/README.md, mem20, mem21).
+        _trimmed()
         with clock("correlations"):
             note = {
                 "per_sample": asked.correlation_sample,

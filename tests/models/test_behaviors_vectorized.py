@@ -471,3 +471,28 @@ def test_the_fits_on_threads_are_the_fits_one_after_the_other(
             model = KMeans(n_clusters=k, n_init=10, random_state=3).fit(points)
             assert np.array_equal(labels, model.labels_)
             assert np.array_equal(centres, model.cluster_centers_)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 13])
+def test_pauses_are_held_as_which_requests_and_scaled_in_place(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mem21: `Pauses` holds which requests are pauses (the sessions' think times and the
+    pairs' columns themselves, not copies) and makes the pauses when asked; `scaled`
+    divides them in place a chunk of sessions at a time: bit for bit the pauses over their
+    sessions' tempos repeated (NaN tempo: 1), as often as asked."""
+    monkeypatch.setattr(behavior_paths, "SESSION_CHUNK", chunk)
+    sessions = random_sessions(9)
+    paths = behavior_paths.SessionPaths.of(sessions)
+    pairs = behavior_paths.Pairs.of(paths)
+    pauses = behavior_paths.Pauses.of(paths, pairs)
+    assert pauses.think is paths.think_s and pauses.columns is pairs.column
+    within = np.isfinite(paths.think_s)
+    within[paths.first] = False
+    assert np.array_equal(pauses.pause, paths.think_s[within])
+    assert np.array_equal(pauses.column, pairs.column[within])
+    assert np.isnan(pauses.tempo).any() and not np.isnan(pauses.tempo).all()
+    tempo = np.where(np.isnan(pauses.tempo), 1.0, pauses.tempo)
+    want = paths.think_s[within] / np.repeat(tempo, pauses.per_session)
+    assert np.array_equal(pauses.scaled(), want)
+    assert np.array_equal(pauses.scaled(), want)  # the pauses themselves untouched

@@ -174,6 +174,33 @@ def test_the_statistics_and_the_templates_give_their_freed_memory_back(
     assert trims == ["trim", "trim"]  # on the templates' thread, when their work is done
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_payloads_freed_memory_is_given_back_before_the_correlations(
+    tmp_path: Path, processes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mem21: glibc's free heap given back once the payloads are done, before the
+    correlations grow (where parent and child together peak); the model the same."""
+    from tracereplay.models import model as model_module
+
+    records = [
+        make_record(ts=T0 + timedelta(seconds=s * 7 + k), session=f"s{k}", path=f"/a/{s}")
+        for s in range(30)
+        for k in range(3)
+    ]
+    trace = write_trace(tmp_path / "t", records)
+    want = build_model(trace, processes=processes)
+    events: list[str] = []
+    monkeypatch.setattr(model_module, "_trimmed", lambda: events.append("trim"))
+
+    def progress(report: object) -> None:
+        stage, seconds = report.stage, report.seconds  # type: ignore[attr-defined]
+        events.append(f"{stage} {'done' if seconds is not None else 'starts'}")
+
+    assert build_model(trace, processes=processes, progress=progress) == want
+    at = events.index("payloads done")
+    assert events[at + 1 : at + 3] == ["trim", "correlations starts"]
+
+
 @pytest.mark.parametrize(
     "paths",
     [
