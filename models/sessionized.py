@@ -41,8 +41,8 @@ def _sessionized(
     throughout, else numpy's `sessionize_requests`), and what gives the session statistics
     at each of `timeouts_s` when called (from the same numpy sort, kept until then:
     `build_model` calls it once the behaviors' child has forked, real10M's 0.5 s).
-    `endpoint` None: the frame without its endpoint column, put in by
-    `_keep_what_later_stages_read` or `with_endpoints` (the sessions need no endpoint:
+    `endpoint` None: the frame without its endpoint column, put in by `_completed` or
+    `with_endpoints` (the sessions need no endpoint:
     `build_model` groups them while the templates are learned), and, from numpy, without
     its `seq` column, put in by `frame.with_positions` (no stage of the sessions reads it:
     4 B a request less at the parent's peak, real10M's 41 MiB)."""
@@ -51,7 +51,7 @@ def _sessionized(
     if conn is None:  # numpy, as sessionize would (frame.sessionize_requests)
         # (the durations gathered once, for the thinks and the frame's column)
         split = key_time_split(requests, durations=True)
-        narrow = endpoint is None  # (the model's frame: `_keep_what_later_stages_read`)
+        narrow = endpoint is None  # (the model's frame: `_completed` puts them in)
         # (the model's `seq` made once the sessions' stage is done: `with_positions`)
         sessions = sessionize_requests(
             requests, endpoint, names, timeout_s, split, narrow=narrow, seq=not narrow
@@ -100,18 +100,13 @@ class _Later:
         return stats
 
 
-def _keep_what_later_stages_read(
-    sessions: pd.DataFrame, endpoint: np.ndarray | None = None, names: list[str] | None = None
-) -> None:
+def _keep_what_later_stages_read(sessions: pd.DataFrame) -> None:
     """Drop, in place, the columns of the sessionized frame no stage after sessions reads
     (`t_s`, `duration_ms`, `session_key`: the requests' own, kept in `RequestColumns`), and hold the
     ids, positions and request numbers as int32 where they fit: ~0.32 GB less from the
     behaviors on at 10 M requests (behaviors read session_id, endpoint and think_s;
-    correlations session_id, seq, request and endpoint). `endpoint` and `names`: each
-    request's endpoint code into `names`, for a frame `_sessionized` made without them:
-    put in as its endpoint column, where and as it would have been."""
-    if endpoint is not None and names is not None:
-        with_endpoints(sessions, endpoint, names)
+    correlations session_id, seq, request and endpoint). A frame `_sessionized` made
+    without its endpoint column gets it after, from `_completed`."""
     for column in ("t_s", "duration_ms", "session_key"):
         if column in sessions.columns:  # (`build_model` drops `session_key` first)
             del sessions[column]

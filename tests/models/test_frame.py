@@ -25,6 +25,7 @@ from tracereplay.models.frame import (
     read_light_columns,
     read_request_columns,
     requests_frame,
+    with_endpoints,
 )
 from tracereplay.models.key_split import _grouping, grouped
 from tracereplay.models.source import ParquetSource
@@ -209,7 +210,8 @@ def test_the_keys_as_strings_are_made_only_when_asked_for(tmp_path: Path) -> Non
     cols = read_light_columns(source)
     _, endpoint, names = _templates(cols)
     sessions, later = _sessionized(source, cols, None, [], 1800.0, {"short": 1.0})
-    _keep_what_later_stages_read(sessions, endpoint, names)
+    _keep_what_later_stages_read(sessions)
+    with_endpoints(sessions, endpoint, names)
     later()
     assert "keys" not in vars(cols)
     assert cols.key_values.type == pa.string()

@@ -19,11 +19,11 @@ import pyarrow.compute as pc
 import pytest
 
 from tests.factories import T0, make_record, write_trace
+from tests.models.test_sessions_beside import light_requests
 from tracereplay.models import sessions as sessions_module
 from tracereplay.models.frame import (
     RequestColumns,
     read_light_columns,
-    read_request_columns,
     run_positions,
     sessionize_requests,
     with_endpoints,
@@ -69,23 +69,9 @@ def test_the_request_curve_by_chunks_is_the_whole_arrays_way(
     assert request_curve(t[:0], bucket_s, span_s) == _whole_curve(t[:0], bucket_s, span_s)
 
 
-def _requests(seed: int, n: int = 2000, keys: int = 60) -> RequestColumns:
-    rng = np.random.default_rng(seed)
-    table = pa.table(
-        {
-            "ts": pa.array(
-                [T0 + timedelta(seconds=int(s)) for s in rng.integers(0, 20_000, n)],
-                pa.timestamp("us", "UTC"),
-            ),
-            "duration_ms": pa.array(rng.choice([1.5, 900.0, np.nan], n), pa.float64()),
-            "session": pa.array([f"s{k}" for k in rng.integers(0, keys, n)], pa.string()),
-            "client": pa.array(["c"] * n, pa.string()),
-            "method": pa.array(rng.choice(["GET", "POST"], n).tolist(), pa.string()),
-            "path": pa.array([f"/a/{k}" for k in rng.integers(0, 50, n)], pa.string()),
-            "status": pa.array([200] * n, pa.int16()),
-        }
-    )
-    return read_request_columns(table.to_batches(max_chunksize=307), source="t")
+def _requests(seed: int) -> RequestColumns:
+    """Two methods, 50 paths, 60 keys over 2,000 requests (`light_requests`)."""
+    return light_requests(seed, 2000, 60, methods=("GET", "POST"), paths=50, chunk=307)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -122,7 +108,8 @@ def test_the_columns_dropped_before_the_endpoints_come_give_the_same_frame(seed:
     names = ["GET /z", "GET /a", "POST /a"]
     for timeout in (300.0, 1800.0):
         want = sessionize_requests(r, None, [], timeout, narrow=True)
-        _keep_what_later_stages_read(want, endpoint, names)
+        with_endpoints(want, endpoint, names)  # (the endpoints first, as before mem20)
+        _keep_what_later_stages_read(want)
         got = sessionize_requests(r, None, [], timeout, narrow=True)
         _keep_what_later_stages_read(got)  # (as build_model: before the templates are done)
         with_endpoints(got, endpoint, names)

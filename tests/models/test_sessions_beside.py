@@ -16,7 +16,12 @@ import pytest
 
 from tests.factories import T0, make_record, write_trace
 from tracereplay.models import model as model_module
-from tracereplay.models.frame import RequestColumns, read_request_columns, sessionize_requests
+from tracereplay.models.frame import (
+    RequestColumns,
+    read_request_columns,
+    sessionize_requests,
+    with_endpoints,
+)
 from tracereplay.models.key_split import grouped
 from tracereplay.models.model import build_model
 from tracereplay.models.sessionized import _keep_what_later_stages_read
@@ -24,8 +29,18 @@ from tracereplay.models.sessions import AUTH_FAILED, failed_keys
 from tracereplay.models.shapes import skeleton_codes
 
 
-def _requests(seed: int, n: int = 3000, keys: int = 40) -> RequestColumns:
-    """Keys with long pauses (several sessions each) and ties in time, unknown durations."""
+def light_requests(
+    seed: int,
+    n: int = 3000,
+    keys: int = 40,
+    *,
+    methods: tuple[str, ...] = ("GET",),
+    paths: int = 1,
+    chunk: int = 211,
+) -> RequestColumns:
+    """Keys with long pauses (several sessions each) and ties in time, unknown durations;
+    one method and path (`/a`), or each request's drawn from `methods` and `/a/0`.. of
+    `paths`; read in batches of `chunk` rows."""
     rng = np.random.default_rng(seed)
     table = pa.table(
         {
@@ -36,12 +51,18 @@ def _requests(seed: int, n: int = 3000, keys: int = 40) -> RequestColumns:
             "duration_ms": pa.array(rng.choice([1.5, 900.0, np.nan], n), pa.float64()),
             "session": pa.array([f"s{k}" for k in rng.integers(0, keys, n)], pa.string()),
             "client": pa.array(["c"] * n, pa.string()),
-            "method": pa.array(["GET"] * n, pa.string()),
-            "path": pa.array(["/a"] * n, pa.string()),
+            "method": pa.array(
+                rng.choice(methods, n).tolist() if len(methods) > 1 else [methods[0]] * n,
+                pa.string(),
+            ),
+            "path": pa.array(
+                [f"/a/{k}" for k in rng.integers(0, paths, n)] if paths > 1 else ["/a"] * n,
+                pa.string(),
+            ),
             "status": pa.array([200] * n, pa.int16()),
         }
     )
-    return read_request_columns(table.to_batches(max_chunksize=211), source="t")
+    return read_request_columns(table.to_batches(max_chunksize=chunk), source="t")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -49,7 +70,7 @@ def _requests(seed: int, n: int = 3000, keys: int = 40) -> RequestColumns:
 def test_the_frame_given_its_endpoints_later_is_the_frame_made_with_them(
     seed: int, keys: int
 ) -> None:
-    r = _requests(seed, keys=keys)
+    r = light_requests(seed, keys=keys)
     endpoint = np.random.default_rng(seed).integers(0, 3, len(r)).astype(np.int16)
     names = ["GET /z", "GET /a", "POST /a"]
     for timeout in (300.0, 1800.0):
@@ -62,7 +83,8 @@ def test_the_frame_given_its_endpoints_later_is_the_frame_made_with_them(
             assert given_later[column].dtype == np.int32, column
             assert np.array_equal(given_later[column], made_with[column])
         _keep_what_later_stages_read(made_with)
-        _keep_what_later_stages_read(given_later, endpoint, names)
+        _keep_what_later_stages_read(given_later)
+        with_endpoints(given_later, endpoint, names)
         pd.testing.assert_frame_equal(given_later, made_with, check_exact=True)
         assert list(given_later.columns) == ["request", "endpoint", "think_s", "session_id", "seq"]
 
