@@ -8,6 +8,7 @@ the same run, on traces synthesized from a staging model.
     .venv/bin/python bench/bench_model.py equal --trace TRACE [--base c31404e]
         [--correlation-sample S [--correlation-per-endpoint M]]
     .venv/bin/python bench/bench_model.py tile --trace TRACE --times K --out DIR
+    .venv/bin/python bench/bench_model.py stretch --trace TRACE --times K --out DIR
     .venv/bin/python bench/bench_model.py ab --trace TRACE [--trace T2] [--base REV]
         [--rounds N] [--work DIR] [--json out.json]
 
@@ -27,7 +28,9 @@ directory and put first on the import path, so the package keeps no copy of the 
 `run` finds a synthetic trace already in the work directory and reuses it (so a 10 M
 trace made by `tile`, copies of a 1 M one one after the other, serves as `synth-10000000`);
 a command running past --timeout is killed with its children (a model run is then
-reported as timed out).
+reported as timed out). `stretch` writes each request of TRACE K times, 1 ms apart, in the
+same session: K times the rows, the same sessions, keys and endpoints (memory flat in rows
+but not in sessions is measured on these; `tile` adds sessions with the rows).
 
 `ab` models existing traces (e.g. /work/caps/scale/real1M) with the base commit's code and
 this tree's, alternated over --rounds pairs, each in its own process under
@@ -60,6 +63,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -286,6 +290,27 @@ def tile(trace: Path, times: int, out: Path) -> int:
             copy = pa.Table.from_arrays(list(columns.values()), schema=table.schema)
             pq.write_table(copy, out / f"part-{k * len(parts) + i + 1:06d}.parquet")
             rows += table.num_rows
+    return rows
+
+
+def stretch(trace: Path, times: int, out: Path) -> int:
+    """Write every request of `trace` `times` times into `out`, copy j at its timestamp + j
+    ms, the rest of the row the same (its session, client and conn too): `times` × the
+    rows, the same sessions. Returns the rows written."""
+    parts = sorted(p for p in trace.glob("*.parquet") if not p.name.startswith((".", "_")))
+    if not parts or times < 1:
+        raise SystemExit(f"{trace}: no Parquet parts" if not parts else "--times must be >= 1")
+    out.mkdir(parents=True)
+    rows = 0
+    for i, part in enumerate(parts):
+        table = pq.read_table(part)
+        n = table.num_rows
+        copies = table.take(pa.array(np.repeat(np.arange(n), times)))
+        step = np.tile(np.arange(times, dtype=np.int64) * 1_000, n)  # microseconds
+        shifted = pc.add(copies.column("ts"), pa.array(step, pa.duration("us")))
+        copies = copies.set_column(copies.schema.get_field_index("ts"), "ts", shifted)
+        pq.write_table(copies.cast(table.schema), out / f"part-{i + 1:06d}.parquet")
+        rows += copies.num_rows
     return rows
 
 
@@ -571,6 +596,10 @@ def main() -> int:
         "and list the rules and auth that differ from the model of all sessions",
     )  # fmt: skip
     eq.add_argument("--correlation-per-endpoint", type=int, default=20, metavar="M")
+    stretches = sub.add_parser("stretch", help="more rows, the same sessions (see stretch())")
+    stretches.add_argument("--trace", type=Path, required=True)
+    stretches.add_argument("--times", type=int, required=True)
+    stretches.add_argument("--out", type=Path, required=True)
     tiles = sub.add_parser("tile", help="a longer trace made of copies of one (see tile())")
     tiles.add_argument("--trace", type=Path, required=True)
     tiles.add_argument("--times", type=int, required=True)
@@ -591,6 +620,9 @@ def main() -> int:
         return 0 if all(e["byte_identical"] for e in results["traces"].values()) else 1
     if args.command == "equal":
         return equal(args)
+    if args.command == "stretch":
+        print(json.dumps({"rows": stretch(args.trace, args.times, args.out)}))
+        return 0
     if args.command == "tile":
         print(json.dumps({"rows": tile(args.trace, args.times, args.out)}))
         return 0
