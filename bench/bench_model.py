@@ -309,7 +309,9 @@ def stretch(trace: Path, times: int, out: Path) -> int:
         step = np.tile(np.arange(times, dtype=np.int64) * 1_000, n)  # microseconds
         shifted = pc.add(copies.column("ts"), pa.array(step, pa.duration("us")))
         copies = copies.set_column(copies.schema.get_field_index("ts"), "ts", shifted)
-        pq.write_table(copies.cast(table.schema), out / f"part-{i + 1:06d}.parquet")
+        pq.write_table(
+            copies.cast(table.schema), out / f"part-{i + 1:06d}.parquet", compression="zstd"
+        )
         rows += copies.num_rows
     return rows
 
