@@ -304,15 +304,20 @@ def stretch(trace: Path, times: int, out: Path) -> int:
     rows = 0
     for i, part in enumerate(parts):
         table = pq.read_table(part)
-        n = table.num_rows
-        copies = table.take(pa.array(np.repeat(np.arange(n), times)))
-        step = np.tile(np.arange(times, dtype=np.int64) * 1_000, n)  # microseconds
-        shifted = pc.add(copies.column("ts"), pa.array(step, pa.duration("us")))
-        copies = copies.set_column(copies.schema.get_field_index("ts"), "ts", shifted)
-        pq.write_table(
-            copies.cast(table.schema), out / f"part-{i + 1:06d}.parquet", compression="zstd"
-        )
-        rows += copies.num_rows
+        # By slices of the part (a take of them all can pass Arrow's 2 GiB of one binary array).
+        each = max(1, 100_000 // times)
+        with pq.ParquetWriter(
+            out / f"part-{i + 1:06d}.parquet", table.schema, compression="zstd"
+        ) as writer:
+            for lo in range(0, table.num_rows, each):
+                piece = table.slice(lo, each)
+                n = piece.num_rows
+                copies = piece.take(pa.array(np.repeat(np.arange(n), times)))
+                step = np.tile(np.arange(times, dtype=np.int64) * 1_000, n)  # microseconds
+                shifted = pc.add(copies.column("ts"), pa.array(step, pa.duration("us")))
+                copies = copies.set_column(copies.schema.get_field_index("ts"), "ts", shifted)
+                writer.write_table(copies.cast(table.schema))
+                rows += copies.num_rows
     return rows
 
 
