@@ -77,7 +77,7 @@ def _ranked(
     starts = np.cumsum(sizes) - sizes
     if len(values) <= SORT_LIMIT or len(sizes) > 1 << 16:
         ordered = values[np.lexsort((values, bin_of))]
-        return ordered[starts[wanted] + ranks]
+        return np.asarray(ordered[starts[wanted] + ranks])
     grouped = values[np.argsort(bin_of.astype(np.uint16), kind="stable")]
     found = np.empty(len(wanted), dtype=np.float64)
     by_bin = np.argsort(wanted, kind="stable")
