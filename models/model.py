@@ -54,6 +54,7 @@ from .sample_reads import (
 )
 from .sample_reads import sessions_auth as sessions_auth  # noqa: PLC0414 (re-exported: compare)
 from .session_sample import (
+    CORRELATION_SAMPLE_REQUESTS,
     CORRELATION_SAMPLE_SESSIONS,
     CORRELATION_SESSIONS_PER_ENDPOINT,
     SessionSample,
@@ -141,6 +142,7 @@ def build_model(
     behavior_sample: int = CLUSTER_SAMPLE_SESSIONS,
     correlation_sample: int = CORRELATION_SAMPLE_SESSIONS,
     correlation_per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
+    correlation_requests: int = CORRELATION_SAMPLE_REQUESTS,
     correlations: bool = True,
     source: RequestSource | None = None,
     censor_edges: bool = True,
@@ -149,7 +151,8 @@ def build_model(
     """The model of the trace at `trace_path` as JSON-ready data. `payload_sample`:
     requests per endpoint whose payloads are read; `behavior_sample`: sessions k-means
     runs on; `correlation_sample` and `correlation_per_endpoint`: the sessions whose
-    requests correlation finding reads (models/session_sample.py); `correlations=False`
+    requests correlation finding reads, `correlation_requests` the most requests it reads
+    of them (models/session_sample.py); `correlations=False`
     leaves correlations and auth empty (for benchmarks of the other stages). `source`
     reads the trace (default: its Parquet files through pyarrow; see models/source.py).
     `censor_edges=False` treats sessions cut by the capture's edges as ended (as models
@@ -160,8 +163,11 @@ def build_model(
     (`free_processes`)."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
-    if correlation_sample < 2 or correlation_per_endpoint < 0:
-        raise UsageError("--correlation-sample must be ≥ 2 and --correlation-per-endpoint ≥ 0")
+    if correlation_sample < 2 or correlation_per_endpoint < 0 or correlation_requests < 1:
+        raise UsageError(
+            "--correlation-sample must be ≥ 2, --correlation-per-endpoint ≥ 0"
+            " and --correlation-requests ≥ 1"
+        )
     clock = _Clock(progress)
     child = (processes or free_processes()) > 1
     # The behaviors' child forks first, before this process starts a thread or reads: it
@@ -227,7 +233,9 @@ def build_model(
         del templates, templating  # (the templates' work holds the methods and paths)
         with clock("sensitivity"):
             sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
-        asked = _Asked(payload_sample, correlation_sample, correlation_per_endpoint, seed)
+        asked = _Asked(
+            payload_sample, correlation_sample, correlation_per_endpoint, seed, correlation_requests
+        )
         endpoints, payload_note, found, sample = _learned_from_samples(
             clock, trace, requests, sessions, endpoint, names, asked, correlations
         )
@@ -290,6 +298,7 @@ class _Asked:
     correlation_sample: int
     correlation_per_endpoint: int
     seed: int
+    correlation_requests: int = CORRELATION_SAMPLE_REQUESTS
 
 
 def _learned_from_samples(
@@ -320,6 +329,7 @@ def _learned_from_samples(
             drawn = beside.submit(
                 _correlation_sample,
                 parts, sessions, asked.correlation_sample, asked.correlation_per_endpoint, seed,
+                asked.correlation_requests,
             )  # fmt: skip
             addresses = (
                 beside.submit(_every_address, trace, requests, sessions) if everyone else None
@@ -380,6 +390,7 @@ def learned_auth(
     seed: int = 0,
     correlation_sample: int = CORRELATION_SAMPLE_SESSIONS,
     correlation_per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
+    correlation_requests: int = CORRELATION_SAMPLE_REQUESTS,
 ) -> AuthInfo:
     """The auth flow `build_model` (same options) finds in the trace at `trace_path`, found
     the same way (its sessions, its seeded sample of them), without the other stages:
@@ -395,6 +406,7 @@ def learned_auth(
         trace, sessions["session_id"].to_numpy(), sessions["endpoint"], requests.row[request],
         seed=seed, correlation_sample=correlation_sample,
         correlation_per_endpoint=correlation_per_endpoint,
+        correlation_requests=correlation_requests,
     )  # fmt: skip
 
 

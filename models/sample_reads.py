@@ -36,6 +36,7 @@ from .id_model import IdModel
 from .ids import learn_ids
 from .outcomes import SessionFacts, session_facts
 from .session_sample import (
+    CORRELATION_SAMPLE_REQUESTS,
     CORRELATION_SAMPLE_SESSIONS,
     CORRELATION_SESSIONS_PER_ENDPOINT,
     SessionSample,
@@ -61,6 +62,7 @@ def sessions_auth(
     seed: int = 0,
     correlation_sample: int = CORRELATION_SAMPLE_SESSIONS,
     correlation_per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
+    correlation_requests: int = CORRELATION_SAMPLE_REQUESTS,
 ) -> AuthInfo:
     """`learned_auth` of the sessions a caller has: rows by (session_id, seq) as
     `build_model`'s sessions are (each row's session id, endpoint as a categorical of
@@ -71,8 +73,9 @@ def sessions_auth(
     sample = sample_sessions(
         session_id, codes, per_sample=correlation_sample,
         per_endpoint=correlation_per_endpoint, seed=seed, part=part_of(trace, scan_rows),
+        requests=correlation_requests,
     )  # fmt: skip
-    chosen = sample.chosen[session_id]
+    chosen = sample.read(session_id)
     ids = np.asarray(session_id)[chosen]
     frame: pd.DataFrame = trace.rows(np.asarray(scan_rows)[chosen], AUTH_COLUMNS).to_pandas()
     frame["session_id"] = ids
@@ -101,6 +104,7 @@ def _correlation_sample(
     per_sample: int,
     per_endpoint: int,
     seed: int,
+    requests: int = CORRELATION_SAMPLE_REQUESTS,
 ) -> SessionSample:
     """The correlation sample of the sessions, drawn from few of the trace's files."""
     return sample_sessions(
@@ -110,6 +114,7 @@ def _correlation_sample(
         per_endpoint=per_endpoint,
         seed=seed,
         part=None if parts is None else parts[sessions["request"].to_numpy()],
+        requests=requests,
     )
 
 
@@ -249,7 +254,7 @@ class _Found:
         rules = find_correlations(heavy, walk=walk)
         auth = find_auth(heavy, rules, walk=walk)
         ids = learn_ids(walk, auth, endpoints)
-        note.update(requests_read=len(heavy), rules=len(rules))
+        note.update(requests_read=len(heavy), rules=len(rules), **sample.note())
         if not sample.whole:
             note.update(half_check(heavy, walk, sample, rules, auth))
             if sample.parts:  # additive (issue 15): a cluster sample, by file
@@ -272,8 +277,9 @@ class _Found:
 
 
 def _correlation_rows(sessions: pd.DataFrame, sample: SessionSample) -> pd.DataFrame:
-    """The sessionized rows of the sampled sessions (in session order)."""
-    read: pd.DataFrame = sessions[sample.chosen[sessions["session_id"].to_numpy()]]
+    """The sessionized rows the sample reads (in session order)."""
+    ids = sessions["session_id"].to_numpy()
+    read: pd.DataFrame = sessions[sample.read(ids, sessions["seq"].to_numpy())]
     return read
 
 

@@ -9,6 +9,14 @@ endpoint seen in few sessions, a rare producer and its consumers, is read in at 
 `per_endpoint` sessions, or in all of them). With at most `per_sample` sessions the
 sample is every session, and the model is the one of the whole trace.
 
+The sample is bounded in requests too (`requests`: CORRELATION_SAMPLE_REQUESTS): where the
+sampled sessions hold more, each is read up to requests // (sampled sessions) requests
+(`per_session`), its first and its last (half each), so a trace of few, long sessions (a
+client polling for hours: a thousand requests a session) is not read whole. The first
+hold what a session's later requests use (its login, the ids it creates first), the last
+how it ends (its logout: cap20 stretched to 954 requests a session and read by its first
+requests only lost its logout endpoint; bench/README.md, "Long sessions").
+
 The order is by key alone when the trace is one part. When the caller says in which part
 of the trace (file, in scan order) each request lies, it is a cluster sample: the parts
 are ranked by their own seeded key, and sessions ordered by (rank of the first part
@@ -32,7 +40,7 @@ so both samples lie in the same few parts where they can.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -49,13 +57,17 @@ from .correlations import (
 )
 from .endpoint_codes import EndpointCodes
 from .endpoints import sample_rows
-from .frame import distinct
+from .frame import distinct, run_positions
 from .order_stats import CHUNK, chunked_bincount
 
 CORRELATION_SAMPLE_SESSIONS = 2000
 """Sessions drawn uniformly for correlation finding (`model --correlation-sample`)."""
 CORRELATION_SESSIONS_PER_ENDPOINT = 20
 """Sessions read at least per endpoint (or all that call it), on top of the uniform part."""
+CORRELATION_SAMPLE_REQUESTS = 200_000
+"""Requests read for correlation finding at most (`model --correlation-requests`): each
+sampled session up to this // sampled sessions, where they hold more (see the module doc).
+Sessions of ~10 requests (2,000 of them: ~20 k requests) are read whole."""
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _PART_SALT = 0x5EED_0F_9A_27
@@ -91,10 +103,33 @@ class SessionSample:
     seed: int
     parts: int = 0
     parts_read: int = 0
+    per_session: int = 0
+    """Requests read of each sampled session at most, its first and last (0: all)."""
+    sessions_cut: int = 0
+    """Sampled sessions holding more requests than `per_session`."""
+    lengths: np.ndarray | None = None
+    """Each session's requests, where `per_session` cuts some."""
 
     @property
     def whole(self) -> bool:
-        return bool(self.chosen.all())
+        return bool(self.chosen.all()) and not self.per_session
+
+    def read(self, session_id: np.ndarray, seq: np.ndarray | None = None) -> np.ndarray:
+        """Which of the requests with these session ids and positions in their session
+        (`seq`, 0 first; None: the rows are in session order, by (session_id, seq)) the
+        sample reads."""
+        mask = self.chosen[session_id]
+        if self.per_session and self.lengths is not None:
+            seq = run_positions(session_id) if seq is None else np.asarray(seq)
+            last = self.per_session // 2  # its last requests; its first: the rest
+            mask &= (seq < self.per_session - last) | (seq >= self.lengths[session_id] - last)
+        return np.asarray(mask)
+
+    def note(self) -> dict[str, int]:
+        """What the request bound cut, for the model's provenance (nothing: no note)."""
+        if not self.per_session:
+            return {}
+        return {"requests_per_session": self.per_session, "sessions_cut": self.sessions_cut}
 
     def halves(self) -> tuple[np.ndarray, np.ndarray]:
         """Session ids of the sample, split in two by the lowest bit of their keys."""
@@ -123,10 +158,12 @@ def sample_sessions(
     per_endpoint: int = CORRELATION_SESSIONS_PER_ENDPOINT,
     seed: int = 0,
     part: np.ndarray | None = None,
+    requests: int = CORRELATION_SAMPLE_REQUESTS,
 ) -> SessionSample:
     """The sample of the sessions of requests with these session ids (0..n-1) and
     endpoint codes (non-negative integers), see the module doc; `part`: each request's
-    part of the trace (0..P-1, e.g. its file: `source.part_of`), for a cluster sample."""
+    part of the trace (0..P-1, e.g. its file: `source.part_of`), for a cluster sample;
+    `requests`: the most requests it reads (`SessionSample.per_session`)."""
     session_id = np.asarray(session_id)
     if session_id.dtype.kind != "i":  # int32 ids index as they are: no 10 M copy (unsigned
         session_id = session_id.astype(np.int64)  # ones would wrap in `_Order.of`'s np.diff)
@@ -134,7 +171,8 @@ def sample_sessions(
     keys = session_keys(n, seed)
     parts = int(np.max(part)) + 1 if part is not None and len(part) else 0
     if n <= per_sample:  # (`sampled_whole`)
-        return SessionSample(np.ones(n, bool), keys, per_sample, per_endpoint, seed, parts, parts)
+        whole = SessionSample(np.ones(n, bool), keys, per_sample, per_endpoint, seed, parts, parts)
+        return _bounded(whole, session_id, requests)
     order = _Order.of(session_id, keys, part, parts, seed)
     # Only the first sessions in the order are ranked (what the sample and the quota's first
     # look read); the others rank n, after them all: no sort of every session's key
@@ -152,7 +190,22 @@ def sample_sessions(
         position = np.arange(len(ep)) - np.repeat(starts, np.diff(np.r_[starts, len(ep)]))
         chosen[np.concatenate([head, later])[ranks[position < per_endpoint]]] = True
     read = _parts_read(np.asarray(part), session_id, chosen, order.by_session) if parts else 0
-    return SessionSample(chosen, keys, per_sample, per_endpoint, seed, parts, read)
+    sample = SessionSample(chosen, keys, per_sample, per_endpoint, seed, parts, read)
+    return _bounded(sample, session_id, requests)
+
+
+def _bounded(sample: SessionSample, session_id: np.ndarray, requests: int) -> SessionSample:
+    """`sample` reading at most `requests` requests: where its sessions hold more, each
+    read up to requests // sessions, its first and last (at least its first request)."""
+    sessions = int(sample.chosen.sum())
+    if not sessions or len(session_id) <= requests:  # (no sample can hold more)
+        return sample
+    lengths = chunked_bincount(session_id, len(sample.chosen))
+    if int(lengths[sample.chosen].sum()) <= requests:
+        return sample
+    per_session = max(1, requests // sessions)
+    cut = int((lengths[sample.chosen] > per_session).sum())
+    return replace(sample, per_session=per_session, sessions_cut=cut, lengths=lengths)
 
 
 def _parts_read(
@@ -300,7 +353,7 @@ def sampled_auth(
     sample = sample_sessions(
         ids, endpoint, per_sample=per_sample, per_endpoint=per_endpoint, seed=seed
     )
-    read = sessions if sample.whole else sessions[sample.chosen[ids]]
+    read = sessions if sample.whole else sessions[sample.read(ids)]
     walk = walk_sessions(read)
     return find_auth(read, find_correlations(read, walk=walk), walk=walk)
 

@@ -32,6 +32,10 @@ def model_cmd(
     correlation_per_endpoint: Annotated[
         int, typer.Option(help="... plus at least this many sessions calling each endpoint.")
     ] = 20,
+    correlation_requests: Annotated[
+        int,
+        typer.Option(help="Requests read of those sessions at most (each cut to its first ones)."),
+    ] = 200_000,
 ) -> None:
     """Learn a model (templates, sessions, behaviors, arrivals, payloads, correlations)."""
     from rich.console import Console
@@ -58,6 +62,7 @@ def model_cmd(
             behavior_sample=behavior_sample,
             correlation_sample=correlation_sample,
             correlation_per_endpoint=correlation_per_endpoint,
+            correlation_requests=correlation_requests,
         )
     write_model(model, path)
     prov = model["provenance"]
