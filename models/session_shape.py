@@ -147,7 +147,7 @@ class _Ends(NamedTuple):
             ms = self.duration_ms[start:stop]
         else:
             ms = np.take(self.duration_ms, self.request[start:stop], mode="clip")
-        ends = np.divide(ms, 1000.0, dtype=float)
+        ends: np.ndarray = np.divide(ms, 1000.0, dtype=float)
         np.nan_to_num(ends, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
         ends += self.t[start:stop]
         return ends
