@@ -338,6 +338,7 @@ def _learned_from_samples(
                 parts, endpoint, names, asked.payload_sample, seed
             )
             sample = drawn.result()
+            del parts  # (the samples' only: 2 B a request not held through the correlations)
             read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
             payloads, payload_note = _payload_models(
                 groups, chosen, read.payloads, asked.payload_sample, seed, len(requests)
