@@ -43,6 +43,7 @@ from .outcomes import NO_OUTCOMES, outcomes_to_json, place_outcomes
 from .sample_reads import (
     _correlation_frame,
     _correlation_sample,
+    _endpoint_stats,
     _every_address,
     _Found,
     _merged,
@@ -236,8 +237,8 @@ def build_model(
             sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
         asked = _Asked(payload_sample, correlation_sample, correlation_per_endpoint, seed)
         endpoints, payload_note, found, sample = _learned_from_samples(
-            clock, trace, requests, sessions, endpoint, names, endpoint_stats, asked,
-            correlations,
+            clock, trace, requests, sessions, endpoint, names, asked, correlations,
+            endpoint_stats,
         )  # fmt: skip
         found.note.update(sessions=len(table), sessions_read=int(sample.chosen.sum()))
         with clock("outcomes"):  # what no behavior decides: while the child still fits
@@ -307,16 +308,17 @@ def _learned_from_samples(
     sessions: pd.DataFrame,
     endpoint: np.ndarray,
     names: list[str],
-    stats: list[dict[str, Any]],
     asked: _Asked,
     correlations: bool,
+    stats: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], _Found, SessionSample]:
-    """The payloads and correlations stages: the endpoints (`stats`: their statistics,
-    made beside the sessions), the payload sampling note, what correlation finding learned
-    (`correlations=False`: nothing) and its sample. The correlation sample and every
-    session's address (numpy, Arrow: GIL-free) are computed on a thread beside the
-    samples' Python, in that order (models/whole_trace.py): the sample first, as the
-    reads need it."""
+    """The payloads and correlations stages: the endpoints, the payload sampling note,
+    what correlation finding learned (`correlations=False`: nothing) and its sample.
+    The correlation sample, every session's address and the endpoints' statistics (numpy,
+    Arrow: GIL-free) are computed on a thread beside the samples' Python, in that order
+    (models/whole_trace.py): the sample first, as the reads need it; `stats`: the
+    statistics when the caller has them (`build_model`: made beside the sessions, so
+    that the columns they read are let go before these stages)."""
     seed = asked.seed
     # Every session's address is counted unless the correlation sample is sure to be whole.
     ids = sessions["session_id"].to_numpy()
@@ -337,6 +339,8 @@ def _learned_from_samples(
             groups, chosen, payload_read, files = _payload_sample(
                 parts, endpoint, names, asked.payload_sample, seed
             )
+            if stats is None:
+                beside_stats = beside.submit(_endpoint_stats, requests, groups)
             sample = drawn.result()
             del parts  # (the samples' only: 2 B a request not held through the correlations)
             read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
@@ -362,7 +366,9 @@ def _learned_from_samples(
                 if not sample.whole:  # (started early where the sample could not be whole)
                     at = addresses or beside.submit(_every_address, trace, requests, sessions)
                     found.addresses = at.result()
-            endpoints = _merged(groups, payloads, stats)
+            endpoints = _merged(
+                groups, payloads, stats if stats is not None else beside_stats.result()
+            )
     return endpoints, payload_note, found, sample
 
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 import gc
 import weakref
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.models.test_every_address import write_files
 from tests.models.test_held_after_sessions import _requests
+from tests.models.test_whole_trace import digest, prepared
+from tracereplay.models import model as m
 from tracereplay.models import session_shape
 from tracereplay.models.endpoint_codes import EndpointCodes, endpoint_stats
 from tracereplay.models.frame import RequestColumns, sessionize_requests
@@ -126,3 +130,20 @@ def test_the_statistics_beside_the_sessions_let_their_columns_go(seed: int) -> N
     del work
     gc.collect()
     assert held["path"]() is None and held["method"]() is None
+
+
+def test_the_payloads_stages_with_the_statistics_given_are_the_stages_making_them(
+    tmp_path: Path,
+) -> None:
+    s = prepared(write_files(tmp_path / "t"))
+    asked = m._Asked(3, 4, 1, 0)
+    args = (m._Clock(None), s["trace"], s["requests"], s["sessions"], s["endpoint"], s["names"])
+    want = m._learned_from_samples(*args, asked, True)  # (made on the stages' thread)
+    stats = endpoint_stats(s["requests"], EndpointCodes.of(s["endpoint"], s["names"]))
+    given = m._learned_from_samples(*args, asked, True, stats)
+    assert digest(*given[:3]) == digest(*want[:3])
+    # The columns the statistics read are not read by the stages when given.
+    rest = _after_the_stats(s["requests"])
+    assert digest(*m._learned_from_samples(*args[:2], rest, *args[3:], asked, True, stats)[:3]) == (
+        digest(*want[:3])
+    )
