@@ -112,8 +112,13 @@ class SessionPaths:
 
 
 def _code_type(labels: int) -> type[np.signedinteger[Any]]:
-    """int32 while every (from, to) pair code fits it (half the memory of int64)."""
-    return np.int32 if labels * labels < 1 << 31 else np.int64
+    """The narrowest of int16, int32, int64 every (from, to) pair code fits (`Pairs.of`
+    makes them in the steps' type): a trace's few endpoints, int16 (2 B a request less
+    held by the behaviors' child from its paths on, and 2 more in the pairs' making)."""
+    for kind in (np.int16, np.int32):
+        if labels * labels <= np.iinfo(kind).max:
+            return kind
+    return np.int64
 
 
 def column_type(columns: int) -> type[np.integer[Any]]:

@@ -63,11 +63,12 @@ from .session_sample import (
 from .session_shape import Censoring, censoring
 from .sessionized import (
     _after_the_sessions,
+    _after_the_stats,
     _completed,
     _keep_what_later_stages_read,
     _sessionized,
     _templates,
-    _templating,
+    _templating_and_stats,
     _trimmed,
 )
 from .sessions import (
@@ -199,8 +200,11 @@ def build_model(
         # core free (`child` False), one after the other: beside busy cores the thread
         # gained nothing.
         clock.started("templates")
-        templates = _on_a_thread(_templating(requests), beside=child)
-        with templates as templating, clock("sessions"):
+        # (with the endpoints' statistics after them: `_templating_and_stats`)
+        with (
+            _on_a_thread(_templating_and_stats(requests), beside=child) as templating,
+            clock("sessions"),
+        ):
             # No endpoint nor seq column yet: `_completed` puts them in below.
             sessions, by_timeout = _sessionized(
                 trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
@@ -212,12 +216,16 @@ def build_model(
             del sessions["session_key"]
             table = session_table(sessions)
             stats = session_stats(sessions, table).to_json()
-            censored = censoring(sessions, session_timeout_s if censor_edges else 0.0)
+            censored = censoring(
+                sessions, session_timeout_s if censor_edges else 0.0, requests.duration_ms
+            )
             # The columns only the sessions read let go, and glibc's free pages given back,
             # before the templates are waited for: their thread's arrays come on top.
             _keep_what_later_stages_read(sessions)
-            (templater, endpoint, names), seconds = templating()
-            clock.done("templates", seconds)
+            (templater, endpoint, names, endpoint_stats), seconds = templating()
+            clock.done("templates", seconds)  # (the endpoints' statistics with them)
+            # What only the sessions and the statistics read let go (20 B a request).
+            requests = _after_the_stats(requests)
             _completed(sessions, endpoint, names, table["length"].to_numpy())
         if imports is not None:  # before a late fork: the child inherits the import
             imports.join()
@@ -230,15 +238,16 @@ def build_model(
         bucket_s = fitted_bucket_s(table["start_s"].to_numpy(), span_s)
         assert by_timeout.times is not None
         curve = request_curve(by_timeout.times, bucket_s, span_s)
-        del templates, templating  # (the templates' work holds the methods and paths)
+        del templating  # (what waited for the templates: their result held no longer)
         with clock("sensitivity"):
             sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
         asked = _Asked(
             payload_sample, correlation_sample, correlation_per_endpoint, seed, correlation_requests
         )
         endpoints, payload_note, found, sample = _learned_from_samples(
-            clock, trace, requests, sessions, endpoint, names, asked, correlations
-        )
+            clock, trace, requests, sessions, endpoint, names, asked, correlations,
+            endpoint_stats,
+        )  # fmt: skip
         found.note.update(sessions=len(table), sessions_read=int(sample.chosen.sum()))
         with clock("outcomes"):  # what no behavior decides: while the child still fits
             facts = found.outcome_facts()
@@ -310,12 +319,15 @@ def _learned_from_samples(
     names: list[str],
     asked: _Asked,
     correlations: bool,
+    stats: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], _Found, SessionSample]:
     """The payloads and correlations stages: the endpoints, the payload sampling note,
     what correlation finding learned (`correlations=False`: nothing) and its sample.
     The correlation sample, every session's address and the endpoints' statistics (numpy,
     Arrow: GIL-free) are computed on a thread beside the samples' Python, in that order
-    (models/whole_trace.py): the sample first, as the reads need it."""
+    (models/whole_trace.py): the sample first, as the reads need it; `stats`: the
+    statistics when the caller has them (`build_model`: made beside the sessions, so
+    that the columns they read are let go before these stages)."""
     seed = asked.seed
     # Every session's address is counted unless the correlation sample is sure to be whole.
     ids = sessions["session_id"].to_numpy()
@@ -337,8 +349,10 @@ def _learned_from_samples(
             groups, chosen, payload_read, files = _payload_sample(
                 parts, endpoint, names, asked.payload_sample, seed
             )
-            stats = beside.submit(_endpoint_stats, requests, groups)
+            if stats is None:
+                beside_stats = beside.submit(_endpoint_stats, requests, groups)
             sample = drawn.result()
+            del parts  # (the samples' only: 2 B a request not held through the correlations)
             read = _SampleReads.of(trace, requests, sessions, payload_read, sample, correlations)
             payloads, payload_note = _payload_models(
                 groups, chosen, read.payloads, asked.payload_sample, seed, len(requests)
@@ -362,7 +376,9 @@ def _learned_from_samples(
                 if not sample.whole:  # (started early where the sample could not be whole)
                     at = addresses or beside.submit(_every_address, trace, requests, sessions)
                     found.addresses = at.result()
-            endpoints = _merged(groups, payloads, stats.result())
+            endpoints = _merged(
+                groups, payloads, stats if stats is not None else beside_stats.result()
+            )
     return endpoints, payload_note, found, sample
 
 

@@ -35,6 +35,7 @@ underflow.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -70,9 +71,13 @@ class Censoring:
         }
 
 
-def censoring(sessions: pd.DataFrame, timeout_s: float) -> Censoring:
+def censoring(
+    sessions: pd.DataFrame, timeout_s: float, duration_ms: np.ndarray | None = None
+) -> Censoring:
     """Censoring of a sessionized frame (session_id 0..n-1, t_s, think_s, and
-    duration_ms when known): see the module's docstring."""
+    duration_ms when known): see the module's docstring. `duration_ms`: the requests'
+    durations, read through the frame's `request` column, for a frame without its own
+    (the model's: `frame.sessionize_requests(durations=False)`)."""
     from .sessions import run_extremes, session_runs  # (pandas: not loaded by synthesize)
 
     if sessions.empty:
@@ -81,16 +86,7 @@ def censoring(sessions: pd.DataFrame, timeout_s: float) -> Censoring:
     from .nan_quantiles import nan_quantile
 
     t = sessions["t_s"].to_numpy(float)
-    # Each request's end: t + duration (unknown: 0), into one fresh array.
-    if "duration_ms" in sessions.columns:
-        duration = sessions["duration_ms"]
-        if duration.dtype != np.float64:  # (a nullable one: its NA as NaN)
-            duration = duration.fillna(0.0)
-        ends = np.divide(duration.to_numpy(float), 1000.0)
-        np.nan_to_num(ends, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
-        ends += t
-    else:
-        ends = t.copy()
+    ends = _Ends.of(sessions, t, duration_ms)
     pauses = sessions["think_s"].to_numpy(float)
     if np.isinf(pauses).any():  # the finite ones: the others as NaN, which the quantile skips
         pauses = np.where(np.isinf(pauses), np.nan, pauses)
@@ -101,19 +97,77 @@ def censoring(sessions: pd.DataFrame, timeout_s: float) -> Censoring:
     first = np.full(n, np.inf)
     last_end = np.full(n, -np.inf)
     runs = session_runs(sessions)
-    if runs is not None and not np.isnan(ends).any():  # rows by session: no ufunc.at
+    found = None if runs is None else ends.run_maxima(runs[1])
+    if runs is not None and found is not None:  # rows by session: no ufunc.at
         starts = runs[1]
         first[ids[starts]] = run_extremes(t, starts)[0]
-        last_end[ids[starts]] = np.maximum.reduceat(ends, starts)
+        last_end[ids[starts]], trace_end = found
     else:
+        every = ends.part(0, len(t))
         np.minimum.at(first, ids, t)
-        np.maximum.at(last_end, ids, ends)
-    trace_start, trace_end = float(t.min()), float(ends.max())
+        np.maximum.at(last_end, ids, every)
+        trace_end = float(every.max())
+    trace_start = float(t.min())
     return Censoring(
         threshold,
         start=first - trace_start < threshold,
         end=trace_end - last_end < threshold,
     )
+
+
+ENDS_CHUNK_ROWS = 1 << 16
+"""Requests (whole sessions) whose ends `_Ends.run_maxima` makes at a time."""
+
+
+class _Ends(NamedTuple):
+    """Each request's end, t + duration (unknown: 0), made a part at a time: no array of
+    every request's end (8 B a request: at real10M 81 MiB at the parent's peak)."""
+
+    t: np.ndarray
+    duration_ms: np.ndarray | None
+    """In the frame's row order, or the requests' (then read through `request`)."""
+    request: np.ndarray | None
+
+    @classmethod
+    def of(cls, sessions: pd.DataFrame, t: np.ndarray, duration_ms: np.ndarray | None) -> _Ends:
+        if "duration_ms" in sessions.columns:
+            duration = sessions["duration_ms"]
+            if duration.dtype != np.float64:  # (a nullable one: its NA as NaN)
+                duration = duration.fillna(0.0)
+            return cls(t, duration.to_numpy(float), None)
+        if duration_ms is None:
+            return cls(t, None, None)
+        return cls(t, np.asarray(duration_ms), sessions["request"].to_numpy())
+
+    def part(self, start: int, stop: int) -> np.ndarray:
+        """The ends of rows `start` to `stop` (a fresh array)."""
+        if self.duration_ms is None:
+            return self.t[start:stop].copy()
+        if self.request is None:
+            ms = self.duration_ms[start:stop]
+        else:
+            ms = np.take(self.duration_ms, self.request[start:stop], mode="clip")
+        ends: np.ndarray = np.divide(ms, 1000.0, dtype=float)
+        np.nan_to_num(ends, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        ends += self.t[start:stop]
+        return ends
+
+    def run_maxima(self, starts: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """Each run's (rows from `starts` on) latest end and the latest of all, whole runs
+        a chunk at a time; None when some end is NaN (then by `ufunc.at`, as before)."""
+        n = len(self.t)
+        cuts = np.searchsorted(starts, np.arange(0, n, ENDS_CHUNK_ROWS))
+        bounds = np.unique(np.append(cuts, len(starts))).tolist()
+        out = np.empty(len(starts))
+        latest = -np.inf
+        for lo, hi in itertools.pairwise(bounds):
+            a, b = int(starts[lo]), int(starts[hi]) if hi < len(starts) else n
+            ends = self.part(a, b)
+            if np.isnan(ends).any():
+                return None
+            out[lo:hi] = np.maximum.reduceat(ends, starts[lo:hi] - a)
+            latest = max(latest, float(ends.max()))
+        return out, latest
 
 
 def km_weights(lengths: np.ndarray, censored: np.ndarray) -> np.ndarray:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .endpoint_codes import EndpointCodes, endpoint_stats
 from .frame import (
     RequestColumns,
     connections_to_join,
@@ -45,17 +47,20 @@ def _sessionized(
     `with_endpoints` (the sessions need no endpoint:
     `build_model` groups them while the templates are learned), and, from numpy, without
     its `seq` column, put in by `frame.with_positions` (no stage of the sessions reads it:
-    4 B a request less at the parent's peak, real10M's 41 MiB)."""
+    4 B a request less at the parent's peak, real10M's 41 MiB), nor its `duration_ms`
+    (`censoring` reads the requests' own: `censoring(duration_ms=)`)."""
     conn = connections_to_join(trace, requests)
     timeouts = dict(timeouts_s or {})
     if conn is None:  # numpy, as sessionize would (frame.sessionize_requests)
-        # (the durations gathered once, for the thinks and the frame's column)
-        split = key_time_split(requests, durations=True)
         narrow = endpoint is None  # (the model's frame: `_completed` puts them in)
+        # (the durations gathered once, for the thinks and the frame's column; the model's
+        # frame has none: its thinks are made in the gathered durations' own array)
+        split = key_time_split(requests, durations=not narrow)
         # (the model's `seq` made once the sessions' stage is done: `with_positions`)
         sessions = sessionize_requests(
-            requests, endpoint, names, timeout_s, split, narrow=narrow, seq=not narrow
-        )
+            requests, endpoint, names, timeout_s, split, narrow=narrow, seq=not narrow,
+            durations=not narrow,
+        )  # fmt: skip
         kept = split.for_stats()  # (what the statistics read: no durations, keys, same_key)
         del split
         # (the statistics read the kept sort only: the times read no more are not held)
@@ -175,6 +180,45 @@ def _templating(
         return found
 
     return work
+
+
+def _templating_and_stats(
+    requests: RequestColumns,
+) -> Callable[[], tuple[Templater, np.ndarray, list[str], list[dict[str, Any]]]]:
+    """`_templating(requests)`, then the endpoints' statistics over the light columns
+    (`endpoint_codes.endpoint_stats`: numpy and Arrow, on the templates' thread beside the
+    sessions), so that the columns only they read (durations, statuses, paths: 16 B a
+    request and the distinct paths) can be let go once the templates are waited for
+    (`_after_the_stats`), before the payloads and correlations, where both processes
+    together peak. The columns are let go by the work once it is done (not held by it)."""
+    templates = _templating(requests)
+    # (empty arrays of their own: a view of no element would hold the whole column)
+    held = [replace(requests, t_s=requests.t_s[:0].copy(), method=requests.method[:0].copy(),
+                    key=requests.key[:0].copy())]  # fmt: skip
+
+    def work() -> tuple[Templater, np.ndarray, list[str], list[dict[str, Any]]]:
+        templater, endpoint, names = templates()
+        columns = held.pop()
+        stats = endpoint_stats(columns, EndpointCodes.of(endpoint, names))
+        del columns
+        pa.default_memory_pool().release_unused()
+        _trimmed()
+        return templater, endpoint, names, stats
+
+    return work
+
+
+def _after_the_stats(requests: RequestColumns) -> RequestColumns:
+    """The light columns the stages after the endpoints' statistics read (the rows, keys
+    and their values): `requests` without its durations, statuses and paths, so those can
+    be let go (the templates hold their own paths; real10M: 20 B a request, ~200 MiB)."""
+    return replace(
+        requests,
+        duration_ms=requests.duration_ms[:0].copy(),
+        status=requests.status[:0].copy(),
+        path=requests.path[:0].copy(),
+        paths=pa.array([], requests.paths.type),
+    )
 
 
 def _session_frame(

@@ -147,7 +147,7 @@ def test_failed_keys_are_the_weighted_counts(seed: int) -> None:
 
 
 @pytest.mark.parametrize("processes", [1, 2])  # templates before the sessions; beside
-@pytest.mark.parametrize("broken", ["session_table", "_templating"])
+@pytest.mark.parametrize("broken", ["session_table", "_templating_and_stats"])
 def test_an_error_of_the_templates_or_sessions_is_build_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int, broken: str
 ) -> None:
@@ -160,9 +160,11 @@ def test_an_error_of_the_templates_or_sessions_is_build_models(
     def fails(*_args: object) -> None:
         raise RuntimeError(f"no {broken}")
 
-    # (`_templating` gives the templates' work, run on the thread: the work fails)
+    # (`_templating_and_stats` gives the templates' work, run on the thread: it fails)
     monkeypatch.setattr(
-        model_module, broken, (lambda _requests: fails) if broken == "_templating" else fails
+        model_module,
+        broken,
+        (lambda _requests: fails) if broken == "_templating_and_stats" else fails,
     )
     with pytest.raises(RuntimeError, match=f"no {broken}"):
         build_model(trace, processes=processes, correlations=False)
