@@ -177,17 +177,23 @@ def _kept_of(part: _Part, lean: list[_Kept]) -> list[list[pa.Table]]:
     columns = list(dict.fromkeys(c for kept, _ in here for c in kept.columns))
     end = max(int(kept.wanted[hi - 1]) for kept, hi in here) + 1
     offset = part.offset
+    chosen: list[list[pa.RecordBatch]] = [[] for _ in lean]
     # Left at `end`, the generator is closed when it is dropped, on return.
     for batch in part.trace.lean_batches(columns, LEAN_BATCH_ROWS):
-        for kept, pieces in zip(lean, out, strict=True):
+        for kept, rows in zip(lean, chosen, strict=True):
             lo, hi = np.searchsorted(kept.wanted, [offset, offset + batch.num_rows])
             if hi > lo:
-                chosen = batch.select(kept.columns).take(pa.array(kept.wanted[lo:hi] - offset))
-                part.trace.check(chosen)
-                pieces.append(pa.Table.from_batches([chosen]).cast(kept.schema))
+                rows.append(batch.select(kept.columns).take(pa.array(kept.wanted[lo:hi] - offset)))
         offset += batch.num_rows
         if offset >= end:
             break
+    # The kept rows of the whole file checked and cast at once, not batch by batch
+    # (real1M: 284 batches, 0.155 -> 0.13 CPU s of the reads).
+    for kept, rows, pieces in zip(lean, chosen, out, strict=True):
+        if rows:
+            table = pa.Table.from_batches(rows)
+            part.trace.check(table)
+            pieces.append(table.cast(kept.schema))
     return out
 
 
