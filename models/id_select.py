@@ -126,7 +126,7 @@ def _listed_pairs(items: Iterable[dict[str, Any]], id_key: str) -> tuple[tuple[s
             (k, v)
             for item in items
             for k, v in item.items()
-            if k != id_key and ((kind := type(v)) is bool or (kind is str and len(v) <= _MAX_TEXT))  # type: ignore[arg-type]
+            if k != id_key and ((kind := type(v)) is bool or (kind is str and len(v) <= _MAX_TEXT))
         ]
     )
 

@@ -120,8 +120,8 @@ class ParquetSource:
             else:
                 lean.append(_Kept(i, positions, columns, schema))
         if whole:  # one read of the columns they ask for together (a small trace: both)
-            read = list(dict.fromkeys(c for _, _, columns in whole for c in columns))
-            table = self.trace.to_table(read, sort=False)
+            together = list(dict.fromkeys(c for _, _, columns in whole for c in columns))
+            table = self.trace.to_table(together, sort=False)
             for i, positions, columns in whole:
                 out[i] = table.select(columns).take(pa.array(positions))
         # File by file, not through the dataset scanner (it held 2.2-2.9 GB of a row group's
