@@ -198,9 +198,10 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
     rows = _rows(sessions)
     memo: JsonMemo = {}
     sent = [request_values(row, min_len, memo) for row in rows]
-    got = [
-        response_values(row, min_len, memo) if answered_ok(row["status"]) else [] for row in rows
-    ]
+    got = _sent_only(
+        sent,
+        [response_values(row, min_len, memo) if answered_ok(row["status"]) else [] for row in rows],
+    )
     constant = _constants(rows, sent, got)
 
     walk = Walk([], Counter(), Counter(), rows, memo=memo)
@@ -243,6 +244,24 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
             if value not in first:
                 first[value] = entry
     return walk
+
+
+def _sent_only(sent: list[Values], got: list[Values]) -> list[Values]:
+    """Each response's values that some request of the walk sends, in order, all places
+    of each kept: what the walk reads of them. A value no request sends explains no use,
+    so its index entry is never read, and whether it is a constant changes nothing: the
+    constants among the values kept come out the same (their sessions and places are all
+    kept). Made once per list (`values.response_values` shares a body's among its rows):
+    cap20's 383 k values yielded, of which few are ever sent."""
+    wanted = {value for values in sent for _, value in values}
+    kept: dict[int, Values] = {}
+    out: list[Values] = []
+    for values in got:
+        found = kept.get(id(values)) if values else values
+        if found is None:
+            found = kept[id(values)] = [pair for pair in values if pair[1] in wanted]
+        out.append(found)
+    return out
 
 
 def _constants(rows: list[dict[str, Any]], sent: list[Values], got: list[Values]) -> set[str]:
