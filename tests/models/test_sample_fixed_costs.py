@@ -21,7 +21,7 @@ import pytest
 
 from tests.factories import T0, make_record, make_table
 from tracereplay.models import correlations as corr
-from tracereplay.models import id_select, source
+from tracereplay.models import id_select, outcomes, source
 from tracereplay.models.correlations import Location, Use, answered_ok, walk_sessions
 from tracereplay.models.payloads import infer_body, infer_query
 from tracereplay.models.source import ParquetSource
@@ -309,3 +309,25 @@ def test_an_endpoints_bodies_and_queries_parsed_once_give_the_same_models() -> N
         q_plain, q_shared = infer_query(queries[:cut]), infer_query(queries[:cut], split)
         assert (q_plain and q_plain.to_json()) == (q_shared and q_shared.to_json())
     assert parsed and split
+
+
+# ---- outcomes -----------------------------------------------------------------------
+
+
+def test_the_login_answers_parsed_once_give_the_role_they_gave() -> None:
+    rng = np.random.default_rng(5)
+    roles = ["admin", "viewer", "editor"]
+    bodies = [
+        json.dumps({"user": {"id": f"u{i}", "role": roles[rng.integers(3)]}}).encode()
+        if i % 7
+        else b"not json"
+        for i in range(40)
+    ]
+    logins = pd.DataFrame({"resp_body": bodies, "status": [200] * 39 + [500]})
+    memo: outcomes.LoginLeaves = {}
+    field = outcomes.find_role_field(logins, memo)
+    assert field == outcomes.find_role_field(logins) == Location("json", "/user/role")
+    assert memo  # the answers' leaves, kept
+    for body in bodies:
+        assert outcomes._role_in(body, field, memo) == outcomes._role_in(body, field)
+    assert outcomes._role_in(bodies[1], field, {bodies[1]: {"/user/role": "other"}}) == "other"
