@@ -21,6 +21,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any
 
 from .correlations import Location, Walk, answered_ok
@@ -93,12 +94,18 @@ def describe(doc: object, id_keys: Iterable[str]) -> dict[str, dict[str, FieldVa
     """Every object of a JSON answer that has one of `id_keys` (`id`): its id as text →
     its boolean and short string fields (the later of two descriptions of one id wins)."""
     keys = tuple(id_keys)
-    out: dict[str, dict[str, FieldValue]] = {}
-    for obj in json_objects(doc, 0):
-        ident = next((obj[k] for k in keys if k in obj), None)
-        if ident is not None and not isinstance(ident, bool | dict | list):
-            out[str(ident)] = object_fields(obj, keys)
-    return out
+    # Each id's last object, in the order the ids first come, and only those described:
+    # an answer repeats an id in many objects (each execution names its client; cap20's
+    # walk: 59 k objects' fields made for 7 k kept, 0.27 -> 0.13 s).
+    last: dict[str, dict[str, Any]] = {}
+    for obj in _objects(doc):
+        for k in keys:
+            if k in obj:
+                ident = obj[k]
+                if ident is not None and not isinstance(ident, bool | dict | list):
+                    last[str(ident)] = obj
+                break
+    return {ident: object_fields(obj, keys) for ident, obj in last.items()}
 
 
 def object_fields(obj: Mapping[str, object], id_keys: tuple[str, ...]) -> dict[str, FieldValue]:
@@ -109,6 +116,19 @@ def object_fields(obj: Mapping[str, object], id_keys: tuple[str, ...]) -> dict[s
         if k not in id_keys
         and (isinstance(v, bool) or (isinstance(v, str) and len(v) <= _MAX_TEXT))
     }
+
+
+def _listed_pairs(items: Iterable[dict[str, Any]], id_key: str) -> tuple[tuple[str, Any], ...]:
+    """The (field, value) pairs of `object_fields(item, (id_key,))` of every item, one
+    after the other (of parsed JSON: exact bools and strings, told by their type)."""
+    return tuple(
+        [
+            (k, v)
+            for item in items
+            for k, v in item.items()
+            if k != id_key and ((kind := type(v)) is bool or (kind is str and len(v) <= _MAX_TEXT))
+        ]
+    )
 
 
 def items_at(doc: object, source: Location) -> list[dict[str, Any]]:
@@ -185,13 +205,13 @@ class _Tally:
         self.chosen = defaultdict(dict)
         self.answers: Counter[tuple[str, Body]] = Counter()
         # per distinct answer: its objects described, and per list source of its endpoint
-        # how often each listed item's fields (as one tuple) came in it
+        # the (field, value) pairs of the items it listed, all one after the other
         self.described: dict[tuple[str, Body], dict[str, Fields]] = {}
-        self.listed: dict[tuple[str, Body, Location], Counter[tuple[tuple[str, FieldValue], ...]]]
-        self.listed = {}
+        self.listed: dict[tuple[str, Body, Location], tuple[tuple[str, FieldValue], ...]] = {}
         self.by_producer: dict[
             tuple[str, Location], tuple[Counter[str], Counter[tuple[str, FieldValue]]]
         ] = {}
+        self.by_endpoint: defaultdict[str, list[tuple[Body, int]]] | None = None
 
     def use(self, key: tuple[str, Location], session: int, value: str) -> None:
         if value in self.seen:
@@ -205,10 +225,7 @@ class _Tally:
             doc = parse_json(answer[1])
             described = self.described[answer] = describe(doc, self.keys)
             for src in self.listing.get(endpoint, ()):
-                keys = (id_key(src),)
-                self.listed[(*answer, src)] = Counter(
-                    tuple(object_fields(item, keys).items()) for item in items_at(doc, src)
-                )
+                self.listed[(*answer, src)] = _listed_pairs(items_at(doc, src), id_key(src))
         self.answers[answer] += 1
         for ident, fields in described.items():
             self.seen[ident] = self.seen.get(ident, {}) | fields
@@ -226,22 +243,34 @@ class _Tally:
             among.update(pairs)
         return having, among
 
+    def _answered(self, endpoint: str) -> list[tuple[Body, int]]:
+        """The distinct answers of `endpoint` and how often each came, in the order they
+        first came (grouped once: each producer read them all, cap20's 98 scans of 2.7 k)."""
+        if self.by_endpoint is None:
+            self.by_endpoint = defaultdict(list)
+            for (answered, body), times in self.answers.items():
+                self.by_endpoint[answered].append((body, times))
+        return self.by_endpoint.get(endpoint, [])
+
     def _producer_counts(
         self, producer: tuple[str, Location]
     ) -> tuple[Counter[str], Counter[tuple[str, FieldValue]]]:
         """The fields and (field, value) pairs of every item one list producer listed
         (computed once: targets share their producers)."""
         if producer not in self.by_producer:
-            having: Counter[str] = Counter()
-            among: Counter[tuple[str, FieldValue]] = Counter()
             endpoint, src = producer
-            for (answered, body), times in self.answers.items():
-                if answered != endpoint:
-                    continue
-                for fields, n in self.listed[(answered, body, src)].items():
-                    for pair in fields:
-                        having[pair[0]] += n * times
-                        among[pair] += n * times
+            # Counted in C (`Counter` of an iterable), an answer's pairs once per time it
+            # came; the fields' counts from the pairs' (cap20: 0.065 -> 0.01 s).
+            listed = self.listed
+            among: Counter[tuple[str, FieldValue]] = Counter(
+                chain.from_iterable(
+                    chain.from_iterable(repeat(listed[(endpoint, body, src)], times))
+                    for body, times in self._answered(endpoint)
+                )
+            )
+            having: Counter[str] = Counter()
+            for (name, _), n in among.items():
+                having[name] += n
             self.by_producer[producer] = having, among
         return self.by_producer[producer]
 
@@ -274,6 +303,28 @@ def _condition(
         if best is None or (-chance, f) > best[:2]:
             best = (-chance, f, found)
     return None if best is None else best[2]
+
+
+def _objects(doc: object) -> list[dict[str, Any]]:
+    """`json_objects(doc, 0)` as a list, made by one recursive call per container (the
+    generators' chain cost a step per level for every object)."""
+    out: list[dict[str, Any]] = []
+    _collect(doc, 0, out)
+    return out
+
+
+def _collect(node: object, depth: int, out: list[dict[str, Any]]) -> None:
+    if depth > _MAX_DEPTH:
+        return
+    if isinstance(node, dict):
+        out.append(node)
+        for value in node.values():
+            if isinstance(value, dict | list):
+                _collect(value, depth + 1, out)
+    elif isinstance(node, list):
+        for value in node:
+            if isinstance(value, dict | list):
+                _collect(value, depth + 1, out)
 
 
 def json_objects(node: object, depth: int) -> Iterator[dict[str, Any]]:

@@ -143,16 +143,35 @@ def _login_doc(body: object) -> Any:
         return None
 
 
-def find_role_field(logins: pd.DataFrame) -> Location | None:
-    """The login answers' role field (see the module doc), or None."""
-    ok = [_login_doc(b) for b, s in zip(logins["resp_body"], logins["status"], strict=True)
-          if answered_ok(s)]  # fmt: skip
-    ok = [doc for doc in ok if doc is not None]
+LoginLeaves = dict[object, dict[str, object] | None]
+"""Login answers' leaves by body (`_login_leaves`): the role field is found in them and
+then read from each session's first login, the same bodies (cap20: 1,026 parsed twice)."""
+
+
+def _login_leaves(body: object, memo: LoginLeaves | None) -> dict[str, object] | None:
+    """`dict(json_leaves(...))` of a login answer, None when it is not JSON."""
+    key = bytes(body) if isinstance(body, bytearray) else body
+    if memo is not None and isinstance(key, bytes | str) and key in memo:
+        return memo[key]
+    doc = _login_doc(body)
+    leaves = None if doc is None else dict(json_leaves(doc))
+    if memo is not None and isinstance(key, bytes | str):
+        memo[key] = leaves
+    return leaves
+
+
+def find_role_field(logins: pd.DataFrame, memo: LoginLeaves | None = None) -> Location | None:
+    """The login answers' role field (see the module doc), or None (`memo`: the answers'
+    leaves, kept for `_role_in`)."""
+    answers = [_login_leaves(b, memo)
+               for b, s in zip(logins["resp_body"], logins["status"], strict=True)
+               if answered_ok(s)]  # fmt: skip
+    ok = [leaves for leaves in answers if leaves is not None]
     if not ok:
         return None
     seen: defaultdict[str, list[str]] = defaultdict(list)
-    for doc in ok:
-        for pointer, leaf in dict(json_leaves(doc)).items():
+    for leaves in ok:
+        for pointer, leaf in leaves.items():
             name = pointer.rsplit("/", 1)[-1]
             if isinstance(leaf, str) and "*" not in pointer and _ROLE_NAME.match(name):
                 seen[pointer].append(leaf)
@@ -163,11 +182,11 @@ def find_role_field(logins: pd.DataFrame) -> Location | None:
     return Location("json", min(fits, key=lambda p: (p.count("/"), p))) if fits else None
 
 
-def _role_in(body: object, field_: Location) -> str | None:
-    doc = _login_doc(body)
-    if doc is None:
+def _role_in(body: object, field_: Location, memo: LoginLeaves | None = None) -> str | None:
+    leaves = _login_leaves(body, memo)
+    if leaves is None:
         return None
-    value = dict(json_leaves(doc)).get(field_.key)
+    value = leaves.get(field_.key)
     return value if isinstance(value, str) and value else None
 
 
@@ -214,7 +233,8 @@ def _outcomes_and_paths(
     `basic_auth_endpoints`)."""
     login = auth.login_endpoint
     logins = sessions[sessions["endpoint"] == login] if login else sessions.iloc[:0]
-    role_field = find_role_field(logins) if len(logins) else None
+    memo: LoginLeaves = {}
+    role_field = find_role_field(logins, memo) if len(logins) else None
     refused: list[set[str]] = []
     out: list[SessionOutcome] = []
     paths: list[list[str]] = []
@@ -236,7 +256,7 @@ def _outcomes_and_paths(
             status = statuses[first]
             outcome = "ok" if answered_ok(status) else ("failed" if login_refused(status) else None)
             if role_field is not None and outcome == "ok":
-                role = _role_in(group["resp_body"][first], role_field)
+                role = _role_in(group["resp_body"][first], role_field, memo)
         if basic_of:
             # HTTP Basic has no login: a session whose every Basic request got 401 failed.
             basic = [st for st, b in zip(statuses, group["basic"], strict=True) if b]

@@ -360,17 +360,25 @@ def _classify(body: bytes, declared: str | None) -> tuple[str, Any]:
 _DEFAULT_MEDIA = {"json": JSON_MEDIA, "form": FORM_MEDIA, "text": TEXT_MEDIA}
 
 
+Parsed = dict[tuple[bytes, str | None], tuple[str, Any]]
+"""Bodies classified (`_classify`) by (body, declared media): what `infer_body` reads of
+a body it has met before (a sample repeats bodies; the half check reads half again)."""
+
+
 def infer_body(
-    bodies: Sequence[bytes | None], content_types: Sequence[str | None] | None = None
+    bodies: Sequence[bytes | None],
+    content_types: Sequence[str | None] | None = None,
+    parsed: Parsed | None = None,
 ) -> BodyModel | None:
     """The body generator of one endpoint from its requests' bodies (None or b"" when a
     request had none) and, optionally, their Content-Type values. None when no request
     carried a body, or the bodies are binary. The majority kind (JSON, form, text) wins;
-    bodies of another kind, and invalid JSON, are left out."""
+    bodies of another kind, and invalid JSON, are left out. `parsed`: bodies classified
+    before, added to as bodies are met."""
     if content_types is not None and len(content_types) != len(bodies):
         raise ValueError("bodies and content_types differ in length")
     types = content_types if content_types is not None else [None] * len(bodies)
-    parsed: defaultdict[str, list[tuple[Any, str | None]]] = defaultdict(list)
+    by_kind: defaultdict[str, list[tuple[Any, str | None]]] = defaultdict(list)
     media_of: dict[str, str | None] = {}  # each Content-Type's media, made once
     for body, content_type in zip(bodies, types, strict=True):
         if body is None:  # (most requests of a sample: no body)
@@ -381,14 +389,16 @@ def infer_body(
                 declared = _media(content_type)
                 if type(content_type) is str:
                     media_of[content_type] = declared
-            kind, value = _classify(body if type(body) is bytes else bytes(body), declared)
-            parsed[kind].append((value, declared))
-    usable = [k for k in ("json", "form", "text") if parsed[k]]
+            kind, value = _classified(
+                body if type(body) is bytes else bytes(body), declared, parsed
+            )
+            by_kind[kind].append((value, declared))
+    usable = [k for k in ("json", "form", "text") if by_kind[k]]
     if not usable:
         return None
-    kind = max(usable, key=lambda k: len(parsed[k]))  # ties: the earlier (json) wins
-    values = [v for v, _ in parsed[kind]]
-    declared_types = Counter(d for _, d in parsed[kind] if d)
+    kind = max(usable, key=lambda k: len(by_kind[k]))  # ties: the earlier (json) wins
+    values = [v for v, _ in by_kind[kind]]
+    declared_types = Counter(d for _, d in by_kind[kind] if d)
     media = most_common(declared_types) if declared_types else _DEFAULT_MEDIA[kind]
     if kind == "form":
         root = object_node(_pairs_to_objects(values))
@@ -399,11 +409,34 @@ def infer_body(
     return BodyModel(media, root, sig(len(values) / len(bodies), 3), len(values))
 
 
-def infer_query(queries: Sequence[str | None]) -> QueryModel | None:
+def _classified(body: bytes, declared: str | None, parsed: Parsed | None) -> tuple[str, Any]:
+    """`_classify`, through `parsed` when given (the parsed value shared: the models
+    only read it)."""
+    if parsed is None:
+        return _classify(body, declared)
+    found = parsed.get((body, declared))
+    if found is None:
+        found = parsed[(body, declared)] = _classify(body, declared)
+    return found
+
+
+def infer_query(
+    queries: Sequence[str | None], split: dict[str, list[tuple[str, str]]] | None = None
+) -> QueryModel | None:
     """The query-string generator of one endpoint (None, NaN or "" when a request had
-    no query). None when no request had one."""
+    no query). None when no request had one. `split`: query strings' pairs made before,
+    added to (the lists shared: only read)."""
     texts = [q.lstrip("?") for q in queries if isinstance(q, str) and q.lstrip("?")]
     if not texts:
         return None
-    objects = _pairs_to_objects([query_pairs(q) for q in texts])
+    if split is None:
+        pair_lists = [query_pairs(q) for q in texts]
+    else:
+        pair_lists = []
+        for q in texts:
+            pairs = split.get(q)
+            if pairs is None:
+                pairs = split[q] = query_pairs(q)
+            pair_lists.append(pairs)
+    objects = _pairs_to_objects(pair_lists)
     return QueryModel(object_node(objects), sig(len(texts) / len(queries), 3), len(texts))

@@ -112,6 +112,8 @@ class ParquetSource:
         they ask for together (bodies are most of a scan's cost: read them once)."""
         out: list[pa.Table | None] = [None] * len(wants)
         lean: list[_Kept] = []
+        whole: list[tuple[int, np.ndarray, list[str]]] = []
+        rows = self.trace.num_rows
         for i, (asked, columns) in enumerate(wants):
             positions = np.asarray(asked)  # int32 or int64: no 8-byte copy of a trace's
             if positions.dtype.kind not in "iu":
@@ -119,10 +121,15 @@ class ParquetSource:
             schema = pa.schema([self.trace.dataset.schema.field(c) for c in columns])
             if not len(positions):  # no column to scan for it
                 out[i] = schema.empty_table()
-            elif 2 * len(positions) >= self.trace.num_rows:  # most rows: one read, gathers
-                out[i] = _taken(self.trace.to_table(columns, sort=False), positions)
+            elif 2 * len(positions) >= rows:  # most rows: one read, gathers
+                whole.append((i, positions, columns))
             else:
                 lean.append(_Kept(i, positions, columns, schema))
+        if whole:  # one read of the columns they ask for together (a small trace: both)
+            together = list(dict.fromkeys(c for _, _, columns in whole for c in columns))
+            table = self.trace.to_table(together, sort=False)
+            for i, positions, columns in whole:
+                out[i] = _taken(table.select(columns), positions)
         # File by file, not through the dataset scanner (it held 2.2-2.9 GB of a row group's
         # bodies for 1 M requests at any batch size), and the full check (UTF-8, dictionary
         # indices: half the scan's CPU on bodies) on the kept rows only: Trace.lean_batches.
@@ -176,17 +183,23 @@ def _kept_of(part: _Part, lean: list[_Kept]) -> list[list[pa.Table]]:
     columns = list(dict.fromkeys(c for kept, _ in here for c in kept.columns))
     end = max(int(kept.wanted[hi - 1]) for kept, hi in here) + 1
     offset = part.offset
+    chosen: list[list[pa.RecordBatch]] = [[] for _ in lean]
     # Left at `end`, the generator is closed when it is dropped, on return.
     for batch in part.trace.lean_batches(columns, LEAN_BATCH_ROWS):
-        for kept, pieces in zip(lean, out, strict=True):
+        for kept, rows in zip(lean, chosen, strict=True):
             lo, hi = np.searchsorted(kept.wanted, [offset, offset + batch.num_rows])
             if hi > lo:
-                chosen = batch.select(kept.columns).take(pa.array(kept.wanted[lo:hi] - offset))
-                part.trace.check(chosen)
-                pieces.append(pa.Table.from_batches([chosen]).cast(kept.schema))
+                rows.append(batch.select(kept.columns).take(pa.array(kept.wanted[lo:hi] - offset)))
         offset += batch.num_rows
         if offset >= end:
             break
+    # The kept rows of the whole file checked and cast at once, not batch by batch
+    # (real1M: 284 batches, 0.155 -> 0.13 CPU s of the reads).
+    for kept, rows, pieces in zip(lean, chosen, out, strict=True):
+        if rows:
+            table = pa.Table.from_batches(rows)
+            part.trace.check(table)
+            pieces.append(table.cast(kept.schema))
     return out
 
 
