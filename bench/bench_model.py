@@ -9,6 +9,7 @@ the same run, on traces synthesized from a staging model.
         [--correlation-sample S [--correlation-per-endpoint M]]
     .venv/bin/python bench/bench_model.py tile --trace TRACE --times K --out DIR
     .venv/bin/python bench/bench_model.py stretch --trace TRACE --times K --out DIR
+        [--mode passes|copies]
     .venv/bin/python bench/bench_model.py ab --trace TRACE [--trace T2] [--base REV]
         [--rounds N] [--work DIR] [--json out.json]
 
@@ -28,9 +29,10 @@ directory and put first on the import path, so the package keeps no copy of the 
 `run` finds a synthetic trace already in the work directory and reuses it (so a 10 M
 trace made by `tile`, copies of a 1 M one one after the other, serves as `synth-10000000`);
 a command running past --timeout is killed with its children (a model run is then
-reported as timed out). `stretch` writes each request of TRACE K times, 1 ms apart, in the
-same session: K times the rows, the same sessions, keys and endpoints (memory flat in rows
-but not in sessions is measured on these; `tile` adds sessions with the rows).
+reported as timed out). `stretch` writes K times the rows of TRACE in the same sessions:
+each session's requests K times over (`passes`), or each request K times, 1 ms apart
+(`copies`): the same sessions, keys and endpoints (memory flat in rows but not in sessions
+is measured on these; `tile` adds sessions with the rows).
 
 `ab` models existing traces (e.g. /work/caps/scale/real1M) with the base commit's code and
 this tree's, alternated over --rounds pairs, each in its own process under
@@ -293,18 +295,28 @@ def tile(trace: Path, times: int, out: Path) -> int:
     return rows
 
 
-def stretch(trace: Path, times: int, out: Path) -> int:
-    """Write every request of `trace` `times` times into `out`, copy j at its timestamp + j
-    ms, the rest of the row the same (its session, client and conn too): `times` × the
-    rows, the same sessions. Returns the rows written."""
+def stretch(trace: Path, times: int, out: Path, mode: str = "passes") -> int:
+    """Write `times` × the rows of `trace` into `out`, in the same sessions (the rest of each
+    row the same: its session, client and conn too). `passes`: each session's requests
+    `times` times over, one pass after another (pass j at + j × (the session's span + 1 s)):
+    a session as long again, as varied as it was. `copies`: each request `times` times, copy
+    j at + j ms (ties: a request repeated at once). Returns the rows written."""
     parts = sorted(p for p in trace.glob("*.parquet") if not p.name.startswith((".", "_")))
     if not parts or times < 1:
         raise SystemExit(f"{trace}: no Parquet parts" if not parts else "--times must be >= 1")
+    spans = (
+        pq.ParquetDataset(parts).read(columns=["session", "ts"])
+        .group_by("session").aggregate([("ts", "min"), ("ts", "max")])
+    )  # fmt: skip
+    span_us = pc.subtract(spans["ts_max"], spans["ts_min"]).cast(pa.int64()).to_numpy()
     out.mkdir(parents=True)
     rows = 0
     for i, part in enumerate(parts):
         table = pq.read_table(part)
-        # By slices of the part (a take of them all can pass Arrow's 2 GiB of one binary array).
+        at = pc.index_in(table["session"], value_set=spans["session"])
+        shift = np.where(at.is_null(), 0, span_us[at.fill_null(0)] + 1_000_000)
+        ts = table.schema.get_field_index("ts")
+        # By slices (a take of a whole part's copies can pass Arrow's 2 GiB of one binary array).
         each = max(1, 100_000 // times)
         with pq.ParquetWriter(
             out / f"part-{i + 1:06d}.parquet", table.schema, compression="zstd"
@@ -312,11 +324,16 @@ def stretch(trace: Path, times: int, out: Path) -> int:
             for lo in range(0, table.num_rows, each):
                 piece = table.slice(lo, each)
                 n = piece.num_rows
-                copies = piece.take(pa.array(np.repeat(np.arange(n), times)))
-                step = np.tile(np.arange(times, dtype=np.int64) * 1_000, n)  # microseconds
-                shifted = pc.add(copies.column("ts"), pa.array(step, pa.duration("us")))
-                copies = copies.set_column(copies.schema.get_field_index("ts"), "ts", shifted)
-                writer.write_table(copies.cast(table.schema))
+                if mode == "copies":
+                    copies = piece.take(pa.array(np.repeat(np.arange(n), times)))
+                    step = np.tile(np.arange(times, dtype=np.int64) * 1_000, n)
+                else:
+                    copies = piece.take(pa.array(np.tile(np.arange(n), times)))
+                    step = np.repeat(np.arange(times, dtype=np.int64), n) * np.tile(
+                        shift[lo : lo + n], times
+                    )
+                shifted = pc.add(copies.column(ts), pa.array(step, pa.duration("us")))
+                writer.write_table(copies.set_column(ts, "ts", shifted).cast(table.schema))
                 rows += copies.num_rows
     return rows
 
@@ -607,6 +624,7 @@ def main() -> int:
     stretches.add_argument("--trace", type=Path, required=True)
     stretches.add_argument("--times", type=int, required=True)
     stretches.add_argument("--out", type=Path, required=True)
+    stretches.add_argument("--mode", choices=["passes", "copies"], default="passes")
     tiles = sub.add_parser("tile", help="a longer trace made of copies of one (see tile())")
     tiles.add_argument("--trace", type=Path, required=True)
     tiles.add_argument("--times", type=int, required=True)
@@ -628,7 +646,7 @@ def main() -> int:
     if args.command == "equal":
         return equal(args)
     if args.command == "stretch":
-        print(json.dumps({"rows": stretch(args.trace, args.times, args.out)}))
+        print(json.dumps({"rows": stretch(args.trace, args.times, args.out, args.mode)}))
         return 0
     if args.command == "tile":
         print(json.dumps({"rows": tile(args.trace, args.times, args.out)}))
