@@ -34,7 +34,7 @@ def model_cmd(
     ] = 20,
     correlation_requests: Annotated[
         int,
-        typer.Option(help="Requests read of those sessions at most (each cut to its first ones)."),
+        typer.Option(help="Most requests read of those sessions (a long one: its first and last)."),
     ] = 200_000,
 ) -> None:
     """Learn a model (templates, sessions, behaviors, arrivals, payloads, correlations)."""
