@@ -201,10 +201,11 @@ def _bounded(sample: SessionSample, session_id: np.ndarray, requests: int) -> Se
     if not sessions or len(session_id) <= requests:  # (no sample can hold more)
         return sample
     lengths = chunked_bincount(session_id, len(sample.chosen))
-    if int(lengths[sample.chosen].sum()) <= requests:
+    sampled = lengths[sample.chosen]
+    if int(sampled.sum()) <= requests:
         return sample
     per_session = max(1, requests // sessions)
-    cut = int((lengths[sample.chosen] > per_session).sum())
+    cut = int((sampled > per_session).sum())
     return replace(sample, per_session=per_session, sessions_cut=cut, lengths=lengths)
 
 
