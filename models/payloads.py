@@ -16,16 +16,17 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-
-import faker
 
 from tracereplay.errors import ConfigError
 
 from .payload_fields import ALPHABETS, Node, field_node, lengths, most_common, object_node, sig
 from .payload_ranges import render_after
 from .values import query_pairs
+
+if TYPE_CHECKING:  # faker draws values where payloads are rendered (synthesize), not learned
+    import faker
 
 JSON_MEDIA = "application/json"
 FORM_MEDIA = "application/x-www-form-urlencoded"
@@ -89,7 +90,7 @@ def _render_object(node: Node, rng: random.Random, fake: faker.Faker) -> dict[st
     return out
 
 
-_Renderer = Callable[[Node, random.Random, faker.Faker], Any]
+_Renderer = Callable[[Node, random.Random, "faker.Faker"], Any]
 _NAME_PARTS: dict[str, Callable[[faker.Faker], str]] = {
     "full": lambda f: f.name(),
     "first": lambda f: f.first_name(),
