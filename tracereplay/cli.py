@@ -3,11 +3,11 @@
 The wrappers live in tracereplay/commands/, one module per stage, registered on the app
 of tracereplay/cli_app.py in the order `--help` lists them. Each stage is imported inside
 its command, so `capture` and `model` never load gevent (only replay code imports
-locust). `main` turns every `TraceReplayError` and usage error into one line on stderr and
-exit code 2; Ctrl-C exits 130. The console script is `console`: `main`, then the process
-ends without the interpreter's teardown after the commands that leave nothing to it
-(`FAST_END_COMMANDS`, tracereplay/process_end.py); `model` starts with
-glibc's malloc told to keep freed memory (`REUSE_MEMORY_COMMANDS`, tracereplay/allocator.py).
+locust). `main` turns every `TraceReplayError`, usage error and `MemoryError` into one line
+on stderr and exit code 2; Ctrl-C exits 130. The console script is `console`: `main`, then
+the process ends without the interpreter's teardown after the commands that leave nothing
+to it (`FAST_END_COMMANDS`, tracereplay/process_end.py); `model` starts with glibc's malloc
+told to keep freed memory (`REUSE_MEMORY_COMMANDS`, tracereplay/allocator.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,20 @@ from tracereplay.cli_app import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, app
 from tracereplay.errors import TraceReplayError
 from tracereplay.process_end import end_now, open_fds
 
-__all__ = ["FAST_END_COMMANDS", "REUSE_MEMORY_COMMANDS", "app", "console", "main"]
+__all__ = [
+    "FAST_END_COMMANDS",
+    "OUT_OF_MEMORY_HINT",
+    "REUSE_MEMORY_COMMANDS",
+    "app",
+    "console",
+    "main",
+]
+
+OUT_OF_MEMORY_HINT = (
+    "the input is too large for the memory this process may use (free memory, raise its"
+    " limit, or see docs/SCALE.md for what each command holds per million rows)"
+)
+"""The end of the one line a command that ran out of memory prints (exit 2, no traceback)."""
 
 FAST_END_COMMANDS = frozenset({"model", "synthesize", "compare"})
 """Commands after which the process may end without the interpreter's teardown (~0.3 s of
@@ -52,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except TraceReplayError as exc:
         _fail(str(exc))
+        return EXIT_USAGE
+    except MemoryError as exc:  # (Arrow's too) the input, not a bug: too large for the memory
+        _fail(f"out of memory ({exc or 'an allocation failed'}): {OUT_OF_MEMORY_HINT}")
         return EXIT_USAGE
     except typer.TyperException as exc:  # typer's (vendored click's) usage errors
         ctx = getattr(exc, "ctx", None)

@@ -13,7 +13,8 @@ Library code raises these; only the CLI prints them, as one line, and exits 2.
     │   ├── TraceExistsError         refusing to write over rows already captured
     │   └── TraceLockedError         another writer holds the trace directory
     ├── TargetError                  a target server that cannot be started or reached
-    └── ReplayFailedError            a replay stopped by a failure (a worker's, --max-rss)
+    ├── ReplayFailedError            a replay stopped by a failure (a worker's, --max-rss)
+    └── OutOfMemoryError             an input too large for the memory the process may use
 
 Bugs stay ordinary Python exceptions (with a traceback) so that they get reported.
 """
@@ -68,3 +69,9 @@ class TargetError(TraceReplayError):
 class ReplayFailedError(TraceReplayError):
     """A replay that stopped because a load-generating process failed or went over a
     bound (--max-rss); what it gathered is written first."""
+
+
+class OutOfMemoryError(TraceReplayError):
+    """An input too large for the memory this process may use (the machine's, or a limit
+    on it: `ulimit -v`, a container's): where it ran out and how large the input was. The
+    CLI turns a bare `MemoryError` of any command into one line too (tracereplay/cli.py)."""

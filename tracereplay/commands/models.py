@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from tracereplay.cli_app import app
-from tracereplay.errors import UsageError
+from tracereplay.errors import OutOfMemoryError, UsageError
 
 
 @app.command("model")
@@ -47,23 +47,28 @@ def model_cmd(
     timeout_s = session_timeout_s(session_timeout)
     path = check_out_file(out or default_model_path(trace))
     console = Console(stderr=True)
+    last: list[StageReport] = []
     with console.status("modelling…") as status:
 
         def stage(report: StageReport) -> None:
+            last[:] = [report]
             status.update(f"modelling: {report}…")
             if report.seconds is not None or not console.is_terminal:
                 console.print(f"model: {report}", highlight=False)
 
-        model = build_model(
-            trace,
-            session_timeout_s=timeout_s,
-            progress=stage,
-            payload_sample=payload_sample,
-            behavior_sample=behavior_sample,
-            correlation_sample=correlation_sample,
-            correlation_per_endpoint=correlation_per_endpoint,
-            correlation_requests=correlation_requests,
-        )
+        try:
+            model = build_model(
+                trace,
+                session_timeout_s=timeout_s,
+                progress=stage,
+                payload_sample=payload_sample,
+                behavior_sample=behavior_sample,
+                correlation_sample=correlation_sample,
+                correlation_per_endpoint=correlation_per_endpoint,
+                correlation_requests=correlation_requests,
+            )
+        except MemoryError as exc:
+            raise OutOfMemoryError(_out_of_memory(trace, last, exc)) from exc
     write_model(model, path)
     prov = model["provenance"]
     console.print(
@@ -72,6 +77,18 @@ def model_cmd(
         f"{len(model['correlations'])} correlations → {path}",
         highlight=False,
     )
+
+
+def _out_of_memory(trace: Path, last: list[Any], exc: MemoryError) -> str:
+    """The model's out-of-memory line: where the stage lines had come to, and the rows."""
+    from tracereplay.cli import OUT_OF_MEMORY_HINT
+
+    where, rows = "", ""
+    if last:
+        report = last[0]
+        where = f" {'after' if report.seconds is not None else 'in'} its {report.stage} stage"
+        rows = f" ({report.rows:,} rows)" if report.rows else ""
+    return f"model of {trace}{rows}: out of memory{where} ({exc}): {OUT_OF_MEMORY_HINT}"
 
 
 @app.command("synthesize")
