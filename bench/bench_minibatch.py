@@ -3,7 +3,7 @@ sample k-means (`behaviors.choose_clusters`), measured on the same features.
 
     .venv/bin/python bench/bench_minibatch.py --trace /work/data/real1M \\
         [--seeds 0 1 2] [--batch 1024 4096] [--n-init 3 10] [--memory] \\
-        [--exact [SEED ...]] [--a-seeds SEED ...]
+        [--exact [SEED ...]] [--a-seeds SEED ...] [--starts N ...] [--inertia SEEDS]
 
 The trace's model is built in this process (`build_model(processes=1, correlations=False)`)
 up to its behaviors stage; `fit_behaviors` then runs on that stage's own inputs, with
@@ -18,8 +18,11 @@ than MIN_SESSIONS_PER_BEHAVIOR sessions, K chosen by the best mean silhouette ab
 MIN_SILHOUETTE on the model's seeded sample of `sample` sessions (the sample A uses, the
 shipped `_Silhouette`). Arm C (`--exact`): `KMeans(n_init=10)` fitted on every session,
 K by B's rule: what the sample stands for (the first C is a second reference). `--a-seeds`:
-A with other seeds (another sample, other starts). BLAS and OpenMP are limited to one
-thread for the whole run.
+A with other seeds (another sample, other starts). `--starts N`: A with `n_init=N` k-means
+starts instead of 10 (fewer starts: less CPU, maybe another local optimum); `--inertia S`:
+per K and seed 0..S-1, how much higher the inertia of each `--starts` count is than 10
+starts' on A's sample of that seed (and on `_Fits`' test points: 8 overlapping blobs).
+BLAS and OpenMP are limited to one thread for the whole run.
 
 Per arm: CPU (`time.process_time`) and wall seconds, the 1-minute load, with `--memory` the
 tracemalloc peak of a second run (numpy's arrays are traced), the chosen K, the shares,
@@ -154,6 +157,35 @@ class _Run:
         )
         return labels
 
+    def arm_starts(self, starts: int) -> np.ndarray:
+        """A with `starts` k-means starts for each K (the shipped `_Fits` fits with 10)."""
+        from sklearn.cluster import KMeans
+
+        fits, shipped = self.behaviors._Fits, self.behaviors._Fits._fit
+
+        def fit(self: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+            model = KMeans(n_clusters=k, n_init=starts, random_state=self.seed).fit(self.points)
+            return model.labels_, model.cluster_centers_
+
+        fits._fit = fit
+        try:
+            return self.arm_a()
+        finally:
+            fits._fit = shipped
+
+    def sample_points(self, seed: int) -> np.ndarray:
+        """The points `choose_clusters` fits with `seed` (its sample of the sessions)."""
+        from scipy import sparse
+
+        n, sample = self.n, self.inputs.sample
+        index = (
+            np.arange(n)
+            if n <= sample
+            else np.sort(np.random.default_rng(seed).choice(n, sample, False))
+        )
+        chosen: Any = self.features[index]
+        return chosen.toarray() if sparse.issparse(chosen) else np.asarray(chosen)
+
     def arm_b(self, seed: int, batch: int, n_init: int) -> np.ndarray:
         """MiniBatchKMeans on every session, K by `choose_clusters`' rule (see above)."""
         from sklearn.cluster import MiniBatchKMeans
@@ -199,6 +231,33 @@ class _Run:
 
 class _Caught(Exception):
     pass
+
+
+def inertia_excess(
+    points_of: Callable[[int], np.ndarray], seeds: int, starts: list[int]
+) -> dict[int, float]:
+    """Per count of `starts`, the largest relative excess of its k-means inertia over 10
+    starts', over K = 2..MAX_BEHAVIORS and seeds 0..`seeds`-1 (seed s: the points
+    `points_of(s)` and the k-means' `random_state` s, as `choose_clusters` has them)."""
+    from sklearn.cluster import KMeans
+
+    from models.behaviors import MAX_BEHAVIORS
+
+    worst = dict.fromkeys(starts, 0.0)
+    for seed in range(seeds):
+        points = points_of(seed)
+        for k in range(2, MAX_BEHAVIORS + 1):
+            ten = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points).inertia_
+            for n in starts:
+                fewer = KMeans(n_clusters=k, n_init=n, random_state=seed).fit(points).inertia_
+                worst[n] = max(worst[n], fewer / ten - 1)
+    return worst
+
+
+def blob_points() -> np.ndarray:
+    """`test_behaviors_vectorized`'s points for `_Fits`: 8 overlapping blobs of 250."""
+    rng = np.random.default_rng(11)
+    return rng.normal(size=(2000, 12)) + np.repeat(rng.normal(scale=2, size=(8, 12)), 250, 0)
 
 
 def measure(arm: Callable[[], np.ndarray], memory: bool) -> dict[str, Any]:
@@ -279,11 +338,28 @@ def main(argv: list[str] | None = None) -> int:
         help="also C: KMeans(n_init=10) on every session, with each SEED (default: the"
         " model's); the first is the reference C",
     )
+    parser.add_argument(
+        "--starts",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="N",
+        help="also A with N k-means starts for each K (the shipped: 10)",
+    )
+    parser.add_argument(
+        "--inertia",
+        type=int,
+        default=0,
+        metavar="SEEDS",
+        help="the inertia of each --starts count against 10 starts', seeds 0..SEEDS-1",
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     import sklearn.cluster  # (its OpenMP library loaded before the limit)
     import sklearn.metrics  # noqa: F401
     from threadpoolctl import threadpool_limits
+
+    from models.behaviors import MAX_BEHAVIORS
 
     with threadpool_limits(limits=1):
         run = _Run(args.trace)
@@ -301,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.a_seeds:
             found = measure(partial(run.arm_a, seed), args.memory)
             measured.append((f"A KMeans n_init=10 on {run.inputs.sample} (seed {seed})", found))
+        for starts in args.starts:
+            found = measure(partial(run.arm_starts, starts), args.memory)
+            measured.append((f"A KMeans n_init={starts} on {run.inputs.sample}", found))
         exact_seeds = [run.inputs.seed] if args.exact == [] else args.exact or []
         for seed in exact_seeds:
             exact = measure(partial(run.arm_c, seed), args.memory)
@@ -318,6 +397,18 @@ def main(argv: list[str] | None = None) -> int:
         print("|---" * (7 + 3 * len(references)) + "|")
         for label, found in measured:
             print(row(label, found, references, run))
+        if args.inertia and args.starts:
+            blobs = blob_points()
+            for where, points_of in [
+                ("A's sample", run.sample_points),
+                ("8 overlapping blobs (_Fits' test points)", lambda _seed: blobs),
+            ]:
+                worst = inertia_excess(points_of, args.inertia, args.starts)
+                print(
+                    f"inertia above 10 starts' (worst of K=2..{MAX_BEHAVIORS}, seeds 0.."
+                    f"{args.inertia - 1}), {where}: "
+                    + ", ".join(f"n_init={n} +{100 * w:.3f} %" for n, w in worst.items())
+                )
         for seed in args.seeds:
             if seed != args.seeds[0]:  # A again before each seed's B runs (its times vary)
                 found = measure(run.arm_a, args.memory)
