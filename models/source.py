@@ -222,8 +222,10 @@ class _Kept:
         self.wanted = self.positions[self.order].astype(np.int64, copy=False)
 
     def table(self) -> pa.Table:
-        """The rows in the order asked for."""
+        """The rows in the order asked for (asked in scan order: as read, no take)."""
         table = pa.concat_tables(self.pieces) if self.pieces else self.schema.empty_table()
+        if np.array_equal(self.order, np.arange(len(self.order))):
+            return table
         back = np.empty(len(self.order), dtype=np.int64)
         back[self.order] = np.arange(len(self.order))
         return table.take(pa.array(back))
@@ -287,6 +289,8 @@ def _taken(table: pa.Table, positions: np.ndarray) -> pa.Table:
     """`table.take(positions)`, as the chunks of one table: TAKE_ROWS positions at a time,
     each gathered from the record batches holding them (a take over a whole chunked column
     of binary concatenates it first, past 2 GiB an "offset overflow"), then put in order."""
+    if len(positions) == table.num_rows and np.array_equal(positions, np.arange(len(positions))):
+        return table  # every row, in scan order (a sample of every session of a small trace)
     if table.num_rows == 0 or (len(positions) <= TAKE_ROWS and table.nbytes < 1 << 30):
         return table.take(pa.array(positions))
     batches = table.to_batches()
