@@ -1,0 +1,95 @@
+"""The correlation walk's shared steps (walk23) give what the walk over every value gave:
+each response list's values grouped once, the place a target reads picked once per value
+and target, a use made as a named tuple. Each against the reference written the old way
+(tests/models/test_sample_fixed_costs.py's `walk_before`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.models.test_sample_fixed_costs import walk_before
+from tracereplay.models import correlations as corr
+from tracereplay.models.correlations import Location, Use, walk_sessions
+
+
+def a_frame(rng: np.random.Generator, sessions: int) -> pd.DataFrame:
+    """Sessions whose login yields its token in two places (JSON and Set-Cookie), whose
+    lists (one body many rows and sessions share) hold each item's id in several places, read back
+    at a path parameter, a query value and a JSON field; echoes, a constant, failures."""
+    groups = [[f"item{group}{n:05d}" for n in range(6)] for group in range(4)]
+    listings = [
+        json.dumps({"data": [{"id": i, "ref": i, "owner": {"itemId": i}} for i in items],
+                    "v": "constant1"}).encode()
+        for items in groups
+    ]  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    for sid in range(sessions):
+        items, listing = groups[sid % 4], listings[sid % 4]  # each read by a quarter
+        token = f"tok{rng.integers(10**9):012d}"
+        login = json.dumps({"access_token": token, "state": "constant1"}).encode()
+        rows.append({"session_id": sid, "seq": 0, "endpoint": "POST /login", "path": "/login",
+                     "query": None, "req_headers": [], "req_body": b'{"user": "someone"}',
+                     "status": 200, "resp_headers": [("Set-Cookie", f"sid={token}; Path=/")],
+                     "resp_body": login})  # fmt: skip
+        for seq in range(1, 1 + int(rng.integers(2, 9))):
+            item = items[int(rng.integers(len(items)))]
+            kind = int(rng.integers(4))
+            row = {"session_id": sid, "seq": seq, "endpoint": "GET /items/", "path": "/items/",
+                   "query": None, "req_headers": [("Cookie", f"sid={token}")], "req_body": None,
+                   "status": [200, 500][int(rng.random() < 0.1)], "resp_headers": [],
+                   "resp_body": listing}  # fmt: skip
+            if kind == 1:
+                one = json.dumps({"id": item, "name": f"name-{item}"}).encode()
+                row.update(endpoint="GET /items/{id}", path=f"/items/{item}", resp_body=one,
+                           req_headers=[("Authorization", f"Bearer {token}")])  # fmt: skip
+            elif kind == 2:
+                row.update(endpoint="GET /search", query=f"item_id={item}&v=constant1")
+            elif kind == 3:
+                row.update(endpoint="POST /orders", req_body=json.dumps({"itemId": item}).encode(),
+                           resp_body=json.dumps({"orderId": f"ord{sid:05d}{seq:03d}",
+                                                 "itemId": item}).encode())  # fmt: skip
+            rows.append(row)
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=int(rng.integers(1000)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_walk_finds_the_uses_the_walk_over_every_value_found(seed: int) -> None:
+    frame = a_frame(np.random.default_rng(seed), 12)
+    uses = walk_sessions(frame).uses
+    before = walk_before(frame)
+    assert len({(u.target, u.source) for u in uses}) > 3  # several places picked
+    assert sorted(uses) == sorted(before)
+
+
+def test_a_values_place_is_picked_for_each_target() -> None:
+    by_id, by_ref = Location("json", "/data/*/id"), Location("json", "/data/*/ref")
+    cookie = Location("cookie", "item_id")
+    held = corr._Held([by_ref, by_id, cookie])
+    assert held.read_by(Location("path", "id")) == by_id
+    assert held.read_by(Location("json", "/ref")) == by_ref
+    assert held.read_by(Location("cookie", "other")) == cookie
+    assert held.read_by(Location("path", "id")) == by_id  # the kept pick, per target
+
+
+def test_a_responses_values_are_grouped_in_order_without_the_constants() -> None:
+    a, b, c = Location("json", "/a"), Location("json", "/b"), Location("header", "x-c")
+    resp = [(a, "value-one"), (b, "constant"), (b, "value-two"), (c, "value-one")]
+    grouped = corr._by_value(resp, {"constant"})
+    assert [(value, held.places) for value, held in grouped] == [
+        ("value-one", [a, c]),
+        ("value-two", [b]),
+    ]
+
+
+def test_a_use_is_a_tuple_of_its_fields() -> None:
+    loc = Location("path", "id")
+    use = Use(1, 2, "GET /x/{id}", loc, "GET /x", loc, "value-one", "GET /x", loc)
+    assert use.rule == ("GET /x", loc, "GET /x/{id}", loc)
+    assert use == (1, 2, "GET /x/{id}", loc, "GET /x", loc, "value-one", "GET /x", loc)
+    with pytest.raises(AttributeError):
+        use.value = "other"  # type: ignore[misc]
