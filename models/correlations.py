@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tracereplay.errors import ConfigError, UsageError
 
-from .values import JsonMemo, Location, Values, request_values, response_values
+from .values import (
+    JsonMemo,
+    Location,
+    Values,
+    request_values,
+    response_values,
+    sent_response_values,
+)
 
 if TYPE_CHECKING:  # pandas loads where a model is built, not by synthesize
     import pandas as pd
@@ -199,10 +206,7 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
     rows = _rows(sessions)
     memo: JsonMemo = {}
     sent = [request_values(row, min_len, memo) for row in rows]
-    got = _sent_only(
-        sent,
-        [response_values(row, min_len, memo) if answered_ok(row["status"]) else [] for row in rows],
-    )
+    got = _sent_only(rows, sent)
     constant = _constants(rows, sent, got)
 
     walk = Walk([], Counter(), Counter(), rows, memo=memo)
@@ -291,24 +295,23 @@ def _by_value(resp: Values, constant: set[str]) -> list[tuple[str, _Held]]:
     return [(value, _Held(places)) for value, places in held.items()]
 
 
-def _sent_only(sent: list[Values], got: list[Values]) -> list[Values]:
-    """Each response's values that some request of the walk sends, in order, all places
-    of each kept: what the walk reads of them. A value no request sends explains no use,
-    so its index entry is never read, and whether it is a constant changes nothing: the
-    constants among the values kept come out the same (their sessions and places are all
-    kept). Made once per list (`values.response_values` shares a body's among its rows):
-    cap20's 383 k values yielded, of which few are ever sent."""
-    if not any(got):  # no response values (a trace of requests alone: real1M)
-        return got
+def _sent_only(rows: list[dict[str, Any]], sent: list[Values]) -> list[Values]:
+    """Each answered response's values that some request of the walk sends, in order, all
+    places of each kept: what the walk reads of them. A value no request sends explains
+    no use, so its index entry is never read, and whether it is a constant changes
+    nothing: the constants among the values kept come out the same (their sessions and
+    places are all kept). A body's list is made once and shared by its rows
+    (`values.sent_response_values`): cap20's 383 k values yielded, of which few are ever
+    sent, were each given a place before."""
+    answered = [answered_ok(row["status"]) for row in rows]
+    if not any(answered):  # (a trace of requests alone: real1M)
+        return [[] for _ in rows]
     wanted = {value for values in sent for _, value in values}
-    kept: dict[int, Values] = {}
-    out: list[Values] = []
-    for values in got:
-        found = kept.get(id(values)) if values else values
-        if found is None:
-            found = kept[id(values)] = [pair for pair in values if pair[1] in wanted]
-        out.append(found)
-    return out
+    found: dict[object, Values] = {}
+    return [
+        sent_response_values(row, wanted, found) if ok else []
+        for row, ok in zip(rows, answered, strict=True)
+    ]
 
 
 def _constants(rows: list[dict[str, Any]], sent: list[Values], got: list[Values]) -> set[str]:

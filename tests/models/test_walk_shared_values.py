@@ -1,6 +1,7 @@
 """The correlation walk's shared steps (walk23) give what the walk over every value gave:
 each response list's values grouped once, the place a target reads picked once per value
-and target, a use made as a named tuple. Each against the reference written the old way
+and target, a use made as a named tuple, a response read for the values requests send
+alone. Each against the reference written the old way
 (tests/models/test_sample_fixed_costs.py's `walk_before`)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from tests.models.test_sample_fixed_costs import walk_before
 from tracereplay.models import correlations as corr
 from tracereplay.models.correlations import Location, Use, walk_sessions
+from tracereplay.models.values import _eligible_text, response_values, sent_response_values
 
 
 def a_frame(rng: np.random.Generator, sessions: int) -> pd.DataFrame:
@@ -93,3 +95,71 @@ def test_a_use_is_a_tuple_of_its_fields() -> None:
     assert use == (1, 2, "GET /x/{id}", loc, "GET /x", loc, "value-one", "GET /x", loc)
     with pytest.raises(AttributeError):
         use.value = "other"  # type: ignore[misc]
+
+
+# ---- the response values the walk reads --------------------------------------------
+
+
+def a_leaf(rng: np.random.Generator) -> Any:
+    return [
+        f"v{rng.integers(10**8)}", f"v{rng.integers(100)}", "2026-01-02T10:00:00Z", "2026-x-long",
+        int(rng.integers(-99999, 99999)), int(rng.integers(-999, 999)), 12.5, True, False, None,
+        "1234", "-1234", "12",
+    ][int(rng.integers(13))]  # fmt: skip
+
+
+def a_doc(rng: np.random.Generator, depth: int = 0) -> Any:
+    pick = int(rng.integers(10)) if depth < 5 else 9
+    if pick < 3:
+        return [a_doc(rng, depth + 1) for _ in range(rng.integers(0, 5))]
+    if pick < 7:
+        names = ("id", "a/b", "c~d", "Item", "x")
+        return {names[int(i)]: a_doc(rng, depth + 1) for i in rng.integers(0, 5, 3)}
+    return a_leaf(rng)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_walks_response_values_are_the_sent_ones_of_every_value(seed: int) -> None:
+    """`sent_response_values` is `response_values` of the values `wanted` holds, when it
+    holds only eligible values (the walk's: what requests send)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        headers = [
+            ("Set-Cookie", f"sid=v{rng.integers(10**8)}; Path=/"),
+            ("Date", "x"),
+            ("X-Token", f"v{rng.integers(10**8)}"),
+            ("ETag", "short"),
+        ][: rng.integers(5)]
+        row = {"resp_headers": headers, "resp_body": json.dumps(a_doc(rng)).encode()}
+        for min_len in (1, 6):
+            every = response_values(row, min_len)
+            wanted = {value for _, value in every if rng.random() < 0.5} | {"v12", "absent-1"}
+            wanted = {value for value in wanted if _eligible_text(value, min_len)}
+            assert sent_response_values(row, wanted, {}) == [
+                pair for pair in every if pair[1] in wanted
+            ]
+
+
+def test_a_bodys_sent_values_are_made_once_for_its_rows() -> None:
+    body = json.dumps({"token": "token-one", "list": [{"id": 123456}], "n": 12}).encode()
+    headers = ([], [("Content-Type", "application/json")], [("X-Id", "123456")])
+    rows = [{"resp_headers": pairs, "resp_body": bytes(body)} for pairs in headers]
+    found: dict[object, Any] = {}
+    first, again, with_header = (sent_response_values(row, {"123456"}, found) for row in rows)
+    assert first == [(Location("json", "/list/*/id"), "123456")]
+    assert again is first and list(found.values()) == [first]
+    assert with_header == [*first, (Location("header", "x-id"), "123456")]
+
+
+@pytest.mark.parametrize(
+    ("body", "found"),
+    [(b'"token-one"', ["token-one"]), (b"123456", ["123456"]), (b"12", []), (b"true", []),
+     (b"not json", []), (b"", []), (None, []), ("[\"token-one\", 1.5]", ["token-one"])],
+)  # fmt: skip
+def test_a_lone_scalar_or_no_json_yields_as_before(body: Any, found: list[str]) -> None:
+    row = {"resp_headers": None, "resp_body": body}
+    wanted = {"token-one", "123456"}
+    assert [v for _, v in sent_response_values(row, wanted, {})] == found
+    assert sent_response_values(row, wanted, {}) == [
+        pair for pair in response_values(row, 6) if pair[1] in wanted
+    ]
