@@ -1,12 +1,14 @@
 """The correlation walk's shared steps (walk23) give what the walk over every value gave:
 each response list's values grouped once, the place a target reads picked once per value
 and target, a use made as a named tuple, a response read for the values requests send
-alone. Each against the reference written the old way
+alone, an id place judged once per target. Each against the reference written the old way
 (tests/models/test_sample_fixed_costs.py's `walk_before`)."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 from tests.models.test_sample_fixed_costs import walk_before
 from tracereplay.models import correlations as corr
 from tracereplay.models.correlations import Location, Use, walk_sessions
+from tracereplay.models.ids import learn_ids
 from tracereplay.models.values import _eligible_text, response_values, sent_response_values
 
 
@@ -163,3 +166,20 @@ def test_a_lone_scalar_or_no_json_yields_as_before(body: Any, found: list[str]) 
     assert sent_response_values(row, wanted, {}) == [
         pair for pair in response_values(row, 6) if pair[1] in wanted
     ]
+
+
+# ---- the id model of a walk ---------------------------------------------------------
+
+
+def test_an_id_place_is_judged_by_all_the_values_its_uses_sent() -> None:
+    """A place not named like an id sends ids when every value it sent is a UUID: judged
+    over all its uses' values, not each use's own."""
+    src, ref, other = Location("json", "/id"), Location("json", "/ref"), Location("json", "/o")
+    uuids = [str(uuid.UUID(int=n)) for n in range(1, 4)]
+    sent = [(ref, uuids[0]), (ref, uuids[1]), (ref, "plainvalue"), (other, uuids[2])]
+    uses = [Use(n, 1, "POST /orders", target, "GET /items/1", src, value, "GET /items/1", src)
+            for n, (target, value) in enumerate(sent)]  # fmt: skip
+    walk = corr.Walk(uses, Counter({("POST /orders", ref): 3, ("POST /orders", other): 1}),
+                     Counter({"POST /orders": 4}), [])  # fmt: skip
+    targets = learn_ids(walk, corr.NO_AUTH, ["POST /orders", "GET /items/1"]).targets
+    assert [(t.target, t.requests) for t in targets] == [(other, 1)]
