@@ -1,8 +1,9 @@
 """The correlation walk's shared steps (walk23) give what the walk over every value gave:
 each response list's values grouped once, the place a target reads picked once per value
 and target, a use made as a named tuple, a response read for the values requests send
-alone, an id place judged once per target. Each against the reference written the old way
-(tests/models/test_sample_fixed_costs.py's `walk_before`)."""
+alone, an id place judged once per target, a request's headers judged once per distinct
+list, a response's read pair by pair. Each against a reference written the old way (the
+walk's: tests/models/test_sample_fixed_costs.py's `walk_before`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import pandas as pd
 import pytest
 
 from tests.models.test_sample_fixed_costs import walk_before
+from tracereplay.cookies import cookie_pairs
 from tracereplay.models import correlations as corr
+from tracereplay.models import values
 from tracereplay.models.correlations import Location, Use, walk_sessions
 from tracereplay.models.ids import learn_ids
 from tracereplay.models.values import _eligible_text, response_values, sent_response_values
@@ -24,8 +27,9 @@ from tracereplay.models.values import _eligible_text, response_values, sent_resp
 
 def a_frame(rng: np.random.Generator, sessions: int) -> pd.DataFrame:
     """Sessions whose login yields its token in two places (JSON and Set-Cookie), whose
-    lists (one body many rows and sessions share) hold each item's id in several places, read back
-    at a path parameter, a query value and a JSON field; echoes, a constant, failures."""
+    lists (one body many rows and sessions share) hold each item's id in several places,
+    read back at a path parameter, a query value and a JSON field; echoes, a constant,
+    failures."""
     groups = [[f"item{group}{n:05d}" for n in range(6)] for group in range(4)]
     listings = [
         json.dumps({"data": [{"id": i, "ref": i, "owner": {"itemId": i}} for i in items],
@@ -183,3 +187,47 @@ def test_an_id_place_is_judged_by_all_the_values_its_uses_sent() -> None:
                      Counter({"POST /orders": 4}), [])  # fmt: skip
     targets = learn_ids(walk, corr.NO_AUTH, ["POST /orders", "GET /items/1"]).targets
     assert [(t.target, t.requests) for t in targets] == [(other, 1)]
+
+
+# ---- a request's headers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("min_len", [1, 6])
+def test_a_requests_headers_judged_once_give_what_they_gave_each_time(min_len: int) -> None:
+    """A list of pairs (Arrow's) judged once per distinct list, pairs that are lists (not
+    hashable) and other shapes each time: the same values, the same Content-Type."""
+    pairs = [("Authorization", "Bearer tokentoken1"), ("Cookie", "sid=abcdefgh12; t=dark"),
+             ("Content-Type", "application/x-www-form-urlencoded"), ("X-Key", "kkk")]  # fmt: skip
+    judged = values._judged_headers(pairs, min_len)
+    assert judged[1] == "application/x-www-form-urlencoded" and judged[0]
+    for shape in (pairs, list(pairs), [list(pair) for pair in pairs], dict(pairs)):
+        assert values._headers_sent(shape, min_len) == judged
+    row = {"path": "/x", "endpoint": "POST /x", "query": None, "req_headers": pairs,
+           "req_body": b"user=someone1&pass=secret99"}  # fmt: skip
+    first = values.request_values(row, min_len)
+    first.append((Location("form", "changed"), "by a caller"))  # the caller's own list
+    again = values.request_values(row, min_len)
+    assert again == first[:-1] and (Location("form", "user"), "someone1") in again
+
+
+def header_values_before(headers: object) -> list[tuple[Location, str]]:
+    """values._header_values as it was: every pair made lower-case text first."""
+    out: list[tuple[Location, str]] = []
+    for name, header in values._pairs(headers):
+        if name == "set-cookie":
+            pair = header.partition(";")[0]
+            out += [(Location("cookie", k), v) for k, v in cookie_pairs(pair, unquote=True)]
+        elif name not in values._RESPONSE_META:
+            out.append((Location("header", name), header))
+    return out
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [None, [], [("Date", "x"), ("Server", "y")], {"X-Csrf": "token-1", "Date": "x"},
+     [("Set-Cookie", 'sid="abc def"; Path=/'), ("SET-COOKIE", "a=1"), ("ETag", "W/1"),
+      ("X-Count", 12), (7, None), ("Content-Type", "application/json")],
+     (("X-Tuple", "pairs"), ("Vary", "Accept"))],
+)  # fmt: skip
+def test_a_responses_header_values_are_the_ones_lower_cased_pairs_gave(headers: object) -> None:
+    assert values._header_values(headers) == header_values_before(headers)
