@@ -241,8 +241,10 @@ def _sent_leaves(body: object, wanted: Container[str]) -> Values:
         _sent_object_leaves(doc, "", wanted, out, {})
     elif isinstance(doc, list):
         _sent_array_leaves(doc, "/*", wanted, out, {})
-    elif (found := _text(doc, 1)) is not None and found in wanted:  # (a lone scalar: what
-        out.append((_place("json", ""), found))  # min_len judged, `wanted` has judged)
+    else:  # a lone scalar (`wanted` holds judged values only: any min_len does here)
+        found = _text(doc, 1)
+        if found is not None and found in wanted:
+            out.append((_place("json", ""), found))
     return out
 
 
@@ -368,7 +370,8 @@ def request_values(row: dict[str, Any], min_len: int, memo: JsonMemo | None = No
     if isinstance(query, str) and query:
         sent += _query_sent(query, min_len)
     headers = row["req_headers"]  # (an empty list: no pairs; most of a sample's requests)
-    out, content_type = _headers_sent(headers, min_len) if headers else ((), None)
+    none = type(headers) is list and not headers
+    out, content_type = ((), None) if none else _headers_sent(headers, min_len)
     if content_type is not None and "x-www-form-urlencoded" in content_type:
         form = query_pairs(_decode(row["req_body"]))
         out += tuple(_eligible([(_place("form", k), v) for k, v in form], min_len))

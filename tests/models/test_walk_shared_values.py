@@ -231,3 +231,9 @@ def header_values_before(headers: object) -> list[tuple[Location, str]]:
 )  # fmt: skip
 def test_a_responses_header_values_are_the_ones_lower_cased_pairs_gave(headers: object) -> None:
     assert values._header_values(headers) == header_values_before(headers)
+
+
+def test_a_requests_headers_of_no_list_are_not_asked_their_truth() -> None:
+    row = {"path": "/x", "endpoint": "GET /x", "query": None, "req_body": None,
+           "req_headers": pd.NA}  # fmt: skip
+    assert values.request_values(row, 6) == []
