@@ -230,7 +230,7 @@ def _explained(
 ) -> list[Use]:
     """The walk proper: each request value an earlier response of its session yielded,
     explained by the most recent and the first such response. A response's values are
-    grouped by value once per list (`values.response_values` shares a body's among its
+    grouped by value once per list (`values.sent_response_values` shares a body's among its
     rows), and each value's place a target reads is ranked once (`_Held`)."""
     uses: list[Use] = []
     grouped: dict[int, list[tuple[str, _Held]]] = {}
@@ -319,7 +319,7 @@ def _constants(rows: list[dict[str, Any]], sent: list[Values], got: list[Values]
     `CONSTANT_MIN_SESSIONS`) yield, but credentials: a value sent or yielded at a
     credential's place. Only those values' places are judged (each place once), in one
     pass over the values, none when no value is yielded that often. A list of values
-    several rows share (one body's: `values.response_values`) is read once per session,
+    several rows share (one body's: `values.sent_response_values`) is read once per session,
     its values as one set, and judged once (cap20: 0.052-0.059 -> 0.040-0.048 CPU s)."""
     by_session: defaultdict[int, set[str]] = defaultdict(set)
     read: set[tuple[int, int]] = set()  # (session, list) pairs read
