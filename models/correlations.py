@@ -25,11 +25,18 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tracereplay.errors import ConfigError, UsageError
 
-from .values import JsonMemo, Location, Values, request_values, response_values
+from .values import (
+    JsonMemo,
+    Location,
+    Values,
+    request_values,
+    response_values,
+    sent_response_values,
+)
 
 if TYPE_CHECKING:  # pandas loads where a model is built, not by synthesize
     import pandas as pd
@@ -99,10 +106,11 @@ _COLUMNS = ("session_id", "endpoint", "path", "query", "req_headers", "req_body"
 # ---- the walk: which request values earlier responses explain -------------------------
 
 
-@dataclass(frozen=True)
-class Use:
+class Use(NamedTuple):
     """One request value explained by an earlier response of its session: by the most
-    recent one that yielded it (`source`) and by the first (`origin`)."""
+    recent one that yielded it (`source`) and by the first (`origin`). A named tuple: made
+    in C, where a frozen dataclass sets each field by a call (stretchcap_x100's walk makes
+    315 k: 1.6 -> 0.4 us each)."""
 
     session: int
     seq: int
@@ -198,10 +206,7 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
     rows = _rows(sessions)
     memo: JsonMemo = {}
     sent = [request_values(row, min_len, memo) for row in rows]
-    got = _sent_only(
-        sent,
-        [response_values(row, min_len, memo) if answered_ok(row["status"]) else [] for row in rows],
-    )
+    got = _sent_only(rows, sent)
     constant = _constants(rows, sent, got)
 
     walk = Walk([], Counter(), Counter(), rows, memo=memo)
@@ -212,8 +217,25 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
         (endpoint, loc) for endpoint, places in zip(endpoints, walk.places, strict=True)
         for loc in places
     )  # fmt: skip
-    index: dict[str, tuple[str, list[Location]]] = {}
-    first: dict[str, tuple[str, list[Location]]] = {}  # the response that first yielded it
+    walk.uses = _explained(rows, endpoints, sent, got, constant)
+    return walk
+
+
+def _explained(
+    rows: list[dict[str, Any]],
+    endpoints: list[str],
+    sent: list[Values],
+    got: list[Values],
+    constant: set[str],
+) -> list[Use]:
+    """The walk proper: each request value an earlier response of its session yielded,
+    explained by the most recent and the first such response. A response's values are
+    grouped by value once per list (`values.sent_response_values` shares a body's among its
+    rows), and each value's place a target reads is ranked once (`_Held`)."""
+    uses: list[Use] = []
+    grouped: dict[int, list[tuple[str, _Held]]] = {}
+    index: dict[str, tuple[str, _Held]] = {}
+    first: dict[str, tuple[str, _Held]] = {}  # the response that first yielded it
     current = -1
     for row, endpoint, req, resp in zip(rows, endpoints, sent, got, strict=True):
         if int(row["session_id"]) != current:
@@ -222,48 +244,74 @@ def walk_sessions(sessions: pd.DataFrame, min_len: int = DEFAULT_MIN_VALUE_LEN) 
         # nothing to index (a trace of requests alone has neither: real1M).
         for loc, value in set(req) if index else ():
             if value in index:
-                source_endpoint, places = index[value]
-                origin_endpoint, origin_places = first[value]
-                walk.uses.append(
-                    Use(current, row["seq"], endpoint, loc, source_endpoint, _pick(places, loc),
-                        value, origin_endpoint, _pick(origin_places, loc))
+                source_endpoint, held = index[value]
+                origin_endpoint, origin_held = first[value]
+                uses.append(
+                    Use(current, row["seq"], endpoint, loc, source_endpoint, held.read_by(loc),
+                        value, origin_endpoint, origin_held.read_by(loc))
                 )  # fmt: skip
         if not resp:
             continue
+        values = grouped.get(id(resp))
+        if values is None:
+            values = grouped[id(resp)] = _by_value(resp, constant)
         echoed = {value for _, value in req}
-        fresh: dict[str, list[Location]] = {}
-        for loc, value in resp:
-            if value not in echoed and value not in constant:
-                held = fresh.get(value)
-                if held is None:
-                    fresh[value] = [loc]  # (no list made for a value seen again)
-                else:
-                    held.append(loc)
-        for value, held in fresh.items():  # one entry, read only, in both indexes
-            entry = index[value] = (endpoint, held)
-            if value not in first:
-                first[value] = entry
-    return walk
+        for value, held in values:  # one entry, read only, in both indexes
+            if value not in echoed:
+                entry = index[value] = (endpoint, held)
+                if value not in first:
+                    first[value] = entry
+    return uses
 
 
-def _sent_only(sent: list[Values], got: list[Values]) -> list[Values]:
-    """Each response's values that some request of the walk sends, in order, all places
-    of each kept: what the walk reads of them. A value no request sends explains no use,
-    so its index entry is never read, and whether it is a constant changes nothing: the
-    constants among the values kept come out the same (their sessions and places are all
-    kept). Made once per list (`values.response_values` shares a body's among its rows):
-    cap20's 383 k values yielded, of which few are ever sent."""
-    if not any(got):  # no response values (a trace of requests alone: real1M)
-        return got
-    wanted = {value for values in sent for _, value in values}
-    kept: dict[int, Values] = {}
-    out: list[Values] = []
-    for values in got:
-        found = kept.get(id(values)) if values else values
+class _Held:
+    """The places one response holds a value at, and the one each target reads there
+    (`_pick`, kept: the rows of a body share theirs; stretchcap_x100's walk: 383 k picks
+    among several places, of 51 distinct pairs)."""
+
+    __slots__ = ("places", "read")
+
+    def __init__(self, places: list[Location]) -> None:
+        self.places = places
+        self.read: dict[Location, Location] = {}
+
+    def read_by(self, target: Location) -> Location:
+        found = self.read.get(target)
         if found is None:
-            found = kept[id(values)] = [pair for pair in values if pair[1] in wanted]
-        out.append(found)
-    return out
+            found = self.read[target] = _pick(self.places, target)
+        return found
+
+
+def _by_value(resp: Values, constant: set[str]) -> list[tuple[str, _Held]]:
+    """A response's values but the constants, each once with all its places, in order."""
+    held: dict[str, list[Location]] = {}
+    for loc, value in resp:
+        if value not in constant:
+            places = held.get(value)
+            if places is None:
+                held[value] = [loc]  # (no list made for a value seen again)
+            else:
+                places.append(loc)
+    return [(value, _Held(places)) for value, places in held.items()]
+
+
+def _sent_only(rows: list[dict[str, Any]], sent: list[Values]) -> list[Values]:
+    """Each answered response's values that some request of the walk sends, in order, all
+    places of each kept: what the walk reads of them. A value no request sends explains
+    no use, so its index entry is never read, and whether it is a constant changes
+    nothing: the constants among the values kept come out the same (their sessions and
+    places are all kept). A body's list is made once and shared by its rows
+    (`values.sent_response_values`): cap20's 383 k values yielded, of which few are ever
+    sent, were each given a place before."""
+    answered = [answered_ok(row["status"]) for row in rows]
+    if not any(answered):  # (a trace of requests alone: real1M)
+        return [[] for _ in rows]
+    wanted = {value for values in sent for _, value in values}
+    found: dict[object, Values] = {}
+    return [
+        sent_response_values(row, wanted, found) if ok else []
+        for row, ok in zip(rows, answered, strict=True)
+    ]
 
 
 def _constants(rows: list[dict[str, Any]], sent: list[Values], got: list[Values]) -> set[str]:
@@ -271,7 +319,7 @@ def _constants(rows: list[dict[str, Any]], sent: list[Values], got: list[Values]
     `CONSTANT_MIN_SESSIONS`) yield, but credentials: a value sent or yielded at a
     credential's place. Only those values' places are judged (each place once), in one
     pass over the values, none when no value is yielded that often. A list of values
-    several rows share (one body's: `values.response_values`) is read once per session,
+    several rows share (one body's: `values.sent_response_values`) is read once per session,
     its values as one set, and judged once (cap20: 0.052-0.059 -> 0.040-0.048 CPU s)."""
     by_session: defaultdict[int, set[str]] = defaultdict(set)
     read: set[tuple[int, int]] = set()  # (session, list) pairs read

@@ -242,11 +242,15 @@ def test_the_walk_finds_the_uses_the_walk_over_every_value_found(seed: int) -> N
 
 
 def test_only_sent_values_are_kept_of_each_shared_list() -> None:
-    a, b = Location("json", "/a"), Location("json", "/b")
-    shared = [(a, "kept-one"), (b, "dropped1"), (b, "kept-one")]
-    out = corr._sent_only([[(a, "kept-one")], []], [shared, [], shared, [(a, "dropped2")]])
-    assert out[0] == [(a, "kept-one"), (b, "kept-one")] and out[0] is out[2]
-    assert out[1] == [] and out[3] == []
+    a = Location("json", "/a")
+    shared = json.dumps({"a": "kept-one", "b": ["dropped1", "kept-one"]}).encode()
+    rows = [{"status": status, "resp_headers": [], "resp_body": body}
+            for status, body in ((200, shared), (200, None), (201, shared), (500, shared),
+                                 (200, b'{"a": "dropped2"}'))]  # fmt: skip
+    out = corr._sent_only(rows, [[(a, "kept-one")], [], [], [], []])
+    assert out[0] == [(a, "kept-one"), (Location("json", "/b/*"), "kept-one")]
+    assert out[0] is out[2] and out[1] == out[3] == out[4] == []
+    assert corr._sent_only([{"status": None}], [[(a, "kept-one")]]) == [[]]
 
 
 # ---- the reads ----------------------------------------------------------------------
