@@ -85,11 +85,7 @@ from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 from tracereplay.models.shapes import skeleton_codes
 from tracereplay.models.source import SCAN_BATCH_ROWS
 from tracereplay.models.string_codes import local, session_key
-from tracereplay.models.templating import (
-    Templater,
-    _path_skeletons,
-    _skeleton_entries,
-)
+from tracereplay.models.templating import Templater, pair_endpoints
 from tracereplay.trace import open_trace
 
 COLUMNS = ["ts", "duration_ms", "session", "client", "method", "path"]
@@ -219,22 +215,12 @@ class PairTable:
         by_code = np.argsort(pair_method * n_paths + pair_path)
         pair_method, pair_path = pair_method[by_code], pair_path[by_code]
         counts = self.count[by_code]
-        # From here as request_endpoints, given the pairs and counts.
-        codes, skeletons = _path_skeletons(paths)
-        applied = np.where(paths.is_null().to_numpy(False), codes[n_paths], codes[:n_paths])
-        width = max(len(skeletons), 1)
-        templater = Templater.fit_skeletons(
-            _skeleton_entries(pair_method, methods, codes[:n_paths][pair_path], skeletons, counts)
-        )
-        used, which = np.unique(pair_method * width + applied[pair_path], return_inverse=True)
-        names_of_used = [
-            templater.skeleton_endpoint(methods[k // width], skeletons[k % width])
-            for k in used.tolist()
-        ]
+        # From here request_endpoints' own fit, given the pairs and counts.
+        _, which, names_of_used = pair_endpoints(methods, paths, pair_method, pair_path, counts)
         names = sorted(set(names_of_used))
         code_of_used = np.array([names.index(x) for x in names_of_used], np.int16)
         self.endpoint_of = np.empty(len(by_code), dtype=np.int16)
-        self.endpoint_of[by_code] = code_of_used[which.ravel()]  # back to hash order
+        self.endpoint_of[by_code] = code_of_used[which]  # back to hash order
         return names
 
     def endpoints(self, codes: np.ndarray) -> np.ndarray:
@@ -476,9 +462,7 @@ def sessions_of_partition(
     remap = np.array([totals.labels.index(label) for label in paths.labels], np.int64)
     w = len(paths.labels)
     global_code = remap[pairs.codes // w] * totals.width + remap[pairs.codes % w]
-    moved = np.bincount(pairs.column, minlength=len(pairs.codes))
-    moved += np.bincount(pairs.end_column, minlength=len(pairs.codes))
-    np.add.at(totals.transitions, global_code, moved)
+    np.add.at(totals.transitions, global_code, pairs.totals())
     totals.cells += int(pairs.counts(paths).nnz)
     # The pauses (finite, not a session's first), with their transition's global code.
     within = np.isfinite(paths.think_s)
@@ -731,8 +715,7 @@ def reference(args: argparse.Namespace) -> dict[str, Any]:
     durations = t[first + sizes - 1] - t[first]
     paths = SessionPaths.of(sessions)
     pairs = Pairs.of(paths)
-    totals = np.bincount(pairs.column, minlength=len(pairs.codes))
-    totals += np.bincount(pairs.end_column, minlength=len(pairs.codes))
+    totals = pairs.totals()
     vocabulary = pairs.vocabulary(paths.labels)
     matrix, _ = transition_counts(paths)
     within = np.isfinite(paths.think_s)

@@ -165,6 +165,13 @@ class Pairs:
         column = np.searchsorted(codes, pair).astype(kind)
         return cls(codes, column, np.searchsorted(codes, ends).astype(kind))
 
+    def totals(self) -> np.ndarray:
+        """Per column, its transitions over every session (an END per session with
+        requests): the trace's totals, what the benches check against the model's."""
+        moved = np.bincount(self.column, minlength=len(self.codes))
+        moved += np.bincount(self.end_column, minlength=len(self.codes))
+        return moved
+
     def vocabulary(self, labels: list[str]) -> list[tuple[str, str]]:
         width = len(labels)
         return [(labels[c // width], labels[c % width]) for c in self.codes.tolist()]

@@ -445,6 +445,32 @@ def _skeleton_entries(
     ]
 
 
+def pair_endpoints(
+    methods: list[str],
+    paths: pa.Array,
+    pair_method: np.ndarray,
+    pair_path: np.ndarray,
+    counts: np.ndarray,
+) -> tuple[Templater, np.ndarray, list[str]]:
+    """The templater fitted on distinct (method, path) pairs (codes into `methods` and
+    `paths`, sorted by method then path) requested `counts` times each, and each pair's
+    index into the endpoint names it returns (one per distinct (method, skeleton) used:
+    a name may come more than once)."""
+    n_paths = len(paths)
+    codes, skeletons = _path_skeletons(paths)
+    applied = np.where(paths.is_null().to_numpy(False), codes[n_paths], codes[:n_paths])
+    width = max(len(skeletons), 1)
+    templater = Templater.fit_skeletons(
+        _skeleton_entries(pair_method, methods, codes[:n_paths][pair_path], skeletons, counts)
+    )
+    used, which = np.unique(pair_method * width + applied[pair_path], return_inverse=True)
+    names = [
+        templater.skeleton_endpoint(methods[k // width], skeletons[k % width])
+        for k in used.tolist()
+    ]
+    return templater, which.ravel(), names
+
+
 def request_endpoints(
     methods: list[str], method: np.ndarray, paths: pa.Array, path: np.ndarray
 ) -> tuple[Templater, np.ndarray, list[str]]:
@@ -457,21 +483,12 @@ def request_endpoints(
     requests' codes (3.7 M cells at 10 M requests), else through a sort of them."""
     n_paths = len(paths)
     pairs, counts, per_request = _distinct_pairs(method, path, n_paths, len(methods))
-    pair_method, pair_path = pairs // n_paths, pairs % n_paths
-    codes, skeletons = _path_skeletons(paths)
-    applied = np.where(paths.is_null().to_numpy(False), codes[n_paths], codes[:n_paths])
-    width = max(len(skeletons), 1)
-    templater = Templater.fit_skeletons(
-        _skeleton_entries(pair_method, methods, codes[:n_paths][pair_path], skeletons, counts)
+    templater, which, names = pair_endpoints(
+        methods, paths, pairs // n_paths, pairs % n_paths, counts
     )
-    used, which = np.unique(pair_method * width + applied[pair_path], return_inverse=True)
-    names = [
-        templater.skeleton_endpoint(methods[k // width], skeletons[k % width])
-        for k in used.tolist()
-    ]
     # The names numbered in order of first use over the pairs.
     name_ids, name_values = _factorized(names)
-    name_of_pair = name_ids[which.ravel()]
+    name_of_pair = name_ids[which]
     _, first = np.unique(name_of_pair, return_index=True)  # every name has a pair
     order = np.argsort(first, kind="stable")
     kind = np.int16 if len(order) <= np.iinfo(np.int16).max else np.int32
