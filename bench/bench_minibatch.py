@@ -175,16 +175,10 @@ class _Run:
 
     def sample_points(self, seed: int) -> np.ndarray:
         """The points `choose_clusters` fits with `seed` (its sample of the sessions)."""
-        from scipy import sparse
-
-        n, sample = self.n, self.inputs.sample
-        index = (
-            np.arange(n)
-            if n <= sample
-            else np.sort(np.random.default_rng(seed).choice(n, sample, False))
-        )
-        chosen: Any = self.features[index]
-        return chosen.toarray() if sparse.issparse(chosen) else np.asarray(chosen)
+        points: np.ndarray = self.behaviors.cluster_sample(self.features, self.inputs.sample, seed)[
+            1
+        ]
+        return points
 
     def arm_b(self, seed: int, batch: int, n_init: int) -> np.ndarray:
         """MiniBatchKMeans on every session, K by `choose_clusters`' rule (see above)."""
@@ -204,15 +198,8 @@ class _Run:
 
     def every_session(self, estimator: Callable[[int], Any]) -> np.ndarray:
         """Labels of every session by `estimator(k)` fitted on them all, K by the rule."""
-        from scipy import sparse
-
         b, features, n = self.behaviors, self.features, self.n
-        sample = self.inputs.sample
-        whole = n <= sample
-        rng = np.random.default_rng(self.inputs.seed)
-        index = np.arange(n) if whole else np.sort(rng.choice(n, sample, False))
-        chosen: Any = features[index]
-        points = chosen.toarray() if sparse.issparse(chosen) else np.asarray(chosen)
+        index, points = b.cluster_sample(features, self.inputs.sample, self.inputs.seed)
         distinct = len({row.tobytes() for row in points + 0.0})
         max_k = min(b.MAX_BEHAVIORS, n // b.MIN_SESSIONS_PER_BEHAVIOR, distinct)
         best: tuple[float, np.ndarray] = (b.MIN_SILHOUETTE, np.zeros(n, dtype=int))

@@ -194,16 +194,13 @@ def choose_clusters(
     refused when a cluster of the whole trace holds fewer than MIN_SESSIONS_PER_BEHAVIOR.
     `meanwhile` (other work of the caller's) is called once, while the fits run where
     they run on threads (`_Fits`: a core free), else before them."""
-    from scipy import sparse
     from sklearn.cluster import KMeans  # noqa: F401 (loads its OpenMP library: see below)
     from threadpoolctl import ThreadpoolController
 
     n = features.shape[0]
     labels = np.zeros(n, dtype=int)
     whole = n <= sample
-    index = np.arange(n) if whole else np.sort(np.random.default_rng(seed).choice(n, sample, False))
-    chosen: Any = features[index]
-    points = chosen.toarray() if sparse.issparse(chosen) else np.asarray(chosen)
+    _, points = cluster_sample(features, sample, seed)
     # Distinct rows by their bytes (+ 0.0: -0.0 is 0.0, as np.unique(axis=0) has it).
     distinct = len({row.tobytes() for row in points + 0.0})
     max_k = min(max_behaviors, n // MIN_SESSIONS_PER_BEHAVIOR, distinct)
@@ -242,6 +239,23 @@ def choose_clusters(
             if score > best[0]:
                 best = (score, assigned.astype(int))
     return best[1]
+
+
+def cluster_sample(
+    features: np.ndarray | sparse.spmatrix, sample: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sessions `choose_clusters` fits k-means on (every one, else a seeded uniform
+    sample of `sample`, in order) and their feature rows as a dense array."""
+    from scipy import sparse
+
+    n = features.shape[0]
+    index = (
+        np.arange(n)
+        if n <= sample
+        else np.sort(np.random.default_rng(seed).choice(n, sample, False))
+    )
+    chosen: Any = features[index]
+    return index, chosen.toarray() if sparse.issparse(chosen) else np.asarray(chosen)
 
 
 class _Fits:
