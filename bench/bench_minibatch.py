@@ -114,7 +114,10 @@ class _Run:
         original = behaviors.choose_clusters
 
         def keep(features: Any, *args: Any) -> np.ndarray:
-            self.features = features
+            # Every session's matrix (the model makes rows when it reads them; arms B and
+            # C fit on every row).
+            made = isinstance(features, behaviors.SessionFeatures)
+            self.features = features.matrix() if made else features
             found: np.ndarray = original(features, *args)
             return found
 

@@ -182,32 +182,94 @@ class Pairs:
         session), one more column holds it, left out where it is 0. Each session's row is
         its requests' columns, its end's and its extra, summed by scipy row by row (no
         sort of every request's code, nor a COO matrix's pass over the rows)."""
-        from scipy import sparse
+        return self.rows(paths, 0, len(paths.length), extra)
 
-        used = paths.length > 0
-        extra_at = np.zeros(len(used), dtype=bool) if extra is None else extra != 0
-        per_row = paths.length + used + extra_at
-        indptr = np.zeros(len(per_row) + 1, dtype=np.int64)
-        np.cumsum(per_row, out=indptr[1:])
-        index = np.int32 if indptr[-1] < 1 << 31 else np.int64
-        indptr = indptr.astype(index)
-        # Each row: its requests' columns, then its end's, then its extra's (if any).
-        kind = np.zeros(int(indptr[-1]), dtype=np.int8)
-        kind[indptr[1:][extra_at] - 1] = 2
-        kind[(indptr[1:] - 1 - extra_at)[used]] = 1
-        indices = np.empty(len(kind), dtype=index)
-        indices[kind == 0] = self.column
-        indices[kind == 1] = self.end_column
-        data = np.ones(len(kind))
-        columns = len(self.codes)
-        if extra is not None:
-            indices[kind == 2] = columns
-            data[kind == 2] = extra[extra_at]
-            columns += 1
-        del kind
-        matrix = sparse.csr_matrix((data, indices, indptr), shape=(len(per_row), columns))
-        matrix.sum_duplicates()
-        return matrix
+    def rows(
+        self,
+        paths: SessionPaths,
+        lo: int,
+        hi: int,
+        extra: np.ndarray | None = None,
+        ends: np.ndarray | None = None,
+    ) -> sparse.csr_matrix:
+        """`counts(paths, extra)[lo:hi]`, bit for bit, from those sessions' requests only
+        (each row is summed on its own: no row depends on another). `ends`: what
+        `ends_before(paths)` gives, if the caller holds it."""
+        bounds = paths.bounds
+        ends = self.ends_before(paths) if ends is None else ends
+        return _count_rows(
+            paths.length[lo:hi],
+            self.column[bounds[lo] : bounds[hi]],
+            self.end_column[ends[lo] : ends[hi]],
+            None if extra is None else extra[lo:hi],
+            len(self.codes),
+        )
+
+    def take(
+        self,
+        paths: SessionPaths,
+        sessions: np.ndarray,
+        extra: np.ndarray | None = None,
+        ends: np.ndarray | None = None,
+    ) -> sparse.csr_matrix:
+        """`counts(paths, extra)[sessions]`, bit for bit, from those sessions' requests
+        only (`ends` as `rows` has it)."""
+        ends = self.ends_before(paths) if ends is None else ends
+        length = paths.length[sessions]
+        firsts = paths.bounds[sessions]
+        # Each chosen session's requests, one after the other: its first, then +1, +2, ...
+        at = np.repeat(firsts - run_bounds(length)[:-1], length)
+        at += np.arange(len(at))
+        used = length > 0
+        return _count_rows(
+            length,
+            self.column[at],
+            self.end_column[ends[sessions[used]]],
+            None if extra is None else extra[sessions],
+            len(self.codes),
+        )
+
+    def ends_before(self, paths: SessionPaths) -> np.ndarray:
+        """Per session, then their count: how many sessions with requests come before it
+        (where its own end is in `end_column`, if it has one)."""
+        return run_bounds(paths.length > 0)
+
+
+def _count_rows(
+    length: np.ndarray,
+    requests: np.ndarray,
+    ends: np.ndarray,
+    extra: np.ndarray | None,
+    columns: int,
+) -> sparse.csr_matrix:
+    """`Pairs.counts`' matrix of sessions of `length` requests whose columns are
+    `requests` (theirs one after the other) and `ends` (one per session with requests),
+    and `extra` per session (None: no extra column)."""
+    from scipy import sparse
+
+    used = length > 0
+    extra_at = np.zeros(len(used), dtype=bool) if extra is None else extra != 0
+    per_row = length + used + extra_at
+    indptr = np.zeros(len(per_row) + 1, dtype=np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    index = np.int32 if indptr[-1] < 1 << 31 else np.int64
+    indptr = indptr.astype(index)
+    # Each row: its requests' columns, then its end's, then its extra's (if any).
+    kind = np.zeros(int(indptr[-1]), dtype=np.int8)
+    kind[indptr[1:][extra_at] - 1] = 2
+    kind[(indptr[1:] - 1 - extra_at)[used]] = 1
+    indices = np.empty(len(kind), dtype=index)
+    indices[kind == 0] = requests
+    indices[kind == 1] = ends
+    data = np.ones(len(kind))
+    if extra is not None:
+        indices[kind == 2] = columns
+        data[kind == 2] = extra[extra_at]
+        columns += 1
+    del kind
+    matrix = sparse.csr_matrix((data, indices, indptr), shape=(len(per_row), columns))
+    matrix.sum_duplicates()
+    return matrix
 
 
 def transition_counts(paths: SessionPaths) -> tuple[sparse.csr_matrix, list[tuple[str, str]]]:

@@ -24,8 +24,8 @@ chains: `_Moves`), so the fit costs a few sorts of the requests, not Python per 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass, field, replace
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -162,12 +162,18 @@ def session_features(paths: SessionPaths, pairs: Pairs, column: np.ndarray) -> s
     """Per session, the clustering features: `hellinger` of its transition counts with
     `column` appended (zeros left out), as `sparse.hstack` would append it, bit for bit.
     Made in place over the counts' own arrays (`Pairs.counts` with `column`: one sort of
-    each row), a chunk of rows at a time (no whole-length temporaries)."""
-    counts = pairs.counts(paths, column)
+    each row), a chunk of rows at a time (no whole-length temporaries). The model reads
+    them as `SessionFeatures`: rows when asked, never the whole matrix."""
+    return _scaled(pairs.counts(paths, column), paths.length, column)
+
+
+def _scaled(counts: sparse.csr_matrix, length: np.ndarray, column: np.ndarray) -> sparse.csr_matrix:
+    """`session_features` from the counts of sessions of `length` requests with `column`
+    as their extra column (both the sessions'), in place."""
     extra = (counts.indptr[1:] - 1)[column != 0]
     kept = counts.data[extra]
     # A row's counts sum to its requests' transitions and its END: whole numbers, exact.
-    totals = (paths.length + (paths.length > 0)).astype(float)
+    totals = (length + (length > 0)).astype(float)
     data, indptr = counts.data, counts.indptr
     for lo in range(0, len(totals), SESSION_CHUNK):
         hi = min(lo + SESSION_CHUNK, len(totals))
@@ -180,8 +186,45 @@ def session_features(paths: SessionPaths, pairs: Pairs, column: np.ndarray) -> s
     return counts
 
 
+@dataclass(frozen=True)
+class SessionFeatures:
+    """Every session's clustering features (`session_features`' rows), made when rows
+    are read: the k-means sample's (`take`), then every session's a chunk at a time where
+    they are assigned to the nearest centres (`nearest_each`). The matrix of every session
+    is never held: at real10M it was 127 MB, and ~160 MB more while it was made, on the
+    behaviors' path. Each row is made from its own session's requests, so any row equals
+    the whole matrix's to the bit."""
+
+    paths: SessionPaths
+    pairs: Pairs
+    column: np.ndarray
+    """Per session, the extra column's value (`_tempo_feature`)."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.paths.length), len(self.pairs.codes) + 1)
+
+    @cached_property
+    def _ends(self) -> np.ndarray:
+        return self.pairs.ends_before(self.paths)
+
+    def rows(self, lo: int, hi: int) -> sparse.csr_matrix:
+        """Sessions lo..hi-1's rows."""
+        counts = self.pairs.rows(self.paths, lo, hi, self.column, self._ends)
+        return _scaled(counts, self.paths.length[lo:hi], self.column[lo:hi])
+
+    def take(self, sessions: np.ndarray) -> sparse.csr_matrix:
+        """The rows of `sessions`, in their order."""
+        counts = self.pairs.take(self.paths, sessions, self.column, self._ends)
+        return _scaled(counts, self.paths.length[sessions], self.column[sessions])
+
+    def matrix(self) -> sparse.csr_matrix:
+        """Every session's rows (benches and tests: what the model no longer holds)."""
+        return session_features(self.paths, self.pairs, self.column)
+
+
 def choose_clusters(
-    features: np.ndarray | sparse.spmatrix,
+    features: np.ndarray | sparse.spmatrix | SessionFeatures,
     seed: int = 0,
     max_behaviors: int = MAX_BEHAVIORS,
     sample: int = CLUSTER_SAMPLE_SESSIONS,
@@ -208,7 +251,7 @@ def choose_clusters(
         if meanwhile is not None:
             meanwhile()
         return labels
-    best = (MIN_SILHOUETTE, labels)
+    ks = range(2, max_k + 1)
     silhouette = _Silhouette(points)
     # One thread per k-means: OpenMP's partial sums depend on the thread count (so would
     # the labels, in a tie), and on a busy machine its threads cost more than they save
@@ -218,31 +261,63 @@ def choose_clusters(
     # imported above, before it (made first, the fits here ran with the default thread
     # count: other floats, and at load 3-4 on 2 cores 5-13 s of spinning, not 0.7).
     threads = ThreadpoolController()
-    with threads.limit(limits=1), _Fits(points, seed, range(2, max_k + 1), threads) as fits:
+    fitted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    scores: dict[int, float | None] = {}
+    with threads.limit(limits=1), _Fits(points, seed, ks, threads) as fits:
         if fits.beside:  # the distances while the fits run (a K's score needs them)
             silhouette.distances()
         if meanwhile is not None:
             meanwhile()
-        for k in range(2, max_k + 1):
-            fitted, centres = fits.result(k)
+        for k in ks:
+            fitted[k] = fits.result(k)
             # On a sample, the silhouette first: every session is assigned to the centres
             # (a pass over the whole trace) only for a K that would be chosen by its score.
             # Sample labels of one cluster keep the old order (the silhouette refuses them).
-            early = not whole and len(np.unique(fitted)) > 1
-            score = silhouette(fitted) if early else None
+            early = not whole and len(np.unique(fitted[k][0])) > 1
+            scores[k] = silhouette(fitted[k][0]) if early else None
+        assigned = _Assignments(features, fitted, scores)
+        best = (MIN_SILHOUETTE, labels)
+        for k in ks:
+            score = scores[k]
             if score is not None and score <= best[0]:
                 continue
-            assigned = fitted if whole else nearest(features, centres)
-            if np.bincount(assigned, minlength=k).min() < MIN_SESSIONS_PER_BEHAVIOR:
+            found = fitted[k][0] if whole else assigned.of(k, best[0])
+            if np.bincount(found, minlength=k).min() < MIN_SESSIONS_PER_BEHAVIOR:
                 continue
-            score = silhouette(fitted) if score is None else score
+            score = silhouette(fitted[k][0]) if score is None else score
             if score > best[0]:
-                best = (score, assigned.astype(int))
+                best = (score, found.astype(int))
     return best[1]
 
 
+@dataclass
+class _Assignments:
+    """Every session's nearest centre for the K's `choose_clusters` asks, each pass over
+    the sessions' features serving every K the sweep will go on to ask from there: those
+    whose score beats the best so far, if each were chosen (the features are made a chunk
+    at a time for each pass: `SessionFeatures`; a K refused for a small cluster may ask
+    one more pass)."""
+
+    features: np.ndarray | sparse.spmatrix | SessionFeatures
+    fitted: dict[int, tuple[np.ndarray, np.ndarray]]
+    scores: dict[int, float | None]
+    done: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def of(self, k: int, best: float) -> np.ndarray:
+        if k not in self.done:
+            wanted = []
+            for j in (j for j in self.scores if j >= k):
+                score = self.scores[j]
+                if j == k or score is None or score > best:
+                    wanted.append(j)
+                    best = best if score is None else max(best, score)
+            centres = {j: self.fitted[j][1] for j in wanted}
+            self.done.update(nearest_each(self.features, centres))
+        return self.done[k]
+
+
 def cluster_sample(
-    features: np.ndarray | sparse.spmatrix, sample: int, seed: int
+    features: np.ndarray | sparse.spmatrix | SessionFeatures, sample: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The sessions `choose_clusters` fits k-means on (every one, else a seeded uniform
     sample of `sample`, in order) and their feature rows as a dense array."""
@@ -254,6 +329,8 @@ def cluster_sample(
         if n <= sample
         else np.sort(np.random.default_rng(seed).choice(n, sample, False))
     )
+    if isinstance(features, SessionFeatures):
+        return index, features.take(index).toarray()
     chosen: Any = features[index]
     return index, chosen.toarray() if sparse.issparse(chosen) else np.asarray(chosen)
 
@@ -395,18 +472,32 @@ class _Silhouette:
         return float(np.mean(np.nan_to_num(samples)))
 
 
-def nearest(features: np.ndarray | sparse.spmatrix, centres: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre (Euclidean) of each row, in chunks of rows (of a CSR
-    matrix: views of its arrays, not copies)."""
+def nearest(
+    features: np.ndarray | sparse.spmatrix | SessionFeatures, centres: np.ndarray
+) -> np.ndarray:
+    """Index of the nearest centre (Euclidean) of each row, in chunks of rows."""
+    return nearest_each(features, {0: centres})[0]
+
+
+def nearest_each(
+    features: np.ndarray | sparse.spmatrix | SessionFeatures, centres: dict[int, np.ndarray]
+) -> dict[int, np.ndarray]:
+    """`nearest(features, c)` for each set of centres c, in one pass over chunks of rows
+    (of a CSR matrix: views of its arrays, not copies; of `SessionFeatures`: made for the
+    chunk)."""
     from scipy import sparse
 
     matrix: Any = features
-    out = np.empty(matrix.shape[0], dtype=np.int64)
-    centre_sq = (centres**2).sum(axis=1)
-    csr = sparse.issparse(matrix) and matrix.format == "csr"
-    for lo in range(0, matrix.shape[0], _ASSIGN_CHUNK):
-        hi = min(lo + _ASSIGN_CHUNK, matrix.shape[0])
-        if csr:
+    n = matrix.shape[0]
+    out = {key: np.empty(n, dtype=np.int64) for key in centres}
+    squares = {key: (c**2).sum(axis=1) for key, c in centres.items()}
+    made = isinstance(matrix, SessionFeatures)
+    csr = not made and sparse.issparse(matrix) and matrix.format == "csr"
+    for lo in range(0, n, _ASSIGN_CHUNK):
+        hi = min(lo + _ASSIGN_CHUNK, n)
+        if made:
+            rows = matrix.rows(lo, hi)
+        elif csr:
             a, b = matrix.indptr[lo], matrix.indptr[hi]
             rows = sparse.csr_matrix(
                 (matrix.data[a:b], matrix.indices[a:b], matrix.indptr[lo : hi + 1] - a),
@@ -414,8 +505,9 @@ def nearest(features: np.ndarray | sparse.spmatrix, centres: np.ndarray) -> np.n
             )
         else:
             rows = matrix[lo:hi]
-        dots = np.asarray(rows @ centres.T)
-        out[lo:hi] = np.argmin(centre_sq - 2 * dots, axis=1)
+        for key, c in centres.items():
+            dots = np.asarray(rows @ c.T)
+            out[key][lo:hi] = np.argmin(squares[key] - 2 * dots, axis=1)
     return out
 
 
@@ -444,7 +536,7 @@ def fit_behaviors(
     pairs = Pairs.of(paths)
     pauses = Pauses.of(paths, pairs)
     tempos = pauses.tempo
-    features = session_features(paths, pairs, _tempo_feature(tempos)[:, 0])
+    features = SessionFeatures(paths, pairs, _tempo_feature(tempos)[:, 0])
     # What needs no labels, beside the fits (on two cores): the pauses' sums, the caller's.
     beside: list[np.ndarray] = []
     while_fitting = partial(_sums_then, beside, pauses, paths, meanwhile)
