@@ -518,11 +518,13 @@ def fit_behaviors(
     sample: int = CLUSTER_SAMPLE_SESSIONS,
     censored: Censoring | None = None,
     meanwhile: Callable[[], object] | None = None,
+    clustered: Callable[[], object] | None = None,
 ) -> list[Behavior]:
     """Behaviors of a sessionized frame with an `endpoint` column, largest first;
     clustering as `choose_clusters` (on at most `sample` sessions). Sessions `censored`
     at the capture's start give no entry, at its end no END (session_shape.py).
-    `meanwhile` is called once, while the k-means fits run (`choose_clusters`)."""
+    `meanwhile` is called once, while the k-means fits run (`choose_clusters`);
+    `clustered` once the clusters are chosen and what only they read let go."""
 
     if sessions.empty:
         if meanwhile is not None:
@@ -542,6 +544,8 @@ def fit_behaviors(
     while_fitting = partial(_sums_then, beside, pauses, paths, meanwhile)
     labels = choose_clusters(features, seed, max_behaviors, sample, while_fitting)
     del features, while_fitting
+    if clustered is not None:
+        clustered()
     (pause_sums,) = beside
     moves = _Moves.of(paths, pairs, pauses, labels, at_start, at_end)
     del pauses

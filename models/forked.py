@@ -78,6 +78,10 @@ class Pending(Generic[A, T]):
     """The child's process id (None: no child)."""
     start: Callable[[], None] | None = None
     """Forks the child when `send` is called (`forked(..., at_once=False)`), else None."""
+    in_caller: bool = False
+    """Whether the work runs here, when its result is first asked for (no child)."""
+    answered: tuple[T] | None = None
+    """The result, once given (asked again: the same result, not the work again)."""
 
     def send(self, inputs: A) -> None:
         """Give the work its inputs (once): their arrays written into the shared file, the
@@ -103,10 +107,13 @@ class Pending(Generic[A, T]):
 
     def result(self) -> T:
         assert self.sent, "the work's inputs were never sent"
+        if self.answered is not None:
+            return self.answered[0]
         if self.process is None:
             start = time.perf_counter()
             value = self.work(self.inputs)
             self.seconds = time.perf_counter() - start
+            self.answered, self.inputs = (value,), None  # (what only the work read: let go)
             return value
         try:
             ok, value, self.seconds = self.answer.recv()
@@ -121,7 +128,7 @@ class Pending(Generic[A, T]):
         if not ok:
             raise value
         result: T = value
-        self.work = lambda _inputs: result  # asked again: the same result, not the work
+        self.answered = (result,)
         return result
 
     def close(self) -> None:
@@ -155,7 +162,7 @@ def forked(
     after its answer, else killed. Fork before starting threads, or once they are done:
     the child has only the thread that forks."""
     if not child or "fork" not in multiprocessing.get_all_start_methods():
-        yield Pending(work)
+        yield Pending(work, in_caller=True)
         return
     context = multiprocessing.get_context("fork")
     answer, send = context.Pipe(duplex=False)

@@ -32,7 +32,7 @@ from .arrivals import ArrivalModel, fit_arrivals, fitted_bucket_s
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
-from .forked import CHILD_MODULES, forked, free_processes, preload, preloaded_modules
+from .forked import CHILD_MODULES, Pending, forked, free_processes, preload, preloaded_modules
 from .frame import RequestColumns, read_light_columns
 from .ids import NO_IDS, ids_to_json
 from .kaplan_meier import km_percentiles
@@ -229,8 +229,7 @@ def build_model(
             _completed(sessions, endpoint, names, table["length"].to_numpy())
         if imports is not None:  # before a late fork: the child inherits the import
             imports.join()
-        fitting.send(_BehaviorInputs.of(sessions, table, censored, seed, behavior_sample, span_s))
-        del sessions["think_s"]  # (the behaviors' only: sent, or held by what was sent)
+        _BehaviorInputs.send(fitting, sessions, table, censored, seed, behavior_sample, span_s)
         clock.started("behaviors")
         # The requests per arrivals' bucket (the bucket the child's `fit_arrivals` picks from
         # the same starts and span: `fitted_bucket_s`), counted over the times the
@@ -241,6 +240,7 @@ def build_model(
         del templating  # (what waited for the templates: their result held no longer)
         with clock("sensitivity"):
             sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
+        _fitted_here(fitting)
         asked = _Asked(
             payload_sample, correlation_sample, correlation_per_endpoint, seed, correlation_requests
         )
@@ -442,18 +442,40 @@ class _BehaviorInputs:
     start_s: np.ndarray
     span_s: float
     """The sessions' starts and the trace's span: the arrivals' inputs."""
+    in_caller: bool = False
+    """Whether the work runs in the model's own process (no child)."""
 
     @classmethod
     def of(
         cls, sessions: pd.DataFrame, table: pd.DataFrame, censored: Censoring, seed: int,
-        sample: int, span_s: float,
+        sample: int, span_s: float, in_caller: bool = False,
     ) -> _BehaviorInputs:  # fmt: skip
         return cls(
             sessions[["session_id", "endpoint", "think_s"]],
             table["length"].to_numpy(),
             table["duration_s"].to_numpy(),
-            censored, seed, sample, table["start_s"].to_numpy(), span_s,
+            censored, seed, sample, table["start_s"].to_numpy(), span_s, in_caller,
         )  # fmt: skip
+
+    @classmethod
+    def send(
+        cls, fitting: Pending[_BehaviorInputs, Any], sessions: pd.DataFrame,
+        table: pd.DataFrame, censored: Censoring, seed: int, sample: int, span_s: float,
+    ) -> None:  # fmt: skip
+        """The inputs `of` gives sent to `fitting`, and the frame's `think_s` let go here
+        (the behaviors' only: sent, or held by what was sent)."""
+        fitting.send(cls.of(sessions, table, censored, seed, sample, span_s, fitting.in_caller))
+        del sessions["think_s"]
+
+
+def _fitted_here(fitting: Pending[Any, Any]) -> None:
+    """With no child, the behaviors now: their inputs let go after them and what they
+    freed given back, before the payloads and correlations add what they hold (they came
+    last, on top of all those had left in glibc's heap: real10M's one-process peak 1,067
+    -> ~955 MB, now the sessions'). The same model: `result()` later gives this result."""
+    if fitting.in_caller:
+        fitting.result()
+        _trimmed()
 
 
 def _behaviors_and_shape(
@@ -471,6 +493,11 @@ def _behaviors_and_shape(
         sample=inputs.sample,
         censored=inputs.censored,
         meanwhile=beside,
+        # In the model's own process, what the clustering freed goes back to the system
+        # before the chains are counted: glibc keeps freed pages (tracereplay/allocator.py),
+        # and the chains' arrays would come on top of them (real10M, one process: the
+        # behaviors' peak 994 -> 954 MB, under the sessions' 950).
+        clustered=_trimmed if inputs.in_caller else None,
     )
     arrivals, seconds, shape = beside.result()
     return behaviors, shape, (arrivals, seconds)
