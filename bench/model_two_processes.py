@@ -14,8 +14,14 @@ import sys
 from tracereplay.cli import console
 from tracereplay.models import model
 
-if __name__ == "__main__":
-    model.free_processes = lambda: 2  # type: ignore[attr-defined]
+
+def run(processes: int) -> int:
+    """`tracereplay model` with this argv, `processes` processes whatever the load."""
+    model.free_processes = lambda: processes  # type: ignore[attr-defined]
     sys.argv[0] = "tracereplay"
     sys.argv.insert(1, "model")
-    sys.exit(console())
+    return console()
+
+
+if __name__ == "__main__":
+    sys.exit(run(2))
