@@ -270,9 +270,7 @@ def read_light_columns(
                 f"{trace.path}: a trace file is damaged (its rows are not the "
                 f"{files[i].rows} its footer says)"
             )
-        used = {name: coding.used() for name, coding in codings.items()}
-        pa.default_memory_pool().release_unused()
-        return used
+        return {name: coding.used() for name, coding in codings.items()}
 
     with ThreadPoolExecutor(READ_THREADS) as pool:
         for used in pool.map(read_file, range(len(files))):
