@@ -15,6 +15,13 @@ NO_SESSION = "(no session)"
 CHUNK_ROWS = 1 << 18
 """Rows a chunk of temporaries covers (2 MiB of 8-byte values); frame.py's too."""
 
+POOL = pa.system_memory_pool()
+"""Arrow's memory for the read of the light columns (the batches, their dictionaries'
+values, their ranking): the C library's heap, not Arrow's default pool (mimalloc), which
+kept ~40-45 MB of what the read freed at 1 M and 10 M requests alike, in its own pages,
+given back neither to the system nor to numpy; the C library's freed memory serves numpy's
+later arrays (`tracereplay.allocator`). bench/README.md, rd24."""
+
 
 @dataclass
 class _Dictionary:
@@ -65,11 +72,16 @@ class Coding:
         out = []
         for one in self._dictionaries:
             positions = np.flatnonzero(one.used[:-1])
-            values = one.values.cast(pa.string()).take(pa.array(positions))
-            order = pc.sort_indices(values)
+            strings = pc.cast(one.values, pa.string(), memory_pool=POOL)
+            values = pc.take(strings, pa.array(positions, memory_pool=POOL), memory_pool=POOL)
+            del strings
+            order = pc.sort_indices(values, memory_pool=POOL)
             out.append(
                 UsedValues(
-                    values.take(order), positions[order.to_numpy()], len(one.values), one.spans
+                    pc.take(values, order, memory_pool=POOL),
+                    positions[order.to_numpy()],
+                    len(one.values),
+                    one.spans,
                 )
             )
         self._dictionaries.clear()
@@ -79,25 +91,37 @@ class Coding:
 def ranked(codes: np.ndarray, used: list[UsedValues]) -> pa.Array:
     """The sorted distinct values of `used` (binary order of the UTF-8 bytes, pyarrow's);
     `codes`' rows mapped in place from indices into their batch dictionaries to codes
-    into those values (a null: their count)."""
-    every = pa.concat_arrays([u.values for u in used] or [pa.array([], pa.string())])
-    order = pc.sort_indices(every)
-    in_order = every.take(order)
+    into those values (a null: their count). `used` is emptied as it is read."""
+    every = pa.concat_arrays(
+        [u.values for u in used] or [pa.array([], pa.string())], memory_pool=POOL
+    )
+    # Each copy of the strings let go once the next is made: the batches' values once
+    # concatenated, these once sorted (real10M's 39 MB of paths: 3 copies at once, now 2).
+    maps = [(u.positions, u.size, u.spans) for u in used]
+    used.clear()
+    order = pc.sort_indices(every, memory_pool=POOL)
+    in_order = pc.take(every, order, memory_pool=POOL)
+    del every
     # Equal values are neighbours once sorted: a value starts a new distinct one where it
     # differs from the one before it (no hashing of a million strings).
     new = np.ones(len(in_order), bool)
     if len(in_order) > 1:
-        new[1:] = np.asarray(pc.not_equal(in_order[1:], in_order[:-1]))
+        new[1:] = np.asarray(pc.not_equal(in_order[1:], in_order[:-1], memory_pool=POOL))
     # (Every value distinct, as a trace's sessions often are: no copy of them filtered.)
-    distinct = in_order if new.all() else in_order.filter(pa.array(new))
-    rank = np.empty(len(every), np.int32)
+    distinct = (
+        in_order
+        if new.all()
+        else pc.filter(in_order, pa.array(new, memory_pool=POOL), memory_pool=POOL)
+    )
+    rank = np.empty(len(in_order), np.int32)
     rank[order.to_numpy()] = np.cumsum(new, dtype=np.int32) - 1
+    del in_order, order
     start = 0
-    for one in used:
-        mapping = np.full(one.size + 1, len(distinct), np.int32)  # a null: after all
-        mapping[one.positions] = rank[start : start + len(one.positions)]
-        start += len(one.positions)
-        for at, stop in one.spans:
+    for positions, size, spans in maps:
+        mapping = np.full(size + 1, len(distinct), np.int32)  # a null: after all
+        mapping[positions] = rank[start : start + len(positions)]
+        start += len(positions)
+        for at, stop in spans:
             for first in range(at, stop, CHUNK_ROWS):  # np.take makes its indices intp
                 part = codes[first : min(first + CHUNK_ROWS, stop)]
                 np.take(mapping, part, out=part, mode="clip")
@@ -108,11 +132,12 @@ def local(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """A string column's indices into its own dictionary (null: one past the end) and the
     dictionary; a plain string column is dictionary-encoded first."""
     if not pa.types.is_dictionary(column.type):
-        column = pc.dictionary_encode(column)
+        column = pc.dictionary_encode(column, memory_pool=POOL)
     dictionary = column.dictionary
     indices = column.indices
     if indices.null_count:
-        indices = indices.fill_null(len(dictionary))
+        # (`fill_null`, which takes no pool)
+        indices = pc.coalesce(indices, pa.scalar(len(dictionary), indices.type), memory_pool=POOL)
     return np.asarray(indices, dtype=np.int32), dictionary
 
 
@@ -122,17 +147,21 @@ def session_key(batch: pa.RecordBatch) -> tuple[np.ndarray, pa.Array]:
     session's values, then the client's, then NO_SESSION; the session's alone when every
     request has a session and none of its values is empty (no per-request choice made)."""
     names = batch.schema.names
-    none = pa.nulls(batch.num_rows, pa.string())
+    none = pa.nulls(batch.num_rows, pa.string(), memory_pool=POOL)
     column = batch.column("session") if "session" in names else none
     session, sessions = local(column)
-    named = np.asarray(pc.fill_null(pc.not_equal(sessions.cast(pa.string()), ""), False), bool)
+    sessions = pc.cast(sessions, pa.string(), memory_pool=POOL)
+    named = np.asarray(
+        pc.coalesce(pc.not_equal(sessions, "", memory_pool=POOL), False, memory_pool=POOL), bool
+    )
     if not column.null_count and named.all():
-        return session, sessions.cast(pa.string())  # every request's key is its session
+        return session, sessions  # every request's key is its session
     client, clients = local(batch.column("client") if "client" in names else none)
     named = np.append(named, False)  # a null session: its slot last
     # A null client reads one past the clients: NO_SESSION.
     key = np.where(named[session], session, client + len(sessions))
     values = pa.concat_arrays(
-        [sessions.cast(pa.string()), clients.cast(pa.string()), pa.array([NO_SESSION])]
+        [sessions, pc.cast(clients, pa.string(), memory_pool=POOL), pa.array([NO_SESSION])],
+        memory_pool=POOL,
     )
     return key.astype(np.int32, copy=False), values

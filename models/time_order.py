@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Collection
 from concurrent.futures import Executor, Future
 from typing import Any
 
@@ -137,22 +138,31 @@ def numbers_in_time_order(
     sort: TimeSort,
     numbers: dict[str, np.ndarray],
     status_dtype: type[np.floating[Any]] | None = None,
+    missing: Collection[str] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """`in_time_order`'s durations and statuses, popped from `numbers` (`ts` is left for
-    `codes_in_time_order`), and the statuses' memory, read no more (None when in order):
-    its codes are gathered into it."""
+    `codes_in_time_order`), and the statuses' memory, read no more (None when in order
+    or not gathered): its codes are gathered into it. `missing`: those of "duration" and
+    "status" whose every value is NaN (null), the same in any order: not gathered."""
     duration, status = (numbers.pop(name) for name in ("duration", "status"))
     want = np.dtype(status_dtype or status.dtype)
     # Into `ts` order, a column at a time, each gathered into the array the column before
     # it let go: at 10 M requests a fresh array costs the kernel more than the gather
-    # (bench/README.md, compare rounds 10 and 11). A trace read in order is not gathered.
+    # (bench/README.md, compare rounds 10 and 11). A trace read in order is not gathered,
+    # nor a column all NaN (a trace of requests only): real10M's read held 127 MB more
+    # for their fresh copies at its peak (bench/README.md, rd24).
     positions = _Positions(n, sort, numbers["ts"])
-    if positions.none:
+    if positions.none or {"duration", "status"} <= set(missing):
         statuses = _cut(status, n)
         return _cut(duration, n), statuses.astype(want, copy=False), None
-    duration_ms = positions.gather(duration, None)
-    ordered_status = positions.gather(status, _own(duration, n, want.type), want)
+    if "duration" in missing:
+        duration_ms, into = _cut(duration, n), None
+    else:
+        duration_ms, into = positions.gather(duration, None), _own(duration, n, want.type)
     del duration
+    if "status" in missing:
+        return duration_ms, _cut(status, n).astype(want, copy=False), None
+    ordered_status = positions.gather(status, into, want)
     return duration_ms, ordered_status, status
 
 
