@@ -219,3 +219,36 @@ def test_giving_back_freed_memory_is_harmless() -> None:
     kept = np.arange(1000)
     give_back_freed()
     assert kept.sum() == 499500
+
+
+@pytest.mark.parametrize("nulls", [True, False], ids=["null endpoints", "small codes"])
+def test_slos_counted_a_chunk_at_a_time_equal_request_by_request(
+    monkeypatch: pytest.MonkeyPatch, nulls: bool
+) -> None:
+    """Every SLO metric × selector, counted over small endpoint codes a chunk of requests
+    at a time (chunks of 7 over 3,001 requests), is the request-by-request value."""
+    from tests.compare import test_slo_by_endpoint as by_endpoint
+    from tracereplay.compare import slo as slo_module
+
+    df = by_endpoint.frame(3001, categorical=True)
+    if not nulls:
+        df["endpoint"] = df["endpoint"].fillna("GET /api/items")
+    whole = slo_module._Frame.of(df, "duration_ms", None)
+    monkeypatch.setattr(slo_module, "_CHUNK", 7)
+    chunked = slo_module._Frame.of(df, "duration_ms", None)
+    for name in ("requests", "timed_requests", "timed", "codes"):
+        assert np.array_equal(getattr(chunked, name), getattr(whole, name)), name
+    assert chunked.outcomes.keys() == whole.outcomes.keys()
+    assert all(np.array_equal(chunked.outcomes[k], whole.outcomes[k]) for k in whole.outcomes)
+    assert chunked.has_responses and chunked.names == whole.names
+    assert (chunked.codes.itemsize == 1) is not nulls
+    slos = [
+        slo_module.Slo(f"{metric}-{i}", metric, "<", 1.0, **selector)  # type: ignore[arg-type]
+        for metric in by_endpoint.METRICS
+        for i, selector in enumerate(by_endpoint.SELECTORS)
+    ]
+    results = slo_module.evaluate_slos(slos, df, learned=by_endpoint.LEARNED)
+    for slo, result in zip(slos, results, strict=True):
+        value, count, matched = by_endpoint.by_request(slo, df)
+        assert (result.value, result.requests, result.matched) == (value, count, matched), slo
+    assert ("nan" in results[0].matched) is nulls
