@@ -507,7 +507,8 @@ class ReadPair:
     `real` and `real_noise`."""
 
     real_s: pd.DataFrame
-    """REAL's frame without `session_key` (let go once the SLO classes are bound)."""
+    """REAL's frame without `session_key` (let go once the SLO classes are bound); with
+    `read_compared(lean=True)`, without what only `real.tables` reads (`let_go_of_tabled`)."""
     other_s: pd.DataFrame
     real: RealSessions
     real_noise: RealNoise

@@ -437,18 +437,18 @@ def _statuses(df: pd.DataFrame) -> dict[str, Json]:
     status, labels = status_codes(df, small=True)
     values, error = _statuses_as_float(df), transport_errors(df)
     width = len(labels)
-    table = np.zeros(len(names) * width, np.int64)
+    pairs = np.zeros(len(names) * width, np.int64)
     failed = np.zeros(len(names))
     # A chunk of requests at a time: no 8-byte pair code, float status nor mask of every
     # request's (10 M requests: ~0.3 GB at once). The counts are whole numbers, so the
     # chunks' sums are the one bincount's.
     for start in range(0, len(codes), _CHUNK):
         part = slice(start, start + _CHUNK)
-        code = codes[part].astype(np.int64)
-        table += np.bincount(code * width + status[part], minlength=len(names) * width)
+        wide = codes[part].astype(np.int64)
+        pairs += np.bincount(wide * width + status[part], minlength=len(names) * width)
         client, server = failure_masks(values[part], error[part])
-        failed += np.bincount(code, weights=client | server, minlength=len(names))
-    table = table.reshape(len(names), width)
+        failed += np.bincount(wide, weights=client | server, minlength=len(names))
+    table = pairs.reshape(len(names), width)
     by_label = sorted(range(width), key=lambda s: labels[s])
     out: dict[str, Json] = {}
     for code in sorted(np.flatnonzero(table.sum(axis=1)), key=lambda c: names[c]):
