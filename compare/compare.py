@@ -57,6 +57,7 @@ from tracereplay.models.templating import Templater, add_endpoints
 
 from .bindings import Learned, learned_from_frame, learned_from_trace
 from .columns import read_pair, read_sessionized, read_sessionized_rows
+from .heap import give_back_freed
 from .measures import (
     NO_STATUS,
     PLANNED_STARTS,
@@ -64,6 +65,7 @@ from .measures import (
     ArrivalComparison,
     Json,
     MixComparison,
+    RequestTables,
     SampleComparison,
     arrival_rate,
     dispersion,
@@ -71,13 +73,13 @@ from .measures import (
     estimate_scale,
     km_ks,
     ks,
-    latency,
+    latency_of,
     mix,
     per_s,
     responded,
     round_floats,
     span_s,
-    status_by_endpoint,
+    status_by_endpoint_of,
 )
 from .run_summary import Load, achieved_load, cut_session_keys, read_run_summary, session_ids_of
 from .slo import Slo, SloResult, evaluate_slos, needs_binding, slo_json
@@ -90,10 +92,9 @@ from .verdicts import (
     Goals,
     HalfNoise,
     Judgement,
-    RealSample,
-    half_noise,
     judge_metrics,
     load_goals,
+    sample_noise,
     worst,
 )
 
@@ -343,6 +344,7 @@ def compare_sessionized(
     _check_scale(scale)
     goals = goals or load_goals()
     real = real or RealSessions.of(real_s, session_timeout_s)
+    tables = real.tables or RequestTables.of(real_s)
     real_t, other_t = real.table, session_table(other_s)
     real_span, other_span = span_s(real_s), span_s(other_s)
     n = scale or estimate_scale(len(real_t), real_span, len(other_t), other_span)
@@ -386,10 +388,12 @@ def compare_sessionized(
             for w in DISPERSION_WINDOWS_S
             if max(real_span, other_span) >= MIN_WINDOWS * w
         ),
-        latency_ms=latency(real_s, other_s),
-        errors=(error_rates(real_s), error_rates(other_s) if has_status else None),
+        latency_ms=latency_of(tables.latency, other_s),
+        errors=(tables.error_rates, error_rates(other_s) if has_status else None),
         throughput_rps=throughput,
-        status_by_endpoint=tuple(status_by_endpoint(real_s, other_s if has_status else None)),
+        status_by_endpoint=tuple(
+            status_by_endpoint_of(tables.statuses, other_s if has_status else None)
+        ),
         load=achieved_load(run_summary, n, throughput) if has_status else None,
         cut={
             "count": len(cut_ids),
@@ -434,10 +438,25 @@ class RealSessions:
 
     table: pd.DataFrame
     censored: np.ndarray
+    tables: RequestTables | None = None
+    """REAL's error rates, status mix per endpoint and latency quantiles, when computed
+    before its `status`, `error` and `duration_ms` columns were let go (`read_compared`)."""
 
     @classmethod
     def of(cls, real_s: pd.DataFrame, session_timeout_s: float) -> RealSessions:
         return cls(session_table(real_s), censoring(real_s, session_timeout_s).any)
+
+
+def let_go_of_tabled(real_s: pd.DataFrame) -> list[str]:
+    """Delete from REAL's frame the columns only `RequestTables` reads of it (`status`,
+    `error`; `duration_ms` when no request has one: the report draws no latency of a side
+    without it), once the tables are computed; which were deleted."""
+    names = [c for c in ("status", "error") if c in real_s.columns]
+    if "duration_ms" in real_s.columns and not real_s["duration_ms"].notna().any():
+        names.append("duration_ms")
+    for name in names:
+        del real_s[name]
+    return names
 
 
 def noise_of_real(
@@ -456,12 +475,13 @@ def noise_of_real(
     span = span_s(real_s)
     starts = np.sort(real.table["start_s"].to_numpy(float))
     bucket_s = fitted_bucket_s(starts, span) if span > 0 else None
-    sample = RealSample.of(
-        real_s, real.table, bucket_s=bucket_s, with_status=True, censored=real.censored,
-        at_most=noise_sessions,
+    del starts
+    # The sample is let go once sorted: it is not held through the 200 rounds, which run
+    # beside OTHER's read (`read_compared`).
+    return sample_noise(
+        real_s, real.table, rounds=rounds, bucket_s=bucket_s, with_status=True,
+        censored=real.censored, at_most=noise_sessions,
     )  # fmt: skip
-    sampled = sample.length.size if sample.share < 1.0 else None
-    return half_noise(sample, rounds=rounds), sampled
 
 
 def _judgements(
@@ -487,7 +507,8 @@ class ReadPair:
     `real` and `real_noise`."""
 
     real_s: pd.DataFrame
-    """REAL's frame without `session_key` (let go once the SLO classes are bound)."""
+    """REAL's frame without `session_key` (let go once the SLO classes are bound); with
+    `read_compared(lean=True)`, without what only `real.tables` reads (`let_go_of_tabled`)."""
     other_s: pd.DataFrame
     real: RealSessions
     real_noise: RealNoise
@@ -503,12 +524,16 @@ def read_compared(
     rounds: int = ROUNDS,
     noise_sessions: int = NOISE_SESSIONS,
     bind: bool = False,
+    lean: bool = False,
 ) -> ReadPair:
     """What `load_pair` gives (REAL's frame without `session_key`: `ReadPair`), with REAL's
     noise floor computed while OTHER is read on a thread (pyarrow's decoding and numpy's
     sorts run without the GIL): both at once. With `bind`, what the SLO classes bind to
     (`learned_from_trace`), from REAL's frame (its sessions, the scan positions of their
-    rows: REAL is not read and sessionized again)."""
+    rows: REAL is not read and sessionized again). With `lean`, REAL's error rates,
+    status tables and latencies are computed first (`RealSessions.tables`) and the columns
+    only they read let go (`let_go_of_tabled`): what `compare_sessionized` and the report
+    are then given (`real`)."""
     real_s, templater, rows = read_sessionized_rows(real_path, None, session_timeout_s, bind)
     # Before OTHER's read, not beside nor after it: the sampled bodies' read (~0.4 GB at
     # 10 M requests) would add to what that read holds (bench/README.md, rounds 7 and 8).
@@ -525,6 +550,12 @@ def read_compared(
     # noise floor and the report read session ids; the sessions a replay cut are OTHER's):
     # at 10 M requests 1.06 M key strings and their codes, ~0.1 GB.
     del real_s["session_key"]
+    if lean:
+        # Nor what only REAL's error rates, status tables and latencies read (they need
+        # nothing of OTHER): at 10 M requests 50 MB, 130 MB without durations.
+        real = replace(real, tables=RequestTables.of(real_s))
+        let_go_of_tabled(real_s)
+    give_back_freed()  # what REAL's steps freed: OTHER's read would not reuse it
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-other") as reader:
         reading = reader.submit(read_sessionized, other_path, templater, session_timeout_s)
         try:
@@ -545,7 +576,7 @@ def compare_traces(real_path: Path, other_path: Path, **kw: Any) -> CompareResul
     binds = slos is not None and needs_binding(slos) and kw.get("learned") is None
     pair = read_compared(
         real_path, other_path, session_timeout_s=timeout, rounds=kw.get("rounds", ROUNDS),
-        noise_sessions=kw.get("noise_sessions", NOISE_SESSIONS), bind=binds,
+        noise_sessions=kw.get("noise_sessions", NOISE_SESSIONS), bind=binds, lean=True,
     )  # fmt: skip
     if binds:
         kw["learned"] = pair.learned

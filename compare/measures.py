@@ -246,7 +246,11 @@ def dispersion(starts: np.ndarray, span_s: float, window_s: float) -> float | No
 
 
 def latency(real: pd.DataFrame, other: pd.DataFrame) -> Json:
-    real_q = _latency_table(real)
+    return latency_of(_latency_table(real), other)
+
+
+def latency_of(real_q: dict[str, dict[str, float]], other: pd.DataFrame) -> Json:
+    """`latency` with REAL's side given as its `_latency_table`."""
     other_q = _latency_table(other)
     endpoints = sorted((set(real_q) | set(other_q)) - {"(all)"})
     return {
@@ -257,6 +261,21 @@ def latency(real: pd.DataFrame, other: pd.DataFrame) -> Json:
     }
 
 
+@dataclass(frozen=True)
+class RequestTables:
+    """What the measures read of one trace's `status`, `error` and `duration_ms` columns:
+    its error rates, status mix per endpoint and latency quantiles (`error_rates`,
+    `status_by_endpoint`'s and `latency`'s side of it), computed from it alone."""
+
+    error_rates: dict[str, float]
+    statuses: dict[str, Json]
+    latency: dict[str, dict[str, float]]
+
+    @classmethod
+    def of(cls, df: pd.DataFrame) -> RequestTables:
+        return cls(error_rates(df), _statuses(df), _latency_table(df))
+
+
 def _latency_table(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Duration quantiles per endpoint and over all requests ("(all)"); {} if none."""
     if "duration_ms" not in df.columns:
@@ -265,7 +284,7 @@ def _latency_table(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     timed = ~np.isnan(durations)
     if not timed.any():
         return {}
-    codes, names = _small_endpoint_codes(df)
+    codes, names = small_endpoint_codes(df)
     # Codes of few endpoints sort as int16: numpy's radix sort (the same order: stable).
     # No copies of every request's where all are timed (10 M requests: ~0.4 GB less).
     small = codes.astype(np.int16) if len(names) < 1 << 15 else codes
@@ -287,7 +306,7 @@ def _latency_table(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
-def _small_endpoint_codes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+def small_endpoint_codes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """`endpoint_codes` in the categorical's own (small) integer type when it is one with
     every code set and distinct names: no 8-byte code a request."""
     endpoint = df["endpoint"]
@@ -336,21 +355,45 @@ def _failures(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return failure_masks(status_values(df), transport_errors(df))
 
 
+def _statuses_as_float(df: pd.DataFrame) -> np.ndarray:
+    """The `status` column's own float array (float32 as compare reads it: no 8-byte copy
+    of every request's), else `status_values`."""
+    column = df.get("status")
+    if column is not None and column.dtype.kind == "f":
+        return column.to_numpy()
+    return status_values(df)
+
+
+def _failure_counts(df: pd.DataFrame) -> tuple[int, int, int]:
+    """(failed, client, server) counts of `failure_masks`, a chunk of requests at a time:
+    no mask nor float copy of every request's (at 10 M requests ~0.1 GB at once)."""
+    status, error = _statuses_as_float(df), transport_errors(df)
+    failed = client_n = server_n = 0
+    for start in range(0, len(status), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        client, server = failure_masks(status[part], error[part])
+        failed += int(np.count_nonzero(client | server))
+        client_n += int(np.count_nonzero(client))
+        server_n += int(np.count_nonzero(server))
+    return failed, client_n, server_n
+
+
 def error_rate(df: pd.DataFrame) -> float:
     """Share of requests that failed as a user counts it: status >= 400, a transport
     error or no response (what Locust counts as a failure)."""
-    client, server = _failures(df)
-    return float((client | server).mean()) if len(df) else math.nan
+    return _failure_counts(df)[0] / len(df) if len(df) else math.nan
 
 
 def error_rates(df: pd.DataFrame) -> dict[str, float]:
     """error_rate beside its two parts, client_error_rate (4xx) and server_error_rate (5xx,
-    transport error or no response)."""
-    client, server = _failures(df)
+    transport error or no response): counts over requests (what a mask's mean is: its
+    sum of ones is exact, then one division)."""
+    failed, client, server = _failure_counts(df)
+    n = len(df)
     return {
-        "error_rate": float((client | server).mean()),
-        "client_error_rate": float(client.mean()),
-        "server_error_rate": float(server.mean()),
+        "error_rate": failed / n if n else math.nan,
+        "client_error_rate": client / n if n else math.nan,
+        "server_error_rate": server / n if n else math.nan,
     }
 
 
@@ -358,7 +401,12 @@ def status_by_endpoint(real: pd.DataFrame, other: pd.DataFrame | None) -> list[J
     """Per endpoint, the status mix and error rate of each side, the largest share
     difference first (endpoints one side lacks count as all of their shares); without an
     OTHER (synthetic), REAL's endpoints by name."""
-    sides = {"real": _statuses(real), "other": _statuses(other) if other is not None else {}}
+    return status_by_endpoint_of(_statuses(real), other)
+
+
+def status_by_endpoint_of(real: dict[str, Json], other: pd.DataFrame | None) -> list[Json]:
+    """`status_by_endpoint` with REAL's side given as its `_statuses`."""
+    sides = {"real": real, "other": _statuses(other) if other is not None else {}}
     rows = []
     for endpoint in sorted(set(sides["real"]) | set(sides["other"])):
         entry: Json = {"endpoint": endpoint}
@@ -385,13 +433,22 @@ def status_by_endpoint(real: pd.DataFrame, other: pd.DataFrame | None) -> list[J
 def _statuses(df: pd.DataFrame) -> dict[str, Json]:
     """Per endpoint: requests, status shares and error rate, as counts of (endpoint code,
     status code) pairs (one bincount, no string per request)."""
-    codes, names = endpoint_codes(df)
-    status, labels = status_codes(df)
-    client, server = _failures(df)
+    codes, names = small_endpoint_codes(df)
+    status, labels = status_codes(df, small=True)
+    values, error = _statuses_as_float(df), transport_errors(df)
     width = len(labels)
-    table = np.bincount(codes * width + status, minlength=len(names) * width)
-    table = table.reshape(len(names), width)
-    failed = np.bincount(codes, weights=client | server, minlength=len(names))
+    pairs = np.zeros(len(names) * width, np.int64)
+    failed = np.zeros(len(names))
+    # A chunk of requests at a time: no 8-byte pair code, float status nor mask of every
+    # request's (10 M requests: ~0.3 GB at once). The counts are whole numbers, so the
+    # chunks' sums are the one bincount's.
+    for start in range(0, len(codes), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        wide = codes[part].astype(np.int64)
+        pairs += np.bincount(wide * width + status[part], minlength=len(names) * width)
+        client, server = failure_masks(values[part], error[part])
+        failed += np.bincount(wide, weights=client | server, minlength=len(names))
+    table = pairs.reshape(len(names), width)
     by_label = sorted(range(width), key=lambda s: labels[s])
     out: dict[str, Json] = {}
     for code in sorted(np.flatnonzero(table.sum(axis=1)), key=lambda c: names[c]):
@@ -406,6 +463,9 @@ def _statuses(df: pd.DataFrame) -> dict[str, Json]:
 
 
 # --- small helpers ------------------------------------------------------------------
+
+_CHUNK = 1 << 20
+"""Requests counted at a time where a count needs a temporary per request."""
 
 
 def span_s(df: pd.DataFrame) -> float:
@@ -429,7 +489,8 @@ def estimate_scale(real_n: int, real_span: float, other_n: int, other_span: floa
 def responded(df: pd.DataFrame) -> bool:
     """False for a trace whose requests were never sent (synthetic): no status and no
     transport error anywhere. A replay where everything failed still has errors."""
-    if (~np.isnan(status_values(df))).any():
+    status = _statuses_as_float(df)
+    if any((~np.isnan(status[at : at + _CHUNK])).any() for at in range(0, len(status), _CHUNK)):
         return True
     return "error" in df.columns and bool(df["error"].notna().any())
 

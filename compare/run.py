@@ -38,7 +38,9 @@ def run_compare(
     # Each trace is read and sessionized once, for the numbers, the SLO binding and the
     # report alike; REAL's noise floor while OTHER is read.
     binds = slos is not None and needs_binding(slos)
-    pair = read_compared(real, other, session_timeout_s=session_timeout_s, bind=binds)
+    pair = read_compared(
+        real, other, session_timeout_s=session_timeout_s, bind=binds, lean=True
+    )  # fmt: skip
     real_s, other_s = pair.real_s, pair.other_s
     result = compare_sessionized(
         real_s, other_s, scale=scale, slos=slos, enable_slos=enable_slos, goals=goals,

@@ -35,7 +35,7 @@ from rich.table import Table
 from tracereplay.errors import UsageError
 
 from .bindings import Learned
-from .measures import endpoint_codes, failure_masks
+from .measures import failure_masks, small_endpoint_codes
 from .slo_file import (
     DEFAULT_SLO_NAME,
     LATENCY_METRICS,
@@ -146,7 +146,7 @@ class _Frame:
     (10 M requests: no string nor Python object per request)."""
 
     names: list[str]
-    """The distinct endpoints (`measures.endpoint_codes`)."""
+    """The distinct endpoints (`measures.small_endpoint_codes`)."""
     codes: np.ndarray
     """Each request's index into `names`."""
     requests: np.ndarray
@@ -165,26 +165,38 @@ class _Frame:
     @classmethod
     def of(cls, df: pd.DataFrame, latency_column: str, span_s: float | None) -> _Frame:
         n = len(df)
-        status = _floats(df["status"]) if "status" in df.columns else np.full(n, np.nan)
+        status = _floats(df["status"]) if "status" in df.columns else None
         error = transport_errors(df)
-        has_status = ~np.isnan(status)
         latency = _floats(df[latency_column]) if latency_column in df.columns else None
         if latency is None:
             latency = np.full(n, np.nan)
-        with np.errstate(invalid="ignore"):
-            timed = has_status & np.isfinite(latency)
-        client, server = failure_masks(status, error)
-        del status
-        codes, names = endpoint_codes(df)
+        # The categorical's own small codes where it has them (`small_endpoint_codes`), and
+        # the counts a chunk of requests at a time: no 8-byte code, float status nor
+        # failure mask of every request's (10 M requests: ~0.2 GB at once). The counts are
+        # whole numbers: the chunks' sums are one bincount's.
+        codes, names = small_endpoint_codes(df)
         null = None
         if (codes < 0).any():  # a null endpoint: only "*" selects it, shown as "nan"
             null = len(names)
             codes = np.where(codes < 0, null, codes)
             names = [*names, NULL_ENDPOINT]
         width = len(names)
-        requests = np.bincount(codes, minlength=width)
-        client_n = np.bincount(codes[client], minlength=width)
-        server_n = np.bincount(codes[server], minlength=width)
+        requests, client_n, server_n, timed_requests = (np.zeros(width, np.int64) for _ in range(4))
+        timed = np.empty(n, bool)
+        responses = False
+        for start in range(0, n, _CHUNK):
+            part = slice(start, start + _CHUNK)
+            code = codes[part].astype(np.intp)
+            part_status = status[part] if status is not None else np.full(code.size, np.nan)
+            has_status = ~np.isnan(part_status)
+            responses = responses or bool(has_status.any())
+            with np.errstate(invalid="ignore"):
+                timed[part] = has_status & np.isfinite(latency[part])
+            client, server = failure_masks(part_status, error[part])
+            requests += np.bincount(code, minlength=width)
+            client_n += np.bincount(code[client], minlength=width)
+            server_n += np.bincount(code[server], minlength=width)
+            timed_requests += np.bincount(code[timed[part]], minlength=width)
         failed_n = client_n + server_n  # disjoint: a client failure is never a server one
         return cls(
             names=names,
@@ -198,10 +210,10 @@ class _Frame:
             },
             latency_ms=latency,
             timed=timed,
-            timed_requests=np.bincount(codes[timed], minlength=width),
+            timed_requests=timed_requests,
             # A synthesized trace was never sent: no status and no error anywhere. A
             # replay where everything failed still has errors, and is judged.
-            has_responses=bool(has_status.any() or error.any()),
+            has_responses=bool(responses or error.any()),
             span_s=span_s if span_s is not None else _span_s(df),
             latency_column=latency_column,
             null=null,
@@ -227,10 +239,16 @@ class _Frame:
         """The latencies of the chosen endpoints' timed requests (in request order)."""
         wanted = self.timed
         if chosen is not None:
-            wanted = chosen[self.codes]
-            wanted &= self.timed
+            wanted = np.empty(len(self.codes), bool)
+            for start in range(0, len(wanted), _CHUNK):  # no 8-byte index of every request
+                part = slice(start, start + _CHUNK)
+                np.logical_and(chosen[self.codes[part]], self.timed[part], out=wanted[part])
         found: np.ndarray = self.latency_ms[wanted]
         return found
+
+
+_CHUNK = 1 << 20
+"""Requests counted at a time."""
 
 
 def _floats(column: pd.Series) -> np.ndarray:

@@ -85,21 +85,23 @@ def status_column(status: np.ndarray) -> pd.Categorical[str]:
     return pd.Categorical.from_codes(codes, categories=pd.Index(labels))
 
 
-def status_codes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+def status_codes(df: pd.DataFrame, small: bool = False) -> tuple[np.ndarray, list[str]]:
     """Each request's code into its distinct status labels (ascending status order,
     "none" last, every label used): the frame's `STATUS_LABEL` column when it has one,
-    else computed from `status`."""
+    else computed from `status`. `small`: the codes in the smallest integer type that
+    holds them (the categorical's own when every label is used: no 8-byte copy)."""
     column = df.get(STATUS_LABEL)
     if column is not None and isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy(np.int64)
+        codes = column.cat.codes.to_numpy()
         labels = [str(c) for c in column.cat.categories]
         if (codes >= 0).all():
             used = np.bincount(codes, minlength=len(labels)) > 0
             if used.all():
-                return codes, labels
+                return (codes if small else codes.astype(np.int64)), labels
             # A part of a trace: drop the labels it does not use (codes keep their order).
             kept = [label for label, use in zip(labels, used.tolist(), strict=True) if use]
-            return (np.cumsum(used) - 1)[codes], kept
+            rank = np.cumsum(used) - 1
+            return (rank.astype(codes.dtype) if small else rank)[codes], kept
     return code_statuses(status_values(df))
 
 

@@ -97,10 +97,11 @@ def num(value: float) -> str:
     return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
 
 
-def ecdf_points(values: np.ndarray, right: float) -> list[Point]:
+def ecdf_points(values: np.ndarray, right: float, *, presorted: bool = False) -> list[Point]:
     """Steps of the empirical CDF of finite `values` (at most ECDF_POINTS), ending at
-    `right`; draw with `step=True`."""
-    v, n = np.sort(values), values.size
+    `right`; draw with `step=True`. `presorted`: `values` are sorted already (no sorted
+    copy: 10 M think times are 80 MB)."""
+    v, n = (values if presorted else np.sort(values)), values.size
     if not n:
         return []
     idx = np.arange(n)
@@ -340,7 +341,7 @@ def ecdf_chart(
             above = int(np.searchsorted(finite, 0.0, side="right"))
             if above < finite.size:
                 positive = min(positive, float(finite[above]))
-        steps.append((name, color, finite.size, ecdf_points(finite, math.nan)))
+        steps.append((name, color, finite.size, ecdf_points(finite, math.nan, presorted=True)))
         del finite
     if not math.isfinite(high):
         return None

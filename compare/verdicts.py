@@ -42,6 +42,7 @@ from tracereplay.config import parse_toml, read_config_text
 from tracereplay.errors import ConfigError
 
 from .halves import HalfArrivals, sample_sessions
+from .heap import give_back_freed
 from .kaplan_meier import SortedSample, ks_between, ks_d
 from .measures import endpoint_codes, jsd
 from .statuses import status_codes
@@ -292,11 +293,78 @@ CHUNK = 10
 """Rounds whose halves are counted together (a CHUNK × sessions mask: bounded memory)."""
 
 
+@dataclass(frozen=True)
+class _Halves:
+    """What the rounds of `half_noise` read of a `RealSample`, each sample sorted once: the
+    per-request arrays the sample held (the request's session, endpoint and status codes,
+    pause: ~40 MB at the 131,072-session bound) are not held through the rounds."""
+
+    sessions: int
+    shapes: dict[str, SortedSample]
+    owned: dict[str, SortedSample | None]
+    by_start: np.ndarray
+    starts_sorted: np.ndarray
+    arrivals: HalfArrivals | None
+    share: float
+
+    @classmethod
+    def of(cls, sample: RealSample) -> _Halves:
+        sessions = sample.length.size
+        # Each sample is sorted once; a half is then a mask (kaplan_meier.py), no sort.
+        shapes = {
+            "session_length.ks": SortedSample.of(sample.length, sample.censored),
+            "session_duration.ks": SortedSample.of(sample.duration_s, sample.censored),
+        }
+        # Per-request samples count by session: a half's counts are one sparse product.
+        owner = sample.session_of_request
+        think = SortedSample.of(sample.think_s, owner=owner, owners=sessions)
+        endpoints = SortedSample.of(sample.endpoint_codes, owner=owner, owners=sessions)
+        statuses = (
+            SortedSample.of(sample.status_codes, owner=owner, owners=sessions)
+            if sample.status_codes is not None
+            else None
+        )
+        by_start = np.argsort(sample.start_s, kind="stable")
+        arrivals = (
+            HalfArrivals.of(sample.start_s, sample.span_s, sample.bucket_s)
+            if sample.bucket_s
+            else None
+        )
+        return cls(
+            sessions, shapes, {"think": think, "endpoints": endpoints, "statuses": statuses},
+            by_start, sample.start_s[by_start], arrivals, sample.share,
+        )  # fmt: skip
+
+
 def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> dict[str, HalfNoise]:
     """Each metric between two random halves of the real sessions, `rounds` times."""
-    sessions = sample.length.size
-    if sessions < 4:
+    if sample.length.size < 4:
         return {}
+    return halves_noise(_Halves.of(sample), rounds, seed)
+
+
+def sample_noise(
+    real_s: pd.DataFrame, table: pd.DataFrame, *, rounds: int = ROUNDS, seed: int = SEED,
+    **of: Any,
+) -> tuple[dict[str, HalfNoise], int | None]:  # fmt: skip
+    """`half_noise` of `RealSample.of(real_s, table, **of)`, with how many sessions the
+    halves split when a bounded sample of them (None: all), the sample let go once its
+    samples are sorted (what the rounds read: `_Halves`)."""
+    sample = RealSample.of(real_s, table, **of)
+    sampled = sample.length.size if sample.share < 1.0 else None
+    if sample.length.size < 4:
+        return {}, sampled
+    halves = _Halves.of(sample)
+    del sample
+    # The sample and its sorts' temporaries, freed beside OTHER's read (`read_compared`),
+    # which would not reuse them.
+    give_back_freed()
+    return halves_noise(halves, rounds, seed), sampled
+
+
+def halves_noise(halves: _Halves, rounds: int = ROUNDS, seed: int = SEED) -> dict[str, HalfNoise]:
+    """`half_noise`'s rounds over a sample's sorted samples."""
+    sessions = halves.sessions
     rng = np.random.default_rng(seed)
     values: dict[str, list[float]] = {}
     sizes: dict[str, list[tuple[int, int]]] = {}
@@ -306,26 +374,10 @@ def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> di
             values.setdefault(name, []).append(value)
             sizes.setdefault(name, []).append((a, b))
 
-    # Each sample is sorted once; a half is then a mask (kaplan_meier.py), no sort.
-    shapes = {
-        "session_length.ks": SortedSample.of(sample.length, sample.censored),
-        "session_duration.ks": SortedSample.of(sample.duration_s, sample.censored),
-    }
-    # Per-request samples count by session: a half's counts are one sparse product.
-    owner = sample.session_of_request
-    think = SortedSample.of(sample.think_s, owner=owner, owners=sessions)
-    endpoints = SortedSample.of(sample.endpoint_codes, owner=owner, owners=sessions)
-    statuses = (
-        SortedSample.of(sample.status_codes, owner=owner, owners=sessions)
-        if sample.status_codes is not None
-        else None
-    )
-    by_start = np.argsort(sample.start_s, kind="stable")
-    starts_sorted = sample.start_s[by_start]
-    arrivals = (
-        HalfArrivals.of(sample.start_s, sample.span_s, sample.bucket_s) if sample.bucket_s else None
-    )
-    owned = {"think": think, "endpoints": endpoints, "statuses": statuses}
+    shapes, owned = halves.shapes, halves.owned
+    think, endpoints, statuses = owned["think"], owned["endpoints"], owned["statuses"]
+    assert think is not None and endpoints is not None
+    by_start, starts_sorted, arrivals = halves.by_start, halves.starts_sorted, halves.arrivals
     half = sessions // 2
 
     # The same draws in the same order as one round at a time, CHUNK rounds drawn at once:
@@ -372,7 +424,7 @@ def half_noise(sample: RealSample, rounds: int = ROUNDS, seed: int = SEED) -> di
                 float(np.mean([s[1] for s in sizes[name]])),
             ),
             1.0 if name.endswith(".jsd") else 0.5,
-            sample.share,
+            halves.share,
         )
         for name, v in values.items()
     }
