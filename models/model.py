@@ -62,10 +62,10 @@ from .session_sample import (
 )
 from .session_shape import Censoring, censoring
 from .sessionized import (
-    _after_the_sessions,
     _after_the_stats,
     _completed,
     _keep_what_later_stages_read,
+    _model_sessions,
     _sessionized,
     _templates,
     _templating_and_stats,
@@ -193,6 +193,9 @@ def build_model(
             requests = read_light_columns(trace)
             clock.rows = len(requests)
         span_s = float(requests.t_s[-1])
+        # (taken by `_model_sessions`: the times let go once the sessions' sort has its own)
+        held = [requests]
+        del requests
         # The templates (Arrow over the distinct paths) on a thread while the sessions are
         # made (numpy over keys and times: no endpoint read until their last gather): both
         # let go of the GIL for most of their time, so they share the two cores (real10M:
@@ -202,18 +205,15 @@ def build_model(
         clock.started("templates")
         # (with the endpoints' statistics after them: `_templating_and_stats`)
         with (
-            _on_a_thread(_templating_and_stats(requests), beside=child) as templating,
+            _on_a_thread(_templating_and_stats(held[0]), beside=child) as templating,
             clock("sessions"),
         ):
-            # No endpoint nor seq column yet: `_completed` puts them in below.
-            sessions, by_timeout = _sessionized(
-                trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
+            # No endpoint nor seq column yet: `_completed` puts them in below. The times and
+            # methods let go (the sessions and the templates hold their own), and no key a
+            # row (no stage after sessionizing reads them).
+            sessions, by_timeout, requests = _model_sessions(
+                trace, held, session_timeout_s, SENSITIVITY_TIMEOUTS_S
             )
-            # The times and methods let go (the sessions and the templates hold their own),
-            # and the frame's keys (no stage after sessionizing reads them): 13 B a request
-            # less from here on (real10M: 124 MiB), the censoring's peak among them.
-            requests = _after_the_sessions(requests)
-            del sessions["session_key"]
             table = session_table(sessions)
             stats = session_stats(sessions, table).to_json()
             censored = censoring(
