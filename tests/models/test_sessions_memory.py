@@ -70,9 +70,7 @@ def test_key_runs_are_the_split_without_a_key_a_request(seed: int) -> None:
     assert np.array_equal(runs.think, split.think, equal_nan=True)
     assert np.array_equal(runs.t_s, split.t_s)
     # The statistics at other timeouts: the same from either.
-    assert session_stats_by_timeout(None, TIMEOUTS, runs) == session_stats_by_timeout(
-        r, TIMEOUTS
-    )
+    assert session_stats_by_timeout(None, TIMEOUTS, runs) == session_stats_by_timeout(r, TIMEOUTS)
 
 
 def test_key_runs_let_the_times_go_once_gathered() -> None:
