@@ -145,3 +145,34 @@ def test_model_sessions_are_sessionized_holding_no_light_column(seed: int) -> No
     assert duration() is None
     assert later.times is not None and np.array_equal(np.sort(later.times), np.sort(r.t_s))
     assert later() == want_later()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 16])
+def test_taken_param_kinds_are_param_kinds_of_the_taken_paths(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.compute as pc
+
+    from tracereplay.models import endpoints
+
+    monkeypatch.setattr(endpoints, "PARAM_CHUNK_PATHS", chunk)
+    rng = np.random.default_rng(5)
+    ids = [f"{i}" for i in rng.integers(0, 10**6, 40)]
+    hexes = [f"{i:08x}ab" for i in rng.integers(0, 10**6, 40)]
+    words = [f"w{i}" for i in range(40)]
+    paths = pa.array(
+        [f"/u/{a}/o/{b}?x=1" for a, b in zip(ids, hexes, strict=True)]
+        + [f"/u/{a}/o/{b}#f" for a, b in zip(words, ids, strict=True)]
+        + [None]
+    )
+    template = "/u/{id}/o/{order}"
+    for taken in (
+        np.arange(40),  # ints and hex
+        np.arange(40, 80),  # words and ints
+        rng.integers(0, 80, 57),  # mixed, repeated, out of order
+        np.array([3]),
+        np.zeros(0, dtype=np.int64),
+    ):
+        want = endpoints.param_kinds(template, pc.fill_null(paths.take(taken), "/"))
+        assert endpoints.taken_param_kinds(template, paths, taken) == want
+    assert endpoints.taken_param_kinds("/u/all", paths, np.arange(3)) == {}
