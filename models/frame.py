@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -62,8 +62,10 @@ __all__ = [
     "session_rows",
     "session_stats_by_timeout",
     "sessionize_requests",
+    "sessions_and_sizes",
     "with_endpoints",
     "with_positions",
+    "with_session_ids",
 ]
 
 PLANNED_SOURCES = ("synthesize", "replay")
@@ -215,11 +217,33 @@ def sessionize_requests(
     `split` a `key_split.KeyRuns`: its times are the frame's (`requests` need hold none).
     `session_key` False: no `session_key` column (the model's frame: no stage after the
     sessions reads it)."""
+    return sessions_and_sizes(
+        requests, endpoint, names, timeout_s, split, narrow=narrow, seq=seq,
+        durations=durations, session_key=session_key,
+    )[0]  # fmt: skip
+
+
+def sessions_and_sizes(
+    requests: RequestColumns,
+    endpoint: np.ndarray | None,
+    names: list[str],
+    timeout_s: float,
+    split: KeyTimeSplit | KeyRuns | None = None,
+    *,
+    narrow: bool = False,
+    seq: bool = True,
+    durations: bool = True,
+    session_key: bool = True,
+    session_id: bool = True,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """`sessionize_requests(...)` and each session's number of rows (sessions in id
+    order); `session_id` False: no `session_id` column (nor `seq`: `with_session_ids`
+    puts it in later, where it would have been; the model's frame: its sessions' table and
+    censoring read the runs from the sizes, 4 B a request less at the parent's peak)."""
     request, pause, sizes, same, t_s = _Rows.of(requests, timeout_s, split)
-    kind = np.int32 if narrow and len(request) < np.iinfo(np.int32).max else np.int64
+    kind = _id_kind(len(request), narrow)
     if not narrow:
         request = request.astype(np.int64, copy=False)
-    session_id = np.repeat(np.arange(len(sizes), dtype=kind), sizes)
     columns: dict[str, object] = {}
     if session_key:
         columns["session_key"] = _session_keys(requests, request, same)
@@ -235,11 +259,29 @@ def sessionize_requests(
         columns["endpoint"] = pd.Categorical.from_codes(
             gather(endpoint, request), categories=pd.Index(names)
         )
-    columns.update(think_s=pause, session_id=session_id)
-    if seq:
-        columns["seq"] = _positions(session_id, sizes)
+    columns["think_s"] = pause
+    if session_id:
+        ids = np.repeat(np.arange(len(sizes), dtype=kind), sizes)
+        columns["session_id"] = ids
+        if seq:
+            columns["seq"] = _positions(ids, sizes)
     # One block per column: no consolidated copy of them all at once.
-    return pd.DataFrame(columns, copy=False)
+    return pd.DataFrame(columns, copy=False), sizes
+
+
+def _id_kind(rows: int, narrow: bool) -> type[np.signedinteger[Any]]:
+    """The dtype of `session_id` and `seq` in a frame of `rows` rows."""
+    return np.int32 if narrow and rows < np.iinfo(np.int32).max else np.int64
+
+
+def with_session_ids(sessions: pd.DataFrame, sizes: np.ndarray) -> None:
+    """Put in place, after `think_s`, the `session_id` column a frame made by
+    `sessions_and_sizes(session_id=False, narrow=True)` would have had; `sizes`: each
+    session's rows (its session table's `length`)."""
+    sizes = np.asarray(sizes)
+    ids = np.repeat(np.arange(len(sizes), dtype=_id_kind(len(sessions), True)), sizes)
+    at = list(sessions.columns).index("think_s") + 1
+    sessions.insert(at, "session_id", pd.Series(ids, index=sessions.index, copy=False))
 
 
 def _session_keys(

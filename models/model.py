@@ -60,13 +60,14 @@ from .session_sample import (
     SessionSample,
     sampled_whole,
 )
-from .session_shape import Censoring, censoring
+from .session_shape import Censoring
 from .sessionized import (
     _after_the_stats,
     _completed,
     _keep_what_later_stages_read,
     _model_sessions,
     _sessionized,
+    _sessions_shape,
     _templates,
     _templating_and_stats,
     _trimmed,
@@ -74,8 +75,6 @@ from .sessionized import (
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     request_curve,
-    session_stats,
-    session_table,
 )
 from .source import ParquetSource, RequestSource
 from .whole_trace import WholeTrace
@@ -211,14 +210,15 @@ def build_model(
             # No endpoint nor seq column yet: `_completed` puts them in below. The times and
             # methods let go (the sessions and the templates hold their own), and no key a
             # row (no stage after sessionizing reads them).
-            sessions, by_timeout, requests = _model_sessions(
+            sessions, starts, by_timeout, requests = _model_sessions(
                 trace, held, session_timeout_s, SENSITIVITY_TIMEOUTS_S
             )
-            table = session_table(sessions)
-            stats = session_stats(sessions, table).to_json()
-            censored = censoring(
-                sessions, session_timeout_s if censor_edges else 0.0, requests.duration_ms
-            )
+            table, summary, censored = _sessions_shape(
+                sessions, starts, session_timeout_s if censor_edges else 0.0,
+                requests.duration_ms,
+            )  # fmt: skip
+            stats = summary.to_json()
+            del starts
             # The columns only the sessions read let go, and glibc's free pages given back,
             # before the templates are waited for: their thread's arrays come on top.
             _keep_what_later_stages_read(sessions)

@@ -23,11 +23,14 @@ from .frame import (
     key_time_split,
     session_stats_by_timeout,
     sessionize_requests,
+    sessions_and_sizes,
     with_endpoints,
     with_positions,
+    with_session_ids,
 )
 from .key_split import key_runs
-from .sessions import SessionStats, session_stats, sessionize
+from .session_shape import Censoring, censoring
+from .sessions import SessionStats, runs_table, session_stats, session_table, sessionize
 from .source import RequestSource
 from .templating import Templater, request_endpoints
 
@@ -98,35 +101,52 @@ def _model_sessions(
     held: list[RequestColumns],
     timeout_s: float,
     timeouts_s: Mapping[str, float],
-) -> tuple[pd.DataFrame, _Later, RequestColumns]:
+) -> tuple[pd.DataFrame, np.ndarray | None, _Later, RequestColumns]:
     """`build_model`'s `_sessionized(trace, requests, None, [], timeout_s, timeouts_s)`
     (the requests taken out of `held`, whose caller holds them no more), without its
-    `session_key` column, and the requests without their times and methods
+    `session_key` column, and, when numpy made it (its times without NaN), without its
+    `session_id` column either: where each session's rows start instead (else None; the
+    ids are put in by `_completed`, after the sessions' table and censoring read the runs:
+    `_sessions_shape`); and the requests without their times and methods
     (`_after_the_sessions`). The times are let go as soon as the sort has its own
     (`key_split.key_runs`), and no key code a request is made: at the parent's peak,
-    where the sessions are made beside the templates, 13 B a request less (real10M:
-    the times' 81 MiB, the keys in order 41 MiB and `same_key` 10 MiB)."""
+    where the sessions are made beside the templates, 17 B a request less (real10M:
+    the times' 81 MiB, the keys in order 41 MiB, the ids 41 MiB, `same_key` 10 MiB)."""
     requests = held.pop()
     conn = connections_to_join(trace, requests)
     if conn is not None:  # (pandas: `sessionize` joins failed keys to their connections)
         sessions, later = _joined_sessions(requests, conn, None, [], timeout_s, timeouts_s)
         del sessions["session_key"]
-        return sessions, later, _after_the_sessions(requests)
+        return sessions, None, later, _after_the_sessions(requests)
     times = [requests.t_s]
     requests = _after_the_sessions(requests)  # (the times: in `times` only)
     split = key_runs(requests.key, times, requests.duration_ms)
-    sessions = sessionize_requests(
+    ids = bool(np.isnan(split.t_s).any())  # (runs read as `session_runs` would not)
+    sessions, sizes = sessions_and_sizes(
         requests, None, [], timeout_s, split, narrow=True, seq=False, durations=False,
-        session_key=False,
+        session_key=False, session_id=ids,
     )  # fmt: skip
     kept = split.for_stats()
     del split
     timeouts = dict(timeouts_s)
-    return (
-        sessions,
-        _Later(lambda: session_stats_by_timeout(None, timeouts, kept), kept.t_s),
-        requests,
-    )
+    later = _Later(lambda: session_stats_by_timeout(None, timeouts, kept), kept.t_s)
+    return sessions, None if ids else np.cumsum(sizes) - sizes, later, requests
+
+
+def _sessions_shape(
+    sessions: pd.DataFrame, starts: np.ndarray | None, timeout_s: float, duration_ms: np.ndarray
+) -> tuple[pd.DataFrame, SessionStats, Censoring]:
+    """The sessions' table, statistics and censoring (`session_table`, `session_stats`,
+    `censoring` at `timeout_s`) of a frame `_model_sessions` made, read through `starts`
+    when it has no `session_id` column."""
+    if starts is None:
+        table = session_table(sessions)
+    else:
+        t = sessions["t_s"].to_numpy()
+        kind = np.int32 if len(t) < np.iinfo(np.int32).max else np.int64
+        table = runs_table(t, starts, np.arange(len(starts), dtype=kind))
+    stats = session_stats(sessions, table)
+    return table, stats, censoring(sessions, timeout_s, duration_ms, starts)
 
 
 @dataclass
@@ -179,8 +199,11 @@ def _completed(
     sessions: pd.DataFrame, endpoint: np.ndarray, names: list[str], sizes: np.ndarray
 ) -> None:
     """The frame `_keep_what_later_stages_read` left, given its endpoint column (each
-    request's code into `names`: `with_endpoints`) and, when it was made without, its `seq`
-    (`with_positions`; `sizes`: each session's rows): the frame the stages after read."""
+    request's code into `names`: `with_endpoints`) and, when it was made without, its
+    `session_id` (`with_session_ids`) and `seq` (`with_positions`; `sizes`: each session's
+    rows): the frame the stages after read."""
+    if "session_id" not in sessions.columns:
+        with_session_ids(sessions, sizes)
     with_endpoints(sessions, endpoint, names)
     if "seq" not in sessions.columns:
         with_positions(sessions, sizes)

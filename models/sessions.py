@@ -132,22 +132,27 @@ def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
     runs = session_runs(sessions)
     if runs is not None:  # rows by session already (sessionize's order): no groupby
         ids, starts = runs
-        t = sessions["t_s"].to_numpy()
-        start_s, end_s = run_extremes(t, starts)
-        return pd.DataFrame(
-            {
-                "start_s": start_s,
-                "length": np.diff(np.append(starts, len(t))),
-                "duration_s": end_s - start_s,
-            },
-            index=pd.Index(ids[starts], name="session_id"),
-        )
+        return runs_table(sessions["t_s"].to_numpy(), starts, ids[starts])
     grouped = sessions.groupby("session_id", sort=True)["t_s"]
     table = pd.DataFrame(
         {"start_s": grouped.min(), "length": grouped.size(), "end_s": grouped.max()}
     )
     table["duration_s"] = table["end_s"] - table["start_s"]
     return table.drop(columns=["end_s"])
+
+
+def runs_table(t: np.ndarray, starts: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
+    """`session_table` of rows session by session, sessions starting at rows `starts` with
+    ids `ids` (`t`: the rows' `t_s`, float64 without NaN: as `session_runs` finds them)."""
+    start_s, end_s = run_extremes(t, starts)
+    return pd.DataFrame(
+        {
+            "start_s": start_s,
+            "length": np.diff(np.append(starts, len(t))),
+            "duration_s": end_s - start_s,
+        },
+        index=pd.Index(ids, name="session_id"),
+    )
 
 
 def session_runs(sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:

@@ -14,13 +14,25 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tracereplay.models.frame import RequestColumns, sessionize_requests
+from tracereplay.models.frame import (
+    RequestColumns,
+    sessionize_requests,
+    with_endpoints,
+    with_positions,
+)
 from tracereplay.models.key_split import (
     key_runs,
     key_time_split,
     session_stats_by_timeout,
 )
-from tracereplay.models.sessionized import _model_sessions, _sessionized
+from tracereplay.models.session_shape import censoring
+from tracereplay.models.sessionized import (
+    _completed,
+    _model_sessions,
+    _sessionized,
+    _sessions_shape,
+)
+from tracereplay.models.sessions import session_stats, session_table
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
 TIMEOUTS = {"short": 20.0, "mid": 60.0, "long": 3600.0}
@@ -132,9 +144,23 @@ def test_model_sessions_are_sessionized_holding_no_light_column(seed: int) -> No
     duration = weakref.ref(held[0].duration_ms)
     times = weakref.ref(held[0].t_s)
     r = replace(r, t_s=r.t_s.copy(), duration_ms=r.duration_ms.copy())
-    sessions, later, rest = _model_sessions(None, held, 60.0, TIMEOUTS)  # type: ignore[arg-type]
+    sessions, starts, later, rest = _model_sessions(None, held, 60.0, TIMEOUTS)  # type: ignore[arg-type]
     assert held == []
-    pd.testing.assert_frame_equal(sessions, want.drop(columns=["session_key"]))
+    # No id a row: where each session starts instead, which its table and censoring read.
+    assert starts is not None and "session_id" not in sessions.columns
+    pd.testing.assert_frame_equal(sessions, want.drop(columns=["session_key", "session_id"]))
+    table, stats, censored = _sessions_shape(sessions, starts, 60.0, r.duration_ms)
+    pd.testing.assert_frame_equal(table, session_table(want))
+    assert stats == session_stats(want)
+    want_censored = censoring(want, 60.0, r.duration_ms)
+    assert censored.threshold_s == want_censored.threshold_s
+    assert np.array_equal(censored.start, want_censored.start)
+    assert np.array_equal(censored.end, want_censored.end)
+    _completed(sessions, np.zeros(len(r), np.int16), ["GET /"], table["length"].to_numpy())
+    made = want.drop(columns=["session_key"])
+    with_endpoints(made, np.zeros(len(r), np.int16), ["GET /"])
+    with_positions(made, table["length"].to_numpy())
+    pd.testing.assert_frame_equal(sessions, made)
     assert len(rest.t_s) == 0 and len(rest.method) == 0
     gc.collect()
     assert times() is None  # the light columns' times: let go once sorted
