@@ -60,14 +60,13 @@ from .session_sample import (
     SessionSample,
     sampled_whole,
 )
-from .session_shape import Censoring
+from .session_shape import Censoring, censoring
 from .sessionized import (
     _after_the_stats,
     _completed,
     _keep_what_later_stages_read,
     _model_sessions,
     _sessionized,
-    _sessions_shape,
     _templates,
     _templating_and_stats,
     _trimmed,
@@ -75,6 +74,8 @@ from .sessionized import (
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
     request_curve,
+    session_stats,
+    session_table,
 )
 from .source import ParquetSource, RequestSource
 from .whole_trace import WholeTrace
@@ -189,12 +190,11 @@ def build_model(
             imports = preload(preloaded) if preloaded else None
             # The strings as the files' own dictionaries: none decoded per request
             # (real10M's read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
-            requests = read_light_columns(trace)
-            clock.rows = len(requests)
-        span_s = float(requests.t_s[-1])
-        # (taken by `_model_sessions`: the times let go once the sessions' sort has its own)
-        held = [requests]
-        del requests
+            # (held only here: `_model_sessions` takes them, and lets their times go once
+            # the sessions' sort has its own)
+            held = [read_light_columns(trace)]
+            clock.rows = len(held[0])
+        span_s = float(held[0].t_s[-1])
         # The templates (Arrow over the distinct paths) on a thread while the sessions are
         # made (numpy over keys and times: no endpoint read until their last gather): both
         # let go of the GIL for most of their time, so they share the two cores (real10M:
@@ -213,11 +213,13 @@ def build_model(
             sessions, starts, by_timeout, requests = _model_sessions(
                 trace, held, session_timeout_s, SENSITIVITY_TIMEOUTS_S
             )
-            table, summary, censored = _sessions_shape(
-                sessions, starts, session_timeout_s if censor_edges else 0.0,
-                requests.duration_ms,
+            # (the runs read through their starts where the frame has no ids yet)
+            table = session_table(sessions, starts)
+            stats = session_stats(sessions, table).to_json()
+            censored = censoring(
+                sessions, session_timeout_s if censor_edges else 0.0, requests.duration_ms,
+                starts,
             )  # fmt: skip
-            stats = summary.to_json()
             del starts
             # The columns only the sessions read let go, and glibc's free pages given back,
             # before the templates are waited for: their thread's arrays come on top.

@@ -29,8 +29,7 @@ from .frame import (
     with_session_ids,
 )
 from .key_split import key_runs
-from .session_shape import Censoring, censoring
-from .sessions import SessionStats, runs_table, session_stats, session_table, sessionize
+from .sessions import SessionStats, session_stats, sessionize
 from .source import RequestSource
 from .templating import Templater, request_endpoints
 
@@ -107,8 +106,8 @@ def _model_sessions(
     `session_key` column, and, when numpy made it (its times without NaN), without its
     `session_id` column either: where each session's rows start instead (else None; the
     ids are put in by `_completed`, after the sessions' table and censoring read the runs:
-    `_sessions_shape`); and the requests without their times and methods
-    (`_after_the_sessions`). The times are let go as soon as the sort has its own
+    `session_table(starts=)`, `censoring(starts=)`); and the requests without their times
+    and methods (`_after_the_sessions`). The times are let go as soon as the sort has its own
     (`key_split.key_runs`), and no key code a request is made: at the parent's peak,
     where the sessions are made beside the templates, 17 B a request less (real10M:
     the times' 81 MiB, the keys in order 41 MiB, the ids 41 MiB, `same_key` 10 MiB)."""
@@ -131,22 +130,6 @@ def _model_sessions(
     timeouts = dict(timeouts_s)
     later = _Later(lambda: session_stats_by_timeout(None, timeouts, kept), kept.t_s)
     return sessions, None if ids else np.cumsum(sizes) - sizes, later, requests
-
-
-def _sessions_shape(
-    sessions: pd.DataFrame, starts: np.ndarray | None, timeout_s: float, duration_ms: np.ndarray
-) -> tuple[pd.DataFrame, SessionStats, Censoring]:
-    """The sessions' table, statistics and censoring (`session_table`, `session_stats`,
-    `censoring` at `timeout_s`) of a frame `_model_sessions` made, read through `starts`
-    when it has no `session_id` column."""
-    if starts is None:
-        table = session_table(sessions)
-    else:
-        t = sessions["t_s"].to_numpy()
-        kind = np.int32 if len(t) < np.iinfo(np.int32).max else np.int64
-        table = runs_table(t, starts, np.arange(len(starts), dtype=kind))
-    stats = session_stats(sessions, table)
-    return table, stats, censoring(sessions, timeout_s, duration_ms, starts)
 
 
 @dataclass

@@ -126,9 +126,16 @@ class SessionStats:
         }
 
 
-def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
+def session_table(sessions: pd.DataFrame, starts: np.ndarray | None = None) -> pd.DataFrame:
     """One row per session: start_s, length (requests), duration_s (first start to last
-    start)."""
+    start). `starts`: where each session's rows start, for a frame of rows session by
+    session in id order without its `session_id` column (the model's:
+    `frame.sessions_and_sizes(session_id=False)`; its `t_s` float64 without NaN), its ids
+    0.. as that frame's column would have them (int32 below 2**31 rows)."""
+    if starts is not None:
+        t = sessions["t_s"].to_numpy()
+        kind = np.int32 if len(t) < np.iinfo(np.int32).max else np.int64
+        return runs_table(t, starts, np.arange(len(starts), dtype=kind))
     runs = session_runs(sessions)
     if runs is not None:  # rows by session already (sessionize's order): no groupby
         ids, starts = runs

@@ -30,7 +30,6 @@ from tracereplay.models.sessionized import (
     _completed,
     _model_sessions,
     _sessionized,
-    _sessions_shape,
 )
 from tracereplay.models.sessions import session_stats, session_table
 
@@ -149,9 +148,10 @@ def test_model_sessions_are_sessionized_holding_no_light_column(seed: int) -> No
     # No id a row: where each session starts instead, which its table and censoring read.
     assert starts is not None and "session_id" not in sessions.columns
     pd.testing.assert_frame_equal(sessions, want.drop(columns=["session_key", "session_id"]))
-    table, stats, censored = _sessions_shape(sessions, starts, 60.0, r.duration_ms)
+    table = session_table(sessions, starts)
     pd.testing.assert_frame_equal(table, session_table(want))
-    assert stats == session_stats(want)
+    assert session_stats(sessions, table) == session_stats(want)
+    censored = censoring(sessions, 60.0, r.duration_ms, starts)
     want_censored = censoring(want, 60.0, r.duration_ms)
     assert censored.threshold_s == want_censored.threshold_s
     assert np.array_equal(censored.start, want_censored.start)
