@@ -21,7 +21,14 @@ import numpy as np
 import pyarrow.compute as pc
 
 from .behaviors import sig
-from .endpoints import EndpointRows, endpoint_order, endpoint_ranks, latency_and_status, param_kinds
+from .endpoints import (
+    EndpointRows,
+    endpoint_order,
+    endpoint_ranks,
+    latency_and_status,
+    param_kinds,
+    taken_param_kinds,
+)
 from .light_columns import RequestColumns
 from .order_stats import CHUNK, chunked_bincount, group_quantiles
 
@@ -73,7 +80,7 @@ def endpoint_stats(requests: RequestColumns, codes: EndpointCodes) -> list[dict[
         template = name.split(" ", 1)[1]
         kinds = {}
         if i in paths:
-            kinds = param_kinds(template, pc.fill_null(requests.paths.take(paths[i]), "/"))
+            kinds = taken_param_kinds(template, requests.paths, paths[i])
         count = int(codes.bounds[i + 1] - codes.bounds[i])
         entry: dict[str, Any] = {
             "count": count,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,13 @@ import pyarrow as pa
 from tracereplay.errors import TraceEmptyError
 from tracereplay.trace import open_trace
 
-from .key_split import KeyTimeSplit, key_time_split, session_starts, session_stats_by_timeout
+from .key_split import (
+    KeyRuns,
+    KeyTimeSplit,
+    key_time_split,
+    session_starts_and_keys,
+    session_stats_by_timeout,
+)
 from .light_columns import (
     CHUNK_ROWS,
     LIGHT_COLUMNS,
@@ -41,6 +47,7 @@ __all__ = [
     "NO_SESSION",
     "PLANNED_SOURCES",
     "REQUEST_COLUMNS",
+    "KeyRuns",
     "KeyTimeSplit",
     "RequestColumns",
     "connections_to_join",
@@ -55,8 +62,10 @@ __all__ = [
     "session_rows",
     "session_stats_by_timeout",
     "sessionize_requests",
+    "sessions_and_sizes",
     "with_endpoints",
     "with_positions",
+    "with_session_ids",
 ]
 
 PLANNED_SOURCES = ("synthesize", "replay")
@@ -127,26 +136,32 @@ class _Rows(NamedTuple):
     request: np.ndarray
     pause: np.ndarray
     sizes: np.ndarray
-    split: KeyTimeSplit | None
+    split: KeyTimeSplit | KeyRuns | None
     """The split, when the rows are in its order (then its times and keys are the rows')."""
+    t_s: np.ndarray | None = None
+    """The rows' times, when a split was given (its times, gathered when the rows are not in
+    its order): what `sessionize_requests` reads for requests whose own times were let go
+    (`key_split.key_runs`)."""
 
     @classmethod
-    def of(cls, requests: RequestColumns, timeout_s: float, split: KeyTimeSplit | None) -> _Rows:
+    def of(
+        cls, requests: RequestColumns, timeout_s: float, split: KeyTimeSplit | KeyRuns | None
+    ) -> _Rows:
         if timeout_s <= 0:
             raise ValueError("session timeout must be > 0")
         own = split is None  # (else the caller's: read, never written)
         split = split or key_time_split(requests)
-        starts = session_starts(split, timeout_s)
+        starts, keys = session_starts_and_keys(split, timeout_s)
         sizes = np.diff(np.append(starts, len(split.order)))
         # Sessions numbered by start time, ties by key: in the split's order when each
         # key has one session (keys by their first request), else `np.lexsort`'s.
-        at, keys = split.t_s[starts], split.key[starts]
+        at = split.t_s[starts]
         if _numbered(at, keys):
             pause = split.think  # NaN where a key starts: where a session does, but cuts
             if len(starts) > len(split.key_starts):
                 pause = pause if own else pause.copy()
                 pause[starts] = np.nan
-            return cls(split.order, pause, sizes, split)
+            return cls(split.order, pause, sizes, split, split.t_s)
         numbered = np.lexsort((keys, at))
         del at, keys
         # Rows session by session in id order, each session's rows in time order.
@@ -156,12 +171,13 @@ class _Rows(NamedTuple):
         for start in range(0, len(rows), CHUNK_ROWS):  # + arange(n), no second 8-byte array
             part = rows[start : start + CHUNK_ROWS]
             part += np.arange(start, start + len(part))
+        t = None if own else gather(split.t_s, rows)  # (before an own split's are reused)
         # Gathered into the times' and the rows' own arrays (read no more): no fresh ones.
         pause = gather(split.think, rows, out=split.t_s if own else None)
         # (into the rows' own array when of the order's dtype: each read before written)
         request = gather(split.order, rows, out=rows if rows.dtype == split.order.dtype else None)
         pause[placed] = np.nan
-        return cls(request, pause, sizes, None)
+        return cls(request, pause, sizes, None, t)
 
 
 def _numbered(at: np.ndarray, keys: np.ndarray) -> bool:
@@ -176,11 +192,12 @@ def sessionize_requests(
     endpoint: np.ndarray | None,
     names: list[str],
     timeout_s: float,
-    split: KeyTimeSplit | None = None,
+    split: KeyTimeSplit | KeyRuns | None = None,
     *,
     narrow: bool = False,
     seq: bool = True,
     durations: bool = True,
+    session_key: bool = True,
 ) -> pd.DataFrame:
     """`sessionize(frame, timeout_s)` of the frame of `requests` (session_key as codes,
     t_s, duration_ms, request, endpoint as a categorical of `names`), built with numpy:
@@ -196,20 +213,45 @@ def sessionize_requests(
     no `seq` column (`with_positions` puts it in later, last, as it would have been).
     `durations` False: no `duration_ms` column (the model's frame: no stage after the
     sessions reads it, and the censoring gathers the requests' own per session, a chunk at
-    a time: 8 B a request less through the sessions' stage, where the parent peaks)."""
-    request, pause, sizes, same = _Rows.of(requests, timeout_s, split)
-    kind = np.int32 if narrow and len(request) < np.iinfo(np.int32).max else np.int64
+    a time: 8 B a request less through the sessions' stage, where the parent peaks).
+    `split` a `key_split.KeyRuns`: its times are the frame's (`requests` need hold none).
+    `session_key` False: no `session_key` column (the model's frame: no stage after the
+    sessions reads it)."""
+    return sessions_and_sizes(
+        requests, endpoint, names, timeout_s, split, narrow=narrow, seq=seq,
+        durations=durations, session_key=session_key,
+    )[0]  # fmt: skip
+
+
+def sessions_and_sizes(
+    requests: RequestColumns,
+    endpoint: np.ndarray | None,
+    names: list[str],
+    timeout_s: float,
+    split: KeyTimeSplit | KeyRuns | None = None,
+    *,
+    narrow: bool = False,
+    seq: bool = True,
+    durations: bool = True,
+    session_key: bool = True,
+    session_id: bool = True,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """`sessionize_requests(...)` and each session's number of rows (sessions in id
+    order); `session_id` False: no `session_id` column (nor `seq`: `with_session_ids`
+    puts it in later, where it would have been; the model's frame: its sessions' table and
+    censoring read the runs from the sizes, 4 B a request less at the parent's peak)."""
+    request, pause, sizes, same, t_s = _Rows.of(requests, timeout_s, split)
+    kind = _id_kind(len(request), narrow)
     if not narrow:
         request = request.astype(np.int64, copy=False)
-    session_id = np.repeat(np.arange(len(sizes), dtype=kind), sizes)
-    columns: dict[str, object] = {
-        "session_key": same.key if same else gather(requests.key, request),
-        "t_s": same.t_s if same else gather(requests.t_s, request),
-    }
+    columns: dict[str, object] = {}
+    if session_key:
+        columns["session_key"] = _session_keys(requests, request, same)
+    columns["t_s"] = t_s if t_s is not None else gather(requests.t_s, request)
     if durations:
         columns["duration_ms"] = (
             same.duration_ms
-            if same and same.duration_ms is not None
+            if isinstance(same, KeyTimeSplit) and same.duration_ms is not None
             else gather(requests.duration_ms, request)
         )
     columns["request"] = request
@@ -217,11 +259,41 @@ def sessionize_requests(
         columns["endpoint"] = pd.Categorical.from_codes(
             gather(endpoint, request), categories=pd.Index(names)
         )
-    columns.update(think_s=pause, session_id=session_id)
-    if seq:
-        columns["seq"] = _positions(session_id, sizes)
+    columns["think_s"] = pause
+    if session_id:
+        ids = np.repeat(np.arange(len(sizes), dtype=kind), sizes)
+        columns["session_id"] = ids
+        if seq:
+            columns["seq"] = _positions(ids, sizes)
     # One block per column: no consolidated copy of them all at once.
-    return pd.DataFrame(columns, copy=False)
+    return pd.DataFrame(columns, copy=False), sizes
+
+
+def _id_kind(rows: int, narrow: bool) -> type[np.signedinteger[Any]]:
+    """The dtype of `session_id` and `seq` in a frame of `rows` rows."""
+    return np.int32 if narrow and rows < np.iinfo(np.int32).max else np.int64
+
+
+def with_session_ids(sessions: pd.DataFrame, sizes: np.ndarray) -> None:
+    """Put in place, after `think_s`, the `session_id` column a frame made by
+    `sessions_and_sizes(session_id=False, narrow=True)` would have had; `sizes`: each
+    session's rows (its session table's `length`)."""
+    sizes = np.asarray(sizes)
+    ids = np.repeat(np.arange(len(sizes), dtype=_id_kind(len(sessions), True)), sizes)
+    at = list(sessions.columns).index("think_s") + 1
+    sessions.insert(at, "session_id", pd.Series(ids, index=sessions.index, copy=False))
+
+
+def _session_keys(
+    requests: RequestColumns, request: np.ndarray, same: KeyTimeSplit | KeyRuns | None
+) -> np.ndarray:
+    """The key code of each of the frame's rows (`request`: their requests; `same`: the
+    split when they are in its order)."""
+    if isinstance(same, KeyTimeSplit):
+        return same.key
+    if same is not None:
+        return np.repeat(same.run_key, np.diff(same.key_starts, append=len(request)))
+    return gather(requests.key, request)
 
 
 def _positions(session_id: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -73,13 +73,14 @@ _LARGEST_S = float(np.finfo(np.float64).max) / 1000.0
 def key_time_split(requests: RequestColumns, *, durations: bool = False) -> KeyTimeSplit:
     """The requests grouped by session key, each key's in time order (`KeyTimeSplit`);
     with their durations in that order when `durations`."""
-    order, key, key_starts = _grouping(requests.key, requests.t_s)
-    if key is None or key_starts is None:
+    order, run_key, key_starts = _grouping(requests.key, requests.t_s)
+    if run_key is None or key_starts is None:
         key = gather(requests.key, order)  # near time order (a key's requests lie close)
         same_key = np.zeros(len(order), dtype=bool)
         np.equal(key[1:], key[:-1], out=same_key[1:])
         key_starts = np.flatnonzero(~same_key)
     else:  # (the keys in order and where each starts came with the grouping: no gather)
+        key = np.repeat(run_key, np.diff(key_starts, append=len(order)))
         same_key = np.ones(len(order), dtype=bool)
         same_key[key_starts] = False
     # end = t + duration / 1000 (unknown: 0), then each pause in its place: one 8-byte
@@ -89,11 +90,64 @@ def key_time_split(requests: RequestColumns, *, durations: bool = False) -> KeyT
     # (the seconds into an array of their own when the milliseconds are kept)
     think = _known_seconds(duration, into=None if durations else duration)
     t = gather(requests.t_s, order)
+    _thinks_in_place(think, t, key_starts)
+    kept = duration if durations else None
+    return KeyTimeSplit(order, key, same_key, key_starts, think, t, kept)
+
+
+class KeyRuns(NamedTuple):
+    """The requests grouped by session key as `KeyTimeSplit` has them, each key's code once
+    (`key_runs`): no key code nor `same_key` a request, which its key starts give."""
+
+    order: np.ndarray
+    """As `KeyTimeSplit.order`."""
+    run_key: np.ndarray
+    """The key code of each key's requests, in that order."""
+    key_starts: np.ndarray
+    """Where each key's requests start in that order (intp)."""
+    think: np.ndarray
+    t_s: np.ndarray
+    """As `KeyTimeSplit.think` and `KeyTimeSplit.t_s`."""
+
+    def for_stats(self) -> StatsSplit:
+        """What `session_stats_by_timeout` reads of it (the thinks and times its own)."""
+        small = np.int32 if len(self.t_s) < 1 << 31 else np.int64
+        return StatsSplit(self.key_starts.astype(small), self.run_key, self.think, self.t_s)
+
+
+def key_runs(key: np.ndarray, times: list[np.ndarray], duration_ms: np.ndarray) -> KeyRuns:
+    """`key_time_split` of requests with these key codes, times and durations (its order,
+    key starts, thinks and times: the same arrays) as `KeyRuns`, taking the one array of
+    `times` out of the list and letting it go once gathered in that order, before the
+    durations are (the model's peak, where the sessions are made beside the templates:
+    real10M's 8 B a request; the caller holds no other reference to it). No key code a
+    request (`KeyTimeSplit.key`, `same_key`: 5 B a request less)."""
+    t_s = times.pop()
+    order, run_key, key_starts = _grouping(key, t_s)
+    if run_key is None or key_starts is None:
+        in_order = gather(key, order)
+        same_key = np.zeros(len(order), dtype=bool)
+        np.equal(in_order[1:], in_order[:-1], out=same_key[1:])
+        key_starts = np.flatnonzero(~same_key)
+        del same_key
+        run_key = in_order[key_starts]
+        del in_order
+    t = gather(t_s, order)
+    del t_s
+    duration = gather(duration_ms, order)
+    think = _known_seconds(duration, into=duration)
+    del duration
+    _thinks_in_place(think, t, key_starts)
+    return KeyRuns(order, run_key, key_starts, think, t)
+
+
+def _thinks_in_place(think: np.ndarray, t: np.ndarray, key_starts: np.ndarray) -> None:
+    """`think` (each request's known duration in seconds, in the split's order) made each
+    request's pause since the end of the one before it (`KeyTimeSplit.think`): + `t`,
+    then the pauses, NaN where a key starts."""
     think += t
     _pauses_in_place(think, t)
     think[key_starts] = np.nan
-    kept = duration if durations else None
-    return KeyTimeSplit(order, key, same_key, key_starts, think, t, kept)
 
 
 def _known_seconds(duration_ms: np.ndarray, into: np.ndarray | None) -> np.ndarray:
@@ -124,10 +178,10 @@ def _grouping(
     """The order of `KeyTimeSplit.order`: when `t` is in order (RequestColumns' is) and
     the keys are dense codes, a stable counting sort of the keys relabelled by their first
     request (ties by key code); else `np.lexsort((t, key))`. With it, from the counting
-    sort, the keys in that order and where each key's requests start (intp), else None
-    for both: the counting sort's groups are the keys, their starts its row pointers, so
-    the keys in order are each key repeated over its run (a sequential write, not a
-    gather across the trace)."""
+    sort, each key's code in that order (of `key`'s dtype) and where its requests start
+    (intp), else None for both: the counting sort's groups are the keys, their starts its
+    row pointers, so the keys in order are each key repeated over its run (a sequential
+    write, not a gather across the trace)."""
     n = len(key)
     dense = key.dtype.kind in "iu" and n > 0 and int(key.min()) >= 0
     if not dense or int(key.max()) > 2 * n or (t[1:] < t[:-1]).any() or np.isnan(t).any():
@@ -148,8 +202,7 @@ def _grouping(
     order, starts = _counting_sort(gather(label, key), len(by_first), positions)
     del label, positions
     # (every label has requests: each run is one key's, in label order)
-    key_in_order = np.repeat(by_first.astype(key.dtype), np.diff(starts))
-    return order, key_in_order, starts[:-1].astype(np.intp)
+    return order, by_first.astype(key.dtype), starts[:-1].astype(np.intp)
 
 
 def grouped(codes: np.ndarray, groups: int, positions: np.ndarray | None = None) -> np.ndarray:
@@ -182,10 +235,22 @@ def _counting_sort(
     return order, matrix.indptr
 
 
-def session_starts(split: KeyTimeSplit, timeout_s: float) -> np.ndarray:
+def session_starts(split: KeyTimeSplit | KeyRuns, timeout_s: float) -> np.ndarray:
     """Where (in split order) each session starts: the key changes or the gap between two
     starts exceeds `timeout_s`."""
     return _merged(split.key_starts, _long_gaps(split.t_s, split.key_starts, timeout_s))
+
+
+def session_starts_and_keys(
+    split: KeyTimeSplit | KeyRuns, timeout_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`session_starts(split, timeout_s)` and the key code of each of them (a `KeyRuns`'
+    found from its runs' codes: `_start_keys`)."""
+    cuts = _long_gaps(split.t_s, split.key_starts, timeout_s)
+    starts = _merged(split.key_starts, cuts)
+    if isinstance(split, KeyTimeSplit):
+        return starts, split.key[starts]
+    return starts, _start_keys(split, starts, cuts)
 
 
 def _merged(key_starts: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -207,17 +272,20 @@ def _long_gaps(t: np.ndarray, key_starts: np.ndarray, timeout_s: float) -> np.nd
 
 
 def session_stats_by_timeout(
-    requests: RequestColumns,
+    requests: RequestColumns | None,
     timeouts_s: Mapping[str, float],
-    split: KeyTimeSplit | StatsSplit | None = None,
+    split: KeyTimeSplit | KeyRuns | StatsSplit | None = None,
 ) -> dict[str, SessionStats]:
     """`session_stats(sessionize(frame, t))` for each timeout t, from one grouping of the
     requests by key: sessionize's rules (a new session where the key changes or the gap
     between two starts exceeds t; think time from the end of the previous response,
     unknown durations read as 0) without building the frame. The gaps longer than the
-    shortest timeout are found once; timeouts that split at the same ones share stats."""
-    split = split or key_time_split(requests)
-    if isinstance(split, KeyTimeSplit):
+    shortest timeout are found once; timeouts that split at the same ones share stats.
+    `requests` None: `split` given (the requests are read only to group them)."""
+    if split is None:
+        assert requests is not None, "neither the requests nor their split"
+        split = key_time_split(requests)
+    if not isinstance(split, StatsSplit):
         split = split.for_stats()
     if not timeouts_s:
         return {}
@@ -233,7 +301,7 @@ def session_stats_by_timeout(
     return out
 
 
-def _start_keys(split: StatsSplit, starts: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+def _start_keys(split: StatsSplit | KeyRuns, starts: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     """The key code of each of `starts` (the key starts and the `cuts`, none of them a key
     start: `_long_gaps`): the runs' own codes, a cut's its run's, found for the cuts only
     (a search of every start took 0.03 s a timeout at 10 M requests)."""

@@ -62,10 +62,10 @@ from .session_sample import (
 )
 from .session_shape import Censoring, censoring
 from .sessionized import (
-    _after_the_sessions,
     _after_the_stats,
     _completed,
     _keep_what_later_stages_read,
+    _model_sessions,
     _sessionized,
     _templates,
     _templating_and_stats,
@@ -190,9 +190,11 @@ def build_model(
             imports = preload(preloaded) if preloaded else None
             # The strings as the files' own dictionaries: none decoded per request
             # (real10M's read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
-            requests = read_light_columns(trace)
-            clock.rows = len(requests)
-        span_s = float(requests.t_s[-1])
+            # (held only here: `_model_sessions` takes them, and lets their times go once
+            # the sessions' sort has its own)
+            held = [read_light_columns(trace)]
+            clock.rows = len(held[0])
+        span_s = float(held[0].t_s[-1])
         # The templates (Arrow over the distinct paths) on a thread while the sessions are
         # made (numpy over keys and times: no endpoint read until their last gather): both
         # let go of the GIL for most of their time, so they share the two cores (real10M:
@@ -202,23 +204,23 @@ def build_model(
         clock.started("templates")
         # (with the endpoints' statistics after them: `_templating_and_stats`)
         with (
-            _on_a_thread(_templating_and_stats(requests), beside=child) as templating,
+            _on_a_thread(_templating_and_stats(held[0]), beside=child) as templating,
             clock("sessions"),
         ):
-            # No endpoint nor seq column yet: `_completed` puts them in below.
-            sessions, by_timeout = _sessionized(
-                trace, requests, None, [], session_timeout_s, SENSITIVITY_TIMEOUTS_S
+            # No endpoint nor seq column yet: `_completed` puts them in below. The times and
+            # methods let go (the sessions and the templates hold their own), and no key a
+            # row (no stage after sessionizing reads them).
+            sessions, starts, by_timeout, requests = _model_sessions(
+                trace, held, session_timeout_s, SENSITIVITY_TIMEOUTS_S
             )
-            # The times and methods let go (the sessions and the templates hold their own),
-            # and the frame's keys (no stage after sessionizing reads them): 13 B a request
-            # less from here on (real10M: 124 MiB), the censoring's peak among them.
-            requests = _after_the_sessions(requests)
-            del sessions["session_key"]
-            table = session_table(sessions)
+            # (the runs read through their starts where the frame has no ids yet)
+            table = session_table(sessions, starts)
             stats = session_stats(sessions, table).to_json()
             censored = censoring(
-                sessions, session_timeout_s if censor_edges else 0.0, requests.duration_ms
-            )
+                sessions, session_timeout_s if censor_edges else 0.0, requests.duration_ms,
+                starts,
+            )  # fmt: skip
+            del starts
             # The columns only the sessions read let go, and glibc's free pages given back,
             # before the templates are waited for: their thread's arrays come on top.
             _keep_what_later_stages_read(sessions)

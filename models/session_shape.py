@@ -72,12 +72,18 @@ class Censoring:
 
 
 def censoring(
-    sessions: pd.DataFrame, timeout_s: float, duration_ms: np.ndarray | None = None
+    sessions: pd.DataFrame,
+    timeout_s: float,
+    duration_ms: np.ndarray | None = None,
+    starts: np.ndarray | None = None,
 ) -> Censoring:
     """Censoring of a sessionized frame (session_id 0..n-1, t_s, think_s, and
     duration_ms when known): see the module's docstring. `duration_ms`: the requests'
     durations, read through the frame's `request` column, for a frame without its own
-    (the model's: `frame.sessionize_requests(durations=False)`)."""
+    (the model's: `frame.sessionize_requests(durations=False)`). `starts`: where each
+    session's rows start, for a frame of rows session by session in id order without its
+    `session_id` column (the model's: `frame.sessions_and_sizes(session_id=False)`; its
+    `t_s` without NaN)."""
     from .sessions import run_extremes, session_runs  # (pandas: not loaded by synthesize)
 
     if sessions.empty:
@@ -92,17 +98,25 @@ def censoring(
         pauses = np.where(np.isinf(pauses), np.nan, pauses)
     longest = nan_quantile(pauses, CENSOR_QUANTILE)  # (no copy of them all)
     threshold = min(0.0 if np.isnan(longest) else longest, float(timeout_s))
-    ids = sessions["session_id"].to_numpy()
-    n = int(ids.max()) + 1
+    ids: np.ndarray | None = None
+    if starts is None:
+        ids = sessions["session_id"].to_numpy()
+        n = int(ids.max()) + 1
+        runs = session_runs(sessions)
+        run_starts, run_ids = (None, None) if runs is None else (runs[1], ids[runs[1]])
+    else:  # (each run's id is its number: no id a row read; NaN times as session_runs)
+        n = len(starts)
+        run_starts, run_ids = (None, None) if np.isnan(t).any() else (starts, np.arange(n))
     first = np.full(n, np.inf)
     last_end = np.full(n, -np.inf)
-    runs = session_runs(sessions)
-    found = None if runs is None else ends.run_maxima(runs[1])
-    if runs is not None and found is not None:  # rows by session: no ufunc.at
-        starts = runs[1]
-        first[ids[starts]] = run_extremes(t, starts)[0]
-        last_end[ids[starts]], trace_end = found
+    found = None if run_starts is None else ends.run_maxima(run_starts)
+    if run_starts is not None and found is not None:  # rows by session: no ufunc.at
+        first[run_ids] = run_extremes(t, run_starts)[0]
+        last_end[run_ids], trace_end = found
     else:
+        if ids is None:  # (each row's id, as the frame's column would have it)
+            assert starts is not None
+            ids = np.repeat(np.arange(n), np.diff(starts, append=len(t)))
         every = ends.part(0, len(t))
         np.minimum.at(first, ids, t)
         np.maximum.at(last_end, ids, every)

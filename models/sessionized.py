@@ -23,9 +23,12 @@ from .frame import (
     key_time_split,
     session_stats_by_timeout,
     sessionize_requests,
+    sessions_and_sizes,
     with_endpoints,
     with_positions,
+    with_session_ids,
 )
+from .key_split import key_runs
 from .sessions import SessionStats, session_stats, sessionize
 from .source import RequestSource
 from .templating import Templater, request_endpoints
@@ -63,9 +66,23 @@ def _sessionized(
         )  # fmt: skip
         kept = split.for_stats()  # (what the statistics read: no durations, keys, same_key)
         del split
-        # (the statistics read the kept sort only: the times read no more are not held)
-        rest = _after_the_sessions(requests)
-        return sessions, _Later(lambda: session_stats_by_timeout(rest, timeouts, kept), kept.t_s)
+        # (the statistics read the kept sort only: no light column is held for them)
+        return sessions, _Later(lambda: session_stats_by_timeout(None, timeouts, kept), kept.t_s)
+
+    return _joined_sessions(requests, conn, endpoint, names, timeout_s, timeouts)
+
+
+def _joined_sessions(
+    requests: RequestColumns,
+    conn: np.ndarray,
+    endpoint: np.ndarray | None,
+    names: list[str],
+    timeout_s: float,
+    timeouts: Mapping[str, float],
+) -> tuple[pd.DataFrame, _Later]:
+    """`_sessionized` of requests some of whose keys failed auth throughout (`conn`: each
+    request's connection): pandas' `sessionize`, which joins them to their connection's
+    next key."""
 
     def by_timeout() -> dict[str, SessionStats]:
         # A failed credential joins its connection's next key: sessionize per timeout.
@@ -76,6 +93,43 @@ def _sessionized(
 
     sessions = sessionize(_session_frame(requests, conn, endpoint, names), timeout_s)
     return sessions, _Later(by_timeout, requests.t_s)
+
+
+def _model_sessions(
+    trace: RequestSource,
+    held: list[RequestColumns],
+    timeout_s: float,
+    timeouts_s: Mapping[str, float],
+) -> tuple[pd.DataFrame, np.ndarray | None, _Later, RequestColumns]:
+    """`build_model`'s `_sessionized(trace, requests, None, [], timeout_s, timeouts_s)`
+    (the requests taken out of `held`, whose caller holds them no more), without its
+    `session_key` column, and, when numpy made it (its times without NaN), without its
+    `session_id` column either: where each session's rows start instead (else None; the
+    ids are put in by `_completed`, after the sessions' table and censoring read the runs:
+    `session_table(starts=)`, `censoring(starts=)`); and the requests without their times
+    and methods (`_after_the_sessions`). The times are let go as soon as the sort has its own
+    (`key_split.key_runs`), and no key code a request is made: at the parent's peak,
+    where the sessions are made beside the templates, 17 B a request less (real10M:
+    the times' 81 MiB, the keys in order 41 MiB, the ids 41 MiB, `same_key` 10 MiB)."""
+    requests = held.pop()
+    conn = connections_to_join(trace, requests)
+    if conn is not None:  # (pandas: `sessionize` joins failed keys to their connections)
+        sessions, later = _joined_sessions(requests, conn, None, [], timeout_s, timeouts_s)
+        del sessions["session_key"]
+        return sessions, None, later, _after_the_sessions(requests)
+    times = [requests.t_s]
+    requests = _after_the_sessions(requests)  # (the times: in `times` only)
+    split = key_runs(requests.key, times, requests.duration_ms)
+    ids = bool(np.isnan(split.t_s).any())  # (runs read as `session_runs` would not)
+    sessions, sizes = sessions_and_sizes(
+        requests, None, [], timeout_s, split, narrow=True, seq=False, durations=False,
+        session_key=False, session_id=ids,
+    )  # fmt: skip
+    kept = split.for_stats()
+    del split
+    timeouts = dict(timeouts_s)
+    later = _Later(lambda: session_stats_by_timeout(None, timeouts, kept), kept.t_s)
+    return sessions, None if ids else np.cumsum(sizes) - sizes, later, requests
 
 
 @dataclass
@@ -128,8 +182,11 @@ def _completed(
     sessions: pd.DataFrame, endpoint: np.ndarray, names: list[str], sizes: np.ndarray
 ) -> None:
     """The frame `_keep_what_later_stages_read` left, given its endpoint column (each
-    request's code into `names`: `with_endpoints`) and, when it was made without, its `seq`
-    (`with_positions`; `sizes`: each session's rows): the frame the stages after read."""
+    request's code into `names`: `with_endpoints`) and, when it was made without, its
+    `session_id` (`with_session_ids`) and `seq` (`with_positions`; `sizes`: each session's
+    rows): the frame the stages after read."""
+    if "session_id" not in sessions.columns:
+        with_session_ids(sessions, sizes)
     with_endpoints(sessions, endpoint, names)
     if "seq" not in sessions.columns:
         with_positions(sessions, sizes)

@@ -126,28 +126,40 @@ class SessionStats:
         }
 
 
-def session_table(sessions: pd.DataFrame) -> pd.DataFrame:
+def session_table(sessions: pd.DataFrame, starts: np.ndarray | None = None) -> pd.DataFrame:
     """One row per session: start_s, length (requests), duration_s (first start to last
-    start)."""
+    start). `starts`: where each session's rows start, for a frame of rows session by
+    session in id order without its `session_id` column (the model's:
+    `frame.sessions_and_sizes(session_id=False)`; its `t_s` float64 without NaN), its ids
+    0.. as that frame's column would have them (int32 below 2**31 rows)."""
+    if starts is not None:
+        t = sessions["t_s"].to_numpy()
+        kind = np.int32 if len(t) < np.iinfo(np.int32).max else np.int64
+        return runs_table(t, starts, np.arange(len(starts), dtype=kind))
     runs = session_runs(sessions)
     if runs is not None:  # rows by session already (sessionize's order): no groupby
         ids, starts = runs
-        t = sessions["t_s"].to_numpy()
-        start_s, end_s = run_extremes(t, starts)
-        return pd.DataFrame(
-            {
-                "start_s": start_s,
-                "length": np.diff(np.append(starts, len(t))),
-                "duration_s": end_s - start_s,
-            },
-            index=pd.Index(ids[starts], name="session_id"),
-        )
+        return runs_table(sessions["t_s"].to_numpy(), starts, ids[starts])
     grouped = sessions.groupby("session_id", sort=True)["t_s"]
     table = pd.DataFrame(
         {"start_s": grouped.min(), "length": grouped.size(), "end_s": grouped.max()}
     )
     table["duration_s"] = table["end_s"] - table["start_s"]
     return table.drop(columns=["end_s"])
+
+
+def runs_table(t: np.ndarray, starts: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
+    """`session_table` of rows session by session, sessions starting at rows `starts` with
+    ids `ids` (`t`: the rows' `t_s`, float64 without NaN: as `session_runs` finds them)."""
+    start_s, end_s = run_extremes(t, starts)
+    return pd.DataFrame(
+        {
+            "start_s": start_s,
+            "length": np.diff(np.append(starts, len(t))),
+            "duration_s": end_s - start_s,
+        },
+        index=pd.Index(ids, name="session_id"),
+    )
 
 
 def session_runs(sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
