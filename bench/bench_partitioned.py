@@ -75,12 +75,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from tracereplay.allocator import give_back_freed
 from tracereplay.models.behavior_paths import END, Pairs, SessionPaths
 from tracereplay.models.behaviors import QUANTILE_POINTS
 from tracereplay.models.key_split import key_time_split
 from tracereplay.models.light_columns import STRING_COLUMNS, RequestColumns
 from tracereplay.models.order_stats import lerp, quantile_points
-from tracereplay.models.sessionized import _trimmed
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 from tracereplay.models.shapes import skeleton_codes
 from tracereplay.models.source import SCAN_BATCH_ROWS
@@ -641,7 +641,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         first, rows = scan(args.trace, args.partitions, spill, table)
         spill_bytes = sum(f.stat().st_size for f in spill.iterdir())
         phases.done("scan", rows=rows, spill_mib=round(spill_bytes / 2**20, 1), **table.held())
-        _trimmed()
+        give_back_freed()
         names = table.fit()
         phases.done("templates", endpoints=len(names))
         totals = Totals(names)
@@ -659,7 +659,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             del spilled
             part.unlink()  # (its bytes are counted in spill_mib)
             pa.default_memory_pool().release_unused()
-            _trimmed()
+            give_back_freed()
         pause_bytes = sum(f.stat().st_size for f in pause_files)
         phases.done(
             "sessions",

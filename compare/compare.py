@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracereplay.allocator import give_back_freed
 from tracereplay.errors import TraceEmptyError, UsageError
 from tracereplay.models.arrivals import DISPERSION_WINDOWS_S, MIN_WINDOWS, fitted_bucket_s
 from tracereplay.models.frame import LIGHT_COLUMNS
@@ -57,7 +58,6 @@ from tracereplay.models.templating import Templater, add_endpoints
 
 from .bindings import Learned, learned_from_frame, learned_from_trace
 from .columns import read_pair, read_sessionized, read_sessionized_rows
-from .heap import give_back_freed
 from .measures import (
     NO_STATUS,
     PLANNED_STARTS,

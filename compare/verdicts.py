@@ -38,11 +38,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracereplay.allocator import give_back_freed
 from tracereplay.config import parse_toml, read_config_text
 from tracereplay.errors import ConfigError
 
 from .halves import HalfArrivals, sample_sessions
-from .heap import give_back_freed
 from .kaplan_meier import SortedSample, ks_between, ks_d
 from .measures import endpoint_codes, jsd
 from .statuses import status_codes

@@ -5,7 +5,6 @@ Parquet trace, strings come as the files' own dictionaries (`read_light_columns`
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tracereplay.allocator import give_back_freed
 from tracereplay.errors import TraceCorruptError, TraceEmptyError
 
 from .source import SCAN_BATCH_ROWS, ParquetSource, RequestSource
@@ -194,7 +194,7 @@ class _Columns:
         # What the read freed given back: the C library's (`POOL`'s and numpy's; every
         # arena, the reading threads' too: real1M's read ended 38 MB lower), and Arrow's
         # default pool's, if any.
-        _trimmed()
+        give_back_freed()
         pa.default_memory_pool().release_unused()
         return columns
 
@@ -293,17 +293,6 @@ def read_light_columns(
         for used in pool.map(read_file, range(len(files))):
             read.done(used)
     return read.finished(starts[-1], str(trace.path))
-
-
-def _trimmed() -> None:
-    """glibc's free memory given back to the system (`malloc_trim(0)`, every arena; as
-    sessionized.py's `_trimmed`: Arrow's system pool's `release_unused` does not); a
-    no-op where the C library has no `malloc_trim`."""
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
 
 
 def _numbers_into(out: np.ndarray, column: pa.Array) -> None:

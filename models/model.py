@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tracereplay import __version__
-from tracereplay.allocator import collector_paused
+from tracereplay.allocator import collector_paused, give_back_freed
 from tracereplay.errors import UsageError
 
 from .arrivals import ArrivalModel, fit_arrivals, fitted_bucket_s
@@ -69,7 +69,6 @@ from .sessionized import (
     _sessionized,
     _templates,
     _templating_and_stats,
-    _trimmed,
 )
 from .sessions import (
     DEFAULT_SESSION_TIMEOUT_S,
@@ -364,7 +363,7 @@ def _learned_from_samples(
         # the system before the correlations grow: glibc keeps freed pages
         # (tracereplay/allocator.py), and the correlations are where both processes
         # together peak (bench/README.md, mem20, mem21).
-        _trimmed()
+        give_back_freed()
         with clock("correlations"):
             note = {
                 "per_sample": asked.correlation_sample,
@@ -477,7 +476,7 @@ def _fitted_here(fitting: Pending[Any, Any]) -> None:
     -> ~955 MB, now the sessions'). The same model: `result()` later gives this result."""
     if fitting.in_caller:
         fitting.result()
-        _trimmed()
+        give_back_freed()
 
 
 def _behaviors_and_shape(
@@ -499,7 +498,7 @@ def _behaviors_and_shape(
         # before the chains are counted: glibc keeps freed pages (tracereplay/allocator.py),
         # and the chains' arrays would come on top of them (real10M, one process: the
         # behaviors' peak 994 -> 954 MB, under the sessions' 950).
-        clustered=_trimmed if inputs.in_caller else None,
+        clustered=give_back_freed if inputs.in_caller else None,
     )
     arrivals, seconds, shape = beside.result()
     return behaviors, shape, (arrivals, seconds)

@@ -7,7 +7,6 @@ when it was made without: `build_model` makes it while it learns the templates).
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from tracereplay.allocator import give_back_freed
 
 from .endpoint_codes import EndpointCodes, endpoint_stats
 from .frame import (
@@ -137,7 +138,7 @@ class _Later:
     """Session statistics computed when asked, from arrays kept until then (`_sessionized`'s
     sort as `key_split.StatsSplit`: at 10 M requests its times, 80 MB, and each key's start
     and code, 8 MB; its thinks are the frame's), once: asking lets them go, and gives
-    glibc's free memory back to the system (`_trimmed`)."""
+    glibc's free memory back to the system (`give_back_freed`)."""
 
     compute: Callable[[], dict[str, SessionStats]] | None
     times: np.ndarray | None = None
@@ -155,7 +156,7 @@ class _Later:
         # correlations (their growth, ~0.1 GB at 10 M, is fresh pages instead). On a
         # 9.8 M-request trace the parent's RSS at the correlations ~1.0 → ~0.82 GiB: the
         # peak of both processes together (parent + child) −0.15 to −0.2 GiB.
-        _trimmed()
+        give_back_freed()
         return stats
 
 
@@ -175,7 +176,7 @@ def _keep_what_later_stages_read(sessions: pd.DataFrame) -> None:
             # columns, 120 MB, and `request` no longer the sort's `order`)
             if column in sessions.columns and sessions[column].dtype != np.int32:
                 sessions[column] = sessions[column].to_numpy().astype(np.int32)
-    _trimmed()
+    give_back_freed()
 
 
 def _completed(
@@ -201,19 +202,6 @@ def _after_the_sessions(requests: RequestColumns) -> RequestColumns:
     return replace(requests, t_s=requests.t_s[:0].copy(), method=requests.method[:0].copy())
 
 
-def _trimmed() -> None:
-    """Give glibc's free memory back to the system (`malloc_trim`, every arena: the
-    templates' thread has its own): the sessions' transient arrays under the mmap
-    threshold stay resident once freed, and the behaviors' child forks with them (real10M,
-    two processes: the child's peak 1,690 → 1,612 MiB; bench/README.md, sess17). A no-op
-    where the C library has no `malloc_trim`."""
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
-
-
 def _templates(requests: RequestColumns) -> tuple[Templater, np.ndarray, list[str]]:
     """The templater (fitted on distinct (method, path skeleton) with counts) and each
     request's endpoint code into the returned names (templating.request_endpoints)."""
@@ -227,13 +215,13 @@ def _templating(
     `requests`: its other columns may be let go while it runs on a thread), then the memory
     it freed given back: Arrow's (mimalloc's heaps are per thread: this one's) and glibc's
     (the thread's own arena keeps what it freed, beside the sessions' arrays until
-    `_trimmed` is called: real10M-sized traces' parent peak ~1.24 → ~1.17-1.22 GiB)."""
+    `give_back_freed` is called: real10M-sized traces' parent peak ~1.24 → ~1.17-1.22 GiB)."""
     methods, method, paths, path = requests.methods, requests.method, requests.paths, requests.path
 
     def work() -> tuple[Templater, np.ndarray, list[str]]:
         found = request_endpoints(methods, method, paths, path)
         pa.default_memory_pool().release_unused()
-        _trimmed()
+        give_back_freed()
         return found
 
     return work
@@ -259,7 +247,7 @@ def _templating_and_stats(
         stats = endpoint_stats(columns, EndpointCodes.of(endpoint, names))
         del columns
         pa.default_memory_pool().release_unused()
-        _trimmed()
+        give_back_freed()
         return templater, endpoint, names, stats
 
     return work

@@ -63,6 +63,20 @@ def reuse_freed_memory() -> bool:
     return True
 
 
+def give_back_freed() -> None:
+    """glibc's free memory given back to the system (`malloc_trim(0)`, every arena: a
+    thread's too). With `reuse_freed_memory`, freed arrays stay resident in the heap for
+    the next one, which is the point, except where what comes next does not reuse them:
+    the behaviors' child forks with them (models/sessionized.py: real10M's child 1,690 →
+    1,612 MiB, sess17), Arrow's read or the next trace's read allocates elsewhere
+    (models/light_columns.py, rd24; compare, cmp24), one process's behaviors and samples
+    come on top of them (models/model.py, feat24). A no-op where the C library has no
+    `malloc_trim` (not glibc)."""
+    libc = _glibc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """No cyclic garbage collection inside, then the collector as it was (on or off), also

@@ -15,6 +15,7 @@ import pytest
 
 from tests.compare.compare_factory import workload
 from tests.factories import T0, make_table
+from tracereplay.allocator import give_back_freed
 from tracereplay.compare import measures, svg
 from tracereplay.compare.compare import (
     RealSessions,
@@ -23,7 +24,6 @@ from tracereplay.compare.compare import (
     read_compared,
     sessionized_pair,
 )
-from tracereplay.compare.heap import give_back_freed
 from tracereplay.compare.measures import (
     error_rate,
     error_rates,

@@ -151,7 +151,7 @@ def test_the_statistics_and_the_templates_give_their_freed_memory_back(
     from tracereplay.models import sessionized
 
     trims: list[str] = []
-    monkeypatch.setattr(sessionized, "_trimmed", lambda: trims.append("trim"))
+    monkeypatch.setattr(sessionized, "give_back_freed", lambda: trims.append("trim"))
     requests = _requests(3)
     _, later = _sessionized(None, requests, None, [], 1800.0, {"30m": 1800.0})  # type: ignore[arg-type]
     assert not trims
@@ -177,7 +177,7 @@ def test_the_payloads_freed_memory_is_given_back_before_the_correlations(
     trace = write_trace(tmp_path / "t", records)
     want = build_model(trace, processes=processes)
     events: list[str] = []
-    monkeypatch.setattr(model_module, "_trimmed", lambda: events.append("trim"))
+    monkeypatch.setattr(model_module, "give_back_freed", lambda: events.append("trim"))
 
     def progress(report: object) -> None:
         stage, seconds = report.stage, report.seconds  # type: ignore[attr-defined]

@@ -38,7 +38,7 @@ def _recorded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(model_module, "_behaviors_and_shape", working)
     monkeypatch.setattr(model_module, "fit_behaviors", fitting)
-    monkeypatch.setattr(model_module, "_trimmed", lambda: seen.append("trim"))
+    monkeypatch.setattr(model_module, "give_back_freed", lambda: seen.append("trim"))
     return seen
 
 

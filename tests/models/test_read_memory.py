@@ -196,7 +196,7 @@ def test_a_parquet_read_uses_the_c_library_heap_and_gives_it_back(
     freed, usable by Arrow alone), and the heap's free memory is given back once read."""
     _write(tmp_path / "t", files=3, rows=400, seed=11)
     trims: list[None] = []
-    monkeypatch.setattr(light_columns, "_trimmed", lambda: trims.append(None))
+    monkeypatch.setattr(light_columns, "give_back_freed", lambda: trims.append(None))
     old = pa.default_memory_pool()
     proxy = pa.proxy_memory_pool(old)
     _PROXIES.append(proxy)

@@ -124,3 +124,42 @@ def test_the_model_is_byte_for_byte_the_same(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         models[side] = out.read_bytes()
     assert models["on"] == models["off"]
+
+
+# A heap whose free top is kept (the setting on): 256 MiB in 4 MiB arrays, freed but for the
+# last (so the heap cannot shrink from its top alone), then given back.
+GIVEN_BACK = """
+import sys
+import numpy as np
+from tracereplay.allocator import give_back_freed, reuse_freed_memory
+
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) << 10
+
+assert reuse_freed_memory()
+arrays = [np.ones(4 << 20, dtype=np.uint8) for _ in range(64)]
+del arrays[:-1]
+kept = rss()
+if sys.argv[1] == "on":
+    give_back_freed()
+print(kept - rss())
+"""
+
+
+@glibc
+def test_freed_heap_memory_is_given_back_to_the_system() -> None:
+    kept = _python(GIVEN_BACK, "off")
+    given = _python(GIVEN_BACK, "on")
+    assert kept.returncode == 0 and given.returncode == 0, kept.stderr + given.stderr
+    assert int(kept.stdout) < 16 << 20  # freed, but resident: the heap keeps it
+    assert int(given.stdout) > 200 << 20
+
+
+def test_giving_back_is_a_no_op_where_the_c_library_is_not_glibc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    called: list[str] = []
+    musl_like = SimpleNamespace(malloc_trim=lambda *a: called.append("trim"))
+    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: musl_like)
+    allocator.give_back_freed()
+    assert called == []
