@@ -56,6 +56,12 @@ class SessionPaths:
         return self.bounds[:-1]
 
     @cached_property
+    def ends(self) -> np.ndarray:
+        """Per session, then their count: how many sessions with requests come before it
+        (where its own end is in `Pairs.end_column`, if it has one)."""
+        return run_bounds(self.length > 0)
+
+    @cached_property
     def session(self) -> np.ndarray:
         return np.repeat(np.arange(len(self.length), dtype=np.int32), self.length)
 
@@ -185,18 +191,11 @@ class Pairs:
         return self.rows(paths, 0, len(paths.length), extra)
 
     def rows(
-        self,
-        paths: SessionPaths,
-        lo: int,
-        hi: int,
-        extra: np.ndarray | None = None,
-        ends: np.ndarray | None = None,
+        self, paths: SessionPaths, lo: int, hi: int, extra: np.ndarray | None = None
     ) -> sparse.csr_matrix:
         """`counts(paths, extra)[lo:hi]`, bit for bit, from those sessions' requests only
-        (each row is summed on its own: no row depends on another). `ends`: what
-        `ends_before(paths)` gives, if the caller holds it."""
-        bounds = paths.bounds
-        ends = self.ends_before(paths) if ends is None else ends
+        (each row is summed on its own: no row depends on another)."""
+        bounds, ends = paths.bounds, paths.ends
         return _count_rows(
             paths.length[lo:hi],
             self.column[bounds[lo] : bounds[hi]],
@@ -206,15 +205,10 @@ class Pairs:
         )
 
     def take(
-        self,
-        paths: SessionPaths,
-        sessions: np.ndarray,
-        extra: np.ndarray | None = None,
-        ends: np.ndarray | None = None,
+        self, paths: SessionPaths, sessions: np.ndarray, extra: np.ndarray | None = None
     ) -> sparse.csr_matrix:
         """`counts(paths, extra)[sessions]`, bit for bit, from those sessions' requests
-        only (`ends` as `rows` has it)."""
-        ends = self.ends_before(paths) if ends is None else ends
+        only."""
         length = paths.length[sessions]
         firsts = paths.bounds[sessions]
         # Each chosen session's requests, one after the other: its first, then +1, +2, ...
@@ -224,15 +218,10 @@ class Pairs:
         return _count_rows(
             length,
             self.column[at],
-            self.end_column[ends[sessions[used]]],
+            self.end_column[paths.ends[sessions[used]]],
             None if extra is None else extra[sessions],
             len(self.codes),
         )
-
-    def ends_before(self, paths: SessionPaths) -> np.ndarray:
-        """Per session, then their count: how many sessions with requests come before it
-        (where its own end is in `end_column`, if it has one)."""
-        return run_bounds(paths.length > 0)
 
 
 def _count_rows(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -204,18 +204,14 @@ class SessionFeatures:
     def shape(self) -> tuple[int, int]:
         return (len(self.paths.length), len(self.pairs.codes) + 1)
 
-    @cached_property
-    def _ends(self) -> np.ndarray:
-        return self.pairs.ends_before(self.paths)
-
     def rows(self, lo: int, hi: int) -> sparse.csr_matrix:
         """Sessions lo..hi-1's rows."""
-        counts = self.pairs.rows(self.paths, lo, hi, self.column, self._ends)
+        counts = self.pairs.rows(self.paths, lo, hi, self.column)
         return _scaled(counts, self.paths.length[lo:hi], self.column[lo:hi])
 
     def take(self, sessions: np.ndarray) -> sparse.csr_matrix:
         """The rows of `sessions`, in their order."""
-        counts = self.pairs.take(self.paths, sessions, self.column, self._ends)
+        counts = self.pairs.take(self.paths, sessions, self.column)
         return _scaled(counts, self.paths.length[sessions], self.column[sessions])
 
     def matrix(self) -> sparse.csr_matrix:
@@ -306,9 +302,8 @@ class _Assignments:
     def of(self, k: int, best: float) -> np.ndarray:
         if k not in self.done:
             wanted = []
-            for j in (j for j in self.scores if j >= k):
-                score = self.scores[j]
-                if j == k or score is None or score > best:
+            for j, score in self.scores.items():
+                if j == k or (j > k and (score is None or score > best)):
                     wanted.append(j)
                     best = best if score is None else max(best, score)
             centres = {j: self.fitted[j][1] for j in wanted}
