@@ -351,10 +351,6 @@ def failure_masks(status: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np
     return client, server
 
 
-def _failures(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return failure_masks(status_values(df), transport_errors(df))
-
-
 def _statuses_as_float(df: pd.DataFrame) -> np.ndarray:
     """The `status` column's own float array (float32 as compare reads it: no 8-byte copy
     of every request's), else `status_values`."""
@@ -369,8 +365,8 @@ def _failure_counts(df: pd.DataFrame) -> tuple[int, int, int]:
     no mask nor float copy of every request's (at 10 M requests ~0.1 GB at once)."""
     status, error = _statuses_as_float(df), transport_errors(df)
     failed = client_n = server_n = 0
-    for start in range(0, len(status), _CHUNK):
-        part = slice(start, start + _CHUNK)
+    for start in range(0, len(status), COUNT_CHUNK):
+        part = slice(start, start + COUNT_CHUNK)
         client, server = failure_masks(status[part], error[part])
         failed += int(np.count_nonzero(client | server))
         client_n += int(np.count_nonzero(client))
@@ -442,8 +438,8 @@ def _statuses(df: pd.DataFrame) -> dict[str, Json]:
     # A chunk of requests at a time: no 8-byte pair code, float status nor mask of every
     # request's (10 M requests: ~0.3 GB at once). The counts are whole numbers, so the
     # chunks' sums are the one bincount's.
-    for start in range(0, len(codes), _CHUNK):
-        part = slice(start, start + _CHUNK)
+    for start in range(0, len(codes), COUNT_CHUNK):
+        part = slice(start, start + COUNT_CHUNK)
         wide = codes[part].astype(np.int64)
         pairs += np.bincount(wide * width + status[part], minlength=len(names) * width)
         client, server = failure_masks(values[part], error[part])
@@ -464,8 +460,9 @@ def _statuses(df: pd.DataFrame) -> dict[str, Json]:
 
 # --- small helpers ------------------------------------------------------------------
 
-_CHUNK = 1 << 20
-"""Requests counted at a time where a count needs a temporary per request."""
+COUNT_CHUNK = 1 << 20
+"""Requests counted at a time where a count needs a temporary per request (slo.py's
+too)."""
 
 
 def span_s(df: pd.DataFrame) -> float:
@@ -490,7 +487,8 @@ def responded(df: pd.DataFrame) -> bool:
     """False for a trace whose requests were never sent (synthetic): no status and no
     transport error anywhere. A replay where everything failed still has errors."""
     status = _statuses_as_float(df)
-    if any((~np.isnan(status[at : at + _CHUNK])).any() for at in range(0, len(status), _CHUNK)):
+    chunks = range(0, len(status), COUNT_CHUNK)
+    if any((~np.isnan(status[at : at + COUNT_CHUNK])).any() for at in chunks):
         return True
     return "error" in df.columns and bool(df["error"].notna().any())
 

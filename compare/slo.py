@@ -35,7 +35,7 @@ from rich.table import Table
 from tracereplay.errors import UsageError
 
 from .bindings import Learned
-from .measures import failure_masks, small_endpoint_codes
+from .measures import COUNT_CHUNK, failure_masks, small_endpoint_codes
 from .slo_file import (
     DEFAULT_SLO_NAME,
     LATENCY_METRICS,
@@ -184,8 +184,8 @@ class _Frame:
         requests, client_n, server_n, timed_requests = (np.zeros(width, np.int64) for _ in range(4))
         timed = np.empty(n, bool)
         responses = False
-        for start in range(0, n, _CHUNK):
-            part = slice(start, start + _CHUNK)
+        for start in range(0, n, COUNT_CHUNK):
+            part = slice(start, start + COUNT_CHUNK)
             code = codes[part].astype(np.intp)
             part_status = status[part] if status is not None else np.full(code.size, np.nan)
             has_status = ~np.isnan(part_status)
@@ -240,15 +240,11 @@ class _Frame:
         wanted = self.timed
         if chosen is not None:
             wanted = np.empty(len(self.codes), bool)
-            for start in range(0, len(wanted), _CHUNK):  # no 8-byte index of every request
-                part = slice(start, start + _CHUNK)
+            for start in range(0, len(wanted), COUNT_CHUNK):  # no 8-byte index of every request
+                part = slice(start, start + COUNT_CHUNK)
                 np.logical_and(chosen[self.codes[part]], self.timed[part], out=wanted[part])
         found: np.ndarray = self.latency_ms[wanted]
         return found
-
-
-_CHUNK = 1 << 20
-"""Requests counted at a time."""
 
 
 def _floats(column: pd.Series) -> np.ndarray:

@@ -105,7 +105,7 @@ def test_counts_a_chunk_at_a_time_equal_one_pass(
     """Error rates, the status table per endpoint and whether a trace responded, counted
     a chunk of requests at a time (chunks of 7 over 2,503 requests: the last one short),
     are one pass's to the bit."""
-    monkeypatch.setattr(measures, "_CHUNK", chunk)
+    monkeypatch.setattr(measures, "COUNT_CHUNK", chunk)
     df = _requests(2503, seed=1)
     rates, table = _whole_counts(df)
     assert error_rates(df) == rates
@@ -234,7 +234,7 @@ def test_slos_counted_a_chunk_at_a_time_equal_request_by_request(
     if not nulls:
         df["endpoint"] = df["endpoint"].fillna("GET /api/items")
     whole = slo_module._Frame.of(df, "duration_ms", None)
-    monkeypatch.setattr(slo_module, "_CHUNK", 7)
+    monkeypatch.setattr(slo_module, "COUNT_CHUNK", 7)
     chunked = slo_module._Frame.of(df, "duration_ms", None)
     for name in ("requests", "timed_requests", "timed", "codes"):
         assert np.array_equal(getattr(chunked, name), getattr(whole, name)), name
