@@ -27,6 +27,7 @@ from .key_split import (
     KeyRuns,
     KeyTimeSplit,
     key_time_split,
+    keys_per_request,
     session_starts_and_keys,
     session_stats_by_timeout,
 )
@@ -292,7 +293,7 @@ def _session_keys(
     if isinstance(same, KeyTimeSplit):
         return same.key
     if same is not None:
-        return np.repeat(same.run_key, np.diff(same.key_starts, append=len(request)))
+        return keys_per_request(same.run_key, same.key_starts, len(request))
     return gather(requests.key, request)
 
 

@@ -76,11 +76,9 @@ def key_time_split(requests: RequestColumns, *, durations: bool = False) -> KeyT
     order, run_key, key_starts = _grouping(requests.key, requests.t_s)
     if run_key is None or key_starts is None:
         key = gather(requests.key, order)  # near time order (a key's requests lie close)
-        same_key = np.zeros(len(order), dtype=bool)
-        np.equal(key[1:], key[:-1], out=same_key[1:])
-        key_starts = np.flatnonzero(~same_key)
+        same_key, key_starts = _runs(key)
     else:  # (the keys in order and where each starts came with the grouping: no gather)
-        key = np.repeat(run_key, np.diff(key_starts, append=len(order)))
+        key = keys_per_request(run_key, key_starts, len(order))
         same_key = np.ones(len(order), dtype=bool)
         same_key[key_starts] = False
     # end = t + duration / 1000 (unknown: 0), then each pause in its place: one 8-byte
@@ -126,10 +124,7 @@ def key_runs(key: np.ndarray, times: list[np.ndarray], duration_ms: np.ndarray) 
     order, run_key, key_starts = _grouping(key, t_s)
     if run_key is None or key_starts is None:
         in_order = gather(key, order)
-        same_key = np.zeros(len(order), dtype=bool)
-        np.equal(in_order[1:], in_order[:-1], out=same_key[1:])
-        key_starts = np.flatnonzero(~same_key)
-        del same_key
+        key_starts = _runs(in_order)[1]
         run_key = in_order[key_starts]
         del in_order
     t = gather(t_s, order)
@@ -139,6 +134,20 @@ def key_runs(key: np.ndarray, times: list[np.ndarray], duration_ms: np.ndarray) 
     del duration
     _thinks_in_place(think, t, key_starts)
     return KeyRuns(order, run_key, key_starts, think, t)
+
+
+def _runs(in_order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of key codes in split order: per request, whether its key is the one before it
+    (`KeyTimeSplit.same_key`), and where each key's run starts."""
+    same_key = np.zeros(len(in_order), dtype=bool)
+    np.equal(in_order[1:], in_order[:-1], out=same_key[1:])
+    return same_key, np.flatnonzero(~same_key)
+
+
+def keys_per_request(run_key: np.ndarray, key_starts: np.ndarray, rows: int) -> np.ndarray:
+    """Each of `rows` requests' key code in split order, from each run's code and start
+    (`KeyRuns`' `run_key` and `key_starts`)."""
+    return np.repeat(run_key, np.diff(key_starts, append=rows))
 
 
 def _thinks_in_place(think: np.ndarray, t: np.ndarray, key_starts: np.ndarray) -> None:
