@@ -72,7 +72,7 @@ _CLI = (
     "sys.exit(0 if code in (0, 1) else code)\n"
 )
 _STAGES = """
-import json, os, sys, threading, time
+import inspect, json, os, sys, threading, time
 from pathlib import Path
 from rich.console import Console
 from tracereplay.compare.compare import compare_sessionized, read_compared, write_compare
@@ -102,7 +102,9 @@ def stage(name, call):
                     'rss_after_mib': rss_mib(), 'peak_mib': max(peak[0], rss_mib())}
     return value
 
-pair = stage('read_compared', lambda: read_compared(real, other, bind=needs_binding(slos)))
+# As the command reads (`compare_traces`: lean where the tree has it; older trees do not).
+lean = {'lean': True} if 'lean' in inspect.signature(read_compared).parameters else {}
+pair = stage('read_compared', lambda: read_compared(real, other, bind=needs_binding(slos), **lean))
 result = stage('compare_sessionized', lambda: compare_sessionized(
     pair.real_s, pair.other_s, slos=slos, run_summary=read_run_summary(other),
     learned=pair.learned, real=pair.real, real_noise=pair.real_noise))
