@@ -123,23 +123,33 @@ def partition_sessions(
     # (the partition's keys compact, in the order of the caller's codes)
     used = np.sort(runs.run_key)
     keys = rows.key_values.take(pa.array(used))
+    # (codes and lengths as int32 where they fit: kept across partitions, 8 B a session less)
+    small = np.int32 if n < np.iinfo(np.int32).max else np.int64
     starts, key = session_starts_and_keys(runs, timeout_s)
-    key = np.searchsorted(used, key)
+    key = np.searchsorted(used, key).astype(small)
     # Numbered as `frame._Rows` numbers them: by start, ties by key.
     numbered = np.lexsort((key, runs.t_s[starts]))
-    length = np.diff(np.append(starts, n)).astype(np.int64)
+    length = np.diff(np.append(starts, n)).astype(small)
     start_s, end_s = run_extremes(runs.t_s, starts)
     found = _Ends(runs.t_s, rows.duration_ms, runs.order).run_maxima(starts)
     assert found is not None, "an end is NaN"  # (no time is: `_checked`)
     last_end_s, latest_end_s = found
     _give(pauses, None, runs, starts)
-    by_timeout = {}
+    by_timeout: dict[str, _AtTimeout] = {}
+    seen: list[tuple[np.ndarray, _AtTimeout]] = []  # (timeouts cutting at the same rows: one)
     for name, timeout in timeouts_s.items():
         at, at_key = session_starts_and_keys(runs, timeout)
-        at_length = np.diff(np.append(at, n))
-        # (as `key_split._stats`: the last row's time less the first's)
-        duration = runs.t_s[at + at_length - 1] - runs.t_s[at]
-        by_timeout[name] = _AtTimeout(np.searchsorted(used, at_key), at_length, duration)
+        same = [found for cut, found in seen if np.array_equal(cut, at)]
+        if same:
+            by_timeout[name] = same[0]
+        else:
+            at_length = np.diff(np.append(at, n))
+            # (as `key_split._stats`: the last row's time less the first's)
+            duration = runs.t_s[at + at_length - 1] - runs.t_s[at]
+            by_timeout[name] = _AtTimeout(
+                np.searchsorted(used, at_key).astype(small), at_length.astype(small), duration
+            )
+            seen.append((at, by_timeout[name]))
         _give(pauses, name, runs, at)
     return PartitionSessions(
         rows=n,
@@ -222,7 +232,7 @@ class HeldPauses:
         return TracePauses(
             nan_median(own),
             nan_quantile(finite, CENSOR_QUANTILE),
-            {name: nan_median(values) for name, values in every.items()},
+            {name: nan_median(values) for name, values in every.items() if name is not None},
         )
 
 
@@ -260,7 +270,7 @@ def merged_sessions(
     table = pd.DataFrame(
         {
             "start_s": start_s[order],
-            "length": np.concatenate([p.length for p in parts])[order],
+            "length": np.concatenate([p.length for p in parts])[order].astype(np.int64),
             "duration_s": np.concatenate([p.duration_s for p in parts])[order],
         },
         index=pd.Index(np.arange(len(order), dtype=kind), name="session_id"),
@@ -271,8 +281,8 @@ def merged_sessions(
         stats=_table_stats(table, pauses.median_s),
         censored=_censoring(parts, table, last_end_s, pauses.censor_s, censor_edges),
         by_timeout={
-            name: _stats_at(parts, rank, name, median)
-            for name, median in pauses.median_by_timeout_s.items()
+            name: _stats_at(parts, rank, name, pauses.median_by_timeout_s[name])
+            for name in parts[0].by_timeout
         },
         ids=np.split(ids, np.cumsum([len(p.start_s) for p in parts])[:-1]),
     )
@@ -334,7 +344,7 @@ def _stats_at(
     at = [p.by_timeout[name] for p in parts]
     key = np.concatenate([r[a.key] for a, r in zip(at, rank, strict=True)])
     by_key = np.argsort(key, kind="stable")
-    lengths = np.concatenate([a.length for a in at])[by_key]
+    lengths = np.concatenate([a.length for a in at])[by_key].astype(np.int64)
     durations = np.concatenate([a.duration_s for a in at])[by_key]
     return SessionStats(
         sessions=len(lengths),
