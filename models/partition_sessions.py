@@ -139,7 +139,7 @@ def partition_sessions(
     seen: list[tuple[np.ndarray, _AtTimeout]] = []  # (timeouts cutting at the same rows: one)
     for name, timeout in timeouts_s.items():
         at, at_key = session_starts_and_keys(runs, timeout)
-        same = [found for cut, found in seen if np.array_equal(cut, at)]
+        same = [shared for cut, shared in seen if np.array_equal(cut, at)]
         if same:
             by_timeout[name] = same[0]
         else:
