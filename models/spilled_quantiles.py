@@ -8,12 +8,14 @@ sign bit set), read as an unsigned integer, grow with the value. So the count of
 pass over the spill gathers only the values of those ranges (at most `gather_limit`; a few
 percent of a trace's pauses). A range holding more (ties: a script's fixed pause) is split
 by the next 15 bits in the same pass (counts, lowest and highest value of each sub-range),
-and so on down to single values (`LEVEL_SHIFTS`): a sub-range whose lowest and highest value
-are the same is answered at once, so a tied rank costs no more passes than others. What is
-held is the level-0 counts (groups × bins, merged as they come, not values), the values
-gathered and the sub-range counts of one pass. The values at the ranks found are
-interpolated as numpy does (`order_stats.lerp`); the bench that prototyped this and measured
-it at 10 M rows: bench/bench_partitioned.py, bench/README.md.
+and so on down to single values (`LEVEL_SHIFTS`, three passes at most): a sub-range whose
+lowest and highest value are the same answers its ranks at once (exact ties: one pass; near
+ties, a fixed pause measured as a difference of times: up to three). What is held is the
+level-0 counts (groups × bins, merged as they come, not values), the values gathered and the
+sub-range counts of one pass. The values at the ranks are interpolated as numpy does
+(`order_stats.lerp`, np.median's own mean). A group holding both -0.0 and +0.0 answers a
+zero's sign as "-0.0 sorts first"; numpy's partition leaves them in an order of its own.
+Prototyped and measured at 10 M rows in bench/bench_partitioned.py (bench/README.md).
 """
 
 from __future__ import annotations
@@ -137,10 +139,7 @@ class _Counts:
             self.merged()
 
     def add_values(self, keys: np.ndarray, order_key: np.ndarray) -> None:
-        """One piece's keys, one per value (its order key: the extremes)."""
-        if not self.extremes:
-            self.add(*np.unique(keys, return_counts=True))
-            return
+        """One piece's keys, one per value, with each value's order key (the extremes)."""
         by = np.argsort(keys)
         keys, order_key = keys[by], order_key[by]
         starts = _starts(keys)
@@ -183,7 +182,7 @@ class _Spill:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.files: list[tuple[Path, list[int]]] = []
-        self.writers: dict[str, tuple[ipc.RecordBatchFileWriter, Path, list[int]]] = {}
+        self.writers: dict[str, tuple[ipc.RecordBatchFileWriter, pa.Schema, Path, list[int]]] = {}
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []
         self.pending_also = -1
         self.pending_values = 0
@@ -206,12 +205,11 @@ class _Spill:
         groups = np.concatenate([g for _, g in self.pending])
         self.pending, self.pending_values = [], 0
         kind = groups.dtype.name
-        if kind not in self.writers:
+        if kind not in self.writers:  # a file per group width (int32, int64)
             schema = pa.schema([("key", pa.uint64()), ("group", pa.from_numpy_dtype(groups.dtype))])
             path = self.directory / f"values-{len(self.files) + len(self.writers)}-{kind}.arrow"
-            self.writers[kind] = (ipc.new_file(str(path), schema), path, [])
-        writer, _, also = self.writers[kind]
-        schema = pa.schema([("key", pa.uint64()), ("group", pa.from_numpy_dtype(groups.dtype))])
+            self.writers[kind] = (ipc.new_file(str(path), schema), schema, path, [])
+        writer, schema, _, also = self.writers[kind]
         for start in range(0, len(keys), BATCH_VALUES):
             stop = start + BATCH_VALUES
             writer.write_batch(
@@ -223,7 +221,7 @@ class _Spill:
     def close_writers(self) -> None:
         """Every value written and its file closed (a file is read once closed)."""
         self.flush()
-        for writer, path, also in self.writers.values():
+        for writer, _, path, also in self.writers.values():
             writer.close()
             self.files.append((path, also))
         self.writers = {}
@@ -242,7 +240,7 @@ class _Spill:
                     yield keys, groups, also[i]
 
     def size(self) -> int:
-        paths = [p for p, _ in self.files] + [p for _, p, _ in self.writers.values()]
+        paths = [p for p, _ in self.files] + [w[2] for w in self.writers.values()]
         return sum(p.stat().st_size for p in paths if p.exists())
 
 
@@ -273,7 +271,7 @@ class SpilledValues:
 
     def close(self) -> None:
         """The spill files and their directory removed (again: nothing)."""
-        for writer, _, _ in self._spill.writers.values():
+        for writer, *_ in self._spill.writers.values():
             writer.close()
         self._spill.writers = {}
         self._cleanup()
@@ -300,7 +298,7 @@ class SpilledValues:
         if also is not None and (groups == also).any():
             raise ValueError(f"group {also} given as `also` holds values of the chunk too")
         keys = order_keys(values)
-        groups = groups.astype(np.int32 if top < 1 << 31 else np.int64, copy=False)
+        groups = groups.astype(np.int32 if top < 1 << 31 else np.int64)  # (a copy: kept)
         cells, counts = np.unique(
             (groups.astype(np.int64) << BIN_BITS) | (keys >> LEVEL_SHIFTS[0]).view(np.int64),
             return_counts=True,
