@@ -280,6 +280,7 @@ class SpilledValues:
         """A chunk of values, each in its group (0 <= group < GROUP_LIMIT), and each also in
         group `also` when given (spilled once: the trace's every pause beside each pause's
         transition). NaN is refused (ValueError): it has no rank; drop it first."""
+        self._open()
         values = np.ascontiguousarray(values, dtype=np.float64)
         groups = np.asarray(groups)
         if values.shape != groups.shape or values.ndim != 1:
@@ -310,6 +311,10 @@ class SpilledValues:
             self._bins.add((also << BIN_BITS) | bins, also_counts.astype(np.int64))
         self._spill.add(keys, groups, -1 if also is None else also)
 
+    def _open(self) -> None:
+        if not self._cleanup.alive:
+            raise ValueError("closed: its spill files are removed")
+
     def spill_bytes(self) -> int:
         """The bytes of the spill files so far (pending values written first)."""
         self._spill.flush()
@@ -325,6 +330,11 @@ class SpilledValues:
 
     def answer(self, *asks: Ask) -> list[GroupValues]:
         """Every ask's answer, found together (one set of passes over the spill)."""
+        self._open()
+        for ask in asks:
+            q = np.asarray(ask.points if ask.points is not MEDIAN else [], dtype=np.float64)
+            if not ((q >= 0) & (q <= 1)).all():
+                raise ValueError(f"quantile points must be in [0, 1], not {ask.points}")
         bins = self._bins.merged()
         group_of_cell = bins.keys >> BIN_BITS
         starts = _starts(group_of_cell)

@@ -247,6 +247,11 @@ def test_refused_values_and_groups() -> None:
         spilled.add(np.zeros(0), np.zeros(0, np.int64))
         got = spilled.medians()
         assert got.groups.tolist() == [GROUP_LIMIT - 1] and got.values.tolist() == [2.0]
+        for points in ([1.5], [-0.1], [np.nan]):
+            with pytest.raises(ValueError, match="points must be in"):
+                spilled.quantiles(points)
+    with pytest.raises(ValueError, match="closed"):
+        spilled.add(np.array([1.0]), np.array([0]))
     with SpilledValues() as empty:
         none = empty.quantiles(POINTS)
         assert isinstance(none, GroupValues) and none.values.shape == (0, len(POINTS))
