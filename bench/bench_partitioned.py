@@ -27,14 +27,15 @@ it costs and whether its answers are the model's. Steps of `run`:
               `SessionPaths.of`, `Pairs.of` (same 1800 s timeout, same tie order). Kept
               across partitions: per session its length and duration (12 B a session);
               per transition its total; per session its transition cells counted; the
-              pauses spilled (float64 value + int32 transition column, 12 B a pause) and
-              counted in value bins (pass 1 of the quantiles).
+              pauses spilled (uint64 order key + int32 group, 12 B a pause) and
+              counted in value bins (`SpilledValues.add`).
   quantiles   exact `np.quantile` (linear, 21 points 0..1) of every pause of the trace and
-              of each transition's pauses, and the trace's median pause, from the bin
-              counts: pass 2 over the spilled pauses gathers the values of the bins that
-              hold the wanted ranks, or, when those bins hold more than --gather-limit
-              values (ties: a script's fixed pause), counts finer bins (another pass)
-              down to single values.
+              of each transition's pauses, and the trace's median pause, by
+              `models/spilled_quantiles.py` (the pauses spilled as each partition adds
+              them, counted in value bins): a pass over the spilled pauses gathers the
+              values of the bins that hold the wanted ranks (at most --gather-limit) and
+              counts finer bins in the others (ties: a script's fixed pause), down to
+              single values.
 
 `reference` computes the same aggregates the way the model does today (the whole trace's
 light columns in memory: `read_light_columns`, `request_endpoints`, `sessionize_requests`,
@@ -80,20 +81,15 @@ from tracereplay.models.behavior_paths import END, Pairs, SessionPaths
 from tracereplay.models.behaviors import QUANTILE_POINTS
 from tracereplay.models.key_split import key_time_split
 from tracereplay.models.light_columns import STRING_COLUMNS, RequestColumns
-from tracereplay.models.order_stats import lerp, quantile_points
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 from tracereplay.models.shapes import skeleton_codes
 from tracereplay.models.source import SCAN_BATCH_ROWS
+from tracereplay.models.spilled_quantiles import Ask, SpilledValues
 from tracereplay.models.string_codes import local, session_key
 from tracereplay.models.templating import Templater, pair_endpoints
 from tracereplay.trace import open_trace
 
 COLUMNS = ["ts", "duration_ms", "session", "client", "method", "path"]
-PAUSE_SCHEMA = pa.schema([("v", pa.float64()), ("col", pa.int32())])
-LEVEL_SHIFTS = (45, 27, 0)
-"""Bins of a pause's float64 bits (non-negative: they order as the values do): level 0
-bins by bits >> 45 (exponent and 7 mantissa bits: < 2**18 bins), each next level splits the
-wanted bins of the one before by the next bits; at shift 0 a bin is one value."""
 MIX = np.uint64(0x9E3779B97F4A7C15)
 NULL_PATH = "\x00(null path)"
 PAIR_FLUSH = 1 << 18
@@ -361,41 +357,10 @@ def scan(
 # ---------------------------------------------------------------- sessions
 
 
-class SparseCounts:
-    """Counts by int64 key, added a partition at a time and merged whenever the pending
-    keys pass `MERGE_KEYS`: held memory follows the distinct keys, not the partitions."""
-
-    def __init__(self) -> None:
-        self.keys = np.zeros(0, np.int64)
-        self.counts = np.zeros(0, np.int64)
-        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self.pending_keys = 0
-
-    def add(self, keys: np.ndarray, counts: np.ndarray) -> None:
-        self.pending.append((keys, counts))
-        self.pending_keys += len(keys)
-        if self.pending_keys > MERGE_KEYS:
-            self.merged()
-
-    def merged(self) -> tuple[np.ndarray, np.ndarray]:
-        """The distinct keys, sorted, and their counts."""
-        if self.pending:
-            keys = np.concatenate([self.keys, *(k for k, _ in self.pending)])
-            counts = np.concatenate([self.counts, *(n for _, n in self.pending)])
-            self.pending, self.pending_keys = [], 0
-            self.keys, at = np.unique(keys, return_inverse=True)
-            self.counts = np.bincount(at.ravel(), weights=counts, minlength=len(self.keys))
-            self.counts = self.counts.astype(np.int64)
-        return self.keys, self.counts
-
-
-MERGE_KEYS = 1 << 17
-
-
 class Totals:
-    """What is kept across partitions: per session, per transition, per value bin."""
+    """What is kept across partitions: per session, per transition; the pauses spilled."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], pauses: SpilledValues) -> None:
         self.labels = sorted(set(names) | {"START", END})
         self.width = len(self.labels)
         self.transitions = np.zeros(self.width * self.width, np.int64)
@@ -403,15 +368,7 @@ class Totals:
         self.durations: list[np.ndarray] = []
         self.cells = 0
         self.endpoint_counts = np.zeros(len(names), np.int64)
-        self.bins = SparseCounts()  # level-0 (group, bin) keys
-
-
-def _group_keys(value: np.ndarray, column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each pause's level-0 bin key in its two groups: the trace's (group 0) and its
-    transition's (group 1 + column): group << 18 | bits >> 45."""
-    bits = value.view(np.int64) >> LEVEL_SHIFTS[0]
-    per_transition = ((column.astype(np.int64) + 1) << 18) | bits
-    return bits, per_transition
+        self.pauses = pauses  # group 0: every pause; 1 + c: transition c's
 
 
 def sessions_of_partition(
@@ -421,7 +378,6 @@ def sessions_of_partition(
     names: list[str],
     totals: Totals,
     timeout_s: float,
-    pause_file: Path,
 ) -> None:
     ts = spilled.column("ts").to_numpy()
     order = np.argsort(ts, kind="stable")  # time order, ties in scan order
@@ -469,139 +425,36 @@ def sessions_of_partition(
     within[paths.first] = False
     value = np.ascontiguousarray(paths.think_s[within])
     column = global_code[pairs.column[within]].astype(np.int32)
-    if (value.view(np.int64) < 0).any():
-        raise SystemExit("a pause with its sign bit set: not handled by this prototype")
-    trace_bins, transition_bins = _group_keys(value, column)
-    for keys in (trace_bins, transition_bins):
-        totals.bins.add(*np.unique(keys, return_counts=True))
-    with ipc.new_file(str(pause_file), PAUSE_SCHEMA) as writer:
-        writer.write_table(pa.table({"v": value, "col": column}, schema=PAUSE_SCHEMA))
+    totals.pauses.add(value, column + 1, also=0)
 
 
 # ---------------------------------------------------------------- quantiles
 
 
-def _locate(
-    keys: np.ndarray, counts: np.ndarray, parent: np.ndarray, rank: np.ndarray, sub_bits: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each wanted (parent cell, rank within it): the key of the cell holding it at
-    this level (keys: parent << sub_bits | sub bin, sorted, with their counts) and its rank
-    within that cell."""
-    cum = np.cumsum(counts)
-    before = cum - counts
-    parent_start = np.searchsorted(keys, parent << sub_bits)
-    target = before[parent_start] + rank
-    cell = np.searchsorted(cum, target, side="right")
-    return keys[cell], target - before[cell]
-
-
-def _pauses(files: list[Path]) -> Any:
-    for f in files:
-        with pa.OSFile(str(f)) as source:
-            table = ipc.open_file(source).read_all()
-        yield (
-            np.ascontiguousarray(table.column("v").to_numpy()),
-            table.column("col").to_numpy(),
-        )
-
-
-def exact_quantiles(
-    files: list[Path], totals: Totals, gather_limit: int, phases: Phases
-) -> dict[str, Any]:
+def think_quantiles(totals: Totals, phases: Phases) -> dict[str, Any]:
     """np.quantile (QUANTILE_POINTS) of group 0 (every pause) and of each transition's
-    (group 1 + its code), and the median of group 0, exactly, from the level-0 bin counts
-    and passes over the spilled pauses."""
-    keys, counts = totals.bins.merged()
-    sizes = np.bincount(keys >> 18, weights=counts).astype(np.int64)
-    wanted_groups = np.flatnonzero(sizes)
-    lo, hi, gamma = quantile_points(sizes[wanted_groups], QUANTILE_POINTS)
-    g = np.repeat(wanted_groups, lo.shape[1])
-    n0 = int(sizes[0]) if len(sizes) else 0
-    # Ranks wanted: every group's below/above points, then group 0's median ranks.
-    group_of = np.concatenate([g, g, [0, 0]]).astype(np.int64)
-    rank = np.concatenate([lo.ravel(), hi.ravel(), [(n0 - 1) // 2, n0 // 2]]).astype(np.int64)
-    cell, rank = _locate(keys, counts, group_of, rank, 18)
-    prefix = cell & ((1 << 18) - 1)  # bits >> 45 of each wanted rank's value
-    passes, held, level = 0, 0, 0
-    while True:
-        shift = LEVEL_SHIFTS[level]
-        if shift == 0:  # each cell is one value: its bits
-            found = prefix.view(np.float64).copy()
-            break
-        cell_counts = counts[np.searchsorted(keys, np.unique(cell))]
-        # The wanted cells as (group, prefix) keys, sorted (a group below 2**shift).
-        wanted, at = np.unique((group_of << (63 - shift)) | prefix, return_inverse=True)
-        at = at.ravel()
-        if int(cell_counts.sum()) <= gather_limit:
-            values, cells = _gather(files, wanted, shift)
-            passes, held = passes + 1, len(values)
-            by = np.lexsort((values, cells))
-            values, cells = values[by], cells[by]
-            start = np.searchsorted(cells, np.arange(len(wanted)))
-            found = values[start[at] + rank]
-            break
-        # Count the next level's bins inside the wanted cells (another pass).
-        next_shift = LEVEL_SHIFTS[level + 1]
-        sub_bits = shift - next_shift
-        keys, counts = _count_finer(files, wanted, shift, sub_bits)
-        passes += 1
-        cell, rank = _locate(keys, counts, at.astype(np.int64), rank, sub_bits)
-        prefix = (prefix << sub_bits) | (cell & ((1 << sub_bits) - 1))
-        level += 1
-    below = found[: lo.size].reshape(lo.shape)
-    above = found[lo.size : 2 * lo.size].reshape(lo.shape)
-    q = lerp(below, above, gamma)
-    median = (found[-2] + found[-1]) / 2 if n0 else 0.0
-    phases.done("quantiles", passes=passes, values_gathered=held, levels=level + 1)
-    out: dict[str, Any] = {"median_think_s": float(median), "pauses": n0}
+    (group 1 + its code), and np.median of group 0, exactly, from the spilled pauses
+    (`spilled_quantiles`: bin counts, then passes over the spill)."""
+    think, median = totals.pauses.answer(Ask.quantiles(QUANTILE_POINTS), Ask.median(groups=[0]))
+    report = totals.pauses.report
+    phases.done(
+        "quantiles", passes=report.passes, values_gathered=report.values_gathered,
+        levels=report.levels, counted_keys=report.counted_keys,
+    )  # fmt: skip
+    n0 = int(median.counts[0]) if len(median.groups) else 0
+    out: dict[str, Any] = {"median_think_s": float(median.values[0]) if n0 else 0.0, "pauses": n0}
     by_transition = {}
-    for i, group in enumerate(wanted_groups.tolist()):
+    for group, size, q in zip(
+        think.groups.tolist(), think.counts.tolist(), think.values.tolist(), strict=True
+    ):
         if group == 0:
-            out["think_trace"] = q[i].tolist()
+            out["think_trace"] = q
             continue
         code = group - 1
         name = f"{totals.labels[code // totals.width]} -> {totals.labels[code % totals.width]}"
-        by_transition[name] = [int(sizes[group]), q[i].tolist()]
+        by_transition[name] = [size, q]
     out["think"] = by_transition
     return out
-
-
-def _values_in(files: list[Path], wanted: np.ndarray, shift: int) -> Any:
-    """Per partition's pauses: (value, index of its wanted cell) of those in a wanted cell
-    (`wanted`: sorted (group << (63 - shift)) | bits >> shift keys), each pause counted in
-    its trace group (0) and its transition's group (1 + its code)."""
-    trace_wanted = bool(len(wanted)) and int(wanted[0]) >> (63 - shift) == 0
-    for value, column in _pauses(files):
-        prefix = value.view(np.int64) >> shift
-        groups = [column.astype(np.int64) + 1]
-        if trace_wanted:
-            groups.append(np.zeros(1, np.int64))
-        for group in groups:
-            key = (group << (63 - shift)) | prefix
-            at = np.minimum(np.searchsorted(wanted, key), len(wanted) - 1)
-            hit = wanted[at] == key
-            yield value[hit], at[hit]
-
-
-def _gather(files: list[Path], wanted: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
-    values, cells = [], []
-    for v, c in _values_in(files, wanted, shift):
-        values.append(v)
-        cells.append(c)
-    return np.concatenate(values), np.concatenate(cells)
-
-
-def _count_finer(
-    files: list[Path], wanted: np.ndarray, shift: int, sub_bits: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The next level's bins in the wanted cells: keys cell index << sub_bits | the next
-    `sub_bits` bits, sorted, with their counts."""
-    next_shift = shift - sub_bits
-    found = SparseCounts()
-    for v, c in _values_in(files, wanted, shift):
-        sub = (v.view(np.int64) >> next_shift) & ((1 << sub_bits) - 1)
-        found.add(*np.unique((c << sub_bits) | sub, return_counts=True))
-    return found.merged()
 
 
 # ---------------------------------------------------------------- run, reference, check
@@ -644,23 +497,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         give_back_freed()
         names = table.fit()
         phases.done("templates", endpoints=len(names))
-        totals = Totals(names)
-        pause_files = []
+        totals = Totals(names, SpilledValues(spill, gather_limit=args.gather_limit))
         largest = 0
         for p in range(args.partitions):
             part = spill / f"part-{p}.arrow"
             with pa.OSFile(str(part)) as source:
                 spilled = ipc.open_file(source).read_all()
             largest = max(largest, spilled.num_rows)
-            pause_files.append(spill / f"pause-{p}.arrow")
-            sessions_of_partition(
-                spilled, first, table, names, totals, args.timeout_s, pause_files[-1]
-            )
+            sessions_of_partition(spilled, first, table, names, totals, args.timeout_s)
             del spilled
             part.unlink()  # (its bytes are counted in spill_mib)
             pa.default_memory_pool().release_unused()
             give_back_freed()
-        pause_bytes = sum(f.stat().st_size for f in pause_files)
+        pause_bytes = totals.pauses.spill_bytes()
         phases.done(
             "sessions",
             largest_partition_rows=largest,
@@ -679,7 +528,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             dict(zip(names, totals.endpoint_counts.tolist(), strict=True)),
         )  # fmt: skip
         phases.done("per-session")
-        result.update(exact_quantiles(pause_files, totals, args.gather_limit, phases))
+        result.update(think_quantiles(totals, phases))
+        totals.pauses.close()
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     result["rows"] = rows
