@@ -213,7 +213,7 @@ def _keys(batch: pa.RecordBatch, spills: list[_Spill]) -> tuple[np.ndarray, np.n
         lo, hi = bounds[p], bounds[p + 1]
         taken = used_keys.take(pa.array(order[lo:hi])).cast(pa.string())
         spills[p].keys.write_batch(pa.record_batch([taken], schema=KEY_SCHEMA))
-        spills[p].key_count += hi - lo
+        spills[p].key_count += int(hi - lo)
     return code[key], part[key]
 
 
