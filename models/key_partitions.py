@@ -198,7 +198,9 @@ def _keys(batch: pa.RecordBatch, spills: list[_Spill]) -> tuple[np.ndarray, np.n
     used = np.flatnonzero(np.bincount(key, minlength=len(keys)))
     used_keys = keys.take(pa.array(used))
     part_of_used = (_hash_strings(used_keys) >> np.uint64(32)) % np.uint64(count)
-    part_of_used = part_of_used.astype(np.int64)
+    # 16-bit partitions where they fit: numpy sorts them stably by radix (a batch's rows
+    # 5x faster than as int64: real10M's scan 0.3 CPU s).
+    part_of_used = part_of_used.astype(np.int16 if count <= 1 << 15 else np.int64)
     order = np.argsort(part_of_used, kind="stable")
     bounds = np.searchsorted(part_of_used, np.arange(count + 1), sorter=order)
     # Each used key's place among the batch's keys of its partition, after those spilled.
@@ -207,7 +209,7 @@ def _keys(batch: pa.RecordBatch, spills: list[_Spill]) -> tuple[np.ndarray, np.n
     spilled = np.array([spill.key_count for spill in spills], np.int64)
     code = np.zeros(len(keys), np.int32)
     code[used] = spilled[part_of_used] + place
-    part = np.zeros(len(keys), np.int64)
+    part = np.zeros(len(keys), part_of_used.dtype)
     part[used] = part_of_used
     for p in np.flatnonzero(np.diff(bounds)).tolist():
         lo, hi = bounds[p], bounds[p + 1]
