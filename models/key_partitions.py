@@ -224,7 +224,8 @@ def _distinct(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The batch's distinct (method, path) index pairs as `method * n_paths + path`
     (sorted), each row's index into them and each pair's rows: counted in a table of every
-    cell when it is no bigger than the batch, else by a sort."""
+    cell when it holds at most 4 cells a row (a row group's dictionaries are small), else
+    by a sort."""
     pair = method.astype(np.int64) * n_paths + path
     cells = n_methods * n_paths
     if cells > 4 * len(pair):
@@ -385,6 +386,9 @@ def scan_key_partitions(
 
 
 def _scan(source: RequestSource, parts: KeyPartitions) -> None:
+    """Each batch's rows appended to their partitions' spills (each partition's rows in
+    scan order), its keys to their partitions' key spills, its paths' skeletons counted;
+    then `parts` told the rows, the first time and the endpoints."""
     batches, total, status_type = _batches(source)
     status = pa.float32() if status_type in _IN_FLOAT32 else pa.float64()
     row_type = pa.int32() if total is not None and total <= np.iinfo(np.int32).max else pa.int64()
@@ -433,7 +437,8 @@ def _scan(source: RequestSource, parts: KeyPartitions) -> None:
             spill.rows.close()
             spill.keys.close()
     if not rows:
-        raise TraceEmptyError("trace: the trace holds no requests")
+        where = source.trace.path if isinstance(source, ParquetSource) else "trace"
+        raise TraceEmptyError(f"{where}: the trace holds no requests")
     parts.rows, parts.first_ts_us = rows, first
     parts.templater, parts.names, parts.endpoint_of = skeletons.fit()
     parts.counts = {

@@ -19,6 +19,7 @@ import pytest
 from faker import Faker
 
 from tests.factories import T0, TEST_META, make_record, make_table
+from tracereplay.errors import TraceEmptyError
 from tracereplay.models import key_partitions
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.light_columns import RequestColumns, read_light_columns
@@ -258,3 +259,9 @@ def test_names_are_numbered_by_their_least_pair_whatever_batch_it_came_in(
         part = parts.partition(0)
         assert parts.names == names == ["GET /x/{x_id}", "GET /x/{x_id}/more", "GET /y"]
         assert np.array_equal(part.endpoint, endpoint)
+
+
+def test_an_empty_trace_is_an_error_and_leaves_no_spill(tmp_path: Path) -> None:
+    with pytest.raises(TraceEmptyError):
+        _scan(TableSource(LIGHT_SCHEMA.empty_table()), 3, tmp_path)
+    assert not list(tmp_path.iterdir())
