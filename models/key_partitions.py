@@ -211,11 +211,12 @@ def _keys(batch: pa.RecordBatch, spills: list[_Spill]) -> tuple[np.ndarray, np.n
     code[used] = spilled[part_of_used] + place
     part = np.zeros(len(keys), part_of_used.dtype)
     part[used] = part_of_used
+    in_order = used_keys.take(pa.array(order)).cast(pa.string())  # (one take, then slices)
     for p in np.flatnonzero(np.diff(bounds)).tolist():
-        lo, hi = bounds[p], bounds[p + 1]
-        taken = used_keys.take(pa.array(order[lo:hi])).cast(pa.string())
+        lo, hi = int(bounds[p]), int(bounds[p + 1])
+        taken = in_order.slice(lo, hi - lo)
         spills[p].keys.write_batch(pa.record_batch([taken], schema=KEY_SCHEMA))
-        spills[p].key_count += int(hi - lo)
+        spills[p].key_count += hi - lo
     return code[key], part[key]
 
 
