@@ -1,0 +1,450 @@
+"""The trace's requests split by session key into partitions spilled to disk (issue 15):
+one scan of the record batches, each row to partition hash(key) mod P, its endpoint from
+per-batch path skeletons; each partition read back in time order, one at a time.
+
+The partitioned model's first step (docs/SCALE.md item 4, bench/bench_partitioned.py): a
+partition holds every request of its keys, so the sessions of the trace are the sessions
+of each partition, made with the model's own functions, while only one partition's arrays
+are held. What a row's values are is what `light_columns.read_light_columns` reads and
+`templating.request_endpoints` codes (the tests compare them to the bit).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import ipc
+
+from tracereplay.errors import TraceCorruptError, TraceEmptyError
+
+from .light_columns import _IN_FLOAT32, LIGHT_COLUMNS, STRING_COLUMNS, RequestColumns
+from .light_columns import _numbers_into as numbers_into
+from .shapes import skeleton_codes
+from .source import SCAN_BATCH_ROWS, ParquetSource, RequestSource
+from .string_codes import POOL, local, session_key
+from .templating import Templater
+
+__all__ = ["KeyPartitions", "Partition", "scan_key_partitions"]
+
+
+def _hash_strings(values: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each string (pandas' siphash, fixed key: the same in every run).
+    It only spreads keys over partitions: keys are told apart by their strings."""
+    objects = values.cast(pa.string()).to_numpy(zero_copy_only=False)
+    return np.asarray(pd.util.hash_array(objects, categorize=False), dtype=np.uint64)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """The requests of one partition's keys, in time order (ties in scan order: the
+    order of the model's `RequestColumns`, restricted to these keys)."""
+
+    ts: np.ndarray
+    """int64 µs since the epoch."""
+    key: np.ndarray
+    """int32 codes into `key_values`."""
+    key_values: pa.Array
+    """The partition's distinct session keys (`string_codes.session_key`), sorted as the
+    model sorts its `key_values` (binary order): key codes compare as the model's do."""
+    endpoint: np.ndarray
+    """Codes into `KeyPartitions.names` (int16 when they fit, else int32): the model's
+    `request_endpoints` code of each request."""
+    duration_ms: np.ndarray
+    status: np.ndarray
+    row: np.ndarray
+    """Each request's position in the trace's scan order (`RequestColumns.row`: what the
+    sample reads fetch heavy columns by), int32 below 2**31 requests."""
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def request_columns(self, first_ts_us: int) -> RequestColumns:
+        """As the model's `RequestColumns` of these requests (`t_s` in seconds since the
+        trace's first request, computed as the model does), for `key_time_split` and
+        `sessionize_requests` with `endpoint` given: no method nor path codes."""
+        return RequestColumns(
+            row=self.row, first_ts=pd.Timestamp(first_ts_us, unit="us", tz="UTC"),
+            t_s=(self.ts - first_ts_us) / 1_000_000, duration_ms=self.duration_ms,
+            status=self.status, key=self.key, key_values=self.key_values,
+            method=np.zeros(0, np.int8), methods=[], path=np.zeros(0, np.int32),
+            paths=pa.array([], pa.string()),
+        )  # fmt: skip
+
+
+class _Skeletons:
+    """What the endpoints need, kept across batches: (METHOD, path skeleton) request
+    counts (all `Templater.fit_skeletons` reads: it sums counts per skeleton and keeps the
+    set of (method, skeleton)), and per cell (raw method, skeleton applied) the least path
+    seen (where `request_endpoints` numbers the names: in order of first use over the
+    sorted (method, path) pairs). A row spills its cell; nothing kept grows with paths
+    unless skeletons do."""
+
+    def __init__(self) -> None:
+        self.skeleton_id: dict[tuple[str, ...], int] = {}
+        self.method_id: dict[str | None, int] = {}
+        """Raw methods (None: null) as read, numbered in order of first use."""
+        self.fit_counts: dict[tuple[str, int], int] = {}
+        self.cell_id: dict[tuple[int, int], int] = {}
+        self.least_path: list[str | None] = []
+        """Per cell, its least path (None: only null paths, which sort last)."""
+
+    def _skeletons(self, texts: pa.Array) -> np.ndarray:
+        codes, skeletons = skeleton_codes(texts)
+        ids = self.skeleton_id
+        number = np.array([ids.setdefault(k, len(ids)) for k in skeletons], np.int64)
+        return np.asarray(number[codes])
+
+    def add_batch(
+        self, methods: pa.Array, paths: pa.Array, method: np.ndarray, path: np.ndarray
+    ) -> np.ndarray:
+        """Each row's cell, from its method and path indices into the batch dictionaries
+        `methods` and `paths` (a null: one past the end)."""
+        methods = pa.concat_arrays([methods.cast(pa.string()), pa.nulls(1, pa.string())])
+        paths = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
+        pairs, row_pair, counts = _distinct(method, path, len(methods), len(paths))
+        pair_method, pair_path = pairs // len(paths), pairs % len(paths)
+        used_paths, pair_path = np.unique(pair_path, return_inverse=True)
+        pair_path = pair_path.ravel()
+        texts = paths.take(pa.array(used_paths))
+        fit = self._skeletons(texts.fill_null("None"))  # the fit reads a null as "None"
+        # ... and templates it as "/" (request_endpoints)
+        applied = self._skeletons(texts.fill_null("/")) if texts.null_count else fit
+        raw = methods.to_pylist()
+        upper = ["NONE" if m is None else str(m).upper() for m in raw]
+        raw_id = np.array([self.method_id.setdefault(m, len(self.method_id)) for m in raw])
+        # Counts per (METHOD, fit skeleton): few per batch.
+        upper_of, upper_code = np.unique(np.array(upper, dtype=object), return_inverse=True)
+        key = upper_code.ravel()[pair_method] * (1 << 32) + fit[pair_path]
+        keys, at = np.unique(key, return_inverse=True)
+        sums = np.bincount(at.ravel(), weights=counts, minlength=len(keys)).astype(np.int64)
+        for k, n in zip(keys.tolist(), sums.tolist(), strict=True):
+            entry = (str(upper_of[k >> 32]), k & 0xFFFFFFFF)
+            self.fit_counts[entry] = self.fit_counts.get(entry, 0) + n
+        # The cells (raw method, applied skeleton), each one's least path of the batch.
+        key = raw_id[pair_method] * (1 << 32) + applied[pair_path]
+        keys, at = np.unique(key, return_inverse=True)
+        at = at.ravel()
+        path_rank = np.empty(len(texts), np.int64)  # (sort_indices: a null last)
+        path_rank[pc.sort_indices(texts).to_numpy()] = np.arange(len(texts))
+        by = np.lexsort((path_rank[pair_path], at))
+        least = texts.take(pa.array(pair_path[by[np.searchsorted(at[by], np.arange(len(keys)))]]))
+        cells = []
+        for k, text in zip(keys.tolist(), least.to_pylist(), strict=True):
+            cell = self.cell_id.setdefault((k >> 32, k & 0xFFFFFFFF), len(self.cell_id))
+            if cell == len(self.least_path):
+                self.least_path.append(text)
+            elif _path_before(text, self.least_path[cell]):
+                self.least_path[cell] = text
+            cells.append(cell)
+        return np.asarray(np.array(cells, np.int32)[at][row_pair])
+
+    def fit(self) -> tuple[Templater, list[str], np.ndarray]:
+        """The templater, the endpoint names (as `request_endpoints` numbers them) and each
+        cell's code into them."""
+        methods = list(self.method_id)
+        skeletons = list(self.skeleton_id)
+        templater = Templater.fit_skeletons(
+            (method, skeletons[k], n) for (method, k), n in self.fit_counts.items()
+        )
+        cells = list(self.cell_id)
+        names_of_cell = [
+            templater.skeleton_endpoint(
+                "NONE" if methods[m] is None else str(methods[m]).upper(), skeletons[k]
+            )
+            for m, k in cells
+        ]
+        # A name's first use: its least (method, path) pair, methods and paths each in
+        # sorted order with null last (the model's codes).
+        rank: dict[str | None, int] = {
+            m: i for i, m in enumerate(sorted(m for m in methods if m is not None))
+        }
+        rank[None] = len(rank)
+        first: dict[str, tuple[int, bool, str]] = {}
+        for (m, _), name, path in zip(cells, names_of_cell, self.least_path, strict=True):
+            at = (rank[methods[m]], path is None, path or "")
+            if name not in first or at < first[name]:
+                first[name] = at
+        names = sorted(first, key=first.__getitem__)
+        kind = np.int16 if len(names) <= np.iinfo(np.int16).max else np.int32
+        number = {name: i for i, name in enumerate(names)}
+        endpoint_of = np.array([number[name] for name in names_of_cell], kind)
+        return templater, names, endpoint_of
+
+    def held(self) -> dict[str, int]:
+        return {"skeletons": len(self.skeleton_id), "cells": len(self.cell_id)}
+
+
+def _path_before(path: str | None, other: str | None) -> bool:
+    """Whether `path` sorts before `other`, as the model's sorted paths have them: by
+    code point (the binary order of UTF-8), a null last."""
+    return path is not None and (other is None or path < other)
+
+
+def _keys(batch: pa.RecordBatch, spills: list[_Spill]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's key code and partition: the batch's distinct keys (`session_key`) are
+    hashed to their partitions and appended to those partitions' key spills; a row's code
+    is its key's index into its partition's spilled keys."""
+    count = len(spills)
+    key, keys = session_key(batch)
+    used = np.flatnonzero(np.bincount(key, minlength=len(keys)))
+    used_keys = keys.take(pa.array(used))
+    part_of_used = (_hash_strings(used_keys) >> np.uint64(32)) % np.uint64(count)
+    # 16-bit partitions where they fit: numpy sorts them stably by radix (a batch's rows
+    # 5x faster than as int64: real10M's scan 0.3 CPU s).
+    part_of_used = part_of_used.astype(np.int16 if count <= 1 << 15 else np.int64)
+    order = np.argsort(part_of_used, kind="stable")
+    bounds = np.searchsorted(part_of_used, np.arange(count + 1), sorter=order)
+    # Each used key's place among the batch's keys of its partition, after those spilled.
+    place = np.empty(len(used), np.int64)
+    place[order] = np.arange(len(used)) - np.repeat(bounds[:-1], np.diff(bounds))
+    spilled = np.array([spill.key_count for spill in spills], np.int64)
+    code = np.zeros(len(keys), np.int32)
+    code[used] = spilled[part_of_used] + place
+    part = np.zeros(len(keys), part_of_used.dtype)
+    part[used] = part_of_used
+    in_order = used_keys.take(pa.array(order)).cast(pa.string())  # (one take, then slices)
+    for p in np.flatnonzero(np.diff(bounds)).tolist():
+        lo, hi = int(bounds[p]), int(bounds[p + 1])
+        taken = in_order.slice(lo, hi - lo)
+        spills[p].keys.write_batch(pa.record_batch([taken], schema=KEY_SCHEMA))
+        spills[p].key_count += hi - lo
+    return code[key], part[key]
+
+
+def _distinct(
+    method: np.ndarray, path: np.ndarray, n_methods: int, n_paths: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch's distinct (method, path) index pairs as `method * n_paths + path`
+    (sorted), each row's index into them and each pair's rows: counted in a table of every
+    cell when it holds at most 4 cells a row (a row group's dictionaries are small), else
+    by a sort."""
+    pair = method.astype(np.int64) * n_paths + path
+    cells = n_methods * n_paths
+    if cells > 4 * len(pair):
+        pairs, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
+        return pairs, inverse.ravel(), counts
+    counts = np.bincount(pair, minlength=cells)
+    pairs = np.flatnonzero(counts)
+    index = np.zeros(cells, np.int64)
+    index[pairs] = np.arange(len(pairs))
+    return pairs, index[pair], counts[pairs]
+
+
+@dataclass
+class _Spill:
+    """One partition's two spill files: its rows, in scan order, and its keys (each
+    batch's distinct keys of this partition; a row's key code indexes them all, in
+    order)."""
+
+    rows: ipc.RecordBatchFileWriter
+    keys: ipc.RecordBatchFileWriter
+    key_count: int = 0
+
+
+ROW_FILE = "rows-{}.arrow"
+KEY_FILE = "keys-{}.arrow"
+KEY_SCHEMA = pa.schema([("key", pa.string())])
+
+
+@dataclass
+class KeyPartitions:
+    """A trace scanned into `count` partitions of session keys, spilled under `directory`
+    (made for it, removed by `close`: use it as a context manager). `partition(p)` reads
+    one back; `templater` and `names` are the model's endpoints, `first_ts_us` the trace's
+    first request time, `rows` its requests."""
+
+    directory: Path
+    count: int
+    rows: int = 0
+    first_ts_us: int = 0
+    templater: Templater | None = None
+    names: list[str] = field(default_factory=list)
+    endpoint_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
+    """Each spilled cell's endpoint code."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """What the scan kept and wrote (for benchmarks)."""
+
+    def __enter__(self) -> KeyPartitions:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """The spill directory removed."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def partition(self, p: int) -> Partition:
+        """Partition `p`'s requests in time order, ties in scan order (a stable sort of
+        its spill, written in scan order), keys ranked to codes into its sorted keys."""
+        rows = _read(self.directory / ROW_FILE.format(p))
+        spilled_keys = _read(self.directory / KEY_FILE.format(p)).column("key")
+        ts = rows.column("ts").to_numpy()
+        order = np.argsort(ts, kind="stable")
+        key_values, rank = _ranked(spilled_keys)
+        key = rank[rows.column("key").to_numpy()[order]]
+        row = rows.column("row").to_numpy()[order]
+        wide = self.rows > np.iinfo(np.int32).max
+        return Partition(
+            ts=ts[order],
+            key=key,
+            key_values=key_values,
+            endpoint=self.endpoint_of[rows.column("cell").to_numpy()[order]],
+            duration_ms=rows.column("duration_ms").to_numpy()[order],
+            status=rows.column("status").to_numpy()[order],
+            row=row if wide else row.astype(np.int32, copy=False),
+        )
+
+    def partitions(self, *, release: bool = True) -> Iterator[Partition]:
+        """Every partition in turn; with `release` each one's files removed once read."""
+        for p in range(self.count):
+            yield self.partition(p)
+            if release:
+                for name in (ROW_FILE, KEY_FILE):
+                    (self.directory / name.format(p)).unlink()
+
+
+def _read(path: Path) -> pa.Table:
+    with pa.OSFile(str(path)) as source:
+        return ipc.open_file(source).read_all()
+
+
+def _ranked(spilled: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """The distinct strings of `spilled`, sorted (binary order), and each entry's index
+    into them (int32): equal strings are neighbours once sorted."""
+    values = pa.concat_arrays(spilled.chunks) if spilled.num_chunks else pa.array([], pa.string())
+    order = pc.sort_indices(values)
+    in_order = values.take(order)
+    new = np.ones(len(in_order), bool)
+    if len(in_order) > 1:
+        new[1:] = np.asarray(pc.not_equal(in_order[1:], in_order[:-1]))
+    rank = np.empty(len(in_order), np.int32)
+    rank[order.to_numpy()] = np.cumsum(new, dtype=np.int32) - 1
+    return in_order.filter(pa.array(new)), rank
+
+
+def _batches(
+    source: RequestSource,
+) -> tuple[Iterator[pa.RecordBatch], int | None, pa.DataType | None]:
+    """The light columns' batches in the model's scan order (as `read_light_columns` reads
+    them: a Parquet trace file by file, strings as the files' dictionaries), how many rows
+    (None: unknown) and the trace's status type (None: unknown)."""
+    if not isinstance(source, ParquetSource):
+        return iter(source.batches(LIGHT_COLUMNS)), None, None
+    trace = source.trace
+    status_type = trace.dataset.schema.field("status").type
+    files = trace.dictionary_files(
+        LIGHT_COLUMNS, STRING_COLUMNS, batch_size=SCAN_BATCH_ROWS, memory_pool=POOL
+    )
+    if files is None:  # rows still in a journal: one scan
+        batches = trace.dictionary_batches(
+            LIGHT_COLUMNS, STRING_COLUMNS, batch_size=SCAN_BATCH_ROWS
+        )
+        return batches, trace.num_rows, status_type
+
+    def checked() -> Iterator[pa.RecordBatch]:
+        for file in files:
+            read = 0
+            for batch in file.batches():
+                read += batch.num_rows
+                yield batch
+            if read != file.rows:
+                raise TraceCorruptError(
+                    f"{trace.path}: a trace file is damaged (its rows are not the "
+                    f"{file.rows} its footer says)"
+                )
+
+    return checked(), sum(file.rows for file in files), status_type
+
+
+def scan_key_partitions(
+    source: RequestSource, count: int, parent: Path | None = None
+) -> KeyPartitions:
+    """`source`'s requests scanned into `count` partitions of session keys, spilled to a
+    directory made under `parent` (default: the system's temp directory), removed on
+    error or when the returned `KeyPartitions` is closed. One batch held at a time."""
+    if count < 1:
+        raise ValueError(f"partitions must be ≥ 1, not {count}")
+    directory = Path(tempfile.mkdtemp(prefix="tracereplay-", dir=parent))
+    parts = KeyPartitions(directory, count)
+    try:
+        _scan(source, parts)
+    except BaseException:
+        parts.close()
+        raise
+    return parts
+
+
+def _scan(source: RequestSource, parts: KeyPartitions) -> None:
+    """Each batch's rows appended to their partitions' spills (each partition's rows in
+    scan order), its keys to their partitions' key spills, its paths' skeletons counted;
+    then `parts` told the rows, the first time and the endpoints."""
+    batches, total, status_type = _batches(source)
+    status = pa.float32() if status_type in _IN_FLOAT32 else pa.float64()
+    row_type = pa.int32() if total is not None and total <= np.iinfo(np.int32).max else pa.int64()
+    schema = pa.schema(
+        [("ts", pa.int64()), ("key", pa.int32()), ("cell", pa.int32()),
+         ("duration_ms", pa.float64()), ("status", status), ("row", row_type)]
+    )  # fmt: skip
+    count = parts.count
+    spills: list[_Spill] = []
+    skeletons = _Skeletons()
+    first, rows = np.iinfo(np.int64).max, 0
+    try:
+        for p in range(count):
+            spills.append(
+                _Spill(
+                    ipc.new_file(str(parts.directory / ROW_FILE.format(p)), schema),
+                    ipc.new_file(str(parts.directory / KEY_FILE.format(p)), KEY_SCHEMA),
+                )
+            )
+        for batch in batches:
+            n = batch.num_rows
+            if not n:
+                continue
+            ts = np.asarray(pc.cast(batch.column("ts"), pa.int64(), memory_pool=POOL), np.int64)
+            first = min(first, int(ts.min()))
+            duration = np.empty(n, np.float64)
+            numbers_into(duration, batch.column("duration_ms"))
+            statuses = np.empty(n, status.to_pandas_dtype())
+            numbers_into(statuses, batch.column("status"))
+            method, methods = local(batch.column("method"))
+            path, paths = local(batch.column("path"))
+            cell = skeletons.add_batch(methods, paths, method, path)
+            key, part = _keys(batch, spills)
+            row = np.arange(rows, rows + n, dtype=row_type.to_pandas_dtype())
+            order = np.argsort(part, kind="stable")  # each partition's rows in scan order
+            bounds = np.searchsorted(part, np.arange(count + 1), sorter=order)
+            columns = [c[order] for c in (ts, key, cell, duration, statuses, row)]
+            for p in np.flatnonzero(np.diff(bounds)).tolist():
+                lo, hi = bounds[p], bounds[p + 1]
+                spills[p].rows.write_batch(
+                    pa.record_batch([c[lo:hi] for c in columns], schema=schema)
+                )
+            rows += n
+    finally:
+        for spill in spills:
+            spill.rows.close()
+            spill.keys.close()
+    if not rows:
+        where = source.trace.path if isinstance(source, ParquetSource) else "trace"
+        raise TraceEmptyError(f"{where}: the trace holds no requests")
+    parts.rows, parts.first_ts_us = rows, first
+    parts.templater, parts.names, parts.endpoint_of = skeletons.fit()
+    parts.counts = {
+        "rows": rows,
+        "spill_bytes": sum(f.stat().st_size for f in parts.directory.iterdir()),
+        "keys_spilled": sum(s.key_count for s in spills),
+        **skeletons.held(),
+    }

@@ -1,0 +1,283 @@
+"""The key partitions' scan is the model's read, split by session key: every request in one
+partition, in the model's order there, with the model's key, endpoint, templater, numbers
+and scan position; keys told apart by their strings, not their hash; the spill removed
+(models/key_partitions.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from faker import Faker
+
+from tests.factories import T0, TEST_META, make_record, make_table
+from tracereplay.errors import TraceEmptyError
+from tracereplay.models import key_partitions
+from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
+from tracereplay.models.light_columns import RequestColumns, read_light_columns
+from tracereplay.models.source import ParquetSource
+from tracereplay.models.templating import Templater, request_endpoints
+from tracereplay.trace import TraceMetadata, open_writer
+
+ROWS = 300
+FILES = 3
+
+
+def _rows(seed: int, files: int, nulls: bool) -> list[list[dict[str, Any]]]:
+    """`files` lists of `ROWS` requests: paths carrying ids (uuids, numbers, faker slugs:
+    templated by shape and by cardinality), methods in two cases, keys from the session,
+    from the client (session null or empty) or neither, times tied within and across
+    files; with `nulls`, null paths and methods (a trace file holds none: another source)."""
+    rng = np.random.default_rng(seed)
+    fake = Faker()
+    fake.seed_instance(seed)
+    slugs = [fake.slug() for _ in range(40)]
+    ids = [str(uuid.UUID(int=int(rng.integers(1 << 62)), version=4)) for _ in range(30)]
+    sessions = [None, "", *(f"s-{fake.user_name()}-{i}" for i in range(25))]
+    clients = [None, *(fake.ipv4() for _ in range(12))]
+    paths = [
+        lambda: f"/api/v1/clients/{ids[rng.integers(len(ids))]}",
+        lambda: f"/api/v1/orders/{rng.integers(1000)}/items",
+        lambda: f"/blog/{slugs[rng.integers(len(slugs))]}",
+        lambda: "/api/v1/metrics/overview",
+        lambda: "/api/v1/clients/",
+        lambda: None if nulls else "/",
+    ]
+    methods = ["GET", "get", "POST", None if nulls else "PUT", "Delete"]
+    return [
+        [
+            {
+                "ts": T0 + timedelta(seconds=int(rng.integers(0, ROWS // 3)) + 5 * f),
+                "session": sessions[rng.integers(len(sessions))],
+                "client": clients[rng.integers(len(clients))],
+                "method": methods[rng.integers(len(methods))],
+                "path": paths[rng.integers(len(paths))](),
+                "status": [200, 404, None][rng.integers(3)],
+                "duration_ms": [1.5, None, float(rng.random())][rng.integers(3)],
+            }
+            for _ in range(ROWS)
+        ]
+        for f in range(files)
+    ]
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """A source of the light columns only, from a table (strings plain, nulls allowed),
+    in batches of `batch_rows`: `RequestSource`'s methods, not a Parquet trace."""
+
+    table: pa.Table
+    batch_rows: int = 50
+
+    @property
+    def metadata(self) -> TraceMetadata:
+        return TEST_META
+
+    def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
+        return iter(self.table.select(columns).to_batches(self.batch_rows))
+
+    def rows(self, positions: np.ndarray, columns: list[str]) -> pa.Table:
+        return self.table.select(columns).take(pa.array(positions))
+
+
+@pytest.fixture(scope="module", params=["parquet", "nulls", "journal"])
+def source(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A Parquet trace of `FILES` files in row groups of various sizes, a source whose
+    paths and methods have nulls, or a trace whose rows are still in a journal (read
+    through the dataset scanner, strings plain)."""
+    if request.param == "nulls":
+        rows = _rows(7, 1, nulls=True)[0]
+        yield TableSource(pa.Table.from_pylist(rows, schema=LIGHT_SCHEMA))
+        return
+    directory = tmp_path_factory.mktemp("kp") / "t"
+    if request.param == "journal":
+        writer = open_writer(directory, TEST_META)
+        try:
+            for row in _rows(9, 1, nulls=False)[0]:
+                writer.write(make_record(**row))
+            writer.flush()
+            journal = ParquetSource.open(directory)
+            assert journal.trace.dictionary_files(["ts"], []) is None  # no file to read alone
+            yield journal
+        finally:
+            writer.close()
+        return
+    directory.mkdir()
+    for f, rows in enumerate(_rows(5, FILES, nulls=False)):
+        table = make_table([make_record(**row) for row in rows])
+        pq.write_table(table, directory / f"part-{f:06d}.parquet", [ROWS, 41, 64][f])
+    yield ParquetSource.open(directory)
+
+
+LIGHT_SCHEMA = pa.schema(
+    [("ts", pa.timestamp("us", tz="UTC")), ("duration_ms", pa.float64()),
+     ("session", pa.string()), ("client", pa.string()), ("method", pa.string()),
+     ("path", pa.string()), ("status", pa.int16())]
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model(source: Any) -> tuple[RequestColumns, Templater, np.ndarray, list[str]]:
+    """What the model reads and templates: `read_light_columns`, `request_endpoints`."""
+    requests = read_light_columns(source)
+    return requests, *request_endpoints(
+        requests.methods, requests.method, requests.paths, requests.path
+    )
+
+
+def _scan(source: Any, count: int, parent: Path) -> KeyPartitions:
+    return scan_key_partitions(source, count, parent)
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of 50 rows: several per row group, sharing its dictionaries."""
+    monkeypatch.setattr(key_partitions, "SCAN_BATCH_ROWS", 50)
+
+
+def _partitions(parts: KeyPartitions) -> list[dict[str, Any]]:
+    out = []
+    for part in parts.partitions(release=False):
+        columns = part.request_columns(parts.first_ts_us)
+        out.append(
+            {
+                "row": part.row, "t_s": columns.t_s, "key": part.key,
+                "keys": part.key_values.to_pylist(), "endpoint": part.endpoint,
+                "duration_ms": part.duration_ms, "status": part.status, "ts": part.ts,
+            }
+        )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("count", [1, 3, 16])
+def test_each_partition_is_the_models_requests_of_its_keys(
+    source: Any, model: Any, tmp_path: Path, count: int
+) -> None:
+    requests, templater, endpoint, names = model
+    with _scan(source, count, tmp_path) as parts:
+        assert parts.rows == len(requests)
+        assert parts.first_ts_us == requests.first_ts.value // 1000
+        assert parts.templater is not None
+        assert parts.templater.to_json() == templater.to_json()
+        assert parts.names == names
+        found = _partitions(parts)
+    # Where each scan position sits in the model's time order.
+    at = np.empty(len(requests), np.int64)
+    at[requests.row] = np.arange(len(requests))
+    every = np.sort(np.concatenate([p["row"] for p in found]))
+    assert np.array_equal(every, np.arange(len(requests)))  # each request in one partition
+    seen: set[str] = set()
+    for p in found:
+        model_at = at[p["row"]]
+        # Time order, ties in scan order: the model's order, restricted to the partition.
+        assert np.all(np.diff(model_at) > 0)
+        assert p["keys"] == sorted(set(p["keys"]))  # distinct, in the model's order
+        assert not seen & set(p["keys"])  # a key in one partition only
+        seen |= set(p["keys"])
+        want_keys = np.asarray(requests.keys, dtype=object)[requests.key[model_at]]
+        assert np.array_equal(np.asarray(p["keys"], dtype=object)[p["key"]], want_keys)
+        for name, want in (
+            ("endpoint", endpoint), ("t_s", requests.t_s), ("row", requests.row),
+            ("duration_ms", requests.duration_ms), ("status", requests.status),
+        ):  # fmt: skip
+            got, expected = p[name], want[model_at]
+            assert got.dtype == expected.dtype, name
+            assert np.array_equal(got, expected, equal_nan=got.dtype.kind == "f"), name
+    assert seen == set(requests.keys)
+
+
+def test_keys_whose_hashes_collide_stay_apart(
+    source: Any, model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = model[0]
+    monkeypatch.setattr(
+        key_partitions, "_hash_strings", lambda values: np.zeros(len(values), np.uint64)
+    )
+    with _scan(source, 3, tmp_path) as parts:
+        found = _partitions(parts)
+    assert [len(p["row"]) for p in found] == [len(requests), 0, 0]
+    assert found[0]["keys"] == requests.keys
+    assert np.array_equal(found[0]["key"], requests.key)
+
+
+def test_the_same_trace_gives_the_same_partitions(source: Any, tmp_path: Path) -> None:
+    with _scan(source, 3, tmp_path) as a, _scan(source, 3, tmp_path) as b:
+        assert a.directory != b.directory
+        assert a.names == b.names and a.counts == b.counts
+        for x, y in zip(_partitions(a), _partitions(b), strict=True):
+            for name, value in x.items():
+                if isinstance(value, np.ndarray):
+                    assert np.array_equal(value, y[name], equal_nan=True), name
+                else:
+                    assert value == y[name], name
+
+
+def test_the_spill_is_removed_on_close_and_on_error(
+    source: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _scan(source, 3, tmp_path) as parts:
+        assert len(list(parts.directory.iterdir())) == 6
+    assert not parts.directory.exists() and not list(tmp_path.iterdir())
+    with pytest.raises(RuntimeError, match="inside"), _scan(source, 3, tmp_path) as parts:
+        next(parts.partitions())
+        raise RuntimeError("inside")
+    assert not list(tmp_path.iterdir())
+    # An error during the scan (here the third batch's keys): nothing left either.
+    calls = []
+    hashed = key_partitions._hash_strings
+
+    def failing(values: Any) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("scan")
+        return hashed(values)
+
+    monkeypatch.setattr(key_partitions, "_hash_strings", failing)
+    with pytest.raises(RuntimeError, match="scan"):
+        _scan(source, 3, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_partitions_released_as_read(source: Any, tmp_path: Path) -> None:
+    with _scan(source, 3, tmp_path) as parts:
+        rows = 0
+        for part in parts.partitions():
+            rows += len(part)
+        assert rows == parts.rows and not list(parts.directory.iterdir())
+
+
+def test_names_are_numbered_by_their_least_pair_whatever_batch_it_came_in(
+    tmp_path: Path,
+) -> None:
+    """`request_endpoints` numbers the names by their first (method, path) pair in sorted
+    order: /x/1 (a later batch's) before /x/5/more, though /x/9 came first."""
+    paths = ["/x/9", "/x/5/more", "/x/1", "/y"]
+    table = pa.Table.from_pylist(
+        [{"ts": T0, "session": "s", "method": "GET", "path": path} for path in paths],
+        schema=LIGHT_SCHEMA,
+    )
+    source = TableSource(table, batch_rows=1)
+    requests = read_light_columns(source)
+    _, endpoint, names = request_endpoints(
+        requests.methods, requests.method, requests.paths, requests.path
+    )
+    with _scan(source, 1, tmp_path) as parts:
+        part = parts.partition(0)
+        assert parts.names == names == ["GET /x/{x_id}", "GET /x/{x_id}/more", "GET /y"]
+        assert np.array_equal(part.endpoint, endpoint)
+
+
+def test_an_empty_trace_is_an_error_and_leaves_no_spill(tmp_path: Path) -> None:
+    with pytest.raises(TraceEmptyError):
+        _scan(TableSource(LIGHT_SCHEMA.empty_table()), 3, tmp_path)
+    assert not list(tmp_path.iterdir())
