@@ -1,0 +1,176 @@
+"""The model's "sessions" section made one key partition at a time (issue 15): the trace
+scanned into partitions of session keys, each one's sessions made, their pauses spilled.
+
+The three pieces composed (models/key_partitions.py, partition_sessions.py,
+spilled_quantiles.py): one scan spills every request to its key's partition; each
+partition is read back, its sessions made (`partition_sessions`, sessions-sized) and its
+pauses handed to a `SpilledValues` (a group per timeout); the pauses' medians and the
+censoring's quantile come from one `answer`, the merge numbers the sessions as the model
+does; a second pass over the partitions' times counts the requests per arrivals' bucket.
+What is held across partitions is sessions-sized; one partition's requests at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyarrow import ipc
+
+from .arrivals import fitted_bucket_s
+from .key_partitions import ROW_FILE, KeyPartitions, Partition, scan_key_partitions
+from .partition_sessions import (
+    KeyPartition,
+    MergedSessions,
+    PartitionSessions,
+    TracePauses,
+    merged_sessions,
+    partition_sessions,
+)
+from .session_shape import CENSOR_QUANTILE
+from .sessions import request_curve
+from .source import RequestSource
+from .spilled_quantiles import Ask, SpilledValues
+
+__all__ = ["PartitionedSessions", "SpilledPauses", "partitioned_sessions"]
+
+OWN, OWN_FINITE, OWN_INFINITE = 0, 1, 2
+"""The groups of the model's timeout's pauses: all of them (the median's: `nan_median`
+reads infinities), the finite ones (the censoring's quantile leaves the others out) and
+the infinite ones (spilled once: each also in OWN). Other timeouts' pauses: 3 on."""
+
+
+class SpilledPauses:
+    """A `PauseSink` spilling what each partition gives to a `SpilledValues`, a group per
+    timeout: `statistics()` is `HeldPauses.statistics()` to the bit, from one `answer`."""
+
+    def __init__(self, values: SpilledValues, timeouts: list[str]) -> None:
+        self.values = values
+        self.group = {name: OWN_INFINITE + 1 + i for i, name in enumerate(timeouts)}
+
+    def __call__(self, name: str | None, values: np.ndarray) -> None:
+        values = values[~np.isnan(values)]  # (none come: a pause inside a session is known)
+        if name is not None:
+            self.values.add(values, np.full(len(values), self.group[name], np.int32))
+            return
+        finite = np.isfinite(values)
+        if finite.all():
+            self.values.add(values, np.full(len(values), OWN_FINITE, np.int32), also=OWN)
+            return
+        for kept, group in ((finite, OWN_FINITE), (~finite, OWN_INFINITE)):
+            self.values.add(values[kept], np.full(int(kept.sum()), group, np.int32), also=OWN)
+
+    def statistics(self) -> TracePauses:
+        """The medians and the censoring's quantile (NaN for a group with no pause)."""
+        medians, censor = self.values.answer(
+            Ask.median([OWN, *self.group.values()]),
+            Ask.quantiles([CENSOR_QUANTILE], [OWN_FINITE]),
+        )
+        found = medians.as_dict()
+
+        def median(group: int) -> float:
+            return float(found[group]) if group in found else math.nan
+
+        quantile = censor.as_dict().get(OWN_FINITE)
+        return TracePauses(
+            median(OWN),
+            math.nan if quantile is None else float(quantile[0]),
+            {name: median(group) for name, group in self.group.items()},
+        )
+
+
+@dataclass(frozen=True)
+class PartitionedSessions:
+    """The whole trace's sessions, made partition by partition: the merge's (table, stats,
+    censoring, statistics at other timeouts, each partition's local→global session ids),
+    the pauses' statistics it took, the request curve and the trace's span and rows."""
+
+    merged: MergedSessions
+    pauses: TracePauses
+    requests: dict[str, Any]
+    """`request_curve` over every request at the arrivals' bucket (`fitted_bucket_s`)."""
+    span_s: float
+    rows: int
+    counts: dict[str, int]
+    """What the scan and the spill wrote (for benchmarks)."""
+
+    def section(self) -> dict[str, Any]:
+        """What `build_model` writes of these in its "sessions" section."""
+        return {
+            "censored": self.merged.censored.to_json(),
+            "stats": self.merged.stats.to_json(),
+            "requests": self.requests,
+            "timeout_sensitivity": {
+                name: at.to_json() for name, at in self.merged.by_timeout.items()
+            },
+        }
+
+
+def partitioned_sessions(
+    source: RequestSource,
+    *,
+    session_timeout_s: float,
+    partitions: int,
+    directory: Path | None = None,
+    censor_edges: bool = True,
+    timeouts_s: Mapping[str, float] | None = None,
+    gather_limit: int = 1 << 20,
+) -> PartitionedSessions:
+    """The sessions of `source` as `build_model` makes them (`session_timeout_s`,
+    `censor_edges` as its; `timeouts_s`: its SENSITIVITY_TIMEOUTS_S by default), made in
+    `partitions` partitions of session keys spilled under `directory` (default: the
+    system's temp directory), every spill removed on return or error. Raises
+    `CrossPartitionJoin` when a key's every request failed auth."""
+    if timeouts_s is None:
+        from .model import SENSITIVITY_TIMEOUTS_S  # (the model's: not imported with this)
+
+        timeouts_s = SENSITIVITY_TIMEOUTS_S
+    with (
+        scan_key_partitions(source, partitions, directory) as parts,
+        SpilledValues(directory, gather_limit=gather_limit) as spilled,
+    ):
+        sink = SpilledPauses(spilled, list(timeouts_s))
+        made: list[PartitionSessions] = []
+        span_s = 0.0
+        for p in range(parts.count):  # (kept on disk: the curve reads their times again)
+            rows = _key_partition(parts.partition(p), parts.first_ts_us)
+            made.append(partition_sessions(rows, session_timeout_s, timeouts_s, sink))
+            if len(rows):
+                span_s = max(span_s, float(rows.t_s.max()))  # (the model's: the last t_s)
+            del rows
+        pauses = sink.statistics()
+        merged = merged_sessions(made, pauses, censor_edges=censor_edges)
+        del made
+        bucket_s = fitted_bucket_s(merged.table["start_s"].to_numpy(), span_s)
+        curve = _request_curve(parts, bucket_s, span_s)
+        counts = {**parts.counts, "pause_spill_bytes": spilled.spill_bytes()}
+    return PartitionedSessions(merged, pauses, curve, span_s, parts.rows, counts)
+
+
+def _key_partition(part: Partition, first_ts_us: int) -> KeyPartition:
+    """A scanned partition as `partition_sessions` reads it (times as the model's)."""
+    columns = part.request_columns(first_ts_us)
+    return KeyPartition(
+        columns.t_s, columns.duration_ms, columns.status, columns.key, columns.key_values
+    )
+
+
+def _request_curve(parts: KeyPartitions, bucket_s: float, span_s: float) -> dict[str, Any]:
+    """`request_curve` of every request, summed over the partitions: a request's bucket is
+    its own time's (its `t_s` computed as the model's), in whatever order. Only the times'
+    column read back (memory-mapped), one partition at a time."""
+    counts: np.ndarray | None = None
+    for p in range(parts.count):
+        with pa.memory_map(str(parts.directory / ROW_FILE.format(p))) as file:
+            ts = ipc.open_file(file).read_all().column("ts")
+            t_s = (ts.to_numpy() - parts.first_ts_us) / 1_000_000  # (a copy: the map closes)
+            del ts
+        found = np.asarray(request_curve(t_s, bucket_s, span_s)["counts"], np.int64)
+        counts = found if counts is None else counts + found
+    assert counts is not None  # (a scan holds at least one partition)
+    return {"bucket_s": float(bucket_s), "counts": [int(c) for c in counts]}
