@@ -99,8 +99,7 @@ def test_a_key_failing_auth_throughout_is_refused_and_spills_removed(tmp_path: P
 
 def _bits(pauses: TracePauses) -> list[str]:
     return [
-        x.hex()
-        for x in (pauses.median_s, pauses.censor_s, *pauses.median_by_timeout_s.values())
+        x.hex() for x in (pauses.median_s, pauses.censor_s, *pauses.median_by_timeout_s.values())
     ]
 
 
