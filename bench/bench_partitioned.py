@@ -33,6 +33,10 @@ it costs and whether its answers are the model's. Steps of `run`:
               counts finer bins in the others (ties: a script's fixed pause), down to
               single values.
 
+`sessions-section` runs the product path, `models/partitioned_sessions.partitioned_sessions`
+(scan, sessions per partition, pauses spilled, merge, request curve), and compares its
+"sessions" section field by field with a model file's (--model): equal or not.
+
 `reference` computes the same aggregates the way the model does today (the whole trace's
 light columns in memory: `read_light_columns`, `request_endpoints`, `sessionize_requests`,
 `SessionPaths`, `Pairs`, `np.quantile`); `check` compares two result files, and both with
@@ -50,6 +54,9 @@ last bits).
         --out /tmp/part23/ref-real1M.json
     .venv/bin/python bench/bench_partitioned.py check /tmp/part23/ref-real1M.json \\
         /tmp/part23/p16-real1M.json --model /work/data/models/real1M.main.json
+    .venv/bin/python bench/bench_partitioned.py sessions-section --trace /work/data/real1M \\
+        --partitions 16 --out /tmp/part23/sec-real1M.json \\
+        --model /work/data/models/real1M.main.json
 """
 
 from __future__ import annotations
@@ -373,6 +380,39 @@ def check(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def sessions_section(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """The section `partitioned_sessions` makes, what it cost, and with --model each of its
+    fields against the model file's (equal or not); 1 when one differs, else 0."""
+    from tracereplay.models.partitioned_sessions import partitioned_sessions
+
+    phases = Phases()
+    Path(args.tmp).mkdir(parents=True, exist_ok=True)
+    found = partitioned_sessions(
+        ParquetSource.open(args.trace), session_timeout_s=args.timeout_s,
+        partitions=args.partitions, directory=Path(args.tmp),
+        censor_edges=not args.no_censor_edges,
+    )  # fmt: skip
+    spill = found.counts["spill_bytes"] + found.counts["pause_spill_bytes"]
+    phases.done("sessions-section", rows=found.rows, sessions=len(found.merged.table),
+                spill_mib=round(spill / 2**20, 1))  # fmt: skip
+    section = found.section()
+    result: dict[str, Any] = {
+        "section": section, "rows": found.rows, "partitions": args.partitions,
+        "spill_mib": round(spill / 2**20, 1), "phases": phases.rows, "peak_mb": 0.0,
+    }  # fmt: skip
+    bad = 0
+    if args.model:
+        model = json.loads(Path(args.model).read_text())["sessions"]
+        same = {name: section[name] == model.get(name) for name in section}
+        same["timeout_s"] = model.get("timeout_s") == args.timeout_s
+        result["equal"] = same
+        bad = sum(not ok for ok in same.values())
+        for name, ok in same.items():
+            print(f"  {name}: {'equal' if ok else 'DIFFERENT'}")
+    result["peak_mb"] = round(_peak_mb(), 1)
+    return result, 1 if bad else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -386,6 +426,14 @@ def main() -> int:
             p.add_argument("--tmp", default="/tmp/part23")
             p.add_argument("--gather-limit", type=int, default=1 << 20,
                            help="values gathered at most in pass 2; more: finer bins")  # fmt: skip
+    s = sub.add_parser("sessions-section")
+    s.add_argument("--trace", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--partitions", type=int, default=16)
+    s.add_argument("--timeout-s", type=float, default=DEFAULT_SESSION_TIMEOUT_S)
+    s.add_argument("--no-censor-edges", action="store_true")
+    s.add_argument("--model", help="a model file whose sessions section is compared")
+    s.add_argument("--tmp", default="/tmp/part23")
     c = sub.add_parser("check")
     c.add_argument("reference")
     c.add_argument("results", nargs="+")
@@ -393,10 +441,14 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "check":
         return check(args)
-    result = run(args) if args.command == "run" else reference(args)
+    code = 0
+    if args.command == "sessions-section":
+        result, code = sessions_section(args)
+    else:
+        result = run(args) if args.command == "run" else reference(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    return 0
+    return code
 
 
 if __name__ == "__main__":
