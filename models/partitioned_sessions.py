@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 from pyarrow import ipc
 
+from tracereplay.allocator import give_back_freed
+
 from .arrivals import fitted_bucket_s
 from .key_partitions import ROW_FILE, KeyPartitions, Partition, scan_key_partitions
 from .partition_sessions import (
@@ -134,6 +136,7 @@ def partitioned_sessions(
         scan_key_partitions(source, partitions, directory) as parts,
         SpilledValues(directory, gather_limit=gather_limit) as spilled,
     ):
+        _given_back()  # (what the scan freed: the partitions' arrays come on top)
         sink = SpilledPauses(spilled, list(timeouts_s))
         made: list[PartitionSessions] = []
         span_s = 0.0
@@ -143,13 +146,22 @@ def partitioned_sessions(
             if len(rows):
                 span_s = max(span_s, float(rows.t_s.max()))  # (the model's: the last t_s)
             del rows
+            _given_back()
         pauses = sink.statistics()
+        _given_back()
         merged = merged_sessions(made, pauses, censor_edges=censor_edges)
         del made
         bucket_s = fitted_bucket_s(merged.table["start_s"].to_numpy(), span_s)
         curve = _request_curve(parts, bucket_s, span_s)
         counts = {**parts.counts, "pause_spill_bytes": spilled.spill_bytes()}
     return PartitionedSessions(merged, pauses, curve, span_s, parts.rows, counts)
+
+
+def _given_back() -> None:
+    """The memory freed given back to the system (glibc's and Arrow's pools): what the
+    next step allocates comes on top of what is held, not of what was."""
+    pa.default_memory_pool().release_unused()
+    give_back_freed()
 
 
 def _key_partition(part: Partition, first_ts_us: int) -> KeyPartition:
