@@ -10,13 +10,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from faker import Faker
 
 from tests.factories import T0, make_record, write_trace
+from tracereplay.models.light_columns import read_light_columns
 from tracereplay.models.model import SENSITIVITY_TIMEOUTS_S, build_model
 from tracereplay.models.partition_sessions import CrossPartitionJoin, HeldPauses, TracePauses
 from tracereplay.models.partitioned_sessions import SpilledPauses, partitioned_sessions
+from tracereplay.models.sessionized import _model_sessions
+from tracereplay.models.sessions import session_table
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.spilled_quantiles import SpilledValues
 
@@ -78,6 +82,18 @@ def test_the_section_is_the_models_at_any_partition_count(
             ids = np.concatenate(got.merged.ids)  # each session one global id
             assert np.array_equal(np.sort(ids), np.arange(len(got.merged.table)))
             assert list(tmp_path.iterdir()) == []  # every spill removed
+
+
+def test_the_session_table_is_the_models(trace: Path) -> None:
+    """The merged table (what the arrivals and later stages read): the model's, in its
+    session-id order, to the bit."""
+    requests = read_light_columns(ParquetSource.open(trace))
+    frame, starts, _, _ = _model_sessions(None, [requests], 600.0, SENSITIVITY_TIMEOUTS_S)  # type: ignore[arg-type]
+    want = session_table(frame, starts)
+    for partitions in (1, 16):
+        got = partitioned_sessions(ParquetSource.open(trace), session_timeout_s=600.0,
+                                   partitions=partitions).merged.table  # fmt: skip
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
 
 
 def test_the_timeouts_cut_differently(trace: Path) -> None:
