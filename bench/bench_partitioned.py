@@ -395,7 +395,8 @@ def sessions_section(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     spill = found.counts["spill_bytes"] + found.counts["pause_spill_bytes"]
     phases.done("sessions-section", rows=found.rows, sessions=len(found.merged.table),
                 spill_mib=round(spill / 2**20, 1))  # fmt: skip
-    section = found.section()
+    section = found.section()  # (the model's every field: its shape's quantiles too)
+    phases.done("shape")
     result: dict[str, Any] = {
         "section": section, "rows": found.rows, "partitions": args.partitions,
         "spill_mib": round(spill / 2**20, 1), "phases": phases.rows, "peak_mb": 0.0,
@@ -403,8 +404,7 @@ def sessions_section(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     bad = 0
     if args.model:
         model = json.loads(Path(args.model).read_text())["sessions"]
-        same = {name: section[name] == model.get(name) for name in section}
-        same["timeout_s"] = model.get("timeout_s") == args.timeout_s
+        same = {name: section.get(name) == model.get(name) for name in sorted({*section, *model})}
         result["equal"] = same
         bad = sum(not ok for ok in same.values())
         for name, ok in same.items():

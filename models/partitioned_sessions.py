@@ -98,18 +98,31 @@ class PartitionedSessions:
     """`request_curve` over every request at the arrivals' bucket (`fitted_bucket_s`)."""
     span_s: float
     rows: int
+    timeout_s: float
     counts: dict[str, int]
     """What the scan and the spill wrote (for benchmarks)."""
 
-    def section(self) -> dict[str, Any]:
-        """What `build_model` writes of these in its "sessions" section."""
-        return {
-            "censored": self.merged.censored.to_json(),
-            "stats": self.merged.stats.to_json(),
+    def section(self, *, shape: bool = True) -> dict[str, Any]:
+        """`build_model`'s "sessions" section: with `shape` its whole (the sessions'
+        length and duration quantiles too, Kaplan-Meier over the table: the model's own
+        function), else the parts made here."""
+        merged = self.merged
+        made = {
+            "censored": merged.censored.to_json(),
+            "stats": merged.stats.to_json(),
             "requests": self.requests,
-            "timeout_sensitivity": {
-                name: at.to_json() for name, at in self.merged.by_timeout.items()
-            },
+            "timeout_sensitivity": {name: at.to_json() for name, at in merged.by_timeout.items()},
+        }
+        if not shape:
+            return made
+        from .model import _quantiles as quantiles  # (the model's: not imported with this)
+
+        censored = merged.censored.any
+        return {
+            "timeout_s": self.timeout_s,
+            **made,
+            "length": quantiles(merged.table["length"].to_numpy(float), censored),
+            "duration_s": quantiles(merged.table["duration_s"].to_numpy(float), censored),
         }
 
 
@@ -154,7 +167,7 @@ def partitioned_sessions(
         bucket_s = fitted_bucket_s(merged.table["start_s"].to_numpy(), span_s)
         curve = _request_curve(parts, bucket_s, span_s)
         counts = {**parts.counts, "pause_spill_bytes": spilled.spill_bytes()}
-    return PartitionedSessions(merged, pauses, curve, span_s, parts.rows, counts)
+    return PartitionedSessions(merged, pauses, curve, span_s, parts.rows, session_timeout_s, counts)
 
 
 def _given_back() -> None:
