@@ -49,13 +49,29 @@ the infinite ones (spilled once: each also in OWN). Other timeouts' pauses: 3 on
 
 class SpilledPauses:
     """A `PauseSink` spilling what each partition gives to a `SpilledValues`, a group per
-    timeout: `statistics()` is `HeldPauses.statistics()` to the bit, from one `answer`."""
+    timeout: `statistics()` is `HeldPauses.statistics()` to the bit, from one `answer`.
+    A timeout equal to the model's (`own_timeout_s`: "30m" at the default 1800 s) or to
+    one before it cuts at the same rows, so is given the same pauses: not spilled again
+    (real10M: 10 M pauses, 0.2 CPU s and 145 MiB less), its group the one it equals."""
 
-    def __init__(self, values: SpilledValues, timeouts: list[str]) -> None:
+    def __init__(
+        self, values: SpilledValues, timeouts_s: Mapping[str, float], own_timeout_s: float
+    ) -> None:
         self.values = values
-        self.group = {name: OWN_INFINITE + 1 + i for i, name in enumerate(timeouts)}
+        first: dict[float, int] = {float(own_timeout_s): OWN}
+        self.group = {
+            name: first.setdefault(float(t), OWN_INFINITE + 1 + i)
+            for i, (name, t) in enumerate(timeouts_s.items())
+        }
+        self.spilled: dict[str, int] = {}
+        """The timeouts whose pauses are spilled, each its group (the first of a value)."""
+        for name, group in self.group.items():
+            if group != OWN and group not in self.spilled.values():
+                self.spilled[name] = group
 
     def __call__(self, name: str | None, values: np.ndarray) -> None:
+        if name is not None and name not in self.spilled:
+            return  # (the pauses of a timeout before it, or of the model's: spilled)
         values = values[~np.isnan(values)]  # (none come: a pause inside a session is known)
         if name is not None:
             self.values.add(values, np.full(len(values), self.group[name], np.int32))
@@ -70,7 +86,7 @@ class SpilledPauses:
     def statistics(self) -> TracePauses:
         """The medians and the censoring's quantile (NaN for a group with no pause)."""
         medians, censor = self.values.answer(
-            Ask.median([OWN, *self.group.values()]),
+            Ask.median([OWN, *self.spilled.values()]),
             Ask.quantiles([CENSOR_QUANTILE], [OWN_FINITE]),
         )
         found = medians.as_dict()
@@ -150,7 +166,7 @@ def partitioned_sessions(
         SpilledValues(directory, gather_limit=gather_limit) as spilled,
     ):
         _given_back()  # (what the scan freed: the partitions' arrays come on top)
-        sink = SpilledPauses(spilled, list(timeouts_s))
+        sink = SpilledPauses(spilled, timeouts_s, session_timeout_s)
         made: list[PartitionSessions] = []
         span_s = 0.0
         for p in range(parts.count):  # (kept on disk: the curve reads their times again)

@@ -120,22 +120,28 @@ def _bits(pauses: TracePauses) -> list[str]:
 
 @pytest.mark.parametrize("seed", range(8))
 def test_spilled_pauses_are_held_pauses_to_the_bit(tmp_path: Path, seed: int) -> None:
-    """Partitions' pauses (ties, near ties, infinities, a timeout with none) given to both
-    sinks: the same medians and censoring quantile, bit for bit."""
+    """Partitions' pauses (ties, near ties, infinities, a timeout with none, timeouts
+    equal to the model's or to another, given the same pauses as `partition_sessions`
+    gives them) to both sinks: the same medians and censoring quantile, bit for bit."""
     rng = np.random.default_rng(seed)
-    names = ["a", "b", "none"]
+    timeouts = {"a": 60.0, "b": 90.0, "own": 30.0, "none": 120.0, "again": 60.0}
     held = HeldPauses()
     with SpilledValues(tmp_path, gather_limit=[1 << 20, 16][seed % 2]) as values:
-        spilled = SpilledPauses(values, names)
+        spilled = SpilledPauses(values, timeouts, 30.0)
+        once = 0  # (the pauses spilled: each timeout's once, not those it equals)
         for _ in range(int(rng.integers(1, 6))):
             n = int(rng.integers(0, 400))
             own = rng.choice([0.5, 1.0, 0.1 + 0.2, 0.3]) + rng.exponential(5.0, n) * (seed % 3)
             if seed % 4 == 1:
                 own[rng.integers(0, 6, n) == 0] = math.inf
-            for name, values_of in ((None, own), ("a", own[::2]), ("b", own[1::3]),
-                                    ("none", own[:0])):  # fmt: skip
-                held(name, values_of)
-                spilled(name, values_of)
+            given = {None: own, "a": own[::2], "b": own[1::3], "own": own, "none": own[:0],
+                     "again": own[::2]}  # fmt: skip
+            for name, pauses in given.items():
+                held(name, pauses)
+                spilled(name, pauses)
+            once += sum(len(given[name]) for name in (None, "a", "b", "none"))
         got, want = spilled.statistics(), held.statistics()
+        assert values.report.values == once
     assert _bits(got) == _bits(want)
-    assert list(got.median_by_timeout_s) == names
+    assert list(got.median_by_timeout_s) == list(timeouts)
+    assert spilled.spilled == {"a": 3, "b": 4, "none": 6}  # (the others: not again)
