@@ -8,6 +8,8 @@ pauses handed to a `SpilledValues` (a group per timeout); the pauses' medians an
 censoring's quantile come from one `answer`, the merge numbers the sessions as the model
 does; a second pass over the partitions' times counts the requests per arrivals' bucket.
 What is held across partitions is sessions-sized; one partition's requests at a time.
+Keys whose every request failed auth are refused (`CrossPartitionJoin`): the model joins
+them across partitions.
 """
 
 from __future__ import annotations
