@@ -54,6 +54,7 @@ def _rows(seed: int, n: int, nulls: bool, negative: bool) -> list[dict[str, Any]
 
     paths = [
         lambda: f"/api/v1/clients/{pick(ids)}",
+        lambda: f"/api/v1/clients/{pick(ids)}?expand={rng.integers(3)}",
         lambda: f"/api/v1/orders/{rng.integers(10 ** int(rng.integers(1, 7)))}/items",
         lambda: f"/blog/{pick(slugs)}",
         lambda: f"/files/{''.join(rng.choice(list('0123456789abcdef'), rng.integers(16, 41)))}",
