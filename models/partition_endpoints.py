@@ -53,6 +53,7 @@ class _Facts:
     distinct values (binary order), at most `MAX_EXAMPLES`."""
 
     values: int = 0
+    """(distinct within each batch: only whether any is read)"""
     fails: list[bool] = field(default_factory=lambda: [False] * len(_PATTERNS))
     least_length: int = 0
     most_length: int = 0
@@ -96,52 +97,25 @@ class ParamFacts:
         `taken_param_kinds` reads it). Works per distinct (group, path) and segment."""
         if not len(path):
             return
+        local, groups = _distinct(np.asarray(group, np.int64))
         width = len(paths) + 1
+        pairs = _distinct(local * width + np.asarray(path, np.int64), len(groups) * width)[1]
+        pair_path, used = _distinct(pairs % width, width)
         texts = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
-        pairs = np.unique(np.asarray(group, np.int64) * width + np.asarray(path, np.int64))
-        used, pair_path = np.unique(pairs % width, return_inverse=True)
         lists = pc.split_pattern(cut_paths(texts.take(pa.array(used)).fill_null("/")), "/")
         encoded = pc.dictionary_encode(lists.flatten())
         segment_code = encoded.indices.to_numpy()
         offsets = np.asarray(lists.offsets)
-        lengths = np.diff(offsets)[pair_path.ravel()]
+        offsets = offsets - offsets[0]
+        lengths = np.diff(offsets)[pair_path]
         starts = np.cumsum(lengths) - lengths
         position = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
-        segment = segment_code[np.repeat(offsets[:-1][pair_path.ravel()], lengths) + position]
-        depth = int(position.max()) + 1 if len(position) else 1
+        segment = segment_code[np.repeat(offsets[:-1][pair_path], lengths) + position]
+        depth = int(position.max()) + 1
         key = np.repeat(pairs // width, lengths) * depth + position
-        self._add_segments(key, depth, segment, encoded.dictionary)
-
-    def _add_segments(
-        self, key: np.ndarray, depth: int, segment: np.ndarray, values: pa.Array
-    ) -> None:
-        """Facts of segments by key (group × depth + position), `segment` indexing the
-        batch's distinct segment `values`: the patterns and lengths judged once a value."""
-        fails = [~np.asarray(pc.match_substring_regex(values, p), bool) for p in _PATTERNS]
-        length = np.asarray(pc.utf8_length(values), np.int64)
-        rank = np.empty(len(values), np.int64)
-        rank[pc.sort_indices(values).to_numpy()] = np.arange(len(values))
-        order = np.lexsort((rank[segment], key))
-        key, segment = key[order], segment[order]
-        new_key = np.r_[True, key[1:] != key[:-1]]
-        starts = np.flatnonzero(new_key)
-        counts = np.diff(np.append(starts, len(key)))
-        fail = [np.logical_or.reduceat(f[segment], starts) for f in fails]
-        least = np.minimum.reduceat(length[segment], starts)
-        most = np.maximum.reduceat(length[segment], starts)
-        # The least distinct values of each key: its first MAX_EXAMPLES distinct ones.
-        distinct = new_key | np.r_[True, segment[1:] != segment[:-1]]
-        nth = np.cumsum(distinct) - 1
-        nth -= np.repeat(nth[starts], counts)
-        kept = np.flatnonzero(distinct & (nth < MAX_EXAMPLES))
-        examples = values.take(pa.array(segment[kept])).to_pylist()
-        cut = [*np.searchsorted(kept, starts).tolist(), len(kept)]
-        for i, k in enumerate(key[starts].tolist()):
-            facts = _Facts(
-                int(counts[i]), [bool(f[i]) for f in fail], int(least[i]), int(most[i]),
-                examples[cut[i] : cut[i + 1]],
-            )  # fmt: skip
-            self.facts.setdefault(divmod(k, depth), _Facts()).merge(facts)
+        for k, facts in _segment_facts(key, len(groups) * depth, segment, encoded.dictionary):
+            g, position = divmod(k, depth)
+            self.facts.setdefault((int(groups[g]), position), _Facts()).merge(facts)
 
     def kinds(self, template: str, groups: Sequence[int]) -> dict[str, dict[str, Any]]:
         """`endpoints.taken_param_kinds` of `template` over the paths of `groups`."""
@@ -172,6 +146,54 @@ class ParamFacts:
             "entries": len(self.facts),
             "examples": sum(len(f.examples) for f in self.facts.values()),
         }
+
+
+def _segment_facts(
+    key: np.ndarray, keys: int, segment: np.ndarray, values: pa.Array
+) -> list[tuple[int, _Facts]]:
+    """Facts of segments by key (< `keys`), `segment` indexing the batch's distinct
+    segment `values`: patterns and lengths judged once a value, the rest on the
+    distinct (key, value) pairs, sorted by key then value (a table marked or a sort)."""
+    fails = [~np.asarray(pc.match_substring_regex(values, p), bool) for p in _PATTERNS]
+    length = np.asarray(pc.utf8_length(values), np.int64)
+    by_rank = pc.sort_indices(values).to_numpy()
+    rank = np.empty(len(values), np.int64)
+    rank[by_rank] = np.arange(len(values))
+    n = len(values)
+    pairs = _distinct(key * n + rank[segment], keys * n)[1]
+    key, segment = pairs // n, by_rank[pairs % n]
+    new_key = np.r_[True, key[1:] != key[:-1]]
+    starts = np.flatnonzero(new_key)
+    counts = np.diff(np.append(starts, len(key)))
+    fail = [np.logical_or.reduceat(f[segment], starts) for f in fails]
+    least = np.minimum.reduceat(length[segment], starts)
+    most = np.maximum.reduceat(length[segment], starts)
+    # The least distinct values of each key: its first MAX_EXAMPLES ones.
+    nth = np.arange(len(key)) - np.repeat(starts, counts)
+    kept = np.flatnonzero(nth < MAX_EXAMPLES)
+    examples = values.take(pa.array(segment[kept])).to_pylist()
+    cut = [*np.searchsorted(kept, starts).tolist(), len(kept)]
+    return [
+        (k, _Facts(int(counts[i]), [bool(f[i]) for f in fail], int(least[i]), int(most[i]),
+                   examples[cut[i] : cut[i + 1]]))
+        for i, k in enumerate(key[starts].tolist())
+    ]  # fmt: skip
+
+
+def _distinct(codes: np.ndarray, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each code's index into the distinct `codes` (ints ≥ 0, below `size` when given),
+    and those sorted: marked in a table when it holds at most 4 cells a code (a batch's
+    (cell, path) pairs, a few thousand paths and cells: no sort), else by `np.unique`."""
+    top = int(codes.max()) + 1 if size is None else size
+    if top > 4 * len(codes):
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        return inverse.ravel(), distinct
+    seen = np.zeros(top, bool)
+    seen[codes] = True
+    distinct = np.flatnonzero(seen)
+    number = np.zeros(top, np.int64)
+    number[distinct] = np.arange(len(distinct))
+    return number[codes], distinct
 
 
 class EndpointTally:
