@@ -11,6 +11,10 @@ Modes (one per process, so `/usr/bin/time -v` reads each one's peak):
   whole        the model's way: `read_light_columns`, `request_endpoints`,
                `endpoint_stats` over every request in memory.
 
+`--fake-latency`: every request given a duration and status made from its scan position
+(some unknown), in both ways, so that the latency percentiles and status mixes are made
+and compared at scale (real1M/real10M hold none: synthesized requests).
+
 `--model` compares the statistics made with the model file's endpoint entries (only the
 fields made here: count, share, params, latency_ms, status).
 
@@ -26,6 +30,7 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +64,20 @@ def _hooked(facts: ParamFacts) -> type[key_partitions._Skeletons]:
     return Hooked
 
 
-def run(mode: str, trace: Path, partitions: int, spill: Path | None) -> dict[str, Any]:
+def fake_latency(row: np.ndarray, status_type: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A duration (ms, ties many, a tenth unknown) and a status (some errors, some unknown)
+    for each scan position."""
+    row = row.astype(np.int64)
+    duration = (row * 2654435761 % 100003) / 100.0
+    duration[row % 10 == 3] = np.nan
+    status = np.array([200, 200, 200, 201, 404, 500, 503], np.float64)[row % 7]
+    status[row % 17 == 0] = np.nan
+    return duration, status.astype(status_type)
+
+
+def run(
+    mode: str, trace: Path, partitions: int, spill: Path | None, fake: bool = False
+) -> dict[str, Any]:
     source = ParquetSource.open(trace)
     marks: dict[str, Any] = {}
     wall, cpu = time.perf_counter(), _cpu()
@@ -79,6 +97,9 @@ def run(mode: str, trace: Path, partitions: int, spill: Path | None) -> dict[str
         _, endpoint, names = request_endpoints(
             requests.methods, requests.method, requests.paths, requests.path
         )
+        if fake:
+            duration, status = fake_latency(requests.row, requests.status.dtype)
+            requests = replace(requests, duration_ms=duration, status=status)
         mark("read+templates")
         stats = endpoint_stats(requests, EndpointCodes.of(endpoint, names))
         mark("endpoint_stats")
@@ -91,7 +112,9 @@ def run(mode: str, trace: Path, partitions: int, spill: Path | None) -> dict[str
             names = parts.names
             with EndpointTally(len(names), spill) as tally:
                 for part in parts.partitions():
-                    if mode == "partitioned":
+                    if mode == "partitioned" and fake:
+                        tally.add(part.endpoint, *fake_latency(part.row, part.status.dtype))
+                    elif mode == "partitioned":
                         tally.add_partition(part)
                 mark("partitions")
                 if mode == "partitioned":
@@ -124,10 +147,11 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--spill", type=Path, default=None, help="spill under this directory")
     parser.add_argument("--model", type=Path, default=None, help="a model file to compare")
+    parser.add_argument("--fake-latency", action="store_true", help="see the module doc")
     parser.add_argument("--out", type=Path, default=None, help="the statistics as JSON")
     args = parser.parse_args()
     spill = args.spill or Path(tempfile.gettempdir())
-    marks = run(args.mode, args.trace, args.partitions, spill)
+    marks = run(args.mode, args.trace, args.partitions, spill, args.fake_latency)
     stats = marks.pop("stats", None)
     if args.out is not None and stats is not None:
         args.out.write_text(json.dumps(stats, sort_keys=True))

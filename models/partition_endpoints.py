@@ -42,6 +42,8 @@ from .spilled_quantiles import Ask, SpilledValues
 
 __all__ = ["EndpointTally", "ParamFacts", "partition_endpoint_stats"]
 
+_STATUS_CELLS = 1 << 22
+"""(endpoint, status) cells a piece's statuses are counted in at most; more: by a sort."""
 _PATTERNS = (_UUID, _INT, _HEX)
 """What `params.param_kind` asks of every value, in its order: uuid, int, hex."""
 
@@ -228,9 +230,16 @@ class EndpointTally:
         code = status[known].astype(int)  # as `latency_and_status` reads a status
         if not len(code):
             return
-        codes, at = np.unique(code, return_inverse=True)
-        cells = at.ravel().astype(np.int64) * n + endpoint[known]
-        by_code = np.bincount(cells, minlength=len(codes) * n).reshape(len(codes), n)
+        low, high = int(code.min()), int(code.max())
+        if (high - low + 1) * n <= _STATUS_CELLS:  # counted in a table: no sort
+            cells = (code - low) * n + endpoint[known]
+            by_code = np.bincount(cells, minlength=(high - low + 1) * n).reshape(-1, n)
+            codes = np.flatnonzero(by_code.any(axis=1))
+            by_code, codes = by_code[codes], codes + low
+        else:
+            codes, at = np.unique(code, return_inverse=True)
+            cells = at.ravel().astype(np.int64) * n + endpoint[known]
+            by_code = np.bincount(cells, minlength=len(codes) * n).reshape(len(codes), n)
         for c, row in zip(codes.tolist(), by_code, strict=True):
             if c in self.status_counts:
                 self.status_counts[c] += row

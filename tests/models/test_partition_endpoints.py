@@ -21,7 +21,7 @@ from faker import Faker
 
 from tests.factories import T0, make_record, make_table
 from tests.models.test_key_partitions import LIGHT_SCHEMA, TableSource
-from tracereplay.models import key_partitions
+from tracereplay.models import key_partitions, partition_endpoints
 from tracereplay.models.endpoint_codes import EndpointCodes, endpoint_stats
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.light_columns import RequestColumns, read_light_columns
@@ -162,11 +162,16 @@ def _pieces(n: int, sizes: list[int]) -> Iterator[slice]:
         i += 1
 
 
-@pytest.mark.parametrize("sizes", [[1], [7, 3, 101], [33], [10**6]])
+@pytest.mark.parametrize(("sizes", "status_cells"), [([1], 1), ([7, 3, 101], None), ([33], 1),
+                                                    ([10**6], None)])  # fmt: skip
 def test_batches_of_any_size_give_the_models_endpoint_stats(
-    model: Any, tmp_path: Path, sizes: list[int]
-) -> None:
-    """The model's rows (in its time order) in pieces, each known by its endpoint."""
+    model: Any, tmp_path: Path, sizes: list[int], status_cells: int | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The model's rows (in its time order) in pieces, each known by its endpoint; the
+    statuses counted in a table or (`status_cells` 1) through a sort."""
+    if status_cells is not None:
+        monkeypatch.setattr(partition_endpoints, "_STATUS_CELLS", status_cells)
     requests, endpoint, names, want = model
     rank = np.empty(len(names), np.int64)  # (pieces in reverse: the order does not matter)
     rank[np.argsort(names)] = np.arange(len(names))
