@@ -379,21 +379,20 @@ def _ranked(spilled: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
 def _batches(
     source: RequestSource,
+    columns: list[str] = LIGHT_COLUMNS,
+    strings: list[str] = STRING_COLUMNS,
 ) -> tuple[Iterator[pa.RecordBatch], int | None, pa.DataType | None]:
-    """The light columns' batches in the model's scan order (as `read_light_columns` reads
-    them: a Parquet trace file by file, strings as the files' dictionaries), how many rows
-    (None: unknown) and the trace's status type (None: unknown)."""
+    """The light columns' batches (or `columns`', the `strings` among them read as
+    dictionaries) in the model's scan order (as `read_light_columns` reads them: a Parquet
+    trace file by file, strings as the files' dictionaries), how many rows (None: unknown)
+    and the trace's status type (None: unknown)."""
     if not isinstance(source, ParquetSource):
-        return iter(source.batches(LIGHT_COLUMNS)), None, None
+        return iter(source.batches(columns)), None, None
     trace = source.trace
     status_type = trace.dataset.schema.field("status").type
-    files = trace.dictionary_files(
-        LIGHT_COLUMNS, STRING_COLUMNS, batch_size=SCAN_BATCH_ROWS, memory_pool=POOL
-    )
+    files = trace.dictionary_files(columns, strings, batch_size=SCAN_BATCH_ROWS, memory_pool=POOL)
     if files is None:  # rows still in a journal: one scan
-        batches = trace.dictionary_batches(
-            LIGHT_COLUMNS, STRING_COLUMNS, batch_size=SCAN_BATCH_ROWS
-        )
+        batches = trace.dictionary_batches(columns, strings, batch_size=SCAN_BATCH_ROWS)
         return batches, trace.num_rows, status_type
 
     def checked() -> Iterator[pa.RecordBatch]:
@@ -597,17 +596,33 @@ def _join_batches(
     (`session_key`'s dictionary and each row's index into it) and each key's index into
     `failed` (-1: not failed)."""
     rows = 0
-    for batch in source.batches(JOIN_COLUMNS):
+    for batch in _batches(source, JOIN_COLUMNS, JOIN_COLUMNS[1:])[0]:
         n = batch.num_rows
-        conn = batch.column("conn")
-        if pa.types.is_dictionary(conn.type):
-            conn = conn.dictionary_decode()
-        ts = np.asarray(pc.cast(batch.column("ts"), pa.int64()), np.int64)
+        ts = np.asarray(pc.cast(batch.column("ts"), pa.int64(), memory_pool=POOL), np.int64)
         key, keys = session_key(batch)
         in_failed = pc.index_in(keys.cast(pa.string()), value_set=failed)
         position = np.asarray(in_failed.fill_null(-1), np.int64)
-        yield conn.cast(pa.string()), ts, np.arange(rows, rows + n), keys, key, position
+        yield batch.column("conn"), ts, np.arange(rows, rows + n), keys, key, position
         rows += n
+
+
+def _strings(values: pa.Array) -> pa.Array:
+    """`values` (strings, maybe a dictionary array) as plain strings."""
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    return values.cast(pa.string())
+
+
+def _in(conn: pa.Array, values: pa.Array) -> np.ndarray:
+    """Per row, whether its connection is one of `values` (a null: not), through a
+    dictionary array's dictionary when it is one (no string decoded a row)."""
+    if not pa.types.is_dictionary(conn.type):
+        return np.asarray(pc.fill_null(pc.is_in(conn.cast(pa.string()), values), False))
+    known = np.append(
+        np.asarray(pc.fill_null(pc.is_in(_strings(conn.dictionary), values), False)), False
+    )
+    index = np.asarray(conn.indices.fill_null(len(conn.dictionary)), np.int64)
+    return np.asarray(known[index])
 
 
 def _last_rows(source: RequestSource, failed: pa.Array) -> _Rows:
@@ -618,7 +633,7 @@ def _last_rows(source: RequestSource, failed: pa.Array) -> _Rows:
         at = position[key]
         take = (at >= 0) & np.asarray(conn.is_valid())
         if take.any():
-            parts.append((conn.filter(pa.array(take)), ts[take], row[take], at[take]))
+            parts.append((_strings(conn.filter(pa.array(take))), ts[take], row[take], at[take]))
     if not parts:
         return _Rows(pa.array([], pa.string()), np.zeros(0, np.int64), np.zeros(0, np.int64),
                      np.zeros(0, np.int64))  # fmt: skip
@@ -639,10 +654,10 @@ def _rows_after(source: RequestSource, failed: pa.Array, last: _Rows) -> pa.Arra
     conns = pc.unique(last.conn)
     parts: list[tuple[pa.Array, np.ndarray, np.ndarray, pa.Array]] = []
     for conn, ts, row, keys, key, position in _join_batches(source, failed):
-        take = (position[key] < 0) & np.asarray(pc.fill_null(pc.is_in(conn, conns), False))
+        take = (position[key] < 0) & _in(conn, conns)
         if take.any():
             good = keys.cast(pa.string()).take(pa.array(key[take]))
-            parts.append((conn.filter(pa.array(take)), ts[take], row[take], good))
+            parts.append((_strings(conn.filter(pa.array(take))), ts[take], row[take], good))
     if not parts:
         return None
     n = len(last.conn)
