@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -379,13 +379,14 @@ def _ranked(spilled: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
 def _batches(
     source: RequestSource,
-    columns: list[str] = LIGHT_COLUMNS,
-    strings: list[str] = STRING_COLUMNS,
+    columns: list[str] | None = None,
+    strings: Sequence[str] = STRING_COLUMNS,
 ) -> tuple[Iterator[pa.RecordBatch], int | None, pa.DataType | None]:
     """The light columns' batches (or `columns`', the `strings` among them read as
     dictionaries) in the model's scan order (as `read_light_columns` reads them: a Parquet
     trace file by file, strings as the files' dictionaries), how many rows (None: unknown)
     and the trace's status type (None: unknown)."""
+    columns = LIGHT_COLUMNS if columns is None else columns
     if not isinstance(source, ParquetSource):
         return iter(source.batches(columns)), None, None
     trace = source.trace
