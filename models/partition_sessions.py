@@ -42,14 +42,13 @@ request): the timeout's name in `timeouts_s`, None for the model's own timeout."
 
 
 class CrossPartitionJoin(NotImplementedError):
-    """A partition holds a session key whose every request failed auth (401): the model
-    joins it to the next key its connection carries (`sessions.join_failed_credentials`),
-    which another partition may hold, and then makes every session statistic the pandas
-    way (`sessionized._joined_sessions`). A partitioned model needs a pre-pass first: find
-    such keys (per key, its rows and its 401s: keys-sized counts in the scan), read the
-    connections of their rows and the rows of those connections (conn, t_s, key, status),
-    map each failed key to its target (`join_failed_credentials`), partition by the
-    joined key, and merge the statistics at other timeouts in session-id order."""
+    """A partition not marked `joined` holds a session key whose every request failed auth
+    (401): the model joins it to the next key its connection carries
+    (`sessions.join_failed_credentials`), which another partition may hold, and then makes
+    every session statistic the pandas way (`sessionized._joined_sessions`). Partition by
+    the joined key instead: `key_partitions.scan_key_partitions(join_failed_auth=True)`
+    (the scan finds such keys, `failed_auth_join` their targets) and
+    `Partition.key_partition`, which marks the rows."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.factories import T0, make_record, make_table
+from tests.factories import T0, TEST_META, make_record, make_table
 from tests.models.test_key_partitions import TableSource
 from tests.models.test_partition_sessions import TIMEOUTS, _assert_same, _Whole
 from tracereplay.models import key_partitions
@@ -39,6 +39,7 @@ from tracereplay.models.sessions import (
     session_table,
 )
 from tracereplay.models.source import ParquetSource
+from tracereplay.trace import open_writer
 
 GOOD, FAILED = 20, 12
 """Keys g00..g19 (some 401s, never only) and f20..f31 (only 401s), at random; f40..f46
@@ -99,14 +100,31 @@ def _records(rows: list[dict[str, Any]]) -> list[Any]:
     ]  # fmt: skip
 
 
-@pytest.fixture(params=["table", "parquet"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(params=["table", "parquet", "journal"])
+def kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield str(request.param)
+    for writer in _WRITERS:
+        writer.close()
+    _WRITERS.clear()
+
+
+_WRITERS: list[Any] = []
 
 
 def _source(kind: str, seed: int, directory: Path) -> Any:
-    """The trace as a table in batches of 50, or as three Parquet files in row groups."""
-    table = make_table(_records(_rows(seed)))
+    """The trace as a table in batches of 50, as three Parquet files in row groups, or as
+    rows still in a journal (read through the dataset scanner, strings plain)."""
+    records = _records(_rows(seed))
+    if kind == "journal":
+        writer = open_writer(directory, TEST_META)
+        _WRITERS.append(writer)
+        for record in records:
+            writer.write(record)
+        writer.flush()
+        journal = ParquetSource.open(directory)
+        assert journal.trace.dictionary_files(["ts"], []) is None  # no file to read alone
+        return journal
+    table = make_table(records)
     if kind == "table":
         return TableSource(table)
     directory.mkdir()
