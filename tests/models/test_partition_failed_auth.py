@@ -5,6 +5,7 @@ the bit, whichever partition the failed key and its target hash to."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -252,3 +253,19 @@ def test_a_trace_without_failed_keys_is_scanned_once(
     monkeypatch.setattr(key_partitions, "failed_auth_join", no_join)
     with scan_key_partitions(source, 3, tmp_path, join_failed_auth=True) as parts:
         assert parts.join is None and not len(parts.failed_keys)
+
+
+@pytest.mark.skipif(
+    "TRACEREPLAY_FAILED_TRACE" not in os.environ,
+    reason="set TRACEREPLAY_FAILED_TRACE to a trace directory some of whose keys fail auth",
+)
+def test_a_real_trace_with_failed_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real-sized trace with failed keys (bench/README.md: "Keys that failed auth,
+    partitioned") in 16 partitions of its joined keys: the model's sessions block."""
+    monkeypatch.undo()  # (the trace's own batches and hashes)
+    source = ParquetSource.open(Path(os.environ["TRACEREPLAY_FAILED_TRACE"]))
+    with np.errstate(invalid="ignore"):
+        want = _whole(source, 1800.0, SENSITIVITY_TIMEOUTS_S)
+    with scan_key_partitions(source, 16, tmp_path, join_failed_auth=True) as parts:
+        assert len(parts.failed_keys) and parts.join is not None
+        _assert_same(_merged(parts, 1800.0, SENSITIVITY_TIMEOUTS_S), want)
