@@ -223,6 +223,20 @@ def test_partitions_of_joined_keys_are_the_models_sessions(
                 assert p != 44 % count  # f44's own partition: its rows moved to g04's
 
 
+@pytest.mark.parametrize("count", [1, 3])
+def test_failed_keys_on_no_connection_keep_their_own(tmp_path: Path, count: int) -> None:
+    """No request with a connection: no key joins another, yet the model sessionizes the
+    pandas way (some key failed throughout), and so do the partitions."""
+    rows = [{**r, "conn": None} for r in _rows(3)]
+    source = TableSource(make_table(_records(rows)))
+    with np.errstate(invalid="ignore"):
+        want = _whole(source, 60.0, TIMEOUTS)
+    with scan_key_partitions(source, count, tmp_path, join_failed_auth=True) as parts:
+        assert parts.join is not None
+        assert parts.join.target.equals(parts.join.failed)  # each its own
+        _assert_same(_merged(parts, 60.0, TIMEOUTS), want)
+
+
 def test_unjoined_partitions_refuse_and_mixed_ones_are_not_merged(tmp_path: Path) -> None:
     source = _source("table", 0, tmp_path / "t")
     with scan_key_partitions(source, 3, tmp_path) as parts:
