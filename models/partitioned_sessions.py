@@ -8,8 +8,8 @@ pauses handed to a `SpilledValues` (a group per timeout); the pauses' medians an
 censoring's quantile come from one `answer`, the merge numbers the sessions as the model
 does; a second pass over the partitions' times counts the requests per arrivals' bucket.
 What is held across partitions is sessions-sized; one partition's requests at a time.
-Keys whose every request failed auth are refused (`CrossPartitionJoin`): the model joins
-them across partitions.
+Keys whose every request failed auth are joined as the model joins them (the scan's
+`join_failed_auth`: each such key's rows partitioned by the key it joins).
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from pyarrow import ipc
 from tracereplay.allocator import give_back_freed
 
 from .arrivals import fitted_bucket_s
-from .key_partitions import ROW_FILE, KeyPartitions, Partition, scan_key_partitions
+from .key_partitions import ROW_FILE, KeyPartitions, scan_key_partitions
 from .partition_sessions import (
-    KeyPartition,
     MergedSessions,
     PartitionSessions,
     TracePauses,
@@ -157,14 +156,14 @@ def partitioned_sessions(
     """The sessions of `source` as `build_model` makes them (`session_timeout_s`,
     `censor_edges` as its; `timeouts_s`: its SENSITIVITY_TIMEOUTS_S by default), made in
     `partitions` partitions of session keys spilled under `directory` (default: the
-    system's temp directory), every spill removed on return or error. Raises
-    `CrossPartitionJoin` when a key's every request failed auth."""
+    system's temp directory), every spill removed on return or error. A key whose every
+    request failed auth is joined to its connection's next key, as the model joins it."""
     if timeouts_s is None:
         from .model import SENSITIVITY_TIMEOUTS_S  # (the model's: not imported with this)
 
         timeouts_s = SENSITIVITY_TIMEOUTS_S
     with (
-        scan_key_partitions(source, partitions, directory) as parts,
+        scan_key_partitions(source, partitions, directory, join_failed_auth=True) as parts,
         SpilledValues(directory, gather_limit=gather_limit) as spilled,
     ):
         _given_back()  # (what the scan freed: the partitions' arrays come on top)
@@ -172,7 +171,7 @@ def partitioned_sessions(
         made: list[PartitionSessions] = []
         span_s = 0.0
         for p in range(parts.count):  # (kept on disk: the curve reads their times again)
-            rows = _key_partition(parts.partition(p), parts.first_ts_us)
+            rows = parts.partition(p).key_partition(parts.first_ts_us)
             made.append(partition_sessions(rows, session_timeout_s, timeouts_s, sink))
             if len(rows):
                 span_s = max(span_s, float(rows.t_s.max()))  # (the model's: the last t_s)
@@ -193,14 +192,6 @@ def _given_back() -> None:
     next step allocates comes on top of what is held, not of what was."""
     pa.default_memory_pool().release_unused()
     give_back_freed()
-
-
-def _key_partition(part: Partition, first_ts_us: int) -> KeyPartition:
-    """A scanned partition as `partition_sessions` reads it (times as the model's)."""
-    columns = part.request_columns(first_ts_us)
-    return KeyPartition(
-        columns.t_s, columns.duration_ms, columns.status, columns.key, columns.key_values
-    )
 
 
 def _request_curve(parts: KeyPartitions, bucket_s: float, span_s: float) -> dict[str, Any]:

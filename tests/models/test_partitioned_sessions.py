@@ -17,7 +17,7 @@ from faker import Faker
 from tests.factories import T0, make_record, write_trace
 from tracereplay.models.light_columns import read_light_columns
 from tracereplay.models.model import SENSITIVITY_TIMEOUTS_S, build_model
-from tracereplay.models.partition_sessions import CrossPartitionJoin, HeldPauses, TracePauses
+from tracereplay.models.partition_sessions import HeldPauses, TracePauses
 from tracereplay.models.partitioned_sessions import SpilledPauses, partitioned_sessions
 from tracereplay.models.sessionized import _model_sessions
 from tracereplay.models.sessions import session_table
@@ -47,6 +47,7 @@ def _write(path: Path, seed: int, *, failing: bool = False) -> Path:
             status = 401 if (failing and k == 3) or (i and rng.random() < 0.1) else 200
             records.append(
                 make_record(ts=T0 + timedelta(seconds=t), session=session, client=client,
+                            conn=f"conn-{k // 2}" if failing else None,
                             path=f"/api/items/{int(rng.integers(0, 30))}",
                             duration_ms=duration, status=status)
             )  # fmt: skip
@@ -101,14 +102,17 @@ def test_the_timeouts_cut_differently(trace: Path) -> None:
     assert len({s["sessions"] for s in sensitivity.values()}) == len(SENSITIVITY_TIMEOUTS_S)  # type: ignore[attr-defined]
 
 
-def test_a_key_failing_auth_throughout_is_refused_and_spills_removed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("partitions", [1, 3, 16])
+def test_a_key_failing_auth_throughout_is_joined_as_the_model_joins_it(
+    tmp_path: Path, partitions: int
+) -> None:
     trace = _write(tmp_path / "t", 3, failing=True)
-    build_model(trace, processes=1, correlations=False)  # (the model joins it)
+    want = _section(trace, 1800.0, True)  # (the model joins it: the pandas path)
     spills = tmp_path / "spills"
     spills.mkdir()
-    with pytest.raises(CrossPartitionJoin, match="failed auth"):
-        partitioned_sessions(ParquetSource.open(trace), session_timeout_s=1800.0,
-                             partitions=3, directory=spills)  # fmt: skip
+    got = partitioned_sessions(ParquetSource.open(trace), session_timeout_s=1800.0,
+                               partitions=partitions, directory=spills)  # fmt: skip
+    assert got.section() == want
     assert list(spills.iterdir()) == []
 
 
