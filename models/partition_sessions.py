@@ -14,7 +14,7 @@ the merge takes their statistics (`TracePauses`); `HeldPauses` computes them in 
 
 A key whose every request failed auth the model joins to its connection's next key
 (`sessions.join_failed_credentials`), found only across the connection's rows, which
-other partitions may hold: partitions of the joined keys (`key_partitions.KeyJoin`) are
+other partitions may hold: partitions of the joined keys (`failed_auth_join.KeyJoin`) are
 marked `KeyPartition.joined`, and merged as the model's pandas path makes the statistics
 (`sessionized._joined_sessions`: at the other timeouts in session-id order, ids int64);
 an unmarked partition holding such a key raises `CrossPartitionJoin`.
@@ -67,7 +67,7 @@ class KeyPartition:
     """The session keys (strings, distinct); no other partition holds one of them."""
     joined: bool = False
     """The trace holds keys whose every request failed auth, and these rows are keyed by
-    the key each such key joins (`key_partitions.KeyJoin`; its own when none): the model's
+    the key each such key joins (`failed_auth_join.KeyJoin`; its own when none): the model's
     pandas path (`sessionized._joined_sessions`), which every partition of the trace
     must then be marked for."""
 

@@ -21,8 +21,9 @@ from tests.factories import T0, TEST_META, make_record, make_table
 from tests.models.test_key_partitions import TableSource
 from tests.models.test_partition_sessions import TIMEOUTS, _assert_same, _Whole
 from tracereplay.models import key_partitions
+from tracereplay.models.failed_auth_join import failed_auth_join
 from tracereplay.models.frame import connections_to_join, read_light_columns, sessionize_requests
-from tracereplay.models.key_partitions import KeyPartitions, failed_auth_join, scan_key_partitions
+from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.model import SENSITIVITY_TIMEOUTS_S
 from tracereplay.models.partition_sessions import (
     CrossPartitionJoin,
