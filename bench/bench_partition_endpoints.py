@@ -5,8 +5,8 @@ Modes (one per process, so `/usr/bin/time -v` reads each one's peak):
 
   scan         `scan_key_partitions` and every partition read back (the baseline).
   partitioned  the same scan with the parameter kinds' hook on each batch
-               (`ParamFacts.add_batch`, called as `key_partitions._scan` would call it:
-               here through a subclass of its `_Skeletons`), every partition fed to an
+               (`scan_key_partitions(params=ParamFacts())`: `ParamFacts.add_batch` of each
+               batch's skeleton cells and paths), every partition fed to an
                `EndpointTally`, then the statistics.
   whole        the model's way: `read_light_columns`, `request_endpoints`,
                `endpoint_stats` over every request in memory.
@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from tracereplay.models import key_partitions
 from tracereplay.models.endpoint_codes import EndpointCodes, endpoint_stats
@@ -50,18 +49,6 @@ FIELDS = ("count", "share", "params", "latency_ms", "status")
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _hooked(facts: ParamFacts) -> type[key_partitions._Skeletons]:
-    class Hooked(key_partitions._Skeletons):
-        def add_batch(
-            self, methods: pa.Array, paths: pa.Array, method: np.ndarray, path: np.ndarray
-        ) -> np.ndarray:
-            cell = super().add_batch(methods, paths, method, path)
-            facts.add_batch(cell, paths, path)
-            return cell
-
-    return Hooked
 
 
 def fake_latency(row: np.ndarray, status_type: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -105,9 +92,8 @@ def run(
         mark("endpoint_stats")
     else:
         facts = ParamFacts()
-        if mode == "partitioned":
-            key_partitions._Skeletons = _hooked(facts)  # type: ignore[misc]
-        with key_partitions.scan_key_partitions(source, partitions, spill) as parts:
+        hook = facts if mode == "partitioned" else None
+        with key_partitions.scan_key_partitions(source, partitions, spill, params=hook) as parts:
             mark("scan")
             names = parts.names
             with EndpointTally(len(names), spill) as tally:

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,9 @@ from .shapes import skeleton_codes
 from .source import SCAN_BATCH_ROWS, ParquetSource, RequestSource
 from .string_codes import POOL, local, session_key
 from .templating import Templater
+
+if TYPE_CHECKING:  # (partition_endpoints imports this module)
+    from .partition_endpoints import ParamFacts
 
 __all__ = ["KeyPartitions", "Partition", "scan_batches", "scan_key_partitions"]
 
@@ -413,41 +417,55 @@ def scan_batches(
 
 
 def scan_key_partitions(
-    source: RequestSource, count: int, parent: Path | None = None, *, join_failed_auth: bool = False
+    source: RequestSource,
+    count: int,
+    parent: Path | None = None,
+    *,
+    join_failed_auth: bool = False,
+    params: ParamFacts | None = None,
 ) -> KeyPartitions:
     """`source`'s requests scanned into `count` partitions of session keys, spilled to a
     directory made under `parent` (default: the system's temp directory), removed on
     error or when the returned `KeyPartitions` is closed. One batch held at a time.
     With `join_failed_auth`, when some key's every request failed auth, its join is found
     (`failed_auth_join`: two scans of ts, keys and connections) and the trace scanned
-    again into partitions of the joined keys (the model's sessions: `Partition.joined`)."""
+    again into partitions of the joined keys (the model's sessions: `Partition.joined`).
+    With `params`, each batch's paths are given to it by their skeleton cells (once: the
+    first scan's; a scan again makes the same cells), so that the endpoints' parameter
+    kinds are `params.endpoint_kinds(parts.names, parts.endpoint_of)`."""
     if count < 1:
         raise ValueError(f"partitions must be ≥ 1, not {count}")
-    parts = _scanned(source, count, parent, None)
+    parts = _scanned(source, count, parent, None, params)
     if not join_failed_auth or not len(parts.failed_keys):
         return parts
     failed = parts.failed_keys
     parts.close()
     join = failed_auth_join(source, failed)
-    parts = _scanned(source, count, parent, join)
+    parts = _scanned(source, count, parent, join, None)
     parts.failed_keys, parts.join = failed, join
     return parts
 
 
 def _scanned(
-    source: RequestSource, count: int, parent: Path | None, join: KeyJoin | None
+    source: RequestSource,
+    count: int,
+    parent: Path | None,
+    join: KeyJoin | None,
+    params: ParamFacts | None,
 ) -> KeyPartitions:
     directory = Path(tempfile.mkdtemp(prefix="tracereplay-", dir=parent))
     parts = KeyPartitions(directory, count)
     try:
-        _scan(source, parts, join)
+        _scan(source, parts, join, params)
     except BaseException:
         parts.close()
         raise
     return parts
 
 
-def _scan(source: RequestSource, parts: KeyPartitions, join: KeyJoin | None) -> None:
+def _scan(
+    source: RequestSource, parts: KeyPartitions, join: KeyJoin | None, params: ParamFacts | None
+) -> None:
     """Each batch's rows appended to their partitions' spills (each partition's rows in
     scan order), its keys to their partitions' key spills, its paths' skeletons counted;
     then `parts` told the rows, the first time and the endpoints."""
@@ -483,6 +501,8 @@ def _scan(source: RequestSource, parts: KeyPartitions, join: KeyJoin | None) -> 
             method, methods = local(batch.column("method"))
             path, paths = local(batch.column("path"))
             cell = skeletons.add_batch(methods, paths, method, path)
+            if params is not None:
+                params.add_batch(cell, paths, path)
             key, part = _keys(batch, spills, statuses == AUTH_FAILED, join)
             row = np.arange(rows, rows + n, dtype=row_type.to_pandas_dtype())
             order = np.argsort(part, kind="stable")  # each partition's rows in scan order

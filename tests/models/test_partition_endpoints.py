@@ -118,27 +118,10 @@ def model(source: Any) -> tuple[RequestColumns, np.ndarray, list[str], str]:
     return requests, endpoint, names, json.dumps(want)
 
 
-class _Hooked(key_partitions._Skeletons):
-    """The scan's skeletons, each batch's cells and paths also given to `facts`: the call
-    `key_partitions._scan` would make after `skeletons.add_batch`."""
-
+def scan_with_facts(source: Any, count: int, parent: Path) -> tuple[KeyPartitions, ParamFacts]:
+    """The scan with its parameter kinds' hook: each batch's cells and paths to `facts`."""
     facts = ParamFacts()
-
-    def add_batch(
-        self, methods: pa.Array, paths: pa.Array, method: np.ndarray, path: np.ndarray
-    ) -> np.ndarray:
-        cell = super().add_batch(methods, paths, method, path)
-        self.facts.add_batch(cell, paths, path)
-        return cell
-
-
-def scan_with_facts(
-    source: Any, count: int, parent: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[KeyPartitions, ParamFacts]:
-    facts = ParamFacts()
-    monkeypatch.setattr(_Hooked, "facts", facts)
-    monkeypatch.setattr(key_partitions, "_Skeletons", _Hooked)
-    return scan_key_partitions(source, count, parent), facts
+    return scan_key_partitions(source, count, parent, params=facts), facts
 
 
 @pytest.mark.parametrize("count", [1, 3, 16])
@@ -146,7 +129,7 @@ def test_the_partitions_give_the_models_endpoint_stats(
     source: Any, model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int
 ) -> None:
     monkeypatch.setattr(key_partitions, "SCAN_BATCH_ROWS", 37)  # several batches a group
-    parts, facts = scan_with_facts(source, count, tmp_path, monkeypatch)
+    parts, facts = scan_with_facts(source, count, tmp_path)
     with parts:
         assert parts.names == model[2]
         got = partition_endpoint_stats(parts, facts, tmp_path)
