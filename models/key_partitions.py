@@ -34,8 +34,13 @@ from pyarrow import ipc
 from tracereplay.errors import TraceCorruptError, TraceEmptyError
 
 from .failed_auth_join import KeyJoin, failed_auth_join
-from .light_columns import _IN_FLOAT32, LIGHT_COLUMNS, STRING_COLUMNS, RequestColumns
-from .light_columns import _numbers_into as numbers_into
+from .light_columns import (
+    IN_FLOAT32,
+    LIGHT_COLUMNS,
+    STRING_COLUMNS,
+    RequestColumns,
+    numbers_into,
+)
 from .partition_sessions import KeyPartition
 from .sessions import AUTH_FAILED
 from .shapes import skeleton_codes
@@ -354,6 +359,13 @@ class KeyPartitions:
             joined=self.join is not None,
         )
 
+    def times(self, p: int) -> np.ndarray:
+        """Partition `p`'s request times as the model's `t_s` (seconds since `first_ts_us`),
+        in its spill's order (scan order): only the times' column read, memory-mapped."""
+        with pa.memory_map(str(self.directory / ROW_FILE.format(p))) as file:
+            ts: np.ndarray = ipc.open_file(file).read_all().column("ts").to_numpy()
+            return (ts - self.first_ts_us) / 1_000_000  # (a copy: the map closes)
+
     def partitions(self, *, release: bool = True) -> Iterator[Partition]:
         """Every partition in turn; with `release` each one's files removed once read."""
         for p in range(self.count):
@@ -470,7 +482,7 @@ def _scan(
     scan order), its keys to their partitions' key spills, its paths' skeletons counted;
     then `parts` told the rows, the first time and the endpoints."""
     batches, total, status_type = scan_batches(source)
-    status = pa.float32() if status_type in _IN_FLOAT32 else pa.float64()
+    status = pa.float32() if status_type in IN_FLOAT32 else pa.float64()
     row_type = pa.int32() if total is not None and total <= np.iinfo(np.int32).max else pa.int64()
     schema = pa.schema(
         [("ts", pa.int64()), ("key", pa.int32()), ("cell", pa.int32()),

@@ -34,12 +34,14 @@ from .time_order import TimeSort, codes_in_time_order, gather, numbers_in_time_o
 
 __all__ = [
     "CHUNK_ROWS",
+    "IN_FLOAT32",
     "LIGHT_COLUMNS",
     "NO_SESSION",
     "READ_THREADS",
     "STRING_COLUMNS",
     "RequestColumns",
     "gather",
+    "numbers_into",
     "read_light_columns",
     "read_request_columns",
 ]
@@ -107,7 +109,7 @@ class _Columns:
         # whatever `status_dtype`: half the memory, and it is the first codes' in time order;
         # and kept so when no `status_dtype` is asked for (4 bytes a request less held by
         # every stage: they compare and count statuses, never add them).
-        exact = status_type is not None and status_type in _IN_FLOAT32
+        exact = status_type is not None and status_type in IN_FLOAT32
         self.status_dtype = status_dtype or (np.float32 if exact else np.float64)
         self.numbers = {
             "ts": np.empty(rows, np.int64),
@@ -137,7 +139,7 @@ class _Columns:
             ("duration", duration, batch.column("duration_ms")),
             ("status", status, batch.column("status")),
         ):
-            _numbers_into(out[at:end], column)
+            numbers_into(out[at:end], column)
             if column.null_count < len(column):
                 self.missing.discard(name)
         codings["key"].add(self.strings["key"], at, *session_key(batch))
@@ -235,7 +237,7 @@ _READ_AHEAD = {"fragment_readahead": 2, "batch_readahead": 4}
 and were no faster on 2 cores."""
 
 
-_IN_FLOAT32 = (pa.int8(), pa.int16(), pa.uint8(), pa.uint16(), pa.float32())
+IN_FLOAT32 = (pa.int8(), pa.int16(), pa.uint8(), pa.uint16(), pa.float32())
 """Status types whose every value float32 holds exactly."""
 
 READ_THREADS = 2
@@ -295,7 +297,7 @@ def read_light_columns(
     return read.finished(starts[-1], str(trace.path))
 
 
-def _numbers_into(out: np.ndarray, column: pa.Array) -> None:
+def numbers_into(out: np.ndarray, column: pa.Array) -> None:
     """A numeric column's values into `out` (floats), a null as NaN, as an Arrow cast to
     `out`'s type reads them: cast straight from the column's values buffer into `out`
     when every value converts exactly, with no Arrow cast nor NaN-filled copy made first

@@ -521,8 +521,8 @@ class _Beside:
         censored = inputs.censored.any
         shape = {
             # Kaplan-Meier (issue 11): cut sessions' lengths are lower bounds.
-            "length": _quantiles(np.asarray(inputs.length, dtype=float), censored),
-            "duration_s": _quantiles(np.asarray(inputs.duration_s, dtype=float), censored),
+            "length": censored_quantiles(np.asarray(inputs.length, dtype=float), censored),
+            "duration_s": censored_quantiles(np.asarray(inputs.duration_s, dtype=float), censored),
         }
         self.found = (arrivals, seconds, shape)
 
@@ -532,12 +532,17 @@ class _Beside:
         return self.found
 
 
-def _quantiles(values: np.ndarray, censored: np.ndarray) -> dict[str, float]:
+def censored_quantiles(values: np.ndarray, censored: np.ndarray) -> dict[str, float]:
+    """The sessions' shape entries: the p05..p99 and max of `values`, those `censored`
+    lower bounds (Kaplan-Meier), to 4 significant digits; {} for no values."""
     if not len(values):
         return {}
     points = {"p05": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99, "max": 100}
     found = km_percentiles(values, censored, list(points.values()))
     return {k: sig(float(v), 4) for k, v in zip(points, found, strict=True)}
+
+
+_quantiles = censored_quantiles  # (its old name: bench/bench_behavior_steps.py reads it)
 
 
 def model_json(model: dict[str, Any]) -> str:

@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pyarrow import ipc
 
 from tracereplay.allocator import give_back_freed
 
 from .arrivals import fitted_bucket_s
-from .key_partitions import ROW_FILE, KeyPartitions, scan_key_partitions
+from .key_partitions import KeyPartitions, scan_key_partitions
 from .partition_sessions import (
     MergedSessions,
     PartitionSessions,
@@ -132,14 +131,14 @@ class PartitionedSessions:
         }
         if not shape:
             return made
-        from .model import _quantiles as quantiles  # (the model's: not imported with this)
+        from .model import censored_quantiles  # (the model's: not imported with this)
 
         censored = merged.censored.any
         return {
             "timeout_s": self.timeout_s,
             **made,
-            "length": quantiles(merged.table["length"].to_numpy(float), censored),
-            "duration_s": quantiles(merged.table["duration_s"].to_numpy(float), censored),
+            "length": censored_quantiles(merged.table["length"].to_numpy(float), censored),
+            "duration_s": censored_quantiles(merged.table["duration_s"].to_numpy(float), censored),
         }
 
 
@@ -200,10 +199,7 @@ def _request_curve(parts: KeyPartitions, bucket_s: float, span_s: float) -> dict
     column read back (memory-mapped), one partition at a time."""
     counts: np.ndarray | None = None
     for p in range(parts.count):
-        with pa.memory_map(str(parts.directory / ROW_FILE.format(p))) as file:
-            ts = ipc.open_file(file).read_all().column("ts")
-            t_s = (ts.to_numpy() - parts.first_ts_us) / 1_000_000  # (a copy: the map closes)
-            del ts
+        t_s = parts.times(p)
         found = np.asarray(request_curve(t_s, bucket_s, span_s)["counts"], np.int64)
         counts = found if counts is None else counts + found
     assert counts is not None  # (a scan holds at least one partition)

@@ -57,7 +57,7 @@ def test_the_child_work_gives_the_answers_of_its_steps_one_after_the_other(
     free: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`_behaviors_and_shape` (the arrivals and quantiles beside the fits, on threads or
-    not) equals fit_behaviors, fit_arrivals and `_quantiles` called in turn; and with a
+    not) equals fit_behaviors, fit_arrivals and `censored_quantiles` called in turn; and with a
     `fit_behaviors` that never calls `meanwhile` it still gives them."""
     monkeypatch.setattr(behaviors, "_core_free", lambda: free)
     sessions = random_sessions(3)
@@ -68,7 +68,7 @@ def test_the_child_work_gives_the_answers_of_its_steps_one_after_the_other(
     expected_behaviors = [b.to_json() for b in fit_behaviors(sessions, sample=40, censored=edges)]
     expected_arrivals = fit_arrivals(table["start_s"].to_numpy(float), span).to_json()
     expected_shape = {
-        name: model._quantiles(table[name].to_numpy(float), edges.any)
+        name: model.censored_quantiles(table[name].to_numpy(float), edges.any)
         for name in ("length", "duration_s")
     }
     got, shape, (arrivals, seconds) = model._behaviors_and_shape(inputs)

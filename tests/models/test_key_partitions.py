@@ -248,6 +248,15 @@ def test_the_spill_is_removed_on_close_and_on_error(
     assert not list(tmp_path.iterdir())
 
 
+def test_times_are_the_partitions_t_s(source: Any, tmp_path: Path) -> None:
+    """`times(p)`: partition p's `t_s` as `key_partition` makes it, in spill order."""
+    with _scan(source, 3, tmp_path) as parts:
+        for p in range(parts.count):
+            want = parts.partition(p).key_partition(parts.first_ts_us).t_s
+            got = parts.times(p)
+            assert len(got) and np.array_equal(np.sort(got), want)
+
+
 def test_partitions_released_as_read(source: Any, tmp_path: Path) -> None:
     with _scan(source, 3, tmp_path) as parts:
         rows = 0

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tracereplay.models.light_columns import _numbers_into
+from tracereplay.models.light_columns import numbers_into
 from tracereplay.models.string_codes import NO_SESSION, session_key
 
 _COLUMNS = {
@@ -36,9 +36,9 @@ def test_numbers_written_into_a_slice_are_the_arrow_cast(
         want = np.asarray(column.cast(pa.from_numpy_dtype(dtype)))  # as the read was made
     except pa.ArrowInvalid:  # a value the floats do not hold: the same error
         with pytest.raises(pa.ArrowInvalid):
-            _numbers_into(room[2 : 2 + length], column)
+            numbers_into(room[2 : 2 + length], column)
         return
-    _numbers_into(room[2 : 2 + length], column)
+    numbers_into(room[2 : 2 + length], column)
     assert np.array_equal(room[2 : 2 + length], want, equal_nan=True)
     assert (room[:2] == 99).all() and (room[2 + length :] == 99).all()  # only its slice
 
@@ -46,7 +46,7 @@ def test_numbers_written_into_a_slice_are_the_arrow_cast(
 def test_a_dictionary_column_of_numbers_is_cast() -> None:
     column = pa.DictionaryArray.from_arrays(pa.array([1, 0, None, 1]), pa.array([2.5, 4.0]))
     room = np.empty(4)
-    _numbers_into(room, column)
+    numbers_into(room, column)
     assert np.array_equal(room, [4.0, 2.5, np.nan, 4.0], equal_nan=True)
 
 
