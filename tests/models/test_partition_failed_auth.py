@@ -25,6 +25,7 @@ from tracereplay.models.failed_auth_join import failed_auth_join
 from tracereplay.models.frame import connections_to_join, read_light_columns, sessionize_requests
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.model import SENSITIVITY_TIMEOUTS_S
+from tracereplay.models.partition_endpoints import ParamFacts
 from tracereplay.models.partition_sessions import (
     CrossPartitionJoin,
     HeldPauses,
@@ -285,3 +286,28 @@ def test_a_real_trace_with_failed_keys(tmp_path: Path, monkeypatch: pytest.Monke
     with scan_key_partitions(source, 16, tmp_path, join_failed_auth=True) as parts:
         assert len(parts.failed_keys) and parts.join is not None
         _assert_same(_merged(parts, 1800.0, SENSITIVITY_TIMEOUTS_S), want)
+
+
+def test_the_parameter_facts_are_fed_once_when_the_trace_is_scanned_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`params` given each batch of one scan (the first: a join's rescan makes the same
+    cells), so its facts and kinds are those of a scan without the join."""
+    source = _source("table", 1, tmp_path / "t")
+    calls: list[int] = []
+    add = ParamFacts.add_batch
+
+    def counted(self: ParamFacts, *args: Any) -> None:
+        calls.append(1)
+        add(self, *args)
+
+    monkeypatch.setattr(ParamFacts, "add_batch", counted)
+    found = []
+    for join in (False, True):
+        facts, calls[:] = ParamFacts(), []
+        with scan_key_partitions(source, 3, tmp_path, join_failed_auth=join, params=facts) as parts:
+            assert (parts.join is not None) == join  # (with the join: scanned again)
+            found.append(
+                (len(calls), facts.held(), facts.endpoint_kinds(parts.names, parts.endpoint_of))
+            )
+    assert found[0] == found[1] and found[0][0] > 1
