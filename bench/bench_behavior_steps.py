@@ -80,7 +80,7 @@ def tables():
 behaviors = step("tables", tables)
 columns = {"length": inputs.length, "duration_s": inputs.duration_s}
 def km():
-    return {k: m._quantiles(np.asarray(v, float), censored.any) for k, v in columns.items()}
+    return {k: m.censored_quantiles(np.asarray(v, float), censored.any) for k, v in columns.items()}
 shape = step("km", km)
 wall = time.perf_counter() - wall
 after = resource.getrusage(resource.RUSAGE_SELF)

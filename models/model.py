@@ -542,9 +542,6 @@ def censored_quantiles(values: np.ndarray, censored: np.ndarray) -> dict[str, fl
     return {k: sig(float(v), 4) for k, v in zip(points, found, strict=True)}
 
 
-_quantiles = censored_quantiles  # (its old name: bench/bench_behavior_steps.py reads it)
-
-
 def model_json(model: dict[str, Any]) -> str:
     """The file's text: indented, keys sorted, so two models diff line by line."""
     return json.dumps(model, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
