@@ -85,16 +85,64 @@ class _Trace:
 
     @classmethod
     def of(cls, parts: Sequence[PartitionRequests], names: Sequence[str]) -> _Trace:
-        ids, used = [], np.zeros(len(names), dtype=bool)
+        ids, used = _Marks(), np.zeros(len(names), dtype=bool)
         for part in parts:
-            ids.append(np.unique(part.session))
+            ids.add(np.asarray(part.session))
             used[np.asarray(part.endpoint)] = True
         found = np.flatnonzero(used).tolist()
         labels = sorted({str(names[u]) for u in found} | {"START", END})
         remap = np.zeros(len(names), dtype=_code_type(len(labels)))
         remap[found] = [labels.index(str(names[u])) for u in found]
-        every = np.unique(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
-        return cls(every, labels, remap)
+        return cls(ids.found(), labels, remap)
+
+
+class _Marks:
+    """The distinct values of non-negative integer arrays added, ascending: each marked in
+    a boolean array (ids-sized: the model's session ids are 0..n-1), not sorted; arrays
+    with a negative value kept for `np.unique`."""
+
+    def __init__(self) -> None:
+        self.marked = np.zeros(0, dtype=bool)
+        self.other: list[np.ndarray] = []
+
+    def add(self, values: np.ndarray) -> None:
+        if not len(values):
+            return
+        low, top = int(values.min()), int(values.max())
+        if low < 0 or top > max(4 * len(values), len(self.marked), 1 << 20):
+            self.other.append(np.unique(values))
+            return
+        if top >= len(self.marked):
+            self.marked = np.concatenate([self.marked, np.zeros(top + 1 - len(self.marked), bool)])
+        self.marked[values] = True
+
+    def found(self) -> np.ndarray:
+        marked = np.flatnonzero(self.marked)
+        if not self.other:
+            return marked
+        return np.unique(np.concatenate([marked, *self.other]))
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The trace's transitions (`Pairs.codes`: every pair seen, ascending) and each pair
+    code's column, by a lookup table where the codes' square is small (as `Pairs.of`)."""
+
+    codes: np.ndarray
+    lookup: np.ndarray | None
+
+    @classmethod
+    def of(cls, codes: np.ndarray, square: int) -> _Columns:
+        if square > 1 << 22:
+            return cls(codes, None)
+        lookup = np.zeros(square, dtype=column_type(len(codes)))
+        lookup[codes] = np.arange(len(codes))
+        return cls(codes, lookup)
+
+    def __call__(self, pair: np.ndarray) -> np.ndarray:
+        if self.lookup is not None:
+            return np.asarray(self.lookup[pair])
+        return np.searchsorted(self.codes, pair).astype(column_type(len(self.codes)))
 
 
 @dataclass(frozen=True)
@@ -130,14 +178,9 @@ class _Local:
         where = np.searchsorted(trace.ids, ids[bounds[:-1]])
         return cls(paths, where, pair, end_pair)
 
-    def pairs(self, codes: np.ndarray) -> Pairs:
-        """Its `Pairs` with the trace's columns (`codes`: every pair seen, ascending)."""
-        kind = column_type(len(codes))
-        return Pairs(
-            codes,
-            np.searchsorted(codes, self.pair).astype(kind),
-            np.searchsorted(codes, self.end_pair).astype(kind),
-        )
+    def pairs(self, columns: _Columns) -> Pairs:
+        """Its `Pairs` with the trace's columns."""
+        return Pairs(columns.codes, columns(self.pair), columns(self.end_pair))
 
     def within(self) -> np.ndarray:
         """Per request, whether its think is a pause (`Pauses.of`'s)."""
@@ -175,23 +218,23 @@ def partition_behaviors(
     if not n:
         return []
     with SpilledValues(directory) as spilled:
-        codes, median = _transition_medians(parts, trace, spilled)
+        columns, median = _transition_medians(parts, trace, spilled)
     index = (
         np.arange(n)
         if n <= sample
         else np.sort(np.random.default_rng(seed).choice(n, sample, False))
     )
-    made = _per_session(parts, trace, codes, median, index)
+    made = _per_session(parts, trace, columns, median, index)
     column = _tempo_feature(made.tempo)[:, 0]
     made.points[:, -1] = column[index] + 0.0  # (-0.0 is left out of a CSR row: 0.0)
 
-    assign = partial(_nearest, parts, trace, codes, column)
+    assign = partial(_nearest, parts, trace, columns, column)
     labels = _chosen(made.points, n, seed, max_behaviors, assign)
     no = np.zeros(n, dtype=bool)
     at_start = censored.start if censored is not None else no
     at_end = censored.end if censored is not None else no
     with SpilledValues(directory) as spilled:
-        moves = _moves(parts, trace, codes, made, labels, at_start, at_end, spilled)
+        moves = _moves(parts, trace, columns, made, labels, at_start, at_end, spilled)
     sizes = np.bincount(labels)
     order = sorted(np.flatnonzero(sizes).tolist(), key=lambda k: (-int(sizes[k]), k))
     behaviors = []
@@ -207,28 +250,30 @@ def partition_behaviors(
 
 def _transition_medians(
     parts: Sequence[PartitionRequests], trace: _Trace, spilled: SpilledValues
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[_Columns, np.ndarray]:
     """Pass (a): every pair seen (the columns, ascending) and per column the median of its
     positive pauses (0 without one), as `Pauses.of` reads them."""
-    seen = []
+    square = len(trace.labels) ** 2
+    seen = _Marks()
     for part in parts:
         local = _Local.of(part, trace)
-        seen.append(np.unique(np.concatenate([local.pair, local.end_pair])))
+        seen.add(local.pair)
+        seen.add(local.end_pair)
         within = local.within()
         pause, pair = local.paths.think_s[within], local.pair[within]
         positive = pause > 0
         spilled.add(pause[positive], pair[positive])
-    codes = np.unique(np.concatenate(seen))
+    codes = seen.found()
     (found,) = spilled.answer(Ask.median())
     median = np.zeros(len(codes))
     median[np.searchsorted(codes, found.groups)] = found.values
-    return codes, median
+    return _Columns.of(codes, square), median
 
 
 def _per_session(
     parts: Sequence[PartitionRequests],
     trace: _Trace,
-    codes: np.ndarray,
+    columns: _Columns,
     median: np.ndarray,
     index: np.ndarray,
 ) -> _Sessions:
@@ -239,11 +284,11 @@ def _per_session(
     made = _Sessions(
         np.zeros(n, dtype=np.int64), np.full(n, np.nan), np.zeros(n),
         np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
-        np.zeros((len(index), len(codes) + 1)),
+        np.zeros((len(index), len(columns.codes) + 1)),
     )  # fmt: skip
     for part in parts:
         local = _Local.of(part, trace)
-        paths, pairs, where = local.paths, local.pairs(codes), local.where
+        paths, pairs, where = local.paths, local.pairs(columns), local.where
         think, within = paths.think_s, local.within()
         pause, column = think[within], pairs.column[within]
         positive = pause > 0
@@ -272,7 +317,7 @@ def _per_session(
 def _nearest(
     parts: Sequence[PartitionRequests],
     trace: _Trace,
-    codes: np.ndarray,
+    columns: _Columns,
     column: np.ndarray,
     centres: dict[int, np.ndarray],
 ) -> dict[int, np.ndarray]:
@@ -282,7 +327,7 @@ def _nearest(
     out = {key: np.empty(n, dtype=np.int64) for key in centres}
     for part in parts:
         local = _Local.of(part, trace)
-        features = SessionFeatures(local.paths, local.pairs(codes), column[local.where])
+        features = SessionFeatures(local.paths, local.pairs(columns), column[local.where])
         for key, found in nearest_each(features, centres).items():
             out[key][local.where] = found
     return out
@@ -354,7 +399,7 @@ class _Assigned:
 def _moves(
     parts: Sequence[PartitionRequests],
     trace: _Trace,
-    codes: np.ndarray,
+    table: _Columns,
     made: _Sessions,
     labels: np.ndarray,
     at_start: np.ndarray,
@@ -365,7 +410,7 @@ def _moves(
     spilled by cell (behavior × columns + column) and also in the trace's group; the values
     of cells with fewer than MIN_THINK_SAMPLES pauses in a partition held (the rare cells'
     are among them); the quantiles of the frequent cells and of the trace from one answer."""
-    width, columns = len(trace.labels), len(codes)
+    width, columns, codes = len(trace.labels), len(table.codes), table.codes
     k = int(labels.max()) + 1
     cells = k * columns
     traced = cells  # (the group of every pause)
@@ -382,7 +427,7 @@ def _moves(
     tempo = np.where(np.isnan(made.tempo), 1.0, made.tempo)
     for part in parts:
         local = _Local.of(part, trace)
-        paths, pairs, where = local.paths, local.pairs(codes), local.where
+        paths, pairs, where = local.paths, local.pairs(table), local.where
         base = np.repeat(labels[where].astype(np.int64) * columns, paths.length)
         cell = base + pairs.column
         moved += np.bincount(cell, minlength=cells)

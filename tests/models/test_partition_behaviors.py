@@ -117,21 +117,21 @@ def stages_equal(case: str, partitions: int, tmp_path: Any) -> bool:
     parts, names = split(frame, partitions, seed=partitions)
     trace = pb._Trace.of(parts, names)
     with SpilledValues(tmp_path) as spilled:
-        codes, median = pb._transition_medians(parts, trace, spilled)
-    made = pb._per_session(parts, trace, codes, median, index)
+        columns, median = pb._transition_medians(parts, trace, spilled)
+    made = pb._per_session(parts, trace, columns, median, index)
     found_column = _tempo_feature(made.tempo)[:, 0]
     made.points[:, -1] = found_column[index] + 0.0
-    assign = partial(pb._nearest, parts, trace, codes, found_column)
+    assign = partial(pb._nearest, parts, trace, columns, found_column)
     found_labels = pb._chosen(made.points, len(trace.ids), seed, MAX_BEHAVIORS, assign)
     with SpilledValues(tmp_path) as spilled:
-        found = pb._moves(parts, trace, codes, made, labels, edges.start, edges.end, spilled)
+        found = pb._moves(parts, trace, columns, made, labels, edges.start, edges.end, spilled)
     quantiles_equal = found.quantiles.keys() == moves.quantiles.keys() and all(
         same_bits(found.quantiles[c], np.asarray(moves.quantiles[c])) for c in moves.quantiles
     )
     rare = [np.lexsort((v, c)) for c, v in (found.rare, moves.rare)]
     return (
         trace.labels == paths.labels
-        and same_bits(codes, pairs.codes.astype(np.int64))
+        and same_bits(columns.codes, pairs.codes.astype(np.int64))
         and same_bits(made.tempo, pauses.tempo)
         and same_bits(made.pause_sums, pauses.sums(paths))
         and same_bits(made.length, paths.length.astype(np.int64))
@@ -190,3 +190,23 @@ def test_a_broken_pass_is_seen(broken: str, monkeypatch: pytest.MonkeyPatch, tmp
 
 def test_no_sessions_no_behaviors() -> None:
     assert partition_behaviors([], []) == []
+
+
+@pytest.mark.parametrize("shift", [10**12, -(10**6)])
+def test_ids_far_apart_or_negative_give_the_same_behaviors(shift: int) -> None:
+    """Session ids are the sessions' order, whatever their values (`_Marks` falls back to
+    `np.unique` beyond a marked array's reach)."""
+    frame, sample, seed = CASES["random_sampled"]()
+    frame = frame.assign(session_id=frame["session_id"] * 7 + shift)
+    expected = as_json(fit_behaviors(frame, seed=seed, sample=sample))
+    parts, names = split(frame, 3, seed=1)
+    assert as_json(partition_behaviors(parts, names, seed=seed, sample=sample)) == expected
+
+
+def test_columns_by_search_equal_columns_by_lookup() -> None:
+    codes = np.array([3, 17, 40, 41, 399], dtype=np.int64)
+    pairs = np.random.default_rng(0).choice(codes, 1000)
+    by_lookup = pb._Columns.of(codes, 400)
+    by_search = pb._Columns.of(codes, 1 << 23)
+    assert by_lookup.lookup is not None and by_search.lookup is None
+    assert same_bits(by_lookup(pairs), by_search(pairs))
