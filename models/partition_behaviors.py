@@ -161,7 +161,10 @@ class _Local:
     @classmethod
     def of(cls, part: PartitionRequests, trace: _Trace) -> _Local:
         session = np.asarray(part.session)
-        order = np.argsort(session, kind="stable")
+        # Rows given session by session (ids ascending: a partition made by the model's
+        # sessions) are read as they are; else sorted by id, each session's kept in order.
+        ordered = len(session) < 2 or bool((session[1:] >= session[:-1]).all())
+        order = slice(None) if ordered else np.argsort(session, kind="stable")
         ids = session[order]
         cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
         bounds = np.concatenate([[0], cuts, [len(ids)]]) if len(ids) else np.zeros(1, np.int64)

@@ -30,16 +30,18 @@ from tracereplay.models.spilled_quantiles import SpilledValues
 
 
 def split(
-    frame: pd.DataFrame, partitions: int, seed: int
+    frame: pd.DataFrame, partitions: int, seed: int, by_time: bool = True
 ) -> tuple[list[PartitionRequests], list[str]]:
     """The frame's sessions dealt at random to `partitions` partitions, each partition's
-    requests in time order (sessions interleaved, as a key partition's are)."""
+    requests in time order (sessions interleaved, as a key partition's are), else session
+    by session (ids ascending: read without a sort)."""
     codes, names = pd.factorize(frame["endpoint"].to_numpy(object))
     session = frame["session_id"].to_numpy()
     ids = np.unique(session)
     home = np.random.default_rng(seed).integers(partitions, size=len(ids))
     of_row = home[np.searchsorted(ids, session)]
-    order = np.argsort(frame["t_s"].to_numpy(float), kind="stable")
+    times = frame["t_s"].to_numpy(float)
+    order = np.argsort(times if by_time else session, kind="stable")
     think = frame["think_s"].to_numpy(float)
     parts = []
     for p in range(partitions):
@@ -210,3 +212,17 @@ def test_columns_by_search_equal_columns_by_lookup() -> None:
     by_search = pb._Columns.of(codes, 1 << 23)
     assert by_lookup.lookup is not None and by_search.lookup is None
     assert same_bits(by_lookup(pairs), by_search(pairs))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rows_given_session_by_session_give_the_same_behaviors(case: str) -> None:
+    frame, sample, seed = CASES[case]()
+    edges = censoring(frame, 60.0)
+    expected = as_json(fit_behaviors(frame, seed=seed, sample=sample, censored=edges))
+    parts, names = split(frame, 3, seed=2, by_time=False)
+    found = partition_behaviors(parts, names, seed=seed, sample=sample, censored=edges)
+    assert as_json(found) == expected
+    trace = pb._Trace.of(parts, names)  # each partition read as given: no sort, no copy
+    assert all(
+        np.shares_memory(pb._Local.of(part, trace).paths.think_s, part.think_s) for part in parts
+    )
