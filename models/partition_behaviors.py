@@ -286,7 +286,7 @@ def _per_session(
     n = len(trace.ids)
     made = _Sessions(
         np.zeros(n, dtype=np.int64), np.full(n, np.nan), np.zeros(n),
-        np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32),
         np.zeros((len(index), len(columns.codes) + 1)),
     )  # fmt: skip
     for part in parts:
@@ -327,7 +327,9 @@ def _nearest(
     """Pass (c): `nearest_each` of every session (global order), each partition's rows
     made from its requests (a row is its own session's: the whole matrix's to the bit)."""
     n = len(trace.ids)
-    out = {key: np.empty(n, dtype=np.int64) for key in centres}
+    # (a K's labels in 1 B a session, not 8: the sweep holds up to 5 K's at once)
+    kind = np.int8 if max(len(c) for c in centres.values()) <= 127 else np.int64
+    out = {key: np.empty(n, dtype=kind) for key in centres}
     for part in parts:
         local = _Local.of(part, trace)
         features = SessionFeatures(local.paths, local.pairs(columns), column[local.where])
