@@ -453,8 +453,12 @@ def _moves(
     cell = np.concatenate(held_cells)
     kept = rare[cell]
     points = QUANTILE_POINTS.tolist()
+    # A cell with values asked beside the trace: `SpilledValues` fails on an ask whose
+    # only wanted bin is of an `also` group (its search of the wanted bins reads the
+    # lookup's sentinel: `_pass`' `lookups[0].wanted`, one value or one tie spilled).
+    asked = frequent if len(frequent) else np.flatnonzero(sizes)[:1]
     by_cell, of_trace = spilled.answer(
-        Ask.quantiles(points, frequent.tolist()), Ask.quantiles(points, [traced])
+        Ask.quantiles(points, asked.tolist()), Ask.quantiles(points, [traced])
     )
     trace_think = _NO_THINK
     if len(of_trace.groups):
@@ -469,7 +473,7 @@ def _moves(
         entries=entries,
         counts=moved.reshape(k, columns),
         sizes=sizes,
-        quantiles=by_cell.as_dict(),
+        quantiles={c: q for c, q in by_cell.as_dict().items() if sizes[c] >= MIN_THINK_SAMPLES},
         rare=(cell[kept], np.concatenate(held_values)[kept]),
         pauses=np.zeros(0),
         fresh=fresh,

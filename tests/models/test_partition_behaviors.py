@@ -226,3 +226,21 @@ def test_rows_given_session_by_session_give_the_same_behaviors(case: str) -> Non
     assert all(
         np.shares_memory(pb._Local.of(part, trace).paths.think_s, part.think_s) for part in parts
     )
+
+
+EDGES = {  # frames at the fit's edges
+    "one_request_each": lambda f: f.groupby("session_id").head(1).assign(endpoint="GET /only"),
+    "zero_pauses": lambda f: f.assign(think_s=f["think_s"].where(f["think_s"].isna(), 0.0)),
+    "one_session": lambda f: f[f["session_id"] == f["session_id"].iloc[0]],
+}
+
+
+@pytest.mark.parametrize("edge", list(EDGES))
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_frames_at_the_fits_edges_give_the_same_behaviors(edge: str, partitions: int) -> None:
+    """One behavior (no K to try), no pause (tempos NaN, no think-time quantile: nothing
+    asked of the spill), a single session."""
+    frame = EDGES[edge](chain_trace(300, seed=2))
+    expected = as_json(fit_behaviors(frame, seed=0, sample=40))
+    parts, names = split(frame, partitions, seed=5)
+    assert as_json(partition_behaviors(parts, names, seed=0, sample=40)) == expected
