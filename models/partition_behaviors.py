@@ -1,0 +1,481 @@
+"""The behaviors (`behaviors.fit_behaviors`) made from key partitions (issue 15), to the bit:
+each pass reads one partition's requests at a time; what is held across them is sessions-
+sized; the pauses' medians and quantiles come from values spilled to disk.
+
+Sessions never cross partitions, so every per-session value (tempo, sum of pauses, feature
+row, nearest centre) is made from one partition's rows with the fit's own functions, and
+scattered to the session's global position. The passes: (0) the sessions' ids and the
+endpoints used (the fit's labels); (a) the transitions seen (its columns) and the positive
+pauses spilled by transition (their medians: the tempo's reference); (b) each session's
+tempo, sum of pauses, length, first step, END column, and the k-means sample's feature rows
+(the tempo column, standardised over every session, filled after); the K sweep on the sample
+as `choose_clusters`; (c) each session's nearest centres (one pass per `_Assignments` ask);
+(d) the chains' counts and every pause / tempo spilled by (behavior, transition) and trace,
+the rare cells' few values held; their quantiles from one `answer`. The chains and session
+tables are then `_Moves.chain` and `SessionTable.fit` over sessions-sized arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from .behavior_paths import (
+    END,
+    TEMPO_SHRINK,
+    Pairs,
+    SessionPaths,
+    _code_type,
+    column_type,
+    count_per_session,
+    group_sums,
+)
+from .behaviors import (
+    _NO_THINK,
+    CLUSTER_SAMPLE_SESSIONS,
+    MAX_BEHAVIORS,
+    MIN_SESSIONS_PER_BEHAVIOR,
+    MIN_SILHOUETTE,
+    MIN_THINK_SAMPLES,
+    QUANTILE_POINTS,
+    Behavior,
+    SessionFeatures,
+    ThinkTime,
+    _Fits,
+    _Moves,
+    _Silhouette,
+    _tempo_feature,
+    nearest_each,
+    sig,
+)
+from .session_shape import Censoring, SessionTable
+from .spilled_quantiles import Ask, SpilledValues
+
+__all__ = ["PartitionRequests", "partition_behaviors"]
+
+
+@dataclass(frozen=True)
+class PartitionRequests:
+    """One partition's requests (every request of each of its sessions), in any order but
+    each session's in its own order: the sessionized frame's three columns the fit reads."""
+
+    session: np.ndarray
+    """Per request, its session's global id (the fit's sessions are the ids, ascending)."""
+    endpoint: np.ndarray
+    """Per request, its endpoint's code into the names given with the partitions."""
+    think_s: np.ndarray
+    """Per request, the pause before it (NaN for a session's first request)."""
+
+
+Assign = Callable[[dict[int, np.ndarray]], dict[int, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class _Trace:
+    """Pass 0's answer: the sessions' ids (ascending: their global order) and the labels
+    (the fit's: the endpoints used, sorted, with START and END), each name's code in them."""
+
+    ids: np.ndarray
+    labels: list[str]
+    remap: np.ndarray
+
+    @classmethod
+    def of(cls, parts: Sequence[PartitionRequests], names: Sequence[str]) -> _Trace:
+        ids, used = _Marks(), np.zeros(len(names), dtype=bool)
+        for part in parts:
+            ids.add(np.asarray(part.session))
+            used[np.asarray(part.endpoint)] = True
+        found = np.flatnonzero(used).tolist()
+        labels = sorted({str(names[u]) for u in found} | {"START", END})
+        remap = np.zeros(len(names), dtype=_code_type(len(labels)))
+        remap[found] = [labels.index(str(names[u])) for u in found]
+        return cls(ids.found(), labels, remap)
+
+
+class _Marks:
+    """The distinct values of non-negative integer arrays added, ascending: each marked in
+    a boolean array (ids-sized: the model's session ids are 0..n-1), not sorted; arrays
+    with a negative value kept for `np.unique`."""
+
+    def __init__(self) -> None:
+        self.marked = np.zeros(0, dtype=bool)
+        self.other: list[np.ndarray] = []
+
+    def add(self, values: np.ndarray) -> None:
+        if not len(values):
+            return
+        low, top = int(values.min()), int(values.max())
+        if low < 0 or top > max(4 * len(values), len(self.marked), 1 << 20):
+            self.other.append(np.unique(values))
+            return
+        if top >= len(self.marked):
+            self.marked = np.concatenate([self.marked, np.zeros(top + 1 - len(self.marked), bool)])
+        self.marked[values] = True
+
+    def found(self) -> np.ndarray:
+        marked = np.flatnonzero(self.marked)
+        if not self.other:
+            return marked
+        return np.unique(np.concatenate([marked, *self.other]))
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The trace's transitions (`Pairs.codes`: every pair seen, ascending) and each pair
+    code's column, by a lookup table where the codes' square is small (as `Pairs.of`)."""
+
+    codes: np.ndarray
+    lookup: np.ndarray | None
+
+    @classmethod
+    def of(cls, codes: np.ndarray, square: int) -> _Columns:
+        if square > 1 << 22:
+            return cls(codes, None)
+        lookup = np.zeros(square, dtype=column_type(len(codes)))
+        lookup[codes] = np.arange(len(codes))
+        return cls(codes, lookup)
+
+    def __call__(self, pair: np.ndarray) -> np.ndarray:
+        if self.lookup is not None:
+            return np.asarray(self.lookup[pair])
+        return np.searchsorted(self.codes, pair).astype(column_type(len(self.codes)))
+
+
+@dataclass(frozen=True)
+class _Local:
+    """One partition's sessions as the fit's `SessionPaths` (its labels, its requests in
+    session-id order), each session's global position, and its pairs' codes per request."""
+
+    paths: SessionPaths
+    where: np.ndarray
+    """Per local session, its global position."""
+    pair: np.ndarray
+    """Per request, (previous or START) × width + its step."""
+    end_pair: np.ndarray
+    """Per session, its last step × width + END."""
+
+    @classmethod
+    def of(cls, part: PartitionRequests, trace: _Trace) -> _Local:
+        session = np.asarray(part.session)
+        # Rows given session by session (ids ascending: a partition made by the model's
+        # sessions) are read as they are; else sorted by id, each session's kept in order.
+        ordered = len(session) < 2 or bool((session[1:] >= session[:-1]).all())
+        order = slice(None) if ordered else np.argsort(session, kind="stable")
+        ids = session[order]
+        cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+        bounds = np.concatenate([[0], cuts, [len(ids)]]) if len(ids) else np.zeros(1, np.int64)
+        paths = SessionPaths(
+            labels=trace.labels,
+            step=trace.remap[np.asarray(part.endpoint)[order]],
+            think_s=np.asarray(part.think_s, dtype=float)[order],
+            length=np.diff(bounds),
+        )
+        width = len(trace.labels)
+        pair = paths.previous().astype(np.int64) * width + paths.step
+        last = paths.first + paths.length - 1
+        end_pair = paths.step[last].astype(np.int64) * width + paths.code(END)
+        where = np.searchsorted(trace.ids, ids[bounds[:-1]])
+        return cls(paths, where, pair, end_pair)
+
+    def pairs(self, columns: _Columns) -> Pairs:
+        """Its `Pairs` with the trace's columns."""
+        return Pairs(columns.codes, columns(self.pair), columns(self.end_pair))
+
+    def within(self) -> np.ndarray:
+        """Per request, whether its think is a pause (`Pauses.of`'s)."""
+        within: np.ndarray = np.isfinite(self.paths.think_s)
+        within[self.paths.first] = False
+        return within
+
+
+@dataclass
+class _Sessions:
+    """Pass (b)'s per-session arrays (global order) and the sample's feature rows."""
+
+    length: np.ndarray
+    tempo: np.ndarray
+    pause_sums: np.ndarray
+    first_step: np.ndarray
+    end_column: np.ndarray
+    points: np.ndarray
+
+
+def partition_behaviors(
+    parts: Sequence[PartitionRequests],
+    names: Sequence[str],
+    seed: int = 0,
+    max_behaviors: int = MAX_BEHAVIORS,
+    sample: int = CLUSTER_SAMPLE_SESSIONS,
+    censored: Censoring | None = None,
+    directory: Path | None = None,
+) -> list[Behavior]:
+    """`fit_behaviors` of the frame whose sessions `parts` hold (`names`: the endpoints'
+    names by code), to the bit; `censored` by global position, as the fit's. Values are
+    spilled under `directory` (default: the system's temp dir), removed on return."""
+    trace = _Trace.of(parts, names)
+    n = len(trace.ids)
+    if not n:
+        return []
+    with SpilledValues(directory) as spilled:
+        columns, median = _transition_medians(parts, trace, spilled)
+    index = (
+        np.arange(n)
+        if n <= sample
+        else np.sort(np.random.default_rng(seed).choice(n, sample, False))
+    )
+    made = _per_session(parts, trace, columns, median, index)
+    column = _tempo_feature(made.tempo)[:, 0]
+    made.points[:, -1] = column[index] + 0.0  # (-0.0 is left out of a CSR row: 0.0)
+
+    assign = partial(_nearest, parts, trace, columns, column)
+    labels = _chosen(made.points, n, seed, max_behaviors, assign)
+    no = np.zeros(n, dtype=bool)
+    at_start = censored.start if censored is not None else no
+    at_end = censored.end if censored is not None else no
+    with SpilledValues(directory) as spilled:
+        moves = _moves(parts, trace, columns, made, labels, at_start, at_end, spilled)
+    sizes = np.bincount(labels)
+    order = sorted(np.flatnonzero(sizes).tolist(), key=lambda k: (-int(sizes[k]), k))
+    behaviors = []
+    for rank, label in enumerate(order):
+        at = np.flatnonzero(labels == label)
+        chain = moves.chain(f"b{rank + 1}", label, made.length[at], n, made.tempo[at])
+        table = SessionTable.fit(
+            made.length[at], made.tempo[at], at_start[at] | at_end[at], seed, made.pause_sums[at]
+        )
+        behaviors.append(replace(chain, shape=table))
+    return behaviors
+
+
+def _transition_medians(
+    parts: Sequence[PartitionRequests], trace: _Trace, spilled: SpilledValues
+) -> tuple[_Columns, np.ndarray]:
+    """Pass (a): every pair seen (the columns, ascending) and per column the median of its
+    positive pauses (0 without one), as `Pauses.of` reads them."""
+    square = len(trace.labels) ** 2
+    seen = _Marks()
+    for part in parts:
+        local = _Local.of(part, trace)
+        seen.add(local.pair)
+        seen.add(local.end_pair)
+        within = local.within()
+        pause, pair = local.paths.think_s[within], local.pair[within]
+        positive = pause > 0
+        spilled.add(pause[positive], pair[positive])
+    codes = seen.found()
+    (found,) = spilled.answer(Ask.median())
+    median = np.zeros(len(codes))
+    median[np.searchsorted(codes, found.groups)] = found.values
+    return _Columns.of(codes, square), median
+
+
+def _per_session(
+    parts: Sequence[PartitionRequests],
+    trace: _Trace,
+    columns: _Columns,
+    median: np.ndarray,
+    index: np.ndarray,
+) -> _Sessions:
+    """Pass (b): per session its tempo (`Pauses.of`'s, the trace's `median` given), sum
+    of pauses (`Pauses.sums`'), length, first step and END column; and the feature rows of
+    the sample `index` (global positions, ascending) with the tempo column left 0."""
+    n = len(trace.ids)
+    made = _Sessions(
+        np.zeros(n, dtype=np.int64), np.full(n, np.nan), np.zeros(n),
+        np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32),
+        np.zeros((len(index), len(columns.codes) + 1)),
+    )  # fmt: skip
+    for part in parts:
+        local = _Local.of(part, trace)
+        paths, pairs, where = local.paths, local.pairs(columns), local.where
+        think, within = paths.think_s, local.within()
+        pause, column = think[within], pairs.column[within]
+        positive = pause > 0
+        ratio = median[column[positive]]
+        np.divide(pause[positive], ratio, out=ratio)
+        with np.errstate(invalid="ignore"):
+            n_logs = count_per_session(within & (think > 0), paths)
+        sums = group_sums(np.log(ratio, out=ratio), n_logs)
+        has = n_logs > 0
+        tempo = np.full(len(paths.length), np.nan)
+        tempo[has] = np.exp(sums[has] / (n_logs[has] + TEMPO_SHRINK))
+        made.tempo[where] = tempo
+        made.pause_sums[where] = np.bincount(
+            paths.session, weights=np.nan_to_num(think, nan=0.0), minlength=len(paths.length)
+        )
+        made.length[where] = paths.length
+        made.first_step[where] = paths.step[paths.first]
+        made.end_column[where] = pairs.end_column
+        chosen = np.flatnonzero(np.isin(where, index))
+        if len(chosen):
+            rows = SessionFeatures(paths, pairs, np.zeros(len(paths.length))).take(chosen)
+            made.points[np.searchsorted(index, where[chosen])] = rows.toarray()
+    return made
+
+
+def _nearest(
+    parts: Sequence[PartitionRequests],
+    trace: _Trace,
+    columns: _Columns,
+    column: np.ndarray,
+    centres: dict[int, np.ndarray],
+) -> dict[int, np.ndarray]:
+    """Pass (c): `nearest_each` of every session (global order), each partition's rows
+    made from its requests (a row is its own session's: the whole matrix's to the bit)."""
+    n = len(trace.ids)
+    # (a K's labels in 1 B a session, not 8: the sweep holds up to 5 K's at once)
+    kind = np.int8 if max(len(c) for c in centres.values()) <= 127 else np.int64
+    out = {key: np.empty(n, dtype=kind) for key in centres}
+    for part in parts:
+        local = _Local.of(part, trace)
+        features = SessionFeatures(local.paths, local.pairs(columns), column[local.where])
+        for key, found in nearest_each(features, centres).items():
+            out[key][local.where] = found
+    return out
+
+
+def _chosen(
+    points: np.ndarray, n: int, seed: int, max_behaviors: int, assign: Assign
+) -> np.ndarray:
+    """`choose_clusters`' labels of `n` sessions from its sample's `points`, every session
+    assigned to its nearest centres by `assign` (a pass over the partitions)."""
+    from sklearn.cluster import KMeans  # noqa: F401 (its OpenMP library: `choose_clusters`)
+    from threadpoolctl import ThreadpoolController
+
+    labels = np.zeros(n, dtype=int)
+    whole = n <= len(points)
+    distinct = len({row.tobytes() for row in points + 0.0})
+    max_k = min(max_behaviors, n // MIN_SESSIONS_PER_BEHAVIOR, distinct)
+    if max_k < 2:
+        return labels
+    ks = range(2, max_k + 1)
+    silhouette = _Silhouette(points)
+    threads = ThreadpoolController()
+    fitted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    scores: dict[int, float | None] = {}
+    with threads.limit(limits=1), _Fits(points, seed, ks, threads) as fits:
+        if fits.beside:
+            silhouette.distances()
+        for k in ks:
+            fitted[k] = fits.result(k)
+            early = not whole and len(np.unique(fitted[k][0])) > 1
+            scores[k] = silhouette(fitted[k][0]) if early else None
+        assigned = _Assigned(assign, fitted, scores)
+        best = (MIN_SILHOUETTE, labels)
+        for k in ks:
+            score = scores[k]
+            if score is not None and score <= best[0]:
+                continue
+            found = fitted[k][0] if whole else assigned.of(k, best[0])
+            if np.bincount(found, minlength=k).min() < MIN_SESSIONS_PER_BEHAVIOR:
+                continue
+            score = silhouette(fitted[k][0]) if score is None else score
+            if score > best[0]:
+                best = (score, found.astype(int))
+    return best[1]
+
+
+@dataclass
+class _Assigned:
+    """`behaviors._Assignments`, each pass `assign`'s (over the partitions)."""
+
+    assign: Assign
+    fitted: dict[int, tuple[np.ndarray, np.ndarray]]
+    scores: dict[int, float | None]
+    done: dict[int, np.ndarray] = field(default_factory=dict)
+    passes: int = 0
+
+    def of(self, k: int, best: float) -> np.ndarray:
+        if k not in self.done:
+            wanted = []
+            for j, score in self.scores.items():
+                if j == k or (j > k and (score is None or score > best)):
+                    wanted.append(j)
+                    best = best if score is None else max(best, score)
+            self.done.update(self.assign({j: self.fitted[j][1] for j in wanted}))
+            self.passes += 1
+        return self.done[k]
+
+
+def _moves(
+    parts: Sequence[PartitionRequests],
+    trace: _Trace,
+    table: _Columns,
+    made: _Sessions,
+    labels: np.ndarray,
+    at_start: np.ndarray,
+    at_end: np.ndarray,
+    spilled: SpilledValues,
+) -> _Moves:
+    """Pass (d): `_Moves.of`'s counts from each partition, every finite pause / tempo
+    spilled by cell (behavior × columns + column) and also in the trace's group; the values
+    of cells with fewer than MIN_THINK_SAMPLES pauses in a partition held (the rare cells'
+    are among them); the quantiles of the frequent cells and of the trace from one answer."""
+    width, columns, codes = len(trace.labels), len(table.codes), table.codes
+    k = int(labels.max()) + 1
+    cells = k * columns
+    traced = cells  # (the group of every pause)
+    fresh = np.bincount(labels, weights=~at_start, minlength=k) > 0
+    entered = ~(at_start & fresh[labels])
+    entries = np.bincount(
+        labels[entered] * width + made.first_step[entered], minlength=k * width
+    ).reshape(k, width)
+    moved = np.bincount(labels * columns + made.end_column, minlength=cells)
+    cut = np.flatnonzero(at_end)
+    moved -= np.bincount(labels[cut] * columns + made.end_column[cut], minlength=cells)
+    sizes = np.zeros(cells, dtype=np.int64)
+    held_cells, held_values = [], []
+    tempo = np.where(np.isnan(made.tempo), 1.0, made.tempo)
+    for part in parts:
+        local = _Local.of(part, trace)
+        paths, pairs, where = local.paths, local.pairs(table), local.where
+        base = np.repeat(labels[where].astype(np.int64) * columns, paths.length)
+        cell = base + pairs.column
+        moved += np.bincount(cell, minlength=cells)
+        within = local.within()
+        cell = cell[within]
+        scaled = paths.think_s[within] / np.repeat(tempo[where], paths.length)[within]
+        finite = np.isfinite(scaled)
+        cell, scaled = cell[finite], scaled[finite]
+        spilled.add(scaled, cell, also=traced)
+        here = np.bincount(cell, minlength=cells)
+        sizes += here
+        few = (here > 0) & (here < MIN_THINK_SAMPLES)
+        picked = np.flatnonzero(few[cell])
+        held_cells.append(cell[picked])
+        held_values.append(scaled[picked])
+    frequent = np.flatnonzero(sizes >= MIN_THINK_SAMPLES)
+    rare = (sizes > 0) & (sizes < MIN_THINK_SAMPLES)
+    cell = np.concatenate(held_cells)
+    kept = rare[cell]
+    points = QUANTILE_POINTS.tolist()
+    # A cell with values asked beside the trace: `SpilledValues` fails on an ask whose
+    # only wanted bin is of an `also` group (its search of the wanted bins reads the
+    # lookup's sentinel: `_pass`' `lookups[0].wanted`, one value or one tie spilled).
+    asked = frequent if len(frequent) else np.flatnonzero(sizes)[:1]
+    by_cell, of_trace = spilled.answer(
+        Ask.quantiles(points, asked.tolist()), Ask.quantiles(points, [traced])
+    )
+    trace_think = _NO_THINK
+    if len(of_trace.groups):
+        q = of_trace.values[0]
+        trace_think = ThinkTime(
+            tuple(sig(float(v), 4) for v in q), int(of_trace.counts[0]), "trace"
+        )
+    return _Moves(
+        width=width,
+        labels=trace.labels,
+        pairs=codes,
+        entries=entries,
+        counts=moved.reshape(k, columns),
+        sizes=sizes,
+        quantiles={c: q for c, q in by_cell.as_dict().items() if sizes[c] >= MIN_THINK_SAMPLES},
+        rare=(cell[kept], np.concatenate(held_values)[kept]),
+        pauses=np.zeros(0),
+        fresh=fresh,
+        trace_think=trace_think,
+    )
