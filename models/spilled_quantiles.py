@@ -461,7 +461,7 @@ class SpilledValues:
             level_0 = [(groups << BIN_BITS) | bins]
             if also >= 0:
                 if also not in also_wanted:
-                    first = lookups[0].wanted
+                    first = lookups[0].wanted[:-1]  # (sorted: without the empty slot's -1)
                     lo, hi = np.searchsorted(first, [also << BIN_BITS, (also + 1) << BIN_BITS])
                     also_wanted[also] = hi > lo
                 if also_wanted[also]:

@@ -160,6 +160,16 @@ def test_also_counts_each_value_in_a_second_group() -> None:
         assert_exact(spilled, values, group)
 
 
+@pytest.mark.parametrize("values", [[0.77], [0.77, 0.77]])
+def test_only_the_also_group_asked(values: list[float]) -> None:
+    """The one level-0 cell wanted is the `also` group's (beh40 found it: the wanted cells
+    were searched with the lookup's empty-slot sentinel at their end, not sorted)."""
+    with SpilledValues() as spilled:
+        spilled.add(np.asarray(values), np.ones(len(values), np.int64), also=5)
+        (found,) = spilled.answer(Ask.quantiles(POINTS, groups=[5]))
+        assert np.array_equal(bits(found.of(5)), bits(np.quantile(values, POINTS)))
+
+
 def test_asked_groups_and_several_asks_in_one_set_of_passes() -> None:
     rng = np.random.default_rng(7)
     values, group = rng.normal(size=5_000), rng.integers(0, 10, 5_000)
