@@ -88,7 +88,9 @@ def payload_sample(
     if not big.any() or ends is None:
         note: dict[str, int] = {}
     elif files >= 2:
-        return PayloadSample(names, *_cluster_rows(parts, rank_of, ends, files, counts, sample, seed))
+        return PayloadSample(
+            names, *_cluster_rows(parts, rank_of, ends, files, counts, sample, seed)
+        )
     else:  # (cut, but every request in one file: drawn uniformly, the note given)
         note = {"files": files, "files_sampled": 1}
     places = {int(i): _drawn(seed, int(i), int(counts[i]), sample) for i in np.flatnonzero(big)}
@@ -181,13 +183,13 @@ def _at_places(
         if len(p):
             first, last = min(first, int(p.ts.min())), max(last, int(p.ts.max()))
     width = (last - first) // TIME_BINS + 1
-    bins = np.zeros(len(wanted) * TIME_BINS, np.int64)
+    flat_bins = np.zeros(len(wanted) * TIME_BINS, np.int64)
     for p in _partitions(parts):
         at = slot[rank_of[p.endpoint]]
         mine = at >= 0
         cell = at[mine] * TIME_BINS + (p.ts[mine] - first) // width
-        bins += np.bincount(cell, minlength=len(bins))
-    bins = bins.reshape(len(wanted), TIME_BINS)
+        flat_bins += np.bincount(cell, minlength=len(flat_bins))
+    bins = flat_bins.reshape(len(wanted), TIME_BINS)
     before = np.cumsum(bins, axis=1) - bins  # requests in the bins before each
     needed = np.zeros(bins.shape, bool)
     of_place = {}
@@ -230,7 +232,9 @@ class CorrelationRows:
     endpoint: np.ndarray
 
 
-def _local_sessions(part: Partition, first_ts_us: int, timeout_s: float) -> tuple[np.ndarray, np.ndarray]:
+def _local_sessions(
+    part: Partition, first_ts_us: int, timeout_s: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Each request's local session id (as `partition_sessions` numbers them: by start,
     ties by key code) and its place in its session, from the model's own grouping."""
     columns = part.request_columns(first_ts_us)

@@ -18,7 +18,6 @@ import pytest
 from faker import Faker
 
 from tests.factories import T0, make_record, make_table
-from tracereplay.models import partition_samples
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.light_columns import read_light_columns
 from tracereplay.models.partition_samples import correlation_sample, payload_sample
@@ -41,10 +40,11 @@ TIMEOUT_S = 600.0
 ENDPOINTS = ["/api/items/{}", "/api/orders/{}/lines", "/login", "/api/cart", "/rare/{}"]
 
 
-def _write(directory: Path, seed: int, files: int) -> Path:
+def _write(directory: Path, seed: int, files: int, empty: int = 0) -> Path:
     """`files` Parquet files of faker-named sessions over a few hours (times overlapping
     across files and tied within them, gaps past the timeout), a skewed endpoint mix (one
-    endpoint in few sessions), some requests keyed by their client."""
+    endpoint in few sessions), some requests keyed by their client; then `empty` files
+    of no row (a trace of several files, one holding every request)."""
     fake = Faker(["en_US", "ja_JP"])
     fake.seed_instance(seed)
     rng = np.random.default_rng(seed)
@@ -65,13 +65,19 @@ def _write(directory: Path, seed: int, files: int) -> Path:
                                 duration_ms=float(rng.choice([1.0, 30.0])), status=200)
                 )  # fmt: skip
         pq.write_table(make_table(records), directory / f"part-{f:06d}.parquet", 97)
+    for f in range(files, files + empty):
+        pq.write_table(make_table([]), directory / f"part-{f:06d}.parquet")
     return directory
 
 
-@pytest.fixture(scope="module", params=[(1, 3), (2, 1), (3, 5)], ids=["3files", "1file", "5files"])
+@pytest.fixture(
+    scope="module",
+    params=[(1, 3, 0), (2, 1, 0), (3, 5, 0), (4, 1, 1)],
+    ids=["3files", "1file", "5files", "1file+empty"],
+)
 def trace(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    seed, files = request.param
-    return _write(tmp_path_factory.mktemp("samp") / "t", seed, files)
+    seed, files, empty = request.param
+    return _write(tmp_path_factory.mktemp("samp") / "t", seed, files, empty)
 
 
 class _Model:
