@@ -23,11 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
+from pyarrow import ipc
 
 from .frame import distinct
-from .key_partitions import KeyPartitions, Partition
+from .key_partitions import ROW_FILE, KeyPartitions, Partition
 from .key_split import key_runs, session_starts_and_keys
 from .session_sample import SessionSample, part_ranks, session_keys
 
@@ -78,26 +81,30 @@ def payload_sample(
     rank_of = _name_ranks(parts.names)
     n = len(names)
     ends = _file_ends(part_rows)
-    counts = np.zeros(n, np.int64)
-    files = 0  # (files holding a request: `payload_rows`' parts)
-    for p in _partitions(parts):
-        counts += np.bincount(rank_of[p.endpoint], minlength=n)
-        if ends is not None and len(p):
-            files = max(files, int(_file_of(ends, p.row).max()) + 1)
+    width = 1 if ends is None else len(ends)
+    per_file = np.zeros(n * width, np.int64)  # requests per (endpoint, file)
+    last_ts = parts.first_ts_us
+    for p in _spilled(parts):
+        cell = rank_of[p.endpoint] * width
+        if ends is not None:
+            cell += _file_of(ends, p.row)
+        per_file += np.bincount(cell, minlength=n * width)
+        if len(p):
+            last_ts = max(last_ts, int(p.ts.max()))
+    by_file = per_file.reshape(n, width)
+    counts = by_file.sum(axis=1)
+    # (files holding a request: `payload_rows`' parts)
+    files = int(np.flatnonzero(by_file.any(axis=0))[-1]) + 1 if n else 0
     big = counts > sample
     if not big.any() or ends is None:
         note: dict[str, int] = {}
     elif files >= 2:
-        return PayloadSample(
-            names, *_cluster_rows(parts, rank_of, ends, files, counts, sample, seed)
-        )
+        rows, note = _cluster_rows(parts, rank_of, ends, by_file[:, :files], sample, seed)
+        return PayloadSample(names, rows, counts, note)
     else:  # (cut, but every request in one file: drawn uniformly, the note given)
         note = {"files": files, "files_sampled": 1}
     places = {int(i): _drawn(seed, int(i), int(counts[i]), sample) for i in np.flatnonzero(big)}
-    found = _at_places(parts, rank_of, places)
-    keep = ~big
-    taken = _gathered(parts, rank_of, lambda p, e: keep[e])
-    rows = [found[i] if big[i] else taken[i] for i in range(n)]
+    rows = _at_places(parts, rank_of, places, (parts.first_ts_us, last_ts))
     return PayloadSample(names, rows, counts, note)
 
 
@@ -111,13 +118,37 @@ def _partitions(parts: KeyPartitions) -> Iterator[Partition]:
     return parts.partitions(release=False)
 
 
+class _Rows(NamedTuple):
+    """A partition's requests as spilled (in scan order): what the payload sample reads."""
+
+    ts: np.ndarray
+    endpoint: np.ndarray
+    row: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def _spilled(parts: KeyPartitions) -> Iterator[_Rows]:
+    """Each partition's times, endpoints and scan positions, read from its spill alone
+    (no sort, no keys: the payload sample orders what it keeps by (ts, position) itself)."""
+    for p in range(parts.count):
+        with pa.memory_map(str(parts.directory / ROW_FILE.format(p))) as file:
+            table = ipc.open_file(file).read_all()
+            ts = table.column("ts").to_numpy()  # (copies: the map closes)
+            cell = table.column("cell").to_numpy()
+            row = table.column("row").to_numpy()
+            del table
+        yield _Rows(ts, parts.endpoint_of[cell], row)
+
+
 def _gathered(
-    parts: KeyPartitions, rank_of: np.ndarray, kept: Callable[[Partition, np.ndarray], np.ndarray]
+    parts: KeyPartitions, rank_of: np.ndarray, kept: Callable[[_Rows, np.ndarray], np.ndarray]
 ) -> list[np.ndarray]:
     """Per endpoint (name order), the scan positions of its requests `kept` (of a
     partition and its requests' name ranks), in the model's order: by (ts, position)."""
     got: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for p in _partitions(parts):
+    for p in _spilled(parts):
         ranked = rank_of[p.endpoint]
         mask = kept(p, ranked)
         got.append((ranked[mask], p.ts[mask], p.row[mask].astype(np.int64)))
@@ -134,23 +165,21 @@ def _cluster_rows(
     parts: KeyPartitions,
     rank_of: np.ndarray,
     ends: np.ndarray,
-    files: int,
-    counts: np.ndarray,
+    by_file: np.ndarray,
     sample: int,
     seed: int,
-) -> tuple[list[np.ndarray], np.ndarray, dict[str, int]]:
-    """`session_sample.payload_rows` with parts (`files` ≥ 2 of them holding requests): per
-    (endpoint, file's rank) counts, each big endpoint's last rank read (`cut`), the
-    requests up to it gathered, the same draws; the counts and the files note."""
-    n = len(rank_of)
+) -> tuple[list[np.ndarray], dict[str, int]]:
+    """`session_sample.payload_rows` with parts (`by_file`: requests per endpoint and file,
+    of the F ≥ 2 files holding requests): each big endpoint's last file rank read (`cut`),
+    the requests up to it gathered, the same draws; and the files note."""
+    n, files = by_file.shape
     rank = part_ranks(files, seed)
-    per = np.zeros(n * files, np.int64)
-    for p in _partitions(parts):
-        cell = rank_of[p.endpoint] * files + rank[_file_of(ends, p.row)]
-        per += np.bincount(cell, minlength=n * files)
+    per = np.zeros((n, files), np.int64)  # requests per (endpoint, file's rank)
+    per[:, rank] = by_file
+    counts = by_file.sum(axis=1)
     cut = np.full(n, files, np.int64)
     big = np.flatnonzero(counts > sample)
-    cut[big] = (np.cumsum(per.reshape(n, files)[big], axis=1) < sample).sum(axis=1)
+    cut[big] = (np.cumsum(per[big], axis=1) < sample).sum(axis=1)
     taken = _gathered(parts, rank_of, lambda p, e: rank[_file_of(ends, p.row)] <= cut[e])
     out = []
     for i in range(n):
@@ -163,58 +192,56 @@ def _cluster_rows(
             rows = np.concatenate([whole, more])[rng.permutation(sample)]
         out.append(rows)
     read = np.concatenate(out) if out else np.zeros(0, np.int64)
-    return out, counts, {"files": files, "files_sampled": len(distinct(_file_of(ends, read)))}
+    return out, {"files": files, "files_sampled": len(distinct(_file_of(ends, read)))}
 
 
 def _at_places(
-    parts: KeyPartitions, rank_of: np.ndarray, places: dict[int, np.ndarray]
-) -> dict[int, np.ndarray]:
-    """Per endpoint rank in `places`, the scan positions of its requests at those places
-    (0 first) in the model's order, in the order of `places`: counts of TIME_BINS equal
-    time bins per endpoint, then only the requests of the bins holding a place gathered,
-    sorted by (ts, position). Held: the bins' counts and what those bins hold."""
-    if not places:
-        return {}
+    parts: KeyPartitions,
+    rank_of: np.ndarray,
+    places: dict[int, np.ndarray],
+    span: tuple[int, int],
+) -> list[np.ndarray]:
+    """Per endpoint (name order): of those in `places`, the scan positions of its requests
+    at those places (0 first) in the model's order, in the order of `places`; of the
+    others, all of them in that order. The requests of the endpoints in `places` counted
+    in TIME_BINS equal bins of `span` (first and last ts), then only those of the bins
+    holding a place gathered, sorted by (ts, position). Held: the bins' counts and what
+    those bins hold."""
     wanted = np.array(sorted(places), np.int64)
     slot = np.full(len(rank_of), -1, np.int64)
     slot[wanted] = np.arange(len(wanted))
-    first, last = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    for p in _partitions(parts):
-        if len(p):
-            first, last = min(first, int(p.ts.min())), max(last, int(p.ts.max()))
+    first, last = span
     width = (last - first) // TIME_BINS + 1
-    flat_bins = np.zeros(len(wanted) * TIME_BINS, np.int64)
-    for p in _partitions(parts):
-        at = slot[rank_of[p.endpoint]]
-        mine = at >= 0
-        cell = at[mine] * TIME_BINS + (p.ts[mine] - first) // width
-        flat_bins += np.bincount(cell, minlength=len(flat_bins))
-    bins = flat_bins.reshape(len(wanted), TIME_BINS)
-    before = np.cumsum(bins, axis=1) - bins  # requests in the bins before each
+    bins = np.zeros((len(wanted), TIME_BINS), np.int64)
+    if len(wanted):
+        for p in _spilled(parts):
+            at = slot[rank_of[p.endpoint]]
+            mine = at >= 0
+            cell = at[mine] * TIME_BINS + (p.ts[mine] - first) // width
+            bins += np.bincount(cell, minlength=bins.size).reshape(bins.shape)
+    ends = np.cumsum(bins, axis=1)  # requests up to each bin's end
     needed = np.zeros(bins.shape, bool)
     of_place = {}
     for j, i in enumerate(wanted.tolist()):
-        b = np.searchsorted(np.cumsum(bins[j]), places[i], side="right")
-        needed[j, b] = True
-        of_place[i] = b
+        of_place[i] = np.searchsorted(ends[j], places[i], side="right")
+        needed[j, of_place[i]] = True
     flat = needed.ravel()
 
-    def kept(p: Partition, e: np.ndarray) -> np.ndarray:
+    def kept(p: _Rows, e: np.ndarray) -> np.ndarray:
         at = slot[e]
         mine = at >= 0
-        mask = np.zeros(len(e), bool)
+        mask = ~mine
         mask[mine] = flat[at[mine] * TIME_BINS + (p.ts[mine] - first) // width]
-        return mask
+        return np.asarray(mask)
 
-    got = _gathered(parts, rank_of, kept)
-    out = {}
+    out = _gathered(parts, rank_of, kept)
     for j, i in enumerate(wanted.tolist()):
         held = np.flatnonzero(needed[j])
         # where each needed bin's requests start among those gathered
         start = np.zeros(TIME_BINS, np.int64)
         start[held] = np.cumsum(bins[j, held]) - bins[j, held]
         b = of_place[i]
-        out[i] = got[i][start[b] + places[i] - before[j, b]]
+        out[i] = out[i][start[b] + places[i] - (ends[j, b] - bins[j, b])]
     return out
 
 
@@ -267,53 +294,51 @@ def correlation_sample(
 ) -> CorrelationRows:
     """The correlation sample of the scanned trace's sessions (`ids`: per partition, its
     local→global session ids, `MergedSessions.ids`; `timeout_s`: the sessions'), as
-    `_correlation_sample` + `_correlation_rows` choose them."""
+    `_correlation_sample` + `_correlation_rows` choose them. Two passes over the
+    partitions: each session's length and first file, and each partition's first
+    `per_endpoint` sessions per endpoint in the order (a session's requests are all in its
+    partition: its place there is known); then the rows of the sample."""
     n = sum(len(i) for i in ids)
     keys = session_keys(n, seed)
     ends = _file_ends(part_rows)
+    # A file's rank among the first F files orders them as among all: its key is its own.
+    file_rank = part_ranks(len(ends), seed) if ends is not None else np.zeros(1, np.int64)
     lengths = np.zeros(n, np.int64)
-    first_file = np.full(n, np.iinfo(np.int64).max, np.int64)
+    group = np.zeros(n, np.int64)  # the rank of each session's first file
     files = 0
-    width = 0
+    quota: list[tuple[np.ndarray, np.ndarray]] = []  # (endpoint, session id) candidates
     for p, part in enumerate(_partitions(parts)):
         local, _ = _local_sessions(part, parts.first_ts_us, timeout_s)
-        g = ids[p][local]
-        lengths += np.bincount(g, minlength=n)
-        if len(part):
-            width = max(width, int(part.endpoint.max()) + 1)
+        sessions = ids[p]
+        lengths[sessions] = np.bincount(local, minlength=len(sessions))
         if ends is not None and len(part):
             f = _file_of(ends, part.row)
             files = max(files, int(f.max()) + 1)
-            np.minimum.at(first_file, g, f)
+            first = np.full(len(sessions), len(ends), np.int64)
+            np.minimum.at(first, local, f)
+            group[sessions] = file_rank[first]
+        if per_endpoint > 0 and len(part):
+            in_order = np.lexsort((keys[sessions], group[sessions]))
+            place = np.empty(len(sessions), np.int64)
+            place[in_order] = np.arange(len(sessions))
+            count = len(sessions)
+            pairs = distinct(part.endpoint.astype(np.int64) * count + place[local])
+            pairs = _first_per_endpoint(pairs, count, per_endpoint)
+            quota.append((pairs // count, sessions[in_order[pairs % count]]))
     if n <= per_sample:
-        sample = SessionSample(np.ones(n, bool), keys, per_sample, per_endpoint, seed, files, files)
+        chosen = np.ones(n, bool)
     else:
-        if files >= 2:
-            group = part_ranks(files, seed)[first_file]
-            order = np.lexsort((keys, group))
-        else:
-            order = np.argsort(keys)
-        place = np.empty(n, np.int64)
-        place[order] = np.arange(n)
-        chosen = place < per_sample
-        if per_endpoint > 0:
-            lowest = [np.zeros(0, np.int64)]
-            for p, part in enumerate(_partitions(parts)):
-                local, _ = _local_sessions(part, parts.first_ts_us, timeout_s)
-                pairs = distinct(part.endpoint.astype(np.int64) * n + place[ids[p][local]])
-                lowest.append(_first_per_endpoint(pairs, n, per_endpoint))
-            pairs = _first_per_endpoint(distinct(np.concatenate(lowest)), n, per_endpoint)
-            chosen[order[pairs % n]] = True
-        read = 0
-        if files:
-            seen = np.zeros(files, bool)
-            for p, part in enumerate(_partitions(parts)):
-                local, _ = _local_sessions(part, parts.first_ts_us, timeout_s)
-                seen[_file_of(ends, part.row[chosen[ids[p][local]]])] = True  # type: ignore[arg-type]
-            read = int(seen.sum())
-        sample = SessionSample(chosen, keys, per_sample, per_endpoint, seed, files, read)
+        order = np.lexsort((keys, group)) if files >= 2 else np.argsort(keys)
+        at = np.empty(n, np.int64)
+        at[order] = np.arange(n)
+        chosen = at < per_sample
+        if quota:
+            endpoint = np.concatenate([q[0] for q in quota])
+            pairs = distinct(endpoint * n + at[np.concatenate([q[1] for q in quota])])
+            chosen[order[_first_per_endpoint(pairs, n, per_endpoint) % n]] = True
+    sample = SessionSample(chosen, keys, per_sample, per_endpoint, seed, files, files)
     sample = _bounded(sample, lengths, parts.rows, requests)
-    return _rows(parts, ids, timeout_s, sample)
+    return _rows(parts, ids, timeout_s, sample, ends if files and n > per_sample else None)
 
 
 def _first_per_endpoint(pairs: np.ndarray, n: int, per_endpoint: int) -> np.ndarray:
@@ -338,15 +363,25 @@ def _bounded(sample: SessionSample, lengths: np.ndarray, rows: int, requests: in
 
 
 def _rows(
-    parts: KeyPartitions, ids: list[np.ndarray], timeout_s: float, sample: SessionSample
+    parts: KeyPartitions,
+    ids: list[np.ndarray],
+    timeout_s: float,
+    sample: SessionSample,
+    ends: np.ndarray | None,
 ) -> CorrelationRows:
-    """The requests `sample` reads, gathered partition by partition, in session order."""
+    """The requests `sample` reads, gathered partition by partition, in session order;
+    with `ends`, the sample's `parts_read` counted (files holding its sessions' rows)."""
     got = []
+    seen = np.zeros(sample.parts, bool)
     for p, part in enumerate(_partitions(parts)):
         local, seq = _local_sessions(part, parts.first_ts_us, timeout_s)
         g = ids[p][local]
+        if ends is not None:
+            seen[_file_of(ends, part.row[sample.chosen[g]])] = True
         mask = sample.read(g, seq)
         got.append((g[mask], seq[mask], part.row[mask].astype(np.int64), part.endpoint[mask]))
+    if ends is not None:
+        sample = replace(sample, parts_read=int(seen.sum()))
     g = np.concatenate([x[0] for x in got])
     seq = np.concatenate([x[1] for x in got])
     order = np.lexsort((seq, g))
