@@ -21,8 +21,11 @@ takes the first `per_sample` and each endpoint's first `per_endpoint` (the lowes
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -275,7 +278,7 @@ def _local_sessions(
     in_split = np.repeat(np.arange(len(starts)), lengths)
     seq_split = np.arange(n) - np.repeat(starts, lengths)
     session = np.empty(n, np.int64)
-    seq = np.empty(n, np.int64)
+    seq = np.empty(n, np.int32 if n < 1 << 31 else np.int64)
     session[runs.order] = local[in_split]
     seq[runs.order] = seq_split
     return session, seq
@@ -294,10 +297,11 @@ def correlation_sample(
 ) -> CorrelationRows:
     """The correlation sample of the scanned trace's sessions (`ids`: per partition, its
     local→global session ids, `MergedSessions.ids`; `timeout_s`: the sessions'), as
-    `_correlation_sample` + `_correlation_rows` choose them. Two passes over the
-    partitions: each session's length and first file, and each partition's first
-    `per_endpoint` sessions per endpoint in the order (a session's requests are all in its
-    partition: its place there is known); then the rows of the sample."""
+    `_correlation_sample` + `_correlation_rows` choose them. One pass over the partitions
+    (each session's length and first file, each partition's first `per_endpoint`
+    sessions per endpoint in the order: a session's requests are all in its partition, so
+    its place there is known), each request's session and place spilled; then the rows
+    of the sample from that spill (no partition sorted nor sessionized again)."""
     n = sum(len(i) for i in ids)
     keys = session_keys(n, seed)
     ends = _file_ends(part_rows)
@@ -307,38 +311,70 @@ def correlation_sample(
     group = np.zeros(n, np.int64)  # the rank of each session's first file
     files = 0
     quota: list[tuple[np.ndarray, np.ndarray]] = []  # (endpoint, session id) candidates
-    for p, part in enumerate(_partitions(parts)):
-        local, _ = _local_sessions(part, parts.first_ts_us, timeout_s)
-        sessions = ids[p]
-        lengths[sessions] = np.bincount(local, minlength=len(sessions))
-        if ends is not None and len(part):
-            f = _file_of(ends, part.row)
-            files = max(files, int(f.max()) + 1)
-            first = np.full(len(sessions), len(ends), np.int64)
-            np.minimum.at(first, local, f)
-            group[sessions] = file_rank[first]
-        if per_endpoint > 0 and len(part):
-            in_order = np.lexsort((keys[sessions], group[sessions]))
-            place = np.empty(len(sessions), np.int64)
-            place[in_order] = np.arange(len(sessions))
-            count = len(sessions)
-            pairs = distinct(part.endpoint.astype(np.int64) * count + place[local])
-            pairs = _first_per_endpoint(pairs, count, per_endpoint)
-            quota.append((pairs // count, sessions[in_order[pairs % count]]))
-    if n <= per_sample:
-        chosen = np.ones(n, bool)
-    else:
-        order = np.lexsort((keys, group)) if files >= 2 else np.argsort(keys)
-        at = np.empty(n, np.int64)
-        at[order] = np.arange(n)
-        chosen = at < per_sample
-        if quota:
-            endpoint = np.concatenate([q[0] for q in quota])
-            pairs = distinct(endpoint * n + at[np.concatenate([q[1] for q in quota])])
-            chosen[order[_first_per_endpoint(pairs, n, per_endpoint) % n]] = True
-    sample = SessionSample(chosen, keys, per_sample, per_endpoint, seed, files, files)
-    sample = _bounded(sample, lengths, parts.rows, requests)
-    return _rows(parts, ids, timeout_s, sample, ends if files and n > per_sample else None)
+    with _SessionSpill(parts.directory) as spill:
+        for p, part in enumerate(_partitions(parts)):
+            local, seq = _local_sessions(part, parts.first_ts_us, timeout_s)
+            sessions = ids[p]
+            spill.write(p, sessions[local], seq, part.row, part.endpoint)
+            lengths[sessions] = np.bincount(local, minlength=len(sessions))
+            if ends is not None and len(part):
+                f = _file_of(ends, part.row)
+                files = max(files, int(f.max()) + 1)
+                first = np.full(len(sessions), len(ends), np.int64)
+                np.minimum.at(first, local, f)
+                group[sessions] = file_rank[first]
+            if per_endpoint > 0 and len(part):
+                in_order = np.lexsort((keys[sessions], group[sessions]))
+                place = np.empty(len(sessions), np.int64)
+                place[in_order] = np.arange(len(sessions))
+                count = len(sessions)
+                pairs = distinct(part.endpoint.astype(np.int64) * count + place[local])
+                pairs = _first_per_endpoint(pairs, count, per_endpoint)
+                quota.append((pairs // count, sessions[in_order[pairs % count]]))
+            del part, local, seq
+        if n <= per_sample:
+            chosen = np.ones(n, bool)
+        else:
+            order = np.lexsort((keys, group)) if files >= 2 else np.argsort(keys)
+            at = np.empty(n, np.int64)
+            at[order] = np.arange(n)
+            chosen = at < per_sample
+            if quota:
+                endpoint = np.concatenate([q[0] for q in quota])
+                pairs = distinct(endpoint * n + at[np.concatenate([q[1] for q in quota])])
+                chosen[order[_first_per_endpoint(pairs, n, per_endpoint) % n]] = True
+        sample = SessionSample(chosen, keys, per_sample, per_endpoint, seed, files, files)
+        sample = _bounded(sample, lengths, parts.rows, requests)
+        return _rows(spill, parts.count, sample, ends if files and n > per_sample else None)
+
+
+class _SessionSpill:
+    """Each partition's requests' (global session id, place in it, scan position,
+    endpoint), spilled under a directory made in the partitions' (removed on exit)."""
+
+    def __init__(self, parent: Path) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="samples-", dir=parent))
+
+    def __enter__(self) -> _SessionSpill:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _path(self, p: int) -> str:
+        return str(self.directory / f"sessions-{p}.arrow")
+
+    def write(
+        self, p: int, session: np.ndarray, seq: np.ndarray, row: np.ndarray, endpoint: np.ndarray
+    ) -> None:
+        table = pa.table({"session": session, "seq": seq, "row": row, "endpoint": endpoint})
+        with ipc.new_file(self._path(p), table.schema) as writer:
+            writer.write_table(table)
+
+    def read(self, p: int) -> tuple[np.ndarray, ...]:
+        with pa.memory_map(self._path(p)) as file:
+            table = ipc.open_file(file).read_all()
+            return tuple(table.column(c).to_numpy().copy() for c in table.column_names)
 
 
 def _first_per_endpoint(pairs: np.ndarray, n: int, per_endpoint: int) -> np.ndarray:
@@ -363,23 +399,19 @@ def _bounded(sample: SessionSample, lengths: np.ndarray, rows: int, requests: in
 
 
 def _rows(
-    parts: KeyPartitions,
-    ids: list[np.ndarray],
-    timeout_s: float,
-    sample: SessionSample,
-    ends: np.ndarray | None,
+    spill: _SessionSpill, count: int, sample: SessionSample, ends: np.ndarray | None
 ) -> CorrelationRows:
-    """The requests `sample` reads, gathered partition by partition, in session order;
-    with `ends`, the sample's `parts_read` counted (files holding its sessions' rows)."""
+    """The requests `sample` reads, gathered from the spill partition by partition, in
+    session order; with `ends`, the sample's `parts_read` counted (files holding its
+    sessions' rows)."""
     got = []
     seen = np.zeros(sample.parts, bool)
-    for p, part in enumerate(_partitions(parts)):
-        local, seq = _local_sessions(part, parts.first_ts_us, timeout_s)
-        g = ids[p][local]
+    for p in range(count):
+        g, seq, row, endpoint = spill.read(p)
         if ends is not None:
-            seen[_file_of(ends, part.row[sample.chosen[g]])] = True
+            seen[_file_of(ends, row[sample.chosen[g]])] = True
         mask = sample.read(g, seq)
-        got.append((g[mask], seq[mask], part.row[mask].astype(np.int64), part.endpoint[mask]))
+        got.append((g[mask], seq[mask], row[mask].astype(np.int64), endpoint[mask]))
     if ends is not None:
         sample = replace(sample, parts_read=int(seen.sum()))
     g = np.concatenate([x[0] for x in got])

@@ -165,6 +165,7 @@ def test_the_correlation_sample_is_the_models(
         parts, ids, model.source.part_rows(), TIMEOUT_S, per_sample=per_sample,
         per_endpoint=per_endpoint, seed=seed, requests=requests,
     )  # fmt: skip
+    assert not list(parts.directory.glob("samples-*"))  # (its spill removed)
     sample = got.sample
     np.testing.assert_array_equal(sample.chosen, want.chosen)
     np.testing.assert_array_equal(sample.keys, want.keys)
