@@ -7,13 +7,19 @@ partition holds every request of its keys, so the sessions of the trace are the 
 of each partition, made with the model's own functions, while only one partition's arrays
 are held. What a row's values are is what `light_columns.read_light_columns` reads and
 `templating.request_endpoints` codes (the tests compare them to the bit).
+
+Keys whose every request failed auth (401), which the model joins to their connection's
+next key (`sessions.join_failed_credentials`), are found by the scan (keys-sized: per
+spilled key, whether its rows were all 401s); with `join_failed_auth` their join is made
+from two scans of (ts, key, conn) (`failed_auth_join`) and the trace scanned again, each
+row partitioned by its joined key (`KeyJoin`).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -28,12 +34,14 @@ from tracereplay.errors import TraceCorruptError, TraceEmptyError
 
 from .light_columns import _IN_FLOAT32, LIGHT_COLUMNS, STRING_COLUMNS, RequestColumns
 from .light_columns import _numbers_into as numbers_into
+from .partition_sessions import KeyPartition
+from .sessions import AUTH_FAILED
 from .shapes import skeleton_codes
 from .source import SCAN_BATCH_ROWS, ParquetSource, RequestSource
 from .string_codes import POOL, local, session_key
 from .templating import Templater
 
-__all__ = ["KeyPartitions", "Partition", "scan_key_partitions"]
+__all__ = ["KeyJoin", "KeyPartitions", "Partition", "failed_auth_join", "scan_key_partitions"]
 
 
 def _hash_strings(values: pa.Array) -> np.ndarray:
@@ -63,6 +71,17 @@ class Partition:
     row: np.ndarray
     """Each request's position in the trace's scan order (`RequestColumns.row`: what the
     sample reads fetch heavy columns by), int32 below 2**31 requests."""
+    joined: bool = False
+    """Keyed by the joined key (`KeyPartitions.join`): the trace holds keys whose every
+    request failed auth, which the model sessionizes the pandas way (`KeyPartition.joined`)."""
+
+    def key_partition(self, first_ts_us: int) -> KeyPartition:
+        """These requests as `partition_sessions` reads them (`t_s` as `request_columns`'),
+        marked `joined` when they are."""
+        return KeyPartition(
+            (self.ts - first_ts_us) / 1_000_000, self.duration_ms, self.status, self.key,
+            self.key_values, joined=self.joined,
+        )  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -189,13 +208,24 @@ def _path_before(path: str | None, other: str | None) -> bool:
     return path is not None and (other is None or path < other)
 
 
-def _keys(batch: pa.RecordBatch, spills: list[_Spill]) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's key code and partition: the batch's distinct keys (`session_key`) are
-    hashed to their partitions and appended to those partitions' key spills; a row's code
-    is its key's index into its partition's spilled keys."""
+def _keys(
+    batch: pa.RecordBatch, spills: list[_Spill], failed: np.ndarray, join: KeyJoin | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's key code and partition: the batch's distinct keys (`session_key`, each
+    failed one replaced by its target with `join`) are hashed to their partitions and
+    appended to those partitions' key spills; a row's code is its key's index into its
+    partition's spilled keys. Each spill told which of its new keys' rows all failed
+    auth (`failed`: per row)."""
     count = len(spills)
     key, keys = session_key(batch)
-    used = np.flatnonzero(np.bincount(key, minlength=len(keys)))
+    if join is not None:
+        keys = join.apply(keys)
+    rows_of = np.bincount(key, minlength=len(keys))
+    used = np.flatnonzero(rows_of)
+    # (keys whose batch rows are all 401s: few, and none in a batch without a 401)
+    all_failed = np.zeros(len(used), bool)
+    if failed.any():
+        all_failed = (np.bincount(key[failed], minlength=len(keys)) == rows_of)[used]
     used_keys = keys.take(pa.array(used))
     part_of_used = (_hash_strings(used_keys) >> np.uint64(32)) % np.uint64(count)
     # 16-bit partitions where they fit: numpy sorts them stably by radix (a batch's rows
@@ -216,6 +246,9 @@ def _keys(batch: pa.RecordBatch, spills: list[_Spill]) -> tuple[np.ndarray, np.n
         lo, hi = int(bounds[p]), int(bounds[p + 1])
         taken = in_order.slice(lo, hi - lo)
         spills[p].keys.write_batch(pa.record_batch([taken], schema=KEY_SCHEMA))
+        entries = np.flatnonzero(all_failed[order[lo:hi]])
+        if len(entries):
+            spills[p].all_failed.append(entries + spills[p].key_count)
         spills[p].key_count += hi - lo
     return code[key], part[key]
 
@@ -248,6 +281,8 @@ class _Spill:
     rows: ipc.RecordBatchFileWriter
     keys: ipc.RecordBatchFileWriter
     key_count: int = 0
+    all_failed: list[np.ndarray] = field(default_factory=list)
+    """The spilled keys (their indices) whose batch's rows all failed auth."""
 
 
 ROW_FILE = "rows-{}.arrow"
@@ -272,6 +307,13 @@ class KeyPartitions:
     """Each spilled cell's endpoint code."""
     counts: dict[str, int] = field(default_factory=dict)
     """What the scan kept and wrote (for benchmarks)."""
+    failed_keys: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
+    """The session keys whose every request failed auth (401), sorted (binary order): the
+    model then joins them (`sessions.join_failed_credentials`) and sessionizes the
+    pandas way. Partitioned by their own key unless `join` is set."""
+    join: KeyJoin | None = None
+    """When the rows were partitioned by their joined key (`scan_key_partitions`'
+    `join_failed_auth`): each failed key's target."""
 
     def __enter__(self) -> KeyPartitions:
         return self
@@ -304,6 +346,7 @@ class KeyPartitions:
             duration_ms=rows.column("duration_ms").to_numpy()[order],
             status=rows.column("status").to_numpy()[order],
             row=row if wide else row.astype(np.int32, copy=False),
+            joined=self.join is not None,
         )
 
     def partitions(self, *, release: bool = True) -> Iterator[Partition]:
@@ -336,21 +379,21 @@ def _ranked(spilled: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
 
 def _batches(
     source: RequestSource,
+    columns: list[str] | None = None,
+    strings: Sequence[str] = STRING_COLUMNS,
 ) -> tuple[Iterator[pa.RecordBatch], int | None, pa.DataType | None]:
-    """The light columns' batches in the model's scan order (as `read_light_columns` reads
-    them: a Parquet trace file by file, strings as the files' dictionaries), how many rows
-    (None: unknown) and the trace's status type (None: unknown)."""
+    """The light columns' batches (or `columns`', the `strings` among them read as
+    dictionaries) in the model's scan order (as `read_light_columns` reads them: a Parquet
+    trace file by file, strings as the files' dictionaries), how many rows (None: unknown)
+    and the trace's status type (None: unknown)."""
+    columns = LIGHT_COLUMNS if columns is None else columns
     if not isinstance(source, ParquetSource):
-        return iter(source.batches(LIGHT_COLUMNS)), None, None
+        return iter(source.batches(columns)), None, None
     trace = source.trace
     status_type = trace.dataset.schema.field("status").type
-    files = trace.dictionary_files(
-        LIGHT_COLUMNS, STRING_COLUMNS, batch_size=SCAN_BATCH_ROWS, memory_pool=POOL
-    )
+    files = trace.dictionary_files(columns, strings, batch_size=SCAN_BATCH_ROWS, memory_pool=POOL)
     if files is None:  # rows still in a journal: one scan
-        batches = trace.dictionary_batches(
-            LIGHT_COLUMNS, STRING_COLUMNS, batch_size=SCAN_BATCH_ROWS
-        )
+        batches = trace.dictionary_batches(columns, strings, batch_size=SCAN_BATCH_ROWS)
         return batches, trace.num_rows, status_type
 
     def checked() -> Iterator[pa.RecordBatch]:
@@ -369,24 +412,41 @@ def _batches(
 
 
 def scan_key_partitions(
-    source: RequestSource, count: int, parent: Path | None = None
+    source: RequestSource, count: int, parent: Path | None = None, *, join_failed_auth: bool = False
 ) -> KeyPartitions:
     """`source`'s requests scanned into `count` partitions of session keys, spilled to a
     directory made under `parent` (default: the system's temp directory), removed on
-    error or when the returned `KeyPartitions` is closed. One batch held at a time."""
+    error or when the returned `KeyPartitions` is closed. One batch held at a time.
+    With `join_failed_auth`, when some key's every request failed auth, its join is found
+    (`failed_auth_join`: two scans of ts, keys and connections) and the trace scanned
+    again into partitions of the joined keys (the model's sessions: `Partition.joined`)."""
     if count < 1:
         raise ValueError(f"partitions must be ≥ 1, not {count}")
+    parts = _scanned(source, count, parent, None)
+    if not join_failed_auth or not len(parts.failed_keys):
+        return parts
+    failed = parts.failed_keys
+    parts.close()
+    join = failed_auth_join(source, failed)
+    parts = _scanned(source, count, parent, join)
+    parts.failed_keys, parts.join = failed, join
+    return parts
+
+
+def _scanned(
+    source: RequestSource, count: int, parent: Path | None, join: KeyJoin | None
+) -> KeyPartitions:
     directory = Path(tempfile.mkdtemp(prefix="tracereplay-", dir=parent))
     parts = KeyPartitions(directory, count)
     try:
-        _scan(source, parts)
+        _scan(source, parts, join)
     except BaseException:
         parts.close()
         raise
     return parts
 
 
-def _scan(source: RequestSource, parts: KeyPartitions) -> None:
+def _scan(source: RequestSource, parts: KeyPartitions, join: KeyJoin | None) -> None:
     """Each batch's rows appended to their partitions' spills (each partition's rows in
     scan order), its keys to their partitions' key spills, its paths' skeletons counted;
     then `parts` told the rows, the first time and the endpoints."""
@@ -422,7 +482,7 @@ def _scan(source: RequestSource, parts: KeyPartitions) -> None:
             method, methods = local(batch.column("method"))
             path, paths = local(batch.column("path"))
             cell = skeletons.add_batch(methods, paths, method, path)
-            key, part = _keys(batch, spills)
+            key, part = _keys(batch, spills, statuses == AUTH_FAILED, join)
             row = np.arange(rows, rows + n, dtype=row_type.to_pandas_dtype())
             order = np.argsort(part, kind="stable")  # each partition's rows in scan order
             bounds = np.searchsorted(part, np.arange(count + 1), sorter=order)
@@ -441,6 +501,7 @@ def _scan(source: RequestSource, parts: KeyPartitions) -> None:
         where = source.trace.path if isinstance(source, ParquetSource) else "trace"
         raise TraceEmptyError(f"{where}: the trace holds no requests")
     parts.rows, parts.first_ts_us = rows, first
+    parts.failed_keys = _failed_keys(parts.directory, spills)
     parts.templater, parts.names, parts.endpoint_of = skeletons.fit()
     parts.counts = {
         "rows": rows,
@@ -448,3 +509,178 @@ def _scan(source: RequestSource, parts: KeyPartitions) -> None:
         "keys_spilled": sum(s.key_count for s in spills),
         **skeletons.held(),
     }
+
+
+def _failed_keys(directory: Path, spills: list[_Spill]) -> pa.Array:
+    """The keys every spilled entry of which (each batch's rows of the key) all failed
+    auth, sorted: read from the key spills of the partitions where some entry did."""
+    found = [pa.array([], pa.string())]
+    for p, spill in enumerate(spills):
+        if not spill.all_failed:
+            continue
+        values, rank = _ranked(_read(directory / KEY_FILE.format(p)).column("key"))
+        every = np.zeros(len(rank), bool)
+        every[np.concatenate(spill.all_failed)] = True
+        passed = np.zeros(len(values), bool)  # (some batch's rows of it not all 401s)
+        passed[rank[~every]] = True
+        candidates = np.unique(rank[every])
+        found.append(values.take(pa.array(candidates[~passed[candidates]])))
+    every_failed = pa.concat_arrays(found)
+    return every_failed.take(pc.sort_indices(every_failed))
+
+
+@dataclass(frozen=True)
+class KeyJoin:
+    """Session keys whose every request failed auth (`failed`, sorted: binary order) and
+    each one's `target`: the key the model joins it to (`sessions.join_failed_credentials`),
+    its own when its connection carries no other key after it."""
+
+    failed: pa.Array
+    target: pa.Array
+
+    def apply(self, keys: pa.Array) -> pa.Array:
+        """`keys` (strings) with each failed one replaced by its target."""
+        keys = keys.cast(pa.string())
+        at = pc.index_in(keys, value_set=self.failed)
+        if not at.null_count < len(at):
+            return keys
+        return pc.if_else(at.is_valid(), self.target.take(at), keys)
+
+
+JOIN_COLUMNS = ["ts", "session", "client", "conn"]
+
+
+def failed_auth_join(source: RequestSource, failed: pa.Array) -> KeyJoin:
+    """Each of the keys `failed` (every request of which failed auth) with the key the
+    model joins it to (`join_failed_credentials`): the rows with a connection ordered by
+    (conn, t, scan position) (the model's stable sort of its time-ordered rows by conn
+    and t), the key's last such row, and the first row after it on its connection whose
+    key is not failed. Two scans of (ts, key, conn): the failed keys' rows, then the rows
+    on their last rows' connections. Rows-sized only in those rows."""
+    failed = failed.cast(pa.string())
+    last = _last_rows(source, failed)
+    target = failed
+    if len(last.conn):
+        after = _rows_after(source, failed, last)
+        if after is not None:
+            target = pc.if_else(after.is_valid(), after, failed)
+    return KeyJoin(failed, target)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Rows with a connection, sorted by (conn, ts, row): strings, µs and scan positions,
+    `key` a code (into the failed keys) or a string (a target's)."""
+
+    conn: pa.Array
+    ts: np.ndarray
+    row: np.ndarray
+    key: np.ndarray | pa.Array
+
+    @classmethod
+    def sorted(cls, conn: pa.Array, ts: np.ndarray, row: np.ndarray, key: object) -> _Rows:
+        # (conn strings in binary order: the code point order pandas sorts Python strings by;
+        # µs ties are the model's t_s ties, times less than ~140 years apart)
+        table = pa.table({"conn": conn, "ts": ts, "row": row})
+        order = pc.sort_indices(
+            table, [("conn", "ascending"), ("ts", "ascending"), ("row", "ascending")]
+        )
+        index = order.to_numpy()
+        taken = key.take(order) if isinstance(key, pa.Array) else np.asarray(key)[index]
+        return cls(conn.take(order), ts[index], row[index], taken)
+
+
+def _join_batches(
+    source: RequestSource, failed: pa.Array
+) -> Iterator[tuple[pa.Array, np.ndarray, np.ndarray, pa.Array, np.ndarray, np.ndarray]]:
+    """Per batch: its connections (strings), ts (µs), scan positions, its keys
+    (`session_key`'s dictionary and each row's index into it) and each key's index into
+    `failed` (-1: not failed)."""
+    rows = 0
+    for batch in _batches(source, JOIN_COLUMNS, JOIN_COLUMNS[1:])[0]:
+        n = batch.num_rows
+        ts = np.asarray(pc.cast(batch.column("ts"), pa.int64(), memory_pool=POOL), np.int64)
+        key, keys = session_key(batch)
+        in_failed = pc.index_in(keys.cast(pa.string()), value_set=failed)
+        position = np.asarray(in_failed.fill_null(-1), np.int64)
+        yield batch.column("conn"), ts, np.arange(rows, rows + n), keys, key, position
+        rows += n
+
+
+def _strings(values: pa.Array) -> pa.Array:
+    """`values` (strings, maybe a dictionary array) as plain strings."""
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    return values.cast(pa.string())
+
+
+def _in(conn: pa.Array, values: pa.Array) -> np.ndarray:
+    """Per row, whether its connection is one of `values` (a null: not), through a
+    dictionary array's dictionary when it is one (no string decoded a row)."""
+    if not pa.types.is_dictionary(conn.type):
+        return np.asarray(pc.fill_null(pc.is_in(conn.cast(pa.string()), values), False))
+    known = np.append(
+        np.asarray(pc.fill_null(pc.is_in(_strings(conn.dictionary), values), False)), False
+    )
+    index = np.asarray(conn.indices.fill_null(len(conn.dictionary)), np.int64)
+    return np.asarray(known[index])
+
+
+def _last_rows(source: RequestSource, failed: pa.Array) -> _Rows:
+    """Each failed key's last row with a connection in (conn, ts, row) order (keys
+    without one: none), `key` its index into `failed`."""
+    parts: list[tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]] = []
+    for conn, ts, row, _, key, position in _join_batches(source, failed):
+        at = position[key]
+        take = (at >= 0) & np.asarray(conn.is_valid())
+        if take.any():
+            parts.append((_strings(conn.filter(pa.array(take))), ts[take], row[take], at[take]))
+    if not parts:
+        return _Rows(pa.array([], pa.string()), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                     np.zeros(0, np.int64))  # fmt: skip
+    every = _Rows.sorted(
+        pa.concat_arrays([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]),
+    )  # fmt: skip
+    key = np.asarray(every.key)
+    # The last of each key's rows: its first in reverse.
+    _, first_back = np.unique(key[::-1], return_index=True)
+    last = np.sort(len(key) - 1 - first_back)
+    return _Rows(every.conn.take(pa.array(last)), every.ts[last], every.row[last], key[last])
+
+
+def _rows_after(source: RequestSource, failed: pa.Array, last: _Rows) -> pa.Array | None:
+    """Per failed key, the key of the first row after its last row (`last`) on that
+    row's connection whose key is not failed (null: none; None: no key has one)."""
+    conns = pc.unique(last.conn)
+    parts: list[tuple[pa.Array, np.ndarray, np.ndarray, pa.Array]] = []
+    for conn, ts, row, keys, key, position in _join_batches(source, failed):
+        take = (position[key] < 0) & _in(conn, conns)
+        if take.any():
+            good = keys.cast(pa.string()).take(pa.array(key[take]))
+            parts.append((_strings(conn.filter(pa.array(take))), ts[take], row[take], good))
+    if not parts:
+        return None
+    n = len(last.conn)
+    # The last rows and the good rows together, in (conn, ts, row) order: each last row's
+    # next good row on its connection (no row is both: a last row's key failed).
+    events = _Rows.sorted(
+        pa.concat_arrays([last.conn, *(p[0] for p in parts)]),
+        np.concatenate([last.ts, *(p[1] for p in parts)]),
+        np.concatenate([last.row, *(p[2] for p in parts)]),
+        np.arange(n + sum(len(p[1]) for p in parts)),
+    )
+    which = np.asarray(events.key)
+    good_keys = pa.concat_arrays([p[3] for p in parts])
+    total = len(which)
+    is_good = which >= n
+    next_good = np.where(is_good, np.arange(total), total)
+    next_good = np.minimum.accumulate(next_good[::-1])[::-1]
+    conn_code = np.asarray(pc.dictionary_encode(events.conn).indices)
+    at_last = np.flatnonzero(~is_good)
+    follow = next_good[at_last]
+    found = follow < total
+    found[found] = conn_code[follow[found]] == conn_code[at_last[found]]
+    good_of = np.full(len(failed), -1, np.int64)  # (per failed key: its good row, -1 none)
+    good_of[np.asarray(last.key)[which[at_last[found]]]] = which[follow[found]] - n
+    return good_keys.take(pa.array(good_of, mask=good_of < 0))

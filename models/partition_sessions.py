@@ -12,9 +12,12 @@ session ids in that order. The pauses' median and 99th percentile are request-si
 partition hands its pauses to a sink (spilled by the caller: models/spilled_quantiles.py),
 the merge takes their statistics (`TracePauses`); `HeldPauses` computes them in memory.
 
-Not handled: a key whose every request failed auth, which the model joins to its
-connection's next key (`sessions.join_failed_credentials`), found only across the
-connection's rows, which other partitions may hold: `CrossPartitionJoin`.
+A key whose every request failed auth the model joins to its connection's next key
+(`sessions.join_failed_credentials`), found only across the connection's rows, which
+other partitions may hold: partitions of the joined keys (`key_partitions.KeyJoin`) are
+marked `KeyPartition.joined`, and merged as the model's pandas path makes the statistics
+(`sessionized._joined_sessions`: at the other timeouts in session-id order, ids int64);
+an unmarked partition holding such a key raises `CrossPartitionJoin`.
 """
 
 from __future__ import annotations
@@ -39,14 +42,13 @@ request): the timeout's name in `timeouts_s`, None for the model's own timeout."
 
 
 class CrossPartitionJoin(NotImplementedError):
-    """A partition holds a session key whose every request failed auth (401): the model
-    joins it to the next key its connection carries (`sessions.join_failed_credentials`),
-    which another partition may hold, and then makes every session statistic the pandas
-    way (`sessionized._joined_sessions`). A partitioned model needs a pre-pass first: find
-    such keys (per key, its rows and its 401s: keys-sized counts in the scan), read the
-    connections of their rows and the rows of those connections (conn, t_s, key, status),
-    map each failed key to its target (`join_failed_credentials`), partition by the
-    joined key, and merge the statistics at other timeouts in session-id order."""
+    """A partition not marked `joined` holds a session key whose every request failed auth
+    (401): the model joins it to the next key its connection carries
+    (`sessions.join_failed_credentials`), which another partition may hold, and then makes
+    every session statistic the pandas way (`sessionized._joined_sessions`). Partition by
+    the joined key instead: `key_partitions.scan_key_partitions(join_failed_auth=True)`
+    (the scan finds such keys, `failed_auth_join` their targets) and
+    `Partition.key_partition`, which marks the rows."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class KeyPartition:
     """Integer codes into `key_values`."""
     key_values: pa.Array
     """The session keys (strings, distinct); no other partition holds one of them."""
+    joined: bool = False
+    """The trace holds keys whose every request failed auth, and these rows are keyed by
+    the key each such key joins (`key_partitions.KeyJoin`; its own when none): the model's
+    pandas path (`sessionized._joined_sessions`), which every partition of the trace
+    must then be marked for."""
 
     def __len__(self) -> int:
         return len(self.t_s)
@@ -77,6 +84,8 @@ class _AtTimeout:
     """Each session's key, a code into `PartitionSessions.keys`."""
     length: np.ndarray
     duration_s: np.ndarray
+    start_s: np.ndarray | None = None
+    """Each session's start, when the rows are `joined` (the model numbers them then)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,8 @@ class PartitionSessions:
     """Its latest end (-inf when empty)."""
     timeout_s: float
     by_timeout: dict[str, _AtTimeout] = field(default_factory=dict)
+    joined: bool = False
+    """Made of `KeyPartition.joined` rows."""
 
 
 def partition_sessions(
@@ -112,7 +123,8 @@ def partition_sessions(
     """The sessions of `rows` at `timeout_s` (`build_model`'s `session_timeout_s`) and at
     each of `timeouts_s` (its `SENSITIVITY_TIMEOUTS_S`); each timeout's pauses inside
     sessions given to `pauses`. Raises `CrossPartitionJoin` when a key's every request
-    failed auth (the model would join it to its connection's next key)."""
+    failed auth (the model would join it to its connection's next key) and the rows are
+    not `joined`."""
     if timeout_s <= 0:
         raise ValueError("session timeout must be > 0")
     _checked(rows)
@@ -147,8 +159,9 @@ def partition_sessions(
             # (as `key_split._stats`: the last row's time less the first's)
             duration = runs.t_s[at + at_length - 1] - runs.t_s[at]
             by_timeout[name] = _AtTimeout(
-                np.searchsorted(used, at_key).astype(small), at_length.astype(small), duration
-            )
+                np.searchsorted(used, at_key).astype(small), at_length.astype(small), duration,
+                runs.t_s[at] if rows.joined else None,
+            )  # fmt: skip
             seen.append((at, by_timeout[name]))
         _give(pauses, name, runs, at)
     return PartitionSessions(
@@ -163,6 +176,7 @@ def partition_sessions(
         latest_end_s=float(latest_end_s),
         timeout_s=timeout_s,
         by_timeout=by_timeout,
+        joined=rows.joined,
     )
 
 
@@ -170,9 +184,10 @@ def _no_sessions(
     rows: KeyPartition, timeout_s: float, timeouts_s: Mapping[str, float]
 ) -> PartitionSessions:
     none, ints = np.zeros(0), np.zeros(0, dtype=np.int64)
+    starts = none if rows.joined else None
     return PartitionSessions(
         0, rows.key_values[:0], ints, none, ints, none, none, math.inf, -math.inf, timeout_s,
-        {name: _AtTimeout(ints, ints, none) for name in timeouts_s},
+        {name: _AtTimeout(ints, ints, none, starts) for name in timeouts_s}, rows.joined,
     )  # fmt: skip
 
 
@@ -183,7 +198,7 @@ def _checked(rows: KeyPartition) -> None:
     if np.isnan(rows.t_s).any() or np.signbit(rows.t_s).any():
         # (the model's runs read NaN times another way, and a -0.0 start as reduceat does)
         raise ValueError("a partition's times hold NaN or a sign bit set")
-    if n and failed_keys(rows.key, rows.status, len(rows.key_values)).any():
+    if n and not rows.joined and failed_keys(rows.key, rows.status, len(rows.key_values)).any():
         raise CrossPartitionJoin(
             "a session key whose every request failed auth joins its connection's next key,"
             " which another partition may hold: not made per partition"
@@ -258,6 +273,9 @@ def merged_sessions(
     (`censor_edges` as `build_model`'s) and statistics at the other timeouts."""
     if not parts:
         raise ValueError("no partition")
+    joined = parts[0].joined
+    if any(p.joined != joined for p in parts):
+        raise ValueError("partitions of joined keys merged with others")
     rank = _key_ranks(parts)
     start_s = np.concatenate([p.start_s for p in parts])
     key = np.concatenate([r[p.key] for p, r in zip(parts, rank, strict=True)])
@@ -266,7 +284,8 @@ def merged_sessions(
     ids = np.empty(len(order), dtype=np.int64)
     ids[order] = np.arange(len(order))
     rows = sum(p.rows for p in parts)
-    kind = np.int32 if rows < np.iinfo(np.int32).max else np.int64
+    # (`session_table` of sessionize's frame, the joined path's: its int64 ids)
+    kind = np.int32 if rows < np.iinfo(np.int32).max and not joined else np.int64
     table = pd.DataFrame(
         {
             "start_s": start_s[order],
@@ -281,7 +300,9 @@ def merged_sessions(
         stats=_table_stats(table, pauses.median_s),
         censored=_censoring(parts, table, last_end_s, pauses.censor_s, censor_edges),
         by_timeout={
-            name: _stats_at(parts, rank, name, pauses.median_by_timeout_s[name])
+            name: (_joined_stats_at if joined else _stats_at)(
+                parts, rank, name, pauses.median_by_timeout_s[name]
+            )
             for name in parts[0].by_timeout
         },
         ids=np.split(ids, np.cumsum([len(p.start_s) for p in parts])[:-1]),
@@ -353,3 +374,23 @@ def _stats_at(
         mean_duration_s=float(np.mean(durations)),
         median_think_s=0.0 if math.isnan(median_s) else median_s,
     )
+
+
+def _joined_stats_at(
+    parts: Sequence[PartitionSessions], rank: list[np.ndarray], name: str, median_s: float
+) -> SessionStats:
+    """`session_stats(sessionize(frame, timeout))` at the timeout `name` (the model's
+    pandas path, `sessionized._joined_sessions`): the sessions' table in session-id order
+    (by start, ties by key), its means summed in that order."""
+    at = [p.by_timeout[name] for p in parts]
+    starts = [a.start_s for a in at]
+    assert all(s is not None for s in starts), "a partition's rows not joined"
+    key = np.concatenate([r[a.key] for a, r in zip(at, rank, strict=True)])
+    order = np.lexsort((key, np.concatenate(starts)))  # type: ignore[arg-type]
+    table = pd.DataFrame(
+        {
+            "length": np.concatenate([a.length for a in at])[order].astype(np.int64),
+            "duration_s": np.concatenate([a.duration_s for a in at])[order],
+        }
+    )
+    return _table_stats(table, median_s)
