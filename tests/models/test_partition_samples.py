@@ -18,6 +18,7 @@ import pytest
 from faker import Faker
 
 from tests.factories import T0, make_record, make_table
+from tests.models.test_partition_failed_auth import _source as _failed_auth_source
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.light_columns import read_light_columns
 from tracereplay.models.partition_samples import correlation_sample, payload_sample
@@ -179,3 +180,38 @@ def test_the_correlation_sample_is_the_models(
     assert names.tolist() == read["endpoint"].astype(object).tolist()
     if per_sample < 10:  # (what binds is there: some sessions left out)
         assert not want.chosen.all()
+
+
+@pytest.mark.parametrize("count", [1, 3, 16])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_samples_of_joined_keys_are_the_models(tmp_path: Path, count: int, seed: int) -> None:
+    """A trace with keys whose every request failed auth (the model's pandas sessions, of
+    joined keys): partitioned by the joined key, the samples are the model's still."""
+    trace = tmp_path / "t"
+    _failed_auth_source("parquet", seed, trace)
+    model = _Model(trace)
+    with scan_key_partitions(
+        ParquetSource.open(trace), count, tmp_path, join_failed_auth=True
+    ) as parts:
+        assert parts.join is not None  # (what is tested is there)
+        made = [
+            partition_sessions(p.key_partition(parts.first_ts_us), TIMEOUT_S, {})
+            for p in parts.partitions(release=False)
+        ]
+        ids = merged_sessions(made, TracePauses(math.nan, math.nan, {})).ids
+        for per_sample, per_endpoint, requests in [(4, 1, 10**6), (3, 0, 30), (10_000, 2, 10**6)]:
+            want, rows, read = model.correlation(per_sample, per_endpoint, seed, requests)
+            got = correlation_sample(
+                parts, ids, model.source.part_rows(), TIMEOUT_S, per_sample=per_sample,
+                per_endpoint=per_endpoint, seed=seed, requests=requests,
+            )  # fmt: skip
+            np.testing.assert_array_equal(got.sample.chosen, want.chosen)
+            assert got.sample.parts_read == want.parts_read
+            np.testing.assert_array_equal(got.row, rows)
+            np.testing.assert_array_equal(got.seq, read["seq"].to_numpy())
+        for sample in (5, 10_000):
+            names, want_rows, files = model.payload(sample, seed)
+            found = payload_sample(parts, model.source.part_rows(), sample, seed)
+            assert (found.names, found.files) == (names, files)
+            for mine, theirs in zip(found.rows, want_rows, strict=True):
+                np.testing.assert_array_equal(mine, theirs)
