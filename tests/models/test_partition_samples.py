@@ -7,6 +7,7 @@ one, for several seeds and sample sizes that bind and that do not."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from faker import Faker
 
 from tests.factories import T0, make_record, make_table
 from tests.models.test_partition_failed_auth import _source as _failed_auth_source
+from tracereplay.models.endpoints import PAYLOAD_SAMPLE_REQUESTS
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.light_columns import read_light_columns
 from tracereplay.models.partition_samples import correlation_sample, payload_sample
@@ -33,6 +35,11 @@ from tracereplay.models.sample_reads import (
     _correlation_sample,
     _payload_sample,
     _request_parts,
+)
+from tracereplay.models.session_sample import (
+    CORRELATION_SAMPLE_REQUESTS,
+    CORRELATION_SAMPLE_SESSIONS,
+    CORRELATION_SESSIONS_PER_ENDPOINT,
 )
 from tracereplay.models.sessionized import _sessionized, _templates
 from tracereplay.models.source import ParquetSource
@@ -84,12 +91,12 @@ def trace(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 class _Model:
     """The model's arrays of the whole trace and its own choices of them."""
 
-    def __init__(self, trace: Path) -> None:
+    def __init__(self, trace: Path, timeout_s: float = TIMEOUT_S) -> None:
         self.source = ParquetSource.open(trace)
         self.requests = read_light_columns(self.source)
         _, self.endpoint, self.names = _templates(self.requests)
         self.sessions, _ = _sessionized(
-            self.source, self.requests, self.endpoint, self.names, TIMEOUT_S
+            self.source, self.requests, self.endpoint, self.names, timeout_s
         )
         self.parts = _request_parts(self.source, self.requests)
 
@@ -215,3 +222,42 @@ def test_the_samples_of_joined_keys_are_the_models(tmp_path: Path, count: int, s
             assert (found.names, found.files) == (names, files)
             for mine, theirs in zip(found.rows, want_rows, strict=True):
                 np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.skipif(
+    "TRACEREPLAY_REAL_TRACE" not in os.environ,
+    reason="set TRACEREPLAY_REAL_TRACE to a trace directory (e.g. /work/data/real1M)",
+)
+@pytest.mark.parametrize("files_told", [True, False], ids=["by-file", "uniform"])
+def test_a_real_trace_at_the_models_defaults(tmp_path: Path, files_told: bool) -> None:
+    """A real trace in 16 partitions, the model's default sample sizes (seed 0, timeout
+    1800 s): both samples the model's; `uniform`: its files not told (the one-file draws)."""
+    model = _Model(Path(os.environ["TRACEREPLAY_REAL_TRACE"]), 1800.0)
+    part_rows = model.source.part_rows() if files_told else None
+    if not files_told:
+        model.parts = None
+    with scan_key_partitions(model.source, 16, tmp_path, join_failed_auth=True) as parts:
+        made = [
+            partition_sessions(p.key_partition(parts.first_ts_us), 1800.0, {})
+            for p in parts.partitions(release=False)
+        ]
+        ids = merged_sessions(made, TracePauses(math.nan, math.nan, {})).ids
+        del made
+        names, want_rows, files = model.payload(PAYLOAD_SAMPLE_REQUESTS, 0)
+        found = payload_sample(parts, part_rows, PAYLOAD_SAMPLE_REQUESTS, 0)
+        assert (found.names, found.files) == (names, files)
+        for mine, theirs in zip(found.rows, want_rows, strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+        want, rows, read = model.correlation(
+            CORRELATION_SAMPLE_SESSIONS, CORRELATION_SESSIONS_PER_ENDPOINT, 0,
+            CORRELATION_SAMPLE_REQUESTS,
+        )  # fmt: skip
+        got = correlation_sample(
+            parts, ids, part_rows, 1800.0, per_sample=CORRELATION_SAMPLE_SESSIONS,
+            per_endpoint=CORRELATION_SESSIONS_PER_ENDPOINT, seed=0,
+            requests=CORRELATION_SAMPLE_REQUESTS,
+        )  # fmt: skip
+    np.testing.assert_array_equal(got.sample.chosen, want.chosen)
+    assert (got.sample.parts_read, got.sample.note()) == (want.parts_read, want.note())
+    np.testing.assert_array_equal(got.row, rows)
+    np.testing.assert_array_equal(got.seq, read["seq"].to_numpy())
