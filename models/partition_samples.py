@@ -13,10 +13,14 @@ as `Partition` has them.
 The payload sample draws from an endpoint's requests by their place in that order: of a
 trace of several files, only the requests of its first-ranked files are gathered (the
 sample and its last file's share); of one file, the places drawn are found through
-counts of time bins, then only the bins holding them are gathered (`_at_places`).
-The correlation sample orders every session (by first file's rank, key: sessions-sized),
-takes the first `per_sample` and each endpoint's first `per_endpoint` (the lowest
-(endpoint, place) pairs of each partition, merged), then its requests' rows.
+counts of time bins, then only the bins holding them are gathered (`_at_places`: a
+bin is as wide as the trace's span / TIME_BINS, so an endpoint whose requests bunch in
+few bins gathers more of them). The correlation sample orders every session (by its
+first file's rank, key: sessions-sized), takes the first `per_sample` and each
+endpoint's first `per_endpoint` (the lowest (endpoint, place) pairs of each partition,
+merged), then its requests' rows from a spill of each request's session and place.
+The partitions' sessions are made again here with the model's grouping (`key_runs`):
+`partition_sessions` does not hand out each request's session.
 """
 
 from __future__ import annotations
