@@ -1,0 +1,430 @@
+"""The payload and correlation samples (which requests' heavy columns the model reads)
+chosen from the key partitions, without every request in memory (issue 15).
+
+The same rows, in the same order, as `sample_reads._payload_sample` and
+`_correlation_sample` (+ `_correlation_rows`) choose from the model's per-request arrays
+(tests/models/test_partition_samples.py), from what `key_partitions.scan_key_partitions`
+gives (each request's endpoint and scan position, a partition at a time) and the merged
+sessions' local→global ids (`partition_sessions.merged_sessions`). Held across
+partitions: sessions-sized (keys, order, lengths), endpoints × files counts, and the
+sample. Each endpoint's requests in the model's order are ordered by (ts, scan position),
+as `Partition` has them.
+
+The payload sample draws from an endpoint's requests by their place in that order: of a
+trace of several files, only the requests of its first-ranked files are gathered (the
+sample and its last file's share); of one file, the places drawn are found through
+counts of time bins, then only the bins holding them are gathered (`_at_places`: a
+bin is as wide as the trace's span / TIME_BINS, so an endpoint whose requests bunch in
+few bins gathers more of them). The correlation sample orders every session (by its
+first file's rank, key: sessions-sized), takes the first `per_sample` and each
+endpoint's first `per_endpoint` (the lowest (endpoint, place) pairs of each partition,
+merged), then its requests' rows from a spill of each request's session and place.
+The partitions' sessions are made again here with the model's grouping (`key_runs`):
+`partition_sessions` does not hand out each request's session.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+from pyarrow import ipc
+
+from .frame import distinct
+from .key_partitions import ROW_FILE, KeyPartitions, Partition
+from .key_split import key_runs, session_starts_and_keys
+from .session_sample import SessionSample, part_ranks, session_keys
+
+__all__ = ["CorrelationRows", "PayloadSample", "correlation_sample", "payload_sample"]
+
+TIME_BINS = 1 << 16
+"""Time bins per big endpoint in which `_at_places` counts its requests (of one file)."""
+
+
+def _file_ends(part_rows: list[int] | None) -> np.ndarray | None:
+    """Each file's end in scan positions (None: one part, as `_request_parts`)."""
+    if not part_rows or len(part_rows) < 2:
+        return None
+    return np.cumsum(np.asarray(part_rows, np.int64))
+
+
+def _file_of(ends: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Each scan position's file (`source.part_of`): the first whose end is past it."""
+    return np.searchsorted(ends, row, side="right")
+
+
+def _name_ranks(names: list[str]) -> np.ndarray:
+    """Each endpoint code's rank in name order (`endpoints.endpoint_ranks`)."""
+    by_name = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), np.int64)
+    rank[by_name] = np.arange(len(names))
+    return rank
+
+
+@dataclass(frozen=True)
+class PayloadSample:
+    """`_payload_sample`'s choice: `names` sorted, per endpoint (name order) the scan
+    positions of its sampled requests in the model's order (`requests.row[chosen[i]]`),
+    each endpoint's requests, and the files note (empty: no file was cut)."""
+
+    names: list[str]
+    rows: list[np.ndarray]
+    counts: np.ndarray
+    files: dict[str, int]
+
+
+def payload_sample(
+    parts: KeyPartitions, part_rows: list[int] | None, sample: int, seed: int
+) -> PayloadSample:
+    """The payload sample of the scanned trace (`part_rows`: its files' rows, the source's
+    `part_rows()`), as `_payload_sample(parts, endpoint, names, sample, seed)`."""
+    names = sorted(parts.names)
+    rank_of = _name_ranks(parts.names)
+    n = len(names)
+    ends = _file_ends(part_rows)
+    width = 1 if ends is None else len(ends)
+    per_file = np.zeros(n * width, np.int64)  # requests per (endpoint, file)
+    last_ts = parts.first_ts_us
+    for p in _spilled(parts):
+        cell = rank_of[p.endpoint] * width
+        if ends is not None:
+            cell += _file_of(ends, p.row)
+        per_file += np.bincount(cell, minlength=n * width)
+        if len(p):
+            last_ts = max(last_ts, int(p.ts.max()))
+    by_file = per_file.reshape(n, width)
+    counts = by_file.sum(axis=1)
+    # (files holding a request: `payload_rows`' parts)
+    files = int(np.flatnonzero(by_file.any(axis=0))[-1]) + 1 if n else 0
+    big = counts > sample
+    if not big.any() or ends is None:
+        note: dict[str, int] = {}
+    elif files >= 2:
+        rows, note = _cluster_rows(parts, rank_of, ends, by_file[:, :files], sample, seed)
+        return PayloadSample(names, rows, counts, note)
+    else:  # (cut, but every request in one file: drawn uniformly, the note given)
+        note = {"files": files, "files_sampled": 1}
+    places = {int(i): _drawn(seed, int(i), int(counts[i]), sample) for i in np.flatnonzero(big)}
+    rows = _at_places(parts, rank_of, places, (parts.first_ts_us, last_ts))
+    return PayloadSample(names, rows, counts, note)
+
+
+def _drawn(seed: int, i: int, count: int, sample: int) -> np.ndarray:
+    """The places `endpoints.sample_rows` draws of an endpoint's `count` requests."""
+    return np.random.default_rng([seed, i]).choice(count, sample, replace=False)
+
+
+def _partitions(parts: KeyPartitions) -> Iterator[Partition]:
+    """Every partition in turn, kept on disk (the samples pass over them more than once)."""
+    return parts.partitions(release=False)
+
+
+class _Rows(NamedTuple):
+    """A partition's requests as spilled (in scan order): what the payload sample reads."""
+
+    ts: np.ndarray
+    endpoint: np.ndarray
+    row: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def _spilled(parts: KeyPartitions) -> Iterator[_Rows]:
+    """Each partition's times, endpoints and scan positions, read from its spill alone
+    (no sort, no keys: the payload sample orders what it keeps by (ts, position) itself)."""
+    for p in range(parts.count):
+        with pa.memory_map(str(parts.directory / ROW_FILE.format(p))) as file:
+            table = ipc.open_file(file).read_all()
+            ts = table.column("ts").to_numpy()  # (copies: the map closes)
+            cell = table.column("cell").to_numpy()
+            row = table.column("row").to_numpy()
+            del table
+        yield _Rows(ts, parts.endpoint_of[cell], row)
+
+
+def _gathered(
+    parts: KeyPartitions, rank_of: np.ndarray, kept: Callable[[_Rows, np.ndarray], np.ndarray]
+) -> list[np.ndarray]:
+    """Per endpoint (name order), the scan positions of its requests `kept` (of a
+    partition and its requests' name ranks), in the model's order: by (ts, position)."""
+    got: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for p in _spilled(parts):
+        ranked = rank_of[p.endpoint]
+        mask = kept(p, ranked)
+        got.append((ranked[mask], p.ts[mask], p.row[mask].astype(np.int64)))
+    ranked = np.concatenate([g[0] for g in got])
+    ts = np.concatenate([g[1] for g in got])
+    row = np.concatenate([g[2] for g in got])
+    order = np.lexsort((row, ts, ranked))
+    bounds = np.searchsorted(ranked[order], np.arange(len(rank_of) + 1))
+    row = row[order]
+    return [row[bounds[i] : bounds[i + 1]] for i in range(len(rank_of))]
+
+
+def _cluster_rows(
+    parts: KeyPartitions,
+    rank_of: np.ndarray,
+    ends: np.ndarray,
+    by_file: np.ndarray,
+    sample: int,
+    seed: int,
+) -> tuple[list[np.ndarray], dict[str, int]]:
+    """`session_sample.payload_rows` with parts (`by_file`: requests per endpoint and file,
+    of the F ≥ 2 files holding requests): each big endpoint's last file rank read (`cut`),
+    the requests up to it gathered, the same draws; and the files note."""
+    n, files = by_file.shape
+    rank = part_ranks(files, seed)
+    per = np.zeros((n, files), np.int64)  # requests per (endpoint, file's rank)
+    per[:, rank] = by_file
+    counts = by_file.sum(axis=1)
+    cut = np.full(n, files, np.int64)
+    big = np.flatnonzero(counts > sample)
+    cut[big] = (np.cumsum(per[big], axis=1) < sample).sum(axis=1)
+    taken = _gathered(parts, rank_of, lambda p, e: rank[_file_of(ends, p.row)] <= cut[e])
+    out = []
+    for i in range(n):
+        rows = taken[i]
+        if counts[i] > sample:
+            at = rank[_file_of(ends, rows)]
+            whole, last = rows[at < cut[i]], rows[at == cut[i]]
+            rng = np.random.default_rng([seed, i])
+            more = last[rng.choice(len(last), sample - len(whole), replace=False)]
+            rows = np.concatenate([whole, more])[rng.permutation(sample)]
+        out.append(rows)
+    read = np.concatenate(out) if out else np.zeros(0, np.int64)
+    return out, {"files": files, "files_sampled": len(distinct(_file_of(ends, read)))}
+
+
+def _at_places(
+    parts: KeyPartitions,
+    rank_of: np.ndarray,
+    places: dict[int, np.ndarray],
+    span: tuple[int, int],
+) -> list[np.ndarray]:
+    """Per endpoint (name order): of those in `places`, the scan positions of its requests
+    at those places (0 first) in the model's order, in the order of `places`; of the
+    others, all of them in that order. The requests of the endpoints in `places` counted
+    in TIME_BINS equal bins of `span` (first and last ts), then only those of the bins
+    holding a place gathered, sorted by (ts, position). Held: the bins' counts and what
+    those bins hold."""
+    wanted = np.array(sorted(places), np.int64)
+    slot = np.full(len(rank_of), -1, np.int64)
+    slot[wanted] = np.arange(len(wanted))
+    first, last = span
+    width = (last - first) // TIME_BINS + 1
+    bins = np.zeros((len(wanted), TIME_BINS), np.int64)
+    if len(wanted):
+        for p in _spilled(parts):
+            at = slot[rank_of[p.endpoint]]
+            mine = at >= 0
+            cell = at[mine] * TIME_BINS + (p.ts[mine] - first) // width
+            bins += np.bincount(cell, minlength=bins.size).reshape(bins.shape)
+    ends = np.cumsum(bins, axis=1)  # requests up to each bin's end
+    needed = np.zeros(bins.shape, bool)
+    of_place = {}
+    for j, i in enumerate(wanted.tolist()):
+        of_place[i] = np.searchsorted(ends[j], places[i], side="right")
+        needed[j, of_place[i]] = True
+    flat = needed.ravel()
+
+    def kept(p: _Rows, e: np.ndarray) -> np.ndarray:
+        at = slot[e]
+        mine = at >= 0
+        mask = ~mine
+        mask[mine] = flat[at[mine] * TIME_BINS + (p.ts[mine] - first) // width]
+        return np.asarray(mask)
+
+    out = _gathered(parts, rank_of, kept)
+    for j, i in enumerate(wanted.tolist()):
+        held = np.flatnonzero(needed[j])
+        # where each needed bin's requests start among those gathered
+        start = np.zeros(TIME_BINS, np.int64)
+        start[held] = np.cumsum(bins[j, held]) - bins[j, held]
+        b = of_place[i]
+        out[i] = out[i][start[b] + places[i] - (ends[j, b] - bins[j, b])]
+    return out
+
+
+@dataclass(frozen=True)
+class CorrelationRows:
+    """The correlation sample (`SessionSample`, as `_correlation_sample`'s) and the
+    requests it reads, in session order (by session id, then place in the session) as
+    `_correlation_rows` has them: scan positions, session ids, places, endpoint codes
+    (into `KeyPartitions.names`)."""
+
+    sample: SessionSample
+    row: np.ndarray
+    session_id: np.ndarray
+    seq: np.ndarray
+    endpoint: np.ndarray
+
+
+def _local_sessions(
+    part: Partition, first_ts_us: int, timeout_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each request's local session id (as `partition_sessions` numbers them: by start,
+    ties by key code) and its place in its session, from the model's own grouping."""
+    columns = part.request_columns(first_ts_us)
+    n = len(part)
+    runs = key_runs(columns.key, [columns.t_s], columns.duration_ms)
+    starts, key = session_starts_and_keys(runs, timeout_s)
+    numbered = np.lexsort((key, runs.t_s[starts]))
+    local = np.empty(len(starts), np.int64)
+    local[numbered] = np.arange(len(starts))
+    lengths = np.diff(np.append(starts, n))
+    in_split = np.repeat(np.arange(len(starts)), lengths)
+    seq_split = np.arange(n) - np.repeat(starts, lengths)
+    session = np.empty(n, np.int64)
+    seq = np.empty(n, np.int32 if n < 1 << 31 else np.int64)
+    session[runs.order] = local[in_split]
+    seq[runs.order] = seq_split
+    return session, seq
+
+
+def correlation_sample(
+    parts: KeyPartitions,
+    ids: list[np.ndarray],
+    part_rows: list[int] | None,
+    timeout_s: float,
+    *,
+    per_sample: int,
+    per_endpoint: int,
+    seed: int,
+    requests: int,
+) -> CorrelationRows:
+    """The correlation sample of the scanned trace's sessions (`ids`: per partition, its
+    local→global session ids, `MergedSessions.ids`; `timeout_s`: the sessions'), as
+    `_correlation_sample` + `_correlation_rows` choose them. One pass over the partitions
+    (each session's length and first file, each partition's first `per_endpoint`
+    sessions per endpoint in the order: a session's requests are all in its partition, so
+    its place there is known), each request's session and place spilled; then the rows
+    of the sample from that spill (no partition sorted nor sessionized again)."""
+    n = sum(len(i) for i in ids)
+    keys = session_keys(n, seed)
+    ends = _file_ends(part_rows)
+    # A file's rank among the first F files orders them as among all: its key is its own.
+    file_rank = part_ranks(len(ends), seed) if ends is not None else np.zeros(1, np.int64)
+    lengths = np.zeros(n, np.int64)
+    group = np.zeros(n, np.int64)  # the rank of each session's first file
+    files = 0
+    quota: list[tuple[np.ndarray, np.ndarray]] = []  # (endpoint, session id) candidates
+    with _SessionSpill(parts.directory) as spill:
+        for p, part in enumerate(_partitions(parts)):
+            local, seq = _local_sessions(part, parts.first_ts_us, timeout_s)
+            sessions = ids[p]
+            spill.write(p, sessions[local], seq, part.row, part.endpoint)
+            lengths[sessions] = np.bincount(local, minlength=len(sessions))
+            if ends is not None and len(part):
+                f = _file_of(ends, part.row)
+                files = max(files, int(f.max()) + 1)
+                first = np.full(len(sessions), len(ends), np.int64)
+                np.minimum.at(first, local, f)
+                group[sessions] = file_rank[first]
+            if per_endpoint > 0 and len(part):
+                in_order = np.lexsort((keys[sessions], group[sessions]))
+                place = np.empty(len(sessions), np.int64)
+                place[in_order] = np.arange(len(sessions))
+                count = len(sessions)
+                pairs = distinct(part.endpoint.astype(np.int64) * count + place[local])
+                pairs = _first_per_endpoint(pairs, count, per_endpoint)
+                quota.append((pairs // count, sessions[in_order[pairs % count]]))
+            del part, local, seq
+        if n <= per_sample:
+            chosen = np.ones(n, bool)
+        else:
+            order = np.lexsort((keys, group)) if files >= 2 else np.argsort(keys)
+            at = np.empty(n, np.int64)
+            at[order] = np.arange(n)
+            chosen = at < per_sample
+            if quota:
+                endpoint = np.concatenate([q[0] for q in quota])
+                pairs = distinct(endpoint * n + at[np.concatenate([q[1] for q in quota])])
+                chosen[order[_first_per_endpoint(pairs, n, per_endpoint) % n]] = True
+        sample = SessionSample(chosen, keys, per_sample, per_endpoint, seed, files, files)
+        sample = _bounded(sample, lengths, parts.rows, requests)
+        return _rows(spill, parts.count, sample, ends if files and n > per_sample else None)
+
+
+class _SessionSpill:
+    """Each partition's requests' (global session id, place in it, scan position,
+    endpoint), spilled under a directory made in the partitions' (removed on exit)."""
+
+    def __init__(self, parent: Path) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="samples-", dir=parent))
+
+    def __enter__(self) -> _SessionSpill:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _path(self, p: int) -> str:
+        return str(self.directory / f"sessions-{p}.arrow")
+
+    def write(
+        self, p: int, session: np.ndarray, seq: np.ndarray, row: np.ndarray, endpoint: np.ndarray
+    ) -> None:
+        table = pa.table({"session": session, "seq": seq, "row": row, "endpoint": endpoint})
+        with ipc.new_file(self._path(p), table.schema) as writer:
+            writer.write_table(table)
+
+    def read(self, p: int) -> tuple[np.ndarray, ...]:
+        with pa.memory_map(self._path(p)) as file:
+            table = ipc.open_file(file).read_all()
+            return tuple(table.column(c).to_numpy().copy() for c in table.column_names)
+
+
+def _first_per_endpoint(pairs: np.ndarray, n: int, per_endpoint: int) -> np.ndarray:
+    """Of distinct sorted (endpoint * n + place) pairs, each endpoint's first `per_endpoint`."""
+    ep = pairs // n
+    starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if len(ep) else np.zeros(0, np.int64)
+    position = np.arange(len(ep)) - np.repeat(starts, np.diff(np.r_[starts, len(ep)]))
+    return np.asarray(pairs[position < per_endpoint])
+
+
+def _bounded(sample: SessionSample, lengths: np.ndarray, rows: int, requests: int) -> SessionSample:
+    """`session_sample._bounded`, the sessions' lengths given."""
+    sessions = int(sample.chosen.sum())
+    if not sessions or rows <= requests:
+        return sample
+    sampled = lengths[sample.chosen]
+    if int(sampled.sum()) <= requests:
+        return sample
+    per_session = max(1, requests // sessions)
+    cut = int((sampled > per_session).sum())
+    return replace(sample, per_session=per_session, sessions_cut=cut, lengths=lengths)
+
+
+def _rows(
+    spill: _SessionSpill, count: int, sample: SessionSample, ends: np.ndarray | None
+) -> CorrelationRows:
+    """The requests `sample` reads, gathered from the spill partition by partition, in
+    session order; with `ends`, the sample's `parts_read` counted (files holding its
+    sessions' rows)."""
+    got = []
+    seen = np.zeros(sample.parts, bool)
+    for p in range(count):
+        g, seq, row, endpoint = spill.read(p)
+        if ends is not None:
+            seen[_file_of(ends, row[sample.chosen[g]])] = True
+        mask = sample.read(g, seq)
+        got.append((g[mask], seq[mask], row[mask].astype(np.int64), endpoint[mask]))
+    if ends is not None:
+        sample = replace(sample, parts_read=int(seen.sum()))
+    g = np.concatenate([x[0] for x in got])
+    seq = np.concatenate([x[1] for x in got])
+    order = np.lexsort((seq, g))
+    return CorrelationRows(
+        sample,
+        np.concatenate([x[2] for x in got])[order],
+        g[order],
+        seq[order],
+        np.concatenate([x[3] for x in got])[order],
+    )
