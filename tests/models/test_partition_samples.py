@@ -29,7 +29,6 @@ from tracereplay.models.partition_sessions import (
     merged_sessions,
     partition_sessions,
 )
-from tracereplay.models.partitioned_sessions import _key_partition
 from tracereplay.models.sample_reads import (
     _correlation_rows,
     _correlation_sample,
@@ -129,7 +128,7 @@ def scanned(
         ParquetSource.open(trace), request.param, tmp_path_factory.mktemp("kp")
     ) as parts:
         made = [
-            partition_sessions(_key_partition(parts.partition(p), parts.first_ts_us), TIMEOUT_S, {})
+            partition_sessions(parts.partition(p).key_partition(parts.first_ts_us), TIMEOUT_S, {})
             for p in range(parts.count)
         ]
         merged = merged_sessions(made, TracePauses(math.nan, math.nan, {}))
