@@ -219,6 +219,11 @@ class SessionFeatures:
         return session_features(self.paths, self.pairs, self.column)
 
 
+Assign = Callable[[dict[int, np.ndarray]], dict[int, np.ndarray]]
+"""Every session's nearest centre for each K asked (K → its centres): one pass over the
+sessions (`nearest_each` over their features, or over key partitions)."""
+
+
 def choose_clusters(
     features: np.ndarray | sparse.spmatrix | SessionFeatures,
     seed: int = 0,
@@ -233,13 +238,29 @@ def choose_clusters(
     refused when a cluster of the whole trace holds fewer than MIN_SESSIONS_PER_BEHAVIOR.
     `meanwhile` (other work of the caller's) is called once, while the fits run where
     they run on threads (`_Fits`: a core free), else before them."""
+    _, points = cluster_sample(features, sample, seed)
+    return chosen_clusters(
+        points, features.shape[0], partial(nearest_each, features), seed, max_behaviors,
+        meanwhile,
+    )  # fmt: skip
+
+
+def chosen_clusters(
+    points: np.ndarray,
+    n: int,
+    assign: Assign,
+    seed: int = 0,
+    max_behaviors: int = MAX_BEHAVIORS,
+    meanwhile: Callable[[], object] | None = None,
+) -> np.ndarray:
+    """`choose_clusters`' labels of `n` sessions from its sample's feature rows `points`
+    (every session when there are as many), every session assigned to the centres of the
+    K's it asks by `assign` (models/partition_behaviors.py: a pass over key partitions)."""
     from sklearn.cluster import KMeans  # noqa: F401 (loads its OpenMP library: see below)
     from threadpoolctl import ThreadpoolController
 
-    n = features.shape[0]
     labels = np.zeros(n, dtype=int)
-    whole = n <= sample
-    _, points = cluster_sample(features, sample, seed)
+    whole = n <= len(points)
     # Distinct rows by their bytes (+ 0.0: -0.0 is 0.0, as np.unique(axis=0) has it).
     distinct = len({row.tobytes() for row in points + 0.0})
     max_k = min(max_behaviors, n // MIN_SESSIONS_PER_BEHAVIOR, distinct)
@@ -271,7 +292,7 @@ def choose_clusters(
             # Sample labels of one cluster keep the old order (the silhouette refuses them).
             early = not whole and len(np.unique(fitted[k][0])) > 1
             scores[k] = silhouette(fitted[k][0]) if early else None
-        assigned = _Assignments(features, fitted, scores)
+        assigned = _Assignments(assign, fitted, scores)
         best = (MIN_SILHOUETTE, labels)
         for k in ks:
             score = scores[k]
@@ -288,16 +309,17 @@ def choose_clusters(
 
 @dataclass
 class _Assignments:
-    """Every session's nearest centre for the K's `choose_clusters` asks, each pass over
-    the sessions' features serving every K the sweep will go on to ask from there: those
-    whose score beats the best so far, if each were chosen (the features are made a chunk
-    at a time for each pass: `SessionFeatures`; a K refused for a small cluster may ask
-    one more pass)."""
+    """Every session's nearest centre for the K's `chosen_clusters` asks, each pass of
+    `assign` serving every K the sweep will go on to ask from there: those whose score
+    beats the best so far, if each were chosen (a pass over the sessions' features, made a
+    chunk at a time: `SessionFeatures`; a K refused for a small cluster may ask one more
+    pass)."""
 
-    features: np.ndarray | sparse.spmatrix | SessionFeatures
+    assign: Assign
     fitted: dict[int, tuple[np.ndarray, np.ndarray]]
     scores: dict[int, float | None]
     done: dict[int, np.ndarray] = field(default_factory=dict)
+    passes: int = 0
 
     def of(self, k: int, best: float) -> np.ndarray:
         if k not in self.done:
@@ -306,8 +328,8 @@ class _Assignments:
                 if j == k or (j > k and (score is None or score > best)):
                     wanted.append(j)
                     best = best if score is None else max(best, score)
-            centres = {j: self.fitted[j][1] for j in wanted}
-            self.done.update(nearest_each(self.features, centres))
+            self.done.update(self.assign({j: self.fitted[j][1] for j in wanted}))
+            self.passes += 1
         return self.done[k]
 
 

@@ -17,8 +17,8 @@ tables are then `_Moves.chain` and `SessionTable.fit` over sessions-sized arrays
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -38,17 +38,14 @@ from .behaviors import (
     _NO_THINK,
     CLUSTER_SAMPLE_SESSIONS,
     MAX_BEHAVIORS,
-    MIN_SESSIONS_PER_BEHAVIOR,
-    MIN_SILHOUETTE,
     MIN_THINK_SAMPLES,
     QUANTILE_POINTS,
     Behavior,
     SessionFeatures,
     ThinkTime,
-    _Fits,
     _Moves,
-    _Silhouette,
     _tempo_feature,
+    chosen_clusters,
     nearest_each,
     sig,
 )
@@ -69,9 +66,6 @@ class PartitionRequests:
     """Per request, its endpoint's code into the names given with the partitions."""
     think_s: np.ndarray
     """Per request, the pause before it (NaN for a session's first request)."""
-
-
-Assign = Callable[[dict[int, np.ndarray]], dict[int, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -232,7 +226,7 @@ def partition_behaviors(
     made.points[:, -1] = column[index] + 0.0  # (-0.0 is left out of a CSR row: 0.0)
 
     assign = partial(_nearest, parts, trace, columns, column)
-    labels = _chosen(made.points, n, seed, max_behaviors, assign)
+    labels = chosen_clusters(made.points, n, assign, seed, max_behaviors)
     no = np.zeros(n, dtype=bool)
     at_start = censored.start if censored is not None else no
     at_end = censored.end if censored is not None else no
@@ -336,69 +330,6 @@ def _nearest(
         for key, found in nearest_each(features, centres).items():
             out[key][local.where] = found
     return out
-
-
-def _chosen(
-    points: np.ndarray, n: int, seed: int, max_behaviors: int, assign: Assign
-) -> np.ndarray:
-    """`choose_clusters`' labels of `n` sessions from its sample's `points`, every session
-    assigned to its nearest centres by `assign` (a pass over the partitions)."""
-    from sklearn.cluster import KMeans  # noqa: F401 (its OpenMP library: `choose_clusters`)
-    from threadpoolctl import ThreadpoolController
-
-    labels = np.zeros(n, dtype=int)
-    whole = n <= len(points)
-    distinct = len({row.tobytes() for row in points + 0.0})
-    max_k = min(max_behaviors, n // MIN_SESSIONS_PER_BEHAVIOR, distinct)
-    if max_k < 2:
-        return labels
-    ks = range(2, max_k + 1)
-    silhouette = _Silhouette(points)
-    threads = ThreadpoolController()
-    fitted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    scores: dict[int, float | None] = {}
-    with threads.limit(limits=1), _Fits(points, seed, ks, threads) as fits:
-        if fits.beside:
-            silhouette.distances()
-        for k in ks:
-            fitted[k] = fits.result(k)
-            early = not whole and len(np.unique(fitted[k][0])) > 1
-            scores[k] = silhouette(fitted[k][0]) if early else None
-        assigned = _Assigned(assign, fitted, scores)
-        best = (MIN_SILHOUETTE, labels)
-        for k in ks:
-            score = scores[k]
-            if score is not None and score <= best[0]:
-                continue
-            found = fitted[k][0] if whole else assigned.of(k, best[0])
-            if np.bincount(found, minlength=k).min() < MIN_SESSIONS_PER_BEHAVIOR:
-                continue
-            score = silhouette(fitted[k][0]) if score is None else score
-            if score > best[0]:
-                best = (score, found.astype(int))
-    return best[1]
-
-
-@dataclass
-class _Assigned:
-    """`behaviors._Assignments`, each pass `assign`'s (over the partitions)."""
-
-    assign: Assign
-    fitted: dict[int, tuple[np.ndarray, np.ndarray]]
-    scores: dict[int, float | None]
-    done: dict[int, np.ndarray] = field(default_factory=dict)
-    passes: int = 0
-
-    def of(self, k: int, best: float) -> np.ndarray:
-        if k not in self.done:
-            wanted = []
-            for j, score in self.scores.items():
-                if j == k or (j > k and (score is None or score > best)):
-                    wanted.append(j)
-                    best = best if score is None else max(best, score)
-            self.done.update(self.assign({j: self.fitted[j][1] for j in wanted}))
-            self.passes += 1
-        return self.done[k]
 
 
 def _moves(

@@ -21,6 +21,7 @@ from tracereplay.models.behaviors import (
     _Moves,
     _tempo_feature,
     choose_clusters,
+    chosen_clusters,
     cluster_sample,
     fit_behaviors,
 )
@@ -124,7 +125,7 @@ def stages_equal(case: str, partitions: int, tmp_path: Any) -> bool:
     found_column = _tempo_feature(made.tempo)[:, 0]
     made.points[:, -1] = found_column[index] + 0.0
     assign = partial(pb._nearest, parts, trace, columns, found_column)
-    found_labels = pb._chosen(made.points, len(trace.ids), seed, MAX_BEHAVIORS, assign)
+    found_labels = chosen_clusters(made.points, len(trace.ids), assign, seed, MAX_BEHAVIORS)
     with SpilledValues(tmp_path) as spilled:
         found = pb._moves(parts, trace, columns, made, labels, edges.start, edges.end, spilled)
     quantiles_equal = found.quantiles.keys() == moves.quantiles.keys() and all(
