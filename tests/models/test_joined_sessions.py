@@ -1,0 +1,182 @@
+"""Keys whose every request failed auth, joined to their connection's next key on the
+model's numpy path (`sessions.joined_key_codes`, `sessionized._joined_keys`), against the
+pandas way the model took before (`sessions.join_failed_credentials`, `sessionize`:
+`sessionized._joined_sessions`), to the bit: the joined keys, the frame, its table,
+statistics and censoring, and the statistics at the other timeouts (summed in session-id
+order, as pandas' session table sums them)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from tracereplay.models.frame import RequestColumns
+from tracereplay.models.session_shape import censoring
+from tracereplay.models.sessionized import (
+    _connection_ranks,
+    _joined_sessions,
+    _model_sessions,
+    _sessionized,
+)
+from tracereplay.models.sessions import (
+    join_failed_credentials,
+    joined_key_codes,
+    session_stats,
+    session_table,
+)
+
+T0 = pd.Timestamp("2026-01-01T00:00:00Z")
+TIMEOUTS = {"short": 20.0, "mid": 60.0, "long": 3600.0}
+
+
+class _Conns:
+    """A `RequestSource` of the `conn` column only (strings, None: no connection)."""
+
+    def __init__(self, conn: list[str | None]) -> None:
+        self.conn = pa.array(conn, pa.string())
+
+    def rows(self, positions: np.ndarray, columns: list[str]) -> pa.Table:
+        assert columns == ["conn"]
+        return pa.table({"conn": self.conn.take(pa.array(positions))})
+
+
+def _requests(
+    key: list[int], t: list[float], status: list[float], duration_ms: list[float] | None = None
+) -> RequestColumns:
+    n = len(key)
+    keys = max(key) + 1
+    return RequestColumns(
+        row=np.arange(n, dtype=np.int32),
+        first_ts=T0,
+        t_s=np.asarray(t, dtype=float),
+        duration_ms=np.asarray(duration_ms if duration_ms is not None else [40.0] * n),
+        status=np.asarray(status, dtype=np.float32),
+        key=np.asarray(key, dtype=np.int32),
+        key_values=pa.array([f"k{i:05d}" for i in range(keys)]),
+        method=np.zeros(n, np.int8),
+        methods=["GET", "NONE"],
+        path=np.zeros(n, np.int32),
+        paths=pa.array(["/", None]),
+    )
+
+
+# (keys, times, statuses, connections): the cases the join's rules tell apart.
+CASES: dict[str, tuple[list[int], list[float], list[float], list[str | None]]] = {
+    # key 0 failed with no connection: keeps its own; key 1 joins 2 on c1
+    "no connection": ([0, 1, 2, 2, 0], [0, 1, 2, 3, 4], [401, 401, 200, 200, 401],
+                      [None, "c1", "c1", "c1", None]),
+    # key 1 failed and nothing after it on c1 (key 0 before it): a stranger, its own
+    "no next key": ([0, 0, 1, 1], [0, 1, 2, 3], [200, 200, 401, 401], ["c1"] * 4),
+    # keys 0 and 1 failed on one connection, both join 2; key 3's later on c2
+    "two failed keys on one connection": (
+        [0, 1, 0, 2, 2, 3], [0, 1, 2, 3, 50, 4], [401, 401, 401, 200, 200, 200],
+        ["c1", "c1", "c1", "c1", "c1", "c2"]),
+    # key 0 failed on c10 then c9: its last row in (conn, t) order is c9's ("c10" < "c9",
+    # the strings' order), so it joins c9's next key (2), not c10's (1)
+    "one key on two connections": (
+        [0, 1, 0, 2, 1], [0, 1, 2, 3, 4], [401, 200, 401, 200, 200],
+        ["c10", "c10", "c9", "c9", "c10"]),
+    # ties: key 0's failed row at t=1 beside keys 1 and 2 at t=1 on c1 (position decides),
+    # sessions starting at once (ids by key)
+    "ties": ([1, 0, 2, 2, 1, 3, 3], [1, 1, 1, 2, 2, 2, 2], [200, 401, 200, 200, 200, 401, 401],
+             ["c1", "c1", "c1", "c1", "c1", "c2", "c1"]),
+}  # fmt: skip
+
+
+def _case(name: str) -> tuple[RequestColumns, _Conns, np.ndarray]:
+    key, t, status, conn = CASES[name]
+    return _requests(key, t, status), _Conns(conn), np.array(conn, dtype=object)
+
+
+def _random(seed: int) -> tuple[RequestColumns, _Conns, np.ndarray]:
+    """Requests of some keys, a few of which failed auth throughout (and some once), on
+    a few connections (some none), times with ties, past the timeouts above or not."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 2500))
+    keys = int(rng.integers(2, [6, 40, 400][seed % 3]))
+    t = np.sort(rng.integers(0, 600, n) * [1.0, 0.5, 7.25][seed % 3])
+    key = rng.integers(0, keys, n)
+    key[0] = 0  # (every key's code below `keys`; not every code has requests)
+    failing = rng.random(keys) < 0.3
+    status = np.where(failing[key], 401, rng.choice([200, 200, 401, 500], n)).astype(float)
+    conns = int(rng.integers(1, max(2, keys // 2)))
+    conn: list[str | None] = [
+        None if rng.random() < 0.1 else f"c{c}" for c in rng.integers(0, conns, n)
+    ]
+    r = _requests(key.tolist(), t.tolist(), status.tolist(),
+                  rng.choice([0.0, 1.5, 400.0, 90_000.0, np.nan], n).tolist())  # fmt: skip
+    return r, _Conns(conn), np.array(conn, dtype=object)
+
+
+def _all() -> list[tuple[str, tuple[RequestColumns, _Conns, np.ndarray]]]:
+    return [(name, _case(name)) for name in CASES] + [
+        (f"random {seed}", _random(seed)) for seed in range(24)
+    ]
+
+
+@pytest.mark.parametrize(("name", "made"), _all(), ids=[n for n, _ in _all()])
+def test_joined_key_codes_are_join_failed_credentials(
+    name: str, made: tuple[RequestColumns, _Conns, np.ndarray]
+) -> None:
+    r, source, conn = made
+    want = join_failed_credentials(r.key, r.t_s, r.status, conn)
+    got = joined_key_codes(
+        r.key, r.t_s, r.status, _connection_ranks(source, r), len(r.key_values)
+    )  # type: ignore[arg-type]
+    assert got.dtype == r.key.dtype and np.array_equal(got, want)
+
+
+def test_the_cases_join_as_their_rules_say() -> None:
+    def joined(name: str) -> list[int]:
+        r, source, _ = _case(name)
+        ranks = _connection_ranks(source, r)  # type: ignore[arg-type]
+        return joined_key_codes(r.key, r.t_s, r.status, ranks, len(r.key_values)).tolist()
+
+    assert joined("no connection") == [0, 2, 2, 2, 0]
+    assert joined("no next key") == [0, 0, 1, 1]
+    assert joined("two failed keys on one connection") == [2, 2, 2, 2, 2, 3]
+    assert joined("one key on two connections") == [2, 1, 2, 2, 1]
+    assert joined("ties") == [1, 2, 2, 2, 1, 3, 3]
+
+
+@pytest.mark.parametrize(("name", "made"), _all(), ids=[n for n, _ in _all()])
+def test_sessionized_is_the_pandas_way(
+    name: str, made: tuple[RequestColumns, _Conns, np.ndarray]
+) -> None:
+    r, source, conn = made
+    endpoint = (np.arange(len(r)) % 3).astype(np.int16)
+    names = ["GET /a", "GET /b", "POST /c"]
+    want, want_later = _joined_sessions(r, conn, endpoint, names, 60.0, TIMEOUTS)
+    got, later = _sessionized(source, r, endpoint, names, 60.0, TIMEOUTS)  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(got, want.drop(columns=["status", "conn"]))
+    assert later() == want_later()
+
+
+@pytest.mark.parametrize(("name", "made"), _all(), ids=[n for n, _ in _all()])
+def test_model_sessions_are_the_pandas_way(
+    name: str, made: tuple[RequestColumns, _Conns, np.ndarray]
+) -> None:
+    r, source, conn = made
+    want, want_later = _joined_sessions(r, conn, None, [], 60.0, TIMEOUTS)
+    duration_ms = r.duration_ms.copy()
+    sessions, starts, later, rest = _model_sessions(source, [replace(r)], 60.0, TIMEOUTS)  # type: ignore[arg-type]
+    assert np.array_equal(rest.key, r.key)  # (the requests keep their own keys)
+    assert starts is not None and "session_id" not in sessions.columns
+    for column in ("t_s", "think_s", "request"):
+        assert np.array_equal(
+            sessions[column].to_numpy(), want[column].to_numpy(), equal_nan=True
+        ), column
+    table = session_table(sessions, starts)
+    # (the same table but its index's dtype: int32 ids, the numpy path's; pandas' int64)
+    pd.testing.assert_frame_equal(table, session_table(want), check_index_type=False)
+    assert session_stats(sessions, table) == session_stats(want)
+    censored = censoring(sessions, 60.0, duration_ms, starts)
+    want_censored = censoring(want, 60.0, duration_ms)
+    assert censored.threshold_s == want_censored.threshold_s
+    assert np.array_equal(censored.start, want_censored.start)
+    assert np.array_equal(censored.end, want_censored.end)
+    assert later() == want_later()
