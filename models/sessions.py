@@ -91,7 +91,8 @@ def joined_key_codes(
     same = on[to_row] == on[from_row]  # (else the next good row is another connection's)
     mapping = np.arange(keys, dtype=key.dtype)
     mapping[joins[same]] = in_order[to_row[same]]
-    return mapping[key]
+    joined: np.ndarray = mapping[key]
+    return joined
 
 
 def sessionize(df: pd.DataFrame, timeout_s: float = DEFAULT_SESSION_TIMEOUT_S) -> pd.DataFrame:

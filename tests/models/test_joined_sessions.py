@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from tracereplay.models.frame import RequestColumns
+from tracereplay.models.key_split import session_stats_by_timeout
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessionized import (
     _connection_ranks,
@@ -124,9 +125,8 @@ def test_joined_key_codes_are_join_failed_credentials(
 ) -> None:
     r, source, conn = made
     want = join_failed_credentials(r.key, r.t_s, r.status, conn)
-    got = joined_key_codes(
-        r.key, r.t_s, r.status, _connection_ranks(source, r), len(r.key_values)
-    )  # type: ignore[arg-type]
+    ranks = _connection_ranks(source, r)  # type: ignore[arg-type]
+    got = joined_key_codes(r.key, r.t_s, r.status, ranks, len(r.key_values))
     assert got.dtype == r.key.dtype and np.array_equal(got, want)
 
 
@@ -180,3 +180,31 @@ def test_model_sessions_are_the_pandas_way(
     assert np.array_equal(censored.start, want_censored.start)
     assert np.array_equal(censored.end, want_censored.end)
     assert later() == want_later()
+
+
+def test_the_statistics_at_other_timeouts_are_summed_in_session_id_order() -> None:
+    """Durations whose sums in (key, start) order and in id order differ in the last bits
+    (times not multiples of a power of two, keys numbered against their starts): the
+    pandas way sums in id order (its session table's), and so does the numpy path when
+    keys were joined (`session_stats_by_timeout(id_order=True)`)."""
+    rng = np.random.default_rng(6)
+    n = 3000
+    t = np.sort(rng.uniform(0, 5000, n))
+    key = rng.integers(1, 30, n)
+    key[:2] = 0  # key 0 failed on c0, joins key 1 after it
+    key[2] = 1
+    status = np.where(key == 0, 401.0, 200.0)
+    r = _requests(key.tolist(), t.tolist(), status.tolist(), rng.uniform(0, 900, n).tolist())
+    conn = ["c0"] * 3 + [f"c{k}" for k in key[3:]]
+    source, objects = _Conns(conn), np.array(conn, dtype=object)  # type: ignore[arg-type]
+    _, want_later = _joined_sessions(r, objects, None, [], 60.0, TIMEOUTS)
+    want = want_later()
+    _, _, later, _ = _model_sessions(source, [replace(r)], 60.0, TIMEOUTS)  # type: ignore[arg-type]
+    assert later() == want
+    # (the same sessions' means summed in (key, start) order: other bits)
+    ranks = _connection_ranks(source, r)  # type: ignore[arg-type]
+    joined = replace(r, key=joined_key_codes(r.key, r.t_s, r.status, ranks, len(r.key_values)))
+    by_key = session_stats_by_timeout(joined, TIMEOUTS)
+    for name in TIMEOUTS:
+        assert by_key[name].sessions == want[name].sessions
+        assert by_key[name].mean_duration_s != want[name].mean_duration_s, name
