@@ -63,7 +63,8 @@ def joined_key_codes(
     code whose requests all failed auth replaced by the code its connection carries next
     that did not (`key` itself when no key failed throughout). `conn`: each request's
     connection as an integer ranked as pandas sorts the connections' values (the same
-    order; -1: none, a row that never joins). The same answer to the bit: the rows with
+    order; -1: none, a row that never joins; the rows of connections no failed key's
+    request is on may be given -1 too: they take no part). The same answer to the bit: the rows with
     a connection in (conn, t, position) order (pandas' stable sort of `key`'s order by
     conn and t), each failed key's last such row, and the first row after it on its
     connection whose key did not fail."""

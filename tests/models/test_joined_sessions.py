@@ -7,6 +7,7 @@ order, as pandas' session table sums them)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -24,6 +25,7 @@ from tracereplay.models.sessionized import (
     _sessionized,
 )
 from tracereplay.models.sessions import (
+    failed_keys,
     join_failed_credentials,
     joined_key_codes,
     session_stats,
@@ -35,14 +37,18 @@ TIMEOUTS = {"short": 20.0, "mid": 60.0, "long": 3600.0}
 
 
 class _Conns:
-    """A `RequestSource` of the `conn` column only (strings, None: no connection)."""
+    """A `RequestSource` of the `conn` column only (strings, None: no connection), each
+    request's at its scan position `row` (`RequestColumns.row`), in batches of 7 rows."""
 
-    def __init__(self, conn: list[str | None]) -> None:
-        self.conn = pa.array(conn, pa.string())
+    def __init__(self, conn: list[str | None], row: np.ndarray | None = None) -> None:
+        scan = np.empty(len(conn), dtype=object)
+        scan[np.arange(len(conn)) if row is None else row] = conn
+        self.conn = pa.array(scan.tolist(), pa.string())
 
-    def rows(self, positions: np.ndarray, columns: list[str]) -> pa.Table:
+    def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
         assert columns == ["conn"]
-        return pa.table({"conn": self.conn.take(pa.array(positions))})
+        for start in range(0, len(self.conn), 7):
+            yield pa.record_batch([self.conn[start : start + 7]], names=["conn"])
 
 
 def _requests(
@@ -88,6 +94,12 @@ CASES: dict[str, tuple[list[int], list[float], list[float], list[str | None]]] =
 }  # fmt: skip
 
 
+def _ranks(source: _Conns, r: RequestColumns) -> np.ndarray:
+    """What `joined_key_codes` reads of the connections (`_connection_ranks`)."""
+    failed = failed_keys(r.key, r.status, len(r.key_values))
+    return _connection_ranks(source, r, failed)  # type: ignore[arg-type]
+
+
 def _case(name: str) -> tuple[RequestColumns, _Conns, np.ndarray]:
     key, t, status, conn = CASES[name]
     return _requests(key, t, status), _Conns(conn), np.array(conn, dtype=object)
@@ -110,7 +122,9 @@ def _random(seed: int) -> tuple[RequestColumns, _Conns, np.ndarray]:
     ]
     r = _requests(key.tolist(), t.tolist(), status.tolist(),
                   rng.choice([0.0, 1.5, 400.0, 90_000.0, np.nan], n).tolist())  # fmt: skip
-    return r, _Conns(conn), np.array(conn, dtype=object)
+    if seed % 2:  # (the trace's scan order not the requests' time order)
+        r = replace(r, row=rng.permutation(n).astype(np.int32))
+    return r, _Conns(conn, r.row), np.array(conn, dtype=object)
 
 
 def _all() -> list[tuple[str, tuple[RequestColumns, _Conns, np.ndarray]]]:
@@ -125,7 +139,7 @@ def test_joined_key_codes_are_join_failed_credentials(
 ) -> None:
     r, source, conn = made
     want = join_failed_credentials(r.key, r.t_s, r.status, conn)
-    ranks = _connection_ranks(source, r)  # type: ignore[arg-type]
+    ranks = _ranks(source, r)
     got = joined_key_codes(r.key, r.t_s, r.status, ranks, len(r.key_values))
     assert got.dtype == r.key.dtype and np.array_equal(got, want)
 
@@ -133,7 +147,7 @@ def test_joined_key_codes_are_join_failed_credentials(
 def test_the_cases_join_as_their_rules_say() -> None:
     def joined(name: str) -> list[int]:
         r, source, _ = _case(name)
-        ranks = _connection_ranks(source, r)  # type: ignore[arg-type]
+        ranks = _ranks(source, r)
         return joined_key_codes(r.key, r.t_s, r.status, ranks, len(r.key_values)).tolist()
 
     assert joined("no connection") == [0, 2, 2, 2, 0]
@@ -202,7 +216,7 @@ def test_the_statistics_at_other_timeouts_are_summed_in_session_id_order() -> No
     _, _, later, _ = _model_sessions(source, [replace(r)], 60.0, TIMEOUTS)  # type: ignore[arg-type]
     assert later() == want
     # (the same sessions' means summed in (key, start) order: other bits)
-    ranks = _connection_ranks(source, r)  # type: ignore[arg-type]
+    ranks = _ranks(source, r)
     joined = replace(r, key=joined_key_codes(r.key, r.t_s, r.status, ranks, len(r.key_values)))
     by_key = session_stats_by_timeout(joined, TIMEOUTS)
     for name in TIMEOUTS:
