@@ -7,18 +7,27 @@ order, as pandas' session table sums them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tracereplay.models.frame import RequestColumns
+from tests.factories import T0 as TRACE_T0
+from tests.factories import make_record, write_trace
+from tracereplay.models import model as model_module
+from tracereplay.models.frame import RequestColumns, connections_to_join
 from tracereplay.models.key_split import session_stats_by_timeout
+from tracereplay.models.model import build_model, model_json
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessionized import (
+    _after_the_sessions,
     _connection_ranks,
     _joined_sessions,
     _model_sessions,
@@ -222,3 +231,56 @@ def test_the_statistics_at_other_timeouts_are_summed_in_session_id_order() -> No
     for name in TIMEOUTS:
         assert by_key[name].sessions == want[name].sessions
         assert by_key[name].mean_duration_s != want[name].mean_duration_s, name
+
+
+def _pandas_model_sessions(
+    trace: Any, held: list[RequestColumns], timeout_s: float, timeouts_s: Mapping[str, float]
+) -> tuple[pd.DataFrame, None, Any, RequestColumns]:
+    """`sessionized._model_sessions` as it was for keys that failed auth throughout (until
+    join40): pandas' `sessionize` (`_joined_sessions`), the frame's ids as a column."""
+    requests = held.pop()
+    conn = connections_to_join(trace, requests)
+    assert conn is not None
+    sessions, later = _joined_sessions(requests, conn, None, [], timeout_s, timeouts_s)
+    del sessions["session_key"]
+    return sessions, None, later, _after_the_sessions(requests)
+
+
+def _failing_trace(directory: Path, seed: int) -> Path:
+    """Clients of a few keys on connections of their own or shared, some first sending a
+    wrong password under a key of its own (401 throughout), some keys failing with no
+    connection or none after them, times with ties, pauses past the model's timeouts."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for client in range(40):
+        t = float(rng.integers(0, 400))
+        conn = None if client % 9 == 4 else f"c{client % 13}"
+        if client % 3 == 0:
+            at = TRACE_T0 + timedelta(seconds=t)
+            records.append(make_record(session=f"bad-{client}", conn=conn, status=401, ts=at,
+                                       path="/login"))  # fmt: skip
+            t += float(rng.integers(0, 3))
+        if client % 11 == 5:
+            continue  # (a failed key with nothing after it)
+        for i in range(int(rng.integers(1, 12))):
+            records.append(make_record(
+                session=f"s-{client}", conn=conn, ts=TRACE_T0 + timedelta(seconds=t),
+                path=f"/items/{i % 4}", duration_ms=None if i == 2 else float(rng.uniform(1, 90)),
+            ))  # fmt: skip
+            t += float(rng.choice([0.0, 1.5, 7.25, 2000.0, 4000.0]))
+    return write_trace(directory, sorted(records, key=lambda r: r.ts))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_model_file_is_the_pandas_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """`build_model` of a trace some of whose keys failed auth throughout: the model file
+    (its JSON text) the pandas way wrote, byte for byte."""
+    trace = _failing_trace(tmp_path / "t", seed)
+    processes = 1 + seed % 2
+    got = model_json(build_model(trace, processes=processes))
+    monkeypatch.setattr(model_module, "_model_sessions", _pandas_model_sessions)
+    want = model_json(build_model(trace, processes=processes))
+    assert got == want
+    assert json.loads(got)["provenance"]["sessions"] > 0
