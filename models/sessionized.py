@@ -21,6 +21,7 @@ from tracereplay.allocator import give_back_freed
 from .endpoint_codes import EndpointCodes, endpoint_stats
 from .frame import (
     RequestColumns,
+    gather,
     key_time_split,
     session_stats_by_timeout,
     sessionize_requests,
@@ -107,14 +108,15 @@ def _connection_ranks(
     values encoded (its distinct strings kept, not its rows'), then each request's code
     taken by its scan position (`requests.row`)."""
     values, code = _connection_codes(trace)
-    code = code[requests.row]  # (-1: no connection)
+    code = gather(code, requests.row)  # (-1: no connection)
+    pa.default_memory_pool().release_unused()  # (the scan's batches)
     on_failed = np.zeros(len(values) + 1, dtype=bool)  # (the last: no connection)
     on_failed[code[failed[requests.key]]] = True
     on_failed[-1] = False
     if pa.types.is_floating(values.type):  # (NaN: no connection, as for pandas)
         on_failed[:-1] &= ~np.asarray(pc.fill_null(pc.is_nan(values), False), dtype=bool)
     involved = np.flatnonzero(on_failed)
-    rank = np.full(len(values) + 1, -1, dtype=np.int64)
+    rank = np.full(len(values) + 1, -1, dtype=np.int32)
     in_order = np.asarray(pc.sort_indices(values.take(pa.array(involved))), dtype=np.int64)
     rank[involved[in_order]] = np.arange(len(involved))
     ranks: np.ndarray = rank[code]
