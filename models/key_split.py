@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from .light_columns import CHUNK_ROWS, RequestColumns, gather
 from .nan_quantiles import nan_median
@@ -284,13 +285,20 @@ def session_stats_by_timeout(
     requests: RequestColumns | None,
     timeouts_s: Mapping[str, float],
     split: KeyTimeSplit | KeyRuns | StatsSplit | None = None,
+    *,
+    id_order: bool = False,
 ) -> dict[str, SessionStats]:
     """`session_stats(sessionize(frame, t))` for each timeout t, from one grouping of the
     requests by key: sessionize's rules (a new session where the key changes or the gap
     between two starts exceeds t; think time from the end of the previous response,
     unknown durations read as 0) without building the frame. The gaps longer than the
     shortest timeout are found once; timeouts that split at the same ones share stats.
-    `requests` None: `split` given (the requests are read only to group them)."""
+    `requests` None: `split` given (the requests are read only to group them).
+    `id_order`: the means summed over the sessions in id order (by start, ties by key),
+    as `session_stats(sessionize(frame, t))` sums them, where the default sums them in
+    (key, start) order as the model did before (the same values; the same bits but in
+    the last place: the model's statistics of traces whose keys join their connections,
+    `sessions.joined_key_codes`, made by `sessionize` before, are summed in id order)."""
     if split is None:
         assert requests is not None, "neither the requests nor their split"
         split = key_time_split(requests)
@@ -305,7 +313,7 @@ def session_stats_by_timeout(
     for name, timeout in timeouts_s.items():
         cuts = long[gap > timeout]
         if cuts.tobytes() not in seen:
-            seen[cuts.tobytes()] = _stats(split, cuts)
+            seen[cuts.tobytes()] = _stats(split, cuts, id_order)
         out[name] = seen[cuts.tobytes()]
     return out
 
@@ -325,16 +333,21 @@ def _start_keys(split: StatsSplit | KeyRuns, starts: np.ndarray, cuts: np.ndarra
     return keys
 
 
-def _stats(split: StatsSplit, cuts: np.ndarray) -> SessionStats:
+def _stats(split: StatsSplit, cuts: np.ndarray, id_order: bool = False) -> SessionStats:
     """The stats of the sessions the split's keys and `cuts` start, their lengths and
     durations in (key, start) order, as `np.lexsort` ordered them before (the mean of
-    the same floats in the same order: the same bits)."""
+    the same floats in the same order: the same bits); `id_order`: in session-id order
+    (by start, ties by key), their means as `session_stats` of `sessionize`'s frame
+    takes them (pandas' means of its session table)."""
     t = split.t_s
     starts = _merged(split.key_starts, cuts)
     lengths = np.diff(np.append(starts, len(t)))
     durations = t[starts + lengths - 1] - t[starts]
     keys = _start_keys(split, starts, cuts)
-    if (keys[1:] < keys[:-1]).any():
+    if id_order:
+        by_id = np.lexsort((keys, t[starts]))
+        lengths, durations = lengths[by_id].astype(np.int64), durations[by_id]
+    elif (keys[1:] < keys[:-1]).any():
         by_key = grouped(keys, int(keys.max()) + 1)
         lengths, durations = lengths[by_key], durations[by_key]
     if np.isnan(t).any():  # NaN thinks: not only where keys start
@@ -350,10 +363,15 @@ def _stats(split: StatsSplit, cuts: np.ndarray) -> SessionStats:
             thinks[cuts] = np.nan
         think = nan_median(thinks)
         think = 0.0 if math.isnan(think) else think
+    if id_order:  # (pandas' means, as `session_stats` takes them of the table)
+        mean_length = float(pd.Series(lengths).mean())
+        mean_duration_s = float(pd.Series(durations).mean())
+    else:
+        mean_length, mean_duration_s = float(np.mean(lengths)), float(np.mean(durations))
     return SessionStats(
         sessions=len(starts),
-        mean_length=float(np.mean(lengths)),
+        mean_length=mean_length,
         median_length=float(np.median(lengths)),
-        mean_duration_s=float(np.mean(durations)),
+        mean_duration_s=mean_duration_s,
         median_think_s=think,
     )

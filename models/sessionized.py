@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracereplay.allocator import give_back_freed
 
 from .endpoint_codes import EndpointCodes, endpoint_stats
 from .frame import (
     RequestColumns,
-    connections_to_join,
+    gather,
     key_time_split,
     session_stats_by_timeout,
     sessionize_requests,
@@ -30,7 +31,13 @@ from .frame import (
     with_session_ids,
 )
 from .key_split import key_runs
-from .sessions import SessionStats, session_stats, sessionize
+from .sessions import (
+    SessionStats,
+    failed_keys,
+    joined_key_codes,
+    session_stats,
+    sessionize,
+)
 from .source import RequestSource
 from .templating import Templater, request_endpoints
 
@@ -43,57 +50,103 @@ def _sessionized(
     timeout_s: float,
     timeouts_s: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, _Later]:
-    """The sessions (with `conn` read and `sessionize` run when some key failed auth
-    throughout, else numpy's `sessionize_requests`), and what gives the session statistics
+    """The sessions (numpy's `sessionize_requests`, as `sessionize` makes them; a key
+    whose requests all failed auth joined to its connection's next key first:
+    `_joined_keys`), and what gives the session statistics
     at each of `timeouts_s` when called (from the same numpy sort, kept until then:
     `build_model` calls it once the behaviors' child has forked, real10M's 0.5 s).
     `endpoint` None: the frame without its endpoint column, put in by `_completed` or
     `with_endpoints` (the sessions need no endpoint:
-    `build_model` groups them while the templates are learned), and, from numpy, without
+    `build_model` groups them while the templates are learned), and without
     its `seq` column, put in by `frame.with_positions` (no stage of the sessions reads it:
     4 B a request less at the parent's peak, real10M's 41 MiB), nor its `duration_ms`
     (`censoring` reads the requests' own: `censoring(duration_ms=)`)."""
-    conn = connections_to_join(trace, requests)
+    joined = _joined_keys(trace, requests)
+    if joined is not None:  # (the frame's `session_key`: the joined codes, as sessionize's)
+        requests = replace(requests, key=joined)
     timeouts = dict(timeouts_s or {})
-    if conn is None:  # numpy, as sessionize would (frame.sessionize_requests)
-        narrow = endpoint is None  # (the model's frame: `_completed` puts them in)
-        # (the durations gathered once, for the thinks and the frame's column; the model's
-        # frame has none: its thinks are made in the gathered durations' own array)
-        split = key_time_split(requests, durations=not narrow)
-        # (the model's `seq` made once the sessions' stage is done: `with_positions`)
-        sessions = sessionize_requests(
-            requests, endpoint, names, timeout_s, split, narrow=narrow, seq=not narrow,
-            durations=not narrow,
-        )  # fmt: skip
-        kept = split.for_stats()  # (what the statistics read: no durations, keys, same_key)
-        del split
-        # (the statistics read the kept sort only: no light column is held for them)
-        return sessions, _Later(lambda: session_stats_by_timeout(None, timeouts, kept), kept.t_s)
+    narrow = endpoint is None  # (the model's frame: `_completed` puts them in)
+    # (the durations gathered once, for the thinks and the frame's column; the model's
+    # frame has none: its thinks are made in the gathered durations' own array)
+    split = key_time_split(requests, durations=not narrow)
+    # (the model's `seq` made once the sessions' stage is done: `with_positions`)
+    sessions = sessionize_requests(
+        requests, endpoint, names, timeout_s, split, narrow=narrow, seq=not narrow,
+        durations=not narrow,
+    )  # fmt: skip
+    kept = split.for_stats()  # (what the statistics read: no durations, keys, same_key)
+    del split
+    # (the statistics read the kept sort only: no light column is held for them)
+    id_order = joined is not None
+    return sessions, _Later(
+        lambda: session_stats_by_timeout(None, timeouts, kept, id_order=id_order), kept.t_s
+    )
 
-    return _joined_sessions(requests, conn, endpoint, names, timeout_s, timeouts)
+
+def _joined_keys(trace: RequestSource, requests: RequestColumns) -> np.ndarray | None:
+    """Each request's session key code with each key whose requests all failed auth
+    joined to its connection's next key (`sessions.joined_key_codes`, numpy's
+    `join_failed_credentials`; `conn` read only then), else None."""
+    keys = len(requests.key_values)
+    failed = failed_keys(requests.key, requests.status, keys)
+    if not failed.any():
+        return None
+    conn = _connection_ranks(trace, requests, failed)
+    return joined_key_codes(requests.key, requests.t_s, requests.status, conn, keys)
 
 
-def _joined_sessions(
-    requests: RequestColumns,
-    conn: np.ndarray,
-    endpoint: np.ndarray | None,
-    names: list[str],
-    timeout_s: float,
-    timeouts: Mapping[str, float],
-) -> tuple[pd.DataFrame, _Later]:
-    """`_sessionized` of requests some of whose keys failed auth throughout (`conn`: each
-    request's connection): pandas' `sessionize`, which joins them to their connection's
-    next key."""
+def _connection_ranks(
+    trace: RequestSource, requests: RequestColumns, failed: np.ndarray
+) -> np.ndarray:
+    """Each request's `conn` as what `joined_key_codes` reads: on a connection some
+    request of a `failed` key (per key code) has, the connection's rank among those in
+    the order pandas sorts the values (strings: by code point, UTF-8's binary order,
+    Arrow's); elsewhere -1, as where it has none (null, or NaN: what `notna` drops). The
+    other connections' rows take no part in the join: no rank is made of them (a sort of
+    every request's connection string took 20 s at 10 M requests), and no string is
+    gathered a request: the column read batch by batch in scan order, each batch's
+    values encoded (its distinct strings kept, not its rows'), then each request's code
+    taken by its scan position (`requests.row`)."""
+    values, code = _connection_codes(trace)
+    code = gather(code, requests.row)  # (-1: no connection)
+    pa.default_memory_pool().release_unused()  # (the scan's batches)
+    on_failed = np.zeros(len(values) + 1, dtype=bool)  # (the last: no connection)
+    on_failed[code[failed[requests.key]]] = True
+    on_failed[-1] = False
+    if pa.types.is_floating(values.type):  # (NaN: no connection, as for pandas)
+        on_failed[:-1] &= ~np.asarray(pc.fill_null(pc.is_nan(values), False), dtype=bool)
+    involved = np.flatnonzero(on_failed)
+    rank = np.full(len(values) + 1, -1, dtype=np.int32)
+    in_order = np.asarray(pc.sort_indices(values.take(pa.array(involved))), dtype=np.int64)
+    rank[involved[in_order]] = np.arange(len(involved))
+    ranks: np.ndarray = rank[code]
+    return ranks
 
-    def by_timeout() -> dict[str, SessionStats]:
-        # A failed credential joins its connection's next key: sessionize per timeout.
-        return {
-            name: session_stats(sessionize(_session_frame(requests, conn), t))
-            for name, t in timeouts.items()
-        }
 
-    sessions = sessionize(_session_frame(requests, conn, endpoint, names), timeout_s)
-    return sessions, _Later(by_timeout, requests.t_s)
+def _connection_codes(trace: RequestSource) -> tuple[pa.Array, np.ndarray]:
+    """The trace's distinct `conn` values and each request's code into them in scan
+    order (int32; -1: null)."""
+    dictionaries: list[pa.Array] = []
+    indices: list[np.ndarray] = []
+    for batch in trace.batches(["conn"]):
+        column = batch.column(0)
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        encoded = pc.dictionary_encode(column)
+        dictionaries.append(encoded.dictionary)
+        indices.append(np.asarray(encoded.indices.fill_null(-1), dtype=np.int32))
+    if not dictionaries:
+        return pa.array([], pa.string()), np.zeros(0, dtype=np.int32)
+    every = pc.dictionary_encode(pa.concat_arrays(dictionaries))
+    values, global_code = every.dictionary, np.asarray(every.indices, dtype=np.int32)
+    code = np.empty(sum(len(i) for i in indices), dtype=np.int32)
+    at = taken = 0
+    for dictionary, index in zip(dictionaries, indices, strict=True):
+        # (a slot past the batch's values for its nulls: -1)
+        mapped = np.append(global_code[taken : taken + len(dictionary)], np.int32(-1))
+        code[at : at + len(index)] = mapped[index]
+        at, taken = at + len(index), taken + len(dictionary)
+    return values, code
 
 
 def _model_sessions(
@@ -111,16 +164,17 @@ def _model_sessions(
     and methods (`_after_the_sessions`). The times are let go as soon as the sort has its own
     (`key_split.key_runs`), and no key code a request is made: at the parent's peak,
     where the sessions are made beside the templates, 17 B a request less (real10M:
-    the times' 81 MiB, the keys in order 41 MiB, the ids 41 MiB, `same_key` 10 MiB)."""
+    the times' 81 MiB, the keys in order 41 MiB, the ids 41 MiB, `same_key` 10 MiB).
+    Keys whose requests all failed auth are joined to their connection's next key
+    (`_joined_keys`) for the sort only: the requests keep their own key codes."""
     requests = held.pop()
-    conn = connections_to_join(trace, requests)
-    if conn is not None:  # (pandas: `sessionize` joins failed keys to their connections)
-        sessions, later = _joined_sessions(requests, conn, None, [], timeout_s, timeouts_s)
-        del sessions["session_key"]
-        return sessions, None, later, _after_the_sessions(requests)
+    joined = _joined_keys(trace, requests)
+    key = requests.key if joined is None else joined
     times = [requests.t_s]
     requests = _after_the_sessions(requests)  # (the times: in `times` only)
-    split = key_runs(requests.key, times, requests.duration_ms)
+    split = key_runs(key, times, requests.duration_ms)
+    id_order = joined is not None
+    del key, joined
     ids = bool(np.isnan(split.t_s).any())  # (runs read as `session_runs` would not)
     sessions, sizes = sessions_and_sizes(
         requests, None, [], timeout_s, split, narrow=True, seq=False, durations=False,
@@ -129,8 +183,35 @@ def _model_sessions(
     kept = split.for_stats()
     del split
     timeouts = dict(timeouts_s)
-    later = _Later(lambda: session_stats_by_timeout(None, timeouts, kept), kept.t_s)
+    later = _Later(
+        lambda: session_stats_by_timeout(None, timeouts, kept, id_order=id_order), kept.t_s
+    )
     return sessions, None if ids else np.cumsum(sizes) - sizes, later, requests
+
+
+def _joined_sessions(
+    requests: RequestColumns,
+    conn: np.ndarray,
+    endpoint: np.ndarray | None,
+    names: list[str],
+    timeout_s: float,
+    timeouts: Mapping[str, float],
+) -> tuple[pd.DataFrame, _Later]:
+    """`_sessionized` of requests some of whose keys failed auth throughout (`conn`: each
+    request's connection, `frame.connections_to_join`) the pandas way: `sessionize`, which
+    joins them to their connection's next key. What the model computed until 2026-12-05
+    (92.7 s and 5.46 GB at 10 M requests): no stage calls it now, the tests compare the
+    numpy path against it (tests/models/test_joined_sessions.py)."""
+
+    def by_timeout() -> dict[str, SessionStats]:
+        # A failed credential joins its connection's next key: sessionize per timeout.
+        return {
+            name: session_stats(sessionize(_session_frame(requests, conn), t))
+            for name, t in timeouts.items()
+        }
+
+    sessions = sessionize(_session_frame(requests, conn, endpoint, names), timeout_s)
+    return sessions, _Later(by_timeout, requests.t_s)
 
 
 @dataclass

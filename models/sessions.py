@@ -56,6 +56,46 @@ def join_failed_credentials(
     return codes[mapping[key_index]]
 
 
+def joined_key_codes(
+    key: np.ndarray, t_s: np.ndarray, status: np.ndarray, conn: np.ndarray, keys: int
+) -> np.ndarray:
+    """`join_failed_credentials` of key codes (in 0..keys-1) with numpy: `key` with each
+    code whose requests all failed auth replaced by the code its connection carries next
+    that did not (`key` itself when no key failed throughout). `conn`: each request's
+    connection as an integer ranked as pandas sorts the connections' values (the same
+    order; -1: none, a row that never joins; the rows of connections no failed key's
+    request is on may be given -1 too: they take no part). The same answer to the bit: the rows with
+    a connection in (conn, t, position) order (pandas' stable sort of `key`'s order by
+    conn and t), each failed key's last such row, and the first row after it on its
+    connection whose key did not fail."""
+    failed = failed_keys(key, status, keys)
+    if not failed.any():
+        return key
+    rows = np.flatnonzero(conn >= 0)
+    rows = rows[np.lexsort((t_s[rows], conn[rows]))]  # (stable: ties by position)
+    in_order, on = key[rows], conn[rows]
+    bad = failed[in_order]
+    del rows
+    n = len(in_order)
+    at = np.arange(n)
+    # The first row at or after each whose key did not fail (n: none), on any connection.
+    good_at = np.where(bad, n, at)
+    following = np.minimum.accumulate(good_at[::-1])[::-1]
+    # Each failed key's last row (-1: none with a connection).
+    last = np.full(keys, -1, dtype=np.int64)
+    np.maximum.at(last, in_order[bad], at[bad])
+    joins = np.flatnonzero(last >= 0)
+    from_row = last[joins]
+    to_row = following[from_row]
+    found = to_row < n
+    joins, from_row, to_row = joins[found], from_row[found], to_row[found]
+    same = on[to_row] == on[from_row]  # (else the next good row is another connection's)
+    mapping = np.arange(keys, dtype=key.dtype)
+    mapping[joins[same]] = in_order[to_row[same]]
+    joined: np.ndarray = mapping[key]
+    return joined
+
+
 def sessionize(df: pd.DataFrame, timeout_s: float = DEFAULT_SESSION_TIMEOUT_S) -> pd.DataFrame:
     """`df` (from `requests_frame`) with session_id, seq and think_s; sorted by
     (session_id, seq). A gap longer than `timeout_s` between two requests of one key

@@ -34,7 +34,7 @@ from tracereplay.models.partition_sessions import (
     partition_sessions,
 )
 from tracereplay.models.session_shape import censoring
-from tracereplay.models.sessionized import _model_sessions
+from tracereplay.models.sessionized import _joined_sessions
 from tracereplay.models.sessions import (
     failed_keys,
     join_failed_credentials,
@@ -150,14 +150,16 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _whole(source: Any, timeout_s: float, timeouts_s: dict[str, float]) -> _Whole:
-    """The sessions block of `build_model` on the whole trace: the joined (pandas) path."""
+    """The sessions block of `build_model` on the whole trace, the joined path's: the
+    pandas way it took until join40 (`sessionized._joined_sessions`; the model's numpy
+    path gives the same to the bit, but its table's ids int32: test_joined_sessions.py)."""
     requests = read_light_columns(source)
-    assert connections_to_join(source, requests) is not None
-    sessions, starts, later, rest = _model_sessions(source, [requests], timeout_s, timeouts_s)
-    assert starts is None  # (the pandas path's)
-    table = session_table(sessions, starts)
+    conn = connections_to_join(source, requests)
+    assert conn is not None
+    sessions, later = _joined_sessions(requests, conn, None, [], timeout_s, timeouts_s)
+    table = session_table(sessions)
     stats = session_stats(sessions, table)
-    censored = censoring(sessions, timeout_s, rest.duration_ms, starts)
+    censored = censoring(sessions, timeout_s, requests.duration_ms)
     return _Whole(table, stats, censored, later())
 
 
@@ -214,7 +216,9 @@ def test_partitions_of_joined_keys_are_the_models_sessions(
         _assert_same(_merged(parts, 1800.0, SENSITIVITY_TIMEOUTS_S), stretched)
         # Each request's session: a partition's own sessions (local ids) mapped by `ids`.
         requests = read_light_columns(source)
-        sessions, _, _, _ = _model_sessions(source, [requests], timeout, TIMEOUTS)
+        conn = connections_to_join(source, requests)
+        assert conn is not None
+        sessions, _ = _joined_sessions(requests, conn, None, [], timeout, TIMEOUTS)
         by_row = np.empty(len(requests), np.int64)
         by_row[requests.row[sessions["request"].to_numpy()]] = sessions["session_id"]
         for p, (part, ids) in enumerate(zip(parts.partitions(release=False), got.ids, strict=True)):
