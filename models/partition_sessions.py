@@ -15,8 +15,9 @@ the merge takes their statistics (`TracePauses`); `HeldPauses` computes them in 
 A key whose every request failed auth the model joins to its connection's next key
 (`sessions.join_failed_credentials`), found only across the connection's rows, which
 other partitions may hold: partitions of the joined keys (`failed_auth_join.KeyJoin`) are
-marked `KeyPartition.joined`, and merged as the model's pandas path makes the statistics
-(`sessionized._joined_sessions`: at the other timeouts in session-id order, ids int64);
+marked `KeyPartition.joined`, and merged as the model makes the statistics of a joined
+trace (`key_split.session_stats_by_timeout(id_order=True)`: at the other timeouts in
+session-id order; the ids int64, as the old pandas path had them: the file shows none);
 an unmarked partition holding such a key raises `CrossPartitionJoin`.
 """
 
@@ -44,8 +45,8 @@ request): the timeout's name in `timeouts_s`, None for the model's own timeout."
 class CrossPartitionJoin(NotImplementedError):
     """A partition not marked `joined` holds a session key whose every request failed auth
     (401): the model joins it to the next key its connection carries
-    (`sessions.join_failed_credentials`), which another partition may hold, and then makes
-    every session statistic the pandas way (`sessionized._joined_sessions`). Partition by
+    (`sessions.joined_key_codes`), which another partition may hold, and then sums the
+    statistics at other timeouts in session-id order. Partition by
     the joined key instead: `key_partitions.scan_key_partitions(join_failed_auth=True)`
     (the scan finds such keys, `failed_auth_join` their targets) and
     `Partition.key_partition`, which marks the rows."""
@@ -67,9 +68,9 @@ class KeyPartition:
     """The session keys (strings, distinct); no other partition holds one of them."""
     joined: bool = False
     """The trace holds keys whose every request failed auth, and these rows are keyed by
-    the key each such key joins (`failed_auth_join.KeyJoin`; its own when none): the model's
-    pandas path (`sessionized._joined_sessions`), which every partition of the trace
-    must then be marked for."""
+    the key each such key joins (`failed_auth_join.KeyJoin`; its own when none): the
+    model's joined sessions (statistics at other timeouts in session-id order), which
+    every partition of the trace must then be marked for."""
 
     def __len__(self) -> int:
         return len(self.t_s)
@@ -385,8 +386,8 @@ def _stats_at(
 def _joined_stats_at(
     parts: Sequence[PartitionSessions], rank: list[np.ndarray], name: str, median_s: float
 ) -> SessionStats:
-    """`session_stats(sessionize(frame, timeout))` at the timeout `name` (the model's
-    pandas path, `sessionized._joined_sessions`): the sessions' table in session-id order
+    """The model's statistics at the timeout `name` of a joined trace
+    (`key_split.session_stats_by_timeout(id_order=True)`): the sessions in session-id order
     (by start, ties by key), its means summed in that order."""
     at = [p.by_timeout[name] for p in parts]
     starts = [a.start_s for a in at]
