@@ -1,0 +1,147 @@
+"""The endpoints of a scan's rows without the distinct paths (issue 15, the partitioned
+model): each batch's distinct (method, path) pairs cut to path skeletons in the batch (the
+package's shape rules, a function of each path alone), and only what the templater's fit
+and the names' order need kept across batches (`SkeletonCells`). A row's code is its cell
+(raw method, skeleton); after the scan, `fit` gives the model's templater, its endpoint
+names in the model's order and each cell's endpoint (`templating.request_endpoints`' to
+the bit: tests/models/test_key_partitions.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .shapes import skeleton_codes
+from .templating import Templater
+
+__all__ = ["SkeletonCells"]
+
+
+class SkeletonCells:
+    """What the endpoints need, kept across batches: (METHOD, path skeleton) request
+    counts (all `Templater.fit_skeletons` reads: it sums counts per skeleton and keeps the
+    set of (method, skeleton)), and per cell (raw method, skeleton applied) the least path
+    seen (where `request_endpoints` numbers the names: in order of first use over the
+    sorted (method, path) pairs). A row spills its cell; nothing kept grows with paths
+    unless skeletons do."""
+
+    def __init__(self) -> None:
+        self.skeleton_id: dict[tuple[str, ...], int] = {}
+        self.method_id: dict[str | None, int] = {}
+        """Raw methods (None: null) as read, numbered in order of first use."""
+        self.fit_counts: dict[tuple[str, int], int] = {}
+        self.cell_id: dict[tuple[int, int], int] = {}
+        self.least_path: list[str | None] = []
+        """Per cell, its least path (None: only null paths, which sort last)."""
+
+    def _skeletons(self, texts: pa.Array) -> np.ndarray:
+        codes, skeletons = skeleton_codes(texts)
+        ids = self.skeleton_id
+        number = np.array([ids.setdefault(k, len(ids)) for k in skeletons], np.int64)
+        return np.asarray(number[codes])
+
+    def add_batch(
+        self, methods: pa.Array, paths: pa.Array, method: np.ndarray, path: np.ndarray
+    ) -> np.ndarray:
+        """Each row's cell, from its method and path indices into the batch dictionaries
+        `methods` and `paths` (a null: one past the end)."""
+        methods = pa.concat_arrays([methods.cast(pa.string()), pa.nulls(1, pa.string())])
+        paths = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
+        pairs, row_pair, counts = _distinct(method, path, len(methods), len(paths))
+        pair_method, pair_path = pairs // len(paths), pairs % len(paths)
+        used_paths, pair_path = np.unique(pair_path, return_inverse=True)
+        pair_path = pair_path.ravel()
+        texts = paths.take(pa.array(used_paths))
+        fit = self._skeletons(texts.fill_null("None"))  # the fit reads a null as "None"
+        # ... and templates it as "/" (request_endpoints)
+        applied = self._skeletons(texts.fill_null("/")) if texts.null_count else fit
+        raw = methods.to_pylist()
+        upper = ["NONE" if m is None else str(m).upper() for m in raw]
+        raw_id = np.array([self.method_id.setdefault(m, len(self.method_id)) for m in raw])
+        # Counts per (METHOD, fit skeleton): few per batch.
+        upper_of, upper_code = np.unique(np.array(upper, dtype=object), return_inverse=True)
+        key = upper_code.ravel()[pair_method] * (1 << 32) + fit[pair_path]
+        keys, at = np.unique(key, return_inverse=True)
+        sums = np.bincount(at.ravel(), weights=counts, minlength=len(keys)).astype(np.int64)
+        for k, n in zip(keys.tolist(), sums.tolist(), strict=True):
+            entry = (str(upper_of[k >> 32]), k & 0xFFFFFFFF)
+            self.fit_counts[entry] = self.fit_counts.get(entry, 0) + n
+        # The cells (raw method, applied skeleton), each one's least path of the batch.
+        key = raw_id[pair_method] * (1 << 32) + applied[pair_path]
+        keys, at = np.unique(key, return_inverse=True)
+        at = at.ravel()
+        path_rank = np.empty(len(texts), np.int64)  # (sort_indices: a null last)
+        path_rank[pc.sort_indices(texts).to_numpy()] = np.arange(len(texts))
+        by = np.lexsort((path_rank[pair_path], at))
+        least = texts.take(pa.array(pair_path[by[np.searchsorted(at[by], np.arange(len(keys)))]]))
+        cells = []
+        for k, text in zip(keys.tolist(), least.to_pylist(), strict=True):
+            cell = self.cell_id.setdefault((k >> 32, k & 0xFFFFFFFF), len(self.cell_id))
+            if cell == len(self.least_path):
+                self.least_path.append(text)
+            elif _path_before(text, self.least_path[cell]):
+                self.least_path[cell] = text
+            cells.append(cell)
+        return np.asarray(np.array(cells, np.int32)[at][row_pair])
+
+    def fit(self) -> tuple[Templater, list[str], np.ndarray]:
+        """The templater, the endpoint names (as `request_endpoints` numbers them) and each
+        cell's code into them."""
+        methods = list(self.method_id)
+        skeletons = list(self.skeleton_id)
+        templater = Templater.fit_skeletons(
+            (method, skeletons[k], n) for (method, k), n in self.fit_counts.items()
+        )
+        cells = list(self.cell_id)
+        names_of_cell = [
+            templater.skeleton_endpoint(
+                "NONE" if methods[m] is None else str(methods[m]).upper(), skeletons[k]
+            )
+            for m, k in cells
+        ]
+        # A name's first use: its least (method, path) pair, methods and paths each in
+        # sorted order with null last (the model's codes).
+        rank: dict[str | None, int] = {
+            m: i for i, m in enumerate(sorted(m for m in methods if m is not None))
+        }
+        rank[None] = len(rank)
+        first: dict[str, tuple[int, bool, str]] = {}
+        for (m, _), name, path in zip(cells, names_of_cell, self.least_path, strict=True):
+            at = (rank[methods[m]], path is None, path or "")
+            if name not in first or at < first[name]:
+                first[name] = at
+        names = sorted(first, key=first.__getitem__)
+        kind = np.int16 if len(names) <= np.iinfo(np.int16).max else np.int32
+        number = {name: i for i, name in enumerate(names)}
+        endpoint_of = np.array([number[name] for name in names_of_cell], kind)
+        return templater, names, endpoint_of
+
+    def held(self) -> dict[str, int]:
+        return {"skeletons": len(self.skeleton_id), "cells": len(self.cell_id)}
+
+
+def _path_before(path: str | None, other: str | None) -> bool:
+    """Whether `path` sorts before `other`, as the model's sorted paths have them: by
+    code point (the binary order of UTF-8), a null last."""
+    return path is not None and (other is None or path < other)
+
+
+def _distinct(
+    method: np.ndarray, path: np.ndarray, n_methods: int, n_paths: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch's distinct (method, path) index pairs as `method * n_paths + path`
+    (sorted), each row's index into them and each pair's rows: counted in a table of every
+    cell when it holds at most 4 cells a row (a row group's dictionaries are small), else
+    by a sort."""
+    pair = method.astype(np.int64) * n_paths + path
+    cells = n_methods * n_paths
+    if cells > 4 * len(pair):
+        pairs, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
+        return pairs, inverse.ravel(), counts
+    counts = np.bincount(pair, minlength=cells)
+    pairs = np.flatnonzero(counts)
+    index = np.zeros(cells, np.int64)
+    index[pairs] = np.arange(len(pairs))
+    return pairs, index[pair], counts[pairs]
