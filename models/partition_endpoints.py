@@ -11,8 +11,8 @@ distinct values), merged batch by batch: `param_kind` reads each pattern as "eve
 matches", lengths as their min / max and examples as the least distinct values, none of
 which a duplicate changes, so the rows' segments give what the endpoint's distinct paths
 give, without holding the paths. A group is what a row's path is known by when it is seen:
-in the key partitions' scan its cell (`_Skeletons.add_batch`), mapped to endpoints once
-the scan has fitted them (`KeyPartitions.endpoint_of`); else its endpoint itself.
+in the key partitions' scan its cell (`SkeletonCells.add_batch`), mapped to endpoints
+once the scan has fitted them (`KeyPartitions.endpoint_of`); else its endpoint itself.
 
 The scan's `Partition` carries no path, so the parameter kinds come from a hook of the scan
 (`ParamFacts.add_batch`): `key_partitions._scan` would call it after `skeletons.add_batch`
