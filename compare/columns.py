@@ -5,8 +5,8 @@ distinct (method, path skeleton) (Arrow works out each distinct path's skeleton)
 sessions numbered with numpy (`frame.session_rows`, the rows of `sessionize_requests`),
 never a pandas frame of every column nor pandas' sorts of string keys. Session keys first
 as the model's `sessionize` has them: a key whose requests all failed auth joins its
-connection's next key (`sessions.join_failed_credentials`, the same function; `conn` read
-only then).
+connection's next key (`sessions.join_failed_credentials`'s answer, with the model's numpy
+join: `sessionized._joined_keys`; `conn` read only then).
 
 The frames hold what the measures, verdicts, SLOs and the report read: `session_key`,
 `t_s`, `duration_ms`, `status`, `status_label` (categorical, statuses.py), `error`,
@@ -30,15 +30,12 @@ import pyarrow.compute as pc
 from tracereplay.models.frame import (
     PLANNED_SOURCES,
     RequestColumns,
-    connections_to_join,
     gather,
     read_light_columns,
     session_rows,
 )
-from tracereplay.models.sessions import (
-    DEFAULT_SESSION_TIMEOUT_S,
-    join_failed_credentials,
-)
+from tracereplay.models.sessionized import _joined_keys
+from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 from tracereplay.models.shapes import cut_paths, skeleton_codes
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.templating import Templater
@@ -166,11 +163,12 @@ def _seconds_since(t_s: np.ndarray, shift_us: int) -> None:
 def _session_keys(source: ParquetSource, requests: RequestColumns) -> np.ndarray:
     """Each request's session key code as the model's `sessionize` reads it: a key whose
     requests all failed auth joins the key its connection carries next
-    (`join_failed_credentials`); `conn` is read only when some key failed throughout."""
-    conn = connections_to_join(source, requests)
-    if conn is None:
+    (`join_failed_credentials`), with the model's numpy join (`sessionized._joined_keys`:
+    `conn` read only when some key failed throughout, batch by batch and dictionary-encoded,
+    only the connections a failed key's request is on ranked; no Python string a request)."""
+    joined = _joined_keys(source, requests)
+    if joined is None:
         return requests.key
-    joined = join_failed_credentials(requests.key, requests.t_s, requests.status, conn)
     return np.asarray(joined, dtype=requests.key.dtype)
 
 

@@ -9,15 +9,18 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 from faker import Faker
 
 from tests.factories import T0, TEST_META, make_record
-from tracereplay.compare.columns import read_pair
+from tracereplay.compare.columns import _session_keys, read_pair
 from tracereplay.compare.compare import COMPARE_COLUMNS, compare_traces
-from tracereplay.models.frame import load_requests
+from tracereplay.models.frame import connections_to_join, load_requests, read_light_columns
 from tracereplay.models.model import build_model
-from tracereplay.models.sessions import session_stats, sessionize
+from tracereplay.models.sessions import join_failed_credentials, session_stats, sessionize
+from tracereplay.models.source import ParquetSource
 from tracereplay.trace import TraceRecord, open_writer
 
 
@@ -102,3 +105,43 @@ def test_a_failed_key_without_a_connection_keeps_its_own_session(tmp_path: Path)
 
 def _lengths(frame: pd.DataFrame) -> list[int]:
     return sorted(frame.groupby("session_id").size().tolist())
+
+
+def _tangled(seed: int) -> list[TraceRecord]:
+    """Many clients sharing a few connections whose names sort otherwise than they are
+    first used ("c10" before "c9", upper case before lower, a non-ASCII one), some keys
+    failing throughout (on one connection or two), times with ties, some rows without a
+    connection: where the join's order of connections, times and positions decides."""
+    fake = Faker()
+    fake.seed_instance(seed)
+    conns = ["c9", "c10", "C1", "c1", "é1", "c1 ", None]
+    keys = ["basic:" + fake.sha1()[:12] for _ in range(40)]
+    failing = set(fake.random_elements(keys, length=14, unique=True))
+    records = []
+    for _ in range(700):
+        key = fake.random_element(keys)
+        status = 401 if key in failing else fake.random_element([200, 200, 201, 401, 404])
+        t = fake.random_int(0, 240) * 0.5  # (ties)
+        path = fake.random_element(["/api/v1/auth/login", "/api/v1/clients/"])
+        records.append(_at(t, key, fake.random_element(conns), path, status))
+    return sorted(records, key=lambda r: r.ts)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compare_joins_failed_keys_as_the_pandas_join_does(tmp_path: Path, seed: int) -> None:
+    """compare's numpy join (`columns._session_keys`: the model's `sessionized._joined_keys`)
+    gives each request the key `join_failed_credentials` (pandas, over every request's
+    `conn` as a Python object) does, and the sessions are `sessionize`'s."""
+    trace = _write(tmp_path / "real", _tangled(seed))
+    source = ParquetSource.open(trace)
+    requests = read_light_columns(source, status_dtype=np.float32)
+    conn = connections_to_join(source, requests)
+    assert conn is not None  # (some key failed throughout)
+    want = join_failed_credentials(requests.key, requests.t_s, requests.status, conn)
+    got = _session_keys(source, requests)
+    assert (want != requests.key).any()  # (some key joined: the case matters)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == requests.key.dtype
+    real_s, _ = read_pair(trace, trace)
+    reference = sessionize(load_requests(trace, COMPARE_COLUMNS))
+    pd.testing.assert_frame_equal(_by_request(real_s), _by_request(reference))
