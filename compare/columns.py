@@ -6,7 +6,7 @@ sessions numbered with numpy (`frame.session_rows`, the rows of `sessionize_requ
 never a pandas frame of every column nor pandas' sorts of string keys. Session keys first
 as the model's `sessionize` has them: a key whose requests all failed auth joins its
 connection's next key (`sessions.join_failed_credentials`'s answer, with the model's numpy
-join: `sessionized._joined_keys`; `conn` read only then).
+join: `sessionized.joined_keys`; `conn` read only then).
 
 The frames hold what the measures, verdicts, SLOs and the report read: `session_key`,
 `t_s`, `duration_ms`, `status`, `status_label` (categorical, statuses.py), `error`,
@@ -34,7 +34,7 @@ from tracereplay.models.frame import (
     read_light_columns,
     session_rows,
 )
-from tracereplay.models.sessionized import _joined_keys
+from tracereplay.models.sessionized import joined_keys
 from tracereplay.models.sessions import DEFAULT_SESSION_TIMEOUT_S
 from tracereplay.models.shapes import cut_paths, skeleton_codes
 from tracereplay.models.source import ParquetSource
@@ -163,10 +163,10 @@ def _seconds_since(t_s: np.ndarray, shift_us: int) -> None:
 def _session_keys(source: ParquetSource, requests: RequestColumns) -> np.ndarray:
     """Each request's session key code as the model's `sessionize` reads it: a key whose
     requests all failed auth joins the key its connection carries next
-    (`join_failed_credentials`), with the model's numpy join (`sessionized._joined_keys`:
+    (`join_failed_credentials`), with the model's numpy join (`sessionized.joined_keys`:
     `conn` read only when some key failed throughout, batch by batch and dictionary-encoded,
     only the connections a failed key's request is on ranked; no Python string a request)."""
-    joined = _joined_keys(source, requests)
+    joined = joined_keys(source, requests)
     if joined is None:
         return requests.key
     return np.asarray(joined, dtype=requests.key.dtype)

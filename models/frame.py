@@ -204,7 +204,7 @@ def sessionize_requests(
     t_s, duration_ms, request, endpoint as a categorical of `names`), built with numpy:
     the same rows, columns and values, without pandas' sorts, groupbys and dict of session
     numbers. Keys that join their connection (`join_failed_credentials`): `requests` with
-    the joined key codes (`sessions.joined_key_codes`; `sessionized._joined_keys`). `split`:
+    the joined key codes (`sessions.joined_key_codes`; `sessionized.joined_keys`). `split`:
     `key_time_split(requests)`, when the caller has it: read, never written, but the
     frame may hold its arrays (of keys, times, thinks, requests, and durations when it
     has them) as its columns.

@@ -52,7 +52,7 @@ def _sessionized(
 ) -> tuple[pd.DataFrame, _Later]:
     """The sessions (numpy's `sessionize_requests`, as `sessionize` makes them; a key
     whose requests all failed auth joined to its connection's next key first:
-    `_joined_keys`), and what gives the session statistics
+    `joined_keys`), and what gives the session statistics
     at each of `timeouts_s` when called (from the same numpy sort, kept until then:
     `build_model` calls it once the behaviors' child has forked, real10M's 0.5 s).
     `endpoint` None: the frame without its endpoint column, put in by `_completed` or
@@ -61,7 +61,7 @@ def _sessionized(
     its `seq` column, put in by `frame.with_positions` (no stage of the sessions reads it:
     4 B a request less at the parent's peak, real10M's 41 MiB), nor its `duration_ms`
     (`censoring` reads the requests' own: `censoring(duration_ms=)`)."""
-    joined = _joined_keys(trace, requests)
+    joined = joined_keys(trace, requests)
     if joined is not None:  # (the frame's `session_key`: the joined codes, as sessionize's)
         requests = replace(requests, key=joined)
     timeouts = dict(timeouts_s or {})
@@ -83,7 +83,7 @@ def _sessionized(
     )
 
 
-def _joined_keys(trace: RequestSource, requests: RequestColumns) -> np.ndarray | None:
+def joined_keys(trace: RequestSource, requests: RequestColumns) -> np.ndarray | None:
     """Each request's session key code with each key whose requests all failed auth
     joined to its connection's next key (`sessions.joined_key_codes`, numpy's
     `join_failed_credentials`; `conn` read only then), else None."""
@@ -166,9 +166,9 @@ def _model_sessions(
     where the sessions are made beside the templates, 17 B a request less (real10M:
     the times' 81 MiB, the keys in order 41 MiB, the ids 41 MiB, `same_key` 10 MiB).
     Keys whose requests all failed auth are joined to their connection's next key
-    (`_joined_keys`) for the sort only: the requests keep their own key codes."""
+    (`joined_keys`) for the sort only: the requests keep their own key codes."""
     requests = held.pop()
-    joined = _joined_keys(trace, requests)
+    joined = joined_keys(trace, requests)
     key = requests.key if joined is None else joined
     times = [requests.t_s]
     requests = _after_the_sessions(requests)  # (the times: in `times` only)

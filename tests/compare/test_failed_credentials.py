@@ -129,7 +129,7 @@ def _tangled(seed: int) -> list[TraceRecord]:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_compare_joins_failed_keys_as_the_pandas_join_does(tmp_path: Path, seed: int) -> None:
-    """compare's numpy join (`columns._session_keys`: the model's `sessionized._joined_keys`)
+    """compare's numpy join (`columns._session_keys`: the model's `sessionized.joined_keys`)
     gives each request the key `join_failed_credentials` (pandas, over every request's
     `conn` as a Python object) does, and the sessions are `sessionize`'s."""
     trace = _write(tmp_path / "real", _tangled(seed))

@@ -1,5 +1,5 @@
 """Keys whose every request failed auth, joined to their connection's next key on the
-model's numpy path (`sessions.joined_key_codes`, `sessionized._joined_keys`), against the
+model's numpy path (`sessions.joined_key_codes`, `sessionized.joined_keys`), against the
 pandas way the model took before (`sessions.join_failed_credentials`, `sessionize`:
 `sessionized._joined_sessions`), to the bit: the joined keys, the frame, its table,
 statistics and censoring, and the statistics at the other timeouts (summed in session-id
