@@ -35,8 +35,6 @@ from .sessions import (
     SessionStats,
     failed_keys,
     joined_key_codes,
-    session_stats,
-    sessionize,
 )
 from .source import RequestSource
 from .templating import Templater, request_endpoints
@@ -189,31 +187,6 @@ def _model_sessions(
     return sessions, None if ids else np.cumsum(sizes) - sizes, later, requests
 
 
-def _joined_sessions(
-    requests: RequestColumns,
-    conn: np.ndarray,
-    endpoint: np.ndarray | None,
-    names: list[str],
-    timeout_s: float,
-    timeouts: Mapping[str, float],
-) -> tuple[pd.DataFrame, _Later]:
-    """`_sessionized` of requests some of whose keys failed auth throughout (`conn`: each
-    request's connection, `frame.connections_to_join`) the pandas way: `sessionize`, which
-    joins them to their connection's next key. What the model computed until 2026-12-05
-    (92.7 s and 5.46 GB at 10 M requests): no stage calls it now, the tests compare the
-    numpy path against it (tests/models/test_joined_sessions.py)."""
-
-    def by_timeout() -> dict[str, SessionStats]:
-        # A failed credential joins its connection's next key: sessionize per timeout.
-        return {
-            name: session_stats(sessionize(_session_frame(requests, conn), t))
-            for name, t in timeouts.items()
-        }
-
-    sessions = sessionize(_session_frame(requests, conn, endpoint, names), timeout_s)
-    return sessions, _Later(by_timeout, requests.t_s)
-
-
 @dataclass
 class _Later:
     """Session statistics computed when asked, from arrays kept until then (`_sessionized`'s
@@ -345,27 +318,3 @@ def _after_the_stats(requests: RequestColumns) -> RequestColumns:
         path=requests.path[:0].copy(),
         paths=pa.array([], requests.paths.type),
     )
-
-
-def _session_frame(
-    requests: RequestColumns,
-    conn: np.ndarray | None = None,
-    endpoint: np.ndarray | None = None,
-    names: list[str] | None = None,
-) -> pd.DataFrame:
-    """What `sessionize` reads, with session keys as codes sorted like the keys (so ids
-    and ties come out as with the strings) and endpoints as a categorical; `conn` and
-    `status` when some key failed auth throughout."""
-    frame = pd.DataFrame(
-        {
-            "session_key": requests.key,
-            "t_s": requests.t_s,
-            "duration_ms": requests.duration_ms,
-            "request": np.arange(len(requests)),
-        }
-    )
-    if conn is not None:
-        frame["status"], frame["conn"] = requests.status, conn
-    if endpoint is not None and names is not None:
-        frame["endpoint"] = pd.Categorical.from_codes(endpoint, categories=pd.Index(names))
-    return frame

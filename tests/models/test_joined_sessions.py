@@ -1,7 +1,7 @@
 """Keys whose every request failed auth, joined to their connection's next key on the
 model's numpy path (`sessions.joined_key_codes`, `sessionized.joined_keys`), against the
 pandas way the model took before (`sessions.join_failed_credentials`, `sessionize`:
-`sessionized._joined_sessions`), to the bit: the joined keys, the frame, its table,
+`pandas_sessions.joined_sessions`), to the bit: the joined keys, the frame, its table,
 statistics and censoring, and the statistics at the other timeouts (summed in session-id
 order, as pandas' session table sums them)."""
 
@@ -21,6 +21,7 @@ import pytest
 
 from tests.factories import T0 as TRACE_T0
 from tests.factories import make_record, write_trace
+from tests.models.pandas_sessions import joined_sessions
 from tracereplay.models import model as model_module
 from tracereplay.models.frame import RequestColumns, connections_to_join
 from tracereplay.models.key_split import session_stats_by_timeout
@@ -29,7 +30,6 @@ from tracereplay.models.session_shape import censoring
 from tracereplay.models.sessionized import (
     _after_the_sessions,
     _connection_ranks,
-    _joined_sessions,
     _model_sessions,
     _sessionized,
 )
@@ -173,7 +173,7 @@ def test_sessionized_is_the_pandas_way(
     r, source, conn = made
     endpoint = (np.arange(len(r)) % 3).astype(np.int16)
     names = ["GET /a", "GET /b", "POST /c"]
-    want, want_later = _joined_sessions(r, conn, endpoint, names, 60.0, TIMEOUTS)
+    want, want_later = joined_sessions(r, conn, endpoint, names, 60.0, TIMEOUTS)
     got, later = _sessionized(source, r, endpoint, names, 60.0, TIMEOUTS)  # type: ignore[arg-type]
     pd.testing.assert_frame_equal(got, want.drop(columns=["status", "conn"]))
     assert later() == want_later()
@@ -184,7 +184,7 @@ def test_model_sessions_are_the_pandas_way(
     name: str, made: tuple[RequestColumns, _Conns, np.ndarray]
 ) -> None:
     r, source, conn = made
-    want, want_later = _joined_sessions(r, conn, None, [], 60.0, TIMEOUTS)
+    want, want_later = joined_sessions(r, conn, None, [], 60.0, TIMEOUTS)
     duration_ms = r.duration_ms.copy()
     sessions, starts, later, rest = _model_sessions(source, [replace(r)], 60.0, TIMEOUTS)  # type: ignore[arg-type]
     assert np.array_equal(rest.key, r.key)  # (the requests keep their own keys)
@@ -220,7 +220,7 @@ def test_the_statistics_at_other_timeouts_are_summed_in_session_id_order() -> No
     r = _requests(key.tolist(), t.tolist(), status.tolist(), rng.uniform(0, 900, n).tolist())
     conn = ["c0"] * 3 + [f"c{k}" for k in key[3:]]
     source, objects = _Conns(conn), np.array(conn, dtype=object)  # type: ignore[arg-type]
-    _, want_later = _joined_sessions(r, objects, None, [], 60.0, TIMEOUTS)
+    _, want_later = joined_sessions(r, objects, None, [], 60.0, TIMEOUTS)
     want = want_later()
     _, _, later, _ = _model_sessions(source, [replace(r)], 60.0, TIMEOUTS)  # type: ignore[arg-type]
     assert later() == want
@@ -237,11 +237,12 @@ def _pandas_model_sessions(
     trace: Any, held: list[RequestColumns], timeout_s: float, timeouts_s: Mapping[str, float]
 ) -> tuple[pd.DataFrame, None, Any, RequestColumns]:
     """`sessionized._model_sessions` as it was for keys that failed auth throughout (until
-    join40): pandas' `sessionize` (`_joined_sessions`), the frame's ids as a column."""
+    join40): pandas' `sessionize` (`pandas_sessions.joined_sessions`), the frame's ids as
+    a column."""
     requests = held.pop()
     conn = connections_to_join(trace, requests)
     assert conn is not None
-    sessions, later = _joined_sessions(requests, conn, None, [], timeout_s, timeouts_s)
+    sessions, later = joined_sessions(requests, conn, None, [], timeout_s, timeouts_s)
     del sessions["session_key"]
     return sessions, None, later, _after_the_sessions(requests)
 

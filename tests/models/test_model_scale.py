@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import T0, make_record, make_table, write_trace
+from tests.models.pandas_sessions import session_frame
 from tracereplay.errors import TraceCorruptError
 from tracereplay.models import synthesize as synthesize_module
 from tracereplay.models.addresses import (
@@ -45,7 +46,6 @@ from tracereplay.models.frame import (
 )
 from tracereplay.models.model import build_model, model_json
 from tracereplay.models.params import param_kind
-from tracereplay.models.sessionized import _session_frame
 from tracereplay.models.sessions import session_stats, sessionize
 from tracereplay.models.shapes import cut_path, cut_paths
 from tracereplay.models.source import ParquetSource
@@ -315,7 +315,7 @@ def test_session_stats_by_timeout_are_sessionizes(requests: list[Any]) -> None:
     endpoint = np.arange(len(requests)) % 3
     names = ["GET /z", "GET /a", "POST /a"]
     for timeout in timeouts.values():  # the model's frame, sessionized by numpy or pandas
-        pandas_way = sessionize(_session_frame(columns, None, endpoint, names), timeout)
+        pandas_way = sessionize(session_frame(columns, None, endpoint, names), timeout)
         numpy_way = sessionize_requests(columns, endpoint, names, timeout)
         pd.testing.assert_frame_equal(numpy_way, pandas_way, check_exact=True)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import T0, make_record, write_trace
+from tests.models.pandas_sessions import session_frame
 from tracereplay.models import sessionized
 from tracereplay.models.frame import connections_to_join, read_light_columns
 from tracereplay.models.model import SENSITIVITY_TIMEOUTS_S, build_model
@@ -48,7 +49,7 @@ def test_the_sensitivity_is_sessionize_at_each_timeout(tmp_path: Path, failed: b
     conn = connections_to_join(source, requests)
     assert (conn is not None) == failed  # both ways of sessionizing
     expected = {
-        name: session_stats(sessionize(sessionized._session_frame(requests, conn), t)).to_json()
+        name: session_stats(sessionize(session_frame(requests, conn), t)).to_json()
         for name, t in SENSITIVITY_TIMEOUTS_S.items()
     }
     assert len({str(v) for v in expected.values()}) == 3  # the timeouts cut differently

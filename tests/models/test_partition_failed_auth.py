@@ -1,6 +1,6 @@
 """Keys whose every request failed auth, partitioned: the scan finds them, their join is the
 model's (`sessions.join_failed_credentials`), the rows are partitioned by the joined key,
-and the sessions merged are the model's pandas path (`sessionized._joined_sessions`) to
+and the sessions merged are the model's pandas path (`pandas_sessions.joined_sessions`) to
 the bit, whichever partition the failed key and its target hash to."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.factories import T0, TEST_META, make_record, make_table
+from tests.models.pandas_sessions import joined_sessions
 from tests.models.test_key_partitions import TableSource
 from tests.models.test_partition_sessions import TIMEOUTS, _assert_same, _Whole
 from tracereplay.models import key_partitions
@@ -34,7 +35,6 @@ from tracereplay.models.partition_sessions import (
     partition_sessions,
 )
 from tracereplay.models.session_shape import censoring
-from tracereplay.models.sessionized import _joined_sessions
 from tracereplay.models.sessions import (
     failed_keys,
     join_failed_credentials,
@@ -151,12 +151,12 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def _whole(source: Any, timeout_s: float, timeouts_s: dict[str, float]) -> _Whole:
     """The sessions block of `build_model` on the whole trace, the joined path's: the
-    pandas way it took until join40 (`sessionized._joined_sessions`; the model's numpy
+    pandas way it took until join40 (`pandas_sessions.joined_sessions`; the model's numpy
     path gives the same to the bit, but its table's ids int32: test_joined_sessions.py)."""
     requests = read_light_columns(source)
     conn = connections_to_join(source, requests)
     assert conn is not None
-    sessions, later = _joined_sessions(requests, conn, None, [], timeout_s, timeouts_s)
+    sessions, later = joined_sessions(requests, conn, None, [], timeout_s, timeouts_s)
     table = session_table(sessions)
     stats = session_stats(sessions, table)
     censored = censoring(sessions, timeout_s, requests.duration_ms)
@@ -218,7 +218,7 @@ def test_partitions_of_joined_keys_are_the_models_sessions(
         requests = read_light_columns(source)
         conn = connections_to_join(source, requests)
         assert conn is not None
-        sessions, _ = _joined_sessions(requests, conn, None, [], timeout, TIMEOUTS)
+        sessions, _ = joined_sessions(requests, conn, None, [], timeout, TIMEOUTS)
         by_row = np.empty(len(requests), np.int64)
         by_row[requests.row[sessions["request"].to_numpy()]] = sessions["session_id"]
         for p, (part, ids) in enumerate(zip(parts.partitions(release=False), got.ids, strict=True)):
