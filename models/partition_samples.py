@@ -39,7 +39,7 @@ from pyarrow import ipc
 from .frame import distinct
 from .key_partitions import ROW_FILE, KeyPartitions, Partition
 from .key_split import key_runs, session_starts_and_keys
-from .session_sample import SessionSample, part_ranks, session_keys
+from .session_sample import SessionSample, bounded_by_lengths, part_ranks, session_keys
 
 __all__ = ["CorrelationRows", "PayloadSample", "correlation_sample", "payload_sample"]
 
@@ -348,7 +348,7 @@ def correlation_sample(
                 pairs = distinct(endpoint * n + at[np.concatenate([q[1] for q in quota])])
                 chosen[order[_first_per_endpoint(pairs, n, per_endpoint) % n]] = True
         sample = SessionSample(chosen, keys, per_sample, per_endpoint, seed, files, files)
-        sample = _bounded(sample, lengths, parts.rows, requests)
+        sample = bounded_by_lengths(sample, lengths, parts.rows, requests)
         return _rows(spill, parts.count, sample, ends if files and n > per_sample else None)
 
 
@@ -387,19 +387,6 @@ def _first_per_endpoint(pairs: np.ndarray, n: int, per_endpoint: int) -> np.ndar
     starts = np.flatnonzero(np.r_[True, ep[1:] != ep[:-1]]) if len(ep) else np.zeros(0, np.int64)
     position = np.arange(len(ep)) - np.repeat(starts, np.diff(np.r_[starts, len(ep)]))
     return np.asarray(pairs[position < per_endpoint])
-
-
-def _bounded(sample: SessionSample, lengths: np.ndarray, rows: int, requests: int) -> SessionSample:
-    """`session_sample._bounded`, the sessions' lengths given."""
-    sessions = int(sample.chosen.sum())
-    if not sessions or rows <= requests:
-        return sample
-    sampled = lengths[sample.chosen]
-    if int(sampled.sum()) <= requests:
-        return sample
-    per_session = max(1, requests // sessions)
-    cut = int((sampled > per_session).sum())
-    return replace(sample, per_session=per_session, sessions_cut=cut, lengths=lengths)
 
 
 def _rows(

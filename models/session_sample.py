@@ -197,10 +197,20 @@ def sample_sessions(
 def _bounded(sample: SessionSample, session_id: np.ndarray, requests: int) -> SessionSample:
     """`sample` reading at most `requests` requests: where its sessions hold more, each
     read up to requests // sessions, its first and last (at least its first request)."""
-    sessions = int(sample.chosen.sum())
-    if not sessions or len(session_id) <= requests:  # (no sample can hold more)
+    if not sample.chosen.any() or len(session_id) <= requests:  # (no sample can hold more)
         return sample
     lengths = chunked_bincount(session_id, len(sample.chosen))
+    return bounded_by_lengths(sample, lengths, len(session_id), requests)
+
+
+def bounded_by_lengths(
+    sample: SessionSample, lengths: np.ndarray, rows: int, requests: int
+) -> SessionSample:
+    """`_bounded` with each session's length given (`lengths`, of `rows` requests in
+    all): models/partition_samples.py counts them partition by partition."""
+    sessions = int(sample.chosen.sum())
+    if not sessions or rows <= requests:  # (no sample can hold more)
+        return sample
     sampled = lengths[sample.chosen]
     if int(sampled.sum()) <= requests:
         return sample
