@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from .key_split import KeyRuns, key_runs, session_starts_and_keys
 from .nan_quantiles import nan_median, nan_quantile
 from .session_shape import CENSOR_QUANTILE, Censoring, _Ends
-from .sessions import SessionStats, failed_keys, run_extremes
+from .sessions import SessionStats, failed_keys, run_extremes, table_stats
 
 PauseSink = Callable[[str | None, np.ndarray], None]
 """Given, per timeout, a partition's pauses inside sessions (not NaN: no session's first
@@ -298,7 +298,7 @@ def merged_sessions(
     last_end_s = np.concatenate([p.last_end_s for p in parts])[order]
     return MergedSessions(
         table=table,
-        stats=_table_stats(table, pauses.median_s),
+        stats=table_stats(table, pauses.median_s),
         censored=_censoring(parts, table, last_end_s, pauses.censor_s, censor_edges),
         by_timeout={
             name: (_joined_stats_at if joined else _stats_at)(
@@ -328,17 +328,6 @@ def _key_ranks(parts: Sequence[PartitionSessions]) -> list[np.ndarray]:
     # would not reuse the Arrow pool's): real10M's partitioned peak ~450 -> ~390 MB.
     pa.default_memory_pool().release_unused()
     return np.split(rank, np.cumsum([len(p.keys) for p in parts])[:-1])
-
-
-def _table_stats(table: pd.DataFrame, median_s: float) -> SessionStats:
-    """`session_stats(sessions, table)`, the thinks' median given."""
-    return SessionStats(
-        sessions=len(table),
-        mean_length=float(table["length"].mean()),
-        median_length=float(table["length"].median()),
-        mean_duration_s=float(table["duration_s"].mean()),
-        median_think_s=0.0 if math.isnan(median_s) else median_s,
-    )
 
 
 def _censoring(
@@ -400,4 +389,4 @@ def _joined_stats_at(
             "duration_s": np.concatenate([a.duration_s for a in at])[order],
         }
     )
-    return _table_stats(table, median_s)
+    return table_stats(table, median_s)

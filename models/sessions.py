@@ -236,12 +236,18 @@ def session_stats(sessions: pd.DataFrame, table: pd.DataFrame | None = None) -> 
     """The sessions' statistics; `table`: their `session_table` when the caller has it."""
     table = session_table(sessions) if table is None else table
     think = nan_median(sessions["think_s"].to_numpy(float))  # (no copy of the thinks)
+    return table_stats(table, think)
+
+
+def table_stats(table: pd.DataFrame, median_think_s: float) -> SessionStats:
+    """`session_stats` from the sessions' table, their pauses' median given (NaN: none;
+    models/partition_sessions.py has it from spilled pauses)."""
     return SessionStats(
         sessions=len(table),
         mean_length=float(table["length"].mean()),
         median_length=float(table["length"].median()),
         mean_duration_s=float(table["duration_s"].mean()),
-        median_think_s=0.0 if math.isnan(think) else think,
+        median_think_s=0.0 if math.isnan(median_think_s) else median_think_s,
     )
 
 
