@@ -22,7 +22,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import ipc
 
+from tracereplay.closing import Closing
 from tracereplay.errors import TraceCorruptError, TraceEmptyError
 
 from .failed_auth_join import KeyJoin, failed_auth_join
@@ -173,7 +173,7 @@ KEY_SCHEMA = pa.schema([("key", pa.string())])
 
 
 @dataclass
-class KeyPartitions:
+class KeyPartitions(Closing):
     """A trace scanned into `count` partitions of session keys, spilled under `directory`
     (made for it, removed by `close`: use it as a context manager). `partition(p)` reads
     one back; `templater` and `names` are the model's endpoints, `first_ts_us` the trace's
@@ -196,14 +196,6 @@ class KeyPartitions:
     join: KeyJoin | None = None
     """When the rows were partitioned by their joined key (`scan_key_partitions`'
     `join_failed_auth`): each failed key's target."""
-
-    def __enter__(self) -> KeyPartitions:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """The spill directory removed."""

@@ -26,12 +26,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from tracereplay.closing import Closing
 
 from .behaviors import sig
 from .endpoint_codes import PERCENTILES
@@ -198,7 +199,7 @@ def _distinct(codes: np.ndarray, size: int | None = None) -> tuple[np.ndarray, n
     return number[codes], distinct
 
 
-class EndpointTally:
+class EndpointTally(Closing):
     """Requests counted by endpoint and by (endpoint, known status), known durations
     spilled by endpoint under `directory` (a directory of its own, removed on `close`: a
     context manager). `add` pieces of rows; `stats` the endpoints' statistics."""
@@ -207,14 +208,6 @@ class EndpointTally:
         self.counts = np.zeros(endpoints, np.int64)
         self.status_counts: dict[int, np.ndarray] = {}
         self.durations = SpilledValues(directory)
-
-    def __enter__(self) -> EndpointTally:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self.durations.close()

@@ -26,12 +26,12 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 import pyarrow as pa
 from pyarrow import ipc
 
+from tracereplay.closing import Closing
 from tracereplay.models.order_stats import lerp, quantile_points
 
 LEVEL_SHIFTS = (45, 30, 15, 0)
@@ -244,7 +244,7 @@ class _Spill:
         return sum(p.stat().st_size for p in paths if p.exists())
 
 
-class SpilledValues:
+class SpilledValues(Closing):
     """Values in groups, spilled to Arrow IPC files under a directory of its own (made in
     `directory`, or in the system's temp dir), removed on `close` (a context manager: also
     on error). `add` chunks of values; `answer` (or `quantiles`, `medians`) np.quantile and
@@ -257,17 +257,6 @@ class SpilledValues:
         self._spill = _Spill(self.directory)
         self._bins = _Counts()  # level-0 keys: group << BIN_BITS | order key >> 45
         self.report = Report()
-
-    def __enter__(self) -> SpilledValues:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """The spill files and their directory removed (again: nothing)."""

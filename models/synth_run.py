@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 from pyarrow import ipc
 
+from tracereplay.closing import Closing
 from tracereplay.errors import TraceError
 from tracereplay.trace import TraceMetadata
 
@@ -165,7 +165,7 @@ class Counter:
             self._value.value = max(int(self._value.value), at)
 
 
-class Team:
+class Team(Closing):
     """`workers` processes drawing beside this one, started before the model they draw
     from is checked: by fork from the command (before any thread of its own, Python's or
     pyarrow's pools; numpy's OpenBLAS and pyarrow's jemalloc each hold an idle thread, and
@@ -208,14 +208,6 @@ class Team:
             process.start()
             there.close()
             self.processes.append(process)
-
-    def __enter__(self) -> Team:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop the workers: at once, unless the run ended well (they end by themselves)."""

@@ -12,11 +12,11 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Protocol
 
 import pyarrow as pa
 
+from tracereplay.closing import Closing
 from tracereplay.errors import TraceError
 from tracereplay.trace.schema import TraceRecord, records_to_batch
 
@@ -57,7 +57,7 @@ class MemorySink:
         return pa.Table.from_batches(self.batches, schema=self.schema)
 
 
-class TraceWriter:
+class TraceWriter(Closing):
     """Buffers `TraceRecord`s and flushes them to a `TraceSink` at least every interval.
 
     A row handed to `write()` reaches the sink within about `flush_interval_s`, so a
@@ -186,17 +186,6 @@ class TraceWriter:
             self._sink.close()
         if self._error is not None:
             raise self._error
-
-    def __enter__(self) -> TraceWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _refuse(self, rows: int) -> None:
         if self._closing:
