@@ -120,11 +120,6 @@ def _drawn(seed: int, i: int, count: int, sample: int) -> np.ndarray:
     return np.random.default_rng([seed, i]).choice(count, sample, replace=False)
 
 
-def _partitions(parts: KeyPartitions) -> Iterator[Partition]:
-    """Every partition in turn, kept on disk (the samples pass over them more than once)."""
-    return parts.partitions(release=False)
-
-
 class _Rows(NamedTuple):
     """A partition's requests as spilled (in scan order): what the payload sample reads."""
 
@@ -298,6 +293,7 @@ def correlation_sample(
     per_endpoint: int,
     seed: int,
     requests: int,
+    handed: Callable[[int], tuple[np.ndarray, ...]] | None = None,
 ) -> CorrelationRows:
     """The correlation sample of the scanned trace's sessions (`ids`: per partition, its
     local→global session ids, `MergedSessions.ids`; `timeout_s`: the sessions'), as
@@ -305,7 +301,10 @@ def correlation_sample(
     (each session's length and first file, each partition's first `per_endpoint`
     sessions per endpoint in the order: a session's requests are all in its partition, so
     its place there is known), each request's session and place spilled; then the rows
-    of the sample from that spill (no partition sorted nor sessionized again)."""
+    of the sample from that spill (no partition sorted nor sessionized again). `handed`:
+    partition p's requests' (local session id, place in its session, scan position,
+    endpoint), when the caller kept them from its sessions (`partition_sessions`'
+    `requests`), else each partition is read and sessionized again here."""
     n = sum(len(i) for i in ids)
     keys = session_keys(n, seed)
     ends = _file_ends(part_rows)
@@ -316,26 +315,32 @@ def correlation_sample(
     files = 0
     quota: list[tuple[np.ndarray, np.ndarray]] = []  # (endpoint, session id) candidates
     with _SessionSpill(parts.directory) as spill:
-        for p, part in enumerate(_partitions(parts)):
-            local, seq = _local_sessions(part, parts.first_ts_us, timeout_s)
+        for p in range(parts.count):
+            if handed is None:
+                part = parts.partition(p)
+                local, seq = _local_sessions(part, parts.first_ts_us, timeout_s)
+                row, endpoint = part.row, part.endpoint
+                del part
+            else:
+                local, seq, row, endpoint = handed(p)
             sessions = ids[p]
-            spill.write(p, sessions[local], seq, part.row, part.endpoint)
+            spill.write(p, sessions[local], seq, row, endpoint)
             lengths[sessions] = np.bincount(local, minlength=len(sessions))
-            if ends is not None and len(part):
-                f = _file_of(ends, part.row)
+            if ends is not None and len(row):
+                f = _file_of(ends, row)
                 files = max(files, int(f.max()) + 1)
                 first = np.full(len(sessions), len(ends), np.int64)
                 np.minimum.at(first, local, f)
                 group[sessions] = file_rank[first]
-            if per_endpoint > 0 and len(part):
+            if per_endpoint > 0 and len(row):
                 in_order = np.lexsort((keys[sessions], group[sessions]))
                 place = np.empty(len(sessions), np.int64)
                 place[in_order] = np.arange(len(sessions))
                 count = len(sessions)
-                pairs = distinct(part.endpoint.astype(np.int64) * count + place[local])
+                pairs = distinct(endpoint.astype(np.int64) * count + place[local])
                 pairs = _first_per_endpoint(pairs, count, per_endpoint)
                 quota.append((pairs // count, sessions[in_order[pairs % count]]))
-            del part, local, seq
+            del local, seq, row, endpoint
         if n <= per_sample:
             chosen = np.ones(n, bool)
         else:

@@ -41,6 +41,12 @@ PauseSink = Callable[[str | None, np.ndarray], None]
 """Given, per timeout, a partition's pauses inside sessions (not NaN: no session's first
 request): the timeout's name in `timeouts_s`, None for the model's own timeout."""
 
+RequestSink = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+"""Given, of a partition's requests in its row order: each one's local session id (the
+`PartitionSessions` numbering), its place in its session and the pause before it (NaN for
+a session's first request), as the model's sessionized frame has them (`session_id`,
+`seq`, `think_s`: the same values once the local ids are mapped to the merge's)."""
+
 
 class CrossPartitionJoin(NotImplementedError):
     """A partition not marked `joined` holds a session key whose every request failed auth
@@ -120,10 +126,11 @@ def partition_sessions(
     timeout_s: float,
     timeouts_s: Mapping[str, float],
     pauses: PauseSink | None = None,
+    requests: RequestSink | None = None,
 ) -> PartitionSessions:
     """The sessions of `rows` at `timeout_s` (`build_model`'s `session_timeout_s`) and at
     each of `timeouts_s` (its `SENSITIVITY_TIMEOUTS_S`); each timeout's pauses inside
-    sessions given to `pauses`. Raises `CrossPartitionJoin` when a key's every request
+    sessions given to `pauses`, each request's session, place and pause to `requests`. Raises `CrossPartitionJoin` when a key's every request
     failed auth (the model would join it to its connection's next key) and the rows are
     not `joined`."""
     if timeout_s <= 0:
@@ -131,6 +138,8 @@ def partition_sessions(
     _checked(rows)
     n = len(rows)
     if not n:
+        if requests is not None:
+            requests(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
         return _no_sessions(rows, timeout_s, timeouts_s)
     runs = key_runs(rows.key, [rows.t_s], rows.duration_ms)
     # (the partition's keys compact, in the order of the caller's codes)
@@ -148,6 +157,8 @@ def partition_sessions(
     assert found is not None, "an end is NaN"  # (no time is: `_checked`)
     last_end_s, latest_end_s = found
     _give(pauses, None, runs, starts)
+    if requests is not None:
+        _hand_out(requests, runs, starts, numbered)
     by_timeout: dict[str, _AtTimeout] = {}
     seen: list[tuple[np.ndarray, _AtTimeout]] = []  # (timeouts cutting at the same rows: one)
     for name, timeout in timeouts_s.items():
@@ -179,6 +190,27 @@ def partition_sessions(
         by_timeout=by_timeout,
         joined=rows.joined,
     )
+
+
+def _hand_out(
+    requests: RequestSink, runs: KeyRuns, starts: np.ndarray, numbered: np.ndarray
+) -> None:
+    """Each request's local session id, place and pause given to `requests`, in the
+    partition's row order (`runs.order` maps the split's order to it)."""
+    n = len(runs.t_s)
+    kind = np.int32 if n < np.iinfo(np.int32).max else np.int64
+    local = np.empty(len(starts), kind)
+    local[numbered] = np.arange(len(starts), dtype=kind)
+    length = np.diff(np.append(starts, n))
+    session = np.empty(n, kind)
+    session[runs.order] = np.repeat(local, length)
+    seq = np.empty(n, kind)
+    seq[runs.order] = np.arange(n, dtype=kind) - np.repeat(starts.astype(kind), length)
+    pause = runs.think.copy()
+    pause[starts] = np.nan
+    think = np.empty(n)
+    think[runs.order] = pause
+    requests(session, seq, think)
 
 
 def _no_sessions(

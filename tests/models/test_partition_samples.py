@@ -127,12 +127,21 @@ def scanned(
     with scan_key_partitions(
         ParquetSource.open(trace), request.param, tmp_path_factory.mktemp("kp")
     ) as parts:
-        made = [
-            partition_sessions(parts.partition(p).key_partition(parts.first_ts_us), TIMEOUT_S, {})
-            for p in range(parts.count)
-        ]
+        made = []
+        for p in range(parts.count):
+            part = parts.partition(p)
+            got: list[tuple[np.ndarray, ...]] = []
+            rows = part.key_partition(parts.first_ts_us)
+            made.append(partition_sessions(rows, TIMEOUT_S, {}, None, lambda *a: got.append(a)))
+            ((local, seq, _),) = got
+            HANDED[(request.param, p)] = (local, seq, part.row, part.endpoint)
         merged = merged_sessions(made, TracePauses(math.nan, math.nan, {}))
         yield parts, merged.ids
+
+
+HANDED: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+"""What `partition_sessions` handed out of each partition's requests (partitions, p):
+local session, place, scan position, endpoint (`correlation_sample`'s `handed`)."""
 
 
 @pytest.mark.parametrize("sample", [1, 7, 60, 10_000])
@@ -158,6 +167,7 @@ def test_the_payload_sample_is_the_models(
     [(3, 0, 10**6), (5, 2, 10**6), (8, 20, 40), (2, 1, 3), (10_000, 5, 10**6), (10_000, 0, 50)],
 )
 @pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("handed", [False, True], ids=["again", "handed"])
 def test_the_correlation_sample_is_the_models(
     model: _Model,
     scanned: tuple[KeyPartitions, list[np.ndarray]],
@@ -165,12 +175,16 @@ def test_the_correlation_sample_is_the_models(
     per_endpoint: int,
     requests: int,
     seed: int,
+    handed: bool,
 ) -> None:
+    """The same rows whether each partition is sessionized again or its sessions' handout
+    (`partition_sessions`' `requests`) is given."""
     parts, ids = scanned
     want, rows, read = model.correlation(per_sample, per_endpoint, seed, requests)
     got = correlation_sample(
         parts, ids, model.source.part_rows(), TIMEOUT_S, per_sample=per_sample,
         per_endpoint=per_endpoint, seed=seed, requests=requests,
+        handed=(lambda p: HANDED[(parts.count, p)]) if handed else None,
     )  # fmt: skip
     assert not list(parts.directory.glob("samples-*"))  # (its spill removed)
     sample = got.sample

@@ -185,6 +185,37 @@ def test_each_requests_session_is_the_models(seed: int, parts: int) -> None:
         assert np.array_equal(ids[local["session_id"].to_numpy()], want[request])
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("parts", [1, 2, 7])
+def test_each_request_handed_out_is_the_frames_row(seed: int, parts: int) -> None:
+    """What `partition_sessions` hands out of each request (local session mapped by the
+    merge's ids, place, pause) is the whole trace's sessionized frame's session_id, seq
+    and think_s for that request, to the bit; and handing out changes no session."""
+    r = _columns(seed)
+    timeout = [20.0, 60.0, 1800.0][seed % 3]
+    split = _partitions(r, parts, seed, shuffled=seed % 2 == 0)
+    held, handed = HeldPauses(), []
+    made = []
+    for _, rows in split:
+        made.append(
+            partition_sessions(rows, timeout, TIMEOUTS, held, lambda *a: handed.append(a))
+        )
+    with np.errstate(invalid="ignore"):  # (an infinite duration's end: see `_merged`)
+        got = merged_sessions(made, held.statistics())
+        _assert_same(got, _whole(r, timeout, TIMEOUTS))
+    whole = sessionize_requests(r, None, [], timeout)
+    request = whole["request"].to_numpy()
+    want = {c: np.empty(len(r), whole[c].dtype) for c in ("session_id", "seq", "think_s")}
+    for c, values in want.items():
+        values[request] = whole[c].to_numpy()
+    assert len(handed) == parts
+    for (rows, _), ids, (local, seq, think) in zip(split, got.ids, handed, strict=True):
+        assert len(local) == len(seq) == len(think) == len(rows)
+        assert np.array_equal(ids[local], want["session_id"][rows])
+        assert np.array_equal(seq, want["seq"][rows])
+        assert think.tobytes() == want["think_s"][rows].astype(float).tobytes()
+
+
 def _requests(part: KeyPartition) -> RequestColumns:
     n = len(part)
     return RequestColumns(
