@@ -41,11 +41,13 @@ PauseSink = Callable[[str | None, np.ndarray], None]
 """Given, per timeout, a partition's pauses inside sessions (not NaN: no session's first
 request): the timeout's name in `timeouts_s`, None for the model's own timeout."""
 
-RequestSink = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
-"""Given, of a partition's requests in its row order: each one's local session id (the
+RequestSink = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
+"""Given, of a partition's requests session by session (by local id, each session's in
+time order): each one's row in the partition, its local session id (the
 `PartitionSessions` numbering), its place in its session and the pause before it (NaN for
-a session's first request), as the model's sessionized frame has them (`session_id`,
-`seq`, `think_s`: the same values once the local ids are mapped to the merge's)."""
+a session's first request), as the model's sessionized frame has them (`request`,
+`session_id`, `seq`, `think_s`: the same values once the local ids are mapped to the
+merge's, which keeps their order when the partition's keys are sorted, as the scan's are)."""
 
 
 class CrossPartitionJoin(NotImplementedError):
@@ -130,7 +132,7 @@ def partition_sessions(
 ) -> PartitionSessions:
     """The sessions of `rows` at `timeout_s` (`build_model`'s `session_timeout_s`) and at
     each of `timeouts_s` (its `SENSITIVITY_TIMEOUTS_S`); each timeout's pauses inside
-    sessions given to `pauses`, each request's session, place and pause to `requests`. Raises `CrossPartitionJoin` when a key's every request
+    sessions given to `pauses`, each request's row, session, place and pause to `requests`. Raises `CrossPartitionJoin` when a key's every request
     failed auth (the model would join it to its connection's next key) and the rows are
     not `joined`."""
     if timeout_s <= 0:
@@ -139,7 +141,8 @@ def partition_sessions(
     n = len(rows)
     if not n:
         if requests is not None:
-            requests(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+            none = np.zeros(0, np.int32)
+            requests(np.zeros(0, np.intp), none, none, np.zeros(0))
         return _no_sessions(rows, timeout_s, timeouts_s)
     runs = key_runs(rows.key, [rows.t_s], rows.duration_ms)
     # (the partition's keys compact, in the order of the caller's codes)
@@ -195,22 +198,19 @@ def partition_sessions(
 def _hand_out(
     requests: RequestSink, runs: KeyRuns, starts: np.ndarray, numbered: np.ndarray
 ) -> None:
-    """Each request's local session id, place and pause given to `requests`, in the
-    partition's row order (`runs.order` maps the split's order to it)."""
+    """Each request's row, local session id, place and pause given to `requests`, session
+    by session in local-id order: the split's sessions (each key's, in time order: `runs`)
+    taken in the order they are numbered, by ranges (no sort)."""
     n = len(runs.t_s)
     kind = np.int32 if n < np.iinfo(np.int32).max else np.int64
-    local = np.empty(len(starts), kind)
-    local[numbered] = np.arange(len(starts), dtype=kind)
-    length = np.diff(np.append(starts, n))
-    session = np.empty(n, kind)
-    session[runs.order] = np.repeat(local, length)
-    seq = np.empty(n, kind)
-    seq[runs.order] = np.arange(n, dtype=kind) - np.repeat(starts.astype(kind), length)
-    pause = runs.think.copy()
-    pause[starts] = np.nan
-    think = np.empty(n)
-    think[runs.order] = pause
-    requests(session, seq, think)
+    length = np.diff(np.append(starts, n))[numbered]
+    offset = np.cumsum(length) - length  # (each session's first place in session order)
+    position = np.arange(n, dtype=np.int64) + np.repeat(starts[numbered] - offset, length)
+    local = np.repeat(np.arange(len(starts), dtype=kind), length)
+    seq = np.arange(n, dtype=kind) - np.repeat(offset.astype(kind), length)
+    think = runs.think[position]
+    think[offset] = np.nan
+    requests(runs.order[position], local, seq, think)
 
 
 def _no_sessions(

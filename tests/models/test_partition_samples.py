@@ -133,8 +133,8 @@ def scanned(
             got: list[tuple[np.ndarray, ...]] = []
             rows = part.key_partition(parts.first_ts_us)
             made.append(partition_sessions(rows, TIMEOUT_S, {}, None, lambda *a: got.append(a)))
-            ((local, seq, _),) = got
-            HANDED[(request.param, p)] = (local, seq, part.row, part.endpoint)
+            ((at, local, seq, _),) = got
+            HANDED[(request.param, p)] = (local, seq, part.row[at], part.endpoint[at])
         merged = merged_sessions(made, TracePauses(math.nan, math.nan, {}))
         yield parts, merged.ids
 
