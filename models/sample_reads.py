@@ -6,6 +6,10 @@ first address. `build_model` (model.py) calls these between its stages, in this 
 `_payload_models` (with `_endpoint_stats`, then `_merged`), `_correlation_frame` →
 `_Found.of`, `_every_address`. `sessions_auth` is the
 correlation sample's read alone, for compare (the auth flow of a trace without a model).
+`sample_scan`, `correlation_frame` and `first_request_addresses` are the reads and the
+frame by scan positions, sessions-sized: what the partitioned model calls
+(models/partition_reads.py) and what `_SampleReads.of`, `_correlation_frame` and
+`_every_address` call with the whole trace's arrays.
 """
 
 from __future__ import annotations
@@ -140,11 +144,25 @@ class _SampleReads:
         correlations: bool,
     ) -> _SampleReads:
         read = _correlation_rows(sessions, sample) if correlations else sessions.iloc[:0]
-        wants = [(_scan_positions(requests, payload_read), PAYLOAD_COLUMNS)]
-        positions, at = _in_scan_order(_scan_positions(requests, read["request"].to_numpy()))
-        wants.append((positions, CORRELATION_COLUMNS))
-        payloads, rows = rows_of(trace, wants)
-        return cls(payloads, read, ScanOrdered(rows, at))
+        payloads, rows = sample_scan(
+            trace,
+            _scan_positions(requests, payload_read),
+            _scan_positions(requests, read["request"].to_numpy()),
+        )
+        return cls(payloads, read, rows)
+
+
+def sample_scan(
+    trace: RequestSource, payload_rows: np.ndarray, correlation_rows: np.ndarray
+) -> tuple[pa.Table, ScanOrdered]:
+    """`_SampleReads.of`'s one scan, by scan positions (int64): the payload sample's
+    PAYLOAD_COLUMNS in the order asked, and the correlation sample's CORRELATION_COLUMNS
+    (`ScanOrdered`: read in scan order, `at` their places in the order asked)."""
+    positions, at = _in_scan_order(correlation_rows)
+    payloads, rows = rows_of(
+        trace, [(payload_rows, PAYLOAD_COLUMNS), (positions, CORRELATION_COLUMNS)]
+    )
+    return payloads, ScanOrdered(rows, at)
 
 
 @dataclass(frozen=True)
@@ -318,13 +336,32 @@ def _correlation_frame(
     """What correlation finding walks: the values (`rows`, read for `read`'s requests) of
     every request of the sampled sessions, in session order."""
     order = read["request"].to_numpy()
-    frame = rows.frame()
     # Taken from the keys' Arrow array: no list of every key (73 MiB at 10 M requests)
     taken = requests.key_values.take(pa.array(requests.key[order]))
-    frame["session_key"] = np.array(taken.to_pylist(), object)
-    frame["session_id"] = read["session_id"].to_numpy()
-    frame["seq"] = read["seq"].to_numpy()
-    frame["endpoint"] = read["endpoint"].astype(object).to_numpy()
+    return correlation_frame(
+        rows,
+        np.array(taken.to_pylist(), object),
+        read["session_id"].to_numpy(),
+        read["seq"].to_numpy(),
+        read["endpoint"].astype(object).to_numpy(),
+    )
+
+
+def correlation_frame(
+    rows: ScanOrdered,
+    session_key: np.ndarray,
+    session_id: np.ndarray,
+    seq: np.ndarray,
+    endpoint: np.ndarray,
+) -> pd.DataFrame:
+    """What correlation finding walks (`_correlation_frame`): the values read (`rows`)
+    and, per row in session order, its request's own session key (str objects), session
+    id, place in the session and endpoint name (objects)."""
+    frame = rows.frame()
+    frame["session_key"] = session_key
+    frame["session_id"] = session_id
+    frame["seq"] = seq
+    frame["endpoint"] = endpoint
     return frame
 
 
@@ -340,7 +377,26 @@ def _every_address(
     many), for outcomes learned on a sample of sessions: from each session's first request,
     its `addr`, else its X-Forwarded-For header (read only where `addr` is empty)."""
     request = _first_requests(sessions)
-    rows = _scan_positions(requests, request)
+
+    def keys(missing: np.ndarray) -> pa.Array:
+        # As codes into the sorted keys: counted without hashing 1 M strings (addresses.py)
+        return pa.DictionaryArray.from_arrays(
+            pa.array(requests.key[request[missing]]), requests.key_values
+        )
+
+    return first_request_addresses(trace, _scan_positions(requests, request), len(requests), keys)
+
+
+def first_request_addresses(
+    trace: RequestSource,
+    rows: np.ndarray,
+    requests: int,
+    keys: Callable[[np.ndarray], pa.Array],
+) -> tuple[int, str | None]:
+    """`_every_address` from each session's first request's scan position (`rows`,
+    int64, in session order) in a trace of `requests` requests; `keys(missing)`: the
+    session keys (strings, or a dictionary of them) of the sessions at those places
+    (ascending), whose first request has no `addr`."""
     order = np.argsort(rows, kind="stable")
     addr = _scanned(trace, rows, "addr", order)
     missing = np.flatnonzero(
@@ -355,17 +411,13 @@ def _every_address(
         # positions found are put back instead (`within` maps one order to the other).
         names = _scanned(trace, rows[missing], "req_headers", within, map_keys, in_place=False)
         maybe = np.sort(within[may_forward(names)])
-        if len(maybe) * SCANNED_SHARE >= len(requests):
+        if len(maybe) * SCANNED_SHARE >= requests:
             headers = _scanned(
                 trace, rows[missing[maybe]], "req_headers", _within(order, missing[maybe])
             )
         else:  # few: from the files and pages that hold them only
             headers = trace.rows(rows[missing[maybe]], ["req_headers"]).column("req_headers")
-        # As codes into the sorted keys: counted without hashing 1 M strings (addresses.py)
-        keys = pa.DictionaryArray.from_arrays(
-            pa.array(requests.key[request[missing]]), requests.key_values
-        )
-        address, source = header_addresses(headers, keys, maybe)
+        address, source = header_addresses(headers, keys(missing), maybe)
     return first_addresses(addr, missing, address, source)
 
 
