@@ -147,6 +147,7 @@ def build_model(
     source: RequestSource | None = None,
     censor_edges: bool = True,
     processes: int | None = None,
+    partitions: int | None = None,
 ) -> dict[str, Any]:
     """The model of the trace at `trace_path` as JSON-ready data. `payload_sample`:
     requests per endpoint whose payloads are read; `behavior_sample`: sessions k-means
@@ -160,7 +161,11 @@ def build_model(
     2 fits the behaviors and arrivals in a child forked before the read, while this
     process learns the payloads and correlations (models/forked.py); 1 runs every stage
     here, one after the other (the same model either way); None: 2 when a core is free
-    (`free_processes`)."""
+    (`free_processes`). `partitions`: N ≥ 1 makes the model in N partitions of session
+    keys spilled to disk (models/partitioned_model.py: the same model, holding what its
+    sessions and endpoints need rather than every request; one process); 0 in memory;
+    None: in partitions (~`ROWS_PER_PARTITION` rows each) when the trace has more than
+    `PARTITIONED_ABOVE_ROWS` requests, else in memory."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     if correlation_sample < 2 or correlation_per_endpoint < 0 or correlation_requests < 1:
@@ -168,7 +173,22 @@ def build_model(
             "--correlation-sample must be ≥ 2, --correlation-per-endpoint ≥ 0"
             " and --correlation-requests ≥ 1"
         )
+    if partitions is not None and partitions < 0:
+        raise UsageError("--partitions must be ≥ 0")
     clock = _Clock(progress)
+    trace = source or ParquetSource.open(trace_path)  # (its footers: no thread started)
+    count = _partitions(trace, partitions)
+    if count:
+        from .partitioned_model import partitioned_model
+
+        asked = _Asked(
+            payload_sample, correlation_sample, correlation_per_endpoint, seed, correlation_requests
+        )
+        return partitioned_model(
+            trace_path, trace, partitions=count, clock=clock, asked=asked,
+            session_timeout_s=session_timeout_s, behavior_sample=behavior_sample,
+            correlations=correlations, censor_edges=censor_edges,
+        )  # fmt: skip
     child = (processes or free_processes()) > 1
     # The behaviors' child forks first, before this process starts a thread or reads: it
     # imports sklearn and scipy on the second core while the read, templates and sessions
@@ -180,7 +200,6 @@ def build_model(
     # A small trace whose ids may need scipy.stats here (`preloaded_modules`) forks late,
     # when the inputs are sent, once that import is done: the child inherits it (cap20:
     # forked first, both processes imported scipy.stats, +0.7 CPU s and +0.1-0.3 s wall).
-    trace = source or ParquetSource.open(trace_path)  # (its footers: no thread started)
     preloaded = preloaded_modules(trace) if child else []
     with forked(
         _behaviors_and_shape, child=child, imports=CHILD_MODULES, at_once=not preloaded
@@ -298,6 +317,23 @@ def build_model(
         "ids": ids_to_json(found.ids),
         "outcomes": outcomes_to_json(outcomes),
     }
+
+
+PARTITIONED_ABOVE_ROWS = 16_000_000
+"""Requests past which `build_model` makes the model in key partitions unless told: the
+in-memory model's largest process holds ~85 MB per million requests (docs/SCALE.md), so
+~1.4 GB here; the partitioned one holds what its sessions need, but costs ~3x the CPU
+(bench/README.md, "The model in key partitions")."""
+
+
+def _partitions(trace: RequestSource, asked: int | None) -> int:
+    """The key partitions the model of `trace` is made in (0: in memory)."""
+    if asked is not None:
+        return asked
+    from .partitioned_model import partitions_for
+
+    rows = trace.trace.num_rows if isinstance(trace, ParquetSource) else None
+    return partitions_for(rows) if rows is not None and rows > PARTITIONED_ABOVE_ROWS else 0
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,14 @@ def model_cmd(
         int,
         typer.Option(help="Most requests read of those sessions (a long one: its first and last)."),
     ] = 200_000,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            help="Make the model in N partitions of session keys spilled to disk: memory"
+            " follows the sessions, not the requests (0: in memory) [default: in memory up"
+            " to 16 M requests, else ~64 k requests a partition]."
+        ),
+    ] = None,
 ) -> None:
     """Learn a model (templates, sessions, behaviors, arrivals, payloads, correlations)."""
     from rich.console import Console
@@ -66,6 +74,7 @@ def model_cmd(
                 correlation_sample=correlation_sample,
                 correlation_per_endpoint=correlation_per_endpoint,
                 correlation_requests=correlation_requests,
+                partitions=partitions,
             )
         except MemoryError as exc:
             raise OutOfMemoryError(_out_of_memory(trace, last, exc)) from exc

@@ -1,0 +1,139 @@
+"""The model made in key partitions (models/partitioned_model.py, `build_model(partitions=N)`,
+`tracereplay model --partitions N`) is the in-memory model's file byte for byte: on traces
+with correlations and auth, of several files, with keys that failed auth throughout, with
+the samples cut or whole; chosen by the trace's rows when not told; its spills removed."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.models.test_partition_failed_auth import _source as _failed_auth_source
+from tests.models.test_partition_samples import _write as _write_files
+from tests.models.test_session_sample import _write_api_trace
+from tracereplay.cli import main
+from tracereplay.errors import UsageError
+from tracereplay.models import model as model_module
+from tracereplay.models import partitioned_model
+from tracereplay.models.model import build_model, model_json
+
+SMALL = {"payload_sample": 5, "correlation_sample": 24, "correlation_per_endpoint": 4}
+"""Samples that cut these traces: the partitioned samples must choose the model's rows."""
+
+
+@pytest.fixture
+def spill_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system's temp directory for this test: what the partitions spill is seen, and
+    must be gone after."""
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))
+    return spills
+
+
+def _same(trace: Path, counts: list[int], spill_dir: Path, **options: Any) -> dict[str, Any]:
+    """The in-memory model, asserted equal byte for byte to the model in each of `counts`
+    partitions, none of whose spills is left."""
+    want = model_json(build_model(trace, partitions=0, **options))
+    for count in counts:
+        got = model_json(build_model(trace, partitions=count, **options))
+        assert got == want, f"{count} partitions"
+        assert not os.listdir(spill_dir), f"{count} partitions left spills"
+    return json.loads(want)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("options", [SMALL, {}], ids=["cut", "whole"])
+def test_an_api_trace_with_correlations_and_auth(
+    tmp_path: Path, spill_dir: Path, options: dict[str, Any]
+) -> None:
+    _write_api_trace(tmp_path / "t", 90)
+    model = _same(tmp_path / "t", [1, 3, 16], spill_dir, **options)
+    assert model["correlations"] and model["auth"]["login"]  # (what is compared is there)
+    assert model["behaviors"] and model["outcomes"]
+
+
+@pytest.mark.parametrize(("seed", "files", "empty"), [(1, 3, 0), (4, 1, 1), (3, 5, 0)])
+def test_traces_of_several_files(
+    tmp_path: Path, spill_dir: Path, seed: int, files: int, empty: int
+) -> None:
+    trace = _write_files(tmp_path / "t", seed, files, empty)
+    model = _same(trace, [2, 7], spill_dir, **SMALL, session_timeout_s=600.0)
+    if files > 1:  # (the payload sample was cut by file: the note says so)
+        assert model["provenance"]["sampling"]["payloads"].get("files") == files
+
+
+def test_keys_that_failed_auth_throughout_are_joined(tmp_path: Path, spill_dir: Path) -> None:
+    _failed_auth_source("parquet", 3, tmp_path / "t")
+    _same(tmp_path / "t", [1, 4], spill_dir, **SMALL)
+
+
+def test_the_staging_capture(staging_trace: Path, spill_dir: Path) -> None:
+    """The demo's capture (the sandbox's users: logins, CRUD, failures, latencies)."""
+    model = _same(staging_trace, [5], spill_dir)
+    assert model["auth"]["login"] and model["correlations"] and model["ids"]
+
+
+def test_the_rows_choose_the_partitions(
+    tmp_path: Path, spill_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unless told, a trace of more than `PARTITIONED_ABOVE_ROWS` requests is modelled in
+    partitions of ~`ROWS_PER_PARTITION` requests; the same model either way."""
+    _write_api_trace(tmp_path / "t", 40)
+    want = model_json(build_model(tmp_path / "t", partitions=0))
+    asked: list[int] = []
+    made = partitioned_model.partitioned_model
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        asked.append(kw["partitions"])
+        return made(*args, **kw)
+
+    monkeypatch.setattr(partitioned_model, "partitioned_model", spy)
+    assert model_json(build_model(tmp_path / "t")) == want and asked == []
+    monkeypatch.setattr(model_module, "PARTITIONED_ABOVE_ROWS", 100)
+    monkeypatch.setattr(partitioned_model, "ROWS_PER_PARTITION", 64)
+    assert model_json(build_model(tmp_path / "t")) == want
+    rows = json.loads(want)["provenance"]["rows"]
+    assert rows > 100 and asked == [-(-rows // 64)]
+
+
+def test_no_spill_is_left_when_a_stage_fails(
+    tmp_path: Path, spill_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_api_trace(tmp_path / "t", 20)
+
+    def broken(*args: Any, **kw: Any) -> Any:
+        assert any(spill_dir.iterdir())  # (the partitions are spilled by now)
+        raise RuntimeError("broken stage")
+
+    monkeypatch.setattr(partitioned_model, "partition_behaviors", broken)
+    with pytest.raises(RuntimeError, match="broken stage"):
+        build_model(tmp_path / "t", partitions=3)
+    assert not os.listdir(spill_dir)
+
+
+def test_the_partitions_asked_must_be_at_least_zero(tmp_path: Path) -> None:
+    _write_api_trace(tmp_path / "t", 5)
+    with pytest.raises(UsageError, match="--partitions"):
+        build_model(tmp_path / "t", partitions=-1)
+
+
+def test_the_command_takes_partitions(
+    tmp_path: Path, spill_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_api_trace(tmp_path / "t", 30)
+    assert main(["model", str(tmp_path / "t"), "--out", str(tmp_path / "a.json")]) == 0
+    assert (
+        main(["model", str(tmp_path / "t"), "--out", str(tmp_path / "b.json"), "--partitions", "4"])
+        == 0
+    )
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    capsys.readouterr()
+    assert main(["model", str(tmp_path / "t"), "--partitions", "-2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--partitions" in err[0] and "Traceback" not in err[0]
+    assert not os.listdir(spill_dir)
