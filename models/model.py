@@ -39,7 +39,7 @@ from .kaplan_meier import km_percentiles
 from .model_file import MAX_MODEL_BYTES as MAX_MODEL_BYTES  # noqa: PLC0414 (re-exported)
 from .model_file import MODEL_FORMAT
 from .model_file import load_model as load_model  # noqa: PLC0414 (re-exported)
-from .outcomes import NO_OUTCOMES, outcomes_to_json, place_outcomes
+from .outcomes import NO_OUTCOMES, Outcomes, outcomes_to_json, place_outcomes
 from .sample_reads import (
     _correlation_frame,
     _correlation_sample,
@@ -77,6 +77,7 @@ from .sessions import (
     session_table,
 )
 from .source import ParquetSource, RequestSource
+from .templating import Templater
 from .whole_trace import WholeTrace
 
 SENSITIVITY_TIMEOUTS_S = {"15m": 900.0, "30m": 1800.0, "60m": 3600.0}
@@ -163,33 +164,26 @@ def build_model(
     here, one after the other (the same model either way); None: 2 when a core is free
     (`free_processes`). `partitions`: N ≥ 1 makes the model in N partitions of session
     keys spilled to disk (models/partitioned_model.py: the same model, holding what its
-    sessions and endpoints need rather than every request; one process); 0 in memory;
+    sessions and endpoints need rather than every request; its behaviors in the child as
+    `processes` says); 0 in memory;
     None: in partitions (~`ROWS_PER_PARTITION` rows each) when the trace has more than
     `PARTITIONED_ABOVE_ROWS` requests, else in memory."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
-    if correlation_sample < 2 or correlation_per_endpoint < 0 or correlation_requests < 1:
-        raise UsageError(
-            "--correlation-sample must be ≥ 2, --correlation-per-endpoint ≥ 0"
-            " and --correlation-requests ≥ 1"
-        )
-    if partitions is not None and partitions < 0:
-        raise UsageError("--partitions must be ≥ 0")
+    asked = _Asked.checked(
+        payload_sample, correlation_sample, correlation_per_endpoint, seed, correlation_requests
+    )
     clock = _Clock(progress)
     trace = source or ParquetSource.open(trace_path)  # (its footers: no thread started)
-    count = _partitions(trace, partitions)
-    if count:
+    child = (processes or free_processes()) > 1
+    if count := _partitions(trace, partitions):
         from .partitioned_model import partitioned_model
 
-        asked = _Asked(
-            payload_sample, correlation_sample, correlation_per_endpoint, seed, correlation_requests
-        )
         return partitioned_model(
             trace_path, trace, partitions=count, clock=clock, asked=asked,
             session_timeout_s=session_timeout_s, behavior_sample=behavior_sample,
-            correlations=correlations, censor_edges=censor_edges,
+            correlations=correlations, censor_edges=censor_edges, child=child,
         )  # fmt: skip
-    child = (processes or free_processes()) > 1
     # The behaviors' child forks first, before this process starts a thread or reads: it
     # imports sklearn and scipy on the second core while the read, templates and sessions
     # run here, then fits the behaviors (numpy over the sessionized frame) and the arrivals
@@ -261,9 +255,6 @@ def build_model(
         with clock("sensitivity"):
             sensitivity = {name: at.to_json() for name, at in by_timeout().items()}
         _fitted_here(fitting)
-        asked = _Asked(
-            payload_sample, correlation_sample, correlation_per_endpoint, seed, correlation_requests
-        )
         endpoints, payload_note, found, sample = _learned_from_samples(
             clock, trace, requests, sessions, endpoint, names, asked, correlations,
             endpoint_stats,
@@ -277,57 +268,90 @@ def build_model(
         clock.done("arrivals", arrivals_s)
     with clock("placement"):  # the sampled sessions' outcomes per behavior
         outcomes = NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
+    return model_document(
+        trace_path, trace, Learned(
+            len(requests), requests.first_ts, span_s, len(table), {
+                "timeout_s": session_timeout_s,
+                # Additive (issue 11): sessions the capture's edges cut (session_shape.py).
+                "censored": censored.to_json(),
+                "stats": stats,
+                **shape,
+                "requests": curve,
+                "timeout_sensitivity": sensitivity,
+            }, templater, endpoints, payload_note, behaviors, arrivals, found, outcomes,
+        ), behavior_sample, seed,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What the model's stages learned of a trace (in memory or in key partitions): what
+    `model_document` writes."""
+
+    rows: int
+    first_ts: pd.Timestamp
+    span_s: float
+    sessions: int
+    sessions_section: dict[str, Any]
+    templater: Templater
+    endpoints: dict[str, Any]
+    payload_note: dict[str, Any]
+    behaviors: list[Behavior]
+    arrivals: ArrivalModel
+    found: _Found
+    outcomes: Outcomes
+
+
+def model_document(
+    trace_path: Path, trace: RequestSource, learned: Learned, behavior_sample: int, seed: int
+) -> dict[str, Any]:
+    """The model file's data (`tracereplay.model/1`) of what was `learned`."""
+    found = learned.found
     return {
         "format": MODEL_FORMAT,
         "provenance": {
             "trace": str(trace_path),
             "source": trace.metadata.source,
             "policy_hash": trace.metadata.policy_hash,
-            "rows": len(requests),
-            "sessions": len(table),
-            "first_ts": requests.first_ts.isoformat(),
-            "span_s": sig(span_s),
+            "rows": learned.rows,
+            "sessions": learned.sessions,
+            "first_ts": learned.first_ts.isoformat(),
+            "span_s": sig(learned.span_s),
             "tool_version": __version__,
             "sampling": {
-                "payloads": payload_note,
+                "payloads": learned.payload_note,
                 "behaviors": {
                     "sample_sessions": behavior_sample,
-                    "clustered_sessions": min(len(table), behavior_sample),
+                    "clustered_sessions": min(learned.sessions, behavior_sample),
                     "seed": seed,
                 },
                 "correlations": found.note,
             },
         },
-        "sessions": {
-            "timeout_s": session_timeout_s,
-            # Additive (issue 11): sessions the capture's edges cut (session_shape.py).
-            "censored": censored.to_json(),
-            "stats": stats,
-            **shape,
-            "requests": curve,
-            "timeout_sensitivity": sensitivity,
-        },
-        "templates": templater.to_json(),
-        "endpoints": endpoints,
-        "behaviors": [b.to_json() for b in behaviors],
-        "arrivals": arrivals.to_json(),
+        "sessions": learned.sessions_section,
+        "templates": learned.templater.to_json(),
+        "endpoints": learned.endpoints,
+        "behaviors": [b.to_json() for b in learned.behaviors],
+        "arrivals": learned.arrivals.to_json(),
         "correlations": correlations_to_json(found.rules),
         "auth": auth_to_json(found.auth),
         # Additive (issue 10): what replay's ownership rules and role matching read.
         "ids": ids_to_json(found.ids),
-        "outcomes": outcomes_to_json(outcomes),
+        "outcomes": outcomes_to_json(learned.outcomes),
     }
 
 
 PARTITIONED_ABOVE_ROWS = 16_000_000
 """Requests past which `build_model` makes the model in key partitions unless told: the
 in-memory model's largest process holds ~85 MB per million requests (docs/SCALE.md), so
-~1.4 GB here; the partitioned one holds what its sessions need, but costs ~3x the CPU
+~1.4 GB here; the partitioned one holds what its sessions need, at more CPU
 (bench/README.md, "The model in key partitions")."""
 
 
 def _partitions(trace: RequestSource, asked: int | None) -> int:
     """The key partitions the model of `trace` is made in (0: in memory)."""
+    if asked is not None and asked < 0:
+        raise UsageError(f"--partitions must be ≥ 0, not {asked}")
     if asked is not None:
         return asked
     from .partitioned_model import partitions_for
@@ -345,6 +369,21 @@ class _Asked:
     correlation_per_endpoint: int
     seed: int
     correlation_requests: int = CORRELATION_SAMPLE_REQUESTS
+
+    @classmethod
+    def checked(
+        cls, payload_sample: int, correlation_sample: int, correlation_per_endpoint: int,
+        seed: int, correlation_requests: int,
+    ) -> _Asked:  # fmt: skip
+        """The options, each in its range (else a `UsageError` naming them)."""
+        if correlation_sample < 2 or correlation_per_endpoint < 0 or correlation_requests < 1:
+            raise UsageError(
+                "--correlation-sample must be ≥ 2, --correlation-per-endpoint ≥ 0"
+                " and --correlation-requests ≥ 1"
+            )
+        return cls(
+            payload_sample, correlation_sample, correlation_per_endpoint, seed, correlation_requests
+        )
 
 
 def _learned_from_samples(

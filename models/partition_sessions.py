@@ -132,7 +132,8 @@ def partition_sessions(
 ) -> PartitionSessions:
     """The sessions of `rows` at `timeout_s` (`build_model`'s `session_timeout_s`) and at
     each of `timeouts_s` (its `SENSITIVITY_TIMEOUTS_S`); each timeout's pauses inside
-    sessions given to `pauses`, each request's row, session, place and pause to `requests`. Raises `CrossPartitionJoin` when a key's every request
+    sessions given to `pauses`, each request's row, session, place and pause to
+    `requests`. Raises `CrossPartitionJoin` when a key's every request
     failed auth (the model would join it to its connection's next key) and the rows are
     not `joined`."""
     if timeout_s <= 0:

@@ -16,7 +16,9 @@ it replaces; the model file equals the in-memory path's byte for byte.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +29,25 @@ import pandas as pd
 import pyarrow as pa
 from pyarrow import ipc
 
-from tracereplay import __version__
 from tracereplay.closing import Closing
 
-from .arrivals import fit_arrivals, fitted_bucket_s
-from .behaviors import sig
-from .correlations import auth_to_json, correlations_to_json
-from .ids import ids_to_json
+from .arrivals import ArrivalModel, fit_arrivals, fitted_bucket_s
+from .behaviors import Behavior
+from .forked import CHILD_MODULES, forked
 from .key_partitions import KeyPartitions, scan_key_partitions
-from .model_file import MODEL_FORMAT
-from .outcomes import NO_OUTCOMES, outcomes_to_json, place_outcomes
+from .outcomes import NO_OUTCOMES, place_outcomes
 from .partition_behaviors import PartitionRequests, partition_behaviors
 from .partition_endpoints import EndpointTally, ParamFacts
 from .partition_reads import first_request_keys, partition_learned
 from .partition_samples import correlation_sample, payload_sample
-from .partition_sessions import PartitionSessions, merged_sessions, partition_sessions
+from .partition_sessions import (
+    MergedSessions,
+    PartitionSessions,
+    merged_sessions,
+    partition_sessions,
+)
 from .partitioned_sessions import PartitionedSessions, SpilledPauses, _given_back, _request_curve
+from .session_shape import Censoring
 from .source import RequestSource
 from .spilled_quantiles import SpilledValues
 
@@ -64,12 +69,15 @@ class _Handed(Closing):
     own columns), session by session in id order (as `partition_behaviors` reads them
     without a sort), spilled to a file a partition under `directory` (removed on `close`)."""
 
-    def __init__(self, parent: Path) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="handed-", dir=parent))
+    def __init__(self, parent: Path, *, made: bool = False) -> None:
+        self.directory = parent if made else Path(tempfile.mkdtemp(prefix="handed-", dir=parent))
+
+    @classmethod
+    def at(cls, directory: Path) -> _Handed:
+        """The spills already under `directory` (another process's: read, not removed)."""
+        return cls(directory, made=True)
 
     def close(self) -> None:
-        import shutil
-
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def _path(self, p: int) -> str:
@@ -116,7 +124,9 @@ class _SessionFirsts:
     keys: list[pa.Array] = field(default_factory=list)
     first_rows: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, made: PartitionSessions, local: np.ndarray, seq: np.ndarray, row: np.ndarray) -> None:
+    def add(
+        self, made: PartitionSessions, local: np.ndarray, seq: np.ndarray, row: np.ndarray
+    ) -> None:
         self.keys.append(made.keys.take(pa.array(made.key)))
         first = np.zeros(len(made.key), np.int64)
         starts = seq == 0
@@ -131,6 +141,99 @@ class _SessionFirsts:
         return keys.take(pa.array(order)).cast(pa.string()), rows[order]
 
 
+@dataclass(frozen=True)
+class _Sessions:
+    """The sessions pass's results: the merged sessions and the model's "sessions" section,
+    each session's key and first request's scan position (by id), the trace's span."""
+
+    merged: MergedSessions
+    section: dict[str, Any]
+    session_key: pa.Array
+    first_row: np.ndarray
+    span_s: float
+    bucket_s: float
+
+
+class _Handout:
+    """`partition_sessions`' `requests` sink: keeps the one handout it is given."""
+
+    def __init__(self) -> None:
+        self.got: tuple[np.ndarray, ...] = ()
+
+    def __call__(self, *handed_out: np.ndarray) -> None:
+        self.got = handed_out
+
+
+def _sessions_pass(
+    parts: KeyPartitions,
+    sink: SpilledPauses,
+    tally: EndpointTally,
+    handed: _Handed,
+    timeout_s: float,
+    censor_edges: bool,
+) -> _Sessions:
+    """Each partition read once: its sessions made (pauses to `sink`), its endpoints
+    counted (`tally`), its requests' handout spilled (`handed`); then the merge."""
+    from .model import SENSITIVITY_TIMEOUTS_S  # (the model's: it imports this module)
+
+    made: list[PartitionSessions] = []
+    firsts = _SessionFirsts()
+    span_s = 0.0
+    for p in range(parts.count):
+        part, handout = parts.partition(p), _Handout()
+        rows = part.key_partition(parts.first_ts_us)
+        sessions = partition_sessions(rows, timeout_s, SENSITIVITY_TIMEOUTS_S, sink, handout)
+        made.append(sessions)
+        if len(rows):
+            span_s = max(span_s, float(rows.t_s.max()))  # (the model's: the last t_s)
+        del rows
+        at, local, seq, think = handout.got
+        tally.add_partition(part)
+        row = part.row[at]
+        handed.write(p, local=local, seq=seq, think_s=think, endpoint=part.endpoint[at], row=row)
+        firsts.add(sessions, local, seq, row)
+        del part, handout, at, local, seq, think, row
+        _given_back()
+    pauses = sink.statistics()
+    merged = merged_sessions(made, pauses, censor_edges=censor_edges)
+    del made
+    session_key, first_row = firsts.by_id(merged.ids)
+    bucket_s = fitted_bucket_s(merged.table["start_s"].to_numpy(), span_s)
+    curve = _request_curve(parts, bucket_s, span_s)
+    section = PartitionedSessions(merged, pauses, curve, span_s, parts.rows, timeout_s, {})
+    return _Sessions(merged, section.section(), session_key, first_row, span_s, bucket_s)
+
+
+@dataclass(frozen=True)
+class _BehaviorInputs:
+    """What the behaviors and arrivals read (sent to the child: sessions-sized arrays and
+    the handout's directory, which both processes see)."""
+
+    handed: Path
+    ids: list[np.ndarray]
+    names: list[str]
+    seed: int
+    sample: int
+    censored: Censoring
+    start_s: np.ndarray
+    span_s: float
+    spills: Path
+
+
+def _behaviors_and_arrivals(
+    inputs: _BehaviorInputs,
+) -> tuple[list[Behavior], tuple[ArrivalModel, float]]:
+    """The behaviors over the handout's spills, and the arrivals with the seconds they took."""
+    behaviors = partition_behaviors(
+        _BehaviorRequests(_Handed.at(inputs.handed), inputs.ids), inputs.names,
+        seed=inputs.seed, sample=inputs.sample, censored=inputs.censored,
+        directory=inputs.spills,
+    )  # fmt: skip
+    start = time.perf_counter()
+    arrivals = fit_arrivals(np.asarray(inputs.start_s, dtype=float), inputs.span_s)
+    return behaviors, (arrivals, time.perf_counter() - start)
+
+
 def partitioned_model(
     trace_path: Path,
     trace: RequestSource,
@@ -142,124 +245,79 @@ def partitioned_model(
     behavior_sample: int,
     correlations: bool,
     censor_edges: bool,
+    child: bool,
     directory: Path | None = None,
 ) -> dict[str, Any]:
     """`build_model`'s model of `trace` (its options as given), made in `partitions`
     partitions of session keys spilled under `directory` (default: the system's temp
-    directory), every spill removed on return or error."""
-    from .model import SENSITIVITY_TIMEOUTS_S  # (the model's: it imports this module)
+    directory), every spill removed on return or error. With `child`, the behaviors and
+    arrivals are fitted in a child forked first (it imports sklearn while this process
+    scans), beside the samples' reads here."""
+    from .model import Learned, model_document
 
-    seed = asked.seed
-    params = ParamFacts()
-    with clock("read"):
-        parts = scan_key_partitions(trace, partitions, directory, join_failed_auth=True, params=params)
-        clock.rows = parts.rows
-    with (
-        parts,
-        SpilledValues(parts.directory) as spilled,
-        EndpointTally(len(parts.names), parts.directory) as tally,
-        _Handed(parts.directory) as handed,
-    ):
-        _given_back()
-        with clock("sessions"):
-            sink = SpilledPauses(spilled, SENSITIVITY_TIMEOUTS_S, session_timeout_s)
-            made: list[PartitionSessions] = []
-            firsts = _SessionFirsts()
-            span_s = 0.0
-            for p in range(parts.count):
-                part = parts.partition(p)
-                got: list[tuple[np.ndarray, ...]] = []
-                rows = part.key_partition(parts.first_ts_us)
-                sessions = partition_sessions(
-                    rows, session_timeout_s, SENSITIVITY_TIMEOUTS_S, sink,
-                    lambda *handed_out: got.append(handed_out),
-                )  # fmt: skip
-                made.append(sessions)
-                if len(rows):
-                    span_s = max(span_s, float(rows.t_s.max()))
-                del rows
-                ((at, local, seq, think),) = got
-                tally.add_partition(part)
-                row = part.row[at]
-                handed.write(
-                    p, local=local, seq=seq, think_s=think, endpoint=part.endpoint[at], row=row
-                )
-                firsts.add(sessions, local, seq, row)
-                del part, got, at, local, seq, think, row
-                _given_back()
-            pauses = sink.statistics()
-            merged = merged_sessions(made, pauses, censor_edges=censor_edges)
-            del made
-            session_key, first_row = firsts.by_id(merged.ids)
-            del firsts
+    seed, params = asked.seed, ParamFacts()
+    with forked(_behaviors_and_arrivals, child=child, imports=CHILD_MODULES) as fitting:
+        with clock("read"):
+            parts = scan_key_partitions(
+                trace, partitions, directory, join_failed_auth=True, params=params
+            )
+            clock.rows = parts.rows
+        with (
+            parts,
+            SpilledValues(parts.directory) as spilled,
+            EndpointTally(len(parts.names), parts.directory) as tally,
+            _Handed(parts.directory) as handed,
+        ):
+            _given_back()
+            with clock("sessions"):
+                from .model import SENSITIVITY_TIMEOUTS_S
+
+                sink = SpilledPauses(spilled, SENSITIVITY_TIMEOUTS_S, session_timeout_s)
+                made = _sessions_pass(parts, sink, tally, handed, session_timeout_s, censor_edges)
+            merged = made.merged
             start_s = merged.table["start_s"].to_numpy()
-            bucket_s = fitted_bucket_s(start_s, span_s)
-            curve = _request_curve(parts, bucket_s, span_s)
-            section = PartitionedSessions(
-                merged, pauses, curve, span_s, parts.rows, session_timeout_s, {}
-            ).section()
-        with clock("templates"):
-            kinds = params.endpoint_kinds(parts.names, parts.endpoint_of)
-            stats = tally.stats(parts.names, kinds)
-        with clock("behaviors"):
-            behaviors = partition_behaviors(
-                _BehaviorRequests(handed, merged.ids), parts.names, seed=seed,
-                sample=behavior_sample, censored=merged.censored, directory=parts.directory,
+            fitting.send(
+                _BehaviorInputs(
+                    handed.directory, merged.ids, parts.names, seed, behavior_sample,
+                    merged.censored, start_s, made.span_s, parts.directory,
+                )
             )  # fmt: skip
-        with clock("arrivals"):
-            arrivals = fit_arrivals(np.asarray(start_s, dtype=float), span_s)
-        assert arrivals.bucket_s == bucket_s, "the request curve's bucket is not the arrivals'"
-        part_rows = getattr(trace, "part_rows", lambda: None)()
-        with clock("samples"):
-            chosen = payload_sample(parts, part_rows, asked.payload_sample, seed)
-            rows_read = correlation_sample(
-                parts, merged.ids, part_rows, session_timeout_s,
-                per_sample=asked.correlation_sample, per_endpoint=asked.correlation_per_endpoint,
-                seed=seed, requests=asked.correlation_requests,
-                handed=lambda p: handed.read(p, "local", "seq", "row", "endpoint"),
+            clock.started("behaviors")
+            if fitting.in_caller:  # (no child: now, before the samples add what they hold)
+                fitting.result()
+            with clock("templates"):  # (the endpoints' statistics: the templates are the scan's)
+                kinds = params.endpoint_kinds(parts.names, parts.endpoint_of)
+                stats = tally.stats(parts.names, kinds)
+            part_rows = getattr(trace, "part_rows", lambda: None)()
+            with clock("samples"):
+                chosen = payload_sample(parts, part_rows, asked.payload_sample, seed)
+                rows_read = correlation_sample(
+                    parts, merged.ids, part_rows, session_timeout_s,
+                    per_sample=asked.correlation_sample,
+                    per_endpoint=asked.correlation_per_endpoint, seed=seed,
+                    requests=asked.correlation_requests,
+                    handed=lambda p: handed.read(p, "local", "seq", "row", "endpoint"),
+                )  # fmt: skip
+            session_key = made.session_key
+            if parts.join is not None:  # (the first requests' own keys: not the joined ones)
+                session_key = first_request_keys(trace, made.first_row)
+            endpoints, payload_note, found, _ = partition_learned(
+                trace, chosen, rows_read, parts.names, session_key, made.first_row, asked,
+                correlations, stats, parts.rows, clock,
             )  # fmt: skip
-        if parts.join is not None:  # (the first requests' own keys: not the joined ones)
-            session_key = first_request_keys(trace, first_row)
-        endpoints, payload_note, found, _sample = partition_learned(
-            trace, chosen, rows_read, parts.names, session_key, first_row, asked,
-            correlations, stats, parts.rows, clock,
-        )  # fmt: skip
-        with clock("outcomes"):
-            facts = found.outcome_facts()
-        first_ts = pd.Timestamp(parts.first_ts_us, unit="us", tz="UTC")
-        templater = parts.templater
-        assert templater is not None
-        n_sessions = len(merged.table)
+            with clock("outcomes"):
+                facts = found.outcome_facts()
+            behaviors, (arrivals, arrivals_s) = fitting.result()
+            assert arrivals.bucket_s == made.bucket_s, "the curve's bucket is not the arrivals'"
+            clock.done("behaviors", (fitting.seconds or 0.0) - arrivals_s)
+            clock.done("arrivals", arrivals_s)
+            templater = parts.templater
+            assert templater is not None
     with clock("placement"):
         outcomes = NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
-    return {
-        "format": MODEL_FORMAT,
-        "provenance": {
-            "trace": str(trace_path),
-            "source": trace.metadata.source,
-            "policy_hash": trace.metadata.policy_hash,
-            "rows": clock.rows,
-            "sessions": n_sessions,
-            "first_ts": first_ts.isoformat(),
-            "span_s": sig(span_s),
-            "tool_version": __version__,
-            "sampling": {
-                "payloads": payload_note,
-                "behaviors": {
-                    "sample_sessions": behavior_sample,
-                    "clustered_sessions": min(n_sessions, behavior_sample),
-                    "seed": seed,
-                },
-                "correlations": found.note,
-            },
-        },
-        "sessions": section,
-        "templates": templater.to_json(),
-        "endpoints": endpoints,
-        "behaviors": [b.to_json() for b in behaviors],
-        "arrivals": arrivals.to_json(),
-        "correlations": correlations_to_json(found.rules),
-        "auth": auth_to_json(found.auth),
-        "ids": ids_to_json(found.ids),
-        "outcomes": outcomes_to_json(outcomes),
-    }
+    first_ts = pd.Timestamp(parts.first_ts_us, unit="us", tz="UTC")
+    learned = Learned(
+        parts.rows, first_ts, made.span_s, len(merged.table), made.section, templater,
+        endpoints, payload_note, behaviors, arrivals, found, outcomes,
+    )  # fmt: skip
+    return model_document(trace_path, trace, learned, behavior_sample, seed)

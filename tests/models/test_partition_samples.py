@@ -29,6 +29,7 @@ from tracereplay.models.partition_sessions import (
     merged_sessions,
     partition_sessions,
 )
+from tracereplay.models.partitioned_model import _Handout
 from tracereplay.models.sample_reads import (
     _correlation_rows,
     _correlation_sample,
@@ -130,10 +131,10 @@ def scanned(
         made = []
         for p in range(parts.count):
             part = parts.partition(p)
-            got: list[tuple[np.ndarray, ...]] = []
+            handout = _Handout()
             rows = part.key_partition(parts.first_ts_us)
-            made.append(partition_sessions(rows, TIMEOUT_S, {}, None, lambda *a: got.append(a)))
-            ((at, local, seq, _),) = got
+            made.append(partition_sessions(rows, TIMEOUT_S, {}, None, handout))
+            at, local, seq, _ = handout.got
             HANDED[(request.param, p)] = (local, seq, part.row[at], part.endpoint[at])
         merged = merged_sessions(made, TracePauses(math.nan, math.nan, {}))
         yield parts, merged.ids

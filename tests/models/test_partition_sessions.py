@@ -197,9 +197,7 @@ def test_each_request_handed_out_is_the_frames_row(seed: int, parts: int) -> Non
     held, handed = HeldPauses(), []
     made = []
     for _, rows in split:
-        made.append(
-            partition_sessions(rows, timeout, TIMEOUTS, held, lambda *a: handed.append(a))
-        )
+        made.append(partition_sessions(rows, timeout, TIMEOUTS, held, lambda *a: handed.append(a)))
     with np.errstate(invalid="ignore"):  # (an infinite duration's end: see `_merged`)
         got = merged_sessions(made, held.statistics())
         _assert_same(got, _whole(r, timeout, TIMEOUTS))

@@ -6,7 +6,6 @@ the samples cut or whole; chosen by the trace's rows when not told; its spills r
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ def _same(trace: Path, counts: list[int], spill_dir: Path, **options: Any) -> di
     for count in counts:
         got = model_json(build_model(trace, partitions=count, **options))
         assert got == want, f"{count} partitions"
-        assert not os.listdir(spill_dir), f"{count} partitions left spills"
+        assert not list(spill_dir.iterdir()), f"{count} partitions left spills"
     return json.loads(want)  # type: ignore[no-any-return]
 
 
@@ -113,7 +112,7 @@ def test_no_spill_is_left_when_a_stage_fails(
     monkeypatch.setattr(partitioned_model, "partition_behaviors", broken)
     with pytest.raises(RuntimeError, match="broken stage"):
         build_model(tmp_path / "t", partitions=3)
-    assert not os.listdir(spill_dir)
+    assert not list(spill_dir.iterdir())
 
 
 def test_the_partitions_asked_must_be_at_least_zero(tmp_path: Path) -> None:
@@ -136,4 +135,4 @@ def test_the_command_takes_partitions(
     assert main(["model", str(tmp_path / "t"), "--partitions", "-2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--partitions" in err[0] and "Traceback" not in err[0]
-    assert not os.listdir(spill_dir)
+    assert not list(spill_dir.iterdir())
