@@ -69,25 +69,28 @@ class PartitionRequests:
 
 
 @dataclass(frozen=True)
+class _Shape:
+    """One partition's sessions as pass (a) found them (sessions-sized: kept for the later
+    passes, which re-read the rows but not their sessions' bounds nor places)."""
+
+    ordered: bool
+    """Whether its rows come session by session, ids ascending (read without a sort)."""
+    length: np.ndarray
+    """Per local session (ids ascending), its requests."""
+    where: np.ndarray
+    """Per local session, its global position."""
+
+
+@dataclass(frozen=True)
 class _Trace:
-    """Pass 0's answer: the sessions' ids (ascending: their global order) and the labels
-    (the fit's: the endpoints used, sorted, with START and END), each name's code in them."""
+    """Pass (a)'s answer: the sessions' ids (ascending: their global order), the labels
+    (the fit's: the endpoints used, sorted, with START and END), each name's code in them,
+    and each partition's `_Shape`."""
 
     ids: np.ndarray
     labels: list[str]
     remap: np.ndarray
-
-    @classmethod
-    def of(cls, parts: Sequence[PartitionRequests], names: Sequence[str]) -> _Trace:
-        ids, used = _Marks(), np.zeros(len(names), dtype=bool)
-        for part in parts:
-            ids.add(np.asarray(part.session))
-            used[np.asarray(part.endpoint)] = True
-        found = np.flatnonzero(used).tolist()
-        labels = sorted({str(names[u]) for u in found} | {"START", END})
-        remap = np.zeros(len(names), dtype=_code_type(len(labels)))
-        remap[found] = [labels.index(str(names[u])) for u in found]
-        return cls(ids.found(), labels, remap)
+    shapes: list[_Shape]
 
 
 class _Marks:
@@ -153,27 +156,23 @@ class _Local:
     """Per session, its last step × width + END."""
 
     @classmethod
-    def of(cls, part: PartitionRequests, trace: _Trace) -> _Local:
-        session = np.asarray(part.session)
+    def of(cls, part: PartitionRequests, trace: _Trace, p: int) -> _Local:
+        """Partition `p`'s (`part`), its sessions as pass (a) found them."""
+        shape = trace.shapes[p]
         # Rows given session by session (ids ascending: a partition made by the model's
         # sessions) are read as they are; else sorted by id, each session's kept in order.
-        ordered = len(session) < 2 or bool((session[1:] >= session[:-1]).all())
-        order = slice(None) if ordered else np.argsort(session, kind="stable")
-        ids = session[order]
-        cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
-        bounds = np.concatenate([[0], cuts, [len(ids)]]) if len(ids) else np.zeros(1, np.int64)
+        order = slice(None) if shape.ordered else np.argsort(part.session, kind="stable")
         paths = SessionPaths(
             labels=trace.labels,
             step=trace.remap[np.asarray(part.endpoint)[order]],
             think_s=np.asarray(part.think_s, dtype=float)[order],
-            length=np.diff(bounds),
+            length=shape.length,
         )
         width = len(trace.labels)
         pair = paths.previous().astype(np.int64) * width + paths.step
         last = paths.first + paths.length - 1
         end_pair = paths.step[last].astype(np.int64) * width + paths.code(END)
-        where = np.searchsorted(trace.ids, ids[bounds[:-1]])
-        return cls(paths, where, pair, end_pair)
+        return cls(paths, shape.where, pair, end_pair)
 
     def pairs(self, columns: _Columns) -> Pairs:
         """Its `Pairs` with the trace's columns."""
@@ -210,18 +209,17 @@ def partition_behaviors(
     """`fit_behaviors` of the frame whose sessions `parts` hold (`names`: the endpoints'
     names by code), to the bit; `censored` by global position, as the fit's. Values are
     spilled under `directory` (default: the system's temp dir), removed on return."""
-    trace = _Trace.of(parts, names)
+    with SpilledValues(directory) as spilled:
+        trace, columns, median, made = _pass_a(parts, names, spilled)
     n = len(trace.ids)
     if not n:
         return []
-    with SpilledValues(directory) as spilled:
-        columns, median = _transition_medians(parts, trace, spilled)
     index = (
         np.arange(n)
         if n <= sample
         else np.sort(np.random.default_rng(seed).choice(n, sample, False))
     )
-    made = _per_session(parts, trace, columns, median, index)
+    _tempos(parts, trace, columns, median, made, index)
     column = _tempo_feature(made.tempo)[:, 0]
     made.points[:, -1] = column[index] + 0.0  # (-0.0 is left out of a CSR row: 0.0)
 
@@ -245,46 +243,122 @@ def partition_behaviors(
     return behaviors
 
 
-def _transition_medians(
-    parts: Sequence[PartitionRequests], trace: _Trace, spilled: SpilledValues
-) -> tuple[_Columns, np.ndarray]:
-    """Pass (a): every pair seen (the columns, ascending) and per column the median of its
-    positive pauses (0 without one), as `Pauses.of` reads them."""
-    square = len(trace.labels) ** 2
-    seen = _Marks()
-    for part in parts:
-        local = _Local.of(part, trace)
-        seen.add(local.pair)
-        seen.add(local.end_pair)
-        within = local.within()
-        pause, pair = local.paths.think_s[within], local.pair[within]
+@dataclass(frozen=True)
+class _Found:
+    """Pass (a)'s per-session arrays of one partition (its sessions, ids ascending), held
+    until the sessions' global order is known."""
+
+    shape: _Shape
+    """Its `where` still the sessions' ids."""
+    first: np.ndarray
+    """Per session, its first request's endpoint (the names' code)."""
+    last: np.ndarray
+    """Per session, its last request's endpoint."""
+    pause_sums: np.ndarray
+
+    @classmethod
+    def of(
+        cls, part: PartitionRequests, width: int, spilled: SpilledValues
+    ) -> tuple[_Found, np.ndarray]:
+        """Its sessions, and its pairs (each request's and each session's END) coded by
+        the names: (previous or START) × `width` + step, START and END the last two codes;
+        its positive pauses spilled by pair."""
+        session = np.asarray(part.session)
+        ordered = len(session) < 2 or bool((session[1:] >= session[:-1]).all())
+        order = slice(None) if ordered else np.argsort(session, kind="stable")
+        session = session[order]
+        cuts = np.flatnonzero(session[1:] != session[:-1]) + 1
+        bounds = (
+            np.concatenate([[0], cuts, [len(session)]]) if len(session) else np.zeros(1, np.int64)
+        )
+        length, first = np.diff(bounds), bounds[:-1]
+        step = np.asarray(part.endpoint)[order]
+        think = np.asarray(part.think_s, dtype=float)[order]
+        pair = np.empty(len(step), dtype=np.int64)
+        pair[1:] = step[:-1]
+        pair[first] = width - 2
+        pair *= width
+        pair += step
+        last = step[bounds[1:] - 1]
+        within = np.isfinite(think)
+        within[first] = False
+        pause = think[within]
         positive = pause > 0
-        spilled.add(pause[positive], pair[positive])
-    codes = seen.found()
-    (found,) = spilled.answer(Ask.median())
+        spilled.add(pause[positive], pair[within][positive])
+        local = np.repeat(np.arange(len(length), dtype=np.int32), length)
+        sums = np.bincount(local, weights=np.nan_to_num(think, nan=0.0), minlength=len(length))
+        ends = last.astype(np.int64) * width + width - 1
+        found = cls(_Shape(ordered, length, session[first]), step[first], last, sums)
+        return found, np.concatenate([pair, ends])
+
+
+def _pass_a(
+    parts: Sequence[PartitionRequests], names: Sequence[str], spilled: SpilledValues
+) -> tuple[_Trace, _Columns, np.ndarray, _Sessions]:
+    """Pass (a): the sessions' ids, the endpoints used (the labels), every pair seen (the
+    columns, ascending) and per column the median of its positive pauses (0 without one),
+    as `Pauses.of` reads them; each session's length, sum of pauses (`Pauses.sums`'),
+    first step and END column. The pairs are coded by the names (`_Found.of`) while the
+    labels are not yet known, the codes turned into the labels' after."""
+    width, start, end = len(names) + 2, len(names), len(names) + 1
+    ids, seen, found = _Marks(), _Marks(), []
+    for part in parts:
+        one, pairs = _Found.of(part, width, spilled)
+        seen.add(pairs)
+        ids.add(np.asarray(part.session))  # (every request's: `_Marks`' reach is theirs)
+        found.append(one)
+    every, pairs = ids.found(), seen.found()
+    steps = np.unique(pairs % width)  # (every request is its pair's step: the names used)
+    used_codes = steps[steps < start].tolist()
+    labels = sorted({str(names[u]) for u in used_codes} | {"START", END})
+    remap = np.zeros(len(names), dtype=_code_type(len(labels)))
+    remap[used_codes] = [labels.index(str(names[u])) for u in used_codes]
+    label_of = np.zeros(width, dtype=np.int64)  # (a name-coded pair's ends: their labels)
+    label_of[:start] = remap
+    label_of[start], label_of[end] = labels.index("START"), labels.index(END)
+    size = len(labels)
+
+    def relabelled(pairs: np.ndarray) -> np.ndarray:
+        return np.asarray(label_of[pairs // width] * size + label_of[pairs % width])
+
+    codes = np.sort(relabelled(pairs))
+    columns = _Columns.of(codes, size * size)
     median = np.zeros(len(codes))
-    median[np.searchsorted(codes, found.groups)] = found.values
-    return _Columns.of(codes, square), median
+    if len(every):
+        (medians,) = spilled.answer(Ask.median())
+        median[np.searchsorted(codes, relabelled(medians.groups))] = medians.values
+    n = len(every)
+    contiguous = not n or (int(every[0]) == 0 and int(every[-1]) == n - 1)
+    made = _Sessions(
+        np.zeros(n, dtype=np.int64), np.full(n, np.nan), np.zeros(n),
+        np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32), np.zeros((0, len(codes) + 1)),
+    )  # fmt: skip
+    shapes = []
+    for one in found:
+        # (ids 0..n-1, the model's: each its own position)
+        where = one.shape.where if contiguous else np.searchsorted(every, one.shape.where)
+        shapes.append(replace(one.shape, where=where))
+        made.length[where] = one.shape.length
+        made.pause_sums[where] = one.pause_sums
+        made.first_step[where] = remap[one.first]
+        made.end_column[where] = columns(remap[one.last].astype(np.int64) * size + label_of[end])
+    return _Trace(every, labels, remap, shapes), columns, median, made
 
 
-def _per_session(
+def _tempos(
     parts: Sequence[PartitionRequests],
     trace: _Trace,
     columns: _Columns,
     median: np.ndarray,
+    made: _Sessions,
     index: np.ndarray,
-) -> _Sessions:
-    """Pass (b): per session its tempo (`Pauses.of`'s, the trace's `median` given), sum
-    of pauses (`Pauses.sums`'), length, first step and END column; and the feature rows of
-    the sample `index` (global positions, ascending) with the tempo column left 0."""
-    n = len(trace.ids)
-    made = _Sessions(
-        np.zeros(n, dtype=np.int64), np.full(n, np.nan), np.zeros(n),
-        np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32),
-        np.zeros((len(index), len(columns.codes) + 1)),
-    )  # fmt: skip
-    for part in parts:
-        local = _Local.of(part, trace)
+) -> None:
+    """Pass (b): per session its tempo (`Pauses.of`'s, the trace's `median` given), and
+    the feature rows of the sample `index` (global positions, ascending) with the tempo
+    column left 0, into `made`."""
+    made.points = np.zeros((len(index), len(columns.codes) + 1))
+    for p, part in enumerate(parts):
+        local = _Local.of(part, trace, p)
         paths, pairs, where = local.paths, local.pairs(columns), local.where
         think, within = paths.think_s, local.within()
         pause, column = think[within], pairs.column[within]
@@ -298,17 +372,10 @@ def _per_session(
         tempo = np.full(len(paths.length), np.nan)
         tempo[has] = np.exp(sums[has] / (n_logs[has] + TEMPO_SHRINK))
         made.tempo[where] = tempo
-        made.pause_sums[where] = np.bincount(
-            paths.session, weights=np.nan_to_num(think, nan=0.0), minlength=len(paths.length)
-        )
-        made.length[where] = paths.length
-        made.first_step[where] = paths.step[paths.first]
-        made.end_column[where] = pairs.end_column
         chosen = np.flatnonzero(np.isin(where, index))
         if len(chosen):
             rows = SessionFeatures(paths, pairs, np.zeros(len(paths.length))).take(chosen)
             made.points[np.searchsorted(index, where[chosen])] = rows.toarray()
-    return made
 
 
 def _nearest(
@@ -324,8 +391,8 @@ def _nearest(
     # (a K's labels in 1 B a session, not 8: the sweep holds up to 5 K's at once)
     kind = np.int8 if max(len(c) for c in centres.values()) <= 127 else np.int64
     out = {key: np.empty(n, dtype=kind) for key in centres}
-    for part in parts:
-        local = _Local.of(part, trace)
+    for p, part in enumerate(parts):
+        local = _Local.of(part, trace, p)
         features = SessionFeatures(local.paths, local.pairs(columns), column[local.where])
         for key, found in nearest_each(features, centres).items():
             out[key][local.where] = found
@@ -361,8 +428,8 @@ def _moves(
     sizes = np.zeros(cells, dtype=np.int64)
     held_cells, held_values = [], []
     tempo = np.where(np.isnan(made.tempo), 1.0, made.tempo)
-    for part in parts:
-        local = _Local.of(part, trace)
+    for p, part in enumerate(parts):
+        local = _Local.of(part, trace, p)
         paths, pairs, where = local.paths, local.pairs(table), local.where
         base = np.repeat(labels[where].astype(np.int64) * columns, paths.length)
         cell = base + pairs.column

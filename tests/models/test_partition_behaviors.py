@@ -118,10 +118,9 @@ def stages_equal(case: str, partitions: int, tmp_path: Any) -> bool:
     moves.trace()
 
     parts, names = split(frame, partitions, seed=partitions)
-    trace = pb._Trace.of(parts, names)
     with SpilledValues(tmp_path) as spilled:
-        columns, median = pb._transition_medians(parts, trace, spilled)
-    made = pb._per_session(parts, trace, columns, median, index)
+        trace, columns, median, made = pb._pass_a(parts, names, spilled)
+    pb._tempos(parts, trace, columns, median, made, index)
     found_column = _tempo_feature(made.tempo)[:, 0]
     made.points[:, -1] = found_column[index] + 0.0
     assign = partial(pb._nearest, parts, trace, columns, found_column)
@@ -138,6 +137,8 @@ def stages_equal(case: str, partitions: int, tmp_path: Any) -> bool:
         and same_bits(made.tempo, pauses.tempo)
         and same_bits(made.pause_sums, pauses.sums(paths))
         and same_bits(made.length, paths.length.astype(np.int64))
+        and same_bits(made.first_step, paths.step[paths.first].astype(np.int32))
+        and same_bits(made.end_column, pairs.end_column.astype(np.int32))
         and same_bits(made.points, points)
         and same_bits(found_labels, labels)
         and same_bits(found.entries, moves.entries)
@@ -168,26 +169,25 @@ def test_a_broken_pass_is_seen(broken: str, monkeypatch: pytest.MonkeyPatch, tmp
     changes their last bits: the tests above would fail on either."""
     frame, sample, seed = CASES["random_sampled"]()
     parts, names = split(frame, 3, seed=3)
+    real = pb._pass_a
     if broken == "median_off":
-        real = pb._transition_medians
 
         def off(*args: Any) -> Any:
-            codes, median = real(*args)
-            return codes, median * 1.001
+            trace, columns, median, made = real(*args)
+            return trace, columns, median * 1.001, made
 
-        monkeypatch.setattr(pb, "_transition_medians", off)
+        monkeypatch.setattr(pb, "_pass_a", off)
         expected = as_json(fit_behaviors(frame, seed=seed, sample=sample))
         assert as_json(partition_behaviors(parts, names, seed=seed, sample=sample)) != expected
         return
-    real_sessions = pb._per_session
 
     def bit_off(*args: Any) -> Any:
-        made = real_sessions(*args)
+        trace, columns, median, made = real(*args)
         made.pause_sums = np.nextafter(made.pause_sums, np.inf)
-        return made
+        return trace, columns, median, made
 
     assert stages_equal("random_sampled", 3, tmp_path)
-    monkeypatch.setattr(pb, "_per_session", bit_off)
+    monkeypatch.setattr(pb, "_pass_a", bit_off)
     assert not stages_equal("random_sampled", 3, tmp_path)
 
 
@@ -223,9 +223,12 @@ def test_rows_given_session_by_session_give_the_same_behaviors(case: str) -> Non
     parts, names = split(frame, 3, seed=2, by_time=False)
     found = partition_behaviors(parts, names, seed=seed, sample=sample, censored=edges)
     assert as_json(found) == expected
-    trace = pb._Trace.of(parts, names)  # each partition read as given: no sort, no copy
-    assert all(
-        np.shares_memory(pb._Local.of(part, trace).paths.think_s, part.think_s) for part in parts
+    with SpilledValues() as spilled:
+        trace, *_ = pb._pass_a(parts, names, spilled)
+    assert all(shape.ordered for shape in trace.shapes)  # each partition read as given:
+    assert all(  # no sort, no copy
+        np.shares_memory(pb._Local.of(part, trace, p).paths.think_s, part.think_s)
+        for p, part in enumerate(parts)
     )
 
 
