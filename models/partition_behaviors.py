@@ -70,15 +70,13 @@ class PartitionRequests:
 
 @dataclass(frozen=True)
 class _Shape:
-    """One partition's sessions as pass (a) found them (sessions-sized: kept for the later
-    passes, which re-read the rows but not their sessions' bounds nor places)."""
+    """What pass (a) found of one partition's sessions that the later passes keep."""
 
     ordered: bool
     """Whether its rows come session by session, ids ascending (read without a sort)."""
-    length: np.ndarray
-    """Per local session (ids ascending), its requests."""
-    where: np.ndarray
-    """Per local session, its global position."""
+    where: np.ndarray | None
+    """Per local session (ids ascending), its global position; None where the ids are
+    the positions (the model's: 0..n-1), so nothing is held (sessions-sized, 8 B each)."""
 
 
 @dataclass(frozen=True)
@@ -161,18 +159,22 @@ class _Local:
         shape = trace.shapes[p]
         # Rows given session by session (ids ascending: a partition made by the model's
         # sessions) are read as they are; else sorted by id, each session's kept in order.
-        order = slice(None) if shape.ordered else np.argsort(part.session, kind="stable")
+        session = np.asarray(part.session)
+        order = slice(None) if shape.ordered else np.argsort(session, kind="stable")
+        session = session[order]
+        bounds = _bounds(session)
         paths = SessionPaths(
             labels=trace.labels,
             step=trace.remap[np.asarray(part.endpoint)[order]],
             think_s=np.asarray(part.think_s, dtype=float)[order],
-            length=shape.length,
+            length=np.diff(bounds),
         )
         width = len(trace.labels)
         pair = paths.previous().astype(np.int64) * width + paths.step
         last = paths.first + paths.length - 1
         end_pair = paths.step[last].astype(np.int64) * width + paths.code(END)
-        return cls(paths, shape.where, pair, end_pair)
+        where = session[bounds[:-1]] if shape.where is None else shape.where
+        return cls(paths, where, pair, end_pair)
 
     def pairs(self, columns: _Columns) -> Pairs:
         """Its `Pairs` with the trace's columns."""
@@ -243,13 +245,23 @@ def partition_behaviors(
     return behaviors
 
 
+def _bounds(session: np.ndarray) -> np.ndarray:
+    """Where each session's rows start, then their count (rows session by session)."""
+    if not len(session):
+        return np.zeros(1, np.int64)
+    cuts = np.flatnonzero(session[1:] != session[:-1]) + 1
+    return np.concatenate([[0], cuts, [len(session)]])
+
+
 @dataclass(frozen=True)
 class _Found:
     """Pass (a)'s per-session arrays of one partition (its sessions, ids ascending), held
     until the sessions' global order is known."""
 
-    shape: _Shape
-    """Its `where` still the sessions' ids."""
+    ordered: bool
+    ids: np.ndarray
+    """Per session, its id."""
+    length: np.ndarray
     first: np.ndarray
     """Per session, its first request's endpoint (the names' code)."""
     last: np.ndarray
@@ -267,10 +279,7 @@ class _Found:
         ordered = len(session) < 2 or bool((session[1:] >= session[:-1]).all())
         order = slice(None) if ordered else np.argsort(session, kind="stable")
         session = session[order]
-        cuts = np.flatnonzero(session[1:] != session[:-1]) + 1
-        bounds = (
-            np.concatenate([[0], cuts, [len(session)]]) if len(session) else np.zeros(1, np.int64)
-        )
+        bounds = _bounds(session)
         length, first = np.diff(bounds), bounds[:-1]
         step = np.asarray(part.endpoint)[order]
         think = np.asarray(part.think_s, dtype=float)[order]
@@ -288,7 +297,10 @@ class _Found:
         local = np.repeat(np.arange(len(length), dtype=np.int32), length)
         sums = np.bincount(local, weights=np.nan_to_num(think, nan=0.0), minlength=len(length))
         ends = last.astype(np.int64) * width + width - 1
-        found = cls(_Shape(ordered, length, session[first]), step[first], last, sums)
+        ids, kind = session[first], np.int32 if len(session) < 1 << 31 else np.int64
+        if len(ids) and ids[0] >= 0 and ids[-1] < 1 << 31:
+            ids = ids.astype(np.int32)  # (held until pass (a) ends: 4 B a session, not 8)
+        found = cls(ordered, ids, length.astype(kind), step[first], last, sums)
         return found, np.concatenate([pair, ends])
 
 
@@ -323,25 +335,28 @@ def _pass_a(
 
     codes = np.sort(relabelled(pairs))
     columns = _Columns.of(codes, size * size)
-    median = np.zeros(len(codes))
-    if len(every):
-        (medians,) = spilled.answer(Ask.median())
-        median[np.searchsorted(codes, relabelled(medians.groups))] = medians.values
     n = len(every)
     contiguous = not n or (int(every[0]) == 0 and int(every[-1]) == n - 1)
     made = _Sessions(
-        np.zeros(n, dtype=np.int64), np.full(n, np.nan), np.zeros(n),
+        np.zeros(n, dtype=np.int64), np.zeros(0), np.zeros(n),
         np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32), np.zeros((0, len(codes) + 1)),
     )  # fmt: skip
     shapes = []
-    for one in found:
+    found.reverse()
+    while found:  # (each partition's let go once placed: made's pages filled as it goes)
+        one = found.pop()
         # (ids 0..n-1, the model's: each its own position)
-        where = one.shape.where if contiguous else np.searchsorted(every, one.shape.where)
-        shapes.append(replace(one.shape, where=where))
-        made.length[where] = one.shape.length
+        where = one.ids if contiguous else np.searchsorted(every, one.ids)
+        shapes.append(_Shape(one.ordered, None if contiguous else where))
+        made.length[where] = one.length
         made.pause_sums[where] = one.pause_sums
         made.first_step[where] = remap[one.first]
         made.end_column[where] = columns(remap[one.last].astype(np.int64) * size + label_of[end])
+        del one
+    median = np.zeros(len(codes))
+    if n:
+        (medians,) = spilled.answer(Ask.median())
+        median[np.searchsorted(codes, relabelled(medians.groups))] = medians.values
     return _Trace(every, labels, remap, shapes), columns, median, made
 
 
@@ -356,6 +371,7 @@ def _tempos(
     """Pass (b): per session its tempo (`Pauses.of`'s, the trace's `median` given), and
     the feature rows of the sample `index` (global positions, ascending) with the tempo
     column left 0, into `made`."""
+    made.tempo = np.full(len(trace.ids), np.nan)
     made.points = np.zeros((len(index), len(columns.codes) + 1))
     for p, part in enumerate(parts):
         local = _Local.of(part, trace, p)
