@@ -17,7 +17,7 @@ tables are then `_Moves.chain` and `SessionTable.fit` over sessions-sized arrays
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -52,7 +52,10 @@ from .behaviors import (
 from .session_shape import Censoring, SessionTable
 from .spilled_quantiles import Ask, SpilledValues
 
-__all__ = ["PartitionRequests", "partition_behaviors"]
+__all__ = ["CACHE_BYTES", "PartitionRequests", "partition_behaviors"]
+
+CACHE_BYTES = 32 << 20
+"""The bytes of partitions' requests (`_Local`: ~10 B a request) kept between passes."""
 
 
 @dataclass(frozen=True)
@@ -143,18 +146,15 @@ class _Columns:
 @dataclass(frozen=True)
 class _Local:
     """One partition's sessions as the fit's `SessionPaths` (its labels, its requests in
-    session-id order), each session's global position, and its pairs' codes per request."""
+    session-id order) and `Pairs` (the trace's columns), each session's global position."""
 
     paths: SessionPaths
+    pairs: Pairs
     where: np.ndarray
     """Per local session, its global position."""
-    pair: np.ndarray
-    """Per request, (previous or START) × width + its step."""
-    end_pair: np.ndarray
-    """Per session, its last step × width + END."""
 
     @classmethod
-    def of(cls, part: PartitionRequests, trace: _Trace, p: int) -> _Local:
+    def of(cls, part: PartitionRequests, trace: _Trace, p: int, columns: _Columns) -> _Local:
         """Partition `p`'s (`part`), its sessions as pass (a) found them."""
         shape = trace.shapes[p]
         # Rows given session by session (ids ascending: a partition made by the model's
@@ -174,17 +174,51 @@ class _Local:
         last = paths.first + paths.length - 1
         end_pair = paths.step[last].astype(np.int64) * width + paths.code(END)
         where = session[bounds[:-1]] if shape.where is None else shape.where
-        return cls(paths, where, pair, end_pair)
+        return cls(paths, Pairs(columns.codes, columns(pair), columns(end_pair)), where)
 
-    def pairs(self, columns: _Columns) -> Pairs:
-        """Its `Pairs` with the trace's columns."""
-        return Pairs(columns.codes, columns(self.pair), columns(self.end_pair))
+    def nbytes(self) -> int:
+        """The bytes of its arrays, with the sessions' bounds and ends its paths make."""
+        paths, pairs = self.paths, self.pairs
+        arrays = [paths.step, paths.think_s, pairs.column, pairs.end_column, self.where]
+        return sum(a.nbytes for a in arrays) + 3 * paths.length.nbytes
 
     def within(self) -> np.ndarray:
         """Per request, whether its think is a pause (`Pauses.of`'s)."""
         within: np.ndarray = np.isfinite(self.paths.think_s)
         within[self.paths.first] = False
         return within
+
+
+class _Locals:
+    """Each partition's `_Local` for the passes after (a), in partition order: derived from
+    its rows read again, or kept from the pass before while those kept fit in `budget`
+    bytes (passes (b), (c) and (d) each read every partition: a kept one is read once). A
+    fixed budget: what is held stays flat in rows (at real10M P=32 a partition's is ~4 MB)."""
+
+    def __init__(
+        self, parts: Sequence[PartitionRequests], trace: _Trace, columns: _Columns, budget: int
+    ) -> None:
+        self.parts, self.trace, self.columns = parts, trace, columns
+        self.budget, self.used = budget, 0
+        self.kept: dict[int, _Local] = {}
+
+    def __iter__(self) -> Iterator[_Local]:
+        for p in range(len(self.parts)):
+            local = self.kept.get(p)
+            if local is None:
+                local = _Local.of(self.parts[p], self.trace, p, self.columns)
+                size = local.nbytes()
+                if self.used + size <= self.budget:
+                    self.kept[p] = local
+                    self.used += size
+            yield local
+
+    def last(self) -> Iterator[_Local]:
+        """Each partition's for the last pass: a kept one let go once given."""
+        for p in range(len(self.parts)):
+            local = self.kept.pop(p, None)
+            yield _Local.of(self.parts[p], self.trace, p, self.columns) if local is None else local
+            del local
 
 
 @dataclass
@@ -207,10 +241,12 @@ def partition_behaviors(
     sample: int = CLUSTER_SAMPLE_SESSIONS,
     censored: Censoring | None = None,
     directory: Path | None = None,
+    cache_bytes: int = CACHE_BYTES,
 ) -> list[Behavior]:
     """`fit_behaviors` of the frame whose sessions `parts` hold (`names`: the endpoints'
     names by code), to the bit; `censored` by global position, as the fit's. Values are
-    spilled under `directory` (default: the system's temp dir), removed on return."""
+    spilled under `directory` (default: the system's temp dir), removed on return;
+    up to `cache_bytes` of partitions' requests kept between passes (`_Locals`)."""
     with SpilledValues(directory) as spilled:
         trace, columns, median, made = _pass_a(parts, names, spilled)
     n = len(trace.ids)
@@ -221,17 +257,18 @@ def partition_behaviors(
         if n <= sample
         else np.sort(np.random.default_rng(seed).choice(n, sample, False))
     )
-    _tempos(parts, trace, columns, median, made, index)
+    locals_ = _Locals(parts, trace, columns, cache_bytes)
+    _tempos(locals_, columns, median, made, index)
     column = _tempo_feature(made.tempo)[:, 0]
     made.points[:, -1] = column[index] + 0.0  # (-0.0 is left out of a CSR row: 0.0)
 
-    assign = partial(_nearest, parts, trace, columns, column)
+    assign = partial(_nearest, locals_, column)
     labels = chosen_clusters(made.points, n, assign, seed, max_behaviors)
     no = np.zeros(n, dtype=bool)
     at_start = censored.start if censored is not None else no
     at_end = censored.end if censored is not None else no
     with SpilledValues(directory) as spilled:
-        moves = _moves(parts, trace, columns, made, labels, at_start, at_end, spilled)
+        moves = _moves(locals_, trace, columns, made, labels, at_start, at_end, spilled)
     sizes = np.bincount(labels)
     order = sorted(np.flatnonzero(sizes).tolist(), key=lambda k: (-int(sizes[k]), k))
     behaviors = []
@@ -361,8 +398,7 @@ def _pass_a(
 
 
 def _tempos(
-    parts: Sequence[PartitionRequests],
-    trace: _Trace,
+    locals_: _Locals,
     columns: _Columns,
     median: np.ndarray,
     made: _Sessions,
@@ -371,11 +407,10 @@ def _tempos(
     """Pass (b): per session its tempo (`Pauses.of`'s, the trace's `median` given), and
     the feature rows of the sample `index` (global positions, ascending) with the tempo
     column left 0, into `made`."""
-    made.tempo = np.full(len(trace.ids), np.nan)
+    made.tempo = np.full(len(locals_.trace.ids), np.nan)
     made.points = np.zeros((len(index), len(columns.codes) + 1))
-    for p, part in enumerate(parts):
-        local = _Local.of(part, trace, p)
-        paths, pairs, where = local.paths, local.pairs(columns), local.where
+    for local in locals_:
+        paths, pairs, where = local.paths, local.pairs, local.where
         think, within = paths.think_s, local.within()
         pause, column = think[within], pairs.column[within]
         positive = pause > 0
@@ -395,28 +430,25 @@ def _tempos(
 
 
 def _nearest(
-    parts: Sequence[PartitionRequests],
-    trace: _Trace,
-    columns: _Columns,
+    locals_: _Locals,
     column: np.ndarray,
     centres: dict[int, np.ndarray],
 ) -> dict[int, np.ndarray]:
     """Pass (c): `nearest_each` of every session (global order), each partition's rows
     made from its requests (a row is its own session's: the whole matrix's to the bit)."""
-    n = len(trace.ids)
+    n = len(locals_.trace.ids)
     # (a K's labels in 1 B a session, not 8: the sweep holds up to 5 K's at once)
     kind = np.int8 if max(len(c) for c in centres.values()) <= 127 else np.int64
     out = {key: np.empty(n, dtype=kind) for key in centres}
-    for p, part in enumerate(parts):
-        local = _Local.of(part, trace, p)
-        features = SessionFeatures(local.paths, local.pairs(columns), column[local.where])
+    for local in locals_:
+        features = SessionFeatures(local.paths, local.pairs, column[local.where])
         for key, found in nearest_each(features, centres).items():
             out[key][local.where] = found
     return out
 
 
 def _moves(
-    parts: Sequence[PartitionRequests],
+    locals_: _Locals,
     trace: _Trace,
     table: _Columns,
     made: _Sessions,
@@ -444,9 +476,8 @@ def _moves(
     sizes = np.zeros(cells, dtype=np.int64)
     held_cells, held_values = [], []
     tempo = np.where(np.isnan(made.tempo), 1.0, made.tempo)
-    for p, part in enumerate(parts):
-        local = _Local.of(part, trace, p)
-        paths, pairs, where = local.paths, local.pairs(table), local.where
+    for local in locals_.last():
+        paths, pairs, where = local.paths, local.pairs, local.where
         base = np.repeat(labels[where].astype(np.int64) * columns, paths.length)
         cell = base + pairs.column
         moved += np.bincount(cell, minlength=cells)

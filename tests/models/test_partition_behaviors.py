@@ -101,10 +101,11 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def stages_equal(case: str, partitions: int, tmp_path: Any) -> bool:
+def stages_equal(case: str, partitions: int, tmp_path: Any, budget: int = 0) -> bool:
     """Each pass's sessions-sized answer equals the whole-frame fit's, to the bit: the
     columns, every session's tempo, sum of pauses and the sample's feature rows, the labels,
-    and `_Moves`' counts, pause counts and think-time quantiles (before any rounding)."""
+    and `_Moves`' counts, pause counts and think-time quantiles (before any rounding);
+    partitions kept between passes up to `budget` bytes."""
     frame, sample, seed = CASES[case]()
     edges = censoring(frame, 60.0)
     paths = SessionPaths.of(frame)
@@ -120,13 +121,14 @@ def stages_equal(case: str, partitions: int, tmp_path: Any) -> bool:
     parts, names = split(frame, partitions, seed=partitions)
     with SpilledValues(tmp_path) as spilled:
         trace, columns, median, made = pb._pass_a(parts, names, spilled)
-    pb._tempos(parts, trace, columns, median, made, index)
+    locals_ = pb._Locals(parts, trace, columns, budget)
+    pb._tempos(locals_, columns, median, made, index)
     found_column = _tempo_feature(made.tempo)[:, 0]
     made.points[:, -1] = found_column[index] + 0.0
-    assign = partial(pb._nearest, parts, trace, columns, found_column)
+    assign = partial(pb._nearest, locals_, found_column)
     found_labels = chosen_clusters(made.points, len(trace.ids), assign, seed, MAX_BEHAVIORS)
     with SpilledValues(tmp_path) as spilled:
-        found = pb._moves(parts, trace, columns, made, labels, edges.start, edges.end, spilled)
+        found = pb._moves(locals_, trace, columns, made, labels, edges.start, edges.end, spilled)
     quantiles_equal = found.quantiles.keys() == moves.quantiles.keys() and all(
         same_bits(found.quantiles[c], np.asarray(moves.quantiles[c])) for c in moves.quantiles
     )
@@ -156,10 +158,39 @@ def stages_equal(case: str, partitions: int, tmp_path: Any) -> bool:
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("partitions", [1, 3, 7])
+@pytest.mark.parametrize("budget", [0, 20_000, 1 << 30])
 def test_every_pass_equals_the_fits_own_arrays_to_the_bit(
-    case: str, partitions: int, tmp_path: Any
+    case: str, partitions: int, budget: int, tmp_path: Any
 ) -> None:
-    assert stages_equal(case, partitions, tmp_path)
+    """None kept (each pass reads every partition), some, every one."""
+    assert stages_equal(case, partitions, tmp_path, budget)
+
+
+class Reads(list[PartitionRequests]):
+    """Partitions that count their reads."""
+
+    reads = 0
+
+    def __getitem__(self, p: Any) -> Any:
+        self.reads += 1
+        return super().__getitem__(p)
+
+
+@pytest.mark.parametrize("budget", [0, 20_000, 1 << 30])
+def test_partitions_kept_between_passes_are_read_once_and_fit_the_budget(
+    budget: int, tmp_path: Any
+) -> None:
+    frame = CASES["random_sampled"]()[0]
+    parts, names = split(frame, 7, seed=7)
+    with SpilledValues(tmp_path) as spilled:
+        trace, columns, *_ = pb._pass_a(parts, names, spilled)
+    locals_ = pb._Locals(Reads(parts), trace, columns, budget)
+    first = [local.where for local in locals_]
+    again = [local.where for local in locals_]
+    kept = len(locals_.kept)
+    assert locals_.used <= budget and locals_.parts.reads == 7 + 7 - kept  # type: ignore[attr-defined]
+    assert kept == {0: 0, 20_000: kept, 1 << 30: 7}[budget] and (0 < kept < 7 or budget != 20_000)
+    assert all(same_bits(a, b) for a, b in zip(first, again, strict=True))
 
 
 @pytest.mark.parametrize("broken", ["median_off", "sums_bit_off"])
@@ -224,10 +255,10 @@ def test_rows_given_session_by_session_give_the_same_behaviors(case: str) -> Non
     found = partition_behaviors(parts, names, seed=seed, sample=sample, censored=edges)
     assert as_json(found) == expected
     with SpilledValues() as spilled:
-        trace, *_ = pb._pass_a(parts, names, spilled)
+        trace, columns, *_ = pb._pass_a(parts, names, spilled)
     assert all(shape.ordered for shape in trace.shapes)  # each partition read as given:
     assert all(  # no sort, no copy
-        np.shares_memory(pb._Local.of(part, trace, p).paths.think_s, part.think_s)
+        np.shares_memory(pb._Local.of(part, trace, p, columns).paths.think_s, part.think_s)
         for p, part in enumerate(parts)
     )
 
