@@ -409,6 +409,8 @@ def _tempos(
     column left 0, into `made`."""
     made.tempo = np.full(len(locals_.trace.ids), np.nan)
     made.points = np.zeros((len(index), len(columns.codes) + 1))
+    sampled = np.zeros(len(made.tempo), dtype=bool)
+    sampled[index] = True
     for local in locals_:
         paths, pairs, where = local.paths, local.pairs, local.where
         think, within = paths.think_s, local.within()
@@ -423,7 +425,7 @@ def _tempos(
         tempo = np.full(len(paths.length), np.nan)
         tempo[has] = np.exp(sums[has] / (n_logs[has] + TEMPO_SHRINK))
         made.tempo[where] = tempo
-        chosen = np.flatnonzero(np.isin(where, index))
+        chosen = np.flatnonzero(sampled[where])
         if len(chosen):
             rows = SessionFeatures(paths, pairs, np.zeros(len(paths.length))).take(chosen)
             made.points[np.searchsorted(index, where[chosen])] = rows.toarray()
