@@ -19,7 +19,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +36,7 @@ from tracereplay.closing import Closing
 from .arrivals import ArrivalModel, fit_arrivals, fitted_bucket_s
 from .behaviors import Behavior
 from .forked import CHILD_MODULES, forked
-from .key_partitions import KeyPartitions, scan_key_partitions
+from .key_partitions import KeyPartitions, Partition, scan_key_partitions
 from .outcomes import NO_OUTCOMES, place_outcomes
 from .partition_behaviors import PartitionRequests, partition_behaviors
 from .partition_endpoints import EndpointTally, ParamFacts
@@ -164,6 +166,51 @@ class _Handout:
         self.got = handed_out
 
 
+@dataclass(frozen=True)
+class _Made:
+    """One partition's sessions and what they hand on: its requests, its sessions, their
+    handout and pauses (held until given to the pauses' sink, in partition order)."""
+
+    part: Partition
+    sessions: PartitionSessions
+    handout: tuple[np.ndarray, ...]
+    pauses: list[tuple[str | None, np.ndarray]]
+    last_s: float | None
+    """Its latest request's `t_s` (None: no request)."""
+
+
+def _made(parts: KeyPartitions, p: int, timeout_s: float) -> _Made:
+    """Partition `p` read and its sessions made (on a worker thread: nothing shared is
+    written here)."""
+    from .model import SENSITIVITY_TIMEOUTS_S  # (the model's: it imports this module)
+
+    part, handout = parts.partition(p), _Handout()
+    rows = part.key_partition(parts.first_ts_us)
+    pauses: list[tuple[str | None, np.ndarray]] = []
+    sessions = partition_sessions(
+        rows, timeout_s, SENSITIVITY_TIMEOUTS_S, lambda name, v: pauses.append((name, v)), handout
+    )
+    last_s = float(rows.t_s.max()) if len(rows) else None  # (the model's span: the last t_s)
+    return _Made(part, sessions, handout.got, pauses, last_s)
+
+
+AHEAD = 2
+"""Partitions whose sessions are made on threads ahead of the one being handed on: numpy's
+sorts and Arrow's reads let go of the GIL, so they share the cores with the spills here."""
+
+
+def _in_order(parts: KeyPartitions, timeout_s: float) -> Iterator[_Made]:
+    """Every partition's `_made`, in order, at most `AHEAD` made beside the one given."""
+    with ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="partition") as pool:
+        pending: deque[Future[_Made]] = deque()
+        for p in range(parts.count):
+            pending.append(pool.submit(_made, parts, p, timeout_s))
+            if len(pending) > AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def _sessions_pass(
     parts: KeyPartitions,
     sink: SpilledPauses,
@@ -173,26 +220,23 @@ def _sessions_pass(
     censor_edges: bool,
 ) -> _Sessions:
     """Each partition read once: its sessions made (pauses to `sink`), its endpoints
-    counted (`tally`), its requests' handout spilled (`handed`); then the merge."""
-    from .model import SENSITIVITY_TIMEOUTS_S  # (the model's: it imports this module)
-
+    counted (`tally`), its requests' handout spilled (`handed`); then the merge. What is
+    given to `sink` and `tally` is given in partition order (the same spills)."""
     made: list[PartitionSessions] = []
     firsts = _SessionFirsts()
     span_s = 0.0
-    for p in range(parts.count):
-        part, handout = parts.partition(p), _Handout()
-        rows = part.key_partition(parts.first_ts_us)
-        sessions = partition_sessions(rows, timeout_s, SENSITIVITY_TIMEOUTS_S, sink, handout)
-        made.append(sessions)
-        if len(rows):
-            span_s = max(span_s, float(rows.t_s.max()))  # (the model's: the last t_s)
-        del rows
-        at, local, seq, think = handout.got
+    for p, one in enumerate(_in_order(parts, timeout_s)):
+        for name, values in one.pauses:
+            sink(name, values)
+        made.append(one.sessions)
+        if one.last_s is not None:
+            span_s = max(span_s, one.last_s)
+        part, (at, local, seq, think) = one.part, one.handout
         tally.add_partition(part)
         row = part.row[at]
         handed.write(p, local=local, seq=seq, think_s=think, endpoint=part.endpoint[at], row=row)
-        firsts.add(sessions, local, seq, row)
-        del part, handout, at, local, seq, think, row
+        firsts.add(one.sessions, local, seq, row)
+        del one, part, at, local, seq, think, row
         _given_back()
     pauses = sink.statistics()
     merged = merged_sessions(made, pauses, censor_edges=censor_edges)
