@@ -97,7 +97,10 @@ def _out_of_memory(trace: Path, last: list[Any], exc: MemoryError) -> str:
         report = last[0]
         where = f" {'after' if report.seconds is not None else 'in'} its {report.stage} stage"
         rows = f" ({report.rows:,} rows)" if report.rows else ""
-    return f"model of {trace}{rows}: out of memory{where} ({exc}): {OUT_OF_MEMORY_HINT}"
+    return (
+        f"model of {trace}{rows}: out of memory{where} ({exc}): {OUT_OF_MEMORY_HINT};"
+        " `--partitions N` makes the model in N key partitions on disk"
+    )
 
 
 @app.command("synthesize")
