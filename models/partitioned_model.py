@@ -16,6 +16,7 @@ it replaces; the model file equals the in-memory path's byte for byte.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 import time
@@ -32,6 +33,7 @@ import pyarrow as pa
 from pyarrow import ipc
 
 from tracereplay.closing import Closing
+from tracereplay.errors import SpillSpaceError
 
 from .arrivals import ArrivalModel, fit_arrivals, fitted_bucket_s
 from .behaviors import Behavior
@@ -300,6 +302,54 @@ def partitioned_model(
     directory), every spill removed on return or error. With `child`, the behaviors and
     arrivals are fitted in a child forked first (it imports sklearn while this process
     scans), beside the samples' reads here."""
+    try:
+        return _partitioned_model(
+            trace_path, trace, partitions=partitions, clock=clock, asked=asked,
+            session_timeout_s=session_timeout_s, behavior_sample=behavior_sample,
+            correlations=correlations, censor_edges=censor_edges, child=child,
+            directory=directory,
+        )  # fmt: skip
+    except OSError as exc:
+        where = Path(directory or tempfile.gettempdir())
+        if not _no_room(exc, where):
+            raise
+        need = SPILL_BYTES_PER_REQUEST * (clock.rows or 0) / 1e9
+        raise SpillSpaceError(
+            f"model of {trace_path}: no room left under {where} for its key partitions' spills"
+            f" ({exc}): they take ~{need:.1f} GB for {clock.rows:,} requests; free disk space"
+            " there, or set TMPDIR to a directory with room"
+        ) from exc
+
+
+SPILL_BYTES_PER_REQUEST = 110
+"""What the partitions' spills take on disk at most, about, per request (real1M: ~104)."""
+
+
+def _no_room(exc: OSError, where: Path) -> bool:
+    """Whether `exc` says the disk under `where` is full: its errno, or (numpy's short
+    writes carry none) hardly a block left there."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return exc.errno is None and shutil.disk_usage(where).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _partitioned_model(
+    trace_path: Path,
+    trace: RequestSource,
+    *,
+    partitions: int,
+    clock: _Clock,
+    asked: _Asked,
+    session_timeout_s: float,
+    behavior_sample: int,
+    correlations: bool,
+    censor_edges: bool,
+    child: bool,
+    directory: Path | None,
+) -> dict[str, Any]:
     from .model import Learned, model_document
 
     seed, params = asked.seed, ParamFacts()

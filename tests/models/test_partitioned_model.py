@@ -185,3 +185,25 @@ def test_the_memory_available_reads_a_containers_limit(
         assert abs(found - psutil.virtual_memory().available) < 1 << 28
     else:
         assert found == want
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The partitions' spills on a disk that fills: exit 2, one line saying where and what
+    it needs, no model file, no spill left; in memory, the same trace is modelled."""
+    from tests.tmpfs import fill, small_tmpfs
+
+    _write_api_trace(tmp_path / "t", 60)
+    out = tmp_path / "m.json"
+    with small_tmpfs(tmp_path / "disk", "256k") as disk:
+        filler = fill(disk, leave_bytes=8192)
+        monkeypatch.setattr(tempfile, "tempdir", str(disk))
+        assert main(["model", str(tmp_path / "t"), "--out", str(out), "--partitions", "3"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        (line,) = [x for x in err.splitlines() if x.startswith("tracereplay: error: ")]
+        assert f"no room left under {disk}" in line and "TMPDIR" in line
+        assert not out.exists()
+        assert [p.name for p in disk.iterdir()] == [filler.name]
+        assert main(["model", str(tmp_path / "t"), "--out", str(out), "--partitions", "0"]) == 0
