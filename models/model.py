@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tracereplay import __version__
-from tracereplay.allocator import collector_paused, give_back_freed
+from tracereplay.allocator import available_bytes, collector_paused, give_back_freed
 from tracereplay.errors import UsageError
 
 from .arrivals import ArrivalModel, fit_arrivals, fitted_bucket_s
@@ -167,7 +167,8 @@ def build_model(
     sessions and endpoints need rather than every request; its behaviors in the child as
     `processes` says); 0 in memory;
     None: in partitions (~`ROWS_PER_PARTITION` rows each) when the trace has more than
-    `PARTITIONED_ABOVE_ROWS` requests, else in memory."""
+    `PARTITIONED_ABOVE_ROWS` requests or the in-memory model would take more than half
+    the memory available (`_partitions`), else in memory."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     asked = _Asked.checked(
@@ -344,20 +345,32 @@ def model_document(
 PARTITIONED_ABOVE_ROWS = 16_000_000
 """Requests past which `build_model` makes the model in key partitions unless told: the
 in-memory model's largest process holds ~85 MB per million requests (docs/SCALE.md), so
-~1.4 GB here; the partitioned one holds what its sessions need, at more CPU
+~1.4 GB here; the partitioned one holds what its sessions and samples need, at more CPU
 (bench/README.md, "The model in key partitions")."""
+IN_MEMORY_BYTES = (350 << 20, 130)
+"""What the in-memory model's two processes hold together at most, about: a fixed part
+and bytes a request (stop 37's PSS of the tree: 1.35 GB at 10 M requests)."""
 
 
 def _partitions(trace: RequestSource, asked: int | None) -> int:
-    """The key partitions the model of `trace` is made in (0: in memory)."""
+    """The key partitions the model of `trace` is made in (0: in memory): as `asked`, else
+    in partitions past `PARTITIONED_ABOVE_ROWS` requests or where the in-memory model would
+    take more than half the memory available (`available_bytes`: a container's limit
+    too), else in memory."""
     if asked is not None and asked < 0:
         raise UsageError(f"--partitions must be ≥ 0, not {asked}")
     if asked is not None:
         return asked
+    rows = trace.trace.num_rows if isinstance(trace, ParquetSource) else None
+    if rows is None:
+        return 0
     from .partitioned_model import partitions_for
 
-    rows = trace.trace.num_rows if isinstance(trace, ParquetSource) else None
-    return partitions_for(rows) if rows is not None and rows > PARTITIONED_ABOVE_ROWS else 0
+    fixed, per_row = IN_MEMORY_BYTES
+    need = fixed + per_row * rows
+    if rows > PARTITIONED_ABOVE_ROWS or (need > 1 << 30 and need > available_bytes() // 2):
+        return partitions_for(rows)
+    return 0
 
 
 @dataclass(frozen=True)

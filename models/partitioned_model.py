@@ -7,7 +7,7 @@ the endpoints' parameter kinds taken from its batches (partition_endpoints.Param
 Then one pass makes each partition's sessions (partition_sessions.py: its pauses spilled
 for their exact quantiles), counts its endpoints (EndpointTally: durations spilled) and
 spills what later stages read of each request: its local session, place in it, pause,
-endpoint and scan position (`_Handed`). The merge numbers the sessions as the model does;
+endpoint and scan position (partition_pass.py). The merge numbers the sessions as the model does;
 the behaviors pass over the handed spills (partition_behaviors.py), the samples choose
 their rows from them (partition_samples.py) and their heavy columns are read as the
 model reads them (partition_reads.py). Each stage is tested equal to the bit to the one
@@ -16,37 +16,30 @@ it replaces; the model file equals the in-memory path's byte for byte.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-from pyarrow import ipc
 
-from tracereplay.closing import Closing
+from tracereplay.errors import SpillSpaceError
 
-from .arrivals import ArrivalModel, fit_arrivals, fitted_bucket_s
+from .arrivals import ArrivalModel, fit_arrivals
 from .behaviors import Behavior
 from .forked import CHILD_MODULES, forked
-from .key_partitions import KeyPartitions, scan_key_partitions
+from .key_partitions import scan_key_partitions
 from .outcomes import NO_OUTCOMES, place_outcomes
-from .partition_behaviors import PartitionRequests, partition_behaviors
+from .partition_behaviors import partition_behaviors
 from .partition_endpoints import EndpointTally, ParamFacts
+from .partition_pass import BehaviorRequests, Handed, sessions_pass
 from .partition_reads import first_request_keys, partition_learned
 from .partition_samples import correlation_sample, payload_sample
-from .partition_sessions import (
-    MergedSessions,
-    PartitionSessions,
-    merged_sessions,
-    partition_sessions,
-)
-from .partitioned_sessions import PartitionedSessions, SpilledPauses, _given_back, _request_curve
+from .partitioned_sessions import SpilledPauses, given_back
 from .session_shape import Censoring
 from .source import RequestSource
 from .spilled_quantiles import SpilledValues
@@ -54,154 +47,16 @@ from .spilled_quantiles import SpilledValues
 if TYPE_CHECKING:
     from .model import _Asked, _Clock
 
-ROWS_PER_PARTITION = 1 << 16
-"""Requests per key partition the model aims at (`partitions_for`)."""
+ROWS_PER_PARTITION = 1 << 18
+"""Requests per key partition the model aims at (`partitions_for`): what one partition's
+arrays hold (~100 B a request, a few partitions at once: `AHEAD`) against the passes' cost
+per partition (real10M in one process: 17.2-17.7 CPU s at 40 partitions, 19.0-19.2 at
+160, the same peak)."""
 
 
 def partitions_for(rows: int) -> int:
     """The partitions a trace of `rows` requests is split into: ~`ROWS_PER_PARTITION` each."""
     return max(1, -(-rows // ROWS_PER_PARTITION))
-
-
-class _Handed(Closing):
-    """Each partition's requests' local session id, place in its session, pause before it,
-    endpoint and scan position (what `partition_sessions` hands out, with the partition's
-    own columns), session by session in id order (as `partition_behaviors` reads them
-    without a sort), spilled to a file a partition under `directory` (removed on `close`)."""
-
-    def __init__(self, parent: Path, *, made: bool = False) -> None:
-        self.directory = parent if made else Path(tempfile.mkdtemp(prefix="handed-", dir=parent))
-
-    @classmethod
-    def at(cls, directory: Path) -> _Handed:
-        """The spills already under `directory` (another process's: read, not removed)."""
-        return cls(directory, made=True)
-
-    def close(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def _path(self, p: int) -> str:
-        return str(self.directory / f"handed-{p}.arrow")
-
-    def write(self, p: int, **columns: np.ndarray) -> None:
-        table = pa.table(columns)
-        with ipc.new_file(self._path(p), table.schema) as writer:
-            writer.write_table(table)
-
-    def read(self, p: int, *names: str) -> tuple[np.ndarray, ...]:
-        with pa.memory_map(self._path(p)) as file:
-            table = ipc.open_file(file).read_all()
-            return tuple(table.column(c).to_numpy().copy() for c in names)
-
-
-@dataclass(frozen=True)
-class _BehaviorRequests(Sequence[PartitionRequests]):
-    """The handed spills as `partition_behaviors` reads them, a partition at a time:
-    each request's global session id (its local one mapped by the merge's ids)."""
-
-    handed: _Handed
-    ids: list[np.ndarray]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, p: int) -> PartitionRequests:  # type: ignore[override]
-        if not 0 <= p < len(self.ids):
-            raise IndexError(p)
-        local, endpoint, think = self.handed.read(p, "local", "endpoint", "think_s")
-        return PartitionRequests(self.ids[p][local], endpoint, think)
-
-    def __iter__(self) -> Iterator[PartitionRequests]:
-        for p in range(len(self.ids)):
-            yield self[p]
-
-
-@dataclass
-class _SessionFirsts:
-    """Each session's key and first request's scan position, by local id per partition
-    (sessions-sized), put in global order once the merge has numbered them."""
-
-    keys: list[pa.Array] = field(default_factory=list)
-    first_rows: list[np.ndarray] = field(default_factory=list)
-
-    def add(
-        self, made: PartitionSessions, local: np.ndarray, seq: np.ndarray, row: np.ndarray
-    ) -> None:
-        self.keys.append(made.keys.take(pa.array(made.key)))
-        first = np.zeros(len(made.key), np.int64)
-        starts = seq == 0
-        first[local[starts]] = row[starts]
-        self.first_rows.append(first)
-
-    def by_id(self, ids: list[np.ndarray]) -> tuple[pa.Array, np.ndarray]:
-        every = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-        order = np.argsort(every, kind="stable")
-        keys = pa.concat_arrays([k.cast(pa.large_string()) for k in self.keys])
-        rows = np.concatenate(self.first_rows)
-        return keys.take(pa.array(order)).cast(pa.string()), rows[order]
-
-
-@dataclass(frozen=True)
-class _Sessions:
-    """The sessions pass's results: the merged sessions and the model's "sessions" section,
-    each session's key and first request's scan position (by id), the trace's span."""
-
-    merged: MergedSessions
-    section: dict[str, Any]
-    session_key: pa.Array
-    first_row: np.ndarray
-    span_s: float
-    bucket_s: float
-
-
-class _Handout:
-    """`partition_sessions`' `requests` sink: keeps the one handout it is given."""
-
-    def __init__(self) -> None:
-        self.got: tuple[np.ndarray, ...] = ()
-
-    def __call__(self, *handed_out: np.ndarray) -> None:
-        self.got = handed_out
-
-
-def _sessions_pass(
-    parts: KeyPartitions,
-    sink: SpilledPauses,
-    tally: EndpointTally,
-    handed: _Handed,
-    timeout_s: float,
-    censor_edges: bool,
-) -> _Sessions:
-    """Each partition read once: its sessions made (pauses to `sink`), its endpoints
-    counted (`tally`), its requests' handout spilled (`handed`); then the merge."""
-    from .model import SENSITIVITY_TIMEOUTS_S  # (the model's: it imports this module)
-
-    made: list[PartitionSessions] = []
-    firsts = _SessionFirsts()
-    span_s = 0.0
-    for p in range(parts.count):
-        part, handout = parts.partition(p), _Handout()
-        rows = part.key_partition(parts.first_ts_us)
-        sessions = partition_sessions(rows, timeout_s, SENSITIVITY_TIMEOUTS_S, sink, handout)
-        made.append(sessions)
-        if len(rows):
-            span_s = max(span_s, float(rows.t_s.max()))  # (the model's: the last t_s)
-        del rows
-        at, local, seq, think = handout.got
-        tally.add_partition(part)
-        row = part.row[at]
-        handed.write(p, local=local, seq=seq, think_s=think, endpoint=part.endpoint[at], row=row)
-        firsts.add(sessions, local, seq, row)
-        del part, handout, at, local, seq, think, row
-        _given_back()
-    pauses = sink.statistics()
-    merged = merged_sessions(made, pauses, censor_edges=censor_edges)
-    del made
-    session_key, first_row = firsts.by_id(merged.ids)
-    bucket_s = fitted_bucket_s(merged.table["start_s"].to_numpy(), span_s)
-    curve = _request_curve(parts, bucket_s, span_s)
-    section = PartitionedSessions(merged, pauses, curve, span_s, parts.rows, timeout_s, {})
-    return _Sessions(merged, section.section(), session_key, first_row, span_s, bucket_s)
 
 
 @dataclass(frozen=True)
@@ -225,7 +80,7 @@ def _behaviors_and_arrivals(
 ) -> tuple[list[Behavior], tuple[ArrivalModel, float]]:
     """The behaviors over the handout's spills, and the arrivals with the seconds they took."""
     behaviors = partition_behaviors(
-        _BehaviorRequests(_Handed.at(inputs.handed), inputs.ids), inputs.names,
+        BehaviorRequests(Handed.at(inputs.handed), inputs.ids), inputs.names,
         seed=inputs.seed, sample=inputs.sample, censored=inputs.censored,
         directory=inputs.spills,
     )  # fmt: skip
@@ -253,6 +108,54 @@ def partitioned_model(
     directory), every spill removed on return or error. With `child`, the behaviors and
     arrivals are fitted in a child forked first (it imports sklearn while this process
     scans), beside the samples' reads here."""
+    try:
+        return _partitioned_model(
+            trace_path, trace, partitions=partitions, clock=clock, asked=asked,
+            session_timeout_s=session_timeout_s, behavior_sample=behavior_sample,
+            correlations=correlations, censor_edges=censor_edges, child=child,
+            directory=directory,
+        )  # fmt: skip
+    except OSError as exc:
+        where = Path(directory or tempfile.gettempdir())
+        if not _no_room(exc, where):
+            raise
+        need = SPILL_BYTES_PER_REQUEST * (clock.rows or 0) / 1e9
+        raise SpillSpaceError(
+            f"model of {trace_path}: no room left under {where} for its key partitions' spills"
+            f" ({exc}): they take ~{need:.1f} GB for {clock.rows:,} requests; free disk space"
+            " there, or set TMPDIR to a directory with room"
+        ) from exc
+
+
+SPILL_BYTES_PER_REQUEST = 110
+"""What the partitions' spills take on disk at most, about, per request (real1M: ~104)."""
+
+
+def _no_room(exc: OSError, where: Path) -> bool:
+    """Whether `exc` says the disk under `where` is full: its errno, or (numpy's short
+    writes carry none) hardly a block left there."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return exc.errno is None and shutil.disk_usage(where).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _partitioned_model(
+    trace_path: Path,
+    trace: RequestSource,
+    *,
+    partitions: int,
+    clock: _Clock,
+    asked: _Asked,
+    session_timeout_s: float,
+    behavior_sample: int,
+    correlations: bool,
+    censor_edges: bool,
+    child: bool,
+    directory: Path | None,
+) -> dict[str, Any]:
     from .model import Learned, model_document
 
     seed, params = asked.seed, ParamFacts()
@@ -266,14 +169,14 @@ def partitioned_model(
             parts,
             SpilledValues(parts.directory) as spilled,
             EndpointTally(len(parts.names), parts.directory) as tally,
-            _Handed(parts.directory) as handed,
+            Handed(parts.directory) as handed,
         ):
-            _given_back()
+            given_back()
             with clock("sessions"):
                 from .model import SENSITIVITY_TIMEOUTS_S
 
                 sink = SpilledPauses(spilled, SENSITIVITY_TIMEOUTS_S, session_timeout_s)
-                made = _sessions_pass(parts, sink, tally, handed, session_timeout_s, censor_edges)
+                made = sessions_pass(parts, sink, tally, handed, session_timeout_s, censor_edges)
             merged = made.merged
             start_s = merged.table["start_s"].to_numpy()
             fitting.send(

@@ -165,7 +165,7 @@ def partitioned_sessions(
         scan_key_partitions(source, partitions, directory, join_failed_auth=True) as parts,
         SpilledValues(directory, gather_limit=gather_limit) as spilled,
     ):
-        _given_back()  # (what the scan freed: the partitions' arrays come on top)
+        given_back()  # (what the scan freed: the partitions' arrays come on top)
         sink = SpilledPauses(spilled, timeouts_s, session_timeout_s)
         made: list[PartitionSessions] = []
         span_s = 0.0
@@ -175,25 +175,27 @@ def partitioned_sessions(
             if len(rows):
                 span_s = max(span_s, float(rows.t_s.max()))  # (the model's: the last t_s)
             del rows
-            _given_back()
+            given_back()
         pauses = sink.statistics()
-        _given_back()
+        given_back()
         merged = merged_sessions(made, pauses, censor_edges=censor_edges)
         del made
         bucket_s = fitted_bucket_s(merged.table["start_s"].to_numpy(), span_s)
-        curve = _request_curve(parts, bucket_s, span_s)
+        curve = partitions_request_curve(parts, bucket_s, span_s)
         counts = {**parts.counts, "pause_spill_bytes": spilled.spill_bytes()}
     return PartitionedSessions(merged, pauses, curve, span_s, parts.rows, session_timeout_s, counts)
 
 
-def _given_back() -> None:
+def given_back() -> None:
     """The memory freed given back to the system (glibc's and Arrow's pools): what the
     next step allocates comes on top of what is held, not of what was."""
     pa.default_memory_pool().release_unused()
     give_back_freed()
 
 
-def _request_curve(parts: KeyPartitions, bucket_s: float, span_s: float) -> dict[str, Any]:
+def partitions_request_curve(
+    parts: KeyPartitions, bucket_s: float, span_s: float
+) -> dict[str, Any]:
     """`request_curve` of every request, summed over the partitions: a request's bucket is
     its own time's (its `t_s` computed as the model's), in whatever order. Only the times'
     column read back (memory-mapped), one partition at a time."""

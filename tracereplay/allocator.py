@@ -17,6 +17,7 @@ import ctypes
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 M_TRIM_THRESHOLD = -1
@@ -89,3 +90,24 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+CGROUP = Path("/sys/fs/cgroup")
+"""Where a Linux (cgroup v2) container's memory limit and use are read."""
+
+
+def available_bytes(cgroup: Path = CGROUP) -> int:
+    """The memory this process could still take: the system's available memory
+    (`psutil.virtual_memory().available`), or less where its cgroup's limit leaves less
+    (`memory.max` less `memory.current`, cgroup v2; no limit or no file: the system's)."""
+    import psutil
+
+    available = int(psutil.virtual_memory().available)
+    try:
+        limit = (cgroup / "memory.max").read_text(encoding="ascii").strip()
+        if limit == "max":
+            return available
+        used = int((cgroup / "memory.current").read_text(encoding="ascii").strip())
+        return max(0, min(available, int(limit) - used))
+    except (OSError, ValueError):
+        return available

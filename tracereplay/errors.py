@@ -75,3 +75,8 @@ class OutOfMemoryError(TraceReplayError):
     """An input too large for the memory this process may use (the machine's, or a limit
     on it: `ulimit -v`, a container's): where it ran out and how large the input was. The
     CLI turns a bare `MemoryError` of any command into one line too (tracereplay/cli.py)."""
+
+
+class SpillSpaceError(TraceReplayError):
+    """No room left on the disk a command spills to (the model in key partitions): where,
+    and about how much it needs."""

@@ -208,11 +208,14 @@ def _learned(
     }  # fmt: skip
     for name, change in broken.items():
         inputs[name] = change(inputs[name])
-    return partition_learned(
+    lines: list[str] = []
+    learned = partition_learned(
         source, inputs["payloads"], inputs["rows"], inputs["code_names"],
         inputs["session_key"], inputs["first_row"], asked, correlations, inputs["stats"],
-        ref.model["provenance"]["rows"],
+        ref.model["provenance"]["rows"], m._Clock(lambda report: lines.append(report.stage)),
     )  # fmt: skip
+    assert lines == ["payloads", "payloads", "correlations", "correlations"]  # (build_model's)
+    return learned
 
 
 def _facts(learned: tuple[Any, ...], behaviors: list[Behavior]) -> str:

@@ -23,13 +23,13 @@ from tests.models.test_partition_failed_auth import _source as _failed_auth_sour
 from tracereplay.models.endpoints import PAYLOAD_SAMPLE_REQUESTS
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.light_columns import read_light_columns
+from tracereplay.models.partition_pass import Handout
 from tracereplay.models.partition_samples import correlation_sample, payload_sample
 from tracereplay.models.partition_sessions import (
     TracePauses,
     merged_sessions,
     partition_sessions,
 )
-from tracereplay.models.partitioned_model import _Handout
 from tracereplay.models.sample_reads import (
     _correlation_rows,
     _correlation_sample,
@@ -131,7 +131,7 @@ def scanned(
         made = []
         for p in range(parts.count):
             part = parts.partition(p)
-            handout = _Handout()
+            handout = Handout()
             rows = part.key_partition(parts.first_ts_us)
             made.append(partition_sessions(rows, TIMEOUT_S, {}, None, handout))
             at, local, seq, _ = handout.got

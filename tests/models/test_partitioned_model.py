@@ -136,3 +136,74 @@ def test_the_command_takes_partitions(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--partitions" in err[0] and "Traceback" not in err[0]
     assert not list(spill_dir.iterdir())
+
+
+def test_the_memory_available_chooses_the_partitions(
+    tmp_path: Path, spill_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unless told, a trace whose in-memory model would take more than half the memory
+    available is modelled in partitions; with room, in memory."""
+    _write_api_trace(tmp_path / "t", 40)
+    want = model_json(build_model(tmp_path / "t", partitions=0))
+    rows = json.loads(want)["provenance"]["rows"]
+    asked: list[int] = []
+    made = partitioned_model.partitioned_model
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        asked.append(kw["partitions"])
+        return made(*args, **kw)
+
+    monkeypatch.setattr(partitioned_model, "partitioned_model", spy)
+    monkeypatch.setattr(model_module, "IN_MEMORY_BYTES", (0, (4 << 30) // rows))  # ~4 GiB
+    monkeypatch.setattr(model_module, "available_bytes", lambda: 9 << 30)
+    assert model_json(build_model(tmp_path / "t")) == want and asked == []
+    monkeypatch.setattr(model_module, "available_bytes", lambda: 7 << 30)
+    assert model_json(build_model(tmp_path / "t")) == want and asked == [1]
+
+
+@pytest.mark.parametrize(
+    ("files", "want"),
+    [
+        ({"memory.max": "max\n", "memory.current": "100\n"}, "system"),
+        ({"memory.max": "1000000\n", "memory.current": "250000\n"}, 750_000),
+        ({"memory.max": "1000\n", "memory.current": "4000\n"}, 0),
+        ({"memory.max": "garbled\n"}, "system"),
+        ({}, "system"),
+    ],
+)
+def test_the_memory_available_reads_a_containers_limit(
+    tmp_path: Path, files: dict[str, str], want: Any
+) -> None:
+    import psutil
+
+    from tracereplay.allocator import available_bytes
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    found = available_bytes(tmp_path)
+    if want == "system":  # (what the system has: it moves, so within a margin)
+        assert abs(found - psutil.virtual_memory().available) < 1 << 28
+    else:
+        assert found == want
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The partitions' spills on a disk that fills: exit 2, one line saying where and what
+    it needs, no model file, no spill left; in memory, the same trace is modelled."""
+    from tests.tmpfs import fill, small_tmpfs
+
+    _write_api_trace(tmp_path / "t", 60)
+    out = tmp_path / "m.json"
+    with small_tmpfs(tmp_path / "disk", "256k") as disk:
+        filler = fill(disk, leave_bytes=8192)
+        monkeypatch.setattr(tempfile, "tempdir", str(disk))
+        assert main(["model", str(tmp_path / "t"), "--out", str(out), "--partitions", "3"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        (line,) = [x for x in err.splitlines() if x.startswith("tracereplay: error: ")]
+        assert f"no room left under {disk}" in line and "TMPDIR" in line
+        assert not out.exists()
+        assert [p.name for p in disk.iterdir()] == [filler.name]
+        assert main(["model", str(tmp_path / "t"), "--out", str(out), "--partitions", "0"]) == 0

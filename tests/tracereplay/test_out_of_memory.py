@@ -44,6 +44,7 @@ def test_the_model_says_its_stage_and_rows_and_writes_nothing(
     rows = len(pa.dataset.dataset(tmp_path / "t").to_table(columns=["ts"]))
     assert f"({rows:,} rows): out of memory in its sessions stage ({ARRAY})" in line
     assert str(tmp_path / "t") in line and "docs/SCALE.md" in line
+    assert line.endswith("`--partitions N` makes the model in N key partitions on disk")
     assert not out.exists()
 
 

@@ -41,7 +41,7 @@ def model_cmd(
         typer.Option(
             help="Make the model in N partitions of session keys spilled to disk: memory"
             " follows the sessions, not the requests (0: in memory) [default: in memory up"
-            " to 16 M requests, else ~64 k requests a partition]."
+            " to 16 M requests, else ~262 k requests a partition]."
         ),
     ] = None,
 ) -> None:
@@ -97,7 +97,10 @@ def _out_of_memory(trace: Path, last: list[Any], exc: MemoryError) -> str:
         report = last[0]
         where = f" {'after' if report.seconds is not None else 'in'} its {report.stage} stage"
         rows = f" ({report.rows:,} rows)" if report.rows else ""
-    return f"model of {trace}{rows}: out of memory{where} ({exc}): {OUT_OF_MEMORY_HINT}"
+    return (
+        f"model of {trace}{rows}: out of memory{where} ({exc}): {OUT_OF_MEMORY_HINT};"
+        " `--partitions N` makes the model in N key partitions on disk"
+    )
 
 
 @app.command("synthesize")

@@ -1,0 +1,230 @@
+"""The partitioned model's one pass over its key partitions (issue 15): each partition's
+sessions made (`partition_sessions`, on threads ahead of what follows), its endpoints
+counted, and each request's session, place in it and pause handed out and spilled in
+session order (`Handed`: what the behaviors and the correlation sample read instead of
+sessionizing again), then the sessions merged as the model numbers them. What is given to
+the pauses' sink and the endpoints' tally is given in partition order: the same spills
+whatever the threads did. models/partitioned_model.py composes it with the other stages.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyarrow import ipc
+
+from tracereplay.closing import Closing
+
+from .arrivals import fitted_bucket_s
+from .key_partitions import KeyPartitions, Partition
+from .partition_behaviors import PartitionRequests
+from .partition_endpoints import EndpointTally
+from .partition_sessions import (
+    MergedSessions,
+    PartitionSessions,
+    merged_sessions,
+    partition_sessions,
+)
+from .partitioned_sessions import (
+    PartitionedSessions,
+    SpilledPauses,
+    given_back,
+    partitions_request_curve,
+)
+
+__all__ = ["BehaviorRequests", "Handed", "Handout", "PassedSessions", "sessions_pass"]
+
+
+class Handed(Closing):
+    """Each partition's requests' local session id, place in its session, pause before it,
+    endpoint and scan position (what `partition_sessions` hands out, with the partition's
+    own columns), session by session in id order (as `partition_behaviors` reads them
+    without a sort), spilled to a file a partition under `directory` (removed on `close`)."""
+
+    def __init__(self, parent: Path, *, made: bool = False) -> None:
+        self.owned = not made
+        self.directory = parent if made else Path(tempfile.mkdtemp(prefix="handed-", dir=parent))
+
+    @classmethod
+    def at(cls, directory: Path) -> Handed:
+        """The spills already under `directory` (another process's: read, not removed)."""
+        return cls(directory, made=True)
+
+    def close(self) -> None:
+        """The spills removed (not another process's: `at`)."""
+        if self.owned:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _path(self, p: int) -> str:
+        return str(self.directory / f"handed-{p}.arrow")
+
+    def write(self, p: int, **columns: np.ndarray) -> None:
+        table = pa.table(columns)
+        with ipc.new_file(self._path(p), table.schema) as writer:
+            writer.write_table(table)
+
+    def read(self, p: int, *names: str) -> tuple[np.ndarray, ...]:
+        with pa.memory_map(self._path(p)) as file:
+            table = ipc.open_file(file).read_all()
+            return tuple(table.column(c).to_numpy().copy() for c in names)
+
+
+@dataclass(frozen=True)
+class BehaviorRequests(Sequence[PartitionRequests]):
+    """The handed spills as `partition_behaviors` reads them, a partition at a time:
+    each request's global session id (its local one mapped by the merge's ids)."""
+
+    handed: Handed
+    ids: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, p: int) -> PartitionRequests:  # type: ignore[override]
+        if not 0 <= p < len(self.ids):
+            raise IndexError(p)
+        local, endpoint, think = self.handed.read(p, "local", "endpoint", "think_s")
+        return PartitionRequests(self.ids[p][local], endpoint, think)
+
+    def __iter__(self) -> Iterator[PartitionRequests]:
+        for p in range(len(self.ids)):
+            yield self[p]
+
+
+@dataclass
+class _SessionFirsts:
+    """Each session's key and first request's scan position, by local id per partition
+    (sessions-sized), put in global order once the merge has numbered them."""
+
+    keys: list[pa.Array] = field(default_factory=list)
+    first_rows: list[np.ndarray] = field(default_factory=list)
+
+    def add(
+        self, made: PartitionSessions, local: np.ndarray, seq: np.ndarray, row: np.ndarray
+    ) -> None:
+        self.keys.append(made.keys.take(pa.array(made.key)))
+        first = np.zeros(len(made.key), np.int64)
+        starts = seq == 0
+        first[local[starts]] = row[starts]
+        self.first_rows.append(first)
+
+    def by_id(self, ids: list[np.ndarray]) -> tuple[pa.Array, np.ndarray]:
+        every = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        order = np.argsort(every, kind="stable")
+        keys = pa.concat_arrays([k.cast(pa.large_string()) for k in self.keys])
+        rows = np.concatenate(self.first_rows)
+        return keys.take(pa.array(order)).cast(pa.string()), rows[order]
+
+
+@dataclass(frozen=True)
+class PassedSessions:
+    """The sessions pass's results: the merged sessions and the model's "sessions" section,
+    each session's key and first request's scan position (by id), the trace's span."""
+
+    merged: MergedSessions
+    section: dict[str, Any]
+    session_key: pa.Array
+    first_row: np.ndarray
+    span_s: float
+    bucket_s: float
+
+
+class Handout:
+    """`partition_sessions`' `requests` sink: keeps the one handout it is given."""
+
+    def __init__(self) -> None:
+        self.got: tuple[np.ndarray, ...] = ()
+
+    def __call__(self, *handed_out: np.ndarray) -> None:
+        self.got = handed_out
+
+
+@dataclass(frozen=True)
+class _Made:
+    """One partition's sessions and what they hand on: its requests, its sessions, their
+    handout and pauses (held until given to the pauses' sink, in partition order)."""
+
+    part: Partition
+    sessions: PartitionSessions
+    handout: tuple[np.ndarray, ...]
+    pauses: list[tuple[str | None, np.ndarray]]
+    last_s: float | None
+    """Its latest request's `t_s` (None: no request)."""
+
+
+def _made(parts: KeyPartitions, p: int, timeout_s: float) -> _Made:
+    """Partition `p` read and its sessions made (on a worker thread: nothing shared is
+    written here)."""
+    from .model import SENSITIVITY_TIMEOUTS_S  # (the model's: it imports this module)
+
+    part, handout = parts.partition(p), Handout()
+    rows = part.key_partition(parts.first_ts_us)
+    pauses: list[tuple[str | None, np.ndarray]] = []
+    sessions = partition_sessions(
+        rows, timeout_s, SENSITIVITY_TIMEOUTS_S, lambda name, v: pauses.append((name, v)), handout
+    )
+    last_s = float(rows.t_s.max()) if len(rows) else None  # (the model's span: the last t_s)
+    return _Made(part, sessions, handout.got, pauses, last_s)
+
+
+AHEAD = 2
+"""Partitions whose sessions are made on threads ahead of the one being handed on: numpy's
+sorts and Arrow's reads let go of the GIL, so they share the cores with the spills here."""
+
+
+def _in_order(parts: KeyPartitions, timeout_s: float) -> Iterator[_Made]:
+    """Every partition's `_made`, in order, at most `AHEAD` made beside the one given."""
+    with ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="partition") as pool:
+        pending: deque[Future[_Made]] = deque()
+        for p in range(parts.count):
+            pending.append(pool.submit(_made, parts, p, timeout_s))
+            if len(pending) > AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def sessions_pass(
+    parts: KeyPartitions,
+    sink: SpilledPauses,
+    tally: EndpointTally,
+    handed: Handed,
+    timeout_s: float,
+    censor_edges: bool,
+) -> PassedSessions:
+    """Each partition read once: its sessions made (pauses to `sink`), its endpoints
+    counted (`tally`), its requests' handout spilled (`handed`); then the merge. What is
+    given to `sink` and `tally` is given in partition order (the same spills)."""
+    made: list[PartitionSessions] = []
+    firsts = _SessionFirsts()
+    span_s = 0.0
+    for p, one in enumerate(_in_order(parts, timeout_s)):
+        for name, values in one.pauses:
+            sink(name, values)
+        made.append(one.sessions)
+        if one.last_s is not None:
+            span_s = max(span_s, one.last_s)
+        part, (at, local, seq, think) = one.part, one.handout
+        tally.add_partition(part)
+        row = part.row[at]
+        handed.write(p, local=local, seq=seq, think_s=think, endpoint=part.endpoint[at], row=row)
+        firsts.add(one.sessions, local, seq, row)
+        del one, part, at, local, seq, think, row
+        given_back()
+    pauses = sink.statistics()
+    merged = merged_sessions(made, pauses, censor_edges=censor_edges)
+    del made
+    session_key, first_row = firsts.by_id(merged.ids)
+    bucket_s = fitted_bucket_s(merged.table["start_s"].to_numpy(), span_s)
+    curve = partitions_request_curve(parts, bucket_s, span_s)
+    section = PartitionedSessions(merged, pauses, curve, span_s, parts.rows, timeout_s, {})
+    return PassedSessions(merged, section.section(), session_key, first_row, span_s, bucket_s)
