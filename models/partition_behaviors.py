@@ -1,18 +1,21 @@
 """The behaviors (`behaviors.fit_behaviors`) made from key partitions (issue 15), to the bit:
 each pass reads one partition's requests at a time; what is held across them is sessions-
-sized; the pauses' medians and quantiles come from values spilled to disk.
+sized (and up to CACHE_BYTES of partitions); the pauses' medians and quantiles come from
+values spilled to disk.
 
 Sessions never cross partitions, so every per-session value (tempo, sum of pauses, feature
 row, nearest centre) is made from one partition's rows with the fit's own functions, and
-scattered to the session's global position. The passes: (0) the sessions' ids and the
-endpoints used (the fit's labels); (a) the transitions seen (its columns) and the positive
-pauses spilled by transition (their medians: the tempo's reference); (b) each session's
-tempo, sum of pauses, length, first step, END column, and the k-means sample's feature rows
-(the tempo column, standardised over every session, filled after); the K sweep on the sample
-as `choose_clusters`; (c) each session's nearest centres (one pass per `_Assignments` ask);
+scattered to the session's global position. The passes: (a) the sessions' ids, the
+endpoints used (the fit's labels), the transitions seen (its columns: coded by the names
+until the labels are known) and the positive pauses spilled by transition (their medians:
+the tempo's reference); each session's length, sum of pauses, first step and END column;
+(b) each session's tempo and the k-means sample's feature rows (the tempo column,
+standardised over every session, filled after); the K sweep on the sample as
+`choose_clusters`; (c) each session's nearest centres (one pass per `_Assignments` ask);
 (d) the chains' counts and every pause / tempo spilled by (behavior, transition) and trace,
 the rare cells' few values held; their quantiles from one `answer`. The chains and session
-tables are then `_Moves.chain` and `SessionTable.fit` over sessions-sized arrays.
+tables are then `_Moves.chain` and `SessionTable.fit` over sessions-sized arrays. Passes
+(b) to (d) read a partition again unless it was kept (`_Locals`).
 """
 
 from __future__ import annotations
