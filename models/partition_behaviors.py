@@ -99,18 +99,22 @@ class _Trace:
 
 class _Marks:
     """The distinct values of non-negative integer arrays added, ascending: each marked in
-    a boolean array (ids-sized: the model's session ids are 0..n-1), not sorted; arrays
-    with a negative value kept for `np.unique`."""
+    a boolean array (ids-sized: the model's session ids are 0..n-1; at most 4 B a value
+    added so far, or 1 MB), not sorted; arrays with a value beyond it kept for `np.unique`,
+    marked at the end if the array has grown to hold them (the first partitions' session
+    ids, when each partition holds fewer than a quarter of the sessions' requests)."""
 
     def __init__(self) -> None:
         self.marked = np.zeros(0, dtype=bool)
         self.other: list[np.ndarray] = []
+        self.added = 0
 
     def add(self, values: np.ndarray) -> None:
         if not len(values):
             return
+        self.added += len(values)
         low, top = int(values.min()), int(values.max())
-        if low < 0 or top > max(4 * len(values), len(self.marked), 1 << 20):
+        if low < 0 or top > max(4 * self.added, len(self.marked), 1 << 20):
             self.other.append(np.unique(values))
             return
         if top >= len(self.marked):
@@ -118,10 +122,17 @@ class _Marks:
         self.marked[values] = True
 
     def found(self) -> np.ndarray:
+        other = []
+        for values in self.other:  # (each ascending)
+            if values[0] >= 0 and values[-1] < len(self.marked):
+                self.marked[values] = True
+            else:
+                other.append(values)
+        self.other = other
         marked = np.flatnonzero(self.marked)
-        if not self.other:
+        if not other:
             return marked
-        return np.unique(np.concatenate([marked, *self.other]))
+        return np.unique(np.concatenate([marked, *other]))
 
 
 @dataclass(frozen=True)

@@ -279,3 +279,17 @@ def test_frames_at_the_fits_edges_give_the_same_behaviors(edge: str, partitions:
     expected = as_json(fit_behaviors(frame, seed=0, sample=40))
     parts, names = split(frame, partitions, seed=5)
     assert as_json(partition_behaviors(parts, names, seed=0, sample=40)) == expected
+
+
+def test_marks_equal_np_unique_whatever_the_reach() -> None:
+    """Chunks beyond the marked array's reach at first (a partition's ids spread over every
+    session's), negative or far values: the same distinct values as `np.unique`."""
+    rng = np.random.default_rng(0)
+    chunks = [rng.integers(0, 3 << 20, 50_000) for _ in range(40)]
+    chunks += [np.array([-5, 7]), np.array([10**12]), np.zeros(0, np.int64)]
+    marks = pb._Marks()
+    for chunk in chunks:
+        marks.add(chunk)
+    assert len(marks.other) > 2 and len(marks.marked) >= 3 << 20
+    assert same_bits(marks.found(), np.unique(np.concatenate(chunks)))
+    assert len(marks.other) == 2  # (the first chunks marked: the negative and far kept)
