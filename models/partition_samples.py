@@ -25,11 +25,8 @@ The partitions' sessions are made again here with the model's grouping (`key_run
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -39,7 +36,15 @@ from pyarrow import ipc
 from .frame import distinct
 from .key_partitions import ROW_FILE, KeyPartitions, Partition
 from .key_split import key_runs, session_starts_and_keys
-from .session_sample import SessionSample, bounded_by_lengths, part_ranks, session_keys
+from .session_sample import (
+    SessionSample,
+    _endpoint_ranks,
+    _Order,
+    _quota_bound,
+    bounded_by_lengths,
+    part_ranks,
+    session_keys,
+)
 
 __all__ = ["CorrelationRows", "PayloadSample", "correlation_sample", "payload_sample"]
 
@@ -297,93 +302,107 @@ def correlation_sample(
 ) -> CorrelationRows:
     """The correlation sample of the scanned trace's sessions (`ids`: per partition, its
     local→global session ids, `MergedSessions.ids`; `timeout_s`: the sessions'), as
-    `_correlation_sample` + `_correlation_rows` choose them. One pass over the partitions
-    (each session's length and first file, each partition's first `per_endpoint`
-    sessions per endpoint in the order: a session's requests are all in its partition, so
-    its place there is known), each request's session and place spilled; then the rows
-    of the sample from that spill (no partition sorted nor sessionized again). `handed`:
-    partition p's requests' (local session id, place in its session, scan position,
-    endpoint), when the caller kept them from its sessions (`partition_sessions`'
-    `requests`), else each partition is read and sessionized again here."""
+    `_correlation_sample` + `_correlation_rows` choose them. `handed`: partition p's
+    requests' (local session id, place in its session, scan position, endpoint), session
+    by session in local id order (`partition_sessions`' `requests` handout, as the caller
+    spilled it); None: each partition read and sessionized again here, each time.
+
+    Two passes over the handout. The first: each session's length and first file (of
+    its lowest scan position: files are runs of scan positions), and each partition's
+    first `per_endpoint` sessions per endpoint in the sample's order (a session's requests
+    are all in its partition), found as `sample_sessions` finds them (the requests of the
+    partition's first sessions, then of the endpoints short of their quota there: no sort
+    of its requests). Then the first `per_sample` sessions of the trace (no sort of every
+    session) and each endpoint's first `per_endpoint` among the partitions' (their order
+    among themselves is their order in the trace). The second: the chosen sessions' runs
+    of requests, the rows read of them."""
     n = sum(len(i) for i in ids)
     keys = session_keys(n, seed)
     ends = _file_ends(part_rows)
     # A file's rank among the first F files orders them as among all: its key is its own.
     file_rank = part_ranks(len(ends), seed) if ends is not None else np.zeros(1, np.int64)
+    read = handed if handed is not None else _again(parts, timeout_s)
     lengths = np.zeros(n, np.int64)
     group = np.zeros(n, np.int64)  # the rank of each session's first file
     files = 0
     quota: list[tuple[np.ndarray, np.ndarray]] = []  # (endpoint, session id) candidates
-    with _SessionSpill(parts.directory) as spill:
-        for p in range(parts.count):
-            if handed is None:
-                part = parts.partition(p)
-                local, seq = _local_sessions(part, parts.first_ts_us, timeout_s)
-                row, endpoint = part.row, part.endpoint
-                del part
-            else:
-                local, seq, row, endpoint = handed(p)
-            sessions = ids[p]
-            spill.write(p, sessions[local], seq, row, endpoint)
-            lengths[sessions] = np.bincount(local, minlength=len(sessions))
-            if ends is not None and len(row):
-                f = _file_of(ends, row)
-                files = max(files, int(f.max()) + 1)
-                first = np.full(len(sessions), len(ends), np.int64)
-                np.minimum.at(first, local, f)
-                group[sessions] = file_rank[first]
-            if per_endpoint > 0 and len(row):
-                in_order = np.lexsort((keys[sessions], group[sessions]))
-                place = np.empty(len(sessions), np.int64)
-                place[in_order] = np.arange(len(sessions))
-                count = len(sessions)
-                pairs = distinct(endpoint.astype(np.int64) * count + place[local])
-                pairs = _first_per_endpoint(pairs, count, per_endpoint)
-                quota.append((pairs // count, sessions[in_order[pairs % count]]))
-            del local, seq, row, endpoint
-        if n <= per_sample:
-            chosen = np.ones(n, bool)
-        else:
-            order = np.lexsort((keys, group)) if files >= 2 else np.argsort(keys)
-            at = np.empty(n, np.int64)
-            at[order] = np.arange(n)
-            chosen = at < per_sample
-            if quota:
-                endpoint = np.concatenate([q[0] for q in quota])
-                pairs = distinct(endpoint * n + at[np.concatenate([q[1] for q in quota])])
-                chosen[order[_first_per_endpoint(pairs, n, per_endpoint) % n]] = True
-        sample = SessionSample(chosen, keys, per_sample, per_endpoint, seed, files, files)
-        sample = bounded_by_lengths(sample, lengths, parts.rows, requests)
-        return _rows(spill, parts.count, sample, ends if files and n > per_sample else None)
+    for p in range(parts.count):
+        _, seq, row, endpoint = read(p)
+        sessions = ids[p]
+        if not len(row):
+            continue
+        starts = _starts(seq, len(sessions))
+        lengths[sessions] = np.diff(np.append(starts, len(row)))
+        if ends is not None:
+            files = max(files, int(_file_of(ends, row.max())) + 1)
+            group[sessions] = file_rank[_file_of(ends, np.minimum.reduceat(row, starts))]
+        if per_endpoint > 0:
+            quota.append(_quota(endpoint, starts, sessions, keys, group, per_endpoint))
+        del seq, row, endpoint
+    if n <= per_sample:
+        chosen = np.ones(n, bool)
+    else:
+        order = _Order(keys, group if files >= 2 else None)
+        chosen = np.zeros(n, bool)
+        chosen[order.first(per_sample)[:per_sample]] = True
+        if quota:
+            endpoint = np.concatenate([q[0] for q in quota])
+            some = np.concatenate([q[1] for q in quota])
+            them = distinct(some)
+            m = len(them)
+            place = np.empty(m, np.int64)  # their places in the order, among them
+            place[order.argsort(them)] = np.arange(m)
+            pairs = distinct(endpoint * m + place[np.searchsorted(them, some)])
+            by_place = np.empty(m, np.int64)
+            by_place[place] = them
+            chosen[by_place[_first_per_endpoint(pairs, m, per_endpoint) % m]] = True
+    sample = SessionSample(chosen, keys, per_sample, per_endpoint, seed, files, files)
+    sample = bounded_by_lengths(sample, lengths, parts.rows, requests)
+    return _rows(read, ids, sample, ends if files and n > per_sample else None)
 
 
-class _SessionSpill:
-    """Each partition's requests' (global session id, place in it, scan position,
-    endpoint), spilled under a directory made in the partitions' (removed on exit)."""
+def _starts(seq: np.ndarray, sessions: int) -> np.ndarray:
+    """Where each session's run of requests starts (its place 0), the handout being
+    session by session: one run a session."""
+    starts = np.flatnonzero(seq == 0)
+    if len(starts) != sessions:
+        raise ValueError(f"the handout holds {len(starts)} sessions' runs, not {sessions}")
+    return starts
 
-    def __init__(self, parent: Path) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="samples-", dir=parent))
 
-    def __enter__(self) -> _SessionSpill:
-        return self
+def _quota(
+    endpoint: np.ndarray,
+    starts: np.ndarray,
+    sessions: np.ndarray,
+    keys: np.ndarray,
+    group: np.ndarray,
+    per_endpoint: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A partition's first `per_endpoint` sessions per endpoint in the sample's order (by
+    (group, key)): (endpoint, global session id) pairs, by `_endpoint_ranks` over its
+    requests (session by session, `starts` their runs)."""
+    count = len(sessions)
+    local = np.repeat(np.arange(count), np.diff(np.append(starts, len(endpoint))))
+    order = _Order(keys[sessions], group[sessions], by_session=True)
+    head = order.first(_quota_bound(per_endpoint))
+    rank = np.full(count, count, np.int64)
+    rank[head] = np.arange(len(head))
+    pairs, later = _endpoint_ranks(endpoint, local, rank, order, len(head), per_endpoint)
+    pairs = _first_per_endpoint(pairs, count, per_endpoint)
+    return pairs // count, sessions[np.concatenate([head, later])[pairs % count]]
 
-    def __exit__(self, *_: object) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
 
-    def _path(self, p: int) -> str:
-        return str(self.directory / f"sessions-{p}.arrow")
+def _again(parts: KeyPartitions, timeout_s: float) -> Callable[[int], tuple[np.ndarray, ...]]:
+    """Partition p's requests as the handout gives them, made again: each read and
+    sessionized (`_local_sessions`), then put session by session."""
 
-    def write(
-        self, p: int, session: np.ndarray, seq: np.ndarray, row: np.ndarray, endpoint: np.ndarray
-    ) -> None:
-        table = pa.table({"session": session, "seq": seq, "row": row, "endpoint": endpoint})
-        with ipc.new_file(self._path(p), table.schema) as writer:
-            writer.write_table(table)
+    def of(p: int) -> tuple[np.ndarray, ...]:
+        part = parts.partition(p)
+        session, seq = _local_sessions(part, parts.first_ts_us, timeout_s)
+        order = np.lexsort((seq, session))
+        return session[order], seq[order], part.row[order], part.endpoint[order]
 
-    def read(self, p: int) -> tuple[np.ndarray, ...]:
-        with pa.memory_map(self._path(p)) as file:
-            table = ipc.open_file(file).read_all()
-            return tuple(table.column(c).to_numpy().copy() for c in table.column_names)
+    return of
 
 
 def _first_per_endpoint(pairs: np.ndarray, n: int, per_endpoint: int) -> np.ndarray:
@@ -395,19 +414,30 @@ def _first_per_endpoint(pairs: np.ndarray, n: int, per_endpoint: int) -> np.ndar
 
 
 def _rows(
-    spill: _SessionSpill, count: int, sample: SessionSample, ends: np.ndarray | None
+    read: Callable[[int], tuple[np.ndarray, ...]],
+    ids: list[np.ndarray],
+    sample: SessionSample,
+    ends: np.ndarray | None,
 ) -> CorrelationRows:
-    """The requests `sample` reads, gathered from the spill partition by partition, in
-    session order; with `ends`, the sample's `parts_read` counted (files holding its
-    sessions' rows)."""
-    got = []
+    """The requests `sample` reads, gathered partition by partition (of its sessions'
+    runs alone), in session order; with `ends`, the sample's `parts_read` counted (files
+    holding its sessions' rows)."""
+    got = [(np.zeros(0, np.int64),) * 4]
     seen = np.zeros(sample.parts, bool)
-    for p in range(count):
-        g, seq, row, endpoint = spill.read(p)
+    for p in range(len(ids)):
+        mine = np.flatnonzero(sample.chosen[ids[p]])
+        if not len(mine):
+            continue
+        local, seq, row, endpoint = read(p)
+        starts = _starts(seq, len(ids[p]))
+        length = np.diff(np.append(starts, len(seq)))[mine]
+        at = np.repeat(starts[mine] - np.cumsum(length) + length, length)
+        at += np.arange(len(at))
+        g, seq, row = ids[p][local[at]], seq[at], row[at]
         if ends is not None:
-            seen[_file_of(ends, row[sample.chosen[g]])] = True
+            seen[_file_of(ends, row)] = True
         mask = sample.read(g, seq)
-        got.append((g[mask], seq[mask], row[mask].astype(np.int64), endpoint[mask]))
+        got.append((g[mask], seq[mask], row[mask].astype(np.int64), endpoint[at][mask]))
     if ends is not None:
         sample = replace(sample, parts_read=int(seen.sum()))
     g = np.concatenate([x[0] for x in got])
