@@ -25,12 +25,12 @@ The partitions' sessions are made again here with the model's grouping (`key_run
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
+from pyarrow import compute as pc
 from pyarrow import ipc
 
 from .frame import distinct
@@ -88,22 +88,28 @@ def payload_sample(
     parts: KeyPartitions, part_rows: list[int] | None, sample: int, seed: int
 ) -> PayloadSample:
     """The payload sample of the scanned trace (`part_rows`: its files' rows, the source's
-    `part_rows()`), as `_payload_sample(parts, endpoint, names, sample, seed)`."""
+    `part_rows()`), as `_payload_sample(parts, endpoint, names, sample, seed)`. Counted
+    per (file, cell) from each spill's cells (and scan positions: a partition's are
+    ascending, so each file's requests there are a run), then mapped to endpoints."""
     names = sorted(parts.names)
     rank_of = _name_ranks(parts.names)
     n = len(names)
     ends = _file_ends(part_rows)
     width = 1 if ends is None else len(ends)
-    per_file = np.zeros(n * width, np.int64)  # requests per (endpoint, file)
-    last_ts = parts.first_ts_us
-    for p in _spilled(parts):
-        cell = rank_of[p.endpoint] * width
-        if ends is not None:
-            cell += _file_of(ends, p.row)
-        per_file += np.bincount(cell, minlength=n * width)
-        if len(p):
-            last_ts = max(last_ts, int(p.ts.max()))
-    by_file = per_file.reshape(n, width)
+    cells = len(parts.endpoint_of)
+    per_cell = np.zeros((width, cells), np.int64)  # requests per (file, cell)
+    for p in range(parts.count):
+        spill = _Spill.of(parts, p)
+        cell = spill.column("cell")
+        if ends is None:
+            per_cell[0] += np.bincount(cell, minlength=cells)
+            continue
+        bounds = spill.file_runs(ends)
+        for f in np.flatnonzero(np.diff(bounds)).tolist():
+            per_cell[f] += np.bincount(cell[bounds[f] : bounds[f + 1]], minlength=cells)
+        del spill, cell
+    by_file = np.zeros((n, width), np.int64)  # requests per (endpoint, file)
+    np.add.at(by_file, rank_of[parts.endpoint_of], per_cell.T)
     counts = by_file.sum(axis=1)
     # (files holding a request: `payload_rows`' parts)
     files = int(np.flatnonzero(by_file.any(axis=0))[-1]) + 1 if n else 0
@@ -116,7 +122,7 @@ def payload_sample(
     else:  # (cut, but every request in one file: drawn uniformly, the note given)
         note = {"files": files, "files_sampled": 1}
     places = {int(i): _drawn(seed, int(i), int(counts[i]), sample) for i in np.flatnonzero(big)}
-    rows = _at_places(parts, rank_of, places, (parts.first_ts_us, last_ts))
+    rows = _at_places(parts, rank_of, places)
     return PayloadSample(names, rows, counts, note)
 
 
@@ -125,40 +131,54 @@ def _drawn(seed: int, i: int, count: int, sample: int) -> np.ndarray:
     return np.random.default_rng([seed, i]).choice(count, sample, replace=False)
 
 
-class _Rows(NamedTuple):
-    """A partition's requests as spilled (in scan order): what the payload sample reads."""
+class _Spill:
+    """A partition's spilled requests (in scan order), memory-mapped: only the columns
+    asked for are read (copied out of the map)."""
 
-    ts: np.ndarray
-    endpoint: np.ndarray
-    row: np.ndarray
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    @classmethod
+    def of(cls, parts: KeyPartitions, p: int) -> _Spill:
+        with pa.memory_map(str(parts.directory / ROW_FILE.format(p))) as file:
+            return cls(ipc.open_file(file).read_all())
 
     def __len__(self) -> int:
-        return len(self.ts)
+        return int(self.table.num_rows)
+
+    def column(self, name: str) -> np.ndarray:
+        return np.asarray(self.table.column(name).to_numpy())
+
+    def taken(self, name: str, at: np.ndarray) -> np.ndarray:
+        """The column's values at these requests (positions in the spill) alone."""
+        return np.asarray(self.table.column(name).take(pa.array(at)).to_numpy())
+
+    def file_runs(self, ends: np.ndarray) -> np.ndarray:
+        """Where each file's run of these requests starts (and the last ends): their scan
+        positions ascend (each partition's rows are spilled in scan order)."""
+        row = self.column("row")
+        if len(row) > 1 and not (row[1:] >= row[:-1]).all():
+            raise ValueError("a partition's spilled scan positions do not ascend")
+        return np.concatenate([[0], np.searchsorted(row, ends)])
 
 
-def _spilled(parts: KeyPartitions) -> Iterator[_Rows]:
-    """Each partition's times, endpoints and scan positions, read from its spill alone
-    (no sort, no keys: the payload sample orders what it keeps by (ts, position) itself)."""
+_Kept = Callable[["_Spill", np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+"""Which of a spill's requests (given their cells) are kept: their positions in it,
+ascending, and their times where it read them (else None)."""
+
+
+def _gathered(parts: KeyPartitions, rank_of: np.ndarray, kept: _Kept) -> list[np.ndarray]:
+    """Per endpoint (name order), the scan positions of its requests `kept`, in the
+    model's order: by (ts, position)."""
+    got: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64),) * 3]
+    ranked_cell = rank_of[parts.endpoint_of]
     for p in range(parts.count):
-        with pa.memory_map(str(parts.directory / ROW_FILE.format(p))) as file:
-            table = ipc.open_file(file).read_all()
-            ts = table.column("ts").to_numpy()  # (copies: the map closes)
-            cell = table.column("cell").to_numpy()
-            row = table.column("row").to_numpy()
-            del table
-        yield _Rows(ts, parts.endpoint_of[cell], row)
-
-
-def _gathered(
-    parts: KeyPartitions, rank_of: np.ndarray, kept: Callable[[_Rows, np.ndarray], np.ndarray]
-) -> list[np.ndarray]:
-    """Per endpoint (name order), the scan positions of its requests `kept` (of a
-    partition and its requests' name ranks), in the model's order: by (ts, position)."""
-    got: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for p in _spilled(parts):
-        ranked = rank_of[p.endpoint]
-        mask = kept(p, ranked)
-        got.append((ranked[mask], p.ts[mask], p.row[mask].astype(np.int64)))
+        spill = _Spill.of(parts, p)
+        cell = spill.column("cell")
+        at, ts = kept(spill, cell)
+        ts = spill.taken("ts", at) if ts is None else ts
+        got.append((ranked_cell[cell[at]], ts, spill.taken("row", at).astype(np.int64)))
+        del spill, cell
     ranked = np.concatenate([g[0] for g in got])
     ts = np.concatenate([g[1] for g in got])
     row = np.concatenate([g[2] for g in got])
@@ -187,7 +207,14 @@ def _cluster_rows(
     cut = np.full(n, files, np.int64)
     big = np.flatnonzero(counts > sample)
     cut[big] = (np.cumsum(per[big], axis=1) < sample).sum(axis=1)
-    taken = _gathered(parts, rank_of, lambda p, e: rank[_file_of(ends, p.row)] <= cut[e])
+    cut_of_cell = cut[rank_of[parts.endpoint_of]]
+    every = np.r_[rank, np.zeros(len(ends) - files, np.int64)]  # (files past: no request)
+
+    def kept(spill: _Spill, cell: np.ndarray) -> tuple[np.ndarray, None]:
+        rank_at = np.repeat(every, np.diff(spill.file_runs(ends)))
+        return np.flatnonzero(cut_of_cell[cell] >= rank_at), None
+
+    taken = _gathered(parts, rank_of, kept)
     out = []
     for i in range(n):
         rows = taken[i]
@@ -203,28 +230,32 @@ def _cluster_rows(
 
 
 def _at_places(
-    parts: KeyPartitions,
-    rank_of: np.ndarray,
-    places: dict[int, np.ndarray],
-    span: tuple[int, int],
+    parts: KeyPartitions, rank_of: np.ndarray, places: dict[int, np.ndarray]
 ) -> list[np.ndarray]:
     """Per endpoint (name order): of those in `places`, the scan positions of its requests
     at those places (0 first) in the model's order, in the order of `places`; of the
     others, all of them in that order. The requests of the endpoints in `places` counted
-    in TIME_BINS equal bins of `span` (first and last ts), then only those of the bins
-    holding a place gathered, sorted by (ts, position). Held: the bins' counts and what
-    those bins hold."""
+    in TIME_BINS equal bins of the trace's span (first and last ts), then only those of
+    the bins holding a place gathered, sorted by (ts, position). Held: the bins' counts
+    and what those bins hold."""
     wanted = np.array(sorted(places), np.int64)
     slot = np.full(len(rank_of), -1, np.int64)
     slot[wanted] = np.arange(len(wanted))
-    first, last = span
+    slot_of_cell = slot[rank_of[parts.endpoint_of]]
+    first = parts.first_ts_us
+    last = first
+    for p in range(parts.count):
+        spill = _Spill.of(parts, p)
+        if len(spill):
+            last = max(last, int(pc.max(spill.table.column("ts")).as_py()))
     width = (last - first) // TIME_BINS + 1
     bins = np.zeros((len(wanted), TIME_BINS), np.int64)
     if len(wanted):
-        for p in _spilled(parts):
-            at = slot[rank_of[p.endpoint]]
+        for p in range(parts.count):
+            spill = _Spill.of(parts, p)
+            at = slot_of_cell[spill.column("cell")]
             mine = at >= 0
-            cell = at[mine] * TIME_BINS + (p.ts[mine] - first) // width
+            cell = at[mine] * TIME_BINS + (spill.column("ts")[mine] - first) // width
             bins += np.bincount(cell, minlength=bins.size).reshape(bins.shape)
     ends = np.cumsum(bins, axis=1)  # requests up to each bin's end
     needed = np.zeros(bins.shape, bool)
@@ -234,12 +265,14 @@ def _at_places(
         needed[j, of_place[i]] = True
     flat = needed.ravel()
 
-    def kept(p: _Rows, e: np.ndarray) -> np.ndarray:
-        at = slot[e]
+    def kept(spill: _Spill, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        at = slot_of_cell[cell]
         mine = at >= 0
+        ts = spill.column("ts")
         mask = ~mine
-        mask[mine] = flat[at[mine] * TIME_BINS + (p.ts[mine] - first) // width]
-        return np.asarray(mask)
+        mask[mine] = flat[at[mine] * TIME_BINS + (ts[mine] - first) // width]
+        kept = np.flatnonzero(mask)
+        return kept, ts[kept]
 
     out = _gathered(parts, rank_of, kept)
     for j, i in enumerate(wanted.tolist()):
@@ -383,7 +416,9 @@ def _quota(
     requests (session by session, `starts` their runs)."""
     count = len(sessions)
     local = np.repeat(np.arange(count), np.diff(np.append(starts, len(endpoint))))
-    order = _Order(keys[sessions], group[sessions], by_session=True)
+    mine = group[sessions]
+    # (one group: by key alone, `_Order.first` then sorts only the first sessions' keys)
+    order = _Order(keys[sessions], mine if mine.min() < mine.max() else None, by_session=True)
     head = order.first(_quota_bound(per_endpoint))
     rank = np.full(count, count, np.int64)
     rank[head] = np.arange(len(head))
