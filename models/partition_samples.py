@@ -360,18 +360,18 @@ def correlation_sample(
     files = 0
     quota: list[tuple[np.ndarray, np.ndarray]] = []  # (endpoint, session id) candidates
     for p in range(parts.count):
-        _, seq, row, endpoint = read(p)
+        local, seq, row, endpoint = read(p)
         sessions = ids[p]
         if not len(row):
             continue
-        starts = _starts(seq, len(sessions))
+        starts = _starts(local, seq, len(sessions))
         lengths[sessions] = np.diff(np.append(starts, len(row)))
         if ends is not None:
             files = max(files, int(_file_of(ends, row.max())) + 1)
             group[sessions] = file_rank[_file_of(ends, np.minimum.reduceat(row, starts))]
         if per_endpoint > 0:
             quota.append(_quota(endpoint, starts, sessions, keys, group, per_endpoint))
-        del seq, row, endpoint
+        del local, seq, row, endpoint
     if n <= per_sample:
         chosen = np.ones(n, bool)
     else:
@@ -394,12 +394,16 @@ def correlation_sample(
     return _rows(read, ids, sample, ends if files and n > per_sample else None)
 
 
-def _starts(seq: np.ndarray, sessions: int) -> np.ndarray:
+def _starts(local: np.ndarray, seq: np.ndarray, sessions: int) -> np.ndarray:
     """Where each session's run of requests starts (its place 0), the handout being
-    session by session: one run a session."""
+    session by session in local id order: checked at the runs' ends (each run's first and
+    last requests of the run's session), not at every request."""
     starts = np.flatnonzero(seq == 0)
-    if len(starts) != sessions:
-        raise ValueError(f"the handout holds {len(starts)} sessions' runs, not {sessions}")
+    if len(starts) != sessions or not (
+        np.array_equal(local[starts], np.arange(sessions))
+        and np.array_equal(local[np.append(starts[1:], len(seq)) - 1], np.arange(sessions))
+    ):
+        raise ValueError("the handout is not its sessions' runs, session by session")
     return starts
 
 
@@ -464,7 +468,7 @@ def _rows(
         if not len(mine):
             continue
         local, seq, row, endpoint = read(p)
-        starts = _starts(seq, len(ids[p]))
+        starts = _starts(local, seq, len(ids[p]))
         length = np.diff(np.append(starts, len(seq)))[mine]
         at = np.repeat(starts[mine] - np.cumsum(length) + length, length)
         at += np.arange(len(at))
