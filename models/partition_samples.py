@@ -98,11 +98,13 @@ def payload_sample(
     width = 1 if ends is None else len(ends)
     cells = len(parts.endpoint_of)
     per_cell = np.zeros((width, cells), np.int64)  # requests per (file, cell)
+    last_ts = parts.first_ts_us  # (for the one-file draws: of one file, read here)
     for p in range(parts.count):
         spill = _Spill.of(parts, p)
         cell = spill.column("cell")
         if ends is None:
             per_cell[0] += np.bincount(cell, minlength=cells)
+            last_ts = max(last_ts, spill.last_ts())
             continue
         bounds = spill.file_runs(ends)
         for f in np.flatnonzero(np.diff(bounds)).tolist():
@@ -122,7 +124,7 @@ def payload_sample(
     else:  # (cut, but every request in one file: drawn uniformly, the note given)
         note = {"files": files, "files_sampled": 1}
     places = {int(i): _drawn(seed, int(i), int(counts[i]), sample) for i in np.flatnonzero(big)}
-    rows = _at_places(parts, rank_of, places)
+    rows = _at_places(parts, rank_of, places, last_ts if ends is None else None)
     return PayloadSample(names, rows, counts, note)
 
 
@@ -148,6 +150,10 @@ class _Spill:
 
     def column(self, name: str) -> np.ndarray:
         return np.asarray(self.table.column(name).to_numpy())
+
+    def last_ts(self) -> int:
+        """The last of these requests' times (read in place), 0 when none."""
+        return int(pc.max(self.table.column("ts")).as_py()) if len(self) else 0
 
     def taken(self, name: str, at: np.ndarray) -> np.ndarray:
         """The column's values at these requests (positions in the spill) alone."""
@@ -230,24 +236,21 @@ def _cluster_rows(
 
 
 def _at_places(
-    parts: KeyPartitions, rank_of: np.ndarray, places: dict[int, np.ndarray]
+    parts: KeyPartitions, rank_of: np.ndarray, places: dict[int, np.ndarray], last: int | None
 ) -> list[np.ndarray]:
     """Per endpoint (name order): of those in `places`, the scan positions of its requests
     at those places (0 first) in the model's order, in the order of `places`; of the
     others, all of them in that order. The requests of the endpoints in `places` counted
-    in TIME_BINS equal bins of the trace's span (first and last ts), then only those of
-    the bins holding a place gathered, sorted by (ts, position). Held: the bins' counts
-    and what those bins hold."""
+    in TIME_BINS equal bins of the trace's span (first and `last` ts, None: read here),
+    then only those of the bins holding a place gathered, sorted by (ts, position). Held:
+    the bins' counts and what those bins hold."""
     wanted = np.array(sorted(places), np.int64)
     slot = np.full(len(rank_of), -1, np.int64)
     slot[wanted] = np.arange(len(wanted))
     slot_of_cell = slot[rank_of[parts.endpoint_of]]
     first = parts.first_ts_us
-    last = first
-    for p in range(parts.count):
-        spill = _Spill.of(parts, p)
-        if len(spill):
-            last = max(last, int(pc.max(spill.table.column("ts")).as_py()))
+    if last is None:
+        last = max([first] + [_Spill.of(parts, p).last_ts() for p in range(parts.count)])
     width = (last - first) // TIME_BINS + 1
     bins = np.zeros((len(wanted), TIME_BINS), np.int64)
     if len(wanted):
@@ -370,7 +373,7 @@ def correlation_sample(
             files = max(files, int(_file_of(ends, row.max())) + 1)
             group[sessions] = file_rank[_file_of(ends, np.minimum.reduceat(row, starts))]
         if per_endpoint > 0:
-            quota.append(_quota(endpoint, starts, sessions, keys, group, per_endpoint))
+            quota.append(_quota(endpoint, local, sessions, keys, group, per_endpoint))
         del local, seq, row, endpoint
     if n <= per_sample:
         chosen = np.ones(n, bool)
@@ -409,7 +412,7 @@ def _starts(local: np.ndarray, seq: np.ndarray, sessions: int) -> np.ndarray:
 
 def _quota(
     endpoint: np.ndarray,
-    starts: np.ndarray,
+    local: np.ndarray,
     sessions: np.ndarray,
     keys: np.ndarray,
     group: np.ndarray,
@@ -417,9 +420,8 @@ def _quota(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A partition's first `per_endpoint` sessions per endpoint in the sample's order (by
     (group, key)): (endpoint, global session id) pairs, by `_endpoint_ranks` over its
-    requests (session by session, `starts` their runs)."""
+    requests (session by session: `local`, their local session ids, ascend)."""
     count = len(sessions)
-    local = np.repeat(np.arange(count), np.diff(np.append(starts, len(endpoint))))
     mine = group[sessions]
     # (one group: by key alone, `_Order.first` then sorts only the first sessions' keys)
     order = _Order(keys[sessions], mine if mine.min() < mine.max() else None, by_session=True)
