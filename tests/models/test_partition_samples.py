@@ -299,7 +299,7 @@ def test_a_real_trace_at_the_models_defaults(tmp_path: Path, files_told: bool) -
     with scan_key_partitions(model.source, 16, tmp_path, join_failed_auth=True) as parts:
         made = []
         for p in range(parts.count):
-            part, handout = parts.partition(p), _Handout()
+            part, handout = parts.partition(p), Handout()
             made.append(
                 partition_sessions(part.key_partition(parts.first_ts_us), 1800.0, {}, None, handout)
             )
