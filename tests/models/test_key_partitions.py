@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from faker import Faker
+from pyarrow import ipc
 
 from tests.factories import T0, TEST_META, make_record, make_table
 from tracereplay.errors import TraceEmptyError
@@ -159,10 +160,14 @@ def _partitions(parts: KeyPartitions) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.parametrize("flush", [1, 77, key_partitions.SPILL_FLUSH_ROWS])
 @pytest.mark.parametrize("count", [1, 3, 16])
 def test_each_partition_is_the_models_requests_of_its_keys(
-    source: Any, model: Any, tmp_path: Path, count: int
-) -> None:
+    source: Any, model: Any, tmp_path: Path, count: int, flush: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """(`flush`: the spills written after every batch, every few, or once.)"""
+    monkeypatch.setattr(key_partitions, "SPILL_FLUSH_ROWS", flush)
     requests, templater, endpoint, names = model
     with _scan(source, count, tmp_path) as parts:
         assert parts.rows == len(requests)
@@ -290,3 +295,40 @@ def test_an_empty_trace_is_an_error_and_leaves_no_spill(tmp_path: Path) -> None:
     with pytest.raises(TraceEmptyError):
         _scan(TableSource(LIGHT_SCHEMA.empty_table()), 3, tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_spills_are_written_once_per_flush(
+    source: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition's rows and keys of the batches held are one record batch a flush."""
+    written = []
+    for flush in (1, key_partitions.SPILL_FLUSH_ROWS):
+        monkeypatch.setattr(key_partitions, "SPILL_FLUSH_ROWS", flush)
+        with _scan(source, 3, tmp_path) as parts:
+            files = sorted(parts.directory.iterdir())
+            written.append([_record_batches(f) for f in files])
+    every_batch, once = written
+    assert once == [1] * 6
+    assert sum(every_batch) > 2 * 6  # (the source's 900 rows: 18 batches or more)
+
+
+def _record_batches(path: Path) -> int:
+    with pa.OSFile(str(path)) as file:
+        return int(ipc.open_file(file).num_record_batches)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_time_order_is_a_stable_argsort(seed: int) -> None:
+    """`_time_order`: numpy's stable argsort of int64 times, ties in the given order,
+    whatever their span (16 bits, 31 as real10M's, to the whole int64 range)."""
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(np.int64)
+    cases = [
+        np.zeros(0, np.int64), np.array([5]), np.arange(10), np.arange(10)[::-1].copy(),
+        rng.integers(0, 4, 2000), 1_796_425_392_988_247 + rng.integers(0, 1 << 31, 5000),
+        rng.integers(top.min, top.max, 5000, endpoint=True),
+        np.array([top.max, top.min, 0, -1, top.max, top.min]),
+    ]  # fmt: skip
+    for case in cases:
+        ts = case.astype(np.int64)
+        assert np.array_equal(key_partitions._time_order(ts), np.argsort(ts, kind="stable"))
