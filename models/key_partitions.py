@@ -413,9 +413,10 @@ def _scan(
             numbers_into(statuses, batch.column("status"))
             method, methods = local(batch.column("method"))
             path, paths = local(batch.column("path"))
-            cell = skeletons.add_batch(methods, paths, method, path)
-            if params is not None:
-                params.add_batch(cell, paths, path)
+            cells = skeletons.add_pairs(methods, paths, method, path)
+            cell = cells.row
+            if params is not None:  # (the batch's distinct pairs: its rows' facts)
+                params.add_batch(cells.pair_cell, paths, cells.pair_path)
             key, part = _keys(batch, spills, statuses == AUTH_FAILED, join)
             row = np.arange(rows, rows + n, dtype=row_type.to_pandas_dtype())
             order = np.argsort(part, kind="stable")  # each partition's rows in scan order

@@ -15,9 +15,10 @@ in the key partitions' scan its cell (`SkeletonCells.add_batch`), mapped to endp
 once the scan has fitted them (`KeyPartitions.endpoint_of`); else its endpoint itself.
 
 The scan's `Partition` carries no path, so the parameter kinds come from a hook of the scan
-(`ParamFacts.add_batch`): `key_partitions._scan` would call it after `skeletons.add_batch`
-with the batch's cells, path dictionary and path indices (tests/models/
-test_partition_endpoints.py calls it so). One difference stays: a group holding both -0.0
+(`ParamFacts.add_batch`): `key_partitions._scan` calls it after `skeletons.add_pairs` with
+the batch's distinct (method, path) pairs' cells, its path dictionary and the pairs' path
+indices (the facts of its rows: no fact counts rows; tests/models/test_partition_endpoints.py
+gives it rows). One difference stays: a group holding both -0.0
 and +0.0 durations may answer a zero's sign unlike np.percentile (SpilledValues' docstring).
 """
 

@@ -9,6 +9,8 @@ the bit: tests/models/test_key_partitions.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,7 +18,17 @@ import pyarrow.compute as pc
 from .shapes import skeleton_codes
 from .templating import Templater
 
-__all__ = ["SkeletonCells"]
+__all__ = ["BatchCells", "SkeletonCells"]
+
+
+@dataclass(frozen=True)
+class BatchCells:
+    """A batch's cells: each row's, and each distinct (method, path) pair's cell and
+    path (its index into the batch's path dictionary; its length: a null path)."""
+
+    row: np.ndarray
+    pair_cell: np.ndarray
+    pair_path: np.ndarray
 
 
 class SkeletonCells:
@@ -47,6 +59,14 @@ class SkeletonCells:
     ) -> np.ndarray:
         """Each row's cell, from its method and path indices into the batch dictionaries
         `methods` and `paths` (a null: one past the end)."""
+        return self.add_pairs(methods, paths, method, path).row
+
+    def add_pairs(
+        self, methods: pa.Array, paths: pa.Array, method: np.ndarray, path: np.ndarray
+    ) -> BatchCells:
+        """`add_batch`'s cells, and the batch's distinct (method, path) pairs' cells and
+        paths: what a row's cell and path tell, read once a pair (`ParamFacts.add_batch`
+        of the pairs is that of the rows: its facts hold no count of rows)."""
         methods = pa.concat_arrays([methods.cast(pa.string()), pa.nulls(1, pa.string())])
         paths = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
         pairs, row_pair, counts = _distinct(method, path, len(methods), len(paths))
@@ -84,7 +104,8 @@ class SkeletonCells:
             elif _path_before(text, self.least_path[cell]):
                 self.least_path[cell] = text
             cells.append(cell)
-        return np.asarray(np.array(cells, np.int32)[at][row_pair])
+        pair_cell = np.array(cells, np.int32)[at]
+        return BatchCells(pair_cell[row_pair], pair_cell, used_paths[pair_path])
 
     def fit(self) -> tuple[Templater, list[str], np.ndarray]:
         """The templater, the endpoint names (as `request_endpoints` numbers them) and each

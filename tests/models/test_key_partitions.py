@@ -24,6 +24,7 @@ from tracereplay.errors import TraceEmptyError
 from tracereplay.models import key_partitions
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.light_columns import RequestColumns, read_light_columns
+from tracereplay.models.skeleton_cells import SkeletonCells
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.templating import Templater, request_endpoints
 from tracereplay.trace import TraceMetadata, open_writer
@@ -332,3 +333,18 @@ def test_the_time_order_is_a_stable_argsort(seed: int) -> None:
     for case in cases:
         ts = case.astype(np.int64)
         assert np.array_equal(key_partitions._time_order(ts), np.argsort(ts, kind="stable"))
+
+
+def test_a_batchs_pairs_are_its_rows_distinct_cells_and_paths() -> None:
+    """`SkeletonCells.add_pairs`: each distinct (method, path) pair of the rows once, with
+    the cell and path (index into the dictionary, its length for null) its rows have;
+    dictionary entries no row uses are in no pair."""
+    methods = pa.array(["GET", "get", "POST"])
+    paths = pa.array(["/x/1", "/x/2", "/unused", "/y", "/x/3"])
+    method = np.array([0, 0, 1, 2, 0, 3, 0, 1], np.int32)  # (3: a null method)
+    path = np.array([0, 1, 0, 3, 5, 4, 0, 0], np.int32)  # (5: a null path)
+    cells = SkeletonCells().add_pairs(methods, paths, method, path)
+    rows = set(zip(cells.row.tolist(), path.tolist(), strict=True))
+    pairs = list(zip(cells.pair_cell.tolist(), cells.pair_path.tolist(), strict=True))
+    assert len(pairs) == len(set(zip(method.tolist(), path.tolist(), strict=True)))
+    assert set(pairs) == rows and 2 not in cells.pair_path
