@@ -416,7 +416,7 @@ def _scan(
             cells = skeletons.add_pairs(methods, paths, method, path)
             cell = cells.row
             if params is not None:  # (the batch's distinct pairs: its rows' facts)
-                params.add_batch(cells.pair_cell, paths, cells.pair_path)
+                params.add_batch(cells.pair_cell, paths, cells.pair_path, cells.segments)
             key, part = _keys(batch, spills, statuses == AUTH_FAILED, join)
             row = np.arange(rows, rows + n, dtype=row_type.to_pandas_dtype())
             order = np.argsort(part, kind="stable")  # each partition's rows in scan order

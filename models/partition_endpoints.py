@@ -16,10 +16,11 @@ once the scan has fitted them (`KeyPartitions.endpoint_of`); else its endpoint i
 
 The scan's `Partition` carries no path, so the parameter kinds come from a hook of the scan
 (`ParamFacts.add_batch`): `key_partitions._scan` calls it after `skeletons.add_pairs` with
-the batch's distinct (method, path) pairs' cells, its path dictionary and the pairs' path
-indices (the facts of its rows: no fact counts rows; tests/models/test_partition_endpoints.py
-gives it rows). One difference stays: a group holding both -0.0
-and +0.0 durations may answer a zero's sign unlike np.percentile (SpilledValues' docstring).
+the batch's distinct (method, path) pairs' cells, its path dictionary, the pairs' path
+indices and those paths split (the facts of its rows: no fact counts rows; tests/models/
+test_partition_endpoints.py gives it rows). One difference stays: a group holding both
+-0.0 and +0.0 durations may answer a zero's sign unlike np.percentile (SpilledValues'
+docstring).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from .behaviors import sig
 from .endpoint_codes import PERCENTILES
 from .key_partitions import KeyPartitions, Partition
 from .params import _HEX, _INT, _UUID, MAX_EXAMPLES
-from .shapes import cut_paths
+from .skeleton_cells import Segments
 from .spilled_quantiles import Ask, SpilledValues
 
 __all__ = ["EndpointTally", "ParamFacts", "partition_endpoint_stats"]
@@ -95,19 +96,26 @@ class ParamFacts:
     def __init__(self) -> None:
         self.facts: dict[tuple[int, int], _Facts] = {}
 
-    def add_batch(self, group: np.ndarray, paths: pa.Array, path: np.ndarray) -> None:
+    def add_batch(
+        self, group: np.ndarray, paths: pa.Array, path: np.ndarray, split: Segments | None = None
+    ) -> None:
         """Rows of `group` (ints ≥ 0) with paths given as indices `path` into `paths`
         (`len(paths)`: a null path; a null in `paths` too), a null read as "/" (as
-        `taken_param_kinds` reads it). Works per distinct (group, path) and segment."""
+        `taken_param_kinds` reads it). Works per distinct (group, path) and segment.
+        `split`: the distinct paths of `path` (in index order, a null as "/") already
+        split (`SkeletonCells.add_pairs`' segments)."""
         if not len(path):
             return
         local, groups = _distinct(np.asarray(group, np.int64))
         width = len(paths) + 1
         pairs = _distinct(local * width + np.asarray(path, np.int64), len(groups) * width)[1]
         pair_path, used = _distinct(pairs % width, width)
-        texts = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
-        lists = pc.split_pattern(cut_paths(texts.take(pa.array(used)).fill_null("/")), "/")
-        encoded = pc.dictionary_encode(lists.flatten())
+        if split is None:
+            texts = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
+            split = Segments.of(texts.take(pa.array(used)).fill_null("/"))
+        elif len(split.lists) != len(used):
+            raise ValueError(f"{len(split.lists)} split paths for {len(used)} distinct ones")
+        lists, encoded = split.lists, split.encoded
         segment_code = encoded.indices.to_numpy()
         offsets = np.asarray(lists.offsets)
         offsets = offsets - offsets[0]

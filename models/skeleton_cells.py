@@ -15,10 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .shapes import skeleton_codes
+from .shapes import VALUE, cut_paths, shaped, skeleton_codes
 from .templating import Templater
 
-__all__ = ["BatchCells", "SkeletonCells"]
+__all__ = ["BatchCells", "Segments", "SkeletonCells"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,49 @@ class BatchCells:
     row: np.ndarray
     pair_cell: np.ndarray
     pair_path: np.ndarray
+    segments: Segments
+    """The pairs' distinct paths (in index order) cut and split (`ParamFacts.add_batch`)."""
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Paths cut (`shapes.cut_paths`) and split at "/", and all their segments as one
+    dictionary: what both the skeletons and the parameter facts read of them, made once."""
+
+    lists: pa.ListArray
+    encoded: pa.DictionaryArray
+    """`lists.flatten()`, dictionary-encoded."""
+
+    @classmethod
+    def of(cls, paths: pa.Array) -> Segments:
+        """Of `paths` (strings, no nulls)."""
+        lists = pc.split_pattern(cut_paths(paths), "/")
+        return cls(lists, pc.dictionary_encode(lists.flatten()))
+
+    def skeleton_codes(self) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+        """`shapes.skeleton_codes` of the paths (one pass: its `_skeleton_codes` over
+        these segments, the same codes and skeletons in the same order)."""
+        encoded = self.encoded
+        if not len(self.lists):
+            return np.zeros(0, dtype=np.int64), []
+        is_value = pa.array(shaped(encoded.dictionary))
+        flags = pc.if_else(is_value, "1", "0").take(encoded.indices)
+        words = pc.if_else(is_value, "", encoded.dictionary).take(encoded.indices)
+        offsets = self.lists.offsets
+        key = pc.binary_join_element_wise(
+            pc.binary_join(pa.ListArray.from_arrays(offsets, flags), ""),
+            pc.binary_join(pa.ListArray.from_arrays(offsets, words), "/"),
+            "|",
+        )
+        keys = pc.dictionary_encode(key)
+        skeletons = []
+        for text in keys.dictionary.to_pylist():
+            marks, _, joined = text.partition("|")
+            segments = joined.split("/")
+            skeletons.append(
+                tuple(VALUE if m == "1" else w for m, w in zip(marks, segments, strict=True))
+            )
+        return keys.indices.to_numpy(zero_copy_only=False).astype(np.int64), skeletons
 
 
 class SkeletonCells:
@@ -74,9 +117,14 @@ class SkeletonCells:
         used_paths, pair_path = np.unique(pair_path, return_inverse=True)
         pair_path = pair_path.ravel()
         texts = paths.take(pa.array(used_paths))
-        fit = self._skeletons(texts.fill_null("None"))  # the fit reads a null as "None"
-        # ... and templates it as "/" (request_endpoints)
-        applied = self._skeletons(texts.fill_null("/")) if texts.null_count else fit
+        # The fit reads a null as "None" and templates it as "/" (request_endpoints).
+        fit = self._skeletons(texts.fill_null("None")) if texts.null_count else None
+        segments = Segments.of(texts.fill_null("/"))
+        codes, skeletons = segments.skeleton_codes()
+        ids = self.skeleton_id
+        number = np.array([ids.setdefault(k, len(ids)) for k in skeletons], np.int64)
+        applied = np.asarray(number[codes])
+        fit = applied if fit is None else fit
         raw = methods.to_pylist()
         upper = ["NONE" if m is None else str(m).upper() for m in raw]
         raw_id = np.array([self.method_id.setdefault(m, len(self.method_id)) for m in raw])
@@ -105,7 +153,7 @@ class SkeletonCells:
                 self.least_path[cell] = text
             cells.append(cell)
         pair_cell = np.array(cells, np.int32)[at]
-        return BatchCells(pair_cell[row_pair], pair_cell, used_paths[pair_path])
+        return BatchCells(pair_cell[row_pair], pair_cell, used_paths[pair_path], segments)
 
     def fit(self) -> tuple[Templater, list[str], np.ndarray]:
         """The templater, the endpoint names (as `request_endpoints` numbers them) and each

@@ -24,7 +24,8 @@ from tracereplay.errors import TraceEmptyError
 from tracereplay.models import key_partitions
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.light_columns import RequestColumns, read_light_columns
-from tracereplay.models.skeleton_cells import SkeletonCells
+from tracereplay.models.shapes import skeleton_codes
+from tracereplay.models.skeleton_cells import Segments, SkeletonCells
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.templating import Templater, request_endpoints
 from tracereplay.trace import TraceMetadata, open_writer
@@ -348,3 +349,20 @@ def test_a_batchs_pairs_are_its_rows_distinct_cells_and_paths() -> None:
     pairs = list(zip(cells.pair_cell.tolist(), cells.pair_path.tolist(), strict=True))
     assert len(pairs) == len(set(zip(method.tolist(), path.tolist(), strict=True)))
     assert set(pairs) == rows and 2 not in cells.pair_path
+
+
+def test_the_segments_skeletons_are_the_shapes_skeletons() -> None:
+    """`Segments.skeleton_codes`: `shapes.skeleton_codes`' codes and skeletons, in its
+    order, on paths with ids, queries, fragments, empty and percent-encoded segments."""
+    rng = np.random.default_rng(3)
+    words = [
+        "api", "v1", "7", "0042", "deadbeef12", "x" * 30, "a b", "%41", "", "?q=1", "#f",
+        str(uuid.UUID(int=5)), "2026-12-05", "anon_x", "eyJa.b.c", "Tok3n_4bcdefghij9",
+    ]  # fmt: skip
+    paths = pa.array(
+        ["", "/", *("/".join(rng.choice(words, int(rng.integers(1, 5)))) for _ in range(300))]
+    )
+    codes, skeletons = Segments.of(paths).skeleton_codes()
+    want_codes, want = skeleton_codes(paths)
+    assert skeletons == want and np.array_equal(codes, want_codes)
+    assert Segments.of(pa.array([], pa.string())).skeleton_codes()[1] == []
