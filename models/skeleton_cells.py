@@ -140,12 +140,18 @@ class SkeletonCells:
         key = raw_id[pair_method] * (1 << 32) + applied[pair_path]
         keys, at = np.unique(key, return_inverse=True)
         at = at.ravel()
-        path_rank = np.empty(len(texts), np.int64)  # (sort_indices: a null last)
-        path_rank[pc.sort_indices(texts).to_numpy()] = np.arange(len(texts))
-        by = np.lexsort((path_rank[pair_path], at))
-        least = texts.take(pa.array(pair_path[by[np.searchsorted(at[by], np.arange(len(keys)))]]))
+        # (Arrow's min of strings: binary order, a null only when all are: `_path_before`'s;
+        # hashed by cell, not a sort of the paths: real10M's scan 0.1 CPU s less)
+        found = (
+            pa.table({"cell": at, "path": texts.take(pa.array(pair_path))})
+            .group_by("cell")
+            .aggregate([("path", "min")])
+        )
+        least: list[str | None] = [None] * len(keys)
+        for c, text in zip(found["cell"].to_pylist(), found["path_min"].to_pylist(), strict=True):
+            least[c] = text
         cells = []
-        for k, text in zip(keys.tolist(), least.to_pylist(), strict=True):
+        for k, text in zip(keys.tolist(), least, strict=True):
             cell = self.cell_id.setdefault((k >> 32, k & 0xFFFFFFFF), len(self.cell_id))
             if cell == len(self.least_path):
                 self.least_path.append(text)

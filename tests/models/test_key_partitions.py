@@ -366,3 +366,25 @@ def test_the_segments_skeletons_are_the_shapes_skeletons() -> None:
     want_codes, want = skeleton_codes(paths)
     assert skeletons == want and np.array_equal(codes, want_codes)
     assert Segments.of(pa.array([], pa.string())).skeleton_codes()[1] == []
+
+
+def test_each_cells_least_path_is_by_code_point_a_null_last() -> None:
+    """`SkeletonCells.least_path`: per cell, its rows' least path over the batches, in
+    binary (code point) order, non-ASCII and case included, a null only when all are."""
+    cells = SkeletonCells()
+    seen: dict[int, list[str | None]] = {}
+    batches = [  # (emails and numbers: shaped, one cell per directory)
+        (["/x/zz@b.c", "/x/ä@b.c", "/x/Zz@b.c", None, "/y/9/1", "/y/10/1"], [0, 1, 2, 3, 4, 5]),
+        (["/x/é@b.c", "/x/\U0001f600@b.c", "/y/8/1", None], [1, 0, 2, 3, 3]),
+        ([None], [0, 0]),
+    ]
+    for texts, path in batches:
+        paths = pa.array(texts, pa.string())
+        at = np.array(path, np.int32)
+        row = cells.add_batch(pa.array(["GET"]), paths, np.zeros(len(at), np.int32), at)
+        for c, i in zip(row.tolist(), at.tolist(), strict=True):
+            seen.setdefault(c, []).append(texts[i] if i < len(texts) else None)
+    for c, found in seen.items():
+        named = sorted(p for p in found if p is not None)
+        assert cells.least_path[c] == (named[0] if named else None)
+    assert len(cells.least_path) == 3  # (/x/{email}, /y/{int}/1, the null)
