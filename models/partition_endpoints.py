@@ -108,7 +108,7 @@ class ParamFacts:
             return
         local, groups = _distinct(np.asarray(group, np.int64))
         width = len(paths) + 1
-        pairs = _distinct(local * width + np.asarray(path, np.int64), len(groups) * width)[1]
+        pairs = _distinct_codes(local * width + np.asarray(path, np.int64), len(groups) * width)
         pair_path, used = _distinct(pairs % width, width)
         if split is None:
             texts = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
@@ -172,7 +172,7 @@ def _segment_facts(
     rank = np.empty(len(values), np.int64)
     rank[by_rank] = np.arange(len(values))
     n = len(values)
-    pairs = _distinct(key * n + rank[segment], keys * n)[1]
+    pairs = _distinct_codes(key * n + rank[segment], keys * n)
     key, segment = pairs // n, by_rank[pairs % n]
     new_key = np.r_[True, key[1:] != key[:-1]]
     starts = np.flatnonzero(new_key)
@@ -206,6 +206,17 @@ def _distinct(codes: np.ndarray, size: int | None = None) -> tuple[np.ndarray, n
     number = np.zeros(top, np.int64)
     number[distinct] = np.arange(len(distinct))
     return number[codes], distinct
+
+
+def _distinct_codes(codes: np.ndarray, size: int) -> np.ndarray:
+    """The distinct `codes` (ints in [0, `size`)), sorted: marked in a table of bytes
+    when it is not much longer than the codes (a batch's (group, segment) pairs: ~30 k
+    codes below ~0.6 M, a tenth of np.unique's sort), else by `np.unique`."""
+    if size > 32 * len(codes) + (1 << 16):
+        return np.unique(codes)
+    seen = np.zeros(size, bool)
+    seen[codes] = True
+    return np.flatnonzero(seen)
 
 
 class EndpointTally(Closing):

@@ -232,3 +232,9 @@ def test_facts_from_the_skeletons_split_are_the_facts_of_the_paths(seed: int) ->
     }
     with pytest.raises(ValueError, match="split paths"):
         given.add_batch(group, paths, path, Segments.of(texts.fill_null("/").slice(1)))
+
+
+@pytest.mark.parametrize("size", [1, 100, 1 << 16, 1 << 22, 1 << 40])
+def test_distinct_codes_are_np_unique_by_table_or_sort(size: int) -> None:
+    codes = np.random.default_rng(size).integers(0, size, 3000)
+    assert np.array_equal(partition_endpoints._distinct_codes(codes, size), np.unique(codes))
