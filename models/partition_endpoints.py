@@ -94,7 +94,24 @@ class ParamFacts:
     merged as batches come; `endpoint_kinds` the `params` entry of each endpoint."""
 
     def __init__(self) -> None:
-        self.facts: dict[tuple[int, int], _Facts] = {}
+        self.slot: dict[tuple[int, int], int] = {}
+        """Each (group, position)'s index into the arrays below, which `_Facts` are."""
+        self.values = np.zeros(0, np.int64)
+        self.fails = np.zeros((0, len(_PATTERNS)), bool)
+        self.least_length = np.zeros(0, np.int64)
+        self.most_length = np.zeros(0, np.int64)
+        self.examples: list[list[str]] = []
+
+    @property
+    def facts(self) -> dict[tuple[int, int], _Facts]:
+        """Each (group, position)'s facts."""
+        return {entry: self._facts(slot) for entry, slot in self.slot.items()}
+
+    def _facts(self, slot: int) -> _Facts:
+        return _Facts(
+            int(self.values[slot]), self.fails[slot].tolist(), int(self.least_length[slot]),
+            int(self.most_length[slot]), list(self.examples[slot]),
+        )  # fmt: skip
 
     def add_batch(
         self, group: np.ndarray, paths: pa.Array, path: np.ndarray, split: Segments | None = None
@@ -125,9 +142,40 @@ class ParamFacts:
         segment = segment_code[np.repeat(offsets[:-1][pair_path], lengths) + position]
         depth = int(position.max()) + 1
         key = np.repeat(pairs // width, lengths) * depth + position
-        for k, facts in _segment_facts(key, len(groups) * depth, segment, encoded.dictionary):
-            g, position = divmod(k, depth)
-            self.facts.setdefault((int(groups[g]), position), _Facts()).merge(facts)
+        self._merge(groups, depth, _segment_facts(key, len(groups) * depth, segment,
+                                                  encoded.dictionary))  # fmt: skip
+
+    def _merge(self, groups: np.ndarray, depth: int, batch: _BatchFacts) -> None:
+        """`_Facts.merge` of a batch's facts into each (group, position)'s, in arrays:
+        Python only to find each one's slot and, where one may enter, its examples'."""
+        g, position = np.divmod(batch.key, depth)
+        slots = self.slot
+        at = np.array(
+            [slots.setdefault(entry, len(slots))
+             for entry in zip(groups[g].tolist(), position.tolist(), strict=True)], np.int64,
+        )  # fmt: skip
+        grow = len(slots) - len(self.values)
+        if grow:
+            self.values = np.append(self.values, np.zeros(grow, np.int64))
+            self.fails = np.vstack([self.fails, np.zeros((grow, len(_PATTERNS)), bool)])
+            self.least_length = np.append(self.least_length, np.zeros(grow, np.int64))
+            self.most_length = np.append(self.most_length, np.zeros(grow, np.int64))
+            self.examples.extend([] for _ in range(grow))
+        new = self.values[at] == 0  # (a batch's keys are distinct, each read ≥ 1 value)
+        self.least_length[at] = np.where(
+            new, batch.least, np.minimum(self.least_length[at], batch.least)
+        )
+        self.most_length[at] = np.where(
+            new, batch.most, np.maximum(self.most_length[at], batch.most)
+        )
+        self.values[at] += batch.counts
+        self.fails[at] |= batch.fails
+        for slot, found in zip(at.tolist(), batch.examples, strict=True):
+            held = self.examples[slot]
+            # (sorted, distinct: a full list none of whose values is above all of its own
+            # stays as it is)
+            if len(held) < MAX_EXAMPLES or found[0] < held[-1]:
+                self.examples[slot] = sorted(set(held) | set(found))[:MAX_EXAMPLES]
 
     def kinds(self, template: str, groups: Sequence[int]) -> dict[str, dict[str, Any]]:
         """`endpoints.taken_param_kinds` of `template` over the paths of `groups`."""
@@ -136,7 +184,9 @@ class ParamFacts:
             if label.startswith("{") and label.endswith("}"):
                 merged = _Facts()
                 for group in groups:
-                    merged.merge(self.facts.get((group, position), _Facts()))
+                    slot = self.slot.get((group, position))
+                    if slot is not None:
+                        merged.merge(self._facts(slot))
                 out[label[1:-1]] = merged.kind()
         return dict(sorted(out.items()))
 
@@ -154,15 +204,25 @@ class ParamFacts:
 
     def held(self) -> dict[str, int]:
         """Its size (for benchmarks): (group, position) entries and examples held."""
-        return {
-            "entries": len(self.facts),
-            "examples": sum(len(f.examples) for f in self.facts.values()),
-        }
+        return {"entries": len(self.slot), "examples": sum(len(e) for e in self.examples)}
+
+
+@dataclass(frozen=True)
+class _BatchFacts:
+    """A batch's `_Facts`, one entry a key, in arrays."""
+
+    key: np.ndarray
+    counts: np.ndarray
+    fails: np.ndarray
+    """(keys, patterns) bools."""
+    least: np.ndarray
+    most: np.ndarray
+    examples: list[list[str]]
 
 
 def _segment_facts(
     key: np.ndarray, keys: int, segment: np.ndarray, values: pa.Array
-) -> list[tuple[int, _Facts]]:
+) -> _BatchFacts:
     """Facts of segments by key (< `keys`), `segment` indexing the batch's distinct
     segment `values`: patterns and lengths judged once a value, the rest on the
     distinct (key, value) pairs, sorted by key then value (a table marked or a sort)."""
@@ -177,7 +237,7 @@ def _segment_facts(
     new_key = np.r_[True, key[1:] != key[:-1]]
     starts = np.flatnonzero(new_key)
     counts = np.diff(np.append(starts, len(key)))
-    fail = [np.logical_or.reduceat(f[segment], starts) for f in fails]
+    fail = np.stack([np.logical_or.reduceat(f[segment], starts) for f in fails], axis=1)
     least = np.minimum.reduceat(length[segment], starts)
     most = np.maximum.reduceat(length[segment], starts)
     # The least distinct values of each key: its first MAX_EXAMPLES ones.
@@ -185,11 +245,10 @@ def _segment_facts(
     kept = np.flatnonzero(nth < MAX_EXAMPLES)
     examples = values.take(pa.array(segment[kept])).to_pylist()
     cut = [*np.searchsorted(kept, starts).tolist(), len(kept)]
-    return [
-        (k, _Facts(int(counts[i]), [bool(f[i]) for f in fail], int(least[i]), int(most[i]),
-                   examples[cut[i] : cut[i + 1]]))
-        for i, k in enumerate(key[starts].tolist())
-    ]  # fmt: skip
+    return _BatchFacts(
+        key[starts], counts, fail, least, most,
+        [examples[cut[i] : cut[i + 1]] for i in range(len(starts))],
+    )  # fmt: skip
 
 
 def _distinct(codes: np.ndarray, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
