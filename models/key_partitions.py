@@ -225,24 +225,28 @@ class KeyPartitions(Closing):
     def partition(self, p: int) -> Partition:
         """Partition `p`'s requests in time order, ties in scan order (a stable sort of
         its spill, written in scan order), keys ranked to codes into its sorted keys."""
-        rows = _read(self.directory / ROW_FILE.format(p))
-        spilled_keys = _read(self.directory / KEY_FILE.format(p)).column("key")
-        ts = rows.column("ts").to_numpy()
-        order = _time_order(ts)
-        key_values, rank = _ranked(spilled_keys)
-        key = rank[rows.column("key").to_numpy()[order]]
-        row = rows.column("row").to_numpy()[order]
-        wide = self.rows > np.iinfo(np.int32).max
-        return Partition(
-            ts=ts[order],
-            key=key,
-            key_values=key_values,
-            endpoint=self.endpoint_of[rows.column("cell").to_numpy()[order]],
-            duration_ms=rows.column("duration_ms").to_numpy()[order],
-            status=rows.column("status").to_numpy()[order],
-            row=row if wide else row.astype(np.int32, copy=False),
-            joined=self.join is not None,
-        )
+        # (the spills memory-mapped: every array returned is a copy, taken in time order)
+        with (
+            pa.memory_map(str(self.directory / ROW_FILE.format(p))) as rows_file,
+            pa.memory_map(str(self.directory / KEY_FILE.format(p))) as keys_file,
+        ):
+            rows = ipc.open_file(rows_file).read_all()
+            ts = rows.column("ts").to_numpy()
+            order = _time_order(ts)
+            key_values, rank = _ranked(ipc.open_file(keys_file).read_all().column("key"))
+            key = rank[rows.column("key").to_numpy()[order]]
+            row = rows.column("row").to_numpy()[order]
+            wide = self.rows > np.iinfo(np.int32).max
+            return Partition(
+                ts=ts[order],
+                key=key,
+                key_values=key_values,
+                endpoint=self.endpoint_of[rows.column("cell").to_numpy()[order]],
+                duration_ms=rows.column("duration_ms").to_numpy()[order],
+                status=rows.column("status").to_numpy()[order],
+                row=row if wide else row.astype(np.int32, copy=False),
+                joined=self.join is not None,
+            )
 
     def times(self, p: int) -> np.ndarray:
         """Partition `p`'s request times as the model's `t_s` (seconds since `first_ts_us`),
