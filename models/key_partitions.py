@@ -143,11 +143,11 @@ def _keys(
     part = np.zeros(len(keys), part_of_used.dtype)
     part[used] = part_of_used
     in_order = used_keys.take(pa.array(order)).cast(pa.string())  # (one take, then slices)
+    failed_in_order = all_failed[order] if all_failed.any() else None
     for p in np.flatnonzero(np.diff(bounds)).tolist():
         lo, hi = int(bounds[p]), int(bounds[p + 1])
         spills[p].pending_keys.append(in_order.slice(lo, hi - lo))
-        entries = np.flatnonzero(all_failed[order[lo:hi]])
-        if len(entries):
+        if failed_in_order is not None and len(entries := np.flatnonzero(failed_in_order[lo:hi])):
             spills[p].all_failed.append(entries + spills[p].key_count)
         spills[p].key_count += hi - lo
     return code[key], part[key]
@@ -422,10 +422,10 @@ def _scan(
             if params is not None:  # (the batch's distinct pairs: its rows' facts)
                 params.add_batch(cells.pair_cell, paths, cells.pair_path, cells.segments)
             key, part = _keys(batch, spills, statuses == AUTH_FAILED, join)
-            row = np.arange(rows, rows + n, dtype=row_type.to_pandas_dtype())
             order = np.argsort(part, kind="stable")  # each partition's rows in scan order
             bounds = np.searchsorted(part, np.arange(count + 1), sorter=order)
-            columns = [c[order] for c in (ts, key, cell, duration, statuses, row)]
+            row = order.astype(row_type.to_pandas_dtype()) + rows  # (the rows' scan positions)
+            columns = [*(c[order] for c in (ts, key, cell, duration, statuses)), row]
             for p in np.flatnonzero(np.diff(bounds)).tolist():
                 lo, hi = bounds[p], bounds[p + 1]
                 spills[p].pending_rows.append([c[lo:hi] for c in columns])
