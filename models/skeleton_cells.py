@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .shapes import VALUE, cut_paths, shaped, skeleton_codes
+from .shapes import cut_paths, skeleton_codes, split_skeleton_codes
 from .templating import Templater
 
 __all__ = ["BatchCells", "Segments", "SkeletonCells"]
@@ -49,29 +49,9 @@ class Segments:
         return cls(lists, pc.dictionary_encode(lists.flatten()))
 
     def skeleton_codes(self) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-        """`shapes.skeleton_codes` of the paths (one pass: its `_skeleton_codes` over
-        these segments, the same codes and skeletons in the same order)."""
-        encoded = self.encoded
-        if not len(self.lists):
-            return np.zeros(0, dtype=np.int64), []
-        is_value = pa.array(shaped(encoded.dictionary))
-        flags = pc.if_else(is_value, "1", "0").take(encoded.indices)
-        words = pc.if_else(is_value, "", encoded.dictionary).take(encoded.indices)
-        offsets = self.lists.offsets
-        key = pc.binary_join_element_wise(
-            pc.binary_join(pa.ListArray.from_arrays(offsets, flags), ""),
-            pc.binary_join(pa.ListArray.from_arrays(offsets, words), "/"),
-            "|",
-        )
-        keys = pc.dictionary_encode(key)
-        skeletons = []
-        for text in keys.dictionary.to_pylist():
-            marks, _, joined = text.partition("|")
-            segments = joined.split("/")
-            skeletons.append(
-                tuple(VALUE if m == "1" else w for m, w in zip(marks, segments, strict=True))
-            )
-        return keys.indices.to_numpy(zero_copy_only=False).astype(np.int64), skeletons
+        """`shapes.skeleton_codes` of the paths (one pass, over these segments: the same
+        codes and skeletons in the same order)."""
+        return split_skeleton_codes(self.lists, self.encoded)
 
 
 class SkeletonCells:
