@@ -164,11 +164,11 @@ def build_model(
     here, one after the other (the same model either way); None: 2 when a core is free
     (`free_processes`). `partitions`: N ≥ 1 makes the model in N partitions of session
     keys spilled to disk (models/partitioned_model.py: the same model, holding what its
-    sessions and endpoints need rather than every request; its behaviors in the child as
-    `processes` says); 0 in memory;
-    None: in partitions (~`ROWS_PER_PARTITION` rows each) when the trace has more than
-    `PARTITIONED_ABOVE_ROWS` requests or the in-memory model would take more than half
-    the memory available (`_partitions`), else in memory."""
+    sessions and samples need rather than every request; its behaviors in the child as
+    `processes` says); 0 in memory; None: in partitions (~`ROWS_PER_PARTITION` requests
+    each) when the trace has more than `PARTITIONED_ABOVE_ROWS` requests or the in-memory
+    model would take more than half the memory available (`_partitions`), else in
+    memory."""
     if payload_sample < 1 or behavior_sample < 2:
         raise UsageError("--payload-sample must be ≥ 1 and --behavior-sample ≥ 2")
     asked = _Asked.checked(

@@ -15,10 +15,12 @@ in the key partitions' scan its cell (`SkeletonCells.add_batch`), mapped to endp
 once the scan has fitted them (`KeyPartitions.endpoint_of`); else its endpoint itself.
 
 The scan's `Partition` carries no path, so the parameter kinds come from a hook of the scan
-(`ParamFacts.add_batch`): `key_partitions._scan` would call it after `skeletons.add_batch`
-with the batch's cells, path dictionary and path indices (tests/models/
-test_partition_endpoints.py calls it so). One difference stays: a group holding both -0.0
-and +0.0 durations may answer a zero's sign unlike np.percentile (SpilledValues' docstring).
+(`ParamFacts.add_batch`): `key_partitions._scan` calls it after `skeletons.add_pairs` with
+the batch's distinct (method, path) pairs' cells, its path dictionary, the pairs' path
+indices and those paths split (the facts of its rows: no fact counts rows; tests/models/
+test_partition_endpoints.py gives it rows). One difference stays: a group holding both
+-0.0 and +0.0 durations may answer a zero's sign unlike np.percentile (SpilledValues'
+docstring).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .behaviors import sig
 from .endpoint_codes import PERCENTILES
 from .key_partitions import KeyPartitions, Partition
 from .params import _HEX, _INT, _UUID, MAX_EXAMPLES
-from .shapes import cut_paths
+from .skeleton_cells import Segments
 from .spilled_quantiles import Ask, SpilledValues
 
 __all__ = ["EndpointTally", "ParamFacts", "partition_endpoint_stats"]
@@ -92,21 +94,45 @@ class ParamFacts:
     merged as batches come; `endpoint_kinds` the `params` entry of each endpoint."""
 
     def __init__(self) -> None:
-        self.facts: dict[tuple[int, int], _Facts] = {}
+        self.slot: dict[tuple[int, int], int] = {}
+        """Each (group, position)'s index into the arrays below, which `_Facts` are."""
+        self.values = np.zeros(0, np.int64)
+        self.fails = np.zeros((0, len(_PATTERNS)), bool)
+        self.least_length = np.zeros(0, np.int64)
+        self.most_length = np.zeros(0, np.int64)
+        self.examples: list[list[str]] = []
 
-    def add_batch(self, group: np.ndarray, paths: pa.Array, path: np.ndarray) -> None:
+    @property
+    def facts(self) -> dict[tuple[int, int], _Facts]:
+        """Each (group, position)'s facts."""
+        return {entry: self._facts(slot) for entry, slot in self.slot.items()}
+
+    def _facts(self, slot: int) -> _Facts:
+        return _Facts(
+            int(self.values[slot]), self.fails[slot].tolist(), int(self.least_length[slot]),
+            int(self.most_length[slot]), list(self.examples[slot]),
+        )  # fmt: skip
+
+    def add_batch(
+        self, group: np.ndarray, paths: pa.Array, path: np.ndarray, split: Segments | None = None
+    ) -> None:
         """Rows of `group` (ints ≥ 0) with paths given as indices `path` into `paths`
         (`len(paths)`: a null path; a null in `paths` too), a null read as "/" (as
-        `taken_param_kinds` reads it). Works per distinct (group, path) and segment."""
+        `taken_param_kinds` reads it). Works per distinct (group, path) and segment.
+        `split`: the distinct paths of `path` (in index order, a null as "/") already
+        split (`SkeletonCells.add_pairs`' segments)."""
         if not len(path):
             return
         local, groups = _distinct(np.asarray(group, np.int64))
         width = len(paths) + 1
-        pairs = _distinct(local * width + np.asarray(path, np.int64), len(groups) * width)[1]
+        pairs = _distinct_codes(local * width + np.asarray(path, np.int64), len(groups) * width)
         pair_path, used = _distinct(pairs % width, width)
-        texts = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
-        lists = pc.split_pattern(cut_paths(texts.take(pa.array(used)).fill_null("/")), "/")
-        encoded = pc.dictionary_encode(lists.flatten())
+        if split is None:
+            texts = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
+            split = Segments.of(texts.take(pa.array(used)).fill_null("/"))
+        elif len(split.lists) != len(used):
+            raise ValueError(f"{len(split.lists)} split paths for {len(used)} distinct ones")
+        lists, encoded = split.lists, split.encoded
         segment_code = encoded.indices.to_numpy()
         offsets = np.asarray(lists.offsets)
         offsets = offsets - offsets[0]
@@ -116,9 +142,40 @@ class ParamFacts:
         segment = segment_code[np.repeat(offsets[:-1][pair_path], lengths) + position]
         depth = int(position.max()) + 1
         key = np.repeat(pairs // width, lengths) * depth + position
-        for k, facts in _segment_facts(key, len(groups) * depth, segment, encoded.dictionary):
-            g, position = divmod(k, depth)
-            self.facts.setdefault((int(groups[g]), position), _Facts()).merge(facts)
+        self._merge(groups, depth, _segment_facts(key, len(groups) * depth, segment,
+                                                  encoded.dictionary))  # fmt: skip
+
+    def _merge(self, groups: np.ndarray, depth: int, batch: _BatchFacts) -> None:
+        """`_Facts.merge` of a batch's facts into each (group, position)'s, in arrays:
+        Python only to find each one's slot and, where one may enter, its examples'."""
+        g, position = np.divmod(batch.key, depth)
+        slots = self.slot
+        at = np.array(
+            [slots.setdefault(entry, len(slots))
+             for entry in zip(groups[g].tolist(), position.tolist(), strict=True)], np.int64,
+        )  # fmt: skip
+        grow = len(slots) - len(self.values)
+        if grow:
+            self.values = np.append(self.values, np.zeros(grow, np.int64))
+            self.fails = np.vstack([self.fails, np.zeros((grow, len(_PATTERNS)), bool)])
+            self.least_length = np.append(self.least_length, np.zeros(grow, np.int64))
+            self.most_length = np.append(self.most_length, np.zeros(grow, np.int64))
+            self.examples.extend([] for _ in range(grow))
+        new = self.values[at] == 0  # (a batch's keys are distinct, each read ≥ 1 value)
+        self.least_length[at] = np.where(
+            new, batch.least, np.minimum(self.least_length[at], batch.least)
+        )
+        self.most_length[at] = np.where(
+            new, batch.most, np.maximum(self.most_length[at], batch.most)
+        )
+        self.values[at] += batch.counts
+        self.fails[at] |= batch.fails
+        for slot, found in zip(at.tolist(), batch.examples, strict=True):
+            held = self.examples[slot]
+            # (sorted, distinct: a full list none of whose values is above all of its own
+            # stays as it is)
+            if len(held) < MAX_EXAMPLES or found[0] < held[-1]:
+                self.examples[slot] = sorted(set(held) | set(found))[:MAX_EXAMPLES]
 
     def kinds(self, template: str, groups: Sequence[int]) -> dict[str, dict[str, Any]]:
         """`endpoints.taken_param_kinds` of `template` over the paths of `groups`."""
@@ -127,7 +184,9 @@ class ParamFacts:
             if label.startswith("{") and label.endswith("}"):
                 merged = _Facts()
                 for group in groups:
-                    merged.merge(self.facts.get((group, position), _Facts()))
+                    slot = self.slot.get((group, position))
+                    if slot is not None:
+                        merged.merge(self._facts(slot))
                 out[label[1:-1]] = merged.kind()
         return dict(sorted(out.items()))
 
@@ -145,15 +204,25 @@ class ParamFacts:
 
     def held(self) -> dict[str, int]:
         """Its size (for benchmarks): (group, position) entries and examples held."""
-        return {
-            "entries": len(self.facts),
-            "examples": sum(len(f.examples) for f in self.facts.values()),
-        }
+        return {"entries": len(self.slot), "examples": sum(len(e) for e in self.examples)}
+
+
+@dataclass(frozen=True)
+class _BatchFacts:
+    """A batch's `_Facts`, one entry a key, in arrays."""
+
+    key: np.ndarray
+    counts: np.ndarray
+    fails: np.ndarray
+    """(keys, patterns) bools."""
+    least: np.ndarray
+    most: np.ndarray
+    examples: list[list[str]]
 
 
 def _segment_facts(
     key: np.ndarray, keys: int, segment: np.ndarray, values: pa.Array
-) -> list[tuple[int, _Facts]]:
+) -> _BatchFacts:
     """Facts of segments by key (< `keys`), `segment` indexing the batch's distinct
     segment `values`: patterns and lengths judged once a value, the rest on the
     distinct (key, value) pairs, sorted by key then value (a table marked or a sort)."""
@@ -163,12 +232,12 @@ def _segment_facts(
     rank = np.empty(len(values), np.int64)
     rank[by_rank] = np.arange(len(values))
     n = len(values)
-    pairs = _distinct(key * n + rank[segment], keys * n)[1]
+    pairs = _distinct_codes(key * n + rank[segment], keys * n)
     key, segment = pairs // n, by_rank[pairs % n]
     new_key = np.r_[True, key[1:] != key[:-1]]
     starts = np.flatnonzero(new_key)
     counts = np.diff(np.append(starts, len(key)))
-    fail = [np.logical_or.reduceat(f[segment], starts) for f in fails]
+    fail = np.stack([np.logical_or.reduceat(f[segment], starts) for f in fails], axis=1)
     least = np.minimum.reduceat(length[segment], starts)
     most = np.maximum.reduceat(length[segment], starts)
     # The least distinct values of each key: its first MAX_EXAMPLES ones.
@@ -176,11 +245,10 @@ def _segment_facts(
     kept = np.flatnonzero(nth < MAX_EXAMPLES)
     examples = values.take(pa.array(segment[kept])).to_pylist()
     cut = [*np.searchsorted(kept, starts).tolist(), len(kept)]
-    return [
-        (k, _Facts(int(counts[i]), [bool(f[i]) for f in fail], int(least[i]), int(most[i]),
-                   examples[cut[i] : cut[i + 1]]))
-        for i, k in enumerate(key[starts].tolist())
-    ]  # fmt: skip
+    return _BatchFacts(
+        key[starts], counts, fail, least, most,
+        [examples[cut[i] : cut[i + 1]] for i in range(len(starts))],
+    )  # fmt: skip
 
 
 def _distinct(codes: np.ndarray, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -197,6 +265,17 @@ def _distinct(codes: np.ndarray, size: int | None = None) -> tuple[np.ndarray, n
     number = np.zeros(top, np.int64)
     number[distinct] = np.arange(len(distinct))
     return number[codes], distinct
+
+
+def _distinct_codes(codes: np.ndarray, size: int) -> np.ndarray:
+    """The distinct `codes` (ints in [0, `size`)), sorted: marked in a table of bytes
+    when it is not much longer than the codes (a batch's (group, segment) pairs: ~30 k
+    codes below ~0.6 M, a tenth of np.unique's sort), else by `np.unique`."""
+    if size > 32 * len(codes) + (1 << 16):
+        return np.unique(codes)
+    seen = np.zeros(size, bool)
+    seen[codes] = True
+    return np.flatnonzero(seen)
 
 
 class EndpointTally(Closing):

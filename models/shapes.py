@@ -197,7 +197,16 @@ def _skeleton_codes(paths: pa.Array) -> tuple[np.ndarray, list[tuple[str, ...]]]
     if not len(paths):
         return np.zeros(0, dtype=np.int64), []
     lists = pc.split_pattern(cut_paths(paths), "/")
-    encoded = pc.dictionary_encode(lists.flatten())
+    return split_skeleton_codes(lists, pc.dictionary_encode(lists.flatten()))
+
+
+def split_skeleton_codes(
+    lists: pa.ListArray, encoded: pa.DictionaryArray
+) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """`skeleton_codes` of paths already cut and split into their segments (`lists`), the
+    segments dictionary-encoded (`encoded`: of `lists.flatten()`)."""
+    if not len(lists):
+        return np.zeros(0, dtype=np.int64), []
     is_value = pa.array(shaped(encoded.dictionary))
     # A path's key: its shaped flags, "|", its segments joined by "/" with the shaped ones
     # emptied. Segments hold no "/", so the key gives the skeleton back.

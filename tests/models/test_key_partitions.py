@@ -17,12 +17,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from faker import Faker
+from pyarrow import ipc
 
 from tests.factories import T0, TEST_META, make_record, make_table
 from tracereplay.errors import TraceEmptyError
 from tracereplay.models import key_partitions
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.light_columns import RequestColumns, read_light_columns
+from tracereplay.models.shapes import skeleton_codes
+from tracereplay.models.skeleton_cells import Segments, SkeletonCells
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.templating import Templater, request_endpoints
 from tracereplay.trace import TraceMetadata, open_writer
@@ -159,10 +162,14 @@ def _partitions(parts: KeyPartitions) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.parametrize("flush", [1, 77, key_partitions.SPILL_FLUSH_ROWS])
 @pytest.mark.parametrize("count", [1, 3, 16])
 def test_each_partition_is_the_models_requests_of_its_keys(
-    source: Any, model: Any, tmp_path: Path, count: int
-) -> None:
+    source: Any, model: Any, tmp_path: Path, count: int, flush: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """(`flush`: the spills written after every batch, every few, or once.)"""
+    monkeypatch.setattr(key_partitions, "SPILL_FLUSH_ROWS", flush)
     requests, templater, endpoint, names = model
     with _scan(source, count, tmp_path) as parts:
         assert parts.rows == len(requests)
@@ -290,3 +297,94 @@ def test_an_empty_trace_is_an_error_and_leaves_no_spill(tmp_path: Path) -> None:
     with pytest.raises(TraceEmptyError):
         _scan(TableSource(LIGHT_SCHEMA.empty_table()), 3, tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_spills_are_written_once_per_flush(
+    source: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition's rows and keys of the batches held are one record batch a flush."""
+    written = []
+    for flush in (1, key_partitions.SPILL_FLUSH_ROWS):
+        monkeypatch.setattr(key_partitions, "SPILL_FLUSH_ROWS", flush)
+        with _scan(source, 3, tmp_path) as parts:
+            files = sorted(parts.directory.iterdir())
+            written.append([_record_batches(f) for f in files])
+    every_batch, once = written
+    assert once == [1] * 6
+    assert sum(every_batch) > 2 * 6  # (the source's 900 rows: 18 batches or more)
+
+
+def _record_batches(path: Path) -> int:
+    with pa.OSFile(str(path)) as file:
+        return int(ipc.open_file(file).num_record_batches)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_time_order_is_a_stable_argsort(seed: int) -> None:
+    """`_time_order`: numpy's stable argsort of int64 times, ties in the given order,
+    whatever their span (16 bits, 31 as real10M's, to the whole int64 range)."""
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(np.int64)
+    cases = [
+        np.zeros(0, np.int64), np.array([5]), np.arange(10), np.arange(10)[::-1].copy(),
+        rng.integers(0, 4, 2000), 1_796_425_392_988_247 + rng.integers(0, 1 << 31, 5000),
+        rng.integers(top.min, top.max, 5000, endpoint=True),
+        np.array([top.max, top.min, 0, -1, top.max, top.min]),
+    ]  # fmt: skip
+    for case in cases:
+        ts = case.astype(np.int64)
+        assert np.array_equal(key_partitions._time_order(ts), np.argsort(ts, kind="stable"))
+
+
+def test_a_batchs_pairs_are_its_rows_distinct_cells_and_paths() -> None:
+    """`SkeletonCells.add_pairs`: each distinct (method, path) pair of the rows once, with
+    the cell and path (index into the dictionary, its length for null) its rows have;
+    dictionary entries no row uses are in no pair."""
+    methods = pa.array(["GET", "get", "POST"])
+    paths = pa.array(["/x/1", "/x/2", "/unused", "/y", "/x/3"])
+    method = np.array([0, 0, 1, 2, 0, 3, 0, 1], np.int32)  # (3: a null method)
+    path = np.array([0, 1, 0, 3, 5, 4, 0, 0], np.int32)  # (5: a null path)
+    cells = SkeletonCells().add_pairs(methods, paths, method, path)
+    rows = set(zip(cells.row.tolist(), path.tolist(), strict=True))
+    pairs = list(zip(cells.pair_cell.tolist(), cells.pair_path.tolist(), strict=True))
+    assert len(pairs) == len(set(zip(method.tolist(), path.tolist(), strict=True)))
+    assert set(pairs) == rows and 2 not in cells.pair_path
+
+
+def test_the_segments_skeletons_are_the_shapes_skeletons() -> None:
+    """`Segments.skeleton_codes`: `shapes.skeleton_codes`' codes and skeletons, in its
+    order, on paths with ids, queries, fragments, empty and percent-encoded segments."""
+    rng = np.random.default_rng(3)
+    words = [
+        "api", "v1", "7", "0042", "deadbeef12", "x" * 30, "a b", "%41", "", "?q=1", "#f",
+        str(uuid.UUID(int=5)), "2026-12-05", "anon_x", "eyJa.b.c", "Tok3n_4bcdefghij9",
+    ]  # fmt: skip
+    paths = pa.array(
+        ["", "/", *("/".join(rng.choice(words, int(rng.integers(1, 5)))) for _ in range(300))]
+    )
+    codes, skeletons = Segments.of(paths).skeleton_codes()
+    want_codes, want = skeleton_codes(paths)
+    assert skeletons == want and np.array_equal(codes, want_codes)
+    assert Segments.of(pa.array([], pa.string())).skeleton_codes()[1] == []
+
+
+def test_each_cells_least_path_is_by_code_point_a_null_last() -> None:
+    """`SkeletonCells.least_path`: per cell, its rows' least path over the batches, in
+    binary (code point) order, non-ASCII and case included, a null only when all are."""
+    cells = SkeletonCells()
+    seen: dict[int, list[str | None]] = {}
+    batches = [  # (emails and numbers: shaped, one cell per directory)
+        (["/x/zz@b.c", "/x/ä@b.c", "/x/Zz@b.c", None, "/y/9/1", "/y/10/1"], [0, 1, 2, 3, 4, 5]),
+        (["/x/é@b.c", "/x/\U0001f600@b.c", "/y/8/1", None], [1, 0, 2, 3, 3]),
+        ([None], [0, 0]),
+    ]
+    for texts, path in batches:
+        paths = pa.array(texts, pa.string())
+        at = np.array(path, np.int32)
+        row = cells.add_batch(pa.array(["GET"]), paths, np.zeros(len(at), np.int32), at)
+        for c, i in zip(row.tolist(), at.tolist(), strict=True):
+            seen.setdefault(c, []).append(texts[i] if i < len(texts) else None)
+    for c, found in seen.items():
+        named = sorted(p for p in found if p is not None)
+        assert cells.least_path[c] == (named[0] if named else None)
+    assert len(cells.least_path) == 3  # (/x/{email}, /y/{int}/1, the null)

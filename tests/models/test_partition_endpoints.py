@@ -31,6 +31,7 @@ from tracereplay.models.partition_endpoints import (
     ParamFacts,
     partition_endpoint_stats,
 )
+from tracereplay.models.skeleton_cells import Segments
 from tracereplay.models.source import ParquetSource
 from tracereplay.models.templating import request_endpoints
 
@@ -208,3 +209,32 @@ def test_a_literal_segment_in_braces_and_a_path_of_no_parameter(tmp_path: Path) 
     kinds = facts.endpoint_kinds(names)
     assert kinds == [{"a_id": {"kind": "int", "digits": [1, 1]}, "b": {"kind": "other",
                       "examples": ["{b}"]}}, {}, {}]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_facts_from_the_skeletons_split_are_the_facts_of_the_paths(seed: int) -> None:
+    """`add_batch` given the paths already split (`SkeletonCells.add_pairs`' segments) finds
+    what it finds splitting them itself; a split of other paths is refused."""
+    rng = np.random.default_rng(seed)
+    words = [*WORDS, "?q=1", "a#frag", "%41b"]
+    paths = pa.array(
+        [None, "", "/", *("/" + "/".join(rng.choice(words, int(rng.integers(1, 4))))
+                          for _ in range(40))], pa.string())  # fmt: skip
+    path = rng.integers(0, len(paths) + 1, 200)
+    group = rng.integers(0, 5, 200)
+    used = np.unique(path)
+    texts = pa.concat_arrays([paths, pa.nulls(1, pa.string())]).take(pa.array(used))
+    own, given = ParamFacts(), ParamFacts()
+    own.add_batch(group, paths, path)
+    given.add_batch(group, paths, path, Segments.of(texts.fill_null("/")))
+    assert {k: vars(v) for k, v in given.facts.items()} == {
+        k: vars(v) for k, v in own.facts.items()
+    }
+    with pytest.raises(ValueError, match="split paths"):
+        given.add_batch(group, paths, path, Segments.of(texts.fill_null("/").slice(1)))
+
+
+@pytest.mark.parametrize("size", [1, 100, 1 << 16, 1 << 22, 1 << 40])
+def test_distinct_codes_are_np_unique_by_table_or_sort(size: int) -> None:
+    codes = np.random.default_rng(size).integers(0, size, 3000)
+    assert np.array_equal(partition_endpoints._distinct_codes(codes, size), np.unique(codes))

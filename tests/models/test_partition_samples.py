@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from faker import Faker
+from pyarrow import ipc
 
 from tests.factories import T0, make_record, make_table
 from tests.models.test_partition_failed_auth import _source as _failed_auth_source
 from tracereplay.models.endpoints import PAYLOAD_SAMPLE_REQUESTS
-from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
+from tracereplay.models.key_partitions import ROW_FILE, KeyPartitions, scan_key_partitions
 from tracereplay.models.light_columns import read_light_columns
 from tracereplay.models.partition_pass import Handout
 from tracereplay.models.partition_samples import correlation_sample, payload_sample
@@ -203,6 +205,48 @@ def test_the_correlation_sample_is_the_models(
         assert not want.chosen.all()
 
 
+def test_a_handout_not_session_by_session_is_refused(
+    scanned: tuple[KeyPartitions, list[np.ndarray]],
+) -> None:
+    """The handout is read as runs of sessions (each starting at place 0, in local id
+    order): one whose requests are not (here: one request moved to the end) is refused,
+    not read as other sessions."""
+    parts, ids = scanned
+    p = max(range(parts.count), key=lambda p: len(ids[p]))
+    seq = HANDED[(parts.count, p)][1]
+    if len(ids[p]) < 2:
+        pytest.skip("no partition of two sessions")
+    first = int(np.flatnonzero(seq == 1)[0]) - 1  # a session's first request, not its last
+    moved = np.r_[np.arange(first), np.arange(first + 1, len(seq)), first]
+
+    def handed(q: int) -> tuple[np.ndarray, ...]:
+        given = HANDED[(parts.count, q)]
+        return tuple(c[moved] for c in given) if q == p else given
+
+    with pytest.raises(ValueError, match="runs"):
+        correlation_sample(
+            parts, ids, None, TIMEOUT_S, per_sample=1, per_endpoint=1, seed=0,
+            requests=10**6, handed=handed,
+        )  # fmt: skip
+
+
+def test_spilled_positions_out_of_scan_order_are_refused(trace: Path, tmp_path: Path) -> None:
+    """Each file's requests in a partition's spill are found as a run of its scan
+    positions, which ascend: a spill whose positions do not is refused, not misread."""
+    source = ParquetSource.open(trace)
+    if not source.part_rows():
+        pytest.skip("one file: no file's run is looked for")
+    with scan_key_partitions(source, 1, tmp_path) as parts:
+        path = parts.directory / ROW_FILE.format(0)
+        with pa.memory_map(str(path)) as file:
+            table = ipc.open_file(file).read_all()
+        table = table.take(pa.array(np.arange(table.num_rows)[::-1]))
+        with ipc.new_file(str(path), table.schema) as writer:
+            writer.write_table(table)
+        with pytest.raises(ValueError, match="ascend"):
+            payload_sample(parts, source.part_rows(), 1, 0)
+
+
 @pytest.mark.parametrize("count", [1, 3, 16])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_samples_of_joined_keys_are_the_models(tmp_path: Path, count: int, seed: int) -> None:
@@ -245,16 +289,24 @@ def test_the_samples_of_joined_keys_are_the_models(tmp_path: Path, count: int, s
 @pytest.mark.parametrize("files_told", [True, False], ids=["by-file", "uniform"])
 def test_a_real_trace_at_the_models_defaults(tmp_path: Path, files_told: bool) -> None:
     """A real trace in 16 partitions, the model's default sample sizes (seed 0, timeout
-    1800 s): both samples the model's; `uniform`: its files not told (the one-file draws)."""
+    1800 s): both samples the model's; `uniform`: its files not told (the one-file draws),
+    its sessions made again by the correlation sample (by file: their handout given)."""
     model = _Model(Path(os.environ["TRACEREPLAY_REAL_TRACE"]), 1800.0)
     part_rows = model.source.part_rows() if files_told else None
     if not files_told:
         model.parts = None
+    handed: dict[int, tuple[np.ndarray, ...]] = {}
     with scan_key_partitions(model.source, 16, tmp_path, join_failed_auth=True) as parts:
-        made = [
-            partition_sessions(p.key_partition(parts.first_ts_us), 1800.0, {})
-            for p in parts.partitions(release=False)
-        ]
+        made = []
+        for p in range(parts.count):
+            part, handout = parts.partition(p), Handout()
+            made.append(
+                partition_sessions(part.key_partition(parts.first_ts_us), 1800.0, {}, None, handout)
+            )
+            at, local, seq, _ = handout.got
+            if files_told:
+                handed[p] = (local, seq, part.row[at], part.endpoint[at])
+            del part, handout, at, local, seq
         ids = merged_sessions(made, TracePauses(math.nan, math.nan, {})).ids
         del made
         names, want_rows, files = model.payload(PAYLOAD_SAMPLE_REQUESTS, 0)
@@ -269,7 +321,7 @@ def test_a_real_trace_at_the_models_defaults(tmp_path: Path, files_told: bool) -
         got = correlation_sample(
             parts, ids, part_rows, 1800.0, per_sample=CORRELATION_SAMPLE_SESSIONS,
             per_endpoint=CORRELATION_SESSIONS_PER_ENDPOINT, seed=0,
-            requests=CORRELATION_SAMPLE_REQUESTS,
+            requests=CORRELATION_SAMPLE_REQUESTS, handed=handed.__getitem__ if handed else None,
         )  # fmt: skip
     np.testing.assert_array_equal(got.sample.chosen, want.chosen)
     assert (got.sample.parts_read, got.sample.note()) == (want.parts_read, want.note())

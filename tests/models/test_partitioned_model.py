@@ -207,3 +207,52 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(
         assert not out.exists()
         assert [p.name for p in disk.iterdir()] == [filler.name]
         assert main(["model", str(tmp_path / "t"), "--out", str(out), "--partitions", "0"]) == 0
+
+
+@pytest.mark.parametrize("kind", ["table", "journal"])
+def test_sources_other_than_parquet_files(tmp_path: Path, spill_dir: Path, kind: str) -> None:
+    """A trace still in a capture's journal (no files told), and a source that is not a
+    trace directory (an Arrow table): the same model in partitions."""
+    from tests.models.test_partition_failed_auth import _WRITERS
+
+    try:
+        source = _failed_auth_source(kind, 5, tmp_path / "t")
+        want = model_json(build_model(tmp_path / "t", source=source, partitions=0, **SMALL))
+        got = model_json(build_model(tmp_path / "t", source=source, partitions=3, **SMALL))
+        assert got == want
+        assert not list(spill_dir.iterdir())
+    finally:
+        for writer in _WRITERS:
+            writer.close()
+        _WRITERS.clear()
+
+
+def test_one_key_and_more_partitions_than_keys(tmp_path: Path, spill_dir: Path) -> None:
+    """Every request of one client (one key: one partition holds all, the others none)."""
+    from datetime import timedelta
+
+    from tests.factories import T0, make_record, write_trace
+
+    records = [
+        make_record(ts=T0 + timedelta(seconds=7 * i), session=None, client="only-one",
+                    path=f"/api/clients/{i % 5}", status=200, duration_ms=3.0)
+        for i in range(300)
+    ]  # fmt: skip
+    write_trace(tmp_path / "t", records)
+    model = _same(tmp_path / "t", [1, 8], spill_dir)
+    assert model["provenance"]["sessions"] >= 1
+
+
+def test_an_empty_trace_is_one_line(
+    tmp_path: Path, spill_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    from tests.factories import make_table
+
+    (tmp_path / "t").mkdir()
+    pq.write_table(make_table([]), tmp_path / "t" / "part-000000.parquet")
+    assert main(["model", str(tmp_path / "t"), "--partitions", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "holds no rows" in err
+    assert not list(spill_dir.iterdir())
