@@ -26,7 +26,7 @@ from tracereplay.closing import Closing
 
 from .arrivals import fitted_bucket_s
 from .key_partitions import KeyPartitions, Partition
-from .partition_behaviors import PartitionRequests
+from .partition_behavior_inputs import PartitionRequests
 from .partition_endpoints import EndpointTally
 from .partition_sessions import (
     MergedSessions,

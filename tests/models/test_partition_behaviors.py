@@ -13,6 +13,7 @@ import pytest
 
 from tests.models.test_behaviors_vectorized import random_sessions
 from tests.models.test_sessions_behaviors import chain_trace
+from tracereplay.models import partition_behavior_inputs as pp
 from tracereplay.models import partition_behaviors as pb
 from tracereplay.models.behavior_paths import Pairs, Pauses, SessionPaths
 from tracereplay.models.behaviors import (
@@ -25,7 +26,8 @@ from tracereplay.models.behaviors import (
     cluster_sample,
     fit_behaviors,
 )
-from tracereplay.models.partition_behaviors import PartitionRequests, partition_behaviors
+from tracereplay.models.partition_behavior_inputs import PartitionRequests
+from tracereplay.models.partition_behaviors import partition_behaviors
 from tracereplay.models.session_shape import censoring
 from tracereplay.models.spilled_quantiles import SpilledValues
 
@@ -120,7 +122,7 @@ def stages_equal(case: str, partitions: int, tmp_path: Any, budget: int = 0) -> 
 
     parts, names = split(frame, partitions, seed=partitions)
     with SpilledValues(tmp_path) as spilled:
-        trace, columns, median, made = pb._pass_a(parts, names, spilled)
+        trace, columns, median, made = pb.pass_a(parts, names, spilled)
     locals_ = pb._Locals(parts, trace, columns, budget)
     pb._tempos(locals_, columns, median, made, index)
     found_column = _tempo_feature(made.tempo)[:, 0]
@@ -183,7 +185,7 @@ def test_partitions_kept_between_passes_are_read_once_and_fit_the_budget(
     frame = CASES["random_sampled"]()[0]
     parts, names = split(frame, 7, seed=7)
     with SpilledValues(tmp_path) as spilled:
-        trace, columns, *_ = pb._pass_a(parts, names, spilled)
+        trace, columns, *_ = pb.pass_a(parts, names, spilled)
     locals_ = pb._Locals(Reads(parts), trace, columns, budget)
     first = [local.where for local in locals_]
     again = [local.where for local in locals_]
@@ -200,14 +202,14 @@ def test_a_broken_pass_is_seen(broken: str, monkeypatch: pytest.MonkeyPatch, tmp
     changes their last bits: the tests above would fail on either."""
     frame, sample, seed = CASES["random_sampled"]()
     parts, names = split(frame, 3, seed=3)
-    real = pb._pass_a
+    real = pb.pass_a
     if broken == "median_off":
 
         def off(*args: Any) -> Any:
             trace, columns, median, made = real(*args)
             return trace, columns, median * 1.001, made
 
-        monkeypatch.setattr(pb, "_pass_a", off)
+        monkeypatch.setattr(pb, "pass_a", off)
         expected = as_json(fit_behaviors(frame, seed=seed, sample=sample))
         assert as_json(partition_behaviors(parts, names, seed=seed, sample=sample)) != expected
         return
@@ -218,7 +220,7 @@ def test_a_broken_pass_is_seen(broken: str, monkeypatch: pytest.MonkeyPatch, tmp
         return trace, columns, median, made
 
     assert stages_equal("random_sampled", 3, tmp_path)
-    monkeypatch.setattr(pb, "_pass_a", bit_off)
+    monkeypatch.setattr(pb, "pass_a", bit_off)
     assert not stages_equal("random_sampled", 3, tmp_path)
 
 
@@ -240,8 +242,8 @@ def test_ids_far_apart_or_negative_give_the_same_behaviors(shift: int) -> None:
 def test_columns_by_search_equal_columns_by_lookup() -> None:
     codes = np.array([3, 17, 40, 41, 399], dtype=np.int64)
     pairs = np.random.default_rng(0).choice(codes, 1000)
-    by_lookup = pb._Columns.of(codes, 400)
-    by_search = pb._Columns.of(codes, 1 << 23)
+    by_lookup = pp.Columns.of(codes, 400)
+    by_search = pp.Columns.of(codes, 1 << 23)
     assert by_lookup.lookup is not None and by_search.lookup is None
     assert same_bits(by_lookup(pairs), by_search(pairs))
 
@@ -255,7 +257,7 @@ def test_rows_given_session_by_session_give_the_same_behaviors(case: str) -> Non
     found = partition_behaviors(parts, names, seed=seed, sample=sample, censored=edges)
     assert as_json(found) == expected
     with SpilledValues() as spilled:
-        trace, columns, *_ = pb._pass_a(parts, names, spilled)
+        trace, columns, *_ = pb.pass_a(parts, names, spilled)
     assert all(shape.ordered for shape in trace.shapes)  # each partition read as given:
     assert all(  # no sort, no copy
         np.shares_memory(pb._Local.of(part, trace, p, columns).paths.think_s, part.think_s)
@@ -287,7 +289,7 @@ def test_marks_equal_np_unique_whatever_the_reach() -> None:
     rng = np.random.default_rng(0)
     chunks = [rng.integers(0, 3 << 20, 50_000) for _ in range(40)]
     chunks += [np.array([-5, 7]), np.array([10**12]), np.zeros(0, np.int64)]
-    marks = pb._Marks()
+    marks = pp.Marks()
     for chunk in chunks:
         marks.add(chunk)
     assert len(marks.other) > 2 and len(marks.marked) >= 3 << 20
