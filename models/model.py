@@ -342,11 +342,14 @@ def model_document(
     }
 
 
-PARTITIONED_ABOVE_ROWS = 16_000_000
-"""Requests past which `build_model` makes the model in key partitions unless told: the
-in-memory model's largest process holds ~85 MB per million requests (docs/SCALE.md), so
-~1.4 GB here; the partitioned one holds what its sessions and samples need, at more CPU
-(bench/README.md, "The model in key partitions")."""
+PARTITIONED_ABOVE_ROWS = 4_000_000
+"""Requests past which `build_model` makes the model in key partitions unless told. Below,
+the in-memory model is faster and holds about what the partitioned one does (real1M:
+298-313 MB in memory, 290-310 MB in partitions); past it the in-memory model grows ~80 MB
+a million requests (~0.55 GB here, 1.0-1.07 GB at real10M) where the partitioned one
+holds what its sessions and samples need (real10M: 538-551 MB; at fixed sessions ~4 MB a
+million requests), at ~1.3x the CPU (real10M: 9.2-9.8 s against 5.7-6.4 s on two cores;
+bench/README.md, "The model in key partitions")."""
 IN_MEMORY_BYTES = (350 << 20, 130)
 """What the in-memory model's two processes hold together at most, about: a fixed part
 and bytes a request (stop 37's PSS of the tree: 1.35 GB at 10 M requests)."""
@@ -368,7 +371,8 @@ def _partitions(trace: RequestSource, asked: int | None) -> int:
 
     fixed, per_row = IN_MEMORY_BYTES
     need = fixed + per_row * rows
-    if rows > PARTITIONED_ABOVE_ROWS or (need > 1 << 30 and need > available_bytes() // 2):
+    # (the memory available asked only where it could matter: psutil's import, ~10 ms)
+    if rows > PARTITIONED_ABOVE_ROWS or (need > 512 << 20 and need > available_bytes() // 2):
         return partitions_for(rows)
     return 0
 

@@ -41,7 +41,7 @@ def model_cmd(
         typer.Option(
             help="Make the model in N partitions of session keys spilled to disk: memory"
             " follows the sessions, not the requests (0: in memory) [default: in memory up"
-            " to 16 M requests, else ~262 k requests a partition]."
+            " to 4 M requests, else ~262 k requests a partition]."
         ),
     ] = None,
 ) -> None:
