@@ -40,12 +40,12 @@ from .frame import distinct
 from .key_partitions import ROW_FILE, KeyPartitions, Partition
 from .key_split import key_runs, session_starts_and_keys
 from .session_sample import (
+    SessionOrder,
     SessionSample,
-    _endpoint_ranks,
-    _Order,
-    _quota_bound,
     bounded_by_lengths,
     part_ranks,
+    quota_bound,
+    quota_pairs,
     session_keys,
 )
 
@@ -381,7 +381,7 @@ def correlation_sample(
     if n <= per_sample:
         chosen = np.ones(n, bool)
     else:
-        order = _Order(keys, group if files >= 2 else None)
+        order = SessionOrder(keys, group if files >= 2 else None)
         chosen = np.zeros(n, bool)
         chosen[order.first(per_sample)[:per_sample]] = True
         if quota:
@@ -422,16 +422,16 @@ def _quota(
     per_endpoint: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A partition's first `per_endpoint` sessions per endpoint in the sample's order (by
-    (group, key)): (endpoint, global session id) pairs, by `_endpoint_ranks` over its
+    (group, key)): (endpoint, global session id) pairs, by `quota_pairs` over its
     requests (session by session: `local`, their local session ids, ascend)."""
     count = len(sessions)
     mine = group[sessions]
-    # (one group: by key alone, `_Order.first` then sorts only the first sessions' keys)
-    order = _Order(keys[sessions], mine if mine.min() < mine.max() else None, by_session=True)
-    head = order.first(_quota_bound(per_endpoint))
+    # (one group: by key alone, `SessionOrder.first` then sorts only the first sessions' keys)
+    order = SessionOrder(keys[sessions], mine if mine.min() < mine.max() else None, by_session=True)
+    head = order.first(quota_bound(per_endpoint))
     rank = np.full(count, count, np.int64)
     rank[head] = np.arange(len(head))
-    pairs, later = _endpoint_ranks(endpoint, local, rank, order, len(head), per_endpoint)
+    pairs, later = quota_pairs(endpoint, local, rank, order, len(head), per_endpoint)
     pairs = _first_per_endpoint(pairs, count, per_endpoint)
     return pairs // count, sessions[np.concatenate([head, later])[pairs % count]]
 

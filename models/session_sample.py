@@ -166,23 +166,23 @@ def sample_sessions(
     `requests`: the most requests it reads (`SessionSample.per_session`)."""
     session_id = np.asarray(session_id)
     if session_id.dtype.kind != "i":  # int32 ids index as they are: no 10 M copy (unsigned
-        session_id = session_id.astype(np.int64)  # ones would wrap in `_Order.of`'s np.diff)
+        session_id = session_id.astype(np.int64)  # ones would wrap in `SessionOrder.of`'s np.diff)
     n = session_count(session_id)
     keys = session_keys(n, seed)
     parts = int(np.max(part)) + 1 if part is not None and len(part) else 0
     if n <= per_sample:  # (`sampled_whole`)
         whole = SessionSample(np.ones(n, bool), keys, per_sample, per_endpoint, seed, parts, parts)
         return _bounded(whole, session_id, requests)
-    order = _Order.of(session_id, keys, part, parts, seed)
+    order = SessionOrder.of(session_id, keys, part, parts, seed)
     # Only the first sessions in the order are ranked (what the sample and the quota's first
     # look read); the others rank n, after them all: no sort of every session's key
     # (real10M, 1 M sessions: `_order` 0.13 s -> 0.04 s).
-    head = order.first(max(per_sample, _quota_bound(per_endpoint) if per_endpoint > 0 else 0))
+    head = order.first(max(per_sample, quota_bound(per_endpoint) if per_endpoint > 0 else 0))
     rank: np.ndarray = np.full(n, n, dtype=np.int32 if n < 2**31 else np.int64)
     rank[head] = np.arange(len(head))
     chosen = rank < per_sample
     if per_endpoint > 0:  # per endpoint, the ranks of its sessions, lowest first
-        pairs, later = _endpoint_ranks(
+        pairs, later = quota_pairs(
             np.asarray(endpoint), session_id, rank, order, len(head), per_endpoint
         )
         ep, ranks = pairs // n, pairs % n
@@ -239,16 +239,16 @@ def _runs(session_id: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.asarray(np.repeat(begin - np.cumsum(runs) + runs, runs) + np.arange(int(runs.sum())))
 
 
-def _quota_bound(per_endpoint: int) -> int:
-    """The ranks below which `_endpoint_ranks` looks first for each endpoint's quota."""
+def quota_bound(per_endpoint: int) -> int:
+    """The ranks below which `quota_pairs` looks first for each endpoint's quota."""
     return max(64 * per_endpoint, 4096)
 
 
-def _endpoint_ranks(
+def quota_pairs(
     endpoint: np.ndarray,
     session_id: np.ndarray,
     rank: np.ndarray,
-    order: _Order,
+    order: SessionOrder,
     ranked: int,
     per_endpoint: int,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -261,7 +261,7 @@ def _endpoint_ranks(
     the first `ranked` are then ranked in order after them (a sort of a few of the
     requests, not of all: real10M 1.2 s -> ~0.2 s)."""
     n = len(rank)
-    bound = _quota_bound(per_endpoint)
+    bound = quota_bound(per_endpoint)
     if order.by_session:  # the low sessions' runs of rows (real10M: 40 k of 10 M rows)
         low_rows = _runs(session_id, np.flatnonzero(rank < bound))
         low_endpoint, low_at = endpoint[low_rows], rank[session_id[low_rows]]
@@ -291,7 +291,7 @@ def _endpoint_ranks(
 
 
 @dataclass(frozen=True)
-class _Order:
+class SessionOrder:
     """The order the sample takes sessions in: by key, or by (rank of the first part
     holding one of the session's requests, key) when there are parts (`group`: that rank
     per session). splitmix64 is a bijection and (seed, id) → its input one-to-one: keys
@@ -306,7 +306,7 @@ class _Order:
     def of(
         cls, session_id: np.ndarray, keys: np.ndarray, part: np.ndarray | None, parts: int,
         seed: int,
-    ) -> _Order:  # fmt: skip
+    ) -> SessionOrder:  # fmt: skip
         if parts < 2 or part is None:
             return cls(keys, None)
         small = np.int16 if parts < 2**15 else np.int64
