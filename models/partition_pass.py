@@ -95,10 +95,6 @@ class BehaviorRequests(Sequence[PartitionRequests]):
         local, endpoint, think = self.handed.read(p, "local", "endpoint", "think_s")
         return PartitionRequests(self.ids[p][local], endpoint, think)
 
-    def __iter__(self) -> Iterator[PartitionRequests]:
-        for p in range(len(self.ids)):
-            yield self[p]
-
 
 @dataclass
 class _SessionFirsts:
@@ -119,7 +115,8 @@ class _SessionFirsts:
 
     def by_id(self, ids: list[np.ndarray]) -> tuple[pa.Array, np.ndarray]:
         every = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-        order = np.argsort(every, kind="stable")
+        order = np.empty(len(every), np.int64)  # (the ids are 0..n-1: their inverse)
+        order[every] = np.arange(len(every))
         keys = pa.concat_arrays([k.cast(pa.large_string()) for k in self.keys])
         rows = np.concatenate(self.first_rows)
         return keys.take(pa.array(order)).cast(pa.string()), rows[order]

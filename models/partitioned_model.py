@@ -20,6 +20,8 @@ import errno
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,61 +107,17 @@ def partitioned_model(
 ) -> dict[str, Any]:
     """`build_model`'s model of `trace` (its options as given), made in `partitions`
     partitions of session keys spilled under `directory` (default: the system's temp
-    directory), every spill removed on return or error. With `child`, the behaviors and
-    arrivals are fitted in a child forked first (it imports sklearn while this process
-    scans), beside the samples' reads here."""
-    try:
-        return _partitioned_model(
-            trace_path, trace, partitions=partitions, clock=clock, asked=asked,
-            session_timeout_s=session_timeout_s, behavior_sample=behavior_sample,
-            correlations=correlations, censor_edges=censor_edges, child=child,
-            directory=directory,
-        )  # fmt: skip
-    except OSError as exc:
-        where = Path(directory or tempfile.gettempdir())
-        if not _no_room(exc, where):
-            raise
-        need = SPILL_BYTES_PER_REQUEST * (clock.rows or 0) / 1e9
-        raise SpillSpaceError(
-            f"model of {trace_path}: no room left under {where} for its key partitions' spills"
-            f" ({exc}): they take ~{need:.1f} GB for {clock.rows:,} requests; free disk space"
-            " there, or set TMPDIR to a directory with room"
-        ) from exc
-
-
-SPILL_BYTES_PER_REQUEST = 110
-"""What the partitions' spills take on disk at most, about, per request (real1M: ~104)."""
-
-
-def _no_room(exc: OSError, where: Path) -> bool:
-    """Whether `exc` says the disk under `where` is full: its errno, or (numpy's short
-    writes carry none) hardly a block left there."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    try:
-        return exc.errno is None and shutil.disk_usage(where).free < 1 << 20
-    except OSError:
-        return False
-
-
-def _partitioned_model(
-    trace_path: Path,
-    trace: RequestSource,
-    *,
-    partitions: int,
-    clock: _Clock,
-    asked: _Asked,
-    session_timeout_s: float,
-    behavior_sample: int,
-    correlations: bool,
-    censor_edges: bool,
-    child: bool,
-    directory: Path | None,
-) -> dict[str, Any]:
+    directory), every spill removed on return or error (a disk too full for them: a
+    `SpillSpaceError`). With `child`, the behaviors and arrivals are fitted in a child
+    forked first (it imports sklearn while this process scans), beside the samples' reads
+    here."""
     from .model import Learned, model_document
 
     seed, params = asked.seed, ParamFacts()
-    with forked(_behaviors_and_arrivals, child=child, imports=CHILD_MODULES) as fitting:
+    with (
+        _room_for_spills(trace_path, directory, clock),
+        forked(_behaviors_and_arrivals, child=child, imports=CHILD_MODULES) as fitting,
+    ):
         with clock("read"):
             parts = scan_key_partitions(
                 trace, partitions, directory, join_failed_auth=True, params=params
@@ -224,3 +182,36 @@ def _partitioned_model(
         endpoints, payload_note, behaviors, arrivals, found, outcomes,
     )  # fmt: skip
     return model_document(trace_path, trace, learned, behavior_sample, seed)
+
+
+SPILL_BYTES_PER_REQUEST = 110
+"""What the partitions' spills take on disk at most, about, per request (real1M: ~104)."""
+
+
+@contextmanager
+def _room_for_spills(trace_path: Path, directory: Path | None, clock: _Clock) -> Iterator[None]:
+    """A disk too full for the spills under `directory` (default: the system's temp
+    directory) said as a `SpillSpaceError`: where, and about how much they take."""
+    try:
+        yield
+    except OSError as exc:
+        where = Path(directory or tempfile.gettempdir())
+        if not _no_room(exc, where):
+            raise
+        need = SPILL_BYTES_PER_REQUEST * (clock.rows or 0) / 1e9
+        raise SpillSpaceError(
+            f"model of {trace_path}: no room left under {where} for its key partitions' spills"
+            f" ({exc}): they take ~{need:.1f} GB for {clock.rows:,} requests; free disk space"
+            " there, or set TMPDIR to a directory with room"
+        ) from exc
+
+
+def _no_room(exc: OSError, where: Path) -> bool:
+    """Whether `exc` says the disk under `where` is full: its errno, or (numpy's short
+    writes carry none) hardly a block left there."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return exc.errno is None and shutil.disk_usage(where).free < 1 << 20
+    except OSError:
+        return False

@@ -77,21 +77,27 @@ def test_the_staging_capture(staging_trace: Path, spill_dir: Path) -> None:
     assert model["auth"]["login"] and model["correlations"] and model["ids"]
 
 
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The partitions each `partitioned_model` call of `build_model` was given, in order."""
+    calls: list[int] = []
+    made = partitioned_model.partitioned_model
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        calls.append(kw["partitions"])
+        return made(*args, **kw)
+
+    monkeypatch.setattr(partitioned_model, "partitioned_model", spy)
+    return calls
+
+
 def test_the_rows_choose_the_partitions(
-    tmp_path: Path, spill_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, spill_dir: Path, monkeypatch: pytest.MonkeyPatch, asked: list[int]
 ) -> None:
     """Unless told, a trace of more than `PARTITIONED_ABOVE_ROWS` requests is modelled in
     partitions of ~`ROWS_PER_PARTITION` requests; the same model either way."""
     _write_api_trace(tmp_path / "t", 40)
     want = model_json(build_model(tmp_path / "t", partitions=0))
-    asked: list[int] = []
-    made = partitioned_model.partitioned_model
-
-    def spy(*args: Any, **kw: Any) -> Any:
-        asked.append(kw["partitions"])
-        return made(*args, **kw)
-
-    monkeypatch.setattr(partitioned_model, "partitioned_model", spy)
     assert model_json(build_model(tmp_path / "t")) == want and asked == []
     monkeypatch.setattr(model_module, "PARTITIONED_ABOVE_ROWS", 100)
     monkeypatch.setattr(partitioned_model, "ROWS_PER_PARTITION", 64)
@@ -139,21 +145,13 @@ def test_the_command_takes_partitions(
 
 
 def test_the_memory_available_chooses_the_partitions(
-    tmp_path: Path, spill_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, spill_dir: Path, monkeypatch: pytest.MonkeyPatch, asked: list[int]
 ) -> None:
     """Unless told, a trace whose in-memory model would take more than half the memory
     available is modelled in partitions; with room, in memory."""
     _write_api_trace(tmp_path / "t", 40)
     want = model_json(build_model(tmp_path / "t", partitions=0))
     rows = json.loads(want)["provenance"]["rows"]
-    asked: list[int] = []
-    made = partitioned_model.partitioned_model
-
-    def spy(*args: Any, **kw: Any) -> Any:
-        asked.append(kw["partitions"])
-        return made(*args, **kw)
-
-    monkeypatch.setattr(partitioned_model, "partitioned_model", spy)
     monkeypatch.setattr(model_module, "IN_MEMORY_BYTES", (0, (4 << 30) // rows))  # ~4 GiB
     monkeypatch.setattr(model_module, "available_bytes", lambda: 9 << 30)
     assert model_json(build_model(tmp_path / "t")) == want and asked == []
