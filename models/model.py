@@ -367,12 +367,13 @@ def _partitions(trace: RequestSource, asked: int | None) -> int:
     rows = trace.trace.num_rows if isinstance(trace, ParquetSource) else None
     if rows is None:
         return 0
-    from .partitioned_model import partitions_for
-
     fixed, per_row = IN_MEMORY_BYTES
     need = fixed + per_row * rows
-    # (the memory available asked only where it could matter: psutil's import, ~10 ms)
+    # (the memory available asked only where it could matter: psutil's import, ~10 ms; the
+    # partitioned model's modules only where it is made: ~45 ms before the child's fork)
     if rows > PARTITIONED_ABOVE_ROWS or (need > 512 << 20 and need > available_bytes() // 2):
+        from .partitioned_model import partitions_for
+
         return partitions_for(rows)
     return 0
 

@@ -20,10 +20,11 @@ tables are then `_Moves.chain` and `SessionTable.fit` over sessions-sized arrays
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -50,6 +51,7 @@ from .behaviors import (
     nearest_each,
     sig,
 )
+from .in_order import in_order
 from .partition_behavior_inputs import (
     Columns,
     PartitionRequests,
@@ -59,12 +61,16 @@ from .partition_behavior_inputs import (
     session_bounds,
 )
 from .session_shape import Censoring, SessionTable
-from .spilled_quantiles import Ask, SpilledValues
+from .spilled_quantiles import Ask, Chunk, SpilledValues
 
 __all__ = ["CACHE_BYTES", "partition_behaviors"]
 
 CACHE_BYTES = 32 << 20
 """The bytes of partitions' requests (`_Local`: ~10 B a request) kept between passes."""
+AHEAD = 2
+"""Partitions a pass after (a) makes on threads beside the one it holds (`_Locals.each`)."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,12 @@ class _Locals:
     """Each partition's `_Local` for the passes after (a), in partition order: derived from
     its rows read again, or kept from the pass before while those kept fit in `budget`
     bytes (passes (b), (c) and (d) each read every partition: a kept one is read once). A
-    fixed budget: what is held stays flat in rows (at real10M P=32 a partition's is ~4 MB)."""
+    fixed budget: what is held stays flat in rows (at real10M P=32 a partition's is ~4 MB).
+    A pass's own work of each partition (`each`) is made on threads, `AHEAD` partitions
+    beside the one the pass holds: the pass gives its results on in partition order, so
+    what it adds up, spills or keeps is the same as one partition after the other (the
+    behaviors' child, real10M: its passes (c) and (d) run while the parent waits for it,
+    on a core that would idle)."""
 
     def __init__(
         self,
@@ -130,23 +141,31 @@ class _Locals:
         self.budget, self.used = budget, 0
         self.kept: dict[int, _Local] = {}
 
-    def __iter__(self) -> Iterator[_Local]:
-        for p in range(len(self.parts)):
-            local = self.kept.get(p)
+    def each(
+        self, work: Callable[[_Local], T], *, last: bool = False
+    ) -> Iterator[tuple[_Local, T]]:
+        """Each partition's `_Local` and `work` of it, in partition order, up to `AHEAD`
+        partitions made on threads beside the one given. A partition made anew is kept
+        (decided here, in order) while the budget allows; with `last` (the last pass),
+        none is kept and a kept one is let go once given."""
+
+        def made(p: int) -> tuple[_Local, bool, T]:
+            local = self.kept.pop(p, None) if last else self.kept.get(p)
+            fresh = local is None
             if local is None:
                 local = _Local.of(self.parts[p], self.trace, p, self.columns)
+            return local, fresh, work(local)
+
+        for p, (local, fresh, found) in enumerate(
+            in_order(made, len(self.parts), AHEAD, "behaviors")
+        ):
+            if fresh and not last:
                 size = local.nbytes()
                 if self.used + size <= self.budget:
                     self.kept[p] = local
                     self.used += size
-            yield local
-
-    def last(self) -> Iterator[_Local]:
-        """Each partition's for the last pass: a kept one let go once given."""
-        for p in range(len(self.parts)):
-            local = self.kept.pop(p, None)
-            yield _Local.of(self.parts[p], self.trace, p, self.columns) if local is None else local
-            del local
+            yield local, found
+            del local, found
 
 
 def partition_behaviors(
@@ -212,7 +231,9 @@ def _tempos(
     made.points = np.zeros((len(index), len(columns.codes) + 1))
     sampled = np.zeros(len(made.tempo), dtype=bool)
     sampled[index] = True
-    for local in locals_:
+
+    def of(local: _Local) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The partition's tempos, its sampled sessions and their feature rows."""
         paths, pairs, where = local.paths, local.pairs, local.where
         think, within = paths.think_s, local.within()
         pause, column = think[within], pairs.column[within]
@@ -225,11 +246,16 @@ def _tempos(
         has = n_logs > 0
         tempo = np.full(len(paths.length), np.nan)
         tempo[has] = np.exp(sums[has] / (n_logs[has] + TEMPO_SHRINK))
-        made.tempo[where] = tempo
         chosen = np.flatnonzero(sampled[where])
-        if len(chosen):
-            rows = SessionFeatures(paths, pairs, np.zeros(len(paths.length))).take(chosen)
-            made.points[np.searchsorted(index, where[chosen])] = rows.toarray()
+        if not len(chosen):
+            return tempo, chosen, None
+        rows = SessionFeatures(paths, pairs, np.zeros(len(paths.length))).take(chosen)
+        return tempo, chosen, rows.toarray()
+
+    for local, (tempo, chosen, rows) in locals_.each(of):
+        made.tempo[local.where] = tempo
+        if rows is not None:
+            made.points[np.searchsorted(index, local.where[chosen])] = rows
 
 
 def _nearest(
@@ -243,9 +269,12 @@ def _nearest(
     # (a K's labels in 1 B a session, not 8: the sweep holds up to 5 K's at once)
     kind = np.int8 if max(len(c) for c in centres.values()) <= 127 else np.int64
     out = {key: np.empty(n, dtype=kind) for key in centres}
-    for local in locals_:
-        features = SessionFeatures(local.paths, local.pairs, column[local.where])
-        for key, found in nearest_each(features, centres).items():
+
+    def of(local: _Local) -> dict[int, np.ndarray]:
+        return nearest_each(SessionFeatures(local.paths, local.pairs, column[local.where]), centres)
+
+    for local, nearest in locals_.each(of):
+        for key, found in nearest.items():
             out[key][local.where] = found
     return out
 
@@ -279,23 +308,30 @@ def _moves(
     sizes = np.zeros(cells, dtype=np.int64)
     held_cells, held_values = [], []
     tempo = np.where(np.isnan(made.tempo), 1.0, made.tempo)
-    for local in locals_.last():
+
+    def of(local: _Local) -> tuple[np.ndarray, Chunk, np.ndarray, np.ndarray, np.ndarray]:
+        """The partition's moves by cell, its finite pauses / tempo by cell (a chunk to
+        spill), their count by cell, and the cells and pauses of its cells with few."""
         paths, pairs, where = local.paths, local.pairs, local.where
         base = np.repeat(labels[where].astype(np.int64) * columns, paths.length)
         cell = base + pairs.column
-        moved += np.bincount(cell, minlength=cells)
+        moves = np.bincount(cell, minlength=cells)
         within = local.within()
         cell = cell[within]
         scaled = paths.think_s[within] / np.repeat(tempo[where], paths.length)[within]
         finite = np.isfinite(scaled)
         cell, scaled = cell[finite], scaled[finite]
-        spilled.add(scaled, cell, also=traced)
         here = np.bincount(cell, minlength=cells)
-        sizes += here
         few = (here > 0) & (here < MIN_THINK_SAMPLES)
         picked = np.flatnonzero(few[cell])
-        held_cells.append(cell[picked])
-        held_values.append(scaled[picked])
+        return moves, Chunk.of(scaled, cell, also=traced), here, cell[picked], scaled[picked]
+
+    for _, (moves, chunk, here, held_cell, held_value) in locals_.each(of, last=True):
+        moved += moves
+        spilled.put(chunk)
+        sizes += here
+        held_cells.append(held_cell)
+        held_values.append(held_value)
     frequent = np.flatnonzero(sizes >= MIN_THINK_SAMPLES)
     rare = (sizes > 0) & (sizes < MIN_THINK_SAMPLES)
     cell = np.concatenate(held_cells)

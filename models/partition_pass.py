@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from pyarrow import ipc
 from tracereplay.closing import Closing
 
 from .arrivals import fitted_bucket_s
+from .in_order import in_order
 from .key_partitions import KeyPartitions, Partition
 from .partition_behavior_inputs import PartitionRequests
 from .partition_endpoints import EndpointTally
@@ -180,14 +179,7 @@ sorts and Arrow's reads let go of the GIL, so they share the cores with the spil
 
 def _in_order(parts: KeyPartitions, timeout_s: float) -> Iterator[_Made]:
     """Every partition's `_made`, in order, at most `AHEAD` made beside the one given."""
-    with ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="partition") as pool:
-        pending: deque[Future[_Made]] = deque()
-        for p in range(parts.count):
-            pending.append(pool.submit(_made, parts, p, timeout_s))
-            if len(pending) > AHEAD:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    return in_order(lambda p: _made(parts, p, timeout_s), parts.count, AHEAD, "partition")
 
 
 def sessions_pass(

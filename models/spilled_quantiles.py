@@ -104,6 +104,58 @@ class GroupValues:
         return {int(g): np.asarray(v) for g, v in zip(self.groups, self.values, strict=True)}
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """A chunk of values in groups made ready for `SpilledValues.put`: their order keys
+    and their counts by level-0 bin, made without the spill (`of` may run on threads
+    while another chunk is put)."""
+
+    keys: np.ndarray
+    groups: np.ndarray
+    also: int | None
+    cells: np.ndarray | None
+    """The chunk's level-0 keys (group << BIN_BITS | bin), distinct; None: no value."""
+    counts: np.ndarray
+    also_cells: np.ndarray
+    also_counts: np.ndarray
+    """Group `also`'s level-0 keys and counts: the chunk's counts by bin alone."""
+
+    @classmethod
+    def of(cls, values: np.ndarray, groups: np.ndarray, *, also: int | None = None) -> Chunk:
+        """`SpilledValues.add`'s chunk, checked (ValueError as it says)."""
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        groups = np.asarray(groups)
+        if values.shape != groups.shape or values.ndim != 1:
+            raise ValueError("values and groups must be 1-D arrays of the same length")
+        if not np.issubdtype(groups.dtype, np.integer):
+            raise ValueError(f"groups must be integers, not {groups.dtype}")
+        none = np.zeros(0, np.int64)
+        if not len(values):
+            return cls(none, none, also, None, none, none, none)
+        if np.isnan(values).any():
+            raise ValueError("NaN values have no rank: drop them before adding")
+        low, top = int(groups.min()), int(groups.max())
+        if also is not None:
+            low, top = min(low, also), max(top, also)
+        if low < 0 or top >= GROUP_LIMIT:
+            raise ValueError(f"groups must be in [0, 2**{63 - BIN_BITS})")
+        if also is not None and (groups == also).any():
+            raise ValueError(f"group {also} given as `also` holds values of the chunk too")
+        keys = order_keys(values)
+        groups = groups.astype(np.int32 if top < 1 << 31 else np.int64)  # (a copy: kept)
+        cells, counts = np.unique(
+            (groups.astype(np.int64) << BIN_BITS) | (keys >> LEVEL_SHIFTS[0]).view(np.int64),
+            return_counts=True,
+        )
+        also_cells, also_counts = none, none
+        if also is not None:  # the chunk's counts by bin alone are group `also`'s
+            bins, at = np.unique(cells & ((1 << BIN_BITS) - 1), return_inverse=True)
+            also_cells = (also << BIN_BITS) | bins
+            also_counts = np.bincount(at.ravel(), weights=counts, minlength=len(bins))
+            also_counts = also_counts.astype(np.int64)
+        return cls(keys, groups, also, cells, counts, also_cells, also_counts)
+
+
 class SpilledValues(Closing):
     """Values in groups, spilled to Arrow IPC files under a directory of its own (made in
     `directory`, or in the system's temp dir), removed on `close` (a context manager: also
@@ -130,35 +182,17 @@ class SpilledValues(Closing):
         group `also` when given (spilled once: the trace's every pause beside each pause's
         transition). NaN is refused (ValueError): it has no rank; drop it first."""
         self._open()
-        values = np.ascontiguousarray(values, dtype=np.float64)
-        groups = np.asarray(groups)
-        if values.shape != groups.shape or values.ndim != 1:
-            raise ValueError("values and groups must be 1-D arrays of the same length")
-        if not np.issubdtype(groups.dtype, np.integer):
-            raise ValueError(f"groups must be integers, not {groups.dtype}")
-        if not len(values):
+        self.put(Chunk.of(values, groups, also=also))
+
+    def put(self, chunk: Chunk) -> None:
+        """A chunk `Chunk.of` made (perhaps on another thread) counted and spilled."""
+        self._open()
+        if chunk.cells is None:
             return
-        if np.isnan(values).any():
-            raise ValueError("NaN values have no rank: drop them before adding")
-        low, top = int(groups.min()), int(groups.max())
-        if also is not None:
-            low, top = min(low, also), max(top, also)
-        if low < 0 or top >= GROUP_LIMIT:
-            raise ValueError(f"groups must be in [0, 2**{63 - BIN_BITS})")
-        if also is not None and (groups == also).any():
-            raise ValueError(f"group {also} given as `also` holds values of the chunk too")
-        keys = order_keys(values)
-        groups = groups.astype(np.int32 if top < 1 << 31 else np.int64)  # (a copy: kept)
-        cells, counts = np.unique(
-            (groups.astype(np.int64) << BIN_BITS) | (keys >> LEVEL_SHIFTS[0]).view(np.int64),
-            return_counts=True,
-        )
-        self._bins.add(cells, counts)
-        if also is not None:  # the chunk's counts by bin alone are group `also`'s
-            bins, at = np.unique(cells & ((1 << BIN_BITS) - 1), return_inverse=True)
-            also_counts = np.bincount(at.ravel(), weights=counts, minlength=len(bins))
-            self._bins.add((also << BIN_BITS) | bins, also_counts.astype(np.int64))
-        self._spill.add(keys, groups, -1 if also is None else also)
+        self._bins.add(chunk.cells, chunk.counts)
+        if chunk.also is not None:
+            self._bins.add(chunk.also_cells, chunk.also_counts)
+        self._spill.add(chunk.keys, chunk.groups, -1 if chunk.also is None else chunk.also)
 
     def _open(self) -> None:
         if not self._cleanup.alive:

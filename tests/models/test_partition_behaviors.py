@@ -4,6 +4,7 @@ of partitions, the clustering (sampled or whole) and the censoring."""
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 from typing import Any
 
@@ -169,12 +170,14 @@ def test_every_pass_equals_the_fits_own_arrays_to_the_bit(
 
 
 class Reads(list[PartitionRequests]):
-    """Partitions that count their reads."""
+    """Partitions that count their reads (made on the passes' threads)."""
 
     reads = 0
+    lock = threading.Lock()
 
     def __getitem__(self, p: Any) -> Any:
-        self.reads += 1
+        with self.lock:
+            self.reads += 1
         return super().__getitem__(p)
 
 
@@ -187,8 +190,8 @@ def test_partitions_kept_between_passes_are_read_once_and_fit_the_budget(
     with SpilledValues(tmp_path) as spilled:
         trace, columns, *_ = pb.pass_a(parts, names, spilled)
     locals_ = pb._Locals(Reads(parts), trace, columns, budget)
-    first = [local.where for local in locals_]
-    again = [local.where for local in locals_]
+    first = [local.where for local, _ in locals_.each(lambda local: None)]
+    again = [local.where for local, _ in locals_.each(lambda local: local.where[:1])]
     kept = len(locals_.kept)
     assert locals_.used <= budget and locals_.parts.reads == 7 + 7 - kept  # type: ignore[attr-defined]
     assert kept == {0: 0, 20_000: kept, 1 << 30: 7}[budget] and (0 < kept < 7 or budget != 20_000)

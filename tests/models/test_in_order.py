@@ -1,0 +1,55 @@
+"""`in_order`: works given back in their order, whatever order their threads end in."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from tracereplay.models.in_order import in_order
+
+
+def slow_first(p: int) -> int:
+    """Partition 0 ends last of the first three (its thread sleeps)."""
+    time.sleep(0.05 if p == 0 else 0.0)
+    return p * p
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 2, 5])
+def test_results_come_in_order_whatever_ends_first(ahead: int) -> None:
+    assert list(in_order(slow_first, 7, ahead, "test")) == [p * p for p in range(7)]
+
+
+def test_no_more_than_ahead_are_made_beside_the_one_held() -> None:
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(p: int) -> int:
+        with lock:
+            started.append(p)
+        return p
+
+    given = in_order(work, 10, 2, "test")
+    assert next(given) == 0
+    time.sleep(0.05)
+    assert sorted(started) == [0, 1, 2]  # the one held and two beside it
+    assert list(given) == list(range(1, 10))
+
+
+def test_an_error_is_raised_where_its_result_is_given() -> None:
+    def work(p: int) -> int:
+        if p == 3:
+            raise ValueError("partition 3")
+        return p
+
+    given = in_order(work, 6, 2, "test")
+    assert [next(given) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="partition 3"):
+        next(given)
+
+
+def test_no_thread_when_nothing_is_asked_ahead() -> None:
+    names: list[str] = []
+    list(in_order(lambda p: names.append(threading.current_thread().name), 3, 0, "test"))
+    assert names == [threading.current_thread().name] * 3
