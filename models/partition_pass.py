@@ -39,6 +39,7 @@ from .partitioned_sessions import (
     given_back,
     partitions_request_curve,
 )
+from .spilled_quantiles import Chunk
 
 __all__ = ["BehaviorRequests", "Handed", "Handout", "PassedSessions", "sessions_pass"]
 
@@ -147,27 +148,29 @@ class Handout:
 @dataclass(frozen=True)
 class _Made:
     """One partition's sessions and what they hand on: its requests, its sessions, their
-    handout and pauses (held until given to the pauses' sink, in partition order)."""
+    handout and pauses (made ready to spill, held until put into the pauses' sink, in
+    partition order)."""
 
     part: Partition
     sessions: PartitionSessions
     handout: tuple[np.ndarray, ...]
-    pauses: list[tuple[str | None, np.ndarray]]
+    pauses: list[Chunk]
     last_s: float | None
     """Its latest request's `t_s` (None: no request)."""
 
 
-def _made(parts: KeyPartitions, p: int, timeout_s: float) -> _Made:
-    """Partition `p` read and its sessions made (on a worker thread: nothing shared is
-    written here)."""
+def _made(parts: KeyPartitions, p: int, timeout_s: float, sink: SpilledPauses) -> _Made:
+    """Partition `p` read, its sessions made and its pauses made ready for `sink` (on a
+    worker thread: nothing shared is written here)."""
     from .model import SENSITIVITY_TIMEOUTS_S  # (the model's: it imports this module)
 
     part, handout = parts.partition(p), Handout()
     rows = part.key_partition(parts.first_ts_us)
-    pauses: list[tuple[str | None, np.ndarray]] = []
+    pauses: list[Chunk] = []
     sessions = partition_sessions(
-        rows, timeout_s, SENSITIVITY_TIMEOUTS_S, lambda name, v: pauses.append((name, v)), handout
-    )
+        rows, timeout_s, SENSITIVITY_TIMEOUTS_S,
+        lambda name, v: pauses.extend(sink.chunks(name, v)), handout,
+    )  # fmt: skip
     last_s = float(rows.t_s.max()) if len(rows) else None  # (the model's span: the last t_s)
     return _Made(part, sessions, handout.got, pauses, last_s)
 
@@ -177,9 +180,9 @@ AHEAD = 2
 sorts and Arrow's reads let go of the GIL, so they share the cores with the spills here."""
 
 
-def _in_order(parts: KeyPartitions, timeout_s: float) -> Iterator[_Made]:
+def _in_order(parts: KeyPartitions, timeout_s: float, sink: SpilledPauses) -> Iterator[_Made]:
     """Every partition's `_made`, in order, at most `AHEAD` made beside the one given."""
-    return in_order(lambda p: _made(parts, p, timeout_s), parts.count, AHEAD, "partition")
+    return in_order(lambda p: _made(parts, p, timeout_s, sink), parts.count, AHEAD, "partition")
 
 
 def sessions_pass(
@@ -196,9 +199,8 @@ def sessions_pass(
     made: list[PartitionSessions] = []
     firsts = _SessionFirsts()
     span_s = 0.0
-    for p, one in enumerate(_in_order(parts, timeout_s)):
-        for name, values in one.pauses:
-            sink(name, values)
+    for p, one in enumerate(_in_order(parts, timeout_s, sink)):
+        sink.put(one.pauses)
         made.append(one.sessions)
         if one.last_s is not None:
             span_s = max(span_s, one.last_s)

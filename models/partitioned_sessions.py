@@ -37,7 +37,7 @@ from .partition_sessions import (
 from .session_shape import CENSOR_QUANTILE
 from .sessions import request_curve
 from .source import RequestSource
-from .spilled_quantiles import Ask, SpilledValues
+from .spilled_quantiles import Ask, Chunk, SpilledValues
 
 __all__ = ["PartitionedSessions", "SpilledPauses", "partitioned_sessions"]
 
@@ -70,18 +70,29 @@ class SpilledPauses:
                 self.spilled[name] = group
 
     def __call__(self, name: str | None, values: np.ndarray) -> None:
+        self.put(self.chunks(name, values))
+
+    def chunks(self, name: str | None, values: np.ndarray) -> list[Chunk]:
+        """What `__call__` spills of a timeout's pauses `values` (`name`: None, the
+        model's own), made ready without the spill: on a partition's thread, to be `put`
+        in partition order."""
         if name is not None and name not in self.spilled:
-            return  # (the pauses of a timeout before it, or of the model's: spilled)
+            return []  # (the pauses of a timeout before it, or of the model's: spilled)
         values = values[~np.isnan(values)]  # (none come: a pause inside a session is known)
         if name is not None:
-            self.values.add(values, np.full(len(values), self.group[name], np.int32))
-            return
+            return [Chunk.of(values, np.full(len(values), self.group[name], np.int32))]
         finite = np.isfinite(values)
         if finite.all():
-            self.values.add(values, np.full(len(values), OWN_FINITE, np.int32), also=OWN)
-            return
-        for kept, group in ((finite, OWN_FINITE), (~finite, OWN_INFINITE)):
-            self.values.add(values[kept], np.full(int(kept.sum()), group, np.int32), also=OWN)
+            return [Chunk.of(values, np.full(len(values), OWN_FINITE, np.int32), also=OWN)]
+        return [
+            Chunk.of(values[kept], np.full(int(kept.sum()), group, np.int32), also=OWN)
+            for kept, group in ((finite, OWN_FINITE), (~finite, OWN_INFINITE))
+        ]
+
+    def put(self, chunks: list[Chunk]) -> None:
+        """`chunks` spilled, in their order."""
+        for chunk in chunks:
+            self.values.put(chunk)
 
     def statistics(self) -> TracePauses:
         """The medians and the censoring's quantile (NaN for a group with no pause)."""
