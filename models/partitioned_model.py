@@ -144,6 +144,9 @@ def partitioned_model(
                 )
             )  # fmt: skip
             clock.started("behaviors")
+            # (what only this process reads, once the child has its inputs)
+            section = made.section()
+            session_key, first_row = made.keys_and_firsts()
             if fitting.in_caller:  # (no child: now, before the samples add what they hold)
                 fitting.result()
             with clock("templates"):  # (the endpoints' statistics: the templates are the scan's)
@@ -159,11 +162,10 @@ def partitioned_model(
                     requests=asked.correlation_requests,
                     handed=lambda p: handed.read(p, "local", "seq", "row", "endpoint"),
                 )  # fmt: skip
-            session_key = made.session_key
             if parts.join is not None:  # (the first requests' own keys: not the joined ones)
-                session_key = first_request_keys(trace, made.first_row)
+                session_key = first_request_keys(trace, first_row)
             endpoints, payload_note, found, _ = partition_learned(
-                trace, chosen, rows_read, parts.names, session_key, made.first_row, asked,
+                trace, chosen, rows_read, parts.names, session_key, first_row, asked,
                 correlations, stats, parts.rows, clock,
             )  # fmt: skip
             with clock("outcomes"):
@@ -178,7 +180,7 @@ def partitioned_model(
         outcomes = NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
     first_ts = pd.Timestamp(parts.first_ts_us, unit="us", tz="UTC")
     learned = Learned(
-        parts.rows, first_ts, made.span_s, len(merged.table), made.section, templater,
+        parts.rows, first_ts, made.span_s, len(merged.table), section, templater,
         endpoints, payload_note, behaviors, arrivals, found, outcomes,
     )  # fmt: skip
     return model_document(trace_path, trace, learned, behavior_sample, seed)
