@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .behavior_paths import END, _code_type, column_type
-from .spilled_quantiles import Ask, SpilledValues
+from .in_order import in_order
+from .spilled_quantiles import Ask, Chunk, SpilledValues
 
 __all__ = [
     "Columns", "Marks", "PartitionRequests", "SessionArrays", "SessionShape",
@@ -139,6 +140,11 @@ def session_bounds(session: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], cuts, [len(session)]])
 
 
+AHEAD = 2
+"""Partitions the behaviors' passes make on threads beside the one they hold (`in_order`:
+numpy over a partition lets go of the GIL; the passes give on in partition order)."""
+
+
 @dataclass(frozen=True)
 class _Found:
     """Pass (a)'s per-session arrays of one partition (its sessions, ids ascending), held
@@ -155,12 +161,10 @@ class _Found:
     pause_sums: np.ndarray
 
     @classmethod
-    def of(
-        cls, part: PartitionRequests, width: int, spilled: SpilledValues
-    ) -> tuple[_Found, np.ndarray]:
+    def of(cls, part: PartitionRequests, width: int) -> tuple[_Found, np.ndarray, Chunk]:
         """Its sessions, and its pairs (each request's and each session's END) coded by
         the names: (previous or START) × `width` + step, START and END the last two codes;
-        its positive pauses spilled by pair."""
+        its positive pauses by pair, a chunk to spill."""
         session = np.asarray(part.session)
         ordered = len(session) < 2 or bool((session[1:] >= session[:-1]).all())
         order = slice(None) if ordered else np.argsort(session, kind="stable")
@@ -179,7 +183,7 @@ class _Found:
         within[first] = False
         pause = think[within]
         positive = pause > 0
-        spilled.add(pause[positive], pair[within][positive])
+        chunk = Chunk.of(pause[positive], pair[within][positive])
         local = np.repeat(np.arange(len(length), dtype=np.int32), length)
         sums = np.bincount(local, weights=np.nan_to_num(think, nan=0.0), minlength=len(length))
         ends = last.astype(np.int64) * width + width - 1
@@ -187,7 +191,7 @@ class _Found:
         if len(ids) and ids[0] >= 0 and ids[-1] < 1 << 31:
             ids = ids.astype(np.int32)  # (held until pass (a) ends: 4 B a session, not 8)
         found = cls(ordered, ids, length.astype(kind), step[first], last, sums)
-        return found, np.concatenate([pair, ends])
+        return found, np.concatenate([pair, ends]), chunk
 
 
 def pass_a(
@@ -200,11 +204,18 @@ def pass_a(
     labels are not yet known, the codes turned into the labels' after."""
     width, start, end = len(names) + 2, len(names), len(names) + 1
     ids, seen, found = Marks(), Marks(), []
-    for part in parts:
-        one, pairs = _Found.of(part, width, spilled)
+
+    def read(p: int) -> tuple[_Found, np.ndarray, Chunk, np.ndarray]:
+        part = parts[p]
+        return (*_Found.of(part, width), np.asarray(part.session))
+
+    # (each partition read and found on threads ahead; spilled and marked in order)
+    for one, pairs, chunk, session in in_order(read, len(parts), AHEAD, "behaviors"):
+        spilled.put(chunk)
         seen.add(pairs)
-        ids.add(np.asarray(part.session))  # (every request's: `Marks`' reach is theirs)
+        ids.add(session)  # (every request's: `Marks`' reach is theirs)
         found.append(one)
+        del one, pairs, chunk, session
     every, pairs = ids.found(), seen.found()
     steps = np.unique(pairs % width)  # (every request is its pair's step: the names used)
     used_codes = steps[steps < start].tolist()

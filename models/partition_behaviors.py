@@ -53,6 +53,7 @@ from .behaviors import (
 )
 from .in_order import in_order
 from .partition_behavior_inputs import (
+    AHEAD,
     Columns,
     PartitionRequests,
     SessionArrays,
@@ -67,9 +68,6 @@ __all__ = ["CACHE_BYTES", "partition_behaviors"]
 
 CACHE_BYTES = 32 << 20
 """The bytes of partitions' requests (`_Local`: ~10 B a request) kept between passes."""
-AHEAD = 2
-"""Partitions a pass after (a) makes on threads beside the one it holds (`_Locals.each`)."""
-
 T = TypeVar("T")
 
 
