@@ -6,27 +6,28 @@ for most of its time, so a second core takes the next one while the caller uses 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+X = TypeVar("X")
 
 
-def in_order(work: Callable[[int], T], count: int, ahead: int, name: str) -> Iterator[T]:
-    """`work(0)`, `work(1)`, … `work(count - 1)`, given in that order, up to `ahead` of
-    them made on threads (named `name`) beside the one the caller holds; `ahead` 0: each
-    made here when asked. An error of a work is raised where its result is given; the
-    works started after it are waited for, not given."""
+def in_order(work: Callable[[X], T], items: Iterable[X], ahead: int, name: str) -> Iterator[T]:
+    """`work(item)` of each of `items` (taken here, as they are needed), given in their
+    order, up to `ahead` of them made on threads (named `name`) beside the one the caller
+    holds; `ahead` 0: each made here when asked. An error of a work is raised where its
+    result is given; the works started after it are waited for, not given."""
     if ahead < 1:
-        for p in range(count):
-            yield work(p)
+        for item in items:
+            yield work(item)
         return
     with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix=name) as pool:
         pending: deque[Future[T]] = deque()
         try:
-            for p in range(count):
-                pending.append(pool.submit(work, p))
+            for item in items:
+                pending.append(pool.submit(work, item))
                 if len(pending) > ahead:
                     yield pending.popleft().result()
             while pending:

@@ -210,7 +210,7 @@ def pass_a(
         return (*_Found.of(part, width), np.asarray(part.session))
 
     # (each partition read and found on threads ahead; spilled and marked in order)
-    for one, pairs, chunk, session in in_order(read, len(parts), AHEAD, "behaviors"):
+    for one, pairs, chunk, session in in_order(read, range(len(parts)), AHEAD, "behaviors"):
         spilled.put(chunk)
         seen.add(pairs)
         ids.add(session)  # (every request's: `Marks`' reach is theirs)

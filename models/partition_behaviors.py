@@ -155,7 +155,7 @@ class _Locals:
             return local, fresh, work(local)
 
         for p, (local, fresh, found) in enumerate(
-            in_order(made, len(self.parts), AHEAD, "behaviors")
+            in_order(made, range(len(self.parts)), AHEAD, "behaviors")
         ):
             if fresh and not last:
                 size = local.nbytes()

@@ -199,7 +199,9 @@ sorts and Arrow's reads let go of the GIL, so they share the cores with the spil
 
 def _in_order(parts: KeyPartitions, timeout_s: float, sink: SpilledPauses) -> Iterator[_Made]:
     """Every partition's `_made`, in order, at most `AHEAD` made beside the one given."""
-    return in_order(lambda p: _made(parts, p, timeout_s, sink), parts.count, AHEAD, "partition")
+    return in_order(
+        lambda p: _made(parts, p, timeout_s, sink), range(parts.count), AHEAD, "partition"
+    )
 
 
 def sessions_pass(

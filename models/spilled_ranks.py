@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 from pyarrow import ipc
 
+from .in_order import in_order
+
 LEVEL_SHIFTS = (45, 30, 15, 0)
 """A value's range at level i: its order key >> LEVEL_SHIFTS[i]. Level 0 (19 bits: sign,
 exponent, 7 mantissa bits: 1/128 of an octave) is counted as values come; a pass splits a
@@ -24,6 +26,8 @@ MERGE_KEYS = 1 << 17
 """Pending (key, count) pairs merged past this many: held counts follow distinct keys."""
 BATCH_VALUES = 1 << 18
 """Values a spilled record batch holds at most: what a pass reads and works on at a time."""
+AHEAD = 2
+"""Batches a pass works on on threads beside the one it adds up (`in_order`)."""
 
 
 @dataclass
@@ -62,13 +66,19 @@ class Counts:
 
     def add_values(self, keys: np.ndarray, order_key: np.ndarray) -> None:
         """One piece's keys, one per value, with each value's order key (the extremes)."""
+        self.add(*Counts.piece(keys, order_key))
+
+    @staticmethod
+    def piece(keys: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, ...]:
+        """What `add_values` adds: the distinct keys, their counts, lowest and highest
+        order keys (made without the counts: on a pass's threads)."""
         by = np.argsort(keys)
         keys, order_key = keys[by], order_key[by]
         starts = run_starts(keys)
         counts = np.diff(np.append(starts, len(keys)))
         low = np.minimum.reduceat(order_key, starts) if len(keys) else order_key
         high = np.maximum.reduceat(order_key, starts) if len(keys) else order_key
-        self.add(keys[starts], counts, low, high)
+        return keys[starts], counts, low, high
 
     def merged(self) -> Counts:
         """Itself, every pending piece merged: `keys` distinct and sorted."""
@@ -247,20 +257,22 @@ def _pass(
     lookups = [_Lookup(keys) for keys in (*ancestors, frontier)]
     number_of_counted = np.full(len(frontier), -1, np.int64)
     number_of_counted[count] = np.arange(len(count))
-    also_wanted = {}  # per `also` group: whether any wanted level-0 cell is its
+    first = lookups[0].wanted[:-1]  # (sorted: without the empty slot's -1)
     values_out, cells_out = [], []
     finer = Counts(extremes=True)
     next_shift = LEVEL_SHIFTS[level] - sub_bits
-    for keys, groups, also in spill.batches():
+
+    def of(batch: tuple[np.ndarray, np.ndarray, int]) -> list[tuple[np.ndarray, ...]]:
+        """A batch's values to gather and cells (per key it is read by: its group's, and
+        its `also` group's where some wanted cell is one), and its pieces to count."""
+        keys, groups, also = batch
         bins = (keys >> LEVEL_SHIFTS[0]).view(np.int64)
         level_0 = [(groups << BIN_BITS) | bins]
         if also >= 0:
-            if also not in also_wanted:
-                first = lookups[0].wanted[:-1]  # (sorted: without the empty slot's -1)
-                lo, hi = np.searchsorted(first, [also << BIN_BITS, (also + 1) << BIN_BITS])
-                also_wanted[also] = hi > lo
-            if also_wanted[also]:
+            lo, hi = np.searchsorted(first, [also << BIN_BITS, (also + 1) << BIN_BITS])
+            if hi > lo:
                 level_0.append((also << BIN_BITS) | bins)
+        found = []
         for key in level_0:
             cell, hit = lookups[0].find(key)
             value = keys[hit]
@@ -270,13 +282,22 @@ def _pass(
                 cell, hit = lookups[depth].find((cell << bits) | part)
                 value = value[hit]
             into = gather[cell]
-            values_out.append(value[into])
-            cells_out.append(cell[into])
             counted = ~into
+            piece: tuple[np.ndarray, ...] = ()
             if counted.any():
-                value = value[counted]
-                part = (value >> next_shift).view(np.int64) & ((1 << sub_bits) - 1)
-                finer.add_values((number_of_counted[cell[counted]] << sub_bits) | part, value)
+                rest = value[counted]
+                part = (rest >> next_shift).view(np.int64) & ((1 << sub_bits) - 1)
+                piece = Counts.piece((number_of_counted[cell[counted]] << sub_bits) | part, rest)
+            found.append((value[into], cell[into], *piece))
+        return found
+
+    # (each batch's lookups on threads ahead, read and added here in the spill's order)
+    for found in in_order(of, spill.batches(), AHEAD, "spill"):
+        for value, cell, *piece in found:
+            values_out.append(value)
+            cells_out.append(cell)
+            if piece:
+                finer.add(*piece)
     values = np.concatenate(values_out) if values_out else np.zeros(0, np.uint64)
     cells = np.concatenate(cells_out) if cells_out else np.zeros(0, np.int64)
     return (values, cells), finer

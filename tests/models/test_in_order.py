@@ -18,7 +18,7 @@ def slow_first(p: int) -> int:
 
 @pytest.mark.parametrize("ahead", [0, 1, 2, 5])
 def test_results_come_in_order_whatever_ends_first(ahead: int) -> None:
-    assert list(in_order(slow_first, 7, ahead, "test")) == [p * p for p in range(7)]
+    assert list(in_order(slow_first, range(7), ahead, "test")) == [p * p for p in range(7)]
 
 
 def test_no_more_than_ahead_are_made_beside_the_one_held() -> None:
@@ -30,7 +30,7 @@ def test_no_more_than_ahead_are_made_beside_the_one_held() -> None:
             started.append(p)
         return p
 
-    given = in_order(work, 10, 2, "test")
+    given = in_order(work, range(10), 2, "test")
     assert next(given) == 0
     time.sleep(0.05)
     assert sorted(started) == [0, 1, 2]  # the one held and two beside it
@@ -43,7 +43,7 @@ def test_an_error_is_raised_where_its_result_is_given() -> None:
             raise ValueError("partition 3")
         return p
 
-    given = in_order(work, 6, 2, "test")
+    given = in_order(work, range(6), 2, "test")
     assert [next(given) for _ in range(3)] == [0, 1, 2]
     with pytest.raises(ValueError, match="partition 3"):
         next(given)
@@ -51,5 +51,5 @@ def test_an_error_is_raised_where_its_result_is_given() -> None:
 
 def test_no_thread_when_nothing_is_asked_ahead() -> None:
     names: list[str] = []
-    list(in_order(lambda p: names.append(threading.current_thread().name), 3, 0, "test"))
+    list(in_order(lambda p: names.append(threading.current_thread().name), range(3), 0, "test"))
     assert names == [threading.current_thread().name] * 3
