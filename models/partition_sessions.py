@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -293,10 +294,17 @@ class MergedSessions:
     """`session_table`: start_s, length, duration_s by session_id."""
     stats: SessionStats
     censored: Censoring
-    by_timeout: dict[str, SessionStats]
-    """The statistics at each other timeout ("timeout_sensitivity")."""
     ids: list[np.ndarray]
     """Per partition, each of its sessions' id (by its local id): the model's."""
+    stats_at: Callable[[], dict[str, SessionStats]] = field(repr=False, compare=False)
+    """Makes `by_timeout` (what it reads held until then)."""
+
+    @cached_property
+    def by_timeout(self) -> dict[str, SessionStats]:
+        """The statistics at each other timeout ("timeout_sensitivity"), made when first
+        asked: the partitioned model asks once its behaviors' child has its inputs (not on
+        the child's path: ~0.2 s at real10M)."""
+        return self.stats_at()
 
 
 def merged_sessions(
@@ -329,17 +337,22 @@ def merged_sessions(
         index=pd.Index(np.arange(len(order), dtype=kind), name="session_id"),
     )
     last_end_s = np.concatenate([p.last_end_s for p in parts])[order]
+    at = [p.by_timeout for p in parts]  # (what `stats_at` holds: not the partitions)
+
+    def stats_at() -> dict[str, SessionStats]:
+        return {
+            name: (_joined_stats_at if joined else _stats_at)(
+                [a[name] for a in at], rank, pauses.median_by_timeout_s[name]
+            )
+            for name in at[0]
+        }
+
     return MergedSessions(
         table=table,
         stats=table_stats(table, pauses.median_s),
         censored=_censoring(parts, table, last_end_s, pauses.censor_s, censor_edges),
-        by_timeout={
-            name: (_joined_stats_at if joined else _stats_at)(
-                parts, rank, name, pauses.median_by_timeout_s[name]
-            )
-            for name in parts[0].by_timeout
-        },
         ids=np.split(ids, np.cumsum([len(p.start_s) for p in parts])[:-1]),
+        stats_at=stats_at,
     )
 
 
@@ -386,12 +399,10 @@ def _censoring(
     )
 
 
-def _stats_at(
-    parts: Sequence[PartitionSessions], rank: list[np.ndarray], name: str, median_s: float
-) -> SessionStats:
-    """`key_split._stats` at the timeout `name`: lengths and durations summed in (key,
-    start) order (a key's sessions are together in one partition, in time order)."""
-    at = [p.by_timeout[name] for p in parts]
+def _stats_at(at: Sequence[_AtTimeout], rank: list[np.ndarray], median_s: float) -> SessionStats:
+    """`key_split._stats` of the partitions' sessions `at` another timeout: lengths and
+    durations summed in (key, start) order (a key's sessions are together in one partition,
+    in time order)."""
     key = np.concatenate([r[a.key] for a, r in zip(at, rank, strict=True)])
     by_key = np.argsort(key, kind="stable")
     lengths = np.concatenate([a.length for a in at])[by_key].astype(np.int64)
@@ -406,12 +417,11 @@ def _stats_at(
 
 
 def _joined_stats_at(
-    parts: Sequence[PartitionSessions], rank: list[np.ndarray], name: str, median_s: float
+    at: Sequence[_AtTimeout], rank: list[np.ndarray], median_s: float
 ) -> SessionStats:
-    """The model's statistics at the timeout `name` of a joined trace
-    (`key_split.session_stats_by_timeout(id_order=True)`): the sessions in session-id order
-    (by start, ties by key), its means summed in that order."""
-    at = [p.by_timeout[name] for p in parts]
+    """The model's statistics of the partitions' sessions `at` another timeout of a joined
+    trace (`key_split.session_stats_by_timeout(id_order=True)`): the sessions in session-id
+    order (by start, ties by key), its means summed in that order."""
     starts = [a.start_s for a in at]
     assert all(s is not None for s in starts), "a partition's rows not joined"
     key = np.concatenate([r[a.key] for a, r in zip(at, rank, strict=True)])
