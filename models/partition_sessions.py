@@ -307,24 +307,53 @@ class MergedSessions:
         return self.stats_at()
 
 
+@dataclass(frozen=True)
+class Numbered:
+    """The partitions' sessions numbered as the model numbers them (`numbered`)."""
+
+    rank: list[np.ndarray]
+    """Per partition, each of its keys' rank among every partition's keys."""
+    start_s: np.ndarray
+    """Every session's start, partition after partition."""
+    order: np.ndarray
+    """The sessions (partition after partition) in id order."""
+    ids: np.ndarray
+    """Each session's id (partition after partition)."""
+
+
+def numbered(parts: Sequence[PartitionSessions]) -> Numbered:
+    """The model's session ids of the partitions' sessions: by start, ties by key
+    (`frame._Rows`, `sessions.sessionize`); what needs no pause's statistics (the sessions
+    pass makes it while they are answered)."""
+    if not parts:
+        raise ValueError("no partition")
+    rank = _key_ranks(parts)
+    start_s = np.concatenate([p.start_s for p in parts])
+    key = np.concatenate([r[p.key] for p, r in zip(parts, rank, strict=True)])
+    order = np.lexsort((key, start_s))
+    ids = np.empty(len(order), dtype=np.int64)
+    ids[order] = np.arange(len(order))
+    return Numbered(rank, start_s, order, ids)
+
+
 def merged_sessions(
-    parts: Sequence[PartitionSessions], pauses: TracePauses, *, censor_edges: bool = True
+    parts: Sequence[PartitionSessions],
+    pauses: TracePauses,
+    *,
+    censor_edges: bool = True,
+    numbers: Numbered | None = None,
 ) -> MergedSessions:
     """The sessions of the partitions `parts` (each key's rows all in one of them) numbered
-    as the model numbers the whole trace's, with their table, statistics, censoring
-    (`censor_edges` as `build_model`'s) and statistics at the other timeouts."""
+    as the model numbers the whole trace's (`numbers`, else `numbered(parts)` now), with their
+    table, statistics, censoring (`censor_edges` as `build_model`'s) and statistics at the
+    other timeouts."""
     if not parts:
         raise ValueError("no partition")
     joined = parts[0].joined
     if any(p.joined != joined for p in parts):
         raise ValueError("partitions of joined keys merged with others")
-    rank = _key_ranks(parts)
-    start_s = np.concatenate([p.start_s for p in parts])
-    key = np.concatenate([r[p.key] for p, r in zip(parts, rank, strict=True)])
-    # The model's session ids: by start, ties by key (`frame._Rows`, `sessions.sessionize`).
-    order = np.lexsort((key, start_s))
-    ids = np.empty(len(order), dtype=np.int64)
-    ids[order] = np.arange(len(order))
+    numbers = numbered(parts) if numbers is None else numbers
+    rank, start_s, order, ids = numbers.rank, numbers.start_s, numbers.order, numbers.ids
     rows = sum(p.rows for p in parts)
     # (`session_table` of sessionize's frame, the joined path's: its int64 ids)
     kind = np.int32 if rows < np.iinfo(np.int32).max and not joined else np.int64
