@@ -1,9 +1,9 @@
 """The join of session keys whose every request failed auth (401) to the key the model
 joins each to (`sessions.join_failed_credentials`: the next key its connection carries),
-found without the trace's rows held (issue 15): two scans of (ts, key, conn), the failed
-keys' rows, then the rows on their last rows' connections. `key_partitions` scans the
-trace again with the join (`scan_key_partitions(join_failed_auth=True)`): each row
-partitioned by its joined key.
+found without the trace's rows held (issue 15): the failed keys' rows (given by the
+caller, e.g. the rows `key_partitions`' scan kept, else a scan of ts, key and conn), then
+a scan of the rows on their last rows' connections. `key_partitions` moves the joined
+keys' rows to their targets' partitions (`scan_key_partitions(join_failed_auth=True)`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from .source import RequestSource
 from .string_codes import POOL, session_key
 
-__all__ = ["KeyJoin", "failed_auth_join"]
+__all__ = ["FailedRows", "KeyJoin", "failed_auth_join"]
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,29 @@ class KeyJoin:
 JOIN_COLUMNS = ["ts", "session", "client", "conn"]
 
 
-def failed_auth_join(source: RequestSource, failed: pa.Array) -> KeyJoin:
+@dataclass(frozen=True)
+class FailedRows:
+    """Every row of the failed keys (`failed_auth_join`'s `failed`), in scan order: its
+    time (int64 µs), scan position and key (its index into the failed keys)."""
+
+    ts: np.ndarray
+    row: np.ndarray
+    key: np.ndarray
+
+
+def failed_auth_join(
+    source: RequestSource, failed: pa.Array, rows: FailedRows | None = None
+) -> KeyJoin:
     """Each of the keys `failed` (every request of which failed auth) with the key the
     model joins it to (`join_failed_credentials`): the rows with a connection ordered by
     (conn, t, scan position) (the model's stable sort of its time-ordered rows by conn
     and t), the key's last such row, and the first row after it on its connection whose
-    key is not failed. Two scans of (ts, key, conn): the failed keys' rows, then the rows
-    on their last rows' connections. Rows-sized only in those rows."""
+    key is not failed. The failed keys' rows are `rows` when given (their connections read
+    at their positions), else a scan of (ts, key, conn) finds them; then a scan of (ts,
+    key, conn) reads the rows on their last rows' connections. Rows-sized only in those
+    rows."""
     failed = failed.cast(pa.string())
-    last = _last_rows(source, failed)
+    last = _last_rows(source, failed) if rows is None else _last_of(source, rows)
     target = failed
     if len(last.conn):
         after = _rows_after(source, failed, last)
@@ -130,12 +144,35 @@ def _last_rows(source: RequestSource, failed: pa.Array) -> _Rows:
         if take.any():
             parts.append((_strings(conn.filter(pa.array(take))), ts[take], row[take], at[take]))
     if not parts:
-        return _Rows(pa.array([], pa.string()), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                     np.zeros(0, np.int64))  # fmt: skip
-    every = _Rows.sorted(
+        return _NO_ROWS
+    return _last_per_key(
         pa.concat_arrays([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
         np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]),
     )  # fmt: skip
+
+
+_NO_ROWS = _Rows(pa.array([], pa.string()), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                 np.zeros(0, np.int64))  # fmt: skip
+
+
+def _last_of(source: RequestSource, rows: FailedRows) -> _Rows:
+    """`_last_rows` of the failed keys' rows given: their connections read at their scan
+    positions (failed-rows-sized), no scan."""
+    if not len(rows.row):
+        return _NO_ROWS
+    position = np.asarray(rows.row, np.int64)
+    conn = source.rows(position, ["conn"]).column("conn")
+    conn = conn.combine_chunks() if conn.num_chunks else pa.array([], pa.string())
+    take = np.asarray(conn.is_valid())
+    if not take.any():
+        return _NO_ROWS
+    ts, key = np.asarray(rows.ts, np.int64), np.asarray(rows.key, np.int64)
+    return _last_per_key(_strings(conn.filter(pa.array(take))), ts[take], position[take], key[take])
+
+
+def _last_per_key(conn: pa.Array, ts: np.ndarray, row: np.ndarray, key: np.ndarray) -> _Rows:
+    """Of failed keys' rows with a connection, each key's last in (conn, ts, row) order."""
+    every = _Rows.sorted(conn, ts, row, key)
     key = np.asarray(every.key)
     # The last of each key's rows: its first in reverse.
     _, first_back = np.unique(key[::-1], return_index=True)

@@ -33,7 +33,7 @@ from pyarrow import ipc
 from tracereplay.closing import Closing
 from tracereplay.errors import TraceCorruptError, TraceEmptyError
 
-from .failed_auth_join import KeyJoin, failed_auth_join
+from .failed_auth_join import FailedRows, KeyJoin, failed_auth_join
 from .light_columns import (
     IN_FLOAT32,
     LIGHT_COLUMNS,
@@ -110,15 +110,18 @@ class Partition:
 
 
 def _keys(
-    batch: pa.RecordBatch, spills: list[_Spill], failed: np.ndarray, join: KeyJoin | None
+    key: np.ndarray,
+    keys: pa.Array,
+    spills: list[_Spill],
+    failed: np.ndarray,
+    join: KeyJoin | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's key code and partition: the batch's distinct keys (`session_key`, each
-    failed one replaced by its target with `join`) are hashed to their partitions and
-    appended to those partitions' key spills; a row's code is its key's index into its
-    partition's spilled keys. Each spill told which of its new keys' rows all failed
-    auth (`failed`: per row)."""
+    """Each row's key code and partition: the batch's distinct keys (`session_key`'s `key`
+    indices into `keys`, each failed one replaced by its target with `join`) are hashed to
+    their partitions and appended to those partitions' key spills; a row's code is its
+    key's index into its partition's spilled keys. Each spill told which of its new keys'
+    rows all failed auth (`failed`: per row)."""
     count = len(spills)
-    key, keys = session_key(batch)
     if join is not None:
         keys = join.apply(keys)
     rows_of = np.bincount(key, minlength=len(keys))
@@ -352,12 +355,13 @@ def scan_key_partitions(
     kinds are `params.endpoint_kinds(parts.names, parts.endpoint_of)`."""
     if count < 1:
         raise ValueError(f"partitions must be ≥ 1, not {count}")
-    parts = _scanned(source, count, parent, None, params)
-    if not join_failed_auth or not len(parts.failed_keys):
+    failing = _AuthFailed() if join_failed_auth else None
+    parts = _scanned(source, count, parent, None, params, failing)
+    if failing is None or not len(parts.failed_keys):
         return parts
     failed = parts.failed_keys
     parts.close()
-    join = failed_auth_join(source, failed)
+    join = failed_auth_join(source, failed, failing.of(failed))
     parts = _scanned(source, count, parent, join, None)
     parts.failed_keys, parts.join = failed, join
     return parts
@@ -369,11 +373,12 @@ def _scanned(
     parent: Path | None,
     join: KeyJoin | None,
     params: ParamFacts | None,
+    failing: _AuthFailed | None = None,
 ) -> KeyPartitions:
     directory = Path(tempfile.mkdtemp(prefix="tracereplay-", dir=parent))
     parts = KeyPartitions(directory, count)
     try:
-        _scan(source, parts, join, params)
+        _scan(source, parts, join, params, failing)
     except BaseException:
         parts.close()
         raise
@@ -381,11 +386,16 @@ def _scanned(
 
 
 def _scan(
-    source: RequestSource, parts: KeyPartitions, join: KeyJoin | None, params: ParamFacts | None
+    source: RequestSource,
+    parts: KeyPartitions,
+    join: KeyJoin | None,
+    params: ParamFacts | None,
+    failing: _AuthFailed | None = None,
 ) -> None:
     """Each batch's rows appended to their partitions' spills (each partition's rows in
     scan order), its keys to their partitions' key spills, its paths' skeletons counted;
-    then `parts` told the rows, the first time and the endpoints."""
+    then `parts` told the rows, the first time and the endpoints. The rows that failed
+    auth given to `failing`, if any."""
     batches, total, status_type = scan_batches(source)
     status = pa.float32() if status_type in IN_FLOAT32 else pa.float64()
     row_type = pa.int32() if total is not None and total <= np.iinfo(np.int32).max else pa.int64()
@@ -421,7 +431,12 @@ def _scan(
             cell = cells.row
             if params is not None:  # (the batch's distinct pairs: its rows' facts)
                 params.add_batch(cells.pair_cell, paths, cells.pair_path, cells.segments)
-            key, part = _keys(batch, spills, statuses == AUTH_FAILED, join)
+            own, keys = session_key(batch)
+            auth_failed = statuses == AUTH_FAILED
+            if failing is not None and auth_failed.any():
+                at = np.flatnonzero(auth_failed)
+                failing.add(ts[at], at + rows, keys.take(pa.array(own[at])))
+            key, part = _keys(own, keys, spills, auth_failed, join)
             order = np.argsort(part, kind="stable")  # each partition's rows in scan order
             bounds = np.searchsorted(part, np.arange(count + 1), sorter=order)
             row = order.astype(row_type.to_pandas_dtype()) + rows  # (the rows' scan positions)
@@ -453,6 +468,33 @@ def _scan(
         "keys_spilled": sum(s.key_count for s in spills),
         **skeletons.held(),
     }
+
+
+@dataclass
+class _AuthFailed:
+    """The rows the scan found failed auth (401), in scan order: their times, scan
+    positions and keys (401-rows-sized; a failed key's rows are all among them)."""
+
+    ts: list[np.ndarray] = field(default_factory=list)
+    row: list[np.ndarray] = field(default_factory=list)
+    key: list[pa.Array] = field(default_factory=list)
+
+    def add(self, ts: np.ndarray, row: np.ndarray, key: pa.Array) -> None:
+        self.ts.append(ts)
+        self.row.append(np.asarray(row, np.int64))
+        self.key.append(key.cast(pa.string()))
+
+    def of(self, failed: pa.Array) -> FailedRows:
+        """Those of the keys `failed` (sorted strings), their keys as indices into it."""
+        if not self.ts:
+            return FailedRows(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        at = pc.index_in(pa.concat_arrays(self.key), value_set=failed)
+        mine = np.asarray(at.is_valid())
+        return FailedRows(
+            np.concatenate(self.ts)[mine],
+            np.concatenate(self.row)[mine],
+            np.asarray(at.filter(pa.array(mine)), np.int64),
+        )
 
 
 def _failed_keys(directory: Path, spills: list[_Spill]) -> pa.Array:
