@@ -10,9 +10,10 @@ are held. What a row's values are is what `light_columns.read_light_columns` rea
 
 Keys whose every request failed auth (401), which the model joins to their connection's
 next key (`sessions.join_failed_credentials`), are found by the scan (keys-sized: per
-spilled key, whether its rows were all 401s); with `join_failed_auth` their join is made
-from two scans of (ts, key, conn) (models/failed_auth_join.py) and the trace scanned
-again, each row partitioned by its joined key (`KeyJoin`).
+spilled key, whether its rows were all 401s); with `join_failed_auth` the scan keeps the
+rows that failed auth (401-rows-sized), their join is made from the failed keys' rows and
+a scan of (ts, key, conn) (models/failed_auth_join.py), and the rows of each key joined to
+another are moved to the joined key's partition (`KeyJoin`): the trace is scanned once.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ if TYPE_CHECKING:  # (partition_endpoints imports this module)
     from .partition_endpoints import ParamFacts
 
 __all__ = ["KeyPartitions", "Partition", "scan_batches", "scan_key_partitions"]
+
+
+def _partition_of(keys: pa.Array, count: int) -> np.ndarray:
+    """Each key's partition of `count`: its hash's high 32 bits mod `count`. As 16-bit
+    ints where they fit: numpy sorts them stably by radix (a batch's rows 5x faster than
+    as int64: real10M's scan 0.3 CPU s)."""
+    part = (_hash_strings(keys) >> np.uint64(32)) % np.uint64(count)
+    return part.astype(np.int16 if count <= 1 << 15 else np.int64)
 
 
 def _hash_strings(values: pa.Array) -> np.ndarray:
@@ -110,20 +119,13 @@ class Partition:
 
 
 def _keys(
-    key: np.ndarray,
-    keys: pa.Array,
-    spills: list[_Spill],
-    failed: np.ndarray,
-    join: KeyJoin | None,
+    key: np.ndarray, keys: pa.Array, spills: list[_Spill], failed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's key code and partition: the batch's distinct keys (`session_key`'s `key`
-    indices into `keys`, each failed one replaced by its target with `join`) are hashed to
-    their partitions and appended to those partitions' key spills; a row's code is its
-    key's index into its partition's spilled keys. Each spill told which of its new keys'
-    rows all failed auth (`failed`: per row)."""
+    indices into `keys`) are hashed to their partitions and appended to those partitions'
+    key spills; a row's code is its key's index into its partition's spilled keys. Each
+    spill told which of its new keys' rows all failed auth (`failed`: per row)."""
     count = len(spills)
-    if join is not None:
-        keys = join.apply(keys)
     rows_of = np.bincount(key, minlength=len(keys))
     used = np.flatnonzero(rows_of)
     # (keys whose batch rows are all 401s: few, and none in a batch without a 401)
@@ -131,10 +133,7 @@ def _keys(
     if failed.any():
         all_failed = (np.bincount(key[failed], minlength=len(keys)) == rows_of)[used]
     used_keys = keys.take(pa.array(used))
-    part_of_used = (_hash_strings(used_keys) >> np.uint64(32)) % np.uint64(count)
-    # 16-bit partitions where they fit: numpy sorts them stably by radix (a batch's rows
-    # 5x faster than as int64: real10M's scan 0.3 CPU s).
-    part_of_used = part_of_used.astype(np.int16 if count <= 1 << 15 else np.int64)
+    part_of_used = _partition_of(used_keys, count)
     order = np.argsort(part_of_used, kind="stable")
     bounds = np.searchsorted(part_of_used, np.arange(count + 1), sorter=order)
     # Each used key's place among the batch's keys of its partition, after those spilled.
@@ -348,22 +347,26 @@ def scan_key_partitions(
     directory made under `parent` (default: the system's temp directory), removed on
     error or when the returned `KeyPartitions` is closed. One batch held at a time.
     With `join_failed_auth`, when some key's every request failed auth, its join is found
-    (`failed_auth_join`: two scans of ts, keys and connections) and the trace scanned
-    again into partitions of the joined keys (the model's sessions: `Partition.joined`).
-    With `params`, each batch's paths are given to it by their skeleton cells (once: the
-    first scan's; a scan again makes the same cells), so that the endpoints' parameter
-    kinds are `params.endpoint_kinds(parts.names, parts.endpoint_of)`."""
+    (`failed_auth_join`, from the rows that failed auth the scan kept and a scan of ts,
+    keys and connections) and the rows of each key joined to another moved to the joined
+    key's partition (`_move_joined`): partitions of the joined keys, as a scan of the
+    trace by joined keys would spill them (the model's sessions: `Partition.joined`).
+    With `params`, each batch's paths are given to it by their skeleton cells, so that
+    the endpoints' parameter kinds are `params.endpoint_kinds(parts.names, parts.endpoint_of)`."""
     if count < 1:
         raise ValueError(f"partitions must be ≥ 1, not {count}")
     failing = _AuthFailed() if join_failed_auth else None
-    parts = _scanned(source, count, parent, None, params, failing)
+    parts = _scanned(source, count, parent, params, failing)
     if failing is None or not len(parts.failed_keys):
         return parts
-    failed = parts.failed_keys
-    parts.close()
-    join = failed_auth_join(source, failed, failing.of(failed))
-    parts = _scanned(source, count, parent, join, None)
-    parts.failed_keys, parts.join = failed, join
+    try:
+        rows, key, columns = failing.of(parts.failed_keys)
+        join = failed_auth_join(source, parts.failed_keys, rows)
+        _move_joined(parts, join, key, columns)
+    except BaseException:
+        parts.close()
+        raise
+    parts.join = join
     return parts
 
 
@@ -371,14 +374,13 @@ def _scanned(
     source: RequestSource,
     count: int,
     parent: Path | None,
-    join: KeyJoin | None,
     params: ParamFacts | None,
     failing: _AuthFailed | None = None,
 ) -> KeyPartitions:
     directory = Path(tempfile.mkdtemp(prefix="tracereplay-", dir=parent))
     parts = KeyPartitions(directory, count)
     try:
-        _scan(source, parts, join, params, failing)
+        _scan(source, parts, params, failing)
     except BaseException:
         parts.close()
         raise
@@ -388,7 +390,6 @@ def _scanned(
 def _scan(
     source: RequestSource,
     parts: KeyPartitions,
-    join: KeyJoin | None,
     params: ParamFacts | None,
     failing: _AuthFailed | None = None,
 ) -> None:
@@ -433,10 +434,9 @@ def _scan(
                 params.add_batch(cells.pair_cell, paths, cells.pair_path, cells.segments)
             own, keys = session_key(batch)
             auth_failed = statuses == AUTH_FAILED
-            if failing is not None and auth_failed.any():
-                at = np.flatnonzero(auth_failed)
-                failing.add(ts[at], at + rows, keys.take(pa.array(own[at])))
-            key, part = _keys(own, keys, spills, auth_failed, join)
+            if failing is not None:
+                failing.add(auth_failed, keys, own, [ts, cell, duration, statuses], rows)
+            key, part = _keys(own, keys, spills, auth_failed)
             order = np.argsort(part, kind="stable")  # each partition's rows in scan order
             bounds = np.searchsorted(part, np.arange(count + 1), sorter=order)
             row = order.astype(row_type.to_pandas_dtype()) + rows  # (the rows' scan positions)
@@ -456,6 +456,15 @@ def _scan(
         for spill in spills:
             spill.rows.close()
             spill.keys.close()
+    _told(parts, source, spills, skeletons, rows, first)
+
+
+def _told(
+    parts: KeyPartitions, source: RequestSource, spills: list[_Spill], skeletons: SkeletonCells,
+    rows: int, first: int,
+) -> None:  # fmt: skip
+    """`parts` told what the scan found: the rows, the first time, the failed keys, the
+    endpoints."""
     if not rows:
         where = source.trace.path if isinstance(source, ParquetSource) else "trace"
         raise TraceEmptyError(f"{where}: the trace holds no requests")
@@ -470,31 +479,109 @@ def _scan(
     }
 
 
+SPILLED = ["ts", "cell", "duration_ms", "status", "row"]
+"""A spilled row's columns besides its key code."""
+
+
 @dataclass
 class _AuthFailed:
-    """The rows the scan found failed auth (401), in scan order: their times, scan
-    positions and keys (401-rows-sized; a failed key's rows are all among them)."""
+    """The rows the scan found failed auth (401), in scan order: their keys (strings) and
+    `SPILLED` columns, as spilled (401-rows-sized; a failed key's rows are all among them)."""
 
-    ts: list[np.ndarray] = field(default_factory=list)
-    row: list[np.ndarray] = field(default_factory=list)
-    key: list[pa.Array] = field(default_factory=list)
+    keys: list[pa.Array] = field(default_factory=list)
+    columns: list[list[np.ndarray]] = field(default_factory=list)
 
-    def add(self, ts: np.ndarray, row: np.ndarray, key: pa.Array) -> None:
-        self.ts.append(ts)
-        self.row.append(np.asarray(row, np.int64))
-        self.key.append(key.cast(pa.string()))
+    def add(
+        self, failed: np.ndarray, keys: pa.Array, key: np.ndarray, columns: list[np.ndarray],
+        first_row: int,
+    ) -> None:  # fmt: skip
+        """A batch's rows that `failed` (per row), given its keys (`session_key`'s `keys`
+        and `key`), its `SPILLED` columns but the row and its first row's scan position."""
+        if not failed.any():
+            return
+        at = np.flatnonzero(failed)
+        self.keys.append(keys.take(pa.array(key[at])).cast(pa.string()))
+        self.columns.append([*(c[at] for c in columns), at + first_row])
 
-    def of(self, failed: pa.Array) -> FailedRows:
-        """Those of the keys `failed` (sorted strings), their keys as indices into it."""
-        if not self.ts:
-            return FailedRows(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
-        at = pc.index_in(pa.concat_arrays(self.key), value_set=failed)
+    def of(self, failed: pa.Array) -> tuple[FailedRows, np.ndarray, list[np.ndarray]]:
+        """The rows of the keys `failed` (sorted strings): as `failed_auth_join` takes
+        them, their keys' indices into `failed` and their `SPILLED` columns."""
+        if not self.keys:
+            return FailedRows(*(np.zeros(0, np.int64),) * 3), np.zeros(0, np.int64), []
+        at = pc.index_in(pa.concat_arrays(self.keys), value_set=failed)
         mine = np.asarray(at.is_valid())
-        return FailedRows(
-            np.concatenate(self.ts)[mine],
-            np.concatenate(self.row)[mine],
-            np.asarray(at.filter(pa.array(mine)), np.int64),
-        )
+        columns = [np.concatenate(c)[mine] for c in zip(*self.columns, strict=True)]
+        key = np.asarray(at.filter(pa.array(mine)), np.int64)
+        ts, row = columns[SPILLED.index("ts")], columns[SPILLED.index("row")]
+        return FailedRows(ts, np.asarray(row, np.int64), key), key, columns
+
+
+def _move_joined(
+    parts: KeyPartitions, join: KeyJoin, key: np.ndarray, columns: list[np.ndarray]
+) -> None:
+    """The rows of each failed key joined to another key (`key`: their indices into
+    `join.failed`; `columns`: their `SPILLED` columns, in scan order) moved from their own
+    key's partition to the joined key's, keyed by it: each partition the move touches
+    rewritten, its rows still in scan order and its keys those of its rows (what a scan
+    keyed by the joined keys spills)."""
+    moving = np.asarray(pc.not_equal(join.target, join.failed))
+    if not moving.any():
+        return
+    count = parts.count
+    gone = join.failed.filter(pa.array(moving))
+    gone_from = _partition_of(gone, count)
+    target_of = _partition_of(join.target, count)
+    moved = moving[key]
+    key = key[moved]
+    to = target_of[key]
+    columns = [c[moved] for c in columns]
+    for p in np.union1d(gone_from, to).tolist():
+        here = np.flatnonzero(to == p)
+        _rewritten(
+            parts.directory, p, gone.filter(pa.array(gone_from == p)),
+            join.target.take(pa.array(key[here])), [c[here] for c in columns],
+        )  # fmt: skip
+
+
+def _rewritten(
+    directory: Path, p: int, gone: pa.Array, keys: pa.Array, columns: list[np.ndarray]
+) -> None:
+    """Partition `p`'s spills rewritten without the rows of the keys `gone` and with the
+    rows `columns` (`SPILLED`, in scan order) of the keys `keys` merged in scan order:
+    the keys spilled those of the rows kept, then the new rows' distinct keys."""
+    rows = _read(directory / ROW_FILE.format(p))
+    spilled = _read(directory / KEY_FILE.format(p)).column("key")
+    values = pa.concat_arrays(spilled.chunks) if spilled.num_chunks else pa.array([], pa.string())
+    code = rows.column("key").to_numpy()
+    kept = [rows.column(name).to_numpy() for name in SPILLED]
+    if len(gone):
+        dropped = np.asarray(pc.is_in(values, value_set=gone))
+        keep = ~dropped[code]
+        renumbered = (np.cumsum(~dropped) - 1).astype(np.int32)
+        code, kept = renumbered[code[keep]], [c[keep] for c in kept]
+        values = values.filter(pa.array(~dropped))
+    new = pc.dictionary_encode(keys)
+    new_code = np.asarray(new.indices, np.int64) + len(values)
+    # The new rows' places among the kept ones by scan position (no row is in both).
+    row = SPILLED.index("row")
+    n = len(code) + len(new_code)
+    at = np.searchsorted(kept[row], columns[row]) + np.arange(len(new_code))
+    is_new = np.zeros(n, bool)
+    is_new[at] = True
+    schema = rows.schema
+
+    def merged(old: np.ndarray, added: np.ndarray, name: str) -> np.ndarray:
+        out = np.empty(n, schema.field(name).type.to_pandas_dtype())
+        out[is_new], out[~is_new] = added, old
+        return out
+
+    arrays = {name: merged(kept[i], columns[i], name) for i, name in enumerate(SPILLED)}
+    arrays["key"] = merged(code, new_code, "key")
+    with ipc.new_file(str(directory / ROW_FILE.format(p)), schema) as writer:
+        writer.write_batch(pa.record_batch([arrays[f.name] for f in schema], schema=schema))
+    with ipc.new_file(str(directory / KEY_FILE.format(p)), KEY_SCHEMA) as writer:
+        keys_now = pa.concat_arrays([values, new.dictionary.cast(pa.string())])
+        writer.write_batch(pa.record_batch([keys_now], schema=KEY_SCHEMA))
 
 
 def _failed_keys(directory: Path, spills: list[_Spill]) -> pa.Array:
