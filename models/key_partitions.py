@@ -219,6 +219,11 @@ class KeyPartitions(Closing):
     join: KeyJoin | None = None
     """When the rows were partitioned by their joined key (`scan_key_partitions`'
     `join_failed_auth`): each failed key's target."""
+    moved_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """With `join`, the scan positions (ascending) of the rows moved to another key's
+    partition: the rows of the failed keys joined to another key."""
+    moved_keys: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
+    """Those rows' own session keys (the failed keys), in the same order."""
 
     def close(self) -> None:
         """The spill directory removed."""
@@ -535,6 +540,8 @@ def _move_joined(
     key = key[moved]
     to = target_of[key]
     columns = [c[moved] for c in columns]
+    parts.moved_rows = np.asarray(columns[SPILLED.index("row")], np.int64)
+    parts.moved_keys = join.failed.take(pa.array(key))
     for p in np.union1d(gone_from, to).tolist():
         here = np.flatnonzero(to == p)
         _rewritten(

@@ -25,6 +25,7 @@ from tracereplay.models.key_partitions import (
     KeyPartitions,
     scan_key_partitions,
 )
+from tracereplay.models.partition_reads import first_request_keys, moved_first_keys
 from tracereplay.models.sessions import join_failed_credentials
 
 __all__ = ["kind", "small_batches"]
@@ -124,3 +125,24 @@ def test_the_trace_is_scanned_once_and_the_join_is_the_scans(
         assert "last rows" in scans
         assert join.failed.equals(scanned.failed) and join.target.equals(scanned.target)
         assert not join.target.equals(join.failed)  # (some key joined another)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_the_first_requests_own_keys_need_no_read(kind: str, tmp_path: Path, count: int) -> None:
+    """`moved_first_keys` (each session's key, the moved rows' own keys where they come
+    first) is `first_request_keys` (read from the trace) for any rows taken as the
+    sessions' first: here every row, in a shuffled order, keyed by its partition's key."""
+    for seed in range(4):
+        source = _source(kind, seed, tmp_path / str(seed))
+        with scan_key_partitions(source, count, tmp_path, join_failed_auth=True) as parts:
+            joined: dict[int, str] = {}
+            for p in range(count):
+                rows, keys = _spilled(parts, p)
+                joined.update(zip(rows.column("row").to_pylist(), keys, strict=True))
+            assert len(parts.moved_rows) and (np.diff(parts.moved_rows) > 0).all()
+            firsts = np.random.default_rng(seed).permutation(len(joined))
+            session_key = pa.array([joined[r] for r in firsts.tolist()], pa.string())
+            got = moved_first_keys(session_key, firsts, parts.moved_rows, parts.moved_keys)
+        want = first_request_keys(source, firsts)
+        assert got.to_pylist() == want.to_pylist()
+        assert not session_key.equals(want)  # (some first request's key is not its session's)
