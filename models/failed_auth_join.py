@@ -115,6 +115,16 @@ def _join_batches(
         rows += n
 
 
+def _batches(source: RequestSource) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """The batches of (ts, key columns, conn), each with its first row's scan position."""
+    from .key_partitions import scan_batches  # (the scan's: it imports this module)
+
+    rows = 0
+    for batch in scan_batches(source, JOIN_COLUMNS, JOIN_COLUMNS[1:])[0]:
+        yield batch, rows
+        rows += batch.num_rows
+
+
 def _strings(values: pa.Array) -> pa.Array:
     """`values` (strings, maybe a dictionary array) as plain strings."""
     if pa.types.is_dictionary(values.type):
@@ -185,11 +195,21 @@ def _rows_after(source: RequestSource, failed: pa.Array, last: _Rows) -> pa.Arra
     row's connection whose key is not failed (null: none; None: no key has one)."""
     conns = pc.unique(last.conn)
     parts: list[tuple[pa.Array, np.ndarray, np.ndarray, pa.Array]] = []
-    for conn, ts, row, keys, key, position in _join_batches(source, failed):
-        take = (position[key] < 0) & _in(conn, conns)
-        if take.any():
-            good = keys.cast(pa.string()).take(pa.array(key[take]))
-            parts.append((_strings(conn.filter(pa.array(take))), ts[take], row[take], good))
+    for batch, first in _batches(source):
+        # (the rows on those connections first, through the dictionaries: then only
+        # theirs keyed, looked up among the failed keys and timed)
+        at = np.flatnonzero(_in(batch.column("conn"), conns))
+        if not len(at):
+            continue
+        on = batch.take(pa.array(at))
+        key, keys = session_key(on)
+        own = keys.cast(pa.string()).take(pa.array(key))
+        good = np.asarray(pc.is_null(pc.index_in(own, value_set=failed)))
+        if good.any():
+            ts = np.asarray(pc.cast(on.column("ts"), pa.int64(), memory_pool=POOL), np.int64)
+            mask = pa.array(good)
+            conn = _strings(on.column("conn").filter(mask))
+            parts.append((conn, ts[good], at[good] + first, own.filter(mask)))
     if not parts:
         return None
     n = len(last.conn)
