@@ -384,8 +384,10 @@ def _scanned(
 ) -> KeyPartitions:
     directory = Path(tempfile.mkdtemp(prefix="tracereplay-", dir=parent))
     parts = KeyPartitions(directory, count)
+    if failing is not None:
+        failing.path = directory / AUTH_FAILED_FILE
     try:
-        _scan(source, parts, params, failing)
+        _scan(source, parts, params, failing or _AuthFailed())
     except BaseException:
         parts.close()
         raise
@@ -393,15 +395,12 @@ def _scanned(
 
 
 def _scan(
-    source: RequestSource,
-    parts: KeyPartitions,
-    params: ParamFacts | None,
-    failing: _AuthFailed | None = None,
+    source: RequestSource, parts: KeyPartitions, params: ParamFacts | None, failing: _AuthFailed
 ) -> None:
     """Each batch's rows appended to their partitions' spills (each partition's rows in
     scan order), its keys to their partitions' key spills, its paths' skeletons counted;
     then `parts` told the rows, the first time and the endpoints. The rows that failed
-    auth given to `failing`, if any."""
+    auth given to `failing` (kept when it has a path)."""
     batches, total, status_type = scan_batches(source)
     status = pa.float32() if status_type in IN_FLOAT32 else pa.float64()
     row_type = pa.int32() if total is not None and total <= np.iinfo(np.int32).max else pa.int64()
@@ -439,8 +438,7 @@ def _scan(
                 params.add_batch(cells.pair_cell, paths, cells.pair_path, cells.segments)
             own, keys = session_key(batch)
             auth_failed = statuses == AUTH_FAILED
-            if failing is not None:
-                failing.add(auth_failed, keys, own, [ts, cell, duration, statuses], rows)
+            failing.add(auth_failed, keys, own, [ts, cell, duration, statuses], rows)
             key, part = _keys(own, keys, spills, auth_failed)
             order = np.argsort(part, kind="stable")  # each partition's rows in scan order
             bounds = np.searchsorted(part, np.arange(count + 1), sorter=order)
@@ -461,6 +459,7 @@ def _scan(
         for spill in spills:
             spill.rows.close()
             spill.keys.close()
+        failing.close()
     _told(parts, source, spills, skeletons, rows, first)
 
 
@@ -488,13 +487,23 @@ SPILLED = ["ts", "cell", "duration_ms", "status", "row"]
 """A spilled row's columns besides its key code."""
 
 
+AUTH_FAILED_FILE = "auth-failed.arrow"
+AUTH_FAILED_FLUSH_ROWS = 1 << 16
+"""Rows that failed auth the scan holds before spilling them (~4 MB)."""
+
+
 @dataclass
 class _AuthFailed:
     """The rows the scan found failed auth (401), in scan order: their keys (strings) and
-    `SPILLED` columns, as spilled (401-rows-sized; a failed key's rows are all among them)."""
+    `SPILLED` columns, spilled to `path` (a failed key's rows are all among them; no path:
+    none kept) and read back by `of` a batch at a time: what is held is failed keys' rows
+    only."""
 
+    path: Path | None = None
+    writer: ipc.RecordBatchFileWriter | None = None
     keys: list[pa.Array] = field(default_factory=list)
     columns: list[list[np.ndarray]] = field(default_factory=list)
+    held: int = 0
 
     def add(
         self, failed: np.ndarray, keys: pa.Array, key: np.ndarray, columns: list[np.ndarray],
@@ -502,23 +511,53 @@ class _AuthFailed:
     ) -> None:  # fmt: skip
         """A batch's rows that `failed` (per row), given its keys (`session_key`'s `keys`
         and `key`), its `SPILLED` columns but the row and its first row's scan position."""
-        if not failed.any():
+        if self.path is None or not failed.any():
             return
         at = np.flatnonzero(failed)
         self.keys.append(keys.take(pa.array(key[at])).cast(pa.string()))
         self.columns.append([*(c[at] for c in columns), at + first_row])
+        self.held += len(at)
+        if self.held >= AUTH_FAILED_FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """The rows held written to `path` as one record batch."""
+        if not self.held:
+            return
+        assert self.path is not None, "the scan gives the spill's path"
+        columns = [np.concatenate(c) for c in zip(*self.columns, strict=True)]
+        batch = pa.record_batch([pa.concat_arrays(self.keys), *columns], names=["key", *SPILLED])
+        if self.writer is None:
+            self.writer = ipc.new_file(str(self.path), batch.schema)
+        self.writer.write_batch(batch)
+        self.keys, self.columns, self.held = [], [], 0
+
+    def close(self) -> None:
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
 
     def of(self, failed: pa.Array) -> tuple[FailedRows, np.ndarray, list[np.ndarray]]:
         """The rows of the keys `failed` (sorted strings): as `failed_auth_join` takes
         them, their keys' indices into `failed` and their `SPILLED` columns."""
-        if not self.keys:
+        keys: list[np.ndarray] = []
+        columns: list[list[np.ndarray]] = []
+        if self.writer is not None and self.path is not None:
+            with pa.OSFile(str(self.path)) as file:
+                reader = ipc.open_file(file)
+                for i in range(reader.num_record_batches):
+                    batch = reader.get_batch(i)
+                    at = pc.index_in(batch.column("key"), value_set=failed)
+                    mine = np.asarray(at.is_valid())
+                    keys.append(np.asarray(at.filter(pa.array(mine)), np.int64))
+                    columns.append([batch.column(n).to_numpy()[mine] for n in SPILLED])
+            self.path.unlink()
+        if not keys:
             return FailedRows(*(np.zeros(0, np.int64),) * 3), np.zeros(0, np.int64), []
-        at = pc.index_in(pa.concat_arrays(self.keys), value_set=failed)
-        mine = np.asarray(at.is_valid())
-        columns = [np.concatenate(c)[mine] for c in zip(*self.columns, strict=True)]
-        key = np.asarray(at.filter(pa.array(mine)), np.int64)
-        ts, row = columns[SPILLED.index("ts")], columns[SPILLED.index("row")]
-        return FailedRows(ts, np.asarray(row, np.int64), key), key, columns
+        key = np.concatenate(keys)
+        every = [np.concatenate(c) for c in zip(*columns, strict=True)]
+        ts, row = every[SPILLED.index("ts")], every[SPILLED.index("row")]
+        return FailedRows(ts, np.asarray(row, np.int64), key), key, every
 
 
 def _move_joined(

@@ -31,6 +31,12 @@ from tracereplay.models.sessions import join_failed_credentials
 __all__ = ["kind", "small_batches"]
 
 
+@pytest.fixture(autouse=True)
+def small_spills(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows that failed auth spilled in several record batches."""
+    monkeypatch.setattr(key_partitions, "AUTH_FAILED_FLUSH_ROWS", 7)
+
+
 def _spilled(parts: KeyPartitions, p: int) -> tuple[pa.Table, list[str]]:
     """Partition `p`'s row spill as written (scan order) and each row's key string."""
     with pa.OSFile(str(parts.directory / ROW_FILE.format(p))) as file:
