@@ -34,7 +34,13 @@ from pyarrow import ipc
 from tracereplay.closing import Closing
 from tracereplay.errors import TraceCorruptError, TraceEmptyError
 
-from .failed_auth_join import FailedRows, KeyJoin, failed_auth_join
+from .failed_auth_join import (
+    AUTH_FAILED_FILE,
+    AuthFailedRows,
+    KeyJoin,
+    failed_auth_join,
+    move_joined,
+)
 from .light_columns import (
     IN_FLOAT32,
     LIGHT_COLUMNS,
@@ -354,20 +360,20 @@ def scan_key_partitions(
     With `join_failed_auth`, when some key's every request failed auth, its join is found
     (`failed_auth_join`, from the rows that failed auth the scan kept and a scan of ts,
     keys and connections) and the rows of each key joined to another moved to the joined
-    key's partition (`_move_joined`): partitions of the joined keys, as a scan of the
+    key's partition (`move_joined`): partitions of the joined keys, as a scan of the
     trace by joined keys would spill them (the model's sessions: `Partition.joined`).
     With `params`, each batch's paths are given to it by their skeleton cells, so that
     the endpoints' parameter kinds are `params.endpoint_kinds(parts.names, parts.endpoint_of)`."""
     if count < 1:
         raise ValueError(f"partitions must be ≥ 1, not {count}")
-    failing = _AuthFailed() if join_failed_auth else None
+    failing = AuthFailedRows() if join_failed_auth else None
     parts = _scanned(source, count, parent, params, failing)
     if failing is None or not len(parts.failed_keys):
         return parts
     try:
         rows, key, columns = failing.of(parts.failed_keys)
         join = failed_auth_join(source, parts.failed_keys, rows)
-        _move_joined(parts, join, key, columns)
+        move_joined(parts, join, key, columns)
     except BaseException:
         parts.close()
         raise
@@ -380,14 +386,14 @@ def _scanned(
     count: int,
     parent: Path | None,
     params: ParamFacts | None,
-    failing: _AuthFailed | None = None,
+    failing: AuthFailedRows | None = None,
 ) -> KeyPartitions:
     directory = Path(tempfile.mkdtemp(prefix="tracereplay-", dir=parent))
     parts = KeyPartitions(directory, count)
     if failing is not None:
         failing.path = directory / AUTH_FAILED_FILE
     try:
-        _scan(source, parts, params, failing or _AuthFailed())
+        _scan(source, parts, params, failing or AuthFailedRows())
     except BaseException:
         parts.close()
         raise
@@ -395,7 +401,7 @@ def _scanned(
 
 
 def _scan(
-    source: RequestSource, parts: KeyPartitions, params: ParamFacts | None, failing: _AuthFailed
+    source: RequestSource, parts: KeyPartitions, params: ParamFacts | None, failing: AuthFailedRows
 ) -> None:
     """Each batch's rows appended to their partitions' spills (each partition's rows in
     scan order), its keys to their partitions' key spills, its paths' skeletons counted;
@@ -481,153 +487,6 @@ def _told(
         "keys_spilled": sum(s.key_count for s in spills),
         **skeletons.held(),
     }
-
-
-SPILLED = ["ts", "cell", "duration_ms", "status", "row"]
-"""A spilled row's columns besides its key code."""
-
-
-AUTH_FAILED_FILE = "auth-failed.arrow"
-AUTH_FAILED_FLUSH_ROWS = 1 << 16
-"""Rows that failed auth the scan holds before spilling them (~4 MB)."""
-
-
-@dataclass
-class _AuthFailed:
-    """The rows the scan found failed auth (401), in scan order: their keys (strings) and
-    `SPILLED` columns, spilled to `path` (a failed key's rows are all among them; no path:
-    none kept) and read back by `of` a batch at a time: what is held is failed keys' rows
-    only."""
-
-    path: Path | None = None
-    writer: ipc.RecordBatchFileWriter | None = None
-    keys: list[pa.Array] = field(default_factory=list)
-    columns: list[list[np.ndarray]] = field(default_factory=list)
-    held: int = 0
-
-    def add(
-        self, failed: np.ndarray, keys: pa.Array, key: np.ndarray, columns: list[np.ndarray],
-        first_row: int,
-    ) -> None:  # fmt: skip
-        """A batch's rows that `failed` (per row), given its keys (`session_key`'s `keys`
-        and `key`), its `SPILLED` columns but the row and its first row's scan position."""
-        if self.path is None or not failed.any():
-            return
-        at = np.flatnonzero(failed)
-        self.keys.append(keys.take(pa.array(key[at])).cast(pa.string()))
-        self.columns.append([*(c[at] for c in columns), at + first_row])
-        self.held += len(at)
-        if self.held >= AUTH_FAILED_FLUSH_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        """The rows held written to `path` as one record batch."""
-        if not self.held:
-            return
-        assert self.path is not None, "the scan gives the spill's path"
-        columns = [np.concatenate(c) for c in zip(*self.columns, strict=True)]
-        batch = pa.record_batch([pa.concat_arrays(self.keys), *columns], names=["key", *SPILLED])
-        if self.writer is None:
-            self.writer = ipc.new_file(str(self.path), batch.schema)
-        self.writer.write_batch(batch)
-        self.keys, self.columns, self.held = [], [], 0
-
-    def close(self) -> None:
-        self.flush()
-        if self.writer is not None:
-            self.writer.close()
-
-    def of(self, failed: pa.Array) -> tuple[FailedRows, np.ndarray, list[np.ndarray]]:
-        """The rows of the keys `failed` (sorted strings): as `failed_auth_join` takes
-        them, their keys' indices into `failed` and their `SPILLED` columns."""
-        keys: list[np.ndarray] = []
-        columns: list[list[np.ndarray]] = []
-        if self.writer is not None and self.path is not None:
-            with pa.OSFile(str(self.path)) as file:
-                reader = ipc.open_file(file)
-                for i in range(reader.num_record_batches):
-                    batch = reader.get_batch(i)
-                    at = pc.index_in(batch.column("key"), value_set=failed)
-                    mine = np.asarray(at.is_valid())
-                    keys.append(np.asarray(at.filter(pa.array(mine)), np.int64))
-                    columns.append([batch.column(n).to_numpy()[mine] for n in SPILLED])
-            self.path.unlink()
-        if not keys:
-            return FailedRows(*(np.zeros(0, np.int64),) * 3), np.zeros(0, np.int64), []
-        key = np.concatenate(keys)
-        every = [np.concatenate(c) for c in zip(*columns, strict=True)]
-        ts, row = every[SPILLED.index("ts")], every[SPILLED.index("row")]
-        return FailedRows(ts, np.asarray(row, np.int64), key), key, every
-
-
-def _move_joined(
-    parts: KeyPartitions, join: KeyJoin, key: np.ndarray, columns: list[np.ndarray]
-) -> None:
-    """The rows of each failed key joined to another key (`key`: their indices into
-    `join.failed`; `columns`: their `SPILLED` columns, in scan order) moved from their own
-    key's partition to the joined key's, keyed by it: each partition the move touches
-    rewritten, its rows still in scan order and its keys those of its rows (what a scan
-    keyed by the joined keys spills)."""
-    moving = np.asarray(pc.not_equal(join.target, join.failed))
-    if not moving.any():
-        return
-    count = parts.count
-    gone = join.failed.filter(pa.array(moving))
-    gone_from = _partition_of(gone, count)
-    target_of = _partition_of(join.target, count)
-    moved = moving[key]
-    key = key[moved]
-    to = target_of[key]
-    columns = [c[moved] for c in columns]
-    parts.moved_rows = np.asarray(columns[SPILLED.index("row")], np.int64)
-    parts.moved_keys = join.failed.take(pa.array(key))
-    for p in np.union1d(gone_from, to).tolist():
-        here = np.flatnonzero(to == p)
-        _rewritten(
-            parts.directory, p, gone.filter(pa.array(gone_from == p)),
-            join.target.take(pa.array(key[here])), [c[here] for c in columns],
-        )  # fmt: skip
-
-
-def _rewritten(
-    directory: Path, p: int, gone: pa.Array, keys: pa.Array, columns: list[np.ndarray]
-) -> None:
-    """Partition `p`'s spills rewritten without the rows of the keys `gone` and with the
-    rows `columns` (`SPILLED`, in scan order) of the keys `keys` merged in scan order:
-    the keys spilled those of the rows kept, then the new rows' distinct keys."""
-    rows = _read(directory / ROW_FILE.format(p))
-    spilled = _read(directory / KEY_FILE.format(p)).column("key")
-    values = pa.concat_arrays(spilled.chunks) if spilled.num_chunks else pa.array([], pa.string())
-    code = rows.column("key").to_numpy()
-    kept = [rows.column(name).to_numpy() for name in SPILLED]
-    if len(gone):
-        dropped = np.asarray(pc.is_in(values, value_set=gone))
-        keep = ~dropped[code]
-        renumbered = (np.cumsum(~dropped) - 1).astype(np.int32)
-        code, kept = renumbered[code[keep]], [c[keep] for c in kept]
-        values = values.filter(pa.array(~dropped))
-    new = pc.dictionary_encode(keys)
-    new_code = np.asarray(new.indices, np.int64) + len(values)
-    # The new rows' places among the kept ones by scan position (no row is in both).
-    row = SPILLED.index("row")
-    n = len(code) + len(new_code)
-    at = np.searchsorted(kept[row], columns[row]) + np.arange(len(new_code))
-    is_new = np.zeros(n, bool)
-    is_new[at] = True
-    schema = rows.schema
-
-    def merged(old: np.ndarray, added: np.ndarray, name: str) -> np.ndarray:
-        out = np.empty(n, schema.field(name).type.to_pandas_dtype())
-        out[is_new], out[~is_new] = added, old
-        return out
-
-    arrays = {name: merged(kept[i], columns[i], name) for i, name in enumerate(SPILLED)}
-    arrays["key"] = merged(code, new_code, "key")
-    with ipc.new_file(str(directory / ROW_FILE.format(p)), schema) as writer:
-        writer.write_batch(pa.record_batch([arrays[f.name] for f in schema], schema=schema))
-    with ipc.new_file(str(directory / KEY_FILE.format(p)), KEY_SCHEMA) as writer:
-        keys_now = pa.concat_arrays([values, new.dictionary.cast(pa.string())])
-        writer.write_batch(pa.record_batch([keys_now], schema=KEY_SCHEMA))
 
 
 def _failed_keys(directory: Path, spills: list[_Spill]) -> pa.Array:

@@ -1,6 +1,6 @@
 """The key partitions of a trace with failed-auth keys, joined without a second scan
-(models/key_partitions.py `_move_joined`, models/failed_auth_join.py `FailedRows`): the
-spills are those of a scan keyed by each row's joined key, to the row."""
+(models/failed_auth_join.py `AuthFailedRows`, `move_joined`): the spills are those of a
+scan keyed by each row's joined key, to the row."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ __all__ = ["kind", "small_batches"]
 @pytest.fixture(autouse=True)
 def small_spills(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rows that failed auth spilled in several record batches."""
-    monkeypatch.setattr(key_partitions, "AUTH_FAILED_FLUSH_ROWS", 7)
+    monkeypatch.setattr(failed_auth_join, "AUTH_FAILED_FLUSH_ROWS", 7)
 
 
 def _spilled(parts: KeyPartitions, p: int) -> tuple[pa.Table, list[str]]:
