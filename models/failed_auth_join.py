@@ -1,24 +1,31 @@
 """The join of session keys whose every request failed auth (401) to the key the model
 joins each to (`sessions.join_failed_credentials`: the next key its connection carries),
-found without the trace's rows held (issue 15): two scans of (ts, key, conn), the failed
-keys' rows, then the rows on their last rows' connections. `key_partitions` scans the
-trace again with the join (`scan_key_partitions(join_failed_auth=True)`): each row
-partitioned by its joined key.
+found without the trace's rows held (issue 15): the failed keys' rows (`AuthFailedRows`:
+the rows that failed auth `key_partitions`' scan spilled aside; else a scan of ts, key and
+conn), then a scan of the rows on their last rows' connections; and the joined keys' rows
+moved to their targets' key partitions (`move_joined`), so that the trace is scanned once
+into partitions of the joined keys (`scan_key_partitions(join_failed_auth=True)`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyarrow import ipc
 
 from .source import RequestSource
 from .string_codes import POOL, session_key
 
-__all__ = ["KeyJoin", "failed_auth_join"]
+if TYPE_CHECKING:  # (key_partitions imports this module)
+    from .key_partitions import KeyPartitions
+
+__all__ = ["AuthFailedRows", "FailedRows", "KeyJoin", "failed_auth_join", "move_joined"]
 
 
 @dataclass(frozen=True)
@@ -42,15 +49,29 @@ class KeyJoin:
 JOIN_COLUMNS = ["ts", "session", "client", "conn"]
 
 
-def failed_auth_join(source: RequestSource, failed: pa.Array) -> KeyJoin:
+@dataclass(frozen=True)
+class FailedRows:
+    """Every row of the failed keys (`failed_auth_join`'s `failed`), in scan order: its
+    time (int64 µs), scan position and key (its index into the failed keys)."""
+
+    ts: np.ndarray
+    row: np.ndarray
+    key: np.ndarray
+
+
+def failed_auth_join(
+    source: RequestSource, failed: pa.Array, rows: FailedRows | None = None
+) -> KeyJoin:
     """Each of the keys `failed` (every request of which failed auth) with the key the
     model joins it to (`join_failed_credentials`): the rows with a connection ordered by
     (conn, t, scan position) (the model's stable sort of its time-ordered rows by conn
     and t), the key's last such row, and the first row after it on its connection whose
-    key is not failed. Two scans of (ts, key, conn): the failed keys' rows, then the rows
-    on their last rows' connections. Rows-sized only in those rows."""
+    key is not failed. The failed keys' rows are `rows` when given (their connections read
+    at their positions), else a scan of (ts, key, conn) finds them; then a scan of (ts,
+    key, conn) reads the rows on their last rows' connections. Rows-sized only in those
+    rows."""
     failed = failed.cast(pa.string())
-    last = _last_rows(source, failed)
+    last = _last_rows(source, failed) if rows is None else _last_of(source, rows)
     target = failed
     if len(last.conn):
         after = _rows_after(source, failed, last)
@@ -101,6 +122,16 @@ def _join_batches(
         rows += n
 
 
+def _batches(source: RequestSource) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """The batches of (ts, key columns, conn), each with its first row's scan position."""
+    from .key_partitions import scan_batches  # (the scan's: it imports this module)
+
+    rows = 0
+    for batch in scan_batches(source, JOIN_COLUMNS, JOIN_COLUMNS[1:])[0]:
+        yield batch, rows
+        rows += batch.num_rows
+
+
 def _strings(values: pa.Array) -> pa.Array:
     """`values` (strings, maybe a dictionary array) as plain strings."""
     if pa.types.is_dictionary(values.type):
@@ -130,12 +161,35 @@ def _last_rows(source: RequestSource, failed: pa.Array) -> _Rows:
         if take.any():
             parts.append((_strings(conn.filter(pa.array(take))), ts[take], row[take], at[take]))
     if not parts:
-        return _Rows(pa.array([], pa.string()), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                     np.zeros(0, np.int64))  # fmt: skip
-    every = _Rows.sorted(
+        return _NO_ROWS
+    return _last_per_key(
         pa.concat_arrays([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
         np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]),
     )  # fmt: skip
+
+
+_NO_ROWS = _Rows(pa.array([], pa.string()), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                 np.zeros(0, np.int64))  # fmt: skip
+
+
+def _last_of(source: RequestSource, rows: FailedRows) -> _Rows:
+    """`_last_rows` of the failed keys' rows given: their connections read at their scan
+    positions (failed-rows-sized), no scan."""
+    if not len(rows.row):
+        return _NO_ROWS
+    position = np.asarray(rows.row, np.int64)
+    conn = source.rows(position, ["conn"]).column("conn")
+    conn = conn.combine_chunks() if conn.num_chunks else pa.array([], pa.string())
+    take = np.asarray(conn.is_valid())
+    if not take.any():
+        return _NO_ROWS
+    ts, key = np.asarray(rows.ts, np.int64), np.asarray(rows.key, np.int64)
+    return _last_per_key(_strings(conn.filter(pa.array(take))), ts[take], position[take], key[take])
+
+
+def _last_per_key(conn: pa.Array, ts: np.ndarray, row: np.ndarray, key: np.ndarray) -> _Rows:
+    """Of failed keys' rows with a connection, each key's last in (conn, ts, row) order."""
+    every = _Rows.sorted(conn, ts, row, key)
     key = np.asarray(every.key)
     # The last of each key's rows: its first in reverse.
     _, first_back = np.unique(key[::-1], return_index=True)
@@ -148,11 +202,21 @@ def _rows_after(source: RequestSource, failed: pa.Array, last: _Rows) -> pa.Arra
     row's connection whose key is not failed (null: none; None: no key has one)."""
     conns = pc.unique(last.conn)
     parts: list[tuple[pa.Array, np.ndarray, np.ndarray, pa.Array]] = []
-    for conn, ts, row, keys, key, position in _join_batches(source, failed):
-        take = (position[key] < 0) & _in(conn, conns)
-        if take.any():
-            good = keys.cast(pa.string()).take(pa.array(key[take]))
-            parts.append((_strings(conn.filter(pa.array(take))), ts[take], row[take], good))
+    for batch, first in _batches(source):
+        # (the rows on those connections first, through the dictionaries: then only
+        # theirs keyed, looked up among the failed keys and timed)
+        at = np.flatnonzero(_in(batch.column("conn"), conns))
+        if not len(at):
+            continue
+        on = batch.take(pa.array(at))
+        key, keys = session_key(on)
+        own = keys.cast(pa.string()).take(pa.array(key))
+        good = np.asarray(pc.is_null(pc.index_in(own, value_set=failed)))
+        if good.any():
+            ts = np.asarray(pc.cast(on.column("ts"), pa.int64(), memory_pool=POOL), np.int64)
+            mask = pa.array(good)
+            conn = _strings(on.column("conn").filter(mask))
+            parts.append((conn, ts[good], at[good] + first, own.filter(mask)))
     if not parts:
         return None
     n = len(last.conn)
@@ -178,3 +242,159 @@ def _rows_after(source: RequestSource, failed: pa.Array, last: _Rows) -> pa.Arra
     good_of = np.full(len(failed), -1, np.int64)  # (per failed key: its good row, -1 none)
     good_of[np.asarray(last.key)[which[at_last[found]]]] = which[follow[found]] - n
     return good_keys.take(pa.array(good_of, mask=good_of < 0))
+
+
+SPILLED = ["ts", "cell", "duration_ms", "status", "row"]
+"""A spilled row's columns besides its key code."""
+
+
+AUTH_FAILED_FILE = "auth-failed.arrow"
+AUTH_FAILED_FLUSH_ROWS = 1 << 16
+"""Rows that failed auth the scan holds before spilling them (~4 MB)."""
+
+
+@dataclass
+class AuthFailedRows:
+    """The rows the scan found failed auth (401), in scan order: their keys (strings) and
+    `SPILLED` columns, spilled to `path` (a failed key's rows are all among them; no path:
+    none kept) and read back by `of` a batch at a time: what is held is failed keys' rows
+    only."""
+
+    path: Path | None = None
+    writer: ipc.RecordBatchFileWriter | None = None
+    keys: list[pa.Array] = field(default_factory=list)
+    columns: list[list[np.ndarray]] = field(default_factory=list)
+    held: int = 0
+
+    def add(
+        self, failed: np.ndarray, keys: pa.Array, key: np.ndarray, columns: list[np.ndarray],
+        first_row: int,
+    ) -> None:  # fmt: skip
+        """A batch's rows that `failed` (per row), given its keys (`session_key`'s `keys`
+        and `key`), its `SPILLED` columns but the row and its first row's scan position."""
+        if self.path is None or not failed.any():
+            return
+        at = np.flatnonzero(failed)
+        self.keys.append(keys.take(pa.array(key[at])).cast(pa.string()))
+        self.columns.append([*(c[at] for c in columns), at + first_row])
+        self.held += len(at)
+        if self.held >= AUTH_FAILED_FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """The rows held written to `path` as one record batch."""
+        if not self.held:
+            return
+        assert self.path is not None, "the scan gives the spill's path"
+        columns = [np.concatenate(c) for c in zip(*self.columns, strict=True)]
+        batch = pa.record_batch([pa.concat_arrays(self.keys), *columns], names=["key", *SPILLED])
+        if self.writer is None:
+            self.writer = ipc.new_file(str(self.path), batch.schema)
+        self.writer.write_batch(batch)
+        self.keys, self.columns, self.held = [], [], 0
+
+    def close(self) -> None:
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
+
+    def of(self, failed: pa.Array) -> tuple[FailedRows, np.ndarray, list[np.ndarray]]:
+        """The rows of the keys `failed` (sorted strings): as `failed_auth_join` takes
+        them, their keys' indices into `failed` and their `SPILLED` columns."""
+        keys: list[np.ndarray] = []
+        columns: list[list[np.ndarray]] = []
+        if self.writer is not None and self.path is not None:
+            with pa.OSFile(str(self.path)) as file:
+                reader = ipc.open_file(file)
+                for i in range(reader.num_record_batches):
+                    batch = reader.get_batch(i)
+                    at = pc.index_in(batch.column("key"), value_set=failed)
+                    mine = np.asarray(at.is_valid())
+                    keys.append(np.asarray(at.filter(pa.array(mine)), np.int64))
+                    columns.append([batch.column(n).to_numpy()[mine] for n in SPILLED])
+            self.path.unlink()
+        if not keys:
+            return FailedRows(*(np.zeros(0, np.int64),) * 3), np.zeros(0, np.int64), []
+        key = np.concatenate(keys)
+        every = [np.concatenate(c) for c in zip(*columns, strict=True)]
+        ts, row = every[SPILLED.index("ts")], every[SPILLED.index("row")]
+        return FailedRows(ts, np.asarray(row, np.int64), key), key, every
+
+
+def move_joined(
+    parts: KeyPartitions, join: KeyJoin, key: np.ndarray, columns: list[np.ndarray]
+) -> None:
+    """The rows of each failed key joined to another key (`key`: their indices into
+    `join.failed`; `columns`: their `SPILLED` columns, in scan order) moved from their own
+    key's partition to the joined key's, keyed by it: each partition the move touches
+    rewritten, its rows still in scan order and its keys those of its rows (what a scan
+    keyed by the joined keys spills)."""
+    from .key_partitions import _partition_of  # (it imports this module)
+
+    moving = np.asarray(pc.not_equal(join.target, join.failed))
+    if not moving.any():
+        return
+    count = parts.count
+    gone = join.failed.filter(pa.array(moving))
+    gone_from = _partition_of(gone, count)
+    target_of = _partition_of(join.target, count)
+    moved = moving[key]
+    key = key[moved]
+    to = target_of[key]
+    columns = [c[moved] for c in columns]
+    parts.moved_rows = np.asarray(columns[SPILLED.index("row")], np.int64)
+    parts.moved_keys = join.failed.take(pa.array(key))
+    for p in np.union1d(gone_from, to).tolist():
+        here = np.flatnonzero(to == p)
+        _rewritten(
+            parts.directory, p, gone.filter(pa.array(gone_from == p)),
+            join.target.take(pa.array(key[here])), [c[here] for c in columns],
+        )  # fmt: skip
+
+
+def _rewritten(
+    directory: Path, p: int, gone: pa.Array, keys: pa.Array, columns: list[np.ndarray]
+) -> None:
+    """Partition `p`'s spills rewritten without the rows of the keys `gone` and with the
+    rows `columns` (`SPILLED`, in scan order) of the keys `keys` merged in scan order:
+    the keys spilled those of the rows kept, then the new rows' distinct keys."""
+    from .key_partitions import KEY_FILE, KEY_SCHEMA, ROW_FILE  # (it imports this module)
+
+    rows = _read_file(directory / ROW_FILE.format(p))
+    spilled = _read_file(directory / KEY_FILE.format(p)).column("key")
+    values = pa.concat_arrays(spilled.chunks) if spilled.num_chunks else pa.array([], pa.string())
+    code = rows.column("key").to_numpy()
+    kept = [rows.column(name).to_numpy() for name in SPILLED]
+    if len(gone):
+        dropped = np.asarray(pc.is_in(values, value_set=gone))
+        keep = ~dropped[code]
+        renumbered = (np.cumsum(~dropped) - 1).astype(np.int32)
+        code, kept = renumbered[code[keep]], [c[keep] for c in kept]
+        values = values.filter(pa.array(~dropped))
+    new = pc.dictionary_encode(keys)
+    new_code = np.asarray(new.indices, np.int64) + len(values)
+    # The new rows' places among the kept ones by scan position (no row is in both).
+    row = SPILLED.index("row")
+    n = len(code) + len(new_code)
+    at = np.searchsorted(kept[row], columns[row]) + np.arange(len(new_code))
+    is_new = np.zeros(n, bool)
+    is_new[at] = True
+    schema = rows.schema
+
+    def merged(old: np.ndarray, added: np.ndarray, name: str) -> np.ndarray:
+        out = np.empty(n, schema.field(name).type.to_pandas_dtype())
+        out[is_new], out[~is_new] = added, old
+        return out
+
+    arrays = {name: merged(kept[i], columns[i], name) for i, name in enumerate(SPILLED)}
+    arrays["key"] = merged(code, new_code, "key")
+    with ipc.new_file(str(directory / ROW_FILE.format(p)), schema) as writer:
+        writer.write_batch(pa.record_batch([arrays[f.name] for f in schema], schema=schema))
+    with ipc.new_file(str(directory / KEY_FILE.format(p)), KEY_SCHEMA) as writer:
+        keys_now = pa.concat_arrays([values, new.dictionary.cast(pa.string())])
+        writer.write_batch(pa.record_batch([keys_now], schema=KEY_SCHEMA))
+
+
+def _read_file(path: Path) -> pa.Table:
+    with pa.OSFile(str(path)) as source:
+        return ipc.open_file(source).read_all()

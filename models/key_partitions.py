@@ -10,9 +10,10 @@ are held. What a row's values are is what `light_columns.read_light_columns` rea
 
 Keys whose every request failed auth (401), which the model joins to their connection's
 next key (`sessions.join_failed_credentials`), are found by the scan (keys-sized: per
-spilled key, whether its rows were all 401s); with `join_failed_auth` their join is made
-from two scans of (ts, key, conn) (models/failed_auth_join.py) and the trace scanned
-again, each row partitioned by its joined key (`KeyJoin`).
+spilled key, whether its rows were all 401s); with `join_failed_auth` the scan keeps the
+rows that failed auth (401-rows-sized), their join is made from the failed keys' rows and
+a scan of (ts, key, conn) (models/failed_auth_join.py), and the rows of each key joined to
+another are moved to the joined key's partition (`KeyJoin`): the trace is scanned once.
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ from pyarrow import ipc
 from tracereplay.closing import Closing
 from tracereplay.errors import TraceCorruptError, TraceEmptyError
 
-from .failed_auth_join import KeyJoin, failed_auth_join
+from .failed_auth_join import (
+    AUTH_FAILED_FILE,
+    AuthFailedRows,
+    KeyJoin,
+    failed_auth_join,
+    move_joined,
+)
 from .light_columns import (
     IN_FLOAT32,
     LIGHT_COLUMNS,
@@ -52,6 +59,14 @@ if TYPE_CHECKING:  # (partition_endpoints imports this module)
     from .partition_endpoints import ParamFacts
 
 __all__ = ["KeyPartitions", "Partition", "scan_batches", "scan_key_partitions"]
+
+
+def _partition_of(keys: pa.Array, count: int) -> np.ndarray:
+    """Each key's partition of `count`: its hash's high 32 bits mod `count`. As 16-bit
+    ints where they fit: numpy sorts them stably by radix (a batch's rows 5x faster than
+    as int64: real10M's scan 0.3 CPU s)."""
+    part = (_hash_strings(keys) >> np.uint64(32)) % np.uint64(count)
+    return part.astype(np.int16 if count <= 1 << 15 else np.int64)
 
 
 def _hash_strings(values: pa.Array) -> np.ndarray:
@@ -110,17 +125,13 @@ class Partition:
 
 
 def _keys(
-    batch: pa.RecordBatch, spills: list[_Spill], failed: np.ndarray, join: KeyJoin | None
+    key: np.ndarray, keys: pa.Array, spills: list[_Spill], failed: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's key code and partition: the batch's distinct keys (`session_key`, each
-    failed one replaced by its target with `join`) are hashed to their partitions and
-    appended to those partitions' key spills; a row's code is its key's index into its
-    partition's spilled keys. Each spill told which of its new keys' rows all failed
-    auth (`failed`: per row)."""
+    """Each row's key code and partition: the batch's distinct keys (`session_key`'s `key`
+    indices into `keys`) are hashed to their partitions and appended to those partitions'
+    key spills; a row's code is its key's index into its partition's spilled keys. Each
+    spill told which of its new keys' rows all failed auth (`failed`: per row)."""
     count = len(spills)
-    key, keys = session_key(batch)
-    if join is not None:
-        keys = join.apply(keys)
     rows_of = np.bincount(key, minlength=len(keys))
     used = np.flatnonzero(rows_of)
     # (keys whose batch rows are all 401s: few, and none in a batch without a 401)
@@ -128,10 +139,7 @@ def _keys(
     if failed.any():
         all_failed = (np.bincount(key[failed], minlength=len(keys)) == rows_of)[used]
     used_keys = keys.take(pa.array(used))
-    part_of_used = (_hash_strings(used_keys) >> np.uint64(32)) % np.uint64(count)
-    # 16-bit partitions where they fit: numpy sorts them stably by radix (a batch's rows
-    # 5x faster than as int64: real10M's scan 0.3 CPU s).
-    part_of_used = part_of_used.astype(np.int16 if count <= 1 << 15 else np.int64)
+    part_of_used = _partition_of(used_keys, count)
     order = np.argsort(part_of_used, kind="stable")
     bounds = np.searchsorted(part_of_used, np.arange(count + 1), sorter=order)
     # Each used key's place among the batch's keys of its partition, after those spilled.
@@ -217,6 +225,11 @@ class KeyPartitions(Closing):
     join: KeyJoin | None = None
     """When the rows were partitioned by their joined key (`scan_key_partitions`'
     `join_failed_auth`): each failed key's target."""
+    moved_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """With `join`, the scan positions (ascending) of the rows moved to another key's
+    partition: the rows of the failed keys joined to another key."""
+    moved_keys: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
+    """Those rows' own session keys (the failed keys), in the same order."""
 
     def close(self) -> None:
         """The spill directory removed."""
@@ -345,21 +358,26 @@ def scan_key_partitions(
     directory made under `parent` (default: the system's temp directory), removed on
     error or when the returned `KeyPartitions` is closed. One batch held at a time.
     With `join_failed_auth`, when some key's every request failed auth, its join is found
-    (`failed_auth_join`: two scans of ts, keys and connections) and the trace scanned
-    again into partitions of the joined keys (the model's sessions: `Partition.joined`).
-    With `params`, each batch's paths are given to it by their skeleton cells (once: the
-    first scan's; a scan again makes the same cells), so that the endpoints' parameter
-    kinds are `params.endpoint_kinds(parts.names, parts.endpoint_of)`."""
+    (`failed_auth_join`, from the rows that failed auth the scan kept and a scan of ts,
+    keys and connections) and the rows of each key joined to another moved to the joined
+    key's partition (`move_joined`): partitions of the joined keys, as a scan of the
+    trace by joined keys would spill them (the model's sessions: `Partition.joined`).
+    With `params`, each batch's paths are given to it by their skeleton cells, so that
+    the endpoints' parameter kinds are `params.endpoint_kinds(parts.names, parts.endpoint_of)`."""
     if count < 1:
         raise ValueError(f"partitions must be ≥ 1, not {count}")
-    parts = _scanned(source, count, parent, None, params)
-    if not join_failed_auth or not len(parts.failed_keys):
+    failing = AuthFailedRows() if join_failed_auth else None
+    parts = _scanned(source, count, parent, params, failing)
+    if failing is None or not len(parts.failed_keys):
         return parts
-    failed = parts.failed_keys
-    parts.close()
-    join = failed_auth_join(source, failed)
-    parts = _scanned(source, count, parent, join, None)
-    parts.failed_keys, parts.join = failed, join
+    try:
+        rows, key, columns = failing.of(parts.failed_keys)
+        join = failed_auth_join(source, parts.failed_keys, rows)
+        move_joined(parts, join, key, columns)
+    except BaseException:
+        parts.close()
+        raise
+    parts.join = join
     return parts
 
 
@@ -367,13 +385,15 @@ def _scanned(
     source: RequestSource,
     count: int,
     parent: Path | None,
-    join: KeyJoin | None,
     params: ParamFacts | None,
+    failing: AuthFailedRows | None = None,
 ) -> KeyPartitions:
     directory = Path(tempfile.mkdtemp(prefix="tracereplay-", dir=parent))
     parts = KeyPartitions(directory, count)
+    if failing is not None:
+        failing.path = directory / AUTH_FAILED_FILE
     try:
-        _scan(source, parts, join, params)
+        _scan(source, parts, params, failing or AuthFailedRows())
     except BaseException:
         parts.close()
         raise
@@ -381,11 +401,12 @@ def _scanned(
 
 
 def _scan(
-    source: RequestSource, parts: KeyPartitions, join: KeyJoin | None, params: ParamFacts | None
+    source: RequestSource, parts: KeyPartitions, params: ParamFacts | None, failing: AuthFailedRows
 ) -> None:
     """Each batch's rows appended to their partitions' spills (each partition's rows in
     scan order), its keys to their partitions' key spills, its paths' skeletons counted;
-    then `parts` told the rows, the first time and the endpoints."""
+    then `parts` told the rows, the first time and the endpoints. The rows that failed
+    auth given to `failing` (kept when it has a path)."""
     batches, total, status_type = scan_batches(source)
     status = pa.float32() if status_type in IN_FLOAT32 else pa.float64()
     row_type = pa.int32() if total is not None and total <= np.iinfo(np.int32).max else pa.int64()
@@ -421,7 +442,10 @@ def _scan(
             cell = cells.row
             if params is not None:  # (the batch's distinct pairs: its rows' facts)
                 params.add_batch(cells.pair_cell, paths, cells.pair_path, cells.segments)
-            key, part = _keys(batch, spills, statuses == AUTH_FAILED, join)
+            own, keys = session_key(batch)
+            auth_failed = statuses == AUTH_FAILED
+            failing.add(auth_failed, keys, own, [ts, cell, duration, statuses], rows)
+            key, part = _keys(own, keys, spills, auth_failed)
             order = np.argsort(part, kind="stable")  # each partition's rows in scan order
             bounds = np.searchsorted(part, np.arange(count + 1), sorter=order)
             row = order.astype(row_type.to_pandas_dtype()) + rows  # (the rows' scan positions)
@@ -441,6 +465,16 @@ def _scan(
         for spill in spills:
             spill.rows.close()
             spill.keys.close()
+        failing.close()
+    _told(parts, source, spills, skeletons, rows, first)
+
+
+def _told(
+    parts: KeyPartitions, source: RequestSource, spills: list[_Spill], skeletons: SkeletonCells,
+    rows: int, first: int,
+) -> None:  # fmt: skip
+    """`parts` told what the scan found: the rows, the first time, the failed keys, the
+    endpoints."""
     if not rows:
         where = source.trace.path if isinstance(source, ParquetSource) else "trace"
         raise TraceEmptyError(f"{where}: the trace holds no requests")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracereplay.allocator import collector_paused, give_back_freed
 
@@ -43,7 +44,7 @@ from .whole_trace import WholeTrace
 if TYPE_CHECKING:  # (model.py imports sample_reads, not this module: no cycle either way)
     from .model import _Asked, _Clock
 
-__all__ = ["first_request_keys", "partition_learned"]
+__all__ = ["first_request_keys", "moved_first_keys", "partition_learned"]
 
 
 def partition_learned(
@@ -166,3 +167,23 @@ def first_request_keys(trace: RequestSource, first_row: np.ndarray) -> pa.Array:
     back[order] = np.arange(len(order))
     keys: pa.Array = values.take(pa.array(code[back]))
     return keys
+
+
+def moved_first_keys(
+    session_key: pa.Array, first_row: np.ndarray, moved_rows: np.ndarray, moved_keys: pa.Array
+) -> pa.Array:
+    """`first_request_keys` without a read of the trace: each session's key (by global
+    session id: its partition's key, the joined one), but where its first request (scan
+    position `first_row`) is one of the rows moved from a key joined to another
+    (`KeyPartitions.moved_rows`, ascending, and `moved_keys`: their own keys), that key.
+    A session's other first requests are its key's own (only moved rows are not)."""
+    keys = _strings(session_key)
+    if not len(moved_rows):
+        return keys
+    firsts = np.asarray(first_row, np.int64)
+    at = np.minimum(np.searchsorted(moved_rows, firsts), len(moved_rows) - 1)
+    moved = moved_rows[at] == firsts
+    if not moved.any():
+        return keys
+    own = moved_keys.cast(pa.string()).take(pa.array(at, mask=~moved))
+    return pc.if_else(pa.array(moved), own, keys)

@@ -39,7 +39,7 @@ from .outcomes import NO_OUTCOMES, place_outcomes
 from .partition_behaviors import partition_behaviors
 from .partition_endpoints import EndpointTally, ParamFacts
 from .partition_pass import BehaviorRequests, Handed, sessions_pass
-from .partition_reads import first_request_keys, partition_learned
+from .partition_reads import moved_first_keys, partition_learned
 from .partition_samples import correlation_sample, payload_sample
 from .partitioned_sessions import SpilledPauses, given_back
 from .session_shape import Censoring
@@ -163,7 +163,9 @@ def partitioned_model(
                     handed=lambda p: handed.read(p, "local", "seq", "row", "endpoint"),
                 )  # fmt: skip
             if parts.join is not None:  # (the first requests' own keys: not the joined ones)
-                session_key = first_request_keys(trace, first_row)
+                session_key = moved_first_keys(
+                    session_key, first_row, parts.moved_rows, parts.moved_keys
+                )
             endpoints, payload_note, found, _ = partition_learned(
                 trace, chosen, rows_read, parts.names, session_key, first_row, asked,
                 correlations, stats, parts.rows, clock,
