@@ -125,7 +125,7 @@ class _SessionFirsts:
         return keys.take(pa.array(order)).cast(pa.string()), rows[order]
 
 
-@dataclass(frozen=True)
+@dataclass
 class PassedSessions:
     """The sessions pass's results: the merged sessions, the trace's span and the arrivals'
     bucket (what the behaviors' child is sent); then, asked once it has them (not on its
@@ -138,11 +138,14 @@ class PassedSessions:
     pauses: TracePauses
     parts: KeyPartitions
     timeout_s: float
-    firsts: _SessionFirsts
+    firsts: _SessionFirsts | None
 
     def keys_and_firsts(self) -> tuple[pa.Array, np.ndarray]:
-        """Each session's key and its first request's scan position, by id."""
-        return self.firsts.by_id(self.merged.ids)
+        """Each session's key and its first request's scan position, by id (asked once:
+        the partitions' pieces let go)."""
+        firsts, self.firsts = self.firsts, None
+        assert firsts is not None, "asked twice"
+        return firsts.by_id(self.merged.ids)
 
     def section(self) -> dict[str, Any]:
         """The model's "sessions" section."""

@@ -38,13 +38,12 @@ from .sample_reads import (
 )
 from .session_sample import SessionSample
 from .source import RequestSource
-from .string_codes import session_key as batch_session_keys
 from .whole_trace import WholeTrace
 
 if TYPE_CHECKING:  # (model.py imports sample_reads, not this module: no cycle either way)
     from .model import _Asked, _Clock
 
-__all__ = ["first_request_keys", "moved_first_keys", "partition_learned"]
+__all__ = ["moved_first_keys", "partition_learned"]
 
 
 def partition_learned(
@@ -66,7 +65,7 @@ def partition_learned(
     given; its rows are read only when `correlations`), `code_names` (what `rows.endpoint`
     codes index: `KeyPartitions.names`), `session_key` (per global session id, the session
     key string of its first request: the request's own key, which for a trace whose
-    failed-auth keys are joined may not be its session's joined key: `first_request_keys`),
+    failed-auth keys are joined may not be its session's joined key: `moved_first_keys`),
     `first_row` (per global session id, its first request's scan position), `stats` (the
     endpoints' statistics in name order, `_endpoint_stats`'), `requests` (the trace's
     request count) and `clock` (`build_model`'s stage lines, if any). Held: the samples'
@@ -153,26 +152,11 @@ def _every_address(
     return first_request_addresses(trace, first_row, requests, of)
 
 
-def first_request_keys(trace: RequestSource, first_row: np.ndarray) -> pa.Array:
-    """Each session's first request's own session key (`string_codes.session_key` of its
-    row: the session, else the client, else NO_SESSION), by global session id, read from
-    the trace (`session`, `client`: sessions-sized). What `partition_learned` takes where
-    the partitions' keys are joined ones (`KeyPartitions.join`)."""
-    positions = np.asarray(first_row, np.int64)
-    order = np.argsort(positions, kind="stable")
-    table = trace.rows(positions[order], ["session", "client"])
-    columns = [table.column(c).combine_chunks() for c in ("session", "client")]
-    code, values = batch_session_keys(pa.RecordBatch.from_arrays(columns, ["session", "client"]))
-    back = np.empty(len(order), np.int64)
-    back[order] = np.arange(len(order))
-    keys: pa.Array = values.take(pa.array(code[back]))
-    return keys
-
-
 def moved_first_keys(
     session_key: pa.Array, first_row: np.ndarray, moved_rows: np.ndarray, moved_keys: pa.Array
 ) -> pa.Array:
-    """`first_request_keys` without a read of the trace: each session's key (by global
+    """Each session's first request's own session key, without a read of the trace (the
+    tests read it there: tests/models/trace_first_keys.py): each session's key (by global
     session id: its partition's key, the joined one), but where its first request (scan
     position `first_row`) is one of the rows moved from a key joined to another
     (`KeyPartitions.moved_rows`, ascending, and `moved_keys`: their own keys), that key.

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -296,15 +295,36 @@ class MergedSessions:
     censored: Censoring
     ids: list[np.ndarray]
     """Per partition, each of its sessions' id (by its local id): the model's."""
-    stats_at: Callable[[], dict[str, SessionStats]] = field(repr=False, compare=False)
-    """Makes `by_timeout` (what it reads held until then)."""
+    stats_at: _StatsAt = field(repr=False, compare=False)
 
-    @cached_property
+    @property
     def by_timeout(self) -> dict[str, SessionStats]:
         """The statistics at each other timeout ("timeout_sensitivity"), made when first
         asked: the partitioned model asks once its behaviors' child has its inputs (not on
         the child's path: ~0.2 s at real10M)."""
         return self.stats_at()
+
+
+@dataclass
+class _StatsAt:
+    """The statistics at the other timeouts, made once, when first asked: what they read
+    (each partition's sessions at those timeouts, the keys' ranks) let go then."""
+
+    at: list[dict[str, _AtTimeout]] | None
+    rank: list[np.ndarray] | None
+    median_s: Mapping[str, float]
+    joined: bool
+    found: dict[str, SessionStats] | None = None
+
+    def __call__(self) -> dict[str, SessionStats]:
+        if self.found is None:
+            at, rank, self.at, self.rank = self.at, self.rank, None, None
+            assert at is not None and rank is not None
+            stats_at = _joined_stats_at if self.joined else _stats_at
+            self.found = {
+                name: stats_at([a[name] for a in at], rank, self.median_s[name]) for name in at[0]
+            }
+        return self.found
 
 
 @dataclass(frozen=True)
@@ -366,16 +386,8 @@ def merged_sessions(
         index=pd.Index(np.arange(len(order), dtype=kind), name="session_id"),
     )
     last_end_s = np.concatenate([p.last_end_s for p in parts])[order]
-    at = [p.by_timeout for p in parts]  # (what `stats_at` holds: not the partitions)
-
-    def stats_at() -> dict[str, SessionStats]:
-        return {
-            name: (_joined_stats_at if joined else _stats_at)(
-                [a[name] for a in at], rank, pauses.median_by_timeout_s[name]
-            )
-            for name in at[0]
-        }
-
+    # (what the statistics at the other timeouts read, held until asked: not the partitions)
+    stats_at = _StatsAt([p.by_timeout for p in parts], rank, pauses.median_by_timeout_s, joined)
     return MergedSessions(
         table=table,
         stats=table_stats(table, pauses.median_s),

@@ -17,6 +17,7 @@ from tests.models.test_partition_failed_auth import (  # (its fixtures: kind, sm
     kind,
     small_batches,
 )
+from tests.models.trace_first_keys import first_request_keys
 from tracereplay.models import failed_auth_join, key_partitions
 from tracereplay.models.frame import connections_to_join, read_light_columns
 from tracereplay.models.key_partitions import (
@@ -25,7 +26,7 @@ from tracereplay.models.key_partitions import (
     KeyPartitions,
     scan_key_partitions,
 )
-from tracereplay.models.partition_reads import first_request_keys, moved_first_keys
+from tracereplay.models.partition_reads import moved_first_keys
 from tracereplay.models.sessions import join_failed_credentials
 
 __all__ = ["kind", "small_batches"]

@@ -27,13 +27,14 @@ from faker import Faker
 from tests.factories import T0, TEST_META, make_record
 from tests.models.test_correlations import api_session
 from tests.models.test_partition_failed_auth import _source as _failed_auth_source
+from tests.models.trace_first_keys import first_request_keys
 from tracereplay.models import model as m
 from tracereplay.models.behaviors import Behavior
 from tracereplay.models.correlations import auth_to_json, correlations_to_json
 from tracereplay.models.ids import ids_to_json
 from tracereplay.models.key_partitions import KeyPartitions, scan_key_partitions
 from tracereplay.models.outcomes import NO_OUTCOMES, outcomes_to_json, place_outcomes
-from tracereplay.models.partition_reads import first_request_keys, partition_learned
+from tracereplay.models.partition_reads import partition_learned
 from tracereplay.models.partition_samples import correlation_sample, payload_sample
 from tracereplay.models.partition_sessions import (
     PartitionSessions,
