@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ from .failed_auth_join import (
     failed_auth_join,
     move_joined,
 )
+from .in_order import in_order, read_ahead
 from .light_columns import (
     IN_FLOAT32,
     LIGHT_COLUMNS,
@@ -50,7 +52,7 @@ from .light_columns import (
 )
 from .partition_sessions import KeyPartition
 from .sessions import AUTH_FAILED
-from .skeleton_cells import SkeletonCells
+from .skeleton_cells import BatchPairs, SkeletonCells
 from .source import SCAN_BATCH_ROWS, ParquetSource, RequestSource
 from .string_codes import POOL, local, session_key
 from .templating import Templater
@@ -426,23 +428,19 @@ def _scan(
                     ipc.new_file(str(parts.directory / KEY_FILE.format(p)), KEY_SCHEMA),
                 )
             )
-        for batch in batches:
-            n = batch.num_rows
-            if not n:
-                continue
-            ts = np.asarray(pc.cast(batch.column("ts"), pa.int64(), memory_pool=POOL), np.int64)
+        # The batches read on a thread of their own, each one's columns decoded and its
+        # pairs cut to skeletons on threads ahead (`_Decoded`: Arrow and numpy over the
+        # batch alone); numbered, spilled and kept here in scan order.
+        read = (b for b in read_ahead(batches, AHEAD, "read") if b.num_rows)
+        decoded = in_order(partial(_Decoded.of, status=status), read, AHEAD, "scan")
+        for one in decoded:
+            n, ts, duration, statuses = one.rows, one.ts, one.duration, one.statuses
             first = min(first, int(ts.min()))
-            duration = np.empty(n, np.float64)
-            numbers_into(duration, batch.column("duration_ms"))
-            statuses = np.empty(n, status.to_pandas_dtype())
-            numbers_into(statuses, batch.column("status"))
-            method, methods = local(batch.column("method"))
-            path, paths = local(batch.column("path"))
-            cells = skeletons.add_pairs(methods, paths, method, path)
+            cells = skeletons.add(one.pairs)
             cell = cells.row
             if params is not None:  # (the batch's distinct pairs: its rows' facts)
-                params.add_batch(cells.pair_cell, paths, cells.pair_path, cells.segments)
-            own, keys = session_key(batch)
+                params.add_batch(cells.pair_cell, one.paths, cells.pair_path, cells.segments)
+            own, keys = one.own, one.keys
             auth_failed = statuses == AUTH_FAILED
             failing.add(auth_failed, keys, own, [ts, cell, duration, statuses], rows)
             key, part = _keys(own, keys, spills, auth_failed)
@@ -467,6 +465,42 @@ def _scan(
             spill.keys.close()
         failing.close()
     _told(parts, source, spills, skeletons, rows, first)
+
+
+AHEAD = 2
+"""Batches the scan reads on a thread (`read_ahead`) and decodes on threads (`in_order`)
+ahead of the one it spills."""
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """A batch's columns as the scan spills them and its (method, path) pairs cut to
+    skeletons (`BatchPairs`), made from the batch alone."""
+
+    rows: int
+    ts: np.ndarray
+    duration: np.ndarray
+    statuses: np.ndarray
+    paths: pa.Array
+    """The batch's path dictionary."""
+    pairs: BatchPairs
+    own: np.ndarray
+    keys: pa.Array
+    """Each row's session key (`session_key`: indices into `keys`)."""
+
+    @classmethod
+    def of(cls, batch: pa.RecordBatch, *, status: pa.DataType) -> _Decoded:
+        n = batch.num_rows
+        ts = np.asarray(pc.cast(batch.column("ts"), pa.int64(), memory_pool=POOL), np.int64)
+        duration = np.empty(n, np.float64)
+        numbers_into(duration, batch.column("duration_ms"))
+        statuses = np.empty(n, status.to_pandas_dtype())
+        numbers_into(statuses, batch.column("status"))
+        method, methods = local(batch.column("method"))
+        path, paths = local(batch.column("path"))
+        own, keys = session_key(batch)
+        pairs = BatchPairs.of(methods, paths, method, path)
+        return cls(n, ts, duration, statuses, paths, pairs, own, keys)
 
 
 def _told(

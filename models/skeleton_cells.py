@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from .shapes import cut_paths, skeleton_codes, split_skeleton_codes
 from .templating import Templater
 
-__all__ = ["BatchCells", "Segments", "SkeletonCells"]
+__all__ = ["BatchCells", "BatchPairs", "Segments", "SkeletonCells"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,52 @@ class Segments:
         return split_skeleton_codes(self.lists, self.encoded)
 
 
+@dataclass(frozen=True)
+class BatchPairs:
+    """A batch's distinct (method, path) pairs and their paths' skeletons: what
+    `SkeletonCells.add` numbers and counts, made from the batch alone (on a scan's threads,
+    ahead of the batches being added)."""
+
+    methods: pa.Array
+    """The batch's method dictionary, a null after it."""
+    row_pair: np.ndarray
+    """Each row's pair."""
+    counts: np.ndarray
+    """Each pair's rows."""
+    pair_method: np.ndarray
+    pair_path: np.ndarray
+    """Each pair's method (into `methods`) and path (into `texts`)."""
+    used_paths: np.ndarray
+    """Each of `texts`' index into the batch's path dictionary (its length: a null)."""
+    texts: pa.Array
+    """The pairs' distinct paths."""
+    fit: tuple[np.ndarray, list[tuple[str, ...]]] | None
+    """The fit's skeleton codes of `texts` (a null read as "None"), where one is null."""
+    skeletons: tuple[np.ndarray, list[tuple[str, ...]]]
+    """The skeleton codes of `texts` (a null templated as "/")."""
+    segments: Segments
+
+    @classmethod
+    def of(
+        cls, methods: pa.Array, paths: pa.Array, method: np.ndarray, path: np.ndarray
+    ) -> BatchPairs:
+        """Of a batch's rows' method and path indices into its dictionaries `methods` and
+        `paths` (a null: one past the end)."""
+        methods = pa.concat_arrays([methods.cast(pa.string()), pa.nulls(1, pa.string())])
+        paths = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
+        pairs, row_pair, counts = _distinct(method, path, len(methods), len(paths))
+        pair_method, pair_path = pairs // len(paths), pairs % len(paths)
+        used_paths, pair_path = np.unique(pair_path, return_inverse=True)
+        texts = paths.take(pa.array(used_paths))
+        # The fit reads a null as "None" and templates it as "/" (request_endpoints).
+        fit = skeleton_codes(texts.fill_null("None")) if texts.null_count else None
+        segments = Segments.of(texts.fill_null("/"))
+        return cls(
+            methods, row_pair, counts, pair_method, pair_path.ravel(), used_paths, texts, fit,
+            segments.skeleton_codes(), segments,
+        )  # fmt: skip
+
+
 class SkeletonCells:
     """What the endpoints need, kept across batches: (METHOD, path skeleton) request
     counts (all `Templater.fit_skeletons` reads: it sums counts per skeleton and keeps the
@@ -71,8 +117,8 @@ class SkeletonCells:
         self.least_path: list[str | None] = []
         """Per cell, its least path (None: only null paths, which sort last)."""
 
-    def _skeletons(self, texts: pa.Array) -> np.ndarray:
-        codes, skeletons = skeleton_codes(texts)
+    def _numbered(self, codes: np.ndarray, skeletons: list[tuple[str, ...]]) -> np.ndarray:
+        """Skeleton `codes` (into `skeletons`) as the skeletons' numbers (new ones added)."""
         ids = self.skeleton_id
         number = np.array([ids.setdefault(k, len(ids)) for k in skeletons], np.int64)
         return np.asarray(number[codes])
@@ -90,20 +136,20 @@ class SkeletonCells:
         """`add_batch`'s cells, and the batch's distinct (method, path) pairs' cells and
         paths: what a row's cell and path tell, read once a pair (`ParamFacts.add_batch`
         of the pairs is that of the rows: its facts hold no count of rows)."""
-        methods = pa.concat_arrays([methods.cast(pa.string()), pa.nulls(1, pa.string())])
-        paths = pa.concat_arrays([paths.cast(pa.string()), pa.nulls(1, pa.string())])
-        pairs, row_pair, counts = _distinct(method, path, len(methods), len(paths))
-        pair_method, pair_path = pairs // len(paths), pairs % len(paths)
-        used_paths, pair_path = np.unique(pair_path, return_inverse=True)
-        pair_path = pair_path.ravel()
-        texts = paths.take(pa.array(used_paths))
-        # The fit reads a null as "None" and templates it as "/" (request_endpoints).
-        fit = self._skeletons(texts.fill_null("None")) if texts.null_count else None
-        segments = Segments.of(texts.fill_null("/"))
-        codes, skeletons = segments.skeleton_codes()
-        ids = self.skeleton_id
-        number = np.array([ids.setdefault(k, len(ids)) for k in skeletons], np.int64)
-        applied = np.asarray(number[codes])
+        return self.add(BatchPairs.of(methods, paths, method, path))
+
+    def add(self, batch: BatchPairs) -> BatchCells:
+        """`add_pairs` of the pairs `BatchPairs.of` made: numbered, counted and kept here,
+        in the order batches are added."""
+        methods, texts, pair_method, pair_path = (
+            batch.methods,
+            batch.texts,
+            batch.pair_method,
+            batch.pair_path,
+        )
+        # (the fit's skeletons numbered first where there are any: a null path's)
+        fit = None if batch.fit is None else self._numbered(*batch.fit)
+        applied = self._numbered(*batch.skeletons)
         fit = applied if fit is None else fit
         raw = methods.to_pylist()
         upper = ["NONE" if m is None else str(m).upper() for m in raw]
@@ -112,7 +158,7 @@ class SkeletonCells:
         upper_of, upper_code = np.unique(np.array(upper, dtype=object), return_inverse=True)
         key = upper_code.ravel()[pair_method] * (1 << 32) + fit[pair_path]
         keys, at = np.unique(key, return_inverse=True)
-        sums = np.bincount(at.ravel(), weights=counts, minlength=len(keys)).astype(np.int64)
+        sums = np.bincount(at.ravel(), weights=batch.counts, minlength=len(keys)).astype(np.int64)
         for k, n in zip(keys.tolist(), sums.tolist(), strict=True):
             entry = (str(upper_of[k >> 32]), k & 0xFFFFFFFF)
             self.fit_counts[entry] = self.fit_counts.get(entry, 0) + n
@@ -139,7 +185,9 @@ class SkeletonCells:
                 self.least_path[cell] = text
             cells.append(cell)
         pair_cell = np.array(cells, np.int32)[at]
-        return BatchCells(pair_cell[row_pair], pair_cell, used_paths[pair_path], segments)
+        return BatchCells(
+            pair_cell[batch.row_pair], pair_cell, batch.used_paths[pair_path], batch.segments
+        )
 
     def fit(self) -> tuple[Templater, list[str], np.ndarray]:
         """The templater, the endpoint names (as `request_endpoints` numbers them) and each

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from tracereplay.models.in_order import in_order
+from tracereplay.models.in_order import in_order, read_ahead
 
 
 def slow_first(p: int) -> int:
@@ -53,3 +54,35 @@ def test_no_thread_when_nothing_is_asked_ahead() -> None:
     names: list[str] = []
     list(in_order(lambda p: names.append(threading.current_thread().name), range(3), 0, "test"))
     assert names == [threading.current_thread().name] * 3
+
+
+def test_read_ahead_gives_every_item_in_order() -> None:
+    for ahead in (0, 1, 3):
+        assert list(read_ahead(iter(range(50)), ahead, "test")) == list(range(50))
+
+
+def test_read_ahead_raises_the_iterators_error_after_the_items_before_it() -> None:
+    def items() -> Iterator[int]:
+        yield from range(3)
+        raise ValueError("damaged")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="damaged"):
+        for item in read_ahead(items(), 2, "test"):
+            got.append(item)
+    assert got == [0, 1, 2]
+
+
+def test_read_ahead_left_early_stops_its_thread_and_reads_no_further() -> None:
+    taken: list[int] = []
+
+    def items() -> Iterator[int]:
+        for p in range(1000):
+            taken.append(p)
+            yield p
+
+    given = read_ahead(items(), 2, "read-test")
+    assert [next(given) for _ in range(3)] == [0, 1, 2]
+    given.close()
+    assert not any(t.name == "read-test" for t in threading.enumerate())
+    assert len(taken) <= 3 + 2 + 1  # (the ones given, those queued, the one in hand)

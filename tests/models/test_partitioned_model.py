@@ -254,3 +254,24 @@ def test_an_empty_trace_is_one_line(
     err = capsys.readouterr().err
     assert "Traceback" not in err and "holds no rows" in err
     assert not list(spill_dir.iterdir())
+
+
+def test_a_damaged_trace_file_is_one_line_and_leaves_nothing(
+    tmp_path: Path, spill_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file whose strings are not UTF-8, read by the scan's own thread (`read_ahead`)
+    after files that are whole: one line, exit 2, no spill left."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _write_api_trace(tmp_path / "t", 20)
+    files = sorted((tmp_path / "t").glob("*.parquet"))
+    table = pq.read_table(files[-1])
+    sessions = pa.array([b"s\xff"] * table.num_rows).view(pa.string())  # not UTF-8
+    column = table.schema.get_field_index("session")
+    pq.write_table(table.set_column(column, "session", sessions), files[-1])
+    assert main(["model", str(tmp_path / "t"), "--partitions", "3"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("tracereplay: error")]
+    assert "Traceback" not in err and len(errors) == 1 and "damaged" in errors[0]
+    assert not list(spill_dir.iterdir())
