@@ -329,15 +329,15 @@ def move_joined(
     key's partition to the joined key's, keyed by it: each partition the move touches
     rewritten, its rows still in scan order and its keys those of its rows (what a scan
     keyed by the joined keys spills)."""
-    from .key_partitions import _partition_of  # (it imports this module)
+    from .key_partitions import partition_of  # (it imports this module)
 
     moving = np.asarray(pc.not_equal(join.target, join.failed))
     if not moving.any():
         return
     count = parts.count
     gone = join.failed.filter(pa.array(moving))
-    gone_from = _partition_of(gone, count)
-    target_of = _partition_of(join.target, count)
+    gone_from = partition_of(gone, count)
+    target_of = partition_of(join.target, count)
     moved = moving[key]
     key = key[moved]
     to = target_of[key]

@@ -87,7 +87,7 @@ def test_the_spills_are_a_scan_by_joined_keys(kind: str, tmp_path: Path, count: 
                 row = rows.column("row").to_numpy()
                 assert (np.diff(row) > 0).all(), p  # scan order
                 assert keys == joined[row].tolist(), p
-                home = key_partitions._partition_of(pa.array(keys, pa.string()), count)
+                home = key_partitions.partition_of(pa.array(keys, pa.string()), count)
                 assert (home == p).all(), p
                 with pa.OSFile(str(parts.directory / KEY_FILE.format(p))) as file:
                     spilled = set(ipc.open_file(file).read_all().column("key").to_pylist())
