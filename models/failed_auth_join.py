@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import ipc
 
+from .in_order import read_ahead
 from .source import RequestSource
 from .string_codes import POOL, session_key
 
@@ -47,6 +48,8 @@ class KeyJoin:
 
 
 JOIN_COLUMNS = ["ts", "session", "client", "conn"]
+READ_AHEAD = 2
+"""Batches the join's scan reads on a thread of their own ahead of its lookups."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ def _batches(source: RequestSource) -> Iterator[tuple[pa.RecordBatch, int]]:
     from .key_partitions import scan_batches  # (the scan's: it imports this module)
 
     rows = 0
-    for batch in scan_batches(source, JOIN_COLUMNS, JOIN_COLUMNS[1:])[0]:
+    batches = scan_batches(source, JOIN_COLUMNS, JOIN_COLUMNS[1:])[0]
+    for batch in read_ahead(batches, READ_AHEAD, "read"):  # (read beside the lookups)
         yield batch, rows
         rows += batch.num_rows
 
