@@ -15,7 +15,7 @@ in the key partitions' scan its cell (`SkeletonCells.add_batch`), mapped to endp
 once the scan has fitted them (`KeyPartitions.endpoint_of`); else its endpoint itself.
 
 The scan's `Partition` carries no path, so the parameter kinds come from a hook of the scan
-(`ParamFacts.add_batch`): `key_partitions._scan` calls it after `skeletons.add_pairs` with
+(`ParamFacts.add_batch`): `key_partitions._scan` calls it after `skeletons.add` with
 the batch's distinct (method, path) pairs' cells, its path dictionary, the pairs' path
 indices and those paths split (the facts of its rows: no fact counts rows; tests/models/
 test_partition_endpoints.py gives it rows). One difference stays: a group holding both
@@ -120,7 +120,7 @@ class ParamFacts:
         (`len(paths)`: a null path; a null in `paths` too), a null read as "/" (as
         `taken_param_kinds` reads it). Works per distinct (group, path) and segment.
         `split`: the distinct paths of `path` (in index order, a null as "/") already
-        split (`SkeletonCells.add_pairs`' segments)."""
+        split (`SkeletonCells.add`'s segments)."""
         if not len(path):
             return
         local, groups = _distinct(np.asarray(group, np.int64))

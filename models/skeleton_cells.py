@@ -141,12 +141,8 @@ class SkeletonCells:
     def add(self, batch: BatchPairs) -> BatchCells:
         """`add_pairs` of the pairs `BatchPairs.of` made: numbered, counted and kept here,
         in the order batches are added."""
-        methods, texts, pair_method, pair_path = (
-            batch.methods,
-            batch.texts,
-            batch.pair_method,
-            batch.pair_path,
-        )
+        methods, texts = batch.methods, batch.texts
+        pair_method, pair_path = batch.pair_method, batch.pair_path
         # (the fit's skeletons numbered first where there are any: a null path's)
         fit = None if batch.fit is None else self._numbered(*batch.fit)
         applied = self._numbered(*batch.skeletons)

@@ -64,14 +64,11 @@ class Counts:
         if self.pending_keys > MERGE_KEYS:
             self.merged()
 
-    def add_values(self, keys: np.ndarray, order_key: np.ndarray) -> None:
-        """One piece's keys, one per value, with each value's order key (the extremes)."""
-        self.add(*Counts.piece(keys, order_key))
-
     @staticmethod
     def piece(keys: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, ...]:
-        """What `add_values` adds: the distinct keys, their counts, lowest and highest
-        order keys (made without the counts: on a pass's threads)."""
+        """A piece for `add` (with `extremes`) of keys, one per value, with each value's
+        order key: the distinct keys, their counts, lowest and highest order keys (made
+        without the counts: on a pass's threads)."""
         by = np.argsort(keys)
         keys, order_key = keys[by], order_key[by]
         starts = run_starts(keys)
