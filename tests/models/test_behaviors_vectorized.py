@@ -473,6 +473,55 @@ def test_the_fits_on_threads_are_the_fits_one_after_the_other(
             assert np.array_equal(centres, model.cluster_centers_)
 
 
+def sparse_blobs(rng: np.random.Generator, columns: int, clusters: int) -> np.ndarray:
+    """2,000 rows like sessions' transition features: each cluster's few columns (8 of
+    `columns`) nonzero in every row of it, 1-2 of the others now and then, unit length."""
+    active = [rng.choice(columns, 8, replace=False) for _ in range(clusters)]
+    points = np.zeros((2000, columns))
+    for row, cluster in enumerate(rng.integers(0, clusters, 2000)):
+        points[row, active[cluster]] = rng.random(8) + 0.5
+        points[row, rng.integers(0, columns, 2)] += rng.random(2) * 0.2
+    return points / np.linalg.norm(points, axis=1)[:, None]
+
+
+def test_fit_input_is_csr_only_for_sparse_and_wide_rows() -> None:
+    rng = np.random.default_rng(4)
+    wide = sparse_blobs(rng, 166, 3)
+    fitted = behaviors.fit_input(wide)
+    assert sparse.issparse(fitted) and fitted.format == "csr"
+    assert np.array_equal(fitted.toarray(), wide)
+    narrow = wide[:, : behaviors.SPARSE_FIT_COLUMNS - 1]
+    assert behaviors.fit_input(narrow) is narrow
+    dense = wide + 0.01 * (rng.random(wide.shape) < 2 * behaviors.SPARSE_FIT_DENSITY)
+    assert behaviors.fit_input(dense) is dense
+
+
+def test_sparse_fits_are_sklearns_on_the_csr_rows_with_the_dense_fits_clusters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On sparse rows, `_Fits` (on threads) gives `KMeans(...).fit` of their CSR matrix to
+    the bit, and the clusters of the dense rows' fit: the same labels, centres equal to
+    rounding (sklearn centres the dense rows on their mean first)."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    points = sparse_blobs(np.random.default_rng(5), 166, 4)
+    monkeypatch.setattr(behaviors, "_core_free", lambda: True)
+    threads = ThreadpoolController()
+    with threads.limit(limits=1), behaviors._Fits(points, 3, range(2, 7), threads) as fits:
+        got = {k: fits.result(k) for k in range(2, 7)}
+    with threadpool_limits(limits=1):
+        for k, (labels, centres) in got.items():
+            on_csr = KMeans(n_clusters=k, n_init=10, random_state=3).fit(
+                sparse.csr_matrix(points)
+            )
+            assert np.array_equal(labels, on_csr.labels_)
+            assert np.array_equal(centres, on_csr.cluster_centers_)
+            dense = KMeans(n_clusters=k, n_init=10, random_state=3).fit(points)
+            assert np.array_equal(labels, dense.labels_)
+            assert np.allclose(centres, dense.cluster_centers_, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("chunk", [1, 3, 1 << 13])
 def test_pauses_are_held_as_which_requests_and_scaled_in_place(
     chunk: int, monkeypatch: pytest.MonkeyPatch
