@@ -76,9 +76,12 @@ PACKAGES = ("capture", "models", "replay", "compare", "demo")
 SHARE_TOLERANCE = 0.01
 CHAIN_TOLERANCE = 0.01
 
-# Runs `build_model` in a fresh process and prints the stage timings as JSON.
+# Runs `build_model` in a fresh process and prints the stage timings as JSON. BLAS starts
+# with one thread, as the `tracereplay model` command has it (cli.ONE_BLAS_THREAD_COMMANDS),
+# for the base commit's code too.
 _MODEL_RUNNER = """
-import json, sys, time
+import json, os, sys, time
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from pathlib import Path
 from tracereplay.models.model import build_model, write_model
 marks = []

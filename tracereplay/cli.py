@@ -13,6 +13,7 @@ told to keep freed memory (`REUSE_MEMORY_COMMANDS`, tracereplay/allocator.py).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -24,6 +25,7 @@ from tracereplay.process_end import end_now, open_fds
 
 __all__ = [
     "FAST_END_COMMANDS",
+    "ONE_BLAS_THREAD_COMMANDS",
     "OUT_OF_MEMORY_HINT",
     "REUSE_MEMORY_COMMANDS",
     "app",
@@ -42,6 +44,12 @@ FAST_END_COMMANDS = frozenset({"model", "synthesize", "compare"})
 module finalization after a model). Not `replay` nor what runs it (`demo`): Locust's
 gevent patches threading, so the threads a check sees are not what runs, and its ~0.3 s
 are nothing against a replay's duration; not the commands that run a proxy or a server."""
+ONE_BLAS_THREAD_COMMANDS = frozenset({"model"})
+"""Commands whose process (and the children it forks) starts BLAS with one thread, unless
+OPENBLAS_NUM_THREADS is set: the model's matrix products run under a one-thread limit
+anyway (models/behaviors.py), and each OpenBLAS library loaded with more threads (numpy's,
+then scipy's in the behaviors' child) has its workers spin for ~0.1 CPU s when they start,
+beside the stages (real1M: ~0.2 CPU s, bench/README.md "BLAS on one thread")."""
 REUSE_MEMORY_COMMANDS = frozenset({"model"})
 """Commands whose process keeps freed big arrays for the next ones, on small pages
 (tracereplay/allocator.py): numpy over millions of rows, where the kernel otherwise zeroed
@@ -83,6 +91,8 @@ def console() -> int:
     """The console script (and `python -m tracereplay.cli`): `main` on sys.argv; after a
     command of `FAST_END_COMMANDS` the process ends here when `end_now` shows nothing is
     left for the interpreter's teardown, else the exit code is returned to `sys.exit`."""
+    if sys.argv[1:2] and sys.argv[1] in ONE_BLAS_THREAD_COMMANDS:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read when numpy loads it
     if sys.argv[1:2] and sys.argv[1] in REUSE_MEMORY_COMMANDS:
         reuse_freed_memory()
     if sys.argv[1:2] and sys.argv[1] in FAST_END_COMMANDS:

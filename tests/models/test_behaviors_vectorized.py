@@ -512,9 +512,7 @@ def test_sparse_fits_are_sklearns_on_the_csr_rows_with_the_dense_fits_clusters(
         got = {k: fits.result(k) for k in range(2, 7)}
     with threadpool_limits(limits=1):
         for k, (labels, centres) in got.items():
-            on_csr = KMeans(n_clusters=k, n_init=10, random_state=3).fit(
-                sparse.csr_matrix(points)
-            )
+            on_csr = KMeans(n_clusters=k, n_init=10, random_state=3).fit(sparse.csr_matrix(points))
             assert np.array_equal(labels, on_csr.labels_)
             assert np.array_equal(centres, on_csr.cluster_centers_)
             dense = KMeans(n_clusters=k, n_init=10, random_state=3).fit(points)
