@@ -361,9 +361,9 @@ def cluster_sample(
 
 class _Fits:
     """`KMeans(n_clusters=k, n_init=10, random_state=seed).fit(fit_input(points))`'s labels
-    and centres for each k of `ks`. Where a core is free, every fit starts at once on FIT_THREADS
-    threads (the largest K first), each with an OpenMP thread count of 1 (the count is
-    per thread: the caller's limit does not reach a new one; `controller` sets it) and
+    and centres for each k of `ks`. Where a core is free, every fit starts at once on
+    FIT_THREADS threads (the largest K first), each with an OpenMP thread count of 1 (the
+    count is per thread: the caller's limit does not reach a new one; `controller` sets it) and
     BLAS's 1 (one setting for the process: the caller's limit). Lloyd's iterations run
     without the GIL, so two fits use two cores; each is the same computation on its own
     copy of the points, so the same labels and centres as one after the other. Else (a
@@ -412,8 +412,9 @@ class _Fits:
 def fit_input(points: np.ndarray) -> np.ndarray | sparse.csr_matrix:
     """The sample's rows as the k-means fits take them: a CSR matrix where they are sparse
     (SPARSE_FIT_DENSITY, SPARSE_FIT_COLUMNS), else the dense rows. The same fits either
-    way, but not the same floats: sklearn centres dense rows on their mean before its
-    iterations and leaves sparse ones as they are."""
+    way (the same k-means, the same labels wherever compared: bench/bench_sparse_fits.py),
+    but not the same floats: sklearn centres dense rows on their mean before its iterations
+    and leaves sparse ones as they are."""
     from scipy import sparse
 
     rows, columns = points.shape

@@ -49,7 +49,8 @@ ONE_BLAS_THREAD_COMMANDS = frozenset({"model"})
 OPENBLAS_NUM_THREADS is set: the model's matrix products run under a one-thread limit
 anyway (models/behaviors.py), and each OpenBLAS library loaded with more threads (numpy's,
 then scipy's in the behaviors' child) has its workers spin for ~0.1 CPU s when they start,
-beside the stages (real1M: ~0.2 CPU s, bench/README.md "BLAS on one thread")."""
+beside the stages (real1M: ~0.2 CPU s; bench/README.md, "Sparse k-means fits and BLAS on
+one thread")."""
 REUSE_MEMORY_COMMANDS = frozenset({"model"})
 """Commands whose process keeps freed big arrays for the next ones, on small pages
 (tracereplay/allocator.py): numpy over millions of rows, where the kernel otherwise zeroed

@@ -31,8 +31,12 @@ sys.exit(cli.console())
 """
 
 
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
 def _blas_threads(argv: list[str], preset: str | None) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    # (OpenBLAS reads these too, after its own: none left to the test's environment)
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
     if preset is not None:
         env["OPENBLAS_NUM_THREADS"] = preset
     done = subprocess.run(
