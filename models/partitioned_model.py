@@ -43,7 +43,7 @@ from .partition_reads import moved_first_keys, partition_learned
 from .partition_samples import correlation_sample, payload_sample
 from .partitioned_sessions import SpilledPauses, given_back
 from .session_shape import Censoring
-from .source import RequestSource
+from .source import ParquetSource, RequestSource
 from .spilled_quantiles import SpilledValues
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def partitioned_model(
 
     seed, params = asked.seed, ParamFacts()
     with (
-        _room_for_spills(trace_path, directory, clock),
+        _room_for_spills(trace_path, directory, clock, trace),
         forked(_behaviors_and_arrivals, child=child, imports=CHILD_MODULES) as fitting,
     ):
         with clock("read"):
@@ -193,20 +193,27 @@ SPILL_BYTES_PER_REQUEST = 110
 
 
 @contextmanager
-def _room_for_spills(trace_path: Path, directory: Path | None, clock: _Clock) -> Iterator[None]:
+def _room_for_spills(
+    trace_path: Path, directory: Path | None, clock: _Clock, trace: RequestSource
+) -> Iterator[None]:
     """A disk too full for the spills under `directory` (default: the system's temp
-    directory) said as a `SpillSpaceError`: where, and about how much they take."""
+    directory) said as a `SpillSpaceError`: where, and about how much they take (for the
+    requests scanned, or, where the scan itself stopped, for the trace's files' rows)."""
     try:
         yield
     except OSError as exc:
         where = Path(directory or tempfile.gettempdir())
         if not _no_room(exc, where):
             raise
-        need = SPILL_BYTES_PER_REQUEST * (clock.rows or 0) / 1e9
+        rows = clock.rows or (trace.trace.num_rows if isinstance(trace, ParquetSource) else 0)
+        size = SPILL_BYTES_PER_REQUEST * rows
+        amount = f"~{size / 1e9:.1f} GB" if size >= 1e9 else f"~{max(1, round(size / 1e6))} MB"
+        each = f"~{SPILL_BYTES_PER_REQUEST} B a request"
+        need = f"{amount} for {rows:,} requests" if rows else each
         raise SpillSpaceError(
             f"model of {trace_path}: no room left under {where} for its key partitions' spills"
-            f" ({exc}): they take ~{need:.1f} GB for {clock.rows:,} requests; free disk space"
-            " there, or set TMPDIR to a directory with room"
+            f" ({exc}): they take {need}; free disk space there, or set TMPDIR to a directory"
+            " with room"
         ) from exc
 
 

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.models.test_partition_failed_auth import _source as _failed_auth_source
@@ -202,6 +203,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(
         assert "Traceback" not in err
         (line,) = [x for x in err.splitlines() if x.startswith("tracereplay: error: ")]
         assert f"no room left under {disk}" in line and "TMPDIR" in line
+        rows = sum(pq.read_metadata(f).num_rows for f in (tmp_path / "t").rglob("*.parquet"))
+        assert f"~1 MB for {rows:,} requests" in line  # (the trace's: the scan had not ended)
         assert not out.exists()
         assert [p.name for p in disk.iterdir()] == [filler.name]
         assert main(["model", str(tmp_path / "t"), "--out", str(out), "--partitions", "0"]) == 0
