@@ -101,12 +101,17 @@ def serve(settings: TargetSettings) -> None:
     )
     sys.stderr.flush()
     # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM then
-    # lands here and ends serve() normally instead of killing the process mid-exit.
+    # lands here and ends serve() normally instead of killing the process mid-exit, and
+    # SIGINT in Python's handler: KeyboardInterrupt, exit 130. Also where the process
+    # started with SIGINT ignored (a background job of a shell without job control): there
+    # Python installs no handler, and the re-raised SIGINT did nothing (exit 0).
     previous = signal.signal(signal.SIGTERM, _ignore)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server.run(sockets=[sock])
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         sock.close()
 
 

@@ -74,6 +74,23 @@ def test_bad_settings_exit_2(
     assert err == f"tracereplay: error: target setting {message}\n"
 
 
+# Runs the rest of its arguments with SIGINT ignored (kept across exec), as a shell without
+# job control starts a background job.
+SIGINT_IGNORED = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def test_sigint_stops_the_target_with_130_where_it_started_ignored() -> None:
+    port = free_port()
+    argv = [sys.executable, "-c", SIGINT_IGNORED, *target_argv(port, "--service-time-scale", "0")]
+    with running_server(argv, port=port) as server:
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=10) == 130
+    assert "Traceback" not in server.stderr()
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
 def test_signals_stop_the_target_gracefully(sig: signal.Signals, code: int) -> None:
     port = free_port()
