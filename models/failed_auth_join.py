@@ -112,17 +112,13 @@ def _join_batches(
     """Per batch: its connections (strings), ts (µs), scan positions, its keys
     (`session_key`'s dictionary and each row's index into it) and each key's index into
     `failed` (-1: not failed)."""
-    rows = 0
-    from .key_partitions import scan_batches  # (the scan's: it imports this module)
-
-    for batch in scan_batches(source, JOIN_COLUMNS, JOIN_COLUMNS[1:])[0]:
-        n = batch.num_rows
+    for batch, first in _batches(source):
         ts = np.asarray(pc.cast(batch.column("ts"), pa.int64(), memory_pool=POOL), np.int64)
         key, keys = session_key(batch)
         in_failed = pc.index_in(keys.cast(pa.string()), value_set=failed)
         position = np.asarray(in_failed.fill_null(-1), np.int64)
-        yield batch.column("conn"), ts, np.arange(rows, rows + n), keys, key, position
-        rows += n
+        row = np.arange(first, first + batch.num_rows)
+        yield batch.column("conn"), ts, row, keys, key, position
 
 
 def _batches(source: RequestSource) -> Iterator[tuple[pa.RecordBatch, int]]:
@@ -362,10 +358,10 @@ def _rewritten(
     """Partition `p`'s spills rewritten without the rows of the keys `gone` and with the
     rows `columns` (`SPILLED`, in scan order) of the keys `keys` merged in scan order:
     the keys spilled those of the rows kept, then the new rows' distinct keys."""
-    from .key_partitions import KEY_FILE, KEY_SCHEMA, ROW_FILE  # (it imports this module)
+    from .key_partitions import KEY_FILE, KEY_SCHEMA, ROW_FILE, read_spill  # (it imports us)
 
-    rows = _read_file(directory / ROW_FILE.format(p))
-    spilled = _read_file(directory / KEY_FILE.format(p)).column("key")
+    rows = read_spill(directory / ROW_FILE.format(p))
+    spilled = read_spill(directory / KEY_FILE.format(p)).column("key")
     values = pa.concat_arrays(spilled.chunks) if spilled.num_chunks else pa.array([], pa.string())
     code = rows.column("key").to_numpy()
     kept = [rows.column(name).to_numpy() for name in SPILLED]
@@ -397,8 +393,3 @@ def _rewritten(
     with ipc.new_file(str(directory / KEY_FILE.format(p)), KEY_SCHEMA) as writer:
         keys_now = pa.concat_arrays([values, new.dictionary.cast(pa.string())])
         writer.write_batch(pa.record_batch([keys_now], schema=KEY_SCHEMA))
-
-
-def _read_file(path: Path) -> pa.Table:
-    with pa.OSFile(str(path)) as source:
-        return ipc.open_file(source).read_all()

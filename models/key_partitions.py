@@ -295,7 +295,8 @@ def _time_order(ts: np.ndarray) -> np.ndarray:
     return order
 
 
-def _read(path: Path) -> pa.Table:
+def read_spill(path: Path) -> pa.Table:
+    """A spill file (Arrow IPC: a partition's rows or keys) read whole."""
     with pa.OSFile(str(path)) as source:
         return ipc.open_file(source).read_all()
 
@@ -530,7 +531,7 @@ def _failed_keys(directory: Path, spills: list[_Spill]) -> pa.Array:
     for p, spill in enumerate(spills):
         if not spill.all_failed:
             continue
-        values, rank = _ranked(_read(directory / KEY_FILE.format(p)).column("key"))
+        values, rank = _ranked(read_spill(directory / KEY_FILE.format(p)).column("key"))
         every = np.zeros(len(rank), bool)
         every[np.concatenate(spill.all_failed)] = True
         passed = np.zeros(len(values), bool)  # (some batch's rows of it not all 401s)

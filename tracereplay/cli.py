@@ -92,11 +92,12 @@ def console() -> int:
     """The console script (and `python -m tracereplay.cli`): `main` on sys.argv; after a
     command of `FAST_END_COMMANDS` the process ends here when `end_now` shows nothing is
     left for the interpreter's teardown, else the exit code is returned to `sys.exit`."""
-    if sys.argv[1:2] and sys.argv[1] in ONE_BLAS_THREAD_COMMANDS:
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command in ONE_BLAS_THREAD_COMMANDS:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read when numpy loads it
-    if sys.argv[1:2] and sys.argv[1] in REUSE_MEMORY_COMMANDS:
+    if command in REUSE_MEMORY_COMMANDS:
         reuse_freed_memory()
-    if sys.argv[1:2] and sys.argv[1] in FAST_END_COMMANDS:
+    if command in FAST_END_COMMANDS:
         inherited = open_fds()  # (only for these: the other commands never read it)
         code = main()
         end_now(code, inherited)
