@@ -11,7 +11,7 @@ the same run, on traces synthesized from a staging model.
     .venv/bin/python bench/bench_model.py stretch --trace TRACE --times K --out DIR
         [--mode passes|copies]
     .venv/bin/python bench/bench_model.py ab --trace TRACE [--trace T2] [--base REV]
-        [--rounds N] [--work DIR] [--json out.json]
+        [--rounds N] [--work DIR] [--json out.json] [--base-python PYTHON]
 
 `run` models the staging trace, synthesizes a trace of about each size from that model
 (sizes are requests), then times `tracereplay model` on each trace with the new code and,
@@ -37,6 +37,8 @@ is measured on these; `tile` adds sessions with the rows).
 `ab` models existing traces (e.g. /work/caps/scale/real1M) with the base commit's code and
 this tree's, alternated over --rounds pairs, each in its own process under
 `/usr/bin/time -v`, and checks that every model file is byte-identical (exit 1 if not).
+With --base-python the base code runs with that interpreter (a venv of the base commit's
+pins: with `--base` the same commit, the two sides differ by their dependencies alone).
 
 `equal` builds the model of TRACE with both codes and checks the answers are the same
 (issue 15, item 6): endpoints, templates, correlations and auth identical; endpoint
@@ -168,11 +170,12 @@ def env_for(tree: Path | None) -> dict[str, str]:
     return env
 
 
-def python(tree: Path | None) -> list[str]:
-    """The interpreter, told not to put the working directory first on the import path:
-    from this repository's root, `tracereplay` would be found there (this tree's code)
-    before the base commit's on PYTHONPATH. `-c` code checks which tree it runs."""
-    return [sys.executable, "-P", "-c", _WHICH.format(tree=str(tree or REPO))]
+def python(tree: Path | None, interpreter: str | None = None) -> list[str]:
+    """The interpreter (this one, or `interpreter`), told not to put the working directory
+    first on the import path: from this repository's root, `tracereplay` would be found
+    there (this tree's code) before the base commit's on PYTHONPATH. `-c` code checks which
+    tree it runs."""
+    return [interpreter or sys.executable, "-P", "-c", _WHICH.format(tree=str(tree or REPO))]
 
 
 _WHICH = (
@@ -212,8 +215,10 @@ def readable_by(tree: Path, trace: Path, into: Path) -> Path:
     return into
 
 
-def run_model(trace: Path, out: Path, tree: Path | None, **kw: Any) -> dict[str, Any]:
-    argv = [*python(tree), _MODEL_RUNNER, str(trace), str(out), json.dumps(kw)]
+def run_model(
+    trace: Path, out: Path, tree: Path | None, interpreter: str | None = None, **kw: Any
+) -> dict[str, Any]:
+    argv = [*python(tree, interpreter), _MODEL_RUNNER, str(trace), str(out), json.dumps(kw)]
     result = timed(argv, env_for(tree))
     result.update(json.loads(result.pop("stdout").strip().splitlines()[-1]))
     result["rows_per_s"] = round(result["rows"] / result["seconds"])
@@ -578,7 +583,8 @@ def ab(args: argparse.Namespace) -> dict[str, Any]:
             for key in order:
                 out = work / f"{name}-{key}-{round_}.json"
                 tree = old if key == "old" else None
-                runs[key].append(run_model(readable if tree else trace, out, tree))
+                interpreter = args.base_python if tree else None
+                runs[key].append(run_model(readable if tree else trace, out, tree, interpreter))
         files = {(work / f"{name}-{k}-{r}.json").read_bytes()
                  for k in runs for r in range(args.rounds)}  # fmt: skip
         entry = {"runs": runs, "byte_identical": len(files) == 1}
@@ -639,6 +645,10 @@ def main() -> int:
     abp.add_argument("--work", type=Path)
     abp.add_argument("--json", type=Path)
     abp.add_argument("--timeout", type=float, default=LIMIT["timeout_s"])
+    abp.add_argument(
+        "--base-python", metavar="PYTHON",
+        help="the interpreter the base code runs with (default: this one)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.command == "ab":
         LIMIT["timeout_s"] = args.timeout
