@@ -426,11 +426,13 @@ def fit_input(points: np.ndarray) -> np.ndarray | sparse.csr_matrix:
 
 def _core_free() -> bool:
     """Whether a core idles beside this process (`forked.free_processes`' rule, the
-    1-minute load): where none does, a second thread of fits only takes CPU from the
-    other work (real1M's child at load 5.4 on 2 cores: +0.03-0.05 CPU s, no less wall)."""
-    from .forked import free_processes
+    1-minute load; in the model's forked child, beside its caller too): where none does, a
+    second thread of fits only takes CPU from the other work (real1M's child at load 5.4 on
+    2 cores: +0.03-0.05 CPU s, no less wall; quiet, beside the caller's payload reads on
+    the other core, `build_model` 1.04-1.39 s with it against 1.06-1.22 without)."""
+    from .forked import free_processes, in_forked_child
 
-    return free_processes() > 1
+    return free_processes(beside=1 if in_forked_child() else 0) > 1
 
 
 class _Silhouette:

@@ -42,6 +42,11 @@ SCIPY_MODULES = ["scipy.stats", "scipy.ndimage"]
 """The arrivals' imports (scipy.stats: id_select's too, where ids are selected)."""
 CLUSTERING_MODULES = ["sklearn.cluster", "sklearn.metrics", "threadpoolctl"]
 """The behaviors' own imports (sklearn.cluster imports scipy.stats)."""
+SHARED_MODULES = ["scipy.sparse"]
+"""What the caller loads anyway (the sessions' counting sort: `key_split`) and the child's
+imports load too: imported by the caller before it forks (`forked(inherited=...)`), so the
+child inherits it rather than loading its own (real1M: 0.057 CPU s, most of it scipy's
+array-API module touching every lazily loaded numpy submodule, numpy.f2py included)."""
 CHILD_MODULES = [*CLUSTERING_MODULES, *SCIPY_MODULES]
 """What the model's child imports on its own core while the caller reads, before its
 inputs come: the behaviors' and the arrivals' (it fits both), so the caller imports no
@@ -55,6 +60,8 @@ correlations stage); above, the read is long and a trace may select no ids (real
 real10M select none: 0.6-0.9 CPU s less here, early19 in bench/README.md)."""
 _ALIGN = 64
 """Each array of the inputs starts at a multiple of this in the shared file."""
+_IN_CHILD = [False]
+"""Set in a `forked` child (`in_forked_child`)."""
 
 
 @dataclass
@@ -152,12 +159,14 @@ def forked(
     *,
     child: bool = True,
     imports: Sequence[str] = (),
+    inherited: Sequence[str] = (),
     at_once: bool = True,
 ) -> Iterator[Pending[A, T]]:
     """Fork a child now (when `child` and the platform has `fork`; with `at_once=False`,
     when the block's `Pending.send` is called instead) that imports `imports` (a module
     that fails is left to the work, which raises the error where it imports it) and then
-    runs `work` on what the block's `Pending.send` gives; the block's `Pending.result()`
+    runs `work` on what the block's `Pending.send` gives (`inherited`: modules imported
+    here first, for both processes: the child inherits them); the block's `Pending.result()`
     is its result, or raises its error. On leaving the block the child is gone: reaped
     after its answer, else killed. Fork before starting threads, or once they are done:
     the child has only the thread that forks."""
@@ -171,6 +180,7 @@ def forked(
     pending = Pending(work, answer=answer, inputs=inputs, shared=shared)
 
     def start() -> None:
+        _imported(list(inherited))
         process = context.Process(
             target=_serve, args=(work, list(imports), receive, inputs, shared, send), daemon=True
         )
@@ -210,15 +220,23 @@ def preload(modules: list[str]) -> threading.Thread:
     return thread
 
 
-def free_processes() -> int:
+def free_processes(beside: int = 0) -> int:
     """2 when a core idles beside this process (the 1-minute load average, in which this
     process counts about 1, at most the cores it may use less a half), else 1. On a
     machine whose cores other work keeps busy, the forked child only shares this
     process's core: real10M, load 4.5-5.8 on 2 cores, one process took 23-33 s, two
-    29-44 s; at load 0.7-1.1, two 16.2 s, one 21.0 s (bench/README.md, model8)."""
+    29-44 s; at load 0.7-1.1, two 16.2 s, one 21.0 s (bench/README.md, model8).
+    `beside`: processes of this work already running, each on a core of its own (a forked
+    child's caller: `in_forked_child`), whatever the load says yet (it lags their start)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return 2 if (cores or 1) >= 2 and load <= (cores or 1) - 0.5 else 1
+    free = (cores or 1) - beside
+    return 2 if free >= 2 and load <= free - 0.5 else 1
+
+
+def in_forked_child() -> bool:
+    """Whether this process is a `forked` child: its caller works on beside it."""
+    return _IN_CHILD[0]
 
 
 def preloaded_modules(trace: RequestSource) -> list[str]:
@@ -282,6 +300,7 @@ def _serve(
     """In the child: import, wait for the inputs, run `work` on them, send (ok, result or
     error, seconds). No inputs (the caller left the block, or died): end."""
     inputs.close()  # the caller's end: its death is an EOF here
+    _IN_CHILD[0] = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's, who kills this
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # The imports' objects (sklearn's and scipy's: ~120 k) frozen before the collector

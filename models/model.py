@@ -32,7 +32,15 @@ from .arrivals import ArrivalModel, fit_arrivals, fitted_bucket_s
 from .behaviors import CLUSTER_SAMPLE_SESSIONS, Behavior, fit_behaviors, sig
 from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
-from .forked import CHILD_MODULES, Pending, forked, free_processes, preload, preloaded_modules
+from .forked import (
+    CHILD_MODULES,
+    SHARED_MODULES,
+    Pending,
+    forked,
+    free_processes,
+    preload,
+    preloaded_modules,
+)
 from .frame import RequestColumns, read_light_columns
 from .ids import NO_IDS, ids_to_json
 from .kaplan_meier import km_percentiles
@@ -197,7 +205,11 @@ def build_model(
     # forked first, both processes imported scipy.stats, +0.7 CPU s and +0.1-0.3 s wall).
     preloaded = preloaded_modules(trace) if child else []
     with forked(
-        _behaviors_and_shape, child=child, imports=CHILD_MODULES, at_once=not preloaded
+        _behaviors_and_shape,
+        child=child,
+        imports=CHILD_MODULES,
+        inherited=SHARED_MODULES,
+        at_once=not preloaded,
     ) as fitting:
         with clock("read"):
             imports = preload(preloaded) if preloaded else None

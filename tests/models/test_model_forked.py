@@ -393,6 +393,53 @@ def test_the_child_imports_clustering_and_arrivals_modules_the_caller_scipy_if_s
     assert asked == [[*clustering, *scipy]]
 
 
+def test_the_caller_imports_what_both_load_before_it_forks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`inherited` modules are loaded here before the fork: the child finds them loaded
+    (a probe module counts its loads, in whichever process); `build_model` passes
+    scipy.sparse, which its sessions load here and the child's imports load too."""
+    from tracereplay.models import forked as forked_module
+
+    (tmp_path / "inherited_probe.py").write_text("import os\nLOADED_IN = os.getpid()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with forked(
+            lambda _: sys.modules["inherited_probe"].LOADED_IN, inherited=["inherited_probe"]
+        ) as pending:
+            assert os.getpid() == sys.modules["inherited_probe"].LOADED_IN
+            pending.send(None)
+            assert pending.pid != os.getpid() and pending.result() == os.getpid()
+    finally:
+        sys.modules.pop("inherited_probe", None)
+    assert forked_module.SHARED_MODULES == ["scipy.sparse"]
+    _write_api_trace(tmp_path / "t", 30)
+    passed: list[list[str]] = []
+    monkeypatch.setattr(model_module, "forked", lambda *a, inherited, **k: (
+        passed.append(list(inherited)) or forked(*a, inherited=inherited, **k)))  # fmt: skip
+    build_model(tmp_path / "t", processes=2, **SAMPLED)
+    assert passed == [["scipy.sparse"]]
+
+
+@pytest.mark.parametrize(("cores", "load", "in_caller", "in_child"),
+                         [(2, 0.0, True, False), (2, 1.6, False, False),
+                          (4, 0.0, True, True), (4, 2.6, True, False)])  # fmt: skip
+def test_the_childs_fits_take_a_second_thread_only_beside_its_caller_s_core(
+    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, in_caller: bool, in_child: bool
+) -> None:
+    """The K sweep's second thread (`behaviors._core_free`) wants a core that idles: in
+    the forked child, one beside the caller's too (quiet, 2 cores: the caller's payload
+    reads run on the other core then)."""
+    from tracereplay.models import behaviors
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    assert behaviors._core_free() is in_caller
+    with forked(lambda _: behaviors._core_free()) as pending:
+        pending.send(None)
+        assert pending.result() is in_child
+
+
 def test_the_child_skips_the_callers_objects_and_the_caller_keeps_collecting() -> None:
     import gc
 
