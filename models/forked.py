@@ -33,7 +33,7 @@ from typing import Any, Generic, TypeVar
 from tracereplay.allocator import collector_paused
 from tracereplay.errors import TraceReplayError
 
-from .source import ParquetSource, RequestSource
+from .source import RequestSource, said_rows
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -244,7 +244,7 @@ def preloaded_modules(trace: RequestSource) -> list[str]:
     behaviors and arrivals run in a child (which imports `CHILD_MODULES` itself):
     scipy.stats below PRELOAD_SCIPY_ROWS rows, for the ids' selection (`id_select`) where
     the correlations find lists, else nothing (a source that does not say its rows: large)."""
-    rows = trace.trace.num_rows if isinstance(trace, ParquetSource) else None
+    rows = said_rows(trace)
     return ["scipy.stats"] if rows is not None and rows < PRELOAD_SCIPY_ROWS else []
 
 

@@ -84,7 +84,7 @@ from .sessions import (
     session_stats,
     session_table,
 )
-from .source import ParquetSource, RequestSource
+from .source import ParquetSource, RequestSource, said_rows
 from .templating import Templater
 from .whole_trace import WholeTrace
 
@@ -376,7 +376,7 @@ def _partitions(trace: RequestSource, asked: int | None) -> int:
         raise UsageError(f"--partitions must be ≥ 0, not {asked}")
     if asked is not None:
         return asked
-    rows = trace.trace.num_rows if isinstance(trace, ParquetSource) else None
+    rows = said_rows(trace)
     if rows is None:
         return 0
     fixed, per_row = IN_MEMORY_BYTES

@@ -43,7 +43,7 @@ from .partition_reads import moved_first_keys, partition_learned
 from .partition_samples import correlation_sample, payload_sample
 from .partitioned_sessions import SpilledPauses, given_back
 from .session_shape import Censoring
-from .source import ParquetSource, RequestSource
+from .source import RequestSource, said_rows
 from .spilled_quantiles import SpilledValues
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ def _room_for_spills(
         where = Path(directory or tempfile.gettempdir())
         if not _no_room(exc, where):
             raise
-        rows = clock.rows or (trace.trace.num_rows if isinstance(trace, ParquetSource) else 0)
+        rows = clock.rows or said_rows(trace) or 0
         size = SPILL_BYTES_PER_REQUEST * rows
         amount = f"~{size / 1e9:.1f} GB" if size >= 1e9 else f"~{max(1, round(size / 1e6))} MB"
         each = f"~{SPILL_BYTES_PER_REQUEST} B a request"

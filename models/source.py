@@ -231,6 +231,12 @@ class _Kept:
         return table.take(pa.array(back))
 
 
+def said_rows(source: RequestSource) -> int | None:
+    """The rows `source`'s files say they hold (their footers), or None: a source that does
+    not say (taken as large where its size decides)."""
+    return source.trace.num_rows if isinstance(source, ParquetSource) else None
+
+
 def rows_of(source: RequestSource, wants: Sequence[tuple[np.ndarray, list[str]]]) -> list[pa.Table]:
     """`source.rows` of each of `wants`: in one scan when the source can (`rows_of`), else
     one `rows` each (a source needs only the two methods of `RequestSource`)."""
