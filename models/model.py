@@ -279,8 +279,9 @@ def build_model(
         assert arrivals.bucket_s == bucket_s, "the request curve's bucket is not the arrivals'"
         clock.done("behaviors", (fitting.seconds or 0.0) - arrivals_s)
         clock.done("arrivals", arrivals_s)
-    with clock("placement"):  # the sampled sessions' outcomes per behavior
-        outcomes = NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
+        # (in the block: the child, done, ends beside it, reaped after)
+        with clock("placement"):  # the sampled sessions' outcomes per behavior
+            outcomes = NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
     return model_document(
         trace_path, trace, Learned(
             len(requests), requests.first_ts, span_s, len(table), {

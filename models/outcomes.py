@@ -334,6 +334,65 @@ def behavior_posterior(behaviors: Sequence[Behavior], path: Sequence[str]) -> np
 
 
 @dataclass(frozen=True)
+class DistinctPaths:
+    """Sessions' distinct paths as endpoint codes, longest first, for `behavior_posterior`
+    of them all under each behavior's chain at once (numpy over a matrix of each chain's
+    logs; real1M's 1,390 paths × 2 behaviors: 22 → 2 ms, after the child's answer)."""
+
+    code: dict[str, int]
+    """Each endpoint's code, END's last."""
+    steps: np.ndarray
+    """Per distinct path, its endpoints' codes, then END's to the longest path's length + 1."""
+    lengths: np.ndarray
+    """Per distinct path, its length (non-increasing)."""
+    of_session: np.ndarray
+    """Per session, its path's row."""
+
+    @classmethod
+    def of(cls, paths: Sequence[Sequence[str]]) -> DistinctPaths:
+        rows: dict[tuple[str, ...], int] = {}
+        first = [rows.setdefault(tuple(path), len(rows)) for path in paths]
+        keys = sorted(rows, key=len, reverse=True)  # (stable: ties in first-seen order)
+        at = np.empty(len(keys), dtype=np.intp)
+        at[[rows[key] for key in keys]] = np.arange(len(keys))
+        names = sorted({name for key in keys for name in key} - {END})
+        code = {name: i for i, name in enumerate([*names, END])}
+        lengths = np.array([len(key) for key in keys], dtype=np.intp)
+        steps = np.full((len(keys), (int(lengths[0]) if keys else 0) + 1), code[END])
+        for row, key in enumerate(keys):
+            steps[row, : len(key)] = [code[name] for name in key]
+        return cls(code, steps, lengths, at[np.asarray(first, dtype=np.intp)])
+
+    def log_likelihoods(self, behavior: Behavior) -> np.ndarray:
+        """`path_log_likelihood` of each distinct path: the same floats (its logs, added
+        in the same order)."""
+        width = len(self.code)
+        entry = np.full(width, _LOG_EPS)
+        moves = np.full((width, width), _LOG_EPS)
+        for name, i in self.code.items():
+            if p := behavior.entry.get(name):
+                entry[i] = math.log(p)
+            for to, p in behavior.transitions.get(name, {}).items():
+                if p and (j := self.code.get(to)) is not None:
+                    moves[i, j] = math.log(p)
+        steps, lengths = self.steps, self.lengths
+        total: np.ndarray = entry[steps[:, 0]]
+        total[lengths == 0] = _LOG_EPS  # (an empty path: no entry, no move)
+        for k in range(steps.shape[1] - 1):
+            going = int(np.count_nonzero(lengths > k))  # the paths still going: a prefix
+            total[:going] += moves[steps[:going, k], steps[:going, k + 1]]
+        return total
+
+    def likeliest(self, behaviors: Sequence[Behavior]) -> np.ndarray:
+        """Per distinct path, the index of its `behavior_posterior`'s (first) greatest."""
+        logs = np.column_stack(
+            [math.log(max(b.share, 1e-12)) + self.log_likelihoods(b) for b in behaviors]
+        )
+        weights = np.exp(logs - logs.max(axis=1, keepdims=True))
+        return np.asarray(np.argmax(weights / weights.sum(axis=1, keepdims=True), axis=1))
+
+
+@dataclass(frozen=True)
 class SessionFacts:
     """What the outcomes hold that no behavior decides (`session_facts`), and what placing
     the sessions in behaviors reads (`place_outcomes`): `build_model` learns these while
@@ -383,13 +442,11 @@ def place_outcomes(facts: SessionFacts, behaviors: Sequence[Behavior]) -> Outcom
     """`facts.known` with each behavior's outcome: every session placed in the behavior
     whose chain most likely produced its path (computed once per distinct path)."""
     placed: defaultdict[str, list[SessionOutcome]] = defaultdict(list)
-    best: dict[tuple[str, ...], str] = {}
-    for outcome, path in zip(facts.per_session, facts.paths, strict=True):
-        if behaviors:
-            key = tuple(path)
-            if key not in best:
-                best[key] = behaviors[int(np.argmax(behavior_posterior(behaviors, path)))].name
-            placed[best[key]].append(outcome)
+    if behaviors:
+        distinct = DistinctPaths.of(facts.paths)
+        best = [behaviors[b].name for b in distinct.likeliest(behaviors).tolist()]
+        for outcome, row in zip(facts.per_session, distinct.of_session.tolist(), strict=True):
+            placed[best[row]].append(outcome)
     privileged = facts.known.privileged
     by_behavior = {name: _behavior_outcome(members, privileged) for name, members in placed.items()}
     return replace(facts.known, behaviors=dict(sorted(by_behavior.items())))

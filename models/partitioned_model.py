@@ -180,8 +180,8 @@ def partitioned_model(
             clock.done("arrivals", arrivals_s)
             templater = parts.templater
             assert templater is not None
-    with clock("placement"):
-        outcomes = NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
+        with clock("placement"):  # (in the block: the child, done, ends beside it)
+            outcomes = NO_OUTCOMES if facts is None else place_outcomes(facts, behaviors)
     first_ts = pd.Timestamp(parts.first_ts_us, unit="us", tz="UTC")
     learned = Learned(
         parts.rows, first_ts, made.span_s, len(merged.table), section, templater,

@@ -25,11 +25,14 @@ from tracereplay.models.ids import (
 from tracereplay.models.outcomes import (
     PRIVILEGED,
     UNPRIVILEGED,
+    DistinctPaths,
     Outcomes,
     SessionOutcome,
+    behavior_posterior,
     draw_outcome,
     outcomes_from_json,
     outcomes_to_json,
+    path_log_likelihood,
     place_outcomes,
     privileged_endpoints,
     session_facts,
@@ -159,6 +162,43 @@ def chain(name: str, share: float, path: list[str]) -> Behavior:
     moves = {a: {b: 1.0} for a, b in zip(path, [*path[1:], END], strict=True)}
     flat = ThinkTime(tuple(0.0 for _ in range(21)), 0, "none")
     return Behavior(name, share, 10, {path[0]: 1.0}, moves, {}, float(len(path)), flat)
+
+
+def random_chain(rng: np.random.Generator, name: str, endpoints: list[str]) -> Behavior:
+    """A chain over some of `endpoints` (moves it never made included), END among its moves."""
+
+    def shares(to: list[str]) -> dict[str, float]:
+        kept = [t for t in to if rng.random() < 0.6]
+        weights = rng.random(len(kept))
+        return {t: float(w / weights.sum()) for t, w in zip(kept, weights, strict=True)}
+
+    moves = {a: shares([*endpoints, END]) for a in endpoints if rng.random() < 0.8}
+    flat = ThinkTime(tuple(0.0 for _ in range(21)), 0, "none")
+    share = float(rng.random())
+    return Behavior(name, share, 10, shares(endpoints), moves, {}, 3.0, flat)
+
+
+def test_paths_are_scored_at_once_as_one_at_a_time() -> None:
+    """Placement scores every distinct path under each chain at once: the same floats as
+    `path_log_likelihood` (its logs added in its order), the same likeliest behavior as
+    `behavior_posterior`; repeated, empty and unknown paths included."""
+    rng = np.random.default_rng(7)
+    endpoints = [f"GET /e{i}" for i in range(9)]
+    for _ in range(20):
+        behaviors = [random_chain(rng, f"b{i}", endpoints) for i in range(int(rng.integers(1, 5)))]
+        known = [*endpoints, "GET /never-seen"]
+        paths = [[known[int(i)] for i in rng.integers(0, len(known), int(rng.integers(0, 30)))]
+                 for _ in range(60)]  # fmt: skip
+        paths += [*paths[:10], []]
+        distinct = DistinctPaths.of(paths)
+        rows = distinct.of_session
+        for b in behaviors:
+            at_once = distinct.log_likelihoods(b)[rows]
+            assert at_once.tolist() == [path_log_likelihood(b, path) for path in paths]
+        likeliest = distinct.likeliest(behaviors)[rows]
+        one_by_one = [int(np.argmax(behavior_posterior(behaviors, path))) for path in paths]
+        assert likeliest.tolist() == one_by_one
+        assert len(set(rows.tolist())) == len({tuple(p) for p in paths})
 
 
 def admin_session(s: int) -> list[dict[str, Any]]:

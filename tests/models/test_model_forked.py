@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,33 @@ def test_the_child_imports_its_modules_before_its_inputs_come(tmp_path: Path) ->
         assert "child_probe" not in sys.modules  # imported there, not here
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def _answers_then_lingers(release: Path, _: object) -> int:
+    """Answers its pid; its process ends only once `release` exists (a thread that is not
+    a daemon holds its exit, as the kernel's unmapping of a big child's memory does)."""
+    import threading
+
+    def held() -> None:
+        _wait_for(release)
+
+    threading.Thread(target=held).start()
+    return os.getpid()
+
+
+def test_the_caller_takes_the_answer_without_waiting_for_the_child_to_end(
+    tmp_path: Path,
+) -> None:
+    """The result comes once the child has answered; the child, ending on its own, is
+    reaped when the block is left (not killed: its exit runs beside the caller's work)."""
+    release = tmp_path / "release"
+    with forked(partial(_answers_then_lingers, release)) as pending:
+        pending.send(None)
+        child = pending.result()
+        assert child == pending.pid and _alive(child)  # answered, not yet ended
+        release.write_text("go")
+    assert not _alive(child) and not _children()
+    assert pending.process is None
 
 
 def test_an_error_in_the_child_is_raised_in_the_caller() -> None:
