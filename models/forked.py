@@ -182,7 +182,7 @@ def forked(
     pending = Pending(work, answer=answer, inputs=inputs, shared=shared)
 
     def start() -> None:
-        _imported(list(inherited))
+        preload(list(inherited)).join()  # (its thread is gone before the fork)
         process = context.Process(
             target=_serve, args=(work, list(imports), receive, inputs, shared, send), daemon=True
         )
@@ -216,7 +216,14 @@ def forked(
 def preload(modules: list[str]) -> threading.Thread:
     """Import `modules` in a thread while the caller goes on (join it before it needs
     them). A module that fails to import is left to whoever imports it next, which says
-    why."""
+    why. Joined at once, it is also how this module imports at a depth that does not
+    depend on its caller's: CPython before 3.13.13 and 3.14.4 frees a chunk of its frame
+    stack (16 KiB, mapped on its own) as soon as a call returns below it, and maps a new
+    one at the next call that crosses it (python/cpython#142183). Where the imports'
+    calls sit on a chunk's edge, each crossing costs a map, a fresh page and an unmap:
+    the model's imports of scipy.sparse before its fork and of sklearn in its child,
+    made as deep as `build_model`'s caller was, did 2,980 and 3,550 of them at real1M
+    from bench_model.py's depth (a thread's frame stack starts empty: 0 and 633)."""
     thread = threading.Thread(target=_imported, args=(modules,), name="preload", daemon=True)
     thread.start()
     return thread
@@ -310,7 +317,10 @@ def _serve(
     # generation's pass again, for nothing this short-lived process frees (real1M's child:
     # a 25-95 ms first collection, on its path).
     gc.disable()
-    _imported(imports)
+    # On a thread of their own, whose frame stack starts empty: here they would run as
+    # deep as the caller was when it forked, plus multiprocessing's frames (see
+    # `preload`).
+    preload(imports).join()
     gc.freeze()
     gc.enable()
     try:

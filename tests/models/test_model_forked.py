@@ -449,6 +449,48 @@ def test_the_caller_imports_what_both_load_before_it_forks(
     assert passed == [["scipy.sparse"]]
 
 
+_DEPTH_PROBE = """
+import os, sys, threading
+frame, depth = sys._getframe(), 0
+while frame is not None:
+    frame, depth = frame.f_back, depth + 1
+LOADED = (os.getpid(), threading.current_thread() is threading.main_thread(), depth)
+"""
+
+
+def test_imports_run_as_deep_whatever_the_callers_depth(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The modules imported before the fork and those the child imports load on a thread
+    of their own, whose frame stack starts empty: as deep however deep `forked` is called
+    (CPython maps and unmaps a frame-stack chunk at each call across its edge, and where
+    the edge falls depends on the depth: `preload`)."""
+    for name in ("inherited_depth", "child_depth"):
+        (tmp_path / f"{name}.py").write_text(_DEPTH_PROBE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def loaded(extra: int) -> tuple[Any, Any]:
+        if extra:
+            return loaded(extra - 1)
+        try:
+            with forked(
+                lambda _: sys.modules["child_depth"].LOADED,
+                imports=["child_depth"],
+                inherited=["inherited_depth"],
+            ) as pending:
+                pending.send(None)
+                return sys.modules["inherited_depth"].LOADED, pending.result()
+        finally:
+            sys.modules.pop("inherited_depth", None)
+
+    shallow, deep = loaded(0), loaded(40)
+    for here, child in (shallow, deep):
+        assert here[:2] == (os.getpid(), False)  # here, not on the main thread
+        assert child[0] != os.getpid() and child[1] is False
+    assert [here[2] for here, _ in (shallow, deep)] == [shallow[0][2]] * 2
+    assert [child[2] for _, child in (shallow, deep)] == [shallow[1][2]] * 2
+
+
 @pytest.mark.parametrize(("cores", "load", "in_caller", "in_child"),
                          [(2, 0.0, True, False), (2, 1.6, False, False),
                           (4, 0.0, True, True), (4, 2.6, True, False)])  # fmt: skip
