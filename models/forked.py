@@ -217,10 +217,11 @@ def preload(modules: list[str]) -> threading.Thread:
     """Import `modules` in a thread while the caller goes on (join it before it needs
     them). A module that fails to import is left to whoever imports it next, which says
     why. Joined at once, it is also how this module imports at a depth that does not
-    depend on its caller's: CPython before 3.13.13 and 3.14.4 frees a chunk of its frame
+    depend on its caller's: CPython 3.11 (and releases without the fix of
+    python/cpython#142183, made in 2026 for 3.13 and 3.14) frees a chunk of its frame
     stack (16 KiB, mapped on its own) as soon as a call returns below it, and maps a new
-    one at the next call that crosses it (python/cpython#142183). Where the imports'
-    calls sit on a chunk's edge, each crossing costs a map, a fresh page and an unmap:
+    one at the next call that crosses it. Where the imports' calls sit on a chunk's edge,
+    each crossing costs a map, a fresh page and an unmap:
     the model's imports of scipy.sparse before its fork and of sklearn in its child,
     made as deep as `build_model`'s caller was, did 2,980 and 3,550 of them at real1M
     from bench_model.py's depth (a thread's frame stack starts empty: 0 and 633)."""
