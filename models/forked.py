@@ -221,10 +221,11 @@ def preload(modules: list[str]) -> threading.Thread:
     python/cpython#142183, made in 2026 for 3.13 and 3.14) frees a chunk of its frame
     stack (16 KiB, mapped on its own) as soon as a call returns below it, and maps a new
     one at the next call that crosses it. Where the imports' calls sit on a chunk's edge,
-    each crossing costs a map, a fresh page and an unmap:
-    the model's imports of scipy.sparse before its fork and of sklearn in its child,
-    made as deep as `build_model`'s caller was, did 2,980 and 3,550 of them at real1M
-    from bench_model.py's depth (a thread's frame stack starts empty: 0 and 633)."""
+    each crossing costs a map, a fresh page and an unmap (~6 us). The model's imports of
+    scipy.sparse before its fork and of sklearn in its child, made as deep as
+    `build_model`'s caller was, did 2,980 and 3,550 of them at real1M from
+    bench_model.py's depth; on a thread, whose frame stack starts empty, 2,510 and 633,
+    whoever calls."""
     thread = threading.Thread(target=_imported, args=(modules,), name="preload", daemon=True)
     thread.start()
     return thread
