@@ -205,3 +205,41 @@ def test_the_time_order_is_the_stable_argsort(
             assert codes[name].dtype == np.int32 and np.array_equal(codes[name], order)
         for array in (t_s, duration_ms, status, row, codes["key"], codes["path"]):
             assert len(array) == n and (array.base is None or array.base.nbytes == array.nbytes)
+
+
+class _CountingDataset:
+    """A dataset that counts its `count_rows` calls (the rest: the dataset's own)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset, self.counts = dataset, 0
+
+    def count_rows(self) -> int:
+        self.counts += 1
+        return int(self.dataset.count_rows())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.dataset, name)
+
+
+def test_a_trace_counts_its_rows_once(tmp_path: Path) -> None:
+    """`Trace.num_rows` reads every file's footer once, however often asked (the model
+    asks before its read, for the partitions, the preload and the read); a trace made of
+    other files (`dataclasses.replace`) counts its own."""
+    _write(tmp_path / "t", 3, 40, seed=5)
+    trace = ParquetSource.open(tmp_path / "t").trace
+    counting = _CountingDataset(trace.dataset)
+    counted = dataclasses.replace(trace, dataset=counting)
+    assert [counted.num_rows for _ in range(3)] == [120] * 3 and counting.counts == 1
+    first = _one_file(trace, 0)
+    one = dataclasses.replace(counted, dataset=_CountingDataset(first))
+    assert one.num_rows == 40 and counted.num_rows == 120
+
+
+def _one_file(trace: Trace, index: int) -> Any:
+    """The dataset of the trace's file `index` alone."""
+    import pyarrow.dataset as ds
+
+    fragment = list(trace.dataset.get_fragments())[index]
+    return ds.FileSystemDataset(
+        [fragment], trace.dataset.schema, trace.dataset.format, trace.dataset.filesystem
+    )
