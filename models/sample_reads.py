@@ -53,6 +53,11 @@ from .source import KEYS, RequestSource, map_keys, part_of, rows_of
 CORRELATION_COLUMNS = ["path", "query", "req_headers", "req_body", "status", "resp_headers",
                        "resp_body", "addr"]  # fmt: skip
 
+CORRELATION_SCANNED = [c for c in CORRELATION_COLUMNS if c != "path"]
+"""What `build_model`'s scan reads of a correlation-sampled request: its path comes from
+the light columns (`_correlation_frame`). The scan decodes every row of each file it reads,
+and a path column of dense strings was a fifth of it (real1M: ~0.027 of ~0.135 CPU s)."""
+
 AUTH_COLUMNS = [c for c in CORRELATION_COLUMNS if c != "addr"]
 """What the walk for the auth flow reads of a sampled request (`addr`: the outcomes only)."""
 
@@ -148,20 +153,22 @@ class _SampleReads:
             trace,
             _scan_positions(requests, payload_read),
             _scan_positions(requests, read["request"].to_numpy()),
+            CORRELATION_SCANNED,
         )
         return cls(payloads, read, rows)
 
 
 def sample_scan(
-    trace: RequestSource, payload_rows: np.ndarray, correlation_rows: np.ndarray
+    trace: RequestSource,
+    payload_rows: np.ndarray,
+    correlation_rows: np.ndarray,
+    columns: list[str] = CORRELATION_COLUMNS,
 ) -> tuple[pa.Table, ScanOrdered]:
     """`_SampleReads.of`'s one scan, by scan positions (int64): the payload sample's
-    PAYLOAD_COLUMNS in the order asked, and the correlation sample's CORRELATION_COLUMNS
+    PAYLOAD_COLUMNS in the order asked, and the correlation sample's `columns`
     (`ScanOrdered`: read in scan order, `at` their places in the order asked)."""
     positions, at = _in_scan_order(correlation_rows)
-    payloads, rows = rows_of(
-        trace, [(payload_rows, PAYLOAD_COLUMNS), (positions, CORRELATION_COLUMNS)]
-    )
+    payloads, rows = rows_of(trace, [(payload_rows, PAYLOAD_COLUMNS), (positions, columns)])
     return payloads, ScanOrdered(rows, at)
 
 
@@ -333,18 +340,22 @@ def _correlation_rows(sessions: pd.DataFrame, sample: SessionSample) -> pd.DataF
 def _correlation_frame(
     requests: RequestColumns, read: pd.DataFrame, rows: ScanOrdered
 ) -> pd.DataFrame:
-    """What correlation finding walks: the values (`rows`, read for `read`'s requests) of
-    every request of the sampled sessions, in session order."""
+    """What correlation finding walks: the values (`rows`, read for `read`'s requests:
+    `CORRELATION_SCANNED`, with each one's path from `requests`, first as in
+    CORRELATION_COLUMNS) of every request of the sampled sessions, in session order."""
     order = read["request"].to_numpy()
     # Taken from the keys' Arrow array: no list of every key (73 MiB at 10 M requests)
     taken = requests.key_values.take(pa.array(requests.key[order]))
-    return correlation_frame(
+    frame = correlation_frame(
         rows,
         np.array(taken.to_pylist(), object),
         read["session_id"].to_numpy(),
         read["seq"].to_numpy(),
         read["endpoint"].astype(object).to_numpy(),
     )
+    paths = requests.paths.take(pa.array(requests.path[order]))
+    frame.insert(0, "path", np.array(paths.to_pylist(), object))
+    return frame
 
 
 def correlation_frame(
