@@ -337,7 +337,8 @@ def behavior_posterior(behaviors: Sequence[Behavior], path: Sequence[str]) -> np
 class DistinctPaths:
     """Sessions' distinct paths as endpoint codes, longest first, for `behavior_posterior`
     of them all under each behavior's chain at once (numpy over a matrix of each chain's
-    logs; real1M's 1,390 paths × 2 behaviors: 22 → 2 ms, after the child's answer)."""
+    logs; real1M's 1,390 paths × 2 behaviors: the placement stage 21.5 → 5.5 ms, after
+    the child's answer)."""
 
     code: dict[str, int]
     """Each endpoint's code, END's last."""
