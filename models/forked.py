@@ -182,7 +182,8 @@ def forked(
     pending = Pending(work, answer=answer, inputs=inputs, shared=shared)
 
     def start() -> None:
-        preload(list(inherited)).join()  # (its thread is gone before the fork)
+        if inherited:  # (its thread is gone before the fork)
+            preload(list(inherited)).join()
         process = context.Process(
             target=_serve, args=(work, list(imports), receive, inputs, shared, send), daemon=True
         )
