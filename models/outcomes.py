@@ -326,11 +326,18 @@ def path_log_likelihood(behavior: Behavior, path: Sequence[str]) -> float:
 
 def behavior_posterior(behaviors: Sequence[Behavior], path: Sequence[str]) -> np.ndarray:
     """P(behavior | path) ∝ share × P(path | behavior)."""
-    logs = np.array(
-        [math.log(max(b.share, 1e-12)) + path_log_likelihood(b, path) for b in behaviors]
-    )
-    weights = np.exp(logs - logs.max())
-    return np.asarray(weights / weights.sum())
+    return _posterior(np.array([_log_share(b) + path_log_likelihood(b, path) for b in behaviors]))
+
+
+def _log_share(behavior: Behavior) -> float:
+    """log P(behavior), its share floored (a behavior of no share stays possible)."""
+    return math.log(max(behavior.share, 1e-12))
+
+
+def _posterior(logs: np.ndarray) -> np.ndarray:
+    """The posterior along the last axis (the behaviors) of log share + log likelihood."""
+    weights = np.exp(logs - logs.max(axis=-1, keepdims=True))
+    return np.asarray(weights / weights.sum(axis=-1, keepdims=True))
 
 
 @dataclass(frozen=True)
@@ -386,11 +393,8 @@ class DistinctPaths:
 
     def likeliest(self, behaviors: Sequence[Behavior]) -> np.ndarray:
         """Per distinct path, the index of its `behavior_posterior`'s (first) greatest."""
-        logs = np.column_stack(
-            [math.log(max(b.share, 1e-12)) + self.log_likelihoods(b) for b in behaviors]
-        )
-        weights = np.exp(logs - logs.max(axis=1, keepdims=True))
-        return np.asarray(np.argmax(weights / weights.sum(axis=1, keepdims=True), axis=1))
+        logs = np.column_stack([_log_share(b) + self.log_likelihoods(b) for b in behaviors])
+        return np.asarray(np.argmax(_posterior(logs), axis=1))
 
 
 @dataclass(frozen=True)
