@@ -61,6 +61,14 @@ TEMPO_WEIGHT = 1.0
 # clustered whole, as before sampling existed.
 CLUSTER_SAMPLE_SESSIONS = 2000
 _ASSIGN_CHUNK = 1 << 16
+KMEANS_STARTS = 3
+"""Seeded k-means++ starts of each K's fit (`n_init`), the least inertia kept. Not 10
+(sklearn's default before 1.4; its default now, "auto", is 1 for k-means++): on the real
+traces' samples 3 starts reach within 0.1 % of 10 starts' inertia at every K (1 start:
+1.2-1.5 % above it), and the models stay byte-identical on cap20, real1M and real10M; on 8
+overlapping blobs (`_Fits`' test points) 3 starts are up to 10 % above 10 starts'. The
+fits of K = 2..6 on real1M's 2,000-session sample: 0.21-0.25 CPU s with the silhouette and
+the assignment, 0.34-0.45 with 10 starts (bench/README.md, "Three k-means starts")."""
 FIT_THREADS = 2
 """Threads the K sweep's k-means fits run on, where a core is free (`_core_free`)."""
 SPARSE_FIT_DENSITY = 0.1
@@ -360,14 +368,15 @@ def cluster_sample(
 
 
 class _Fits:
-    """`KMeans(n_clusters=k, n_init=10, random_state=seed).fit(fit_input(points))`'s labels
-    and centres for each k of `ks`. Where a core is free, every fit starts at once on
-    FIT_THREADS threads (the largest K first), each with an OpenMP thread count of 1 (the
-    count is per thread: the caller's limit does not reach a new one; `controller` sets it) and
-    BLAS's 1 (one setting for the process: the caller's limit). Lloyd's iterations run
-    without the GIL, so two fits use two cores; each is the same computation on its own
-    copy of the points, so the same labels and centres as one after the other. Else (a
-    busy machine, one core), each fit when its result is asked for."""
+    """The labels and centres of `KMeans(n_clusters=k, n_init=KMEANS_STARTS,
+    random_state=seed).fit(fit_input(points))` for each k of `ks`. Where a core is free,
+    every fit starts at once on FIT_THREADS threads (the largest K first), each with an
+    OpenMP thread count of 1 (the count is per thread: the caller's limit does not reach a
+    new one; `controller` sets it) and BLAS's 1 (one setting for the process: the caller's
+    limit). Lloyd's iterations run without the GIL, so two fits use two cores; each is the
+    same computation on its own copy of the points, so the same labels and centres as one
+    after the other. Else (a busy machine, one core), each fit when its result is asked
+    for."""
 
     def __init__(self, points: np.ndarray, seed: int, ks: range, controller: Any):
         self.points, self.seed = fit_input(points), seed
@@ -405,7 +414,7 @@ class _Fits:
     def _fit(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         from sklearn.cluster import KMeans
 
-        model = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(self.points)
+        model = KMeans(n_clusters=k, n_init=KMEANS_STARTS, random_state=self.seed).fit(self.points)
         return model.labels_, model.cluster_centers_
 
 

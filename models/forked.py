@@ -42,11 +42,6 @@ SCIPY_MODULES = ["scipy.stats", "scipy.ndimage"]
 """The arrivals' imports (scipy.stats: id_select's too, where ids are selected)."""
 CLUSTERING_MODULES = ["sklearn.cluster", "sklearn.metrics", "threadpoolctl"]
 """The behaviors' own imports (sklearn.cluster imports scipy.stats)."""
-SHARED_MODULES = ["scipy.sparse"]
-"""What the caller loads anyway (the sessions' counting sort: `key_split`) and the child's
-imports load too: imported by the caller before it forks (`forked(inherited=...)`), so the
-child inherits it rather than loading its own (real1M: 0.057 CPU s, most of it scipy's
-array-API module touching every lazily loaded numpy submodule, numpy.f2py included)."""
 CHILD_MODULES = [*CLUSTERING_MODULES, *SCIPY_MODULES]
 """What the model's child imports on its own core while the caller reads, before its
 inputs come: the behaviors' and the arrivals' (it fits both), so the caller imports no
@@ -161,14 +156,12 @@ def forked(
     *,
     child: bool = True,
     imports: Sequence[str] = (),
-    inherited: Sequence[str] = (),
     at_once: bool = True,
 ) -> Iterator[Pending[A, T]]:
     """Fork a child now (when `child` and the platform has `fork`; with `at_once=False`,
     when the block's `Pending.send` is called instead) that imports `imports` (a module
     that fails is left to the work, which raises the error where it imports it) and then
-    runs `work` on what the block's `Pending.send` gives (`inherited`: modules imported
-    here first, for both processes: the child inherits them); the block's `Pending.result()`
+    runs `work` on what the block's `Pending.send` gives; the block's `Pending.result()`
     is its result, or raises its error. On leaving the block the child is gone: reaped
     (after its answer it ends on its own; else it is killed). Fork before starting
     threads, or once they are done: the child has only the thread that forks."""
@@ -182,8 +175,6 @@ def forked(
     pending = Pending(work, answer=answer, inputs=inputs, shared=shared)
 
     def start() -> None:
-        if inherited:  # (its thread is gone before the fork)
-            preload(list(inherited)).join()
         process = context.Process(
             target=_serve, args=(work, list(imports), receive, inputs, shared, send), daemon=True
         )
@@ -222,11 +213,11 @@ def preload(modules: list[str]) -> threading.Thread:
     python/cpython#142183, made in 2026 for 3.13 and 3.14) frees a chunk of its frame
     stack (16 KiB, mapped on its own) as soon as a call returns below it, and maps a new
     one at the next call that crosses it. Where the imports' calls sit on a chunk's edge,
-    each crossing costs a map, a fresh page and an unmap (~6 us). The model's imports of
-    scipy.sparse before its fork and of sklearn in its child, made as deep as
-    `build_model`'s caller was, did 2,980 and 3,550 of them at real1M from
-    bench_model.py's depth; on a thread, whose frame stack starts empty, 2,510 and 633,
-    whoever calls."""
+    each crossing costs a map, a fresh page and an unmap (~6 us). At real1M from
+    bench_model.py's depth (stop 45, when the caller still imported scipy.sparse before its
+    fork), those imports and the child's of sklearn, made as deep as `build_model`'s caller
+    was, did 2,980 and 3,550 of them; on a thread, whose frame stack starts empty, 2,510 and
+    633, whoever calls."""
     thread = threading.Thread(target=_imported, args=(modules,), name="preload", daemon=True)
     thread.start()
     return thread

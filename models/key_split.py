@@ -1,7 +1,7 @@
 """The requests grouped by session key, in time order within a key, and the session
 statistics at several inactivity timeouts from that one grouping (frame.py sessionizes it).
 
-The grouping is a counting sort (scipy.sparse's CSR conversion) of the keys relabelled
+The grouping is a counting sort (pandas' own, its groupby's) of the keys relabelled
 by their first request: a key's requests come together, keys in the order their sessions
 start when each key has one session, so `sessionize_requests` numbers the sessions with
 no sort of its own and gathers the columns in near time order (a key's requests lie close
@@ -209,40 +209,36 @@ def _grouping(
         by_first = by_first[np.lexsort((by_first, at))]
     label = np.zeros(codes, dtype=small)
     label[by_first] = np.arange(len(by_first))
-    order, starts = _counting_sort(gather(label, key), len(by_first), positions)
+    order, starts = _counting_sort(gather(label, key), len(by_first))
     del label, positions
     # (every label has requests: each run is one key's, in label order)
     return order, by_first.astype(key.dtype), starts[:-1].astype(np.intp)
 
 
-def grouped(codes: np.ndarray, groups: int, positions: np.ndarray | None = None) -> np.ndarray:
+def grouped(codes: np.ndarray, groups: int) -> np.ndarray:
     """`np.argsort(codes, kind="stable")` of integer codes in [0, groups), as int32 when
-    there are fewer than 2**31 codes and groups (scipy's own indices: no fresh 8-byte
-    array a request), else int64: a counting sort (the CSR conversion of scipy.sparse,
-    whose column indices come sorted within a row), O(len + groups) where numpy's stable
-    sort of 32-bit values is not (6x faster on 10 M requests of 1 M keys). `positions`:
-    `np.arange(len(codes))`, of the index dtype scipy picks (int32 below 2**31), when the
-    caller has it."""
-    return _counting_sort(codes, groups, positions)[0]
+    there are fewer than 2**31 codes and groups, else int64: a counting sort, O(len +
+    groups), where numpy's stable sort of 32-bit values is not (~10x faster on 1 M
+    requests of 120 k keys, ~5x on 10 M of 1.2 M)."""
+    return _counting_sort(codes, groups)[0]
 
 
-def _counting_sort(
-    codes: np.ndarray, groups: int, positions: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """`grouped(codes, groups, positions)` and where each code's run starts in it, with
-    its end: `groups + 1` positions (the CSR matrix's row pointers)."""
-    from scipy import sparse  # (loaded where sessions are made: not by synthesize)
+def _counting_sort(codes: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """`grouped(codes, groups)` and where each code's run starts in it, with its end:
+    `groups + 1` positions, of the same dtype.
 
-    n = len(codes)
-    small = np.int32 if max(n, groups) < 1 << 31 else np.int64
-    if positions is None or positions.dtype != small:
-        positions = np.arange(n, dtype=small)
-    matrix = sparse.csr_array(
-        (np.ones(n, dtype=np.int8), (codes.astype(small, copy=False), positions)),
-        shape=(groups, n),
-    )
-    order: np.ndarray = matrix.indices.astype(small, copy=False)
-    return order, matrix.indptr
+    pandas' counting sort (`groupsort_indexer`, what its groupby orders rows by: a private
+    function of the pinned pandas, held to `np.argsort(kind="stable")` by
+    tests/models/test_frame.py). Not scipy.sparse's CSR conversion, the same sort: the model's
+    caller then loads no scipy at all, and forks its child ~0.07 s sooner (scipy.sparse's
+    import, most of it scipy's array-API module loading numpy.f2py and numpy.testing, is
+    the child's only: bench/README.md, "No scipy before the fork")."""
+    from pandas._libs.algos import groupsort_indexer
+
+    small = np.int32 if max(len(codes), groups) < 1 << 31 else np.int64
+    order, counts = groupsort_indexer(codes.astype(np.intp, copy=False), groups)
+    counts[0] = 0  # (its first count is of the code -1, which none is)
+    return order.astype(small, copy=False), np.cumsum(counts).astype(small, copy=False)
 
 
 def session_starts(split: KeyTimeSplit | KeyRuns, timeout_s: float) -> np.ndarray:

@@ -34,7 +34,6 @@ from .correlations import NO_AUTH, AuthInfo, auth_to_json, correlations_to_json
 from .endpoints import PAYLOAD_SAMPLE_REQUESTS
 from .forked import (
     CHILD_MODULES,
-    SHARED_MODULES,
     Pending,
     forked,
     free_processes,
@@ -195,11 +194,12 @@ def build_model(
         )  # fmt: skip
     # The behaviors' child forks first, before this process starts a thread or reads: it
     # imports sklearn and scipy on the second core while the read, templates and sessions
-    # run here, then fits the behaviors (numpy over the sessionized frame) and the arrivals
-    # (their scipy.stats: imported there, and here only for a small trace whose ids may
-    # need it: `preloaded_modules`) on what it is sent (`_BehaviorInputs`),
-    # while this process reads and learns the payloads and correlations (Parquet reads and
-    # Python per sampled value). The child's stage lines come when its result is taken.
+    # run here (they load no scipy: the sessions' counting sort is pandas'), then fits the
+    # behaviors (numpy over the sessionized frame) and the arrivals (their scipy.stats:
+    # imported there, and here only for a small trace whose ids may need it:
+    # `preloaded_modules`) on what it is sent (`_BehaviorInputs`), while this process
+    # reads and learns the payloads and correlations (Parquet reads and Python per sampled
+    # value). The child's stage lines come when its result is taken.
     # A small trace whose ids may need scipy.stats here (`preloaded_modules`) forks late,
     # when the inputs are sent, once that import is done: the child inherits it (cap20:
     # forked first, both processes imported scipy.stats, +0.7 CPU s and +0.1-0.3 s wall).
@@ -208,7 +208,6 @@ def build_model(
         _behaviors_and_shape,
         child=child,
         imports=CHILD_MODULES,
-        inherited=SHARED_MODULES,
         at_once=not preloaded,
     ) as fitting:
         with clock("read"):

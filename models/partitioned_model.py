@@ -33,7 +33,7 @@ from tracereplay.errors import SpillSpaceError
 
 from .arrivals import ArrivalModel, fit_arrivals
 from .behaviors import Behavior
-from .forked import CHILD_MODULES, SHARED_MODULES, forked
+from .forked import CHILD_MODULES, forked
 from .key_partitions import scan_key_partitions
 from .outcomes import NO_OUTCOMES, place_outcomes
 from .partition_behaviors import partition_behaviors
@@ -116,9 +116,7 @@ def partitioned_model(
     seed, params = asked.seed, ParamFacts()
     with (
         _room_for_spills(trace_path, directory, clock, trace),
-        forked(
-            _behaviors_and_arrivals, child=child, imports=CHILD_MODULES, inherited=SHARED_MODULES
-        ) as fitting,
+        forked(_behaviors_and_arrivals, child=child, imports=CHILD_MODULES) as fitting,
     ):
         with clock("read"):
             parts = scan_key_partitions(

@@ -322,7 +322,9 @@ def reference_choose_clusters(features: sparse.csr_matrix, seed: int, sample: in
     best = (0.25, np.zeros(n, dtype=int))
     with threadpool_limits(limits=1):
         for k in range(2, min(6, n // 15, len(np.unique(points, axis=0))) + 1):
-            model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)
+            model = KMeans(n_clusters=k, n_init=behaviors.KMEANS_STARTS, random_state=seed).fit(
+                points
+            )
             centres = model.cluster_centers_
             dots = np.asarray(features @ centres.T)
             assigned = np.argmin((centres**2).sum(axis=1) - 2 * dots, axis=1)
@@ -468,7 +470,7 @@ def test_the_fits_on_threads_are_the_fits_one_after_the_other(
         got = {k: fits.result(k) for k in range(2, 7)}
     with threadpool_limits(limits=1):
         for k, (labels, centres) in got.items():
-            model = KMeans(n_clusters=k, n_init=10, random_state=3).fit(points)
+            model = KMeans(n_clusters=k, n_init=behaviors.KMEANS_STARTS, random_state=3).fit(points)
             assert np.array_equal(labels, model.labels_)
             assert np.array_equal(centres, model.cluster_centers_)
 
@@ -512,10 +514,12 @@ def test_sparse_fits_are_sklearns_on_the_csr_rows_with_the_dense_fits_clusters(
         got = {k: fits.result(k) for k in range(2, 7)}
     with threadpool_limits(limits=1):
         for k, (labels, centres) in got.items():
-            on_csr = KMeans(n_clusters=k, n_init=10, random_state=3).fit(sparse.csr_matrix(points))
+            on_csr = KMeans(n_clusters=k, n_init=behaviors.KMEANS_STARTS, random_state=3).fit(
+                sparse.csr_matrix(points)
+            )
             assert np.array_equal(labels, on_csr.labels_)
             assert np.array_equal(centres, on_csr.cluster_centers_)
-            dense = KMeans(n_clusters=k, n_init=10, random_state=3).fit(points)
+            dense = KMeans(n_clusters=k, n_init=behaviors.KMEANS_STARTS, random_state=3).fit(points)
             assert np.array_equal(labels, dense.labels_)
             assert np.allclose(centres, dense.cluster_centers_, rtol=0, atol=1e-12)
 

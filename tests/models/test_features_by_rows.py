@@ -138,7 +138,9 @@ def fitted_centres(features: sparse.csr_matrix, seed: int, sample: int, k: int) 
     _, points = behaviors.cluster_sample(features, sample, seed)
     with threadpool_limits(limits=1):
         return np.asarray(
-            KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points).cluster_centers_
+            KMeans(n_clusters=k, n_init=behaviors.KMEANS_STARTS, random_state=seed)
+            .fit(points)
+            .cluster_centers_
         )
 
 

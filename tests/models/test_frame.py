@@ -300,7 +300,7 @@ def test_the_key_order_is_by_first_request_else_lexsorts(case: int) -> None:
     got = _grouping(key, t)[0]
     in_order = not (t[1:] < t[:-1]).any() and not np.isnan(t).any()
     dense = n > 0 and key.min() >= 0 and key.max() <= 2 * n
-    # (the counting sort's positions: scipy's int32 below 2**31 rows; lexsort's intp)
+    # (the counting sort's positions: int32 below 2**31 rows; lexsort's intp)
     assert got.dtype == (np.int32 if in_order and dense else np.int64)
     if in_order and dense:
         assert np.array_equal(got, _keys_by_first_request(key, t))
@@ -315,7 +315,7 @@ def test_grouped_is_a_stable_argsort(case: int) -> None:
     groups = [1, 3, 7000, 100][case % 4]
     codes = rng.integers(0, groups, n).astype(np.int32 if case % 2 else np.int64)
     got = grouped(codes, groups)
-    assert got.dtype == np.int32  # scipy's own indices below 2**31 codes and groups
+    assert got.dtype == np.int32  # below 2**31 codes and groups
     assert np.array_equal(got, np.argsort(codes, kind="stable"))
 
 

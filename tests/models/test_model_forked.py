@@ -421,32 +421,36 @@ def test_the_child_imports_clustering_and_arrivals_modules_the_caller_scipy_if_s
     assert asked == [[*clustering, *scipy]]
 
 
-def test_the_caller_imports_what_both_load_before_it_forks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`inherited` modules are loaded here before the fork: the child finds them loaded
-    (a probe module counts its loads, in whichever process); `build_model` passes
-    scipy.sparse, which its sessions load here and the child's imports load too."""
-    from tracereplay.models import forked as forked_module
+_SCIPY_HERE = """
+import sys
+from pathlib import Path
+from tracereplay.models import forked, model
+forked.PRELOAD_SCIPY_ROWS = 0  # (a small trace's ids would have scipy.stats imported here)
+loaded = []
+work = model._behaviors_and_shape
+def fits(inputs):
+    loaded.append(sorted(m for m in sys.modules if m.split(".")[0] == "scipy"))
+    return work(inputs)
+model._behaviors_and_shape = fits
+model.build_model(Path(sys.argv[1]), processes=2, correlations=False)
+here = sorted(m for m in sys.modules if m.split(".")[0] == "scipy")
+print(f"{len(here)} {len(loaded)}")
+"""
 
-    (tmp_path / "inherited_probe.py").write_text("import os\nLOADED_IN = os.getpid()\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        with forked(
-            lambda _: sys.modules["inherited_probe"].LOADED_IN, inherited=["inherited_probe"]
-        ) as pending:
-            assert os.getpid() == sys.modules["inherited_probe"].LOADED_IN
-            pending.send(None)
-            assert pending.pid != os.getpid() and pending.result() == os.getpid()
-    finally:
-        sys.modules.pop("inherited_probe", None)
-    assert forked_module.SHARED_MODULES == ["scipy.sparse"]
+
+def test_the_caller_loads_no_scipy_where_the_child_fits(tmp_path: Path) -> None:
+    """`build_model` with its child: the read, templates, sessions and payloads load no
+    scipy in the caller (the sessions' counting sort is pandas'), so it forks at once;
+    the child loads its own (sklearn and the arrivals' scipy.stats)."""
+    import subprocess
+
     _write_api_trace(tmp_path / "t", 30)
-    passed: list[list[str]] = []
-    monkeypatch.setattr(model_module, "forked", lambda *a, inherited, **k: (
-        passed.append(list(inherited)) or forked(*a, inherited=inherited, **k)))  # fmt: skip
-    build_model(tmp_path / "t", processes=2, **SAMPLED)
-    assert passed == [["scipy.sparse"]]
+    done = subprocess.run(
+        [sys.executable, "-c", _SCIPY_HERE, str(tmp_path / "t")],
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": ""},
+    )  # fmt: skip
+    here, in_caller = (int(n) for n in done.stdout.split()[-2:])
+    assert (here, in_caller) == (0, 0)  # (the work ran in the child: it was not counted here)
 
 
 _DEPTH_PROBE = """
@@ -461,34 +465,26 @@ LOADED = (os.getpid(), threading.current_thread() is threading.main_thread(), de
 def test_imports_run_as_deep_whatever_the_callers_depth(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The modules imported before the fork and those the child imports load on a thread
-    of their own, whose frame stack starts empty: as deep however deep `forked` is called
-    (CPython maps and unmaps a frame-stack chunk at each call across its edge, and where
-    the edge falls depends on the depth: `preload`)."""
-    for name in ("inherited_depth", "child_depth"):
-        (tmp_path / f"{name}.py").write_text(_DEPTH_PROBE)
+    """The modules the child imports load on a thread of their own, whose frame stack
+    starts empty: as deep however deep `forked` is called (CPython maps and unmaps a
+    frame-stack chunk at each call across its edge, and where the edge falls depends on
+    the depth: `preload`)."""
+    (tmp_path / "child_depth.py").write_text(_DEPTH_PROBE)
     monkeypatch.syspath_prepend(str(tmp_path))
 
-    def loaded(extra: int) -> tuple[Any, Any]:
+    def loaded(extra: int) -> Any:
         if extra:
             return loaded(extra - 1)
-        try:
-            with forked(
-                lambda _: sys.modules["child_depth"].LOADED,
-                imports=["child_depth"],
-                inherited=["inherited_depth"],
-            ) as pending:
-                pending.send(None)
-                return sys.modules["inherited_depth"].LOADED, pending.result()
-        finally:
-            sys.modules.pop("inherited_depth", None)
+        with forked(
+            lambda _: sys.modules["child_depth"].LOADED, imports=["child_depth"]
+        ) as pending:
+            pending.send(None)
+            return pending.result()
 
     shallow, deep = loaded(0), loaded(40)
-    for here, child in (shallow, deep):
-        assert here[:2] == (os.getpid(), False)  # here, not on the main thread
-        assert child[0] != os.getpid() and child[1] is False
-    assert deep[0][2] == shallow[0][2]  # the same depth here, 40 frames deeper or not
-    assert deep[1][2] == shallow[1][2]  # and in the child
+    for child in (shallow, deep):
+        assert child[0] != os.getpid() and child[1] is False  # there, not on its main thread
+    assert deep[2] == shallow[2]  # the same depth, 40 frames deeper or not
 
 
 @pytest.mark.parametrize(("cores", "load", "in_caller", "in_child"),
