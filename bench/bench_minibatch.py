@@ -19,7 +19,7 @@ MIN_SILHOUETTE on the model's seeded sample of `sample` sessions (the sample A u
 shipped `_Silhouette`). Arm C (`--exact`): `KMeans(n_init=10)` fitted on every session,
 K by B's rule: what the sample stands for (the first C is a second reference). `--a-seeds`:
 A with other seeds (another sample, other starts). `--starts N`: A with `n_init=N` k-means
-starts instead of 10 (fewer starts: less CPU, maybe another local optimum); `--inertia S`:
+starts instead of the shipped `KMEANS_STARTS` (3 since stop 47; 10 before); `--inertia S`:
 per K and seed 0..S-1, how much higher the inertia of each `--starts` count is than 10
 starts' on A's sample of that seed (and on `_Fits`' test points: 8 overlapping blobs).
 BLAS and OpenMP are limited to one thread for the whole run.
@@ -161,7 +161,7 @@ class _Run:
         return labels
 
     def arm_starts(self, starts: int) -> np.ndarray:
-        """A with `starts` k-means starts for each K (the shipped `_Fits` fits with 10)."""
+        """A with `starts` k-means starts for each K (the shipped `_Fits`: KMEANS_STARTS)."""
         from sklearn.cluster import KMeans
 
         fits, shipped = self.behaviors._Fits, self.behaviors._Fits._fit
@@ -194,7 +194,7 @@ class _Run:
         )
 
     def arm_c(self, seed: int) -> np.ndarray:
-        """The exact k-means (`KMeans(n_init=10)`, as A's) on every session: no sample."""
+        """The exact k-means (`KMeans(n_init=10)`) on every session: no sample."""
         from sklearn.cluster import KMeans
 
         return self.every_session(lambda k: KMeans(n_clusters=k, n_init=10, random_state=seed))
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     import sklearn.metrics  # noqa: F401
     from threadpoolctl import threadpool_limits
 
-    from models.behaviors import MAX_BEHAVIORS
+    from models.behaviors import KMEANS_STARTS, MAX_BEHAVIORS
 
     with threadpool_limits(limits=1):
         run = _Run(args.trace)
@@ -360,13 +360,14 @@ def main(argv: list[str] | None = None) -> int:
             kept = json.loads(reference.read_text())["behaviors"]
             same = str([b.to_json() for b in run.shipped] == kept)
         print(f"{args.trace}: {run.n} sessions; fit_behaviors = {reference.name}'s: {same}")
-        a_name = f"A KMeans n_init=10 on {run.inputs.sample} (seed {run.inputs.seed})"
+        shipped = f"A KMeans n_init={KMEANS_STARTS} on {run.inputs.sample}"
+        a_name = f"{shipped} (seed {run.inputs.seed})"
         first = measure(run.arm_a, args.memory)
         references = [_Reference(run, first["labels"])]
         measured = [(a_name, first)]
         for seed in args.a_seeds:
             found = measure(partial(run.arm_a, seed), args.memory)
-            measured.append((f"A KMeans n_init=10 on {run.inputs.sample} (seed {seed})", found))
+            measured.append((f"{shipped} (seed {seed})", found))
         for starts in args.starts:
             found = measure(partial(run.arm_starts, starts), args.memory)
             measured.append((f"A KMeans n_init={starts} on {run.inputs.sample}", found))

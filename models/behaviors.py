@@ -63,12 +63,13 @@ CLUSTER_SAMPLE_SESSIONS = 2000
 _ASSIGN_CHUNK = 1 << 16
 KMEANS_STARTS = 3
 """Seeded k-means++ starts of each K's fit (`n_init`), the least inertia kept. Not 10
-(sklearn's default before 1.4; its default now, "auto", is 1 for k-means++): on the real
-traces' samples 3 starts reach within 0.1 % of 10 starts' inertia at every K (1 start:
-1.2-1.5 % above it), and the models stay byte-identical on cap20, real1M and real10M; on 8
-overlapping blobs (`_Fits`' test points) 3 starts are up to 10 % above 10 starts'. The
-fits of K = 2..6 on real1M's 2,000-session sample: 0.21-0.25 CPU s with the silhouette and
-the assignment, 0.34-0.45 with 10 starts (bench/README.md, "Three k-means starts")."""
+(sklearn's default before 1.4; its default now, "auto", is 1 for k-means++): on real1M's
+samples (seeds 0-7, K = 2..6) 3 starts reach within 0.08 % of 10 starts' inertia (1
+start: 0.67 %), and the models stay byte-identical on cap20, real1M and real10M; on 8
+overlapping blobs (`_Fits`' test points) 3 starts are up to 10 % above 10 starts' (1
+start: 24 %). `choose_clusters` on real1M's 2,000-session sample, one thread: 0.125 CPU
+s, 0.248 with 10 starts, 0.090 with 1 (bench/README.md, "No scipy before the fork, three
+k-means starts")."""
 FIT_THREADS = 2
 """Threads the K sweep's k-means fits run on, where a core is free (`_core_free`)."""
 SPARSE_FIT_DENSITY = 0.1

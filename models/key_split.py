@@ -218,8 +218,8 @@ def _grouping(
 def grouped(codes: np.ndarray, groups: int) -> np.ndarray:
     """`np.argsort(codes, kind="stable")` of integer codes in [0, groups), as int32 when
     there are fewer than 2**31 codes and groups, else int64: a counting sort, O(len +
-    groups), where numpy's stable sort of 32-bit values is not (~10x faster on 1 M
-    requests of 120 k keys, ~5x on 10 M of 1.2 M)."""
+    groups), where numpy's stable sort of 32-bit values is not (8x faster on 1 M requests
+    of 111 k keys, 5x on 10 M of 1.1 M: bench/counting_sort.py)."""
     return _counting_sort(codes, groups)[0]
 
 
@@ -229,10 +229,11 @@ def _counting_sort(codes: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarr
 
     pandas' counting sort (`groupsort_indexer`, what its groupby orders rows by: a private
     function of the pinned pandas, held to `np.argsort(kind="stable")` by
-    tests/models/test_frame.py). Not scipy.sparse's CSR conversion, the same sort: the model's
-    caller then loads no scipy at all, and forks its child ~0.07 s sooner (scipy.sparse's
-    import, most of it scipy's array-API module loading numpy.f2py and numpy.testing, is
-    the child's only: bench/README.md, "No scipy before the fork")."""
+    tests/models/test_frame.py). Not scipy.sparse's CSR conversion, the same sort and ~20 %
+    faster a call, but the model's caller then loads no scipy at all and forks its child
+    ~0.07 s sooner: scipy.sparse's import (0.07-0.09 CPU s, most of it scipy's array-API
+    module loading numpy.f2py and numpy.testing) is the child's only (bench/README.md, "No
+    scipy before the fork, three k-means starts")."""
     from pandas._libs.algos import groupsort_indexer
 
     small = np.int32 if max(len(codes), groups) < 1 << 31 else np.int64

@@ -362,9 +362,11 @@ a million requests (~0.55 GB here, 1.0-1.07 GB at real10M) where the partitioned
 holds what its sessions and samples need (real10M: 538-551 MB; at fixed sessions ~4 MB a
 million requests), at ~1.3x the CPU (real10M: 9.2-9.8 s against 5.7-6.4 s on two cores;
 bench/README.md, "The model in key partitions")."""
-IN_MEMORY_BYTES = (350 << 20, 130)
+IN_MEMORY_BYTES = (350 << 20, 140)
 """What the in-memory model's two processes hold together at most, about: a fixed part
-and bytes a request (stop 37's PSS of the tree: 1.35 GB at 10 M requests)."""
+and bytes a request (stop 37's PSS of the tree: 1.35 GB at 10 M requests; ~10 B more
+since stop 47, whose counting sort takes and gives 8-byte positions before they are made
+4-byte: real10M in memory, the largest process 1.06-1.10 GB, main's 0.97-1.01)."""
 
 
 def _partitions(trace: RequestSource, asked: int | None) -> int:
