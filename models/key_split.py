@@ -229,9 +229,9 @@ def _counting_sort(codes: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarr
 
     pandas' counting sort (`groupsort_indexer`, what its groupby orders rows by: a private
     function of the pinned pandas, held to `np.argsort(kind="stable")` by
-    tests/models/test_frame.py). Not scipy.sparse's CSR conversion, the same sort and ~20 %
-    faster a call, but the model's caller then loads no scipy at all and forks its child
-    ~0.07 s sooner: scipy.sparse's import (0.07-0.09 CPU s, most of it scipy's array-API
+    tests/models/test_frame.py). scipy.sparse's CSR conversion is the same sort and ~20 %
+    faster a call, but with this one the model's caller loads no scipy at all and forks
+    its child ~0.07 s sooner: scipy.sparse's import (0.07-0.09 CPU s, most of it scipy's array-API
     module loading numpy.f2py and numpy.testing) is the child's only (bench/README.md, "No
     scipy before the fork, three k-means starts")."""
     from pandas._libs.algos import groupsort_indexer
