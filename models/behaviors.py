@@ -61,15 +61,14 @@ TEMPO_WEIGHT = 1.0
 # clustered whole, as before sampling existed.
 CLUSTER_SAMPLE_SESSIONS = 2000
 _ASSIGN_CHUNK = 1 << 16
-KMEANS_STARTS = 3
-"""Seeded k-means++ starts of each K's fit (`n_init`), the least inertia kept. Not 10
-(sklearn's default before 1.4; its default now, "auto", is 1 for k-means++): on real1M's
-samples (seeds 0-7, K = 2..6) 3 starts reach within 0.08 % of 10 starts' inertia (1
-start: 0.67 %), and the models stay byte-identical on cap20, real1M and real10M; on 8
-overlapping blobs (`_Fits`' test points) 3 starts are up to 10 % above 10 starts' (1
-start: 24 %). `choose_clusters` on real1M's 2,000-session sample, one thread: 0.125 CPU
-s, 0.248 with 10 starts, 0.090 with 1 (bench/README.md, "No scipy before the fork, three
-k-means starts")."""
+KMEANS_STARTS = 10
+"""Seeded k-means++ starts of each K's fit (`n_init`), the least inertia kept. Not 3
+(tried at stop 47: `choose_clusters` on real1M's 2,000-session sample 0.125 CPU s, not
+0.248; 1 start, sklearn's "auto": 0.090): on a staging capture of the demo 3 starts moved
+a behavior's share 2.7 pp (0.57333 -> 0.54667; 1 start the same), past issue 15's 1 pp
+against the old code (tests/models/test_model_scale.py failed on it in the clean-clone
+suite), and fit up to 10 % worse than 10 starts on 8 overlapping blobs (bench/README.md,
+"No scipy before the fork, three k-means starts")."""
 FIT_THREADS = 2
 """Threads the K sweep's k-means fits run on, where a core is free (`_core_free`)."""
 SPARSE_FIT_DENSITY = 0.1
