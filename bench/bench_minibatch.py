@@ -19,7 +19,7 @@ MIN_SILHOUETTE on the model's seeded sample of `sample` sessions (the sample A u
 shipped `_Silhouette`). Arm C (`--exact`): `KMeans(n_init=10)` fitted on every session,
 K by B's rule: what the sample stands for (the first C is a second reference). `--a-seeds`:
 A with other seeds (another sample, other starts). `--starts N`: A with `n_init=N` k-means
-starts instead of the shipped `KMEANS_STARTS` (3 since stop 47; 10 before); `--inertia S`:
+starts instead of the shipped `KMEANS_STARTS` (10); `--inertia S`:
 per K and seed 0..S-1, how much higher the inertia of each `--starts` count is than 10
 starts' on A's sample of that seed (and on `_Fits`' test points: 8 overlapping blobs).
 BLAS and OpenMP are limited to one thread for the whole run.
