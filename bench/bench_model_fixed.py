@@ -5,6 +5,7 @@ the work (issue 15: real1M in ≤ 1 s): CPU seconds, robust on a loaded machine.
     .venv/bin/python bench/bench_model_fixed.py preload --trace /work/data/real1M [--rounds 3]
     .venv/bin/python bench/bench_model_fixed.py ab --trace /work/data/real1M [--base main]
         [--rounds 4] [--processes 2] [--tree-rss]
+    .venv/bin/python bench/bench_model_fixed.py warm --trace /work/data/real1M [--rounds 8]
 
 `imports`: the CPU seconds (`/usr/bin/time`) of a fresh interpreter importing what the
 command imports, step by step: the interpreter, the CLI, the model (with rich), scipy's
@@ -16,7 +17,12 @@ and this tree's alternated, each line: wall from the process's start, the parent
 child's CPU (getrusage; also user, system and minor faults apart), the stage lines'
 seconds, the load; with --tree-rss the peak of the process tree's summed RSS and PSS
 (`bench/tree_rss.py`); the model files compared byte for byte with the first one (exit 1
-if one differs).
+if one differs). `warm`: `build_model` as the command runs it (the behaviors' child forked at
+once, importing sklearn and scipy on the second core), against the same with those
+modules (`CHILD_MODULES`) imported before the clock starts, so that the forked child
+inherits them: what the model would take if the libraries' imports cost nothing, alternated
+in fresh processes; each line its wall, the two processes' CPU and the load, then the runs
+within the rows-per-second goal (exit 1 if the two models differ).
 """
 
 from __future__ import annotations
@@ -85,6 +91,47 @@ print(json.dumps({"code": m.__file__, "wall_s": round(up - ticks / os.sysconf("S
 """
 
 
+_WARM = """
+import gc, json, os, sys, time
+from pathlib import Path
+from tracereplay.models import forked
+from tracereplay.models.model import build_model, model_json
+if sys.argv[1] == "warm":
+    forked._imported(forked.CHILD_MODULES)
+    gc.freeze()
+start, cpu = time.perf_counter(), time.process_time()
+model = build_model(Path(sys.argv[2]))
+wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+child = os.times()
+Path(sys.argv[3]).write_text(model_json(model))
+print(json.dumps({"how": sys.argv[1], "build_s": round(wall, 3), "cpu_caller_s": round(cpu, 3),
+    "cpu_child_s": round(child.children_user + child.children_system, 3),
+    "rows": model["provenance"]["rows"], "load": os.getloadavg()[0]}))
+"""
+
+
+def warm(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench_model_fixed-"))
+    runs: dict[str, list[dict[str, Any]]] = {"cold": [], "warm": []}
+    files: set[bytes] = set()
+    for round_ in range(args.rounds):
+        for how in ("cold", "warm") if round_ % 2 == 0 else ("warm", "cold"):
+            out = work / f"{how}-{round_}.json"
+            argv = [sys.executable, "-P", "-c", _WARM, how, str(args.trace), str(out)]
+            done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=work)
+            runs[how].append(json.loads(done.stdout.splitlines()[-1]))
+            print(json.dumps(runs[how][-1]), flush=True)
+            files.add(out.read_bytes())
+    for how, found in runs.items():
+        walls = sorted(run["build_s"] for run in found)
+        goal = found[0]["rows"] / 1e6
+        within = sum(wall <= goal for wall in walls)
+        print(f"{how}: median {walls[len(walls) // 2]:.3f} s ({walls[0]:.3f}-{walls[-1]:.3f}), "
+              f"{within} of {len(walls)} within {goal:.3f} s")  # fmt: skip
+    print(f"model files byte-identical: {len(files) == 1}")
+    return 0 if len(files) == 1 else 1
+
+
 def imports(args: argparse.Namespace) -> None:
     for _ in range(args.rounds):
         code = ""
@@ -135,17 +182,18 @@ def ab(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("imports", "preload", "ab"):
+    for name in ("imports", "preload", "ab", "warm"):
         command = sub.add_parser(name)
-        command.add_argument("--rounds", type=int, default=4 if name == "ab" else 3)
+        rounds = {"ab": 4, "warm": 8}.get(name, 3)
+        command.add_argument("--rounds", type=int, default=rounds)
         if name != "imports":
             command.add_argument("--trace", type=Path, required=True)
     sub.choices["ab"].add_argument("--base", default="main")
     sub.choices["ab"].add_argument("--processes", type=int, default=2)
     sub.choices["ab"].add_argument("--tree-rss", action="store_true")
     args = parser.parse_args()
-    if args.command == "ab":
-        return ab(args)
+    if args.command in ("ab", "warm"):
+        return ab(args) if args.command == "ab" else warm(args)
     imports(args) if args.command == "imports" else preload(args)
     return 0
 
