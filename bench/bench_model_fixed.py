@@ -6,6 +6,7 @@ the work (issue 15: real1M in ≤ 1 s): CPU seconds, robust on a loaded machine.
     .venv/bin/python bench/bench_model_fixed.py ab --trace /work/data/real1M [--base main]
         [--rounds 4] [--processes 2] [--tree-rss]
     .venv/bin/python bench/bench_model_fixed.py warm --trace /work/data/real1M [--rounds 8]
+    .venv/bin/python bench/bench_model_fixed.py child-imports [--rounds 5]
 
 `imports`: the CPU seconds (`/usr/bin/time`) of a fresh interpreter importing what the
 command imports, step by step: the interpreter, the CLI, the model (with rich), scipy's
@@ -22,7 +23,10 @@ once, importing sklearn and scipy on the second core), against the same with tho
 modules (`CHILD_MODULES`) imported before the clock starts, so that the forked child
 inherits them: what the model would take if the libraries' imports cost nothing, alternated
 in fresh processes; each line its wall, the two processes' CPU and the load, then the runs
-within the rows-per-second goal (exit 1 if the two models differ).
+within the rows-per-second goal (exit 1 if the two models differ). `child-imports`: in a
+fresh interpreter that has imported the model's own modules (with numpy, pandas and
+pyarrow), the CPU seconds of each import the forked child makes, one after the other in
+CHILD_IMPORTS' order, the collector off as in the child; then of its ThreadpoolController.
 """
 
 from __future__ import annotations
@@ -91,6 +95,27 @@ print(json.dumps({"code": m.__file__, "wall_s": round(up - ticks / os.sysconf("S
 """
 
 
+CHILD_IMPORTS = [
+    "scipy.sparse", "scipy.special", "scipy.optimize", "scipy.stats", "sklearn.base",
+    "sklearn.cluster", "sklearn.metrics", "threadpoolctl", "scipy.ndimage",
+]  # fmt: skip
+"""Each step imports what the ones before it have not (`forked.CHILD_MODULES`, split)."""
+
+_CHILD_IMPORTS = """
+import gc, importlib, sys, time
+import tracereplay.models.model
+gc.disable()
+found = []
+for name in sys.argv[1:]:
+    cpu = time.process_time()
+    importlib.import_module(name)
+    found.append(f"{name} {time.process_time() - cpu:.3f}")
+cpu = time.process_time()
+from threadpoolctl import ThreadpoolController
+ThreadpoolController()
+print(", ".join([*found, f"controller {time.process_time() - cpu:.3f}"]))
+"""
+
 _WARM = """
 import gc, json, os, sys, time
 from pathlib import Path
@@ -130,6 +155,12 @@ def warm(args: argparse.Namespace) -> int:
               f"{within} of {len(walls)} within {goal:.3f} s")  # fmt: skip
     print(f"model files byte-identical: {len(files) == 1}")
     return 0 if len(files) == 1 else 1
+
+
+def child_imports(args: argparse.Namespace) -> None:
+    for _ in range(args.rounds):
+        argv = [sys.executable, "-P", "-c", _CHILD_IMPORTS, *CHILD_IMPORTS]
+        print(subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip())
 
 
 def imports(args: argparse.Namespace) -> None:
@@ -182,11 +213,11 @@ def ab(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("imports", "preload", "ab", "warm"):
+    for name in ("imports", "child-imports", "preload", "ab", "warm"):
         command = sub.add_parser(name)
-        rounds = {"ab": 4, "warm": 8}.get(name, 3)
+        rounds = {"ab": 4, "warm": 8, "child-imports": 5}.get(name, 3)
         command.add_argument("--rounds", type=int, default=rounds)
-        if name != "imports":
+        if name not in ("imports", "child-imports"):
             command.add_argument("--trace", type=Path, required=True)
     sub.choices["ab"].add_argument("--base", default="main")
     sub.choices["ab"].add_argument("--processes", type=int, default=2)
@@ -194,7 +225,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.command in ("ab", "warm"):
         return ab(args) if args.command == "ab" else warm(args)
-    imports(args) if args.command == "imports" else preload(args)
+    run = {"imports": imports, "child-imports": child_imports, "preload": preload}
+    run[args.command](args)
     return 0
 
 
