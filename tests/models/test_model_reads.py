@@ -155,6 +155,62 @@ def test_rows_read_file_by_file_on_threads_skip_files_without_a_row(
     assert sorted(read) == ["part-000001.parquet", "part-000002.parquet", "part-000005.parquet"]
 
 
+def test_the_sample_reads_headers_and_queries_as_the_plain_read_does(
+    tmp_path: Path,
+) -> None:
+    """The samples' file-by-file read (`rows_of`: lean batches, the kept rows checked and
+    cast) gives the headers and queries the whole read gives: nulls, empty maps and
+    Latin-1 text too, and the trace's own types."""
+
+    headers = [
+        (("accept", "application/json"), ("authorization", "Bearer t-1")),
+        (),
+        (("x-name", "café"), ("accept", "application/json")),
+        (("authorization", "Bearer t-2"),),
+    ]
+    records = [
+        make_record(ts=T0 + timedelta(seconds=i), path=f"/p/{i}", session=f"s-{i % 4}",
+                    query=None if i % 5 == 0 else f"q={i % 3}", req_headers=headers[i % 4],
+                    resp_headers=headers[(i + 1) % 4])
+        for i in range(60)
+    ]  # fmt: skip
+    (tmp_path / "t").mkdir()
+    table = make_table(records)
+    for part in range(3):
+        pq.write_table(table.slice(part * 20, 20), tmp_path / "t" / f"part-00000{part + 1}.parquet")
+    columns = ["req_headers", "resp_headers", "query", "path"]
+    positions = np.array([59, 2, 21, 40, 2, 17, 0, 45])  # three files, out of order
+    got = ParquetSource.open(tmp_path / "t").rows_of([(positions, columns)])[0]
+    plain = pq.read_table(tmp_path / "t").select(columns).take(positions)
+    assert got.schema.equals(plain.schema)
+    assert got.to_pylist() == plain.to_pylist()
+    assert got["req_headers"][2].as_py() == [] and got["query"][6].as_py() is None
+    assert [("x-name", "café"), ("accept", "application/json")] in got["req_headers"].to_pylist()
+
+
+def test_a_header_that_is_not_utf8_is_a_one_line_corrupt_trace(tmp_path: Path) -> None:
+    """A damaged header string in a row the sample keeps is caught by the check of the
+    kept rows (the lean read checks only cheaply), not passed on: the trace is corrupt."""
+    import pyarrow as pa
+
+    from tracereplay.errors import TraceCorruptError
+
+    table = make_table([make_record(ts=T0 + timedelta(seconds=i)) for i in range(6)])
+    values = pa.array([b"application/json"] * 5 + [b"text/\xff"]).view(pa.string())
+    keys = pa.array(["accept"] * 6)
+    damaged = pa.MapArray.from_arrays(pa.array(range(7), pa.int32()), keys, values)
+    index = table.schema.get_field_index("req_headers")
+    table = table.set_column(
+        index, table.schema.field(index), damaged.cast(table.schema.field(index).type)
+    )
+    (tmp_path / "t").mkdir()
+    pq.write_table(table, tmp_path / "t" / "part-000001.parquet")
+    source = ParquetSource.open(tmp_path / "t")
+    assert source.rows_of([(np.array([1, 2]), ["req_headers"])])[0].num_rows == 2  # whole rows
+    with pytest.raises(TraceCorruptError, match="damaged and cannot be read"):
+        source.rows_of([(np.array([5]), ["req_headers"])])
+
+
 class _PlainSource:
     """A Parquet trace through the `RequestSource` methods only (strings come plain)."""
 
