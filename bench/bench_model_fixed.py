@@ -118,6 +118,7 @@ print(", ".join([*found, f"controller {time.process_time() - cpu:.3f}"]))
 
 _WARM = """
 import gc, json, os, sys, time
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the command sets it
 from pathlib import Path
 from tracereplay.models import forked
 from tracereplay.models.model import build_model, model_json
