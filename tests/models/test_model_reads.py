@@ -243,3 +243,31 @@ def test_the_model_reads_the_light_columns_as_the_files_dictionaries(
         trace, correlation_sample=25, source=_PlainSource(ParquetSource.open(trace))
     )
     assert len(asked) == 1 and model_json(plain) == model_json(built)
+
+
+def test_the_samples_read_verifies_the_pages_checksums(tmp_path: Path) -> None:
+    """A flipped byte in a body page that still decodes (no compression: nothing else
+    notices) is refused by the page's CRC, as every other read of the trace refuses it."""
+    from tracereplay.errors import TraceCorruptError
+
+    records = [
+        make_record(ts=T0 + timedelta(seconds=i), session=f"s-{i % 3}",
+                    resp_body=f'{{"id": "item-{i:04d}"}}'.encode())
+        for i in range(200)
+    ]  # fmt: skip
+    (tmp_path / "t").mkdir()
+    part = tmp_path / "t" / "part-000001.parquet"
+    pq.write_table(make_table(records), part, compression="none", use_dictionary=False,
+                   write_page_checksum=True)  # fmt: skip
+    group = pq.ParquetFile(part).metadata.row_group(0)
+    chunk = next(c for c in map(group.column, range(group.num_columns))
+                 if c.path_in_schema == "resp_body")  # fmt: skip
+    data = bytearray(part.read_bytes())
+    last = chunk.data_page_offset + chunk.total_compressed_size - 1  # the last body's "}"
+    assert data[last] == ord("}")
+    data[last] ^= 0x01  # "|": still ASCII, still a string
+    part.write_bytes(bytes(data))
+    source = ParquetSource.open(tmp_path / "t")
+    assert source.rows_of([(np.array([7]), ["path"])])[0].num_rows == 1  # other columns: fine
+    with pytest.raises(TraceCorruptError, match="CRC checksum verification failed"):
+        source.rows_of([(np.array([150, 3]), ["resp_body"])])  # few rows: the lean read

@@ -167,11 +167,18 @@ class Trace:
         a row group's decoded columns (2.2 GB for the bodies of a 1 M-request trace's
         200 k-row groups; 0.44 GB this way). The scanner when the trace has journals or a
         file lacks a column. Only the cheap check: the caller `check`s the rows it keeps
-        (the full check of every body was half the scan's CPU)."""
+        (the full check of every body was half the scan's CPU). The pages' CRCs are
+        verified, as the dataset's reads verify them: a flipped bit in a body that still
+        decodes is refused, not learned (0-7 % more of the read's CPU, best of 7 over 12
+        files: a capture's sample columns 4.4 -> 4.6 ms a file, its bodies and response
+        headers 17.6-18.2 -> 18.1-18.4, real1M's 6.2-6.4 -> 6.1-6.7)."""
         files = self.dataset.files if isinstance(self.dataset, ds.FileSystemDataset) else None
         with self.reading():
             readers = [
-                pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20) for f in files or ()
+                pq.ParquetFile(
+                    f, pre_buffer=False, buffer_size=1 << 20, page_checksum_verification=True
+                )
+                for f in files or ()
             ]
             if files is None or any(set(columns) - set(r.schema_arrow.names) for r in readers):
                 scans = [self.dataset.to_batches(columns=columns, batch_size=batch_size)]
