@@ -40,8 +40,12 @@ from tracereplay.trace.store import live_journals, read_journal
 
 # Pages written with a CRC (pq.write_table(..., write_page_checksum=True)) are checked on
 # read, so flipped bits that still decompress are caught too; pages without one are not.
+# Every read: the dataset's (`_PARQUET`) and the file-by-file one (`Trace.lean_batches`).
+_VERIFY_PAGE_CRCS = True
 _PARQUET = ds.ParquetFileFormat(
-    default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+    default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+        page_checksum_verification=_VERIFY_PAGE_CRCS
+    )
 )
 
 
@@ -176,7 +180,10 @@ class Trace:
         with self.reading():
             readers = [
                 pq.ParquetFile(
-                    f, pre_buffer=False, buffer_size=1 << 20, page_checksum_verification=True
+                    f,
+                    pre_buffer=False,
+                    buffer_size=1 << 20,
+                    page_checksum_verification=_VERIFY_PAGE_CRCS,
                 )
                 for f in files or ()
             ]
