@@ -3,15 +3,14 @@ base commit, alternated in the same minutes, each read in its own process under
 `/usr/bin/time -v`, and the arrays each read checked to be the same.
 
     .venv/bin/python bench/bench_read.py --trace /work/data/real10M [--trace T2]
-        [--base main] [--rounds 4] [--compare] [--preload] [--work DIR] [--json out.json]
+        [--base main] [--rounds 4] [--compare] [--work DIR] [--json out.json]
 
 Per run: the read's wall and CPU seconds (user + system, of every thread, from
 `resource.getrusage` around the call), the process's peak RSS, and a digest of every
 array and value list read; `--compare` reads as compare does (`coded=["error"]`, float32
-statuses); `--preload` imports beside the read what `tracereplay model` imports then
-(models/forked.py `preloaded_modules`: scipy.stats below 500 k rows, else nothing: the
-child forked before the read imports the rest), as its read stage does,
-joined after the read is timed (its CPU then counts the imports'). Exit 1 when a digest
+statuses). (`--preload`, which imported scipy.stats beside the read as the model did
+below 500 k rows, went with that import at stop 49: the model's caller imports no scipy
+now, models/forked.py `Pending.ask`.) Exit 1 when a digest
 differs between the two codes. The base commit's code is unpacked with `git archive`
 (bench_model.py's `old_tree`).
 """
@@ -39,14 +38,9 @@ from tracereplay.models.source import ParquetSource
 kw = {"coded": ["error"], "status_dtype": np.float32} if sys.argv[2] == "compare" else {}
 before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 source = ParquetSource.open(Path(sys.argv[1]))
-if sys.argv[3] == "preload":  # as build_model's read stage
-    from tracereplay.models.forked import preload, preloaded_modules
-    imports = preload(preloaded_modules(source))
 cols = read_light_columns(source, **kw)
 wall = time.perf_counter() - start
 after = resource.getrusage(resource.RUSAGE_SELF)
-if sys.argv[3] == "preload":
-    imports.join()
 digest = hashlib.sha256()
 for name in ("row", "t_s", "duration_ms", "status", "key", "method", "path"):
     digest.update(np.ascontiguousarray(getattr(cols, name)).tobytes())
@@ -64,8 +58,8 @@ print(json.dumps({
 """
 
 
-def run_read(trace: Path, tree: Path | None, how: str, beside: str) -> dict[str, Any]:
-    result = timed([*python(tree), _READ, str(trace), how, beside], env_for(tree))
+def run_read(trace: Path, tree: Path | None, how: str) -> dict[str, Any]:
+    result = timed([*python(tree), _READ, str(trace), how], env_for(tree))
     out: dict[str, Any] = json.loads(result.pop("stdout"))
     out["peak_rss_mib"] = result["peak_rss_mib"]
     out["load"] = round(os.getloadavg()[0], 2)
@@ -78,9 +72,6 @@ def main() -> int:
     parser.add_argument("--base", default="main")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--compare", action="store_true", help="read as compare does")
-    parser.add_argument(
-        "--preload", action="store_true", help="the model's imports beside the read, as it runs"
-    )
     parser.add_argument("--work", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -88,14 +79,13 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     old = old_tree(args.base, work / "base") if not (work / "base").exists() else work / "base/py"
     how = "compare" if args.compare else "model"
-    beside = "preload" if args.preload else "alone"
-    results: dict[str, Any] = {"base": args.base, "how": how, "beside": beside, "traces": {}}
+    results: dict[str, Any] = {"base": args.base, "how": how, "traces": {}}
     same = True
     for trace in args.trace:
         runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
         for round_ in range(args.rounds):
             for key in ("old", "new") if round_ % 2 == 0 else ("new", "old"):
-                runs[key].append(run_read(trace, old if key == "old" else None, how, beside))
+                runs[key].append(run_read(trace, old if key == "old" else None, how))
                 print(key, json.dumps(runs[key][-1]), flush=True)
         digests = {run["digest"] for key in runs for run in runs[key]}
         same &= len(digests) == 1

@@ -5,11 +5,14 @@ The child is forked before the caller starts its own work (no thread of the call
 and imports what the work needs on its own core; the work's inputs follow when the caller
 has made them, their arrays written once into a file only the two processes share (a
 memfd: nothing pickled but their shapes), and the result, or the error, comes back
-pickled through a pipe. The child never outlives the `forked` block: left early (an error
+pickled through a pipe. Once its work is done, the child answers the questions the caller
+asks (`Pending.ask`: a function of what the child imported, such as id_select's binomial
+tests) until the caller says it will ask no more, so that the caller need not import
+those modules itself. The child never outlives the `forked` block: left early (an error
 in the caller, the inputs not sent, the result not asked for), it is killed and reaped.
 Where `fork` is not offered, or with `child=False`, the work runs in the caller, at the
-point its result is asked for. When the model forks (`free_processes`) and what it imports
-during its read (`preloaded_modules`).
+point its result is asked for, and so do the questions. When the model forks:
+`free_processes`.
 """
 
 from __future__ import annotations
@@ -26,33 +29,28 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from tracereplay.allocator import collector_paused
 from tracereplay.errors import TraceReplayError
 
-from .source import RequestSource, said_rows
-
 A = TypeVar("A")
 T = TypeVar("T")
+Q = TypeVar("Q")
+R = TypeVar("R")
 
 SCIPY_MODULES = ["scipy.stats", "scipy.ndimage"]
-"""The arrivals' imports (scipy.stats: id_select's too, where ids are selected)."""
+"""The arrivals' imports (scipy.stats: id_select's binomial tests too, which the caller
+asks the child for: `Pending.ask`)."""
 CLUSTERING_MODULES = ["sklearn.cluster", "sklearn.metrics", "threadpoolctl"]
 """The behaviors' own imports (sklearn.cluster imports scipy.stats)."""
 CHILD_MODULES = [*CLUSTERING_MODULES, *SCIPY_MODULES]
 """What the model's child imports on its own core while the caller reads, before its
 inputs come: the behaviors' and the arrivals' (it fits both), so the caller imports no
-scipy.stats of its own during the read from PRELOAD_SCIPY_ROWS rows (real1M: 0.6-0.9 CPU
-s and ~60 MB less there)."""
-PRELOAD_SCIPY_ROWS = 500_000
-"""Below, this process imports scipy.stats during its read too (0.6 CPU s): a capture
-whose correlations select ids imports it there anyway, and on a small one the import is
-most of this process's path (cap20, 9.6 k rows: +0.9-1.2 s wall when it came in the
-correlations stage); above, the read is long and a trace may select no ids (real1M and
-real10M select none: 0.6-0.9 CPU s less here, early19 in bench/README.md)."""
+scipy of its own (real1M: 0.6-0.9 CPU s and ~60 MB less there; the ids' selections,
+which need scipy.stats, are the child's to test: `Pending.ask`)."""
 _ALIGN = 64
 """Each array of the inputs starts at a multiple of this in the shared file."""
 _IN_CHILD = [False]
@@ -78,8 +76,13 @@ class Pending(Generic[A, T]):
     sent: bool = False
     pid: int | None = None
     """The child's process id (None: no child)."""
-    start: Callable[[], None] | None = None
-    """Forks the child when `send` is called (`forked(..., at_once=False)`), else None."""
+    asking: bool = False
+    """Whether the inputs pipe stays open for questions (`ask`): from `send` until
+    `done_asking`."""
+    received: tuple[bool, Any] | None = None
+    """The child's answer to the work (ok, result or error), once read."""
+    gone: TraceReplayError | None = None
+    """How the child ended without an answer, once it did."""
     in_caller: bool = False
     """Whether the work runs here, when its result is first asked for (no child)."""
     answered: tuple[T] | None = None
@@ -88,11 +91,8 @@ class Pending(Generic[A, T]):
     def send(self, inputs: A) -> None:
         """Give the work its inputs (once): their arrays written into the shared file, the
         rest pickled with their places in it. A child already gone is said by `result()`.
-        A child not yet forked (`start`) is forked first."""
+        The pipe stays open for the questions `ask` sends (`done_asking` closes it)."""
         assert not self.sent, "sent twice"
-        start, self.start = self.start, None
-        if start is not None:
-            start()
         self.sent = True
         if self.process is None:
             self.inputs = inputs
@@ -103,39 +103,85 @@ class Pending(Generic[A, T]):
         places = _written(self.shared, [b.raw() for b in buffers])
         os.close(self.shared)
         self.shared = None
-        with suppress(BrokenPipeError):  # (the child died: its exit code says how)
+        try:
             self.inputs.send((header, places))
-        self.inputs.close()
+        except BrokenPipeError:  # (the child died: its exit code says how)
+            self.inputs.close()
+            return
+        self.asking = True
+
+    def ask(self, question: Callable[[Q], R], arg: Q) -> R:
+        """`question(arg)`, asked of the child once its work is done (it has the work's
+        imports: here they need not load), or run here when there is no child to ask (none
+        forked, or `done_asking` said). `question` is a module's function (it is pickled
+        by name); an error it raises is raised here, a child gone is a one-line error."""
+        if not self.asking:
+            return question(arg)
+        self._received()  # (its answer to the work comes first on the pipe)
+        try:
+            self.inputs.send((question, arg))
+            ok, value = self.answer.recv()
+        except (BrokenPipeError, EOFError):
+            raise self._gone() from None
+        if not ok:
+            raise value
+        answer: R = value
+        return answer
+
+    def done_asking(self) -> None:
+        """No more questions: the child ends once it has answered the work (reaped on
+        leaving the block, `close`, so that its exit, the kernel unmapping its memory:
+        real1M, ~15 ms, runs beside what the caller does next rather than before it)."""
+        if self.asking:
+            self.asking = False
+            self.inputs.close()
 
     def result(self) -> T:
         assert self.sent, "the work's inputs were never sent"
         if self.answered is not None:
             return self.answered[0]
-        if self.process is None:
+        if self.in_caller:
             start = time.perf_counter()
             value = self.work(self.inputs)
             self.seconds = time.perf_counter() - start
             self.answered, self.inputs = (value,), None  # (what only the work read: let go)
             return value
         try:
-            ok, value, self.seconds = self.answer.recv()
-        except EOFError:  # it died without a word: killed (out of memory?) or os._exit
-            self.process.join()
-            code, self.process = self.process.exitcode, None
-            raise TraceReplayError(_ended(code)) from None
+            ok, value = self._received()
         finally:
+            self.done_asking()
             self.answer.close()
-        # The child ends on its own once it has answered: reaped on leaving the block
-        # (`close`), so that its exit (the kernel unmapping its memory: real1M, ~15 ms)
-        # runs beside what the caller does next rather than before it.
         if not ok:
             raise value
         result: T = value
         self.answered = (result,)
         return result
 
+    def _received(self) -> tuple[bool, Any]:
+        """The child's answer to the work (read once, kept)."""
+        if self.received is None:
+            if self.gone is not None:
+                raise self.gone
+            try:
+                ok, value, self.seconds = self.answer.recv()
+            except EOFError:  # it died without a word: killed (out of memory?) or os._exit
+                raise self._gone() from None
+            self.received = (ok, value)
+        return self.received
+
+    def _gone(self) -> TraceReplayError:
+        """The error that says how the child ended without an answer (once reaped)."""
+        self.done_asking()
+        if self.process is not None:
+            self.process.join()
+            code, self.process = self.process.exitcode, None
+            self.gone = TraceReplayError(_ended(code))
+        assert self.gone is not None
+        return self.gone
+
     def close(self) -> None:
         """Reap the child (killed first if it has not answered); close what is left open."""
+        self.done_asking()  # (before the join: a child waiting for questions ends)
         if self.process is not None:
             if self.answered is None:
                 self.process.kill()
@@ -156,15 +202,14 @@ def forked(
     *,
     child: bool = True,
     imports: Sequence[str] = (),
-    at_once: bool = True,
 ) -> Iterator[Pending[A, T]]:
-    """Fork a child now (when `child` and the platform has `fork`; with `at_once=False`,
-    when the block's `Pending.send` is called instead) that imports `imports` (a module
-    that fails is left to the work, which raises the error where it imports it) and then
-    runs `work` on what the block's `Pending.send` gives; the block's `Pending.result()`
-    is its result, or raises its error. On leaving the block the child is gone: reaped
-    (after its answer it ends on its own; else it is killed). Fork before starting
-    threads, or once they are done: the child has only the thread that forks."""
+    """Fork a child now (when `child` and the platform has `fork`) that imports `imports`
+    (a module that fails is left to the work, which raises the error where it imports
+    it) and then runs `work` on what the block's `Pending.send` gives; the block's
+    `Pending.result()` is its result, or raises its error, and `Pending.ask` has it
+    answer questions after. On leaving the block the child is gone: reaped (after its
+    answer and the last question it ends on its own; else it is killed). Fork before
+    starting threads, or once they are done: the child has only the thread that forks."""
     if not child or "fork" not in multiprocessing.get_all_start_methods():
         yield Pending(work, in_caller=True)
         return
@@ -173,11 +218,10 @@ def forked(
     receive, inputs = context.Pipe(duplex=False)
     shared = _shared_file()
     pending = Pending(work, answer=answer, inputs=inputs, shared=shared)
-
-    def start() -> None:
-        process = context.Process(
-            target=_serve, args=(work, list(imports), receive, inputs, shared, send), daemon=True
-        )
+    process = context.Process(
+        target=_serve, args=(work, list(imports), receive, inputs, shared, send), daemon=True
+    )
+    try:
         # The child's collections skip every object the caller made before the fork (its
         # modules: pandas, pyarrow, numpy): fewer passes and no page of them copied for one.
         # Ctrl-C is held back until the child ignores it (`_serve`): the caller's to handle.
@@ -191,17 +235,8 @@ def forked(
             send.close()  # the child's ends: the caller's reads see EOF if the child dies
             receive.close()
         pending.process, pending.pid = process, process.pid
-
-    try:
-        if at_once:
-            start()
-        else:
-            pending.start = start
         yield pending
     finally:
-        if pending.start is not None:  # never forked: the child's ends are ours to close
-            send.close()
-            receive.close()
         pending.close()
 
 
@@ -240,15 +275,6 @@ def free_processes(beside: int = 0) -> int:
 def in_forked_child() -> bool:
     """Whether this process is a `forked` child: its caller works on beside it."""
     return _IN_CHILD[0]
-
-
-def preloaded_modules(trace: RequestSource) -> list[str]:
-    """What `build_model` imports in a thread during its read of `trace` when the
-    behaviors and arrivals run in a child (which imports `CHILD_MODULES` itself):
-    scipy.stats below PRELOAD_SCIPY_ROWS rows, for the ids' selection (`id_select`) where
-    the correlations find lists, else nothing (a source that does not say its rows: large)."""
-    rows = said_rows(trace)
-    return ["scipy.stats"] if rows is not None and rows < PRELOAD_SCIPY_ROWS else []
 
 
 def _imported(modules: list[str]) -> None:
@@ -301,7 +327,8 @@ def _serve(
     send: Any,
 ) -> None:
     """In the child: import, wait for the inputs, run `work` on them, send (ok, result or
-    error, seconds). No inputs (the caller left the block, or died): end."""
+    error, seconds), then answer the caller's questions until it asks no more. No inputs
+    (the caller left the block, or died): end."""
     inputs.close()  # the caller's end: its death is an EOF here
     _IN_CHILD[0] = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's, who kills this
@@ -335,7 +362,28 @@ def _serve(
         send.send((*message, seconds))
     except Exception as error:
         send.send((False, RuntimeError(f"the forked child's answer: {error!r}"), seconds))
+    _answer_questions(receive, send)
     send.close()
+
+
+def _answer_questions(receive: Any, send: Any) -> None:
+    """In the child, after the work: (ok, answer or error) for each (question, arg) the
+    caller sends, until it closes its end (`Pending.done_asking`) or dies."""
+    while True:
+        try:
+            question, arg = receive.recv()
+        except EOFError:
+            return
+        try:
+            reply: tuple[bool, Any] = (True, question(arg))
+        except BaseException as error:
+            if not isinstance(error, TraceReplayError):  # a bug: keep where it happened
+                error.add_note("in the forked child:\n" + traceback.format_exc().rstrip())
+            reply = (False, error)
+        try:
+            send.send(reply)
+        except Exception as error:
+            send.send((False, RuntimeError(f"the forked child's answer: {error!r}")))
 
 
 def _ended(exitcode: int | None) -> str:

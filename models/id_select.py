@@ -6,7 +6,8 @@ field of the chosen object (a boolean, or a string of a small set) that holds on
 in at least SELECT_MIN_CHOSEN_SHARE of the choices (a session's object, once) and clearly
 less often among all the items the list answers held: that many chosen objects with the
 value would come from random picks of the listed items with a chance of at most
-SELECT_MAX_P (scipy's binomial test). The chosen object's fields
+SELECT_MAX_P (scipy's binomial test, every target's at once: `binomial_tails`, which the
+model asks its child for, where scipy is imported already). The chosen object's fields
 are the latest ones an answer of its session showed for it before the use (a list item,
 a read, the answer to a change): the object as the person saw it when they chose.
 
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .correlations import Location, Walk, answered_ok
 
@@ -39,6 +40,19 @@ _MAX_DEPTH = 6
 
 FieldValue = bool | str
 Fields = dict[str, FieldValue]
+BinomialTest = tuple[int, int, float]
+"""(k, n, p): k of n chosen objects had the value, which a random pick has at p."""
+Tails = Callable[[Sequence[BinomialTest]], list[float]]
+"""The chance of each test's k or more (`binomial_tails`, here or in the model's child)."""
+
+
+def binomial_tails(tests: Sequence[BinomialTest]) -> list[float]:
+    """Per (k, n, p), the one-sided binomial test's p-value: the chance of k or more
+    successes in n draws at p (scipy.stats, imported where a model is built, never by
+    synthesize)."""
+    from scipy.stats import binomtest
+
+    return [float(binomtest(k, n, p, alternative="greater").pvalue) for k, n, p in tests]
 
 
 @dataclass(frozen=True)
@@ -145,11 +159,13 @@ def learn_selections(
     walk: Walk,
     targets: Mapping[tuple[str, Location], Iterable[tuple[str, Location, str]]],
     describers: Iterable[str],
+    tails: Tails = binomial_tails,
 ) -> dict[tuple[str, Location], Selection]:
     """A condition per target (endpoint, place) whose producers (endpoint, source, kind)
     include a list; objects are described by the answers of the producers, of the
     `describers` (state changes whose answer shows the object) and of the GETs that name
-    an object in their path."""
+    an object in their path. `tails` tests every target's candidates at once (asked only
+    when some value is chosen often enough to test)."""
     lists = {
         key: found
         for key, producers in targets.items()
@@ -173,10 +189,14 @@ def learn_selections(
         endpoint = str(row["endpoint"])
         if endpoint in reading and answered_ok(row["status"]):
             tally.answer(endpoint, row["resp_body"])
+    candidates = {
+        key: _candidates(described, *tally.counts(key)) for key, described in tally.chosen.items()
+    }
+    tests = [c.test for listed in candidates.values() for c in listed]
+    chances = iter(tails(tests) if tests else [])
     out = {}
-    for key, described in tally.chosen.items():
-        having, among = tally.counts(key)
-        condition = _condition(described, among, having)
+    for key, listed in candidates.items():
+        condition = _condition([(next(chances), c) for c in listed])
         if condition is not None:
             out[key] = condition
     return out
@@ -277,33 +297,55 @@ class _Tally:
         return self.by_producer[producer]
 
 
-def _condition(
-    described: Mapping[tuple[int, str], Fields],
-    among: Counter[tuple[str, FieldValue]],
-    having: Counter[str],
-) -> Selection | None:
-    """The field value that separates the chosen objects from the lists' items (among the
-    items that have the field), if one does: the least likely by chance."""
-    from scipy.stats import binomtest  # scipy where a model is built, not in synthesize
+class _Candidate(NamedTuple):
+    """A field value chosen often enough to be tested: `k` of the `n` described uses
+    chose it, a listed item had it at `base`."""
 
+    field: str
+    value: FieldValue
+    k: int
+    n: int
+    base: float
+    sessions: int
+
+    @property
+    def test(self) -> BinomialTest:
+        return self.k, self.n, self.base
+
+
+def _candidates(
+    described: Mapping[tuple[int, str], Fields],
+    having: Counter[str],
+    among: Counter[tuple[str, FieldValue]],
+) -> list[_Candidate]:
+    """The field values of one target's chosen objects that could separate them from the
+    lists' items (among the items that have the field): held by at least
+    SELECT_MIN_CHOSEN_SHARE of the choices, of enough sessions, not a name."""
     sessions = len({s for s, _ in described})
     if sessions < SELECT_MIN_SESSIONS:
-        return None
+        return []
     distinct = Counter(f for f, _ in among)
     counts = Counter((f, v) for fields in described.values() for f, v in fields.items())
-    best: tuple[float, str, Selection] | None = None
+    found = []
     for (f, v), k in counts.items():
         if not having[f] or (isinstance(v, str) and distinct[f] > ENUM_MAX_VALUES):
             continue
-        share, base = k / len(described), among[(f, v)] / having[f]
-        if share < SELECT_MIN_CHOSEN_SHARE:
+        if k / len(described) < SELECT_MIN_CHOSEN_SHARE:
             continue
-        chance = float(binomtest(k, len(described), base, alternative="greater").pvalue)
+        found.append(_Candidate(f, v, k, len(described), among[(f, v)] / having[f], sessions))
+    return found
+
+
+def _condition(tested: Iterable[tuple[float, _Candidate]]) -> Selection | None:
+    """Of one target's candidates and their chances, the least likely by chance, if it is
+    at most SELECT_MAX_P."""
+    best: tuple[float, str, Selection] | None = None
+    for chance, c in tested:
         if chance > SELECT_MAX_P:
             continue
-        found = Selection(f, v, round(share, 4), round(base, 4), sessions)
-        if best is None or (-chance, f) > best[:2]:
-            best = (-chance, f, found)
+        found = Selection(c.field, c.value, round(c.k / c.n, 4), round(c.base, 4), c.sessions)
+        if best is None or (-chance, c.field) > best[:2]:
+            best = (-chance, c.field, found)
     return None if best is None else best[2]
 
 

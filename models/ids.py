@@ -31,7 +31,7 @@ from .id_model import (
     ids_from_json,
     ids_to_json,
 )
-from .id_select import learn_selections
+from .id_select import Tails, binomial_tails, learn_selections
 from .templating import path_template
 from .values import request_values, response_values
 
@@ -88,8 +88,11 @@ def producer_kind(endpoint: str, source: Location, auth: AuthInfo) -> str:
     return "other"
 
 
-def learn_ids(walk: Walk, auth: AuthInfo, endpoints: Iterable[str]) -> IdModel:
-    """The id model of one walk of the sessions (`correlations.walk_sessions`)."""
+def learn_ids(
+    walk: Walk, auth: AuthInfo, endpoints: Iterable[str], tails: Tails = binomial_tails
+) -> IdModel:
+    """The id model of one walk of the sessions (`correlations.walk_sessions`); `tails`:
+    where the selections' binomial tests run (`id_select.learn_selections`)."""
     # Each target's uses, in walk order, then kept where the place sends ids: judged once
     # per target (stretchcap_x100's sample: 315 k uses of a few hundred targets).
     by_key: defaultdict[tuple[str, Location], list[Any]] = defaultdict(list)
@@ -126,7 +129,7 @@ def learn_ids(walk: Walk, auth: AuthInfo, endpoints: Iterable[str]) -> IdModel:
         walk,
         {(t.endpoint, t.target): [(p.endpoint, p.source, p.kind) for p in t.producers]
          for t in targets},
-        changes,
+        changes, tails,
     )  # fmt: skip
     targets = [replace(t, select=selections.get((t.endpoint, t.target))) for t in targets]
     return IdModel(tuple(targets), tuple(sorted(creations)), stores, _follows(walk, auth, stores))

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,9 @@ from .forked import (
     Pending,
     forked,
     free_processes,
-    preload,
-    preloaded_modules,
 )
 from .frame import RequestColumns, read_light_columns
+from .id_select import Tails, binomial_tails
 from .ids import NO_IDS, ids_to_json
 from .kaplan_meier import km_percentiles
 from .model_file import MAX_MODEL_BYTES as MAX_MODEL_BYTES  # noqa: PLC0414 (re-exported)
@@ -195,23 +195,15 @@ def build_model(
     # The behaviors' child forks first, before this process starts a thread or reads: it
     # imports sklearn and scipy on the second core while the read, templates and sessions
     # run here (they load no scipy: the sessions' counting sort is pandas'), then fits the
-    # behaviors (numpy over the sessionized frame) and the arrivals (their scipy.stats:
-    # imported there, and here only for a small trace whose ids may need it:
-    # `preloaded_modules`) on what it is sent (`_BehaviorInputs`), while this process
-    # reads and learns the payloads and correlations (Parquet reads and Python per sampled
-    # value). The child's stage lines come when its result is taken.
-    # A small trace whose ids may need scipy.stats here (`preloaded_modules`) forks late,
-    # when the inputs are sent, once that import is done: the child inherits it (cap20:
-    # forked first, both processes imported scipy.stats, +0.7 CPU s and +0.1-0.3 s wall).
-    preloaded = preloaded_modules(trace) if child else []
-    with forked(
-        _behaviors_and_shape,
-        child=child,
-        imports=CHILD_MODULES,
-        at_once=not preloaded,
-    ) as fitting:
+    # behaviors (numpy over the sessionized frame) and the arrivals (their scipy.stats) on
+    # what it is sent (`_BehaviorInputs`), while this process reads and learns the
+    # payloads and correlations (Parquet reads and Python per sampled value). The ids'
+    # selections, which need scipy.stats too, have the child test them once it is done
+    # (`Pending.ask`): this process imports no scipy (cap20: before, its own import of
+    # scipy.stats was a third of the model's wall). The child's stage lines come when its
+    # result is taken.
+    with forked(_behaviors_and_shape, child=child, imports=CHILD_MODULES) as fitting:
         with clock("read"):
-            imports = preload(preloaded) if preloaded else None
             # The strings as the files' own dictionaries: none decoded per request
             # (real10M's read 14-16 → 5-7 CPU s, peak 1.3 → 0.86 GB; the same arrays).
             # (held only here: `_model_sessions` takes them, and lets their times go once
@@ -253,8 +245,6 @@ def build_model(
             # What only the sessions and the statistics read let go (20 B a request).
             requests = _after_the_stats(requests)
             _completed(sessions, endpoint, names, table["length"].to_numpy())
-        if imports is not None:  # before a late fork: the child inherits the import
-            imports.join()
         _BehaviorInputs.send(fitting, sessions, table, censored, seed, behavior_sample, span_s)
         clock.started("behaviors")
         # The requests per arrivals' bucket (the bucket the child's `fit_arrivals` picks from
@@ -269,8 +259,9 @@ def build_model(
         _fitted_here(fitting)
         endpoints, payload_note, found, sample = _learned_from_samples(
             clock, trace, requests, sessions, endpoint, names, asked, correlations,
-            endpoint_stats,
+            endpoint_stats, partial(fitting.ask, binomial_tails),
         )  # fmt: skip
+        fitting.done_asking()  # (the child ends once it has fitted)
         found.note.update(sessions=len(table), sessions_read=int(sample.chosen.sum()))
         with clock("outcomes"):  # what no behavior decides: while the child still fits
             facts = found.outcome_facts()
@@ -428,6 +419,7 @@ def _learned_from_samples(
     asked: _Asked,
     correlations: bool,
     stats: list[dict[str, Any]] | None = None,
+    tails: Tails = binomial_tails,
 ) -> tuple[dict[str, Any], dict[str, Any], _Found, SessionSample]:
     """The payloads and correlations stages: the endpoints, the payload sampling note,
     what correlation finding learned (`correlations=False`: nothing) and its sample.
@@ -435,7 +427,8 @@ def _learned_from_samples(
     Arrow: GIL-free) are computed on a thread beside the samples' Python, in that order
     (models/whole_trace.py): the sample first, as the reads need it; `stats`: the
     statistics when the caller has them (`build_model`: made beside the sessions, so
-    that the columns they read are let go before these stages)."""
+    that the columns they read are let go before these stages); `tails`: where the ids'
+    selections are tested (`build_model`: in its child, once it has fitted)."""
     seed = asked.seed
     # Every session's address is counted unless the correlation sample is sure to be whole.
     ids = sessions["session_id"].to_numpy()
@@ -480,7 +473,7 @@ def _learned_from_samples(
             found = _Found([], NO_AUTH, NO_IDS, note)
             if correlations:
                 heavy = _correlation_frame(requests, read.sessions, read.correlations)
-                found = _Found.of(heavy, sample, groups.names, note)
+                found = _Found.of(heavy, sample, groups.names, note, tails)
                 if not sample.whole:  # (started early where the sample could not be whole)
                     at = addresses or beside.submit(_every_address, trace, requests, sessions)
                     found.addresses = at.result()

@@ -26,6 +26,7 @@ from tracereplay.allocator import collector_paused, give_back_freed
 
 from .correlations import NO_AUTH
 from .endpoint_codes import EndpointCodes
+from .id_select import Tails, binomial_tails
 from .ids import NO_IDS
 from .partition_samples import CorrelationRows, PayloadSample
 from .sample_reads import (
@@ -58,6 +59,7 @@ def partition_learned(
     stats: list[dict[str, Any]],
     requests: int,
     clock: _Clock | None = None,
+    tails: Tails = binomial_tails,
 ) -> tuple[dict[str, Any], dict[str, Any], _Found, SessionSample]:
     """`_learned_from_samples`' (endpoints, payload note, found, sample), with the note's
     `sessions` and `sessions_read` as `build_model` adds them, from:
@@ -68,8 +70,9 @@ def partition_learned(
     failed-auth keys are joined may not be its session's joined key: `moved_first_keys`),
     `first_row` (per global session id, its first request's scan position), `stats` (the
     endpoints' statistics in name order, `_endpoint_stats`'), `requests` (the trace's
-    request count) and `clock` (`build_model`'s stage lines, if any). Held: the samples'
-    reads and sessions-sized arrays."""
+    request count), `clock` (`build_model`'s stage lines, if any) and `tails` (where the
+    ids' selections are tested: `id_select.learn_selections`). Held: the samples' reads
+    and sessions-sized arrays."""
     stage: Callable[[str], AbstractContextManager[None]] = clock or (lambda _: nullcontext())
     sample = rows.sample
     sessions = len(first_row)
@@ -114,7 +117,7 @@ def partition_learned(
                     rows.seq,
                     np.asarray(code_names, object)[rows.endpoint],
                 )
-                found = _Found.of(heavy, sample, groups.names, note)
+                found = _Found.of(heavy, sample, groups.names, note, tails)
                 if not sample.whole:
                     at = addresses or beside.submit(_every_address, trace, firsts, requests, keys)
                     found.addresses = at.result()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from tracereplay.errors import SpillSpaceError
 from .arrivals import ArrivalModel, fit_arrivals
 from .behaviors import Behavior
 from .forked import CHILD_MODULES, forked
+from .id_select import binomial_tails
 from .key_partitions import scan_key_partitions
 from .outcomes import NO_OUTCOMES, place_outcomes
 from .partition_behaviors import partition_behaviors
@@ -168,8 +170,9 @@ def partitioned_model(
                 )
             endpoints, payload_note, found, _ = partition_learned(
                 trace, chosen, rows_read, parts.names, session_key, first_row, asked,
-                correlations, stats, parts.rows, clock,
+                correlations, stats, parts.rows, clock, partial(fitting.ask, binomial_tails),
             )  # fmt: skip
+            fitting.done_asking()  # (the child ends once it has fitted)
             with clock("outcomes"):
                 facts = found.outcome_facts()
             behaviors, (arrivals, arrivals_s) = fitting.result()

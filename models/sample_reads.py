@@ -37,6 +37,7 @@ from .endpoint_codes import EndpointCodes, endpoint_stats
 from .endpoints import PAYLOAD_COLUMNS, Payloads, infer_payloads
 from .frame import RequestColumns, distinct, run_positions
 from .id_model import IdModel
+from .id_select import Tails, binomial_tails
 from .ids import learn_ids
 from .outcomes import SessionFacts, session_facts
 from .session_sample import (
@@ -300,14 +301,20 @@ class _Found:
 
     @classmethod
     def of(
-        cls, heavy: pd.DataFrame, sample: SessionSample, endpoints: Iterable[str], note: Any
+        cls,
+        heavy: pd.DataFrame,
+        sample: SessionSample,
+        endpoints: Iterable[str],
+        note: Any,
+        tails: Tails = binomial_tails,
     ) -> _Found:
         """Correlations, auth and ids found on the sampled sessions' rows (`heavy`), `note`
-        updated with what was read and found; the addresses are counted by the caller."""
+        updated with what was read and found; the addresses are counted by the caller.
+        `tails`: where the ids' selections are tested (`id_select.learn_selections`)."""
         walk = walk_sessions(heavy)  # one walk: correlations, auth and ids share it
         rules = find_correlations(heavy, walk=walk)
         auth = find_auth(heavy, rules, walk=walk)
-        ids = learn_ids(walk, auth, endpoints)
+        ids = learn_ids(walk, auth, endpoints, tails)
         note.update(requests_read=len(heavy), rules=len(rules), **sample.note())
         if not sample.whole:
             note.update(half_check(heavy, walk, sample, rules, auth))

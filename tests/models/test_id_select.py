@@ -3,13 +3,22 @@ chose for an id place, by a field of the chosen object, learned from the trace."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from tests.models.test_correlations import ex, uid
+from tests.models.test_correlations import ex, trace, uid
 from tests.models.test_ids_outcomes import learned, signin
-from tracereplay.models.correlations import Location
-from tracereplay.models.id_model import ids_from_json, ids_to_json
-from tracereplay.models.id_select import Selection, describe
+from tracereplay.models.correlations import Location, find_auth, find_correlations, walk_sessions
+from tracereplay.models.id_model import IdModel, ids_from_json, ids_to_json
+from tracereplay.models.id_select import (
+    SELECT_MAX_P,
+    BinomialTest,
+    Selection,
+    Tails,
+    binomial_tails,
+    describe,
+)
+from tracereplay.models.ids import learn_ids
 
 SYNC = "POST /items/{id}/sync"
 READ = "GET /items/{id}"
@@ -129,3 +138,39 @@ def test_a_list_answer_that_repeats_counts_each_time() -> None:
     found = selection([twice(s) for s in range(8)])
     # 3 of 6 listed items ready, twice, and 0 of 4: 6 of 16 (once each: 3 of 10).
     assert found == Selection("ready", True, 1.0, round(6 / 16, 4), 8)
+
+
+def _ids_with(sessions: list[Any], tails: Tails) -> IdModel:
+    df = trace(sessions)
+    walk = walk_sessions(df)
+    auth = find_auth(df, find_correlations(df, walk=walk), walk=walk)
+    return learn_ids(walk, auth, df["endpoint"].unique().tolist(), tails)
+
+
+def test_every_targets_candidates_are_tested_at_once_and_the_tests_decide() -> None:
+    """`learn_selections` asks its tails once, with every target's candidates (the model
+    has its child answer: models/forked.py `Pending.ask`); scipy's tails learn what the
+    model learns, and the chances given decide: none is no condition where all are."""
+    sessions = [session(s, pick=2 * (s % 3), read=s % 6) for s in range(8)]
+    asked: list[list[BinomialTest]] = []
+
+    def tails(chance: float | None) -> Tails:
+        def answer(tests: Sequence[BinomialTest]) -> list[float]:
+            asked.append(list(tests))
+            return binomial_tails(tests) if chance is None else [chance] * len(tests)
+
+        return answer
+
+    by_scipy = _ids_with(sessions, tails(None))
+    assert asked == [[(8, 8, 0.5)]]  # ready: all 8 chosen, half the listed items
+    assert binomial_tails([(8, 8, 0.5)]) == [0.5**8]  # (all 8 of 8 by chance at 0.5)
+    assert ids_to_json(by_scipy) == ids_to_json(_ids_with(sessions, binomial_tails))
+    assert by_scipy.selection(SYNC, SLOT) == Selection("ready", True, 1.0, 0.5, 8)
+    assert _ids_with(sessions, tails(SELECT_MAX_P)).selection(SYNC, SLOT) is not None
+    assert _ids_with(sessions, tails(SELECT_MAX_P * 1.01)).selection(SYNC, SLOT) is None
+    asked.clear()  # sessions that chose any item: nothing to test, nothing asked
+    assert (
+        _ids_with([session(s, pick=s % 6) for s in range(12)], tails(0.0)).selection(SYNC, SLOT)
+        is None
+    )
+    assert asked == []

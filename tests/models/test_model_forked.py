@@ -12,12 +12,15 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.factories import T0, make_record, write_trace
+from tests.models.test_id_select import session as selecting_session
 from tests.models.test_session_sample import _write_api_trace
 from tracereplay.cli import main
 from tracereplay.errors import TraceCorruptError, TraceReplayError
@@ -180,6 +183,71 @@ def test_the_caller_takes_the_answer_without_waiting_for_the_child_to_end(
     assert pending.process is None
 
 
+def _pid_and(arg: object) -> tuple[int, object]:
+    return os.getpid(), arg
+
+
+def _fails(arg: object) -> None:
+    raise ValueError(f"a bug with {arg}")
+
+
+def _dies(_: object) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_the_child_answers_questions_once_its_work_is_done() -> None:
+    """Asked before or after the work's result is taken, the child answers (its answer to
+    the work kept); once the caller asks no more (`done_asking`, or the result taken), or
+    with no child, the question runs here."""
+    parent = os.getpid()
+    with forked(lambda sent: (os.getpid(), sent)) as pending:
+        pending.send("work")
+        assert pending.ask(_pid_and, "first") == (pending.pid, "first")
+        assert pending.ask(_pid_and, [1, 2]) == (pending.pid, [1, 2])
+        assert pending.result() == (pending.pid, "work")
+        assert pending.ask(_pid_and, "after") == (parent, "after")
+    assert not _children()
+    with forked(lambda sent: sent) as pending:
+        pending.send("work")
+        pending.done_asking()
+        assert pending.ask(_pid_and, "told") == (parent, "told")
+        assert pending.result() == "work"
+    with forked(lambda sent: sent, child=False) as pending:
+        pending.send("work")
+        assert pending.ask(_pid_and, "none") == (parent, "none")
+        assert pending.result() == "work"
+    assert not multiprocessing.active_children() and not _children()
+
+
+def test_a_question_that_fails_or_kills_the_child_is_raised_in_the_caller() -> None:
+    with pytest.raises(ValueError, match="a bug with 3") as raised, forked(abs) as pending:
+        pending.send(-1)
+        pending.ask(_fails, 3)
+    assert "in the forked child" in "".join(raised.value.__notes__)
+    with forked(lambda sent: sent) as pending:
+        pending.send("kept")
+        with pytest.raises(TraceReplayError, match="ended by SIGKILL"):
+            pending.ask(_dies, None)
+        assert pending.result() == "kept"  # (its answer to the work came first)
+    with forked(_dies) as pending:  # died at its work: said by the question and the result
+        pending.send(None)
+        with pytest.raises(TraceReplayError, match="ended by SIGKILL"):
+            pending.ask(_pid_and, None)
+        with pytest.raises(TraceReplayError, match="ended by SIGKILL"):
+            pending.result()
+    assert not multiprocessing.active_children() and not _children()
+
+
+def test_a_child_waiting_for_questions_ends_when_the_block_is_left() -> None:
+    start = time.monotonic()
+    with forked(abs) as pending:
+        pending.send(-1)
+        assert pending.ask(_pid_and, None)[0] == pending.pid  # done, and waiting for more
+        child = pending.pid
+    assert time.monotonic() - start < 30
+    assert child is not None and not _alive(child) and not _children()
+
+
 def test_an_error_in_the_child_is_raised_in_the_caller() -> None:
     def corrupt(_: object) -> None:
         raise TraceCorruptError("part-000001.parquet: not Parquet")
@@ -247,9 +315,10 @@ def test_ctrl_c_in_the_caller_kills_the_child_and_only_the_caller_hears_it() -> 
     assert not _alive(child) and not _children()
 
 
-def test_a_caller_killed_outright_leaves_no_child(tmp_path: Path) -> None:
-    """SIGKILL leaves no `finally`: the child waiting for its inputs sees the caller's end
-    of the pipe close, and ends."""
+@pytest.mark.parametrize("answered", [False, True])
+def test_a_caller_killed_outright_leaves_no_child(tmp_path: Path, answered: bool) -> None:
+    """SIGKILL leaves no `finally`: the child waiting for its inputs, or done and waiting
+    for questions, sees the caller's end of the pipe close, and ends."""
     import subprocess
     import sys
 
@@ -257,7 +326,8 @@ def test_a_caller_killed_outright_leaves_no_child(tmp_path: Path) -> None:
         "import os, time\n"
         "from tracereplay.models.forked import forked\n"
         "with forked(lambda _: None) as pending:\n"
-        "    print(pending.pid, flush=True)\n"
+        + ("    pending.send(None)\n    pending.ask(abs, -1)\n" if answered else "")
+        + "    print(pending.pid, flush=True)\n"
         "    time.sleep(60)\n"
     )
     with subprocess.Popen(
@@ -291,38 +361,13 @@ def test_the_child_is_forked_before_the_read_and_killed_when_the_read_fails(
         raise TraceCorruptError("part-000000.parquet: a bad page")
 
     monkeypatch.setattr(model_module, "read_light_columns", failing_read)
-    # A trace as large as PRELOAD_SCIPY_ROWS forks at once; a smaller one forks only when
-    # the inputs are sent, after its own scipy.stats import (the child inherits it).
-    for large, processes in ((True, 2), (False, 2), (True, 1)):
-        monkeypatch.setattr(forked_module, "PRELOAD_SCIPY_ROWS", 0 if large else 10**9)
+    for processes in (2, 1):
         with pytest.raises(TraceCorruptError, match="a bad page"):
             build_model(tmp_path / "t", processes=processes)
         assert not _children() and not multiprocessing.active_children()
-    forked_child, not_yet, none = at_the_read
-    assert len(forked_child) == 1 and not_yet == [] and none == []
+    forked_child, none = at_the_read
+    assert len(forked_child) == 1 and none == []
     assert not _alive(forked_child[0])
-
-
-def test_a_small_trace_forks_when_the_inputs_are_sent_and_its_child_inherits_scipy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _write_api_trace(tmp_path / "t", 30)
-    sent_from: list[tuple[list[int], bool]] = []
-    real_send = forked_module.Pending.send
-
-    def send(self: Any, inputs: Any) -> None:
-        sent_from.append((_children(), "scipy.stats" in sys.modules))
-        real_send(self, inputs)
-
-    monkeypatch.setattr(forked_module.Pending, "send", send)
-    late = build_model(tmp_path / "t", processes=2)
-    monkeypatch.setattr(forked_module, "PRELOAD_SCIPY_ROWS", 0)
-    at_once = build_model(tmp_path / "t", processes=2)
-    (before_late, imported), (before_at_once, _) = sent_from
-    assert before_late == [] and imported  # no child yet; scipy.stats already here
-    assert len(before_at_once) == 1  # forked at the start, waiting for its inputs
-    assert json.dumps(late, sort_keys=True) == json.dumps(at_once, sort_keys=True)
-    assert not _children()
 
 
 def test_two_processes_build_the_model_of_one(
@@ -395,25 +440,12 @@ def test_by_default_the_load_decides(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert first == os.getpid() != second
 
 
-def test_the_child_imports_clustering_and_arrivals_modules_the_caller_scipy_if_small(
+def test_the_child_imports_clustering_and_arrivals_modules(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tracereplay.models import forked as forked_module
-    from tracereplay.models.source import ParquetSource
-
     _write_api_trace(tmp_path / "t", 30)
-    source = ParquetSource.open(tmp_path / "t")
     scipy, clustering = forked_module.SCIPY_MODULES, forked_module.CLUSTERING_MODULES
     assert "scipy.stats" in scipy and "sklearn.cluster" in clustering
-    rows = source.trace.num_rows
-    for threshold, expected in ((rows + 1, ["scipy.stats"]), (rows, [])):
-        monkeypatch.setattr(forked_module, "PRELOAD_SCIPY_ROWS", threshold)
-        assert forked_module.preloaded_modules(source) == expected
-
-    class Unsized:  # a source that does not say its rows: taken as large
-        pass
-
-    assert forked_module.preloaded_modules(Unsized()) == []  # type: ignore[arg-type]
     asked: list[list[str]] = []
     monkeypatch.setattr(model_module, "forked", lambda *a, imports, **k: (
         asked.append(list(imports)) or forked(*a, imports=imports, **k)))  # fmt: skip
@@ -424,8 +456,7 @@ def test_the_child_imports_clustering_and_arrivals_modules_the_caller_scipy_if_s
 _SCIPY_HERE = """
 import sys
 from pathlib import Path
-from tracereplay.models import forked, model
-forked.PRELOAD_SCIPY_ROWS = 0  # (a small trace's ids would have scipy.stats imported here)
+from tracereplay.models import model
 work = model._behaviors_and_shape
 def scipy_loaded():
     return sum(name.split(".")[0] == "scipy" for name in sys.modules)
@@ -433,25 +464,47 @@ def fits(inputs):
     Path(sys.argv[2]).write_text(str(scipy_loaded()))  # (in the child)
     return work(inputs)
 model._behaviors_and_shape = fits
-model.build_model(Path(sys.argv[1]), processes=2, correlations=False)
+built = model.build_model(Path(sys.argv[1]), processes=2)
+Path(sys.argv[3]).write_text(model.model_json(built))
 print(scipy_loaded())
 """
 
 
-def test_the_caller_loads_no_scipy_where_the_child_fits(tmp_path: Path) -> None:
-    """`build_model` with its child: the read, templates, sessions and payloads load no
-    scipy in the caller (the sessions' counting sort is pandas'), so it forks at once;
-    the child loads its own (sklearn's and the arrivals')."""
+def _write_selecting_trace(path: Path) -> None:
+    """Eight sessions that each list six items and sync a ready one (tests/models/
+    test_id_select.py): ids the model selects by `ready`, a binomial test."""
+    records = [
+        make_record(ts=T0 + timedelta(hours=s, seconds=i), session=f"s-{s}", **exchange)
+        for s in range(8)
+        for i, exchange in enumerate(selecting_session(s, pick=2 * (s % 3), read=s % 6))
+    ]
+    write_trace(path, records)
+
+
+@pytest.mark.parametrize("selecting", [False, True])
+def test_the_caller_loads_no_scipy_where_the_child_fits(tmp_path: Path, selecting: bool) -> None:
+    """`build_model` with its child: the read, templates, sessions, payloads and
+    correlations load no scipy in the caller (the sessions' counting sort is pandas'), so
+    it forks at once; the child loads its own (sklearn's and the arrivals'), and tests
+    the ids' selections once it has fitted (`Pending.ask`): the model of one process."""
     import subprocess
 
-    _write_api_trace(tmp_path / "t", 30)
-    in_child = tmp_path / "in_child.txt"
+    if selecting:
+        _write_selecting_trace(tmp_path / "t")
+    else:
+        _write_api_trace(tmp_path / "t", 30)
+    in_child, built = tmp_path / "in_child.txt", tmp_path / "model.json"
     done = subprocess.run(
-        [sys.executable, "-c", _SCIPY_HERE, str(tmp_path / "t"), str(in_child)],
+        [sys.executable, "-c", _SCIPY_HERE, str(tmp_path / "t"), str(in_child), str(built)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert int(done.stdout.split()[-1]) == 0
     assert int(in_child.read_text()) > 0
+    assert built.read_text() == model_json(build_model(tmp_path / "t", processes=1))
+    model = json.loads(built.read_text())
+    selects = [t["select"] for t in model["ids"]["targets"] if "select" in t]
+    assert selects == ([{"field": "ready", "value": True, "chosen": 1.0, "among": 0.5,
+                         "sessions": 8}] if selecting else [])  # fmt: skip
 
 
 _DEPTH_PROBE = """
