@@ -2,7 +2,6 @@
 the work (issue 15: real1M in ≤ 1 s): CPU seconds, robust on a loaded machine.
 
     .venv/bin/python bench/bench_model_fixed.py imports [--rounds 3]
-    .venv/bin/python bench/bench_model_fixed.py preload --trace /work/data/real1M [--rounds 3]
     .venv/bin/python bench/bench_model_fixed.py ab --trace /work/data/real1M [--base main]
         [--rounds 4] [--processes 2] [--tree-rss]
     .venv/bin/python bench/bench_model_fixed.py warm --trace /work/data/real1M [--rounds 8]
@@ -10,9 +9,9 @@ the work (issue 15: real1M in ≤ 1 s): CPU seconds, robust on a loaded machine.
 
 `imports`: the CPU seconds (`/usr/bin/time`) of a fresh interpreter importing what the
 command imports, step by step: the interpreter, the CLI, the model (with rich), scipy's
-modules both processes need, sklearn's the behaviors' child needs. `preload`: the read and
-templates of TRACE with those imports in a thread beside them (as `build_model` preloads)
-against the same imports after them, alternated. `ab`: `build_model(processes=P)` and the
+modules both processes need, sklearn's the behaviors' child needs. (`preload`, the read
+with the imports on a thread beside it, went at stop 49: the model's caller imports no
+scipy since, and the mode no longer ran.) `ab`: `build_model(processes=P)` and the
 model file's writing in a fresh process, the base commit's code (`bench_model.old_tree`)
 and this tree's alternated, each line: wall from the process's start, the parent's and the
 child's CPU (getrusage; also user, system and minor faults apart), the stage lines'
@@ -50,28 +49,6 @@ STEPS = {
     "+ scipy.stats, scipy.ndimage": "import scipy.stats, scipy.ndimage",
     "+ sklearn (the child's)": "import sklearn.cluster, sklearn.metrics, threadpoolctl",
 }
-
-_PRELOAD = """
-import importlib, sys, threading, time
-from pathlib import Path
-from tracereplay.models.forked import CLUSTERING_MODULES, SCIPY_MODULES
-from tracereplay.models.frame import read_light_columns
-from tracereplay.models.model import _templates
-from tracereplay.models.source import ParquetSource
-mods = [*SCIPY_MODULES, *CLUSTERING_MODULES]
-imports = lambda: [importlib.import_module(m) for m in mods]
-thread = threading.Thread(target=imports) if sys.argv[1] == "thread" else None
-start = time.perf_counter()
-if thread: thread.start()
-requests = read_light_columns(ParquetSource.open(Path(sys.argv[2])))
-read = time.perf_counter() - start
-_templates(requests)
-templates = time.perf_counter() - start - read
-thread.join() if thread else imports()
-print(f"{sys.argv[1]:6s} read {read:.2f} s, templates {templates:.2f} s, "
-      f"read + templates + imports {time.perf_counter() - start:.2f} s, "
-      f"CPU {time.process_time():.2f} s")
-"""
 
 _RUN = """
 import json, os, resource, sys, time
@@ -175,13 +152,6 @@ def imports(args: argparse.Namespace) -> None:
             print(f"{name:32s} {user + system:5.2f} CPU s", flush=True)
 
 
-def preload(args: argparse.Namespace) -> None:
-    for round_ in range(args.rounds):
-        for how in ("thread", "serial") if round_ % 2 == 0 else ("serial", "thread"):
-            argv = [sys.executable, "-c", _PRELOAD, how, str(args.trace)]
-            print(subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip())
-
-
 def ab(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_model_fixed-"))
     base = old_tree(args.base, work / "base")
@@ -214,7 +184,7 @@ def ab(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("imports", "child-imports", "preload", "ab", "warm"):
+    for name in ("imports", "child-imports", "ab", "warm"):
         command = sub.add_parser(name)
         rounds = {"ab": 4, "warm": 8, "child-imports": 5}.get(name, 3)
         command.add_argument("--rounds", type=int, default=rounds)
@@ -226,7 +196,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.command in ("ab", "warm"):
         return ab(args) if args.command == "ab" else warm(args)
-    run = {"imports": imports, "child-imports": child_imports, "preload": preload}
+    run = {"imports": imports, "child-imports": child_imports}
     run[args.command](args)
     return 0
 
