@@ -218,10 +218,10 @@ def forked(
     receive, inputs = context.Pipe(duplex=False)
     shared = _shared_file()
     pending = Pending(work, answer=answer, inputs=inputs, shared=shared)
-    process = context.Process(
-        target=_serve, args=(work, list(imports), receive, inputs, shared, send), daemon=True
-    )
     try:
+        process = context.Process(
+            target=_serve, args=(work, list(imports), receive, inputs, shared, send), daemon=True
+        )
         # The child's collections skip every object the caller made before the fork (its
         # modules: pandas, pyarrow, numpy): fewer passes and no page of them copied for one.
         # Ctrl-C is held back until the child ignores it (`_serve`): the caller's to handle.
@@ -349,41 +349,42 @@ def _serve(
     except EOFError:
         return
     start = time.perf_counter()
-    try:
+
+    def run() -> Any:
         arrays = _read(shared, places)
         os.close(shared)
-        message: tuple[bool, Any] = (True, work(pickle.loads(header, buffers=arrays)))  # noqa: S301 (the caller's)
-    except BaseException as error:
-        if not isinstance(error, TraceReplayError):  # a bug: keep where it happened
-            error.add_note("in the forked child:\n" + traceback.format_exc().rstrip())
-        message = (False, error)
-    seconds = time.perf_counter() - start
-    try:
-        send.send((*message, seconds))
-    except Exception as error:
-        send.send((False, RuntimeError(f"the forked child's answer: {error!r}"), seconds))
-    _answer_questions(receive, send)
-    send.close()
+        return work(pickle.loads(header, buffers=arrays))  # noqa: S301 (the caller's)
 
-
-def _answer_questions(receive: Any, send: Any) -> None:
-    """In the child, after the work: (ok, answer or error) for each (question, arg) the
-    caller sends, until it closes its end (`Pending.done_asking`) or dies."""
+    ok, value = _outcome(run)
+    _answered(send, (ok, value, time.perf_counter() - start))
+    # Then each (question, arg) the caller sends, until it closes its end
+    # (`Pending.done_asking`) or dies.
     while True:
         try:
             question, arg = receive.recv()
         except EOFError:
-            return
-        try:
-            reply: tuple[bool, Any] = (True, question(arg))
-        except BaseException as error:
-            if not isinstance(error, TraceReplayError):  # a bug: keep where it happened
-                error.add_note("in the forked child:\n" + traceback.format_exc().rstrip())
-            reply = (False, error)
-        try:
-            send.send(reply)
-        except Exception as error:
-            send.send((False, RuntimeError(f"the forked child's answer: {error!r}")))
+            break
+        _answered(send, _outcome(lambda: question(arg)))  # noqa: B023 (called at once)
+    send.close()
+
+
+def _outcome(run: Callable[[], Any]) -> tuple[bool, Any]:
+    """(True, what `run` gives) or (False, its error), a bug's noted with where it was."""
+    try:
+        return True, run()
+    except BaseException as error:
+        if not isinstance(error, TraceReplayError):  # a bug: keep where it happened
+            error.add_note("in the forked child:\n" + traceback.format_exc().rstrip())
+        return False, error
+
+
+def _answered(send: Any, message: tuple[Any, ...]) -> None:
+    """Send (ok, value, ...) to the caller; a value that does not pickle is said as an
+    error in its place."""
+    try:
+        send.send(message)
+    except Exception as error:
+        send.send((False, RuntimeError(f"the forked child's answer: {error!r}"), *message[2:]))
 
 
 def _ended(exitcode: int | None) -> str:
