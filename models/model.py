@@ -263,7 +263,9 @@ def build_model(
         )  # fmt: skip
         fitting.done_asking()  # (the child ends once it has fitted)
         found.note.update(sessions=len(table), sessions_read=int(sample.chosen.sum()))
-        with clock("outcomes"):  # what no behavior decides: while the child still fits
+        # What no behavior decides: while the child still fits (unless the ids' selections
+        # waited for it above).
+        with clock("outcomes"):
             facts = found.outcome_facts()
         behaviors, shape, (arrivals, arrivals_s) = fitting.result()
         assert arrivals.bucket_s == bucket_s, "the request curve's bucket is not the arrivals'"
