@@ -194,11 +194,8 @@ def main() -> int:
     sub.choices["ab"].add_argument("--processes", type=int, default=2)
     sub.choices["ab"].add_argument("--tree-rss", action="store_true")
     args = parser.parse_args()
-    if args.command in ("ab", "warm"):
-        return ab(args) if args.command == "ab" else warm(args)
-    run = {"imports": imports, "child-imports": child_imports}
-    run[args.command](args)
-    return 0
+    run = {"imports": imports, "child-imports": child_imports, "ab": ab, "warm": warm}
+    return run[args.command](args) or 0
 
 
 if __name__ == "__main__":

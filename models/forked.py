@@ -31,6 +31,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from tracereplay.allocator import collector_paused
@@ -80,13 +81,12 @@ class Pending(Generic[A, T]):
     """Whether the inputs pipe stays open for questions (`ask`): from `send` until
     `done_asking`."""
     received: tuple[bool, Any] | None = None
-    """The child's answer to the work (ok, result or error), once read."""
+    """The work's answer (ok, result or error), once read from the child, or its result
+    once run here (asked again: the same answer, not the work again)."""
     gone: TraceReplayError | None = None
     """How the child ended without an answer, once it did."""
     in_caller: bool = False
     """Whether the work runs here, when its result is first asked for (no child)."""
-    answered: tuple[T] | None = None
-    """The result, once given (asked again: the same result, not the work again)."""
 
     def send(self, inputs: A) -> None:
         """Give the work its inputs (once): their arrays written into the shared file, the
@@ -138,23 +138,20 @@ class Pending(Generic[A, T]):
 
     def result(self) -> T:
         assert self.sent, "the work's inputs were never sent"
-        if self.answered is not None:
-            return self.answered[0]
-        if self.in_caller:
+        if self.in_caller and self.received is None:
             start = time.perf_counter()
             value = self.work(self.inputs)
             self.seconds = time.perf_counter() - start
-            self.answered, self.inputs = (value,), None  # (what only the work read: let go)
-            return value
+            self.received, self.inputs = (True, value), None  # (what only the work read: let go)
         try:
             ok, value = self._received()
         finally:
             self.done_asking()
-            self.answer.close()
+            if self.answer is not None:
+                self.answer.close()
         if not ok:
             raise value
         result: T = value
-        self.answered = (result,)
         return result
 
     def _received(self) -> tuple[bool, Any]:
@@ -183,7 +180,7 @@ class Pending(Generic[A, T]):
         """Reap the child (killed first if it has not answered); close what is left open."""
         self.done_asking()  # (before the join: a child waiting for questions ends)
         if self.process is not None:
-            if self.answered is None:
+            if self.received is None:
                 self.process.kill()
             self.process.join()
             self.process = None
@@ -364,7 +361,7 @@ def _serve(
             question, arg = receive.recv()
         except EOFError:
             break
-        _answered(send, _outcome(lambda: question(arg)))  # noqa: B023 (called at once)
+        _answered(send, _outcome(partial(question, arg)))
     send.close()
 
 
